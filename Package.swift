@@ -1,0 +1,51 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "EventLog",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "EventLog", targets: ["EventLog"]),
+        .executable(name: "eventlog", targets: ["eventlog"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // CRC32C (Castagnoli): SSE4.2 / ARMv8 CRC instructions chosen at run time,
+        // with a portable table-driven fallback that is also the tests' oracle.
+        .target(name: "CCRC32C"),
+        // Linux system calls the Swift importer cannot see (fallocate, sync_file_range).
+        .target(name: "CSystemCalls"),
+        // The system liblz4 (Debian: liblz4-dev).
+        .systemLibrary(
+            name: "CLZ4",
+            pkgConfig: "liblz4",
+            providers: [.apt(["liblz4-dev"])]
+        ),
+        .target(
+            name: "EventLog",
+            dependencies: [
+                "CCRC32C",
+                "CLZ4",
+                "CSystemCalls",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .executableTarget(
+            name: "eventlog",
+            dependencies: [
+                "EventLog",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "EventLogTests",
+            dependencies: ["EventLog", "CCRC32C", "eventlog"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+    ]
+)

@@ -1,0 +1,15 @@
+#ifndef CSYSTEMCALLS_H
+#define CSYSTEMCALLS_H
+
+#include <stdint.h>
+
+/// `fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length)`:
+/// the range reads as zeros afterwards, the file keeps its length.
+/// Returns 0, or -1 with errno set.
+int eventlog_punch_hole(int fd, int64_t offset, int64_t length);
+
+/// `sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE)`: start
+/// writeback of the range without waiting. Returns 0, or -1 with errno set.
+int eventlog_start_writeback(int fd, int64_t offset, int64_t length);
+
+#endif

@@ -1,0 +1,133 @@
+/// How a batch's records area is stored (Format.md, "Batch attributes").
+public enum Compression: UInt8, Sendable, CaseIterable {
+    /// Stored as is.
+    case none = 0
+    /// LZ4 block format (the system liblz4). A batch that LZ4 would not
+    /// shrink is stored uncompressed.
+    case lz4 = 1
+}
+
+/// The fixed 48-byte header of a batch frame (Format.md, "Batch frame").
+///
+/// A frame is this header followed by the records area (`storedLength` bytes,
+/// possibly compressed). `crc` covers bytes `[0, 4)` and `[8, length)` of
+/// the frame, that is every byte but itself.
+struct BatchHeader: Equatable, Sendable {
+    static let size = 48
+    static let codecMask: UInt16 = 0x0007
+
+    /// Whole frame length, header included.
+    var length: UInt32
+    var crc: UInt32
+    var basePosition: UInt64
+    /// Timestamp of the first record; records store theirs as a delta to it.
+    var firstTimestamp: Timestamp
+    /// Largest timestamp of any record in the batch.
+    var maxTimestamp: Timestamp
+    var recordCount: UInt32
+    /// `crc` of the batch before this one in the segment; for the first
+    /// batch, the segment header's checksum.
+    var previousCRC: UInt32
+    /// Length of the records area once decompressed (equal to the stored length when uncompressed).
+    var recordsLength: UInt32
+    var attributes: UInt16
+
+    var codecValue: UInt16 { attributes & Self.codecMask }
+    var storedLength: Int { Int(length) - Self.size }
+    /// The position after this batch's last record.
+    var endPosition: UInt64 { basePosition &+ UInt64(recordCount) }
+
+    /// Reads the fields from the first 48 bytes of `pointer` (no checks).
+    @inline(__always) static func load(_ pointer: UnsafeRawPointer) -> BatchHeader {
+        BatchHeader(
+            length: pointer.loadLE(at: 0, as: UInt32.self),
+            crc: pointer.loadLE(at: 4, as: UInt32.self),
+            basePosition: pointer.loadLE(at: 8, as: UInt64.self),
+            firstTimestamp: pointer.loadLE(at: 16, as: Int64.self),
+            maxTimestamp: pointer.loadLE(at: 24, as: Int64.self),
+            recordCount: pointer.loadLE(at: 32, as: UInt32.self),
+            previousCRC: pointer.loadLE(at: 36, as: UInt32.self),
+            recordsLength: pointer.loadLE(at: 40, as: UInt32.self),
+            attributes: pointer.loadLE(at: 44, as: UInt16.self))
+    }
+
+    /// Writes the fields into the first 48 bytes of `pointer` (bytes 46..<48 are zero).
+    @inline(__always) func store(_ pointer: UnsafeMutableRawPointer) {
+        pointer.storeLE(length, at: 0)
+        pointer.storeLE(crc, at: 4)
+        pointer.storeLE(basePosition, at: 8)
+        pointer.storeLE(firstTimestamp, at: 16)
+        pointer.storeLE(maxTimestamp, at: 24)
+        pointer.storeLE(recordCount, at: 32)
+        pointer.storeLE(previousCRC, at: 36)
+        pointer.storeLE(recordsLength, at: 40)
+        pointer.storeLE(attributes, at: 44)
+        pointer.storeLE(UInt16(0), at: 46)
+    }
+
+    /// The frame checksum of `frame` (the whole frame, header included):
+    /// CRC32C over `[0, 4)` then `[8, count)`.
+    @inline(__always) static func frameChecksum(_ frame: UnsafeRawPointer, count: Int) -> UInt32 {
+        let head = CRC32C.checksum(frame, count: 4)
+        return CRC32C.checksum(frame + 8, count: count - 8, continuing: head)
+    }
+}
+
+/// What a reader finds at a byte offset where a batch should start.
+enum FrameCheck {
+    /// A whole, valid batch.
+    case valid(BatchHeader)
+    /// Zeros: the end of the written data (segments are sparse past it).
+    case endOfData
+    /// Bytes that are not a valid batch; `reason` says why.
+    case invalid(reason: String, header: BatchHeader?)
+}
+
+extension BatchHeader {
+    /// Checks the frame at `offset` of `bytes` (a mapped segment): length
+    /// bounds, checksum, chain to `previousCRC` and `expectedBase` when given.
+    /// Checks every byte of the frame: this is the scan's verification.
+    static func check(
+        _ bytes: UnsafeRawBufferPointer, at offset: Int, end: Int, previousCRC: UInt32?, expectedBase: UInt64?
+    ) -> FrameCheck {
+        let available = end - offset
+        if available <= 0 { return .endOfData }
+        if available < 8 {
+            let tail = UnsafeRawBufferPointer(rebasing: bytes[offset..<end])
+            return tail.allSatisfy({ $0 == 0 }) ? .endOfData : .invalid(reason: "\(available) stray bytes after the last batch", header: nil)
+        }
+        let base = bytes.baseAddress! + offset
+        let length = base.loadLE(at: 0, as: UInt32.self)
+        if length == 0 {
+            // A zero length with a zero checksum is the zeroed space past the
+            // written data. Anything else there is damage or garbage.
+            let probe = min(available, size)
+            let head = UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + probe)])
+            return head.allSatisfy({ $0 == 0 }) ? .endOfData : .invalid(reason: "batch length is 0", header: nil)
+        }
+        guard Int(length) >= size, Int(length) <= Limits.maxBatchBytes else {
+            return .invalid(reason: "batch length \(length) is impossible", header: nil)
+        }
+        guard Int(length) <= available else {
+            return .invalid(reason: "batch of \(length) bytes runs past the end of the data (\(available) bytes left)", header: nil)
+        }
+        let header = load(base)
+        guard frameChecksum(base, count: Int(length)) == header.crc else {
+            return .invalid(reason: "batch checksum mismatch", header: header)
+        }
+        if let previousCRC, header.previousCRC != previousCRC {
+            return .invalid(reason: "batch does not follow the previous one (chain checksum differs)", header: header)
+        }
+        if let expectedBase, header.basePosition != expectedBase {
+            return .invalid(reason: "batch base position \(header.basePosition), expected \(expectedBase)", header: header)
+        }
+        guard header.recordCount > 0, Int(header.recordCount) <= Limits.maxBatchRecords,
+              Int(header.recordsLength) <= Limits.maxBatchBytes,
+              header.codecValue <= UInt16(Compression.lz4.rawValue)
+        else { return .invalid(reason: "batch header fields out of range", header: header) }
+        if header.codecValue == 0 && Int(header.recordsLength) != header.storedLength {
+            return .invalid(reason: "uncompressed records length differs from the frame", header: header)
+        }
+        return .valid(header)
+    }
+}

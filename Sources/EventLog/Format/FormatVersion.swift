@@ -1,0 +1,51 @@
+/// The on-disk format version this build writes and reads (Format.md, "Versioning").
+/// A file of any other version is refused with `EventLogError.unsupportedFormatVersion`.
+enum FormatVersion {
+    static let current: UInt16 = 1
+}
+
+/// The 8-byte magic numbers at the start of each kind of file.
+enum Magic {
+    static let logMetadata: UInt64 = magic("EVLOGMET")
+    static let segment: UInt64 = magic("EVLOGSEG")
+    static let offsetIndex: UInt64 = magic("EVLOGOIX")
+    static let timeIndex: UInt64 = magic("EVLOGTIX")
+    static let cleanShutdown: UInt64 = magic("EVLOGCLN")
+
+    /// The ASCII bytes read as a little-endian UInt64, so the file starts with the text.
+    static func magic(_ text: StaticString) -> UInt64 {
+        var value: UInt64 = 0
+        text.withUTF8Buffer { buffer in
+            for (i, byte) in buffer.prefix(8).enumerated() { value |= UInt64(byte) << (8 * UInt64(i)) }
+        }
+        return value
+    }
+}
+
+/// File names inside a log directory (Format.md, "Directory layout").
+enum FileNames {
+    static let metadata = "eventlog.meta"
+    static let lock = "eventlog.lock"
+    static let cleanShutdown = "clean-shutdown"
+    static let segmentSuffix = ".segment"
+    static let offsetIndexSuffix = ".index"
+    static let timeIndexSuffix = ".timeindex"
+
+    /// The 20-digit, zero-padded base position that names a segment and its indexes.
+    static func stem(_ basePosition: UInt64) -> String {
+        let digits = String(basePosition)
+        return String(repeating: "0", count: max(0, 20 - digits.count)) + digits
+    }
+
+    static func segment(_ base: UInt64) -> String { stem(base) + segmentSuffix }
+    static func offsetIndex(_ base: UInt64) -> String { stem(base) + offsetIndexSuffix }
+    static func timeIndex(_ base: UInt64) -> String { stem(base) + timeIndexSuffix }
+
+    /// The base position named by a segment file name, or nil for any other name.
+    static func segmentBase(_ name: String) -> UInt64? {
+        guard name.hasSuffix(segmentSuffix) else { return nil }
+        let stem = name.dropLast(segmentSuffix.count)
+        guard stem.count == 20, stem.allSatisfy({ $0 >= "0" && $0 <= "9" }) else { return nil }
+        return UInt64(stem)
+    }
+}

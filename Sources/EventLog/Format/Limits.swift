@@ -1,0 +1,21 @@
+/// The named limits of format version 1 (Format.md, "Limits"). An append that
+/// breaks one fails with `EventLogError.limitExceeded` naming it, and writes nothing.
+public enum Limits {
+    /// Largest stream name, in UTF-8 bytes (stored behind a one-byte length).
+    public static let maxStreamNameBytes = 255
+    /// Largest event type, in UTF-8 bytes (stored behind a one-byte length).
+    public static let maxTypeBytes = 255
+    /// Largest encoded record (stream, type, metadata, data and framing).
+    public static let maxRecordBytes = 4 << 20
+    /// Largest batch frame, header included, before and after compression.
+    public static let maxBatchBytes = 32 << 20
+    /// Most events in one batch.
+    public static let maxBatchRecords = 1 << 20
+    /// Largest encoded metadata section of one record.
+    public static let maxMetadataBytes = 64 << 10
+    /// Most free string headers in one event's metadata.
+    public static let maxHeaders = 64
+    /// Smallest and largest segment size an option may ask for.
+    public static let minSegmentBytes = 4096
+    public static let maxSegmentBytes = 1 << 31
+}

@@ -1,0 +1,194 @@
+import struct Foundation.UUID
+
+/// One record inside a batch's records area (Format.md, "Record"):
+///
+///     varint  bodyLength        bytes from `crc` to the end of `data`
+///     u32     crc               CRC32C of (position u64, batch firstTimestamp i64, body[4...])
+///     u8      flags             bit 0: timestamp delta present; bit 1: metadata present
+///     varint  timestampDelta    zigzag, relative to the batch's firstTimestamp (if bit 0)
+///     varint  version
+///     u8      streamLength, stream bytes
+///     u8      typeLength, type bytes
+///     varint  metadataLength, metadata bytes (if bit 1)
+///     …       data: the rest of the body
+enum Record {
+    static let flagTimestamp: UInt8 = 0x01
+    static let flagMetadata: UInt8 = 0x02
+    static let knownFlags: UInt8 = 0x03
+
+    /// The record checksum's seed: CRC32C over the position and the batch's
+    /// first timestamp, so a record read at the wrong place, or under a
+    /// damaged batch header, fails its check.
+    @inline(__always) static func seed(position: UInt64, firstTimestamp: Timestamp) -> UInt32 {
+        var words: (UInt64, Int64) = (position.littleEndian, firstTimestamp.littleEndian)
+        return withUnsafeBytes(of: &words) { CRC32C.checksum($0) }
+    }
+}
+
+/// Why a record could not be decoded (the caller adds the file and offset).
+struct RecordDefect: Error {
+    let reason: String
+    /// Offset inside the records area.
+    let offset: Int
+}
+
+// MARK: - Encoding
+
+extension Record {
+    /// Appends one encoded record to `buffer`. The caller checked the limits.
+    @inline(__always)
+    static func encode(
+        into buffer: inout ByteBuffer, position: UInt64, firstTimestamp: Timestamp, timestamp: Timestamp,
+        version: UInt64, stream: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer,
+        metadata: EventMetadata?, metadataLength: Int, data: UnsafeRawBufferPointer
+    ) {
+        let delta = timestamp &- firstTimestamp
+        var flags: UInt8 = 0
+        var bodyLength = 4 + 1 + Varint.size(version) + 1 + stream.count + 1 + type.count + data.count
+        if delta != 0 {
+            flags |= flagTimestamp
+            bodyLength += Varint.size(Varint.zigzag(delta))
+        }
+        if metadata != nil {
+            flags |= flagMetadata
+            bodyLength += Varint.size(UInt64(metadataLength)) + metadataLength
+        }
+        buffer.reserve(Varint.maxBytes + bodyLength)
+        buffer.appendVarint(UInt64(bodyLength))
+        let crcOffset = buffer.count
+        buffer.count += 4
+        buffer.appendByte(flags)
+        if delta != 0 { buffer.appendVarint(Varint.zigzag(delta)) }
+        buffer.appendVarint(version)
+        buffer.appendByte(UInt8(stream.count))
+        buffer.append(stream)
+        buffer.appendByte(UInt8(type.count))
+        buffer.append(type)
+        if let metadata {
+            buffer.appendVarint(UInt64(metadataLength))
+            MetadataCoding.encode(metadata, into: &buffer)
+        }
+        buffer.append(data)
+        let bodyStart = crcOffset + 4
+        let crc = CRC32C.checksum(
+            buffer.base + bodyStart, count: buffer.count - bodyStart,
+            continuing: seed(position: position, firstTimestamp: firstTimestamp))
+        (buffer.base + crcOffset).storeLE(crc, at: 0)
+    }
+}
+
+// MARK: - Decoding
+
+/// A borrowed view of one stored event: its fields point into the log's
+/// mapped bytes (or a reader's decompression buffer).
+///
+/// Valid only inside the closure that lends it: do not let it, or any of its
+/// buffers, escape. Copy what you need to keep (`event()` copies all of it).
+public struct EventView {
+    public let position: UInt64
+    public let version: UInt64
+    public let timestamp: Timestamp
+    /// The stream name's UTF-8 bytes.
+    public let streamBytes: UnsafeRawBufferPointer
+    /// The event type's UTF-8 bytes.
+    public let typeBytes: UnsafeRawBufferPointer
+    /// The event's data.
+    public let data: UnsafeRawBufferPointer
+    /// The encoded metadata section (empty when the event has none); `metadata()` decodes it.
+    public let metadataBytes: UnsafeRawBufferPointer
+
+    /// The stream name (allocates a `String`).
+    public var stream: String { String(decoding: streamBytes, as: UTF8.self) }
+    /// The event type (allocates a `String`).
+    public var type: String { String(decoding: typeBytes, as: UTF8.self) }
+
+    /// True when the stream name equals `name`, without allocating.
+    public func isStream(_ name: String) -> Bool {
+        var name = name
+        return name.withUTF8 { $0.elementsEqual(streamBytes) }
+    }
+
+    /// Decodes the metadata section.
+    public func metadata() throws(EventLogError) -> EventMetadata {
+        do { return try MetadataCoding.decode(metadataBytes) } catch {
+            throw .corruption(file: "", offset: 0, reason: "event \(position): \(error.reason)")
+        }
+    }
+
+    /// A copy of the whole event.
+    public func event() throws(EventLogError) -> Event {
+        Event(
+            position: position, stream: stream, version: version, type: type, data: Array(data),
+            metadata: try metadata(), timestamp: timestamp)
+    }
+}
+
+extension Record {
+    /// Decodes the record at `offset` of `area` (an uncompressed records area)
+    /// and advances `offset` past it. With `verify`, checks the record's own
+    /// checksum (point reads); a scan checks the batch frame instead.
+    @inline(__always)
+    static func decode(
+        _ area: UnsafeRawBufferPointer, at offset: inout Int, position: UInt64, firstTimestamp: Timestamp,
+        verify: Bool
+    ) throws(RecordDefect) -> EventView {
+        let start = offset
+        guard let bodyLength = Varint.read(area, &offset), bodyLength >= 4 + 1 + 1 + 2,
+              bodyLength <= UInt64(area.count - offset)
+        else { throw RecordDefect(reason: "record length is impossible", offset: start) }
+        let bodyStart = offset
+        let end = bodyStart + Int(bodyLength)
+        let body = UnsafeRawBufferPointer(rebasing: area[bodyStart..<end])
+        if verify {
+            let stored = body.loadLE(at: 0, as: UInt32.self)
+            let computed = CRC32C.checksum(
+                body.baseAddress! + 4, count: body.count - 4,
+                continuing: seed(position: position, firstTimestamp: firstTimestamp))
+            guard stored == computed else { throw RecordDefect(reason: "record checksum mismatch", offset: start) }
+        }
+        var i = 4
+        let flags = body[i]
+        i += 1
+        guard flags & ~knownFlags == 0 else { throw RecordDefect(reason: "unknown record flags", offset: start) }
+        var timestamp = firstTimestamp
+        if flags & flagTimestamp != 0 {
+            guard let delta = Varint.read(body, &i) else { throw RecordDefect(reason: "bad timestamp delta", offset: start) }
+            timestamp = firstTimestamp &+ Varint.unzigzag(delta)
+        }
+        guard let version = Varint.read(body, &i), i < body.count else {
+            throw RecordDefect(reason: "bad version", offset: start)
+        }
+        let streamLength = Int(body[i])
+        i += 1
+        guard streamLength <= body.count - i - 1 else { throw RecordDefect(reason: "stream name runs past the record", offset: start) }
+        let stream = UnsafeRawBufferPointer(rebasing: body[i..<(i + streamLength)])
+        i += streamLength
+        let typeLength = Int(body[i])
+        i += 1
+        guard typeLength <= body.count - i else { throw RecordDefect(reason: "type runs past the record", offset: start) }
+        let type = UnsafeRawBufferPointer(rebasing: body[i..<(i + typeLength)])
+        i += typeLength
+        var metadata = UnsafeRawBufferPointer(rebasing: body[i..<i])
+        if flags & flagMetadata != 0 {
+            guard let length = Varint.read(body, &i), length <= UInt64(body.count - i) else {
+                throw RecordDefect(reason: "metadata runs past the record", offset: start)
+            }
+            metadata = UnsafeRawBufferPointer(rebasing: body[i..<(i + Int(length))])
+            i += Int(length)
+        }
+        offset = end
+        return EventView(
+            position: position, version: version, timestamp: timestamp, streamBytes: stream, typeBytes: type,
+            data: UnsafeRawBufferPointer(rebasing: body[i...]), metadataBytes: metadata)
+    }
+
+    /// Skips the record at `offset` without decoding it.
+    @inline(__always)
+    static func skip(_ area: UnsafeRawBufferPointer, at offset: inout Int) throws(RecordDefect) {
+        let start = offset
+        guard let bodyLength = Varint.read(area, &offset), bodyLength <= UInt64(area.count - offset) else {
+            throw RecordDefect(reason: "record length is impossible", offset: start)
+        }
+        offset += Int(bodyLength)
+    }
+}

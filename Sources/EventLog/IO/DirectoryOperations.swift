@@ -1,0 +1,130 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The directory-level system calls: create, list, rename, unlink, and the
+/// directory fsync that makes each of them durable.
+///
+/// Every call blocks on the disk. Thread-safe.
+struct DirectoryOperations: Sendable {
+    let path: String
+    let faults: StorageFaults?
+
+    func file(_ name: String) -> String { path + "/" + name }
+
+    /// Creates the directory (and its parents) when missing. The corresponding C function is `mkdir`.
+    static func createIfMissing(_ path: String) throws(IOError) {
+        var components: [Substring] = path.split(separator: "/", omittingEmptySubsequences: true)
+        var prefix = path.hasPrefix("/") ? "" : "."
+        var created = false
+        while !components.isEmpty {
+            prefix += "/" + components.removeFirst()
+            if mkdir(prefix, 0o755) == 0 { created = true; continue }
+            if errno == EEXIST { continue }
+            throw IOError(operation: "mkdir", path: prefix, errno: errno)
+        }
+        _ = created
+    }
+
+    /// True when `path` exists and is a directory.
+    static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// True when `path` exists.
+    static func exists(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0
+    }
+
+    /// The names in the directory, without `.` and `..`. The corresponding C function is `readdir`.
+    func list() throws(IOError) -> [String] {
+        guard let dir = opendir(path) else { throw IOError(operation: "opendir", path: path, errno: errno) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) { pointer in
+                pointer.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// Makes the directory's entries durable (`open(O_RDONLY|O_DIRECTORY)` + `fsync`).
+    /// Called after every create, rename or unlink that must survive a crash.
+    func sync() throws(IOError) {
+        if case .fail(let e)? = faults?.decide(.syncDirectory, path) {
+            throw IOError(operation: "fsync", path: path, errno: e)
+        }
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd < 0 { throw IOError(operation: "open", path: path, errno: errno) }
+        defer { close(fd) }
+        while fsync(fd) != 0 {
+            if errno == EINTR { continue }
+            throw IOError(operation: "fsync", path: path, errno: errno)
+        }
+    }
+
+    /// Renames `from` to `to` inside the directory, replacing `to` atomically,
+    /// then syncs the directory. The corresponding C function is `rename`.
+    func rename(_ from: String, to: String) throws(IOError) {
+        if case .fail(let e)? = faults?.decide(.rename, file(from)) {
+            throw IOError(operation: "rename", path: file(from), errno: e)
+        }
+        if Glibc.rename(file(from), file(to)) != 0 {
+            throw IOError(operation: "rename", path: file(from), errno: errno)
+        }
+        try sync()
+    }
+
+    /// Removes a file when present, then syncs the directory. The corresponding C function is `unlink`.
+    func remove(_ name: String) throws(IOError) {
+        if case .fail(let e)? = faults?.decide(.unlink, file(name)) {
+            throw IOError(operation: "unlink", path: file(name), errno: e)
+        }
+        if unlink(file(name)) != 0 {
+            if errno == ENOENT { return }
+            throw IOError(operation: "unlink", path: file(name), errno: errno)
+        }
+        try sync()
+    }
+
+    /// Writes `bytes` to a new file `name` atomically: write `name.tmp`, fdatasync
+    /// it, rename it over `name`, fsync the directory.
+    func writeAtomically(_ name: String, bytes: [UInt8]) throws(IOError) {
+        let temporary = name + ".tmp"
+        let handle = try FileHandle.open(file(temporary), create: true, faults: faults)
+        try handle.setLength(0)
+        var failure: IOError?
+        bytes.withUnsafeBytes { raw in
+            do throws(IOError) { try handle.write(raw, at: 0) } catch { failure = error }
+        }
+        if let failure { throw failure }
+        try handle.datasync()
+        try rename(temporary, to: name)
+    }
+
+    /// Reads a whole small file, or nil when it does not exist.
+    func readWhole(_ name: String) throws(IOError) -> [UInt8]? {
+        let handle: FileHandle
+        do { handle = try FileHandle.open(file(name), readOnly: true, faults: faults) } catch {
+            if error.errno == ENOENT { return nil }
+            throw error
+        }
+        let count = Int(try handle.length())
+        var bytes = [UInt8](repeating: 0, count: count)
+        var result: Result<Int, IOError> = .success(0)
+        bytes.withUnsafeMutableBytes { raw in
+            do throws(IOError) { result = .success(try handle.read(into: raw, at: 0)) } catch { result = .failure(error) }
+        }
+        let read = try result.get()
+        if read < count { bytes.removeLast(count - read) }
+        return bytes
+    }
+}

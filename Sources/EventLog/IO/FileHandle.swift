@@ -1,0 +1,181 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CSystemCalls
+
+/// An open file descriptor and the few system calls the log makes on it.
+///
+/// Each method is one system call (named in its comment), retries `EINTR`,
+/// and turns a failure into an `IOError` naming the path and the operation.
+/// The descriptor is closed when the handle is released.
+///
+/// Thread-safe: every call is positional (`pread`/`pwrite`), so handles are
+/// shared between the writer and maintenance threads. Every call may block on
+/// the disk.
+final class FileHandle: Sendable {
+    let descriptor: Int32
+    let path: String
+    let faults: StorageFaults?
+
+    private init(descriptor: Int32, path: String, faults: StorageFaults?) {
+        self.descriptor = descriptor
+        self.path = path
+        self.faults = faults
+    }
+
+    deinit { _ = systemClose(descriptor) }
+
+    /// Opens `path`. The corresponding C function is `open`.
+    static func open(
+        _ path: String, readOnly: Bool = false, create: Bool = false, exclusive: Bool = false,
+        faults: StorageFaults?
+    ) throws(IOError) -> FileHandle {
+        if case .fail(let e)? = faults?.decide(.open, path) { throw IOError(operation: "open", path: path, errno: e) }
+        var flags: Int32 = readOnly ? O_RDONLY : O_RDWR
+        flags |= O_CLOEXEC
+        if create { flags |= O_CREAT }
+        if exclusive { flags |= O_EXCL }
+        while true {
+            let fd = systemOpen(path, flags, 0o644)
+            if fd >= 0 { return FileHandle(descriptor: fd, path: path, faults: faults) }
+            if errno == EINTR { continue }
+            throw IOError(operation: "open", path: path, errno: errno)
+        }
+    }
+
+    /// Reads up to `buffer.count` bytes at `offset`; returns how many were read
+    /// (fewer only at the end of the file). The corresponding C function is `pread`.
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(IOError) -> Int {
+        if case .fail(let e)? = faults?.decide(.read, path) { throw IOError(operation: "pread", path: path, errno: e) }
+        var done = 0
+        while done < buffer.count {
+            let n = pread(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            if n > 0 { done += n; continue }
+            if n == 0 { break }
+            if errno == EINTR { continue }
+            throw IOError(operation: "pread", path: path, errno: errno)
+        }
+        return done
+    }
+
+    /// Writes all of `bytes` at `offset` without moving the file position.
+    /// The corresponding C function is `pwrite`; short writes are continued.
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws(IOError) {
+        var toWrite = bytes.count
+        var injected: Int32? = nil
+        switch faults?.decide(.write, path) {
+        case .fail(let e)?: throw IOError(operation: "pwrite", path: path, errno: e)
+        case .tornWrite(let keep, let e)?: toWrite = min(keep, bytes.count); injected = e
+        case nil: break
+        }
+        var done = 0
+        while done < toWrite {
+            let n = pwrite(descriptor, bytes.baseAddress! + done, toWrite - done, off_t(offset) + off_t(done))
+            if n >= 0 { done += n; continue }
+            if errno == EINTR { continue }
+            throw IOError(operation: "pwrite", path: path, errno: errno)
+        }
+        if let injected { throw IOError(operation: "pwrite", path: path, errno: injected) }
+    }
+
+    /// Flushes the file's data (and the metadata needed to read it back) to the
+    /// device. The corresponding C function is `fdatasync`.
+    func datasync() throws(IOError) {
+        if case .fail(let e)? = faults?.decide(.datasync, path) { throw IOError(operation: "fdatasync", path: path, errno: e) }
+        while fdatasync(descriptor) != 0 {
+            if errno == EINTR { continue }
+            throw IOError(operation: "fdatasync", path: path, errno: errno)
+        }
+    }
+
+    /// Flushes the file's data and all of its metadata. The corresponding C
+    /// function is `fsync`.
+    func sync() throws(IOError) {
+        if case .fail(let e)? = faults?.decide(.sync, path) { throw IOError(operation: "fsync", path: path, errno: e) }
+        while fsync(descriptor) != 0 {
+            if errno == EINTR { continue }
+            throw IOError(operation: "fsync", path: path, errno: errno)
+        }
+    }
+
+    /// Sets the file's length, growing it with a hole (no blocks allocated) or
+    /// shrinking it. The corresponding C function is `ftruncate`. The log only
+    /// ever grows files that may be mapped.
+    func setLength(_ length: Int64) throws(IOError) {
+        if case .fail(let e)? = faults?.decide(.truncate, path) { throw IOError(operation: "ftruncate", path: path, errno: e) }
+        while ftruncate(descriptor, off_t(length)) != 0 {
+            if errno == EINTR { continue }
+            throw IOError(operation: "ftruncate", path: path, errno: errno)
+        }
+    }
+
+    /// Makes `[offset, offset + length)` read as zeros without changing the
+    /// file's length (`fallocate` with `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`).
+    /// Where the file system cannot punch holes, zeros are written instead.
+    func zeroRange(at offset: Int64, length: Int64) throws(IOError) {
+        guard length > 0 else { return }
+        if case .fail(let e)? = faults?.decide(.allocate, path) { throw IOError(operation: "fallocate", path: path, errno: e) }
+        while eventlog_punch_hole(descriptor, offset, length) != 0 {
+            if errno == EINTR { continue }
+            if errno == EOPNOTSUPP || errno == ENOSYS { break }
+            throw IOError(operation: "fallocate", path: path, errno: errno)
+        }
+        if errno != EOPNOTSUPP && errno != ENOSYS { return }
+        let chunk = 1 << 16
+        let zeros = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
+        defer { zeros.deallocate() }
+        zeros.initializeMemory(as: UInt8.self, repeating: 0)
+        var done: Int64 = 0
+        while done < length {
+            let n = Int(min(Int64(chunk), length - done))
+            try write(UnsafeRawBufferPointer(rebasing: zeros[0..<n]), at: offset + done)
+            done += Int64(n)
+        }
+    }
+
+    /// Starts writeback of `[offset, offset + length)` without waiting for it
+    /// (`sync_file_range` with `SYNC_FILE_RANGE_WRITE`). A hint only: it makes
+    /// no promise of durability, and its failure is ignored.
+    func startWriteback(at offset: Int64, length: Int64) {
+        _ = eventlog_start_writeback(descriptor, offset, length)
+    }
+
+    /// The file's current length in bytes. The corresponding C function is `fstat`.
+    func length() throws(IOError) -> Int64 {
+        var info = stat()
+        while fstat(descriptor, &info) != 0 {
+            if errno == EINTR { continue }
+            throw IOError(operation: "fstat", path: path, errno: errno)
+        }
+        return Int64(info.st_size)
+    }
+
+    /// Bytes of storage allocated to the file (`st_blocks * 512`).
+    func allocatedBytes() throws(IOError) -> Int64 {
+        var info = stat()
+        while fstat(descriptor, &info) != 0 {
+            if errno == EINTR { continue }
+            throw IOError(operation: "fstat", path: path, errno: errno)
+        }
+        return Int64(info.st_blocks) * 512
+    }
+
+    /// Takes an exclusive advisory lock without waiting (`flock(LOCK_EX | LOCK_NB)`).
+    /// Returns false when another open file description holds it.
+    func tryLockExclusive() throws(IOError) -> Bool {
+        while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
+            if errno == EINTR { continue }
+            if errno == EWOULDBLOCK { return false }
+            throw IOError(operation: "flock", path: path, errno: errno)
+        }
+        return true
+    }
+}
+
+// The C functions under names that do not collide with the methods above.
+private func systemOpen(_ path: String, _ flags: Int32, _ mode: mode_t) -> Int32 { open(path, flags, mode) }
+private func systemClose(_ fd: Int32) -> Int32 { close(fd) }

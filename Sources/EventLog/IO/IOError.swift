@@ -1,0 +1,31 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A failed system call: which one, on which file, and the `errno` it returned.
+public struct IOError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The operation, named after the system call (`pwrite`, `fdatasync`, …).
+    public var operation: String
+    /// The file or directory it was applied to.
+    public var path: String
+    /// The `errno` value.
+    public var errno: Int32
+
+    public init(operation: String, path: String, errno: Int32) {
+        self.operation = operation
+        self.path = path
+        self.errno = errno
+    }
+
+    /// True when the device is full (`ENOSPC`) or over quota (`EDQUOT`).
+    public var isDiskFull: Bool { errno == ENOSPC || errno == EDQUOT }
+
+    public var description: String {
+        let message = String(cString: strerror(errno))
+        return "\(operation) failed on \(path): \(message) (errno \(errno))"
+    }
+}

@@ -1,0 +1,62 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A read-only shared mapping of a file, unmapped when released.
+///
+/// The log maps each segment once, at its full capacity, and never shrinks a
+/// mapped file, so no access below `length` can raise SIGBUS. Bytes written
+/// with `pwrite` become visible through the mapping (one page cache); readers
+/// only look at bytes the writer has published.
+///
+/// One of the few audited types that hold a raw pointer: every access goes
+/// through `bytes(at:count:)`, which checks bounds.
+final class MappedRegion: @unchecked Sendable {
+    let base: UnsafeRawPointer?
+    let length: Int
+    let path: String
+
+    private init(base: UnsafeRawPointer?, length: Int, path: String) {
+        self.base = base
+        self.length = length
+        self.path = path
+    }
+
+    deinit {
+        if let base, length > 0 { munmap(UnsafeMutableRawPointer(mutating: base), length) }
+    }
+
+    /// Maps the first `length` bytes of `file` read-only and shared.
+    /// The corresponding C function is `mmap`.
+    static func map(_ file: FileHandle, length: Int) throws(IOError) -> MappedRegion {
+        if length == 0 { return MappedRegion(base: nil, length: 0, path: file.path) }
+        if case .fail(let e)? = file.faults?.decide(.map, file.path) {
+            throw IOError(operation: "mmap", path: file.path, errno: e)
+        }
+        guard let pointer = mmap(nil, length, PROT_READ, MAP_SHARED, file.descriptor, 0),
+              pointer != MAP_FAILED
+        else { throw IOError(operation: "mmap", path: file.path, errno: errno) }
+        return MappedRegion(base: UnsafeRawPointer(pointer), length: length, path: file.path)
+    }
+
+    /// Asks the kernel to read `[offset, offset + count)` ahead (`madvise(MADV_WILLNEED)`).
+    func willNeed(offset: Int, count: Int) {
+        guard let base, count > 0 else { return }
+        let page = 4096
+        let start = offset & ~(page - 1)
+        let end = min(length, offset + count)
+        guard end > start else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_WILLNEED)
+    }
+
+    /// The bytes `[offset, offset + count)`, or nil when they are not all inside the mapping.
+    @inline(__always)
+    func bytes(at offset: Int, count: Int) -> UnsafeRawBufferPointer? {
+        guard let base, offset >= 0, count >= 0, offset <= length, count <= length - offset else { return nil }
+        return UnsafeRawBufferPointer(start: base + offset, count: count)
+    }
+}

@@ -1,0 +1,30 @@
+/// The operations of the I/O seam that a test can make fail.
+///
+/// Every system call the log makes on its files goes through `FileHandle`,
+/// `MappedRegion` or `DirectoryOperations`; each asks the log's `StorageFaults`
+/// (when one is set) before it acts. Production code never sets one.
+public enum StorageOperation: String, Sendable {
+    case open, read, write, datasync, sync, allocate, truncate, rename, unlink, map, syncDirectory
+}
+
+/// What an injected fault does.
+public enum StorageFault: Sendable, Equatable {
+    /// The call fails with this `errno` and does nothing.
+    case fail(errno: Int32)
+    /// Only the first `keepBytes` bytes are written, then the call fails with
+    /// `errno` (a torn write, as a crash or a full disk leaves it).
+    case tornWrite(keepBytes: Int, errno: Int32)
+}
+
+/// A fault plan for the storage seam, for tests (TigerBeetle-style fault
+/// injection). `decide` is called before each operation with the operation
+/// and the path; returning `nil` lets the operation run normally.
+///
+/// Thread-safe as long as `decide` is.
+public final class StorageFaults: Sendable {
+    let decide: @Sendable (StorageOperation, String) -> StorageFault?
+
+    public init(_ decide: @escaping @Sendable (StorageOperation, String) -> StorageFault?) {
+        self.decide = decide
+    }
+}

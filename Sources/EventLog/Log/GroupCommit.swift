@@ -1,0 +1,123 @@
+import class Foundation.NSCondition
+import struct Foundation.Date
+
+/// Shares one `fdatasync` among concurrent appenders (group commit), and
+/// remembers a failed sync for good.
+///
+/// The writer notes each write (`noteWritten`) with a sequence number that
+/// grows with every byte written. An appender that needs durability calls
+/// `waitDurable(upTo:)`: if no sync is running it becomes the leader, syncs
+/// the active segment outside every lock, and wakes all whose writes that
+/// sync covered; otherwise it waits for the running sync and, if its write
+/// came too late for it, leads the next one.
+///
+/// A segment is always synced before it is sealed (under the writer lock),
+/// so syncing the active segment covers every earlier write.
+///
+/// Thread-safe. `waitDurable` and `syncNow` block on the disk.
+final class GroupCommit: @unchecked Sendable {
+    private let condition = NSCondition()
+    // All guarded by `condition`.
+    private var written: UInt64 = 0
+    private var durable: UInt64 = 0
+    private var syncing = false
+    private var failure: String?
+    private var target: FileHandle?
+
+    /// Records that bytes up to `sequence` were written to `file`.
+    func noteWritten(_ sequence: UInt64, file: FileHandle) {
+        condition.lock()
+        written = sequence
+        target = file
+        condition.unlock()
+    }
+
+    /// Records that everything up to `sequence` is durable (a sync done by the writer itself, e.g. at a roll).
+    func noteDurable(_ sequence: UInt64) {
+        condition.lock()
+        if sequence > durable { durable = sequence }
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Records a failure that stops the writer: every waiter, now and later, gets it.
+    func fail(_ reason: String) {
+        condition.lock()
+        if failure == nil { failure = reason }
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    var failureReason: String? {
+        condition.lock()
+        defer { condition.unlock() }
+        return failure
+    }
+
+    /// Returns once every byte up to `sequence` is on disk.
+    func waitDurable(upTo sequence: UInt64) throws(EventLogError) {
+        condition.lock()
+        while true {
+            if let failure {
+                condition.unlock()
+                throw .writerStopped(reason: failure)
+            }
+            if durable >= sequence {
+                condition.unlock()
+                return
+            }
+            if !syncing {
+                try leadSync()  // returns with the lock held
+                continue
+            }
+            condition.wait()
+        }
+    }
+
+    /// Syncs whatever was written, now (the interval flusher, `sync()`).
+    func syncNow() throws(EventLogError) {
+        condition.lock()
+        let goal = written
+        condition.unlock()
+        try waitDurable(upTo: goal)
+    }
+
+    /// True when bytes were written that are not yet known durable.
+    var hasUnsyncedWrites: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return written > durable
+    }
+
+    /// Called with the lock held and no sync running; returns with it held.
+    private func leadSync() throws(EventLogError) {
+        syncing = true
+        let goal = written
+        let file = target
+        condition.unlock()
+        var error: IOError?
+        do { try file?.datasync() } catch let e { error = e }
+        condition.lock()
+        syncing = false
+        if let error {
+            if failure == nil { failure = error.description }
+            condition.broadcast()
+            return
+        }
+        if goal > durable { durable = goal }
+        condition.broadcast()
+    }
+
+    /// Waits up to `seconds` for a broadcast (the flusher's sleep, cut short by `close`).
+    func sleep(seconds: Double) {
+        condition.lock()
+        _ = condition.wait(until: Date(timeIntervalSinceNow: seconds))
+        condition.unlock()
+    }
+
+    func wakeAll() {
+        condition.lock()
+        condition.broadcast()
+        condition.unlock()
+    }
+}

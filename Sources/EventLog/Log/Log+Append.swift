@@ -1,0 +1,228 @@
+import CLZ4
+
+extension Log {
+    /// Appends `events` as one atomic batch and returns their positions.
+    ///
+    /// All of them become visible and durable together, or none does. Under
+    /// `.always` this returns once the batch is on disk (sharing the sync with
+    /// concurrent appenders); under `.interval` and `.none`, once it is
+    /// written to the page cache. Blocks on the disk.
+    @discardableResult
+    public func append(_ events: [NewEvent]) throws(EventLogError) -> Range<UInt64> {
+        try appendBatch { (batch: inout BatchBuilder) throws(EventLogError) in
+            for event in events { try batch.append(event) }
+        }
+    }
+
+    /// Appends one event; returns its position.
+    @discardableResult
+    public func append(_ event: NewEvent) throws(EventLogError) -> UInt64 {
+        try appendBatch { (batch: inout BatchBuilder) throws(EventLogError) in try batch.append(event) }.lowerBound
+    }
+
+    /// Appends the events that `build` adds to the batch, as one atomic batch,
+    /// encoding each straight into the log's buffer (no allocation per event).
+    /// `build` runs under the writer lock. An empty batch writes nothing.
+    @discardableResult
+    public func appendBatch(
+        _ build: (inout BatchBuilder) throws(EventLogError) -> Void
+    ) throws(EventLogError) -> Range<UInt64> {
+        if options.readOnly { throw .readOnly }
+        let (range, sequence) = try writer.withLock { (state) throws(EventLogError) -> (Range<UInt64>, UInt64) in
+            try appendLocked(&state, build)
+        }
+        if options.durability == .always, !range.isEmpty {
+            do { try groupCommit.waitDurable(upTo: sequence) } catch {
+                writer.withLock { $0.failure = $0.failure ?? "\(error)" }
+                throw error
+            }
+        }
+        return range
+    }
+
+    private func appendLocked(
+        _ state: inout WriterState, _ build: (inout BatchBuilder) throws(EventLogError) -> Void
+    ) throws(EventLogError) -> (Range<UInt64>, UInt64) {
+        if state.closed { throw .closed }
+        if let failure = state.failure ?? groupCommit.failureReason {
+            state.failure = failure
+            throw .writerStopped(reason: failure)
+        }
+        let base = state.active.snapshot.endPosition
+        let buffer = state.encodeBuffer.take() ?? ByteBuffer(capacity: 1 << 20)
+        var builder = BatchBuilder(buffer: buffer, basePosition: base, now: currentTimestamp())
+        var buildError: EventLogError?
+        do { try build(&builder) } catch { buildError = error }
+        let count = builder.count
+        let firstTimestamp = builder.firstTimestamp
+        let maxTimestamp = builder.maxTimestamp
+        var encoded = builder.finish()
+        var result: Result<(Range<UInt64>, UInt64), EventLogError>
+        if let buildError {
+            result = .failure(buildError)
+        } else if count == 0 {
+            result = .success((base..<base, state.writtenSequence))
+        } else {
+            do throws(EventLogError) {
+                result = .success(try writeBatch(
+                    &state, encoded: &encoded, count: count, firstTimestamp: firstTimestamp, maxTimestamp: maxTimestamp))
+            } catch {
+                result = .failure(error)
+            }
+        }
+        encoded.count = 0
+        encoded.trim(to: 4 << 20)
+        state.encodeBuffer = consume encoded
+        return try result.get()
+    }
+
+    /// Compresses, frames, writes, indexes and publishes an encoded batch.
+    private func writeBatch(
+        _ state: inout WriterState, encoded: inout ByteBuffer, count: UInt32, firstTimestamp: Timestamp,
+        maxTimestamp: Timestamp
+    ) throws(EventLogError) -> (Range<UInt64>, UInt64) {
+        let base = state.active.snapshot.endPosition
+
+        // The frame: header + records, compressed when that saves space.
+        let recordsLength = encoded.count - BatchHeader.size
+        var useCompressed = false
+        if options.compression == .lz4 {
+            useCompressed = compress(records: encoded.bytes, into: &state.compressBuffer)
+        }
+        let frameLength = useCompressed ? state.compressBuffer.count : encoded.count
+        guard frameLength <= Limits.maxBatchBytes else {
+            throw .limitExceeded(limit: "batch bytes", value: frameLength, maximum: Limits.maxBatchBytes)
+        }
+
+        try rollIfNeeded(&state, frameLength: frameLength)
+
+        var header = BatchHeader(
+            length: UInt32(frameLength), crc: 0, basePosition: base, firstTimestamp: firstTimestamp,
+            maxTimestamp: maxTimestamp, recordCount: count, previousCRC: state.active.snapshot.lastBatchCRC,
+            recordsLength: UInt32(recordsLength), attributes: useCompressed ? UInt16(Compression.lz4.rawValue) : 0)
+        let frame: UnsafeMutableRawPointer = useCompressed ? state.compressBuffer.base : encoded.base
+        header.store(frame)
+        header.crc = BatchHeader.frameChecksum(frame, count: frameLength)
+        frame.storeLE(header.crc, at: 4)
+
+        let offset = state.active.dataEnd
+        do {
+            try state.active.file.write(UnsafeRawBufferPointer(start: frame, count: frameLength), at: Int64(offset))
+        } catch {
+            // Nothing was published: the bytes past the data end are not part
+            // of the log, and the next append overwrites them. A full disk is
+            // not fatal; appends work again once space is freed.
+            throw .io(error)
+        }
+        state.writtenSequence &+= UInt64(frameLength)
+
+        var active = state.active.snapshot
+        state.active.indexPolicy.add(
+            batch: header, at: offset, segmentBase: active.basePosition,
+            offsetIndex: active.offsetIndex, timeIndex: active.timeIndex)
+        active.offsetIndexCount = active.offsetIndex.writtenCount
+        active.timeIndexCount = active.timeIndex.writtenCount
+        active.endPosition = header.endPosition
+        active.dataEnd = offset + frameLength
+        active.lastBatchOffset = offset
+        active.lastBatchCRC = header.crc
+        if active.firstTimestamp == nil { active.firstTimestamp = firstTimestamp }
+        active.maxTimestamp = max(active.maxTimestamp, maxTimestamp)
+        state.active.snapshot = active
+        published.withLock { $0.active = active }
+
+        groupCommit.noteWritten(state.writtenSequence, file: state.active.file)
+        if options.durability != .always {
+            let pending = active.dataEnd - state.active.writebackStart
+            if pending >= Log.writebackChunk {
+                state.active.file.startWriteback(at: Int64(state.active.writebackStart), length: Int64(pending))
+                state.active.writebackStart = active.dataEnd
+            }
+        }
+        return (base..<header.endPosition, state.writtenSequence)
+    }
+
+    /// Bytes written before writeback is started without waiting (`sync_file_range`),
+    /// so a later sync finds little left to flush.
+    static let writebackChunk = 1 << 20
+
+    /// Compresses the records area of `frame` (after its header) into
+    /// `output`, leaving room for the header. Returns false when LZ4 does not
+    /// make it smaller.
+    private func compress(records frame: UnsafeRawBufferPointer, into output: inout ByteBuffer) -> Bool {
+        let recordsLength = frame.count - BatchHeader.size
+        guard recordsLength > 64, recordsLength <= Int(LZ4_MAX_INPUT_SIZE) else { return false }
+        let bound = Int(LZ4_compressBound(Int32(recordsLength)))
+        output.count = 0
+        output.reserve(BatchHeader.size + bound)
+        let source = frame.baseAddress!.advanced(by: BatchHeader.size).assumingMemoryBound(to: CChar.self)
+        let destination = (output.base + BatchHeader.size).assumingMemoryBound(to: CChar.self)
+        let written = Int(LZ4_compress_default(source, destination, Int32(recordsLength), Int32(bound)))
+        guard written > 0, written < recordsLength - recordsLength / 16 else { return false }
+        output.count = BatchHeader.size + written
+        return true
+    }
+
+    /// Seals the active segment and starts a new one when the frame does not
+    /// fit or the segment is too old; grows an empty segment that is too small.
+    private func rollIfNeeded(_ state: inout WriterState, frameLength: Int) throws(EventLogError) {
+        let active = state.active
+        var tooOld = false
+        if let age = options.segmentMaxAgeSeconds, !active.snapshot.isEmpty {
+            tooOld = currentTimestamp() - active.createdAt >= Int64(age) * 1_000_000
+        }
+        guard frameLength > active.remaining || tooOld else { return }
+        let needed = SegmentHeader.size + frameLength
+        let capacity = max(options.segmentBytes, needed)
+        if active.snapshot.isEmpty {
+            try growEmptyActive(&state, to: capacity)
+            return
+        }
+        // Seal: the data must be on disk before a later segment exists, so
+        // recovery only ever has to look at the last segment's tail.
+        do { try active.file.datasync() } catch {
+            state.failure = error.description
+            groupCommit.fail(error.description)
+            throw .writerStopped(reason: error.description)
+        }
+        groupCommit.noteDurable(state.writtenSequence)
+        do { try active.writeIndexFiles(directory: directory) } catch {
+            // Derived data: the next open rebuilds what is missing.
+            Log.logger.warning("could not write index files; they will be rebuilt", metadata: ["error": "\(error)"])
+        }
+        let next = try ActiveSegment.create(
+            base: active.snapshot.endPosition, capacity: capacity, indexInterval: Int(metadata.indexInterval),
+            logID: metadata.logID, directory: directory)
+        var sealed = active.snapshot
+        sealed.isSealed = true
+        state.active = next
+        published.withLock { snapshot in
+            snapshot.sealed.append(sealed)
+            snapshot.active = next.snapshot
+        }
+    }
+
+    /// An empty active segment too small for one frame is grown (files only
+    /// grow while mapped) and mapped again.
+    private func growEmptyActive(_ state: inout WriterState, to capacity: Int) throws(EventLogError) {
+        let file = state.active.file
+        do {
+            try file.setLength(Int64(capacity))
+            let mapping = try MappedRegion.map(file, length: capacity)
+            let old = state.active.snapshot
+            let entries = IndexPolicy.capacity(segmentBytes: capacity, interval: Int(metadata.indexInterval))
+            let grown = SegmentSnapshot(
+                basePosition: old.basePosition, path: old.path, mapping: mapping, headerCRC: old.headerCRC,
+                offsetIndex: IndexBuffer(capacity: entries), timeIndex: IndexBuffer(capacity: entries),
+                endPosition: old.endPosition, dataEnd: old.dataEnd, offsetIndexCount: 0, timeIndexCount: 0,
+                maxTimestamp: .min, firstTimestamp: nil, lastBatchOffset: old.lastBatchOffset,
+                lastBatchCRC: old.lastBatchCRC, isSealed: false)
+            state.active = ActiveSegment(
+                snapshot: grown, file: file, capacity: capacity, indexPolicy: IndexPolicy(interval: Int(metadata.indexInterval)),
+                createdAt: state.active.createdAt, writebackStart: old.dataEnd)
+            published.withLock { $0.active = grown }
+        } catch {
+            throw .io(error)
+        }
+    }
+}

@@ -1,0 +1,336 @@
+import struct Foundation.UUID
+
+extension Log {
+    /// Opens the log in `path`, creating it when missing (unless
+    /// `options.createIfMissing` is false or the log is opened read-only).
+    ///
+    /// After a clean `close()` this reads only the small index files. After a
+    /// crash it checks the last segment from its last index checkpoint on,
+    /// cuts a torn final batch, and rebuilds missing or damaged indexes
+    /// (`recovery` says what it did). Damage anywhere else, a missing
+    /// segment, a foreign file or an unknown format version is an error
+    /// naming the file and byte offset; nothing is silently dropped.
+    ///
+    /// Blocks on the disk.
+    public static func open(at path: String, options: LogOptions = LogOptions()) throws(EventLogError) -> Log {
+        try options.validate()
+        do {
+            var opener = Opener(path: path, options: options)
+            return try opener.open()
+        } catch let error as EventLogError {
+            throw error
+        } catch let error as IOError {
+            throw .io(error)
+        } catch {
+            throw .invalidArgument("\(error)")
+        }
+    }
+}
+
+/// The steps of `Log.open`, one method each.
+private struct Opener {
+    let path: String
+    let options: LogOptions
+    let directory: DirectoryOperations
+    var report = RecoveryReport()
+    var readOnly: Bool { options.readOnly }
+
+    init(path: String, options: LogOptions) {
+        self.path = path
+        self.options = options
+        self.directory = DirectoryOperations(path: path, faults: options.storageFaults)
+    }
+
+    mutating func open() throws -> Log {
+        if !DirectoryOperations.isDirectory(path) {
+            if readOnly || !options.createIfMissing { throw EventLogError.notFound(path: path) }
+            try DirectoryOperations.createIfMissing(path)
+        }
+        var lockFile: FileHandle?
+        if !readOnly {
+            let lock = try FileHandle.open(directory.file(FileNames.lock), create: true, faults: options.storageFaults)
+            guard try lock.tryLockExclusive() else { throw EventLogError.locked(path: path) }
+            lockFile = lock
+        }
+        let names = try directory.list()
+        if !readOnly {
+            for name in names where name.hasSuffix(".tmp") {
+                try directory.remove(name)
+                report.removedFiles.append(name)
+            }
+        }
+        var bases = names.compactMap(FileNames.segmentBase).sorted()
+        let metadata = try loadOrCreateMetadata(segmentsExist: !bases.isEmpty)
+
+        let marker = try directory.readWhole(FileNames.cleanShutdown).flatMap(CleanShutdownMarker.decode)
+        if report.previousShutdown != .newLog {
+            report.previousShutdown = marker.map { .clean(at: $0.closedAt) } ?? .unclean
+        }
+        if !readOnly, names.contains(FileNames.cleanShutdown) {
+            // Gone before the first write: a crash from here on is unclean.
+            try directory.remove(FileNames.cleanShutdown)
+        }
+
+        var recreateBase: UInt64 = 0
+        if let last = bases.last, try isInterruptedCreation(last) {
+            // A crash between creating a segment file and writing its header:
+            // it never held an acknowledged event.
+            if !readOnly {
+                try directory.remove(FileNames.segment(last))
+                report.removedFiles.append(FileNames.segment(last))
+            }
+            bases.removeLast()
+            recreateBase = last
+        }
+
+        var segments: [SegmentSnapshot] = []
+        var lastFile: FileHandle?
+        for (i, base) in bases.enumerated() {
+            if let previous = segments.last, previous.endPosition != base {
+                if base > previous.endPosition {
+                    throw EventLogError.missingSegment(expectedBasePosition: previous.endPosition, found: FileNames.segment(base))
+                }
+                throw EventLogError.corruption(
+                    file: directory.file(FileNames.segment(base)), offset: 0,
+                    reason: "segment starts at position \(base) but the one before it ends at \(previous.endPosition)")
+            }
+            let isLast = i == bases.count - 1
+            let (segment, file) = try openSegment(
+                base: base, isLast: isLast, metadata: metadata, marker: isLast ? marker : nil)
+            segments.append(segment)
+            if isLast { lastFile = file }
+        }
+        if let marker, marker.endPosition > (segments.last?.endPosition ?? 0) {
+            throw EventLogError.missingSegment(
+                expectedBasePosition: segments.last?.endPosition ?? 0,
+                found: "a log ending at \(segments.last?.endPosition ?? 0); the clean-shutdown marker says it ended at \(marker.endPosition)")
+        }
+
+        if readOnly {
+            let state = WriterState(
+                active: try placeholderActive(segments: segments, metadata: metadata),
+                encodeBuffer: ByteBuffer(capacity: 64), compressBuffer: ByteBuffer(capacity: 64))
+            return Log(
+                path: path, options: options, directory: directory, metadata: metadata, writer: state,
+                snapshot: LogSnapshot(sealed: Array(segments.dropLast()), active: segments.last), lockFile: nil, recovery: report)
+        }
+
+        var active: ActiveSegment
+        if let last = segments.last, let lastFile {
+            segments.removeLast()
+            active = ActiveSegment(
+                snapshot: last, file: lastFile, capacity: last.mapping.length,
+                indexPolicy: policy(resuming: last, interval: Int(metadata.indexInterval)),
+                createdAt: (try? segmentCreatedAt(last)) ?? currentTimestamp(), writebackStart: last.dataEnd)
+            active.snapshot.isSealed = false
+        } else {
+            active = try ActiveSegment.create(
+                base: recreateBase, capacity: options.segmentBytes, indexInterval: Int(metadata.indexInterval),
+                logID: metadata.logID, directory: directory)
+        }
+        let state = WriterState(
+            active: active, encodeBuffer: ByteBuffer(capacity: 1 << 20), compressBuffer: ByteBuffer(capacity: 64))
+        let snapshot = LogSnapshot(sealed: segments, active: active.snapshot)
+        let log = Log(
+            path: path, options: options, directory: directory, metadata: metadata, writer: state,
+            snapshot: snapshot, lockFile: lockFile, recovery: report)
+        log.startFlusherIfNeeded()
+        return log
+    }
+
+    // MARK: Metadata
+
+    mutating func loadOrCreateMetadata(segmentsExist: Bool) throws -> LogMetadata {
+        let file = directory.file(FileNames.metadata)
+        if let bytes = try directory.readWhole(FileNames.metadata) {
+            report.previousShutdown = .unclean  // refined once the marker is read
+            return try LogMetadata.decode(bytes, file: file)
+        }
+        if segmentsExist {
+            throw EventLogError.corruption(file: file, offset: 0, reason: "the log metadata file is missing but segments exist")
+        }
+        if readOnly { throw EventLogError.notFound(path: path) }
+        let id = UUID().uuid
+        let metadata = LogMetadata(
+            logID: withUnsafeBytes(of: id) { Array($0) }, createdAt: currentTimestamp(),
+            segmentBytes: UInt32(options.segmentBytes), indexInterval: UInt32(options.indexInterval),
+            compression: options.compression)
+        try directory.writeAtomically(FileNames.metadata, bytes: metadata.encode())
+        report.previousShutdown = .newLog
+        return metadata
+    }
+
+    // MARK: Segments
+
+    /// True when the last segment file is shorter than a header or its header is all zeros.
+    func isInterruptedCreation(_ base: UInt64) throws -> Bool {
+        let file = try FileHandle.open(directory.file(FileNames.segment(base)), readOnly: true, faults: options.storageFaults)
+        var header = [UInt8](repeating: 0, count: SegmentHeader.size)
+        var result: Result<Int, IOError> = .success(0)
+        header.withUnsafeMutableBytes { raw in
+            do throws(IOError) { result = .success(try file.read(into: raw, at: 0)) } catch { result = .failure(error) }
+        }
+        let read = try result.get()
+        if read < SegmentHeader.size { return header[0..<read].allSatisfy { $0 == 0 } }
+        return header.allSatisfy { $0 == 0 }
+    }
+
+    /// Opens, maps and checks one segment, loading its indexes or rebuilding them.
+    mutating func openSegment(
+        base: UInt64, isLast: Bool, metadata: LogMetadata, marker: CleanShutdownMarker?
+    ) throws -> (SegmentSnapshot, FileHandle) {
+        let name = FileNames.segment(base)
+        let path = directory.file(name)
+        let file = try FileHandle.open(path, readOnly: readOnly || !isLast, faults: options.storageFaults)
+        let length = Int(try file.length())
+        let mapping = try MappedRegion.map(file, length: length)
+        let bytes = mapping.bytes(at: 0, count: length) ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        let header = try SegmentHeader.decode(bytes, file: path, logID: metadata.logID, expectedBase: base)
+        let headerCRC = header.checksum
+        let interval = Int(metadata.indexInterval)
+
+        // The index files are a checkpoint: trusted only as far as the data confirms them.
+        let loaded = loadIndexes(base: base, bytes: bytes, length: length, headerCRC: headerCRC)
+        let capacity = max(
+            IndexPolicy.capacity(segmentBytes: length, interval: interval),
+            (loaded?.offsets.count ?? 0) + (length - Int(loaded?.header.dataEnd ?? 0)) / interval + 2)
+        var segment = SegmentSnapshot(
+            basePosition: base, path: path, mapping: mapping, headerCRC: headerCRC,
+            offsetIndex: IndexBuffer(capacity: capacity), timeIndex: IndexBuffer(capacity: capacity),
+            endPosition: base, dataEnd: SegmentHeader.size, offsetIndexCount: 0, timeIndexCount: 0,
+            maxTimestamp: .min, firstTimestamp: nil, lastBatchOffset: 0, lastBatchCRC: headerCRC, isSealed: !isLast)
+        if let loaded {
+            for e in loaded.offsets { segment.offsetIndex.append(e) }
+            for e in loaded.times { segment.timeIndex.append(e) }
+            segment.endPosition = loaded.header.endPosition
+            segment.dataEnd = Int(loaded.header.dataEnd)
+            segment.lastBatchOffset = Int(loaded.header.lastBatchOffset)
+            segment.lastBatchCRC = loaded.header.lastBatchCRC
+            segment.maxTimestamp = loaded.header.maxTimestamp
+            segment.firstTimestamp = loaded.header.endPosition == base ? nil : loaded.header.firstTimestamp
+        }
+        var policy = policy(resuming: segment, interval: interval)
+
+        let from = segment.dataEnd
+        let outcome = SegmentScanner.scan(
+            bytes, from: from, end: length, previousCRC: segment.lastBatchCRC, expectedBase: segment.endPosition,
+            lastBatchOffset: segment.lastBatchOffset
+        ) { batch, offset in
+            policy.add(batch: batch, at: offset, segmentBase: base, offsetIndex: segment.offsetIndex, timeIndex: segment.timeIndex)
+        }
+        if isLast { report.scannedBytes += outcome.dataEnd - from }
+        segment.endPosition = outcome.endPosition
+        segment.dataEnd = outcome.dataEnd
+        segment.lastBatchOffset = outcome.lastBatchOffset
+        segment.lastBatchCRC = outcome.lastBatchCRC
+        if segment.firstTimestamp == nil { segment.firstTimestamp = outcome.firstTimestamp }
+        segment.maxTimestamp = max(segment.maxTimestamp, outcome.maxTimestamp)
+        segment.offsetIndexCount = segment.offsetIndex.writtenCount
+        segment.timeIndexCount = segment.timeIndex.writtenCount
+
+        if case .invalid(let offset, let reason) = outcome.stop {
+            let isTornTail = isLast
+                && offset >= Int(marker?.lastSegmentDataEnd ?? 0)
+                && !SegmentScanner.hasValidDataAfter(
+                    bytes, invalidAt: offset, header: outcome.invalidHeader, end: length, nextPosition: outcome.endPosition)
+            guard isTornTail else {
+                throw EventLogError.corruption(file: path, offset: Int64(offset), reason: reason)
+            }
+            report.tailCut = (file: path, offset: Int64(offset), reason: reason)
+            Log.logger.warning("cut a torn final batch", metadata: ["file": "\(path)", "offset": "\(offset)", "reason": "\(reason)"])
+            if !readOnly {
+                try file.zeroRange(at: Int64(offset), length: Int64(length - offset))
+                try file.datasync()
+            }
+        }
+
+        let rebuilt = loaded == nil || outcome.batches > 0
+        if rebuilt && !isLast {
+            report.rebuiltIndexes.append(FileNames.offsetIndex(base))
+            report.rebuiltIndexes.append(FileNames.timeIndex(base))
+            if !readOnly {
+                try ActiveSegment.writeIndexFiles(segment, directory: directory)
+            }
+        } else if loaded == nil && isLast && from == SegmentHeader.size && outcome.batches > 0 && marker != nil {
+            report.rebuiltIndexes.append(FileNames.offsetIndex(base))
+        }
+        return (segment, file)
+    }
+
+    struct LoadedIndexes {
+        var header: IndexFileHeader
+        var offsets: [OffsetIndexEntry]
+        var times: [TimeIndexEntry]
+    }
+
+    /// Loads both index files of a segment; nil (to rebuild) unless both are
+    /// intact, agree, and the batch they name as the last one is really there.
+    func loadIndexes(base: UInt64, bytes: UnsafeRawBufferPointer, length: Int, headerCRC: UInt32) -> LoadedIndexes? {
+        do {
+            guard let offsetBytes = try directory.readWhole(FileNames.offsetIndex(base)),
+                  let timeBytes = try directory.readWhole(FileNames.timeIndex(base))
+            else { return nil }
+            let (header, offsets) = try IndexFile.decodeOffsetIndex(offsetBytes)
+            let (timeHeader, times) = try IndexFile.decodeTimeIndex(timeBytes)
+            guard header == timeHeader, header.basePosition == base, Int(header.dataEnd) <= length,
+                  Int(header.dataEnd) >= SegmentHeader.size
+            else { return nil }
+            if header.endPosition == base {
+                guard header.dataEnd == UInt32(SegmentHeader.size), header.lastBatchCRC == headerCRC, offsets.isEmpty
+                else { return nil }
+            } else {
+                let at = Int(header.lastBatchOffset)
+                guard case .valid(let last) = BatchHeader.check(bytes, at: at, end: Int(header.dataEnd), previousCRC: nil, expectedBase: nil),
+                      last.crc == header.lastBatchCRC, at + Int(last.length) == Int(header.dataEnd),
+                      last.endPosition == header.endPosition
+                else { return nil }
+            }
+            // Entries must point inside the described data, in order.
+            var previous: OffsetIndexEntry?
+            for e in offsets {
+                guard Int(e.offset) < Int(header.dataEnd), Int(e.offset) >= SegmentHeader.size,
+                      previous.map({ $0.offset < e.offset && $0.relativePosition < e.relativePosition }) ?? true
+                else { return nil }
+                previous = e
+            }
+            for e in times where Int(e.offset) >= Int(header.dataEnd) { _ = e; return nil }
+            return LoadedIndexes(header: header, offsets: offsets, times: times)
+        } catch {
+            return nil
+        }
+    }
+
+    /// The index policy's state at the end of a segment whose indexes are loaded.
+    func policy(resuming segment: SegmentSnapshot, interval: Int) -> IndexPolicy {
+        var policy = IndexPolicy(interval: interval)
+        if segment.offsetIndexCount > 0 || segment.offsetIndex.writtenCount > 0 {
+            let count = max(segment.offsetIndexCount, segment.offsetIndex.writtenCount)
+            policy.bytesSinceOffsetEntry = segment.dataEnd - Int(segment.offsetIndex[count - 1].offset)
+        }
+        let timeCount = max(segment.timeIndexCount, segment.timeIndex.writtenCount)
+        if timeCount > 0 {
+            policy.bytesSinceTimeEntry = segment.dataEnd - Int(segment.timeIndex[timeCount - 1].offset)
+        }
+        policy.runningMaxTimestamp = segment.maxTimestamp
+        return policy
+    }
+
+    func segmentCreatedAt(_ segment: SegmentSnapshot) throws -> Timestamp {
+        guard let bytes = segment.mapping.bytes(at: 0, count: SegmentHeader.size) else { return currentTimestamp() }
+        return bytes.loadLE(at: 40, as: Int64.self)
+    }
+
+    /// A read-only log has no writer; its state holds the last segment (or a stub).
+    func placeholderActive(segments: [SegmentSnapshot], metadata: LogMetadata) throws -> ActiveSegment {
+        let file = try FileHandle.open(directory.file(FileNames.metadata), readOnly: true, faults: options.storageFaults)
+        let empty = try MappedRegion.map(file, length: 0)
+        let snapshot = segments.last ?? SegmentSnapshot(
+            basePosition: 0, path: "", mapping: empty, headerCRC: 0,
+            offsetIndex: IndexBuffer(capacity: 1), timeIndex: IndexBuffer(capacity: 1), endPosition: 0,
+            dataEnd: SegmentHeader.size, offsetIndexCount: 0, timeIndexCount: 0, maxTimestamp: .min,
+            firstTimestamp: nil, lastBatchOffset: 0, lastBatchCRC: 0, isSealed: true)
+        return ActiveSegment(
+            snapshot: snapshot, file: file, capacity: 0, indexPolicy: IndexPolicy(interval: Int(metadata.indexInterval)),
+            createdAt: 0, writebackStart: 0)
+    }
+}

@@ -1,0 +1,236 @@
+import CLZ4
+
+extension Log {
+    /// Reads events in position order starting at `position`, lending each
+    /// to `body` as an `EventView` of the stored bytes (zero-copy; valid only
+    /// during the call). Every batch's checksum is verified before any of its
+    /// events is lent.
+    ///
+    /// Reads a consistent snapshot: events appended meanwhile are not seen.
+    /// Never blocks the writer.
+    ///
+    /// - Returns: the position after the last event lent (where to continue).
+    /// - Throws: `EventLogError.corruption` naming the file and offset of a
+    ///   damaged batch; `positionOutOfRange` for a position before the start
+    ///   of the log; whatever `body` throws.
+    @discardableResult
+    public func read(
+        from position: UInt64, maxCount: Int = .max, _ body: (EventView) throws -> Void
+    ) throws -> UInt64 {
+        var reader = LogReader(snapshot: snapshot())
+        defer { reader.release() }
+        return try reader.read(from: position, maxCount: maxCount, body)
+    }
+
+    /// The events from `position` on, at most `maxCount`, as owned values.
+    public func events(from position: UInt64, maxCount: Int = .max) throws(EventLogError) -> [Event] {
+        var events: [Event] = []
+        do {
+            try read(from: position, maxCount: maxCount) { view in events.append(try view.event()) }
+        } catch let error as EventLogError {
+            throw error
+        } catch {
+            throw .invalidArgument("\(error)")
+        }
+        return events
+    }
+
+    /// Lends the event at `position` to `body`. Verifies that event's own
+    /// checksum (not its whole batch), so a point read stays cheap.
+    public func withEvent<R>(at position: UInt64, _ body: (EventView) throws -> R) throws -> R {
+        var reader = LogReader(snapshot: snapshot())
+        defer { reader.release() }
+        return try reader.withEvent(at: position, body)
+    }
+
+    /// The event at `position`.
+    public func event(at position: UInt64) throws(EventLogError) -> Event {
+        do {
+            return try withEvent(at: position) { view throws(EventLogError) in try view.event() }
+        } catch let error as EventLogError {
+            throw error
+        } catch {
+            throw .invalidArgument("\(error)")
+        }
+    }
+
+    /// The position of the first event whose timestamp is at or after
+    /// `timestamp`, or `endPosition` when there is none.
+    public func position(atOrAfter timestamp: Timestamp) throws(EventLogError) -> UInt64 {
+        var reader = LogReader(snapshot: snapshot())
+        defer { reader.release() }
+        return try reader.position(atOrAfter: timestamp)
+    }
+}
+
+/// One read over one snapshot, with the scratch space for decompression.
+struct LogReader: ~Copyable {
+    let snapshot: LogSnapshot
+    /// Decompressed records of the current batch (grown on the first LZ4 batch).
+    private var scratch = ByteBuffer(capacity: 64)
+
+    init(snapshot: LogSnapshot) { self.snapshot = snapshot }
+
+    mutating func release() {}
+
+    /// The records area of a verified batch frame at `offset`: the mapped
+    /// bytes, or a decompressed copy in `scratch`.
+    private mutating func records(
+        of header: BatchHeader, at offset: Int, in segment: SegmentSnapshot
+    ) throws(EventLogError) -> UnsafeRawBufferPointer {
+        guard let stored = segment.mapping.bytes(at: offset + BatchHeader.size, count: header.storedLength) else {
+            throw .corruption(file: segment.path, offset: Int64(offset), reason: "batch runs past the end of the file")
+        }
+        if header.codecValue == 0 { return stored }
+        let length = Int(header.recordsLength)
+        scratch.count = 0
+        scratch.reserve(length)
+        let written = LZ4_decompress_safe(
+            stored.baseAddress!.assumingMemoryBound(to: CChar.self),
+            scratch.base.assumingMemoryBound(to: CChar.self), Int32(stored.count), Int32(length))
+        guard written == Int32(length) else {
+            throw .corruption(file: segment.path, offset: Int64(offset), reason: "LZ4 records area does not decompress to its stated length")
+        }
+        scratch.count = length
+        return UnsafeRawBufferPointer(start: scratch.base, count: length)
+    }
+
+    mutating func read(from position: UInt64, maxCount: Int, _ body: (EventView) throws -> Void) throws -> UInt64 {
+        let start = snapshot.startPosition
+        let end = snapshot.endPosition
+        if position < start { throw EventLogError.positionOutOfRange(position: position, start: start, end: end) }
+        guard position < end, maxCount > 0, var segmentIndex = snapshot.segmentIndex(for: position) else { return max(position, min(position, end)) }
+        var next = position
+        var remaining = maxCount
+        while segmentIndex < snapshot.count && remaining > 0 {
+            let segment = snapshot[segmentIndex]
+            guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd) else {
+                throw EventLogError.corruption(file: segment.path, offset: 0, reason: "segment is shorter than its published data")
+            }
+            var offset = next > segment.basePosition ? segment.batchOffset(atOrBefore: next) : SegmentHeader.size
+            while offset < segment.dataEnd && remaining > 0 {
+                let header: BatchHeader
+                switch BatchHeader.check(bytes, at: offset, end: segment.dataEnd, previousCRC: nil, expectedBase: nil) {
+                case .valid(let h): header = h
+                case .endOfData:
+                    throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: "zeros where a published batch should be")
+                case .invalid(let reason, _):
+                    throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: reason)
+                }
+                defer { offset += Int(header.length) }
+                if header.endPosition <= next { continue }
+                let area = try records(of: header, at: offset, in: segment)
+                var at = 0
+                var position = header.basePosition
+                while position < header.endPosition && remaining > 0 {
+                    if position < next {
+                        do { try Record.skip(area, at: &at) } catch {
+                            throw corruption(error, header: header, batchOffset: offset, segment: segment)
+                        }
+                    } else {
+                        let view: EventView
+                        do {
+                            view = try Record.decode(area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: false)
+                        } catch {
+                            throw corruption(error, header: header, batchOffset: offset, segment: segment)
+                        }
+                        try body(view)
+                        remaining -= 1
+                        next = position + 1
+                    }
+                    position += 1
+                }
+            }
+            segmentIndex += 1
+            if segmentIndex < snapshot.count { next = max(next, snapshot[segmentIndex].basePosition) }
+        }
+        return next
+    }
+
+    mutating func withEvent<R>(at position: UInt64, _ body: (EventView) throws -> R) throws -> R {
+        let start = snapshot.startPosition
+        let end = snapshot.endPosition
+        guard position >= start, position < end, let segmentIndex = snapshot.segmentIndex(for: position) else {
+            throw EventLogError.positionOutOfRange(position: position, start: start, end: end)
+        }
+        let segment = snapshot[segmentIndex]
+        guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd) else {
+            throw EventLogError.corruption(file: segment.path, offset: 0, reason: "segment is shorter than its published data")
+        }
+        var offset = segment.batchOffset(atOrBefore: position)
+        // Walk batch headers to the batch holding `position`. Headers are not
+        // verified here: the record's own checksum, seeded with its position
+        // and its batch's first timestamp, catches a wrong turn.
+        while true {
+            guard offset + BatchHeader.size <= segment.dataEnd else {
+                throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: "no batch holds position \(position)")
+            }
+            let header = BatchHeader.load(bytes.baseAddress! + offset)
+            guard Int(header.length) >= BatchHeader.size, Int(header.length) <= segment.dataEnd - offset,
+                  header.basePosition <= position
+            else {
+                throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: "batch header is damaged")
+            }
+            if header.endPosition <= position {
+                offset += Int(header.length)
+                continue
+            }
+            if header.codecValue != 0 {
+                // Compressed: the frame checksum is verified before decompressing.
+                guard case .valid = BatchHeader.check(bytes, at: offset, end: segment.dataEnd, previousCRC: nil, expectedBase: nil) else {
+                    throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: "batch checksum mismatch")
+                }
+            }
+            let area = try records(of: header, at: offset, in: segment)
+            var at = 0
+            do {
+                var p = header.basePosition
+                while p < position {
+                    try Record.skip(area, at: &at)
+                    p += 1
+                }
+                let view = try Record.decode(area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: true)
+                return try body(view)
+            } catch let defect as RecordDefect {
+                throw corruption(defect, header: header, batchOffset: offset, segment: segment)
+            }
+        }
+    }
+
+    mutating func position(atOrAfter timestamp: Timestamp) throws(EventLogError) -> UInt64 {
+        var i = 0
+        while i < snapshot.count && snapshot[i].maxTimestamp < timestamp { i += 1 }
+        guard i < snapshot.count else { return snapshot.endPosition }
+        let segment = snapshot[i]
+        guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd) else {
+            throw .corruption(file: segment.path, offset: 0, reason: "segment is shorter than its published data")
+        }
+        var offset = segment.batchOffset(forTimestamp: timestamp)
+        while offset < segment.dataEnd {
+            guard case .valid(let header) = BatchHeader.check(bytes, at: offset, end: segment.dataEnd, previousCRC: nil, expectedBase: nil) else {
+                throw .corruption(file: segment.path, offset: Int64(offset), reason: "damaged batch")
+            }
+            if header.maxTimestamp >= timestamp {
+                let area = try records(of: header, at: offset, in: segment)
+                var at = 0
+                var p = header.basePosition
+                while p < header.endPosition {
+                    do {
+                        let view = try Record.decode(area, at: &at, position: p, firstTimestamp: header.firstTimestamp, verify: false)
+                        if view.timestamp >= timestamp { return p }
+                    } catch {
+                        throw corruption(error, header: header, batchOffset: offset, segment: segment)
+                    }
+                    p += 1
+                }
+            }
+            offset += Int(header.length)
+        }
+        return segment.endPosition
+    }
+
+    private func corruption(_ defect: RecordDefect, header: BatchHeader, batchOffset: Int, segment: SegmentSnapshot) -> EventLogError {
+        let offset = header.codecValue == 0 ? batchOffset + BatchHeader.size + defect.offset : batchOffset
+        return .corruption(file: segment.path, offset: Int64(offset), reason: defect.reason)
+    }
+}

@@ -1,0 +1,172 @@
+import Synchronization
+import Logging
+import struct Foundation.UUID
+import class Foundation.Thread
+
+/// An event log: a directory of segment files holding checksummed batches of
+/// events, each event at a global position.
+///
+/// ## Concurrency
+/// A `Log` is safe to share between threads. Appends are serialized by one
+/// writer lock; durable appends then wait for a shared `fdatasync` outside
+/// it (group commit). Readers never take the writer lock: each read works on
+/// an immutable snapshot of the segments (taken under a separate lock held
+/// only to copy a few references) and sees whole, published batches only.
+///
+/// ## Blocking
+/// Every method may block on the disk: `append` (write, and under
+/// `.always` a sync), reads (page faults on the mapped segments), `sync`,
+/// `close`. Call them from your own threads, not from the Swift concurrency
+/// pool.
+public final class Log: Sendable {
+    /// The directory holding the log's files.
+    public let path: String
+    /// The log's identity (also in every segment header).
+    public let logID: UUID
+    public let options: LogOptions
+    /// What opening found and did (previous shutdown, tail cut, indexes rebuilt).
+    public let recovery: RecoveryReport
+
+    let directory: DirectoryOperations
+    let metadata: LogMetadata
+    let writer: Mutex<WriterState>
+    let published: Mutex<LogSnapshot>
+    let groupCommit = GroupCommit()
+    let lockFile: FileHandle?
+    let flusherState = Mutex<FlusherState>(.notStarted)
+    static let logger = Logger(label: "EventLog")
+
+    init(
+        path: String, options: LogOptions, directory: DirectoryOperations, metadata: LogMetadata,
+        writer: consuming WriterState, snapshot: LogSnapshot, lockFile: FileHandle?, recovery: RecoveryReport
+    ) {
+        self.path = path
+        self.options = options
+        self.directory = directory
+        self.metadata = metadata
+        self.logID = UUID(uuid: metadata.logID.withUnsafeBytes { $0.loadUnaligned(as: uuid_bytes.self) })
+        self.writer = Mutex(writer)
+        self.published = Mutex(snapshot)
+        self.lockFile = lockFile
+        self.recovery = recovery
+    }
+
+    deinit {
+        // A log released without close() is left as after a crash: the next
+        // open recovers the tail. Nothing acknowledged is lost.
+    }
+
+    /// The snapshot readers work on.
+    @inline(__always) func snapshot() -> LogSnapshot {
+        published.withLock { $0 }
+    }
+
+    /// The first position still in the log.
+    public var startPosition: UInt64 { snapshot().startPosition }
+    /// The position the next appended event will get (one past the last).
+    public var endPosition: UInt64 { snapshot().endPosition }
+
+    /// Makes everything appended so far durable, whatever the durability
+    /// policy: fdatasync of the active segment (sealed ones were synced when
+    /// sealed) and of the directory. Blocks on the disk.
+    public func sync() throws(EventLogError) {
+        if options.readOnly { throw .readOnly }
+        try groupCommit.syncNow()
+        do { try directory.sync() } catch { throw .io(error) }
+    }
+
+    /// Closes the log: stops the flusher, syncs, writes the active segment's
+    /// indexes and the clean-shutdown marker (so the next open skips
+    /// recovery) and releases the writer lock. Further calls fail with
+    /// `.closed`. Reads already running finish on their snapshot.
+    public func close() throws(EventLogError) {
+        stopFlusher()
+        if options.readOnly {
+            writer.withLock { $0.closed = true }
+            return
+        }
+        let result: Result<Void, EventLogError> = writer.withLock { state in
+            if state.closed { return .success(()) }
+            state.closed = true
+            if let failure = state.failure ?? groupCommit.failureReason {
+                return .failure(.writerStopped(reason: failure))
+            }
+            do throws(IOError) {
+                try state.active.file.datasync()
+                try state.active.writeIndexFiles(directory: directory)
+                let marker = CleanShutdownMarker(
+                    endPosition: state.active.snapshot.endPosition, lastSegmentBase: state.active.snapshot.basePosition,
+                    lastSegmentDataEnd: UInt32(state.active.dataEnd), closedAt: currentTimestamp())
+                try directory.writeAtomically(FileNames.cleanShutdown, bytes: marker.encode())
+                return .success(())
+            } catch {
+                return .failure(.io(error))
+            }
+        }
+        try result.get()
+    }
+}
+
+/// Everything the writer lock guards.
+struct WriterState: ~Copyable, Sendable {
+    var active: ActiveSegment
+    /// Reused encode and compression buffers: no allocation per batch once grown.
+    var encodeBuffer: ByteBuffer?
+    var compressBuffer: ByteBuffer
+    /// Total bytes ever written by this writer: the group commit's sequence.
+    var writtenSequence: UInt64 = 0
+    /// Set when a write or sync failed in a way that leaves the disk state unknown.
+    var failure: String?
+    var closed = false
+}
+
+enum FlusherState {
+    case notStarted, running, stopping, stopped
+}
+
+private typealias uuid_bytes = (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)
+
+// MARK: - The interval flusher
+
+extension Log {
+    /// Starts the background thread of `.interval` durability: it syncs every
+    /// interval when something was written. A failed sync stops the writer.
+    func startFlusherIfNeeded() {
+        guard case .interval(let ms) = options.durability, !options.readOnly else { return }
+        flusherState.withLock { $0 = .running }
+        let seconds = Double(ms) / 1000
+        let thread = Thread { [weak self] in
+            while true {
+                // Hold the log only while working, not while sleeping, so a
+                // log released without close() can still be freed.
+                let commit: GroupCommit? = {
+                    guard let log = self, log.flusherState.withLock({ $0 }) == .running else { return nil }
+                    if log.groupCommit.hasUnsyncedWrites {
+                        do { try log.groupCommit.syncNow() } catch {
+                            log.writer.withLock { $0.failure = $0.failure ?? "\(error)" }
+                        }
+                    }
+                    return log.groupCommit
+                }()
+                guard let commit else { break }
+                commit.sleep(seconds: seconds)
+            }
+            self?.flusherState.withLock { $0 = .stopped }
+        }
+        thread.name = "EventLog.flusher"
+        thread.start()
+    }
+
+    func stopFlusher() {
+        let wasRunning = flusherState.withLock { state -> Bool in
+            if state == .running { state = .stopping; return true }
+            return false
+        }
+        guard wasRunning else { return }
+        groupCommit.wakeAll()
+        // Wait for the thread to leave its loop (at most one sync).
+        while flusherState.withLock({ $0 }) == .stopping {
+            groupCommit.sleep(seconds: 0.001)
+        }
+    }
+}

@@ -1,0 +1,61 @@
+/// When an append counts as acknowledged (Format.md and README, "Durability").
+public enum Durability: Sendable, Equatable {
+    /// An append returns only after its bytes, and any new file's directory
+    /// entry, are on disk (`fdatasync`). Concurrent appenders share one sync
+    /// (group commit).
+    case always
+    /// A background thread syncs every `milliseconds`: a process crash loses
+    /// nothing acknowledged, a power loss at most that window.
+    case interval(milliseconds: Int)
+    /// The operating system decides when data reaches the disk; `sync()` and
+    /// `close()` force it.
+    case none
+}
+
+/// Settings for opening a log. `segmentBytes`, `indexInterval` and
+/// `compression` take effect for new segments and new batches; an existing
+/// log keeps what its files say.
+public struct LogOptions: Sendable {
+    /// Size at which the active segment is sealed and a new one started.
+    public var segmentBytes: Int = 128 << 20
+    /// Age (seconds) after which a non-empty active segment is sealed at the next append; nil: never by age.
+    public var segmentMaxAgeSeconds: Int? = nil
+    /// About one offset-index entry per this many bytes of log (Format.md, "Index files").
+    public var indexInterval: Int = 4096
+    public var durability: Durability = .always
+    public var compression: Compression = .none
+    /// Create the directory and a new log when none exists.
+    public var createIfMissing: Bool = true
+    /// Open without the writer lock and without changing any file: no recovery
+    /// writes, no appends. For inspection tools and readers beside a live writer.
+    public var readOnly: Bool = false
+    /// Fault injection for tests: every file operation asks it first.
+    public var storageFaults: StorageFaults? = nil
+
+    public init(
+        segmentBytes: Int = 128 << 20, indexInterval: Int = 4096, durability: Durability = .always,
+        compression: Compression = .none, createIfMissing: Bool = true, readOnly: Bool = false
+    ) {
+        self.segmentBytes = segmentBytes
+        self.indexInterval = indexInterval
+        self.durability = durability
+        self.compression = compression
+        self.createIfMissing = createIfMissing
+        self.readOnly = readOnly
+    }
+
+    func validate() throws(EventLogError) {
+        guard segmentBytes >= Limits.minSegmentBytes, segmentBytes <= Limits.maxSegmentBytes else {
+            throw .invalidArgument("segmentBytes must be within \(Limits.minSegmentBytes)...\(Limits.maxSegmentBytes), got \(segmentBytes)")
+        }
+        guard indexInterval >= 64, indexInterval <= 1 << 24 else {
+            throw .invalidArgument("indexInterval must be within 64...16777216, got \(indexInterval)")
+        }
+        if case .interval(let ms) = durability, ms <= 0 || ms > 3_600_000 {
+            throw .invalidArgument("durability interval must be within 1...3600000 ms, got \(ms)")
+        }
+        if let age = segmentMaxAgeSeconds, age <= 0 {
+            throw .invalidArgument("segmentMaxAgeSeconds must be positive, got \(age)")
+        }
+    }
+}

@@ -1,0 +1,29 @@
+/// What opening a log found and did.
+public struct RecoveryReport: Sendable, Equatable {
+    /// How the previous session ended.
+    public enum Shutdown: Sendable, Equatable {
+        /// The log was just created.
+        case newLog
+        /// `close()` completed at this time; no recovery was needed.
+        case clean(at: Timestamp)
+        /// The process stopped without `close()` (crash, kill, power loss), or
+        /// another process still has the log open: the tail was checked.
+        case unclean
+    }
+
+    public var previousShutdown: Shutdown = .newLog
+    /// Bytes of the last segment that were scanned and checked.
+    public var scannedBytes: Int = 0
+    /// Where a torn final batch was cut off (file and byte offset), if one was.
+    public var tailCut: (file: String, offset: Int64, reason: String)? = nil
+    /// Index files rebuilt from their segments because they were missing, stale or damaged.
+    public var rebuiltIndexes: [String] = []
+    /// Files removed: leftover temporary files, an empty segment whose creation a crash interrupted.
+    public var removedFiles: [String] = []
+
+    public static func == (a: RecoveryReport, b: RecoveryReport) -> Bool {
+        a.previousShutdown == b.previousShutdown && a.scannedBytes == b.scannedBytes
+            && a.tailCut?.file == b.tailCut?.file && a.tailCut?.offset == b.tailCut?.offset
+            && a.rebuiltIndexes == b.rebuiltIndexes && a.removedFiles == b.removedFiles
+    }
+}

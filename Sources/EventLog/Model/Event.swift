@@ -1,0 +1,75 @@
+/// A point in time, in microseconds since 1970-01-01T00:00:00Z (UTC).
+public typealias Timestamp = Int64
+
+/// The current time as a `Timestamp`.
+public func currentTimestamp() -> Timestamp {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1000
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An event to append: everything but the position, which the log assigns.
+public struct NewEvent: Sendable, Hashable {
+    /// The stream (aggregate) it belongs to, e.g. `order-42`; 1 to
+    /// `Limits.maxStreamNameBytes` UTF-8 bytes.
+    public var stream: String
+    /// Its type, e.g. `OrderPlaced`; at most `Limits.maxTypeBytes` UTF-8 bytes.
+    public var type: String
+    /// The payload, opaque to the log.
+    public var data: [UInt8]
+    public var metadata: EventMetadata
+    /// When it happened; the append time when nil.
+    public var timestamp: Timestamp?
+    /// Its version within its stream. The stream layer assigns it; the core
+    /// log stores what it is given.
+    public var version: UInt64
+
+    public init(
+        stream: String, type: String, data: [UInt8], metadata: EventMetadata = EventMetadata(),
+        timestamp: Timestamp? = nil, version: UInt64 = 0
+    ) {
+        self.stream = stream
+        self.type = type
+        self.data = data
+        self.metadata = metadata
+        self.timestamp = timestamp
+        self.version = version
+    }
+}
+
+/// An event read from the log, with its own copy of every field.
+///
+/// For reads that allocate nothing per event, use `Log.read(from:maxCount:_:)`,
+/// which lends an `EventView` of the stored bytes instead.
+public struct Event: Sendable, Hashable {
+    /// The global position: assigned at append, strictly increasing, never reused.
+    public var position: UInt64
+    public var stream: String
+    /// The place within its stream (0, 1, 2, …).
+    public var version: UInt64
+    public var type: String
+    public var data: [UInt8]
+    public var metadata: EventMetadata
+    public var timestamp: Timestamp
+
+    public init(
+        position: UInt64, stream: String, version: UInt64, type: String, data: [UInt8],
+        metadata: EventMetadata, timestamp: Timestamp
+    ) {
+        self.position = position
+        self.stream = stream
+        self.version = version
+        self.type = type
+        self.data = data
+        self.metadata = metadata
+        self.timestamp = timestamp
+    }
+}

@@ -1,0 +1,83 @@
+/// An offset-index entry: the batch starting at byte `offset` of the segment
+/// has base position `segment base + relativePosition`.
+struct OffsetIndexEntry: Sendable, Equatable {
+    var relativePosition: UInt32
+    var offset: UInt32
+}
+
+/// A time-index entry: every event before the batch at `offset` (in this
+/// segment) has a timestamp of at most `maxTimestampBefore`.
+struct TimeIndexEntry: Sendable, Equatable {
+    var maxTimestampBefore: Timestamp
+    var relativePosition: UInt32
+    var offset: UInt32
+}
+
+/// Fixed-capacity, append-only storage for index entries, shared by the
+/// writer and readers without a lock: the writer only writes slots at or
+/// after the count it has published, and a reader only reads slots below the
+/// count in its snapshot (published under the snapshot lock, which orders
+/// the writes before the reads). It never reallocates, so a reader's
+/// pointer stays valid.
+///
+/// One of the few audited types that hold a raw pointer.
+final class IndexBuffer<Entry: Sendable>: @unchecked Sendable {
+    let capacity: Int
+    private let storage: UnsafeMutablePointer<Entry>
+    /// Written by the writer only.
+    private(set) var writtenCount = 0
+
+    init(capacity: Int) {
+        self.capacity = max(capacity, 1)
+        self.storage = UnsafeMutablePointer<Entry>.allocate(capacity: self.capacity)
+    }
+
+    init(_ entries: [Entry]) {
+        self.capacity = max(entries.count, 1)
+        self.storage = UnsafeMutablePointer<Entry>.allocate(capacity: self.capacity)
+        entries.withUnsafeBufferPointer { source in
+            if let base = source.baseAddress { storage.initialize(from: base, count: source.count) }
+        }
+        writtenCount = entries.count
+    }
+
+    deinit {
+        storage.deinitialize(count: writtenCount)
+        storage.deallocate()
+    }
+
+    /// Appends an entry (writer only). Returns false when full.
+    @discardableResult
+    func append(_ entry: Entry) -> Bool {
+        guard writtenCount < capacity else { return false }
+        (storage + writtenCount).initialize(to: entry)
+        writtenCount += 1
+        return true
+    }
+
+    /// Drops every entry at or after `count` (writer only, before publishing a smaller count).
+    func removeAll(from count: Int) {
+        guard count < writtenCount else { return }
+        (storage + count).deinitialize(count: writtenCount - count)
+        writtenCount = count
+    }
+
+    @inline(__always) subscript(i: Int) -> Entry { storage[i] }
+
+    /// The first `count` entries as an array (cold paths: writing index files).
+    func prefix(_ count: Int) -> [Entry] { Array(UnsafeBufferPointer(start: storage, count: count)) }
+
+    /// The greatest index `i < count` for which `isAtOrBefore(entry i)` holds,
+    /// given that the predicate is true on a prefix of the entries; nil when
+    /// it holds for none.
+    @inline(__always)
+    func lastIndex(count: Int, where isAtOrBefore: (Entry) -> Bool) -> Int? {
+        var low = 0
+        var high = count  // answer in [low - 1, high)
+        while low < high {
+            let mid = (low + high) / 2
+            if isAtOrBefore(storage[mid]) { low = mid + 1 } else { high = mid }
+        }
+        return low == 0 ? nil : low - 1
+    }
+}

@@ -1,0 +1,119 @@
+/// What a reader needs of one segment: its mapping, its published extent and
+/// its indexes. A value: the writer publishes a new one (under the snapshot
+/// lock) after each batch; a reader's copy never changes under it.
+struct SegmentSnapshot: Sendable {
+    let basePosition: UInt64
+    let path: String
+    let mapping: MappedRegion
+    /// The segment header's checksum: the chain seed of its first batch.
+    let headerCRC: UInt32
+    let offsetIndex: IndexBuffer<OffsetIndexEntry>
+    let timeIndex: IndexBuffer<TimeIndexEntry>
+
+    /// The position after the last published batch.
+    var endPosition: UInt64
+    /// The byte offset after the last published batch.
+    var dataEnd: Int
+    var offsetIndexCount: Int
+    var timeIndexCount: Int
+    /// The largest timestamp of any event in the segment (Int64.min when empty).
+    var maxTimestamp: Timestamp
+    /// The first timestamp of the segment's first batch (nil when empty).
+    var firstTimestamp: Timestamp?
+    /// The last published batch (offset and frame checksum), for index files and recovery.
+    var lastBatchOffset: Int
+    var lastBatchCRC: UInt32
+    var isSealed: Bool
+
+    var isEmpty: Bool { endPosition == basePosition }
+
+    /// The byte offset of a batch at or before the one holding `position`:
+    /// where a scan for `position` starts.
+    @inline(__always) func batchOffset(atOrBefore position: UInt64) -> Int {
+        let relative = position &- basePosition
+        guard let i = offsetIndex.lastIndex(count: offsetIndexCount, where: { UInt64($0.relativePosition) <= relative })
+        else { return SegmentHeader.size }
+        return Int(offsetIndex[i].offset)
+    }
+
+    /// The byte offset of a batch at or before the first event with a timestamp ≥ `timestamp`.
+    func batchOffset(forTimestamp timestamp: Timestamp) -> Int {
+        guard let i = timeIndex.lastIndex(count: timeIndexCount, where: { $0.maxTimestampBefore < timestamp })
+        else { return SegmentHeader.size }
+        return Int(timeIndex[i].offset)
+    }
+
+    /// The description an index file carries of this segment.
+    var indexFileHeader: IndexFileHeader {
+        IndexFileHeader(
+            basePosition: basePosition, endPosition: endPosition, dataEnd: UInt32(dataEnd),
+            lastBatchOffset: UInt32(lastBatchOffset), lastBatchCRC: lastBatchCRC,
+            firstTimestamp: firstTimestamp ?? .min, maxTimestamp: maxTimestamp)
+    }
+}
+
+/// The state readers see: the sealed segments, oldest first, then the active one.
+struct LogSnapshot: Sendable {
+    var sealed: [SegmentSnapshot]
+    /// The segment being appended to (nil only for an empty read-only log).
+    var active: SegmentSnapshot?
+
+    var count: Int { sealed.count + (active == nil ? 0 : 1) }
+
+    @inline(__always) subscript(i: Int) -> SegmentSnapshot {
+        i < sealed.count ? sealed[i] : active!
+    }
+
+    var first: SegmentSnapshot? { sealed.first ?? active }
+    var last: SegmentSnapshot? { active ?? sealed.last }
+
+    var startPosition: UInt64 { first?.basePosition ?? 0 }
+    var endPosition: UInt64 { last?.endPosition ?? 0 }
+
+    /// The index of the segment holding `position` (the last whose base ≤ position).
+    @inline(__always) func segmentIndex(for position: UInt64) -> Int? {
+        var low = 0
+        var high = count
+        while low < high {
+            let mid = (low + high) / 2
+            if self[mid].basePosition <= position { low = mid + 1 } else { high = mid }
+        }
+        return low == 0 ? nil : low - 1
+    }
+}
+
+/// The rule that decides when a batch gets an index entry (Format.md, "Index files"):
+/// the first batch of a segment always; then a batch whose start is at least
+/// `interval` bytes past the last offset entry (and 8 × `interval` past the
+/// last time entry).
+struct IndexPolicy: Sendable {
+    let interval: Int
+    var bytesSinceOffsetEntry = Int.max
+    var bytesSinceTimeEntry = Int.max
+    var runningMaxTimestamp: Timestamp = .min
+
+    init(interval: Int) { self.interval = interval }
+
+    /// Records the batch at `offset` in the indexes when due. Returns whether
+    /// each index got an entry.
+    mutating func add(
+        batch header: BatchHeader, at offset: Int, segmentBase: UInt64,
+        offsetIndex: IndexBuffer<OffsetIndexEntry>, timeIndex: IndexBuffer<TimeIndexEntry>
+    ) {
+        let relative = UInt32(truncatingIfNeeded: header.basePosition &- segmentBase)
+        if bytesSinceOffsetEntry >= interval {
+            offsetIndex.append(OffsetIndexEntry(relativePosition: relative, offset: UInt32(offset)))
+            bytesSinceOffsetEntry = 0
+        }
+        if bytesSinceTimeEntry >= interval &* 8 {
+            timeIndex.append(TimeIndexEntry(maxTimestampBefore: runningMaxTimestamp, relativePosition: relative, offset: UInt32(offset)))
+            bytesSinceTimeEntry = 0
+        }
+        bytesSinceOffsetEntry &+= Int(header.length)
+        bytesSinceTimeEntry &+= Int(header.length)
+        runningMaxTimestamp = max(runningMaxTimestamp, header.maxTimestamp)
+    }
+
+    /// Most entries a segment of `capacity` bytes can need.
+    static func capacity(segmentBytes: Int, interval: Int) -> Int { segmentBytes / interval + 2 }
+}

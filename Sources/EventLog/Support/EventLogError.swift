@@ -1,0 +1,53 @@
+/// Every error the library throws. Each case carries what a caller needs to
+/// act on it, and `description` is a message a person can act on.
+public enum EventLogError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A system call failed (including a full disk: `IOError.isDiskFull`).
+    case io(IOError)
+    /// Bytes that should be valid are not: a checksum mismatch, an impossible
+    /// length, a broken chain. `file` and `offset` locate the damage.
+    case corruption(file: String, offset: Int64, reason: String)
+    /// A file written by a format version this build does not read.
+    case unsupportedFormatVersion(file: String, found: Int, supported: Int)
+    /// A file that is not part of this log: wrong magic, or another log's id.
+    case foreignFile(file: String, reason: String)
+    /// A segment is missing between two others (the log would be shorter than it is).
+    case missingSegment(expectedBasePosition: UInt64, found: String)
+    /// An argument breaks a named limit (`Limits`).
+    case limitExceeded(limit: String, value: Int, maximum: Int)
+    /// An argument is wrong for another reason.
+    case invalidArgument(String)
+    /// A position past the end of the log, or before its start.
+    case positionOutOfRange(position: UInt64, start: UInt64, end: UInt64)
+    /// An fsync (or a write) failed earlier; the writer refuses appends until
+    /// the log is reopened, because what reached the disk is unknown.
+    case writerStopped(reason: String)
+    /// The log is closed.
+    case closed
+    /// Another process (or another `Log` in this one) has the log open for writing.
+    case locked(path: String)
+    /// No log exists at the path (opening read-only, or without `create`).
+    case notFound(path: String)
+    /// The operation needs a writable log.
+    case readOnly
+
+    public var description: String {
+        switch self {
+        case .io(let error): return error.description
+        case .corruption(let file, let offset, let reason): return "corruption in \(file) at byte \(offset): \(reason)"
+        case .unsupportedFormatVersion(let file, let found, let supported):
+            return "\(file) has format version \(found); this build reads version \(supported) only"
+        case .foreignFile(let file, let reason): return "\(file) does not belong to this log: \(reason)"
+        case .missingSegment(let base, let found):
+            return "segment with base position \(base) is missing (found \(found) instead)"
+        case .limitExceeded(let limit, let value, let maximum): return "\(limit) is \(value), above the maximum of \(maximum)"
+        case .invalidArgument(let message): return "invalid argument: \(message)"
+        case .positionOutOfRange(let position, let start, let end):
+            return "position \(position) is outside the log [\(start), \(end))"
+        case .writerStopped(let reason): return "the writer stopped after a failed write or sync (\(reason)); reopen the log"
+        case .closed: return "the log is closed"
+        case .locked(let path): return "\(path) is open for writing by another process"
+        case .notFound(let path): return "no event log at \(path)"
+        case .readOnly: return "the log was opened read-only"
+        }
+    }
+}

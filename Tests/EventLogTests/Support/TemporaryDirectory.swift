@@ -1,0 +1,62 @@
+import Foundation
+
+/// A fresh directory under the system temporary directory, removed when the test ends.
+final class TemporaryDirectory {
+    let path: String
+
+    init(_ label: String = "eventlog") {
+        let base = FileManager.default.temporaryDirectory.path
+        path = "\(base)/\(label)-\(UUID().uuidString)"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    /// A path inside the directory (not created).
+    func sub(_ name: String) -> String { path + "/" + name }
+
+    func files() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted()
+    }
+}
+
+/// splitmix64: the seeded generator of every randomized test.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// File helpers for damaging logs on purpose.
+enum Damage {
+    static func read(_ path: String) -> [UInt8] { Array(FileManager.default.contents(atPath: path) ?? Data()) }
+
+    static func write(_ path: String, _ bytes: [UInt8]) { _ = FileManager.default.createFile(atPath: path, contents: Data(bytes)) }
+
+    static func flipBit(_ path: String, at offset: Int, bit: Int = 0) {
+        var bytes = read(path)
+        bytes[offset] ^= UInt8(1 << bit)
+        write(path, bytes)
+    }
+
+    static func truncate(_ path: String, to length: Int) {
+        let handle = FileHandle(forWritingAtPath: path)!
+        handle.truncateFile(atOffset: UInt64(length))
+        handle.closeFile()
+    }
+
+    static func overwrite(_ path: String, at offset: Int, with bytes: [UInt8]) {
+        let handle = FileHandle(forWritingAtPath: path)!
+        handle.seek(toFileOffset: UInt64(offset))
+        handle.write(Data(bytes))
+        handle.closeFile()
+    }
+
+    static func remove(_ path: String) { try? FileManager.default.removeItem(atPath: path) }
+}
