@@ -164,6 +164,11 @@ final class FileHandle: Sendable {
         return Int64(info.st_blocks) * 512
     }
 
+    /// Releases an advisory lock (`flock(LOCK_UN)`).
+    func unlock() {
+        _ = flock(descriptor, LOCK_UN)
+    }
+
     /// Takes an exclusive advisory lock without waiting (`flock(LOCK_EX | LOCK_NB)`).
     /// Returns false when another open file description holds it.
     func tryLockExclusive() throws(IOError) -> Bool {

@@ -1,5 +1,3 @@
-import CLZ4
-
 extension Log {
     /// Appends `events` as one atomic batch and returns their positions.
     ///
@@ -151,13 +149,12 @@ extension Log {
     /// make it smaller.
     private func compress(records frame: UnsafeRawBufferPointer, into output: inout ByteBuffer) -> Bool {
         let recordsLength = frame.count - BatchHeader.size
-        guard recordsLength > 64, recordsLength <= Int(LZ4_MAX_INPUT_SIZE) else { return false }
-        let bound = Int(LZ4_compressBound(Int32(recordsLength)))
+        guard recordsLength > 64 else { return false }
+        let bound = LZ4Codec.compressBound(recordsLength)
         output.count = 0
         output.reserve(BatchHeader.size + bound)
-        let source = frame.baseAddress!.advanced(by: BatchHeader.size).assumingMemoryBound(to: CChar.self)
-        let destination = (output.base + BatchHeader.size).assumingMemoryBound(to: CChar.self)
-        let written = Int(LZ4_compress_default(source, destination, Int32(recordsLength), Int32(bound)))
+        let written = LZ4Codec.compress(
+            UnsafeRawBufferPointer(rebasing: frame[BatchHeader.size...]), into: output.base + BatchHeader.size, capacity: bound)
         guard written > 0, written < recordsLength - recordsLength / 16 else { return false }
         output.count = BatchHeader.size + written
         return true

@@ -1,5 +1,3 @@
-import CLZ4
-
 extension Log {
     /// Reads events in position order starting at `position`, lending each
     /// to `body` as an `EventView` of the stored bytes (zero-copy; valid only
@@ -85,10 +83,7 @@ struct LogReader: ~Copyable {
         let length = Int(header.recordsLength)
         scratch.count = 0
         scratch.reserve(length)
-        let written = LZ4_decompress_safe(
-            stored.baseAddress!.assumingMemoryBound(to: CChar.self),
-            scratch.base.assumingMemoryBound(to: CChar.self), Int32(stored.count), Int32(length))
-        guard written == Int32(length) else {
+        guard LZ4Codec.decompress(stored, into: scratch.base, capacity: length) == length else {
             throw .corruption(file: segment.path, offset: Int64(offset), reason: "LZ4 records area does not decompress to its stated length")
         }
         scratch.count = length
@@ -109,6 +104,16 @@ struct LogReader: ~Copyable {
             }
             var offset = next > segment.basePosition ? segment.batchOffset(atOrBefore: next) : SegmentHeader.size
             while offset < segment.dataEnd && remaining > 0 {
+                // A batch wholly before `next` is skipped on its header alone:
+                // damage inside it must not make later batches unreadable.
+                if offset + BatchHeader.size <= segment.dataEnd {
+                    let skipped = BatchHeader.load(bytes.baseAddress! + offset)
+                    if skipped.endPosition <= next, skipped.basePosition < skipped.endPosition,
+                       Int(skipped.length) >= BatchHeader.size, Int(skipped.length) <= segment.dataEnd - offset {
+                        offset += Int(skipped.length)
+                        continue
+                    }
+                }
                 let header: BatchHeader
                 switch BatchHeader.check(bytes, at: offset, end: segment.dataEnd, previousCRC: nil, expectedBase: nil) {
                 case .valid(let h): header = h

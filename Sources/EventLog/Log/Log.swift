@@ -103,6 +103,7 @@ public final class Log: Sendable {
                 return .failure(.io(error))
             }
         }
+        lockFile?.unlock()
         try result.get()
     }
 }

@@ -1,0 +1,25 @@
+import CLZ4
+
+/// The LZ4 block format through the system liblz4 (Format.md, "Compression").
+enum LZ4Codec {
+    /// Decompresses `source` into `destination` (room for `capacity` bytes);
+    /// returns the bytes written, or -1 when the input is malformed or does
+    /// not fit. Never reads or writes out of bounds (`LZ4_decompress_safe`).
+    static func decompress(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawPointer, capacity: Int) -> Int {
+        guard let base = source.baseAddress, source.count > 0, source.count <= Int(Int32.max), capacity <= Int(Int32.max) else { return -1 }
+        return Int(LZ4_decompress_safe(
+            base.assumingMemoryBound(to: CChar.self), destination.assumingMemoryBound(to: CChar.self),
+            Int32(source.count), Int32(capacity)))
+    }
+
+    /// Compresses `source` into `destination` (room for `capacity` bytes);
+    /// returns the bytes written, or 0 when it did not fit.
+    static func compress(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawPointer, capacity: Int) -> Int {
+        guard let base = source.baseAddress, source.count > 0, source.count <= Int(LZ4_MAX_INPUT_SIZE) else { return 0 }
+        return Int(LZ4_compress_default(
+            base.assumingMemoryBound(to: CChar.self), destination.assumingMemoryBound(to: CChar.self),
+            Int32(source.count), Int32(min(capacity, Int(Int32.max)))))
+    }
+
+    static func compressBound(_ count: Int) -> Int { Int(LZ4_compressBound(Int32(count))) }
+}

@@ -1,0 +1,223 @@
+/// One damaged place found by `Log.verify(at:)`.
+public struct VerificationProblem: Sendable, Equatable, CustomStringConvertible {
+    public var file: String
+    public var offset: Int64
+    public var reason: String
+
+    public var description: String { "\(file) at byte \(offset): \(reason)" }
+}
+
+/// What `Log.verify(at:)` checked and found.
+public struct VerificationReport: Sendable {
+    public var problems: [VerificationProblem] = []
+    public var isSound: Bool { problems.isEmpty }
+    public var segments = 0
+    public var batches = 0
+    public var events: UInt64 = 0
+    public var indexFiles = 0
+}
+
+extension Log {
+    /// Checks a log without changing it: every batch checksum and chain link,
+    /// every record checksum, the segment headers, that no segment is
+    /// missing, and every index file against indexes rebuilt from the log.
+    /// Works beside a live writer (it takes no lock) and on a log that will
+    /// not open. Blocks on the disk; reads every byte of the log.
+    ///
+    /// - Throws: only when `path` holds no log at all; damage is reported in
+    ///   the returned report.
+    public static func verify(at path: String) throws(EventLogError) -> VerificationReport {
+        let directory = DirectoryOperations(path: path, faults: nil)
+        guard DirectoryOperations.isDirectory(path) else { throw .notFound(path: path) }
+        var report = VerificationReport()
+        let names: [String]
+        do { names = try directory.list() } catch { throw .io(error) }
+        guard names.contains(FileNames.metadata) || names.contains(where: { FileNames.segmentBase($0) != nil }) else {
+            throw .notFound(path: path)
+        }
+        var metadata: LogMetadata?
+        do {
+            if let bytes = try directory.readWhole(FileNames.metadata) {
+                metadata = try LogMetadata.decode(bytes, file: directory.file(FileNames.metadata))
+            } else {
+                report.problems.append(.init(file: directory.file(FileNames.metadata), offset: 0, reason: "the log metadata file is missing"))
+            }
+        } catch let error as EventLogError {
+            report.problems.append(problem(error, file: directory.file(FileNames.metadata)))
+        } catch {
+            report.problems.append(.init(file: directory.file(FileNames.metadata), offset: 0, reason: "\(error)"))
+        }
+        let marker = (try? directory.readWhole(FileNames.cleanShutdown))?.flatMap(CleanShutdownMarker.decode)
+        let interval = Int(metadata?.indexInterval ?? 4096)
+        let bases = names.compactMap(FileNames.segmentBase).sorted()
+        var expected: UInt64?
+        for (i, base) in bases.enumerated() {
+            let isLast = i == bases.count - 1
+            if let expected, expected != base {
+                report.problems.append(.init(
+                    file: directory.file(FileNames.segment(base)), offset: 0,
+                    reason: expected < base
+                        ? "positions \(expected)..<\(base) are missing (a segment is missing before this one)"
+                        : "segment overlaps the one before it, which ends at \(expected)"))
+            }
+            expected = verifySegment(
+                base: base, isLast: isLast, directory: directory, logID: metadata?.logID, interval: interval,
+                cleanlyClosed: marker != nil, report: &report)
+        }
+        if let marker, let expected, marker.endPosition != expected {
+            report.problems.append(.init(
+                file: directory.file(FileNames.cleanShutdown), offset: 16,
+                reason: "the log ends at \(expected) but was closed at \(marker.endPosition)"))
+        }
+        return report
+    }
+
+    private static func problem(_ error: EventLogError, file: String) -> VerificationProblem {
+        switch error {
+        case .corruption(let f, let offset, let reason): return .init(file: f, offset: offset, reason: reason)
+        case .foreignFile(let f, let reason): return .init(file: f, offset: 0, reason: reason)
+        case .unsupportedFormatVersion(let f, _, _): return .init(file: f, offset: 8, reason: error.description)
+        case .io(let e): return .init(file: e.path, offset: 0, reason: e.description)
+        default: return .init(file: file, offset: 0, reason: error.description)
+        }
+    }
+
+    /// Verifies one segment and its index files; returns its end position (nil when unknown).
+    private static func verifySegment(
+        base: UInt64, isLast: Bool, directory: DirectoryOperations, logID: [UInt8]?, interval: Int,
+        cleanlyClosed: Bool, report: inout VerificationReport
+    ) -> UInt64? {
+        let path = directory.file(FileNames.segment(base))
+        report.segments += 1
+        let file: FileHandle
+        let mapping: MappedRegion
+        do {
+            file = try FileHandle.open(path, readOnly: true, faults: nil)
+            mapping = try MappedRegion.map(file, length: Int(try file.length()))
+        } catch {
+            report.problems.append(.init(file: path, offset: 0, reason: error.description))
+            return nil
+        }
+        let bytes = mapping.bytes(at: 0, count: mapping.length) ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        let header: SegmentHeader
+        do { header = try SegmentHeader.decode(bytes, file: path, logID: logID, expectedBase: base) } catch {
+            report.problems.append(problem(error, file: path))
+            return nil
+        }
+        let entries = IndexPolicy.capacity(segmentBytes: mapping.length, interval: interval)
+        let offsets = IndexBuffer<OffsetIndexEntry>(capacity: entries)
+        let times = IndexBuffer<TimeIndexEntry>(capacity: entries)
+        var policy = IndexPolicy(interval: interval)
+        var recordProblems: [VerificationProblem] = []
+        var events: UInt64 = 0
+        var scratch = ByteBuffer(capacity: 64)
+        let outcome = SegmentScanner.scan(
+            bytes, from: SegmentHeader.size, end: bytes.count, previousCRC: header.checksum, expectedBase: base
+        ) { batch, offset in
+            policy.add(batch: batch, at: offset, segmentBase: base, offsetIndex: offsets, timeIndex: times)
+            events += UInt64(batch.recordCount)
+            if let defect = verifyRecords(of: batch, at: offset, bytes: bytes, scratch: &scratch) {
+                recordProblems.append(.init(file: path, offset: Int64(defect.offset), reason: defect.reason))
+            }
+        }
+        report.batches += outcome.batches
+        report.events += events
+        report.problems += recordProblems
+        if case .invalid(let offset, let reason) = outcome.stop {
+            let torn = isLast && !SegmentScanner.hasValidDataAfter(
+                bytes, invalidAt: offset, header: outcome.invalidHeader, end: bytes.count, nextPosition: outcome.endPosition)
+            report.problems.append(.init(
+                file: path, offset: Int64(offset),
+                reason: torn ? "\(reason) (a torn final batch: the next open cuts it)" : reason))
+        }
+        let dataEnd = outcome.dataEnd
+        let rebuilt = SegmentSnapshot(
+            basePosition: base, path: path, mapping: mapping, headerCRC: header.checksum, offsetIndex: offsets,
+            timeIndex: times, endPosition: outcome.endPosition, dataEnd: dataEnd, offsetIndexCount: offsets.writtenCount,
+            timeIndexCount: times.writtenCount, maxTimestamp: outcome.maxTimestamp, firstTimestamp: outcome.firstTimestamp,
+            lastBatchOffset: outcome.lastBatchOffset, lastBatchCRC: outcome.lastBatchCRC, isSealed: !isLast)
+        verifyIndexFiles(of: rebuilt, directory: directory, mustMatch: !isLast || cleanlyClosed, report: &report)
+        return outcome.endPosition
+    }
+
+    /// Checks each record's own checksum (the one point reads rely on).
+    private static func verifyRecords(
+        of batch: BatchHeader, at offset: Int, bytes: UnsafeRawBufferPointer, scratch: inout ByteBuffer
+    ) -> RecordDefect? {
+        let stored = UnsafeRawBufferPointer(rebasing: bytes[(offset + BatchHeader.size)..<(offset + Int(batch.length))])
+        var area = stored
+        var areaOffset = offset + BatchHeader.size
+        if batch.codecValue != 0 {
+            let length = Int(batch.recordsLength)
+            scratch.count = 0
+            scratch.reserve(length)
+            let written = LZ4Codec.decompress(stored, into: scratch.base, capacity: length)
+            guard written == length else { return RecordDefect(reason: "LZ4 records area does not decompress to its stated length", offset: offset) }
+            area = UnsafeRawBufferPointer(start: scratch.base, count: length)
+            areaOffset = offset
+        }
+        var at = 0
+        var position = batch.basePosition
+        while position < batch.endPosition {
+            do {
+                let view = try Record.decode(area, at: &at, position: position, firstTimestamp: batch.firstTimestamp, verify: true)
+                if !view.metadataBytes.isEmpty { _ = try MetadataCoding.decode(view.metadataBytes) }
+            } catch {
+                return RecordDefect(reason: "event \(position): \(error.reason)", offset: batch.codecValue == 0 ? areaOffset + error.offset : offset)
+            }
+            position += 1
+        }
+        if at != area.count {
+            return RecordDefect(reason: "records area has \(area.count - at) bytes after its last record", offset: offset)
+        }
+        return nil
+    }
+
+    /// Compares a segment's index files with the indexes rebuilt from its data.
+    /// `mustMatch`: the files must describe the whole segment (sealed, or
+    /// closed cleanly); otherwise a stale prefix (the active segment after a
+    /// crash) is accepted.
+    private static func verifyIndexFiles(
+        of rebuilt: SegmentSnapshot, directory: DirectoryOperations, mustMatch: Bool, report: inout VerificationReport
+    ) {
+        let base = rebuilt.basePosition
+        let offsetName = FileNames.offsetIndex(base)
+        let timeName = FileNames.timeIndex(base)
+        let expectedOffsets = rebuilt.offsetIndex.prefix(rebuilt.offsetIndexCount)
+        let expectedTimes = rebuilt.timeIndex.prefix(rebuilt.timeIndexCount)
+        for name in [offsetName, timeName] {
+            let path = directory.file(name)
+            guard let bytes = try? directory.readWhole(name) else {
+                if mustMatch {
+                    report.problems.append(.init(file: path, offset: 0, reason: "index file is missing (the next open rebuilds it)"))
+                }
+                continue
+            }
+            report.indexFiles += 1
+            let stale = " (the next open rebuilds it)"
+            do {
+                let header: IndexFileHeader
+                let matches: Bool
+                if name == offsetName {
+                    let (h, entries) = try IndexFile.decodeOffsetIndex(bytes)
+                    header = h
+                    matches = mustMatch ? entries == expectedOffsets : Array(expectedOffsets.prefix(entries.count)) == entries
+                } else {
+                    let (h, entries) = try IndexFile.decodeTimeIndex(bytes)
+                    header = h
+                    matches = mustMatch ? entries == expectedTimes : Array(expectedTimes.prefix(entries.count)) == entries
+                }
+                let expectedHeader = rebuilt.indexFileHeader
+                if header.basePosition != base {
+                    report.problems.append(.init(file: path, offset: 16, reason: "index names base position \(header.basePosition)" + stale))
+                } else if mustMatch && header != expectedHeader {
+                    report.problems.append(.init(file: path, offset: 16, reason: "index describes a different extent of the segment" + stale))
+                } else if !matches {
+                    report.problems.append(.init(file: path, offset: Int64(IndexFileHeader.size), reason: "index entries differ from the log" + stale))
+                }
+            } catch {
+                report.problems.append(.init(file: path, offset: 0, reason: "index file unusable: \(error.reason)" + stale))
+            }
+        }
+    }
+}

@@ -1,0 +1,55 @@
+import Foundation
+@testable import EventLog
+
+/// Builders for logs with a known content.
+enum Fixtures {
+    /// Event `i` of the standard test content: its data names its position,
+    /// so any misplaced or altered event is detected.
+    static func event(_ i: Int, size: Int = 40) -> NewEvent {
+        var data = Array("event-\(i)-".utf8)
+        while data.count < size { data.append(UInt8(truncatingIfNeeded: i &* 31 &+ data.count)) }
+        return NewEvent(stream: "stream-\(i % 7)", type: "Type\(i % 3)", data: data, timestamp: 1_000_000 + Int64(i), version: UInt64(i / 7))
+    }
+
+    /// Appends events `range` in batches of `batch`.
+    static func append(_ log: Log, _ range: Range<Int>, batch: Int, size: Int = 40) throws {
+        var i = range.lowerBound
+        while i < range.upperBound {
+            let n = min(batch, range.upperBound - i)
+            try log.append((i..<(i + n)).map { event($0, size: size) })
+            i += n
+        }
+    }
+
+    /// Checks that the log holds exactly events `0..<count` of the standard content.
+    static func expectContent(_ log: Log, count: Int, sourceLocation: SourceLocationShim = .init()) throws -> Bool {
+        let events = try log.events(from: 0)
+        guard events.count == count else { return false }
+        for (i, e) in events.enumerated() {
+            let expected = event(i, size: e.data.count)
+            guard e.position == UInt64(i), e.data == expected.data, e.stream == expected.stream, e.type == expected.type
+            else { return false }
+        }
+        return true
+    }
+
+    struct SourceLocationShim { init() {} }
+
+    static func segments(_ dir: TemporaryDirectory) -> [String] {
+        dir.files().filter { $0.hasSuffix(".segment") }.map { dir.sub($0) }
+    }
+
+    /// Byte offsets of every batch in a segment file, with their lengths.
+    static func batches(in path: String) -> [(offset: Int, length: Int, base: UInt64, count: Int)] {
+        let bytes = Damage.read(path)
+        var result: [(Int, Int, UInt64, Int)] = []
+        var offset = SegmentHeader.size
+        while offset + BatchHeader.size <= bytes.count {
+            let header = bytes.withUnsafeBytes { BatchHeader.load($0.baseAddress! + offset) }
+            if header.length == 0 { break }
+            result.append((offset, Int(header.length), header.basePosition, Int(header.recordCount)))
+            offset += Int(header.length)
+        }
+        return result
+    }
+}
