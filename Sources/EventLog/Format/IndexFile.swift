@@ -78,9 +78,16 @@ enum IndexFile {
         let (header, count, r) = try decodeContainer(bytes, magic: Magic.offsetIndex, entrySize: 8)
         var entries: [OffsetIndexEntry] = []
         entries.reserveCapacity(count)
+        var batchEntry: UInt32 = 0
         for i in 0..<count {
             let at = IndexFileHeader.size + i * 8
-            entries.append(OffsetIndexEntry(relativePosition: r.le(at, UInt32.self), offset: r.le(at + 4, UInt32.self)))
+            let offset = r.le(at + 4, UInt32.self)
+            if offset & OffsetIndexEntry.inBatchFlag == 0 {
+                batchEntry = UInt32(i)
+            } else if i == 0 {
+                throw Unusable(reason: "the first entry is inside a batch")
+            }
+            entries.append(OffsetIndexEntry(relativePosition: r.le(at, UInt32.self), offset: offset, batchEntry: batchEntry))
         }
         return (header, entries)
     }

@@ -104,6 +104,7 @@ extension Log {
         frame.storeLE(header.crc, at: 4)
 
         let offset = state.active.dataEnd
+        preallocator?.willWrite(upTo: offset + frameLength)
         do {
             try state.active.file.write(UnsafeRawBufferPointer(start: frame, count: frameLength), at: Int64(offset))
         } catch {
@@ -116,7 +117,9 @@ extension Log {
 
         var active = state.active.snapshot
         state.active.indexPolicy.add(
-            batch: header, at: offset, segmentBase: active.basePosition,
+            batch: header, at: offset,
+            records: useCompressed ? nil : UnsafeRawBufferPointer(rebasing: encoded.bytes[BatchHeader.size...]),
+            segmentBase: active.basePosition,
             offsetIndex: active.offsetIndex, timeIndex: active.timeIndex)
         active.offsetIndexCount = active.offsetIndex.writtenCount
         active.timeIndexCount = active.timeIndex.writtenCount
@@ -193,6 +196,7 @@ extension Log {
         var sealed = active.snapshot
         sealed.isSealed = true
         state.active = next
+        preallocator?.switchTo(file: next.file, capacity: next.capacity, dataEnd: next.dataEnd)
         published.withLock { snapshot in
             snapshot.sealed.append(sealed)
             snapshot.active = next.snapshot
@@ -218,6 +222,7 @@ extension Log {
                 snapshot: grown, file: file, capacity: capacity, indexPolicy: IndexPolicy(interval: Int(metadata.indexInterval)),
                 createdAt: state.active.createdAt, writebackStart: old.dataEnd)
             published.withLock { $0.active = grown }
+            preallocator?.switchTo(file: file, capacity: capacity, dataEnd: old.dataEnd)
         } catch {
             throw .io(error)
         }

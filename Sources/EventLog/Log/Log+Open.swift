@@ -216,7 +216,9 @@ private struct Opener {
             bytes, from: from, end: length, previousCRC: segment.lastBatchCRC, expectedBase: segment.endPosition,
             lastBatchOffset: segment.lastBatchOffset
         ) { batch, offset in
-            policy.add(batch: batch, at: offset, segmentBase: base, offsetIndex: segment.offsetIndex, timeIndex: segment.timeIndex)
+            policy.add(
+                batch: batch, at: offset, records: batch.plainRecords(in: bytes, at: offset), segmentBase: base,
+                offsetIndex: segment.offsetIndex, timeIndex: segment.timeIndex)
         }
         if isLast { report.scannedBytes += outcome.dataEnd - from }
         segment.endPosition = outcome.endPosition
@@ -288,8 +290,8 @@ private struct Opener {
             // Entries must point inside the described data, in order.
             var previous: OffsetIndexEntry?
             for e in offsets {
-                guard Int(e.offset) < Int(header.dataEnd), Int(e.offset) >= SegmentHeader.size,
-                      previous.map({ $0.offset < e.offset && $0.relativePosition < e.relativePosition }) ?? true
+                guard e.byteOffset < Int(header.dataEnd), e.byteOffset >= SegmentHeader.size,
+                      previous.map({ $0.byteOffset < e.byteOffset && $0.relativePosition < e.relativePosition }) ?? true
                 else { return nil }
                 previous = e
             }
@@ -305,7 +307,7 @@ private struct Opener {
         var policy = IndexPolicy(interval: interval)
         if segment.offsetIndexCount > 0 || segment.offsetIndex.writtenCount > 0 {
             let count = max(segment.offsetIndexCount, segment.offsetIndex.writtenCount)
-            policy.bytesSinceOffsetEntry = segment.dataEnd - Int(segment.offsetIndex[count - 1].offset)
+            policy.bytesSinceOffsetEntry = segment.dataEnd - segment.offsetIndex[count - 1].byteOffset
         }
         let timeCount = max(segment.timeIndexCount, segment.timeIndex.writtenCount)
         if timeCount > 0 {

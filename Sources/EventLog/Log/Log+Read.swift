@@ -1,3 +1,5 @@
+import CSystemCalls
+
 extension Log {
     /// Reads events in position order starting at `position`, lending each
     /// to `body` as an `EventView` of the stored bytes (zero-copy; valid only
@@ -65,7 +67,7 @@ extension Log {
 struct LogReader: ~Copyable {
     let snapshot: LogSnapshot
     /// Decompressed records of the current batch (grown on the first LZ4 batch).
-    private var scratch = ByteBuffer(capacity: 64)
+    private var scratch = ByteBuffer(capacity: 0)
 
     init(snapshot: LogSnapshot) { self.snapshot = snapshot }
 
@@ -162,7 +164,8 @@ struct LogReader: ~Copyable {
         guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd) else {
             throw EventLogError.corruption(file: segment.path, offset: 0, reason: "segment is shorter than its published data")
         }
-        var offset = segment.batchOffset(atOrBefore: position)
+        let entry = segment.indexEntry(atOrBefore: position)
+        var offset = entry.map { segment.offsetIndex[Int($0.batchEntry)].byteOffset } ?? SegmentHeader.size
         // Walk batch headers to the batch holding `position`. Headers are not
         // verified here: the record's own checksum, seeded with its position
         // and its batch's first timestamp, catches a wrong turn.
@@ -188,8 +191,24 @@ struct LogReader: ~Copyable {
             }
             let area = try records(of: header, at: offset, in: segment)
             var at = 0
+            var p = header.basePosition
+            // Start from an in-batch index entry when one points into this batch.
+            if let entry, entry.isInBatch, header.codecValue == 0 {
+                let entryPosition = segment.basePosition &+ UInt64(entry.relativePosition)
+                let entryAt = entry.byteOffset - offset - BatchHeader.size
+                if entryPosition > p, entryPosition <= position, entryAt > 0, entryAt < area.count {
+                    at = entryAt
+                    p = entryPosition
+                }
+            }
+            // The records to skip are read one after another, each length
+            // deciding the next address: fetch the span ahead of the walk.
+            let distance = Int(position - p)
+            if distance > 0 {
+                let estimate = min(area.count - at, (distance + 1) * max(1, area.count / Int(header.recordCount)) + 256)
+                eventlog_prefetch(area.baseAddress! + at, estimate)
+            }
             do {
-                var p = header.basePosition
                 while p < position {
                     try Record.skip(area, at: &at)
                     p += 1

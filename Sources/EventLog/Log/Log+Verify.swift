@@ -114,7 +114,9 @@ extension Log {
         let outcome = SegmentScanner.scan(
             bytes, from: SegmentHeader.size, end: bytes.count, previousCRC: header.checksum, expectedBase: base
         ) { batch, offset in
-            policy.add(batch: batch, at: offset, segmentBase: base, offsetIndex: offsets, timeIndex: times)
+            policy.add(
+                batch: batch, at: offset, records: batch.plainRecords(in: bytes, at: offset), segmentBase: base,
+                offsetIndex: offsets, timeIndex: times)
             events += UInt64(batch.recordCount)
             if let defect = verifyRecords(of: batch, at: offset, bytes: bytes, scratch: &scratch) {
                 recordProblems.append(.init(file: path, offset: Int64(defect.offset), reason: defect.reason))

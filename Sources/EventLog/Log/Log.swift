@@ -34,6 +34,8 @@ public final class Log: Sendable {
     let groupCommit = GroupCommit()
     let lockFile: FileHandle?
     let flusherState = Mutex<FlusherState>(.notStarted)
+    /// Zeros ahead of the writer under `.always` (nil otherwise).
+    let preallocator: Preallocator?
     static let logger = Logger(label: "EventLog")
 
     init(
@@ -49,11 +51,18 @@ public final class Log: Sendable {
         self.published = Mutex(snapshot)
         self.lockFile = lockFile
         self.recovery = recovery
+        if options.durability == .always && !options.readOnly {
+            let active = self.writer.withLock { ($0.active.file, $0.active.capacity, $0.active.dataEnd) }
+            preallocator = Preallocator(file: active.0, capacity: active.1, dataEnd: active.2)
+        } else {
+            preallocator = nil
+        }
     }
 
     deinit {
         // A log released without close() is left as after a crash: the next
         // open recovers the tail. Nothing acknowledged is lost.
+        preallocator?.stop()
     }
 
     /// The snapshot readers work on.
@@ -81,6 +90,7 @@ public final class Log: Sendable {
     /// `.closed`. Reads already running finish on their snapshot.
     public func close() throws(EventLogError) {
         stopFlusher()
+        preallocator?.stop()
         if options.readOnly {
             writer.withLock { $0.closed = true }
             return

@@ -30,10 +30,16 @@ struct SegmentSnapshot: Sendable {
     /// The byte offset of a batch at or before the one holding `position`:
     /// where a scan for `position` starts.
     @inline(__always) func batchOffset(atOrBefore position: UInt64) -> Int {
+        guard let entry = indexEntry(atOrBefore: position) else { return SegmentHeader.size }
+        return offsetIndex[Int(entry.batchEntry)].byteOffset
+    }
+
+    /// The last offset-index entry at or before `position`.
+    @inline(__always) func indexEntry(atOrBefore position: UInt64) -> OffsetIndexEntry? {
         let relative = position &- basePosition
         guard let i = offsetIndex.lastIndex(count: offsetIndexCount, where: { UInt64($0.relativePosition) <= relative })
-        else { return SegmentHeader.size }
-        return Int(offsetIndex[i].offset)
+        else { return nil }
+        return offsetIndex[i]
     }
 
     /// The byte offset of a batch at or before the first event with a timestamp ≥ `timestamp`.
@@ -82,10 +88,11 @@ struct LogSnapshot: Sendable {
     }
 }
 
-/// The rule that decides when a batch gets an index entry (Format.md, "Index files"):
-/// the first batch of a segment always; then a batch whose start is at least
-/// `interval` bytes past the last offset entry (and 8 × `interval` past the
-/// last time entry).
+/// The rule that decides the index entries (Format.md §7): an offset entry
+/// whenever at least `interval` bytes lie between it and the previous one,
+/// at a batch start or, inside an uncompressed batch, at a record start
+/// (such a batch always gets an entry at its start too); a time entry at a
+/// batch start whenever 8 × `interval` bytes passed.
 struct IndexPolicy: Sendable {
     let interval: Int
     var bytesSinceOffsetEntry = Int.max
@@ -94,26 +101,61 @@ struct IndexPolicy: Sendable {
 
     init(interval: Int) { self.interval = interval }
 
-    /// Records the batch at `offset` in the indexes when due. Returns whether
-    /// each index got an entry.
+    /// Records the batch at `offset` in the indexes as the rule says.
+    /// `records` is its uncompressed records area (nil when it is stored
+    /// compressed: compressed batches get batch entries only).
     mutating func add(
-        batch header: BatchHeader, at offset: Int, segmentBase: UInt64,
+        batch header: BatchHeader, at offset: Int, records: UnsafeRawBufferPointer?, segmentBase: UInt64,
         offsetIndex: IndexBuffer<OffsetIndexEntry>, timeIndex: IndexBuffer<TimeIndexEntry>
     ) {
         let relative = UInt32(truncatingIfNeeded: header.basePosition &- segmentBase)
-        if bytesSinceOffsetEntry >= interval {
-            offsetIndex.append(OffsetIndexEntry(relativePosition: relative, offset: UInt32(offset)))
-            bytesSinceOffsetEntry = 0
-        }
+        let length = Int(header.length)
         if bytesSinceTimeEntry >= interval &* 8 {
             timeIndex.append(TimeIndexEntry(maxTimestampBefore: runningMaxTimestamp, relativePosition: relative, offset: UInt32(offset)))
             bytesSinceTimeEntry = 0
         }
-        bytesSinceOffsetEntry &+= Int(header.length)
-        bytesSinceTimeEntry &+= Int(header.length)
+        bytesSinceTimeEntry &+= length
         runningMaxTimestamp = max(runningMaxTimestamp, header.maxTimestamp)
+
+        let entriesInside = records != nil && length > interval
+        guard bytesSinceOffsetEntry >= interval || entriesInside else {
+            bytesSinceOffsetEntry &+= length
+            return
+        }
+        let batchEntry = UInt32(offsetIndex.writtenCount)
+        offsetIndex.append(OffsetIndexEntry(relativePosition: relative, offset: UInt32(offset), batchEntry: batchEntry))
+        guard entriesInside, let records else {
+            bytesSinceOffsetEntry = length
+            return
+        }
+        // Entries at record starts, every `interval` bytes into the batch.
+        var since = BatchHeader.size
+        var at = 0
+        var position = relative
+        let end = relative &+ header.recordCount
+        while position < end && at < records.count {
+            if since >= interval && position != relative {
+                let recordOffset = UInt32(offset + BatchHeader.size + at) | OffsetIndexEntry.inBatchFlag
+                offsetIndex.append(OffsetIndexEntry(relativePosition: position, offset: recordOffset, batchEntry: batchEntry))
+                since = 0
+            }
+            let start = at
+            do { try Record.skip(records, at: &at) } catch { break }
+            since += at - start
+            position &+= 1
+        }
+        bytesSinceOffsetEntry = since
     }
 
     /// Most entries a segment of `capacity` bytes can need.
-    static func capacity(segmentBytes: Int, interval: Int) -> Int { segmentBytes / interval + 2 }
+    static func capacity(segmentBytes: Int, interval: Int) -> Int { 2 * (segmentBytes / interval) + 2 }
+}
+
+extension BatchHeader {
+    /// The uncompressed records area of this (valid) frame at `offset` of
+    /// `bytes`, or nil when it is stored compressed.
+    func plainRecords(in bytes: UnsafeRawBufferPointer, at offset: Int) -> UnsafeRawBufferPointer? {
+        guard codecValue == 0 else { return nil }
+        return UnsafeRawBufferPointer(rebasing: bytes[(offset + BatchHeader.size)..<(offset + Int(length))])
+    }
 }

@@ -9,12 +9,21 @@ struct ByteBuffer: ~Copyable, @unchecked Sendable {
     /// Bytes in use, from `base`.
     var count: Int = 0
 
+    /// A buffer of `capacity` bytes; with 0, nothing is allocated until the first `reserve`.
     init(capacity: Int) {
-        self.capacity = max(capacity, 64)
-        self.base = UnsafeMutableRawPointer.allocate(byteCount: self.capacity, alignment: 16)
+        if capacity <= 0 {
+            self.capacity = 0
+            // Never dereferenced: every write reserves (and so allocates) first.
+            self.base = ByteBuffer.unallocated
+        } else {
+            self.capacity = max(capacity, 64)
+            self.base = UnsafeMutableRawPointer.allocate(byteCount: self.capacity, alignment: 16)
+        }
     }
 
-    deinit { base.deallocate() }
+    private static var unallocated: UnsafeMutableRawPointer { UnsafeMutableRawPointer(bitPattern: 16)! }
+
+    deinit { if capacity > 0 { base.deallocate() } }
 
     /// Makes room for `additional` more bytes after `count`.
     @inline(__always) mutating func reserve(_ additional: Int) {
@@ -22,11 +31,13 @@ struct ByteBuffer: ~Copyable, @unchecked Sendable {
     }
 
     private mutating func grow(to needed: Int) {
-        var newCapacity = capacity * 2
+        var newCapacity = max(capacity * 2, 64)
         while newCapacity < needed { newCapacity *= 2 }
         let newBase = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
-        newBase.copyMemory(from: base, byteCount: count)
-        base.deallocate()
+        if capacity > 0 {
+            newBase.copyMemory(from: base, byteCount: count)
+            base.deallocate()
+        }
         base = newBase
         capacity = newCapacity
     }
@@ -62,7 +73,7 @@ struct ByteBuffer: ~Copyable, @unchecked Sendable {
 
     /// Shrinks the buffer back to `limit` bytes of capacity when a huge batch grew it.
     mutating func trim(to limit: Int) {
-        guard capacity > limit, count <= limit else { return }
+        guard capacity > limit, count <= limit, limit > 0 else { return }
         let newBase = UnsafeMutableRawPointer.allocate(byteCount: limit, alignment: 16)
         newBase.copyMemory(from: base, byteCount: count)
         base.deallocate()
