@@ -6,7 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "EventLog", targets: ["EventLog"]),
-        .executable(name: "eventlog", targets: ["eventlog"]),
+        .executable(name: "eventlog", targets: ["EventLogCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -34,8 +34,9 @@ let package = Package(
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // The `eventlog` command (a module name that differs from the library's by more than case).
         .executableTarget(
-            name: "eventlog",
+            name: "EventLogCLI",
             dependencies: [
                 "EventLog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -44,7 +45,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EventLogTests",
-            dependencies: ["EventLog", "CCRC32C", "eventlog"],
+            dependencies: ["EventLog", "CCRC32C", "EventLogCLI"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]

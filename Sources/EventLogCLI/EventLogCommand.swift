@@ -1,0 +1,17 @@
+import ArgumentParser
+
+/// `eventlog`: append to, read, check and describe an event log from the shell.
+///
+/// Every subcommand parses its arguments, calls the library and formats
+/// the result; none of them touches the log's files itself.
+@main
+struct EventLogCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eventlog",
+        abstract: "Append to, read, verify and inspect an EventLog directory.",
+        discussion: """
+            Exit codes: 0 success; 1 an I/O error, damage, a missing or locked log, or (verify) \
+            problems found; 2 a malformed input line (append); 64 a usage error.
+            """,
+        subcommands: [AppendCommand.self, DumpCommand.self, VerifyCommand.self, InspectCommand.self])
+}

@@ -1,0 +1,124 @@
+import ArgumentParser
+import EventLog
+
+/// `eventlog inspect DIR`: describes a log's segments, totals, format
+/// version and how its last session ended.
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "Describe a log: its segments, totals, format version and last shutdown.",
+        discussion: """
+            Reads segment and batch headers only (verify checks the checksums) and changes nothing; \
+            it works beside a running writer. Last shutdown is clean, unclean (the next open recovers \
+            the tail), open (a writer holds the log now) or new.
+
+            With --json, one JSON object with the keys path, format_version, log_id, created_at, \
+            last_shutdown, last_shutdown_at (when clean), start_position, end_position, segments (file, \
+            base_position, end_position, batches, events, bytes, allocated_bytes, first_timestamp, \
+            last_timestamp, sealed) and totals (segments, batches, events, bytes, allocated_bytes). \
+            Times are microseconds since 1970; a segment without events has null timestamps.
+            """)
+
+    @Argument(help: "The log directory.")
+    var directory: String
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    func run() throws {
+        ignoreBrokenPipeSignal()
+        try reportingFailures(command: "inspect") {
+            let inspection = try Log.inspect(at: directory)
+            var output = OutputWriter(fd: 1)
+            if json {
+                JSONInspectionFormat.write(inspection, into: &output)
+                output.append(byte: UInt8(ascii: "\n"))
+            } else {
+                Self.writeText(inspection, into: &output)
+            }
+            try output.flush()
+        }
+    }
+
+    // MARK: Text
+
+    static func writeText(_ log: LogInspection, into output: inout OutputWriter) {
+        let totals = InspectionTotals(log.segments)
+        let header: [(String, String)] = [
+            ("path", log.path),
+            ("format version", "\(log.formatVersion)"),
+            ("log id", log.logID.uuidString.lowercased()),
+            ("created at", iso8601(log.createdAt)),
+            ("last shutdown", describe(log.lastShutdown)),
+            ("positions", "\(log.startPosition) ..< \(log.endPosition)"),
+            ("totals", "\(totals.segments) segments, \(totals.batches) batches, \(totals.events) events, "
+                + "\(totals.bytes) bytes (\(totals.allocatedBytes) allocated)"),
+        ]
+        let labelWidth = header.map(\.0.count).max() ?? 0
+        for (label, value) in header {
+            output.append(label + String(repeating: " ", count: labelWidth - label.count + 2) + value + "\n")
+        }
+        output.append("\n")
+
+        var rows: [[String]] = [["FILE", "BASE", "END", "BATCHES", "EVENTS", "BYTES", "ALLOCATED", "FIRST", "LAST", "STATE"]]
+        for s in log.segments {
+            rows.append([
+                s.file, "\(s.basePosition)", "\(s.endPosition)", "\(s.batches)", "\(s.events)", "\(s.bytes)",
+                "\(s.allocatedBytes)", s.firstTimestamp.map(iso8601) ?? "-", s.lastTimestamp.map(iso8601) ?? "-",
+                s.isSealed ? "sealed" : "active",
+            ])
+        }
+        rows.append([
+            "total", "\(log.startPosition)", "\(log.endPosition)", "\(totals.batches)", "\(totals.events)",
+            "\(totals.bytes)", "\(totals.allocatedBytes)", "", "", "",
+        ])
+        writeTable(rows, rightAligned: Set(1...6), into: &output)
+    }
+
+    /// Writes rows as columns two spaces apart, padded to the widest cell.
+    private static func writeTable(_ rows: [[String]], rightAligned: Set<Int>, into output: inout OutputWriter) {
+        let columns = rows.map(\.count).max() ?? 0
+        var widths = [Int](repeating: 0, count: columns)
+        for row in rows {
+            for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) }
+        }
+        for row in rows {
+            var line = ""
+            for (i, cell) in row.enumerated() {
+                let padding = String(repeating: " ", count: widths[i] - cell.count)
+                if i > 0 { line += "  " }
+                line += rightAligned.contains(i) ? padding + cell : cell + padding
+            }
+            while line.last == " " { line.removeLast() }
+            output.append(line + "\n")
+        }
+    }
+
+    private static func describe(_ shutdown: ShutdownState) -> String {
+        switch shutdown {
+        case .new: return "new (never closed, nothing appended)"
+        case .clean(let at): return "clean at \(iso8601(at))"
+        case .unclean: return "unclean (the next open recovers the tail)"
+        case .open: return "open (a writer holds the log now)"
+        }
+    }
+}
+
+/// Sums over the segments of a `LogInspection`.
+struct InspectionTotals {
+    var segments = 0
+    var batches = 0
+    var events: UInt64 = 0
+    var bytes: Int64 = 0
+    var allocatedBytes: Int64 = 0
+
+    init(_ segments: [SegmentInspection]) {
+        self.segments = segments.count
+        for s in segments {
+            batches += s.batches
+            events += s.events
+            bytes += s.bytes
+            allocatedBytes += s.allocatedBytes
+        }
+    }
+}

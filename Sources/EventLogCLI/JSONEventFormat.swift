@@ -1,0 +1,93 @@
+import EventLog
+import struct Foundation.UUID
+
+/// Writes a stored event as one JSON object (the `dump --json` line):
+///
+///     {"position": 0, "stream": "order-1", "version": 0, "type": "OrderPlaced",
+///      "timestamp": 1700000000000000, "data": {...}, "metadata": {...}}
+///
+/// `data` is the stored bytes as they are, when the event's content type is
+/// `application/json` and the bytes are one valid JSON value (line breaks,
+/// which JSON allows only as whitespace there, become spaces so the line
+/// stays one line); otherwise `data_base64` holds them. `metadata` always
+/// appears: `eventId`, `schemaVersion`, `contentType`, `correlationId` and
+/// `causationId` when set, then every header as a string.
+enum JSONEventFormat {
+    static func write(_ event: EventView, metadata: EventMetadata, into output: inout OutputWriter) {
+        output.append("{\"position\":")
+        output.append(event.position)
+        output.append(",\"stream\":")
+        output.appendJSONString(event.streamBytes)
+        output.append(",\"version\":")
+        output.append(event.version)
+        output.append(",\"type\":")
+        output.appendJSONString(event.typeBytes)
+        output.append(",\"timestamp\":")
+        output.append(event.timestamp)
+        if isJSON(metadata.contentType) && JSONScanner.isValid(event.data) {
+            output.append(",\"data\":")
+            appendOnOneLine(event.data, into: &output)
+        } else {
+            output.append(",\"data_base64\":\"")
+            output.appendBase64(event.data)
+            output.append(byte: UInt8(ascii: "\""))
+        }
+        output.append(",\"metadata\":")
+        write(metadata, into: &output)
+        output.append(byte: UInt8(ascii: "}"))
+    }
+
+    static func write(_ metadata: EventMetadata, into output: inout OutputWriter) {
+        output.append(byte: UInt8(ascii: "{"))
+        var first = true
+        func key(_ name: String, _ output: inout OutputWriter) {
+            if !first { output.append(byte: UInt8(ascii: ",")) }
+            first = false
+            output.appendJSONString(name)
+            output.append(byte: UInt8(ascii: ":"))
+        }
+        if let id = metadata.eventID {
+            key("eventId", &output)
+            output.appendJSONString(id.uuidString.lowercased())
+        }
+        if let version = metadata.schemaVersion {
+            key("schemaVersion", &output)
+            output.append(UInt64(version))
+        }
+        if let contentType = metadata.contentType {
+            key("contentType", &output)
+            output.appendJSONString(contentType)
+        }
+        if let correlation = metadata.correlationID {
+            key("correlationId", &output)
+            output.appendJSONString(correlation)
+        }
+        if let causation = metadata.causationID {
+            key("causationId", &output)
+            output.appendJSONString(causation)
+        }
+        for header in metadata.headers {
+            key(header.name, &output)
+            output.appendJSONString(header.value)
+        }
+        output.append(byte: UInt8(ascii: "}"))
+    }
+
+    /// True for `application/json`, in any case, with or without parameters (`; charset=utf-8`).
+    static func isJSON(_ contentType: String?) -> Bool {
+        guard let contentType else { return false }
+        let mediaType = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        return mediaType.filter { $0 != " " && $0 != "\t" }.lowercased() == "application/json"
+    }
+
+    /// Valid JSON holds line breaks only as whitespace between tokens, where a space means the same.
+    private static func appendOnOneLine(_ json: UnsafeRawBufferPointer, into output: inout OutputWriter) {
+        guard json.contains(where: { $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") }) else {
+            output.append(json)
+            return
+        }
+        for byte in json {
+            output.append(byte: byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") ? UInt8(ascii: " ") : byte)
+        }
+    }
+}

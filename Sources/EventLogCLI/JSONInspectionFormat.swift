@@ -1,0 +1,74 @@
+import EventLog
+
+/// Writes a `LogInspection` as the JSON object of `inspect --json` (snake_case keys).
+enum JSONInspectionFormat {
+    static func write(_ log: LogInspection, into output: inout OutputWriter) {
+        output.append("{\"path\":")
+        output.appendJSONString(log.path)
+        output.append(",\"format_version\":")
+        output.append(log.formatVersion)
+        output.append(",\"log_id\":")
+        output.appendJSONString(log.logID.uuidString.lowercased())
+        output.append(",\"created_at\":")
+        output.append(log.createdAt)
+        output.append(",\"last_shutdown\":")
+        switch log.lastShutdown {
+        case .new: output.appendJSONString("new")
+        case .unclean: output.appendJSONString("unclean")
+        case .open: output.appendJSONString("open")
+        case .clean(let at):
+            output.appendJSONString("clean")
+            output.append(",\"last_shutdown_at\":")
+            output.append(at)
+        }
+        output.append(",\"start_position\":")
+        output.append(log.startPosition)
+        output.append(",\"end_position\":")
+        output.append(log.endPosition)
+        output.append(",\"segments\":[")
+        for (i, segment) in log.segments.enumerated() {
+            if i > 0 { output.append(byte: UInt8(ascii: ",")) }
+            write(segment, into: &output)
+        }
+        let totals = InspectionTotals(log.segments)
+        output.append("],\"totals\":{\"segments\":")
+        output.append(totals.segments)
+        output.append(",\"batches\":")
+        output.append(totals.batches)
+        output.append(",\"events\":")
+        output.append(totals.events)
+        output.append(",\"bytes\":")
+        output.append(totals.bytes)
+        output.append(",\"allocated_bytes\":")
+        output.append(totals.allocatedBytes)
+        output.append("}}")
+    }
+
+    private static func write(_ segment: SegmentInspection, into output: inout OutputWriter) {
+        output.append("{\"file\":")
+        output.appendJSONString(segment.file)
+        output.append(",\"base_position\":")
+        output.append(segment.basePosition)
+        output.append(",\"end_position\":")
+        output.append(segment.endPosition)
+        output.append(",\"batches\":")
+        output.append(segment.batches)
+        output.append(",\"events\":")
+        output.append(segment.events)
+        output.append(",\"bytes\":")
+        output.append(segment.bytes)
+        output.append(",\"allocated_bytes\":")
+        output.append(segment.allocatedBytes)
+        output.append(",\"first_timestamp\":")
+        appendOptional(segment.firstTimestamp, into: &output)
+        output.append(",\"last_timestamp\":")
+        appendOptional(segment.lastTimestamp, into: &output)
+        output.append(",\"sealed\":")
+        output.append(segment.isSealed ? "true" : "false")
+        output.append(byte: UInt8(ascii: "}"))
+    }
+
+    private static func appendOptional(_ value: Int64?, into output: inout OutputWriter) {
+        if let value { output.append(value) } else { output.append("null") }
+    }
+}

@@ -1,0 +1,175 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A failed `write(2)` to an output file descriptor.
+struct OutputError: Error, CustomStringConvertible {
+    var errno: Int32
+    /// The reader of the pipe went away (`EPIPE`).
+    var isBrokenPipe: Bool { errno == EPIPE }
+    var description: String { "cannot write to standard output: \(String(cString: strerror(errno))) (errno \(errno))" }
+}
+
+/// Buffers output bytes and writes them to a file descriptor in large
+/// chunks, so a command formats each line into the buffer without a system
+/// call (or an allocation) per field.
+///
+/// Not thread-safe: one command owns it.
+struct OutputWriter {
+    /// Bytes gathered before `appendLineEnd` writes them out on its own.
+    static let flushThreshold = 64 << 10
+
+    let fd: Int32
+    private(set) var buffer: [UInt8] = []
+
+    init(fd: Int32 = 1) {
+        self.fd = fd
+        buffer.reserveCapacity(Self.flushThreshold + 4096)
+    }
+
+    // MARK: Appending
+
+    mutating func append(_ text: String) {
+        buffer.append(contentsOf: text.utf8)
+    }
+
+    mutating func append(byte: UInt8) {
+        buffer.append(byte)
+    }
+
+    mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        buffer.append(contentsOf: bytes)
+    }
+
+    mutating func append(_ value: UInt64) {
+        var divisor: UInt64 = 1
+        while value / divisor >= 10 { divisor *= 10 }
+        while divisor > 0 {
+            buffer.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
+            divisor /= 10
+        }
+    }
+
+    mutating func append(_ value: Int64) {
+        if value < 0 {
+            buffer.append(UInt8(ascii: "-"))
+            append(value.magnitude)
+        } else {
+            append(UInt64(value))
+        }
+    }
+
+    mutating func append(_ value: Int) { append(Int64(value)) }
+
+    /// Appends `value` in decimal, left-padded with zeros to `width` digits.
+    mutating func append(_ value: Int, zeroPaddedTo width: Int) {
+        var digits = 1
+        var rest = value.magnitude / 10
+        while rest > 0 {
+            digits += 1
+            rest /= 10
+        }
+        if value < 0 { buffer.append(UInt8(ascii: "-")) }
+        if digits < width { buffer.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: width - digits)) }
+        append(UInt64(value.magnitude))
+    }
+
+    /// Appends `bytes` as a JSON string literal (quotes included). Bytes
+    /// that are not valid UTF-8 become U+FFFD, so the output is always valid JSON.
+    mutating func appendJSONString(_ bytes: UnsafeRawBufferPointer) {
+        buffer.append(UInt8(ascii: "\""))
+        var iterator = bytes.makeIterator()
+        var decoder = UTF8()
+        loop: while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue(let scalar): appendEscaped(scalar)
+            case .error: append("\\ufffd")
+            case .emptyInput: break loop
+            }
+        }
+        buffer.append(UInt8(ascii: "\""))
+    }
+
+    mutating func appendJSONString(_ text: String) {
+        var text = text
+        text.withUTF8 { appendJSONString(UnsafeRawBufferPointer($0)) }
+    }
+
+    private mutating func appendEscaped(_ scalar: Unicode.Scalar) {
+        switch scalar {
+        case "\"": append("\\\"")
+        case "\\": append("\\\\")
+        case "\n": append("\\n")
+        case "\r": append("\\r")
+        case "\t": append("\\t")
+        case "\u{08}": append("\\b")
+        case "\u{0C}": append("\\f")
+        default:
+            if scalar.value < 0x20 || scalar.value == 0x7F || (0x80...0x9F).contains(scalar.value)
+                || scalar.value == 0x2028 || scalar.value == 0x2029
+            {
+                append("\\u")
+                for shift in stride(from: 12, through: 0, by: -4) {
+                    let digit = UInt8((scalar.value >> UInt32(shift)) & 0xF)
+                    buffer.append(digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10)
+                }
+            } else {
+                buffer.append(contentsOf: UTF8.encode(scalar) ?? UTF8.EncodedScalar())
+            }
+        }
+    }
+
+    /// Appends `bytes` in standard base64 (RFC 4648, with padding).
+    mutating func appendBase64(_ bytes: UnsafeRawBufferPointer) {
+        let alphabet: StaticString = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        alphabet.withUTF8Buffer { table in
+            var i = 0
+            while i + 3 <= bytes.count {
+                let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+                buffer.append(table[Int(n >> 18 & 63)])
+                buffer.append(table[Int(n >> 12 & 63)])
+                buffer.append(table[Int(n >> 6 & 63)])
+                buffer.append(table[Int(n & 63)])
+                i += 3
+            }
+            let rest = bytes.count - i
+            if rest > 0 {
+                let n = UInt32(bytes[i]) << 16 | (rest == 2 ? UInt32(bytes[i + 1]) << 8 : 0)
+                buffer.append(table[Int(n >> 18 & 63)])
+                buffer.append(table[Int(n >> 12 & 63)])
+                buffer.append(rest == 2 ? table[Int(n >> 6 & 63)] : UInt8(ascii: "="))
+                buffer.append(UInt8(ascii: "="))
+            }
+        }
+    }
+
+    // MARK: Writing
+
+    /// Ends a line, and writes the buffer out once it holds `flushThreshold` bytes.
+    mutating func appendLineEnd() throws(OutputError) {
+        buffer.append(UInt8(ascii: "\n"))
+        if buffer.count >= Self.flushThreshold { try flush() }
+    }
+
+    /// Writes every buffered byte (`write(2)`, EINTR and short writes retried).
+    mutating func flush() throws(OutputError) {
+        var failure: Int32 = 0
+        buffer.withUnsafeBytes { bytes in
+            guard let base = bytes.baseAddress else { return }
+            var done = 0
+            while done < bytes.count {
+                let n = write(fd, base + done, bytes.count - done)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    failure = errno
+                    return
+                }
+                done += n
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
+        if failure != 0 { throw OutputError(errno: failure) }
+    }
+}

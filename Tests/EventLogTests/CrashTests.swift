@@ -1,0 +1,69 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import EventLog
+
+/// kill -9 of a real child process (`eventlog append --durability always`)
+/// at random moments: after reopen every acknowledged event is there,
+/// identical, in order, with no duplicates, and the log verifies.
+@Suite struct CrashTests {
+    /// One run of the child: feeds events whose data names their expected
+    /// position, kills it after `delay`, returns the acknowledged positions.
+    static func runAndKill(directory: String, firstPosition: Int, delayMicroseconds: UInt32, batch: Int) throws -> [Int] {
+        let child = try CLIProcess.start([
+            "append", directory, "--durability", "always", "--batch", String(batch), "--segment-bytes", "65536",
+        ])
+        let feeding = Atomic<Bool>(true)
+        let feeder = Thread {
+            var n = firstPosition
+            while feeding.load(ordering: .relaxed) {
+                var lines = ""
+                for _ in 0..<7 {
+                    lines += #"{"stream":"order-\#(n % 13)","type":"Placed","data":{"n":\#(n),"pad":"\#(String(repeating: "x", count: n % 50))"}}"#
+                    lines += "\n"
+                    n += 1
+                }
+                do { try child.write(lines) } catch { break }  // the child is gone
+                usleep(200)
+            }
+        }
+        feeder.start()
+        usleep(delayMicroseconds)
+        let output = child.kill()
+        feeding.store(false, ordering: .relaxed)
+        return (output?.lines ?? child.lines).compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["position"] as? Int
+        }
+    }
+
+    @Test func killNineAtRandomMoments() throws {
+        signal(SIGPIPE, SIG_IGN)
+        let dir = TemporaryDirectory()
+        let logPath = dir.sub("log")
+        var rng = SplitMix64(seed: 2026)
+        var end = 0
+        var everAcknowledged = 0
+        for round in 0..<24 {
+            let delay = UInt32(20_000 + rng.next() % 150_000)
+            let batch = Int(1 + rng.next() % 40)
+            let acknowledged = try Self.runAndKill(directory: logPath, firstPosition: end, delayMicroseconds: delay, batch: batch)
+            // Acknowledgements come in order, one per event, starting at the old end.
+            #expect(acknowledged == Array(end..<(end + acknowledged.count)), "round \(round)")
+            everAcknowledged += acknowledged.count
+            let log = try Log.open(at: logPath, options: LogOptions(durability: .none))
+            let events = try log.events(from: 0)
+            #expect(events.count >= end + acknowledged.count, "round \(round): acknowledged events lost")
+            for (i, e) in events.enumerated() {
+                #expect(e.position == UInt64(i))
+                let object = try JSONSerialization.jsonObject(with: Data(e.data)) as? [String: Any]
+                #expect(object?["n"] as? Int == i, "round \(round): event \(i) is not the one written")
+                #expect(e.stream == "order-\(i % 13)")
+            }
+            end = events.count
+            try log.close()
+            let report = try Log.verify(at: logPath)
+            #expect(report.isSound, "round \(round): \(report.problems)")
+        }
+        #expect(everAcknowledged > 0)
+    }
+}
