@@ -5,6 +5,10 @@
 /// The events become visible and durable together when the closure returns,
 /// or not at all when it throws. It runs under the writer lock: keep it
 /// short, and do not call the log from inside it.
+///
+/// An `append` that throws (a broken limit) leaves the batch exactly as it
+/// was: every check runs before anything is encoded, so a caller may catch
+/// the error, stop adding, and still commit the events before it.
 public struct BatchBuilder: ~Copyable {
     var buffer: ByteBuffer
     /// Position of the first event of the batch.

@@ -7,7 +7,7 @@ extension Log {
     /// written to the page cache. Blocks on the disk.
     @discardableResult
     public func append(_ events: [NewEvent]) throws(EventLogError) -> Range<UInt64> {
-        try appendBatch { (batch: inout BatchBuilder) throws(EventLogError) in
+        try appendTyped { batch throws(EventLogError) in
             for event in events { try batch.append(event) }
         }
     }
@@ -15,14 +15,34 @@ extension Log {
     /// Appends one event; returns its position.
     @discardableResult
     public func append(_ event: NewEvent) throws(EventLogError) -> UInt64 {
-        try appendBatch { (batch: inout BatchBuilder) throws(EventLogError) in try batch.append(event) }.lowerBound
+        try appendTyped { batch throws(EventLogError) in try batch.append(event) }.lowerBound
     }
 
     /// Appends the events that `build` adds to the batch, as one atomic batch,
     /// encoding each straight into the log's buffer (no allocation per event).
-    /// `build` runs under the writer lock. An empty batch writes nothing.
+    /// `build` runs under the writer lock: keep it short and do not call the
+    /// log from it. An empty batch writes nothing. When `build` throws,
+    /// nothing of the batch is written and its error is rethrown.
     @discardableResult
-    public func appendBatch(
+    public func appendBatch(_ build: (inout BatchBuilder) throws -> Void) throws -> Range<UInt64> {
+        var failure: (any Error)?
+        let range: Range<UInt64>
+        do {
+            range = try appendTyped { batch throws(EventLogError) in
+                do { try build(&batch) } catch {
+                    failure = error
+                    throw .invalidArgument("batch abandoned")
+                }
+            }
+        } catch {
+            if let failure { throw failure }
+            throw error
+        }
+        return range
+    }
+
+    /// The append path, with the builder's errors typed.
+    private func appendTyped(
         _ build: (inout BatchBuilder) throws(EventLogError) -> Void
     ) throws(EventLogError) -> Range<UInt64> {
         if options.readOnly { throw .readOnly }
