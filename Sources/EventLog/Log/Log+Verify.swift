@@ -53,6 +53,7 @@ extension Log {
         var expected: UInt64?
         for (i, base) in bases.enumerated() {
             let isLast = i == bases.count - 1
+            // After a damaged segment its end is unknown: no gap is claimed.
             if let expected, expected != base {
                 report.problems.append(.init(
                     file: directory.file(FileNames.segment(base)), offset: 0,
@@ -62,7 +63,7 @@ extension Log {
             }
             expected = verifySegment(
                 base: base, isLast: isLast, directory: directory, logID: metadata?.logID, interval: interval,
-                cleanlyClosed: marker != nil, report: &report)
+                cleanlyClosed: marker != nil, report: &report).end
         }
         if let marker, let expected, marker.endPosition != expected {
             report.problems.append(.init(
@@ -82,11 +83,12 @@ extension Log {
         }
     }
 
-    /// Verifies one segment and its index files; returns its end position (nil when unknown).
+    /// Verifies one segment and its index files; returns its end position
+    /// (nil when damage makes it unknown) and whether it was damaged.
     private static func verifySegment(
         base: UInt64, isLast: Bool, directory: DirectoryOperations, logID: [UInt8]?, interval: Int,
         cleanlyClosed: Bool, report: inout VerificationReport
-    ) -> UInt64? {
+    ) -> (end: UInt64?, damaged: Bool) {
         let path = directory.file(FileNames.segment(base))
         report.segments += 1
         let file: FileHandle
@@ -96,13 +98,13 @@ extension Log {
             mapping = try MappedRegion.map(file, length: Int(try file.length()))
         } catch {
             report.problems.append(.init(file: path, offset: 0, reason: error.description))
-            return nil
+            return (nil, true)
         }
         let bytes = mapping.bytes(at: 0, count: mapping.length) ?? UnsafeRawBufferPointer(start: nil, count: 0)
         let header: SegmentHeader
         do { header = try SegmentHeader.decode(bytes, file: path, logID: logID, expectedBase: base) } catch {
             report.problems.append(problem(error, file: path))
-            return nil
+            return (nil, true)
         }
         let entries = IndexPolicy.capacity(segmentBytes: mapping.length, interval: interval)
         let offsets = IndexBuffer<OffsetIndexEntry>(capacity: entries)
@@ -110,36 +112,58 @@ extension Log {
         var policy = IndexPolicy(interval: interval)
         var recordProblems: [VerificationProblem] = []
         var events: UInt64 = 0
-        var scratch = ByteBuffer(capacity: 64)
-        let outcome = SegmentScanner.scan(
-            bytes, from: SegmentHeader.size, end: bytes.count, previousCRC: header.checksum, expectedBase: base
-        ) { batch, offset in
-            policy.add(
-                batch: batch, at: offset, records: batch.plainRecords(in: bytes, at: offset), segmentBase: base,
-                offsetIndex: offsets, timeIndex: times)
-            events += UInt64(batch.recordCount)
-            if let defect = verifyRecords(of: batch, at: offset, bytes: bytes, scratch: &scratch) {
-                recordProblems.append(.init(file: path, offset: Int64(defect.offset), reason: defect.reason))
+        var scratch = ByteBuffer(capacity: 0)
+        var damaged = false
+        var from = SegmentHeader.size
+        var previousCRC = header.checksum
+        var expectedBase = base
+        var outcome: SegmentScanner.Outcome
+        while true {
+            outcome = SegmentScanner.scan(bytes, from: from, end: bytes.count, previousCRC: previousCRC, expectedBase: expectedBase) {
+                batch, offset in
+                policy.add(
+                    batch: batch, at: offset, records: batch.plainRecords(in: bytes, at: offset), segmentBase: base,
+                    offsetIndex: offsets, timeIndex: times)
+                events += UInt64(batch.recordCount)
+                if let defect = verifyRecords(of: batch, at: offset, bytes: bytes, scratch: &scratch) {
+                    recordProblems.append(.init(file: path, offset: Int64(defect.offset), reason: defect.reason))
+                }
             }
-        }
-        report.batches += outcome.batches
-        report.events += events
-        report.problems += recordProblems
-        if case .invalid(let offset, let reason) = outcome.stop {
+            report.batches += outcome.batches
+            guard case .invalid(let offset, let reason) = outcome.stop else { break }
+            damaged = true
+            // Resynchronise past the damaged frame when its length still leads
+            // to a valid frame, so one damaged batch hides nothing after it.
+            if let claimed = outcome.invalidHeader, Int(claimed.length) >= BatchHeader.size,
+               offset + Int(claimed.length) < bytes.count,
+               case .valid(let next) = BatchHeader.check(
+                   bytes, at: offset + Int(claimed.length), end: bytes.count, previousCRC: nil, expectedBase: nil) {
+                report.problems.append(.init(file: path, offset: Int64(offset), reason: reason))
+                from = offset + Int(claimed.length)
+                previousCRC = next.previousCRC
+                expectedBase = next.basePosition
+                continue
+            }
             let torn = isLast && !SegmentScanner.hasValidDataAfter(
                 bytes, invalidAt: offset, header: outcome.invalidHeader, end: bytes.count, nextPosition: outcome.endPosition)
             report.problems.append(.init(
                 file: path, offset: Int64(offset),
-                reason: torn ? "\(reason) (a torn final batch: the next open cuts it)" : reason))
+                reason: torn ? "\(reason) (a torn final batch: the next open cuts it)" : reason + " (the rest of the segment was not checked)"))
+            break
         }
-        let dataEnd = outcome.dataEnd
+        report.events += events
+        report.problems += recordProblems
+        if damaged {
+            // Indexes of a damaged segment cannot be compared with anything meaningful.
+            return (nil, true)
+        }
         let rebuilt = SegmentSnapshot(
             basePosition: base, path: path, mapping: mapping, headerCRC: header.checksum, offsetIndex: offsets,
-            timeIndex: times, endPosition: outcome.endPosition, dataEnd: dataEnd, offsetIndexCount: offsets.writtenCount,
+            timeIndex: times, endPosition: outcome.endPosition, dataEnd: outcome.dataEnd, offsetIndexCount: offsets.writtenCount,
             timeIndexCount: times.writtenCount, maxTimestamp: outcome.maxTimestamp, firstTimestamp: outcome.firstTimestamp,
             lastBatchOffset: outcome.lastBatchOffset, lastBatchCRC: outcome.lastBatchCRC, isSealed: !isLast)
         verifyIndexFiles(of: rebuilt, directory: directory, mustMatch: !isLast || cleanlyClosed, report: &report)
-        return outcome.endPosition
+        return (outcome.endPosition, false)
     }
 
     /// Checks each record's own checksum (the one point reads rely on).
