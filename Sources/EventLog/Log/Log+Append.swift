@@ -153,6 +153,10 @@ extension Log {
         published.withLock { $0.active = active }
 
         groupCommit.noteWritten(state.writtenSequence, file: state.active.file)
+        if active.dataEnd - state.checkpointEnd >= options.checkpointBytes {
+            scheduleIndexWrite(active)
+            state.checkpointEnd = active.dataEnd
+        }
         if options.durability != .always {
             let pending = active.dataEnd - state.active.writebackStart
             if pending >= Log.writebackChunk {
@@ -206,16 +210,14 @@ extension Log {
             throw .writerStopped(reason: error.description)
         }
         groupCommit.noteDurable(state.writtenSequence)
-        do { try active.writeIndexFiles(directory: directory) } catch {
-            // Derived data: the next open rebuilds what is missing.
-            Log.logger.warning("could not write index files; they will be rebuilt", metadata: ["error": "\(error)"])
-        }
+        scheduleIndexWrite(active.snapshot)
         let next = try ActiveSegment.create(
             base: active.snapshot.endPosition, capacity: capacity, indexInterval: Int(metadata.indexInterval),
             logID: metadata.logID, directory: directory)
         var sealed = active.snapshot
         sealed.isSealed = true
         state.active = next
+        state.checkpointEnd = next.dataEnd
         preallocator?.switchTo(file: next.file, capacity: next.capacity, dataEnd: next.dataEnd)
         published.withLock { snapshot in
             snapshot.sealed.append(sealed)

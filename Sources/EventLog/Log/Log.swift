@@ -2,6 +2,7 @@ import Synchronization
 import Logging
 import struct Foundation.UUID
 import class Foundation.Thread
+import Dispatch
 
 /// An event log: a directory of segment files holding checksummed batches of
 /// events, each event at a global position.
@@ -36,6 +37,9 @@ public final class Log: Sendable {
     let flusherState = Mutex<FlusherState>(.notStarted)
     /// Zeros ahead of the writer under `.always` (nil otherwise).
     let preallocator: Preallocator?
+    /// Writes index files (of sealed segments, and checkpoints of the active
+    /// one) in the background, in order. Not the Swift concurrency pool.
+    let indexWriter = DispatchQueue(label: "EventLog.indexWriter")
     static let logger = Logger(label: "EventLog")
 
     init(
@@ -101,6 +105,8 @@ public final class Log: Sendable {
             if let failure = state.failure ?? groupCommit.failureReason {
                 return .failure(.writerStopped(reason: failure))
             }
+            // Background index writes (seals, checkpoints) land before the final ones.
+            indexWriter.sync {}
             do throws(IOError) {
                 try state.active.file.datasync()
                 try state.active.writeIndexFiles(directory: directory)
@@ -126,6 +132,8 @@ struct WriterState: ~Copyable, Sendable {
     var compressBuffer: ByteBuffer
     /// Total bytes ever written by this writer: the group commit's sequence.
     var writtenSequence: UInt64 = 0
+    /// Data end of the active segment at its last index checkpoint.
+    var checkpointEnd = 0
     /// Set when a write or sync failed in a way that leaves the disk state unknown.
     var failure: String?
     var closed = false
@@ -136,6 +144,22 @@ enum FlusherState {
 }
 
 private typealias uuid_bytes = (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)
+
+// MARK: - Index files in the background
+
+extension Log {
+    /// Writes the index files describing `segment` as it is in this snapshot,
+    /// on the index writer's queue. Failures are logged: indexes are derived
+    /// data, and the next open rebuilds what is missing.
+    func scheduleIndexWrite(_ segment: SegmentSnapshot) {
+        let directory = self.directory
+        indexWriter.async {
+            do { try ActiveSegment.writeIndexFiles(segment, directory: directory) } catch {
+                Log.logger.warning("could not write index files; they will be rebuilt", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}
 
 // MARK: - The interval flusher
 

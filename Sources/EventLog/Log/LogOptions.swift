@@ -22,6 +22,10 @@ public struct LogOptions: Sendable {
     public var segmentMaxAgeSeconds: Int? = nil
     /// About one offset-index entry per this many bytes of log (Format.md, "Index files").
     public var indexInterval: Int = 4096
+    /// The active segment's index files are written in the background every
+    /// this many bytes of log: the checkpoint from which recovery after a
+    /// crash scans, so its work is bounded by this, not by the segment size.
+    public var checkpointBytes: Int = 16 << 20
     public var durability: Durability = .always
     public var compression: Compression = .none
     /// Create the directory and a new log when none exists.
@@ -53,6 +57,9 @@ public struct LogOptions: Sendable {
         }
         if case .interval(let ms) = durability, ms <= 0 || ms > 3_600_000 {
             throw .invalidArgument("durability interval must be within 1...3600000 ms, got \(ms)")
+        }
+        guard checkpointBytes >= 4096 else {
+            throw .invalidArgument("checkpointBytes must be at least 4096, got \(checkpointBytes)")
         }
         if let age = segmentMaxAgeSeconds, age <= 0 {
             throw .invalidArgument("segmentMaxAgeSeconds must be positive, got \(age)")
