@@ -138,10 +138,15 @@ final class FileHandle: Sendable {
     }
 
     /// Starts writeback of `[offset, offset + length)` without waiting for it
-    /// (`sync_file_range` with `SYNC_FILE_RANGE_WRITE`). A hint only: it makes
-    /// no promise of durability, and its failure is ignored.
-    func startWriteback(at offset: Int64, length: Int64) {
-        _ = eventlog_start_writeback(descriptor, offset, length)
+    /// (`sync_file_range` with `SYNC_FILE_RANGE_WRITE`). It makes no promise
+    /// of durability; but a failure (EIO) is reported, since the kernel may
+    /// not report that write error to a later `fdatasync` again.
+    func startWriteback(at offset: Int64, length: Int64) throws(IOError) {
+        while eventlog_start_writeback(descriptor, offset, length) != 0 {
+            if errno == EINTR { continue }
+            if errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL || errno == ESPIPE { return }
+            throw IOError(operation: "sync_file_range", path: path, errno: errno)
+        }
     }
 
     /// The file's current length in bytes. The corresponding C function is `fstat`.

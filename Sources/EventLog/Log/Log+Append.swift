@@ -160,7 +160,16 @@ extension Log {
         if options.durability != .always {
             let pending = active.dataEnd - state.active.writebackStart
             if pending >= Log.writebackChunk {
-                state.active.file.startWriteback(at: Int64(state.active.writebackStart), length: Int64(pending))
+                do {
+                    try state.active.file.startWriteback(at: Int64(state.active.writebackStart), length: Int64(pending))
+                } catch {
+                    // A write error on the segment: what reached the disk is
+                    // unknown, exactly as after a failed fsync. The batch was
+                    // written, but is not acknowledged.
+                    state.failure = error.description
+                    groupCommit.fail(error.description)
+                    throw .writerStopped(reason: error.description)
+                }
                 state.active.writebackStart = active.dataEnd
             }
         }

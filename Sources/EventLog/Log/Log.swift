@@ -57,7 +57,10 @@ public final class Log: Sendable {
         self.recovery = recovery
         if options.durability == .always && !options.readOnly {
             let active = self.writer.withLock { ($0.active.file, $0.active.capacity, $0.active.dataEnd) }
-            preallocator = Preallocator(file: active.0, capacity: active.1, dataEnd: active.2)
+            let commit = groupCommit
+            preallocator = Preallocator(file: active.0, capacity: active.1, dataEnd: active.2) { reason in
+                commit.fail(reason)
+            }
         } else {
             preallocator = nil
         }

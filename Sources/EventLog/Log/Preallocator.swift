@@ -30,8 +30,14 @@ final class Preallocator: @unchecked Sendable {
     private var stopping = false
     private var stopped = false
 
+    /// Called when the thread's own sync fails: the writer must stop, since
+    /// the kernel reports a write error on a file once, to whichever sync
+    /// comes first, and the writer's data may be what failed.
+    private let onSyncFailure: @Sendable (String) -> Void
+
     /// Starts the background thread on the active segment.
-    init(file: FileHandle, capacity: Int, dataEnd: Int) {
+    init(file: FileHandle, capacity: Int, dataEnd: Int, onSyncFailure: @escaping @Sendable (String) -> Void) {
+        self.onSyncFailure = onSyncFailure
         self.file = file
         self.capacity = capacity
         self.writerEnd = dataEnd
@@ -91,10 +97,15 @@ final class Preallocator: @unchecked Sendable {
             var ok = true
             do {
                 try file.write(UnsafeRawBufferPointer(rebasing: zeros[0..<(end - start)]), at: Int64(start))
-                try file.datasync()
             } catch {
-                // Only an optimisation: appends still work (as into a hole).
+                // Only an optimisation (a full disk, say): appends still work, as into a hole.
                 ok = false
+            }
+            if ok {
+                do { try file.datasync() } catch {
+                    ok = false
+                    onSyncFailure(error.description)
+                }
             }
             condition.lock()
             claimed = nil
