@@ -98,16 +98,28 @@ struct DirectoryOperations: Sendable {
     /// Writes `bytes` to a new file `name` atomically: write `name.tmp`, fdatasync
     /// it, rename it over `name`, fsync the directory.
     func writeAtomically(_ name: String, bytes: [UInt8]) throws(IOError) {
-        let temporary = name + ".tmp"
-        let handle = try FileHandle.open(file(temporary), create: true, faults: faults)
+        try writeTemporary(name, bytes: bytes)
+        try rename(name + ".tmp", to: name)
+    }
+
+    /// Writes `bytes` to `name.tmp` (replacing it) and fdatasyncs it: the first
+    /// half of an atomic replace, for callers that rename several files and
+    /// then sync the directory once.
+    func writeTemporary(_ name: String, bytes: [UInt8]) throws(IOError) {
+        let handle = try FileHandle.open(file(name + ".tmp"), create: true, faults: faults)
         try handle.setLength(0)
-        var failure: IOError?
-        bytes.withUnsafeBytes { raw in
-            do throws(IOError) { try handle.write(raw, at: 0) } catch { failure = error }
-        }
-        if let failure { throw failure }
+        try handle.write(bytes, at: 0)
         try handle.datasync()
-        try rename(temporary, to: name)
+    }
+
+    /// Renames `name.tmp` over `name` without syncing the directory (the caller does).
+    func renameTemporaryUnsynced(_ name: String) throws(IOError) {
+        if case .fail(let e)? = faults?.decide(.rename, file(name + ".tmp")) {
+            throw IOError(operation: "rename", path: file(name + ".tmp"), errno: e)
+        }
+        if Glibc.rename(file(name + ".tmp"), file(name)) != 0 {
+            throw IOError(operation: "rename", path: file(name + ".tmp"), errno: errno)
+        }
     }
 
     /// Reads a whole small file, or nil when it does not exist.

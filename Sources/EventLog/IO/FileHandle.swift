@@ -82,6 +82,15 @@ final class FileHandle: Sendable {
         if let injected { throw IOError(operation: "pwrite", path: path, errno: injected) }
     }
 
+    /// Writes a byte array at `offset` (cold paths: headers, small files).
+    func write(_ bytes: [UInt8], at offset: Int64) throws(IOError) {
+        var failure: IOError?
+        bytes.withUnsafeBytes { raw in
+            do throws(IOError) { try write(raw, at: offset) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
     /// Flushes the file's data (and the metadata needed to read it back) to the
     /// device. The corresponding C function is `fdatasync`.
     func datasync() throws(IOError) {

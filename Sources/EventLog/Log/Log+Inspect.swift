@@ -88,12 +88,8 @@ extension Log {
                 createdAt: metadata.createdAt, lastShutdown: shutdown, segments: segments,
                 startPosition: segments.first?.basePosition ?? 0, endPosition: segments.last?.endPosition ?? 0,
                 allocatedBytes: allocated)
-        } catch let error as EventLogError {
-            throw error
-        } catch let error as IOError {
-            throw .io(error)
         } catch {
-            throw .invalidArgument("\(error)")
+            throw .wrapping(error)
         }
     }
 

@@ -17,12 +17,8 @@ extension Log {
         do {
             var opener = Opener(path: path, options: options)
             return try opener.open()
-        } catch let error as EventLogError {
-            throw error
-        } catch let error as IOError {
-            throw .io(error)
         } catch {
-            throw .invalidArgument("\(error)")
+            throw .wrapping(error)
         }
     }
 }

@@ -27,10 +27,8 @@ extension Log {
         var events: [Event] = []
         do {
             try read(from: position, maxCount: maxCount) { view in events.append(try view.event()) }
-        } catch let error as EventLogError {
-            throw error
         } catch {
-            throw .invalidArgument("\(error)")
+            throw .wrapping(error)
         }
         return events
     }
@@ -47,10 +45,8 @@ extension Log {
     public func event(at position: UInt64) throws(EventLogError) -> Event {
         do {
             return try withEvent(at: position) { view throws(EventLogError) in try view.event() }
-        } catch let error as EventLogError {
-            throw error
         } catch {
-            throw .invalidArgument("\(error)")
+            throw .wrapping(error)
         }
     }
 

@@ -26,12 +26,7 @@ struct ActiveSegment: Sendable {
             let file = try FileHandle.open(path, create: true, exclusive: true, faults: directory.faults)
             let now = currentTimestamp()
             let header = SegmentHeader(logID: logID, basePosition: base, createdAt: now)
-            let bytes = header.encode()
-            var failure: IOError?
-            bytes.withUnsafeBytes { raw in
-                do throws(IOError) { try file.write(raw, at: 0) } catch { failure = error }
-            }
-            if let failure { throw failure }
+            try file.write(header.encode(), at: 0)
             try file.setLength(Int64(capacity))
             try directory.sync()
             let mapping = try MappedRegion.map(file, length: capacity)
@@ -65,22 +60,11 @@ struct ActiveSegment: Sendable {
         let timeBytes = IndexFile.encodeTimeIndex(header, entries: s.timeIndex.prefix(s.timeIndexCount))
         let offsetName = FileNames.offsetIndex(s.basePosition)
         let timeName = FileNames.timeIndex(s.basePosition)
-        for (name, bytes) in [(offsetName, offsetBytes), (timeName, timeBytes)] {
-            let handle = try FileHandle.open(directory.file(name + ".tmp"), create: true, faults: directory.faults)
-            try handle.setLength(0)
-            var failure: IOError?
-            bytes.withUnsafeBytes { raw in
-                do throws(IOError) { try handle.write(raw, at: 0) } catch { failure = error }
-            }
-            if let failure { throw failure }
-            try handle.datasync()
-        }
-        // Rename without a directory sync each; one sync below covers both.
-        for name in [offsetName, timeName] {
-            if rename(directory.file(name + ".tmp"), directory.file(name)) != 0 {
-                throw IOError(operation: "rename", path: directory.file(name + ".tmp"), errno: errno)
-            }
-        }
+        try directory.writeTemporary(offsetName, bytes: offsetBytes)
+        try directory.writeTemporary(timeName, bytes: timeBytes)
+        // One directory sync covers both renames.
+        try directory.renameTemporaryUnsynced(offsetName)
+        try directory.renameTemporaryUnsynced(timeName)
         try directory.sync()
     }
 }

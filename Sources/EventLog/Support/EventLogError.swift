@@ -30,6 +30,13 @@ public enum EventLogError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The operation needs a writable log.
     case readOnly
 
+    /// Any error of the library's internals as an `EventLogError`.
+    static func wrapping(_ error: any Error) -> EventLogError {
+        if let error = error as? EventLogError { return error }
+        if let error = error as? IOError { return .io(error) }
+        return .invalidArgument("\(error)")
+    }
+
     public var description: String {
         switch self {
         case .io(let error): return error.description
