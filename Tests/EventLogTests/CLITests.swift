@@ -67,7 +67,9 @@ import Testing
             #expect(fields["position"] as? Int == i)
             #expect(fields["stream"] as? String == expected.stream)
             #expect(fields["type"] as? String == expected.type)
-            #expect(fields["version"] as? Int == 0)
+            // The version within its stream: the number of earlier events of that stream.
+            let expectedVersion = Self.roundTripEvents[..<i].filter { $0.stream == expected.stream }.count
+            #expect(fields["version"] as? Int == expectedVersion)
             #expect(fields["timestamp"] is Int)
             if i == 2 {
                 // text/plain: the bytes travel as base64.
@@ -113,7 +115,7 @@ import Testing
         let text = try CLIProcess.run(["dump", log, "--from", "1", "--to", "3"])
         #expect(text.status == 0, "\(text)")
         try #require(text.lines.count == 2)
-        #expect(text.lines[0] == "1  2023-11-14T22:13:20.123456Z  order-1  v0  ItemAdded  [1, 2e10, -0.5, true, false, null]")
+        #expect(text.lines[0] == "1  2023-11-14T22:13:20.123456Z  order-1  v1  ItemAdded  [1, 2e10, -0.5, true, false, null]")
         #expect(text.lines[1].hasPrefix("2  "))
         #expect(text.lines[1].hasSuffix(#"  order-2  v0  Note  "plain \ud83d\ude00 text""#))
 

@@ -3,7 +3,7 @@ import Testing
 @testable import EventLog
 
 @Suite struct RoundTripTests {
-    static func sampleEvents(count: Int, seed: UInt64, startVersion: UInt64 = 0) -> [NewEvent] {
+    static func sampleEvents(count: Int, seed: UInt64) -> [NewEvent] {
         var rng = SplitMix64(seed: seed)
         return (0..<count).map { i in
             let stream = "order-\(rng.next() % 50)"
@@ -19,19 +19,29 @@ import Testing
             }
             return NewEvent(
                 stream: stream, type: i % 2 == 0 ? "OrderPlaced" : "ItemAdded", data: data, metadata: metadata,
-                timestamp: 1_700_000_000_000_000 + Int64(i) * 1000 + Int64(rng.next() % 500), version: startVersion + UInt64(i))
+                timestamp: 1_700_000_000_000_000 + Int64(i) * 1000 + Int64(rng.next() % 500))
         }
     }
 
-    static func check(_ read: [Event], equal written: [NewEvent], from start: UInt64 = 0) {
+    /// The version each event gets: the number of earlier events of its stream (in `all`, from the start).
+    static func expectedVersions(_ all: [NewEvent]) -> [UInt64] {
+        var counts: [String: UInt64] = [:]
+        return all.map { e in
+            defer { counts[e.stream, default: 0] += 1 }
+            return counts[e.stream, default: 0]
+        }
+    }
+
+    static func check(_ read: [Event], equal written: [NewEvent], from start: UInt64 = 0, versions: [UInt64]? = nil) {
         #expect(read.count == written.count)
+        let versions = versions ?? expectedVersions(written)
         for (i, (r, w)) in zip(read, written).enumerated() {
             #expect(r.position == start + UInt64(i))
             #expect(r.stream == w.stream)
             #expect(r.type == w.type)
             #expect(r.data == w.data)
             #expect(r.metadata == w.metadata)
-            #expect(r.version == w.version)
+            #expect(r.version == versions[i])
             #expect(r.timestamp == w.timestamp)
         }
     }
@@ -63,7 +73,9 @@ import Testing
         #expect(reopened.recovery.previousShutdown != .unclean)
         #expect(reopened.endPosition == 2000)
         Self.check(try reopened.events(from: 0), equal: events)
-        Self.check(try reopened.events(from: 1234, maxCount: 10), equal: Array(events[1234..<1244]), from: 1234)
+        Self.check(
+            try reopened.events(from: 1234, maxCount: 10), equal: Array(events[1234..<1244]), from: 1234,
+            versions: Array(Self.expectedVersions(events)[1234..<1244]))
         let segments = dir.files().filter { $0.hasSuffix(".segment") }
         #expect(segments.count > 3)
         try reopened.close()

@@ -11,6 +11,8 @@ enum Magic {
     static let offsetIndex: UInt64 = magic("EVLOGOIX")
     static let timeIndex: UInt64 = magic("EVLOGTIX")
     static let cleanShutdown: UInt64 = magic("EVLOGCLN")
+    static let streamIndex: UInt64 = magic("EVLOGSIX")
+    static let streamTable: UInt64 = magic("EVLOGSTB")
 
     /// The ASCII bytes read as a little-endian UInt64, so the file starts with the text.
     static func magic(_ text: StaticString) -> UInt64 {
@@ -30,6 +32,8 @@ enum FileNames {
     static let segmentSuffix = ".segment"
     static let offsetIndexSuffix = ".index"
     static let timeIndexSuffix = ".timeindex"
+    static let streamIndexSuffix = ".streamindex"
+    static let streamTable = "streams.table"
 
     /// The 20-digit, zero-padded base position that names a segment and its indexes.
     static func stem(_ basePosition: UInt64) -> String {
@@ -40,6 +44,7 @@ enum FileNames {
     static func segment(_ base: UInt64) -> String { stem(base) + segmentSuffix }
     static func offsetIndex(_ base: UInt64) -> String { stem(base) + offsetIndexSuffix }
     static func timeIndex(_ base: UInt64) -> String { stem(base) + timeIndexSuffix }
+    static func streamIndex(_ base: UInt64) -> String { stem(base) + streamIndexSuffix }
 
     /// The base position named by a segment file name, or nil for any other name.
     static func segmentBase(_ name: String) -> UInt64? {

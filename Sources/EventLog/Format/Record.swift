@@ -4,7 +4,7 @@ import struct Foundation.UUID
 ///
 ///     varint  bodyLength        bytes from `crc` to the end of `data`
 ///     u32     crc               CRC32C of (position u64, batch firstTimestamp i64, body[4...])
-///     u8      flags             bit 0: timestamp delta present; bit 1: metadata present
+///     u8      flags             bit 0: timestamp delta present; bit 1: metadata present; bit 2: stream marker
 ///     varint  timestampDelta    zigzag, relative to the batch's firstTimestamp (if bit 0)
 ///     varint  version
 ///     u8      streamLength, stream bytes
@@ -14,7 +14,9 @@ import struct Foundation.UUID
 enum Record {
     static let flagTimestamp: UInt8 = 0x01
     static let flagMetadata: UInt8 = 0x02
-    static let knownFlags: UInt8 = 0x03
+    /// The record is a stream marker (deletion, truncation), not an event.
+    static let flagMarker: UInt8 = 0x04
+    static let knownFlags: UInt8 = 0x07
 
     /// The record checksum's seed: CRC32C over the position and the batch's
     /// first timestamp, so a record read at the wrong place, or under a
@@ -39,11 +41,11 @@ extension Record {
     @inline(__always)
     static func encode(
         into buffer: inout ByteBuffer, position: UInt64, firstTimestamp: Timestamp, timestamp: Timestamp,
-        version: UInt64, stream: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer,
+        version: UInt64, isMarker: Bool, stream: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer,
         metadata: EventMetadata?, metadataLength: Int, data: UnsafeRawBufferPointer
     ) {
         let delta = timestamp &- firstTimestamp
-        var flags: UInt8 = 0
+        var flags: UInt8 = isMarker ? flagMarker : 0
         var bodyLength = 4 + 1 + Varint.size(version) + 1 + stream.count + 1 + type.count + data.count
         if delta != 0 {
             flags |= flagTimestamp
@@ -96,6 +98,9 @@ public struct EventView {
     public let data: UnsafeRawBufferPointer
     /// The encoded metadata section (empty when the event has none); `metadata()` decodes it.
     public let metadataBytes: UnsafeRawBufferPointer
+    /// True for a stream marker (a deletion or truncation record the log
+    /// wrote): not an event of its stream; stream reads and filtered reads skip it.
+    public let isMarker: Bool
 
     /// The stream name (allocates a `String`).
     public var stream: String { String(decoding: streamBytes, as: UTF8.self) }
@@ -179,7 +184,7 @@ extension Record {
         offset = end
         return EventView(
             position: position, version: version, timestamp: timestamp, streamBytes: stream, typeBytes: type,
-            data: UnsafeRawBufferPointer(rebasing: body[i...]), metadataBytes: metadata)
+            data: UnsafeRawBufferPointer(rebasing: body[i...]), metadataBytes: metadata, isMarker: flags & flagMarker != 0)
     }
 
     /// Skips the record at `offset` without decoding it.

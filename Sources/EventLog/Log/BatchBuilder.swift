@@ -11,6 +11,9 @@
 /// the error, stop adding, and still commit the events before it.
 public struct BatchBuilder: ~Copyable {
     var buffer: ByteBuffer
+    /// The streams of the batch: versions assigned, expectations to check.
+    var streams: BatchStreams
+    let table: StreamTable
     /// Position of the first event of the batch.
     public let basePosition: UInt64
     let now: Timestamp
@@ -18,11 +21,39 @@ public struct BatchBuilder: ~Copyable {
     var maxTimestamp: Timestamp = .min
     var count: UInt32 = 0
 
-    init(buffer: consuming ByteBuffer, basePosition: UInt64, now: Timestamp) {
+    init(buffer: consuming ByteBuffer, streams: consuming BatchStreams, table: StreamTable, basePosition: UInt64, now: Timestamp) {
         self.buffer = buffer
+        self.streams = streams
+        self.streams.reset()
+        self.table = table
         self.basePosition = basePosition
         self.now = now
         self.buffer.count = BatchHeader.size  // room for the header, filled in last
+    }
+
+    /// Expects `stream` to be at `expected` before this batch (optimistic
+    /// concurrency). Checked when the batch is committed: a mismatch fails
+    /// the whole batch with `wrongExpectedVersion`, and nothing is written.
+    public mutating func expect(_ stream: String, _ expected: ExpectedVersion) throws(EventLogError) {
+        var name = stream
+        var failure: EventLogError?
+        name.withUTF8 { bytes in
+            do throws(EventLogError) {
+                try Self.checkStreamName(UnsafeRawBufferPointer(bytes))
+                let slot = streams.slot(for: UnsafeRawBufferPointer(bytes), table: table)
+                streams.slots[slot].expectation = expected
+            } catch {
+                failure = error
+            }
+        }
+        if let failure { throw failure }
+    }
+
+    static func checkStreamName(_ stream: UnsafeRawBufferPointer) throws(EventLogError) {
+        guard stream.count >= 1, stream.count <= Limits.maxStreamNameBytes else {
+            if stream.count == 0 { throw .invalidArgument("stream name is empty") }
+            throw .limitExceeded(limit: "stream name bytes", value: stream.count, maximum: Limits.maxStreamNameBytes)
+        }
     }
 
     /// The position the next appended event will get.
@@ -31,19 +62,40 @@ public struct BatchBuilder: ~Copyable {
     public var eventCount: Int { Int(count) }
 
     /// Appends an event given as borrowed bytes (no copies beyond the encoding).
+    /// Its version in its stream is assigned here: the stream's next one.
     /// - Parameters:
     ///   - stream: the stream name's UTF-8 bytes, 1 to `Limits.maxStreamNameBytes`.
     ///   - type: the event type's UTF-8 bytes, at most `Limits.maxTypeBytes`.
     ///   - timestamp: when nil, the time the batch was started.
     /// - Returns: the event's position.
+    /// - Throws: a broken limit, or `streamDeleted` for a hard-deleted stream.
     @discardableResult
     public mutating func append(
         stream: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer,
-        metadata: EventMetadata? = nil, timestamp: Timestamp? = nil, version: UInt64 = 0
+        metadata: EventMetadata? = nil, timestamp: Timestamp? = nil
     ) throws(EventLogError) -> UInt64 {
-        guard stream.count >= 1, stream.count <= Limits.maxStreamNameBytes else {
-            if stream.count == 0 { throw .invalidArgument("stream name is empty") }
-            throw .limitExceeded(limit: "stream name bytes", value: stream.count, maximum: Limits.maxStreamNameBytes)
+        try appendRecord(stream: stream, type: type, data: data, metadata: metadata, timestamp: timestamp, marker: nil)
+    }
+
+    /// The append of earlier versions of this API, which took the version:
+    /// versions are assigned by the log now, and `version` is ignored.
+    @available(*, deprecated, message: "versions are assigned by the log; drop the version argument")
+    @discardableResult
+    public mutating func append(
+        stream: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer,
+        metadata: EventMetadata? = nil, timestamp: Timestamp? = nil, version: UInt64
+    ) throws(EventLogError) -> UInt64 {
+        try append(stream: stream, type: type, data: data, metadata: metadata, timestamp: timestamp)
+    }
+
+    /// Appends a record: an event, or a stream marker (which takes no version).
+    mutating func appendRecord(
+        stream: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer,
+        metadata: EventMetadata?, timestamp: Timestamp?, marker: StreamMarker?
+    ) throws(EventLogError) -> UInt64 {
+        try Self.checkStreamName(stream)
+        if marker == nil, type.first == UInt8(ascii: "$") {
+            throw .invalidArgument("event types starting with $ are reserved for stream markers")
         }
         guard type.count <= Limits.maxTypeBytes else {
             throw .limitExceeded(limit: "event type bytes", value: type.count, maximum: Limits.maxTypeBytes)
@@ -65,13 +117,28 @@ public struct BatchBuilder: ~Copyable {
         guard buffer.count + recordBound <= Limits.maxBatchBytes else {
             throw .limitExceeded(limit: "batch bytes", value: buffer.count + recordBound, maximum: Limits.maxBatchBytes)
         }
+        let slot = streams.slot(for: stream, table: table)
+        if streams.slots[slot].deletion == .hard {
+            throw .streamDeleted(stream: streams.name(of: slot, table: table))
+        }
+        // Every check is done: from here on the batch changes.
+        let version = streams.slots[slot].nextVersion
+        if marker == nil {
+            streams.slots[slot].nextVersion += 1
+            streams.slots[slot].count += 1
+            if metadata?.eventID == nil { streams.slots[slot].allHaveIDs = false }
+        }
+        streams.items.append(BatchStreams.Item(
+            slot: Int32(slot), recordOffset: UInt32(buffer.count - BatchHeader.size), version: version,
+            eventID: metadata?.eventID, marker: marker))
         let time = timestamp ?? now
         if count == 0 { firstTimestamp = time }
         if time > maxTimestamp { maxTimestamp = time }
         let position = basePosition &+ UInt64(count)
         Record.encode(
             into: &buffer, position: position, firstTimestamp: firstTimestamp, timestamp: time, version: version,
-            stream: stream, type: type, metadata: storedMetadata, metadataLength: metadataLength, data: data)
+            isMarker: marker != nil, stream: stream, type: type, metadata: storedMetadata,
+            metadataLength: metadataLength, data: data)
         count += 1
         return position
     }
@@ -88,7 +155,7 @@ public struct BatchBuilder: ~Copyable {
                     do throws(EventLogError) {
                         result = .success(try append(
                             stream: UnsafeRawBufferPointer(streamBytes), type: UnsafeRawBufferPointer(typeBytes),
-                            data: data, metadata: event.metadata, timestamp: event.timestamp, version: event.version))
+                            data: data, metadata: event.metadata, timestamp: event.timestamp))
                     } catch {
                         result = .failure(error)
                     }
@@ -96,6 +163,28 @@ public struct BatchBuilder: ~Copyable {
             }
         }
         return try result.get()
+    }
+
+    /// Appends a stream marker to the batch.
+    mutating func appendMarker(_ marker: StreamMarker, stream: String) throws(EventLogError) {
+        var name = stream
+        var type = marker.type
+        let data = marker.data
+        var result: Result<UInt64, EventLogError> = .failure(.closed)
+        name.withUTF8 { streamBytes in
+            type.withUTF8 { typeBytes in
+                data.withUnsafeBytes { dataBytes in
+                    do throws(EventLogError) {
+                        result = .success(try appendRecord(
+                            stream: UnsafeRawBufferPointer(streamBytes), type: UnsafeRawBufferPointer(typeBytes),
+                            data: dataBytes, metadata: nil, timestamp: nil, marker: marker))
+                    } catch {
+                        result = .failure(error)
+                    }
+                }
+            }
+        }
+        _ = try result.get()
     }
 
     consuming func finish() -> ByteBuffer { buffer }

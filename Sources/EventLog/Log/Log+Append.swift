@@ -42,25 +42,40 @@ extension Log {
     }
 
     /// The append path, with the builder's errors typed.
-    private func appendTyped(
+    func appendTyped(
         _ build: (inout BatchBuilder) throws(EventLogError) -> Void
     ) throws(EventLogError) -> Range<UInt64> {
+        try commit(wantsResult: false, build).positions
+    }
+
+    /// Builds, checks, writes and (under `.always`) syncs one batch. With
+    /// `wantsResult`, also reports the versions each stream got (which
+    /// allocates; the plain append path does not ask).
+    func commit(
+        wantsResult: Bool, _ build: (inout BatchBuilder) throws(EventLogError) -> Void
+    ) throws(EventLogError) -> AppendResult {
         if options.readOnly { throw .readOnly }
-        let (range, sequence) = try writer.withLock { (state) throws(EventLogError) -> (Range<UInt64>, UInt64) in
-            try appendLocked(&state, build)
+        let outcome = try writer.withLock { (state) throws(EventLogError) -> CommitOutcome in
+            try appendLocked(&state, wantsResult: wantsResult, build)
         }
-        if options.durability == .always, !range.isEmpty {
-            do { try groupCommit.waitDurable(upTo: sequence) } catch {
+        if options.durability == .always, !outcome.result.positions.isEmpty {
+            // A retry waits too: the original append may not be durable yet.
+            do { try groupCommit.waitDurable(upTo: outcome.sequence) } catch {
                 writer.withLock { $0.failure = $0.failure ?? "\(error)" }
                 throw error
             }
         }
-        return range
+        return outcome.result
+    }
+
+    struct CommitOutcome {
+        var result: AppendResult
+        var sequence: UInt64
     }
 
     private func appendLocked(
-        _ state: inout WriterState, _ build: (inout BatchBuilder) throws(EventLogError) -> Void
-    ) throws(EventLogError) -> (Range<UInt64>, UInt64) {
+        _ state: inout WriterState, wantsResult: Bool, _ build: (inout BatchBuilder) throws(EventLogError) -> Void
+    ) throws(EventLogError) -> CommitOutcome {
         if state.closed { throw .closed }
         if let failure = state.failure ?? groupCommit.failureReason {
             state.failure = failure
@@ -68,22 +83,34 @@ extension Log {
         }
         let base = state.active.snapshot.endPosition
         let buffer = state.encodeBuffer.take() ?? ByteBuffer(capacity: 1 << 20)
-        var builder = BatchBuilder(buffer: buffer, basePosition: base, now: currentTimestamp())
+        var builder = BatchBuilder(
+            buffer: buffer, streams: state.batchStreams, table: streams, basePosition: base, now: currentTimestamp())
+        state.batchStreams = BatchStreams()  // the builder owns the scratch now
         var buildError: EventLogError?
         do { try build(&builder) } catch { buildError = error }
         let count = builder.count
         let firstTimestamp = builder.firstTimestamp
         let maxTimestamp = builder.maxTimestamp
+        var batchStreams = builder.streams
         var encoded = builder.finish()
-        var result: Result<(Range<UInt64>, UInt64), EventLogError>
+        var result: Result<CommitOutcome, EventLogError>
         if let buildError {
             result = .failure(buildError)
-        } else if count == 0 {
-            result = .success((base..<base, state.writtenSequence))
         } else {
             do throws(EventLogError) {
-                result = .success(try writeBatch(
-                    &state, encoded: &encoded, count: count, firstTimestamp: firstTimestamp, maxTimestamp: maxTimestamp))
+                if let retry = try checkExpectations(batchStreams) {
+                    result = .success(CommitOutcome(result: retry, sequence: state.writtenSequence))
+                } else if count == 0 {
+                    result = .success(CommitOutcome(
+                        result: AppendResult(positions: base..<base, streams: [], wasRetry: false), sequence: state.writtenSequence))
+                } else {
+                    let (range, sequence) = try writeBatch(
+                        &state, encoded: &encoded, streams: &batchStreams, count: count, firstTimestamp: firstTimestamp,
+                        maxTimestamp: maxTimestamp)
+                    let versions = wantsResult ? batchStreams.versions(table: streams) : []
+                    result = .success(CommitOutcome(
+                        result: AppendResult(positions: range, streams: versions, wasRetry: false), sequence: sequence))
+                }
             } catch {
                 result = .failure(error)
             }
@@ -91,13 +118,15 @@ extension Log {
         encoded.count = 0
         encoded.trim(to: 4 << 20)
         state.encodeBuffer = consume encoded
+        batchStreams.reset()
+        state.batchStreams = batchStreams
         return try result.get()
     }
 
     /// Compresses, frames, writes, indexes and publishes an encoded batch.
     private func writeBatch(
-        _ state: inout WriterState, encoded: inout ByteBuffer, count: UInt32, firstTimestamp: Timestamp,
-        maxTimestamp: Timestamp
+        _ state: inout WriterState, encoded: inout ByteBuffer, streams batchStreams: inout BatchStreams, count: UInt32,
+        firstTimestamp: Timestamp, maxTimestamp: Timestamp
     ) throws(EventLogError) -> (Range<UInt64>, UInt64) {
         let base = state.active.snapshot.endPosition
 
@@ -149,6 +178,7 @@ extension Log {
         active.lastBatchCRC = header.crc
         if active.firstTimestamp == nil { active.firstTimestamp = firstTimestamp }
         active.maxTimestamp = max(active.maxTimestamp, maxTimestamp)
+        commitStreams(&batchStreams, batch: header, frameOffset: offset, compressed: useCompressed, segment: &active)
         state.active.snapshot = active
         published.withLock { $0.active = active }
 
@@ -156,6 +186,12 @@ extension Log {
         if active.dataEnd - state.checkpointEnd >= options.checkpointBytes {
             scheduleIndexWrite(active)
             state.checkpointEnd = active.dataEnd
+            // The stream table is bigger: at most once a second.
+            let now = currentTimestamp()
+            if now - state.tableCheckpointAt >= 1_000_000 {
+                scheduleStreamTableWrite(covered: active.endPosition)
+                state.tableCheckpointAt = now
+            }
         }
         if options.durability != .always {
             let pending = active.dataEnd - state.active.writebackStart
@@ -219,7 +255,6 @@ extension Log {
             throw .writerStopped(reason: error.description)
         }
         groupCommit.noteDurable(state.writtenSequence)
-        scheduleIndexWrite(active.snapshot)
         let next = try ActiveSegment.create(
             base: active.snapshot.endPosition, capacity: capacity, indexInterval: Int(metadata.indexInterval),
             logID: metadata.logID, directory: directory)
@@ -232,6 +267,9 @@ extension Log {
             snapshot.sealed.append(sealed)
             snapshot.active = next.snapshot
         }
+        // After publishing: the background write then swaps the sealed
+        // segment's in-memory stream entries for its file.
+        scheduleIndexWrite(sealed)
     }
 
     /// An empty active segment too small for one frame is grown (files only
@@ -248,7 +286,7 @@ extension Log {
                 offsetIndex: IndexBuffer(capacity: entries), timeIndex: IndexBuffer(capacity: entries),
                 endPosition: old.endPosition, dataEnd: old.dataEnd, offsetIndexCount: 0, timeIndexCount: 0,
                 maxTimestamp: .min, firstTimestamp: nil, lastBatchOffset: old.lastBatchOffset,
-                lastBatchCRC: old.lastBatchCRC, isSealed: false)
+                lastBatchCRC: old.lastBatchCRC, isSealed: false, streamEntries: StreamEntries(segmentBytes: capacity))
             state.active = ActiveSegment(
                 snapshot: grown, file: file, capacity: capacity, indexPolicy: IndexPolicy(interval: Int(metadata.indexInterval)),
                 createdAt: state.active.createdAt, writebackStart: old.dataEnd)

@@ -24,7 +24,7 @@ extension Log {
 }
 
 /// The steps of `Log.open`, one method each.
-private struct Opener {
+struct Opener {
     let path: String
     let options: LogOptions
     let directory: DirectoryOperations
@@ -102,13 +102,16 @@ private struct Opener {
                 found: "a log ending at \(segments.last?.endPosition ?? 0); the clean-shutdown marker says it ended at \(marker.endPosition)")
         }
 
+        let streamTable = try openStreams(&segments)
+
         if readOnly {
             let state = WriterState(
                 active: try placeholderActive(segments: segments, metadata: metadata),
                 encodeBuffer: ByteBuffer(capacity: 64), compressBuffer: ByteBuffer(capacity: 64))
             return Log(
                 path: path, options: options, directory: directory, metadata: metadata, writer: state,
-                snapshot: LogSnapshot(sealed: Array(segments.dropLast()), active: segments.last), lockFile: nil, recovery: report)
+                snapshot: LogSnapshot(sealed: Array(segments.dropLast()), active: segments.last), lockFile: nil, recovery: report,
+                streams: streamTable)
         }
 
         var active: ActiveSegment
@@ -129,7 +132,7 @@ private struct Opener {
         let snapshot = LogSnapshot(sealed: segments, active: active.snapshot)
         let log = Log(
             path: path, options: options, directory: directory, metadata: metadata, writer: state,
-            snapshot: snapshot, lockFile: lockFile, recovery: report)
+            snapshot: snapshot, lockFile: lockFile, recovery: report, streams: streamTable)
         log.startFlusherIfNeeded()
         return log
     }

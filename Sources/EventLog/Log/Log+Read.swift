@@ -71,7 +71,7 @@ struct LogReader: ~Copyable {
 
     /// The records area of a verified batch frame at `offset`: the mapped
     /// bytes, or a decompressed copy in `scratch`.
-    private mutating func records(
+    mutating func records(
         of header: BatchHeader, at offset: Int, in segment: SegmentSnapshot
     ) throws(EventLogError) -> UnsafeRawBufferPointer {
         guard let stored = segment.mapping.bytes(at: offset + BatchHeader.size, count: header.storedLength) else {

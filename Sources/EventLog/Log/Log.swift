@@ -32,6 +32,8 @@ public final class Log: Sendable {
     let metadata: LogMetadata
     let writer: Mutex<WriterState>
     let published: Mutex<LogSnapshot>
+    /// Every stream's state (Format.md, "Stream table").
+    let streams: StreamTable
     let groupCommit = GroupCommit()
     let lockFile: FileHandle?
     let flusherState = Mutex<FlusherState>(.notStarted)
@@ -44,8 +46,10 @@ public final class Log: Sendable {
 
     init(
         path: String, options: LogOptions, directory: DirectoryOperations, metadata: LogMetadata,
-        writer: consuming WriterState, snapshot: LogSnapshot, lockFile: FileHandle?, recovery: RecoveryReport
+        writer: consuming WriterState, snapshot: LogSnapshot, lockFile: FileHandle?, recovery: RecoveryReport,
+        streams: StreamTable
     ) {
+        self.streams = streams
         self.path = path
         self.options = options
         self.directory = directory
@@ -112,7 +116,10 @@ public final class Log: Sendable {
             indexWriter.sync {}
             do throws(IOError) {
                 try state.active.file.datasync()
-                try state.active.writeIndexFiles(directory: directory)
+                try writeIndexFiles(state.active.snapshot)
+                let tableBytes = StreamTableFile.encode(
+                    streams.read { $0.streams }, coveredPosition: state.active.snapshot.endPosition)
+                try directory.writeAtomically(FileNames.streamTable, bytes: tableBytes)
                 let marker = CleanShutdownMarker(
                     endPosition: state.active.snapshot.endPosition, lastSegmentBase: state.active.snapshot.basePosition,
                     lastSegmentDataEnd: UInt32(state.active.dataEnd), closedAt: currentTimestamp())
@@ -137,6 +144,10 @@ struct WriterState: ~Copyable, Sendable {
     var writtenSequence: UInt64 = 0
     /// Data end of the active segment at its last index checkpoint.
     var checkpointEnd = 0
+    /// Reused scratch of the batch builder's streams.
+    var batchStreams = BatchStreams()
+    /// When the stream table was last written as a checkpoint.
+    var tableCheckpointAt: Timestamp = 0
     /// Set when a write or sync failed in a way that leaves the disk state unknown.
     var failure: String?
     var closed = false
@@ -151,14 +162,46 @@ private typealias uuid_bytes = (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
 // MARK: - Index files in the background
 
 extension Log {
-    /// Writes the index files describing `segment` as it is in this snapshot,
-    /// on the index writer's queue. Failures are logged: indexes are derived
-    /// data, and the next open rebuilds what is missing.
+    /// Writes the index files describing `segment` as it is in this snapshot
+    /// (offset, time and stream index), on the index writer's queue. For a
+    /// sealed segment, readers then switch from its in-memory stream entries
+    /// to the file. Failures are logged: indexes are derived data, and the
+    /// next open rebuilds what is missing.
     func scheduleIndexWrite(_ segment: SegmentSnapshot) {
-        let directory = self.directory
-        indexWriter.async {
-            do { try ActiveSegment.writeIndexFiles(segment, directory: directory) } catch {
+        indexWriter.async { [self] in
+            do {
+                try writeIndexFiles(segment)
+            } catch {
                 Log.logger.warning("could not write index files; they will be rebuilt", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Writes the offset, time and stream index files of `segment` now.
+    func writeIndexFiles(_ segment: SegmentSnapshot) throws(IOError) {
+        try ActiveSegment.writeIndexFiles(segment, directory: directory)
+        guard let entries = segment.streamEntries else { return }
+        let name = FileNames.streamIndex(segment.basePosition)
+        let bytes = StreamIndexBuilder.encode(segment, entries: entries, count: segment.streamEntryCount, table: streams)
+        try directory.writeAtomically(name, bytes: bytes)
+        if segment.isSealed, let view = StreamIndexView.open(path: directory.file(name), faults: options.storageFaults) {
+            published.withLock { snapshot in
+                guard let i = snapshot.sealed.firstIndex(where: { $0.basePosition == segment.basePosition }) else { return }
+                snapshot.sealed[i].streamIndex = view
+                snapshot.sealed[i].streamEntries = nil
+                snapshot.sealed[i].streamEntryCount = 0
+            }
+        }
+    }
+
+    /// Writes the stream table as of `covered` (every record before it), on the index writer's queue.
+    func scheduleStreamTableWrite(covered: UInt64) {
+        let states = streams.read { $0.streams }
+        indexWriter.async { [self] in
+            do {
+                try directory.writeAtomically(FileNames.streamTable, bytes: StreamTableFile.encode(states, coveredPosition: covered))
+            } catch {
+                Log.logger.warning("could not write the stream table; the next open replays the log", metadata: ["error": "\(error)"])
             }
         }
     }

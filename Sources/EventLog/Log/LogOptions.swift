@@ -35,6 +35,9 @@ public struct LogOptions: Sendable {
     public var readOnly: Bool = false
     /// Fault injection for tests: every file operation asks it first.
     public var storageFaults: StorageFaults? = nil
+    /// Test hook: stream hashes are masked with this (0 makes every stream
+    /// collide). Must be the same every time a log is opened.
+    var streamHashMask: UInt64 = .max
 
     public init(
         segmentBytes: Int = 128 << 20, indexInterval: Int = 4096, durability: Durability = .always,

@@ -16,7 +16,8 @@ import Musl
 import Darwin
 #endif
 
-/// An event to append: everything but the position, which the log assigns.
+/// An event to append: everything but its position and its version in its
+/// stream, which the log assigns.
 public struct NewEvent: Sendable, Hashable {
     /// The stream (aggregate) it belongs to, e.g. `order-42`; 1 to
     /// `Limits.maxStreamNameBytes` UTF-8 bytes.
@@ -28,20 +29,17 @@ public struct NewEvent: Sendable, Hashable {
     public var metadata: EventMetadata
     /// When it happened; the append time when nil.
     public var timestamp: Timestamp?
-    /// Its version within its stream. The stream layer assigns it; the core
-    /// log stores what it is given.
-    public var version: UInt64
 
+    /// - Parameters:
+    ///   - type: must not start with `$` (reserved for stream markers).
     public init(
-        stream: String, type: String, data: [UInt8], metadata: EventMetadata = EventMetadata(),
-        timestamp: Timestamp? = nil, version: UInt64 = 0
+        stream: String, type: String, data: [UInt8], metadata: EventMetadata = EventMetadata(), timestamp: Timestamp? = nil
     ) {
         self.stream = stream
         self.type = type
         self.data = data
         self.metadata = metadata
         self.timestamp = timestamp
-        self.version = version
     }
 }
 

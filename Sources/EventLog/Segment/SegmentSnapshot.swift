@@ -24,6 +24,12 @@ struct SegmentSnapshot: Sendable {
     var lastBatchOffset: Int
     var lastBatchCRC: UInt32
     var isSealed: Bool
+    /// The stream index of the active segment (and of a sealed one until its
+    /// `.streamindex` file is written): entries below `streamEntryCount`.
+    var streamEntries: StreamEntries? = nil
+    var streamEntryCount: Int = 0
+    /// The stream index of a sealed segment, from its file.
+    var streamIndex: StreamIndexView? = nil
 
     var isEmpty: Bool { endPosition == basePosition }
 

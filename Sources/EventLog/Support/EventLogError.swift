@@ -29,6 +29,14 @@ public enum EventLogError: Error, Sendable, Equatable, CustomStringConvertible {
     case notFound(path: String)
     /// The operation needs a writable log.
     case readOnly
+    /// An append's expectation of a stream's version did not hold; nothing was
+    /// written. `actual` is the stream's version (nil: no stream).
+    case wrongExpectedVersion(stream: String, expected: ExpectedVersion, actual: UInt64?)
+    /// The stream was hard-deleted: it cannot be read or written.
+    case streamDeleted(stream: String)
+    /// An append repeated some, but not all, of the events (by event id) of
+    /// the previous append to the stream: neither a retry nor a new append.
+    case idempotencyConflict(stream: String, reason: String)
 
     /// Any error of the library's internals as an `EventLogError`.
     static func wrapping(_ error: any Error) -> EventLogError {
@@ -55,6 +63,10 @@ public enum EventLogError: Error, Sendable, Equatable, CustomStringConvertible {
         case .locked(let path): return "\(path) is open for writing by another process"
         case .notFound(let path): return "no event log at \(path)"
         case .readOnly: return "the log was opened read-only"
+        case .wrongExpectedVersion(let stream, let expected, let actual):
+            return "stream \(stream): expected version \(expected), actual \(actual.map(String.init) ?? "no stream")"
+        case .streamDeleted(let stream): return "stream \(stream) was deleted"
+        case .idempotencyConflict(let stream, let reason): return "stream \(stream): \(reason)"
         }
     }
 }

@@ -8,7 +8,7 @@ enum Fixtures {
     static func event(_ i: Int, size: Int = 40) -> NewEvent {
         var data = Array("event-\(i)-".utf8)
         while data.count < size { data.append(UInt8(truncatingIfNeeded: i &* 31 &+ data.count)) }
-        return NewEvent(stream: "stream-\(i % 7)", type: "Type\(i % 3)", data: data, timestamp: 1_000_000 + Int64(i), version: UInt64(i / 7))
+        return NewEvent(stream: "stream-\(i % 7)", type: "Type\(i % 3)", data: data, timestamp: 1_000_000 + Int64(i))
     }
 
     /// Appends events `range` in batches of `batch`.
@@ -27,7 +27,9 @@ enum Fixtures {
         guard events.count == count else { return false }
         for (i, e) in events.enumerated() {
             let expected = event(i, size: e.data.count)
-            guard e.position == UInt64(i), e.data == expected.data, e.stream == expected.stream, e.type == expected.type
+            // Stream i % 7 gets every 7th event: version i / 7.
+            guard e.position == UInt64(i), e.data == expected.data, e.stream == expected.stream, e.type == expected.type,
+                  e.version == UInt64(i / 7)
             else { return false }
         }
         return true

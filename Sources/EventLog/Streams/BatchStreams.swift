@@ -1,0 +1,134 @@
+import struct Foundation.UUID
+
+/// The streams one batch touches, while it is built: their versions before
+/// the batch, the versions it assigns, and expectations to check. Reused
+/// from batch to batch by the writer, so building allocates nothing per
+/// event once grown (a new stream allocates its name once).
+struct BatchStreams: Sendable {
+    struct Slot: Sendable {
+        /// The stream's id, nil for a stream this batch creates.
+        var id: UInt32?
+        /// The name of a stream this batch creates.
+        var newName: String?
+        var hash: UInt64
+        /// The version expectations are checked against (nil: no stream).
+        var versionBefore: UInt64?
+        var deletion: StreamDeletion
+        var nextVersion: UInt64
+        var firstVersion: UInt64
+        /// Events (not markers) of this stream in the batch.
+        var count: UInt32 = 0
+        var expectation: ExpectedVersion?
+        /// True when every event of this stream in the batch has an event id.
+        var allHaveIDs = true
+        /// The next slot with the same hash (index + 1; 0: none).
+        var sameHash: Int = 0
+    }
+
+    /// A record of the batch, in order.
+    struct Item: Sendable {
+        var slot: Int32
+        /// Offset of the record in the batch's records area.
+        var recordOffset: UInt32
+        var version: UInt64
+        var eventID: UUID?
+        /// A stream marker (deletion, truncation): not an event of the stream.
+        var marker: StreamMarker?
+    }
+
+    var slots: [Slot] = []
+    var slotByHash: [UInt64: Int] = [:]
+    var items: [Item] = []
+
+    mutating func reset() {
+        slots.removeAll(keepingCapacity: true)
+        slotByHash.removeAll(keepingCapacity: true)
+        items.removeAll(keepingCapacity: true)
+    }
+
+    /// The slot of the stream named `name`, created from the table's state when new to the batch.
+    mutating func slot(
+        for name: UnsafeRawBufferPointer, table: StreamTable
+    ) -> Int {
+        let hash = table.hash(name)
+        if let first = slotByHash[hash] {
+            var candidate = first
+            while candidate != 0 {
+                let index = candidate - 1
+                if slotName(index, table: table, equals: name) { return index }
+                candidate = slots[index].sameHash
+            }
+        }
+        var slot: Slot
+        if let id = table.find(name, hash: hash) {
+            let state = table[id]
+            slot = Slot(
+                id: id, newName: nil, hash: hash, versionBefore: state.versionForExpectations, deletion: state.deletion,
+                nextVersion: state.nextVersion, firstVersion: state.nextVersion)
+        } else {
+            slot = Slot(
+                id: nil, newName: String(decoding: name, as: UTF8.self), hash: hash, versionBefore: nil, deletion: .none,
+                nextVersion: 0, firstVersion: 0)
+        }
+        slot.sameHash = slotByHash[hash] ?? 0
+        slots.append(slot)
+        slotByHash[hash] = slots.count
+        return slots.count - 1
+    }
+
+    private func slotName(_ index: Int, table: StreamTable, equals name: UnsafeRawBufferPointer) -> Bool {
+        var stored = slots[index].newName ?? table[slots[index].id ?? 0].name
+        return stored.withUTF8 { $0.elementsEqual(name) }
+    }
+
+    func name(of index: Int, table: StreamTable) -> String {
+        slots[index].newName ?? table[slots[index].id ?? 0].name
+    }
+}
+
+/// A stream marker: a record that changes a stream's state instead of adding
+/// an event to it (Format.md, "Stream markers").
+enum StreamMarker: Sendable, Equatable {
+    case delete(hard: Bool)
+    case truncate(before: UInt64)
+
+    static let deletedType = "$deleted"
+    static let truncatedType = "$truncated"
+
+    var type: String {
+        switch self {
+        case .delete: return Self.deletedType
+        case .truncate: return Self.truncatedType
+        }
+    }
+
+    /// The marker's data bytes.
+    var data: [UInt8] {
+        switch self {
+        case .delete(let hard): return [hard ? 1 : 0]
+        case .truncate(let before):
+            var bytes: [UInt8] = []
+            var v = before
+            while v >= 0x80 {
+                bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+                v >>= 7
+            }
+            bytes.append(UInt8(v))
+            return bytes
+        }
+    }
+
+    /// Decodes a marker record's type and data; nil when they are not a known marker.
+    init?(type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer) {
+        if type.elementsEqual(Self.deletedType.utf8) {
+            guard data.count == 1, data[0] <= 1 else { return nil }
+            self = .delete(hard: data[0] == 1)
+        } else if type.elementsEqual(Self.truncatedType.utf8) {
+            var at = 0
+            guard let before = Varint.read(data, &at), at == data.count else { return nil }
+            self = .truncate(before: before)
+        } else {
+            return nil
+        }
+    }
+}

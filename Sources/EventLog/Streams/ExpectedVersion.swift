@@ -1,0 +1,72 @@
+/// What an append expects of a stream's version before it (optimistic concurrency).
+public enum ExpectedVersion: Sendable, Hashable, CustomStringConvertible {
+    /// No check.
+    case any
+    /// The stream has no events (never written, or soft-deleted).
+    case noStream
+    /// The stream has at least one event.
+    case streamExists
+    /// The stream's last event has exactly this version.
+    case exact(UInt64)
+
+    public var description: String {
+        switch self {
+        case .any: return "any"
+        case .noStream: return "no stream"
+        case .streamExists: return "stream exists"
+        case .exact(let v): return "\(v)"
+        }
+    }
+}
+
+/// Whether a stream was deleted, and how.
+public enum StreamDeletion: UInt8, Sendable, Hashable {
+    /// Not deleted.
+    case none = 0
+    /// Soft-deleted: reads as empty; the next append recreates it and continues its version numbers.
+    case soft = 1
+    /// Hard-deleted: reads fail with `streamDeleted` and it can never be written again.
+    case hard = 2
+}
+
+/// A stream's state (`Log.streamInfo(_:)`).
+public struct StreamInfo: Sendable, Hashable {
+    public var name: String
+    /// The version of the stream's last event (nil when it never had one).
+    public var currentVersion: UInt64?
+    /// Events that a stream read returns: from `truncateBefore` (or the first version) to the current one.
+    public var count: UInt64
+    /// Position of the first readable event (nil when none).
+    public var firstPosition: UInt64?
+    /// Position of the stream's last event (nil when none).
+    public var lastPosition: UInt64?
+    public var deletion: StreamDeletion
+    /// Versions below this are hidden from stream reads (0: none).
+    public var truncateBefore: UInt64
+}
+
+/// The versions an append gave one stream.
+public struct StreamVersions: Sendable, Hashable {
+    public var stream: String
+    /// Version of the stream's first event in the append.
+    public var firstVersion: UInt64
+    /// Version of its last event: what the next append expects (`.exact(lastVersion)`).
+    public var lastVersion: UInt64
+}
+
+/// What an append with expectations did.
+public struct AppendResult: Sendable, Hashable {
+    /// Positions of the appended events (all of them, in append order).
+    public var positions: Range<UInt64>
+    /// Per stream, in the order each first appeared in the append.
+    public var streams: [StreamVersions]
+    /// True when the append repeated the previous one to its streams (same
+    /// event ids, same expectations): nothing was written, and these are the
+    /// positions and versions the original append got.
+    public var wasRetry: Bool
+
+    /// The versions of `stream` in this append.
+    public func versions(of stream: String) -> ClosedRange<UInt64>? {
+        streams.first { $0.stream == stream }.map { $0.firstVersion...$0.lastVersion }
+    }
+}

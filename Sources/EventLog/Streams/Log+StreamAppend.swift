@@ -1,0 +1,227 @@
+import struct Foundation.UUID
+
+extension Log {
+    /// Appends `events` (to any number of streams) as one atomic batch,
+    /// after checking each stream's expected version in `expecting`. Every
+    /// event gets the next version of its stream.
+    ///
+    /// - All or nothing: if any expectation fails, nothing is written and
+    ///   `wrongExpectedVersion` names the stream and its actual version.
+    /// - Idempotent retries: when the events repeat, by event id, the last
+    ///   append to their streams (the same events, the same expectations),
+    ///   nothing is written and the original positions and versions are
+    ///   returned (`wasRetry`). Only the last append to each stream is
+    ///   recognised, and only when every event has an event id. Repeating
+    ///   some of its events but not all is `idempotencyConflict`.
+    /// - A hard-deleted stream fails with `streamDeleted`; appending to a
+    ///   soft-deleted one recreates it, continuing its versions.
+    ///
+    /// Blocks on the disk (under `.always`, until the batch is synced).
+    @discardableResult
+    public func append(_ events: [NewEvent], expecting: [String: ExpectedVersion]) throws(EventLogError) -> AppendResult {
+        try commit(wantsResult: true) { batch throws(EventLogError) in
+            for (stream, expected) in expecting { try batch.expect(stream, expected) }
+            for event in events { try batch.append(event) }
+        }
+    }
+
+    /// Appends `events` to `stream` (their own `stream` is replaced), expecting `expectedVersion`.
+    @discardableResult
+    public func append(
+        to stream: String, expectedVersion: ExpectedVersion = .any, _ events: [NewEvent]
+    ) throws(EventLogError) -> AppendResult {
+        try append(events.map { var e = $0; e.stream = stream; return e }, expecting: [stream: expectedVersion])
+    }
+
+    /// Deletes a stream by appending a marker to the log. Soft: the stream
+    /// reads as empty, and the next append recreates it with the next
+    /// version numbers. Hard: it can never be read or written again. The
+    /// events stay in the log until compaction frees them.
+    @discardableResult
+    public func deleteStream(_ stream: String, hard: Bool = false, expectedVersion: ExpectedVersion = .any) throws(EventLogError) -> UInt64 {
+        try commit(wantsResult: false) { batch throws(EventLogError) in
+            try batch.expect(stream, expectedVersion)
+            try batch.appendMarker(.delete(hard: hard), stream: stream)
+        }.positions.lowerBound
+    }
+
+    /// Hides the versions of `stream` below `version` from stream reads (a
+    /// marker in the log; compaction frees the space later).
+    @discardableResult
+    public func truncateStream(_ stream: String, before version: UInt64) throws(EventLogError) -> UInt64 {
+        try commit(wantsResult: false) { batch throws(EventLogError) in
+            try batch.appendMarker(.truncate(before: version), stream: stream)
+        }.positions.lowerBound
+    }
+
+    /// Checks the batch's expectations. Returns the original result when the
+    /// batch is a retry of the last append to its streams; throws on a
+    /// mismatch or a partial repeat; nil when the batch may be written.
+    func checkExpectations(_ batch: BatchStreams) throws(EventLogError) -> AppendResult? {
+        var mismatch: Int?
+        for (i, slot) in batch.slots.enumerated() {
+            guard let expected = slot.expectation else { continue }
+            if !Self.matches(expected, slot.versionBefore) {
+                mismatch = i
+                break
+            }
+        }
+        if let retry = try detectRetry(batch) { return retry }
+        if let mismatch {
+            let slot = batch.slots[mismatch]
+            throw .wrongExpectedVersion(
+                stream: batch.name(of: mismatch, table: streams), expected: slot.expectation ?? .any, actual: slot.versionBefore)
+        }
+        return nil
+    }
+
+    static func matches(_ expected: ExpectedVersion, _ actual: UInt64?) -> Bool {
+        switch expected {
+        case .any: return true
+        case .noStream: return actual == nil
+        case .streamExists: return actual != nil
+        case .exact(let v): return actual == v
+        }
+    }
+
+    /// Whether the batch repeats the last append to its streams (Format.md
+    /// and README: "Idempotent retries").
+    private func detectRetry(_ batch: BatchStreams) throws(EventLogError) -> AppendResult? {
+        var lastBatch: UInt64?
+        var eventSlots = 0
+        for slot in batch.slots where slot.count > 0 {
+            eventSlots += 1
+            guard let id = slot.id, slot.allHaveIDs else { return nil }
+            let state = streams[id]
+            guard state.lastAppendBatch != .max, state.lastAppendCount == slot.count,
+                  lastBatch == nil || lastBatch == state.lastAppendBatch
+            else { return nil }
+            lastBatch = state.lastAppendBatch
+            // The expectation must be the one the original append had.
+            switch slot.expectation ?? .any {
+            case .any: break
+            case .noStream: guard state.lastAppendFirstVersion == 0 else { return nil }
+            case .streamExists: guard state.lastAppendFirstVersion > 0 else { return nil }
+            case .exact(let v): guard state.lastAppendFirstVersion == v &+ 1 else { return nil }
+            }
+        }
+        guard let lastBatch, eventSlots > 0 else { return nil }
+        // Compare the event ids with the original batch's, stream by stream, in order.
+        let original: [(stream: String, eventID: UUID?, position: UInt64)]
+        do {
+            var reader = LogReader(snapshot: snapshot())
+            original = try reader.batchEvents(containing: lastBatch)
+        } catch {
+            throw .wrapping(error)
+        }
+        var matched = 0
+        var overlapping: String?
+        var versions: [StreamVersions] = []
+        var positions: Range<UInt64>?
+        for (index, slot) in batch.slots.enumerated() where slot.count > 0 {
+            let name = batch.name(of: index, table: streams)
+            let incoming = batch.items.filter { $0.slot == Int32(index) && $0.marker == nil }.map(\.eventID)
+            let earlier = original.filter { $0.stream == name }
+            if earlier.map(\.eventID) == incoming {
+                matched += 1
+                let state = streams[slot.id ?? 0]
+                versions.append(StreamVersions(
+                    stream: name, firstVersion: state.lastAppendFirstVersion,
+                    lastVersion: state.lastAppendFirstVersion + UInt64(state.lastAppendCount) - 1))
+                if let first = earlier.first?.position, let last = earlier.last?.position {
+                    positions = min(positions?.lowerBound ?? first, first)..<max(positions?.upperBound ?? last + 1, last + 1)
+                }
+            } else if Set(earlier.compactMap(\.eventID)).intersection(incoming.compactMap { $0 }).isEmpty == false {
+                overlapping = name
+            }
+        }
+        if matched == eventSlots, let positions, original.count == batch.items.filter({ $0.marker == nil }).count {
+            return AppendResult(positions: positions, streams: versions, wasRetry: true)
+        }
+        if let overlapping {
+            throw .idempotencyConflict(
+                stream: overlapping, reason: "the append repeats some, but not all, of the events of the previous append (by event id)")
+        }
+        if matched > 0 {
+            throw .idempotencyConflict(
+                stream: batch.name(of: batch.slots.firstIndex { $0.count > 0 } ?? 0, table: streams),
+                reason: "the append repeats part of an earlier multi-stream append")
+        }
+        return nil
+    }
+
+    /// Applies a written batch to the stream table and the active segment's
+    /// stream entries (under the table lock, before the batch is published).
+    func commitStreams(
+        _ batch: inout BatchStreams, batch header: BatchHeader, frameOffset: Int, compressed: Bool,
+        segment: inout SegmentSnapshot
+    ) {
+        guard let entries = segment.streamEntries else { return }
+        let segmentBase = segment.basePosition
+        streams.mutate { table in
+            // Streams this batch creates get their ids.
+            for i in batch.slots.indices where batch.slots[i].id == nil {
+                guard batch.items.contains(where: { $0.slot == Int32(i) }) else { continue }
+                batch.slots[i].id = table.insert(StreamState(name: batch.slots[i].newName ?? "", hash: batch.slots[i].hash))
+            }
+            for (index, item) in batch.items.enumerated() {
+                let slot = Int(item.slot)
+                guard let id = batch.slots[slot].id else { continue }
+                let position = header.basePosition &+ UInt64(index)
+                if let marker = item.marker {
+                    table.update(id) { $0.apply(marker) }
+                    continue
+                }
+                let relative = UInt32(truncatingIfNeeded: position &- segmentBase)
+                let offset = compressed
+                    ? UInt32(frameOffset) | StreamEntry.compressedFlag
+                    : UInt32(frameOffset + BatchHeader.size) + item.recordOffset
+                table.update(id) { state in
+                    let previous = state.activeSegment == segmentBase ? state.activeTail : 0
+                    if let index = entries.append(StreamEntry(
+                        relativePosition: relative, offset: offset, stream: id, previous: previous, version: item.version)) {
+                        state.activeTail = UInt32(index + 1)
+                        state.activeSegment = segmentBase
+                    }
+                    if state.firstPosition == nil { state.firstPosition = position }
+                    state.lastPosition = position
+                    state.nextVersion = item.version + 1
+                    if state.deletion == .soft { state.deletion = .none }
+                }
+            }
+            for slot in batch.slots where slot.count > 0 {
+                guard let id = slot.id else { continue }
+                table.update(id) { state in
+                    state.lastAppendBatch = header.basePosition
+                    state.lastAppendFirstVersion = slot.firstVersion
+                    state.lastAppendCount = slot.count
+                }
+            }
+        }
+        segment.streamEntryCount = entries.writtenCount
+    }
+}
+
+extension StreamState {
+    /// What a marker does to the stream.
+    mutating func apply(_ marker: StreamMarker) {
+        switch marker {
+        case .delete(let hard):
+            deletion = hard ? .hard : .soft
+            truncateBefore = max(truncateBefore, nextVersion)
+        case .truncate(let before):
+            truncateBefore = max(truncateBefore, before)
+        }
+    }
+}
+
+extension BatchStreams {
+    /// The versions each stream got, in the order the streams appeared.
+    func versions(table: StreamTable) -> [StreamVersions] {
+        slots.indices.compactMap { i in
+            let slot = slots[i]
+            guard slot.count > 0 else { return nil }
+            return StreamVersions(stream: name(of: i, table: table), firstVersion: slot.firstVersion, lastVersion: slot.nextVersion - 1)
+        }
+    }
+}

@@ -1,0 +1,260 @@
+import struct Foundation.UUID
+
+/// Which way a stream read goes.
+public enum ReadDirection: Sendable {
+    case forward, backward
+}
+
+/// A filter for reads of the whole log: events whose stream starts with
+/// `streamPrefix` and whose type is one of `types` (nil: any).
+public struct EventFilter: Sendable {
+    public var streamPrefix: String?
+    public var types: Set<String>?
+    /// Include stream markers (deletions, truncations); off by default.
+    public var includeMarkers: Bool
+
+    public init(streamPrefix: String? = nil, types: Set<String>? = nil, includeMarkers: Bool = false) {
+        self.streamPrefix = streamPrefix
+        self.types = types
+        self.includeMarkers = includeMarkers
+    }
+
+    func matches(_ view: EventView) -> Bool {
+        if view.isMarker && !includeMarkers { return false }
+        if let prefix = streamPrefix, !prefix.utf8.elementsEqual(view.streamBytes.prefix(prefix.utf8.count)) { return false }
+        if let types {
+            guard types.contains(where: { $0.utf8.elementsEqual(view.typeBytes) }) else { return false }
+        }
+        return true
+    }
+}
+
+extension Log {
+    /// The state of `stream`, or nil when it never existed.
+    public func streamInfo(_ stream: String) throws(EventLogError) -> StreamInfo? {
+        let snapshot = snapshot()
+        guard let state = streams.read({ table in table.find(stream).map { table[$0] } }) else { return nil }
+        var info = state.info()
+        if info.count > 0 && state.truncateBefore > 0 {
+            // The first readable event's position: the stream index knows it.
+            var reader = LogReader(snapshot: snapshot)
+            var first: UInt64?
+            do {
+                try reader.readStream(state, streamID: streams.read { $0.find(stream) } ?? 0, from: state.truncateBefore,
+                                      maxCount: 1, direction: .forward) { view in first = view.position }
+            } catch {
+                throw .wrapping(error)
+            }
+            info.firstPosition = first
+        }
+        return info
+    }
+
+    /// Every stream (or those whose name starts with `prefix`), sorted by name.
+    public func streamInfos(prefix: String = "") -> [StreamInfo] {
+        let states = streams.read { table in table.streams.filter { $0.name.hasPrefix(prefix) } }
+        return states.map { $0.info() }.sorted { $0.name < $1.name }
+    }
+
+    /// Reads the events of `stream` from version `from` (ascending with
+    /// `.forward`, descending with `.backward`), at most `maxCount`, lending
+    /// each to `body`. Versions below the stream's truncate-before point are
+    /// skipped; a soft-deleted stream reads as empty. Each event's own
+    /// checksum is verified, and its stream name confirmed.
+    ///
+    /// - Returns: how many events were lent.
+    /// - Throws: `streamDeleted` for a hard-deleted stream; `corruption`.
+    @discardableResult
+    public func readStream(
+        _ stream: String, from version: UInt64? = nil, maxCount: Int = .max, direction: ReadDirection = .forward,
+        _ body: (EventView) throws -> Void
+    ) throws -> Int {
+        let snapshot = snapshot()
+        guard let (id, state) = streams.read({ table in table.find(stream).map { ($0, table[$0]) } }) else { return 0 }
+        if state.deletion == .hard { throw EventLogError.streamDeleted(stream: stream) }
+        var reader = LogReader(snapshot: snapshot)
+        let start = version ?? (direction == .forward ? 0 : .max)
+        return try reader.readStream(state, streamID: id, from: start, maxCount: maxCount, direction: direction, body)
+    }
+
+    /// The events of `stream` as owned values (see `readStream(_:from:maxCount:direction:_:)`).
+    public func events(
+        inStream stream: String, from version: UInt64? = nil, maxCount: Int = .max, direction: ReadDirection = .forward
+    ) throws(EventLogError) -> [Event] {
+        var events: [Event] = []
+        do {
+            try readStream(stream, from: version, maxCount: maxCount, direction: direction) { events.append(try $0.event()) }
+        } catch {
+            throw .wrapping(error)
+        }
+        return events
+    }
+
+    /// Reads the whole log from `position` like `read(from:maxCount:_:)`,
+    /// lending only the events `filter` accepts; `maxCount` counts those.
+    /// Skipped events still advance the returned position.
+    @discardableResult
+    public func read(
+        from position: UInt64, maxCount: Int = .max, filter: EventFilter, _ body: (EventView) throws -> Void
+    ) throws -> UInt64 {
+        var remaining = maxCount
+        var next = position
+        var reader = LogReader(snapshot: snapshot())
+        // Read in chunks so `maxCount` counts matching events only.
+        while remaining > 0 {
+            var lent = 0
+            let end = try reader.read(from: next, maxCount: 4096) { view in
+                if filter.matches(view), lent < remaining {
+                    try body(view)
+                    lent += 1
+                }
+            }
+            remaining -= lent
+            if end == next { break }
+            next = end
+        }
+        return next
+    }
+}
+
+extension LogReader {
+    /// Lends the events of one stream (its state and id as the table had them).
+    mutating func readStream(
+        _ state: StreamState, streamID: UInt32, from version: UInt64, maxCount: Int, direction: ReadDirection,
+        _ body: (EventView) throws -> Void
+    ) throws -> Int {
+        if state.deletion != .none && state.deletion != .soft { return 0 }
+        let lowest = state.truncateBefore
+        if state.deletion == .soft && state.nextVersion <= lowest { return 0 }
+        var lent = 0
+        var name = state.name
+        let segmentIndexes: [Int] = direction == .forward ? Array(0..<snapshot.count) : Array((0..<snapshot.count).reversed())
+        for i in segmentIndexes where lent < maxCount {
+            let segment = snapshot[i]
+            if let firstPosition = state.firstPosition, segment.endPosition <= firstPosition { continue }
+            let entries = streamEntries(of: state, streamID: streamID, in: segment)
+            let ordered = direction == .forward ? entries : entries.reversed()
+            for (position, offset, entryVersion) in ordered where lent < maxCount {
+                if entryVersion < lowest { if direction == .backward { return lent } else { continue } }
+                if direction == .forward ? entryVersion < version : entryVersion > version { continue }
+                let view = try recordView(at: position, offset: offset, in: segment)
+                guard name.withUTF8({ $0.elementsEqual(view.streamBytes) }) else { continue }  // a hash collision
+                guard view.version == entryVersion, !view.isMarker else {
+                    throw EventLogError.corruption(
+                        file: segment.path, offset: Int64(offset & ~StreamEntry.compressedFlag),
+                        reason: "stream index entry for version \(entryVersion) points at version \(view.version)")
+                }
+                try body(view)
+                lent += 1
+            }
+        }
+        return lent
+    }
+
+    /// The stream's entries in one segment, in version order: (position, offset, version).
+    private func streamEntries(
+        of state: StreamState, streamID: UInt32, in segment: SegmentSnapshot
+    ) -> [(UInt64, UInt32, UInt64)] {
+        var result: [(UInt64, UInt32, UInt64)] = []
+        if let view = segment.streamIndex {
+            for g in view.groups(withHash: state.hash) {
+                let (_, firstVersion, first, count) = view.group(g)
+                // Collisions: each group's name is confirmed on its records by the caller.
+                for k in 0..<count {
+                    let e = view.entry(first + k)
+                    result.append((segment.basePosition &+ UInt64(e.relativePosition), e.offset, firstVersion + UInt64(k)))
+                }
+            }
+            if view.groups(withHash: state.hash).count > 1 { result.sort { $0.0 < $1.0 } }
+            return result
+        }
+        guard let entries = segment.streamEntries else { return result }
+        let limit = segment.streamEntryCount
+        if !segment.isSealed, state.activeSegment == segment.basePosition {
+            // The active segment: follow the stream's chain back from its newest entry.
+            var next = Int(state.activeTail)
+            while next != 0 {
+                let index = next - 1
+                if index < limit {
+                    let e = entries[index]
+                    result.append((segment.basePosition &+ UInt64(e.relativePosition), e.offset, e.version))
+                }
+                next = Int(entries[index].previous)
+            }
+            result.reverse()
+        } else {
+            // A sealed segment whose file is being written: scan its entries.
+            for index in 0..<limit where entries[index].stream == streamID {
+                let e = entries[index]
+                result.append((segment.basePosition &+ UInt64(e.relativePosition), e.offset, e.version))
+            }
+        }
+        return result
+    }
+
+    /// The record at `position`, stored at `offset` (a record offset, or a compressed batch's offset with the flag).
+    mutating func recordView(at position: UInt64, offset: UInt32, in segment: SegmentSnapshot) throws -> EventView {
+        guard offset & StreamEntry.compressedFlag == 0 else {
+            // Inside an LZ4 batch: the point-read path decompresses it.
+            return try withEvent(at: position) { $0 }
+        }
+        guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd) else {
+            throw EventLogError.corruption(file: segment.path, offset: 0, reason: "segment is shorter than its published data")
+        }
+        // The batch header (for its first timestamp): the offset index finds the batch.
+        let entry = segment.indexEntry(atOrBefore: position)
+        var batchOffset = entry.map { segment.offsetIndex[Int($0.batchEntry)].byteOffset } ?? SegmentHeader.size
+        while true {
+            guard batchOffset + BatchHeader.size <= segment.dataEnd else {
+                throw EventLogError.corruption(file: segment.path, offset: Int64(batchOffset), reason: "no batch holds position \(position)")
+            }
+            let header = BatchHeader.load(bytes.baseAddress! + batchOffset)
+            guard Int(header.length) >= BatchHeader.size, Int(header.length) <= segment.dataEnd - batchOffset,
+                  header.basePosition <= position
+            else { throw EventLogError.corruption(file: segment.path, offset: Int64(batchOffset), reason: "batch header is damaged") }
+            if header.endPosition <= position {
+                batchOffset += Int(header.length)
+                continue
+            }
+            let areaStart = batchOffset + BatchHeader.size
+            let recordAt = Int(offset) - areaStart
+            guard recordAt >= 0, recordAt < Int(header.length) - BatchHeader.size else {
+                throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: "stream index entry points outside its batch")
+            }
+            let area = UnsafeRawBufferPointer(rebasing: bytes[areaStart..<(batchOffset + Int(header.length))])
+            var at = recordAt
+            do {
+                return try Record.decode(area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: true)
+            } catch {
+                throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: error.reason)
+            }
+        }
+    }
+
+    /// Every event of the batch holding `position`: stream, event id, position (retry detection).
+    mutating func batchEvents(containing position: UInt64) throws -> [(stream: String, eventID: UUID?, position: UInt64)] {
+        guard let index = snapshot.segmentIndex(for: position) else { return [] }
+        let segment = snapshot[index]
+        guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd) else { return [] }
+        var offset = segment.batchOffset(atOrBefore: position)
+        while offset < segment.dataEnd {
+            guard case .valid(let header) = BatchHeader.check(bytes, at: offset, end: segment.dataEnd, previousCRC: nil, expectedBase: nil) else {
+                throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: "damaged batch")
+            }
+            if header.endPosition <= position {
+                offset += Int(header.length)
+                continue
+            }
+            var result: [(String, UUID?, UInt64)] = []
+            var at = 0
+            let area = try records(of: header, at: offset, in: segment)
+            for p in header.basePosition..<header.endPosition {
+                let view = try Record.decode(area, at: &at, position: p, firstTimestamp: header.firstTimestamp, verify: false)
+                if view.isMarker { continue }
+                result.append((view.stream, try view.metadata().eventID, p))
+            }
+            return result
+        }
+        return []
+    }
+}

@@ -1,0 +1,251 @@
+/// Opening the stream layer: the stream table, the sealed segments' stream
+/// index files, the active segment's entries, and the replay of whatever
+/// the persisted files do not cover (Format.md, "Stream index: recovery").
+extension Opener {
+    mutating func openStreams(_ segments: inout [SegmentSnapshot]) throws -> StreamTable {
+        let table = StreamTable(hashMask: options.streamHashMask)
+        let start = segments.first?.basePosition ?? 0
+        let end = segments.last?.endPosition ?? 0
+
+        // 1. The table as of its covered position (or nothing: replay everything).
+        var covered = start
+        if let bytes = try directory.readWhole(FileNames.streamTable),
+           let (states, position) = StreamTableFile.decode(bytes, hash: { table.hash($0) }),
+           position >= start, position <= end {
+            table.mutate { $0.replaceAll(with: states) }
+            covered = position
+        } else if end > start {
+            report.rebuiltIndexes.append(FileNames.streamTable)
+        }
+
+        // 2. Sealed segments: their stream index files, rebuilt when in doubt.
+        for i in segments.indices.dropLast() {
+            let segment = segments[i]
+            let name = FileNames.streamIndex(segment.basePosition)
+            if let view = StreamIndexView.open(path: directory.file(name), faults: options.storageFaults),
+               view.describes(segment) {
+                segments[i].streamIndex = view
+                continue
+            }
+            let bytes = try StreamIndexBuilder.scan(segment, table: table)
+            report.rebuiltIndexes.append(name)
+            if !readOnly {
+                try directory.writeAtomically(name, bytes: bytes)
+                segments[i].streamIndex = StreamIndexView.open(path: directory.file(name), faults: options.storageFaults)
+            }
+            if segments[i].streamIndex == nil { segments[i].streamIndex = StreamIndexView.inMemory(bytes) }
+        }
+
+        // 3. The last segment: entries in memory, from its checkpoint file.
+        guard let lastIndex = segments.indices.last else { return table }
+        let last = segments[lastIndex]
+        let entries = StreamEntries(segmentBytes: last.mapping.length)
+        var checkpoint = last.basePosition
+        if let view = StreamIndexView.open(path: directory.file(FileNames.streamIndex(last.basePosition)), faults: options.storageFaults),
+           view.describesPrefix(of: last) {
+            try StreamIndexBuilder.load(view, into: entries, segment: last, table: table)
+            checkpoint = view.header.endPosition
+        }
+        segments[lastIndex].streamEntries = entries
+        segments[lastIndex].streamEntryCount = entries.writtenCount
+
+        // 4. Replay what neither covers.
+        let from = min(covered, checkpoint)
+        if from < end {
+            try StreamIndexBuilder.replay(
+                segments: segments, from: from, tableFrom: covered, entriesFrom: checkpoint, table: table)
+            segments[lastIndex].streamEntryCount = entries.writtenCount
+        }
+        return table
+    }
+}
+
+extension StreamIndexView {
+    /// True when the file describes exactly this (sealed) segment.
+    func describes(_ segment: SegmentSnapshot) -> Bool {
+        header.basePosition == segment.basePosition && header.endPosition == segment.endPosition
+            && Int(header.dataEnd) == segment.dataEnd && header.lastBatchCRC == segment.lastBatchCRC
+    }
+
+    /// True when the file describes a prefix of this segment that its data
+    /// confirms: a checkpoint of the active segment.
+    func describesPrefix(of segment: SegmentSnapshot) -> Bool {
+        guard header.basePosition == segment.basePosition, header.endPosition <= segment.endPosition,
+              Int(header.dataEnd) <= segment.dataEnd
+        else { return false }
+        if header.endPosition == segment.basePosition { return header.dataEnd == UInt32(SegmentHeader.size) }
+        guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd),
+              case .valid(let last) = BatchHeader.check(
+                  bytes, at: Int(header.lastBatchOffset), end: Int(header.dataEnd), previousCRC: nil, expectedBase: nil)
+        else { return false }
+        return last.crc == header.lastBatchCRC && last.endPosition == header.endPosition
+            && Int(header.lastBatchOffset) + Int(last.length) == Int(header.dataEnd)
+    }
+}
+
+/// Building stream indexes: from a segment's records, from the in-memory
+/// entries, and the replay of records into the table.
+enum StreamIndexBuilder {
+    /// The stream index file of a segment, built by reading every record.
+    static func scan(_ segment: SegmentSnapshot, table: StreamTable) throws -> [UInt8] {
+        var groups: [String: StreamIndexFile.Group] = [:]
+        var order: [String] = []
+        try forEachRecord(in: segment, from: segment.basePosition) { view, offset, _ in
+            if view.isMarker { return }
+            let name = view.stream
+            if groups[name] == nil {
+                groups[name] = StreamIndexFile.Group(hash: table.hash(view.streamBytes), firstVersion: view.version, entries: [])
+                order.append(name)
+            }
+            groups[name]?.entries.append((UInt32(truncatingIfNeeded: view.position &- segment.basePosition), offset))
+        }
+        return StreamIndexFile.encode(segment.indexFileHeader, groups: order.compactMap { groups[$0] })
+    }
+
+    /// The stream index file of a segment from its in-memory entries.
+    static func encode(_ segment: SegmentSnapshot, entries: StreamEntries, count: Int, table: StreamTable) -> [UInt8] {
+        var groupIndex: [UInt32: Int] = [:]
+        var groups: [StreamIndexFile.Group] = []
+        var ids: [UInt32] = []
+        for i in 0..<count {
+            let e = entries[i]
+            if let g = groupIndex[e.stream] {
+                groups[g].entries.append((e.relativePosition, e.offset))
+            } else {
+                groupIndex[e.stream] = groups.count
+                ids.append(e.stream)
+                groups.append(StreamIndexFile.Group(hash: 0, firstVersion: e.version, entries: [(e.relativePosition, e.offset)]))
+            }
+        }
+        let hashes = table.read { t in ids.map { t[$0].hash } }
+        for (g, hash) in hashes.enumerated() { groups[g].hash = hash }
+        return StreamIndexFile.encode(segment.indexFileHeader, groups: groups)
+    }
+
+    /// Loads a checkpoint file's groups into the active segment's entries,
+    /// linking each stream's chain.
+    static func load(_ view: StreamIndexView, into entries: StreamEntries, segment: SegmentSnapshot, table: StreamTable) throws {
+        var reader = LogReader(snapshot: LogSnapshot(sealed: [], active: segment))
+        try table.mutate { t in
+            for g in 0..<view.groupCount {
+                let (_, firstVersion, first, count) = view.group(g)
+                guard count > 0 else { continue }
+                // The group's stream: confirmed by its first record's name.
+                let e0 = view.entry(first)
+                let record = try reader.recordView(
+                    at: segment.basePosition &+ UInt64(e0.relativePosition), offset: e0.offset, in: segment)
+                let id = t.table.find(record.streamBytes, hash: t.table.hash(record.streamBytes))
+                    ?? t.insert(StreamState(name: record.stream, hash: t.table.hash(record.streamBytes)))
+                var previous: UInt32 = t.table[id].activeSegment == segment.basePosition ? t.table[id].activeTail : 0
+                for k in 0..<count {
+                    let e = view.entry(first + k)
+                    guard let index = entries.append(StreamEntry(
+                        relativePosition: e.relativePosition, offset: e.offset, stream: id, previous: previous,
+                        version: firstVersion + UInt64(k)))
+                    else { break }
+                    previous = UInt32(index + 1)
+                }
+                t.update(id) { state in
+                    state.activeTail = previous
+                    state.activeSegment = segment.basePosition
+                }
+            }
+        }
+    }
+
+    /// Replays the records from `from` on: into the table for positions at or
+    /// after `tableFrom`, into the last segment's entries at or after `entriesFrom`.
+    static func replay(
+        segments: [SegmentSnapshot], from: UInt64, tableFrom: UInt64, entriesFrom: UInt64, table: StreamTable
+    ) throws {
+        guard let last = segments.last, let entries = last.streamEntries else { return }
+        var batchBase: UInt64 = .max
+        var inBatch: [UInt32: (firstVersion: UInt64, count: UInt32)] = [:]
+        func closeBatch(_ t: inout StreamTable.Mutator) {
+            for (id, append) in inBatch {
+                t.update(id) { state in
+                    state.lastAppendBatch = batchBase
+                    state.lastAppendFirstVersion = append.firstVersion
+                    state.lastAppendCount = append.count
+                }
+            }
+            inBatch.removeAll(keepingCapacity: true)
+        }
+        try table.mutate { t in
+            for segment in segments where segment.endPosition > from {
+                let isLast = segment.basePosition == last.basePosition
+                try forEachRecord(in: segment, from: max(from, segment.basePosition)) { view, offset, base in
+                    let position = view.position
+                    let id = t.table.find(view.streamBytes, hash: t.table.hash(view.streamBytes))
+                        ?? t.insert(StreamState(name: view.stream, hash: t.table.hash(view.streamBytes)))
+                    if position >= tableFrom {
+                        if base != batchBase {
+                            closeBatch(&t)
+                            batchBase = base
+                        }
+                        if view.isMarker, let marker = StreamMarker(type: view.typeBytes, data: view.data) {
+                            t.update(id) { $0.apply(marker) }
+                        } else if !view.isMarker {
+                            t.update(id) { state in
+                                if state.firstPosition == nil { state.firstPosition = position }
+                                state.lastPosition = position
+                                state.nextVersion = view.version + 1
+                                if state.deletion == .soft { state.deletion = .none }
+                            }
+                            if let existing = inBatch[id] {
+                                inBatch[id] = (existing.firstVersion, existing.count + 1)
+                            } else {
+                                inBatch[id] = (view.version, 1)
+                            }
+                        }
+                    }
+                    if isLast, position >= entriesFrom, !view.isMarker {
+                        t.update(id) { state in
+                            let previous = state.activeSegment == last.basePosition ? state.activeTail : 0
+                            if let index = entries.append(StreamEntry(
+                                relativePosition: UInt32(truncatingIfNeeded: position &- last.basePosition), offset: offset,
+                                stream: id, previous: previous, version: view.version)) {
+                                state.activeTail = UInt32(index + 1)
+                                state.activeSegment = last.basePosition
+                            }
+                        }
+                    }
+                }
+            }
+            closeBatch(&t)
+        }
+    }
+
+    /// Every record of `segment` from position `from`, with its stream-index
+    /// offset and its batch's base position. Frames are verified.
+    static func forEachRecord(
+        in segment: SegmentSnapshot, from: UInt64, _ body: (EventView, UInt32, UInt64) throws -> Void
+    ) throws {
+        guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd) else { return }
+        var reader = LogReader(snapshot: LogSnapshot(sealed: [], active: segment))
+        var offset = from > segment.basePosition ? segment.batchOffset(atOrBefore: from) : SegmentHeader.size
+        while offset < segment.dataEnd {
+            guard case .valid(let header) = BatchHeader.check(bytes, at: offset, end: segment.dataEnd, previousCRC: nil, expectedBase: nil) else {
+                throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: "damaged batch")
+            }
+            defer { offset += Int(header.length) }
+            if header.endPosition <= from { continue }
+            let area = try reader.records(of: header, at: offset, in: segment)
+            var at = 0
+            for position in header.basePosition..<header.endPosition {
+                let recordStart = at
+                let view: EventView
+                do {
+                    view = try Record.decode(area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: false)
+                } catch {
+                    throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: error.reason)
+                }
+                if position < from { continue }
+                let entryOffset = header.codecValue == 0
+                    ? UInt32(offset + BatchHeader.size + recordStart)
+                    : UInt32(offset) | StreamEntry.compressedFlag
+                try body(view, entryOffset, header.basePosition)
+            }
+        }
+    }
+}
