@@ -186,11 +186,12 @@ extension Log {
         if active.dataEnd - state.checkpointEnd >= options.checkpointBytes {
             scheduleIndexWrite(active)
             state.checkpointEnd = active.dataEnd
-            // The stream table is bigger: at most once a second.
-            let now = currentTimestamp()
-            if now - state.tableCheckpointAt >= 1_000_000 {
+            // The stream table costs O(streams) to copy and write: written
+            // when the log grew by 16 times its size since the last time.
+            let tableBytes = UInt64(streams.count) * 48
+            if state.writtenSequence - state.tableCheckpointSequence >= max(UInt64(options.checkpointBytes), 16 * tableBytes) {
                 scheduleStreamTableWrite(covered: active.endPosition)
-                state.tableCheckpointAt = now
+                state.tableCheckpointSequence = state.writtenSequence
             }
         }
         if options.durability != .always {

@@ -146,8 +146,8 @@ struct WriterState: ~Copyable, Sendable {
     var checkpointEnd = 0
     /// Reused scratch of the batch builder's streams.
     var batchStreams = BatchStreams()
-    /// When the stream table was last written as a checkpoint.
-    var tableCheckpointAt: Timestamp = 0
+    /// `writtenSequence` when the stream table was last written as a checkpoint.
+    var tableCheckpointSequence: UInt64 = 0
     /// Set when a write or sync failed in a way that leaves the disk state unknown.
     var failure: String?
     var closed = false

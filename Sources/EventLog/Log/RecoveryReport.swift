@@ -20,10 +20,13 @@ public struct RecoveryReport: Sendable, Equatable {
     public var rebuiltIndexes: [String] = []
     /// Files removed: leftover temporary files, an empty segment whose creation a crash interrupted.
     public var removedFiles: [String] = []
+    /// Records read again to bring the stream table and the active segment's
+    /// stream index up to date (0 after a clean shutdown).
+    public var replayedRecords: Int = 0
 
     public static func == (a: RecoveryReport, b: RecoveryReport) -> Bool {
         a.previousShutdown == b.previousShutdown && a.scannedBytes == b.scannedBytes
             && a.tailCut?.file == b.tailCut?.file && a.tailCut?.offset == b.tailCut?.offset
-            && a.rebuiltIndexes == b.rebuiltIndexes && a.removedFiles == b.removedFiles
+            && a.rebuiltIndexes == b.rebuiltIndexes && a.removedFiles == b.removedFiles && a.replayedRecords == b.replayedRecords
     }
 }

@@ -52,7 +52,7 @@ extension Opener {
         // 4. Replay what neither covers.
         let from = min(covered, checkpoint)
         if from < end {
-            try StreamIndexBuilder.replay(
+            report.replayedRecords = try StreamIndexBuilder.replay(
                 segments: segments, from: from, tableFrom: covered, entriesFrom: checkpoint, table: table)
             segments[lastIndex].streamEntryCount = entries.writtenCount
         }
@@ -155,10 +155,12 @@ enum StreamIndexBuilder {
 
     /// Replays the records from `from` on: into the table for positions at or
     /// after `tableFrom`, into the last segment's entries at or after `entriesFrom`.
+    @discardableResult
     static func replay(
         segments: [SegmentSnapshot], from: UInt64, tableFrom: UInt64, entriesFrom: UInt64, table: StreamTable
-    ) throws {
-        guard let last = segments.last, let entries = last.streamEntries else { return }
+    ) throws -> Int {
+        guard let last = segments.last, let entries = last.streamEntries else { return 0 }
+        var replayed = 0
         var batchBase: UInt64 = .max
         var inBatch: [UInt32: (firstVersion: UInt64, count: UInt32)] = [:]
         func closeBatch(_ t: inout StreamTable.Mutator) {
@@ -176,6 +178,7 @@ enum StreamIndexBuilder {
                 let isLast = segment.basePosition == last.basePosition
                 try forEachRecord(in: segment, from: max(from, segment.basePosition)) { view, offset, base in
                     let position = view.position
+                    replayed += 1
                     let id = t.table.find(view.streamBytes, hash: t.table.hash(view.streamBytes))
                         ?? t.insert(StreamState(name: view.stream, hash: t.table.hash(view.streamBytes)))
                     if position >= tableFrom {
@@ -214,6 +217,7 @@ enum StreamIndexBuilder {
             }
             closeBatch(&t)
         }
+        return replayed
     }
 
     /// Every record of `segment` from position `from`, with its stream-index

@@ -1,0 +1,252 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import EventLog
+
+/// Streams: versions, expected versions, multi-stream atomicity, idempotent
+/// retries, reads forward and backward, deletes and truncation.
+@Suite struct StreamTests {
+    static func event(_ stream: String, _ n: Int, id: UUID? = nil) -> NewEvent {
+        NewEvent(stream: stream, type: "Happened", data: Array("\(stream)#\(n)".utf8), metadata: EventMetadata(eventID: id))
+    }
+
+    static func open(_ dir: TemporaryDirectory, _ configure: (inout LogOptions) -> Void = { _ in }) throws -> Log {
+        var options = LogOptions(durability: .none)
+        configure(&options)
+        return try Log.open(at: dir.path, options: options)
+    }
+
+    static func payloads(_ log: Log, _ stream: String, from: UInt64? = nil, max: Int = .max, _ direction: ReadDirection = .forward) throws -> [String] {
+        try log.events(inStream: stream, from: from, maxCount: max, direction: direction).map { String(decoding: $0.data, as: UTF8.self) }
+    }
+
+    @Test func versionsAreAssignedPerStream() throws {
+        let dir = TemporaryDirectory()
+        let log = try Self.open(dir)
+        try log.append([Self.event("a", 0), Self.event("b", 0), Self.event("a", 1)])
+        try log.append([Self.event("a", 2)])
+        let all = try log.events(from: 0)
+        #expect(all.map(\.version) == [0, 0, 1, 2])
+        #expect(try log.streamInfo("a")?.currentVersion == 2)
+        #expect(try log.streamInfo("b")?.count == 1)
+        #expect(try log.streamInfo("nope") == nil)
+        #expect(try Self.payloads(log, "a") == ["a#0", "a#1", "a#2"])
+        try log.close()
+    }
+
+    @Test func everyExpectedVersionCase() throws {
+        let dir = TemporaryDirectory()
+        let log = try Self.open(dir)
+        func conflict(_ body: () throws -> Void) -> UInt64?? {
+            do { try body() } catch let error as EventLogError {
+                if case .wrongExpectedVersion(_, _, let actual) = error { return .some(actual) }
+                Issue.record("unexpected \(error)")
+            } catch { Issue.record("unexpected \(error)") }
+            return .none
+        }
+        // No stream yet.
+        #expect(conflict { try log.append(to: "s", expectedVersion: .streamExists, [Self.event("s", 0)]) } == .some(nil))
+        #expect(conflict { try log.append(to: "s", expectedVersion: .exact(0), [Self.event("s", 0)]) } == .some(nil))
+        #expect(try log.append(to: "s", expectedVersion: .noStream, [Self.event("s", 0)]).versions(of: "s") == 0...0)
+        // Now at version 0.
+        #expect(conflict { try log.append(to: "s", expectedVersion: .noStream, [Self.event("s", 1)]) } == .some(0))
+        #expect(conflict { try log.append(to: "s", expectedVersion: .exact(3), [Self.event("s", 1)]) } == .some(0))
+        #expect(try log.append(to: "s", expectedVersion: .exact(0), [Self.event("s", 1), Self.event("s", 2)]).versions(of: "s") == 1...2)
+        #expect(try log.append(to: "s", expectedVersion: .streamExists, [Self.event("s", 3)]).versions(of: "s") == 3...3)
+        #expect(try log.append(to: "s", expectedVersion: .any, [Self.event("s", 4)]).versions(of: "s") == 4...4)
+        // A failed expectation wrote nothing.
+        #expect(log.endPosition == 5)
+        #expect(try Self.payloads(log, "s") == (0...4).map { "s#\($0)" })
+        try log.close()
+    }
+
+    @Test func multiStreamAppendIsAllOrNothing() throws {
+        let dir = TemporaryDirectory()
+        let log = try Self.open(dir)
+        try log.append([Self.event("order-1", 0), Self.event("outbox", 0)], expecting: ["order-1": .noStream])
+        // One stream's expectation fails: neither stream gets anything.
+        #expect(throws: EventLogError.self) {
+            try log.append(
+                [Self.event("order-1", 1), Self.event("outbox", 1)], expecting: ["order-1": .exact(0), "outbox": .exact(7)])
+        }
+        #expect(log.endPosition == 2)
+        let result = try log.append(
+            [Self.event("order-1", 1), Self.event("outbox", 1), Self.event("order-1", 2)],
+            expecting: ["order-1": .exact(0), "outbox": .exact(0)])
+        #expect(result.positions == 2..<5)
+        #expect(result.versions(of: "order-1") == 1...2)
+        #expect(result.versions(of: "outbox") == 1...1)
+        try log.close()
+    }
+
+    @Test func idempotentRetryAndPartialOverlap() throws {
+        let dir = TemporaryDirectory()
+        let log = try Self.open(dir)
+        let ids = (0..<3).map { _ in UUID() }
+        let events = ids.enumerated().map { Self.event("s", $0.offset, id: $0.element) }
+        let first = try log.append(to: "s", expectedVersion: .noStream, events)
+        #expect(!first.wasRetry)
+        // The same append again (a retry after a timeout): nothing written, the original result.
+        let retry = try log.append(to: "s", expectedVersion: .noStream, events)
+        #expect(retry.wasRetry)
+        #expect(retry.positions == first.positions)
+        #expect(retry.versions(of: "s") == 0...2)
+        #expect(log.endPosition == 3)
+        // With .any too.
+        #expect(try log.append(to: "s", expectedVersion: .any, events).wasRetry)
+        // Part of it again: an error, nothing written.
+        #expect(throws: EventLogError.self) { try log.append(to: "s", expectedVersion: .noStream, Array(events.prefix(3).dropLast()) + [Self.event("s", 9, id: UUID())]) }
+        #expect(log.endPosition == 3)
+        // New events after it: a normal append.
+        let next = try log.append(to: "s", expectedVersion: .exact(2), [Self.event("s", 3, id: UUID())])
+        #expect(next.versions(of: "s") == 3...3)
+        // The earlier append is no longer the last one: repeating it is a version conflict.
+        #expect(throws: EventLogError.self) { try log.append(to: "s", expectedVersion: .noStream, events) }
+        try log.close()
+        // Retries are recognised after a reopen too.
+        let reopened = try Self.open(dir)
+        let again = try reopened.append(to: "s", expectedVersion: .exact(2), [Self.event("s", 3, id: next.streams.isEmpty ? nil : try reopened.event(at: 3).metadata.eventID)])
+        #expect(again.wasRetry)
+        #expect(reopened.endPosition == 4)
+        try reopened.close()
+    }
+
+    @Test func readingForwardAndBackward() throws {
+        let dir = TemporaryDirectory()
+        let log = try Self.open(dir) { $0.segmentBytes = 4096 }  // the stream spans many segments
+        for n in 0..<200 {
+            try log.append([Self.event("x", n), Self.event("noise-\(n % 3)", n)])
+        }
+        #expect(try Self.payloads(log, "x") == (0..<200).map { "x#\($0)" })
+        #expect(try Self.payloads(log, "x", from: 150, max: 10) == (150..<160).map { "x#\($0)" })
+        #expect(try Self.payloads(log, "x", from: nil, max: 5, .backward) == (195..<200).reversed().map { "x#\($0)" })
+        #expect(try Self.payloads(log, "x", from: 42, max: 3, .backward) == ["x#42", "x#41", "x#40"])
+        try log.close()
+        let reopened = try Self.open(dir) { $0.segmentBytes = 4096 }
+        #expect(reopened.recovery.replayedRecords == 0)
+        #expect(try Self.payloads(reopened, "x") == (0..<200).map { "x#\($0)" })
+        #expect(try Self.payloads(reopened, "x", from: nil, max: 200, .backward) == (0..<200).reversed().map { "x#\($0)" })
+        try reopened.close()
+    }
+
+    @Test func deletesAndTruncationAcrossReopen() throws {
+        let dir = TemporaryDirectory()
+        func check(_ log: Log) throws {
+            #expect(try Self.payloads(log, "soft").isEmpty)
+            #expect(try log.streamInfo("soft")?.deletion == .soft)
+            #expect(throws: EventLogError.self) { try Self.payloads(log, "hard") }
+            #expect(try Self.payloads(log, "cut") == ["cut#3", "cut#4"])
+            #expect(try log.streamInfo("cut")?.truncateBefore == 3)
+            #expect(try log.streamInfo("cut")?.count == 2)
+        }
+        do {
+            let log = try Self.open(dir)
+            for n in 0..<5 { try log.append([Self.event("soft", n), Self.event("hard", n), Self.event("cut", n)]) }
+            try log.deleteStream("soft")
+            try log.deleteStream("hard", hard: true)
+            try log.truncateStream("cut", before: 3)
+            try check(log)
+            try log.close()
+        }
+        do {
+            let log = try Self.open(dir)
+            try check(log)
+            // Hard-deleted: never written again. Soft-deleted: recreated, versions continue.
+            #expect(throws: EventLogError.self) { try log.append([Self.event("hard", 5)]) }
+            #expect(try log.append(to: "soft", expectedVersion: .noStream, [Self.event("soft", 5)]).versions(of: "soft") == 5...5)
+            #expect(try Self.payloads(log, "soft") == ["soft#5"])
+            #expect(try log.streamInfo("soft")?.deletion == StreamDeletion.none)
+            // The process dies here: no close.
+        }
+        do {
+            // The markers and the recreation are replayed.
+            let log = try Self.open(dir)
+            #expect(try Self.payloads(log, "soft") == ["soft#5"])
+            #expect(throws: EventLogError.self) { try log.append([Self.event("hard", 6)]) }
+            #expect(throws: EventLogError.self) { try log.append([NewEvent(stream: "x", type: "$deleted", data: [1])]) }
+            // Filtered global reads skip markers unless asked.
+            var markers = 0
+            try log.read(from: 0, filter: EventFilter(includeMarkers: true)) { if $0.isMarker { markers += 1 } }
+            #expect(markers == 3)
+            var seen = 0
+            try log.read(from: 0, filter: EventFilter(streamPrefix: "cu", types: ["Happened"])) { _ in seen += 1 }
+            #expect(seen == 5)
+            try log.close()
+        }
+    }
+
+    @Test func racingWritersWinEachVersionOnce() throws {
+        let dir = TemporaryDirectory()
+        let log = try Self.open(dir)
+        let threads = 6
+        let attempts = 120
+        let winners = Mutex<[(version: UInt64, thread: Int)]>([])
+        let losses = Atomic<Int>(0)
+        let group = DispatchGroup()
+        for t in 0..<threads {
+            group.enter()
+            Thread {
+                var known: UInt64? = nil
+                for i in 0..<attempts {
+                    let expected: ExpectedVersion = known.map { .exact($0) } ?? .noStream
+                    do {
+                        let result = try log.append(to: "contended", expectedVersion: expected, [Self.event("contended", t * 1000 + i)])
+                        let v = result.streams[0].lastVersion
+                        winners.withLock { $0.append((v, t)) }
+                        known = v
+                    } catch let EventLogError.wrongExpectedVersion(_, _, actual) {
+                        losses.add(1, ordering: .relaxed)
+                        known = actual  // the loser learns the actual version and tries again
+                    } catch {
+                        Issue.record("unexpected \(error)")
+                    }
+                }
+                group.leave()
+            }.start()
+        }
+        group.wait()
+        let versions = winners.withLock { $0.map(\.version) }.sorted()
+        #expect(versions == (0..<UInt64(versions.count)).map { $0 })  // each version won exactly once, no gaps
+        #expect(versions.count + losses.load(ordering: .relaxed) == threads * attempts)
+        #expect(try log.streamInfo("contended")?.count == UInt64(versions.count))
+        try log.close()
+    }
+
+    @Test func hashCollisionsNeverMixStreams() throws {
+        let dir = TemporaryDirectory()
+        func open() throws -> Log { try Self.open(dir) { $0.segmentBytes = 4096; $0.streamHashMask = 0 } }
+        var log = try open()
+        for n in 0..<60 { try log.append([Self.event("red", n), Self.event("blue", n), Self.event("green", n)]) }
+        #expect(try Self.payloads(log, "blue") == (0..<60).map { "blue#\($0)" })
+        try log.close()
+        log = try open()
+        for color in ["red", "blue", "green"] {
+            #expect(try Self.payloads(log, color) == (0..<60).map { "\(color)#\($0)" })
+            #expect(try Self.payloads(log, color, from: nil, max: 3, .backward) == [57, 58, 59].reversed().map { "\(color)#\($0)" })
+        }
+        try log.close()
+    }
+
+    @Test func outboxAppendedAtomicallyWithTheAggregate() throws {
+        let dir = TemporaryDirectory()
+        let log = try Self.open(dir)
+        // Decide, then append the aggregate's events and the message they require, as one batch.
+        let placed = NewEvent(stream: "order-42", type: "OrderPlaced", data: Array(#"{"total":99.5}"#.utf8))
+        let message = NewEvent(
+            stream: "outbox", type: "SendOrderConfirmation", data: Array(#"{"order":"order-42"}"#.utf8),
+            metadata: EventMetadata(correlationID: "order-42"))
+        let result = try log.append([placed, message], expecting: ["order-42": .noStream])
+        #expect(result.positions.count == 2)
+        // The relay reads what it has not delivered yet.
+        let pending = try log.events(inStream: "outbox")
+        #expect(pending.count == 1)
+        #expect(pending[0].type == "SendOrderConfirmation")
+        #expect(pending[0].metadata.correlationID == "order-42")
+        // A concurrent decision on a stale version changes neither stream.
+        #expect(throws: EventLogError.self) {
+            try log.append([placed, message], expecting: ["order-42": .noStream])
+        }
+        #expect(try log.events(inStream: "outbox").count == 1)
+        try log.close()
+    }
+}
