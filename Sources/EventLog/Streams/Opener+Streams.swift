@@ -102,24 +102,71 @@ enum StreamIndexBuilder {
         return StreamIndexFile.encode(segment.indexFileHeader, groups: order.compactMap { groups[$0] })
     }
 
-    /// The stream index file of a segment from its in-memory entries.
+    /// The stream index file of a segment from its in-memory entries: a
+    /// counting sort by stream, written straight into the file's bytes (a
+    /// few allocations in all, none per entry or per stream).
     static func encode(_ segment: SegmentSnapshot, entries: StreamEntries, count: Int, table: StreamTable) -> [UInt8] {
-        var groupIndex: [UInt32: Int] = [:]
-        var groups: [StreamIndexFile.Group] = []
+        var maxID: UInt32 = 0
+        for i in 0..<count { maxID = max(maxID, entries[i].stream) }
+        let slots = count == 0 ? 0 : Int(maxID) + 1
+        // Per stream id: entry count, then (reused) the next entry slot.
+        var perStream = [Int32](repeating: 0, count: slots)
+        var firstEntry = [Int32](repeating: -1, count: slots)
         var ids: [UInt32] = []
         for i in 0..<count {
-            let e = entries[i]
-            if let g = groupIndex[e.stream] {
-                groups[g].entries.append((e.relativePosition, e.offset))
-            } else {
-                groupIndex[e.stream] = groups.count
-                ids.append(e.stream)
-                groups.append(StreamIndexFile.Group(hash: 0, firstVersion: e.version, entries: [(e.relativePosition, e.offset)]))
+            let id = Int(entries[i].stream)
+            if perStream[id] == 0 {
+                firstEntry[id] = Int32(i)
+                ids.append(UInt32(id))
             }
+            perStream[id] += 1
         }
         let hashes = table.read { t in ids.map { t[$0].hash } }
-        for (g, hash) in hashes.enumerated() { groups[g].hash = hash }
-        return StreamIndexFile.encode(segment.indexFileHeader, groups: groups)
+        // Groups sorted by (hash, first relative position).
+        var order = Array(ids.indices)
+        order.sort { a, b in
+            if hashes[a] != hashes[b] { return hashes[a] < hashes[b] }
+            return firstEntry[Int(ids[a])] < firstEntry[Int(ids[b])]
+        }
+        let groupsStart = StreamIndexFile.headerSize
+        let entriesStart = groupsStart + ids.count * StreamIndexFile.groupSize
+        var bytes = [UInt8](repeating: 0, count: entriesStart + count * StreamIndexFile.entrySize + 4)
+        let header = segment.indexFileHeader
+        bytes.withUnsafeMutableBytes { raw in
+            let out = raw.baseAddress!
+            out.storeLE(Magic.streamIndex, at: 0)
+            out.storeLE(FormatVersion.current, at: 8)
+            out.storeLE(UInt32(ids.count), at: 12)
+            out.storeLE(header.basePosition, at: 16)
+            out.storeLE(header.endPosition, at: 24)
+            out.storeLE(header.dataEnd, at: 32)
+            out.storeLE(header.lastBatchOffset, at: 36)
+            out.storeLE(header.lastBatchCRC, at: 40)
+            out.storeLE(UInt32(count), at: 44)
+            var next: Int32 = 0
+            for (g, k) in order.enumerated() {
+                let id = Int(ids[k])
+                let at = groupsStart + g * StreamIndexFile.groupSize
+                out.storeLE(hashes[k], at: at)
+                out.storeLE(entries[Int(firstEntry[id])].version, at: at + 8)
+                out.storeLE(UInt32(next), at: at + 16)
+                out.storeLE(UInt32(perStream[id]), at: at + 20)
+                let start = next
+                next += perStream[id]
+                perStream[id] = start  // from here: the next free entry of this stream
+            }
+            for i in 0..<count {
+                let e = entries[i]
+                let slot = Int(perStream[Int(e.stream)])
+                perStream[Int(e.stream)] += 1
+                let at = entriesStart + slot * StreamIndexFile.entrySize
+                out.storeLE(e.relativePosition, at: at)
+                out.storeLE(e.offset, at: at + 4)
+            }
+            let crc = CRC32C.checksum(UnsafeRawBufferPointer(start: out, count: raw.count - 4))
+            out.storeLE(crc, at: raw.count - 4)
+        }
+        return bytes
     }
 
     /// Loads a checkpoint file's groups into the active segment's entries,
