@@ -23,8 +23,7 @@ public struct BatchBuilder: ~Copyable {
 
     init(buffer: consuming ByteBuffer, streams: consuming BatchStreams, table: StreamTable, basePosition: UInt64, now: Timestamp) {
         self.buffer = buffer
-        self.streams = streams
-        self.streams.reset()
+        self.streams = streams  // reset by the writer after its last batch
         self.table = table
         self.basePosition = basePosition
         self.now = now

@@ -83,9 +83,10 @@ extension Log {
         }
         let base = state.active.snapshot.endPosition
         let buffer = state.encodeBuffer.take() ?? ByteBuffer(capacity: 1 << 20)
-        var builder = BatchBuilder(
-            buffer: buffer, streams: state.batchStreams, table: streams, basePosition: base, now: currentTimestamp())
-        state.batchStreams = BatchStreams()  // the builder owns the scratch now
+        // Move the reused scratch out (so the builder holds the only reference and reuses its storage).
+        var scratch = BatchStreams()
+        swap(&scratch, &state.batchStreams)
+        var builder = BatchBuilder(buffer: buffer, streams: consume scratch, table: streams, basePosition: base, now: currentTimestamp())
         var buildError: EventLogError?
         do { try build(&builder) } catch { buildError = error }
         let count = builder.count
@@ -119,7 +120,7 @@ extension Log {
         encoded.trim(to: 4 << 20)
         state.encodeBuffer = consume encoded
         batchStreams.reset()
-        state.batchStreams = batchStreams
+        swap(&batchStreams, &state.batchStreams)
         return try result.get()
     }
 

@@ -37,12 +37,13 @@ struct BatchStreams: Sendable {
     }
 
     var slots: [Slot] = []
-    var slotByHash: [UInt64: Int] = [:]
+    /// Hash → the newest slot with that hash; others chain through `sameHash`.
+    var slotByHash = HashIndex()
     var items: [Item] = []
 
     mutating func reset() {
         slots.removeAll(keepingCapacity: true)
-        slotByHash.removeAll(keepingCapacity: true)
+        slotByHash.removeAll()
         items.removeAll(keepingCapacity: true)
     }
 
@@ -52,7 +53,7 @@ struct BatchStreams: Sendable {
     ) -> Int {
         let hash = table.hash(name)
         if let first = slotByHash[hash] {
-            var candidate = first
+            var candidate = Int(first) + 1
             while candidate != 0 {
                 let index = candidate - 1
                 if slotName(index, table: table, equals: name) { return index }
@@ -61,24 +62,25 @@ struct BatchStreams: Sendable {
         }
         var slot: Slot
         if let id = table.find(name, hash: hash) {
-            let state = table[id]
-            slot = Slot(
-                id: id, newName: nil, hash: hash, versionBefore: state.versionForExpectations, deletion: state.deletion,
-                nextVersion: state.nextVersion, firstVersion: state.nextVersion)
+            slot = table.withState(id) { state in
+                Slot(
+                    id: id, newName: nil, hash: hash, versionBefore: state.versionForExpectations, deletion: state.deletion,
+                    nextVersion: state.nextVersion, firstVersion: state.nextVersion)
+            }
         } else {
             slot = Slot(
                 id: nil, newName: String(decoding: name, as: UTF8.self), hash: hash, versionBefore: nil, deletion: .none,
                 nextVersion: 0, firstVersion: 0)
         }
-        slot.sameHash = slotByHash[hash] ?? 0
+        slot.sameHash = slotByHash[hash].map { Int($0) + 1 } ?? 0
         slots.append(slot)
-        slotByHash[hash] = slots.count
+        slotByHash.set(hash, UInt32(slots.count - 1))
         return slots.count - 1
     }
 
     private func slotName(_ index: Int, table: StreamTable, equals name: UnsafeRawBufferPointer) -> Bool {
-        var stored = slots[index].newName ?? table[slots[index].id ?? 0].name
-        return stored.withUTF8 { $0.elementsEqual(name) }
+        if let id = slots[index].id { return table.withState(id) { $0.name.utf8Equals(name) } }
+        return slots[index].newName?.utf8Equals(name) ?? false
     }
 
     func name(of index: Int, table: StreamTable) -> String {

@@ -58,8 +58,8 @@ final class StreamTable: @unchecked Sendable {
     private let lock = Mutex<Void>(())
     /// Stream ids index this array; ids never change or get reused.
     private(set) var streams: ContiguousArray<StreamState> = []
-    /// Hash → the first stream id (+1) with that hash; others chain through `collisionNext`.
-    private var byHash: [UInt64: UInt32] = [:]
+    /// Hash → the newest stream id with that hash; others chain through `collisionNext`.
+    private var byHash = HashIndex()
     /// Hashes are masked with this (a test hook: 0 makes every stream collide).
     let hashMask: UInt64
 
@@ -69,14 +69,16 @@ final class StreamTable: @unchecked Sendable {
 
     /// The id of the stream named `name` (whose hash is `hash`), if any. Writer or `read`.
     @inline(__always) func find(_ name: UnsafeRawBufferPointer, hash: UInt64) -> UInt32? {
-        guard var candidate = byHash[hash] else { return nil }
-        while candidate != 0 {
-            let id = candidate - 1
-            var stored = streams[Int(id)].name
-            if stored.withUTF8({ $0.elementsEqual(name) }) { return id }
-            candidate = streams[Int(id)].collisionNext
+        guard let first = byHash[hash] else { return nil }
+        return streams.withUnsafeBufferPointer { states -> UInt32? in
+            var candidate = first + 1
+            while candidate != 0 {
+                let id = candidate - 1
+                if states[Int(id)].name.utf8Equals(name) { return id }
+                candidate = states[Int(id)].collisionNext
+            }
+            return nil
         }
-        return nil
     }
 
     func find(_ name: String) -> UInt32? {
@@ -85,6 +87,11 @@ final class StreamTable: @unchecked Sendable {
     }
 
     @inline(__always) subscript(id: UInt32) -> StreamState { streams[Int(id)] }
+
+    /// Reads one stream's state in place (no copy of it). Writer or `read`.
+    @inline(__always) func withState<R>(_ id: UInt32, _ body: (borrowing StreamState) -> R) -> R {
+        streams.withUnsafeBufferPointer { body($0[Int(id)]) }
+    }
 
     var count: Int { streams.count }
 
@@ -109,9 +116,9 @@ final class StreamTable: @unchecked Sendable {
         func insert(_ state: StreamState) -> UInt32 {
             let id = UInt32(table.streams.count)
             var state = state
-            state.collisionNext = table.byHash[state.hash] ?? 0
+            state.collisionNext = table.byHash[state.hash].map { $0 + 1 } ?? 0
             table.streams.append(state)
-            table.byHash[state.hash] = id + 1
+            table.byHash.set(state.hash, id)
             return id
         }
 
@@ -122,7 +129,7 @@ final class StreamTable: @unchecked Sendable {
         /// Replaces the whole table (open, rebuild).
         func replaceAll(with states: [StreamState]) {
             table.streams = []
-            table.byHash = [:]
+            table.byHash = HashIndex(capacity: states.count)
             table.streams.reserveCapacity(states.count)
             for s in states { _ = insert(s) }
         }
