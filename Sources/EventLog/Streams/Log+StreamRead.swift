@@ -1,3 +1,4 @@
+import CSystemCalls
 import struct Foundation.UUID
 
 /// Which way a stream read goes.
@@ -127,22 +128,34 @@ extension LogReader {
         let lowest = state.truncateBefore
         if state.deletion == .soft && state.nextVersion <= lowest { return 0 }
         var lent = 0
-        var name = state.name
+        let name = state.name
         let segmentIndexes: [Int] = direction == .forward ? Array(0..<snapshot.count) : Array((0..<snapshot.count).reversed())
         for i in segmentIndexes where lent < maxCount {
             let segment = snapshot[i]
             if let firstPosition = state.firstPosition, segment.endPosition <= firstPosition { continue }
-            let entries = streamEntries(of: state, streamID: streamID, in: segment)
-            let ordered = direction == .forward ? entries : entries.reversed()
-            for (position, offset, entryVersion) in ordered where lent < maxCount {
-                if entryVersion < lowest { if direction == .backward { return lent } else { continue } }
-                if direction == .forward ? entryVersion < version : entryVersion > version { continue }
-                let view = try recordView(at: position, offset: offset, in: segment)
-                guard name.withUTF8({ $0.elementsEqual(view.streamBytes) }) else { continue }  // a hash collision
-                guard view.version == entryVersion, !view.isMarker else {
+            var entries = streamEntries(of: state, streamID: streamID, in: segment)
+            if direction == .backward { entries.reverse() }
+            // Keep the entries this read wants, find each one's batch and
+            // prefetch its header and record: the loads below then overlap
+            // instead of waiting on memory one after another.
+            var wanted: [(position: UInt64, offset: UInt32, version: UInt64, batch: Int)] = []
+            wanted.reserveCapacity(min(entries.count, maxCount - lent))
+            for (position, offset, entryVersion) in entries where wanted.count < maxCount - lent {
+                if entryVersion < lowest || (direction == .forward ? entryVersion < version : entryVersion > version) { continue }
+                let batch = segment.batchOffset(atOrBefore: position)
+                if let base = segment.mapping.base {
+                    eventlog_prefetch(base + batch, 64)
+                    if offset & StreamEntry.compressedFlag == 0 { eventlog_prefetch(base + Int(offset), 256) }
+                }
+                wanted.append((position, offset, entryVersion, batch))
+            }
+            for entry in wanted {
+                let view = try recordView(at: entry.position, offset: entry.offset, in: segment, batchHint: entry.batch)
+                guard name.utf8Equals(view.streamBytes) else { continue }  // a hash collision
+                guard view.version == entry.version, !view.isMarker else {
                     throw EventLogError.corruption(
-                        file: segment.path, offset: Int64(offset & ~StreamEntry.compressedFlag),
-                        reason: "stream index entry for version \(entryVersion) points at version \(view.version)")
+                        file: segment.path, offset: Int64(entry.offset & ~StreamEntry.compressedFlag),
+                        reason: "stream index entry for version \(entry.version) points at version \(view.version)")
                 }
                 try body(view)
                 lent += 1
@@ -193,7 +206,7 @@ extension LogReader {
     }
 
     /// The record at `position`, stored at `offset` (a record offset, or a compressed batch's offset with the flag).
-    mutating func recordView(at position: UInt64, offset: UInt32, in segment: SegmentSnapshot) throws -> EventView {
+    mutating func recordView(at position: UInt64, offset: UInt32, in segment: SegmentSnapshot, batchHint: Int? = nil) throws -> EventView {
         guard offset & StreamEntry.compressedFlag == 0 else {
             // Inside an LZ4 batch: the point-read path decompresses it.
             return try withEvent(at: position) { $0 }
@@ -202,8 +215,7 @@ extension LogReader {
             throw EventLogError.corruption(file: segment.path, offset: 0, reason: "segment is shorter than its published data")
         }
         // The batch header (for its first timestamp): the offset index finds the batch.
-        let entry = segment.indexEntry(atOrBefore: position)
-        var batchOffset = entry.map { segment.offsetIndex[Int($0.batchEntry)].byteOffset } ?? SegmentHeader.size
+        var batchOffset = batchHint ?? segment.batchOffset(atOrBefore: position)
         while true {
             guard batchOffset + BatchHeader.size <= segment.dataEnd else {
                 throw EventLogError.corruption(file: segment.path, offset: Int64(batchOffset), reason: "no batch holds position \(position)")
