@@ -43,7 +43,8 @@ extension Opener {
         var checkpoint = last.basePosition
         if let view = StreamIndexView.open(path: directory.file(FileNames.streamIndex(last.basePosition)), faults: options.storageFaults),
            view.describesPrefix(of: last) {
-            try StreamIndexBuilder.load(view, into: entries, segment: last, table: table)
+            try StreamIndexBuilder.load(
+                view, into: entries, segment: last, table: table, tableCovers: covered >= view.header.endPosition)
             checkpoint = view.header.endPosition
         }
         segments[lastIndex].streamEntries = entries
@@ -171,18 +172,27 @@ enum StreamIndexBuilder {
 
     /// Loads a checkpoint file's groups into the active segment's entries,
     /// linking each stream's chain.
-    static func load(_ view: StreamIndexView, into entries: StreamEntries, segment: SegmentSnapshot, table: StreamTable) throws {
+    static func load(
+        _ view: StreamIndexView, into entries: StreamEntries, segment: SegmentSnapshot, table: StreamTable, tableCovers: Bool
+    ) throws {
         var reader = LogReader(snapshot: LogSnapshot(sealed: [], active: segment))
         try table.mutate { t in
             for g in 0..<view.groupCount {
-                let (_, firstVersion, first, count) = view.group(g)
+                let (hash, firstVersion, first, count) = view.group(g)
                 guard count > 0 else { continue }
-                // The group's stream: confirmed by its first record's name.
-                let e0 = view.entry(first)
-                let record = try reader.recordView(
-                    at: segment.basePosition &+ UInt64(e0.relativePosition), offset: e0.offset, in: segment)
-                let id = t.table.find(record.streamBytes, hash: t.table.hash(record.streamBytes))
-                    ?? t.insert(StreamState(name: record.stream, hash: t.table.hash(record.streamBytes)))
+                // The group's stream: when the table (which covers this
+                // checkpoint) has exactly one stream with the group's hash,
+                // that is it; otherwise its first record's name decides.
+                let id: UInt32
+                if tableCovers, let only = t.table.onlyStream(withHash: hash) {
+                    id = only
+                } else {
+                    let e0 = view.entry(first)
+                    let record = try reader.recordView(
+                        at: segment.basePosition &+ UInt64(e0.relativePosition), offset: e0.offset, in: segment)
+                    id = t.table.find(record.streamBytes, hash: t.table.hash(record.streamBytes))
+                        ?? t.insert(StreamState(name: record.stream, hash: t.table.hash(record.streamBytes)))
+                }
                 var previous: UInt32 = t.table[id].activeSegment == segment.basePosition ? t.table[id].activeTail : 0
                 for k in 0..<count {
                     let e = view.entry(first + k)

@@ -81,6 +81,12 @@ final class StreamTable: @unchecked Sendable {
         }
     }
 
+    /// The id of the only stream whose hash is `hash`; nil when none or several have it.
+    func onlyStream(withHash hash: UInt64) -> UInt32? {
+        guard let id = byHash[hash], streams[Int(id)].collisionNext == 0 else { return nil }
+        return id
+    }
+
     func find(_ name: String) -> UInt32? {
         var name = name
         return name.withUTF8 { find(UnsafeRawBufferPointer($0), hash: hash(UnsafeRawBufferPointer($0))) }
