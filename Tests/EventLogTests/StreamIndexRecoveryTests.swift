@@ -78,4 +78,23 @@ import Testing
         try Self.expectConsistent(clean)
         try clean.close()
     }
+
+    @Test func verifyChecksStreamIndexesAgainstTheLog() throws {
+        let dir = TemporaryDirectory()
+        do {
+            let log = try Log.open(at: dir.path, options: Self.options())
+            try Self.fill(log, count: 1000)
+            try log.close()
+        }
+        #expect(try Log.verify(at: dir.path).isSound)
+        let file = try #require(dir.files().first { $0.hasSuffix(".streamindex") })
+        Damage.flipBit(dir.sub(file), at: 70)
+        let report = try Log.verify(at: dir.path)
+        #expect(report.problems.contains { $0.file == dir.sub(file) })
+        // The next open rebuilds it, and then all is sound again.
+        let log = try Log.open(at: dir.path, options: Self.options())
+        try Self.expectConsistent(log)
+        try log.close()
+        #expect(try Log.verify(at: dir.path).isSound)
+    }
 }

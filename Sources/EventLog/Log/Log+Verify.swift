@@ -163,6 +163,9 @@ extension Log {
             timeIndexCount: times.writtenCount, maxTimestamp: outcome.maxTimestamp, firstTimestamp: outcome.firstTimestamp,
             lastBatchOffset: outcome.lastBatchOffset, lastBatchCRC: outcome.lastBatchCRC, isSealed: !isLast)
         verifyIndexFiles(of: rebuilt, directory: directory, mustMatch: !isLast || cleanlyClosed, report: &report)
+        if !isLast || cleanlyClosed {
+            verifyStreamIndex(of: rebuilt, directory: directory, report: &report)
+        }
         return (outcome.endPosition, false)
     }
 
@@ -244,6 +247,23 @@ extension Log {
             } catch {
                 report.problems.append(.init(file: path, offset: 0, reason: "index file unusable: \(error.reason)" + stale))
             }
+        }
+    }
+
+    /// Compares a segment's stream index file with one rebuilt from its records.
+    private static func verifyStreamIndex(of segment: SegmentSnapshot, directory: DirectoryOperations, report: inout VerificationReport) {
+        let name = FileNames.streamIndex(segment.basePosition)
+        let path = directory.file(name)
+        guard let stored = try? directory.readWhole(name) else {
+            report.problems.append(.init(file: path, offset: 0, reason: "stream index file is missing (the next open rebuilds it)"))
+            return
+        }
+        report.indexFiles += 1
+        guard let expected = try? StreamIndexBuilder.scan(segment, table: StreamTable()) else { return }
+        if stored != expected {
+            let at = zip(stored, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(stored.count, expected.count)
+            report.problems.append(.init(
+                file: path, offset: Int64(at), reason: "stream index differs from the log (the next open rebuilds it)"))
         }
     }
 }
