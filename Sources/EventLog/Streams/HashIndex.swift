@@ -5,8 +5,13 @@
 /// The stream table keeps one (hash → first stream id) and every batch one
 /// (hash → slot); each lookup is on the append path, once per event.
 struct HashIndex: Sendable {
-    private var keys: [UInt64]
-    private var values: [UInt32]
+    /// Key and value side by side: a lookup touches one cache line.
+    private struct Slot: Sendable {
+        var key: UInt64
+        var value: UInt32  // + 1; 0: empty
+    }
+
+    private var slots: [Slot]
     private var mask: Int
     private(set) var count = 0
     /// Slots used since the last `removeAll`, so clearing costs what was used.
@@ -15,15 +20,13 @@ struct HashIndex: Sendable {
     /// An empty map; with `capacity` 0 it allocates nothing until the first `set`.
     init(capacity: Int = 0) {
         guard capacity > 0 else {
-            keys = []
-            values = []
+            slots = []
             mask = 0
             return
         }
         var size = 16
         while size < capacity * 2 { size <<= 1 }
-        keys = [UInt64](repeating: 0, count: size)
-        values = [UInt32](repeating: 0, count: size)
+        slots = [Slot](repeating: Slot(key: 0, value: 0), count: size)
         mask = size - 1
     }
 
@@ -32,50 +35,49 @@ struct HashIndex: Sendable {
     }
 
     @inline(__always) subscript(key: UInt64) -> UInt32? {
-        if values.isEmpty { return nil }
-        var i = start(key)
-        while true {
-            let v = values[i]
-            if v == 0 { return nil }
-            if keys[i] == key { return v - 1 }
-            i = (i + 1) & mask
+        slots.withUnsafeBufferPointer { slots -> UInt32? in
+            if slots.isEmpty { return nil }
+            var i = start(key)
+            while true {
+                let slot = slots[i]
+                if slot.value == 0 { return nil }
+                if slot.key == key { return slot.value - 1 }
+                i = (i + 1) & mask
+            }
         }
     }
 
     /// Sets the value of `key` (inserting it when absent).
     mutating func set(_ key: UInt64, _ value: UInt32) {
-        if (count + 1) * 2 > keys.count { grow() }
+        if (count + 1) * 2 > slots.count { grow() }
         var i = start(key)
-        while values[i] != 0 && keys[i] != key { i = (i + 1) & mask }
-        if values[i] == 0 {
+        while slots[i].value != 0 && slots[i].key != key { i = (i + 1) & mask }
+        if slots[i].value == 0 {
             count += 1
             used.append(Int32(i))
         }
-        keys[i] = key
-        values[i] = value + 1
+        slots[i] = Slot(key: key, value: value + 1)
     }
 
     /// Empties the map, keeping its storage; costs the number of keys it held.
     mutating func removeAll() {
-        if used.count * 4 < keys.count {
-            for i in used { values[Int(i)] = 0 }
+        if used.count * 4 < slots.count {
+            for i in used { slots[Int(i)].value = 0 }
         } else {
-            for i in values.indices { values[i] = 0 }
+            for i in slots.indices { slots[i].value = 0 }
         }
         used.removeAll(keepingCapacity: true)
         count = 0
     }
 
     private mutating func grow() {
-        let oldKeys = keys
-        let oldValues = values
-        let size = max(16, keys.count * 2)
-        keys = [UInt64](repeating: 0, count: size)
-        values = [UInt32](repeating: 0, count: size)
+        let old = slots
+        let size = max(16, slots.count * 2)
+        slots = [Slot](repeating: Slot(key: 0, value: 0), count: size)
         mask = size - 1
         count = 0
         used.removeAll(keepingCapacity: true)
-        for i in oldValues.indices where oldValues[i] != 0 { set(oldKeys[i], oldValues[i] - 1) }
+        for slot in old where slot.value != 0 { set(slot.key, slot.value - 1) }
     }
 }
 

@@ -4,25 +4,26 @@ import Synchronization
 /// (Format.md, "Stream table": about 120 bytes plus the name per stream).
 /// Per-event entries live on disk, but for the active segment's.
 struct StreamState: Sendable {
+    // The fields every append reads come first, on one cache line.
     var name: String
-    var hash: UInt64
     /// Versions assigned so far: the next event gets this one.
     var nextVersion: UInt64 = 0
+    var hash: UInt64
+    var deletion: StreamDeletion = .none
+    /// The next stream with the same hash (id + 1; 0: none).
+    var collisionNext: UInt32 = 0
+    /// The stream's newest entry in the active segment (index + 1; 0: none),
+    /// valid when `activeSegment` is the active segment's base.
+    var activeTail: UInt32 = 0
+    var activeSegment: UInt64 = .max
     var firstPosition: UInt64?
     var lastPosition: UInt64?
     var truncateBefore: UInt64 = 0
-    var deletion: StreamDeletion = .none
     /// The last append to the stream (for idempotent retries): the position
     /// of its batch, and the versions it gave this stream.
     var lastAppendBatch: UInt64 = .max
     var lastAppendFirstVersion: UInt64 = 0
     var lastAppendCount: UInt32 = 0
-    /// The stream's newest entry in the active segment (index + 1; 0: none),
-    /// valid when `activeSegment` is the active segment's base.
-    var activeTail: UInt32 = 0
-    var activeSegment: UInt64 = .max
-    /// The next stream with the same hash (id + 1; 0: none).
-    var collisionNext: UInt32 = 0
 
     init(name: String, hash: UInt64) {
         self.name = name
