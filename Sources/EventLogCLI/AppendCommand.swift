@@ -9,16 +9,34 @@ struct AppendCommand: ParsableCommand {
         abstract: "Append events read as JSON Lines from standard input.",
         discussion: """
             Each line is one event: {"stream": "order-1", "type": "OrderPlaced", "data": <any JSON value>, \
-            "metadata": {"key": "value"}, "timestamp": <microseconds since 1970>}. "metadata" and \
-            "timestamp" are optional; empty lines are skipped. "data" is stored as the exact bytes it has \
-            on the line, with content type application/json. Metadata keys eventId (UUID), schemaVersion \
-            (integer), contentType, correlationId and causationId fill those fields; any other key becomes \
-            a header and its value must be a string.
+            "metadata": {"key": "value"}, "timestamp": <microseconds since 1970>, "id": "<UUID>", \
+            "expectedVersion": 4}. All but "stream", "type" and "data" are optional; empty lines are \
+            skipped. "data" is stored as the exact bytes it has on the line, with content type \
+            application/json. Metadata keys eventId (UUID), schemaVersion (integer), contentType, \
+            correlationId and causationId fill those fields; any other key becomes a header and its value \
+            must be a string. "id" is the event id (metadata eventId; if both are given they must agree).
 
             Lines are appended in batches of up to --batch events; a batch is also cut as soon as no \
             further line is waiting on standard input. Once a batch is acknowledged under the durability \
-            policy, one line {"position": P, "stream": "..."} per event is printed and flushed: a line on \
-            standard output means that event is acknowledged.
+            policy, one line {"position": P, "stream": "...", "version": V} per event is printed and \
+            flushed: a line on standard output means that event is acknowledged. V is the event's version \
+            in its stream.
+
+            Expected versions: a number (the version of the stream's last event), any, no_stream or \
+            stream_exists. A line's "expectedVersion" is checked against its stream's version right \
+            before that line: the line starts a new batch when the pending one holds an event of its \
+            stream. --expected-version applies to every stream before its first line in the input; later \
+            batches of the stream expect the version the previous one left (so --expected-version \
+            no_stream appends only to new streams). A conflict, a hard-deleted stream or an idempotency \
+            conflict stops the command with exit code 3 and the line, the stream, the expected and the \
+            actual version on standard error; nothing of the refused line's batch is written, and every \
+            line before it is appended and acknowledged (the lines of its batch before it are appended \
+            again, as a batch of their own).
+
+            Retries: a batch whose events all have ids and repeat the last append to their streams (same \
+            ids, same expectations) writes nothing and prints the original positions and versions. \
+            Running the same input again is a retry when every stream's lines form the same, single \
+            batch as before (the log recognises the last append to a stream only).
 
             A malformed line stops the command with exit code 2 and its line number on standard error, \
             after the valid lines before it were appended and acknowledged. Other failures exit with 1.
@@ -50,6 +68,13 @@ struct AppendCommand: ParsableCommand {
     @Option(name: .customLong("segment-bytes"), help: "Size at which a segment is sealed (applies to new segments).")
     var segmentBytes: Int?
 
+    @Option(
+        name: .customLong("expected-version"),
+        help: ArgumentHelp(
+            "Every stream's expected version before its first line: a number, any, no_stream or stream_exists.",
+            valueName: "version"))
+    var expectedVersion: ExpectedVersionArgument?
+
     func validate() throws {
         guard batch >= 1, batch <= Limits.maxBatchRecords else {
             throw ValidationError("--batch must be within 1...\(Limits.maxBatchRecords), got \(batch)")
@@ -67,7 +92,7 @@ struct AppendCommand: ParsableCommand {
         ignoreBrokenPipeSignal()
         try reportingFailures(command: "append") {
             let log = try Log.open(at: directory, options: logOptions)
-            var session = AppendSession(log: log, batchLimit: batch)
+            var session = AppendSession(log: log, batchLimit: batch, expectedVersion: expectedVersion?.value)
             do {
                 try session.run()
             } catch {
@@ -92,119 +117,5 @@ struct AppendCommand: ParsableCommand {
         }
         if let segmentBytes { options.segmentBytes = segmentBytes }
         return options
-    }
-}
-
-/// The read–batch–append–acknowledge loop of `eventlog append`.
-struct AppendSession {
-    /// Input bytes gathered into one batch at most: with the record
-    /// framing, a batch stays well under `Limits.maxBatchBytes`.
-    static let maxPendingBytes = 16 << 20
-
-    let log: Log
-    let batchLimit: Int
-    private var input = LineReader(fd: 0)
-    private var output = OutputWriter(fd: 1)
-    /// Parsed events not yet appended, with their line numbers.
-    private var pending: [(event: NewEvent, line: Int)] = []
-    private var pendingBytes = 0
-    private var lineNumber = 0
-
-    init(log: Log, batchLimit: Int) {
-        self.log = log
-        self.batchLimit = batchLimit
-        pending.reserveCapacity(batchLimit)
-    }
-
-    mutating func run() throws {
-        while let line = try nextLine() {
-            lineNumber += 1
-            if !isBlank(line) {
-                let event: NewEvent
-                do { event = try JSONEventLine.parse(line) } catch {
-                    try appendPending()
-                    throw CommandFailure.malformed(line: lineNumber, error.reason)
-                }
-                pending.append((event, lineNumber))
-                pendingBytes += line.count
-            }
-            if !pending.isEmpty, try pending.count >= batchLimit || pendingBytes >= Self.maxPendingBytes || !lineReady() {
-                try appendPending()
-            }
-        }
-        try appendPending()
-    }
-
-    /// The next input line; on a read failure the pending events are appended first.
-    private mutating func nextLine() throws -> [UInt8]? {
-        do { return try input.nextLine() } catch {
-            try appendPending()
-            throw failure(error)
-        }
-    }
-
-    /// Whether another line can be read without waiting (else the batch is cut now).
-    private mutating func lineReady() throws -> Bool {
-        do { return try input.hasLineReady() } catch {
-            try appendPending()
-            throw failure(error)
-        }
-    }
-
-    /// A line too long to be an event is malformed (exit 2); a failed read is not (exit 1).
-    private func failure(_ error: LineReaderError) -> CommandFailure {
-        switch error {
-        case .lineTooLong: return .malformed(line: lineNumber + 1, error.description)
-        case .system: return CommandFailure(error.description)
-        }
-    }
-
-    /// Appends the pending events and acknowledges them. A batch holds as
-    /// many of them as the log accepts; an event the log refuses as the
-    /// first of a batch (too large, stream name too long) is malformed.
-    private mutating func appendPending() throws {
-        var next = 0
-        while next < pending.count {
-            var refused: (index: Int, error: EventLogError)?
-            let events = pending
-            let first = next
-            let range = try log.appendBatch { (batch: inout BatchBuilder) throws(EventLogError) in
-                for index in first..<events.count {
-                    // The builder checks every limit before it encodes: a refused event leaves the batch as it was.
-                    do throws(EventLogError) { try batch.append(events[index].event) } catch {
-                        refused = (index, error)
-                        return
-                    }
-                }
-            }
-            for (offset, position) in range.enumerated() {
-                acknowledge(position: position, stream: pending[first + offset].event.stream)
-            }
-            do { try output.flush() } catch {
-                throw CommandFailure(
-                    "\(error.description); the events before position \(range.upperBound) are in the log, but not all were acknowledged")
-            }
-            if range.isEmpty {
-                // Refused as the first event of a batch: the event itself breaks a limit.
-                throw CommandFailure.malformed(
-                    line: pending[first].line, refused?.error.description ?? "the log accepted no event of the batch")
-            }
-            // Otherwise the batch was full, or the next event is refused: it starts the next batch.
-            next = first + range.count
-        }
-        pending.removeAll(keepingCapacity: true)
-        pendingBytes = 0
-    }
-
-    private mutating func acknowledge(position: UInt64, stream: String) {
-        output.append("{\"position\": ")
-        output.append(position)
-        output.append(", \"stream\": ")
-        output.appendJSONString(stream)
-        output.append("}\n")
-    }
-
-    private func isBlank(_ line: [UInt8]) -> Bool {
-        line.allSatisfy { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\r") }
     }
 }

@@ -10,11 +10,13 @@ import Musl
 /// A failure that ends a command: the message for stderr and the exit code.
 ///
 /// Exit codes (the scripts' contract): 1 for I/O errors, corruption, a
-/// locked or missing log; 2 for malformed input to `append`. Usage errors
-/// are ArgumentParser's (64).
+/// locked or missing log; 2 for malformed input to `append`; 3 when a
+/// stream refuses a write (a wrong expected version, a hard-deleted stream,
+/// an idempotency conflict). Usage errors are ArgumentParser's (64).
 struct CommandFailure: Error {
     static let failureExitCode: Int32 = 1
     static let malformedInputExitCode: Int32 = 2
+    static let streamConflictExitCode: Int32 = 3
 
     var message: String
     var exitCode: Int32
@@ -26,6 +28,23 @@ struct CommandFailure: Error {
 
     static func malformed(line: Int, _ reason: String) -> CommandFailure {
         CommandFailure("line \(line): \(reason)", exitCode: malformedInputExitCode)
+    }
+
+    /// A write the stream refused (`line 7: stream order-1: expected version 4, actual 6`).
+    static func streamConflict(line: Int? = nil, _ error: EventLogError) -> CommandFailure {
+        CommandFailure((line.map { "line \($0): " } ?? "") + error.description, exitCode: streamConflictExitCode)
+    }
+}
+
+extension EventLogError {
+    /// The errors by which a stream refuses a write (exit code 3), with the stream's name.
+    var refusingStream: String? {
+        switch self {
+        case .wrongExpectedVersion(let stream, _, _), .streamDeleted(let stream), .idempotencyConflict(let stream, _):
+            return stream
+        default:
+            return nil
+        }
     }
 }
 

@@ -8,10 +8,14 @@ import ArgumentParser
 struct EventLogCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eventlog",
-        abstract: "Append to, read, verify and inspect an EventLog directory.",
+        abstract: "Append to, read, verify and inspect an EventLog directory, and manage its streams.",
         discussion: """
-            Exit codes: 0 success; 1 an I/O error, damage, a missing or locked log, or (verify) \
-            problems found; 2 a malformed input line (append); 64 a usage error.
+            Exit codes: 0 success; 1 an I/O error, damage, a missing or locked log, a hard-deleted \
+            stream read (dump --stream), or (verify) problems found; 2 a malformed input line (append); \
+            3 a stream refused a write (append, streams delete|truncate): a wrong expected version, a \
+            hard-deleted stream or an idempotency conflict; 64 a usage error.
             """,
-        subcommands: [AppendCommand.self, DumpCommand.self, VerifyCommand.self, InspectCommand.self])
+        subcommands: [
+            AppendCommand.self, DumpCommand.self, VerifyCommand.self, InspectCommand.self, StreamsCommand.self,
+        ])
 }

@@ -72,26 +72,7 @@ struct InspectCommand: ParsableCommand {
             "total", "\(log.startPosition)", "\(log.endPosition)", "\(totals.batches)", "\(totals.events)",
             "\(totals.bytes)", "\(totals.allocatedBytes)", "", "", "",
         ])
-        writeTable(rows, rightAligned: Set(1...6), into: &output)
-    }
-
-    /// Writes rows as columns two spaces apart, padded to the widest cell.
-    private static func writeTable(_ rows: [[String]], rightAligned: Set<Int>, into output: inout OutputWriter) {
-        let columns = rows.map(\.count).max() ?? 0
-        var widths = [Int](repeating: 0, count: columns)
-        for row in rows {
-            for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) }
-        }
-        for row in rows {
-            var line = ""
-            for (i, cell) in row.enumerated() {
-                let padding = String(repeating: " ", count: widths[i] - cell.count)
-                if i > 0 { line += "  " }
-                line += rightAligned.contains(i) ? padding + cell : cell + padding
-            }
-            while line.last == " " { line.removeLast() }
-            output.append(line + "\n")
-        }
+        output.appendTable(rows, rightAligned: Set(1...6))
     }
 
     private static func describe(_ shutdown: ShutdownState) -> String {

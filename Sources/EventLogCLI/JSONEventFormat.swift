@@ -11,7 +11,8 @@ import struct Foundation.UUID
 /// which JSON allows only as whitespace there, become spaces so the line
 /// stays one line); otherwise `data_base64` holds them. `metadata` always
 /// appears: `eventId`, `schemaVersion`, `contentType`, `correlationId` and
-/// `causationId` when set, then every header as a string.
+/// `causationId` when set, then every header as a string. A stream marker
+/// (a deletion or truncation record) gets `"marker": true` last.
 enum JSONEventFormat {
     static func write(_ event: EventView, metadata: EventMetadata, into output: inout OutputWriter) {
         output.append("{\"position\":")
@@ -34,6 +35,7 @@ enum JSONEventFormat {
         }
         output.append(",\"metadata\":")
         write(metadata, into: &output)
+        if event.isMarker { output.append(",\"marker\":true") }
         output.append(byte: UInt8(ascii: "}"))
     }
 

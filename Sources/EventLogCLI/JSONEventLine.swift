@@ -1,16 +1,21 @@
 import EventLog
 import struct Foundation.UUID
 
-/// Turns one input line of `eventlog append` into a `NewEvent`:
+/// Turns one input line of `eventlog append` into a `NewEvent` and the
+/// stream version the line expects:
 ///
 ///     {"stream": "order-1", "type": "OrderPlaced", "data": <any JSON value>,
-///      "metadata": {"key": "value"}, "timestamp": 1700000000000000}
+///      "metadata": {"key": "value"}, "timestamp": 1700000000000000,
+///      "id": "<UUID>", "expectedVersion": 4}
 ///
 /// `data` keeps the exact bytes it had on the line (it is not re-serialized)
 /// and the event's content type defaults to `application/json`. `metadata`
 /// maps `eventId`, `schemaVersion`, `contentType`, `correlationId` and
 /// `causationId` to their `EventMetadata` fields and every other key to a
-/// free header, whose value must be a string. `metadata` and `timestamp`
+/// free header, whose value must be a string. `id` is the event id (the same
+/// field as `metadata.eventId`; when both are given they must be the same
+/// UUID). `expectedVersion` is a non-negative integer, `"any"`, `"no_stream"`
+/// or `"stream_exists"`. `metadata`, `timestamp`, `id` and `expectedVersion`
 /// may be absent or null; other top-level keys are ignored.
 enum JSONEventLine {
     static let defaultContentType = "application/json"
@@ -20,7 +25,18 @@ enum JSONEventLine {
         var reason: String
     }
 
+    /// One parsed input line.
+    struct Parsed {
+        var event: NewEvent
+        /// The version the line's stream must have before the line's batch (nil: no expectation of its own).
+        var expectedVersion: ExpectedVersion?
+    }
+
     static func parse(_ line: [UInt8]) throws(Malformed) -> NewEvent {
+        try parseLine(line).event
+    }
+
+    static func parseLine(_ line: [UInt8]) throws(Malformed) -> Parsed {
         let top: JSONValue
         let members: [JSONMember]
         do {
@@ -45,8 +61,37 @@ enum JSONEventLine {
             }
             timestamp = micros
         }
-        return NewEvent(
+        if let value = fields["id"], value.kind != .null {
+            let text = try string(value, "id", line)
+            guard let id = UUID(uuidString: text) else { throw Malformed(reason: "\"id\" is not a UUID: \"\(text)\"") }
+            if let given = metadata.eventID, given != id {
+                throw Malformed(reason: "\"id\" and \"metadata.eventId\" differ: an event has one id")
+            }
+            metadata.eventID = id
+        }
+        var expectedVersion: ExpectedVersion?
+        if let value = fields["expectedVersion"], value.kind != .null {
+            expectedVersion = try decodeExpectedVersion(value, line)
+        }
+        let event = NewEvent(
             stream: stream, type: type, data: Array(line[data.range]), metadata: metadata, timestamp: timestamp)
+        return Parsed(event: event, expectedVersion: expectedVersion)
+    }
+
+    private static func decodeExpectedVersion(_ value: JSONValue, _ line: [UInt8]) throws(Malformed) -> ExpectedVersion {
+        let expected: ExpectedVersion?
+        switch value.kind {
+        case .number: expected = JSONScanner.decodeInteger(line, value).flatMap { $0 >= 0 ? .exact(UInt64($0)) : nil }
+        case .string: expected = JSONScanner.decodeString(line, value).flatMap(ExpectedVersion.init(keyword:))
+        default: expected = nil
+        }
+        guard let expected else {
+            // A number or a string is quoted as written (cut short), so the person sees the typo.
+            let found = value.kind == .number || value.kind == .string
+                ? String(decoding: line[value.range].prefix(40), as: UTF8.self) : value.kind.name
+            throw Malformed(reason: "\"expectedVersion\" must be \(ExpectedVersion.acceptedForms), found \(found)")
+        }
+        return expected
     }
 
     // MARK: Metadata

@@ -51,11 +51,13 @@ import Testing
         #expect(appended.status == 0, "\(appended)")
         #expect(appended.stderr.isEmpty)
         try #require(appended.lines.count == lines.count)
-        #expect(appended.lines[0] == #"{"position": 0, "stream": "order-1"}"#)
+        #expect(appended.lines[0] == #"{"position": 0, "stream": "order-1", "version": 0}"#)
         for (i, ack) in appended.lines.enumerated() {
             let fields = try #require(Self.object(ack))
             #expect(fields["position"] as? Int == i)
             #expect(fields["stream"] as? String == Self.roundTripEvents[i].stream)
+            let version = Self.roundTripEvents[..<i].filter { $0.stream == Self.roundTripEvents[i].stream }.count
+            #expect(fields["version"] as? Int == version)
         }
 
         let dumped = try CLIProcess.run(["dump", log, "--json"])
@@ -160,6 +162,15 @@ import Testing
         (#"{"stream": "s", "type": "T", "data": 1, "timestamp": 1.5}"#, "timestamp"),
         (#"{"stream": "s", "type": "T", "data": 1, "data": 2}"#, "duplicate key"),
         (#"{"stream": "\#(String(repeating: "s", count: 300))", "type": "T", "data": 1}"#, "stream name bytes"),
+        (#"{"stream": "s", "type": "$deleted", "data": 1}"#, "reserved for stream markers"),
+        (#"{"stream": "s", "type": "T", "data": 1, "id": "nope"}"#, #""id" is not a UUID"#),
+        (#"{"stream": "s", "type": "T", "data": 1, "id": "3F2504E0-4F89-11D3-9A0C-0305E82C3301", "metadata": {"eventId": "3F2504E0-4F89-11D3-9A0C-0305E82C3302"}}"#,
+         #""id" and "metadata.eventId" differ"#),
+        (#"{"stream": "s", "type": "T", "data": 1, "expectedVersion": -1}"#, #""expectedVersion" must be"#),
+        (#"{"stream": "s", "type": "T", "data": 1, "expectedVersion": "soon"}"#, #"found "soon""#),
+        (#"{"stream": "s", "type": "T", "data": 1, "expectedVersion": 1.5}"#, #""expectedVersion" must be"#),
+        (#"{"stream": "s", "type": "T", "data": 1, "expectedVersion": "4"}"#, #"found "4""#),
+        (#"{"stream": "s", "type": "T", "data": 1, "expectedVersion": [0]}"#, "found an array"),
     ]
 
     @Test(arguments: malformedLines)
@@ -240,6 +251,306 @@ import Testing
         let dumped = try CLIProcess.run(["dump", dir.path, "--json"])
         #expect(dumped.status == 0, "\(dumped)")
         #expect(dumped.lines.compactMap { Self.object($0)?["position"] as? Int } == [0, 1, 2, 3])
+    }
+
+    // MARK: Streams: expected versions, retries
+
+    /// `{"stream": S, "type": T, "data": N, ...extra}` as one input line.
+    static func line(_ stream: String, type: String = "T", data: Int = 0, _ extra: String = "") -> String {
+        #"{"stream": "\#(stream)", "type": "\#(type)", "data": \#(data)\#(extra.isEmpty ? "" : ", " + extra)}"#
+    }
+
+    /// The acknowledgement lines as (position, stream, version); nil for a line that is not one.
+    static func acks(_ lines: [String]) -> [Ack?] {
+        lines.map { line in
+            guard let fields = object(line), let position = fields["position"] as? Int, let stream = fields["stream"] as? String,
+                  let version = fields["version"] as? Int, fields.count == 3
+            else { return nil }
+            return Ack(position: position, stream: stream, version: version)
+        }
+    }
+
+    struct Ack: Equatable, CustomStringConvertible {
+        var position: Int
+        var stream: String
+        var version: Int
+        var description: String { "\(position):\(stream)@\(version)" }
+    }
+
+    /// Every event of the log as (position, stream, version), markers included, from `dump --json`.
+    static func dumped(_ directory: String) throws -> [Ack] {
+        let output = try CLIProcess.run(["dump", directory, "--json"])
+        #expect(output.status == 0, "\(output)")
+        return output.lines.compactMap { line in
+            guard let f = object(line), let p = f["position"] as? Int, let s = f["stream"] as? String, let v = f["version"] as? Int
+            else { return nil }
+            return Ack(position: p, stream: s, version: v)
+        }
+    }
+
+    @Test func perLineExpectedVersionsAndAConflictAfterTheAcknowledgedLines() throws {
+        let dir = TemporaryDirectory("cli")
+        let first = try CLIProcess.run(["append", dir.path], stdin: Self.stdin([
+            Self.line("a", #""expectedVersion": "no_stream""#),
+            Self.line("b", #""expectedVersion": "no_stream""#),
+            Self.line("a"),
+            Self.line("a", #""expectedVersion": 1"#),  // after a@0 and a@1: starts a batch of its own
+            Self.line("b", #""expectedVersion": "stream_exists""#),
+            Self.line("c", #""expectedVersion": "any""#),
+        ]))
+        #expect(first.status == 0, "\(first)")
+        #expect(first.stderr.isEmpty)
+        #expect(Self.acks(first.lines) == [
+            Ack(position: 0, stream: "a", version: 0), Ack(position: 1, stream: "b", version: 0),
+            Ack(position: 2, stream: "a", version: 1), Ack(position: 3, stream: "a", version: 2),
+            Ack(position: 4, stream: "b", version: 1), Ack(position: 5, stream: "c", version: 0),
+        ])
+
+        // Line 3 conflicts. Lines 1-4 share a batch when read at once; lines 1 and 2 are
+        // acknowledged all the same, and nothing at or after line 3 is written.
+        let second = try CLIProcess.run(["append", dir.path], stdin: Self.stdin([
+            Self.line("c", data: 1),
+            Self.line("a", data: 2, #""expectedVersion": 2"#),
+            Self.line("b", data: 3, #""expectedVersion": 5"#),
+            Self.line("c", data: 4),
+            Self.line("d", data: 5),
+        ]))
+        #expect(second.status == 3, "\(second)")
+        #expect(second.stderr.contains("line 3: stream b: expected version 5, actual 1"), "\(second.stderr)")
+        #expect(Self.acks(second.lines) == [Ack(position: 6, stream: "c", version: 1), Ack(position: 7, stream: "a", version: 3)])
+        #expect(try Self.dumped(dir.path).count == 8)
+
+        // A stream that does not exist has no version: "actual no stream".
+        let third = try CLIProcess.run(["append", dir.path], stdin: Self.stdin([Self.line("new", #""expectedVersion": 0"#)]))
+        #expect(third.status == 3, "\(third)")
+        #expect(third.stderr.contains("line 1: stream new: expected version 0, actual no stream"), "\(third.stderr)")
+        #expect(third.lines.isEmpty)
+        let fourth = try CLIProcess.run(["append", dir.path], stdin: Self.stdin([Self.line("a", #""expectedVersion": "no_stream""#)]))
+        #expect(fourth.status == 3, "\(fourth)")
+        #expect(fourth.stderr.contains("line 1: stream a: expected version no stream, actual 3"), "\(fourth.stderr)")
+        #expect(try Self.dumped(dir.path).count == 8)
+    }
+
+    @Test func expectedVersionOptionAppliesBeforeEachStreamsFirstLine() throws {
+        let dir = TemporaryDirectory("cli")
+        // --batch 2 spreads x over two batches: the second expects the version the first left.
+        let created = try CLIProcess.run(
+            ["append", dir.path, "--expected-version", "no_stream", "--batch", "2"],
+            stdin: Self.stdin([Self.line("x"), Self.line("y"), Self.line("x"), Self.line("x"), Self.line("y")]))
+        #expect(created.status == 0, "\(created)")
+        #expect(Self.acks(created.lines).map { $0?.version } == [0, 0, 1, 2, 1])
+
+        let exact = try CLIProcess.run(["append", dir.path, "--expected-version", "2"], stdin: Self.stdin([Self.line("x"), Self.line("x")]))
+        #expect(exact.status == 0, "\(exact)")
+        #expect(Self.acks(exact.lines) == [Ack(position: 5, stream: "x", version: 3), Ack(position: 6, stream: "x", version: 4)])
+
+        // z is new, x is not: z is acknowledged, x ends the command, the y after it is not written.
+        let conflict = try CLIProcess.run(
+            ["append", dir.path, "--expected-version", "no_stream"], stdin: Self.stdin([Self.line("z"), Self.line("x"), Self.line("w")]))
+        #expect(conflict.status == 3, "\(conflict)")
+        #expect(conflict.stderr.contains("line 2: stream x: expected version no stream, actual 4"), "\(conflict.stderr)")
+        #expect(Self.acks(conflict.lines) == [Ack(position: 7, stream: "z", version: 0)])
+        #expect(try Self.dumped(dir.path).map(\.stream) == ["x", "y", "x", "x", "y", "x", "x", "z"])
+
+        // A line's own expectation wins over the option.
+        let own = try CLIProcess.run(
+            ["append", dir.path, "--expected-version", "no_stream"], stdin: Self.stdin([Self.line("y", #""expectedVersion": 1"#)]))
+        #expect(own.status == 0, "\(own)")
+        #expect(Self.acks(own.lines) == [Ack(position: 8, stream: "y", version: 2)])
+
+        let usage = try CLIProcess.run(["append", dir.path, "--expected-version", "-1"])
+        #expect(usage.status == 64, "\(usage)")
+    }
+
+    @Test func rerunningAnInputWithIdsIsARetry() throws {
+        let dir = TemporaryDirectory("cli")
+        func id(_ n: Int) -> String { #""id": "00000000-0000-4000-8000-\#(String(format: "%012d", n))""# }
+        // Each stream's lines form one batch (the input is read at once), as the retry needs.
+        let input = Self.stdin([
+            Self.line("r-1", data: 1, #""expectedVersion": "no_stream", "# + id(1)),
+            Self.line("r-2", data: 2, #""expectedVersion": "no_stream", "# + id(2)),
+            Self.line("r-1", data: 3, id(3)),
+            Self.line("r-3", data: 4, #""expectedVersion": "any", "# + id(4)),
+            Self.line("r-2", data: 5, id(5)),
+        ])
+        let first = try CLIProcess.run(["append", dir.path], stdin: input)
+        #expect(first.status == 0, "\(first)")
+        #expect(Self.acks(first.lines).map { $0?.description } == ["0:r-1@0", "1:r-2@0", "2:r-1@1", "3:r-3@0", "4:r-2@1"])
+        let second = try CLIProcess.run(["append", dir.path], stdin: input)
+        #expect(second.status == 0, "\(second)")
+        #expect(second.stderr.isEmpty)
+        #expect(second.lines == first.lines)
+        #expect(try Self.dumped(dir.path).count == 5)
+
+        // The id is the event id.
+        let dump = try CLIProcess.run(["dump", dir.path, "--json", "--count", "1"])
+        let metadata = try #require(Self.object(dump.lines.first ?? "")?["metadata"] as? [String: Any])
+        #expect(metadata["eventId"] as? String == "00000000-0000-4000-8000-000000000001")
+
+        // Some of the same ids but not all: neither a retry nor a new append.
+        let partial = try CLIProcess.run(["append", dir.path], stdin: Self.stdin([
+            Self.line("r-1", data: 1, #""expectedVersion": "no_stream", "# + id(1)),
+            Self.line("r-1", data: 6, id(6)),
+        ]))
+        #expect(partial.status == 3, "\(partial)")
+        #expect(partial.stderr.contains("line 1: stream r-1: the append repeats some"), "\(partial.stderr)")
+        #expect(partial.lines.isEmpty)
+        #expect(try Self.dumped(dir.path).count == 5)
+    }
+
+    // MARK: Streams: dump and the streams command
+
+    /// order-1: v0 Placed, v1 Paid, v2 Shipped, v3 Paid; order-2: v0 Placed; cust-1: v0 Joined.
+    static func streamFixture(_ directory: String) throws {
+        try append([
+            line("order-1", type: "Placed"), line("order-2", type: "Placed"), line("order-1", type: "Paid"),
+            line("cust-1", type: "Joined"), line("order-1", type: "Shipped"), line("order-1", type: "Paid"),
+        ], to: directory)
+    }
+
+    @Test func dumpOneStreamForwardBackwardAndByType() throws {
+        let dir = TemporaryDirectory("cli")
+        try Self.streamFixture(dir.path)
+        func dump(_ options: [String]) throws -> [String] {
+            let output = try CLIProcess.run(["dump", dir.path, "--json"] + options)
+            #expect(output.status == 0, "\(options): \(output)")
+            return output.lines.map { line in
+                let f = Self.object(line) ?? [:]
+                return "\(f["position"] as? Int ?? -1):\(f["stream"] as? String ?? "?")@\(f["version"] as? Int ?? -1)"
+            }
+        }
+        #expect(try dump(["--stream", "order-1"]) == ["0:order-1@0", "2:order-1@1", "4:order-1@2", "5:order-1@3"])
+        #expect(try dump(["--stream", "order-1", "--backward"]) == ["5:order-1@3", "4:order-1@2", "2:order-1@1", "0:order-1@0"])
+        #expect(try dump(["--stream", "order-1", "--from-version", "1", "--count", "2"]) == ["2:order-1@1", "4:order-1@2"])
+        #expect(try dump(["--stream", "order-1", "--backward", "--from-version", "2"]) == ["4:order-1@2", "2:order-1@1", "0:order-1@0"])
+        #expect(try dump(["--stream", "order-1", "--type", "Paid"]) == ["2:order-1@1", "5:order-1@3"])
+        #expect(try dump(["--stream", "order-1", "--type", "Paid", "--count", "1", "--backward"]) == ["5:order-1@3"])
+        #expect(try dump(["--stream", "nobody"]) == [])
+        #expect(try dump(["--type", "Placed"]) == ["0:order-1@0", "1:order-2@0"])
+        #expect(try dump(["--type", "Placed", "--type", "Joined"]) == ["0:order-1@0", "1:order-2@0", "3:cust-1@0"])
+        #expect(try dump(["--stream-prefix", "order-"]) == ["0:order-1@0", "1:order-2@0", "2:order-1@1", "4:order-1@2", "5:order-1@3"])
+        #expect(try dump(["--stream-prefix", "order-", "--type", "Paid", "--from", "3"]) == ["5:order-1@3"])
+        #expect(try dump(["--stream-prefix", "order-", "--to", "3", "--count", "2"]) == ["0:order-1@0", "1:order-2@0"])
+        #expect(try dump(["--type", "Paid", "--to", "5"]) == ["2:order-1@1"])
+        #expect(try dump(["--count", "2", "--from", "1"]) == ["1:order-2@0", "2:order-1@1"])
+        #expect(try dump(["--stream", "order-1", "--count", "0"]) == [])
+
+        let text = try CLIProcess.run(["dump", dir.path, "--stream", "order-2"])
+        #expect(text.lines.count == 1)
+        #expect(text.lines.first?.hasSuffix("  order-2  v0  Placed  0") == true, "\(text)")
+
+        for usage in [["--backward"], ["--from-version", "1"], ["--stream", "order-1", "--from", "1"], ["--stream", "s", "--stream-prefix", "o"]] {
+            let output = try CLIProcess.run(["dump", dir.path] + usage)
+            #expect(output.status == 64, "\(usage): \(output)")
+        }
+    }
+
+    @Test func streamsListsDeletesAndTruncates() throws {
+        let dir = TemporaryDirectory("cli")
+        try Self.streamFixture(dir.path)
+
+        let listed = try CLIProcess.run(["streams", dir.path, "--json"])
+        #expect(listed.status == 0, "\(listed)")
+        let rows = listed.lines.compactMap(Self.object)
+        #expect(rows.map { $0["stream"] as? String } == ["cust-1", "order-1", "order-2"])
+        let keys: Set<String> = ["stream", "version", "count", "first_position", "last_position", "deleted", "truncate_before"]
+        for row in rows { #expect(Set(row.keys) == keys) }
+        #expect(rows[1]["version"] as? Int == 3)
+        #expect(rows[1]["count"] as? Int == 4)
+        #expect(rows[1]["first_position"] as? Int == 0)
+        #expect(rows[1]["last_position"] as? Int == 5)
+        #expect(rows[1]["deleted"] as? String == "none")
+        #expect(rows[1]["truncate_before"] as? Int == 0)
+        let prefixed = try CLIProcess.run(["streams", dir.path, "--json", "--prefix", "order-"])
+        #expect(prefixed.lines.compactMap { Self.object($0)?["stream"] as? String } == ["order-1", "order-2"])
+
+        // Truncate: a stream read no longer shows the versions below 2.
+        let truncated = try CLIProcess.run(["streams", dir.path, "truncate", "order-1", "--before", "2"])
+        #expect(truncated.status == 0, "\(truncated)")
+        #expect(truncated.stdout.contains("marker at position 6"), "\(truncated.stdout)")
+        let hidden = try CLIProcess.run(["dump", dir.path, "--stream", "order-1", "--json"])
+        #expect(hidden.lines.compactMap { Self.object($0)?["version"] as? Int } == [2, 3])
+
+        // Soft delete: the stream reads as empty; the next append recreates it, continuing its versions.
+        let soft = try CLIProcess.run(["streams", dir.path, "delete", "order-2"])
+        #expect(soft.status == 0, "\(soft)")
+        #expect(try CLIProcess.run(["dump", dir.path, "--stream", "order-2"]).lines.isEmpty)
+        let recreated = try CLIProcess.run(["append", dir.path], stdin: Self.stdin([Self.line("order-2", #""expectedVersion": "no_stream""#)]))
+        #expect(recreated.status == 0, "\(recreated)")
+        #expect(Self.acks(recreated.lines) == [Ack(position: 8, stream: "order-2", version: 1)])
+
+        // Hard delete: reads fail with exit 1, appends with exit 3.
+        let hard = try CLIProcess.run(["streams", dir.path, "delete", "cust-1", "--hard"])
+        #expect(hard.status == 0, "\(hard)")
+        let refused = try CLIProcess.run(["append", dir.path], stdin: Self.stdin([Self.line("order-1"), Self.line("cust-1")]))
+        #expect(refused.status == 3, "\(refused)")
+        #expect(refused.stderr.contains("line 2: stream cust-1 was deleted"), "\(refused.stderr)")
+        #expect(Self.acks(refused.lines) == [Ack(position: 10, stream: "order-1", version: 4)])
+        let unreadable = try CLIProcess.run(["dump", dir.path, "--stream", "cust-1"])
+        #expect(unreadable.status == 1, "\(unreadable)")
+        #expect(unreadable.stderr.contains("stream cust-1 was deleted"), "\(unreadable.stderr)")
+        let again = try CLIProcess.run(["streams", dir.path, "delete", "cust-1"])
+        #expect(again.status == 3, "\(again)")
+        let missing = try CLIProcess.run(["streams", dir.path, "delete", "nobody"])
+        #expect(missing.status == 1, "\(missing)")
+        #expect(missing.stderr.contains("does not exist"), "\(missing.stderr)")
+
+        // The listing's states, as JSON and as text.
+        let states = try CLIProcess.run(["streams", dir.path, "--json"]).lines.compactMap(Self.object)
+        #expect(states.map { $0["deleted"] as? String } == ["hard", "none", "none"])
+        #expect(states.map { $0["truncate_before"] as? Int } == [1, 2, 1])
+        #expect(states.map { $0["version"] as? Int } == [0, 4, 1])
+        #expect(states.map { $0["count"] as? Int } == [0, 3, 1])
+        #expect(states[1]["first_position"] as? Int == 4)  // the first readable event, version 2
+        #expect(states[0]["first_position"] is NSNull)
+        let text = try CLIProcess.run(["streams", dir.path])
+        #expect(text.status == 0, "\(text)")
+        try #require(text.lines.count == 4, "\(text)")
+        #expect(text.lines[0].split(separator: " ") == ["STREAM", "VERSION", "COUNT", "FIRST", "LAST", "STATE"])
+        #expect(text.lines[1].split(separator: " ") == ["cust-1", "0", "0", "-", "3", "hard-deleted"])
+        #expect(text.lines[2].split(separator: " ") == ["order-1", "4", "3", "4", "10", "truncated", "before", "2"])
+        #expect(text.lines[3].split(separator: " ") == ["order-2", "1", "1", "8", "8", "truncated", "before", "1"])
+
+        // The unfiltered dump shows the markers; filtered and stream dumps do not.
+        let all = try CLIProcess.run(["dump", dir.path])
+        #expect(all.lines.filter { $0.contains("[marker]") }.count == 3)
+        #expect(all.lines.contains { $0.hasPrefix("6  ") && $0.hasSuffix("  order-1  [marker] $truncated  before 2") }, "\(all.stdout)")
+        #expect(all.lines.contains { $0.hasPrefix("7  ") && $0.hasSuffix("  order-2  [marker] $deleted  soft") }, "\(all.stdout)")
+        #expect(all.lines.contains { $0.hasPrefix("9  ") && $0.hasSuffix("  cust-1  [marker] $deleted  hard") }, "\(all.stdout)")
+        let json = try CLIProcess.run(["dump", dir.path, "--json"]).lines.compactMap(Self.object)
+        #expect(json.filter { $0["marker"] as? Bool == true }.compactMap { $0["position"] as? Int } == [6, 7, 9])
+        #expect(json.filter { $0["marker"] != nil }.count == 3)
+        let filtered = try CLIProcess.run(["dump", dir.path, "--stream-prefix", "order-"])
+        #expect(!filtered.stdout.contains("[marker]"))
+
+        for usage in [
+            ["frob", "x"], ["truncate", "order-1"], ["delete"], ["delete", "x", "--before", "1"], ["truncate", "x", "--before", "1", "--hard"],
+            ["--hard"], ["delete", "x", "--json"],
+        ] {
+            let output = try CLIProcess.run(["streams", dir.path] + usage)
+            #expect(output.status == 64, "\(usage): \(output)")
+        }
+    }
+
+    @Test func streamsBesideALiveWriter() throws {
+        let dir = TemporaryDirectory("cli")
+        let child = try CLIProcess.start(["append", dir.path])
+        defer { child.kill() }
+        for line in Self.eventLines(3) { try child.writeLine(line) }
+        try #require(child.waitForLines(3, timeout: 30).count == 3, "stderr: \(child.stderrText)")
+
+        let listed = try CLIProcess.run(["streams", dir.path, "--json"])
+        #expect(listed.status == 0, "\(listed)")
+        #expect(listed.lines.compactMap { Self.object($0)?["stream"] as? String } == ["s-0", "s-1", "s-2"])
+        for marker in [["delete", "s-0"], ["truncate", "s-0", "--before", "1"]] {
+            let output = try CLIProcess.run(["streams", dir.path] + marker)
+            #expect(output.status == 1, "\(output)")
+            #expect(output.stderr.contains("another process"), "\(output.stderr)")
+        }
+        child.closeStdin()
+        let output = try #require(child.waitForExit(timeout: 30))
+        #expect(output.status == 0, "\(output)")
+        #expect(try CLIProcess.run(["streams", dir.path, "delete", "s-0"]).status == 0)
     }
 
     // MARK: verify

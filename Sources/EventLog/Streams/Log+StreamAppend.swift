@@ -19,8 +19,18 @@ extension Log {
     /// Blocks on the disk (under `.always`, until the batch is synced).
     @discardableResult
     public func append(_ events: [NewEvent], expecting: [String: ExpectedVersion]) throws(EventLogError) -> AppendResult {
-        try commit(wantsResult: true) { batch throws(EventLogError) in
-            for (stream, expected) in expecting { try batch.expect(stream, expected) }
+        // Expectations in a fixed order (the streams' first appearance, then by
+        // name), so that of several mismatches the same one is reported each time.
+        var ordered: [(String, ExpectedVersion)] = []
+        var seen = Set<String>()
+        for event in events where seen.insert(event.stream).inserted {
+            if let expected = expecting[event.stream] { ordered.append((event.stream, expected)) }
+        }
+        for (stream, expected) in expecting.sorted(by: { $0.key < $1.key }) where !seen.contains(stream) {
+            ordered.append((stream, expected))
+        }
+        return try commit(wantsResult: true) { batch throws(EventLogError) in
+            for (stream, expected) in ordered { try batch.expect(stream, expected) }
             for event in events { try batch.append(event) }
         }
     }

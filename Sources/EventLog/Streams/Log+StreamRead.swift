@@ -41,8 +41,9 @@ extension Log {
             var reader = LogReader(snapshot: snapshot)
             var first: UInt64?
             do {
-                try reader.readStream(state, streamID: streams.read { $0.find(stream) } ?? 0, from: state.truncateBefore,
-                                      maxCount: 1, direction: .forward) { view in first = view.position }
+                _ = try reader.readStream(
+                    state, streamID: streams.read { $0.find(stream) } ?? 0, from: state.truncateBefore, maxCount: 1,
+                    direction: .forward) { view in first = view.position }
             } catch {
                 throw .wrapping(error)
             }
@@ -51,10 +52,21 @@ extension Log {
         return info
     }
 
-    /// Every stream (or those whose name starts with `prefix`), sorted by name.
-    public func streamInfos(prefix: String = "") -> [StreamInfo] {
+    /// Every stream (or those whose name starts with `prefix`), sorted by
+    /// name, as `streamInfo(_:)` describes each.
+    public func streamInfos(prefix: String = "") throws(EventLogError) -> [StreamInfo] {
         let states = streams.read { table in table.streams.filter { $0.name.hasPrefix(prefix) } }
-        return states.map { $0.info() }.sorted { $0.name < $1.name }
+        var infos: [StreamInfo] = []
+        infos.reserveCapacity(states.count)
+        for state in states {
+            // A truncated stream's first readable position needs the stream index.
+            if state.truncateBefore > 0, let info = try streamInfo(state.name) {
+                infos.append(info)
+            } else {
+                infos.append(state.info())
+            }
+        }
+        return infos.sorted { $0.name < $1.name }
     }
 
     /// Reads the events of `stream` from version `from` (ascending with

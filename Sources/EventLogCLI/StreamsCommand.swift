@@ -1,0 +1,215 @@
+import ArgumentParser
+import EventLog
+
+/// `eventlog streams DIR`: lists a log's streams; `eventlog streams DIR
+/// delete NAME [--hard]` and `eventlog streams DIR truncate NAME --before V`
+/// write a stream marker.
+///
+/// The action is a positional word after the directory (not an
+/// ArgumentParser subcommand, which would have to come before it), checked
+/// by hand in `validate()`.
+struct StreamsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "streams",
+        abstract: "List the streams of a log, or delete or truncate one.",
+        usage: """
+            eventlog streams <directory> [--prefix <prefix>] [--json]
+            eventlog streams <directory> delete <name> [--hard]
+            eventlog streams <directory> truncate <name> --before <version>
+            """,
+        discussion: """
+            Without an action, lists the streams (those starting with --prefix), sorted by name: \
+            STREAM, VERSION (of its last event; - when none), COUNT (events a stream read returns), \
+            FIRST and LAST (positions of its first readable and its last event) and STATE: active, \
+            soft-deleted, hard-deleted or truncated before V. The log is opened read-only, so this works \
+            beside a running writer. With --json, one object per line with the keys stream, version (null \
+            when none), count, first_position, last_position (null when none), deleted ("none", "soft" \
+            or "hard") and truncate_before.
+
+            delete NAME writes a deletion marker: the stream reads as empty and its next append \
+            recreates it, continuing its versions; with --hard it can never be read or written again. \
+            truncate NAME --before V hides the versions below V from stream reads. Both open the log \
+            for writing (exit 1 when another process has it open for writing), print the marker's \
+            position, and exit 1 for a stream that does not exist and 3 for a hard-deleted one. The \
+            events stay in the log until compaction frees them.
+            """)
+
+    enum Action: String, CaseIterable {
+        case delete, truncate
+    }
+
+    @Argument(help: "The log directory.")
+    var directory: String
+
+    @Argument(help: ArgumentHelp("delete or truncate (default: list the streams).", valueName: "action"))
+    var action: String?
+
+    @Argument(help: ArgumentHelp("The stream to delete or truncate.", valueName: "name"))
+    var name: String?
+
+    @Option(help: "List the streams whose name starts with this only.")
+    var prefix: String?
+
+    @Flag(help: "List as one JSON object per line.")
+    var json = false
+
+    @Flag(help: "With delete: delete for good (the stream can never be written again).")
+    var hard = false
+
+    @Option(help: ArgumentHelp("With truncate: hide the versions below this one.", valueName: "version"))
+    var before: UInt64?
+
+    func validate() throws {
+        guard let action else {
+            if hard { throw ValidationError("--hard goes with delete: eventlog streams <directory> delete <name> --hard") }
+            if before != nil {
+                throw ValidationError("--before goes with truncate: eventlog streams <directory> truncate <name> --before <version>")
+            }
+            return
+        }
+        guard let known = Action(rawValue: action) else {
+            throw ValidationError("unknown action '\(action)': expected delete or truncate (or none, to list the streams)")
+        }
+        guard let name, !name.isEmpty else { throw ValidationError("\(action) needs a stream name: eventlog streams <directory> \(action) <name>") }
+        if name.utf8.count > Limits.maxStreamNameBytes {
+            throw ValidationError("the stream name is \(name.utf8.count) bytes, above the maximum of \(Limits.maxStreamNameBytes)")
+        }
+        if prefix != nil || json { throw ValidationError("--prefix and --json go with the listing, not with \(action)") }
+        switch known {
+        case .delete:
+            if before != nil { throw ValidationError("--before goes with truncate, not delete") }
+        case .truncate:
+            if hard { throw ValidationError("--hard goes with delete, not truncate") }
+            if before == nil { throw ValidationError("truncate needs --before <version>: eventlog streams <directory> truncate \(name) --before <version>") }
+        }
+    }
+
+    func run() throws {
+        ignoreBrokenPipeSignal()
+        try reportingFailures(command: "streams") {
+            switch action.flatMap(Action.init(rawValue:)) {
+            case nil: try list()
+            case .delete?, .truncate?: try writeMarker()
+            }
+        }
+    }
+
+    // MARK: Listing
+
+    private func list() throws {
+        let log = try Log.open(at: directory, options: LogOptions(createIfMissing: false, readOnly: true))
+        defer { try? log.close() }
+        let infos = try log.streamInfos(prefix: prefix ?? "")
+        var output = OutputWriter(fd: 1)
+        do {
+            if json {
+                for info in infos {
+                    Self.writeJSON(info, into: &output)
+                    try output.appendLineEnd()
+                }
+            } else {
+                Self.writeTable(infos, into: &output)
+            }
+            try output.flush()
+        } catch {
+            if !error.isBrokenPipe { throw error }  // `streams | head` is not a failure
+        }
+    }
+
+    /// `streamInfos` gives a truncated stream's first position ever;
+    /// `streamInfo`, its first readable one (what the listing shows).
+    /// `{"stream":"order-1","version":3,"count":4,"first_position":0,"last_position":12,"deleted":"none","truncate_before":0}`
+    static func writeJSON(_ info: StreamInfo, into output: inout OutputWriter) {
+        output.append("{\"stream\":")
+        output.appendJSONString(info.name)
+        output.append(",\"version\":")
+        appendOptional(info.currentVersion, into: &output)
+        output.append(",\"count\":")
+        output.append(info.count)
+        output.append(",\"first_position\":")
+        appendOptional(info.firstPosition, into: &output)
+        output.append(",\"last_position\":")
+        appendOptional(info.lastPosition, into: &output)
+        output.append(",\"deleted\":")
+        switch info.deletion {
+        case .none: output.appendJSONString("none")
+        case .soft: output.appendJSONString("soft")
+        case .hard: output.appendJSONString("hard")
+        }
+        output.append(",\"truncate_before\":")
+        output.append(info.truncateBefore)
+        output.append(byte: UInt8(ascii: "}"))
+    }
+
+    static func writeTable(_ infos: [StreamInfo], into output: inout OutputWriter) {
+        var rows: [[String]] = [["STREAM", "VERSION", "COUNT", "FIRST", "LAST", "STATE"]]
+        for info in infos {
+            rows.append([
+                displayName(info.name), info.currentVersion.map { "\($0)" } ?? "-", "\(info.count)",
+                info.firstPosition.map { "\($0)" } ?? "-", info.lastPosition.map { "\($0)" } ?? "-", state(of: info),
+            ])
+        }
+        output.appendTable(rows, rightAligned: Set(1...4))
+    }
+
+    static func state(of info: StreamInfo) -> String {
+        switch info.deletion {
+        case .hard: return "hard-deleted"
+        case .soft: return "soft-deleted"
+        case .none: return info.truncateBefore > 0 ? "truncated before \(info.truncateBefore)" : "active"
+        }
+    }
+
+    /// A name as is when printable without blanks, else quoted and escaped (so it cannot break the table).
+    static func displayName(_ name: String) -> String {
+        let printable = name.unicodeScalars.allSatisfy { scalar in
+            let value = scalar.value
+            return value >= 0x21 && value != 0x7F && !(0x80...0x9F).contains(value) && value != 0x2028 && value != 0x2029
+        }
+        if printable { return name }
+        var quoted = OutputWriter(fd: -1)
+        quoted.appendJSONString(name)
+        return String(decoding: quoted.buffer, as: UTF8.self)
+    }
+
+    private static func appendOptional(_ value: UInt64?, into output: inout OutputWriter) {
+        if let value { output.append(value) } else { output.append("null") }
+    }
+
+    // MARK: Markers
+
+    private func writeMarker() throws {
+        guard let name else { return }  // validate() requires it
+        let log = try Log.open(at: directory, options: LogOptions(createIfMissing: false))
+        let done: String
+        do {
+            done = try writeMarker(to: name, in: log)
+        } catch {
+            try? log.close()
+            throw error
+        }
+        try log.close()
+        var output = OutputWriter(fd: 1)
+        output.append(done + "\n")
+        try? output.flush()  // the marker is written either way; a closed stdout does not undo it
+    }
+
+    /// Writes the marker; returns what was done, for standard output.
+    private func writeMarker(to name: String, in log: Log) throws -> String {
+        // A typo must not create a stream that holds nothing but a marker.
+        guard try log.streamInfo(name) != nil else {
+            throw CommandFailure("stream \(name) does not exist in \(directory)")
+        }
+        do {
+            if let before {
+                let position = try log.truncateStream(name, before: before)
+                return "truncated stream \(name) before version \(before): marker at position \(position)"
+            }
+            let position = try log.deleteStream(name, hard: hard)
+            return "deleted stream \(name) (\(hard ? "hard" : "soft")): marker at position \(position)"
+        } catch {
+            if error.refusingStream != nil { throw CommandFailure.streamConflict(error) }
+            throw error
+        }
+    }
+}
