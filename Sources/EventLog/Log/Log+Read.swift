@@ -161,59 +161,63 @@ struct LogReader: ~Copyable {
             throw EventLogError.corruption(file: segment.path, offset: 0, reason: "segment is shorter than its published data")
         }
         let entry = segment.indexEntry(atOrBefore: position)
-        var offset = entry.map { segment.offsetIndex[Int($0.batchEntry)].byteOffset } ?? SegmentHeader.size
-        // Walk batch headers to the batch holding `position`. Headers are not
-        // verified here: the record's own checksum, seeded with its position
-        // and its batch's first timestamp, catches a wrong turn.
-        while true {
-            guard offset + BatchHeader.size <= segment.dataEnd else {
-                throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: "no batch holds position \(position)")
+        let searchFrom = entry.map { segment.offsetIndex[Int($0.batchEntry)].byteOffset } ?? SegmentHeader.size
+        let (header, offset) = try batchHeader(holding: position, from: searchFrom, in: segment, bytes: bytes)
+        if header.codecValue != 0 {
+            // Compressed: the frame checksum is verified before decompressing.
+            guard case .valid = BatchHeader.check(bytes, at: offset, end: segment.dataEnd, previousCRC: nil, expectedBase: nil) else {
+                throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: "batch checksum mismatch")
             }
-            let header = BatchHeader.load(bytes.baseAddress! + offset)
+        }
+        let area = try records(of: header, at: offset, in: segment)
+        var at = 0
+        var p = header.basePosition
+        // Start from an in-batch index entry when one points into this batch.
+        if let entry, entry.isInBatch, header.codecValue == 0 {
+            let entryPosition = segment.basePosition &+ UInt64(entry.relativePosition)
+            let entryAt = entry.byteOffset - offset - BatchHeader.size
+            if entryPosition > p, entryPosition <= position, entryAt > 0, entryAt < area.count {
+                at = entryAt
+                p = entryPosition
+            }
+        }
+        // The records to skip are read one after another, each length
+        // deciding the next address: fetch the span ahead of the walk.
+        let distance = Int(position - p)
+        if distance > 0 {
+            let estimate = min(area.count - at, (distance + 1) * max(1, area.count / Int(header.recordCount)) + 256)
+            eventlog_prefetch(area.baseAddress! + at, estimate)
+        }
+        do {
+            while p < position {
+                try Record.skip(area, at: &at)
+                p += 1
+            }
+            let view = try Record.decode(area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: true)
+            return try body(view)
+        } catch let defect as RecordDefect {
+            throw corruption(defect, header: header, batchOffset: offset, segment: segment)
+        }
+    }
+
+    /// The header and offset of the batch holding `position`, walking batch
+    /// headers from `offset`. Headers are not verified here: the record's own
+    /// checksum, seeded with its position and its batch's first timestamp,
+    /// catches a wrong turn.
+    func batchHeader(
+        holding position: UInt64, from offset: Int, in segment: SegmentSnapshot, bytes: UnsafeRawBufferPointer
+    ) throws(EventLogError) -> (BatchHeader, Int) {
+        var offset = offset
+        while true {
+            guard offset + BatchHeader.size <= segment.dataEnd, let base = bytes.baseAddress else {
+                throw .corruption(file: segment.path, offset: Int64(offset), reason: "no batch holds position \(position)")
+            }
+            let header = BatchHeader.load(base + offset)
             guard Int(header.length) >= BatchHeader.size, Int(header.length) <= segment.dataEnd - offset,
                   header.basePosition <= position
-            else {
-                throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: "batch header is damaged")
-            }
-            if header.endPosition <= position {
-                offset += Int(header.length)
-                continue
-            }
-            if header.codecValue != 0 {
-                // Compressed: the frame checksum is verified before decompressing.
-                guard case .valid = BatchHeader.check(bytes, at: offset, end: segment.dataEnd, previousCRC: nil, expectedBase: nil) else {
-                    throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: "batch checksum mismatch")
-                }
-            }
-            let area = try records(of: header, at: offset, in: segment)
-            var at = 0
-            var p = header.basePosition
-            // Start from an in-batch index entry when one points into this batch.
-            if let entry, entry.isInBatch, header.codecValue == 0 {
-                let entryPosition = segment.basePosition &+ UInt64(entry.relativePosition)
-                let entryAt = entry.byteOffset - offset - BatchHeader.size
-                if entryPosition > p, entryPosition <= position, entryAt > 0, entryAt < area.count {
-                    at = entryAt
-                    p = entryPosition
-                }
-            }
-            // The records to skip are read one after another, each length
-            // deciding the next address: fetch the span ahead of the walk.
-            let distance = Int(position - p)
-            if distance > 0 {
-                let estimate = min(area.count - at, (distance + 1) * max(1, area.count / Int(header.recordCount)) + 256)
-                eventlog_prefetch(area.baseAddress! + at, estimate)
-            }
-            do {
-                while p < position {
-                    try Record.skip(area, at: &at)
-                    p += 1
-                }
-                let view = try Record.decode(area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: true)
-                return try body(view)
-            } catch let defect as RecordDefect {
-                throw corruption(defect, header: header, batchOffset: offset, segment: segment)
-            }
+            else { throw .corruption(file: segment.path, offset: Int64(offset), reason: "batch header is damaged") }
+            if header.endPosition > position { return (header, offset) }
+            offset += Int(header.length)
         }
     }
 

@@ -227,31 +227,19 @@ extension LogReader {
             throw EventLogError.corruption(file: segment.path, offset: 0, reason: "segment is shorter than its published data")
         }
         // The batch header (for its first timestamp): the offset index finds the batch.
-        var batchOffset = batchHint ?? segment.batchOffset(atOrBefore: position)
-        while true {
-            guard batchOffset + BatchHeader.size <= segment.dataEnd else {
-                throw EventLogError.corruption(file: segment.path, offset: Int64(batchOffset), reason: "no batch holds position \(position)")
-            }
-            let header = BatchHeader.load(bytes.baseAddress! + batchOffset)
-            guard Int(header.length) >= BatchHeader.size, Int(header.length) <= segment.dataEnd - batchOffset,
-                  header.basePosition <= position
-            else { throw EventLogError.corruption(file: segment.path, offset: Int64(batchOffset), reason: "batch header is damaged") }
-            if header.endPosition <= position {
-                batchOffset += Int(header.length)
-                continue
-            }
-            let areaStart = batchOffset + BatchHeader.size
-            let recordAt = Int(offset) - areaStart
-            guard recordAt >= 0, recordAt < Int(header.length) - BatchHeader.size else {
-                throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: "stream index entry points outside its batch")
-            }
-            let area = UnsafeRawBufferPointer(rebasing: bytes[areaStart..<(batchOffset + Int(header.length))])
-            var at = recordAt
-            do {
-                return try Record.decode(area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: true)
-            } catch {
-                throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: error.reason)
-            }
+        let (header, batchOffset) = try batchHeader(
+            holding: position, from: batchHint ?? segment.batchOffset(atOrBefore: position), in: segment, bytes: bytes)
+        let areaStart = batchOffset + BatchHeader.size
+        let recordAt = Int(offset) - areaStart
+        guard recordAt >= 0, recordAt < Int(header.length) - BatchHeader.size else {
+            throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: "stream index entry points outside its batch")
+        }
+        let area = UnsafeRawBufferPointer(rebasing: bytes[areaStart..<(batchOffset + Int(header.length))])
+        var at = recordAt
+        do {
+            return try Record.decode(area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: true)
+        } catch {
+            throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: error.reason)
         }
     }
 
