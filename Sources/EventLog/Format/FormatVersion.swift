@@ -13,6 +13,7 @@ enum Magic {
     static let cleanShutdown: UInt64 = magic("EVLOGCLN")
     static let streamIndex: UInt64 = magic("EVLOGSIX")
     static let streamTable: UInt64 = magic("EVLOGSTB")
+    static let cursorJournal: UInt64 = magic("EVLOGCUR")
 
     /// The ASCII bytes read as a little-endian UInt64, so the file starts with the text.
     static func magic(_ text: StaticString) -> UInt64 {
@@ -34,6 +35,7 @@ enum FileNames {
     static let timeIndexSuffix = ".timeindex"
     static let streamIndexSuffix = ".streamindex"
     static let streamTable = "streams.table"
+    static let cursorJournal = "cursors.journal"
 
     /// The 20-digit, zero-padded base position that names a segment and its indexes.
     static func stem(_ basePosition: UInt64) -> String {

@@ -182,6 +182,7 @@ extension Log {
         commitStreams(&batchStreams, batch: header, frameOffset: offset, compressed: useCompressed, segment: &active)
         state.active.snapshot = active
         published.withLock { $0.active = active }
+        notifier.notify()
 
         groupCommit.noteWritten(state.writtenSequence, file: state.active.file)
         if active.dataEnd - state.checkpointEnd >= options.checkpointBytes {

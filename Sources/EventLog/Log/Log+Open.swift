@@ -103,6 +103,8 @@ struct Opener {
         }
 
         let streamTable = try openStreams(&segments)
+        let consumers = try ConsumerStore.open(
+            directory: directory, logID: metadata.logID, durability: options.durability, readOnly: readOnly)
 
         if readOnly {
             let state = WriterState(
@@ -111,7 +113,7 @@ struct Opener {
             return Log(
                 path: path, options: options, directory: directory, metadata: metadata, writer: state,
                 snapshot: LogSnapshot(sealed: Array(segments.dropLast()), active: segments.last), lockFile: nil, recovery: report,
-                streams: streamTable)
+                streams: streamTable, consumers: consumers)
         }
 
         var active: ActiveSegment
@@ -132,7 +134,7 @@ struct Opener {
         let snapshot = LogSnapshot(sealed: segments, active: active.snapshot)
         let log = Log(
             path: path, options: options, directory: directory, metadata: metadata, writer: state,
-            snapshot: snapshot, lockFile: lockFile, recovery: report, streams: streamTable)
+            snapshot: snapshot, lockFile: lockFile, recovery: report, streams: streamTable, consumers: consumers)
         log.startFlusherIfNeeded()
         return log
     }

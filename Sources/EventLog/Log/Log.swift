@@ -34,6 +34,15 @@ public final class Log: Sendable {
     let published: Mutex<LogSnapshot>
     /// Every stream's state (Format.md, "Stream table").
     let streams: StreamTable
+    /// Named cursors and consumer groups' parked events (Format.md §15).
+    let consumers: ConsumerStore
+    /// Wakes subscribers when a batch is published.
+    let notifier = AppendNotifier()
+    let closedFlag = Atomic<Bool>(false)
+    /// Serialises `refresh()` of a read-only log.
+    let refreshLock = Mutex<Void>(())
+    /// Consumer groups of this log, by name (one shared instance each).
+    let groups = Mutex<[String: ConsumerGroup]>([:])
     let groupCommit = GroupCommit()
     let lockFile: FileHandle?
     let flusherState = Mutex<FlusherState>(.notStarted)
@@ -47,9 +56,10 @@ public final class Log: Sendable {
     init(
         path: String, options: LogOptions, directory: DirectoryOperations, metadata: LogMetadata,
         writer: consuming WriterState, snapshot: LogSnapshot, lockFile: FileHandle?, recovery: RecoveryReport,
-        streams: StreamTable
+        streams: StreamTable, consumers: ConsumerStore
     ) {
         self.streams = streams
+        self.consumers = consumers
         self.path = path
         self.options = options
         self.directory = directory
@@ -92,6 +102,7 @@ public final class Log: Sendable {
     public func sync() throws(EventLogError) {
         if options.readOnly { throw .readOnly }
         try groupCommit.syncNow()
+        try consumers.sync()
         do { try directory.sync() } catch { throw .io(error) }
     }
 
@@ -102,6 +113,8 @@ public final class Log: Sendable {
     public func close() throws(EventLogError) {
         stopFlusher()
         preallocator?.stop()
+        closedFlag.store(true, ordering: .relaxed)
+        defer { notifier.wakeAll() }
         if options.readOnly {
             writer.withLock { $0.closed = true }
             return
@@ -114,6 +127,7 @@ public final class Log: Sendable {
             }
             // Background index writes (seals, checkpoints) land before the final ones.
             indexWriter.sync {}
+            do throws(EventLogError) { try consumers.sync() } catch { return .failure(error) }
             do throws(IOError) {
                 try state.active.file.datasync()
                 try writeIndexFiles(state.active.snapshot)
@@ -227,6 +241,7 @@ extension Log {
                             log.writer.withLock { $0.failure = $0.failure ?? "\(error)" }
                         }
                     }
+                    if log.consumers.groupCommit.hasUnsyncedWrites { try? log.consumers.sync() }
                     return log.groupCommit
                 }()
                 guard let commit else { break }

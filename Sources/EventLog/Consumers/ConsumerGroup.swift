@@ -1,0 +1,268 @@
+import Synchronization
+import struct Foundation.Date
+
+/// Settings of a consumer group.
+public struct ConsumerGroupOptions: Sendable {
+    /// Deliveries of one event before it is parked (a dead letter).
+    public var maxDeliveries: Int = 5
+    /// An event not acknowledged within this many seconds is handed out again.
+    public var ackTimeoutSeconds: Double = 30
+    /// Hand out an event only when no earlier event of its stream is out or waiting.
+    public var orderedByStream: Bool = false
+    public var filter: EventFilter = EventFilter()
+    /// Where a new group starts.
+    public var start: StartPoint = .start
+
+    public init(
+        maxDeliveries: Int = 5, ackTimeoutSeconds: Double = 30, orderedByStream: Bool = false,
+        filter: EventFilter = EventFilter(), start: StartPoint = .start
+    ) {
+        self.maxDeliveries = max(1, maxDeliveries)
+        self.ackTimeoutSeconds = ackTimeoutSeconds
+        self.orderedByStream = orderedByStream
+        self.filter = filter
+        self.start = start
+    }
+}
+
+/// One event handed to one worker of a group.
+public struct Delivery: Sendable {
+    public let event: Event
+    /// 1 for the first delivery, 2 for the first redelivery, …
+    public let deliveryCount: Int
+}
+
+/// An event a group parked after too many deliveries.
+public struct ParkedEvent: Sendable, Hashable {
+    public var position: UInt64
+    public var deliveries: Int
+}
+
+/// Competing consumers: several workers share one group; each event is
+/// handed to one worker at a time and acknowledged on its own. A `nack` or
+/// a missed ack timeout hands it out again; after `maxDeliveries` it is
+/// parked, listed by `parked()` and handed out again by `replayParked`.
+///
+/// The group's durable state is a cursor (every event before it was
+/// acknowledged or parked) and its parked events, in the cursor journal:
+/// after a crash, what was out but not acknowledged is handed out again
+/// (at least once). Thread-safe; `receive` blocks.
+public final class ConsumerGroup: Sendable {
+    public let name: String
+    public let options: ConsumerGroupOptions
+    let log: Log
+    let cursorName: String
+    private let state: Mutex<GroupState>
+    /// Bumped whenever events may have become ready (ack, nack, replay), so waiting workers look again.
+    private let changes = Atomic<UInt64>(0)
+
+    struct Pending: Sendable {
+        var deliveries: Int
+        /// When the current delivery times out (nil: waiting to be handed out).
+        var deadline: Timestamp?
+        var stream: String
+    }
+
+    struct GroupState: Sendable {
+        /// The next position not yet read from the log.
+        var frontier: UInt64
+        /// The durable cursor: every event before it is acknowledged or parked.
+        var committed: UInt64
+        var pending: [UInt64: Pending] = [:]
+    }
+
+    init(log: Log, name: String, options: ConsumerGroupOptions) throws(EventLogError) {
+        self.log = log
+        self.name = name
+        self.options = options
+        self.cursorName = "group:" + name
+        let position = try log.createCursor(cursorName, at: options.start)
+        state = Mutex(GroupState(frontier: position, committed: position))
+    }
+
+    /// Hands out up to `maxCount` events, waiting up to `timeout` seconds
+    /// (nil: forever) for at least one. Returns [] after a timeout or when the log closes.
+    public func receive(maxCount: Int = 1, timeout: Double? = nil) throws(EventLogError) -> [Delivery] {
+        let deadline = timeout.map { Date(timeIntervalSinceNow: $0) }
+        while !log.isClosed {
+            let seen = changes.load(ordering: .sequentiallyConsistent)
+            let deliveries = try handOut(maxCount: maxCount)
+            if !deliveries.isEmpty { return deliveries }
+            // Wait for an append, or for the next ack deadline.
+            let nextTimeout = state.withLock { s in s.pending.values.compactMap(\.deadline).min() }
+            var wake = deadline
+            if let nextTimeout {
+                let at = Date(timeIntervalSince1970: Double(nextTimeout) / 1_000_000)
+                wake = min(wake ?? at, at)
+            }
+            let frontier = state.withLock { $0.frontier }
+            let ready = log.notifier.wait(
+                until: {
+                    self.log.isClosed || self.log.endPosition > frontier
+                        || self.changes.load(ordering: .sequentiallyConsistent) != seen
+                },
+                deadline: wake)
+            if !ready, let deadline, Date() >= deadline { return [] }
+        }
+        return []
+    }
+
+    /// Acknowledges an event: it is done and never handed out again.
+    public func ack(_ position: UInt64) throws(EventLogError) {
+        try state.withLock { (s) throws(EventLogError) in
+            guard let done = s.pending.removeValue(forKey: position) else { return }
+            try advanceCursor(&s)
+            if options.orderedByStream && s.pending.values.contains(where: { $0.stream == done.stream }) { signal() }
+        }
+    }
+
+    /// Wakes workers waiting in `receive`.
+    private func signal() {
+        changes.add(1, ordering: .sequentiallyConsistent)
+        log.notifier.wakeAll()
+    }
+
+    /// Hands an event back: it goes out again (or is parked after `maxDeliveries`).
+    public func nack(_ position: UInt64) throws(EventLogError) {
+        try state.withLock { (s) throws(EventLogError) in
+            guard var pending = s.pending[position] else { return }
+            if pending.deliveries >= options.maxDeliveries {
+                try park(position, deliveries: pending.deliveries, in: &s)
+            } else {
+                pending.deadline = nil
+                s.pending[position] = pending
+            }
+        }
+        signal()
+    }
+
+    /// The parked events, by position.
+    public func parked() -> [ParkedEvent] {
+        let parked = log.consumers.state.withLock { $0.parked[cursorName] ?? [:] }
+        return parked.map { ParkedEvent(position: $0.key, deliveries: Int($0.value)) }.sorted { $0.position < $1.position }
+    }
+
+    /// Hands parked events out again (all of them, or those at `positions`),
+    /// with a fresh delivery count.
+    public func replayParked(_ positions: [UInt64]? = nil) throws(EventLogError) {
+        let chosen = positions ?? parked().map(\.position)
+        try state.withLock { (s) throws(EventLogError) in
+            var records: [CursorRecord] = []
+            for position in chosen {
+                guard let event = try? log.event(at: position) else { continue }
+                s.pending[position] = Pending(deliveries: 0, deadline: nil, stream: event.stream)
+                records.append(CursorRecord(kind: .unpark, name: cursorName, position: position, timestamp: currentTimestamp()))
+            }
+            let wanted = records
+            try log.consumers.write { state in
+                wanted.filter { state.parked[self.cursorName]?[$0.position] != nil }
+            }
+            // Until they are acknowledged, the durable cursor must not be past
+            // them, or a crash would lose them: move it back (what lies between
+            // is handed out again after a crash: at least once).
+            if let lowest = records.map(\.position).min(), lowest < s.committed {
+                try log.resetCursor(cursorName, to: .position(lowest))
+                s.committed = lowest
+            }
+        }
+        signal()
+    }
+
+    /// How far the group is behind (from its cursor).
+    public func lag() throws(EventLogError) -> Lag {
+        try log.lag(from: state.withLock { $0.committed })
+    }
+
+    /// Events handed out and not yet acknowledged.
+    public var inFlight: Int { state.withLock { s in s.pending.values.filter { $0.deadline != nil }.count } }
+
+    // MARK: - Handing out
+
+    private func handOut(maxCount: Int) throws(EventLogError) -> [Delivery] {
+        try state.withLock { (s) throws(EventLogError) -> [Delivery] in
+            let now = currentTimestamp()
+            // Timed-out deliveries wait to go out again.
+            for (position, pending) in s.pending where pending.deadline.map({ $0 <= now }) == true {
+                s.pending[position]?.deadline = nil
+            }
+            try readNewEvents(&s, wanted: maxCount)
+            var chosen: [(UInt64, Int)] = []
+            var blocked = Set<String>()
+            if options.orderedByStream {
+                for (_, p) in s.pending where p.deadline != nil { blocked.insert(p.stream) }
+            }
+            for position in s.pending.keys.sorted() where chosen.count < maxCount {
+                guard var pending = s.pending[position], pending.deadline == nil else { continue }
+                if options.orderedByStream {
+                    if blocked.contains(pending.stream) { continue }
+                    blocked.insert(pending.stream)
+                }
+                if pending.deliveries >= options.maxDeliveries {
+                    try park(position, deliveries: pending.deliveries, in: &s)
+                    continue
+                }
+                pending.deliveries += 1
+                pending.deadline = now + Int64(options.ackTimeoutSeconds * 1_000_000)
+                s.pending[position] = pending
+                chosen.append((position, pending.deliveries))
+            }
+            var deliveries: [Delivery] = []
+            deliveries.reserveCapacity(chosen.count)
+            for (position, count) in chosen {
+                deliveries.append(Delivery(event: try log.event(at: position), deliveryCount: count))
+            }
+            return deliveries
+        }
+    }
+
+    /// Reads events past the frontier into the pending set (skipping
+    /// filtered-out and parked ones), enough to hand out `wanted`.
+    private func readNewEvents(_ s: inout GroupState, wanted: Int) throws(EventLogError) {
+        let waiting = s.pending.values.filter { $0.deadline == nil }.count
+        guard waiting < wanted, s.frontier < log.endPosition else { return }
+        let parked = log.consumers.state.withLock { $0.parked[cursorName] ?? [:] }
+        var found: [(UInt64, String)] = []
+        let filter = options.filter
+        do {
+            var reader = LogReader(snapshot: log.snapshot())
+            s.frontier = try reader.read(from: s.frontier, maxCount: max(wanted * 4, 64)) { view in
+                if filter.matches(view), parked[view.position] == nil { found.append((view.position, view.stream)) }
+            }
+        } catch {
+            throw .wrapping(error)
+        }
+        for (position, stream) in found {
+            s.pending[position] = Pending(deliveries: 0, deadline: nil, stream: stream)
+        }
+        try advanceCursor(&s)
+    }
+
+    private func park(_ position: UInt64, deliveries: Int, in s: inout GroupState) throws(EventLogError) {
+        s.pending.removeValue(forKey: position)
+        let record = CursorRecord(
+            kind: .park, name: cursorName, position: position, timestamp: currentTimestamp(), deliveries: UInt32(deliveries))
+        try log.consumers.write { _ in [record] }
+        try advanceCursor(&s)
+    }
+
+    /// Moves the durable cursor up to the lowest event still pending.
+    private func advanceCursor(_ s: inout GroupState) throws(EventLogError) {
+        let lowest = s.pending.keys.min() ?? s.frontier
+        guard lowest > s.committed else { return }
+        s.committed = lowest
+        try log.commitCursor(cursorName, position: lowest)
+    }
+}
+
+extension Log {
+    /// The consumer group `name` (one shared instance per log and name: give it to every worker).
+    public func consumerGroup(_ name: String, options: ConsumerGroupOptions = ConsumerGroupOptions()) throws(EventLogError) -> ConsumerGroup {
+        try Log.checkCursorName("group:" + name)
+        return try groups.withLock { (groups) throws(EventLogError) -> ConsumerGroup in
+            if let existing = groups[name] { return existing }
+            let group = try ConsumerGroup(log: self, name: name, options: options)
+            groups[name] = group
+            return group
+        }
+    }
+}

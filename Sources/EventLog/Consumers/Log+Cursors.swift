@@ -1,0 +1,162 @@
+/// Where a cursor or a subscription starts.
+public enum StartPoint: Sendable, Hashable {
+    /// The first event still in the log.
+    case start
+    /// After the last event: only events appended from now on.
+    case end
+    /// This position (the next event to consume).
+    case position(UInt64)
+    /// The first event at or after this time.
+    case timestamp(Timestamp)
+}
+
+/// How far a consumer is behind the end of the log.
+public struct Lag: Sendable, Hashable {
+    /// Events between the consumer's position and the end.
+    public var events: UInt64
+    /// Bytes of log between them (batch-exact: counted from the batch holding the position).
+    public var bytes: UInt64
+    /// Age of the oldest event not yet consumed, in microseconds (nil when caught up).
+    public var oldestUnconsumedAgeMicroseconds: Int64?
+}
+
+/// A named cursor (`Log.cursors()`).
+public struct CursorInfo: Sendable, Hashable {
+    public var name: String
+    /// The next position to consume: every event before it was processed.
+    public var position: UInt64
+    /// When it was last set.
+    public var updatedAt: Timestamp
+    public var lag: Lag
+}
+
+extension Log {
+    /// Creates the cursor `name` at `start` when it does not exist; returns its position.
+    /// Cursor names are 1 to 255 UTF-8 bytes.
+    @discardableResult
+    public func createCursor(_ name: String, at start: StartPoint = .start) throws(EventLogError) -> UInt64 {
+        try Self.checkCursorName(name)
+        let position = try resolve(start)
+        var result = position
+        try consumers.write { (state) throws(EventLogError) -> [CursorRecord] in
+            if let existing = state.cursors[name] {
+                result = existing.position
+                return []
+            }
+            return [CursorRecord(kind: .set, name: name, position: position, timestamp: currentTimestamp())]
+        }
+        return result
+    }
+
+    /// The position of cursor `name` (the next event to consume), nil when it does not exist.
+    public func cursorPosition(_ name: String) -> UInt64? {
+        consumers.state.withLock { $0.cursors[name]?.position }
+    }
+
+    /// Commits that every event before `position` was processed. A cursor is
+    /// created by its first commit. A commit never moves a cursor backwards
+    /// (that is `resetCursor`) nor past the end of the log. Cheap: one small
+    /// journal write; under `.always` durable on return (sharing syncs).
+    public func commitCursor(_ name: String, position: UInt64) throws(EventLogError) {
+        try Self.checkCursorName(name)
+        let end = endPosition
+        guard position <= end else {
+            throw .positionOutOfRange(position: position, start: startPosition, end: end)
+        }
+        try consumers.write { (state) throws(EventLogError) -> [CursorRecord] in
+            if let current = state.cursors[name]?.position {
+                if position == current { return [] }
+                guard position > current else {
+                    throw .invalidArgument("cursor \(name) is at \(current); a commit cannot move it back to \(position) (use resetCursor)")
+                }
+            }
+            return [CursorRecord(kind: .set, name: name, position: position, timestamp: currentTimestamp())]
+        }
+    }
+
+    /// Moves cursor `name` to `start`, backwards or forwards (creating it when missing).
+    @discardableResult
+    public func resetCursor(_ name: String, to start: StartPoint) throws(EventLogError) -> UInt64 {
+        try Self.checkCursorName(name)
+        let position = try resolve(start)
+        try consumers.write { _ in [CursorRecord(kind: .set, name: name, position: position, timestamp: currentTimestamp())] }
+        return position
+    }
+
+    /// Deletes cursor `name` (and, for a consumer group, its parked events). Deleting a missing cursor does nothing.
+    public func deleteCursor(_ name: String) throws(EventLogError) {
+        try consumers.write { state in
+            state.cursors[name] == nil && state.parked[name] == nil
+                ? [] : [CursorRecord(kind: .delete, name: name, position: 0, timestamp: currentTimestamp())]
+        }
+    }
+
+    /// Every cursor with its lag, sorted by name.
+    public func cursors() throws(EventLogError) -> [CursorInfo] {
+        let cursors = consumers.state.withLock { $0.cursors }
+        var infos: [CursorInfo] = []
+        for (name, cursor) in cursors.sorted(by: { $0.key < $1.key }) {
+            infos.append(CursorInfo(name: name, position: cursor.position, updatedAt: cursor.updatedAt, lag: try lag(from: cursor.position)))
+        }
+        return infos
+    }
+
+    /// How far cursor `name` is behind; nil when it does not exist.
+    public func lag(ofCursor name: String) throws(EventLogError) -> Lag? {
+        guard let position = cursorPosition(name) else { return nil }
+        return try lag(from: position)
+    }
+
+    /// How far a consumer at `position` is behind the end of the log.
+    public func lag(from position: UInt64) throws(EventLogError) -> Lag {
+        let snapshot = snapshot()
+        let end = snapshot.endPosition
+        let from = max(position, snapshot.startPosition)
+        guard from < end else { return Lag(events: 0, bytes: 0, oldestUnconsumedAgeMicroseconds: nil) }
+        var bytes: UInt64 = 0
+        for i in 0..<snapshot.count {
+            let segment = snapshot[i]
+            guard segment.endPosition > from else { continue }
+            let startOffset = segment.basePosition >= from ? SegmentHeader.size : segment.batchOffset(atOrBefore: from)
+            bytes += UInt64(max(0, segment.dataEnd - startOffset))
+        }
+        var age: Int64?
+        do {
+            var reader = LogReader(snapshot: snapshot)
+            try reader.withEvent(at: from) { view in age = max(0, currentTimestamp() - view.timestamp) }
+        } catch {
+            throw .wrapping(error)
+        }
+        return Lag(events: end - from, bytes: bytes, oldestUnconsumedAgeMicroseconds: age)
+    }
+
+    /// The lowest position any of `cursors` still needs: segments wholly
+    /// below it may be removed by retention without losing an unconsumed
+    /// event (the retention hook; a missing cursor needs everything).
+    public func retentionFloor(keepingCursors names: [String]) -> UInt64 {
+        let cursors = consumers.state.withLock { $0.cursors }
+        var floor = endPosition
+        for name in names { floor = min(floor, cursors[name]?.position ?? startPosition) }
+        return floor
+    }
+
+    /// The position a start point means now.
+    func resolve(_ start: StartPoint) throws(EventLogError) -> UInt64 {
+        switch start {
+        case .start: return startPosition
+        case .end: return endPosition
+        case .position(let p):
+            let end = endPosition
+            guard p <= end else { throw .positionOutOfRange(position: p, start: startPosition, end: end) }
+            return max(p, startPosition)
+        case .timestamp(let t): return try position(atOrAfter: t)
+        }
+    }
+
+    static func checkCursorName(_ name: String) throws(EventLogError) {
+        let count = name.utf8.count
+        guard count >= 1, count <= 255 else {
+            throw .invalidArgument("cursor names are 1 to 255 UTF-8 bytes, got \(count)")
+        }
+    }
+}

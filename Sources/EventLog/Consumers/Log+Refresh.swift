@@ -1,0 +1,84 @@
+import Synchronization
+
+extension Log {
+    /// For a log opened read-only beside a writer in another process: picks
+    /// up what that writer appended since this log was opened (or last
+    /// refreshed): new batches of the last segment, new segments, and their
+    /// streams. Returns true when new events appeared (and wakes this log's
+    /// subscribers). A batch still being written is left for the next call.
+    ///
+    /// Read-only logs only (a writable log sees its own appends at once).
+    /// Safe to call from any thread; calls are serialised. Blocks on the disk.
+    @discardableResult
+    public func refresh() throws(EventLogError) -> Bool {
+        guard options.readOnly else { return false }
+        return try refreshLock.withLock { (_) throws(EventLogError) -> Bool in
+            do {
+                return try refreshLocked()
+            } catch {
+                throw .wrapping(error)
+            }
+        }
+    }
+
+    private func refreshLocked() throws -> Bool {
+        var snapshot = self.snapshot()
+        let before = snapshot.endPosition
+        var opener = Opener(path: path, options: options)
+        let interval = Int(metadata.indexInterval)
+
+        // 1. New batches at the end of the last segment.
+        if var last = snapshot.active, let bytes = last.mapping.bytes(at: 0, count: last.mapping.length) {
+            var policy = opener.policy(resuming: last, interval: interval)
+            let from = last.dataEnd
+            let outcome = SegmentScanner.scan(
+                bytes, from: from, end: bytes.count, previousCRC: last.lastBatchCRC, expectedBase: last.endPosition,
+                lastBatchOffset: last.lastBatchOffset
+            ) { batch, offset in
+                policy.add(
+                    batch: batch, at: offset, records: batch.plainRecords(in: bytes, at: offset), segmentBase: last.basePosition,
+                    offsetIndex: last.offsetIndex, timeIndex: last.timeIndex)
+            }
+            if outcome.batches > 0 {
+                last.offsetIndexCount = last.offsetIndex.writtenCount
+                last.timeIndexCount = last.timeIndex.writtenCount
+                last.endPosition = outcome.endPosition
+                last.dataEnd = outcome.dataEnd
+                last.lastBatchOffset = outcome.lastBatchOffset
+                last.lastBatchCRC = outcome.lastBatchCRC
+                if last.firstTimestamp == nil { last.firstTimestamp = outcome.firstTimestamp }
+                last.maxTimestamp = max(last.maxTimestamp, outcome.maxTimestamp)
+                try StreamIndexBuilder.replay(
+                    segments: [last], from: before, tableFrom: before, entriesFrom: before, table: streams)
+                last.streamEntryCount = last.streamEntries?.writtenCount ?? 0
+                snapshot.active = last
+            }
+        }
+
+        // 2. Segments created since.
+        let names = try directory.list()
+        let lastBase = snapshot.active?.basePosition
+        let newBases = names.compactMap(FileNames.segmentBase).filter { base in lastBase.map { base > $0 } ?? true }.sorted()
+        for base in newBases {
+            guard base == snapshot.endPosition else { break }  // not yet complete, or a gap: next time
+            let (segment, _) = try opener.openSegment(base: base, isLast: true, metadata: metadata, marker: nil)
+            var opened = segment
+            let entries = StreamEntries(segmentBytes: segment.mapping.length)
+            opened.streamEntries = entries
+            let start = segment.basePosition
+            try StreamIndexBuilder.replay(segments: [opened], from: start, tableFrom: start, entriesFrom: start, table: streams)
+            opened.streamEntryCount = entries.writtenCount
+            if var previous = snapshot.active {
+                previous.isSealed = true
+                snapshot.sealed.append(previous)
+            }
+            snapshot.active = opened
+        }
+
+        guard snapshot.endPosition > before || snapshot.count != self.snapshot().count else { return false }
+        let published = snapshot
+        self.published.withLock { $0 = published }
+        notifier.notify()
+        return snapshot.endPosition > before
+    }
+}

@@ -1,0 +1,187 @@
+import Synchronization
+import struct Foundation.Date
+
+/// Commit a subscription's position to its cursor every `events` events or
+/// every `milliseconds`, whichever comes first (checked after each poll).
+public struct AutoCommit: Sendable, Hashable {
+    public var events: Int
+    public var milliseconds: Int
+    public init(events: Int = 1000, milliseconds: Int = 1000) {
+        self.events = max(1, events)
+        self.milliseconds = max(0, milliseconds)
+    }
+}
+
+/// A reader that catches up from a start point, then follows the log live:
+/// a caught-up `poll` waits until an append wakes it (no polling).
+///
+/// One consumer at a time: do not call `poll` from two threads at once
+/// (`cancel` may be called from any thread). Filtered-out events advance
+/// the position. Bound to a cursor, it starts after the cursor's committed
+/// position, and `commit()` (or `autoCommit`) records its progress: call it
+/// after processing, for at-least-once delivery. `poll` blocks.
+public final class Subscription: @unchecked Sendable {
+    public let filter: EventFilter
+    /// The cursor this subscription commits to (nil: none).
+    public let cursor: String?
+    public let autoCommit: AutoCommit?
+    let log: Log
+    private let cancelled = Atomic<Bool>(false)
+    private let state: Mutex<(position: UInt64, uncommitted: Int, lastCommit: Timestamp, committed: UInt64)>
+
+    init(log: Log, position: UInt64, filter: EventFilter, cursor: String?, autoCommit: AutoCommit?) {
+        self.log = log
+        self.filter = filter
+        self.cursor = cursor
+        self.autoCommit = autoCommit
+        self.state = Mutex((position, 0, currentTimestamp(), position))
+    }
+
+    /// The next position this subscription reads.
+    public var position: UInt64 { state.withLock { $0.position } }
+
+    /// Lends up to `maxCount` new events that pass the filter to `body`,
+    /// waiting up to `timeout` seconds (nil: forever) for at least one.
+    /// Returns how many it lent: 0 after a timeout, on `cancel()`, or when the log closes.
+    @discardableResult
+    public func poll(maxCount: Int = 1024, timeout: Double? = nil, _ body: (EventView) throws -> Void) throws -> Int {
+        let deadline = timeout.map { Date(timeIntervalSinceNow: $0) }
+        while !cancelled.load(ordering: .relaxed) && !log.isClosed {
+            var position = state.withLock { $0.position }
+            var lent = 0
+            if position < log.endPosition {
+                var reader = LogReader(snapshot: log.snapshot())
+                // At most `maxCount` events are read, so none is skipped unlent.
+                position = try reader.read(from: position, maxCount: maxCount) { view in
+                    if filter.matches(view) {
+                        try body(view)
+                        lent += 1
+                    }
+                }
+                state.withLock { $0.position = position }
+                if lent > 0 {
+                    try noteProcessed(lent)
+                    return lent
+                }
+                continue
+            }
+            let ready = log.notifier.wait(
+                until: { self.cancelled.load(ordering: .relaxed) || self.log.isClosed || self.log.endPosition > position },
+                deadline: deadline)
+            if !ready { return 0 }
+        }
+        return 0
+    }
+
+    /// Commits the position to the cursor (every event before it is processed).
+    public func commit() throws(EventLogError) {
+        guard let cursor else { return }
+        let position = state.withLock { $0.position }
+        try log.commitCursor(cursor, position: position)
+        state.withLock {
+            $0.uncommitted = 0
+            $0.lastCommit = currentTimestamp()
+            $0.committed = position
+        }
+    }
+
+    private func noteProcessed(_ count: Int) throws(EventLogError) {
+        guard let autoCommit, cursor != nil else { return }
+        let due = state.withLock { s -> Bool in
+            s.uncommitted += count
+            return s.uncommitted >= autoCommit.events || currentTimestamp() - s.lastCommit >= Int64(autoCommit.milliseconds) * 1000
+        }
+        if due { try commit() }
+    }
+
+    /// Ends the subscription: a waiting `poll` returns 0 at once.
+    public func cancel() {
+        cancelled.store(true, ordering: .relaxed)
+        log.notifier.wakeAll()
+    }
+}
+
+extension Log {
+    /// A subscription from `start`, catching up then following the log.
+    public func subscribe(from start: StartPoint = .start, filter: EventFilter = EventFilter()) throws(EventLogError) -> Subscription {
+        Subscription(log: self, position: try resolve(start), filter: filter, cursor: nil, autoCommit: nil)
+    }
+
+    /// A subscription bound to cursor `name`: it starts at the cursor's
+    /// committed position (creating the cursor at `createAt` when missing)
+    /// and commits its progress there.
+    public func subscribe(
+        cursor name: String, createAt: StartPoint = .start, filter: EventFilter = EventFilter(), autoCommit: AutoCommit? = nil
+    ) throws(EventLogError) -> Subscription {
+        let position = try createCursor(name, at: createAt)
+        return Subscription(log: self, position: position, filter: filter, cursor: name, autoCommit: autoCommit)
+    }
+
+    /// The events from `start` on, as an `AsyncSequence` that catches up and
+    /// then waits for appends. It reads only as the consumer asks (at most
+    /// `bufferSize` events ahead), so a slow consumer never makes anything
+    /// grow; cancelling the task ends it.
+    public func events(from start: StartPoint = .start, filter: EventFilter = EventFilter(), bufferSize: Int = 256) throws(EventLogError) -> EventSequence {
+        EventSequence(log: self, start: try resolve(start), filter: filter, bufferSize: max(1, bufferSize))
+    }
+
+    /// True once `close()` was called.
+    public var isClosed: Bool { closedFlag.load(ordering: .relaxed) }
+}
+
+/// Live events as an `AsyncSequence` (`Log.events(from:filter:bufferSize:)`).
+public struct EventSequence: AsyncSequence, Sendable {
+    public typealias Element = Event
+    let log: Log
+    let start: UInt64
+    let filter: EventFilter
+    let bufferSize: Int
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(log: log, position: start, filter: filter, bufferSize: bufferSize)
+    }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        let log: Log
+        /// The next position to read.
+        public private(set) var position: UInt64
+        let filter: EventFilter
+        let bufferSize: Int
+        private var buffer: [Event] = []
+        private var index = 0
+
+        init(log: Log, position: UInt64, filter: EventFilter, bufferSize: Int) {
+            self.log = log
+            self.position = position
+            self.filter = filter
+            self.bufferSize = bufferSize
+        }
+
+        /// The next event; nil when the task is cancelled or the log closes.
+        public mutating func next() async throws -> Event? {
+            while true {
+                if index < buffer.count {
+                    defer { index += 1 }
+                    return buffer[index]
+                }
+                if Task.isCancelled || log.isClosed { return nil }
+                buffer.removeAll(keepingCapacity: true)
+                index = 0
+                if position < log.endPosition {
+                    var reader = LogReader(snapshot: log.snapshot())
+                    var filled: [Event] = []
+                    let filter = self.filter
+                    let limit = bufferSize
+                    position = try reader.read(from: position, maxCount: limit) { view in
+                        if filter.matches(view) { filled.append(try view.event()) }
+                    }
+                    buffer = filled
+                    continue
+                }
+                let target = position
+                let log = self.log
+                await log.notifier.wait(until: { log.isClosed || log.endPosition > target })
+            }
+        }
+    }
+}
