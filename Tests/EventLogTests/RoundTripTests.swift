@@ -96,4 +96,26 @@ import Testing
         #expect(try log.position(atOrAfter: 1_000_000 + 49_991) == 5000)
         try log.close()
     }
+
+    /// Regression: a read cut short by `maxCount` near the end of a segment
+    /// returned the next segment's base, so reading on in chunks skipped the
+    /// rest of the segment.
+    @Test(arguments: [1, 7, 100, 4096])
+    func readingInChunksAcrossSegmentsSkipsNothing(chunk: Int) throws {
+        let dir = TemporaryDirectory()
+        var options = LogOptions(durability: .none)
+        options.segmentBytes = 8 << 10
+        let log = try Log.open(at: dir.path, options: options)
+        try Fixtures.append(log, 0..<3000, batch: 9, size: 50)
+        #expect(Fixtures.segments(dir).count > 5)
+        var seen: [UInt64] = []
+        var next: UInt64 = 0
+        while next < log.endPosition {
+            next = try log.read(from: next, maxCount: chunk) { seen.append($0.position) }
+        }
+        let complete = seen == (0..<UInt64(3000)).map { $0 }
+        #expect(seen.count == 3000)
+        #expect(complete)
+        try log.close()
+    }
 }

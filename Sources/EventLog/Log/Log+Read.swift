@@ -144,6 +144,8 @@ struct LogReader: ~Copyable {
                     position += 1
                 }
             }
+            // Stopped inside this segment by `maxCount`: `next` is where to go on.
+            if remaining == 0 && next < segment.endPosition { break }
             segmentIndex += 1
             if segmentIndex < snapshot.count { next = max(next, snapshot[segmentIndex].basePosition) }
         }
