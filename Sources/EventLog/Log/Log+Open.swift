@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import struct Foundation.UUID
 
 extension Log {
@@ -45,7 +48,15 @@ struct Opener {
         var lockFile: FileHandle?
         if !readOnly {
             let lock = try FileHandle.open(directory.file(FileNames.lock), create: true, faults: options.storageFaults)
-            guard try lock.tryLockExclusive() else { throw EventLogError.locked(path: path) }
+            // A lock can be held for a moment by a child process this one is
+            // spawning (it shares our file descriptions until its exec closes
+            // them), so a refusal is retried for up to 100 ms before it counts.
+            var attempts = 0
+            while try !lock.tryLockExclusive() {
+                attempts += 1
+                guard attempts < 50 else { throw EventLogError.locked(path: path) }
+                usleep(2000)
+            }
             lockFile = lock
         }
         let names = try directory.list()

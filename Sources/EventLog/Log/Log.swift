@@ -182,9 +182,12 @@ extension Log {
     /// to the file. Failures are logged: indexes are derived data, and the
     /// next open rebuilds what is missing.
     func scheduleIndexWrite(_ segment: SegmentSnapshot) {
-        indexWriter.async { [self] in
+        // Weak: a log released without close() (a crash, as far as the files
+        // are concerned) must not be kept alive, and its lock held, by this.
+        indexWriter.async { [weak self] in
+            guard let self else { return }
             do {
-                try writeIndexFiles(segment)
+                try self.writeIndexFiles(segment)
             } catch {
                 Log.logger.warning("could not write index files; they will be rebuilt", metadata: ["error": "\(error)"])
             }
@@ -211,7 +214,8 @@ extension Log {
     /// Writes the stream table as of `covered` (every record before it), on the index writer's queue.
     func scheduleStreamTableWrite(covered: UInt64) {
         let states = streams.read { $0.streams }
-        indexWriter.async { [self] in
+        let directory = self.directory
+        indexWriter.async {
             do {
                 try directory.writeAtomically(FileNames.streamTable, bytes: StreamTableFile.encode(states, coveredPosition: covered))
             } catch {
