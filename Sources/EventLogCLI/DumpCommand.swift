@@ -142,11 +142,16 @@ struct DumpCommand: ParsableCommand {
     }
 
     private func write(_ event: EventView, into output: inout OutputWriter) throws {
-        let metadata = try Self.metadata(of: event)
+        try Self.writeLine(event, json: json, into: &output)
+    }
+
+    /// Buffers `event` as the line `dump` prints (with `json`, the `dump --json` object).
+    static func writeLine(_ event: EventView, json: Bool, into output: inout OutputWriter) throws {
+        let metadata = try metadata(of: event)
         if json {
             JSONEventFormat.write(event, metadata: metadata, into: &output)
         } else {
-            Self.writeText(event, into: &output)
+            writeText(event, into: &output)
         }
         try output.appendLineEnd()
     }

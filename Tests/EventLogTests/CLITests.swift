@@ -688,3 +688,351 @@ extension CLITests {
         }
     }
 }
+
+// MARK: - Cursors and tail
+
+extension CLITests {
+    /// 2023-11-14T22:13:20Z: the timestamp of event 0 of `timedFixture`; event i is i ms later.
+    static let fixtureTime: Int64 = 1_700_000_000_000_000
+
+    /// Six events, s-0 and s-1 in turn, types T0, T1, T2 in turn, event i at `fixtureTime` + i ms.
+    static func timedFixture(_ directory: String, count: Int = 6, first: Int = 0) throws {
+        try append((first..<(first + count)).map { i in
+            line("s-\(i % 2)", type: "T\(i % 3)", data: i, #""timestamp": \#(fixtureTime + Int64(i) * 1000)"#)
+        }, to: directory)
+    }
+
+    /// `eventlog cursors DIR --json`, by cursor name.
+    static func cursorRows(_ directory: String) throws -> [String: [String: Any]] {
+        let output = try CLIProcess.run(["cursors", directory, "--json"])
+        #expect(output.status == 0, "\(output)")
+        var rows: [String: [String: Any]] = [:]
+        for line in output.lines {
+            guard let row = object(line), let name = row["cursor"] as? String else {
+                Issue.record("not a cursor line: \(line)")
+                continue
+            }
+            rows[name] = row
+        }
+        return rows
+    }
+
+    static func positions(_ lines: [String]) -> [Int] {
+        lines.compactMap { object($0)?["position"] as? Int }
+    }
+
+    @Test func cursorsSetListAndDelete() throws {
+        let dir = TemporaryDirectory("cli")
+        try Self.timedFixture(dir.path)
+        let empty = try CLIProcess.run(["cursors", dir.path, "--json"])
+        #expect(empty.status == 0 && empty.stdout.isEmpty, "\(empty)")
+        let started = currentTimestamp()
+
+        // set: each way of choosing the position, creating the cursor.
+        for (name, option, expected) in [
+            ("a", ["--position", "2"], 2), ("b", ["--start"], 0), ("c", ["--end"], 6),
+            ("d", ["--time", "\(Self.fixtureTime + 2500)"], 3), ("e", ["--time", "2023-11-14T22:13:20.003Z"], 3),
+            ("f", ["--time", "2023-11-14T23:13:20.004+01:00"], 4), ("g", ["--time", "2030-01-01"], 6),
+        ] {
+            let set = try CLIProcess.run(["cursors", dir.path, "set", name] + option)
+            #expect(set.status == 0, "\(option): \(set)")
+            #expect(set.stdout == "created cursor \(name) at position \(expected)\n", "\(option)")
+        }
+        // A consumer group's cursor is listed with the others.
+        do {
+            let log = try Log.open(at: dir.path, options: LogOptions(createIfMissing: false))
+            _ = try log.consumerGroup("workers")
+            try log.close()
+        }
+
+        let before = currentTimestamp()
+        let rows = try Self.cursorRows(dir.path)
+        let after = currentTimestamp()
+        #expect(rows.keys.sorted() == ["a", "b", "c", "d", "e", "f", "g", "group:workers"])
+        let keys: Set<String> = ["cursor", "position", "updated_at", "lag_events", "lag_bytes", "oldest_unconsumed_age_us"]
+        for row in rows.values { #expect(Set(row.keys) == keys) }
+        let reader = try Log.open(at: dir.path, options: LogOptions(createIfMissing: false, readOnly: true))
+        defer { try? reader.close() }
+        for (name, row) in rows {
+            let position = try #require(row["position"] as? Int)
+            #expect(position == [
+                "a": 2, "b": 0, "c": 6, "d": 3, "e": 3, "f": 4, "g": 6, "group:workers": 0,
+            ][name], "\(name)")
+            #expect(row["lag_events"] as? Int == 6 - position, "\(name)")
+            let lag = try #require(try reader.lag(ofCursor: name))
+            #expect(row["lag_bytes"] as? Int == Int(lag.bytes), "\(name)")
+            #expect((row["lag_bytes"] as? Int == 0) == (position == 6), "\(name)")
+            let updated = try #require(row["updated_at"] as? Int)
+            #expect(updated >= Int(started) && updated <= Int(after), "\(name)")
+            if position == 6 {
+                #expect(row["oldest_unconsumed_age_us"] is NSNull, "\(name)")
+            } else {
+                // The age of event `position`, stamped fixtureTime + position ms.
+                let age = try #require(row["oldest_unconsumed_age_us"] as? Int, "\(name)")
+                let stamped = Int(Self.fixtureTime) + position * 1000
+                #expect(age >= Int(before) - stamped && age <= Int(after) - stamped, "\(name)")
+            }
+        }
+        #expect((rows["b"]?["lag_bytes"] as? Int ?? 0) >= (rows["a"]?["lag_bytes"] as? Int ?? .max))
+
+        let text = try CLIProcess.run(["cursors", dir.path])
+        #expect(text.status == 0, "\(text)")
+        try #require(text.lines.count == 9, "\(text)")
+        #expect(text.lines[0].split(separator: " ") == ["CURSOR", "POSITION", "UPDATED", "LAG_EVENTS", "LAG_BYTES", "OLDEST_AGE"])
+        let a = text.lines[1].split(separator: " ").map(String.init)
+        #expect(a.count == 6 && a[0] == "a" && a[1] == "2" && a[3] == "4", "\(a)")
+        #expect(a.count == 6 && a[4] == "\(rows["a"]?["lag_bytes"] as? Int ?? -1)", "\(a)")
+        #expect(a.count == 6 && a[5].contains("d") && a[5].hasSuffix("h"), "\(a)")  // years old: "1107d19h"
+        let c = text.lines[3].split(separator: " ").map(String.init)
+        #expect(c.count == 6 && c[0] == "c" && c[1] == "6" && c[3] == "0" && c[4] == "0" && c[5] == "-", "\(c)")
+        #expect(c.count == 6 && c[2].hasSuffix("Z") && c[2].count == 27, "\(c)")
+        #expect(text.lines[8].hasPrefix("group:workers "), "\(text.lines[8])")
+
+        // set moves a cursor backwards or forwards.
+        let back = try CLIProcess.run(["cursors", dir.path, "set", "c", "--position", "1"])
+        #expect(back.stdout == "set cursor c to position 1 (was 6)\n", "\(back)")
+        let forward = try CLIProcess.run(["cursors", dir.path, "set", "b", "--end"])
+        #expect(forward.stdout == "set cursor b to position 6 (was 0)\n", "\(forward)")
+        let beyond = try CLIProcess.run(["cursors", dir.path, "set", "c", "--position", "7"])
+        #expect(beyond.status == 1, "\(beyond)")
+        #expect(beyond.stderr.contains("outside the log"), "\(beyond.stderr)")
+
+        // delete, and a missing cursor.
+        let deleted = try CLIProcess.run(["cursors", dir.path, "delete", "a"])
+        #expect(deleted.status == 0, "\(deleted)")
+        #expect(deleted.stdout == "deleted cursor a (it was at position 2)\n")
+        let missing = try CLIProcess.run(["cursors", dir.path, "delete", "a"])
+        #expect(missing.status == 1, "\(missing)")
+        #expect(missing.stderr.contains("cursor a does not exist"), "\(missing.stderr)")
+        let left = try Self.cursorRows(dir.path)
+        #expect(left.keys.sorted() == ["b", "c", "d", "e", "f", "g", "group:workers"])
+        #expect(left["c"]?["position"] as? Int == 1)
+        #expect(left["b"]?["position"] as? Int == 6)
+
+        for usage in [
+            ["set", "x"], ["set", "x", "--start", "--end"], ["set", "x", "--position", "1", "--time", "5"], ["set"],
+            ["delete", "x", "--start"], ["--start"], ["frob", "x"], ["set", "x", "--start", "--json"],
+            ["set", "x", "--time", "yesterday"], ["set", "x", "--time", "2023-02-30T00:00:00Z"], ["delete", ""],
+            ["set", String(repeating: "n", count: 256), "--start"],
+        ] {
+            let output = try CLIProcess.run(["cursors", dir.path] + usage)
+            #expect(output.status == 64, "\(usage): \(output)")
+        }
+        let nothing = try CLIProcess.run(["cursors", dir.sub("nothing-here")])
+        #expect(nothing.status == 1, "\(nothing)")
+    }
+
+    @Test func cursorsAndTailBesideALiveWriter() throws {
+        let dir = TemporaryDirectory("cli")
+        try Self.timedFixture(dir.path)
+        #expect(try CLIProcess.run(["cursors", dir.path, "set", "a", "--position", "2"]).status == 0)
+        let writer = try CLIProcess.start(["append", dir.path])
+        defer { writer.kill() }
+        try writer.writeLine(Self.line("s-9"))
+        try #require(writer.waitForLines(1, timeout: 30).count == 1, "stderr: \(writer.stderrText)")
+
+        // Listing and reading are read-only.
+        let rows = try Self.cursorRows(dir.path)
+        #expect(rows["a"]?["position"] as? Int == 2)
+        #expect(rows["a"]?["lag_events"] as? Int == 5)
+        let read = try CLIProcess.run(["tail", dir.path, "--json"])
+        #expect(read.status == 0, "\(read)")
+        #expect(Self.positions(read.lines) == Array(0...6))
+
+        // Whatever commits needs the writer's lock.
+        for command in [["cursors", dir.path, "set", "a", "--start"], ["cursors", dir.path, "delete", "a"]] {
+            let output = try CLIProcess.run(command)
+            #expect(output.status == 1, "\(command): \(output)")
+            #expect(output.stderr.contains("is open for writing by another process"), "\(command): \(output.stderr)")
+        }
+        let tail = try CLIProcess.run(["tail", dir.path, "--cursor", "a"])
+        #expect(tail.status == 1, "\(tail)")
+        #expect(tail.stdout.isEmpty)
+        #expect(tail.stderr.contains("is open for writing by another process"), "\(tail.stderr)")
+        #expect(tail.stderr.contains("--cursor"), "\(tail.stderr)")
+
+        writer.closeStdin()
+        #expect(writer.waitForExit(timeout: 30)?.status == 0)
+        #expect(try Self.cursorRows(dir.path)["a"]?["position"] as? Int == 2)
+    }
+
+    @Test func tailPrintsWhatDumpPrints() throws {
+        let dir = TemporaryDirectory("cli")
+        try Self.streamFixture(dir.path)
+        #expect(try CLIProcess.run(["streams", dir.path, "delete", "order-2"]).status == 0)  // a marker at 6
+        try Self.append([Self.line("order-3", type: "Placed"), Self.line("order-1", type: "Paid")], to: dir.path)
+
+        for (tail, dump) in [
+            ([String](), [String]()), (["--from", "2"], ["--from", "2"]), (["--from", "8"], ["--from", "8"]),
+            (["--stream", "order-"], ["--stream-prefix", "order-"]), (["--type", "Paid"], ["--type", "Paid"]),
+            (["--type", "Placed", "--type", "Joined"], ["--type", "Placed", "--type", "Joined"]),
+            (["--stream", "order-", "--type", "Paid", "--from", "3"], ["--stream-prefix", "order-", "--type", "Paid", "--from", "3"]),
+            (["--stream", "nobody"], ["--stream-prefix", "nobody"]),
+        ] {
+            for format in [["--json"], []] {
+                let tailed = try CLIProcess.run(["tail", dir.path] + tail + format)
+                let dumped = try CLIProcess.run(["dump", dir.path] + dump + format)
+                #expect(tailed.status == 0, "\(tail): \(tailed)")
+                #expect(dumped.status == 0, "\(dump): \(dumped)")
+                #expect(tailed.stdout == dumped.stdout, "\(tail) \(format)")
+            }
+        }
+        // Spot checks that the comparison compared something.
+        let json = try CLIProcess.run(["tail", dir.path, "--json"])
+        #expect(Self.positions(json.lines) == Array(0...8))
+        #expect(Self.object(json.lines[6])?["marker"] as? Bool == true)
+        let paid = try CLIProcess.run(["tail", dir.path, "--json", "--stream", "order-", "--type", "Paid"])
+        #expect(Self.positions(paid.lines) == [2, 5, 8])
+
+        let beyond = try CLIProcess.run(["tail", dir.path, "--from", "10"])
+        #expect(beyond.status == 1, "\(beyond)")
+        #expect(try CLIProcess.run(["tail", dir.path, "--from", "9"]).stdout.isEmpty)
+        for usage in [["--cursor", "c", "--from", "1"], ["--cursor", ""], ["--frob"]] {
+            let output = try CLIProcess.run(["tail", dir.path] + usage)
+            #expect(output.status == 64, "\(usage): \(output)")
+        }
+        #expect(try CLIProcess.run(["tail", dir.sub("nothing-here")]).status == 1)
+    }
+
+    @Test func tailFollowSeesAppendsOfAnotherProcess() throws {
+        let dir = TemporaryDirectory("cli")
+        try Self.timedFixture(dir.path, count: 3)
+        let tail = try CLIProcess.start(["tail", dir.path, "-f", "--json", "--stream", "s-"])
+        defer { tail.kill() }
+        try #require(tail.waitForLines(3, timeout: 30).count == 3, "stderr: \(tail.stderrText)")
+
+        // Appended right away, and after the log was quiet for longer than a file time can be trusted.
+        try Self.timedFixture(dir.path, count: 2, first: 3)
+        try Self.append([Self.line("other", type: "T0")], to: dir.path)  // filtered out
+        #expect(Self.positions(tail.waitForLines(5, timeout: 30)) == [0, 1, 2, 3, 4], "stderr: \(tail.stderrText)")
+        Thread.sleep(forTimeInterval: Double(SegmentWatch.trustedAgeSeconds) + 0.5)
+        try Self.timedFixture(dir.path, count: 3, first: 6)
+        #expect(Self.positions(tail.waitForLines(8, timeout: 30)) == [0, 1, 2, 3, 4, 6, 7, 8], "stderr: \(tail.stderrText)")
+        // Across segment rolls.
+        try Self.append(Self.eventLines(200), to: dir.path, options: ["--segment-bytes", "4096", "--batch", "10"])
+        let expected = [0, 1, 2, 3, 4, 6, 7, 8] + Array(9..<209)
+        #expect(Self.positions(tail.waitForLines(expected.count, timeout: 30)) == expected, "stderr: \(tail.stderrText)")
+
+        // SIGTERM ends it cleanly.
+        kill(tail.processIdentifier, SIGTERM)
+        let output = try #require(tail.waitForExit(timeout: 30))
+        #expect(!output.signaled && output.status == 0, "\(output)")
+        #expect(output.lines.count == expected.count)
+    }
+
+    @Test func tailFollowStopsOnSIGINTAndWhenItsReaderGoes() throws {
+        let dir = TemporaryDirectory("cli")
+        try Self.timedFixture(dir.path, count: 3)
+        for arguments in [["tail", dir.path, "-f"], ["tail", dir.path, "-f", "--cursor", "c"]] {
+            let tail = try CLIProcess.start(arguments)
+            defer { tail.kill() }
+            try #require(tail.waitForLines(3, timeout: 30).count == 3, "stderr: \(tail.stderrText)")
+            kill(tail.processIdentifier, SIGINT)
+            let output = try #require(tail.waitForExit(timeout: 30))
+            #expect(!output.signaled && output.status == 0, "\(arguments): \(output)")
+        }
+        #expect(try Self.cursorRows(dir.path)["c"]?["position"] as? Int == 3)
+
+        // `tail -f | head -n 1`: the pipeline ends once head has exited, because tail notices.
+        let binary = try CLIProcess.executableURL().path
+        let shell = Process()
+        shell.executableURL = URL(fileURLWithPath: "/bin/sh")
+        shell.arguments = ["-c", "'\(binary)' tail -f '\(dir.path)' | head -n 1 > /dev/null"]
+        try shell.run()
+        let deadline = Date(timeIntervalSinceNow: 30)
+        while shell.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if shell.isRunning { shell.terminate() }
+        #expect(!shell.isRunning, "tail -f kept running after its reader went away")
+    }
+
+    @Test func tailWithACursorCommitsWhatItPrinted() throws {
+        let dir = TemporaryDirectory("cli")
+        try Self.timedFixture(dir.path, count: 5)
+        let first = try CLIProcess.run(["tail", dir.path, "--cursor", "c", "--json"])
+        #expect(first.status == 0, "\(first)")
+        #expect(Self.positions(first.lines) == [0, 1, 2, 3, 4])
+        #expect(try Self.cursorRows(dir.path)["c"]?["position"] as? Int == 5)
+
+        try Self.timedFixture(dir.path, count: 3, first: 5)
+        let second = try CLIProcess.run(["tail", dir.path, "--cursor", "c", "--json"])
+        #expect(Self.positions(second.lines) == [5, 6, 7], "\(second)")
+        let third = try CLIProcess.run(["tail", dir.path, "--cursor", "c"])
+        #expect(third.status == 0 && third.stdout.isEmpty, "\(third)")
+        let rows = try Self.cursorRows(dir.path)
+        #expect(rows["c"]?["position"] as? Int == 8)
+        #expect(rows["c"]?["lag_events"] as? Int == 0)
+
+        // The events a filter leaves out count as consumed; a reset cursor prints again.
+        let filtered = try CLIProcess.run(["tail", dir.path, "--cursor", "f", "--json", "--type", "T1"])
+        #expect(Self.positions(filtered.lines) == [1, 4, 7], "\(filtered)")
+        #expect(try Self.cursorRows(dir.path)["f"]?["position"] as? Int == 8)
+        #expect(try CLIProcess.run(["cursors", dir.path, "set", "c", "--position", "6"]).status == 0)
+        #expect(Self.positions(try CLIProcess.run(["tail", dir.path, "--cursor", "c", "--json"]).lines) == [6, 7])
+    }
+
+    /// kill -9 of `tail -f --cursor` at random moments: every event is
+    /// printed at least once, each run starts where the last commit left
+    /// off, and no commit is ahead of what was printed.
+    @Test func tailFollowWithACursorResumesAfterKill() throws {
+        let dir = TemporaryDirectory("cli")
+        let total = 20_000
+        do {
+            let log = try Log.open(at: dir.path, options: LogOptions(durability: .none))
+            try Fixtures.append(log, 0..<total, batch: 100)
+            try log.close()
+        }
+        var random = SplitMix64(seed: 0x7A11_C0DE)
+        var printed = Set<Int>()
+        var highestPrinted = -1
+        var committed = 0
+        var round = 0
+        while committed < total && round < 8 {
+            round += 1
+            let tail = try CLIProcess.start(["tail", dir.path, "-f", "--cursor", "c", "--json"])
+            defer { tail.kill() }
+            let wanted = Int.random(in: 1...max(1, min(3000, total - committed)), using: &random)
+            try #require(tail.waitForLines(wanted, timeout: 60).count >= wanted, "round \(round): \(tail.stderrText)")
+            usleep(UInt32.random(in: 0..<20_000, using: &random))
+            let output = try #require(tail.kill())
+            #expect(output.signaled, "round \(round): \(output.stderr)")
+
+            // A line cut by the kill was not printed whole: it is not counted (nor committed).
+            var run = output.lines.compactMap { Self.object($0)?["position"] as? Int }
+            if run.count < output.lines.count - 1 { Issue.record("round \(round): a broken line before the last") }
+            if run.count == output.lines.count, output.stdout.last != "\n" { run.removeLast() }
+            #expect(run.first == committed, "round \(round): the run starts at the committed position")
+            #expect(run == Array(committed..<(committed + run.count)), "round \(round): a gap or a repeat within the run")
+            printed.formUnion(run)
+            highestPrinted = max(highestPrinted, run.last ?? -1)
+
+            let now = try #require(Self.cursorRows(dir.path)["c"]?["position"] as? Int, "round \(round)")
+            #expect(now >= committed, "round \(round): the cursor went back")
+            #expect(now <= highestPrinted + 1, "round \(round): committed \(now), printed up to \(highestPrinted)")
+            committed = now
+        }
+        let rest = try CLIProcess.run(["tail", dir.path, "--cursor", "c", "--json"])
+        #expect(rest.status == 0, "\(rest)")
+        let last = Self.positions(rest.lines)
+        #expect(last == Array(committed..<total))
+        printed.formUnion(last)
+        #expect(printed == Set(0..<total))
+        #expect(try Self.cursorRows(dir.path)["c"]?["position"] as? Int == total)
+    }
+
+    @Test func timeArgumentsParse() {
+        let t = Self.fixtureTime
+        #expect(TimestampArgument(argument: "\(t)")?.microseconds == t)
+        #expect(TimestampArgument(argument: "-5")?.microseconds == -5)
+        #expect(TimestampArgument(argument: "2023-11-14T22:13:20Z")?.microseconds == t)
+        #expect(TimestampArgument(argument: "2023-11-14t22:13:20.5z")?.microseconds == t + 500_000)
+        #expect(TimestampArgument(argument: "2023-11-14 22:13:20.123456789Z")?.microseconds == t + 123_456)
+        #expect(TimestampArgument(argument: "2023-11-14T20:13:20-02:00")?.microseconds == t)
+        #expect(TimestampArgument(argument: "1970-01-01")?.microseconds == 0)
+        #expect(TimestampArgument(argument: "1969-12-31T23:59:59Z")?.microseconds == -1_000_000)
+        #expect(TimestampArgument(argument: "2024-02-29T00:00:00Z")?.microseconds == 1_709_164_800_000_000)
+        for bad in ["", "x", "2023-11-14T22:13Z", "2023-11-14T22:13:20", "2023-13-01", "2023-02-29", "2023-11-14T24:00:00Z",
+                    "2023-11-14T22:13:20.Z", "2023-11-14T22:13:20.1234567890Z", "2023-11-14T22:13:20Zjunk", "1e6"] {
+            #expect(TimestampArgument(argument: bad) == nil, "\(bad)")
+        }
+    }
+}

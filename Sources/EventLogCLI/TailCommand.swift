@@ -1,0 +1,172 @@
+import ArgumentParser
+import EventLog
+
+/// `eventlog tail DIR`: prints events from a position or a cursor to the
+/// end of the log, then (with `-f`) follows new ones; with `--cursor` it
+/// commits what it printed.
+struct TailCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tail",
+        abstract: "Print events from a position or a cursor on, and follow new ones.",
+        discussion: """
+            Prints the events from --from (default: the start of the log) to the end of the log, in the \
+            format of dump (--json: the dump --json lines), then exits 0. With -f it then waits for new \
+            events and prints them as they are appended, also by other processes, until SIGINT or \
+            SIGTERM, or until standard output is closed (exit 0 each). --stream keeps the events of the \
+            streams whose name starts with the prefix, --type (repeatable) those of the types given; \
+            stream markers are printed when neither filters.
+
+            Without --cursor the log is opened read-only, so tail works beside a running writer. A \
+            read-only reader sees the log as it was when opened, so while -f has nothing to print it \
+            checks every \(Self.refreshMilliseconds) ms whether the newest segment file changed, and \
+            opens the log again (read-only) when it did (and every \(SegmentWatch.forcedRefreshSeconds) s \
+            regardless): another process's events show up within about \(Self.refreshMilliseconds) ms.
+
+            --cursor NAME starts at the cursor's committed position (creating the cursor at the start \
+            of the log when missing; --from does not go with it) and, after each batch of printed lines \
+            is flushed to standard output, commits the position after it: a committed event was printed, \
+            and after a crash tail prints again from the last commit (at least once, no gaps). Events \
+            left out by --stream or --type count as consumed. Committing needs the log open for writing: \
+            tail --cursor exits 1 when another process has the log open for writing (a running append), \
+            and while it runs no other process can append to the log.
+            """)
+
+    /// Events printed (and, with `--cursor`, committed) per batch at most.
+    static let batchEvents = 1024
+    /// How long a caught-up `tail -f --cursor` waits for an append before it looks for a stop request.
+    static let pollTimeoutSeconds = 0.1
+    /// How often a caught-up read-only `tail -f` opens the log again to see other processes' appends.
+    static let refreshMilliseconds = 100
+
+    @Argument(help: "The log directory.")
+    var directory: String
+
+    @Flag(name: [.customShort("f"), .customLong("follow")], help: "Keep printing events as they are appended.")
+    var follow = false
+
+    @Option(help: ArgumentHelp("Start at this cursor's committed position and commit what is printed.", valueName: "name"))
+    var cursor: String?
+
+    @Option(help: ArgumentHelp("The first position to print (default: the start of the log).", valueName: "position"))
+    var from: UInt64?
+
+    @Option(name: .customLong("stream"), help: ArgumentHelp("Print events of streams starting with this only.", valueName: "prefix"))
+    var streamPrefix: String?
+
+    @Option(name: .customLong("type"), help: ArgumentHelp("Print events of this type only (repeatable).", valueName: "type"))
+    var types: [String] = []
+
+    @Flag(help: "Print one JSON object per line (as dump --json).")
+    var json = false
+
+    func validate() throws {
+        if let cursor {
+            if from != nil { throw ValidationError("--from does not go with --cursor: tail starts at the cursor's committed position") }
+            if cursor.isEmpty || cursor.utf8.count > CursorsCommand.maxCursorNameBytes {
+                throw ValidationError("a cursor name is 1 to \(CursorsCommand.maxCursorNameBytes) UTF-8 bytes, got \(cursor.utf8.count)")
+            }
+        }
+    }
+
+    /// Markers are printed only when nothing filters, as by `dump`.
+    var filter: EventFilter {
+        EventFilter(
+            streamPrefix: streamPrefix, types: types.isEmpty ? nil : Set(types), includeMarkers: streamPrefix == nil && types.isEmpty)
+    }
+
+    func run() throws {
+        ignoreBrokenPipeSignal()
+        StopConditions.install()
+        try reportingFailures(command: "tail") {
+            var output = OutputWriter(fd: 1)
+            do {
+                if let cursor {
+                    try tailCommitting(to: cursor, into: &output)
+                } else {
+                    try tailReadOnly(into: &output)
+                }
+            } catch let error as OutputError where error.isBrokenPipe {
+                return  // the reader stopped listening (`tail | head`): not a failure
+            } catch {
+                // Print what was read before the failure (it is not committed), then report it.
+                try? output.flush()
+                throw error
+            }
+        }
+    }
+
+    // MARK: Read-only
+
+    /// Reads a read-only log to its end; with `-f`, opens it again whenever
+    /// caught up, continuing from where the last one ended.
+    private func tailReadOnly(into output: inout OutputWriter) throws {
+        var watch = SegmentWatch(directory: directory)
+        watch.noteOpening()
+        var log = try Self.openReadOnly(directory)
+        defer { try? log.close() }
+        var subscription = try log.subscribe(from: from.map(StartPoint.position) ?? .start, filter: filter)
+        while !StopConditions.shouldStop {
+            if try printBatch(of: subscription, timeout: 0, into: &output) > 0 { continue }
+            // Caught up with what this open saw: wait until another process may have appended.
+            guard follow else { return }
+            repeat {
+                if StopConditions.sleep(seconds: Double(Self.refreshMilliseconds) / 1000) { return }
+            } while !watch.mayHaveChanged()
+            let next = subscription.position
+            try? log.close()
+            watch.noteOpening()
+            log = try Self.openReadOnly(directory)
+            subscription = try log.subscribe(from: .position(next), filter: filter)
+        }
+    }
+
+    private static func openReadOnly(_ directory: String) throws -> Log {
+        try Log.open(at: directory, options: LogOptions(createIfMissing: false, readOnly: true))
+    }
+
+    // MARK: With a cursor
+
+    /// Reads from the cursor's committed position, committing after every
+    /// flushed batch; with `-f`, waits for appends (of this process: it holds
+    /// the log open for writing, so no other process can append).
+    private func tailCommitting(to cursor: String, into output: inout OutputWriter) throws {
+        let log = try openForCommits(cursor)
+        var closed = false
+        defer { if !closed { try? log.close() } }
+        let subscription = try log.subscribe(cursor: cursor, createAt: .start, filter: filter)
+        var committed = subscription.position
+        while !StopConditions.shouldStop {
+            let printed = try printBatch(of: subscription, timeout: follow ? Self.pollTimeoutSeconds : 0, into: &output)
+            // Only now that the batch reached standard output: a crash before this line prints it again.
+            if subscription.position != committed {
+                try subscription.commit()
+                committed = subscription.position
+            }
+            if printed == 0 && !follow { break }
+        }
+        closed = true
+        try log.close()
+    }
+
+    /// The log opened for writing, or the reason `--cursor` cannot commit.
+    private func openForCommits(_ cursor: String) throws -> Log {
+        let opened = Result { () throws(EventLogError) in try Log.open(at: directory, options: LogOptions(createIfMissing: false)) }
+        guard case .failure(let error) = opened, case .locked(let path) = error else { return try opened.get() }
+        throw CommandFailure(
+            "\(path) is open for writing by another process, and --cursor needs to open the log for writing to commit "
+                + "cursor \(cursor) (without --cursor, tail reads beside a writer)")
+    }
+
+    // MARK: Printing
+
+    /// Prints the next batch of events that pass the filter and flushes it;
+    /// returns how many it printed (0 when none came within `timeout` seconds).
+    private func printBatch(of subscription: Subscription, timeout: Double, into output: inout OutputWriter) throws -> Int {
+        let json = self.json
+        let printed = try subscription.poll(maxCount: Self.batchEvents, timeout: timeout) { event in
+            try DumpCommand.writeLine(event, json: json, into: &output)
+        }
+        try output.flush()
+        return printed
+    }
+}
