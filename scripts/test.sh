@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # The test command: installs what the build needs, builds, runs every test
-# (the library, the CLI, crash tests with real child processes, and the
-# benchmark workload generator's check values).
+# (the library, the CLI, crash tests with real child processes; and the
+# benchmark harness: the workload generator's check values, every phase of
+# EventLog and of each peer at a tiny N checked against the generator, the
+# JSON output), then runs the benchmark's quick mode once as a smoke test
+# (no time thresholds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-dependencies.sh
+bash Benchmarks/scripts/install-peers.sh
 swift test --package-path Benchmarks
+quick=$(mktemp -d "${TMPDIR:-/tmp}/eventlog-quick.XXXXXX")
+trap 'rm -rf "$quick"' EXIT
+swift run -c release --package-path Benchmarks eventlog-bench --quick --json "$quick/quick.json"
+grep -q '"results"' "$quick/quick.json"
 swift build --build-tests
 swift test --skip-build

@@ -5,6 +5,13 @@
 // relaxed atomic increment per call and changes nothing else.
 #include "CMallocCounter.h"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+void malloc_counter_trim(void) { malloc_trim(0); }
+#else
+void malloc_counter_trim(void) {}
+#endif
+
 #if defined(__linux__) && defined(__GLIBC__)
 #include <errno.h>
 #include <stdatomic.h>

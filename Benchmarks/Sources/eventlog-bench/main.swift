@@ -1,17 +1,28 @@
-// eventlog-bench: the standard workload (shared/WORKLOAD.md) on EventLog,
-// all phases in one process. See Options.usage, and README.md beside
-// Package.swift.
-import EventLog
+// eventlog-bench: the standard workload (shared/WORKLOAD.md) on EventLog and,
+// in the same process, on SQLite, LMDB and RocksDB. See Options.usage, and
+// README.md beside Package.swift.
 import Foundation
+import Harness
 import Workload
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
+let arguments = Array(CommandLine.arguments.dropFirst())
+
+// The writer that open-kill9 kills: `eventlog-bench __append-until-killed DIR N`.
+if arguments.first == EventLogPhases.crashChildCommand {
+    guard arguments.count == 3, let events = Int(arguments[2]) else {
+        printError("usage: eventlog-bench \(EventLogPhases.crashChildCommand) DIR EVENTS")
+        exit(2)
+    }
+    EventLogPhases.appendUntilKilled(path: arguments[1], events: events)
+}
+
 let options: Options
 do {
-    options = try Options.parse(Array(CommandLine.arguments.dropFirst()))
+    options = try Options.parse(arguments)
 } catch {
     if let message = error.message {
         printError("eventlog-bench: \(message)\n\n\(Options.usage)")
@@ -35,9 +46,7 @@ func cleanUp() {
     temporaryRoot = nil
 }
 
-func run() throws {
-    let machine = Machine.current()
-    let source = SourceState.current()
+func main() throws {
     let root: String
     if let directory = options.directory {
         try createDirectory(directory)
@@ -55,61 +64,33 @@ func run() throws {
     if !allocationCountingWorks() {
         printError("warning: allocation counting is not in effect; allocs_* figures are meaningless")
     }
-
     printError("""
-        eventlog-bench: N=\(options.n) A2=\(options.a2Events) A3=\(options.a3Appends) R3=\(options.r3Reads) \
-        rounds=\(options.rounds) dir=\(root)
-        machine: \(machine.cores) cores, \(machine.memoryBytes >> 20) MiB, \(machine.kernel)
+        eventlog-bench: N=\(options.ns.map(String.init).joined(separator: ",")) rounds=\(options.rounds) \
+        systems=\(options.systems.map(\.name).joined(separator: ",")) dir=\(root)
         """)
 
-    var results = Results()
-    var expectations: Expectations?
-    for r in 1...options.rounds {
-        var round = Round(options: options, directory: root, results: results)
-        if options.stores.contains("a") {
-            let start = now()
-            try round.runStoreA(suffix: "", compression: .none, expectations: &expectations)
-            printError("round \(r): A1, R1, R3 done (\(formatValue(now() - start)) s)")
-        }
-        if options.stores.contains("lz4") {
-            let start = now()
-            try round.runStoreA(suffix: "-lz4", compression: .lz4, expectations: &expectations)
-            printError("round \(r): A1-lz4, R1-lz4, R3-lz4 done (\(formatValue(now() - start)) s)")
-        }
-        if options.stores.contains("b") {
-            let start = now()
-            try round.runStoreB()
-            printError("round \(r): A2, A3 done (\(formatValue(now() - start)) s)")
-        }
-        results = round.results
-    }
-    results.add("process", "peak_rss_mb", Double(peakRSSBytes()) / 1e6, durability: "-")
+    var run = try runBenchmarks(
+        options, directory: root, executable: EventLogPhases.currentExecutable(), progress: { printError($0) })
+    run.command = "eventlog-bench " + arguments.joined(separator: " ")
 
-    fflush(nil)
-    print("""
-
-        EventLog, standard workload: N=\(options.n), A2 \(options.a2Events) events, A3 \(options.a3Appends) appends, \
-        R3 \(options.r3Reads) reads, \(options.rounds) round\(options.rounds == 1 ? "" : "s")
-        machine: \(machine.cores) cores, \(machine.memoryBytes >> 20) MiB, \(machine.kernel)
-        engine: \(source?.description ?? "unknown source state")
-
-        """)
-    print(results.table(rounds: options.rounds))
+    print("")
+    print(run.textReport())
     fflush(nil)
 
     if let path = options.jsonPath {
-        let json = results.json(
-            machine: machine, source: source, n: options.n, rounds: options.rounds,
-            phaseSizes: ["a2_events": options.a2Events, "a3_appends": options.a3Appends, "r3_reads": options.r3Reads])
-        do { try json.write(toFile: path, atomically: true, encoding: .utf8) } catch {
+        do { try run.jsonData().write(to: URL(fileURLWithPath: path)) } catch {
             throw BenchError("cannot write \(path): \(error)")
         }
         printError("wrote \(path)")
     }
+    if let directory = options.reportDirectory {
+        try run.writeReport(to: directory)
+        printError("wrote \(directory)/chart.svg and \(directory)/summary.md")
+    }
 }
 
 do {
-    try run()
+    try main()
     cleanUp()
 } catch {
     printError("eventlog-bench: \(error)")

@@ -46,7 +46,7 @@ do {
             for _ in 0..<n {
                 generator.next()
                 written.add(stream: generator.stream, version: UInt64(generator.version), type: generator.type, payload: generator.payload)
-                try batch.append(stream: generator.stream, type: generator.type, data: generator.payload, version: UInt64(generator.version))
+                try batch.append(stream: generator.stream, type: generator.type, data: generator.payload)
             }
         }
         done += n

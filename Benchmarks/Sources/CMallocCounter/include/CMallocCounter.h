@@ -14,4 +14,8 @@ uint64_t malloc_counter_thread_allocations(void);
 /// True when the counting wrappers replace the C library's allocator.
 int malloc_counter_active(void);
 
+/// Returns free heap memory to the system (glibc `malloc_trim(0)`), so that
+/// a peak-RSS reset starts from what is in use.
+void malloc_counter_trim(void);
+
 #endif

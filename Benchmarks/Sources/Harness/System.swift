@@ -6,18 +6,25 @@ import Glibc
 #endif
 
 /// Seconds on the monotonic clock.
-@inline(__always) func now() -> Double {
+@inline(__always) public func now() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
+/// Nanoseconds on the monotonic clock (latency samples).
+@inline(__always) func nanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+}
+
 /// Allocations made so far by the process (see CMallocCounter).
-@inline(__always) func allocations() -> UInt64 { malloc_counter_allocations() }
+@inline(__always) public func allocations() -> UInt64 { malloc_counter_allocations() }
 
 /// True when allocations made inside the Swift runtime are counted too
 /// (the wrappers took the place of glibc's allocator process-wide).
-func allocationCountingWorks() -> Bool {
+public func allocationCountingWorks() -> Bool {
     let before = allocations()
     // swift_slowAlloc, inside libswiftCore: counted only if the wrappers
     // replaced the allocator for the whole process.
@@ -26,16 +33,55 @@ func allocationCountingWorks() -> Bool {
     return allocations() > before
 }
 
-/// `ru_maxrss`: the process's peak resident set, in bytes.
-func peakRSSBytes() -> UInt64 {
+/// Peak resident set of this process since the last `resetPeakRSS()`
+/// (`VmHWM` of /proc/self/status), in bytes; `ru_maxrss` where that is
+/// unreadable.
+///
+/// All systems run in one process, so each system's peak is measured from a
+/// reset (`clear_refs` 5) taken just before its phases: it counts what the
+/// process held then (the generator, the expectations) plus what the system
+/// took, as a peer's own process would (`ru_maxrss` in common.h).
+public func peakRSSBytes() -> UInt64 {
+    if let kib = procStatus("VmHWM:") { return kib * 1024 }
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return UInt64(usage.ru_maxrss) * 1024
 }
 
+/// The current resident set (`VmRSS`), in bytes; 0 where unreadable.
+public func currentRSSBytes() -> UInt64 { (procStatus("VmRSS:") ?? 0) * 1024 }
+
+/// A "kB" field of /proc/self/status.
+private func procStatus(_ field: String) -> UInt64? {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+    for line in status.split(separator: "\n") where line.hasPrefix(field) {
+        return UInt64(String(line.dropFirst(field.count).filter(\.isNumber)))
+    }
+    return nil
+}
+
+/// The 1-minute load average (/proc/loadavg): how busy the shared machine was.
+public func loadAverage() -> Double {
+    guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8),
+          let first = text.split(separator: " ").first
+    else { return 0 }
+    return Double(first) ?? 0
+}
+
+/// Returns freed heap memory to the system and resets the peak-RSS mark to
+/// the current RSS (Linux ≥ 4.0). Returns false where that is not possible.
+@discardableResult
+public func resetPeakRSS() -> Bool {
+    malloc_counter_trim()
+    let fd = open("/proc/self/clear_refs", O_WRONLY)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    return write(fd, "5", 1) == 1
+}
+
 /// Allocated bytes (`st_blocks * 512`) of all regular files below `path`,
 /// as `dir_bytes` in peers/src/common.h.
-func allocatedBytes(under path: String) -> UInt64 {
+public func allocatedBytes(under path: String) -> UInt64 {
     guard let dir = opendir(path) else { return 0 }
     defer { closedir(dir) }
     var total: UInt64 = 0
@@ -56,52 +102,72 @@ func allocatedBytes(under path: String) -> UInt64 {
     return total
 }
 
+/// `fsync` of a file or directory, as `fsync_path` in common.h (errors ignored there too).
+public func fsyncPath(_ path: String) {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { return }
+    fsync(fd)
+    close(fd)
+}
+
 /// A fresh directory `${TMPDIR:-/tmp}/eventlog-bench.XXXXXX`.
-func makeTemporaryDirectory() throws(BenchError) -> String {
+public func makeTemporaryDirectory(prefix: String = "eventlog-bench") throws(BenchError) -> String {
     let base = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
-    var template = Array((base + "/eventlog-bench.XXXXXX").utf8CString)
+    var template = Array((base + "/\(prefix).XXXXXX").utf8CString)
     let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
     guard made != nil else { throw BenchError("mkdtemp in \(base): \(String(cString: strerror(errno)))") }
     return template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
 }
 
-func removeTree(_ path: String) {
+public func removeTree(_ path: String) {
     guard FileManager.default.fileExists(atPath: path) else { return }
     do { try FileManager.default.removeItem(atPath: path) } catch {
-        FileHandle.standardError.write(Data("warning: could not remove \(path): \(error)\n".utf8))
+        printError("warning: could not remove \(path): \(error)")
     }
 }
 
-func createDirectory(_ path: String) throws(BenchError) {
+public func createDirectory(_ path: String) throws(BenchError) {
     do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
         throw BenchError("cannot create \(path): \(error)")
     }
 }
 
-struct Machine {
-    let cores: Int
-    let memoryBytes: UInt64
-    let kernel: String
+/// The machine the figures come from.
+public struct Machine: Sendable {
+    public let cores: Int
+    public let memoryBytes: UInt64
+    public let kernel: String
+    public let cpu: String
 
-    static func current() -> Machine {
+    public static func current() -> Machine {
         var name = utsname()
         uname(&name)
         func field<T>(_ value: T) -> String {
             withUnsafeBytes(of: value) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
         }
+        var cpu = "unknown"
+        if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+           let line = info.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+           let colon = line.firstIndex(of: ":")
+        {
+            cpu = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
         return Machine(
             cores: sysconf(Int32(_SC_NPROCESSORS_ONLN)),
             memoryBytes: UInt64(sysconf(Int32(_SC_PHYS_PAGES))) * UInt64(sysconf(Int32(_SC_PAGESIZE))),
-            kernel: "\(field(name.sysname)) \(field(name.release)) \(field(name.machine))")
+            kernel: "\(field(name.sysname)) \(field(name.release)) \(field(name.machine))",
+            cpu: cpu)
     }
+
+    public var summary: String { "\(cores) cores (\(cpu)), \(memoryBytes >> 30) GiB, \(kernel)" }
 }
 
-struct BenchError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct BenchError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
-func printError(_ message: String) {
+public func printError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
 }
 
@@ -109,12 +175,12 @@ func printError(_ message: String) {
 /// tell at run time: HEAD of the repository holding this package, and
 /// whether Sources/ had uncommitted changes (the figures then belong to a
 /// working tree, not to a commit).
-struct SourceState {
-    let head: String
-    let modified: Bool
+public struct SourceState: Sendable {
+    public let head: String
+    public let modified: Bool
 
-    static func current() -> SourceState? {
-        // Benchmarks/Sources/eventlog-bench/System.swift → the repository root.
+    public static func current() -> SourceState? {
+        // Benchmarks/Sources/Harness/System.swift → the repository root.
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
         guard let head = git(["-C", root, "rev-parse", "--short=12", "HEAD"]),
@@ -137,5 +203,5 @@ struct SourceState {
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    var description: String { head + (modified ? " + uncommitted changes in Sources/" : "") }
+    public var description: String { head + (modified ? " + uncommitted changes in Sources/" : "") }
 }

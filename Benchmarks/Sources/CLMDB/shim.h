@@ -1,0 +1,2 @@
+// The system LMDB (Debian: liblmdb-dev), for the LMDB peer.
+#include <lmdb.h>

@@ -1,0 +1,116 @@
+import Foundation
+
+/// Everything one invocation measured.
+public struct Run: Sendable {
+    public let machine: Machine
+    public let source: SourceState?
+    public let options: Options
+    /// One `Results` per N (one unless `--scale`).
+    public var results: [Results] = []
+    /// The harness's own resident set before any store was opened (MB):
+    /// part of every system's peak RSS.
+    public var harnessRSSMB: Double = 0
+    public var seconds: Double = 0
+    /// The command line that produced it.
+    public var command: String = ""
+    /// The 1-minute load average after each system round: above ~1 the
+    /// shared machine was busy with something else too.
+    public var loadAverages: [Double] = []
+}
+
+/// Runs the workload's phases for every N, round and system. Rounds are
+/// interleaved: round 1 runs every system, then round 2, so that a noisy
+/// moment of the shared machine touches every system alike.
+///
+/// - Parameters:
+///   - directory: parent of all stores (each is deleted after use unless `options.keep`).
+///   - executable: the `eventlog-bench` binary for open-kill9's child writer; nil skips that phase.
+///   - progress: receives one line per finished system round.
+public func runBenchmarks(
+    _ options: Options, directory: String, executable: String?, progress: (String) -> Void = { _ in }
+) throws -> Run {
+    var run = Run(machine: .current(), source: SourceState.current(), options: options)
+    let start = now()
+    resetPeakRSS()
+    run.harnessRSSMB = Double(peakRSSBytes()) / 1e6
+    for n in options.ns {
+        let sizes = options.sizes(n: n)
+        let expectationsStart = now()
+        let expectations = Expectations(n: n)
+        progress("N=\(n): expected values from the generator (\(String(format: "%.1f", now() - expectationsStart)) s)")
+        var results = Results(n: n)
+        for round in 1...options.rounds {
+            for system in options.systems {
+                let started = now()
+                resetPeakRSS()
+                let baseRSS = currentRSSBytes()
+                var outcomes = try runSystem(
+                    system, sizes: sizes, expectations: expectations, directory: directory, options: options,
+                    executable: executable)
+                outcomes[0].peakRSS = peakRSSBytes()
+                outcomes[0].rssGrowth = outcomes[0].peakRSS! - min(baseRSS, outcomes[0].peakRSS!)
+                for outcome in outcomes { results.record(outcome, sizes: sizes) }
+                let load = loadAverage()
+                run.loadAverages.append(load)
+                progress(
+                    "N=\(n) round \(round)/\(options.rounds): \(system.name) done (\(String(format: "%.1f", now() - started)) s, "
+                        + "peak RSS \(outcomes[0].peakRSS! >> 20) MiB, RSS now \(currentRSSBytes() >> 20) MiB, load \(load))")
+            }
+        }
+        run.results.append(results)
+    }
+    run.seconds = now() - start
+    return run
+}
+
+/// One round of one system: the common phases, and for EventLog its extra
+/// ones. The switch picks the concrete store type; everything below it is
+/// generic code specialized for that type.
+public func runSystem(
+    _ system: SystemID, sizes: PhaseSizes, expectations: Expectations, directory: String, options: Options,
+    executable: String?
+) throws -> [RoundOutcome] {
+    switch system {
+    case .eventlog:
+        var main = SystemRound<EventLogStore>(system: system, sizes: sizes, expectations: expectations, directory: directory)
+        main.keep = options.keep
+        if !options.skip.contains("open") {
+            main.afterBulkClose = { path in
+                try EventLogPhases.openAfterCleanShutdown(path: path, expectedEvents: sizes.n)
+            }
+        }
+        var outcome = try main.run()
+        var outcomes: [RoundOutcome] = []
+        if !options.skip.contains("lz4") {
+            var lz4 = SystemRound<EventLogStore>(system: system, sizes: sizes, expectations: expectations, directory: directory)
+            lz4.config.lz4 = true
+            lz4.suffix = "-lz4"
+            lz4.durablePhases = false
+            lz4.keep = options.keep
+            outcomes.append(try lz4.run())
+        }
+        for threads in options.skip.contains("concurrent") ? [] : sizes.threads {
+            let (figures, latency) = try EventLogPhases.concurrentAppenders(
+                threads: threads, appendsPerThread: sizes.appendsPerThread, directory: directory, keep: options.keep)
+            outcome.extra += figures
+            outcome.concurrentLatency["C\(threads)"] = latency
+        }
+        if sizes.crashEvents > 0, !options.skip.contains("open"), let executable {
+            outcome.extra += try EventLogPhases.openAfterKill(
+                events: sizes.crashEvents, directory: directory, executable: executable, keep: options.keep)
+        }
+        return [outcome] + outcomes
+    case .sqlite, .sqliteTuned:
+        var round = SystemRound<SQLitePeer>(system: system, sizes: sizes, expectations: expectations, directory: directory)
+        round.keep = options.keep
+        return [try round.run()]
+    case .lmdb:
+        var round = SystemRound<LMDBPeer>(system: system, sizes: sizes, expectations: expectations, directory: directory)
+        round.keep = options.keep
+        return [try round.run()]
+    case .rocksdb, .rocksdbTuned:
+        var round = SystemRound<RocksDBPeer>(system: system, sizes: sizes, expectations: expectations, directory: directory)
+        round.keep = options.keep
+        return [try round.run()]
+    }
+}

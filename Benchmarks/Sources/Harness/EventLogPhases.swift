@@ -1,0 +1,258 @@
+import Dispatch
+import EventLog
+import Foundation
+import Histogram
+import Workload
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// EventLog's phases beyond WORKLOAD.md's: the LZ4 store, concurrent
+/// appenders (group commit), and open time after a clean shutdown and after
+/// kill -9 of a writer.
+public enum EventLogPhases {
+    /// "open-clean": opens store A read-write right after A1 closed it (the
+    /// clean-shutdown marker is there: no recovery), then closes it.
+    public static func openAfterCleanShutdown(path: String, expectedEvents: Int) throws -> [Figure] {
+        let start = now()
+        let log = try Log.open(at: path, options: LogOptions(durability: .none))
+        let seconds = now() - start
+        defer { try? log.close() }
+        guard case .clean = log.recovery.previousShutdown else {
+            throw BenchError("open-clean: the log at \(path) did not record a clean shutdown (\(log.recovery.previousShutdown))")
+        }
+        guard log.endPosition == UInt64(expectedEvents) else {
+            throw BenchError("open-clean: \(log.endPosition) events after reopening, expected \(expectedEvents)")
+        }
+        return [Figure("open-clean", "open_ms", seconds * 1000)]
+    }
+
+    /// "C<T>": `threads` threads each make `appendsPerThread` single-event
+    /// appends with `.always` to one fresh log. Under group commit the
+    /// threads share fdatasyncs, so events/s grows with the thread count
+    /// while each append's latency stays near one sync.
+    ///
+    /// Events are generated before the timed region; thread t appends
+    /// events t, t + T, t + 2T, … of the chunk. Afterwards (untimed) the log
+    /// is read back: the count and the logical bytes must match.
+    public static func concurrentAppenders(
+        threads: Int, appendsPerThread: Int, directory: String, keep: Bool = false
+    ) throws -> (figures: [Figure], latency: LatencyMeasure) {
+        precondition(threads >= 1 && appendsPerThread >= 1)
+        let phase = "C\(threads)"
+        let path = directory + "/eventlog-\(phase.lowercased())"
+        removeTree(path)
+        defer { if !keep { removeTree(path) } }
+        let total = threads * appendsPerThread
+        var generator = EventGenerator(seed: WorkloadSeed.events)
+        var chunk = EventChunk(capacity: total)
+        chunk.fill(from: &generator, count: total)
+        let events = chunk.events
+
+        let log = try Log.open(at: path, options: LogOptions(durability: .always))
+        let store = EventLogStore.Shared(log: log)
+        let collector = Collector()
+        let ready = DispatchSemaphore(value: 0)
+        let go = DispatchSemaphore(value: 0)
+        let done = DispatchGroup()
+        for t in 0..<threads {
+            done.enter()
+            let thread = Thread {
+                var histogram = LatencyMeasure.emptyHistogram()
+                var spent: UInt64 = 0
+                var failure: String?
+                ready.signal()
+                go.wait()
+                do {
+                    var j = t
+                    while j < total {
+                        let start = nanoseconds()
+                        try store.appendOne(events, j)
+                        let elapsed = nanoseconds() - start
+                        _ = histogram.record(max(elapsed, 1))
+                        spent += elapsed
+                        j += threads
+                    }
+                } catch {
+                    failure = "\(error)"
+                }
+                collector.add(histogram, nanoseconds: spent, failure: failure)
+                done.leave()
+            }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+        for _ in 0..<threads { ready.wait() }
+        let start = now()
+        for _ in 0..<threads { go.signal() }
+        done.wait()
+        let seconds = now() - start
+        let (histograms, spent, failures) = collector.results
+        if let failure = failures.first {
+            try? log.close()
+            throw BenchError("\(phase): an append failed: \(failure)")
+        }
+
+        // Check (untimed): every event is there once.
+        var read = ReadSum()
+        try log.read(from: 0) { view in
+            read.add(streamCount: view.streamBytes.count, typeCount: view.typeBytes.count, data: view.data)
+        }
+        try log.close()
+        guard read.events == UInt64(total), read.bytes == chunk.logicalBytes else {
+            throw BenchError("\(phase) check failed: read back \(read.events) events, \(read.bytes) bytes; appended \(total), \(chunk.logicalBytes) bytes")
+        }
+
+        var latency = LatencyMeasure()
+        for histogram in histograms { latency.histogram.add(histogram) }
+        latency.seconds = seconds
+        latency.meanMicroseconds = Double(spent) / Double(total) / 1000
+        return ([
+            Figure(phase, "events_per_s", Double(total) / seconds),
+            Figure(phase, "p50_us", latency.microseconds(atPercentile: 50)),
+            Figure(phase, "p99_us", latency.microseconds(atPercentile: 99)),
+        ], latency)
+    }
+
+    /// The hidden subcommand that makes `eventlog-bench` the killed writer.
+    public static let crashChildCommand = "__append-until-killed"
+
+    /// "open-kill9": a child process (this executable, `crashChildCommand`)
+    /// appends to a fresh log with `.always`, batches of 100, until it has
+    /// acknowledged at least `events`; it is then killed with SIGKILL while
+    /// appending, and the log is opened: the figure is the open time, which
+    /// includes recovery of the unsynced tail. Every acknowledged event must
+    /// be there.
+    public static func openAfterKill(events: Int, directory: String, executable: String, keep: Bool = false) throws -> [Figure] {
+        let path = directory + "/eventlog-killed"
+        removeTree(path)
+        defer { if !keep { removeTree(path) } }
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: executable)
+        child.arguments = [crashChildCommand, path, String(events)]
+        let output = Pipe()
+        child.standardOutput = output
+        do { try child.run() } catch { throw BenchError("open-kill9: cannot start \(executable): \(error)") }
+
+        // The child prints "acknowledged <count>" once it is past `events`.
+        var line = ""
+        let reader = output.fileHandleForReading
+        while !line.contains("\n") {
+            let data = reader.availableData
+            if data.isEmpty { break }
+            line += String(decoding: data, as: UTF8.self)
+        }
+        kill(child.processIdentifier, SIGKILL)
+        child.waitUntilExit()
+        guard let acknowledged = line.split(separator: " ").last.flatMap({ UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) else {
+            throw BenchError("open-kill9: the writer ended before acknowledging \(events) events (said '\(line)')")
+        }
+
+        let start = now()
+        let log = try Log.open(at: path, options: LogOptions(durability: .none))
+        let seconds = now() - start
+        defer { try? log.close() }
+        guard log.recovery.previousShutdown == .unclean else {
+            throw BenchError("open-kill9: expected an unclean previous shutdown, found \(log.recovery.previousShutdown)")
+        }
+        guard log.endPosition >= acknowledged else {
+            throw BenchError("open-kill9: \(log.endPosition) events after recovery, but \(acknowledged) were acknowledged")
+        }
+        return [
+            Figure("open-kill9", "open_ms", seconds * 1000),
+            Figure("open-kill9", "recovered_events", Double(log.endPosition)),
+            Figure("open-kill9", "scanned_mb", Double(log.recovery.scannedBytes) / 1e6),
+        ]
+    }
+
+    /// The child's side of `openAfterKill`: appends until killed; prints
+    /// "acknowledged <count>" once past `events`. Exits by itself only if
+    /// its parent is gone or after 10 minutes.
+    public static func appendUntilKilled(path: String, events: Int) -> Never {
+        let parent = getppid()
+        do {
+            let log = try Log.open(at: path, options: LogOptions(durability: .always))
+            let store = EventLogStore.Shared(log: log)
+            var generator = EventGenerator(seed: WorkloadSeed.events)
+            var chunk = EventChunk()
+            var acknowledged = 0
+            var told = false
+            let deadline = now() + 600
+            while now() < deadline && getppid() == parent {
+                chunk.fill(from: &generator, count: chunk.capacity)
+                let batch = chunk.events
+                var i = 0
+                while i < batch.count {
+                    try store.appendBatch(batch, i..<(i + batchSize))
+                    i += batchSize
+                    acknowledged += batchSize
+                    if !told && acknowledged >= events {
+                        told = true
+                        let text = "acknowledged \(acknowledged)\n"
+                        _ = text.withCString { write(1, $0, strlen($0)) }
+                    }
+                }
+            }
+            exit(3)
+        } catch {
+            printError("eventlog-bench \(crashChildCommand): \(error)")
+            exit(1)
+        }
+    }
+
+    /// The path of the running executable.
+    public static func currentExecutable() -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard count > 0 else { return nil }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// What the appender threads report back.
+private final class Collector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var histograms: [Histogram<UInt64>] = []
+    private var nanoseconds: UInt64 = 0
+    private var failures: [String] = []
+
+    func add(_ histogram: Histogram<UInt64>, nanoseconds spent: UInt64, failure: String?) {
+        lock.lock()
+        defer { lock.unlock() }
+        histograms.append(histogram)
+        nanoseconds += spent
+        if let failure { failures.append(failure) }
+    }
+
+    var results: ([Histogram<UInt64>], UInt64, [String]) {
+        lock.lock()
+        defer { lock.unlock() }
+        return (histograms, nanoseconds, failures)
+    }
+}
+
+extension EventLogStore {
+    /// A `Log` handle shared by threads (the `Log` is thread-safe).
+    struct Shared: @unchecked Sendable {
+        let log: Log
+
+        @inline(__always)
+        func appendOne(_ events: EventChunk.Events, _ j: Int) throws {
+            try log.appendBatch { (batch: inout BatchBuilder) throws(EventLogError) in
+                let event = events[j]
+                try batch.append(stream: event.stream, type: event.type, data: event.payload)
+            }
+        }
+
+        @inline(__always)
+        func appendBatch(_ events: EventChunk.Events, _ range: Range<Int>) throws {
+            try log.appendBatch { (batch: inout BatchBuilder) throws(EventLogError) in
+                for j in range {
+                    let event = events[j]
+                    try batch.append(stream: event.stream, type: event.type, data: event.payload)
+                }
+            }
+        }
+    }
+}

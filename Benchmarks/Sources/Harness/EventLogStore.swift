@@ -1,0 +1,63 @@
+import EventLog
+import Workload
+
+/// EventLog as the phase runner drives it. A1 appends with `.none` and ends
+/// with `sync()` + `close()`; A2/A3 use `.always`; reads reopen the log
+/// read-only (no writer lock, no recovery writes) and lend zero-copy views.
+public final class EventLogStore: Store {
+    public let log: Log
+
+    public init(directory: String, mode: OpenMode, config: StoreConfig) throws {
+        var options = LogOptions(
+            durability: mode == .durable ? .always : .none, compression: config.lz4 ? .lz4 : .none,
+            readOnly: mode == .reading)
+        options.createIfMissing = mode != .reading
+        log = try Log.open(at: directory, options: options)
+    }
+
+    /// One batch, built in place from the chunk's borrowed bytes (no
+    /// allocation per event). Stream versions are the log's own.
+    @inline(__always)
+    public func append(_ events: EventChunk.Events, _ range: Range<Int>) throws {
+        try log.appendBatch { (batch: inout BatchBuilder) throws(EventLogError) in
+            for j in range {
+                let event = events[j]
+                try batch.append(stream: event.stream, type: event.type, data: event.payload)
+            }
+        }
+    }
+
+    public func finishBulk() throws { try log.sync() }
+
+    public func close() throws { try log.close() }
+
+    public func scanAll(into sum: inout ReadSum) throws {
+        try log.read(from: 0) { view in
+            sum.add(streamCount: view.streamBytes.count, typeCount: view.typeBytes.count, data: view.data)
+        }
+    }
+
+    public static var readsStreams: Bool { true }
+
+    /// R2 through the stream index: versions ascending, each event's own
+    /// checksum verified and its stream name confirmed by the library.
+    public func readStream(_ name: UnsafeRawBufferPointer, into sum: inout ReadSum) throws -> Int {
+        var count: UInt64 = 0
+        try log.readStream(String(decoding: name, as: UTF8.self)) { view in
+            guard view.version == count else {
+                throw BenchError("eventlog R2: \(view.stream) has version \(view.version) where \(count) belongs")
+            }
+            sum.add(streamCount: view.streamBytes.count, typeCount: view.typeBytes.count, data: view.data)
+            count += 1
+        }
+        return Int(count)
+    }
+
+    @inline(__always)
+    public func read(position: UInt64, into sum: inout ReadSum) throws -> Bool {
+        try log.withEvent(at: position) { view in
+            sum.add(streamCount: view.streamBytes.count, typeCount: view.typeBytes.count, data: view.data)
+        }
+        return true
+    }
+}

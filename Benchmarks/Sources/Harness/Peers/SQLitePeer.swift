@@ -1,0 +1,172 @@
+import CSQLite
+import Workload
+
+/// SQLite peer (peers/README.md, "Peers and their designs"): the usual
+/// event-store design in SQLite.
+///
+///     events(position INTEGER PRIMARY KEY, stream TEXT, version INTEGER, type TEXT, data BLOB)
+///     UNIQUE INDEX (stream, version)
+///
+/// `journal_mode=WAL`, otherwise defaults (2 MiB page cache, no mmap);
+/// `synchronous=OFF` for A1 (FULL + a checkpoint + fsync at its end), FULL
+/// for A2/A3. "sqlite-tuned" adds `mmap_size=1 GiB`. R2 is
+/// `WHERE stream=? ORDER BY version`, R3 `WHERE position=?`. Values are
+/// bound without copies (SQLITE_STATIC), as the C peer does.
+public final class SQLitePeer: Store {
+    private var db: OpaquePointer?
+    private let path: String
+    private var insert: OpaquePointer?
+    private var begin: OpaquePointer?
+    private var commit: OpaquePointer?
+    private var scan: OpaquePointer?
+    private var byStream: OpaquePointer?
+    private var byPosition: OpaquePointer?
+
+    public init(directory: String, mode: OpenMode, config: StoreConfig) throws {
+        path = directory + "/events.db"
+        guard sqlite3_open(path, &db) == SQLITE_OK else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            sqlite3_close(db)
+            throw BenchError("sqlite3_open \(path): \(message)")
+        }
+        do {
+            try exec("PRAGMA journal_mode=WAL")
+            try exec(mode == .durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=OFF")
+            if config.tuned { try exec("PRAGMA mmap_size=1073741824") }
+            try exec("""
+                CREATE TABLE IF NOT EXISTS events(position INTEGER PRIMARY KEY, stream TEXT NOT NULL, \
+                version INTEGER NOT NULL, type TEXT NOT NULL, data BLOB NOT NULL)
+                """)
+            try exec("CREATE UNIQUE INDEX IF NOT EXISTS events_stream_version ON events(stream, version)")
+            insert = try prepare("INSERT INTO events(position, stream, version, type, data) VALUES(?,?,?,?,?)")
+            begin = try prepare("BEGIN")
+            commit = try prepare("COMMIT")
+            scan = try prepare("SELECT position, stream, version, type, data FROM events ORDER BY position")
+            byStream = try prepare("SELECT position, version, type, data FROM events WHERE stream=? ORDER BY version")
+            byPosition = try prepare("SELECT stream, version, type, data FROM events WHERE position=?")
+        } catch {
+            try? close()
+            throw error
+        }
+    }
+
+    deinit { try? close() }
+
+    private var message: String { db.map { String(cString: sqlite3_errmsg($0)) } ?? "closed" }
+
+    private func exec(_ sql: String) throws {
+        var error: UnsafeMutablePointer<CChar>?
+        guard sqlite3_exec(db, sql, nil, nil, &error) == SQLITE_OK else {
+            let text = error.map { String(cString: $0) } ?? message
+            sqlite3_free(error)
+            throw BenchError("sqlite \(sql): \(text)")
+        }
+    }
+
+    private func prepare(_ sql: String) throws -> OpaquePointer {
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v2(db, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
+            throw BenchError("sqlite prepare \(sql): \(message)")
+        }
+        return statement
+    }
+
+    @inline(__always)
+    private func stepDone(_ statement: OpaquePointer?, _ what: StaticString) throws {
+        let rc = sqlite3_step(statement)
+        guard rc == SQLITE_DONE else {
+            sqlite3_reset(statement)
+            throw BenchError("sqlite \(what): \(message)")
+        }
+        sqlite3_reset(statement)
+    }
+
+    public func append(_ events: EventChunk.Events, _ range: Range<Int>) throws {
+        let insert = self.insert
+        try stepDone(begin, "BEGIN")
+        for j in range {
+            let event = events[j]
+            sqlite3_bind_int64(insert, 1, sqlite3_int64(event.position))
+            eventlog_bench_sqlite3_bind_text_static(insert, 2, event.stream.baseAddress, Int32(event.stream.count))
+            sqlite3_bind_int64(insert, 3, sqlite3_int64(event.version))
+            eventlog_bench_sqlite3_bind_text_static(insert, 4, event.type.baseAddress, Int32(event.type.count))
+            eventlog_bench_sqlite3_bind_blob_static(insert, 5, event.payload.baseAddress, Int32(event.payload.count))
+            try stepDone(insert, "INSERT")
+        }
+        try stepDone(commit, "COMMIT")
+    }
+
+    /// synchronous=OFF never syncs: switch to FULL, checkpoint the WAL into
+    /// the database (SQLite syncs the WAL, then the database), and fsync the
+    /// files once more, as the C peer does.
+    public func finishBulk() throws {
+        try exec("PRAGMA synchronous=FULL")
+        try exec("PRAGMA wal_checkpoint(TRUNCATE)")
+        fsyncPath(path)
+        fsyncPath(path + "-wal")
+    }
+
+    public func close() throws {
+        guard db != nil else { return }
+        for statement in [insert, begin, commit, scan, byStream, byPosition] { sqlite3_finalize(statement) }
+        insert = nil; begin = nil; commit = nil; scan = nil; byStream = nil; byPosition = nil
+        let rc = sqlite3_close(db)
+        db = nil
+        guard rc == SQLITE_OK else { throw BenchError("sqlite3_close failed (\(rc))") }
+    }
+
+    public func scanAll(into sum: inout ReadSum) throws {
+        let scan = self.scan  // a local: no class-property access per row
+        var rc = sqlite3_step(scan)
+        while rc == SQLITE_ROW {
+            let streamCount = Int(sqlite3_column_bytes(scan, 1))
+            let typeCount = Int(sqlite3_column_bytes(scan, 3))
+            let data = sqlite3_column_blob(scan, 4)
+            let dataCount = Int(sqlite3_column_bytes(scan, 4))
+            sum.add(streamCount: streamCount, typeCount: typeCount, data: UnsafeRawBufferPointer(start: data, count: dataCount))
+            rc = sqlite3_step(scan)
+        }
+        sqlite3_reset(scan)
+        guard rc == SQLITE_DONE else { throw BenchError("sqlite scan: \(message)") }
+    }
+
+    public static var readsStreams: Bool { true }
+
+    public func readStream(_ name: UnsafeRawBufferPointer, into sum: inout ReadSum) throws -> Int {
+        let byStream = self.byStream
+        eventlog_bench_sqlite3_bind_text_static(byStream, 1, name.baseAddress, Int32(name.count))
+        var count = 0
+        var rc = sqlite3_step(byStream)
+        while rc == SQLITE_ROW {
+            guard sqlite3_column_int64(byStream, 1) == count else {
+                sqlite3_reset(byStream)
+                throw BenchError("sqlite R2: version gap in \(String(decoding: name, as: UTF8.self)) at \(count)")
+            }
+            let typeCount = Int(sqlite3_column_bytes(byStream, 2))
+            let data = sqlite3_column_blob(byStream, 3)
+            let dataCount = Int(sqlite3_column_bytes(byStream, 3))
+            sum.add(streamCount: name.count, typeCount: typeCount, data: UnsafeRawBufferPointer(start: data, count: dataCount))
+            count += 1
+            rc = sqlite3_step(byStream)
+        }
+        sqlite3_reset(byStream)
+        guard rc == SQLITE_DONE else { throw BenchError("sqlite stream read: \(message)") }
+        return count
+    }
+
+    public func read(position: UInt64, into sum: inout ReadSum) throws -> Bool {
+        let byPosition = self.byPosition
+        sqlite3_bind_int64(byPosition, 1, sqlite3_int64(position))
+        var found = false
+        if sqlite3_step(byPosition) == SQLITE_ROW {
+            let streamCount = Int(sqlite3_column_bytes(byPosition, 0))
+            let typeCount = Int(sqlite3_column_bytes(byPosition, 2))
+            let data = sqlite3_column_blob(byPosition, 3)
+            let dataCount = Int(sqlite3_column_bytes(byPosition, 3))
+            sum.add(streamCount: streamCount, typeCount: typeCount, data: UnsafeRawBufferPointer(start: data, count: dataCount))
+            found = true
+        }
+        sqlite3_reset(byPosition)
+        return found
+    }
+}

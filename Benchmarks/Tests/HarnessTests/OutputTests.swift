@@ -1,0 +1,94 @@
+import Foundation
+import FoundationXML
+import Harness
+import Testing
+
+/// A tiny run of two systems, two rounds, through the same entry point as
+/// `eventlog-bench`; its JSON parsed back and its schema checked, its
+/// report rendered.
+@Suite(.serialized) struct OutputTests {
+    static let run: Result<Run, Error> = Result {
+        let options = try Options.parse([
+            "--quick", "--n", "2000", "--rounds", "2", "--a2", "300", "--a3", "12", "--r2", "20", "--r3", "200",
+            "--appends-per-thread", "5", "--threads", "1,2", "--skip", "open", "--systems", "eventlog,sqlite",
+        ])
+        let directory = try makeTemporaryDirectory(prefix: "harness-output-test")
+        defer { removeTree(directory) }
+        var run = try runBenchmarks(options, directory: directory, executable: nil)
+        run.command = "eventlog-bench --quick …"
+        return run
+    }
+
+    @Test func optionsParse() throws {
+        let quick = try Options.parse(["--quick"])
+        #expect(quick.systems == [.eventlog, .sqlite])
+        #expect(quick.ns == [100_000])
+        #expect(quick.rounds == 1)
+        let scale = try Options.parse(["--scale", "--systems", "lmdb,eventlog"])
+        #expect(scale.ns == [100_000, 1_000_000, 10_000_000])
+        #expect(scale.systems == [.eventlog, .lmdb])
+        let all = try Options.parse([])
+        #expect(all.systems == SystemID.allCases)
+        #expect(all.rounds == 3)
+        #expect(throws: UsageError.self) { try Options.parse(["--systems", "postgres"]) }
+        #expect(throws: UsageError.self) { try Options.parse(["--quick", "--scale"]) }
+    }
+
+    @Test func jsonHasTheDocumentedSchema() throws {
+        let run = try Self.run.get()
+        let object = try #require(try JSONSerialization.jsonObject(with: try run.jsonData()) as? [String: Any])
+        let machine = try #require(object["machine"] as? [String: Any])
+        #expect((machine["cores"] as? Int ?? 0) >= 1)
+        #expect(object["n"] as? Int == 2000)
+        #expect(object["rounds"] as? Int == 2)
+        let results = try #require(object["results"] as? [[String: Any]])
+        #expect(!results.isEmpty)
+        let systems = Set(SystemID.allCases.map(\.name))
+        var seen = Set<String>()
+        for item in results {
+            #expect(Set(item.keys) == ["system", "phase", "metric", "median", "min", "max"])
+            let system = try #require(item["system"] as? String)
+            let phase = try #require(item["phase"] as? String)
+            let metric = try #require(item["metric"] as? String)
+            #expect(systems.contains(system))
+            let median = try #require(item["median"] as? Double)
+            let low = try #require(item["min"] as? Double)
+            let high = try #require(item["max"] as? Double)
+            #expect(low <= median && median <= high, "\(system) \(phase) \(metric)")
+            seen.insert("\(system) \(phase) \(metric)")
+        }
+        for system in ["eventlog", "sqlite"] {
+            for figure in [
+                "A1 events_per_s", "A1 disk_mb", "R1 events_per_s", "R2 streams_per_s", "R3 reads_per_s",
+                "A2 events_per_s", "A3 p50_us", "A3 p99_us", "process peak_rss_mb",
+            ] {
+                #expect(seen.contains("\(system) \(figure)"), "missing \(system) \(figure)")
+            }
+        }
+        for figure in ["A1-lz4 events_per_s", "C1 events_per_s", "C2 p99_us", "open-clean open_ms"] {
+            #expect(seen.contains("eventlog \(figure)") == (figure != "open-clean open_ms"), "\(figure)")
+        }
+        let ratios = try #require(object["ratios"] as? [[String: Any]])
+        #expect(ratios.contains { $0["phase"] as? String == "A1" && $0["peer"] as? String == "sqlite" })
+    }
+
+    @Test func tableShowsEverySystemAndRatio() throws {
+        let run = try Self.run.get()
+        let text = run.textReport()
+        #expect(text.contains("EL÷sqlite"))
+        for phase in ["A1", "R1", "R2", "R3", "A2", "A3", "C2"] { #expect(text.contains("\n\(phase) ")) }
+    }
+
+    @Test func reportIsWellFormed() throws {
+        let run = try Self.run.get()
+        let directory = try makeTemporaryDirectory(prefix: "harness-report-test")
+        defer { removeTree(directory) }
+        try run.writeReport(to: directory)
+        let svg = try Data(contentsOf: URL(fileURLWithPath: directory + "/chart.svg"))
+        let parser = XMLParser(data: svg)
+        #expect(parser.parse(), "chart.svg is not well-formed XML: \(String(describing: parser.parserError))")
+        let summary = try String(contentsOfFile: directory + "/summary.md", encoding: .utf8)
+        #expect(summary.contains("![EventLog beside the peers"))
+        #expect(summary.contains("| A1 | events_per_s ↑ |"))
+    }
+}
