@@ -16,11 +16,10 @@ struct TailCommand: ParsableCommand {
             streams whose name starts with the prefix, --type (repeatable) those of the types given; \
             stream markers are printed when neither filters.
 
-            Without --cursor the log is opened read-only, so tail works beside a running writer. A \
-            read-only reader sees the log as it was when opened, so while -f has nothing to print it \
-            checks every \(Self.refreshMilliseconds) ms whether the newest segment file changed, and \
-            opens the log again (read-only) when it did (and every \(SegmentWatch.forcedRefreshSeconds) s \
-            regardless): another process's events show up within about \(Self.refreshMilliseconds) ms.
+            Without --cursor the log is opened read-only, so tail works beside a running writer. While \
+            -f has nothing to print it reads on from the known end of the log every \
+            \(Self.refreshMilliseconds) ms (new batches, new segments): another process's events show up \
+            within about \(Self.refreshMilliseconds) ms.
 
             --cursor NAME starts at the cursor's committed position (creating the cursor at the start \
             of the log when missing; --from does not go with it) and, after each batch of printed lines \
@@ -36,7 +35,7 @@ struct TailCommand: ParsableCommand {
     /// How long a caught-up `tail -f --cursor` waits for an append before it looks for a stop request.
     static let pollTimeoutSeconds = 0.1
     /// How often a caught-up read-only `tail -f` opens the log again to see other processes' appends.
-    static let refreshMilliseconds = 100
+    static let refreshMilliseconds = 50
 
     @Argument(help: "The log directory.")
     var directory: String
@@ -97,26 +96,19 @@ struct TailCommand: ParsableCommand {
 
     // MARK: Read-only
 
-    /// Reads a read-only log to its end; with `-f`, opens it again whenever
-    /// caught up, continuing from where the last one ended.
+    /// Reads a read-only log to its end; with `-f`, follows what another
+    /// process appends: when caught up, `Log.refresh()` reads on from the
+    /// known end of the log (new batches, new segments) every
+    /// `refreshMilliseconds`.
     private func tailReadOnly(into output: inout OutputWriter) throws {
-        var watch = SegmentWatch(directory: directory)
-        watch.noteOpening()
-        var log = try Self.openReadOnly(directory)
+        let log = try Self.openReadOnly(directory)
         defer { try? log.close() }
-        var subscription = try log.subscribe(from: from.map(StartPoint.position) ?? .start, filter: filter)
+        let subscription = try log.subscribe(from: from.map(StartPoint.position) ?? .start, filter: filter)
         while !StopConditions.shouldStop {
             if try printBatch(of: subscription, timeout: 0, into: &output) > 0 { continue }
-            // Caught up with what this open saw: wait until another process may have appended.
             guard follow else { return }
-            repeat {
-                if StopConditions.sleep(seconds: Double(Self.refreshMilliseconds) / 1000) { return }
-            } while !watch.mayHaveChanged()
-            let next = subscription.position
-            try? log.close()
-            watch.noteOpening()
-            log = try Self.openReadOnly(directory)
-            subscription = try log.subscribe(from: .position(next), filter: filter)
+            if try log.refresh() { continue }
+            if StopConditions.sleep(seconds: Double(Self.refreshMilliseconds) / 1000) { return }
         }
     }
 
