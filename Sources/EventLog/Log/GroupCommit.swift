@@ -1,5 +1,6 @@
 import class Foundation.NSCondition
 import struct Foundation.Date
+import Synchronization
 
 /// Shares one `fdatasync` among concurrent appenders (group commit), and
 /// remembers a failed sync for good.
@@ -16,7 +17,18 @@ import struct Foundation.Date
 ///
 /// Thread-safe. `waitDurable` and `syncNow` block on the disk.
 final class GroupCommit: @unchecked Sendable {
+    /// How long a leader waits for an appender that is writing right now, so
+    /// that one sync covers both (without it two appenders would alternate,
+    /// each waiting for a sync that started just before its write).
+    static let gatherMicroseconds = 60
+
     private let condition = NSCondition()
+    /// Appenders between asking for the writer lock and noting their write.
+    let arriving = Atomic<Int>(0)
+    /// Writes noted since the last sync started (guarded by `condition`).
+    private var writesSinceSync = 0
+    /// A leader is waiting to gather one more write (guarded by `condition`).
+    private var gathering = false
     // All guarded by `condition`.
     private var written: UInt64 = 0
     private var durable: UInt64 = 0
@@ -29,6 +41,8 @@ final class GroupCommit: @unchecked Sendable {
         condition.lock()
         written = sequence
         target = file
+        writesSinceSync += 1
+        if gathering { condition.broadcast() }  // only the gathering leader needs to know
         condition.unlock()
     }
 
@@ -92,8 +106,21 @@ final class GroupCommit: @unchecked Sendable {
     /// Called with the lock held and no sync running; returns with it held.
     private func leadSync() throws(EventLogError) {
         syncing = true
+        // Gather: when this sync would cover one write only and another
+        // appender is writing right now, let it cover that one too. (With
+        // more writes already waiting, syncing at once is better.)
+        if writesSinceSync <= 1 && arriving.load(ordering: .relaxed) > 0 {
+            let before = written
+            let until = Date(timeIntervalSinceNow: Double(Self.gatherMicroseconds) / 1_000_000)
+            gathering = true
+            while written == before && arriving.load(ordering: .relaxed) > 0 {
+                if !condition.wait(until: until) { break }
+            }
+            gathering = false
+        }
         let goal = written
         let file = target
+        writesSinceSync = 0
         condition.unlock()
         var error: IOError?
         do { try file?.datasync() } catch let e { error = e }

@@ -55,9 +55,18 @@ extension Log {
         wantsResult: Bool, _ build: (inout BatchBuilder) throws(EventLogError) -> Void
     ) throws(EventLogError) -> AppendResult {
         if options.readOnly { throw .readOnly }
-        let outcome = try writer.withLock { (state) throws(EventLogError) -> CommitOutcome in
-            try appendLocked(&state, wantsResult: wantsResult, build)
+        let gathering = options.durability == .always
+        if gathering { groupCommit.arriving.add(1, ordering: .relaxed) }
+        let outcome: CommitOutcome
+        do {
+            outcome = try writer.withLock { (state) throws(EventLogError) -> CommitOutcome in
+                try appendLocked(&state, wantsResult: wantsResult, build)
+            }
+        } catch {
+            if gathering { groupCommit.arriving.subtract(1, ordering: .relaxed) }
+            throw error
         }
+        if gathering { groupCommit.arriving.subtract(1, ordering: .relaxed) }
         if options.durability == .always, !outcome.result.positions.isEmpty {
             // A retry waits too: the original append may not be durable yet.
             do { try groupCommit.waitDurable(upTo: outcome.sequence) } catch {
