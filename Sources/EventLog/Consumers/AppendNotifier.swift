@@ -19,12 +19,7 @@ final class AppendNotifier: @unchecked Sendable {
     /// Called by the writer after publishing.
     @inline(__always) func notify() {
         guard waiters.load(ordering: .sequentiallyConsistent) > 0 else { return }
-        condition.lock()
-        let waiting = continuations
-        continuations.removeAll()
-        condition.broadcast()
-        condition.unlock()
-        for (_, c) in waiting { c.resume() }
+        wakeAll()
     }
 
     /// Blocks until `ready()` holds or `deadline` passes; returns `ready()`.

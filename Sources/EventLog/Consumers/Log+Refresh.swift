@@ -40,14 +40,7 @@ extension Log {
                     offsetIndex: last.offsetIndex, timeIndex: last.timeIndex)
             }
             if outcome.batches > 0 {
-                last.offsetIndexCount = last.offsetIndex.writtenCount
-                last.timeIndexCount = last.timeIndex.writtenCount
-                last.endPosition = outcome.endPosition
-                last.dataEnd = outcome.dataEnd
-                last.lastBatchOffset = outcome.lastBatchOffset
-                last.lastBatchCRC = outcome.lastBatchCRC
-                if last.firstTimestamp == nil { last.firstTimestamp = outcome.firstTimestamp }
-                last.maxTimestamp = max(last.maxTimestamp, outcome.maxTimestamp)
+                last.extend(with: outcome)
                 try StreamIndexBuilder.replay(
                     segments: [last], from: before, tableFrom: before, entriesFrom: before, table: streams)
                 last.streamEntryCount = last.streamEntries?.writtenCount ?? 0

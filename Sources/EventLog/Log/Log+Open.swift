@@ -233,14 +233,7 @@ struct Opener {
                 offsetIndex: segment.offsetIndex, timeIndex: segment.timeIndex)
         }
         if isLast { report.scannedBytes += outcome.dataEnd - from }
-        segment.endPosition = outcome.endPosition
-        segment.dataEnd = outcome.dataEnd
-        segment.lastBatchOffset = outcome.lastBatchOffset
-        segment.lastBatchCRC = outcome.lastBatchCRC
-        if segment.firstTimestamp == nil { segment.firstTimestamp = outcome.firstTimestamp }
-        segment.maxTimestamp = max(segment.maxTimestamp, outcome.maxTimestamp)
-        segment.offsetIndexCount = segment.offsetIndex.writtenCount
-        segment.timeIndexCount = segment.timeIndex.writtenCount
+        segment.extend(with: outcome)
 
         if case .invalid(let offset, let reason) = outcome.stop {
             let isTornTail = isLast

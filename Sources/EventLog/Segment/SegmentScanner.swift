@@ -88,3 +88,18 @@ struct SegmentScanner {
         return false
     }
 }
+
+extension SegmentSnapshot {
+    /// Takes in what a scan from this segment's data end found: its extent,
+    /// last batch, timestamps and the index entries the scan added.
+    mutating func extend(with outcome: SegmentScanner.Outcome) {
+        endPosition = outcome.endPosition
+        dataEnd = outcome.dataEnd
+        lastBatchOffset = outcome.lastBatchOffset
+        lastBatchCRC = outcome.lastBatchCRC
+        if firstTimestamp == nil { firstTimestamp = outcome.firstTimestamp }
+        maxTimestamp = max(maxTimestamp, outcome.maxTimestamp)
+        offsetIndexCount = offsetIndex.writtenCount
+        timeIndexCount = timeIndex.writtenCount
+    }
+}
