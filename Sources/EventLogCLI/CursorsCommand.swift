@@ -42,7 +42,7 @@ struct CursorsCommand: ParsableCommand {
     }
 
     /// The longest cursor name, in UTF-8 bytes (the library's limit).
-    static let maxCursorNameBytes = 255
+    static let maxCursorNameBytes = Limits.maxCursorNameBytes
 
     @Argument(help: "The log directory.")
     var directory: String

@@ -155,8 +155,9 @@ extension Log {
 
     static func checkCursorName(_ name: String) throws(EventLogError) {
         let count = name.utf8.count
-        guard count >= 1, count <= 255 else {
-            throw .invalidArgument("cursor names are 1 to 255 UTF-8 bytes, got \(count)")
+        guard count >= 1 else { throw .invalidArgument("a cursor name is empty") }
+        guard count <= Limits.maxCursorNameBytes else {
+            throw .limitExceeded(limit: "cursor name bytes", value: count, maximum: Limits.maxCursorNameBytes)
         }
     }
 }

@@ -15,6 +15,8 @@ public enum Limits {
     public static let maxMetadataBytes = 64 << 10
     /// Most free string headers in one event's metadata.
     public static let maxHeaders = 64
+    /// Largest cursor (or consumer group cursor) name, in UTF-8 bytes (Format.md §15).
+    public static let maxCursorNameBytes = 255
     /// Smallest and largest segment size an option may ask for.
     public static let minSegmentBytes = 4096
     public static let maxSegmentBytes = 1 << 31
