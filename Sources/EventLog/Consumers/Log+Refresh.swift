@@ -63,6 +63,15 @@ extension Log {
             opened.streamEntryCount = entries.writtenCount
             if var previous = snapshot.active {
                 previous.isSealed = true
+                // The writer writes a sealed segment's stream index file soon
+                // after sealing it; until then the in-memory entries serve.
+                if let view = StreamIndexView.open(
+                    path: directory.file(FileNames.streamIndex(previous.basePosition)), faults: options.storageFaults),
+                   view.describes(previous) {
+                    previous.streamIndex = view
+                    previous.streamEntries = nil
+                    previous.streamEntryCount = 0
+                }
                 snapshot.sealed.append(previous)
             }
             snapshot.active = opened
