@@ -318,4 +318,41 @@ import Testing
         try reader.close()
         try writer.close()
     }
+
+    @Test func aReaderBesideTheWriterCommitsCursorsToTheSharedJournal() throws {
+        let dir = TemporaryDirectory()
+        let writer = try Self.open(dir)
+        try Fixtures.append(writer, 0..<100, batch: 10)
+        var options = LogOptions(durability: .none, readOnly: true)
+        options.allowsCursorCommits = true
+        let reader = try Log.open(at: dir.path, options: options)
+        try reader.commitCursor("projection", position: 40)
+        // The writer's own commits and the reader's land in one journal, each
+        // seeing the other's before it writes: never backwards across them.
+        #expect(throws: EventLogError.self) { try writer.commitCursor("projection", position: 30) }
+        try writer.commitCursor("projection", position: 60)
+        #expect(throws: EventLogError.self) { try reader.commitCursor("projection", position: 50) }
+        // Many commits from both: the journal is compacted under the other's feet.
+        for i in 0..<30_000 {
+            try reader.commitCursor("r\(i % 3)", position: UInt64(min(100, i / 300)))
+            try writer.commitCursor("w\(i % 4)", position: UInt64(min(100, i / 300)))
+        }
+        try reader.commitCursor("projection", position: 99)
+        try reader.refresh()
+        #expect(reader.cursorPosition("w3") == 99)
+        #expect(writer.cursorPosition("projection") == 60)  // the writer reads the journal before its next write only
+        try writer.commitCursor("other", position: 1)
+        #expect(writer.cursorPosition("projection") == 99)
+        #expect(Damage.read(dir.sub("cursors.journal")).count < 2 << 20)
+        try reader.close()
+        try writer.close()
+        let reopened = try Self.open(dir)
+        #expect(reopened.cursorPosition("projection") == 99)
+        #expect(reopened.cursorPosition("w3") == 99)
+        try reopened.close()
+        // Without the option, a read-only log refuses commits.
+        let plain = try Log.open(at: dir.path, options: LogOptions(readOnly: true))
+        #expect(throws: EventLogError.self) { try plain.commitCursor("x", position: 0) }
+        try plain.close()
+    }
 }

@@ -3,9 +3,15 @@ import Synchronization
 /// The consumers' durable state: named cursors and consumer groups' parked
 /// events, kept in memory and in the cursor journal.
 ///
-/// Thread-safe: one lock orders journal appends; under `.always` durability
-/// concurrent commits share one `fdatasync` (group commit), as appends do.
-/// Every method may block on the disk.
+/// Several processes may commit to one journal: the writer's, and readers
+/// opened read-only with `LogOptions.allowsCursorCommits`. Every append
+/// happens under an exclusive `flock` of the journal, after reading what
+/// other processes appended since (so "never backwards" holds across them)
+/// and after checking that the journal was not replaced by a compaction.
+///
+/// Thread-safe: one lock orders this process's appends; under `.always`
+/// durability concurrent commits share one `fdatasync` (group commit), as
+/// appends do. Every method may block on the disk.
 final class ConsumerStore: Sendable {
     struct Cursor: Sendable, Equatable {
         var position: UInt64
@@ -24,56 +30,162 @@ final class ConsumerStore: Sendable {
     let directory: DirectoryOperations
     let logID: [UInt8]
     let durability: Durability
-    let readOnly: Bool
+    /// False for a read-only log without `allowsCursorCommits`: commits are refused.
+    let writable: Bool
     let state: Mutex<State>
     let groupCommit = GroupCommit()
     /// Bytes written to the journal ever (the group commit's sequence).
     private let written = Atomic<UInt64>(0)
+    var path: String { directory.file(FileNames.cursorJournal) }
 
-    private init(directory: DirectoryOperations, logID: [UInt8], durability: Durability, readOnly: Bool, state: State) {
+    private init(directory: DirectoryOperations, logID: [UInt8], durability: Durability, writable: Bool, state: State) {
         self.directory = directory
         self.logID = logID
         self.durability = durability
-        self.readOnly = readOnly
+        self.writable = writable
         self.state = Mutex(state)
     }
 
-    /// Loads the journal (creating it when missing, unless read-only). A torn
+    /// Loads the journal (creating it when missing, when writable). A torn
     /// last record is cut; damage before it is an error naming the offset.
     static func open(
-        directory: DirectoryOperations, logID: [UInt8], durability: Durability, readOnly: Bool
+        directory: DirectoryOperations, logID: [UInt8], durability: Durability, writable: Bool
     ) throws(EventLogError) -> ConsumerStore {
-        let path = directory.file(FileNames.cursorJournal)
-        var state = State(file: nil, end: CursorJournalHeader.size)
-        do {
-            if let bytes = try directory.readWhole(FileNames.cursorJournal) {
-                let validEnd = try bytes.withUnsafeBytes { (raw) throws(EventLogError) -> Int in
-                    try CursorJournalHeader.check(raw, file: path, logID: logID)
-                    return try replay(raw, file: path, into: &state)
-                }
-                if !readOnly {
-                    let file = try FileHandle.open(path, faults: directory.faults)
-                    if validEnd < bytes.count {
-                        // A torn last record: never acknowledged. The journal is not mapped, so it may shrink.
-                        try file.setLength(Int64(validEnd))
-                        try file.datasync()
+        let store = ConsumerStore(
+            directory: directory, logID: logID, durability: durability, writable: writable,
+            state: State(file: nil, end: CursorJournalHeader.size))
+        try store.state.withLock { (state) throws(EventLogError) in
+            if writable {
+                if !DirectoryOperations.exists(store.path) {
+                    do throws(IOError) {
+                        try directory.createAtomically(FileNames.cursorJournal, bytes: CursorJournalHeader.encode(logID: logID))
+                    } catch {
+                        throw .io(error)
                     }
-                    state.file = file
                 }
-                state.end = validEnd
-            } else if !readOnly {
-                try directory.writeAtomically(FileNames.cursorJournal, bytes: CursorJournalHeader.encode(logID: logID))
-                state.file = try FileHandle.open(path, faults: directory.faults)
+                try store.lockJournal(&state)
+                store.unlockJournal(state)
+            } else {
+                try store.catchUpWithoutLock(&state)
             }
+        }
+        return store
+    }
+
+    /// Takes the journal's `flock`, making sure it is the current journal
+    /// file (a compaction elsewhere may have replaced it), and reads what
+    /// other processes appended since this one last looked.
+    private func lockJournal(_ state: inout State) throws(EventLogError) {
+        do {
+            while true {
+                if state.file == nil {
+                    state.file = try FileHandle.open(path, faults: directory.faults)
+                    state.end = CursorJournalHeader.size
+                    state.cursors = [:]
+                    state.parked = [:]
+                }
+                guard let file = state.file else { throw EventLogError.closed }
+                try file.lockExclusive()
+                if FileIdentity.of(path) == (try file.identity()) { break }
+                // Replaced by a compaction: read the new file from its start.
+                file.unlock()
+                state.file = nil
+            }
+            try catchUp(&state, cutTornTail: true)
+        } catch {
+            state.file?.unlock()
+            throw .wrapping(error)
+        }
+    }
+
+    private func unlockJournal(_ state: State) {
+        state.file?.unlock()
+    }
+
+    /// Applies the records after `state.end`. Under the lock a bad last
+    /// record is a torn write of a process that died, and is cut.
+    private func catchUp(_ state: inout State, cutTornTail: Bool) throws {
+        guard let file = state.file else { return }
+        let length = Int(try file.length())
+        if state.end == CursorJournalHeader.size || length < state.end {
+            // From the start: check the header, forget what was read before.
+            var header = [UInt8](repeating: 0, count: min(length, CursorJournalHeader.size))
+            var result: Result<Int, IOError> = .success(0)
+            header.withUnsafeMutableBytes { raw in
+                do throws(IOError) { result = .success(try file.read(into: raw, at: 0)) } catch { result = .failure(error) }
+            }
+            _ = try result.get()
+            var headerCheck: Result<Void, EventLogError> = .success(())
+            header.withUnsafeBytes { raw in
+                do throws(EventLogError) { try CursorJournalHeader.check(raw, file: path, logID: logID) } catch {
+                    headerCheck = .failure(error)
+                }
+            }
+            try headerCheck.get()
+            state.end = CursorJournalHeader.size
+            state.cursors = [:]
+            state.parked = [:]
+        }
+        guard length > state.end else { return }
+        var bytes = [UInt8](repeating: 0, count: length - state.end)
+        var result: Result<Int, IOError> = .success(0)
+        let from = state.end
+        bytes.withUnsafeMutableBytes { raw in
+            do throws(IOError) { result = .success(try file.read(into: raw, at: Int64(from))) } catch { result = .failure(error) }
+        }
+        let read = try result.get()
+        var replayed: Result<Int, EventLogError> = .success(0)
+        let journal = path
+        bytes.withUnsafeBytes { raw in
+            do throws(EventLogError) {
+                replayed = .success(try Self.replay(UnsafeRawBufferPointer(rebasing: raw[0..<read]), from: 0, file: journal, into: &state))
+            } catch {
+                replayed = .failure(error)
+            }
+        }
+        let valid = try replayed.get()
+        state.end = from + valid
+        if valid < read && cutTornTail && writable {
+            // A torn last record: never acknowledged. The journal is never mapped, so it may shrink.
+            try file.setLength(Int64(state.end))
+            try file.datasync()
+        }
+    }
+
+    /// A read-only view's catch-up: no lock, no repair; a record still being
+    /// written is left for the next time.
+    private func catchUpWithoutLock(_ state: inout State) throws(EventLogError) {
+        do {
+            let current = FileIdentity.of(path)
+            if current == nil { return }
+            if let file = state.file, try file.identity() != current { state.file = nil }
+            if state.file == nil {
+                state.file = try FileHandle.open(path, readOnly: true, faults: directory.faults)
+                state.end = CursorJournalHeader.size
+            }
+            try catchUp(&state, cutTornTail: false)
         } catch {
             throw .wrapping(error)
         }
-        return ConsumerStore(directory: directory, logID: logID, durability: durability, readOnly: readOnly, state: state)
+    }
+
+    /// Reads what other processes committed since (a read-only log's `refresh()`).
+    func refreshFromDisk() throws(EventLogError) {
+        try state.withLock { (state) throws(EventLogError) in
+            if writable {
+                try lockJournal(&state)
+                unlockJournal(state)
+            } else {
+                try catchUpWithoutLock(&state)
+            }
+        }
     }
 
     /// Applies every valid record; returns the offset after the last one.
-    private static func replay(_ bytes: UnsafeRawBufferPointer, file: String, into state: inout State) throws(EventLogError) -> Int {
-        var at = CursorJournalHeader.size
+    private static func replay(
+        _ bytes: UnsafeRawBufferPointer, from start: Int, file: String, into state: inout State
+    ) throws(EventLogError) -> Int {
+        var at = start
         while at < bytes.count {
             guard let (record, length) = CursorRecord.decode(bytes, at: at) else {
                 // Only the last write can be torn (appends are serialised):
@@ -105,9 +217,11 @@ final class ConsumerStore: Sendable {
     /// the state first and may refuse (throw). Then waits for durability
     /// under `.always`.
     func write(_ records: (inout State) throws(EventLogError) -> [CursorRecord]) throws(EventLogError) {
-        if readOnly { throw .readOnly }
+        if !writable { throw .readOnly }
         let sequence = try state.withLock { (state) throws(EventLogError) -> UInt64 in
             if let failure = state.failure ?? groupCommit.failureReason { throw .writerStopped(reason: failure) }
+            try lockJournal(&state)
+            defer { unlockJournal(state) }
             guard let file = state.file else { throw .closed }
             let list = try records(&state)
             guard !list.isEmpty else { return written.load(ordering: .relaxed) }
@@ -145,8 +259,12 @@ final class ConsumerStore: Sendable {
         }
         do {
             try state.file?.datasync()  // what is acknowledged stays acknowledged across the swap
+            // Still under the old file's lock: other processes wait on it, then
+            // see that the path names a new file and read that one.
             try directory.writeAtomically(FileNames.cursorJournal, bytes: w.bytes)
+            let old = state.file
             state.file = try FileHandle.open(directory.file(FileNames.cursorJournal), faults: directory.faults)
+            old?.unlock()
             state.end = w.bytes.count
             if let file = state.file { groupCommit.noteWritten(written.load(ordering: .relaxed), file: file) }
         } catch {
@@ -157,7 +275,7 @@ final class ConsumerStore: Sendable {
 
     /// Syncs the journal (the interval flusher, `sync()`, `close()`).
     func sync() throws(EventLogError) {
-        guard !readOnly else { return }
+        guard writable else { return }
         try groupCommit.syncNow()
     }
 

@@ -7,11 +7,14 @@ extension Log {
     /// streams. Returns true when new events appeared (and wakes this log's
     /// subscribers). A batch still being written is left for the next call.
     ///
+    /// Also reads the cursor commits other processes made.
+    ///
     /// Read-only logs only (a writable log sees its own appends at once).
     /// Safe to call from any thread; calls are serialised. Blocks on the disk.
     @discardableResult
     public func refresh() throws(EventLogError) -> Bool {
         guard options.readOnly else { return false }
+        try consumers.refreshFromDisk()
         return try refreshLock.withLock { (_) throws(EventLogError) -> Bool in
             do {
                 return try refreshLocked()

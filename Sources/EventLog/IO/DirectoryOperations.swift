@@ -122,6 +122,22 @@ struct DirectoryOperations: Sendable {
         }
     }
 
+    /// Creates file `name` with `bytes` unless it exists: writes
+    /// `name.<pid>.tmp`, fdatasyncs it, links it to `name` (which, unlike a
+    /// rename, never replaces a file another process created meanwhile),
+    /// removes the temporary name, syncs the directory.
+    func createAtomically(_ name: String, bytes: [UInt8]) throws(IOError) {
+        let temporary = "\(name).\(getpid()).tmp"
+        try writeTemporary(String(temporary.dropLast(4)), bytes: bytes)
+        if link(file(temporary), file(name)) != 0 && errno != EEXIST {
+            let failure = IOError(operation: "link", path: file(name), errno: errno)
+            unlink(file(temporary))
+            throw failure
+        }
+        unlink(file(temporary))
+        try sync()
+    }
+
     /// Reads a whole small file, or nil when it does not exist.
     func readWhole(_ name: String) throws(IOError) -> [UInt8]? {
         let handle: FileHandle

@@ -178,6 +178,24 @@ final class FileHandle: Sendable {
         return Int64(info.st_blocks) * 512
     }
 
+    /// Takes an exclusive advisory lock, waiting for it (`flock(LOCK_EX)`).
+    func lockExclusive() throws(IOError) {
+        while flock(descriptor, LOCK_EX) != 0 {
+            if errno == EINTR { continue }
+            throw IOError(operation: "flock", path: path, errno: errno)
+        }
+    }
+
+    /// The file's identity (device and inode): a renamed-over path no longer matches it.
+    func identity() throws(IOError) -> FileIdentity {
+        var info = stat()
+        while fstat(descriptor, &info) != 0 {
+            if errno == EINTR { continue }
+            throw IOError(operation: "fstat", path: path, errno: errno)
+        }
+        return FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+    }
+
     /// Releases an advisory lock (`flock(LOCK_UN)`).
     func unlock() {
         _ = flock(descriptor, LOCK_UN)
@@ -198,3 +216,16 @@ final class FileHandle: Sendable {
 // The C functions under names that do not collide with the methods above.
 private func systemOpen(_ path: String, _ flags: Int32, _ mode: mode_t) -> Int32 { open(path, flags, mode) }
 private func systemClose(_ fd: Int32) -> Int32 { close(fd) }
+
+/// A file's device and inode.
+struct FileIdentity: Equatable, Sendable {
+    var device: UInt64
+    var inode: UInt64
+
+    /// The identity of the file at `path` now, nil when there is none.
+    static func of(_ path: String) -> FileIdentity? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+    }
+}

@@ -115,7 +115,8 @@ struct Opener {
 
         let streamTable = try openStreams(&segments)
         let consumers = try ConsumerStore.open(
-            directory: directory, logID: metadata.logID, durability: options.durability, readOnly: readOnly)
+            directory: directory, logID: metadata.logID, durability: options.durability,
+            writable: !readOnly || options.allowsCursorCommits)
 
         if readOnly {
             let state = WriterState(

@@ -117,6 +117,7 @@ public final class Log: Sendable {
         defer { notifier.wakeAll() }
         if options.readOnly {
             writer.withLock { $0.closed = true }
+            try consumers.sync()  // cursor commits of a reader with allowsCursorCommits
             return
         }
         let result: Result<Void, EventLogError> = writer.withLock { state in

@@ -33,6 +33,11 @@ public struct LogOptions: Sendable {
     /// Open without the writer lock and without changing any file: no recovery
     /// writes, no appends. For inspection tools and readers beside a live writer.
     public var readOnly: Bool = false
+    /// With `readOnly`: still allow cursor commits (the cursor journal is
+    /// shared by every process that opens the log, under its own lock), so a
+    /// consumer in another process can record its progress beside a live
+    /// writer. Its cursor journal is the one file such a log changes.
+    public var allowsCursorCommits: Bool = false
     /// Fault injection for tests: every file operation asks it first.
     public var storageFaults: StorageFaults? = nil
     /// Test hook: stream hashes are masked with this (0 makes every stream
