@@ -25,9 +25,9 @@ struct TailCommand: ParsableCommand {
             of the log when missing; --from does not go with it) and, after each batch of printed lines \
             is flushed to standard output, commits the position after it: a committed event was printed, \
             and after a crash tail prints again from the last commit (at least once, no gaps). Events \
-            left out by --stream or --type count as consumed. Committing needs the log open for writing: \
-            tail --cursor exits 1 when another process has the log open for writing (a running append), \
-            and while it runs no other process can append to the log.
+            left out by --stream or --type count as consumed. It reads the log read-only and commits to \
+            the cursor journal, which every process shares under its own lock, so it works beside a \
+            running writer.
             """)
 
     /// Events printed (and, with `--cursor`, committed) per batch at most.
@@ -119,34 +119,31 @@ struct TailCommand: ParsableCommand {
     // MARK: With a cursor
 
     /// Reads from the cursor's committed position, committing after every
-    /// flushed batch; with `-f`, waits for appends (of this process: it holds
-    /// the log open for writing, so no other process can append).
+    /// flushed batch; with `-f`, follows the log as `tailReadOnly` does. The
+    /// log is opened read-only with cursor commits allowed, so this works
+    /// beside a running writer (the cursor journal is shared under its own lock).
     private func tailCommitting(to cursor: String, into output: inout OutputWriter) throws {
-        let log = try openForCommits(cursor)
+        var options = LogOptions(createIfMissing: false, readOnly: true)
+        options.allowsCursorCommits = true
+        let log = try Log.open(at: directory, options: options)
         var closed = false
         defer { if !closed { try? log.close() } }
         let subscription = try log.subscribe(cursor: cursor, createAt: .start, filter: filter)
         var committed = subscription.position
         while !StopConditions.shouldStop {
-            let printed = try printBatch(of: subscription, timeout: follow ? Self.pollTimeoutSeconds : 0, into: &output)
+            let printed = try printBatch(of: subscription, timeout: 0, into: &output)
             // Only now that the batch reached standard output: a crash before this line prints it again.
             if subscription.position != committed {
                 try subscription.commit()
                 committed = subscription.position
             }
-            if printed == 0 && !follow { break }
+            if printed > 0 || subscription.position < log.endPosition { continue }
+            guard follow else { break }
+            if try log.refresh() { continue }
+            if StopConditions.sleep(seconds: Double(Self.refreshMilliseconds) / 1000) { break }
         }
         closed = true
         try log.close()
-    }
-
-    /// The log opened for writing, or the reason `--cursor` cannot commit.
-    private func openForCommits(_ cursor: String) throws -> Log {
-        let opened = Result { () throws(EventLogError) in try Log.open(at: directory, options: LogOptions(createIfMissing: false)) }
-        guard case .failure(let error) = opened, case .locked(let path) = error else { return try opened.get() }
-        throw CommandFailure(
-            "\(path) is open for writing by another process, and --cursor needs to open the log for writing to commit "
-                + "cursor \(cursor) (without --cursor, tail reads beside a writer)")
     }
 
     // MARK: Printing
