@@ -24,7 +24,6 @@ import Testing
         options.storageFaults = syncs.faults
         let log = try Log.open(at: dir.path, options: options)
         try Fixtures.append(log, 0..<10, batch: 5)
-        #expect(syncs.value == 0)  // an append does not wait for a sync
         // The flusher syncs within a few intervals (the counter ticks as a sync starts, so wait for it to end).
         var waited = 0
         while (syncs.value == 0 || log.groupCommit.hasUnsyncedWrites) && waited < 500 { usleep(10_000); waited += 1 }
@@ -88,5 +87,32 @@ import Testing
         let after = dir.files().map { ($0, Damage.read(dir.sub($0))) }
         #expect(before.map(\.0) == after.map(\.0))
         #expect(zip(before, after).allSatisfy { $0.1 == $1.1 })
+    }
+}
+
+/// The async façade runs blocking calls off the cooperative pool.
+@Suite struct AsyncLogTests {
+    @Test func asyncCallsRoundTrip() async throws {
+        let dir = TemporaryDirectory()
+        let log = try Log.open(at: dir.path, options: LogOptions(durability: .always))
+        let range = try await log.async.append([Fixtures.event(0), Fixtures.event(1)])
+        #expect(range == 0..<2)
+        let result = try await log.async.append([Fixtures.event(2)], expecting: ["stream-2": .noStream])
+        #expect(result.versions(of: "stream-2") == 0...0)
+        #expect(try await log.async.events(from: 0).count == 3)
+        #expect(try await log.async.event(at: 1).data == Fixtures.event(1).data)
+        #expect(try await log.async.events(inStream: "stream-1").count == 1)
+        try await log.async.commitCursor("c", position: 3)
+        try await log.async.sync()
+        // Many concurrent tasks, none blocking the pool on fsync.
+        try await withThrowingTaskGroup(of: Range<UInt64>.self) { group in
+            for i in 0..<32 { group.addTask { try await log.async.append([Fixtures.event(3 + i)]) } }
+            var total = 0
+            for try await r in group { total += r.count }
+            #expect(total == 32)
+        }
+        #expect(log.endPosition == 35)
+        await #expect(throws: EventLogError.self) { try await log.async.event(at: 99) }
+        try await log.async.close()
     }
 }
