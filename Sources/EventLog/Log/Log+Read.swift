@@ -18,7 +18,6 @@ extension Log {
         from position: UInt64, maxCount: Int = .max, _ body: (EventView) throws -> Void
     ) throws -> UInt64 {
         var reader = LogReader(snapshot: snapshot())
-        defer { reader.release() }
         return try reader.read(from: position, maxCount: maxCount, body)
     }
 
@@ -37,7 +36,6 @@ extension Log {
     /// checksum (not its whole batch), so a point read stays cheap.
     public func withEvent<R>(at position: UInt64, _ body: (EventView) throws -> R) throws -> R {
         var reader = LogReader(snapshot: snapshot())
-        defer { reader.release() }
         return try reader.withEvent(at: position, body)
     }
 
@@ -54,7 +52,6 @@ extension Log {
     /// `timestamp`, or `endPosition` when there is none.
     public func position(atOrAfter timestamp: Timestamp) throws(EventLogError) -> UInt64 {
         var reader = LogReader(snapshot: snapshot())
-        defer { reader.release() }
         return try reader.position(atOrAfter: timestamp)
     }
 }
@@ -67,7 +64,6 @@ struct LogReader: ~Copyable {
 
     init(snapshot: LogSnapshot) { self.snapshot = snapshot }
 
-    mutating func release() {}
 
     /// The records area of a verified batch frame at `offset`: the mapped
     /// bytes, or a decompressed copy in `scratch`.
