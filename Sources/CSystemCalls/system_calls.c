@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <unistd.h>
 
 int eventlog_punch_hole(int fd, int64_t offset, int64_t length) {
 #if defined(__linux__)
@@ -22,4 +23,12 @@ int eventlog_start_writeback(int fd, int64_t offset, int64_t length) {
     (void)fd; (void)offset; (void)length;
     return 0;
 #endif
+}
+
+int64_t eventlog_seek_data(int fd, int64_t offset) {
+    return (int64_t)lseek(fd, (off_t)offset, SEEK_DATA);
+}
+
+int64_t eventlog_seek_hole(int fd, int64_t offset) {
+    return (int64_t)lseek(fd, (off_t)offset, SEEK_HOLE);
 }

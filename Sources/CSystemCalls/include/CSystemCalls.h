@@ -12,6 +12,15 @@ int eventlog_punch_hole(int fd, int64_t offset, int64_t length);
 /// writeback of the range without waiting. Returns 0, or -1 with errno set.
 int eventlog_start_writeback(int fd, int64_t offset, int64_t length);
 
+/// `lseek(fd, offset, SEEK_DATA)`: the offset of the first byte at or after
+/// `offset` that is not in a hole. Returns it, or -1 with errno set (ENXIO:
+/// none; EINVAL where the file system cannot tell, then treat all as data).
+int64_t eventlog_seek_data(int fd, int64_t offset);
+
+/// `lseek(fd, offset, SEEK_HOLE)`: the offset of the first hole at or after
+/// `offset` (the end of the file counts as one). Returns it, or -1 with errno set.
+int64_t eventlog_seek_hole(int fd, int64_t offset);
+
 #endif
 
 #ifndef CSYSTEMCALLS_PREFETCH

@@ -213,6 +213,29 @@ final class ConsumerStore: Sendable {
         }
     }
 
+    /// Moves every cursor that is past `end` (the recovered end of the log)
+    /// back to it, and drops parked events at or past it: their events were
+    /// lost with an unsynced tail, and positions from `end` on will be given
+    /// to new events. Returns what it moved.
+    func clamp(toEnd end: UInt64) throws(EventLogError) -> [RecoveryReport.ClampedCursor] {
+        var clamped: [RecoveryReport.ClampedCursor] = []
+        try write { state in
+            let now = currentTimestamp()
+            var records: [CursorRecord] = []
+            for (name, cursor) in state.cursors.sorted(by: { $0.key < $1.key }) where cursor.position > end {
+                records.append(CursorRecord(kind: .set, name: name, position: end, timestamp: now))
+                clamped.append(.init(name: name, was: cursor.position, now: end))
+            }
+            for (name, parked) in state.parked.sorted(by: { $0.key < $1.key }) {
+                for position in parked.keys.sorted() where position >= end {
+                    records.append(CursorRecord(kind: .unpark, name: name, position: position, timestamp: now))
+                }
+            }
+            return records
+        }
+        return clamped
+    }
+
     /// Appends records and applies them, atomically with `check`, which sees
     /// the state first and may refuse (throw). Then waits for durability
     /// under `.always`.

@@ -57,7 +57,8 @@ extension Log {
         let newBases = names.compactMap(FileNames.segmentBase).filter { base in lastBase.map { base > $0 } ?? true }.sorted()
         for base in newBases {
             guard base == snapshot.endPosition else { break }  // not yet complete, or a gap: next time
-            let (segment, _) = try opener.openSegment(base: base, isLast: true, metadata: metadata, marker: nil)
+            let segment = try opener.openSegment(
+                base: base, isLast: true, nextBase: nil, metadata: metadata, marker: nil, tableCovered: nil).segment
             var opened = segment
             let entries = StreamEntries(segmentBytes: segment.mapping.length)
             opened.streamEntries = entries

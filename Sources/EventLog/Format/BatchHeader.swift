@@ -31,6 +31,11 @@ struct BatchHeader: Equatable, Sendable {
     /// Length of the records area once decompressed (equal to the stored length when uncompressed).
     var recordsLength: UInt32
     var attributes: UInt16
+    /// How far behind this frame the synced data ended when it was written
+    /// (Format.md §5, "synced lag"): 0 unknown; `n` ≥ 1 means every byte of
+    /// the segment before `offset − 8·(n − 1)` was on disk. Evidence for
+    /// recovery that damage before that offset is not a torn tail (§10).
+    var syncedLag: UInt16 = 0
 
     var codecValue: UInt16 { attributes & Self.codecMask }
     var storedLength: Int { Int(length) - Self.size }
@@ -48,10 +53,11 @@ struct BatchHeader: Equatable, Sendable {
             recordCount: pointer.loadLE(at: 32, as: UInt32.self),
             previousCRC: pointer.loadLE(at: 36, as: UInt32.self),
             recordsLength: pointer.loadLE(at: 40, as: UInt32.self),
-            attributes: pointer.loadLE(at: 44, as: UInt16.self))
+            attributes: pointer.loadLE(at: 44, as: UInt16.self),
+            syncedLag: pointer.loadLE(at: 46, as: UInt16.self))
     }
 
-    /// Writes the fields into the first 48 bytes of `pointer` (bytes 46..<48 are zero).
+    /// Writes the fields into the first 48 bytes of `pointer`.
     @inline(__always) func store(_ pointer: UnsafeMutableRawPointer) {
         pointer.storeLE(length, at: 0)
         pointer.storeLE(crc, at: 4)
@@ -62,7 +68,22 @@ struct BatchHeader: Equatable, Sendable {
         pointer.storeLE(previousCRC, at: 36)
         pointer.storeLE(recordsLength, at: 40)
         pointer.storeLE(attributes, at: 44)
-        pointer.storeLE(UInt16(0), at: 46)
+        pointer.storeLE(syncedLag, at: 46)
+    }
+
+    /// The synced lag of a frame written at `offset` when every byte before
+    /// `syncedEnd` was on disk: rounded so that the claim it makes is never
+    /// more than what was known (a lag beyond the field's range is capped,
+    /// which claims less).
+    @inline(__always) static func syncedLag(frameOffset offset: Int, syncedEnd: Int) -> UInt16 {
+        let behind = max(0, offset - syncedEnd)
+        return UInt16(min((behind + 7) / 8 + 1, Int(UInt16.max)))
+    }
+
+    /// The offset before which every byte was on disk when the frame at
+    /// `offset` was written, by its synced lag; nil when it recorded none.
+    @inline(__always) func syncedEnd(frameOffset offset: Int) -> Int? {
+        syncedLag == 0 ? nil : offset - 8 * (Int(syncedLag) - 1)
     }
 
     /// The frame checksum of `frame` (the whole frame, header included):

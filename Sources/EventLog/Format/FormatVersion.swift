@@ -14,6 +14,7 @@ enum Magic {
     static let streamIndex: UInt64 = magic("EVLOGSIX")
     static let streamTable: UInt64 = magic("EVLOGSTB")
     static let cursorJournal: UInt64 = magic("EVLOGCUR")
+    static let logStart: UInt64 = magic("EVLOGSTA")
 
     /// The ASCII bytes read as a little-endian UInt64, so the file starts with the text.
     static func magic(_ text: StaticString) -> UInt64 {
@@ -29,6 +30,7 @@ enum Magic {
 enum FileNames {
     static let metadata = "eventlog.meta"
     static let lock = "eventlog.lock"
+    static let logStart = "eventlog.start"
     static let cleanShutdown = "clean-shutdown"
     static let segmentSuffix = ".segment"
     static let offsetIndexSuffix = ".index"

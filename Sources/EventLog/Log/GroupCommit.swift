@@ -35,15 +35,37 @@ final class GroupCommit: @unchecked Sendable {
     private var syncing = false
     private var failure: String?
     private var target: FileHandle?
+    /// Under `.always`: the active segment as of `written`, published to
+    /// readers by the leader whose sync covers it (guarded by `condition`).
+    private var pendingPublish: SegmentSnapshot?
+    /// Publishes a snapshot once a sync covers it; set once, before the first write.
+    var publishDurable: (@Sendable (SegmentSnapshot, UInt64) -> Void)?
 
-    /// Records that bytes up to `sequence` were written to `file`.
-    func noteWritten(_ sequence: UInt64, file: FileHandle) {
+    /// Starts the sequence of a writer that opened a segment with
+    /// `unsyncedBytes` bytes not known to be on disk (a recovered tail): they
+    /// count as written to `file` and not yet durable, so the next sync covers them.
+    func begin(unsyncedBytes: UInt64, file: FileHandle) {
+        condition.lock()
+        written = unsyncedBytes
+        durable = 0
+        target = file
+        condition.unlock()
+    }
+
+    /// Records that bytes up to `sequence` were written to `file`; with
+    /// `publishing`, the snapshot to publish once a sync covers them.
+    /// Returns the sequence known durable now.
+    @discardableResult
+    func noteWritten(_ sequence: UInt64, file: FileHandle, publishing: SegmentSnapshot? = nil) -> UInt64 {
         condition.lock()
         written = sequence
         target = file
+        if let publishing { pendingPublish = publishing }
         writesSinceSync += 1
         if gathering { condition.broadcast() }  // only the gathering leader needs to know
+        let known = durable
         condition.unlock()
+        return known
     }
 
     /// Records that everything up to `sequence` is durable (a sync done by the writer itself, e.g. at a roll).
@@ -120,10 +142,15 @@ final class GroupCommit: @unchecked Sendable {
         }
         let goal = written
         let file = target
+        let toPublish = pendingPublish
+        pendingPublish = nil
         writesSinceSync = 0
         condition.unlock()
         var error: IOError?
         do { try file?.datasync() } catch let e { error = e }
+        // Readers see the batches only now that they are on disk, and before
+        // any appender that waits for them returns.
+        if error == nil, let toPublish { publishDurable?(toPublish, goal) }
         condition.lock()
         syncing = false
         if let error {

@@ -153,16 +153,17 @@ extension Log {
 
         try rollIfNeeded(&state, frameLength: frameLength)
 
+        let offset = state.active.dataEnd
         var header = BatchHeader(
             length: UInt32(frameLength), crc: 0, basePosition: base, firstTimestamp: firstTimestamp,
             maxTimestamp: maxTimestamp, recordCount: count, previousCRC: state.active.snapshot.lastBatchCRC,
-            recordsLength: UInt32(recordsLength), attributes: useCompressed ? UInt16(Compression.lz4.rawValue) : 0)
+            recordsLength: UInt32(recordsLength), attributes: useCompressed ? UInt16(Compression.lz4.rawValue) : 0,
+            syncedLag: BatchHeader.syncedLag(frameOffset: offset, syncedEnd: state.syncedEnd))
         let frame: UnsafeMutableRawPointer = useCompressed ? state.compressBuffer.base : encoded.base
         header.store(frame)
         header.crc = BatchHeader.frameChecksum(frame, count: frameLength)
         frame.storeLE(header.crc, at: 4)
 
-        let offset = state.active.dataEnd
         preallocator?.willWrite(upTo: offset + frameLength)
         do {
             try state.active.file.write(UnsafeRawBufferPointer(start: frame, count: frameLength), at: Int64(offset))
@@ -190,18 +191,27 @@ extension Log {
         active.maxTimestamp = max(active.maxTimestamp, maxTimestamp)
         commitStreams(&batchStreams, batch: header, frameOffset: offset, compressed: useCompressed, segment: &active)
         state.active.snapshot = active
-        published.withLock { $0.active = active }
-        notifier.notify()
+        if options.durability == .always {
+            // Readers see the batch once a sync covers it (the sync leader publishes it).
+            state.knownDurable = groupCommit.noteWritten(state.writtenSequence, file: state.active.file, publishing: active)
+        } else {
+            let sequence = state.writtenSequence
+            published.withLock {
+                $0.active = active
+                $0.sequence = sequence
+            }
+            notifier.notify()
+            state.knownDurable = groupCommit.noteWritten(state.writtenSequence, file: state.active.file)
+        }
 
-        groupCommit.noteWritten(state.writtenSequence, file: state.active.file)
         if active.dataEnd - state.checkpointEnd >= options.checkpointBytes {
-            scheduleIndexWrite(active)
+            scheduleIndexWrite(active, durableAt: state.writtenSequence)
             state.checkpointEnd = active.dataEnd
             // The stream table costs O(streams) to copy and write: written
             // when the log grew by 16 times its size since the last time.
             let tableBytes = UInt64(streams.count) * 48
             if state.writtenSequence - state.tableCheckpointSequence >= max(UInt64(options.checkpointBytes), 16 * tableBytes) {
-                scheduleStreamTableWrite(covered: active.endPosition)
+                scheduleStreamTableWrite(covered: active.endPosition, durableAt: state.writtenSequence)
                 state.tableCheckpointSequence = state.writtenSequence
             }
         }
@@ -267,18 +277,31 @@ extension Log {
             throw .writerStopped(reason: error.description)
         }
         groupCommit.noteDurable(state.writtenSequence)
-        let next = try ActiveSegment.create(
-            base: active.snapshot.endPosition, capacity: capacity, indexInterval: Int(metadata.indexInterval),
-            logID: metadata.logID, directory: directory)
+        state.knownDurable = state.writtenSequence
+        let next: ActiveSegment
+        do {
+            next = try ActiveSegment.create(
+                base: active.snapshot.endPosition, capacity: capacity, indexInterval: Int(metadata.indexInterval),
+                logID: metadata.logID, directory: directory)
+        } catch .io(let error) where error.operation == "fsync" || error.operation == "fdatasync" {
+            // The new file's state on disk is unknown: stop, as after any failed sync.
+            state.failure = error.description
+            groupCommit.fail(error.description)
+            throw .writerStopped(reason: error.description)
+        }
         var sealed = active.snapshot
         sealed.isSealed = true
         state.active = next
         state.checkpointEnd = next.dataEnd
         preallocator?.switchTo(file: next.file, capacity: next.capacity, dataEnd: next.dataEnd)
+        // Everything written so far is on disk (synced above): readers see it all.
+        let sequence = state.writtenSequence
         published.withLock { snapshot in
             snapshot.sealed.append(sealed)
             snapshot.active = next.snapshot
+            snapshot.sequence = sequence
         }
+        notifier.notify()
         // After publishing: the background write then swaps the sealed
         // segment's in-memory stream entries for its file.
         scheduleIndexWrite(sealed)

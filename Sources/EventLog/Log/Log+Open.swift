@@ -69,29 +69,34 @@ struct Opener {
         var bases = names.compactMap(FileNames.segmentBase).sorted()
         let metadata = try loadOrCreateMetadata(segmentsExist: !bases.isEmpty)
 
+        // The marker stays until every check below has passed: an open that
+        // fails leaves the evidence in place, so every retry fails the same way.
         let marker = try directory.readWhole(FileNames.cleanShutdown).flatMap(CleanShutdownMarker.decode)
         if report.previousShutdown != .newLog {
             report.previousShutdown = marker.map { .clean(at: $0.closedAt) } ?? .unclean
         }
-        if !readOnly, names.contains(FileNames.cleanShutdown) {
-            // Gone before the first write: a crash from here on is unclean.
-            try directory.remove(FileNames.cleanShutdown)
-        }
+        let tableCovered = streamTableCoveredPosition()
 
-        var recreateBase: UInt64 = 0
+        var interrupted: UInt64?
         if let last = bases.last, try isInterruptedCreation(last) {
-            // A crash between creating a segment file and writing its header:
-            // it never held an acknowledged event.
-            if !readOnly {
-                try directory.remove(FileNames.segment(last))
-                report.removedFiles.append(FileNames.segment(last))
-            }
+            // A crash between creating a segment file and syncing its header:
+            // no batch was ever written to it (Format.md §10).
+            interrupted = last
             bases.removeLast()
-            recreateBase = last
+        }
+        let start = try loadOrCreateStart()
+        if let first = bases.first, first != start {
+            if first > start {
+                throw EventLogError.missingSegment(expectedBasePosition: start, found: FileNames.segment(first))
+            }
+            throw EventLogError.corruption(
+                file: directory.file(FileNames.segment(first)), offset: 32,
+                reason: "segment starts at position \(first), before the log start position \(start) that \(FileNames.logStart) records")
         }
 
         var segments: [SegmentSnapshot] = []
         var lastFile: FileHandle?
+        var lastSyncedEnd = SegmentHeader.size
         for (i, base) in bases.enumerated() {
             if let previous = segments.last, previous.endPosition != base {
                 if base > previous.endPosition {
@@ -102,15 +107,25 @@ struct Opener {
                     reason: "segment starts at position \(base) but the one before it ends at \(previous.endPosition)")
             }
             let isLast = i == bases.count - 1
-            let (segment, file) = try openSegment(
-                base: base, isLast: isLast, metadata: metadata, marker: isLast ? marker : nil)
-            segments.append(segment)
-            if isLast { lastFile = file }
+            let opened = try openSegment(
+                base: base, isLast: isLast, nextBase: isLast ? nil : bases[i + 1], metadata: metadata,
+                marker: isLast ? marker : nil, tableCovered: isLast ? tableCovered : nil)
+            segments.append(opened.segment)
+            if isLast {
+                lastFile = opened.file
+                lastSyncedEnd = opened.syncedEnd
+            }
         }
-        if let marker, marker.endPosition > (segments.last?.endPosition ?? 0) {
+        let end = segments.last?.endPosition ?? start
+        if let marker, marker.endPosition > end {
             throw EventLogError.missingSegment(
-                expectedBasePosition: segments.last?.endPosition ?? 0,
-                found: "a log ending at \(segments.last?.endPosition ?? 0); the clean-shutdown marker says it ended at \(marker.endPosition)")
+                expectedBasePosition: end,
+                found: "a log ending at \(end); the clean-shutdown marker says it ended at \(marker.endPosition)")
+        }
+        if segments.isEmpty, let tableCovered, tableCovered > end {
+            throw EventLogError.missingSegment(
+                expectedBasePosition: end,
+                found: "no segment; \(FileNames.streamTable) covers positions up to \(tableCovered)")
         }
 
         let streamTable = try openStreams(&segments)
@@ -128,7 +143,19 @@ struct Opener {
                 streams: streamTable, consumers: consumers)
         }
 
+        // Every check passed: from here on the open changes files.
+        report.clampedCursors = try consumers.clamp(toEnd: end)
+        if let interrupted {
+            try directory.remove(FileNames.segment(interrupted))
+            report.removedFiles.append(FileNames.segment(interrupted))
+        }
+        if names.contains(FileNames.cleanShutdown) {
+            // Gone before the first write: a crash from here on is unclean.
+            try directory.remove(FileNames.cleanShutdown)
+        }
+
         var active: ActiveSegment
+        var unsynced = 0
         if let last = segments.last, let lastFile {
             segments.removeLast()
             active = ActiveSegment(
@@ -136,17 +163,23 @@ struct Opener {
                 indexPolicy: policy(resuming: last, interval: Int(metadata.indexInterval)),
                 createdAt: (try? segmentCreatedAt(last)) ?? currentTimestamp(), writebackStart: last.dataEnd)
             active.snapshot.isSealed = false
+            unsynced = max(0, last.dataEnd - lastSyncedEnd)
         } else {
             active = try ActiveSegment.create(
-                base: recreateBase, capacity: options.segmentBytes, indexInterval: Int(metadata.indexInterval),
+                base: interrupted ?? start, capacity: options.segmentBytes, indexInterval: Int(metadata.indexInterval),
                 logID: metadata.logID, directory: directory)
         }
-        let state = WriterState(
+        var state = WriterState(
             active: active, encodeBuffer: ByteBuffer(capacity: 1 << 20), compressBuffer: ByteBuffer(capacity: 64))
-        let snapshot = LogSnapshot(sealed: segments, active: active.snapshot)
+        // The recovered tail not known to be on disk counts as written and
+        // unsynced: the first sync covers it, and no batch claims it synced before.
+        state.writtenSequence = UInt64(unsynced)
+        let file = state.active.file
+        let snapshot = LogSnapshot(sealed: segments, active: state.active.snapshot, sequence: UInt64(unsynced))
         let log = Log(
             path: path, options: options, directory: directory, metadata: metadata, writer: state,
             snapshot: snapshot, lockFile: lockFile, recovery: report, streams: streamTable, consumers: consumers)
+        log.groupCommit.begin(unsyncedBytes: UInt64(unsynced), file: file)
         log.startFlusherIfNeeded()
         return log
     }
@@ -173,25 +206,70 @@ struct Opener {
         return metadata
     }
 
-    // MARK: Segments
+    // MARK: Log start
 
-    /// True when the last segment file is shorter than a header or its header is all zeros.
-    func isInterruptedCreation(_ base: UInt64) throws -> Bool {
-        let file = try FileHandle.open(directory.file(FileNames.segment(base)), readOnly: true, faults: options.storageFaults)
-        var header = [UInt8](repeating: 0, count: SegmentHeader.size)
-        var result: Result<Int, IOError> = .success(0)
-        header.withUnsafeMutableBytes { raw in
-            do throws(IOError) { result = .success(try file.read(into: raw, at: 0)) } catch { result = .failure(error) }
+    /// The log start position (Format.md §3.1). A log without the file
+    /// (made before it existed, or a crash between writing the metadata and
+    /// it) starts at 0: no version of the engine has moved a start yet.
+    mutating func loadOrCreateStart() throws -> UInt64 {
+        if let bytes = try directory.readWhole(FileNames.logStart) {
+            return try LogStart.decode(bytes, file: directory.file(FileNames.logStart)).startPosition
         }
-        let read = try result.get()
-        if read < SegmentHeader.size { return header[0..<read].allSatisfy { $0 == 0 } }
-        return header.allSatisfy { $0 == 0 }
+        if !readOnly {
+            try directory.writeAtomically(FileNames.logStart, bytes: LogStart(startPosition: 0, writtenAt: currentTimestamp()).encode())
+        }
+        return 0
     }
 
-    /// Opens, maps and checks one segment, loading its indexes or rebuilding them.
+    /// The covered position of `streams.table` when the file is intact: the
+    /// table is written only after the data it covers was synced, so every
+    /// position before it was on disk (evidence for §10).
+    func streamTableCoveredPosition() -> UInt64? {
+        guard let bytes = try? directory.readWhole(FileNames.streamTable) else { return nil }
+        return StreamTableFile.coveredPosition(bytes)
+    }
+
+    // MARK: Segments
+
+    /// True when the last segment file is a creation a crash interrupted: shorter
+    /// than a header or with an all-zero header, and not one byte after the
+    /// header that is not zero. A segment's header is synced before the file
+    /// is used, so a file that holds anything else is damaged, not unfinished.
+    func isInterruptedCreation(_ base: UInt64) throws -> Bool {
+        let path = directory.file(FileNames.segment(base))
+        let file = try FileHandle.open(path, readOnly: true, faults: options.storageFaults)
+        let length = Int(try file.length())
+        let mapping = try MappedRegion.map(file, length: length)
+        guard let bytes = mapping.bytes(at: 0, count: length) else { return length == 0 }
+        let headerBytes = min(length, SegmentHeader.size)
+        guard UnsafeRawBufferPointer(rebasing: bytes[0..<headerBytes]).allSatisfy({ $0 == 0 }) else { return false }
+        var at = headerBytes
+        while at < length, let region = file.dataRegion(atOrAfter: Int64(at), fileLength: Int64(length)) {
+            let from = max(at, Int(region.lowerBound))
+            let to = Int(region.upperBound)
+            if let nonZero = UnsafeRawBufferPointer(rebasing: bytes[from..<to]).firstIndex(where: { $0 != 0 }) {
+                throw EventLogError.corruption(
+                    file: path, offset: 0,
+                    reason: "the segment header is zeros but the file holds data (first at byte \(nonZero)): damage, not an unfinished creation")
+            }
+            at = to
+        }
+        return true
+    }
+
+    struct OpenedSegment {
+        var segment: SegmentSnapshot
+        var file: FileHandle
+        /// Bytes before this offset are known to be on disk (Format.md §10).
+        var syncedEnd: Int
+    }
+
+    /// Opens, maps and checks one segment, loading its indexes or rebuilding
+    /// them; for the last one, judges where its data stops (Format.md §10).
     mutating func openSegment(
-        base: UInt64, isLast: Bool, metadata: LogMetadata, marker: CleanShutdownMarker?
-    ) throws -> (SegmentSnapshot, FileHandle) {
+        base: UInt64, isLast: Bool, nextBase: UInt64?, metadata: LogMetadata, marker: CleanShutdownMarker?,
+        tableCovered: UInt64?
+    ) throws -> OpenedSegment {
         let name = FileNames.segment(base)
         let path = directory.file(name)
         let file = try FileHandle.open(path, readOnly: readOnly || !isLast, faults: options.storageFaults)
@@ -225,6 +303,7 @@ struct Opener {
         var policy = policy(resuming: segment, interval: interval)
 
         let from = segment.dataEnd
+        var syncedByBatches = SegmentHeader.size
         let outcome = SegmentScanner.scan(
             bytes, from: from, end: length, previousCRC: segment.lastBatchCRC, expectedBase: segment.endPosition,
             lastBatchOffset: segment.lastBatchOffset
@@ -232,23 +311,67 @@ struct Opener {
             policy.add(
                 batch: batch, at: offset, records: batch.plainRecords(in: bytes, at: offset), segmentBase: base,
                 offsetIndex: segment.offsetIndex, timeIndex: segment.timeIndex)
+            if let synced = batch.syncedEnd(frameOffset: offset), synced > syncedByBatches { syncedByBatches = synced }
         }
         if isLast { report.scannedBytes += outcome.dataEnd - from }
         segment.extend(with: outcome)
 
-        if case .invalid(let offset, let reason) = outcome.stop {
-            let isTornTail = isLast
-                && offset >= Int(marker?.lastSegmentDataEnd ?? 0)
-                && !SegmentScanner.hasValidDataAfter(
-                    bytes, invalidAt: offset, header: outcome.invalidHeader, end: length, nextPosition: outcome.endPosition)
-            guard isTornTail else {
+        var syncedEnd = max(syncedByBatches, loaded.map { Int($0.header.dataEnd) } ?? SegmentHeader.size)
+        if isLast {
+            var evidence: [SyncEvidence] = []
+            if let marker, marker.lastSegmentBase == base {
+                evidence.append(SyncEvidence(
+                    bound: Int(marker.lastSegmentDataEnd),
+                    source: "the clean-shutdown marker records data up to byte \(marker.lastSegmentDataEnd)"))
+            }
+            if let checkpoint = checkpointDataEnd(base: base) {
+                evidence.append(SyncEvidence(
+                    bound: checkpoint,
+                    source: "the index checkpoint \(FileNames.offsetIndex(base)), written after its data was synced, describes data up to byte \(checkpoint)"))
+            }
+            if let tableCovered, tableCovered > outcome.endPosition {
+                evidence.append(SyncEvidence(
+                    bound: .max,
+                    source: "\(FileNames.streamTable), written after its data was synced, covers positions up to \(tableCovered) (the log ends at \(outcome.endPosition))"))
+            }
+            let stopReason: String?
+            if case .invalid(_, let reason) = outcome.stop { stopReason = reason } else { stopReason = nil }
+            let after = SegmentScanner.examine(bytes, after: outcome.dataEnd, end: length, nextPosition: outcome.endPosition) { at in
+                file.dataRegion(atOrAfter: Int64(at), fileLength: Int64(length)).map { Int($0.lowerBound)..<Int($0.upperBound) }
+            }
+            switch SegmentScanner.judge(
+                bytes, stop: outcome.dataEnd, reason: stopReason, nextPosition: outcome.endPosition, after: after, evidence: evidence) {
+            case .endOfData:
+                break
+            case .corruption(let reason):
+                throw EventLogError.corruption(file: path, offset: Int64(outcome.dataEnd), reason: reason)
+            case .tornTail(let reason):
+                let offset = outcome.dataEnd
+                report.tailCut = (file: path, offset: Int64(offset), reason: reason)
+                Log.logger.warning("cut a torn tail", metadata: ["file": "\(path)", "offset": "\(offset)", "reason": "\(reason)"])
+                if !readOnly {
+                    try file.zeroRange(at: Int64(offset), length: Int64(length - offset))
+                    try file.datasync()
+                    syncedEnd = offset  // the sync covered the whole file
+                }
+            }
+            if let marker, marker.lastSegmentBase == base { syncedEnd = max(syncedEnd, Int(marker.lastSegmentDataEnd)) }
+        } else {
+            if case .invalid(let offset, let reason) = outcome.stop {
                 throw EventLogError.corruption(file: path, offset: Int64(offset), reason: reason)
             }
-            report.tailCut = (file: path, offset: Int64(offset), reason: reason)
-            Log.logger.warning("cut a torn final batch", metadata: ["file": "\(path)", "offset": "\(offset)", "reason": "\(reason)"])
-            if !readOnly {
-                try file.zeroRange(at: Int64(offset), length: Int64(length - offset))
-                try file.datasync()
+            if let nextBase, nextBase > outcome.endPosition {
+                // Data after zeros in a sealed segment is damage here; with
+                // none, the next segment is what is missing (reported by the caller).
+                let after = SegmentScanner.examine(bytes, after: outcome.dataEnd, end: length, nextPosition: outcome.endPosition) { at in
+                    file.dataRegion(atOrAfter: Int64(at), fileLength: Int64(length)).map { Int($0.lowerBound)..<Int($0.upperBound) }
+                }
+                if let nonZero = after.firstNonZero {
+                    throw EventLogError.corruption(
+                        file: path, offset: Int64(outcome.dataEnd),
+                        reason: "zeros where the batch of position \(outcome.endPosition) should start, and data again at byte \(nonZero); "
+                            + "the next segment starts at position \(nextBase)")
+                }
             }
         }
 
@@ -262,7 +385,18 @@ struct Opener {
         } else if loaded == nil && isLast && from == SegmentHeader.size && outcome.batches > 0 && marker != nil {
             report.rebuiltIndexes.append(FileNames.offsetIndex(base))
         }
-        return (segment, file)
+        return OpenedSegment(segment: segment, file: file, syncedEnd: min(syncedEnd, segment.dataEnd))
+    }
+
+    /// The data end an intact offset index file of segment `base` describes,
+    /// trusted or not: index files are written only after the data they
+    /// describe was synced, so it is evidence of how far the data went.
+    func checkpointDataEnd(base: UInt64) -> Int? {
+        guard let bytes = try? directory.readWhole(FileNames.offsetIndex(base)),
+              let (header, _) = try? IndexFile.decodeOffsetIndex(bytes),
+              header.basePosition == base
+        else { return nil }
+        return Int(header.dataEnd)
     }
 
     struct LoadedIndexes {

@@ -51,6 +51,24 @@ extension Log {
         let interval = Int(metadata?.indexInterval ?? 4096)
         let bases = names.compactMap(FileNames.segmentBase).sorted()
         var expected: UInt64?
+        // The log start position (Format.md §3.1): the first segment must begin there.
+        let startFile = directory.file(FileNames.logStart)
+        do {
+            let start = try directory.readWhole(FileNames.logStart).map { bytes throws(EventLogError) in
+                try LogStart.decode(bytes, file: startFile).startPosition
+            } ?? 0
+            if let first = bases.first, first != start {
+                report.problems.append(.init(
+                    file: directory.file(FileNames.segment(first)), offset: 0,
+                    reason: first > start
+                        ? "positions \(start)..<\(first) are missing (the log starts at \(start): a segment is missing before this one)"
+                        : "segment starts at \(first), before the log start position \(start)"))
+            }
+        } catch let error as EventLogError {
+            report.problems.append(problem(error, file: startFile))
+        } catch {
+            report.problems.append(.init(file: startFile, offset: 0, reason: "\(error)"))
+        }
         for (i, base) in bases.enumerated() {
             let isLast = i == bases.count - 1
             // After a damaged segment its end is unknown: no gap is claimed.
@@ -63,7 +81,9 @@ extension Log {
             }
             expected = verifySegment(
                 base: base, isLast: isLast, directory: directory, logID: metadata?.logID, interval: interval,
-                cleanlyClosed: marker != nil, report: &report).end
+                cleanlyClosed: marker != nil,
+                markerDataEnd: marker.flatMap { $0.lastSegmentBase == base ? Int($0.lastSegmentDataEnd) : nil },
+                report: &report).end
         }
         if let marker, let expected, marker.endPosition != expected {
             report.problems.append(.init(
@@ -87,7 +107,7 @@ extension Log {
     /// (nil when damage makes it unknown) and whether it was damaged.
     private static func verifySegment(
         base: UInt64, isLast: Bool, directory: DirectoryOperations, logID: [UInt8]?, interval: Int,
-        cleanlyClosed: Bool, report: inout VerificationReport
+        cleanlyClosed: Bool, markerDataEnd: Int?, report: inout VerificationReport
     ) -> (end: UInt64?, damaged: Bool) {
         let path = directory.file(FileNames.segment(base))
         report.segments += 1
@@ -130,7 +150,15 @@ extension Log {
                 }
             }
             report.batches += outcome.batches
-            guard case .invalid(let offset, let reason) = outcome.stop else { break }
+            guard case .invalid(let offset, let reason) = outcome.stop else {
+                // Zeros: the end of the data, unless a later batch shows otherwise (Format.md §10).
+                if isLast, let defect = judgeStop(
+                    at: outcome, reason: nil, bytes: bytes, file: file, base: base, directory: directory, markerDataEnd: markerDataEnd) {
+                    report.problems.append(.init(file: path, offset: Int64(outcome.dataEnd), reason: defect))
+                    damaged = true
+                }
+                break
+            }
             damaged = true
             // Resynchronise past the damaged frame when its length still leads
             // to a valid frame, so one damaged batch hides nothing after it.
@@ -144,11 +172,11 @@ extension Log {
                 expectedBase = next.basePosition
                 continue
             }
-            let torn = isLast && !SegmentScanner.hasValidDataAfter(
-                bytes, invalidAt: offset, header: outcome.invalidHeader, end: bytes.count, nextPosition: outcome.endPosition)
+            let defect = isLast
+                ? judgeStop(at: outcome, reason: reason, bytes: bytes, file: file, base: base, directory: directory, markerDataEnd: markerDataEnd)
+                : nil
             report.problems.append(.init(
-                file: path, offset: Int64(offset),
-                reason: torn ? "\(reason) (a torn final batch: the next open cuts it)" : reason + " (the rest of the segment was not checked)"))
+                file: path, offset: Int64(offset), reason: defect ?? (reason + " (the rest of the segment was not checked)")))
             break
         }
         report.events += events
@@ -167,6 +195,33 @@ extension Log {
             verifyStreamIndex(of: rebuilt, directory: directory, report: &report)
         }
         return (outcome.endPosition, false)
+    }
+
+    /// Where the last segment's data stops: nil at a plain end of the data,
+    /// otherwise what the next open will do there (cut a torn tail, or refuse).
+    private static func judgeStop(
+        at outcome: SegmentScanner.Outcome, reason: String?, bytes: UnsafeRawBufferPointer, file: FileHandle, base: UInt64,
+        directory: DirectoryOperations, markerDataEnd: Int?
+    ) -> String? {
+        var evidence: [SyncEvidence] = []
+        if let markerDataEnd {
+            evidence.append(SyncEvidence(bound: markerDataEnd, source: "the clean-shutdown marker records data up to byte \(markerDataEnd)"))
+        }
+        if let bytes = try? directory.readWhole(FileNames.offsetIndex(base)), let (header, _) = try? IndexFile.decodeOffsetIndex(bytes),
+           header.basePosition == base {
+            evidence.append(SyncEvidence(
+                bound: Int(header.dataEnd),
+                source: "the index checkpoint \(FileNames.offsetIndex(base)) describes data up to byte \(header.dataEnd)"))
+        }
+        let length = bytes.count
+        let after = SegmentScanner.examine(bytes, after: outcome.dataEnd, end: length, nextPosition: outcome.endPosition) { at in
+            file.dataRegion(atOrAfter: Int64(at), fileLength: Int64(length)).map { Int($0.lowerBound)..<Int($0.upperBound) }
+        }
+        switch SegmentScanner.judge(bytes, stop: outcome.dataEnd, reason: reason, nextPosition: outcome.endPosition, after: after, evidence: evidence) {
+        case .endOfData: return nil
+        case .tornTail(let text): return text + " (a torn tail: the next open cuts it)"
+        case .corruption(let text): return text + " (damage to data that was on disk: the log will not open)"
+        }
     }
 
     /// Checks each record's own checksum (the one point reads rely on).

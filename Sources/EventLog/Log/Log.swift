@@ -78,6 +78,19 @@ public final class Log: Sendable {
         } else {
             preallocator = nil
         }
+        groupCommit.publishDurable = { [weak self] snapshot, sequence in self?.publish(active: snapshot, sequence: sequence) }
+    }
+
+    /// Publishes the active segment as `snapshot` shows it, unless readers
+    /// already see a later state; wakes subscribers when it is new.
+    func publish(active snapshot: SegmentSnapshot, sequence: UInt64) {
+        let newer = published.withLock { published -> Bool in
+            guard sequence > published.sequence else { return false }
+            published.active = snapshot
+            published.sequence = sequence
+            return true
+        }
+        if newer { notifier.notify() }
     }
 
     deinit {
@@ -131,6 +144,9 @@ public final class Log: Sendable {
             do throws(EventLogError) { try consumers.sync() } catch { return .failure(error) }
             do throws(IOError) {
                 try state.active.file.datasync()
+                // Synced: readers may see every batch written (under `.always`
+                // one whose appender is still waiting for its sync).
+                publish(active: state.active.snapshot, sequence: state.writtenSequence)
                 try writeIndexFiles(state.active.snapshot)
                 let tableBytes = StreamTableFile.encode(
                     streams.read { $0.streams }, coveredPosition: state.active.snapshot.endPosition)
@@ -156,7 +172,11 @@ struct WriterState: ~Copyable, Sendable {
     var encodeBuffer: ByteBuffer?
     var compressBuffer: ByteBuffer
     /// Total bytes ever written by this writer: the group commit's sequence.
+    /// Starts at the bytes of the recovered active segment not known to be
+    /// on disk, so the first sync covers them too.
     var writtenSequence: UInt64 = 0
+    /// The sequence the group commit last reported durable (may lag behind: it only ever claims less).
+    var knownDurable: UInt64 = 0
     /// Data end of the active segment at its last index checkpoint.
     var checkpointEnd = 0
     /// Reused scratch of the batch builder's streams.
@@ -166,6 +186,13 @@ struct WriterState: ~Copyable, Sendable {
     /// Set when a write or sync failed in a way that leaves the disk state unknown.
     var failure: String?
     var closed = false
+
+    /// The offset in the active segment before which every byte is known to
+    /// be on disk: what a new batch records as its synced lag (Format.md §5).
+    var syncedEnd: Int {
+        let unsynced = Int(writtenSequence - min(knownDurable, writtenSequence))
+        return max(SegmentHeader.size, active.dataEnd - unsynced)
+    }
 }
 
 enum FlusherState {
@@ -182,12 +209,17 @@ extension Log {
     /// sealed segment, readers then switch from its in-memory stream entries
     /// to the file. Failures are logged: indexes are derived data, and the
     /// next open rebuilds what is missing.
-    func scheduleIndexWrite(_ segment: SegmentSnapshot) {
+    ///
+    /// With `durableAt` (a checkpoint of the active segment), the files are
+    /// written only once the data they describe is on disk: a checkpoint is
+    /// then evidence, for recovery, that its data was synced (Format.md §10).
+    func scheduleIndexWrite(_ segment: SegmentSnapshot, durableAt sequence: UInt64? = nil) {
         // Weak: a log released without close() (a crash, as far as the files
         // are concerned) must not be kept alive, and its lock held, by this.
         indexWriter.async { [weak self] in
             guard let self else { return }
             do {
+                if let sequence { try self.groupCommit.waitDurable(upTo: sequence) }
                 try self.writeIndexFiles(segment)
             } catch {
                 Log.logger.warning("could not write index files; they will be rebuilt", metadata: ["error": "\(error)"])
@@ -212,12 +244,16 @@ extension Log {
         }
     }
 
-    /// Writes the stream table as of `covered` (every record before it), on the index writer's queue.
-    func scheduleStreamTableWrite(covered: UInt64) {
+    /// Writes the stream table as of `covered` (every record before it), on
+    /// the index writer's queue, once the writer's bytes up to `sequence` are
+    /// on disk (so the table never covers data a power loss can take).
+    func scheduleStreamTableWrite(covered: UInt64, durableAt sequence: UInt64) {
         let states = streams.read { $0.streams }
         let directory = self.directory
+        let commit = groupCommit
         indexWriter.async {
             do {
+                try commit.waitDurable(upTo: sequence)
                 try directory.writeAtomically(FileNames.streamTable, bytes: StreamTableFile.encode(states, coveredPosition: covered))
             } catch {
                 Log.logger.warning("could not write the stream table; the next open replays the log", metadata: ["error": "\(error)"])

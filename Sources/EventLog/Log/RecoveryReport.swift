@@ -23,10 +23,24 @@ public struct RecoveryReport: Sendable, Equatable {
     /// Records read again to bring the stream table and the active segment's
     /// stream index up to date (0 after a clean shutdown).
     public var replayedRecords: Int = 0
+    /// Cursors that were ahead of the recovered end of the log (their events
+    /// were lost with an unsynced tail) and were moved back to it; consumer
+    /// groups' parked events past the end were dropped with them.
+    public var clampedCursors: [ClampedCursor] = []
+
+    /// A cursor moved back to the end of the log on open.
+    public struct ClampedCursor: Sendable, Equatable {
+        public var name: String
+        /// Where the journal had it.
+        public var was: UInt64
+        /// The recovered end of the log, where it is now.
+        public var now: UInt64
+    }
 
     public static func == (a: RecoveryReport, b: RecoveryReport) -> Bool {
         a.previousShutdown == b.previousShutdown && a.scannedBytes == b.scannedBytes
             && a.tailCut?.file == b.tailCut?.file && a.tailCut?.offset == b.tailCut?.offset
             && a.rebuiltIndexes == b.rebuiltIndexes && a.removedFiles == b.removedFiles && a.replayedRecords == b.replayedRecords
+            && a.clampedCursors == b.clampedCursors
     }
 }

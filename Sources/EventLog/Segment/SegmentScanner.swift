@@ -55,38 +55,6 @@ struct SegmentScanner {
             }
         }
     }
-
-    /// After an invalid frame at `offset`: is there valid data beyond it? If
-    /// so the damage is in the middle of the log (corruption), not a torn tail.
-    /// Looks at the frame boundary the damaged header claims, and at every
-    /// 8-byte-aligned offset for a valid frame continuing the positions.
-    static func hasValidDataAfter(
-        _ bytes: UnsafeRawBufferPointer, invalidAt offset: Int, header: BatchHeader?, end: Int, nextPosition: UInt64
-    ) -> Bool {
-        if let header, Int(header.length) >= BatchHeader.size {
-            let next = offset + Int(header.length)
-            if next < end, case .valid = BatchHeader.check(bytes, at: next, end: end, previousCRC: nil, expectedBase: nil) {
-                return true
-            }
-        }
-        // A bounded search for any later frame whose base position is ahead
-        // of the damaged one: a valid batch there proves the damage is not
-        // the tail. Limited to the damaged region's plausible extent.
-        let limit = min(end, offset + Limits.maxBatchBytes + BatchHeader.size)
-        var at = offset + 1
-        while at + BatchHeader.size <= limit {
-            let length = bytes.loadLE(at: at, as: UInt32.self)
-            if length >= UInt32(BatchHeader.size), Int(length) <= end - at {
-                let base = bytes.loadLE(at: at + 8, as: UInt64.self)
-                if base >= nextPosition, base < nextPosition &+ UInt64(Limits.maxBatchRecords) * 64,
-                   case .valid = BatchHeader.check(bytes, at: at, end: end, previousCRC: nil, expectedBase: nil) {
-                    return true
-                }
-            }
-            at += 1
-        }
-        return false
-    }
 }
 
 extension SegmentSnapshot {

@@ -69,6 +69,10 @@ struct LogSnapshot: Sendable {
     var sealed: [SegmentSnapshot]
     /// The segment being appended to (nil only for an empty read-only log).
     var active: SegmentSnapshot?
+    /// The writer's sequence (bytes written) this snapshot shows: a snapshot
+    /// replaces the published one only when it shows more (under `.always`
+    /// sync leaders publish out of the writer lock, in any order).
+    var sequence: UInt64 = 0
 
     var count: Int { sealed.count + (active == nil ? 0 : 1) }
 

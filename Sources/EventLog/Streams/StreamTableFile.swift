@@ -45,6 +45,18 @@ enum StreamTableFile {
         return Array(buffer.bytes)
     }
 
+    /// The covered position of an intact table (magic, version and checksum
+    /// checked; rows not decoded); nil when the bytes are not a valid table.
+    static func coveredPosition(_ bytes: [UInt8]) -> UInt64? {
+        bytes.withUnsafeBytes { raw -> UInt64? in
+            guard raw.count >= headerSize + 4, raw.loadLE(at: 0, as: UInt64.self) == Magic.streamTable,
+                  raw.loadLE(at: 8, as: UInt16.self) == FormatVersion.current,
+                  CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 4)])) == raw.loadLE(at: raw.count - 4, as: UInt32.self)
+            else { return nil }
+            return raw.loadLE(at: 16, as: UInt64.self)
+        }
+    }
+
     /// The states and the covered position; nil when the bytes are not a valid table.
     static func decode(_ bytes: [UInt8], hash: (UnsafeRawBufferPointer) -> UInt64) -> (states: [StreamState], covered: UInt64)? {
         bytes.withUnsafeBytes { raw -> ([StreamState], UInt64)? in

@@ -1,0 +1,41 @@
+/// The log start position: the file `eventlog.start` (Format.md §3.1). The
+/// first position still in the log; every segment from it on must be
+/// present. Written when the log is created, and replaced atomically (before
+/// any segment is deleted) whenever retention moves the start.
+///
+///     0   u64  magic "EVLOGSTA"
+///     8   u16  format version
+///     10  6    reserved (0)
+///     16  u64  start position
+///     24  i64  written at (timestamp)
+///     32  u32  CRC32C of bytes [0, 32)
+struct LogStart: Equatable, Sendable {
+    static let size = 36
+
+    var startPosition: UInt64
+    var writtenAt: Timestamp
+
+    func encode() -> [UInt8] {
+        var w = ByteWriter()
+        w.le(Magic.logStart)
+        w.le(FormatVersion.current)
+        w.zeros(6)
+        w.le(startPosition)
+        w.le(writtenAt)
+        w.appendChecksum()
+        return w.bytes
+    }
+
+    static func decode(_ bytes: [UInt8], file: String) throws(EventLogError) -> LogStart {
+        guard bytes.count >= 10 else { throw .corruption(file: file, offset: 0, reason: "file is \(bytes.count) bytes, too short") }
+        let r = ByteReader(bytes: bytes)
+        guard r.le(0, UInt64.self) == Magic.logStart else { throw .foreignFile(file: file, reason: "not an EventLog start file (bad magic)") }
+        let version = r.le(8, UInt16.self)
+        guard version == FormatVersion.current else {
+            throw .unsupportedFormatVersion(file: file, found: Int(version), supported: Int(FormatVersion.current))
+        }
+        guard bytes.count == size else { throw .corruption(file: file, offset: 0, reason: "file is \(bytes.count) bytes, expected \(size)") }
+        guard r.checksumHolds(length: size) else { throw .corruption(file: file, offset: Int64(size - 4), reason: "checksum mismatch") }
+        return LogStart(startPosition: r.le(16, UInt64.self), writtenAt: r.le(24, Int64.self))
+    }
+}

@@ -1,0 +1,157 @@
+/// Where the data of the last segment stops after a crash, and whether what
+/// lies there is a torn tail (never acknowledged: cut it) or damage to data
+/// that was on disk (an error). The rule is Format.md §10.
+///
+/// Power loss can leave any mixture of the writes made since the last sync:
+/// a later batch kept while an earlier one is lost or torn. So a valid batch
+/// after the stop does not by itself make the stop corruption. What does is
+/// *evidence that the bytes at the stop had been synced*: a sync covering a
+/// batch covers everything before it in the file, and a synced batch survives
+/// a power loss, so damage there cannot be a crash's doing.
+struct DataAfterStop: Sendable, Equatable {
+    /// The first byte at or after the stop that is not zero; nil when all are.
+    var firstNonZero: Int?
+    /// Valid batches found after the stop (by trying every byte offset, then
+    /// following their chain), with the positions they hold.
+    var batches = 0
+    var firstBatchOffset: Int?
+    var positions: Range<UInt64>?
+    /// The highest synced end those batches recorded (Format.md §5, synced
+    /// lag), and the offset of the batch that recorded it.
+    var syncedEnd: Int?
+    var syncedEndWitness = 0
+}
+
+/// "Every byte of the segment before `bound` was on disk", and who says so.
+struct SyncEvidence: Sendable {
+    var bound: Int
+    var source: String
+}
+
+/// What recovery does where the last segment's data stops.
+enum StopVerdict: Equatable {
+    /// Zeros to the end of the file: the data ends here.
+    case endOfData
+    /// A torn tail: cut from the stop to the end of the file.
+    case tornTail(reason: String)
+    /// Damage to data that was on disk: refuse, naming the offset.
+    case corruption(reason: String)
+}
+
+extension SegmentScanner {
+    /// Examines `[stop, end)` of a mapped segment: the first non-zero byte,
+    /// and every valid batch that continues the positions after
+    /// `nextPosition` (frames are found at any byte offset; holes of the file,
+    /// as `dataRegion` reports them, are skipped without being read).
+    static func examine(
+        _ bytes: UnsafeRawBufferPointer, after stop: Int, end: Int, nextPosition: UInt64,
+        dataRegion: (Int) -> Range<Int>?
+    ) -> DataAfterStop {
+        var result = DataAfterStop()
+        var expected = nextPosition
+        var at = stop
+        // Positions a frame this far on could plausibly start at: no record
+        // is smaller than 1/32 byte once compressed (LZ4 shrinks at most 255:1).
+        let plausiblePositions = UInt64(max(0, end - stop)) &* 32 &+ UInt64(Limits.maxBatchRecords)
+        while at < end, let region = dataRegion(at) {
+            var x = max(at, region.lowerBound)
+            let regionEnd = min(end, region.upperBound)
+            while x < regionEnd {
+                if x + 8 <= end, bytes.loadLE(at: x, as: UInt64.self) == 0 {
+                    // No frame starts in [x, x+5): its length field would be zero.
+                    x += 5
+                    continue
+                }
+                if result.firstNonZero == nil, bytes[x] != 0 { result.firstNonZero = x }
+                if x + BatchHeader.size <= end {
+                    let length = bytes.loadLE(at: x, as: UInt32.self)
+                    let base = bytes.loadLE(at: x + 8, as: UInt64.self)
+                    if length >= UInt32(BatchHeader.size), Int(length) <= end - x,
+                       base >= expected, base - expected <= plausiblePositions,
+                       case .valid(let first) = BatchHeader.check(bytes, at: x, end: end, previousCRC: nil, expectedBase: nil) {
+                        note(first, at: x, in: &result)
+                        let chain = scan(
+                            bytes, from: x + Int(first.length), end: end, previousCRC: first.crc,
+                            expectedBase: first.endPosition
+                        ) { batch, offset in note(batch, at: offset, in: &result) }
+                        expected = chain.endPosition
+                        x = chain.dataEnd
+                        continue
+                    }
+                }
+                x += 1
+            }
+            at = max(x, regionEnd)
+        }
+        return result
+    }
+
+    private static func note(_ batch: BatchHeader, at offset: Int, in result: inout DataAfterStop) {
+        if result.firstBatchOffset == nil {
+            result.firstBatchOffset = offset
+            result.firstNonZero = min(result.firstNonZero ?? offset, offset)
+        }
+        let lower = result.positions?.lowerBound ?? batch.basePosition
+        result.positions = lower..<batch.endPosition
+        result.batches += 1
+        if let synced = batch.syncedEnd(frameOffset: offset), synced > (result.syncedEnd ?? .min) {
+            result.syncedEnd = synced
+            result.syncedEndWitness = offset
+        }
+    }
+
+    /// Judges the place `stop` where the last segment's scan stopped
+    /// (`reason` nil: zeros there), from what follows it and the evidence
+    /// of how far the data was synced (Format.md §10):
+    /// - evidence that bytes past the stop were on disk: corruption;
+    /// - a valid batch later, and every sector-sized piece between the stop
+    ///   and it holds data: corruption (a power loss leaves unsynced sectors
+    ///   at their old contents, zeros past the data);
+    /// - otherwise any non-zero byte from the stop on: a torn tail;
+    /// - otherwise the end of the data.
+    static func judge(
+        _ bytes: UnsafeRawBufferPointer, stop: Int, reason: String?, nextPosition: UInt64, after: DataAfterStop,
+        evidence: [SyncEvidence]
+    ) -> StopVerdict {
+        var all = evidence
+        if let synced = after.syncedEnd {
+            all.append(SyncEvidence(
+                bound: synced, source: "the valid batch at byte \(after.syncedEndWitness) records that every byte before \(synced) was on disk"))
+        }
+        let what = reason ?? "zeros where the batch of position \(nextPosition) should start"
+        if let strongest = all.filter({ $0.bound > stop }).max(by: { $0.bound < $1.bound }) {
+            var text = what + "; " + strongest.source
+            if let positions = after.positions { text += " (positions \(positions.lowerBound)..<\(positions.upperBound) follow)" }
+            return .corruption(reason: text)
+        }
+        if let next = after.firstBatchOffset, !bytes.hasZeroSectorPiece(from: stop, to: next) {
+            // A power loss leaves each unsynced sector as it was before (zeros,
+            // past the data) or as written: damage with no such sector between
+            // it and the next valid batch is not a crash's doing.
+            return .corruption(reason: what + "; every sector up to the valid batch at byte \(next) was written, "
+                + "so this is damage to written data, not a torn write")
+        }
+        guard reason != nil || after.firstNonZero != nil else { return .endOfData }
+        var text = what
+        if let positions = after.positions {
+            text += "; \(after.batches) later batch(es), positions \(positions.lowerBound)..<\(positions.upperBound), "
+                + "were never known to be on disk and go with it"
+        }
+        return .tornTail(reason: text)
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    /// True when some piece of `[from, to)` cut at 512-byte sector boundaries
+    /// of the file is all zeros: what a write a power loss did not keep leaves.
+    func hasZeroSectorPiece(from: Int, to: Int) -> Bool {
+        let sector = 512
+        var start = from
+        while start < to {
+            let end = Swift.min(to, (start / sector + 1) * sector)
+            if UnsafeRawBufferPointer(rebasing: self[start..<end]).allSatisfy({ $0 == 0 }) { return true }
+            start = end
+        }
+        return false
+    }
+}
