@@ -277,6 +277,46 @@ import Testing
         #expect(try Fixtures.expectContent(log, count: appended))
         try log.close()
     }
+
+    // MARK: 8. refresh() beside a writer: segments being created, and grown ones
+
+    @Test func refreshWaitsForASegmentBeingCreatedAndRemapsAGrownOne() throws {
+        let dir = TemporaryDirectory()
+        let writer = try Log.open(at: dir.path, options: options())
+        try Fixtures.append(writer, 0..<100, batch: 10)
+        var readOnly = options()
+        readOnly.readOnly = true
+        let reader = try Log.open(at: dir.path, options: readOnly)
+        #expect(reader.endPosition == 100)
+
+        // The writer has just created the next segment file and not yet written its header.
+        let next = dir.sub(FileNames.segment(100))
+        Damage.write(next, [])
+        #expect(try reader.refresh() == false)
+        Damage.write(next, [UInt8](repeating: 0, count: SegmentHeader.size))
+        #expect(try reader.refresh() == false)
+        Damage.remove(next)
+
+        try Fixtures.append(writer, 100..<110, batch: 10)
+        #expect(try reader.refresh())
+        #expect(reader.endPosition == 110)
+        try writer.close()
+    }
+
+    @Test func refreshSeesABatchThatGrewAnEmptySegment() throws {
+        let dir = TemporaryDirectory()
+        let writer = try Log.open(at: dir.path, options: options())
+        var readOnly = options()
+        readOnly.readOnly = true
+        let reader = try Log.open(at: dir.path, options: readOnly)  // maps the empty segment at its length
+        // A batch larger than a segment: the writer grows the empty active segment to fit it.
+        let big = NewEvent(stream: "big", type: "Big", data: [UInt8](repeating: 7, count: Self.small * 2))
+        try writer.append(big)
+        #expect(try reader.refresh())
+        #expect(reader.endPosition == 1)
+        #expect(try reader.events(inStream: "big").first?.data == big.data)
+        try writer.close()
+    }
 }
 
 /// Holds every segment `fdatasync` while closed, so a test can look at the
