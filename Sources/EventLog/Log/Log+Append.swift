@@ -276,6 +276,8 @@ extension Log {
             groupCommit.fail(error.description)
             throw .writerStopped(reason: error.description)
         }
+        // Synced: readers see it all before any appender waiting for it returns.
+        publish(active: active.snapshot, sequence: state.writtenSequence)
         groupCommit.noteDurable(state.writtenSequence)
         state.knownDurable = state.writtenSequence
         let next: ActiveSegment

@@ -69,7 +69,7 @@ public final class Log: Sendable {
         self.published = Mutex(snapshot)
         self.lockFile = lockFile
         self.recovery = recovery
-        if options.durability == .always && !options.readOnly {
+        if options.durability == .always && !options.readOnly && options.preallocates {
             let active = self.writer.withLock { ($0.active.file, $0.active.capacity, $0.active.dataEnd) }
             let commit = groupCommit
             preallocator = Preallocator(file: active.0, capacity: active.1, dataEnd: active.2) { reason in

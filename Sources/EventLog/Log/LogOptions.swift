@@ -43,6 +43,9 @@ public struct LogOptions: Sendable {
     /// Test hook: stream hashes are masked with this (0 makes every stream
     /// collide). Must be the same every time a log is opened.
     var streamHashMask: UInt64 = .max
+    /// Test hook: under `.always`, write zeros ahead of the writer in the
+    /// background (the simulation turns it off so a seed replays exactly).
+    var preallocates = true
 
     public init(
         segmentBytes: Int = 128 << 20, indexInterval: Int = 4096, durability: Durability = .always,

@@ -4,8 +4,11 @@ import Foundation
 final class TemporaryDirectory {
     let path: String
 
-    init(_ label: String = "eventlog") {
-        let base = FileManager.default.temporaryDirectory.path
+    /// With `preferMemory`, under `/dev/shm` when it is there (a tmpfs: no
+    /// real syncs, for tests that simulate the disk's behaviour themselves).
+    init(_ label: String = "eventlog", preferMemory: Bool = false) {
+        let memory = "/dev/shm"
+        let base = preferMemory && access(memory, W_OK) == 0 ? memory : FileManager.default.temporaryDirectory.path
         path = "\(base)/\(label)-\(UUID().uuidString)"
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
