@@ -113,14 +113,16 @@ extension SegmentScanner {
         _ bytes: UnsafeRawBufferPointer, stop: Int, reason: String?, nextPosition: UInt64, after: DataAfterStop,
         evidence: [SyncEvidence]
     ) -> StopVerdict {
-        var all = evidence
+        var all = evidence.filter { $0.bound < .max }
         if let synced = after.syncedEnd {
             all.append(SyncEvidence(
                 bound: synced, source: "the valid batch at byte \(after.syncedEndWitness) records that every byte before \(synced) was on disk"))
         }
+        all += evidence.filter { $0.bound == .max }
         let what = reason ?? "zeros where the batch of position \(nextPosition) should start"
-        if let strongest = all.filter({ $0.bound > stop }).max(by: { $0.bound < $1.bound }) {
-            var text = what + "; " + strongest.source
+        // The first that applies, in the order: marker, checkpoint, later batch, position-wide claims.
+        if let first = all.first(where: { $0.bound > stop }) {
+            var text = what + "; " + first.source
             if let positions = after.positions { text += " (positions \(positions.lowerBound)..<\(positions.upperBound) follow)" }
             return .corruption(reason: text)
         }
