@@ -59,7 +59,7 @@ extension Log {
             guard base == snapshot.endPosition else { break }  // not yet complete, or a gap: next time
             let (segment, _) = try opener.openSegment(base: base, isLast: true, metadata: metadata, marker: nil)
             var opened = segment
-            let entries = StreamEntries(segmentBytes: segment.mapping.length)
+            let entries = StreamEntries()
             opened.streamEntries = entries
             let start = segment.basePosition
             try StreamIndexBuilder.replay(segments: [opened], from: start, tableFrom: start, entriesFrom: start, table: streams)
