@@ -79,6 +79,87 @@ import Testing
         try clean.close()
     }
 
+    /// With LZ4, tiny alike events take fewer than 10 bytes of segment each
+    /// (about 9.6 here: only their checksums do not compress), so a segment
+    /// holds more events than one per 10 bytes.
+    /// Every one of them is still in the stream index: in memory while the
+    /// log is open, in the sealed segments' `.streamindex` files, after a
+    /// clean reopen (the active segment's entries from its file), and after
+    /// a crash (replayed).
+    @Test func tinyCompressedEventsAreAllIndexed() throws {
+        let dir = TemporaryDirectory()
+        var options = LogOptions(durability: .none)
+        options.compression = .lz4
+        options.segmentBytes = 655_000  // room for 65,500 events at 10 bytes each
+        let names: [[UInt8]] = [Array("a".utf8), Array("b".utf8), Array("c".utf8)]
+        let type: [UInt8] = Array("E".utf8)
+        let data: [UInt8] = [7, 7, 7, 7]
+        var counts = [0, 0, 0]
+        var rng = SplitMix64(seed: 41)
+
+        func appendBatch(_ log: Log, events: Int) throws {
+            try type.withUnsafeBytes { type in
+                try data.withUnsafeBytes { data in
+                    _ = try log.appendBatch { batch in
+                        for _ in 0..<events {
+                            let k = Int(rng.next() % 3)
+                            try names[k].withUnsafeBytes { name in
+                                _ = try batch.append(stream: name, type: type, data: data)
+                            }
+                            counts[k] += 1
+                        }
+                    }
+                }
+            }
+        }
+        func bases() -> [UInt64] { dir.files().compactMap(FileNames.segmentBase).sorted() }
+        func expectEveryStream(_ log: Log, _ when: String) throws {
+            for (k, name) in ["a", "b", "c"].enumerated() {
+                var versions: [UInt64] = []
+                try log.readStream(name) { versions.append($0.version) }
+                #expect(versions.count == counts[k], "stream \(name) \(when)")
+                let inOrder = versions.elementsEqual(0..<UInt64(counts[k]))
+                #expect(inOrder, "stream \(name) \(when): versions are not 0, 1, 2, …")
+                #expect(try log.streamInfo(name)?.count == UInt64(counts[k]), "stream \(name) \(when)")
+            }
+        }
+
+        do {
+            let log = try Log.open(at: dir.path, options: options)
+            // Until a segment is sealed and the active one holds more than
+            // 65,536 events too.
+            while bases().count < 2 || log.endPosition - (bases().last ?? 0) <= 65_536 {
+                try appendBatch(log, events: 200)
+            }
+            let b = bases()
+            for i in 0..<(b.count - 1) {
+                #expect(b[i + 1] - b[i] > 65_536, "segment \(i) holds only \(b[i + 1] - b[i]) events")
+            }
+            try expectEveryStream(log, "while open")
+            try log.close()
+        }
+        // Every sealed `.streamindex` file (and the active one's, written at
+        // close) equals the one rebuilt from the segment's records.
+        let report = try Log.verify(at: dir.path)
+        #expect(report.isSound, "\(report.problems)")
+        #expect(report.indexFiles == 3 * bases().count)
+
+        do {
+            let log = try Log.open(at: dir.path, options: options)
+            #expect(log.recovery.replayedRecords == 0)
+            try expectEveryStream(log, "after a clean reopen")
+            try appendBatch(log, events: 1_000)
+            // A crash: no close. The next open loads the active segment's
+            // entries from the file written at close, then replays these.
+        }
+        let log = try Log.open(at: dir.path, options: options)
+        #expect(log.recovery.previousShutdown == .unclean)
+        #expect(log.recovery.replayedRecords == 1_000)
+        try expectEveryStream(log, "after a crash")
+        try log.close()
+        #expect(try Log.verify(at: dir.path).isSound)
+    }
+
     @Test func verifyChecksStreamIndexesAgainstTheLog() throws {
         let dir = TemporaryDirectory()
         do {

@@ -249,4 +249,60 @@ import Testing
         #expect(try log.events(inStream: "outbox").count == 1)
         try log.close()
     }
+
+    /// Appends one event with the given raw stream name and type bytes, after
+    /// a valid event in the same batch.
+    static func appendRaw(_ log: Log, stream: [UInt8], type: [UInt8]) throws {
+        let good = Array("good".utf8)
+        _ = try log.appendBatch { batch in
+            try good.withUnsafeBytes { name in
+                _ = try good.withUnsafeBytes { try batch.append(stream: name, type: $0, data: $0) }
+            }
+            try stream.withUnsafeBytes { stream in
+                _ = try type.withUnsafeBytes { type in try batch.append(stream: stream, type: type, data: type) }
+            }
+        }
+    }
+
+    /// A stream name or type that is not UTF-8 is refused at append, and the
+    /// whole batch with it: it would be stored as given but read back (and
+    /// kept in the stream table) decoded with replacement characters, so the
+    /// stream could never be found again.
+    @Test(arguments: [
+        [0xC3, 0x28],  // a lead byte without its continuation
+        [0xFF],  // never in UTF-8
+        [0x61, 0xE2, 0x82],  // cut short
+        [0xC0, 0xAF],  // an overlong "/"
+        [0x61, 0xED, 0xA0, 0x80],  // a surrogate
+    ] as [[UInt8]])
+    func namesAndTypesThatAreNotUTF8AreRefused(bad: [UInt8]) throws {
+        let dir = TemporaryDirectory()
+        var log = try Self.open(dir)
+        try log.append(Self.event("before", 0))
+        let end = log.endPosition
+        let streams = try log.streamInfos().map(\.name)
+        for (stream, type) in [(bad, Array("E".utf8)), (Array("s".utf8), bad)] {
+            do {
+                try Self.appendRaw(log, stream: stream, type: type)
+                Issue.record("appended stream \(stream) type \(type)")
+            } catch let error as EventLogError {
+                guard case .invalidArgument(let message) = error else {
+                    Issue.record("unexpected error \(error)")
+                    continue
+                }
+                #expect(message.contains("not valid UTF-8"), "\(message)")
+            }
+            #expect(log.endPosition == end)
+            #expect(try log.streamInfos().map(\.name) == streams)
+        }
+        // Valid UTF-8 beyond ASCII is accepted, and found again by its name.
+        try Self.appendRaw(log, stream: Array("strøm-é".utf8), type: Array("Ünïcode".utf8))
+        #expect(log.endPosition == end + 2)
+        try log.close()
+        log = try Self.open(dir)
+        #expect(try log.events(inStream: "strøm-é").map(\.type) == ["Ünïcode"])
+        #expect(try log.events(from: 0).map(\.stream) == ["before", "good", "strøm-é"])
+        #expect(try log.streamInfos().map(\.name).sorted() == ["before", "good", "strøm-é"])
+        try log.close()
+    }
 }

@@ -142,27 +142,47 @@ public final class ConsumerGroup: Sendable {
         return parked.map { ParkedEvent(position: $0.key, deliveries: Int($0.value)) }.sorted { $0.position < $1.position }
     }
 
-    /// Hands parked events out again (all of them, or those at `positions`),
-    /// with a fresh delivery count.
+    /// Hands parked events out again (all of them, or those of `positions`
+    /// that are parked: other positions are ignored), with a fresh delivery
+    /// count.
+    ///
+    /// Until they are acknowledged the group's durable cursor must not be
+    /// past them, or a crash would lose them: one journal record unparks
+    /// them and moves the cursor back to the lowest of them (when it is
+    /// past it), so a crash keeps either all of that or none of it. (What
+    /// lies between is handed out again after a crash: at least once.) A
+    /// replay of more than `CursorRecord.maxReplayPositions` events is
+    /// written as several such records, each whole on its own.
+    ///
+    /// - Throws: when a chosen parked event cannot be read (then nothing is
+    ///   replayed), or the journal write fails.
     public func replayParked(_ positions: [UInt64]? = nil) throws(EventLogError) {
-        let chosen = positions ?? parked().map(\.position)
         try state.withLock { (s) throws(EventLogError) in
-            var records: [CursorRecord] = []
-            for position in chosen {
-                guard let event = try? log.event(at: position) else { continue }
-                s.pending[position] = Pending(deliveries: 0, deadline: nil, stream: event.stream)
-                records.append(CursorRecord(kind: .unpark, name: cursorName, position: position, timestamp: currentTimestamp()))
-            }
-            let wanted = records
-            try log.consumers.write { state in
-                wanted.filter { state.parked[self.cursorName]?[$0.position] != nil }
-            }
-            // Until they are acknowledged, the durable cursor must not be past
-            // them, or a crash would lose them: move it back (what lies between
-            // is handed out again after a crash: at least once).
-            if let lowest = records.map(\.position).min(), lowest < s.committed {
-                try log.resetCursor(cursorName, to: .position(lowest))
-                s.committed = lowest
+            let parked = log.consumers.state.withLock { $0.parked[cursorName] ?? [:] }
+            let chosen = Set(positions ?? Array(parked.keys)).filter { parked[$0] != nil }.sorted()
+            guard !chosen.isEmpty else { return }
+            // Each event's stream (for `orderedByStream`), read before anything changes.
+            var events: [(position: UInt64, stream: String)] = []
+            events.reserveCapacity(chosen.count)
+            for position in chosen { events.append((position, try log.event(at: position).stream)) }
+            var start = 0
+            while start < events.count {
+                let part = events[start..<min(start + CursorRecord.maxReplayPositions, events.count)]
+                start = part.endIndex
+                var written: [(position: UInt64, stream: String)] = []
+                try log.consumers.write { (state) throws(EventLogError) -> [CursorRecord] in
+                    // Under the journal's lock: only what is still parked.
+                    written = part.filter { state.parked[self.cursorName]?[$0.position] != nil }
+                    guard let lowest = written.first?.position else { return [] }
+                    let cursor = min(state.cursors[self.cursorName]?.position ?? lowest, lowest)
+                    return [CursorRecord(
+                        kind: .replay, name: self.cursorName, position: cursor, timestamp: currentTimestamp(),
+                        positions: written.map(\.position))]
+                }
+                for event in written {
+                    s.pending[event.position] = Pending(deliveries: 0, deadline: nil, stream: event.stream)
+                }
+                if let lowest = written.first?.position, lowest < s.committed { s.committed = lowest }
             }
         }
         signal()
@@ -255,14 +275,20 @@ public final class ConsumerGroup: Sendable {
 }
 
 extension Log {
-    /// The consumer group `name` (one shared instance per log and name: give it to every worker).
+    /// The consumer group `name` (one shared instance per log and name while
+    /// any worker holds it: give it to every worker).
     public func consumerGroup(_ name: String, options: ConsumerGroupOptions = ConsumerGroupOptions()) throws(EventLogError) -> ConsumerGroup {
         try Log.checkCursorName("group:" + name)
         return try groups.withLock { (groups) throws(EventLogError) -> ConsumerGroup in
-            if let existing = groups[name] { return existing }
+            if let existing = groups[name]?.group { return existing }
             let group = try ConsumerGroup(log: self, name: name, options: options)
-            groups[name] = group
+            groups[name] = WeakConsumerGroup(group: group)
             return group
         }
     }
+}
+
+/// A consumer group the log does not keep alive.
+struct WeakConsumerGroup: Sendable {
+    weak var group: ConsumerGroup?
 }

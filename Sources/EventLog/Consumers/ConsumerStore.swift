@@ -138,7 +138,8 @@ final class ConsumerStore: Sendable {
         let journal = path
         bytes.withUnsafeBytes { raw in
             do throws(EventLogError) {
-                replayed = .success(try Self.replay(UnsafeRawBufferPointer(rebasing: raw[0..<read]), from: 0, file: journal, into: &state))
+                replayed = .success(try Self.replay(
+                    UnsafeRawBufferPointer(rebasing: raw[0..<read]), fileOffset: from, file: journal, into: &state))
             } catch {
                 replayed = .failure(error)
             }
@@ -181,18 +182,20 @@ final class ConsumerStore: Sendable {
         }
     }
 
-    /// Applies every valid record; returns the offset after the last one.
+    /// Applies every valid record of `bytes` (read from `fileOffset` of the
+    /// journal); returns the offset in `bytes` after the last one.
     private static func replay(
-        _ bytes: UnsafeRawBufferPointer, from start: Int, file: String, into state: inout State
+        _ bytes: UnsafeRawBufferPointer, fileOffset: Int, file: String, into state: inout State
     ) throws(EventLogError) -> Int {
-        var at = start
+        var at = 0
         while at < bytes.count {
-            guard let (record, length) = CursorRecord.decode(bytes, at: at) else {
+            guard let (record, length) = try CursorRecord.decode(bytes, at: at, file: file, fileOffset: fileOffset) else {
                 // Only the last write can be torn (appends are serialised):
                 // a valid record after this one means damage, not a tear.
                 let claimed = Int(bytes.count - at >= 4 ? bytes.loadLE(at: at, as: UInt32.self) : 0)
-                if claimed >= CursorRecord.fixedBytes, at + claimed < bytes.count, CursorRecord.decode(bytes, at: at + claimed) != nil {
-                    throw .corruption(file: file, offset: Int64(at), reason: "cursor journal record checksum mismatch")
+                if claimed >= CursorRecord.fixedBytes, claimed < bytes.count - at,
+                   CursorRecord.checkedLength(bytes, at: at + claimed) != nil {
+                    throw .corruption(file: file, offset: Int64(fileOffset + at), reason: "cursor journal record checksum mismatch")
                 }
                 return at
             }
@@ -210,6 +213,9 @@ final class ConsumerStore: Sendable {
             state.parked[record.name] = nil
         case .park: state.parked[record.name, default: [:]][record.position] = record.deliveries
         case .unpark: state.parked[record.name]?[record.position] = nil
+        case .replay:
+            for position in record.positions { state.parked[record.name]?[position] = nil }
+            state.cursors[record.name] = Cursor(position: record.position, updatedAt: record.timestamp)
         }
     }
 

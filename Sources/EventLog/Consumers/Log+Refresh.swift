@@ -36,7 +36,7 @@ extension Log {
         if let last = snapshot.active, let length = currentLength(of: last.path), length != last.mapping.length {
             guard let reopened = try openIfReady(base: last.basePosition, opener: &opener) else { return false }
             var opened = reopened
-            let entries = StreamEntries(segmentBytes: opened.mapping.length)
+            let entries = StreamEntries()
             opened.streamEntries = entries
             try StreamIndexBuilder.replay(
                 segments: [opened], from: opened.basePosition, tableFrom: before, entriesFrom: opened.basePosition, table: streams)
@@ -75,7 +75,7 @@ extension Log {
             // A segment whose header the writer has not written yet: next time.
             guard let segment = try openIfReady(base: base, opener: &opener) else { break }
             var opened = segment
-            let entries = StreamEntries(segmentBytes: segment.mapping.length)
+            let entries = StreamEntries()
             opened.streamEntries = entries
             let start = segment.basePosition
             try StreamIndexBuilder.replay(segments: [opened], from: start, tableFrom: start, entriesFrom: start, table: streams)

@@ -53,6 +53,30 @@ public struct BatchBuilder: ~Copyable {
             if stream.count == 0 { throw .invalidArgument("stream name is empty") }
             throw .limitExceeded(limit: "stream name bytes", value: stream.count, maximum: Limits.maxStreamNameBytes)
         }
+        // Stored as UTF-8 and hashed as given: bytes that are not UTF-8 would
+        // be read back (and named in the table) as something else.
+        guard isValidUTF8(stream) else { throw .invalidArgument("stream name is not valid UTF-8") }
+    }
+
+    /// True when `bytes` are well-formed UTF-8 (no overlong forms, no
+    /// surrogates, nothing cut short). Checked in place: no allocation.
+    @inline(__always)
+    static func isValidUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var ascii = true
+        for byte in bytes where byte >= 0x80 {
+            ascii = false
+            break
+        }
+        if ascii { return true }
+        var iterator = bytes.makeIterator()
+        var decoder = Unicode.UTF8()
+        while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue: continue
+            case .emptyInput: return true
+            case .error: return false
+            }
+        }
     }
 
     /// The position the next appended event will get.
@@ -67,7 +91,8 @@ public struct BatchBuilder: ~Copyable {
     ///   - type: the event type's UTF-8 bytes, at most `Limits.maxTypeBytes`.
     ///   - timestamp: when nil, the time the batch was started.
     /// - Returns: the event's position.
-    /// - Throws: a broken limit, or `streamDeleted` for a hard-deleted stream.
+    /// - Throws: a broken limit; `invalidArgument` when the stream name or
+    ///   the type is not valid UTF-8; `streamDeleted` for a hard-deleted stream.
     @discardableResult
     public mutating func append(
         stream: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer,
@@ -99,6 +124,7 @@ public struct BatchBuilder: ~Copyable {
         guard type.count <= Limits.maxTypeBytes else {
             throw .limitExceeded(limit: "event type bytes", value: type.count, maximum: Limits.maxTypeBytes)
         }
+        guard Self.isValidUTF8(type) else { throw .invalidArgument("event type is not valid UTF-8") }
         guard Int(count) < Limits.maxBatchRecords else {
             throw .limitExceeded(limit: "events in a batch", value: Int(count) + 1, maximum: Limits.maxBatchRecords)
         }

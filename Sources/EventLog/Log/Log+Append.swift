@@ -151,7 +151,7 @@ extension Log {
             throw .limitExceeded(limit: "batch bytes", value: frameLength, maximum: Limits.maxBatchBytes)
         }
 
-        try rollIfNeeded(&state, frameLength: frameLength)
+        try rollIfNeeded(&state, frameLength: frameLength, events: count)
 
         let offset = state.active.dataEnd
         var header = BatchHeader(
@@ -189,7 +189,15 @@ extension Log {
         active.lastBatchCRC = header.crc
         if active.firstTimestamp == nil { active.firstTimestamp = firstTimestamp }
         active.maxTimestamp = max(active.maxTimestamp, maxTimestamp)
-        commitStreams(&batchStreams, batch: header, frameOffset: offset, compressed: useCompressed, segment: &active)
+        do {
+            try commitStreams(&batchStreams, batch: header, frameOffset: offset, compressed: useCompressed, segment: &active)
+        } catch {
+            // Unreachable (rollIfNeeded leaves room); if it happened, the
+            // stream table took part of an unpublished batch: stop.
+            state.failure = error.description
+            groupCommit.fail(error.description)
+            throw .writerStopped(reason: error.description)
+        }
         state.active.snapshot = active
         if options.durability == .always {
             // Readers see the batch once a sync covers it (the sync leader publishes it).
@@ -255,14 +263,20 @@ extension Log {
     }
 
     /// Seals the active segment and starts a new one when the frame does not
-    /// fit or the segment is too old; grows an empty segment that is too small.
-    private func rollIfNeeded(_ state: inout WriterState, frameLength: Int) throws(EventLogError) {
+    /// fit, the segment is too old, or it would hold more events than its
+    /// stream entries can (Format.md §9, "events in a segment"); grows an
+    /// empty segment that is too small.
+    private func rollIfNeeded(_ state: inout WriterState, frameLength: Int, events: UInt32) throws(EventLogError) {
         let active = state.active
         var tooOld = false
         if let age = options.segmentMaxAgeSeconds, !active.snapshot.isEmpty {
             tooOld = currentTimestamp() - active.createdAt >= Int64(age) * 1_000_000
         }
-        guard frameLength > active.remaining || tooOld else { return }
+        // An empty segment always has room: a batch holds at most
+        // Limits.maxBatchRecords events, far below the capacity.
+        let held = active.snapshot.endPosition - active.snapshot.basePosition
+        let tooMany = held + UInt64(events) > UInt64(StreamEntries.capacity)
+        guard frameLength > active.remaining || tooOld || tooMany else { return }
         let needed = SegmentHeader.size + frameLength
         let capacity = max(options.segmentBytes, needed)
         if active.snapshot.isEmpty {
@@ -323,7 +337,7 @@ extension Log {
                 offsetIndex: IndexBuffer(capacity: entries), timeIndex: IndexBuffer(capacity: entries),
                 endPosition: old.endPosition, dataEnd: old.dataEnd, offsetIndexCount: 0, timeIndexCount: 0,
                 maxTimestamp: .min, firstTimestamp: nil, lastBatchOffset: old.lastBatchOffset,
-                lastBatchCRC: old.lastBatchCRC, isSealed: false, streamEntries: StreamEntries(segmentBytes: capacity))
+                lastBatchCRC: old.lastBatchCRC, isSealed: false, streamEntries: StreamEntries())
             state.active = ActiveSegment(
                 snapshot: grown, file: file, capacity: capacity, indexPolicy: IndexPolicy(interval: Int(metadata.indexInterval)),
                 createdAt: state.active.createdAt, writebackStart: old.dataEnd)

@@ -41,8 +41,10 @@ public final class Log: Sendable {
     let closedFlag = Atomic<Bool>(false)
     /// Serialises `refresh()` of a read-only log.
     let refreshLock = Mutex<Void>(())
-    /// Consumer groups of this log, by name (one shared instance each).
-    let groups = Mutex<[String: ConsumerGroup]>([:])
+    /// Consumer groups of this log, by name (one shared instance each while
+    /// anyone holds it). Weak: a group holds its log, and a log released
+    /// without close() must be freed (its lock released) like after a crash.
+    let groups = Mutex<[String: WeakConsumerGroup]>([:])
     let groupCommit = GroupCommit()
     let lockFile: FileHandle?
     let flusherState = Mutex<FlusherState>(.notStarted)

@@ -53,7 +53,7 @@ struct ActiveSegment: Sendable {
                 offsetIndex: IndexBuffer(capacity: entries), timeIndex: IndexBuffer(capacity: entries),
                 endPosition: base, dataEnd: SegmentHeader.size, offsetIndexCount: 0, timeIndexCount: 0,
                 maxTimestamp: .min, firstTimestamp: nil, lastBatchOffset: 0, lastBatchCRC: header.checksum,
-                isSealed: false, streamEntries: StreamEntries(segmentBytes: capacity))
+                isSealed: false, streamEntries: StreamEntries())
             return ActiveSegment(
                 snapshot: snapshot, file: file, capacity: capacity, indexPolicy: IndexPolicy(interval: indexInterval),
                 createdAt: now, writebackStart: SegmentHeader.size)

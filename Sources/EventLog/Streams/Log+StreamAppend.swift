@@ -162,12 +162,18 @@ extension Log {
 
     /// Applies a written batch to the stream table and the active segment's
     /// stream entries (under the table lock, before the batch is published).
+    ///
+    /// Throws when the stream entries are full, which `rollIfNeeded` makes
+    /// impossible (it starts a new segment before a segment would hold more
+    /// events than `StreamEntries.capacity`); the table has then taken part
+    /// of the batch, and the caller must stop the writer.
     func commitStreams(
         _ batch: inout BatchStreams, batch header: BatchHeader, frameOffset: Int, compressed: Bool,
         segment: inout SegmentSnapshot
-    ) {
+    ) throws(EventLogError) {
         guard let entries = segment.streamEntries else { return }
         let segmentBase = segment.basePosition
+        var full = false
         streams.mutate { table in
             // Streams this batch creates get their ids.
             for i in batch.slots.indices where batch.slots[i].id == nil {
@@ -192,6 +198,8 @@ extension Log {
                         relativePosition: relative, offset: offset, stream: id, previous: previous, version: item.version)) {
                         state.activeTail = UInt32(index + 1)
                         state.activeSegment = segmentBase
+                    } else {
+                        full = true
                     }
                     if state.firstPosition == nil { state.firstPosition = position }
                     state.lastPosition = position
@@ -209,6 +217,9 @@ extension Log {
             }
         }
         segment.streamEntryCount = entries.writtenCount
+        if full {
+            throw .limitExceeded(limit: "events in a segment", value: entries.writtenCount + 1, maximum: StreamEntries.capacity)
+        }
     }
 }
 

@@ -39,7 +39,7 @@ extension Opener {
         // 3. The last segment: entries in memory, from its checkpoint file.
         guard let lastIndex = segments.indices.last else { return table }
         let last = segments[lastIndex]
-        let entries = StreamEntries(segmentBytes: last.mapping.length)
+        let entries = StreamEntries()
         var checkpoint = last.basePosition
         if let view = StreamIndexView.open(path: directory.file(FileNames.streamIndex(last.basePosition)), faults: options.storageFaults),
            view.describesPrefix(of: last) {
@@ -199,7 +199,7 @@ enum StreamIndexBuilder {
                     guard let index = entries.append(StreamEntry(
                         relativePosition: e.relativePosition, offset: e.offset, stream: id, previous: previous,
                         version: firstVersion + UInt64(k)))
-                    else { break }
+                    else { throw tooManyEvents(segment) }
                     previous = UInt32(index + 1)
                 }
                 t.update(id) { state in
@@ -260,14 +260,14 @@ enum StreamIndexBuilder {
                         }
                     }
                     if isLast, position >= entriesFrom, !view.isMarker {
+                        let previous = t.table[id].activeSegment == last.basePosition ? t.table[id].activeTail : 0
+                        guard let index = entries.append(StreamEntry(
+                            relativePosition: UInt32(truncatingIfNeeded: position &- last.basePosition), offset: offset,
+                            stream: id, previous: previous, version: view.version))
+                        else { throw tooManyEvents(last) }
                         t.update(id) { state in
-                            let previous = state.activeSegment == last.basePosition ? state.activeTail : 0
-                            if let index = entries.append(StreamEntry(
-                                relativePosition: UInt32(truncatingIfNeeded: position &- last.basePosition), offset: offset,
-                                stream: id, previous: previous, version: view.version)) {
-                                state.activeTail = UInt32(index + 1)
-                                state.activeSegment = last.basePosition
-                            }
+                            state.activeTail = UInt32(index + 1)
+                            state.activeSegment = last.basePosition
                         }
                     }
                 }
@@ -275,6 +275,14 @@ enum StreamIndexBuilder {
             closeBatch(&t)
         }
         return replayed
+    }
+
+    /// A segment with more events than its stream entries can hold: no
+    /// writer writes one (Format.md §9), so it is damage.
+    static func tooManyEvents(_ segment: SegmentSnapshot) -> EventLogError {
+        .corruption(
+            file: segment.path, offset: 0,
+            reason: "the segment holds more than \(StreamEntries.capacity) events, the most a segment may hold")
     }
 
     /// Every record of `segment` from position `from`, with its stream-index

@@ -16,41 +16,80 @@ struct StreamEntry: Sendable, Equatable {
 /// Append-only storage for the active segment's stream entries, in chunks
 /// allocated as needed, shared by the writer and readers without a lock in
 /// the same way as `IndexBuffer`: readers only read below the count in their
-/// snapshot, and no entry moves once written.
+/// snapshot, and no entry (nor any pointer leading to one) moves once written.
+///
+/// **Capacity.** It is not derived from the segment's size: with LZ4 a
+/// record can take far less than its own length on disk (a batch of tiny,
+/// alike events compresses to about 9 bytes an event, and the LZ4 block
+/// format allows up to 255 decompressed bytes per stored byte), so no
+/// bytes-per-record bound holds. Instead it covers every index an entry can
+/// have: entries are addressed by `UInt32` (the `previous` links store
+/// index + 1; the stream index file stores u32 relative positions, entry
+/// indexes and counts), so a segment holds at most `capacity` =
+/// `UInt32.max` entries. The writer starts a new segment before a segment
+/// would hold more events than that (`Log.rollIfNeeded`), so its `append`
+/// cannot fail; a segment read from disk that holds more is refused as
+/// corruption by the callers of `append`.
+///
+/// The storage is three levels deep so that only what is used is allocated:
+/// a fixed root of 256 pointers, pages of 256 chunk pointers (2 KiB each,
+/// allocated as needed), and chunks of 65,536 entries (allocated as needed).
 ///
 /// One of the few audited types that hold raw pointers.
 final class StreamEntries: @unchecked Sendable {
+    typealias Chunk = UnsafeMutablePointer<StreamEntry>
+    typealias Page = UnsafeMutablePointer<Chunk?>
+
     static let chunkShift = 16
     static let chunkSize = 1 << chunkShift
+    static let pageShift = 8
+    static let pageSize = 1 << pageShift
+    static let rootSize = 256
+    /// Most entries: every index below it fits the `UInt32` links (index + 1).
+    static let capacity = Int(UInt32.max)
 
-    private let chunks: UnsafeMutablePointer<UnsafeMutablePointer<StreamEntry>?>
-    private let chunkSlots: Int
+    private let root: UnsafeMutablePointer<Page?>
     /// Written by the writer only.
     private(set) var writtenCount = 0
 
-    /// Room for the entries of a segment of `segmentBytes` (every record is at least 10 bytes).
-    init(segmentBytes: Int) {
-        chunkSlots = max(1, segmentBytes / 10 / Self.chunkSize + 1)
-        chunks = .allocate(capacity: chunkSlots)
-        chunks.initialize(repeating: nil, count: chunkSlots)
+    init() {
+        // rootSize × pageSize × chunkSize = 2³² slots: room for `capacity`.
+        root = .allocate(capacity: Self.rootSize)
+        root.initialize(repeating: nil, count: Self.rootSize)
     }
 
     deinit {
-        for i in 0..<chunkSlots { chunks[i]?.deallocate() }
-        chunks.deallocate()
+        for r in 0..<Self.rootSize {
+            guard let page = root[r] else { continue }
+            for c in 0..<Self.pageSize { page[c]?.deallocate() }
+            page.deallocate()
+        }
+        root.deallocate()
     }
 
-    /// Appends an entry (writer only); returns its index, or nil when full.
-    @discardableResult
+    /// Appends an entry (writer only); returns its index, or nil when the
+    /// index already holds `capacity` entries (nothing is appended then).
     func append(_ entry: StreamEntry) -> Int? {
         let index = writtenCount
-        let slot = index >> Self.chunkShift
-        guard slot < chunkSlots else { return nil }
-        if chunks[slot] == nil {
-            let chunk = UnsafeMutablePointer<StreamEntry>.allocate(capacity: Self.chunkSize)
-            chunks[slot] = chunk
+        guard index < Self.capacity else { return nil }
+        let r = index >> (Self.chunkShift + Self.pageShift)
+        let page: Page
+        if let existing = root[r] {
+            page = existing
+        } else {
+            page = .allocate(capacity: Self.pageSize)
+            page.initialize(repeating: nil, count: Self.pageSize)
+            root[r] = page
         }
-        (chunks[slot]! + (index & (Self.chunkSize - 1))).initialize(to: entry)
+        let c = (index >> Self.chunkShift) & (Self.pageSize - 1)
+        let chunk: Chunk
+        if let existing = page[c] {
+            chunk = existing
+        } else {
+            chunk = .allocate(capacity: Self.chunkSize)
+            page[c] = chunk
+        }
+        (chunk + (index & (Self.chunkSize - 1))).initialize(to: entry)
         writtenCount += 1
         return index
     }
@@ -60,7 +99,9 @@ final class StreamEntries: @unchecked Sendable {
         if count < writtenCount { writtenCount = count }
     }
 
+    /// Entry `i`, for `i` below a count published after it was written (so
+    /// its page and chunk exist).
     @inline(__always) subscript(i: Int) -> StreamEntry {
-        chunks[i >> Self.chunkShift]![i & (Self.chunkSize - 1)]
+        root[i >> (Self.chunkShift + Self.pageShift)]![(i >> Self.chunkShift) & (Self.pageSize - 1)]![i & (Self.chunkSize - 1)]
     }
 }
