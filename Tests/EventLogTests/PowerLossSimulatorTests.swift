@@ -336,3 +336,100 @@ import Testing
         }
     }
 }
+
+/// A whole log under the power-loss simulator: under `.always` every
+/// acknowledged event survives a power loss.
+@Suite struct PowerLossLogTests {
+    @Test(arguments: 0..<UInt64(12))
+    func acknowledgedEventsSurviveAPowerLoss(seed: UInt64) throws {
+        let dir = TemporaryDirectory("powerloss-log")
+        let sim = try PowerLossSimulator(directory: dir.path, seed: seed)
+        func options() -> LogOptions {
+            var options = LogOptions(segmentBytes: 64 * 1024, durability: .always)
+            options.storageFaults = sim.faults
+            return options
+        }
+        var acknowledged = 0
+        for cycle in 0..<3 {
+            do {
+                var log: Log? = try Log.open(at: dir.path, options: options())
+                #expect(
+                    try Fixtures.expectContent(log!, count: acknowledged),
+                    "seed \(seed), cycle \(cycle): \(log!.endPosition) events after reopening, \(acknowledged) acknowledged")
+                // About 1.5 segments of 300-byte events, in batches of 1 to 9.
+                var batch = 1
+                while acknowledged < (cycle + 1) * 300 {
+                    let count = min(batch, (cycle + 1) * 300 - acknowledged)
+                    try Fixtures.append(log!, acknowledged..<(acknowledged + count), batch: count, size: 300)
+                    acknowledged += count
+                    batch = batch % 9 + 1
+                }
+                log = nil  // released without close(): as after a crash
+                _ = log
+            }
+            let report = try sim.powerLoss()
+            let log = try Log.open(at: dir.path, options: options())
+            let events = try log.events(from: 0)
+            #expect(
+                try Fixtures.expectContent(log, count: acknowledged),
+                "seed \(seed), cycle \(cycle): \(events.count) of \(acknowledged) acknowledged events after the power loss\n\(report)")
+            try log.close()
+        }
+        #expect(try Log.verify(at: dir.path).isSound)
+    }
+}
+
+extension PowerLossLogTests {
+    /// Under `.none`, a power loss may take what was not synced, but the log
+    /// still opens, holds a prefix of what was appended, and keeps
+    /// everything before the last `sync()`.
+    ///
+    /// Disabled: it finds an engine bug (left to the engine's owners). Seeds
+    /// 4, 31 and 33 fail: the active segment was never synced, the power
+    /// loss kept its header sector and some later sectors but lost one
+    /// inside the first batch, so a valid frame follows the damaged one and
+    /// open refuses the log as "corruption at byte 64: batch checksum
+    /// mismatch" instead of cutting an unsynced tail (Format.md §10). Unsynced
+    /// writes reach the disk in any order, so this state is real.
+    @Test(
+        .disabled("engine bug: an unsynced tail persisted out of order is refused as corruption (seeds 4, 31, 33)"),
+        arguments: 0..<UInt64(40))
+    func unsyncedLogOpensWithAPrefixAfterAPowerLoss(seed: UInt64) throws {
+        let dir = TemporaryDirectory("powerloss-log")
+        let sim = try PowerLossSimulator(directory: dir.path, seed: seed)
+        func options() -> LogOptions {
+            var options = LogOptions(segmentBytes: 64 * 1024, durability: .none)
+            options.storageFaults = sim.faults
+            return options
+        }
+        var synced = 0
+        var appended = 0
+        for cycle in 0..<3 {
+            do {
+                var log: Log? = try Log.open(at: dir.path, options: options())
+                appended = Int(log!.endPosition)
+                let target = appended + 250
+                var batch = 1
+                while appended < target {
+                    try Fixtures.append(log!, appended..<(appended + batch), batch: batch, size: 300)
+                    appended += batch
+                    batch = batch % 9 + 1
+                    if appended > synced + 120 && synced < appended - 130 { try log!.sync(); synced = appended }
+                }
+                log = nil
+                _ = log
+            }
+            let report = try sim.powerLoss()
+            let log: Log
+            do { log = try Log.open(at: dir.path, options: options()) } catch {
+                Issue.record("seed \(seed), cycle \(cycle): open failed after the power loss: \(error)\n\(report)")
+                return
+            }
+            let count = Int(log.endPosition)
+            #expect(count >= synced && count <= appended, "seed \(seed), cycle \(cycle): \(count) events, \(synced) synced, \(appended) appended\n\(report)")
+            #expect(try Fixtures.expectContent(log, count: count), "seed \(seed), cycle \(cycle)\n\(report)")
+            try log.close()
+            synced = count
+        }
+    }
+}
