@@ -31,10 +31,16 @@ import Synchronization
 ///   (a file made outside it is taken as synced when the seam first meets
 ///   it; any other change outside is unknown, and undone by a power loss).
 /// - An operation already past its `StorageFaults` check when the epoch
-///   ends still completes. After a `powerLoss()` it cannot matter: every
-///   file is recreated (a new inode), so a late write or a mapping of the
-///   abandoned log refers to a file no longer in the directory. Release the
-///   abandoned log first anyway: it still holds its `flock`.
+///   ends still completes (and is recorded, unless a power loss came
+///   first). After a `powerLoss()`, one on a descriptor (write, sync,
+///   truncate) cannot matter: every file is recreated as a new inode, so
+///   the abandoned log's descriptors and mappings refer to files no longer
+///   in the directory. One on a path (create, rename, unlink) landing after
+///   the rewrite would change the new state unrecorded: release the
+///   abandoned log first (its background threads may still be running;
+///   the window is the few instructions between the check and the call).
+///   After a `crash()` alone, the abandoned log also still holds its
+///   `flock` until it is released.
 /// - The same seed gives the same outcome for the same sequence of
 ///   operations; a log's background threads may order them differently.
 ///
