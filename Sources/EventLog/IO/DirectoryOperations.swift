@@ -69,6 +69,7 @@ struct DirectoryOperations: Sendable {
             if errno == EINTR { continue }
             throw IOError(operation: "fsync", path: path, errno: errno)
         }
+        faults?.recorder?.directorySynced(path)
     }
 
     /// Renames `from` to `to` inside the directory, replacing `to` atomically,
@@ -80,6 +81,7 @@ struct DirectoryOperations: Sendable {
         if Glibc.rename(file(from), file(to)) != 0 {
             throw IOError(operation: "rename", path: file(from), errno: errno)
         }
+        faults?.recorder?.renamed(file(from), to: file(to))
         try sync()
     }
 
@@ -92,6 +94,7 @@ struct DirectoryOperations: Sendable {
             if errno == ENOENT { return }
             throw IOError(operation: "unlink", path: file(name), errno: errno)
         }
+        faults?.recorder?.unlinked(file(name))
         try sync()
     }
 
@@ -120,6 +123,7 @@ struct DirectoryOperations: Sendable {
         if Glibc.rename(file(name + ".tmp"), file(name)) != 0 {
             throw IOError(operation: "rename", path: file(name + ".tmp"), errno: errno)
         }
+        faults?.recorder?.renamed(file(name + ".tmp"), to: file(name))
     }
 
     /// Creates file `name` with `bytes` unless it exists: writes
@@ -129,12 +133,14 @@ struct DirectoryOperations: Sendable {
     func createAtomically(_ name: String, bytes: [UInt8]) throws(IOError) {
         let temporary = "\(name).\(getpid()).tmp"
         try writeTemporary(String(temporary.dropLast(4)), bytes: bytes)
-        if link(file(temporary), file(name)) != 0 && errno != EEXIST {
+        if link(file(temporary), file(name)) == 0 {
+            faults?.recorder?.linked(file(temporary), as: file(name))
+        } else if errno != EEXIST {
             let failure = IOError(operation: "link", path: file(name), errno: errno)
-            unlink(file(temporary))
+            if unlink(file(temporary)) == 0 { faults?.recorder?.unlinked(file(temporary)) }
             throw failure
         }
-        unlink(file(temporary))
+        if unlink(file(temporary)) == 0 { faults?.recorder?.unlinked(file(temporary)) }
         try sync()
     }
 

@@ -41,7 +41,11 @@ final class FileHandle: Sendable {
         if exclusive { flags |= O_EXCL }
         while true {
             let fd = systemOpen(path, flags, 0o644)
-            if fd >= 0 { return FileHandle(descriptor: fd, path: path, faults: faults) }
+            if fd >= 0 {
+                let file = FileHandle(descriptor: fd, path: path, faults: faults)
+                faults?.recorder?.opened(file)
+                return file
+            }
             if errno == EINTR { continue }
             throw IOError(operation: "open", path: path, errno: errno)
         }
@@ -65,21 +69,37 @@ final class FileHandle: Sendable {
     /// Writes all of `bytes` at `offset` without moving the file position.
     /// The corresponding C function is `pwrite`; short writes are continued.
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws(IOError) {
+        if let faults { return try write(bytes, at: offset, faults: faults) }
+        let (_, failure) = writeAll(bytes, at: offset)
+        if let failure { throw IOError(operation: "pwrite", path: path, errno: failure) }
+    }
+
+    /// `write` under a fault plan: asks it first, and tells its recorder
+    /// what was written (for a torn or failed write, the part written).
+    private func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64, faults: StorageFaults) throws(IOError) {
         var toWrite = bytes.count
         var injected: Int32? = nil
-        switch faults?.decide(.write, path) {
+        switch faults.decide(.write, path) {
         case .fail(let e)?: throw IOError(operation: "pwrite", path: path, errno: e)
-        case .tornWrite(let keep, let e)?: toWrite = min(keep, bytes.count); injected = e
+        case .tornWrite(let keep, let e)?: toWrite = max(0, min(keep, bytes.count)); injected = e
         case nil: break
         }
+        let (written, failure) = writeAll(UnsafeRawBufferPointer(rebasing: bytes[0..<toWrite]), at: offset)
+        faults.recorder?.wrote(self, UnsafeRawBufferPointer(rebasing: bytes[0..<written]), at: offset)
+        if let e = failure ?? injected { throw IOError(operation: "pwrite", path: path, errno: e) }
+    }
+
+    /// `pwrite`s until all of `bytes` are written or a call fails: the bytes
+    /// written, and the failure's `errno`.
+    private func writeAll(_ bytes: UnsafeRawBufferPointer, at offset: Int64) -> (written: Int, errno: Int32?) {
         var done = 0
-        while done < toWrite {
-            let n = pwrite(descriptor, bytes.baseAddress! + done, toWrite - done, off_t(offset) + off_t(done))
+        while done < bytes.count {
+            let n = pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
             if n >= 0 { done += n; continue }
             if errno == EINTR { continue }
-            throw IOError(operation: "pwrite", path: path, errno: errno)
+            return (done, errno)
         }
-        if let injected { throw IOError(operation: "pwrite", path: path, errno: injected) }
+        return (done, nil)
     }
 
     /// Writes a byte array at `offset` (cold paths: headers, small files).
@@ -99,6 +119,7 @@ final class FileHandle: Sendable {
             if errno == EINTR { continue }
             throw IOError(operation: "fdatasync", path: path, errno: errno)
         }
+        faults?.recorder?.synced(self)
     }
 
     /// Flushes the file's data and all of its metadata. The corresponding C
@@ -109,6 +130,7 @@ final class FileHandle: Sendable {
             if errno == EINTR { continue }
             throw IOError(operation: "fsync", path: path, errno: errno)
         }
+        faults?.recorder?.synced(self)
     }
 
     /// Sets the file's length, growing it with a hole (no blocks allocated) or
@@ -120,20 +142,26 @@ final class FileHandle: Sendable {
             if errno == EINTR { continue }
             throw IOError(operation: "ftruncate", path: path, errno: errno)
         }
+        faults?.recorder?.lengthSet(self, to: length)
     }
 
     /// Makes `[offset, offset + length)` read as zeros without changing the
     /// file's length (`fallocate` with `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`).
-    /// Where the file system cannot punch holes, zeros are written instead.
+    /// Where the file system cannot punch holes, zeros are written instead
+    /// (each write told to the recorder as a write).
     func zeroRange(at offset: Int64, length: Int64) throws(IOError) {
         guard length > 0 else { return }
         if case .fail(let e)? = faults?.decide(.allocate, path) { throw IOError(operation: "fallocate", path: path, errno: e) }
+        var punched = true
         while eventlog_punch_hole(descriptor, offset, length) != 0 {
             if errno == EINTR { continue }
-            if errno == EOPNOTSUPP || errno == ENOSYS { break }
+            if errno == EOPNOTSUPP || errno == ENOSYS { punched = false; break }
             throw IOError(operation: "fallocate", path: path, errno: errno)
         }
-        if errno != EOPNOTSUPP && errno != ENOSYS { return }
+        if punched {
+            faults?.recorder?.zeroed(self, at: offset, length: length)
+            return
+        }
         let chunk = 1 << 16
         let zeros = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
         defer { zeros.deallocate() }

@@ -20,11 +20,23 @@ public enum StorageFault: Sendable, Equatable {
 /// injection). `decide` is called before each operation with the operation
 /// and the path; returning `nil` lets the operation run normally.
 ///
+/// The seam also tells `recorder`, when there is one (a `PowerLossSimulator`
+/// sets it), what each operation changed, after it succeeded.
+///
 /// Thread-safe as long as `decide` is.
 public final class StorageFaults: Sendable {
     let decide: @Sendable (StorageOperation, String) -> StorageFault?
+    let recorder: PowerLossRecorder?
 
     public init(_ decide: @escaping @Sendable (StorageOperation, String) -> StorageFault?) {
         self.decide = decide
+        self.recorder = nil
+    }
+
+    init(
+        decide: @escaping @Sendable (StorageOperation, String) -> StorageFault?, recorder: PowerLossRecorder?
+    ) {
+        self.decide = decide
+        self.recorder = recorder
     }
 }
