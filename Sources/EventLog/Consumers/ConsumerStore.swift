@@ -65,6 +65,13 @@ final class ConsumerStore: Sendable {
                 }
                 try store.lockJournal(&state)
                 store.unlockJournal(state)
+                // What the journal holds may be only in the page cache (a
+                // process that crashed wrote it): count it as one unsynced
+                // write, so the first sync (`sync()`, the flusher, a durable
+                // commit) covers it too.
+                if let file = state.file {
+                    store.groupCommit.noteWritten(store.written.add(1, ordering: .relaxed).newValue, file: file)
+                }
             } else {
                 try store.catchUpWithoutLock(&state)
             }
