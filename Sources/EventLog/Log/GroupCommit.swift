@@ -162,10 +162,13 @@ final class GroupCommit: @unchecked Sendable {
         condition.broadcast()
     }
 
-    /// Waits up to `seconds` for a broadcast (the flusher's sleep, cut short by `close`).
-    func sleep(seconds: Double) {
+    /// Waits up to `seconds` for a broadcast (the flusher's sleep, cut short
+    /// by `close`), unless `stop` is already true: checked under the lock
+    /// that `wakeAll` takes, so a wake-up between the caller's last look and
+    /// this wait is not lost.
+    func sleep(seconds: Double, unless stop: () -> Bool = { false }) {
         condition.lock()
-        _ = condition.wait(until: Date(timeIntervalSinceNow: seconds))
+        if !stop() { _ = condition.wait(until: Date(timeIntervalSinceNow: seconds)) }
         condition.unlock()
     }
 

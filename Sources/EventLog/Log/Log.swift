@@ -99,6 +99,7 @@ public final class Log: Sendable {
         // A log released without close() is left as after a crash: the next
         // open recovers the tail. Nothing acknowledged is lost.
         preallocator?.stop()
+        groupCommit.wakeAll()  // the flusher, if sleeping, leaves at once
     }
 
     /// The snapshot readers work on.
@@ -288,7 +289,7 @@ extension Log {
                     return log.groupCommit
                 }()
                 guard let commit else { break }
-                commit.sleep(seconds: seconds)
+                commit.sleep(seconds: seconds) { self?.flusherState.withLock({ $0 }) != .running }
             }
             self?.flusherState.withLock { $0 = .stopped }
         }
