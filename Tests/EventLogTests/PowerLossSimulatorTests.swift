@@ -384,16 +384,12 @@ extension PowerLossLogTests {
     /// still opens, holds a prefix of what was appended, and keeps
     /// everything before the last `sync()`.
     ///
-    /// Disabled: it finds an engine bug (left to the engine's owners). Seeds
-    /// 4, 31 and 33 fail: the active segment was never synced, the power
-    /// loss kept its header sector and some later sectors but lost one
-    /// inside the first batch, so a valid frame follows the damaged one and
-    /// open refuses the log as "corruption at byte 64: batch checksum
-    /// mismatch" instead of cutting an unsynced tail (Format.md §10). Unsynced
-    /// writes reach the disk in any order, so this state is real.
-    @Test(
-        .disabled("engine bug: an unsynced tail persisted out of order is refused as corruption (seeds 4, 31, 33)"),
-        arguments: 0..<UInt64(40))
+    /// It found hole 6 of issue 8 before the recovery rule of Format.md §10
+    /// (seeds 4, 31 and 33): the active segment was never synced, the power
+    /// loss kept its header sector and some later sectors but lost one inside
+    /// the first batch, so a valid frame followed the damaged one and open
+    /// refused the log as corruption instead of cutting an unsynced tail.
+    @Test(arguments: 0..<UInt64(40))
     func unsyncedLogOpensWithAPrefixAfterAPowerLoss(seed: UInt64) throws {
         let dir = TemporaryDirectory("powerloss-log")
         let sim = try PowerLossSimulator(directory: dir.path, seed: seed)
