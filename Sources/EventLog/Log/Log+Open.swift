@@ -145,6 +145,11 @@ struct Opener {
 
         // Every check passed: from here on the open changes files.
         report.clampedCursors = try consumers.clamp(toEnd: end)
+        if !report.clampedCursors.isEmpty {
+            // Durable before any new event takes those positions: a cursor that
+            // came back after another power loss would skip events it never saw.
+            try consumers.sync()
+        }
         if let interrupted {
             try directory.remove(FileNames.segment(interrupted))
             report.removedFiles.append(FileNames.segment(interrupted))
@@ -164,6 +169,12 @@ struct Opener {
                 createdAt: (try? segmentCreatedAt(last)) ?? currentTimestamp(), writebackStart: last.dataEnd)
             active.snapshot.isSealed = false
             unsynced = max(0, last.dataEnd - lastSyncedEnd)
+            if unsynced > 0 && options.durability == .always {
+                // A crashed process's batches may be only in the page cache:
+                // readers of a .always log see only what is on disk.
+                try lastFile.datasync()
+                unsynced = 0
+            }
         } else {
             active = try ActiveSegment.create(
                 base: interrupted ?? start, capacity: options.segmentBytes, indexInterval: Int(metadata.indexInterval),
