@@ -145,6 +145,11 @@ struct Opener {
 
         // Every check passed: from here on the open changes files.
         report.clampedCursors = try consumers.clamp(toEnd: end)
+        for cursor in report.clampedCursors {
+            Log.logger.warning(
+                "moved a cursor back to the recovered end of the log",
+                metadata: ["cursor": "\(cursor.name)", "was": "\(cursor.was)", "now": "\(cursor.now)"])
+        }
         if !report.clampedCursors.isEmpty {
             // Durable before any new event takes those positions: a cursor that
             // came back after another power loss would skip events it never saw.
