@@ -15,7 +15,7 @@
 
 /// SplitMix64: the simulator's only source of randomness, so that a seed
 /// replays exactly.
-struct PowerLossRandom: Sendable {
+struct PowerLossRandom: RandomNumberGenerator, Sendable {
     private(set) var state: UInt64
 
     init(seed: UInt64) { state = seed }

@@ -32,6 +32,8 @@ struct Opener {
     let options: LogOptions
     let directory: DirectoryOperations
     var report = RecoveryReport()
+    /// `streams.table` as read once by an open after a crash (evidence for §10, then loaded).
+    var streamTableBytes: [UInt8]??
     var readOnly: Bool { options.readOnly }
 
     init(path: String, options: LogOptions) {
@@ -75,7 +77,8 @@ struct Opener {
         if report.previousShutdown != .newLog {
             report.previousShutdown = marker.map { .clean(at: $0.closedAt) } ?? .unclean
         }
-        let tableCovered = streamTableCoveredPosition()
+        // After a clean shutdown the marker is the evidence; after a crash, the stream table too.
+        let tableCovered = marker == nil ? try streamTableCoveredPosition() : nil
 
         var interrupted: UInt64?
         if let last = bases.last, try isInterruptedCreation(last) {
@@ -240,9 +243,10 @@ struct Opener {
     /// The covered position of `streams.table` when the file is intact: the
     /// table is written only after the data it covers was synced, so every
     /// position before it was on disk (evidence for §10).
-    func streamTableCoveredPosition() -> UInt64? {
-        guard let bytes = try? directory.readWhole(FileNames.streamTable) else { return nil }
-        return StreamTableFile.coveredPosition(bytes)
+    mutating func streamTableCoveredPosition() throws -> UInt64? {
+        let bytes = try directory.readWhole(FileNames.streamTable)
+        streamTableBytes = .some(bytes)  // openStreams loads it from here
+        return bytes.flatMap(StreamTableFile.coveredPosition)
     }
 
     // MARK: Segments

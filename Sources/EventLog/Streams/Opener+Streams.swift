@@ -9,7 +9,7 @@ extension Opener {
 
         // 1. The table as of its covered position (or nothing: replay everything).
         var covered = start
-        if let bytes = try directory.readWhole(FileNames.streamTable),
+        if let bytes = try streamTableBytes ?? directory.readWhole(FileNames.streamTable),
            let (states, position) = StreamTableFile.decode(bytes, hash: { table.hash($0) }),
            position >= start, position <= end {
             table.mutate { $0.replaceAll(with: states) }

@@ -1,4 +1,5 @@
 import Foundation
+@testable import EventLog
 
 /// A fresh directory under the system temporary directory, removed when the test ends.
 final class TemporaryDirectory {
@@ -23,18 +24,9 @@ final class TemporaryDirectory {
     }
 }
 
-/// splitmix64: the seeded generator of every randomized test.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// splitmix64: the seeded generator of every randomized test (the power-loss
+/// simulator's own).
+typealias SplitMix64 = PowerLossRandom
 
 /// File helpers for damaging logs on purpose.
 enum Damage {
