@@ -231,6 +231,10 @@ final class ConsumerStore: Sendable {
     /// lost with an unsynced tail, and positions from `end` on will be given
     /// to new events. Returns what it moved.
     func clamp(toEnd end: UInt64) throws(EventLogError) -> [RecoveryReport.ClampedCursor] {
+        let ahead = state.withLock { state in
+            state.cursors.values.contains { $0.position > end } || state.parked.values.contains { $0.keys.contains { $0 >= end } }
+        }
+        guard ahead else { return [] }  // the usual case: no journal write, no lock
         var clamped: [RecoveryReport.ClampedCursor] = []
         try write { state in
             let now = currentTimestamp()

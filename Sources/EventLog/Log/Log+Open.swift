@@ -337,7 +337,11 @@ struct Opener {
         segment.extend(with: outcome)
 
         var syncedEnd = max(syncedByBatches, loaded.map { Int($0.header.dataEnd) } ?? SegmentHeader.size)
-        if isLast {
+        let closedHere = marker.map { $0.lastSegmentBase == base && Int($0.lastSegmentDataEnd) == outcome.dataEnd } ?? false
+        if isLast && closedHere && outcome.stop == .endOfData {
+            // A clean shutdown, and the data ends where close() said: nothing to judge.
+            syncedEnd = outcome.dataEnd
+        } else if isLast {
             var evidence: [SyncEvidence] = []
             if let marker, marker.lastSegmentBase == base {
                 evidence.append(SyncEvidence(

@@ -274,22 +274,22 @@ extension Log {
         guard case .interval(let ms) = options.durability, !options.readOnly else { return }
         flusherState.withLock { $0 = .running }
         let seconds = Double(ms) / 1000
+        let commit = groupCommit
         let thread = Thread { [weak self] in
             while true {
+                // Sleep first: a sync is due an interval after the writes it
+                // covers (and an open is not followed by a sync at a moment
+                // that depends on thread timing).
+                commit.sleep(seconds: seconds) { self?.flusherState.withLock({ $0 }) != .running }
                 // Hold the log only while working, not while sleeping, so a
                 // log released without close() can still be freed.
-                let commit: GroupCommit? = {
-                    guard let log = self, log.flusherState.withLock({ $0 }) == .running else { return nil }
-                    if log.groupCommit.hasUnsyncedWrites {
-                        do { try log.groupCommit.syncNow() } catch {
-                            log.writer.withLock { $0.failure = $0.failure ?? "\(error)" }
-                        }
+                guard let log = self, log.flusherState.withLock({ $0 }) == .running else { break }
+                if log.groupCommit.hasUnsyncedWrites {
+                    do { try log.groupCommit.syncNow() } catch {
+                        log.writer.withLock { $0.failure = $0.failure ?? "\(error)" }
                     }
-                    if log.consumers.groupCommit.hasUnsyncedWrites { try? log.consumers.sync() }
-                    return log.groupCommit
-                }()
-                guard let commit else { break }
-                commit.sleep(seconds: seconds) { self?.flusherState.withLock({ $0 }) != .running }
+                }
+                if log.consumers.groupCommit.hasUnsyncedWrites { try? log.consumers.sync() }
             }
             self?.flusherState.withLock { $0 = .stopped }
         }
