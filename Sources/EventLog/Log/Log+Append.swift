@@ -169,8 +169,18 @@ extension Log {
             try state.active.file.write(UnsafeRawBufferPointer(start: frame, count: frameLength), at: Int64(offset))
         } catch {
             // Nothing was published: the bytes past the data end are not part
-            // of the log, and the next append overwrites them. A full disk is
-            // not fatal; appends work again once space is freed.
+            // of the log. They are zeroed again, durably, so that the space
+            // past the data end holds zeros, as recovery's rule assumes
+            // (Format.md §10). A full disk is not fatal: punching frees space,
+            // and appends work again once there is room. If even that fails,
+            // what the file holds is unknown: stop.
+            do throws(IOError) {
+                try state.active.file.zeroRange(at: Int64(offset), length: Int64(frameLength))
+                try state.active.file.datasync()
+            } catch let cleanup {
+                state.failure = cleanup.description
+                groupCommit.fail(cleanup.description)
+            }
             throw .io(error)
         }
         state.writtenSequence &+= UInt64(frameLength)
