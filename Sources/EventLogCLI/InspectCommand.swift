@@ -44,7 +44,7 @@ struct InspectCommand: ParsableCommand {
 
     static func writeText(_ log: LogInspection, into output: inout OutputWriter) {
         let totals = InspectionTotals(log.segments)
-        let header: [(String, String)] = [
+        var header: [(String, String)] = [
             ("path", log.path),
             ("format version", "\(log.formatVersion)"),
             ("log id", log.logID.uuidString.lowercased()),
@@ -54,6 +54,10 @@ struct InspectCommand: ParsableCommand {
             ("totals", "\(totals.segments) segments, \(totals.batches) batches, \(totals.events) events, "
                 + "\(totals.bytes) bytes (\(totals.allocatedBytes) allocated)"),
         ]
+        if !log.missingPositions.isEmpty {
+            let ranges = log.missingPositions.map { "\($0.lowerBound) ..< \($0.upperBound)" }.joined(separator: ", ")
+            header.insert(("missing", ranges + " (segments are missing: see eventlog verify)"), at: 6)
+        }
         let labelWidth = header.map(\.0.count).max() ?? 0
         for (label, value) in header {
             output.append(label + String(repeating: " ", count: labelWidth - label.count + 2) + value + "\n")

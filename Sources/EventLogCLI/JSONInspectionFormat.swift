@@ -25,6 +25,15 @@ enum JSONInspectionFormat {
         output.append(log.startPosition)
         output.append(",\"end_position\":")
         output.append(log.endPosition)
+        output.append(",\"missing_positions\":[")
+        for (i, range) in log.missingPositions.enumerated() {
+            output.append(i > 0 ? ",[" : "[")
+            output.append(range.lowerBound)
+            output.append(",")
+            output.append(range.upperBound)
+            output.append("]")
+        }
+        output.append("]")
         output.append(",\"segments\":[")
         for (i, segment) in log.segments.enumerated() {
             if i > 0 { output.append(byte: UInt8(ascii: ",")) }

@@ -147,6 +147,27 @@ import Testing
         #expect(report.problems.contains { $0.reason.contains("positions 0..<") })
     }
 
+    /// From outside, as a user finds it: `inspect` names the missing
+    /// positions, `verify` reports them and fails, `dump` refuses.
+    @Test func aMissingFirstSegmentSeenByTheTool() throws {
+        let dir = TemporaryDirectory()
+        try crashedLog(dir, events: 3000)
+        for name in dir.files() where name.hasPrefix(FileNames.stem(0)) { Damage.remove(dir.sub(name)) }
+        let inspection = try CLIProcess.run(["inspect", dir.path, "--json"])
+        #expect(inspection.status == 0, "\(inspection)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(inspection.stdout.utf8)) as? [String: Any])
+        #expect(object["start_position"] as? Int == 0)
+        let missing = try #require(object["missing_positions"] as? [[Int]])
+        #expect(missing.count == 1 && missing[0].first == 0 && (missing[0].last ?? 0) > 0)
+        let text = try CLIProcess.run(["inspect", dir.path])
+        #expect(text.stdout.contains("missing"))
+        let verify = try CLIProcess.run(["verify", dir.path])
+        #expect(verify.status != 0)
+        #expect(verify.stdout.contains("positions 0..<"))
+        let dump = try CLIProcess.run(["dump", dir.path])
+        #expect(dump.status != 0)
+    }
+
     @Test func theStartFileIsWrittenAndChecked() throws {
         let dir = TemporaryDirectory()
         let log = try Log.open(at: dir.path, options: options())

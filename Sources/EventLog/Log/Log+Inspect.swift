@@ -42,10 +42,14 @@ public struct LogInspection: Sendable {
     public var createdAt: Timestamp
     public var lastShutdown: ShutdownState
     public var segments: [SegmentInspection]
+    /// The log start position `eventlog.start` records (Format.md §3.1).
     public var startPosition: UInt64
     public var endPosition: UInt64
     /// Bytes allocated to every file of the log (segments, indexes, metadata).
     public var allocatedBytes: Int64
+    /// Positions no segment holds between the start and the end: missing
+    /// segments (`eventlog verify` says more; the log will not open).
+    public var missingPositions: [Range<UInt64>] = []
 }
 
 extension Log {
@@ -82,12 +86,23 @@ extension Log {
             } else {
                 shutdown = .unclean
             }
-            return LogInspection(
+            let start = try directory.readWhole(FileNames.logStart).map { bytes throws(EventLogError) in
+                try LogStart.decode(bytes, file: directory.file(FileNames.logStart)).startPosition
+            } ?? 0
+            var missing: [Range<UInt64>] = []
+            var expected = start
+            for segment in segments {
+                if segment.basePosition > expected { missing.append(expected..<segment.basePosition) }
+                expected = max(expected, segment.endPosition)
+            }
+            var inspection = LogInspection(
                 path: path, formatVersion: Int(FormatVersion.current),
                 logID: UUID(uuid: metadata.logID.withUnsafeBytes { $0.loadUnaligned(as: uuid_t.self) }),
                 createdAt: metadata.createdAt, lastShutdown: shutdown, segments: segments,
-                startPosition: segments.first?.basePosition ?? 0, endPosition: segments.last?.endPosition ?? 0,
+                startPosition: start, endPosition: segments.last?.endPosition ?? start,
                 allocatedBytes: allocated)
+            inspection.missingPositions = missing
+            return inspection
         } catch {
             throw .wrapping(error)
         }

@@ -220,7 +220,7 @@ extension Log {
         switch SegmentScanner.judge(bytes, stop: outcome.dataEnd, reason: reason, nextPosition: outcome.endPosition, after: after, evidence: evidence) {
         case .endOfData: return nil
         case .tornTail(let text): return text + " (a torn tail: the next open cuts it)"
-        case .corruption(let text): return text + " (damage to data that was on disk: the log will not open)"
+        case .corruption(let text): return text + " (damage to data that was on disk, not a torn tail: nothing is cut)"
         }
     }
 
