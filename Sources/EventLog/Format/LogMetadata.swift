@@ -25,15 +25,7 @@ struct LogMetadata: Equatable, Sendable {
     }
 
     static func decode(_ bytes: [UInt8], file: String) throws(EventLogError) -> LogMetadata {
-        guard bytes.count >= 10 else { throw .corruption(file: file, offset: 0, reason: "file is \(bytes.count) bytes, too short") }
-        let r = ByteReader(bytes: bytes)
-        guard r.le(0, UInt64.self) == Magic.logMetadata else { throw .foreignFile(file: file, reason: "not an EventLog metadata file (bad magic)") }
-        let version = r.le(8, UInt16.self)
-        guard version == FormatVersion.current else {
-            throw .unsupportedFormatVersion(file: file, found: Int(version), supported: Int(FormatVersion.current))
-        }
-        guard bytes.count == size else { throw .corruption(file: file, offset: 0, reason: "file is \(bytes.count) bytes, expected \(size)") }
-        guard r.checksumHolds(length: size) else { throw .corruption(file: file, offset: Int64(size - 4), reason: "checksum mismatch") }
+        let r = try FixedFile.reader(bytes, magic: Magic.logMetadata, size: size, file: file, what: "metadata file")
         guard let compression = Compression(rawValue: r.le(48, UInt8.self)) else {
             throw .corruption(file: file, offset: 48, reason: "unknown compression code")
         }

@@ -27,15 +27,7 @@ struct LogStart: Equatable, Sendable {
     }
 
     static func decode(_ bytes: [UInt8], file: String) throws(EventLogError) -> LogStart {
-        guard bytes.count >= 10 else { throw .corruption(file: file, offset: 0, reason: "file is \(bytes.count) bytes, too short") }
-        let r = ByteReader(bytes: bytes)
-        guard r.le(0, UInt64.self) == Magic.logStart else { throw .foreignFile(file: file, reason: "not an EventLog start file (bad magic)") }
-        let version = r.le(8, UInt16.self)
-        guard version == FormatVersion.current else {
-            throw .unsupportedFormatVersion(file: file, found: Int(version), supported: Int(FormatVersion.current))
-        }
-        guard bytes.count == size else { throw .corruption(file: file, offset: 0, reason: "file is \(bytes.count) bytes, expected \(size)") }
-        guard r.checksumHolds(length: size) else { throw .corruption(file: file, offset: Int64(size - 4), reason: "checksum mismatch") }
+        let r = try FixedFile.reader(bytes, magic: Magic.logStart, size: size, file: file, what: "start file")
         return LogStart(startPosition: r.le(16, UInt64.self), writtenAt: r.le(24, Int64.self))
     }
 }

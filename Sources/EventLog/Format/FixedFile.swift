@@ -1,0 +1,22 @@
+/// The checks every small fixed-size file of the log starts with (the log
+/// metadata, the log start): magic, format version, size, checksum of
+/// everything before its last 4 bytes, in that order, each with its own
+/// typed error naming the file.
+enum FixedFile {
+    /// A reader over `bytes` once they pass the checks; `what` names the
+    /// kind of file in the error for a wrong magic.
+    static func reader(
+        _ bytes: [UInt8], magic: UInt64, size: Int, file: String, what: String
+    ) throws(EventLogError) -> ByteReader {
+        guard bytes.count >= 10 else { throw .corruption(file: file, offset: 0, reason: "file is \(bytes.count) bytes, too short") }
+        let r = ByteReader(bytes: bytes)
+        guard r.le(0, UInt64.self) == magic else { throw .foreignFile(file: file, reason: "not an EventLog \(what) (bad magic)") }
+        let version = r.le(8, UInt16.self)
+        guard version == FormatVersion.current else {
+            throw .unsupportedFormatVersion(file: file, found: Int(version), supported: Int(FormatVersion.current))
+        }
+        guard bytes.count == size else { throw .corruption(file: file, offset: 0, reason: "file is \(bytes.count) bytes, expected \(size)") }
+        guard r.checksumHolds(length: size) else { throw .corruption(file: file, offset: Int64(size - 4), reason: "checksum mismatch") }
+        return r
+    }
+}
