@@ -91,6 +91,9 @@ import Testing
         let syncedUpTo = Mutex<[UInt64]>([])
         let logBox = Mutex<Log?>(nil)
         var options = LogOptions(durability: .always)
+        // No zeroing thread: its own syncs can come while an appender holding
+        // the writer lock waits for it, and this hook would then wait for that lock.
+        options.preallocates = false
         options.storageFaults = StorageFaults { op, path in
             guard op == .datasync, path.hasSuffix(".segment"), let log = logBox.withLock({ $0 }) else { return nil }
             // Another appender may hold the writer lock for a moment. (This
