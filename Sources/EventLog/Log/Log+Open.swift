@@ -342,17 +342,9 @@ struct Opener {
             // A clean shutdown, and the data ends where close() said: nothing to judge.
             syncedEnd = outcome.dataEnd
         } else if isLast {
-            var evidence: [SyncEvidence] = []
-            if let marker, marker.lastSegmentBase == base {
-                evidence.append(SyncEvidence(
-                    bound: Int(marker.lastSegmentDataEnd),
-                    source: "the clean-shutdown marker records data up to byte \(marker.lastSegmentDataEnd)"))
-            }
-            if let checkpoint = checkpointDataEnd(base: base) {
-                evidence.append(SyncEvidence(
-                    bound: checkpoint,
-                    source: "the index checkpoint \(FileNames.offsetIndex(base)), written after its data was synced, describes data up to byte \(checkpoint)"))
-            }
+            var evidence = SyncEvidence.recorded(
+                base: base, markerDataEnd: marker.flatMap { $0.lastSegmentBase == base ? Int($0.lastSegmentDataEnd) : nil },
+                directory: directory)
             if let tableCovered, tableCovered > outcome.endPosition {
                 evidence.append(SyncEvidence(
                     bound: .max,
@@ -360,9 +352,7 @@ struct Opener {
             }
             let stopReason: String?
             if case .invalid(_, let reason) = outcome.stop { stopReason = reason } else { stopReason = nil }
-            let after = SegmentScanner.examine(bytes, after: outcome.dataEnd, end: length, nextPosition: outcome.endPosition) { at in
-                file.dataRegion(atOrAfter: Int64(at), fileLength: Int64(length)).map { Int($0.lowerBound)..<Int($0.upperBound) }
-            }
+            let after = SegmentScanner.examine(bytes, after: outcome.dataEnd, nextPosition: outcome.endPosition, file: file)
             switch SegmentScanner.judge(
                 bytes, stop: outcome.dataEnd, reason: stopReason, nextPosition: outcome.endPosition, after: after, evidence: evidence) {
             case .endOfData:
@@ -387,9 +377,7 @@ struct Opener {
             if let nextBase, nextBase > outcome.endPosition {
                 // Data after zeros in a sealed segment is damage here; with
                 // none, the next segment is what is missing (reported by the caller).
-                let after = SegmentScanner.examine(bytes, after: outcome.dataEnd, end: length, nextPosition: outcome.endPosition) { at in
-                    file.dataRegion(atOrAfter: Int64(at), fileLength: Int64(length)).map { Int($0.lowerBound)..<Int($0.upperBound) }
-                }
+                let after = SegmentScanner.examine(bytes, after: outcome.dataEnd, nextPosition: outcome.endPosition, file: file)
                 if let nonZero = after.firstNonZero {
                     throw EventLogError.corruption(
                         file: path, offset: Int64(outcome.dataEnd),
@@ -410,17 +398,6 @@ struct Opener {
             report.rebuiltIndexes.append(FileNames.offsetIndex(base))
         }
         return OpenedSegment(segment: segment, file: file, syncedEnd: min(syncedEnd, segment.dataEnd))
-    }
-
-    /// The data end an intact offset index file of segment `base` describes,
-    /// trusted or not: index files are written only after the data they
-    /// describe was synced, so it is evidence of how far the data went.
-    func checkpointDataEnd(base: UInt64) -> Int? {
-        guard let bytes = try? directory.readWhole(FileNames.offsetIndex(base)),
-              let (header, _) = try? IndexFile.decodeOffsetIndex(bytes),
-              header.basePosition == base
-        else { return nil }
-        return Int(header.dataEnd)
     }
 
     struct LoadedIndexes {

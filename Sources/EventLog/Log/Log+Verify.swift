@@ -203,20 +203,8 @@ extension Log {
         at outcome: SegmentScanner.Outcome, reason: String?, bytes: UnsafeRawBufferPointer, file: FileHandle, base: UInt64,
         directory: DirectoryOperations, markerDataEnd: Int?
     ) -> String? {
-        var evidence: [SyncEvidence] = []
-        if let markerDataEnd {
-            evidence.append(SyncEvidence(bound: markerDataEnd, source: "the clean-shutdown marker records data up to byte \(markerDataEnd)"))
-        }
-        if let bytes = try? directory.readWhole(FileNames.offsetIndex(base)), let (header, _) = try? IndexFile.decodeOffsetIndex(bytes),
-           header.basePosition == base {
-            evidence.append(SyncEvidence(
-                bound: Int(header.dataEnd),
-                source: "the index checkpoint \(FileNames.offsetIndex(base)) describes data up to byte \(header.dataEnd)"))
-        }
-        let length = bytes.count
-        let after = SegmentScanner.examine(bytes, after: outcome.dataEnd, end: length, nextPosition: outcome.endPosition) { at in
-            file.dataRegion(atOrAfter: Int64(at), fileLength: Int64(length)).map { Int($0.lowerBound)..<Int($0.upperBound) }
-        }
+        let evidence = SyncEvidence.recorded(base: base, markerDataEnd: markerDataEnd, directory: directory)
+        let after = SegmentScanner.examine(bytes, after: outcome.dataEnd, nextPosition: outcome.endPosition, file: file)
         switch SegmentScanner.judge(bytes, stop: outcome.dataEnd, reason: reason, nextPosition: outcome.endPosition, after: after, evidence: evidence) {
         case .endOfData: return nil
         case .tornTail(let text): return text + " (a torn tail: the next open cuts it)"

@@ -166,3 +166,38 @@ extension UnsafeRawBufferPointer {
         return false
     }
 }
+
+extension SegmentScanner {
+    /// `examine` over a whole mapped segment file, skipping the holes
+    /// `file` reports.
+    static func examine(
+        _ bytes: UnsafeRawBufferPointer, after stop: Int, nextPosition: UInt64, file: FileHandle
+    ) -> DataAfterStop {
+        let length = bytes.count
+        return examine(bytes, after: stop, end: length, nextPosition: nextPosition) { at in
+            file.dataRegion(atOrAfter: Int64(at), fileLength: Int64(length)).map { Int($0.lowerBound)..<Int($0.upperBound) }
+        }
+    }
+}
+
+extension SyncEvidence {
+    /// The evidence files give of how far segment `base` was synced: the
+    /// clean-shutdown marker's data end (when it names this segment) and an
+    /// intact offset index file's data end, trusted or not (index files are
+    /// written only after their data is synced: Format.md §7).
+    static func recorded(base: UInt64, markerDataEnd: Int?, directory: DirectoryOperations) -> [SyncEvidence] {
+        var evidence: [SyncEvidence] = []
+        if let markerDataEnd {
+            evidence.append(SyncEvidence(
+                bound: markerDataEnd, source: "the clean-shutdown marker records data up to byte \(markerDataEnd)"))
+        }
+        let name = FileNames.offsetIndex(base)
+        if let bytes = try? directory.readWhole(name), let (header, _) = try? IndexFile.decodeOffsetIndex(bytes),
+           header.basePosition == base {
+            evidence.append(SyncEvidence(
+                bound: Int(header.dataEnd),
+                source: "the index checkpoint \(name), written after its data was synced, describes data up to byte \(header.dataEnd)"))
+        }
+        return evidence
+    }
+}
