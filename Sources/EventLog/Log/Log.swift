@@ -152,7 +152,7 @@ public final class Log: Sendable {
                 publish(active: state.active.snapshot, sequence: state.writtenSequence)
                 try writeIndexFiles(state.active.snapshot)
                 let tableBytes = StreamTableFile.encode(
-                    streams.read { $0.streams }, coveredPosition: state.active.snapshot.endPosition)
+                    streams.read { $0.streams }.lazy.map(\.row), coveredPosition: state.active.snapshot.endPosition)
                 try directory.writeAtomically(FileNames.streamTable, bytes: tableBytes)
                 let marker = CleanShutdownMarker(
                     endPosition: state.active.snapshot.endPosition, lastSegmentBase: state.active.snapshot.basePosition,
@@ -257,7 +257,7 @@ extension Log {
         indexWriter.async {
             do {
                 try commit.waitDurable(upTo: sequence)
-                try directory.writeAtomically(FileNames.streamTable, bytes: StreamTableFile.encode(states, coveredPosition: covered))
+                try directory.writeAtomically(FileNames.streamTable, bytes: StreamTableFile.encode(states.lazy.map(\.row), coveredPosition: covered))
             } catch {
                 Log.logger.warning("could not write the stream table; the next open replays the log", metadata: ["error": "\(error)"])
             }

@@ -1,30 +1,3 @@
-/// An offset-index entry (Format.md §7). A batch entry: the batch starting
-/// at byte `offset` of the segment has base position `segment base +
-/// relativePosition`. An in-batch entry (bit 31 of the stored offset set):
-/// the record starting at that offset, inside an uncompressed batch, has
-/// that position.
-struct OffsetIndexEntry: Sendable, Equatable {
-    static let inBatchFlag: UInt32 = 1 << 31
-
-    var relativePosition: UInt32
-    /// As stored: the byte offset, with bit 31 set for an in-batch entry.
-    var offset: UInt32
-    /// In memory only: the index of the batch entry of the batch this entry
-    /// points into (its own index for a batch entry). Derived on load.
-    var batchEntry: UInt32
-
-    var isInBatch: Bool { offset & Self.inBatchFlag != 0 }
-    var byteOffset: Int { Int(offset & ~Self.inBatchFlag) }
-}
-
-/// A time-index entry: every event before the batch at `offset` (in this
-/// segment) has a timestamp of at most `maxTimestampBefore`.
-struct TimeIndexEntry: Sendable, Equatable {
-    var maxTimestampBefore: Timestamp
-    var relativePosition: UInt32
-    var offset: UInt32
-}
-
 /// Fixed-capacity, append-only storage for index entries, shared by the
 /// writer and readers without a lock: the writer only writes slots at or
 /// after the count it has published, and a reader only reads slots below the

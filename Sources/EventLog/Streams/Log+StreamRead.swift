@@ -1,11 +1,6 @@
 import CSystemCalls
 import struct Foundation.UUID
 
-/// Which way a stream read goes.
-public enum ReadDirection: Sendable {
-    case forward, backward
-}
-
 /// A filter for reads of the whole log: events whose stream starts with
 /// `streamPrefix` and whose type is one of `types` (nil: any).
 public struct EventFilter: Sendable {

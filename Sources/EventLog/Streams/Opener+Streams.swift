@@ -10,9 +10,9 @@ extension Opener {
         // 1. The table as of its covered position (or nothing: replay everything).
         var covered = start
         if let bytes = try streamTableBytes ?? directory.readWhole(FileNames.streamTable),
-           let (states, position) = StreamTableFile.decode(bytes, hash: { table.hash($0) }),
+           let (rows, position) = StreamTableFile.decode(bytes),
            position >= start, position <= end {
-            table.mutate { $0.replaceAll(with: states) }
+            table.mutate { $0.replaceAll(with: rows.map { StreamState(row: $0, hash: table.hash($0.name)) }) }
             covered = position
         } else if end > start {
             report.rebuiltIndexes.append(FileNames.streamTable)

@@ -30,6 +30,33 @@ struct StreamState: Sendable {
         self.hash = hash
     }
 
+    /// A stream's state as the stream table file kept it.
+    init(row: StreamTableRow, hash: UInt64) {
+        self.init(name: row.name, hash: hash)
+        nextVersion = row.nextVersion
+        truncateBefore = row.truncateBefore
+        deletion = row.deletion
+        firstPosition = row.firstPosition
+        lastPosition = row.lastPosition
+        lastAppendBatch = row.lastAppendBatch
+        lastAppendFirstVersion = row.lastAppendFirstVersion
+        lastAppendCount = row.lastAppendCount
+    }
+
+    /// What the stream table file keeps of this state.
+    var row: StreamTableRow {
+        var row = StreamTableRow(name: name)
+        row.nextVersion = nextVersion
+        row.truncateBefore = truncateBefore
+        row.deletion = deletion
+        row.firstPosition = firstPosition
+        row.lastPosition = lastPosition
+        row.lastAppendBatch = lastAppendBatch
+        row.lastAppendFirstVersion = lastAppendFirstVersion
+        row.lastAppendCount = lastAppendCount
+        return row
+    }
+
     /// The version of the last event, nil when none was ever written.
     var currentVersion: UInt64? { nextVersion == 0 ? nil : nextVersion - 1 }
 
@@ -67,6 +94,11 @@ final class StreamTable: @unchecked Sendable {
     init(hashMask: UInt64 = .max) { self.hashMask = hashMask }
 
     @inline(__always) func hash(_ name: UnsafeRawBufferPointer) -> UInt64 { StreamHash.hash(name) & hashMask }
+
+    func hash(_ name: String) -> UInt64 {
+        var name = name
+        return name.withUTF8 { hash(UnsafeRawBufferPointer($0)) }
+    }
 
     /// The id of the stream named `name` (whose hash is `hash`), if any. Writer or `read`.
     @inline(__always) func find(_ name: UnsafeRawBufferPointer, hash: UInt64) -> UInt32? {

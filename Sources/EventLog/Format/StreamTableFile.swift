@@ -18,7 +18,7 @@
 enum StreamTableFile {
     static let headerSize = 32
 
-    static func encode(_ states: ContiguousArray<StreamState>, coveredPosition: UInt64) -> [UInt8] {
+    static func encode<Rows: Collection>(_ states: Rows, coveredPosition: UInt64) -> [UInt8] where Rows.Element == StreamTableRow {
         var buffer = ByteBuffer(capacity: headerSize + states.count * 48 + 4)
         buffer.appendLE(Magic.streamTable)
         buffer.appendLE(FormatVersion.current)
@@ -58,8 +58,8 @@ enum StreamTableFile {
     }
 
     /// The states and the covered position; nil when the bytes are not a valid table.
-    static func decode(_ bytes: [UInt8], hash: (UnsafeRawBufferPointer) -> UInt64) -> (states: [StreamState], covered: UInt64)? {
-        bytes.withUnsafeBytes { raw -> ([StreamState], UInt64)? in
+    static func decode(_ bytes: [UInt8]) -> (rows: [StreamTableRow], covered: UInt64)? {
+        bytes.withUnsafeBytes { raw -> ([StreamTableRow], UInt64)? in
             guard raw.count >= headerSize + 4, raw.loadLE(at: 0, as: UInt64.self) == Magic.streamTable,
                   raw.loadLE(at: 8, as: UInt16.self) == FormatVersion.current,
                   CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 4)])) == raw.loadLE(at: raw.count - 4, as: UInt32.self)
@@ -68,7 +68,7 @@ enum StreamTableFile {
             let covered = raw.loadLE(at: 16, as: UInt64.self)
             let body = UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 4)])
             var at = headerSize
-            var states: [StreamState] = []
+            var states: [StreamTableRow] = []
             states.reserveCapacity(count)
             for _ in 0..<count {
                 guard at < body.count else { return nil }
@@ -77,7 +77,7 @@ enum StreamTableFile {
                 guard length >= 1, at + length <= body.count else { return nil }
                 let nameBytes = UnsafeRawBufferPointer(rebasing: body[at..<(at + length)])
                 at += length
-                var state = StreamState(name: String(decoding: nameBytes, as: UTF8.self), hash: hash(nameBytes))
+                var state = StreamTableRow(name: String(decoding: nameBytes, as: UTF8.self))
                 guard let next = Varint.read(body, &at), let truncate = Varint.read(body, &at), at < body.count,
                       let deletion = StreamDeletion(rawValue: body[at])
                 else { return nil }
@@ -100,4 +100,20 @@ enum StreamTableFile {
             return (states, covered)
         }
     }
+}
+
+/// One row of the stream table file: what it keeps of a stream's state.
+struct StreamTableRow: Sendable, Equatable {
+    var name: String
+    var nextVersion: UInt64 = 0
+    var truncateBefore: UInt64 = 0
+    var deletion: StreamDeletion = .none
+    var firstPosition: UInt64?
+    var lastPosition: UInt64?
+    /// The position of the last append's batch (.max: none).
+    var lastAppendBatch: UInt64 = .max
+    var lastAppendFirstVersion: UInt64 = 0
+    var lastAppendCount: UInt32 = 0
+
+    init(name: String) { self.name = name }
 }
