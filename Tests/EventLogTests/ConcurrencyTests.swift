@@ -100,7 +100,7 @@ import Testing
             // thread would hold it itself at a roll, which 400 small events
             // never reach, and at close, which runs after `logBox` is cleared.)
             for _ in 0..<1_000_000 {
-                if let end = log.writer.withLockIfAvailable({ $0.active.snapshot.endPosition }) {
+                if let end = log.batches.writer.withLockIfAvailable({ $0.active.snapshot.endPosition }) {
                     syncedUpTo.withLock { $0.append(end) }
                     break
                 }

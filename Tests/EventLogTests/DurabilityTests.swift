@@ -26,9 +26,9 @@ import Testing
         try Fixtures.append(log, 0..<10, batch: 5)
         // The flusher syncs within a few intervals (the counter ticks as a sync starts, so wait for it to end).
         var waited = 0
-        while (syncs.value == 0 || log.groupCommit.hasUnsyncedWrites) && waited < 500 { usleep(10_000); waited += 1 }
+        while (syncs.value == 0 || log.batches.groupCommit.hasUnsyncedWrites) && waited < 500 { usleep(10_000); waited += 1 }
         #expect(syncs.value > 0)
-        #expect(!log.groupCommit.hasUnsyncedWrites)
+        #expect(!log.batches.groupCommit.hasUnsyncedWrites)
         try log.close()
         let afterClose = syncs.value
         usleep(100_000)
@@ -52,7 +52,7 @@ import Testing
         #expect(syncs.value == 1)
         try log.sync()
         #expect(syncs.value == 2)
-        #expect(!log.groupCommit.hasUnsyncedWrites)
+        #expect(!log.batches.groupCommit.hasUnsyncedWrites)
         try Fixtures.append(log, 50..<60, batch: 5)
         try log.close()
         #expect(syncs.value >= 3)
@@ -66,7 +66,7 @@ import Testing
         let log = try Log.open(at: dir.path, options: options)
         for i in 0..<5 {
             try log.append(Fixtures.event(i))
-            #expect(!log.groupCommit.hasUnsyncedWrites)
+            #expect(!log.batches.groupCommit.hasUnsyncedWrites)
         }
         #expect(syncs.value >= 5)
         try log.close()

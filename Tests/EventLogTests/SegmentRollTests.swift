@@ -42,8 +42,8 @@ import Testing
         do {
             let log = try Log.open(at: dir.path, options: options)
             try Fixtures.append(log, 0..<10_000, batch: 50, size: 100)  // ~1.2 MB in one segment
-            log.indexWriter.sync {}  // the background checkpoints have landed
-            dataEnd = log.snapshot().active?.dataEnd ?? 0
+            log.batches.segments.waitForIndexWrites()  // the background checkpoints have landed
+            dataEnd = log.batches.snapshot().active?.dataEnd ?? 0
             // A crash: no close.
         }
         let reopened = try Log.open(at: dir.path, options: options)

@@ -175,7 +175,16 @@ final class Simulation {
                 opened = try Log.open(at: directory.path, options: options())
                 break
             } catch {
-                guard case .locked = error, attempts < 500 else { throw error }
+                guard case .locked = error, attempts < 500 else {
+                    if case .locked = error {
+                        // Who holds it: this process (a log not really gone), or another?
+                        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+                        let open = fds.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)") }
+                            .filter { $0.hasPrefix(directory.path) }
+                        throw SimulationFailure("the writer lock was still held after 5 s; files of the log this process has open: \(open)")
+                    }
+                    throw error
+                }
                 attempts += 1
                 usleep(10_000)
             }
@@ -196,18 +205,19 @@ final class Simulation {
     /// Lets background work (index checkpoints, their syncs) finish, so the
     /// state at the next crash does not depend on thread timing.
     func drain() {
-        log?.indexWriter.sync {}
+        log?.batches.segments.waitForIndexWrites()
     }
 
     /// Drops the log as a dying process would, and waits until it is really
     /// gone: a background thread (the interval flusher, woken by a sync)
-    /// may hold it for a moment and then release it last, and until then
-    /// its writer lock is held.
+    /// may hold its ordered log (`batches`, which holds the writer lock) for
+    /// a moment and then release it last, and until then the lock is held.
     func abandon() throws {
         weak let old = log
+        weak let oldBatches = log?.batches
         log = nil
         var waited = 0
-        while old != nil {
+        while old != nil || oldBatches != nil {
             guard waited < 10_000 else { throw SimulationFailure("the abandoned log was still alive after 10 s") }
             usleep(1000)
             waited += 1

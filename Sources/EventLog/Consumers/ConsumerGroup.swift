@@ -50,7 +50,7 @@ public struct ParkedEvent: Sendable, Hashable {
 public final class ConsumerGroup: Sendable {
     public let name: String
     public let options: ConsumerGroupOptions
-    let log: Log
+    let consumers: Consumers
     let cursorName: String
     private let state: Mutex<GroupState>
     /// Bumped whenever events may have become ready (ack, nack, replay), so waiting workers look again.
@@ -71,12 +71,12 @@ public final class ConsumerGroup: Sendable {
         var pending: [UInt64: Pending] = [:]
     }
 
-    init(log: Log, name: String, options: ConsumerGroupOptions) throws(EventLogError) {
-        self.log = log
+    init(consumers: Consumers, name: String, options: ConsumerGroupOptions) throws(EventLogError) {
+        self.consumers = consumers
         self.name = name
         self.options = options
         self.cursorName = "group:" + name
-        let position = try log.createCursor(cursorName, at: options.start)
+        let position = try consumers.createCursor(cursorName, at: options.start)
         state = Mutex(GroupState(frontier: position, committed: position))
     }
 
@@ -84,7 +84,7 @@ public final class ConsumerGroup: Sendable {
     /// (nil: forever) for at least one. Returns [] after a timeout or when the log closes.
     public func receive(maxCount: Int = 1, timeout: Double? = nil) throws(EventLogError) -> [Delivery] {
         let deadline = timeout.map { Date(timeIntervalSinceNow: $0) }
-        while !log.isClosed {
+        while !consumers.isClosed {
             let seen = changes.load(ordering: .sequentiallyConsistent)
             let deliveries = try handOut(maxCount: maxCount)
             if !deliveries.isEmpty { return deliveries }
@@ -96,9 +96,9 @@ public final class ConsumerGroup: Sendable {
                 wake = min(wake ?? at, at)
             }
             let frontier = state.withLock { $0.frontier }
-            let ready = log.notifier.wait(
+            let ready = consumers.notifier.wait(
                 until: {
-                    self.log.isClosed || self.log.endPosition > frontier
+                    self.consumers.isClosed || self.consumers.endPosition > frontier
                         || self.changes.load(ordering: .sequentiallyConsistent) != seen
                 },
                 deadline: wake)
@@ -119,7 +119,7 @@ public final class ConsumerGroup: Sendable {
     /// Wakes workers waiting in `receive`.
     private func signal() {
         changes.add(1, ordering: .sequentiallyConsistent)
-        log.notifier.wakeAll()
+        consumers.notifier.wakeAll()
     }
 
     /// Hands an event back: it goes out again (or is parked after `maxDeliveries`).
@@ -138,7 +138,7 @@ public final class ConsumerGroup: Sendable {
 
     /// The parked events, by position.
     public func parked() -> [ParkedEvent] {
-        let parked = log.consumers.state.withLock { $0.parked[cursorName] ?? [:] }
+        let parked = consumers.store.state.withLock { $0.parked[cursorName] ?? [:] }
         return parked.map { ParkedEvent(position: $0.key, deliveries: Int($0.value)) }.sorted { $0.position < $1.position }
     }
 
@@ -158,19 +158,19 @@ public final class ConsumerGroup: Sendable {
     ///   replayed), or the journal write fails.
     public func replayParked(_ positions: [UInt64]? = nil) throws(EventLogError) {
         try state.withLock { (s) throws(EventLogError) in
-            let parked = log.consumers.state.withLock { $0.parked[cursorName] ?? [:] }
+            let parked = consumers.store.state.withLock { $0.parked[cursorName] ?? [:] }
             let chosen = Set(positions ?? Array(parked.keys)).filter { parked[$0] != nil }.sorted()
             guard !chosen.isEmpty else { return }
             // Each event's stream (for `orderedByStream`), read before anything changes.
             var events: [(position: UInt64, stream: String)] = []
             events.reserveCapacity(chosen.count)
-            for position in chosen { events.append((position, try log.event(at: position).stream)) }
+            for position in chosen { events.append((position, try consumers.event(at: position).stream)) }
             var start = 0
             while start < events.count {
                 let part = events[start..<min(start + CursorRecord.maxReplayPositions, events.count)]
                 start = part.endIndex
                 var written: [(position: UInt64, stream: String)] = []
-                try log.consumers.write { (state) throws(EventLogError) -> [CursorRecord] in
+                try consumers.store.write { (state) throws(EventLogError) -> [CursorRecord] in
                     // Under the journal's lock: only what is still parked.
                     written = part.filter { state.parked[self.cursorName]?[$0.position] != nil }
                     guard let lowest = written.first?.position else { return [] }
@@ -190,7 +190,7 @@ public final class ConsumerGroup: Sendable {
 
     /// How far the group is behind (from its cursor).
     public func lag() throws(EventLogError) -> Lag {
-        try log.lag(from: state.withLock { $0.committed })
+        try consumers.lag(from: state.withLock { $0.committed })
     }
 
     /// Events handed out and not yet acknowledged.
@@ -229,7 +229,7 @@ public final class ConsumerGroup: Sendable {
             var deliveries: [Delivery] = []
             deliveries.reserveCapacity(chosen.count)
             for (position, count) in chosen {
-                deliveries.append(Delivery(event: try log.event(at: position), deliveryCount: count))
+                deliveries.append(Delivery(event: try consumers.event(at: position), deliveryCount: count))
             }
             return deliveries
         }
@@ -239,12 +239,12 @@ public final class ConsumerGroup: Sendable {
     /// filtered-out and parked ones), enough to hand out `wanted`.
     private func readNewEvents(_ s: inout GroupState, wanted: Int) throws(EventLogError) {
         let waiting = s.pending.values.filter { $0.deadline == nil }.count
-        guard waiting < wanted, s.frontier < log.endPosition else { return }
-        let parked = log.consumers.state.withLock { $0.parked[cursorName] ?? [:] }
+        guard waiting < wanted, s.frontier < consumers.endPosition else { return }
+        let parked = consumers.store.state.withLock { $0.parked[cursorName] ?? [:] }
         var found: [(UInt64, String)] = []
         let filter = options.filter
         do {
-            var reader = LogReader(snapshot: log.snapshot())
+            var reader = LogReader(snapshot: consumers.snapshot())
             s.frontier = try reader.read(from: s.frontier, maxCount: max(wanted * 4, 64)) { view in
                 if filter.matches(view), parked[view.position] == nil { found.append((view.position, view.stream)) }
             }
@@ -261,7 +261,7 @@ public final class ConsumerGroup: Sendable {
         s.pending.removeValue(forKey: position)
         let record = CursorRecord(
             kind: .park, name: cursorName, position: position, timestamp: currentTimestamp(), deliveries: UInt32(deliveries))
-        try log.consumers.write { _ in [record] }
+        try consumers.store.write { _ in [record] }
         try advanceCursor(&s)
     }
 
@@ -270,18 +270,18 @@ public final class ConsumerGroup: Sendable {
         let lowest = s.pending.keys.min() ?? s.frontier
         guard lowest > s.committed else { return }
         s.committed = lowest
-        try log.commitCursor(cursorName, position: lowest)
+        try consumers.commitCursor(cursorName, position: lowest)
     }
 }
 
-extension Log {
+extension Consumers {
     /// The consumer group `name` (one shared instance per log and name while
     /// any worker holds it: give it to every worker).
-    public func consumerGroup(_ name: String, options: ConsumerGroupOptions = ConsumerGroupOptions()) throws(EventLogError) -> ConsumerGroup {
-        try Log.checkCursorName("group:" + name)
+    func consumerGroup(_ name: String, options: ConsumerGroupOptions = ConsumerGroupOptions()) throws(EventLogError) -> ConsumerGroup {
+        try Consumers.checkCursorName("group:" + name)
         return try groups.withLock { (groups) throws(EventLogError) -> ConsumerGroup in
             if let existing = groups[name]?.group { return existing }
-            let group = try ConsumerGroup(log: self, name: name, options: options)
+            let group = try ConsumerGroup(consumers: self, name: name, options: options)
             groups[name] = WeakConsumerGroup(group: group)
             return group
         }

@@ -25,12 +25,12 @@ public final class Subscription: @unchecked Sendable {
     /// The cursor this subscription commits to (nil: none).
     public let cursor: String?
     public let autoCommit: AutoCommit?
-    let log: Log
+    let consumers: Consumers
     private let cancelled = Atomic<Bool>(false)
     private let state: Mutex<(position: UInt64, uncommitted: Int, lastCommit: Timestamp, committed: UInt64)>
 
-    init(log: Log, position: UInt64, filter: EventFilter, cursor: String?, autoCommit: AutoCommit?) {
-        self.log = log
+    init(consumers: Consumers, position: UInt64, filter: EventFilter, cursor: String?, autoCommit: AutoCommit?) {
+        self.consumers = consumers
         self.filter = filter
         self.cursor = cursor
         self.autoCommit = autoCommit
@@ -46,11 +46,11 @@ public final class Subscription: @unchecked Sendable {
     @discardableResult
     public func poll(maxCount: Int = 1024, timeout: Double? = nil, _ body: (EventView) throws -> Void) throws -> Int {
         let deadline = timeout.map { Date(timeIntervalSinceNow: $0) }
-        while !cancelled.load(ordering: .relaxed) && !log.isClosed {
+        while !cancelled.load(ordering: .relaxed) && !consumers.isClosed {
             var position = state.withLock { $0.position }
             var lent = 0
-            if position < log.endPosition {
-                var reader = LogReader(snapshot: log.snapshot())
+            if position < consumers.endPosition {
+                var reader = LogReader(snapshot: consumers.snapshot())
                 // At most `maxCount` events are read, so none is skipped unlent.
                 position = try reader.read(from: position, maxCount: maxCount) { view in
                     if filter.matches(view) {
@@ -65,8 +65,8 @@ public final class Subscription: @unchecked Sendable {
                 }
                 continue
             }
-            let ready = log.notifier.wait(
-                until: { self.cancelled.load(ordering: .relaxed) || self.log.isClosed || self.log.endPosition > position },
+            let ready = consumers.notifier.wait(
+                until: { self.cancelled.load(ordering: .relaxed) || self.consumers.isClosed || self.consumers.endPosition > position },
                 deadline: deadline)
             if !ready { return 0 }
         }
@@ -77,7 +77,7 @@ public final class Subscription: @unchecked Sendable {
     public func commit() throws(EventLogError) {
         guard let cursor else { return }
         let position = state.withLock { $0.position }
-        try log.commitCursor(cursor, position: position)
+        try consumers.commitCursor(cursor, position: position)
         state.withLock {
             $0.uncommitted = 0
             $0.lastCommit = currentTimestamp()
@@ -97,52 +97,49 @@ public final class Subscription: @unchecked Sendable {
     /// Ends the subscription: a waiting `poll` returns 0 at once.
     public func cancel() {
         cancelled.store(true, ordering: .relaxed)
-        log.notifier.wakeAll()
+        consumers.notifier.wakeAll()
     }
 }
 
-extension Log {
+extension Consumers {
     /// A subscription from `start`, catching up then following the log.
-    public func subscribe(from start: StartPoint = .start, filter: EventFilter = EventFilter()) throws(EventLogError) -> Subscription {
-        Subscription(log: self, position: try resolve(start), filter: filter, cursor: nil, autoCommit: nil)
+    func subscribe(from start: StartPoint = .start, filter: EventFilter = EventFilter()) throws(EventLogError) -> Subscription {
+        Subscription(consumers: self, position: try resolve(start), filter: filter, cursor: nil, autoCommit: nil)
     }
 
     /// A subscription bound to cursor `name`: it starts at the cursor's
     /// committed position (creating the cursor at `createAt` when missing)
     /// and commits its progress there.
-    public func subscribe(
+    func subscribe(
         cursor name: String, createAt: StartPoint = .start, filter: EventFilter = EventFilter(), autoCommit: AutoCommit? = nil
     ) throws(EventLogError) -> Subscription {
         let position = try createCursor(name, at: createAt)
-        return Subscription(log: self, position: position, filter: filter, cursor: name, autoCommit: autoCommit)
+        return Subscription(consumers: self, position: position, filter: filter, cursor: name, autoCommit: autoCommit)
     }
 
     /// The events from `start` on, as an `AsyncSequence` that catches up and
     /// then waits for appends. It reads only as the consumer asks (at most
     /// `bufferSize` events ahead), so a slow consumer never makes anything
     /// grow; cancelling the task ends it.
-    public func events(from start: StartPoint = .start, filter: EventFilter = EventFilter(), bufferSize: Int = 256) throws(EventLogError) -> EventSequence {
-        EventSequence(log: self, start: try resolve(start), filter: filter, bufferSize: max(1, bufferSize))
+    func events(from start: StartPoint = .start, filter: EventFilter = EventFilter(), bufferSize: Int = 256) throws(EventLogError) -> EventSequence {
+        EventSequence(consumers: self, start: try resolve(start), filter: filter, bufferSize: max(1, bufferSize))
     }
-
-    /// True once `close()` was called.
-    public var isClosed: Bool { closedFlag.load(ordering: .relaxed) }
 }
 
 /// Live events as an `AsyncSequence` (`Log.events(from:filter:bufferSize:)`).
 public struct EventSequence: AsyncSequence, Sendable {
     public typealias Element = Event
-    let log: Log
+    let consumers: Consumers
     let start: UInt64
     let filter: EventFilter
     let bufferSize: Int
 
     public func makeAsyncIterator() -> Iterator {
-        Iterator(log: log, position: start, filter: filter, bufferSize: bufferSize)
+        Iterator(consumers: consumers, position: start, filter: filter, bufferSize: bufferSize)
     }
 
     public struct Iterator: AsyncIteratorProtocol {
-        let log: Log
+        let consumers: Consumers
         /// The next position to read.
         public private(set) var position: UInt64
         let filter: EventFilter
@@ -150,8 +147,8 @@ public struct EventSequence: AsyncSequence, Sendable {
         private var buffer: [Event] = []
         private var index = 0
 
-        init(log: Log, position: UInt64, filter: EventFilter, bufferSize: Int) {
-            self.log = log
+        init(consumers: Consumers, position: UInt64, filter: EventFilter, bufferSize: Int) {
+            self.consumers = consumers
             self.position = position
             self.filter = filter
             self.bufferSize = bufferSize
@@ -164,11 +161,11 @@ public struct EventSequence: AsyncSequence, Sendable {
                     defer { index += 1 }
                     return buffer[index]
                 }
-                if Task.isCancelled || log.isClosed { return nil }
+                if Task.isCancelled || consumers.isClosed { return nil }
                 buffer.removeAll(keepingCapacity: true)
                 index = 0
-                if position < log.endPosition {
-                    var reader = LogReader(snapshot: log.snapshot())
+                if position < consumers.endPosition {
+                    var reader = LogReader(snapshot: consumers.snapshot())
                     var filled: [Event] = []
                     let filter = self.filter
                     let limit = bufferSize
@@ -179,8 +176,8 @@ public struct EventSequence: AsyncSequence, Sendable {
                     continue
                 }
                 let target = position
-                let log = self.log
-                await log.notifier.wait(until: { log.isClosed || log.endPosition > target })
+                let consumers = self.consumers
+                await consumers.notifier.wait(until: { consumers.isClosed || consumers.endPosition > target })
             }
         }
     }

@@ -17,6 +17,9 @@ public enum Limits {
     public static let maxHeaders = 64
     /// Largest cursor (or consumer group cursor) name, in UTF-8 bytes (Format.md §15).
     public static let maxCursorNameBytes = 255
+    /// Most events in one segment (positions within a segment are u32): the
+    /// writer starts a new segment first; a segment holding more is damage.
+    public static let maxSegmentEvents = Int(UInt32.max)
     /// Smallest and largest segment size an option may ask for.
     public static let minSegmentBytes = 4096
     public static let maxSegmentBytes = 1 << 31

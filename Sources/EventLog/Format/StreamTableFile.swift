@@ -18,7 +18,7 @@
 enum StreamTableFile {
     static let headerSize = 32
 
-    static func encode<Rows: Collection>(_ states: Rows, coveredPosition: UInt64) -> [UInt8] where Rows.Element == StreamTableRow {
+    static func encode(_ states: some Collection<StreamTableRow>, coveredPosition: UInt64) -> [UInt8] {
         var buffer = ByteBuffer(capacity: headerSize + states.count * 48 + 4)
         buffer.appendLE(Magic.streamTable)
         buffer.appendLE(FormatVersion.current)

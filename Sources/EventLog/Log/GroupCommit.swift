@@ -37,9 +37,9 @@ final class GroupCommit: @unchecked Sendable {
     private var target: FileHandle?
     /// Under `.always`: the active segment as of `written`, published to
     /// readers by the leader whose sync covers it (guarded by `condition`).
-    private var pendingPublish: SegmentSnapshot?
+    private var pendingPublish: Segment?
     /// Publishes a snapshot once a sync covers it; set once, before the first write.
-    var publishDurable: (@Sendable (SegmentSnapshot, UInt64) -> Void)?
+    var publishDurable: (@Sendable (Segment, UInt64) -> Void)?
 
     /// Starts the sequence of a writer that opened a segment with
     /// `unsyncedBytes` bytes not known to be on disk (a recovered tail): they
@@ -56,7 +56,7 @@ final class GroupCommit: @unchecked Sendable {
     /// `publishing`, the snapshot to publish once a sync covers them.
     /// Returns the sequence known durable now.
     @discardableResult
-    func noteWritten(_ sequence: UInt64, file: FileHandle, publishing: SegmentSnapshot? = nil) -> UInt64 {
+    func noteWritten(_ sequence: UInt64, file: FileHandle, publishing: Segment? = nil) -> UInt64 {
         condition.lock()
         written = sequence
         target = file

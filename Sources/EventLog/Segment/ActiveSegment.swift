@@ -1,8 +1,8 @@
 /// The segment the writer appends to, with everything only the writer
 /// touches: the file handle and the index policy. Readers see it through
-/// the `SegmentSnapshot` the writer publishes after each batch.
+/// the `Segment` the writer publishes after each batch.
 struct ActiveSegment: Sendable {
-    var snapshot: SegmentSnapshot
+    var snapshot: Segment
     let file: FileHandle
     /// Bytes the file can hold (its length; never shrunk while mapped).
     let capacity: Int
@@ -48,12 +48,12 @@ struct ActiveSegment: Sendable {
             try directory.sync()
             let mapping = try MappedRegion.map(file, length: capacity)
             let entries = IndexPolicy.capacity(segmentBytes: capacity, interval: indexInterval)
-            let snapshot = SegmentSnapshot(
-                basePosition: base, path: path, mapping: mapping, headerCRC: header.checksum,
+            let snapshot = Segment(
+                id: .next(), basePosition: base, path: path, mapping: mapping, headerCRC: header.checksum,
                 offsetIndex: IndexBuffer(capacity: entries), timeIndex: IndexBuffer(capacity: entries),
                 endPosition: base, dataEnd: SegmentHeader.size, offsetIndexCount: 0, timeIndexCount: 0,
                 maxTimestamp: .min, firstTimestamp: nil, lastBatchOffset: 0, lastBatchCRC: header.checksum,
-                isSealed: false, streamEntries: StreamEntries())
+                isSealed: false)
             return ActiveSegment(
                 snapshot: snapshot, file: file, capacity: capacity, indexPolicy: IndexPolicy(interval: indexInterval),
                 createdAt: now, writebackStart: SegmentHeader.size)
@@ -103,7 +103,7 @@ struct ActiveSegment: Sendable {
         try Self.writeIndexFiles(snapshot, directory: directory)
     }
 
-    static func writeIndexFiles(_ s: SegmentSnapshot, directory: DirectoryOperations) throws(IOError) {
+    static func writeIndexFiles(_ s: Segment, directory: DirectoryOperations) throws(IOError) {
         let header = s.indexFileHeader
         let offsetBytes = IndexFile.encodeOffsetIndex(header, entries: s.offsetIndex.prefix(s.offsetIndexCount))
         let timeBytes = IndexFile.encodeTimeIndex(header, entries: s.timeIndex.prefix(s.timeIndexCount))

@@ -57,7 +57,7 @@ struct SegmentScanner {
     }
 }
 
-extension SegmentSnapshot {
+extension Segment {
     /// Takes in what a scan from this segment's data end found: its extent,
     /// last batch, timestamps and the index entries the scan added.
     mutating func extend(with outcome: SegmentScanner.Outcome) {

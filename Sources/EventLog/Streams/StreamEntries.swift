@@ -46,7 +46,7 @@ final class StreamEntries: @unchecked Sendable {
     static let pageSize = 1 << pageShift
     static let rootSize = 256
     /// Most entries: every index below it fits the `UInt32` links (index + 1).
-    static let capacity = Int(UInt32.max)
+    static let capacity = Limits.maxSegmentEvents
 
     private let root: UnsafeMutablePointer<Page?>
     /// Written by the writer only.

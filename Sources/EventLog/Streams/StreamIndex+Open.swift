@@ -1,76 +1,83 @@
 /// Opening the stream layer: the stream table, the sealed segments' stream
 /// index files, the active segment's entries, and the replay of whatever
 /// the persisted files do not cover (Format.md, "Stream index: recovery").
-extension Opener {
-    mutating func openStreams(_ segments: inout [SegmentSnapshot]) throws -> StreamTable {
+extension StreamIndex {
+    /// Opens the stream index of the segments an open found (a step of
+    /// `Log.open`, before the open changes any file but rebuilt stream
+    /// index files).
+    static func open(_ opened: inout OpenedSegments, options: LogOptions, directory: DirectoryOperations) throws -> StreamIndex {
+        let readOnly = options.readOnly
         let table = StreamTable(hashMask: options.streamHashMask)
+        let segments = opened.segments
         let start = segments.first?.basePosition ?? 0
         let end = segments.last?.endPosition ?? 0
+        var sealed: [SegmentID: SegmentStreamIndex] = [:]
 
         // 1. The table as of its covered position (or nothing: replay everything).
         var covered = start
-        if let bytes = try streamTableBytes ?? directory.readWhole(FileNames.streamTable),
+        if let bytes = try opened.streamTableBytes ?? directory.readWhole(FileNames.streamTable),
            let (rows, position) = StreamTableFile.decode(bytes),
            position >= start, position <= end {
             table.mutate { $0.replaceAll(with: rows.map { StreamState(row: $0, hash: table.hash($0.name)) }) }
             covered = position
         } else if end > start {
-            report.rebuiltIndexes.append(FileNames.streamTable)
+            opened.report.rebuiltIndexes.append(FileNames.streamTable)
         }
 
         // 2. Sealed segments: their stream index files, rebuilt when in doubt.
-        for i in segments.indices.dropLast() {
-            let segment = segments[i]
+        for segment in segments.dropLast() {
             let name = FileNames.streamIndex(segment.basePosition)
-            if let view = StreamIndexView.open(path: directory.file(name), faults: options.storageFaults),
-               view.describes(segment) {
-                segments[i].streamIndex = view
+            if let view = StreamIndexView.open(path: directory.file(name), faults: directory.faults), view.describes(segment) {
+                sealed[segment.id] = .file(view)
                 continue
             }
             let bytes = try StreamIndexBuilder.scan(segment, table: table)
-            report.rebuiltIndexes.append(name)
+            opened.report.rebuiltIndexes.append(name)
+            var view: StreamIndexView?
             if !readOnly {
                 try directory.writeAtomically(name, bytes: bytes)
-                segments[i].streamIndex = StreamIndexView.open(path: directory.file(name), faults: options.storageFaults)
+                view = StreamIndexView.open(path: directory.file(name), faults: directory.faults)
             }
-            if segments[i].streamIndex == nil { segments[i].streamIndex = StreamIndexView.inMemory(bytes) }
+            if let view = view ?? StreamIndexView.inMemory(bytes) { sealed[segment.id] = .file(view) }
         }
 
         // 3. The last segment: entries in memory, from its checkpoint file.
-        guard let lastIndex = segments.indices.last else { return table }
-        let last = segments[lastIndex]
+        guard let last = segments.last else {
+            return StreamIndex(
+                table: table, directory: directory, readOnly: readOnly, checkpointBytes: options.checkpointBytes,
+                sealed: sealed, active: nil, indexedEnd: end)
+        }
         let entries = StreamEntries()
         var checkpoint = last.basePosition
-        if let view = StreamIndexView.open(path: directory.file(FileNames.streamIndex(last.basePosition)), faults: options.storageFaults),
+        if let view = StreamIndexView.open(path: directory.file(FileNames.streamIndex(last.basePosition)), faults: directory.faults),
            view.describesPrefix(of: last) {
             try StreamIndexBuilder.load(
                 view, into: entries, segment: last, table: table, tableCovers: covered >= view.header.endPosition)
             checkpoint = view.header.endPosition
         }
-        segments[lastIndex].streamEntries = entries
-        segments[lastIndex].streamEntryCount = entries.writtenCount
 
         // 4. Replay what neither covers.
         let from = min(covered, checkpoint)
         if from < end {
-            report.replayedRecords = try StreamIndexBuilder.replay(
-                segments: segments, from: from, tableFrom: covered, entriesFrom: checkpoint, table: table)
-            segments[lastIndex].streamEntryCount = entries.writtenCount
+            opened.report.replayedRecords = try StreamIndexBuilder.replay(
+                segments: segments, from: from, tableFrom: covered, entriesFrom: checkpoint, entries: entries, table: table)
         }
-        return table
+        return StreamIndex(
+            table: table, directory: directory, readOnly: readOnly, checkpointBytes: options.checkpointBytes,
+            sealed: sealed, active: (last.id, last.basePosition, entries), indexedEnd: end)
     }
 }
 
 extension StreamIndexView {
     /// True when the file describes exactly this (sealed) segment.
-    func describes(_ segment: SegmentSnapshot) -> Bool {
+    func describes(_ segment: Segment) -> Bool {
         header.basePosition == segment.basePosition && header.endPosition == segment.endPosition
             && Int(header.dataEnd) == segment.dataEnd && header.lastBatchCRC == segment.lastBatchCRC
     }
 
     /// True when the file describes a prefix of this segment that its data
     /// confirms: a checkpoint of the active segment.
-    func describesPrefix(of segment: SegmentSnapshot) -> Bool {
+    func describesPrefix(of segment: Segment) -> Bool {
         guard header.basePosition == segment.basePosition, header.endPosition <= segment.endPosition,
               Int(header.dataEnd) <= segment.dataEnd
         else { return false }
@@ -88,7 +95,7 @@ extension StreamIndexView {
 /// entries, and the replay of records into the table.
 enum StreamIndexBuilder {
     /// The stream index file of a segment, built by reading every record.
-    static func scan(_ segment: SegmentSnapshot, table: StreamTable) throws -> [UInt8] {
+    static func scan(_ segment: Segment, table: StreamTable) throws -> [UInt8] {
         var groups: [String: StreamIndexFile.Group] = [:]
         var order: [String] = []
         try forEachRecord(in: segment, from: segment.basePosition) { view, offset, _ in
@@ -106,7 +113,7 @@ enum StreamIndexBuilder {
     /// The stream index file of a segment from its in-memory entries: a
     /// counting sort by stream, written straight into the file's bytes (a
     /// few allocations in all, none per entry or per stream).
-    static func encode(_ segment: SegmentSnapshot, entries: StreamEntries, count: Int, table: StreamTable) -> [UInt8] {
+    static func encode(_ segment: Segment, entries: StreamEntries, count: Int, table: StreamTable) -> [UInt8] {
         var maxID: UInt32 = 0
         for i in 0..<count { maxID = max(maxID, entries[i].stream) }
         let slots = count == 0 ? 0 : Int(maxID) + 1
@@ -173,7 +180,7 @@ enum StreamIndexBuilder {
     /// Loads a checkpoint file's groups into the active segment's entries,
     /// linking each stream's chain.
     static func load(
-        _ view: StreamIndexView, into entries: StreamEntries, segment: SegmentSnapshot, table: StreamTable, tableCovers: Bool
+        _ view: StreamIndexView, into entries: StreamEntries, segment: Segment, table: StreamTable, tableCovers: Bool
     ) throws {
         var reader = LogReader(snapshot: LogSnapshot(sealed: [], active: segment))
         try table.mutate { t in
@@ -211,12 +218,12 @@ enum StreamIndexBuilder {
     }
 
     /// Replays the records from `from` on: into the table for positions at or
-    /// after `tableFrom`, into the last segment's entries at or after `entriesFrom`.
+    /// after `tableFrom`, into the last segment's `entries` at or after `entriesFrom`.
     @discardableResult
     static func replay(
-        segments: [SegmentSnapshot], from: UInt64, tableFrom: UInt64, entriesFrom: UInt64, table: StreamTable
+        segments: [Segment], from: UInt64, tableFrom: UInt64, entriesFrom: UInt64, entries: StreamEntries?, table: StreamTable
     ) throws -> Int {
-        guard let last = segments.last, let entries = last.streamEntries else { return 0 }
+        guard let last = segments.last else { return 0 }
         var replayed = 0
         var batchBase: UInt64 = .max
         var inBatch: [UInt32: (firstVersion: UInt64, count: UInt32)] = [:]
@@ -259,7 +266,7 @@ enum StreamIndexBuilder {
                             }
                         }
                     }
-                    if isLast, position >= entriesFrom, !view.isMarker {
+                    if isLast, let entries, position >= entriesFrom, !view.isMarker {
                         let previous = t.table[id].activeSegment == last.basePosition ? t.table[id].activeTail : 0
                         guard let index = entries.append(StreamEntry(
                             relativePosition: UInt32(truncatingIfNeeded: position &- last.basePosition), offset: offset,
@@ -279,7 +286,7 @@ enum StreamIndexBuilder {
 
     /// A segment with more events than its stream entries can hold: no
     /// writer writes one (Format.md §9), so it is damage.
-    static func tooManyEvents(_ segment: SegmentSnapshot) -> EventLogError {
+    static func tooManyEvents(_ segment: Segment) -> EventLogError {
         .corruption(
             file: segment.path, offset: 0,
             reason: "the segment holds more than \(StreamEntries.capacity) events, the most a segment may hold")
@@ -288,7 +295,7 @@ enum StreamIndexBuilder {
     /// Every record of `segment` from position `from`, with its stream-index
     /// offset and its batch's base position. Frames are verified.
     static func forEachRecord(
-        in segment: SegmentSnapshot, from: UInt64, _ body: (EventView, UInt32, UInt64) throws -> Void
+        in segment: Segment, from: UInt64, _ body: (EventView, UInt32, UInt64) throws -> Void
     ) throws {
         guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd) else { return }
         var reader = LogReader(snapshot: LogSnapshot(sealed: [], active: segment))
@@ -315,6 +322,34 @@ enum StreamIndexBuilder {
                     : UInt32(offset) | StreamEntry.compressedFlag
                 try body(view, entryOffset, header.basePosition)
             }
+        }
+    }
+}
+
+extension StreamIndexBuilder {
+    /// Replays one segment's records (a read-only log catching up).
+    @discardableResult
+    static func replay(
+        segment: Segment, from: UInt64, tableFrom: UInt64, entriesFrom: UInt64, entries: StreamEntries?, table: StreamTable
+    ) throws -> Int {
+        try replay(segments: [segment], from: from, tableFrom: tableFrom, entriesFrom: entriesFrom, entries: entries, table: table)
+    }
+
+    /// `Log.verify`'s part for streams: compares a sound segment's stream
+    /// index file with one rebuilt from its records.
+    static func verifyFile(of segment: Segment, directory: DirectoryOperations, report: inout VerificationReport) {
+        let name = FileNames.streamIndex(segment.basePosition)
+        let path = directory.file(name)
+        guard let stored = try? directory.readWhole(name) else {
+            report.problems.append(.init(file: path, offset: 0, reason: "stream index file is missing (the next open rebuilds it)"))
+            return
+        }
+        report.indexFiles += 1
+        guard let expected = try? StreamIndexBuilder.scan(segment, table: StreamTable()) else { return }
+        if stored != expected {
+            let at = zip(stored, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(stored.count, expected.count)
+            report.problems.append(.init(
+                file: path, offset: Int64(at), reason: "stream index differs from the log (the next open rebuilds it)"))
         }
     }
 }

@@ -1,73 +1,44 @@
-extension Log {
-    /// Appends `events` as one atomic batch and returns their positions.
-    ///
-    /// All of them become visible and durable together, or none does. Under
-    /// `.always` this returns once the batch is on disk (sharing the sync with
-    /// concurrent appenders); under `.interval` and `.none`, once it is
-    /// written to the page cache. Blocks on the disk.
-    @discardableResult
-    public func append(_ events: [NewEvent]) throws(EventLogError) -> Range<UInt64> {
-        try appendTyped { batch throws(EventLogError) in
-            for event in events { try batch.append(event) }
-        }
-    }
+/// A batch the writer just wrote, as the layer above indexes it (under the
+/// writer lock, before readers can see it).
+struct WrittenBatch {
+    let header: BatchHeader
+    /// Where its frame starts in the segment.
+    let frameOffset: Int
+    /// True when its records area is stored LZ4-compressed.
+    let compressed: Bool
+    /// The segment it was written to, as it will be published.
+    let segment: Segment
+}
 
-    /// Appends one event; returns its position.
-    @discardableResult
-    public func append(_ event: NewEvent) throws(EventLogError) -> UInt64 {
-        try appendTyped { batch throws(EventLogError) in try batch.append(event) }.lowerBound
-    }
-
-    /// Appends the events that `build` adds to the batch, as one atomic batch,
-    /// encoding each straight into the log's buffer (no allocation per event).
-    /// `build` runs under the writer lock: keep it short and do not call the
-    /// log from it. An empty batch writes nothing. When `build` throws,
-    /// nothing of the batch is written and its error is rethrown.
-    @discardableResult
-    public func appendBatch(_ build: (inout BatchBuilder) throws -> Void) throws -> Range<UInt64> {
-        var failure: (any Error)?
-        let range: Range<UInt64>
-        do {
-            range = try appendTyped { batch throws(EventLogError) in
-                do { try build(&batch) } catch {
-                    failure = error
-                    throw .invalidArgument("batch abandoned")
-                }
-            }
-        } catch {
-            if let failure { throw failure }
-            throw error
-        }
-        return range
-    }
-
-    /// The append path, with the builder's errors typed.
-    func appendTyped(
-        _ build: (inout BatchBuilder) throws(EventLogError) -> Void
-    ) throws(EventLogError) -> Range<UInt64> {
-        try commit(wantsResult: false, build).positions
-    }
-
-    /// Builds, checks, writes and (under `.always`) syncs one batch. With
-    /// `wantsResult`, also reports the versions each stream got (which
-    /// allocates; the plain append path does not ask).
-    func commit(
-        wantsResult: Bool, _ build: (inout BatchBuilder) throws(EventLogError) -> Void
-    ) throws(EventLogError) -> AppendResult {
+extension BatchLog {
+    /// The frame of every append: checks that the log can be written, runs
+    /// `body` under the writer lock (where it builds and writes at most one
+    /// batch with `writeBatch`), and, under `.always`, then waits outside
+    /// the lock until the sync covering what `body` wrote is done (shared
+    /// with concurrent appenders). `body` returns its result, the writer's
+    /// sequence after it, and whether it must wait for durability.
+    func commit<R>(
+        _ body: (inout WriterState) throws(EventLogError) -> (result: R, sequence: UInt64, wait: Bool)
+    ) throws(EventLogError) -> R {
         if options.readOnly { throw .readOnly }
         let gathering = options.durability == .always
         if gathering { groupCommit.arriving.add(1, ordering: .relaxed) }
-        let outcome: CommitOutcome
+        let outcome: (result: R, sequence: UInt64, wait: Bool)
         do {
-            outcome = try writer.withLock { (state) throws(EventLogError) -> CommitOutcome in
-                try appendLocked(&state, wantsResult: wantsResult, build)
+            outcome = try writer.withLock { (state) throws(EventLogError) -> (result: R, sequence: UInt64, wait: Bool) in
+                if state.closed { throw .closed }
+                if let failure = state.failure ?? groupCommit.failureReason {
+                    state.failure = failure
+                    throw .writerStopped(reason: failure)
+                }
+                return try body(&state)
             }
         } catch {
             if gathering { groupCommit.arriving.subtract(1, ordering: .relaxed) }
             throw error
         }
         if gathering { groupCommit.arriving.subtract(1, ordering: .relaxed) }
-        if options.durability == .always, !outcome.result.positions.isEmpty {
+        if options.durability == .always, outcome.wait {
             // A retry waits too: the original append may not be durable yet.
             do { try groupCommit.waitDurable(upTo: outcome.sequence) } catch {
                 writer.withLock { $0.failure = $0.failure ?? "\(error)" }
@@ -77,66 +48,15 @@ extension Log {
         return outcome.result
     }
 
-    struct CommitOutcome {
-        var result: AppendResult
-        var sequence: UInt64
-    }
-
-    private func appendLocked(
-        _ state: inout WriterState, wantsResult: Bool, _ build: (inout BatchBuilder) throws(EventLogError) -> Void
-    ) throws(EventLogError) -> CommitOutcome {
-        if state.closed { throw .closed }
-        if let failure = state.failure ?? groupCommit.failureReason {
-            state.failure = failure
-            throw .writerStopped(reason: failure)
-        }
-        let base = state.active.snapshot.endPosition
-        let buffer = state.encodeBuffer.take() ?? ByteBuffer(capacity: 1 << 20)
-        // Move the reused scratch out (so the builder holds the only reference and reuses its storage).
-        var scratch = BatchStreams()
-        swap(&scratch, &state.batchStreams)
-        var builder = BatchBuilder(buffer: buffer, streams: consume scratch, table: streams, basePosition: base, now: currentTimestamp())
-        var buildError: EventLogError?
-        do { try build(&builder) } catch { buildError = error }
-        let count = builder.count
-        let firstTimestamp = builder.firstTimestamp
-        let maxTimestamp = builder.maxTimestamp
-        var batchStreams = builder.streams
-        var encoded = builder.finish()
-        var result: Result<CommitOutcome, EventLogError>
-        if let buildError {
-            result = .failure(buildError)
-        } else {
-            do throws(EventLogError) {
-                if let retry = try checkExpectations(batchStreams) {
-                    result = .success(CommitOutcome(result: retry, sequence: state.writtenSequence))
-                } else if count == 0 {
-                    result = .success(CommitOutcome(
-                        result: AppendResult(positions: base..<base, streams: [], wasRetry: false), sequence: state.writtenSequence))
-                } else {
-                    let (range, sequence) = try writeBatch(
-                        &state, encoded: &encoded, streams: &batchStreams, count: count, firstTimestamp: firstTimestamp,
-                        maxTimestamp: maxTimestamp)
-                    let versions = wantsResult ? batchStreams.versions(table: streams) : []
-                    result = .success(CommitOutcome(
-                        result: AppendResult(positions: range, streams: versions, wasRetry: false), sequence: sequence))
-                }
-            } catch {
-                result = .failure(error)
-            }
-        }
-        encoded.count = 0
-        encoded.trim(to: 4 << 20)
-        state.encodeBuffer = consume encoded
-        batchStreams.reset()
-        swap(&batchStreams, &state.batchStreams)
-        return try result.get()
-    }
-
-    /// Compresses, frames, writes, indexes and publishes an encoded batch.
-    private func writeBatch(
-        _ state: inout WriterState, encoded: inout ByteBuffer, streams batchStreams: inout BatchStreams, count: UInt32,
-        firstTimestamp: Timestamp, maxTimestamp: Timestamp
+    /// Compresses, frames, writes, indexes and publishes an encoded batch
+    /// (`encoded`: a batch header's room, then the records area). `index`
+    /// is the layer above's part: it runs after the write and before the
+    /// batch is published, and must not fail but for a broken invariant
+    /// (the writer then stops). Returns the batch's positions and the
+    /// writer's sequence after it.
+    func writeBatch(
+        _ state: inout WriterState, encoded: inout ByteBuffer, count: UInt32,
+        firstTimestamp: Timestamp, maxTimestamp: Timestamp, index: (WrittenBatch) throws(EventLogError) -> Void
     ) throws(EventLogError) -> (Range<UInt64>, UInt64) {
         let base = state.active.snapshot.endPosition
 
@@ -178,8 +98,7 @@ extension Log {
                 try state.active.file.zeroRange(at: Int64(offset), length: Int64(frameLength))
                 try state.active.file.datasync()
             } catch let cleanup {
-                state.failure = cleanup.description
-                groupCommit.fail(cleanup.description)
+                stop(&state, cleanup.description)
             }
             throw .io(error)
         }
@@ -200,12 +119,11 @@ extension Log {
         if active.firstTimestamp == nil { active.firstTimestamp = firstTimestamp }
         active.maxTimestamp = max(active.maxTimestamp, maxTimestamp)
         do {
-            try commitStreams(&batchStreams, batch: header, frameOffset: offset, compressed: useCompressed, segment: &active)
+            try index(WrittenBatch(header: header, frameOffset: offset, compressed: useCompressed, segment: active))
         } catch {
             // Unreachable (rollIfNeeded leaves room); if it happened, the
-            // stream table took part of an unpublished batch: stop.
-            state.failure = error.description
-            groupCommit.fail(error.description)
+            // layer above took part of an unpublished batch: stop.
+            stop(&state, error.description)
             throw .writerStopped(reason: error.description)
         }
         state.active.snapshot = active
@@ -213,37 +131,28 @@ extension Log {
             // Readers see the batch once a sync covers it (the sync leader publishes it).
             state.knownDurable = groupCommit.noteWritten(state.writtenSequence, file: state.active.file, publishing: active)
         } else {
-            let sequence = state.writtenSequence
-            published.withLock {
-                $0.active = active
-                $0.sequence = sequence
-            }
-            notifier.notify()
+            segments.publishWritten(active: active, sequence: state.writtenSequence)
             state.knownDurable = groupCommit.noteWritten(state.writtenSequence, file: state.active.file)
         }
 
         if active.dataEnd - state.checkpointEnd >= options.checkpointBytes {
-            scheduleIndexWrite(active, durableAt: state.writtenSequence)
+            segments.scheduleIndexWrite(active, durableAt: state.writtenSequence, commit: groupCommit)
             state.checkpointEnd = active.dataEnd
-            // The stream table costs O(streams) to copy and write: written
-            // when the log grew by 16 times its size since the last time.
-            let tableBytes = UInt64(streams.count) * 48
-            if state.writtenSequence - state.tableCheckpointSequence >= max(UInt64(options.checkpointBytes), 16 * tableBytes) {
-                scheduleStreamTableWrite(covered: active.endPosition, durableAt: state.writtenSequence)
-                state.tableCheckpointSequence = state.writtenSequence
+            if let checkpoint = segments.indexing?.checkpoint(
+                covering: active.endPosition, writtenBytes: state.writtenSequence, force: false) {
+                segments.scheduleCheckpoint(checkpoint, durableAt: state.writtenSequence, commit: groupCommit)
             }
         }
         if options.durability != .always {
             let pending = active.dataEnd - state.active.writebackStart
-            if pending >= Log.writebackChunk {
+            if pending >= BatchLog.writebackChunk {
                 do {
                     try state.active.file.startWriteback(at: Int64(state.active.writebackStart), length: Int64(pending))
                 } catch {
                     // A write error on the segment: what reached the disk is
                     // unknown, exactly as after a failed fsync. The batch was
                     // written, but is not acknowledged.
-                    state.failure = error.description
-                    groupCommit.fail(error.description)
+                    stop(&state, error.description)
                     throw .writerStopped(reason: error.description)
                 }
                 state.active.writebackStart = active.dataEnd
@@ -273,9 +182,9 @@ extension Log {
     }
 
     /// Seals the active segment and starts a new one when the frame does not
-    /// fit, the segment is too old, or it would hold more events than its
-    /// stream entries can (Format.md §9, "events in a segment"); grows an
-    /// empty segment that is too small.
+    /// fit, the segment is too old, or it would hold more events than a
+    /// segment may (Format.md §9, "events in a segment"); grows an empty
+    /// segment that is too small.
     private func rollIfNeeded(_ state: inout WriterState, frameLength: Int, events: UInt32) throws(EventLogError) {
         let active = state.active
         var tooOld = false
@@ -285,7 +194,7 @@ extension Log {
         // An empty segment always has room: a batch holds at most
         // Limits.maxBatchRecords events, far below the capacity.
         let held = active.snapshot.endPosition - active.snapshot.basePosition
-        let tooMany = held + UInt64(events) > UInt64(StreamEntries.capacity)
+        let tooMany = held + UInt64(events) > UInt64(Limits.maxSegmentEvents)
         guard frameLength > active.remaining || tooOld || tooMany else { return }
         let needed = SegmentHeader.size + frameLength
         let capacity = max(options.segmentBytes, needed)
@@ -296,41 +205,26 @@ extension Log {
         // Seal: the data must be on disk before a later segment exists, so
         // recovery only ever has to look at the last segment's tail.
         do { try active.file.datasync() } catch {
-            state.failure = error.description
-            groupCommit.fail(error.description)
+            stop(&state, error.description)
             throw .writerStopped(reason: error.description)
         }
         // Synced: readers see it all before any appender waiting for it returns.
-        publish(active: active.snapshot, sequence: state.writtenSequence)
+        segments.publish(active: active.snapshot, sequence: state.writtenSequence)
         groupCommit.noteDurable(state.writtenSequence)
         state.knownDurable = state.writtenSequence
         let next: ActiveSegment
         do {
-            next = try ActiveSegment.create(
-                base: active.snapshot.endPosition, capacity: capacity, indexInterval: Int(metadata.indexInterval),
-                logID: metadata.logID, directory: directory)
+            next = try segments.create(base: active.snapshot.endPosition, capacity: capacity)
         } catch .io(let error) where error.operation == "fsync" || error.operation == "fdatasync" {
             // The new file's state on disk is unknown: stop, as after any failed sync.
-            state.failure = error.description
-            groupCommit.fail(error.description)
+            stop(&state, error.description)
             throw .writerStopped(reason: error.description)
         }
-        var sealed = active.snapshot
-        sealed.isSealed = true
         state.active = next
         state.checkpointEnd = next.dataEnd
         preallocator?.switchTo(file: next.file, capacity: next.capacity, dataEnd: next.dataEnd)
         // Everything written so far is on disk (synced above): readers see it all.
-        let sequence = state.writtenSequence
-        published.withLock { snapshot in
-            snapshot.sealed.append(sealed)
-            snapshot.active = next.snapshot
-            snapshot.sequence = sequence
-        }
-        notifier.notify()
-        // After publishing: the background write then swaps the sealed
-        // segment's in-memory stream entries for its file.
-        scheduleIndexWrite(sealed)
+        segments.seal(active.snapshot, next: next.snapshot, sequence: state.writtenSequence)
     }
 
     /// An empty active segment too small for one frame is grown (files only
@@ -342,16 +236,16 @@ extension Log {
             let mapping = try MappedRegion.map(file, length: capacity)
             let old = state.active.snapshot
             let entries = IndexPolicy.capacity(segmentBytes: capacity, interval: Int(metadata.indexInterval))
-            let grown = SegmentSnapshot(
-                basePosition: old.basePosition, path: old.path, mapping: mapping, headerCRC: old.headerCRC,
+            let grown = Segment(
+                id: .next(), basePosition: old.basePosition, path: old.path, mapping: mapping, headerCRC: old.headerCRC,
                 offsetIndex: IndexBuffer(capacity: entries), timeIndex: IndexBuffer(capacity: entries),
                 endPosition: old.endPosition, dataEnd: old.dataEnd, offsetIndexCount: 0, timeIndexCount: 0,
                 maxTimestamp: .min, firstTimestamp: nil, lastBatchOffset: old.lastBatchOffset,
-                lastBatchCRC: old.lastBatchCRC, isSealed: false, streamEntries: StreamEntries())
+                lastBatchCRC: old.lastBatchCRC, isSealed: false)
             state.active = ActiveSegment(
                 snapshot: grown, file: file, capacity: capacity, indexPolicy: IndexPolicy(interval: Int(metadata.indexInterval)),
                 createdAt: state.active.createdAt, writebackStart: old.dataEnd)
-            published.withLock { $0.active = grown }
+            segments.replaceEmptyActive(with: grown)
             preallocator?.switchTo(file: file, capacity: capacity, dataEnd: old.dataEnd)
         } catch {
             throw .io(error)

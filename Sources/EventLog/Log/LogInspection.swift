@@ -52,12 +52,9 @@ public struct LogInspection: Sendable {
     public var missingPositions: [Range<UInt64>] = []
 }
 
-extension Log {
-    /// Describes the log in `path` without changing it: its identity and
-    /// format version, how its last session ended, and each segment's extent
-    /// (walking batch headers; `verify` checks the checksums). Works beside a
-    /// live writer. Blocks on the disk.
-    public static func inspect(at path: String) throws(EventLogError) -> LogInspection {
+extension LogInspection {
+    /// `Log.inspect(at:)`: reads the log in `path` without changing it.
+    static func read(at path: String) throws(EventLogError) -> LogInspection {
         let directory = DirectoryOperations(path: path, faults: nil)
         guard DirectoryOperations.isDirectory(path) else { throw .notFound(path: path) }
         do {

@@ -1,46 +1,21 @@
 import CSystemCalls
 
-extension Log {
-    /// Reads events in position order starting at `position`, lending each
-    /// to `body` as an `EventView` of the stored bytes (zero-copy; valid only
-    /// during the call). Every batch's checksum is verified before any of its
-    /// events is lent.
-    ///
-    /// Reads a consistent snapshot: events appended meanwhile are not seen.
-    /// Never blocks the writer.
-    ///
-    /// - Returns: the position after the last event lent (where to continue).
-    /// - Throws: `EventLogError.corruption` naming the file and offset of a
-    ///   damaged batch; `positionOutOfRange` for a position before the start
-    ///   of the log; whatever `body` throws.
+extension BatchLog {
+    /// `Log.read(from:maxCount:_:)`.
     @discardableResult
-    public func read(
-        from position: UInt64, maxCount: Int = .max, _ body: (EventView) throws -> Void
-    ) throws -> UInt64 {
+    func read(from position: UInt64, maxCount: Int = .max, _ body: (EventView) throws -> Void) throws -> UInt64 {
         var reader = LogReader(snapshot: snapshot())
         return try reader.read(from: position, maxCount: maxCount, body)
     }
 
-    /// The events from `position` on, at most `maxCount`, as owned values.
-    public func events(from position: UInt64, maxCount: Int = .max) throws(EventLogError) -> [Event] {
-        var events: [Event] = []
-        do {
-            try read(from: position, maxCount: maxCount) { view in events.append(try view.event()) }
-        } catch {
-            throw .wrapping(error)
-        }
-        return events
-    }
-
-    /// Lends the event at `position` to `body`. Verifies that event's own
-    /// checksum (not its whole batch), so a point read stays cheap.
-    public func withEvent<R>(at position: UInt64, _ body: (EventView) throws -> R) throws -> R {
+    /// `Log.withEvent(at:_:)`.
+    func withEvent<R>(at position: UInt64, _ body: (EventView) throws -> R) throws -> R {
         var reader = LogReader(snapshot: snapshot())
         return try reader.withEvent(at: position, body)
     }
 
-    /// The event at `position`.
-    public func event(at position: UInt64) throws(EventLogError) -> Event {
+    /// `Log.event(at:)`.
+    func event(at position: UInt64) throws(EventLogError) -> Event {
         do {
             return try withEvent(at: position) { view throws(EventLogError) in try view.event() }
         } catch {
@@ -48,9 +23,8 @@ extension Log {
         }
     }
 
-    /// The position of the first event whose timestamp is at or after
-    /// `timestamp`, or `endPosition` when there is none.
-    public func position(atOrAfter timestamp: Timestamp) throws(EventLogError) -> UInt64 {
+    /// `Log.position(atOrAfter:)`.
+    func position(atOrAfter timestamp: Timestamp) throws(EventLogError) -> UInt64 {
         var reader = LogReader(snapshot: snapshot())
         return try reader.position(atOrAfter: timestamp)
     }
@@ -68,7 +42,7 @@ struct LogReader: ~Copyable {
     /// The records area of a verified batch frame at `offset`: the mapped
     /// bytes, or a decompressed copy in `scratch`.
     mutating func records(
-        of header: BatchHeader, at offset: Int, in segment: SegmentSnapshot
+        of header: BatchHeader, at offset: Int, in segment: Segment
     ) throws(EventLogError) -> UnsafeRawBufferPointer {
         guard let stored = segment.mapping.bytes(at: offset + BatchHeader.size, count: header.storedLength) else {
             throw .corruption(file: segment.path, offset: Int64(offset), reason: "batch runs past the end of the file")
@@ -203,7 +177,7 @@ struct LogReader: ~Copyable {
     /// checksum, seeded with its position and its batch's first timestamp,
     /// catches a wrong turn.
     func batchHeader(
-        holding position: UInt64, from offset: Int, in segment: SegmentSnapshot, bytes: UnsafeRawBufferPointer
+        holding position: UInt64, from offset: Int, in segment: Segment, bytes: UnsafeRawBufferPointer
     ) throws(EventLogError) -> (BatchHeader, Int) {
         var offset = offset
         while true {
@@ -251,7 +225,7 @@ struct LogReader: ~Copyable {
         return segment.endPosition
     }
 
-    private func corruption(_ defect: RecordDefect, header: BatchHeader, batchOffset: Int, segment: SegmentSnapshot) -> EventLogError {
+    private func corruption(_ defect: RecordDefect, header: BatchHeader, batchOffset: Int, segment: Segment) -> EventLogError {
         let offset = header.codecValue == 0 ? batchOffset + BatchHeader.size + defect.offset : batchOffset
         return .corruption(file: segment.path, offset: Int64(offset), reason: defect.reason)
     }

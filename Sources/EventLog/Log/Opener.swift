@@ -3,30 +3,36 @@ import Glibc
 #endif
 import struct Foundation.UUID
 
-extension Log {
-    /// Opens the log in `path`, creating it when missing (unless
-    /// `options.createIfMissing` is false or the log is opened read-only).
-    ///
-    /// After a clean `close()` this reads only the small index files. After a
-    /// crash it checks the last segment from its last index checkpoint on,
-    /// cuts a torn final batch, and rebuilds missing or damaged indexes
-    /// (`recovery` says what it did). Damage anywhere else, a missing
-    /// segment, a foreign file or an unknown format version is an error
-    /// naming the file and byte offset; nothing is silently dropped.
-    ///
-    /// Blocks on the disk.
-    public static func open(at path: String, options: LogOptions = LogOptions()) throws(EventLogError) -> Log {
-        try options.validate()
-        do {
-            var opener = Opener(path: path, options: options)
-            return try opener.open()
-        } catch {
-            throw .wrapping(error)
-        }
+/// What an open found, handed to the layers above (`BatchLog.open`'s
+/// `prepare`) after every check of the segments passed and before the open
+/// changes any file: they open their own state (stream index, cursors) on
+/// it, and may still refuse the open.
+struct OpenedSegments {
+    let metadata: LogMetadata
+    /// Every segment, oldest first (the last one is the active segment).
+    var segments: [Segment]
+    /// The position after the last event.
+    var endPosition: UInt64
+    /// `streams.table` as read once (evidence for Format.md §10); nil when not read yet.
+    var streamTableBytes: [UInt8]??
+    /// What the open found and did, for the layers above to add to.
+    var report: RecoveryReport
+}
+
+extension BatchLog {
+    /// Opens the ordered log in `path`, creating it when missing (unless
+    /// `options.createIfMissing` is false or the log is opened read-only);
+    /// `Log.open` says what it checks and repairs. `prepare` is the layers
+    /// above: it runs after every check and before any change.
+    static func open(
+        at path: String, options: LogOptions, prepare: (inout OpenedSegments) throws -> Void
+    ) throws -> BatchLog {
+        var opener = Opener(path: path, options: options)
+        return try opener.open(prepare: prepare)
     }
 }
 
-/// The steps of `Log.open`, one method each.
+/// The steps of opening the ordered log, one method each.
 struct Opener {
     let path: String
     let options: LogOptions
@@ -42,7 +48,7 @@ struct Opener {
         self.directory = DirectoryOperations(path: path, faults: options.storageFaults)
     }
 
-    mutating func open() throws -> Log {
+    mutating func open(prepare: (inout OpenedSegments) throws -> Void) throws -> BatchLog {
         if !DirectoryOperations.isDirectory(path) {
             if readOnly || !options.createIfMissing { throw EventLogError.notFound(path: path) }
             try DirectoryOperations.createIfMissing(path)
@@ -97,7 +103,7 @@ struct Opener {
                 reason: "segment starts at position \(first), before the log start position \(start) that \(FileNames.logStart) records")
         }
 
-        var segments: [SegmentSnapshot] = []
+        var segments: [Segment] = []
         var lastFile: FileHandle?
         var lastSyncedEnd = SegmentHeader.size
         for (i, base) in bases.enumerated() {
@@ -131,33 +137,21 @@ struct Opener {
                 found: "no segment; \(FileNames.streamTable) covers positions up to \(tableCovered)")
         }
 
-        let streamTable = try openStreams(&segments)
-        let consumers = try ConsumerStore.open(
-            directory: directory, logID: metadata.logID, durability: options.durability,
-            writable: !readOnly || options.allowsCursorCommits)
+        // The layers above open their state; they may still refuse the open.
+        var opened = OpenedSegments(metadata: metadata, segments: segments, endPosition: end, streamTableBytes: streamTableBytes, report: report)
+        try prepare(&opened)
+        report = opened.report
 
         if readOnly {
             let state = WriterState(
                 active: try placeholderActive(segments: segments, metadata: metadata),
                 encodeBuffer: ByteBuffer(capacity: 64), compressBuffer: ByteBuffer(capacity: 64))
-            return Log(
+            return BatchLog(
                 path: path, options: options, directory: directory, metadata: metadata, writer: state,
-                snapshot: LogSnapshot(sealed: Array(segments.dropLast()), active: segments.last), lockFile: nil, recovery: report,
-                streams: streamTable, consumers: consumers)
+                snapshot: LogSnapshot(sealed: Array(segments.dropLast()), active: segments.last), lockFile: nil, recovery: report)
         }
 
         // Every check passed: from here on the open changes files.
-        report.clampedCursors = try consumers.clamp(toEnd: end)
-        for cursor in report.clampedCursors {
-            Log.logger.warning(
-                "moved a cursor back to the recovered end of the log",
-                metadata: ["cursor": "\(cursor.name)", "was": "\(cursor.was)", "now": "\(cursor.now)"])
-        }
-        if !report.clampedCursors.isEmpty {
-            // Durable before any new event takes those positions: a cursor that
-            // came back after another power loss would skip events it never saw.
-            try consumers.sync()
-        }
         if let interrupted {
             try directory.remove(FileNames.segment(interrupted))
             report.removedFiles.append(FileNames.segment(interrupted))
@@ -173,7 +167,7 @@ struct Opener {
             segments.removeLast()
             active = ActiveSegment(
                 snapshot: last, file: lastFile, capacity: last.mapping.length,
-                indexPolicy: policy(resuming: last, interval: Int(metadata.indexInterval)),
+                indexPolicy: IndexPolicy(resuming: last, interval: Int(metadata.indexInterval)),
                 createdAt: (try? segmentCreatedAt(last)) ?? currentTimestamp(), writebackStart: last.dataEnd)
             active.snapshot.isSealed = false
             unsynced = max(0, last.dataEnd - lastSyncedEnd)
@@ -195,11 +189,10 @@ struct Opener {
         state.writtenSequence = UInt64(unsynced)
         let file = state.active.file
         let snapshot = LogSnapshot(sealed: segments, active: state.active.snapshot, sequence: UInt64(unsynced))
-        let log = Log(
+        let log = BatchLog(
             path: path, options: options, directory: directory, metadata: metadata, writer: state,
-            snapshot: snapshot, lockFile: lockFile, recovery: report, streams: streamTable, consumers: consumers)
+            snapshot: snapshot, lockFile: lockFile, recovery: report)
         log.groupCommit.begin(unsyncedBytes: UInt64(unsynced), file: file)
-        log.startFlusherIfNeeded()
         return log
     }
 
@@ -278,7 +271,7 @@ struct Opener {
     }
 
     struct OpenedSegment {
-        var segment: SegmentSnapshot
+        var segment: Segment
         var file: FileHandle
         /// Bytes before this offset are known to be on disk (Format.md §10).
         var syncedEnd: Int
@@ -305,8 +298,8 @@ struct Opener {
         let capacity = max(
             IndexPolicy.capacity(segmentBytes: length, interval: interval),
             (loaded?.offsets.count ?? 0) + (length - Int(loaded?.header.dataEnd ?? 0)) / interval + 2)
-        var segment = SegmentSnapshot(
-            basePosition: base, path: path, mapping: mapping, headerCRC: headerCRC,
+        var segment = Segment(
+            id: .next(), basePosition: base, path: path, mapping: mapping, headerCRC: headerCRC,
             offsetIndex: IndexBuffer(capacity: capacity), timeIndex: IndexBuffer(capacity: capacity),
             endPosition: base, dataEnd: SegmentHeader.size, offsetIndexCount: 0, timeIndexCount: 0,
             maxTimestamp: .min, firstTimestamp: nil, lastBatchOffset: 0, lastBatchCRC: headerCRC, isSealed: !isLast)
@@ -320,7 +313,7 @@ struct Opener {
             segment.maxTimestamp = loaded.header.maxTimestamp
             segment.firstTimestamp = loaded.header.endPosition == base ? nil : loaded.header.firstTimestamp
         }
-        var policy = policy(resuming: segment, interval: interval)
+        var policy = IndexPolicy(resuming: segment, interval: interval)
 
         let from = segment.dataEnd
         var syncedByBatches = SegmentHeader.size
@@ -362,7 +355,7 @@ struct Opener {
             case .tornTail(let reason):
                 let offset = outcome.dataEnd
                 report.tailCut = (file: path, offset: Int64(offset), reason: reason)
-                Log.logger.warning("cut a torn tail", metadata: ["file": "\(path)", "offset": "\(offset)", "reason": "\(reason)"])
+                BatchLog.logger.warning("cut a torn tail", metadata: ["file": "\(path)", "offset": "\(offset)", "reason": "\(reason)"])
                 if !readOnly {
                     try file.zeroRange(at: Int64(offset), length: Int64(length - offset))
                     try file.datasync()
@@ -443,32 +436,17 @@ struct Opener {
         }
     }
 
-    /// The index policy's state at the end of a segment whose indexes are loaded.
-    func policy(resuming segment: SegmentSnapshot, interval: Int) -> IndexPolicy {
-        var policy = IndexPolicy(interval: interval)
-        if segment.offsetIndexCount > 0 || segment.offsetIndex.writtenCount > 0 {
-            let count = max(segment.offsetIndexCount, segment.offsetIndex.writtenCount)
-            policy.bytesSinceOffsetEntry = segment.dataEnd - segment.offsetIndex[count - 1].byteOffset
-        }
-        let timeCount = max(segment.timeIndexCount, segment.timeIndex.writtenCount)
-        if timeCount > 0 {
-            policy.bytesSinceTimeEntry = segment.dataEnd - Int(segment.timeIndex[timeCount - 1].offset)
-        }
-        policy.runningMaxTimestamp = segment.maxTimestamp
-        return policy
-    }
-
-    func segmentCreatedAt(_ segment: SegmentSnapshot) throws -> Timestamp {
+    func segmentCreatedAt(_ segment: Segment) throws -> Timestamp {
         guard let bytes = segment.mapping.bytes(at: 0, count: SegmentHeader.size) else { return currentTimestamp() }
         return bytes.loadLE(at: 40, as: Int64.self)
     }
 
     /// A read-only log has no writer; its state holds the last segment (or a stub).
-    func placeholderActive(segments: [SegmentSnapshot], metadata: LogMetadata) throws -> ActiveSegment {
+    func placeholderActive(segments: [Segment], metadata: LogMetadata) throws -> ActiveSegment {
         let file = try FileHandle.open(directory.file(FileNames.metadata), readOnly: true, faults: options.storageFaults)
         let empty = try MappedRegion.map(file, length: 0)
-        let snapshot = segments.last ?? SegmentSnapshot(
-            basePosition: 0, path: "", mapping: empty, headerCRC: 0,
+        let snapshot = segments.last ?? Segment(
+            id: .next(), basePosition: 0, path: "", mapping: empty, headerCRC: 0,
             offsetIndex: IndexBuffer(capacity: 1), timeIndex: IndexBuffer(capacity: 1), endPosition: 0,
             dataEnd: SegmentHeader.size, offsetIndexCount: 0, timeIndexCount: 0, maxTimestamp: .min,
             firstTimestamp: nil, lastBatchOffset: 0, lastBatchCRC: 0, isSealed: true)

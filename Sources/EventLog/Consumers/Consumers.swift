@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Where a cursor or a subscription starts.
 public enum StartPoint: Sendable, Hashable {
     /// The first event still in the log.
@@ -30,15 +32,39 @@ public struct CursorInfo: Sendable, Hashable {
     public var lag: Lag
 }
 
-extension Log {
-    /// Creates the cursor `name` at `start` when it does not exist; returns its position.
-    /// Cursor names are 1 to 255 UTF-8 bytes.
+/// The consumer layer over the ordered log: named cursors (a durable
+/// position each), consumer groups and subscriptions. It owns the cursor
+/// journal (`store`) and the log's consumer groups; `Log` forwards to it.
+final class Consumers: Sendable {
+    let log: BatchLog
+    /// Named cursors and consumer groups' parked events (Format.md §15).
+    let store: ConsumerStore
+    /// Consumer groups of this log, by name (one shared instance each while
+    /// anyone holds it). Weak: a group holds its log, and a log released
+    /// without close() must be freed (its lock released) like after a crash.
+    let groups = Mutex<[String: WeakConsumerGroup]>([:])
+
+    init(log: BatchLog, store: ConsumerStore) {
+        self.log = log
+        self.store = store
+    }
+
+    var isClosed: Bool { log.isClosed }
+    var notifier: AppendNotifier { log.segments.notifier }
+    var startPosition: UInt64 { log.snapshot().startPosition }
+    var endPosition: UInt64 { log.snapshot().endPosition }
+    func snapshot() -> LogSnapshot { log.snapshot() }
+    func event(at position: UInt64) throws(EventLogError) -> Event { try log.event(at: position) }
+}
+
+extension Consumers {
+    /// `Log.createCursor(_:at:)`.
     @discardableResult
-    public func createCursor(_ name: String, at start: StartPoint = .start) throws(EventLogError) -> UInt64 {
+    func createCursor(_ name: String, at start: StartPoint = .start) throws(EventLogError) -> UInt64 {
         try Self.checkCursorName(name)
         let position = try resolve(start)
         var result = position
-        try consumers.write { (state) throws(EventLogError) -> [CursorRecord] in
+        try store.write { (state) throws(EventLogError) -> [CursorRecord] in
             if let existing = state.cursors[name] {
                 result = existing.position
                 return []
@@ -49,21 +75,21 @@ extension Log {
     }
 
     /// The position of cursor `name` (the next event to consume), nil when it does not exist.
-    public func cursorPosition(_ name: String) -> UInt64? {
-        consumers.state.withLock { $0.cursors[name]?.position }
+    func cursorPosition(_ name: String) -> UInt64? {
+        store.state.withLock { $0.cursors[name]?.position }
     }
 
     /// Commits that every event before `position` was processed. A cursor is
     /// created by its first commit. A commit never moves a cursor backwards
     /// (that is `resetCursor`) nor past the end of the log. Cheap: one small
     /// journal write; under `.always` durable on return (sharing syncs).
-    public func commitCursor(_ name: String, position: UInt64) throws(EventLogError) {
+    func commitCursor(_ name: String, position: UInt64) throws(EventLogError) {
         try Self.checkCursorName(name)
         let end = endPosition
         guard position <= end else {
             throw .positionOutOfRange(position: position, start: startPosition, end: end)
         }
-        try consumers.write { (state) throws(EventLogError) -> [CursorRecord] in
+        try store.write { (state) throws(EventLogError) -> [CursorRecord] in
             if let current = state.cursors[name]?.position {
                 if position == current { return [] }
                 guard position > current else {
@@ -76,24 +102,24 @@ extension Log {
 
     /// Moves cursor `name` to `start`, backwards or forwards (creating it when missing).
     @discardableResult
-    public func resetCursor(_ name: String, to start: StartPoint) throws(EventLogError) -> UInt64 {
+    func resetCursor(_ name: String, to start: StartPoint) throws(EventLogError) -> UInt64 {
         try Self.checkCursorName(name)
         let position = try resolve(start)
-        try consumers.write { _ in [CursorRecord(kind: .set, name: name, position: position, timestamp: currentTimestamp())] }
+        try store.write { _ in [CursorRecord(kind: .set, name: name, position: position, timestamp: currentTimestamp())] }
         return position
     }
 
     /// Deletes cursor `name` (and, for a consumer group, its parked events). Deleting a missing cursor does nothing.
-    public func deleteCursor(_ name: String) throws(EventLogError) {
-        try consumers.write { state in
+    func deleteCursor(_ name: String) throws(EventLogError) {
+        try store.write { state in
             state.cursors[name] == nil && state.parked[name] == nil
                 ? [] : [CursorRecord(kind: .delete, name: name, position: 0, timestamp: currentTimestamp())]
         }
     }
 
     /// Every cursor with its lag, sorted by name.
-    public func cursors() throws(EventLogError) -> [CursorInfo] {
-        let cursors = consumers.state.withLock { $0.cursors }
+    func cursors() throws(EventLogError) -> [CursorInfo] {
+        let cursors = store.state.withLock { $0.cursors }
         var infos: [CursorInfo] = []
         for (name, cursor) in cursors.sorted(by: { $0.key < $1.key }) {
             infos.append(CursorInfo(name: name, position: cursor.position, updatedAt: cursor.updatedAt, lag: try lag(from: cursor.position)))
@@ -102,14 +128,14 @@ extension Log {
     }
 
     /// How far cursor `name` is behind; nil when it does not exist.
-    public func lag(ofCursor name: String) throws(EventLogError) -> Lag? {
+    func lag(ofCursor name: String) throws(EventLogError) -> Lag? {
         guard let position = cursorPosition(name) else { return nil }
         return try lag(from: position)
     }
 
     /// How far a consumer at `position` is behind the end of the log.
-    public func lag(from position: UInt64) throws(EventLogError) -> Lag {
-        let snapshot = snapshot()
+    func lag(from position: UInt64) throws(EventLogError) -> Lag {
+        let snapshot = log.snapshot()
         let end = snapshot.endPosition
         let from = max(position, snapshot.startPosition)
         guard from < end else { return Lag(events: 0, bytes: 0, oldestUnconsumedAgeMicroseconds: nil) }
@@ -133,8 +159,8 @@ extension Log {
     /// The lowest position any of `cursors` still needs: segments wholly
     /// below it may be removed by retention without losing an unconsumed
     /// event (the retention hook; a missing cursor needs everything).
-    public func retentionFloor(keepingCursors names: [String]) -> UInt64 {
-        let cursors = consumers.state.withLock { $0.cursors }
+    func retentionFloor(keepingCursors names: [String]) -> UInt64 {
+        let cursors = store.state.withLock { $0.cursors }
         var floor = endPosition
         for name in names { floor = min(floor, cursors[name]?.position ?? startPosition) }
         return floor
@@ -149,7 +175,7 @@ extension Log {
             let end = endPosition
             guard p <= end else { throw .positionOutOfRange(position: p, start: startPosition, end: end) }
             return max(p, startPosition)
-        case .timestamp(let t): return try position(atOrAfter: t)
+        case .timestamp(let t): return try log.position(atOrAfter: t)
         }
     }
 

@@ -1,6 +1,45 @@
 import struct Foundation.UUID
 
-extension Log {
+/// The stream layer over the ordered log: appends that give each event the
+/// next version of its stream and check expectations, and reads by stream.
+/// A value holding the two objects it works with; `Log` forwards to it.
+struct Streams: Sendable {
+    let log: BatchLog
+    let index: StreamIndex
+    var table: StreamTable { index.table }
+}
+
+extension Streams {
+    /// `Log.append(_:)`.
+    func append(_ events: [NewEvent]) throws(EventLogError) -> Range<UInt64> {
+        try commit(wantsResult: false) { batch throws(EventLogError) in
+            for event in events { try batch.append(event) }
+        }.positions
+    }
+
+    /// `Log.append(_:)` of one event.
+    func append(_ event: NewEvent) throws(EventLogError) -> UInt64 {
+        try commit(wantsResult: false) { batch throws(EventLogError) in try batch.append(event) }.positions.lowerBound
+    }
+
+    /// `Log.appendBatch(_:)`.
+    func appendBatch(_ build: (inout BatchBuilder) throws -> Void) throws -> Range<UInt64> {
+        var failure: (any Error)?
+        let range: Range<UInt64>
+        do {
+            range = try commit(wantsResult: false) { batch throws(EventLogError) in
+                do { try build(&batch) } catch {
+                    failure = error
+                    throw .invalidArgument("batch abandoned")
+                }
+            }.positions
+        } catch {
+            if let failure { throw failure }
+            throw error
+        }
+        return range
+    }
+
     /// Appends `events` (to any number of streams) as one atomic batch,
     /// after checking each stream's expected version in `expecting`. Every
     /// event gets the next version of its stream.
@@ -17,8 +56,7 @@ extension Log {
     ///   soft-deleted one recreates it, continuing its versions.
     ///
     /// Blocks on the disk (under `.always`, until the batch is synced).
-    @discardableResult
-    public func append(_ events: [NewEvent], expecting: [String: ExpectedVersion]) throws(EventLogError) -> AppendResult {
+    func append(_ events: [NewEvent], expecting: [String: ExpectedVersion]) throws(EventLogError) -> AppendResult {
         // Expectations in a fixed order (the streams' first appearance, then by
         // name), so that of several mismatches the same one is reported each time.
         var ordered: [(String, ExpectedVersion)] = []
@@ -35,20 +73,11 @@ extension Log {
         }
     }
 
-    /// Appends `events` to `stream` (their own `stream` is replaced), expecting `expectedVersion`.
-    @discardableResult
-    public func append(
-        to stream: String, expectedVersion: ExpectedVersion = .any, _ events: [NewEvent]
-    ) throws(EventLogError) -> AppendResult {
-        try append(events.map { var e = $0; e.stream = stream; return e }, expecting: [stream: expectedVersion])
-    }
-
     /// Deletes a stream by appending a marker to the log. Soft: the stream
     /// reads as empty, and the next append recreates it with the next
     /// version numbers. Hard: it can never be read or written again. The
     /// events stay in the log until compaction frees them.
-    @discardableResult
-    public func deleteStream(_ stream: String, hard: Bool = false, expectedVersion: ExpectedVersion = .any) throws(EventLogError) -> UInt64 {
+    func deleteStream(_ stream: String, hard: Bool, expectedVersion: ExpectedVersion) throws(EventLogError) -> UInt64 {
         try commit(wantsResult: false) { batch throws(EventLogError) in
             try batch.expect(stream, expectedVersion)
             try batch.appendMarker(.delete(hard: hard), stream: stream)
@@ -57,11 +86,80 @@ extension Log {
 
     /// Hides the versions of `stream` below `version` from stream reads (a
     /// marker in the log; compaction frees the space later).
-    @discardableResult
-    public func truncateStream(_ stream: String, before version: UInt64) throws(EventLogError) -> UInt64 {
+    func truncateStream(_ stream: String, before version: UInt64) throws(EventLogError) -> UInt64 {
         try commit(wantsResult: false) { batch throws(EventLogError) in
             try batch.appendMarker(.truncate(before: version), stream: stream)
         }.positions.lowerBound
+    }
+
+    /// Builds, checks, writes and (under `.always`) syncs one batch. With
+    /// `wantsResult`, also reports the versions each stream got (which
+    /// allocates; the plain append path does not ask).
+    func commit(
+        wantsResult: Bool, _ build: (inout BatchBuilder) throws(EventLogError) -> Void
+    ) throws(EventLogError) -> AppendResult {
+        try log.commit { (state) throws(EventLogError) -> (result: AppendResult, sequence: UInt64, wait: Bool) in
+            let outcome = try appendLocked(&state, wantsResult: wantsResult, build)
+            return (outcome.result, outcome.sequence, !outcome.result.positions.isEmpty)
+        }
+    }
+
+    private struct CommitOutcome {
+        var result: AppendResult
+        var sequence: UInt64
+    }
+
+    /// The writer's part, under the writer lock: build the batch into the
+    /// writer's reused buffer, check it, write it, index it.
+    private func appendLocked(
+        _ state: inout WriterState, wantsResult: Bool, _ build: (inout BatchBuilder) throws(EventLogError) -> Void
+    ) throws(EventLogError) -> CommitOutcome {
+        let base = state.active.snapshot.endPosition
+        let buffer = state.encodeBuffer.take() ?? ByteBuffer(capacity: 1 << 20)
+        // Move the reused scratch out (so the builder holds the only reference and reuses its storage).
+        var scratch = index.batchScratch.withLock { scratch in
+            var taken = BatchStreams()
+            swap(&taken, &scratch)
+            return taken
+        }
+        var builder = BatchBuilder(buffer: buffer, streams: consume scratch, table: table, basePosition: base, now: currentTimestamp())
+        var buildError: EventLogError?
+        do { try build(&builder) } catch { buildError = error }
+        let count = builder.count
+        let firstTimestamp = builder.firstTimestamp
+        let maxTimestamp = builder.maxTimestamp
+        var batchStreams = builder.streams
+        var encoded = builder.finish()
+        var result: Result<CommitOutcome, EventLogError>
+        if let buildError {
+            result = .failure(buildError)
+        } else {
+            do throws(EventLogError) {
+                if let retry = try checkExpectations(batchStreams) {
+                    result = .success(CommitOutcome(result: retry, sequence: state.writtenSequence))
+                } else if count == 0 {
+                    result = .success(CommitOutcome(
+                        result: AppendResult(positions: base..<base, streams: [], wasRetry: false), sequence: state.writtenSequence))
+                } else {
+                    let (range, sequence) = try log.writeBatch(
+                        &state, encoded: &encoded, count: count, firstTimestamp: firstTimestamp, maxTimestamp: maxTimestamp
+                    ) { (written) throws(EventLogError) in
+                        try commitStreams(&batchStreams, written: written)
+                    }
+                    let versions = wantsResult ? batchStreams.versions(table: table) : []
+                    result = .success(CommitOutcome(
+                        result: AppendResult(positions: range, streams: versions, wasRetry: false), sequence: sequence))
+                }
+            } catch {
+                result = .failure(error)
+            }
+        }
+        encoded.count = 0
+        encoded.trim(to: 4 << 20)
+        state.encodeBuffer = consume encoded
+        batchStreams.reset()
+        index.batchScratch.withLock { swap(&batchStreams, &$0) }
+        return try result.get()
     }
 
     /// Checks the batch's expectations. Returns the original result when the
@@ -80,7 +178,7 @@ extension Log {
         if let mismatch {
             let slot = batch.slots[mismatch]
             throw .wrongExpectedVersion(
-                stream: batch.name(of: mismatch, table: streams), expected: slot.expectation ?? .any, actual: slot.versionBefore)
+                stream: batch.name(of: mismatch, table: table), expected: slot.expectation ?? .any, actual: slot.versionBefore)
         }
         return nil
     }
@@ -102,7 +200,7 @@ extension Log {
         for slot in batch.slots where slot.count > 0 {
             eventSlots += 1
             guard let id = slot.id, slot.allHaveIDs else { return nil }
-            let state = streams[id]
+            let state = table[id]
             guard state.lastAppendBatch != .max, state.lastAppendCount == slot.count,
                   lastBatch == nil || lastBatch == state.lastAppendBatch
             else { return nil }
@@ -119,7 +217,7 @@ extension Log {
         // Compare the event ids with the original batch's, stream by stream, in order.
         let original: [(stream: String, eventID: UUID?, position: UInt64)]
         do {
-            var reader = LogReader(snapshot: snapshot())
+            var reader = LogReader(snapshot: log.snapshot())
             original = try reader.batchEvents(containing: lastBatch)
         } catch {
             throw .wrapping(error)
@@ -129,12 +227,12 @@ extension Log {
         var versions: [StreamVersions] = []
         var positions: Range<UInt64>?
         for (index, slot) in batch.slots.enumerated() where slot.count > 0 {
-            let name = batch.name(of: index, table: streams)
+            let name = batch.name(of: index, table: table)
             let incoming = batch.items.filter { $0.slot == Int32(index) && $0.marker == nil }.map(\.eventID)
             let earlier = original.filter { $0.stream == name }
             if earlier.map(\.eventID) == incoming {
                 matched += 1
-                let state = streams[slot.id ?? 0]
+                let state = table[slot.id ?? 0]
                 versions.append(StreamVersions(
                     stream: name, firstVersion: state.lastAppendFirstVersion,
                     lastVersion: state.lastAppendFirstVersion + UInt64(state.lastAppendCount) - 1))
@@ -154,7 +252,7 @@ extension Log {
         }
         if matched > 0 {
             throw .idempotencyConflict(
-                stream: batch.name(of: batch.slots.firstIndex { $0.count > 0 } ?? 0, table: streams),
+                stream: batch.name(of: batch.slots.firstIndex { $0.count > 0 } ?? 0, table: table),
                 reason: "the append repeats part of an earlier multi-stream append")
         }
         return nil
@@ -163,18 +261,20 @@ extension Log {
     /// Applies a written batch to the stream table and the active segment's
     /// stream entries (under the table lock, before the batch is published).
     ///
-    /// Throws when the stream entries are full, which `rollIfNeeded` makes
+    /// Throws when the stream entries are full, which the writer makes
     /// impossible (it starts a new segment before a segment would hold more
-    /// events than `StreamEntries.capacity`); the table has then taken part
-    /// of the batch, and the caller must stop the writer.
-    func commitStreams(
-        _ batch: inout BatchStreams, batch header: BatchHeader, frameOffset: Int, compressed: Bool,
-        segment: inout SegmentSnapshot
-    ) throws(EventLogError) {
-        guard let entries = segment.streamEntries else { return }
-        let segmentBase = segment.basePosition
+    /// than `Limits.maxSegmentEvents`); the table has then taken part of
+    /// the batch, and the writer stops.
+    func commitStreams(_ batch: inout BatchStreams, written: WrittenBatch) throws(EventLogError) {
+        let header = written.header
+        let frameOffset = written.frameOffset
+        let compressed = written.compressed
+        guard let entries = index.activeEntries(for: written.segment) else {
+            throw .writerStopped(reason: "the stream index does not know the active segment \(written.segment.id)")
+        }
+        let segmentBase = written.segment.basePosition
         var full = false
-        streams.mutate { table in
+        table.mutate { table in
             // Streams this batch creates get their ids.
             for i in batch.slots.indices where batch.slots[i].id == nil {
                 guard batch.items.contains(where: { $0.slot == Int32(i) }) else { continue }
@@ -216,7 +316,7 @@ extension Log {
                 }
             }
         }
-        segment.streamEntryCount = entries.writtenCount
+        index.publishActiveCount(entries.writtenCount, position: header.endPosition)
         if full {
             throw .limitExceeded(limit: "events in a segment", value: entries.writtenCount + 1, maximum: StreamEntries.capacity)
         }

@@ -25,11 +25,11 @@ public struct EventFilter: Sendable {
     }
 }
 
-extension Log {
-    /// The state of `stream`, or nil when it never existed.
-    public func streamInfo(_ stream: String) throws(EventLogError) -> StreamInfo? {
-        let snapshot = snapshot()
-        guard let state = streams.read({ table in table.find(stream).map { table[$0] } }) else { return nil }
+extension Streams {
+    /// `Log.streamInfo(_:)`.
+    func streamInfo(_ stream: String) throws(EventLogError) -> StreamInfo? {
+        let snapshot = log.snapshot()
+        guard let state = table.read({ table in table.find(stream).map { table[$0] } }) else { return nil }
         var info = state.info()
         if info.count > 0 && state.truncateBefore > 0 {
             // The first readable event's position: the stream index knows it.
@@ -37,7 +37,7 @@ extension Log {
             var first: UInt64?
             do {
                 _ = try reader.readStream(
-                    state, streamID: streams.read { $0.find(stream) } ?? 0, from: state.truncateBefore, maxCount: 1,
+                    state, streamID: table.read { $0.find(stream) } ?? 0, index: index, from: state.truncateBefore, maxCount: 1,
                     direction: .forward) { view in first = view.position }
             } catch {
                 throw .wrapping(error)
@@ -47,10 +47,9 @@ extension Log {
         return info
     }
 
-    /// Every stream (or those whose name starts with `prefix`), sorted by
-    /// name, as `streamInfo(_:)` describes each.
-    public func streamInfos(prefix: String = "") throws(EventLogError) -> [StreamInfo] {
-        let states = streams.read { table in table.streams.filter { $0.name.hasPrefix(prefix) } }
+    /// `Log.streamInfos(prefix:)`.
+    func streamInfos(prefix: String) throws(EventLogError) -> [StreamInfo] {
+        let states = table.read { table in table.streams.filter { $0.name.hasPrefix(prefix) } }
         var infos: [StreamInfo] = []
         infos.reserveCapacity(states.count)
         for state in states {
@@ -64,50 +63,26 @@ extension Log {
         return infos.sorted { $0.name < $1.name }
     }
 
-    /// Reads the events of `stream` from version `from` (ascending with
-    /// `.forward`, descending with `.backward`), at most `maxCount`, lending
-    /// each to `body`. Versions below the stream's truncate-before point are
-    /// skipped; a soft-deleted stream reads as empty. Each event's own
-    /// checksum is verified, and its stream name confirmed.
-    ///
-    /// - Returns: how many events were lent.
-    /// - Throws: `streamDeleted` for a hard-deleted stream; `corruption`.
-    @discardableResult
-    public func readStream(
-        _ stream: String, from version: UInt64? = nil, maxCount: Int = .max, direction: ReadDirection = .forward,
+    /// `Log.readStream(_:from:maxCount:direction:_:)`.
+    func readStream(
+        _ stream: String, from version: UInt64?, maxCount: Int, direction: ReadDirection,
         _ body: (EventView) throws -> Void
     ) throws -> Int {
-        let snapshot = snapshot()
-        guard let (id, state) = streams.read({ table in table.find(stream).map { ($0, table[$0]) } }) else { return 0 }
+        let snapshot = log.snapshot()
+        guard let (id, state) = table.read({ table in table.find(stream).map { ($0, table[$0]) } }) else { return 0 }
         if state.deletion == .hard { throw EventLogError.streamDeleted(stream: stream) }
         var reader = LogReader(snapshot: snapshot)
         let start = version ?? (direction == .forward ? 0 : .max)
-        return try reader.readStream(state, streamID: id, from: start, maxCount: maxCount, direction: direction, body)
+        return try reader.readStream(state, streamID: id, index: index, from: start, maxCount: maxCount, direction: direction, body)
     }
 
-    /// The events of `stream` as owned values (see `readStream(_:from:maxCount:direction:_:)`).
-    public func events(
-        inStream stream: String, from version: UInt64? = nil, maxCount: Int = .max, direction: ReadDirection = .forward
-    ) throws(EventLogError) -> [Event] {
-        var events: [Event] = []
-        do {
-            try readStream(stream, from: version, maxCount: maxCount, direction: direction) { events.append(try $0.event()) }
-        } catch {
-            throw .wrapping(error)
-        }
-        return events
-    }
-
-    /// Reads the whole log from `position` like `read(from:maxCount:_:)`,
-    /// lending only the events `filter` accepts; `maxCount` counts those.
-    /// Skipped events still advance the returned position.
-    @discardableResult
-    public func read(
-        from position: UInt64, maxCount: Int = .max, filter: EventFilter, _ body: (EventView) throws -> Void
+    /// `Log.read(from:maxCount:filter:_:)`.
+    func read(
+        from position: UInt64, maxCount: Int, filter: EventFilter, _ body: (EventView) throws -> Void
     ) throws -> UInt64 {
         var remaining = maxCount
         var next = position
-        var reader = LogReader(snapshot: snapshot())
+        var reader = LogReader(snapshot: log.snapshot())
         // Read in chunks so `maxCount` counts matching events only.
         while remaining > 0 {
             var lent = 0
@@ -128,7 +103,7 @@ extension Log {
 extension LogReader {
     /// Lends the events of one stream (its state and id as the table had them).
     mutating func readStream(
-        _ state: StreamState, streamID: UInt32, from version: UInt64, maxCount: Int, direction: ReadDirection,
+        _ state: StreamState, streamID: UInt32, index: StreamIndex, from version: UInt64, maxCount: Int, direction: ReadDirection,
         _ body: (EventView) throws -> Void
     ) throws -> Int {
         if state.deletion != .none && state.deletion != .soft { return 0 }
@@ -140,7 +115,7 @@ extension LogReader {
         for i in segmentIndexes where lent < maxCount {
             let segment = snapshot[i]
             if let firstPosition = state.firstPosition, segment.endPosition <= firstPosition { continue }
-            var entries = streamEntries(of: state, streamID: streamID, in: segment)
+            var entries = streamEntries(of: state, streamID: streamID, in: segment, index: index.index(of: segment))
             if direction == .backward { entries.reverse() }
             // Keep the entries this read wants, find each one's batch and
             // prefetch its header and record: the loads below then overlap
@@ -173,10 +148,13 @@ extension LogReader {
 
     /// The stream's entries in one segment, in version order: (position, offset, version).
     private func streamEntries(
-        of state: StreamState, streamID: UInt32, in segment: SegmentSnapshot
+        of state: StreamState, streamID: UInt32, in segment: Segment, index: SegmentStreamIndex?
     ) -> [(UInt64, UInt32, UInt64)] {
         var result: [(UInt64, UInt32, UInt64)] = []
-        if let view = segment.streamIndex {
+        let entries: StreamEntries
+        let limit: Int
+        switch index {
+        case .file(let view)?:
             for g in view.groups(withHash: state.hash) {
                 let (_, firstVersion, first, count) = view.group(g)
                 // Collisions: each group's name is confirmed on its records by the caller.
@@ -187,9 +165,14 @@ extension LogReader {
             }
             if view.groups(withHash: state.hash).count > 1 { result.sort { $0.0 < $1.0 } }
             return result
+        case .entries(let published, let count)?:
+            entries = published
+            limit = count
+        case nil:
+            return result
         }
-        guard let entries = segment.streamEntries else { return result }
-        let limit = segment.streamEntryCount
+        // Entries of batches this reader's snapshot does not show yet are left out.
+        let end = segment.endPosition &- segment.basePosition
         if !segment.isSealed, state.activeSegment == segment.basePosition {
             // The active segment: follow the stream's chain back from its newest entry.
             var next = Int(state.activeTail)
@@ -197,7 +180,9 @@ extension LogReader {
                 let index = next - 1
                 if index < limit {
                     let e = entries[index]
-                    result.append((segment.basePosition &+ UInt64(e.relativePosition), e.offset, e.version))
+                    if UInt64(e.relativePosition) < end {
+                        result.append((segment.basePosition &+ UInt64(e.relativePosition), e.offset, e.version))
+                    }
                 }
                 next = Int(entries[index].previous)
             }
@@ -206,14 +191,16 @@ extension LogReader {
             // A sealed segment whose file is being written: scan its entries.
             for index in 0..<limit where entries[index].stream == streamID {
                 let e = entries[index]
-                result.append((segment.basePosition &+ UInt64(e.relativePosition), e.offset, e.version))
+                if UInt64(e.relativePosition) < end {
+                    result.append((segment.basePosition &+ UInt64(e.relativePosition), e.offset, e.version))
+                }
             }
         }
         return result
     }
 
     /// The record at `position`, stored at `offset` (a record offset, or a compressed batch's offset with the flag).
-    mutating func recordView(at position: UInt64, offset: UInt32, in segment: SegmentSnapshot, batchHint: Int? = nil) throws -> EventView {
+    mutating func recordView(at position: UInt64, offset: UInt32, in segment: Segment, batchHint: Int? = nil) throws -> EventView {
         guard offset & StreamEntry.compressedFlag == 0 else {
             // Inside an LZ4 batch: the point-read path decompresses it.
             return try withEvent(at: position) { $0 }

@@ -1,0 +1,74 @@
+extension Log {
+    /// Appends `events` as one atomic batch and returns their positions.
+    /// Each event gets the next version of its stream; no expectation is checked.
+    ///
+    /// All of them become visible and durable together, or none does. Under
+    /// `.always` this returns once the batch is on disk (sharing the sync with
+    /// concurrent appenders); under `.interval` and `.none`, once it is
+    /// written to the page cache. Blocks on the disk.
+    @discardableResult
+    public func append(_ events: [NewEvent]) throws(EventLogError) -> Range<UInt64> {
+        try streams.append(events)
+    }
+
+    /// Appends one event; returns its position.
+    @discardableResult
+    public func append(_ event: NewEvent) throws(EventLogError) -> UInt64 {
+        try streams.append(event)
+    }
+
+    /// Appends the events that `build` adds to the batch, as one atomic batch,
+    /// encoding each straight into the log's buffer (no allocation per event).
+    /// `build` runs under the writer lock: keep it short and do not call the
+    /// log from it. An empty batch writes nothing. When `build` throws,
+    /// nothing of the batch is written and its error is rethrown.
+    @discardableResult
+    public func appendBatch(_ build: (inout BatchBuilder) throws -> Void) throws -> Range<UInt64> {
+        try streams.appendBatch(build)
+    }
+
+    /// Appends `events` (to any number of streams) as one atomic batch,
+    /// after checking each stream's expected version in `expecting`. Every
+    /// event gets the next version of its stream.
+    ///
+    /// - All or nothing: if any expectation fails, nothing is written and
+    ///   `wrongExpectedVersion` names the stream and its actual version.
+    /// - Idempotent retries: when the events repeat, by event id, the last
+    ///   append to their streams (the same events, the same expectations),
+    ///   nothing is written and the original positions and versions are
+    ///   returned (`wasRetry`). Only the last append to each stream is
+    ///   recognised, and only when every event has an event id. Repeating
+    ///   some of its events but not all is `idempotencyConflict`.
+    /// - A hard-deleted stream fails with `streamDeleted`; appending to a
+    ///   soft-deleted one recreates it, continuing its versions.
+    ///
+    /// Blocks on the disk (under `.always`, until the batch is synced).
+    @discardableResult
+    public func append(_ events: [NewEvent], expecting: [String: ExpectedVersion]) throws(EventLogError) -> AppendResult {
+        try streams.append(events, expecting: expecting)
+    }
+
+    /// Appends `events` to `stream` (their own `stream` is replaced), expecting `expectedVersion`.
+    @discardableResult
+    public func append(
+        to stream: String, expectedVersion: ExpectedVersion = .any, _ events: [NewEvent]
+    ) throws(EventLogError) -> AppendResult {
+        try streams.append(events.map { var e = $0; e.stream = stream; return e }, expecting: [stream: expectedVersion])
+    }
+
+    /// Deletes a stream by appending a marker to the log. Soft: the stream
+    /// reads as empty, and the next append recreates it with the next
+    /// version numbers. Hard: it can never be read or written again. The
+    /// events stay in the log until compaction frees them.
+    @discardableResult
+    public func deleteStream(_ stream: String, hard: Bool = false, expectedVersion: ExpectedVersion = .any) throws(EventLogError) -> UInt64 {
+        try streams.deleteStream(stream, hard: hard, expectedVersion: expectedVersion)
+    }
+
+    /// Hides the versions of `stream` below `version` from stream reads (a
+    /// marker in the log; compaction frees the space later).
+    @discardableResult
+    public func truncateStream(_ stream: String, before version: UInt64) throws(EventLogError) -> UInt64 {
+        try streams.truncateStream(stream, before: version)
+    }
+}

@@ -1,0 +1,106 @@
+extension Log {
+    // MARK: Cursors
+
+    /// Creates the cursor `name` at `start` when it does not exist; returns its position.
+    /// Cursor names are 1 to 255 UTF-8 bytes.
+    @discardableResult
+    public func createCursor(_ name: String, at start: StartPoint = .start) throws(EventLogError) -> UInt64 {
+        try consumers.createCursor(name, at: start)
+    }
+
+    /// The position of cursor `name` (the next event to consume), nil when it does not exist.
+    public func cursorPosition(_ name: String) -> UInt64? {
+        consumers.cursorPosition(name)
+    }
+
+    /// Commits that every event before `position` was processed. A cursor is
+    /// created by its first commit. A commit never moves a cursor backwards
+    /// (that is `resetCursor`) nor past the end of the log. Cheap: one small
+    /// journal write; under `.always` durable on return (sharing syncs).
+    public func commitCursor(_ name: String, position: UInt64) throws(EventLogError) {
+        try consumers.commitCursor(name, position: position)
+    }
+
+    /// Moves cursor `name` to `start`, backwards or forwards (creating it when missing).
+    @discardableResult
+    public func resetCursor(_ name: String, to start: StartPoint) throws(EventLogError) -> UInt64 {
+        try consumers.resetCursor(name, to: start)
+    }
+
+    /// Deletes cursor `name` (and, for a consumer group, its parked events). Deleting a missing cursor does nothing.
+    public func deleteCursor(_ name: String) throws(EventLogError) {
+        try consumers.deleteCursor(name)
+    }
+
+    /// Every cursor with its lag, sorted by name.
+    public func cursors() throws(EventLogError) -> [CursorInfo] {
+        try consumers.cursors()
+    }
+
+    /// How far cursor `name` is behind; nil when it does not exist.
+    public func lag(ofCursor name: String) throws(EventLogError) -> Lag? {
+        try consumers.lag(ofCursor: name)
+    }
+
+    /// How far a consumer at `position` is behind the end of the log.
+    public func lag(from position: UInt64) throws(EventLogError) -> Lag {
+        try consumers.lag(from: position)
+    }
+
+    /// The lowest position any of `cursors` still needs: segments wholly
+    /// below it may be removed by retention without losing an unconsumed
+    /// event (the retention hook; a missing cursor needs everything).
+    public func retentionFloor(keepingCursors names: [String]) -> UInt64 {
+        consumers.retentionFloor(keepingCursors: names)
+    }
+
+    // MARK: Groups and subscriptions
+
+    /// The consumer group `name` (one shared instance per log and name while
+    /// any worker holds it: give it to every worker).
+    public func consumerGroup(_ name: String, options: ConsumerGroupOptions = ConsumerGroupOptions()) throws(EventLogError) -> ConsumerGroup {
+        try consumers.consumerGroup(name, options: options)
+    }
+
+    /// A subscription from `start`, catching up then following the log.
+    public func subscribe(from start: StartPoint = .start, filter: EventFilter = EventFilter()) throws(EventLogError) -> Subscription {
+        try consumers.subscribe(from: start, filter: filter)
+    }
+
+    /// A subscription bound to cursor `name`: it starts at the cursor's
+    /// committed position (creating the cursor at `createAt` when missing)
+    /// and commits its progress there.
+    public func subscribe(
+        cursor name: String, createAt: StartPoint = .start, filter: EventFilter = EventFilter(), autoCommit: AutoCommit? = nil
+    ) throws(EventLogError) -> Subscription {
+        try consumers.subscribe(cursor: name, createAt: createAt, filter: filter, autoCommit: autoCommit)
+    }
+
+    /// The events from `start` on, as an `AsyncSequence` that catches up and
+    /// then waits for appends. It reads only as the consumer asks (at most
+    /// `bufferSize` events ahead), so a slow consumer never makes anything
+    /// grow; cancelling the task ends it.
+    public func events(from start: StartPoint = .start, filter: EventFilter = EventFilter(), bufferSize: Int = 256) throws(EventLogError) -> EventSequence {
+        try consumers.events(from: start, filter: filter, bufferSize: bufferSize)
+    }
+
+    // MARK: Read-only logs
+
+    /// For a log opened read-only beside a writer in another process: picks
+    /// up what that writer appended since this log was opened (or last
+    /// refreshed): new batches of the last segment, new segments, and their
+    /// streams. Returns true when new events appeared (and wakes this log's
+    /// subscribers). A batch still being written is left for the next call.
+    ///
+    /// Also reads the cursor commits other processes made.
+    ///
+    /// Read-only logs only (a writable log sees its own appends at once).
+    /// Safe to call from any thread; calls are serialised. Blocks on the disk.
+    @discardableResult
+    public func refresh() throws(EventLogError) -> Bool {
+        guard options.readOnly else { return false }
+        try consumers.store.refreshFromDisk()
+        let (path, options) = (self.path, self.options)
+        return try batches.segments.refresh { Opener(path: path, options: options) }
+    }
+}

@@ -1,0 +1,24 @@
+extension Log {
+    /// Checks a log without changing it: every batch checksum and chain link,
+    /// every record checksum, the segment headers, that no segment is
+    /// missing, and every index file (offset, time and stream index) against
+    /// indexes rebuilt from the log. Works beside a live writer (it takes no
+    /// lock) and on a log that will not open. Blocks on the disk; reads
+    /// every byte of the log.
+    ///
+    /// - Throws: only when `path` holds no log at all; damage is reported in
+    ///   the returned report.
+    public static func verify(at path: String) throws(EventLogError) -> VerificationReport {
+        try LogVerifier.verify(at: path) { segment, directory, report in
+            StreamIndexBuilder.verifyFile(of: segment, directory: directory, report: &report)
+        }
+    }
+
+    /// Describes the log in `path` without changing it: its identity and
+    /// format version, how its last session ended, and each segment's extent
+    /// (walking batch headers; `verify` checks the checksums). Works beside a
+    /// live writer. Blocks on the disk.
+    public static func inspect(at path: String) throws(EventLogError) -> LogInspection {
+        try LogInspection.read(at: path)
+    }
+}

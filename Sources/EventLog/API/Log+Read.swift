@@ -1,0 +1,100 @@
+extension Log {
+    /// Reads events in position order starting at `position`, lending each
+    /// to `body` as an `EventView` of the stored bytes (zero-copy; valid only
+    /// during the call). Every batch's checksum is verified before any of its
+    /// events is lent.
+    ///
+    /// Reads a consistent snapshot: events appended meanwhile are not seen.
+    /// Never blocks the writer.
+    ///
+    /// - Returns: the position after the last event lent (where to continue).
+    /// - Throws: `EventLogError.corruption` naming the file and offset of a
+    ///   damaged batch; `positionOutOfRange` for a position before the start
+    ///   of the log; whatever `body` throws.
+    @discardableResult
+    public func read(
+        from position: UInt64, maxCount: Int = .max, _ body: (EventView) throws -> Void
+    ) throws -> UInt64 {
+        try batches.read(from: position, maxCount: maxCount, body)
+    }
+
+    /// The events from `position` on, at most `maxCount`, as owned values.
+    public func events(from position: UInt64, maxCount: Int = .max) throws(EventLogError) -> [Event] {
+        var events: [Event] = []
+        do {
+            try batches.read(from: position, maxCount: maxCount) { view in events.append(try view.event()) }
+        } catch {
+            throw .wrapping(error)
+        }
+        return events
+    }
+
+    /// Lends the event at `position` to `body`. Verifies that event's own
+    /// checksum (not its whole batch), so a point read stays cheap.
+    public func withEvent<R>(at position: UInt64, _ body: (EventView) throws -> R) throws -> R {
+        try batches.withEvent(at: position, body)
+    }
+
+    /// The event at `position`.
+    public func event(at position: UInt64) throws(EventLogError) -> Event {
+        try batches.event(at: position)
+    }
+
+    /// The position of the first event whose timestamp is at or after
+    /// `timestamp`, or `endPosition` when there is none.
+    public func position(atOrAfter timestamp: Timestamp) throws(EventLogError) -> UInt64 {
+        try batches.position(atOrAfter: timestamp)
+    }
+
+    /// Reads the whole log from `position` like `read(from:maxCount:_:)`,
+    /// lending only the events `filter` accepts; `maxCount` counts those.
+    /// Skipped events still advance the returned position.
+    @discardableResult
+    public func read(
+        from position: UInt64, maxCount: Int = .max, filter: EventFilter, _ body: (EventView) throws -> Void
+    ) throws -> UInt64 {
+        try streams.read(from: position, maxCount: maxCount, filter: filter, body)
+    }
+
+    // MARK: Streams
+
+    /// The state of `stream`, or nil when it never existed.
+    public func streamInfo(_ stream: String) throws(EventLogError) -> StreamInfo? {
+        try streams.streamInfo(stream)
+    }
+
+    /// Every stream (or those whose name starts with `prefix`), sorted by
+    /// name, as `streamInfo(_:)` describes each.
+    public func streamInfos(prefix: String = "") throws(EventLogError) -> [StreamInfo] {
+        try streams.streamInfos(prefix: prefix)
+    }
+
+    /// Reads the events of `stream` from version `from` (ascending with
+    /// `.forward`, descending with `.backward`), at most `maxCount`, lending
+    /// each to `body`. Versions below the stream's truncate-before point are
+    /// skipped; a soft-deleted stream reads as empty. Each event's own
+    /// checksum is verified, and its stream name confirmed.
+    ///
+    /// - Returns: how many events were lent.
+    /// - Throws: `streamDeleted` for a hard-deleted stream; `corruption`.
+    @discardableResult
+    public func readStream(
+        _ stream: String, from version: UInt64? = nil, maxCount: Int = .max, direction: ReadDirection = .forward,
+        _ body: (EventView) throws -> Void
+    ) throws -> Int {
+        try streams.readStream(stream, from: version, maxCount: maxCount, direction: direction, body)
+    }
+
+    /// The events of `stream` as owned values (see `readStream(_:from:maxCount:direction:_:)`).
+    public func events(
+        inStream stream: String, from version: UInt64? = nil, maxCount: Int = .max, direction: ReadDirection = .forward
+    ) throws(EventLogError) -> [Event] {
+        var events: [Event] = []
+        do {
+            try streams.readStream(stream, from: version, maxCount: maxCount, direction: direction) { events.append(try $0.event()) }
+        } catch {
+            throw .wrapping(error)
+        }
+        return events
+    }
+}

@@ -1,0 +1,133 @@
+import Synchronization
+import struct Foundation.UUID
+
+/// An event log: a directory of segment files holding checksummed batches of
+/// events, each event at a global position, in named streams.
+///
+/// `Log` is the public surface, and only that: every call is forwarded to
+/// the layer that owns it (see README, "Architecture"):
+/// - the ordered log of batches (`BatchLog`, with its `SegmentSet`):
+///   positions, durability, reads by position or time;
+/// - the stream layer (`Streams`): versions, expectations, reads by stream;
+/// - the consumer layer (`Consumers`): cursors, groups, subscriptions.
+///
+/// ## Concurrency
+/// A `Log` is safe to share between threads. Appends are serialized by one
+/// writer lock; durable appends then wait for a shared `fdatasync` outside
+/// it (group commit). Readers never take the writer lock: each read works on
+/// an immutable snapshot of the segments (taken under a separate lock held
+/// only to copy a few references) and sees whole, published batches only.
+///
+/// ## Blocking
+/// Every method may block on the disk: `append` (write, and under
+/// `.always` a sync), reads (page faults on the mapped segments), `sync`,
+/// `close`. Call them from your own threads, not from the Swift concurrency
+/// pool (`async` gives the same calls off that pool).
+public final class Log: Sendable {
+    /// The directory holding the log's files.
+    public let path: String
+    /// The log's identity (also in every segment header).
+    public let logID: UUID
+    public let options: LogOptions
+    /// What opening found and did (previous shutdown, tail cut, indexes rebuilt).
+    public let recovery: RecoveryReport
+
+    /// The ordered log of batches.
+    let batches: BatchLog
+    /// The stream layer over it.
+    let streams: Streams
+    /// The consumer layer over it.
+    let consumers: Consumers
+
+    private init(batches: BatchLog, streams: Streams, consumers: Consumers) {
+        self.batches = batches
+        self.streams = streams
+        self.consumers = consumers
+        self.path = batches.path
+        self.options = batches.options
+        self.recovery = batches.recovery
+        self.logID = UUID(uuid: batches.metadata.logID.withUnsafeBytes { $0.loadUnaligned(as: uuid_bytes.self) })
+    }
+
+    /// Opens the log in `path`, creating it when missing (unless
+    /// `options.createIfMissing` is false or the log is opened read-only).
+    ///
+    /// After a clean `close()` this reads only the small index files. After a
+    /// crash it checks the last segment from its last index checkpoint on,
+    /// cuts a torn final batch, and rebuilds missing or damaged indexes
+    /// (`recovery` says what it did). Damage anywhere else, a missing
+    /// segment, a foreign file or an unknown format version is an error
+    /// naming the file and byte offset; nothing is silently dropped.
+    ///
+    /// Blocks on the disk.
+    public static func open(at path: String, options: LogOptions = LogOptions()) throws(EventLogError) -> Log {
+        try options.validate()
+        do {
+            var index: StreamIndex?
+            var store: ConsumerStore?
+            let batches = try BatchLog.open(at: path, options: options) { opened in
+                // Every check of the segments passed; nothing was changed yet.
+                let directory = DirectoryOperations(path: path, faults: options.storageFaults)
+                index = try StreamIndex.open(&opened, options: options, directory: directory)
+                let consumers = try ConsumerStore.open(
+                    directory: directory, logID: opened.metadata.logID,
+                    durability: options.durability, writable: !options.readOnly || options.allowsCursorCommits)
+                store = consumers
+                guard !options.readOnly else { return }
+                opened.report.clampedCursors = try consumers.clamp(toEnd: opened.endPosition)
+                for cursor in opened.report.clampedCursors {
+                    BatchLog.logger.warning(
+                        "moved a cursor back to the recovered end of the log",
+                        metadata: ["cursor": "\(cursor.name)", "was": "\(cursor.was)", "now": "\(cursor.now)"])
+                }
+                if !opened.report.clampedCursors.isEmpty {
+                    // Durable before any new event takes those positions: a cursor that
+                    // came back after another power loss would skip events it never saw.
+                    try consumers.sync()
+                }
+            }
+            guard let index, let store else { throw EventLogError.closed }
+            if let active = batches.snapshot().active { index.activeSegmentChanged(to: active) }
+            batches.segments.attach(index)
+            let log = Log(
+                batches: batches, streams: Streams(log: batches, index: index), consumers: Consumers(log: batches, store: store))
+            batches.startFlusherIfNeeded { [weak store] in
+                if let store, store.groupCommit.hasUnsyncedWrites { try? store.sync() }
+            }
+            return log
+        } catch {
+            throw .wrapping(error)
+        }
+    }
+
+    /// The first position still in the log.
+    public var startPosition: UInt64 { batches.snapshot().startPosition }
+    /// The position the next appended event will get (one past the last).
+    public var endPosition: UInt64 { batches.snapshot().endPosition }
+    /// True once `close()` was called.
+    public var isClosed: Bool { batches.isClosed }
+
+    /// Makes everything appended so far durable, whatever the durability
+    /// policy: fdatasync of the active segment (sealed ones were synced when
+    /// sealed), of the cursor journal and of the directory. Blocks on the disk.
+    public func sync() throws(EventLogError) {
+        try batches.sync()
+        try consumers.store.sync()
+        do { try batches.directory.sync() } catch { throw .io(error) }
+    }
+
+    /// Closes the log: stops the flusher, syncs, writes the active segment's
+    /// indexes and the clean-shutdown marker (so the next open skips
+    /// recovery) and releases the writer lock. Further calls fail with
+    /// `.closed`. Reads already running finish on their snapshot.
+    public func close() throws(EventLogError) {
+        batches.stopFlusher()
+        var failure: EventLogError?
+        // Cursor commits (of a writer, or of a reader with allowsCursorCommits).
+        do { try consumers.store.sync() } catch { failure = error }
+        try batches.close()
+        if let failure { throw failure }
+    }
+}
+
+private typealias uuid_bytes = (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)

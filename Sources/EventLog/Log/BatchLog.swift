@@ -1,0 +1,206 @@
+import Synchronization
+import Logging
+import class Foundation.Thread
+import Dispatch
+
+/// The ordered log of batches: one writer appending checksummed batches to
+/// the active segment, group commit, durability, and reads by position.
+/// It knows nothing of streams or consumers: the layers above build the
+/// batches they append (`commit`, `writeBatch`) and keep their own indexes
+/// per segment (`SegmentIndexing`). The public `Log` composes it with them.
+///
+/// ## Concurrency
+/// Appends are serialized by one writer lock; durable appends then wait for
+/// a shared `fdatasync` outside it (group commit). Readers never take the
+/// writer lock: each read works on an immutable snapshot of the segments
+/// (`segments.snapshot()`), and sees whole, published batches only.
+final class BatchLog: Sendable {
+    let path: String
+    let options: LogOptions
+    /// What opening found and did (previous shutdown, tail cut, indexes rebuilt).
+    let recovery: RecoveryReport
+    let directory: DirectoryOperations
+    let metadata: LogMetadata
+    let writer: Mutex<WriterState>
+    /// The segments, and the snapshot readers see.
+    let segments: SegmentSet
+    let closedFlag = Atomic<Bool>(false)
+    let groupCommit = GroupCommit()
+    let lockFile: FileHandle?
+    let flusherState = Mutex<FlusherState>(.notStarted)
+    /// Zeros ahead of the writer under `.always` (nil otherwise).
+    let preallocator: Preallocator?
+    static let logger = Logger(label: "EventLog")
+
+    init(
+        path: String, options: LogOptions, directory: DirectoryOperations, metadata: LogMetadata,
+        writer: consuming WriterState, snapshot: LogSnapshot, lockFile: FileHandle?, recovery: RecoveryReport
+    ) {
+        self.path = path
+        self.options = options
+        self.directory = directory
+        self.metadata = metadata
+        self.writer = Mutex(writer)
+        self.segments = SegmentSet(directory: directory, metadata: metadata, snapshot: snapshot)
+        self.lockFile = lockFile
+        self.recovery = recovery
+        if options.durability == .always && !options.readOnly && options.preallocates {
+            let active = self.writer.withLock { ($0.active.file, $0.active.capacity, $0.active.dataEnd) }
+            let commit = groupCommit
+            preallocator = Preallocator(file: active.0, capacity: active.1, dataEnd: active.2) { reason in
+                commit.fail(reason)
+            }
+        } else {
+            preallocator = nil
+        }
+        let segments = self.segments
+        groupCommit.publishDurable = { segment, sequence in segments.publish(active: segment, sequence: sequence) }
+    }
+
+    deinit {
+        // A log released without close() is left as after a crash: the next
+        // open recovers the tail. Nothing acknowledged is lost.
+        preallocator?.stop()
+        groupCommit.wakeAll()  // the flusher, if sleeping, leaves at once
+    }
+
+    /// The snapshot readers work on.
+    @inline(__always) func snapshot() -> LogSnapshot { segments.snapshot() }
+
+    var isClosed: Bool { closedFlag.load(ordering: .relaxed) }
+
+    /// Stops the writer for good after a write or sync whose outcome on disk is unknown.
+    func stop(_ state: inout WriterState, _ reason: String) {
+        state.failure = state.failure ?? reason
+        groupCommit.fail(reason)
+    }
+
+    /// Makes everything appended so far durable, whatever the durability
+    /// policy: fdatasync of the active segment (sealed ones were synced when
+    /// sealed). The caller syncs the directory.
+    func sync() throws(EventLogError) {
+        if options.readOnly { throw .readOnly }
+        try groupCommit.syncNow()
+    }
+
+    /// Closes the writer: syncs, writes the active segment's indexes, the
+    /// layer above's checkpoint and the clean-shutdown marker (so the next
+    /// open skips recovery) and releases the writer lock. The flusher must
+    /// be stopped first.
+    func close() throws(EventLogError) {
+        preallocator?.stop()
+        closedFlag.store(true, ordering: .relaxed)
+        defer { segments.notifier.wakeAll() }
+        if options.readOnly {
+            writer.withLock { $0.closed = true }
+            return
+        }
+        let result: Result<Void, EventLogError> = writer.withLock { state in
+            if state.closed { return .success(()) }
+            state.closed = true
+            if let failure = state.failure ?? groupCommit.failureReason {
+                return .failure(.writerStopped(reason: failure))
+            }
+            // Background index writes (seals, checkpoints) land before the final ones.
+            segments.waitForIndexWrites()
+            do throws(IOError) {
+                try state.active.file.datasync()
+                // Synced: readers may see every batch written (under `.always`
+                // one whose appender is still waiting for its sync).
+                let active = state.active.snapshot
+                segments.publish(active: active, sequence: state.writtenSequence)
+                try segments.writeIndexFiles(active)
+                if let checkpoint = segments.indexing?.checkpoint(
+                    covering: active.endPosition, writtenBytes: state.writtenSequence, force: true) {
+                    try checkpoint()
+                }
+                let marker = CleanShutdownMarker(
+                    endPosition: active.endPosition, lastSegmentBase: active.basePosition,
+                    lastSegmentDataEnd: UInt32(state.active.dataEnd), closedAt: currentTimestamp())
+                try directory.writeAtomically(FileNames.cleanShutdown, bytes: marker.encode())
+                return .success(())
+            } catch {
+                return .failure(.io(error))
+            }
+        }
+        lockFile?.unlock()
+        try result.get()
+    }
+}
+
+/// Everything the writer lock guards.
+struct WriterState: ~Copyable, Sendable {
+    var active: ActiveSegment
+    /// Reused encode and compression buffers: no allocation per batch once grown.
+    var encodeBuffer: ByteBuffer?
+    var compressBuffer: ByteBuffer
+    /// Total bytes ever written by this writer: the group commit's sequence.
+    /// Starts at the bytes of the recovered active segment not known to be
+    /// on disk, so the first sync covers them too.
+    var writtenSequence: UInt64 = 0
+    /// The sequence the group commit last reported durable (may lag behind: it only ever claims less).
+    var knownDurable: UInt64 = 0
+    /// Data end of the active segment at its last index checkpoint.
+    var checkpointEnd = 0
+    /// Set when a write or sync failed in a way that leaves the disk state unknown.
+    var failure: String?
+    var closed = false
+
+    /// The offset in the active segment before which every byte is known to
+    /// be on disk: what a new batch records as its synced lag (Format.md §5).
+    var syncedEnd: Int {
+        let unsynced = Int(writtenSequence - min(knownDurable, writtenSequence))
+        return max(SegmentHeader.size, active.dataEnd - unsynced)
+    }
+}
+
+enum FlusherState {
+    case notStarted, running, stopping, stopped
+}
+
+// MARK: - The interval flusher
+
+extension BatchLog {
+    /// Starts the background thread of `.interval` durability: it syncs every
+    /// interval when something was written, and then runs `alsoSync` (the
+    /// layers above sync their own files). A failed sync stops the writer.
+    func startFlusherIfNeeded(alsoSync: @escaping @Sendable () -> Void) {
+        guard case .interval(let ms) = options.durability, !options.readOnly else { return }
+        flusherState.withLock { $0 = .running }
+        let seconds = Double(ms) / 1000
+        let commit = groupCommit
+        let thread = Thread { [weak self] in
+            while true {
+                // Sleep first: a sync is due an interval after the writes it
+                // covers (and an open is not followed by a sync at a moment
+                // that depends on thread timing).
+                commit.sleep(seconds: seconds) { self?.flusherState.withLock({ $0 }) != .running }
+                // Hold the log only while working, not while sleeping, so a
+                // log released without close() can still be freed.
+                guard let log = self, log.flusherState.withLock({ $0 }) == .running else { break }
+                if log.groupCommit.hasUnsyncedWrites {
+                    do { try log.groupCommit.syncNow() } catch {
+                        log.writer.withLock { $0.failure = $0.failure ?? "\(error)" }
+                    }
+                }
+                alsoSync()
+            }
+            self?.flusherState.withLock { $0 = .stopped }
+        }
+        thread.name = "EventLog.flusher"
+        thread.start()
+    }
+
+    func stopFlusher() {
+        let wasRunning = flusherState.withLock { state -> Bool in
+            if state == .running { state = .stopping; return true }
+            return false
+        }
+        guard wasRunning else { return }
+        groupCommit.wakeAll()
+        // Wait for the thread to leave its loop (at most one sync).
+        while flusherState.withLock({ $0 }) == .stopping {
+            groupCommit.sleep(seconds: 0.001)
+        }
+    }
+}

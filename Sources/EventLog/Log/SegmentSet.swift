@@ -1,0 +1,301 @@
+import Dispatch
+import Logging
+import Synchronization
+
+/// What a layer above the log keeps per segment (the stream index), told by
+/// the segment set about every change to the set. This is how the log calls
+/// up without naming the layer: the stream layer implements it, and the
+/// segment set holds it once the log is open (`attach`).
+///
+/// None of these calls may call back into the log.
+protocol SegmentIndexing: AnyObject, Sendable {
+    /// `segment` is now the active segment (created on a roll, grown, or
+    /// the one an open found); the one before it, if any, is sealed. Called
+    /// under the writer lock, before readers can see `segment`.
+    func activeSegmentChanged(to segment: Segment)
+
+    /// The work that writes this layer's index file of `segment` as this
+    /// value shows it (a sealed segment, or a checkpoint of the active one),
+    /// taken under the writer lock, when `segment` is current; it runs on the
+    /// index writer's queue after the segment's offset and time index files.
+    func indexFileWriter(for segment: Segment) -> (@Sendable () throws(IOError) -> Void)?
+
+    /// A checkpoint of the state this layer persists beside the segments
+    /// (the stream table) as of `position`, taken now under the writer lock
+    /// when one is due after `writtenBytes` bytes written in all; the
+    /// returned work runs on the index writer's queue once that data is on
+    /// disk. Nil when no checkpoint is due.
+    func checkpoint(covering position: UInt64, writtenBytes: UInt64, force: Bool) -> (@Sendable () throws(IOError) -> Void)?
+
+    /// A read-only log's refresh found more on disk: bring this layer up to
+    /// `snapshot` (new records, new segments) before it is published.
+    func catchUp(with snapshot: LogSnapshot) throws(EventLogError)
+}
+
+/// The one owner of the log's set of segments: the only code that knows
+/// how segment files are named, that they are consecutive, how one is
+/// created, sealed, published to readers, given its index files, and found
+/// again on disk by a read-only process (`refresh`). Opening finds the set
+/// (`Opener`), the writer appends to its active segment (`BatchLog`), and
+/// everything else asks it.
+///
+/// ## Concurrency
+/// The published snapshot is guarded by a lock held only to copy or replace
+/// a few references. Only the writer (under the writer lock) or, for a
+/// read-only log, `refresh` (under its own lock) changes the set. Index
+/// files are written on one serial background queue, in order, identified
+/// by the segment's `id`: a segment replaced under the same base position
+/// never receives the old one's files.
+final class SegmentSet: Sendable {
+    let directory: DirectoryOperations
+    let metadata: LogMetadata
+    var logID: [UInt8] { metadata.logID }
+    var indexInterval: Int { Int(metadata.indexInterval) }
+    private let published: Mutex<LogSnapshot>
+    /// Wakes subscribers when a batch is published.
+    let notifier = AppendNotifier()
+    /// Writes index files (of sealed segments, and checkpoints of the active
+    /// one) in the background, in order. Not the Swift concurrency pool.
+    let indexWriter = DispatchQueue(label: "EventLog.indexWriter")
+    private let indexingSlot = Mutex<(any SegmentIndexing)?>(nil)
+    /// Serialises `refresh()` of a read-only log.
+    private let refreshLock = Mutex<Void>(())
+    static let logger = Logger(label: "EventLog")
+
+    init(directory: DirectoryOperations, metadata: LogMetadata, snapshot: LogSnapshot) {
+        self.directory = directory
+        self.metadata = metadata
+        self.published = Mutex(snapshot)
+    }
+
+    /// Connects the layer above; from here on it hears of every change.
+    func attach(_ indexing: any SegmentIndexing) {
+        indexingSlot.withLock { $0 = indexing }
+    }
+
+    var indexing: (any SegmentIndexing)? { indexingSlot.withLock { $0 } }
+
+    // MARK: The published snapshot
+
+    /// The snapshot readers work on.
+    @inline(__always) func snapshot() -> LogSnapshot {
+        published.withLock { $0 }
+    }
+
+    /// Publishes the active segment as `segment` shows it, unless readers
+    /// already see a later state (under `.always` sync leaders publish out
+    /// of the writer lock, in any order); wakes subscribers when it is new.
+    func publish(active segment: Segment, sequence: UInt64) {
+        let newer = published.withLock { published -> Bool in
+            guard sequence > published.sequence else { return false }
+            published.active = segment
+            published.sequence = sequence
+            return true
+        }
+        if newer { notifier.notify() }
+    }
+
+    /// Publishes a batch the writer just wrote (policies other than
+    /// `.always`, where the writer's own view is what readers see).
+    @inline(__always) func publishWritten(active segment: Segment, sequence: UInt64) {
+        published.withLock {
+            $0.active = segment
+            $0.sequence = sequence
+        }
+        notifier.notify()
+    }
+
+    // MARK: Changing the set (writer only)
+
+    /// Creates the segment file that starts at `base` (Format.md §4 and §10:
+    /// header synced before the directory) and makes it known to the layer
+    /// above. Not yet published: `seal` or `install` does that.
+    func create(base: UInt64, capacity: Int) throws(EventLogError) -> ActiveSegment {
+        let next = try ActiveSegment.create(
+            base: base, capacity: capacity, indexInterval: indexInterval, logID: logID, directory: directory)
+        indexing?.activeSegmentChanged(to: next.snapshot)
+        return next
+    }
+
+    /// Seals `sealed` (its data already synced) and publishes `next` as the
+    /// active segment after it; then writes the sealed segment's index files
+    /// in the background.
+    func seal(_ sealed: Segment, next: Segment, sequence: UInt64) {
+        var sealed = sealed
+        sealed.isSealed = true
+        published.withLock { snapshot in
+            snapshot.sealed.append(sealed)
+            snapshot.active = next
+            snapshot.sequence = sequence
+        }
+        notifier.notify()
+        // After publishing: the layer above then swaps the sealed segment's
+        // in-memory entries for its file.
+        scheduleIndexWrite(sealed, durableAt: nil, commit: nil)
+    }
+
+    /// Replaces the empty active segment by `grown` (the same file, longer
+    /// and mapped again, with a new id).
+    func replaceEmptyActive(with grown: Segment) {
+        indexing?.activeSegmentChanged(to: grown)
+        published.withLock { $0.active = grown }
+    }
+
+    // MARK: Index files
+
+    /// Writes the index files describing `segment` as it is in this value
+    /// (offset, time, and the layer above's), on the index writer's queue.
+    /// Failures are logged: indexes are derived data, and the next open
+    /// rebuilds what is missing.
+    ///
+    /// With `sequence` (a checkpoint of the active segment), the files are
+    /// written only once `commit` reports the data they describe on disk: a
+    /// checkpoint is then evidence, for recovery, that its data was synced
+    /// (Format.md §10).
+    func scheduleIndexWrite(_ segment: Segment, durableAt sequence: UInt64?, commit: GroupCommit?) {
+        let upper = indexing?.indexFileWriter(for: segment)
+        // Weak: a log released without close() (a crash, as far as the files
+        // are concerned) must not be kept alive, and its lock held, by this.
+        indexWriter.async { [weak self] in
+            guard let self else { return }
+            do {
+                if let sequence, let commit { try commit.waitDurable(upTo: sequence) }
+                // A segment no longer in the set (replaced under the same
+                // base, or grown and mapped again) gets no files: they would
+                // describe another file's data.
+                guard self.contains(segment.id) else { return }
+                try ActiveSegment.writeIndexFiles(segment, directory: self.directory)
+                try upper?()
+            } catch {
+                Self.logger.warning("could not write index files; they will be rebuilt", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Writes the offset, time and upper-layer index files of `segment` now
+    /// (the writer, under its lock).
+    func writeIndexFiles(_ segment: Segment) throws(IOError) {
+        try ActiveSegment.writeIndexFiles(segment, directory: directory)
+        try indexing?.indexFileWriter(for: segment)?()
+    }
+
+    /// Runs `work` (a checkpoint of the layer above) on the index writer's
+    /// queue once `commit` reports bytes up to `sequence` on disk.
+    func scheduleCheckpoint(_ work: @escaping @Sendable () throws(IOError) -> Void, durableAt sequence: UInt64, commit: GroupCommit) {
+        indexWriter.async {
+            do {
+                try commit.waitDurable(upTo: sequence)
+                try work()
+            } catch {
+                Self.logger.warning("could not write a checkpoint; the next open replays the log", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// True when the published set holds the segment with this id. Whatever
+    /// replaces segments must do it on the index writer's queue (or wait for
+    /// it), so that this check and the write that follows it are not raced.
+    func contains(_ id: SegmentID) -> Bool {
+        published.withLock { snapshot in
+            snapshot.active?.id == id || snapshot.sealed.contains { $0.id == id }
+        }
+    }
+
+    /// Waits for every index write queued so far.
+    func waitForIndexWrites() { indexWriter.sync {} }
+
+    // MARK: Refresh (read-only logs)
+
+    /// For a read-only log beside a writer in another process: finds what
+    /// that writer added since (new batches of the last segment, new
+    /// segments), lets the layer above catch up, then publishes it. Returns
+    /// true when new events appeared. A batch or segment still being
+    /// written is left for the next call. Calls are serialised.
+    func refresh(opener: () -> Opener) throws(EventLogError) -> Bool {
+        try refreshLock.withLock { (_) throws(EventLogError) -> Bool in
+            do {
+                var opener = opener()
+                return try refreshLocked(opener: &opener)
+            } catch {
+                throw .wrapping(error)
+            }
+        }
+    }
+
+    private func refreshLocked(opener: inout Opener) throws -> Bool {
+        var snapshot = self.snapshot()
+        let before = snapshot.endPosition
+
+        // 0. The last segment grew since it was mapped (an empty segment grown
+        //    for a large batch, or one seen before its length was set): map it
+        //    again, or its new bytes would never be looked at.
+        if let last = snapshot.active, let length = currentLength(of: last.path), length != last.mapping.length {
+            guard let reopened = try openIfReady(base: last.basePosition, opener: &opener) else { return false }
+            snapshot.active = reopened
+        }
+
+        // 1. New batches at the end of the last segment.
+        if var last = snapshot.active, let bytes = last.mapping.bytes(at: 0, count: last.mapping.length) {
+            var policy = IndexPolicy(resuming: last, interval: indexInterval)
+            let outcome = SegmentScanner.scan(
+                bytes, from: last.dataEnd, end: bytes.count, previousCRC: last.lastBatchCRC, expectedBase: last.endPosition,
+                lastBatchOffset: last.lastBatchOffset
+            ) { batch, offset in
+                policy.add(
+                    batch: batch, at: offset, records: batch.plainRecords(in: bytes, at: offset), segmentBase: last.basePosition,
+                    offsetIndex: last.offsetIndex, timeIndex: last.timeIndex)
+            }
+            if outcome.batches > 0 {
+                last.extend(with: outcome)
+                snapshot.active = last
+            }
+        }
+
+        // 2. Segments created since.
+        let names = try directory.list()
+        let lastBase = snapshot.active?.basePosition
+        let newBases = names.compactMap(FileNames.segmentBase).filter { base in lastBase.map { base > $0 } ?? true }.sorted()
+        for base in newBases {
+            guard base == snapshot.endPosition else { break }  // not yet complete, or a gap: next time
+            // A segment whose header the writer has not written yet: next time.
+            guard let segment = try openIfReady(base: base, opener: &opener) else { break }
+            if var previous = snapshot.active {
+                previous.isSealed = true
+                snapshot.sealed.append(previous)
+            }
+            snapshot.active = segment
+        }
+
+        let current = self.snapshot()
+        guard snapshot.endPosition > before || snapshot.count != current.count
+            || snapshot.active?.mapping.length != current.active?.mapping.length
+        else { return false }
+        try indexing?.catchUp(with: snapshot)
+        let refreshed = snapshot
+        published.withLock { $0 = refreshed }
+        notifier.notify()
+        return snapshot.endPosition > before
+    }
+
+    /// The length of the file at `path` now, nil when it cannot be read.
+    private func currentLength(of path: String) -> Int? {
+        guard let file = try? FileHandle.open(path, readOnly: true, faults: directory.faults) else { return nil }
+        return (try? file.length()).map { Int($0) }
+    }
+
+    /// Opens segment `base` as the last one, or returns nil when its writer
+    /// is still creating it (shorter than a header, or the header still
+    /// zeros): such a file is looked at again by the next refresh, instead of
+    /// reading as damage.
+    private func openIfReady(base: UInt64, opener: inout Opener) throws -> Segment? {
+        let path = directory.file(FileNames.segment(base))
+        var header = [UInt8](repeating: 0, count: SegmentHeader.size)
+        let file = try FileHandle.open(path, readOnly: true, faults: directory.faults)
+        var read: Result<Int, IOError> = .success(0)
+        header.withUnsafeMutableBytes { raw in
+            do throws(IOError) { read = .success(try file.read(into: raw, at: 0)) } catch { read = .failure(error) }
+        }
+        if try read.get() < SegmentHeader.size || header.allSatisfy({ $0 == 0 }) { return nil }
+        return try opener.openSegment(base: base, isLast: true, nextBase: nil, metadata: metadata, marker: nil, tableCovered: nil).segment
+    }
+}

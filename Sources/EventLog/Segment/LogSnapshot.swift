@@ -1,0 +1,33 @@
+/// The state readers see: the sealed segments, oldest first, then the active one.
+struct LogSnapshot: Sendable {
+    var sealed: [Segment]
+    /// The segment being appended to (nil only for an empty read-only log).
+    var active: Segment?
+    /// The writer's sequence (bytes written) this snapshot shows: a snapshot
+    /// replaces the published one only when it shows more (under `.always`
+    /// sync leaders publish out of the writer lock, in any order).
+    var sequence: UInt64 = 0
+
+    var count: Int { sealed.count + (active == nil ? 0 : 1) }
+
+    @inline(__always) subscript(i: Int) -> Segment {
+        i < sealed.count ? sealed[i] : active!
+    }
+
+    var first: Segment? { sealed.first ?? active }
+    var last: Segment? { active ?? sealed.last }
+
+    var startPosition: UInt64 { first?.basePosition ?? 0 }
+    var endPosition: UInt64 { last?.endPosition ?? 0 }
+
+    /// The index of the segment holding `position` (the last whose base ≤ position).
+    @inline(__always) func segmentIndex(for position: UInt64) -> Int? {
+        var low = 0
+        var high = count
+        while low < high {
+            let mid = (low + high) / 2
+            if self[mid].basePosition <= position { low = mid + 1 } else { high = mid }
+        }
+        return low == 0 ? nil : low - 1
+    }
+}

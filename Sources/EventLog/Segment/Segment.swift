@@ -1,0 +1,85 @@
+import Synchronization
+
+/// One segment of the log, sealed or active, as readers see it: its file's
+/// mapping, its published extent and its offset and time indexes. A value:
+/// the writer publishes a new one (through the segment set) after each
+/// batch; a reader's copy never changes under it.
+///
+/// What other layers keep per segment (the stream index) they keep by the
+/// segment's `id`, not inside it.
+struct Segment: Sendable {
+    /// This segment as this process opened or created it (see `SegmentID`).
+    let id: SegmentID
+    let basePosition: UInt64
+    let path: String
+    let mapping: MappedRegion
+    /// The segment header's checksum: the chain seed of its first batch.
+    let headerCRC: UInt32
+    let offsetIndex: IndexBuffer<OffsetIndexEntry>
+    let timeIndex: IndexBuffer<TimeIndexEntry>
+
+    /// The position after the last published batch.
+    var endPosition: UInt64
+    /// The byte offset after the last published batch.
+    var dataEnd: Int
+    var offsetIndexCount: Int
+    var timeIndexCount: Int
+    /// The largest timestamp of any event in the segment (Int64.min when empty).
+    var maxTimestamp: Timestamp
+    /// The first timestamp of the segment's first batch (nil when empty).
+    var firstTimestamp: Timestamp?
+    /// The last published batch (offset and frame checksum), for index files and recovery.
+    var lastBatchOffset: Int
+    var lastBatchCRC: UInt32
+    var isSealed: Bool
+
+    var isEmpty: Bool { endPosition == basePosition }
+
+    /// The byte offset of a batch at or before the one holding `position`:
+    /// where a scan for `position` starts.
+    @inline(__always) func batchOffset(atOrBefore position: UInt64) -> Int {
+        guard let entry = indexEntry(atOrBefore: position) else { return SegmentHeader.size }
+        return offsetIndex[Int(entry.batchEntry)].byteOffset
+    }
+
+    /// The last offset-index entry at or before `position`.
+    @inline(__always) func indexEntry(atOrBefore position: UInt64) -> OffsetIndexEntry? {
+        let relative = position &- basePosition
+        guard let i = offsetIndex.lastIndex(count: offsetIndexCount, where: { UInt64($0.relativePosition) <= relative })
+        else { return nil }
+        return offsetIndex[i]
+    }
+
+    /// The byte offset of a batch at or before the first event with a timestamp ≥ `timestamp`.
+    func batchOffset(forTimestamp timestamp: Timestamp) -> Int {
+        guard let i = timeIndex.lastIndex(count: timeIndexCount, where: { $0.maxTimestampBefore < timestamp })
+        else { return SegmentHeader.size }
+        return Int(timeIndex[i].offset)
+    }
+
+    /// The description an index file carries of this segment.
+    var indexFileHeader: IndexFileHeader {
+        IndexFileHeader(
+            basePosition: basePosition, endPosition: endPosition, dataEnd: UInt32(dataEnd),
+            lastBatchOffset: UInt32(lastBatchOffset), lastBatchCRC: lastBatchCRC,
+            firstTimestamp: firstTimestamp ?? .min, maxTimestamp: maxTimestamp)
+    }
+}
+
+/// The identity of a segment as this process opened, created or remapped it.
+/// Two segments with the same base position (a file replaced by a rewritten
+/// one, or an empty segment grown and mapped again) have different ids, so
+/// work queued for one (its index files, another layer's entries) can never
+/// be applied to the other. Never stored on disk.
+struct SegmentID: Hashable, Sendable, CustomStringConvertible {
+    let value: UInt64
+
+    private static let counter = Atomic<UInt64>(0)
+
+    /// A new id, never handed out before in this process.
+    static func next() -> SegmentID {
+        SegmentID(value: counter.add(1, ordering: .relaxed).newValue)
+    }
+
+    var description: String { "segment#\(value)" }
+}
