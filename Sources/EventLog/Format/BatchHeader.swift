@@ -14,6 +14,7 @@ public enum Compression: UInt8, Sendable, CaseIterable {
 /// the frame, that is every byte but itself.
 struct BatchHeader: Equatable, Sendable {
     static let size = 48
+    /// Attribute bits 0–2: the codec. Every other bit is reserved (zero).
     static let codecMask: UInt16 = 0x0007
 
     /// Whole frame length, header included.
@@ -106,8 +107,11 @@ enum FrameCheck {
 
 extension BatchHeader {
     /// Checks the frame at `offset` of `bytes` (a mapped segment): length
-    /// bounds, checksum, chain to `previousCRC` and `expectedBase` when given.
-    /// Checks every byte of the frame: this is the scan's verification.
+    /// bounds, checksum, chain to `previousCRC` and `expectedBase` when given,
+    /// the header's fields (record count, records length, codec, reserved
+    /// attribute bits zero, an uncompressed area's length), in the order
+    /// Format.md §5 lists them. Checks every byte of the frame: this is the
+    /// scan's verification.
     static func check(
         _ bytes: UnsafeRawBufferPointer, at offset: Int, end: Int, previousCRC: UInt32?, expectedBase: UInt64?
     ) -> FrameCheck {
@@ -146,6 +150,9 @@ extension BatchHeader {
               Int(header.recordsLength) <= Limits.maxBatchBytes,
               header.codecValue <= UInt16(Compression.lz4.rawValue)
         else { return .invalid(reason: "batch header fields out of range", header: header) }
+        guard header.attributes & ~Self.codecMask == 0 else {
+            return .invalid(reason: "batch attributes have reserved bits set", header: header)
+        }
         if header.codecValue == 0 && Int(header.recordsLength) != header.storedLength {
             return .invalid(reason: "uncompressed records length differs from the frame", header: header)
         }

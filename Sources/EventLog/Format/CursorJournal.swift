@@ -95,7 +95,10 @@ struct CursorRecord: Equatable, Sendable {
         }
         let nameLength = Int(record[9])
         let at = 10 + nameLength
-        guard nameLength >= 1, length >= fixedBytes + nameLength else {
+        guard nameLength >= 1 else {
+            throw corrupt("cursor journal record of kind \(kind.rawValue) has an empty name")
+        }
+        guard length >= fixedBytes + nameLength else {
             throw corrupt("cursor journal record of kind \(kind.rawValue) has a bad name length")
         }
         let name = String(decoding: UnsafeRawBufferPointer(rebasing: record[10..<at]), as: UTF8.self)
@@ -145,6 +148,11 @@ enum CursorJournalHeader {
         guard bytes.count >= size,
               CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<(size - 4)])) == bytes.loadLE(at: size - 4, as: UInt32.self)
         else { throw .corruption(file: file, offset: 0, reason: "cursor journal header checksum mismatch") }
+        for range in [10..<16, 32..<44] {
+            if let at = Reserved.firstNonZero(bytes, range) {
+                throw .corruption(file: file, offset: Int64(at), reason: "reserved byte \(at) of the cursor journal header is not zero")
+            }
+        }
         guard Array(bytes[16..<32]) == logID else {
             throw .foreignFile(file: file, reason: "cursor journal belongs to another log (log id differs)")
         }

@@ -1,12 +1,14 @@
 /// The checks every small fixed-size file of the log starts with (the log
 /// metadata, the log start): magic, format version, size, checksum of
-/// everything before its last 4 bytes, in that order, each with its own
-/// typed error naming the file.
+/// everything before its last 4 bytes, then that its reserved bytes are
+/// zero (Format.md §12), in that order, each with its own typed error
+/// naming the file.
 enum FixedFile {
     /// A reader over `bytes` once they pass the checks; `what` names the
-    /// kind of file in the error for a wrong magic.
+    /// kind of file in the error for a wrong magic; `reserved` are the byte
+    /// ranges that must be zero.
     static func reader(
-        _ bytes: [UInt8], magic: UInt64, size: Int, file: String, what: String
+        _ bytes: [UInt8], magic: UInt64, size: Int, file: String, what: String, reserved: [Range<Int>] = []
     ) throws(EventLogError) -> ByteReader {
         guard bytes.count >= 10 else { throw .corruption(file: file, offset: 0, reason: "file is \(bytes.count) bytes, too short") }
         let r = ByteReader(bytes: bytes)
@@ -17,6 +19,11 @@ enum FixedFile {
         }
         guard bytes.count == size else { throw .corruption(file: file, offset: 0, reason: "file is \(bytes.count) bytes, expected \(size)") }
         guard r.checksumHolds(length: size) else { throw .corruption(file: file, offset: Int64(size - 4), reason: "checksum mismatch") }
+        for range in reserved {
+            if let at = Reserved.firstNonZero(bytes, range) {
+                throw .corruption(file: file, offset: Int64(at), reason: "reserved byte \(at) is not zero")
+            }
+        }
         return r
     }
 }

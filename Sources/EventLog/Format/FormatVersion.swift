@@ -1,7 +1,40 @@
-/// The on-disk format version this build writes and reads (Format.md, "Versioning").
-/// A file of any other version is refused with `EventLogError.unsupportedFormatVersion`.
+/// The on-disk format versions this build knows (Format.md §12, "Versioning").
+///
+/// Like SQLite's pair of version bytes, a log has a **read version** (the
+/// version field of every file, `eventlog.meta`'s included) and a **write
+/// version** (`eventlog.meta` bytes 10–11; 0 there means "equal to the read
+/// version"). A build opens a log whose read version it knows; it writes to
+/// it only when it knows the write version too. Any other read version is
+/// refused with `EventLogError.unsupportedFormatVersion`, never guessed at.
 enum FormatVersion {
+    /// The read version: the version field this build writes in every file
+    /// and the only one it reads.
     static let current: UInt16 = 1
+    /// The highest write version this build may write under. A log whose
+    /// write version is higher opens read-only only.
+    static let write: UInt16 = 1
+
+    /// The write version a log's metadata stores as `stored` (0: equal to
+    /// the read version `read`).
+    @inline(__always) static func effectiveWrite(stored: UInt16, read: UInt16) -> UInt16 {
+        stored == 0 ? read : stored
+    }
+}
+
+/// Reserved fields (Format.md §12): every reserved byte is written as zero,
+/// and a reader refuses a file, header or frame in which one is not.
+enum Reserved {
+    /// The offset of the first non-zero byte of `bytes[range]`, nil when all
+    /// are zero (or the range is not inside `bytes`).
+    static func firstNonZero(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int? {
+        guard range.lowerBound >= 0, range.upperBound <= bytes.count else { return nil }
+        return range.first { bytes[$0] != 0 }
+    }
+
+    /// The same over an array.
+    static func firstNonZero(_ bytes: [UInt8], _ range: Range<Int>) -> Int? {
+        bytes.withUnsafeBytes { firstNonZero($0, range) }
+    }
 }
 
 /// The 8-byte magic numbers at the start of each kind of file.

@@ -119,6 +119,7 @@ enum IndexFile {
             throw Unusable(reason: "length does not match its \(count) entries")
         }
         guard r.checksumHolds(length: bytes.count) else { throw Unusable(reason: "checksum mismatch") }
+        guard Reserved.firstNonZero(bytes, 44..<48) == nil else { throw Unusable(reason: "reserved field is not zero") }
         let header = IndexFileHeader(
             basePosition: r.le(16, UInt64.self), endPosition: r.le(24, UInt64.self), dataEnd: r.le(32, UInt32.self),
             lastBatchOffset: r.le(36, UInt32.self), lastBatchCRC: r.le(40, UInt32.self),
@@ -132,8 +133,7 @@ enum IndexFile {
 ///
 ///     0   u64  magic "EVLOGCLN"
 ///     8   u16  format version
-///     10  u16  reserved
-///     12  u32  reserved
+///     10  6    reserved (0)
 ///     16  u64  end position of the log
 ///     24  u64  base position of the last segment
 ///     32  u32  data end of the last segment
@@ -159,12 +159,13 @@ struct CleanShutdownMarker: Equatable, Sendable {
         return w.bytes
     }
 
-    /// nil when the bytes are not a valid marker (the shutdown then counts as unclean).
+    /// nil when the bytes are not a valid marker, reserved bytes not zero
+    /// included (the shutdown then counts as unclean).
     static func decode(_ bytes: [UInt8]) -> CleanShutdownMarker? {
         guard bytes.count == size else { return nil }
         let r = ByteReader(bytes: bytes)
         guard r.le(0, UInt64.self) == Magic.cleanShutdown, r.le(8, UInt16.self) == FormatVersion.current,
-              r.checksumHolds(length: size)
+              r.checksumHolds(length: size), Reserved.firstNonZero(bytes, 10..<16) == nil
         else { return nil }
         return CleanShutdownMarker(
             endPosition: r.le(16, UInt64.self), lastSegmentBase: r.le(24, UInt64.self),

@@ -1,19 +1,32 @@
 /// The log's identity and creation settings: the file `eventlog.meta`
 /// (Format.md, "Log metadata file"). Written once, atomically, when the log is created.
+///
+/// The format version at byte 8 is the log's read version; bytes 10–11 hold
+/// its write version (0: equal to the read version, what this build writes).
+/// Segment bytes and compression are informational (what the log was
+/// created with); the index interval is the log's, whatever the options say.
 struct LogMetadata: Equatable, Sendable {
     static let size = 60
+    /// Bytes that must be zero (Format.md §3, §12).
+    static let reserved: [Range<Int>] = [12..<16, 49..<56]
 
     var logID: [UInt8]  // 16 bytes
     var createdAt: Timestamp
     var segmentBytes: UInt32
     var indexInterval: UInt32
     var compression: Compression
+    /// The write version as stored: 0 means equal to the read version.
+    var storedWriteVersion: UInt16 = 0
+
+    /// The write version the log asks of a writer.
+    var writeVersion: UInt16 { FormatVersion.effectiveWrite(stored: storedWriteVersion, read: FormatVersion.current) }
 
     func encode() -> [UInt8] {
         var w = ByteWriter()
         w.le(Magic.logMetadata)
         w.le(FormatVersion.current)
-        w.zeros(6)
+        w.le(storedWriteVersion)
+        w.zeros(4)
         w.raw(logID)
         w.le(createdAt)
         w.le(segmentBytes)
@@ -24,13 +37,38 @@ struct LogMetadata: Equatable, Sendable {
         return w.bytes
     }
 
-    static func decode(_ bytes: [UInt8], file: String) throws(EventLogError) -> LogMetadata {
-        let r = try FixedFile.reader(bytes, magic: Magic.logMetadata, size: size, file: file, what: "metadata file")
+    /// Decodes and checks the file. With `writing` (an open that may write
+    /// any file of the log), a write version this build does not know is
+    /// refused with `unsupportedFormatVersion` (found: the write version);
+    /// a read-only open reads such a log.
+    static func decode(_ bytes: [UInt8], file: String, writing: Bool = false) throws(EventLogError) -> LogMetadata {
+        let r = try FixedFile.reader(
+            bytes, magic: Magic.logMetadata, size: size, file: file, what: "metadata file", reserved: reserved)
+        let storedWrite = r.le(10, UInt16.self)
+        guard storedWrite == 0 || storedWrite >= FormatVersion.current else {
+            throw .corruption(
+                file: file, offset: 10,
+                reason: "write version \(storedWrite) is below the read version \(FormatVersion.current)")
+        }
         guard let compression = Compression(rawValue: r.le(48, UInt8.self)) else {
             throw .corruption(file: file, offset: 48, reason: "unknown compression code")
         }
-        return LogMetadata(
+        let interval = r.le(44, UInt32.self)
+        guard interval >= LogMetadata.minIndexInterval, interval <= LogMetadata.maxIndexInterval else {
+            throw .corruption(
+                file: file, offset: 44,
+                reason: "index interval \(interval) is outside \(LogMetadata.minIndexInterval)...\(LogMetadata.maxIndexInterval)")
+        }
+        let metadata = LogMetadata(
             logID: r.slice(16, 16), createdAt: r.le(32, Int64.self), segmentBytes: r.le(40, UInt32.self),
-            indexInterval: r.le(44, UInt32.self), compression: compression)
+            indexInterval: interval, compression: compression, storedWriteVersion: storedWrite)
+        if writing && metadata.writeVersion > FormatVersion.write {
+            throw .unsupportedFormatVersion(file: file, found: Int(metadata.writeVersion), supported: Int(FormatVersion.write))
+        }
+        return metadata
     }
+
+    /// The index intervals a log may have (the range `LogOptions` accepts).
+    static let minIndexInterval: UInt32 = 64
+    static let maxIndexInterval: UInt32 = 1 << 24
 }

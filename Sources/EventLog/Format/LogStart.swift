@@ -27,7 +27,8 @@ struct LogStart: Equatable, Sendable {
     }
 
     static func decode(_ bytes: [UInt8], file: String) throws(EventLogError) -> LogStart {
-        let r = try FixedFile.reader(bytes, magic: Magic.logStart, size: size, file: file, what: "start file")
+        let r = try FixedFile.reader(
+            bytes, magic: Magic.logStart, size: size, file: file, what: "start file", reserved: [10..<16])
         return LogStart(startPosition: r.le(16, UInt64.self), writtenAt: r.le(24, Int64.self))
     }
 }

@@ -7,7 +7,7 @@ import struct Foundation.UUID
 ///     u8      flags             bit 0: timestamp delta present; bit 1: metadata present; bit 2: stream marker
 ///     varint  timestampDelta    zigzag, relative to the batch's firstTimestamp (if bit 0)
 ///     varint  version
-///     u8      streamLength, stream bytes
+///     u8      streamLength (≥ 1), stream bytes
 ///     u8      typeLength, type bytes
 ///     varint  metadataLength, metadata bytes (if bit 1)
 ///     …       data: the rest of the body
@@ -165,6 +165,7 @@ extension Record {
         }
         let streamLength = Int(body[i])
         i += 1
+        guard streamLength >= 1 else { throw RecordDefect(reason: "empty stream name", offset: start) }
         guard streamLength <= body.count - i - 1 else { throw RecordDefect(reason: "stream name runs past the record", offset: start) }
         let stream = UnsafeRawBufferPointer(rebasing: body[i..<(i + streamLength)])
         i += streamLength
@@ -181,10 +182,19 @@ extension Record {
             metadata = UnsafeRawBufferPointer(rebasing: body[i..<(i + Int(length))])
             i += Int(length)
         }
+        let data = UnsafeRawBufferPointer(rebasing: body[i...])
+        if flags & flagMarker != 0 {
+            // Format.md §13.1: a marker of a type (or data) that format
+            // version 1 does not define was not written by a version 1
+            // writer; ignoring it would read its stream in another state.
+            guard StreamMarker(type: type, data: data) != nil else {
+                throw RecordDefect(reason: "unknown stream marker (type or data not defined)", offset: start)
+            }
+        }
         offset = end
         return EventView(
             position: position, version: version, timestamp: timestamp, streamBytes: stream, typeBytes: type,
-            data: UnsafeRawBufferPointer(rebasing: body[i...]), metadataBytes: metadata, isMarker: flags & flagMarker != 0)
+            data: data, metadataBytes: metadata, isMarker: flags & flagMarker != 0)
     }
 
     /// Skips the record at `offset` without decoding it.

@@ -26,8 +26,9 @@ struct SegmentHeader: Equatable, Sendable {
         return ByteReader(bytes: bytes).le(Self.size - 4, UInt32.self)
     }
 
-    /// Decodes and checks a header: magic, version, checksum, then that it
-    /// belongs to the log `logID` and starts at `expectedBase` (when given).
+    /// Decodes and checks a header: magic, version, checksum, header length
+    /// and reserved bytes (zero), then that it belongs to the log `logID`
+    /// and starts at `expectedBase` (when given).
     static func decode(
         _ bytes: UnsafeRawBufferPointer, file: String, logID: [UInt8]?, expectedBase: UInt64?
     ) throws(EventLogError) -> SegmentHeader {
@@ -46,6 +47,15 @@ struct SegmentHeader: Equatable, Sendable {
         let stored = bytes.loadLE(at: size - 4, as: UInt32.self)
         guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<(size - 4)])) == stored else {
             throw .corruption(file: file, offset: 0, reason: "segment header checksum mismatch")
+        }
+        let headerLength = bytes.loadLE(at: 10, as: UInt16.self)
+        guard Int(headerLength) == size else {
+            throw .corruption(file: file, offset: 10, reason: "segment header length is \(headerLength), not \(size)")
+        }
+        for range in [12..<16, 48..<60] {
+            if let at = Reserved.firstNonZero(bytes, range) {
+                throw .corruption(file: file, offset: Int64(at), reason: "reserved byte \(at) of the segment header is not zero")
+            }
         }
         let header = SegmentHeader(
             logID: Array(bytes[16..<32]), basePosition: bytes.loadLE(at: 32, as: UInt64.self),

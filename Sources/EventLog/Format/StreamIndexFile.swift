@@ -127,6 +127,7 @@ struct StreamIndexView: @unchecked Sendable {
         guard expected == bytes.count else { return nil }
         let stored = bytes.loadLE(at: bytes.count - 4, as: UInt32.self)
         guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<(bytes.count - 4)])) == stored else { return nil }
+        guard Reserved.firstNonZero(bytes, 10..<12) == nil, Reserved.firstNonZero(bytes, 48..<64) == nil else { return nil }
         let header = IndexFileHeader(
             basePosition: bytes.loadLE(at: 16, as: UInt64.self), endPosition: bytes.loadLE(at: 24, as: UInt64.self),
             dataEnd: bytes.loadLE(at: 32, as: UInt32.self), lastBatchOffset: bytes.loadLE(at: 36, as: UInt32.self),

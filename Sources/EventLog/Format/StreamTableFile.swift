@@ -45,13 +45,19 @@ enum StreamTableFile {
         return Array(buffer.bytes)
     }
 
-    /// The covered position of an intact table (magic, version and checksum
-    /// checked; rows not decoded); nil when the bytes are not a valid table.
+    /// True when the header's reserved fields (bytes 10–11 and 24–31) are zero.
+    static func reservedZero(_ raw: UnsafeRawBufferPointer) -> Bool {
+        Reserved.firstNonZero(raw, 10..<12) == nil && Reserved.firstNonZero(raw, 24..<32) == nil
+    }
+
+    /// The covered position of an intact table (magic, version, checksum and
+    /// reserved fields checked; rows not decoded); nil when the bytes are not a valid table.
     static func coveredPosition(_ bytes: [UInt8]) -> UInt64? {
         bytes.withUnsafeBytes { raw -> UInt64? in
             guard raw.count >= headerSize + 4, raw.loadLE(at: 0, as: UInt64.self) == Magic.streamTable,
                   raw.loadLE(at: 8, as: UInt16.self) == FormatVersion.current,
-                  CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 4)])) == raw.loadLE(at: raw.count - 4, as: UInt32.self)
+                  CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 4)])) == raw.loadLE(at: raw.count - 4, as: UInt32.self),
+                  reservedZero(raw)
             else { return nil }
             return raw.loadLE(at: 16, as: UInt64.self)
         }
@@ -62,7 +68,8 @@ enum StreamTableFile {
         bytes.withUnsafeBytes { raw -> ([StreamTableRow], UInt64)? in
             guard raw.count >= headerSize + 4, raw.loadLE(at: 0, as: UInt64.self) == Magic.streamTable,
                   raw.loadLE(at: 8, as: UInt16.self) == FormatVersion.current,
-                  CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 4)])) == raw.loadLE(at: raw.count - 4, as: UInt32.self)
+                  CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 4)])) == raw.loadLE(at: raw.count - 4, as: UInt32.self),
+                  reservedZero(raw)
             else { return nil }
             let count = Int(raw.loadLE(at: 12, as: UInt32.self))
             let covered = raw.loadLE(at: 16, as: UInt64.self)

@@ -202,7 +202,7 @@ struct Opener {
         let file = directory.file(FileNames.metadata)
         if let bytes = try directory.readWhole(FileNames.metadata) {
             report.previousShutdown = .unclean  // refined once the marker is read
-            return try LogMetadata.decode(bytes, file: file)
+            return try LogMetadata.decode(bytes, file: file, writing: !readOnly || options.allowsCursorCommits)
         }
         if segmentsExist {
             throw EventLogError.corruption(file: file, offset: 0, reason: "the log metadata file is missing but segments exist")
