@@ -68,7 +68,7 @@ extension LogInspection {
                     allocated += (try? handle.allocatedBytes()) ?? 0
                 }
             }
-            let bases = names.compactMap(FileNames.segmentBase).sorted()
+            let bases = SegmentSet.bases(in: names)
             for (i, base) in bases.enumerated() {
                 segments.append(try inspectSegment(base: base, isLast: i == bases.count - 1, directory: directory, logID: metadata.logID))
             }
@@ -89,7 +89,7 @@ extension LogInspection {
             var missing: [Range<UInt64>] = []
             var expected = start
             for segment in segments {
-                if segment.basePosition > expected { missing.append(expected..<segment.basePosition) }
+                if case .missing(let gap) = SegmentSet.succession(of: segment.basePosition, after: expected) { missing.append(gap) }
                 expected = max(expected, segment.endPosition)
             }
             var inspection = LogInspection(

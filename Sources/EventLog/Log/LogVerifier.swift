@@ -37,7 +37,8 @@ enum LogVerifier {
         var report = VerificationReport()
         let names: [String]
         do { names = try directory.list() } catch { throw .io(error) }
-        guard names.contains(FileNames.metadata) || names.contains(where: { FileNames.segmentBase($0) != nil }) else {
+        let bases = SegmentSet.bases(in: names)
+        guard names.contains(FileNames.metadata) || !bases.isEmpty else {
             throw .notFound(path: path)
         }
         var metadata: LogMetadata?
@@ -54,7 +55,6 @@ enum LogVerifier {
         }
         let marker = (try? directory.readWhole(FileNames.cleanShutdown))?.flatMap(CleanShutdownMarker.decode)
         let interval = Int(metadata?.indexInterval ?? 4096)
-        let bases = names.compactMap(FileNames.segmentBase).sorted()
         var expected: UInt64?
         // The log start position (Format.md §3.1): the first segment must begin there.
         let startFile = directory.file(FileNames.logStart)
@@ -62,12 +62,18 @@ enum LogVerifier {
             let start = try directory.readWhole(FileNames.logStart).map { bytes throws(EventLogError) in
                 try LogStart.decode(bytes, file: startFile).startPosition
             } ?? 0
-            if let first = bases.first, first != start {
-                report.problems.append(.init(
-                    file: directory.file(FileNames.segment(first)), offset: 0,
-                    reason: first > start
-                        ? "positions \(start)..<\(first) are missing (the log starts at \(start): a segment is missing before this one)"
-                        : "segment starts at \(first), before the log start position \(start)"))
+            if let first = bases.first {
+                switch SegmentSet.succession(of: first, after: start) {
+                case .follows: break
+                case .missing(let gap):
+                    report.problems.append(.init(
+                        file: directory.file(FileNames.segment(first)), offset: 0,
+                        reason: "positions \(gap.lowerBound)..<\(gap.upperBound) are missing (the log starts at \(start): a segment is missing before this one)"))
+                case .overlaps:
+                    report.problems.append(.init(
+                        file: directory.file(FileNames.segment(first)), offset: 0,
+                        reason: "segment starts at \(first), before the log start position \(start)"))
+                }
             }
         } catch let error as EventLogError {
             report.problems.append(problem(error, file: startFile))
@@ -77,12 +83,18 @@ enum LogVerifier {
         for (i, base) in bases.enumerated() {
             let isLast = i == bases.count - 1
             // After a damaged segment its end is unknown: no gap is claimed.
-            if let expected, expected != base {
-                report.problems.append(.init(
-                    file: directory.file(FileNames.segment(base)), offset: 0,
-                    reason: expected < base
-                        ? "positions \(expected)..<\(base) are missing (a segment is missing before this one)"
-                        : "segment overlaps the one before it, which ends at \(expected)"))
+            if let expected {
+                switch SegmentSet.succession(of: base, after: expected) {
+                case .follows: break
+                case .missing(let gap):
+                    report.problems.append(.init(
+                        file: directory.file(FileNames.segment(base)), offset: 0,
+                        reason: "positions \(gap.lowerBound)..<\(gap.upperBound) are missing (a segment is missing before this one)"))
+                case .overlaps:
+                    report.problems.append(.init(
+                        file: directory.file(FileNames.segment(base)), offset: 0,
+                        reason: "segment overlaps the one before it, which ends at \(expected)"))
+                }
             }
             expected = verifySegment(
                 base: base, isLast: isLast, directory: directory, logID: metadata?.logID, interval: interval,

@@ -74,7 +74,7 @@ struct Opener {
                 report.removedFiles.append(name)
             }
         }
-        var bases = names.compactMap(FileNames.segmentBase).sorted()
+        var bases = SegmentSet.bases(in: names)
         let metadata = try loadOrCreateMetadata(segmentsExist: !bases.isEmpty)
 
         // The marker stays until every check below has passed: an open that
@@ -94,26 +94,32 @@ struct Opener {
             bases.removeLast()
         }
         let start = try loadOrCreateStart()
-        if let first = bases.first, first != start {
-            if first > start {
+        if let first = bases.first {
+            switch SegmentSet.succession(of: first, after: start) {
+            case .follows: break
+            case .missing:
                 throw EventLogError.missingSegment(expectedBasePosition: start, found: FileNames.segment(first))
+            case .overlaps:
+                throw EventLogError.corruption(
+                    file: directory.file(FileNames.segment(first)), offset: 32,
+                    reason: "segment starts at position \(first), before the log start position \(start) that \(FileNames.logStart) records")
             }
-            throw EventLogError.corruption(
-                file: directory.file(FileNames.segment(first)), offset: 32,
-                reason: "segment starts at position \(first), before the log start position \(start) that \(FileNames.logStart) records")
         }
 
         var segments: [Segment] = []
         var lastFile: FileHandle?
         var lastSyncedEnd = SegmentHeader.size
         for (i, base) in bases.enumerated() {
-            if let previous = segments.last, previous.endPosition != base {
-                if base > previous.endPosition {
+            if let previous = segments.last {
+                switch SegmentSet.succession(of: base, after: previous.endPosition) {
+                case .follows: break
+                case .missing:
                     throw EventLogError.missingSegment(expectedBasePosition: previous.endPosition, found: FileNames.segment(base))
+                case .overlaps:
+                    throw EventLogError.corruption(
+                        file: directory.file(FileNames.segment(base)), offset: 0,
+                        reason: "segment starts at position \(base) but the one before it ends at \(previous.endPosition)")
                 }
-                throw EventLogError.corruption(
-                    file: directory.file(FileNames.segment(base)), offset: 0,
-                    reason: "segment starts at position \(base) but the one before it ends at \(previous.endPosition)")
             }
             let isLast = i == bases.count - 1
             let opened = try openSegment(

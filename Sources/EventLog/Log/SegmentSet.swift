@@ -254,9 +254,10 @@ final class SegmentSet: Sendable {
         // 2. Segments created since.
         let names = try directory.list()
         let lastBase = snapshot.active?.basePosition
-        let newBases = names.compactMap(FileNames.segmentBase).filter { base in lastBase.map { base > $0 } ?? true }.sorted()
+        let newBases = Self.bases(in: names).filter { base in lastBase.map { base > $0 } ?? true }
         for base in newBases {
-            guard base == snapshot.endPosition else { break }  // not yet complete, or a gap: next time
+            // Not yet complete, or a gap: next time.
+            guard Self.succession(of: base, after: snapshot.endPosition) == .follows else { break }
             // A segment whose header the writer has not written yet: next time.
             guard let segment = try openIfReady(base: base, opener: &opener) else { break }
             if var previous = snapshot.active {
@@ -297,5 +298,35 @@ final class SegmentSet: Sendable {
         }
         if try read.get() < SegmentHeader.size || header.allSatisfy({ $0 == 0 }) { return nil }
         return try opener.openSegment(base: base, isLast: true, nextBase: nil, metadata: metadata, marker: nil, tableCovered: nil).segment
+    }
+}
+
+// MARK: - The rules of the set
+
+/// How segment files make up a log (Format.md §2 and §4): named by their
+/// base position, consecutive from the log start position, each starting
+/// where the one before it ends. Open, refresh, verify and inspect all read
+/// the set through these.
+extension SegmentSet {
+    /// The base positions of the segment files among `names` (a directory
+    /// listing), ascending.
+    static func bases(in names: [String]) -> [UInt64] {
+        names.compactMap(FileNames.segmentBase).sorted()
+    }
+
+    /// How a segment starting at `base` follows what ends at `expected` (the
+    /// log start position, or the end of the segment before it).
+    enum Succession: Equatable {
+        /// It starts exactly there.
+        case follows
+        /// Positions in between are in no segment.
+        case missing(Range<UInt64>)
+        /// It starts before: it overlaps what comes before it.
+        case overlaps
+    }
+
+    static func succession(of base: UInt64, after expected: UInt64) -> Succession {
+        if base == expected { return .follows }
+        return base > expected ? .missing(expected..<base) : .overlaps
     }
 }
