@@ -206,6 +206,9 @@ import Testing
         try Self.closedLog(dir, events: 40)
         let meta = dir.sub(FileNames.metadata)
         Self.editSealed(meta) { Self.store(UInt16(2), into: &$0, at: 10) }
+        // A leftover of an interrupted atomic write: a writer would remove it,
+        // a refused open must not.
+        #expect(FileManager.default.createFile(atPath: dir.sub("streams.table.tmp"), contents: Data([1, 2, 3])))
         let before = dir.files()
 
         // A writable open is refused, naming the write version, and writes nothing.
@@ -215,6 +218,7 @@ import Testing
         Self.expectUnsupported(found: 2, supported: 1, file: meta) { _ = try Log.open(at: dir.path, options: commits) }
         #expect(dir.files() == before)
         #expect(dir.files().contains(FileNames.cleanShutdown))
+        #expect(dir.files().contains("streams.table.tmp"))
 
         // A read-only open reads it.
         let log = try Log.open(at: dir.path, options: LogOptions(durability: .none, readOnly: true))

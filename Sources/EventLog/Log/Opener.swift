@@ -68,14 +68,16 @@ struct Opener {
             lockFile = lock
         }
         let names = try directory.list()
+        var bases = SegmentSet.bases(in: names)
+        // First, before anything is removed: a log of a version this build
+        // may not write is refused without a change.
+        let metadata = try loadOrCreateMetadata(segmentsExist: !bases.isEmpty)
         if !readOnly {
             for name in names where name.hasSuffix(".tmp") {
                 try directory.remove(name)
                 report.removedFiles.append(name)
             }
         }
-        var bases = SegmentSet.bases(in: names)
-        let metadata = try loadOrCreateMetadata(segmentsExist: !bases.isEmpty)
 
         // The marker stays until every check below has passed: an open that
         // fails leaves the evidence in place, so every retry fails the same way.
