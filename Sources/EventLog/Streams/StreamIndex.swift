@@ -122,10 +122,12 @@ final class StreamIndex: SegmentIndexing {
             guard since >= max(checkpointBytes, 16 * tableBytes) else { return nil }
         }
         tableCheckpointSequence.store(writtenBytes, ordering: .relaxed)
-        let rows = table.read { $0.streams.map(\.row) }
+        // A copy-on-write reference now (under the writer lock), encoded later on the index writer's queue.
+        let states = table.read { $0.streams }
         let directory = self.directory
         return { () throws(IOError) in
-            try directory.writeAtomically(FileNames.streamTable, bytes: StreamTableFile.encode(rows, coveredPosition: position))
+            try directory.writeAtomically(
+                FileNames.streamTable, bytes: StreamTableFile.encode(states.lazy.map(\.row), coveredPosition: position))
         }
     }
 
