@@ -117,7 +117,7 @@ extension Streams {
         let base = state.active.snapshot.endPosition
         let buffer = state.encodeBuffer.take() ?? ByteBuffer(capacity: 1 << 20)
         // Move the reused scratch out (so the builder holds the only reference and reuses its storage).
-        var scratch = index.batchScratch.withLock { scratch in
+        let scratch = index.batchScratch.withLock { scratch in
             var taken = BatchStreams()
             swap(&taken, &scratch)
             return taken
