@@ -91,7 +91,7 @@ extension Log {
     ) throws(EventLogError) -> [Event] {
         var events: [Event] = []
         do {
-            try streams.readStream(stream, from: version, maxCount: maxCount, direction: direction) { events.append(try $0.event()) }
+            _ = try streams.readStream(stream, from: version, maxCount: maxCount, direction: direction) { events.append(try $0.event()) }
         } catch {
             throw .wrapping(error)
         }

@@ -27,7 +27,8 @@ final class BatchLog: Sendable {
     let closedFlag = Atomic<Bool>(false)
     let groupCommit = GroupCommit()
     let lockFile: FileHandle?
-    let flusherState = Mutex<FlusherState>(.notStarted)
+    /// The interval flusher's state, shared with its thread.
+    let flusher = FlusherControl()
     /// Zeros ahead of the writer under `.always` (nil otherwise).
     let preallocator: Preallocator?
     static let logger = Logger(label: "EventLog")
@@ -61,6 +62,7 @@ final class BatchLog: Sendable {
         // A log released without close() is left as after a crash: the next
         // open recovers the tail. Nothing acknowledged is lost.
         preallocator?.stop()
+        flusher.state.withLock { if $0 == .running { $0 = .stopping } }
         groupCommit.wakeAll()  // the flusher, if sleeping, leaves at once
     }
 
@@ -158,6 +160,12 @@ enum FlusherState {
     case notStarted, running, stopping, stopped
 }
 
+/// The interval flusher's state, held by the log and by the flusher's
+/// thread, which must be able to read it without holding the log.
+final class FlusherControl: Sendable {
+    let state = Mutex<FlusherState>(.notStarted)
+}
+
 // MARK: - The interval flusher
 
 extension BatchLog {
@@ -166,18 +174,22 @@ extension BatchLog {
     /// layers above sync their own files). A failed sync stops the writer.
     func startFlusherIfNeeded(alsoSync: @escaping @Sendable () -> Void) {
         guard case .interval(let ms) = options.durability, !options.readOnly else { return }
-        flusherState.withLock { $0 = .running }
+        let control = flusher
+        control.state.withLock { $0 = .running }
         let seconds = Double(ms) / 1000
         let commit = groupCommit
         let thread = Thread { [weak self] in
             while true {
                 // Sleep first: a sync is due an interval after the writes it
                 // covers (and an open is not followed by a sync at a moment
-                // that depends on thread timing).
-                commit.sleep(seconds: seconds) { self?.flusherState.withLock({ $0 }) != .running }
+                // that depends on thread timing). The check runs under the
+                // group commit's lock, so it must not touch the log: the last
+                // reference to a log dropped there would run its deinit,
+                // which takes that lock, on this thread.
+                commit.sleep(seconds: seconds) { control.state.withLock({ $0 }) != .running }
                 // Hold the log only while working, not while sleeping, so a
                 // log released without close() can still be freed.
-                guard let log = self, log.flusherState.withLock({ $0 }) == .running else { break }
+                guard control.state.withLock({ $0 }) == .running, let log = self else { break }
                 if log.groupCommit.hasUnsyncedWrites {
                     do { try log.groupCommit.syncNow() } catch {
                         log.writer.withLock { $0.failure = $0.failure ?? "\(error)" }
@@ -185,21 +197,21 @@ extension BatchLog {
                 }
                 alsoSync()
             }
-            self?.flusherState.withLock { $0 = .stopped }
+            control.state.withLock { $0 = .stopped }
         }
         thread.name = "EventLog.flusher"
         thread.start()
     }
 
     func stopFlusher() {
-        let wasRunning = flusherState.withLock { state -> Bool in
+        let wasRunning = flusher.state.withLock { state -> Bool in
             if state == .running { state = .stopping; return true }
             return false
         }
         guard wasRunning else { return }
         groupCommit.wakeAll()
         // Wait for the thread to leave its loop (at most one sync).
-        while flusherState.withLock({ $0 }) == .stopping {
+        while flusher.state.withLock({ $0 }) == .stopping {
             groupCommit.sleep(seconds: 0.001)
         }
     }
