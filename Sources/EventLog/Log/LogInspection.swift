@@ -120,9 +120,12 @@ extension LogInspection {
             bytes: Int64(SegmentHeader.size), allocatedBytes: try file.allocatedBytes(), firstTimestamp: nil,
             lastTimestamp: nil, isSealed: !isLast, compressedBatches: 0)
         // Headers only: lengths and positions must chain; checksums are verify's job.
+        // No header is read in a hole of the file (Format.md §10, "Holes").
+        let readable = ReadableRegions(file: file, length: bytes.count)
         var offset = SegmentHeader.size
-        while offset + BatchHeader.size <= bytes.count {
-            let header = BatchHeader.load(bytes.baseAddress! + offset)
+        while offset + BatchHeader.size <= bytes.count, readable.contains(offset..<(offset + BatchHeader.size)),
+              let base = bytes.baseAddress {
+            let header = BatchHeader.load(base + offset)
             guard header.length >= UInt32(BatchHeader.size), Int(header.length) <= bytes.count - offset,
                   header.basePosition == info.endPosition, header.recordCount > 0
             else { break }

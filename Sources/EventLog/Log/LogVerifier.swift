@@ -139,6 +139,8 @@ enum LogVerifier {
             return (nil, true)
         }
         let bytes = mapping.bytes(at: 0, count: mapping.length) ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        // Nothing past the checked data is read where the file has a hole (Format.md §10, "Holes").
+        let readable = ReadableRegions(file: file, length: mapping.length)
         let header: SegmentHeader
         do { header = try SegmentHeader.decode(bytes, file: path, logID: logID, expectedBase: base) } catch {
             report.problems.append(problem(error, file: path))
@@ -157,8 +159,9 @@ enum LogVerifier {
         var expectedBase = base
         var outcome: SegmentScanner.Outcome
         while true {
-            outcome = SegmentScanner.scan(bytes, from: from, end: bytes.count, previousCRC: previousCRC, expectedBase: expectedBase) {
-                batch, offset in
+            outcome = SegmentScanner.scan(
+                bytes, from: from, end: bytes.count, previousCRC: previousCRC, expectedBase: expectedBase, readable: readable
+            ) { batch, offset in
                 policy.add(
                     batch: batch, at: offset, records: batch.plainRecords(in: bytes, at: offset), segmentBase: base,
                     offsetIndex: offsets, timeIndex: times)
@@ -171,7 +174,7 @@ enum LogVerifier {
             guard case .invalid(let offset, let reason) = outcome.stop else {
                 // Zeros: the end of the data, unless a later batch shows otherwise (Format.md §10).
                 if isLast, let defect = judgeStop(
-                    at: outcome, reason: nil, bytes: bytes, file: file, base: base, directory: directory, markerDataEnd: markerDataEnd) {
+                    at: outcome, reason: nil, bytes: bytes, readable: readable, base: base, directory: directory, markerDataEnd: markerDataEnd) {
                     report.problems.append(.init(file: path, offset: Int64(outcome.dataEnd), reason: defect))
                     damaged = true
                 }
@@ -182,6 +185,7 @@ enum LogVerifier {
             // to a valid frame, so one damaged batch hides nothing after it.
             if let claimed = outcome.invalidHeader, Int(claimed.length) >= BatchHeader.size,
                offset + Int(claimed.length) < bytes.count,
+               SegmentScanner.holeStop(bytes, at: offset + Int(claimed.length), end: bytes.count, readable: readable) == nil,
                case .valid(let next) = BatchHeader.check(
                    bytes, at: offset + Int(claimed.length), end: bytes.count, previousCRC: nil, expectedBase: nil) {
                 report.problems.append(.init(file: path, offset: Int64(offset), reason: reason))
@@ -191,7 +195,7 @@ enum LogVerifier {
                 continue
             }
             let defect = isLast
-                ? judgeStop(at: outcome, reason: reason, bytes: bytes, file: file, base: base, directory: directory, markerDataEnd: markerDataEnd)
+                ? judgeStop(at: outcome, reason: reason, bytes: bytes, readable: readable, base: base, directory: directory, markerDataEnd: markerDataEnd)
                 : nil
             report.problems.append(.init(
                 file: path, offset: Int64(offset), reason: defect ?? (reason + " (the rest of the segment was not checked)")))
@@ -218,12 +222,15 @@ enum LogVerifier {
     /// Where the last segment's data stops: nil at a plain end of the data,
     /// otherwise what the next open will do there (cut a torn tail, or refuse).
     private static func judgeStop(
-        at outcome: SegmentScanner.Outcome, reason: String?, bytes: UnsafeRawBufferPointer, file: FileHandle, base: UInt64,
+        at outcome: SegmentScanner.Outcome, reason: String?, bytes: UnsafeRawBufferPointer, readable: ReadableRegions, base: UInt64,
         directory: DirectoryOperations, markerDataEnd: Int?
     ) -> String? {
         let evidence = SyncEvidence.recorded(base: base, markerDataEnd: markerDataEnd, directory: directory)
-        let after = SegmentScanner.examine(bytes, after: outcome.dataEnd, nextPosition: outcome.endPosition, file: file)
-        switch SegmentScanner.judge(bytes, stop: outcome.dataEnd, reason: reason, nextPosition: outcome.endPosition, after: after, evidence: evidence) {
+        let after = SegmentScanner.examine(
+            bytes, after: outcome.dataEnd, end: bytes.count, nextPosition: outcome.endPosition, readable: readable)
+        switch SegmentScanner.judge(
+            bytes, stop: outcome.dataEnd, reason: reason, nextPosition: outcome.endPosition, after: after, evidence: evidence,
+            readable: readable) {
         case .endOfData: return nil
         case .tornTail(let text): return text + " (a torn tail: the next open cuts it)"
         case .corruption(let text): return text + " (damage to data that was on disk, not a torn tail: nothing is cut)"

@@ -300,9 +300,11 @@ struct Opener {
         let header = try SegmentHeader.decode(bytes, file: path, logID: metadata.logID, expectedBase: base)
         let headerCRC = header.checksum
         let interval = Int(metadata.indexInterval)
+        // Nothing past the checked data is read where the file has a hole (Format.md §10, "Holes").
+        let readable = ReadableRegions(file: file, length: length)
 
         // The index files are a checkpoint: trusted only as far as the data confirms them.
-        let loaded = loadIndexes(base: base, bytes: bytes, length: length, headerCRC: headerCRC)
+        let loaded = loadIndexes(base: base, bytes: bytes, length: length, headerCRC: headerCRC, readable: readable)
         let capacity = max(
             IndexPolicy.capacity(segmentBytes: length, interval: interval),
             (loaded?.offsets.count ?? 0) + (length - Int(loaded?.header.dataEnd ?? 0)) / interval + 2)
@@ -327,7 +329,7 @@ struct Opener {
         var syncedByBatches = SegmentHeader.size
         let outcome = SegmentScanner.scan(
             bytes, from: from, end: length, previousCRC: segment.lastBatchCRC, expectedBase: segment.endPosition,
-            lastBatchOffset: segment.lastBatchOffset
+            lastBatchOffset: segment.lastBatchOffset, readable: readable
         ) { batch, offset in
             policy.add(
                 batch: batch, at: offset, records: batch.plainRecords(in: bytes, at: offset), segmentBase: base,
@@ -353,9 +355,11 @@ struct Opener {
             }
             let stopReason: String?
             if case .invalid(_, let reason) = outcome.stop { stopReason = reason } else { stopReason = nil }
-            let after = SegmentScanner.examine(bytes, after: outcome.dataEnd, nextPosition: outcome.endPosition, file: file)
+            let after = SegmentScanner.examine(
+                bytes, after: outcome.dataEnd, end: length, nextPosition: outcome.endPosition, readable: readable)
             switch SegmentScanner.judge(
-                bytes, stop: outcome.dataEnd, reason: stopReason, nextPosition: outcome.endPosition, after: after, evidence: evidence) {
+                bytes, stop: outcome.dataEnd, reason: stopReason, nextPosition: outcome.endPosition, after: after, evidence: evidence,
+                readable: readable) {
             case .endOfData:
                 break
             case .corruption(let reason):
@@ -378,7 +382,8 @@ struct Opener {
             if let nextBase, nextBase > outcome.endPosition {
                 // Data after zeros in a sealed segment is damage here; with
                 // none, the next segment is what is missing (reported by the caller).
-                let after = SegmentScanner.examine(bytes, after: outcome.dataEnd, nextPosition: outcome.endPosition, file: file)
+                let after = SegmentScanner.examine(
+                    bytes, after: outcome.dataEnd, end: length, nextPosition: outcome.endPosition, readable: readable)
                 if let nonZero = after.firstNonZero {
                     throw EventLogError.corruption(
                         file: path, offset: Int64(outcome.dataEnd),
@@ -409,7 +414,9 @@ struct Opener {
 
     /// Loads both index files of a segment; nil (to rebuild) unless both are
     /// intact, agree, and the batch they name as the last one is really there.
-    func loadIndexes(base: UInt64, bytes: UnsafeRawBufferPointer, length: Int, headerCRC: UInt32) -> LoadedIndexes? {
+    func loadIndexes(
+        base: UInt64, bytes: UnsafeRawBufferPointer, length: Int, headerCRC: UInt32, readable: ReadableRegions
+    ) -> LoadedIndexes? {
         do {
             guard let offsetBytes = try directory.readWhole(FileNames.offsetIndex(base)),
                   let timeBytes = try directory.readWhole(FileNames.timeIndex(base))
@@ -424,7 +431,9 @@ struct Opener {
                 else { return nil }
             } else {
                 let at = Int(header.lastBatchOffset)
-                guard case .valid(let last) = BatchHeader.check(bytes, at: at, end: Int(header.dataEnd), previousCRC: nil, expectedBase: nil),
+                // What the checkpoint claims must be data before it is read.
+                guard at < Int(header.dataEnd), readable.contains(at..<Int(header.dataEnd)),
+                      case .valid(let last) = BatchHeader.check(bytes, at: at, end: Int(header.dataEnd), previousCRC: nil, expectedBase: nil),
                       last.crc == header.lastBatchCRC, at + Int(last.length) == Int(header.dataEnd),
                       last.endPosition == header.endPosition
                 else { return nil }

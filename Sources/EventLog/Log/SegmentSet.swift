@@ -237,9 +237,11 @@ final class SegmentSet: Sendable {
         // 1. New batches at the end of the last segment.
         if var last = snapshot.active, let bytes = last.mapping.bytes(at: 0, count: last.mapping.length) {
             var policy = IndexPolicy(resuming: last, interval: indexInterval)
+            // Past the data the file is a hole, and a batch being written may be too.
+            let file = try FileHandle.open(last.path, readOnly: true, faults: directory.faults)
             let outcome = SegmentScanner.scan(
                 bytes, from: last.dataEnd, end: bytes.count, previousCRC: last.lastBatchCRC, expectedBase: last.endPosition,
-                lastBatchOffset: last.lastBatchOffset
+                lastBatchOffset: last.lastBatchOffset, readable: ReadableRegions(file: file, length: bytes.count)
             ) { batch, offset in
                 policy.add(
                     batch: batch, at: offset, records: batch.plainRecords(in: bytes, at: offset), segmentBase: last.basePosition,

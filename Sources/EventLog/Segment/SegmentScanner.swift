@@ -25,15 +25,23 @@ struct SegmentScanner {
 
     /// Scans `bytes` from `offset` until the end of the data or the first
     /// invalid frame. `visit` sees each valid batch with its offset.
+    ///
+    /// With `readable` (a mapped file), no byte in a hole of the file is
+    /// touched: a hole where a batch would start reads as zeros (the end of
+    /// the data), and a frame that runs into one is invalid (never written).
     static func scan(
         _ bytes: UnsafeRawBufferPointer, from offset: Int, end: Int, previousCRC: UInt32, expectedBase: UInt64,
-        lastBatchOffset: Int = 0, visit: (BatchHeader, Int) -> Void = { _, _ in }
+        lastBatchOffset: Int = 0, readable: ReadableRegions? = nil, visit: (BatchHeader, Int) -> Void = { _, _ in }
     ) -> Outcome {
         var outcome = Outcome(
             stop: .endOfData, dataEnd: offset, endPosition: expectedBase, lastBatchOffset: lastBatchOffset,
             lastBatchCRC: previousCRC, batches: 0, firstTimestamp: nil, maxTimestamp: .min)
         var at = offset
         while true {
+            if let readable, let stop = holeStop(bytes, at: at, end: end, readable: readable) {
+                outcome.stop = stop
+                return outcome
+            }
             switch BatchHeader.check(bytes, at: at, end: end, previousCRC: outcome.lastBatchCRC, expectedBase: outcome.endPosition) {
             case .endOfData:
                 outcome.stop = .endOfData
@@ -54,6 +62,29 @@ struct SegmentScanner {
                 outcome.dataEnd = at
             }
         }
+    }
+}
+
+extension SegmentScanner {
+    /// Where a walk must stop, without reading, because of a hole of the file
+    /// at `at`: a hole (or data that is all zeros up to one) where a header
+    /// would be is the end of the data; a header or frame that runs into a
+    /// hole is invalid. Nil when the frame at `at` lies in data (or runs past
+    /// `end`, which `BatchHeader.check` reports).
+    static func holeStop(_ bytes: UnsafeRawBufferPointer, at: Int, end: Int, readable: ReadableRegions) -> Stop? {
+        guard at < end else { return nil }
+        guard let region = readable.region(containing: at) else { return .endOfData }
+        let headerEnd = min(end, at + BatchHeader.size)
+        if region.upperBound < headerEnd {
+            let present = UnsafeRawBufferPointer(rebasing: bytes[at..<region.upperBound])
+            if present.allSatisfy({ $0 == 0 }) { return .endOfData }
+            return .invalid(offset: at, reason: "a batch header runs into a hole of the file at byte \(region.upperBound) (never written)")
+        }
+        guard headerEnd - at == BatchHeader.size else { return nil }
+        let length = Int(bytes.loadLE(at: at, as: UInt32.self))
+        guard length >= BatchHeader.size, length <= end - at, at + length > region.upperBound else { return nil }
+        return .invalid(
+            offset: at, reason: "batch of \(length) bytes runs into a hole of the file at byte \(region.upperBound) (never written)")
     }
 }
 

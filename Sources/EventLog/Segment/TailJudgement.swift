@@ -44,8 +44,7 @@ extension SegmentScanner {
     /// `nextPosition` (frames are found at any byte offset; holes of the file,
     /// as `dataRegion` reports them, are skipped without being read).
     static func examine(
-        _ bytes: UnsafeRawBufferPointer, after stop: Int, end: Int, nextPosition: UInt64,
-        dataRegion: (Int) -> Range<Int>?
+        _ bytes: UnsafeRawBufferPointer, after stop: Int, end: Int, nextPosition: UInt64, readable: ReadableRegions
     ) -> DataAfterStop {
         var result = DataAfterStop()
         var expected = nextPosition
@@ -53,28 +52,30 @@ extension SegmentScanner {
         // Positions a frame this far on could plausibly start at: no record
         // is smaller than 1/32 byte once compressed (LZ4 shrinks at most 255:1).
         let plausiblePositions = UInt64(max(0, end - stop)) &* 32 &+ UInt64(Limits.maxBatchRecords)
-        while at < end, let region = dataRegion(at) {
+        while at < end, let region = readable.region(atOrAfter: at) {
             var x = max(at, region.lowerBound)
+            // Nothing is read past the region: the next one may be a hole.
             let regionEnd = min(end, region.upperBound)
             while x < regionEnd {
                 // Zeros (preallocated space, a cut tail) go by 64 bytes at a time.
                 while x + 64 <= regionEnd, bytes.isZero64(at: x) { x += 60 }
-                if x + 8 <= end, bytes.loadLE(at: x, as: UInt64.self) == 0 {
+                if x + 8 <= regionEnd, bytes.loadLE(at: x, as: UInt64.self) == 0 {
                     // No frame starts in [x, x+5): its length field would be zero.
                     x += 5
                     continue
                 }
                 if result.firstNonZero == nil, bytes[x] != 0 { result.firstNonZero = x }
-                if x + BatchHeader.size <= end {
+                if x + BatchHeader.size <= regionEnd {
                     let length = bytes.loadLE(at: x, as: UInt32.self)
                     let base = bytes.loadLE(at: x + 8, as: UInt64.self)
-                    if length >= UInt32(BatchHeader.size), Int(length) <= end - x,
+                    // A frame that runs into a hole was never written whole.
+                    if length >= UInt32(BatchHeader.size), Int(length) <= regionEnd - x,
                        base >= expected, base - expected <= plausiblePositions,
-                       case .valid(let first) = BatchHeader.check(bytes, at: x, end: end, previousCRC: nil, expectedBase: nil) {
+                       case .valid(let first) = BatchHeader.check(bytes, at: x, end: regionEnd, previousCRC: nil, expectedBase: nil) {
                         note(first, at: x, in: &result)
                         let chain = scan(
                             bytes, from: x + Int(first.length), end: end, previousCRC: first.crc,
-                            expectedBase: first.endPosition
+                            expectedBase: first.endPosition, readable: readable
                         ) { batch, offset in note(batch, at: offset, in: &result) }
                         expected = chain.endPosition
                         x = chain.dataEnd
@@ -111,9 +112,12 @@ extension SegmentScanner {
     ///   at their old contents, zeros past the data);
     /// - otherwise any non-zero byte from the stop on: a torn tail;
     /// - otherwise the end of the data.
+    ///
+    /// With `readable`, a hole between the stop and the later batch counts
+    /// as a zero sector without being read.
     static func judge(
         _ bytes: UnsafeRawBufferPointer, stop: Int, reason: String?, nextPosition: UInt64, after: DataAfterStop,
-        evidence: [SyncEvidence]
+        evidence: [SyncEvidence], readable: ReadableRegions? = nil
     ) -> StopVerdict {
         var all = evidence.filter { $0.bound < .max }
         if let synced = after.syncedEnd {
@@ -128,7 +132,8 @@ extension SegmentScanner {
             if let positions = after.positions { text += " (positions \(positions.lowerBound)..<\(positions.upperBound) follow)" }
             return .corruption(reason: text)
         }
-        if let next = after.firstBatchOffset, !bytes.hasZeroSectorPiece(from: stop, to: next) {
+        if let next = after.firstBatchOffset, readable?.contains(stop..<next) ?? true,
+           !bytes.hasZeroSectorPiece(from: stop, to: next) {
             // A power loss leaves each unsynced sector as it was before (zeros,
             // past the data) or as written: damage with no such sector between
             // it and the next valid batch is not a crash's doing.
@@ -173,10 +178,9 @@ extension SegmentScanner {
     static func examine(
         _ bytes: UnsafeRawBufferPointer, after stop: Int, nextPosition: UInt64, file: FileHandle
     ) -> DataAfterStop {
-        let length = bytes.count
-        return examine(bytes, after: stop, end: length, nextPosition: nextPosition) { at in
-            file.dataRegion(atOrAfter: Int64(at), fileLength: Int64(length)).map { Int($0.lowerBound)..<Int($0.upperBound) }
-        }
+        examine(
+            bytes, after: stop, end: bytes.count, nextPosition: nextPosition,
+            readable: ReadableRegions(file: file, length: bytes.count))
     }
 }
 

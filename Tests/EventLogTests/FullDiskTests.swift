@@ -1,0 +1,117 @@
+import Foundation
+import Testing
+
+@testable import EventLog
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A size-limited tmpfs of its own, mounted for one test: what a Kubernetes
+/// `emptyDir` with `medium: Memory`, or `/dev/shm`, gives a service. Needs
+/// the right to mount (root, as in CI); `available` says whether it works here.
+final class SmallTmpfs {
+    let path: String
+
+    init?(bytes: Int) {
+        let template = NSTemporaryDirectory() + "eventlog-tmpfs-XXXXXX"
+        var buffer = Array(template.utf8CString)
+        guard let made = mkdtemp(&buffer) else { return nil }
+        path = String(cString: made)
+        guard mount("tmpfs", path, "tmpfs", 0, "size=\(bytes)") == 0 else {
+            rmdir(path)
+            return nil
+        }
+    }
+
+    /// Gives the file system `bytes` of room in all (files on it stay).
+    func resize(bytes: Int) -> Bool {
+        mount("tmpfs", path, "tmpfs", UInt(MS_REMOUNT), "size=\(bytes)") == 0
+    }
+
+    deinit {
+        umount2(path, Int32(MNT_DETACH))
+        rmdir(path)
+    }
+
+    /// True when this process may mount one (tried once).
+    static let available: Bool = SmallTmpfs(bytes: 1 << 20) != nil
+}
+
+/// Issue 18: a full disk must never turn a read into a crash. A segment file
+/// is sparse past its data; a write that fails for lack of room can leave a
+/// torn batch over pages that were never allocated, and reading a hole of a
+/// shared mapping on a full tmpfs raises SIGBUS. Readers run here as real
+/// processes (`eventlog`), so a crash shows as a signal, not as a dead test run.
+@Suite(.serialized) struct FullDiskTests {
+    static func line(_ i: Int) -> String {
+        "{\"stream\":\"s\(i % 10)\",\"type\":\"T\",\"data\":\"\(String(repeating: "x", count: 80)) \(i)\"}\n"
+    }
+
+    @Test(
+        .enabled(if: SmallTmpfs.available, "needs the right to mount a size-limited tmpfs (root)"),
+        arguments: [Durability.always, .interval(milliseconds: 20), .none])
+    func aFullTmpfsCrashesNoReaderAndLosesNothing(durability: Durability) throws {
+        guard let tmpfs = SmallTmpfs(bytes: 2 << 20) else {
+            Issue.record("could not mount a tmpfs")
+            return
+        }
+        let directory = tmpfs.path + "/log"
+        var options = LogOptions(durability: durability)
+        options.segmentBytes = 1 << 20
+
+        // Fill it: appends until one fails for lack of room.
+        var log: Log? = try Log.open(at: directory, options: options)
+        var acknowledged: [NewEvent] = []
+        var failure: EventLogError?
+        while failure == nil && acknowledged.count < 1_000_000 {
+            let batch = (0..<10).map { k in
+                NewEvent(stream: "s\(k)", type: "T", data: Array("\(String(repeating: "x", count: 80)) \(acknowledged.count + k)".utf8))
+            }
+            do {
+                try log?.append(batch)
+                acknowledged += batch
+            } catch {
+                failure = error
+            }
+        }
+        guard case .io(let io)? = failure else {
+            Issue.record("expected the disk to fill, got \(String(describing: failure)) after \(acknowledged.count) events")
+            return
+        }
+        #expect(io.errno == ENOSPC, "\(io)")
+        #expect(acknowledged.count > 1000)
+        // The writer dies on the full disk, without close().
+        log = nil
+
+        // Readers, still on the full disk: an answer, never a signal.
+        let verify = try CLIProcess.run(["verify", directory])
+        #expect(!verify.signaled && (verify.status == 0 || verify.status == 1), "verify: \(verify)")
+        let inspect = try CLIProcess.run(["inspect", directory])
+        #expect(!inspect.signaled && inspect.status == 0, "inspect: \(inspect)")
+        let dump = try CLIProcess.run(["dump", directory, "--json"])
+        #expect(!dump.signaled && dump.status == 0, "dump: \(dump.status) \(dump.stderr)")
+        #expect(dump.lines.count >= acknowledged.count, "dump printed \(dump.lines.count) of \(acknowledged.count) acknowledged events")
+        let tail = try CLIProcess.run(["tail", directory])
+        #expect(!tail.signaled && tail.status == 0, "tail: \(tail.status) \(tail.stderr)")
+        // A writer's open on the full disk: it recovers, or fails with an error; no signal.
+        let append = try CLIProcess.run(["append", directory], stdin: Self.line(0))
+        #expect(!append.signaled, "append: \(append)")
+
+        // Room again: everything acknowledged is there, and appends work.
+        #expect(tmpfs.resize(bytes: 16 << 20))
+        let reopened = try Log.open(at: directory, options: options)
+        let events = try reopened.events(from: 0)
+        #expect(events.count >= acknowledged.count)
+        for (i, expected) in acknowledged.enumerated() where i < events.count {
+            guard events[i].data == expected.data, events[i].stream == expected.stream else {
+                Issue.record("event \(i) differs from what was acknowledged")
+                break
+            }
+        }
+        let more = try reopened.append((0..<100).map { NewEvent(stream: "after", type: "T", data: Array("more \($0)".utf8)) })
+        #expect(more.count == 100)
+        try reopened.close()
+        #expect(try Log.verify(at: directory).isSound)
+    }
+}
