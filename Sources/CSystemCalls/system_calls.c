@@ -16,6 +16,15 @@ int eventlog_punch_hole(int fd, int64_t offset, int64_t length) {
 #endif
 }
 
+int eventlog_reserve(int fd, int64_t offset, int64_t length) {
+#if defined(__linux__)
+    return fallocate(fd, 0, (off_t)offset, (off_t)length);
+#else
+    errno = EOPNOTSUPP;
+    return -1;
+#endif
+}
+
 int eventlog_start_writeback(int fd, int64_t offset, int64_t length) {
 #if defined(__linux__)
     return sync_file_range(fd, (off_t)offset, (off_t)length, SYNC_FILE_RANGE_WRITE);

@@ -8,6 +8,11 @@
 /// Returns 0, or -1 with errno set.
 int eventlog_punch_hole(int fd, int64_t offset, int64_t length);
 
+/// `fallocate(fd, 0, offset, length)`: blocks are allocated for the range
+/// (reading as zeros where nothing was written), so later writes there cannot
+/// fail for lack of room. Returns 0, or -1 with errno set.
+int eventlog_reserve(int fd, int64_t offset, int64_t length);
+
 /// `sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE)`: start
 /// writeback of the range without waiting. Returns 0, or -1 with errno set.
 int eventlog_start_writeback(int fd, int64_t offset, int64_t length);

@@ -145,6 +145,21 @@ final class FileHandle: Sendable {
         faults?.recorder?.lengthSet(self, to: length)
     }
 
+    /// Allocates storage for `[offset, offset + length)` (`fallocate` with
+    /// mode 0), so writes there cannot fail for lack of room; what the range
+    /// holds does not change. Returns false where the file system cannot
+    /// (nothing was done); a full disk throws (ENOSPC).
+    func reserve(at offset: Int64, length: Int64) throws(IOError) -> Bool {
+        guard length > 0 else { return true }
+        if case .fail(let e)? = faults?.decide(.allocate, path) { throw IOError(operation: "fallocate", path: path, errno: e) }
+        while eventlog_reserve(descriptor, offset, length) != 0 {
+            if errno == EINTR { continue }
+            if errno == EOPNOTSUPP || errno == ENOSYS { return false }
+            throw IOError(operation: "fallocate", path: path, errno: errno)
+        }
+        return true
+    }
+
     /// Makes `[offset, offset + length)` read as zeros without changing the
     /// file's length (`fallocate` with `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`).
     /// Where the file system cannot punch holes, zeros are written instead

@@ -84,6 +84,8 @@ extension BatchLog {
         header.crc = BatchHeader.frameChecksum(frame, count: frameLength)
         frame.storeLE(header.crc, at: 4)
 
+        // Room first: a full disk fails the append here, before a byte is written.
+        try reserve(&state, upTo: offset + frameLength)
         preallocator?.willWrite(upTo: offset + frameLength)
         do {
             try state.active.file.write(UnsafeRawBufferPointer(start: frame, count: frameLength), at: Int64(offset))
@@ -161,6 +163,30 @@ extension BatchLog {
         return (base..<header.endPosition, state.writtenSequence)
     }
 
+    /// Allocates the active segment's space up to `end` ahead of a write,
+    /// `reserveChunk` at a time (`fallocate`): the segment file is sparse, and
+    /// a write into a hole that fails for lack of room leaves a torn batch
+    /// over pages that were never allocated. Reserved first, a full disk fails
+    /// the append before anything is written (and the writer goes on once
+    /// there is room). Where the file system cannot reserve, nothing is done.
+    private func reserve(_ state: inout WriterState, upTo end: Int) throws(EventLogError) {
+        guard options.reservesSpace, end > state.reservedEnd else { return }
+        let from = max(state.reservedEnd, state.active.dataEnd)
+        let to = min(state.active.capacity, max(end, from + BatchLog.reserveChunk))
+        do {
+            guard try state.active.file.reserve(at: Int64(from), length: Int64(to - from)) else {
+                state.reservedEnd = state.active.capacity
+                return
+            }
+        } catch {
+            throw .io(error)
+        }
+        state.reservedEnd = to
+    }
+
+    /// Space reserved ahead of the writer at a time.
+    static let reserveChunk = 1 << 20
+
     /// Bytes written before writeback is started without waiting (`sync_file_range`),
     /// so a later sync finds little left to flush.
     static let writebackChunk = 1 << 20
@@ -222,6 +248,7 @@ extension BatchLog {
         }
         state.active = next
         state.checkpointEnd = next.dataEnd
+        state.reservedEnd = 0
         preallocator?.switchTo(file: next.file, capacity: next.capacity, dataEnd: next.dataEnd)
         // Everything written so far is on disk (synced above): readers see it all.
         segments.seal(active.snapshot, next: next.snapshot, sequence: state.writtenSequence)
@@ -245,6 +272,7 @@ extension BatchLog {
             state.active = ActiveSegment(
                 snapshot: grown, file: file, capacity: capacity, indexPolicy: IndexPolicy(interval: Int(metadata.indexInterval)),
                 createdAt: state.active.createdAt, writebackStart: old.dataEnd)
+            state.reservedEnd = 0
             segments.replaceEmptyActive(with: grown)
             preallocator?.switchTo(file: file, capacity: capacity, dataEnd: old.dataEnd)
         } catch {

@@ -144,6 +144,8 @@ struct WriterState: ~Copyable, Sendable {
     var knownDurable: UInt64 = 0
     /// Data end of the active segment at its last index checkpoint.
     var checkpointEnd = 0
+    /// The active segment's space is allocated up to here (0: not yet looked at).
+    var reservedEnd = 0
     /// Set when a write or sync failed in a way that leaves the disk state unknown.
     var failure: String?
     var closed = false

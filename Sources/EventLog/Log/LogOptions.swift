@@ -46,6 +46,9 @@ public struct LogOptions: Sendable {
     /// Test hook: under `.always`, write zeros ahead of the writer in the
     /// background (the simulation turns it off so a seed replays exactly).
     var preallocates = true
+    /// Test hook: reserve the active segment's space (`fallocate`) ahead of
+    /// each write; off, a full disk shows as a failed write (a torn batch).
+    var reservesSpace = true
 
     public init(
         segmentBytes: Int = 128 << 20, indexInterval: Int = 4096, durability: Durability = .always,
