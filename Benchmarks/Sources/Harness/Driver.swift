@@ -1,4 +1,5 @@
 import Foundation
+import Workload
 
 /// Everything one invocation measured.
 public struct Run: Sendable {
@@ -33,7 +34,7 @@ public func runBenchmarks(
     let start = now()
     resetPeakRSS()
     run.harnessRSSMB = Double(peakRSSBytes()) / 1e6
-    for n in options.ns {
+    for n in options.streamsScale.only ? [] : options.ns {
         let sizes = options.sizes(n: n)
         let expectationsStart = now()
         let expectations = Expectations(n: n)
@@ -58,6 +59,33 @@ public func runBenchmarks(
             }
         }
         run.results.append(results)
+    }
+    if !options.streamsScale.counts.isEmpty {
+        if run.results.isEmpty { run.results.append(Results(n: options.ns.last ?? options.sizes.n)) }
+        let last = run.results.count - 1
+        for streams in options.streamsScale.counts {
+            let workloadStart = now()
+            let workload = AggregateWorkload(streams: streams)
+            let phase = StreamsScale.phaseName(streams)
+            progress("\(phase): \(workload.loadEvents) events, \(workload.loadBytes) logical bytes (\(String(format: "%.1f", now() - workloadStart)) s)")
+            for round in 1...options.rounds {
+                for system in options.systems {
+                    let started = now()
+                    guard let outcome = try StreamsScale.run(
+                        system, workload: workload, sizes: options.streamsScale, directory: directory, keep: options.keep,
+                        executable: executable)
+                    else {
+                        run.results[last].notMeasured(system, phase, "open_clean_ms", reason: "the streams-scale group does not drive \(system.name)")
+                        continue
+                    }
+                    run.results[last].record(outcome)
+                    progress(
+                        "\(phase) round \(round)/\(options.rounds): \(system.name) done (\(String(format: "%.1f", now() - started)) s, "
+                            + "RSS now \(currentRSSBytes() >> 20) MiB, load \(loadAverage())): "
+                            + outcome.figures.map { "\($0.metric) \(compact($0.value))" }.joined(separator: ", "))
+                }
+            }
+        }
     }
     run.seconds = now() - start
     return run

@@ -128,26 +128,7 @@ public enum EventLogPhases {
         let path = directory + "/eventlog-killed"
         removeTree(path)
         defer { if !keep { removeTree(path) } }
-        let child = Process()
-        child.executableURL = URL(fileURLWithPath: executable)
-        child.arguments = [crashChildCommand, path, String(events)]
-        let output = Pipe()
-        child.standardOutput = output
-        do { try child.run() } catch { throw BenchError("open-kill9: cannot start \(executable): \(error)") }
-
-        // The child prints "acknowledged <count>" once it is past `events`.
-        var line = ""
-        let reader = output.fileHandleForReading
-        while !line.contains("\n") {
-            let data = reader.availableData
-            if data.isEmpty { break }
-            line += String(decoding: data, as: UTF8.self)
-        }
-        kill(child.processIdentifier, SIGKILL)
-        child.waitUntilExit()
-        guard let acknowledged = line.split(separator: " ").last.flatMap({ UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) else {
-            throw BenchError("open-kill9: the writer ended before acknowledging \(events) events (said '\(line)')")
-        }
+        let acknowledged = try killWriter(path: path, events: events, executable: executable, phase: "open-kill9")
 
         let start = now()
         let log = try Log.open(at: path, options: LogOptions(durability: .none))
@@ -164,6 +145,33 @@ public enum EventLogPhases {
             Figure("open-kill9", "recovered_events", Double(log.endPosition)),
             Figure("open-kill9", "scanned_mb", Double(log.recovery.scannedBytes) / 1e6),
         ]
+    }
+
+    /// Starts `executable` as the writer (`crashChildCommand`) on the log at
+    /// `path`, waits until it has acknowledged at least `events`, kills it
+    /// with SIGKILL while it appends, and returns what it acknowledged.
+    static func killWriter(path: String, events: Int, executable: String, phase: String) throws -> UInt64 {
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: executable)
+        child.arguments = [crashChildCommand, path, String(events)]
+        let output = Pipe()
+        child.standardOutput = output
+        do { try child.run() } catch { throw BenchError("\(phase): cannot start \(executable): \(error)") }
+
+        // The child prints "acknowledged <count>" once it is past `events`.
+        var line = ""
+        let reader = output.fileHandleForReading
+        while !line.contains("\n") {
+            let data = reader.availableData
+            if data.isEmpty { break }
+            line += String(decoding: data, as: UTF8.self)
+        }
+        kill(child.processIdentifier, SIGKILL)
+        child.waitUntilExit()
+        guard let acknowledged = line.split(separator: " ").last.flatMap({ UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) else {
+            throw BenchError("\(phase): the writer ended before acknowledging \(events) events (said '\(line)')")
+        }
+        return acknowledged
     }
 
     /// The child's side of `openAfterKill`: appends until killed; prints

@@ -20,6 +20,8 @@ public struct Options: Sendable {
     /// EventLog's extra phase groups to skip: "lz4", "concurrent", "open".
     public var skip: Set<String> = []
     public static let extraGroups = ["lz4", "concurrent", "open"]
+    /// The streams-scale phase group (`--streams-scale LIST`); runs when it has counts.
+    public var streamsScale = StreamsScaleSizes()
     /// `--crash-events`, when given (default: N).
     var explicitCrashEvents: Int?
 
@@ -38,7 +40,8 @@ public struct Options: Sendable {
                               [--json FILE] [--report DIR] [--dir PATH] [--keep]
                               [--a2 N] [--a3 N] [--r2 N] [--r3 N] [--threads LIST]
                               [--appends-per-thread N] [--crash-events N] [--skip GROUPS]
-                              [--check N]
+                              [--check N] [--streams-scale LIST [--only-streams-scale]
+                              [--streams-reads N] [--streams-appends N] [--streams-kill-events N]]
 
         The standard workload (shared/WORKLOAD.md) on EventLog and, in the same
         process and interleaved round by round, on the peers of shared/peers.
@@ -63,6 +66,17 @@ public struct Options: Sendable {
           --skip GROUPS  skip EventLog's extra phases: lz4, concurrent, open
           --check N    print the FNV-1a 64 digest and logical bytes of the first N
                        generated events, and exit
+          --streams-scale LIST  after the standard phases, the streams-scale group for each
+                       stream count S in LIST (e.g. 1000000,10000000): a fresh store with S
+                       streams of 1-3 events each, then open after a clean close, first
+                       and median stream read, appends with exact expected versions, RssAnon,
+                       disk bytes per stream (EventLog also: read-only open, open after
+                       kill -9); systems eventlog, sqlite, sqlite-tuned, lmdb (not RocksDB).
+                       Phases streams-1M, streams-10M, ... (default: not run)
+          --only-streams-scale  run the streams-scale group only, not the standard phases
+          --streams-reads N     random stream reads after the first one (1000)
+          --streams-appends N   events appended with expected versions (100000)
+          --streams-kill-events N  events EventLog's killed writer acknowledged (10000; 0 skips)
         """
 
     public static func parse(_ arguments: [String]) throws(UsageError) -> Options {
@@ -129,12 +143,23 @@ public struct Options: Sendable {
                 }
                 options.skip.formUnion(groups)
             case "--keep": options.keep = true
+            case "--streams-scale": options.streamsScale.counts = try list(flag)
+            case "--only-streams-scale": options.streamsScale.only = true
+            case "--streams-reads": options.streamsScale.reads = try count(flag, minimum: 0)
+            case "--streams-appends": options.streamsScale.appends = try count(flag, minimum: 0)
+            case "--streams-kill-events": options.streamsScale.killEvents = try count(flag, minimum: 0)
             case "-h", "--help": throw UsageError(nil)
             default: throw UsageError("unknown argument '\(flag)'")
             }
             i += 1
         }
         if options.isQuick && options.isScale { throw UsageError("--quick and --scale exclude each other") }
+        if options.streamsScale.only && options.streamsScale.counts.isEmpty {
+            throw UsageError("--only-streams-scale needs --streams-scale LIST")
+        }
+        if let huge = options.streamsScale.counts.first(where: { $0 > 1_000_000_000 }) {
+            throw UsageError("--streams-scale counts go up to 1000000000, got \(huge)")
+        }
         if options.isQuick {
             options.sizes = .quick
             options.rounds = 1

@@ -107,6 +107,16 @@ public struct Results: Sendable {
         if let growth = outcome.rssGrowth { add(s, "process", "rss_growth_mb", Double(growth) / 1e6) }
     }
 
+    /// Adds the figures of a streams-scale outcome.
+    public mutating func record(_ outcome: StreamsScaleOutcome) {
+        for figure in outcome.figures { add(outcome.system, figure.phase, figure.metric, figure.value) }
+    }
+
+    /// True when the streams-scale group reported anything.
+    public var hasStreamsScale: Bool {
+        entries.contains { $0.key.phase.hasPrefix("streams-") } || missing.contains { $0.phase.hasPrefix("streams-") }
+    }
+
     /// Systems that reported anything, in the canonical order.
     public var systems: [SystemID] { Array(Set(entries.map(\.key.system)).union(missing.map(\.system))).sorted() }
 
@@ -129,6 +139,7 @@ public struct Results: Sendable {
     static func phaseOrder(_ phase: String) -> Int {
         if let i = phaseRank.firstIndex(of: phase) { return i }
         if phase.hasPrefix("C"), let t = Int(phase.dropFirst()) { return 100 + t }
+        if let streams = StreamsScale.streamCount(ofPhase: phase) { return 1_000_000 + streams }
         return 1000
     }
 }
@@ -152,6 +163,7 @@ public enum Polarity: Sendable {
             self = .higherIsBetter
         } else if metric.hasSuffix("_us") || metric.hasSuffix("_ms") || metric.hasPrefix("disk_")
             || metric.hasPrefix("allocs_") || metric.hasSuffix("rss_mb") || metric == "rss_growth_mb"
+            || metric.hasPrefix("rss_")
         {
             self = .lowerIsBetter
         } else {

@@ -51,6 +51,14 @@ public func peakRSSBytes() -> UInt64 {
 /// The current resident set (`VmRSS`), in bytes; 0 where unreadable.
 public func currentRSSBytes() -> UInt64 { (procStatus("VmRSS:") ?? 0) * 1024 }
 
+/// Anonymous resident memory (`RssAnon`: heap, stacks, anonymous maps; not
+/// the page cache of mapped files), in bytes; 0 where unreadable.
+public func anonymousRSSBytes() -> UInt64 { (procStatus("RssAnon:") ?? 0) * 1024 }
+
+/// Returns freed heap memory to the system (`malloc_trim`), without
+/// touching the peak-RSS mark.
+public func trimHeap() { malloc_counter_trim() }
+
 /// A "kB" field of /proc/self/status.
 private func procStatus(_ field: String) -> UInt64? {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }

@@ -64,6 +64,38 @@ public struct EventChunk: ~Copyable {
         self.logicalBytes = bytes
     }
 
+    /// Empties the chunk (for `append(stream:type:payload:position:version:)`).
+    public mutating func removeAll() {
+        count = 0
+        logicalBytes = 0
+    }
+
+    /// Adds one event after the ones held, copying its bytes into the
+    /// arena (the streams-scale phases build their chunks event by event).
+    public mutating func append(
+        stream: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer,
+        position: UInt64, version: UInt32
+    ) {
+        let size = stream.count + type.count + payload.count
+        precondition(count < capacity && size <= EventGenerator.maxEventBytes && stream.count <= 255 && type.count <= 255)
+        var offset = 0
+        if count > 0 {
+            let last = entries[count - 1]
+            offset = Int(last.offset) + Int(last.streamLength) + Int(last.typeLength) + Int(last.payloadLength)
+        }
+        var p = arena + offset
+        if let base = stream.baseAddress { p.copyMemory(from: base, byteCount: stream.count) }
+        p += stream.count
+        if let base = type.baseAddress { p.copyMemory(from: base, byteCount: type.count) }
+        p += type.count
+        if let base = payload.baseAddress { p.copyMemory(from: base, byteCount: payload.count) }
+        (entries + count).initialize(to: Entry(
+            position: position, offset: UInt32(offset), version: version,
+            streamLength: UInt8(stream.count), typeLength: UInt8(type.count), payloadLength: UInt16(payload.count)))
+        count += 1
+        logicalBytes += UInt64(size)
+    }
+
     /// An unsafe, copyable view of the events, for use inside closures (a
     /// batch builder's). Valid while this chunk lives and is not refilled.
     @inlinable public var events: Events { Events(entries: entries, arena: arena, count: count) }

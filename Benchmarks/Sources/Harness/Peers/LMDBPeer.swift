@@ -150,3 +150,53 @@ public final class LMDBPeer: Store {
         return true
     }
 }
+
+extension LMDBPeer: StreamsScaleStore {
+    public typealias ExpectedBatch = (events: EventChunk.Events, range: Range<Int>)
+
+    public func prepareExpected(_ events: EventChunk.Events, _ range: Range<Int>) throws -> ExpectedBatch { (events, range) }
+
+    /// One write transaction: per event, the key stream ‖ 0 ‖ BE32(expected)
+    /// must exist in `streams` and the new version's key must not
+    /// (`MDB_NOOVERWRITE`): with gapless versions, that is "the stream is at
+    /// exactly `expected`". A mismatch aborts the whole batch.
+    public func appendExpected(_ batch: ExpectedBatch) throws {
+        let (events, streams) = (self.events, self.streams)
+        var transaction: OpaquePointer?
+        try Self.check(mdb_txn_begin(env, nil, 0, &transaction), "mdb_txn_begin")
+        do {
+            for j in batch.range {
+                let event = batch.events[j]
+                let stale = WrongExpectedVersion(
+                    stream: String(decoding: event.stream, as: UTF8.self), expected: UInt64(max(Int64(event.version) - 1, 0)))
+                guard event.version >= 1 else { throw stale }
+                var previous = MDB_val(
+                    mv_size: PeerRecord.encodeStreamKey(event.stream, version: event.version - 1, into: streamKey), mv_data: streamKey)
+                var found = MDB_val()
+                let rc = mdb_get(transaction, streams, &previous, &found)
+                if rc == MDB_NOTFOUND { throw stale }
+                try Self.check(rc, "mdb_get streams")
+                PeerRecord.storePosition(event.position, into: key)
+                var k = MDB_val(mv_size: 8, mv_data: key)
+                var v = MDB_val(mv_size: PeerRecord.encode(event, into: record), mv_data: record)
+                try Self.check(mdb_put(transaction, events, &k, &v, UInt32(MDB_APPEND)), "mdb_put events")
+                var k2 = MDB_val(
+                    mv_size: PeerRecord.encodeStreamKey(event.stream, version: event.version, into: streamKey), mv_data: streamKey)
+                var v2 = MDB_val(mv_size: 8, mv_data: key)
+                let put = mdb_put(transaction, streams, &k2, &v2, UInt32(MDB_NOOVERWRITE))
+                if put == MDB_KEYEXIST { throw stale }
+                try Self.check(put, "mdb_put streams")
+            }
+        } catch {
+            mdb_txn_abort(transaction)
+            throw error
+        }
+        try Self.check(mdb_txn_commit(transaction), "mdb_txn_commit")
+    }
+
+    /// Ends the long-lived read transaction (the next read begins a new one).
+    public func endReads() {
+        if readTransaction != nil { mdb_txn_abort(readTransaction) }
+        readTransaction = nil
+    }
+}

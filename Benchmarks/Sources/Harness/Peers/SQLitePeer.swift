@@ -21,6 +21,9 @@ public final class SQLitePeer: Store {
     private var scan: OpaquePointer?
     private var byStream: OpaquePointer?
     private var byPosition: OpaquePointer?
+    /// streams-scale only, prepared on first use: a stream's last version.
+    private var lastVersion: OpaquePointer?
+    private var rollback: OpaquePointer?
 
     public init(directory: String, mode: OpenMode, config: StoreConfig) throws {
         path = directory + "/events.db"
@@ -108,8 +111,8 @@ public final class SQLitePeer: Store {
 
     public func close() throws {
         guard db != nil else { return }
-        for statement in [insert, begin, commit, scan, byStream, byPosition] { sqlite3_finalize(statement) }
-        insert = nil; begin = nil; commit = nil; scan = nil; byStream = nil; byPosition = nil
+        for statement in [insert, begin, commit, scan, byStream, byPosition, lastVersion, rollback] { sqlite3_finalize(statement) }
+        insert = nil; begin = nil; commit = nil; scan = nil; byStream = nil; byPosition = nil; lastVersion = nil; rollback = nil
         let rc = sqlite3_close(db)
         db = nil
         guard rc == SQLITE_OK else { throw BenchError("sqlite3_close failed (\(rc))") }
@@ -168,5 +171,49 @@ public final class SQLitePeer: Store {
         }
         sqlite3_reset(byPosition)
         return found
+    }
+}
+
+extension SQLitePeer: StreamsScaleStore {
+    public typealias ExpectedBatch = (events: EventChunk.Events, range: Range<Int>)
+
+    public func prepareExpected(_ events: EventChunk.Events, _ range: Range<Int>) throws -> ExpectedBatch {
+        if lastVersion == nil {
+            lastVersion = try prepare("SELECT version FROM events WHERE stream=? ORDER BY version DESC LIMIT 1")
+            rollback = try prepare("ROLLBACK")
+        }
+        return (events, range)
+    }
+
+    /// One transaction: per event, the stream's last version through the
+    /// (stream, version) index must be the expected one; then the insert.
+    /// A mismatch rolls the whole batch back.
+    public func appendExpected(_ batch: ExpectedBatch) throws {
+        let (insert, lastVersion) = (self.insert, self.lastVersion)
+        try stepDone(begin, "BEGIN")
+        do {
+            for j in batch.range {
+                let event = batch.events[j]
+                eventlog_bench_sqlite3_bind_text_static(lastVersion, 1, event.stream.baseAddress, Int32(event.stream.count))
+                let rc = sqlite3_step(lastVersion)
+                let current: Int64? = rc == SQLITE_ROW ? sqlite3_column_int64(lastVersion, 0) : nil
+                sqlite3_reset(lastVersion)
+                guard rc == SQLITE_ROW || rc == SQLITE_DONE else { throw BenchError("sqlite last version: \(message)") }
+                let expected = Int64(event.version) - 1
+                guard current == expected else {
+                    throw WrongExpectedVersion(stream: String(decoding: event.stream, as: UTF8.self), expected: UInt64(max(expected, 0)))
+                }
+                sqlite3_bind_int64(insert, 1, sqlite3_int64(event.position))
+                eventlog_bench_sqlite3_bind_text_static(insert, 2, event.stream.baseAddress, Int32(event.stream.count))
+                sqlite3_bind_int64(insert, 3, sqlite3_int64(event.version))
+                eventlog_bench_sqlite3_bind_text_static(insert, 4, event.type.baseAddress, Int32(event.type.count))
+                eventlog_bench_sqlite3_bind_blob_static(insert, 5, event.payload.baseAddress, Int32(event.payload.count))
+                try stepDone(insert, "INSERT")
+            }
+        } catch {
+            try stepDone(rollback, "ROLLBACK")
+            throw error
+        }
+        try stepDone(commit, "COMMIT")
     }
 }

@@ -39,6 +39,14 @@ extension Run {
             "seconds": seconds,
         ]
         if let source { object["engine"] = ["git_head": source.head, "sources_modified": source.modified] }
+        if !options.streamsScale.counts.isEmpty {
+            let sizes = options.streamsScale
+            object["streams_scale"] = [
+                "counts": sizes.counts, "phases": sizes.counts.map(StreamsScale.phaseName), "reads": sizes.reads,
+                "appends": sizes.appends, "kill_events": sizes.killEvents, "only": sizes.only,
+                "metrics": Dictionary(uniqueKeysWithValues: StreamsScale.metricDescriptions.map { ($0.0, $0.1) }),
+            ] as [String: Any]
+        }
         if results.count > 1 {
             object["scale"] = results.map { ["n": $0.n, "results": Self.resultItems($0)] }
         }

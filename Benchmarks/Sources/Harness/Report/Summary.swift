@@ -5,6 +5,14 @@ extension Run {
     public var heading: String {
         let sizes = options.sizes
         let last = results.last!
+        if options.streamsScale.only {
+            return """
+                EventLog and peers, streams-scale group only: S=\(options.streamsScale.counts.map { compact(Double($0)) }.joined(separator: ", ")) streams, \
+                \(options.rounds) round\(options.rounds == 1 ? "" : "s")
+                machine: \(machine.summary)
+                engine: \(source?.description ?? "unknown source state"); harness RSS before any store: \(String(format: "%.1f", harnessRSSMB)) MB
+                """
+        }
         return """
             EventLog and peers, standard workload (shared/WORKLOAD.md): N=\(results.map { compact(Double($0.n)) }.joined(separator: ", ")), \
             A2 \(sizes.a2) events, A3 \(sizes.a3) appends, R2 \(sizes.r2) streams, R3 \(sizes.r3) reads, \
@@ -24,11 +32,28 @@ extension Run {
         }
         out += "\ncells: median [min–max] over rounds; EL÷peer: EventLog's median ÷ the peer's (↑: higher is better, ↓: lower is better)\n"
         if results.count > 1 { out += "\n" + scaleTable(markdown: false) + "\n" }
+        if results.last!.hasStreamsScale { out += "\n" + streamsScaleLegend(markdown: false) + "\n" }
         let missing = results.last!.missing
         for m in missing where m.system == .eventlog {
             out += "n/a: \(m.system.name) \(m.phase): \(m.reason)\n"
         }
         return out
+    }
+
+    /// What the streams-scale group did, and each of its metrics.
+    public func streamsScaleLegend(markdown: Bool) -> String {
+        let sizes = options.streamsScale
+        var lines = [
+            "streams-S (--streams-scale): a fresh store per system with S streams named aggregate-<10 digits>, 1-3 events "
+                + "each (~100-byte payloads, \(compact(Double(2 * (sizes.counts.last ?? 0)))) events at S=\(compact(Double(sizes.counts.last ?? 0)))), "
+                + "loaded in batches of 100 with A1's durability; then \(sizes.reads) random stream reads after the first, "
+                + "\(sizes.appends) events appended with exact expected versions (batches of 100, no sync per batch)"
+                + (sizes.killEvents > 0 ? "; EventLog's killed writer acknowledged \(sizes.killEvents) events" : ""),
+        ]
+        for (metric, what) in StreamsScale.metricDescriptions {
+            lines.append(markdown ? "- `\(metric)`: \(what)" : "  \(metric): \(what)")
+        }
+        return lines.joined(separator: "\n")
     }
 
     /// How cost grows with N (`--scale`): per system and phase, the cost per
@@ -118,6 +143,9 @@ extension Run {
         }
         if results.count > 1 {
             out += "\n## How cost grows with N\n\n" + scaleTable(markdown: true) + "\n"
+        }
+        if last.hasStreamsScale {
+            out += "\n## Many streams (streams-S)\n\n" + streamsScaleLegend(markdown: true) + "\n"
         }
         out += "\n## Phases\n\n| phase | what |\n|---|---|\n"
         for (phase, what) in phaseDescriptions { out += "| \(phase) | \(what) |\n" }
