@@ -121,3 +121,53 @@ final class SmallTmpfs {
         #expect(try Log.verify(at: directory).isSound)
     }
 }
+
+/// Issue 18: a mapped file that cannot be read (truncated by another
+/// program, a device error) is an error naming the file and offset, not
+/// SIGBUS ending the process.
+@Suite struct MappedReadGuardTests {
+    @Test func aSegmentTruncatedUnderAReaderIsAnErrorNotACrash() throws {
+        let dir = TemporaryDirectory()
+        var options = LogOptions(durability: .none)
+        options.segmentBytes = 64 << 10
+        let writer = try Log.open(at: dir.path, options: options)
+        for i in 0..<40 {
+            try writer.append((0..<50).map { NewEvent(stream: "s\($0 % 7)", type: "T", data: Array(repeating: UInt8(i), count: 100)) })
+        }
+        try writer.close()
+
+        var readOnly = options
+        readOnly.readOnly = true
+        let reader = try Log.open(at: dir.path, options: readOnly)
+        let segments = dir.files().filter { $0.hasSuffix(".segment") }.sorted()
+        #expect(segments.count >= 3)
+        let second = try #require(segments.dropFirst().first)
+        let secondBase = try #require(UInt64(second.prefix(20)))
+        // Another program cuts the first segment to 8 KiB under the reader's mapping.
+        let victim = dir.sub(segments[0])
+        #expect(truncate(victim, 8192) == 0)
+
+        var lent = 0
+        do {
+            try reader.read(from: 0) { _ in lent += 1 }
+            Issue.record("a read over the truncated segment succeeded")
+        } catch {
+            guard case .corruption(let file, let offset, let reason) = error as? EventLogError else {
+                Issue.record("expected corruption naming the file, got \(error)")
+                return
+            }
+            #expect(file == victim)
+            #expect(offset < 8192 && offset >= 64, "offset \(offset)")
+            #expect(reason.contains("SIGBUS"), "\(reason)")
+        }
+        #expect(lent > 0 && UInt64(lent) < secondBase)
+        // The rest of the log still reads.
+        var after = 0
+        try reader.read(from: secondBase) { _ in after += 1 }
+        #expect(UInt64(after) == reader.endPosition - secondBase)
+        try reader.close()
+        // And the checks report it, in a process of their own or this one.
+        let report = try Log.verify(at: dir.path)
+        #expect(report.problems.contains { $0.file == victim })
+    }
+}

@@ -26,6 +26,18 @@ int64_t eventlog_seek_data(int fd, int64_t offset);
 /// `offset` (the end of the file counts as one). Returns it, or -1 with errno set.
 int64_t eventlog_seek_hole(int fd, int64_t offset);
 
+/// Installs, once per process, the SIGBUS handler behind
+/// `eventlog_guarded_touch` (chaining to the handler installed before it for
+/// every other SIGBUS). Returns 0, or -1 with errno set.
+int eventlog_guard_install(void);
+
+/// Reads one byte of every page of `[bytes, bytes + length)` (a mapped file)
+/// under the guard: returns 0 when all could be read (the pages are then in
+/// memory), or -1 when reading one raised SIGBUS (the file was truncated
+/// under the mapping, the device failed, or a full tmpfs could not supply a
+/// page). `eventlog_guard_install` must have been called.
+int eventlog_guarded_touch(const void *bytes, int64_t length);
+
 #endif
 
 #ifndef CSYSTEMCALLS_PREFETCH

@@ -5,11 +5,14 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CSystemCalls
 
 /// A read-only shared mapping of a file, unmapped when released.
 ///
 /// The log maps each segment once, at its full capacity, and never shrinks a
-/// mapped file, so no access below `length` can raise SIGBUS. Bytes written
+/// mapped file, so no access below `length` raises SIGBUS unless another
+/// program truncates the file or the device fails: the readers guard against
+/// that with `MappedBytes.touch`. Bytes written
 /// with `pwrite` become visible through the mapping (one page cache); readers
 /// only look at bytes the writer has published.
 ///
@@ -37,6 +40,7 @@ final class MappedRegion: @unchecked Sendable {
         if case .fail(let e)? = file.faults?.decide(.map, file.path) {
             throw IOError(operation: "mmap", path: file.path, errno: e)
         }
+        MappedBytes.installGuard()
         guard let pointer = mmap(nil, length, PROT_READ, MAP_SHARED, file.descriptor, 0),
               pointer != MAP_FAILED
         else { throw IOError(operation: "mmap", path: file.path, errno: errno) }
@@ -58,5 +62,32 @@ final class MappedRegion: @unchecked Sendable {
     func bytes(at offset: Int, count: Int) -> UnsafeRawBufferPointer? {
         guard let base, offset >= 0, count >= 0, offset <= length, count <= length - offset else { return nil }
         return UnsafeRawBufferPointer(start: base + offset, count: count)
+    }
+}
+
+/// Reads of mapped bytes that may fault. A page of a mapped file can fail to
+/// read: the file was truncated under the mapping by someone else, the
+/// device returned an error, or a full tmpfs could not supply a page. The
+/// kernel then raises SIGBUS, which would kill the process; `touch` reads
+/// the pages of a range inside a small C routine guarded against it
+/// (`eventlog_guarded_touch`), so the caller gets `false` and can report
+/// the file and offset instead. Once touched, the pages are in memory.
+enum MappedBytes {
+    /// Installs the process's SIGBUS guard (once; it hands every other
+    /// SIGBUS to the handler installed before it, or to the default action).
+    static func installGuard() {
+        _ = installed
+    }
+
+    private static let installed: Bool = eventlog_guard_install() == 0
+
+    /// What a reader reports about bytes `touch` could not read.
+    static let unreadableReason = "the file cannot be read here (SIGBUS: it was truncated by another program, or the device failed)"
+
+    /// True when every page of `bytes[range]` could be read.
+    @inline(__always)
+    static func touch(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
+        guard let base = bytes.baseAddress, !range.isEmpty else { return true }
+        return eventlog_guarded_touch(base + range.lowerBound, Int64(range.count)) == 0
     }
 }

@@ -171,6 +171,10 @@ enum LogVerifier {
                 }
             }
             report.batches += outcome.batches
+            if case .unreadable(let offset) = outcome.stop {
+                report.problems.append(.init(file: path, offset: Int64(offset), reason: MappedBytes.unreadableReason))
+                return (nil, true)
+            }
             guard case .invalid(let offset, let reason) = outcome.stop else {
                 // Zeros: the end of the data, unless a later batch shows otherwise (Format.md §10).
                 if isLast, let defect = judgeStop(

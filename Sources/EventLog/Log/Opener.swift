@@ -336,6 +336,9 @@ struct Opener {
                 offsetIndex: segment.offsetIndex, timeIndex: segment.timeIndex)
             if let synced = batch.syncedEnd(frameOffset: offset), synced > syncedByBatches { syncedByBatches = synced }
         }
+        if case .unreadable(let offset) = outcome.stop {
+            throw EventLogError.corruption(file: path, offset: Int64(offset), reason: MappedBytes.unreadableReason)
+        }
         if isLast { report.scannedBytes += outcome.dataEnd - from }
         segment.extend(with: outcome)
 

@@ -247,6 +247,9 @@ final class SegmentSet: Sendable {
                     batch: batch, at: offset, records: batch.plainRecords(in: bytes, at: offset), segmentBase: last.basePosition,
                     offsetIndex: last.offsetIndex, timeIndex: last.timeIndex)
             }
+            if case .unreadable(let offset) = outcome.stop {
+                throw EventLogError.corruption(file: last.path, offset: Int64(offset), reason: MappedBytes.unreadableReason)
+            }
             if outcome.batches > 0 {
                 last.extend(with: outcome)
                 snapshot.active = last

@@ -7,6 +7,9 @@ struct SegmentScanner {
         case endOfData
         /// Bytes at `offset` are not a valid next batch.
         case invalid(offset: Int, reason: String)
+        /// Bytes at `offset` cannot be read (`MappedBytes.touch`): not a
+        /// verdict on the data, an error to report.
+        case unreadable(offset: Int)
     }
 
     struct Outcome {
@@ -41,6 +44,18 @@ struct SegmentScanner {
             if let readable, let stop = holeStop(bytes, at: at, end: end, readable: readable) {
                 outcome.stop = stop
                 return outcome
+            }
+            // The header, then the frame it claims, read under the SIGBUS guard first.
+            guard MappedBytes.touch(bytes, at..<min(end, at + BatchHeader.size)) else {
+                outcome.stop = .unreadable(offset: at)
+                return outcome
+            }
+            if at + BatchHeader.size <= end {
+                let length = Int(bytes.loadLE(at: at, as: UInt32.self))
+                if length > BatchHeader.size, length <= end - at, !MappedBytes.touch(bytes, at..<(at + length)) {
+                    outcome.stop = .unreadable(offset: at)
+                    return outcome
+                }
             }
             switch BatchHeader.check(bytes, at: at, end: end, previousCRC: outcome.lastBatchCRC, expectedBase: outcome.endPosition) {
             case .endOfData:
