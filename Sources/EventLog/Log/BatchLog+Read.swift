@@ -72,10 +72,6 @@ struct LogReader: ~Copyable {
             }
             var offset = next > segment.basePosition ? segment.batchOffset(atOrBefore: next) : SegmentHeader.size
             while offset < segment.dataEnd && remaining > 0 {
-                // Read under the SIGBUS guard first: the header, then the frame.
-                guard MappedBytes.touch(bytes, offset..<min(segment.dataEnd, offset + BatchHeader.size)) else {
-                    throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: MappedBytes.unreadableReason)
-                }
                 // A batch wholly before `next` is skipped on its header alone:
                 // damage inside it must not make later batches unreadable.
                 if offset + BatchHeader.size <= segment.dataEnd {
@@ -84,13 +80,6 @@ struct LogReader: ~Copyable {
                        Int(skipped.length) >= BatchHeader.size, Int(skipped.length) <= segment.dataEnd - offset {
                         offset += Int(skipped.length)
                         continue
-                    }
-                }
-                if offset + BatchHeader.size <= segment.dataEnd {
-                    let length = Int(bytes.loadLE(at: offset, as: UInt32.self))
-                    if length > BatchHeader.size, length <= segment.dataEnd - offset,
-                       !MappedBytes.touch(bytes, offset..<(offset + length)) {
-                        throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: MappedBytes.unreadableReason)
                     }
                 }
                 let header: BatchHeader
