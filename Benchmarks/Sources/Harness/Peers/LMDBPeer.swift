@@ -55,17 +55,23 @@ public final class LMDBPeer: Store {
         guard rc == MDB_SUCCESS else { throw BenchError("lmdb \(what()): \(String(cString: mdb_strerror(rc)))") }
     }
 
+    /// Puts one event under its position into the events table (appending:
+    /// positions ascend); `key` holds the position afterwards.
+    private func putEventRecord(_ event: GeneratedEvent, in transaction: OpaquePointer?) throws {
+        PeerRecord.storePosition(event.position, into: key)
+        var k = MDB_val(mv_size: 8, mv_data: key)
+        var v = MDB_val(mv_size: PeerRecord.encode(event, into: record), mv_data: record)
+        try Self.check(mdb_put(transaction, events, &k, &v, UInt32(MDB_APPEND)), "mdb_put events")
+    }
+
     public func append(_ batch: EventChunk.Events, _ range: Range<Int>) throws {
-        let (events, streams) = (self.events, self.streams)
+        let streams = self.streams
         var transaction: OpaquePointer?
         try Self.check(mdb_txn_begin(env, nil, 0, &transaction), "mdb_txn_begin")
         do {
             for j in range {
                 let event = batch[j]
-                PeerRecord.storePosition(event.position, into: key)
-                var k = MDB_val(mv_size: 8, mv_data: key)
-                var v = MDB_val(mv_size: PeerRecord.encode(event, into: record), mv_data: record)
-                try Self.check(mdb_put(transaction, events, &k, &v, UInt32(MDB_APPEND)), "mdb_put events")
+                try putEventRecord(event, in: transaction)
                 var k2 = MDB_val(
                     mv_size: PeerRecord.encodeStreamKey(event.stream, version: event.version, into: streamKey), mv_data: streamKey)
                 var v2 = MDB_val(mv_size: 8, mv_data: key)
@@ -161,7 +167,7 @@ extension LMDBPeer: StreamsScaleStore {
     /// (`MDB_NOOVERWRITE`): with gapless versions, that is "the stream is at
     /// exactly `expected`". A mismatch aborts the whole batch.
     public func appendExpected(_ batch: ExpectedBatch) throws {
-        let (events, streams) = (self.events, self.streams)
+        let streams = self.streams
         var transaction: OpaquePointer?
         try Self.check(mdb_txn_begin(env, nil, 0, &transaction), "mdb_txn_begin")
         do {
@@ -176,10 +182,7 @@ extension LMDBPeer: StreamsScaleStore {
                 let rc = mdb_get(transaction, streams, &previous, &found)
                 if rc == MDB_NOTFOUND { throw stale }
                 try Self.check(rc, "mdb_get streams")
-                PeerRecord.storePosition(event.position, into: key)
-                var k = MDB_val(mv_size: 8, mv_data: key)
-                var v = MDB_val(mv_size: PeerRecord.encode(event, into: record), mv_data: record)
-                try Self.check(mdb_put(transaction, events, &k, &v, UInt32(MDB_APPEND)), "mdb_put events")
+                try putEventRecord(event, in: transaction)
                 var k2 = MDB_val(
                     mv_size: PeerRecord.encodeStreamKey(event.stream, version: event.version, into: streamKey), mv_data: streamKey)
                 var v2 = MDB_val(mv_size: 8, mv_data: key)

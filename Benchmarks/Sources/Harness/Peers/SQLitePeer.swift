@@ -74,6 +74,18 @@ public final class SQLitePeer: Store {
         return statement
     }
 
+    /// Binds one event to the prepared INSERT and runs it (no allocation).
+    @inline(__always)
+    private func insertEvent(_ event: GeneratedEvent) throws {
+        let insert = self.insert
+        sqlite3_bind_int64(insert, 1, sqlite3_int64(event.position))
+        eventlog_bench_sqlite3_bind_text_static(insert, 2, event.stream.baseAddress, Int32(event.stream.count))
+        sqlite3_bind_int64(insert, 3, sqlite3_int64(event.version))
+        eventlog_bench_sqlite3_bind_text_static(insert, 4, event.type.baseAddress, Int32(event.type.count))
+        eventlog_bench_sqlite3_bind_blob_static(insert, 5, event.payload.baseAddress, Int32(event.payload.count))
+        try stepDone(insert, "INSERT")
+    }
+
     @inline(__always)
     private func stepDone(_ statement: OpaquePointer?, _ what: StaticString) throws {
         let rc = sqlite3_step(statement)
@@ -85,16 +97,10 @@ public final class SQLitePeer: Store {
     }
 
     public func append(_ events: EventChunk.Events, _ range: Range<Int>) throws {
-        let insert = self.insert
         try stepDone(begin, "BEGIN")
         for j in range {
             let event = events[j]
-            sqlite3_bind_int64(insert, 1, sqlite3_int64(event.position))
-            eventlog_bench_sqlite3_bind_text_static(insert, 2, event.stream.baseAddress, Int32(event.stream.count))
-            sqlite3_bind_int64(insert, 3, sqlite3_int64(event.version))
-            eventlog_bench_sqlite3_bind_text_static(insert, 4, event.type.baseAddress, Int32(event.type.count))
-            eventlog_bench_sqlite3_bind_blob_static(insert, 5, event.payload.baseAddress, Int32(event.payload.count))
-            try stepDone(insert, "INSERT")
+            try insertEvent(event)
         }
         try stepDone(commit, "COMMIT")
     }
@@ -189,7 +195,7 @@ extension SQLitePeer: StreamsScaleStore {
     /// (stream, version) index must be the expected one; then the insert.
     /// A mismatch rolls the whole batch back.
     public func appendExpected(_ batch: ExpectedBatch) throws {
-        let (insert, lastVersion) = (self.insert, self.lastVersion)
+        let lastVersion = self.lastVersion
         try stepDone(begin, "BEGIN")
         do {
             for j in batch.range {
@@ -203,12 +209,7 @@ extension SQLitePeer: StreamsScaleStore {
                 guard current == expected else {
                     throw WrongExpectedVersion(stream: String(decoding: event.stream, as: UTF8.self), expected: UInt64(max(expected, 0)))
                 }
-                sqlite3_bind_int64(insert, 1, sqlite3_int64(event.position))
-                eventlog_bench_sqlite3_bind_text_static(insert, 2, event.stream.baseAddress, Int32(event.stream.count))
-                sqlite3_bind_int64(insert, 3, sqlite3_int64(event.version))
-                eventlog_bench_sqlite3_bind_text_static(insert, 4, event.type.baseAddress, Int32(event.type.count))
-                eventlog_bench_sqlite3_bind_blob_static(insert, 5, event.payload.baseAddress, Int32(event.payload.count))
-                try stepDone(insert, "INSERT")
+                try insertEvent(event)
             }
         } catch {
             try stepDone(rollback, "ROLLBACK")
