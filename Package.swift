@@ -17,7 +17,7 @@ let package = Package(
         // with a portable table-driven fallback that is also the tests' oracle.
         .target(name: "CCRC32C"),
         // Linux system calls the Swift importer cannot see (fallocate, sync_file_range).
-        .target(name: "CSystemCalls"),
+        .target(name: "CSystemCalls", dependencies: ["CCRC32C"]),
         // The system liblz4 (Debian: liblz4-dev).
         .systemLibrary(
             name: "CLZ4",

@@ -8,6 +8,7 @@
 // to the default action (the process dies, as without this guard).
 #define _GNU_SOURCE
 #include "CSystemCalls.h"
+#include "CCRC32C.h"
 
 #include <pthread.h>
 #include <setjmp.h>
@@ -81,5 +82,15 @@ int eventlog_guarded_touch(const void *bytes, int64_t length) {
     sink ^= p[length - 1];
     guard_target = NULL;
     (void)sink;
+    return 0;
+}
+
+int eventlog_guarded_crc32c(uint32_t crc, const void *bytes, int64_t length, uint32_t *result) {
+    sigjmp_buf target;
+    if (sigsetjmp(target, 0) != 0) return -1;
+    guard_target = &target;
+    uint32_t value = length > 0 ? eventlog_crc32c(crc, bytes, (size_t)length) : crc;
+    guard_target = NULL;
+    *result = value;
     return 0;
 }

@@ -604,6 +604,7 @@ import Testing
             case .valid: return "valid"
             case .endOfData: return "end"
             case .invalid(let reason, _): return reason
+            case .unreadable: return "unreadable"
             }
         }
         let codec = 44

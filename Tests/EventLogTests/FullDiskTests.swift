@@ -124,9 +124,9 @@ final class SmallTmpfs {
 
 /// Issue 18: a mapped file that cannot be read (truncated by another
 /// program, a device error) stops a scan with an error naming the file and
-/// offset, not SIGBUS ending the process. Scans (open, refresh, verify) are
-/// guarded; reads by position and stream are not yet (the guard's cost there
-/// was measurable: see the closing note of the session).
+/// offset, not SIGBUS ending the process. Scans (open, refresh, verify) and
+/// reads by position (`read(from:)`: dump, tail, subscriptions) are guarded;
+/// point reads and stream reads are not yet.
 @Suite struct MappedReadGuardTests {
     @Test func aScanOverASegmentTruncatedUnderItsMappingStopsUnreadable() throws {
         let dir = TemporaryDirectory()
@@ -165,5 +165,45 @@ final class SmallTmpfs {
         // A new process (verify maps the file anew) reports the cut, naming the file.
         let report = try Log.verify(at: dir.path)
         #expect(report.problems.contains { $0.file == path })
+    }
+
+    @Test func aReadByPositionOverASegmentTruncatedUnderItIsAnError() throws {
+        let dir = TemporaryDirectory()
+        var options = LogOptions(durability: .none)
+        options.segmentBytes = 64 << 10
+        let writer = try Log.open(at: dir.path, options: options)
+        for i in 0..<40 {
+            try writer.append((0..<50).map { NewEvent(stream: "s\($0 % 7)", type: "T", data: Array(repeating: UInt8(i), count: 100)) })
+        }
+        try writer.close()
+        var readOnly = options
+        readOnly.readOnly = true
+        let reader = try Log.open(at: dir.path, options: readOnly)
+        let segments = dir.files().filter { $0.hasSuffix(".segment") }.sorted()
+        let second = try #require(segments.dropFirst().first)
+        let secondBase = try #require(UInt64(second.prefix(20)))
+        let victim = dir.sub(segments[0])
+        // Another program cuts the first segment to 8 KiB under the reader's mapping.
+        #expect(truncate(victim, 8192) == 0)
+
+        var lent = 0
+        do {
+            try reader.read(from: 0) { _ in lent += 1 }
+            Issue.record("a read over the truncated segment succeeded")
+        } catch {
+            guard case .corruption(let file, let offset, let reason) = error as? EventLogError else {
+                Issue.record("expected corruption naming the file, got \(error)")
+                return
+            }
+            #expect(file == victim)
+            #expect(offset > Int64(SegmentHeader.size) && offset < 8192, "offset \(offset)")
+            #expect(reason.contains("SIGBUS"), "\(reason)")
+        }
+        // Every whole batch before the cut was lent; the rest of the log still reads.
+        #expect(lent > 0 && UInt64(lent) < secondBase)
+        var after = 0
+        try reader.read(from: secondBase) { _ in after += 1 }
+        #expect(UInt64(after) == reader.endPosition - secondBase)
+        try reader.close()
     }
 }

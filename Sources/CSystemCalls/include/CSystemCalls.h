@@ -38,6 +38,12 @@ int eventlog_guard_install(void);
 /// page). `eventlog_guard_install` must have been called.
 int eventlog_guarded_touch(const void *bytes, int64_t length);
 
+/// `eventlog_crc32c(crc, bytes, length)` under the same guard: stores the
+/// checksum in `*result` and returns 0, or returns -1 when reading the bytes
+/// raised SIGBUS. The checksum reads every byte anyway, so the guard adds no
+/// memory access: this is how hot paths read a whole frame safely.
+int eventlog_guarded_crc32c(uint32_t crc, const void *bytes, int64_t length, uint32_t *result);
+
 #endif
 
 #ifndef CSYSTEMCALLS_PREFETCH

@@ -93,6 +93,13 @@ struct BatchHeader: Equatable, Sendable {
         let head = CRC32C.checksum(frame, count: 4)
         return CRC32C.checksum(frame + 8, count: count - 8, continuing: head)
     }
+
+    /// `frameChecksum` of a mapped frame under the SIGBUS guard
+    /// (`MappedBytes`); nil when its bytes cannot be read.
+    @inline(__always) static func guardedFrameChecksum(_ frame: UnsafeRawPointer, count: Int) -> UInt32? {
+        guard let head = MappedBytes.checksum(frame, count: 4) else { return nil }
+        return MappedBytes.checksum(frame + 8, count: count - 8, continuing: head)
+    }
 }
 
 /// What a reader finds at a byte offset where a batch should start.
@@ -103,6 +110,10 @@ enum FrameCheck {
     case endOfData
     /// Bytes that are not a valid batch; `reason` says why.
     case invalid(reason: String, header: BatchHeader?)
+    /// The bytes cannot be read (a guarded check only: SIGBUS, the file was
+    /// truncated under its mapping or the device failed). Not a verdict on
+    /// the data: an error to report, never a tail to cut.
+    case unreadable
 }
 
 extension BatchHeader {
@@ -112,11 +123,17 @@ extension BatchHeader {
     /// attribute bits zero, an uncompressed area's length), in the order
     /// Format.md §5 lists them. Checks every byte of the frame: this is the
     /// scan's verification.
+    ///
+    /// `guarded`: the header and the checksum are read under the SIGBUS
+    /// guard (`MappedBytes`), and bytes that cannot be read give
+    /// `.unreadable` instead of ending the process.
     static func check(
-        _ bytes: UnsafeRawBufferPointer, at offset: Int, end: Int, previousCRC: UInt32?, expectedBase: UInt64?
+        _ bytes: UnsafeRawBufferPointer, at offset: Int, end: Int, previousCRC: UInt32?, expectedBase: UInt64?,
+        guarded: Bool = false
     ) -> FrameCheck {
         let available = end - offset
         if available <= 0 { return .endOfData }
+        if guarded && !MappedBytes.touch(bytes, offset..<(offset + min(available, size))) { return .unreadable }
         if available < 8 {
             let tail = UnsafeRawBufferPointer(rebasing: bytes[offset..<end])
             return tail.allSatisfy({ $0 == 0 }) ? .endOfData : .invalid(reason: "\(available) stray bytes after the last batch", header: nil)
@@ -137,7 +154,14 @@ extension BatchHeader {
             return .invalid(reason: "batch of \(length) bytes runs past the end of the data (\(available) bytes left)", header: nil)
         }
         let header = load(base)
-        guard frameChecksum(base, count: Int(length)) == header.crc else {
+        let crc: UInt32
+        if guarded {
+            guard let value = guardedFrameChecksum(base, count: Int(length)) else { return .unreadable }
+            crc = value
+        } else {
+            crc = frameChecksum(base, count: Int(length))
+        }
+        guard crc == header.crc else {
             return .invalid(reason: "batch checksum mismatch", header: header)
         }
         if let previousCRC, header.previousCRC != previousCRC {

@@ -84,6 +84,15 @@ enum MappedBytes {
     /// What a reader reports about bytes `touch` could not read.
     static let unreadableReason = "the file cannot be read here (SIGBUS: it was truncated by another program, or the device failed)"
 
+    /// CRC32C of `count` bytes at `pointer`, continuing from `crc`, computed
+    /// under the guard; nil when a page could not be read. No memory access
+    /// beyond what the checksum makes anyway.
+    @inline(__always)
+    static func checksum(_ pointer: UnsafeRawPointer, count: Int, continuing crc: UInt32 = 0) -> UInt32? {
+        var result: UInt32 = 0
+        return eventlog_guarded_crc32c(crc, pointer, Int64(count), &result) == 0 ? result : nil
+    }
+
     /// True when every page of `bytes[range]` could be read.
     @inline(__always)
     static func touch(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {

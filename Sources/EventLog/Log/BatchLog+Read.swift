@@ -74,7 +74,12 @@ struct LogReader: ~Copyable {
             while offset < segment.dataEnd && remaining > 0 {
                 // A batch wholly before `next` is skipped on its header alone:
                 // damage inside it must not make later batches unreadable.
+                // (The header is read under the SIGBUS guard, as is the whole
+                // frame by the guarded check below.)
                 if offset + BatchHeader.size <= segment.dataEnd {
+                    guard MappedBytes.touch(bytes, offset..<(offset + BatchHeader.size)) else {
+                        throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: MappedBytes.unreadableReason)
+                    }
                     let skipped = BatchHeader.load(bytes.baseAddress! + offset)
                     if skipped.endPosition <= next, skipped.basePosition < skipped.endPosition,
                        Int(skipped.length) >= BatchHeader.size, Int(skipped.length) <= segment.dataEnd - offset {
@@ -83,8 +88,10 @@ struct LogReader: ~Copyable {
                     }
                 }
                 let header: BatchHeader
-                switch BatchHeader.check(bytes, at: offset, end: segment.dataEnd, previousCRC: nil, expectedBase: nil) {
+                switch BatchHeader.check(bytes, at: offset, end: segment.dataEnd, previousCRC: nil, expectedBase: nil, guarded: true) {
                 case .valid(let h): header = h
+                case .unreadable:
+                    throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: MappedBytes.unreadableReason)
                 case .endOfData:
                     throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: "zeros where a published batch should be")
                 case .invalid(let reason, _):

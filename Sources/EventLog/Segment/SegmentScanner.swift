@@ -45,19 +45,12 @@ struct SegmentScanner {
                 outcome.stop = stop
                 return outcome
             }
-            // The header, then the frame it claims, read under the SIGBUS guard first.
-            guard MappedBytes.touch(bytes, at..<min(end, at + BatchHeader.size)) else {
+            // Read under the SIGBUS guard: a frame that cannot be read is an error, not a verdict.
+            switch BatchHeader.check(
+                bytes, at: at, end: end, previousCRC: outcome.lastBatchCRC, expectedBase: outcome.endPosition, guarded: true) {
+            case .unreadable:
                 outcome.stop = .unreadable(offset: at)
                 return outcome
-            }
-            if at + BatchHeader.size <= end {
-                let length = Int(bytes.loadLE(at: at, as: UInt32.self))
-                if length > BatchHeader.size, length <= end - at, !MappedBytes.touch(bytes, at..<(at + length)) {
-                    outcome.stop = .unreadable(offset: at)
-                    return outcome
-                }
-            }
-            switch BatchHeader.check(bytes, at: at, end: end, previousCRC: outcome.lastBatchCRC, expectedBase: outcome.endPosition) {
             case .endOfData:
                 outcome.stop = .endOfData
                 return outcome
