@@ -1,9 +1,9 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// The standard workload (shared/WORKLOAD.md) run against EventLog and, in the
-// same process, against SQLite, LMDB and RocksDB with the designs of
-// shared/peers; plus micro-benchmarks (ordo-one/benchmark). A package of its
+// The standard workload (WORKLOAD.md) run against EventLog and, in the
+// same process, against SQLite, LMDB and RocksDB (Sources/Harness/Peers);
+// plus micro-benchmarks (ordo-one/benchmark). A package of its
 // own, so that the library's package stays free of benchmark targets and of
 // the peers' system libraries. Build it in release mode:
 //

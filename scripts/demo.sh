@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: builds EventLog in release mode, appends a realistic
-# order-events workload through the library (../shared/WORKLOAD.md's
+# order-events workload through the library (Benchmarks/WORKLOAD.md's
 # generator), reads it back, and prints `eventlog inspect` of the log.
 set -euo pipefail
 cd "$(dirname "$0")/.."

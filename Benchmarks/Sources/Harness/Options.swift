@@ -43,8 +43,8 @@ public struct Options: Sendable {
                               [--check N] [--streams-scale LIST [--only-streams-scale]
                               [--streams-reads N] [--streams-appends N] [--streams-kill-events N]]
 
-        The standard workload (shared/WORKLOAD.md) on EventLog and, in the same
-        process and interleaved round by round, on the peers of shared/peers.
+        The standard workload (Benchmarks/WORKLOAD.md) on EventLog and, in the same
+        process and interleaved round by round, on SQLite, LMDB and RocksDB.
 
           --n N        events in A1 (default 1000000)
           --rounds R   rounds; the table gives median and min–max (default 3; --quick: 1)

@@ -1,4 +1,4 @@
-// eventlog-bench: the standard workload (shared/WORKLOAD.md) on EventLog and,
+// eventlog-bench: the standard workload (Benchmarks/WORKLOAD.md) on EventLog and,
 // in the same process, on SQLite, LMDB and RocksDB. See Options.usage, and
 // README.md beside Package.swift.
 import Foundation

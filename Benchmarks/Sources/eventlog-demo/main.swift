@@ -1,5 +1,5 @@
 // eventlog-demo DIR [N]: what a service does with EventLog, on the standard
-// order-events workload (../shared/WORKLOAD.md). Appends N events in durable
+// order-events workload (Benchmarks/WORKLOAD.md). Appends N events in durable
 // batches of 100, closes, reopens, reads everything back and checks it
 // against the generator's digest, then shows a point read and a time lookup.
 // `scripts/demo.sh` runs it and then `eventlog inspect` on the log.

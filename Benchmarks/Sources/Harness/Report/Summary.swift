@@ -14,7 +14,7 @@ extension Run {
                 """
         }
         return """
-            EventLog and peers, standard workload (shared/WORKLOAD.md): N=\(results.map { compact(Double($0.n)) }.joined(separator: ", ")), \
+            EventLog and peers, standard workload (Benchmarks/WORKLOAD.md): N=\(results.map { compact(Double($0.n)) }.joined(separator: ", ")), \
             A2 \(sizes.a2) events, A3 \(sizes.a3) appends, R2 \(sizes.r2) streams, R3 \(sizes.r3) reads, \
             \(options.rounds) round\(options.rounds == 1 ? "" : "s") (interleaved), N shown: \(compact(Double(last.n)))
             machine: \(machine.summary)
@@ -114,7 +114,7 @@ extension Run {
 
             ![EventLog beside the peers, per phase (log scale)](\(chartFile))
 
-            The standard workload of `shared/WORKLOAD.md` (order events of ~223 bytes, the byte-exact
+            The standard workload of `Benchmarks/WORKLOAD.md` (order events of ~223 bytes, the byte-exact
             generator), every system in one process, rounds interleaved. N = \(last.n) events,
             A2 \(sizes.a2) events, A3 \(sizes.a3) appends, R2 \(sizes.r2) streams, R3 \(sizes.r3) reads;
             \(options.rounds) round\(options.rounds == 1 ? "" : "s"). Cells: median [min–max] over rounds;
