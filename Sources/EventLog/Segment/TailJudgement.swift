@@ -172,18 +172,6 @@ extension UnsafeRawBufferPointer {
     }
 }
 
-extension SegmentScanner {
-    /// `examine` over a whole mapped segment file, skipping the holes
-    /// `file` reports.
-    static func examine(
-        _ bytes: UnsafeRawBufferPointer, after stop: Int, nextPosition: UInt64, file: FileHandle
-    ) -> DataAfterStop {
-        examine(
-            bytes, after: stop, end: bytes.count, nextPosition: nextPosition,
-            readable: ReadableRegions(file: file, length: bytes.count))
-    }
-}
-
 extension SyncEvidence {
     /// The evidence files give of how far segment `base` was synced: the
     /// clean-shutdown marker's data end (when it names this segment) and an

@@ -44,7 +44,7 @@ extension StreamIndex {
         // 3. The last segment: entries in memory, from its checkpoint file.
         guard let last = segments.last else {
             return StreamIndex(
-                table: table, directory: directory, readOnly: readOnly, checkpointBytes: options.checkpointBytes,
+                table: table, directory: directory, checkpointBytes: options.checkpointBytes,
                 sealed: sealed, active: nil, indexedEnd: end)
         }
         let entries = StreamEntries()
@@ -63,7 +63,7 @@ extension StreamIndex {
                 segments: segments, from: from, tableFrom: covered, entriesFrom: checkpoint, entries: entries, table: table)
         }
         return StreamIndex(
-            table: table, directory: directory, readOnly: readOnly, checkpointBytes: options.checkpointBytes,
+            table: table, directory: directory, checkpointBytes: options.checkpointBytes,
             sealed: sealed, active: (last.id, last.basePosition, entries), indexedEnd: end)
     }
 }

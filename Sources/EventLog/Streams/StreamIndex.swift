@@ -23,7 +23,6 @@ enum SegmentStreamIndex: Sendable {
 final class StreamIndex: SegmentIndexing {
     let table: StreamTable
     let directory: DirectoryOperations
-    let readOnly: Bool
     /// Bytes written between two stream table checkpoints, at least.
     let checkpointBytes: UInt64
     private let indexes: Mutex<Indexes>
@@ -43,12 +42,11 @@ final class StreamIndex: SegmentIndexing {
     }
 
     init(
-        table: StreamTable, directory: DirectoryOperations, readOnly: Bool, checkpointBytes: Int,
+        table: StreamTable, directory: DirectoryOperations, checkpointBytes: Int,
         sealed: [SegmentID: SegmentStreamIndex], active: (id: SegmentID, base: UInt64, entries: StreamEntries)?, indexedEnd: UInt64
     ) {
         self.table = table
         self.directory = directory
-        self.readOnly = readOnly
         self.checkpointBytes = UInt64(checkpointBytes)
         var indexes = Indexes(sealed: sealed, indexedEnd: indexedEnd)
         if let active { indexes.active = (active.id, active.base, active.entries, active.entries.writtenCount) }
