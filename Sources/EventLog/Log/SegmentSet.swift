@@ -226,10 +226,13 @@ final class SegmentSet: Sendable {
         var snapshot = self.snapshot()
         let before = snapshot.endPosition
 
+        // The last segment's file, opened once per refresh (a `tail -f` calls this every 50 ms).
+        let lastFile = snapshot.active.flatMap { try? FileHandle.open($0.path, readOnly: true, faults: directory.faults) }
+
         // 0. The last segment grew since it was mapped (an empty segment grown
         //    for a large batch, or one seen before its length was set): map it
         //    again, or its new bytes would never be looked at.
-        if let last = snapshot.active, let length = currentLength(of: last.path), length != last.mapping.length {
+        if let last = snapshot.active, let length = try? lastFile?.length(), Int(length) != last.mapping.length {
             guard let reopened = try openIfReady(base: last.basePosition, opener: &opener) else { return false }
             snapshot.active = reopened
         }
@@ -238,7 +241,7 @@ final class SegmentSet: Sendable {
         if var last = snapshot.active, let bytes = last.mapping.bytes(at: 0, count: last.mapping.length) {
             var policy = IndexPolicy(resuming: last, interval: indexInterval)
             // Past the data the file is a hole, and a batch being written may be too.
-            let file = try FileHandle.open(last.path, readOnly: true, faults: directory.faults)
+            let file = try lastFile ?? FileHandle.open(last.path, readOnly: true, faults: directory.faults)
             let outcome = SegmentScanner.scan(
                 bytes, from: last.dataEnd, end: bytes.count, previousCRC: last.lastBatchCRC, expectedBase: last.endPosition,
                 lastBatchOffset: last.lastBatchOffset, readable: ReadableRegions(file: file, length: bytes.count)
@@ -281,12 +284,6 @@ final class SegmentSet: Sendable {
         published.withLock { $0 = refreshed }
         notifier.notify()
         return snapshot.endPosition > before
-    }
-
-    /// The length of the file at `path` now, nil when it cannot be read.
-    private func currentLength(of path: String) -> Int? {
-        guard let file = try? FileHandle.open(path, readOnly: true, faults: directory.faults) else { return nil }
-        return (try? file.length()).map { Int($0) }
     }
 
     /// Opens segment `base` as the last one, or returns nil when its writer
