@@ -264,11 +264,11 @@ struct Opener {
         guard let bytes = mapping.bytes(at: 0, count: length) else { return length == 0 }
         let headerBytes = min(length, SegmentHeader.size)
         guard UnsafeRawBufferPointer(rebasing: bytes[0..<headerBytes]).allSatisfy({ $0 == 0 }) else { return false }
+        let readable = ReadableRegions(file: file, length: length)
         var at = headerBytes
-        while at < length, let region = file.dataRegion(atOrAfter: Int64(at), fileLength: Int64(length)) {
-            let from = max(at, Int(region.lowerBound))
-            let to = Int(region.upperBound)
-            if let nonZero = UnsafeRawBufferPointer(rebasing: bytes[from..<to]).firstIndex(where: { $0 != 0 }) {
+        while let region = readable.region(atOrAfter: at) {
+            let to = region.upperBound
+            if let nonZero = UnsafeRawBufferPointer(rebasing: bytes[region]).firstIndex(where: { $0 != 0 }) {
                 throw EventLogError.corruption(
                     file: path, offset: 0,
                     reason: "the segment header is zeros but the file holds data (first at byte \(nonZero)): damage, not an unfinished creation")
