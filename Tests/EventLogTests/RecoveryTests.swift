@@ -68,6 +68,14 @@ import Testing
             let error = try #require(openError(dir))
             #expect(error.file == last)
         }
+        // The message names the first data byte by its offset in the file: the first batch, after the header.
+        do {
+            _ = try Log.open(at: dir.path, options: options(.always))
+            Issue.record("the open succeeded")
+        } catch {
+            guard case .corruption(_, _, let reason) = error else { Issue.record("\(error)"); return }
+            #expect(reason.contains("first at byte \(SegmentHeader.size)"), "\(reason)")
+        }
         #expect(FileManager.default.fileExists(atPath: last))
     }
 

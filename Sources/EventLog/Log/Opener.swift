@@ -271,7 +271,7 @@ struct Opener {
             if let nonZero = UnsafeRawBufferPointer(rebasing: bytes[region]).firstIndex(where: { $0 != 0 }) {
                 throw EventLogError.corruption(
                     file: path, offset: 0,
-                    reason: "the segment header is zeros but the file holds data (first at byte \(nonZero)): damage, not an unfinished creation")
+                    reason: "the segment header is zeros but the file holds data (first at byte \(region.lowerBound + nonZero)): damage, not an unfinished creation")
             }
             at = to
         }
