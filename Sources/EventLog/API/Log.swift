@@ -63,30 +63,28 @@ public final class Log: Sendable {
     public static func open(at path: String, options: LogOptions = LogOptions()) throws(EventLogError) -> Log {
         try options.validate()
         do {
-            var index: StreamIndex?
-            var store: ConsumerStore?
-            let batches = try BatchLog.open(at: path, options: options) { opened in
+            let (batches, (index, store)) = try BatchLog.open(at: path, options: options) { opened in
                 // Every check of the segments passed; nothing was changed yet.
                 let directory = DirectoryOperations(path: path, faults: options.storageFaults)
-                index = try StreamIndex.open(&opened, options: options, directory: directory)
-                let consumers = try ConsumerStore.open(
+                let index = try StreamIndex.open(&opened, options: options, directory: directory)
+                let store = try ConsumerStore.open(
                     directory: directory, logID: opened.metadata.logID,
                     durability: options.durability, writable: !options.readOnly || options.allowsCursorCommits)
-                store = consumers
-                guard !options.readOnly else { return }
-                opened.report.clampedCursors = try consumers.clamp(toEnd: opened.endPosition)
-                for cursor in opened.report.clampedCursors {
-                    BatchLog.logger.warning(
-                        "moved a cursor back to the recovered end of the log",
-                        metadata: ["cursor": "\(cursor.name)", "was": "\(cursor.was)", "now": "\(cursor.now)"])
+                if !options.readOnly {
+                    opened.report.clampedCursors = try store.clamp(toEnd: opened.endPosition)
+                    for cursor in opened.report.clampedCursors {
+                        BatchLog.logger.warning(
+                            "moved a cursor back to the recovered end of the log",
+                            metadata: ["cursor": "\(cursor.name)", "was": "\(cursor.was)", "now": "\(cursor.now)"])
+                    }
+                    if !opened.report.clampedCursors.isEmpty {
+                        // Durable before any new event takes those positions: a cursor that
+                        // came back after another power loss would skip events it never saw.
+                        try store.sync()
+                    }
                 }
-                if !opened.report.clampedCursors.isEmpty {
-                    // Durable before any new event takes those positions: a cursor that
-                    // came back after another power loss would skip events it never saw.
-                    try consumers.sync()
-                }
+                return (index, store)
             }
-            guard let index, let store else { throw EventLogError.closed }
             if let active = batches.snapshot().active { index.activeSegmentChanged(to: active) }
             batches.segments.attach(index)
             let log = Log(

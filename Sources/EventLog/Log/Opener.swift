@@ -24,9 +24,10 @@ extension BatchLog {
     /// `options.createIfMissing` is false or the log is opened read-only);
     /// `Log.open` says what it checks and repairs. `prepare` is the layers
     /// above: it runs after every check and before any change.
-    static func open(
-        at path: String, options: LogOptions, prepare: (inout OpenedSegments) throws -> Void
-    ) throws -> BatchLog {
+    /// Returns the log with what `prepare` opened.
+    static func open<Upper>(
+        at path: String, options: LogOptions, prepare: (inout OpenedSegments) throws -> Upper
+    ) throws -> (BatchLog, Upper) {
         var opener = Opener(path: path, options: options)
         return try opener.open(prepare: prepare)
     }
@@ -48,7 +49,7 @@ struct Opener {
         self.directory = DirectoryOperations(path: path, faults: options.storageFaults)
     }
 
-    mutating func open(prepare: (inout OpenedSegments) throws -> Void) throws -> BatchLog {
+    mutating func open<Upper>(prepare: (inout OpenedSegments) throws -> Upper) throws -> (BatchLog, Upper) {
         if !DirectoryOperations.isDirectory(path) {
             if readOnly || !options.createIfMissing { throw EventLogError.notFound(path: path) }
             try DirectoryOperations.createIfMissing(path)
@@ -147,16 +148,17 @@ struct Opener {
 
         // The layers above open their state; they may still refuse the open.
         var opened = OpenedSegments(metadata: metadata, segments: segments, endPosition: end, streamTableBytes: streamTableBytes, report: report)
-        try prepare(&opened)
+        let upper = try prepare(&opened)
         report = opened.report
 
         if readOnly {
             let state = WriterState(
                 active: try placeholderActive(segments: segments, metadata: metadata),
                 encodeBuffer: ByteBuffer(capacity: 64), compressBuffer: ByteBuffer(capacity: 64))
-            return BatchLog(
+            let log = BatchLog(
                 path: path, options: options, directory: directory, metadata: metadata, writer: state,
                 snapshot: LogSnapshot(sealed: Array(segments.dropLast()), active: segments.last), lockFile: nil, recovery: report)
+            return (log, upper)
         }
 
         // Every check passed: from here on the open changes files.
@@ -201,7 +203,7 @@ struct Opener {
             path: path, options: options, directory: directory, metadata: metadata, writer: state,
             snapshot: snapshot, lockFile: lockFile, recovery: report)
         log.groupCommit.begin(unsyncedBytes: UInt64(unsynced), file: file)
-        return log
+        return (log, upper)
     }
 
     // MARK: Metadata
