@@ -207,3 +207,38 @@ final class SmallTmpfs {
         try reader.close()
     }
 }
+
+/// Format.md §10, "Holes": a hole reads as zeros and the checksum decides. A
+/// file system may store a synced batch's all-zero pages as holes (ZFS with
+/// compression does; so does the power-loss simulation's rewrite of a file),
+/// and recovery must not take such a batch for a torn write.
+@Suite struct HoleTests {
+    @Test func aSyncedBatchWithAHoleInItsZerosIsKept() throws {
+        let dir = TemporaryDirectory()
+        var options = LogOptions(durability: .always)
+        options.segmentBytes = 1 << 20
+        var log: Log? = try Log.open(at: dir.path, options: options)
+        try log?.append([NewEvent(stream: "a", type: "T", data: Array("first".utf8))])
+        // A batch with 20 KiB of zero data: whole pages of it are zeros.
+        let positions = try #require(try log?.append([NewEvent(stream: "a", type: "T", data: [UInt8](repeating: 0, count: 20 << 10))]))
+        try log?.append([NewEvent(stream: "a", type: "T", data: Array("last".utf8))])
+        log = nil  // a crash: the next open scans the segment, and everything was synced
+
+        let segment = try #require(Fixtures.segments(dir).first)
+        let file = try FileHandle.open(segment, faults: nil)
+        // Punch out a page inside the zeros of the middle batch: it reads as zeros still.
+        let batches = Fixtures.batches(in: segment)
+        #expect(batches.count == 3)
+        let middle = try #require(batches.dropFirst().first)
+        let page = (middle.offset + 4096 + 4095) / 4096 * 4096
+        try file.zeroRange(at: Int64(page), length: 4096)
+        #expect(file.dataRegion(atOrAfter: Int64(page), fileLength: try file.length()).map { $0.lowerBound > Int64(page) } ?? true)
+
+        let reopened = try Log.open(at: dir.path, options: options)
+        #expect(reopened.recovery.tailCut == nil, "\(String(describing: reopened.recovery.tailCut))")
+        #expect(reopened.endPosition == positions.upperBound + 1)
+        #expect(try reopened.event(at: positions.lowerBound).data == [UInt8](repeating: 0, count: 20 << 10))
+        try reopened.close()
+        #expect(try Log.verify(at: dir.path).isSound)
+    }
+}

@@ -189,9 +189,10 @@ enum LogVerifier {
             // to a valid frame, so one damaged batch hides nothing after it.
             if let claimed = outcome.invalidHeader, Int(claimed.length) >= BatchHeader.size,
                offset + Int(claimed.length) < bytes.count,
-               SegmentScanner.holeStop(bytes, at: offset + Int(claimed.length), end: bytes.count, readable: readable) == nil,
-               case .valid(let next) = BatchHeader.check(
-                   bytes, at: offset + Int(claimed.length), end: bytes.count, previousCRC: nil, expectedBase: nil) {
+               case .valid(let next) = SegmentScanner.checkAcrossHoles(
+                   bytes, at: offset + Int(claimed.length), end: bytes.count, previousCRC: nil, expectedBase: nil, readable: readable)
+                   ?? BatchHeader.check(
+                       bytes, at: offset + Int(claimed.length), end: bytes.count, previousCRC: nil, expectedBase: nil, guarded: true) {
                 report.problems.append(.init(file: path, offset: Int64(offset), reason: reason))
                 from = offset + Int(claimed.length)
                 previousCRC = next.previousCRC

@@ -41,13 +41,14 @@ struct SegmentScanner {
             lastBatchCRC: previousCRC, batches: 0, firstTimestamp: nil, maxTimestamp: .min)
         var at = offset
         while true {
-            if let readable, let stop = holeStop(bytes, at: at, end: end, readable: readable) {
-                outcome.stop = stop
-                return outcome
-            }
-            // Read under the SIGBUS guard: a frame that cannot be read is an error, not a verdict.
-            switch BatchHeader.check(
-                bytes, at: at, end: end, previousCRC: outcome.lastBatchCRC, expectedBase: outcome.endPosition, guarded: true) {
+            // Holes read as zeros without being touched; the rest is read
+            // under the SIGBUS guard: a frame that cannot be read is an
+            // error, not a verdict.
+            let check = readable.flatMap {
+                checkAcrossHoles(bytes, at: at, end: end, previousCRC: outcome.lastBatchCRC, expectedBase: outcome.endPosition, readable: $0)
+            } ?? BatchHeader.check(
+                bytes, at: at, end: end, previousCRC: outcome.lastBatchCRC, expectedBase: outcome.endPosition, guarded: true)
+            switch check {
             case .unreadable:
                 outcome.stop = .unreadable(offset: at)
                 return outcome
@@ -74,25 +75,57 @@ struct SegmentScanner {
 }
 
 extension SegmentScanner {
-    /// Where a walk must stop, without reading, because of a hole of the file
-    /// at `at`: a hole (or data that is all zeros up to one) where a header
-    /// would be is the end of the data; a header or frame that runs into a
-    /// hole is invalid. Nil when the frame at `at` lies in data (or runs past
-    /// `end`, which `BatchHeader.check` reports).
-    static func holeStop(_ bytes: UnsafeRawBufferPointer, at: Int, end: Int, readable: ReadableRegions) -> Stop? {
+    /// The check of the frame at `at` when it touches a hole of the file; nil
+    /// when it lies wholly in data (check it in place). A hole reads as zeros
+    /// (Format.md §10, "Holes"), but reading one through the mapping can raise
+    /// SIGBUS (a full tmpfs), so the frame is checked on a copy in which the
+    /// hole's bytes are zeros and only data regions were read. The checksum
+    /// decides, as everywhere: a hole can hold a written, synced batch's bytes
+    /// when they are zeros (file systems that store zero blocks as holes), and
+    /// a torn write's unwritten pages fail the checksum.
+    static func checkAcrossHoles(
+        _ bytes: UnsafeRawBufferPointer, at: Int, end: Int, previousCRC: UInt32?, expectedBase: UInt64?,
+        readable: ReadableRegions
+    ) -> FrameCheck? {
         guard at < end else { return nil }
-        guard let region = readable.region(containing: at) else { return .endOfData }
         let headerEnd = min(end, at + BatchHeader.size)
-        if region.upperBound < headerEnd {
-            let present = UnsafeRawBufferPointer(rebasing: bytes[at..<region.upperBound])
-            if present.allSatisfy({ $0 == 0 }) { return .endOfData }
-            return .invalid(offset: at, reason: "a batch header runs into a hole of the file at byte \(region.upperBound) (never written)")
+        var length = headerEnd - at
+        if readable.contains(at..<headerEnd) {
+            guard length == BatchHeader.size else { return nil }
+            let claimed = Int(bytes.loadLE(at: at, as: UInt32.self))
+            guard claimed >= BatchHeader.size, claimed <= Limits.maxBatchBytes, claimed <= end - at,
+                  !readable.contains(at..<(at + claimed))
+            else { return nil }
+            length = claimed
+        } else {
+            guard let header = zeroFilledCopy(bytes, at..<headerEnd, readable: readable) else { return .unreadable }
+            if header.count == BatchHeader.size {
+                let claimed = Int(header.withUnsafeBytes { $0.loadLE(at: 0, as: UInt32.self) })
+                // An impossible length is reported by the check on the header alone.
+                if claimed >= BatchHeader.size, claimed <= Limits.maxBatchBytes { length = min(claimed, end - at) }
+            }
         }
-        guard headerEnd - at == BatchHeader.size else { return nil }
-        let length = Int(bytes.loadLE(at: at, as: UInt32.self))
-        guard length >= BatchHeader.size, length <= end - at, at + length > region.upperBound else { return nil }
-        return .invalid(
-            offset: at, reason: "batch of \(length) bytes runs into a hole of the file at byte \(region.upperBound) (never written)")
+        guard let frame = zeroFilledCopy(bytes, at..<(at + length), readable: readable) else { return .unreadable }
+        return frame.withUnsafeBytes {
+            BatchHeader.check($0, at: 0, end: length, previousCRC: previousCRC, expectedBase: expectedBase)
+        }
+    }
+
+    /// `bytes[range]` with the bytes in holes of the file as zeros, reading
+    /// only data regions (under the SIGBUS guard); nil when one cannot be read.
+    static func zeroFilledCopy(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, readable: ReadableRegions) -> [UInt8]? {
+        var copy = [UInt8](repeating: 0, count: range.count)
+        var at = range.lowerBound
+        while at < range.upperBound, let region = readable.region(atOrAfter: at), region.lowerBound < range.upperBound {
+            let piece = region.lowerBound..<min(region.upperBound, range.upperBound)
+            guard MappedBytes.touch(bytes, piece) else { return nil }
+            copy.withUnsafeMutableBytes { out in
+                out.baseAddress!.advanced(by: piece.lowerBound - range.lowerBound)
+                    .copyMemory(from: bytes.baseAddress!.advanced(by: piece.lowerBound), byteCount: piece.count)
+            }
+            at = piece.upperBound
+        }
+        return copy
     }
 }
 
