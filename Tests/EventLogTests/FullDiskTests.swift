@@ -128,8 +128,9 @@ final class SmallTmpfs {
 /// reads by position (`read(from:)`: dump, tail, subscriptions) are guarded;
 /// point reads and stream reads are not yet.
 @Suite struct MappedReadGuardTests {
-    @Test func aScanOverASegmentTruncatedUnderItsMappingStopsUnreadable() throws {
-        let dir = TemporaryDirectory()
+    /// 2,000 events in segments of 64 KiB, closed; returns the options it used.
+    @discardableResult
+    static func closedLogOfSeveralSegments(_ dir: TemporaryDirectory) throws -> LogOptions {
         var options = LogOptions(durability: .none)
         options.segmentBytes = 64 << 10
         let writer = try Log.open(at: dir.path, options: options)
@@ -137,6 +138,12 @@ final class SmallTmpfs {
             try writer.append((0..<50).map { NewEvent(stream: "s\($0 % 7)", type: "T", data: Array(repeating: UInt8(i), count: 100)) })
         }
         try writer.close()
+        return options
+    }
+
+    @Test func aScanOverASegmentTruncatedUnderItsMappingStopsUnreadable() throws {
+        let dir = TemporaryDirectory()
+        try Self.closedLogOfSeveralSegments(dir)
         let first = try #require(dir.files().filter { $0.hasSuffix(".segment") }.sorted().first)
         let path = dir.sub(first)
 
@@ -169,13 +176,7 @@ final class SmallTmpfs {
 
     @Test func aReadByPositionOverASegmentTruncatedUnderItIsAnError() throws {
         let dir = TemporaryDirectory()
-        var options = LogOptions(durability: .none)
-        options.segmentBytes = 64 << 10
-        let writer = try Log.open(at: dir.path, options: options)
-        for i in 0..<40 {
-            try writer.append((0..<50).map { NewEvent(stream: "s\($0 % 7)", type: "T", data: Array(repeating: UInt8(i), count: 100)) })
-        }
-        try writer.close()
+        let options = try Self.closedLogOfSeveralSegments(dir)
         var readOnly = options
         readOnly.readOnly = true
         let reader = try Log.open(at: dir.path, options: readOnly)
