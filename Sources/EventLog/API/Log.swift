@@ -120,6 +120,8 @@ public final class Log: Sendable {
     /// `.closed`. Reads already running finish on their snapshot.
     public func close() throws(EventLogError) {
         batches.stopFlusher()
+        // A run merge under way finishes first; none starts after.
+        streams.index.stopMerging()
         var failure: EventLogError?
         // Cursor commits (of a writer, or of a reader with allowsCursorCommits).
         do { try consumers.store.sync() } catch { failure = error }

@@ -34,7 +34,7 @@ struct CleanShutdownMarker: Equatable, Sendable {
     static func decode(_ bytes: [UInt8]) -> CleanShutdownMarker? {
         guard bytes.count == size else { return nil }
         let r = ByteReader(bytes: bytes)
-        guard r.le(0, UInt64.self) == Magic.cleanShutdown, r.le(8, UInt16.self) == FormatVersion.current,
+        guard r.le(0, UInt64.self) == Magic.cleanShutdown, FormatVersion.readable.contains(r.le(8, UInt16.self)),
               r.checksumHolds(length: size), Reserved.firstNonZero(bytes, 10..<16) == nil
         else { return nil }
         return CleanShutdownMarker(

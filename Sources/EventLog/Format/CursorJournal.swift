@@ -142,7 +142,7 @@ enum CursorJournalHeader {
             throw .foreignFile(file: file, reason: "not an EventLog cursor journal (bad magic)")
         }
         let version = bytes.loadLE(at: 8, as: UInt16.self)
-        guard version == FormatVersion.current else {
+        guard FormatVersion.readable.contains(version) else {
             throw .unsupportedFormatVersion(file: file, found: Int(version), supported: Int(FormatVersion.current))
         }
         guard bytes.count >= size,

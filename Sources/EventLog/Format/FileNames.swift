@@ -8,7 +8,8 @@ enum FileNames {
     static let offsetIndexSuffix = ".index"
     static let timeIndexSuffix = ".timeindex"
     static let streamIndexSuffix = ".streamindex"
-    static let streamTable = "streams.table"
+    /// Format version 1's stream table, removed by a writer of version 2.
+    static let legacyStreamTable = "streams.table"
     static let cursorJournal = "cursors.journal"
 
     /// The 20-digit, zero-padded base position that names a segment and its indexes.

@@ -14,7 +14,7 @@ enum FixedFile {
         let r = ByteReader(bytes: bytes)
         guard r.le(0, UInt64.self) == magic else { throw .foreignFile(file: file, reason: "not an EventLog \(what) (bad magic)") }
         let version = r.le(8, UInt16.self)
-        guard version == FormatVersion.current else {
+        guard FormatVersion.readable.contains(version) else {
             throw .unsupportedFormatVersion(file: file, found: Int(version), supported: Int(FormatVersion.current))
         }
         guard bytes.count == size else { throw .corruption(file: file, offset: 0, reason: "file is \(bytes.count) bytes, expected \(size)") }

@@ -7,12 +7,18 @@
 /// it only when it knows the write version too. Any other read version is
 /// refused with `EventLogError.unsupportedFormatVersion`, never guessed at.
 enum FormatVersion {
-    /// The read version: the version field this build writes in every file
-    /// and the only one it reads.
-    static let current: UInt16 = 1
+    /// The read version: the version field this build writes in every file.
+    /// Version 2 replaced the stream table file with stream table runs and
+    /// gave stream index files per-block checksums (Format.md §12).
+    static let current: UInt16 = 2
+    /// The read versions this build reads: a log of version 1 is read as it
+    /// is, and a writer upgrades it (§12, "Upgrade"). Files whose layout
+    /// version 2 changed (stream index files, stream table runs) are read
+    /// in version 2 only; version 1's are rebuilt.
+    static let readable: ClosedRange<UInt16> = 1...2
     /// The highest write version this build may write under. A log whose
     /// write version is higher opens read-only only.
-    static let write: UInt16 = 1
+    static let write: UInt16 = 2
 
     /// The write version a log's metadata stores as `stored` (0: equal to
     /// the read version `read`).

@@ -112,7 +112,7 @@ enum IndexFile {
         let r = ByteReader(bytes: bytes)
         guard r.le(0, UInt64.self) == magic else { throw Unusable(reason: "bad magic") }
         let version = r.le(8, UInt16.self)
-        guard version == FormatVersion.current else { throw Unusable(reason: "format version \(version)") }
+        guard FormatVersion.readable.contains(version) else { throw Unusable(reason: "format version \(version)") }
         guard Int(r.le(10, UInt16.self)) == entrySize else { throw Unusable(reason: "wrong entry size") }
         let count = Int(r.le(12, UInt32.self))
         guard bytes.count == IndexFileHeader.size + count * entrySize + 4 else {

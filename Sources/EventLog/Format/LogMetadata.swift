@@ -17,14 +17,17 @@ struct LogMetadata: Equatable, Sendable {
     var compression: Compression
     /// The write version as stored: 0 means equal to the read version.
     var storedWriteVersion: UInt16 = 0
+    /// The log's read version (byte 8): what this build writes for a new
+    /// log; a log of an older version keeps its own until a writer upgrades it.
+    var readVersion: UInt16 = FormatVersion.current
 
     /// The write version the log asks of a writer.
-    var writeVersion: UInt16 { FormatVersion.effectiveWrite(stored: storedWriteVersion, read: FormatVersion.current) }
+    var writeVersion: UInt16 { FormatVersion.effectiveWrite(stored: storedWriteVersion, read: readVersion) }
 
     func encode() -> [UInt8] {
         var w = ByteWriter()
         w.le(Magic.logMetadata)
-        w.le(FormatVersion.current)
+        w.le(readVersion)
         w.le(storedWriteVersion)
         w.zeros(4)
         w.raw(logID)
@@ -44,11 +47,12 @@ struct LogMetadata: Equatable, Sendable {
     static func decode(_ bytes: [UInt8], file: String, writing: Bool = false) throws(EventLogError) -> LogMetadata {
         let r = try FixedFile.reader(
             bytes, magic: Magic.logMetadata, size: size, file: file, what: "metadata file", reserved: reserved)
+        let readVersion = r.le(8, UInt16.self)
         let storedWrite = r.le(10, UInt16.self)
-        guard storedWrite == 0 || storedWrite >= FormatVersion.current else {
+        guard storedWrite == 0 || storedWrite >= readVersion else {
             throw .corruption(
                 file: file, offset: 10,
-                reason: "write version \(storedWrite) is below the read version \(FormatVersion.current)")
+                reason: "write version \(storedWrite) is below the read version \(readVersion)")
         }
         guard let compression = Compression(rawValue: r.le(48, UInt8.self)) else {
             throw .corruption(file: file, offset: 48, reason: "unknown compression code")
@@ -61,7 +65,7 @@ struct LogMetadata: Equatable, Sendable {
         }
         let metadata = LogMetadata(
             logID: r.slice(16, 16), createdAt: r.le(32, Int64.self), segmentBytes: r.le(40, UInt32.self),
-            indexInterval: interval, compression: compression, storedWriteVersion: storedWrite)
+            indexInterval: interval, compression: compression, storedWriteVersion: storedWrite, readVersion: readVersion)
         if writing && metadata.writeVersion > FormatVersion.write {
             throw .unsupportedFormatVersion(file: file, found: Int(metadata.writeVersion), supported: Int(FormatVersion.write))
         }

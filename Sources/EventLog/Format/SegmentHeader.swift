@@ -40,7 +40,7 @@ struct SegmentHeader: Equatable, Sendable {
             throw .foreignFile(file: file, reason: "not an EventLog segment (bad magic)")
         }
         let version = bytes.loadLE(at: 8, as: UInt16.self)
-        guard version == FormatVersion.current else {
+        guard FormatVersion.readable.contains(version) else {
             throw .unsupportedFormatVersion(file: file, found: Int(version), supported: Int(FormatVersion.current))
         }
         guard bytes.count >= size else { throw .corruption(file: file, offset: 0, reason: "segment is shorter than its header") }

@@ -137,7 +137,7 @@ extension BatchLog {
             state.knownDurable = groupCommit.noteWritten(state.writtenSequence, file: state.active.file)
         }
 
-        if active.dataEnd - state.checkpointEnd >= options.checkpointBytes {
+        if active.dataEnd - state.checkpointEnd >= options.checkpointBytes || segments.indexing?.wantsCheckpoint == true {
             segments.scheduleIndexWrite(active, durableAt: state.writtenSequence, commit: groupCommit)
             state.checkpointEnd = active.dataEnd
             if let checkpoint = segments.indexing?.checkpoint(

@@ -26,6 +26,12 @@ public struct LogOptions: Sendable {
     /// this many bytes of log: the checkpoint from which recovery after a
     /// crash scans, so its work is bounded by this, not by the segment size.
     public var checkpointBytes: Int = 16 << 20
+    /// Memory for stream states (Format.md §14): the states the writer
+    /// changed since the last stream table run, and those waiting to be
+    /// written as one. Half of it is the current generation's; past that,
+    /// the writer checkpoints early. Every other stream's state stays on
+    /// disk, so memory does not grow with the number of streams.
+    public var streamMemoryBytes: Int = 64 << 20
     public var durability: Durability = .always
     public var compression: Compression = .none
     /// Create the directory and a new log when none exists.
@@ -74,6 +80,9 @@ public struct LogOptions: Sendable {
         }
         guard checkpointBytes >= 4096 else {
             throw .invalidArgument("checkpointBytes must be at least 4096, got \(checkpointBytes)")
+        }
+        guard streamMemoryBytes >= 1 << 20 else {
+            throw .invalidArgument("streamMemoryBytes must be at least 1048576, got \(streamMemoryBytes)")
         }
         if let age = segmentMaxAgeSeconds, age <= 0 {
             throw .invalidArgument("segmentMaxAgeSeconds must be positive, got \(age)")

@@ -13,8 +13,8 @@ struct OpenedSegments {
     var segments: [Segment]
     /// The position after the last event.
     var endPosition: UInt64
-    /// `streams.table` as read once (evidence for Format.md §10); nil when not read yet.
-    var streamTableBytes: [UInt8]??
+    /// The stream table runs found once (evidence for Format.md §10); nil when not looked for yet.
+    var streamTableRuns: (runs: [StreamTableRunView], unusable: [String])?
     /// What the open found and did, for the layers above to add to.
     var report: RecoveryReport
 }
@@ -39,8 +39,8 @@ struct Opener {
     let options: LogOptions
     let directory: DirectoryOperations
     var report = RecoveryReport()
-    /// `streams.table` as read once by an open after a crash (evidence for §10, then loaded).
-    var streamTableBytes: [UInt8]??
+    /// The stream table runs as found once by an open after a crash (evidence for §10, then used).
+    var streamTableRuns: (runs: [StreamTableRunView], unusable: [String])?
     var readOnly: Bool { options.readOnly }
 
     init(path: String, options: LogOptions) {
@@ -72,7 +72,7 @@ struct Opener {
         var bases = SegmentSet.bases(in: names)
         // First, before anything is removed: a log of a version this build
         // may not write is refused without a change.
-        let metadata = try loadOrCreateMetadata(segmentsExist: !bases.isEmpty)
+        var metadata = try loadOrCreateMetadata(segmentsExist: !bases.isEmpty)
         if !readOnly {
             for name in names where name.hasSuffix(".tmp") {
                 try directory.remove(name)
@@ -143,11 +143,11 @@ struct Opener {
         if segments.isEmpty, let tableCovered, tableCovered > end {
             throw EventLogError.missingSegment(
                 expectedBasePosition: end,
-                found: "no segment; \(FileNames.streamTable) covers positions up to \(tableCovered)")
+                found: "no segment; a stream table run covers positions up to \(tableCovered)")
         }
 
         // The layers above open their state; they may still refuse the open.
-        var opened = OpenedSegments(metadata: metadata, segments: segments, endPosition: end, streamTableBytes: streamTableBytes, report: report)
+        var opened = OpenedSegments(metadata: metadata, segments: segments, endPosition: end, streamTableRuns: streamTableRuns, report: report)
         let upper = try prepare(&opened)
         report = opened.report
 
@@ -162,6 +162,17 @@ struct Opener {
         }
 
         // Every check passed: from here on the open changes files.
+        if metadata.readVersion < FormatVersion.current {
+            // A log of an older read version, read as it is; a writer
+            // upgrades it (Format.md §12, "Upgrade"): from here on, builds
+            // that know only the older version refuse it.
+            var upgraded = metadata
+            upgraded.readVersion = FormatVersion.current
+            upgraded.storedWriteVersion = 0
+            try directory.writeAtomically(FileNames.metadata, bytes: upgraded.encode())
+            report.upgradedFromVersion = Int(metadata.readVersion)
+            metadata = upgraded
+        }
         if let interrupted {
             try directory.remove(FileNames.segment(interrupted))
             report.removedFiles.append(FileNames.segment(interrupted))
@@ -243,13 +254,13 @@ struct Opener {
         return 0
     }
 
-    /// The covered position of `streams.table` when the file is intact: the
-    /// table is written only after the data it covers was synced, so every
-    /// position before it was on disk (evidence for §10).
+    /// The furthest position a usable stream table run reaches: runs are
+    /// written only after the data they cover was synced, so every position
+    /// before it was on disk (evidence for §10).
     mutating func streamTableCoveredPosition() throws -> UInt64? {
-        let bytes = try directory.readWhole(FileNames.streamTable)
-        streamTableBytes = .some(bytes)  // openStreams loads it from here
-        return bytes.flatMap(StreamTableFile.coveredPosition)
+        let found = StreamTableRunChain.openAll(in: directory)
+        streamTableRuns = found  // the stream layer takes them from here
+        return found.runs.map(\.to).max()
     }
 
     // MARK: Segments
@@ -356,7 +367,7 @@ struct Opener {
             if let tableCovered, tableCovered > outcome.endPosition {
                 evidence.append(SyncEvidence(
                     bound: .max,
-                    source: "\(FileNames.streamTable), written after its data was synced, covers positions up to \(tableCovered) (the log ends at \(outcome.endPosition))"))
+                    source: "a stream table run, written after its data was synced, covers positions up to \(tableCovered) (the log ends at \(outcome.endPosition))"))
             }
             let stopReason: String?
             if case .invalid(_, let reason) = outcome.stop { stopReason = reason } else { stopReason = nil }

@@ -20,6 +20,8 @@ public struct RecoveryReport: Sendable, Equatable {
     public var rebuiltIndexes: [String] = []
     /// Files removed: leftover temporary files, an empty segment whose creation a crash interrupted.
     public var removedFiles: [String] = []
+    /// The read version of a log this open upgraded (Format.md §12, "Upgrade"); nil when none.
+    public var upgradedFromVersion: Int? = nil
     /// Records read again to bring the stream table and the active segment's
     /// stream index up to date (0 after a clean shutdown).
     public var replayedRecords: Int = 0

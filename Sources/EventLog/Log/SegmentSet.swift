@@ -27,6 +27,11 @@ protocol SegmentIndexing: AnyObject, Sendable {
     /// disk. Nil when no checkpoint is due.
     func checkpoint(covering position: UInt64, writtenBytes: UInt64, force: Bool) -> (@Sendable () throws(IOError) -> Void)?
 
+    /// True when this layer wants a checkpoint before the next one is due
+    /// by bytes (its memory outgrew its share). Read by the writer after
+    /// each batch, so cheap.
+    var wantsCheckpoint: Bool { get }
+
     /// A read-only log's refresh found more on disk: bring this layer up to
     /// `snapshot` (new records, new segments) before it is published.
     func catchUp(with snapshot: LogSnapshot) throws(EventLogError)

@@ -39,7 +39,7 @@ public struct BatchBuilder: ~Copyable {
         name.withUTF8 { bytes in
             do throws(EventLogError) {
                 try Self.checkStreamName(UnsafeRawBufferPointer(bytes))
-                let slot = streams.slot(for: UnsafeRawBufferPointer(bytes), table: table)
+                let slot = try streams.slot(for: UnsafeRawBufferPointer(bytes), table: table)
                 streams.slots[slot].expectation = expected
             } catch {
                 failure = error
@@ -142,7 +142,7 @@ public struct BatchBuilder: ~Copyable {
         guard buffer.count + recordBound <= Limits.maxBatchBytes else {
             throw .limitExceeded(limit: "batch bytes", value: buffer.count + recordBound, maximum: Limits.maxBatchBytes)
         }
-        let slot = streams.slot(for: stream, table: table)
+        let slot = try streams.slot(for: stream, table: table)
         if streams.slots[slot].deletion == .hard {
             throw .streamDeleted(stream: streams.name(of: slot, table: table))
         }

@@ -47,10 +47,12 @@ struct BatchStreams: Sendable {
         items.removeAll(keepingCapacity: true)
     }
 
-    /// The slot of the stream named `name`, created from the table's state when new to the batch.
+    /// The slot of the stream named `name`, created from the table's state
+    /// when new to the batch (a stream only an older level of the table has
+    /// is loaded into its current generation: the batch will change it).
     mutating func slot(
         for name: UnsafeRawBufferPointer, table: StreamTable
-    ) -> Int {
+    ) throws(EventLogError) -> Int {
         let hash = table.hash(name)
         if let first = slotByHash[hash] {
             var candidate = Int(first) + 1
@@ -61,7 +63,8 @@ struct BatchStreams: Sendable {
             }
         }
         var slot: Slot
-        if let id = table.find(name, hash: hash) {
+        let found = table.find(name, hash: hash) ?? (try table.mutate { (t) throws(EventLogError) in try t.findOrLoad(name, hash: hash) })
+        if let id = found {
             slot = table.withState(id) { state in
                 Slot(
                     id: id, newName: nil, hash: hash, versionBefore: state.versionForExpectations, deletion: state.deletion,

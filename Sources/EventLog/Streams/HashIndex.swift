@@ -59,6 +59,11 @@ struct HashIndex: Sendable {
         slots[i] = Slot(key: key, value: value + 1)
     }
 
+    /// Calls `body` with every key and its value, in slot order.
+    func forEach(_ body: (UInt64, UInt32) throws -> Void) rethrows {
+        for slot in slots where slot.value != 0 { try body(slot.key, slot.value - 1) }
+    }
+
     /// Empties the map, keeping its storage; costs the number of keys it held.
     mutating func removeAll() {
         if used.count * 4 < slots.count {

@@ -5,8 +5,8 @@ struct StreamEntry: Sendable, Equatable {
     /// Where the record is: its byte offset in the segment, or, for a record
     /// inside an LZ4 batch, the batch's offset with bit 31 set.
     var offset: UInt32
-    var stream: UInt32
-    /// The same stream's previous entry in this segment (index + 1; 0: none).
+    /// The previous entry in this segment whose stream has the same hash
+    /// (index + 1; 0: none): see `SegmentStreamEntries`.
     var previous: UInt32
     var version: UInt64
 
@@ -92,11 +92,6 @@ final class StreamEntries: @unchecked Sendable {
         (chunk + (index & (Self.chunkSize - 1))).initialize(to: entry)
         writtenCount += 1
         return index
-    }
-
-    /// Drops entries at or after `count` (writer only, before publishing a smaller count).
-    func removeAll(from count: Int) {
-        if count < writtenCount { writtenCount = count }
     }
 
     /// Entry `i`, for `i` below a count published after it was written (so

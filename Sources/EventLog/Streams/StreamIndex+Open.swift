@@ -1,27 +1,30 @@
-/// Opening the stream layer: the stream table, the sealed segments' stream
-/// index files, the active segment's entries, and the replay of whatever
-/// the persisted files do not cover (Format.md, "Stream index: recovery").
+/// Opening the stream layer: the stream table's runs, the sealed segments'
+/// stream index files, the active segment's entries, and the replay of
+/// whatever the persisted files do not cover (Format.md §14.3, "Recovery").
 extension StreamIndex {
     /// Opens the stream index of the segments an open found (a step of
     /// `Log.open`, before the open changes any file but rebuilt stream
-    /// index files).
+    /// index files and run files no chain uses).
     static func open(_ opened: inout OpenedSegments, options: LogOptions, directory: DirectoryOperations) throws -> StreamIndex {
         let readOnly = options.readOnly
-        let table = StreamTable(hashMask: options.streamHashMask)
         let segments = opened.segments
         let start = segments.first?.basePosition ?? 0
         let end = segments.last?.endPosition ?? 0
         var sealed: [SegmentID: SegmentStreamIndex] = [:]
 
-        // 1. The table as of its covered position (or nothing: replay everything).
-        var covered = start
-        if let bytes = try opened.streamTableBytes ?? directory.readWhole(FileNames.streamTable),
-           let (rows, position) = StreamTableFile.decode(bytes),
-           position >= start, position <= end {
-            table.mutate { $0.replaceAll(with: rows.map { StreamState(row: $0, hash: table.hash($0.name)) }) }
-            covered = position
-        } else if end > start {
-            opened.report.rebuiltIndexes.append(FileNames.streamTable)
+        // 1. The runs: the chain from the log's start; the current generation starts where it ends.
+        let found = opened.streamTableRuns ?? StreamTableRunChain.openAll(in: directory)
+        let chain = StreamTableRunChain.select(from: found.runs, start: start, end: end)
+        let covered = chain.last?.to ?? start
+        let table = StreamTable(hashMask: options.streamHashMask, levels: StreamLevels(runs: chain), from: covered)
+        if !readOnly {
+            // Superseded by a merge, past a cut tail, unusable, or left by an
+            // interrupted write: derived data no chain uses. And version 1's table.
+            let inChain = Set(chain.map(\.path))
+            var stale = found.unusable + found.runs.filter { !inChain.contains($0.path) }.map { FileNames.streamTableRun(from: $0.from, to: $0.to) }
+            if DirectoryOperations.exists(directory.file(FileNames.legacyStreamTable)) { stale.append(FileNames.legacyStreamTable) }
+            for name in stale { try directory.remove(name) }
+            if !stale.isEmpty { try directory.sync() }
         }
 
         // 2. Sealed segments: their stream index files, rebuilt when in doubt.
@@ -31,29 +34,34 @@ extension StreamIndex {
                 sealed[segment.id] = .file(view)
                 continue
             }
-            let bytes = try StreamIndexBuilder.scan(segment, table: table)
+            let bytes = try StreamIndexBuilder.scan(segment, hash: table.hash)
             opened.report.rebuiltIndexes.append(name)
             var view: StreamIndexView?
             if !readOnly {
                 try directory.writeAtomically(name, bytes: bytes)
                 view = StreamIndexView.open(path: directory.file(name), faults: directory.faults)
             }
-            if let view = view ?? StreamIndexView.inMemory(bytes) { sealed[segment.id] = .file(view) }
+            if let view = view ?? StreamIndexView.inMemory(bytes, path: directory.file(name)) { sealed[segment.id] = .file(view) }
         }
 
         // 3. The last segment: entries in memory, from its checkpoint file.
         guard let last = segments.last else {
             return StreamIndex(
-                table: table, directory: directory, checkpointBytes: options.checkpointBytes,
+                table: table, directory: directory, memoryBytes: options.streamMemoryBytes,
                 sealed: sealed, active: nil, indexedEnd: end)
         }
-        let entries = StreamEntries()
+        var entries = SegmentStreamEntries()
         var checkpoint = last.basePosition
         if let view = StreamIndexView.open(path: directory.file(FileNames.streamIndex(last.basePosition)), faults: directory.faults),
            view.describesPrefix(of: last) {
-            try StreamIndexBuilder.load(
-                view, into: entries, segment: last, table: table, tableCovers: covered >= view.header.endPosition)
-            checkpoint = view.header.endPosition
+            do {
+                try StreamIndexBuilder.load(view, into: entries, segment: last)
+                checkpoint = view.header.endPosition
+            } catch {
+                // A damaged block: the checkpoint is not used; the replay below covers the segment.
+                entries = SegmentStreamEntries()
+                opened.report.rebuiltIndexes.append(FileNames.streamIndex(last.basePosition))
+            }
         }
 
         // 4. Replay what neither covers.
@@ -63,7 +71,7 @@ extension StreamIndex {
                 segments: segments, from: from, tableFrom: covered, entriesFrom: checkpoint, entries: entries, table: table)
         }
         return StreamIndex(
-            table: table, directory: directory, checkpointBytes: options.checkpointBytes,
+            table: table, directory: directory, memoryBytes: options.streamMemoryBytes,
             sealed: sealed, active: (last.id, last.basePosition, entries), indexedEnd: end)
     }
 }
@@ -91,137 +99,43 @@ extension StreamIndexView {
     }
 }
 
-/// Building stream indexes: from a segment's records, from the in-memory
-/// entries, and the replay of records into the table.
+/// Building stream indexes: from a segment's records, from a checkpoint
+/// file, and the replay of records into the table.
 enum StreamIndexBuilder {
     /// The stream index file of a segment, built by reading every record.
-    static func scan(_ segment: Segment, table: StreamTable) throws -> [UInt8] {
-        var groups: [String: StreamIndexFile.Group] = [:]
-        var order: [String] = []
-        try forEachRecord(in: segment, from: segment.basePosition) { view, offset, _ in
-            if view.isMarker { return }
-            let name = view.stream
-            if groups[name] == nil {
-                groups[name] = StreamIndexFile.Group(hash: table.hash(view.streamBytes), firstVersion: view.version, entries: [])
-                order.append(name)
+    static func scan(_ segment: Segment, hash: (UnsafeRawBufferPointer) -> UInt64) throws -> [UInt8] {
+        let entries = SegmentStreamEntries()
+        try entries.append { add in
+            try forEachRecord(in: segment, from: segment.basePosition) { view, offset, _ in
+                if view.isMarker { return }
+                let relative = UInt32(truncatingIfNeeded: view.position &- segment.basePosition)
+                guard add(hash(view.streamBytes), relative, offset, view.version) else { throw tooManyEvents(segment) }
             }
-            groups[name]?.entries.append((UInt32(truncatingIfNeeded: view.position &- segment.basePosition), offset))
         }
-        return StreamIndexFile.encode(segment.indexFileHeader, groups: order.compactMap { groups[$0] })
+        return StreamIndexFile.encode(segment.indexFileHeader, groups: entries.groups(count: entries.writtenCount))
     }
 
-    /// The stream index file of a segment from its in-memory entries: a
-    /// counting sort by stream, written straight into the file's bytes (a
-    /// few allocations in all, none per entry or per stream).
-    static func encode(_ segment: Segment, entries: StreamEntries, count: Int, table: StreamTable) -> [UInt8] {
-        var maxID: UInt32 = 0
-        for i in 0..<count { maxID = max(maxID, entries[i].stream) }
-        let slots = count == 0 ? 0 : Int(maxID) + 1
-        // Per stream id: entry count, then (reused) the next entry slot.
-        var perStream = [Int32](repeating: 0, count: slots)
-        var firstEntry = [Int32](repeating: -1, count: slots)
-        var ids: [UInt32] = []
-        for i in 0..<count {
-            let id = Int(entries[i].stream)
-            if perStream[id] == 0 {
-                firstEntry[id] = Int32(i)
-                ids.append(UInt32(id))
-            }
-            perStream[id] += 1
-        }
-        let hashes = table.read { t in ids.map { t[$0].hash } }
-        // Groups sorted by (hash, first relative position).
-        var order = Array(ids.indices)
-        order.sort { a, b in
-            if hashes[a] != hashes[b] { return hashes[a] < hashes[b] }
-            return firstEntry[Int(ids[a])] < firstEntry[Int(ids[b])]
-        }
-        let groupsStart = StreamIndexFile.headerSize
-        let entriesStart = groupsStart + ids.count * StreamIndexFile.groupSize
-        var bytes = [UInt8](repeating: 0, count: entriesStart + count * StreamIndexFile.entrySize + 4)
-        let header = segment.indexFileHeader
-        bytes.withUnsafeMutableBytes { raw in
-            let out = raw.baseAddress!
-            out.storeLE(Magic.streamIndex, at: 0)
-            out.storeLE(FormatVersion.current, at: 8)
-            out.storeLE(UInt32(ids.count), at: 12)
-            out.storeLE(header.basePosition, at: 16)
-            out.storeLE(header.endPosition, at: 24)
-            out.storeLE(header.dataEnd, at: 32)
-            out.storeLE(header.lastBatchOffset, at: 36)
-            out.storeLE(header.lastBatchCRC, at: 40)
-            out.storeLE(UInt32(count), at: 44)
-            var next: Int32 = 0
-            for (g, k) in order.enumerated() {
-                let id = Int(ids[k])
-                let at = groupsStart + g * StreamIndexFile.groupSize
-                out.storeLE(hashes[k], at: at)
-                out.storeLE(entries[Int(firstEntry[id])].version, at: at + 8)
-                out.storeLE(UInt32(next), at: at + 16)
-                out.storeLE(UInt32(perStream[id]), at: at + 20)
-                let start = next
-                next += perStream[id]
-                perStream[id] = start  // from here: the next free entry of this stream
-            }
-            for i in 0..<count {
-                let e = entries[i]
-                let slot = Int(perStream[Int(e.stream)])
-                perStream[Int(e.stream)] += 1
-                let at = entriesStart + slot * StreamIndexFile.entrySize
-                out.storeLE(e.relativePosition, at: at)
-                out.storeLE(e.offset, at: at + 4)
-            }
-            let crc = CRC32C.checksum(UnsafeRawBufferPointer(start: out, count: raw.count - 4))
-            out.storeLE(crc, at: raw.count - 4)
-        }
-        return bytes
-    }
-
-    /// Loads a checkpoint file's groups into the active segment's entries,
-    /// linking each stream's chain.
-    static func load(
-        _ view: StreamIndexView, into entries: StreamEntries, segment: Segment, table: StreamTable, tableCovers: Bool
-    ) throws {
-        var reader = LogReader(snapshot: LogSnapshot(sealed: [], active: segment))
-        try table.mutate { t in
+    /// Loads a checkpoint file's groups into the active segment's entries.
+    static func load(_ view: StreamIndexView, into entries: SegmentStreamEntries, segment: Segment) throws {
+        try entries.append { add in
             for g in 0..<view.groupCount {
-                let (hash, firstVersion, first, count) = view.group(g)
-                guard count > 0 else { continue }
-                // The group's stream: when the table (which covers this
-                // checkpoint) has exactly one stream with the group's hash,
-                // that is it; otherwise its first record's name decides.
-                let id: UInt32
-                if tableCovers, let only = t.table.onlyStream(withHash: hash) {
-                    id = only
-                } else {
-                    let e0 = view.entry(first)
-                    let record = try reader.recordView(
-                        at: segment.basePosition &+ UInt64(e0.relativePosition), offset: e0.offset, in: segment)
-                    id = t.table.find(record.streamBytes, hash: t.table.hash(record.streamBytes))
-                        ?? t.insert(StreamState(name: record.stream, hash: t.table.hash(record.streamBytes)))
-                }
-                var previous: UInt32 = t.table[id].activeSegment == segment.basePosition ? t.table[id].activeTail : 0
-                for k in 0..<count {
-                    let e = view.entry(first + k)
-                    guard let index = entries.append(StreamEntry(
-                        relativePosition: e.relativePosition, offset: e.offset, stream: id, previous: previous,
-                        version: firstVersion + UInt64(k)))
-                    else { throw tooManyEvents(segment) }
-                    previous = UInt32(index + 1)
-                }
-                t.update(id) { state in
-                    state.activeTail = previous
-                    state.activeSegment = segment.basePosition
+                let group = try view.entries(ofGroup: g)
+                for (k, e) in group.entries.enumerated() {
+                    guard add(group.hash, e.relativePosition, e.offset, group.firstVersion + UInt64(k)) else {
+                        throw tooManyEvents(segment)
+                    }
                 }
             }
         }
     }
 
-    /// Replays the records from `from` on: into the table for positions at or
-    /// after `tableFrom`, into the last segment's `entries` at or after `entriesFrom`.
+    /// Replays the records from `from` up to `end`: into the table for
+    /// positions at or after `tableFrom`, into the last segment's `entries`
+    /// at or after `entriesFrom`. Returns the records read.
     @discardableResult
     static func replay(
-        segments: [Segment], from: UInt64, tableFrom: UInt64, entriesFrom: UInt64, entries: StreamEntries?, table: StreamTable
+        segments: [Segment], from: UInt64, tableFrom: UInt64, entriesFrom: UInt64, entries: SegmentStreamEntries?,
+        table: StreamTable, upTo end: UInt64 = .max
     ) throws -> Int {
         guard let last = segments.last else { return 0 }
         var replayed = 0
@@ -237,15 +151,16 @@ enum StreamIndexBuilder {
             }
             inBatch.removeAll(keepingCapacity: true)
         }
-        try table.mutate { t in
-            for segment in segments where segment.endPosition > from {
+        try table.mutate { (t) throws in
+            for segment in segments where segment.endPosition > from && segment.basePosition < end {
                 let isLast = segment.basePosition == last.basePosition
                 try forEachRecord(in: segment, from: max(from, segment.basePosition)) { view, offset, base in
                     let position = view.position
+                    guard position < end else { return }
                     replayed += 1
-                    let id = t.table.find(view.streamBytes, hash: t.table.hash(view.streamBytes))
-                        ?? t.insert(StreamState(name: view.stream, hash: t.table.hash(view.streamBytes)))
+                    let hash = t.table.hash(view.streamBytes)
                     if position >= tableFrom {
+                        let id = try t.findOrCreate(view.streamBytes, hash: hash)
                         if base != batchBase {
                             closeBatch(&t)
                             batchBase = base
@@ -267,15 +182,9 @@ enum StreamIndexBuilder {
                         }
                     }
                     if isLast, let entries, position >= entriesFrom, !view.isMarker {
-                        let previous = t.table[id].activeSegment == last.basePosition ? t.table[id].activeTail : 0
-                        guard let index = entries.append(StreamEntry(
-                            relativePosition: UInt32(truncatingIfNeeded: position &- last.basePosition), offset: offset,
-                            stream: id, previous: previous, version: view.version))
-                        else { throw tooManyEvents(last) }
-                        t.update(id) { state in
-                            state.activeTail = UInt32(index + 1)
-                            state.activeSegment = last.basePosition
-                        }
+                        let relative = UInt32(truncatingIfNeeded: position &- last.basePosition)
+                        let added = entries.append { add in add(hash, relative, offset, view.version) }
+                        guard added else { throw tooManyEvents(last) }
                     }
                 }
             }
@@ -327,14 +236,6 @@ enum StreamIndexBuilder {
 }
 
 extension StreamIndexBuilder {
-    /// Replays one segment's records (a read-only log catching up).
-    @discardableResult
-    static func replay(
-        segment: Segment, from: UInt64, tableFrom: UInt64, entriesFrom: UInt64, entries: StreamEntries?, table: StreamTable
-    ) throws -> Int {
-        try replay(segments: [segment], from: from, tableFrom: tableFrom, entriesFrom: entriesFrom, entries: entries, table: table)
-    }
-
     /// `Log.verify`'s part for streams: compares a sound segment's stream
     /// index file with one rebuilt from its records.
     static func verifyFile(of segment: Segment, directory: DirectoryOperations, report: inout VerificationReport) {
@@ -345,7 +246,7 @@ extension StreamIndexBuilder {
             return
         }
         report.indexFiles += 1
-        guard let expected = try? StreamIndexBuilder.scan(segment, table: StreamTable()) else { return }
+        guard let expected = try? StreamIndexBuilder.scan(segment, hash: StreamHash.hash) else { return }
         if stored != expected {
             let at = zip(stored, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(stored.count, expected.count)
             report.problems.append(.init(

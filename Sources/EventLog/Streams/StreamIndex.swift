@@ -1,3 +1,5 @@
+import Dispatch
+import Logging
 import Synchronization
 
 /// The stream index of one segment (Format.md §13): the active segment's
@@ -5,35 +7,39 @@ import Synchronization
 /// written), or a sealed segment's file.
 enum SegmentStreamIndex: Sendable {
     /// Entries below `count` are published.
-    case entries(StreamEntries, count: Int)
+    case entries(SegmentStreamEntries, count: Int)
     case file(StreamIndexView)
 }
 
 /// The stream layer's index: every stream's state (`table`) and, per
 /// segment, where each stream's events are. It keeps its per-segment part by
 /// segment id, told of every change to the segment set through
-/// `SegmentIndexing`.
+/// `SegmentIndexing`, and writes the table's generations as stream table
+/// runs at each checkpoint, merging runs in the background.
 ///
 /// ## Concurrency
 /// Only the writer (under the writer lock) changes it; readers look up under
 /// the table's lock and the per-segment lock, each held for a few loads. The
 /// writer updates both before the segment set publishes the batch, so a
 /// reader that took its log snapshot first finds every entry the snapshot
-/// shows (and ignores entries past it).
+/// shows (and ignores entries past it). Runs are written on the segment
+/// set's index writer queue, and merged on `merger`.
 final class StreamIndex: SegmentIndexing {
     let table: StreamTable
     let directory: DirectoryOperations
-    /// Bytes written between two stream table checkpoints, at least.
-    let checkpointBytes: UInt64
+    /// The current generation is checkpointed early once its states take more than this.
+    let generationBytes: Int
     private let indexes: Mutex<Indexes>
-    /// The writer's sequence when the stream table was last checkpointed.
-    private let tableCheckpointSequence = Atomic<UInt64>(0)
     /// Reused scratch of the batch builder's streams (writer only).
     let batchScratch = Mutex<BatchStreams>(BatchStreams())
+    /// Merges stream table runs, one at a time, off the writer's path.
+    private let merger = DispatchQueue(label: "EventLog.streamTableMerger")
+    private let closing = Atomic<Bool>(false)
+    static let logger = Logger(label: "EventLog")
 
     struct Indexes: Sendable {
         /// The active segment's id and entries (nil before the first segment).
-        var active: (id: SegmentID, base: UInt64, entries: StreamEntries, count: Int)?
+        var active: (id: SegmentID, base: UInt64, entries: SegmentStreamEntries, count: Int)?
         /// Sealed segments.
         var sealed: [SegmentID: SegmentStreamIndex] = [:]
         /// The position up to which the table and entries hold every record
@@ -42,12 +48,13 @@ final class StreamIndex: SegmentIndexing {
     }
 
     init(
-        table: StreamTable, directory: DirectoryOperations, checkpointBytes: Int,
-        sealed: [SegmentID: SegmentStreamIndex], active: (id: SegmentID, base: UInt64, entries: StreamEntries)?, indexedEnd: UInt64
+        table: StreamTable, directory: DirectoryOperations, memoryBytes: Int,
+        sealed: [SegmentID: SegmentStreamIndex], active: (id: SegmentID, base: UInt64, entries: SegmentStreamEntries)?,
+        indexedEnd: UInt64
     ) {
         self.table = table
         self.directory = directory
-        self.checkpointBytes = UInt64(checkpointBytes)
+        self.generationBytes = max(memoryBytes / 2, 1)
         var indexes = Indexes(sealed: sealed, indexedEnd: indexedEnd)
         if let active { indexes.active = (active.id, active.base, active.entries, active.entries.writtenCount) }
         self.indexes = Mutex(indexes)
@@ -64,7 +71,7 @@ final class StreamIndex: SegmentIndexing {
     }
 
     /// The active segment's entries, for the writer.
-    func activeEntries(for segment: Segment) -> StreamEntries? {
+    func activeEntries(for segment: Segment) -> SegmentStreamEntries? {
         indexes.withLock { indexes in
             guard let active = indexes.active, active.id == segment.id else { return nil }
             return active.entries
@@ -91,17 +98,16 @@ final class StreamIndex: SegmentIndexing {
                     indexes.sealed[active.id] = .entries(active.entries, count: active.count)
                 }
             }
-            indexes.active = (segment.id, segment.basePosition, StreamEntries(), 0)
+            indexes.active = (segment.id, segment.basePosition, SegmentStreamEntries(), 0)
         }
     }
 
     func indexFileWriter(for segment: Segment) -> (@Sendable () throws(IOError) -> Void)? {
         guard case .entries(let entries, let count)? = index(of: segment) else { return nil }
         let directory = self.directory
-        let table = self.table
         return { [weak self] () throws(IOError) in
             let name = FileNames.streamIndex(segment.basePosition)
-            let bytes = StreamIndexBuilder.encode(segment, entries: entries, count: count, table: table)
+            let bytes = StreamIndexFile.encode(segment.indexFileHeader, groups: entries.groups(count: count))
             try directory.writeAtomically(name, bytes: bytes)
             guard segment.isSealed, let view = StreamIndexView.open(path: directory.file(name), faults: directory.faults) else { return }
             self?.indexes.withLock { indexes in
@@ -111,22 +117,76 @@ final class StreamIndex: SegmentIndexing {
         }
     }
 
+    /// True when the current generation outgrew its share of
+    /// `LogOptions.streamMemoryBytes`: the writer checkpoints now. Writer only.
+    var wantsCheckpoint: Bool { table.current.memoryBytes >= generationBytes }
+
     func checkpoint(covering position: UInt64, writtenBytes: UInt64, force: Bool) -> (@Sendable () throws(IOError) -> Void)? {
-        if !force {
-            // The stream table costs O(streams) to copy and write: written
-            // when the log grew by 16 times its size since the last time.
-            let tableBytes = UInt64(table.count) * 48
-            let since = writtenBytes &- tableCheckpointSequence.load(ordering: .relaxed)
-            guard since >= max(checkpointBytes, 16 * tableBytes) else { return nil }
+        // Under the writer lock: every record before `position` is applied.
+        _ = table.mutate { $0.freeze(at: position) }
+        guard table.read({ !$0.levels.frozen.isEmpty }) else { return nil }
+        return { [weak self] () throws(IOError) in
+            guard let self else { return }
+            try self.writeFrozenGenerations()
+            if !force { self.scheduleMerge() }
         }
-        tableCheckpointSequence.store(writtenBytes, ordering: .relaxed)
-        // A copy-on-write reference now (under the writer lock), encoded later on the index writer's queue.
-        let states = table.read { $0.streams }
-        let directory = self.directory
-        return { () throws(IOError) in
-            try directory.writeAtomically(
-                FileNames.streamTable, bytes: StreamTableFile.encode(states.lazy.map(\.row), coveredPosition: position))
+    }
+
+    /// Writes every frozen generation, oldest first, as a stream table run,
+    /// and publishes each in its generation's place. Called (on the index
+    /// writer's queue) once the records they hold changes of are on disk: a
+    /// run is evidence, for recovery, that its positions were synced.
+    private func writeFrozenGenerations() throws(IOError) {
+        for frozen in table.read({ $0.levels.frozen }) {
+            let generation = frozen.generation
+            let name = FileNames.streamTableRun(from: frozen.from, to: frozen.to)
+            try StreamTableRunWriter.write(
+                rows: generation.idsInRunOrder().lazy.map { (generation[$0].hash, generation[$0].row) },
+                to: name, in: directory, from: frozen.from, to: frozen.to, expectedRows: generation.count)
+            guard let run = StreamTableRunView.open(path: directory.file(name), faults: directory.faults) else {
+                throw IOError(operation: "open", path: directory.file(name), errno: 5)  // EIO: just written, unreadable
+            }
+            table.publish(run, replacing: frozen)
         }
+    }
+
+    /// Stops merging: waits for a merge under way (close).
+    func stopMerging() {
+        closing.store(true, ordering: .relaxed)
+        merger.sync {}
+    }
+
+    /// Merges runs in the background while the policy asks for it.
+    private func scheduleMerge() {
+        merger.async { [weak self] in
+            guard let self else { return }
+            while !self.closing.load(ordering: .relaxed), let inputs = RunMergePolicy.next(self.table.read({ $0.levels.runs })) {
+                do {
+                    try self.merge(inputs)
+                } catch {
+                    Self.logger.warning("could not merge stream table runs; they stay as they are", metadata: ["error": "\(error)"])
+                    return
+                }
+            }
+        }
+    }
+
+    /// Merges `inputs` (contiguous, oldest first) into one run, publishes
+    /// it in their place, then removes their files.
+    private func merge(_ inputs: [StreamTableRunView]) throws {
+        guard let first = inputs.first, let last = inputs.last else { return }
+        let name = FileNames.streamTableRun(from: first.from, to: last.to)
+        let merged = try StreamTableRunMerge.merge(inputs, into: name, in: directory)
+        guard table.replace(inputs, with: merged) else {
+            try directory.remove(name)
+            return
+        }
+        // The merged run is synced and named first: a crash from here on
+        // leaves both, and an open takes the one reaching furthest.
+        for input in inputs where input.path != merged.path {
+            try directory.remove(FileNames.streamTableRun(from: input.from, to: input.to))
+        }
+        try directory.sync()
     }
 
     func catchUp(with snapshot: LogSnapshot) throws(EventLogError) {
@@ -141,20 +201,23 @@ final class StreamIndex: SegmentIndexing {
         let (known, from) = indexes.withLock { indexes in
             (Set(indexes.sealed.keys).union(indexes.active.map { [$0.id] } ?? []), indexes.indexedEnd)
         }
+        // A long-lived reader keeps no more in memory than a writer would:
+        // past its share, it takes the runs the writer wrote since instead.
+        if table.current.memoryBytes >= generationBytes { try adoptNewerRuns(upTo: from, snapshot: snapshot) }
         for i in 0..<snapshot.count {
             let segment = snapshot[i]
             if known.contains(segment.id) {
                 guard segment.endPosition > from, let entries = activeEntries(for: segment) else { continue }
                 // The active segment grew: its new records.
                 try StreamIndexBuilder.replay(
-                    segment: segment, from: from, tableFrom: from, entriesFrom: from, entries: entries, table: table)
+                    segments: [segment], from: from, tableFrom: from, entriesFrom: from, entries: entries, table: table)
                 publishActiveCount(entries.writtenCount, position: segment.endPosition)
                 continue
             }
             // New (or mapped again): its entries from its first record, the table from where it stood.
-            let entries = StreamEntries()
+            let entries = SegmentStreamEntries()
             try StreamIndexBuilder.replay(
-                segment: segment, from: segment.basePosition, tableFrom: from, entriesFrom: segment.basePosition,
+                segments: [segment], from: segment.basePosition, tableFrom: from, entriesFrom: segment.basePosition,
                 entries: entries, table: table)
             let previous = i > 0 ? snapshot[i - 1] : nil
             indexes.withLock { indexes in
@@ -180,14 +243,44 @@ final class StreamIndex: SegmentIndexing {
         indexes.withLock { $0.indexedEnd = max($0.indexedEnd, snapshot.endPosition) }
     }
 
+    /// A read-only log whose current generation outgrew its share: when the
+    /// writer's runs now reach further than this table's, the table starts
+    /// again from them, replaying only the records after them up to `end`.
+    private func adoptNewerRuns(upTo end: UInt64, snapshot: LogSnapshot) throws {
+        let chain = StreamTableRunChain.select(in: directory, start: snapshot.startPosition, end: end)
+        guard let to = chain.last?.to, to > table.from else { return }
+        table.mutate { $0.reset(runs: chain, from: to) }
+        let segments = (0..<snapshot.count).map { snapshot[$0] }
+        try StreamIndexBuilder.replay(segments: segments, from: to, tableFrom: to, entriesFrom: .max, entries: nil, table: table, upTo: end)
+    }
+
     /// A sealed segment's index: its file when one describes it, else its entries.
     private static func sealedIndex(
-        _ segment: Segment, entries: StreamEntries, count: Int, directory: DirectoryOperations
+        _ segment: Segment, entries: SegmentStreamEntries, count: Int, directory: DirectoryOperations
     ) -> SegmentStreamIndex {
         if let view = StreamIndexView.open(path: directory.file(FileNames.streamIndex(segment.basePosition)), faults: directory.faults),
            view.describes(segment) {
             return .file(view)
         }
         return .entries(entries, count: count)
+    }
+}
+
+/// When to merge stream table runs: like a binary counter, the two newest
+/// runs merge when the older holds no more rows than the newer, so a log
+/// keeps about log₂(streams ÷ streams per checkpoint) runs and each row is
+/// rewritten about that many times; past `maxRuns`, the adjacent pair with
+/// the fewest rows merges whatever their sizes.
+enum RunMergePolicy {
+    static let maxRuns = 12
+
+    /// The runs to merge next (contiguous, oldest first), nil for none.
+    static func next(_ runs: [StreamTableRunView]) -> [StreamTableRunView]? {
+        guard runs.count >= 2 else { return nil }
+        let n = runs.count
+        if runs[n - 2].rowCount <= runs[n - 1].rowCount { return [runs[n - 2], runs[n - 1]] }
+        guard runs.count > maxRuns else { return nil }
+        let i = (1..<n).min { runs[$0 - 1].rowCount + runs[$0].rowCount < runs[$1 - 1].rowCount + runs[$1].rowCount } ?? 1
+        return [runs[i - 1], runs[i]]
     }
 }

@@ -1,97 +1,36 @@
 import Synchronization
 
-/// One stream's state: everything about a stream that lives in memory
-/// (Format.md, "Stream table": about 120 bytes plus the name per stream).
-/// Per-event entries live on disk, but for the active segment's.
-struct StreamState: Sendable {
-    // The fields every append reads come first, on one cache line.
-    var name: String
-    /// Versions assigned so far: the next event gets this one.
-    var nextVersion: UInt64 = 0
-    var hash: UInt64
-    var deletion: StreamDeletion = .none
-    /// The next stream with the same hash (id + 1; 0: none).
-    var collisionNext: UInt32 = 0
-    /// The stream's newest entry in the active segment (index + 1; 0: none),
-    /// valid when `activeSegment` is the active segment's base.
-    var activeTail: UInt32 = 0
-    var activeSegment: UInt64 = .max
-    var firstPosition: UInt64?
-    var lastPosition: UInt64?
-    var truncateBefore: UInt64 = 0
-    /// The last append to the stream (for idempotent retries): the position
-    /// of its batch, and the versions it gave this stream.
-    var lastAppendBatch: UInt64 = .max
-    var lastAppendFirstVersion: UInt64 = 0
-    var lastAppendCount: UInt32 = 0
-
-    init(name: String, hash: UInt64) {
-        self.name = name
-        self.hash = hash
-    }
-
-    /// A stream's state as the stream table file kept it.
-    init(row: StreamTableRow, hash: UInt64) {
-        self.init(name: row.name, hash: hash)
-        nextVersion = row.nextVersion
-        truncateBefore = row.truncateBefore
-        deletion = row.deletion
-        firstPosition = row.firstPosition
-        lastPosition = row.lastPosition
-        lastAppendBatch = row.lastAppendBatch
-        lastAppendFirstVersion = row.lastAppendFirstVersion
-        lastAppendCount = row.lastAppendCount
-    }
-
-    /// What the stream table file keeps of this state.
-    var row: StreamTableRow {
-        var row = StreamTableRow(name: name)
-        row.nextVersion = nextVersion
-        row.truncateBefore = truncateBefore
-        row.deletion = deletion
-        row.firstPosition = firstPosition
-        row.lastPosition = lastPosition
-        row.lastAppendBatch = lastAppendBatch
-        row.lastAppendFirstVersion = lastAppendFirstVersion
-        row.lastAppendCount = lastAppendCount
-        return row
-    }
-
-    /// The version of the last event, nil when none was ever written.
-    var currentVersion: UInt64? { nextVersion == 0 ? nil : nextVersion - 1 }
-
-    /// The version an expectation is checked against: a soft-deleted stream
-    /// counts as having no events.
-    var versionForExpectations: UInt64? { deletion == .soft ? nil : currentVersion }
-
-    func info() -> StreamInfo {
-        let readableFrom = max(truncateBefore, 0)
-        let count = nextVersion > readableFrom ? nextVersion - readableFrom : 0
-        return StreamInfo(
-            name: name, currentVersion: currentVersion, count: deletion == .none ? count : 0,
-            firstPosition: count > 0 && deletion == .none ? firstPosition : nil, lastPosition: lastPosition,
-            deletion: deletion, truncateBefore: truncateBefore)
-    }
-}
-
-/// Every stream of the log, by name, with the lock that orders the writer's
-/// changes against readers.
+/// Every stream's state (Format.md §14), as a log-structured merge: the
+/// current generation in memory holds the streams changed since `from`;
+/// below it, `levels`: frozen generations waiting to be written, then
+/// stream table runs on disk, each newer level overriding older ones.
 ///
-/// Discipline: only the writer (holding the writer lock) changes it, and
-/// only inside `mutate`; it may read without the lock, since nothing else
-/// writes. Readers read inside `read`. So readers never wait for more than
-/// one batch's worth of updates, and never block the writer for longer than
-/// a lookup.
+/// Memory holds the current and frozen generations only, so it is bounded
+/// by how many streams change between two checkpoints (and the writer
+/// checkpoints early when the current generation outgrows
+/// `LogOptions.streamMemoryBytes`), not by how many streams the log has.
+///
+/// ## Concurrency
+/// Only the writer (holding the writer lock) changes the current
+/// generation, and only inside `mutate`; it may read it without the lock,
+/// since nothing else writes it. Readers read inside `read`, or through
+/// `state(named:)`, which searches the levels outside the lock. The index
+/// writer's queue publishes runs (`publish`) under the lock.
 final class StreamTable: @unchecked Sendable {
     private let lock = Mutex<Void>(())
-    /// Stream ids index this array; ids never change or get reused.
-    private(set) var streams: ContiguousArray<StreamState> = []
-    /// Hash → the newest stream id with that hash; others chain through `collisionNext`.
-    private var byHash = HashIndex()
+    /// The streams changed since `from`.
+    private(set) var current = StreamGeneration()
+    /// The position from which `current` holds the changes.
+    private(set) var from: UInt64
+    private(set) var levels: StreamLevels
     /// Hashes are masked with this (a test hook: 0 makes every stream collide).
     let hashMask: UInt64
 
-    init(hashMask: UInt64 = .max) { self.hashMask = hashMask }
+    init(hashMask: UInt64 = .max, levels: StreamLevels = StreamLevels(), from: UInt64 = 0) {
+        self.hashMask = hashMask
+        self.levels = levels
+        self.from = from
+    }
 
     @inline(__always) func hash(_ name: UnsafeRawBufferPointer) -> UInt64 { StreamHash.hash(name) & hashMask }
 
@@ -100,43 +39,42 @@ final class StreamTable: @unchecked Sendable {
         return name.withUTF8 { hash(UnsafeRawBufferPointer($0)) }
     }
 
-    /// The id of the stream named `name` (whose hash is `hash`), if any. Writer or `read`.
+    /// The id of the stream named `name` in the current generation, if it
+    /// is there. Writer or `read`.
     @inline(__always) func find(_ name: UnsafeRawBufferPointer, hash: UInt64) -> UInt32? {
-        guard let first = byHash[hash] else { return nil }
-        return streams.withUnsafeBufferPointer { states -> UInt32? in
-            var candidate = first + 1
-            while candidate != 0 {
-                let id = candidate - 1
-                if states[Int(id)].name.utf8Equals(name) { return id }
-                candidate = states[Int(id)].collisionNext
-            }
-            return nil
-        }
+        current.find(name, hash: hash)
     }
 
-    /// The id of the only stream whose hash is `hash`; nil when none or several have it.
-    func onlyStream(withHash hash: UInt64) -> UInt32? {
-        guard let id = byHash[hash], streams[Int(id)].collisionNext == 0 else { return nil }
-        return id
-    }
+    @inline(__always) subscript(id: UInt32) -> StreamState { current[id] }
 
-    func find(_ name: String) -> UInt32? {
-        var name = name
-        return name.withUTF8 { find(UnsafeRawBufferPointer($0), hash: hash(UnsafeRawBufferPointer($0))) }
-    }
-
-    @inline(__always) subscript(id: UInt32) -> StreamState { streams[Int(id)] }
-
-    /// Reads one stream's state in place (no copy of it). Writer or `read`.
+    /// Reads one stream's state of the current generation in place. Writer or `read`.
     @inline(__always) func withState<R>(_ id: UInt32, _ body: (borrowing StreamState) -> R) -> R {
-        streams.withUnsafeBufferPointer { body($0[Int(id)]) }
+        current.withState(id, body)
     }
 
-    var count: Int { streams.count }
+    /// The streams in the current generation.
+    var count: Int { current.count }
+
+    /// The newest state of the stream named `name`, from whichever level
+    /// has it. Any thread; the levels are searched outside the lock.
+    func state(named name: String) throws(EventLogError) -> StreamState? {
+        var name = name
+        let found: Result<StreamState?, EventLogError> = name.withUTF8 { bytes in
+            let raw = UnsafeRawBufferPointer(bytes)
+            let hash = self.hash(raw)
+            let (state, levels) = read { table -> (StreamState?, StreamLevels) in
+                if let id = table.find(raw, hash: hash) { return (table[id], StreamLevels()) }
+                return (nil, table.levels)
+            }
+            if let state { return .success(state) }
+            do throws(EventLogError) { return .success(try levels.lookup(raw, hash: hash)) } catch { return .failure(error) }
+        }
+        return try found.get()
+    }
 
     /// Runs the writer's changes under the lock.
-    func mutate<R>(_ body: (inout Mutator) throws -> R) rethrows -> R {
-        try lock.withLock { _ in
+    func mutate<R, E: Error>(_ body: (inout Mutator) throws(E) -> R) throws(E) -> R {
+        try lock.withLock { _ throws(E) in
             var mutator = Mutator(table: self)
             return try body(&mutator)
         }
@@ -151,26 +89,94 @@ final class StreamTable: @unchecked Sendable {
     struct Mutator: ~Copyable {
         let table: StreamTable
 
-        /// Adds a stream; returns its id.
-        func insert(_ state: StreamState) -> UInt32 {
-            let id = UInt32(table.streams.count)
-            var state = state
-            state.collisionNext = table.byHash[state.hash].map { $0 + 1 } ?? 0
-            table.streams.append(state)
-            table.byHash.set(state.hash, id)
-            return id
+        /// Adds a stream to the current generation; returns its id.
+        func insert(_ state: StreamState) -> UInt32 { table.current.insert(state) }
+
+        func update(_ id: UInt32, _ change: (inout StreamState) -> Void) { table.current.update(id, change) }
+
+        /// The id of the stream in the current generation; a stream only an
+        /// older level has is copied into it first. Nil: no such stream.
+        func findOrLoad(_ name: UnsafeRawBufferPointer, hash: UInt64) throws(EventLogError) -> UInt32? {
+            if let id = table.current.find(name, hash: hash) { return id }
+            guard let state = try table.levels.lookup(name, hash: hash) else { return nil }
+            return table.current.insert(state)
         }
 
-        func update(_ id: UInt32, _ change: (inout StreamState) -> Void) {
-            change(&table.streams[Int(id)])
+        /// The id of the stream, created empty when no level has it.
+        func findOrCreate(_ name: UnsafeRawBufferPointer, hash: UInt64) throws(EventLogError) -> UInt32 {
+            if let id = try findOrLoad(name, hash: hash) { return id }
+            return table.current.insert(StreamState(name: String(decoding: name, as: UTF8.self), hash: hash))
         }
 
-        /// Replaces the whole table (open, rebuild).
-        func replaceAll(with states: [StreamState]) {
-            table.streams = []
-            table.byHash = HashIndex(capacity: states.count)
-            table.streams.reserveCapacity(states.count)
-            for s in states { _ = insert(s) }
+        /// Ends the current generation at `position` (every record before it
+        /// applied): it becomes the newest frozen level, and a new, empty
+        /// generation starts there. Nil when the current one is empty.
+        func freeze(at position: UInt64) -> FrozenGeneration? {
+            guard !table.current.isEmpty else {
+                table.from = max(table.from, position)
+                return nil
+            }
+            let frozen = FrozenGeneration(table.current, from: table.from, to: position)
+            table.levels.frozen.append(frozen)
+            table.current = StreamGeneration()
+            table.from = position
+            return frozen
         }
+
+        /// Drops every level and generation: the table starts again at
+        /// `from` over `runs` (a read-only log adopting newer runs).
+        func reset(runs: [StreamTableRunView], from: UInt64) {
+            table.levels = StreamLevels(runs: runs, frozen: [])
+            table.current = StreamGeneration()
+            table.from = from
+        }
+    }
+
+    // MARK: Levels (the index writer's queue)
+
+    /// Publishes `run`, written from `frozen`, in its place.
+    func publish(_ run: StreamTableRunView, replacing frozen: FrozenGeneration) {
+        lock.withLock { _ in
+            levels.frozen.removeAll { $0 === frozen }
+            levels.runs.append(run)
+        }
+    }
+
+    /// Replaces the runs `inputs` (contiguous, oldest first) with `merged`;
+    /// false when they are no longer all there.
+    func replace(_ inputs: [StreamTableRunView], with merged: StreamTableRunView) -> Bool {
+        lock.withLock { _ in
+            guard let first = inputs.first,
+                  let start = levels.runs.firstIndex(where: { $0.path == first.path }),
+                  start + inputs.count <= levels.runs.count,
+                  zip(levels.runs[start..<(start + inputs.count)], inputs).allSatisfy({ $0.path == $1.path })
+            else { return false }
+            levels.runs.replaceSubrange(start..<(start + inputs.count), with: [merged])
+            return true
+        }
+    }
+}
+
+extension StreamTable {
+    /// The newest state of every stream whose name satisfies `include`, from
+    /// every level: reads every run whole, so it costs time in the number of
+    /// streams (listings, not the hot path).
+    func states(where include: (String) -> Bool) throws(EventLogError) -> [StreamState] {
+        let (recent, levels) = read { table in (table.current.streams.filter { include($0.name) }, table.levels) }
+        var byName: [String: StreamState] = [:]
+        for run in levels.runs {
+            do {
+                try run.forEachRow { hash, row in
+                    if include(row.name) { byName[row.name] = StreamState(row: row, hash: hash) }
+                }
+            } catch {
+                throw .wrapping(error)
+            }
+        }
+        for frozen in levels.frozen {
+            for state in frozen.generation.streams where include(state.name) { byName[state.name] = state }
+        }
+        for state in recent { byName[state.name] = state }
+        return Array(byName.values)
     }
 }

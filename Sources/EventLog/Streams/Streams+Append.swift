@@ -280,31 +280,26 @@ extension Streams {
                 guard batch.items.contains(where: { $0.slot == Int32(i) }) else { continue }
                 batch.slots[i].id = table.insert(StreamState(name: batch.slots[i].newName ?? "", hash: batch.slots[i].hash))
             }
-            for (index, item) in batch.items.enumerated() {
-                let slot = Int(item.slot)
-                guard let id = batch.slots[slot].id else { continue }
-                let position = header.basePosition &+ UInt64(index)
-                if let marker = item.marker {
-                    table.update(id) { $0.apply(marker) }
-                    continue
-                }
-                let relative = UInt32(truncatingIfNeeded: position &- segmentBase)
-                let offset = compressed
-                    ? UInt32(frameOffset) | StreamEntry.compressedFlag
-                    : UInt32(frameOffset + BatchHeader.size) + item.recordOffset
-                table.update(id) { state in
-                    let previous = state.activeSegment == segmentBase ? state.activeTail : 0
-                    if let index = entries.append(StreamEntry(
-                        relativePosition: relative, offset: offset, stream: id, previous: previous, version: item.version)) {
-                        state.activeTail = UInt32(index + 1)
-                        state.activeSegment = segmentBase
-                    } else {
-                        full = true
+            entries.append { addEntry in
+                for (index, item) in batch.items.enumerated() {
+                    let slot = Int(item.slot)
+                    guard let id = batch.slots[slot].id else { continue }
+                    let position = header.basePosition &+ UInt64(index)
+                    if let marker = item.marker {
+                        table.update(id) { $0.apply(marker) }
+                        continue
                     }
-                    if state.firstPosition == nil { state.firstPosition = position }
-                    state.lastPosition = position
-                    state.nextVersion = item.version + 1
-                    if state.deletion == .soft { state.deletion = .none }
+                    let relative = UInt32(truncatingIfNeeded: position &- segmentBase)
+                    let offset = compressed
+                        ? UInt32(frameOffset) | StreamEntry.compressedFlag
+                        : UInt32(frameOffset + BatchHeader.size) + item.recordOffset
+                    if !addEntry(batch.slots[slot].hash, relative, offset, item.version) { full = true }
+                    table.update(id) { state in
+                        if state.firstPosition == nil { state.firstPosition = position }
+                        state.lastPosition = position
+                        state.nextVersion = item.version + 1
+                        if state.deletion == .soft { state.deletion = .none }
+                    }
                 }
             }
             for slot in batch.slots where slot.count > 0 {
@@ -319,19 +314,6 @@ extension Streams {
         index.publishActiveCount(entries.writtenCount, position: header.endPosition)
         if full {
             throw .limitExceeded(limit: "events in a segment", value: entries.writtenCount + 1, maximum: StreamEntries.capacity)
-        }
-    }
-}
-
-extension StreamState {
-    /// What a marker does to the stream.
-    mutating func apply(_ marker: StreamMarker) {
-        switch marker {
-        case .delete(let hard):
-            deletion = hard ? .hard : .soft
-            truncateBefore = max(truncateBefore, nextVersion)
-        case .truncate(let before):
-            truncateBefore = max(truncateBefore, before)
         }
     }
 }

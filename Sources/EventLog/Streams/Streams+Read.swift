@@ -29,16 +29,20 @@ extension Streams {
     /// `Log.streamInfo(_:)`.
     func streamInfo(_ stream: String) throws(EventLogError) -> StreamInfo? {
         let snapshot = log.snapshot()
-        guard let state = table.read({ table in table.find(stream).map { table[$0] } }) else { return nil }
+        guard let state = try table.state(named: stream) else { return nil }
+        return try info(of: state, snapshot: snapshot)
+    }
+
+    /// A stream's info; a truncated stream's first readable position comes from the stream index.
+    private func info(of state: StreamState, snapshot: LogSnapshot) throws(EventLogError) -> StreamInfo {
         var info = state.info()
         if info.count > 0 && state.truncateBefore > 0 {
-            // The first readable event's position: the stream index knows it.
             var reader = LogReader(snapshot: snapshot)
             var first: UInt64?
             do {
-                _ = try reader.readStream(
-                    state, streamID: table.read { $0.find(stream) } ?? 0, index: index, from: state.truncateBefore, maxCount: 1,
-                    direction: .forward) { view in first = view.position }
+                _ = try reader.readStream(state, index: index, from: state.truncateBefore, maxCount: 1, direction: .forward) { view in
+                    first = view.position
+                }
             } catch {
                 throw .wrapping(error)
             }
@@ -47,19 +51,14 @@ extension Streams {
         return info
     }
 
-    /// `Log.streamInfos(prefix:)`.
+    /// `Log.streamInfos(prefix:)`: reads every level of the stream table
+    /// (every run on disk), so it costs time in the number of streams.
     func streamInfos(prefix: String) throws(EventLogError) -> [StreamInfo] {
-        let states = table.read { table in table.streams.filter { $0.name.hasPrefix(prefix) } }
+        let snapshot = log.snapshot()
+        let states = try table.states { $0.hasPrefix(prefix) }
         var infos: [StreamInfo] = []
         infos.reserveCapacity(states.count)
-        for state in states {
-            // A truncated stream's first readable position needs the stream index.
-            if state.truncateBefore > 0, let info = try streamInfo(state.name) {
-                infos.append(info)
-            } else {
-                infos.append(state.info())
-            }
-        }
+        for state in states { infos.append(try info(of: state, snapshot: snapshot)) }
         return infos.sorted { $0.name < $1.name }
     }
 
@@ -69,11 +68,11 @@ extension Streams {
         _ body: (EventView) throws -> Void
     ) throws -> Int {
         let snapshot = log.snapshot()
-        guard let (id, state) = table.read({ table in table.find(stream).map { ($0, table[$0]) } }) else { return 0 }
+        guard let state = try table.state(named: stream) else { return 0 }
         if state.deletion == .hard { throw EventLogError.streamDeleted(stream: stream) }
         var reader = LogReader(snapshot: snapshot)
         let start = version ?? (direction == .forward ? 0 : .max)
-        return try reader.readStream(state, streamID: id, index: index, from: start, maxCount: maxCount, direction: direction, body)
+        return try reader.readStream(state, index: index, from: start, maxCount: maxCount, direction: direction, body)
     }
 
     /// `Log.read(from:maxCount:filter:_:)`.
@@ -101,21 +100,24 @@ extension Streams {
 }
 
 extension LogReader {
-    /// Lends the events of one stream (its state and id as the table had them).
+    /// Lends the events of one stream (its state as the table had it after
+    /// this reader's snapshot was taken). Only the segments between the
+    /// stream's first and last positions are searched.
     mutating func readStream(
-        _ state: StreamState, streamID: UInt32, index: StreamIndex, from version: UInt64, maxCount: Int, direction: ReadDirection,
+        _ state: StreamState, index: StreamIndex, from version: UInt64, maxCount: Int, direction: ReadDirection,
         _ body: (EventView) throws -> Void
     ) throws -> Int {
         if state.deletion != .none && state.deletion != .soft { return 0 }
         let lowest = state.truncateBefore
         if state.deletion == .soft && state.nextVersion <= lowest { return 0 }
+        guard let firstPosition = state.firstPosition, let lastPosition = state.lastPosition else { return 0 }
         var lent = 0
         let name = state.name
         let segmentIndexes: [Int] = direction == .forward ? Array(0..<snapshot.count) : Array((0..<snapshot.count).reversed())
         for i in segmentIndexes where lent < maxCount {
             let segment = snapshot[i]
-            if let firstPosition = state.firstPosition, segment.endPosition <= firstPosition { continue }
-            var entries = streamEntries(of: state, streamID: streamID, in: segment, index: index.index(of: segment))
+            if segment.endPosition <= firstPosition || segment.basePosition > lastPosition { continue }
+            var entries = try streamEntries(of: state, in: segment, index: index.index(of: segment))
             if direction == .backward { entries.reverse() }
             // Keep the entries this read wants, find each one's batch and
             // prefetch its header and record: the loads below then overlap
@@ -146,55 +148,31 @@ extension LogReader {
         return lent
     }
 
-    /// The stream's entries in one segment, in version order: (position, offset, version).
+    /// The entries of the stream's hash in one segment, in position order:
+    /// (position, offset, version). Entries of other streams with the same
+    /// hash are among them; the caller confirms the name on each record.
     private func streamEntries(
-        of state: StreamState, streamID: UInt32, in segment: Segment, index: SegmentStreamIndex?
-    ) -> [(UInt64, UInt32, UInt64)] {
+        of state: StreamState, in segment: Segment, index: SegmentStreamIndex?
+    ) throws -> [(UInt64, UInt32, UInt64)] {
         var result: [(UInt64, UInt32, UInt64)] = []
-        let entries: StreamEntries
-        let limit: Int
         switch index {
         case .file(let view)?:
-            for g in view.groups(withHash: state.hash) {
-                let (_, firstVersion, first, count) = view.group(g)
-                // Collisions: each group's name is confirmed on its records by the caller.
-                for k in 0..<count {
-                    let e = view.entry(first + k)
-                    result.append((segment.basePosition &+ UInt64(e.relativePosition), e.offset, firstVersion + UInt64(k)))
+            let groups = try view.groups(withHash: state.hash)
+            for g in groups {
+                let group = try view.entries(ofGroup: g)
+                for (k, e) in group.entries.enumerated() {
+                    result.append((segment.basePosition &+ UInt64(e.relativePosition), e.offset, group.firstVersion + UInt64(k)))
                 }
             }
-            if view.groups(withHash: state.hash).count > 1 { result.sort { $0.0 < $1.0 } }
-            return result
-        case .entries(let published, let count)?:
-            entries = published
-            limit = count
+            if groups.count > 1 { result.sort { $0.0 < $1.0 } }
+        case .entries(let entries, let count)?:
+            // Entries of batches this reader's snapshot does not show yet are left out.
+            let end = segment.endPosition &- segment.basePosition
+            for e in entries.chain(of: state.hash, count: count) where UInt64(e.relativePosition) < end {
+                result.append((segment.basePosition &+ UInt64(e.relativePosition), e.offset, e.version))
+            }
         case nil:
-            return result
-        }
-        // Entries of batches this reader's snapshot does not show yet are left out.
-        let end = segment.endPosition &- segment.basePosition
-        if !segment.isSealed, state.activeSegment == segment.basePosition {
-            // The active segment: follow the stream's chain back from its newest entry.
-            var next = Int(state.activeTail)
-            while next != 0 {
-                let index = next - 1
-                if index < limit {
-                    let e = entries[index]
-                    if UInt64(e.relativePosition) < end {
-                        result.append((segment.basePosition &+ UInt64(e.relativePosition), e.offset, e.version))
-                    }
-                }
-                next = Int(entries[index].previous)
-            }
-            result.reverse()
-        } else {
-            // A sealed segment whose file is being written: scan its entries.
-            for index in 0..<limit where entries[index].stream == streamID {
-                let e = entries[index]
-                if UInt64(e.relativePosition) < end {
-                    result.append((segment.basePosition &+ UInt64(e.relativePosition), e.offset, e.version))
-                }
-            }
+            break
         }
         return result
     }

@@ -1,0 +1,103 @@
+/// The stream states one generation of the stream table changed, by name
+/// (Format.md §14): an in-memory table with a hash index, the "memtable" of
+/// the stream table's log-structured merge. Stream ids index `streams`;
+/// they never change or get reused within the generation, and mean nothing
+/// outside it.
+struct StreamGeneration: Sendable {
+    private(set) var streams: ContiguousArray<StreamState> = []
+    /// Hash → the newest stream id with that hash; others chain through `collisionNext`.
+    private var byHash = HashIndex()
+    /// What the states take in memory, about (`StreamState.memoryBytes`).
+    private(set) var memoryBytes = 0
+
+    var count: Int { streams.count }
+    var isEmpty: Bool { streams.isEmpty }
+
+    @inline(__always) subscript(id: UInt32) -> StreamState { streams[Int(id)] }
+
+    /// The id of the stream named `name` (whose hash is `hash`), if this generation has it.
+    @inline(__always) func find(_ name: UnsafeRawBufferPointer, hash: UInt64) -> UInt32? {
+        guard let first = byHash[hash] else { return nil }
+        return streams.withUnsafeBufferPointer { states -> UInt32? in
+            var candidate = first + 1
+            while candidate != 0 {
+                let id = candidate - 1
+                if states[Int(id)].name.utf8Equals(name) { return id }
+                candidate = states[Int(id)].collisionNext
+            }
+            return nil
+        }
+    }
+
+    /// Reads one stream's state in place (no copy of it).
+    @inline(__always) func withState<R>(_ id: UInt32, _ body: (borrowing StreamState) -> R) -> R {
+        streams.withUnsafeBufferPointer { body($0[Int(id)]) }
+    }
+
+    /// Adds a stream; returns its id.
+    mutating func insert(_ state: StreamState) -> UInt32 {
+        let id = UInt32(streams.count)
+        var state = state
+        state.collisionNext = byHash[state.hash].map { $0 + 1 } ?? 0
+        memoryBytes += state.memoryBytes
+        streams.append(state)
+        byHash.set(state.hash, id)
+        return id
+    }
+
+    mutating func update(_ id: UInt32, _ change: (inout StreamState) -> Void) {
+        change(&streams[Int(id)])
+    }
+
+    /// The ids in the order of a stream table run: by (hash, name bytes).
+    func idsInRunOrder() -> [UInt32] {
+        var ids = (0..<UInt32(streams.count)).map { $0 }
+        streams.withUnsafeBufferPointer { states in
+            ids.sort { a, b in
+                let x = states[Int(a)], y = states[Int(b)]
+                if x.hash != y.hash { return x.hash < y.hash }
+                return x.name.utf8.lexicographicallyPrecedes(y.name.utf8)
+            }
+        }
+        return ids
+    }
+}
+
+/// A generation no longer changed: the writer started a new one at `to`.
+/// Its states stay in memory, a level of the stream table, until a stream
+/// table run holding them is written and published in its place.
+final class FrozenGeneration: Sendable {
+    let generation: StreamGeneration
+    /// It holds the changes of the records at positions `from..<to`.
+    let from: UInt64
+    let to: UInt64
+
+    init(_ generation: StreamGeneration, from: UInt64, to: UInt64) {
+        self.generation = generation
+        self.from = from
+        self.to = to
+    }
+}
+
+/// The stream table's levels below the current generation, oldest first:
+/// stream table runs on disk (a contiguous chain of position ranges), then
+/// frozen generations waiting to be written. Immutable: the table replaces
+/// the whole value under its lock, and a reader searches the one it took.
+struct StreamLevels: Sendable {
+    var runs: [StreamTableRunView] = []
+    var frozen: [FrozenGeneration] = []
+
+    /// The position up to which the levels hold every change (nil: no level).
+    var to: UInt64? { frozen.last?.to ?? runs.last?.to }
+
+    /// The newest state of the stream named `name` in these levels.
+    func lookup(_ name: UnsafeRawBufferPointer, hash: UInt64) throws(EventLogError) -> StreamState? {
+        for level in frozen.reversed() {
+            if let id = level.generation.find(name, hash: hash) { return level.generation[id] }
+        }
+        for run in runs.reversed() where run.mayContain(hash: hash) {
+            if let row = try run.lookup(hash: hash, name: name) { return StreamState(row: row, hash: hash) }
+        }
+        return nil
+    }
+}
