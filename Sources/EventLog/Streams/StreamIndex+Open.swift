@@ -38,10 +38,11 @@ extension StreamIndex {
                 try directory.writeAtomically(name, bytes: bytes)
                 view = StreamIndexView.open(path: directory.file(name), faults: directory.faults)
             }
-            if let view = view ?? StreamIndexView.inMemory(bytes) { sealed[segment.id] = .file(view) }
+            if let view = view ?? StreamIndexView.inMemory(bytes, path: directory.file(name)) { sealed[segment.id] = .file(view) }
         }
 
-        // 3. The last segment: entries in memory, from its checkpoint file.
+        // 3. The last segment: entries in memory, from its checkpoint file
+        // (read whole, so checked whole: a damaged one is not used).
         guard let last = segments.last else {
             return StreamIndex(
                 table: table, directory: directory, checkpointBytes: options.checkpointBytes,
@@ -50,9 +51,9 @@ extension StreamIndex {
         let entries = StreamEntries()
         var checkpoint = last.basePosition
         if let view = StreamIndexView.open(path: directory.file(FileNames.streamIndex(last.basePosition)), faults: directory.faults),
-           view.describesPrefix(of: last) {
+           view.describesPrefix(of: last), let groups = try? view.allGroups() {
             try StreamIndexBuilder.load(
-                view, into: entries, segment: last, table: table, tableCovers: covered >= view.header.endPosition)
+                groups, into: entries, segment: last, table: table, tableCovers: covered >= view.header.endPosition)
             checkpoint = view.header.endPosition
         }
 
@@ -129,64 +130,54 @@ enum StreamIndexBuilder {
             }
             perStream[id] += 1
         }
-        let hashes = table.read { t in ids.map { t[$0].hash } }
+        let streamHashes = table.read { t in ids.map { t[$0].hash } }
         // Groups sorted by (hash, first relative position).
         var order = Array(ids.indices)
         order.sort { a, b in
-            if hashes[a] != hashes[b] { return hashes[a] < hashes[b] }
+            if streamHashes[a] != streamHashes[b] { return streamHashes[a] < streamHashes[b] }
             return firstEntry[Int(ids[a])] < firstEntry[Int(ids[b])]
         }
-        let groupsStart = StreamIndexFile.headerSize
-        let entriesStart = groupsStart + ids.count * StreamIndexFile.groupSize
-        var bytes = [UInt8](repeating: 0, count: entriesStart + count * StreamIndexFile.entrySize + 4)
-        let header = segment.indexFileHeader
-        bytes.withUnsafeMutableBytes { raw in
-            let out = raw.baseAddress!
-            out.storeLE(Magic.streamIndex, at: 0)
-            out.storeLE(FormatVersion.current, at: 8)
-            out.storeLE(UInt32(ids.count), at: 12)
-            out.storeLE(header.basePosition, at: 16)
-            out.storeLE(header.endPosition, at: 24)
-            out.storeLE(header.dataEnd, at: 32)
-            out.storeLE(header.lastBatchOffset, at: 36)
-            out.storeLE(header.lastBatchCRC, at: 40)
-            out.storeLE(UInt32(count), at: 44)
-            var next: Int32 = 0
-            for (g, k) in order.enumerated() {
-                let id = Int(ids[k])
-                let at = groupsStart + g * StreamIndexFile.groupSize
-                out.storeLE(hashes[k], at: at)
-                out.storeLE(entries[Int(firstEntry[id])].version, at: at + 8)
-                out.storeLE(UInt32(next), at: at + 16)
-                out.storeLE(UInt32(perStream[id]), at: at + 20)
-                let start = next
-                next += perStream[id]
-                perStream[id] = start  // from here: the next free entry of this stream
-            }
+        var hashes: [UInt64] = []
+        var firstVersions: [UInt64] = []
+        var counts: [UInt32] = []
+        hashes.reserveCapacity(ids.count)
+        firstVersions.reserveCapacity(ids.count)
+        counts.reserveCapacity(ids.count)
+        var next: Int32 = 0
+        for k in order {
+            let id = Int(ids[k])
+            hashes.append(streamHashes[k])
+            firstVersions.append(entries[Int(firstEntry[id])].version)
+            counts.append(UInt32(perStream[id]))
+            let start = next
+            next += perStream[id]
+            perStream[id] = start  // from here: the next free entry of this stream
+        }
+        // Each stream's entries in its group's place, in the order they came.
+        let packed = [UInt64](unsafeUninitializedCapacity: count) { slots, initialized in
             for i in 0..<count {
                 let e = entries[i]
                 let slot = Int(perStream[Int(e.stream)])
                 perStream[Int(e.stream)] += 1
-                let at = entriesStart + slot * StreamIndexFile.entrySize
-                out.storeLE(e.relativePosition, at: at)
-                out.storeLE(e.offset, at: at + 4)
+                slots[slot] = StreamIndexFile.packedEntry(relativePosition: e.relativePosition, offset: e.offset)
             }
-            let crc = CRC32C.checksum(UnsafeRawBufferPointer(start: out, count: raw.count - 4))
-            out.storeLE(crc, at: raw.count - 4)
+            initialized = count
         }
-        return bytes
+        return StreamIndexFile.encode(
+            segment.indexFileHeader, hashes: hashes, firstVersions: firstVersions, counts: counts, entries: packed)
     }
 
-    /// Loads a checkpoint file's groups into the active segment's entries,
-    /// linking each stream's chain.
+    /// Loads a checkpoint file's groups (`StreamIndexView.allGroups()`, so
+    /// checked whole) into the active segment's entries, linking each
+    /// stream's chain.
     static func load(
-        _ view: StreamIndexView, into entries: StreamEntries, segment: Segment, table: StreamTable, tableCovers: Bool
+        _ groups: [StreamIndexFile.Group], into entries: StreamEntries, segment: Segment, table: StreamTable, tableCovers: Bool
     ) throws {
         var reader = LogReader(snapshot: LogSnapshot(sealed: [], active: segment))
         try table.mutate { t in
-            for g in 0..<view.groupCount {
-                let (hash, firstVersion, first, count) = view.group(g)
-                guard count > 0 else { continue }
+            for group in groups {
+                let (hash, firstVersion) = (group.hash, group.firstVersion)
+                guard let e0 = group.entries.first else { continue }
                 // The group's stream: when the table (which covers this
                 // checkpoint) has exactly one stream with the group's hash,
                 // that is it; otherwise its first record's name decides.
@@ -194,15 +185,13 @@ enum StreamIndexBuilder {
                 if tableCovers, let only = t.table.onlyStream(withHash: hash) {
                     id = only
                 } else {
-                    let e0 = view.entry(first)
                     let record = try reader.recordView(
                         at: segment.basePosition &+ UInt64(e0.relativePosition), offset: e0.offset, in: segment)
                     id = t.table.find(record.streamBytes, hash: t.table.hash(record.streamBytes))
                         ?? t.insert(StreamState(name: record.stream, hash: t.table.hash(record.streamBytes)))
                 }
                 var previous: UInt32 = t.table[id].activeSegment == segment.basePosition ? t.table[id].activeTail : 0
-                for k in 0..<count {
-                    let e = view.entry(first + k)
+                for (k, e) in group.entries.enumerated() {
                     guard let index = entries.append(StreamEntry(
                         relativePosition: e.relativePosition, offset: e.offset, stream: id, previous: previous,
                         version: firstVersion + UInt64(k)))
@@ -347,9 +336,20 @@ extension StreamIndexBuilder {
         report.indexFiles += 1
         guard let expected = try? StreamIndexBuilder.scan(segment, table: StreamTable()) else { return }
         if stored != expected {
+            // Damage inside a block is found by the reads of that block, not
+            // by an open (which checks the header and fence only): name it.
+            let view = StreamIndexView.inMemory(stored, path: path)
+            if let view, let damage = view.verify() {
+                report.problems.append(.init(
+                    file: path, offset: damage.offset,
+                    reason: "\(damage.reason): stream reads through it fail (remove the file: the next open rebuilds it)"))
+                return
+            }
             let at = zip(stored, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(stored.count, expected.count)
+            let rebuilt = view.map { !$0.describes(segment) } ?? true
             report.problems.append(.init(
-                file: path, offset: Int64(at), reason: "stream index differs from the log (the next open rebuilds it)"))
+                file: path, offset: Int64(at),
+                reason: "stream index differs from the log" + (rebuilt ? " (the next open rebuilds it)" : " (remove the file: the next open rebuilds it)")))
         }
     }
 }

@@ -115,7 +115,7 @@ extension LogReader {
         for i in segmentIndexes where lent < maxCount {
             let segment = snapshot[i]
             if let firstPosition = state.firstPosition, segment.endPosition <= firstPosition { continue }
-            var entries = streamEntries(of: state, streamID: streamID, in: segment, index: index.index(of: segment))
+            var entries = try streamEntries(of: state, streamID: streamID, in: segment, index: index.index(of: segment))
             if direction == .backward { entries.reverse() }
             // Keep the entries this read wants, find each one's batch and
             // prefetch its header and record: the loads below then overlap
@@ -149,21 +149,22 @@ extension LogReader {
     /// The stream's entries in one segment, in version order: (position, offset, version).
     private func streamEntries(
         of state: StreamState, streamID: UInt32, in segment: Segment, index: SegmentStreamIndex?
-    ) -> [(UInt64, UInt32, UInt64)] {
+    ) throws(EventLogError) -> [(UInt64, UInt32, UInt64)] {
         var result: [(UInt64, UInt32, UInt64)] = []
         let entries: StreamEntries
         let limit: Int
         switch index {
         case .file(let view)?:
-            for g in view.groups(withHash: state.hash) {
-                let (_, firstVersion, first, count) = view.group(g)
+            // A damaged block of the file: the read fails, naming the file and the block.
+            let groups = try view.groups(withHash: state.hash)
+            for g in groups {
+                let (_, firstVersion, entries) = try view.entries(ofGroup: g)
                 // Collisions: each group's name is confirmed on its records by the caller.
-                for k in 0..<count {
-                    let e = view.entry(first + k)
+                for (k, e) in entries.enumerated() {
                     result.append((segment.basePosition &+ UInt64(e.relativePosition), e.offset, firstVersion + UInt64(k)))
                 }
             }
-            if view.groups(withHash: state.hash).count > 1 { result.sort { $0.0 < $1.0 } }
+            if groups.count > 1 { result.sort { $0.0 < $1.0 } }
             return result
         case .entries(let published, let count)?:
             entries = published
