@@ -412,13 +412,16 @@ import Testing
         let base: UInt64 = 0
         let streamIndex = dir.sub(FileNames.streamIndex(base))
         let table = dir.sub(FileNames.streamTable)
-        #expect(StreamIndexView.inMemory(Damage.read(streamIndex)) != nil)
+        #expect(StreamIndexView.inMemory(Damage.read(streamIndex), path: streamIndex) != nil)
         #expect(StreamTableFile.decode(Damage.read(table)) != nil)
         let intact = Damage.read(streamIndex)
-        for offset in [10, 11, 48, 63] {
-            Damage.write(streamIndex, intact)
-            Self.editSealed(streamIndex) { $0[offset] = 1 }
-            #expect(StreamIndexView.inMemory(Damage.read(streamIndex)) == nil, "reserved byte \(offset)")
+        for offset in [10, 11, 56, 59] {
+            // The stream index's header has its own checksum (bytes 60–63), written again.
+            var bytes = intact
+            bytes[offset] = 1
+            Self.store(CRC32C.checksum(Array(bytes[0..<60])), into: &bytes, at: 60)
+            Damage.write(streamIndex, bytes)
+            #expect(StreamIndexView.inMemory(Damage.read(streamIndex), path: streamIndex) == nil, "reserved byte \(offset)")
         }
         for offset in [10, 24, 31] {
             var bytes = Damage.read(table)

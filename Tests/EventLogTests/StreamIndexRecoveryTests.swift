@@ -178,4 +178,70 @@ import Testing
         try log.close()
         #expect(try Log.verify(at: dir.path).isSound)
     }
+
+    /// Damage inside a block of a sealed segment's stream index: the open
+    /// (which checks the header and fence only) keeps the file, reads of the
+    /// streams with entries in that block fail naming the file and the
+    /// block, and verify names it too. Once removed, the file is rebuilt.
+    @Test func damageInsideASealedStreamIndexBlockFailsTheReadsThatNeedIt() throws {
+        let dir = TemporaryDirectory()
+        do {
+            let log = try Log.open(at: dir.path, options: Self.options())
+            try Self.fill(log, count: 1000)
+            try log.close()
+        }
+        let name = try #require(dir.files().first { $0.hasSuffix(".streamindex") })
+        let path = dir.sub(name)
+        let block = try #require(StreamIndexView.open(path: path, faults: nil)).layout.entryBlockOffset(0)
+        Damage.flipBit(path, at: block + 3)
+
+        let log = try Log.open(at: dir.path, options: Self.options())
+        #expect(!log.recovery.rebuiltIndexes.contains(name))
+        let all = try log.events(from: 0).filter { !$0.type.hasPrefix("$") }
+        var failed = 0
+        for k in 0..<11 {
+            do {
+                #expect(try log.events(inStream: "s-\(k)") == all.filter { $0.stream == "s-\(k)" })
+            } catch {
+                guard case .corruption(let file, let offset, _) = error else {
+                    Issue.record("\(error)")
+                    continue
+                }
+                #expect(file == path)
+                #expect(offset == Int64(block))
+                failed += 1
+            }
+        }
+        #expect(failed > 0)
+        try log.close()
+        let report = try Log.verify(at: dir.path)
+        #expect(report.problems.contains { $0.file == path && $0.offset == Int64(block) }, "\(report.problems)")
+
+        Damage.remove(path)
+        let rebuilt = try Log.open(at: dir.path, options: Self.options())
+        #expect(rebuilt.recovery.rebuiltIndexes.contains(name))
+        try Self.expectConsistent(rebuilt)
+        try rebuilt.close()
+        #expect(try Log.verify(at: dir.path).isSound)
+    }
+
+    /// The active segment's file is read whole at open, so checked whole:
+    /// with a damaged block it is not used, and its records are replayed.
+    @Test func aDamagedBlockInTheActiveSegmentsFileIsReplayedInstead() throws {
+        let dir = TemporaryDirectory()
+        do {
+            let log = try Log.open(at: dir.path, options: Self.options())
+            try Self.fill(log, count: 1000)
+            try log.close()
+        }
+        let name = try #require(dir.files().last { $0.hasSuffix(".streamindex") })
+        let path = dir.sub(name)
+        let block = try #require(StreamIndexView.open(path: path, faults: nil)).layout.entryBlockOffset(0)
+        Damage.flipBit(path, at: block + 3)
+        let log = try Log.open(at: dir.path, options: Self.options())
+        #expect(log.recovery.replayedRecords > 0)
+        try Self.expectConsistent(log)
+        try log.close()
+        #expect(try Log.verify(at: dir.path).isSound)
+    }
 }

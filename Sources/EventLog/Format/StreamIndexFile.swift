@@ -1,8 +1,8 @@
 /// The stream index of one segment, the file `NNNNNNNNNNNNNNNNNNNN.streamindex`
-/// (Format.md, "Stream index files"):
+/// (Format.md §13.2), version 2:
 ///
 ///     0   u64  magic "EVLOGSIX"
-///     8   u16  format version
+///     8   u16  version (2)
 ///     10  u16  reserved (0)
 ///     12  u32  group count
 ///     16  u64  segment base position
@@ -11,21 +11,84 @@
 ///     36  u32  last batch offset
 ///     40  u32  last batch crc
 ///     44  u32  entry count
-///     48  16   reserved (0)
-///     64  …    groups, 24 bytes each, sorted by (hash, first relative position):
-///              u64 stream hash, u64 first version, u32 first entry, u32 entry count
-///     …   …    entries, 8 bytes each, grouped, each group in version order:
-///              u32 relative position, u32 record offset (bit 31: the offset
-///              is that of the record's LZ4 batch)
-///     …   u32  CRC32C of everything before it
+///     48  u32  groups per block (128)
+///     52  u32  entries per block (512)
+///     56  u32  reserved (0)
+///     60  u32  CRC32C of bytes 0..<60
+///     64  …    the fence: per group block, the hash of its first group (u64);
+///              then the fence's CRC32C (u32)
+///     …   …    group blocks: up to 128 groups of 24 bytes, sorted by (hash,
+///              first relative position) across blocks: u64 stream hash,
+///              u64 first version, u32 first entry, u32 entry count; each
+///              block followed by its CRC32C (u32)
+///     …   …    entry blocks: up to 512 entries of 8 bytes, grouped, each group
+///              in version order: u32 relative position, u32 record offset
+///              (bit 31: the offset is that of the record's LZ4 batch); each
+///              block followed by its CRC32C (u32)
 ///
 /// A group is one stream's events in the segment, whose versions run from
 /// `first version` up by one per entry. Two streams whose hashes collide
 /// have separate groups; readers confirm the stream name on every record.
+///
+/// Every block carries its own checksum so that opening a file checks only
+/// the header and the fence (`StreamIndexView`), and a lookup only the
+/// blocks it reads.
 enum StreamIndexFile {
+    /// The version at byte 8: the layout of this file, the only one read (a
+    /// file of any other version is unusable, so rebuilt).
+    static let version: UInt16 = 2
     static let headerSize = 64
     static let groupSize = 24
     static let entrySize = 8
+    static let checksumSize = 4
+    /// Groups in every group block but the last (which may hold fewer).
+    static let groupsPerBlock = 128
+    /// Entries in every entry block but the last (which may hold fewer).
+    static let entriesPerBlock = 512
+
+    /// Where everything of a file with `groupCount` groups and `entryCount`
+    /// entries lies: byte offsets from the start of the file.
+    struct Layout: Equatable, Sendable {
+        let groupCount: Int
+        let entryCount: Int
+        let groupBlockCount: Int
+        let entryBlockCount: Int
+        /// The first byte after the fence's checksum.
+        let groupsStart: Int
+        let entriesStart: Int
+        /// The exact length of the file.
+        let fileSize: Int
+
+        static let fenceStart = headerSize
+        static let groupBlockStride = groupsPerBlock * groupSize + checksumSize
+        static let entryBlockStride = entriesPerBlock * entrySize + checksumSize
+
+        init(groupCount: Int, entryCount: Int) {
+            self.groupCount = groupCount
+            self.entryCount = entryCount
+            groupBlockCount = (groupCount + groupsPerBlock - 1) / groupsPerBlock
+            entryBlockCount = (entryCount + entriesPerBlock - 1) / entriesPerBlock
+            groupsStart = Self.fenceStart + groupBlockCount * 8 + checksumSize
+            entriesStart = groupsStart + groupCount * groupSize + groupBlockCount * checksumSize
+            fileSize = entriesStart + entryCount * entrySize + entryBlockCount * checksumSize
+        }
+
+        @inline(__always) func groupBlockOffset(_ block: Int) -> Int { groupsStart + block * Self.groupBlockStride }
+
+        @inline(__always) func groupsIn(block: Int) -> Int { min(groupsPerBlock, groupCount - block * groupsPerBlock) }
+
+        @inline(__always) func groupOffset(_ group: Int) -> Int {
+            groupBlockOffset(group / groupsPerBlock) + (group % groupsPerBlock) * groupSize
+        }
+
+        @inline(__always) func entryBlockOffset(_ block: Int) -> Int { entriesStart + block * Self.entryBlockStride }
+
+        @inline(__always) func entriesIn(block: Int) -> Int { min(entriesPerBlock, entryCount - block * entriesPerBlock) }
+
+        @inline(__always) func entryOffset(_ entry: Int) -> Int {
+            entryBlockOffset(entry / entriesPerBlock) + (entry % entriesPerBlock) * entrySize
+        }
+    }
 
     struct Group: Equatable {
         var hash: UInt64
@@ -38,41 +101,125 @@ enum StreamIndexFile {
         }
     }
 
-    /// Encodes groups (sorted here) describing the segment as `header` says.
+    /// Encodes groups (sorted here by hash, then first relative position)
+    /// describing the segment as `header` says (scans, tests).
     static func encode(_ header: IndexFileHeader, groups: [Group]) -> [UInt8] {
         let sorted = groups.sorted {
             ($0.hash, $0.entries.first?.relativePosition ?? 0) < ($1.hash, $1.entries.first?.relativePosition ?? 0)
         }
-        let entryCount = sorted.reduce(0) { $0 + $1.entries.count }
-        var w = ByteWriter()
-        w.bytes.reserveCapacity(headerSize + sorted.count * groupSize + entryCount * entrySize + 4)
-        w.le(Magic.streamIndex)
-        w.le(FormatVersion.current)
-        w.le(UInt16(0))
-        w.le(UInt32(sorted.count))
-        w.le(header.basePosition)
-        w.le(header.endPosition)
-        w.le(header.dataEnd)
-        w.le(header.lastBatchOffset)
-        w.le(header.lastBatchCRC)
-        w.le(UInt32(entryCount))
-        w.zeros(16)
-        var first: UInt32 = 0
+        var entries: [UInt64] = []
+        entries.reserveCapacity(sorted.reduce(0) { $0 + $1.entries.count })
         for g in sorted {
-            w.le(g.hash)
-            w.le(g.firstVersion)
-            w.le(first)
-            w.le(UInt32(g.entries.count))
-            first += UInt32(g.entries.count)
+            for e in g.entries { entries.append(packedEntry(relativePosition: e.relativePosition, offset: e.offset)) }
         }
-        for g in sorted {
-            for e in g.entries {
-                w.le(e.relativePosition)
-                w.le(e.offset)
+        return encode(
+            header, hashes: sorted.map(\.hash), firstVersions: sorted.map(\.firstVersion),
+            counts: sorted.map { UInt32($0.entries.count) }, entries: entries)
+    }
+
+    /// An entry as `encode(_:hashes:firstVersions:counts:entries:)` takes it.
+    @inline(__always) static func packedEntry(relativePosition: UInt32, offset: UInt32) -> UInt64 {
+        UInt64(relativePosition) | UInt64(offset) << 32
+    }
+
+    /// Encodes a file from flat arrays, written straight into one
+    /// preallocated array (no allocation per group or entry).
+    ///
+    /// - Parameters:
+    ///   - header: the segment the file describes.
+    ///   - hashes: per group, in file order (the caller sorts by hash, then
+    ///     first relative position): the stream hash.
+    ///   - firstVersions: per group, the version of its first entry.
+    ///   - counts: per group, its number of entries.
+    ///   - entries: every group's entries, group after group in file order,
+    ///     each `packedEntry(relativePosition:offset:)`.
+    /// - Returns: the file's bytes. Each group's first entry is the sum of
+    ///   the counts before it.
+    /// - Precondition: the three per-group arrays have the same length,
+    ///   `counts` sums to `entries.count`, and both counts fit in a UInt32.
+    static func encode(
+        _ header: IndexFileHeader, hashes: [UInt64], firstVersions: [UInt64], counts: [UInt32], entries: [UInt64]
+    ) -> [UInt8] {
+        precondition(hashes.count == firstVersions.count && hashes.count == counts.count, "one hash, first version and count per group")
+        precondition(hashes.count <= Int(UInt32.max) && entries.count <= Int(UInt32.max), "more groups or entries than a file holds")
+        precondition(counts.reduce(0) { $0 + Int($1) } == entries.count, "the groups' counts must add up to the entries")
+        assert(zip(hashes, hashes.dropFirst()).allSatisfy { $0 <= $1 }, "groups must be sorted by hash")
+        let layout = Layout(groupCount: hashes.count, entryCount: entries.count)
+        return [UInt8](unsafeUninitializedCapacity: layout.fileSize) { buffer, initialized in
+            let out = UnsafeMutableRawPointer(buffer.baseAddress!)
+            writeHeader(header, layout: layout, to: out)
+            hashes.withUnsafeBufferPointer { hashes in
+                firstVersions.withUnsafeBufferPointer { firstVersions in
+                    counts.withUnsafeBufferPointer { counts in
+                        writeGroups(layout, hashes: hashes, firstVersions: firstVersions, counts: counts, to: out)
+                    }
+                }
             }
+            entries.withUnsafeBufferPointer { writeEntries(layout, entries: $0, to: out) }
+            initialized = layout.fileSize
         }
-        w.appendChecksum()
-        return w.bytes
+    }
+
+    private static func writeHeader(_ header: IndexFileHeader, layout: Layout, to out: UnsafeMutableRawPointer) {
+        out.storeLE(Magic.streamIndex, at: 0)
+        out.storeLE(version, at: 8)
+        out.storeLE(UInt16(0), at: 10)
+        out.storeLE(UInt32(layout.groupCount), at: 12)
+        out.storeLE(header.basePosition, at: 16)
+        out.storeLE(header.endPosition, at: 24)
+        out.storeLE(header.dataEnd, at: 32)
+        out.storeLE(header.lastBatchOffset, at: 36)
+        out.storeLE(header.lastBatchCRC, at: 40)
+        out.storeLE(UInt32(layout.entryCount), at: 44)
+        out.storeLE(UInt32(groupsPerBlock), at: 48)
+        out.storeLE(UInt32(entriesPerBlock), at: 52)
+        out.storeLE(UInt32(0), at: 56)
+        sealBlock(out, at: 0, count: 60)
+    }
+
+    /// The fence and the group blocks.
+    private static func writeGroups(
+        _ layout: Layout, hashes: UnsafeBufferPointer<UInt64>, firstVersions: UnsafeBufferPointer<UInt64>,
+        counts: UnsafeBufferPointer<UInt32>, to out: UnsafeMutableRawPointer
+    ) {
+        let fence = Layout.fenceStart
+        for b in 0..<layout.groupBlockCount { out.storeLE(hashes[b * groupsPerBlock], at: fence + b * 8) }
+        sealBlock(out, at: fence, count: layout.groupBlockCount * 8)
+        var first: UInt32 = 0
+        for b in 0..<layout.groupBlockCount {
+            let at = layout.groupBlockOffset(b)
+            let n = layout.groupsIn(block: b)
+            for k in 0..<n {
+                let g = b * groupsPerBlock + k
+                let o = at + k * groupSize
+                out.storeLE(hashes[g], at: o)
+                out.storeLE(firstVersions[g], at: o + 8)
+                out.storeLE(first, at: o + 16)
+                out.storeLE(counts[g], at: o + 20)
+                first &+= counts[g]
+            }
+            sealBlock(out, at: at, count: n * groupSize)
+        }
+    }
+
+    private static func writeEntries(_ layout: Layout, entries: UnsafeBufferPointer<UInt64>, to out: UnsafeMutableRawPointer) {
+        for b in 0..<layout.entryBlockCount {
+            let at = layout.entryBlockOffset(b)
+            let n = layout.entriesIn(block: b)
+            let from = b * entriesPerBlock
+            #if _endian(little)
+            // A packed entry's little-endian bytes are the two u32 fields in file order.
+            (out + at).copyMemory(from: UnsafeRawPointer(entries.baseAddress! + from), byteCount: n * entrySize)
+            #else
+            for k in 0..<n { out.storeLE(entries[from + k], at: at + k * entrySize) }
+            #endif
+            sealBlock(out, at: at, count: n * entrySize)
+        }
+    }
+
+    /// Stores the CRC32C of `count` bytes at `at` right after them.
+    @inline(__always) private static func sealBlock(_ out: UnsafeMutableRawPointer, at: Int, count: Int) {
+        out.storeLE(CRC32C.checksum(UnsafeRawPointer(out + at), count: count), at: at + count)
     }
 }
 
@@ -89,91 +236,4 @@ final class OwnedBytes: @unchecked Sendable {
     }
 
     deinit { base.deallocate() }
-}
-
-/// A validated stream index file, mapped (or held in memory): lookups read it in place.
-struct StreamIndexView: @unchecked Sendable {
-    /// What keeps `base` valid: the mapping or the owned bytes.
-    let storage: any Sendable & AnyObject
-    let base: UnsafeRawPointer
-    let header: IndexFileHeader
-    let groupCount: Int
-    let entryCount: Int
-
-    /// Maps and checks the file at `path`; nil when it is missing or unusable (then rebuilt).
-    static func open(path: String, faults: StorageFaults?) -> StreamIndexView? {
-        guard let file = try? FileHandle.open(path, readOnly: true, faults: faults),
-              let length = try? file.length(), length >= Int64(StreamIndexFile.headerSize + 4),
-              let mapping = try? MappedRegion.map(file, length: Int(length)),
-              let bytes = mapping.bytes(at: 0, count: Int(length))
-        else { return nil }
-        return validate(bytes, storage: mapping)
-    }
-
-    /// Checks encoded bytes held in memory.
-    static func inMemory(_ encoded: [UInt8]) -> StreamIndexView? {
-        let owned = OwnedBytes(encoded)
-        return validate(UnsafeRawBufferPointer(start: owned.base, count: owned.count), storage: owned)
-    }
-
-    private static func validate(_ bytes: UnsafeRawBufferPointer, storage: any Sendable & AnyObject) -> StreamIndexView? {
-        guard bytes.count >= StreamIndexFile.headerSize + 4, let base = bytes.baseAddress else { return nil }
-        guard bytes.loadLE(at: 0, as: UInt64.self) == Magic.streamIndex,
-              bytes.loadLE(at: 8, as: UInt16.self) == FormatVersion.current
-        else { return nil }
-        let groups = Int(bytes.loadLE(at: 12, as: UInt32.self))
-        let entries = Int(bytes.loadLE(at: 44, as: UInt32.self))
-        let expected = StreamIndexFile.headerSize + groups * StreamIndexFile.groupSize + entries * StreamIndexFile.entrySize + 4
-        guard expected == bytes.count else { return nil }
-        let stored = bytes.loadLE(at: bytes.count - 4, as: UInt32.self)
-        guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<(bytes.count - 4)])) == stored else { return nil }
-        guard Reserved.firstNonZero(bytes, 10..<12) == nil, Reserved.firstNonZero(bytes, 48..<64) == nil else { return nil }
-        let header = IndexFileHeader(
-            basePosition: bytes.loadLE(at: 16, as: UInt64.self), endPosition: bytes.loadLE(at: 24, as: UInt64.self),
-            dataEnd: bytes.loadLE(at: 32, as: UInt32.self), lastBatchOffset: bytes.loadLE(at: 36, as: UInt32.self),
-            lastBatchCRC: bytes.loadLE(at: 40, as: UInt32.self), firstTimestamp: .min, maxTimestamp: .min)
-        let view = StreamIndexView(storage: storage, base: base, header: header, groupCount: groups, entryCount: entries)
-        // Every group must point inside the entries.
-        for g in 0..<groups {
-            let (_, _, first, count) = view.group(g)
-            guard first + count <= entries else { return nil }
-        }
-        return view
-    }
-
-    /// Group `i`: hash, first version, first entry, entry count.
-    @inline(__always) func group(_ i: Int) -> (hash: UInt64, firstVersion: UInt64, first: Int, count: Int) {
-        let at = StreamIndexFile.headerSize + i * StreamIndexFile.groupSize
-        return (
-            base.loadLE(at: at, as: UInt64.self), base.loadLE(at: at + 8, as: UInt64.self),
-            Int(base.loadLE(at: at + 16, as: UInt32.self)), Int(base.loadLE(at: at + 20, as: UInt32.self))
-        )
-    }
-
-    /// Entry `i`: relative position and record offset.
-    @inline(__always) func entry(_ i: Int) -> (relativePosition: UInt32, offset: UInt32) {
-        let at = StreamIndexFile.headerSize + groupCount * StreamIndexFile.groupSize + i * StreamIndexFile.entrySize
-        return (base.loadLE(at: at, as: UInt32.self), base.loadLE(at: at + 4, as: UInt32.self))
-    }
-
-    /// The groups whose hash is `hash` (a range of group indexes).
-    func groups(withHash hash: UInt64) -> Range<Int> {
-        var low = 0
-        var high = groupCount
-        while low < high {
-            let mid = (low + high) / 2
-            if group(mid).hash < hash { low = mid + 1 } else { high = mid }
-        }
-        var end = low
-        while end < groupCount && group(end).hash == hash { end += 1 }
-        return low..<end
-    }
-
-    /// Every group, decoded (verify, tests).
-    func allGroups() -> [StreamIndexFile.Group] {
-        (0..<groupCount).map { g in
-            let (hash, firstVersion, first, count) = group(g)
-            return StreamIndexFile.Group(hash: hash, firstVersion: firstVersion, entries: (first..<(first + count)).map { entry($0) })
-        }
-    }
 }

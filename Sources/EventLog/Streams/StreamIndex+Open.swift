@@ -44,24 +44,19 @@ extension StreamIndex {
             if let view = view ?? StreamIndexView.inMemory(bytes, path: directory.file(name)) { sealed[segment.id] = .file(view) }
         }
 
-        // 3. The last segment: entries in memory, from its checkpoint file.
+        // 3. The last segment: entries in memory, from its checkpoint file
+        // (read whole, so checked whole: a damaged one is not used).
         guard let last = segments.last else {
             return StreamIndex(
                 table: table, directory: directory, memoryBytes: options.streamMemoryBytes,
                 sealed: sealed, active: nil, indexedEnd: end)
         }
-        var entries = SegmentStreamEntries()
+        let entries = SegmentStreamEntries()
         var checkpoint = last.basePosition
         if let view = StreamIndexView.open(path: directory.file(FileNames.streamIndex(last.basePosition)), faults: directory.faults),
-           view.describesPrefix(of: last) {
-            do {
-                try StreamIndexBuilder.load(view, into: entries, segment: last)
-                checkpoint = view.header.endPosition
-            } catch {
-                // A damaged block: the checkpoint is not used; the replay below covers the segment.
-                entries = SegmentStreamEntries()
-                opened.report.rebuiltIndexes.append(FileNames.streamIndex(last.basePosition))
-            }
+           view.describesPrefix(of: last), let groups = try? view.allGroups() {
+            try StreamIndexBuilder.load(groups, into: entries, segment: last)
+            checkpoint = view.header.endPosition
         }
 
         // 4. Replay what neither covers.
@@ -115,11 +110,10 @@ enum StreamIndexBuilder {
         return StreamIndexFile.encode(segment.indexFileHeader, groups: entries.groups(count: entries.writtenCount))
     }
 
-    /// Loads a checkpoint file's groups into the active segment's entries.
-    static func load(_ view: StreamIndexView, into entries: SegmentStreamEntries, segment: Segment) throws {
+    /// Loads a checkpoint file's groups (read and checked whole) into the active segment's entries.
+    static func load(_ groups: [StreamIndexFile.Group], into entries: SegmentStreamEntries, segment: Segment) throws {
         try entries.append { add in
-            for g in 0..<view.groupCount {
-                let group = try view.entries(ofGroup: g)
+            for group in groups {
                 for (k, e) in group.entries.enumerated() {
                     guard add(group.hash, e.relativePosition, e.offset, group.firstVersion + UInt64(k)) else {
                         throw tooManyEvents(segment)
@@ -248,9 +242,20 @@ extension StreamIndexBuilder {
         report.indexFiles += 1
         guard let expected = try? StreamIndexBuilder.scan(segment, hash: StreamHash.hash) else { return }
         if stored != expected {
+            // Damage inside a block is found by the reads of that block, not
+            // by an open (which checks the header and fence only): name it.
+            let view = StreamIndexView.inMemory(stored, path: path)
+            if let view, let damage = view.verify() {
+                report.problems.append(.init(
+                    file: path, offset: damage.offset,
+                    reason: "\(damage.reason): stream reads through it fail (remove the file: the next open rebuilds it)"))
+                return
+            }
             let at = zip(stored, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(stored.count, expected.count)
+            let rebuilt = view.map { !$0.describes(segment) } ?? true
             report.problems.append(.init(
-                file: path, offset: Int64(at), reason: "stream index differs from the log (the next open rebuilds it)"))
+                file: path, offset: Int64(at),
+                reason: "stream index differs from the log" + (rebuilt ? " (the next open rebuilds it)" : " (remove the file: the next open rebuilds it)")))
         }
     }
 }

@@ -1,0 +1,244 @@
+/// A stream index file (Format.md §13.2), mapped (or held in memory), read
+/// in place and checked lazily: opening it checks the header and the fence
+/// only; each lookup checks the checksum of every block it reads, every
+/// time (nothing is cached).
+///
+/// ## Concurrency
+/// Immutable: safe to share across threads; lookups take no lock. The bytes
+/// stay valid as long as `storage` lives.
+///
+/// ## Damage
+/// A file whose header or fence is wrong is not opened (nil: the caller
+/// rebuilds it). Damage inside a group or entry block is found by the
+/// lookup that reads the block, which throws `EventLogError.corruption`
+/// naming the file and the block's byte offset; `verify()` finds it too.
+struct StreamIndexView: @unchecked Sendable {
+    typealias Layout = StreamIndexFile.Layout
+
+    /// What keeps `base` valid: the mapping or the owned bytes.
+    let storage: any Sendable & AnyObject
+    let base: UnsafeRawPointer
+    /// The file's path, for error messages.
+    let path: String
+    let header: IndexFileHeader
+    let layout: Layout
+
+    var groupCount: Int { layout.groupCount }
+    var entryCount: Int { layout.entryCount }
+
+    /// Maps the file at `path` and checks its header and fence; nil when it
+    /// is missing or unusable (then rebuilt). Reads no group or entry block.
+    static func open(path: String, faults: StorageFaults?) -> StreamIndexView? {
+        guard let file = try? FileHandle.open(path, readOnly: true, faults: faults),
+              let length = try? file.length(), length >= Int64(StreamIndexFile.headerSize + StreamIndexFile.checksumSize),
+              let mapping = try? MappedRegion.map(file, length: Int(length)),
+              let bytes = mapping.bytes(at: 0, count: Int(length))
+        else { return nil }
+        return validate(bytes, storage: mapping, path: path)
+    }
+
+    /// Checks encoded bytes held in memory as `open` checks a file; `path`
+    /// names them in errors.
+    static func inMemory(_ encoded: [UInt8], path: String) -> StreamIndexView? {
+        let owned = OwnedBytes(encoded)
+        return validate(UnsafeRawBufferPointer(start: owned.base, count: owned.count), storage: owned, path: path)
+    }
+
+    /// The checks of an open: magic, version, header checksum, reserved
+    /// fields, block sizes, exact length, fence checksum and order.
+    private static func validate(_ bytes: UnsafeRawBufferPointer, storage: any Sendable & AnyObject, path: String) -> StreamIndexView? {
+        guard bytes.count >= StreamIndexFile.headerSize + StreamIndexFile.checksumSize, let base = bytes.baseAddress,
+              let headerHolds = checksumHolds(bytes, at: 0, count: 60)
+        else { return nil }
+        guard bytes.loadLE(at: 0, as: UInt64.self) == Magic.streamIndex,
+              bytes.loadLE(at: 8, as: UInt16.self) == StreamIndexFile.version,
+              headerHolds,
+              Reserved.firstNonZero(bytes, 10..<12) == nil, Reserved.firstNonZero(bytes, 56..<60) == nil,
+              bytes.loadLE(at: 48, as: UInt32.self) == UInt32(StreamIndexFile.groupsPerBlock),
+              bytes.loadLE(at: 52, as: UInt32.self) == UInt32(StreamIndexFile.entriesPerBlock)
+        else { return nil }
+        let layout = Layout(
+            groupCount: Int(bytes.loadLE(at: 12, as: UInt32.self)), entryCount: Int(bytes.loadLE(at: 44, as: UInt32.self)))
+        guard layout.fileSize == bytes.count,
+              checksumHolds(bytes, at: Layout.fenceStart, count: layout.groupBlockCount * 8) == true
+        else { return nil }
+        // The fence's order: the binary searches of lookups rely on it.
+        var previous: UInt64 = 0
+        for b in 0..<layout.groupBlockCount {
+            let hash = bytes.loadLE(at: Layout.fenceStart + b * 8, as: UInt64.self)
+            guard hash >= previous else { return nil }
+            previous = hash
+        }
+        let header = IndexFileHeader(
+            basePosition: bytes.loadLE(at: 16, as: UInt64.self), endPosition: bytes.loadLE(at: 24, as: UInt64.self),
+            dataEnd: bytes.loadLE(at: 32, as: UInt32.self), lastBatchOffset: bytes.loadLE(at: 36, as: UInt32.self),
+            lastBatchCRC: bytes.loadLE(at: 40, as: UInt32.self), firstTimestamp: .min, maxTimestamp: .min)
+        return StreamIndexView(storage: storage, base: base, path: path, header: header, layout: layout)
+    }
+
+    // MARK: Lookups
+
+    /// The groups whose hash is `hash` (a range of group indexes): a binary
+    /// search of the fence to the group blocks that may hold them, whose
+    /// checksums are checked (every block a run of equal hashes touches),
+    /// then of those blocks.
+    /// - Throws: `EventLogError.corruption` when one of those blocks is damaged.
+    func groups(withHash hash: UInt64) throws(EventLogError) -> Range<Int> {
+        // Blocks whose first hash is below `hash`, and at most `hash` (the fence is sorted).
+        let below = partition(0..<layout.groupBlockCount) { fenceHash($0) < hash }
+        let through = partition(below..<layout.groupBlockCount) { fenceHash($0) <= hash }
+        // Every block starts above `hash`: so does every group.
+        guard through > 0 else { return 0..<0 }
+        // The run may start in the last block that starts below `hash`.
+        let firstBlock = max(below - 1, 0)
+        for b in firstBlock..<through { try check(groupBlockProblem(b)) }
+        let span = (firstBlock * StreamIndexFile.groupsPerBlock)..<min(through * StreamIndexFile.groupsPerBlock, groupCount)
+        let low = partition(span) { groupHash($0) < hash }
+        let high = partition(low..<span.upperBound) { groupHash($0) <= hash }
+        return low..<high
+    }
+
+    /// Group `i`: hash, first version, first entry, entry count, its block checked.
+    /// - Throws: `EventLogError.corruption` when its block is damaged or it
+    ///   points outside the entries.
+    func group(_ i: Int) throws(EventLogError) -> (hash: UInt64, firstVersion: UInt64, first: Int, count: Int) {
+        precondition(i >= 0 && i < groupCount, "group \(i) of \(groupCount)")
+        try check(groupBlockProblem(i / StreamIndexFile.groupsPerBlock))
+        try check(boundsProblem(i))
+        return uncheckedGroup(i)
+    }
+
+    /// Group `g` and its entries in version order, every block read checked.
+    /// - Throws: `EventLogError.corruption` when a block it reads is damaged
+    ///   or the group points outside the entries.
+    func entries(ofGroup g: Int) throws(EventLogError) -> (
+        hash: UInt64, firstVersion: UInt64, entries: [(relativePosition: UInt32, offset: UInt32)]
+    ) {
+        let (hash, firstVersion, first, count) = try group(g)
+        guard count > 0 else { return (hash, firstVersion, []) }
+        let perBlock = StreamIndexFile.entriesPerBlock
+        for b in (first / perBlock)...((first + count - 1) / perBlock) { try check(entryBlockProblem(b)) }
+        var entries: [(relativePosition: UInt32, offset: UInt32)] = []
+        entries.reserveCapacity(count)
+        for i in first..<(first + count) {
+            let at = layout.entryOffset(i)
+            entries.append((base.loadLE(at: at, as: UInt32.self), base.loadLE(at: at + 4, as: UInt32.self)))
+        }
+        return (hash, firstVersion, entries)
+    }
+
+    /// Every group, decoded, after `verify()` (verify, tests).
+    /// - Throws: `EventLogError.corruption`, the first problem `verify()` finds.
+    func allGroups() throws(EventLogError) -> [StreamIndexFile.Group] {
+        if let problem = verify() { throw .corruption(file: path, offset: problem.offset, reason: problem.reason) }
+        return (0..<groupCount).map { g in
+            let (hash, firstVersion, first, count) = uncheckedGroup(g)
+            return StreamIndexFile.Group(hash: hash, firstVersion: firstVersion, entries: (first..<(first + count)).map { i in
+                let at = layout.entryOffset(i)
+                return (base.loadLE(at: at, as: UInt32.self), base.loadLE(at: at + 4, as: UInt32.self))
+            })
+        }
+    }
+
+    /// Checks the whole file: every group block (checksum, first hash as
+    /// the fence says), the groups' order by hash and bounds, every entry
+    /// block. Returns the first problem, by offset in the file; nil when sound.
+    func verify() -> (offset: Int64, reason: String)? {
+        for b in 0..<layout.groupBlockCount {
+            if let problem = groupBlockProblem(b) { return (Int64(problem.offset), problem.reason) }
+        }
+        var previous: UInt64 = 0
+        for g in 0..<groupCount {
+            let hash = groupHash(g)
+            if hash < previous {
+                return (Int64(layout.groupOffset(g)), "stream index group \(g) is out of hash order")
+            }
+            previous = hash
+            if let problem = boundsProblem(g) { return (Int64(problem.offset), problem.reason) }
+        }
+        for b in 0..<layout.entryBlockCount {
+            if let problem = entryBlockProblem(b) { return (Int64(problem.offset), problem.reason) }
+        }
+        return nil
+    }
+
+    // MARK: Checks
+
+    typealias Problem = (offset: Int, reason: String)
+
+    @inline(__always) private func check(_ problem: Problem?) throws(EventLogError) {
+        if let problem { throw .corruption(file: path, offset: Int64(problem.offset), reason: problem.reason) }
+    }
+
+    /// Group block `b`'s checksum, and its first hash against the fence.
+    private func groupBlockProblem(_ b: Int) -> Problem? {
+        let at = layout.groupBlockOffset(b)
+        if let problem = blockProblem(at: at, count: layout.groupsIn(block: b) * StreamIndexFile.groupSize, kind: "group", b) {
+            return problem
+        }
+        if base.loadLE(at: at, as: UInt64.self) != fenceHash(b) {
+            return (at, "stream index group block \(b) does not start with the hash its fence entry gives")
+        }
+        return nil
+    }
+
+    private func entryBlockProblem(_ b: Int) -> Problem? {
+        blockProblem(at: layout.entryBlockOffset(b), count: layout.entriesIn(block: b) * StreamIndexFile.entrySize, kind: "entry", b)
+    }
+
+    private func blockProblem(at: Int, count: Int, kind: StaticString, _ b: Int) -> Problem? {
+        switch Self.checksumHolds(UnsafeRawBufferPointer(start: base, count: layout.fileSize), at: at, count: count) {
+        case true?: return nil
+        case false?: return (at, "stream index block checksum mismatch (\(kind) block \(b))")
+        case nil: return (at, MappedBytes.unreadableReason)
+        }
+    }
+
+    /// Whether the CRC32C of `bytes[at..<(at + count)]` equals the u32
+    /// stored right after them; nil when they cannot be read (read under
+    /// the SIGBUS guard: the file may be mapped).
+    private static func checksumHolds(_ bytes: UnsafeRawBufferPointer, at: Int, count: Int) -> Bool? {
+        guard let base = bytes.baseAddress, let crc = MappedBytes.checksum(base + at, count: count),
+              MappedBytes.touch(bytes, (at + count)..<(at + count + StreamIndexFile.checksumSize))
+        else { return nil }
+        return bytes.loadLE(at: at + count, as: UInt32.self) == crc
+    }
+
+    /// Group `g` points inside the entries (in its block, which holds it).
+    private func boundsProblem(_ g: Int) -> Problem? {
+        let (_, _, first, count) = uncheckedGroup(g)
+        guard first + count > entryCount else { return nil }
+        return (
+            layout.groupBlockOffset(g / StreamIndexFile.groupsPerBlock),
+            "stream index group \(g) points outside the entries (entries \(first)..<\(first + count) of \(entryCount))"
+        )
+    }
+
+    // MARK: Unchecked reads (of blocks already checked)
+
+    @inline(__always) private func fenceHash(_ b: Int) -> UInt64 {
+        base.loadLE(at: Layout.fenceStart + b * 8, as: UInt64.self)
+    }
+
+    @inline(__always) private func groupHash(_ g: Int) -> UInt64 { base.loadLE(at: layout.groupOffset(g), as: UInt64.self) }
+
+    @inline(__always) private func uncheckedGroup(_ g: Int) -> (hash: UInt64, firstVersion: UInt64, first: Int, count: Int) {
+        let at = layout.groupOffset(g)
+        return (
+            base.loadLE(at: at, as: UInt64.self), base.loadLE(at: at + 8, as: UInt64.self),
+            Int(base.loadLE(at: at + 16, as: UInt32.self)), Int(base.loadLE(at: at + 20, as: UInt32.self))
+        )
+    }
+
+    /// The first index of `range` for which `isBelow` is false (`isBelow`
+    /// holds for a prefix of the range).
+    @inline(__always) private func partition(_ range: Range<Int>, _ isBelow: (Int) -> Bool) -> Int {
+        var low = range.lowerBound
+        var high = range.upperBound
+        while low < high {
+            let mid = (low + high) / 2
+            if isBelow(mid) { low = mid + 1 } else { high = mid }
+        }
+        return low
+    }
+}
