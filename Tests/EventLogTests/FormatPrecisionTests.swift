@@ -205,17 +205,17 @@ import Testing
         let dir = TemporaryDirectory()
         try Self.closedLog(dir, events: 40)
         let meta = dir.sub(FileNames.metadata)
-        Self.editSealed(meta) { Self.store(UInt16(2), into: &$0, at: 10) }
+        Self.editSealed(meta) { Self.store(UInt16(3), into: &$0, at: 10) }
         // A leftover of an interrupted atomic write: a writer would remove it,
         // a refused open must not.
         #expect(FileManager.default.createFile(atPath: dir.sub("streams.table.tmp"), contents: Data([1, 2, 3])))
         let before = dir.files()
 
         // A writable open is refused, naming the write version, and writes nothing.
-        Self.expectUnsupported(found: 2, supported: 1, file: meta) { _ = try Log.open(at: dir.path, options: Self.options) }
+        Self.expectUnsupported(found: 3, supported: 2, file: meta) { _ = try Log.open(at: dir.path, options: Self.options) }
         var commits = LogOptions(durability: .none, readOnly: true)
         commits.allowsCursorCommits = true
-        Self.expectUnsupported(found: 2, supported: 1, file: meta) { _ = try Log.open(at: dir.path, options: commits) }
+        Self.expectUnsupported(found: 3, supported: 2, file: meta) { _ = try Log.open(at: dir.path, options: commits) }
         #expect(dir.files() == before)
         #expect(dir.files().contains(FileNames.cleanShutdown))
         #expect(dir.files().contains("streams.table.tmp"))
@@ -233,11 +233,11 @@ import Testing
         let dir = TemporaryDirectory()
         try Self.closedLog(dir, events: 10)
         let meta = dir.sub(FileNames.metadata)
-        Self.editSealed(meta) { Self.store(UInt16(2), into: &$0, at: 8) }
-        Self.expectUnsupported(found: 2, supported: 1, file: meta) {
+        Self.editSealed(meta) { Self.store(UInt16(3), into: &$0, at: 8) }
+        Self.expectUnsupported(found: 3, supported: 2, file: meta) {
             _ = try Log.open(at: dir.path, options: LogOptions(durability: .none, readOnly: true))
         }
-        Self.expectUnsupported(found: 2, supported: 1, file: meta) { _ = try Log.open(at: dir.path, options: Self.options) }
+        Self.expectUnsupported(found: 3, supported: 2, file: meta) { _ = try Log.open(at: dir.path, options: Self.options) }
         #expect(try !Log.verify(at: dir.path).isSound)
     }
 
@@ -411,9 +411,11 @@ import Testing
         try Self.closedLog(dir)
         let base: UInt64 = 0
         let streamIndex = dir.sub(FileNames.streamIndex(base))
-        let table = dir.sub(FileNames.streamTable)
+        let runs = dir.files().filter { FileNames.streamTableRunRange($0) != nil }
+        try #require(runs.count == 1)
+        let table = dir.sub(runs[0])
         #expect(StreamIndexView.inMemory(Damage.read(streamIndex), path: streamIndex) != nil)
-        #expect(StreamTableFile.decode(Damage.read(table)) != nil)
+        #expect(StreamTableRunView.inMemory(Damage.read(table), path: table) != nil)
         let intact = Damage.read(streamIndex)
         for offset in [10, 11, 56, 59] {
             // The stream index's header has its own checksum (bytes 60–63), written again.
@@ -423,12 +425,12 @@ import Testing
             Damage.write(streamIndex, bytes)
             #expect(StreamIndexView.inMemory(Damage.read(streamIndex), path: streamIndex) == nil, "reserved byte \(offset)")
         }
-        for offset in [10, 24, 31] {
+        for offset in [10, 11] {
+            // A run's header has its own checksum (bytes 60–63), written again.
             var bytes = Damage.read(table)
             bytes[offset] = 2
-            Self.store(CRC32C.checksum(Array(bytes[0..<(bytes.count - 4)])), into: &bytes, at: bytes.count - 4)
-            #expect(StreamTableFile.decode(bytes) == nil, "reserved byte \(offset)")
-            #expect(StreamTableFile.coveredPosition(bytes) == nil, "reserved byte \(offset)")
+            Self.store(CRC32C.checksum(Array(bytes[0..<60])), into: &bytes, at: 60)
+            #expect(StreamTableRunView.inMemory(bytes, path: table) == nil, "reserved byte \(offset)")
         }
         Self.editSealed(table) { $0[24] = 2 }
         // Both are rebuilt: the streams read as before.

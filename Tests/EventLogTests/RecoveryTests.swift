@@ -229,7 +229,7 @@ import Testing
         let segment = Fixtures.segments(dir)[0]
         let batches = Fixtures.batches(in: segment)
         Damage.overwrite(segment, at: batches[7].offset, with: [UInt8](repeating: 0, count: Self.small - batches[7].offset))
-        for name in dir.files() where name.hasSuffix(".index") || name.hasSuffix(".timeindex") || name == FileNames.streamTable {
+        for name in dir.files() where name.hasSuffix(".index") || name.hasSuffix(".timeindex") || name.hasSuffix(FileNames.streamTableRunSuffix) {
             Damage.remove(dir.sub(name))
         }
         let log = try Log.open(at: dir.path, options: options(.none))

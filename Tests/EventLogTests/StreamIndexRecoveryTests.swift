@@ -30,7 +30,7 @@ import Testing
         }
     }
 
-    @Test(arguments: ["streams.table", ".streamindex", "both", "zeroed"])
+    @Test(arguments: [".streamtable", ".streamindex", "both", "zeroed"])
     func lostOrDamagedStreamIndexIsRebuilt(what: String) throws {
         let dir = TemporaryDirectory()
         do {
@@ -41,10 +41,10 @@ import Testing
         for name in dir.files() {
             let path = dir.sub(name)
             switch what {
-            case "streams.table" where name == "streams.table": Damage.remove(path)
+            case ".streamtable" where name.hasSuffix(".streamtable"): Damage.remove(path)
             case ".streamindex" where name.hasSuffix(".streamindex"): Damage.remove(path)
-            case "both" where name == "streams.table" || name.hasSuffix(".streamindex"): Damage.remove(path)
-            case "zeroed" where name == "streams.table" || name.hasSuffix(".streamindex"):
+            case "both" where name.hasSuffix(".streamtable") || name.hasSuffix(".streamindex"): Damage.remove(path)
+            case "zeroed" where name.hasSuffix(".streamtable") || name.hasSuffix(".streamindex"):
                 Damage.write(path, [UInt8](repeating: 0, count: Damage.read(path).count))
             default: break
             }

@@ -63,7 +63,8 @@ struct BatchStreams: Sendable {
             }
         }
         var slot: Slot
-        let found = table.find(name, hash: hash) ?? (try table.mutate { (t) throws(EventLogError) in try t.findOrLoad(name, hash: hash) })
+        var found = table.find(name, hash: hash)
+        if found == nil { found = try table.mutate { (t) throws(EventLogError) in try t.findOrLoad(name, hash: hash) } }
         if let id = found {
             slot = table.withState(id) { state in
                 Slot(

@@ -17,6 +17,11 @@ extension StreamIndex {
         let chain = StreamTableRunChain.select(from: found.runs, start: start, end: end)
         let covered = chain.last?.to ?? start
         let table = StreamTable(hashMask: options.streamHashMask, levels: StreamLevels(runs: chain), from: covered)
+        opened.report.rebuiltIndexes += found.unusable.filter { !$0.hasSuffix(".tmp") }
+        if covered < end && opened.report.previousShutdown == .clean {
+            // A clean shutdown's runs reach the end: these changes are rebuilt by the replay below.
+            opened.report.rebuiltIndexes.append(FileNames.streamTableRun(from: covered, to: end))
+        }
         if !readOnly {
             // Superseded by a merge, past a cut tail, unusable, or left by an
             // interrupted write: derived data no chain uses. And version 1's table.

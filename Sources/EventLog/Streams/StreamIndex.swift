@@ -280,7 +280,15 @@ enum RunMergePolicy {
         let n = runs.count
         if runs[n - 2].rowCount <= runs[n - 1].rowCount { return [runs[n - 2], runs[n - 1]] }
         guard runs.count > maxRuns else { return nil }
-        let i = (1..<n).min { runs[$0 - 1].rowCount + runs[$0].rowCount < runs[$1 - 1].rowCount + runs[$1].rowCount } ?? 1
-        return [runs[i - 1], runs[i]]
+        var best = 1
+        var bestRows = Int.max
+        for i in 1..<n {
+            let rows = runs[i - 1].rowCount + runs[i].rowCount
+            if rows < bestRows {
+                best = i
+                bestRows = rows
+            }
+        }
+        return [runs[best - 1], runs[best]]
     }
 }
