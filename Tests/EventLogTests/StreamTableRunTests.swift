@@ -375,6 +375,11 @@ import Testing
         Damage.write(path, intact)
         #expect(StreamTableRunView.open(path: path, faults: nil) != nil)
         #expect(StreamTableRunView.open(path: dir.sub("missing.streamtable"), faults: nil) == nil)
+        // Through the storage seam: a file that cannot be opened or mapped is unusable too.
+        for failing in [StorageOperation.open, .map] {
+            let faults = StorageFaults { operation, _ in operation == failing ? .fail(errno: EIO) : nil }
+            #expect(StreamTableRunView.open(path: path, faults: faults) == nil, "\(failing) failed")
+        }
     }
 
     @Test func aDamagedBlockOpensButItsLookupsAndVerifyReportItsOffset() throws {
