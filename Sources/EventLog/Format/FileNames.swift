@@ -10,6 +10,7 @@ enum FileNames {
     static let streamIndexSuffix = ".streamindex"
     /// Format version 1's stream table, removed by a writer of version 2.
     static let legacyStreamTable = "streams.table"
+    static let streamTableRunSuffix = ".streamtable"
     static let cursorJournal = "cursors.journal"
 
     /// The 20-digit, zero-padded base position that names a segment and its indexes.
@@ -29,5 +30,23 @@ enum FileNames {
         let stem = name.dropLast(segmentSuffix.count)
         guard stem.count == 20, stem.allSatisfy({ $0 >= "0" && $0 <= "9" }) else { return nil }
         return UInt64(stem)
+    }
+
+    /// The stream table run of the changes made by the records at positions
+    /// `[from, to)` (Format.md §14.1): `FFFFFFFFFFFFFFFFFFFF-TTTTTTTTTTTTTTTTTTTT.streamtable`.
+    static func streamTableRun(from: UInt64, to: UInt64) -> String { stem(from) + "-" + stem(to) + streamTableRunSuffix }
+
+    /// The positions named by a stream table run's file name, or nil for any
+    /// other name (including one whose `from` is after its `to`).
+    static func streamTableRunRange(_ name: String) -> (from: UInt64, to: UInt64)? {
+        guard name.hasSuffix(streamTableRunSuffix) else { return nil }
+        let stem = name.dropLast(streamTableRunSuffix.count)
+        guard stem.count == 41, stem.dropFirst(20).first == "-" else { return nil }
+        let first = stem.prefix(20)
+        let second = stem.suffix(20)
+        guard first.allSatisfy({ $0 >= "0" && $0 <= "9" }), second.allSatisfy({ $0 >= "0" && $0 <= "9" }),
+              let from = UInt64(first), let to = UInt64(second), from <= to
+        else { return nil }
+        return (from, to)
     }
 }

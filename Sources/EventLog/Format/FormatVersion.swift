@@ -52,6 +52,7 @@ enum Magic {
     static let cleanShutdown: UInt64 = magic("EVLOGCLN")
     static let streamIndex: UInt64 = magic("EVLOGSIX")
     static let streamTable: UInt64 = magic("EVLOGSTB")
+    static let streamTableRun: UInt64 = magic("EVLOGSTR")
     static let cursorJournal: UInt64 = magic("EVLOGCUR")
     static let logStart: UInt64 = magic("EVLOGSTA")
 

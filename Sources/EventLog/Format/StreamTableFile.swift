@@ -26,21 +26,7 @@ enum StreamTableFile {
         buffer.appendLE(UInt32(states.count))
         buffer.appendLE(coveredPosition)
         buffer.appendLE(UInt64(0))
-        for state in states {
-            var name = state.name
-            name.withUTF8 { bytes in
-                buffer.appendByte(UInt8(bytes.count))
-                buffer.append(UnsafeRawBufferPointer(bytes))
-            }
-            buffer.appendVarint(state.nextVersion)
-            buffer.appendVarint(state.truncateBefore)
-            buffer.appendByte(state.deletion.rawValue)
-            buffer.appendVarint(state.firstPosition.map { $0 + 1 } ?? 0)
-            buffer.appendVarint(state.lastPosition.map { $0 + 1 } ?? 0)
-            buffer.appendVarint(state.lastAppendBatch == .max ? 0 : state.lastAppendBatch + 1)
-            buffer.appendVarint(state.lastAppendFirstVersion)
-            buffer.appendVarint(UInt64(state.lastAppendCount))
-        }
+        for state in states { state.encode(into: &buffer) }
         buffer.appendLE(CRC32C.checksum(buffer.bytes))
         return Array(buffer.bytes)
     }
@@ -78,29 +64,7 @@ enum StreamTableFile {
             var states: [StreamTableRow] = []
             states.reserveCapacity(count)
             for _ in 0..<count {
-                guard at < body.count else { return nil }
-                let length = Int(body[at])
-                at += 1
-                guard length >= 1, at + length <= body.count else { return nil }
-                let nameBytes = UnsafeRawBufferPointer(rebasing: body[at..<(at + length)])
-                at += length
-                var state = StreamTableRow(name: String(decoding: nameBytes, as: UTF8.self))
-                guard let next = Varint.read(body, &at), let truncate = Varint.read(body, &at), at < body.count,
-                      let deletion = StreamDeletion(rawValue: body[at])
-                else { return nil }
-                at += 1
-                guard let first = Varint.read(body, &at), let last = Varint.read(body, &at),
-                      let batch = Varint.read(body, &at), let firstVersion = Varint.read(body, &at),
-                      let appendCount = Varint.read(body, &at), appendCount <= UInt64(UInt32.max)
-                else { return nil }
-                state.nextVersion = next
-                state.truncateBefore = truncate
-                state.deletion = deletion
-                state.firstPosition = first == 0 ? nil : first - 1
-                state.lastPosition = last == 0 ? nil : last - 1
-                state.lastAppendBatch = batch == 0 ? .max : batch - 1
-                state.lastAppendFirstVersion = firstVersion
-                state.lastAppendCount = UInt32(appendCount)
+                guard let state = StreamTableRow.decode(body, at: &at) else { return nil }
                 states.append(state)
             }
             guard at == body.count else { return nil }
@@ -123,4 +87,99 @@ struct StreamTableRow: Sendable, Equatable {
     var lastAppendCount: UInt32 = 0
 
     init(name: String) { self.name = name }
+}
+
+/// A row's bytes (Format.md §14), shared by `streams.table` and the stream
+/// table runs (§14.1):
+///
+///     u8 name length (1...255), name (UTF-8), varint next version,
+///     varint truncate-before, u8 deletion (0 none, 1 soft, 2 hard),
+///     varint first position + 1 (0: none), varint last position + 1,
+///     varint last append's batch position + 1 (0: none),
+///     varint last append's first version, varint last append's count
+extension StreamTableRow {
+    /// The most bytes a row takes: the name, its length byte, the deletion
+    /// byte and seven varints.
+    static let maxEncodedBytes = 1 + Limits.maxStreamNameBytes + 1 + 7 * Varint.maxBytes
+
+    /// Appends the row's bytes. The name must be 1 to 255 UTF-8 bytes (the
+    /// caller checks; a longer one traps).
+    func encode(into buffer: inout ByteBuffer) {
+        var name = name
+        name.withUTF8 { bytes in
+            buffer.appendByte(UInt8(bytes.count))
+            buffer.append(UnsafeRawBufferPointer(bytes))
+        }
+        buffer.appendVarint(nextVersion)
+        buffer.appendVarint(truncateBefore)
+        buffer.appendByte(deletion.rawValue)
+        buffer.appendVarint(firstPosition.map { $0 + 1 } ?? 0)
+        buffer.appendVarint(lastPosition.map { $0 + 1 } ?? 0)
+        buffer.appendVarint(lastAppendBatch == .max ? 0 : lastAppendBatch + 1)
+        buffer.appendVarint(lastAppendFirstVersion)
+        buffer.appendVarint(UInt64(lastAppendCount))
+    }
+
+    init(name: String, fields: StreamTableRowFields) {
+        self.name = name
+        nextVersion = fields.nextVersion
+        truncateBefore = fields.truncateBefore
+        deletion = fields.deletion
+        firstPosition = fields.firstPosition
+        lastPosition = fields.lastPosition
+        lastAppendBatch = fields.lastAppendBatch
+        lastAppendFirstVersion = fields.lastAppendFirstVersion
+        lastAppendCount = fields.lastAppendCount
+    }
+
+    /// The range of the name of the row at `offset` in `bytes` (its length
+    /// byte, 1 to 255, then the bytes); advances `offset` past it. Nil
+    /// when the bytes do not hold one.
+    @inline(__always)
+    static func decodeName(_ bytes: UnsafeRawBufferPointer, at offset: inout Int) -> Range<Int>? {
+        guard offset >= 0, offset < bytes.count else { return nil }
+        let length = Int(bytes[offset])
+        guard length >= 1, length <= bytes.count - offset - 1 else { return nil }
+        offset += 1 + length
+        return (offset - length)..<offset
+    }
+
+    /// The row at `offset` in `bytes`, name included; advances `offset` past
+    /// it. Nil when the bytes do not hold a row.
+    static func decode(_ bytes: UnsafeRawBufferPointer, at offset: inout Int) -> StreamTableRow? {
+        guard let name = decodeName(bytes, at: &offset), let fields = StreamTableRowFields.decode(bytes, at: &offset) else { return nil }
+        return StreamTableRow(name: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[name]), as: UTF8.self), fields: fields)
+    }
+}
+
+/// A row's fields after its name, as integers: what a reader decodes (and
+/// checks) of every row it passes, without the cost of the name.
+struct StreamTableRowFields {
+    var nextVersion: UInt64
+    var truncateBefore: UInt64
+    var deletion: StreamDeletion
+    var firstPosition: UInt64?
+    var lastPosition: UInt64?
+    var lastAppendBatch: UInt64
+    var lastAppendFirstVersion: UInt64
+    var lastAppendCount: UInt32
+
+    /// The fields at `offset` in `bytes`, which it advances past them; nil
+    /// (`offset` unspecified) when the bytes do not hold them. Allocates nothing.
+    @inline(__always)
+    static func decode(_ bytes: UnsafeRawBufferPointer, at offset: inout Int) -> StreamTableRowFields? {
+        guard let next = Varint.read(bytes, &offset), let truncate = Varint.read(bytes, &offset), offset < bytes.count,
+              let deletion = StreamDeletion(rawValue: bytes[offset])
+        else { return nil }
+        offset += 1
+        guard let first = Varint.read(bytes, &offset), let last = Varint.read(bytes, &offset),
+              let batch = Varint.read(bytes, &offset), let firstVersion = Varint.read(bytes, &offset),
+              let appendCount = Varint.read(bytes, &offset), appendCount <= UInt64(UInt32.max)
+        else { return nil }
+        return StreamTableRowFields(
+            nextVersion: next, truncateBefore: truncate, deletion: deletion,
+            firstPosition: first == 0 ? nil : first - 1, lastPosition: last == 0 ? nil : last - 1,
+            lastAppendBatch: batch == 0 ? .max : batch - 1, lastAppendFirstVersion: firstVersion,
+            lastAppendCount: UInt32(appendCount))
+    }
 }
