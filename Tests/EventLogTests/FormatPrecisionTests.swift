@@ -191,10 +191,10 @@ import Testing
         try Self.closedLog(dir, events: 20)
         let meta = Damage.read(dir.sub(FileNames.metadata))
         #expect(meta.count == LogMetadata.size)
-        #expect(Self.load(meta, at: 8, as: UInt16.self) == 1)
+        #expect(Self.load(meta, at: 8, as: UInt16.self) == 2)
         #expect(meta[10..<16].allSatisfy { $0 == 0 })
         // An explicit write version equal to the read version means the same as 0.
-        Self.editSealed(dir.sub(FileNames.metadata)) { Self.store(UInt16(1), into: &$0, at: 10) }
+        Self.editSealed(dir.sub(FileNames.metadata)) { Self.store(UInt16(2), into: &$0, at: 10) }
         let log = try Log.open(at: dir.path, options: Self.options)
         #expect(log.endPosition == 20)
         try log.append(Fixtures.event(20))
@@ -243,14 +243,14 @@ import Testing
 
     @Test func metadataDecodingOfVersions() throws {
         var metadata = LogMetadata(logID: Array(repeating: 7, count: 16), createdAt: 1, segmentBytes: 4096, indexInterval: 4096, compression: .none)
-        #expect(metadata.writeVersion == 1)
+        #expect(metadata.writeVersion == 2)
         let today = metadata.encode()
         #expect(today[10..<16].allSatisfy { $0 == 0 })
         #expect(try LogMetadata.decode(today, file: "m", writing: true) == metadata)
         metadata.storedWriteVersion = 3
         let later = metadata.encode()
         #expect(try LogMetadata.decode(later, file: "m").writeVersion == 3)
-        Self.expectUnsupported(found: 3, supported: 1, file: "m") { _ = try LogMetadata.decode(later, file: "m", writing: true) }
+        Self.expectUnsupported(found: 3, supported: 2, file: "m") { _ = try LogMetadata.decode(later, file: "m", writing: true) }
     }
 
     // MARK: 7. The settings in eventlog.meta (§3)

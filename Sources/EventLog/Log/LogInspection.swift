@@ -93,7 +93,7 @@ extension LogInspection {
                 expected = max(expected, segment.endPosition)
             }
             var inspection = LogInspection(
-                path: path, formatVersion: Int(FormatVersion.current),
+                path: path, formatVersion: Int(metadata.readVersion),
                 logID: UUID(uuid: metadata.logID.withUnsafeBytes { $0.loadUnaligned(as: uuid_t.self) }),
                 createdAt: metadata.createdAt, lastShutdown: shutdown, segments: segments,
                 startPosition: start, endPosition: segments.last?.endPosition ?? start,

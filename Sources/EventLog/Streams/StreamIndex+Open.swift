@@ -18,7 +18,7 @@ extension StreamIndex {
         let covered = chain.last?.to ?? start
         let table = StreamTable(hashMask: options.streamHashMask, levels: StreamLevels(runs: chain), from: covered)
         opened.report.rebuiltIndexes += found.unusable.filter { !$0.hasSuffix(".tmp") }
-        if covered < end && opened.report.previousShutdown == .clean {
+        if covered < end, case .clean = opened.report.previousShutdown {
             // A clean shutdown's runs reach the end: these changes are rebuilt by the replay below.
             opened.report.rebuiltIndexes.append(FileNames.streamTableRun(from: covered, to: end))
         }

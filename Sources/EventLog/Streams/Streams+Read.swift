@@ -119,30 +119,37 @@ extension LogReader {
             if segment.endPosition <= firstPosition || segment.basePosition > lastPosition { continue }
             var entries = try streamEntries(of: state, in: segment, index: index.index(of: segment))
             if direction == .backward { entries.reverse() }
-            // Keep the entries this read wants, find each one's batch and
-            // prefetch its header and record: the loads below then overlap
-            // instead of waiting on memory one after another.
-            var wanted: [(position: UInt64, offset: UInt32, version: UInt64, batch: Int)] = []
-            wanted.reserveCapacity(min(entries.count, maxCount - lent))
-            for (position, offset, entryVersion) in entries where wanted.count < maxCount - lent {
-                if entryVersion < lowest || (direction == .forward ? entryVersion < version : entryVersion > version) { continue }
-                let batch = segment.batchOffset(atOrBefore: position)
-                if let base = segment.mapping.base {
-                    eventlog_prefetch(base + batch, 64)
-                    if offset & StreamEntry.compressedFlag == 0 { eventlog_prefetch(base + Int(offset), 256) }
+            // Take the entries this read wants, a window at a time, find
+            // each one's batch and prefetch its header and record: the loads
+            // below then overlap instead of waiting on memory one after
+            // another. Another window follows when a hash collision's
+            // entries took places in this one.
+            var next = 0
+            while lent < maxCount && next < entries.count {
+                var wanted: [(position: UInt64, offset: UInt32, version: UInt64, batch: Int)] = []
+                wanted.reserveCapacity(min(entries.count - next, maxCount - lent))
+                while next < entries.count && wanted.count < maxCount - lent {
+                    let (position, offset, entryVersion) = entries[next]
+                    next += 1
+                    if entryVersion < lowest || (direction == .forward ? entryVersion < version : entryVersion > version) { continue }
+                    let batch = segment.batchOffset(atOrBefore: position)
+                    if let base = segment.mapping.base {
+                        eventlog_prefetch(base + batch, 64)
+                        if offset & StreamEntry.compressedFlag == 0 { eventlog_prefetch(base + Int(offset), 256) }
+                    }
+                    wanted.append((position, offset, entryVersion, batch))
                 }
-                wanted.append((position, offset, entryVersion, batch))
-            }
-            for entry in wanted {
-                let view = try recordView(at: entry.position, offset: entry.offset, in: segment, batchHint: entry.batch)
-                guard name.utf8Equals(view.streamBytes) else { continue }  // a hash collision
-                guard view.version == entry.version, !view.isMarker else {
-                    throw EventLogError.corruption(
-                        file: segment.path, offset: Int64(entry.offset & ~StreamEntry.compressedFlag),
-                        reason: "stream index entry for version \(entry.version) points at version \(view.version)")
+                for entry in wanted {
+                    let view = try recordView(at: entry.position, offset: entry.offset, in: segment, batchHint: entry.batch)
+                    guard name.utf8Equals(view.streamBytes) else { continue }  // a hash collision
+                    guard view.version == entry.version, !view.isMarker else {
+                        throw EventLogError.corruption(
+                            file: segment.path, offset: Int64(entry.offset & ~StreamEntry.compressedFlag),
+                            reason: "stream index entry for version \(entry.version) points at version \(view.version)")
+                    }
+                    try body(view)
+                    lent += 1
                 }
-                try body(view)
-                lent += 1
             }
         }
         return lent
