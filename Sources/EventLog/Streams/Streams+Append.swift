@@ -141,12 +141,14 @@ extension Streams {
                     result = .success(CommitOutcome(
                         result: AppendResult(positions: base..<base, streams: [], wasRetry: false), sequence: state.writtenSequence))
                 } else {
+                    // Named now: once the batch is written, a checkpoint may
+                    // end the table generation whose ids the slots hold.
+                    let versions = wantsResult ? batchStreams.versions(table: table) : []
                     let (range, sequence) = try log.writeBatch(
                         &state, encoded: &encoded, count: count, firstTimestamp: firstTimestamp, maxTimestamp: maxTimestamp
                     ) { (written) throws(EventLogError) in
                         try commitStreams(&batchStreams, written: written)
                     }
-                    let versions = wantsResult ? batchStreams.versions(table: table) : []
                     result = .success(CommitOutcome(
                         result: AppendResult(positions: range, streams: versions, wasRetry: false), sequence: sequence))
                 }

@@ -1,0 +1,221 @@
+import Foundation
+import Testing
+@testable import EventLog
+
+/// The stream table as a log-structured merge (Format.md §14): states in
+/// memory only for the streams changed since the last checkpoint, the rest
+/// in stream table runs, merged in the background, found again by an open
+/// from their names, and replayed from the log where they stop.
+@Suite struct StreamTableTests {
+    static func options(memory: Int = 1 << 20) -> LogOptions {
+        var options = LogOptions(durability: .none)
+        options.segmentBytes = 256 << 10
+        options.checkpointBytes = 32 << 10
+        options.streamMemoryBytes = memory
+        return options
+    }
+
+    static func runNames(_ dir: TemporaryDirectory) -> [String] {
+        dir.files().filter { FileNames.streamTableRunRange($0) != nil }.sorted()
+    }
+
+    /// What the log must say of each stream: its events' payloads, in version order.
+    struct Model {
+        var events: [String: [String]] = [:]
+
+        func expect(_ log: Log, _ name: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+            let expected = events[name] ?? []
+            let read = try log.events(inStream: name).map { String(decoding: $0.data, as: UTF8.self) }
+            #expect(read == expected, "stream \(name)", sourceLocation: sourceLocation)
+            let info = try log.streamInfo(name)
+            #expect(info?.currentVersion == (expected.isEmpty ? nil : UInt64(expected.count - 1)), "stream \(name)", sourceLocation: sourceLocation)
+        }
+    }
+
+    /// Appends `batches` batches of 20 events to random streams of `streams`,
+    /// each with an exact expectation on its first stream.
+    static func appendRandom(_ log: Log, _ model: inout Model, rng: inout SplitMix64, streams: Int, batches: Int) throws {
+        for _ in 0..<batches {
+            var events: [NewEvent] = []
+            var counts: [String: Int] = [:]
+            for _ in 0..<20 {
+                let name = "aggregate-\(rng.below(streams))"
+                let version = (model.events[name]?.count ?? 0) + counts[name, default: 0]
+                counts[name, default: 0] += 1
+                events.append(NewEvent(stream: name, type: "Changed", data: Array("\(name)@\(version)".utf8)))
+            }
+            let first = events[0].stream
+            let before = model.events[first]?.count ?? 0
+            let result = try log.append(events, expecting: [first: before == 0 ? .noStream : .exact(UInt64(before - 1))])
+            #expect(!result.wasRetry)
+            for event in events { model.events[event.stream, default: []].append(String(decoding: event.data, as: UTF8.self)) }
+        }
+    }
+
+    /// Thousands of streams through many checkpoints, runs and merges; reopened
+    /// after clean closes and after crashes, every stream reads as the model says,
+    /// and memory holds only the streams changed since the last checkpoint.
+    @Test func manyStreamsAcrossRunsMergesAndReopens() throws {
+        let dir = TemporaryDirectory()
+        var model = Model()
+        var rng = SplitMix64(seed: 20)
+        let streams = 4000
+        for round in 0..<6 {
+            let crash = round % 2 == 1
+            do {
+                let log = try Log.open(at: dir.path, options: Self.options())
+                if round > 0 && (round - 1) % 2 == 0 {
+                    // After a clean close: nothing replayed, no stream state in memory.
+                    #expect(log.recovery.replayedRecords == 0)
+                    #expect(log.streams.table.count == 0)
+                }
+                try Self.appendRandom(log, &model, rng: &rng, streams: streams, batches: 150)
+                // The current generation never outgrows its share of memory by more than one batch.
+                #expect(log.streams.table.current.memoryBytes <= (1 << 20) / 2 + 20 * 256)
+                for _ in 0..<50 { try model.expect(log, "aggregate-\(rng.below(streams))") }
+                if crash {
+                    log.batches.segments.waitForIndexWrites()
+                    continue  // no close: the next open recovers
+                }
+                try log.close()
+            }
+        }
+        let log = try Log.open(at: dir.path, options: Self.options())
+        #expect(log.recovery.replayedRecords > 0 && log.recovery.replayedRecords < 3000, "only the tail since the last checkpoint")
+        for k in 0..<streams { try model.expect(log, "aggregate-\(k)") }
+        // Merged: far fewer runs than checkpoints.
+        let runs = Self.runNames(dir)
+        #expect(runs.count >= 1 && runs.count <= RunMergePolicy.maxRuns, "\(runs)")
+        #expect(try Log.verify(at: dir.path).isSound)
+        try log.close()
+    }
+
+    /// Deletions, truncations and the last append's event ids live in the
+    /// runs: after a reopen, when the state is read back from disk, each
+    /// still acts.
+    @Test func deletionsTruncationsAndRetriesSurviveInRuns() throws {
+        let dir = TemporaryDirectory()
+        let ids = (0..<3).map { _ in UUID() }
+        let retried = ids.map { NewEvent(stream: "order-7", type: "Placed", data: [1], metadata: EventMetadata(eventID: $0)) }
+        var original: AppendResult
+        do {
+            let log = try Log.open(at: dir.path, options: Self.options())
+            original = try log.append(retried, expecting: ["order-7": .noStream])
+            for i in 0..<5 { try log.append(NewEvent(stream: "soft", type: "T", data: [UInt8(i)])) }
+            for i in 0..<5 { try log.append(NewEvent(stream: "hard", type: "T", data: [UInt8(i)])) }
+            for i in 0..<5 { try log.append(NewEvent(stream: "cut", type: "T", data: [UInt8(i)])) }
+            _ = try log.deleteStream("soft")
+            _ = try log.deleteStream("hard", hard: true)
+            _ = try log.truncateStream("cut", before: 3)
+            try log.close()
+        }
+        let log = try Log.open(at: dir.path, options: Self.options())
+        #expect(log.streams.table.count == 0, "every state is on disk, none in memory")
+        let retry = try log.append(retried, expecting: ["order-7": .noStream])
+        #expect(retry.wasRetry && retry.positions == original.positions)
+        #expect(try log.events(inStream: "soft").isEmpty)
+        #expect(throws: EventLogError.self) { _ = try log.events(inStream: "hard") }
+        #expect(throws: EventLogError.self) { try log.append(NewEvent(stream: "hard", type: "T", data: [9])) }
+        #expect(try log.events(inStream: "cut").map(\.version) == [3, 4])
+        #expect(try log.streamInfo("cut")?.firstPosition != nil)
+        try log.append(NewEvent(stream: "soft", type: "T", data: [5]))
+        #expect(try log.events(inStream: "soft").map(\.version) == [5])
+        try log.close()
+    }
+
+    /// The open finds the chain from the names: a merge's output and its
+    /// inputs both present (a crash before the inputs were removed): the
+    /// output wins and the inputs go; a missing run breaks the chain, and
+    /// the records after the break are replayed.
+    @Test func theChainIsFoundFromTheNames() throws {
+        let dir = TemporaryDirectory()
+        var model = Model()
+        var rng = SplitMix64(seed: 7)
+        var options = Self.options()
+        do {
+            let log = try Log.open(at: dir.path, options: options)
+            try Self.appendRandom(log, &model, rng: &rng, streams: 500, batches: 60)
+            try log.close()
+        }
+        var runs = Self.runNames(dir)
+        try #require(runs.count >= 1)
+        // Split the first run into two "inputs" that a merge left behind:
+        // a copy of it under a name ending before its own end.
+        let first = try #require(FileNames.streamTableRunRange(runs[0]))
+        let stale = FileNames.streamTableRun(from: first.from, to: first.from + 1)
+        try FileManager.default.copyItem(atPath: dir.sub(runs[0]), toPath: dir.sub(stale))
+        options.streamMemoryBytes = 1 << 20
+        do {
+            let log = try Log.open(at: dir.path, options: options)
+            #expect(log.recovery.replayedRecords == 0)
+            #expect(!dir.files().contains(stale), "a run the chain does not use is removed by a writer")
+            for k in 0..<500 { try model.expect(log, "aggregate-\(k)") }
+            try log.close()
+        }
+        // A run lost from the middle of the chain: the records after it are replayed.
+        runs = Self.runNames(dir)
+        try #require(!runs.isEmpty)
+        Damage.remove(dir.sub(runs[runs.count - 1]))
+        let log = try Log.open(at: dir.path, options: options)
+        #expect(log.recovery.replayedRecords > 0)
+        #expect(!log.recovery.rebuiltIndexes.isEmpty)
+        for k in 0..<500 { try model.expect(log, "aggregate-\(k)") }
+        try log.close()
+    }
+
+    /// A run is written after the records it covers were synced: one that
+    /// reaches past the recovered end of the log is evidence of lost synced
+    /// data, and the open fails (the same way each time).
+    @Test func aRunPastTheEndIsEvidenceOfLostSyncedData() throws {
+        let dir = TemporaryDirectory()
+        do {
+            let log = try Log.open(at: dir.path, options: Self.options())
+            for i in 0..<200 { try log.append(NewEvent(stream: "s-\(i % 7)", type: "T", data: Array(repeating: UInt8(i & 0xFF), count: 100))) }
+            try log.close()
+        }
+        let segments = Fixtures.segments(dir)
+        let last = try #require(segments.last)
+        let batches = Fixtures.batches(in: last)
+        try #require(batches.count > 2)
+        // A crash's torn tail: the last batches read as zeros, and no
+        // clean-shutdown marker or index checkpoint says otherwise: only the run does.
+        Damage.overwrite(last, at: batches[batches.count - 2].offset, with: [UInt8](repeating: 0, count: 256))
+        Damage.remove(dir.sub(FileNames.cleanShutdown))
+        for name in dir.files() where name.hasSuffix(".index") || name.hasSuffix(".timeindex") || name.hasSuffix(".streamindex") {
+            Damage.remove(dir.sub(name))
+        }
+        for _ in 0..<2 {
+            #expect {
+                _ = try Log.open(at: dir.path, options: Self.options())
+            } throws: { error in
+                guard case EventLogError.corruption(let file, _, let reason)? = error as? EventLogError else { return false }
+                return file == last && reason.contains("stream table run")
+            }
+        }
+    }
+
+    /// A reader in another process (a read-only log) that follows a writer
+    /// for long keeps no more in memory than the writer: past its share, it
+    /// takes the writer's newer runs instead of growing.
+    @Test func aLongLivedReaderAdoptsTheWritersRuns() throws {
+        let dir = TemporaryDirectory()
+        var model = Model()
+        var rng = SplitMix64(seed: 11)
+        let writer = try Log.open(at: dir.path, options: Self.options())
+        try Self.appendRandom(writer, &model, rng: &rng, streams: 3000, batches: 10)
+        try writer.sync()
+        var readOptions = Self.options()
+        readOptions.readOnly = true
+        let reader = try Log.open(at: dir.path, options: readOptions)
+        for _ in 0..<8 {
+            try Self.appendRandom(writer, &model, rng: &rng, streams: 3000, batches: 100)
+            try writer.sync()
+            writer.batches.segments.waitForIndexWrites()
+            _ = try reader.refresh()
+            #expect(reader.streams.table.current.memoryBytes <= (1 << 20) / 2 + 2100 * 256)
+            for _ in 0..<30 { try model.expect(reader, "aggregate-\(rng.below(3000))") }
+        }
+        try reader.close()
+        try writer.close()
+    }
+}
