@@ -178,7 +178,7 @@ import Testing
         #expect(bytes.count == bloom + 64 * bloomBlocks + 4)
         #expect(Self.le(bytes, fence + 16 * blocks, UInt32.self) == CRC32C.checksum(Array(bytes[fence..<(fence + 16 * blocks)])))
         #expect(Self.le(bytes, bloom + 64 * bloomBlocks, UInt32.self) == CRC32C.checksum(Array(bytes[bloom..<(bloom + 64 * bloomBlocks)])))
-        // Blocks back to back from byte 64; each closes at the first row boundary at or past 4096 bytes.
+        // Blocks back to back from byte 64; each closes at the first row boundary at or past StreamTableRun.targetBlockBytes bytes.
         var at = 64
         var rowIndex = 0
         for b in 0..<blocks {
@@ -202,8 +202,8 @@ import Testing
             }
             #expect(offset == at + length - 4)
             if b < blocks - 1 {
-                #expect(length - 4 >= 4096, "block \(b) closed early")
-                #expect(lastRowStart - at < 4096, "block \(b) closed late")
+                #expect(length - 4 >= StreamTableRun.targetBlockBytes, "block \(b) closed early")
+                #expect(lastRowStart - at < StreamTableRun.targetBlockBytes, "block \(b) closed late")
             }
             at += length
         }
@@ -226,7 +226,7 @@ import Testing
         let blocksOf42 = Set(byBlock.filter { $0.row.hash == 42 }.map(\.block))
         #expect(blocksOf42.count == 1, "hash 42 spans blocks \(blocksOf42)")
         let block = try view.checkedBlock((0..<view.blockCount).first { Int64(view.fenceEntry($0).offset) == blocksOf42.first! }!)
-        #expect(block.rowsEnd - block.offset > 4096 * 2, "300 colliding rows should exceed a block's target")
+        #expect(block.rowsEnd - block.offset > StreamTableRun.targetBlockBytes * 2, "300 colliding rows should exceed a block's target")
         for (hash, row) in rows { #expect(try view.lookup(hash: hash, name: row.name) == row) }
         #expect(try view.lookup(hash: 42, name: "collides-") == nil)
         #expect(try view.lookup(hash: 42, name: "zzz") == nil)

@@ -46,7 +46,7 @@ enum StreamTableRun {
     /// A writer closes a block at the first row boundary where the block
     /// (its head and rows, the CRC left out) takes at least this many bytes,
     /// unless the next row has the same hash as the last.
-    static let targetBlockBytes = 4096
+    static let targetBlockBytes = 1024
     /// The writer hands the file this many bytes (or more) per `pwrite`.
     static let writeChunkBytes = 64 << 10
     /// The smallest row: hash, a 1-byte name with its length, the deletion

@@ -14,7 +14,13 @@ enum StreamTableRunMerge {
     /// synced. Throws `EventLogError`: `invalidArgument` for no runs or runs
     /// that are not contiguous (before writing anything), `corruption` for a
     /// damaged input, `io` for a failed write.
-    static func merge(_ runs: [StreamTableRunView], into name: String, in directory: DirectoryOperations) throws -> StreamTableRunView {
+    ///
+    /// `shouldStop` is asked every 4,096 rows: when it says so, the merge
+    /// stops, removes its temporary file and throws `EventLogError.closed`
+    /// (a log closing does not wait for a long merge).
+    static func merge(
+        _ runs: [StreamTableRunView], into name: String, in directory: DirectoryOperations, shouldStop: () -> Bool = { false }
+    ) throws -> StreamTableRunView {
         guard let first = runs.first, let last = runs.last else { throw EventLogError.invalidArgument("no stream table runs to merge") }
         for (older, newer) in zip(runs, runs.dropFirst()) where older.to != newer.from {
             throw EventLogError.invalidArgument(
@@ -27,7 +33,10 @@ enum StreamTableRunMerge {
                 expectedRows: runs.reduce(0) { $0 + $1.rowCount }, faults: directory.faults)
             var cursors = runs.map(StreamTableRunCursor.init)
             var live = try cursors.indices.map { try cursors[$0].advance() }
+            var rows = 0
             while true {
+                rows += 1
+                if rows & 4095 == 0 && shouldStop() { throw EventLogError.closed }
                 // The smallest key; among equal keys the newest run's.
                 var newest = -1
                 for i in cursors.indices where live[i] {
@@ -40,7 +49,7 @@ enum StreamTableRunMerge {
                 guard newest >= 0 else { break }
                 let hash = cursors[newest].hash
                 let key = cursors[newest].nameBytes
-                try writer.append(hash: hash, row: cursors[newest].row)
+                try writer.append(hash: hash, name: key, encodedRow: cursors[newest].encodedRow)
                 for i in cursors.indices where live[i] && StreamTableRun.compare(cursors[i].hash, cursors[i].nameBytes, hash, key) == 0 {
                     live[i] = try cursors[i].advance()
                 }

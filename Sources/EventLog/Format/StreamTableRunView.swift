@@ -262,6 +262,8 @@ struct StreamTableRunCursor {
     private(set) var hash: UInt64 = 0
     private(set) var nameBytes = UnsafeRawBufferPointer(start: nil, count: 0)
     private(set) var fields: StreamTableRowFields?
+    /// The current row's bytes after its hash (name length, name, fields), checked.
+    private(set) var encodedRow = UnsafeRawBufferPointer(start: nil, count: 0)
 
     init(_ view: StreamTableRunView) { self.view = view }
 
@@ -297,6 +299,7 @@ struct StreamTableRunCursor {
             remaining = next.rowCount
         }
         guard let block else { return false }
+        let rowStart = at + 8
         guard let (rowHash, rowName, rowFields) = view.decodeRow(block, at: &at) else {
             throw view.corruption(block, "a row does not decode")
         }
@@ -311,6 +314,7 @@ struct StreamTableRunCursor {
         hash = rowHash
         nameBytes = rowName
         fields = rowFields
+        encodedRow = UnsafeRawBufferPointer(rebasing: view.bytes[rowStart..<at])
         remaining -= 1
         rowsRead += 1
         return true

@@ -63,7 +63,27 @@ struct StreamTableRunWriter: ~Copyable {
     /// and nothing is added (the writer stays usable). Allocates nothing
     /// once the buffers have grown.
     mutating func append(hash: UInt64, row: StreamTableRow) throws(IOError) {
-        if let problem = refusal(hash: hash, name: row.name) {
+        var name = row.name
+        var failure: IOError?
+        name.withUTF8 { utf8 in
+            do throws(IOError) {
+                try appendRow(hash: hash, name: UnsafeRawBufferPointer(utf8)) { row.encode(into: &$0) }
+            } catch {
+                failure = error
+            }
+        }
+        if let failure { throw failure }
+    }
+
+    /// Appends a row already encoded: `encodedRow` is a row's bytes after its
+    /// hash (name length, name, fields), as a cursor read and checked them
+    /// in another run. A merge copies rows so, without decoding them.
+    mutating func append(hash: UInt64, name: UnsafeRawBufferPointer, encodedRow: UnsafeRawBufferPointer) throws(IOError) {
+        try appendRow(hash: hash, name: name) { $0.append(encodedRow) }
+    }
+
+    private mutating func appendRow(hash: UInt64, name: UnsafeRawBufferPointer, encode: (inout ByteBuffer) -> Void) throws(IOError) {
+        if let problem = refusal(hash: hash, name: name) {
             throw IOError(operation: "append to a stream table run: \(problem)", path: file.path, errno: EINVAL)
         }
         if let start = blockStart, hash != lastHash, output.count - start >= StreamTableRun.targetBlockBytes {
@@ -89,30 +109,27 @@ struct StreamTableRunWriter: ~Copyable {
             output.appendLE(UInt32(0))
         }
         output.appendLE(hash)
-        row.encode(into: &output)
+        encode(&output)
         blockRows += 1
         rowCount += 1
         if bloom.blockCount == 0 { bloom = BloomFilter(blockCount: 1) }
         bloom.insert(hash)
         lastHash = hash
         lastName.removeAll(keepingCapacity: true)
-        lastName.append(contentsOf: row.name.utf8)
+        lastName.append(contentsOf: name)
     }
 
     /// Why a row cannot come next; nil when it can.
-    private func refusal(hash: UInt64, name: String) -> String? {
-        let count = name.utf8.count
+    private func refusal(hash: UInt64, name: UnsafeRawBufferPointer) -> String? {
+        let count = name.count
         guard count >= 1, count <= Limits.maxStreamNameBytes else {
             return "a stream name must be 1 to \(Limits.maxStreamNameBytes) UTF-8 bytes, not \(count)"
         }
         guard rowCount > 0 else { return nil }
-        var name = name
-        let order = name.withUTF8 { utf8 in
-            lastName.withUnsafeBytes { StreamTableRun.compare(lastHash, $0, hash, UnsafeRawBufferPointer(utf8)) }
-        }
+        let order = lastName.withUnsafeBytes { StreamTableRun.compare(lastHash, $0, hash, name) }
         guard order < 0 else {
             let last = String(decoding: lastName, as: UTF8.self)
-            return "rows must come in strictly increasing (hash, name) order, but (\(hash), \"\(name)\") comes after (\(lastHash), \"\(last)\")"
+            return "rows must come in strictly increasing (hash, name) order, but (\(hash), \"\(String(decoding: name, as: UTF8.self))\") comes after (\(lastHash), \"\(last)\")"
         }
         return nil
     }

@@ -45,45 +45,100 @@ final class SegmentStreamEntries: @unchecked Sendable {
     /// (relative position, offset, version).
     func chain(of hash: UInt64, count: Int) -> [(relativePosition: UInt32, offset: UInt32, version: UInt64)] {
         guard let head = heads.withLock({ $0[hash] }) else { return [] }
-        return Self.walk(from: head, entries: entries, count: count)
+        var chain: [(relativePosition: UInt32, offset: UInt32, version: UInt64)] = []
+        Self.walk(from: head, entries: entries, count: count, into: &chain)
+        return chain
     }
 
-    /// Every hash's entries below `count`, each in position order, as the
-    /// groups of a stream index file: a group is a run of one stream's
-    /// consecutive versions; where streams share a hash, an entry joins the
-    /// first group of its hash ending at the version before its own.
-    /// Sorted by (hash, first relative position), the order of the file.
+    /// The stream index file of these entries below `count` (Format.md
+    /// §13.2). Each hash's chain, in position order, becomes groups: a group
+    /// is a run of one stream's consecutive versions; where streams share a
+    /// hash, an entry joins the first group of its hash ending at the version
+    /// before its own. Groups are in file order, (hash, first relative
+    /// position). Allocates a few arrays in all, none per stream or entry
+    /// (this runs for every sealed segment and every checkpoint).
+    func fileBytes(_ header: IndexFileHeader, count: Int) -> [UInt8] {
+        // Hashes in file order, with their chain heads.
+        let heads = self.sortedHeads()
+
+        var hashes: [UInt64] = []
+        var firstVersions: [UInt64] = []
+        var counts: [UInt32] = []
+        var packed: [UInt64] = []
+        hashes.reserveCapacity(heads.count)
+        firstVersions.reserveCapacity(heads.count)
+        counts.reserveCapacity(heads.count)
+        packed.reserveCapacity(count)
+        var chain: [(relativePosition: UInt32, offset: UInt32, version: UInt64)] = []
+        for (hash, head) in heads {
+            Self.walk(from: head, entries: entries, count: count, into: &chain)
+            guard let first = chain.first else { continue }
+            if zip(chain, chain.dropFirst()).allSatisfy({ $0.version &+ 1 == $1.version }) {
+                // One stream, as almost always: one group.
+                hashes.append(hash)
+                firstVersions.append(first.version)
+                counts.append(UInt32(chain.count))
+                for e in chain { packed.append(StreamIndexFile.packedEntry(relativePosition: e.relativePosition, offset: e.offset)) }
+                continue
+            }
+            for group in Self.split(chain, hash: hash) {
+                hashes.append(hash)
+                firstVersions.append(group.firstVersion)
+                counts.append(UInt32(group.entries.count))
+                for e in group.entries { packed.append(StreamIndexFile.packedEntry(relativePosition: e.relativePosition, offset: e.offset)) }
+            }
+        }
+        return StreamIndexFile.encode(header, hashes: hashes, firstVersions: firstVersions, counts: counts, entries: packed)
+    }
+
+    /// Every hash's groups below `count`, as `fileBytes` makes them (tests, verify).
     func groups(count: Int) -> [StreamIndexFile.Group] {
         var groups: [StreamIndexFile.Group] = []
-        let heads = self.heads.withLock { $0 }
-        heads.forEach { hash, head in
-            let chain = Self.walk(from: head, entries: entries, count: count)
-            guard !chain.isEmpty else { return }
-            let first = groups.count
-            for e in chain {
-                var joined = false
-                if e.version > 0 {
-                    for g in first..<groups.count
-                    where groups[g].firstVersion + UInt64(groups[g].entries.count) == e.version {
-                        groups[g].entries.append((e.relativePosition, e.offset))
-                        joined = true
-                        break
-                    }
-                }
-                if !joined {
-                    groups.append(StreamIndexFile.Group(hash: hash, firstVersion: e.version, entries: [(e.relativePosition, e.offset)]))
-                }
-            }
+        var chain: [(relativePosition: UInt32, offset: UInt32, version: UInt64)] = []
+        for (hash, head) in sortedHeads() {
+            Self.walk(from: head, entries: entries, count: count, into: &chain)
+            groups += Self.split(chain, hash: hash)
         }
         groups.sort { ($0.hash, $0.entries[0].relativePosition) < ($1.hash, $1.entries[0].relativePosition) }
         return groups
     }
 
-    /// The chain from entry `head` back, below `count`, in position order.
+    /// Every hash and its chain head, by hash. Copied out under the lock
+    /// (not the map itself: the writer's next change would copy it whole).
+    private func sortedHeads() -> [(hash: UInt64, head: UInt32)] {
+        var result: [(hash: UInt64, head: UInt32)] = []
+        heads.withLock { heads in
+            result.reserveCapacity(heads.count)
+            heads.forEach { result.append(($0, $1)) }
+        }
+        result.sort { $0.hash < $1.hash }
+        return result
+    }
+
+    /// A chain of streams sharing `hash` split into groups of consecutive
+    /// versions, sorted by first relative position.
+    private static func split(
+        _ chain: [(relativePosition: UInt32, offset: UInt32, version: UInt64)], hash: UInt64
+    ) -> [StreamIndexFile.Group] {
+        var groups: [StreamIndexFile.Group] = []
+        for e in chain {
+            if e.version > 0,
+               let g = groups.firstIndex(where: { $0.firstVersion + UInt64($0.entries.count) == e.version }) {
+                groups[g].entries.append((e.relativePosition, e.offset))
+            } else {
+                groups.append(StreamIndexFile.Group(hash: hash, firstVersion: e.version, entries: [(e.relativePosition, e.offset)]))
+            }
+        }
+        return groups
+    }
+
+    /// The chain from entry `head` back, below `count`, in position order,
+    /// into `result` (emptied first, its storage reused).
     private static func walk(
-        from head: UInt32, entries: StreamEntries, count: Int
-    ) -> [(relativePosition: UInt32, offset: UInt32, version: UInt64)] {
-        var result: [(relativePosition: UInt32, offset: UInt32, version: UInt64)] = []
+        from head: UInt32, entries: StreamEntries, count: Int,
+        into result: inout [(relativePosition: UInt32, offset: UInt32, version: UInt64)]
+    ) {
+        result.removeAll(keepingCapacity: true)
         var next = Int(head) + 1
         var sorted = true
         while next != 0 {
@@ -98,6 +153,5 @@ final class SegmentStreamEntries: @unchecked Sendable {
         // A chain loaded from a checkpoint file holds colliding streams group
         // after group, not in position order.
         if sorted { result.reverse() } else { result.sort { $0.relativePosition < $1.relativePosition } }
-        return result
     }
 }

@@ -112,7 +112,7 @@ enum StreamIndexBuilder {
                 guard add(hash(view.streamBytes), relative, offset, view.version) else { throw tooManyEvents(segment) }
             }
         }
-        return StreamIndexFile.encode(segment.indexFileHeader, groups: entries.groups(count: entries.writtenCount))
+        return entries.fileBytes(segment.indexFileHeader, count: entries.writtenCount)
     }
 
     /// Loads a checkpoint file's groups (read and checked whole) into the active segment's entries.

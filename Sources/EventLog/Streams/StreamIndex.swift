@@ -107,7 +107,7 @@ final class StreamIndex: SegmentIndexing {
         let directory = self.directory
         return { [weak self] () throws(IOError) in
             let name = FileNames.streamIndex(segment.basePosition)
-            let bytes = StreamIndexFile.encode(segment.indexFileHeader, groups: entries.groups(count: count))
+            let bytes = entries.fileBytes(segment.indexFileHeader, count: count)
             try directory.writeAtomically(name, bytes: bytes)
             guard segment.isSealed, let view = StreamIndexView.open(path: directory.file(name), faults: directory.faults) else { return }
             self?.indexes.withLock { indexes in
@@ -164,6 +164,8 @@ final class StreamIndex: SegmentIndexing {
                 do {
                     try self.merge(inputs)
                 } catch {
+                    // Closing: the inputs stay, and a later writer merges them.
+                    if case .closed? = error as? EventLogError { return }
                     Self.logger.warning("could not merge stream table runs; they stay as they are", metadata: ["error": "\(error)"])
                     return
                 }
@@ -176,7 +178,7 @@ final class StreamIndex: SegmentIndexing {
     private func merge(_ inputs: [StreamTableRunView]) throws {
         guard let first = inputs.first, let last = inputs.last else { return }
         let name = FileNames.streamTableRun(from: first.from, to: last.to)
-        let merged = try StreamTableRunMerge.merge(inputs, into: name, in: directory)
+        let merged = try StreamTableRunMerge.merge(inputs, into: name, in: directory) { self.closing.load(ordering: .relaxed) }
         guard table.replace(inputs, with: merged) else {
             try directory.remove(name)
             return
