@@ -72,6 +72,16 @@ import Testing
                 try Self.appendRandom(log, &model, rng: &rng, streams: streams, batches: 150)
                 // The current generation never outgrows its share of memory by more than one batch.
                 #expect(log.streams.table.current.memoryBytes <= (1 << 20) / 2 + 20 * 256)
+                // The active segment's entries in memory start at its last checkpoint file
+                // (32 KiB of log: a few hundred events), once the writer's next batch sees it.
+                log.batches.segments.waitForIndexWrites()
+                try Self.appendRandom(log, &model, rng: &rng, streams: streams, batches: 1)
+                let active = try #require(log.batches.snapshot().active)
+                guard case .entries(let entries, _)? = log.streams.index.index(of: active) else {
+                    Issue.record("the active segment has no entries in memory")
+                    return
+                }
+                #expect(entries.writtenCount < 1500, "\(entries.writtenCount) entries in memory")
                 for _ in 0..<50 { try model.expect(log, "aggregate-\(rng.below(streams))") }
                 if crash {
                     log.batches.segments.waitForIndexWrites()

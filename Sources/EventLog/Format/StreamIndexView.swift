@@ -222,7 +222,7 @@ struct StreamIndexView: @unchecked Sendable {
 
     @inline(__always) private func groupHash(_ g: Int) -> UInt64 { base.loadLE(at: layout.groupOffset(g), as: UInt64.self) }
 
-    @inline(__always) private func uncheckedGroup(_ g: Int) -> (hash: UInt64, firstVersion: UInt64, first: Int, count: Int) {
+    @inline(__always) func uncheckedGroup(_ g: Int) -> (hash: UInt64, firstVersion: UInt64, first: Int, count: Int) {
         let at = layout.groupOffset(g)
         return (
             base.loadLE(at: at, as: UInt64.self), base.loadLE(at: at + 8, as: UInt64.self),
@@ -240,5 +240,31 @@ struct StreamIndexView: @unchecked Sendable {
             if isBelow(mid) { low = mid + 1 } else { high = mid }
         }
         return low
+    }
+}
+
+/// A stream index file checked whole once (`StreamIndexView.verify`), read
+/// without checking blocks again: for code that reads every group, such as
+/// the writer building the next checkpoint of the active segment on this one.
+struct VerifiedStreamIndex: @unchecked Sendable {
+    let view: StreamIndexView
+
+    /// Checks every block of `view`; throws `corruption` at the first damage.
+    init(_ view: StreamIndexView) throws(EventLogError) {
+        if let (offset, reason) = view.verify() { throw .corruption(file: view.path, offset: offset, reason: reason) }
+        self.view = view
+    }
+
+    var groupCount: Int { view.groupCount }
+
+    /// Group `g`: hash, first version, first entry, entry count.
+    @inline(__always) func group(_ g: Int) -> (hash: UInt64, firstVersion: UInt64, first: Int, count: Int) {
+        view.uncheckedGroup(g)
+    }
+
+    /// Entry `i`, packed as the file's entries are (`StreamIndexFile.packedEntry`).
+    @inline(__always) func packedEntry(_ i: Int) -> UInt64 {
+        let at = view.layout.entryOffset(i)
+        return UInt64(view.base.loadLE(at: at, as: UInt32.self)) | UInt64(view.base.loadLE(at: at + 4, as: UInt32.self)) << 32
     }
 }

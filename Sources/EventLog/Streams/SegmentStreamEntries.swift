@@ -1,16 +1,22 @@
 import Synchronization
 
-/// The stream entries of one segment held in memory: the active segment's,
-/// and a sealed segment's until its `.streamindex` file is written
-/// (Format.md §13). Every event has an entry; per stream hash, `heads` holds
-/// the newest entry, and each entry links to the previous one with the same
-/// hash. A stream's events in the segment are its hash's chain, less the
-/// entries of other streams with the same hash: readers confirm the stream
-/// name on every record they read.
+/// The stream index of one segment held by the writer: the active
+/// segment's, and a sealed segment's until its `.streamindex` file is
+/// written (Format.md §13). It is a **base** (the segment's last checkpoint
+/// file, covering its events before `baseEnd`; none for a new segment) and
+/// the **entries** of every event since, in memory.
 ///
-/// The entries name no stream id and need no stream state, so the stream
-/// table may drop a stream from memory while the segment is active, and an
-/// open loads a checkpoint without looking up a single stream.
+/// Each in-memory entry links to the previous one with the same stream
+/// hash, and `heads` holds the newest per hash: a stream's events are its
+/// hash's chain, less the entries of other streams with the same hash
+/// (readers confirm the stream name on every record they read). The entries
+/// name no stream id and need no stream state, so the stream table may drop
+/// a stream from memory while the segment is active, and an open uses a
+/// checkpoint without loading it.
+///
+/// When a checkpoint file is written, the writer starts a new value on it
+/// (`rebased`): memory holds only the entries since the last checkpoint,
+/// and each checkpoint costs the size of the last one plus those entries.
 ///
 /// ## Concurrency
 /// One writer appends (under the writer lock), then publishes a count (the
@@ -18,9 +24,17 @@ import Synchronization
 /// and chain heads under `heads`' lock. An entry is written before the head
 /// that leads to it, so a reader never follows a link to an unwritten entry.
 final class SegmentStreamEntries: @unchecked Sendable {
+    /// The checkpoint this value builds on, checked whole when it was taken.
+    let base: VerifiedStreamIndex?
     let entries = StreamEntries()
     /// Hash → index of the newest entry with that hash.
     private let heads = Mutex(HashIndex())
+
+    init(base: VerifiedStreamIndex? = nil) { self.base = base }
+
+    /// The position before which the base holds every event (the segment's
+    /// base position when there is no base).
+    func baseEnd(segmentBase: UInt64) -> UInt64 { base?.view.header.endPosition ?? segmentBase }
 
     var writtenCount: Int { entries.writtenCount }
 
@@ -33,7 +47,7 @@ final class SegmentStreamEntries: @unchecked Sendable {
             try body { hash, relativePosition, offset, version in
                 let previous = heads[hash].map { $0 + 1 } ?? 0
                 guard let index = entries.append(StreamEntry(
-                    relativePosition: relativePosition, offset: offset, previous: previous, version: version))
+                    relativePosition: relativePosition, offset: offset, previous: previous, version: version, hash: hash))
                 else { return false }
                 heads.set(hash, UInt32(index))
                 return true
@@ -41,66 +55,123 @@ final class SegmentStreamEntries: @unchecked Sendable {
         }
     }
 
-    /// The entries with `hash` below `count`, in position order:
-    /// (relative position, offset, version).
-    func chain(of hash: UInt64, count: Int) -> [(relativePosition: UInt32, offset: UInt32, version: UInt64)] {
-        guard let head = heads.withLock({ $0[hash] }) else { return [] }
-        var chain: [(relativePosition: UInt32, offset: UInt32, version: UInt64)] = []
-        Self.walk(from: head, entries: entries, count: count, into: &chain)
-        return chain
+    /// A new value on `checkpoint` (a file describing this segment up to
+    /// the entry `covered`), holding a copy of the entries from `covered`
+    /// on (writer only).
+    func rebased(on checkpoint: VerifiedStreamIndex, covered: Int) -> SegmentStreamEntries {
+        let next = SegmentStreamEntries(base: checkpoint)
+        next.append { add in
+            for i in covered..<entries.writtenCount {
+                let e = entries[i]
+                _ = add(e.hash, e.relativePosition, e.offset, e.version)
+            }
+        }
+        return next
     }
 
-    /// The stream index file of these entries below `count` (Format.md
-    /// §13.2). Each hash's chain, in position order, becomes groups: a group
-    /// is a run of one stream's consecutive versions; where streams share a
-    /// hash, an entry joins the first group of its hash ending at the version
-    /// before its own. Groups are in file order, (hash, first relative
-    /// position). Allocates a few arrays in all, none per stream or entry
-    /// (this runs for every sealed segment and every checkpoint).
-    func fileBytes(_ header: IndexFileHeader, count: Int) -> [UInt8] {
-        // Hashes in file order, with their chain heads.
-        let heads = self.sortedHeads()
+    /// The entries with `hash` below `count` (the base's first), in
+    /// position order: (relative position, offset, version). The base's
+    /// blocks are checked as they are read.
+    func chain(of hash: UInt64, count: Int) throws(EventLogError) -> [(relativePosition: UInt32, offset: UInt32, version: UInt64)] {
+        var result: [(relativePosition: UInt32, offset: UInt32, version: UInt64)] = []
+        if let view = base?.view {
+            for g in try view.groups(withHash: hash) {
+                let group = try view.entries(ofGroup: g)
+                for (k, e) in group.entries.enumerated() { result.append((e.relativePosition, e.offset, group.firstVersion + UInt64(k))) }
+            }
+            if result.count > 1 { result.sort { $0.relativePosition < $1.relativePosition } }
+        }
+        guard let head = heads.withLock({ $0[hash] }) else { return result }
+        var recent: [(relativePosition: UInt32, offset: UInt32, version: UInt64)] = []
+        Self.walk(from: head, entries: entries, count: count, into: &recent)
+        return result + recent
+    }
 
+    // MARK: Files
+
+    /// The stream index file of the base and the entries below `count`
+    /// (Format.md §13.2). Each hash's events, in position order, become
+    /// groups: a group is a run of one stream's consecutive versions; where
+    /// streams share a hash, an event joins the first group of its hash
+    /// ending at the version before its own. Groups are in file order,
+    /// (hash, first relative position). Allocates a few arrays in all, none
+    /// per stream or entry (this runs for every checkpoint and seal).
+    func fileBytes(_ header: IndexFileHeader, count: Int) -> [UInt8] {
+        let heads = sortedHeads()
         var hashes: [UInt64] = []
         var firstVersions: [UInt64] = []
         var counts: [UInt32] = []
         var packed: [UInt64] = []
-        hashes.reserveCapacity(heads.count)
-        firstVersions.reserveCapacity(heads.count)
-        counts.reserveCapacity(heads.count)
-        packed.reserveCapacity(count)
+        let baseGroups = base?.groupCount ?? 0
+        hashes.reserveCapacity(heads.count + baseGroups)
+        firstVersions.reserveCapacity(heads.count + baseGroups)
+        counts.reserveCapacity(heads.count + baseGroups)
+        packed.reserveCapacity(count + (base?.view.entryCount ?? 0))
+        func emit(_ hash: UInt64, _ firstVersion: UInt64, _ entries: some Sequence<UInt64>) {
+            let before = packed.count
+            packed.append(contentsOf: entries)
+            hashes.append(hash)
+            firstVersions.append(firstVersion)
+            counts.append(UInt32(packed.count - before))
+        }
         var chain: [(relativePosition: UInt32, offset: UInt32, version: UInt64)] = []
+        var g = 0  // the next base group, in file order
         for (hash, head) in heads {
+            // Base groups of smaller hashes, as they are.
+            while let base, g < baseGroups, base.group(g).hash < hash {
+                let group = base.group(g)
+                emit(group.hash, group.firstVersion, (group.first..<(group.first + group.count)).lazy.map(base.packedEntry))
+                g += 1
+            }
             Self.walk(from: head, entries: entries, count: count, into: &chain)
-            guard let first = chain.first else { continue }
-            if zip(chain, chain.dropFirst()).allSatisfy({ $0.version &+ 1 == $1.version }) {
-                // One stream, as almost always: one group.
-                hashes.append(hash)
-                firstVersions.append(first.version)
-                counts.append(UInt32(chain.count))
-                for e in chain { packed.append(StreamIndexFile.packedEntry(relativePosition: e.relativePosition, offset: e.offset)) }
+            var seeds: [StreamIndexFile.Group] = []
+            while let base, g < baseGroups, base.group(g).hash == hash {
+                let group = base.group(g)
+                seeds.append(StreamIndexFile.Group(
+                    hash: hash, firstVersion: group.firstVersion,
+                    entries: (group.first..<(group.first + group.count)).map {
+                        let packed = base.packedEntry($0)
+                        return (UInt32(truncatingIfNeeded: packed), UInt32(truncatingIfNeeded: packed >> 32))
+                    }))
+                g += 1
+            }
+            if seeds.isEmpty, let first = chain.first,
+               zip(chain, chain.dropFirst()).allSatisfy({ $0.version &+ 1 == $1.version }) {
+                // One stream new to the base, as almost always: one group.
+                emit(hash, first.version, chain.lazy.map { StreamIndexFile.packedEntry(relativePosition: $0.relativePosition, offset: $0.offset) })
                 continue
             }
-            for group in Self.split(chain, hash: hash) {
-                hashes.append(hash)
-                firstVersions.append(group.firstVersion)
-                counts.append(UInt32(group.entries.count))
-                for e in group.entries { packed.append(StreamIndexFile.packedEntry(relativePosition: e.relativePosition, offset: e.offset)) }
+            for group in Self.split(chain, hash: hash, seeds: seeds) {
+                emit(hash, group.firstVersion, group.entries.lazy.map {
+                    StreamIndexFile.packedEntry(relativePosition: $0.relativePosition, offset: $0.offset)
+                })
             }
+        }
+        while let base, g < baseGroups {
+            let group = base.group(g)
+            emit(group.hash, group.firstVersion, (group.first..<(group.first + group.count)).lazy.map(base.packedEntry))
+            g += 1
         }
         return StreamIndexFile.encode(header, hashes: hashes, firstVersions: firstVersions, counts: counts, entries: packed)
     }
 
-    /// Every hash's groups below `count`, as `fileBytes` makes them (tests, verify).
-    func groups(count: Int) -> [StreamIndexFile.Group] {
-        var groups: [StreamIndexFile.Group] = []
-        var chain: [(relativePosition: UInt32, offset: UInt32, version: UInt64)] = []
-        for (hash, head) in sortedHeads() {
-            Self.walk(from: head, entries: entries, count: count, into: &chain)
-            groups += Self.split(chain, hash: hash)
+    /// Groups `chain` (one hash's in-memory entries, in position order)
+    /// continues, starting from `seeds` (the base's groups of that hash):
+    /// each entry joins the first group ending at the version before its
+    /// own, or starts one. Sorted by first relative position.
+    private static func split(
+        _ chain: [(relativePosition: UInt32, offset: UInt32, version: UInt64)], hash: UInt64, seeds: [StreamIndexFile.Group]
+    ) -> [StreamIndexFile.Group] {
+        var groups = seeds
+        for e in chain {
+            if e.version > 0,
+               let g = groups.firstIndex(where: { $0.firstVersion + UInt64($0.entries.count) == e.version }) {
+                groups[g].entries.append((e.relativePosition, e.offset))
+            } else {
+                groups.append(StreamIndexFile.Group(hash: hash, firstVersion: e.version, entries: [(e.relativePosition, e.offset)]))
+            }
         }
-        groups.sort { ($0.hash, $0.entries[0].relativePosition) < ($1.hash, $1.entries[0].relativePosition) }
-        return groups
+        return groups.filter { !$0.entries.isEmpty }.sorted { $0.entries[0].relativePosition < $1.entries[0].relativePosition }
     }
 
     /// Every hash and its chain head, by hash. Copied out under the lock
@@ -113,23 +184,6 @@ final class SegmentStreamEntries: @unchecked Sendable {
         }
         result.sort { $0.hash < $1.hash }
         return result
-    }
-
-    /// A chain of streams sharing `hash` split into groups of consecutive
-    /// versions, sorted by first relative position.
-    private static func split(
-        _ chain: [(relativePosition: UInt32, offset: UInt32, version: UInt64)], hash: UInt64
-    ) -> [StreamIndexFile.Group] {
-        var groups: [StreamIndexFile.Group] = []
-        for e in chain {
-            if e.version > 0,
-               let g = groups.firstIndex(where: { $0.firstVersion + UInt64($0.entries.count) == e.version }) {
-                groups[g].entries.append((e.relativePosition, e.offset))
-            } else {
-                groups.append(StreamIndexFile.Group(hash: hash, firstVersion: e.version, entries: [(e.relativePosition, e.offset)]))
-            }
-        }
-        return groups
     }
 
     /// The chain from entry `head` back, below `count`, in position order,
@@ -150,8 +204,7 @@ final class SegmentStreamEntries: @unchecked Sendable {
             }
             next = Int(e.previous)
         }
-        // A chain loaded from a checkpoint file holds colliding streams group
-        // after group, not in position order.
+        // Chains hold entries in position order, newest first; sorted to be safe.
         if sorted { result.reverse() } else { result.sort { $0.relativePosition < $1.relativePosition } }
     }
 }

@@ -9,6 +9,8 @@ struct StreamEntry: Sendable, Equatable {
     /// (index + 1; 0: none): see `SegmentStreamEntries`.
     var previous: UInt32
     var version: UInt64
+    /// The stream's hash (a rebase copies entries into a new chain map).
+    var hash: UInt64
 
     static let compressedFlag: UInt32 = 1 << 31
 }

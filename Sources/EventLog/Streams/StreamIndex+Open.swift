@@ -49,18 +49,19 @@ extension StreamIndex {
             if let view = view ?? StreamIndexView.inMemory(bytes, path: directory.file(name)) { sealed[segment.id] = .file(view) }
         }
 
-        // 3. The last segment: entries in memory, from its checkpoint file
-        // (read whole, so checked whole: a damaged one is not used).
+        // 3. The last segment: its checkpoint file as the base of its
+        // entries (checked whole here; a damaged one is not used), the
+        // events after it in memory.
         guard let last = segments.last else {
             return StreamIndex(
                 table: table, directory: directory, memoryBytes: options.streamMemoryBytes,
                 sealed: sealed, active: nil, indexedEnd: end)
         }
-        let entries = SegmentStreamEntries()
+        var entries = SegmentStreamEntries()
         var checkpoint = last.basePosition
         if let view = StreamIndexView.open(path: directory.file(FileNames.streamIndex(last.basePosition)), faults: directory.faults),
-           view.describesPrefix(of: last), let groups = try? view.allGroups() {
-            try StreamIndexBuilder.load(groups, into: entries, segment: last)
+           view.describesPrefix(of: last), let base = try? VerifiedStreamIndex(view) {
+            entries = SegmentStreamEntries(base: base)
             checkpoint = view.header.endPosition
         }
 
@@ -113,19 +114,6 @@ enum StreamIndexBuilder {
             }
         }
         return entries.fileBytes(segment.indexFileHeader, count: entries.writtenCount)
-    }
-
-    /// Loads a checkpoint file's groups (read and checked whole) into the active segment's entries.
-    static func load(_ groups: [StreamIndexFile.Group], into entries: SegmentStreamEntries, segment: Segment) throws {
-        try entries.append { add in
-            for group in groups {
-                for (k, e) in group.entries.enumerated() {
-                    guard add(group.hash, e.relativePosition, e.offset, group.firstVersion + UInt64(k)) else {
-                        throw tooManyEvents(segment)
-                    }
-                }
-            }
-        }
     }
 
     /// Replays the records from `from` up to `end`: into the table for

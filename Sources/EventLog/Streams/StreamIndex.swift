@@ -45,6 +45,9 @@ final class StreamIndex: SegmentIndexing {
         /// The position up to which the table and entries hold every record
         /// (what a read-only log's `catchUp` goes on from).
         var indexedEnd: UInt64 = 0
+        /// A checkpoint of the active segment written since the writer's last
+        /// batch: its next batch starts the active entries again on it.
+        var pendingBase: (entries: SegmentStreamEntries, base: VerifiedStreamIndex, covered: Int)?
     }
 
     init(
@@ -70,11 +73,18 @@ final class StreamIndex: SegmentIndexing {
         }
     }
 
-    /// The active segment's entries, for the writer.
+    /// The active segment's entries, for the writer: started again on the
+    /// last checkpoint file when one was written since (so memory holds only
+    /// the entries since the last checkpoint).
     func activeEntries(for segment: Segment) -> SegmentStreamEntries? {
         indexes.withLock { indexes in
             guard let active = indexes.active, active.id == segment.id else { return nil }
-            return active.entries
+            guard let pending = indexes.pendingBase else { return active.entries }
+            indexes.pendingBase = nil
+            guard pending.entries === active.entries, pending.covered <= active.count else { return active.entries }
+            let rebased = active.entries.rebased(on: pending.base, covered: pending.covered)
+            indexes.active = (active.id, active.base, rebased, active.count - pending.covered)
+            return rebased
         }
     }
 
@@ -109,10 +119,15 @@ final class StreamIndex: SegmentIndexing {
             let name = FileNames.streamIndex(segment.basePosition)
             let bytes = entries.fileBytes(segment.indexFileHeader, count: count)
             try directory.writeAtomically(name, bytes: bytes)
-            guard segment.isSealed, let view = StreamIndexView.open(path: directory.file(name), faults: directory.faults) else { return }
+            guard let view = StreamIndexView.open(path: directory.file(name), faults: directory.faults) else { return }
             self?.indexes.withLock { indexes in
-                // Only the segment this file was written for: never one that replaced it.
-                if indexes.sealed[segment.id] != nil { indexes.sealed[segment.id] = .file(view) }
+                if segment.isSealed {
+                    // Only the segment this file was written for: never one that replaced it.
+                    if indexes.sealed[segment.id] != nil { indexes.sealed[segment.id] = .file(view) }
+                } else if let base = try? VerifiedStreamIndex(view) {
+                    // A checkpoint of the active segment: the writer starts its entries again on it.
+                    indexes.pendingBase = (entries, base, count)
+                }
             }
         }
     }

@@ -175,7 +175,7 @@ extension LogReader {
         case .entries(let entries, let count)?:
             // Entries of batches this reader's snapshot does not show yet are left out.
             let end = segment.endPosition &- segment.basePosition
-            for e in entries.chain(of: state.hash, count: count) where UInt64(e.relativePosition) < end {
+            for e in try entries.chain(of: state.hash, count: count) where UInt64(e.relativePosition) < end {
                 result.append((segment.basePosition &+ UInt64(e.relativePosition), e.offset, e.version))
             }
         case nil:
