@@ -114,14 +114,24 @@ final class SegmentStreamEntries: @unchecked Sendable {
             firstVersions.append(firstVersion)
             counts.append(UInt32(packed.count - before))
         }
+        /// The base's groups `range`, as they are.
+        func emitBase(_ base: VerifiedStreamIndex, _ range: Range<Int>) {
+            for g in range {
+                let group = base.group(g)
+                hashes.append(group.hash)
+                firstVersions.append(group.firstVersion)
+                counts.append(UInt32(group.count))
+                for i in group.first..<(group.first + group.count) { packed.append(base.packedEntry(i)) }
+            }
+        }
         var chain: [(relativePosition: UInt32, offset: UInt32, version: UInt64)] = []
         var g = 0  // the next base group, in file order
         for (hash, head) in heads {
             // Base groups of smaller hashes, as they are.
-            while let base, g < baseGroups, base.group(g).hash < hash {
-                let group = base.group(g)
-                emit(group.hash, group.firstVersion, (group.first..<(group.first + group.count)).lazy.map(base.packedEntry))
-                g += 1
+            if let base {
+                let start = g
+                while g < baseGroups, base.group(g).hash < hash { g += 1 }
+                emitBase(base, start..<g)
             }
             Self.walk(from: head, entries: entries, count: count, into: &chain)
             var seeds: [StreamIndexFile.Group] = []
@@ -147,11 +157,7 @@ final class SegmentStreamEntries: @unchecked Sendable {
                 })
             }
         }
-        while let base, g < baseGroups {
-            let group = base.group(g)
-            emit(group.hash, group.firstVersion, (group.first..<(group.first + group.count)).lazy.map(base.packedEntry))
-            g += 1
-        }
+        if let base { emitBase(base, g..<baseGroups) }
         return StreamIndexFile.encode(header, hashes: hashes, firstVersions: firstVersions, counts: counts, entries: packed)
     }
 

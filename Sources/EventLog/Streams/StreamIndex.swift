@@ -35,6 +35,11 @@ final class StreamIndex: SegmentIndexing {
     /// Merges stream table runs, one at a time, off the writer's path.
     private let merger = DispatchQueue(label: "EventLog.streamTableMerger")
     private let closing = Atomic<Bool>(false)
+    /// The end position of the newest checkpoint of the active segment
+    /// scheduled: an older one still queued is skipped (each rewrites the
+    /// segment's whole stream index, so a writer faster than the index
+    /// writer would otherwise queue them without bound).
+    private let newestCheckpoint = Atomic<UInt64>(0)
     static let logger = Logger(label: "EventLog")
 
     struct Indexes: Sendable {
@@ -115,7 +120,9 @@ final class StreamIndex: SegmentIndexing {
     func indexFileWriter(for segment: Segment) -> (@Sendable () throws(IOError) -> Void)? {
         guard case .entries(let entries, let count)? = index(of: segment) else { return nil }
         let directory = self.directory
+        if !segment.isSealed { newestCheckpoint.store(segment.endPosition, ordering: .relaxed) }
         return { [weak self] () throws(IOError) in
+            if !segment.isSealed, let self, self.newestCheckpoint.load(ordering: .relaxed) > segment.endPosition { return }
             let name = FileNames.streamIndex(segment.basePosition)
             let bytes = entries.fileBytes(segment.indexFileHeader, count: count)
             try directory.writeAtomically(name, bytes: bytes)
