@@ -164,6 +164,29 @@ struct StreamTableRowFields {
     var lastAppendFirstVersion: UInt64
     var lastAppendCount: UInt32
 
+    /// Advances `offset` past the fields at it without decoding them; false
+    /// when the bytes do not hold them (a lookup passing rows of smaller hashes).
+    @inline(__always)
+    static func skip(_ bytes: UnsafeRawBufferPointer, at offset: inout Int) -> Bool {
+        // Two varints, the deletion byte, five varints.
+        for field in 0..<8 {
+            if field == 2 {
+                guard offset < bytes.count else { return false }
+                offset += 1
+                continue
+            }
+            var length = 0
+            while true {
+                guard offset < bytes.count, length < Varint.maxBytes else { return false }
+                let byte = bytes[offset]
+                offset += 1
+                length += 1
+                if byte & 0x80 == 0 { break }
+            }
+        }
+        return true
+    }
+
     /// The fields at `offset` in `bytes`, which it advances past them; nil
     /// (`offset` unspecified) when the bytes do not hold them. Allocates nothing.
     @inline(__always)

@@ -92,11 +92,18 @@ struct StreamLevels: Sendable {
 
     /// The newest state of the stream named `name` in these levels.
     func lookup(_ name: UnsafeRawBufferPointer, hash: UInt64) throws(EventLogError) -> StreamState? {
-        for level in frozen.reversed() {
-            if let id = level.generation.find(name, hash: hash) { return level.generation[id] }
+        var i = frozen.count
+        while i > 0 {
+            i -= 1
+            if let id = frozen[i].generation.find(name, hash: hash) { return frozen[i].generation[id] }
         }
-        for run in runs.reversed() where run.mayContain(hash: hash) {
-            if let row = try run.lookup(hash: hash, name: name) { return StreamState(row: row, hash: hash) }
+        // Indexes, not copies: a view holds a reference (its mapping), and
+        // this runs once per event the writer appends to a stream it does not hold.
+        i = runs.count
+        while i > 0 {
+            i -= 1
+            guard runs[i].mayContain(hash: hash) else { continue }
+            if let row = try runs[i].lookup(hash: hash, name: name) { return StreamState(row: row, hash: hash) }
         }
         return nil
     }
