@@ -228,4 +228,51 @@ import Testing
         try reader.close()
         try writer.close()
     }
+
+    /// A damaged block inside a run: `verify` names the file and the block,
+    /// a read of a stream whose state is in that block fails naming them too
+    /// (the others read), and removing the run has the next open replay
+    /// what it held.
+    @Test func aDamagedRunBlockIsReportedAndRemovingTheRunRebuildsIt() throws {
+        let dir = TemporaryDirectory()
+        var model = Model()
+        var rng = SplitMix64(seed: 5)
+        do {
+            let log = try Log.open(at: dir.path, options: Self.options())
+            try Self.appendRandom(log, &model, rng: &rng, streams: 400, batches: 40)
+            try log.close()
+        }
+        let runs = Self.runNames(dir)
+        try #require(runs.count >= 1)
+        let run = dir.sub(runs[0])
+        Damage.overwrite(run, at: 64 + 40, with: [0xFF, 0xFE])
+        let report = try Log.verify(at: dir.path)
+        #expect(report.problems.contains { $0.file == run && $0.offset == 64 }, "\(report.problems)")
+
+        var failed = 0
+        do {
+            let log = try Log.open(at: dir.path, options: Self.options())
+            for k in 0..<400 {
+                do {
+                    try model.expect(log, "aggregate-\(k)")
+                } catch {
+                    guard case EventLogError.corruption(let file, let offset, _)? = error as? EventLogError else {
+                        Issue.record("unexpected \(error)")
+                        continue
+                    }
+                    #expect(file == run && offset == 64)
+                    failed += 1
+                }
+            }
+            try log.close()
+        }
+        #expect(failed > 0 && failed < 400, "\(failed) streams failed")
+
+        Damage.remove(run)
+        let log = try Log.open(at: dir.path, options: Self.options())
+        #expect(log.recovery.replayedRecords > 0)
+        for k in 0..<400 { try model.expect(log, "aggregate-\(k)") }
+        try log.close()
+        #expect(try Log.verify(at: dir.path).isSound)
+    }
 }

@@ -9,9 +9,11 @@ extension Log {
     /// - Throws: only when `path` holds no log at all; damage is reported in
     ///   the returned report.
     public static func verify(at path: String) throws(EventLogError) -> VerificationReport {
-        try LogVerifier.verify(at: path) { segment, directory, report in
+        var report = try LogVerifier.verify(at: path) { segment, directory, report in
             StreamIndexBuilder.verifyFile(of: segment, directory: directory, report: &report)
         }
+        StreamIndexBuilder.verifyRuns(in: DirectoryOperations(path: path, faults: nil), report: &report)
+        return report
     }
 
     /// Describes the log in `path` without changing it: its identity and

@@ -97,14 +97,23 @@ struct StreamLevels: Sendable {
             i -= 1
             if let id = frozen[i].generation.find(name, hash: hash) { return frozen[i].generation[id] }
         }
-        // Indexes, not copies: a view holds a reference (its mapping), and
-        // this runs once per event the writer appends to a stream it does not hold.
-        i = runs.count
-        while i > 0 {
-            i -= 1
-            guard runs[i].mayContain(hash: hash) else { continue }
-            if let row = try runs[i].lookup(hash: hash, name: name) { return StreamState(row: row, hash: hash) }
+        // Through the buffer: no copy of a view (each holds a reference to
+        // its mapping) for each of the runs asked, once per event the writer
+        // appends to a stream it does not hold.
+        let found: Result<StreamState?, EventLogError> = runs.withUnsafeBufferPointer { runs in
+            var i = runs.count
+            while i > 0 {
+                i -= 1
+                guard runs[i].mayContain(hash: hash) else { continue }
+                do throws(EventLogError) {
+                    if let row = try runs[i].lookup(hash: hash, name: name) { return .success(StreamState(row: row, hash: hash)) }
+                } catch {
+                    return .failure(error)
+                }
+            }
+            return .success(nil)
         }
+        return try found.get()
         return nil
     }
 }

@@ -251,4 +251,23 @@ extension StreamIndexBuilder {
                 reason: "stream index differs from the log" + (rebuilt ? " (the next open rebuilds it)" : " (remove the file: the next open rebuilds it)")))
         }
     }
+
+    /// `Log.verify`'s part for the stream table: every block of every run
+    /// file (its checksum, its rows, their order), and run files that do not
+    /// open. Runs are derived data: a damaged one is removed and rebuilt by
+    /// the next open (Format.md §14.3).
+    static func verifyRuns(in directory: DirectoryOperations, report: inout VerificationReport) {
+        let found = StreamTableRunChain.openAll(in: directory)
+        for name in found.unusable where !name.hasSuffix(".tmp") {
+            report.problems.append(.init(
+                file: directory.file(name), offset: 0, reason: "stream table run does not open (the next open replays what it held)"))
+        }
+        for run in found.runs {
+            report.indexFiles += 1
+            if let (offset, reason) = run.verify() {
+                report.problems.append(.init(
+                    file: run.path, offset: offset, reason: "\(reason) (remove the file: the next open replays what it held)"))
+            }
+        }
+    }
 }

@@ -64,8 +64,11 @@ extension Streams {
         for event in events where seen.insert(event.stream).inserted {
             if let expected = expecting[event.stream] { ordered.append((event.stream, expected)) }
         }
-        for (stream, expected) in expecting.sorted(by: { $0.key < $1.key }) where !seen.contains(stream) {
-            ordered.append((stream, expected))
+        if ordered.count < expecting.count {
+            // Streams expected but not appended to, by name (sorted only when there are any).
+            for (stream, expected) in expecting.filter({ !seen.contains($0.key) }).sorted(by: { $0.key < $1.key }) {
+                ordered.append((stream, expected))
+            }
         }
         return try commit(wantsResult: true) { batch throws(EventLogError) in
             for (stream, expected) in ordered { try batch.expect(stream, expected) }
