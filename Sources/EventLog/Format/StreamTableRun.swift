@@ -35,8 +35,8 @@ import Darwin
 /// Rows are sorted by (hash, name bytes), unique on that pair, and every row
 /// of one hash is in one block, so a lookup reads one block.
 enum StreamTableRun {
-    /// The version field of a run (the stream table's second layout; §14's
-    /// `streams.table` is the first). A reader accepts exactly this one.
+    /// The version field of a run (format version 2, the stream table's second layout; version 1's
+    /// `streams.table` was the first). A reader accepts exactly this one.
     static let version: UInt16 = 2
     static let headerSize = 64
     /// Bytes of a block before its rows: length and row count.

@@ -1,79 +1,4 @@
-/// The persisted stream table `streams.table` (Format.md, "Stream table
-/// file"): every stream's state as of a position, so an open after a clean
-/// shutdown does not re-read the log.
-///
-///     0   u64  magic "EVLOGSTB"
-///     8   u16  format version
-///     10  u16  reserved (0)
-///     12  u32  stream count
-///     16  u64  covered position: the table reflects every record before it
-///     24  u64  reserved (0)
-///     32  …    one row per stream:
-///              u8 name length, name (UTF-8), varint next version,
-///              varint truncate-before, u8 deletion (0 none, 1 soft, 2 hard),
-///              varint first position + 1 (0: none), varint last position + 1,
-///              varint last append's batch position + 1 (0: none),
-///              varint last append's first version, varint last append's count
-///     …   u32  CRC32C of everything before it
-enum StreamTableFile {
-    static let headerSize = 32
-
-    static func encode(_ states: some Collection<StreamTableRow>, coveredPosition: UInt64) -> [UInt8] {
-        var buffer = ByteBuffer(capacity: headerSize + states.count * 48 + 4)
-        buffer.appendLE(Magic.streamTable)
-        buffer.appendLE(FormatVersion.current)
-        buffer.appendLE(UInt16(0))
-        buffer.appendLE(UInt32(states.count))
-        buffer.appendLE(coveredPosition)
-        buffer.appendLE(UInt64(0))
-        for state in states { state.encode(into: &buffer) }
-        buffer.appendLE(CRC32C.checksum(buffer.bytes))
-        return Array(buffer.bytes)
-    }
-
-    /// True when the header's reserved fields (bytes 10–11 and 24–31) are zero.
-    static func reservedZero(_ raw: UnsafeRawBufferPointer) -> Bool {
-        Reserved.firstNonZero(raw, 10..<12) == nil && Reserved.firstNonZero(raw, 24..<32) == nil
-    }
-
-    /// The covered position of an intact table (magic, version, checksum and
-    /// reserved fields checked; rows not decoded); nil when the bytes are not a valid table.
-    static func coveredPosition(_ bytes: [UInt8]) -> UInt64? {
-        bytes.withUnsafeBytes { raw -> UInt64? in
-            guard raw.count >= headerSize + 4, raw.loadLE(at: 0, as: UInt64.self) == Magic.streamTable,
-                  raw.loadLE(at: 8, as: UInt16.self) == FormatVersion.current,
-                  CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 4)])) == raw.loadLE(at: raw.count - 4, as: UInt32.self),
-                  reservedZero(raw)
-            else { return nil }
-            return raw.loadLE(at: 16, as: UInt64.self)
-        }
-    }
-
-    /// The states and the covered position; nil when the bytes are not a valid table.
-    static func decode(_ bytes: [UInt8]) -> (rows: [StreamTableRow], covered: UInt64)? {
-        bytes.withUnsafeBytes { raw -> ([StreamTableRow], UInt64)? in
-            guard raw.count >= headerSize + 4, raw.loadLE(at: 0, as: UInt64.self) == Magic.streamTable,
-                  raw.loadLE(at: 8, as: UInt16.self) == FormatVersion.current,
-                  CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 4)])) == raw.loadLE(at: raw.count - 4, as: UInt32.self),
-                  reservedZero(raw)
-            else { return nil }
-            let count = Int(raw.loadLE(at: 12, as: UInt32.self))
-            let covered = raw.loadLE(at: 16, as: UInt64.self)
-            let body = UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 4)])
-            var at = headerSize
-            var states: [StreamTableRow] = []
-            states.reserveCapacity(count)
-            for _ in 0..<count {
-                guard let state = StreamTableRow.decode(body, at: &at) else { return nil }
-                states.append(state)
-            }
-            guard at == body.count else { return nil }
-            return (states, covered)
-        }
-    }
-}
-
-/// One row of the stream table file: what it keeps of a stream's state.
+/// One row of the stream table (Format.md §14): what a stream table run keeps of a stream's state.
 struct StreamTableRow: Sendable, Equatable {
     var name: String
     var nextVersion: UInt64 = 0
@@ -89,8 +14,7 @@ struct StreamTableRow: Sendable, Equatable {
     init(name: String) { self.name = name }
 }
 
-/// A row's bytes (Format.md §14), shared by `streams.table` and the stream
-/// table runs (§14.1):
+/// A row's bytes in a stream table run (Format.md §14.1), after its hash:
 ///
 ///     u8 name length (1...255), name (UTF-8), varint next version,
 ///     varint truncate-before, u8 deletion (0 none, 1 soft, 2 hard),
