@@ -84,7 +84,9 @@ final class SegmentStreamEntries: @unchecked Sendable {
         guard let head = heads.withLock({ $0[hash] }) else { return result }
         var recent: [(relativePosition: UInt32, offset: UInt32, version: UInt64)] = []
         Self.walk(from: head, entries: entries, count: count, into: &recent)
-        return result + recent
+        if result.isEmpty { return recent }
+        result.append(contentsOf: recent)
+        return result
     }
 
     // MARK: Files
@@ -134,6 +136,22 @@ final class SegmentStreamEntries: @unchecked Sendable {
                 emitBase(base, start..<g)
             }
             Self.walk(from: head, entries: entries, count: count, into: &chain)
+            let consecutive = zip(chain, chain.dropFirst()).allSatisfy({ $0.version &+ 1 == $1.version })
+            if let base, let first = chain.first, consecutive, g < baseGroups, base.group(g).hash == hash,
+               g + 1 == baseGroups || base.group(g + 1).hash != hash {
+                let group = base.group(g)
+                if group.firstVersion + UInt64(group.count) == first.version {
+                    // One stream, in the base and since, as almost always: its base
+                    // group goes on with the new entries. Nothing allocated.
+                    hashes.append(hash)
+                    firstVersions.append(group.firstVersion)
+                    counts.append(UInt32(group.count + chain.count))
+                    for i in group.first..<(group.first + group.count) { packed.append(base.packedEntry(i)) }
+                    for e in chain { packed.append(StreamIndexFile.packedEntry(relativePosition: e.relativePosition, offset: e.offset)) }
+                    g += 1
+                    continue
+                }
+            }
             var seeds: [StreamIndexFile.Group] = []
             while let base, g < baseGroups, base.group(g).hash == hash {
                 let group = base.group(g)
@@ -145,8 +163,7 @@ final class SegmentStreamEntries: @unchecked Sendable {
                     }))
                 g += 1
             }
-            if seeds.isEmpty, let first = chain.first,
-               zip(chain, chain.dropFirst()).allSatisfy({ $0.version &+ 1 == $1.version }) {
+            if seeds.isEmpty, let first = chain.first, consecutive {
                 // One stream new to the base, as almost always: one group.
                 emit(hash, first.version, chain.lazy.map { StreamIndexFile.packedEntry(relativePosition: $0.relativePosition, offset: $0.offset) })
                 continue
