@@ -29,11 +29,7 @@ struct StreamIndexView: @unchecked Sendable {
     /// Maps the file at `path` and checks its header and fence; nil when it
     /// is missing or unusable (then rebuilt). Reads no group or entry block.
     static func open(path: String, faults: StorageFaults?) -> StreamIndexView? {
-        guard let file = try? FileHandle.open(path, readOnly: true, faults: faults),
-              let length = try? file.length(), length >= Int64(StreamIndexFile.headerSize + StreamIndexFile.checksumSize),
-              let mapping = try? MappedRegion.map(file, length: Int(length)),
-              let bytes = mapping.bytes(at: 0, count: Int(length))
-        else { return nil }
+        guard let (mapping, bytes) = MappedRegion.mapWhole(path: path, minimumLength: StreamIndexFile.headerSize + StreamIndexFile.checksumSize, faults: faults) else { return nil }
         return validate(bytes, storage: mapping, path: path)
     }
 

@@ -30,11 +30,7 @@ struct StreamTableRunView: @unchecked Sendable {
     /// Maps and checks the run at `path`; nil when it is missing or unusable
     /// (the caller rebuilds it).
     static func open(path: String, faults: StorageFaults?) -> StreamTableRunView? {
-        guard let file = try? FileHandle.open(path, readOnly: true, faults: faults),
-              let length = try? file.length(), length >= Int64(StreamTableRun.minFileBytes), length <= Int64(Int.max),
-              let mapping = try? MappedRegion.map(file, length: Int(length)),
-              let bytes = mapping.bytes(at: 0, count: Int(length))
-        else { return nil }
+        guard let (mapping, bytes) = MappedRegion.mapWhole(path: path, minimumLength: StreamTableRun.minFileBytes, faults: faults) else { return nil }
         return validate(bytes, path: path, storage: mapping)
     }
 

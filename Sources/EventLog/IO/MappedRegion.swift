@@ -63,6 +63,19 @@ final class MappedRegion: @unchecked Sendable {
         guard let base, offset >= 0, count >= 0, offset <= length, count <= length - offset else { return nil }
         return UnsafeRawBufferPointer(start: base + offset, count: count)
     }
+
+    /// Maps the whole file at `path` read-only, when it opens and holds at
+    /// least `minimumLength` bytes; nil otherwise (a derived file the caller
+    /// then treats as missing). The file descriptor is closed; the mapping
+    /// stays valid until released.
+    static func mapWhole(path: String, minimumLength: Int, faults: StorageFaults?) -> (MappedRegion, UnsafeRawBufferPointer)? {
+        guard let file = try? FileHandle.open(path, readOnly: true, faults: faults),
+              let length = try? file.length(), length >= Int64(minimumLength), length <= Int64(Int.max),
+              let mapping = try? MappedRegion.map(file, length: Int(length)),
+              let bytes = mapping.bytes(at: 0, count: Int(length))
+        else { return nil }
+        return (mapping, bytes)
+    }
 }
 
 /// Reads of mapped bytes that may fault. A page of a mapped file can fail to
