@@ -114,6 +114,5 @@ struct StreamLevels: Sendable {
             return .success(nil)
         }
         return try found.get()
-        return nil
     }
 }
