@@ -145,8 +145,11 @@ final class StreamIndex: SegmentIndexing {
 
     func checkpoint(covering position: UInt64, writtenBytes: UInt64, force: Bool) -> (@Sendable () throws(IOError) -> Void)? {
         // Under the writer lock: every record before `position` is applied.
-        _ = table.mutate { $0.freeze(at: position) }
-        guard table.read({ !$0.levels.frozen.isEmpty }) else { return nil }
+        let pending = table.mutate { t in
+            _ = t.freeze(at: position)
+            return !t.table.levels.frozen.isEmpty
+        }
+        guard pending else { return nil }
         return { [weak self] () throws(IOError) in
             guard let self else { return }
             try self.writeFrozenGenerations()
