@@ -112,8 +112,7 @@ struct StreamIndexView: @unchecked Sendable {
     ) {
         let (hash, firstVersion, first, count) = try group(g)
         guard count > 0 else { return (hash, firstVersion, []) }
-        let perBlock = StreamIndexFile.entriesPerBlock
-        for b in (first / perBlock)...((first + count - 1) / perBlock) { try check(entryBlockProblem(b)) }
+        try checkEntryBlocks(first..<(first + count))
         var entries: [(relativePosition: UInt32, offset: UInt32)] = []
         entries.reserveCapacity(count)
         for i in first..<(first + count) {
@@ -121,6 +120,33 @@ struct StreamIndexView: @unchecked Sendable {
             entries.append((base.loadLE(at: at, as: UInt32.self), base.loadLE(at: at + 4, as: UInt32.self)))
         }
         return (hash, firstVersion, entries)
+    }
+
+    /// The entries of every group with `hash`, in position order: (relative
+    /// position, offset, version). Where streams share the hash, the
+    /// entries of all of them (readers confirm the name on each record).
+    /// Every block read is checked, as `entries(ofGroup:)` checks them.
+    func entries(withHash hash: UInt64) throws(EventLogError) -> [(relativePosition: UInt32, offset: UInt32, version: UInt64)] {
+        let groups = try groups(withHash: hash)
+        var result: [(relativePosition: UInt32, offset: UInt32, version: UInt64)] = []
+        for g in groups {
+            let (_, firstVersion, first, count) = try group(g)
+            try checkEntryBlocks(first..<(first + count))
+            result.reserveCapacity(result.count + count)
+            for (k, i) in (first..<(first + count)).enumerated() {
+                let at = layout.entryOffset(i)
+                result.append((base.loadLE(at: at, as: UInt32.self), base.loadLE(at: at + 4, as: UInt32.self), firstVersion + UInt64(k)))
+            }
+        }
+        if groups.count > 1 { result.sort { $0.relativePosition < $1.relativePosition } }
+        return result
+    }
+
+    /// Checks the entry blocks holding `entries`.
+    private func checkEntryBlocks(_ entries: Range<Int>) throws(EventLogError) {
+        guard let last = entries.last else { return }
+        let perBlock = StreamIndexFile.entriesPerBlock
+        for b in (entries.lowerBound / perBlock)...(last / perBlock) { try check(entryBlockProblem(b)) }
     }
 
     /// Every group, decoded, after `verify()` (verify, tests).

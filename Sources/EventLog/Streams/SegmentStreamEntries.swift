@@ -73,14 +73,7 @@ final class SegmentStreamEntries: @unchecked Sendable {
     /// position order: (relative position, offset, version). The base's
     /// blocks are checked as they are read.
     func chain(of hash: UInt64, count: Int) throws(EventLogError) -> [(relativePosition: UInt32, offset: UInt32, version: UInt64)] {
-        var result: [(relativePosition: UInt32, offset: UInt32, version: UInt64)] = []
-        if let view = base?.view {
-            for g in try view.groups(withHash: hash) {
-                let group = try view.entries(ofGroup: g)
-                for (k, e) in group.entries.enumerated() { result.append((e.relativePosition, e.offset, group.firstVersion + UInt64(k))) }
-            }
-            if result.count > 1 { result.sort { $0.relativePosition < $1.relativePosition } }
-        }
+        var result = try base?.view.entries(withHash: hash) ?? []
         guard let head = heads.withLock({ $0[hash] }) else { return result }
         var recent: [(relativePosition: UInt32, offset: UInt32, version: UInt64)] = []
         Self.walk(from: head, entries: entries, count: count, into: &recent)
@@ -109,33 +102,36 @@ final class SegmentStreamEntries: @unchecked Sendable {
         firstVersions.reserveCapacity(heads.count + baseGroups)
         counts.reserveCapacity(heads.count + baseGroups)
         packed.reserveCapacity(count + (base?.view.entryCount ?? 0))
-        func emit(_ hash: UInt64, _ firstVersion: UInt64, _ entries: some Sequence<UInt64>) {
+        /// Appends one group: the base's entries `fromBase` (none without a
+        /// base), then `recent`.
+        func emit(
+            _ hash: UInt64, _ firstVersion: UInt64, fromBase: Range<Int> = 0..<0,
+            _ recent: some Sequence<(relativePosition: UInt32, offset: UInt32)>
+        ) {
             let before = packed.count
-            packed.append(contentsOf: entries)
+            if let base { for i in fromBase { packed.append(base.packedEntry(i)) } }
+            for e in recent { packed.append(StreamIndexFile.packedEntry(relativePosition: e.relativePosition, offset: e.offset)) }
             hashes.append(hash)
             firstVersions.append(firstVersion)
             counts.append(UInt32(packed.count - before))
         }
         /// The base's groups `range`, as they are.
-        func emitBase(_ base: VerifiedStreamIndex, _ range: Range<Int>) {
+        func emitBase(_ range: Range<Int>) {
+            guard let base else { return }
             for g in range {
                 let group = base.group(g)
-                hashes.append(group.hash)
-                firstVersions.append(group.firstVersion)
-                counts.append(UInt32(group.count))
-                for i in group.first..<(group.first + group.count) { packed.append(base.packedEntry(i)) }
+                emit(group.hash, group.firstVersion, fromBase: group.first..<(group.first + group.count), EmptyCollection())
             }
         }
         var chain: [(relativePosition: UInt32, offset: UInt32, version: UInt64)] = []
         var g = 0  // the next base group, in file order
         for (hash, head) in heads {
             // Base groups of smaller hashes, as they are.
-            if let base {
-                let start = g
-                while g < baseGroups, base.group(g).hash < hash { g += 1 }
-                emitBase(base, start..<g)
-            }
+            let start = g
+            while let base, g < baseGroups, base.group(g).hash < hash { g += 1 }
+            emitBase(start..<g)
             Self.walk(from: head, entries: entries, count: count, into: &chain)
+            let recent = chain.lazy.map { (relativePosition: $0.relativePosition, offset: $0.offset) }
             let consecutive = zip(chain, chain.dropFirst()).allSatisfy({ $0.version &+ 1 == $1.version })
             if let base, let first = chain.first, consecutive, g < baseGroups, base.group(g).hash == hash,
                g + 1 == baseGroups || base.group(g + 1).hash != hash {
@@ -143,11 +139,7 @@ final class SegmentStreamEntries: @unchecked Sendable {
                 if group.firstVersion + UInt64(group.count) == first.version {
                     // One stream, in the base and since, as almost always: its base
                     // group goes on with the new entries. Nothing allocated.
-                    hashes.append(hash)
-                    firstVersions.append(group.firstVersion)
-                    counts.append(UInt32(group.count + chain.count))
-                    for i in group.first..<(group.first + group.count) { packed.append(base.packedEntry(i)) }
-                    for e in chain { packed.append(StreamIndexFile.packedEntry(relativePosition: e.relativePosition, offset: e.offset)) }
+                    emit(hash, group.firstVersion, fromBase: group.first..<(group.first + group.count), recent)
                     g += 1
                     continue
                 }
@@ -165,16 +157,12 @@ final class SegmentStreamEntries: @unchecked Sendable {
             }
             if seeds.isEmpty, let first = chain.first, consecutive {
                 // One stream new to the base, as almost always: one group.
-                emit(hash, first.version, chain.lazy.map { StreamIndexFile.packedEntry(relativePosition: $0.relativePosition, offset: $0.offset) })
+                emit(hash, first.version, recent)
                 continue
             }
-            for group in Self.split(chain, hash: hash, seeds: seeds) {
-                emit(hash, group.firstVersion, group.entries.lazy.map {
-                    StreamIndexFile.packedEntry(relativePosition: $0.relativePosition, offset: $0.offset)
-                })
-            }
+            for group in Self.split(chain, hash: hash, seeds: seeds) { emit(hash, group.firstVersion, group.entries) }
         }
-        if let base { emitBase(base, g..<baseGroups) }
+        emitBase(g..<baseGroups)
         return StreamIndexFile.encode(header, hashes: hashes, firstVersions: firstVersions, counts: counts, entries: packed)
     }
 

@@ -164,14 +164,7 @@ extension LogReader {
         var result: [(UInt64, UInt32, UInt64)] = []
         switch index {
         case .file(let view)?:
-            let groups = try view.groups(withHash: state.hash)
-            for g in groups {
-                let group = try view.entries(ofGroup: g)
-                for (k, e) in group.entries.enumerated() {
-                    result.append((segment.basePosition &+ UInt64(e.relativePosition), e.offset, group.firstVersion + UInt64(k)))
-                }
-            }
-            if groups.count > 1 { result.sort { $0.0 < $1.0 } }
+            result = try view.entries(withHash: state.hash).map { (segment.basePosition &+ UInt64($0.relativePosition), $0.offset, $0.version) }
         case .entries(let entries, let count)?:
             // Entries of batches this reader's snapshot does not show yet are left out.
             let end = segment.endPosition &- segment.basePosition
