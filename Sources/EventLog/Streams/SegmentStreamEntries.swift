@@ -55,6 +55,19 @@ final class SegmentStreamEntries: @unchecked Sendable {
         }
     }
 
+    /// The index of the first entry below `count` at or after relative
+    /// position `relative` (`count` when none): entries are appended in
+    /// position order.
+    func firstIndex(atOrAfter relative: UInt64, below count: Int) -> Int {
+        var low = 0
+        var high = min(count, entries.writtenCount)
+        while low < high {
+            let mid = (low + high) / 2
+            if UInt64(entries[mid].relativePosition) < relative { low = mid + 1 } else { high = mid }
+        }
+        return low
+    }
+
     /// A new value on `checkpoint` (a file describing this segment up to
     /// the entry `covered`), holding a copy of the entries from `covered`
     /// on (writer only).

@@ -52,7 +52,7 @@ final class StreamIndex: SegmentIndexing {
         var indexedEnd: UInt64 = 0
         /// A checkpoint of the active segment written since the writer's last
         /// batch: its next batch starts the active entries again on it.
-        var pendingBase: (entries: SegmentStreamEntries, base: VerifiedStreamIndex, covered: Int)?
+        var pendingBase: (segment: SegmentID, base: VerifiedStreamIndex)?
     }
 
     init(
@@ -86,9 +86,14 @@ final class StreamIndex: SegmentIndexing {
             guard let active = indexes.active, active.id == segment.id else { return nil }
             guard let pending = indexes.pendingBase else { return active.entries }
             indexes.pendingBase = nil
-            guard pending.entries === active.entries, pending.covered <= active.count else { return active.entries }
-            let rebased = active.entries.rebased(on: pending.base, covered: pending.covered)
-            indexes.active = (active.id, active.base, rebased, active.count - pending.covered)
+            // The checkpoint holds every event before its end: the entries
+            // from there on stay in memory. (Checkpoints taken from an
+            // earlier value of the entries count as well as the last one.)
+            let end = pending.base.view.header.endPosition
+            guard pending.segment == active.id, end > active.entries.baseEnd(segmentBase: active.base) else { return active.entries }
+            let covered = active.entries.firstIndex(atOrAfter: end - active.base, below: active.count)
+            let rebased = active.entries.rebased(on: pending.base, covered: covered)
+            indexes.active = (active.id, active.base, rebased, active.count - covered)
             return rebased
         }
     }
@@ -133,7 +138,7 @@ final class StreamIndex: SegmentIndexing {
                     if indexes.sealed[segment.id] != nil { indexes.sealed[segment.id] = .file(view) }
                 } else if let base = try? VerifiedStreamIndex(view) {
                     // A checkpoint of the active segment: the writer starts its entries again on it.
-                    indexes.pendingBase = (entries, base, count)
+                    indexes.pendingBase = (segment.id, base)
                 }
             }
         }
