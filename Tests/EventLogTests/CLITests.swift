@@ -607,7 +607,7 @@ import Testing
         #expect(output.status == 0, "\(output)")
         let root = try #require(Self.object(output.stdout), "not JSON: \(output.stdout)")
         #expect(root["path"] as? String == dir.path)
-        #expect(root["format_version"] as? Int == 2)
+        #expect(root["format_version"] as? Int == Int(FormatVersion.current))
         #expect(UUID(uuidString: root["log_id"] as? String ?? "") != nil)
         #expect((root["created_at"] as? Int ?? 0) > 1_600_000_000_000_000)
         #expect(root["last_shutdown"] as? String == "clean")
@@ -639,7 +639,7 @@ import Testing
 
         let text = try CLIProcess.run(["inspect", dir.path])
         #expect(text.status == 0, "\(text)")
-        #expect(text.stdout.contains("format version  2"))
+        #expect(text.stdout.contains("format version  \(FormatVersion.current)"))
         #expect(text.stdout.contains("last shutdown   clean at "))
         #expect(text.lines.contains { $0.hasPrefix("FILE ") && $0.hasSuffix("STATE") })
         #expect(text.lines.filter { $0.hasSuffix("sealed") }.count == segments.count - 1)

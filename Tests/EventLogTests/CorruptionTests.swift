@@ -102,13 +102,13 @@ import Testing
         let dir = TemporaryDirectory()
         try smallSegmentsLog(dir, events: 50)
         let segment = Fixtures.segments(dir)[0]
-        Damage.overwrite(segment, at: 8, with: [3, 0])
+        Damage.overwrite(segment, at: 8, with: [UInt8(FormatVersion.current + 1), 0])
         #expect {
             try Log.open(at: dir.path, options: LogOptions(durability: .none))
         } throws: { error in
             guard case EventLogError.unsupportedFormatVersion(let file, let found, let supported)? = error as? EventLogError
             else { return false }
-            return file == segment && found == 3 && supported == 2
+            return file == segment && found == Int(FormatVersion.current) + 1 && supported == Int(FormatVersion.current)
         }
         // The metadata file is versioned too.
         let dir2 = TemporaryDirectory()
@@ -117,7 +117,7 @@ import Testing
         #expect {
             try Log.open(at: dir2.path, options: LogOptions(durability: .none))
         } throws: { error in
-            if case EventLogError.unsupportedFormatVersion(_, 9, 2)? = error as? EventLogError { return true }
+            if case EventLogError.unsupportedFormatVersion(_, 9, Int(FormatVersion.current))? = error as? EventLogError { return true }
             return false
         }
     }

@@ -191,10 +191,10 @@ import Testing
         try Self.closedLog(dir, events: 20)
         let meta = Damage.read(dir.sub(FileNames.metadata))
         #expect(meta.count == LogMetadata.size)
-        #expect(Self.load(meta, at: 8, as: UInt16.self) == 2)
+        #expect(Self.load(meta, at: 8, as: UInt16.self) == FormatVersion.current)
         #expect(meta[10..<16].allSatisfy { $0 == 0 })
         // An explicit write version equal to the read version means the same as 0.
-        Self.editSealed(dir.sub(FileNames.metadata)) { Self.store(UInt16(2), into: &$0, at: 10) }
+        Self.editSealed(dir.sub(FileNames.metadata)) { Self.store(FormatVersion.current, into: &$0, at: 10) }
         let log = try Log.open(at: dir.path, options: Self.options)
         #expect(log.endPosition == 20)
         try log.append(Fixtures.event(20))
@@ -205,17 +205,17 @@ import Testing
         let dir = TemporaryDirectory()
         try Self.closedLog(dir, events: 40)
         let meta = dir.sub(FileNames.metadata)
-        Self.editSealed(meta) { Self.store(UInt16(3), into: &$0, at: 10) }
+        Self.editSealed(meta) { Self.store(FormatVersion.current + 1, into: &$0, at: 10) }
         // A leftover of an interrupted atomic write: a writer would remove it,
         // a refused open must not.
         #expect(FileManager.default.createFile(atPath: dir.sub("streams.table.tmp"), contents: Data([1, 2, 3])))
         let before = dir.files()
 
         // A writable open is refused, naming the write version, and writes nothing.
-        Self.expectUnsupported(found: 3, supported: 2, file: meta) { _ = try Log.open(at: dir.path, options: Self.options) }
+        Self.expectUnsupported(found: Int(FormatVersion.current) + 1, supported: Int(FormatVersion.current), file: meta) { _ = try Log.open(at: dir.path, options: Self.options) }
         var commits = LogOptions(durability: .none, readOnly: true)
         commits.allowsCursorCommits = true
-        Self.expectUnsupported(found: 3, supported: 2, file: meta) { _ = try Log.open(at: dir.path, options: commits) }
+        Self.expectUnsupported(found: Int(FormatVersion.current) + 1, supported: Int(FormatVersion.current), file: meta) { _ = try Log.open(at: dir.path, options: commits) }
         #expect(dir.files() == before)
         #expect(dir.files().contains(FileNames.cleanShutdown))
         #expect(dir.files().contains("streams.table.tmp"))
@@ -233,24 +233,24 @@ import Testing
         let dir = TemporaryDirectory()
         try Self.closedLog(dir, events: 10)
         let meta = dir.sub(FileNames.metadata)
-        Self.editSealed(meta) { Self.store(UInt16(3), into: &$0, at: 8) }
-        Self.expectUnsupported(found: 3, supported: 2, file: meta) {
+        Self.editSealed(meta) { Self.store(FormatVersion.current + 1, into: &$0, at: 8) }
+        Self.expectUnsupported(found: Int(FormatVersion.current) + 1, supported: Int(FormatVersion.current), file: meta) {
             _ = try Log.open(at: dir.path, options: LogOptions(durability: .none, readOnly: true))
         }
-        Self.expectUnsupported(found: 3, supported: 2, file: meta) { _ = try Log.open(at: dir.path, options: Self.options) }
+        Self.expectUnsupported(found: Int(FormatVersion.current) + 1, supported: Int(FormatVersion.current), file: meta) { _ = try Log.open(at: dir.path, options: Self.options) }
         #expect(try !Log.verify(at: dir.path).isSound)
     }
 
     @Test func metadataDecodingOfVersions() throws {
         var metadata = LogMetadata(logID: Array(repeating: 7, count: 16), createdAt: 1, segmentBytes: 4096, indexInterval: 4096, compression: .none)
-        #expect(metadata.writeVersion == 2)
+        #expect(metadata.writeVersion == FormatVersion.current)
         let today = metadata.encode()
         #expect(today[10..<16].allSatisfy { $0 == 0 })
         #expect(try LogMetadata.decode(today, file: "m", writing: true) == metadata)
-        metadata.storedWriteVersion = 3
+        metadata.storedWriteVersion = FormatVersion.current + 1
         let later = metadata.encode()
-        #expect(try LogMetadata.decode(later, file: "m").writeVersion == 3)
-        Self.expectUnsupported(found: 3, supported: 2, file: "m") { _ = try LogMetadata.decode(later, file: "m", writing: true) }
+        #expect(try LogMetadata.decode(later, file: "m").writeVersion == FormatVersion.current + 1)
+        Self.expectUnsupported(found: Int(FormatVersion.current) + 1, supported: Int(FormatVersion.current), file: "m") { _ = try LogMetadata.decode(later, file: "m", writing: true) }
     }
 
     // MARK: 7. The settings in eventlog.meta (§3)

@@ -14,7 +14,11 @@ import Testing
 ///   prefix of what was acknowledged, event for event;
 /// - no position or stream version given twice to events that both survive;
 /// - cursors never ahead of the log, and under `.always` never lost;
-/// - readers see whole batches only.
+/// - readers see whole batches only;
+/// - retention (`compact()` under random size limits, sometimes held back
+///   by a cursor) removes only whole segments below the start it moves,
+///   durably: the start survives every crash and power loss, reads below
+///   it go on from it, and every stream keeps its versions.
 ///
 /// Power loss comes from `PowerLossSimulator`, behind the storage seam. A
 /// seed replays exactly: background work is drained after each step, the
@@ -92,6 +96,9 @@ final class Simulation {
     /// `events[0..<durableCount]` must survive a power loss.
     var durableCount = 0
     var cursors: [String: CursorModel] = [:]
+    /// The log start retention moved to (events below it are gone; `events`
+    /// keeps them, for the streams' versions).
+    var start: UInt64 = 0
     /// Acknowledged group deliveries: the group cursor must never pass an event not yet acknowledged.
     var trace: [String] = []
     var step = 0
@@ -131,8 +138,9 @@ final class Simulation {
             case 52..<58: try checkStreamRead()
             case 58..<66: try commitCursor()
             case 66..<71: try consumerGroupStep()
-            case 71..<76: try syncLog()
-            case 76..<83: try closeAndReopen()
+            case 71..<73: try syncLog()
+            case 73..<77: try retain()
+            case 77..<83: try closeAndReopen()
             case 83..<91: try crashAndReopen()
             default: try powerLossAndReopen()
             }
@@ -149,6 +157,7 @@ final class Simulation {
         var options = LogOptions(segmentBytes: segmentBytes, durability: durability, compression: compression)
         options.checkpointBytes = 4096
         options.preallocates = false
+        options.maintenanceInterval = nil  // retention runs as a step, never on a timer
         options.storageFaults = simulator.faults
         return options
     }
@@ -283,12 +292,14 @@ final class Simulation {
         let log = try current
         let from = random(0..<(events.count + 1))
         let count = random(1..<200)
-        var position = UInt64(from)
+        // Below the start, a read goes on from the start.
+        let first = max(from, Int(start))
+        var position = UInt64(first)
         try log.read(from: UInt64(from), maxCount: count) { view in
             try check(view, at: position)
             position += 1
         }
-        let expectedEnd = min(events.count, from + count)
+        let expectedEnd = min(events.count, first + count)
         // A read stops at a batch boundary at or after maxCount, never inside a batch.
         guard position >= UInt64(expectedEnd) || position == UInt64(events.count) else {
             throw SimulationFailure("read from \(from) max \(count) stopped at \(position)")
@@ -297,7 +308,7 @@ final class Simulation {
 
     func checkStreamRead() throws {
         let stream = Self.streams[random(0..<Self.streams.count)]
-        let expected = events.enumerated().filter { $0.element.stream == stream }
+        let expected = events.enumerated().filter { $0.element.stream == stream && $0.offset >= Int(start) }
         var i = 0
         try current.readStream(stream) { view in
             guard i < expected.count else { throw SimulationFailure("stream \(stream) read returned more than \(expected.count) events") }
@@ -341,6 +352,29 @@ final class Simulation {
         guard groupCursor <= UInt64(events.count) else { throw SimulationFailure("group cursor \(groupCursor) past the end \(events.count)") }
     }
 
+    /// Retention under a random size limit, sometimes held back by cursor c0.
+    func retain() throws {
+        let limit = UInt64(random(1..<(segmentBytes * 3)))
+        let held = chance(30)
+        note("retain \(limit) bytes\(held ? ", held back by c0" : "")")
+        try current.updateSettings(LogSettings(retainBytes: limit, retainCursors: held ? ["c0"] : []))
+        let result = try current.compact()
+        drain()
+        note("retention: start \(result.startPosition), \(result.segmentsBefore) → \(result.segmentsAfter) segments")
+        guard result.startPosition >= start, result.startPosition <= UInt64(events.count) else {
+            throw SimulationFailure("retention moved the start from \(start) to \(result.startPosition) (end \(events.count))")
+        }
+        if held {
+            let cursor = cursors["c0"]?.position ?? start
+            guard result.startPosition <= max(cursor, start) else {
+                throw SimulationFailure("retention moved the start to \(result.startPosition), past cursor c0 at \(cursor)")
+            }
+        }
+        start = result.startPosition
+        // Retention synced what it removed below: whatever was written before the start is on disk.
+        durableCount = max(durableCount, Int(start))
+    }
+
     func syncLog() throws {
         note("sync")
         try current.sync()
@@ -380,6 +414,7 @@ final class Simulation {
             throw SimulationFailure("a power loss took durable events: the log ends at \(end), \(durableCount) were durable")
         }
         guard end <= events.count else { throw SimulationFailure("the log ends at \(end), past the \(events.count) acknowledged") }
+        guard end >= Int(start) else { throw SimulationFailure("the log ends at \(end), before the start \(start) retention moved to") }
         // What survives is a prefix; the rest was never durable and its positions will be given again.
         events.removeLast(events.count - end)
         durableCount = end  // now on disk
@@ -413,7 +448,10 @@ final class Simulation {
     func checkAll() throws {
         let log = try current
         try checkEnd()
-        var position: UInt64 = 0
+        guard log.startPosition == start else {
+            throw SimulationFailure("the log starts at \(log.startPosition), retention moved the start to \(start)")
+        }
+        var position = start
         try log.read(from: 0) { view in
             try check(view, at: position)
             position += 1

@@ -47,9 +47,10 @@ extension Log {
         try consumers.lag(from: position)
     }
 
-    /// The lowest position any of `cursors` still needs: segments wholly
-    /// below it may be removed by retention without losing an unconsumed
-    /// event (the retention hook; a missing cursor needs everything).
+    /// The lowest position retention must keep for these cursors (a
+    /// missing cursor needs everything) and for the events consumer groups
+    /// parked: retention (`compact()`) removes only segments wholly below
+    /// it, for the cursors `settings` names.
     public func retentionFloor(keepingCursors names: [String]) -> UInt64 {
         consumers.retentionFloor(keepingCursors: names)
     }

@@ -38,11 +38,14 @@ public final class Log: Sendable {
     let streams: Streams
     /// The consumer layer over it.
     let consumers: Consumers
+    /// Retention, over all three.
+    let maintenance: Maintenance
 
     private init(batches: BatchLog, streams: Streams, consumers: Consumers) {
         self.batches = batches
         self.streams = streams
         self.consumers = consumers
+        self.maintenance = Maintenance(log: batches, index: streams.index, consumers: consumers)
         self.path = batches.path
         self.options = batches.options
         self.recovery = batches.recovery
@@ -92,6 +95,7 @@ public final class Log: Sendable {
             batches.startFlusherIfNeeded { [weak store] in
                 if let store, store.groupCommit.hasUnsyncedWrites { try? store.sync() }
             }
+            if !options.readOnly, let interval = options.maintenanceInterval { log.maintenance.start(every: interval) }
             return log
         } catch {
             throw .wrapping(error)
@@ -119,6 +123,8 @@ public final class Log: Sendable {
     /// recovery) and releases the writer lock. Further calls fail with
     /// `.closed`. Reads already running finish on their snapshot.
     public func close() throws(EventLogError) {
+        // A retention run under way finishes first; none starts after.
+        maintenance.stop()
         batches.stopFlusher()
         // A run merge under way finishes first; none starts after.
         streams.index.stopMerging()

@@ -156,14 +156,31 @@ extension Consumers {
         return Lag(events: end - from, bytes: bytes, oldestUnconsumedAgeMicroseconds: age)
     }
 
-    /// The lowest position any of `cursors` still needs: segments wholly
-    /// below it may be removed by retention without losing an unconsumed
-    /// event (the retention hook; a missing cursor needs everything).
+    /// The lowest position retention must keep: the position of each of
+    /// the cursors named (a missing cursor needs everything), and every
+    /// event a consumer group parked (it may be replayed). Segments wholly
+    /// below it may be removed without losing an unconsumed event.
     func retentionFloor(keepingCursors names: [String]) -> UInt64 {
-        let cursors = store.state.withLock { $0.cursors }
-        var floor = endPosition
-        for name in names { floor = min(floor, cursors[name]?.position ?? startPosition) }
-        return floor
+        retentionHold(keepingCursors: names).position
+    }
+
+    /// `retentionFloor`, and what sets it ("cursor relay at position 12"),
+    /// for reports.
+    func retentionHold(keepingCursors names: [String]) -> (position: UInt64, reason: String) {
+        let (cursors, parked) = store.state.withLock { ($0.cursors, $0.parked) }
+        var hold = (position: endPosition, reason: "the end of the log")
+        for name in names {
+            let position = cursors[name]?.position ?? startPosition
+            if position < hold.position {
+                hold = (position, cursors[name] == nil ? "cursor \(name), which does not exist yet" : "cursor \(name) at position \(position)")
+            }
+        }
+        for (group, events) in parked {
+            if let lowest = events.keys.min(), lowest < hold.position {
+                hold = (lowest, "an event consumer group \(group) parked at position \(lowest)")
+            }
+        }
+        return hold
     }
 
     /// The position a start point means now.

@@ -3,6 +3,7 @@ enum FileNames {
     static let metadata = "eventlog.meta"
     static let lock = "eventlog.lock"
     static let logStart = "eventlog.start"
+    static let settings = "eventlog.settings"
     static let cleanShutdown = "clean-shutdown"
     static let segmentSuffix = ".segment"
     static let offsetIndexSuffix = ".index"
@@ -23,6 +24,10 @@ enum FileNames {
     static func offsetIndex(_ base: UInt64) -> String { stem(base) + offsetIndexSuffix }
     static func timeIndex(_ base: UInt64) -> String { stem(base) + timeIndexSuffix }
     static func streamIndex(_ base: UInt64) -> String { stem(base) + streamIndexSuffix }
+    /// The segment's file and its index files, the segment last.
+    static func segmentFiles(_ base: UInt64) -> [String] {
+        [offsetIndex(base), timeIndex(base), streamIndex(base), segment(base)]
+    }
 
     /// The base position named by a segment file name, or nil for any other name.
     static func segmentBase(_ name: String) -> UInt64? {

@@ -9,17 +9,20 @@
 enum FormatVersion {
     /// The read version: the version field this build writes in every file.
     /// Version 2 replaced the stream table file with stream table runs and
-    /// gave stream index files per-block checksums (Format.md §12).
-    static let current: UInt16 = 2
-    /// The read versions this build reads: a log of version 1 is read as it
-    /// is, and a writer upgrades it (§12, "Upgrade"). Files whose layout
-    /// version 2 changed (stream index files, stream table runs) are read
-    /// in version 2 only; version 1's are rebuilt.
-    static let readable: ClosedRange<UInt16> = 1...2
+    /// gave stream index files per-block checksums; version 3 lets
+    /// retention move the log start: the chain of stream table runs starts
+    /// at position 0 whatever the start, and the log's settings live in
+    /// `eventlog.settings` (Format.md §12).
+    static let current: UInt16 = 3
+    /// The read versions this build reads: a log of version 1 or 2 is read
+    /// as it is, and a writer upgrades it (§12, "Upgrade"). Files whose
+    /// layout version 2 changed (stream index files, stream table runs) are
+    /// read in version 2 only (they carry their own layout version); version
+    /// 1's are rebuilt.
+    static let readable: ClosedRange<UInt16> = 1...3
     /// The highest write version this build may write under. A log whose
     /// write version is higher opens read-only only.
-    static let write: UInt16 = 2
-
+    static let write: UInt16 = 3
     /// The write version a log's metadata stores as `stored` (0: equal to
     /// the read version `read`).
     @inline(__always) static func effectiveWrite(stored: UInt16, read: UInt16) -> UInt16 {
@@ -55,6 +58,7 @@ enum Magic {
     static let streamTableRun: UInt64 = magic("EVLOGSTR")
     static let cursorJournal: UInt64 = magic("EVLOGCUR")
     static let logStart: UInt64 = magic("EVLOGSTA")
+    static let logSettings: UInt64 = magic("EVLOGSET")
 
     /// The ASCII bytes read as a little-endian UInt64, so the file starts with the text.
     static func magic(_ text: StaticString) -> UInt64 {

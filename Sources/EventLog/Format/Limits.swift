@@ -20,6 +20,8 @@ public enum Limits {
     /// Most events in one segment (positions within a segment are u32): the
     /// writer starts a new segment first; a segment holding more is damage.
     public static let maxSegmentEvents = Int(UInt32.max)
+    /// Most cursors a log's settings may name as holding retention back (Format.md §3.2).
+    public static let maxRetentionCursors = 256
     /// Smallest and largest segment size an option may ask for.
     public static let minSegmentBytes = 4096
     public static let maxSegmentBytes = 1 << 31

@@ -1,6 +1,8 @@
 /// Which stream table runs describe a log (Format.md §14.2): run files are
 /// named by the positions whose changes they hold, so the chain is found
-/// from the names. From the log's start, each step takes the usable run
+/// from the names. From position 0 (whatever the log start: the runs are
+/// the durable record of the streams of segments retention removed, Format
+/// version 3), each step takes the usable run
 /// that starts there and reaches furthest without passing the log's end;
 /// the chain ends where no run starts. A merged run and its inputs may
 /// both be present after a crash: the merged one reaches further and wins.
@@ -28,15 +30,15 @@ enum StreamTableRunChain {
         return (runs, unusable)
     }
 
-    /// The chain from `start`, reaching at most `end`, oldest first.
-    static func select(from runs: [StreamTableRunView], start: UInt64, end: UInt64) -> [StreamTableRunView] {
+    /// The chain from position 0, reaching at most `end`, oldest first.
+    static func select(from runs: [StreamTableRunView], end: UInt64) -> [StreamTableRunView] {
         var byFrom: [UInt64: StreamTableRunView] = [:]
         for run in runs where run.to <= end {
             if let other = byFrom[run.from], other.to >= run.to { continue }
             byFrom[run.from] = run
         }
         var chain: [StreamTableRunView] = []
-        var position = start
+        var position: UInt64 = 0
         while let next = byFrom[position] {
             chain.append(next)
             position = next.to
@@ -45,7 +47,7 @@ enum StreamTableRunChain {
     }
 
     /// The chain in `directory` as it is now (a read-only log adopting the writer's newer runs).
-    static func select(in directory: DirectoryOperations, start: UInt64, end: UInt64) -> [StreamTableRunView] {
-        select(from: openAll(in: directory).runs, start: start, end: end)
+    static func select(in directory: DirectoryOperations, end: UInt64) -> [StreamTableRunView] {
+        select(from: openAll(in: directory).runs, end: end)
     }
 }

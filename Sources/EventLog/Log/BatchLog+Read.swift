@@ -61,7 +61,9 @@ struct LogReader: ~Copyable {
     mutating func read(from position: UInt64, maxCount: Int, _ body: (EventView) throws -> Void) throws -> UInt64 {
         let start = snapshot.startPosition
         let end = snapshot.endPosition
-        if position < start { throw EventLogError.positionOutOfRange(position: position, start: start, end: end) }
+        // Below the start: retention removed those events; reading goes on
+        // from the first one still in the log.
+        let position = max(position, start)
         guard position < end, maxCount > 0, var segmentIndex = snapshot.segmentIndex(for: position) else { return max(position, min(position, end)) }
         var next = position
         var remaining = maxCount
@@ -132,7 +134,8 @@ struct LogReader: ~Copyable {
     mutating func withEvent<R>(at position: UInt64, _ body: (EventView) throws -> R) throws -> R {
         let start = snapshot.startPosition
         let end = snapshot.endPosition
-        guard position >= start, position < end, let segmentIndex = snapshot.segmentIndex(for: position) else {
+        if position < start { throw EventLogError.positionRemoved(position: position, start: start) }
+        guard position < end, let segmentIndex = snapshot.segmentIndex(for: position) else {
             throw EventLogError.positionOutOfRange(position: position, start: start, end: end)
         }
         let segment = snapshot[segmentIndex]

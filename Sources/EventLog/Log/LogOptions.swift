@@ -34,6 +34,11 @@ public struct LogOptions: Sendable {
     public var streamMemoryBytes: Int = 64 << 20
     public var durability: Durability = .always
     public var compression: Compression = .none
+    /// How often a writer applies the retention of its settings
+    /// (`LogSettings`, `Log.compact()`) in the background; nil: only when
+    /// `compact()` is called. Nothing is removed while the settings retain
+    /// everything (the default).
+    public var maintenanceInterval: Duration? = .seconds(60)
     /// Create the directory and a new log when none exists.
     public var createIfMissing: Bool = true
     /// Open without the writer lock and without changing any file: no recovery
@@ -83,6 +88,9 @@ public struct LogOptions: Sendable {
         }
         guard streamMemoryBytes >= 1 << 20 else {
             throw .invalidArgument("streamMemoryBytes must be at least 1048576, got \(streamMemoryBytes)")
+        }
+        if let interval = maintenanceInterval, interval < .milliseconds(10) {
+            throw .invalidArgument("maintenanceInterval must be at least 10 ms, got \(interval)")
         }
         if let age = segmentMaxAgeSeconds, age <= 0 {
             throw .invalidArgument("segmentMaxAgeSeconds must be positive, got \(age)")

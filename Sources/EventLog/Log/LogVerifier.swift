@@ -37,7 +37,7 @@ enum LogVerifier {
         var report = VerificationReport()
         let names: [String]
         do { names = try directory.list() } catch { throw .io(error) }
-        let bases = SegmentSet.bases(in: names)
+        var bases = SegmentSet.bases(in: names)
         guard names.contains(FileNames.metadata) || !bases.isEmpty else {
             throw .notFound(path: path)
         }
@@ -62,6 +62,10 @@ enum LogVerifier {
             let start = try directory.readWhole(FileNames.logStart).map { bytes throws(EventLogError) in
                 try LogStart.decode(bytes, file: startFile).startPosition
             } ?? 0
+            // Files below the start, when a segment starts there, are what a
+            // crash left of retention's unlink (Format.md §3.1): the next writer
+            // removes them; they are not part of the log.
+            if start > 0, bases.contains(start) { bases.removeAll { $0 < start } }
             if let first = bases.first {
                 switch SegmentSet.succession(of: first, after: start) {
                 case .follows: break

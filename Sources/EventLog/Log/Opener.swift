@@ -97,6 +97,14 @@ struct Opener {
             bases.removeLast()
         }
         let start = try loadOrCreateStart()
+        // Retention writes the new start before it unlinks the segments
+        // below it (Format.md §3.1): ones still there are what a crash left
+        // of that step. A writer removes them below; a reader ignores them.
+        var belowStart: [UInt64] = []
+        if start > 0, bases.contains(start) {
+            belowStart = bases.filter { $0 < start }
+            bases.removeAll { $0 < start }
+        }
         if let first = bases.first {
             switch SegmentSet.succession(of: first, after: start) {
             case .follows: break
@@ -176,6 +184,15 @@ struct Opener {
         if let interrupted {
             try directory.remove(FileNames.segment(interrupted))
             report.removedFiles.append(FileNames.segment(interrupted))
+        }
+        if !belowStart.isEmpty {
+            for base in belowStart {
+                for name in FileNames.segmentFiles(base) where names.contains(name) {
+                    try directory.remove(name)
+                    report.removedFiles.append(name)
+                }
+            }
+            try directory.sync()
         }
         if names.contains(FileNames.cleanShutdown) {
             // Gone before the first write: a crash from here on is unclean.

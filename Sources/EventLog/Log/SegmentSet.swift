@@ -33,8 +33,13 @@ protocol SegmentIndexing: AnyObject, Sendable {
     var wantsCheckpoint: Bool { get }
 
     /// A read-only log's refresh found more on disk: bring this layer up to
-    /// `snapshot` (new records, new segments) before it is published.
+    /// `snapshot` (new records, new segments, segments removed by
+    /// retention) before it is published.
     func catchUp(with snapshot: LogSnapshot) throws(EventLogError)
+
+    /// Retention removed these sealed segments from the set: drop what this
+    /// layer keeps for them (their files are unlinked next).
+    func segmentsRemoved(_ ids: [SegmentID])
 }
 
 /// The one owner of the log's set of segments: the only code that knows
@@ -209,6 +214,44 @@ final class SegmentSet: Sendable {
     /// Waits for every index write queued so far.
     func waitForIndexWrites() { indexWriter.sync {} }
 
+    // MARK: Retention (writer only)
+
+    /// Removes the sealed segments wholly below `start` from the set and
+    /// unlinks their files and index files, then syncs the directory. The
+    /// caller wrote `start` to `eventlog.start` first (Format.md §3.1), so a
+    /// crash in between leaves files the next open removes. Readers holding
+    /// an older snapshot keep reading the removed segments: their mappings
+    /// stay valid, and the disk space returns when they are released.
+    ///
+    /// Runs on the index writer's queue, so that no index file of a removed
+    /// segment is written after its segment is gone. Returns the segments
+    /// removed.
+    func removeSegments(below start: UInt64) throws(IOError) -> [Segment] {
+        let result: Result<[Segment], IOError> = indexWriter.sync {
+            let removed = published.withLock { snapshot -> [Segment] in
+                let count = snapshot.sealed.prefix { $0.endPosition <= start }.count
+                let removed = Array(snapshot.sealed.prefix(count))
+                snapshot.sealed.removeFirst(count)
+                return removed
+            }
+            guard !removed.isEmpty else { return .success([]) }
+            indexing?.segmentsRemoved(removed.map(\.id))
+            do throws(IOError) {
+                let names = Set(try directory.list())
+                for segment in removed {
+                    for name in FileNames.segmentFiles(segment.basePosition) where names.contains(name) {
+                        try directory.remove(name)
+                    }
+                }
+                try directory.sync()
+            } catch {
+                return .failure(error)
+            }
+            return .success(removed)
+        }
+        return try result.get()
+    }
+
     // MARK: Refresh (read-only logs)
 
     /// For a read-only log beside a writer in another process: finds what
@@ -278,6 +321,12 @@ final class SegmentSet: Sendable {
                 snapshot.sealed.append(previous)
             }
             snapshot.active = segment
+        }
+
+        // 3. Segments retention removed: the log start moved past them.
+        if let bytes = try directory.readWhole(FileNames.logStart) {
+            let start = try LogStart.decode(bytes, file: directory.file(FileNames.logStart)).startPosition
+            snapshot.sealed.removeAll { $0.endPosition <= start }
         }
 
         let current = self.snapshot()

@@ -12,10 +12,18 @@ extension StreamIndex {
         let end = segments.last?.endPosition ?? 0
         var sealed: [SegmentID: SegmentStreamIndex] = [:]
 
-        // 1. The runs: the chain from the log's start; the current generation starts where it ends.
+        // 1. The runs: the chain from position 0; the current generation starts where it ends.
         let found = opened.streamTableRuns ?? StreamTableRunChain.openAll(in: directory)
-        let chain = StreamTableRunChain.select(from: found.runs, start: start, end: end)
-        let covered = chain.last?.to ?? start
+        let chain = StreamTableRunChain.select(from: found.runs, end: end)
+        let covered = chain.last?.to ?? 0
+        if covered < start {
+            // Retention removed the segments below the start only once the
+            // runs reached it (Format.md §14.3): what they held is nowhere else.
+            throw EventLogError.corruption(
+                file: directory.file(FileNames.logStart), offset: 16,
+                reason: "the log starts at position \(start), but the chain of stream table runs from position 0 reaches only \(covered): "
+                    + "a run from \(covered) is missing or damaged, and the removed segments it described cannot be replayed")
+        }
         let table = StreamTable(hashMask: options.streamHashMask, levels: StreamLevels(runs: chain), from: covered)
         opened.report.rebuiltIndexes += found.unusable.filter { !$0.hasSuffix(".tmp") }
         if covered < end, case .clean = opened.report.previousShutdown {
@@ -256,17 +264,32 @@ extension StreamIndexBuilder {
     /// file (its checksum, its rows, their order), and run files that do not
     /// open. Runs are derived data: a damaged one is removed and rebuilt by
     /// the next open (Format.md §14.3).
+    ///
+    /// Once retention moved the log start, the runs are the only record of
+    /// the streams of the removed segments: the chain from position 0 must
+    /// reach the start, and a damaged run cannot be replayed.
     static func verifyRuns(in directory: DirectoryOperations, report: inout VerificationReport) {
         let found = StreamTableRunChain.openAll(in: directory)
+        let start = (try? directory.readWhole(FileNames.logStart)).flatMap { $0 }
+            .flatMap { try? LogStart.decode($0, file: directory.file(FileNames.logStart)).startPosition } ?? 0
+        let advice = start > 0
+            ? "the log starts at \(start): what the run held before it is nowhere else; restore the file from a backup"
+            : "remove the file: the next open replays what it held"
         for name in found.unusable where !name.hasSuffix(".tmp") {
-            report.problems.append(.init(
-                file: directory.file(name), offset: 0, reason: "stream table run does not open (the next open replays what it held)"))
+            report.problems.append(.init(file: directory.file(name), offset: 0, reason: "stream table run does not open (\(advice))"))
         }
         for run in found.runs {
             report.indexFiles += 1
             if let (offset, reason) = run.verify() {
+                report.problems.append(.init(file: run.path, offset: offset, reason: "\(reason) (\(advice))"))
+            }
+        }
+        if start > 0 {
+            let reach = StreamTableRunChain.select(from: found.runs, end: .max).last?.to ?? 0
+            if reach < start {
                 report.problems.append(.init(
-                    file: run.path, offset: offset, reason: "\(reason) (remove the file: the next open replays what it held)"))
+                    file: directory.file(FileNames.logStart), offset: 16,
+                    reason: "the log starts at position \(start), but the chain of stream table runs from position 0 reaches only \(reach): the streams of the removed segments are not recorded"))
             }
         }
     }

@@ -229,7 +229,30 @@ final class StreamIndex: SegmentIndexing {
         }
     }
 
+    /// How far the table's runs reach from position 0 without a gap (0:
+    /// no run): what an open's chain (Format.md §14.2) would cover.
+    func runsReach() -> UInt64 {
+        let runs = table.read { $0.levels.runs }
+        var reach: UInt64 = 0
+        for run in runs {
+            guard run.from == reach else { break }
+            reach = run.to
+        }
+        return reach
+    }
+
+    func segmentsRemoved(_ ids: [SegmentID]) {
+        indexes.withLock { indexes in
+            for id in ids { indexes.sealed[id] = nil }
+        }
+    }
+
     private func catchUpThrowing(with snapshot: LogSnapshot) throws {
+        // Segments retention removed: their indexes go (and their mappings with them).
+        let present = Set((0..<snapshot.count).map { snapshot[$0].id })
+        indexes.withLock { indexes in
+            indexes.sealed = indexes.sealed.filter { present.contains($0.key) }
+        }
         let (known, from) = indexes.withLock { indexes in
             (Set(indexes.sealed.keys).union(indexes.active.map { [$0.id] } ?? []), indexes.indexedEnd)
         }
@@ -279,7 +302,7 @@ final class StreamIndex: SegmentIndexing {
     /// writer's runs now reach further than this table's, the table starts
     /// again from them, replaying only the records after them up to `end`.
     private func adoptNewerRuns(upTo end: UInt64, snapshot: LogSnapshot) throws {
-        let chain = StreamTableRunChain.select(in: directory, start: snapshot.startPosition, end: end)
+        let chain = StreamTableRunChain.select(in: directory, end: end)
         guard let to = chain.last?.to, to > table.from else { return }
         table.mutate { $0.reset(runs: chain, from: to) }
         let segments = (0..<snapshot.count).map { snapshot[$0] }

@@ -1,0 +1,31 @@
+/// What one run of `Log.compact()` removed, or would remove (`dryRun`).
+/// Today compaction is retention: whole sealed segments below the log
+/// start it moves (Format.md §3.1).
+public struct CompactionResult: Sendable, Equatable {
+    /// True when nothing was changed (`compact(dryRun: true)`).
+    public var dryRun: Bool
+    public var segmentsBefore: Int
+    public var segmentsAfter: Int
+    /// The segments' file lengths, in bytes.
+    public var bytesBefore: UInt64
+    public var bytesAfter: UInt64
+    public var eventsRemoved: UInt64
+    public var startPositionBefore: UInt64
+    /// The log start after the run (unchanged by a dry run).
+    public var startPosition: UInt64
+    /// What stopped retention from removing more when a limit still asked
+    /// for it (a cursor, a parked event), nil when nothing did.
+    public var heldBackBy: String?
+    /// When the run finished (microseconds since 1970).
+    public var finishedAt: Int64
+}
+
+/// How a writer's background maintenance is doing (`Log.maintenanceStatus`).
+public struct MaintenanceStatus: Sendable, Equatable {
+    /// The last run that succeeded, background or `compact()`.
+    public var lastResult: CompactionResult?
+    /// The error of the last run when it failed (cleared by the next run
+    /// that succeeds), with when it happened (microseconds since 1970).
+    public var lastFailure: String?
+    public var lastFailureAt: Int64?
+}

@@ -1,0 +1,167 @@
+import Dispatch
+import Logging
+import Synchronization
+
+/// The maintenance layer, over the log, the stream layer and the consumer
+/// layer: applies the log's retention settings (`LogSettings`, Format.md
+/// §3.1–§3.2), on demand (`compact`) and in the background.
+///
+/// Retention removes whole sealed segments from the oldest, in four steps
+/// that leave the old or the new state after a crash at any point:
+/// 1. the stream table's runs are made to cover every record written so
+///    far (`BatchLog.checkpointNow`), since they become the only record of
+///    the streams of the removed segments (Format.md §14.3);
+/// 2. the new start is written to `eventlog.start` (atomically, synced);
+/// 3. the segments below it leave the published set (readers that hold an
+///    older snapshot keep reading them);
+/// 4. their files are unlinked and the directory synced. An open that finds
+///    files below the start removes them (a writer) or ignores them.
+///
+/// ## Concurrency
+/// Runs are serialised by `running`; a run never holds the writer lock
+/// longer than it takes to take a checkpoint, so appends go on. Background
+/// runs are on the maintenance queue (never the Swift concurrency pool).
+final class Maintenance: Sendable {
+    let log: BatchLog
+    let index: StreamIndex
+    let consumers: Consumers
+    private let running = Mutex<Void>(())
+    private let status = Mutex<MaintenanceStatus>(MaintenanceStatus())
+    private let queue = DispatchQueue(label: "EventLog.maintenance")
+    private let timer = Mutex<TimerHandle?>(nil)
+    static let logger = Logger(label: "EventLog")
+
+    init(log: BatchLog, index: StreamIndex, consumers: Consumers) {
+        self.log = log
+        self.index = index
+        self.consumers = consumers
+    }
+
+    var directory: DirectoryOperations { log.directory }
+
+    // MARK: Settings
+
+    /// The log's settings: `eventlog.settings`, or the defaults when the
+    /// file does not exist. A damaged file is an error naming it.
+    func settings() throws(EventLogError) -> LogSettings {
+        let bytes: [UInt8]?
+        do { bytes = try directory.readWhole(FileNames.settings) } catch { throw .io(error) }
+        guard let bytes else { return LogSettings() }
+        return try LogSettingsFile.decode(bytes, file: directory.file(FileNames.settings))
+    }
+
+    /// Checks and writes the settings (atomically: a crash leaves the old
+    /// file or the new one).
+    func updateSettings(_ settings: LogSettings) throws(EventLogError) {
+        if log.options.readOnly { throw .readOnly }
+        try settings.validate()
+        do { try directory.writeAtomically(FileNames.settings, bytes: LogSettingsFile.encode(settings)) } catch { throw .io(error) }
+    }
+
+    var currentStatus: MaintenanceStatus { status.withLock { $0 } }
+
+    // MARK: Runs
+
+    /// Applies retention now (or, with `dryRun`, says what it would remove).
+    func compact(dryRun: Bool) throws(EventLogError) -> CompactionResult {
+        let outcome: Result<CompactionResult, EventLogError> = running.withLock { _ in
+            do throws(EventLogError) { return .success(try run(dryRun: dryRun)) } catch { return .failure(error) }
+        }
+        switch outcome {
+        case .success(let result):
+            if !dryRun { status.withLock { $0.lastResult = result; $0.lastFailure = nil; $0.lastFailureAt = nil } }
+            return result
+        case .failure(let error):
+            if !dryRun { status.withLock { $0.lastFailure = error.description; $0.lastFailureAt = currentTimestamp() } }
+            throw error
+        }
+    }
+
+    private func run(dryRun: Bool) throws(EventLogError) -> CompactionResult {
+        if log.isClosed { throw .closed }
+        if log.options.readOnly && !dryRun { throw .readOnly }
+        let settings = try settings()
+        let hold = consumers.retentionHold(keepingCursors: settings.retainCursors)
+        let snapshot = log.snapshot()
+        let segments = (0..<snapshot.count).map { i in
+            let segment = snapshot[i]
+            return RetentionPlan.Segment(
+                base: segment.basePosition, end: segment.endPosition, bytes: UInt64(segment.mapping.length),
+                newestTimestamp: segment.maxTimestamp)
+        }
+        let plan = RetentionPlan.make(
+            segments: segments, settings: settings, floor: hold.position, floorReason: hold.reason, now: currentTimestamp())
+        let bytesBefore = segments.reduce(UInt64(0)) { $0 + $1.bytes }
+        var result = CompactionResult(
+            dryRun: dryRun, segmentsBefore: segments.count, segmentsAfter: segments.count - plan.removedSegments,
+            bytesBefore: bytesBefore, bytesAfter: bytesBefore - plan.removedBytes, eventsRemoved: plan.removedEvents,
+            startPositionBefore: snapshot.startPosition, startPosition: dryRun ? snapshot.startPosition : plan.start,
+            heldBackBy: plan.heldBack, finishedAt: 0)
+        if !dryRun && plan.removedSegments > 0 {
+            // 1. The stream table covers every removed record.
+            let covered = try log.checkpointNow()
+            guard covered >= plan.start else {
+                throw .invalidArgument("the stream table checkpoint reached \(covered), before the new start \(plan.start)")
+            }
+            try checkRunsCover(plan.start)
+            // 2. The new start, durable before any file goes.
+            do {
+                try directory.writeAtomically(
+                    FileNames.logStart, bytes: LogStart(startPosition: plan.start, writtenAt: currentTimestamp()).encode())
+                // 3 and 4.
+                _ = try log.segments.removeSegments(below: plan.start)
+            } catch {
+                throw .io(error)
+            }
+            Self.logger.info(
+                "retention removed segments", metadata: ["segments": "\(plan.removedSegments)", "bytes": "\(plan.removedBytes)", "start": "\(plan.start)"])
+        }
+        result.finishedAt = currentTimestamp()
+        return result
+    }
+
+    /// Throws unless the stream table's runs, from position 0, reach `start`
+    /// without a gap (what an open will need once the segments are gone).
+    private func checkRunsCover(_ start: UInt64) throws(EventLogError) {
+        let reached = index.runsReach()
+        guard reached >= start else {
+            throw .corruption(
+                file: directory.file(FileNames.logStart), offset: 16,
+                reason: "the stream table's runs reach only position \(reached), not the new start \(start); nothing was removed")
+        }
+    }
+
+    // MARK: Background
+
+    /// Runs `compact()` every `interval` on the maintenance queue until
+    /// `stop()`. A failed run is logged and kept in the status; the next
+    /// one tries again.
+    func start(every interval: Duration) {
+        let source = DispatchSource.makeTimerSource(queue: queue)
+        let (seconds, attoseconds) = interval.components
+        let nanoseconds = Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
+        source.schedule(deadline: .now() + .nanoseconds(nanoseconds), repeating: .nanoseconds(nanoseconds))
+        source.setEventHandler { [weak self] in
+            guard let self, !self.log.isClosed else { return }
+            do {
+                _ = try self.compact(dryRun: false)
+            } catch {
+                Self.logger.warning("background retention failed; it tries again later", metadata: ["error": "\(error)"])
+            }
+        }
+        timer.withLock { $0 = TimerHandle(source: source) }
+        source.resume()
+    }
+
+    /// Stops the background runs and waits for one under way.
+    func stop() {
+        timer.withLock { $0 }?.source.cancel()
+        queue.sync {}
+    }
+}
+
+/// A dispatch timer, which is safe to use from any thread (Dispatch's own
+/// guarantee; the type is not marked `Sendable`).
+private struct TimerHandle: @unchecked Sendable {
+    let source: any DispatchSourceTimer
+}

@@ -1,0 +1,36 @@
+/// The settings a log keeps in its directory (`eventlog.settings`, Format.md
+/// §3.2), as opposed to the `LogOptions` each open passes: what every
+/// process opening the log must agree on. Today: retention.
+///
+/// Read with `Log.settings`, changed with `Log.updateSettings(_:)` (a
+/// writer) or `eventlog config DIR set`.
+public struct LogSettings: Sendable, Equatable {
+    /// Retention by age: a sealed segment whose newest event is older than
+    /// this is removed (nil: no limit by age). Whole seconds, 1 or more.
+    public var retainAge: Duration?
+    /// Retention by size: the oldest sealed segments are removed while the
+    /// log's segments take more bytes than this (nil: no limit by size).
+    public var retainBytes: UInt64?
+    /// Cursors that hold retention back: no segment holding an event at or
+    /// after one of these cursors' positions is removed (a cursor that does
+    /// not exist yet holds everything back).
+    public var retainCursors: [String]
+
+    public init(retainAge: Duration? = nil, retainBytes: UInt64? = nil, retainCursors: [String] = []) {
+        self.retainAge = retainAge
+        self.retainBytes = retainBytes
+        self.retainCursors = retainCursors
+    }
+
+    /// True when no retention limit is set (nothing is ever removed).
+    public var retainsEverything: Bool { retainAge == nil && retainBytes == nil }
+
+    /// `retainAge` in whole microseconds (0: none).
+    var retainAgeMicroseconds: UInt64 {
+        guard let age = retainAge else { return 0 }
+        let (seconds, attoseconds) = age.components
+        guard seconds >= 0 else { return 0 }
+        let micros = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000)
+        return micros.overflow ? .max : micros.partialValue &+ UInt64(attoseconds / 1_000_000_000_000)
+    }
+}
