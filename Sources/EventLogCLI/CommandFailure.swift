@@ -10,7 +10,9 @@ import Musl
 /// A failure that ends a command: the message for stderr and the exit code.
 ///
 /// Exit codes (the scripts' contract): 1 for I/O errors, corruption, a
-/// locked or missing log; 2 for malformed input to `append`; 3 when a
+/// locked or missing log, a position retention removed (every
+/// `EventLogError` that is not a stream's refusal, `positionRemoved`
+/// included: see `reportingFailures`); 2 for malformed input to `append`; 3 when a
 /// stream refuses a write (a wrong expected version, a hard-deleted stream,
 /// an idempotency conflict). Usage errors are ArgumentParser's (64).
 struct CommandFailure: Error {

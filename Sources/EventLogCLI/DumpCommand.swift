@@ -26,6 +26,9 @@ struct DumpCommand: ParsableCommand {
             of a soft-deleted stream are not printed, nor is anything for a stream that never existed. A \
             hard-deleted stream exits with 1. --count caps the events printed, after --type.
 
+            --from below the log start (positions retention removed: see eventlog compact) exits with 1 \
+            and names the start; without --from, dump prints from the start.
+
             The log is opened read-only, so dump works beside a running writer; it prints the events \
             that were appended when it started.
             """)
@@ -33,7 +36,7 @@ struct DumpCommand: ParsableCommand {
     @Argument(help: "The log directory.")
     var directory: String
 
-    @Option(help: "The first position to print (default: the start of the log).")
+    @Option(help: "The first position to print (default: the start of the log; below it: exit 1).")
     var from: UInt64?
 
     @Option(help: "Stop before this position: --to is exclusive (default: the end of the log).")
@@ -108,7 +111,12 @@ struct DumpCommand: ParsableCommand {
 
     /// The whole log, from `--from` to `--to`, through `--type` and `--stream-prefix`.
     private func dumpLog(_ log: Log, into output: inout OutputWriter) throws {
-        let start = from ?? log.startPosition
+        let logStart = log.startPosition
+        if let from, from < logStart {
+            // The read would go on from the start: say that the events asked for are gone instead.
+            throw CommandFailure("position \(from) was removed by retention; the log starts at \(logStart)")
+        }
+        let start = from ?? logStart
         let stop = to ?? .max
         let limit = count ?? .max
         guard start < stop, limit > 0 else { return }

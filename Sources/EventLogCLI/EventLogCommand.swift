@@ -8,17 +8,19 @@ import ArgumentParser
 struct EventLogCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eventlog",
-        abstract: "Append to, read, follow, verify and inspect an EventLog directory, and manage its streams and cursors.",
+        abstract: "Append to, read, follow, verify and inspect an EventLog directory, and manage its streams, cursors and retention.",
         discussion: """
             Exit codes: 0 success (also tail -f stopped by SIGINT or SIGTERM, or by its reader going \
-            away); 1 an I/O error, damage, a missing or locked log (also tail --cursor and cursors \
-            set|delete beside a writer), a missing cursor (cursors delete), a hard-deleted stream read \
-            (dump --stream), or (verify) problems found; 2 a malformed input line (append); 3 a stream \
-            refused a write (append, streams delete|truncate): a wrong expected version, a hard-deleted \
-            stream or an idempotency conflict; 64 a usage error.
+            away); 1 an I/O error, damage, a missing or locked log (also tail --cursor, cursors \
+            set|delete, config set and compact beside a writer), a missing cursor (cursors delete), a \
+            hard-deleted stream read (dump --stream), a position removed by retention (dump --from), or \
+            (verify) problems found; 2 a malformed input line (append); 3 a stream refused a write \
+            (append, streams delete|truncate): a wrong expected version, a hard-deleted stream or an \
+            idempotency conflict; 64 a usage error (also a malformed option value, such as config set \
+            --retain-age 5x).
             """,
         subcommands: [
             AppendCommand.self, DumpCommand.self, TailCommand.self, VerifyCommand.self, InspectCommand.self, StreamsCommand.self,
-            CursorsCommand.self,
+            CursorsCommand.self, ConfigCommand.self, CompactCommand.self,
         ])
 }

@@ -6,17 +6,24 @@ import EventLog
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "Describe a log: its segments, totals, format version and last shutdown.",
+        abstract: "Describe a log: its segments, totals, start, settings, format version and last shutdown.",
         discussion: """
             Reads segment and batch headers only (verify checks the checksums) and changes nothing; \
             it works beside a running writer. Last shutdown is clean, unclean (the next open recovers \
             the tail), open (a writer holds the log now) or new.
 
             With --json, one JSON object with the keys path, format_version, log_id, created_at, \
-            last_shutdown, last_shutdown_at (when clean), start_position, end_position, segments (file, \
+            last_shutdown, last_shutdown_at (when clean), start_position, end_position, \
+            missing_positions, settings (the object of eventlog config --json: retain_age_seconds, \
+            retain_bytes, retain_cursors; null when the log does not open), segments (file, \
             base_position, end_position, batches, events, bytes, allocated_bytes, first_timestamp, \
             last_timestamp, sealed) and totals (segments, batches, events, bytes, allocated_bytes). \
             Times are microseconds since 1970; a segment without events has null timestamps.
+
+            The start position is the first position still in the log: retention (eventlog compact) \
+            moves it past the segments it removes. The settings (retain age, retain bytes, retain \
+            cursors) are those of eventlog config; they need a read-only open of the log, and show as \
+            unknown when the log does not open.
             """)
 
     @Argument(help: "The log directory.")
@@ -29,20 +36,34 @@ struct InspectCommand: ParsableCommand {
         ignoreBrokenPipeSignal()
         try reportingFailures(command: "inspect") {
             let inspection = try Log.inspect(at: directory)
+            let settings = readSettings()
             var output = OutputWriter(fd: 1)
             if json {
-                JSONInspectionFormat.write(inspection, into: &output)
+                JSONInspectionFormat.write(inspection, settings: settings, into: &output)
                 output.append(byte: UInt8(ascii: "\n"))
             } else {
-                Self.writeText(inspection, into: &output)
+                Self.writeText(inspection, settings: settings, into: &output)
             }
             try output.flush()
         }
     }
 
+    /// The log's settings, from a read-only open; nil (and a note on stderr)
+    /// when the log does not open: inspect still describes such a log.
+    private func readSettings() -> LogSettings? {
+        do {
+            let log = try Log.openReadOnly(directory)
+            defer { try? log.close() }
+            return try log.settings()
+        } catch {
+            writeToStandardError("eventlog inspect: the settings cannot be read: \(error.description)\n")
+            return nil
+        }
+    }
+
     // MARK: Text
 
-    static func writeText(_ log: LogInspection, into output: inout OutputWriter) {
+    static func writeText(_ log: LogInspection, settings: LogSettings?, into output: inout OutputWriter) {
         let totals = InspectionTotals(log.segments)
         var header: [(String, String)] = [
             ("path", log.path),
@@ -50,13 +71,19 @@ struct InspectCommand: ParsableCommand {
             ("log id", log.logID.uuidString.lowercased()),
             ("created at", iso8601(log.createdAt)),
             ("last shutdown", describe(log.lastShutdown)),
+            ("start position", "\(log.startPosition)"),
             ("positions", "\(log.startPosition) ..< \(log.endPosition)"),
             ("totals", "\(totals.segments) segments, \(totals.batches) batches, \(totals.events) events, "
                 + "\(totals.bytes) bytes (\(totals.allocatedBytes) allocated)"),
         ]
         if !log.missingPositions.isEmpty {
             let ranges = log.missingPositions.map { "\($0.lowerBound) ..< \($0.upperBound)" }.joined(separator: ", ")
-            header.insert(("missing", ranges + " (segments are missing: see eventlog verify)"), at: 6)
+            header.insert(("missing", ranges + " (segments are missing: see eventlog verify)"), at: 7)
+        }
+        if let settings {
+            header += RetentionSettingsFormat.textRows(settings)
+        } else {
+            header.append(("settings", "unknown (the log does not open)"))
         }
         let labelWidth = header.map(\.0.count).max() ?? 0
         for (label, value) in header {

@@ -2,7 +2,8 @@ import EventLog
 
 /// Writes a `LogInspection` as the JSON object of `inspect --json` (snake_case keys).
 enum JSONInspectionFormat {
-    static func write(_ log: LogInspection, into output: inout OutputWriter) {
+    /// `settings`: the log's, nil (JSON null) when they could not be read.
+    static func write(_ log: LogInspection, settings: LogSettings?, into output: inout OutputWriter) {
         output.append("{\"path\":")
         output.appendJSONString(log.path)
         output.append(",\"format_version\":")
@@ -34,6 +35,8 @@ enum JSONInspectionFormat {
             output.append("]")
         }
         output.append("]")
+        output.append(",\"settings\":")
+        if let settings { RetentionSettingsFormat.writeJSON(settings, into: &output) } else { output.append("null") }
         output.append(",\"segments\":[")
         for (i, segment) in log.segments.enumerated() {
             if i > 0 { output.append(byte: UInt8(ascii: ",")) }

@@ -1,0 +1,314 @@
+import Foundation
+import Testing
+@testable import EventLog
+@testable import EventLogCLI
+
+/// `eventlog config`, `config set`, `compact`, and what retention changes
+/// in `dump` and `inspect`: the built binary, run as a real child process.
+@Suite struct CLIRetentionTests {
+    static func object(_ text: String) -> [String: Any]? {
+        (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any]
+    }
+
+    static let eventCount = 600
+    static let cursorPosition = 400
+
+    /// `eventCount` events over many 4 KiB segments (batches of 10), the
+    /// cursor `relay` committed at `cursorPosition`; closed cleanly.
+    static func fixture(_ directory: String) throws {
+        var options = LogOptions(segmentBytes: 4096, durability: .none)
+        options.maintenanceInterval = nil
+        let log = try Log.open(at: directory, options: options)
+        try Fixtures.append(log, 0..<eventCount, batch: 10)
+        try log.commitCursor("relay", position: UInt64(cursorPosition))
+        try log.close()
+    }
+
+    /// `eventlog config DIR --json`, parsed; checks the exit code and the keys.
+    static func config(_ directory: String) throws -> [String: Any] {
+        let output = try CLIProcess.run(["config", directory, "--json"])
+        #expect(output.status == 0, "\(output)")
+        #expect(output.lines.count == 1, "\(output)")
+        let root = try #require(object(output.stdout), "not JSON: \(output.stdout)")
+        #expect(Set(root.keys) == ["retain_age_seconds", "retain_bytes", "retain_cursors"])
+        return root
+    }
+
+    /// `inspect --json`'s segments as (file, base position).
+    static func segments(_ directory: String) throws -> [(file: String, base: Int)] {
+        let output = try CLIProcess.run(["inspect", directory, "--json"])
+        #expect(output.status == 0, "\(output)")
+        let root = try #require(object(output.stdout), "not JSON: \(output.stdout)")
+        let segments = try #require(root["segments"] as? [[String: Any]])
+        return try segments.map { (try #require($0["file"] as? String), try #require($0["base_position"] as? Int)) }
+    }
+
+    static func segmentFiles(_ dir: TemporaryDirectory) -> Set<String> {
+        Set(dir.files().filter { $0.hasSuffix(".segment") })
+    }
+
+    // MARK: config
+
+    @Test func configPrintsAndSetsTheRetentionSettings() throws {
+        let dir = TemporaryDirectory("cli-retention")
+        try Self.fixture(dir.path)
+
+        // The defaults: nothing is ever removed.
+        let defaults = try Self.config(dir.path)
+        #expect(defaults["retain_age_seconds"] is NSNull)
+        #expect(defaults["retain_bytes"] is NSNull)
+        #expect((defaults["retain_cursors"] as? [String]) == [])
+        let text = try CLIProcess.run(["config", dir.path])
+        #expect(text.status == 0, "\(text)")
+        #expect(text.lines == ["retain age      unlimited", "retain bytes    unlimited", "retain cursors  none"], "\(text)")
+
+        // set changes the settings given and prints the result.
+        let set = try CLIProcess.run(["config", dir.path, "set", "--retain-bytes", "8K", "--retain-cursors", "relay"])
+        #expect(set.status == 0, "\(set)")
+        #expect(set.lines == ["retain age      unlimited", "retain bytes    8192 bytes (8K)", "retain cursors  relay"], "\(set)")
+        let stored = try Self.config(dir.path)
+        #expect(stored["retain_age_seconds"] is NSNull)
+        #expect(stored["retain_bytes"] as? Int == 8192)
+        #expect((stored["retain_cursors"] as? [String]) == ["relay"])
+
+        // ... keeping the others; --json prints what config --json prints.
+        let age = try CLIProcess.run(["config", dir.path, "set", "--retain-age", "7d", "--json"])
+        #expect(age.status == 0, "\(age)")
+        let printed = try #require(Self.object(age.stdout), "\(age)")
+        #expect(printed["retain_age_seconds"] as? Int == 7 * 86_400)
+        #expect(printed["retain_bytes"] as? Int == 8192)
+        #expect((printed["retain_cursors"] as? [String]) == ["relay"])
+        #expect(try Self.config(dir.path)["retain_age_seconds"] as? Int == 604_800)
+        for (value, seconds) in [("90s", 90), ("30m", 1800), ("12h", 43_200)] {
+            let output = try CLIProcess.run(["config", dir.path, "set", "--retain-age", value, "--json"])
+            #expect(Self.object(output.stdout)?["retain_age_seconds"] as? Int == seconds, "\(value): \(output)")
+        }
+        let big = try CLIProcess.run(["config", dir.path, "set", "--retain-bytes", "10G", "--retain-cursors", "relay, audit", "--json"])
+        #expect(Self.object(big.stdout)?["retain_bytes"] as? Int == 10 << 30, "\(big)")
+        #expect(Self.object(big.stdout)?["retain_cursors"] as? [String] == ["relay", "audit"], "\(big)")
+        let plain = try CLIProcess.run(["config", dir.path, "set", "--retain-bytes", "1000", "--json"])
+        #expect(Self.object(plain.stdout)?["retain_bytes"] as? Int == 1000, "\(plain)")
+
+        // none and "" clear.
+        let cleared = try CLIProcess.run(["config", dir.path, "set", "--retain-age", "none", "--retain-bytes", "none", "--retain-cursors", ""])
+        #expect(cleared.status == 0, "\(cleared)")
+        let none = try Self.config(dir.path)
+        #expect(none["retain_age_seconds"] is NSNull && none["retain_bytes"] is NSNull, "\(none)")
+        #expect((none["retain_cursors"] as? [String]) == [])
+
+        // Malformed values and usage errors: exit 64 naming the flag and the value; nothing changes.
+        #expect(try CLIProcess.run(["config", dir.path, "set", "--retain-bytes", "8K", "--retain-cursors", "relay"]).status == 0)
+        for (arguments, named) in [
+            (["set", "--retain-age", "5x"], "--retain-age"), (["set", "--retain-bytes", "-1"], "--retain-bytes"),
+            (["set", "--retain-age", "0s"], "--retain-age"), (["set", "--retain-age", "7"], "--retain-age"),
+            (["set", "--retain-age", "1.5h"], "--retain-age"), (["set", "--retain-bytes", "0"], "--retain-bytes"),
+            (["set", "--retain-bytes", "10X"], "--retain-bytes"), (["set", "--retain-bytes", "99999999999T"], "--retain-bytes"),
+            (["set", "--retain-cursors", "a,,b"], "--retain-cursors"), (["set", "--retain-cursors", "a,a"], "--retain-cursors"),
+        ] {
+            let output = try CLIProcess.run(["config", dir.path] + arguments)
+            #expect(output.status == 64, "\(arguments): \(output)")
+            #expect(output.stderr.contains(named) && output.stderr.contains("'\(arguments[2])'"), "\(arguments): \(output.stderr)")
+        }
+        for usage in [["set"], ["set", "--json"], ["--retain-bytes", "1K"], ["frob"], ["frob", "--retain-bytes", "1K"]] {
+            let output = try CLIProcess.run(["config", dir.path] + usage)
+            #expect(output.status == 64, "\(usage): \(output)")
+        }
+        let unchanged = try Self.config(dir.path)
+        #expect(unchanged["retain_bytes"] as? Int == 8192)
+        #expect((unchanged["retain_cursors"] as? [String]) == ["relay"])
+        #expect(unchanged["retain_age_seconds"] is NSNull)
+
+        let missing = try CLIProcess.run(["config", dir.sub("nothing-here")])
+        #expect(missing.status == 1, "\(missing)")
+        let missingSet = try CLIProcess.run(["config", dir.sub("nothing-here"), "set", "--retain-bytes", "1K"])
+        #expect(missingSet.status == 1, "\(missingSet)")
+        #expect(!FileManager.default.fileExists(atPath: dir.sub("nothing-here")))
+    }
+
+    // MARK: compact
+
+    @Test func compactRemovesWhatTheSettingsNoLongerKeep() throws {
+        let dir = TemporaryDirectory("cli-retention")
+        try Self.fixture(dir.path)
+        let before = try Self.segments(dir.path)
+        try #require(before.count >= 6, "the fixture should span many segments: \(before)")
+        let filesBefore = Self.segmentFiles(dir)
+        #expect(filesBefore == Set(before.map(\.file)))
+
+        // Without settings, nothing goes.
+        let idle = try CLIProcess.run(["compact", dir.path, "--json"])
+        #expect(idle.status == 0, "\(idle)")
+        #expect(Self.object(idle.stdout)?["segments_after"] as? Int == before.count, "\(idle)")
+        #expect(Self.object(idle.stdout)?["events_removed"] as? Int == 0, "\(idle)")
+        #expect(Self.segmentFiles(dir) == filesBefore)
+
+        #expect(try CLIProcess.run(["config", dir.path, "set", "--retain-bytes", "8K", "--retain-cursors", "relay"]).status == 0)
+
+        // A dry run says what would go and changes nothing.
+        let dry = try CLIProcess.run(["compact", dir.path, "--dry-run", "--json"])
+        #expect(dry.status == 0, "\(dry)")
+        #expect(dry.lines.count == 1, "\(dry)")
+        let planned = try #require(Self.object(dry.stdout), "not JSON: \(dry.stdout)")
+        let keys: Set<String> = [
+            "segments_before", "segments_after", "bytes_before", "bytes_after", "events_removed", "start_position",
+            "start_position_before", "dry_run", "held_back_by",
+        ]
+        #expect(Set(planned.keys) == keys)
+        #expect(planned["dry_run"] as? Bool == true)
+        #expect(planned["segments_before"] as? Int == before.count)
+        let plannedAfter = try #require(planned["segments_after"] as? Int)
+        #expect(plannedAfter < before.count)
+        let plannedRemoved = try #require(planned["events_removed"] as? Int)
+        #expect(plannedRemoved > 0 && plannedRemoved <= Self.cursorPosition)
+        #expect(planned["start_position"] as? Int == 0)
+        #expect(planned["start_position_before"] as? Int == 0)
+        #expect((planned["bytes_after"] as? Int ?? .max) < (planned["bytes_before"] as? Int ?? 0))
+        // 8 KiB would keep two or three segments: the cursor holds the rest back.
+        #expect((planned["held_back_by"] as? String)?.contains("relay") == true, "\(planned)")
+        #expect(Self.segmentFiles(dir) == filesBefore)
+        let dryText = try CLIProcess.run(["compact", dir.path, "--dry-run"])
+        #expect(dryText.status == 0, "\(dryText)")
+        #expect(dryText.lines.first?.hasPrefix("dry run: would remove \(before.count - plannedAfter) segments") == true, "\(dryText)")
+        #expect(dryText.lines.contains("start position  0 -> \(plannedRemoved)"), "\(dryText)")
+        #expect(Self.segmentFiles(dir) == filesBefore)
+        #expect(try CLIProcess.run(["dump", dir.path, "--from", "0", "--count", "1"]).status == 0)
+
+        // The run removes them.
+        let run = try CLIProcess.run(["compact", dir.path, "--json"])
+        #expect(run.status == 0, "\(run)")
+        let done = try #require(Self.object(run.stdout), "not JSON: \(run.stdout)")
+        #expect(Set(done.keys) == keys)
+        #expect(done["dry_run"] as? Bool == false)
+        #expect(done["start_position_before"] as? Int == 0)
+        let segmentsAfter = try #require(done["segments_after"] as? Int)
+        #expect(segmentsAfter < (done["segments_before"] as? Int ?? 0))
+        #expect(segmentsAfter == plannedAfter)
+        let start = try #require(done["start_position"] as? Int)
+        #expect(start > 0 && start <= Self.cursorPosition, "\(done)")
+        #expect(start == plannedRemoved)
+        #expect(done["events_removed"] as? Int == start)
+        #expect((done["held_back_by"] as? String)?.contains("relay") == true, "\(done)")
+
+        // The files below the start are gone, the others stay.
+        let kept = before.filter { $0.base >= start }
+        #expect(kept.count == segmentsAfter)
+        #expect(before.contains { $0.base == start }, "the start is a segment's base")
+        #expect(Self.segmentFiles(dir) == Set(kept.map(\.file)), "\(dir.files())")
+
+        // Every event from the start on is still there, and only those.
+        let dumped = try CLIProcess.run(["dump", dir.path, "--json"])
+        #expect(dumped.status == 0, "\(dumped)")
+        let positions = dumped.lines.compactMap { Self.object($0)?["position"] as? Int }
+        #expect(positions == Array(start..<Self.eventCount))
+        let first = try #require(dumped.lines.first.flatMap(Self.object))
+        let data = try #require((first["data_base64"] as? String).flatMap { Data(base64Encoded: $0) })
+        #expect(data.starts(with: Data("event-\(start)-".utf8)), "\(first)")
+
+        // A position retention removed: exit 1, naming the start.
+        for from in [0, start - 1] {
+            let gone = try CLIProcess.run(["dump", dir.path, "--from", "\(from)"])
+            #expect(gone.status == 1, "\(gone)")
+            #expect(gone.stderr.contains("position \(from) was removed by retention; the log starts at \(start)"), "\(gone.stderr)")
+            #expect(gone.stdout.isEmpty)
+        }
+        let fromStart = try CLIProcess.run(["dump", dir.path, "--from", "\(start)", "--json", "--count", "2"])
+        #expect(fromStart.status == 0, "\(fromStart)")
+        #expect(fromStart.lines.compactMap { Self.object($0)?["position"] as? Int } == [start, start + 1])
+
+        // inspect shows the start and the settings.
+        let inspection = try CLIProcess.run(["inspect", dir.path, "--json"])
+        #expect(inspection.status == 0, "\(inspection)")
+        let root = try #require(Self.object(inspection.stdout), "not JSON: \(inspection.stdout)")
+        #expect(root["start_position"] as? Int == start)
+        #expect(root["end_position"] as? Int == Self.eventCount)
+        #expect(((root["segments"] as? [[String: Any]])?.first?["base_position"] as? Int) == start)
+        let settings = try #require(root["settings"] as? [String: Any], "\(root)")
+        #expect(Set(settings.keys) == ["retain_age_seconds", "retain_bytes", "retain_cursors"])
+        #expect(settings["retain_bytes"] as? Int == 8192)
+        #expect(settings["retain_age_seconds"] is NSNull)
+        #expect((settings["retain_cursors"] as? [String]) == ["relay"])
+        let inspectText = try CLIProcess.run(["inspect", dir.path])
+        #expect(inspectText.status == 0, "\(inspectText)")
+        #expect(inspectText.lines.contains("start position  \(start)"), "\(inspectText.stdout)")
+        #expect(inspectText.lines.contains("retain bytes    8192 bytes (8K)"), "\(inspectText.stdout)")
+        #expect(inspectText.lines.contains("retain cursors  relay"), "\(inspectText.stdout)")
+
+        // Again: the cursor still holds the rest back, so nothing more goes.
+        let again = try CLIProcess.run(["compact", dir.path])
+        #expect(again.status == 0, "\(again)")
+        #expect(again.lines.first == "nothing removed", "\(again)")
+        #expect(again.lines.contains("segments        \(segmentsAfter) -> \(segmentsAfter)"), "\(again)")
+        #expect(again.lines.contains("start position  \(start) -> \(start)"), "\(again)")
+        #expect(again.lines.contains { $0.hasPrefix("held back by    cursor relay") }, "\(again)")
+        #expect(Self.segmentFiles(dir) == Set(kept.map(\.file)))
+    }
+
+    // MARK: Beside a writer
+
+    @Test func configSetAndCompactNeedTheWriterLock() throws {
+        let dir = TemporaryDirectory("cli-retention")
+        try Self.fixture(dir.path)
+        #expect(try CLIProcess.run(["config", dir.path, "set", "--retain-bytes", "8K"]).status == 0)
+        let files = Self.segmentFiles(dir)
+        let writer = try CLIProcess.start(["append", dir.path])
+        defer { writer.kill() }
+        try writer.writeLine(#"{"stream": "s-9", "type": "T", "data": 0}"#)
+        try #require(writer.waitForLines(1, timeout: 30).count == 1, "stderr: \(writer.stderrText)")
+
+        for command in [["config", dir.path, "set", "--retain-bytes", "1M"], ["compact", dir.path]] {
+            let output = try CLIProcess.run(command)
+            #expect(output.status == 1, "\(command): \(output)")
+            #expect(output.stderr.contains("is open for writing by another process"), "\(command): \(output.stderr)")
+        }
+        // Reading and a dry run are read-only: they work beside the writer.
+        #expect(try Self.config(dir.path)["retain_bytes"] as? Int == 8192)
+        let dry = try CLIProcess.run(["compact", dir.path, "--dry-run", "--json"])
+        #expect(dry.status == 0, "\(dry)")
+        #expect(Self.object(dry.stdout)?["dry_run"] as? Bool == true, "\(dry)")
+        #expect((Self.object(dry.stdout)?["events_removed"] as? Int ?? 0) > 0, "\(dry)")
+        #expect(Self.segmentFiles(dir).isSuperset(of: files))
+
+        writer.closeStdin()
+        #expect(writer.waitForExit(timeout: 30)?.status == 0)
+    }
+
+    // MARK: Argument parsing
+
+    @Test func retentionValuesParse() throws {
+        #expect(try RetentionSettingsFormat.parseDuration("90s") == .set(.seconds(90)))
+        #expect(try RetentionSettingsFormat.parseDuration("30m") == .set(.seconds(1800)))
+        #expect(try RetentionSettingsFormat.parseDuration("12h") == .set(.seconds(43_200)))
+        #expect(try RetentionSettingsFormat.parseDuration("7d") == .set(.seconds(604_800)))
+        #expect(try RetentionSettingsFormat.parseDuration("none") == .clear)
+        for bad in ["", "s", "5x", "-5s", "+5s", "5 s", "0d", "1.5h", "7", "d7", "\(RetentionSettingsFormat.maxAgeSeconds + 1)s", "99999999999999999999s"] {
+            #expect(throws: (any Error).self, "\(bad)") { try RetentionSettingsFormat.parseDuration(bad) }
+        }
+        #expect(try RetentionSettingsFormat.parseDuration("\(RetentionSettingsFormat.maxAgeSeconds)s")
+            == .set(.seconds(Int64(RetentionSettingsFormat.maxAgeSeconds))))
+
+        #expect(try RetentionSettingsFormat.parseSize("1000") == .set(1000))
+        #expect(try RetentionSettingsFormat.parseSize("8K") == .set(8192))
+        #expect(try RetentionSettingsFormat.parseSize("512M") == .set(512 << 20))
+        #expect(try RetentionSettingsFormat.parseSize("10G") == .set(10 << 30))
+        #expect(try RetentionSettingsFormat.parseSize("2T") == .set(2 << 40))
+        #expect(try RetentionSettingsFormat.parseSize("none") == .clear)
+        for bad in ["", "K", "-1", "0", "0K", "1.5G", "10X", "10KB", " 10", "16777216T"] {
+            #expect(throws: (any Error).self, "\(bad)") { try RetentionSettingsFormat.parseSize(bad) }
+        }
+
+        #expect(try RetentionSettingsFormat.parseCursorList("") == [])
+        #expect(try RetentionSettingsFormat.parseCursorList("relay") == ["relay"])
+        #expect(try RetentionSettingsFormat.parseCursorList("relay, group:audit") == ["relay", "group:audit"])
+        for bad in [",", "a,", "a,,b", "a,a", String(repeating: "n", count: 256)] {
+            #expect(throws: (any Error).self, "\(bad)") { try RetentionSettingsFormat.parseCursorList(bad) }
+        }
+
+        // Each value's description in the text output.
+        #expect(RetentionSettingsFormat.describeAge(nil) == "unlimited")
+        #expect(RetentionSettingsFormat.describeAge(.seconds(90)) == "90s")
+        #expect(RetentionSettingsFormat.describeAge(.seconds(604_800)) == "7d (604800 seconds)")
+        #expect(RetentionSettingsFormat.describeSize(nil) == "unlimited")
+        #expect(RetentionSettingsFormat.describeSize(1000) == "1000 bytes")
+        #expect(RetentionSettingsFormat.describeSize(10 << 30) == "10737418240 bytes (10G)")
+    }
+}
