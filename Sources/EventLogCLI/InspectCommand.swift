@@ -15,7 +15,8 @@ struct InspectCommand: ParsableCommand {
             With --json, one JSON object with the keys path, format_version, log_id, created_at, \
             last_shutdown, last_shutdown_at (when clean), start_position, end_position, \
             missing_positions, settings (the object of eventlog config --json: retain_age_seconds, \
-            retain_bytes, retain_cursors; null when the log does not open), segments (file, \
+            retain_bytes, retain_cursors; null when the log does not open), reclaimable_bytes (what \
+            eventlog compact would remove now; null when the log does not open), segments (file, \
             base_position, end_position, batches, events, bytes, allocated_bytes, first_timestamp, \
             last_timestamp, sealed) and totals (segments, batches, events, bytes, allocated_bytes). \
             Times are microseconds since 1970; a segment without events has null timestamps.
@@ -36,34 +37,36 @@ struct InspectCommand: ParsableCommand {
         ignoreBrokenPipeSignal()
         try reportingFailures(command: "inspect") {
             let inspection = try Log.inspect(at: directory)
-            let settings = readSettings()
+            let (settings, reclaimable) = readSettings()
             var output = OutputWriter(fd: 1)
             if json {
-                JSONInspectionFormat.write(inspection, settings: settings, into: &output)
+                JSONInspectionFormat.write(inspection, settings: settings, reclaimableBytes: reclaimable, into: &output)
                 output.append(byte: UInt8(ascii: "\n"))
             } else {
-                Self.writeText(inspection, settings: settings, into: &output)
+                Self.writeText(inspection, settings: settings, reclaimableBytes: reclaimable, into: &output)
             }
             try output.flush()
         }
     }
 
-    /// The log's settings, from a read-only open; nil (and a note on stderr)
-    /// when the log does not open: inspect still describes such a log.
-    private func readSettings() -> LogSettings? {
+    /// The log's settings and the bytes retention would reclaim now (a dry
+    /// run), from a read-only open; nils (and a note on stderr) when the log
+    /// does not open: inspect still describes such a log.
+    private func readSettings() -> (LogSettings?, UInt64?) {
         do {
             let log = try Log.openReadOnly(directory)
             defer { try? log.close() }
-            return try log.settings()
+            let dryRun = try log.compact(dryRun: true)
+            return (try log.settings(), dryRun.bytesBefore - min(dryRun.bytesAfter, dryRun.bytesBefore))
         } catch {
             writeToStandardError("eventlog inspect: the settings cannot be read: \(error.description)\n")
-            return nil
+            return (nil, nil)
         }
     }
 
     // MARK: Text
 
-    static func writeText(_ log: LogInspection, settings: LogSettings?, into output: inout OutputWriter) {
+    static func writeText(_ log: LogInspection, settings: LogSettings?, reclaimableBytes: UInt64?, into output: inout OutputWriter) {
         let totals = InspectionTotals(log.segments)
         var header: [(String, String)] = [
             ("path", log.path),
@@ -82,6 +85,7 @@ struct InspectCommand: ParsableCommand {
         }
         if let settings {
             header += RetentionSettingsFormat.textRows(settings)
+            if let reclaimableBytes { header.append(("reclaimable", "\(reclaimableBytes) bytes (what eventlog compact would remove now)")) }
         } else {
             header.append(("settings", "unknown (the log does not open)"))
         }

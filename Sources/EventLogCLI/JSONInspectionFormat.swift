@@ -3,7 +3,8 @@ import EventLog
 /// Writes a `LogInspection` as the JSON object of `inspect --json` (snake_case keys).
 enum JSONInspectionFormat {
     /// `settings`: the log's, nil (JSON null) when they could not be read.
-    static func write(_ log: LogInspection, settings: LogSettings?, into output: inout OutputWriter) {
+    /// `reclaimableBytes`: what retention would remove now, nil (null) when unknown.
+    static func write(_ log: LogInspection, settings: LogSettings?, reclaimableBytes: UInt64?, into output: inout OutputWriter) {
         output.append("{\"path\":")
         output.appendJSONString(log.path)
         output.append(",\"format_version\":")
@@ -37,6 +38,8 @@ enum JSONInspectionFormat {
         output.append("]")
         output.append(",\"settings\":")
         if let settings { RetentionSettingsFormat.writeJSON(settings, into: &output) } else { output.append("null") }
+        output.append(",\"reclaimable_bytes\":")
+        if let reclaimableBytes { output.append(reclaimableBytes) } else { output.append("null") }
         output.append(",\"segments\":[")
         for (i, segment) in log.segments.enumerated() {
             if i > 0 { output.append(byte: UInt8(ascii: ",")) }

@@ -172,6 +172,9 @@ import Testing
         #expect(dryText.lines.contains("start position  0 -> \(plannedRemoved)"), "\(dryText)")
         #expect(Self.segmentFiles(dir) == filesBefore)
         #expect(try CLIProcess.run(["dump", dir.path, "--from", "0", "--count", "1"]).status == 0)
+        // inspect says what compact would reclaim.
+        let reclaimable = try #require(Self.object(try CLIProcess.run(["inspect", dir.path, "--json"]).stdout))["reclaimable_bytes"] as? Int
+        #expect(reclaimable == (planned["bytes_before"] as? Int ?? 0) - (planned["bytes_after"] as? Int ?? 0))
 
         // The run removes them.
         let run = try CLIProcess.run(["compact", dir.path, "--json"])
@@ -220,6 +223,7 @@ import Testing
         #expect(inspection.status == 0, "\(inspection)")
         let root = try #require(Self.object(inspection.stdout), "not JSON: \(inspection.stdout)")
         #expect(root["start_position"] as? Int == start)
+        #expect(root["reclaimable_bytes"] as? Int == 0, "the cursor holds back everything else")
         #expect(root["end_position"] as? Int == Self.eventCount)
         #expect(((root["segments"] as? [[String: Any]])?.first?["base_position"] as? Int) == start)
         let settings = try #require(root["settings"] as? [String: Any], "\(root)")
