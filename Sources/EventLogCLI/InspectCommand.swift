@@ -15,8 +15,8 @@ struct InspectCommand: ParsableCommand {
             With --json, one JSON object with the keys path, format_version, log_id, created_at, \
             last_shutdown, last_shutdown_at (when clean), start_position, end_position, \
             missing_positions, settings (the object of eventlog config --json: retain_age_seconds, \
-            retain_bytes, retain_cursors; null when the log does not open), reclaimable_bytes (what \
-            eventlog compact would remove now; null when the log does not open), segments (file, \
+            retain_bytes, retain_cursors; null when they cannot be read), reclaimable_bytes (what \
+            eventlog compact would remove now; null when unknown), segments (file, \
             base_position, end_position, batches, events, bytes, allocated_bytes, first_timestamp, \
             last_timestamp, sealed) and totals (segments, batches, events, bytes, allocated_bytes). \
             Times are microseconds since 1970; a segment without events has null timestamps.
@@ -24,7 +24,7 @@ struct InspectCommand: ParsableCommand {
             The start position is the first position still in the log: retention (eventlog compact) \
             moves it past the segments it removes. The settings (retain age, retain bytes, retain \
             cursors) are those of eventlog config; they need a read-only open of the log, and show as \
-            unknown when the log does not open.
+            unknown when the log does not open or its settings file is damaged (stderr says why).
             """)
 
     @Argument(help: "The log directory.")
@@ -87,7 +87,7 @@ struct InspectCommand: ParsableCommand {
             header += RetentionSettingsFormat.textRows(settings)
             if let reclaimableBytes { header.append(("reclaimable", "\(reclaimableBytes) bytes (what eventlog compact would remove now)")) }
         } else {
-            header.append(("settings", "unknown (the log does not open)"))
+            header.append(("settings", "unknown (they could not be read: see the message above)"))
         }
         let labelWidth = header.map(\.0.count).max() ?? 0
         for (label, value) in header {

@@ -299,6 +299,31 @@ import Testing
         try log.close()
     }
 
+    @Test func aFailingBackgroundRunIsReportedNotSilent() throws {
+        let dir = TemporaryDirectory()
+        var options = Self.options()
+        options.maintenanceInterval = .milliseconds(20)
+        let log = try Log.open(at: dir.path, options: options)
+        try log.updateSettings(LogSettings(retainBytes: 3 * 4096))
+        // A damaged settings file: each run fails, naming it, and removes nothing.
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir.sub("eventlog.settings"))))
+        bytes[20] ^= 0xFF
+        try Data(bytes).write(to: URL(fileURLWithPath: dir.sub("eventlog.settings")))
+        for first in stride(from: 0, to: 600, by: 10) { try log.append((first..<(first + 10)).map(Self.event)) }
+        let deadline = Date().addingTimeInterval(10)
+        while log.maintenanceStatus.lastFailure == nil && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        let failure = try #require(log.maintenanceStatus.lastFailure)
+        #expect(failure.contains("eventlog.settings"), "\(failure)")
+        #expect(log.maintenanceStatus.lastFailureAt != nil)
+        #expect(log.startPosition == 0)
+        // Repaired: the next run succeeds and clears the failure.
+        try log.updateSettings(LogSettings(retainBytes: 3 * 4096))
+        while log.maintenanceStatus.lastFailure != nil && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        #expect(log.maintenanceStatus.lastFailure == nil)
+        #expect(log.maintenanceStatus.lastResult != nil)
+        try log.close()
+    }
+
     // MARK: The settings file (§3.2)
 
     @Test func settingsRoundTripAndDamageIsNamed() throws {

@@ -64,17 +64,19 @@ final class Maintenance: Sendable {
 
     /// Applies retention now (or, with `dryRun`, says what it would remove).
     func compact(dryRun: Bool) throws(EventLogError) -> CompactionResult {
+        // The status changes with the run, under the same lock: a reader of
+        // `maintenanceStatus` never sees an older result than the last run's.
         let outcome: Result<CompactionResult, EventLogError> = running.withLock { _ in
-            do throws(EventLogError) { return .success(try run(dryRun: dryRun)) } catch { return .failure(error) }
+            do throws(EventLogError) {
+                let result = try run(dryRun: dryRun)
+                if !dryRun { status.withLock { $0.lastResult = result; $0.lastFailure = nil; $0.lastFailureAt = nil } }
+                return .success(result)
+            } catch {
+                if !dryRun { status.withLock { $0.lastFailure = error.description; $0.lastFailureAt = currentTimestamp() } }
+                return .failure(error)
+            }
         }
-        switch outcome {
-        case .success(let result):
-            if !dryRun { status.withLock { $0.lastResult = result; $0.lastFailure = nil; $0.lastFailureAt = nil } }
-            return result
-        case .failure(let error):
-            if !dryRun { status.withLock { $0.lastFailure = error.description; $0.lastFailureAt = currentTimestamp() } }
-            throw error
-        }
+        return try outcome.get()
     }
 
     private func run(dryRun: Bool) throws(EventLogError) -> CompactionResult {
