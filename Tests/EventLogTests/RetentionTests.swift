@@ -246,6 +246,44 @@ import Testing
         #expect(sawOldStart && sawNewStart)
     }
 
+    /// A log released without `close()` keeps its writer lock until its
+    /// background writes (index files, runs, merges) are done: a writer
+    /// opened next in the same process never races them (before, its
+    /// removal of leftover `.tmp` files could pull one from under a
+    /// background rename, and the open failed).
+    @Test func aReleasedLogHoldsItsLockUntilItsBackgroundWritesAreDone() throws {
+        let dir = TemporaryDirectory("eventlog-release", preferMemory: true)
+        let slow = Mutex(false)
+        var options = Self.options()
+        // Background renames into place take 300 ms once armed.
+        options.storageFaults = StorageFaults { operation, path in
+            if operation == .rename, path.hasSuffix(".tmp"), slow.withLock({ $0 }) { usleep(300_000) }
+            return nil
+        }
+        var log: Log? = try Log.open(at: dir.path, options: options)
+        for first in stride(from: 0, to: 300, by: 10) { try log?.append((first..<(first + 10)).map(Self.event)) }
+        slow.withLock { $0 = true }
+        try log?.append((300..<310).map(Self.event))  // queues index and run writes, now slow
+        try log?.sync()
+        log = nil  // released, no close: its background writes are still under way
+        #expect {
+            _ = try Log.open(at: dir.path, options: Self.options())
+        } throws: { error in
+            guard case .locked? = error as? EventLogError else { return false }
+            return true
+        }
+        // Once they are done, the lock is free and nothing was lost.
+        var reopened: Log?
+        var waited = 0
+        while reopened == nil && waited < 5000 {
+            reopened = try? Log.open(at: dir.path, options: Self.options())
+            if reopened == nil { usleep(1000) }
+            waited += 1
+        }
+        #expect(reopened?.endPosition == 310)
+        try reopened?.close()
+    }
+
     @Test func aReadOnlyProcessLetsGoOfRemovedSegments() throws {
         let dir = TemporaryDirectory()
         let writer = try Self.filledLog(dir)

@@ -89,6 +89,7 @@ public final class Log: Sendable {
                 return (index, store)
             }
             if let active = batches.snapshot().active { index.activeSegmentChanged(to: active) }
+            index.hold(whileMerging: batches.lockFile)
             batches.segments.attach(index)
             let log = Log(
                 batches: batches, streams: Streams(log: batches, index: index), consumers: Consumers(log: batches, store: store))

@@ -42,7 +42,7 @@ final class BatchLog: Sendable {
         self.directory = directory
         self.metadata = metadata
         self.writer = Mutex(writer)
-        self.segments = SegmentSet(directory: directory, metadata: metadata, snapshot: snapshot)
+        self.segments = SegmentSet(directory: directory, metadata: metadata, snapshot: snapshot, lockHold: lockFile)
         self.lockFile = lockFile
         self.recovery = recovery
         if options.durability == .always && !options.readOnly && options.preallocates {

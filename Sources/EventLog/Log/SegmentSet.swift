@@ -70,12 +70,18 @@ final class SegmentSet: Sendable {
     private let indexingSlot = Mutex<(any SegmentIndexing)?>(nil)
     /// Serialises `refresh()` of a read-only log.
     private let refreshLock = Mutex<Void>(())
+    /// The writer lock's file, held by every queued background write: a log
+    /// released without `close()` keeps the lock until its last background
+    /// write is done, so no other writer of this process opens the log
+    /// (and removes its leftovers) while this one still writes files.
+    let lockHold: FileHandle?
     static let logger = Logger(label: "EventLog")
 
-    init(directory: DirectoryOperations, metadata: LogMetadata, snapshot: LogSnapshot) {
+    init(directory: DirectoryOperations, metadata: LogMetadata, snapshot: LogSnapshot, lockHold: FileHandle? = nil) {
         self.directory = directory
         self.metadata = metadata
         self.published = Mutex(snapshot)
+        self.lockHold = lockHold
     }
 
     /// Connects the layer above; from here on it hears of every change.
@@ -164,9 +170,12 @@ final class SegmentSet: Sendable {
     /// (Format.md §10).
     func scheduleIndexWrite(_ segment: Segment, durableAt sequence: UInt64?, commit: GroupCommit?) {
         let upper = indexing?.indexFileWriter(for: segment)
+        let lockHold = self.lockHold
         // Weak: a log released without close() (a crash, as far as the files
-        // are concerned) must not be kept alive, and its lock held, by this.
+        // are concerned) must not be kept alive by this; its lock is, until
+        // this work is done.
         indexWriter.async { [weak self] in
+            defer { withExtendedLifetime(lockHold) {} }
             guard let self else { return }
             do {
                 if let sequence, let commit { try commit.waitDurable(upTo: sequence) }
@@ -192,7 +201,9 @@ final class SegmentSet: Sendable {
     /// Runs `work` (a checkpoint of the layer above) on the index writer's
     /// queue once `commit` reports bytes up to `sequence` on disk.
     func scheduleCheckpoint(_ work: @escaping @Sendable () throws(IOError) -> Void, durableAt sequence: UInt64, commit: GroupCommit) {
+        let lockHold = self.lockHold
         indexWriter.async {
+            defer { withExtendedLifetime(lockHold) {} }
             do {
                 try commit.waitDurable(upTo: sequence)
                 try work()

@@ -34,6 +34,10 @@ final class StreamIndex: SegmentIndexing {
     let batchScratch = Mutex<BatchStreams>(BatchStreams())
     /// Merges stream table runs, one at a time, off the writer's path.
     private let merger = DispatchQueue(label: "EventLog.streamTableMerger")
+    /// Held by every merge under way (the writer lock's file, set by
+    /// `hold(whileMerging:)`): a log released without `close()` keeps its
+    /// lock until the merge stops writing files.
+    private let mergeHold = Mutex<(any Sendable & AnyObject)?>(nil)
     private let closing = Atomic<Bool>(false)
     /// The end position of the newest checkpoint of the active segment
     /// scheduled: an older one still queued is skipped (each rewrites the
@@ -180,6 +184,12 @@ final class StreamIndex: SegmentIndexing {
         }
     }
 
+    /// Makes every merge from now on hold `object` (the writer lock's file)
+    /// until it is done.
+    func hold(whileMerging object: (any Sendable & AnyObject)?) {
+        mergeHold.withLock { $0 = object }
+    }
+
     /// Stops merging: waits for a merge under way (close).
     func stopMerging() {
         closing.store(true, ordering: .relaxed)
@@ -188,7 +198,9 @@ final class StreamIndex: SegmentIndexing {
 
     /// Merges runs in the background while the policy asks for it.
     private func scheduleMerge() {
+        let hold = mergeHold.withLock { $0 }
         merger.async { [weak self] in
+            defer { withExtendedLifetime(hold) {} }
             guard let self else { return }
             while !self.closing.load(ordering: .relaxed), let inputs = RunMergePolicy.next(self.table.read({ $0.levels.runs })) {
                 do {
