@@ -263,7 +263,8 @@ import Testing
         var log: Log? = try Log.open(at: dir.path, options: options)
         for first in stride(from: 0, to: 300, by: 10) { try log?.append((first..<(first + 10)).map(Self.event)) }
         slow.withLock { $0 = true }
-        try log?.append((300..<310).map(Self.event))  // queues index and run writes, now slow
+        // More than a checkpoint's worth (4 KiB): queues index and run writes, now slow.
+        for first in stride(from: 300, to: 400, by: 10) { try log?.append((first..<(first + 10)).map(Self.event)) }
         try log?.sync()
         log = nil  // released, no close: its background writes are still under way
         #expect {
@@ -280,7 +281,7 @@ import Testing
             if reopened == nil { usleep(1000) }
             waited += 1
         }
-        #expect(reopened?.endPosition == 310)
+        #expect(reopened?.endPosition == 400)
         try reopened?.close()
     }
 

@@ -52,6 +52,13 @@ public final class Log: Sendable {
         self.logID = UUID(uuid: batches.metadata.logID.withUnsafeBytes { $0.loadUnaligned(as: uuid_bytes.self) })
     }
 
+    /// Released without `close()`: background merges stop soon, so the
+    /// writer lock they hold is let go (the background writes that remain
+    /// are small; the next open recovers as after a crash).
+    deinit {
+        streams.index.requestStopMerging()
+    }
+
     /// Opens the log in `path`, creating it when missing (unless
     /// `options.createIfMissing` is false or the log is opened read-only).
     ///

@@ -37,6 +37,10 @@ final class Maintenance: Sendable {
         self.consumers = consumers
     }
 
+    /// A log released without `close()`: its timer stops too (a resumed
+    /// dispatch source lives until it is cancelled).
+    deinit { timer.withLock { $0 }?.source.cancel() }
+
     var directory: DirectoryOperations { log.directory }
 
     // MARK: Settings

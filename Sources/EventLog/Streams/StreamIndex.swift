@@ -190,6 +190,13 @@ final class StreamIndex: SegmentIndexing {
         mergeHold.withLock { $0 = object }
     }
 
+    /// Asks a merge under way to stop soon (within 4,096 rows) and none to
+    /// start, without waiting: a log released without `close()`, whose
+    /// writer lock the merge holds until it stops.
+    func requestStopMerging() {
+        closing.store(true, ordering: .relaxed)
+    }
+
     /// Stops merging: waits for a merge under way (close).
     func stopMerging() {
         closing.store(true, ordering: .relaxed)
