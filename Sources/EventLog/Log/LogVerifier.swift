@@ -62,10 +62,8 @@ enum LogVerifier {
             let start = try directory.readWhole(FileNames.logStart).map { bytes throws(EventLogError) in
                 try LogStart.decode(bytes, file: startFile).startPosition
             } ?? 0
-            // Files below the start, when a segment starts there, are what a
-            // crash left of retention's unlink (Format.md §3.1): the next writer
-            // removes them; they are not part of the log.
-            if start > 0, bases.contains(start) { bases.removeAll { $0 < start } }
+            // Leftovers of retention's unlink are not part of the log: the next writer removes them.
+            bases = SegmentSet.leftoversOfRetention(in: bases, start: start).log
             if let first = bases.first {
                 switch SegmentSet.succession(of: first, after: start) {
                 case .follows: break

@@ -97,14 +97,10 @@ struct Opener {
             bases.removeLast()
         }
         let start = try loadOrCreateStart()
-        // Retention writes the new start before it unlinks the segments
-        // below it (Format.md §3.1): ones still there are what a crash left
-        // of that step. A writer removes them below; a reader ignores them.
-        var belowStart: [UInt64] = []
-        if start > 0, bases.contains(start) {
-            belowStart = bases.filter { $0 < start }
-            bases.removeAll { $0 < start }
-        }
+        // Segments below the start that a crash kept retention from
+        // unlinking: a writer removes them below; a reader ignores them.
+        let belowStart: [UInt64]
+        (bases, belowStart) = SegmentSet.leftoversOfRetention(in: bases, start: start)
         if let first = bases.first {
             switch SegmentSet.succession(of: first, after: start) {
             case .follows: break
@@ -186,12 +182,7 @@ struct Opener {
             report.removedFiles.append(FileNames.segment(interrupted))
         }
         if !belowStart.isEmpty {
-            for base in belowStart {
-                for name in FileNames.segmentFiles(base) where names.contains(name) {
-                    try directory.remove(name)
-                    report.removedFiles.append(name)
-                }
-            }
+            report.removedFiles += try SegmentSet.removeFiles(ofSegments: belowStart, present: Set(names), in: directory)
             try directory.sync()
         }
         if names.contains(FileNames.cleanShutdown) {

@@ -248,12 +248,8 @@ final class SegmentSet: Sendable {
             guard !removed.isEmpty else { return .success([]) }
             indexing?.segmentsRemoved(removed.map(\.id))
             do throws(IOError) {
-                let names = Set(try directory.list())
-                for segment in removed {
-                    for name in FileNames.segmentFiles(segment.basePosition) where names.contains(name) {
-                        try directory.remove(name)
-                    }
-                }
+                _ = try Self.removeFiles(
+                    ofSegments: removed.map(\.basePosition), present: Set(try directory.list()), in: directory)
                 try directory.sync()
             } catch {
                 return .failure(error)
@@ -379,6 +375,29 @@ extension SegmentSet {
     /// listing), ascending.
     static func bases(in names: [String]) -> [UInt64] {
         names.compactMap(FileNames.segmentBase).sorted()
+    }
+
+    /// `bases` (ascending) split into the log's segments and the leftovers
+    /// of retention: retention writes the new start before it unlinks the
+    /// segments below it (Format.md §3.1), so when a segment starts exactly
+    /// at `start`, every one below it is what a crash left of that step.
+    static func leftoversOfRetention(in bases: [UInt64], start: UInt64) -> (log: [UInt64], leftovers: [UInt64]) {
+        guard start > 0, bases.contains(start) else { return (bases, []) }
+        return (bases.filter { $0 >= start }, bases.filter { $0 < start })
+    }
+
+    /// Unlinks the files (segment and index files, those among `present`)
+    /// of the segments at `bases`; returns their names. The caller syncs
+    /// the directory.
+    static func removeFiles(ofSegments bases: [UInt64], present: Set<String>, in directory: DirectoryOperations) throws(IOError) -> [String] {
+        var removed: [String] = []
+        for base in bases {
+            for name in FileNames.segmentFiles(base) where present.contains(name) {
+                try directory.remove(name)
+                removed.append(name)
+            }
+        }
+        return removed
     }
 
     /// How a segment starting at `base` follows what ends at `expected` (the
