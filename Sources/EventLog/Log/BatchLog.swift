@@ -86,32 +86,30 @@ final class BatchLog: Sendable {
     }
 
     /// Makes the layer above's persisted state (the stream table's runs)
-    /// cover every record written so far, and returns the position it
-    /// covers: takes a checkpoint under the writer lock, then, outside it,
-    /// waits until the data it covers is synced and runs it on the index
-    /// writer's queue (after every index write queued before). Retention
-    /// calls it before it moves the log start (Format.md §14.3). Blocks on
-    /// the disk.
-    func checkpointNow() throws(EventLogError) -> UInt64 {
+    /// cover every record written so far: takes a checkpoint under the
+    /// writer lock, then, outside it, waits until the data it covers is
+    /// synced and runs it on the index writer's queue (after every index
+    /// write queued before). Retention calls it before it moves the log
+    /// start (Format.md §14.3). Blocks on the disk.
+    func checkpointNow() throws(EventLogError) {
         if options.readOnly { throw .readOnly }
-        let taken: Result<(end: UInt64, sequence: UInt64, work: (@Sendable () throws(IOError) -> Void)?), EventLogError> =
+        let taken: Result<(sequence: UInt64, work: (@Sendable () throws(IOError) -> Void)?), EventLogError> =
             writer.withLock { state in
                 if state.closed { return .failure(.closed) }
                 if let failure = state.failure ?? groupCommit.failureReason { return .failure(.writerStopped(reason: failure)) }
                 let active = state.active.snapshot
                 state.checkpointEnd = state.active.dataEnd
                 let work = segments.indexing?.checkpoint(covering: active.endPosition, writtenBytes: state.writtenSequence, force: true)
-                return .success((active.endPosition, state.writtenSequence, work))
+                return .success((state.writtenSequence, work))
             }
-        let (end, sequence, work) = try taken.get()
+        let (sequence, work) = try taken.get()
         try groupCommit.waitDurable(upTo: sequence)
-        guard let work else { return end }
+        guard let work else { return }
         let result: Result<Void, IOError> = segments.indexWriter.sync {
             do throws(IOError) { try work() } catch { return .failure(error) }
             return .success(())
         }
         do { try result.get() } catch { throw .io(error) }
-        return end
     }
 
     /// Closes the writer: syncs, writes the active segment's indexes, the
