@@ -6,14 +6,16 @@ import EventLog
 struct CompactCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "compact",
-        abstract: "Apply the log's retention settings now: remove the oldest sealed segments they no longer keep.",
+        abstract: "Apply the log's retention settings and scavenge now: remove the oldest sealed segments they no longer keep, and the events of deleted and truncated streams.",
         discussion: """
             Removes whole sealed segments from the oldest, while the retain age or retain bytes of \
             eventlog config ask for it and no cursor named in retain cursors (nor an event a consumer \
             group parked) still needs them; never the active segment. The log start moves to the first \
-            segment kept. Prints segments and bytes before -> after, the events removed, the start \
-            position before -> after and, when a cursor or a parked event stopped it from removing more, \
-            what held it back.
+            segment kept. Then scavenges: rewrites each sealed segment in which at least 1/16 of the \
+            events are dead (events of deleted streams, events below a stream's truncate-before) \
+            without them; positions do not change. Prints segments and bytes before -> after, the \
+            segments rewritten, the events removed, the start position before -> after and, when a \
+            cursor or a parked event stopped retention from removing more, what held it back.
 
             Without --dry-run it opens the log for writing (exit 1 when another process has it open for \
             writing: a running writer applies retention itself, in the background). With --dry-run it \
@@ -21,7 +23,8 @@ struct CompactCommand: ParsableCommand {
             prints after -> is where the log would start).
 
             With --json, one object with the keys segments_before, segments_after, bytes_before, \
-            bytes_after (the segment files' lengths), events_removed, start_position_before, \
+            bytes_after (the segment files' lengths; a dry run estimates a rewritten file's), \
+            segments_rewritten, events_removed (by both), events_scavenged (by scavenging), start_position_before, \
             start_position (the log start after the run: unchanged by a dry run), dry_run and \
             held_back_by (null when nothing held retention back).
             """)
@@ -71,8 +74,12 @@ struct CompactCommand: ParsableCommand {
         output.append(result.bytesBefore)
         output.append(",\"bytes_after\":")
         output.append(result.bytesAfter)
+        output.append(",\"segments_rewritten\":")
+        output.append(result.segmentsRewritten)
         output.append(",\"events_removed\":")
         output.append(result.eventsRemoved)
+        output.append(",\"events_scavenged\":")
+        output.append(result.eventsScavenged)
         output.append(",\"start_position\":")
         output.append(result.startPosition)
         output.append(",\"start_position_before\":")
@@ -89,17 +96,22 @@ struct CompactCommand: ParsableCommand {
         let removedSegments = result.segmentsBefore - result.segmentsAfter
         let reclaimed = result.bytesBefore - min(result.bytesAfter, result.bytesBefore)
         // Retention removes a prefix of contiguous segments: the first kept starts where the removed events end.
-        let start = result.dryRun ? result.startPositionBefore + result.eventsRemoved : result.startPosition
-        let what = "\(removedSegments) segment\(removedSegments == 1 ? "" : "s") (\(reclaimed) bytes, \(result.eventsRemoved) events)"
+        let start = result.dryRun ? result.startPositionBefore + (result.eventsRemoved - result.eventsScavenged) : result.startPosition
+        let rewritten = result.segmentsRewritten
+        var what = "\(removedSegments) segment\(removedSegments == 1 ? "" : "s")"
+        if rewritten > 0 { what += (result.dryRun ? " and rewrite " : " and rewrote ") + "\(rewritten)" }
+        what += " (\(reclaimed) bytes, \(result.eventsRemoved) events)"
+        let nothing = removedSegments == 0 && rewritten == 0
         if result.dryRun {
-            output.append(removedSegments == 0 ? "dry run: nothing would be removed\n" : "dry run: would remove \(what); nothing was changed\n")
+            output.append(nothing ? "dry run: nothing would be removed\n" : "dry run: would remove \(what); nothing was changed\n")
         } else {
-            output.append(removedSegments == 0 ? "nothing removed\n" : "removed \(what)\n")
+            output.append(nothing ? "nothing removed\n" : "removed \(what)\n")
         }
         var rows: [(String, String)] = [
             ("segments", "\(result.segmentsBefore) -> \(result.segmentsAfter)"),
+            ("segments rewritten", "\(rewritten)"),
             ("bytes", "\(result.bytesBefore) -> \(result.bytesAfter)"),
-            ("events removed", "\(result.eventsRemoved)"),
+            ("events removed", "\(result.eventsRemoved) (\(result.eventsScavenged) by scavenging)"),
             ("start position", "\(result.startPositionBefore) -> \(start)"),
         ]
         if let reason = result.heldBackBy { rows.append(("held back by", reason)) }

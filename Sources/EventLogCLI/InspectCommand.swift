@@ -18,7 +18,7 @@ struct InspectCommand: ParsableCommand {
             retain_bytes, retain_cursors; null when they cannot be read), reclaimable_bytes (what \
             eventlog compact would remove now; null when unknown), segments (file, \
             base_position, end_position, batches, events, bytes, allocated_bytes, first_timestamp, \
-            last_timestamp, sealed) and totals (segments, batches, events, bytes, allocated_bytes). \
+            last_timestamp, sealed, rewritten: scavenging rewrote it without dead events) and totals (segments, batches, events, bytes, allocated_bytes). \
             Times are microseconds since 1970; a segment without events has null timestamps.
 
             The start position is the first position still in the log: retention (eventlog compact) \
@@ -100,7 +100,7 @@ struct InspectCommand: ParsableCommand {
             rows.append([
                 s.file, "\(s.basePosition)", "\(s.endPosition)", "\(s.batches)", "\(s.events)", "\(s.bytes)",
                 "\(s.allocatedBytes)", s.firstTimestamp.map(iso8601) ?? "-", s.lastTimestamp.map(iso8601) ?? "-",
-                s.isSealed ? "sealed" : "active",
+                s.isSealed ? (s.isRewritten ? "rewritten" : "sealed") : "active",
             ])
         }
         rows.append([

@@ -80,6 +80,8 @@ enum JSONInspectionFormat {
         appendOptional(segment.lastTimestamp, into: &output)
         output.append(",\"sealed\":")
         output.append(segment.isSealed ? "true" : "false")
+        output.append(",\"rewritten\":")
+        output.append(segment.isRewritten ? "true" : "false")
         output.append(byte: UInt8(ascii: "}"))
     }
 

@@ -151,7 +151,7 @@ import Testing
         let planned = try #require(Self.object(dry.stdout), "not JSON: \(dry.stdout)")
         let keys: Set<String> = [
             "segments_before", "segments_after", "bytes_before", "bytes_after", "events_removed", "start_position",
-            "start_position_before", "dry_run", "held_back_by",
+            "start_position_before", "dry_run", "held_back_by", "segments_rewritten", "events_scavenged",
         ]
         #expect(Set(planned.keys) == keys)
         #expect(planned["dry_run"] as? Bool == true)
@@ -169,7 +169,7 @@ import Testing
         let dryText = try CLIProcess.run(["compact", dir.path, "--dry-run"])
         #expect(dryText.status == 0, "\(dryText)")
         #expect(dryText.lines.first?.hasPrefix("dry run: would remove \(before.count - plannedAfter) segments") == true, "\(dryText)")
-        #expect(dryText.lines.contains("start position  0 -> \(plannedRemoved)"), "\(dryText)")
+        #expect(dryText.lines.contains("start position      0 -> \(plannedRemoved)"), "\(dryText)")
         #expect(Self.segmentFiles(dir) == filesBefore)
         #expect(try CLIProcess.run(["dump", dir.path, "--from", "0", "--count", "1"]).status == 0)
         // inspect says what compact would reclaim.
@@ -241,9 +241,10 @@ import Testing
         let again = try CLIProcess.run(["compact", dir.path])
         #expect(again.status == 0, "\(again)")
         #expect(again.lines.first == "nothing removed", "\(again)")
-        #expect(again.lines.contains("segments        \(segmentsAfter) -> \(segmentsAfter)"), "\(again)")
-        #expect(again.lines.contains("start position  \(start) -> \(start)"), "\(again)")
-        #expect(again.lines.contains { $0.hasPrefix("held back by    cursor relay") }, "\(again)")
+        #expect(again.lines.contains("segments            \(segmentsAfter) -> \(segmentsAfter)"), "\(again)")
+        #expect(again.lines.contains("segments rewritten  0"), "\(again)")
+        #expect(again.lines.contains("start position      \(start) -> \(start)"), "\(again)")
+        #expect(again.lines.contains { $0.hasPrefix("held back by        cursor relay") }, "\(again)")
         #expect(Self.segmentFiles(dir) == Set(kept.map(\.file)))
     }
 
@@ -277,6 +278,54 @@ import Testing
     }
 
     // MARK: Argument parsing
+
+    /// `compact` scavenges: deleted streams' events leave the sealed
+    /// segments, `inspect` marks them rewritten, `dump` reads around the gaps,
+    /// and a dump of a removed position says so (exit 1).
+    @Test func compactScavengesDeletedStreams() throws {
+        let dir = TemporaryDirectory("cli-scavenge")
+        var options = LogOptions(segmentBytes: 4096, durability: .none)
+        options.maintenanceInterval = nil
+        let log = try Log.open(at: dir.path, options: options)
+        try Fixtures.append(log, 0..<Self.eventCount, batch: 10)
+        let streams = Set(try log.events(from: 0).map(\.stream)).sorted()
+        try #require(streams.count >= 4, "\(streams)")
+        let deleted = Array(streams.prefix(streams.count / 2))
+        for stream in deleted { _ = try log.deleteStream(stream, hard: true) }
+        let firstDead = try #require(try log.events(from: 0).first { deleted.contains($0.stream) }?.position)
+        try log.close()
+
+        let dry = try CLIProcess.run(["compact", dir.path, "--dry-run", "--json"])
+        #expect(dry.status == 0, "\(dry)")
+        let planned = try #require(Self.object(dry.stdout), "\(dry)")
+        #expect((planned["segments_rewritten"] as? Int ?? 0) > 0, "\(planned)")
+        let ran = try CLIProcess.run(["compact", dir.path, "--json"])
+        #expect(ran.status == 0, "\(ran)")
+        let result = try #require(Self.object(ran.stdout), "\(ran)")
+        #expect(result["segments_rewritten"] as? Int == planned["segments_rewritten"] as? Int, "\(result)")
+        #expect((result["events_scavenged"] as? Int ?? 0) > Self.eventCount / 4, "\(result)")
+        #expect(result["events_removed"] as? Int == result["events_scavenged"] as? Int, "\(result)")
+        #expect(result["start_position"] as? Int == 0)
+
+        let inspection = try CLIProcess.run(["inspect", dir.path, "--json"])
+        let root = try #require(Self.object(inspection.stdout), "\(inspection)")
+        let rewritten = (root["segments"] as? [[String: Any]] ?? []).filter { $0["rewritten"] as? Bool == true }
+        #expect(rewritten.count == result["segments_rewritten"] as? Int)
+        let verify = try CLIProcess.run(["verify", dir.path])
+        #expect(verify.status == 0, "\(verify)")
+        let dump = try CLIProcess.run(["dump", dir.path, "--json"])
+        #expect(dump.status == 0, "\(dump)")
+        let dumped = dump.lines.compactMap(Self.object)
+        let activeBase = (root["segments"] as? [[String: Any]])?.last?["base_position"] as? Int ?? 0
+        let survivors = dumped.filter { $0["marker"] as? Bool != true && ($0["position"] as? Int ?? 0) < activeBase }
+            .compactMap { $0["stream"] as? String }
+        #expect(!survivors.isEmpty)
+        #expect(!survivors.contains { deleted.contains($0) }, "every event of a deleted stream in a sealed segment went")
+        #expect(dumped.filter { $0["marker"] as? Bool == true }.count == deleted.count, "every marker stays")
+        let gap = try CLIProcess.run(["dump", dir.path, "--from", "\(firstDead)", "--count", "1", "--json"])
+        #expect(gap.status == 0, "\(gap)")
+        #expect((Self.object(gap.lines.first ?? "")?["position"] as? Int ?? 0) > Int(firstDead), "\(gap)")
+    }
 
     @Test func retentionValuesParse() throws {
         #expect(try RetentionSettingsFormat.parseDuration("90s") == .set(.seconds(90)))

@@ -619,7 +619,7 @@ import Testing
         try #require(segments.count >= 2)
         let keys: Set<String> = [
             "file", "base_position", "end_position", "batches", "events", "bytes", "allocated_bytes",
-            "first_timestamp", "last_timestamp", "sealed",
+            "first_timestamp", "last_timestamp", "sealed", "rewritten",
         ]
         var next = 0
         for (i, segment) in segments.enumerated() {

@@ -327,13 +327,13 @@ import Testing
         let dir = TemporaryDirectory()
         try Self.closedLog(dir, events: 10)
         let start = dir.sub(FileNames.logStart)
-        Self.editSealed(start) { $0[13] = 1 }
-        Self.expectCorruption(file: start, offset: 13, reason: "reserved") { _ = try Log.open(at: dir.path, options: Self.options) }
-        #expect(try Log.verify(at: dir.path).problems.contains { $0.file == start && $0.offset == 13 })
+        Self.editSealed(start) { $0[11] = 1 }  // bytes 12–15 count segment rewrites (version 4)
+        Self.expectCorruption(file: start, offset: 11, reason: "reserved") { _ = try Log.open(at: dir.path, options: Self.options) }
+        #expect(try Log.verify(at: dir.path).problems.contains { $0.file == start && $0.offset == 11 })
     }
 
     @Test func reservedBytesOfASegmentHeader() throws {
-        for (offset, value, reason) in [(12, UInt8(1), "reserved"), (48, 1, "reserved"), (59, 0x80, "reserved"), (10, 65, "header length")] {
+        for (offset, value, reason) in [(12, UInt8(1), "reserved"), (56, 1, "reserved"), (59, 0x80, "reserved"), (10, 65, "header length")] {
             let dir = TemporaryDirectory()
             try Self.closedLog(dir)
             let segment = try #require(Fixtures.segments(dir).first)

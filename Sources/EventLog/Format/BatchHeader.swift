@@ -127,9 +127,13 @@ extension BatchHeader {
     /// `guarded`: the header and the checksum are read under the SIGBUS
     /// guard (`MappedBytes`), and bytes that cannot be read give
     /// `.unreadable` instead of ending the process.
+    ///
+    /// `declaredEnd`: the frame is in a rewritten segment (Format.md §4)
+    /// that ends there: its base may lie past `expectedBase` (a gap left by
+    /// removed records), and it must end at or before `declaredEnd`.
     static func check(
         _ bytes: UnsafeRawBufferPointer, at offset: Int, end: Int, previousCRC: UInt32?, expectedBase: UInt64?,
-        guarded: Bool = false
+        declaredEnd: UInt64? = nil, guarded: Bool = false
     ) -> FrameCheck {
         let available = end - offset
         if available <= 0 { return .endOfData }
@@ -167,7 +171,17 @@ extension BatchHeader {
         if let previousCRC, header.previousCRC != previousCRC {
             return .invalid(reason: "batch does not follow the previous one (chain checksum differs)", header: header)
         }
-        if let expectedBase, header.basePosition != expectedBase {
+        if let declaredEnd {
+            if let expectedBase, header.basePosition < expectedBase {
+                return .invalid(
+                    reason: "batch base position \(header.basePosition), expected \(expectedBase) or after", header: header)
+            }
+            guard header.basePosition < declaredEnd, UInt64(header.recordCount) <= declaredEnd - header.basePosition else {
+                return .invalid(
+                    reason: "batch at position \(header.basePosition) of \(header.recordCount) records runs past the segment's declared end \(declaredEnd)",
+                    header: header)
+            }
+        } else if let expectedBase, header.basePosition != expectedBase {
             return .invalid(reason: "batch base position \(header.basePosition), expected \(expectedBase)", header: header)
         }
         guard header.recordCount > 0, Int(header.recordCount) <= Limits.maxBatchRecords,

@@ -4,7 +4,7 @@
 /// without the file has the default settings (retain everything).
 ///
 ///     0   u64  magic "EVLOGSET"
-///     8   u16  format version (3)
+///     8   u16  format version (3 or 4: the layout is the same)
 ///     10  u16  reserved (0)
 ///     12  u32  file length in bytes
 ///     16  u64  retain age, microseconds (0: no limit)
@@ -49,7 +49,7 @@ enum LogSettingsFile {
         let r = ByteReader(bytes: bytes)
         guard r.le(0, UInt64.self) == Magic.logSettings else { throw .foreignFile(file: file, reason: "not an EventLog settings file (bad magic)") }
         let version = r.le(8, UInt16.self)
-        guard version == 3 else {
+        guard (3...FormatVersion.current).contains(version) else {  // the layout is version 3's
             throw .unsupportedFormatVersion(file: file, found: Int(version), supported: Int(FormatVersion.current))
         }
         let length = Int(r.le(12, UInt32.self))

@@ -5,7 +5,10 @@
 ///
 ///     0   u64  magic "EVLOGSTA"
 ///     8   u16  format version
-///     10  6    reserved (0)
+///     10  2    reserved (0)
+///     12  u32  segment rewrites: how many times scavenging replaced a
+///              segment file (version 4; 0 before), so that read-only
+///              processes know to look for replaced files
 ///     16  u64  start position
 ///     24  i64  written at (timestamp)
 ///     32  u32  CRC32C of bytes [0, 32)
@@ -14,12 +17,15 @@ struct LogStart: Equatable, Sendable {
 
     var startPosition: UInt64
     var writtenAt: Timestamp
+    /// Segment files scavenging replaced so far (wraps around).
+    var rewrites: UInt32 = 0
 
     func encode() -> [UInt8] {
         var w = ByteWriter()
         w.le(Magic.logStart)
         w.le(FormatVersion.current)
-        w.zeros(6)
+        w.zeros(2)
+        w.le(rewrites)
         w.le(startPosition)
         w.le(writtenAt)
         w.appendChecksum()
@@ -28,7 +34,7 @@ struct LogStart: Equatable, Sendable {
 
     static func decode(_ bytes: [UInt8], file: String) throws(EventLogError) -> LogStart {
         let r = try FixedFile.reader(
-            bytes, magic: Magic.logStart, size: size, file: file, what: "start file", reserved: [10..<16])
-        return LogStart(startPosition: r.le(16, UInt64.self), writtenAt: r.le(24, Int64.self))
+            bytes, magic: Magic.logStart, size: size, file: file, what: "start file", reserved: [10..<12])
+        return LogStart(startPosition: r.le(16, UInt64.self), writtenAt: r.le(24, Int64.self), rewrites: r.le(12, UInt32.self))
     }
 }

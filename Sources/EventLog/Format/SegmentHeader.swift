@@ -5,6 +5,11 @@ struct SegmentHeader: Equatable, Sendable {
     var logID: [UInt8]
     var basePosition: UInt64
     var createdAt: Timestamp
+    /// A rewritten segment's end position (Format.md §4, version 4): the
+    /// position after its last one, where the next segment starts, whatever
+    /// survived in it. Nil for a segment written by appends, whose end is
+    /// where its last batch ends (0 on disk).
+    var declaredEnd: UInt64? = nil
 
     func encode() -> [UInt8] {
         var w = ByteWriter()
@@ -15,7 +20,8 @@ struct SegmentHeader: Equatable, Sendable {
         w.raw(logID)
         w.le(basePosition)
         w.le(createdAt)
-        w.zeros(12)
+        w.le(declaredEnd ?? 0)
+        w.zeros(4)
         w.appendChecksum()
         return w.bytes
     }
@@ -52,14 +58,21 @@ struct SegmentHeader: Equatable, Sendable {
         guard Int(headerLength) == size else {
             throw .corruption(file: file, offset: 10, reason: "segment header length is \(headerLength), not \(size)")
         }
-        for range in [12..<16, 48..<60] {
+        // Bytes 48–55 hold the declared end from version 4 on; before, they were reserved.
+        for range in version >= 4 ? [12..<16, 56..<60] : [12..<16, 48..<60] {
             if let at = Reserved.firstNonZero(bytes, range) {
                 throw .corruption(file: file, offset: Int64(at), reason: "reserved byte \(at) of the segment header is not zero")
             }
         }
+        let declared = bytes.loadLE(at: 48, as: UInt64.self)
         let header = SegmentHeader(
             logID: Array(bytes[16..<32]), basePosition: bytes.loadLE(at: 32, as: UInt64.self),
-            createdAt: bytes.loadLE(at: 40, as: Int64.self))
+            createdAt: bytes.loadLE(at: 40, as: Int64.self), declaredEnd: declared == 0 ? nil : declared)
+        if let declaredEnd = header.declaredEnd, declaredEnd <= header.basePosition {
+            throw .corruption(
+                file: file, offset: 48,
+                reason: "the declared end position \(declaredEnd) is not after the base position \(header.basePosition)")
+        }
         if let logID, header.logID != logID {
             throw .foreignFile(file: file, reason: "segment belongs to another log (log id differs)")
         }

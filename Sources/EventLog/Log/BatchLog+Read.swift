@@ -144,7 +144,9 @@ struct LogReader: ~Copyable {
         }
         let entry = segment.indexEntry(atOrBefore: position)
         let searchFrom = entry.map { segment.offsetIndex[Int($0.batchEntry)].byteOffset } ?? SegmentHeader.size
-        let (header, offset) = try batchHeader(holding: position, from: searchFrom, in: segment, bytes: bytes)
+        guard let (header, offset) = try batchHeader(holding: position, from: searchFrom, in: segment, bytes: bytes) else {
+            throw EventLogError.positionRemoved(position: position, start: start)
+        }
         if header.codecValue != 0 {
             // Compressed: the frame checksum is verified before decompressing.
             guard case .valid = BatchHeader.check(bytes, at: offset, end: segment.dataEnd, previousCRC: nil, expectedBase: nil) else {
@@ -183,18 +185,28 @@ struct LogReader: ~Copyable {
     }
 
     /// The header and offset of the batch holding `position`, walking batch
-    /// headers from `offset`. Headers are not verified here: the record's own
-    /// checksum, seeded with its position and its batch's first timestamp,
-    /// catches a wrong turn.
+    /// headers from `offset`; nil when `position` lies in a gap of a
+    /// rewritten segment (scavenging removed it). Headers are not verified
+    /// here: the record's own checksum, seeded with its position and its
+    /// batch's first timestamp, catches a wrong turn.
     func batchHeader(
         holding position: UInt64, from offset: Int, in segment: Segment, bytes: UnsafeRawBufferPointer
-    ) throws(EventLogError) -> (BatchHeader, Int) {
+    ) throws(EventLogError) -> (BatchHeader, Int)? {
         var offset = offset
         while true {
             guard offset + BatchHeader.size <= segment.dataEnd, let base = bytes.baseAddress else {
+                if segment.declaredEnd != nil { return nil }
                 throw .corruption(file: segment.path, offset: Int64(offset), reason: "no batch holds position \(position)")
             }
             let header = BatchHeader.load(base + offset)
+            if segment.declaredEnd != nil && header.basePosition > position {
+                // Past `position` already: a gap, if this header is sound (checked
+                // whole, so that damage never reads as a removed position).
+                guard case .valid = BatchHeader.check(bytes, at: offset, end: segment.dataEnd, previousCRC: nil, expectedBase: nil) else {
+                    throw .corruption(file: segment.path, offset: Int64(offset), reason: "batch header is damaged")
+                }
+                return nil
+            }
             guard Int(header.length) >= BatchHeader.size, Int(header.length) <= segment.dataEnd - offset,
                   header.basePosition <= position
             else { throw .corruption(file: segment.path, offset: Int64(offset), reason: "batch header is damaged") }

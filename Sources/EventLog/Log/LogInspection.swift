@@ -32,6 +32,10 @@ public struct SegmentInspection: Sendable {
     public var isSealed: Bool
     /// Batches stored LZ4-compressed.
     public var compressedBatches: Int
+    /// Scavenging rewrote the segment without its dead records (Format.md
+    /// §4): `events` counts the survivors, and positions between
+    /// `basePosition` and `endPosition` may be missing.
+    public var isRewritten = false
 }
 
 /// A description of a log's files (`Log.inspect(at:)`).
@@ -114,7 +118,7 @@ extension LogInspection {
         let file = try FileHandle.open(path, readOnly: true, faults: nil)
         let mapping = try MappedRegion.map(file, length: Int(try file.length()))
         let bytes = mapping.bytes(at: 0, count: mapping.length) ?? UnsafeRawBufferPointer(start: nil, count: 0)
-        _ = try SegmentHeader.decode(bytes, file: path, logID: logID, expectedBase: base)
+        let segmentHeader = try SegmentHeader.decode(bytes, file: path, logID: logID, expectedBase: base)
         var info = SegmentInspection(
             file: FileNames.segment(base), basePosition: base, endPosition: base, batches: 0, events: 0,
             bytes: Int64(SegmentHeader.size), allocatedBytes: try file.allocatedBytes(), firstTimestamp: nil,
@@ -127,7 +131,8 @@ extension LogInspection {
               let base = bytes.baseAddress {
             let header = BatchHeader.load(base + offset)
             guard header.length >= UInt32(BatchHeader.size), Int(header.length) <= bytes.count - offset,
-                  header.basePosition == info.endPosition, header.recordCount > 0
+                  segmentHeader.declaredEnd == nil ? header.basePosition == info.endPosition : header.basePosition >= info.endPosition,
+                  header.recordCount > 0
             else { break }
             info.batches += 1
             info.events += UInt64(header.recordCount)
@@ -138,6 +143,10 @@ extension LogInspection {
             offset += Int(header.length)
         }
         info.bytes = Int64(offset)
+        if let declaredEnd = segmentHeader.declaredEnd {
+            info.endPosition = declaredEnd
+            info.isRewritten = true
+        }
         return info
     }
 

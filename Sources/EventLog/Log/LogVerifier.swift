@@ -162,7 +162,8 @@ enum LogVerifier {
         var outcome: SegmentScanner.Outcome
         while true {
             outcome = SegmentScanner.scan(
-                bytes, from: from, end: bytes.count, previousCRC: previousCRC, expectedBase: expectedBase, readable: readable
+                bytes, from: from, end: bytes.count, previousCRC: previousCRC, expectedBase: expectedBase,
+                declaredEnd: header.declaredEnd, readable: readable
             ) { batch, offset in
                 policy.add(
                     batch: batch, at: offset, records: batch.plainRecords(in: bytes, at: offset), segmentBase: base,
@@ -216,14 +217,21 @@ enum LogVerifier {
         }
         let rebuilt = Segment(
             id: .next(), basePosition: base, path: path, mapping: mapping, headerCRC: header.checksum, offsetIndex: offsets,
-            timeIndex: times, endPosition: outcome.endPosition, dataEnd: outcome.dataEnd, offsetIndexCount: offsets.writtenCount,
-            timeIndexCount: times.writtenCount, maxTimestamp: outcome.maxTimestamp, firstTimestamp: outcome.firstTimestamp,
-            lastBatchOffset: outcome.lastBatchOffset, lastBatchCRC: outcome.lastBatchCRC, isSealed: !isLast)
+            timeIndex: times, endPosition: header.declaredEnd ?? outcome.endPosition, dataEnd: outcome.dataEnd,
+            offsetIndexCount: offsets.writtenCount, timeIndexCount: times.writtenCount, maxTimestamp: outcome.maxTimestamp,
+            firstTimestamp: outcome.firstTimestamp, lastBatchOffset: outcome.lastBatchOffset, lastBatchCRC: outcome.lastBatchCRC,
+            isSealed: !isLast, declaredEnd: header.declaredEnd)
         verifyIndexFiles(of: rebuilt, directory: directory, mustMatch: !isLast || cleanlyClosed, report: &report)
         if !isLast || cleanlyClosed {
             checkIndexes(rebuilt, directory, &report)
         }
-        return (outcome.endPosition, false)
+        if isLast, let declaredEnd = header.declaredEnd {
+            report.problems.append(.init(
+                file: path, offset: 48,
+                reason: "a rewritten segment is the last one: the segment starting at its declared end \(declaredEnd) is missing"))
+            return (nil, true)
+        }
+        return (rebuilt.endPosition, false)
     }
 
     /// Where the last segment's data stops: nil at a plain end of the data,

@@ -320,12 +320,18 @@ struct Opener {
         let bytes = mapping.bytes(at: 0, count: length) ?? UnsafeRawBufferPointer(start: nil, count: 0)
         let header = try SegmentHeader.decode(bytes, file: path, logID: metadata.logID, expectedBase: base)
         let headerCRC = header.checksum
+        if isLast, let declaredEnd = header.declaredEnd {
+            // Only sealed segments are rewritten, and the active one follows.
+            throw EventLogError.missingSegment(
+                expectedBasePosition: declaredEnd, found: "\(name), a rewritten segment, as the last one")
+        }
         let interval = Int(metadata.indexInterval)
         // Nothing past the checked data is read where the file has a hole (Format.md §10, "Holes").
         let readable = ReadableRegions(file: file, length: length)
 
         // The index files are a checkpoint: trusted only as far as the data confirms them.
-        let loaded = loadIndexes(base: base, bytes: bytes, length: length, headerCRC: headerCRC, readable: readable)
+        let loaded = loadIndexes(
+            base: base, declaredEnd: header.declaredEnd, bytes: bytes, length: length, headerCRC: headerCRC, readable: readable)
         let capacity = max(
             IndexPolicy.capacity(segmentBytes: length, interval: interval),
             (loaded?.offsets.count ?? 0) + (length - Int(loaded?.header.dataEnd ?? 0)) / interval + 2)
@@ -342,7 +348,7 @@ struct Opener {
             segment.lastBatchOffset = Int(loaded.header.lastBatchOffset)
             segment.lastBatchCRC = loaded.header.lastBatchCRC
             segment.maxTimestamp = loaded.header.maxTimestamp
-            segment.firstTimestamp = loaded.header.endPosition == base ? nil : loaded.header.firstTimestamp
+            segment.firstTimestamp = loaded.header.dataEnd == UInt32(SegmentHeader.size) ? nil : loaded.header.firstTimestamp
         }
         var policy = IndexPolicy(resuming: segment, interval: interval)
 
@@ -350,7 +356,7 @@ struct Opener {
         var syncedByBatches = SegmentHeader.size
         let outcome = SegmentScanner.scan(
             bytes, from: from, end: length, previousCRC: segment.lastBatchCRC, expectedBase: segment.endPosition,
-            lastBatchOffset: segment.lastBatchOffset, readable: readable
+            declaredEnd: header.declaredEnd, lastBatchOffset: segment.lastBatchOffset, readable: readable
         ) { batch, offset in
             policy.add(
                 batch: batch, at: offset, records: batch.plainRecords(in: bytes, at: offset), segmentBase: base,
@@ -362,6 +368,12 @@ struct Opener {
         }
         if isLast { report.scannedBytes += outcome.dataEnd - from }
         segment.extend(with: outcome)
+        segment.fileIdentity = try? file.identity()
+        if let declaredEnd = header.declaredEnd {
+            // A rewritten segment ends where it says, whatever survived in it.
+            segment.endPosition = declaredEnd
+            segment.declaredEnd = declaredEnd
+        }
 
         var syncedEnd = max(syncedByBatches, loaded.map { Int($0.header.dataEnd) } ?? SegmentHeader.size)
         let closedHere = marker.map { $0.lastSegmentBase == base && Int($0.lastSegmentDataEnd) == outcome.dataEnd } ?? false
@@ -403,7 +415,7 @@ struct Opener {
             if case .invalid(let offset, let reason) = outcome.stop {
                 throw EventLogError.corruption(file: path, offset: Int64(offset), reason: reason)
             }
-            if let nextBase, nextBase > outcome.endPosition {
+            if let nextBase, nextBase > segment.endPosition {
                 // Data after zeros in a sealed segment is damage here; with
                 // none, the next segment is what is missing (reported by the caller).
                 let after = SegmentScanner.examine(
@@ -439,7 +451,7 @@ struct Opener {
     /// Loads both index files of a segment; nil (to rebuild) unless both are
     /// intact, agree, and the batch they name as the last one is really there.
     func loadIndexes(
-        base: UInt64, bytes: UnsafeRawBufferPointer, length: Int, headerCRC: UInt32, readable: ReadableRegions
+        base: UInt64, declaredEnd: UInt64?, bytes: UnsafeRawBufferPointer, length: Int, headerCRC: UInt32, readable: ReadableRegions
     ) -> LoadedIndexes? {
         do {
             guard let offsetBytes = try directory.readWhole(FileNames.offsetIndex(base)),
@@ -450,16 +462,19 @@ struct Opener {
             guard header == timeHeader, header.basePosition == base, Int(header.dataEnd) <= length,
                   Int(header.dataEnd) >= SegmentHeader.size
             else { return nil }
-            if header.endPosition == base {
-                guard header.dataEnd == UInt32(SegmentHeader.size), header.lastBatchCRC == headerCRC, offsets.isEmpty
-                else { return nil }
+            // A rewritten segment's files carry its declared end (§7).
+            if let declaredEnd, header.endPosition != declaredEnd { return nil }
+            if header.dataEnd == UInt32(SegmentHeader.size) && (declaredEnd != nil || header.endPosition == base) {
+                guard header.lastBatchCRC == headerCRC, offsets.isEmpty else { return nil }
+            } else if header.endPosition == base {
+                return nil
             } else {
                 let at = Int(header.lastBatchOffset)
                 // What the checkpoint claims must be data before it is read.
                 guard at < Int(header.dataEnd), readable.contains(at..<Int(header.dataEnd)),
                       case .valid(let last) = BatchHeader.check(bytes, at: at, end: Int(header.dataEnd), previousCRC: nil, expectedBase: nil),
                       last.crc == header.lastBatchCRC, at + Int(last.length) == Int(header.dataEnd),
-                      last.endPosition == header.endPosition
+                      declaredEnd == nil ? last.endPosition == header.endPosition : last.endPosition <= header.endPosition
                 else { return nil }
             }
             // Entries must point inside the described data, in order.

@@ -40,6 +40,13 @@ protocol SegmentIndexing: AnyObject, Sendable {
     /// Retention removed these sealed segments from the set: drop what this
     /// layer keeps for them (their files are unlinked next).
     func segmentsRemoved(_ ids: [SegmentID])
+
+    /// Scavenging replaced the sealed segment `old` with its rewritten file,
+    /// opened as `new` (same base position): index `new` (writing this
+    /// layer's file for it, unless `readOnly`) before it is published, and
+    /// drop what was kept for `old`. Readers still holding `old` in an older
+    /// snapshot must keep reading it correctly (if more slowly).
+    func segmentReplaced(_ old: SegmentID, by new: Segment, readOnly: Bool) throws(EventLogError)
 }
 
 /// The one owner of the log's set of segments: the only code that knows
@@ -70,6 +77,9 @@ final class SegmentSet: Sendable {
     private let indexingSlot = Mutex<(any SegmentIndexing)?>(nil)
     /// Serialises `refresh()` of a read-only log.
     private let refreshLock = Mutex<Void>(())
+    /// The segment rewrites `eventlog.start` counted at the last refresh
+    /// (a read-only log looks for replaced files when it changes).
+    private let seenRewrites = Mutex<UInt32>(0)
     /// The writer lock's file, held by every queued background write: a log
     /// released without `close()` keeps the lock until its last background
     /// write is done, so no other writer of this process opens the log
@@ -259,6 +269,52 @@ final class SegmentSet: Sendable {
         return try result.get()
     }
 
+    // MARK: Scavenging (writer only)
+
+    /// Puts the rewritten file `temporary` (written and synced by
+    /// `SegmentRewriter`) in place of the sealed segment `old`, in this
+    /// order, so that a crash at any point leaves the old file or the new
+    /// one, each with index files that describe it or none (Format.md §4,
+    /// "Rewritten segments"):
+    /// 1. the old segment's index files are unlinked (an open rebuilds
+    ///    missing ones from whichever file is in place);
+    /// 2. `temporary` is renamed over the segment file, the directory synced;
+    /// 3. the new file is opened (its offset and time index files written),
+    ///    the layer above indexes it, and it replaces `old` in the published
+    ///    set. Readers holding an older snapshot keep reading `old`: its
+    ///    mapping stays valid, and its disk space returns when they let go.
+    ///
+    /// Runs on the index writer's queue, after any index file queued for
+    /// `old`. Returns the new segment; nil (and `temporary` removed) when
+    /// `old` is no longer in the set (retention removed it meanwhile).
+    func replaceSegment(_ old: Segment, with temporary: String, opener: () -> Opener) throws(EventLogError) -> Segment? {
+        let result: Result<Segment?, EventLogError> = indexWriter.sync {
+            do {
+                guard snapshot().sealed.contains(where: { $0.id == old.id }) else {
+                    try directory.remove(temporary)
+                    return .success(nil)
+                }
+                let base = old.basePosition
+                for name in [FileNames.offsetIndex(base), FileNames.timeIndex(base), FileNames.streamIndex(base)] {
+                    try directory.remove(name)
+                }
+                try directory.rename(temporary, to: FileNames.segment(base))
+                var opener = opener()
+                let new = try opener.openSegment(
+                    base: base, isLast: false, nextBase: nil, metadata: metadata, marker: nil, tableCovered: nil
+                ).segment
+                try indexing?.segmentReplaced(old.id, by: new, readOnly: false)
+                published.withLock { snapshot in
+                    if let i = snapshot.sealed.firstIndex(where: { $0.id == old.id }) { snapshot.sealed[i] = new }
+                }
+                return .success(new)
+            } catch {
+                return .failure(.wrapping(error))
+            }
+        }
+        return try result.get()
+    }
+
     // MARK: Refresh (read-only logs)
 
     /// For a read-only log beside a writer in another process: finds what
@@ -331,13 +387,26 @@ final class SegmentSet: Sendable {
         }
 
         // 3. Segments retention removed: the log start moved past them.
+        //    Segments scavenging replaced: the count of rewrites changed.
+        var replaced = false
         if let bytes = try directory.readWhole(FileNames.logStart) {
-            let start = try LogStart.decode(bytes, file: directory.file(FileNames.logStart)).startPosition
-            snapshot.sealed.removeAll { $0.endPosition <= start }
+            let logStart = try LogStart.decode(bytes, file: directory.file(FileNames.logStart))
+            snapshot.sealed.removeAll { $0.endPosition <= logStart.startPosition }
+            if seenRewrites.withLock({ seen in defer { seen = logStart.rewrites }; return seen != logStart.rewrites }) {
+                for (i, segment) in snapshot.sealed.enumerated() {
+                    guard let now = FileIdentity.of(segment.path), now != segment.fileIdentity else { continue }
+                    let new = try opener.openSegment(
+                        base: segment.basePosition, isLast: false, nextBase: nil, metadata: metadata, marker: nil, tableCovered: nil
+                    ).segment
+                    try indexing?.segmentReplaced(segment.id, by: new, readOnly: true)
+                    snapshot.sealed[i] = new
+                    replaced = true
+                }
+            }
         }
 
         let current = self.snapshot()
-        guard snapshot.endPosition > before || snapshot.count != current.count
+        guard replaced || snapshot.endPosition > before || snapshot.count != current.count
             || snapshot.active?.mapping.length != current.active?.mapping.length
         else { return false }
         try indexing?.catchUp(with: snapshot)

@@ -9,7 +9,14 @@ public struct CompactionResult: Sendable, Equatable {
     /// The segments' file lengths, in bytes.
     public var bytesBefore: UInt64
     public var bytesAfter: UInt64
+    /// Events removed: by retention (whole segments) and by scavenging.
     public var eventsRemoved: UInt64
+    /// Sealed segments scavenging rewrote without their dead events
+    /// (events of deleted streams, events below a stream's truncate-before).
+    public var segmentsRewritten: Int = 0
+    /// The part of `eventsRemoved` that scavenging removed (the rest went
+    /// with the segments retention removed).
+    public var eventsScavenged: UInt64 = 0
     public var startPositionBefore: UInt64
     /// The log start after the run (unchanged by a dry run).
     public var startPosition: UInt64

@@ -25,6 +25,7 @@ final class Maintenance: Sendable {
     let log: BatchLog
     let index: StreamIndex
     let consumers: Consumers
+    let scavenger: Scavenger
     private let running = Mutex<Void>(())
     private let status = Mutex<MaintenanceStatus>(MaintenanceStatus())
     private let queue = DispatchQueue(label: "EventLog.maintenance")
@@ -35,6 +36,7 @@ final class Maintenance: Sendable {
         self.log = log
         self.index = index
         self.consumers = consumers
+        self.scavenger = Scavenger(log: log, index: index)
     }
 
     /// A log released without `close()`: its timer stops too (a resumed
@@ -110,15 +112,31 @@ final class Maintenance: Sendable {
             try checkRunsCover(plan.start)
             // 2. The new start, durable before any file goes.
             do {
-                try directory.writeAtomically(
-                    FileNames.logStart, bytes: LogStart(startPosition: plan.start, writtenAt: currentTimestamp()).encode())
+                var logStart = try directory.readWhole(FileNames.logStart).map {
+                    try LogStart.decode($0, file: directory.file(FileNames.logStart))
+                } ?? LogStart(startPosition: 0, writtenAt: 0)
+                logStart.startPosition = plan.start
+                logStart.writtenAt = currentTimestamp()
+                try directory.writeAtomically(FileNames.logStart, bytes: logStart.encode())
                 // 3 and 4.
                 _ = try log.segments.removeSegments(below: plan.start)
             } catch {
-                throw .io(error)
+                throw .wrapping(error)
             }
             Self.logger.info(
                 "retention removed segments", metadata: ["segments": "\(plan.removedSegments)", "bytes": "\(plan.removedBytes)", "start": "\(plan.start)"])
+        }
+        // Scavenging, in the segments retention kept.
+        let scavenged = try scavenger.run(dryRun: dryRun)
+        result.segmentsRewritten = scavenged.segmentsRewritten
+        result.eventsRemoved += scavenged.eventsRemoved
+        result.eventsScavenged = scavenged.eventsRemoved
+        result.bytesAfter -= min(result.bytesAfter, scavenged.bytesBefore)
+        result.bytesAfter += scavenged.bytesAfter
+        if scavenged.segmentsRewritten > 0 && !dryRun {
+            Self.logger.info(
+                "scavenging rewrote segments",
+                metadata: ["segments": "\(scavenged.segmentsRewritten)", "events": "\(scavenged.eventsRemoved)"])
         }
         result.finishedAt = currentTimestamp()
         return result

@@ -32,6 +32,12 @@ struct Segment: Sendable {
     var lastBatchOffset: Int
     var lastBatchCRC: UInt32
     var isSealed: Bool
+    /// A rewritten segment's declared end (Format.md §4): `endPosition` is
+    /// this, and its batches may leave gaps. Nil for a segment written by appends.
+    var declaredEnd: UInt64? = nil
+    /// The mapped file's device and inode: a read-only process compares it
+    /// with the file now at `path` to find segments scavenging replaced.
+    var fileIdentity: FileIdentity? = nil
 
     var isEmpty: Bool { endPosition == basePosition }
 

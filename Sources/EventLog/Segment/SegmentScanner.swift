@@ -32,9 +32,14 @@ struct SegmentScanner {
     /// With `readable` (a mapped file), no byte in a hole of the file is
     /// touched: a hole where a batch would start reads as zeros (the end of
     /// the data), and a frame that runs into one is invalid (never written).
+    ///
+    /// `declaredEnd`: the segment is a rewritten one (Format.md §4) that
+    /// ends there: batches may leave gaps, and the outcome's end position
+    /// is the end of the last batch found (the caller knows the segment's).
     static func scan(
         _ bytes: UnsafeRawBufferPointer, from offset: Int, end: Int, previousCRC: UInt32, expectedBase: UInt64,
-        lastBatchOffset: Int = 0, readable: ReadableRegions? = nil, visit: (BatchHeader, Int) -> Void = { _, _ in }
+        declaredEnd: UInt64? = nil, lastBatchOffset: Int = 0, readable: ReadableRegions? = nil,
+        visit: (BatchHeader, Int) -> Void = { _, _ in }
     ) -> Outcome {
         var outcome = Outcome(
             stop: .endOfData, dataEnd: offset, endPosition: expectedBase, lastBatchOffset: lastBatchOffset,
@@ -45,9 +50,12 @@ struct SegmentScanner {
             // under the SIGBUS guard: a frame that cannot be read is an
             // error, not a verdict.
             let check = readable.flatMap {
-                checkAcrossHoles(bytes, at: at, end: end, previousCRC: outcome.lastBatchCRC, expectedBase: outcome.endPosition, readable: $0)
+                checkAcrossHoles(
+                    bytes, at: at, end: end, previousCRC: outcome.lastBatchCRC, expectedBase: outcome.endPosition,
+                    declaredEnd: declaredEnd, readable: $0)
             } ?? BatchHeader.check(
-                bytes, at: at, end: end, previousCRC: outcome.lastBatchCRC, expectedBase: outcome.endPosition, guarded: true)
+                bytes, at: at, end: end, previousCRC: outcome.lastBatchCRC, expectedBase: outcome.endPosition,
+                declaredEnd: declaredEnd, guarded: true)
             switch check {
             case .unreadable:
                 outcome.stop = .unreadable(offset: at)
@@ -85,7 +93,7 @@ extension SegmentScanner {
     /// a torn write's unwritten pages fail the checksum.
     static func checkAcrossHoles(
         _ bytes: UnsafeRawBufferPointer, at: Int, end: Int, previousCRC: UInt32?, expectedBase: UInt64?,
-        readable: ReadableRegions
+        declaredEnd: UInt64? = nil, readable: ReadableRegions
     ) -> FrameCheck? {
         guard at < end else { return nil }
         let headerEnd = min(end, at + BatchHeader.size)
@@ -107,7 +115,7 @@ extension SegmentScanner {
         }
         guard let frame = zeroFilledCopy(bytes, at..<(at + length), readable: readable) else { return .unreadable }
         return frame.withUnsafeBytes {
-            BatchHeader.check($0, at: 0, end: length, previousCRC: previousCRC, expectedBase: expectedBase)
+            BatchHeader.check($0, at: 0, end: length, previousCRC: previousCRC, expectedBase: expectedBase, declaredEnd: declaredEnd)
         }
     }
 

@@ -161,7 +161,12 @@ enum StreamIndexBuilder {
                             batchBase = base
                         }
                         if view.isMarker, let marker = StreamMarker(type: view.typeBytes, data: view.data) {
-                            t.update(id) { $0.apply(marker) }
+                            // A marker's version is its stream's next version when it
+                            // was written: the events before it may have been scavenged.
+                            t.update(id) { state in
+                                state.nextVersion = max(state.nextVersion, view.version)
+                                state.apply(marker)
+                            }
                         } else if !view.isMarker {
                             t.update(id) { state in
                                 if state.firstPosition == nil { state.firstPosition = position }

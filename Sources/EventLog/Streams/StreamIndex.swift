@@ -44,6 +44,10 @@ final class StreamIndex: SegmentIndexing {
     /// segment's whole stream index, so a writer faster than the index
     /// writer would otherwise queue them without bound).
     private let newestCheckpoint = Atomic<UInt64>(0)
+    /// Deletions and truncations the writer applied since the log opened:
+    /// scavenging looks again at a segment it found without dead events
+    /// only when this changed.
+    let markersApplied = Atomic<UInt64>(0)
     static let logger = Logger(label: "EventLog")
 
     struct Indexes: Sendable {
@@ -258,6 +262,37 @@ final class StreamIndex: SegmentIndexing {
             reach = run.to
         }
         return reach
+    }
+
+    func segmentReplaced(_ old: SegmentID, by new: Segment, readOnly: Bool) throws(EventLogError) {
+        let name = FileNames.streamIndex(new.basePosition)
+        let view: StreamIndexView?
+        do {
+            // The old file went before the rewritten segment took its place
+            // (a crash in between leaves none, rebuilt by the next open).
+            if !readOnly, let found = StreamIndexView.open(path: directory.file(name), faults: directory.faults), found.describes(new) {
+                view = found
+            } else {
+                let bytes = try StreamIndexBuilder.scan(new, hash: table.hash)
+                if !readOnly { try directory.writeAtomically(name, bytes: bytes) }
+                view = (readOnly ? nil : StreamIndexView.open(path: directory.file(name), faults: directory.faults))
+                    ?? StreamIndexView.inMemory(bytes, path: directory.file(name))
+            }
+        } catch {
+            throw .wrapping(error)
+        }
+        indexes.withLock { indexes in
+            indexes.sealed[old] = nil
+            if let view { indexes.sealed[new.id] = .file(view) }
+        }
+    }
+
+    /// A sealed segment's index, for a reader whose snapshot still shows a
+    /// segment that scavenging replaced since (its index was dropped): built
+    /// from the segment's records, in memory. Slow, and rare.
+    func indexByScanning(_ segment: Segment) throws -> SegmentStreamIndex? {
+        let bytes = try StreamIndexBuilder.scan(segment, hash: table.hash)
+        return StreamIndexView.inMemory(bytes, path: segment.path).map { .file($0) }
     }
 
     func segmentsRemoved(_ ids: [SegmentID]) {

@@ -292,6 +292,7 @@ extension Streams {
                     let position = header.basePosition &+ UInt64(index)
                     if let marker = item.marker {
                         table.update(id) { $0.apply(marker) }
+                        self.index.markersApplied.add(1, ordering: .relaxed)
                         continue
                     }
                     let relative = UInt32(truncatingIfNeeded: position &- segmentBase)

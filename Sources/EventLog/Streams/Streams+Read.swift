@@ -117,7 +117,12 @@ extension LogReader {
         for i in segmentIndexes where lent < maxCount {
             let segment = snapshot[i]
             if segment.endPosition <= firstPosition || segment.basePosition > lastPosition { continue }
-            var entries = try streamEntries(of: state, in: segment, index: index.index(of: segment))
+            var segmentIndex = index.index(of: segment)
+            if segmentIndex == nil && segment.isSealed {
+                // Replaced by scavenging after this snapshot was taken.
+                segmentIndex = try index.indexByScanning(segment)
+            }
+            var entries = try streamEntries(of: state, in: segment, index: segmentIndex)
             if direction == .backward { entries.reverse() }
             // Take the entries this read wants, a window at a time, find
             // each one's batch and prefetch its header and record: the loads
@@ -187,8 +192,12 @@ extension LogReader {
             throw EventLogError.corruption(file: segment.path, offset: 0, reason: "segment is shorter than its published data")
         }
         // The batch header (for its first timestamp): the offset index finds the batch.
-        let (header, batchOffset) = try batchHeader(
+        guard let (header, batchOffset) = try batchHeader(
             holding: position, from: batchHint ?? segment.batchOffset(atOrBefore: position), in: segment, bytes: bytes)
+        else {
+            throw EventLogError.corruption(
+                file: segment.path, offset: Int64(offset), reason: "a stream index entry names position \(position), which the segment does not hold")
+        }
         let areaStart = batchOffset + BatchHeader.size
         let recordAt = Int(offset) - areaStart
         guard recordAt >= 0, recordAt < Int(header.length) - BatchHeader.size else {

@@ -18,7 +18,9 @@ public enum EventLogError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidArgument(String)
     /// A position past the end of the log, or before its start.
     case positionOutOfRange(position: UInt64, start: UInt64, end: UInt64)
-    /// A read of one position that retention removed: the log now starts at `start`.
+    /// A read of one position that retention removed (the log now starts at
+    /// `start`), or that scavenging removed from a rewritten segment (its
+    /// stream was deleted or truncated; the position is at or after `start`).
     case positionRemoved(position: UInt64, start: UInt64)
     /// An fsync (or a write) failed earlier; the writer refuses appends until
     /// the log is reopened, because what reached the disk is unknown.
@@ -61,6 +63,9 @@ public enum EventLogError: Error, Sendable, Equatable, CustomStringConvertible {
         case .positionOutOfRange(let position, let start, let end):
             return "position \(position) is outside the log [\(start), \(end))"
         case .positionRemoved(let position, let start):
+            if position >= start {
+                return "position \(position) was removed by scavenging (its stream was deleted or truncated); the log starts at position \(start)"
+            }
             return "position \(position) was removed by retention; the log now starts at position \(start)"
         case .writerStopped(let reason): return "the writer stopped after a failed write or sync (\(reason)); reopen the log"
         case .closed: return "the log is closed"

@@ -1,0 +1,206 @@
+/// Writes a copy of a sealed segment without the records a caller rejects:
+/// the file behind scavenging (Format.md §4, "Rewritten segments").
+///
+/// The copy is a **rewritten segment**: its header declares the segment's
+/// end position, so the positions it covers stay the original's whatever
+/// survives; each run of consecutive surviving records of a batch becomes
+/// one batch, with the original batch's first timestamp, so every record is
+/// copied byte for byte and keeps its own checksum (which is seeded with its
+/// position and that timestamp). A compressed batch's survivors are
+/// compressed again by the writer's rule (stored compressed only when LZ4
+/// saves at least 1/16). Every frame read is verified whole first.
+///
+/// The caller names the new file, renames it over the segment and owns
+/// everything after (Maintenance); this type only writes and syncs it.
+enum SegmentRewriter {
+    struct Outcome: Sendable, Equatable {
+        /// Records copied and records left out (markers are never left out by the caller's rule, but counted the same).
+        var keptRecords = 0
+        var removedRecords = 0
+        /// The data end (bytes of header and batches) of the old and the new file.
+        var bytesBefore = 0
+        var bytesAfter = SegmentHeader.size
+    }
+
+    /// Writes the copy of `segment` (sealed, published up to its data end)
+    /// to `path`, keeping the records for which `keep` returns true, then
+    /// fdatasyncs it. The file is created (replacing a leftover) with
+    /// exactly the length of its data. Throws `corruption` for a damaged
+    /// frame or record of `segment`, `io` for a failed write, and what
+    /// `keep` throws.
+    static func rewrite(
+        _ segment: Segment, logID: [UInt8], to path: String, faults: StorageFaults?,
+        keep: (EventView) throws -> Bool
+    ) throws -> Outcome {
+        guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd), bytes.count >= SegmentHeader.size else {
+            throw EventLogError.corruption(file: segment.path, offset: 0, reason: "segment is shorter than its published data")
+        }
+        let old = try SegmentHeader.decode(
+            UnsafeRawBufferPointer(rebasing: bytes[0..<SegmentHeader.size]), file: segment.path, logID: logID,
+            expectedBase: segment.basePosition)
+        let header = SegmentHeader(
+            logID: logID, basePosition: segment.basePosition, createdAt: old.createdAt, declaredEnd: segment.endPosition)
+        var output = Output(path: path, faults: faults, previousCRC: header.checksum)
+        try output.open()
+        var outcome = Outcome(bytesBefore: segment.dataEnd)
+        try output.append(header.encode())
+
+        var scratch = ByteBuffer(capacity: 0)  // a compressed batch's records, decompressed
+        var offset = SegmentHeader.size
+        var expected = segment.basePosition
+        var chain = old.checksum
+        while offset < segment.dataEnd {
+            let check = BatchHeader.check(
+                bytes, at: offset, end: segment.dataEnd, previousCRC: chain, expectedBase: expected,
+                declaredEnd: segment.declaredEnd, guarded: true)
+            guard case .valid(let batch) = check else {
+                let reason: String
+                switch check {
+                case .invalid(let why, _): reason = why
+                case .unreadable: reason = MappedBytes.unreadableReason
+                default: reason = "zeros where a published batch should be"
+                }
+                throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: reason)
+            }
+            chain = batch.crc
+            expected = batch.endPosition
+            let stored = UnsafeRawBufferPointer(rebasing: bytes[(offset + BatchHeader.size)..<(offset + Int(batch.length))])
+            let area: UnsafeRawBufferPointer
+            if batch.codecValue == 0 {
+                area = stored
+            } else {
+                let length = Int(batch.recordsLength)
+                scratch.count = 0
+                scratch.reserve(length)
+                guard LZ4Codec.decompress(stored, into: scratch.base, capacity: length) == length else {
+                    throw EventLogError.corruption(
+                        file: segment.path, offset: Int64(offset), reason: "LZ4 records area does not decompress to its stated length")
+                }
+                scratch.count = length
+                area = scratch.bytes
+            }
+
+            // Runs of consecutive kept records: area[run.start..<at], from position run.base.
+            var run = Run(start: 0, base: batch.basePosition)
+            var at = 0
+            var position = batch.basePosition
+            while position < batch.endPosition {
+                let recordStart = at
+                let view: EventView
+                do {
+                    view = try Record.decode(area, at: &at, position: position, firstTimestamp: batch.firstTimestamp, verify: false)
+                } catch {
+                    let place = batch.codecValue == 0 ? offset + BatchHeader.size + error.offset : offset
+                    throw EventLogError.corruption(file: segment.path, offset: Int64(place), reason: error.reason)
+                }
+                if try keep(view) {
+                    if run.count == 0 { run = Run(start: recordStart, base: position) }
+                    run.count += 1
+                    run.maxTimestamp = max(run.maxTimestamp, view.timestamp)
+                    outcome.keptRecords += 1
+                } else {
+                    try output.emit(run, records: UnsafeRawBufferPointer(rebasing: area[run.start..<recordStart]), of: batch)
+                    run.count = 0
+                    outcome.removedRecords += 1
+                }
+                position += 1
+            }
+            try output.emit(run, records: UnsafeRawBufferPointer(rebasing: area[run.start..<at]), of: batch)
+            offset += Int(batch.length)
+        }
+        outcome.bytesAfter = output.written
+        try output.finish()
+        return outcome
+    }
+
+    /// Consecutive surviving records of one batch.
+    private struct Run {
+        var start: Int
+        var base: UInt64
+        var count: UInt32 = 0
+        var maxTimestamp = Timestamp.min
+    }
+
+    /// The new file, written in chunks of about 1 MiB, and the frames made for it.
+    private struct Output: ~Copyable {
+        let path: String
+        let faults: StorageFaults?
+        /// The chain: the CRC of the last frame written (the header checksum first).
+        var previousCRC: UInt32
+        var file: FileHandle?
+        var pending = ByteBuffer(capacity: 1 << 20)
+        /// The frame being made, and its records compressed.
+        var frame = ByteBuffer(capacity: 1 << 16)
+        var packed = ByteBuffer(capacity: 0)
+        var written = 0
+        var flushed = 0
+
+        init(path: String, faults: StorageFaults?, previousCRC: UInt32) {
+            self.path = path
+            self.faults = faults
+            self.previousCRC = previousCRC
+        }
+
+        mutating func open() throws(IOError) {
+            let handle = try FileHandle.open(path, create: true, faults: faults)
+            try handle.setLength(0)
+            file = handle
+        }
+
+        /// Writes a frame of `run`'s records (`records`, uncompressed) cut from
+        /// `batch`: its positions, the batch's first timestamp, compressed
+        /// again when `batch` was and LZ4 saves at least 1/16. Nothing for an empty run.
+        mutating func emit(_ run: Run, records: UnsafeRawBufferPointer, of batch: BatchHeader) throws(IOError) {
+            guard run.count > 0 else { return }
+            var made = BatchHeader(
+                length: 0, crc: 0, basePosition: run.base, firstTimestamp: batch.firstTimestamp, maxTimestamp: run.maxTimestamp,
+                recordCount: run.count, previousCRC: previousCRC, recordsLength: UInt32(records.count),
+                attributes: 0, syncedLag: 0)
+            frame.count = 0
+            frame.reserve(BatchHeader.size + records.count)
+            frame.count = BatchHeader.size
+            if batch.codecValue != 0, records.count > 64 {
+                let bound = LZ4Codec.compressBound(records.count)
+                packed.count = 0
+                packed.reserve(bound)
+                let compressed = LZ4Codec.compress(records, into: packed.base, capacity: bound)
+                if compressed > 0, compressed < records.count - records.count / 16 {
+                    packed.count = compressed
+                    frame.append(packed.bytes)
+                    made.attributes = UInt16(Compression.lz4.rawValue)
+                }
+            }
+            if made.attributes == 0 { frame.append(records) }
+            made.length = UInt32(frame.count)
+            made.store(frame.base)
+            made.crc = BatchHeader.frameChecksum(frame.base, count: frame.count)
+            made.store(frame.base)
+            try append(frame.bytes)
+            previousCRC = made.crc
+        }
+
+        mutating func append(_ bytes: [UInt8]) throws(IOError) {
+            bytes.withUnsafeBytes { pending.append($0) }
+            written += bytes.count
+            if pending.count >= 1 << 20 { try flush() }
+        }
+
+        mutating func append(_ bytes: UnsafeRawBufferPointer) throws(IOError) {
+            pending.append(bytes)
+            written += bytes.count
+            if pending.count >= 1 << 20 { try flush() }
+        }
+
+        mutating func flush() throws(IOError) {
+            guard let file, pending.count > 0 else { return }
+            try file.write(pending.bytes, at: Int64(flushed))
+            flushed += pending.count
+            pending.count = 0
+        }
+
+        mutating func finish() throws(IOError) {
+            try flush()
+            try file?.datasync()
+        }
+    }
+}
