@@ -275,4 +275,25 @@ import Testing
         try log.close()
         #expect(try Log.verify(at: dir.path).isSound)
     }
+
+    /// A retry after a reopen copies the stream's state into the current
+    /// generation and writes nothing: the close must not write that
+    /// generation as a run of no positions (`1-1.streamtable`), which no
+    /// chain can use and `verify` reported as damage.
+    @Test func aGenerationWithoutRecordsIsNotWrittenAsARun() throws {
+        let dir = TemporaryDirectory()
+        var options = LogOptions(segmentBytes: 4096, durability: .none)
+        options.maintenanceInterval = nil
+        var log = try Log.open(at: dir.path, options: options)
+        let events = [NewEvent(stream: "a", type: "T", data: [1], metadata: EventMetadata(eventID: UUID()))]
+        try log.append(events, expecting: ["a": .noStream])
+        try log.close()
+        log = try Log.open(at: dir.path, options: options)
+        #expect(try log.append(events, expecting: ["a": .noStream]).wasRetry)
+        try log.close()
+        let runs = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".streamtable") }
+        #expect(runs == ["00000000000000000000-00000000000000000001.streamtable"])
+        let report = try Log.verify(at: dir.path)
+        #expect(report.isSound, "\(report.problems)")
+    }
 }
