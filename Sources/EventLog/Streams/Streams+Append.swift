@@ -213,7 +213,8 @@ extension Streams {
             // The expectation must be the one the original append had.
             switch slot.expectation ?? .any {
             case .any: break
-            case .noStream: guard state.lastAppendFirstVersion == 0 else { return nil }
+            // (No stream: a new one, or a soft-deleted one it recreated, at its truncate-before.)
+            case .noStream: guard state.lastAppendFirstVersion == 0 || state.lastAppendFirstVersion == state.truncateBefore else { return nil }
             case .streamExists: guard state.lastAppendFirstVersion > 0 else { return nil }
             case .exact(let v): guard state.lastAppendFirstVersion == v &+ 1 else { return nil }
             }
