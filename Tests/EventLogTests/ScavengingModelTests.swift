@@ -1,0 +1,249 @@
+import Foundation
+import Testing
+@testable import EventLog
+
+/// Scavenging against a reference model: seeded random appends (with
+/// expected versions and event ids), soft and hard deletions, truncations,
+/// compactions, idempotent retries and reopens. After every step the log,
+/// every stream and every removed position read exactly as the model says:
+/// only dead events ever go, once gone they stay gone, survivors are
+/// unchanged, versions go on.
+///
+/// Budget: `EVENTLOG_SCAVENGE_SEEDS` seeds (default 150); `EVENTLOG_SCAVENGE_SEED=N`
+/// runs seed N alone and prints its trace.
+@Suite struct ScavengingModelTests {
+    static var seeds: [UInt64] {
+        let env = ProcessInfo.processInfo.environment
+        if let one = env["EVENTLOG_SCAVENGE_SEED"].flatMap(UInt64.init) { return [one] }
+        return (1...UInt64(env["EVENTLOG_SCAVENGE_SEEDS"].flatMap(Int.init) ?? 150)).map { $0 }
+    }
+
+    @Test func randomRunsMatchTheModel() throws {
+        var failures = 0
+        for seed in Self.seeds {
+            let run = ScavengingModelRun(seed: seed, verbose: Self.seeds.count == 1)
+            do {
+                try run.run()
+            } catch {
+                failures += 1
+                Issue.record("seed \(seed): \(error)\n\(run.trace.suffix(20).joined(separator: "\n"))\nreplay: EVENTLOG_SCAVENGE_SEED=\(seed)")
+                if failures >= 3 { return }
+            }
+        }
+    }
+}
+
+final class ScavengingModelRun {
+    struct Record {
+        var stream: String
+        var version: UInt64
+        var isMarker: Bool
+        var data: [UInt8]
+    }
+
+    struct StreamModel {
+        var nextVersion: UInt64 = 0
+        var truncateBefore: UInt64 = 0
+        var deletion: StreamDeletion = .none
+        /// The stream was deleted or truncated since the last append to it.
+        var touched = false
+    }
+
+    let seed: UInt64
+    let verbose: Bool
+    var rng: SplitMix64
+    let directory = TemporaryDirectory("eventlog-scavenge-model", preferMemory: true)
+    var options: LogOptions
+    var log: Log?
+    var records: [Record] = []
+    /// Positions scavenging removed (each was dead when it went).
+    var gone: Set<UInt64> = []
+    var streams: [String: StreamModel] = [:]
+    var lastAppend: (events: [NewEvent], expecting: [String: ExpectedVersion], result: AppendResult)?
+    var trace: [String] = []
+    static let names = (0..<7).map { "agg-\($0)" }
+
+    init(seed: UInt64, verbose: Bool) {
+        self.seed = seed
+        self.verbose = verbose
+        rng = SplitMix64(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ 7)
+        options = LogOptions(segmentBytes: 4096, durability: .none)
+        options.maintenanceInterval = nil
+        options.checkpointBytes = 4096
+        options.preallocates = false
+        options.compression = Int.random(in: 0..<2, using: &rng) == 0 ? .none : .lz4
+    }
+
+    func random(_ range: Range<Int>) -> Int { Int.random(in: range, using: &rng) }
+    func note(_ line: String) {
+        trace.append(line)
+        if verbose { print("[\(seed)] \(line)") }
+    }
+
+    var current: Log {
+        get throws {
+            guard let log else { throw SimulationFailure("no open log") }
+            return log
+        }
+    }
+
+    func run() throws {
+        log = try Log.open(at: directory.path, options: options)
+        for _ in 0..<random(40..<90) {
+            switch random(0..<100) {
+            case 0..<45: try append()
+            case 45..<53: try delete()
+            case 53..<63: try truncate()
+            case 63..<78: try compact()
+            case 78..<86: try retry()
+            default: try reopen()
+            }
+            try check()
+        }
+        try compact()
+        try check()
+        try current.close()
+        log = nil
+        let report = try Log.verify(at: directory.path)
+        guard report.isSound else { throw SimulationFailure("verify: \(report.problems)") }
+        log = try Log.open(at: directory.path, options: options)
+        try check()
+        try current.close()
+    }
+
+    // MARK: Steps
+
+    func append() throws {
+        var events: [NewEvent] = []
+        var expecting: [String: ExpectedVersion] = [:]
+        for _ in 0..<random(1..<12) {
+            let name = Self.names[random(0..<Self.names.count)]
+            if streams[name]?.deletion == .hard { continue }
+            let body = (0..<random(10..<120)).map { _ in UInt8(random(0..<256)) }
+            events.append(NewEvent(
+                stream: name, type: "T\(random(0..<3))", data: body, metadata: EventMetadata(eventID: UUID())))
+            if expecting[name] == nil, random(0..<2) == 0 {
+                let model = streams[name] ?? StreamModel()
+                let current = model.deletion == .soft || model.nextVersion == 0 ? nil : model.nextVersion - 1
+                expecting[name] = current.map { .exact($0) } ?? .noStream
+            }
+        }
+        guard !events.isEmpty else { return }
+        let result = try current.append(events, expecting: expecting)
+        guard !result.wasRetry, result.positions.count == events.count, result.positions.lowerBound == UInt64(records.count) else {
+            throw SimulationFailure("append of \(events.count) got \(result)")
+        }
+        for event in events {
+            var model = streams[event.stream] ?? StreamModel()
+            records.append(Record(stream: event.stream, version: model.nextVersion, isMarker: false, data: event.data))
+            model.nextVersion += 1
+            model.deletion = .none
+            model.touched = false
+            streams[event.stream] = model
+        }
+        lastAppend = (events, expecting, result)
+        note("append \(events.count) at \(result.positions)")
+    }
+
+    func delete() throws {
+        let name = Self.names[random(0..<Self.names.count)]
+        guard var model = streams[name], model.deletion != .hard else { return }
+        let hard = random(0..<3) == 0
+        let position = try current.deleteStream(name, hard: hard)
+        guard position == UInt64(records.count) else { throw SimulationFailure("delete marker at \(position), expected \(records.count)") }
+        records.append(Record(stream: name, version: model.nextVersion, isMarker: true, data: []))
+        model.deletion = hard ? .hard : .soft
+        model.truncateBefore = max(model.truncateBefore, model.nextVersion)
+        model.touched = true
+        streams[name] = model
+        note("delete \(name)\(hard ? " hard" : "") at \(position)")
+    }
+
+    func truncate() throws {
+        let name = Self.names[random(0..<Self.names.count)]
+        guard var model = streams[name], model.deletion != .hard, model.nextVersion > 0 else { return }
+        let before = UInt64(random(0..<(Int(model.nextVersion) + 1)))
+        let position = try current.truncateStream(name, before: before)
+        records.append(Record(stream: name, version: model.nextVersion, isMarker: true, data: []))
+        model.truncateBefore = max(model.truncateBefore, before)
+        model.touched = true
+        streams[name] = model
+        note("truncate \(name) before \(before) at \(position)")
+    }
+
+    func compact() throws {
+        let result = try current.compact()
+        note("compact: rewrote \(result.segmentsRewritten), removed \(result.eventsRemoved)")
+        guard result.startPosition == 0, result.eventsRemoved == result.eventsScavenged else {
+            throw SimulationFailure("compact without retention settings moved the start: \(result)")
+        }
+    }
+
+    /// The last append again, when none of its streams was deleted or
+    /// truncated since: recognised, nothing written.
+    func retry() throws {
+        guard let last = lastAppend, Set(last.events.map(\.stream)).allSatisfy({ streams[$0]?.touched == false }) else { return }
+        let end = try current.endPosition
+        let result = try current.append(last.events, expecting: last.expecting)
+        note("retry of \(last.result.positions)")
+        guard result.wasRetry, result.positions == last.result.positions, result.streams == last.result.streams else {
+            throw SimulationFailure("retry of \(last.result) gave \(result)")
+        }
+        guard try current.endPosition == end else { throw SimulationFailure("a retry wrote something") }
+    }
+
+    func reopen() throws {
+        try current.close()
+        log = try Log.open(at: directory.path, options: options)
+        note("reopen")
+    }
+
+    // MARK: The check
+
+    func isDead(_ position: UInt64) -> Bool {
+        let record = records[Int(position)]
+        return !record.isMarker && record.version < (streams[record.stream]?.truncateBefore ?? 0)
+    }
+
+    func check() throws {
+        let log = try current
+        // The whole log: survivors unchanged, only dead positions missing, the gone ones still gone.
+        var present: Set<UInt64> = []
+        try log.read(from: 0) { view in
+            let p = view.position
+            guard p < UInt64(records.count) else { throw SimulationFailure("read position \(p) past the end \(records.count)") }
+            let r = records[Int(p)]
+            guard view.stream == r.stream, view.isMarker == r.isMarker, r.isMarker || (view.version == r.version && Array(view.data) == r.data)
+            else { throw SimulationFailure("position \(p) reads as \(view.stream) v\(view.version), expected \(r.stream) v\(r.version)") }
+            present.insert(p)
+        }
+        for p in 0..<UInt64(records.count) where !present.contains(p) {
+            guard isDead(p) else { throw SimulationFailure("live position \(p) (\(records[Int(p)])) is missing") }
+        }
+        guard gone.isSubset(of: Set(0..<UInt64(records.count)).subtracting(present)) else {
+            throw SimulationFailure("a removed position came back: \(gone.intersection(present).sorted())")
+        }
+        gone = Set(0..<UInt64(records.count)).subtracting(present)
+        // A removed position, read alone, says so.
+        if let p = gone.first {
+            do {
+                _ = try log.event(at: p)
+                throw SimulationFailure("event(at: \(p)) of a removed position succeeded")
+            } catch let error as EventLogError {
+                guard case .positionRemoved = error else { throw SimulationFailure("event(at: \(p)) threw \(error)") }
+            }
+        }
+        // Every stream: its state, and a read of it.
+        for name in Self.names {
+            let model = streams[name]
+            let info = try log.streamInfo(name)
+            guard info?.currentVersion == model.flatMap({ $0.nextVersion == 0 ? nil : $0.nextVersion - 1 }),
+                  (info?.truncateBefore ?? 0) == (model?.truncateBefore ?? 0), (info?.deletion ?? .none) == (model?.deletion ?? .none)
+            else { throw SimulationFailure("stream \(name): \(String(describing: info)), model \(String(describing: model))") }
+            guard let model, model.deletion == .none else { continue }
+            let versions = try log.events(inStream: name).map(\.version)
+            let expected = Array(model.truncateBefore..<model.nextVersion)
+            guard versions == expected else { throw SimulationFailure("stream \(name) reads versions \(versions), expected \(expected)") }
+        }
+    }
+}
