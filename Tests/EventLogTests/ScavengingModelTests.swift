@@ -4,7 +4,10 @@ import Testing
 
 /// Scavenging against a reference model: seeded random appends (with
 /// expected versions and event ids), soft and hard deletions, truncations,
-/// compactions, idempotent retries and reopens. After every step the log,
+/// compactions, idempotent retries, reopens and power losses (under
+/// `.none`, through `PowerLossSimulator`: what survives is a prefix at
+/// least as long as what was synced, and the markers that made a removed
+/// event dead always survive with it). After every step the log,
 /// every stream and every removed position read exactly as the model says:
 /// only dead events ever go, once gone they stay gone, survivors are
 /// unchanged, versions go on.
@@ -21,7 +24,7 @@ import Testing
     @Test func randomRunsMatchTheModel() throws {
         var failures = 0
         for seed in Self.seeds {
-            let run = ScavengingModelRun(seed: seed, verbose: Self.seeds.count == 1)
+            let run = try ScavengingModelRun(seed: seed, verbose: Self.seeds.count == 1)
             do {
                 try run.run()
             } catch {
@@ -39,6 +42,8 @@ final class ScavengingModelRun {
         var version: UInt64
         var isMarker: Bool
         var data: [UInt8]
+        /// A marker's effect.
+        var marker: StreamMarker?
     }
 
     struct StreamModel {
@@ -53,7 +58,15 @@ final class ScavengingModelRun {
     let verbose: Bool
     var rng: SplitMix64
     let directory = TemporaryDirectory("eventlog-scavenge-model", preferMemory: true)
-    var options: LogOptions
+    let simulator: PowerLossSimulator
+    var baseOptions: LogOptions
+    var options: LogOptions {
+        var options = baseOptions
+        options.storageFaults = simulator.faults
+        return options
+    }
+    /// `records[0..<durableCount]` survive a power loss (synced by a close or a scavenging swap).
+    var durableCount = 0
     var log: Log?
     var records: [Record] = []
     /// Positions scavenging removed (each was dead when it went).
@@ -63,15 +76,16 @@ final class ScavengingModelRun {
     var trace: [String] = []
     static let names = (0..<7).map { "agg-\($0)" }
 
-    init(seed: UInt64, verbose: Bool) {
+    init(seed: UInt64, verbose: Bool) throws {
         self.seed = seed
         self.verbose = verbose
         rng = SplitMix64(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ 7)
-        options = LogOptions(segmentBytes: 4096, durability: .none)
-        options.maintenanceInterval = nil
-        options.checkpointBytes = 4096
-        options.preallocates = false
-        options.compression = Int.random(in: 0..<2, using: &rng) == 0 ? .none : .lz4
+        simulator = try PowerLossSimulator(directory: directory.path, seed: seed)
+        baseOptions = LogOptions(segmentBytes: 4096, durability: .none)
+        baseOptions.maintenanceInterval = nil
+        baseOptions.checkpointBytes = 4096
+        baseOptions.preallocates = false
+        baseOptions.compression = Int.random(in: 0..<2, using: &rng) == 0 ? .none : .lz4
     }
 
     func random(_ range: Range<Int>) -> Int { Int.random(in: range, using: &rng) }
@@ -96,6 +110,7 @@ final class ScavengingModelRun {
             case 53..<63: try truncate()
             case 63..<78: try compact()
             case 78..<86: try retry()
+            case 86..<93: try powerLoss()
             default: try reopen()
             }
             try check()
@@ -104,6 +119,7 @@ final class ScavengingModelRun {
         try check()
         try current.close()
         log = nil
+        durableCount = records.count
         let report = try Log.verify(at: directory.path)
         guard report.isSound else { throw SimulationFailure("verify: \(report.problems)") }
         log = try Log.open(at: directory.path, options: options)
@@ -151,7 +167,7 @@ final class ScavengingModelRun {
         let hard = random(0..<3) == 0
         let position = try current.deleteStream(name, hard: hard)
         guard position == UInt64(records.count) else { throw SimulationFailure("delete marker at \(position), expected \(records.count)") }
-        records.append(Record(stream: name, version: model.nextVersion, isMarker: true, data: []))
+        records.append(Record(stream: name, version: model.nextVersion, isMarker: true, data: [], marker: .delete(hard: hard)))
         model.deletion = hard ? .hard : .soft
         model.truncateBefore = max(model.truncateBefore, model.nextVersion)
         model.touched = true
@@ -164,7 +180,7 @@ final class ScavengingModelRun {
         guard var model = streams[name], model.deletion != .hard, model.nextVersion > 0 else { return }
         let before = UInt64(random(0..<(Int(model.nextVersion) + 1)))
         let position = try current.truncateStream(name, before: before)
-        records.append(Record(stream: name, version: model.nextVersion, isMarker: true, data: []))
+        records.append(Record(stream: name, version: model.nextVersion, isMarker: true, data: [], marker: .truncate(before: before)))
         model.truncateBefore = max(model.truncateBefore, before)
         model.touched = true
         streams[name] = model
@@ -174,6 +190,8 @@ final class ScavengingModelRun {
     func compact() throws {
         let result = try current.compact()
         note("compact: rewrote \(result.segmentsRewritten), removed \(result.eventsRemoved)")
+        // A swap syncs everything appended before it.
+        if result.segmentsRewritten > 0 { durableCount = records.count }
         guard result.startPosition == 0, result.eventsRemoved == result.eventsScavenged else {
             throw SimulationFailure("compact without retention settings moved the start: \(result)")
         }
@@ -194,8 +212,52 @@ final class ScavengingModelRun {
 
     func reopen() throws {
         try current.close()
+        durableCount = records.count
         log = try Log.open(at: directory.path, options: options)
         note("reopen")
+    }
+
+    /// The power fails with the log open: it is abandoned (its background
+    /// work let finish first, as a dead process does nothing afterwards),
+    /// the disk keeps what was synced and maybe more, and the log reopens
+    /// with a prefix of the records; the model keeps the same prefix.
+    func powerLoss() throws {
+        log?.batches.segments.waitForIndexWrites()
+        weak let abandoned = log
+        log = nil
+        var waited = 0
+        while abandoned != nil && waited < 5000 {
+            usleep(1000)
+            waited += 1
+        }
+        _ = try simulator.powerLoss()
+        log = try Log.open(at: directory.path, options: options)
+        let end = Int(try current.endPosition)
+        guard end >= durableCount, end <= records.count else {
+            throw SimulationFailure("after a power loss the log ends at \(end); \(durableCount) were synced, \(records.count) appended")
+        }
+        note("power loss: \(records.count - end) of \(records.count) records lost")
+        records.removeLast(records.count - end)
+        gone = gone.filter { $0 < UInt64(end) }
+        durableCount = end
+        lastAppend = nil
+        // The streams as the surviving records make them.
+        streams = [:]
+        for record in records {
+            var model = streams[record.stream] ?? StreamModel()
+            switch record.marker {
+            case .delete(let hard)?:
+                model.deletion = hard ? .hard : .soft
+                model.truncateBefore = max(model.truncateBefore, model.nextVersion)
+            case .truncate(let before)?:
+                model.truncateBefore = max(model.truncateBefore, before)
+            case nil:
+                model.nextVersion = record.version + 1
+                model.deletion = .none
+            }
+            model.touched = true
+            streams[record.stream] = model
+        }
     }
 
     // MARK: The check
