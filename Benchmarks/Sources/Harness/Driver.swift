@@ -123,6 +123,9 @@ public func runSystem(
             outcome.extra += figures
             outcome.concurrentLatency["C\(threads)"] = latency
         }
+        if !options.skip.contains("scavenge") {
+            outcome.extra += try EventLogPhases.scavenge(events: sizes.n, directory: directory, keep: options.keep)
+        }
         if sizes.crashEvents > 0, !options.skip.contains("open"), let executable {
             outcome.extra += try EventLogPhases.openAfterKill(
                 events: sizes.crashEvents, directory: directory, executable: executable, keep: options.keep)

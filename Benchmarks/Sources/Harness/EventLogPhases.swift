@@ -209,6 +209,92 @@ public enum EventLogPhases {
         }
     }
 
+    /// "scavenge": a log of `events` workload events in 16 MiB segments,
+    /// 30% of the streams deleted (soft: later appends recreate them;
+    /// `order-k`, k mod 10 < 3), synced.
+    /// Timed: one read of the whole log, then `compact()`, which rewrites
+    /// the sealed segments without the dead events. Input rate: the sealed
+    /// segments' data (headers and batches, as `inspect` counts them) ÷ the
+    /// compaction's time. Then appends (batches of 100, no sync) alone, and
+    /// while a second compaction (another 30% of the streams deleted) runs
+    /// on another thread: events appended until it finishes ÷ its time.
+    public static func scavenge(events n: Int, directory: String, keep: Bool = false) throws -> [Figure] {
+        let path = directory + "/eventlog-scavenge"
+        removeTree(path)
+        defer { if !keep { removeTree(path) } }
+        var options = LogOptions(segmentBytes: 16 << 20, durability: .none)
+        options.maintenanceInterval = nil
+        let log = try Log.open(at: path, options: options)
+        defer { try? log.close() }
+        let store = EventLogStore.Shared(log: log)
+        var generator = EventGenerator(seed: WorkloadSeed.events)
+        var chunk = EventChunk()
+        func append(_ count: Int) throws {
+            var appended = 0
+            while appended < count {
+                chunk.fill(from: &generator, count: min(chunk.capacity, count - appended))
+                let batch = chunk.events
+                var i = 0
+                while i < batch.count {
+                    let end = min(i + batchSize, batch.count)
+                    try store.appendBatch(batch, i..<end)
+                    i = end
+                }
+                appended += batch.count
+            }
+        }
+        try append(n)
+        for k in 0..<EventGenerator.streamCount where k % 10 < 3 { _ = try log.deleteStream("order-\(k)") }
+        try log.sync()
+
+        var readEvents = 0
+        let readStart = now()
+        try log.read(from: 0) { _ in readEvents += 1 }
+        let readSeconds = now() - readStart
+        let sealedBytes = try Log.inspect(at: path).segments.filter(\.isSealed).reduce(Int64(0)) { $0 + $1.bytes }
+
+        let start = now()
+        let result = try log.compact()
+        let seconds = now() - start
+        guard result.segmentsRewritten > 0 else { throw BenchError("scavenge: compact() rewrote no segment (\(result))") }
+
+        // Appends alone, for about as long as a compaction takes (at least 0.5 s).
+        let span = max(0.5, seconds)
+        var alone = 0
+        let aloneStart = now()
+        while now() - aloneStart < span {
+            try append(10_000)
+            alone += 10_000
+        }
+        let aloneRate = Double(alone) / (now() - aloneStart)
+        // Appends while another compaction runs.
+        for k in 0..<EventGenerator.streamCount where k % 10 >= 3 && k % 10 < 6 { _ = try log.deleteStream("order-\(k)") }
+        try log.sync()
+        let finished = Flag()
+        let compactor = Thread {
+            _ = try? log.compact()
+            finished.set()
+        }
+        var during = 0
+        let duringStart = now()
+        compactor.start()
+        while !finished.isSet {
+            try append(1_000)
+            during += 1_000
+        }
+        let duringRate = Double(during) / (now() - duringStart)
+
+        return [
+            Figure("scavenge", "read_once_ms", readSeconds * 1000),
+            Figure("scavenge", "compact_ms", seconds * 1000),
+            Figure("scavenge", "input_mb_per_s", Double(sealedBytes) / seconds / 1e6),
+            Figure("scavenge", "dead_share", Double(result.eventsScavenged) / Double(max(readEvents, 1))),
+            Figure("scavenge", "segments_rewritten", Double(result.segmentsRewritten)),
+            Figure("scavenge", "appends_alone_per_s", aloneRate),
+            Figure("scavenge", "appends_during_per_s", duringRate),
+        ]
+    }
+
     /// The path of the running executable.
     public static func currentExecutable() -> String? {
         var buffer = [CChar](repeating: 0, count: 4096)
@@ -216,6 +302,14 @@ public enum EventLogPhases {
         guard count > 0 else { return nil }
         return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
+}
+
+/// A flag one thread sets and another polls.
+private final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.lock(); value = true; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
 }
 
 /// What the appender threads report back.

@@ -17,9 +17,9 @@ public struct Options: Sendable {
     public var reportDirectory: String?
     /// `--check N`: print the generator's digest of N events and exit.
     public var check: Int?
-    /// EventLog's extra phase groups to skip: "lz4", "concurrent", "open".
+    /// EventLog's extra phase groups to skip: "lz4", "concurrent", "open", "scavenge".
     public var skip: Set<String> = []
-    public static let extraGroups = ["lz4", "concurrent", "open"]
+    public static let extraGroups = ["lz4", "concurrent", "open", "scavenge"]
     /// The streams-scale phase group (`--streams-scale LIST`); runs when it has counts.
     public var streamsScale = StreamsScaleSizes()
     /// `--crash-events`, when given (default: N).
@@ -63,7 +63,7 @@ public struct Options: Sendable {
           --threads LIST   thread counts of EventLog's concurrent-appender phases (1,2,4,8)
           --appends-per-thread N   single durable appends per thread there (2000)
           --crash-events N   events the writer killed in open-kill9 has acknowledged (N)
-          --skip GROUPS  skip EventLog's extra phases: lz4, concurrent, open
+          --skip GROUPS  skip EventLog's extra phases: lz4, concurrent, open, scavenge
           --check N    print the FNV-1a 64 digest and logical bytes of the first N
                        generated events, and exit
           --streams-scale LIST  after the standard phases, the streams-scale group for each

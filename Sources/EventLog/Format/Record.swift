@@ -197,6 +197,42 @@ extension Record {
             data: data, metadataBytes: metadata, isMarker: flags & flagMarker != 0)
     }
 
+    /// What scavenging needs of the record at `offset` (its marker flag,
+    /// version, timestamp and stream name), read without decoding the rest;
+    /// advances `offset` past it. The frame's checksum vouches for the bytes.
+    @inline(__always)
+    static func head(
+        _ area: UnsafeRawBufferPointer, at offset: inout Int, firstTimestamp: Timestamp
+    ) throws(RecordDefect) -> RecordHead {
+        let start = offset
+        guard let bodyLength = Varint.read(area, &offset), bodyLength >= 4 + 1 + 1 + 2,
+              bodyLength <= UInt64(area.count - offset)
+        else { throw RecordDefect(reason: "record length is impossible", offset: start) }
+        let end = offset + Int(bodyLength)
+        let body = UnsafeRawBufferPointer(rebasing: area[offset..<end])
+        var i = 4
+        let flags = body[i]
+        i += 1
+        guard flags & ~knownFlags == 0 else { throw RecordDefect(reason: "unknown record flags", offset: start) }
+        var timestamp = firstTimestamp
+        if flags & flagTimestamp != 0 {
+            guard let delta = Varint.read(body, &i) else { throw RecordDefect(reason: "bad timestamp delta", offset: start) }
+            timestamp = firstTimestamp &+ Varint.unzigzag(delta)
+        }
+        guard let version = Varint.read(body, &i), i < body.count else {
+            throw RecordDefect(reason: "bad version", offset: start)
+        }
+        let streamLength = Int(body[i])
+        i += 1
+        guard streamLength >= 1, streamLength <= body.count - i else {
+            throw RecordDefect(reason: "stream name runs past the record", offset: start)
+        }
+        offset = end
+        return RecordHead(
+            isMarker: flags & flagMarker != 0, version: version, timestamp: timestamp,
+            stream: UnsafeRawBufferPointer(rebasing: body[i..<(i + streamLength)]))
+    }
+
     /// Skips the record at `offset` without decoding it.
     @inline(__always)
     static func skip(_ area: UnsafeRawBufferPointer, at offset: inout Int) throws(RecordDefect) {
@@ -206,4 +242,13 @@ extension Record {
         }
         offset += Int(bodyLength)
     }
+}
+
+/// The fields of a record scavenging decides on (`Record.head`): borrowed
+/// from the records area, valid while it is.
+struct RecordHead {
+    var isMarker: Bool
+    var version: UInt64
+    var timestamp: Timestamp
+    var stream: UnsafeRawBufferPointer
 }

@@ -1,4 +1,7 @@
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Scavenging (Format.md §4, "Rewritten segments"): removes from sealed
 /// segments the events of deleted streams and the events below a stream's
@@ -89,20 +92,21 @@ final class Scavenger: Sendable {
         return outcome
     }
 
-    /// Dead events and all events (markers left out) of `segment`.
+    /// Dead events and all events (markers left out) of `segment`: the
+    /// rewrite's own walk, writing nothing.
     private func count(in segment: Segment, states: inout TruncationCache) throws(EventLogError) -> (dead: Int, events: Int) {
-        var dead = 0
         var events = 0
+        let outcome: SegmentRewriter.Outcome
         do {
-            try StreamIndexBuilder.forEachRecord(in: segment, from: segment.basePosition) { view, _, _ in
-                guard !view.isMarker else { return }
+            outcome = try SegmentRewriter.rewrite(segment, logID: log.segments.logID, to: nil, faults: nil) { head in
+                if head.isMarker { return true }
                 events += 1
-                if view.version < (try states.truncateBefore(view.streamBytes)) { dead += 1 }
+                return head.version >= (try states.truncateBefore(head.stream))
             }
         } catch {
             throw .wrapping(error)
         }
-        return (dead, events)
+        return (outcome.removedRecords, events)
     }
 
     /// Rewrites `segment` without its dead events and puts the new file in
@@ -116,9 +120,9 @@ final class Scavenger: Sendable {
         do {
             let outcome = try SegmentRewriter.rewrite(
                 segment, logID: log.segments.logID, to: directory.file(temporary), faults: directory.faults
-            ) { view in
-                if view.isMarker { return true }
-                return view.version >= (try states.truncateBefore(view.streamBytes))
+            ) { head in
+                if head.isMarker { return true }
+                return head.version >= (try states.truncateBefore(head.stream))
             }
             try log.sync()
             let path = log.path
@@ -149,15 +153,34 @@ final class Scavenger: Sendable {
 /// stream's truncate-before only grows.
 struct TruncationCache {
     let index: StreamIndex
-    private var byHash: [UInt64: [(name: [UInt8], truncateBefore: UInt64)]] = [:]
+    /// Hash → the first entry with it; entries of one hash chain through `next`.
+    private var byHash: [UInt64: Int32] = [:]
+    private var entries: [(name: [UInt8], truncateBefore: UInt64, next: Int32)] = []
+    /// The last stream asked about: records of one stream come in runs.
+    private var last: (entry: Int, hash: UInt64) = (-1, 0)
 
     init(index: StreamIndex) { self.index = index }
 
     mutating func truncateBefore(_ name: UnsafeRawBufferPointer) throws(EventLogError) -> UInt64 {
+        if last.entry >= 0, Self.equal(entries[last.entry].name, name) { return entries[last.entry].truncateBefore }
         let hash = StreamHash.hash(name)
-        if let known = byHash[hash]?.first(where: { $0.name.elementsEqual(name) }) { return known.truncateBefore }
+        var i = byHash[hash] ?? -1
+        while i >= 0 {
+            if Self.equal(entries[Int(i)].name, name) {
+                last = (Int(i), hash)
+                return entries[Int(i)].truncateBefore
+            }
+            i = entries[Int(i)].next
+        }
         let value = try index.table.state(named: String(decoding: name, as: UTF8.self))?.truncateBefore ?? 0
-        byHash[hash, default: []].append((Array(name), value))
+        entries.append((Array(name), value, byHash[hash] ?? -1))
+        byHash[hash] = Int32(entries.count - 1)
+        last = (entries.count - 1, hash)
         return value
+    }
+
+    @inline(__always) private static func equal(_ a: [UInt8], _ b: UnsafeRawBufferPointer) -> Bool {
+        guard a.count == b.count, let y = b.baseAddress else { return a.count == b.count }
+        return a.withUnsafeBytes { x in x.baseAddress.map { memcmp($0, y, b.count) == 0 } ?? false }
     }
 }

@@ -25,12 +25,14 @@ enum SegmentRewriter {
     /// Writes the copy of `segment` (sealed, published up to its data end)
     /// to `path`, keeping the records for which `keep` returns true, then
     /// fdatasyncs it. The file is created (replacing a leftover) with
-    /// exactly the length of its data. Throws `corruption` for a damaged
-    /// frame or record of `segment`, `io` for a failed write, and what
-    /// `keep` throws.
+    /// exactly the length of its data. With no `path`, writes nothing and
+    /// only counts (the records `keep` rejects, and their bytes). Every
+    /// frame is verified whole (its checksum) before its records are read.
+    /// Throws `corruption` for a damaged frame or record of `segment`, `io`
+    /// for a failed write, and what `keep` throws.
     static func rewrite(
-        _ segment: Segment, logID: [UInt8], to path: String, faults: StorageFaults?,
-        keep: (EventView) throws -> Bool
+        _ segment: Segment, logID: [UInt8], to path: String?, faults: StorageFaults?,
+        keep: (RecordHead) throws -> Bool
     ) throws -> Outcome {
         guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd), bytes.count >= SegmentHeader.size else {
             throw EventLogError.corruption(file: segment.path, offset: 0, reason: "segment is shorter than its published data")
@@ -41,7 +43,7 @@ enum SegmentRewriter {
         let header = SegmentHeader(
             logID: logID, basePosition: segment.basePosition, createdAt: old.createdAt, declaredEnd: segment.endPosition)
         var output = Output(path: path, faults: faults, previousCRC: header.checksum)
-        try output.open()
+        if path != nil { try output.open() }
         var outcome = Outcome(bytesBefore: segment.dataEnd)
         try output.append(header.encode())
 
@@ -86,9 +88,9 @@ enum SegmentRewriter {
             var position = batch.basePosition
             while position < batch.endPosition {
                 let recordStart = at
-                let view: EventView
+                let view: RecordHead
                 do {
-                    view = try Record.decode(area, at: &at, position: position, firstTimestamp: batch.firstTimestamp, verify: false)
+                    view = try Record.head(area, at: &at, firstTimestamp: batch.firstTimestamp)
                 } catch {
                     let place = batch.codecValue == 0 ? offset + BatchHeader.size + error.offset : offset
                     throw EventLogError.corruption(file: segment.path, offset: Int64(place), reason: error.reason)
@@ -109,7 +111,7 @@ enum SegmentRewriter {
             offset += Int(batch.length)
         }
         outcome.bytesAfter = output.written
-        try output.finish()
+        if path != nil { try output.finish() }
         return outcome
     }
 
@@ -123,7 +125,8 @@ enum SegmentRewriter {
 
     /// The new file, written in chunks of about 1 MiB, and the frames made for it.
     private struct Output: ~Copyable {
-        let path: String
+        /// Nil: count only, write nothing.
+        let path: String?
         let faults: StorageFaults?
         /// The chain: the CRC of the last frame written (the header checksum first).
         var previousCRC: UInt32
@@ -135,13 +138,14 @@ enum SegmentRewriter {
         var written = 0
         var flushed = 0
 
-        init(path: String, faults: StorageFaults?, previousCRC: UInt32) {
+        init(path: String?, faults: StorageFaults?, previousCRC: UInt32) {
             self.path = path
             self.faults = faults
             self.previousCRC = previousCRC
         }
 
         mutating func open() throws(IOError) {
+            guard let path else { return }
             let handle = try FileHandle.open(path, create: true, faults: faults)
             try handle.setLength(0)
             file = handle
@@ -152,6 +156,11 @@ enum SegmentRewriter {
         /// again when `batch` was and LZ4 saves at least 1/16. Nothing for an empty run.
         mutating func emit(_ run: Run, records: UnsafeRawBufferPointer, of batch: BatchHeader) throws(IOError) {
             guard run.count > 0 else { return }
+            guard path != nil else {
+                // Counting: the frame's length, as if written.
+                written += BatchHeader.size + records.count
+                return
+            }
             var made = BatchHeader(
                 length: 0, crc: 0, basePosition: run.base, firstTimestamp: batch.firstTimestamp, maxTimestamp: run.maxTimestamp,
                 recordCount: run.count, previousCRC: previousCRC, recordsLength: UInt32(records.count),
