@@ -16,7 +16,8 @@ struct InspectCommand: ParsableCommand {
             last_shutdown, last_shutdown_at (when clean), start_position, end_position, \
             missing_positions, settings (the object of eventlog config --json: retain_age_seconds, \
             retain_bytes, retain_cursors; null when they cannot be read), reclaimable_bytes (what \
-            eventlog compact would remove now; null when unknown), segments (file, \
+            retention would remove now, without reading any record; eventlog compact --dry-run also \
+            counts what scavenging would; null when unknown), segments (file, \
             base_position, end_position, batches, events, bytes, allocated_bytes, first_timestamp, \
             last_timestamp, sealed, rewritten: scavenging rewrote it without dead events) and totals (segments, batches, events, bytes, allocated_bytes). \
             Times are microseconds since 1970; a segment without events has null timestamps.
@@ -56,7 +57,8 @@ struct InspectCommand: ParsableCommand {
         do {
             let log = try Log.openReadOnly(directory)
             defer { try? log.close() }
-            let dryRun = try log.compact(dryRun: true)
+            // Retention's share only: scavenging's would read every record.
+            let dryRun = try log.compact(dryRun: true, scavenging: false)
             return (try log.settings(), dryRun.bytesBefore - min(dryRun.bytesAfter, dryRun.bytesBefore))
         } catch {
             writeToStandardError("eventlog inspect: the settings cannot be read: \(error.description)\n")

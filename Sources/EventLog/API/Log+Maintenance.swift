@@ -1,4 +1,4 @@
-/// Retention: the log's settings and compaction (Format.md §3.1–§3.2).
+/// Retention and scavenging: the log's settings and compaction (Format.md §3.1–§3.2, §4.1).
 extension Log {
     /// The log's settings (`eventlog.settings`; the defaults, which retain
     /// everything, when the file does not exist). A damaged file is
@@ -21,12 +21,20 @@ extension Log {
     /// position fails with `positionRemoved`. Readers that hold older
     /// snapshots keep reading the removed segments until they let them go.
     ///
+    /// Then scavenges (unless `scavenging` is false): rewrites each sealed
+    /// segment in which at least 1/16 of the events are dead (events of
+    /// deleted streams, events below a stream's truncate-before) without
+    /// them (Format.md §4.1). Positions never change; a read of a removed
+    /// one fails with `positionRemoved`. Finding dead events reads every
+    /// record of the sealed segments not known to be clean.
+    ///
     /// With `dryRun`, changes nothing and says what would be removed (any
-    /// open log). Otherwise a writer only. A writer also runs this every
+    /// open log; a rewritten segment's size is estimated). Otherwise a
+    /// writer only. A writer also runs this every
     /// `LogOptions.maintenanceInterval` in the background. Blocks on the
     /// disk; appends go on meanwhile.
-    public func compact(dryRun: Bool = false) throws(EventLogError) -> CompactionResult {
-        try maintenance.compact(dryRun: dryRun)
+    public func compact(dryRun: Bool = false, scavenging: Bool = true) throws(EventLogError) -> CompactionResult {
+        try maintenance.compact(dryRun: dryRun, scavenging: scavenging)
     }
 
     /// The last result and the last failure of compaction, background runs

@@ -4,7 +4,8 @@ import Synchronization
 
 /// The maintenance layer, over the log, the stream layer and the consumer
 /// layer: applies the log's retention settings (`LogSettings`, Format.md
-/// §3.1–§3.2), on demand (`compact`) and in the background.
+/// §3.1–§3.2), then scavenges (`Scavenger`, §4.1), on demand (`compact`)
+/// and in the background.
 ///
 /// Retention removes whole sealed segments from the oldest, in four steps
 /// that leave the old or the new state after a crash at any point:
@@ -68,13 +69,14 @@ final class Maintenance: Sendable {
 
     // MARK: Runs
 
-    /// Applies retention now (or, with `dryRun`, says what it would remove).
-    func compact(dryRun: Bool) throws(EventLogError) -> CompactionResult {
+    /// Applies retention, then scavenging, now (or, with `dryRun`, says
+    /// what they would remove).
+    func compact(dryRun: Bool, scavenging: Bool = true) throws(EventLogError) -> CompactionResult {
         // The status changes with the run, under the same lock: a reader of
         // `maintenanceStatus` never sees an older result than the last run's.
         let outcome: Result<CompactionResult, EventLogError> = running.withLock { _ in
             do throws(EventLogError) {
-                let result = try run(dryRun: dryRun)
+                let result = try run(dryRun: dryRun, scavenging: scavenging)
                 if !dryRun { status.withLock { $0.lastResult = result; $0.lastFailure = nil; $0.lastFailureAt = nil } }
                 return .success(result)
             } catch {
@@ -85,7 +87,7 @@ final class Maintenance: Sendable {
         return try outcome.get()
     }
 
-    private func run(dryRun: Bool) throws(EventLogError) -> CompactionResult {
+    private func run(dryRun: Bool, scavenging: Bool) throws(EventLogError) -> CompactionResult {
         if log.isClosed { throw .closed }
         if log.options.readOnly && !dryRun { throw .readOnly }
         let settings = try settings()
@@ -127,7 +129,7 @@ final class Maintenance: Sendable {
                 "retention removed segments", metadata: ["segments": "\(plan.removedSegments)", "bytes": "\(plan.removedBytes)", "start": "\(plan.start)"])
         }
         // Scavenging, in the segments retention kept.
-        let scavenged = try scavenger.run(dryRun: dryRun)
+        let scavenged = scavenging ? try scavenger.run(dryRun: dryRun) : Scavenger.Outcome()
         result.segmentsRewritten = scavenged.segmentsRewritten
         result.eventsRemoved += scavenged.eventsRemoved
         result.eventsScavenged = scavenged.eventsRemoved
