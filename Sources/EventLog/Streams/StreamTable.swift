@@ -110,9 +110,13 @@ final class StreamTable: @unchecked Sendable {
 
         /// Ends the current generation at `position` (every record before it
         /// applied): it becomes the newest frozen level, and a new, empty
-        /// generation starts there. Nil when the current one is empty.
+        /// generation starts there. Nil when the current one is empty, or
+        /// when no record came since it began: its states are then unchanged
+        /// copies of older levels' (loaded by appends that failed or were
+        /// retries), dropped, and a run of no positions is no run (§14.1).
         func freeze(at position: UInt64) -> FrozenGeneration? {
-            guard !table.current.isEmpty else {
+            guard !table.current.isEmpty, position > table.from else {
+                if !table.current.isEmpty { table.current = StreamGeneration() }
                 table.from = max(table.from, position)
                 return nil
             }
