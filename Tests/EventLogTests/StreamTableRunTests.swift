@@ -39,6 +39,8 @@ import Testing
         row.lastAppendBatch = random.below(4) == 0 ? .max : min(value(&random), .max - 1)
         row.lastAppendFirstVersion = value(&random)
         row.lastAppendCount = UInt32(truncatingIfNeeded: value(&random))
+        row.lastAppendRecordCount = UInt32(truncatingIfNeeded: value(&random))
+        row.lastAppendIDDigest = random.below(4) == 0 ? 0 : value(&random)
         return row
     }
 
@@ -162,7 +164,7 @@ import Testing
         let view = try Self.write(rows, in: dir, from: 1234, to: 5678)
         let bytes = Damage.read(view.path)
         #expect(Array(bytes[0..<8]) == Array("EVLOGSTR".utf8))
-        #expect(Self.le(bytes, 8, UInt16.self) == 2)
+        #expect(Self.le(bytes, 8, UInt16.self) == 3)
         #expect(Self.le(bytes, 10, UInt16.self) == 0)
         let blocks = Int(Self.le(bytes, 12, UInt32.self))
         #expect(blocks == view.blockCount && blocks > 10)
@@ -197,7 +199,14 @@ import Testing
                 let nameLength = Int(bytes[offset])
                 #expect(String(decoding: bytes[(offset + 1)..<(offset + 1 + nameLength)], as: UTF8.self) == rows[rowIndex].row.name)
                 offset += 1 + nameLength
+                // Version 3: the id digest (u64, little-endian) and the record count (varint) end the row.
+                let digestAt = offset + Self.fieldBytes(bytes, after: offset, version: 2)
+                #expect(Self.le(bytes, digestAt, UInt64.self) == rows[rowIndex].row.lastAppendIDDigest)
+                var countAt = digestAt + 8
+                let recordCount = bytes.withUnsafeBytes { Varint.read($0, &countAt) }
+                #expect(recordCount == UInt64(rows[rowIndex].row.lastAppendRecordCount))
                 offset += Self.fieldBytes(bytes, after: offset)
+                #expect(offset == countAt)
                 rowIndex += 1
             }
             #expect(offset == at + length - 4)
@@ -301,7 +310,7 @@ import Testing
         bytes[0] ^= 1
         Self.resealHeader(&bytes)
         refused(bytes, "wrong magic")
-        for version: UInt16 in [0, 1, 3] {
+        for version: UInt16 in [0, 1, 4, .max] {
             bytes = intact
             Self.store(version, &bytes, at: 8)
             Self.resealHeader(&bytes)
@@ -461,10 +470,14 @@ import Testing
     }
 
     /// The bytes of a row's fields after its name: 7 varints and the deletion byte.
-    static func fieldBytes(_ bytes: [UInt8], after offset: Int) -> Int {
+    /// The bytes of a row's fields after its name, in the layout of run
+    /// `version`: two varints, the deletion byte, five varints; then, in
+    /// version 3, the 8-byte digest and a varint.
+    static func fieldBytes(_ bytes: [UInt8], after offset: Int, version: UInt16 = 3) -> Int {
         var at = offset
-        for field in 0..<8 {
+        for field in 0..<(version >= 3 ? 10 : 8) {
             if field == 2 { at += 1; continue }
+            if field == 8 { at += 8; continue }
             while bytes[at] & 0x80 != 0 { at += 1 }
             at += 1
         }
@@ -586,6 +599,121 @@ import Testing
             return
         }
         #expect(!dir.files().contains { $0.hasPrefix("m.") })
+    }
+
+    // MARK: Version 2 runs
+
+    /// The version 2 run of the rows of the version 3 run `bytes`, as a
+    /// build before format version 4 wrote it (Format.md §14.1): each row
+    /// without its id digest and record count, each block shortened to fit
+    /// (its length, checksum and fence offset with it), the bloom filter as
+    /// it was. Blocks keep the rows the version 3 writer gave them (a reader
+    /// does not rely on the size).
+    static func version2(of bytes: [UInt8]) -> [UInt8] {
+        let blocks = Int(le(bytes, 12, UInt32.self))
+        let fence = Int(le(bytes, 40, UInt64.self))
+        let bloom = Int(le(bytes, 48, UInt64.self))
+        var out = Array(bytes[0..<64])
+        var entries: [UInt8] = []
+        for b in 0..<blocks {
+            let at = Int(le(bytes, fence + 16 * b + 8, UInt64.self))
+            let rows = Int(le(bytes, at + 4, UInt32.self))
+            let start = out.count
+            out += [0, 0, 0, 0] + bytes[(at + 4)..<(at + 8)]
+            var offset = at + 8
+            for _ in 0..<rows {
+                let fields = offset + 8 + 1 + Int(bytes[offset + 8])
+                out += bytes[offset..<(fields + fieldBytes(bytes, after: fields, version: 2))]
+                offset = fields + fieldBytes(bytes, after: fields)
+            }
+            store(UInt32(out.count - start + 4), &out, at: start)
+            out += littleEndian(CRC32C.checksum(Array(out[start...])))
+            entries += bytes[(fence + 16 * b)..<(fence + 16 * b + 8)] + littleEndian(UInt64(start))
+        }
+        let newFence = out.count
+        out += entries + littleEndian(CRC32C.checksum(entries))
+        let newBloom = out.count
+        out += bytes[bloom...]  // the filter and its checksum
+        store(UInt16(2), &out, at: 8)
+        store(UInt64(newFence), &out, at: 40)
+        store(UInt64(newBloom), &out, at: 48)
+        resealHeader(&out)
+        return out
+    }
+
+    static func littleEndian<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
+        withUnsafeBytes(of: value.littleEndian) { Array($0) }
+    }
+
+    /// `rows` as a version 2 run reads them: digest and record count unknown (0).
+    static func withoutRetryFields(_ rows: [Row]) -> [Row] {
+        rows.map { hash, row in
+            var row = row
+            row.lastAppendIDDigest = 0
+            row.lastAppendRecordCount = 0
+            return (hash, row)
+        }
+    }
+
+    @Test func aVersion2RunIsReadWithItsDigestsAndRecordCountsUnknown() throws {
+        let dir = TemporaryDirectory("runs", preferMemory: true)
+        let rows = Self.randomRows(3000, seed: 41)
+        let v3 = try Self.write(rows, in: dir, from: 10, to: 20)
+        let bytes = Self.version2(of: Damage.read(v3.path))
+        #expect(Self.le(bytes, 8, UInt16.self) == 2)
+        #expect(bytes.count < v3.fileBytes - 3000 * 9, "a version 2 row is at least 9 bytes shorter")
+        Damage.write(v3.path, bytes)
+        let v2 = try #require(StreamTableRunView.open(path: v3.path, faults: nil))
+        #expect(v2.version == 2 && v2.rowCount == 3000 && v2.blockCount == v3.blockCount)
+        let expected = Self.withoutRetryFields(rows)
+        Self.expectSame(try Self.allRows(v2), expected)
+        #expect(v2.verify() == nil)
+        for (hash, row) in expected {
+            let found = try v2.lookup(hash: hash, name: row.name)
+            if found != row { Issue.record("lookup of \(row.name) gave \(String(describing: found))"); break }
+        }
+        // The layout is told by the version field: a version 3 run read as
+        // version 2 (or the reverse) does not decode.
+        var relabelled = bytes
+        Self.store(UInt16(3), &relabelled, at: 8)
+        Self.resealHeader(&relabelled)
+        let misread = try #require(StreamTableRunView.inMemory(relabelled, path: v3.path), "open reads no block")
+        #expect(misread.verify() != nil)
+    }
+
+    @Test func aMergeWritesVersion3ReencodingVersion2Rows() throws {
+        let dir = TemporaryDirectory("runs", preferMemory: true)
+        let directory = DirectoryOperations(path: dir.path, faults: nil)
+        var random = SplitMix64(seed: 43)
+        let names = (0..<2000).map { "stream-\($0)" }
+        var expected: [String: Row] = [:]
+        var views: [StreamTableRunView] = []
+        for (i, range) in [(0, 100), (100, 200), (200, 300)].enumerated() {
+            let rows = Self.sorted(names.filter { _ in random.below(2) == 0 }.map { (StreamHash.hash($0), Self.randomRow($0, &random)) })
+            var view = try Self.write(rows, in: dir, from: UInt64(range.0), to: UInt64(range.1))
+            // The oldest and the newest are version 2 runs, the middle one version 3.
+            if i != 1 {
+                Damage.write(view.path, Self.version2(of: Damage.read(view.path)))
+                view = try #require(StreamTableRunView.open(path: view.path, faults: nil))
+                #expect(view.version == 2)
+            }
+            for (hash, row) in i != 1 ? Self.withoutRetryFields(rows) : rows { expected[row.name] = (hash, row) }
+            views.append(view)
+        }
+        let merged = try StreamTableRunMerge.merge(views, into: FileNames.streamTableRun(from: 0, to: 300), in: directory)
+        #expect(merged.version == StreamTableRun.version && Self.le(Damage.read(merged.path), 8, UInt16.self) == 3)
+        let want = Self.sorted(Array(expected.values))
+        Self.expectSame(try Self.allRows(merged), want)
+        #expect(merged.verify() == nil)
+        for (hash, row) in want { #expect(try merged.lookup(hash: hash, name: row.name) == row) }
+        // A merge of version 3 runs copies rows byte for byte: its blocks are the writer's own.
+        let rewritten = dir.sub("rewritten.streamtable")
+        try StreamTableRunWriter.write(
+            rows: want.lazy.map { ($0.hash, $0.row) }, to: "rewritten.streamtable", in: directory, from: 0, to: 300,
+            expectedRows: merged.rowCount)
+        let next = try Self.write([], in: dir, from: 300, to: 301)
+        let again = try StreamTableRunMerge.merge([merged, next], into: "again.streamtable", in: directory)
+        #expect(Array(Damage.read(again.path)[64...]) == Array(Damage.read(rewritten)[64...]))
     }
 
     // MARK: File names

@@ -72,6 +72,15 @@ enum MetadataCoding {
         }
     }
 
+    /// The event id's 16 bytes in an encoded section, the rest left
+    /// undecoded (tags ascend, so an id, tag 1, comes first); nil when the
+    /// section has none. Allocates nothing.
+    @inline(__always)
+    static func eventIDBytes(_ bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        guard bytes.count >= 1 + 16, bytes[0] == Tag.eventID.rawValue else { return nil }
+        return UnsafeRawBufferPointer(rebasing: bytes[1..<(1 + 16)])
+    }
+
     static func decode(_ bytes: UnsafeRawBufferPointer) throws(RecordDefect) -> EventMetadata {
         var m = EventMetadata()
         var i = 0

@@ -12,7 +12,7 @@ import Darwin
 /// mapping, like one sorted table of an LSM tree.
 ///
 ///     0   u64  magic "EVLOGSTR"
-///     8   u16  format version = 2
+///     8   u16  format version = 3 (2 still read)
 ///     10  u16  reserved (0)
 ///     12  u32  block count
 ///     16  u64  row count
@@ -25,7 +25,7 @@ import Darwin
 ///     64  …    blocks, back to back, each:
 ///              u32 block length (this field to the CRC, both included)
 ///              u32 row count (>= 1)
-///              rows: u64 stream hash, then a stream table row (§14)
+///              rows: u64 stream hash, then a stream table row (§14.1)
 ///              u32 CRC32C of the block's bytes before it
 ///     fence    one entry per block: u64 the block's first hash, u64 its offset;
 ///              then u32 CRC32C of the entries
@@ -35,9 +35,14 @@ import Darwin
 /// Rows are sorted by (hash, name bytes), unique on that pair, and every row
 /// of one hash is in one block, so a lookup reads one block.
 enum StreamTableRun {
-    /// The version field of a run (format version 2, the stream table's second layout; version 1's
-    /// `streams.table` was the first). A reader accepts exactly this one.
-    static let version: UInt16 = 2
+    /// The version field of the runs a writer writes (checkpoints and
+    /// merges): 3, whose rows end with the last append's id digest and
+    /// record count (Format.md §14.1). Version 2 was the stream table's
+    /// second layout (version 1's `streams.table` the first).
+    static let version: UInt16 = 3
+    /// The versions a reader accepts: a version 2 run's rows read with
+    /// the digest and record count unknown (0).
+    static let readableVersions: ClosedRange<UInt16> = 2...3
     static let headerSize = 64
     /// Bytes of a block before its rows: length and row count.
     static let blockHeadSize = 8
@@ -49,10 +54,12 @@ enum StreamTableRun {
     static let targetBlockBytes = 1024
     /// The writer hands the file this many bytes (or more) per `pwrite`.
     static let writeChunkBytes = 64 << 10
-    /// The smallest row: hash, a 1-byte name with its length, the deletion
-    /// byte and seven 1-byte varints.
-    static let minRowBytes = 8 + 2 + 1 + 7
-    static let minBlockBytes = blockHeadSize + minRowBytes + checksumSize
+    /// The smallest row of a run of `version`: hash, a 1-byte name with its
+    /// length, the deletion byte and seven 1-byte varints; in version 3,
+    /// also the 8-byte digest and a 1-byte varint.
+    @inline(__always) static func minRowBytes(version: UInt16) -> Int { 8 + 2 + 1 + 7 + (version >= 3 ? 8 + 1 : 0) }
+    /// The smallest block of a run of `version`: its head, one row, its checksum.
+    @inline(__always) static func minBlockBytes(version: UInt16) -> Int { blockHeadSize + minRowBytes(version: version) + checksumSize }
     /// An empty run: the header and the two checksums of an empty fence and bloom.
     static let minFileBytes = headerSize + 2 * checksumSize
 

@@ -8,8 +8,10 @@ enum StreamTableRunMerge {
     /// Returns the new run, opened.
     ///
     /// Reads each run one block at a time (every block checked) and writes as
-    /// it goes: memory does not grow with the rows. Each row costs a
-    /// comparison with every run's current row (runs are few). The file is
+    /// it goes: memory does not grow with the rows. The merged run is of
+    /// `StreamTableRun.version`: rows of a run of that version are copied
+    /// byte for byte, those of an older version's run re-encoded. Each row
+    /// costs a comparison with every run's current row (runs are few). The file is
     /// written to `name.tmp`, synced, renamed to `name`, and the directory
     /// synced. Throws `EventLogError`: `invalidArgument` for no runs or runs
     /// that are not contiguous (before writing anything), `corruption` for a
@@ -49,7 +51,15 @@ enum StreamTableRunMerge {
                 guard newest >= 0 else { break }
                 let hash = cursors[newest].hash
                 let key = cursors[newest].nameBytes
-                try writer.append(hash: hash, name: key, encodedRow: cursors[newest].encodedRow)
+                if cursors[newest].view.version == StreamTableRun.version {
+                    try writer.append(hash: hash, name: key, encodedRow: cursors[newest].encodedRow)
+                } else {
+                    // A row of an older layout (a version 2 run): re-encoded, its digest and record count unknown (0).
+                    guard let fields = cursors[newest].fields else {
+                        throw EventLogError.corruption(file: cursors[newest].view.path, offset: 0, reason: "a stream table run's row has no fields")
+                    }
+                    try writer.append(hash: hash, name: key, fields: fields)
+                }
                 for i in cursors.indices where live[i] && StreamTableRun.compare(cursors[i].hash, cursors[i].nameBytes, hash, key) == 0 {
                     live[i] = try cursors[i].advance()
                 }

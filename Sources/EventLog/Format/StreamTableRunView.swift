@@ -16,6 +16,8 @@ struct StreamTableRunView: @unchecked Sendable {
     /// The whole file.
     let bytes: UnsafeRawBufferPointer
     let path: String
+    /// The run's version: the layout of its rows (`StreamTableRun.readableVersions`).
+    let version: UInt16
     /// The run holds the stream changes made by the records at positions `[from, to)`.
     let from: UInt64
     let to: UInt64
@@ -48,9 +50,12 @@ struct StreamTableRunView: @unchecked Sendable {
               MappedBytes.touch(bytes, 0..<header),
               bytes.loadLE(at: 0, as: UInt64.self) == Magic.streamTableRun,
               CRC32C.checksum(base, count: header - crc) == bytes.loadLE(at: header - crc, as: UInt32.self),
-              bytes.loadLE(at: 8, as: UInt16.self) == StreamTableRun.version,
+              StreamTableRun.readableVersions.contains(bytes.loadLE(at: 8, as: UInt16.self)),
               Reserved.firstNonZero(bytes, 10..<12) == nil
         else { return nil }
+        let version = bytes.loadLE(at: 8, as: UInt16.self)
+        let minRowBytes = StreamTableRun.minRowBytes(version: version)
+        let minBlockBytes = StreamTableRun.minBlockBytes(version: version)
         let blocks = Int(bytes.loadLE(at: 12, as: UInt32.self))
         let rows = bytes.loadLE(at: 16, as: UInt64.self)
         let from = bytes.loadLE(at: 24, as: UInt64.self)
@@ -65,8 +70,8 @@ struct StreamTableRunView: @unchecked Sendable {
         let bloomOffset = Int(bloom)
         let blockArea = fenceOffset - header
         guard blockArea >= 0, (blocks == 0) == (rows == 0), (blocks == 0) == (blockArea == 0),
-              blockArea >= blocks * StreamTableRun.minBlockBytes,
-              rows >= UInt64(blocks), rows <= UInt64(blockArea / StreamTableRun.minRowBytes),
+              blockArea >= blocks * minBlockBytes,
+              rows >= UInt64(blocks), rows <= UInt64(blockArea / minRowBytes),
               rows == 0 || bloomBlocks > 0,
               bloomOffset == fenceOffset + blocks * StreamTableRun.fenceEntrySize + crc,
               bytes.count == bloomOffset + bloomBlocks * BloomFilter.blockBytes + crc
@@ -77,7 +82,7 @@ struct StreamTableRunView: @unchecked Sendable {
               MappedBytes.checksum(base + bloomOffset, count: bloomBytes) == bytes.loadLE(at: bloomOffset + bloomBytes, as: UInt32.self)
         else { return nil }
         let view = StreamTableRunView(
-            storage: storage, bytes: bytes, path: path, from: from, to: to, rowCount: Int(rows), blockCount: blocks,
+            storage: storage, bytes: bytes, path: path, version: version, from: from, to: to, rowCount: Int(rows), blockCount: blocks,
             fenceOffset: fenceOffset, bloomOffset: bloomOffset, bloomBlockCount: bloomBlocks)
         // The fence: blocks back to back from the header on, each large
         // enough for a row, first hashes increasing (a hash lives in one block).
@@ -85,8 +90,8 @@ struct StreamTableRunView: @unchecked Sendable {
         var previous = (hash: UInt64(0), offset: UInt64(0))
         for i in 0..<blocks {
             let entry = view.fenceEntry(i)
-            guard i == 0 || (entry.hash > previous.hash && entry.offset >= previous.offset + UInt64(StreamTableRun.minBlockBytes)),
-                  entry.offset <= fence - UInt64(StreamTableRun.minBlockBytes)
+            guard i == 0 || (entry.hash > previous.hash && entry.offset >= previous.offset + UInt64(minBlockBytes)),
+                  entry.offset <= fence - UInt64(minBlockBytes)
             else { return nil }
             previous = entry
         }
@@ -135,11 +140,13 @@ struct StreamTableRunView: @unchecked Sendable {
             if rowHash == hash, let base = rows.baseAddress {
                 let candidate = UnsafeRawBufferPointer(start: base + rowName.lowerBound, count: rowName.count)
                 if candidate.count == name.count, let query = name.baseAddress, memcmp(base + rowName.lowerBound, query, name.count) == 0 {
-                    guard let fields = StreamTableRowFields.decode(rows, at: &at) else { throw corruption(block, "a row does not decode") }
+                    guard let fields = StreamTableRowFields.decode(rows, at: &at, version: version) else {
+                        throw corruption(block, "a row does not decode")
+                    }
                     return StreamTableRow(name: String(decoding: candidate, as: UTF8.self), fields: fields)
                 }
             }
-            guard StreamTableRowFields.skip(rows, at: &at) else { throw corruption(block, "a row does not decode") }
+            guard StreamTableRowFields.skip(rows, at: &at, version: version) else { throw corruption(block, "a row does not decode") }
         }
         guard at == block.rowsEnd else { throw corruption(block, "the rows end at byte \(at), not where the block's checksum is") }
         return nil
@@ -205,7 +212,9 @@ struct StreamTableRunView: @unchecked Sendable {
             throw corruption(block, "the block's length field says \(stated) bytes, the fence places the next block \(length) bytes on")
         }
         let rows = Int(bytes.loadLE(at: offset + 4, as: UInt32.self))
-        guard rows >= 1, rows <= (length - StreamTableRun.blockHeadSize - StreamTableRun.checksumSize) / StreamTableRun.minRowBytes else {
+        guard rows >= 1,
+              rows <= (length - StreamTableRun.blockHeadSize - StreamTableRun.checksumSize) / StreamTableRun.minRowBytes(version: version)
+        else {
             throw corruption(block, "a block of \(length) bytes cannot hold \(rows) rows")
         }
         var checked = block
@@ -222,7 +231,8 @@ struct StreamTableRunView: @unchecked Sendable {
         guard offset >= 0, rows.count - offset >= 8 else { return nil }
         let hash = rows.loadLE(at: offset, as: UInt64.self)
         offset += 8
-        guard let name = StreamTableRow.decodeName(rows, at: &offset), let fields = StreamTableRowFields.decode(rows, at: &offset),
+        guard let name = StreamTableRow.decodeName(rows, at: &offset),
+              let fields = StreamTableRowFields.decode(rows, at: &offset, version: version),
               let base = rows.baseAddress
         else { return nil }
         return (hash, UnsafeRawBufferPointer(start: base + name.lowerBound, count: name.count), fields)
@@ -261,7 +271,8 @@ struct StreamTableRunCursor {
     private(set) var hash: UInt64 = 0
     private(set) var nameBytes = UnsafeRawBufferPointer(start: nil, count: 0)
     private(set) var fields: StreamTableRowFields?
-    /// The current row's bytes after its hash (name length, name, fields), checked.
+    /// The current row's bytes after its hash (name length, name, fields),
+    /// checked, in the layout of the run's version (`view.version`).
     private(set) var encodedRow = UnsafeRawBufferPointer(start: nil, count: 0)
 
     init(_ view: StreamTableRunView) { self.view = view }

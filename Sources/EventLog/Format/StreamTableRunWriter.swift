@@ -77,9 +77,17 @@ struct StreamTableRunWriter: ~Copyable {
 
     /// Appends a row already encoded: `encodedRow` is a row's bytes after its
     /// hash (name length, name, fields), as a cursor read and checked them
-    /// in another run. A merge copies rows so, without decoding them.
+    /// in another run of this writer's version. A merge copies rows so,
+    /// without decoding them.
     mutating func append(hash: UInt64, name: UnsafeRawBufferPointer, encodedRow: UnsafeRawBufferPointer) throws(IOError) {
         try appendRow(hash: hash, name: name) { $0.append(encodedRow) }
+    }
+
+    /// Appends a row given as its name's bytes and its fields, encoded in
+    /// this writer's version: a merge re-encodes so the rows of an older
+    /// version's run. Allocates nothing once the buffers have grown.
+    mutating func append(hash: UInt64, name: UnsafeRawBufferPointer, fields: StreamTableRowFields) throws(IOError) {
+        try appendRow(hash: hash, name: name) { fields.encode(name: name, into: &$0) }
     }
 
     private mutating func appendRow(hash: UInt64, name: UnsafeRawBufferPointer, encode: (inout ByteBuffer) -> Void) throws(IOError) {

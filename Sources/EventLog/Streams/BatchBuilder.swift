@@ -151,7 +151,11 @@ public struct BatchBuilder: ~Copyable {
         if marker == nil {
             streams.slots[slot].nextVersion += 1
             streams.slots[slot].count += 1
-            if metadata?.eventID == nil { streams.slots[slot].allHaveIDs = false }
+            if let id = metadata?.eventID {
+                streams.slots[slot].ids.add(id)
+            } else {
+                streams.slots[slot].allHaveIDs = false
+            }
         }
         streams.items.append(BatchStreams.Item(
             slot: Int32(slot), recordOffset: UInt32(buffer.count - BatchHeader.size), version: version,

@@ -21,8 +21,14 @@ struct BatchStreams: Sendable {
         var expectation: ExpectedVersion?
         /// True when every event of this stream in the batch has an event id.
         var allHaveIDs = true
+        /// The event ids of this stream's events in the batch, in order.
+        var ids = EventIDDigest()
         /// The next slot with the same hash (index + 1; 0: none).
         var sameHash: Int = 0
+
+        /// The digest a stream's state keeps of this batch's ids for the
+        /// stream (`StreamState.lastAppendIDDigest`): 0 when an event has none.
+        var idDigest: UInt64 { allHaveIDs ? ids.value : 0 }
     }
 
     /// A record of the batch, in order.

@@ -135,13 +135,23 @@ enum StreamIndexBuilder {
         guard let last = segments.last else { return 0 }
         var replayed = 0
         var batchBase: UInt64 = .max
-        var inBatch: [UInt32: (firstVersion: UInt64, count: UInt32)] = [:]
+        var batchRecords: UInt32 = 0
+        /// Per stream with events in the batch: what its last append becomes.
+        struct Append {
+            var firstVersion: UInt64
+            var count: UInt32 = 0
+            var allHaveIDs = true
+            var ids = EventIDDigest()
+        }
+        var inBatch: [UInt32: Append] = [:]
         func closeBatch(_ t: inout StreamTable.Mutator) {
             for (id, append) in inBatch {
                 t.update(id) { state in
                     state.lastAppendBatch = batchBase
                     state.lastAppendFirstVersion = append.firstVersion
                     state.lastAppendCount = append.count
+                    state.lastAppendRecordCount = batchRecords
+                    state.lastAppendIDDigest = append.allHaveIDs ? append.ids.value : 0
                 }
             }
             inBatch.removeAll(keepingCapacity: true)
@@ -149,16 +159,17 @@ enum StreamIndexBuilder {
         try table.mutate { (t) throws in
             for segment in segments where segment.endPosition > from && segment.basePosition < end {
                 let isLast = segment.basePosition == last.basePosition
-                try forEachRecord(in: segment, from: max(from, segment.basePosition)) { view, offset, base in
+                try forEachRecord(in: segment, from: max(from, segment.basePosition)) { view, offset, batch in
                     let position = view.position
                     guard position < end else { return }
                     replayed += 1
                     let hash = t.table.hash(view.streamBytes)
                     if position >= tableFrom {
                         let id = try t.findOrCreate(view.streamBytes, hash: hash)
-                        if base != batchBase {
+                        if batch.basePosition != batchBase {
                             closeBatch(&t)
-                            batchBase = base
+                            batchBase = batch.basePosition
+                            batchRecords = batch.recordCount
                         }
                         if view.isMarker, let marker = StreamMarker(type: view.typeBytes, data: view.data) {
                             // A marker's version is its stream's next version when it
@@ -174,11 +185,14 @@ enum StreamIndexBuilder {
                                 state.nextVersion = view.version + 1
                                 if state.deletion == .soft { state.deletion = .none }
                             }
-                            if let existing = inBatch[id] {
-                                inBatch[id] = (existing.firstVersion, existing.count + 1)
+                            var append = inBatch[id] ?? Append(firstVersion: view.version)
+                            append.count += 1
+                            if let eventID = MetadataCoding.eventIDBytes(view.metadataBytes) {
+                                append.ids.add(bytes: eventID)
                             } else {
-                                inBatch[id] = (view.version, 1)
+                                append.allHaveIDs = false
                             }
+                            inBatch[id] = append
                         }
                     }
                     if isLast, let entries, position >= entriesFrom, !view.isMarker {
@@ -202,9 +216,9 @@ enum StreamIndexBuilder {
     }
 
     /// Every record of `segment` from position `from`, with its stream-index
-    /// offset and its batch's base position. Frames are verified.
+    /// offset and its batch's header. Frames are verified.
     static func forEachRecord(
-        in segment: Segment, from: UInt64, _ body: (EventView, UInt32, UInt64) throws -> Void
+        in segment: Segment, from: UInt64, _ body: (EventView, UInt32, BatchHeader) throws -> Void
     ) throws {
         guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd) else { return }
         var reader = LogReader(snapshot: LogSnapshot(sealed: [], active: segment))
@@ -229,7 +243,7 @@ enum StreamIndexBuilder {
                 let entryOffset = header.codecValue == 0
                     ? UInt32(offset + BatchHeader.size + recordStart)
                     : UInt32(offset) | StreamEntry.compressedFlag
-                try body(view, entryOffset, header.basePosition)
+                try body(view, entryOffset, header)
             }
         }
     }

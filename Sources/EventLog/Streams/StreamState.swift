@@ -14,11 +14,16 @@ struct StreamState: Sendable {
     var firstPosition: UInt64?
     var lastPosition: UInt64?
     var truncateBefore: UInt64 = 0
-    /// The last append to the stream (for idempotent retries): the position
-    /// of its batch, and the versions it gave this stream.
+    /// The last append to the stream (for idempotent retries, Format.md
+    /// §14.4): the position of its batch, the versions it gave this stream,
+    /// the batch's record count (markers included; 0: unknown, a state read
+    /// from a version 2 run) and the digest of the event ids it gave this
+    /// stream (`EventIDDigest`; 0: unknown, or an event had no id).
     var lastAppendBatch: UInt64 = .max
     var lastAppendFirstVersion: UInt64 = 0
     var lastAppendCount: UInt32 = 0
+    var lastAppendRecordCount: UInt32 = 0
+    var lastAppendIDDigest: UInt64 = 0
 
     init(name: String, hash: UInt64) {
         self.name = name
@@ -36,6 +41,8 @@ struct StreamState: Sendable {
         lastAppendBatch = row.lastAppendBatch
         lastAppendFirstVersion = row.lastAppendFirstVersion
         lastAppendCount = row.lastAppendCount
+        lastAppendRecordCount = row.lastAppendRecordCount
+        lastAppendIDDigest = row.lastAppendIDDigest
     }
 
     /// What a stream table run keeps of this state.
@@ -49,6 +56,8 @@ struct StreamState: Sendable {
         row.lastAppendBatch = lastAppendBatch
         row.lastAppendFirstVersion = lastAppendFirstVersion
         row.lastAppendCount = lastAppendCount
+        row.lastAppendRecordCount = lastAppendRecordCount
+        row.lastAppendIDDigest = lastAppendIDDigest
         return row
     }
 

@@ -111,13 +111,12 @@ final class StreamTable: @unchecked Sendable {
         /// Ends the current generation at `position` (every record before it
         /// applied): it becomes the newest frozen level, and a new, empty
         /// generation starts there. Nil when the current one is empty, or
-        /// holds no change: no record since it began (a retry or a refused
-        /// append only copied states in from the levels, unchanged), so it
-        /// is dropped rather than written as a run of no positions, which no
-        /// chain could use (Format.md §14.2).
+        /// when no record came since it began: its states are then unchanged
+        /// copies of older levels' (loaded by appends that failed or were
+        /// retries), dropped, and a run of no positions is no run (§14.1).
         func freeze(at position: UInt64) -> FrozenGeneration? {
             guard !table.current.isEmpty, position > table.from else {
-                if position >= table.from { table.current = StreamGeneration() }
+                if !table.current.isEmpty { table.current = StreamGeneration() }
                 table.from = max(table.from, position)
                 return nil
             }

@@ -198,10 +198,23 @@ extension Streams {
     }
 
     /// Whether the batch repeats the last append to its streams (Format.md
-    /// and README: "Idempotent retries").
+    /// §14.4; README, "Idempotent retries"): the original result when it
+    /// does, nil for a new append; `idempotencyConflict` when it repeats part
+    /// of it, or cannot be told apart from a retry.
+    ///
+    /// Decided from the streams' states (the last append's id digest and
+    /// record count), without reading the log. The log is read only to tell
+    /// a new append from one repeating some of the last append's ids, and
+    /// for states that do not know their last append's ids (read from a
+    /// version 2 stream table run).
     private func detectRetry(_ batch: BatchStreams) throws(EventLogError) -> AppendResult? {
         var lastBatch: UInt64?
         var eventSlots = 0
+        var recordCount: UInt32 = 0
+        // False when a state does not know its last append's ids (record count 0).
+        var known = true
+        var digestsMatched = 0
+        var mayOverlap = false
         for slot in batch.slots where slot.count > 0 {
             eventSlots += 1
             guard let id = slot.id, slot.allHaveIDs else { return nil }
@@ -218,48 +231,104 @@ extension Streams {
             case .streamExists: guard state.lastAppendFirstVersion > 0 else { return nil }
             case .exact(let v): guard state.lastAppendFirstVersion == v &+ 1 else { return nil }
             }
+            recordCount = state.lastAppendRecordCount
+            if recordCount == 0 { known = false }
+            if state.lastAppendIDDigest == slot.idDigest { digestsMatched += 1 }
+            // A stream of one event repeats its id or not: only longer ones can repeat some of theirs.
+            if slot.count > 1 { mayOverlap = true }
         }
         guard let lastBatch, eventSlots > 0 else { return nil }
-        // Compare the event ids with the original batch's, stream by stream, in order.
-        let original: [(stream: String, eventID: UUID?, position: UInt64)]
+        // A state whose batch would end past position 2⁶⁴ − 1 is damaged: the log decides.
+        let (batchEnd, overflow) = lastBatch.addingReportingOverflow(UInt64(recordCount))
+        guard known, !overflow else { return try compareWithLog(batch, lastBatch: lastBatch, eventSlots: eventSlots) }
+        if digestsMatched == eventSlots, batch.items.count == Int(recordCount) {
+            return retryResult(batch, positions: lastBatch..<batchEnd)
+        }
+        if digestsMatched > 0 {
+            // Some streams repeat their part whole: the rest of the batch differs.
+            throw .idempotencyConflict(
+                stream: batch.name(of: batch.slots.firstIndex { $0.count > 0 } ?? 0, table: table),
+                reason: "the append repeats part of an earlier multi-stream append")
+        }
+        // No stream repeats its ids: a new append, unless it repeats some of
+        // them, which only the original batch can tell (when still in the log).
+        guard mayOverlap, let original = try originalBatch(at: lastBatch) else { return nil }
+        for (index, slot) in batch.slots.enumerated() where slot.count > 0 {
+            let name = batch.name(of: index, table: table)
+            let earlier = Set(original.events.lazy.filter { $0.stream == name }.compactMap(\.eventID))
+            if batch.items.contains(where: { $0.slot == Int32(index) && $0.marker == nil && $0.eventID.map(earlier.contains) == true }) {
+                throw .idempotencyConflict(
+                    stream: name, reason: "the append repeats some, but not all, of the events of the previous append (by event id)")
+            }
+        }
+        return nil
+    }
+
+    /// A retry's result: the positions the original append returned (its
+    /// whole batch) and the versions it gave each stream, from their states.
+    private func retryResult(_ batch: BatchStreams, positions: Range<UInt64>) -> AppendResult {
+        var versions: [StreamVersions] = []
+        for (index, slot) in batch.slots.enumerated() where slot.count > 0 {
+            let state = table[slot.id ?? 0]
+            versions.append(StreamVersions(
+                stream: batch.name(of: index, table: table), firstVersion: state.lastAppendFirstVersion,
+                lastVersion: state.lastAppendFirstVersion &+ UInt64(state.lastAppendCount) &- 1))
+        }
+        return AppendResult(positions: positions, streams: versions, wasRetry: true)
+    }
+
+    /// The batch at `position` as the log holds it now, nil when it is no
+    /// longer there (retention removed it, or it is no longer a batch of its own).
+    private func originalBatch(
+        at position: UInt64
+    ) throws(EventLogError) -> (positions: Range<UInt64>, events: [(stream: String, eventID: UUID?, position: UInt64)])? {
+        let snapshot = log.snapshot()
+        guard position >= snapshot.startPosition else { return nil }
         do {
-            var reader = LogReader(snapshot: log.snapshot())
-            original = try reader.batchEvents(containing: lastBatch)
+            var reader = LogReader(snapshot: snapshot)
+            guard let found = try reader.batchEvents(containing: position), found.positions.lowerBound == position else { return nil }
+            return found
         } catch {
+            if case .positionRemoved? = error as? EventLogError { return nil }
             throw .wrapping(error)
+        }
+    }
+
+    /// Retry detection for states that do not know their last append's ids
+    /// (read from a version 2 run, written by a build before format version
+    /// 4): the event ids are compared with the original batch's, read from
+    /// the log. When that batch is gone, the append cannot be told apart
+    /// from a retry, and is refused rather than perhaps written twice.
+    private func compareWithLog(_ batch: BatchStreams, lastBatch: UInt64, eventSlots: Int) throws(EventLogError) -> AppendResult? {
+        let first = batch.name(of: batch.slots.firstIndex { $0.count > 0 } ?? 0, table: table)
+        guard let original = try originalBatch(at: lastBatch) else {
+            throw .idempotencyConflict(
+                stream: first,
+                reason: "the last append to the stream (the batch at position \(lastBatch)) was removed from the log, and its event ids "
+                    + "were not recorded (the stream's state was written before format version 4): this append cannot be told apart "
+                    + "from a retry of it; append with an exact expected version to write it")
         }
         var matched = 0
         var overlapping: String?
-        var versions: [StreamVersions] = []
-        var positions: Range<UInt64>?
         for (index, slot) in batch.slots.enumerated() where slot.count > 0 {
             let name = batch.name(of: index, table: table)
             let incoming = batch.items.filter { $0.slot == Int32(index) && $0.marker == nil }.map(\.eventID)
-            let earlier = original.filter { $0.stream == name }
-            if earlier.map(\.eventID) == incoming {
+            let earlier = original.events.filter { $0.stream == name }.map(\.eventID)
+            if earlier == incoming {
                 matched += 1
-                let state = table[slot.id ?? 0]
-                versions.append(StreamVersions(
-                    stream: name, firstVersion: state.lastAppendFirstVersion,
-                    lastVersion: state.lastAppendFirstVersion + UInt64(state.lastAppendCount) - 1))
-                if let first = earlier.first?.position, let last = earlier.last?.position {
-                    positions = min(positions?.lowerBound ?? first, first)..<max(positions?.upperBound ?? last + 1, last + 1)
-                }
-            } else if Set(earlier.compactMap(\.eventID)).intersection(incoming.compactMap { $0 }).isEmpty == false {
+            } else if Set(earlier.compactMap { $0 }).intersection(incoming.compactMap { $0 }).isEmpty == false {
                 overlapping = name
             }
         }
-        if matched == eventSlots, let positions, original.count == batch.items.filter({ $0.marker == nil }).count {
-            return AppendResult(positions: positions, streams: versions, wasRetry: true)
+        if matched == eventSlots, original.events.count == batch.items.filter({ $0.marker == nil }).count {
+            return retryResult(batch, positions: original.positions)
         }
         if let overlapping {
             throw .idempotencyConflict(
                 stream: overlapping, reason: "the append repeats some, but not all, of the events of the previous append (by event id)")
         }
         if matched > 0 {
-            throw .idempotencyConflict(
-                stream: batch.name(of: batch.slots.firstIndex { $0.count > 0 } ?? 0, table: table),
-                reason: "the append repeats part of an earlier multi-stream append")
+            throw .idempotencyConflict(stream: first, reason: "the append repeats part of an earlier multi-stream append")
         }
         return nil
     }
@@ -315,6 +384,8 @@ extension Streams {
                     state.lastAppendBatch = header.basePosition
                     state.lastAppendFirstVersion = slot.firstVersion
                     state.lastAppendCount = slot.count
+                    state.lastAppendRecordCount = header.recordCount
+                    state.lastAppendIDDigest = slot.idDigest
                 }
             }
         }

@@ -212,11 +212,15 @@ extension LogReader {
         }
     }
 
-    /// Every event of the batch holding `position`: stream, event id, position (retry detection).
-    mutating func batchEvents(containing position: UInt64) throws -> [(stream: String, eventID: UUID?, position: UInt64)] {
-        guard let index = snapshot.segmentIndex(for: position) else { return [] }
+    /// The batch holding `position`: its positions (markers included) and
+    /// each of its events' stream, event id and position (retry detection).
+    /// Nil when no segment of the snapshot holds the position.
+    mutating func batchEvents(
+        containing position: UInt64
+    ) throws -> (positions: Range<UInt64>, events: [(stream: String, eventID: UUID?, position: UInt64)])? {
+        guard let index = snapshot.segmentIndex(for: position) else { return nil }
         let segment = snapshot[index]
-        guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd) else { return [] }
+        guard position < segment.endPosition, let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd) else { return nil }
         var offset = segment.batchOffset(atOrBefore: position)
         while offset < segment.dataEnd {
             guard case .valid(let header) = BatchHeader.check(bytes, at: offset, end: segment.dataEnd, previousCRC: nil, expectedBase: nil) else {
@@ -234,8 +238,8 @@ extension LogReader {
                 if view.isMarker { continue }
                 result.append((view.stream, try view.metadata().eventID, p))
             }
-            return result
+            return (header.basePosition..<header.endPosition, result)
         }
-        return []
+        return nil
     }
 }
