@@ -203,4 +203,42 @@ import Testing
         try reader.close()
         try writer.close()
     }
+
+    /// `close()` during a background scavenging pass waits only for the
+    /// segment being rewritten (each swap made slow here), not the pass;
+    /// the next writer finishes it.
+    @Test func closeDuringABackgroundPassStopsIt() throws {
+        let dir = TemporaryDirectory("eventlog-scavenge-close", preferMemory: true)
+        let slow = Mutex(false)
+        var options = Self.options()
+        options.storageFaults = StorageFaults { operation, path in
+            if operation == .rename, path.hasSuffix(".segment.tmp"), slow.withLock({ $0 }) { usleep(100_000) }
+            return nil
+        }
+        var log: Log? = try Log.open(at: dir.path, options: options)
+        for first in stride(from: 0, to: 1200, by: 10) { try log?.append((first..<(first + 10)).map(RetentionTests.event)) }
+        for s in 0..<12 { _ = try log?.deleteStream("order-\(s)", hard: true) }
+        try log?.close()
+        slow.withLock { $0 = true }
+        options.maintenanceInterval = .milliseconds(10)
+        log = try Log.open(at: dir.path, options: options)
+        // The background pass is under way once a rewritten file appears.
+        var waited = 0
+        while try Log.inspect(at: dir.path).segments.allSatisfy({ !$0.isRewritten }) && waited < 1000 {
+            usleep(5000)
+            waited += 1
+        }
+        let started = ContinuousClock.now
+        try log?.close()
+        let closing = ContinuousClock.now - started
+        #expect(closing < .milliseconds(1000), "close waited \(closing) for the scavenging pass")
+        slow.withLock { $0 = false }
+        var again = Self.options()
+        again.maintenanceInterval = nil
+        let reopened = try Log.open(at: dir.path, options: again)
+        #expect(try reopened.compact().segmentsRewritten > 0, "the pass stopped early: segments were left")
+        try reopened.close()
+        #expect(try Log.verify(at: dir.path).isSound)
+    }
+
 }

@@ -28,6 +28,8 @@ final class Maintenance: Sendable {
     let consumers: Consumers
     let scavenger: Scavenger
     private let running = Mutex<Void>(())
+    /// Set by `stop()`: a scavenging pass under way ends after the segment it is rewriting.
+    private let stopping = Atomic<Bool>(false)
     private let status = Mutex<MaintenanceStatus>(MaintenanceStatus())
     private let queue = DispatchQueue(label: "EventLog.maintenance")
     private let timer = Mutex<TimerHandle?>(nil)
@@ -129,7 +131,9 @@ final class Maintenance: Sendable {
                 "retention removed segments", metadata: ["segments": "\(plan.removedSegments)", "bytes": "\(plan.removedBytes)", "start": "\(plan.start)"])
         }
         // Scavenging, in the segments retention kept.
-        let scavenged = scavenging ? try scavenger.run(dryRun: dryRun) : Scavenger.Outcome()
+        let scavenged = scavenging
+            ? try scavenger.run(dryRun: dryRun) { self.stopping.load(ordering: .relaxed) }
+            : Scavenger.Outcome()
         result.segmentsRewritten = scavenged.segmentsRewritten
         result.eventsRemoved += scavenged.eventsRemoved
         result.eventsScavenged = scavenged.eventsRemoved
@@ -177,8 +181,10 @@ final class Maintenance: Sendable {
         source.resume()
     }
 
-    /// Stops the background runs and waits for one under way.
+    /// Stops the background runs and waits for one under way (a
+    /// scavenging pass ends after the segment it is rewriting).
     func stop() {
+        stopping.store(true, ordering: .relaxed)
         timer.withLock { $0 }?.source.cancel()
         queue.sync {}
     }

@@ -60,8 +60,9 @@ final class Scavenger: Sendable {
         var bytesAfter: UInt64 = 0
     }
 
-    /// One pass over the sealed segments of the current snapshot.
-    func run(dryRun: Bool) throws(EventLogError) -> Outcome {
+    /// One pass over the sealed segments of the current snapshot; it ends
+    /// early, between segments, when `shouldStop` says so (a closing log).
+    func run(dryRun: Bool, shouldStop: () -> Bool = { false }) throws(EventLogError) -> Outcome {
         let markers = index.markersApplied.load(ordering: .relaxed)
         let known = clean.withLock { memory -> Set<SegmentID> in
             if memory.markers != markers { memory = (markers, []) }
@@ -70,6 +71,7 @@ final class Scavenger: Sendable {
         var outcome = Outcome()
         var states = TruncationCache(index: index)
         for segment in log.snapshot().sealed where !known.contains(segment.id) {
+            if shouldStop() { break }
             let (dead, events) = try count(in: segment, states: &states)
             guard dead > 0, dead * Self.minimumDeadShare.denominator >= events * Self.minimumDeadShare.numerator else {
                 if !dryRun { clean.withLock { if $0.markers == markers { $0.segments.insert(segment.id) } } }
