@@ -152,23 +152,9 @@ extension Record {
             guard stored == computed else { throw RecordDefect(reason: "record checksum mismatch", offset: start) }
         }
         var i = 4
-        let flags = body[i]
-        i += 1
-        guard flags & ~knownFlags == 0 else { throw RecordDefect(reason: "unknown record flags", offset: start) }
-        var timestamp = firstTimestamp
-        if flags & flagTimestamp != 0 {
-            guard let delta = Varint.read(body, &i) else { throw RecordDefect(reason: "bad timestamp delta", offset: start) }
-            timestamp = firstTimestamp &+ Varint.unzigzag(delta)
-        }
-        guard let version = Varint.read(body, &i), i < body.count else {
-            throw RecordDefect(reason: "bad version", offset: start)
-        }
-        let streamLength = Int(body[i])
-        i += 1
-        guard streamLength >= 1 else { throw RecordDefect(reason: "empty stream name", offset: start) }
-        guard streamLength <= body.count - i - 1 else { throw RecordDefect(reason: "stream name runs past the record", offset: start) }
-        let stream = UnsafeRawBufferPointer(rebasing: body[i..<(i + streamLength)])
-        i += streamLength
+        let (flags, timestamp, version, stream) = try fields(of: body, at: &i, firstTimestamp: firstTimestamp, start: start)
+        // A type length byte follows the name.
+        guard i < body.count else { throw RecordDefect(reason: "stream name runs past the record", offset: start) }
         let typeLength = Int(body[i])
         i += 1
         guard typeLength <= body.count - i else { throw RecordDefect(reason: "type runs past the record", offset: start) }
@@ -211,6 +197,18 @@ extension Record {
         let end = offset + Int(bodyLength)
         let body = UnsafeRawBufferPointer(rebasing: area[offset..<end])
         var i = 4
+        let (flags, timestamp, version, stream) = try fields(of: body, at: &i, firstTimestamp: firstTimestamp, start: start)
+        offset = end
+        return RecordHead(isMarker: flags & flagMarker != 0, version: version, timestamp: timestamp, stream: stream)
+    }
+
+    /// The fields every reader of a record needs, from its flags (at `i`,
+    /// after the checksum) through its stream name; advances `i` past the
+    /// name. `start` names the record in errors.
+    @inline(__always)
+    private static func fields(
+        of body: UnsafeRawBufferPointer, at i: inout Int, firstTimestamp: Timestamp, start: Int
+    ) throws(RecordDefect) -> (flags: UInt8, timestamp: Timestamp, version: UInt64, stream: UnsafeRawBufferPointer) {
         let flags = body[i]
         i += 1
         guard flags & ~knownFlags == 0 else { throw RecordDefect(reason: "unknown record flags", offset: start) }
@@ -224,13 +222,11 @@ extension Record {
         }
         let streamLength = Int(body[i])
         i += 1
-        guard streamLength >= 1, streamLength <= body.count - i else {
-            throw RecordDefect(reason: "stream name runs past the record", offset: start)
-        }
-        offset = end
-        return RecordHead(
-            isMarker: flags & flagMarker != 0, version: version, timestamp: timestamp,
-            stream: UnsafeRawBufferPointer(rebasing: body[i..<(i + streamLength)]))
+        guard streamLength >= 1 else { throw RecordDefect(reason: "empty stream name", offset: start) }
+        guard streamLength <= body.count - i else { throw RecordDefect(reason: "stream name runs past the record", offset: start) }
+        let stream = UnsafeRawBufferPointer(rebasing: body[i..<(i + streamLength)])
+        i += streamLength
+        return (flags, timestamp, version, stream)
     }
 
     /// Skips the record at `offset` without decoding it.

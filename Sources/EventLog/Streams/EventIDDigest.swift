@@ -30,12 +30,8 @@ struct EventIDDigest: Sendable {
 
     /// The digest of the ids added so far: never 0.
     var value: UInt64 {
-        var x = fnv
-        x ^= x >> 33
-        x &*= 0xFF51_AFD7_ED55_8CCD
-        x ^= x >> 33
-        x &*= 0xC4CE_B9FE_1A85_EC53
-        x ^= x >> 33
+        // MurmurHash3's 64-bit finalizer, the bloom filter's remix.
+        let x = BloomFilter.remix(fnv)
         return x == 0 ? 1 : x
     }
 
