@@ -10,7 +10,7 @@ import Testing
 /// event dead always survive with it). After every step the log,
 /// every stream and every removed position read exactly as the model says:
 /// only dead events ever go, once gone they stay gone, survivors are
-/// unchanged, versions go on.
+/// unchanged, versions go on, and lag counts the events still there.
 ///
 /// Budget: `EVENTLOG_SCAVENGE_SEEDS` seeds (default 150); `EVENTLOG_SCAVENGE_SEED=N`
 /// runs seed N alone and prints its trace.
@@ -286,6 +286,13 @@ final class ScavengingModelRun {
             throw SimulationFailure("a removed position came back: \(gone.intersection(present).sorted())")
         }
         gone = Set(0..<UInt64(records.count)).subtracting(present)
+        // Lag counts the events still there, from any position, gone or not.
+        let from = UInt64(random(0..<(records.count + 1)))
+        let lag = try log.lag(from: from)
+        let behind = present.filter { $0 >= from }.count
+        guard lag.events == UInt64(behind), (lag.oldestUnconsumedAgeMicroseconds == nil) == (behind == 0) else {
+            throw SimulationFailure("lag from \(from): \(lag), expected \(behind) events")
+        }
         // A removed position, read alone, says so.
         if let p = gone.first {
             do {

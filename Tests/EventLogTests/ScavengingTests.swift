@@ -83,6 +83,11 @@ import Testing
             return position == gone
         }
         #expect(try log.events(from: gone, maxCount: 1).first?.position == after.first { $0.position > gone }?.position)
+        // A cursor at a removed position: its lag counts the events still there, and a consumer goes on.
+        try log.commitCursor("relay", position: gone)
+        let lag = try #require(try log.lag(ofCursor: "relay"))
+        #expect(lag.events == UInt64(after.filter { $0.position >= gone }.count))
+        #expect(lag.oldestUnconsumedAgeMicroseconds != nil)
 
         // Versions go on; the log reopens, verifies, and inspect says what was rewritten.
         let appended = try log.append(

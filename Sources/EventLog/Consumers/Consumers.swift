@@ -14,7 +14,8 @@ public enum StartPoint: Sendable, Hashable {
 
 /// How far a consumer is behind the end of the log.
 public struct Lag: Sendable, Hashable {
-    /// Events between the consumer's position and the end.
+    /// Events between the consumer's position and the end (those still in
+    /// the log: not the positions scavenging removed).
     public var events: UInt64
     /// Bytes of log between them (batch-exact: counted from the batch holding the position).
     public var bytes: UInt64
@@ -140,20 +141,24 @@ extension Consumers {
         let from = max(position, snapshot.startPosition)
         guard from < end else { return Lag(events: 0, bytes: 0, oldestUnconsumedAgeMicroseconds: nil) }
         var bytes: UInt64 = 0
+        var events: UInt64 = 0
         for i in 0..<snapshot.count {
             let segment = snapshot[i]
             guard segment.endPosition > from else { continue }
             let startOffset = segment.basePosition >= from ? SegmentHeader.size : segment.batchOffset(atOrBefore: from)
             bytes += UInt64(max(0, segment.dataEnd - startOffset))
+            // Scavenging may have removed some: only the events still there count.
+            events += try segment.eventCount(from: from)
         }
         var age: Int64?
         do {
+            // The first event still there at or after `from` (it may have been scavenged).
             var reader = LogReader(snapshot: snapshot)
-            try reader.withEvent(at: from) { view in age = max(0, currentTimestamp() - view.timestamp) }
+            _ = try reader.read(from: from, maxCount: 1) { view in age = max(0, currentTimestamp() - view.timestamp) }
         } catch {
             throw .wrapping(error)
         }
-        return Lag(events: end - from, bytes: bytes, oldestUnconsumedAgeMicroseconds: age)
+        return Lag(events: events, bytes: bytes, oldestUnconsumedAgeMicroseconds: events == 0 ? nil : age)
     }
 
     /// The lowest position retention must keep: the position of each of

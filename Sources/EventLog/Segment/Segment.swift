@@ -56,6 +56,33 @@ struct Segment: Sendable {
         return offsetIndex[i]
     }
 
+    /// The events the segment holds at or after `position`: arithmetic for
+    /// a segment written by appends; for a rewritten one (its batches may
+    /// leave gaps, Format.md §4.1), the batch headers from the offset index
+    /// entry before `position` on are read (their lengths and positions
+    /// checked against the published data, not their checksums).
+    func eventCount(from position: UInt64) throws(EventLogError) -> UInt64 {
+        guard position < endPosition else { return 0 }
+        guard declaredEnd != nil else { return endPosition - max(basePosition, position) }
+        guard let bytes = mapping.bytes(at: 0, count: dataEnd), let base = bytes.baseAddress else {
+            throw .corruption(file: path, offset: 0, reason: "segment is shorter than its published data")
+        }
+        var count: UInt64 = 0
+        var offset = position > basePosition ? batchOffset(atOrBefore: position) : SegmentHeader.size
+        while offset < dataEnd {
+            guard dataEnd - offset >= BatchHeader.size, MappedBytes.touch(bytes, offset..<(offset + BatchHeader.size)) else {
+                throw .corruption(file: path, offset: Int64(offset), reason: "batch header is damaged")
+            }
+            let header = BatchHeader.load(base + offset)
+            guard Int(header.length) >= BatchHeader.size, Int(header.length) <= dataEnd - offset,
+                  header.basePosition < header.endPosition, header.endPosition <= endPosition
+            else { throw .corruption(file: path, offset: Int64(offset), reason: "batch header is damaged") }
+            if header.endPosition > position { count += header.endPosition - max(header.basePosition, position) }
+            offset += Int(header.length)
+        }
+        return count
+    }
+
     /// The byte offset of a batch at or before the first event with a timestamp ≥ `timestamp`.
     func batchOffset(forTimestamp timestamp: Timestamp) -> Int {
         guard let i = timeIndex.lastIndex(count: timeIndexCount, where: { $0.maxTimestampBefore < timestamp })
