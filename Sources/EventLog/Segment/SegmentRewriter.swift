@@ -131,9 +131,10 @@ enum SegmentRewriter {
         /// The chain: the CRC of the last frame written (the header checksum first).
         var previousCRC: UInt32
         var file: FileHandle?
-        var pending = ByteBuffer(capacity: 1 << 20)
-        /// The frame being made, and its records compressed.
-        var frame = ByteBuffer(capacity: 1 << 16)
+        /// Bytes not yet written, the frame being made, its records
+        /// compressed: allocated on first use, so counting allocates nothing.
+        var pending = ByteBuffer(capacity: 0)
+        var frame = ByteBuffer(capacity: 0)
         var packed = ByteBuffer(capacity: 0)
         var written = 0
         var flushed = 0
@@ -189,14 +190,16 @@ enum SegmentRewriter {
         }
 
         mutating func append(_ bytes: [UInt8]) throws(IOError) {
-            bytes.withUnsafeBytes { pending.append($0) }
             written += bytes.count
+            guard path != nil else { return }
+            bytes.withUnsafeBytes { pending.append($0) }
             if pending.count >= 1 << 20 { try flush() }
         }
 
         mutating func append(_ bytes: UnsafeRawBufferPointer) throws(IOError) {
-            pending.append(bytes)
             written += bytes.count
+            guard path != nil else { return }
+            pending.append(bytes)
             if pending.count >= 1 << 20 { try flush() }
         }
 
