@@ -219,7 +219,9 @@ public enum EventLogPhases {
     /// compaction's time. Then appends (batches of 100, no sync) alone, and
     /// while a second compaction (another 30% of the streams deleted) runs
     /// on another thread: events appended until it finishes (or three
-    /// times as many as alone) ÷ the time they took.
+    /// times as many as alone) ÷ the time they took. Last, A3's shape (one
+    /// event, then `sync()`): the p99 latency of 2,000 alone, and of those
+    /// made while a third compaction runs (at most 2,000).
     public static func scavenge(events n: Int, directory: String, keep: Bool = false) throws -> [Figure] {
         let path = directory + "/eventlog-scavenge"
         removeTree(path)
@@ -293,6 +295,32 @@ public enum EventLogPhases {
         let duringRate = Double(during) / (now() - duringStart)
         while !finished.isSet { usleep(1000) }
 
+        // A3's shape (one event, synced, per append): p99 alone, then while
+        // a third compaction (another 30% of the streams deleted) runs.
+        func syncedAppends(_ count: Int, while running: Flag? = nil) throws -> Double {
+            var measure = LatencyMeasure()
+            var done = 0
+            while done < count && !(running?.isSet ?? false) {
+                let start = nanoseconds()
+                try append(1)
+                try log.sync()
+                _ = measure.histogram.record(max(nanoseconds() - start, 1))
+                done += 1
+            }
+            return measure.microseconds(atPercentile: 99)
+        }
+        let p99Alone = try syncedAppends(2_000)
+        for k in 0..<EventGenerator.streamCount where k % 10 >= 6 && k % 10 < 9 { _ = try log.deleteStream("order-\(k)") }
+        try log.sync()
+        let third = Flag()
+        let thirdCompactor = Thread {
+            _ = try? log.compact()
+            third.set()
+        }
+        thirdCompactor.start()
+        let p99During = try syncedAppends(2_000, while: third)
+        while !third.isSet { usleep(1000) }
+
         return [
             Figure("scavenge", "read_once_ms", readSeconds * 1000),
             Figure("scavenge", "compact_ms", seconds * 1000),
@@ -301,6 +329,8 @@ public enum EventLogPhases {
             Figure("scavenge", "segments_rewritten", Double(result.segmentsRewritten)),
             Figure("scavenge", "appends_alone_per_s", aloneRate),
             Figure("scavenge", "appends_during_per_s", duringRate),
+            Figure("scavenge", "synced_append_p99_us", p99Alone),
+            Figure("scavenge", "synced_append_p99_during_us", p99During),
         ]
     }
 

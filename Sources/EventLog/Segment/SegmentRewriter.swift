@@ -203,9 +203,14 @@ enum SegmentRewriter {
             if pending.count >= 1 << 20 { try flush() }
         }
 
+        /// Writes what is pending and starts its writeback without waiting
+        /// (as the log's writer does): the final sync then finds little
+        /// left, instead of flooding the disk with the whole file at once
+        /// while appends wait for their own syncs.
         mutating func flush() throws(IOError) {
             guard let file, pending.count > 0 else { return }
             try file.write(pending.bytes, at: Int64(flushed))
+            try file.startWriteback(at: Int64(flushed), length: Int64(pending.count))
             flushed += pending.count
             pending.count = 0
         }
