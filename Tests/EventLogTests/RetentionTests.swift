@@ -198,40 +198,27 @@ import Testing
         var sawOldStart = false
         while true {
             let dir = TemporaryDirectory("eventlog-retention", preferMemory: true)  // many runs: syncs cost nothing in memory
-            let armed = Mutex<(on: Bool, count: Int)>((false, 0))
             let failAt = step
+            let failing = FailingStep(failAt: failAt)
             var options = Self.options()
-            options.storageFaults = StorageFaults { _, _ in
-                armed.withLock { state -> StorageFault? in
-                    guard state.on else { return nil }
-                    state.count += 1
-                    return state.count - 1 == failAt ? .fail(errno: EIO) : nil
-                }
-            }
+            options.storageFaults = failing.faults
             var log: Log? = try Log.open(at: dir.path, options: options)
             for first in stride(from: 0, to: 600, by: 10) { try log?.append((first..<(first + 10)).map(Self.event)) }
             let versions = try (0..<Self.streams).map { try log?.streamInfo("order-\($0)")?.currentVersion }
             try log?.updateSettings(LogSettings(retainBytes: 3 * 4096))
-            armed.withLock { $0.on = true }
+            failing.arm()
             let completed = (try? log?.compact()) != nil
-            let operations = armed.withLock { $0.count }
-            armed.withLock { $0.on = false }
+            let operations = failing.disarm()
             // The process is gone (nothing closed): its background work is
             // let finish first, as a dead process does nothing afterwards.
             log?.batches.segments.waitForIndexWrites()
-            weak let old = log
-            log = nil
-            var waited = 0
-            while old != nil && waited < 5000 {
-                usleep(1000)
-                waited += 1
-            }
+            let released = CrashFixtures.abandon(&log, timeout: .seconds(5))
 
             let reopened = try Log.open(at: dir.path, options: Self.options())
             let start = reopened.startPosition
             if start == 0 { sawOldStart = true } else { sawNewStart = true }
             #expect(completed ? start > 0 : true, "step \(failAt)")
-            #expect(waited < 5000, "step \(failAt): the released log stayed alive")
+            #expect(released, "step \(failAt): the released log stayed alive")
             #expect(try reopened.events(from: 0).map(\.position) == Array(start..<600), "step \(failAt)")
             for s in 0..<Self.streams {
                 #expect(try reopened.streamInfo("order-\(s)")?.currentVersion == versions[s], "step \(failAt), stream \(s)")

@@ -223,13 +223,7 @@ final class ScavengingModelRun {
     /// with a prefix of the records; the model keeps the same prefix.
     func powerLoss() throws {
         log?.batches.segments.waitForIndexWrites()
-        weak let abandoned = log
-        log = nil
-        var waited = 0
-        while abandoned != nil && waited < 5000 {
-            usleep(1000)
-            waited += 1
-        }
+        guard CrashFixtures.abandon(&log) else { throw SimulationFailure("the abandoned log was still alive after 10 s") }
         _ = try simulator.powerLoss()
         log = try Log.open(at: directory.path, options: options)
         let end = Int(try current.endPosition)

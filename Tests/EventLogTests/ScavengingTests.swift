@@ -140,16 +140,10 @@ import Testing
         var sawNew = false
         while true {
             let dir = TemporaryDirectory("eventlog-scavenge", preferMemory: true)
-            let armed = Mutex<(on: Bool, count: Int)>((false, 0))
             let failAt = step
+            let failing = FailingStep(failAt: failAt)
             var options = Self.options()
-            options.storageFaults = StorageFaults { _, _ in
-                armed.withLock { state -> StorageFault? in
-                    guard state.on else { return nil }
-                    state.count += 1
-                    return state.count - 1 == failAt ? .fail(errno: EIO) : nil
-                }
-            }
+            options.storageFaults = failing.faults
             var log: Log? = try Log.open(at: dir.path, options: options)
             for first in stride(from: 0, to: 300, by: 10) { try log?.append((first..<(first + 10)).map(RetentionTests.event)) }
             for s in 0..<4 { _ = try log?.deleteStream("order-\(s)", hard: true) }
@@ -157,18 +151,11 @@ import Testing
             let before = try log?.events(from: 0) ?? []
             let dead = try Set(before.map(\.position)).subtracting(Self.survivors(of: before, in: try #require(log)))
             let streams = try Self.streamContents(try #require(log))
-            armed.withLock { $0.on = true }
+            failing.arm()
             let completed = (try? log?.compact()) != nil
-            let operations = armed.withLock { $0.count }
-            armed.withLock { $0.on = false }
+            let operations = failing.disarm()
             log?.batches.segments.waitForIndexWrites()
-            weak let old = log
-            log = nil
-            var waited = 0
-            while old != nil && waited < 5000 {
-                usleep(1000)
-                waited += 1
-            }
+            #expect(CrashFixtures.abandon(&log, timeout: .seconds(5)), "step \(failAt): the released log stayed alive")
 
             let reopened = try Log.open(at: dir.path, options: Self.options())
             let positions = Set(try reopened.events(from: 0).map(\.position))

@@ -222,15 +222,7 @@ final class Simulation {
     /// may hold its ordered log (`batches`, which holds the writer lock) for
     /// a moment and then release it last, and until then the lock is held.
     func abandon() throws {
-        weak let old = log
-        weak let oldBatches = log?.batches
-        log = nil
-        var waited = 0
-        while old != nil || oldBatches != nil {
-            guard waited < 10_000 else { throw SimulationFailure("the abandoned log was still alive after 10 s") }
-            usleep(1000)
-            waited += 1
-        }
+        guard CrashFixtures.abandon(&log) else { throw SimulationFailure("the abandoned log was still alive after 10 s") }
     }
 
     // MARK: Operations
