@@ -32,6 +32,19 @@ struct LogStart: Equatable, Sendable {
         return w.bytes
     }
 
+    /// The file in `directory`; nil when there is none. Throws `IOError`
+    /// for a failed read and `EventLogError` (naming the file) for a
+    /// damaged one.
+    static func read(in directory: DirectoryOperations) throws -> LogStart? {
+        guard let bytes = try directory.readWhole(FileNames.logStart) else { return nil }
+        return try decode(bytes, file: directory.file(FileNames.logStart))
+    }
+
+    /// Replaces the file in `directory` atomically (written, synced, renamed, directory synced).
+    func write(in directory: DirectoryOperations) throws(IOError) {
+        try directory.writeAtomically(FileNames.logStart, bytes: encode())
+    }
+
     static func decode(_ bytes: [UInt8], file: String) throws(EventLogError) -> LogStart {
         let r = try FixedFile.reader(
             bytes, magic: Magic.logStart, size: size, file: file, what: "start file", reserved: [10..<12])

@@ -87,9 +87,7 @@ extension LogInspection {
             } else {
                 shutdown = .unclean
             }
-            let start = try directory.readWhole(FileNames.logStart).map { bytes throws(EventLogError) in
-                try LogStart.decode(bytes, file: directory.file(FileNames.logStart)).startPosition
-            } ?? 0
+            let start = try LogStart.read(in: directory)?.startPosition ?? 0
             var missing: [Range<UInt64>] = []
             var expected = start
             for segment in segments {

@@ -59,9 +59,7 @@ enum LogVerifier {
         // The log start position (Format.md §3.1): the first segment must begin there.
         let startFile = directory.file(FileNames.logStart)
         do {
-            let start = try directory.readWhole(FileNames.logStart).map { bytes throws(EventLogError) in
-                try LogStart.decode(bytes, file: startFile).startPosition
-            } ?? 0
+            let start = try LogStart.read(in: directory)?.startPosition ?? 0
             // Leftovers of retention's unlink are not part of the log: the next writer removes them.
             bases = SegmentSet.leftoversOfRetention(in: bases, start: start).log
             if let first = bases.first {

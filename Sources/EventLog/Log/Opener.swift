@@ -253,12 +253,8 @@ struct Opener {
     /// (made before it existed, or a crash between writing the metadata and
     /// it) starts at 0: no version of the engine has moved a start yet.
     mutating func loadOrCreateStart() throws -> UInt64 {
-        if let bytes = try directory.readWhole(FileNames.logStart) {
-            return try LogStart.decode(bytes, file: directory.file(FileNames.logStart)).startPosition
-        }
-        if !readOnly {
-            try directory.writeAtomically(FileNames.logStart, bytes: LogStart(startPosition: 0, writtenAt: currentTimestamp()).encode())
-        }
+        if let start = try LogStart.read(in: directory) { return start.startPosition }
+        if !readOnly { try LogStart(startPosition: 0, writtenAt: currentTimestamp()).write(in: directory) }
         return 0
     }
 

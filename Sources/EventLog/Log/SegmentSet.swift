@@ -389,8 +389,7 @@ final class SegmentSet: Sendable {
         // 3. Segments retention removed: the log start moved past them.
         //    Segments scavenging replaced: the count of rewrites changed.
         var replaced = false
-        if let bytes = try directory.readWhole(FileNames.logStart) {
-            let logStart = try LogStart.decode(bytes, file: directory.file(FileNames.logStart))
+        if let logStart = try LogStart.read(in: directory) {
             snapshot.sealed.removeAll { $0.endPosition <= logStart.startPosition }
             if seenRewrites.withLock({ seen in defer { seen = logStart.rewrites }; return seen != logStart.rewrites }) {
                 for (i, segment) in snapshot.sealed.enumerated() {

@@ -116,12 +116,10 @@ final class Maintenance: Sendable {
             try checkRunsCover(plan.start)
             // 2. The new start, durable before any file goes.
             do {
-                var logStart = try directory.readWhole(FileNames.logStart).map {
-                    try LogStart.decode($0, file: directory.file(FileNames.logStart))
-                } ?? LogStart(startPosition: 0, writtenAt: 0)
+                var logStart = try LogStart.read(in: directory) ?? LogStart(startPosition: 0, writtenAt: 0)
                 logStart.startPosition = plan.start
                 logStart.writtenAt = currentTimestamp()
-                try directory.writeAtomically(FileNames.logStart, bytes: logStart.encode())
+                try logStart.write(in: directory)
                 // 3 and 4.
                 _ = try log.segments.removeSegments(below: plan.start)
             } catch {

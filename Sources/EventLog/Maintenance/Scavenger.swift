@@ -140,13 +140,12 @@ final class Scavenger: Sendable {
 
     /// Adds one to `eventlog.start`'s count of rewrites (Format.md §3.1).
     static func countRewrite(in directory: DirectoryOperations) throws {
-        guard let bytes = try directory.readWhole(FileNames.logStart) else {
+        guard var start = try LogStart.read(in: directory) else {
             throw EventLogError.corruption(file: directory.file(FileNames.logStart), offset: 0, reason: "the log start file is missing")
         }
-        var start = try LogStart.decode(bytes, file: directory.file(FileNames.logStart))
         start.rewrites &+= 1
         start.writtenAt = currentTimestamp()
-        try directory.writeAtomically(FileNames.logStart, bytes: start.encode())
+        try start.write(in: directory)
     }
 }
 

@@ -289,8 +289,7 @@ extension StreamIndexBuilder {
     /// reach the start, and a damaged run cannot be replayed.
     static func verifyRuns(in directory: DirectoryOperations, report: inout VerificationReport) {
         let found = StreamTableRunChain.openAll(in: directory)
-        let start = (try? directory.readWhole(FileNames.logStart)).flatMap { $0 }
-            .flatMap { try? LogStart.decode($0, file: directory.file(FileNames.logStart)).startPosition } ?? 0
+        let start = (try? LogStart.read(in: directory))?.startPosition ?? 0
         let advice = start > 0
             ? "the log starts at \(start): what the run held before it is nowhere else; restore the file from a backup"
             : "remove the file: the next open replays what it held"
