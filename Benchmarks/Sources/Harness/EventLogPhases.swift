@@ -250,9 +250,22 @@ public enum EventLogPhases {
                 appended += batch.count
             }
         }
+        /// Deletes the streams `order-k` with k mod 10 in `tenths` (a tenth of them each), synced.
+        func deleteStreams(_ tenths: Range<Int>) throws {
+            for k in 0..<EventGenerator.streamCount where tenths.contains(k % 10) { _ = try log.deleteStream("order-\(k)") }
+            try log.sync()
+        }
+        /// Starts `compact()` on another thread; the flag is set when it is done.
+        func compactInBackground() -> Flag {
+            let finished = Flag()
+            Thread {
+                _ = try? log.compact()
+                finished.set()
+            }.start()
+            return finished
+        }
         try append(n)
-        for k in 0..<EventGenerator.streamCount where k % 10 < 3 { _ = try log.deleteStream("order-\(k)") }
-        try log.sync()
+        try deleteStreams(0..<3)
 
         var readEvents = 0
         let readStart = now()
@@ -275,19 +288,13 @@ public enum EventLogPhases {
         }
         let aloneRate = Double(alone) / (now() - aloneStart)
         // Appends while another compaction runs.
-        for k in 0..<EventGenerator.streamCount where k % 10 >= 3 && k % 10 < 6 { _ = try log.deleteStream("order-\(k)") }
-        try log.sync()
-        let finished = Flag()
-        let compactor = Thread {
-            _ = try? log.compact()
-            finished.set()
-        }
+        try deleteStreams(3..<6)
         // Bounded: at most three times what was appended alone (a compaction
         // slower than the appends must not let them fill the disk), then the
         // compaction is waited for.
         var during = 0
         let duringStart = now()
-        compactor.start()
+        let finished = compactInBackground()
         while !finished.isSet && during < 3 * alone {
             try append(1_000)
             during += 1_000
@@ -310,14 +317,8 @@ public enum EventLogPhases {
             return measure.microseconds(atPercentile: 99)
         }
         let p99Alone = try syncedAppends(2_000)
-        for k in 0..<EventGenerator.streamCount where k % 10 >= 6 && k % 10 < 9 { _ = try log.deleteStream("order-\(k)") }
-        try log.sync()
-        let third = Flag()
-        let thirdCompactor = Thread {
-            _ = try? log.compact()
-            third.set()
-        }
-        thirdCompactor.start()
+        try deleteStreams(6..<9)
+        let third = compactInBackground()
         let p99During = try syncedAppends(2_000, while: third)
         while !third.isSet { usleep(1000) }
 
