@@ -147,6 +147,44 @@ import Testing
         }
     }
 
+    /// The fence search interpolates on the assumption that hashes are even;
+    /// with hashes that are not (clustered, skewed, at both ends of the
+    /// range) it must still find the block a plain scan of the fence finds.
+    @Test(arguments: [0, 1, 2, 3])
+    func theFenceSearchFindsTheBlockWhateverTheHashes(shape: Int) throws {
+        let dir = TemporaryDirectory("runs", preferMemory: true)
+        var random = SplitMix64(seed: 41 + UInt64(shape))
+        var hashes = Set<UInt64>([0, .max, .max - 1, 1])
+        while hashes.count < 20_000 {
+            let x = random.next()
+            switch shape {
+            case 0: hashes.insert(x)  // even
+            case 1: hashes.insert(x >> 40)  // all in the lowest 2^24
+            case 2: hashes.insert(UInt64(Double(x >> 11) * Double(x >> 11) / Double(1 << 53)))  // skewed to 0
+            default: hashes.insert(random.below(2) == 0 ? x >> 50 : .max - (x >> 50))  // two clusters at the ends
+            }
+        }
+        var rows: [Row] = []
+        for hash in hashes { rows.append((hash, Self.randomRow("s\(hash)", &random))) }
+        rows = Self.sorted(rows)
+        let view = try Self.write(rows, in: dir)
+        #expect(view.blockCount > 500)
+        let firsts = (0..<view.blockCount).map { view.fenceEntry($0).hash }
+        func expected(_ hash: UInt64) -> Int? { firsts.lastIndex { $0 <= hash } }
+        var queries = firsts + firsts.map { $0 &- 1 } + firsts.map { $0 &+ 1 } + [0, 1, .max, .max - 1]
+        for _ in 0..<5_000 { queries.append(rows[random.below(rows.count)].hash &+ UInt64(random.below(3)) &- 1) }
+        for _ in 0..<5_000 { queries.append(random.next()) }
+        var wrong = 0
+        for hash in queries where view.searchFence(hash) != expected(hash) { wrong += 1 }
+        #expect(wrong == 0)
+        for (hash, row) in rows.prefix(3_000) + rows.suffix(3_000) {
+            if try view.lookup(hash: hash, name: row.name) != row {
+                Issue.record("lookup of the row of hash \(hash) failed")
+                break
+            }
+        }
+    }
+
     @Test func aBloomFilterSizedForFewerRowsStillFindsEveryRow() throws {
         for expected in [0, 1, 100] {
             let dir = TemporaryDirectory("runs", preferMemory: true)

@@ -34,18 +34,25 @@ public struct BatchBuilder: ~Copyable {
     /// concurrency). Checked when the batch is committed: a mismatch fails
     /// the whole batch with `wrongExpectedVersion`, and nothing is written.
     public mutating func expect(_ stream: String, _ expected: ExpectedVersion) throws(EventLogError) {
+        _ = try setExpectation(stream, expected)
+    }
+
+    /// `expect(_:_:)`; true when the stream had no expectation in the batch yet.
+    mutating func setExpectation(_ stream: String, _ expected: ExpectedVersion) throws(EventLogError) -> Bool {
         var name = stream
-        var failure: EventLogError?
+        var result: Result<Bool, EventLogError> = .success(false)
         name.withUTF8 { bytes in
             do throws(EventLogError) {
                 try Self.checkStreamName(UnsafeRawBufferPointer(bytes))
                 let slot = try streams.slot(for: UnsafeRawBufferPointer(bytes), table: table)
+                let first = streams.slots[slot].expectation == nil
                 streams.slots[slot].expectation = expected
+                result = .success(first)
             } catch {
-                failure = error
+                result = .failure(error)
             }
         }
-        if let failure { throw failure }
+        return try result.get()
     }
 
     static func checkStreamName(_ stream: UnsafeRawBufferPointer) throws(EventLogError) {

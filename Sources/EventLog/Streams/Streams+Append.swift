@@ -58,20 +58,20 @@ extension Streams {
     /// Blocks on the disk (under `.always`, until the batch is synced).
     func append(_ events: [NewEvent], expecting: [String: ExpectedVersion]) throws(EventLogError) -> AppendResult {
         // Expectations in a fixed order (the streams' first appearance, then by
-        // name), so that of several mismatches the same one is reported each time.
-        var ordered: [(String, ExpectedVersion)] = []
-        var seen = Set<String>()
-        for event in events where seen.insert(event.stream).inserted {
-            if let expected = expecting[event.stream] { ordered.append((event.stream, expected)) }
-        }
-        if ordered.count < expecting.count {
-            // Streams expected but not appended to, by name (sorted only when there are any).
-            for (stream, expected) in expecting.filter({ !seen.contains($0.key) }).sorted(by: { $0.key < $1.key }) {
-                ordered.append((stream, expected))
+        // name), so that of several mismatches the same one is reported each
+        // time: slots are checked in the order they were made, and expecting a
+        // stream the batch already has a slot for only sets its expectation again.
+        try commit(wantsResult: true) { batch throws(EventLogError) in
+            var expected = 0
+            for event in events {
+                if let expectation = expecting[event.stream] {
+                    if try batch.setExpectation(event.stream, expectation) { expected += 1 }
+                }
             }
-        }
-        return try commit(wantsResult: true) { batch throws(EventLogError) in
-            for (stream, expected) in ordered { try batch.expect(stream, expected) }
+            if expected < expecting.count {
+                // Streams expected but not appended to, by name (sorted only when there are any).
+                for (stream, expectation) in expecting.sorted(by: { $0.key < $1.key }) { _ = try batch.setExpectation(stream, expectation) }
+            }
             for event in events { try batch.append(event) }
         }
     }
