@@ -51,7 +51,7 @@ enum StreamTableRun {
     /// A writer closes a block at the first row boundary where the block
     /// (its head and rows, the CRC left out) takes at least this many bytes,
     /// unless the next row has the same hash as the last.
-    static let targetBlockBytes = 1024
+    static let targetBlockBytes = 512
     /// The writer hands the file this many bytes (or more) per `pwrite`.
     static let writeChunkBytes = 64 << 10
     /// The smallest row of a run of `version`: hash, a 1-byte name with its

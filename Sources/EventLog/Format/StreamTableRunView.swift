@@ -2,8 +2,8 @@
 /// in place.
 ///
 /// `open` checks the header, the fence and the bloom filter, and reads no
-/// block: it reads about 1.3 bytes a row (16 bytes of fence a ~4 KiB block,
-/// 10 bits of filter a row), a few percent of the file. Each block is checked (its
+/// block: it reads about 2.7 bytes a row (16 bytes of fence a ~512-byte
+/// block, 10 bits of filter a row), a few percent of the file. Each block is checked (its
 /// length against the fence, its checksum) every time it is read, and damage
 /// found there is `EventLogError.corruption` naming the file and the block's
 /// offset.
@@ -28,7 +28,7 @@ struct StreamTableRunView: @unchecked Sendable {
     let bloomBlockCount: Int
     /// The first hash of every `fenceSampleStride`-th block, in memory: a
     /// search finds the stride of the fence to read without touching the
-    /// rest (8 bytes per 32 blocks of about 1 KiB: ~55 KB for 10M streams).
+    /// rest (8 bytes per 32 blocks of about 512 bytes: ~220 KB for 10M streams).
     private(set) var fenceSample: [UInt64] = []
     static let fenceSampleStride = 32
 
