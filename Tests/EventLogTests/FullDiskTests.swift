@@ -124,18 +124,23 @@ final class SmallTmpfs {
 
 /// Issue 18: a mapped file that cannot be read (truncated by another
 /// program, a device error) stops a scan with an error naming the file and
-/// offset, not SIGBUS ending the process. Scans (open, refresh, verify) and
-/// reads by position (`read(from:)`: dump, tail, subscriptions) are guarded;
-/// point reads and stream reads are not yet.
+/// offset, not SIGBUS ending the process. Scans (open, refresh, verify),
+/// reads by position (`read(from:)`: dump, tail, subscriptions), point reads
+/// and stream reads are guarded.
 @Suite struct MappedReadGuardTests {
     /// 2,000 events in segments of 64 KiB, closed; returns the options it used.
     @discardableResult
-    static func closedLogOfSeveralSegments(_ dir: TemporaryDirectory) throws -> LogOptions {
+    static func closedLogOfSeveralSegments(_ dir: TemporaryDirectory, compression: Compression = .none) throws -> LogOptions {
         var options = LogOptions(durability: .none)
         options.segmentBytes = 64 << 10
+        options.compression = compression
         let writer = try Log.open(at: dir.path, options: options)
-        for i in 0..<40 {
-            try writer.append((0..<50).map { NewEvent(stream: "s\($0 % 7)", type: "T", data: Array(repeating: UInt8(i), count: 100)) })
+        // Data LZ4 cannot shrink, so that compressed logs have several segments too.
+        var random = SplitMix64(seed: 18)
+        for _ in 0..<40 {
+            try writer.append((0..<50).map { k in
+                NewEvent(stream: "s\(k % 7)", type: "T", data: (0..<100).map { _ in UInt8(truncatingIfNeeded: random.next()) })
+            })
         }
         try writer.close()
         return options
@@ -205,6 +210,72 @@ final class SmallTmpfs {
         var after = 0
         try reader.read(from: secondBase) { _ in after += 1 }
         #expect(UInt64(after) == reader.endPosition - secondBase)
+        try reader.close()
+    }
+}
+
+extension MappedReadGuardTests {
+    /// The error of a read that reached the cut: corruption naming the
+    /// segment, at an offset inside what was cut away or just before it, for SIGBUS.
+    static func expectUnreadable(_ error: any Error, file victim: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        guard case .corruption(let file, let offset, let reason) = error as? EventLogError else {
+            Issue.record("expected corruption naming the file, got \(error)", sourceLocation: sourceLocation)
+            return
+        }
+        #expect(file == victim, sourceLocation: sourceLocation)
+        #expect(offset > Int64(SegmentHeader.size) && offset < 64 << 10, "offset \(offset)", sourceLocation: sourceLocation)
+        #expect(reason.contains("SIGBUS"), "\(reason)", sourceLocation: sourceLocation)
+    }
+
+    /// Point reads (`event(at:)`) and stream reads of events a segment held
+    /// before another program cut it to 8 KiB under a reader's mapping: each
+    /// gives the event (its bytes are before the cut) or an error naming the
+    /// segment, never a dead process; the other segments still read.
+    @Test(arguments: [Compression.none, .lz4])
+    func pointAndStreamReadsOverASegmentTruncatedUnderThemAreErrors(compression: Compression) throws {
+        let dir = TemporaryDirectory()
+        let options = try Self.closedLogOfSeveralSegments(dir, compression: compression)
+        var readOnly = options
+        readOnly.readOnly = true
+        let reader = try Log.open(at: dir.path, options: readOnly)
+        let segments = dir.files().filter { $0.hasSuffix(".segment") }.sorted()
+        let second = try #require(segments.dropFirst().first)
+        let secondBase = try #require(UInt64(second.prefix(20)))
+        let victim = dir.sub(segments[0])
+        // What each stream holds in the first segment, read before the cut.
+        let all = try (0..<7).map { try reader.events(inStream: "s\($0)") }
+        let before = all.map { $0.filter { $0.position < secondBase } }
+        #expect(truncate(victim, 8192) == 0)
+
+        var read = 0
+        var failed = 0
+        for position in 0..<secondBase {
+            do {
+                let event = try reader.event(at: position)
+                #expect(event.position == position)
+                read += 1
+            } catch {
+                Self.expectUnreadable(error, file: victim)
+                failed += 1
+            }
+        }
+        #expect(read > 0 && failed > 0, "read \(read), failed \(failed)")
+        for (k, events) in before.enumerated() {
+            var lent = 0
+            do {
+                try reader.readStream("s\(k)") { _ in lent += 1 }
+                Issue.record("a read of stream s\(k) over the cut succeeded")
+            } catch {
+                Self.expectUnreadable(error, file: victim)
+            }
+            #expect(lent < events.count)
+        }
+        // Past the cut segment, both kinds of read work.
+        #expect(try reader.event(at: secondBase).position == secondBase)
+        for (k, events) in before.enumerated() {
+            let rest = try reader.events(inStream: "s\(k)", from: UInt64(events.count))
+            #expect(rest.map(\.position) == all[k].dropFirst(events.count).map(\.position))
+        }
         try reader.close()
     }
 }

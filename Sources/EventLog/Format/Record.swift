@@ -28,6 +28,12 @@ enum Record {
 }
 
 /// Why a record could not be decoded (the caller adds the file and offset).
+extension Record {
+    /// The most bytes before a record's checksummed bytes: its length (a
+    /// varint of at most 10 bytes) and its stored CRC.
+    static let maxHeadBytes = 14
+}
+
 struct RecordDefect: Error {
     let reason: String
     /// Offset inside the records area.
@@ -146,9 +152,12 @@ extension Record {
         let body = UnsafeRawBufferPointer(rebasing: area[bodyStart..<end])
         if verify {
             let stored = body.loadLE(at: 0, as: UInt32.self)
-            let computed = CRC32C.checksum(
+            // Under the SIGBUS guard: a point or stream read reaches this
+            // record's bytes here first (its caller touched only its start).
+            guard let computed = MappedBytes.checksum(
                 body.baseAddress! + 4, count: body.count - 4,
                 continuing: seed(position: position, firstTimestamp: firstTimestamp))
+            else { throw RecordDefect(reason: MappedBytes.unreadableReason, offset: start) }
             guard stored == computed else { throw RecordDefect(reason: "record checksum mismatch", offset: start) }
         }
         var i = 4

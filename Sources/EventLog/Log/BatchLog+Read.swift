@@ -148,8 +148,13 @@ struct LogReader: ~Copyable {
             throw EventLogError.positionRemoved(position: position, start: start)
         }
         if header.codecValue != 0 {
-            // Compressed: the frame checksum is verified before decompressing.
-            guard case .valid = BatchHeader.check(bytes, at: offset, end: segment.dataEnd, previousCRC: nil, expectedBase: nil) else {
+            // Compressed: the frame checksum is verified (under the SIGBUS
+            // guard) before decompressing.
+            switch BatchHeader.check(bytes, at: offset, end: segment.dataEnd, previousCRC: nil, expectedBase: nil, guarded: true) {
+            case .valid: break
+            case .unreadable:
+                throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: MappedBytes.unreadableReason)
+            default:
                 throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: "batch checksum mismatch")
             }
         }
@@ -168,20 +173,46 @@ struct LogReader: ~Copyable {
         // The records to skip are read one after another, each length
         // deciding the next address: fetch the span ahead of the walk.
         let distance = Int(position - p)
+        var estimate = Record.maxHeadBytes
         if distance > 0 {
-            let estimate = min(area.count - at, (distance + 1) * max(1, area.count / Int(header.recordCount)) + 256)
+            estimate = min(area.count - at, (distance + 1) * max(1, area.count / Int(header.recordCount)) + 256)
             eventlog_prefetch(area.baseAddress! + at, estimate)
         }
+        // The walk reads each record's length in the mapping: a page at a
+        // time is first read under the SIGBUS guard (the target's checksum
+        // then runs under it too). A decompressed area is ours: no guard.
+        // (First the span the walk is expected to cover: no page beyond it.)
+        let mapped = header.codecValue == 0
+        var guardedTo = mapped ? try guardArea(area, from: at, count: estimate, batchOffset: offset, segment: segment) : area.count
         do {
             while p < position {
+                if at + Record.maxHeadBytes > guardedTo {
+                    guardedTo = try guardArea(area, from: at, count: 4096, batchOffset: offset, segment: segment)
+                }
                 try Record.skip(area, at: &at)
                 p += 1
+            }
+            if at + Record.maxHeadBytes > guardedTo {
+                guardedTo = try guardArea(area, from: at, count: Record.maxHeadBytes, batchOffset: offset, segment: segment)
             }
             let view = try Record.decode(area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: true)
             return try body(view)
         } catch let defect as RecordDefect {
             throw corruption(defect, header: header, batchOffset: offset, segment: segment)
         }
+    }
+
+    /// Reads the pages of `count` bytes of a mapped records area from `at`
+    /// under the SIGBUS guard; returns where the guarded span ends.
+    private func guardArea(
+        _ area: UnsafeRawBufferPointer, from at: Int, count: Int, batchOffset: Int, segment: Segment
+    ) throws(EventLogError) -> Int {
+        let end = min(area.count, at + count)
+        guard at < end else { return end }
+        guard MappedBytes.touch(area, at..<end) else {
+            throw .corruption(file: segment.path, offset: Int64(batchOffset + BatchHeader.size + at), reason: MappedBytes.unreadableReason)
+        }
+        return end
     }
 
     /// The header and offset of the batch holding `position`, walking batch
@@ -197,6 +228,11 @@ struct LogReader: ~Copyable {
             guard offset + BatchHeader.size <= segment.dataEnd, let base = bytes.baseAddress else {
                 if segment.declaredEnd != nil { return nil }
                 throw .corruption(file: segment.path, offset: Int64(offset), reason: "no batch holds position \(position)")
+            }
+            // Under the SIGBUS guard: point and stream reads reach the
+            // mapping here first.
+            guard MappedBytes.touch(bytes, offset..<(offset + BatchHeader.size)) else {
+                throw .corruption(file: segment.path, offset: Int64(offset), reason: MappedBytes.unreadableReason)
             }
             let header = BatchHeader.load(base + offset)
             if segment.declaredEnd != nil && header.basePosition > position {

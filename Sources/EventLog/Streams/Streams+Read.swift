@@ -205,6 +205,11 @@ extension LogReader {
         }
         let area = UnsafeRawBufferPointer(rebasing: bytes[areaStart..<(batchOffset + Int(header.length))])
         var at = recordAt
+        // The record's length and checksum fields under the SIGBUS guard
+        // (its checksum then runs under it too).
+        guard MappedBytes.touch(area, recordAt..<min(area.count, recordAt + Record.maxHeadBytes)) else {
+            throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: MappedBytes.unreadableReason)
+        }
         do {
             return try Record.decode(area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: true)
         } catch {
