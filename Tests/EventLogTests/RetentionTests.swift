@@ -241,10 +241,19 @@ import Testing
     @Test func aReleasedLogHoldsItsLockUntilItsBackgroundWritesAreDone() throws {
         let dir = TemporaryDirectory("eventlog-release", preferMemory: true)
         let slow = Mutex(false)
+        let held = Mutex(true)
         var options = Self.options()
-        // Background renames into place take 300 ms once armed.
+        // Once armed, background renames into place wait until the test lets
+        // them go (after it tried to open the log): however slowly the test
+        // itself runs, they are still under way when it tries.
         options.storageFaults = StorageFaults { operation, path in
-            if operation == .rename, path.hasSuffix(".tmp"), slow.withLock({ $0 }) { usleep(300_000) }
+            if operation == .rename, path.hasSuffix(".tmp"), slow.withLock({ $0 }) {
+                var waited = 0
+                while held.withLock({ $0 }) && waited < 30_000 {
+                    usleep(1000)
+                    waited += 1
+                }
+            }
             return nil
         }
         var log: Log? = try Log.open(at: dir.path, options: options)
@@ -260,6 +269,7 @@ import Testing
             guard case .locked? = error as? EventLogError else { return false }
             return true
         }
+        held.withLock { $0 = false }
         // Once they are done, the lock is free and nothing was lost.
         var reopened: Log?
         var waited = 0
