@@ -65,7 +65,9 @@ struct CompactCommand: ParsableCommand {
 
     /// `{"segments_before":5,"segments_after":3,"bytes_before":20480,"bytes_after":12288,"events_removed":300,`
     /// `"start_position":300,"start_position_before":0,"dry_run":false,"held_back_by":"cursor relay at position 350"}`
-    static func writeJSON(_ result: CompactionResult, into output: inout OutputWriter) {
+    /// With `finishedAt` (`inspect`'s last compaction), no `dry_run` and a
+    /// `finished_at` (microseconds since 1970) instead.
+    static func writeJSON(_ result: CompactionResult, into output: inout OutputWriter, finishedAt: Bool = false) {
         output.append("{\"segments_before\":")
         output.append(result.segmentsBefore)
         output.append(",\"segments_after\":")
@@ -84,8 +86,13 @@ struct CompactCommand: ParsableCommand {
         output.append(result.startPosition)
         output.append(",\"start_position_before\":")
         output.append(result.startPositionBefore)
-        output.append(",\"dry_run\":")
-        output.append(result.dryRun ? "true" : "false")
+        if finishedAt {
+            output.append(",\"finished_at\":")
+            output.append(result.finishedAt)
+        } else {
+            output.append(",\"dry_run\":")
+            output.append(result.dryRun ? "true" : "false")
+        }
         output.append(",\"held_back_by\":")
         if let reason = result.heldBackBy { output.appendJSONString(reason) } else { output.append("null") }
         output.append(byte: UInt8(ascii: "}"))

@@ -17,7 +17,12 @@ struct InspectCommand: ParsableCommand {
             missing_positions, settings (the object of eventlog config --json: retain_age_seconds, \
             retain_bytes, retain_cursors; null when they cannot be read), reclaimable_bytes (what \
             retention would remove now, without reading any record; eventlog compact --dry-run also \
-            counts what scavenging would; null when unknown), segments (file, \
+            counts what scavenging would; null when unknown), last_compaction (the last compaction \
+            that removed something: the keys of eventlog compact --json without dry_run, plus \
+            finished_at; null when none did or it is unknown), last_compaction_failure (at, error: \
+            the last compaction's failure, background runs included; null when the last one did \
+            not fail), last_compaction_unreadable (why eventlog.compaction could not be read, \
+            null when it could or there is none), segments (file, \
             base_position, end_position, batches, events, bytes, allocated_bytes, first_timestamp, \
             last_timestamp, sealed, rewritten: scavenging rewrote it without dead events) and totals (segments, batches, events, bytes, allocated_bytes). \
             Times are microseconds since 1970; a segment without events has null timestamps.
@@ -38,13 +43,14 @@ struct InspectCommand: ParsableCommand {
         ignoreBrokenPipeSignal()
         try reportingFailures(command: "inspect") {
             let inspection = try Log.inspect(at: directory)
-            let (settings, reclaimable) = readSettings()
+            let (settings, reclaimable, compaction) = readSettings()
             var output = OutputWriter(fd: 1)
             if json {
-                JSONInspectionFormat.write(inspection, settings: settings, reclaimableBytes: reclaimable, into: &output)
+                JSONInspectionFormat.write(
+                    inspection, settings: settings, reclaimableBytes: reclaimable, compaction: compaction, into: &output)
                 output.append(byte: UInt8(ascii: "\n"))
             } else {
-                Self.writeText(inspection, settings: settings, reclaimableBytes: reclaimable, into: &output)
+                Self.writeText(inspection, settings: settings, reclaimableBytes: reclaimable, compaction: compaction, into: &output)
             }
             try output.flush()
         }
@@ -53,22 +59,26 @@ struct InspectCommand: ParsableCommand {
     /// The log's settings and the bytes retention would reclaim now (a dry
     /// run), from a read-only open; nils (and a note on stderr) when the log
     /// does not open: inspect still describes such a log.
-    private func readSettings() -> (LogSettings?, UInt64?) {
+    /// (Also how the last compaction went: `eventlog.compaction`, nil when unknown.)
+    private func readSettings() -> (LogSettings?, UInt64?, MaintenanceStatus?) {
         do {
             let log = try Log.openReadOnly(directory)
             defer { try? log.close() }
             // Retention's share only: scavenging's would read every record.
             let dryRun = try log.compact(dryRun: true, scavenging: false)
-            return (try log.settings(), dryRun.bytesBefore - min(dryRun.bytesAfter, dryRun.bytesBefore))
+            return (try log.settings(), dryRun.bytesBefore - min(dryRun.bytesAfter, dryRun.bytesBefore), log.maintenanceStatus)
         } catch {
             writeToStandardError("eventlog inspect: the settings cannot be read: \(error.description)\n")
-            return (nil, nil)
+            return (nil, nil, nil)
         }
     }
 
     // MARK: Text
 
-    static func writeText(_ log: LogInspection, settings: LogSettings?, reclaimableBytes: UInt64?, into output: inout OutputWriter) {
+    static func writeText(
+        _ log: LogInspection, settings: LogSettings?, reclaimableBytes: UInt64?, compaction: MaintenanceStatus?,
+        into output: inout OutputWriter
+    ) {
         let totals = InspectionTotals(log.segments)
         var header: [(String, String)] = [
             ("path", log.path),
@@ -90,6 +100,23 @@ struct InspectCommand: ParsableCommand {
             if let reclaimableBytes { header.append(("reclaimable", "\(reclaimableBytes) bytes (what eventlog compact would remove now)")) }
         } else {
             header.append(("settings", "unknown (they could not be read: see the message above)"))
+        }
+        if let compaction {
+            if let result = compaction.lastResult {
+                var text = "\(iso8601(result.finishedAt)): removed \(result.eventsRemoved) events "
+                    + "(\(result.eventsScavenged) by scavenging, \(result.segmentsRewritten) segments rewritten), "
+                    + "\(result.segmentsBefore) -> \(result.segmentsAfter) segments, \(result.bytesBefore) -> \(result.bytesAfter) bytes, "
+                    + "start \(result.startPositionBefore) -> \(result.startPosition)"
+                if let reason = result.heldBackBy { text += ", held back by \(reason)" }
+                header.append(("compacted", text))
+            } else if let problem = compaction.unreadableReport {
+                header.append(("compacted", "unknown (\(problem); the next compaction replaces the file)"))
+            } else {
+                header.append(("compacted", "never (no compaction has removed anything)"))
+            }
+            if let failure = compaction.lastFailure {
+                header.append(("compact failed", (compaction.lastFailureAt.map(iso8601) ?? "?") + ": " + failure + " (the last compaction)"))
+            }
         }
         let labelWidth = header.map(\.0.count).max() ?? 0
         for (label, value) in header {

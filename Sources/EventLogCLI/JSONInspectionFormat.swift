@@ -4,7 +4,11 @@ import EventLog
 enum JSONInspectionFormat {
     /// `settings`: the log's, nil (JSON null) when they could not be read.
     /// `reclaimableBytes`: what retention would remove now, nil (null) when unknown.
-    static func write(_ log: LogInspection, settings: LogSettings?, reclaimableBytes: UInt64?, into output: inout OutputWriter) {
+    /// `compaction`: how the last compaction went, nil (nulls) when unknown.
+    static func write(
+        _ log: LogInspection, settings: LogSettings?, reclaimableBytes: UInt64?, compaction: MaintenanceStatus?,
+        into output: inout OutputWriter
+    ) {
         output.append("{\"path\":")
         output.appendJSONString(log.path)
         output.append(",\"format_version\":")
@@ -40,6 +44,24 @@ enum JSONInspectionFormat {
         if let settings { RetentionSettingsFormat.writeJSON(settings, into: &output) } else { output.append("null") }
         output.append(",\"reclaimable_bytes\":")
         if let reclaimableBytes { output.append(reclaimableBytes) } else { output.append("null") }
+        output.append(",\"last_compaction\":")
+        if let result = compaction?.lastResult {
+            CompactCommand.writeJSON(result, into: &output, finishedAt: true)
+        } else {
+            output.append("null")
+        }
+        output.append(",\"last_compaction_unreadable\":")
+        if let problem = compaction?.unreadableReport { output.appendJSONString(problem) } else { output.append("null") }
+        output.append(",\"last_compaction_failure\":")
+        if let failure = compaction?.lastFailure {
+            output.append("{\"at\":")
+            if let at = compaction?.lastFailureAt { output.append(at) } else { output.append("null") }
+            output.append(",\"error\":")
+            output.appendJSONString(failure)
+            output.append(byte: UInt8(ascii: "}"))
+        } else {
+            output.append("null")
+        }
         output.append(",\"segments\":[")
         for (i, segment) in log.segments.enumerated() {
             if i > 0 { output.append(byte: UInt8(ascii: ",")) }

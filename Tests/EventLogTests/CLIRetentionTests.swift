@@ -135,12 +135,16 @@ import Testing
         let filesBefore = Self.segmentFiles(dir)
         #expect(filesBefore == Set(before.map(\.file)))
 
-        // Without settings, nothing goes.
+        // Without settings, nothing goes (and a run that removes nothing is not the last compaction).
         let idle = try CLIProcess.run(["compact", dir.path, "--json"])
         #expect(idle.status == 0, "\(idle)")
         #expect(Self.object(idle.stdout)?["segments_after"] as? Int == before.count, "\(idle)")
         #expect(Self.object(idle.stdout)?["events_removed"] as? Int == 0, "\(idle)")
         #expect(Self.segmentFiles(dir) == filesBefore)
+        let inspectedIdle = try #require(Self.object(try CLIProcess.run(["inspect", dir.path, "--json"]).stdout))
+        #expect(inspectedIdle["last_compaction"] is NSNull, "\(inspectedIdle)")
+        #expect(inspectedIdle["last_compaction_failure"] is NSNull, "\(inspectedIdle)")
+        #expect(!FileManager.default.fileExists(atPath: dir.sub("eventlog.compaction")))
 
         #expect(try CLIProcess.run(["config", dir.path, "set", "--retain-bytes", "8K", "--retain-cursors", "relay"]).status == 0)
 
@@ -191,6 +195,18 @@ import Testing
         #expect(start == plannedRemoved)
         #expect(done["events_removed"] as? Int == start)
         #expect((done["held_back_by"] as? String)?.contains("relay") == true, "\(done)")
+
+        // inspect, another process, shows that run as the last compaction.
+        let inspected = try CLIProcess.run(["inspect", dir.path, "--json"])
+        let last = try #require(Self.object(inspected.stdout)?["last_compaction"] as? [String: Any], "\(inspected)")
+        #expect(Set(last.keys) == keys.subtracting(["dry_run"]).union(["finished_at"]))
+        for key in keys.subtracting(["dry_run", "held_back_by"]) {
+            #expect(last[key] as? Int == done[key] as? Int, "\(key): \(last[key] ?? "nil") vs \(done[key] ?? "nil")")
+        }
+        #expect(last["held_back_by"] as? String == done["held_back_by"] as? String)
+        #expect((last["finished_at"] as? Int ?? 0) > 1_700_000_000_000_000)
+        let inspectedText = try CLIProcess.run(["inspect", dir.path])
+        #expect(inspectedText.lines.contains { $0.hasPrefix("compacted ") && $0.contains(": removed \(start) events") }, "\(inspectedText)")
 
         // The files below the start are gone, the others stay.
         let kept = before.filter { $0.base >= start }

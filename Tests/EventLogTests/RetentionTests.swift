@@ -242,12 +242,14 @@ import Testing
         let dir = TemporaryDirectory("eventlog-release", preferMemory: true)
         let slow = Mutex(false)
         let held = Mutex(true)
+        let waiting = Mutex(false)
         var options = Self.options()
         // Once armed, background renames into place wait until the test lets
         // them go (after it tried to open the log): however slowly the test
         // itself runs, they are still under way when it tries.
         options.storageFaults = StorageFaults { operation, path in
             if operation == .rename, path.hasSuffix(".tmp"), slow.withLock({ $0 }) {
+                waiting.withLock { $0 = true }
                 var waited = 0
                 while held.withLock({ $0 }) && waited < 30_000 {
                     usleep(1000)
@@ -262,6 +264,14 @@ import Testing
         // More than a checkpoint's worth (4 KiB): queues index and run writes, now slow.
         for first in stride(from: 300, to: 400, by: 10) { try log?.append((first..<(first + 10)).map(Self.event)) }
         try log?.sync()
+        // Released once a background write is under way (one queued but not
+        // started is dropped with the log: it would write nothing).
+        var polls = 0
+        while !waiting.withLock({ $0 }) && polls < 10_000 {
+            usleep(1000)
+            polls += 1
+        }
+        #expect(waiting.withLock { $0 }, "no background rename started")
         log = nil  // released, no close: its background writes are still under way
         #expect {
             _ = try Log.open(at: dir.path, options: Self.options())

@@ -4,6 +4,7 @@ enum FileNames {
     static let lock = "eventlog.lock"
     static let logStart = "eventlog.start"
     static let settings = "eventlog.settings"
+    static let lastCompaction = "eventlog.compaction"
     static let cleanShutdown = "clean-shutdown"
     static let segmentSuffix = ".segment"
     static let offsetIndexSuffix = ".index"

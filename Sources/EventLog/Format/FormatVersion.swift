@@ -61,6 +61,7 @@ enum Magic {
     static let cursorJournal: UInt64 = magic("EVLOGCUR")
     static let logStart: UInt64 = magic("EVLOGSTA")
     static let logSettings: UInt64 = magic("EVLOGSET")
+    static let lastCompaction: UInt64 = magic("EVLOGCMP")
 
     /// The ASCII bytes read as a little-endian UInt64, so the file starts with the text.
     static func magic(_ text: StaticString) -> UInt64 {

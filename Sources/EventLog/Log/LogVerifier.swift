@@ -80,6 +80,17 @@ enum LogVerifier {
         } catch {
             report.problems.append(.init(file: startFile, offset: 0, reason: "\(error)"))
         }
+        // The last compaction file (§3.3): only a report, but damage is damage.
+        let compactionFile = directory.file(FileNames.lastCompaction)
+        do {
+            if let bytes = try directory.readWhole(FileNames.lastCompaction) {
+                _ = try LastCompactionFile.decode(bytes, file: compactionFile)
+            }
+        } catch let error as EventLogError {
+            report.problems.append(problem(error, file: compactionFile))
+        } catch {
+            report.problems.append(.init(file: compactionFile, offset: 0, reason: "\(error)"))
+        }
         for (i, base) in bases.enumerated() {
             let isLast = i == bases.count - 1
             // After a damaged segment its end is unknown: no gap is claimed.

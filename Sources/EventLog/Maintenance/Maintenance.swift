@@ -40,6 +40,7 @@ final class Maintenance: Sendable {
         self.index = index
         self.consumers = consumers
         self.scavenger = Scavenger(log: log, index: index)
+        status.withLock { $0 = Self.readLastCompaction(in: log.directory) }
     }
 
     /// A log released without `close()`: its timer stops too (a resumed
@@ -67,7 +68,58 @@ final class Maintenance: Sendable {
         do { try directory.writeAtomically(FileNames.settings, bytes: LogSettingsFile.encode(settings)) } catch { throw .io(error) }
     }
 
-    var currentStatus: MaintenanceStatus { status.withLock { $0 } }
+    /// How the last compaction went. A writer's own runs keep it in
+    /// memory; a read-only process reads `eventlog.compaction` again each
+    /// time, to see the writer's latest.
+    var currentStatus: MaintenanceStatus {
+        if log.options.readOnly { return Self.readLastCompaction(in: directory) }
+        return status.withLock { $0 }
+    }
+
+    /// The last compaction file's status; none when there is no file, and
+    /// none (with a warning) when it is damaged: it only reports, and the
+    /// writer's next compaction replaces it.
+    static func readLastCompaction(in directory: DirectoryOperations) -> MaintenanceStatus {
+        do {
+            guard let bytes = try directory.readWhole(FileNames.lastCompaction) else { return MaintenanceStatus() }
+            return try LastCompactionFile.decode(bytes, file: directory.file(FileNames.lastCompaction))
+        } catch {
+            logger.warning("the last compaction file cannot be read; it is ignored", metadata: ["error": "\(error)"])
+            var status = MaintenanceStatus()
+            status.unreadableReport = "\(error)"
+            return status
+        }
+    }
+
+    /// Records a run's outcome in the status and, when it removed something
+    /// or failed (or a failure is to be cleared), in `eventlog.compaction`.
+    /// A failure to write the file is logged, not thrown: the run's own
+    /// outcome stands.
+    private func record(_ outcome: Result<CompactionResult, EventLogError>) {
+        let changed: MaintenanceStatus? = status.withLock { status in
+            let hadFailure = status.lastFailure != nil || status.unreadableReport != nil
+            status.unreadableReport = nil
+            switch outcome {
+            case .success(let result):
+                status.lastFailure = nil
+                status.lastFailureAt = nil
+                guard result.eventsRemoved > 0 || result.segmentsRewritten > 0 || result.startPosition != result.startPositionBefore
+                        || hadFailure
+                else { return nil }
+                status.lastResult = result
+            case .failure(let error):
+                status.lastFailure = error.description
+                status.lastFailureAt = currentTimestamp()
+            }
+            return status
+        }
+        guard let changed else { return }
+        do {
+            try directory.writeAtomically(FileNames.lastCompaction, bytes: LastCompactionFile.encode(changed))
+        } catch {
+            Self.logger.warning("the last compaction file could not be written", metadata: ["error": "\(error)"])
+        }
+    }
 
     // MARK: Runs
 
@@ -77,14 +129,14 @@ final class Maintenance: Sendable {
         // The status changes with the run, under the same lock: a reader of
         // `maintenanceStatus` never sees an older result than the last run's.
         let outcome: Result<CompactionResult, EventLogError> = running.withLock { _ in
+            let outcome: Result<CompactionResult, EventLogError>
             do throws(EventLogError) {
-                let result = try run(dryRun: dryRun, scavenging: scavenging)
-                if !dryRun { status.withLock { $0.lastResult = result; $0.lastFailure = nil; $0.lastFailureAt = nil } }
-                return .success(result)
+                outcome = .success(try run(dryRun: dryRun, scavenging: scavenging))
             } catch {
-                if !dryRun { status.withLock { $0.lastFailure = error.description; $0.lastFailureAt = currentTimestamp() } }
-                return .failure(error)
+                outcome = .failure(error)
             }
+            if !dryRun && !log.options.readOnly { record(outcome) }
+            return outcome
         }
         return try outcome.get()
     }

@@ -1,6 +1,6 @@
-/// What one run of `Log.compact()` removed, or would remove (`dryRun`).
-/// Today compaction is retention: whole sealed segments below the log
-/// start it moves (Format.md §3.1).
+/// What one run of `Log.compact()` removed, or would remove (`dryRun`):
+/// retention's whole sealed segments below the log start it moves (Format.md
+/// §3.1), and scavenging's dead events (§4.1).
 public struct CompactionResult: Sendable, Equatable {
     /// True when nothing was changed (`compact(dryRun: true)`).
     public var dryRun: Bool
@@ -27,12 +27,21 @@ public struct CompactionResult: Sendable, Equatable {
     public var finishedAt: Int64
 }
 
-/// How a writer's background maintenance is doing (`Log.maintenanceStatus`).
+/// How a writer's compactions are doing (`Log.maintenanceStatus`): kept in
+/// memory by the writer and in the file `eventlog.compaction` (Format.md
+/// §3.3), so that a read-only process (`eventlog inspect`) and the next
+/// session see them.
 public struct MaintenanceStatus: Sendable, Equatable {
-    /// The last run that succeeded, background or `compact()`.
+    /// The last run, background or `compact()`, that removed something
+    /// (or succeeded after a failure): a run that finds nothing to do
+    /// leaves it as it was.
     public var lastResult: CompactionResult?
     /// The error of the last run when it failed (cleared by the next run
     /// that succeeds), with when it happened (microseconds since 1970).
     public var lastFailure: String?
     public var lastFailureAt: Int64?
+    /// Why `eventlog.compaction` could not be read (damaged: its report is
+    /// lost, and the writer's next compaction replaces it), nil when it
+    /// could be, or there is none.
+    public var unreadableReport: String?
 }
