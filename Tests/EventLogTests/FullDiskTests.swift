@@ -197,13 +197,7 @@ final class SmallTmpfs {
             try reader.read(from: 0) { _ in lent += 1 }
             Issue.record("a read over the truncated segment succeeded")
         } catch {
-            guard case .corruption(let file, let offset, let reason) = error as? EventLogError else {
-                Issue.record("expected corruption naming the file, got \(error)")
-                return
-            }
-            #expect(file == victim)
-            #expect(offset > Int64(SegmentHeader.size) && offset < 8192, "offset \(offset)")
-            #expect(reason.contains("SIGBUS"), "\(reason)")
+            Self.expectUnreadable(error, file: victim, below: 8192)
         }
         // Every whole batch before the cut was lent; the rest of the log still reads.
         #expect(lent > 0 && UInt64(lent) < secondBase)
@@ -216,14 +210,16 @@ final class SmallTmpfs {
 
 extension MappedReadGuardTests {
     /// The error of a read that reached the cut: corruption naming the
-    /// segment, at an offset inside what was cut away or just before it, for SIGBUS.
-    static func expectUnreadable(_ error: any Error, file victim: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    /// segment, at an offset past its header and below `limit`, for SIGBUS.
+    static func expectUnreadable(
+        _ error: any Error, file victim: String, below limit: Int64 = 64 << 10, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         guard case .corruption(let file, let offset, let reason) = error as? EventLogError else {
             Issue.record("expected corruption naming the file, got \(error)", sourceLocation: sourceLocation)
             return
         }
         #expect(file == victim, sourceLocation: sourceLocation)
-        #expect(offset > Int64(SegmentHeader.size) && offset < 64 << 10, "offset \(offset)", sourceLocation: sourceLocation)
+        #expect(offset > Int64(SegmentHeader.size) && offset < limit, "offset \(offset)", sourceLocation: sourceLocation)
         #expect(reason.contains("SIGBUS"), "\(reason)", sourceLocation: sourceLocation)
     }
 

@@ -72,25 +72,11 @@ enum LastCompactionFile {
     /// reserved bytes, then each field. Throws `foreignFile`,
     /// `unsupportedFormatVersion` or `corruption` naming `file` and the offset.
     static func decode(_ bytes: [UInt8], file: String) throws(EventLogError) -> MaintenanceStatus {
-        guard bytes.count >= minSize else {
-            throw .corruption(file: file, offset: 0, reason: "file is \(bytes.count) bytes, shorter than the \(minSize) of a last compaction file")
-        }
-        let r = ByteReader(bytes: bytes)
-        guard r.le(0, UInt64.self) == Magic.lastCompaction else {
-            throw .foreignFile(file: file, reason: "not an EventLog last compaction file (bad magic)")
-        }
-        let version = r.le(8, UInt16.self)
-        guard (4...FormatVersion.current).contains(version) else {  // the layout is version 4's
-            throw .unsupportedFormatVersion(file: file, found: Int(version), supported: Int(FormatVersion.current))
-        }
-        let length = Int(r.le(12, UInt32.self))
-        guard length == bytes.count, length <= maxSize else {
-            throw .corruption(file: file, offset: 12, reason: "the length field says \(length) bytes, the file has \(bytes.count)")
-        }
-        guard r.checksumHolds(length: length) else { throw .corruption(file: file, offset: Int64(length - 4), reason: "checksum mismatch") }
-        for range in [10..<12, 18..<24, 68..<72] {
-            if let at = Reserved.firstNonZero(bytes, range) { throw .corruption(file: file, offset: Int64(at), reason: "reserved byte \(at) is not zero") }
-        }
+        // The layout is version 4's.
+        let r = try VariableFile.reader(
+            bytes, magic: Magic.lastCompaction, oldestVersion: 4, sizes: minSize...maxSize, file: file,
+            what: "last compaction file", reserved: [10..<12, 18..<24, 68..<72])
+        let length = bytes.count
         let hasResult = r.le(16, UInt8.self)
         let hasFailure = r.le(17, UInt8.self)
         guard hasResult <= 1 else { throw .corruption(file: file, offset: 16, reason: "the result flag is \(hasResult), not 0 or 1") }

@@ -43,23 +43,11 @@ enum LogSettingsFile {
     /// reserved bytes, then each field. Throws `foreignFile`,
     /// `unsupportedFormatVersion` or `corruption` naming `file` and the offset.
     static func decode(_ bytes: [UInt8], file: String) throws(EventLogError) -> LogSettings {
-        guard bytes.count >= minSize else {
-            throw .corruption(file: file, offset: 0, reason: "file is \(bytes.count) bytes, shorter than the \(minSize) of a settings file")
-        }
-        let r = ByteReader(bytes: bytes)
-        guard r.le(0, UInt64.self) == Magic.logSettings else { throw .foreignFile(file: file, reason: "not an EventLog settings file (bad magic)") }
-        let version = r.le(8, UInt16.self)
-        guard (3...FormatVersion.current).contains(version) else {  // the layout is version 3's
-            throw .unsupportedFormatVersion(file: file, found: Int(version), supported: Int(FormatVersion.current))
-        }
-        let length = Int(r.le(12, UInt32.self))
-        guard length == bytes.count, length <= maxSize else {
-            throw .corruption(file: file, offset: 12, reason: "the length field says \(length) bytes, the file has \(bytes.count)")
-        }
-        guard r.checksumHolds(length: length) else { throw .corruption(file: file, offset: Int64(length - 4), reason: "checksum mismatch") }
-        for range in [10..<12, 34..<40] {
-            if let at = Reserved.firstNonZero(bytes, range) { throw .corruption(file: file, offset: Int64(at), reason: "reserved byte \(at) is not zero") }
-        }
+        // The layout is version 3's.
+        let r = try VariableFile.reader(
+            bytes, magic: Magic.logSettings, oldestVersion: 3, sizes: minSize...maxSize, file: file, what: "settings file",
+            reserved: [10..<12, 34..<40])
+        let length = bytes.count
         var settings = LogSettings()
         let age = r.le(16, UInt64.self)
         if age > 0 {
