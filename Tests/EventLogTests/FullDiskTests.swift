@@ -146,6 +146,19 @@ final class SmallTmpfs {
         return options
     }
 
+    /// `closedLogOfSeveralSegments`, opened read-only: the reader, the second
+    /// segment's base and the first segment's path (the one the tests cut).
+    static func readerOfSeveralSegments(
+        _ dir: TemporaryDirectory, compression: Compression = .none
+    ) throws -> (reader: Log, secondBase: UInt64, first: String) {
+        var options = try closedLogOfSeveralSegments(dir, compression: compression)
+        options.readOnly = true
+        let reader = try Log.open(at: dir.path, options: options)
+        let segments = dir.files().filter { $0.hasSuffix(".segment") }.sorted()
+        let second = try #require(segments.dropFirst().first)
+        return (reader, try #require(UInt64(second.prefix(20))), dir.sub(segments[0]))
+    }
+
     @Test func aScanOverASegmentTruncatedUnderItsMappingStopsUnreadable() throws {
         let dir = TemporaryDirectory()
         try Self.closedLogOfSeveralSegments(dir)
@@ -181,14 +194,7 @@ final class SmallTmpfs {
 
     @Test func aReadByPositionOverASegmentTruncatedUnderItIsAnError() throws {
         let dir = TemporaryDirectory()
-        let options = try Self.closedLogOfSeveralSegments(dir)
-        var readOnly = options
-        readOnly.readOnly = true
-        let reader = try Log.open(at: dir.path, options: readOnly)
-        let segments = dir.files().filter { $0.hasSuffix(".segment") }.sorted()
-        let second = try #require(segments.dropFirst().first)
-        let secondBase = try #require(UInt64(second.prefix(20)))
-        let victim = dir.sub(segments[0])
+        let (reader, secondBase, victim) = try Self.readerOfSeveralSegments(dir)
         // Another program cuts the first segment to 8 KiB under the reader's mapping.
         #expect(truncate(victim, 8192) == 0)
 
@@ -230,14 +236,7 @@ extension MappedReadGuardTests {
     @Test(arguments: [Compression.none, .lz4])
     func pointAndStreamReadsOverASegmentTruncatedUnderThemAreErrors(compression: Compression) throws {
         let dir = TemporaryDirectory()
-        let options = try Self.closedLogOfSeveralSegments(dir, compression: compression)
-        var readOnly = options
-        readOnly.readOnly = true
-        let reader = try Log.open(at: dir.path, options: readOnly)
-        let segments = dir.files().filter { $0.hasSuffix(".segment") }.sorted()
-        let second = try #require(segments.dropFirst().first)
-        let secondBase = try #require(UInt64(second.prefix(20)))
-        let victim = dir.sub(segments[0])
+        let (reader, secondBase, victim) = try Self.readerOfSeveralSegments(dir, compression: compression)
         // What each stream holds in the first segment, read before the cut.
         let all = try (0..<7).map { try reader.events(inStream: "s\($0)") }
         let before = all.map { $0.filter { $0.position < secondBase } }
