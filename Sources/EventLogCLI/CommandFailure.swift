@@ -14,7 +14,7 @@ import Musl
 /// `EventLogError` that is not a stream's refusal, `positionRemoved`
 /// included: see `reportingFailures`); 2 for malformed input to `append`; 3 when a
 /// stream refuses a write (a wrong expected version, a hard-deleted stream,
-/// an idempotency conflict). Usage errors are ArgumentParser's (64).
+/// an idempotency conflict). Usage errors exit with 2 too (`EventLogCommand.main`).
 struct CommandFailure: Error {
     static let failureExitCode: Int32 = 1
     static let malformedInputExitCode: Int32 = 2

@@ -1,4 +1,5 @@
 import EventLog
+import struct Foundation.Data
 import struct Foundation.UUID
 
 /// Turns one input line of `eventlog append` into a `NewEvent` and the
@@ -16,9 +17,24 @@ import struct Foundation.UUID
 /// field as `metadata.eventId`; when both are given they must be the same
 /// UUID). `expectedVersion` is a non-negative integer, `"any"`, `"no_stream"`
 /// or `"stream_exists"`. `metadata`, `timestamp`, `id` and `expectedVersion`
-/// may be absent or null; other top-level keys are ignored.
+/// may be absent or null.
+///
+/// Instead of `data`, `data_base64` gives the data's bytes in base64 (what
+/// `dump --json` prints for data that is not JSON; the content type then
+/// defaults to `application/octet-stream`). So that `dump --json` output can
+/// be appended again, `position` and `version` (which the log assigns) are
+/// accepted and ignored when they are integers or null, and `marker` when it
+/// is false or null (a stream marker cannot be appended). Any other key is an
+/// error naming it: a misspelt `expectedVersion` must not silently drop the
+/// expectation.
 enum JSONEventLine {
     static let defaultContentType = "application/json"
+    static let binaryContentType = "application/octet-stream"
+
+    /// Every top-level key a line may have.
+    static let keys: Set<String> = [
+        "stream", "type", "data", "data_base64", "metadata", "timestamp", "id", "expectedVersion", "position", "version", "marker",
+    ]
 
     /// Why a line is not a valid event.
     struct Malformed: Error {
@@ -46,11 +62,38 @@ enum JSONEventLine {
         }
         guard top.kind == .object else { throw Malformed(reason: "expected a JSON object, found \(top.kind.name)") }
         let fields = try uniqueMembers(members, in: line, of: "the event")
+        for key in fields.keys.sorted() where !keys.contains(key) {
+            throw Malformed(reason: "unknown key \"\(key)\"" + (suggestion(for: key).map { " (did you mean \"\($0)\"?)" } ?? ""))
+        }
+        for key in ["position", "version"] {
+            if let value = fields[key], value.kind != .null, JSONScanner.decodeInteger(line, value) == nil {
+                throw Malformed(reason: "\"\(key)\" must be an integer or null (the log assigns it; dump --json prints it)")
+            }
+        }
+        if let value = fields["marker"], value.kind != .null {
+            guard value.kind == .bool, line[value.range.lowerBound] == UInt8(ascii: "f") else {
+                throw Malformed(reason: "a stream marker (\"marker\": true) cannot be appended: use eventlog streams DIR delete or truncate")
+            }
+        }
 
         let stream = try requiredString("stream", fields, line)
         let type = try requiredString("type", fields, line)
-        guard let data = fields["data"] else { throw Malformed(reason: "missing \"data\"") }
-        var metadata = EventMetadata(contentType: defaultContentType)
+        let dataBytes: [UInt8]
+        var contentType = defaultContentType
+        switch (fields["data"], fields["data_base64"]) {
+        case (let data?, nil):
+            dataBytes = Array(line[data.range])
+        case (nil, let encoded?):
+            let text = try string(encoded, "data_base64", line)
+            guard let decoded = Data(base64Encoded: text) else { throw Malformed(reason: "\"data_base64\" is not base64") }
+            dataBytes = Array(decoded)
+            contentType = binaryContentType
+        case (_?, _?):
+            throw Malformed(reason: "both \"data\" and \"data_base64\": an event has one data")
+        case (nil, nil):
+            throw Malformed(reason: "missing \"data\" (or \"data_base64\")")
+        }
+        var metadata = EventMetadata(contentType: contentType)
         if let value = fields["metadata"], value.kind != .null {
             try decodeMetadata(value, in: line, into: &metadata)
         }
@@ -73,8 +116,7 @@ enum JSONEventLine {
         if let value = fields["expectedVersion"], value.kind != .null {
             expectedVersion = try decodeExpectedVersion(value, line)
         }
-        let event = NewEvent(
-            stream: stream, type: type, data: Array(line[data.range]), metadata: metadata, timestamp: timestamp)
+        let event = NewEvent(stream: stream, type: type, data: dataBytes, metadata: metadata, timestamp: timestamp)
         return Parsed(event: event, expectedVersion: expectedVersion)
     }
 
@@ -134,6 +176,14 @@ enum JSONEventLine {
     // MARK: Helpers
 
     /// The members by key; a key given twice is malformed (which one would win is anyone's guess).
+    /// The known key `key` probably meant: the same letters, case and
+    /// underscores aside (`expected_version`, `Stream`).
+    static func suggestion(for key: String) -> String? {
+        func folded(_ text: String) -> String { text.lowercased().filter { $0 != "_" && $0 != "-" } }
+        let target = folded(key)
+        return keys.sorted().first { folded($0) == target }
+    }
+
     private static func uniqueMembers(
         _ members: [JSONMember], in line: [UInt8], of what: String
     ) throws(Malformed) -> [String: JSONValue] {

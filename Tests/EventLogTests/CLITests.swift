@@ -43,6 +43,47 @@ import Testing
         #"{"stream": "\#(e.stream)", "type": "\#(e.type)", "data":  \#(e.data) \#(e.rest)}"#
     }
 
+    /// An input key `append` does not know is an error naming it and its
+    /// line (exit 2, the lines before it acknowledged), with the known key
+    /// it probably meant: a misspelt expectation must never be dropped.
+    @Test func appendRefusesUnknownKeysAndMarkers() throws {
+        let dir = TemporaryDirectory("cli")
+        let log = dir.sub("log")
+        let cases: [(line: String, message: String)] = [
+            (#"{"stream":"s","type":"T","data":1,"expected_version":0}"#, #"line 2: unknown key "expected_version" (did you mean "expectedVersion"?)"#),
+            (#"{"stream":"s","type":"T","data":1,"colour":"red"}"#, #"line 2: unknown key "colour""#),
+            (#"{"stream":"s","type":"T","data":1,"marker":true}"#, #"line 2: a stream marker ("marker": true) cannot be appended"#),
+            (#"{"stream":"s","type":"T","data":1,"version":"7"}"#, #"line 2: "version" must be an integer or null"#),
+            (#"{"stream":"s","type":"T","data":1,"data_base64":"AA=="}"#, #"line 2: both "data" and "data_base64""#),
+            (#"{"stream":"s","type":"T","data_base64":"not base64!"}"#, #"line 2: "data_base64" is not base64"#),
+        ]
+        var acknowledged = 0
+        for (line, message) in cases {
+            let first = #"{"stream":"ok","type":"T","data":\#(acknowledged)}"#
+            let output = try CLIProcess.run(["append", log], stdin: Self.stdin([first, line]))
+            #expect(output.status == 2, "\(line): \(output)")
+            #expect(output.stderr.contains("eventlog append: " + message), "\(line): \(output.stderr)")
+            #expect(output.lines.count == 1, "the line before is acknowledged: \(output)")
+            acknowledged += 1
+        }
+        let reader = try Log.open(at: log, options: LogOptions(readOnly: true))
+        #expect(try reader.events(from: 0).map(\.stream) == Array(repeating: "ok", count: acknowledged))
+        try reader.close()
+        // Binary data in base64, and what dump --json adds, appended.
+        let binary = try CLIProcess.run(
+            ["append", log], stdin: Self.stdin([#"{"stream":"b","type":"T","data_base64":"AAEC/w==","position":0,"version":null,"marker":false}"#]))
+        #expect(binary.status == 0, "\(binary)")
+        let stored = try Log.open(at: log, options: LogOptions(readOnly: true))
+        let event = try stored.event(at: UInt64(acknowledged))
+        #expect(event.data == [0, 1, 2, 255])
+        #expect(event.metadata.contentType == "application/octet-stream")
+        try stored.close()
+        // --version, and an unknown option is a usage error: 2.
+        let version = try CLIProcess.run(["--version"])
+        #expect(version.status == 0 && version.stdout.contains("format version \(Log.formatVersion)"), "\(version)")
+        #expect(try CLIProcess.run(["dump", log, "--no-such-option"]).status == 2)
+    }
+
     @Test func appendThenDumpRoundTrip() throws {
         let dir = TemporaryDirectory("cli")
         let log = dir.sub("log")  // created by append
@@ -112,6 +153,13 @@ import Testing
             headers: [.init("tenant", "acme"), .init("region", "eu")]))
         #expect(events[1].timestamp == 1_700_000_000_123_456)
         try reader.close()
+
+        // dump --json appends again as it is (data_base64, position, version
+        // included), and the copy dumps the same, byte for byte.
+        let copy = dir.sub("copy")
+        let again = try CLIProcess.run(["append", copy], stdin: Self.stdin(dumped.lines))
+        #expect(again.status == 0, "\(again)")
+        #expect(try CLIProcess.run(["dump", copy, "--json"]).lines == dumped.lines)
 
         // Text output, and --to is exclusive.
         let text = try CLIProcess.run(["dump", log, "--from", "1", "--to", "3"])
@@ -359,7 +407,7 @@ import Testing
         #expect(Self.acks(own.lines) == [Ack(position: 8, stream: "y", version: 2)])
 
         let usage = try CLIProcess.run(["append", dir.path, "--expected-version", "-1"])
-        #expect(usage.status == 64, "\(usage)")
+        #expect(usage.status == 2, "\(usage)")
     }
 
     @Test func rerunningAnInputWithIdsIsARetry() throws {
@@ -441,7 +489,7 @@ import Testing
 
         for usage in [["--backward"], ["--from-version", "1"], ["--stream", "order-1", "--from", "1"], ["--stream", "s", "--stream-prefix", "o"]] {
             let output = try CLIProcess.run(["dump", dir.path] + usage)
-            #expect(output.status == 64, "\(usage): \(output)")
+            #expect(output.status == 2, "\(usage): \(output)")
         }
     }
 
@@ -528,7 +576,7 @@ import Testing
             ["--hard"], ["delete", "x", "--json"],
         ] {
             let output = try CLIProcess.run(["streams", dir.path] + usage)
-            #expect(output.status == 64, "\(usage): \(output)")
+            #expect(output.status == 2, "\(usage): \(output)")
         }
     }
 
@@ -816,7 +864,7 @@ extension CLITests {
             ["set", String(repeating: "n", count: 256), "--start"],
         ] {
             let output = try CLIProcess.run(["cursors", dir.path] + usage)
-            #expect(output.status == 64, "\(usage): \(output)")
+            #expect(output.status == 2, "\(usage): \(output)")
         }
         let nothing = try CLIProcess.run(["cursors", dir.sub("nothing-here")])
         #expect(nothing.status == 1, "\(nothing)")
@@ -889,7 +937,7 @@ extension CLITests {
         #expect(try CLIProcess.run(["tail", dir.path, "--from", "9"]).stdout.isEmpty)
         for usage in [["--cursor", "c", "--from", "1"], ["--cursor", ""], ["--frob"]] {
             let output = try CLIProcess.run(["tail", dir.path] + usage)
-            #expect(output.status == 64, "\(usage): \(output)")
+            #expect(output.status == 2, "\(usage): \(output)")
         }
         #expect(try CLIProcess.run(["tail", dir.sub("nothing-here")]).status == 1)
     }

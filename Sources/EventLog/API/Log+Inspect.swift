@@ -20,6 +20,10 @@ extension Log {
     /// format version, how its last session ended, and each segment's extent
     /// (walking batch headers; `verify` checks the checksums). Works beside a
     /// live writer. Blocks on the disk.
+    /// The on-disk format version this build writes (Format.md §12); it
+    /// reads this one and the older ones it can upgrade.
+    public static var formatVersion: Int { Int(FormatVersion.current) }
+
     public static func inspect(at path: String) throws(EventLogError) -> LogInspection {
         try LogInspection.read(at: path)
     }
