@@ -55,6 +55,37 @@ import Testing
     /// Thousands of streams through many checkpoints, runs and merges; reopened
     /// after clean closes and after crashes, every stream reads as the model says,
     /// and memory holds only the streams changed since the last checkpoint.
+    /// The merge policy: adjacent runs within a factor of two merge, the
+    /// newest such pair first, even when the newest two are not such a pair
+    /// (a run published while a merge was under way); past the limit, the
+    /// smallest adjacent pair; and merging repeatedly leaves few runs.
+    @Test func theMergePolicyPicksTheNewestPairWithinAFactorOfTwo() {
+        #expect(RunMergePolicy.next(rowCounts: []) == nil)
+        #expect(RunMergePolicy.next(rowCounts: [5]) == nil)
+        #expect(RunMergePolicy.next(rowCounts: [10, 5]) == 0..<2)
+        #expect(RunMergePolicy.next(rowCounts: [11, 5]) == nil)
+        // The newest two differ too much; the two before them do not.
+        #expect(RunMergePolicy.next(rowCounts: [100, 60, 50, 1]) == 1..<3)
+        #expect(RunMergePolicy.next(rowCounts: [100, 40, 10, 1]) == nil)
+        // Past maxRuns: the adjacent pair with the fewest rows.
+        let many = (0..<(RunMergePolicy.maxRuns + 1)).map { 1 << (2 * (RunMergePolicy.maxRuns + 1 - $0)) }
+        #expect(RunMergePolicy.next(rowCounts: many) == (many.count - 2)..<many.count)
+        // A load: a run of 1,000 rows every checkpoint, and each merge the
+        // policy asks for finishes only after the next run was published:
+        // the runs stay few (looking only at the newest two, they grew to
+        // the limit, every one of the same size).
+        var runs: [Int] = [1_000]
+        var most = 0
+        for _ in 0..<1_000 {
+            let pair = RunMergePolicy.next(rowCounts: runs)
+            runs.append(1_000)
+            if let pair { runs.replaceSubrange(pair, with: [runs[pair].reduce(0, +)]) }
+            most = max(most, runs.count)
+        }
+        #expect(most <= 8, "\(most) runs")
+        #expect(runs.reduce(0, +) == 1_001_000)
+    }
+
     @Test func manyStreamsAcrossRunsMergesAndReopens() throws {
         let dir = TemporaryDirectory()
         var model = Model()

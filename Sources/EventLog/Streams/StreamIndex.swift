@@ -375,29 +375,35 @@ final class StreamIndex: SegmentIndexing {
     }
 }
 
-/// When to merge stream table runs: like a binary counter, the two newest
-/// runs merge when the older holds no more rows than the newer, so a log
-/// keeps about log₂(streams ÷ streams per checkpoint) runs and each row is
-/// rewritten about that many times; past `maxRuns`, the adjacent pair with
-/// the fewest rows merges whatever their sizes.
+/// When to merge stream table runs: like a binary counter, two adjacent runs
+/// merge when the older holds at most `sizeRatio` times the newer's rows, so a
+/// log keeps about log₂(streams ÷ streams per checkpoint) runs and each row
+/// is rewritten about that many times. Any adjacent pair qualifies, the
+/// newest first, not only the newest two: under sustained appends a new run
+/// is published while a merge is under way, and a policy that looked only at
+/// the newest pair would leave the merged run beside its equal for good (a
+/// 10M-stream load ended with 12 runs of the same size, and every lookup
+/// asked 12 bloom filters). Past `maxRuns`, the adjacent pair with the fewest
+/// rows merges whatever their sizes.
 enum RunMergePolicy {
     static let maxRuns = 12
+    /// How much larger than its newer neighbour a run may be and still merge with it.
+    static let sizeRatio = 2
 
     /// The runs to merge next (contiguous, oldest first), nil for none.
     static func next(_ runs: [StreamTableRunView]) -> [StreamTableRunView]? {
-        guard runs.count >= 2 else { return nil }
-        let n = runs.count
-        if runs[n - 2].rowCount <= runs[n - 1].rowCount { return [runs[n - 2], runs[n - 1]] }
-        guard runs.count > maxRuns else { return nil }
-        var best = 1
-        var bestRows = Int.max
-        for i in 1..<n {
-            let rows = runs[i - 1].rowCount + runs[i].rowCount
-            if rows < bestRows {
-                best = i
-                bestRows = rows
-            }
+        next(rowCounts: runs.map(\.rowCount)).map { Array(runs[$0]) }
+    }
+
+    /// `next(_:)` over the runs' row counts (oldest first): the indexes of the pair to merge.
+    static func next(rowCounts rows: [Int]) -> Range<Int>? {
+        guard rows.count >= 2 else { return nil }
+        for i in stride(from: rows.count - 1, through: 1, by: -1) where rows[i - 1] <= sizeRatio * rows[i] {
+            return (i - 1)..<(i + 1)
         }
-        return [runs[best - 1], runs[best]]
+        guard rows.count > maxRuns else { return nil }
+        var best = 1
+        for i in 1..<rows.count where rows[i - 1] + rows[i] < rows[best - 1] + rows[best] { best = i }
+        return (best - 1)..<(best + 1)
     }
 }
