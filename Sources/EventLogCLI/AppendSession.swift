@@ -91,7 +91,7 @@ struct AppendSession {
         }
     }
 
-    /// A line too long to be an event is malformed (exit 2); a failed read is not (exit 1).
+    /// A line too long to be an event is malformed; a failed read is an I/O error (both exit 2).
     private func failure(_ error: LineReaderError) -> CommandFailure {
         switch error {
         case .lineTooLong: return .malformed(line: lineNumber + 1, error.description)

@@ -9,23 +9,32 @@ import Musl
 
 /// A failure that ends a command: the message for stderr and the exit code.
 ///
-/// Exit codes (the scripts' contract): 1 for I/O errors, corruption, a
-/// locked or missing log, a position retention removed (every
-/// `EventLogError` that is not a stream's refusal, `positionRemoved`
-/// included: see `reportingFailures`); 2 for malformed input to `append`; 3 when a
-/// stream refuses a write (a wrong expected version, a hard-deleted stream,
-/// an idempotency conflict). Usage errors exit with 2 too (`EventLogCommand.main`).
+/// Exit codes (the scripts' contract, the same for every command): 1 for a
+/// finding (damage, a position retention removed, a hard-deleted stream
+/// read, problems `verify` found); 2 for a usage error (an unknown option,
+/// a malformed option value or input line, a stream or cursor that does
+/// not exist) or an I/O error (a missing or locked log, a failed read or
+/// write); 3 when a stream refuses a write (a wrong expected version, a
+/// hard-deleted stream, an idempotency conflict). `EventLogError.exitCode`
+/// classifies the library's errors; ArgumentParser's usage errors exit 2
+/// through `EventLogCommand.main`.
 struct CommandFailure: Error {
-    static let failureExitCode: Int32 = 1
-    static let malformedInputExitCode: Int32 = 2
+    static let findingExitCode: Int32 = 1
+    static let usageOrIOExitCode: Int32 = 2
+    static let malformedInputExitCode: Int32 = usageOrIOExitCode
     static let streamConflictExitCode: Int32 = 3
 
     var message: String
     var exitCode: Int32
 
-    init(_ message: String, exitCode: Int32 = CommandFailure.failureExitCode) {
+    init(_ message: String, exitCode: Int32 = CommandFailure.usageOrIOExitCode) {
         self.message = message
         self.exitCode = exitCode
+    }
+
+    /// A finding about the log's contents (exit 1).
+    static func finding(_ message: String) -> CommandFailure {
+        CommandFailure(message, exitCode: findingExitCode)
     }
 
     static func malformed(line: Int, _ reason: String) -> CommandFailure {
@@ -39,6 +48,18 @@ struct CommandFailure: Error {
 }
 
 extension EventLogError {
+    /// A command's exit code for this error: 1 for damage and other findings
+    /// about the log's contents, 3 for a stream's refusal of a write, 2 for
+    /// the rest (I/O, a missing or locked log, a bad argument, a format
+    /// version this build cannot read).
+    var exitCode: Int32 {
+        switch self {
+        case .corruption, .foreignFile, .missingSegment, .positionRemoved, .streamDeleted: return CommandFailure.findingExitCode
+        case .wrongExpectedVersion, .idempotencyConflict: return CommandFailure.streamConflictExitCode
+        default: return CommandFailure.usageOrIOExitCode
+        }
+    }
+
     /// The errors by which a stream refuses a write (exit code 3), with the stream's name.
     var refusingStream: String? {
         switch self {
@@ -60,12 +81,12 @@ func reportingFailures(command: String, _ body: () throws -> Void) throws {
         throw ExitCode(failure.exitCode)
     } catch let error as EventLogError {
         writeToStandardError("eventlog \(command): \(error.description)\n")
-        throw ExitCode(CommandFailure.failureExitCode)
+        throw ExitCode(error.exitCode)
     } catch let exit as ExitCode {
         throw exit
     } catch {
         writeToStandardError("eventlog \(command): \(error)\n")
-        throw ExitCode(CommandFailure.failureExitCode)
+        throw ExitCode(CommandFailure.usageOrIOExitCode)
     }
 }
 

@@ -17,7 +17,7 @@ struct CompactCommand: ParsableCommand {
             segments rewritten, the events removed, the start position before -> after and, when a \
             cursor or a parked event stopped retention from removing more, what held it back.
 
-            Without --dry-run it opens the log for writing (exit 1 when another process has it open for \
+            Without --dry-run it opens the log for writing (exit 2 when another process has it open for \
             writing: a running writer applies retention itself, in the background). With --dry-run it \
             opens the log read-only, changes nothing and prints what would go (the start position it \
             prints after -> is where the log would start).

@@ -30,7 +30,7 @@ struct ConfigCommand: ParsableCommand {
             by s, m, h or d (90s, 30m, 12h, 7d), --retain-bytes bytes or an integer followed by K, M, G \
             or T (powers of 1024: 512M, 10G), each or none to clear it, and --retain-cursors a \
             comma-separated list of cursor names (an empty string clears it); a malformed value is a \
-            usage error (exit 2) naming the option and the value. It opens the log for writing (exit 1 \
+            usage error (exit 2) naming the option and the value. It opens the log for writing (exit 2 \
             when another process has it open for writing) and prints the new settings \
             as above. The settings apply from the next compaction: eventlog compact, or a writer's \
             background retention.

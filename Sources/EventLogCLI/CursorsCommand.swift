@@ -33,8 +33,8 @@ struct CursorsCommand: ParsableCommand {
             log), --start (the first event still in the log), --end (after the last event) or --time T \
             (the first event at or after T: microseconds since 1970 or an ISO 8601 time such as \
             2024-05-01T12:00:00Z), creating it when missing, and prints its new position. delete NAME \
-            deletes it (exit 1 when it does not exist); a consumer group's parked events go with it. Both \
-            open the log for writing: exit 1 when another process has it open for writing.
+            deletes it (exit 2 when it does not exist); a consumer group's parked events go with it. Both \
+            open the log for writing: exit 2 when another process has it open for writing.
             """)
 
     enum Action: String, CaseIterable {

@@ -114,7 +114,7 @@ struct DumpCommand: ParsableCommand {
         let logStart = log.startPosition
         if let from, from < logStart {
             // The read would go on from the start: say that the events asked for are gone instead.
-            throw CommandFailure("position \(from) was removed by retention; the log starts at \(logStart)")
+            throw CommandFailure.finding("position \(from) was removed by retention; the log starts at \(logStart)")
         }
         let start = from ?? logStart
         let stop = to ?? .max
@@ -167,7 +167,7 @@ struct DumpCommand: ParsableCommand {
     private static func metadata(of event: EventView) throws -> EventMetadata {
         if event.metadataBytes.isEmpty { return EventMetadata() }
         do { return try event.metadata() } catch {
-            throw CommandFailure("event \(event.position) has damaged metadata: \(error.description)")
+            throw CommandFailure.finding("event \(event.position) has damaged metadata: \(error.description)")
         }
     }
 

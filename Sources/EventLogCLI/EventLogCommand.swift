@@ -11,14 +11,15 @@ struct EventLogCommand: ParsableCommand {
         commandName: "eventlog",
         abstract: "Append to, read, follow, verify and inspect an EventLog directory, and manage its streams, cursors and retention.",
         discussion: """
-            Exit codes: 0 success (also tail -f stopped by SIGINT or SIGTERM, or by its reader going \
-            away); 1 an I/O error, damage, a missing or locked log (also tail --cursor, cursors \
-            set|delete, config set and compact beside a writer), a missing cursor (cursors delete), a \
-            hard-deleted stream read (dump --stream), a position removed by retention (dump --from), or \
-            (verify) problems found; 2 a usage error (an unknown option, a malformed option value such \
-            as config set --retain-age 5x) or a malformed input line (append); 3 a stream refused a \
-            write (append, streams delete|truncate): a wrong expected version, a hard-deleted stream or \
-            an idempotency conflict.
+            Exit codes, the same for every command: 0 success (also tail -f stopped by SIGINT or \
+            SIGTERM, or by its reader going away); 1 a finding: damage, problems verify found, a \
+            hard-deleted stream read (dump --stream), a position removed by retention (dump --from); 2 a \
+            usage or I/O error: an unknown option, a malformed option value (config set --retain-age \
+            5x) or input line (append), a stream or cursor that does not exist (streams delete|truncate, \
+            cursors delete), a missing log, a log locked by a writer (tail --cursor, cursors set|delete, \
+            config set, compact and streams delete|truncate beside one), a failed read or write; 3 a \
+            stream refused a write (append, streams delete|truncate): a wrong expected version, a \
+            hard-deleted stream or an idempotency conflict.
             """,
         version: "eventlog, writing EventLog format version \(Log.formatVersion)",
         subcommands: [

@@ -29,8 +29,8 @@ struct StreamsCommand: ParsableCommand {
             delete NAME writes a deletion marker: the stream reads as empty and its next append \
             recreates it, continuing its versions; with --hard it can never be read or written again. \
             truncate NAME --before V hides the versions below V from stream reads. Both open the log \
-            for writing (exit 1 when another process has it open for writing), print the marker's \
-            position, and exit 1 for a stream that does not exist and 3 for a hard-deleted one. The \
+            for writing (exit 2 when another process has it open for writing), print the marker's \
+            position, and exit 2 for a stream that does not exist and 3 for a hard-deleted one. The \
             events stay in the log until compaction frees them.
             """)
 

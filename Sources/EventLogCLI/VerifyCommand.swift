@@ -32,7 +32,7 @@ struct VerifyCommand: ParsableCommand {
             }
             try output.flush()
             let count = report.problems.count
-            throw CommandFailure(
+            throw CommandFailure.finding(
                 "\(count) \(count == 1 ? "problem" : "problems") found in \(directory) "
                     + "(\(report.segments) segments, \(report.batches) batches, \(report.events) events checked)")
         }

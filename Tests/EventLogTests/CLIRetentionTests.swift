@@ -119,9 +119,9 @@ import Testing
         #expect(unchanged["retain_age_seconds"] is NSNull)
 
         let missing = try CLIProcess.run(["config", dir.sub("nothing-here")])
-        #expect(missing.status == 1, "\(missing)")
+        #expect(missing.status == 2, "\(missing)")
         let missingSet = try CLIProcess.run(["config", dir.sub("nothing-here"), "set", "--retain-bytes", "1K"])
-        #expect(missingSet.status == 1, "\(missingSet)")
+        #expect(missingSet.status == 2, "\(missingSet)")
         #expect(!FileManager.default.fileExists(atPath: dir.sub("nothing-here")))
     }
 
@@ -278,7 +278,7 @@ import Testing
 
         for command in [["config", dir.path, "set", "--retain-bytes", "1M"], ["compact", dir.path]] {
             let output = try CLIProcess.run(command)
-            #expect(output.status == 1, "\(command): \(output)")
+            #expect(output.status == 2, "\(command): \(output)")
             #expect(output.stderr.contains("is open for writing by another process"), "\(command): \(output.stderr)")
         }
         // Reading and a dry run are read-only: they work beside the writer.

@@ -268,7 +268,7 @@ import Testing
         #expect(inspection.status == 0, "\(inspection)")
         #expect(Self.object(inspection.stdout)?["last_shutdown"] as? String == "open")
         let second = try CLIProcess.run(["append", dir.path], stdin: Self.stdin(Self.eventLines(1)))
-        #expect(second.status == 1, "\(second)")
+        #expect(second.status == 2, "\(second)")
         #expect(second.stderr.contains("another process"), "\(second.stderr)")
         // A reader beside the writer sees what was acknowledged.
         let dumped = try CLIProcess.run(["dump", dir.path, "--json"])
@@ -540,7 +540,7 @@ import Testing
         let again = try CLIProcess.run(["streams", dir.path, "delete", "cust-1"])
         #expect(again.status == 3, "\(again)")
         let missing = try CLIProcess.run(["streams", dir.path, "delete", "nobody"])
-        #expect(missing.status == 1, "\(missing)")
+        #expect(missing.status == 2, "\(missing)")
         #expect(missing.stderr.contains("does not exist"), "\(missing.stderr)")
 
         // The listing's states, as JSON and as text.
@@ -592,7 +592,7 @@ import Testing
         #expect(listed.lines.compactMap { Self.object($0)?["stream"] as? String } == ["s-0", "s-1", "s-2"])
         for marker in [["delete", "s-0"], ["truncate", "s-0", "--before", "1"]] {
             let output = try CLIProcess.run(["streams", dir.path] + marker)
-            #expect(output.status == 1, "\(output)")
+            #expect(output.status == 2, "\(output)")
             #expect(output.stderr.contains("another process"), "\(output.stderr)")
         }
         child.closeStdin()
@@ -636,11 +636,11 @@ import Testing
         #expect(dumped.stderr.contains(damaged), "\(dumped.stderr)")
     }
 
-    @Test func missingLogFailsWithExitCode1() throws {
+    @Test func missingLogFailsWithExitCode2() throws {
         let dir = TemporaryDirectory("cli")
         for command in ["dump", "verify", "inspect"] {
             let output = try CLIProcess.run([command, dir.sub("nothing-here")])
-            #expect(output.status == 1, "\(command): \(output)")
+            #expect(output.status == 2, "\(command): \(output)")
             #expect(output.stderr.contains("no event log"), "\(command): \(output.stderr)")
             #expect(output.stdout.isEmpty)
         }
@@ -842,7 +842,7 @@ extension CLITests {
         let forward = try CLIProcess.run(["cursors", dir.path, "set", "b", "--end"])
         #expect(forward.stdout == "set cursor b to position 6 (was 0)\n", "\(forward)")
         let beyond = try CLIProcess.run(["cursors", dir.path, "set", "c", "--position", "7"])
-        #expect(beyond.status == 1, "\(beyond)")
+        #expect(beyond.status == 2, "\(beyond)")
         #expect(beyond.stderr.contains("outside the log"), "\(beyond.stderr)")
 
         // delete, and a missing cursor.
@@ -850,7 +850,7 @@ extension CLITests {
         #expect(deleted.status == 0, "\(deleted)")
         #expect(deleted.stdout == "deleted cursor a (it was at position 2)\n")
         let missing = try CLIProcess.run(["cursors", dir.path, "delete", "a"])
-        #expect(missing.status == 1, "\(missing)")
+        #expect(missing.status == 2, "\(missing)")
         #expect(missing.stderr.contains("cursor a does not exist"), "\(missing.stderr)")
         let left = try Self.cursorRows(dir.path)
         #expect(left.keys.sorted() == ["b", "c", "d", "e", "f", "g", "group:workers"])
@@ -867,7 +867,7 @@ extension CLITests {
             #expect(output.status == 2, "\(usage): \(output)")
         }
         let nothing = try CLIProcess.run(["cursors", dir.sub("nothing-here")])
-        #expect(nothing.status == 1, "\(nothing)")
+        #expect(nothing.status == 2, "\(nothing)")
     }
 
     @Test func cursorsAndTailBesideALiveWriter() throws {
@@ -890,7 +890,7 @@ extension CLITests {
         // Whatever commits needs the writer's lock.
         for command in [["cursors", dir.path, "set", "a", "--start"], ["cursors", dir.path, "delete", "a"]] {
             let output = try CLIProcess.run(command)
-            #expect(output.status == 1, "\(command): \(output)")
+            #expect(output.status == 2, "\(command): \(output)")
             #expect(output.stderr.contains("is open for writing by another process"), "\(command): \(output.stderr)")
         }
         // tail --cursor commits beside the writer: the cursor journal is shared under its own lock.
@@ -933,13 +933,13 @@ extension CLITests {
         #expect(Self.positions(paid.lines) == [2, 5, 8])
 
         let beyond = try CLIProcess.run(["tail", dir.path, "--from", "10"])
-        #expect(beyond.status == 1, "\(beyond)")
+        #expect(beyond.status == 2, "\(beyond)")
         #expect(try CLIProcess.run(["tail", dir.path, "--from", "9"]).stdout.isEmpty)
         for usage in [["--cursor", "c", "--from", "1"], ["--cursor", ""], ["--frob"]] {
             let output = try CLIProcess.run(["tail", dir.path] + usage)
             #expect(output.status == 2, "\(usage): \(output)")
         }
-        #expect(try CLIProcess.run(["tail", dir.sub("nothing-here")]).status == 1)
+        #expect(try CLIProcess.run(["tail", dir.sub("nothing-here")]).status == 2)
     }
 
     @Test func tailFollowSeesAppendsOfAnotherProcess() throws {
