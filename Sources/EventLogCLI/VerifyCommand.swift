@@ -10,16 +10,32 @@ struct VerifyCommand: ParsableCommand {
             Reads every byte of the log without changing it (it works beside a running writer). \
             Exits with 0 and a one-line summary when all is sound; otherwise prints one line per \
             problem, "FILE at byte OFFSET: REASON", and exits with 1.
+
+            With --json, one JSON object with the keys sound (true or false), segments, batches, \
+            events and index_files (what was checked) and problems (one object per problem: file, \
+            offset, reason); the exit codes are the same.
+
+            Example: eventlog verify /var/lib/orders --json
             """)
 
     @Argument(help: "The log directory.")
     var directory: String
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
 
     func run() throws {
         ignoreBrokenPipeSignal()
         try reportingFailures(command: "verify") {
             let report = try Log.verify(at: directory)
             var output = OutputWriter(fd: 1)
+            if json {
+                Self.writeJSON(report, into: &output)
+                try output.appendLineEnd()
+                try output.flush()
+                if !report.isSound { throw ExitCode(CommandFailure.findingExitCode) }
+                return
+            }
             if report.isSound {
                 output.append("sound: \(report.segments) segments, \(report.batches) batches, \(report.events) events, ")
                 output.append("\(report.indexFiles) index files checked in \(directory)\n")
@@ -36,5 +52,32 @@ struct VerifyCommand: ParsableCommand {
                 "\(count) \(count == 1 ? "problem" : "problems") found in \(directory) "
                     + "(\(report.segments) segments, \(report.batches) batches, \(report.events) events checked)")
         }
+    }
+
+    /// `{"sound":false,"segments":3,"batches":40,"events":2000,"index_files":9,`
+    /// `"problems":[{"file":"/logs/a/00000000000000000000.segment","offset":64,"reason":"batch checksum mismatch"}]}`
+    static func writeJSON(_ report: VerificationReport, into output: inout OutputWriter) {
+        output.append("{\"sound\":")
+        output.append(report.isSound ? "true" : "false")
+        output.append(",\"segments\":")
+        output.append(report.segments)
+        output.append(",\"batches\":")
+        output.append(report.batches)
+        output.append(",\"events\":")
+        output.append(report.events)
+        output.append(",\"index_files\":")
+        output.append(report.indexFiles)
+        output.append(",\"problems\":[")
+        for (i, problem) in report.problems.enumerated() {
+            if i > 0 { output.append(byte: UInt8(ascii: ",")) }
+            output.append("{\"file\":")
+            output.appendJSONString(problem.file)
+            output.append(",\"offset\":")
+            output.append(problem.offset)
+            output.append(",\"reason\":")
+            output.appendJSONString(problem.reason)
+            output.append(byte: UInt8(ascii: "}"))
+        }
+        output.append("]}")
     }
 }

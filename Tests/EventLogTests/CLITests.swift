@@ -610,6 +610,12 @@ import Testing
         #expect(sound.status == 0, "\(sound)")
         #expect(sound.lines.count == 1)
         #expect(sound.stdout.contains("300 events"), "\(sound.stdout)")
+        let soundJSON = try CLIProcess.run(["verify", dir.path, "--json"])
+        #expect(soundJSON.status == 0, "\(soundJSON)")
+        let soundObject = try #require(Self.object(soundJSON.stdout), "not JSON: \(soundJSON.stdout)")
+        #expect(Set(soundObject.keys) == ["sound", "segments", "batches", "events", "index_files", "problems"])
+        #expect(soundObject["sound"] as? Bool == true && soundObject["events"] as? Int == 300)
+        #expect((soundObject["problems"] as? [Any])?.isEmpty == true)
 
         // Flip a byte inside the records of the first batch of a sealed segment.
         let segments = dir.files().filter { $0.hasSuffix(".segment") }
@@ -629,6 +635,14 @@ import Testing
         try #require(!located.isEmpty, "no problem names \(damaged): \(report.stdout)")
         // The offset is the damaged batch or record, at or before the flipped byte and past the segment header.
         #expect(located.contains { $0 >= SegmentHeader.size && $0 <= flipped }, "\(report.stdout)")
+        // The same problems as JSON, and the same exit code.
+        let reportJSON = try CLIProcess.run(["verify", dir.path, "--json"])
+        #expect(reportJSON.status == 1, "\(reportJSON)")
+        let reportObject = try #require(Self.object(reportJSON.stdout), "not JSON: \(reportJSON.stdout)")
+        #expect(reportObject["sound"] as? Bool == false)
+        let problems = try #require(reportObject["problems"] as? [[String: Any]])
+        #expect(problems.map { "\($0["file"] as? String ?? "") at byte \($0["offset"] as? Int ?? -1): \($0["reason"] as? String ?? "")" }
+            == report.lines)
 
         // dump stops at the damage with exit 1, naming the file.
         let dumped = try CLIProcess.run(["dump", dir.path])
