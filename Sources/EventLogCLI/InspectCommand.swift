@@ -43,7 +43,7 @@ struct InspectCommand: ParsableCommand {
         ignoreBrokenPipeSignal()
         try reportingFailures(command: "inspect") {
             let inspection = try Log.inspect(at: directory)
-            let (settings, reclaimable, compaction) = readSettings()
+            let (settings, reclaimable, compaction) = readThroughReadOnlyOpen()
             var output = OutputWriter(fd: 1)
             if json {
                 JSONInspectionFormat.write(
@@ -56,11 +56,11 @@ struct InspectCommand: ParsableCommand {
         }
     }
 
-    /// The log's settings and the bytes retention would reclaim now (a dry
-    /// run), from a read-only open; nils (and a note on stderr) when the log
-    /// does not open: inspect still describes such a log.
-    /// (Also how the last compaction went: `eventlog.compaction`, nil when unknown.)
-    private func readSettings() -> (LogSettings?, UInt64?, MaintenanceStatus?) {
+    /// What needs a read-only open of the log: its settings, the bytes
+    /// retention would reclaim now (a dry run) and how the last compaction
+    /// went; nils (and a note on stderr) when the log does not open: inspect
+    /// still describes such a log.
+    private func readThroughReadOnlyOpen() -> (LogSettings?, UInt64?, MaintenanceStatus?) {
         do {
             let log = try Log.openReadOnly(directory)
             defer { try? log.close() }

@@ -193,7 +193,7 @@ struct LogReader: ~Copyable {
                 p += 1
             }
             if at + Record.maxHeadBytes > guardedTo {
-                guardedTo = try guardArea(area, from: at, count: Record.maxHeadBytes, batchOffset: offset, segment: segment)
+                _ = try guardArea(area, from: at, count: Record.maxHeadBytes, batchOffset: offset, segment: segment)
             }
             let view = try Record.decode(area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: true)
             return try body(view)

@@ -40,7 +40,8 @@ final class Maintenance: Sendable {
         self.index = index
         self.consumers = consumers
         self.scavenger = Scavenger(log: log, index: index)
-        status.withLock { $0 = Self.readLastCompaction(in: log.directory) }
+        // A writer starts from the file; a read-only process reads it on each ask (`currentStatus`).
+        if !log.options.readOnly { status.withLock { $0 = Self.readLastCompaction(in: log.directory) } }
     }
 
     /// A log released without `close()`: its timer stops too (a resumed
@@ -97,14 +98,15 @@ final class Maintenance: Sendable {
     /// outcome stands.
     private func record(_ outcome: Result<CompactionResult, EventLogError>) {
         let changed: MaintenanceStatus? = status.withLock { status in
-            let hadFailure = status.lastFailure != nil || status.unreadableReport != nil
+            // A failure to clear, or a damaged file to replace.
+            let fileNeedsReplacing = status.lastFailure != nil || status.unreadableReport != nil
             status.unreadableReport = nil
             switch outcome {
             case .success(let result):
                 status.lastFailure = nil
                 status.lastFailureAt = nil
                 guard result.eventsRemoved > 0 || result.segmentsRewritten > 0 || result.startPosition != result.startPositionBefore
-                        || hadFailure
+                        || fileNeedsReplacing
                 else { return nil }
                 status.lastResult = result
             case .failure(let error):
