@@ -285,8 +285,34 @@ struct VerifiedStreamIndex: @unchecked Sendable {
     }
 
     /// Entry `i`, packed as the file's entries are (`StreamIndexFile.packedEntry`).
-    @inline(__always) func packedEntry(_ i: Int) -> UInt64 {
-        let at = view.layout.entryOffset(i)
-        return UInt64(view.base.loadLE(at: at, as: UInt32.self)) | UInt64(view.base.loadLE(at: at + 4, as: UInt32.self)) << 32
+    @inline(__always) func packedEntry(_ i: Int) -> UInt64 { reader.packedEntry(i) }
+
+    /// Reads the groups and entries without holding the mapping: a plain
+    /// value, so a loop over it retains nothing (a copy of the index itself
+    /// retains its mapping and path). Valid while the index is alive: use it
+    /// inside `withExtendedLifetime` of the index.
+    var reader: Reader { Reader(base: view.base, layout: view.layout) }
+
+    struct Reader {
+        let base: UnsafeRawPointer
+        let layout: StreamIndexFile.Layout
+
+        var groupCount: Int { layout.groupCount }
+        var entryCount: Int { layout.entryCount }
+
+        /// Group `g`: hash, first version, first entry, entry count.
+        @inline(__always) func group(_ g: Int) -> (hash: UInt64, firstVersion: UInt64, first: Int, count: Int) {
+            let at = layout.groupOffset(g)
+            return (
+                base.loadLE(at: at, as: UInt64.self), base.loadLE(at: at + 8, as: UInt64.self),
+                Int(base.loadLE(at: at + 16, as: UInt32.self)), Int(base.loadLE(at: at + 20, as: UInt32.self))
+            )
+        }
+
+        /// Entry `i`, packed as the file's entries are (`StreamIndexFile.packedEntry`).
+        @inline(__always) func packedEntry(_ i: Int) -> UInt64 {
+            let at = layout.entryOffset(i)
+            return UInt64(base.loadLE(at: at, as: UInt32.self)) | UInt64(base.loadLE(at: at + 4, as: UInt32.self)) << 32
+        }
     }
 }

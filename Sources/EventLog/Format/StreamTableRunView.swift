@@ -1,3 +1,5 @@
+import CSystemCalls
+
 /// A stream table run (Format.md §14.1), mapped (or held in memory) and read
 /// in place.
 ///
@@ -8,9 +10,11 @@
 /// found there is `EventLogError.corruption` naming the file and the block's
 /// offset.
 ///
-/// Immutable: safe to share across threads; lookups may block on the disk
-/// (page faults of the mapping).
-struct StreamTableRunView: @unchecked Sendable {
+/// Immutable once `open` returns it: safe to share across threads; lookups
+/// may block on the disk (page faults of the mapping). A class, so that the
+/// writer's lookups, which visit every run, pass one reference around
+/// rather than copy (and retain) the mapping, path and fence sample of each.
+final class StreamTableRunView: @unchecked Sendable {
     /// What keeps `bytes` valid: the mapping or the owned bytes.
     let storage: any Sendable & AnyObject
     /// The whole file.
@@ -33,6 +37,23 @@ struct StreamTableRunView: @unchecked Sendable {
     static let fenceSampleStride = 32
 
     var fileBytes: Int { bytes.count }
+
+    private init(
+        storage: any Sendable & AnyObject, bytes: UnsafeRawBufferPointer, path: String, version: UInt16, from: UInt64, to: UInt64,
+        rowCount: Int, blockCount: Int, fenceOffset: Int, bloomOffset: Int, bloomBlockCount: Int
+    ) {
+        self.storage = storage
+        self.bytes = bytes
+        self.path = path
+        self.version = version
+        self.from = from
+        self.to = to
+        self.rowCount = rowCount
+        self.blockCount = blockCount
+        self.fenceOffset = fenceOffset
+        self.bloomOffset = bloomOffset
+        self.bloomBlockCount = bloomBlockCount
+    }
 
     /// Maps and checks the run at `path`; nil when it is missing or unusable
     /// (the caller rebuilds it).
@@ -86,7 +107,7 @@ struct StreamTableRunView: @unchecked Sendable {
         guard MappedBytes.checksum(base + fenceOffset, count: fenceBytes) == bytes.loadLE(at: fenceOffset + fenceBytes, as: UInt32.self),
               MappedBytes.checksum(base + bloomOffset, count: bloomBytes) == bytes.loadLE(at: bloomOffset + bloomBytes, as: UInt32.self)
         else { return nil }
-        var view = StreamTableRunView(
+        let view = StreamTableRunView(
             storage: storage, bytes: bytes, path: path, version: version, from: from, to: to, rowCount: Int(rows), blockCount: blocks,
             fenceOffset: fenceOffset, bloomOffset: bloomOffset, bloomBlockCount: bloomBlocks)
         // The fence: blocks back to back from the header on, each large
@@ -177,8 +198,13 @@ struct StreamTableRunView: @unchecked Sendable {
     /// when the run has none. Reads at most one block (none when the bloom
     /// filter rules the hash out) and checks it; allocates nothing but the
     /// returned row's name.
-    func lookup(hash: UInt64, name: UnsafeRawBufferPointer) throws(EventLogError) -> StreamTableRow? {
-        guard mayContain(hash: hash) else { return nil }
+    ///
+    /// `checkingBloom: false` skips the bloom filter and searches the blocks
+    /// at once: the answer is the same, and when most lookups find their
+    /// row (the writer's appends to existing streams, in the oldest and
+    /// largest run) it saves the filter's cache miss (`OldestRunFilterPolicy`).
+    func lookup(hash: UInt64, name: UnsafeRawBufferPointer, checkingBloom: Bool = true) throws(EventLogError) -> StreamTableRow? {
+        if checkingBloom { guard mayContain(hash: hash) else { return nil } }
         guard let index = searchFence(hash) else { return nil }
         let block = try checkedBlock(index)
         // The checksum vouches for the block's bytes, which the writer put in
@@ -257,8 +283,11 @@ struct StreamTableRunView: @unchecked Sendable {
         let length = end - offset
         let block = StreamTableRunBlock(
             index: i, offset: offset, rowsEnd: end - StreamTableRun.checksumSize, rowCount: 0, firstHash: firstHash)
-        guard let base = bytes.baseAddress,
-              let computed = MappedBytes.checksum(base + offset, count: length - StreamTableRun.checksumSize)
+        guard let base = bytes.baseAddress else { throw corruption(block, MappedBytes.unreadableReason) }
+        // All of the block's lines at once: the checksum then waits for one
+        // miss, not for each line in turn (a hint; it never faults).
+        eventlog_prefetch(base + offset, length)
+        guard let computed = MappedBytes.checksum(base + offset, count: length - StreamTableRun.checksumSize)
         else { throw corruption(block, MappedBytes.unreadableReason) }
         guard computed == bytes.loadLE(at: block.rowsEnd, as: UInt32.self) else {
             throw corruption(block, "block checksum mismatch")

@@ -94,6 +94,7 @@ struct BatchStreams: Sendable {
     }
 
     func name(of index: Int, table: StreamTable) -> String {
-        slots[index].newName ?? table[slots[index].id ?? 0].name
+        if let newName = slots[index].newName { return newName }
+        return table.withState(slots[index].id ?? 0) { $0.name }
     }
 }

@@ -105,6 +105,12 @@ final class SegmentStreamEntries: @unchecked Sendable {
     /// (hash, first relative position). Allocates a few arrays in all, none
     /// per stream or entry (this runs for every checkpoint and seal).
     func fileBytes(_ header: IndexFileHeader, count: Int) -> [UInt8] {
+        // Through a reader, not the index: binding the optional index in the
+        // loops below would copy it (and retain its mapping) at every group.
+        withExtendedLifetime(self.base) { fileBytes(header, count: count, base: self.base?.reader) }
+    }
+
+    private func fileBytes(_ header: IndexFileHeader, count: Int, base: VerifiedStreamIndex.Reader?) -> [UInt8] {
         let heads = sortedHeads()
         var hashes: [UInt64] = []
         var firstVersions: [UInt64] = []
@@ -114,7 +120,7 @@ final class SegmentStreamEntries: @unchecked Sendable {
         hashes.reserveCapacity(heads.count + baseGroups)
         firstVersions.reserveCapacity(heads.count + baseGroups)
         counts.reserveCapacity(heads.count + baseGroups)
-        packed.reserveCapacity(count + (base?.view.entryCount ?? 0))
+        packed.reserveCapacity(count + (base?.entryCount ?? 0))
         /// Appends one group: the base's entries `fromBase` (none without a
         /// base), then `recent`.
         func emit(

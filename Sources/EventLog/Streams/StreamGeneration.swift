@@ -35,13 +35,13 @@ struct StreamGeneration: Sendable {
     }
 
     /// Adds a stream; returns its id.
-    mutating func insert(_ state: StreamState) -> UInt32 {
+    mutating func insert(_ state: consuming StreamState) -> UInt32 {
         let id = UInt32(streams.count)
-        var state = state
         state.collisionNext = byHash[state.hash].map { $0 + 1 } ?? 0
         memoryBytes += state.memoryBytes
+        let hash = state.hash
         streams.append(state)
-        byHash.set(state.hash, id)
+        byHash.set(hash, id)
         return id
     }
 
@@ -92,6 +92,16 @@ struct StreamLevels: Sendable {
 
     /// The newest state of the stream named `name` in these levels.
     func lookup(_ name: UnsafeRawBufferPointer, hash: UInt64) throws(EventLogError) -> StreamState? {
+        var asksEveryFilter = OldestRunFilterPolicy()
+        return try lookup(name, hash: hash, oldestRunFilter: &asksEveryFilter, adapting: false)
+    }
+
+    /// `lookup(_:hash:)` for the writer: `policy` decides whether the oldest
+    /// run's bloom filter is asked, and (when `adapting`) counts what the
+    /// lookup found there.
+    func lookup(
+        _ name: UnsafeRawBufferPointer, hash: UInt64, oldestRunFilter policy: inout OldestRunFilterPolicy, adapting: Bool
+    ) throws(EventLogError) -> StreamState? {
         var i = frozen.count
         while i > 0 {
             i -= 1
@@ -100,19 +110,25 @@ struct StreamLevels: Sendable {
         // Through the buffer: no copy of a view (each holds a reference to
         // its mapping) for each of the runs asked, once per event the writer
         // appends to a stream it does not hold.
+        let checksOldestBloom = !adapting || policy.checksBloom
+        var reachedOldest = false
         let found: Result<StreamState?, EventLogError> = runs.withUnsafeBufferPointer { runs in
             var i = runs.count
             while i > 0 {
                 i -= 1
-                guard runs[i].mayContain(hash: hash) else { continue }
+                let checksBloom = i > 0 || checksOldestBloom
+                if i == 0 { reachedOldest = true }
                 do throws(EventLogError) {
-                    if let row = try runs[i].lookup(hash: hash, name: name) { return .success(StreamState(row: row, hash: hash)) }
+                    if let row = try runs[i].lookup(hash: hash, name: name, checkingBloom: checksBloom) {
+                        return .success(StreamState(row: row, hash: hash))
+                    }
                 } catch {
                     return .failure(error)
                 }
             }
             return .success(nil)
         }
+        if adapting && reachedOldest, case .success(let state) = found { policy.record(found: state != nil) }
         return try found.get()
     }
 }

@@ -25,6 +25,8 @@ final class StreamTable: @unchecked Sendable {
     private(set) var levels: StreamLevels
     /// Hashes are masked with this (a test hook: 0 makes every stream collide).
     let hashMask: UInt64
+    /// Whether the writer's lookups ask the oldest run's bloom filter (changed inside `mutate` only).
+    private var oldestRunFilter = OldestRunFilterPolicy()
 
     init(hashMask: UInt64 = .max, levels: StreamLevels = StreamLevels(), from: UInt64 = 0) {
         self.hashMask = hashMask
@@ -90,7 +92,7 @@ final class StreamTable: @unchecked Sendable {
         let table: StreamTable
 
         /// Adds a stream to the current generation; returns its id.
-        func insert(_ state: StreamState) -> UInt32 { table.current.insert(state) }
+        func insert(_ state: consuming StreamState) -> UInt32 { table.current.insert(state) }
 
         func update(_ id: UInt32, _ change: (inout StreamState) -> Void) { table.current.update(id, change) }
 
@@ -98,7 +100,8 @@ final class StreamTable: @unchecked Sendable {
         /// older level has is copied into it first. Nil: no such stream.
         func findOrLoad(_ name: UnsafeRawBufferPointer, hash: UInt64) throws(EventLogError) -> UInt32? {
             if let id = table.current.find(name, hash: hash) { return id }
-            guard let state = try table.levels.lookup(name, hash: hash) else { return nil }
+            guard let state = try table.levels.lookup(name, hash: hash, oldestRunFilter: &table.oldestRunFilter, adapting: true)
+            else { return nil }
             return table.current.insert(state)
         }
 

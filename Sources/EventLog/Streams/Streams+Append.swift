@@ -378,14 +378,16 @@ extension Streams {
                     }
                 }
             }
-            for slot in batch.slots where slot.count > 0 {
-                guard let id = slot.id else { continue }
+            // By index: a copy of each slot would retain its new name.
+            for i in batch.slots.indices where batch.slots[i].count > 0 {
+                guard let id = batch.slots[i].id else { continue }
+                let firstVersion = batch.slots[i].firstVersion, count = batch.slots[i].count, digest = batch.slots[i].idDigest
                 table.update(id) { state in
                     state.lastAppendBatch = header.basePosition
-                    state.lastAppendFirstVersion = slot.firstVersion
-                    state.lastAppendCount = slot.count
+                    state.lastAppendFirstVersion = firstVersion
+                    state.lastAppendCount = count
                     state.lastAppendRecordCount = header.recordCount
-                    state.lastAppendIDDigest = slot.idDigest
+                    state.lastAppendIDDigest = digest
                 }
             }
         }
