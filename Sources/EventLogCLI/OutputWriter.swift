@@ -145,6 +145,25 @@ struct OutputWriter {
         }
     }
 
+    /// Appends `value` as `digits` lowercase hexadecimal digits, zero-padded (`0a1b2c3d`).
+    mutating func appendHex(_ value: UInt64, digits: Int) {
+        for shift in stride(from: (digits - 1) * 4, through: 0, by: -4) {
+            buffer.append(Self.hexDigit(UInt8(truncatingIfNeeded: value >> UInt64(shift)) & 0xF))
+        }
+    }
+
+    /// Appends `bytes` as lowercase hexadecimal, two digits a byte (`ff0041`).
+    mutating func appendHex(_ bytes: UnsafeRawBufferPointer) {
+        for byte in bytes {
+            buffer.append(Self.hexDigit(byte >> 4))
+            buffer.append(Self.hexDigit(byte & 0xF))
+        }
+    }
+
+    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+    }
+
     // MARK: Writing
 
     /// Ends a line, and writes the buffer out once it holds `flushThreshold` bytes.
