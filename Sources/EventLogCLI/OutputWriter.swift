@@ -97,10 +97,28 @@ struct OutputWriter {
         text.withUTF8 { appendJSONString(UnsafeRawBufferPointer($0)) }
     }
 
-    private mutating func appendEscaped(_ scalar: Unicode.Scalar) {
+    /// Appends `bytes` as text on one line: bytes that are not valid UTF-8
+    /// become U+FFFD, and control characters other than tab are escaped as
+    /// in a JSON string (`\n`, `\u001b`); quotes and backslashes stay as they are.
+    mutating func appendEscapingControlCharacters(_ bytes: UnsafeRawBufferPointer) {
+        var iterator = bytes.makeIterator()
+        var decoder = UTF8()
+        loop: while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue(let scalar): appendEscaped(scalar, inString: false)
+            case .error: append("\u{FFFD}")
+            case .emptyInput: break loop
+            }
+        }
+    }
+
+    /// `inString`: inside a JSON string literal, where quotes, backslashes
+    /// and tabs are escaped too.
+    private mutating func appendEscaped(_ scalar: Unicode.Scalar, inString: Bool = true) {
         switch scalar {
-        case "\"": append("\\\"")
-        case "\\": append("\\\\")
+        case "\"" where inString: append("\\\"")
+        case "\\" where inString: append("\\\\")
+        case "\t" where !inString: append("\t")
         case "\n": append("\\n")
         case "\r": append("\\r")
         case "\t": append("\\t")
