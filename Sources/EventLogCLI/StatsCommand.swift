@@ -7,26 +7,26 @@ struct StatsCommand: ParsableCommand {
         commandName: "stats",
         abstract: "Print a log's totals and the distributions of its event, batch and stream sizes.",
         discussion: """
-            Reads the whole log once, read-only (so it works beside a running writer; it describes the \\
-            events that were appended when it started), verifying every batch's checksum: a damaged \\
+            Reads the whole log once, read-only (so it works beside a running writer; it describes the \
+            events that were appended when it started), verifying every batch's checksum: a damaged \
             batch exits with 1, naming its file and byte offset.
 
-            Prints the totals: events (stream markers not included), markers, batches, streams (with \\
-            at least one event), stored bytes (the batch frames in the segment files, headers \\
-            included), uncompressed bytes (what those frames would take uncompressed), the compression \\
-            ratio (stored bytes / uncompressed bytes, with 3 decimals: 1.000 for a log without \\
-            compression) and bytes on disk (what the file system allocated for every file of the log, \\
-            as inspect reports it). Then text histograms, one row per power-of-two bucket (0, 1, 2..3, \\
-            4..7, ...) from the lowest to the highest that holds a value, each with a bar of # scaled to \\
-            the largest bucket (\\(BarChart.width) wide) and the count: event bytes (each event's data and \\
-            encoded metadata), batch records (the records of each batch: events and markers), batch \\
-            bytes (each batch frame's length) and stream events (the events of each stream); then the \\
-            event types by count, the \\(Self.topTypes) largest, the rest summed up as "N other types".
+            Prints the totals: events (stream markers not included), markers, batches, streams (with \
+            at least one event), stored bytes (the batch frames in the segment files, headers \
+            included), uncompressed bytes (what those frames would take uncompressed), the compression \
+            ratio (stored bytes / uncompressed bytes, with 3 decimals: 1.000 for a log without \
+            compression) and bytes on disk (what the file system allocated for every file of the log, \
+            as inspect reports it). Then text histograms, one row per power-of-two bucket (0, 1, 2..3, \
+            4..7, ...) from the lowest to the highest that holds a value, each with a bar of # scaled to \
+            the largest bucket (\(BarChart.width) wide) and the count: event bytes (each event's data and \
+            encoded metadata), batch records (the records of each batch: events and markers), batch \
+            bytes (each batch frame's length) and stream events (the events of each stream); then the \
+            event types by count, the \(Self.topTypes) largest, the rest summed up as "N other types".
 
-            With --json, one object with the keys events, markers, batches, streams, stored_bytes, \\
-            uncompressed_bytes, compression_ratio, bytes_on_disk, event_bytes, batch_records, \\
-            batch_bytes and stream_events (each an array of buckets {"min", "max", "count"}, the same \\
-            rows as the text), types (an array of {"type", "count"}, at most \\(Self.topTypes)) and \\
+            With --json, one object with the keys events, markers, batches, streams, stored_bytes, \
+            uncompressed_bytes, compression_ratio, bytes_on_disk, event_bytes, batch_records, \
+            batch_bytes and stream_events (each an array of buckets {"min", "max", "count"}, the same \
+            rows as the text), types (an array of {"type", "count"}, at most \(Self.topTypes)) and \
             other_types ({"types", "events"}: the types left out and their events).
 
             It keeps a count per stream and per type in memory: that grows with the number of streams.

@@ -134,6 +134,24 @@ import Testing
         #expect(try CLIProcess.run(["stats", dir.path, "--frob"]).status == 2)
     }
 
+    /// The help of each command with new options has an example per option,
+    /// and no source escapes leaked into the text.
+    @Test func helpTextsCarryExamples() throws {
+        for (command, examples) in [
+            ("dump", [
+                "dump /var/lib/orders --batches --from 1000 --count 5", "dump /var/lib/orders --since 1h --type OrderPlaced --meta tenant=acme",
+                "dump /var/lib/orders --stream order-7 --data hex",
+            ]),
+            ("tail", ["tail /var/lib/orders --from -20 --stream order-7 -f"]), ("stats", ["stats /var/lib/orders --json"]),
+        ] {
+            let help = try CLIProcess.run([command, "--help"])
+            #expect(help.status == 0, "\(help)")
+            let text = help.stdout.replacingOccurrences(of: "\n", with: " ")
+            for example in examples { #expect(text.contains("Example: eventlog " + example), "\(command): \(example)") }
+            #expect(!help.stdout.contains("\\\n") && !help.stdout.contains("\\("), "\(command): \(help.stdout)")
+        }
+    }
+
     @Test func histogramBucketsByPowersOfTwo() {
         var histogram = Histogram()
         #expect(histogram.buckets.isEmpty)

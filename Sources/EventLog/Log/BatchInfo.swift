@@ -24,7 +24,7 @@ public struct BatchInfo: Sendable, Hashable {
     public var recordsLength: Int
 
     /// The position after the batch's last record.
-    public var endPosition: UInt64 { basePosition + UInt64(recordCount) }
+    public var endPosition: UInt64 { basePosition &+ UInt64(recordCount) }
     /// What the frame would take uncompressed: the header and the decompressed records area.
     public var uncompressedLength: Int { BatchHeader.size + recordsLength }
 
