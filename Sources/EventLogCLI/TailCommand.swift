@@ -33,9 +33,9 @@ struct TailCommand: ParsableCommand {
             of the log when missing; --from does not go with it) and, after each batch of printed lines \
             is flushed to standard output, commits the position after it: a committed event was printed, \
             and after a crash tail prints again from the last commit (at least once, no gaps). Events \
-            left out by --stream, --stream-prefix or --type count as consumed. It reads the log read-only and commits to \
-            the cursor journal, which every process shares under its own lock, so it works beside a \
-            running writer.
+            left out by --stream, --stream-prefix or --type count as consumed. It reads the log \
+            read-only and commits to the cursor journal, which every process shares under its own lock, \
+            so it works beside a running writer.
             """)
 
     /// Events printed (and, with `--cursor`, committed) per batch at most.
@@ -156,13 +156,13 @@ struct TailCommand: ParsableCommand {
         let subscription = try log.subscribe(cursor: cursor, createAt: .start, filter: filter)
         var committed = subscription.position
         while !StopConditions.shouldStop {
-            let printed = try printBatch(of: subscription, timeout: 0, into: &output)
+            let delivered = try printBatch(of: subscription, timeout: 0, into: &output)
             // Only now that the batch reached standard output: a crash before this line prints it again.
             if subscription.position != committed {
                 try subscription.commit()
                 committed = subscription.position
             }
-            if printed > 0 || subscription.position < log.endPosition { continue }
+            if delivered > 0 || subscription.position < log.endPosition { continue }
             guard follow else { break }
             if try log.refresh() { continue }
             if StopConditions.sleep(seconds: Double(Self.refreshMilliseconds) / 1000) { break }
