@@ -13,8 +13,11 @@ import struct Foundation.UUID
 /// appears: `eventId`, `schemaVersion`, `contentType`, `correlationId` and
 /// `causationId` when set, then every header as a string. A stream marker
 /// (a deletion or truncation record) gets `"marker": true` last.
+///
+/// `dump --data base64` writes `data_base64` for every event, and
+/// `--data hex` writes `data_hex` (lowercase hexadecimal) instead.
 enum JSONEventFormat {
-    static func write(_ event: EventView, metadata: EventMetadata, into output: inout OutputWriter) {
+    static func write(_ event: EventView, metadata: EventMetadata, data format: DataFormat? = nil, into output: inout OutputWriter) {
         output.append("{\"position\":")
         output.append(event.position)
         output.append(",\"stream\":")
@@ -25,7 +28,11 @@ enum JSONEventFormat {
         output.appendJSONString(event.typeBytes)
         output.append(",\"timestamp\":")
         output.append(event.timestamp)
-        if isJSON(metadata.contentType) && JSONScanner.isValid(event.data) {
+        if format == .hex {
+            output.append(",\"data_hex\":\"")
+            output.appendHex(event.data)
+            output.append(byte: UInt8(ascii: "\""))
+        } else if format != .base64 && isJSON(metadata.contentType) && JSONScanner.isValid(event.data) {
             output.append(",\"data\":")
             appendOnOneLine(event.data, into: &output)
         } else {
@@ -83,7 +90,7 @@ enum JSONEventFormat {
     }
 
     /// Valid JSON holds line breaks only as whitespace between tokens, where a space means the same.
-    private static func appendOnOneLine(_ json: UnsafeRawBufferPointer, into output: inout OutputWriter) {
+    static func appendOnOneLine(_ json: UnsafeRawBufferPointer, into output: inout OutputWriter) {
         guard json.contains(where: { $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") }) else {
             output.append(json)
             return

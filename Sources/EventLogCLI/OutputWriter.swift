@@ -97,10 +97,28 @@ struct OutputWriter {
         text.withUTF8 { appendJSONString(UnsafeRawBufferPointer($0)) }
     }
 
-    private mutating func appendEscaped(_ scalar: Unicode.Scalar) {
+    /// Appends `bytes` as text on one line: bytes that are not valid UTF-8
+    /// become U+FFFD, and control characters other than tab are escaped as
+    /// in a JSON string (`\n`, `\u001b`); quotes and backslashes stay as they are.
+    mutating func appendEscapingControlCharacters(_ bytes: UnsafeRawBufferPointer) {
+        var iterator = bytes.makeIterator()
+        var decoder = UTF8()
+        loop: while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue(let scalar): appendEscaped(scalar, inString: false)
+            case .error: append("\u{FFFD}")
+            case .emptyInput: break loop
+            }
+        }
+    }
+
+    /// `inString`: inside a JSON string literal, where quotes, backslashes
+    /// and tabs are escaped too.
+    private mutating func appendEscaped(_ scalar: Unicode.Scalar, inString: Bool = true) {
         switch scalar {
-        case "\"": append("\\\"")
-        case "\\": append("\\\\")
+        case "\"" where inString: append("\\\"")
+        case "\\" where inString: append("\\\\")
+        case "\t" where !inString: append("\t")
         case "\n": append("\\n")
         case "\r": append("\\r")
         case "\t": append("\\t")
@@ -143,6 +161,25 @@ struct OutputWriter {
                 buffer.append(UInt8(ascii: "="))
             }
         }
+    }
+
+    /// Appends `value` as `digits` lowercase hexadecimal digits, zero-padded (`0a1b2c3d`).
+    mutating func appendHex(_ value: UInt64, digits: Int) {
+        for shift in stride(from: (digits - 1) * 4, through: 0, by: -4) {
+            buffer.append(Self.hexDigit(UInt8(truncatingIfNeeded: value >> UInt64(shift)) & 0xF))
+        }
+    }
+
+    /// Appends `bytes` as lowercase hexadecimal, two digits a byte (`ff0041`).
+    mutating func appendHex(_ bytes: UnsafeRawBufferPointer) {
+        for byte in bytes {
+            buffer.append(Self.hexDigit(byte >> 4))
+            buffer.append(Self.hexDigit(byte & 0xF))
+        }
+    }
+
+    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
     }
 
     // MARK: Writing

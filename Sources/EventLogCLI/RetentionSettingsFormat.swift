@@ -19,7 +19,7 @@ enum SettingChange<Value: Sendable & Equatable>: Sendable, Equatable {
 enum RetentionSettingsFormat {
     // MARK: Parsing
 
-    static let durationFormats = "an integer followed by s, m, h or d (90s, 30m, 12h, 7d), or none"
+    static let durationFormats = "\(DurationText.formats), or none"
     static let sizeFormats = "bytes, or an integer followed by K, M, G or T (powers of 1024: 512M, 10G), or none"
 
     /// The longest retain age the settings file holds (microseconds up to `Int64.max`).
@@ -28,14 +28,11 @@ enum RetentionSettingsFormat {
     /// `90s`, `30m`, `12h`, `7d` (1 second or more), or `none`.
     static func parseDuration(_ text: String) throws -> SettingChange<Duration> {
         if text.lowercased() == "none" { return .clear }
-        let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
-        guard let last = text.last, let unit = units[last], let count = decimal(text.dropLast()) else {
-            throw ValidationError("expected \(durationFormats)")
-        }
+        guard let (count, unit) = DurationText.parse(text) else { throw ValidationError("expected \(durationFormats)") }
         guard count > 0 else { throw ValidationError("the retain age must be at least 1s") }
         // The settings file keeps microseconds in a signed range (Format.md §3.2).
-        guard count <= maxAgeSeconds / UInt64(unit) else { throw ValidationError("the retain age must be at most \(maxAgeSeconds)s") }
-        return .set(.seconds(Int64(count) * unit))
+        guard count <= maxAgeSeconds / unit else { throw ValidationError("the retain age must be at most \(maxAgeSeconds)s") }
+        return .set(.seconds(Int64(count * unit)))
     }
 
     /// `1048576`, `512K`, `10G` (powers of 1024; 1 byte or more), or `none`.

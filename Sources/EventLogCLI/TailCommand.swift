@@ -12,9 +12,17 @@ struct TailCommand: ParsableCommand {
             Prints the events from --from (default: the start of the log) to the end of the log, in the \
             format of dump (--json: the dump --json lines), then exits 0. With -f it then waits for new \
             events and prints them as they are appended, also by other processes, until SIGINT or \
-            SIGTERM, or until standard output is closed (exit 0 each). --stream keeps the events of the \
-            streams whose name starts with the prefix, --type (repeatable) those of the types given; \
-            stream markers are printed when neither filters.
+            SIGTERM, or until standard output is closed (exit 0 each). --stream NAME keeps the events of \
+            that stream (the exact name, as dump --stream), --stream-prefix PREFIX those of the streams \
+            whose name starts with PREFIX, --type (repeatable) those of the types given; stream markers \
+            are printed when nothing filters.
+
+            --from takes start (the first event still in the log), end (only what is appended from now \
+            on: with -f), a position, -N (the last N events before the end of the log that the filters \
+            pass: tail reads back from the end until it has them) or an RFC 3339 time such as \
+            2026-11-29T10:00:00Z or 2026-11-29T11:00:00.5+01:00 (the first event stamped at or after it, \
+            found through the time index). --from -5 and --from=-5 both work. Example: eventlog tail \
+            /var/lib/orders --from -20 --stream order-7 -f
 
             Without --cursor the log is opened read-only, so tail works beside a running writer. While \
             -f has nothing to print it reads on from the known end of the log every \
@@ -25,9 +33,9 @@ struct TailCommand: ParsableCommand {
             of the log when missing; --from does not go with it) and, after each batch of printed lines \
             is flushed to standard output, commits the position after it: a committed event was printed, \
             and after a crash tail prints again from the last commit (at least once, no gaps). Events \
-            left out by --stream or --type count as consumed. It reads the log read-only and commits to \
-            the cursor journal, which every process shares under its own lock, so it works beside a \
-            running writer.
+            left out by --stream, --stream-prefix or --type count as consumed. It reads the log \
+            read-only and commits to the cursor journal, which every process shares under its own lock, \
+            so it works beside a running writer.
             """)
 
     /// Events printed (and, with `--cursor`, committed) per batch at most.
@@ -46,10 +54,16 @@ struct TailCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Start at this cursor's committed position and commit what is printed.", valueName: "name"))
     var cursor: String?
 
-    @Option(help: ArgumentHelp("The first position to print (default: the start of the log).", valueName: "position"))
-    var from: UInt64?
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp("Where to start: \(TailStart.formats) (default: start).", valueName: "start"),
+        transform: TailStart.parse)
+    var from: TailStart?
 
-    @Option(name: .customLong("stream"), help: ArgumentHelp("Print events of streams starting with this only.", valueName: "prefix"))
+    @Option(help: ArgumentHelp("Print the events of this stream only (the exact name).", valueName: "name"))
+    var stream: String?
+
+    @Option(name: .customLong("stream-prefix"), help: ArgumentHelp("Print events of streams starting with this only.", valueName: "prefix"))
     var streamPrefix: String?
 
     @Option(name: .customLong("type"), help: ArgumentHelp("Print events of this type only (repeatable).", valueName: "type"))
@@ -59,6 +73,9 @@ struct TailCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
+        if stream != nil && streamPrefix != nil {
+            throw ValidationError("--stream names one stream and --stream-prefix filters by prefix: give one of them")
+        }
         if let cursor {
             if from != nil { throw ValidationError("--from does not go with --cursor: tail starts at the cursor's committed position") }
             if cursor.isEmpty || cursor.utf8.count > CursorsCommand.maxCursorNameBytes {
@@ -67,10 +84,17 @@ struct TailCommand: ParsableCommand {
         }
     }
 
-    /// Markers are printed only when nothing filters, as by `dump`.
+    /// Markers are printed only when nothing filters, as by `dump`. An
+    /// exact `--stream` reads as a prefix here; `isPrinted` keeps its name only.
     var filter: EventFilter {
-        EventFilter(
-            streamPrefix: streamPrefix, types: types.isEmpty ? nil : Set(types), includeMarkers: streamPrefix == nil && types.isEmpty)
+        let nothingFilters = stream == nil && streamPrefix == nil && types.isEmpty
+        return EventFilter(streamPrefix: stream ?? streamPrefix, types: types.isEmpty ? nil : Set(types), includeMarkers: nothingFilters)
+    }
+
+    /// What `filter` leaves to check: the exact stream name of `--stream`.
+    func isPrinted(_ event: EventView) -> Bool {
+        guard let stream else { return true }
+        return event.isStream(stream)
     }
 
     func run() throws {
@@ -103,7 +127,8 @@ struct TailCommand: ParsableCommand {
     private func tailReadOnly(into output: inout OutputWriter) throws {
         let log = try Self.openReadOnly(directory)
         defer { try? log.close() }
-        let subscription = try log.subscribe(from: from.map(StartPoint.position) ?? .start, filter: filter)
+        let start = try (from ?? .start).startPoint(in: log, filter: filter, accepts: isPrinted)
+        let subscription = try log.subscribe(from: start, filter: filter)
         while !StopConditions.shouldStop {
             if try printBatch(of: subscription, timeout: 0, into: &output) > 0 { continue }
             guard follow else { return }
@@ -131,13 +156,13 @@ struct TailCommand: ParsableCommand {
         let subscription = try log.subscribe(cursor: cursor, createAt: .start, filter: filter)
         var committed = subscription.position
         while !StopConditions.shouldStop {
-            let printed = try printBatch(of: subscription, timeout: 0, into: &output)
+            let delivered = try printBatch(of: subscription, timeout: 0, into: &output)
             // Only now that the batch reached standard output: a crash before this line prints it again.
             if subscription.position != committed {
                 try subscription.commit()
                 committed = subscription.position
             }
-            if printed > 0 || subscription.position < log.endPosition { continue }
+            if delivered > 0 || subscription.position < log.endPosition { continue }
             guard follow else { break }
             if try log.refresh() { continue }
             if StopConditions.sleep(seconds: Double(Self.refreshMilliseconds) / 1000) { break }
@@ -149,13 +174,15 @@ struct TailCommand: ParsableCommand {
     // MARK: Printing
 
     /// Prints the next batch of events that pass the filter and flushes it;
-    /// returns how many it printed (0 when none came within `timeout` seconds).
+    /// returns how many the subscription delivered (0 when none came within
+    /// `timeout` seconds), some of which `isPrinted` may have left out.
     private func printBatch(of subscription: Subscription, timeout: Double, into output: inout OutputWriter) throws -> Int {
         let json = self.json
-        let printed = try subscription.poll(maxCount: Self.batchEvents, timeout: timeout) { event in
+        let delivered = try subscription.poll(maxCount: Self.batchEvents, timeout: timeout) { event in
+            guard isPrinted(event) else { return }
             try DumpCommand.writeLine(event, json: json, into: &output)
         }
         try output.flush()
-        return printed
+        return delivered
     }
 }

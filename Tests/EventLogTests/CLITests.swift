@@ -926,10 +926,13 @@ extension CLITests {
 
         for (tail, dump) in [
             ([String](), [String]()), (["--from", "2"], ["--from", "2"]), (["--from", "8"], ["--from", "8"]),
-            (["--stream", "order-"], ["--stream-prefix", "order-"]), (["--type", "Paid"], ["--type", "Paid"]),
+            (["--stream-prefix", "order-"], ["--stream-prefix", "order-"]), (["--type", "Paid"], ["--type", "Paid"]),
             (["--type", "Placed", "--type", "Joined"], ["--type", "Placed", "--type", "Joined"]),
-            (["--stream", "order-", "--type", "Paid", "--from", "3"], ["--stream-prefix", "order-", "--type", "Paid", "--from", "3"]),
-            (["--stream", "nobody"], ["--stream-prefix", "nobody"]),
+            (["--stream-prefix", "order-", "--type", "Paid", "--from", "3"], ["--stream-prefix", "order-", "--type", "Paid", "--from", "3"]),
+            (["--stream-prefix", "nobody"], ["--stream-prefix", "nobody"]),
+            // --stream is the exact name, as in dump: "order-" names no stream.
+            (["--stream", "order-1"], ["--stream", "order-1"]), (["--stream", "order-"], ["--stream", "order-"]),
+            (["--stream", "order-1", "--type", "Paid"], ["--stream", "order-1", "--type", "Paid"]),
         ] {
             for format in [["--json"], []] {
                 let tailed = try CLIProcess.run(["tail", dir.path] + tail + format)
@@ -943,13 +946,15 @@ extension CLITests {
         let json = try CLIProcess.run(["tail", dir.path, "--json"])
         #expect(Self.positions(json.lines) == Array(0...8))
         #expect(Self.object(json.lines[6])?["marker"] as? Bool == true)
-        let paid = try CLIProcess.run(["tail", dir.path, "--json", "--stream", "order-", "--type", "Paid"])
+        let paid = try CLIProcess.run(["tail", dir.path, "--json", "--stream-prefix", "order-", "--type", "Paid"])
         #expect(Self.positions(paid.lines) == [2, 5, 8])
+        let one = try CLIProcess.run(["tail", dir.path, "--json", "--stream", "order-1"])
+        #expect(Self.positions(one.lines) == [0, 2, 4, 5, 8])
 
         let beyond = try CLIProcess.run(["tail", dir.path, "--from", "10"])
         #expect(beyond.status == 2, "\(beyond)")
         #expect(try CLIProcess.run(["tail", dir.path, "--from", "9"]).stdout.isEmpty)
-        for usage in [["--cursor", "c", "--from", "1"], ["--cursor", ""], ["--frob"]] {
+        for usage in [["--cursor", "c", "--from", "1"], ["--cursor", ""], ["--frob"], ["--stream", "a", "--stream-prefix", "a"]] {
             let output = try CLIProcess.run(["tail", dir.path] + usage)
             #expect(output.status == 2, "\(usage): \(output)")
         }
@@ -959,7 +964,7 @@ extension CLITests {
     @Test func tailFollowSeesAppendsOfAnotherProcess() throws {
         let dir = TemporaryDirectory("cli")
         try Self.timedFixture(dir.path, count: 3)
-        let tail = try CLIProcess.start(["tail", dir.path, "-f", "--json", "--stream", "s-"])
+        let tail = try CLIProcess.start(["tail", dir.path, "-f", "--json", "--stream-prefix", "s-"])
         defer { tail.kill() }
         try #require(tail.waitForLines(3, timeout: 30).count == 3, "stderr: \(tail.stderrText)")
 
