@@ -2,8 +2,9 @@ import ArgumentParser
 import EventLog
 
 /// `eventlog streams DIR`: lists a log's streams; `eventlog streams DIR
-/// delete NAME [--hard]` and `eventlog streams DIR truncate NAME --before V`
-/// write a stream marker.
+/// delete NAME [--hard]`, `eventlog streams DIR truncate NAME --before V`
+/// and `eventlog streams DIR set NAME [--max-age D] [--max-count N]` write
+/// a stream marker.
 ///
 /// The action is a positional word after the directory (not an
 /// ArgumentParser subcommand, which would have to come before it), checked
@@ -11,20 +12,22 @@ import EventLog
 struct StreamsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "streams",
-        abstract: "List the streams of a log, or delete or truncate one.",
+        abstract: "List the streams of a log, delete or truncate one, or set its limits.",
         usage: """
             eventlog streams <directory> [--prefix <prefix>] [--json]
             eventlog streams <directory> delete <name> [--hard]
             eventlog streams <directory> truncate <name> --before <version>
+            eventlog streams <directory> set <name> [--max-age <duration>|none] [--max-count <n>|none]
             """,
         discussion: """
             Without an action, lists the streams (those starting with --prefix), sorted by name: \
             STREAM, VERSION (of its last event; - when none), COUNT (events a stream read returns), \
-            FIRST and LAST (positions of its first readable and its last event) and STATE: active, \
-            soft-deleted, hard-deleted or truncated before V. The log is opened read-only, so this works \
-            beside a running writer. With --json, one object per line with the keys stream, version (null \
-            when none), count, first_position, last_position (null when none), deleted ("none", "soft" \
-            or "hard") and truncate_before.
+            FIRST and LAST (positions of its first readable and its last event), STATE: active, \
+            soft-deleted, hard-deleted or truncated before V, and LIMITS (max-age and max-count, - when \
+            none). The log is opened read-only, so this works beside a running writer. With --json, one \
+            object per line with the keys stream, version (null when none), count, first_position, \
+            last_position (null when none), deleted ("none", "soft" or "hard"), truncate_before, \
+            max_age_seconds and max_count (null when none).
 
             delete NAME writes a deletion marker: the stream reads as empty and its next append \
             recreates it, continuing its versions; with --hard it can never be read or written again. \
@@ -32,19 +35,30 @@ struct StreamsCommand: ParsableCommand {
             for writing (exit 2 when another process has it open for writing), print the marker's \
             position, and exit 2 for a stream that does not exist and 3 for a hard-deleted one. The \
             events stay in the log until compaction frees them.
+
+            set NAME --max-age D --max-count N sets the stream's limits, replacing its earlier ones: \
+            events older than D (90s, 30m, 12h, 7d), or before the last N, are hidden from stream reads \
+            at once, and compaction removes them from disk (the stream's last event stays, keeping its \
+            version). none removes a limit; a limit not given is kept as it was. A stream that does \
+            not exist yet is not created: exit 2.
+
+            Examples:
+              eventlog streams /var/lib/orders --prefix order-
+              eventlog streams /var/lib/orders set order-7 --max-count 100 --max-age 30d
+              eventlog streams /var/lib/orders set order-7 --max-age none
             """)
 
     enum Action: String, CaseIterable {
-        case delete, truncate
+        case delete, truncate, set
     }
 
     @Argument(help: "The log directory.")
     var directory: String
 
-    @Argument(help: ArgumentHelp("delete or truncate (default: list the streams).", valueName: "action"))
+    @Argument(help: ArgumentHelp("delete, truncate or set (default: list the streams).", valueName: "action"))
     var action: String?
 
-    @Argument(help: ArgumentHelp("The stream to delete or truncate.", valueName: "name"))
+    @Argument(help: ArgumentHelp("The stream to delete, truncate or set.", valueName: "name"))
     var name: String?
 
     @Option(help: "List the streams whose name starts with this only.")
@@ -59,29 +73,80 @@ struct StreamsCommand: ParsableCommand {
     @Option(help: ArgumentHelp("With truncate: hide the versions below this one.", valueName: "version"))
     var before: UInt64?
 
+    @Option(
+        name: .customLong("max-age"),
+        help: ArgumentHelp("With set: hide and (on compaction) remove events older than this (90s, 30m, 12h, 7d; none: no limit).", valueName: "duration"))
+    var maxAge: String?
+
+    @Option(
+        name: .customLong("max-count"),
+        help: ArgumentHelp("With set: keep the last N events only (none: no limit).", valueName: "n"))
+    var maxCount: String?
+
     func validate() throws {
         guard let action else {
             if hard { throw ValidationError("--hard goes with delete: eventlog streams <directory> delete <name> --hard") }
             if before != nil {
                 throw ValidationError("--before goes with truncate: eventlog streams <directory> truncate <name> --before <version>")
             }
+            if maxAge != nil || maxCount != nil {
+                throw ValidationError("--max-age and --max-count go with set: eventlog streams <directory> set <name> --max-age <duration>")
+            }
             return
         }
         guard let known = Action(rawValue: action) else {
-            throw ValidationError("unknown action '\(action)': expected delete or truncate (or none, to list the streams)")
+            throw ValidationError("unknown action '\(action)': expected delete, truncate or set (or none, to list the streams)")
         }
         guard let name, !name.isEmpty else { throw ValidationError("\(action) needs a stream name: eventlog streams <directory> \(action) <name>") }
         if name.utf8.count > Limits.maxStreamNameBytes {
             throw ValidationError("the stream name is \(name.utf8.count) bytes, above the maximum of \(Limits.maxStreamNameBytes)")
         }
         if prefix != nil || json { throw ValidationError("--prefix and --json go with the listing, not with \(action)") }
+        if known != .set && (maxAge != nil || maxCount != nil) {
+            throw ValidationError("--max-age and --max-count go with set, not \(action)")
+        }
         switch known {
         case .delete:
             if before != nil { throw ValidationError("--before goes with truncate, not delete") }
         case .truncate:
             if hard { throw ValidationError("--hard goes with delete, not truncate") }
             if before == nil { throw ValidationError("truncate needs --before <version>: eventlog streams <directory> truncate \(name) --before <version>") }
+        case .set:
+            if hard || before != nil { throw ValidationError("--hard and --before go with delete and truncate, not set") }
+            if maxAge == nil && maxCount == nil {
+                throw ValidationError("set needs --max-age or --max-count: eventlog streams <directory> set \(name) --max-count <n>")
+            }
+            _ = try limitChanges()
         }
+    }
+
+    /// What `set` changes: for each limit, nil when not given, `.some(nil)` for none.
+    private func limitChanges() throws -> (maxAge: Duration??, maxCount: UInt64??) {
+        var age: Duration?? = nil
+        if let maxAge {
+            if maxAge == "none" {
+                age = .some(nil)
+            } else {
+                guard let (count, unit) = DurationText.parse(maxAge), count > 0,
+                      case let (seconds, overflow) = count.multipliedReportingOverflow(by: unit), !overflow, seconds <= UInt64(Int64.max / 1_000_000)
+                else {
+                    throw ValidationError("--max-age '\(maxAge)' is not a duration: expected \(DurationText.formats), above 0, or none")
+                }
+                age = .some(.seconds(Int64(seconds)))
+            }
+        }
+        var count: UInt64?? = nil
+        if let maxCount {
+            if maxCount == "none" {
+                count = .some(nil)
+            } else {
+                guard let n = UInt64(maxCount), n > 0 else {
+                    throw ValidationError("--max-count '\(maxCount)' is not a count: expected a whole number of 1 or more, or none")
+                }
+                count = .some(n)
+            }
+        }
+        return (age, count)
     }
 
     func run() throws {
@@ -89,7 +154,7 @@ struct StreamsCommand: ParsableCommand {
         try reportingFailures(command: "streams") {
             switch action.flatMap(Action.init(rawValue:)) {
             case nil: try list()
-            case .delete?, .truncate?: try writeMarker()
+            case .delete?, .truncate?, .set?: try writeMarker()
             }
         }
     }
@@ -138,18 +203,39 @@ struct StreamsCommand: ParsableCommand {
         }
         output.append(",\"truncate_before\":")
         output.append(info.truncateBefore)
+        output.append(",\"max_age_seconds\":")
+        if let age = info.limits.maxAge { output.append(ageSeconds(age)) } else { output.append("null") }
+        output.append(",\"max_count\":")
+        appendOptional(info.limits.maxCount, into: &output)
         output.append(byte: UInt8(ascii: "}"))
     }
 
     static func writeTable(_ infos: [StreamInfo], into output: inout OutputWriter) {
-        var rows: [[String]] = [["STREAM", "VERSION", "COUNT", "FIRST", "LAST", "STATE"]]
+        var rows: [[String]] = [["STREAM", "VERSION", "COUNT", "FIRST", "LAST", "STATE", "LIMITS"]]
         for info in infos {
             rows.append([
                 displayName(info.name), info.currentVersion.map { "\($0)" } ?? "-", "\(info.count)",
                 info.firstPosition.map { "\($0)" } ?? "-", info.lastPosition.map { "\($0)" } ?? "-", state(of: info),
+                limits(of: info),
             ])
         }
         output.appendTable(rows, rightAligned: Set(1...4))
+    }
+
+    static func limits(of info: StreamInfo) -> String { describe(info.limits) ?? "-" }
+
+    /// `max-age 3600s max-count 100`, `max-count 100`, or nil when none.
+    static func describe(_ limits: StreamLimits) -> String? {
+        var parts: [String] = []
+        if let age = limits.maxAge { parts.append("max-age \(ageSeconds(age))s") }
+        if let count = limits.maxCount { parts.append("max-count \(count)") }
+        return parts.isEmpty ? nil : parts.joined(separator: " ")
+    }
+
+    /// A max age in whole seconds, rounded up (the tool sets whole seconds).
+    static func ageSeconds(_ age: Duration) -> UInt64 {
+        let (seconds, attoseconds) = age.components
+        return UInt64(max(0, seconds)) + (attoseconds > 0 ? 1 : 0)
     }
 
     static func state(of info: StreamInfo) -> String {
@@ -201,13 +287,22 @@ struct StreamsCommand: ParsableCommand {
             throw CommandFailure("stream \(name) does not exist in \(directory)")
         }
         do {
+            if Action(rawValue: action ?? "") == .set {
+                let (age, count) = try limitChanges()
+                guard let current = try log.streamInfo(name)?.limits else { throw CommandFailure("stream \(name) does not exist in \(directory)") }
+                var limits = current
+                if let age { limits.maxAge = age }
+                if let count { limits.maxCount = count }
+                let position = try log.setStreamLimits(name, limits)
+                return "set the limits of stream \(name) to \(Self.describe(limits) ?? "none"): marker at position \(position)"
+            }
             if let before {
                 let position = try log.truncateStream(name, before: before)
                 return "truncated stream \(name) before version \(before): marker at position \(position)"
             }
             let position = try log.deleteStream(name, hard: hard)
             return "deleted stream \(name) (\(hard ? "hard" : "soft")): marker at position \(position)"
-        } catch {
+        } catch let error as EventLogError {
             if error.refusingStream != nil { throw CommandFailure.streamConflict(error) }
             throw error
         }

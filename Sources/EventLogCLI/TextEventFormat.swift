@@ -36,17 +36,35 @@ enum TextEventFormat {
             return event.data[0] == 1 ? "hard" : "soft"
         }
         if event.typeBytes.elementsEqual("$truncated".utf8) {
-            var before: UInt64 = 0
-            var shift: UInt64 = 0
-            for (i, byte) in event.data.enumerated() {
-                guard shift < 64 else { return nil }
-                before |= UInt64(byte & 0x7F) << shift
-                shift += 7
-                if byte & 0x80 == 0 { return i == event.data.count - 1 ? "before \(before)" : nil }
-            }
-            return nil
+            guard let values = varints(event.data), values.count == 1 else { return nil }
+            return "before \(values[0])"
+        }
+        if event.typeBytes.elementsEqual("$limits".utf8) {
+            // Max age in microseconds, max count (0: none).
+            guard let values = varints(event.data), values.count == 2 else { return nil }
+            let age = values[0] == 0 ? "none" : values[0] % 1_000_000 == 0 ? "\(values[0] / 1_000_000)s" : "\(values[0])us"
+            let count = values[1] == 0 ? "none" : "\(values[1])"
+            return "max-age \(age) max-count \(count)"
         }
         return nil
+    }
+
+    /// The unsigned LEB128 varints filling `bytes` exactly; nil when they do not.
+    private static func varints(_ bytes: UnsafeRawBufferPointer) -> [UInt64]? {
+        var values: [UInt64] = []
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        for byte in bytes {
+            guard shift < 64 else { return nil }
+            value |= UInt64(byte & 0x7F) << shift
+            shift += 7
+            if byte & 0x80 == 0 {
+                values.append(value)
+                value = 0
+                shift = 0
+            }
+        }
+        return shift == 0 ? values : nil
     }
 
     /// A name as is when printable, else as a quoted, escaped string (so it cannot break the line).

@@ -346,6 +346,57 @@ import Testing
     /// kill -9 of a child `eventlog compact` at seeded moments while it
     /// scavenges: the next open finds each segment old or rewritten, only
     /// dead events missing, every stream as before, and `verify` sound.
+    @Test func streamsSetLimitsThatReadsHonourAndCompactionApplies() throws {
+        let dir = TemporaryDirectory("cli-limits")
+        try Self.fixture(dir.path)  // 600 events over stream-0 ... stream-6, stamped in 1970
+        func streams() throws -> [String: [String: Any]] {
+            let output = try CLIProcess.run(["streams", dir.path, "--json"])
+            #expect(output.status == 0, "\(output)")
+            return Dictionary(uniqueKeysWithValues: output.lines.compactMap(Self.object).map { ($0["stream"] as? String ?? "", $0) })
+        }
+        let set = try CLIProcess.run(["streams", dir.path, "set", "stream-1", "--max-count", "5"])
+        #expect(set.status == 0, "\(set)")
+        #expect(set.stdout.contains("max-count 5"), "\(set)")
+        let aged = try CLIProcess.run(["streams", dir.path, "set", "stream-0", "--max-age", "1h"])
+        #expect(aged.status == 0, "\(aged)")
+        var listed = try streams()
+        #expect(listed["stream-1"]?["max_count"] as? Int == 5 && listed["stream-1"]?["max_age_seconds"] is NSNull)
+        #expect(listed["stream-1"]?["count"] as? Int == 5)
+        #expect(listed["stream-0"]?["max_age_seconds"] as? Int == 3600 && listed["stream-0"]?["count"] as? Int == 0)
+        #expect(listed["stream-2"]?["max_count"] is NSNull)
+        let read = try CLIProcess.run(["dump", dir.path, "--stream", "stream-1", "--json"])
+        #expect(read.lines.compactMap { Self.object($0)?["version"] as? Int } == [81, 82, 83, 84, 85])
+        #expect(try CLIProcess.run(["dump", dir.path, "--stream", "stream-0"]).lines.isEmpty)
+
+        // Usage errors (exit 2), changing nothing.
+        for bad in [
+            ["set", "stream-1"], ["set", "stream-1", "--max-count", "0"], ["set", "stream-1", "--max-age", "soon"],
+            ["set", "stream-1", "--max-count", "5", "--hard"], ["delete", "stream-1", "--max-count", "5"], ["set", "no-such-stream", "--max-count", "5"],
+        ] {
+            let output = try CLIProcess.run(["streams", dir.path] + bad)
+            #expect(output.status == 2, "\(bad): \(output)")
+        }
+
+        // Compaction removes what the limits hide, except stream-0's last event.
+        let compacted = try CLIProcess.run(["compact", dir.path, "--json"])
+        #expect(compacted.status == 0, "\(compacted)")
+        let result = try #require(Self.object(compacted.stdout))
+        let removed = try #require(result["events_removed"] as? Int)
+        // stream-1 holds 86 events (keeps 5), stream-0 holds 86 (keeps its last); the active segment's stay.
+        #expect(removed > 100 && removed <= 81 + 85, "\(result)")
+        let whole = try CLIProcess.run(["dump", dir.path, "--json"])
+        let left = whole.lines.compactMap(Self.object).filter { $0["stream"] as? String == "stream-0" && $0["marker"] == nil }
+        #expect(left.last?["version"] as? Int == 85, "the last event stays")
+        listed = try streams()
+        #expect(listed["stream-1"]?["count"] as? Int == 5 && listed["stream-0"]?["version"] as? Int == 85)
+
+        // none removes a limit: the stream shows what is still on disk.
+        let cleared = try CLIProcess.run(["streams", dir.path, "set", "stream-1", "--max-count", "none"])
+        #expect(cleared.status == 0, "\(cleared)")
+        #expect(try streams()["stream-1"]?["max_count"] is NSNull)
+        #expect(try CLIProcess.run(["verify", dir.path]).status == 0)
+    }
+
     @Test func killingACompactionLeavesOldOrNewSegments() throws {
         var rng = SplitMix64(seed: 0x5CA7)
         var interrupted = 0

@@ -501,7 +501,9 @@ import Testing
         #expect(listed.status == 0, "\(listed)")
         let rows = listed.lines.compactMap(Self.object)
         #expect(rows.map { $0["stream"] as? String } == ["cust-1", "order-1", "order-2"])
-        let keys: Set<String> = ["stream", "version", "count", "first_position", "last_position", "deleted", "truncate_before"]
+        let keys: Set<String> = [
+            "stream", "version", "count", "first_position", "last_position", "deleted", "truncate_before", "max_age_seconds", "max_count",
+        ]
         for row in rows { #expect(Set(row.keys) == keys) }
         #expect(rows[1]["version"] as? Int == 3)
         #expect(rows[1]["count"] as? Int == 4)
@@ -554,10 +556,10 @@ import Testing
         let text = try CLIProcess.run(["streams", dir.path])
         #expect(text.status == 0, "\(text)")
         try #require(text.lines.count == 4, "\(text)")
-        #expect(text.lines[0].split(separator: " ") == ["STREAM", "VERSION", "COUNT", "FIRST", "LAST", "STATE"])
-        #expect(text.lines[1].split(separator: " ") == ["cust-1", "0", "0", "-", "3", "hard-deleted"])
-        #expect(text.lines[2].split(separator: " ") == ["order-1", "4", "3", "4", "10", "truncated", "before", "2"])
-        #expect(text.lines[3].split(separator: " ") == ["order-2", "1", "1", "8", "8", "truncated", "before", "1"])
+        #expect(text.lines[0].split(separator: " ") == ["STREAM", "VERSION", "COUNT", "FIRST", "LAST", "STATE", "LIMITS"])
+        #expect(text.lines[1].split(separator: " ") == ["cust-1", "0", "0", "-", "3", "hard-deleted", "-"])
+        #expect(text.lines[2].split(separator: " ") == ["order-1", "4", "3", "4", "10", "truncated", "before", "2", "-"])
+        #expect(text.lines[3].split(separator: " ") == ["order-2", "1", "1", "8", "8", "truncated", "before", "1", "-"])
 
         // The unfiltered dump shows the markers; filtered and stream dumps do not.
         let all = try CLIProcess.run(["dump", dir.path])

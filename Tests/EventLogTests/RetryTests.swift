@@ -359,15 +359,15 @@ import Testing
         #expect(!next.wasRetry && next.versions(of: "invoice-9") == 2...3)
         try log.close()
 
-        // Runs written since are version 3 (background merges may have taken
-        // the version 2 ones in already); merged into one, all are version 3,
-        // the rows of version 2 runs re-encoded with their digests still unknown.
+        // Runs written since are of the current version (background merges
+        // may have taken the version 2 ones in already); merged into one, all
+        // are, the rows of version 2 runs re-encoded with their digests still unknown.
         let directory = DirectoryOperations(path: dir.path, faults: nil)
         let chain = StreamTableRunChain.select(in: directory, end: .max)
-        #expect(chain.last?.version == 3 && chain.allSatisfy { $0.version == 2 || $0.version == 3 })
+        #expect(chain.last?.version == StreamTableRun.version && chain.allSatisfy { $0.version == 2 || $0.version == StreamTableRun.version })
         let last = try #require(chain.last)
         let merged = chain.count == 1 ? last : try StreamTableRunMerge.merge(chain, into: FileNames.streamTableRun(from: 0, to: last.to), in: directory)
-        #expect(merged.version == 3 && merged.verify() == nil)
+        #expect(merged.version == StreamTableRun.version && merged.verify() == nil)
         let lines = try #require(try merged.lookup(hash: StreamHash.hash("invoice-9-lines"), name: "invoice-9-lines"))
         #expect(lines.lastAppendBatch == 0 && lines.lastAppendRecordCount == 0 && lines.lastAppendIDDigest == 0, "re-encoded, still unknown")
         let invoice = try #require(try merged.lookup(hash: StreamHash.hash("invoice-9"), name: "invoice-9"))

@@ -3,8 +3,9 @@ import Testing
 @testable import EventLog
 
 /// Scavenging against a reference model: seeded random appends (with
-/// expected versions and event ids), soft and hard deletions, truncations,
-/// compactions, idempotent retries, reopens and power losses (under
+/// expected versions and event ids, timestamped now or two hours ago), soft
+/// and hard deletions, truncations, stream limits (max count, and a max age
+/// of one hour), compactions, idempotent retries, reopens and power losses (under
 /// `.none`, through `PowerLossSimulator`: what survives is a prefix at
 /// least as long as what was synced, and the markers that made a removed
 /// event dead always survive with it). After every step the log,
@@ -42,6 +43,8 @@ final class ScavengingModelRun {
         var version: UInt64
         var isMarker: Bool
         var data: [UInt8]
+        /// An event's timestamp is two hours old (else now).
+        var isOld = false
         /// A marker's effect.
         var marker: StreamMarker?
     }
@@ -50,8 +53,16 @@ final class ScavengingModelRun {
         var nextVersion: UInt64 = 0
         var truncateBefore: UInt64 = 0
         var deletion: StreamDeletion = .none
+        /// The stream's limits: max count (0: none), and a max age of one hour or none.
+        var maxCount: UInt64 = 0
+        var maxAgeHour = false
         /// The stream was deleted or truncated since the last append to it.
         var touched = false
+
+        var readableFrom: UInt64 {
+            maxCount > 0 && nextVersion > maxCount ? max(truncateBefore, nextVersion - maxCount) : truncateBefore
+        }
+        var limits: StreamLimits { StreamLimits(maxAge: maxAgeHour ? .seconds(3600) : nil, maxCount: maxCount == 0 ? nil : maxCount) }
     }
 
     let seed: UInt64
@@ -106,8 +117,9 @@ final class ScavengingModelRun {
         for _ in 0..<random(40..<90) {
             switch random(0..<100) {
             case 0..<45: try append()
-            case 45..<53: try delete()
-            case 53..<63: try truncate()
+            case 45..<51: try delete()
+            case 51..<57: try truncate()
+            case 57..<63: try setLimits()
             case 63..<78: try compact()
             case 78..<86: try retry()
             case 86..<93: try powerLoss()
@@ -132,12 +144,14 @@ final class ScavengingModelRun {
     func append() throws {
         var events: [NewEvent] = []
         var expecting: [String: ExpectedVersion] = [:]
+        let now = Timestamp(Date().timeIntervalSince1970 * 1_000_000)
         for _ in 0..<random(1..<12) {
             let name = Self.names[random(0..<Self.names.count)]
             if streams[name]?.deletion == .hard { continue }
             let body = (0..<random(10..<120)).map { _ in UInt8(random(0..<256)) }
-            events.append(NewEvent(
-                stream: name, type: "T\(random(0..<3))", data: body, metadata: EventMetadata(eventID: UUID())))
+            var event = NewEvent(stream: name, type: "T\(random(0..<3))", data: body, metadata: EventMetadata(eventID: UUID()))
+            if random(0..<3) == 0 { event.timestamp = now - 7_200_000_000 }
+            events.append(event)
             if expecting[name] == nil, random(0..<2) == 0 {
                 let model = streams[name] ?? StreamModel()
                 let current = model.deletion == .soft || model.nextVersion == 0 ? nil : model.nextVersion - 1
@@ -151,7 +165,8 @@ final class ScavengingModelRun {
         }
         for event in events {
             var model = streams[event.stream] ?? StreamModel()
-            records.append(Record(stream: event.stream, version: model.nextVersion, isMarker: false, data: event.data))
+            records.append(Record(
+                stream: event.stream, version: model.nextVersion, isMarker: false, data: event.data, isOld: event.timestamp != nil))
             model.nextVersion += 1
             model.deletion = .none
             model.touched = false
@@ -185,6 +200,21 @@ final class ScavengingModelRun {
         model.touched = true
         streams[name] = model
         note("truncate \(name) before \(before) at \(position)")
+    }
+
+    func setLimits() throws {
+        let name = Self.names[random(0..<Self.names.count)]
+        guard var model = streams[name], model.deletion != .hard else { return }
+        model.maxCount = random(0..<2) == 0 ? 0 : UInt64(random(1..<5))
+        model.maxAgeHour = random(0..<2) == 0
+        let position = try current.setStreamLimits(name, model.limits)
+        guard position == UInt64(records.count) else { throw SimulationFailure("limits marker at \(position), expected \(records.count)") }
+        records.append(Record(
+            stream: name, version: model.nextVersion, isMarker: true, data: [],
+            marker: .limits(maxAgeMicroseconds: model.maxAgeHour ? 3_600_000_000 : 0, maxCount: model.maxCount)))
+        model.touched = true
+        streams[name] = model
+        note("limits \(name) max-count \(model.maxCount) max-age \(model.maxAgeHour ? "1h" : "none") at \(position)")
     }
 
     func compact() throws {
@@ -245,6 +275,9 @@ final class ScavengingModelRun {
                 model.truncateBefore = max(model.truncateBefore, model.nextVersion)
             case .truncate(let before)?:
                 model.truncateBefore = max(model.truncateBefore, before)
+            case .limits(let maxAge, let maxCount)?:
+                model.maxAgeHour = maxAge > 0
+                model.maxCount = maxCount
             case nil:
                 model.nextVersion = record.version + 1
                 model.deletion = .none
@@ -256,9 +289,13 @@ final class ScavengingModelRun {
 
     // MARK: The check
 
+    /// Dead now: below the stream's readable floor, or older than its max
+    /// age and not its last event (Format.md §4.1).
     func isDead(_ position: UInt64) -> Bool {
         let record = records[Int(position)]
-        return !record.isMarker && record.version < (streams[record.stream]?.truncateBefore ?? 0)
+        guard !record.isMarker, let model = streams[record.stream] else { return false }
+        if record.version < model.readableFrom { return true }
+        return model.maxAgeHour && record.isOld && record.version + 1 < model.nextVersion
     }
 
     func check() throws {
@@ -273,8 +310,9 @@ final class ScavengingModelRun {
             else { throw SimulationFailure("position \(p) reads as \(view.stream) v\(view.version), expected \(r.stream) v\(r.version)") }
             present.insert(p)
         }
+        // (A position removed earlier stays removed when a limit is raised since.)
         for p in 0..<UInt64(records.count) where !present.contains(p) {
-            guard isDead(p) else { throw SimulationFailure("live position \(p) (\(records[Int(p)])) is missing") }
+            guard isDead(p) || gone.contains(p) else { throw SimulationFailure("live position \(p) (\(records[Int(p)])) is missing") }
         }
         guard gone.isSubset(of: Set(0..<UInt64(records.count)).subtracting(present)) else {
             throw SimulationFailure("a removed position came back: \(gone.intersection(present).sorted())")
@@ -301,11 +339,19 @@ final class ScavengingModelRun {
             let model = streams[name]
             let info = try log.streamInfo(name)
             guard info?.currentVersion == model.flatMap({ $0.nextVersion == 0 ? nil : $0.nextVersion - 1 }),
-                  (info?.truncateBefore ?? 0) == (model?.truncateBefore ?? 0), (info?.deletion ?? .none) == (model?.deletion ?? .none)
+                  (info?.truncateBefore ?? 0) == (model?.truncateBefore ?? 0), (info?.deletion ?? .none) == (model?.deletion ?? .none),
+                  (info?.limits ?? StreamLimits()) == (model?.limits ?? StreamLimits())
             else { throw SimulationFailure("stream \(name): \(String(describing: info)), model \(String(describing: model))") }
             guard let model, model.deletion == .none else { continue }
             let versions = try log.events(inStream: name).map(\.version)
-            let expected = Array(model.truncateBefore..<model.nextVersion)
+            // Readable: from the floor, less what the max age hides and what an earlier limit removed.
+            let byVersion = Dictionary(
+                records.indices.filter { !records[$0].isMarker && records[$0].stream == name }.map { (records[$0].version, $0) },
+                uniquingKeysWith: { _, last in last })
+            let expected = Array(model.readableFrom..<model.nextVersion).filter { version in
+                guard let p = byVersion[version] else { return false }
+                return !(model.maxAgeHour && records[p].isOld) && !gone.contains(UInt64(p))
+            }
             guard versions == expected else { throw SimulationFailure("stream \(name) reads versions \(versions), expected \(expected)") }
         }
     }

@@ -41,6 +41,8 @@ import Testing
         row.lastAppendCount = UInt32(truncatingIfNeeded: value(&random))
         row.lastAppendRecordCount = UInt32(truncatingIfNeeded: value(&random))
         row.lastAppendIDDigest = random.below(4) == 0 ? 0 : value(&random)
+        row.maxAgeMicroseconds = random.below(3) == 0 ? value(&random) : 0
+        row.maxCount = random.below(3) == 0 ? value(&random) : 0
         return row
     }
 
@@ -202,7 +204,7 @@ import Testing
         let view = try Self.write(rows, in: dir, from: 1234, to: 5678)
         let bytes = Damage.read(view.path)
         #expect(Array(bytes[0..<8]) == Array("EVLOGSTR".utf8))
-        #expect(Self.le(bytes, 8, UInt16.self) == 3)
+        #expect(Self.le(bytes, 8, UInt16.self) == 4)
         #expect(Self.le(bytes, 10, UInt16.self) == 0)
         let blocks = Int(Self.le(bytes, 12, UInt32.self))
         #expect(blocks == view.blockCount && blocks > 10)
@@ -237,14 +239,19 @@ import Testing
                 let nameLength = Int(bytes[offset])
                 #expect(String(decoding: bytes[(offset + 1)..<(offset + 1 + nameLength)], as: UTF8.self) == rows[rowIndex].row.name)
                 offset += 1 + nameLength
-                // Version 3: the id digest (u64, little-endian) and the record count (varint) end the row.
+                // From version 3: the id digest (u64, little-endian) and the record count (varint).
                 let digestAt = offset + Self.fieldBytes(bytes, after: offset, version: 2)
                 #expect(Self.le(bytes, digestAt, UInt64.self) == rows[rowIndex].row.lastAppendIDDigest)
                 var countAt = digestAt + 8
                 let recordCount = bytes.withUnsafeBytes { Varint.read($0, &countAt) }
                 #expect(recordCount == UInt64(rows[rowIndex].row.lastAppendRecordCount))
+                // Version 4: the max age and the max count (varints) end it.
+                var limitsAt = countAt
+                let maxAge = bytes.withUnsafeBytes { Varint.read($0, &limitsAt) }
+                let maxCount = bytes.withUnsafeBytes { Varint.read($0, &limitsAt) }
+                #expect(maxAge == rows[rowIndex].row.maxAgeMicroseconds && maxCount == rows[rowIndex].row.maxCount)
                 offset += Self.fieldBytes(bytes, after: offset)
-                #expect(offset == countAt)
+                #expect(offset == limitsAt)
                 rowIndex += 1
             }
             #expect(offset == at + length - 4)
@@ -348,7 +355,7 @@ import Testing
         bytes[0] ^= 1
         Self.resealHeader(&bytes)
         refused(bytes, "wrong magic")
-        for version: UInt16 in [0, 1, 4, .max] {
+        for version: UInt16 in [0, 1, 5, .max] {
             bytes = intact
             Self.store(version, &bytes, at: 8)
             Self.resealHeader(&bytes)
@@ -507,13 +514,12 @@ import Testing
         #expect(misLength.verify()?.reason.contains("length") == true)
     }
 
-    /// The bytes of a row's fields after its name: 7 varints and the deletion byte.
     /// The bytes of a row's fields after its name, in the layout of run
-    /// `version`: two varints, the deletion byte, five varints; then, in
-    /// version 3, the 8-byte digest and a varint.
-    static func fieldBytes(_ bytes: [UInt8], after offset: Int, version: UInt16 = 3) -> Int {
+    /// `version`: two varints, the deletion byte, five varints; then, from
+    /// version 3, the 8-byte digest and a varint; then, from version 4, two varints.
+    static func fieldBytes(_ bytes: [UInt8], after offset: Int, version: UInt16 = StreamTableRun.version) -> Int {
         var at = offset
-        for field in 0..<(version >= 3 ? 10 : 8) {
+        for field in 0..<(version >= 4 ? 12 : version >= 3 ? 10 : 8) {
             if field == 2 { at += 1; continue }
             if field == 8 { at += 8; continue }
             while bytes[at] & 0x80 != 0 { at += 1 }
@@ -647,7 +653,15 @@ import Testing
     /// (its length, checksum and fence offset with it), the bloom filter as
     /// it was. Blocks keep the rows the version 3 writer gave them (a reader
     /// does not rely on the size).
-    static func version2(of bytes: [UInt8]) -> [UInt8] {
+    static func version2(of bytes: [UInt8]) -> [UInt8] { downgraded(bytes, to: 2) }
+
+    /// The run `bytes` (written by this build) as a build of format version
+    /// 4 wrote it: each row without its limits.
+    static func version3(of bytes: [UInt8]) -> [UInt8] { downgraded(bytes, to: 3) }
+
+    /// The run `bytes` in the older layout `version` (2 or 3): each row's
+    /// fields cut to that layout's, each block shortened to fit.
+    static func downgraded(_ bytes: [UInt8], to version: UInt16) -> [UInt8] {
         let blocks = Int(le(bytes, 12, UInt32.self))
         let fence = Int(le(bytes, 40, UInt64.self))
         let bloom = Int(le(bytes, 48, UInt64.self))
@@ -661,7 +675,7 @@ import Testing
             var offset = at + 8
             for _ in 0..<rows {
                 let fields = offset + 8 + 1 + Int(bytes[offset + 8])
-                out += bytes[offset..<(fields + fieldBytes(bytes, after: fields, version: 2))]
+                out += bytes[offset..<(fields + fieldBytes(bytes, after: fields, version: version))]
                 offset = fields + fieldBytes(bytes, after: fields)
             }
             store(UInt32(out.count - start + 4), &out, at: start)
@@ -672,7 +686,7 @@ import Testing
         out += entries + littleEndian(CRC32C.checksum(entries))
         let newBloom = out.count
         out += bytes[bloom...]  // the filter and its checksum
-        store(UInt16(2), &out, at: 8)
+        store(version, &out, at: 8)
         store(UInt64(newFence), &out, at: 40)
         store(UInt64(newBloom), &out, at: 48)
         resealHeader(&out)
@@ -683,13 +697,40 @@ import Testing
         withUnsafeBytes(of: value.littleEndian) { Array($0) }
     }
 
-    /// `rows` as a version 2 run reads them: digest and record count unknown (0).
+    /// `rows` as a version 2 run reads them: digest and record count unknown (0), no limits.
     static func withoutRetryFields(_ rows: [Row]) -> [Row] {
-        rows.map { hash, row in
+        withoutLimits(rows).map { hash, row in
             var row = row
             row.lastAppendIDDigest = 0
             row.lastAppendRecordCount = 0
             return (hash, row)
+        }
+    }
+
+    /// `rows` as a version 3 run reads them: no limits.
+    static func withoutLimits(_ rows: [Row]) -> [Row] {
+        rows.map { hash, row in
+            var row = row
+            row.maxAgeMicroseconds = 0
+            row.maxCount = 0
+            return (hash, row)
+        }
+    }
+
+    @Test func aVersion3RunIsReadWithoutLimits() throws {
+        let dir = TemporaryDirectory("runs", preferMemory: true)
+        let rows = Self.randomRows(3000, seed: 44)
+        #expect(rows.contains { $0.row.maxCount > 0 } && rows.contains { $0.row.maxAgeMicroseconds > 0 })
+        let v4 = try Self.write(rows, in: dir, from: 10, to: 20)
+        Damage.write(v4.path, Self.version3(of: Damage.read(v4.path)))
+        let v3 = try #require(StreamTableRunView.open(path: v4.path, faults: nil))
+        #expect(v3.version == 3 && v3.rowCount == 3000)
+        let expected = Self.withoutLimits(rows)
+        Self.expectSame(try Self.allRows(v3), expected)
+        #expect(v3.verify() == nil)
+        for (hash, row) in expected {
+            let found = try v3.lookup(hash: hash, name: row.name)
+            if found != row { Issue.record("lookup of \(row.name) gave \(String(describing: found))"); break }
         }
     }
 
@@ -710,8 +751,8 @@ import Testing
             let found = try v2.lookup(hash: hash, name: row.name)
             if found != row { Issue.record("lookup of \(row.name) gave \(String(describing: found))"); break }
         }
-        // The layout is told by the version field: a version 3 run read as
-        // version 2 (or the reverse) does not decode.
+        // The layout is told by the version field: a version 2 run read as
+        // version 3 (or the reverse) does not decode.
         var relabelled = bytes
         Self.store(UInt16(3), &relabelled, at: 8)
         Self.resealHeader(&relabelled)
@@ -719,7 +760,7 @@ import Testing
         #expect(misread.verify() != nil)
     }
 
-    @Test func aMergeWritesVersion3ReencodingVersion2Rows() throws {
+    @Test func aMergeWritesTheCurrentVersionReencodingVersion2Rows() throws {
         let dir = TemporaryDirectory("runs", preferMemory: true)
         let directory = DirectoryOperations(path: dir.path, faults: nil)
         var random = SplitMix64(seed: 43)
@@ -729,7 +770,7 @@ import Testing
         for (i, range) in [(0, 100), (100, 200), (200, 300)].enumerated() {
             let rows = Self.sorted(names.filter { _ in random.below(2) == 0 }.map { (StreamHash.hash($0), Self.randomRow($0, &random)) })
             var view = try Self.write(rows, in: dir, from: UInt64(range.0), to: UInt64(range.1))
-            // The oldest and the newest are version 2 runs, the middle one version 3.
+            // The oldest and the newest are version 2 runs, the middle one the current version.
             if i != 1 {
                 Damage.write(view.path, Self.version2(of: Damage.read(view.path)))
                 view = try #require(StreamTableRunView.open(path: view.path, faults: nil))
@@ -739,12 +780,12 @@ import Testing
             views.append(view)
         }
         let merged = try StreamTableRunMerge.merge(views, into: FileNames.streamTableRun(from: 0, to: 300), in: directory)
-        #expect(merged.version == StreamTableRun.version && Self.le(Damage.read(merged.path), 8, UInt16.self) == 3)
+        #expect(merged.version == StreamTableRun.version && Self.le(Damage.read(merged.path), 8, UInt16.self) == 4)
         let want = Self.sorted(Array(expected.values))
         Self.expectSame(try Self.allRows(merged), want)
         #expect(merged.verify() == nil)
         for (hash, row) in want { #expect(try merged.lookup(hash: hash, name: row.name) == row) }
-        // A merge of version 3 runs copies rows byte for byte: its blocks are the writer's own.
+        // A merge of current-version runs copies rows byte for byte: its blocks are the writer's own.
         let rewritten = dir.sub("rewritten.streamtable")
         try StreamTableRunWriter.write(
             rows: want.lazy.map { ($0.hash, $0.row) }, to: "rewritten.streamtable", in: directory, from: 0, to: 300,

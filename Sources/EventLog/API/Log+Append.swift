@@ -71,4 +71,18 @@ extension Log {
     public func truncateStream(_ stream: String, before version: UInt64) throws(EventLogError) -> UInt64 {
         try streams.truncateStream(stream, before: version)
     }
+
+    /// Sets how much of `stream` to keep (`StreamLimits`), replacing its
+    /// earlier limits (`StreamLimits()` removes them): a marker in the log.
+    /// Events beyond the limits are hidden from stream reads at once;
+    /// compaction frees their space later, except the stream's last event.
+    /// A stream that does not exist yet gets the limits for its events to come.
+    ///
+    /// - Returns: the marker's position.
+    /// - Throws: `invalidArgument` for a max age below one microsecond or a
+    ///   max count of 0; `streamDeleted` for a hard-deleted stream.
+    @discardableResult
+    public func setStreamLimits(_ stream: String, _ limits: StreamLimits) throws(EventLogError) -> UInt64 {
+        try streams.setLimits(stream, limits)
+    }
 }

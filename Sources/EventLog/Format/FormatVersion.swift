@@ -14,17 +14,19 @@ enum FormatVersion {
     /// at position 0 whatever the start, and the log's settings live in
     /// `eventlog.settings`; version 4 lets scavenging rewrite a sealed
     /// segment without its dead records: a rewritten segment declares its
-    /// end position and its batches may leave gaps (Format.md §12).
-    static let current: UInt16 = 4
-    /// The read versions this build reads: a log of version 1 to 3 is read
+    /// end position and its batches may leave gaps; version 5 adds the
+    /// `$limits` stream marker and stream table runs whose rows keep each
+    /// stream's limits (Format.md §12).
+    static let current: UInt16 = 5
+    /// The read versions this build reads: a log of version 1 to 4 is read
     /// as it is, and a writer upgrades it (§12, "Upgrade"). Files whose
     /// layout version 2 changed (stream index files, stream table runs) are
     /// read in version 2 only (they carry their own layout version); version
     /// 1's are rebuilt.
-    static let readable: ClosedRange<UInt16> = 1...4
+    static let readable: ClosedRange<UInt16> = 1...5
     /// The highest write version this build may write under. A log whose
     /// write version is higher opens read-only only.
-    static let write: UInt16 = 4
+    static let write: UInt16 = 5
     /// The write version a log's metadata stores as `stored` (0: equal to
     /// the read version `read`).
     @inline(__always) static func effectiveWrite(stored: UInt16, read: UInt16) -> UInt16 {

@@ -3,14 +3,18 @@
 enum StreamMarker: Sendable, Equatable {
     case delete(hard: Bool)
     case truncate(before: UInt64)
+    /// The stream's limits from now on (`StreamLimits`; 0: none), replacing earlier ones.
+    case limits(maxAgeMicroseconds: UInt64, maxCount: UInt64)
 
     static let deletedType = "$deleted"
     static let truncatedType = "$truncated"
+    static let limitsType = "$limits"
 
     var type: String {
         switch self {
         case .delete: return Self.deletedType
         case .truncate: return Self.truncatedType
+        case .limits: return Self.limitsType
         }
     }
 
@@ -20,14 +24,23 @@ enum StreamMarker: Sendable, Equatable {
         case .delete(let hard): return [hard ? 1 : 0]
         case .truncate(let before):
             var bytes: [UInt8] = []
-            var v = before
-            while v >= 0x80 {
-                bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
-                v >>= 7
-            }
-            bytes.append(UInt8(v))
+            Self.appendVarint(before, to: &bytes)
+            return bytes
+        case .limits(let maxAge, let maxCount):
+            var bytes: [UInt8] = []
+            Self.appendVarint(maxAge, to: &bytes)
+            Self.appendVarint(maxCount, to: &bytes)
             return bytes
         }
+    }
+
+    private static func appendVarint(_ value: UInt64, to bytes: inout [UInt8]) {
+        var v = value
+        while v >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        bytes.append(UInt8(v))
     }
 
     /// Decodes a marker record's type and data; nil when they are not a known marker.
@@ -39,6 +52,10 @@ enum StreamMarker: Sendable, Equatable {
             var at = 0
             guard let before = Varint.read(data, &at), at == data.count else { return nil }
             self = .truncate(before: before)
+        } else if type.elementsEqual(Self.limitsType.utf8) {
+            var at = 0
+            guard let maxAge = Varint.read(data, &at), let maxCount = Varint.read(data, &at), at == data.count else { return nil }
+            self = .limits(maxAgeMicroseconds: maxAge, maxCount: maxCount)
         } else {
             return nil
         }

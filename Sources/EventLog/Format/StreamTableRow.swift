@@ -14,6 +14,9 @@ struct StreamTableRow: Sendable, Equatable {
     var lastAppendRecordCount: UInt32 = 0
     /// The digest of the event ids the last append gave the stream (0: unknown or none).
     var lastAppendIDDigest: UInt64 = 0
+    /// The stream's limits (Format.md §13.1, `$limits`; 0: none).
+    var maxAgeMicroseconds: UInt64 = 0
+    var maxCount: UInt64 = 0
 
     init(name: String) { self.name = name }
 }
@@ -26,11 +29,12 @@ struct StreamTableRow: Sendable, Equatable {
 ///     varint last append's batch position + 1 (0: none),
 ///     varint last append's first version, varint last append's count,
 ///     and from run version 3 on: u64 last append's id digest (little-endian),
-///     varint last append's record count
+///     varint last append's record count; from run version 4 on: varint
+///     max age in microseconds, varint max count (0: none)
 extension StreamTableRow {
     /// The most bytes a row takes: the name, its length byte, the deletion
-    /// byte, eight varints and the digest.
-    static let maxEncodedBytes = 1 + Limits.maxStreamNameBytes + 1 + 8 * Varint.maxBytes + 8
+    /// byte, ten varints and the digest.
+    static let maxEncodedBytes = 1 + Limits.maxStreamNameBytes + 1 + 10 * Varint.maxBytes + 8
 
     /// Appends the row's bytes in the layout of `StreamTableRun.version`.
     /// The name must be 1 to 255 UTF-8 bytes (the caller checks; a longer one traps).
@@ -51,6 +55,8 @@ extension StreamTableRow {
         lastAppendCount = fields.lastAppendCount
         lastAppendRecordCount = fields.lastAppendRecordCount
         lastAppendIDDigest = fields.lastAppendIDDigest
+        maxAgeMicroseconds = fields.maxAgeMicroseconds
+        maxCount = fields.maxCount
     }
 
     /// The range of the name of the row at `offset` in `bytes` (its length
@@ -80,11 +86,13 @@ struct StreamTableRowFields {
     var lastAppendCount: UInt32
     var lastAppendRecordCount: UInt32
     var lastAppendIDDigest: UInt64
+    var maxAgeMicroseconds: UInt64
+    var maxCount: UInt64
 
     init(
         nextVersion: UInt64, truncateBefore: UInt64, deletion: StreamDeletion, firstPosition: UInt64?, lastPosition: UInt64?,
         lastAppendBatch: UInt64, lastAppendFirstVersion: UInt64, lastAppendCount: UInt32,
-        lastAppendRecordCount: UInt32, lastAppendIDDigest: UInt64
+        lastAppendRecordCount: UInt32, lastAppendIDDigest: UInt64, maxAgeMicroseconds: UInt64 = 0, maxCount: UInt64 = 0
     ) {
         self.nextVersion = nextVersion
         self.truncateBefore = truncateBefore
@@ -96,6 +104,8 @@ struct StreamTableRowFields {
         self.lastAppendCount = lastAppendCount
         self.lastAppendRecordCount = lastAppendRecordCount
         self.lastAppendIDDigest = lastAppendIDDigest
+        self.maxAgeMicroseconds = maxAgeMicroseconds
+        self.maxCount = maxCount
     }
 
     /// A row's fields.
@@ -104,7 +114,8 @@ struct StreamTableRowFields {
             nextVersion: row.nextVersion, truncateBefore: row.truncateBefore, deletion: row.deletion,
             firstPosition: row.firstPosition, lastPosition: row.lastPosition, lastAppendBatch: row.lastAppendBatch,
             lastAppendFirstVersion: row.lastAppendFirstVersion, lastAppendCount: row.lastAppendCount,
-            lastAppendRecordCount: row.lastAppendRecordCount, lastAppendIDDigest: row.lastAppendIDDigest)
+            lastAppendRecordCount: row.lastAppendRecordCount, lastAppendIDDigest: row.lastAppendIDDigest,
+            maxAgeMicroseconds: row.maxAgeMicroseconds, maxCount: row.maxCount)
     }
 
     /// Appends a row's bytes after its hash (its name's length and bytes,
@@ -125,6 +136,8 @@ struct StreamTableRowFields {
         buffer.appendVarint(UInt64(lastAppendCount))
         buffer.appendLE(lastAppendIDDigest)
         buffer.appendVarint(UInt64(lastAppendRecordCount))
+        buffer.appendVarint(maxAgeMicroseconds)
+        buffer.appendVarint(maxCount)
     }
 
     /// Advances `offset` past the fields at it, in the layout of run version
@@ -133,8 +146,8 @@ struct StreamTableRowFields {
     @inline(__always)
     static func skip(_ bytes: UnsafeRawBufferPointer, at offset: inout Int, version: UInt16) -> Bool {
         // Two varints, the deletion byte, five varints; then (version 3) the
-        // 8-byte digest and a varint.
-        let fields = version >= 3 ? 10 : 8
+        // 8-byte digest and a varint; then (version 4) two varints.
+        let fields = version >= 4 ? 12 : version >= 3 ? 10 : 8
         for field in 0..<fields {
             if field == 2 || field == 8 {
                 let size = field == 2 ? 1 : 8
@@ -176,10 +189,18 @@ struct StreamTableRowFields {
             guard let count = Varint.read(bytes, &offset), count <= UInt64(UInt32.max) else { return nil }
             recordCount = count
         }
+        var maxAge: UInt64 = 0
+        var maxCount: UInt64 = 0
+        if version >= 4 {
+            guard let age = Varint.read(bytes, &offset), let count = Varint.read(bytes, &offset) else { return nil }
+            maxAge = age
+            maxCount = count
+        }
         return StreamTableRowFields(
             nextVersion: next, truncateBefore: truncate, deletion: deletion,
             firstPosition: first == 0 ? nil : first - 1, lastPosition: last == 0 ? nil : last - 1,
             lastAppendBatch: batch == 0 ? .max : batch - 1, lastAppendFirstVersion: firstVersion,
-            lastAppendCount: UInt32(appendCount), lastAppendRecordCount: UInt32(recordCount), lastAppendIDDigest: digest)
+            lastAppendCount: UInt32(appendCount), lastAppendRecordCount: UInt32(recordCount), lastAppendIDDigest: digest,
+            maxAgeMicroseconds: maxAge, maxCount: maxCount)
     }
 }

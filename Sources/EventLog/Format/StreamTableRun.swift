@@ -12,7 +12,7 @@ import Darwin
 /// mapping, like one sorted table of an LSM tree.
 ///
 ///     0   u64  magic "EVLOGSTR"
-///     8   u16  format version = 3 (2 still read)
+///     8   u16  format version = 4 (2 and 3 still read)
 ///     10  u16  reserved (0)
 ///     12  u32  block count
 ///     16  u64  row count
@@ -36,13 +36,15 @@ import Darwin
 /// of one hash is in one block, so a lookup reads one block.
 enum StreamTableRun {
     /// The version field of the runs a writer writes (checkpoints and
-    /// merges): 3, whose rows end with the last append's id digest and
-    /// record count (Format.md §14.1). Version 2 was the stream table's
-    /// second layout (version 1's `streams.table` the first).
-    static let version: UInt16 = 3
+    /// merges): 4, whose rows end with the last append's id digest and
+    /// record count (from version 3) and the stream's limits (Format.md
+    /// §14.1). Version 2 was the stream table's second layout (version 1's
+    /// `streams.table` the first).
+    static let version: UInt16 = 4
     /// The versions a reader accepts: a version 2 run's rows read with
-    /// the digest and record count unknown (0).
-    static let readableVersions: ClosedRange<UInt16> = 2...3
+    /// the digest and record count unknown (0), a version 2 or 3 run's with
+    /// no limits.
+    static let readableVersions: ClosedRange<UInt16> = 2...4
     static let headerSize = 64
     /// Bytes of a block before its rows: length and row count.
     static let blockHeadSize = 8
@@ -55,9 +57,12 @@ enum StreamTableRun {
     /// The writer hands the file this many bytes (or more) per `pwrite`.
     static let writeChunkBytes = 64 << 10
     /// The smallest row of a run of `version`: hash, a 1-byte name with its
-    /// length, the deletion byte and seven 1-byte varints; in version 3,
-    /// also the 8-byte digest and a 1-byte varint.
-    @inline(__always) static func minRowBytes(version: UInt16) -> Int { 8 + 2 + 1 + 7 + (version >= 3 ? 8 + 1 : 0) }
+    /// length, the deletion byte and seven 1-byte varints; from version 3,
+    /// also the 8-byte digest and a 1-byte varint; from version 4, two more
+    /// 1-byte varints.
+    @inline(__always) static func minRowBytes(version: UInt16) -> Int {
+        8 + 2 + 1 + 7 + (version >= 3 ? 8 + 1 : 0) + (version >= 4 ? 2 : 0)
+    }
     /// The smallest block of a run of `version`: its head, one row, its checksum.
     @inline(__always) static func minBlockBytes(version: UInt16) -> Int { blockHeadSize + minRowBytes(version: version) + checksumSize }
     /// An empty run: the header and the two checksums of an empty fence and bloom.

@@ -9,11 +9,12 @@ import Glibc
 ///
 /// An event is **dead** when it is not a stream marker and its version is
 /// below its stream's truncate-before (a deletion sets truncate-before to
-/// the stream's next version, so every event of a deleted stream is dead).
-/// Markers are never removed, and neither is any event at or after
-/// truncate-before: a stream's versions survive in its state and in the
-/// records that remain, so a replay of the log still rebuilds them
-/// (Format.md §14.3).
+/// the stream's next version, so every event of a deleted stream is dead),
+/// or below the first of its stream's last max-count versions, or when it
+/// is older than its stream's max age and not the stream's last event
+/// (`StreamLimits`). Markers are never removed, and neither is any other
+/// event: a stream's versions survive in its state and in the records
+/// that remain, so a replay of the log still rebuilds them (Format.md §14.3).
 ///
 /// A segment is rewritten when at least 1/16 of its events are dead
 /// (`minimumDeadShare`), so that a trickle of deletions does not make every
@@ -29,8 +30,9 @@ import Glibc
 ///    processes look for the replaced file (Format.md §3.1).
 ///
 /// Finding dead events reads a segment's records; a segment found with too
-/// few is not read again until a deletion or truncation is applied
-/// (`StreamIndex.markersApplied`).
+/// few is not read again until a marker is applied
+/// (`StreamIndex.markersApplied`), or until the first of its events that a
+/// max age will make dead is that old.
 ///
 /// ## Concurrency
 /// Used by `Maintenance` under its `running` lock only. Appends go on
@@ -42,8 +44,10 @@ final class Scavenger: Sendable {
 
     let log: BatchLog
     let index: StreamIndex
-    /// Segments found without enough dead events, and the markers applied when they were.
-    private let clean = Mutex<(markers: UInt64, segments: Set<SegmentID>)>((0, []))
+    /// Segments found without enough dead events, each with the time from
+    /// which a max age makes more of them dead (`.max`: never), and the
+    /// markers applied when they were.
+    private let clean = Mutex<(markers: UInt64, segments: [SegmentID: Timestamp])>((0, [:]))
 
     init(log: BatchLog, index: StreamIndex) {
         self.log = log
@@ -64,17 +68,19 @@ final class Scavenger: Sendable {
     /// early, between segments, when `shouldStop` says so (a closing log).
     func run(dryRun: Bool, shouldStop: () -> Bool = { false }) throws(EventLogError) -> Outcome {
         let markers = index.markersApplied.load(ordering: .relaxed)
-        let known = clean.withLock { memory -> Set<SegmentID> in
-            if memory.markers != markers { memory = (markers, []) }
+        let now = currentTimestamp()
+        let known = clean.withLock { memory -> [SegmentID: Timestamp] in
+            if memory.markers != markers { memory = (markers, [:]) }
             return memory.segments
         }
         var outcome = Outcome()
-        var states = TruncationCache(index: index)
-        for segment in log.snapshot().sealed where !known.contains(segment.id) {
+        var states = DeadRecordRule(index: index, now: now)
+        for segment in log.snapshot().sealed {
+            if let recheck = known[segment.id], now < recheck { continue }
             if shouldStop() { break }
-            let (dead, events) = try count(in: segment, states: &states)
+            let (dead, events, nextExpiry) = try count(in: segment, states: &states)
             guard dead > 0, dead * Self.minimumDeadShare.denominator >= events * Self.minimumDeadShare.numerator else {
-                if !dryRun { clean.withLock { if $0.markers == markers { $0.segments.insert(segment.id) } } }
+                if !dryRun { clean.withLock { if $0.markers == markers { $0.segments[segment.id] = nextExpiry } } }
                 continue
             }
             outcome.segmentsRewritten += 1
@@ -88,50 +94,55 @@ final class Scavenger: Sendable {
             let rewritten = try rewrite(segment, states: &states)
             outcome.bytesAfter += UInt64(rewritten.outcome.bytesAfter)
             if let new = rewritten.segment {
-                clean.withLock { if $0.markers == markers { $0.segments.insert(new.id) } }
+                clean.withLock { if $0.markers == markers { $0.segments[new.id] = rewritten.nextExpiry } }
             }
         }
         return outcome
     }
 
-    /// Dead events and all events (markers left out) of `segment`: the
-    /// rewrite's own walk, writing nothing.
-    private func count(in segment: Segment, states: inout TruncationCache) throws(EventLogError) -> (dead: Int, events: Int) {
+    /// Dead events and all events (markers left out) of `segment`, and
+    /// when the first of the others a max age makes dead will be (`.max`:
+    /// none): the rewrite's own walk, writing nothing.
+    private func count(
+        in segment: Segment, states: inout DeadRecordRule
+    ) throws(EventLogError) -> (dead: Int, events: Int, nextExpiry: Timestamp) {
         var events = 0
+        var nextExpiry = Timestamp.max
         let outcome: SegmentRewriter.Outcome
         do {
             outcome = try SegmentRewriter.rewrite(segment, logID: log.segments.logID, to: nil, faults: nil) { head in
                 if head.isMarker { return true }
                 events += 1
-                return head.version >= (try states.truncateBefore(head.stream))
+                return try states.keeps(head, nextExpiry: &nextExpiry)
             }
         } catch {
             throw .wrapping(error)
         }
-        return (outcome.removedRecords, events)
+        return (outcome.removedRecords, events, nextExpiry)
     }
 
     /// Rewrites `segment` without its dead events and puts the new file in
     /// its place (steps 1–4 above). The new segment is nil when retention
     /// removed the old one meanwhile.
     private func rewrite(
-        _ segment: Segment, states: inout TruncationCache
-    ) throws(EventLogError) -> (outcome: SegmentRewriter.Outcome, segment: Segment?) {
+        _ segment: Segment, states: inout DeadRecordRule
+    ) throws(EventLogError) -> (outcome: SegmentRewriter.Outcome, segment: Segment?, nextExpiry: Timestamp) {
         let directory = log.directory
         let temporary = FileNames.segment(segment.basePosition) + ".tmp"
+        var nextExpiry = Timestamp.max
         do {
             let outcome = try SegmentRewriter.rewrite(
                 segment, logID: log.segments.logID, to: directory.file(temporary), faults: directory.faults
             ) { head in
                 if head.isMarker { return true }
-                return head.version >= (try states.truncateBefore(head.stream))
+                return try states.keeps(head, nextExpiry: &nextExpiry)
             }
             try log.sync()
             let path = log.path
             let options = log.options
             let new = try log.segments.replaceSegment(segment, with: temporary) { Opener(path: path, options: options) }
             if new != nil { try Self.countRewrite(in: directory) }
-            return (outcome, new)
+            return (outcome, new, nextExpiry)
         } catch {
             try? directory.remove(temporary)
             throw .wrapping(error)
@@ -149,35 +160,65 @@ final class Scavenger: Sendable {
     }
 }
 
-/// Streams' truncate-before by name, looked up in the stream table once per
-/// stream and pass. A value read early in a pass is never too high: a
-/// stream's truncate-before only grows.
-struct TruncationCache {
+/// Which events a scavenging pass keeps: each stream's floors (its
+/// readable floor, `StreamState.readableFrom`, its max age and next
+/// version) looked up in the stream table once per stream and pass, and
+/// applied at the pass's `now`. A floor read early in a pass is never too
+/// high for a truncation or deletion, which only raise it; limits set
+/// during a pass apply from the next one (and lowering a limit reveals
+/// hidden events only until a pass removes them: README, "Stream limits").
+struct DeadRecordRule {
     let index: StreamIndex
+    let now: Timestamp
+    struct Floors {
+        var versionFloor: UInt64
+        /// Microseconds (0: no max age).
+        var maxAge: UInt64
+        var nextVersion: UInt64
+    }
     /// Hash → the first entry with it; entries of one hash chain through `next`.
     private var byHash: [UInt64: Int32] = [:]
-    private var entries: [(name: [UInt8], truncateBefore: UInt64, next: Int32)] = []
+    private var entries: [(name: [UInt8], floors: Floors, next: Int32)] = []
     /// The last stream asked about: records of one stream come in runs.
     private var last: (entry: Int, hash: UInt64) = (-1, 0)
 
-    init(index: StreamIndex) { self.index = index }
+    init(index: StreamIndex, now: Timestamp) {
+        self.index = index
+        self.now = now
+    }
 
-    mutating func truncateBefore(_ name: UnsafeRawBufferPointer) throws(EventLogError) -> UInt64 {
-        if last.entry >= 0, Self.equal(entries[last.entry].name, name) { return entries[last.entry].truncateBefore }
+    /// Whether the pass keeps the event `head` (not a marker); for a kept
+    /// event a max age will make dead, lowers `nextExpiry` to when it will.
+    mutating func keeps(_ head: RecordHead, nextExpiry: inout Timestamp) throws(EventLogError) -> Bool {
+        let floors = try self.floors(head.stream)
+        if head.version < floors.versionFloor { return false }
+        // The last event stays whatever its age: it keeps the stream's version.
+        guard floors.maxAge > 0, head.version &+ 1 < floors.nextVersion else { return true }
+        let age = Timestamp(clamping: floors.maxAge)
+        let expiry = head.timestamp > Timestamp.max - age ? Timestamp.max : head.timestamp + age
+        if expiry <= now { return false }
+        nextExpiry = min(nextExpiry, expiry)
+        return true
+    }
+
+    private mutating func floors(_ name: UnsafeRawBufferPointer) throws(EventLogError) -> Floors {
+        if last.entry >= 0, Self.equal(entries[last.entry].name, name) { return entries[last.entry].floors }
         let hash = StreamHash.hash(name)
         var i = byHash[hash] ?? -1
         while i >= 0 {
             if Self.equal(entries[Int(i)].name, name) {
                 last = (Int(i), hash)
-                return entries[Int(i)].truncateBefore
+                return entries[Int(i)].floors
             }
             i = entries[Int(i)].next
         }
-        let value = try index.table.state(named: String(decoding: name, as: UTF8.self))?.truncateBefore ?? 0
-        entries.append((Array(name), value, byHash[hash] ?? -1))
+        let state = try index.table.state(named: String(decoding: name, as: UTF8.self))
+        let floors = Floors(
+            versionFloor: state?.readableFrom ?? 0, maxAge: state?.maxAgeMicroseconds ?? 0, nextVersion: state?.nextVersion ?? 0)
+        entries.append((Array(name), floors, byHash[hash] ?? -1))
         byHash[hash] = Int32(entries.count - 1)
         last = (entries.count - 1, hash)
-        return value
+        return floors
     }
 
     @inline(__always) private static func equal(_ a: [UInt8], _ b: UnsafeRawBufferPointer) -> Bool {

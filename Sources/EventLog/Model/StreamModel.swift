@@ -34,7 +34,8 @@ public struct StreamInfo: Sendable, Hashable {
     public var name: String
     /// The version of the stream's last event (nil when it never had one).
     public var currentVersion: UInt64?
-    /// Events that a stream read returns: from `truncateBefore` (or the first version) to the current one.
+    /// Events that a stream read returns: from `truncateBefore` (or, with a max count, the first of the last
+    /// `limits.maxCount` versions) to the current one, less those older than `limits.maxAge`.
     public var count: UInt64
     /// Position of the first readable event (nil when none).
     public var firstPosition: UInt64?
@@ -43,6 +44,46 @@ public struct StreamInfo: Sendable, Hashable {
     public var deletion: StreamDeletion
     /// Versions below this are hidden from stream reads (0: none).
     public var truncateBefore: UInt64
+    /// The stream's max age and max count (`Log.setStreamLimits(_:_:)`).
+    public var limits: StreamLimits = StreamLimits()
+}
+
+/// How much of a stream to keep, as EventStoreDB's `$maxAge` and
+/// `$maxCount`: events beyond the limits are hidden from stream reads at
+/// once, and scavenging (`Log.compact()`) removes them from disk, except the
+/// stream's last event, which keeps its version (Format.md §13.1).
+/// Set with `Log.setStreamLimits(_:_:)` or `eventlog streams DIR set NAME`.
+public struct StreamLimits: Sendable, Hashable {
+    /// Events older than this (by their timestamp) are hidden (nil: no limit).
+    /// At least one microsecond; kept in whole microseconds.
+    public var maxAge: Duration?
+    /// Only the last `maxCount` events are kept (nil: no limit). At least 1.
+    public var maxCount: UInt64?
+
+    public init(maxAge: Duration? = nil, maxCount: UInt64? = nil) {
+        self.maxAge = maxAge
+        self.maxCount = maxCount
+    }
+
+    /// True when neither limit is set.
+    public var isEmpty: Bool { maxAge == nil && maxCount == nil }
+
+    /// The limits as a `$limits` marker stores them (0: none).
+    init(maxAgeMicroseconds: UInt64, maxCount: UInt64) {
+        self.maxAge = maxAgeMicroseconds == 0 ? nil : Duration.microseconds(Int64(clamping: maxAgeMicroseconds))
+        self.maxCount = maxCount == 0 ? nil : maxCount
+    }
+
+    /// `maxAge` in whole microseconds, rounded up (0: none); nil when it is
+    /// not positive.
+    var maxAgeMicroseconds: UInt64? {
+        guard let maxAge else { return 0 }
+        let (seconds, attoseconds) = maxAge.components
+        guard seconds > 0 || (seconds == 0 && attoseconds > 0) else { return nil }
+        let micros = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000)
+        let fraction = UInt64((attoseconds + 999_999_999_999) / 1_000_000_000_000)
+        return micros.overflow ? .max : micros.partialValue.addingReportingOverflow(fraction).overflow ? .max : micros.partialValue + fraction
+    }
 }
 
 /// The versions an append gave one stream.

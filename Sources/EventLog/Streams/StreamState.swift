@@ -24,6 +24,9 @@ struct StreamState: Sendable {
     var lastAppendCount: UInt32 = 0
     var lastAppendRecordCount: UInt32 = 0
     var lastAppendIDDigest: UInt64 = 0
+    /// The stream's limits (`StreamLimits`, set by a `$limits` marker; 0: none).
+    var maxAgeMicroseconds: UInt64 = 0
+    var maxCount: UInt64 = 0
 
     init(name: String, hash: UInt64) {
         self.name = name
@@ -43,6 +46,8 @@ struct StreamState: Sendable {
         lastAppendCount = row.lastAppendCount
         lastAppendRecordCount = row.lastAppendRecordCount
         lastAppendIDDigest = row.lastAppendIDDigest
+        maxAgeMicroseconds = row.maxAgeMicroseconds
+        maxCount = row.maxCount
     }
 
     /// What a stream table run keeps of this state.
@@ -58,6 +63,8 @@ struct StreamState: Sendable {
         row.lastAppendCount = lastAppendCount
         row.lastAppendRecordCount = lastAppendRecordCount
         row.lastAppendIDDigest = lastAppendIDDigest
+        row.maxAgeMicroseconds = maxAgeMicroseconds
+        row.maxCount = maxCount
         return row
     }
 
@@ -72,13 +79,36 @@ struct StreamState: Sendable {
     /// counts as having no events.
     var versionForExpectations: UInt64? { deletion == .soft ? nil : currentVersion }
 
+    /// The lowest version a stream read returns, age left aside: the
+    /// truncate-before, or with a max count the first of the last
+    /// `maxCount` versions when that is higher.
+    var readableFrom: UInt64 {
+        guard maxCount > 0, nextVersion > maxCount else { return truncateBefore }
+        return max(truncateBefore, nextVersion - maxCount)
+    }
+
+    /// Events older than this (a timestamp) are hidden from stream reads
+    /// (`.min` when the stream has no max age): `now` minus the max age.
+    func ageFloor(now: Timestamp) -> Timestamp {
+        guard maxAgeMicroseconds > 0 else { return .min }
+        let age = Timestamp(clamping: maxAgeMicroseconds)
+        return now >= Timestamp.min + age ? now - age : .min
+    }
+
+    var limits: StreamLimits {
+        StreamLimits(maxAgeMicroseconds: maxAgeMicroseconds, maxCount: maxCount)
+    }
+
+    /// The stream's info; with a max age, `count` and the first position
+    /// are the versions' (`Streams.info(of:)` reads the stream to leave
+    /// out the events the age hides).
     func info() -> StreamInfo {
-        let readableFrom = max(truncateBefore, 0)
+        let readableFrom = readableFrom
         let count = nextVersion > readableFrom ? nextVersion - readableFrom : 0
         return StreamInfo(
             name: name, currentVersion: currentVersion, count: deletion == .none ? count : 0,
             firstPosition: count > 0 && deletion == .none ? firstPosition : nil, lastPosition: lastPosition,
-            deletion: deletion, truncateBefore: truncateBefore)
+            deletion: deletion, truncateBefore: truncateBefore, limits: limits)
     }
 }
 
@@ -91,6 +121,9 @@ extension StreamState {
             truncateBefore = max(truncateBefore, nextVersion)
         case .truncate(let before):
             truncateBefore = max(truncateBefore, before)
+        case .limits(let maxAge, let maxCount):
+            maxAgeMicroseconds = maxAge
+            self.maxCount = maxCount
         }
     }
 }

@@ -95,6 +95,17 @@ extension Streams {
         }.positions.lowerBound
     }
 
+    /// `Log.setStreamLimits(_:_:)`.
+    func setLimits(_ stream: String, _ limits: StreamLimits) throws(EventLogError) -> UInt64 {
+        guard let maxAge = limits.maxAgeMicroseconds else {
+            throw .invalidArgument("a stream's max age must be at least one microsecond")
+        }
+        if limits.maxCount == 0 { throw .invalidArgument("a stream's max count must be at least 1") }
+        return try commit(wantsResult: false) { batch throws(EventLogError) in
+            try batch.appendMarker(.limits(maxAgeMicroseconds: maxAge, maxCount: limits.maxCount ?? 0), stream: stream)
+        }.positions.lowerBound
+    }
+
     /// Builds, checks, writes and (under `.always`) syncs one batch. With
     /// `wantsResult`, also reports the versions each stream got (which
     /// allocates; the plain append path does not ask).

@@ -33,20 +33,28 @@ extension Streams {
         return try info(of: state, snapshot: snapshot)
     }
 
-    /// A stream's info; a truncated stream's first readable position comes from the stream index.
+    /// A stream's info; a truncated or limited stream's first readable
+    /// position comes from the stream index, and with a max age its count
+    /// too (the stream is read: the age hides events by their timestamps).
     private func info(of state: StreamState, snapshot: LogSnapshot) throws(EventLogError) -> StreamInfo {
         var info = state.info()
-        if info.count > 0 && state.truncateBefore > 0 {
+        let aged = state.maxAgeMicroseconds > 0
+        if info.count > 0 && (state.readableFrom > 0 || aged) {
             var reader = LogReader(snapshot: snapshot)
             var first: UInt64?
+            var count: UInt64 = 0
             do {
-                _ = try reader.readStream(state, index: index, from: state.truncateBefore, maxCount: 1, direction: .forward) { view in
-                    first = view.position
+                _ = try reader.readStream(
+                    state, index: index, from: state.readableFrom, maxCount: aged ? .max : 1, direction: .forward
+                ) { view in
+                    if first == nil { first = view.position }
+                    count += 1
                 }
             } catch {
                 throw .wrapping(error)
             }
             info.firstPosition = first
+            if aged { info.count = count }
         }
         return info
     }
@@ -108,7 +116,10 @@ extension LogReader {
         _ body: (EventView) throws -> Void
     ) throws -> Int {
         if state.deletion != .none && state.deletion != .soft { return 0 }
-        let lowest = state.truncateBefore
+        // Versions below the truncate-before or the max count, and events
+        // older than the max age, are hidden (Format.md §13.1).
+        let lowest = state.readableFrom
+        let ageFloor = state.ageFloor(now: currentTimestamp())
         if state.deletion == .soft && state.nextVersion <= lowest { return 0 }
         guard let firstPosition = state.firstPosition, let lastPosition = state.lastPosition else { return 0 }
         var lent = 0
@@ -152,6 +163,7 @@ extension LogReader {
                             file: segment.path, offset: Int64(entry.offset & ~StreamEntry.compressedFlag),
                             reason: "stream index entry for version \(entry.version) points at version \(view.version)")
                     }
+                    if view.timestamp < ageFloor { continue }
                     try body(view)
                     lent += 1
                 }
