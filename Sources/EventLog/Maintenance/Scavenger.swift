@@ -176,11 +176,14 @@ struct DeadRecordRule {
         var maxAge: UInt64
         var nextVersion: UInt64
     }
-    /// Hash → the first entry with it; entries of one hash chain through `next`.
-    private var byHash: [UInt64: Int32] = [:]
-    private var entries: [(name: [UInt8], floors: Floors, next: Int32)] = []
-    /// The last stream asked about: records of one stream come in runs.
-    private var last: (entry: Int, hash: UInt64) = (-1, 0)
+    /// Hash → the newest entry with it (+ 0); entries of one hash chain through `next`.
+    private var byHash = HashIndex()
+    /// Each stream asked about: its name's bytes in `names`, its floors.
+    private var entries: [(nameStart: Int, nameCount: Int, floors: Floors, next: Int32)] = []
+    /// The names of `entries`, back to back (one allocation, not one per stream).
+    private var names: [UInt8] = []
+    /// The last stream asked about: records of one stream often come in runs.
+    private var last = -1
 
     init(index: StreamIndex, now: Timestamp) {
         self.index = index
@@ -201,13 +204,16 @@ struct DeadRecordRule {
         return true
     }
 
+    /// The floors of the stream named `name`: from the cache, else from
+    /// the stream table (once per stream and pass). Allocates only for a
+    /// stream new to the pass.
     private mutating func floors(_ name: UnsafeRawBufferPointer) throws(EventLogError) -> Floors {
-        if last.entry >= 0, Self.equal(entries[last.entry].name, name) { return entries[last.entry].floors }
+        if last >= 0, equal(last, name) { return entries[last].floors }
         let hash = StreamHash.hash(name)
-        var i = byHash[hash] ?? -1
+        var i = byHash[hash].map { Int32($0) } ?? -1
         while i >= 0 {
-            if Self.equal(entries[Int(i)].name, name) {
-                last = (Int(i), hash)
+            if equal(Int(i), name) {
+                last = Int(i)
                 return entries[Int(i)].floors
             }
             i = entries[Int(i)].next
@@ -215,14 +221,21 @@ struct DeadRecordRule {
         let state = try index.table.state(named: String(decoding: name, as: UTF8.self))
         let floors = Floors(
             versionFloor: state?.readableFrom ?? 0, maxAge: state?.maxAgeMicroseconds ?? 0, nextVersion: state?.nextVersion ?? 0)
-        entries.append((Array(name), floors, byHash[hash] ?? -1))
-        byHash[hash] = Int32(entries.count - 1)
-        last = (entries.count - 1, hash)
+        entries.append((names.count, name.count, floors, byHash[hash].map { Int32($0) } ?? -1))
+        names.append(contentsOf: name)
+        byHash.set(hash, UInt32(entries.count - 1))
+        last = entries.count - 1
         return floors
     }
 
-    @inline(__always) private static func equal(_ a: [UInt8], _ b: UnsafeRawBufferPointer) -> Bool {
-        guard a.count == b.count, let y = b.baseAddress else { return a.count == b.count }
-        return a.withUnsafeBytes { x in x.baseAddress.map { memcmp($0, y, b.count) == 0 } ?? false }
+    /// True when entry `i`'s name is `name`.
+    @inline(__always) private func equal(_ i: Int, _ name: UnsafeRawBufferPointer) -> Bool {
+        let entry = entries[i]
+        guard entry.nameCount == name.count else { return false }
+        guard let query = name.baseAddress else { return true }
+        return names.withUnsafeBytes { bytes in
+            guard let base = bytes.baseAddress else { return false }
+            return memcmp(base + entry.nameStart, query, name.count) == 0
+        }
     }
 }
