@@ -12,7 +12,8 @@ import struct Foundation.UUID
 /// stays one line); otherwise `data_base64` holds them. `metadata` always
 /// appears: `eventId`, `schemaVersion`, `contentType`, `correlationId` and
 /// `causationId` when set, then every header as a string. A stream marker
-/// (a deletion or truncation record) gets `"marker": true` last.
+/// (a deletion or truncation record) gets `"marker": true` last; an event
+/// with an explicit key gets `"key"`, a tombstone `"tombstone": true`, before it.
 ///
 /// `dump --data base64` writes `data_base64` for every event, and
 /// `--data hex` writes `data_hex` (lowercase hexadecimal) instead.
@@ -42,6 +43,11 @@ enum JSONEventFormat {
         }
         output.append(",\"metadata\":")
         write(metadata, into: &output)
+        if !event.keyBytes.isEmpty {
+            output.append(",\"key\":")
+            output.appendJSONString(String(decoding: event.keyBytes, as: UTF8.self))
+        }
+        if event.isTombstone { output.append(",\"tombstone\":true") }
         if event.isMarker { output.append(",\"marker\":true") }
         output.append(byte: UInt8(ascii: "}"))
     }

@@ -26,7 +26,9 @@ import struct Foundation.UUID
 /// accepted and ignored when they are integers or null, and `marker` when it
 /// is false or null (a stream marker cannot be appended). Any other key is an
 /// error naming it: a misspelt `expectedVersion` must not silently drop the
-/// expectation.
+/// expectation. `key` (a string: the key key compaction keeps the latest
+/// event of; absent or null: the stream name) and `tombstone` (a boolean)
+/// are optional.
 enum JSONEventLine {
     static let defaultContentType = "application/json"
     static let binaryContentType = "application/octet-stream"
@@ -34,6 +36,7 @@ enum JSONEventLine {
     /// Every top-level key a line may have.
     static let keys: Set<String> = [
         "stream", "type", "data", "data_base64", "metadata", "timestamp", "id", "expectedVersion", "position", "version", "marker",
+        "key", "tombstone",
     ]
 
     /// Why a line is not a valid event.
@@ -116,7 +119,21 @@ enum JSONEventLine {
         if let value = fields["expectedVersion"], value.kind != .null {
             expectedVersion = try decodeExpectedVersion(value, line)
         }
-        let event = NewEvent(stream: stream, type: type, data: dataBytes, metadata: metadata, timestamp: timestamp)
+        var key: String?
+        if let value = fields["key"], value.kind != .null {
+            let text = try string(value, "key", line)
+            guard !text.isEmpty, text.utf8.count <= Limits.maxKeyBytes else {
+                throw Malformed(reason: "\"key\" must be 1 to \(Limits.maxKeyBytes) UTF-8 bytes (leave it out: the key is then the stream name)")
+            }
+            key = text
+        }
+        var isTombstone = false
+        if let value = fields["tombstone"], value.kind != .null {
+            guard value.kind == .bool else { throw Malformed(reason: "\"tombstone\" must be true or false") }
+            isTombstone = line[value.range.lowerBound] == UInt8(ascii: "t")
+        }
+        let event = NewEvent(
+            stream: stream, type: type, data: dataBytes, metadata: metadata, timestamp: timestamp, key: key, isTombstone: isTombstone)
         return Parsed(event: event, expectedVersion: expectedVersion)
     }
 

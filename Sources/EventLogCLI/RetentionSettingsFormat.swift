@@ -101,12 +101,15 @@ enum RetentionSettingsFormat {
         return "\(bytes) bytes"
     }
 
-    /// The lines `config` prints: `retain age`, `retain bytes`, `retain cursors`.
+    /// The lines `config` prints: `retain age`, `retain bytes`, `retain cursors`,
+    /// `key compaction`, `tombstones` (their retention).
     static func textRows(_ settings: LogSettings) -> [(String, String)] {
         [
             ("retain age", describeAge(settings.retainAge)),
             ("retain bytes", describeSize(settings.retainBytes)),
             ("retain cursors", settings.retainCursors.isEmpty ? "none" : settings.retainCursors.joined(separator: ", ")),
+            ("key compaction", settings.keyCompaction ? "on" : "off"),
+            ("tombstones", "kept \(seconds(settings.tombstoneRetention))s"),
         ]
     }
 
@@ -118,7 +121,7 @@ enum RetentionSettingsFormat {
         }
     }
 
-    /// `{"retain_age_seconds":604800,"retain_bytes":null,"retain_cursors":["relay"]}`
+    /// `{"retain_age_seconds":604800,"retain_bytes":null,"retain_cursors":["relay"],"key_compaction":false,"tombstone_retention_seconds":86400}`
     static func writeJSON(_ settings: LogSettings, into output: inout OutputWriter) {
         output.append("{\"retain_age_seconds\":")
         if let age = settings.retainAge { output.append(seconds(age)) } else { output.append("null") }
@@ -129,7 +132,11 @@ enum RetentionSettingsFormat {
             if i > 0 { output.append(byte: UInt8(ascii: ",")) }
             output.appendJSONString(name)
         }
-        output.append("]}")
+        output.append("],\"key_compaction\":")
+        output.append(settings.keyCompaction ? "true" : "false")
+        output.append(",\"tombstone_retention_seconds\":")
+        output.append(seconds(settings.tombstoneRetention))
+        output.append("}")
     }
 }
 

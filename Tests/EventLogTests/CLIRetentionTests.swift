@@ -30,7 +30,7 @@ import Testing
         #expect(output.status == 0, "\(output)")
         #expect(output.lines.count == 1, "\(output)")
         let root = try #require(object(output.stdout), "not JSON: \(output.stdout)")
-        #expect(Set(root.keys) == ["retain_age_seconds", "retain_bytes", "retain_cursors"])
+        #expect(Set(root.keys) == ["retain_age_seconds", "retain_bytes", "retain_cursors", "key_compaction", "tombstone_retention_seconds"])
         return root
     }
 
@@ -60,12 +60,19 @@ import Testing
         #expect((defaults["retain_cursors"] as? [String]) == [])
         let text = try CLIProcess.run(["config", dir.path])
         #expect(text.status == 0, "\(text)")
-        #expect(text.lines == ["retain age      unlimited", "retain bytes    unlimited", "retain cursors  none"], "\(text)")
+        #expect(
+            text.lines == [
+                "retain age      unlimited", "retain bytes    unlimited", "retain cursors  none", "key compaction  off", "tombstones      kept 86400s",
+            ], "\(text)")
 
         // set changes the settings given and prints the result.
         let set = try CLIProcess.run(["config", dir.path, "set", "--retain-bytes", "8K", "--retain-cursors", "relay"])
         #expect(set.status == 0, "\(set)")
-        #expect(set.lines == ["retain age      unlimited", "retain bytes    8192 bytes (8K)", "retain cursors  relay"], "\(set)")
+        #expect(
+            set.lines == [
+                "retain age      unlimited", "retain bytes    8192 bytes (8K)", "retain cursors  relay", "key compaction  off",
+                "tombstones      kept 86400s",
+            ], "\(set)")
         let stored = try Self.config(dir.path)
         #expect(stored["retain_age_seconds"] is NSNull)
         #expect(stored["retain_bytes"] as? Int == 8192)
@@ -243,7 +250,7 @@ import Testing
         #expect(root["end_position"] as? Int == Self.eventCount)
         #expect(((root["segments"] as? [[String: Any]])?.first?["base_position"] as? Int) == start)
         let settings = try #require(root["settings"] as? [String: Any], "\(root)")
-        #expect(Set(settings.keys) == ["retain_age_seconds", "retain_bytes", "retain_cursors"])
+        #expect(Set(settings.keys) == ["retain_age_seconds", "retain_bytes", "retain_cursors", "key_compaction", "tombstone_retention_seconds"])
         #expect(settings["retain_bytes"] as? Int == 8192)
         #expect(settings["retain_age_seconds"] is NSNull)
         #expect((settings["retain_cursors"] as? [String]) == ["relay"])
@@ -394,6 +401,33 @@ import Testing
         let cleared = try CLIProcess.run(["streams", dir.path, "set", "stream-1", "--max-count", "none"])
         #expect(cleared.status == 0, "\(cleared)")
         #expect(try streams()["stream-1"]?["max_count"] is NSNull)
+        #expect(try CLIProcess.run(["verify", dir.path]).status == 0)
+    }
+
+    @Test func keyCompactionThroughTheTool() throws {
+        let dir = TemporaryDirectory("cli-keys")
+        // 60 events of six keys in stream users, then 40 of other streams: small segments.
+        var lines: [String] = []
+        for i in 0..<60 { lines.append("{\"stream\":\"users\",\"type\":\"Set\",\"data\":{\"i\":\(i),\"pad\":\"\(String(repeating: "x", count: 120))\"},\"key\":\"user-\(i % 6)\"}") }
+        lines.append("{\"stream\":\"users\",\"type\":\"Unset\",\"data\":null,\"key\":\"user-2\",\"tombstone\":true}")
+        lines.append("{\"stream\":\"users\",\"type\":\"Set\",\"data\":1,\"key\":\"user-0\"}")
+        for i in 0..<40 { lines.append("{\"stream\":\"fill-\(i)\",\"type\":\"Fill\",\"data\":\"\(String(repeating: "y", count: 150))\"}") }
+        let appended = try CLIProcess.run(["append", dir.path, "--segment-bytes", "4096"], stdin: lines.map { $0 + "\n" }.joined())
+        #expect(appended.status == 0, "\(appended)")
+        #expect(try CLIProcess.run(["append", dir.path], stdin: "{\"stream\":\"users\",\"type\":\"T\",\"data\":1,\"key\":\"\"}\n").status == 2)
+        let set = try CLIProcess.run(["config", dir.path, "set", "--key-compaction", "on", "--tombstone-retention", "0s", "--json"])
+        #expect(set.status == 0, "\(set)")
+        let settings = try #require(Self.object(set.stdout))
+        #expect(settings["key_compaction"] as? Bool == true && settings["tombstone_retention_seconds"] as? Int == 0)
+        #expect(try CLIProcess.run(["config", dir.path, "set", "--key-compaction", "maybe"]).status == 2)
+        let compacted = try CLIProcess.run(["compact", dir.path, "--json"])
+        #expect(compacted.status == 0, "\(compacted)")
+        let dumped = try CLIProcess.run(["dump", dir.path, "--json"])
+        let users = dumped.lines.compactMap(Self.object).filter { $0["stream"] as? String == "users" }
+        // Each key's latest: user-1, -3, -4, -5 (versions 55, 57-59), user-2's tombstone went with its
+        // events (retention 0), user-0's latest is the stream's last event (61).
+        #expect(users.map { $0["version"] as? Int ?? -1 } == [55, 57, 58, 59, 61], "\(users)")
+        #expect(users.allSatisfy { $0["key"] is String } && users.allSatisfy { $0["tombstone"] == nil })
         #expect(try CLIProcess.run(["verify", dir.path]).status == 0)
     }
 

@@ -5,7 +5,8 @@ import Testing
 /// Scavenging against a reference model: seeded random appends (with
 /// expected versions and event ids, timestamped now or two hours ago), soft
 /// and hard deletions, truncations, stream limits (max count, and a max age
-/// of one hour), compactions, idempotent retries, reopens and power losses (under
+/// of one hour), explicit keys and tombstones with key compaction on for
+/// half the seeds (tombstone retention 0 or 3 hours), compactions, idempotent retries, reopens and power losses (under
 /// `.none`, through `PowerLossSimulator`: what survives is a prefix at
 /// least as long as what was synced, and the markers that made a removed
 /// event dead always survive with it). After every step the log,
@@ -45,6 +46,9 @@ final class ScavengingModelRun {
         var data: [UInt8]
         /// An event's timestamp is two hours old (else now).
         var isOld = false
+        /// The event's key (its explicit key, else its stream) and tombstone flag.
+        var key = ""
+        var isTombstone = false
         /// A marker's effect.
         var marker: StreamMarker?
     }
@@ -86,6 +90,10 @@ final class ScavengingModelRun {
     var lastAppend: (events: [NewEvent], expecting: [String: ExpectedVersion], result: AppendResult)?
     var trace: [String] = []
     static let names = (0..<7).map { "agg-\($0)" }
+    static let keys = (0..<3).map { "key-\($0)" }
+    /// Key compaction for this seed, and its tombstone retention (0: a tombstone that is its key's latest may go at once).
+    var keyCompaction = false
+    var tombstoneRetentionZero = false
 
     init(seed: UInt64, verbose: Bool) throws {
         self.seed = seed
@@ -114,6 +122,12 @@ final class ScavengingModelRun {
 
     func run() throws {
         log = try Log.open(at: directory.path, options: options)
+        keyCompaction = random(0..<2) == 0
+        tombstoneRetentionZero = random(0..<2) == 0
+        if keyCompaction {
+            try current.updateSettings(LogSettings(keyCompaction: true, tombstoneRetention: .seconds(tombstoneRetentionZero ? 0 : 3 * 3600)))
+            note("key compaction, tombstone retention \(tombstoneRetentionZero ? "0" : "3h")")
+        }
         for _ in 0..<random(40..<90) {
             switch random(0..<100) {
             case 0..<45: try append()
@@ -151,6 +165,8 @@ final class ScavengingModelRun {
             let body = (0..<random(10..<120)).map { _ in UInt8(random(0..<256)) }
             var event = NewEvent(stream: name, type: "T\(random(0..<3))", data: body, metadata: EventMetadata(eventID: UUID()))
             if random(0..<3) == 0 { event.timestamp = now - 7_200_000_000 }
+            if random(0..<3) == 0 { event.key = Self.keys[random(0..<Self.keys.count)] }
+            event.isTombstone = random(0..<8) == 0
             events.append(event)
             if expecting[name] == nil, random(0..<2) == 0 {
                 let model = streams[name] ?? StreamModel()
@@ -166,7 +182,8 @@ final class ScavengingModelRun {
         for event in events {
             var model = streams[event.stream] ?? StreamModel()
             records.append(Record(
-                stream: event.stream, version: model.nextVersion, isMarker: false, data: event.data, isOld: event.timestamp != nil))
+                stream: event.stream, version: model.nextVersion, isMarker: false, data: event.data, isOld: event.timestamp != nil,
+                key: event.key ?? event.stream, isTombstone: event.isTombstone))
             model.nextVersion += 1
             model.deletion = .none
             model.touched = false
@@ -289,13 +306,20 @@ final class ScavengingModelRun {
 
     // MARK: The check
 
-    /// Dead now: below the stream's readable floor, or older than its max
-    /// age and not its last event (Format.md §4.1).
+    /// May be dead now: below the stream's readable floor, or, unless it is
+    /// its stream's last event, older than its max age, or (key compaction)
+    /// followed by a later event of its key, or a tombstone that is its
+    /// key's latest under a retention of 0 (Format.md §4.1). With keys this
+    /// is necessary, not sufficient: a compaction only sees the sealed segments.
     func isDead(_ position: UInt64) -> Bool {
         let record = records[Int(position)]
         guard !record.isMarker, let model = streams[record.stream] else { return false }
         if record.version < model.readableFrom { return true }
-        return model.maxAgeHour && record.isOld && record.version + 1 < model.nextVersion
+        guard record.version + 1 < model.nextVersion else { return false }
+        if model.maxAgeHour && record.isOld { return true }
+        guard keyCompaction else { return false }
+        let later = records[(Int(position) + 1)...].contains { !$0.isMarker && $0.key == record.key }
+        return later || (record.isTombstone && tombstoneRetentionZero)
     }
 
     func check() throws {

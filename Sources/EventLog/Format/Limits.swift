@@ -5,6 +5,8 @@ public enum Limits {
     public static let maxStreamNameBytes = 255
     /// Largest event type, in UTF-8 bytes (stored behind a one-byte length).
     public static let maxTypeBytes = 255
+    /// An event's explicit key (`NewEvent.key`): 1 to 255 UTF-8 bytes.
+    public static let maxKeyBytes = 255
     /// Largest encoded record (stream, type, metadata, data and framing).
     public static let maxRecordBytes = 4 << 20
     /// Largest batch frame, header included, before and after compression.

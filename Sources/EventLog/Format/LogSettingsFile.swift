@@ -4,13 +4,15 @@
 /// without the file has the default settings (retain everything).
 ///
 ///     0   u64  magic "EVLOGSET"
-///     8   u16  format version (3 or 4: the layout is the same)
+///     8   u16  format version (3 to 5: the layout is the same, bytes 34-39 reserved before 5)
 ///     10  u16  reserved (0)
 ///     12  u32  file length in bytes
 ///     16  u64  retain age, microseconds (0: no limit)
 ///     24  u64  retain bytes (0: no limit)
 ///     32  u16  count of retention cursors
-///     34  6    reserved (0)
+///     34  u8   flags: bit 0 key compaction (version 5)
+///     35  u8   reserved (0)
+///     36  u32  tombstone retention, seconds (version 5)
 ///     40  …    each cursor: u8 name length (1-255), the name's UTF-8 bytes
 ///     …   u32  CRC32C of every byte before it
 enum LogSettingsFile {
@@ -30,7 +32,9 @@ enum LogSettingsFile {
         w.le(settings.retainAgeMicroseconds)
         w.le(settings.retainBytes ?? 0)
         w.le(UInt16(settings.retainCursors.count))
-        w.zeros(6)
+        w.le(UInt8(settings.keyCompaction ? 1 : 0))
+        w.zeros(1)
+        w.le(UInt32(clamping: settings.tombstoneRetentionSeconds))
         for name in settings.retainCursors {
             w.le(UInt8(name.utf8.count))
             w.raw(Array(name.utf8))
@@ -43,10 +47,11 @@ enum LogSettingsFile {
     /// reserved bytes, then each field. Throws `foreignFile`,
     /// `unsupportedFormatVersion` or `corruption` naming `file` and the offset.
     static func decode(_ bytes: [UInt8], file: String) throws(EventLogError) -> LogSettings {
-        // The layout is version 3's.
+        // The layout is version 3's, bytes 34-39 reserved before version 5.
+        let version = bytes.count >= 10 ? UInt16(bytes[8]) | UInt16(bytes[9]) << 8 : 0
         let r = try VariableFile.reader(
             bytes, magic: Magic.logSettings, oldestVersion: 3, sizes: minSize...maxSize, file: file, what: "settings file",
-            reserved: [10..<12, 34..<40])
+            reserved: version >= 5 ? [10..<12, 35..<36] : [10..<12, 34..<40])
         let length = bytes.count
         var settings = LogSettings()
         let age = r.le(16, UInt64.self)
@@ -56,6 +61,12 @@ enum LogSettingsFile {
         }
         let retainBytes = r.le(24, UInt64.self)
         if retainBytes > 0 { settings.retainBytes = retainBytes }
+        if version >= 5 {
+            let flags = bytes[34]
+            guard flags & ~1 == 0 else { throw .corruption(file: file, offset: 34, reason: "unknown settings flags \(flags)") }
+            settings.keyCompaction = flags & 1 != 0
+            settings.tombstoneRetention = .seconds(Int64(r.le(36, UInt32.self)))
+        }
         let count = Int(r.le(32, UInt16.self))
         guard count <= Limits.maxRetentionCursors else {
             throw .corruption(file: file, offset: 32, reason: "\(count) retention cursors, above the limit of \(Limits.maxRetentionCursors)")

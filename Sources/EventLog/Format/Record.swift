@@ -4,10 +4,12 @@ import struct Foundation.UUID
 ///
 ///     varint  bodyLength        bytes from `crc` to the end of `data`
 ///     u32     crc               CRC32C of (position u64, batch firstTimestamp i64, body[4...])
-///     u8      flags             bit 0: timestamp delta present; bit 1: metadata present; bit 2: stream marker
+///     u8      flags             bit 0: timestamp delta present; bit 1: metadata present; bit 2: stream marker;
+///                               bit 3: tombstone; bit 4: key present
 ///     varint  timestampDelta    zigzag, relative to the batch's firstTimestamp (if bit 0)
 ///     varint  version
 ///     u8      streamLength (≥ 1), stream bytes
+///     u8      keyLength (≥ 1), key bytes (if bit 4)
 ///     u8      typeLength, type bytes
 ///     varint  metadataLength, metadata bytes (if bit 1)
 ///     …       data: the rest of the body
@@ -16,7 +18,11 @@ enum Record {
     static let flagMetadata: UInt8 = 0x02
     /// The record is a stream marker (deletion, truncation), not an event.
     static let flagMarker: UInt8 = 0x04
-    static let knownFlags: UInt8 = 0x07
+    /// The event is a tombstone of its key (key compaction).
+    static let flagTombstone: UInt8 = 0x08
+    /// An explicit key follows the stream name (else the key is the stream name).
+    static let flagKey: UInt8 = 0x10
+    static let knownFlags: UInt8 = 0x1F
 
     /// The record checksum's seed: CRC32C over the position and the batch's
     /// first timestamp, so a record read at the wrong place, or under a
@@ -48,11 +54,17 @@ extension Record {
     static func encode(
         into buffer: inout ByteBuffer, position: UInt64, firstTimestamp: Timestamp, timestamp: Timestamp,
         version: UInt64, isMarker: Bool, stream: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer,
-        metadata: EventMetadata?, metadataLength: Int, data: UnsafeRawBufferPointer
+        metadata: EventMetadata?, metadataLength: Int, data: UnsafeRawBufferPointer,
+        key: UnsafeRawBufferPointer? = nil, isTombstone: Bool = false
     ) {
         let delta = timestamp &- firstTimestamp
         var flags: UInt8 = isMarker ? flagMarker : 0
         var bodyLength = 4 + 1 + Varint.size(version) + 1 + stream.count + 1 + type.count + data.count
+        if isTombstone { flags |= flagTombstone }
+        if let key {
+            flags |= flagKey
+            bodyLength += 1 + key.count
+        }
         if delta != 0 {
             flags |= flagTimestamp
             bodyLength += Varint.size(Varint.zigzag(delta))
@@ -70,6 +82,10 @@ extension Record {
         buffer.appendVarint(version)
         buffer.appendByte(UInt8(stream.count))
         buffer.append(stream)
+        if let key {
+            buffer.appendByte(UInt8(key.count))
+            buffer.append(key)
+        }
         buffer.appendByte(UInt8(type.count))
         buffer.append(type)
         if let metadata {
@@ -107,6 +123,13 @@ public struct EventView {
     /// True for a stream marker (a deletion or truncation record the log
     /// wrote): not an event of its stream; stream reads and filtered reads skip it.
     public let isMarker: Bool
+    /// The explicit key's UTF-8 bytes (empty when the event has none: its key is the stream name).
+    public let keyBytes: UnsafeRawBufferPointer
+    /// True for a tombstone (`NewEvent.isTombstone`).
+    public let isTombstone: Bool
+
+    /// The explicit key (nil when none: the key is the stream name; allocates a `String`).
+    public var key: String? { keyBytes.isEmpty ? nil : String(decoding: keyBytes, as: UTF8.self) }
 
     /// The stream name (allocates a `String`).
     public var stream: String { String(decoding: streamBytes, as: UTF8.self) }
@@ -130,7 +153,7 @@ public struct EventView {
     public func event() throws(EventLogError) -> Event {
         Event(
             position: position, stream: stream, version: version, type: type, data: Array(data),
-            metadata: try metadata(), timestamp: timestamp)
+            metadata: try metadata(), timestamp: timestamp, key: key, isTombstone: isTombstone)
     }
 }
 
@@ -161,8 +184,8 @@ extension Record {
             guard stored == computed else { throw RecordDefect(reason: "record checksum mismatch", offset: start) }
         }
         var i = 4
-        let (flags, timestamp, version, stream) = try fields(of: body, at: &i, firstTimestamp: firstTimestamp, start: start)
-        // A type length byte follows the name.
+        let (flags, timestamp, version, stream, key) = try fields(of: body, at: &i, firstTimestamp: firstTimestamp, start: start)
+        // A type length byte follows the name (and key).
         guard i < body.count else { throw RecordDefect(reason: "stream name runs past the record", offset: start) }
         let typeLength = Int(body[i])
         i += 1
@@ -189,11 +212,13 @@ extension Record {
         offset = end
         return EventView(
             position: position, version: version, timestamp: timestamp, streamBytes: stream, typeBytes: type,
-            data: data, metadataBytes: metadata, isMarker: flags & flagMarker != 0)
+            data: data, metadataBytes: metadata, isMarker: flags & flagMarker != 0, keyBytes: key,
+            isTombstone: flags & flagTombstone != 0)
     }
 
-    /// What scavenging needs of the record at `offset` (its marker flag,
-    /// version, timestamp and stream name), read without decoding the rest;
+    /// What scavenging needs of the record at `offset` (its marker and
+    /// tombstone flags, version, timestamp, stream name and key), read
+    /// without decoding the rest;
     /// advances `offset` past it. The frame's checksum vouches for the bytes.
     @inline(__always)
     static func head(
@@ -206,18 +231,22 @@ extension Record {
         let end = offset + Int(bodyLength)
         let body = UnsafeRawBufferPointer(rebasing: area[offset..<end])
         var i = 4
-        let (flags, timestamp, version, stream) = try fields(of: body, at: &i, firstTimestamp: firstTimestamp, start: start)
+        let (flags, timestamp, version, stream, key) = try fields(of: body, at: &i, firstTimestamp: firstTimestamp, start: start)
         offset = end
-        return RecordHead(isMarker: flags & flagMarker != 0, version: version, timestamp: timestamp, stream: stream)
+        return RecordHead(
+            isMarker: flags & flagMarker != 0, version: version, timestamp: timestamp, stream: stream,
+            key: key.isEmpty ? stream : key, isTombstone: flags & flagTombstone != 0)
     }
 
     /// The fields every reader of a record needs, from its flags (at `i`,
-    /// after the checksum) through its stream name; advances `i` past the
-    /// name. `start` names the record in errors.
+    /// after the checksum) through its stream name and key (empty when it
+    /// has none); advances `i` past them. `start` names the record in errors.
     @inline(__always)
     private static func fields(
         of body: UnsafeRawBufferPointer, at i: inout Int, firstTimestamp: Timestamp, start: Int
-    ) throws(RecordDefect) -> (flags: UInt8, timestamp: Timestamp, version: UInt64, stream: UnsafeRawBufferPointer) {
+    ) throws(RecordDefect) -> (
+        flags: UInt8, timestamp: Timestamp, version: UInt64, stream: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer
+    ) {
         let flags = body[i]
         i += 1
         guard flags & ~knownFlags == 0 else { throw RecordDefect(reason: "unknown record flags", offset: start) }
@@ -235,7 +264,17 @@ extension Record {
         guard streamLength <= body.count - i else { throw RecordDefect(reason: "stream name runs past the record", offset: start) }
         let stream = UnsafeRawBufferPointer(rebasing: body[i..<(i + streamLength)])
         i += streamLength
-        return (flags, timestamp, version, stream)
+        var key = UnsafeRawBufferPointer(rebasing: body[i..<i])
+        if flags & flagKey != 0 {
+            guard i < body.count else { throw RecordDefect(reason: "key runs past the record", offset: start) }
+            let keyLength = Int(body[i])
+            i += 1
+            guard keyLength >= 1 else { throw RecordDefect(reason: "empty key", offset: start) }
+            guard keyLength <= body.count - i else { throw RecordDefect(reason: "key runs past the record", offset: start) }
+            key = UnsafeRawBufferPointer(rebasing: body[i..<(i + keyLength)])
+            i += keyLength
+        }
+        return (flags, timestamp, version, stream, key)
     }
 
     /// Skips the record at `offset` without decoding it.
@@ -252,8 +291,13 @@ extension Record {
 /// The fields of a record scavenging decides on (`Record.head`): borrowed
 /// from the records area, valid while it is.
 struct RecordHead {
+    /// The record's position (set by the segment walk; `Record.head` leaves 0).
+    var position: UInt64 = 0
     var isMarker: Bool
     var version: UInt64
     var timestamp: Timestamp
     var stream: UnsafeRawBufferPointer
+    /// The explicit key, or the stream name when the record has none.
+    var key: UnsafeRawBufferPointer
+    var isTombstone: Bool
 }

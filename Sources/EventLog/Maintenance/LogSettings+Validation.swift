@@ -11,6 +11,10 @@ extension LogSettings {
             throw .invalidArgument("the retain age must be 1 second to 100 years, got \(age)")
         }
         if let bytes = retainBytes, bytes == 0 { throw .invalidArgument("the retain bytes must be at least 1") }
+        let (seconds, attoseconds) = tombstoneRetention.components
+        guard seconds >= 0, seconds <= Int64(UInt32.max), attoseconds == 0 else {
+            throw .invalidArgument("the tombstone retention must be whole seconds, 0 to \(UInt32.max), got \(tombstoneRetention)")
+        }
         guard retainCursors.count <= Limits.maxRetentionCursors else {
             throw .limitExceeded(limit: "retention cursors", value: retainCursors.count, maximum: Limits.maxRetentionCursors)
         }

@@ -184,7 +184,12 @@ final class Maintenance: Sendable {
         }
         // Scavenging, in the segments retention kept.
         let scavenged = scavenging
-            ? try scavenger.run(dryRun: dryRun) { self.stopping.load(ordering: .relaxed) }
+            ? try scavenger.run(
+                dryRun: dryRun,
+                keyCompaction: settings.keyCompaction
+                    ? Scavenger.KeyCompaction(tombstoneRetentionMicroseconds: Int64(clamping: settings.tombstoneRetentionSeconds) * 1_000_000)
+                    : nil
+            ) { self.stopping.load(ordering: .relaxed) }
             : Scavenger.Outcome()
         result.segmentsRewritten = scavenged.segmentsRewritten
         result.eventsRemoved += scavenged.eventsRemoved

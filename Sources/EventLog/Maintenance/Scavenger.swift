@@ -12,9 +12,12 @@ import Glibc
 /// the stream's next version, so every event of a deleted stream is dead),
 /// or below the first of its stream's last max-count versions, or when it
 /// is older than its stream's max age and not the stream's last event
-/// (`StreamLimits`). Markers are never removed, and neither is any other
-/// event: a stream's versions survive in its state and in the records
-/// that remain, so a replay of the log still rebuilds them (Format.md §14.3).
+/// (`StreamLimits`). With key compaction (`LogSettings.keyCompaction`), an
+/// event is also dead when a later event of the sealed segments has its key
+/// (`KeyMap`), and a tombstone when it is its key's latest event and older
+/// than the tombstone retention. The stream's last event never is, nor any
+/// marker: a stream's versions survive in its state and in the records that
+/// remain, so a replay of the log still rebuilds them (Format.md §14.3).
 ///
 /// A segment is rewritten when at least 1/16 of its events are dead
 /// (`minimumDeadShare`), so that a trickle of deletions does not make every
@@ -45,9 +48,15 @@ final class Scavenger: Sendable {
     let log: BatchLog
     let index: StreamIndex
     /// Segments found without enough dead events, each with the time from
-    /// which a max age makes more of them dead (`.max`: never), and the
-    /// markers applied when they were.
-    private let clean = Mutex<(markers: UInt64, segments: [SegmentID: Timestamp])>((0, [:]))
+    /// which a max age or a tombstone's retention makes more of them dead
+    /// (`.max`: never), and the markers applied (and, with key compaction,
+    /// the end of the sealed segments and its tombstone retention) when they were.
+    private let clean = Mutex<(markers: UInt64, sealedEnd: UInt64, rule: Int64, segments: [SegmentID: Timestamp])>((0, 0, -1, [:]))
+
+    /// What key compaction asks of a pass.
+    struct KeyCompaction: Sendable {
+        var tombstoneRetentionMicroseconds: Int64
+    }
 
     init(log: BatchLog, index: StreamIndex) {
         self.log = log
@@ -66,21 +75,35 @@ final class Scavenger: Sendable {
 
     /// One pass over the sealed segments of the current snapshot; it ends
     /// early, between segments, when `shouldStop` says so (a closing log).
-    func run(dryRun: Bool, shouldStop: () -> Bool = { false }) throws(EventLogError) -> Outcome {
+    func run(
+        dryRun: Bool, keyCompaction: KeyCompaction? = nil, shouldStop: () -> Bool = { false }
+    ) throws(EventLogError) -> Outcome {
         let markers = index.markersApplied.load(ordering: .relaxed)
         let now = currentTimestamp()
+        let sealed = log.snapshot().sealed
+        // With key compaction, a newly sealed segment may supersede keys of any older one.
+        let sealedEnd = keyCompaction == nil ? 0 : sealed.last?.endPosition ?? 0
+        // Settings changed since: what was clean may not be.
+        let rule = keyCompaction?.tombstoneRetentionMicroseconds ?? -1
         let known = clean.withLock { memory -> [SegmentID: Timestamp] in
-            if memory.markers != markers { memory = (markers, [:]) }
+            if memory.markers != markers || memory.sealedEnd != sealedEnd || memory.rule != rule {
+                memory = (markers, sealedEnd, rule, [:])
+            }
             return memory.segments
         }
         var outcome = Outcome()
-        var states = DeadRecordRule(index: index, now: now)
-        for segment in log.snapshot().sealed {
+        var keys: KeyMap?
+        if keyCompaction != nil && sealed.contains(where: { segment in known[segment.id].map { now >= $0 } ?? true }) {
+            keys = try Self.keyMap(of: sealed, logID: log.segments.logID)
+        }
+        var states = DeadRecordRule(
+            index: index, now: now, keys: keys, tombstoneRetention: keyCompaction?.tombstoneRetentionMicroseconds ?? 0)
+        for segment in sealed {
             if let recheck = known[segment.id], now < recheck { continue }
             if shouldStop() { break }
             let (dead, events, nextExpiry) = try count(in: segment, states: &states)
             guard dead > 0, dead * Self.minimumDeadShare.denominator >= events * Self.minimumDeadShare.numerator else {
-                if !dryRun { clean.withLock { if $0.markers == markers { $0.segments[segment.id] = nextExpiry } } }
+                if !dryRun { remember(segment.id, until: nextExpiry, markers: markers, sealedEnd: sealedEnd, rule: rule) }
                 continue
             }
             outcome.segmentsRewritten += 1
@@ -94,10 +117,34 @@ final class Scavenger: Sendable {
             let rewritten = try rewrite(segment, states: &states)
             outcome.bytesAfter += UInt64(rewritten.outcome.bytesAfter)
             if let new = rewritten.segment {
-                clean.withLock { if $0.markers == markers { $0.segments[new.id] = rewritten.nextExpiry } }
+                remember(new.id, until: rewritten.nextExpiry, markers: markers, sealedEnd: sealedEnd, rule: rule)
             }
         }
         return outcome
+    }
+
+    /// Remembers a segment found clean until `recheck`, unless what it was
+    /// found under changed meanwhile.
+    private func remember(_ id: SegmentID, until recheck: Timestamp, markers: UInt64, sealedEnd: UInt64, rule: Int64) {
+        clean.withLock { memory in
+            if memory.markers == markers && memory.sealedEnd == sealedEnd && memory.rule == rule { memory.segments[id] = recheck }
+        }
+    }
+
+    /// The latest position of each key of the events in `sealed` (one walk).
+    private static func keyMap(of sealed: [Segment], logID: [UInt8]) throws(EventLogError) -> KeyMap {
+        var keys = KeyMap()
+        for segment in sealed {
+            do {
+                _ = try SegmentRewriter.rewrite(segment, logID: logID, to: nil, faults: nil) { head in
+                    if !head.isMarker { keys.note(head.key, at: head.position) }
+                    return true
+                }
+            } catch {
+                throw .wrapping(error)
+            }
+        }
+        return keys
     }
 
     /// Dead events and all events (markers left out) of `segment`, and
@@ -170,6 +217,10 @@ final class Scavenger: Sendable {
 struct DeadRecordRule {
     let index: StreamIndex
     let now: Timestamp
+    /// With key compaction: each key's latest position in the sealed segments.
+    let keys: KeyMap?
+    /// Microseconds a tombstone stays once it is its key's latest event.
+    let tombstoneRetention: Int64
     struct Floors {
         var versionFloor: UInt64
         /// Microseconds (0: no max age).
@@ -185,23 +236,39 @@ struct DeadRecordRule {
     /// The last stream asked about: records of one stream often come in runs.
     private var last = -1
 
-    init(index: StreamIndex, now: Timestamp) {
+    init(index: StreamIndex, now: Timestamp, keys: KeyMap? = nil, tombstoneRetention: Int64 = 0) {
         self.index = index
         self.now = now
+        self.keys = keys
+        self.tombstoneRetention = tombstoneRetention
     }
 
     /// Whether the pass keeps the event `head` (not a marker); for a kept
-    /// event a max age will make dead, lowers `nextExpiry` to when it will.
+    /// event a max age or a tombstone's retention will make dead, lowers
+    /// `nextExpiry` to when it will.
     mutating func keeps(_ head: RecordHead, nextExpiry: inout Timestamp) throws(EventLogError) -> Bool {
         let floors = try self.floors(head.stream)
         if head.version < floors.versionFloor { return false }
-        // The last event stays whatever its age: it keeps the stream's version.
-        guard floors.maxAge > 0, head.version &+ 1 < floors.nextVersion else { return true }
-        let age = Timestamp(clamping: floors.maxAge)
-        let expiry = head.timestamp > Timestamp.max - age ? Timestamp.max : head.timestamp + age
-        if expiry <= now { return false }
-        nextExpiry = min(nextExpiry, expiry)
+        // The last event stays whatever its age or key: it keeps the stream's version.
+        guard head.version &+ 1 < floors.nextVersion else { return true }
+        if floors.maxAge > 0 {
+            let expiry = Self.adding(Timestamp(clamping: floors.maxAge), to: head.timestamp)
+            if expiry <= now { return false }
+            nextExpiry = min(nextExpiry, expiry)
+        }
+        if let keys, let latest = keys.latestPosition(of: head.key) {
+            if latest > head.position { return false }
+            if head.isTombstone && latest == head.position {
+                let expiry = Self.adding(tombstoneRetention, to: head.timestamp)
+                if expiry <= now { return false }
+                nextExpiry = min(nextExpiry, expiry)
+            }
+        }
         return true
+    }
+
+    @inline(__always) private static func adding(_ span: Int64, to timestamp: Timestamp) -> Timestamp {
+        span > 0 && timestamp > Timestamp.max - span ? Timestamp.max : timestamp &+ span
     }
 
     /// The floors of the stream named `name`: from the cache, else from

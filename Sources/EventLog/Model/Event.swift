@@ -29,17 +29,26 @@ public struct NewEvent: Sendable, Hashable {
     public var metadata: EventMetadata
     /// When it happened; the append time when nil.
     public var timestamp: Timestamp?
+    /// The key key compaction keeps the latest event of (`LogSettings.keyCompaction`);
+    /// nil: the stream name. 1 to `Limits.maxKeyBytes` UTF-8 bytes.
+    public var key: String?
+    /// A tombstone: key compaction removes the earlier events of its key,
+    /// then, after `LogSettings.tombstoneRetention`, the tombstone itself.
+    public var isTombstone: Bool
 
     /// - Parameters:
     ///   - type: must not start with `$` (reserved for stream markers).
     public init(
-        stream: String, type: String, data: [UInt8], metadata: EventMetadata = EventMetadata(), timestamp: Timestamp? = nil
+        stream: String, type: String, data: [UInt8], metadata: EventMetadata = EventMetadata(), timestamp: Timestamp? = nil,
+        key: String? = nil, isTombstone: Bool = false
     ) {
         self.stream = stream
         self.type = type
         self.data = data
         self.metadata = metadata
         self.timestamp = timestamp
+        self.key = key
+        self.isTombstone = isTombstone
     }
 }
 
@@ -57,10 +66,14 @@ public struct Event: Sendable, Hashable {
     public var data: [UInt8]
     public var metadata: EventMetadata
     public var timestamp: Timestamp
+    /// The event's explicit key (nil: its key is the stream name), `NewEvent.key`.
+    public var key: String?
+    /// True for a tombstone, `NewEvent.isTombstone`.
+    public var isTombstone: Bool
 
     public init(
         position: UInt64, stream: String, version: UInt64, type: String, data: [UInt8],
-        metadata: EventMetadata, timestamp: Timestamp
+        metadata: EventMetadata, timestamp: Timestamp, key: String? = nil, isTombstone: Bool = false
     ) {
         self.position = position
         self.stream = stream
@@ -69,5 +82,7 @@ public struct Event: Sendable, Hashable {
         self.data = data
         self.metadata = metadata
         self.timestamp = timestamp
+        self.key = key
+        self.isTombstone = isTombstone
     }
 }

@@ -15,12 +15,28 @@ public struct LogSettings: Sendable, Equatable {
     /// after one of these cursors' positions is removed (a cursor that does
     /// not exist yet holds everything back).
     public var retainCursors: [String]
+    /// Key compaction: in sealed segments only the latest event of each key
+    /// (`NewEvent.key`, else the stream name) survives a compaction, and a
+    /// tombstone (`NewEvent.isTombstone`) removes its key's earlier events.
+    public var keyCompaction: Bool
+    /// How long a tombstone stays once it is its key's latest event, so that
+    /// consumers see it (Kafka's `delete.retention.ms`); whole seconds, at
+    /// most 2³² − 1. A tombstone that is its stream's last event stays.
+    public var tombstoneRetention: Duration
 
-    public init(retainAge: Duration? = nil, retainBytes: UInt64? = nil, retainCursors: [String] = []) {
+    public init(
+        retainAge: Duration? = nil, retainBytes: UInt64? = nil, retainCursors: [String] = [], keyCompaction: Bool = false,
+        tombstoneRetention: Duration = .seconds(86_400)
+    ) {
         self.retainAge = retainAge
         self.retainBytes = retainBytes
         self.retainCursors = retainCursors
+        self.keyCompaction = keyCompaction
+        self.tombstoneRetention = tombstoneRetention
     }
+
+    /// `tombstoneRetention` in whole seconds (negative: 0).
+    var tombstoneRetentionSeconds: UInt64 { UInt64(max(0, tombstoneRetention.components.seconds)) }
 
     /// True when no retention limit is set (nothing is ever removed).
     public var retainsEverything: Bool { retainAge == nil && retainBytes == nil }

@@ -88,9 +88,10 @@ enum SegmentRewriter {
             var position = batch.basePosition
             while position < batch.endPosition {
                 let recordStart = at
-                let view: RecordHead
+                var view: RecordHead
                 do {
                     view = try Record.head(area, at: &at, firstTimestamp: batch.firstTimestamp)
+                    view.position = position
                 } catch {
                     let place = batch.codecValue == 0 ? offset + BatchHeader.size + error.offset : offset
                     throw EventLogError.corruption(file: segment.path, offset: Int64(place), reason: error.reason)

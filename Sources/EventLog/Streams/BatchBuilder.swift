@@ -103,9 +103,11 @@ public struct BatchBuilder: ~Copyable {
     @discardableResult
     public mutating func append(
         stream: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer,
-        metadata: EventMetadata? = nil, timestamp: Timestamp? = nil
+        metadata: EventMetadata? = nil, timestamp: Timestamp? = nil, key: UnsafeRawBufferPointer? = nil, isTombstone: Bool = false
     ) throws(EventLogError) -> UInt64 {
-        try appendRecord(stream: stream, type: type, data: data, metadata: metadata, timestamp: timestamp, marker: nil)
+        try appendRecord(
+            stream: stream, type: type, data: data, metadata: metadata, timestamp: timestamp, marker: nil, key: key,
+            isTombstone: isTombstone)
     }
 
     /// The append of earlier versions of this API, which took the version:
@@ -122,9 +124,17 @@ public struct BatchBuilder: ~Copyable {
     /// Appends a record: an event, or a stream marker (which takes no version).
     mutating func appendRecord(
         stream: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer,
-        metadata: EventMetadata?, timestamp: Timestamp?, marker: StreamMarker?
+        metadata: EventMetadata?, timestamp: Timestamp?, marker: StreamMarker?, key: UnsafeRawBufferPointer? = nil,
+        isTombstone: Bool = false
     ) throws(EventLogError) -> UInt64 {
         try Self.checkStreamName(stream)
+        if let key {
+            guard key.count >= 1, key.count <= Limits.maxKeyBytes else {
+                if key.isEmpty { throw .invalidArgument("an event's key is empty (leave it out: the key is then the stream name)") }
+                throw .limitExceeded(limit: "key bytes", value: key.count, maximum: Limits.maxKeyBytes)
+            }
+            guard Self.isValidUTF8(key) else { throw .invalidArgument("an event's key is not valid UTF-8") }
+        }
         if marker == nil, type.first == UInt8(ascii: "$") {
             throw .invalidArgument("event types starting with $ are reserved for stream markers")
         }
@@ -142,7 +152,7 @@ public struct BatchBuilder: ~Copyable {
             storedMetadata = metadata
         }
         let recordBound = Varint.maxBytes + 4 + 1 + 2 * Varint.maxBytes + 2 + stream.count + type.count
-            + Varint.maxBytes + metadataLength + data.count
+            + Varint.maxBytes + metadataLength + data.count + (key.map { 1 + $0.count } ?? 0)
         guard data.count <= Limits.maxRecordBytes, recordBound <= Limits.maxRecordBytes + 64 else {
             throw .limitExceeded(limit: "record bytes", value: recordBound, maximum: Limits.maxRecordBytes)
         }
@@ -174,7 +184,7 @@ public struct BatchBuilder: ~Copyable {
         Record.encode(
             into: &buffer, position: position, firstTimestamp: firstTimestamp, timestamp: time, version: version,
             isMarker: marker != nil, stream: stream, type: type, metadata: storedMetadata,
-            metadataLength: metadataLength, data: data)
+            metadataLength: metadataLength, data: data, key: key, isTombstone: isTombstone)
         count += 1
         return position
     }
@@ -188,12 +198,20 @@ public struct BatchBuilder: ~Copyable {
         stream.withUTF8 { streamBytes in
             type.withUTF8 { typeBytes in
                 event.data.withUnsafeBytes { data in
-                    do throws(EventLogError) {
-                        result = .success(try append(
-                            stream: UnsafeRawBufferPointer(streamBytes), type: UnsafeRawBufferPointer(typeBytes),
-                            data: data, metadata: event.metadata, timestamp: event.timestamp))
-                    } catch {
-                        result = .failure(error)
+                    func append(key: UnsafeRawBufferPointer?) {
+                        do throws(EventLogError) {
+                            result = .success(try self.append(
+                                stream: UnsafeRawBufferPointer(streamBytes), type: UnsafeRawBufferPointer(typeBytes),
+                                data: data, metadata: event.metadata, timestamp: event.timestamp, key: key,
+                                isTombstone: event.isTombstone))
+                        } catch {
+                            result = .failure(error)
+                        }
+                    }
+                    if var key = event.key {
+                        key.withUTF8 { append(key: UnsafeRawBufferPointer($0)) }
+                    } else {
+                        append(key: nil)
                     }
                 }
             }
