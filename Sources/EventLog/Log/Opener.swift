@@ -381,12 +381,9 @@ struct Opener {
                 base: base, markerDataEnd: marker.flatMap { $0.lastSegmentBase == base ? Int($0.lastSegmentDataEnd) : nil },
                 directory: directory)
             if let tableCovered, tableCovered > outcome.endPosition {
-                evidence.append(SyncEvidence(
-                    bound: .max,
-                    source: "a stream table run, written after its data was synced, covers positions up to \(tableCovered) (the log ends at \(outcome.endPosition))"))
+                evidence.append(SyncEvidence.streamTable(covering: tableCovered, logEnd: outcome.endPosition))
             }
-            let stopReason: String?
-            if case .invalid(_, let reason) = outcome.stop { stopReason = reason } else { stopReason = nil }
+            let stopReason = outcome.stop.invalidReason
             let after = SegmentScanner.examine(
                 bytes, after: outcome.dataEnd, end: length, nextPosition: outcome.endPosition, readable: readable)
             switch SegmentScanner.judge(
