@@ -51,14 +51,17 @@ import Testing
     }
 
     /// Every file under `path` (subdirectories too): its length and a hash of its bytes.
-    static func contents(_ path: String) -> [String: String] {
+    static func contents(_ path: String, prefix: String = "") -> [String: String] {
         var result: [String: String] = [:]
-        guard let walker = FileManager.default.enumerator(atPath: path) else { return result }
-        while let name = walker.nextObject() as? String {
-            var isDirectory: ObjCBool = false
-            _ = FileManager.default.fileExists(atPath: path + "/" + name, isDirectory: &isDirectory)
-            let bytes = isDirectory.boolValue ? [] : Damage.read(path + "/" + name)
-            result[name] = isDirectory.boolValue ? "directory" : "\(bytes.count) bytes, hash \(bytes.hashValue)"
+        for name in (try? DirectoryOperations(path: path, faults: nil).list()) ?? [] {
+            let file = path + "/" + name
+            if DirectoryOperations.isDirectory(file) {
+                result[prefix + name] = "directory"
+                result.merge(contents(file, prefix: prefix + name + "/")) { a, _ in a }
+            } else {
+                let bytes = Damage.read(file)
+                result[prefix + name] = "\(bytes.count) bytes, hash \(bytes.hashValue)"
+            }
         }
         return result
     }
