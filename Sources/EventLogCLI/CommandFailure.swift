@@ -14,15 +14,17 @@ import Musl
 /// read, problems `verify` found); 2 for a usage error (an unknown option,
 /// a malformed option value or input line, a stream or cursor that does
 /// not exist) or an I/O error (a missing or locked log, a failed read or
-/// write); 3 when a stream refuses a write (a wrong expected version, a
-/// hard-deleted stream, an idempotency conflict). `EventLogError.exitCode`
+/// write); 3 for a refused write: a stream refuses it (a wrong expected
+/// version, a hard-deleted stream, an idempotency conflict), or `repair
+/// --yes` refuses to carry out a repair that would lose what only the log's
+/// files hold. `EventLogError.exitCode`
 /// classifies the library's errors; ArgumentParser's usage errors exit 2
 /// through `EventLogCommand.main`.
 struct CommandFailure: Error {
     static let findingExitCode: Int32 = 1
     static let usageOrIOExitCode: Int32 = 2
     static let malformedInputExitCode: Int32 = usageOrIOExitCode
-    static let streamConflictExitCode: Int32 = 3
+    static let refusedWriteExitCode: Int32 = 3
 
     var message: String
     var exitCode: Int32
@@ -43,7 +45,7 @@ struct CommandFailure: Error {
 
     /// A write the stream refused (`line 7: stream order-1: expected version 4, actual 6`).
     static func streamConflict(line: Int? = nil, _ error: EventLogError) -> CommandFailure {
-        CommandFailure((line.map { "line \($0): " } ?? "") + error.description, exitCode: streamConflictExitCode)
+        CommandFailure((line.map { "line \($0): " } ?? "") + error.description, exitCode: refusedWriteExitCode)
     }
 }
 
@@ -55,7 +57,7 @@ extension EventLogError {
     var exitCode: Int32 {
         switch self {
         case .corruption, .foreignFile, .missingSegment, .positionRemoved, .streamDeleted: return CommandFailure.findingExitCode
-        case .wrongExpectedVersion, .idempotencyConflict: return CommandFailure.streamConflictExitCode
+        case .wrongExpectedVersion, .idempotencyConflict: return CommandFailure.refusedWriteExitCode
         default: return CommandFailure.usageOrIOExitCode
         }
     }

@@ -13,6 +13,8 @@ struct DumpCommand: ParsableCommand {
             eventlog dump <directory> --stream <name> [--backward] [--from-version <version>] [--count <count>] [--type <type> ...]
                           [--since <time>] [--until <time>] [--meta <key=value> ...] [--data <format>] [--json]
             eventlog dump <directory> --batches [--from <position>] [--to <position>] [--count <count>] [--json]
+            eventlog dump <segment-file> [--batches] [--from <position>] [--to <position>] [--count <count>] [--type <type> ...]
+                          [--stream-prefix <prefix>] [--since <time>] [--until <time>] [--meta <key=value> ...] [--data <format>] [--json]
             """,
         discussion: """
             Without --json, one line per event: position, time (ISO 8601, UTC, microseconds), stream, \
@@ -67,9 +69,17 @@ struct DumpCommand: ParsableCommand {
 
             The log is opened read-only, so dump works beside a running writer; it prints the events \
             that were appended when it started.
+
+            Given a segment file instead of a log directory (a .segment file, such as one eventlog \
+            repair moved into DIR/damaged-<time>/), dump reads that file on its own, read-only: its \
+            events (or with --batches its batches) as for a log, every batch's checksum and chain \
+            verified; --stream is for log directories only, and --since is checked on each event. The \
+            file's log id is not checked. Damage ends the output with exit 1, naming the file and byte \
+            offset, after the events before it. Example: eventlog dump \
+            /var/lib/orders/damaged-20261129T070000Z/00000000000000004096.segment --json
             """)
 
-    @Argument(help: "The log directory.")
+    @Argument(help: "The log directory, or a segment file.")
     var directory: String
 
     @Option(help: "The first position to print (default: the start of the log; below it: exit 1).")
@@ -148,6 +158,9 @@ struct DumpCommand: ParsableCommand {
         if json, let dataFormat, !dataFormat.goesWithJSON {
             throw ValidationError("--data \(dataFormat.rawValue) is a text format; with --json, --data takes base64 or hex")
         }
+        if stream != nil && SegmentFileDump.isFile(directory) {
+            throw ValidationError("--stream reads a log directory; \(directory) is a segment file (dump it without --stream)")
+        }
         if stream != nil {
             if from != nil || to != nil {
                 throw ValidationError("--from and --to are positions in the whole log; with --stream, use --from-version")
@@ -162,6 +175,18 @@ struct DumpCommand: ParsableCommand {
     func run() throws {
         ignoreBrokenPipeSignal()
         try reportingFailures(command: "dump") {
+            if SegmentFileDump.isFile(directory) {
+                var output = OutputWriter(fd: 1)
+                let dump = SegmentFileDump(
+                    path: directory, from: from, to: to, count: count, types: types, streamPrefix: streamPrefix,
+                    conditions: conditions, batches: batches, json: json, data: dataFormat)
+                do {
+                    try dump.run(into: &output)
+                } catch let error as OutputError where error.isBrokenPipe {
+                    return
+                }
+                return
+            }
             let log = try Log.open(at: directory, options: LogOptions(createIfMissing: false, readOnly: true))
             defer { try? log.close() }
             var output = OutputWriter(fd: 1)
@@ -187,7 +212,7 @@ struct DumpCommand: ParsableCommand {
     }
 
     /// Thrown from a read's body to end the read early (`--count` reached, or `--to` passed).
-    private struct EnoughPrinted: Error {}
+    struct EnoughPrinted: Error {}
 
     /// `--from`, or the log start without it; a `--from` below the start is a finding.
     private func firstPosition(of log: Log) throws -> UInt64 {
@@ -216,7 +241,7 @@ struct DumpCommand: ParsableCommand {
     }
 
     /// `--since`, `--until` and `--meta`.
-    private var conditions: EventConditions {
+    var conditions: EventConditions {
         EventConditions(since: since, until: until, metadata: metadataConditions)
     }
 

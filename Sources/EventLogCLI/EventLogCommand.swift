@@ -9,22 +9,23 @@ import EventLog
 struct EventLogCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eventlog",
-        abstract: "Append to, read, follow, verify, inspect and measure (stats) an EventLog directory, and manage its streams, cursors and retention.",
+        abstract: "Append to, read, follow, verify, repair, inspect and measure (stats) an EventLog directory, and manage its streams, cursors and retention.",
         discussion: """
             Exit codes, the same for every command: 0 success (also tail -f stopped by SIGINT or \
             SIGTERM, or by its reader going away); 1 a finding: damage, problems verify found, a \
-            hard-deleted stream read (dump --stream), a position removed by retention (dump --from); 2 a \
+            repair planned but not applied (repair without --yes), a hard-deleted stream read (dump --stream), a position removed by retention (dump --from); 2 a \
             usage or I/O error: an unknown option, a malformed option value (config set --retain-age \
             5x) or input line (append), a stream or cursor that does not exist (streams delete|truncate, \
             cursors delete), a missing log, a log locked by a writer (tail --cursor, cursors set|delete, \
-            config set, compact and streams delete|truncate beside one), a failed read or write; 3 a \
-            stream refused a write (append, streams delete|truncate): a wrong expected version, a \
-            hard-deleted stream or an idempotency conflict.
+            config set, compact, repair and streams delete|truncate beside one), a failed read or write; 3 a \
+            refused write: a stream refused it (append, streams delete|truncate): a wrong expected \
+            version, a hard-deleted stream or an idempotency conflict; or repair --yes refused a repair \
+            that would lose what only the log's files hold.
             """,
         version: "eventlog, writing EventLog format version \(Log.formatVersion)",
         subcommands: [
-            AppendCommand.self, DumpCommand.self, TailCommand.self, VerifyCommand.self, InspectCommand.self, StatsCommand.self, StreamsCommand.self,
-            CursorsCommand.self, ConfigCommand.self, CompactCommand.self,
+            AppendCommand.self, DumpCommand.self, TailCommand.self, VerifyCommand.self, RepairCommand.self, InspectCommand.self,
+            StatsCommand.self, StreamsCommand.self, CursorsCommand.self, ConfigCommand.self, CompactCommand.self,
         ])
 
     /// Exit code of a usage error: 2, as every command's malformed input

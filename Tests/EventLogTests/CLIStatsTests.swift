@@ -141,8 +141,10 @@ import Testing
             ("dump", [
                 "dump /var/lib/orders --batches --from 1000 --count 5", "dump /var/lib/orders --since 1h --type OrderPlaced --meta tenant=acme",
                 "dump /var/lib/orders --stream order-7 --data hex",
+                "dump /var/lib/orders/damaged-20261129T070000Z/00000000000000004096.segment --json",
             ]),
             ("tail", ["tail /var/lib/orders --from -20 --stream order-7 -f"]), ("stats", ["stats /var/lib/orders --json"]),
+            ("repair", ["repair /var/lib/orders, then eventlog repair /var/lib/orders --yes"]),
         ] {
             let help = try CLIProcess.run([command, "--help"])
             #expect(help.status == 0, "\(help)")

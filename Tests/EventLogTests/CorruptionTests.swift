@@ -137,6 +137,57 @@ import Testing
         #expect(try !Log.verify(at: dir.path).isSound)
     }
 
+    /// Zeros in a sealed segment with data after them: the open refuses it
+    /// as damage, and verify names the same file and offset (it used to
+    /// report only the positions missing before the next segment).
+    @Test func zerosThenDataInASealedSegmentAreDamageToVerifyAsToOpen() throws {
+        let dir = TemporaryDirectory()
+        try smallSegmentsLog(dir)
+        let target = Fixtures.segments(dir)[1]
+        let batches = Fixtures.batches(in: target)
+        Damage.overwrite(target, at: batches[2].offset, with: [UInt8](repeating: 0, count: batches[2].length))
+        for name in dir.files() where name.hasPrefix(FileNames.stem(batches[0].base)) && !name.hasSuffix(".segment") {
+            Damage.remove(dir.sub(name))  // so that the open scans the segment
+        }
+        #expect {
+            try Log.open(at: dir.path, options: LogOptions(durability: .none))
+        } throws: { error in
+            guard case EventLogError.corruption(let file, let offset, _)? = error as? EventLogError else { return false }
+            return file == target && offset == Int64(batches[2].offset)
+        }
+        let report = try Log.verify(at: dir.path)
+        #expect(report.problems.contains { $0.file == target && $0.offset == Int64(batches[2].offset) && $0.reason.contains("data again") },
+                "\(report.problems)")
+    }
+
+    /// After a crash a stream table run that reaches past the end of the
+    /// data is evidence that the data was synced: the open refuses, and
+    /// verify says so too (it used to find the log sound).
+    @Test func aRunPastTheEndOfTheDataIsEvidenceToVerifyAsToOpen() throws {
+        let dir = TemporaryDirectory()
+        let log = try Log.open(at: dir.path, options: LogOptions(durability: .none))
+        try Fixtures.append(log, 0..<100, batch: 10)
+        try log.close()
+        #expect(dir.files().contains(FileNames.streamTableRun(from: 0, to: 100)))
+        let segment = Fixtures.segments(dir)[0]
+        let batches = Fixtures.batches(in: segment)
+        // Only the run is left to say how far the data was synced.
+        for name in [FileNames.cleanShutdown, FileNames.offsetIndex(0), FileNames.timeIndex(0), FileNames.streamIndex(0)] {
+            Damage.remove(dir.sub(name))
+        }
+        let length = Damage.read(segment).count
+        Damage.overwrite(segment, at: batches[8].offset, with: [UInt8](repeating: 0, count: length - batches[8].offset))
+        #expect {
+            try Log.open(at: dir.path, options: LogOptions(durability: .none))
+        } throws: { error in
+            guard case EventLogError.corruption(let file, let offset, _)? = error as? EventLogError else { return false }
+            return file == segment && offset == Int64(batches[8].offset)
+        }
+        let report = try Log.verify(at: dir.path)
+        #expect(report.problems.contains { $0.file == segment && $0.offset == Int64(batches[8].offset) && $0.reason.contains("stream table run") },
+                "\(report.problems)")
+    }
+
     @Test func missingLastSegmentAfterACleanClose() throws {
         let dir = TemporaryDirectory()
         try smallSegmentsLog(dir)

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// File names inside a log directory (Format.md, "Directory layout").
 enum FileNames {
     static let metadata = "eventlog.meta"
@@ -41,6 +47,25 @@ enum FileNames {
     /// The stream table run of the changes made by the records at positions
     /// `[from, to)` (Format.md §14.1): `FFFFFFFFFFFFFFFFFFFF-TTTTTTTTTTTTTTTTTTTT.streamtable`.
     static func streamTableRun(from: UInt64, to: UInt64) -> String { stem(from) + "-" + stem(to) + streamTableRunSuffix }
+
+    /// What every damaged directory's name starts with.
+    static let damagedDirectoryPrefix = "damaged-"
+
+    /// The directory `Log.repair` moves what it takes out of the log into
+    /// (Format.md §10.1): `damaged-` and the UTC time of the repair to the
+    /// second, ISO 8601 basic format (`damaged-20261129T070000Z`).
+    static func damagedDirectory(at time: Timestamp) -> String {
+        var seconds = time_t(time / 1_000_000)
+        var parts = tm()
+        guard gmtime_r(&seconds, &parts) != nil else { return damagedDirectoryPrefix + String(seconds) }
+        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        return damagedDirectoryPrefix + "\(parts.tm_year + 1900)\(two(parts.tm_mon + 1))\(two(parts.tm_mday))"
+            + "T\(two(parts.tm_hour))\(two(parts.tm_min))\(two(parts.tm_sec))Z"
+    }
+
+    /// The bytes a repair cut off segment `base` from byte `offset` on, in
+    /// the damaged directory (`00000000000000000000.segment.from-4096`).
+    static func cutOff(_ base: UInt64, from offset: Int) -> String { segment(base) + ".from-\(offset)" }
 
     /// The positions named by a stream table run's file name, or nil for any
     /// other name (including one whose `from` is after its `to`).

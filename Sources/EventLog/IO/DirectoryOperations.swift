@@ -85,6 +85,33 @@ struct DirectoryOperations: Sendable {
         try sync()
     }
 
+    /// Creates the directory `name` inside this one, then syncs this one.
+    /// Fails when it exists. The corresponding C function is `mkdir`.
+    func makeDirectory(_ name: String) throws(IOError) {
+        if case .fail(let e)? = faults?.decide(.makeDirectory, file(name)) {
+            throw IOError(operation: "mkdir", path: file(name), errno: e)
+        }
+        if mkdir(file(name), 0o755) != 0 { throw IOError(operation: "mkdir", path: file(name), errno: errno) }
+        try sync()
+    }
+
+    /// Moves file `name` into `other` (a directory on the same file system,
+    /// keeping the name), then syncs `other` and this directory, in that
+    /// order: the new entry is durable before the old one's removal is. The
+    /// corresponding C function is `rename`.
+    func move(_ name: String, into other: DirectoryOperations) throws(IOError) {
+        if case .fail(let e)? = faults?.decide(.rename, file(name)) {
+            throw IOError(operation: "rename", path: file(name), errno: e)
+        }
+        if Glibc.rename(file(name), other.file(name)) != 0 {
+            throw IOError(operation: "rename", path: file(name), errno: errno)
+        }
+        // Gone from this directory; the power-loss model knows no other.
+        faults?.recorder?.unlinked(file(name))
+        try other.sync()
+        try sync()
+    }
+
     /// Removes a file when present, then syncs the directory. The corresponding C function is `unlink`.
     func remove(_ name: String) throws(IOError) {
         if case .fail(let e)? = faults?.decide(.unlink, file(name)) {

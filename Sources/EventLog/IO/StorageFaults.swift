@@ -5,6 +5,8 @@
 /// (when one is set) before it acts. Production code never sets one.
 public enum StorageOperation: String, Sendable {
     case open, read, write, datasync, sync, allocate, truncate, rename, unlink, map, syncDirectory
+    /// `mkdir` of a directory inside the log directory (`Log.repair`'s damaged directory).
+    case makeDirectory
 }
 
 /// What an injected fault does.

@@ -57,6 +57,9 @@ public struct LogOptions: Sendable {
     /// Test hook: under `.always`, write zeros ahead of the writer in the
     /// background (the simulation turns it off so a seed replays exactly).
     var preallocates = true
+    /// The writer lock (`eventlog.lock`), already taken: `Log.repair` holds it
+    /// while it changes the log and hands it to the open that ends the repair.
+    var heldWriterLock: FileHandle? = nil
     /// Test hook: reserve the active segment's space (`fallocate`) ahead of
     /// each write; off, a full disk shows as a failed write (a torn batch).
     var reservesSpace = true

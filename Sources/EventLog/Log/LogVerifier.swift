@@ -15,6 +15,8 @@ public struct VerificationReport: Sendable {
     public var batches = 0
     public var events: UInt64 = 0
     public var indexFiles = 0
+    /// Each segment's findings in position order, for `Log.repair`.
+    var segmentChecks: [SegmentCheck] = []
 }
 
 /// `Log.verify(at:)`: checks every byte of a log without opening it.
@@ -54,8 +56,11 @@ enum LogVerifier {
             report.problems.append(.init(file: directory.file(FileNames.metadata), offset: 0, reason: "\(error)"))
         }
         let marker = (try? directory.readWhole(FileNames.cleanShutdown))?.flatMap(CleanShutdownMarker.decode)
+        // After a crash, stream table runs are evidence of synced data too, as on open (Format.md §10, §14.3).
+        let tableCovered = marker == nil ? StreamTableRunChain.openAll(in: directory).runs.map(\.to).max() : nil
         let interval = Int(metadata?.indexInterval ?? 4096)
         var expected: UInt64?
+        var firstMissing: (expected: UInt64, reason: String)?
         // The log start position (Format.md §3.1): the first segment must begin there.
         let startFile = directory.file(FileNames.logStart)
         do {
@@ -63,16 +68,18 @@ enum LogVerifier {
             // Leftovers of retention's unlink are not part of the log: the next writer removes them.
             bases = SegmentSet.leftoversOfRetention(in: bases, start: start).log
             if let first = bases.first {
+                let reason: String?
                 switch SegmentSet.succession(of: first, after: start) {
-                case .follows: break
+                case .follows:
+                    reason = nil
                 case .missing(let gap):
-                    report.problems.append(.init(
-                        file: directory.file(FileNames.segment(first)), offset: 0,
-                        reason: "positions \(gap.lowerBound)..<\(gap.upperBound) are missing (the log starts at \(start): a segment is missing before this one)"))
+                    reason = "positions \(gap.lowerBound)..<\(gap.upperBound) are missing (the log starts at \(start): a segment is missing before this one)"
                 case .overlaps:
-                    report.problems.append(.init(
-                        file: directory.file(FileNames.segment(first)), offset: 0,
-                        reason: "segment starts at \(first), before the log start position \(start)"))
+                    reason = "segment starts at \(first), before the log start position \(start)"
+                }
+                if let reason {
+                    report.problems.append(.init(file: directory.file(FileNames.segment(first)), offset: 0, reason: reason))
+                    firstMissing = (start, reason)
                 }
             }
         } catch let error as EventLogError {
@@ -93,25 +100,31 @@ enum LogVerifier {
         }
         for (i, base) in bases.enumerated() {
             let isLast = i == bases.count - 1
+            var missing = i == 0 ? firstMissing : nil
             // After a damaged segment its end is unknown: no gap is claimed.
             if let expected {
+                let reason: String?
                 switch SegmentSet.succession(of: base, after: expected) {
-                case .follows: break
+                case .follows:
+                    reason = nil
                 case .missing(let gap):
-                    report.problems.append(.init(
-                        file: directory.file(FileNames.segment(base)), offset: 0,
-                        reason: "positions \(gap.lowerBound)..<\(gap.upperBound) are missing (a segment is missing before this one)"))
+                    reason = "positions \(gap.lowerBound)..<\(gap.upperBound) are missing (a segment is missing before this one)"
                 case .overlaps:
-                    report.problems.append(.init(
-                        file: directory.file(FileNames.segment(base)), offset: 0,
-                        reason: "segment overlaps the one before it, which ends at \(expected)"))
+                    reason = "segment overlaps the one before it, which ends at \(expected)"
+                }
+                if let reason {
+                    report.problems.append(.init(file: directory.file(FileNames.segment(base)), offset: 0, reason: reason))
+                    missing = (expected, reason)
                 }
             }
-            expected = verifySegment(
-                base: base, isLast: isLast, directory: directory, logID: metadata?.logID, interval: interval,
-                cleanlyClosed: marker != nil,
+            var (check, soundEnd) = verifySegment(
+                base: base, isLast: isLast, nextBase: isLast ? nil : bases[i + 1], directory: directory, logID: metadata?.logID,
+                interval: interval, cleanlyClosed: marker != nil,
                 markerDataEnd: marker.flatMap { $0.lastSegmentBase == base ? Int($0.lastSegmentDataEnd) : nil },
-                checkIndexes: checkIndexes, report: &report).end
+                tableCovered: isLast ? tableCovered : nil, checkIndexes: checkIndexes, report: &report)
+            check.missingBefore = missing
+            expected = soundEnd
+            report.segmentChecks.append(check)
         }
         if let marker, let expected, marker.endPosition != expected {
             report.problems.append(.init(
@@ -131,14 +144,15 @@ enum LogVerifier {
         }
     }
 
-    /// Verifies one segment and its index files; returns its end position
-    /// (nil when damage makes it unknown) and whether it was damaged.
+    /// Verifies one segment and its index files; returns what it found (for
+    /// `Log.repair`) and its end position (nil when damage makes it unknown).
     private static func verifySegment(
-        base: UInt64, isLast: Bool, directory: DirectoryOperations, logID: [UInt8]?, interval: Int,
-        cleanlyClosed: Bool, markerDataEnd: Int?,
+        base: UInt64, isLast: Bool, nextBase: UInt64?, directory: DirectoryOperations, logID: [UInt8]?, interval: Int,
+        cleanlyClosed: Bool, markerDataEnd: Int?, tableCovered: UInt64?,
         checkIndexes: (Segment, DirectoryOperations, inout VerificationReport) -> Void, report: inout VerificationReport
-    ) -> (end: UInt64?, damaged: Bool) {
+    ) -> (check: SegmentCheck, soundEnd: UInt64?) {
         let path = directory.file(FileNames.segment(base))
+        var check = SegmentCheck(base: base, isLast: isLast)
         report.segments += 1
         let file: FileHandle
         let mapping: MappedRegion
@@ -147,16 +161,27 @@ enum LogVerifier {
             mapping = try MappedRegion.map(file, length: Int(try file.length()))
         } catch {
             report.problems.append(.init(file: path, offset: 0, reason: error.description))
-            return (nil, true)
+            check.unreadable = error.description
+            return (check, nil)
         }
         let bytes = mapping.bytes(at: 0, count: mapping.length) ?? UnsafeRawBufferPointer(start: nil, count: 0)
         // Nothing past the checked data is read where the file has a hole (Format.md §10, "Holes").
         let readable = ReadableRegions(file: file, length: mapping.length)
         let header: SegmentHeader
         do { header = try SegmentHeader.decode(bytes, file: path, logID: logID, expectedBase: base) } catch {
-            report.problems.append(problem(error, file: path))
-            return (nil, true)
+            let found = problem(error, file: path)
+            report.problems.append(found)
+            if case .unsupportedFormatVersion = error {
+                check.unreadable = found.reason
+            } else if isLast, (try? Opener(path: directory.path, options: LogOptions(readOnly: true)).isInterruptedCreation(base)) == true {
+                // Zeros where the header should be and nothing after: the next open removes the file (Format.md §10).
+                check.recoveredByOpen = (0, "a segment whose creation a crash interrupted (the next open removes it)")
+            } else {
+                check.damage = SegmentDamage(offset: Int(found.offset), position: base, reason: found.reason)
+            }
+            return (check, nil)
         }
+        check.declaredEnd = header.declaredEnd
         let entries = IndexPolicy.capacity(segmentBytes: mapping.length, interval: interval)
         let offsets = IndexBuffer<OffsetIndexEntry>(capacity: entries)
         let times = IndexBuffer<TimeIndexEntry>(capacity: entries)
@@ -169,6 +194,8 @@ enum LogVerifier {
         var previousCRC = header.checksum
         var expectedBase = base
         var outcome: SegmentScanner.Outcome
+        // The positions of the batches read so far, for the gaps scavenging left.
+        var walked = base
         while true {
             outcome = SegmentScanner.scan(
                 bytes, from: from, end: bytes.count, previousCRC: previousCRC, expectedBase: expectedBase,
@@ -178,24 +205,59 @@ enum LogVerifier {
                     batch: batch, at: offset, records: batch.plainRecords(in: bytes, at: offset), segmentBase: base,
                     offsetIndex: offsets, timeIndex: times)
                 events += UInt64(batch.recordCount)
+                if !damaged && batch.basePosition > walked { check.removedPositions.append(walked..<batch.basePosition) }
+                if !damaged { walked = batch.endPosition }
                 if let defect = verifyRecords(of: batch, at: offset, bytes: bytes, scratch: &scratch) {
                     recordProblems.append(.init(file: path, offset: Int64(defect.offset), reason: defect.reason))
+                    check.noteDamage(SegmentDamage(offset: offset, position: batch.basePosition, reason: defect.reason))
                 }
             }
             report.batches += outcome.batches
+            if !damaged && from == SegmentHeader.size { check.stopPosition = outcome.endPosition }
+            check.reachedPosition = max(check.reachedPosition, outcome.endPosition)
             if case .unreadable(let offset) = outcome.stop {
                 report.problems.append(.init(file: path, offset: Int64(offset), reason: MappedBytes.unreadableReason))
-                return (nil, true)
+                check.unreadable = "\(path) at byte \(offset): \(MappedBytes.unreadableReason)"
+                return (check, nil)
+            }
+            // What the next open does where the last segment's data stops (Format.md §10).
+            let verdict: StopVerdict? = isLast
+                ? judgeStop(
+                    at: outcome, reason: outcome.stop.invalidReason, bytes: bytes, readable: readable, base: base,
+                    directory: directory, markerDataEnd: markerDataEnd, tableCovered: tableCovered)
+                : nil
+            // The open judges the first stop only: what it does there is what counts.
+            if !damaged, let verdict {
+                switch verdict {
+                case .tornTail:
+                    check.recoveredByOpen = (outcome.dataEnd, verdict.problemText ?? "")
+                case .corruption(let text):
+                    check.noteDamage(SegmentDamage(offset: outcome.dataEnd, position: outcome.endPosition, reason: text))
+                case .endOfData:
+                    break
+                }
             }
             guard case .invalid(let offset, let reason) = outcome.stop else {
                 // Zeros: the end of the data, unless a later batch shows otherwise (Format.md §10).
-                if isLast, let defect = judgeStop(
-                    at: outcome, reason: nil, bytes: bytes, readable: readable, base: base, directory: directory, markerDataEnd: markerDataEnd) {
+                if let defect = verdict?.problemText {
                     report.problems.append(.init(file: path, offset: Int64(outcome.dataEnd), reason: defect))
                     damaged = true
+                } else if !isLast, !damaged, header.declaredEnd == nil, let nextBase, nextBase > outcome.endPosition {
+                    // Data after the zeros of a sealed segment is damage, as on open; with
+                    // none, the next segment is what is missing (reported with it).
+                    let after = SegmentScanner.examine(
+                        bytes, after: outcome.dataEnd, end: bytes.count, nextPosition: outcome.endPosition, readable: readable)
+                    if let nonZero = after.firstNonZero {
+                        let text = "zeros where the batch of position \(outcome.endPosition) should start, and data again at byte \(nonZero); "
+                            + "the next segment starts at position \(nextBase)"
+                        report.problems.append(.init(file: path, offset: Int64(outcome.dataEnd), reason: text))
+                        check.noteDamage(SegmentDamage(offset: outcome.dataEnd, position: outcome.endPosition, reason: text))
+                        damaged = true
+                    }
                 }
                 break
             }
+            if !isLast { check.noteDamage(SegmentDamage(offset: offset, position: outcome.endPosition, reason: reason)) }
             damaged = true
             // Resynchronise past the damaged frame when its length still leads
             // to a valid frame, so one damaged batch hides nothing after it.
@@ -211,18 +273,23 @@ enum LogVerifier {
                 expectedBase = next.basePosition
                 continue
             }
-            let defect = isLast
-                ? judgeStop(at: outcome, reason: reason, bytes: bytes, readable: readable, base: base, directory: directory, markerDataEnd: markerDataEnd)
-                : nil
             report.problems.append(.init(
-                file: path, offset: Int64(offset), reason: defect ?? (reason + " (the rest of the segment was not checked)")))
+                file: path, offset: Int64(offset), reason: verdict?.problemText ?? (reason + " (the rest of the segment was not checked)")))
             break
         }
         report.events += events
         report.problems += recordProblems
+        if let recovered = check.recoveredByOpen, let damage = check.damage, damage.offset >= recovered.offset {
+            // The next open cuts from the torn tail on, this damage with it.
+            check.damage = nil
+        }
+        if !damaged, let declaredEnd = header.declaredEnd, declaredEnd > walked {
+            check.removedPositions.append(walked..<declaredEnd)
+        }
+        if let declaredEnd = header.declaredEnd { check.reachedPosition = max(check.reachedPosition, declaredEnd) }
         if damaged {
             // Indexes of a damaged segment cannot be compared with anything meaningful.
-            return (nil, true)
+            return (check, nil)
         }
         let rebuilt = Segment(
             id: .next(), basePosition: base, path: path, mapping: mapping, headerCRC: header.checksum, offsetIndex: offsets,
@@ -235,30 +302,32 @@ enum LogVerifier {
             checkIndexes(rebuilt, directory, &report)
         }
         if isLast, let declaredEnd = header.declaredEnd {
-            report.problems.append(.init(
-                file: path, offset: 48,
-                reason: "a rewritten segment is the last one: the segment starting at its declared end \(declaredEnd) is missing"))
-            return (nil, true)
+            let text = "a rewritten segment is the last one: the segment starting at its declared end \(declaredEnd) is missing"
+            report.problems.append(.init(file: path, offset: 48, reason: text))
+            check.missingAfter = (declaredEnd, text)
+            return (check, nil)
         }
-        return (rebuilt.endPosition, false)
+        return (check, rebuilt.endPosition)
     }
 
-    /// Where the last segment's data stops: nil at a plain end of the data,
-    /// otherwise what the next open will do there (cut a torn tail, or refuse).
+    /// Where the last segment's data stops: what the next open does there
+    /// (nothing at a plain end of the data, cut a torn tail, or refuse).
+    /// Evidence of how far the data was synced is what the open weighs: the
+    /// clean-shutdown marker, an intact index file and, after a crash, the
+    /// stream table runs (`tableCovered`: the furthest position one reaches).
     private static func judgeStop(
         at outcome: SegmentScanner.Outcome, reason: String?, bytes: UnsafeRawBufferPointer, readable: ReadableRegions, base: UInt64,
-        directory: DirectoryOperations, markerDataEnd: Int?
-    ) -> String? {
-        let evidence = SyncEvidence.recorded(base: base, markerDataEnd: markerDataEnd, directory: directory)
+        directory: DirectoryOperations, markerDataEnd: Int?, tableCovered: UInt64?
+    ) -> StopVerdict {
+        var evidence = SyncEvidence.recorded(base: base, markerDataEnd: markerDataEnd, directory: directory)
+        if let tableCovered, tableCovered > outcome.endPosition {
+            evidence.append(SyncEvidence.streamTable(covering: tableCovered, logEnd: outcome.endPosition))
+        }
         let after = SegmentScanner.examine(
             bytes, after: outcome.dataEnd, end: bytes.count, nextPosition: outcome.endPosition, readable: readable)
-        switch SegmentScanner.judge(
+        return SegmentScanner.judge(
             bytes, stop: outcome.dataEnd, reason: reason, nextPosition: outcome.endPosition, after: after, evidence: evidence,
-            readable: readable) {
-        case .endOfData: return nil
-        case .tornTail(let text): return text + " (a torn tail: the next open cuts it)"
-        case .corruption(let text): return text + " (damage to data that was on disk, not a torn tail: nothing is cut)"
-        }
+            readable: readable)
     }
 
     /// Checks each record's own checksum (the one point reads rely on).

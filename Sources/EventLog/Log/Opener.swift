@@ -56,17 +56,8 @@ struct Opener {
         }
         var lockFile: FileHandle?
         if !readOnly {
-            let lock = try FileHandle.open(directory.file(FileNames.lock), create: true, faults: options.storageFaults)
-            // A lock can be held for a moment by a child process this one is
-            // spawning (it shares our file descriptions until its exec closes
-            // them), so a refusal is retried for up to 100 ms before it counts.
-            var attempts = 0
-            while try !lock.tryLockExclusive() {
-                attempts += 1
-                guard attempts < 50 else { throw EventLogError.locked(path: path) }
-                usleep(2000)
-            }
-            lockFile = lock
+            // A repair hands over the lock it holds, so no other writer opens the log in between.
+            lockFile = try options.heldWriterLock ?? Self.lockForWriting(directory)
         }
         let names = try directory.list()
         var bases = SegmentSet.bases(in: names)
@@ -225,6 +216,23 @@ struct Opener {
         return (log, upper)
     }
 
+    /// Takes the writer lock of the log in `directory` (`flock` on
+    /// `eventlog.lock`, created when missing), as every process that changes
+    /// the log's files does. Throws `locked` when another holds it.
+    static func lockForWriting(_ directory: DirectoryOperations) throws -> FileHandle {
+        let lock = try FileHandle.open(directory.file(FileNames.lock), create: true, faults: directory.faults)
+        // A lock can be held for a moment by a child process this one is
+        // spawning (it shares our file descriptions until its exec closes
+        // them), so a refusal is retried for up to 100 ms before it counts.
+        var attempts = 0
+        while try !lock.tryLockExclusive() {
+            attempts += 1
+            guard attempts < 50 else { throw EventLogError.locked(path: directory.path) }
+            usleep(2000)
+        }
+        return lock
+    }
+
     // MARK: Metadata
 
     mutating func loadOrCreateMetadata(segmentsExist: Bool) throws -> LogMetadata {
@@ -381,12 +389,9 @@ struct Opener {
                 base: base, markerDataEnd: marker.flatMap { $0.lastSegmentBase == base ? Int($0.lastSegmentDataEnd) : nil },
                 directory: directory)
             if let tableCovered, tableCovered > outcome.endPosition {
-                evidence.append(SyncEvidence(
-                    bound: .max,
-                    source: "a stream table run, written after its data was synced, covers positions up to \(tableCovered) (the log ends at \(outcome.endPosition))"))
+                evidence.append(SyncEvidence.streamTable(covering: tableCovered, logEnd: outcome.endPosition))
             }
-            let stopReason: String?
-            if case .invalid(_, let reason) = outcome.stop { stopReason = reason } else { stopReason = nil }
+            let stopReason = outcome.stop.invalidReason
             let after = SegmentScanner.examine(
                 bytes, after: outcome.dataEnd, end: length, nextPosition: outcome.endPosition, readable: readable)
             switch SegmentScanner.judge(

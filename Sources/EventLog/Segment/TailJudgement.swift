@@ -36,6 +36,23 @@ enum StopVerdict: Equatable {
     case tornTail(reason: String)
     /// Damage to data that was on disk: refuse, naming the offset.
     case corruption(reason: String)
+
+    /// How `verify` reports it: nil at a plain end of the data.
+    var problemText: String? {
+        switch self {
+        case .endOfData: return nil
+        case .tornTail(let text): return text + " (a torn tail: the next open cuts it)"
+        case .corruption(let text): return text + " (damage to data that was on disk, not a torn tail: nothing is cut)"
+        }
+    }
+}
+
+extension SegmentScanner.Stop {
+    /// Why the frame at the stop is invalid; nil at zeros or unreadable bytes.
+    var invalidReason: String? {
+        if case .invalid(_, let reason) = self { return reason }
+        return nil
+    }
 }
 
 extension SegmentScanner {
@@ -173,6 +190,15 @@ extension UnsafeRawBufferPointer {
 }
 
 extension SyncEvidence {
+    /// A stream table run reaches `covered`, past the log's end `logEnd`:
+    /// runs are written after their data was synced (Format.md §14.3), so
+    /// every byte of the last segment was on disk.
+    static func streamTable(covering covered: UInt64, logEnd: UInt64) -> SyncEvidence {
+        SyncEvidence(
+            bound: .max,
+            source: "a stream table run, written after its data was synced, covers positions up to \(covered) (the log ends at \(logEnd))")
+    }
+
     /// The evidence files give of how far segment `base` was synced: the
     /// clean-shutdown marker's data end (when it names this segment) and an
     /// intact offset index file's data end, trusted or not (index files are

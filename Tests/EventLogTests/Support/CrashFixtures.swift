@@ -42,6 +42,14 @@ final class FailingStep: Sendable {
 
     func arm() { state.withLock { $0.on = true } }
 
+    /// Counts one operation (armed or not); returns how many came before it.
+    func count() -> Int {
+        state.withLock { state in
+            state.count += 1
+            return state.count - 1
+        }
+    }
+
     /// Stops failing and counting; returns the operations counted while armed.
     func disarm() -> Int {
         state.withLock { state in

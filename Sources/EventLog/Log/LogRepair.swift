@@ -1,0 +1,61 @@
+/// `Log.repair`: the explicit way past damage that an open refuses or that
+/// `verify` reports (Format.md §10.1, "Repair"). It plans from what `verify`
+/// found (`RepairPlanner`), and carries the plan out (`LogRepair+Apply.swift`)
+/// under the writer lock, which it holds from `init` until it is released.
+///
+/// The rules:
+/// - The first damage in position order decides where the log ends: damage
+///   in a batch or record of the last segment cuts that segment at the
+///   damaged batch; damage anywhere else (a sealed segment, a segment
+///   header), or a missing segment, ends the log where the damaged or
+///   missing segment begins, and every segment from there on is moved aside.
+/// - Nothing is deleted: what leaves the log is moved (or, for a cut, first
+///   copied) into the damaged directory. Derived files that describe what
+///   left, or that `verify` found damaged, are moved aside too and rebuilt
+///   by the open that ends the repair.
+/// - The stream table runs that end at or before the new end are kept; the
+///   others are moved aside and their part is replayed from the log. A
+///   replay cannot bring back what retention or scavenging removed, so the
+///   repair is refused when it would have to replay such positions.
+///
+/// Not thread-safe; one repair at a time holds the lock.
+struct LogRepair {
+    let directory: DirectoryOperations
+    let metadata: LogMetadata
+    /// The writer lock, held for the whole repair.
+    let lock: FileHandle
+
+    /// Takes the writer lock of the log in `path` (throws `locked` when a
+    /// writer has it) and reads its metadata, refusing a log this build may
+    /// not write (as a writer's open does).
+    init(at path: String, faults: StorageFaults?) throws {
+        guard DirectoryOperations.isDirectory(path) else { throw EventLogError.notFound(path: path) }
+        directory = DirectoryOperations(path: path, faults: faults)
+        let metadataFile = directory.file(FileNames.metadata)
+        guard DirectoryOperations.exists(metadataFile) else { throw EventLogError.notFound(path: path) }
+        lock = try Opener.lockForWriting(directory)
+        guard let bytes = try directory.readWhole(FileNames.metadata) else { throw EventLogError.notFound(path: path) }
+        metadata = try LogMetadata.decode(bytes, file: metadataFile, writing: true)
+    }
+
+    /// What the apply step does, in its order (see `apply`).
+    struct Steps {
+        /// The damaged directory's name in the log directory; nil when nothing leaves the log.
+        var damagedDirectory: String?
+        /// The last segment cut at `offset` (the bytes from there on copied aside).
+        var cut: (base: UInt64, offset: Int)?
+        /// Segment files (each followed by its index files) moved aside, from the lowest base up.
+        var segmentFiles: [String] = []
+        /// Derived files moved aside next (the clean-shutdown marker, runs, index files).
+        var derivedFiles: [String] = []
+        /// An empty segment created here, where the log continues after a rewritten segment.
+        var newSegment: UInt64?
+    }
+
+    /// Plans the repair of what `report` (`Log.verify`, taken under the lock)
+    /// found (`RepairPlanner`). Changes nothing.
+    func plan(from report: VerificationReport, now: Timestamp = currentTimestamp()) throws -> (RepairPlan, Steps) {
+        var planner = try RepairPlanner(directory: directory, report: report)
+        return planner.make(now: now)
+    }
+}
