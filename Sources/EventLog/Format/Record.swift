@@ -123,10 +123,20 @@ public struct EventView {
     /// True for a stream marker (a deletion or truncation record the log
     /// wrote): not an event of its stream; stream reads and filtered reads skip it.
     public let isMarker: Bool
-    /// The explicit key's UTF-8 bytes (empty when the event has none: its key is the stream name).
-    public let keyBytes: UnsafeRawBufferPointer
     /// True for a tombstone (`NewEvent.isTombstone`).
     public let isTombstone: Bool
+    /// The record has an explicit key: its length byte and bytes follow the
+    /// stream name's (Format.md §6), checked when the record was decoded.
+    let hasKey: Bool
+
+    /// The explicit key's UTF-8 bytes (empty when the event has none: its key
+    /// is the stream name). Found from the stream name's end rather than kept:
+    /// a smaller view is a faster scan.
+    public var keyBytes: UnsafeRawBufferPointer {
+        guard hasKey, let name = streamBytes.baseAddress else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        let lengthByte = name + streamBytes.count
+        return UnsafeRawBufferPointer(start: lengthByte + 1, count: Int(lengthByte.load(as: UInt8.self)))
+    }
 
     /// The explicit key (nil when none: the key is the stream name; allocates a `String`).
     public var key: String? { keyBytes.isEmpty ? nil : String(decoding: keyBytes, as: UTF8.self) }
@@ -184,7 +194,8 @@ extension Record {
             guard stored == computed else { throw RecordDefect(reason: "record checksum mismatch", offset: start) }
         }
         var i = 4
-        let (flags, timestamp, version, stream, key) = try fields(of: body, at: &i, firstTimestamp: firstTimestamp, start: start)
+        let (flags, timestamp, version, stream) = try fields(of: body, at: &i, firstTimestamp: firstTimestamp, start: start)
+        if flags & flagKey != 0 { _ = try key(of: body, at: &i, start: start) }
         // A type length byte follows the name (and key).
         guard i < body.count else { throw RecordDefect(reason: "stream name runs past the record", offset: start) }
         let typeLength = Int(body[i])
@@ -212,8 +223,8 @@ extension Record {
         offset = end
         return EventView(
             position: position, version: version, timestamp: timestamp, streamBytes: stream, typeBytes: type,
-            data: data, metadataBytes: metadata, isMarker: flags & flagMarker != 0, keyBytes: key,
-            isTombstone: flags & flagTombstone != 0)
+            data: data, metadataBytes: metadata, isMarker: flags & flagMarker != 0,
+            isTombstone: flags & flagTombstone != 0, hasKey: flags & flagKey != 0)
     }
 
     /// What scavenging needs of the record at `offset` (its marker and
@@ -231,22 +242,21 @@ extension Record {
         let end = offset + Int(bodyLength)
         let body = UnsafeRawBufferPointer(rebasing: area[offset..<end])
         var i = 4
-        let (flags, timestamp, version, stream, key) = try fields(of: body, at: &i, firstTimestamp: firstTimestamp, start: start)
+        let (flags, timestamp, version, stream) = try fields(of: body, at: &i, firstTimestamp: firstTimestamp, start: start)
+        let key = flags & flagKey != 0 ? try Self.key(of: body, at: &i, start: start) : stream
         offset = end
         return RecordHead(
             isMarker: flags & flagMarker != 0, version: version, timestamp: timestamp, stream: stream,
-            key: key.isEmpty ? stream : key, isTombstone: flags & flagTombstone != 0)
+            key: key, isTombstone: flags & flagTombstone != 0)
     }
 
     /// The fields every reader of a record needs, from its flags (at `i`,
-    /// after the checksum) through its stream name and key (empty when it
-    /// has none); advances `i` past them. `start` names the record in errors.
+    /// after the checksum) through its stream name; advances `i` past the
+    /// name. `start` names the record in errors.
     @inline(__always)
     private static func fields(
         of body: UnsafeRawBufferPointer, at i: inout Int, firstTimestamp: Timestamp, start: Int
-    ) throws(RecordDefect) -> (
-        flags: UInt8, timestamp: Timestamp, version: UInt64, stream: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer
-    ) {
+    ) throws(RecordDefect) -> (flags: UInt8, timestamp: Timestamp, version: UInt64, stream: UnsafeRawBufferPointer) {
         let flags = body[i]
         i += 1
         guard flags & ~knownFlags == 0 else { throw RecordDefect(reason: "unknown record flags", offset: start) }
@@ -264,17 +274,20 @@ extension Record {
         guard streamLength <= body.count - i else { throw RecordDefect(reason: "stream name runs past the record", offset: start) }
         let stream = UnsafeRawBufferPointer(rebasing: body[i..<(i + streamLength)])
         i += streamLength
-        var key = UnsafeRawBufferPointer(rebasing: body[i..<i])
-        if flags & flagKey != 0 {
-            guard i < body.count else { throw RecordDefect(reason: "key runs past the record", offset: start) }
-            let keyLength = Int(body[i])
-            i += 1
-            guard keyLength >= 1 else { throw RecordDefect(reason: "empty key", offset: start) }
-            guard keyLength <= body.count - i else { throw RecordDefect(reason: "key runs past the record", offset: start) }
-            key = UnsafeRawBufferPointer(rebasing: body[i..<(i + keyLength)])
-            i += keyLength
-        }
-        return (flags, timestamp, version, stream, key)
+        return (flags, timestamp, version, stream)
+    }
+
+    /// The explicit key at `i` (after the stream name, when flag bit 4 is
+    /// set); advances `i` past it.
+    @inline(__always)
+    private static func key(of body: UnsafeRawBufferPointer, at i: inout Int, start: Int) throws(RecordDefect) -> UnsafeRawBufferPointer {
+        guard i < body.count else { throw RecordDefect(reason: "key runs past the record", offset: start) }
+        let keyLength = Int(body[i])
+        i += 1
+        guard keyLength >= 1 else { throw RecordDefect(reason: "empty key", offset: start) }
+        guard keyLength <= body.count - i else { throw RecordDefect(reason: "key runs past the record", offset: start) }
+        defer { i += keyLength }
+        return UnsafeRawBufferPointer(rebasing: body[i..<(i + keyLength)])
     }
 
     /// Skips the record at `offset` without decoding it.
