@@ -100,16 +100,7 @@ enum RepairPlanFormat {
             output.append(byte: UInt8(ascii: "}"))
         }
         output.append("],\"problems_after\":[")
-        for (i, problem) in plan.problemsAfter.enumerated() {
-            if i > 0 { output.append(byte: UInt8(ascii: ",")) }
-            output.append("{\"file\":")
-            output.appendJSONString(problem.file)
-            output.append(",\"offset\":")
-            output.append(problem.offset)
-            output.append(",\"reason\":")
-            output.appendJSONString(problem.reason)
-            output.append(byte: UInt8(ascii: "}"))
-        }
+        VerifyCommand.writeJSON(plan.problemsAfter, into: &output)
         output.append("]}")
     }
 }

@@ -68,7 +68,17 @@ struct VerifyCommand: ParsableCommand {
         output.append(",\"index_files\":")
         output.append(report.indexFiles)
         output.append(",\"problems\":[")
-        for (i, problem) in report.problems.enumerated() {
+        writeJSON(report.problems, into: &output)
+        output.append("]}")
+    }
+}
+
+extension VerifyCommand {
+    /// `{"file":…,"offset":…,"reason":…}` for each problem, comma-separated
+    /// (the array's brackets are the caller's): `verify --json`'s and
+    /// `repair --json`'s problems.
+    static func writeJSON(_ problems: [VerificationProblem], into output: inout OutputWriter) {
+        for (i, problem) in problems.enumerated() {
             if i > 0 { output.append(byte: UInt8(ascii: ",")) }
             output.append("{\"file\":")
             output.appendJSONString(problem.file)
@@ -78,6 +88,5 @@ struct VerifyCommand: ParsableCommand {
             output.appendJSONString(problem.reason)
             output.append(byte: UInt8(ascii: "}"))
         }
-        output.append("]}")
     }
 }
