@@ -82,6 +82,14 @@ import Testing
         let version = try CLIProcess.run(["--version"])
         #expect(version.status == 0 && version.stdout.contains("format version \(Log.formatVersion)"), "\(version)")
         #expect(try CLIProcess.run(["dump", log, "--no-such-option"]).status == 2)
+        // The completion scripts README documents name every command.
+        for shell in ["bash", "zsh", "fish"] {
+            let script = try CLIProcess.run(["--generate-completion-script", shell])
+            #expect(script.status == 0, "\(shell): \(script)")
+            for command in ["append", "dump", "repair", "stats", "streams", "config", "compact", "verify"] {
+                #expect(script.stdout.contains(command), "\(shell) completion lacks \(command)")
+            }
+        }
     }
 
     @Test func appendThenDumpRoundTrip() throws {
