@@ -7,8 +7,9 @@ struct VerifyCommand: ParsableCommand {
         commandName: "verify",
         abstract: "Check every checksum and every index file of a log.",
         discussion: """
-            Reads every byte of the log without changing it (it works beside a running writer). \
-            Exits with 0 and a one-line summary when all is sound; otherwise prints one line per \
+            Reads every byte of the log without changing it (it works beside a running writer). On a \
+            terminal, a check that takes more than half a second shows its progress on standard error \
+            (segments, events, events per second). Exits with 0 and a one-line summary when all is sound; otherwise prints one line per \
             problem, "FILE at byte OFFSET: REASON", and exits with 1.
 
             With --json, one JSON object with the keys sound (true or false), segments, batches, \
@@ -27,7 +28,15 @@ struct VerifyCommand: ParsableCommand {
     func run() throws {
         ignoreBrokenPipeSignal()
         try reportingFailures(command: "verify") {
-            let report = try Log.verify(at: directory)
+            // On a terminal, a progress line once the check takes more than half a second.
+            var line = ProgressLine()
+            let report = try Log.verify(at: directory) { progress in
+                let rate = Double(progress.eventsChecked) / max(line.elapsed, 0.001)
+                line.update(
+                    done: progress.segmentsChecked, total: progress.segmentCount,
+                    "segment \(progress.segmentsChecked) of \(progress.segmentCount), \(progress.eventsChecked) events, \(Int(rate)) events/s")
+            }
+            line.finish()
             var output = OutputWriter(fd: 1)
             if json {
                 Self.writeJSON(report, into: &output)

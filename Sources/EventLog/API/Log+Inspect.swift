@@ -9,7 +9,15 @@ extension Log {
     /// - Throws: only when `path` holds no log at all; damage is reported in
     ///   the returned report.
     public static func verify(at path: String) throws(EventLogError) -> VerificationReport {
-        var report = try LogVerifier.verify(at: path) { segment, directory, report in
+        try verify(at: path, progress: nil)
+    }
+
+    /// `verify(at:)`, telling `progress` after each segment how far it has
+    /// come (on the calling thread; for a progress bar).
+    public static func verify(
+        at path: String, progress: ((VerificationProgress) -> Void)?
+    ) throws(EventLogError) -> VerificationReport {
+        var report = try LogVerifier.verify(at: path, progress: progress) { segment, directory, report in
             StreamIndexBuilder.verifyFile(of: segment, directory: directory, report: &report)
         }
         StreamIndexBuilder.verifyRuns(in: DirectoryOperations(path: path, faults: nil), report: &report)

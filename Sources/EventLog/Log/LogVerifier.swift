@@ -19,6 +19,15 @@ public struct VerificationReport: Sendable {
     var segmentChecks: [SegmentCheck] = []
 }
 
+/// How far `Log.verify(at:progress:)` has come: told after each segment.
+public struct VerificationProgress: Sendable, Equatable {
+    /// Segments checked so far, of `segmentCount`.
+    public var segmentsChecked: Int
+    public var segmentCount: Int
+    /// Events checked so far.
+    public var eventsChecked: UInt64
+}
+
 /// `Log.verify(at:)`: checks every byte of a log without opening it.
 enum LogVerifier {
     /// Checks a log without changing it: every batch checksum and chain link,
@@ -32,7 +41,8 @@ enum LogVerifier {
     /// `checkIndexes` is the layers above: it compares their index files of
     /// a sound segment (as rebuilt here from its records) with the log.
     static func verify(
-        at path: String, checkIndexes: (Segment, DirectoryOperations, inout VerificationReport) -> Void
+        at path: String, progress: ((VerificationProgress) -> Void)? = nil,
+        checkIndexes: (Segment, DirectoryOperations, inout VerificationReport) -> Void
     ) throws(EventLogError) -> VerificationReport {
         let directory = DirectoryOperations(path: path, faults: nil)
         guard DirectoryOperations.isDirectory(path) else { throw .notFound(path: path) }
@@ -125,6 +135,7 @@ enum LogVerifier {
             check.missingBefore = missing
             expected = soundEnd
             report.segmentChecks.append(check)
+            progress?(VerificationProgress(segmentsChecked: i + 1, segmentCount: bases.count, eventsChecked: report.events))
         }
         if let marker, let expected, marker.endPosition != expected {
             report.problems.append(.init(
