@@ -10,11 +10,13 @@ struct AppendCommand: ParsableCommand {
         discussion: """
             Each line is one event: {"stream": "order-1", "type": "OrderPlaced", "data": <any JSON value>, \
             "metadata": {"key": "value"}, "timestamp": <microseconds since 1970>, "id": "<UUID>", \
-            "expectedVersion": 4}. All but "stream", "type" and "data" are optional; empty lines are \
-            skipped. "data" is stored as the exact bytes it has on the line, with content type \
-            application/json. Metadata keys eventId (UUID), schemaVersion (integer), contentType, \
-            correlationId and causationId fill those fields; any other key becomes a header and its value \
-            must be a string. "id" is the event id (metadata eventId; if both are given they must agree).
+            "expected_version": 4, "key": "...", "tombstone": false}. All but "stream", "type" and "data" \
+            are optional; empty lines are skipped. "data" is stored as the exact bytes it has on the line, \
+            with content type application/json. Metadata keys event_id (UUID), schema_version (integer), \
+            content_type, correlation_id and causation_id fill those fields; any other key becomes a header \
+            and its value must be a string. "id" is the event id (metadata event_id; if both are given they \
+            must agree). The camelCase names of earlier versions (expectedVersion, eventId, \
+            schemaVersion, contentType, correlationId, causationId) are read too.
 
             Lines are appended in batches of up to --batch events; a batch is also cut as soon as no \
             further line is waiting on standard input. Once a batch is acknowledged under the durability \
@@ -23,7 +25,7 @@ struct AppendCommand: ParsableCommand {
             in its stream.
 
             Expected versions: a number (the version of the stream's last event), any, no_stream or \
-            stream_exists. A line's "expectedVersion" is checked against its stream's version right \
+            stream_exists. A line's "expected_version" is checked against its stream's version right \
             before that line: the line starts a new batch when the pending one holds an event of its \
             stream. --expected-version applies to every stream before its first line in the input; later \
             batches of the stream expect the version the previous one left (so --expected-version \

@@ -34,8 +34,9 @@ struct DumpCommand: ParsableCommand {
             --stream-prefix, --since and --until (the event's timestamp at or after --since and before \
             --until; each an RFC 3339 time such as 2026-11-29T10:00:00Z or 2026-11-29T10:00:00.5+01:00, or \
             a duration back from now: 90s, 30m, 1h, 7d), and --meta KEY=VALUE (repeatable: every one must \
-            match). --meta compares the event's metadata entry KEY as --json prints it: eventId (a UUID), \
-            schemaVersion, contentType, correlationId, causationId, or else the header KEY. --since starts \
+            match). --meta compares the event's metadata entry KEY as --json prints it: event_id (a UUID), \
+            schema_version, content_type, correlation_id, causation_id (or their camelCase names), or else \
+            the header KEY. --since starts \
             the read at the first event at or after it, found through the time index; --until is checked \
             on each event and the read goes on to the end (or --to), because timestamps need not increase \
             with positions. Example: eventlog dump /var/lib/orders --since 1h --type OrderPlaced --meta \

@@ -10,8 +10,8 @@ import struct Foundation.UUID
 /// `application/json` and the bytes are one valid JSON value (line breaks,
 /// which JSON allows only as whitespace there, become spaces so the line
 /// stays one line); otherwise `data_base64` holds them. `metadata` always
-/// appears: `eventId`, `schemaVersion`, `contentType`, `correlationId` and
-/// `causationId` when set, then every header as a string. A stream marker
+/// appears: `event_id`, `schema_version`, `content_type`, `correlation_id`
+/// and `causation_id` when set (`MetadataFieldName`), then every header as a string. A stream marker
 /// (a deletion or truncation record) gets `"marker": true` last; an event
 /// with an explicit key gets `"key"`, a tombstone `"tombstone": true`, before it.
 ///
@@ -62,23 +62,23 @@ enum JSONEventFormat {
             output.append(byte: UInt8(ascii: ":"))
         }
         if let id = metadata.eventID {
-            key("eventId", &output)
+            key(MetadataFieldName.eventID.key, &output)
             output.appendJSONString(id.uuidString.lowercased())
         }
         if let version = metadata.schemaVersion {
-            key("schemaVersion", &output)
+            key(MetadataFieldName.schemaVersion.key, &output)
             output.append(UInt64(version))
         }
         if let contentType = metadata.contentType {
-            key("contentType", &output)
+            key(MetadataFieldName.contentType.key, &output)
             output.appendJSONString(contentType)
         }
         if let correlation = metadata.correlationID {
-            key("correlationId", &output)
+            key(MetadataFieldName.correlationID.key, &output)
             output.appendJSONString(correlation)
         }
         if let causation = metadata.causationID {
-            key("causationId", &output)
+            key(MetadataFieldName.causationID.key, &output)
             output.appendJSONString(causation)
         }
         for header in metadata.headers {

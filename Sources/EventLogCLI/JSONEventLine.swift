@@ -7,16 +7,18 @@ import struct Foundation.UUID
 ///
 ///     {"stream": "order-1", "type": "OrderPlaced", "data": <any JSON value>,
 ///      "metadata": {"key": "value"}, "timestamp": 1700000000000000,
-///      "id": "<UUID>", "expectedVersion": 4}
+///      "id": "<UUID>", "expected_version": 4}
 ///
 /// `data` keeps the exact bytes it had on the line (it is not re-serialized)
 /// and the event's content type defaults to `application/json`. `metadata`
-/// maps `eventId`, `schemaVersion`, `contentType`, `correlationId` and
-/// `causationId` to their `EventMetadata` fields and every other key to a
+/// maps `event_id`, `schema_version`, `content_type`, `correlation_id` and
+/// `causation_id` (`MetadataFieldName`; their camelCase names too) to their
+/// `EventMetadata` fields and every other key to a
 /// free header, whose value must be a string. `id` is the event id (the same
-/// field as `metadata.eventId`; when both are given they must be the same
-/// UUID). `expectedVersion` is a non-negative integer, `"any"`, `"no_stream"`
-/// or `"stream_exists"`. `metadata`, `timestamp`, `id` and `expectedVersion`
+/// field as `metadata.event_id`; when both are given they must be the same
+/// UUID). `expected_version` (or its earlier name `expectedVersion`) is a
+/// non-negative integer, `"any"`, `"no_stream"` or `"stream_exists"`.
+/// `metadata`, `timestamp`, `id` and `expected_version`
 /// may be absent or null.
 ///
 /// Instead of `data`, `data_base64` gives the data's bytes in base64 (what
@@ -25,7 +27,7 @@ import struct Foundation.UUID
 /// be appended again, `position` and `version` (which the log assigns) are
 /// accepted and ignored when they are integers or null, and `marker` when it
 /// is false or null (a stream marker cannot be appended). Any other key is an
-/// error naming it: a misspelt `expectedVersion` must not silently drop the
+/// error naming it: a misspelt `expected_version` must not silently drop the
 /// expectation. `key` (a string: the key key compaction keeps the latest
 /// event of; absent or null: the stream name) and `tombstone` (a boolean)
 /// are optional.
@@ -35,9 +37,12 @@ enum JSONEventLine {
 
     /// Every top-level key a line may have.
     static let keys: Set<String> = [
-        "stream", "type", "data", "data_base64", "metadata", "timestamp", "id", "expectedVersion", "position", "version", "marker",
-        "key", "tombstone",
+        "stream", "type", "data", "data_base64", "metadata", "timestamp", "id", "expected_version", "expectedVersion", "position",
+        "version", "marker", "key", "tombstone",
     ]
+
+    /// Keys of earlier versions, still read but never suggested.
+    static let legacyKeys: Set<String> = ["expectedVersion"]
 
     /// Why a line is not a valid event.
     struct Malformed: Error {
@@ -111,12 +116,15 @@ enum JSONEventLine {
             let text = try string(value, "id", line)
             guard let id = UUID(uuidString: text) else { throw Malformed(reason: "\"id\" is not a UUID: \"\(text)\"") }
             if let given = metadata.eventID, given != id {
-                throw Malformed(reason: "\"id\" and \"metadata.eventId\" differ: an event has one id")
+                throw Malformed(reason: "\"id\" and \"metadata.event_id\" differ: an event has one id")
             }
             metadata.eventID = id
         }
         var expectedVersion: ExpectedVersion?
-        if let value = fields["expectedVersion"], value.kind != .null {
+        if fields["expected_version"] != nil && fields["expectedVersion"] != nil {
+            throw Malformed(reason: "both \"expected_version\" and \"expectedVersion\" (its earlier name): a line has one expectation")
+        }
+        if let value = fields["expected_version"] ?? fields["expectedVersion"], value.kind != .null {
             expectedVersion = try decodeExpectedVersion(value, line)
         }
         var key: String?
@@ -148,7 +156,7 @@ enum JSONEventLine {
             // A number or a string is quoted as written (cut short), so the person sees the typo.
             let found = value.kind == .number || value.kind == .string
                 ? String(decoding: line[value.range].prefix(40), as: UTF8.self) : value.kind.name
-            throw Malformed(reason: "\"expectedVersion\" must be \(ExpectedVersion.acceptedForms), found \(found)")
+            throw Malformed(reason: "\"expected_version\" must be \(ExpectedVersion.acceptedForms), found \(found)")
         }
         return expected
     }
@@ -166,25 +174,27 @@ enum JSONEventLine {
             guard let key = JSONScanner.decodeString(line, member.key) else {
                 throw Malformed(reason: "a metadata key holds an unpaired surrogate escape")
             }
-            guard seen.insert(key).inserted else { throw Malformed(reason: "duplicate metadata key \"\(key)\"") }
+            let name = MetadataFieldName(key: key)
+            // Both spellings of one field are one key.
+            guard seen.insert(name?.key ?? key).inserted else { throw Malformed(reason: "duplicate metadata key \"\(key)\"") }
             let field = "metadata.\(key)"
-            switch key {
-            case "eventId":
+            switch name {
+            case .eventID?:
                 let text = try string(member.value, field, line)
                 guard let id = UUID(uuidString: text) else { throw Malformed(reason: "\"\(field)\" is not a UUID: \"\(text)\"") }
                 metadata.eventID = id
-            case "schemaVersion":
+            case .schemaVersion?:
                 guard let version = JSONScanner.decodeInteger(line, member.value), version >= 0, version <= Int64(UInt32.max) else {
                     throw Malformed(reason: "\"\(field)\" must be an integer within 0...\(UInt32.max)")
                 }
                 metadata.schemaVersion = UInt32(version)
-            case "contentType":
+            case .contentType?:
                 metadata.contentType = try string(member.value, field, line)
-            case "correlationId":
+            case .correlationID?:
                 metadata.correlationID = try string(member.value, field, line)
-            case "causationId":
+            case .causationID?:
                 metadata.causationID = try string(member.value, field, line)
-            default:
+            case nil:
                 metadata.headers.append(EventMetadata.Header(key, try string(member.value, field, line)))
             }
         }
@@ -198,7 +208,8 @@ enum JSONEventLine {
     static func suggestion(for key: String) -> String? {
         func folded(_ text: String) -> String { text.lowercased().filter { $0 != "_" && $0 != "-" } }
         let target = folded(key)
-        return keys.sorted().first { folded($0) == target }
+        // The names the tool prints, not the earlier camelCase ones it still reads.
+        return keys.subtracting(legacyKeys).sorted().first { folded($0) == target }
     }
 
     private static func uniqueMembers(

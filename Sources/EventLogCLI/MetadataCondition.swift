@@ -23,24 +23,24 @@ struct MetadataCondition: Sendable, Equatable {
     /// `tenant=acme`: split at the first `=`, the key not empty.
     static func parse(_ text: String) throws -> MetadataCondition {
         guard let equals = text.firstIndex(of: "=") else {
-            throw ValidationError("expected KEY=VALUE (e.g. tenant=acme or correlationId=checkout-7), without an = in \"\(text)\"")
+            throw ValidationError("expected KEY=VALUE (e.g. tenant=acme or correlation_id=checkout-7), without an = in \"\(text)\"")
         }
         let key = String(text[..<equals])
         let value = String(text[text.index(after: equals)...])
         guard !key.isEmpty else { throw ValidationError("expected KEY=VALUE, the key is empty in \"\(text)\"") }
-        switch key {
-        case "eventId":
-            guard let id = UUID(uuidString: value) else { throw ValidationError("eventId must be a UUID, got \"\(value)\"") }
+        switch MetadataFieldName(key: key) {
+        case .eventID?:
+            guard let id = UUID(uuidString: value) else { throw ValidationError("event_id must be a UUID, got \"\(value)\"") }
             return MetadataCondition(entry: .eventID(id))
-        case "schemaVersion":
+        case .schemaVersion?:
             guard let version = UInt32(value) else {
-                throw ValidationError("schemaVersion must be an integer from 0 to \(UInt32.max), got \"\(value)\"")
+                throw ValidationError("schema_version must be an integer from 0 to \(UInt32.max), got \"\(value)\"")
             }
             return MetadataCondition(entry: .schemaVersion(version))
-        case "contentType": return MetadataCondition(entry: .contentType(value))
-        case "correlationId": return MetadataCondition(entry: .correlationID(value))
-        case "causationId": return MetadataCondition(entry: .causationID(value))
-        default: return MetadataCondition(entry: .header(name: key, value: value))
+        case .contentType?: return MetadataCondition(entry: .contentType(value))
+        case .correlationID?: return MetadataCondition(entry: .correlationID(value))
+        case .causationID?: return MetadataCondition(entry: .causationID(value))
+        case nil: return MetadataCondition(entry: .header(name: key, value: value))
         }
     }
 

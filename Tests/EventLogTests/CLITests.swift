@@ -50,7 +50,8 @@ import Testing
         let dir = TemporaryDirectory("cli")
         let log = dir.sub("log")
         let cases: [(line: String, message: String)] = [
-            (#"{"stream":"s","type":"T","data":1,"expected_version":0}"#, #"line 2: unknown key "expected_version" (did you mean "expectedVersion"?)"#),
+            (#"{"stream":"s","type":"T","data":1,"expectedversion":0}"#, #"line 2: unknown key "expectedversion" (did you mean "expected_version"?)"#),
+            (#"{"stream":"s","type":"T","data":1,"expected_version":0,"expectedVersion":0}"#, #"line 2: both "expected_version" and "expectedVersion""#),
             (#"{"stream":"s","type":"T","data":1,"colour":"red"}"#, #"line 2: unknown key "colour""#),
             (#"{"stream":"s","type":"T","data":1,"marker":true}"#, #"line 2: a stream marker ("marker": true) cannot be appended"#),
             (#"{"stream":"s","type":"T","data":1,"version":"7"}"#, #"line 2: "version" must be an integer or null"#),
@@ -134,17 +135,18 @@ import Testing
             }
         }
         let first = try #require(Self.object(dumped.lines[0])?["metadata"] as? [String: Any])
-        #expect(first["eventId"] as? String == "3f2504e0-4f89-11d3-9a0c-0305e82c3301")
-        #expect(first["schemaVersion"] as? Int == 3)
-        #expect(first["contentType"] as? String == "application/json")
-        #expect(first["correlationId"] as? String == "corr-1")
-        #expect(first["causationId"] as? String == "cmd-1")
+        // snake_case, as every key the tool prints (the input used camelCase: still read).
+        #expect(first["event_id"] as? String == "3f2504e0-4f89-11d3-9a0c-0305e82c3301")
+        #expect(first["schema_version"] as? Int == 3)
+        #expect(first["content_type"] as? String == "application/json")
+        #expect(first["correlation_id"] as? String == "corr-1")
+        #expect(first["causation_id"] as? String == "cmd-1")
         #expect(first["tenant"] as? String == "acme")
         #expect(first["region"] as? String == "eu")
         #expect(first.count == 7)
         #expect(Self.object(dumped.lines[1])?["timestamp"] as? Int == 1_700_000_000_123_456)
-        #expect((Self.object(dumped.lines[2])?["metadata"] as? [String: Any])?["contentType"] as? String == "text/plain")
-        #expect((Self.object(dumped.lines[3])?["metadata"] as? [String: String]) == ["contentType": "application/json"])
+        #expect((Self.object(dumped.lines[2])?["metadata"] as? [String: Any])?["content_type"] as? String == "text/plain")
+        #expect((Self.object(dumped.lines[3])?["metadata"] as? [String: String]) == ["content_type": "application/json"])
 
         // What the library stored, byte for byte.
         let reader = try Log.open(at: log, options: LogOptions(readOnly: true))
@@ -221,10 +223,10 @@ import Testing
         (#"{"stream": "s", "type": "$deleted", "data": 1}"#, "reserved for stream markers"),
         (#"{"stream": "s", "type": "T", "data": 1, "id": "nope"}"#, #""id" is not a UUID"#),
         (#"{"stream": "s", "type": "T", "data": 1, "id": "3F2504E0-4F89-11D3-9A0C-0305E82C3301", "metadata": {"eventId": "3F2504E0-4F89-11D3-9A0C-0305E82C3302"}}"#,
-         #""id" and "metadata.eventId" differ"#),
-        (#"{"stream": "s", "type": "T", "data": 1, "expectedVersion": -1}"#, #""expectedVersion" must be"#),
+         #""id" and "metadata.event_id" differ"#),
+        (#"{"stream": "s", "type": "T", "data": 1, "expectedVersion": -1}"#, #""expected_version" must be"#),
         (#"{"stream": "s", "type": "T", "data": 1, "expectedVersion": "soon"}"#, #"found "soon""#),
-        (#"{"stream": "s", "type": "T", "data": 1, "expectedVersion": 1.5}"#, #""expectedVersion" must be"#),
+        (#"{"stream": "s", "type": "T", "data": 1, "expectedVersion": 1.5}"#, #""expected_version" must be"#),
         (#"{"stream": "s", "type": "T", "data": 1, "expectedVersion": "4"}"#, #"found "4""#),
         (#"{"stream": "s", "type": "T", "data": 1, "expectedVersion": [0]}"#, "found an array"),
     ]
@@ -350,8 +352,8 @@ import Testing
             Self.line("a", #""expectedVersion": "no_stream""#),
             Self.line("b", #""expectedVersion": "no_stream""#),
             Self.line("a"),
-            Self.line("a", #""expectedVersion": 1"#),  // after a@0 and a@1: starts a batch of its own
-            Self.line("b", #""expectedVersion": "stream_exists""#),
+            Self.line("a", #""expected_version": 1"#),  // after a@0 and a@1: starts a batch of its own
+            Self.line("b", #""expected_version": "stream_exists""#),
             Self.line("c", #""expectedVersion": "any""#),
         ]))
         #expect(first.status == 0, "\(first)")
@@ -366,8 +368,8 @@ import Testing
         // acknowledged all the same, and nothing at or after line 3 is written.
         let second = try CLIProcess.run(["append", dir.path], stdin: Self.stdin([
             Self.line("c", data: 1),
-            Self.line("a", data: 2, #""expectedVersion": 2"#),
-            Self.line("b", data: 3, #""expectedVersion": 5"#),
+            Self.line("a", data: 2, #""expected_version": 2"#),
+            Self.line("b", data: 3, #""expected_version": 5"#),
             Self.line("c", data: 4),
             Self.line("d", data: 5),
         ]))
@@ -441,7 +443,7 @@ import Testing
         // The id is the event id.
         let dump = try CLIProcess.run(["dump", dir.path, "--json", "--count", "1"])
         let metadata = try #require(Self.object(dump.lines.first ?? "")?["metadata"] as? [String: Any])
-        #expect(metadata["eventId"] as? String == "00000000-0000-4000-8000-000000000001")
+        #expect(metadata["event_id"] as? String == "00000000-0000-4000-8000-000000000001")
 
         // Some of the same ids but not all: neither a retry nor a new append.
         let partial = try CLIProcess.run(["append", dir.path], stdin: Self.stdin([
