@@ -172,3 +172,39 @@ import Testing
         #expect(BarChart.bar(0, largest: 10).isEmpty)
     }
 }
+
+extension CLIStatsTests {
+    /// `inspect`'s human format matches `Tests/Golden/inspect.txt` on the
+    /// golden log, with what differs from run to run or between file
+    /// systems replaced: the path, the log id, the wall-clock times of the
+    /// log's creation and last shutdown, and the allocated bytes (each first
+    /// checked against `Log.inspect`).
+    @Test func inspectTextMatchesTheGoldenFile() throws {
+        let dir = TemporaryDirectory("cli")
+        try GoldenLog.build(at: dir.path)
+        let output = try CLIProcess.run(["inspect", dir.path])
+        #expect(output.status == 0, "\(output)")
+        let inspection = try Log.inspect(at: dir.path)
+        var text = output.stdout.replacingOccurrences(of: dir.path, with: "<path>")
+        text = text.replacingOccurrences(of: inspection.logID.uuidString.lowercased(), with: "<log id>")
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        for i in lines.indices {
+            for label in ["created at", "last shutdown"] where lines[i].hasPrefix(label + " ") {
+                // "created at           2026-11-29T07:26:32.592069Z", "last shutdown        clean at 2026-...Z"
+                lines[i] = lines[i].replacingOccurrences(of: #"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"#, with: "<time>", options: .regularExpression)
+            }
+        }
+        text = lines.joined(separator: "\n")
+        let segmentsAllocated = inspection.segments.reduce(Int64(0)) { $0 + $1.allocatedBytes }
+        #expect(text.contains("(\(segmentsAllocated) allocated)"), "\(output.stdout)")
+        text = text.replacingOccurrences(of: "(\(segmentsAllocated) allocated)", with: "(<allocated> allocated)")
+        // The table's ALLOCATED column: each segment's, then the total, right-aligned as printed.
+        for allocated in Set(inspection.segments.map(\.allocatedBytes) + [segmentsAllocated]).sorted(by: >) {
+            text = text.replacingOccurrences(of: "  \(allocated)  ", with: "  <allocated>  ")
+            if text.hasSuffix("  \(allocated)\n") { text = String(text.dropLast("  \(allocated)\n".count)) + "  <allocated>\n" }
+        }
+        // The placeholder's padding depends on the numbers' widths: one space before it.
+        text = text.replacingOccurrences(of: #" +<allocated>"#, with: " <allocated>", options: .regularExpression)
+        try GoldenLog.expectMatches(text, golden: "inspect.txt")
+    }
+}
