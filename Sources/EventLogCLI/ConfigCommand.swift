@@ -90,9 +90,7 @@ struct ConfigCommand: ParsableCommand {
         name: .customLong("tombstone-retention"),
         help: ArgumentHelp("With set: how long a tombstone stays once it is its key's latest event, \(DurationText.formats).", valueName: "duration"),
         transform: { text throws -> Duration in
-            guard let (count, unit) = DurationText.parse(text), case let (seconds, overflow) = count.multipliedReportingOverflow(by: unit),
-                  !overflow, seconds <= UInt64(UInt32.max)
-            else { throw ValidationError("--tombstone-retention '\(text)' is not a duration: expected \(DurationText.formats), at most 136 years") }
+            guard let seconds = DurationText.seconds(text), seconds <= UInt64(UInt32.max) else { throw ValidationError("--tombstone-retention '\(text)' is not a duration: expected \(DurationText.formats), at most 136 years") }
             return .seconds(Int64(seconds))
         })
     var tombstoneRetention: Duration?

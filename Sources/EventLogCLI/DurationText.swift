@@ -17,4 +17,11 @@ enum DurationText {
         else { return nil }
         return (count, unit)
     }
+
+    /// The duration `text` writes, in seconds; nil when malformed or above `UInt64.max` seconds.
+    static func seconds(_ text: String) -> UInt64? {
+        guard let (count, unit) = parse(text) else { return nil }
+        let (seconds, overflow) = count.multipliedReportingOverflow(by: unit)
+        return overflow ? nil : seconds
+    }
 }

@@ -127,9 +127,7 @@ struct StreamsCommand: ParsableCommand {
             if maxAge == "none" {
                 age = .some(nil)
             } else {
-                guard let (count, unit) = DurationText.parse(maxAge), count > 0,
-                      case let (seconds, overflow) = count.multipliedReportingOverflow(by: unit), !overflow, seconds <= UInt64(Int64.max / 1_000_000)
-                else {
+                guard let seconds = DurationText.seconds(maxAge), seconds > 0, seconds <= UInt64(Int64.max / 1_000_000) else {
                     throw ValidationError("--max-age '\(maxAge)' is not a duration: expected \(DurationText.formats), above 0, or none")
                 }
                 age = .some(.seconds(Int64(seconds)))
