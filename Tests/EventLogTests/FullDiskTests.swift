@@ -275,6 +275,58 @@ extension MappedReadGuardTests {
     }
 }
 
+extension MappedReadGuardTests {
+    /// Stream reads over a segment's stream index file, then stream table
+    /// lookups over a stream table run, each cut by another program under a
+    /// read-only reader's mapping (the fence and filter were checked at open,
+    /// then dropped from the page cache by the cut): each gives its answer or
+    /// an error naming the file it could not read, never a dead process.
+    @Test func streamLookupsOverIndexFilesTruncatedUnderThemAreErrors() throws {
+        let dir = TemporaryDirectory()
+        var options = LogOptions(durability: .none)
+        let writer = try Log.open(at: dir.path, options: options)
+        for batch in 0..<20 {
+            try writer.append((0..<1000).map { k in NewEvent(stream: "stream-\(batch * 1000 + k)", type: "T", data: [UInt8(k & 0xFF)]) })
+        }
+        try writer.close()
+        options.readOnly = true
+        let reader = try Log.open(at: dir.path, options: options)
+        let index = dir.sub(try #require(dir.files().first { $0.hasSuffix(".streamindex") }))
+        let run = dir.sub(try #require(dir.files().first { $0.hasSuffix(".streamtable") }))
+        let probes = Array(stride(from: 0, to: 20_000, by: 97))
+        // Before any cut, every probed stream reads.
+        for k in probes { #expect(try reader.events(inStream: "stream-\(k)").count == 1) }
+
+        // The stream index file, cut to nothing: its fence, group and entry blocks are gone.
+        #expect(truncate(index, 0) == 0)
+        var read = 0
+        for k in probes {
+            do {
+                let events = try reader.events(inStream: "stream-\(k)")
+                #expect(events.map(\.data) == [[UInt8((k % 1000) & 0xFF)]])
+                read += 1
+            } catch {
+                Self.expectUnreadable(error, file: index, below: .max)
+            }
+        }
+        // A damaged stream index never makes a read return wrong events: either
+        // the read falls back to the segment, or it names the file.
+        #expect(read == 0 || read == probes.count, "read \(read) of \(probes.count)")
+
+        // The stream table run, cut after its first page: its filter (at its end) is gone.
+        #expect(truncate(run, 4096) == 0)
+        for k in probes {
+            do {
+                _ = try reader.streamInfo("stream-\(k)")
+                Issue.record("a lookup of stream-\(k) in the cut run succeeded")
+            } catch {
+                Self.expectUnreadable(error, file: run, below: .max)
+            }
+        }
+        try reader.close()
+    }
+}
+
 /// Format.md §10, "Holes": a hole reads as zeros and the checksum decides. A
 /// file system may store a synced batch's all-zero pages as holes (ZFS with
 /// compression does; so does the power-loss simulation's rewrite of a file),

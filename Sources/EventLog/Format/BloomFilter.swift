@@ -60,8 +60,7 @@ struct BloomFilter {
     @inline(__always)
     static func forEachBit(_ hash: UInt64, blockCount: Int, _ body: (Int, UInt8) -> Bool) -> Bool {
         let x = remix(hash)
-        let block = Int(truncatingIfNeeded: ((x >> 32) &* UInt64(blockCount)) >> 32)
-        let start = block * blockBytes
+        let start = blockStart(remixed: x, blockCount: blockCount)
         var h = UInt32(truncatingIfNeeded: x)
         for _ in 0..<probes {
             h &*= 0x9E37_79B9
@@ -69,6 +68,16 @@ struct BloomFilter {
             if !body(start + (bit >> 3), UInt8(1) << UInt8(bit & 7)) { return false }
         }
         return true
+    }
+
+    /// The byte offset of the block that holds the key's bits: all that a
+    /// lookup of the key reads.
+    @inline(__always) static func blockStart(_ hash: UInt64, blockCount: Int) -> Int {
+        blockStart(remixed: remix(hash), blockCount: blockCount)
+    }
+
+    @inline(__always) private static func blockStart(remixed x: UInt64, blockCount: Int) -> Int {
+        Int(truncatingIfNeeded: ((x >> 32) &* UInt64(blockCount)) >> 32) * blockBytes
     }
 
     /// Adds a key. A filter without blocks cannot hold one: the caller gives it at least one.

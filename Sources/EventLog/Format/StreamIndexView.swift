@@ -1,7 +1,9 @@
 /// A stream index file (Format.md §13.2), mapped (or held in memory), read
 /// in place and checked lazily: opening it checks the header and the fence
-/// only; each lookup checks the checksum of every block it reads, every
-/// time (nothing is cached).
+/// only, and keeps a copy of the fence (8 bytes a block of 128 groups); each
+/// lookup checks the checksum of every block it reads, every time, under the
+/// SIGBUS guard, so a file truncated by another program or a page the device
+/// cannot read again is `corruption`, never a dead process.
 ///
 /// ## Concurrency
 /// Immutable: safe to share across threads; lookups take no lock. The bytes
@@ -22,6 +24,9 @@ struct StreamIndexView: @unchecked Sendable {
     let path: String
     let header: IndexFileHeader
     let layout: Layout
+    /// The fence: each group block's first hash, copied at open (searched on
+    /// every lookup, so it is never read from the mapping after the checks).
+    let fence: [UInt64]
 
     var groupCount: Int { layout.groupCount }
     var entryCount: Int { layout.entryCount }
@@ -59,17 +64,20 @@ struct StreamIndexView: @unchecked Sendable {
               checksumHolds(bytes, at: Layout.fenceStart, count: layout.groupBlockCount * 8) == true
         else { return nil }
         // The fence's order: the binary searches of lookups rely on it.
+        var fence: [UInt64] = []
+        fence.reserveCapacity(layout.groupBlockCount)
         var previous: UInt64 = 0
         for b in 0..<layout.groupBlockCount {
             let hash = bytes.loadLE(at: Layout.fenceStart + b * 8, as: UInt64.self)
             guard hash >= previous else { return nil }
             previous = hash
+            fence.append(hash)
         }
         let header = IndexFileHeader(
             basePosition: bytes.loadLE(at: 16, as: UInt64.self), endPosition: bytes.loadLE(at: 24, as: UInt64.self),
             dataEnd: bytes.loadLE(at: 32, as: UInt32.self), lastBatchOffset: bytes.loadLE(at: 36, as: UInt32.self),
             lastBatchCRC: bytes.loadLE(at: 40, as: UInt32.self), firstTimestamp: .min, maxTimestamp: .min)
-        return StreamIndexView(storage: storage, base: base, path: path, header: header, layout: layout)
+        return StreamIndexView(storage: storage, base: base, path: path, header: header, layout: layout, fence: fence)
     }
 
     // MARK: Lookups
@@ -238,9 +246,7 @@ struct StreamIndexView: @unchecked Sendable {
 
     // MARK: Unchecked reads (of blocks already checked)
 
-    @inline(__always) private func fenceHash(_ b: Int) -> UInt64 {
-        base.loadLE(at: Layout.fenceStart + b * 8, as: UInt64.self)
-    }
+    @inline(__always) private func fenceHash(_ b: Int) -> UInt64 { fence[b] }
 
     @inline(__always) private func groupHash(_ g: Int) -> UInt64 { base.loadLE(at: layout.groupOffset(g), as: UInt64.self) }
 

@@ -10,6 +10,13 @@ import CSystemCalls
 /// found there is `EventLogError.corruption` naming the file and the block's
 /// offset.
 ///
+/// `open` reads the fence and the filter under the SIGBUS guard (through
+/// their checksums); after that, each lookup touches the fence entries and
+/// the filter line it is about to read under the guard first
+/// (`MappedBytes.touch`), so a run truncated by another program or a page
+/// the device cannot read again is `corruption` naming the file and offset,
+/// never a dead process. Blocks are read through their guarded checksum.
+///
 /// Immutable once `open` returns it: safe to share across threads; lookups
 /// may block on the disk (page faults of the mapping). A class, so that the
 /// writer's lookups, which visit every run, pass one reference around
@@ -146,8 +153,10 @@ final class StreamTableRunView: @unchecked Sendable {
     /// spread evenly over 64 bits, interpolates within the stride: it probes
     /// where the hash should fall between the two entries known to bracket
     /// it, and scans the last few entries (one cache line) in order.
+    /// - Throws: `EventLogError.corruption` when the stride's entries cannot
+    ///   be read (SIGBUS under the guard).
     @inline(__always)
-    func searchFence(_ hash: UInt64) -> Int? {
+    func searchFence(_ hash: UInt64) throws(EventLogError) -> Int? {
         // The stride: the last sample at most `hash`.
         var low = 0
         var high = fenceSample.count
@@ -162,6 +171,7 @@ final class StreamTableRunView: @unchecked Sendable {
         // Entries before `low` are at most `hash`, entries from `high` on are above it.
         low = strideIndex * Self.fenceSampleStride + 1
         high = min(blockCount, low - 1 + Self.fenceSampleStride)
+        try touchFence(low - 1..<high)
         var lowHash = fenceSample[strideIndex]
         var highHash = strideIndex + 1 < fenceSample.count ? fenceSample[strideIndex + 1] : UInt64.max
         var probes = 0
@@ -189,9 +199,27 @@ final class StreamTableRunView: @unchecked Sendable {
     }
 
     /// False when no row of the run has this hash (the bloom filter only).
-    @inline(__always) func mayContain(hash: UInt64) -> Bool {
-        BloomFilter.mayContain(
-            hash, in: UnsafeRawBufferPointer(rebasing: bytes[bloomOffset..<(bloomOffset + bloomBlockCount * BloomFilter.blockBytes)]))
+    /// - Throws: `EventLogError.corruption` when the filter's line cannot be
+    ///   read (SIGBUS under the guard).
+    @inline(__always) func mayContain(hash: UInt64) throws(EventLogError) -> Bool {
+        let filter = UnsafeRawBufferPointer(rebasing: bytes[bloomOffset..<(bloomOffset + bloomBlockCount * BloomFilter.blockBytes)])
+        if bloomBlockCount > 0 {
+            let start = BloomFilter.blockStart(hash, blockCount: bloomBlockCount)
+            guard MappedBytes.touch(filter, start..<(start + BloomFilter.blockBytes)) else {
+                throw .corruption(
+                    file: path, offset: Int64(bloomOffset + start), reason: "stream table run bloom filter: \(MappedBytes.unreadableReason)")
+            }
+        }
+        return BloomFilter.mayContain(hash, in: filter)
+    }
+
+    /// Reads fence entries `entries` under the SIGBUS guard, so that the
+    /// plain reads of them that follow find their pages in memory.
+    @inline(__always) private func touchFence(_ entries: Range<Int>) throws(EventLogError) {
+        let range = (fenceOffset + entries.lowerBound * StreamTableRun.fenceEntrySize)..<(fenceOffset + entries.upperBound * StreamTableRun.fenceEntrySize)
+        guard MappedBytes.touch(bytes, range) else {
+            throw .corruption(file: path, offset: Int64(range.lowerBound), reason: "stream table run fence: \(MappedBytes.unreadableReason)")
+        }
     }
 
     /// The row of the stream named `name` (UTF-8) whose hash is `hash`, nil
@@ -204,8 +232,8 @@ final class StreamTableRunView: @unchecked Sendable {
     /// row (the writer's appends to existing streams, in the oldest and
     /// largest run) it saves the filter's cache miss (`OldestRunFilterPolicy`).
     func lookup(hash: UInt64, name: UnsafeRawBufferPointer, checkingBloom: Bool = true) throws(EventLogError) -> StreamTableRow? {
-        if checkingBloom { guard mayContain(hash: hash) else { return nil } }
-        guard let index = searchFence(hash) else { return nil }
+        if checkingBloom { guard try mayContain(hash: hash) else { return nil } }
+        guard let index = try searchFence(hash) else { return nil }
         let block = try checkedBlock(index)
         // The checksum vouches for the block's bytes, which the writer put in
         // order: rows of smaller hashes are passed without being decoded (the
@@ -261,7 +289,7 @@ final class StreamTableRunView: @unchecked Sendable {
         var cursor = StreamTableRunCursor(self)
         do throws(EventLogError) {
             while try cursor.advance() {
-                guard mayContain(hash: cursor.hash) else {
+                guard try mayContain(hash: cursor.hash) else {
                     return (cursor.blockOffset, "the bloom filter lacks the hash \(cursor.hash) of a row")
                 }
             }
@@ -277,6 +305,7 @@ final class StreamTableRunView: @unchecked Sendable {
     /// Block `i`, checked: its length field against the fence, its checksum
     /// and its row count. Damage is `corruption` at the block's offset.
     func checkedBlock(_ i: Int) throws(EventLogError) -> StreamTableRunBlock {
+        try touchFence(i..<min(i + 2, blockCount))
         let (firstHash, start) = fenceEntry(i)
         let offset = Int(start)
         let end = i + 1 < blockCount ? Int(fenceEntry(i + 1).offset) : fenceOffset
