@@ -401,8 +401,12 @@ final class SegmentSet: Sendable {
         var snapshot = self.snapshot()
         let before = snapshot.endPosition
 
-        // The last segment's file, opened once per refresh (a `tail -f` calls this every 50 ms).
-        let lastFile = snapshot.active.flatMap { try? FileHandle.open($0.path, readOnly: true, faults: directory.faults) }
+        // The last segment's file, opened once per refresh (a `tail -f` calls this every 50 ms);
+        // nil when it is gone or another file now has its name (a merge took it in: step 2).
+        let lastFile = snapshot.active.flatMap { active -> FileHandle? in
+            guard let file = try? FileHandle.open(active.path, readOnly: true, faults: directory.faults) else { return nil }
+            return active.fileIdentity == nil || (try? file.identity()) == active.fileIdentity ? file : nil
+        }
 
         // 0. The last segment grew since it was mapped (an empty segment grown
         //    for a large batch, or one seen before its length was set): map it
@@ -505,6 +509,17 @@ final class SegmentSet: Sendable {
             snapshot.sealed[i] = new
             replaced = true
             i += 1
+        }
+        // The last segment this process saw, which the writer sealed since and
+        // then rewrote, or merged with the segments after it: sealed here too.
+        if let active = snapshot.active, let now = FileIdentity.of(active.path), now != active.fileIdentity {
+            let new = try opener.openSegment(
+                base: active.basePosition, isLast: false, nextBase: nil, metadata: metadata, marker: nil, tableCovered: nil
+            ).segment
+            try indexing?.segmentReplaced(active.id, by: new, readOnly: true)
+            snapshot.sealed.append(new)
+            snapshot.active = nil
+            replaced = true
         }
         return replaced
     }
