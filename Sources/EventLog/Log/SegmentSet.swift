@@ -454,11 +454,22 @@ final class SegmentSet: Sendable {
         let names = try directory.list()
         let lastBase = snapshot.last?.basePosition
         let newBases = Self.bases(in: names).filter { base in lastBase.map { base > $0 } ?? true }
-        for base in newBases {
+        for (k, base) in newBases.enumerated() {
             // Not yet complete, or a gap: next time.
             guard Self.succession(of: base, after: snapshot.endPosition) == .follows else { break }
-            // A segment whose header the writer has not written yet: next time.
-            guard let segment = try openIfReady(base: base, opener: &opener) else { break }
+            let segment: Segment
+            if k < newBases.count - 1 {
+                // Sealed already (it may be a rewritten or merged one).
+                var sealed = try opener.openSegment(
+                    base: base, isLast: false, nextBase: newBases[k + 1], metadata: metadata, marker: nil, tableCovered: nil
+                ).segment
+                sealed.isSealed = true
+                segment = sealed
+            } else {
+                // A segment whose header the writer has not written yet: next time.
+                guard let last = try openIfReady(base: base, opener: &opener) else { break }
+                segment = last
+            }
             if var previous = snapshot.active {
                 previous.isSealed = true
                 snapshot.sealed.append(previous)
