@@ -23,8 +23,9 @@ import Musl
 ///
 /// A manifest whose merged file is neither at its temporary name nor in
 /// place (its header checksum tells the new file from the old one) is one
-/// whose swap never reached step 2, so nothing of the old set was removed:
-/// the manifest alone goes (rolled back). Every call blocks on the disk;
+/// whose swap never reached step 2, so no old segment file was touched
+/// (step 1's index files are rebuilt by the open): the manifest alone goes
+/// (rolled back). Every call blocks on the disk;
 /// only a writer (holding the writer lock) calls `commit` and `finish`.
 enum MergeSwap {
     /// Where the merged file of a merge starting at `base` is written before the swap.
