@@ -13,7 +13,8 @@ struct CompactCommand: ParsableCommand {
             group parked) still needs them; never the active segment. The log start moves to the first \
             segment kept. Then scavenges: rewrites each sealed segment in which at least 1/16 of the \
             events are dead (events of deleted streams, events below a stream's truncate-before) \
-            without them; positions do not change. Prints segments and bytes before -> after, the \
+            without them; positions do not change; then merges runs of small neighbouring sealed \
+            segments into one file each. Prints segments and bytes before -> after, the \
             segments rewritten, the events removed, the start position before -> after and, when a \
             cursor or a parked event stopped retention from removing more, what held it back.
 
@@ -24,7 +25,8 @@ struct CompactCommand: ParsableCommand {
 
             With --json, one object with the keys segments_before, segments_after, bytes_before, \
             bytes_after (the segment files' lengths; a dry run estimates a rewritten file's), \
-            segments_rewritten, events_removed (by both), events_scavenged (by scavenging), start_position_before, \
+            segments_rewritten, segments_merged (small neighbouring segments combined after scavenging; \
+            a merge of n counts n), events_removed (by both), events_scavenged (by scavenging), start_position_before, \
             start_position (the log start after the run: unchanged by a dry run), dry_run and \
             held_back_by (null when nothing held retention back).
             """)
@@ -78,6 +80,8 @@ struct CompactCommand: ParsableCommand {
         output.append(result.bytesAfter)
         output.append(",\"segments_rewritten\":")
         output.append(result.segmentsRewritten)
+        output.append(",\"segments_merged\":")
+        output.append(result.segmentsMerged)
         output.append(",\"events_removed\":")
         output.append(result.eventsRemoved)
         output.append(",\"events_scavenged\":")
@@ -117,6 +121,7 @@ struct CompactCommand: ParsableCommand {
         var rows: [(String, String)] = [
             ("segments", "\(result.segmentsBefore) -> \(result.segmentsAfter)"),
             ("segments rewritten", "\(rewritten)"),
+            ("segments merged", "\(result.segmentsMerged)"),
             ("bytes", "\(result.bytesBefore) -> \(result.bytesAfter)"),
             ("events removed", "\(result.eventsRemoved) (\(result.eventsScavenged) by scavenging)"),
             ("start position", "\(result.startPositionBefore) -> \(start)"),

@@ -7,7 +7,7 @@ import Testing
 @Suite struct LastCompactionTests {
     static let result = CompactionResult(
         dryRun: false, segmentsBefore: 9, segmentsAfter: 4, bytesBefore: 1 << 40, bytesAfter: 12_345, eventsRemoved: 600,
-        segmentsRewritten: 2, eventsScavenged: 17, startPositionBefore: 100, startPosition: 583,
+        segmentsRewritten: 2, eventsScavenged: 17, segmentsMerged: 3, startPositionBefore: 100, startPosition: 583,
         heldBackBy: "cursor relay at position 583", finishedAt: 1_790_000_000_123_456)
 
     // MARK: The file
@@ -20,13 +20,13 @@ import Testing
         #expect(bytes.count == 108 + reason.count + failure.count + 4)
         func le<T: FixedWidthInteger>(_ offset: Int, _: T.Type) -> T { bytes.withUnsafeBytes { $0.loadLE(at: offset, as: T.self) } }
         #expect(Array(bytes[0..<8]) == Array("EVLOGCMP".utf8))
-        #expect(le(8, UInt16.self) == 5)
+        #expect(le(8, UInt16.self) == 6)
         #expect(le(12, UInt32.self) == UInt32(bytes.count))
         #expect(bytes[16] == 1 && bytes[17] == 1)
         #expect(le(24, Int64.self) == 1_790_000_000_123_456)
         #expect(le(32, UInt32.self) == 9 && le(36, UInt32.self) == 4)
         #expect(le(40, UInt64.self) == 1 << 40 && le(48, UInt64.self) == 12_345)
-        #expect(le(56, UInt64.self) == 600 && le(64, UInt32.self) == 2 && le(72, UInt64.self) == 17)
+        #expect(le(56, UInt64.self) == 600 && le(64, UInt32.self) == 2 && le(68, UInt32.self) == 3 && le(72, UInt64.self) == 17)
         #expect(le(80, UInt64.self) == 100 && le(88, UInt64.self) == 583)
         #expect(le(96, Int64.self) == 1_790_000_000_999_999)
         #expect(le(104, UInt16.self) == UInt16(reason.count) && le(106, UInt16.self) == UInt16(failure.count))
@@ -77,9 +77,16 @@ import Testing
             withUnsafeBytes(of: crc.littleEndian) { for (k, x) in $0.enumerated() { b[b.count - 4 + k] = x } }
             return b
         }
-        for at in [10, 11, 18, 23, 68, 71] {
+        for at in [10, 11, 18, 23] {
             let edited = resealed({ $0[at] = 1 }, of: bytes)
             #expect(Self.offset(of: edited) == Int64(at), "reserved byte \(at)")
+        }
+        // Bytes 68–71 (segments merged) were reserved before format version 6.
+        let version5 = resealed({ $0[8] = 5; $0[68] = 0; $0[69] = 0 }, of: bytes)
+        #expect(try LastCompactionFile.decode(version5, file: "f").lastResult?.segmentsMerged == 0)
+        for at in [68, 71] {
+            let edited = resealed({ $0[at] = 1 }, of: version5)
+            #expect(Self.offset(of: edited) == Int64(at), "reserved byte \(at) of a version 5 file")
         }
         #expect(Self.offset(of: resealed({ $0[16] = 2 }, of: bytes)) == 16)
         // No result, but a result field set; no failure, but its time set.

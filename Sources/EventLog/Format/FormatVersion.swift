@@ -16,17 +16,19 @@ enum FormatVersion {
     /// segment without its dead records: a rewritten segment declares its
     /// end position and its batches may leave gaps; version 5 adds the
     /// `$limits` stream marker and stream table runs whose rows keep each
-    /// stream's limits (Format.md §12).
-    static let current: UInt16 = 5
-    /// The read versions this build reads: a log of version 1 to 4 is read
+    /// stream's limits; version 6 lets compaction merge neighbouring sealed
+    /// segments under a compaction manifest, `eventlog.swap`, which a build
+    /// that ignores it would read as overlapping segments (Format.md §12).
+    static let current: UInt16 = 6
+    /// The read versions this build reads: a log of version 1 to 5 is read
     /// as it is, and a writer upgrades it (§12, "Upgrade"). Files whose
     /// layout version 2 changed (stream index files, stream table runs) are
     /// read in version 2 only (they carry their own layout version); version
     /// 1's are rebuilt.
-    static let readable: ClosedRange<UInt16> = 1...5
+    static let readable: ClosedRange<UInt16> = 1...6
     /// The highest write version this build may write under. A log whose
     /// write version is higher opens read-only only.
-    static let write: UInt16 = 5
+    static let write: UInt16 = 6
     /// The write version a log's metadata stores as `stored` (0: equal to
     /// the read version `read`).
     @inline(__always) static func effectiveWrite(stored: UInt16, read: UInt16) -> UInt16 {
@@ -64,6 +66,7 @@ enum Magic {
     static let logStart: UInt64 = magic("EVLOGSTA")
     static let logSettings: UInt64 = magic("EVLOGSET")
     static let lastCompaction: UInt64 = magic("EVLOGCMP")
+    static let compactionManifest: UInt64 = magic("EVLOGSWP")
 
     /// The ASCII bytes read as a little-endian UInt64, so the file starts with the text.
     static func magic(_ text: StaticString) -> UInt64 {

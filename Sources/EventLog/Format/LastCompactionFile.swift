@@ -6,7 +6,7 @@
 /// file has had no such compaction.
 ///
 ///     0    u64  magic "EVLOGCMP"
-///     8    u16  format version (4)
+///     8    u16  format version (4 to 6)
 ///     10   u16  reserved (0)
 ///     12   u32  file length in bytes
 ///     16   u8   1 when a result follows (0: none, its fields zero)
@@ -19,7 +19,7 @@
 ///     48   u64  bytes after
 ///     56   u64  events removed (retention and scavenging)
 ///     64   u32  segments rewritten (scavenging)
-///     68   4    reserved (0)
+///     68   u32  segments merged (version 6; reserved, 0, before)
 ///     72   u64  events scavenged
 ///     80   u64  start position before
 ///     88   u64  start position
@@ -55,7 +55,7 @@ enum LastCompactionFile {
         w.le(result?.bytesAfter ?? 0)
         w.le(result?.eventsRemoved ?? 0)
         w.le(UInt32(clamping: result?.segmentsRewritten ?? 0))
-        w.zeros(4)
+        w.le(UInt32(clamping: result?.segmentsMerged ?? 0))
         w.le(result?.eventsScavenged ?? 0)
         w.le(result?.startPositionBefore ?? 0)
         w.le(result?.startPosition ?? 0)
@@ -72,10 +72,11 @@ enum LastCompactionFile {
     /// reserved bytes, then each field. Throws `foreignFile`,
     /// `unsupportedFormatVersion` or `corruption` naming `file` and the offset.
     static func decode(_ bytes: [UInt8], file: String) throws(EventLogError) -> MaintenanceStatus {
-        // The layout is version 4's.
+        // The layout is version 4's; version 6 gave bytes 68–71 the segments merged.
+        let version = bytes.count >= 10 ? ByteReader(bytes: bytes).le(8, UInt16.self) : 0
         let r = try VariableFile.reader(
             bytes, magic: Magic.lastCompaction, oldestVersion: 4, sizes: minSize...maxSize, file: file,
-            what: "last compaction file", reserved: [10..<12, 18..<24, 68..<72])
+            what: "last compaction file", reserved: version >= 6 ? [10..<12, 18..<24] : [10..<12, 18..<24, 68..<72])
         let length = bytes.count
         let hasResult = r.le(16, UInt8.self)
         let hasFailure = r.le(17, UInt8.self)
@@ -108,6 +109,7 @@ enum LastCompactionFile {
                 segmentsRewritten: Int(r.le(64, UInt32.self)), eventsScavenged: r.le(72, UInt64.self),
                 startPositionBefore: r.le(80, UInt64.self), startPosition: r.le(88, UInt64.self),
                 heldBackBy: heldBackLength > 0 ? heldBackBy : nil, finishedAt: r.le(24, Int64.self))
+            status.lastResult?.segmentsMerged = Int(r.le(68, UInt32.self))
         } else if let at = Reserved.firstNonZero(bytes, 24..<96) {
             throw .corruption(file: file, offset: Int64(at), reason: "result byte \(at) is not zero, and there is no result")
         }

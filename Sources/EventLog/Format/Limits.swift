@@ -22,6 +22,13 @@ public enum Limits {
     /// Most events in one segment (positions within a segment are u32): the
     /// writer starts a new segment first; a segment holding more is damage.
     public static let maxSegmentEvents = Int(UInt32.max)
+    /// Most positions a merged segment may cover, its gaps included
+    /// (declared end − base position, Format.md §4.2): offset, time and
+    /// stream index entries store a position relative to the segment's
+    /// base as a u32, so merging stops before a span would not fit.
+    public static let maxMergedSegmentSpan = UInt64(UInt32.max)
+    /// Most segments one merge combines (and a compaction manifest lists).
+    public static let maxMergedSegments = 4096
     /// Most cursors a log's settings may name as holding retention back (Format.md §3.2).
     public static let maxRetentionCursors = 256
     /// Smallest and largest segment size an option may ask for.

@@ -4,7 +4,7 @@
 /// without the file has the default settings (retain everything).
 ///
 ///     0   u64  magic "EVLOGSET"
-///     8   u16  format version (3 to 5: the layout is the same, bytes 34-39 reserved before 5)
+///     8   u16  format version (3 to 6: the layout is the same, bytes 34-39 reserved before 5)
 ///     10  u16  reserved (0)
 ///     12  u32  file length in bytes
 ///     16  u64  retain age, microseconds (0: no limit)

@@ -72,7 +72,9 @@ extension LogInspection {
                     allocated += (try? handle.allocatedBytes()) ?? 0
                 }
             }
-            let bases = SegmentSet.bases(in: names)
+            // Without the files a committed segment merge replaced (Format.md §4.2), as an open reads the set.
+            let mergedAway = (try? MergeSwap.mergedAway(in: directory)) ?? []
+            let bases = SegmentSet.bases(in: names).filter { !mergedAway.contains($0) }
             for (i, base) in bases.enumerated() {
                 segments.append(try inspectSegment(base: base, isLast: i == bases.count - 1, directory: directory, logID: metadata.logID))
             }

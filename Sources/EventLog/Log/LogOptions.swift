@@ -63,6 +63,9 @@ public struct LogOptions: Sendable {
     /// Test hook: reserve the active segment's space (`fallocate`) ahead of
     /// each write; off, a full disk shows as a failed write (a torn batch).
     var reservesSpace = true
+    /// Test hook: the most positions a merged segment may cover (Format.md
+    /// §4.2, `Limits.maxMergedSegmentSpan`); a test lowers it to see merging stop there.
+    var maxMergedSpan: UInt64 = Limits.maxMergedSegmentSpan
 
     public init(
         segmentBytes: Int = 128 << 20, indexInterval: Int = 4096, durability: Durability = .always,

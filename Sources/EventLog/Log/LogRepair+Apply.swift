@@ -25,9 +25,14 @@ extension LogRepair {
     /// 6. when the log would end in a rewritten segment, an empty segment is
     ///    created after it.
     ///
+    /// Before step 1, a segment merge under way (its manifest, Format.md
+    /// §4.2) is finished, as a writer's open would: `verify`, and so the
+    /// plan, saw the set it leaves.
+    ///
     /// The open that ends the repair (in `Log.repair`) rebuilds the indexes
     /// and the stream table.
     func apply(_ steps: Steps) throws {
+        _ = try MergeSwap.recover(in: directory)
         if let name = steps.damagedDirectory {
             try directory.makeDirectory(name)
             let damaged = DirectoryOperations(path: directory.file(name), faults: directory.faults)

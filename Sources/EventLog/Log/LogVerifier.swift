@@ -65,6 +65,15 @@ enum LogVerifier {
         } catch {
             report.problems.append(.init(file: directory.file(FileNames.metadata), offset: 0, reason: "\(error)"))
         }
+        // A segment merge under way (Format.md §4.2): the set it leaves is checked, as an open reads it.
+        do {
+            let mergedAway = try MergeSwap.mergedAway(in: directory)
+            bases.removeAll { mergedAway.contains($0) }
+        } catch let error as EventLogError {
+            report.problems.append(problem(error, file: directory.file(FileNames.compactionManifest)))
+        } catch {
+            report.problems.append(.init(file: directory.file(FileNames.compactionManifest), offset: 0, reason: "\(error)"))
+        }
         let marker = (try? directory.readWhole(FileNames.cleanShutdown))?.flatMap(CleanShutdownMarker.decode)
         // After a crash, stream table runs are evidence of synced data too, as on open (Format.md §10, §14.3).
         let tableCovered = marker == nil ? StreamTableRunChain.openAll(in: directory).runs.map(\.to).max() : nil

@@ -59,11 +59,25 @@ struct Opener {
             // A repair hands over the lock it holds, so no other writer opens the log in between.
             lockFile = try options.heldWriterLock ?? Self.lockForWriting(directory)
         }
-        let names = try directory.list()
+        var names = try directory.list()
         var bases = SegmentSet.bases(in: names)
         // First, before anything is removed: a log of a version this build
         // may not write is refused without a change.
         var metadata = try loadOrCreateMetadata(segmentsExist: !bases.isEmpty)
+        if !readOnly {
+            // Then, before anything else changes: a segment merge under way
+            // is finished or undone (Format.md §4.2), before its temporary file could go.
+            if let (merge, removed) = try MergeSwap.recover(in: directory) {
+                report.pendingMerge = merge
+                report.removedFiles += removed
+                names = try directory.list()
+                bases = SegmentSet.bases(in: names)
+            }
+        } else {
+            // A reader changes nothing: the segments a committed merge replaced are left out.
+            let mergedAway = try MergeSwap.mergedAway(in: directory)
+            bases.removeAll { mergedAway.contains($0) }
+        }
         if !readOnly {
             for name in names where name.hasSuffix(".tmp") {
                 try directory.remove(name)

@@ -29,6 +29,17 @@ public struct RecoveryReport: Sendable, Equatable {
     /// were lost with an unsynced tail) and were moved back to it; consumer
     /// groups' parked events past the end were dropped with them.
     public var clampedCursors: [ClampedCursor] = []
+    /// A segment merge this open found under way (its compaction manifest,
+    /// Format.md §4.2) and finished or undid; nil when there was none.
+    public var pendingMerge: PendingMerge? = nil
+
+    /// What an open did with a segment merge it found under way.
+    public enum PendingMerge: Sendable, Equatable {
+        /// The manifest was committed: the merged segment `[base, end)` took the old segments' place.
+        case rolledForward(base: UInt64, end: UInt64)
+        /// The swap never reached its rename: the old segments stay, the manifest went.
+        case rolledBack(base: UInt64, end: UInt64)
+    }
 
     /// A cursor moved back to the end of the log on open.
     public struct ClampedCursor: Sendable, Equatable {
@@ -43,6 +54,6 @@ public struct RecoveryReport: Sendable, Equatable {
         a.previousShutdown == b.previousShutdown && a.scannedBytes == b.scannedBytes
             && a.tailCut?.file == b.tailCut?.file && a.tailCut?.offset == b.tailCut?.offset
             && a.rebuiltIndexes == b.rebuiltIndexes && a.removedFiles == b.removedFiles && a.replayedRecords == b.replayedRecords
-            && a.clampedCursors == b.clampedCursors
+            && a.clampedCursors == b.clampedCursors && a.pendingMerge == b.pendingMerge
     }
 }

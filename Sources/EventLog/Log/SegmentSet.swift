@@ -80,6 +80,8 @@ final class SegmentSet: Sendable {
     /// The segment rewrites `eventlog.start` counted at the last refresh
     /// (a read-only log looks for replaced files when it changes).
     private let seenRewrites = Mutex<UInt32>(0)
+    /// Set when a merge's swap failed part way (`hasUnfinishedSwap`).
+    private let unfinishedSwap = Atomic<Bool>(false)
     /// The writer lock's file, held by every queued background write: a log
     /// released without `close()` keeps the lock until its last background
     /// write is done, so no other writer of this process opens the log
@@ -315,6 +317,68 @@ final class SegmentSet: Sendable {
         return try result.get()
     }
 
+    // MARK: Merging (writer only)
+
+    /// True once a segment merge failed after its manifest was committed
+    /// (or may have been): the files are then in neither the old state nor
+    /// the one this set publishes, and only a writer's next open (which
+    /// finishes the swap, Format.md §4.2) puts them right. Maintenance
+    /// refuses to run meanwhile: it would name files by base positions
+    /// that no longer hold what this set thinks.
+    var hasUnfinishedSwap: Bool { unfinishedSwap.load(ordering: .relaxed) }
+
+    /// Puts the merged file (written and synced by `SegmentMerger` at
+    /// `MergeSwap.temporary(manifest.newBase)`) in place of the sealed
+    /// segments `olds` (consecutive, oldest first): commits and finishes
+    /// the swap (`MergeSwap`), opens the new file (its offset and time
+    /// index files written), lets the layer above index it, and publishes
+    /// it in place of `olds`. Readers holding an older snapshot keep
+    /// reading `olds`: their mappings stay valid after the unlinks, and the
+    /// disk space returns when they let go.
+    ///
+    /// Runs on the index writer's queue, after any index file queued for
+    /// `olds`. Returns the new segment; nil (and the merged file removed)
+    /// when `olds` are no longer consecutive in the set (retention removed
+    /// one meanwhile).
+    func mergeSegments(_ olds: [Segment], manifest: CompactionManifest, opener: () -> Opener) throws(EventLogError) -> Segment? {
+        let temporary = MergeSwap.temporary(manifest.newBase)
+        let result: Result<Segment?, EventLogError> = indexWriter.sync {
+            let ids = olds.map(\.id)
+            guard let first = snapshot().sealed.firstIndex(where: { $0.id == ids.first }),
+                  Array(snapshot().sealed.dropFirst(first).prefix(ids.count).map(\.id)) == ids
+            else {
+                try? directory.remove(temporary)
+                return .success(nil)
+            }
+            var committed = false
+            do {
+                try MergeSwap.commit(manifest, in: directory)
+                committed = true
+                var opener = opener()
+                let new = try opener.openSegment(
+                    base: manifest.newBase, isLast: false, nextBase: nil, metadata: metadata, marker: nil, tableCovered: nil
+                ).segment
+                try indexing?.segmentReplaced(ids[0], by: new, readOnly: false)
+                indexing?.segmentsRemoved(Array(ids.dropFirst()))
+                published.withLock { snapshot in
+                    if let i = snapshot.sealed.firstIndex(where: { $0.id == ids[0] }) {
+                        snapshot.sealed.replaceSubrange(i..<min(i + ids.count, snapshot.sealed.count), with: [new])
+                    }
+                }
+                return .success(new)
+            } catch {
+                if committed || DirectoryOperations.exists(directory.file(FileNames.compactionManifest)) {
+                    unfinishedSwap.store(true, ordering: .relaxed)
+                } else {
+                    try? directory.remove(temporary)
+                    try? directory.remove(FileNames.compactionManifest + ".tmp")
+                }
+                return .failure(.wrapping(error))
+            }
+        }
+        return try result.get()
+    }
+
     // MARK: Refresh (read-only logs)
 
     /// For a read-only log beside a writer in another process: finds what
@@ -337,8 +401,12 @@ final class SegmentSet: Sendable {
         var snapshot = self.snapshot()
         let before = snapshot.endPosition
 
-        // The last segment's file, opened once per refresh (a `tail -f` calls this every 50 ms).
-        let lastFile = snapshot.active.flatMap { try? FileHandle.open($0.path, readOnly: true, faults: directory.faults) }
+        // The last segment's file, opened once per refresh (a `tail -f` calls this every 50 ms);
+        // nil when it is gone or another file now has its name (a merge took it in: step 2).
+        let lastFile = snapshot.active.flatMap { active -> FileHandle? in
+            guard let file = try? FileHandle.open(active.path, readOnly: true, faults: directory.faults) else { return nil }
+            return active.fileIdentity == nil || (try? file.identity()) == active.fileIdentity ? file : nil
+        }
 
         // 0. The last segment grew since it was mapped (an empty segment grown
         //    for a large batch, or one seen before its length was set): map it
@@ -348,11 +416,11 @@ final class SegmentSet: Sendable {
             snapshot.active = reopened
         }
 
-        // 1. New batches at the end of the last segment.
-        if var last = snapshot.active, let bytes = last.mapping.bytes(at: 0, count: last.mapping.length) {
+        // 1. New batches at the end of the last segment (unless its file is
+        //    gone: a merge took it in, found in step 2).
+        if var last = snapshot.active, let file = lastFile, let bytes = last.mapping.bytes(at: 0, count: last.mapping.length) {
             var policy = IndexPolicy(resuming: last, interval: indexInterval)
             // Past the data the file is a hole, and a batch being written may be too.
-            let file = try lastFile ?? FileHandle.open(last.path, readOnly: true, faults: directory.faults)
             let outcome = SegmentScanner.scan(
                 bytes, from: last.dataEnd, end: bytes.count, previousCRC: last.lastBatchCRC, expectedBase: last.endPosition,
                 lastBatchOffset: last.lastBatchOffset, readable: ReadableRegions(file: file, length: bytes.count)
@@ -370,39 +438,46 @@ final class SegmentSet: Sendable {
             }
         }
 
-        // 2. Segments created since.
+        // 2. Segments retention removed: the log start moved past them.
+        //    Segments scavenging replaced, or merged (Format.md §4.2): the
+        //    count of rewrites changed. Looked at before new segments, since
+        //    a merge may have taken in segments this process never saw.
+        var replaced = false
+        if let logStart = try LogStart.read(in: directory) {
+            snapshot.sealed.removeAll { $0.endPosition <= logStart.startPosition }
+            if seenRewrites.withLock({ seen in defer { seen = logStart.rewrites }; return seen != logStart.rewrites }) {
+                replaced = try reopenReplaced(in: &snapshot, opener: &opener)
+            }
+        }
+
+        // 3. Segments created since.
         let names = try directory.list()
-        let lastBase = snapshot.active?.basePosition
+        let lastBase = snapshot.last?.basePosition
         let newBases = Self.bases(in: names).filter { base in lastBase.map { base > $0 } ?? true }
-        for base in newBases {
+        for (k, base) in newBases.enumerated() {
             // Not yet complete, or a gap: next time.
             guard Self.succession(of: base, after: snapshot.endPosition) == .follows else { break }
-            // A segment whose header the writer has not written yet: next time.
-            guard let segment = try openIfReady(base: base, opener: &opener) else { break }
+            let segment: Segment
+            if k < newBases.count - 1 {
+                // Sealed already (it may be a rewritten or merged one).
+                var sealed = try opener.openSegment(
+                    base: base, isLast: false, nextBase: newBases[k + 1], metadata: metadata, marker: nil, tableCovered: nil
+                ).segment
+                sealed.isSealed = true
+                segment = sealed
+            } else {
+                // A segment whose header the writer has not written yet: next time.
+                guard let last = try openIfReady(base: base, opener: &opener) else { break }
+                segment = last
+            }
             if var previous = snapshot.active {
                 previous.isSealed = true
                 snapshot.sealed.append(previous)
             }
             snapshot.active = segment
         }
-
-        // 3. Segments retention removed: the log start moved past them.
-        //    Segments scavenging replaced: the count of rewrites changed.
-        var replaced = false
-        if let logStart = try LogStart.read(in: directory) {
-            snapshot.sealed.removeAll { $0.endPosition <= logStart.startPosition }
-            if seenRewrites.withLock({ seen in defer { seen = logStart.rewrites }; return seen != logStart.rewrites }) {
-                for (i, segment) in snapshot.sealed.enumerated() {
-                    guard let now = FileIdentity.of(segment.path), now != segment.fileIdentity else { continue }
-                    let new = try opener.openSegment(
-                        base: segment.basePosition, isLast: false, nextBase: nil, metadata: metadata, marker: nil, tableCovered: nil
-                    ).segment
-                    try indexing?.segmentReplaced(segment.id, by: new, readOnly: true)
-                    snapshot.sealed[i] = new
-                    replaced = true
-                }
-            }
-        }
+        // (Still no active segment: a merge took in the last one seen, and its
+        // successor is not ready yet. Every segment read is then sealed.)
 
         let current = self.snapshot()
         guard replaced || snapshot.endPosition > before || snapshot.count != current.count
@@ -413,6 +488,51 @@ final class SegmentSet: Sendable {
         published.withLock { $0 = refreshed }
         notifier.notify()
         return snapshot.endPosition > before
+    }
+
+    /// Maps again each sealed segment of `snapshot` whose file changed
+    /// (device and inode) since it was mapped: a rewritten segment, or the
+    /// file of a merge, which also replaces the segments after it up to its
+    /// declared end (whose files are gone, or about to go). Returns true
+    /// when one was. Readers holding the old mappings keep reading them.
+    private func reopenReplaced(in snapshot: inout LogSnapshot, opener: inout Opener) throws -> Bool {
+        var replaced = false
+        var i = 0
+        while i < snapshot.sealed.count {
+            let segment = snapshot.sealed[i]
+            guard let now = FileIdentity.of(segment.path), now != segment.fileIdentity else {
+                i += 1
+                continue
+            }
+            let new = try opener.openSegment(
+                base: segment.basePosition, isLast: false, nextBase: nil, metadata: metadata, marker: nil, tableCovered: nil
+            ).segment
+            var mergedAway: [SegmentID] = []
+            while i + 1 < snapshot.sealed.count, snapshot.sealed[i + 1].basePosition < new.endPosition {
+                mergedAway.append(snapshot.sealed.remove(at: i + 1).id)
+            }
+            if let active = snapshot.active, active.basePosition < new.endPosition {
+                mergedAway.append(active.id)
+                snapshot.active = nil
+            }
+            try indexing?.segmentReplaced(segment.id, by: new, readOnly: true)
+            if !mergedAway.isEmpty { indexing?.segmentsRemoved(mergedAway) }
+            snapshot.sealed[i] = new
+            replaced = true
+            i += 1
+        }
+        // The last segment this process saw, which the writer sealed since and
+        // then rewrote, or merged with the segments after it: sealed here too.
+        if let active = snapshot.active, let now = FileIdentity.of(active.path), now != active.fileIdentity {
+            let new = try opener.openSegment(
+                base: active.basePosition, isLast: false, nextBase: nil, metadata: metadata, marker: nil, tableCovered: nil
+            ).segment
+            try indexing?.segmentReplaced(active.id, by: new, readOnly: true)
+            snapshot.sealed.append(new)
+            snapshot.active = nil
+            replaced = true
+        }
+        return replaced
     }
 
     /// Opens segment `base` as the last one, or returns nil when its writer

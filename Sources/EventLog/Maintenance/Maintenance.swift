@@ -4,8 +4,9 @@ import Synchronization
 
 /// The maintenance layer, over the log, the stream layer and the consumer
 /// layer: applies the log's retention settings (`LogSettings`, Format.md
-/// §3.1–§3.2), then scavenges (`Scavenger`, §4.1), on demand (`compact`)
-/// and in the background.
+/// §3.1–§3.2), then scavenges (`Scavenger`, §4.1) and merges small
+/// neighbouring sealed segments (`SegmentMerging`, §4.2), on demand
+/// (`compact`) and in the background.
 ///
 /// Retention removes whole sealed segments from the oldest, in four steps
 /// that leave the old or the new state after a crash at any point:
@@ -105,7 +106,8 @@ final class Maintenance: Sendable {
             case .success(let result):
                 status.lastFailure = nil
                 status.lastFailureAt = nil
-                guard result.eventsRemoved > 0 || result.segmentsRewritten > 0 || result.startPosition != result.startPositionBefore
+                guard result.eventsRemoved > 0 || result.segmentsRewritten > 0 || result.segmentsMerged > 0
+                        || result.startPosition != result.startPositionBefore
                         || fileNeedsReplacing
                 else { return nil }
                 status.lastResult = result
@@ -146,6 +148,9 @@ final class Maintenance: Sendable {
     private func run(dryRun: Bool, scavenging: Bool) throws(EventLogError) -> CompactionResult {
         if log.isClosed { throw .closed }
         if log.options.readOnly && !dryRun { throw .readOnly }
+        if !dryRun && log.segments.hasUnfinishedSwap {
+            throw .writerStopped(reason: "a segment merge failed part way; the next open of the log finishes it, and compaction waits until then")
+        }
         let settings = try settings()
         let hold = consumers.retentionHold(keepingCursors: settings.retainCursors)
         let snapshot = log.snapshot()
@@ -200,6 +205,21 @@ final class Maintenance: Sendable {
             Self.logger.info(
                 "scavenging rewrote segments",
                 metadata: ["segments": "\(scavenged.segmentsRewritten)", "events": "\(scavenged.eventsRemoved)"])
+        }
+        // Merging, of what scavenging left (Format.md §4.2).
+        if scavenging && !self.stopping.load(ordering: .relaxed) {
+            let merged = try SegmentMerging(log: log).run(dryRun: dryRun, dataEndsAfter: scavenged.dataEndsAfter) {
+                self.stopping.load(ordering: .relaxed)
+            }
+            result.segmentsMerged = merged.segmentsMerged
+            result.segmentsAfter -= merged.segmentsRemoved
+            result.bytesAfter -= min(result.bytesAfter, merged.bytesBefore)
+            result.bytesAfter += merged.bytesAfter
+            if merged.segmentsMerged > 0 && !dryRun {
+                Self.logger.info(
+                    "merging combined small segments",
+                    metadata: ["segments": "\(merged.segmentsMerged)", "fewer": "\(merged.segmentsRemoved)"])
+            }
         }
         result.finishedAt = currentTimestamp()
         return result

@@ -71,6 +71,10 @@ final class Scavenger: Sendable {
         /// appended segment's file has its full capacity, sparse past its data).
         var bytesBefore: UInt64 = 0
         var bytesAfter: UInt64 = 0
+        /// A dry run's rewritten segments: base position → the data end
+        /// (header and batches) the rewrite would leave, as counted (what
+        /// merging would then see; `SegmentMerging`).
+        var dataEndsAfter: [UInt64: Int] = [:]
     }
 
     /// One pass over the sealed segments of the current snapshot; it ends
@@ -101,7 +105,7 @@ final class Scavenger: Sendable {
         for segment in sealed {
             if let recheck = known[segment.id], now < recheck { continue }
             if shouldStop() { break }
-            let (dead, events, nextExpiry) = try count(in: segment, states: &states)
+            let (dead, events, nextExpiry, dataEndAfter) = try count(in: segment, states: &states)
             guard dead > 0, dead * Self.minimumDeadShare.denominator >= events * Self.minimumDeadShare.numerator else {
                 if !dryRun { remember(segment.id, until: nextExpiry, markers: markers, sealedEnd: sealedEnd, rule: rule) }
                 continue
@@ -112,6 +116,7 @@ final class Scavenger: Sendable {
             if dryRun {
                 // An estimate: the data in proportion to the events that stay.
                 outcome.bytesAfter += UInt64(segment.dataEnd) * UInt64(events - dead) / UInt64(max(events, 1))
+                outcome.dataEndsAfter[segment.basePosition] = dataEndAfter
                 continue
             }
             let rewritten = try rewrite(segment, states: &states)
@@ -147,12 +152,13 @@ final class Scavenger: Sendable {
         return keys
     }
 
-    /// Dead events and all events (markers left out) of `segment`, and
-    /// when the first of the others a max age makes dead will be (`.max`:
-    /// none): the rewrite's own walk, writing nothing.
+    /// Dead events and all events (markers left out) of `segment`, when
+    /// the first of the others a max age makes dead will be (`.max`: none),
+    /// and the data end a rewrite would leave (uncompressed frames: LZ4 may
+    /// save more): the rewrite's own walk, writing nothing.
     private func count(
         in segment: Segment, states: inout DeadRecordRule
-    ) throws(EventLogError) -> (dead: Int, events: Int, nextExpiry: Timestamp) {
+    ) throws(EventLogError) -> (dead: Int, events: Int, nextExpiry: Timestamp, dataEndAfter: Int) {
         var events = 0
         var nextExpiry = Timestamp.max
         let outcome: SegmentRewriter.Outcome
@@ -165,7 +171,7 @@ final class Scavenger: Sendable {
         } catch {
             throw .wrapping(error)
         }
-        return (outcome.removedRecords, events, nextExpiry)
+        return (outcome.removedRecords, events, nextExpiry, outcome.bytesAfter)
     }
 
     /// Rewrites `segment` without its dead events and puts the new file in

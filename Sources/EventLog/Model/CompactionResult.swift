@@ -17,6 +17,11 @@ public struct CompactionResult: Sendable, Equatable {
     /// The part of `eventsRemoved` that scavenging removed (the rest went
     /// with the segments retention removed).
     public var eventsScavenged: UInt64 = 0
+    /// Sealed segments that merging combined with their neighbours after
+    /// scavenging (Format.md §4.2): a merge of *n* segments counts *n* and
+    /// leaves *n* − 1 fewer (`segmentsAfter` counts the merged one once).
+    /// A dry run estimates it from the sizes scavenging would leave.
+    public var segmentsMerged: Int = 0
     public var startPositionBefore: UInt64
     /// The log start after the run (unchanged by a dry run).
     public var startPosition: UInt64

@@ -316,7 +316,15 @@ final class StreamIndex: SegmentIndexing {
         for i in 0..<snapshot.count {
             let segment = snapshot[i]
             if known.contains(segment.id) {
-                guard segment.endPosition > from, let entries = activeEntries(for: segment) else { continue }
+                guard segment.endPosition > from else { continue }
+                guard let entries = activeEntries(for: segment) else {
+                    // A sealed segment indexed before this catch-up that reaches past what
+                    // was replayed (a merge's new file, which took in segments this
+                    // process had not seen): the table takes its newer records.
+                    _ = try StreamIndexBuilder.replay(
+                        segments: [segment], from: from, tableFrom: from, entriesFrom: .max, entries: nil, table: table)
+                    continue
+                }
                 // The active segment grew: its new records.
                 try StreamIndexBuilder.replay(
                     segments: [segment], from: from, tableFrom: from, entriesFrom: from, entries: entries, table: table)

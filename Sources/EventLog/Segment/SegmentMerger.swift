@@ -1,0 +1,107 @@
+/// Writes one segment file holding the batches of several consecutive
+/// sealed segments: the file behind a segment merge (Format.md §4.2).
+///
+/// The new file is a rewritten segment (§4.1): its header has the first
+/// segment's base position and creation time and declares the last one's
+/// end position, so every position keeps its place and the gaps between
+/// and inside the old segments stay gaps. Each batch frame is copied with
+/// its records area byte for byte (compressed or not; each record keeps its
+/// own checksum, seeded with its position and its batch's first timestamp,
+/// which do not change); only two header fields change, the previous CRC
+/// (the chain is re-linked from the new header) and the synced lag (0, no
+/// claim: it was about the old file's offsets), and so the frame's CRC.
+/// Every frame is verified whole, in its old chain, before it is copied.
+///
+/// The caller names the file and owns what follows (the swap, `SegmentSet`);
+/// this type only writes and syncs it.
+enum SegmentMerger {
+    struct Outcome: Sendable, Equatable {
+        /// The new file's header (its checksum is the manifest's proof of the new file).
+        var header: SegmentHeader
+        /// The new file's length: its header and frames.
+        var bytes: Int
+        var batches: Int
+    }
+
+    /// The bytes the merge of segments whose data ends (header included)
+    /// are `dataEnds` would take: one header and every frame.
+    static func mergedBytes(dataEnds: [Int]) -> Int {
+        SegmentHeader.size + dataEnds.reduce(0) { $0 + max(0, $1 - SegmentHeader.size) }
+    }
+
+    /// Writes the merge of `segments` (sealed, consecutive, at least two,
+    /// published up to their data ends) to `path`, created or replaced with
+    /// exactly the length of its data, then fdatasyncs it. Throws
+    /// `invalidArgument` for segments that do not follow each other,
+    /// `corruption` for a damaged frame of one of them (naming it and the
+    /// offset), and `io` for a failed write.
+    static func merge(_ segments: [Segment], logID: [UInt8], to path: String, faults: StorageFaults?) throws -> Outcome {
+        guard let first = segments.first, let last = segments.last, segments.count >= 2 else {
+            throw EventLogError.invalidArgument("a merge needs at least two segments, got \(segments.count)")
+        }
+        for (previous, next) in zip(segments, segments.dropFirst()) where next.basePosition != previous.endPosition {
+            throw EventLogError.invalidArgument(
+                "segment \(next.basePosition) does not follow the one ending at \(previous.endPosition): only neighbours merge")
+        }
+        guard let head = first.mapping.bytes(at: 0, count: SegmentHeader.size) else {
+            throw EventLogError.corruption(file: first.path, offset: 0, reason: "segment is shorter than its header")
+        }
+        let old = try SegmentHeader.decode(head, file: first.path, logID: logID, expectedBase: first.basePosition)
+        let header = SegmentHeader(
+            logID: logID, basePosition: first.basePosition, createdAt: old.createdAt, declaredEnd: last.endPosition)
+
+        let file = try FileHandle.open(path, create: true, faults: faults)
+        try file.setLength(0)
+        var output = ByteBuffer(capacity: 1 << 20)
+        var flushed = 0
+        func flush() throws(IOError) {
+            guard output.count > 0 else { return }
+            try file.write(output.bytes, at: Int64(flushed))
+            try file.startWriteback(at: Int64(flushed), length: Int64(output.count))
+            flushed += output.count
+            output.count = 0
+        }
+        header.encode().withUnsafeBytes { output.append($0) }
+        var chain = header.checksum
+        var batches = 0
+        for segment in segments {
+            guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd), bytes.count >= SegmentHeader.size else {
+                throw EventLogError.corruption(file: segment.path, offset: 0, reason: "segment is shorter than its published data")
+            }
+            var offset = SegmentHeader.size
+            var oldChain = segment.headerCRC
+            var expected = segment.basePosition
+            while offset < segment.dataEnd {
+                let check = BatchHeader.check(
+                    bytes, at: offset, end: segment.dataEnd, previousCRC: oldChain, expectedBase: expected,
+                    declaredEnd: segment.declaredEnd, guarded: true)
+                guard case .valid(var batch) = check else {
+                    let reason: String
+                    switch check {
+                    case .invalid(let why, _): reason = why
+                    case .unreadable: reason = MappedBytes.unreadableReason
+                    default: reason = "zeros where a published batch should be"
+                    }
+                    throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: reason)
+                }
+                oldChain = batch.crc
+                expected = batch.endPosition
+                let length = Int(batch.length)
+                let at = output.count
+                output.append(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + length)]))
+                batch.previousCRC = chain
+                batch.syncedLag = 0
+                batch.store(output.base + at)
+                batch.crc = BatchHeader.frameChecksum(output.base + at, count: length)
+                batch.store(output.base + at)
+                chain = batch.crc
+                batches += 1
+                offset += length
+                if output.count >= 1 << 20 { try flush() }
+            }
+        }
+        try flush()
+        try file.datasync()
+        return Outcome(header: header, bytes: flushed, batches: batches)
+    }
+}
