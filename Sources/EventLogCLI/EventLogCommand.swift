@@ -25,7 +25,8 @@ struct EventLogCommand: ParsableCommand {
         version: "eventlog, writing EventLog format version \(Log.formatVersion)",
         subcommands: [
             AppendCommand.self, DumpCommand.self, TailCommand.self, VerifyCommand.self, RepairCommand.self, InspectCommand.self,
-            StatsCommand.self, StreamsCommand.self, CursorsCommand.self, ConfigCommand.self, CompactCommand.self,
+            StatsCommand.self, StreamsCommand.self, CursorsCommand.self, ConfigCommand.self, CompactCommand.self, ExportCommand.self,
+            ImportCommand.self,
         ])
 
     /// Exit code of a usage error: 2, as every command's malformed input

@@ -80,6 +80,12 @@ struct OutputWriter {
     /// that are not valid UTF-8 become U+FFFD, so the output is always valid JSON.
     mutating func appendJSONString(_ bytes: UnsafeRawBufferPointer) {
         buffer.append(UInt8(ascii: "\""))
+        // Printable ASCII without a quote or backslash, the common case, is copied as it is.
+        if !bytes.contains(where: { $0 < 0x20 || $0 >= 0x7F || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            buffer.append(contentsOf: bytes)
+            buffer.append(UInt8(ascii: "\""))
+            return
+        }
         var iterator = bytes.makeIterator()
         var decoder = UTF8()
         loop: while true {
