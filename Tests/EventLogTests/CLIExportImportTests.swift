@@ -122,6 +122,12 @@ import Testing
         let second = try Self.export(into)
         #expect(second == first, "export → import → export is byte-identical")
         #expect(try Log.verify(at: into).isSound)
+        // Deeply sound too: the scavenged original (what survives scavenging is compared with a
+        // replay) and the copy, whose stream table run import wrote from the exported states.
+        for path in [source.path, into] {
+            let deep = try CLIProcess.run(["verify", path, "--deep"])
+            #expect(deep.status == 0, "\(deep)")
+        }
 
         let a = try Log.openReadOnly(source.path)
         let b = try Log.open(at: into, options: Self.options())

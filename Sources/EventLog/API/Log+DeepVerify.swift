@@ -13,7 +13,7 @@ extension Log {
     /// - the stream table runs against a replay of the log (Format.md §14.3),
     ///   where a replay is valid: the log starts at 0 (once retention moved
     ///   the start, the runs are the only record of the removed streams); in
-    ///   a scavenged log only what survives scavenging is compared;
+    ///   a scavenged log only what the markers carry (next version, truncation, deletion, limits);
     /// - every cursor (consumer groups' too) at or before the log's end and
     ///   not below its start, and every parked event in the log.
     /// The offset, time and stream index files are compared with indexes
