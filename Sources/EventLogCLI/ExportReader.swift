@@ -104,7 +104,7 @@ struct ExportReader {
     }
 
     private static func parseBatch(_ members: [JSONMember], _ line: [UInt8]) throws(Malformed) -> Line {
-        var fields = try Fields(members, line, allowed: ["batch", "record_count", "first_timestamp"], what: "a batch line")
+        var fields = try Fields(members, line, allowed: batchKeys, what: "a batch line")
         let position = try fields.unsigned("batch")
         let count = try fields.unsigned("record_count")
         guard count >= 1 else { throw Malformed(reason: "\"record_count\" must be at least 1") }
@@ -211,7 +211,7 @@ struct ExportReader {
     private static func parseMetadata(_ value: JSONValue, _ line: [UInt8]) throws(Malformed) -> EventMetadata {
         var fields = try Fields(
             object: value, line,
-            allowed: Set(MetadataFieldName.allCases.map(\.key) + ["headers"]), what: "\"metadata\"")
+            allowed: metadataKeys, what: "\"metadata\"")
         var metadata = EventMetadata()
         if let text = try fields.optionalString(MetadataFieldName.eventID.key) {
             guard let id = UUID(uuidString: text) else { throw Malformed(reason: "\"metadata.event_id\" is not a UUID: \"\(text)\"") }
@@ -236,6 +236,9 @@ struct ExportReader {
         }
         return metadata
     }
+
+    private static let metadataKeys = Set(MetadataFieldName.allCases.map(\.key) + ["headers"])
+    private static let batchKeys: Set<String> = ["batch", "record_count", "first_timestamp"]
 
     // MARK: Values
 

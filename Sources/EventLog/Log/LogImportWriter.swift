@@ -120,7 +120,7 @@ struct LogImportWriter: ~Copyable {
         open = nil
         guard batch.recordCount > 0 else { throw .invalidArgument("a batch holds no record (a batch holds 1 or more)") }
         let frameBound = BatchHeader.size + batch.areaEnd - batch.areaStart
-        let filled = SegmentHeader.size + batches.reduce(0) { $0 + BatchHeader.size + $1.areaEnd - $1.areaStart }
+        let filled = SegmentHeader.size + BatchHeader.size * batches.count + areas.count - (batch.areaEnd - batch.areaStart)
         // Positions within a segment are u32 relative to its base (Format.md §9).
         let tooFar = batch.basePosition &+ UInt64(batch.recordCount) &- segmentBase > UInt64(UInt32.max)
         if !batches.isEmpty, filled + frameBound > segmentBytes || tooFar {
