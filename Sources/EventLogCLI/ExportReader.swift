@@ -417,18 +417,26 @@ struct ExportReader {
                 if bytes[range.upperBound - 1] == UInt8(ascii: "=") { padding += 1 }
                 if bytes[range.upperBound - 2] == UInt8(ascii: "=") { padding += 1 }
                 let size = count / 4 * 3 - padding
-                output.reserveCapacity(size)
                 var i = range.lowerBound
                 let fullEnd = range.upperBound - (padding > 0 ? 4 : 0)
-                while i < fullEnd {
-                    let a = table[Int(bytes[i])], b = table[Int(bytes[i + 1])], c = table[Int(bytes[i + 2])], d = table[Int(bytes[i + 3])]
-                    guard (a | b | c | d) & 0xC0 == 0 else { return false }
-                    let n = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
-                    output.append(UInt8(truncatingIfNeeded: n >> 16))
-                    output.append(UInt8(truncatingIfNeeded: n >> 8))
-                    output.append(UInt8(truncatingIfNeeded: n))
-                    i += 4
+                // Room first, then the bytes written in place (no append per byte).
+                output.append(contentsOf: repeatElement(0, count: (fullEnd - i) / 4 * 3))
+                let valid = output.withUnsafeMutableBufferPointer { out -> Bool in
+                    var o = 0
+                    while i < fullEnd {
+                        let a = table[Int(bytes[i])], b = table[Int(bytes[i + 1])], c = table[Int(bytes[i + 2])], d = table[Int(bytes[i + 3])]
+                        guard (a | b | c | d) & 0xC0 == 0 else { return false }
+                        let n = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
+                        out[o] = UInt8(truncatingIfNeeded: n >> 16)
+                        out[o + 1] = UInt8(truncatingIfNeeded: n >> 8)
+                        out[o + 2] = UInt8(truncatingIfNeeded: n)
+                        i += 4
+                        o += 3
+                    }
+                    return true
                 }
+                guard valid else { return false }
+                _ = size
                 if padding > 0 {
                     let a = table[Int(bytes[i])], b = table[Int(bytes[i + 1])]
                     let c = padding == 1 ? table[Int(bytes[i + 2])] : 0
