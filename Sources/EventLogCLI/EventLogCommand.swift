@@ -9,7 +9,7 @@ import EventLog
 struct EventLogCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eventlog",
-        abstract: "Append to, read, follow, verify, repair, inspect and measure (stats) an EventLog directory, and manage its streams, cursors and retention.",
+        abstract: "Append to, read, follow, verify, repair, inspect, measure (stats), export and import an EventLog directory, and manage its streams, cursors and retention.",
         discussion: """
             Exit codes, the same for every command: 0 success (also tail -f stopped by SIGINT or \
             SIGTERM, or by its reader going away); 1 a finding: damage, problems verify found, a \
@@ -25,7 +25,8 @@ struct EventLogCommand: ParsableCommand {
         version: "eventlog, writing EventLog format version \(Log.formatVersion)",
         subcommands: [
             AppendCommand.self, DumpCommand.self, TailCommand.self, VerifyCommand.self, RepairCommand.self, InspectCommand.self,
-            StatsCommand.self, StreamsCommand.self, CursorsCommand.self, ConfigCommand.self, CompactCommand.self,
+            StatsCommand.self, StreamsCommand.self, CursorsCommand.self, ConfigCommand.self, CompactCommand.self, ExportCommand.self,
+            ImportCommand.self,
         ])
 
     /// Exit code of a usage error: 2, as every command's malformed input

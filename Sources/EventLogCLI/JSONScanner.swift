@@ -170,6 +170,20 @@ struct JSONScanner<Bytes: RandomAccessCollection> where Bytes.Element == UInt8, 
     private mutating func string() throws(JSONSyntaxError) {
         i += 1  // opening quote
         while i < end {
+            // Printable ASCII, most of a string, skipped in a tight loop over the contiguous bytes.
+            if let plainEnd = bytes.withContiguousStorageIfAvailable({ buffer -> Int in
+                let offset = bytes.startIndex
+                var j = i
+                while j < end {
+                    let c = buffer[j - offset]
+                    if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") || c < 0x20 || c >= 0x80 { break }
+                    j += 1
+                }
+                return j
+            }) {
+                i = plainEnd
+                if i >= end { break }
+            }
             let b = bytes[i]
             if b == UInt8(ascii: "\"") {
                 i += 1

@@ -81,11 +81,14 @@ struct LineReader {
 
     private mutating func newlineIndex() -> Int? {
         let newline = UInt8(ascii: "\n")
-        var i = max(start, scanned)
-        while i < end {
-            if storage[i] == newline { return i }
-            i += 1
+        let from = max(start, scanned)
+        let found: Int? = storage.withUnsafeBytes { bytes in
+            guard from < end, let base = bytes.baseAddress,
+                  let hit = memchr(base + from, Int32(newline), end - from)
+            else { return nil }
+            return base.distance(to: UnsafeRawPointer(hit))
         }
+        if let found { return found }
         scanned = end
         return nil
     }

@@ -44,11 +44,16 @@ struct OutputWriter {
     }
 
     mutating func append(_ value: UInt64) {
-        var divisor: UInt64 = 1
-        while value / divisor >= 10 { divisor *= 10 }
-        while divisor > 0 {
-            buffer.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
-            divisor /= 10
+        // The digits, last first, in a small stack buffer: one append for the number.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var n = value
+            var i = 20
+            repeat {
+                i -= 1
+                digits[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: n % 10)
+                n /= 10
+            } while n > 0
+            buffer.append(contentsOf: UnsafeBufferPointer(rebasing: digits[i..<20]))
         }
     }
 
@@ -80,6 +85,12 @@ struct OutputWriter {
     /// that are not valid UTF-8 become U+FFFD, so the output is always valid JSON.
     mutating func appendJSONString(_ bytes: UnsafeRawBufferPointer) {
         buffer.append(UInt8(ascii: "\""))
+        // Printable ASCII without a quote or backslash, the common case, is copied as it is.
+        if !bytes.contains(where: { $0 < 0x20 || $0 >= 0x7F || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            buffer.append(contentsOf: bytes)
+            buffer.append(UInt8(ascii: "\""))
+            return
+        }
         var iterator = bytes.makeIterator()
         var decoder = UTF8()
         loop: while true {
@@ -142,23 +153,32 @@ struct OutputWriter {
     /// Appends `bytes` in standard base64 (RFC 4648, with padding).
     mutating func appendBase64(_ bytes: UnsafeRawBufferPointer) {
         let alphabet: StaticString = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-        alphabet.withUTF8Buffer { table in
-            var i = 0
-            while i + 3 <= bytes.count {
-                let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
-                buffer.append(table[Int(n >> 18 & 63)])
-                buffer.append(table[Int(n >> 12 & 63)])
-                buffer.append(table[Int(n >> 6 & 63)])
-                buffer.append(table[Int(n & 63)])
-                i += 3
-            }
-            let rest = bytes.count - i
-            if rest > 0 {
-                let n = UInt32(bytes[i]) << 16 | (rest == 2 ? UInt32(bytes[i + 1]) << 8 : 0)
-                buffer.append(table[Int(n >> 18 & 63)])
-                buffer.append(table[Int(n >> 12 & 63)])
-                buffer.append(rest == 2 ? table[Int(n >> 6 & 63)] : UInt8(ascii: "="))
-                buffer.append(UInt8(ascii: "="))
+        let length = (bytes.count + 2) / 3 * 4
+        guard length > 0 else { return }
+        let start = buffer.count
+        // Room first, then the text written in place: no append (and uniqueness check) per character.
+        buffer.append(contentsOf: repeatElement(0, count: length))
+        buffer.withUnsafeMutableBufferPointer { whole in
+            alphabet.withUTF8Buffer { table in
+                var o = start
+                var i = 0
+                while i + 3 <= bytes.count {
+                    let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+                    whole[o] = table[Int(n >> 18 & 63)]
+                    whole[o + 1] = table[Int(n >> 12 & 63)]
+                    whole[o + 2] = table[Int(n >> 6 & 63)]
+                    whole[o + 3] = table[Int(n & 63)]
+                    i += 3
+                    o += 4
+                }
+                let rest = bytes.count - i
+                if rest > 0 {
+                    let n = UInt32(bytes[i]) << 16 | (rest == 2 ? UInt32(bytes[i + 1]) << 8 : 0)
+                    whole[o] = table[Int(n >> 18 & 63)]
+                    whole[o + 1] = table[Int(n >> 12 & 63)]
+                    whole[o + 2] = rest == 2 ? table[Int(n >> 6 & 63)] : UInt8(ascii: "=")
+                    whole[o + 3] = UInt8(ascii: "=")
+                }
             }
         }
     }

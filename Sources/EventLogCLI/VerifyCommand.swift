@@ -16,6 +16,17 @@ struct VerifyCommand: ParsableCommand {
             events and index_files (what was checked) and problems (one object per problem: file, \
             offset, reason); the exit codes are the same.
 
+            --deep then checks, on the log opened read-only, what no checksum covers: each record's \
+            invariants (its timestamp within its batch's, versions that grow within each stream, without \
+            gaps in a log from position 0 that scavenging did not rewrite, and markers that are \
+            markers), the stream table runs against a replay of the log's records where a replay is \
+            valid (the log starts at 0; in a scavenged log only what scavenging keeps), and every \
+            cursor and consumer group's parked event against the log's start and end. Its findings \
+            are problems like the others (exit 1); the JSON object then also has deep (true), \
+            streams_compared, cursors_checked and notes (deep checks left out, and why). The \
+            offset, time and stream index files are compared with indexes rebuilt from the segments \
+            with or without --deep.
+
             Example: eventlog verify /var/lib/orders --json
             """)
 
@@ -25,16 +36,22 @@ struct VerifyCommand: ParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
+    @Flag(help: "Also check record invariants, the stream table against a replay of the log, and the cursors.")
+    var deep = false
+
     func run() throws {
         ignoreBrokenPipeSignal()
         try reportingFailures(command: "verify") {
             // On a terminal, a progress line once the check takes more than half a second.
             var line = ProgressLine()
-            let report = try Log.verify(at: directory) { progress in
-                let rate = Double(progress.eventsChecked) / max(line.elapsed, 0.001)
+            var deepStarted: Double?
+            let report = try Log.verify(at: directory, deep: deep) { progress in
+                if progress.deep && deepStarted == nil { deepStarted = line.elapsed }
+                let rate = Double(progress.eventsChecked) / max(line.elapsed - (deepStarted ?? 0), 0.001)
                 line.update(
                     done: progress.segmentsChecked, total: progress.segmentCount,
-                    "segment \(progress.segmentsChecked) of \(progress.segmentCount), \(progress.eventsChecked) events, \(Int(rate)) events/s")
+                    (progress.deep ? "deep: " : "")
+                        + "segment \(progress.segmentsChecked) of \(progress.segmentCount), \(progress.eventsChecked) events, \(Int(rate)) events/s")
             }
             line.finish()
             var output = OutputWriter(fd: 1)
@@ -45,9 +62,17 @@ struct VerifyCommand: ParsableCommand {
                 if !report.isSound { throw ExitCode(CommandFailure.findingExitCode) }
                 return
             }
+            for note in report.notes {
+                output.append("note: \(note)")
+                try output.appendLineEnd()
+            }
             if report.isSound {
                 output.append("sound: \(report.segments) segments, \(report.batches) batches, \(report.events) events, ")
-                output.append("\(report.indexFiles) index files checked in \(directory)\n")
+                output.append("\(report.indexFiles) index files checked")
+                if report.deep {
+                    output.append(", deep: \(report.streamsCompared) streams compared with a replay, \(report.cursorsChecked) cursors checked")
+                }
+                output.append(" in \(directory)\n")
                 try output.flush()
                 return
             }
@@ -76,6 +101,18 @@ struct VerifyCommand: ParsableCommand {
         output.append(report.events)
         output.append(",\"index_files\":")
         output.append(report.indexFiles)
+        if report.deep {
+            output.append(",\"deep\":true,\"streams_compared\":")
+            output.append(report.streamsCompared)
+            output.append(",\"cursors_checked\":")
+            output.append(report.cursorsChecked)
+            output.append(",\"notes\":[")
+            for (i, note) in report.notes.enumerated() {
+                if i > 0 { output.append(byte: UInt8(ascii: ",")) }
+                output.appendJSONString(note)
+            }
+            output.append("]")
+        }
         output.append(",\"problems\":[")
         writeJSON(report.problems, into: &output)
         output.append("]}")

@@ -87,7 +87,7 @@ import Testing
         for shell in ["bash", "zsh", "fish"] {
             let script = try CLIProcess.run(["--generate-completion-script", shell])
             #expect(script.status == 0, "\(shell): \(script)")
-            for command in ["append", "dump", "repair", "stats", "streams", "config", "compact", "verify"] {
+            for command in ["append", "dump", "repair", "stats", "streams", "config", "compact", "verify", "export", "import"] {
                 #expect(script.stdout.contains(command), "\(shell) completion lacks \(command)")
             }
         }

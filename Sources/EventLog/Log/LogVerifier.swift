@@ -15,6 +15,14 @@ public struct VerificationReport: Sendable {
     public var batches = 0
     public var events: UInt64 = 0
     public var indexFiles = 0
+    /// True when the deep checks ran (`Log.verify(at:deep:progress:)`).
+    public var deep = false
+    /// Deep checks: the streams whose states were compared with a replay of the log (0 when none were).
+    public var streamsCompared = 0
+    /// Deep checks: the cursors checked against the log's positions.
+    public var cursorsChecked = 0
+    /// Deep checks left out, and why (a log that does not open, a log whose start moved).
+    public var notes: [String] = []
     /// Each segment's findings in position order, for `Log.repair`.
     var segmentChecks: [SegmentCheck] = []
 }
@@ -26,6 +34,8 @@ public struct VerificationProgress: Sendable, Equatable {
     public var segmentCount: Int
     /// Events checked so far.
     public var eventsChecked: UInt64
+    /// True in `verify --deep`'s second pass (`Log.verify(at:deep:progress:)`): its own count of segments and events.
+    public var deep = false
 }
 
 /// `Log.verify(at:)`: checks every byte of a log without opening it.

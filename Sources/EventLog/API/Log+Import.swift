@@ -1,0 +1,220 @@
+import struct Foundation.UUID
+
+extension Log {
+    /// The state of every stream as the stream table keeps it, sorted by
+    /// name: what an export carries so that an import rebuilds the streams
+    /// exactly (`LogImporter.finish(endPosition:streams:)`), including what
+    /// only the table remembers once retention or scavenging removed the
+    /// events. Reads every stream table run whole: time in the number of streams.
+    public func streamSnapshots() throws(EventLogError) -> [StreamSnapshot] {
+        try ImportedStreamTable.snapshots(of: streams.table)
+    }
+
+    /// The log's settings and creation parameters an export records: its
+    /// index interval (fixed for the life of the log, Format.md §3).
+    public var indexInterval: Int { Int(batches.metadata.indexInterval) }
+}
+
+/// Builds a new log from records given with everything a log assigns
+/// (positions, timestamps, versions, batch boundaries): the library side of
+/// `eventlog import`, so that a log moves between machines and format
+/// versions exactly (positions, versions, timestamps, event ids, keys,
+/// tombstones, stream markers, the gaps scavenging left).
+///
+///     let importer = try LogImporter(at: path, logID: id, startPosition: 0)
+///     try importer.beginBatch(at: 0, firstTimestamp: t)
+///     try importer.appendRecord(ImportedRecord(...))
+///     try importer.endBatch()
+///     try importer.finish(endPosition: 1, streams: snapshots)
+///
+/// The directory must hold no log (it is created when missing). The
+/// importer holds the writer lock from creation to `finish`. Batches come in
+/// position order; a batch may start after the end of the one before (a
+/// gap: positions scavenging or retention removed), never before it. Files
+/// are written straight into the directory: segments as they fill, then at
+/// `finish` the last segment, the stream table, the start and settings, and
+/// the log metadata last, so a log directory without `eventlog.meta` is an
+/// import that did not finish (an open refuses it: remove the directory and
+/// import again). `finish` then opens the log once as a writer and closes
+/// it, which builds its index files and writes the clean-shutdown marker.
+///
+/// One owner, not thread-safe; every call may block on the disk.
+public final class LogImporter {
+    public let path: String
+    private let directory: DirectoryOperations
+    private let options: LogOptions
+    private let logIDBytes: [UInt8]
+    private let startPosition: UInt64
+    private let settings: LogSettings?
+    private var writer: LogImportWriter
+    private var lock: FileHandle?
+    private var finished = false
+    public private(set) var batchCount = 0
+    public private(set) var recordCount = 0
+
+    /// Starts an import into `path` (created when missing; it must hold no
+    /// log: no log metadata and no segment). `options` give the segment size,
+    /// the compression of the new batches and the index interval; the log
+    /// gets `logID` and starts at `startPosition` (Format.md §3.1), with
+    /// `settings` (nil: the defaults, no `eventlog.settings`).
+    public init(
+        at path: String, logID: UUID, startPosition: UInt64, settings: LogSettings? = nil, options: LogOptions = LogOptions()
+    ) throws(EventLogError) {
+        try options.validate()
+        if let settings { try settings.validate() }
+        self.path = path
+        self.options = options
+        self.startPosition = startPosition
+        self.settings = settings
+        let directory = DirectoryOperations(path: path, faults: options.storageFaults)
+        self.directory = directory
+        var id = logID.uuid
+        logIDBytes = withUnsafeBytes(of: &id) { Array($0) }
+        do {
+            try DirectoryOperations.createIfMissing(path)
+            let lock = try Opener.lockForWriting(directory)
+            self.lock = lock
+            let names = try directory.list()
+            if names.contains(FileNames.metadata) || names.contains(where: { FileNames.segmentBase($0) != nil }) {
+                throw EventLogError.invalidArgument(
+                    "\(path) already holds a log (or an import that did not finish): import creates a new log")
+            }
+        } catch {
+            throw .wrapping(error)
+        }
+        writer = LogImportWriter(
+            directory: directory, logID: logIDBytes, startPosition: startPosition, segmentBytes: options.segmentBytes,
+            compression: options.compression)
+    }
+
+    /// Where the next batch may start: after the last batch given (the start position first).
+    public var endPosition: UInt64 { writer.end }
+
+    /// Starts a batch at `basePosition` (at or after `endPosition`; after it
+    /// leaves a gap) whose first record was stamped `firstTimestamp` (in a
+    /// batch scavenging cut, the original first record's, which may precede
+    /// every record left: Format.md §5). Its records follow, at consecutive positions.
+    public func beginBatch(at basePosition: UInt64, firstTimestamp: Timestamp) throws(EventLogError) {
+        try checkOpen()
+        try writer.beginBatch(at: basePosition, firstTimestamp: firstTimestamp)
+    }
+
+    /// The position the next record of the open batch gets (nil: no batch is open).
+    public var nextPosition: UInt64? { writer.nextPosition }
+
+    /// Adds a record to the open batch, at its next position: an event
+    /// (checked as an append checks it: names, type, key, limits) or, with
+    /// `isMarker`, a stream marker (its type and data must be one Format.md
+    /// §13.1 defines). Its version is stored as given.
+    public func appendRecord(
+        stream: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer, metadata: EventMetadata?,
+        timestamp: Timestamp, version: UInt64, key: UnsafeRawBufferPointer? = nil, isTombstone: Bool = false, isMarker: Bool = false
+    ) throws(EventLogError) {
+        try checkOpen()
+        try BatchBuilder.checkStreamName(stream)
+        if let key {
+            guard key.count >= 1, key.count <= Limits.maxKeyBytes else {
+                if key.isEmpty { throw .invalidArgument("an event's key is empty (leave it out: the key is then the stream name)") }
+                throw .limitExceeded(limit: "key bytes", value: key.count, maximum: Limits.maxKeyBytes)
+            }
+            guard BatchBuilder.isValidUTF8(key) else { throw .invalidArgument("an event's key is not valid UTF-8") }
+        }
+        guard type.count <= Limits.maxTypeBytes else {
+            throw .limitExceeded(limit: "event type bytes", value: type.count, maximum: Limits.maxTypeBytes)
+        }
+        guard BatchBuilder.isValidUTF8(type) else { throw .invalidArgument("event type is not valid UTF-8") }
+        if isMarker {
+            guard StreamMarker(type: type, data: data) != nil else {
+                throw .invalidArgument("a stream marker's type and data must be one the format defines ($deleted, $truncated, $limits)")
+            }
+            guard key == nil, !isTombstone, metadata == nil || metadata?.isEmpty == true else {
+                throw .invalidArgument("a stream marker has no key, tombstone or metadata")
+            }
+        } else if type.first == UInt8(ascii: "$") {
+            throw .invalidArgument("event types starting with $ are reserved for stream markers")
+        }
+        try writer.appendRecord(
+            timestamp: timestamp, version: version, isMarker: isMarker, stream: stream, type: type, metadata: metadata,
+            data: data, key: key, isTombstone: isTombstone)
+        recordCount += 1
+    }
+
+    /// `appendRecord(stream:type:data:metadata:timestamp:version:key:isTombstone:isMarker:)` of an `Event`
+    /// (its position must be the open batch's next one).
+    public func appendRecord(_ event: Event, isMarker: Bool = false) throws(EventLogError) {
+        guard event.position == writer.nextPosition else {
+            throw .invalidArgument("event at position \(event.position) where the batch's next position is \(writer.nextPosition.map(String.init) ?? "none")")
+        }
+        var stream = event.stream
+        var type = event.type
+        let key = event.key
+        var result: Result<Void, EventLogError> = .success(())
+        stream.withUTF8 { s in
+            type.withUTF8 { t in
+                event.data.withUnsafeBytes { d in
+                    func add(_ k: UnsafeRawBufferPointer?) {
+                        do throws(EventLogError) {
+                            try appendRecord(
+                                stream: UnsafeRawBufferPointer(s), type: UnsafeRawBufferPointer(t), data: d,
+                                metadata: isMarker ? nil : event.metadata, timestamp: event.timestamp, version: event.version,
+                                key: k, isTombstone: event.isTombstone, isMarker: isMarker)
+                        } catch {
+                            result = .failure(error)
+                        }
+                    }
+                    if var key { key.withUTF8 { add(UnsafeRawBufferPointer($0)) } } else { add(nil) }
+                }
+            }
+        }
+        try result.get()
+    }
+
+    /// Ends the open batch.
+    public func endBatch() throws(EventLogError) {
+        try checkOpen()
+        try writer.endBatch()
+        batchCount += 1
+    }
+
+    /// Ends the import: the log ends at `endPosition` (at or after the last
+    /// record; after it, the positions between were removed). With
+    /// `streams`, the stream table is exactly those states (a run from 0 to
+    /// the end); without, the open replays the imported records into it
+    /// (Format.md §14.3), which knows of no stream before the start. Writes
+    /// and syncs every file, then opens the log as a writer and closes it
+    /// (index files, stream index files, clean-shutdown marker).
+    public func finish(endPosition: UInt64, streams: [StreamSnapshot]?) throws(EventLogError) {
+        try checkOpen()
+        finished = true
+        do {
+            var rows: [(UInt64, StreamTableRow)] = []
+            if let streams { rows = try ImportedStreamTable.rows(streams, hashMask: options.streamHashMask) }
+            try writer.finish(endPosition: endPosition)
+            if streams != nil, endPosition > 0 {
+                try ImportedStreamTable.write(rows, to: endPosition, in: directory)
+            } else if streams == nil, startPosition > 0 {
+                try ImportedStreamTable.write([], to: startPosition, in: directory)
+            }
+            try LogStart(startPosition: startPosition, writtenAt: currentTimestamp()).write(in: directory)
+            if let settings { try directory.writeAtomically(FileNames.settings, bytes: LogSettingsFile.encode(settings)) }
+            let metadata = LogMetadata(
+                logID: logIDBytes, createdAt: writer.createdAt, segmentBytes: UInt32(options.segmentBytes),
+                indexInterval: UInt32(options.indexInterval), compression: options.compression)
+            try directory.writeAtomically(FileNames.metadata, bytes: metadata.encode())
+            var openOptions = options
+            openOptions.heldWriterLock = lock
+            openOptions.maintenanceInterval = nil
+            openOptions.createIfMissing = false
+            openOptions.readOnly = false
+            lock = nil
+            let log = try Log.open(at: path, options: openOptions)
+            try log.close()
+        } catch {
+            throw .wrapping(error)
+        }
+    }
+
+    private func checkOpen() throws(EventLogError) {
+        if finished { throw .closed }
+    }
+}

@@ -1,0 +1,272 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Writes a new log's files from records given with their positions,
+/// timestamps and versions (`LogImporter`, `eventlog import`): the log
+/// metadata, start and settings, then segment files holding the batches as
+/// given, each at the position it names. Positions may leave gaps, as
+/// scavenging leaves them (Format.md §4.1): a segment whose batches leave a
+/// gap, or that ends before the next one starts, is written as a
+/// **rewritten segment** (its header declares its end), the only kind that
+/// may hold one; every other segment is an ordinary one, and the last is
+/// always ordinary (the active segment), empty when the log ends after a gap.
+///
+/// The segment being filled is kept in memory (at most about
+/// `segmentBytes`): its header, which declares the end when it has a gap,
+/// must be known before its first frame is chained to it. Frames carry no
+/// synced lag (no claim, §5). Index files, stream index files and the stream
+/// table are left to the open that follows (`Log.open` rebuilds missing ones
+/// from the segments), except the run the caller may write.
+///
+/// One owner, not thread-safe. Nothing here checks the records' streams
+/// against each other: the caller gives versions as they are to be stored.
+struct LogImportWriter: ~Copyable {
+    let directory: DirectoryOperations
+    let logID: [UInt8]
+    let segmentBytes: Int
+    let compression: Compression
+    let createdAt: Timestamp
+
+    /// The base of the segment being filled: the end of the one before (the log start for the first).
+    private(set) var segmentBase: UInt64
+    /// Where the next batch may start: after the last batch given (the log start first).
+    private(set) var end: UInt64
+    /// The batches of the segment being filled: their records areas back to back in `areas`.
+    private var batches: [PendingBatch] = []
+    private var areas = ByteBuffer(capacity: 0)
+    /// The batch being built: its records from `batchStart` in `areas`.
+    private var open: PendingBatch?
+    /// A scratch buffer for frames and compression.
+    private var frame = ByteBuffer(capacity: 0)
+    private var packed = ByteBuffer(capacity: 0)
+    private(set) var segmentsWritten = 0
+    private(set) var bytesWritten = 0
+
+    struct PendingBatch {
+        var basePosition: UInt64
+        var firstTimestamp: Timestamp
+        var maxTimestamp: Timestamp = .min
+        var recordCount: UInt32 = 0
+        var areaStart: Int
+        var areaEnd: Int
+    }
+
+    init(directory: DirectoryOperations, logID: [UInt8], startPosition: UInt64, segmentBytes: Int, compression: Compression) {
+        self.directory = directory
+        self.logID = logID
+        self.segmentBytes = segmentBytes
+        self.compression = compression
+        self.segmentBase = startPosition
+        self.end = startPosition
+        self.createdAt = currentTimestamp()
+    }
+
+    // MARK: Batches
+
+    /// Starts a batch at `basePosition` (at or after `end`: a gap is allowed)
+    /// whose records store their timestamps relative to `firstTimestamp`.
+    mutating func beginBatch(at basePosition: UInt64, firstTimestamp: Timestamp) throws(EventLogError) {
+        guard open == nil else { throw .invalidArgument("a batch is already open (end it first)") }
+        guard basePosition >= end else {
+            throw .invalidArgument("a batch at position \(basePosition) is below the log's end \(end): positions only grow")
+        }
+        open = PendingBatch(basePosition: basePosition, firstTimestamp: firstTimestamp, areaStart: areas.count, areaEnd: areas.count)
+    }
+
+    /// The position the next record of the open batch gets.
+    var nextPosition: UInt64? { open.map { $0.basePosition &+ UInt64($0.recordCount) } }
+
+    /// Encodes one record into the open batch (its position is the next one).
+    /// The caller checked the names, the key, the type and the marker (`Record`'s rules, Format.md §6).
+    mutating func appendRecord(
+        timestamp: Timestamp, version: UInt64, isMarker: Bool, stream: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer,
+        metadata: EventMetadata?, data: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer?, isTombstone: Bool
+    ) throws(EventLogError) {
+        guard var batch = open else { throw .invalidArgument("no batch is open for a record") }
+        guard Int(batch.recordCount) < Limits.maxBatchRecords else {
+            throw .limitExceeded(limit: "events in a batch", value: Int(batch.recordCount) + 1, maximum: Limits.maxBatchRecords)
+        }
+        var metadataLength = 0
+        var stored: EventMetadata?
+        if let metadata, !metadata.isEmpty {
+            metadataLength = try MetadataCoding.encodedLength(metadata)
+            stored = metadata
+        }
+        let bound = Varint.maxBytes + 4 + 1 + 2 * Varint.maxBytes + 2 + stream.count + type.count
+            + Varint.maxBytes + metadataLength + data.count + (key.map { 1 + $0.count } ?? 0)
+        guard data.count <= Limits.maxRecordBytes, bound <= Limits.maxRecordBytes + 64 else {
+            throw .limitExceeded(limit: "record bytes", value: bound, maximum: Limits.maxRecordBytes)
+        }
+        guard BatchHeader.size + (batch.areaEnd - batch.areaStart) + bound <= Limits.maxBatchBytes else {
+            throw .limitExceeded(limit: "batch bytes", value: BatchHeader.size + batch.areaEnd - batch.areaStart + bound, maximum: Limits.maxBatchBytes)
+        }
+        Record.encode(
+            into: &areas, position: batch.basePosition &+ UInt64(batch.recordCount), firstTimestamp: batch.firstTimestamp,
+            timestamp: timestamp, version: version, isMarker: isMarker, stream: stream, type: type, metadata: stored,
+            metadataLength: metadataLength, data: data, key: key, isTombstone: isTombstone)
+        batch.recordCount += 1
+        batch.maxTimestamp = max(batch.maxTimestamp, timestamp)
+        batch.areaEnd = areas.count
+        open = batch
+    }
+
+    /// Ends the open batch: it joins the segment being filled, or, when it
+    /// does not fit there, starts the next segment (the full one is written).
+    mutating func endBatch() throws(EventLogError) {
+        guard let batch = open else { throw .invalidArgument("no batch is open") }
+        open = nil
+        guard batch.recordCount > 0 else { throw .invalidArgument("a batch holds no record (a batch holds 1 or more)") }
+        let frameBound = BatchHeader.size + batch.areaEnd - batch.areaStart
+        let filled = SegmentHeader.size + BatchHeader.size * batches.count + areas.count - (batch.areaEnd - batch.areaStart)
+        // Positions within a segment are u32 relative to its base (Format.md §9).
+        let tooFar = batch.basePosition &+ UInt64(batch.recordCount) &- segmentBase > UInt64(UInt32.max)
+        if !batches.isEmpty, filled + frameBound > segmentBytes || tooFar {
+            // The full segment ends where this batch starts (a gap before it is the full one's).
+            let area = Array(UnsafeRawBufferPointer(start: areas.base + batch.areaStart, count: batch.areaEnd - batch.areaStart))
+            areas.count = batch.areaStart
+            try writeSegment(endingAt: batch.basePosition, active: false)
+            var moved = batch
+            moved.areaStart = areas.count
+            area.withUnsafeBytes { areas.append($0) }
+            moved.areaEnd = areas.count
+            batches.append(moved)
+        } else {
+            if batches.isEmpty, batch.basePosition &- segmentBase > UInt64(UInt32.max) {
+                // A gap of more than 2³² − 1 positions at the start: an empty rewritten segment covers it.
+                let area = Array(UnsafeRawBufferPointer(start: areas.base + batch.areaStart, count: batch.areaEnd - batch.areaStart))
+                areas.count = batch.areaStart
+                try writeSegment(endingAt: batch.basePosition, active: false)
+                var moved = batch
+                moved.areaStart = areas.count
+                area.withUnsafeBytes { areas.append($0) }
+                moved.areaEnd = areas.count
+                batches.append(moved)
+            } else {
+                batches.append(batch)
+            }
+        }
+        end = batch.basePosition &+ UInt64(batch.recordCount)
+    }
+
+    /// Writes what is left: the segment being filled, ending at `endPosition`
+    /// (at or after the last batch's end), and, when it had to declare its
+    /// end (a gap), an empty active segment at `endPosition`. Syncs every file and the directory.
+    mutating func finish(endPosition: UInt64) throws(EventLogError) {
+        guard open == nil else { throw .invalidArgument("the last batch was not ended") }
+        guard endPosition >= end else {
+            throw .invalidArgument("the end position \(endPosition) is below the last record's position \(end - 1)")
+        }
+        if batches.isEmpty && segmentBase == endPosition {
+            // Nothing since the last segment: the open that follows creates the active segment at the end.
+            if segmentsWritten > 0 || endPosition > 0 { try writeEmptyActive(at: endPosition) }
+        } else {
+            let declares = try writeSegment(endingAt: endPosition, active: true)
+            if declares { try writeEmptyActive(at: endPosition) }
+        }
+        do { try directory.sync() } catch { throw .io(error) }
+    }
+
+    // MARK: Segment files
+
+    /// Writes the segment being filled as a file covering `[segmentBase, endPosition)`.
+    /// Returns true when it declares its end (a rewritten segment: it has a
+    /// gap, or its last batch ends before `endPosition`); then, with
+    /// `active`, the caller adds an empty active segment after it.
+    @discardableResult
+    private mutating func writeSegment(endingAt endPosition: UInt64, active: Bool) throws(EventLogError) -> Bool {
+        var expected = segmentBase
+        var hasGap = false
+        for batch in batches {
+            if batch.basePosition != expected { hasGap = true }
+            expected = batch.basePosition &+ UInt64(batch.recordCount)
+        }
+        if expected != endPosition { hasGap = true }
+        let header = SegmentHeader(
+            logID: logID, basePosition: segmentBase, createdAt: createdAt, declaredEnd: hasGap ? endPosition : nil)
+        let name = FileNames.segment(segmentBase)
+        do throws(IOError) {
+            let file = try FileHandle.open(directory.file(name), create: true, faults: directory.faults)
+            try file.setLength(0)
+            var pending = ByteBuffer(capacity: 1 << 20)
+            var written = 0
+            func flush(_ pending: inout ByteBuffer) throws(IOError) {
+                guard pending.count > 0 else { return }
+                try file.write(UnsafeRawBufferPointer(start: pending.base, count: pending.count), at: Int64(written))
+                try file.startWriteback(at: Int64(written), length: Int64(pending.count))
+                written += pending.count
+                pending.count = 0
+            }
+            header.encode().withUnsafeBytes { pending.append($0) }
+            var previousCRC = header.checksum
+            for batch in batches {
+                let records = UnsafeRawBufferPointer(start: areas.base + batch.areaStart, count: batch.areaEnd - batch.areaStart)
+                previousCRC = emit(batch, records: records, previousCRC: previousCRC)
+                pending.append(UnsafeRawBufferPointer(start: frame.base, count: frame.count))
+                if pending.count >= 1 << 20 { try flush(&pending) }
+            }
+            try flush(&pending)
+            bytesWritten += written
+            if active && !hasGap && written < segmentBytes {
+                // The active segment keeps its sparse capacity, as a writer creates it (Format.md §4).
+                try file.setLength(Int64(segmentBytes))
+            }
+            try file.datasync()
+        } catch {
+            throw .io(error)
+        }
+        segmentsWritten += 1
+        segmentBase = endPosition
+        batches.removeAll(keepingCapacity: true)
+        areas.count = 0
+        return hasGap
+    }
+
+    /// An active segment holding no batch, at `base`: a header, synced, and sparse capacity.
+    private mutating func writeEmptyActive(at base: UInt64) throws(EventLogError) {
+        let header = SegmentHeader(logID: logID, basePosition: base, createdAt: createdAt)
+        do throws(IOError) {
+            let file = try FileHandle.open(directory.file(FileNames.segment(base)), create: true, faults: directory.faults)
+            try file.setLength(0)
+            try file.write(header.encode(), at: 0)
+            try file.setLength(Int64(segmentBytes))
+            try file.datasync()
+        } catch {
+            throw .io(error)
+        }
+        segmentsWritten += 1
+        bytesWritten += SegmentHeader.size
+        segmentBase = base
+    }
+
+    /// Makes `batch`'s frame in `frame` (compressed when the log compresses
+    /// and LZ4 saves at least 1/16, Format.md §5); returns its CRC.
+    private mutating func emit(_ batch: PendingBatch, records: UnsafeRawBufferPointer, previousCRC: UInt32) -> UInt32 {
+        var made = BatchHeader(
+            length: 0, crc: 0, basePosition: batch.basePosition, firstTimestamp: batch.firstTimestamp,
+            maxTimestamp: batch.maxTimestamp, recordCount: batch.recordCount, previousCRC: previousCRC,
+            recordsLength: UInt32(records.count), attributes: 0, syncedLag: 0)
+        frame.count = 0
+        frame.reserve(BatchHeader.size + records.count)
+        frame.count = BatchHeader.size
+        if compression == .lz4, records.count > 64 {
+            let bound = LZ4Codec.compressBound(records.count)
+            packed.count = 0
+            packed.reserve(bound)
+            let compressed = LZ4Codec.compress(records, into: packed.base, capacity: bound)
+            if compressed > 0, compressed < records.count - records.count / 16 {
+                packed.count = compressed
+                frame.append(UnsafeRawBufferPointer(start: packed.base, count: packed.count))
+                made.attributes = UInt16(Compression.lz4.rawValue)
+            }
+        }
+        if made.attributes == 0 { frame.append(records) }
+        made.length = UInt32(frame.count)
+        made.store(frame.base)
+        made.crc = BatchHeader.frameChecksum(frame.base, count: frame.count)
+        made.store(frame.base)
+        return made.crc
+    }
+}
