@@ -101,6 +101,30 @@ import Testing
         #expect(object["cursors_checked"] as? Int == 1)
     }
 
+    /// A cursor that retention left behind the log start (it is not one the
+    /// settings hold retention back for): a note, not a problem; exit 0.
+    @Test func aCursorBehindTheStartIsANote() throws {
+        let dir = TemporaryDirectory("deep")
+        var options = LogOptions(durability: .none)
+        options.segmentBytes = Limits.minSegmentBytes
+        let log = try Log.open(at: dir.path, options: options)
+        for i in 0..<200 { try log.append([NewEvent(stream: "s\(i % 5)", type: "T", data: Array(repeating: UInt8(i & 0xFF), count: 200))]) }
+        try log.commitCursor("slow", position: 1)
+        var settings = try log.settings()
+        settings.retainBytes = UInt64(3 * Limits.minSegmentBytes)
+        try log.updateSettings(settings)
+        _ = try log.compact()
+        let start = log.startPosition
+        try log.close()
+        #expect(start > 1, "retention moved the start to \(start)")
+
+        let (output, object) = try Self.verify(dir.path, ["--deep"])
+        #expect(output.status == 0, "\(output)")
+        #expect(Self.problems(object).isEmpty, "\(object)")
+        let notes = object["notes"] as? [String] ?? []
+        #expect(notes.contains { $0.contains("cursor slow is at position 1, below the log start \(start)") }, "\(notes)")
+    }
+
     /// A record whose version breaks its stream's sequence, in a batch whose checksums are made to hold.
     @Test func aRecordWithAVersionGap() throws {
         let dir = TemporaryDirectory("deep")

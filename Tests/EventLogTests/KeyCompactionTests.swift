@@ -72,6 +72,40 @@ import Testing
         #expect(try Log.verify(at: dir.path).isSound)
     }
 
+    /// A key map smaller than the log's keys (`LogOptions.keyMapMemoryBytes`,
+    /// here the test's limit of 4 keys): a pass compacts the keys that fit,
+    /// the next one goes on where its window ended, and together they leave
+    /// what one pass with room for every key leaves.
+    @Test func aKeyMapTooSmallForEveryKeyCompactsWindowByWindow() throws {
+        func build(_ dir: TemporaryDirectory, keyLimit: Int?) throws -> Log {
+            var options = Self.options()
+            options.keyMapKeyLimit = keyLimit
+            let log = try Log.open(at: dir.path, options: options)
+            try Self.appendKeyed(log, stream: "users", count: 96, keys: 8)
+            try Self.seal(log)
+            try log.updateSettings(LogSettings(keyCompaction: true))
+            return log
+        }
+        let roomy = TemporaryDirectory()
+        let all = try build(roomy, keyLimit: nil)
+        let once = try all.compact().eventsScavenged
+        let expected = try all.events(from: 0).map(\.position)
+        try all.close()
+        #expect(once == 96 - 8, "every key's latest stays")
+
+        let tight = TemporaryDirectory()
+        let log = try build(tight, keyLimit: 4)
+        var passes: [UInt64] = []
+        for _ in 0..<6 {
+            passes.append(try log.compact().eventsScavenged)
+            if try log.events(from: 0).map(\.position) == expected { break }
+        }
+        #expect(try log.events(from: 0).map(\.position) == expected, "passes removed \(passes)")
+        #expect(passes.count >= 2 && passes[0] > 0 && passes[0] < once, "the first pass maps only 4 of the 8 keys: \(passes)")
+        try log.close()
+        #expect(try Log.verify(at: tight.path).isSound)
+    }
+
     @Test func aTombstoneRemovesItsKeyThenGoesAfterItsRetention() throws {
         let dir = TemporaryDirectory()
         let log = try Log.open(at: dir.path, options: Self.options())

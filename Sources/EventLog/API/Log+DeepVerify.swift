@@ -83,9 +83,10 @@ extension Log {
         }
 
         // 3. Cursors and consumer groups.
-        let cursorProblems = CursorCheck.check(log.consumers.store, start: start, end: end)
+        let cursors = CursorCheck.check(log.consumers.store, start: start, end: end)
         report.cursorsChecked = log.consumers.store.snapshot.cursors.count
-        report.problems += cursorProblems
+        report.problems += cursors.problems
+        report.notes += cursors.notes
         return report
     }
 }

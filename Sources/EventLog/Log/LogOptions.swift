@@ -32,6 +32,12 @@ public struct LogOptions: Sendable {
     /// the writer checkpoints early. Every other stream's state stays on
     /// disk, so memory does not grow with the number of streams.
     public var streamMemoryBytes: Int = 64 << 20
+    /// Memory for key compaction's map of each key's latest position
+    /// (`LogSettings.keyCompaction`, Format.md §4.1), about
+    /// 48 bytes a key (`KeyMap.bytesPerKey`). A pass maps the keys of as many sealed
+    /// segments, oldest first from where the last pass stopped, as fit;
+    /// what did not fit waits for the next pass (Kafka's dedupe buffer).
+    public var keyMapMemoryBytes: Int = 64 << 20
     public var durability: Durability = .always
     public var compression: Compression = .none
     /// How often a writer applies the retention of its settings
@@ -66,6 +72,9 @@ public struct LogOptions: Sendable {
     /// Test hook: the most positions a merged segment may cover (Format.md
     /// §4.2, `Limits.maxMergedSegmentSpan`); a test lowers it to see merging stop there.
     var maxMergedSpan: UInt64 = Limits.maxMergedSegmentSpan
+    /// Test hook: the most keys key compaction's map holds, instead of
+    /// what `keyMapMemoryBytes` allows; a test lowers it to see passes go window by window.
+    var keyMapKeyLimit: Int?
 
     public init(
         segmentBytes: Int = 128 << 20, indexInterval: Int = 4096, durability: Durability = .always,
@@ -94,6 +103,9 @@ public struct LogOptions: Sendable {
         }
         guard streamMemoryBytes >= 1 << 20 else {
             throw .invalidArgument("streamMemoryBytes must be at least 1048576, got \(streamMemoryBytes)")
+        }
+        guard keyMapMemoryBytes >= 1 << 20 else {
+            throw .invalidArgument("keyMapMemoryBytes must be at least 1048576, got \(keyMapMemoryBytes)")
         }
         if let interval = maintenanceInterval, interval < .milliseconds(10) {
             throw .invalidArgument("maintenanceInterval must be at least 10 ms, got \(interval)")

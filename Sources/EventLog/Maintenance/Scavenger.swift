@@ -49,9 +49,23 @@ final class Scavenger: Sendable {
     let index: StreamIndex
     /// Segments found without enough dead events, each with the time from
     /// which a max age or a tombstone's retention makes more of them dead
-    /// (`.max`: never), and the markers applied (and, with key compaction,
-    /// the end of the sealed segments and its tombstone retention) when they were.
-    private let clean = Mutex<(markers: UInt64, sealedEnd: UInt64, rule: Int64, segments: [SegmentID: Timestamp])>((0, 0, -1, [:]))
+    /// (`.max`: never), and what they were judged under.
+    private let clean = Mutex<(judgedUnder: Judgement, segments: [SegmentID: Timestamp])>((Judgement(), [:]))
+
+    /// What a segment found clean was judged under: when any of it changes,
+    /// it may not be clean any more.
+    private struct Judgement: Equatable {
+        /// The markers applied (`StreamIndex.markersApplied`).
+        var markers: UInt64 = 0
+        /// With key compaction: the end of the sealed segments, the tombstone
+        /// retention and where the key map's window started.
+        var sealedEnd: UInt64 = 0
+        var tombstoneRetention: Int64 = -1
+        var keyWindowStart: UInt64 = 0
+    }
+    /// Where the next pass's key map starts (`KeyMap`): where the last one's
+    /// window ended when its keys did not all fit, else 0.
+    private let keyWindow = Mutex<UInt64>(0)
 
     /// What key compaction asks of a pass.
     struct KeyCompaction: Sendable {
@@ -87,18 +101,22 @@ final class Scavenger: Sendable {
         let sealed = log.snapshot().sealed
         // With key compaction, a newly sealed segment may supersede keys of any older one.
         let sealedEnd = keyCompaction == nil ? 0 : sealed.last?.endPosition ?? 0
-        // Settings changed since: what was clean may not be.
-        let rule = keyCompaction?.tombstoneRetentionMicroseconds ?? -1
+        let windowStart = keyCompaction == nil ? 0 : keyWindow.withLock { $0 }
+        // Settings changed since, or the key map's window moved: what was clean may not be.
+        let judgement = Judgement(
+            markers: markers, sealedEnd: sealedEnd, tombstoneRetention: keyCompaction?.tombstoneRetentionMicroseconds ?? -1,
+            keyWindowStart: windowStart)
         let known = clean.withLock { memory -> [SegmentID: Timestamp] in
-            if memory.markers != markers || memory.sealedEnd != sealedEnd || memory.rule != rule {
-                memory = (markers, sealedEnd, rule, [:])
-            }
+            if memory.judgedUnder != judgement { memory = (judgement, [:]) }
             return memory.segments
         }
         var outcome = Outcome()
         var keys: KeyMap?
         if keyCompaction != nil && sealed.contains(where: { segment in known[segment.id].map { now >= $0 } ?? true }) {
-            keys = try Self.keyMap(of: sealed, logID: log.segments.logID)
+            let (map, windowEnd) = try Self.keyMap(
+                of: sealed, from: windowStart, capacity: KeyMap.capacity(log.options), logID: log.segments.logID)
+            keys = map
+            if !dryRun { keyWindow.withLock { $0 = windowEnd ?? 0 } }
         }
         var states = DeadRecordRule(
             index: index, now: now, keys: keys, tombstoneRetention: keyCompaction?.tombstoneRetentionMicroseconds ?? 0)
@@ -107,7 +125,7 @@ final class Scavenger: Sendable {
             if shouldStop() { break }
             let (dead, events, nextExpiry, dataEndAfter) = try count(in: segment, states: &states)
             guard dead > 0, dead * Self.minimumDeadShare.denominator >= events * Self.minimumDeadShare.numerator else {
-                if !dryRun { remember(segment.id, until: nextExpiry, markers: markers, sealedEnd: sealedEnd, rule: rule) }
+                if !dryRun { remember(segment.id, until: nextExpiry, judgedUnder: judgement) }
                 continue
             }
             outcome.segmentsRewritten += 1
@@ -122,7 +140,7 @@ final class Scavenger: Sendable {
             let rewritten = try rewrite(segment, states: &states)
             outcome.bytesAfter += UInt64(rewritten.outcome.bytesAfter)
             if let new = rewritten.segment {
-                remember(new.id, until: rewritten.nextExpiry, markers: markers, sealedEnd: sealedEnd, rule: rule)
+                remember(new.id, until: rewritten.nextExpiry, judgedUnder: judgement)
             }
         }
         return outcome
@@ -130,26 +148,33 @@ final class Scavenger: Sendable {
 
     /// Remembers a segment found clean until `recheck`, unless what it was
     /// found under changed meanwhile.
-    private func remember(_ id: SegmentID, until recheck: Timestamp, markers: UInt64, sealedEnd: UInt64, rule: Int64) {
+    private func remember(_ id: SegmentID, until recheck: Timestamp, judgedUnder judgement: Judgement) {
         clean.withLock { memory in
-            if memory.markers == markers && memory.sealedEnd == sealedEnd && memory.rule == rule { memory.segments[id] = recheck }
+            if memory.judgedUnder == judgement { memory.segments[id] = recheck }
         }
     }
 
-    /// The latest position of each key of the events in `sealed` (one walk).
-    private static func keyMap(of sealed: [Segment], logID: [UInt8]) throws(EventLogError) -> KeyMap {
-        var keys = KeyMap()
-        for segment in sealed {
+    /// The key map of the events of `sealed` from position `start` on (one
+    /// walk, `KeyMap`), and where its window ended: the position of the
+    /// first event whose key did not fit (nil: every key fitted).
+    private static func keyMap(
+        of sealed: [Segment], from start: UInt64, capacity: Int, logID: [UInt8]
+    ) throws(EventLogError) -> (KeyMap, windowEnd: UInt64?) {
+        var keys = KeyMap(capacity: capacity)
+        var windowEnd: UInt64?
+        for segment in sealed where segment.endPosition > start {
             do {
                 _ = try SegmentRewriter.rewrite(segment, logID: logID, to: nil, faults: nil) { head in
-                    if !head.isMarker { keys.note(head.key, at: head.position) }
+                    if !head.isMarker, head.position >= start, !keys.note(head.key, at: head.position), windowEnd == nil {
+                        windowEnd = head.position
+                    }
                     return true
                 }
             } catch {
                 throw .wrapping(error)
             }
         }
-        return keys
+        return (keys, windowEnd)
     }
 
     /// Dead events and all events (markers left out) of `segment`, when
