@@ -1,6 +1,12 @@
 import EventLog
 import struct Foundation.UUID
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// Reads the lines of the export format (`ExportFormat`) for `eventlog
 /// import`: each line's kind from its first key, every key checked (an
 /// unknown key is an error naming it), values decoded into what
@@ -47,6 +53,8 @@ struct ExportReader {
     // MARK: Lines
 
     mutating func parse(_ line: [UInt8]) throws(Malformed) -> Line {
+        // A record line as export writes it, the bulk of an export, in one pass; any other through the general path.
+        if line.count > 12, line[2] == UInt8(ascii: "p"), parseCanonicalRecord(line) { return .record }
         let top: JSONValue
         let members: [JSONMember]
         do {
@@ -404,52 +412,72 @@ struct ExportReader {
         return table
     }()
 
+    /// The 12 bits of each pair of base64 characters, indexed by the pair
+    /// as a little-endian `UInt16` (the first character in the low byte);
+    /// 0xFFFF when either is not a base64 character.
+    private static let base64PairValues: [UInt16] = {
+        let single = base64Values
+        var table = [UInt16](repeating: 0xFFFF, count: 65536)
+        for first in 0..<256 where single[first] != 0xFF {
+            for second in 0..<256 where single[second] != 0xFF {
+                table[first | second << 8] = UInt16(single[first]) << 6 | UInt16(single[second])
+            }
+        }
+        return table
+    }()
+
     /// Decodes standard base64 with padding (what `export` writes) from
     /// `line[range]` into `output`; false when it is not that.
     static func decodeBase64(_ line: [UInt8], _ range: Range<Int>, into output: inout [UInt8]) -> Bool {
+        line.withUnsafeBufferPointer { decodeBase64($0, range, into: &output) }
+    }
+
+    static func decodeBase64(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, into output: inout [UInt8]) -> Bool {
         output.removeAll(keepingCapacity: true)
         let count = range.count
         guard count % 4 == 0 else { return false }
         if count == 0 { return true }
-        return line.withUnsafeBufferPointer { bytes in
-            base64Values.withUnsafeBufferPointer { table in
-                var padding = 0
-                if bytes[range.upperBound - 1] == UInt8(ascii: "=") { padding += 1 }
-                if bytes[range.upperBound - 2] == UInt8(ascii: "=") { padding += 1 }
-                let size = count / 4 * 3 - padding
-                var i = range.lowerBound
-                let fullEnd = range.upperBound - (padding > 0 ? 4 : 0)
-                // Room first, then the bytes written in place (no append per byte).
-                output.append(contentsOf: repeatElement(0, count: (fullEnd - i) / 4 * 3))
-                let valid = output.withUnsafeMutableBufferPointer { out -> Bool in
-                    var o = 0
-                    while i < fullEnd {
-                        let a = table[Int(bytes[i])], b = table[Int(bytes[i + 1])], c = table[Int(bytes[i + 2])], d = table[Int(bytes[i + 3])]
-                        guard (a | b | c | d) & 0xC0 == 0 else { return false }
-                        let n = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
-                        out[o] = UInt8(truncatingIfNeeded: n >> 16)
-                        out[o + 1] = UInt8(truncatingIfNeeded: n >> 8)
-                        out[o + 2] = UInt8(truncatingIfNeeded: n)
-                        i += 4
-                        o += 3
-                    }
-                    return true
-                }
-                guard valid else { return false }
-                _ = size
-                if padding > 0 {
-                    let a = table[Int(bytes[i])], b = table[Int(bytes[i + 1])]
-                    let c = padding == 1 ? table[Int(bytes[i + 2])] : 0
-                    guard (a | b | c) & 0xC0 == 0 else { return false }
-                    let n = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6
-                    // The bits padding drops must be zero (canonical base64): one text, one value.
-                    guard padding == 1 ? n & 0xFF == 0 : n & 0xFFFF == 0 else { return false }
-                    output.append(UInt8(truncatingIfNeeded: n >> 16))
-                    if padding == 1 { output.append(UInt8(truncatingIfNeeded: n >> 8)) }
+        guard let base = bytes.baseAddress else { return false }
+        let input = UnsafeRawPointer(base)
+        var padding = 0
+        if bytes[range.upperBound - 1] == UInt8(ascii: "=") { padding += 1 }
+        if bytes[range.upperBound - 2] == UInt8(ascii: "=") { padding += 1 }
+        let fullEnd = range.upperBound - (padding > 0 ? 4 : 0)
+        var i = range.lowerBound
+        // Room first, then the bytes written in place (no append per byte).
+        output.append(contentsOf: repeatElement(0, count: (fullEnd - i) / 4 * 3))
+        let valid = output.withUnsafeMutableBytes { out -> Bool in
+            guard let target = out.baseAddress else { return fullEnd == i }
+            return base64PairValues.withUnsafeBufferPointer { pairs -> Bool in
+                // Four characters are two pairs, each 12 bits from the table: three bytes.
+                var o = 0
+                while i < fullEnd {
+                    let a = pairs[Int(UInt16(littleEndian: input.loadUnaligned(fromByteOffset: i, as: UInt16.self)))]
+                    let b = pairs[Int(UInt16(littleEndian: input.loadUnaligned(fromByteOffset: i + 2, as: UInt16.self)))]
+                    guard (a | b) & 0xF000 == 0 else { return false }
+                    let n = UInt32(a) << 12 | UInt32(b)
+                    target.storeBytes(of: UInt8(truncatingIfNeeded: n >> 16), toByteOffset: o, as: UInt8.self)
+                    target.storeBytes(of: UInt8(truncatingIfNeeded: n >> 8), toByteOffset: o + 1, as: UInt8.self)
+                    target.storeBytes(of: UInt8(truncatingIfNeeded: n), toByteOffset: o + 2, as: UInt8.self)
+                    i += 4
+                    o += 3
                 }
                 return true
             }
         }
+        guard valid else { return false }
+        if padding > 0 {
+            let table = base64Values
+            let a = table[Int(bytes[i])], b = table[Int(bytes[i + 1])]
+            let c = padding == 1 ? table[Int(bytes[i + 2])] : 0
+            guard (a | b | c) & 0xC0 == 0 else { return false }
+            let n = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6
+            // The bits padding drops must be zero (canonical base64): one text, one value.
+            guard padding == 1 ? n & 0xFF == 0 : n & 0xFFFF == 0 else { return false }
+            output.append(UInt8(truncatingIfNeeded: n >> 16))
+            if padding == 1 { output.append(UInt8(truncatingIfNeeded: n >> 8)) }
+        }
+        return true
     }
 }
 
@@ -471,6 +499,224 @@ extension ExportReader.Text {
                 do throws(EventLogError) { return .success(try body(buffer)) } catch { return .failure(error) }
             }
             return try result.get()
+        }
+    }
+}
+
+// MARK: - The canonical record line, read in one pass
+
+/// A cursor over a line's bytes for `ExportReader.parseCanonicalRecord`.
+private struct ByteCursor {
+    let bytes: UnsafeBufferPointer<UInt8>
+    var i = 0
+
+    var atEnd: Bool { i == bytes.count }
+
+    /// Consumes `text` when the bytes at the cursor are exactly it.
+    @inline(__always)
+    mutating func literal(_ text: StaticString) -> Bool {
+        let n = text.utf8CodeUnitCount
+        guard bytes.count - i >= n else { return false }
+        let base = text.utf8Start
+        for k in 0..<n where bytes[i + k] != base[k] { return false }
+        i += n
+        return true
+    }
+
+    /// A non-negative integer as JSON writes it (no leading zero, no sign,
+    /// fraction or exponent: what follows is checked by the caller's next
+    /// literal); nil when absent or above `UInt64.max`.
+    @inline(__always)
+    mutating func unsigned() -> UInt64? {
+        guard i < bytes.count else { return nil }
+        let first = bytes[i]
+        if first == UInt8(ascii: "0") {
+            i += 1
+            return 0
+        }
+        guard first >= UInt8(ascii: "1"), first <= UInt8(ascii: "9") else { return nil }
+        var value: UInt64 = 0
+        while i < bytes.count {
+            let digit = bytes[i] &- UInt8(ascii: "0")
+            guard digit < 10 else { break }
+            let (times10, o1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, o2) = times10.addingReportingOverflow(UInt64(digit))
+            guard !o1, !o2 else { return nil }
+            value = sum
+            i += 1
+        }
+        return value
+    }
+
+    /// An integer that fits in an `Int64`, as JSON writes it.
+    @inline(__always)
+    mutating func signed() -> Int64? {
+        let negative = i < bytes.count && bytes[i] == UInt8(ascii: "-")
+        if negative { i += 1 }
+        guard let magnitude = unsigned() else { return nil }
+        if negative {
+            if magnitude == UInt64(Int64.max) + 1 { return .min }
+            guard magnitude <= UInt64(Int64.max) else { return nil }
+            return -Int64(magnitude)
+        }
+        guard magnitude <= UInt64(Int64.max) else { return nil }
+        return Int64(magnitude)
+    }
+
+    /// The inside of a string literal of plain ASCII (no escape, no control
+    /// character, no byte above 0x7F), the opening quote already consumed;
+    /// consumes the closing quote. Nil for any other string.
+    @inline(__always)
+    mutating func plainString() -> Range<Int>? {
+        let start = i
+        while i < bytes.count {
+            let c = bytes[i]
+            if c == UInt8(ascii: "\"") {
+                i += 1
+                return start..<(i - 1)
+            }
+            guard c >= 0x20, c < 0x80, c != UInt8(ascii: "\\") else { return nil }
+            i += 1
+        }
+        return nil
+    }
+
+    /// Whether `bytes[range]` is exactly `text`.
+    @inline(__always)
+    func equals(_ range: Range<Int>, _ text: StaticString) -> Bool {
+        guard range.count == text.utf8CodeUnitCount else { return false }
+        let base = text.utf8Start
+        for k in 0..<range.count where bytes[range.lowerBound + k] != base[k] { return false }
+        return true
+    }
+
+    func string(_ range: Range<Int>) -> String {
+        String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+    }
+
+    /// A UUID in its 36-character text form (hex digits of either case, dashes at 8, 13, 18 and 23).
+    func uuid(_ range: Range<Int>) -> UUID? {
+        guard range.count == 36 else { return nil }
+        var raw: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        let ok = withUnsafeMutableBytes(of: &raw) { out -> Bool in
+            var j = range.lowerBound
+            var o = 0
+            while o < 16 {
+                let offset = j - range.lowerBound
+                if offset == 8 || offset == 13 || offset == 18 || offset == 23 {
+                    guard bytes[j] == UInt8(ascii: "-") else { return false }
+                    j += 1
+                }
+                guard let high = JSONScanner<[UInt8]>.hexValue(bytes[j]), let low = JSONScanner<[UInt8]>.hexValue(bytes[j + 1]) else {
+                    return false
+                }
+                out[o] = UInt8(high << 4 | low)
+                o += 1
+                j += 2
+            }
+            return j == range.upperBound
+        }
+        return ok ? UUID(uuid: raw) : nil
+    }
+}
+
+extension ExportReader {
+    /// Reads a record line written exactly as `export` writes it (its keys
+    /// in that order, plain ASCII strings, canonical numbers, no space) in
+    /// one pass: no scan of the JSON first, no `String` per key, no
+    /// dictionary. False for any other line, which the general path then
+    /// reads (and reports, when it is malformed): a line this accepts is
+    /// one the general path reads the same way.
+    mutating func parseCanonicalRecord(_ line: [UInt8]) -> Bool {
+        // The headers of the last metadata, reused (their storage, not their strings).
+        var headers = record.metadata?.headers ?? []
+        record.metadata = nil
+        headers.removeAll(keepingCapacity: true)
+        return line.withUnsafeBufferPointer { bytes -> Bool in
+            var c = ByteCursor(bytes: bytes)
+            var r = Record()
+            guard c.literal("{\"position\":"), let position = c.unsigned() else { return false }
+            r.position = position
+            guard c.literal(",\"stream\":\""), let stream = c.plainString() else { return false }
+            r.stream = .raw(stream)
+            guard c.literal(",\"version\":"), let version = c.unsigned() else { return false }
+            r.version = version
+            guard c.literal(",\"type\":\""), let type = c.plainString() else { return false }
+            r.type = .raw(type)
+            guard c.literal(",\"timestamp\":"), let timestamp = c.signed() else { return false }
+            r.timestamp = timestamp
+            guard c.literal(",\"data_base64\":\"") else { return false }
+            let dataStart = c.i
+            guard let base = bytes.baseAddress, dataStart < bytes.count,
+                  let quote = memchr(base + dataStart, Int32(UInt8(ascii: "\"")), bytes.count - dataStart)
+            else { return false }
+            let dataEnd = UnsafePointer<UInt8>(base).distance(to: quote.assumingMemoryBound(to: UInt8.self))
+            guard Self.decodeBase64(bytes, dataStart..<dataEnd, into: &data) else { return false }
+            c.i = dataEnd + 1
+            if c.literal(",\"metadata\":{") {
+                guard let metadata = Self.canonicalMetadata(&c, headers: &headers) else { return false }
+                r.metadata = metadata
+            }
+            if c.literal(",\"key\":\"") {
+                guard let key = c.plainString() else { return false }
+                r.key = .raw(key)
+            }
+            if c.literal(",\"tombstone\":true") { r.isTombstone = true }
+            if c.literal(",\"marker\":true") { r.isMarker = true }
+            guard c.literal("}"), c.atEnd else { return false }
+            record = r
+            return true
+        }
+    }
+
+    /// The members of a metadata object after its `{`, up to and with its
+    /// `}`, in the order export writes them; nil for anything else.
+    private static func canonicalMetadata(_ c: inout ByteCursor, headers: inout [EventMetadata.Header]) -> EventMetadata? {
+        var metadata = EventMetadata()
+        if c.literal("}") { return metadata }
+        var next = 0  // the first field still allowed: fields come in export's order, each once
+        while true {
+            guard c.literal("\""), let key = c.plainString(), c.literal(":") else { return nil }
+            if next <= 0, c.equals(key, "event_id") {
+                guard c.literal("\""), let text = c.plainString(), let id = c.uuid(text) else { return nil }
+                metadata.eventID = id
+                next = 1
+            } else if next <= 1, c.equals(key, "schema_version") {
+                guard let version = c.unsigned(), version <= UInt64(UInt32.max) else { return nil }
+                metadata.schemaVersion = UInt32(version)
+                next = 2
+            } else if next <= 2, c.equals(key, "content_type") {
+                guard c.literal("\""), let text = c.plainString() else { return nil }
+                metadata.contentType = c.string(text)
+                next = 3
+            } else if next <= 3, c.equals(key, "correlation_id") {
+                guard c.literal("\""), let text = c.plainString() else { return nil }
+                metadata.correlationID = c.string(text)
+                next = 4
+            } else if next <= 4, c.equals(key, "causation_id") {
+                guard c.literal("\""), let text = c.plainString() else { return nil }
+                metadata.causationID = c.string(text)
+                next = 5
+            } else if next <= 5, c.equals(key, "headers") {
+                guard c.literal("[") else { return nil }
+                if !c.literal("]") {
+                    while true {
+                        guard c.literal("[\""), let name = c.plainString(), c.literal(",\""), let value = c.plainString(),
+                              c.literal("]")
+                        else { return nil }
+                        headers.append(EventMetadata.Header(c.string(name), c.string(value)))
+                        if c.literal("]") { break }
+                        guard c.literal(",") else { return nil }
+                    }
+                }
+                metadata.headers = headers
+                next = 6
+            } else {
+                return nil
+            }
+            if c.literal("}") { return metadata }
+            guard c.literal(",") else { return nil }
         }
     }
 }

@@ -123,10 +123,13 @@ struct ImportCommand: ParsableCommand {
         var remaining = 0
         var ended = false
         var lineNumber = 0
+        // One line buffer for the whole input: no allocation per line.
+        var line: [UInt8] = []
+        line.reserveCapacity(64 << 10)
         while true {
-            let next: [UInt8]?
-            do { next = try reader.nextLine() } catch { throw CommandFailure(error.description) }
-            guard let line = next else { break }
+            let more: Bool
+            do { more = try reader.nextLine(into: &line) } catch { throw CommandFailure(error.description) }
+            guard more else { break }
             lineNumber += 1
             if line.isEmpty || line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
             func fail(_ reason: String) -> CommandFailure { .malformed(line: lineNumber, reason) }

@@ -59,6 +59,24 @@ struct LineReader {
         }
     }
 
+    /// Reads the next line without its `\n` into `line` (its storage reused:
+    /// no allocation per line once it is large enough); false at the end of input.
+    mutating func nextLine(into line: inout [UInt8]) throws(LineReaderError) -> Bool {
+        while true {
+            if let (lineEnd, next) = lineBounds() {
+                line.removeAll(keepingCapacity: true)
+                storage.withUnsafeBytes { bytes in
+                    line.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<lineEnd]))
+                }
+                start = next
+                scanned = next
+                return true
+            }
+            if reachedEnd { return false }
+            _ = try fill(blocking: true)
+        }
+    }
+
     /// True when `nextLine()` would return at once: a whole line is
     /// buffered, or is readable right now, or the input has ended. Never blocks.
     mutating func hasLineReady() throws(LineReaderError) -> Bool {
@@ -93,18 +111,15 @@ struct LineReader {
         return nil
     }
 
+    /// Where the next buffered line ends and the one after it starts (nil: no whole line is buffered).
+    private mutating func lineBounds() -> (Int, Int)? {
+        if let newline = newlineIndex() { return (newline, newline + 1) }
+        if reachedEnd && start < end { return (end, end) }
+        return nil
+    }
+
     private mutating func takeLine() -> [UInt8]? {
-        var lineEnd: Int
-        var next: Int
-        if let newline = newlineIndex() {
-            lineEnd = newline
-            next = newline + 1
-        } else if reachedEnd && start < end {
-            lineEnd = end
-            next = end
-        } else {
-            return nil
-        }
+        guard let (lineEnd, next) = lineBounds() else { return nil }
         let line = Array(storage[start..<lineEnd])
         start = next
         scanned = next

@@ -29,10 +29,23 @@ struct OutputWriter {
         buffer.reserveCapacity(Self.flushThreshold + 4096)
     }
 
+    /// The bytes buffered (not yet written).
+    var count: Int { buffer.count }
+
+    /// Drops the buffered bytes after the first `count`.
+    mutating func truncate(to count: Int) {
+        if count < buffer.count { buffer.removeSubrange(count...) }
+    }
+
     // MARK: Appending
 
     mutating func append(_ text: String) {
         buffer.append(contentsOf: text.utf8)
+    }
+
+    /// Appends a literal's bytes (no `String` made of it).
+    mutating func append(literal text: StaticString) {
+        buffer.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
     mutating func append(byte: UInt8) {
@@ -150,34 +163,60 @@ struct OutputWriter {
         }
     }
 
+    /// Two base64 characters for each 12-bit value, the first in the low
+    /// byte (stored little-endian, it comes first in memory).
+    private static let base64Pairs: [UInt16] = {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        var table = [UInt16](repeating: 0, count: 4096)
+        for i in 0..<4096 { table[i] = UInt16(alphabet[i >> 6]) | UInt16(alphabet[i & 63]) << 8 }
+        return table
+    }()
+
     /// Appends `bytes` in standard base64 (RFC 4648, with padding).
     mutating func appendBase64(_ bytes: UnsafeRawBufferPointer) {
         let alphabet: StaticString = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
         let length = (bytes.count + 2) / 3 * 4
-        guard length > 0 else { return }
+        guard length > 0, let input = bytes.baseAddress else { return }
         let start = buffer.count
         // Room first, then the text written in place: no append (and uniqueness check) per character.
         buffer.append(contentsOf: repeatElement(0, count: length))
-        buffer.withUnsafeMutableBufferPointer { whole in
-            alphabet.withUTF8Buffer { table in
-                var o = start
+        buffer.withUnsafeMutableBytes { whole in
+            guard let base = whole.baseAddress else { return }
+            let out = base + start
+            Self.base64Pairs.withUnsafeBufferPointer { pairs in
+                // Three bytes make two 12-bit halves, each two characters from the table: two stores.
+                var o = 0
                 var i = 0
-                while i + 3 <= bytes.count {
-                    let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
-                    whole[o] = table[Int(n >> 18 & 63)]
-                    whole[o + 1] = table[Int(n >> 12 & 63)]
-                    whole[o + 2] = table[Int(n >> 6 & 63)]
-                    whole[o + 3] = table[Int(n & 63)]
+                // Six bytes (read as eight) make four 12-bit values: eight characters in one store.
+                while i + 8 <= bytes.count {
+                    let w = UInt64(bigEndian: input.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                    let chars = UInt64(pairs[Int(truncatingIfNeeded: w >> 52)])
+                        | UInt64(pairs[Int(truncatingIfNeeded: w >> 40) & 0xFFF]) << 16
+                        | UInt64(pairs[Int(truncatingIfNeeded: w >> 28) & 0xFFF]) << 32
+                        | UInt64(pairs[Int(truncatingIfNeeded: w >> 16) & 0xFFF]) << 48
+                    out.storeBytes(of: chars.littleEndian, toByteOffset: o, as: UInt64.self)
+                    i += 6
+                    o += 8
+                }
+                let full = bytes.count - bytes.count % 3
+                while i < full {
+                    let n = Int(input.load(fromByteOffset: i, as: UInt8.self)) << 16
+                        | Int(input.load(fromByteOffset: i + 1, as: UInt8.self)) << 8
+                        | Int(input.load(fromByteOffset: i + 2, as: UInt8.self))
+                    out.storeBytes(of: pairs[n >> 12].littleEndian, toByteOffset: o, as: UInt16.self)
+                    out.storeBytes(of: pairs[n & 0xFFF].littleEndian, toByteOffset: o + 2, as: UInt16.self)
                     i += 3
                     o += 4
                 }
                 let rest = bytes.count - i
                 if rest > 0 {
-                    let n = UInt32(bytes[i]) << 16 | (rest == 2 ? UInt32(bytes[i + 1]) << 8 : 0)
-                    whole[o] = table[Int(n >> 18 & 63)]
-                    whole[o + 1] = table[Int(n >> 12 & 63)]
-                    whole[o + 2] = rest == 2 ? table[Int(n >> 6 & 63)] : UInt8(ascii: "=")
-                    whole[o + 3] = UInt8(ascii: "=")
+                    alphabet.withUTF8Buffer { table in
+                        let n = UInt32(bytes[i]) << 16 | (rest == 2 ? UInt32(bytes[i + 1]) << 8 : 0)
+                        out.storeBytes(of: table[Int(n >> 18 & 63)], toByteOffset: o, as: UInt8.self)
+                        out.storeBytes(of: table[Int(n >> 12 & 63)], toByteOffset: o + 1, as: UInt8.self)
+                        out.storeBytes(of: rest == 2 ? table[Int(n >> 6 & 63)] : UInt8(ascii: "="), toByteOffset: o + 2, as: UInt8.self)
+                        out.storeBytes(of: UInt8(ascii: "="), toByteOffset: o + 3, as: UInt8.self)
+                    }
                 }
             }
         }

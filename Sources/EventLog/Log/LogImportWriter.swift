@@ -39,8 +39,7 @@ struct LogImportWriter: ~Copyable {
     private var areas = ByteBuffer(capacity: 0)
     /// The batch being built: its records from `batchStart` in `areas`.
     private var open: PendingBatch?
-    /// A scratch buffer for frames and compression.
-    private var frame = ByteBuffer(capacity: 0)
+    /// A scratch buffer for compression.
     private var packed = ByteBuffer(capacity: 0)
     private(set) var segmentsWritten = 0
     private(set) var bytesWritten = 0
@@ -203,8 +202,7 @@ struct LogImportWriter: ~Copyable {
             var previousCRC = header.checksum
             for batch in batches {
                 let records = UnsafeRawBufferPointer(start: areas.base + batch.areaStart, count: batch.areaEnd - batch.areaStart)
-                previousCRC = emit(batch, records: records, previousCRC: previousCRC)
-                pending.append(UnsafeRawBufferPointer(start: frame.base, count: frame.count))
+                previousCRC = emit(batch, records: records, previousCRC: previousCRC, into: &pending)
                 if pending.count >= 1 << 20 { try flush(&pending) }
             }
             try flush(&pending)
@@ -241,16 +239,19 @@ struct LogImportWriter: ~Copyable {
         segmentBase = base
     }
 
-    /// Makes `batch`'s frame in `frame` (compressed when the log compresses
-    /// and LZ4 saves at least 1/16, Format.md §5); returns its CRC.
-    private mutating func emit(_ batch: PendingBatch, records: UnsafeRawBufferPointer, previousCRC: UInt32) -> UInt32 {
+    /// Appends `batch`'s frame to `out` (compressed when the log compresses
+    /// and LZ4 saves at least 1/16, Format.md §5), made in place: its records
+    /// copied once; returns its CRC.
+    private mutating func emit(
+        _ batch: PendingBatch, records: UnsafeRawBufferPointer, previousCRC: UInt32, into out: inout ByteBuffer
+    ) -> UInt32 {
         var made = BatchHeader(
             length: 0, crc: 0, basePosition: batch.basePosition, firstTimestamp: batch.firstTimestamp,
             maxTimestamp: batch.maxTimestamp, recordCount: batch.recordCount, previousCRC: previousCRC,
             recordsLength: UInt32(records.count), attributes: 0, syncedLag: 0)
-        frame.count = 0
-        frame.reserve(BatchHeader.size + records.count)
-        frame.count = BatchHeader.size
+        let start = out.count
+        out.reserve(BatchHeader.size + records.count)
+        out.count = start + BatchHeader.size
         if compression == .lz4, records.count > 64 {
             let bound = LZ4Codec.compressBound(records.count)
             packed.count = 0
@@ -258,15 +259,17 @@ struct LogImportWriter: ~Copyable {
             let compressed = LZ4Codec.compress(records, into: packed.base, capacity: bound)
             if compressed > 0, compressed < records.count - records.count / 16 {
                 packed.count = compressed
-                frame.append(UnsafeRawBufferPointer(start: packed.base, count: packed.count))
+                out.append(UnsafeRawBufferPointer(start: packed.base, count: packed.count))
                 made.attributes = UInt16(Compression.lz4.rawValue)
             }
         }
-        if made.attributes == 0 { frame.append(records) }
-        made.length = UInt32(frame.count)
-        made.store(frame.base)
-        made.crc = BatchHeader.frameChecksum(frame.base, count: frame.count)
-        made.store(frame.base)
+        if made.attributes == 0 { out.append(records) }
+        let frameBase = out.base + start
+        let frameCount = out.count - start
+        made.length = UInt32(frameCount)
+        made.store(frameBase)
+        made.crc = BatchHeader.frameChecksum(frameBase, count: frameCount)
+        made.store(frameBase)
         return made.crc
     }
 }
