@@ -99,36 +99,11 @@ enum ExportFormat {
 
     static func writeMetadata(_ metadata: EventMetadata, into output: inout OutputWriter) {
         output.append(byte: UInt8(ascii: "{"))
-        var first = true
-        func key(_ name: String, _ output: inout OutputWriter) {
-            if !first { output.append(byte: UInt8(ascii: ",")) }
-            first = false
-            output.append(byte: UInt8(ascii: "\""))
-            output.append(name)
-            output.append("\":")
-        }
-        if let id = metadata.eventID {
-            key(MetadataFieldName.eventID.key, &output)
-            output.appendJSONString(id.uuidString.lowercased())
-        }
-        if let version = metadata.schemaVersion {
-            key(MetadataFieldName.schemaVersion.key, &output)
-            output.append(UInt64(version))
-        }
-        if let contentType = metadata.contentType {
-            key(MetadataFieldName.contentType.key, &output)
-            output.appendJSONString(contentType)
-        }
-        if let correlation = metadata.correlationID {
-            key(MetadataFieldName.correlationID.key, &output)
-            output.appendJSONString(correlation)
-        }
-        if let causation = metadata.causationID {
-            key(MetadataFieldName.causationID.key, &output)
-            output.appendJSONString(causation)
-        }
+        var members = JSONMembers()
+        JSONEventFormat.writeFields(of: metadata, &members, into: &output)
+        // export's form: the headers as a list of [name, value] pairs (names may repeat).
         if !metadata.headers.isEmpty {
-            key("headers", &output)
+            members.key("headers", &output)
             output.append(byte: UInt8(ascii: "["))
             for (i, header) in metadata.headers.enumerated() {
                 if i > 0 { output.append(byte: UInt8(ascii: ",")) }
@@ -156,7 +131,7 @@ enum ExportFormat {
         output.append(byte: UInt8(ascii: "{"))
         /// A length-prefixed string at `i`, when it is plain ASCII (what the decoded string would be too).
         func string(_ i: inout Int) -> UnsafeRawBufferPointer? {
-            guard let length = readVarint(bytes, &i), length <= UInt64(bytes.count - i) else { return nil }
+            guard let length = Varint.read(bytes, &i), length <= UInt64(bytes.count - i) else { return nil }
             let text = UnsafeRawBufferPointer(rebasing: bytes[i..<(i + Int(length))])
             for byte in text where byte >= 0x80 { return nil }
             i += Int(length)
@@ -178,7 +153,7 @@ enum ExportFormat {
                 output.append(byte: UInt8(ascii: "\""))
                 i += 16
             case 2:
-                guard let version = readVarint(bytes, &i), version <= UInt64(UInt32.max) else { return false }
+                guard let version = Varint.read(bytes, &i), version <= UInt64(UInt32.max) else { return false }
                 output.append(literal: "\"schema_version\":")
                 output.append(version)
             case 3, 4, 5:
@@ -204,27 +179,6 @@ enum ExportFormat {
         if inHeaders { output.append(byte: UInt8(ascii: "]")) }
         output.append(byte: UInt8(ascii: "}"))
         return true
-    }
-
-    /// A varint as the library reads it (`Varint.read`: the same values accepted and refused).
-    @inline(__always)
-    private static func readVarint(_ bytes: UnsafeRawBufferPointer, _ offset: inout Int) -> UInt64? {
-        var result: UInt64 = 0
-        var shift: UInt64 = 0
-        var i = offset
-        while i < bytes.count {
-            let byte = bytes[i]
-            i += 1
-            if shift == 63 && byte > 1 { return nil }
-            result |= UInt64(byte & 0x7F) << shift
-            if byte < 0x80 {
-                offset = i
-                return result
-            }
-            shift += 7
-            if shift > 63 { return nil }
-        }
-        return nil
     }
 
     static func deletionName(_ deletion: StreamDeletion) -> String {

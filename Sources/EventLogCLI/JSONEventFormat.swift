@@ -54,38 +54,40 @@ enum JSONEventFormat {
 
     static func write(_ metadata: EventMetadata, into output: inout OutputWriter) {
         output.append(byte: UInt8(ascii: "{"))
-        var first = true
-        func key(_ name: String, _ output: inout OutputWriter) {
-            if !first { output.append(byte: UInt8(ascii: ",")) }
-            first = false
-            output.appendJSONString(name)
-            output.append(byte: UInt8(ascii: ":"))
-        }
-        if let id = metadata.eventID {
-            key(MetadataFieldName.eventID.key, &output)
-            output.appendJSONString(id.uuidString.lowercased())
-        }
-        if let version = metadata.schemaVersion {
-            key(MetadataFieldName.schemaVersion.key, &output)
-            output.append(UInt64(version))
-        }
-        if let contentType = metadata.contentType {
-            key(MetadataFieldName.contentType.key, &output)
-            output.appendJSONString(contentType)
-        }
-        if let correlation = metadata.correlationID {
-            key(MetadataFieldName.correlationID.key, &output)
-            output.appendJSONString(correlation)
-        }
-        if let causation = metadata.causationID {
-            key(MetadataFieldName.causationID.key, &output)
-            output.appendJSONString(causation)
-        }
+        var members = JSONMembers()
+        writeFields(of: metadata, &members, into: &output)
+        // dump's form: each header a member of its own.
         for header in metadata.headers {
-            key(header.name, &output)
+            members.key(header.name, &output)
             output.appendJSONString(header.value)
         }
         output.append(byte: UInt8(ascii: "}"))
+    }
+
+    /// The metadata's fields (`MetadataFieldName`), each set one a member,
+    /// in their order; its headers are left to the caller (dump and export
+    /// write them differently).
+    static func writeFields(of metadata: EventMetadata, _ members: inout JSONMembers, into output: inout OutputWriter) {
+        if let id = metadata.eventID {
+            members.key(MetadataFieldName.eventID.key, &output)
+            output.appendJSONString(id.uuidString.lowercased())
+        }
+        if let version = metadata.schemaVersion {
+            members.key(MetadataFieldName.schemaVersion.key, &output)
+            output.append(UInt64(version))
+        }
+        if let contentType = metadata.contentType {
+            members.key(MetadataFieldName.contentType.key, &output)
+            output.appendJSONString(contentType)
+        }
+        if let correlation = metadata.correlationID {
+            members.key(MetadataFieldName.correlationID.key, &output)
+            output.appendJSONString(correlation)
+        }
+        if let causation = metadata.causationID {
+            members.key(MetadataFieldName.causationID.key, &output)
+            output.appendJSONString(causation)
+        }
     }
 
     /// True for `application/json`, in any case, with or without parameters (`; charset=utf-8`).
@@ -104,5 +106,18 @@ enum JSONEventFormat {
         for byte in json {
             output.append(byte: byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") ? UInt8(ascii: " ") : byte)
         }
+    }
+}
+
+/// The members of one JSON object being written: a comma before each but the first.
+struct JSONMembers {
+    private var first = true
+
+    /// Writes `"name":`, after a comma unless it is the first member.
+    mutating func key(_ name: String, _ output: inout OutputWriter) {
+        if !first { output.append(byte: UInt8(ascii: ",")) }
+        first = false
+        output.appendJSONString(name)
+        output.append(byte: UInt8(ascii: ":"))
     }
 }

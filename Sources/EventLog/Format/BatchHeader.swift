@@ -114,6 +114,20 @@ enum FrameCheck {
     /// truncated under its mapping or the device failed). Not a verdict on
     /// the data: an error to report, never a tail to cut.
     case unreadable
+
+    /// The batch, where a published batch must be (inside a segment's
+    /// data, which holds only whole batches); any other verdict is
+    /// `corruption` naming `file` and `offset`, with why.
+    func publishedBatch(file: String, offset: Int) throws(EventLogError) -> BatchHeader {
+        let reason: String
+        switch self {
+        case .valid(let batch): return batch
+        case .invalid(let why, _): reason = why
+        case .unreadable: reason = MappedBytes.unreadableReason
+        case .endOfData: reason = "zeros where a published batch should be"
+        }
+        throw .corruption(file: file, offset: Int64(offset), reason: reason)
+    }
 }
 
 extension BatchHeader {

@@ -89,16 +89,9 @@ struct LogReader: ~Copyable {
                         continue
                     }
                 }
-                let header: BatchHeader
-                switch BatchHeader.check(bytes, at: offset, end: segment.dataEnd, previousCRC: nil, expectedBase: nil, guarded: true) {
-                case .valid(let h): header = h
-                case .unreadable:
-                    throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: MappedBytes.unreadableReason)
-                case .endOfData:
-                    throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: "zeros where a published batch should be")
-                case .invalid(let reason, _):
-                    throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: reason)
-                }
+                let header = try BatchHeader.check(
+                    bytes, at: offset, end: segment.dataEnd, previousCRC: nil, expectedBase: nil, guarded: true
+                ).publishedBatch(file: segment.path, offset: offset)
                 defer { offset += Int(header.length) }
                 if header.endPosition <= next { continue }
                 let area = try records(of: header, at: offset, in: segment)

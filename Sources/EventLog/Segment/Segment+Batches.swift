@@ -29,17 +29,10 @@ extension Segment {
                     continue
                 }
             }
-            switch BatchHeader.check(bytes, at: offset, end: dataEnd, previousCRC: nil, expectedBase: nil, guarded: true) {
-            case .valid(let header):
-                try body(header, offset)
-                offset += Int(header.length)
-            case .unreadable:
-                throw EventLogError.corruption(file: path, offset: Int64(offset), reason: MappedBytes.unreadableReason)
-            case .endOfData:
-                throw EventLogError.corruption(file: path, offset: Int64(offset), reason: "zeros where a published batch should be")
-            case .invalid(let reason, _):
-                throw EventLogError.corruption(file: path, offset: Int64(offset), reason: reason)
-            }
+            let header = try BatchHeader.check(bytes, at: offset, end: dataEnd, previousCRC: nil, expectedBase: nil, guarded: true)
+                .publishedBatch(file: path, offset: offset)
+            try body(header, offset)
+            offset += Int(header.length)
         }
     }
 }

@@ -75,15 +75,7 @@ enum SegmentMerger {
                 let check = BatchHeader.check(
                     bytes, at: offset, end: segment.dataEnd, previousCRC: oldChain, expectedBase: expected,
                     declaredEnd: segment.declaredEnd, guarded: true)
-                guard case .valid(var batch) = check else {
-                    let reason: String
-                    switch check {
-                    case .invalid(let why, _): reason = why
-                    case .unreadable: reason = MappedBytes.unreadableReason
-                    default: reason = "zeros where a published batch should be"
-                    }
-                    throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: reason)
-                }
+                var batch = try check.publishedBatch(file: segment.path, offset: offset)
                 oldChain = batch.crc
                 expected = batch.endPosition
                 let length = Int(batch.length)

@@ -55,15 +55,7 @@ enum SegmentRewriter {
             let check = BatchHeader.check(
                 bytes, at: offset, end: segment.dataEnd, previousCRC: chain, expectedBase: expected,
                 declaredEnd: segment.declaredEnd, guarded: true)
-            guard case .valid(let batch) = check else {
-                let reason: String
-                switch check {
-                case .invalid(let why, _): reason = why
-                case .unreadable: reason = MappedBytes.unreadableReason
-                default: reason = "zeros where a published batch should be"
-                }
-                throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: reason)
-            }
+            let batch = try check.publishedBatch(file: segment.path, offset: offset)
             chain = batch.crc
             expected = batch.endPosition
             let stored = UnsafeRawBufferPointer(rebasing: bytes[(offset + BatchHeader.size)..<(offset + Int(batch.length))])

@@ -20,7 +20,7 @@ extension UnsafeRawBufferPointer {
 
 /// Unsigned LEB128: 7 bits a byte, low bits first, high bit set on all but
 /// the last byte. At most 10 bytes for a UInt64.
-enum Varint {
+package enum Varint {
     static let maxBytes = 10
 
     @inline(__always) static func size(_ value: UInt64) -> Int {
@@ -44,7 +44,8 @@ enum Varint {
 
     /// Reads a varint from `bytes` starting at `offset`, which it advances.
     /// Returns nil when the bytes end first or the value overflows 64 bits.
-    @inline(__always) static func read(_ bytes: UnsafeRawBufferPointer, _ offset: inout Int) -> UInt64? {
+    /// (`package`: the tool reads encoded metadata with it too.)
+    @inline(__always) package static func read(_ bytes: UnsafeRawBufferPointer, _ offset: inout Int) -> UInt64? {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         var i = offset
