@@ -122,8 +122,12 @@ struct LogImportWriter: ~Copyable {
         let filled = SegmentHeader.size + BatchHeader.size * batches.count + areas.count - (batch.areaEnd - batch.areaStart)
         // Positions within a segment are u32 relative to its base (Format.md §9).
         let tooFar = batch.basePosition &+ UInt64(batch.recordCount) &- segmentBase > UInt64(UInt32.max)
-        if !batches.isEmpty, filled + frameBound > segmentBytes || tooFar {
-            // The full segment ends where this batch starts (a gap before it is the full one's).
+        // A full segment ends where this batch starts (a gap before it is the full one's);
+        // so does a gap of more than 2³² − 1 positions at a segment's start (an empty rewritten segment covers it).
+        let startsNewSegment = batches.isEmpty
+            ? batch.basePosition &- segmentBase > UInt64(UInt32.max)
+            : filled + frameBound > segmentBytes || tooFar
+        if startsNewSegment {
             let area = Array(UnsafeRawBufferPointer(start: areas.base + batch.areaStart, count: batch.areaEnd - batch.areaStart))
             areas.count = batch.areaStart
             try writeSegment(endingAt: batch.basePosition, active: false)
@@ -133,19 +137,7 @@ struct LogImportWriter: ~Copyable {
             moved.areaEnd = areas.count
             batches.append(moved)
         } else {
-            if batches.isEmpty, batch.basePosition &- segmentBase > UInt64(UInt32.max) {
-                // A gap of more than 2³² − 1 positions at the start: an empty rewritten segment covers it.
-                let area = Array(UnsafeRawBufferPointer(start: areas.base + batch.areaStart, count: batch.areaEnd - batch.areaStart))
-                areas.count = batch.areaStart
-                try writeSegment(endingAt: batch.basePosition, active: false)
-                var moved = batch
-                moved.areaStart = areas.count
-                area.withUnsafeBytes { areas.append($0) }
-                moved.areaEnd = areas.count
-                batches.append(moved)
-            } else {
-                batches.append(batch)
-            }
+            batches.append(batch)
         }
         end = batch.basePosition &+ UInt64(batch.recordCount)
     }
