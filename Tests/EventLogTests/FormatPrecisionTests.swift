@@ -8,6 +8,30 @@ import Testing
 /// `eventlog.meta`, and the read and write versions. Each test works on real
 /// log files, changed by hand the way a foreign writer or damage would.
 @Suite struct FormatPrecisionTests {
+    /// A record over `Limits.maxRecordBytes` (Format.md §9) is refused by
+    /// the append path, naming the limit, and nothing is written; and the
+    /// bound itself (`Record.checkedBound`, which an import's writer uses too).
+    @Test func aRecordOverTheRecordLimitIsRefusedEverywhere() throws {
+        let dir = TemporaryDirectory()
+        let log = try Log.open(at: dir.path, options: LogOptions(durability: .none))
+        let big = [UInt8](repeating: 1, count: Limits.maxRecordBytes + 1)
+        #expect(throws: EventLogError.limitExceeded(limit: "record bytes", value: Limits.maxRecordBytes + 1 + 49, maximum: Limits.maxRecordBytes)) {
+            try log.append([NewEvent(stream: "s", type: "T", data: big)])
+        }
+        #expect(log.endPosition == 0)
+        try log.append([NewEvent(stream: "s", type: "T", data: [UInt8](repeating: 1, count: Limits.maxRecordBytes - 100))])
+        #expect(log.endPosition == 1)
+        try log.close()
+
+        var bound: Int?
+        do { bound = try Record.checkedBound(streamBytes: 1, typeBytes: 1, metadataLength: 0, dataBytes: Limits.maxRecordBytes + 1, keyBytes: nil) } catch {
+            guard case .limitExceeded(let limit, _, let maximum) = error else { throw error }
+            #expect(limit == "record bytes" && maximum == Limits.maxRecordBytes)
+        }
+        #expect(bound == nil)
+        #expect(try Record.checkedBound(streamBytes: 1, typeBytes: 1, metadataLength: 0, dataBytes: 10, keyBytes: 3) == 49 + 10 + 4)
+    }
+
     // MARK: Helpers
 
     /// Little-endian stores into a byte array.

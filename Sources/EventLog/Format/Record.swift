@@ -49,6 +49,21 @@ struct RecordDefect: Error {
 // MARK: - Encoding
 
 extension Record {
+    /// The most bytes `encode` can write for a record of these sizes (every
+    /// varint at its longest), checked against `Limits.maxRecordBytes`: a
+    /// record whose data alone is over it, or whose bound is more than 64
+    /// bytes over it, is `limitExceeded`.
+    static func checkedBound(
+        streamBytes: Int, typeBytes: Int, metadataLength: Int, dataBytes: Int, keyBytes: Int?
+    ) throws(EventLogError) -> Int {
+        let bound = Varint.maxBytes + 4 + 1 + 2 * Varint.maxBytes + 2 + streamBytes + typeBytes
+            + Varint.maxBytes + metadataLength + dataBytes + (keyBytes.map { 1 + $0 } ?? 0)
+        guard dataBytes <= Limits.maxRecordBytes, bound <= Limits.maxRecordBytes + 64 else {
+            throw .limitExceeded(limit: "record bytes", value: bound, maximum: Limits.maxRecordBytes)
+        }
+        return bound
+    }
+
     /// Appends one encoded record to `buffer`. The caller checked the limits.
     @inline(__always)
     static func encode(

@@ -94,11 +94,8 @@ struct LogImportWriter: ~Copyable {
             metadataLength = try MetadataCoding.encodedLength(metadata)
             stored = metadata
         }
-        let bound = Varint.maxBytes + 4 + 1 + 2 * Varint.maxBytes + 2 + stream.count + type.count
-            + Varint.maxBytes + metadataLength + data.count + (key.map { 1 + $0.count } ?? 0)
-        guard data.count <= Limits.maxRecordBytes, bound <= Limits.maxRecordBytes + 64 else {
-            throw .limitExceeded(limit: "record bytes", value: bound, maximum: Limits.maxRecordBytes)
-        }
+        let bound = try Record.checkedBound(
+            streamBytes: stream.count, typeBytes: type.count, metadataLength: metadataLength, dataBytes: data.count, keyBytes: key?.count)
         guard BatchHeader.size + (batch.areaEnd - batch.areaStart) + bound <= Limits.maxBatchBytes else {
             throw .limitExceeded(limit: "batch bytes", value: BatchHeader.size + batch.areaEnd - batch.areaStart + bound, maximum: Limits.maxBatchBytes)
         }

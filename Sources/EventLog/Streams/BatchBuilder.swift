@@ -151,11 +151,8 @@ public struct BatchBuilder: ~Copyable {
             metadataLength = try MetadataCoding.encodedLength(metadata)
             storedMetadata = metadata
         }
-        let recordBound = Varint.maxBytes + 4 + 1 + 2 * Varint.maxBytes + 2 + stream.count + type.count
-            + Varint.maxBytes + metadataLength + data.count + (key.map { 1 + $0.count } ?? 0)
-        guard data.count <= Limits.maxRecordBytes, recordBound <= Limits.maxRecordBytes + 64 else {
-            throw .limitExceeded(limit: "record bytes", value: recordBound, maximum: Limits.maxRecordBytes)
-        }
+        let recordBound = try Record.checkedBound(
+            streamBytes: stream.count, typeBytes: type.count, metadataLength: metadataLength, dataBytes: data.count, keyBytes: key?.count)
         guard buffer.count + recordBound <= Limits.maxBatchBytes else {
             throw .limitExceeded(limit: "batch bytes", value: buffer.count + recordBound, maximum: Limits.maxBatchBytes)
         }
