@@ -56,7 +56,8 @@ extension EventLogError {
     /// version this build cannot read).
     var exitCode: Int32 {
         switch self {
-        case .corruption, .foreignFile, .missingSegment, .positionRemoved, .streamDeleted: return CommandFailure.findingExitCode
+        case .corruption, .cursorDamaged, .foreignFile, .missingSegment, .positionRemoved, .streamDeleted:
+            return CommandFailure.findingExitCode
         case .wrongExpectedVersion, .idempotencyConflict: return CommandFailure.refusedWriteExitCode
         default: return CommandFailure.usageOrIOExitCode
         }

@@ -29,6 +29,12 @@ struct CursorsCommand: ParsableCommand {
             keys cursor, position, updated_at (microseconds since 1970), lag_events, lag_bytes and \
             oldest_unconsumed_age_us (microseconds; null when caught up).
 
+            A cursor that damaged records of the cursor journal name (its position is unknown) is listed \
+            as damaged, with where the damage starts and, when the records before it named the cursor, \
+            the position they had (JSON keys cursor, damaged: true, file, offset, \
+            position_before_damage); the command then exits 1. set or delete gives it a known state \
+            again; eventlog repair settles the whole journal.
+
             set NAME moves the cursor, backwards or forwards, to --position P (at most the end of the \
             log), --start (the first event still in the log), --end (after the last event) or --time T \
             (the first event at or after T: microseconds since 1970 or an ISO 8601 time such as \
@@ -121,6 +127,7 @@ struct CursorsCommand: ParsableCommand {
         let log = try Log.open(at: directory, options: LogOptions(createIfMissing: false, readOnly: true))
         defer { try? log.close() }
         let cursors = try log.cursors()
+        let damaged = log.damagedCursors()
         var output = OutputWriter(fd: 1)
         do {
             if json {
@@ -128,13 +135,36 @@ struct CursorsCommand: ParsableCommand {
                     Self.writeJSON(cursor, into: &output)
                     try output.appendLineEnd()
                 }
+                for cursor in damaged {
+                    Self.writeJSON(cursor, into: &output)
+                    try output.appendLineEnd()
+                }
             } else {
                 Self.writeTable(cursors, into: &output)
+                for cursor in damaged {
+                    output.append("damaged: cursor \(StreamsCommand.displayName(cursor.name)) (\(cursor.file) at byte \(cursor.offset)); ")
+                    output.append(cursor.positionBeforeDamage.map { "before the damage it was at position \($0)" } ?? "no earlier position")
+                    try output.appendLineEnd()
+                }
             }
             try output.flush()
         } catch {
             if !error.isBrokenPipe { throw error }  // `cursors | head` is not a failure
         }
+        if !damaged.isEmpty { throw ExitCode(CommandFailure.findingExitCode) }
+    }
+
+    /// `{"cursor":"projector","damaged":true,"file":"/logs/a/cursors.journal","offset":96,"position_before_damage":12}`
+    static func writeJSON(_ cursor: DamagedCursor, into output: inout OutputWriter) {
+        output.append("{\"cursor\":")
+        output.appendJSONString(cursor.name)
+        output.append(",\"damaged\":true,\"file\":")
+        output.appendJSONString(cursor.file)
+        output.append(",\"offset\":")
+        output.append(cursor.offset)
+        output.append(",\"position_before_damage\":")
+        if let position = cursor.positionBeforeDamage { output.append(position) } else { output.append("null") }
+        output.append(byte: UInt8(ascii: "}"))
     }
 
     /// `{"cursor":"projector","position":12,"updated_at":1700000000000000,"lag_events":3,"lag_bytes":410,"oldest_unconsumed_age_us":5000}`
@@ -183,7 +213,11 @@ struct CursorsCommand: ParsableCommand {
     private func set() throws {
         guard let name, let target else { return }  // validate() requires them
         let done = try withWritableLog { log throws -> String in
-            let previous = log.cursorPosition(name)
+            if let damaged = log.damagedCursors().first(where: { $0.name == name }) {
+                let position = try log.resetCursor(name, to: target)
+                return "set damaged cursor \(name) to position \(position) (the journal's damage is at byte \(damaged.offset))"
+            }
+            let previous = try log.cursorPosition(name)
             let position = try log.resetCursor(name, to: target)
             guard let previous else { return "created cursor \(name) at position \(position)" }
             return "set cursor \(name) to position \(position) (was \(previous))"
@@ -194,7 +228,11 @@ struct CursorsCommand: ParsableCommand {
     private func delete() throws {
         guard let name else { return }  // validate() requires it
         let done = try withWritableLog { log throws -> String in
-            guard let position = log.cursorPosition(name) else {
+            if log.damagedCursors().contains(where: { $0.name == name }) {
+                try log.deleteCursor(name)
+                return "deleted damaged cursor \(name)"
+            }
+            guard let position = try log.cursorPosition(name) else {
                 throw CommandFailure("cursor \(name) does not exist in \(directory)")
             }
             try log.deleteCursor(name)

@@ -14,7 +14,8 @@ struct InspectCommand: ParsableCommand {
 
             With --json, one JSON object with the keys path, format_version, log_id, created_at, \
             last_shutdown, last_shutdown_at (when clean), start_position, end_position, \
-            missing_positions, settings (the object of eventlog config --json: retain_age_seconds, \
+            missing_positions, damaged_files (file, offset, reason each: a damaged or missing \
+            eventlog.meta, whose identity is then read from the segment headers), settings (the object of eventlog config --json: retain_age_seconds, \
             retain_bytes, retain_cursors; null when they cannot be read), reclaimable_bytes (what \
             retention would remove now, without reading any record; eventlog compact --dry-run also \
             counts what scavenging would; null when unknown), last_compaction (the last compaction \
@@ -94,6 +95,9 @@ struct InspectCommand: ParsableCommand {
         if !log.missingPositions.isEmpty {
             let ranges = log.missingPositions.map { "\($0.lowerBound) ..< \($0.upperBound)" }.joined(separator: ", ")
             header.insert(("missing", ranges + " (segments are missing: see eventlog verify)"), at: 7)
+        }
+        for damaged in log.damagedFiles {
+            header.append(("damaged", "\(damaged) (the events are intact: eventlog repair rebuilds it)"))
         }
         if let settings {
             header += RetentionSettingsFormat.textRows(settings)

@@ -40,6 +40,17 @@ enum JSONInspectionFormat {
             output.append("]")
         }
         output.append("]")
+        output.append(",\"damaged_files\":[")
+        for (i, damaged) in log.damagedFiles.enumerated() {
+            output.append(i > 0 ? ",{\"file\":" : "{\"file\":")
+            output.appendJSONString(damaged.file)
+            output.append(",\"offset\":")
+            output.append(damaged.offset)
+            output.append(",\"reason\":")
+            output.appendJSONString(damaged.reason)
+            output.append("}")
+        }
+        output.append("]")
         output.append(",\"settings\":")
         if let settings { RetentionSettingsFormat.writeJSON(settings, into: &output) } else { output.append("null") }
         output.append(",\"reclaimable_bytes\":")

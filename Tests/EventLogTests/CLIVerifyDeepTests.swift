@@ -84,7 +84,7 @@ import Testing
         try log.close()
         // A record setting the cursor to position 500, appended to the journal as a writer would.
         var writer = ByteWriter()
-        CursorRecord(kind: .set, name: "projection", position: 500, timestamp: currentTimestamp()).encode(into: &writer)
+        CursorRecord(kind: .set, name: "projection", position: 500, timestamp: currentTimestamp()).encode(into: &writer, layout: .v2)
         let journal = try #require(FileHandle(forWritingAtPath: dir.path + "/cursors.journal"))
         journal.seekToEndOfFile()
         journal.write(Data(writer.bytes))

@@ -247,7 +247,7 @@ import Testing
         // A read-only open reads it.
         let log = try Log.open(at: dir.path, options: LogOptions(durability: .none, readOnly: true))
         #expect(try Fixtures.expectContent(log, count: 40))
-        #expect(log.cursorPosition("reader") == 7)
+        #expect(try log.cursorPosition("reader") == 7)
         try log.close()
         #expect(try Log.verify(at: dir.path).isSound)
         #expect(try Log.inspect(at: dir.path).endPosition == 40)
@@ -345,8 +345,13 @@ import Testing
             let meta = dir.sub(FileNames.metadata)
             Self.editSealed(meta) { $0[offset] = 0x20 }
             Self.expectCorruption(file: meta, offset: Int64(offset), reason: "reserved") {
-                _ = try Log.open(at: dir.path, options: LogOptions(durability: .none, readOnly: true))
+                _ = try Log.open(at: dir.path, options: LogOptions(durability: .none))
             }
+            // A reader reads on with the segment headers' identity and reports the file (§10.2).
+            let reader = try Log.open(at: dir.path, options: LogOptions(durability: .none, readOnly: true))
+            #expect(reader.recovery.damagedFiles.map(\.offset) == [Int64(offset)])
+            #expect(reader.recovery.damagedFiles.first?.reason.contains("reserved") == true)
+            try reader.close()
         }
         let dir = TemporaryDirectory()
         try Self.closedLog(dir, events: 10)
@@ -563,9 +568,9 @@ import Testing
         let journal = dir.sub(FileNames.cursorJournal)
         let offset = Damage.read(journal).count
         var w = ByteWriter()
-        CursorRecord(kind: .set, name: "", position: 3, timestamp: 1).encode(into: &w)
-        #expect(w.bytes[9] == 0)
-        #expect(w.bytes.withUnsafeBytes { CursorRecord.checkedLength($0, at: 0) } == CursorRecord.fixedBytes)
+        CursorRecord(kind: .set, name: "", position: 3, timestamp: 1).encode(into: &w, layout: .v2)
+        #expect(w.bytes[17] == 0)
+        #expect(w.bytes.withUnsafeBytes { CursorRecord.checkedLength($0, at: 0, layout: .v2) } == CursorJournalLayout.v2.fixedBytes)
         Damage.overwrite(journal, at: offset, with: w.bytes)
         Self.expectCorruption(file: journal, offset: Int64(offset), reason: "empty name") {
             _ = try Log.open(at: dir.path, options: Self.options)
@@ -574,7 +579,7 @@ import Testing
             _ = try Log.open(at: dir.path, options: LogOptions(durability: .none, readOnly: true))
         }
         // Nothing was cut: the record is still there.
-        #expect(Damage.read(journal).count == offset + CursorRecord.fixedBytes)
+        #expect(Damage.read(journal).count == offset + CursorJournalLayout.v2.fixedBytes)
     }
 
     // MARK: 3. What follows the last record (§6, "Records area")

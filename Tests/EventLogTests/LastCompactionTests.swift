@@ -20,7 +20,7 @@ import Testing
         #expect(bytes.count == 108 + reason.count + failure.count + 4)
         func le<T: FixedWidthInteger>(_ offset: Int, _: T.Type) -> T { bytes.withUnsafeBytes { $0.loadLE(at: offset, as: T.self) } }
         #expect(Array(bytes[0..<8]) == Array("EVLOGCMP".utf8))
-        #expect(le(8, UInt16.self) == 6)
+        #expect(le(8, UInt16.self) == FormatVersion.current)
         #expect(le(12, UInt32.self) == UInt32(bytes.count))
         #expect(bytes[16] == 1 && bytes[17] == 1)
         #expect(le(24, Int64.self) == 1_790_000_000_123_456)

@@ -235,8 +235,8 @@ import Testing
         let log = try Log.open(at: dir.path, options: options(.none))
         #expect(log.endPosition == 70)
         #expect(log.recovery.clampedCursors == [.init(name: "relay", was: 100, now: 70)])
-        #expect(log.cursorPosition("relay") == 70)
-        #expect(log.cursorPosition("slow") == 30)
+        #expect(try log.cursorPosition("relay") == 70)
+        #expect(try log.cursorPosition("slow") == 30)
         try log.close()
     }
 

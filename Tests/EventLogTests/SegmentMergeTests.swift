@@ -284,13 +284,13 @@ import Testing
             return b
         }
         let files = Set(dir.files())
-        Damage.write(path, resealed { $0[8] = 7 })
+        Damage.write(path, resealed { $0[8] = UInt8(FormatVersion.current + 1) })
         for options in [Self.options(), Self.options(readOnly: true)] {
             #expect {
                 _ = try Log.open(at: dir.path, options: options)
             } throws: { error in
-                guard case .unsupportedFormatVersion(let file, 7, 6)? = error as? EventLogError else { return false }
-                return file == path
+                guard case .unsupportedFormatVersion(let file, let found, let supported)? = error as? EventLogError else { return false }
+                return file == path && found == Int(FormatVersion.current) + 1 && supported == Int(FormatVersion.current)
             }
         }
         #expect(Set(dir.files()) == files, "a refused open changed files")

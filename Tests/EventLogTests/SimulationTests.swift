@@ -411,7 +411,7 @@ final class Simulation {
         events.removeLast(events.count - end)
         durableCount = end  // now on disk
         for (name, model) in cursors {
-            let actual = log.cursorPosition(name)
+            let actual = try log.cursorPosition(name)
             if model.durable {
                 guard model.position <= UInt64(end) else {
                     throw SimulationFailure("cursor \(name) was durably committed at \(model.position), past what a power loss kept (\(end))")
@@ -457,7 +457,7 @@ final class Simulation {
             }
         }
         for (name, model) in cursors {
-            let actual = log.cursorPosition(name)
+            let actual = try log.cursorPosition(name)
             guard actual == model.position else {
                 throw SimulationFailure("cursor \(name) reads \(String(describing: actual)), expected \(model.position)")
             }

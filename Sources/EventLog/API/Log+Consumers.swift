@@ -9,8 +9,19 @@ extension Log {
     }
 
     /// The position of cursor `name` (the next event to consume), nil when it does not exist.
-    public func cursorPosition(_ name: String) -> UInt64? {
-        consumers.cursorPosition(name)
+    ///
+    /// - Throws: `cursorDamaged` when damaged records of the cursor journal
+    ///   name it (its position is unknown; see `damagedCursors()`).
+    public func cursorPosition(_ name: String) throws(EventLogError) -> UInt64? {
+        try consumers.cursorPosition(name)
+    }
+
+    /// The cursors that damaged records of the cursor journal name, sorted by
+    /// name (also in `recovery.damagedCursors`). Each is unusable until
+    /// `resetCursor` or `deleteCursor` gives it a known state, or
+    /// `Log.repair` settles the journal.
+    public func damagedCursors() -> [DamagedCursor] {
+        consumers.damagedCursors()
     }
 
     /// Commits that every event before `position` was processed. A cursor is

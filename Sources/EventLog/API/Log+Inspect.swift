@@ -1,8 +1,9 @@
 extension Log {
     /// Checks a log without changing it: every batch checksum and chain link,
     /// every record checksum, the segment headers, that no segment is
-    /// missing, and every index file (offset, time and stream index) against
-    /// indexes rebuilt from the log. Works beside a live writer (it takes no
+    /// missing, every index file (offset, time and stream index) against
+    /// indexes rebuilt from the log, the stream table runs, and the cursor
+    /// journal's header and records. Works beside a live writer (it takes no
     /// lock) and on a log that will not open. Blocks on the disk; reads
     /// every byte of the log.
     ///
@@ -20,7 +21,9 @@ extension Log {
         var report = try LogVerifier.verify(at: path, progress: progress) { segment, directory, report in
             StreamIndexBuilder.verifyFile(of: segment, directory: directory, report: &report)
         }
-        StreamIndexBuilder.verifyRuns(in: DirectoryOperations(path: path, faults: nil), report: &report)
+        let directory = DirectoryOperations(path: path, faults: nil)
+        StreamIndexBuilder.verifyRuns(in: directory, report: &report)
+        ConsumerStore.verifyJournal(in: directory, report: &report)
         return report
     }
 

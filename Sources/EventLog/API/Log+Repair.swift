@@ -13,7 +13,12 @@ extension Log {
     ///   are moved into the damaged directory;
     /// - derived files that describe what left, or that `verify` found
     ///   damaged, are moved aside too, and rebuilt by an open that ends the
-    ///   repair (which also moves cursors past the new end back to it).
+    ///   repair (which also moves cursors past the new end back to it);
+    /// - a damaged cursor journal is copied aside and rewritten with what
+    ///   its sound records hold: a cursor that damaged records name keeps
+    ///   the position the records before the damage gave it (its consumer
+    ///   reads again from there), or is dropped when none did; the plan's
+    ///   action for the journal names each one's fate.
     ///
     /// Nothing is deleted: the events from the new end (`endPositionAfter`)
     /// on are in the damaged directory, and `readSegmentFile(at:from:_:)`
@@ -35,6 +40,14 @@ extension Log {
         do {
             let repair = try LogRepair(at: path, faults: options.storageFaults)
             var (plan, steps) = try repair.plan(from: try verify(at: path))
+            if steps.rewritesJournal {
+                let (bytes, fates) = ConsumerStore.salvage(
+                    in: DirectoryOperations(path: path, faults: options.storageFaults), logID: repair.metadata.logID)
+                steps.journalBytes = bytes
+                if let i = plan.actions.firstIndex(where: { $0.file == FileNames.cursorJournal && $0.kind == .rebuild }) {
+                    plan.actions[i].reason += fates.isEmpty ? "; every cursor keeps its position" : "; " + fates.joined(separator: "; ")
+                }
+            }
             guard apply, !plan.isSound, plan.refusal == nil else { return plan }
             try repair.apply(steps)
             var reopen = options

@@ -80,6 +80,7 @@ public final class Log: Sendable {
                 let store = try ConsumerStore.open(
                     directory: directory, logID: opened.metadata.logID,
                     durability: options.durability, writable: !options.readOnly || options.allowsCursorCommits)
+                store.reportDamage(into: &opened.report)
                 if !options.readOnly {
                     opened.report.clampedCursors = try store.clamp(toEnd: opened.endPosition)
                     for cursor in opened.report.clampedCursors {

@@ -52,6 +52,8 @@ public final class ConsumerGroup: Sendable {
     public let options: ConsumerGroupOptions
     let consumers: Consumers
     let cursorName: String
+    /// A consumer group's cursor is named by this prefix and the group's name (Format.md §15).
+    static let cursorPrefix = "group:"
     private let state: Mutex<GroupState>
     /// Bumped whenever events may have become ready (ack, nack, replay), so waiting workers look again.
     private let changes = Atomic<UInt64>(0)
@@ -75,7 +77,7 @@ public final class ConsumerGroup: Sendable {
         self.consumers = consumers
         self.name = name
         self.options = options
-        self.cursorName = "group:" + name
+        self.cursorName = Self.cursorPrefix + name
         let position = try consumers.createCursor(cursorName, at: options.start)
         state = Mutex(GroupState(frontier: position, committed: position))
     }
@@ -278,7 +280,7 @@ extension Consumers {
     /// The consumer group `name` (one shared instance per log and name while
     /// any worker holds it: give it to every worker).
     func consumerGroup(_ name: String, options: ConsumerGroupOptions = ConsumerGroupOptions()) throws(EventLogError) -> ConsumerGroup {
-        try Consumers.checkCursorName("group:" + name)
+        try Consumers.checkCursorName(ConsumerGroup.cursorPrefix + name)
         return try groups.withLock { (groups) throws(EventLogError) -> ConsumerGroup in
             if let existing = groups[name]?.group { return existing }
             let group = try ConsumerGroup(consumers: self, name: name, options: options)

@@ -25,6 +25,34 @@ final class ConsumerStore: Sendable {
         /// Consumer group → parked event position → deliveries when parked.
         var parked: [String: [UInt64: UInt32]] = [:]
         var failure: String?
+        /// The record layout of the journal file (its header's version).
+        var layout: CursorJournalLayout = .v2
+        /// The journal's bytes before this offset are known to be on disk
+        /// (from records' synced fields, a cut, a rewrite, or this process's
+        /// own syncs): what the next record's synced field says.
+        var knownSynced = CursorJournalHeader.size
+        /// This process's last write to the journal file: its group commit
+        /// sequence and the file offset after it. A sync that covers it
+        /// covers every byte before that offset.
+        var lastOwnWrite: (sequence: UInt64, end: Int)?
+        /// Regions whose records fail their checksum although a later
+        /// record says they were on disk: damage, confined to the cursors
+        /// they held (Format.md §15).
+        var damage: [CursorJournalDamage] = []
+        /// Cursors named by a damaged region and not set or deleted since,
+        /// with the region's offset: using one is `cursorDamaged`.
+        var damagedCursors: [String: Int64] = [:]
+
+        /// Forgets what was read of a journal file, to read one from its start.
+        mutating func restart() {
+            end = CursorJournalHeader.size
+            cursors = [:]
+            parked = [:]
+            knownSynced = CursorJournalHeader.size
+            lastOwnWrite = nil
+            damage = []
+            damagedCursors = [:]
+        }
     }
 
     let directory: DirectoryOperations
@@ -70,7 +98,17 @@ final class ConsumerStore: Sendable {
                 // write, so the first sync (`sync()`, the flusher, a durable
                 // commit) covers it too.
                 if let file = state.file {
-                    store.groupCommit.noteWritten(store.written.add(1, ordering: .relaxed).newValue, file: file)
+                    let sequence = store.written.add(1, ordering: .relaxed).newValue
+                    store.groupCommit.noteWritten(sequence, file: file)
+                    state.lastOwnWrite = (sequence, state.end)
+                }
+                // A journal of an older format version gets records with a
+                // synced field (layout 2) by a rewrite, unless it is damaged:
+                // then it keeps its layout until `repair` settles the damage.
+                if state.layout == .v1 && state.damage.isEmpty {
+                    try store.lockJournal(&state)
+                    defer { store.unlockJournal(state) }
+                    try store.rewrite(&state, leaving: [])
                 }
             } else {
                 try store.catchUpWithoutLock(&state)
@@ -87,9 +125,7 @@ final class ConsumerStore: Sendable {
             while true {
                 if state.file == nil {
                     state.file = try FileHandle.open(path, faults: directory.faults)
-                    state.end = CursorJournalHeader.size
-                    state.cursors = [:]
-                    state.parked = [:]
+                    state.restart()
                 }
                 guard let file = state.file else { throw EventLogError.closed }
                 try file.lockExclusive()
@@ -122,16 +158,38 @@ final class ConsumerStore: Sendable {
                 do throws(IOError) { result = .success(try file.read(into: raw, at: 0)) } catch { result = .failure(error) }
             }
             _ = try result.get()
-            var headerCheck: Result<Void, EventLogError> = .success(())
+            var headerCheck: Result<CursorJournalLayout, EventLogError> = .success(.v2)
             header.withUnsafeBytes { raw in
-                do throws(EventLogError) { try CursorJournalHeader.check(raw, file: path, logID: logID) } catch {
+                do throws(EventLogError) { headerCheck = .success(try CursorJournalHeader.check(raw, file: path, logID: logID)) } catch {
                     headerCheck = .failure(error)
                 }
             }
-            try headerCheck.get()
-            state.end = CursorJournalHeader.size
-            state.cursors = [:]
-            state.parked = [:]
+            let layout: CursorJournalLayout
+            switch headerCheck {
+            case .success(let found): layout = found
+            case .failure(.foreignFile(_, let reason)) where !writable:
+                state.restart()
+                state.damage = [CursorJournalDamage(offset: 0, length: length, names: [], reason: reason)]
+                state.end = length
+                return
+            case .failure(.corruption(_, let offset, let reason)) where !writable:
+                // A reader needs no cursors to read events: it goes on without
+                // any and reports the damage (a writer refuses: `repair`).
+                state.restart()
+                state.damage = [CursorJournalDamage(offset: offset, length: length, names: [], reason: reason)]
+                state.end = length
+                return
+            case .failure(.corruption(let file, let offset, let reason)):
+                throw EventLogError.corruption(
+                    file: file, offset: offset,
+                    reason: "\(reason); the events are intact: run eventlog repair, which rewrites the journal without the cursors it cannot read")
+            case .failure(.foreignFile(let file, let reason)):
+                throw EventLogError.foreignFile(
+                    file: file, reason: "\(reason); if it is this log's damaged journal, run eventlog repair, which rewrites it")
+            case .failure(let error): throw error
+            }
+            state.restart()
+            state.layout = layout
         }
         guard length > state.end else { return }
         var bytes = [UInt8](repeating: 0, count: length - state.end)
@@ -157,6 +215,7 @@ final class ConsumerStore: Sendable {
             // A torn last record: never acknowledged. The journal is never mapped, so it may shrink.
             try file.setLength(Int64(state.end))
             try file.datasync()
+            state.knownSynced = state.end
         }
     }
 
@@ -169,7 +228,7 @@ final class ConsumerStore: Sendable {
             if let file = state.file, try file.identity() != current { state.file = nil }
             if state.file == nil {
                 state.file = try FileHandle.open(path, readOnly: true, faults: directory.faults)
-                state.end = CursorJournalHeader.size
+                state.restart()
             }
             try catchUp(&state, cutTornTail: false)
         } catch {
@@ -190,29 +249,80 @@ final class ConsumerStore: Sendable {
     }
 
     /// Applies every valid record of `bytes` (read from `fileOffset` of the
-    /// journal); returns the offset in `bytes` after the last one.
+    /// journal); returns the offset in `bytes` after the last one. An
+    /// invalid record is a torn last write (the records stop there) unless
+    /// a later record shows it was on disk: then it is damage, recorded in
+    /// `state.damage`, and the records after it are applied (Format.md §15).
     private static func replay(
         _ bytes: UnsafeRawBufferPointer, fileOffset: Int, file: String, into state: inout State
     ) throws(EventLogError) -> Int {
         var at = 0
         while at < bytes.count {
-            guard let (record, length) = try CursorRecord.decode(bytes, at: at, file: file, fileOffset: fileOffset) else {
-                // Only the last write can be torn (appends are serialised):
-                // a valid record after this one means damage, not a tear.
-                let claimed = Int(bytes.count - at >= 4 ? bytes.loadLE(at: at, as: UInt32.self) : 0)
-                if claimed >= CursorRecord.fixedBytes, claimed < bytes.count - at,
-                   CursorRecord.checkedLength(bytes, at: at + claimed) != nil {
-                    throw .corruption(file: file, offset: Int64(fileOffset + at), reason: "cursor journal record checksum mismatch")
+            guard let (record, length) = try CursorRecord.decode(
+                bytes, at: at, layout: state.layout, file: file, fileOffset: fileOffset)
+            else {
+                guard let resume = Self.resumeAfterDamage(bytes, at: at, fileOffset: fileOffset, layout: state.layout) else {
+                    return at  // a torn last write
                 }
-                return at
+                let damage = CursorJournalDamage(
+                    offset: Int64(fileOffset + at), length: resume - at,
+                    names: CursorRecord.readableNames(UnsafeRawBufferPointer(rebasing: bytes[at..<resume]), layout: state.layout))
+                state.damage.append(damage)
+                for name in damage.names { state.damagedCursors[name] = damage.offset }
+                BatchLog.logger.warning(
+                    "the cursor journal is damaged; the cursors it names are unusable until reset, deleted or repaired",
+                    metadata: ["file": "\(file)", "offset": "\(damage.offset)", "bytes": "\(damage.length)", "cursors": "\(damage.names)"])
+                at = resume
+                continue
             }
             apply(record, to: &state)
+            state.knownSynced = max(state.knownSynced, min(Int(clamping: record.synced), fileOffset + at))
             at += length
         }
         return at
     }
 
+    /// Where the records after the invalid one at `at` resume when it is
+    /// damage; nil when it is a torn last write. Layout 2: damage when any
+    /// later record's synced field covers `at` (those bytes were on disk,
+    /// so no power loss tore them). Layout 1, without that field: damage
+    /// when the invalid record's length field leads to a valid record.
+    private static func resumeAfterDamage(
+        _ bytes: UnsafeRawBufferPointer, at: Int, fileOffset: Int, layout: CursorJournalLayout
+    ) -> Int? {
+        switch layout {
+        case .v1:
+            guard bytes.count - at >= 4 else { return nil }
+            let claimed = Int(bytes.loadLE(at: at, as: UInt32.self))
+            guard claimed >= layout.fixedBytes, claimed < bytes.count - at,
+                  CursorRecord.checkedLength(bytes, at: at + claimed, layout: layout) != nil
+            else { return nil }
+            return at + claimed
+        case .v2:
+            guard let first = CursorRecord.nextChecked(bytes, after: at, layout: layout) else { return nil }
+            var probe = first
+            while true {
+                if CursorRecord.synced(bytes, at: probe.offset, layout: layout) > UInt64(fileOffset + at) { return first.offset }
+                let next = probe.offset + probe.length
+                if let length = CursorRecord.checkedLength(bytes, at: next, layout: layout) {
+                    probe = (next, length)
+                } else if let found = CursorRecord.nextChecked(bytes, after: next, layout: layout) {
+                    probe = found
+                } else {
+                    return nil
+                }
+            }
+        }
+    }
+
     private static func apply(_ record: CursorRecord, to state: inout State) {
+        if !state.damagedCursors.isEmpty {
+            // A later record that says where the cursor is makes it usable
+            // again; a consumer group's parked events stay in doubt until it
+            // is deleted (a damaged park record may have held one).
+            let isGroup = record.name.hasPrefix(ConsumerGroup.cursorPrefix)
+            if record.kind == .delete || (record.kind == .set && !isGroup) { state.damagedCursors[record.name] = nil }
+        }
         switch record.kind {
         case .set: state.cursors[record.name] = Cursor(position: record.position, updatedAt: record.timestamp)
         case .delete:
@@ -224,6 +334,43 @@ final class ConsumerStore: Sendable {
             for position in record.positions { state.parked[record.name]?[position] = nil }
             state.cursors[record.name] = Cursor(position: record.position, updatedAt: record.timestamp)
         }
+    }
+
+    /// `Log.verify(at:)`'s check of the cursor journal: its header, and
+    /// every record but a torn last one (Format.md §15). The log id is
+    /// `eventlog.meta`'s when that reads (its own damage is reported on its
+    /// own), else the journal's.
+    static func verifyJournal(in directory: DirectoryOperations, report: inout VerificationReport) {
+        let path = directory.file(FileNames.cursorJournal)
+        guard DirectoryOperations.exists(path) else { return }
+        let metadata = (try? directory.readWhole(FileNames.metadata))?.flatMap { try? LogMetadata.decode($0, file: path) }
+        let journalID = (try? directory.readWhole(FileNames.cursorJournal))?.flatMap { $0.count >= 32 ? Array($0[16..<32]) : nil }
+        do {
+            let store = try open(
+                directory: directory, logID: metadata?.logID ?? journalID ?? [], durability: .none, writable: false)
+            for region in store.state.withLock({ $0.damage }) {
+                report.problems.append(.init(file: path, offset: region.offset, reason: region.description))
+            }
+        } catch {
+            switch error {
+            case .corruption(_, let offset, let reason): report.problems.append(.init(file: path, offset: offset, reason: reason))
+            default: report.problems.append(.init(file: path, offset: 0, reason: error.description))
+            }
+        }
+    }
+
+    /// Adds the journal's damage, and the cursors it names, to an open's report.
+    func reportDamage(into report: inout RecoveryReport) {
+        let (damage, names) = state.withLock { ($0.damage, $0.damagedCursors.keys.sorted()) }
+        for region in damage {
+            report.damagedFiles.append(.init(file: path, offset: region.offset, reason: region.description))
+        }
+        report.damagedCursors = names
+    }
+
+    /// Throws `cursorDamaged` when damaged records of the journal name `name`.
+    func checkUsable(_ name: String, in state: State) throws(EventLogError) {
+        if let offset = state.damagedCursors[name] { throw .cursorDamaged(name: name, file: path, offset: offset) }
     }
 
     /// Moves every cursor that is past `end` (the recovered end of the log)
@@ -239,7 +386,9 @@ final class ConsumerStore: Sendable {
         try write { state in
             let now = currentTimestamp()
             var records: [CursorRecord] = []
-            for (name, cursor) in state.cursors.sorted(by: { $0.key < $1.key }) where cursor.position > end {
+            // A damaged cursor stays damaged: a set record would make it look sound.
+            for (name, cursor) in state.cursors.sorted(by: { $0.key < $1.key })
+            where cursor.position > end && state.damagedCursors[name] == nil {
                 records.append(CursorRecord(kind: .set, name: name, position: end, timestamp: now))
                 clamped.append(.init(name: name, was: cursor.position, now: end))
             }
@@ -266,12 +415,17 @@ final class ConsumerStore: Sendable {
             let list = try records(&state)
             guard !list.isEmpty else { return written.load(ordering: .relaxed) }
             var w = ByteWriter()
-            for r in list { r.encode(into: &w) }
+            let synced = UInt64(knownSynced(&state))
+            for var r in list {
+                r.synced = synced
+                r.encode(into: &w, layout: state.layout)
+            }
             do throws(IOError) { try file.write(w.bytes, at: Int64(state.end)) } catch { throw .io(error) }
             state.end += w.bytes.count
             for r in list { Self.apply(r, to: &state) }
             let sequence = written.add(UInt64(w.bytes.count), ordering: .relaxed).newValue
             groupCommit.noteWritten(sequence, file: file)
+            state.lastOwnWrite = (sequence, state.end)
             try compactIfLarge(&state)
             return sequence
         }
@@ -280,23 +434,82 @@ final class ConsumerStore: Sendable {
         }
     }
 
+    /// The offset the next record's synced field may name: what records
+    /// and cuts showed, or this process's last write once a sync covered it.
+    private func knownSynced(_ state: inout State) -> Int {
+        if let last = state.lastOwnWrite, groupCommit.durableSequence >= last.sequence {
+            state.knownSynced = max(state.knownSynced, last.end)
+            state.lastOwnWrite = nil
+        }
+        return min(state.knownSynced, state.end)
+    }
+
     /// Rewrites the journal with one record per live fact when it has grown
-    /// to 16 times that (and at least 1 MiB): write a new file, sync it,
-    /// rename it over the old one, sync the directory.
+    /// to 16 times that (and at least 1 MiB). Not while it holds damage:
+    /// that is `repair`'s to settle (a rewrite would forget which cursors
+    /// the damage named).
     private func compactIfLarge(_ state: inout State) throws(EventLogError) {
         let live = (state.cursors.count + state.parked.values.reduce(0) { $0 + $1.count }) * 64
-        guard state.end > max(1 << 20, 16 * live) else { return }
+        guard state.end > max(1 << 20, 16 * live), state.damage.isEmpty else { return }
+        try rewrite(&state, leaving: [])
+    }
+
+    /// A whole journal in the current layout with one record per live fact,
+    /// leaving out the cursors `leaving` names. Every record's synced field
+    /// is its own offset: the file is on disk before anyone can read it.
+    private static func journalBytes(
+        cursors: [String: Cursor], parked: [String: [UInt64: UInt32]], leaving: Set<String>, logID: [UInt8]
+    ) -> ByteWriter {
         var w = ByteWriter()
         w.raw(CursorJournalHeader.encode(logID: logID))
         let now = currentTimestamp()
-        for (name, cursor) in state.cursors.sorted(by: { $0.key < $1.key }) {
-            CursorRecord(kind: .set, name: name, position: cursor.position, timestamp: cursor.updatedAt).encode(into: &w)
+        for (name, cursor) in cursors.sorted(by: { $0.key < $1.key }) where !leaving.contains(name) {
+            CursorRecord(kind: .set, name: name, position: cursor.position, timestamp: cursor.updatedAt, synced: UInt64(w.bytes.count))
+                .encode(into: &w, layout: .v2)
         }
-        for (group, events) in state.parked.sorted(by: { $0.key < $1.key }) {
+        for (group, events) in parked.sorted(by: { $0.key < $1.key }) where !leaving.contains(group) {
             for (position, deliveries) in events.sorted(by: { $0.key < $1.key }) {
-                CursorRecord(kind: .park, name: group, position: position, timestamp: now, deliveries: deliveries).encode(into: &w)
+                CursorRecord(kind: .park, name: group, position: position, timestamp: now, deliveries: deliveries, synced: UInt64(w.bytes.count))
+                    .encode(into: &w, layout: .v2)
             }
         }
+        return w
+    }
+
+    /// `Log.repair`'s new journal for a damaged one: every cursor and parked
+    /// event its sound records hold, a cursor that damaged records name
+    /// kept where the records before the damage had it (its consumer
+    /// re-reads from there: at least once) or, without such a record,
+    /// dropped. Returns the file's bytes and each damaged cursor's fate.
+    static func salvage(in directory: DirectoryOperations, logID: [UInt8]) -> (bytes: [UInt8], fates: [String]) {
+        let state: State
+        do {
+            state = try open(directory: directory, logID: logID, durability: .none, writable: false).snapshot
+        } catch {
+            return (journalBytes(cursors: [:], parked: [:], leaving: [], logID: logID).bytes,
+                    ["no record could be read (\(error)): every cursor is dropped"])
+        }
+        var fates: [String] = []
+        if let header = state.damage.first(where: { $0.reason != nil }) {
+            fates.append("the header is damaged (\(header.reason ?? "")): no cursor could be read, every cursor is dropped")
+        }
+        for (name, offset) in state.damagedCursors.sorted(by: { $0.key < $1.key }) {
+            if let cursor = state.cursors[name] {
+                fates.append("cursor \(name) (damaged at byte \(offset)) kept at position \(cursor.position), where the records before the damage had it")
+            } else {
+                fates.append("cursor \(name) (damaged at byte \(offset)) dropped: no record before the damage names it")
+            }
+        }
+        return (journalBytes(cursors: state.cursors, parked: state.parked, leaving: [], logID: logID).bytes, fates)
+    }
+
+    /// Rewrites the journal in the current layout with one record per live
+    /// fact, leaving out the cursors `leaving` names: write a new file, sync
+    /// it, rename it over the old one, sync the directory. Every record's
+    /// synced field is its own offset: the file is on disk before anyone
+    /// can read it.
+    private func rewrite(_ state: inout State, leaving: Set<String>) throws(EventLogError) {
+        let w = Self.journalBytes(cursors: state.cursors, parked: state.parked, leaving: leaving, logID: logID)
         do {
             try state.file?.datasync()  // what is acknowledged stays acknowledged across the swap
             // Still under the old file's lock: other processes wait on it, then
@@ -306,6 +519,15 @@ final class ConsumerStore: Sendable {
             state.file = try FileHandle.open(directory.file(FileNames.cursorJournal), faults: directory.faults)
             old?.unlock()
             state.end = w.bytes.count
+            state.layout = .v2
+            state.knownSynced = w.bytes.count
+            state.lastOwnWrite = nil
+            for name in leaving {
+                state.cursors[name] = nil
+                state.parked[name] = nil
+            }
+            state.damage = []
+            state.damagedCursors = [:]
             if let file = state.file { groupCommit.noteWritten(written.load(ordering: .relaxed), file: file) }
         } catch {
             state.failure = "\(error)"

@@ -33,6 +33,20 @@ public struct CursorInfo: Sendable, Hashable {
     public var lag: Lag
 }
 
+/// A cursor that damaged records of the cursor journal name
+/// (`Log.damagedCursors()`, Format.md §15): its position is unknown, so it
+/// is not used (`EventLogError.cursorDamaged`) until it is reset, deleted,
+/// or `Log.repair` settles it.
+public struct DamagedCursor: Sendable, Hashable {
+    public var name: String
+    /// The cursor journal, and where its damaged region starts.
+    public var file: String
+    public var offset: Int64
+    /// Where the records before the damage had it; nil when they did not
+    /// name it. The damaged records may have moved it since, either way.
+    public var positionBeforeDamage: UInt64?
+}
+
 /// The consumer layer over the ordered log: named cursors (a durable
 /// position each), consumer groups and subscriptions. It owns the cursor
 /// journal (`store`) and the log's consumer groups; `Log` forwards to it.
@@ -66,6 +80,7 @@ extension Consumers {
         let position = try resolve(start)
         var result = position
         try store.write { (state) throws(EventLogError) -> [CursorRecord] in
+            try store.checkUsable(name, in: state)
             if let existing = state.cursors[name] {
                 result = existing.position
                 return []
@@ -76,8 +91,21 @@ extension Consumers {
     }
 
     /// The position of cursor `name` (the next event to consume), nil when it does not exist.
-    func cursorPosition(_ name: String) -> UInt64? {
-        store.state.withLock { $0.cursors[name]?.position }
+    func cursorPosition(_ name: String) throws(EventLogError) -> UInt64? {
+        try store.state.withLock { (state) throws(EventLogError) -> UInt64? in
+            try store.checkUsable(name, in: state)
+            return state.cursors[name]?.position
+        }
+    }
+
+    /// The cursors that damaged records of the journal name (`Log.damagedCursors()`).
+    func damagedCursors() -> [DamagedCursor] {
+        let path = store.path
+        return store.state.withLock { state in
+            state.damagedCursors.sorted { $0.key < $1.key }.map {
+                DamagedCursor(name: $0.key, file: path, offset: $0.value, positionBeforeDamage: state.cursors[$0.key]?.position)
+            }
+        }
     }
 
     /// Commits that every event before `position` was processed. A cursor is
@@ -91,6 +119,7 @@ extension Consumers {
             throw .positionOutOfRange(position: position, start: startPosition, end: end)
         }
         try store.write { (state) throws(EventLogError) -> [CursorRecord] in
+            try store.checkUsable(name, in: state)
             if let current = state.cursors[name]?.position {
                 if position == current { return [] }
                 guard position > current else {
@@ -113,16 +142,16 @@ extension Consumers {
     /// Deletes cursor `name` (and, for a consumer group, its parked events). Deleting a missing cursor does nothing.
     func deleteCursor(_ name: String) throws(EventLogError) {
         try store.write { state in
-            state.cursors[name] == nil && state.parked[name] == nil
+            state.cursors[name] == nil && state.parked[name] == nil && state.damagedCursors[name] == nil
                 ? [] : [CursorRecord(kind: .delete, name: name, position: 0, timestamp: currentTimestamp())]
         }
     }
 
     /// Every cursor with its lag, sorted by name.
     func cursors() throws(EventLogError) -> [CursorInfo] {
-        let cursors = store.state.withLock { $0.cursors }
+        let (cursors, damaged) = store.state.withLock { ($0.cursors, $0.damagedCursors) }
         var infos: [CursorInfo] = []
-        for (name, cursor) in cursors.sorted(by: { $0.key < $1.key }) {
+        for (name, cursor) in cursors.sorted(by: { $0.key < $1.key }) where damaged[name] == nil {
             infos.append(CursorInfo(name: name, position: cursor.position, updatedAt: cursor.updatedAt, lag: try lag(from: cursor.position)))
         }
         return infos
@@ -130,7 +159,7 @@ extension Consumers {
 
     /// How far cursor `name` is behind; nil when it does not exist.
     func lag(ofCursor name: String) throws(EventLogError) -> Lag? {
-        guard let position = cursorPosition(name) else { return nil }
+        guard let position = try cursorPosition(name) else { return nil }
         return try lag(from: position)
     }
 
@@ -172,12 +201,15 @@ extension Consumers {
     /// `retentionFloor`, and what sets it ("cursor relay at position 12"),
     /// for reports.
     func retentionHold(keepingCursors names: [String]) -> (position: UInt64, reason: String) {
-        let (cursors, parked) = store.state.withLock { ($0.cursors, $0.parked) }
+        let (cursors, parked, damaged) = store.state.withLock { ($0.cursors, $0.parked, $0.damagedCursors) }
         var hold = (position: endPosition, reason: "the end of the log")
         for name in names {
-            let position = cursors[name]?.position ?? startPosition
+            // A damaged cursor's position is unknown: it holds everything, like a missing one.
+            let known = damaged[name] == nil ? cursors[name]?.position : nil
+            let position = known ?? startPosition
             if position < hold.position {
-                hold = (position, cursors[name] == nil ? "cursor \(name), which does not exist yet" : "cursor \(name) at position \(position)")
+                hold = (position, damaged[name] != nil ? "cursor \(name), which is damaged"
+                    : known == nil ? "cursor \(name), which does not exist yet" : "cursor \(name) at position \(position)")
             }
         }
         for (group, events) in parked {

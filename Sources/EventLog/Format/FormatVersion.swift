@@ -18,17 +18,19 @@ enum FormatVersion {
     /// `$limits` stream marker and stream table runs whose rows keep each
     /// stream's limits; version 6 lets compaction merge neighbouring sealed
     /// segments under a compaction manifest, `eventlog.swap`, which a build
-    /// that ignores it would read as overlapping segments (Format.md §12).
-    static let current: UInt16 = 6
-    /// The read versions this build reads: a log of version 1 to 5 is read
+    /// that ignores it would read as overlapping segments; version 7 gives
+    /// each cursor journal record the journal offset that was on disk
+    /// before it, which tells a damaged record from a torn write (Format.md §12).
+    static let current: UInt16 = 7
+    /// The read versions this build reads: a log of version 1 to 6 is read
     /// as it is, and a writer upgrades it (§12, "Upgrade"). Files whose
     /// layout version 2 changed (stream index files, stream table runs) are
     /// read in version 2 only (they carry their own layout version); version
     /// 1's are rebuilt.
-    static let readable: ClosedRange<UInt16> = 1...6
+    static let readable: ClosedRange<UInt16> = 1...7
     /// The highest write version this build may write under. A log whose
     /// write version is higher opens read-only only.
-    static let write: UInt16 = 6
+    static let write: UInt16 = 7
     /// The write version a log's metadata stores as `stored` (0: equal to
     /// the read version `read`).
     @inline(__always) static func effectiveWrite(stored: UInt16, read: UInt16) -> UInt16 {

@@ -6,7 +6,7 @@
 /// file has had no such compaction.
 ///
 ///     0    u64  magic "EVLOGCMP"
-///     8    u16  format version (4 to 6)
+///     8    u16  format version (4 to 7)
 ///     10   u16  reserved (0)
 ///     12   u32  file length in bytes
 ///     16   u8   1 when a result follows (0: none, its fields zero)

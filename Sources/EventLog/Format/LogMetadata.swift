@@ -72,6 +72,42 @@ struct LogMetadata: Equatable, Sendable {
         return metadata
     }
 
+    /// The metadata of a log whose `eventlog.meta` is damaged or missing,
+    /// rebuilt from the header of its segment `segment` (Format.md §3,
+    /// "Rebuilt from the segments"): the log id, creation time and read
+    /// version are the segment's; the settings, which no other file keeps,
+    /// are `segmentBytes`, `indexInterval` and `compression` as given (a
+    /// caller's defaults).
+    static func rebuilt(
+        fromSegment segment: String, segmentBytes: Int, indexInterval: Int, compression: Compression
+    ) throws(EventLogError) -> LogMetadata {
+        var header = [UInt8](repeating: 0, count: SegmentHeader.size)
+        var read: Result<Int, IOError> = .success(0)
+        do {
+            let file = try FileHandle.open(segment, readOnly: true, faults: nil)
+            header.withUnsafeMutableBytes { raw in
+                do throws(IOError) { read = .success(try file.read(into: raw, at: 0)) } catch { read = .failure(error) }
+            }
+            let count = try read.get()
+            header.removeLast(header.count - count)
+        } catch {
+            throw .wrapping(error)
+        }
+        var decoding: Result<SegmentHeader, EventLogError> = .failure(.notFound(path: segment))
+        header.withUnsafeBytes { raw in
+            do throws(EventLogError) {
+                decoding = .success(try SegmentHeader.decode(raw, file: segment, logID: nil, expectedBase: nil))
+            } catch {
+                decoding = .failure(error)
+            }
+        }
+        let decoded = try decoding.get()
+        return LogMetadata(
+            logID: decoded.logID, createdAt: decoded.createdAt,
+            segmentBytes: UInt32(clamping: segmentBytes), indexInterval: UInt32(clamping: indexInterval), compression: compression,
+            readVersion: header.withUnsafeBytes { $0.loadLE(at: 8, as: UInt16.self) })
+    }
+
     /// The index intervals a log may have (the range `LogOptions` accepts).
     static let minIndexInterval: UInt32 = 64
     static let maxIndexInterval: UInt32 = 1 << 24

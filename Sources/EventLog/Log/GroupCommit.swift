@@ -118,6 +118,13 @@ final class GroupCommit: @unchecked Sendable {
         try waitDurable(upTo: goal)
     }
 
+    /// The sequence known durable: every write noted up to it is on disk.
+    var durableSequence: UInt64 {
+        condition.lock()
+        defer { condition.unlock() }
+        return durable
+    }
+
     /// True when bytes were written that are not yet known durable.
     var hasUnsyncedWrites: Bool {
         condition.lock()

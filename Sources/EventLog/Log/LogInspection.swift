@@ -54,6 +54,10 @@ public struct LogInspection: Sendable {
     /// Positions no segment holds between the start and the end: missing
     /// segments (`eventlog verify` says more; the log will not open).
     public var missingPositions: [Range<UInt64>] = []
+    /// Files found damaged that the events do not need (Format.md §10.2):
+    /// a damaged or missing `eventlog.meta` (then the log id, version and
+    /// creation time above are the segment headers'). `verify` checks the rest.
+    public var damagedFiles: [RecoveryReport.DamagedFile] = []
 }
 
 extension LogInspection {
@@ -62,9 +66,30 @@ extension LogInspection {
         let directory = DirectoryOperations(path: path, faults: nil)
         guard DirectoryOperations.isDirectory(path) else { throw .notFound(path: path) }
         do {
-            guard let metaBytes = try directory.readWhole(FileNames.metadata) else { throw EventLogError.notFound(path: path) }
-            let metadata = try LogMetadata.decode(metaBytes, file: directory.file(FileNames.metadata))
             let names = try directory.list()
+            // A damaged or missing metadata file: the identity of the segment headers, as a reader's open does (Format.md §10.2).
+            let metadataFile = directory.file(FileNames.metadata)
+            let metadata: LogMetadata
+            var damagedFiles: [RecoveryReport.DamagedFile] = []
+            do {
+                guard let metaBytes = try directory.readWhole(FileNames.metadata) else {
+                    throw EventLogError.corruption(file: metadataFile, offset: 0, reason: "the log metadata file is missing")
+                }
+                metadata = try LogMetadata.decode(metaBytes, file: metadataFile)
+            } catch let error as EventLogError {
+                let damage: RecoveryReport.DamagedFile
+                switch error {
+                case .corruption(let file, let offset, let reason): damage = .init(file: file, offset: offset, reason: reason)
+                case .foreignFile(let file, let reason): damage = .init(file: file, offset: 0, reason: reason)
+                default: throw error
+                }
+                guard let first = SegmentSet.bases(in: names).first else { throw EventLogError.notFound(path: path) }
+                let defaults = LogOptions()
+                metadata = try LogMetadata.rebuilt(
+                    fromSegment: directory.file(FileNames.segment(first)), segmentBytes: defaults.segmentBytes,
+                    indexInterval: defaults.indexInterval, compression: .none)
+                damagedFiles.append(damage)
+            }
             var segments: [SegmentInspection] = []
             var allocated: Int64 = 0
             for name in names {
@@ -103,6 +128,7 @@ extension LogInspection {
                 startPosition: start, endPosition: segments.last?.endPosition ?? start,
                 allocatedBytes: allocated)
             inspection.missingPositions = missing
+            inspection.damagedFiles = damagedFiles
             return inspection
         } catch {
             throw .wrapping(error)

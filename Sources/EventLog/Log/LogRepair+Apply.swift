@@ -25,6 +25,10 @@ extension LogRepair {
     /// 6. when the log would end in a rewritten segment, an empty segment is
     ///    created after it.
     ///
+    /// A damaged cursor journal is copied into the damaged directory (after
+    /// step 4) and replaced, by an atomic rename, with one that holds what
+    /// its sound records say: a crash leaves the damaged journal or the new one.
+    ///
     /// Before step 1, a segment merge under way (its manifest, Format.md
     /// §4.2) is finished, as a writer's open would: `verify`, and so the
     /// plan, saw the set it leaves.
@@ -32,12 +36,23 @@ extension LogRepair {
     /// The open that ends the repair (in `Log.repair`) rebuilds the indexes
     /// and the stream table.
     func apply(_ steps: Steps) throws {
+        if let bytes = steps.metadataBytes { try directory.writeAtomically(FileNames.metadata, bytes: bytes) }
         _ = try MergeSwap.recover(in: directory)
         if let name = steps.damagedDirectory {
             try directory.makeDirectory(name)
             let damaged = DirectoryOperations(path: directory.file(name), faults: directory.faults)
             if let cut = steps.cut { try copyAside(cut, into: damaged) }
             for file in steps.segmentFiles + steps.derivedFiles { try directory.move(file, into: damaged) }
+            if let bytes = steps.journalBytes {
+                // Copied, not moved: until the rename below the damaged journal stays in place.
+                let source = try FileHandle.open(directory.file(FileNames.cursorJournal), readOnly: true, faults: directory.faults)
+                let aside = try FileHandle.open(
+                    damaged.file(FileNames.cursorJournal), create: true, exclusive: true, faults: directory.faults)
+                try source.copy(0..<(try source.length()), to: aside, at: 0)
+                try aside.datasync()
+                try damaged.sync()
+                try directory.writeAtomically(FileNames.cursorJournal, bytes: bytes)
+            }
             if let cut = steps.cut { try directory.rename(FileNames.segment(cut.base) + ".tmp", to: FileNames.segment(cut.base)) }
         }
         if let base = steps.newSegment {

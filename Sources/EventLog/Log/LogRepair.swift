@@ -32,16 +32,52 @@ struct LogRepair {
         guard DirectoryOperations.isDirectory(path) else { throw EventLogError.notFound(path: path) }
         directory = DirectoryOperations(path: path, faults: faults)
         let metadataFile = directory.file(FileNames.metadata)
-        guard DirectoryOperations.exists(metadataFile) else { throw EventLogError.notFound(path: path) }
+        let firstSegment = SegmentSet.bases(in: try directory.list()).first
+        guard DirectoryOperations.exists(metadataFile) || firstSegment != nil else { throw EventLogError.notFound(path: path) }
         lock = try Opener.lockForWriting(directory)
-        guard let bytes = try directory.readWhole(FileNames.metadata) else { throw EventLogError.notFound(path: path) }
-        metadata = try LogMetadata.decode(bytes, file: metadataFile, writing: true)
+        var damage: (offset: Int64, reason: String)?
+        do {
+            if let bytes = try directory.readWhole(FileNames.metadata) {
+                metadata = try LogMetadata.decode(bytes, file: metadataFile, writing: true)
+                metadataRebuild = nil
+                return
+            }
+            damage = (0, "the log metadata file is missing")
+        } catch let error as EventLogError {
+            switch error {
+            case .corruption(_, let offset, let reason): damage = (offset, reason)
+            case .foreignFile(_, let reason): damage = (0, reason)
+            default: throw error
+            }
+        }
+        guard let base = firstSegment, let damage else { throw EventLogError.notFound(path: path) }
+        // Rebuilt from the segment headers (Format.md §10.1); the settings no other file keeps get their defaults.
+        let defaults = LogOptions()
+        metadata = try LogMetadata.rebuilt(
+            fromSegment: directory.file(FileNames.segment(base)), segmentBytes: defaults.segmentBytes,
+            indexInterval: defaults.indexInterval, compression: .none)
+        let id = metadata.logID.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        metadataRebuild = RepairAction(
+            kind: .rebuild, file: FileNames.metadata, offset: damage.offset,
+            reason: "\(damage.reason); rebuilt from the segment headers: log id \(id), format version \(metadata.readVersion); "
+                + "the settings no other file keeps get their defaults: segment bytes \(metadata.segmentBytes), "
+                + "index interval \(metadata.indexInterval), compression none (eventlog config sets the log's settings)")
     }
+
+    /// Set when `eventlog.meta` is damaged or missing: the action that
+    /// writes it again, first of all, from the segment headers.
+    let metadataRebuild: RepairAction?
 
     /// What the apply step does, in its order (see `apply`).
     struct Steps {
         /// The damaged directory's name in the log directory; nil when nothing leaves the log.
         var damagedDirectory: String?
+        /// The cursor journal is damaged: copied into the damaged directory,
+        /// then replaced by `journalBytes` (which the consumer layer gives).
+        var rewritesJournal = false
+        var journalBytes: [UInt8]?
+        /// `eventlog.meta` written again (atomically) before anything else.
+        var metadataBytes: [UInt8]?
         /// The last segment cut at `offset` (the bytes from there on copied aside).
         var cut: (base: UInt64, offset: Int)?
         /// Segment files (each followed by its index files) moved aside, from the lowest base up.
@@ -56,6 +92,11 @@ struct LogRepair {
     /// found (`RepairPlanner`). Changes nothing.
     func plan(from report: VerificationReport, now: Timestamp = currentTimestamp()) throws -> (RepairPlan, Steps) {
         var planner = try RepairPlanner(directory: directory, report: report)
-        return planner.make(now: now)
+        var (plan, steps) = planner.make(now: now)
+        if let metadataRebuild, plan.refusal == nil {
+            plan.actions.insert(metadataRebuild, at: 0)
+            steps.metadataBytes = metadata.encode()
+        }
+        return (plan, steps)
     }
 }

@@ -63,7 +63,7 @@ struct Opener {
         var bases = SegmentSet.bases(in: names)
         // First, before anything is removed: a log of a version this build
         // may not write is refused without a change.
-        var metadata = try loadOrCreateMetadata(segmentsExist: !bases.isEmpty)
+        var metadata = try loadOrCreateMetadata(segmentsExist: !bases.isEmpty, firstSegment: bases.first)
         if !readOnly {
             // Then, before anything else changes: a segment merge under way
             // is finished or undone (Format.md §4.2), before its temporary file could go.
@@ -249,14 +249,45 @@ struct Opener {
 
     // MARK: Metadata
 
-    mutating func loadOrCreateMetadata(segmentsExist: Bool) throws -> LogMetadata {
+    /// The log's metadata. When `eventlog.meta` is damaged or missing but
+    /// segments exist, a reader (read-only, without cursor commits) rebuilds
+    /// it in memory from the first segment's header and reports the damage
+    /// (Format.md §10.2); a writer refuses, naming `eventlog repair`.
+    mutating func loadOrCreateMetadata(segmentsExist: Bool, firstSegment: UInt64?) throws -> LogMetadata {
         let file = directory.file(FileNames.metadata)
-        if let bytes = try directory.readWhole(FileNames.metadata) {
-            report.previousShutdown = .unclean  // refined once the marker is read
-            return try LogMetadata.decode(bytes, file: file, writing: !readOnly || options.allowsCursorCommits)
+        let readsOnly = readOnly && !options.allowsCursorCommits
+        let advice = "; the events are intact: run eventlog repair, which rebuilds it from the segment headers"
+        var damage: RecoveryReport.DamagedFile?
+        do {
+            if let bytes = try directory.readWhole(FileNames.metadata) {
+                report.previousShutdown = .unclean  // refined once the marker is read
+                return try LogMetadata.decode(bytes, file: file, writing: !readOnly || options.allowsCursorCommits)
+            }
+        } catch let error as EventLogError {
+            switch error {
+            case .corruption(_, let offset, let reason) where segmentsExist:
+                if !readsOnly { throw EventLogError.corruption(file: file, offset: offset, reason: reason + advice) }
+                damage = .init(file: file, offset: offset, reason: reason)
+            case .foreignFile(_, let reason) where segmentsExist:
+                if !readsOnly { throw EventLogError.foreignFile(file: file, reason: reason + advice) }
+                damage = .init(file: file, offset: 0, reason: reason)
+            default:
+                throw error
+            }
         }
-        if segmentsExist {
-            throw EventLogError.corruption(file: file, offset: 0, reason: "the log metadata file is missing but segments exist")
+        if segmentsExist, let base = firstSegment {
+            if !readsOnly && damage == nil {
+                throw EventLogError.corruption(file: file, offset: 0, reason: "the log metadata file is missing but segments exist" + advice)
+            }
+            let metadata = try LogMetadata.rebuilt(
+                fromSegment: directory.file(FileNames.segment(base)), segmentBytes: options.segmentBytes,
+                indexInterval: options.indexInterval, compression: options.compression)
+            report.damagedFiles.append(damage ?? .init(file: file, offset: 0, reason: "the log metadata file is missing"))
+            report.previousShutdown = .unclean
+            BatchLog.logger.warning(
+                "the log metadata file is damaged or missing; read with the log id of the segment headers",
+                metadata: ["file": "\(file)"])
+            return metadata
         }
         if readOnly { throw EventLogError.notFound(path: path) }
         let id = UUID().uuid
@@ -514,7 +545,10 @@ struct Opener {
 
     /// A read-only log has no writer; its state holds the last segment (or a stub).
     func placeholderActive(segments: [Segment], metadata: LogMetadata) throws -> ActiveSegment {
-        let file = try FileHandle.open(directory.file(FileNames.metadata), readOnly: true, faults: options.storageFaults)
+        // Any file of the log serves (nothing is written through it): the metadata file, or, when that is missing, the last segment.
+        let placeholder = DirectoryOperations.exists(directory.file(FileNames.metadata)) || segments.isEmpty
+            ? directory.file(FileNames.metadata) : segments[segments.count - 1].path
+        let file = try FileHandle.open(placeholder, readOnly: true, faults: options.storageFaults)
         let empty = try MappedRegion.map(file, length: 0)
         let snapshot = segments.last ?? Segment(
             id: .next(), basePosition: 0, path: "", mapping: empty, headerCRC: 0,

@@ -32,6 +32,23 @@ public struct RecoveryReport: Sendable, Equatable {
     /// A segment merge this open found under way (its compaction manifest,
     /// Format.md §4.2) and finished or undid; nil when there was none.
     public var pendingMerge: PendingMerge? = nil
+    /// Damage confined to a file that the events do not need (Format.md
+    /// §10.2): the open went on. `eventlog repair` settles it.
+    public var damagedFiles: [DamagedFile] = []
+    /// Cursors (and consumer groups' cursors, `group:` + name) that the
+    /// damaged records of the cursor journal name, as far as those could be
+    /// read: each is unusable (`EventLogError.cursorDamaged`) until it is
+    /// reset, deleted or repaired. Its position is never guessed.
+    public var damagedCursors: [String] = []
+
+    /// A file found damaged, where, and what was done instead.
+    public struct DamagedFile: Sendable, Equatable, CustomStringConvertible {
+        public var file: String
+        public var offset: Int64
+        public var reason: String
+
+        public var description: String { "\(file) at byte \(offset): \(reason)" }
+    }
 
     /// What an open did with a segment merge it found under way.
     public enum PendingMerge: Sendable, Equatable {
@@ -55,5 +72,6 @@ public struct RecoveryReport: Sendable, Equatable {
             && a.tailCut?.file == b.tailCut?.file && a.tailCut?.offset == b.tailCut?.offset
             && a.rebuiltIndexes == b.rebuiltIndexes && a.removedFiles == b.removedFiles && a.replayedRecords == b.replayedRecords
             && a.clampedCursors == b.clampedCursors && a.pendingMerge == b.pendingMerge
+            && a.damagedFiles == b.damagedFiles && a.damagedCursors == b.damagedCursors
     }
 }

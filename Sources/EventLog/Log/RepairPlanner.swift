@@ -44,7 +44,7 @@ struct RepairPlanner {
         let (reach, refusal) = streamTable(start: start)
         if let refusal { return refused(refusal) }
         listRebuilds(streamTableFrom: reach)
-        if steps.cut != nil || !steps.derivedFiles.isEmpty || !steps.segmentFiles.isEmpty {
+        if steps.cut != nil || !steps.derivedFiles.isEmpty || !steps.segmentFiles.isEmpty || steps.rewritesJournal {
             var name = FileNames.damagedDirectory(at: now)
             var suffix = 2
             while present.contains(name) {
@@ -160,6 +160,17 @@ struct RepairPlanner {
         for problem in report.problems where problem.file != directory.file(FileNames.metadata) {
             let name = String(problem.file.dropFirst(directory.path.count + 1))
             guard FileNames.segmentBase(name) == nil, name != FileNames.logStart else { continue }
+            if name == FileNames.cursorJournal {
+                // Not moved aside: that would lose its sound cursors. Copied
+                // aside, then rewritten with what it still holds (`Log.repair`).
+                if !steps.rewritesJournal {
+                    steps.rewritesJournal = true
+                    plan.actions.append(RepairAction(
+                        kind: .rebuild, file: name, offset: problem.offset,
+                        reason: "rewritten with the cursors its records still hold; the damaged file is copied aside first"))
+                }
+                continue
+            }
             moveAside(name, problem.reason)
         }
     }
@@ -238,7 +249,7 @@ extension RepairPlanner {
         let name = String(file.dropFirst(directory.path.count + 1))
         return FileNames.segmentBase(name) != nil || indexedBase(name) != nil || FileNames.streamTableRunRange(name) != nil
             || name.hasSuffix(FileNames.streamTableRunSuffix + ".tmp")
-            || [FileNames.cleanShutdown, FileNames.lastCompaction, FileNames.logStart].contains(name)
+            || [FileNames.cleanShutdown, FileNames.lastCompaction, FileNames.logStart, FileNames.cursorJournal, FileNames.metadata].contains(name)
     }
 
     /// The first positions scavenging removed from `segments` within `[from, to)`.

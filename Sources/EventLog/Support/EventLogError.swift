@@ -6,6 +6,10 @@ public enum EventLogError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Bytes that should be valid are not: a checksum mismatch, an impossible
     /// length, a broken chain. `file` and `offset` locate the damage.
     case corruption(file: String, offset: Int64, reason: String)
+    /// Cursor `name` was in a damaged region of the cursor journal (`file`,
+    /// at byte `offset`): its position is unknown, so it is not used until
+    /// it is reset, deleted, or `Log.repair` settles it (Format.md §15).
+    case cursorDamaged(name: String, file: String, offset: Int64)
     /// A file written by a format version this build does not read.
     case unsupportedFormatVersion(file: String, found: Int, supported: Int)
     /// A file that is not part of this log: wrong magic, or another log's id.
@@ -53,6 +57,8 @@ public enum EventLogError: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .io(let error): return error.description
         case .corruption(let file, let offset, let reason): return "corruption in \(file) at byte \(offset): \(reason)"
+        case .cursorDamaged(let name, let file, let offset):
+            return "cursor \(name) is damaged (\(file) at byte \(offset)): reset or delete it, or run eventlog repair"
         case .unsupportedFormatVersion(let file, let found, let supported):
             return "\(file) has format version \(found); this build reads version \(supported) only"
         case .foreignFile(let file, let reason): return "\(file) does not belong to this log: \(reason)"
