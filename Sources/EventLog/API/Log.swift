@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 import struct Foundation.UUID
 
@@ -59,6 +60,33 @@ public final class Log: Sendable {
         streams.index.requestStopMerging()
     }
 
+    /// What an open found and did, for operators: `info` for a new log and
+    /// when it had something to recover or report, `debug` after a clean
+    /// shutdown with nothing to report.
+    static func logRecovery(_ report: RecoveryReport, path: String, took: Duration, logger: Logger) {
+        let shutdown: String
+        switch report.previousShutdown {
+        case .newLog: shutdown = "new log"
+        case .clean: shutdown = "clean"
+        case .unclean: shutdown = "unclean"
+        }
+        var clean = false
+        if case .clean = report.previousShutdown { clean = true }
+        let eventful = !clean || report.tailCut != nil || !report.rebuiltIndexes.isEmpty
+            || !report.damagedFiles.isEmpty || !report.clampedCursors.isEmpty || report.pendingMerge != nil
+            || report.upgradedFromVersion != nil
+        var metadata: Logger.Metadata = [
+            "path": "\(path)", "previous_shutdown": "\(shutdown)", "scanned_bytes": "\(report.scannedBytes)",
+            "replayed_records": "\(report.replayedRecords)", "rebuilt_indexes": "\(report.rebuiltIndexes.count)",
+            "duration": "\(took)",
+        ]
+        if let cut = report.tailCut { metadata["tail_cut"] = "\(cut.file) at byte \(cut.offset)" }
+        if !report.clampedCursors.isEmpty { metadata["clamped_cursors"] = "\(report.clampedCursors.map(\.name))" }
+        if !report.damagedFiles.isEmpty { metadata["damaged_files"] = "\(report.damagedFiles.map(\.description))" }
+        if let version = report.upgradedFromVersion { metadata["upgraded_from_version"] = "\(version)" }
+        logger.log(level: eventful ? .info : .debug, "opened the log", metadata: metadata)
+    }
+
     /// Opens the log in `path`, creating it when missing (unless
     /// `options.createIfMissing` is false or the log is opened read-only).
     ///
@@ -72,6 +100,7 @@ public final class Log: Sendable {
     /// Blocks on the disk.
     public static func open(at path: String, options: LogOptions = LogOptions()) throws(EventLogError) -> Log {
         try options.validate()
+        let started = ContinuousClock.now
         do {
             let (batches, (index, store)) = try BatchLog.open(at: path, options: options) { opened in
                 // Every check of the segments passed; nothing was changed yet.
@@ -79,12 +108,13 @@ public final class Log: Sendable {
                 let index = try StreamIndex.open(&opened, options: options, directory: directory)
                 let store = try ConsumerStore.open(
                     directory: directory, logID: opened.metadata.logID,
-                    durability: options.durability, writable: !options.readOnly || options.allowsCursorCommits)
+                    durability: options.durability, writable: !options.readOnly || options.allowsCursorCommits,
+                    logger: options.logger, slowSyncThreshold: options.slowSyncThreshold)
                 store.reportDamage(into: &opened.report)
                 if !options.readOnly {
                     opened.report.clampedCursors = try store.clamp(toEnd: opened.endPosition)
                     for cursor in opened.report.clampedCursors {
-                        BatchLog.logger.warning(
+                        options.logger.warning(
                             "moved a cursor back to the recovered end of the log",
                             metadata: ["cursor": "\(cursor.name)", "was": "\(cursor.was)", "now": "\(cursor.now)"])
                     }
@@ -105,6 +135,7 @@ public final class Log: Sendable {
                 if let store, store.groupCommit.hasUnsyncedWrites { try? store.sync() }
             }
             if !options.readOnly, let interval = options.maintenanceInterval { log.maintenance.start(every: interval) }
+            Self.logRecovery(log.recovery, path: path, took: ContinuousClock.now - started, logger: options.logger)
             return log
         } catch {
             throw .wrapping(error)

@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 
 /// The consumers' durable state: named cursors and consumer groups' parked
@@ -61,12 +62,19 @@ final class ConsumerStore: Sendable {
     /// False for a read-only log without `allowsCursorCommits`: commits are refused.
     let writable: Bool
     let state: Mutex<State>
-    let groupCommit = GroupCommit()
+    let groupCommit: GroupCommit
+    /// `LogOptions.logger`.
+    let logger: Logger
     /// Bytes written to the journal ever (the group commit's sequence).
     private let written = Atomic<UInt64>(0)
     var path: String { directory.file(FileNames.cursorJournal) }
 
-    private init(directory: DirectoryOperations, logID: [UInt8], durability: Durability, writable: Bool, state: State) {
+    private init(
+        directory: DirectoryOperations, logID: [UInt8], durability: Durability, writable: Bool, state: State,
+        logger: Logger, slowSyncThreshold: Duration
+    ) {
+        self.logger = logger
+        self.groupCommit = GroupCommit(what: "cursor journal", logger: logger, slowSyncThreshold: slowSyncThreshold)
         self.directory = directory
         self.logID = logID
         self.durability = durability
@@ -77,11 +85,12 @@ final class ConsumerStore: Sendable {
     /// Loads the journal (creating it when missing, when writable). A torn
     /// last record is cut; damage before it is an error naming the offset.
     static func open(
-        directory: DirectoryOperations, logID: [UInt8], durability: Durability, writable: Bool
+        directory: DirectoryOperations, logID: [UInt8], durability: Durability, writable: Bool,
+        logger: Logger = Logger(label: "EventLog"), slowSyncThreshold: Duration = .seconds(1)
     ) throws(EventLogError) -> ConsumerStore {
         let store = ConsumerStore(
             directory: directory, logID: logID, durability: durability, writable: writable,
-            state: State(file: nil, end: CursorJournalHeader.size))
+            state: State(file: nil, end: CursorJournalHeader.size), logger: logger, slowSyncThreshold: slowSyncThreshold)
         try store.state.withLock { (state) throws(EventLogError) in
             if writable {
                 if !DirectoryOperations.exists(store.path) {
@@ -204,7 +213,7 @@ final class ConsumerStore: Sendable {
         bytes.withUnsafeBytes { raw in
             do throws(EventLogError) {
                 replayed = .success(try Self.replay(
-                    UnsafeRawBufferPointer(rebasing: raw[0..<read]), fileOffset: from, file: journal, into: &state))
+                    UnsafeRawBufferPointer(rebasing: raw[0..<read]), fileOffset: from, file: journal, logger: logger, into: &state))
             } catch {
                 replayed = .failure(error)
             }
@@ -254,7 +263,7 @@ final class ConsumerStore: Sendable {
     /// a later record shows it was on disk: then it is damage, recorded in
     /// `state.damage`, and the records after it are applied (Format.md §15).
     private static func replay(
-        _ bytes: UnsafeRawBufferPointer, fileOffset: Int, file: String, into state: inout State
+        _ bytes: UnsafeRawBufferPointer, fileOffset: Int, file: String, logger: Logger, into state: inout State
     ) throws(EventLogError) -> Int {
         var at = 0
         while at < bytes.count {
@@ -269,7 +278,7 @@ final class ConsumerStore: Sendable {
                     names: CursorRecord.readableNames(UnsafeRawBufferPointer(rebasing: bytes[at..<resume]), layout: state.layout))
                 state.damage.append(damage)
                 for name in damage.names { state.damagedCursors[name] = damage.offset }
-                BatchLog.logger.warning(
+                logger.warning(
                     "the cursor journal is damaged; the cursors it names are unusable until reset, deleted or repaired",
                     metadata: ["file": "\(file)", "offset": "\(damage.offset)", "bytes": "\(damage.length)", "cursors": "\(damage.names)"])
                 at = resume

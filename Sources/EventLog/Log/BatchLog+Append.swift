@@ -252,6 +252,10 @@ extension BatchLog {
         preallocator?.switchTo(file: next.file, capacity: next.capacity, dataEnd: next.dataEnd)
         // Everything written so far is on disk (synced above): readers see it all.
         segments.seal(active.snapshot, next: next.snapshot, sequence: state.writtenSequence)
+        logger.info("rolled to a new segment", metadata: [
+            "sealed": "\(FileNames.segment(active.snapshot.basePosition))", "sealed_bytes": "\(active.snapshot.dataEnd)",
+            "new_base": "\(next.snapshot.basePosition)", "reason": "\(tooOld ? "age" : tooMany ? "event count" : "size")",
+        ])
     }
 
     /// An empty active segment too small for one frame is grown (files only

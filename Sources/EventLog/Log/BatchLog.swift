@@ -25,13 +25,14 @@ final class BatchLog: Sendable {
     /// The segments, and the snapshot readers see.
     let segments: SegmentSet
     let closedFlag = Atomic<Bool>(false)
-    let groupCommit = GroupCommit()
+    let groupCommit: GroupCommit
     let lockFile: FileHandle?
     /// The interval flusher's state, shared with its thread.
     let flusher = FlusherControl()
     /// Zeros ahead of the writer under `.always` (nil otherwise).
     let preallocator: Preallocator?
-    static let logger = Logger(label: "EventLog")
+    /// `LogOptions.logger`.
+    var logger: Logger { options.logger }
 
     init(
         path: String, options: LogOptions, directory: DirectoryOperations, metadata: LogMetadata,
@@ -42,7 +43,9 @@ final class BatchLog: Sendable {
         self.directory = directory
         self.metadata = metadata
         self.writer = Mutex(writer)
-        self.segments = SegmentSet(directory: directory, metadata: metadata, snapshot: snapshot, lockHold: lockFile)
+        self.groupCommit = GroupCommit(what: "segment", logger: options.logger, slowSyncThreshold: options.slowSyncThreshold)
+        self.segments = SegmentSet(
+            directory: directory, metadata: metadata, snapshot: snapshot, lockHold: lockFile, logger: options.logger)
         self.lockFile = lockFile
         self.recovery = recovery
         if options.durability == .always && !options.readOnly && options.preallocates {

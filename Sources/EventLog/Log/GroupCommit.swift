@@ -1,5 +1,6 @@
 import class Foundation.NSCondition
 import struct Foundation.Date
+import Logging
 import Synchronization
 
 /// Shares one `fdatasync` among concurrent appenders (group commit), and
@@ -23,6 +24,17 @@ final class GroupCommit: @unchecked Sendable {
     static let gatherMicroseconds = 60
 
     private let condition = NSCondition()
+    /// Where a failed or slow sync is reported, and what it syncs ("segment", "cursor journal").
+    private let logger: Logger
+    private let what: String
+    private let slowSyncThreshold: Duration
+
+    init(what: String, logger: Logger = Logger(label: "EventLog"), slowSyncThreshold: Duration = .seconds(1)) {
+        self.what = what
+        self.logger = logger
+        self.slowSyncThreshold = slowSyncThreshold
+    }
+
     /// Appenders between asking for the writer lock and noting their write.
     let arriving = Atomic<Int>(0)
     /// Writes noted since the last sync started (guarded by `condition`).
@@ -154,7 +166,14 @@ final class GroupCommit: @unchecked Sendable {
         writesSinceSync = 0
         condition.unlock()
         var error: IOError?
+        let started = ContinuousClock.now
         do { try file?.datasync() } catch let e { error = e }
+        let took = ContinuousClock.now - started
+        if let error {
+            logger.error("a sync failed; the writer stops until the log is opened again", metadata: ["file": "\(what)", "error": "\(error)"])
+        } else if took > slowSyncThreshold {
+            logger.warning("a slow sync", metadata: ["file": "\(what)", "duration": "\(took)"])
+        }
         // Readers see the batches only now that they are on disk, and before
         // any appender that waits for them returns.
         if error == nil, let toPublish { publishDurable?(toPublish, goal) }

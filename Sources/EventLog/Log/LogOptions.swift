@@ -1,3 +1,5 @@
+import Logging
+
 /// When an append counts as acknowledged (Format.md and README, "Durability").
 public enum Durability: Sendable, Equatable {
     /// An append returns only after its bytes, and any new file's directory
@@ -57,6 +59,16 @@ public struct LogOptions: Sendable {
     public var allowsCursorCommits: Bool = false
     /// Fault injection for tests: every file operation asks it first.
     public var storageFaults: StorageFaults? = nil
+    /// Where the log reports what an operator needs (swift-log): recovery
+    /// (what an open found, cut and rebuilt, and how long it took) at
+    /// `info` after an unclean shutdown (`debug` after a clean one),
+    /// segment rolls at `info`, compaction runs at `info`, a failed sync at
+    /// `error` (the writer stops), a sync slower than `slowSyncThreshold`
+    /// and damage an open went around at `warning`. Nothing per event.
+    /// Default: a logger labelled "EventLog" from the bootstrapped backend.
+    public var logger = Logger(label: "EventLog")
+    /// A sync (`fdatasync`) that takes longer is logged as a warning.
+    public var slowSyncThreshold: Duration = .seconds(1)
     /// Test hook: stream hashes are masked with this (0 makes every stream
     /// collide). Must be the same every time a log is opened.
     var streamHashMask: UInt64 = .max

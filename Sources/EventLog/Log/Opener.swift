@@ -284,7 +284,7 @@ struct Opener {
                 indexInterval: options.indexInterval, compression: options.compression)
             report.damagedFiles.append(damage ?? .init(file: file, offset: 0, reason: "the log metadata file is missing"))
             report.previousShutdown = .unclean
-            BatchLog.logger.warning(
+            options.logger.warning(
                 "the log metadata file is damaged or missing; read with the log id of the segment headers",
                 metadata: ["file": "\(file)"])
             return metadata
@@ -449,7 +449,7 @@ struct Opener {
             case .tornTail(let reason):
                 let offset = outcome.dataEnd
                 report.tailCut = (file: path, offset: Int64(offset), reason: reason)
-                BatchLog.logger.warning("cut a torn tail", metadata: ["file": "\(path)", "offset": "\(offset)", "reason": "\(reason)"])
+                options.logger.warning("cut a torn tail", metadata: ["file": "\(path)", "offset": "\(offset)", "reason": "\(reason)"])
                 if !readOnly {
                     try file.zeroRange(at: Int64(offset), length: Int64(length - offset))
                     try file.datasync()

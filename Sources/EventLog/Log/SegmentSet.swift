@@ -87,9 +87,14 @@ final class SegmentSet: Sendable {
     /// write is done, so no other writer of this process opens the log
     /// (and removes its leftovers) while this one still writes files.
     let lockHold: FileHandle?
-    static let logger = Logger(label: "EventLog")
+    /// `LogOptions.logger`.
+    let logger: Logger
 
-    init(directory: DirectoryOperations, metadata: LogMetadata, snapshot: LogSnapshot, lockHold: FileHandle? = nil) {
+    init(
+        directory: DirectoryOperations, metadata: LogMetadata, snapshot: LogSnapshot, lockHold: FileHandle? = nil,
+        logger: Logger = Logger(label: "EventLog")
+    ) {
+        self.logger = logger
         self.directory = directory
         self.metadata = metadata
         self.published = Mutex(snapshot)
@@ -198,7 +203,7 @@ final class SegmentSet: Sendable {
                 try ActiveSegment.writeIndexFiles(segment, directory: self.directory)
                 try upper?()
             } catch {
-                Self.logger.warning("could not write index files; they will be rebuilt", metadata: ["error": "\(error)"])
+                self.logger.warning("could not write index files; they will be rebuilt", metadata: ["error": "\(error)"])
             }
         }
     }
@@ -213,14 +218,14 @@ final class SegmentSet: Sendable {
     /// Runs `work` (a checkpoint of the layer above) on the index writer's
     /// queue once `commit` reports bytes up to `sequence` on disk.
     func scheduleCheckpoint(_ work: @escaping @Sendable () throws(IOError) -> Void, durableAt sequence: UInt64, commit: GroupCommit) {
-        let lockHold = self.lockHold
+        let (lockHold, logger) = (self.lockHold, self.logger)
         indexWriter.async {
             defer { withExtendedLifetime(lockHold) {} }
             do {
                 try commit.waitDurable(upTo: sequence)
                 try work()
             } catch {
-                Self.logger.warning("could not write a checkpoint; the next open replays the log", metadata: ["error": "\(error)"])
+                logger.warning("could not write a checkpoint; the next open replays the log", metadata: ["error": "\(error)"])
             }
         }
     }

@@ -34,7 +34,8 @@ final class Maintenance: Sendable {
     private let status = Mutex<MaintenanceStatus>(MaintenanceStatus())
     private let queue = DispatchQueue(label: "EventLog.maintenance")
     private let timer = Mutex<TimerHandle?>(nil)
-    static let logger = Logger(label: "EventLog")
+    /// `LogOptions.logger`.
+    var logger: Logger { log.options.logger }
 
     init(log: BatchLog, index: StreamIndex, consumers: Consumers) {
         self.log = log
@@ -42,7 +43,7 @@ final class Maintenance: Sendable {
         self.consumers = consumers
         self.scavenger = Scavenger(log: log, index: index)
         // A writer starts from the file; a read-only process reads it on each ask (`currentStatus`).
-        if !log.options.readOnly { status.withLock { $0 = Self.readLastCompaction(in: log.directory) } }
+        if !log.options.readOnly { status.withLock { $0 = Self.readLastCompaction(in: log.directory, logger: log.options.logger) } }
     }
 
     /// A log released without `close()`: its timer stops too (a resumed
@@ -74,14 +75,14 @@ final class Maintenance: Sendable {
     /// memory; a read-only process reads `eventlog.compaction` again each
     /// time, to see the writer's latest.
     var currentStatus: MaintenanceStatus {
-        if log.options.readOnly { return Self.readLastCompaction(in: directory) }
+        if log.options.readOnly { return Self.readLastCompaction(in: directory, logger: log.options.logger) }
         return status.withLock { $0 }
     }
 
     /// The last compaction file's status; none when there is no file, and
     /// none (with a warning) when it is damaged: it only reports, and the
     /// writer's next compaction replaces it.
-    static func readLastCompaction(in directory: DirectoryOperations) -> MaintenanceStatus {
+    static func readLastCompaction(in directory: DirectoryOperations, logger: Logger = Logger(label: "EventLog")) -> MaintenanceStatus {
         do {
             guard let bytes = try directory.readWhole(FileNames.lastCompaction) else { return MaintenanceStatus() }
             return try LastCompactionFile.decode(bytes, file: directory.file(FileNames.lastCompaction))
@@ -121,7 +122,7 @@ final class Maintenance: Sendable {
         do {
             try directory.writeAtomically(FileNames.lastCompaction, bytes: LastCompactionFile.encode(changed))
         } catch {
-            Self.logger.warning("the last compaction file could not be written", metadata: ["error": "\(error)"])
+            logger.warning("the last compaction file could not be written", metadata: ["error": "\(error)"])
         }
     }
 
@@ -184,7 +185,7 @@ final class Maintenance: Sendable {
             } catch {
                 throw .wrapping(error)
             }
-            Self.logger.info(
+            logger.info(
                 "retention removed segments", metadata: ["segments": "\(plan.removedSegments)", "bytes": "\(plan.removedBytes)", "start": "\(plan.start)"])
         }
         // Scavenging, in the segments retention kept.
@@ -202,7 +203,7 @@ final class Maintenance: Sendable {
         result.bytesAfter -= min(result.bytesAfter, scavenged.bytesBefore)
         result.bytesAfter += scavenged.bytesAfter
         if scavenged.segmentsRewritten > 0 && !dryRun {
-            Self.logger.info(
+            logger.info(
                 "scavenging rewrote segments",
                 metadata: ["segments": "\(scavenged.segmentsRewritten)", "events": "\(scavenged.eventsRemoved)"])
         }
@@ -216,7 +217,7 @@ final class Maintenance: Sendable {
             result.bytesAfter -= min(result.bytesAfter, merged.bytesBefore)
             result.bytesAfter += merged.bytesAfter
             if merged.segmentsMerged > 0 && !dryRun {
-                Self.logger.info(
+                logger.info(
                     "merging combined small segments",
                     metadata: ["segments": "\(merged.segmentsMerged)", "fewer": "\(merged.segmentsRemoved)"])
             }
@@ -251,7 +252,7 @@ final class Maintenance: Sendable {
             do {
                 _ = try self.compact(dryRun: false)
             } catch {
-                Self.logger.warning("background retention failed; it tries again later", metadata: ["error": "\(error)"])
+                logger.warning("background retention failed; it tries again later", metadata: ["error": "\(error)"])
             }
         }
         timer.withLock { $0 = TimerHandle(source: source) }

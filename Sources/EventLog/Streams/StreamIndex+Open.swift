@@ -63,7 +63,7 @@ extension StreamIndex {
         guard let last = segments.last else {
             return StreamIndex(
                 table: table, directory: directory, memoryBytes: options.streamMemoryBytes,
-                sealed: sealed, active: nil, indexedEnd: end)
+                sealed: sealed, active: nil, indexedEnd: end, logger: options.logger)
         }
         var entries = SegmentStreamEntries()
         var checkpoint = last.basePosition
@@ -81,7 +81,7 @@ extension StreamIndex {
         }
         return StreamIndex(
             table: table, directory: directory, memoryBytes: options.streamMemoryBytes,
-            sealed: sealed, active: (last.id, last.basePosition, entries), indexedEnd: end)
+            sealed: sealed, active: (last.id, last.basePosition, entries), indexedEnd: end, logger: options.logger)
     }
 }
 

@@ -48,7 +48,8 @@ final class StreamIndex: SegmentIndexing {
     /// scavenging looks again at a segment it found without dead events
     /// only when this changed.
     let markersApplied = Atomic<UInt64>(0)
-    static let logger = Logger(label: "EventLog")
+    /// `LogOptions.logger`.
+    let logger: Logger
 
     struct Indexes: Sendable {
         /// The active segment's id and entries (nil before the first segment).
@@ -66,8 +67,9 @@ final class StreamIndex: SegmentIndexing {
     init(
         table: StreamTable, directory: DirectoryOperations, memoryBytes: Int,
         sealed: [SegmentID: SegmentStreamIndex], active: (id: SegmentID, base: UInt64, entries: SegmentStreamEntries)?,
-        indexedEnd: UInt64
+        indexedEnd: UInt64, logger: Logger = Logger(label: "EventLog")
     ) {
+        self.logger = logger
         self.table = table
         self.directory = directory
         self.generationBytes = max(memoryBytes / 2, 1)
@@ -219,7 +221,7 @@ final class StreamIndex: SegmentIndexing {
                 } catch {
                     // Closing: the inputs stay, and a later writer merges them.
                     if case .closed? = error as? EventLogError { return }
-                    Self.logger.warning("could not merge stream table runs; they stay as they are", metadata: ["error": "\(error)"])
+                    logger.warning("could not merge stream table runs; they stay as they are", metadata: ["error": "\(error)"])
                     return
                 }
             }
