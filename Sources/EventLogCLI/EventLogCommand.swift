@@ -1,5 +1,6 @@
 import ArgumentParser
 import EventLog
+import Logging
 
 /// `eventlog`: append to, read, check and describe an event log from the shell.
 ///
@@ -35,6 +36,14 @@ struct EventLogCommand: ParsableCommand {
 
     /// ArgumentParser's `main()`, with usage errors exiting with 2.
     static func main() {
+        // The library's messages go to stderr from `warning` up (damage an open went
+        // around, a torn tail cut, a slow sync); its `info` (an open's summary, rolls,
+        // compaction runs) would only clutter a command's output.
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .warning
+            return handler
+        }
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -74,7 +74,8 @@ final class ConsumerStore: Sendable {
         logger: Logger, slowSyncThreshold: Duration
     ) {
         self.logger = logger
-        self.groupCommit = GroupCommit(what: "cursor journal", logger: logger, slowSyncThreshold: slowSyncThreshold)
+        self.groupCommit = GroupCommit(
+            what: "cursor journal", logger: logger, slowSyncThreshold: slowSyncThreshold, dimensions: [("log", directory.path)])
         self.directory = directory
         self.logID = logID
         self.durability = durability

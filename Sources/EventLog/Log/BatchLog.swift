@@ -43,7 +43,8 @@ final class BatchLog: Sendable {
         self.directory = directory
         self.metadata = metadata
         self.writer = Mutex(writer)
-        self.groupCommit = GroupCommit(what: "segment", logger: options.logger, slowSyncThreshold: options.slowSyncThreshold)
+        self.groupCommit = GroupCommit(
+            what: "segment", logger: options.logger, slowSyncThreshold: options.slowSyncThreshold, dimensions: [("log", path)])
         self.segments = SegmentSet(
             directory: directory, metadata: metadata, snapshot: snapshot, lockHold: lockFile, logger: options.logger)
         self.lockFile = lockFile

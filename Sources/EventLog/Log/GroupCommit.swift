@@ -1,6 +1,7 @@
 import class Foundation.NSCondition
 import struct Foundation.Date
 import Logging
+import Metrics
 import Synchronization
 
 /// Shares one `fdatasync` among concurrent appenders (group commit), and
@@ -28,11 +29,19 @@ final class GroupCommit: @unchecked Sendable {
     private let logger: Logger
     private let what: String
     private let slowSyncThreshold: Duration
+    /// `eventlog_sync_duration` and `eventlog_group_commit_writes` (README, "Metrics").
+    private let syncDuration: Metrics.Timer
+    private let writesPerSync: Recorder
 
-    init(what: String, logger: Logger = Logger(label: "EventLog"), slowSyncThreshold: Duration = .seconds(1)) {
+    init(
+        what: String, logger: Logger = Logger(label: "EventLog"), slowSyncThreshold: Duration = .seconds(1),
+        dimensions: [(String, String)] = []
+    ) {
         self.what = what
         self.logger = logger
         self.slowSyncThreshold = slowSyncThreshold
+        syncDuration = Metrics.Timer(label: "eventlog_sync_duration", dimensions: dimensions + [("file", what)])
+        writesPerSync = Recorder(label: "eventlog_group_commit_writes", dimensions: dimensions + [("file", what)])
     }
 
     /// Appenders between asking for the writer lock and noting their write.
@@ -163,12 +172,15 @@ final class GroupCommit: @unchecked Sendable {
         let file = target
         let toPublish = pendingPublish
         pendingPublish = nil
+        let writes = writesSinceSync
         writesSinceSync = 0
         condition.unlock()
         var error: IOError?
         let started = ContinuousClock.now
         do { try file?.datasync() } catch let e { error = e }
         let took = ContinuousClock.now - started
+        syncDuration.recordNanoseconds(took.components.seconds * 1_000_000_000 + took.components.attoseconds / 1_000_000_000)
+        writesPerSync.record(writes)
         if let error {
             logger.error("a sync failed; the writer stops until the log is opened again", metadata: ["file": "\(what)", "error": "\(error)"])
         } else if took > slowSyncThreshold {
