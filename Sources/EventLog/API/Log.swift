@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import Synchronization
 import struct Foundation.UUID
 
@@ -41,12 +42,15 @@ public final class Log: Sendable {
     let consumers: Consumers
     /// Retention, over all three.
     let maintenance: Maintenance
+    /// The log's state for swift-metrics, on a timer (`LogOptions.metricsInterval`).
+    let metricsReporter: MetricsReporter
 
     private init(batches: BatchLog, streams: Streams, consumers: Consumers) {
         self.batches = batches
         self.streams = streams
         self.consumers = consumers
         self.maintenance = Maintenance(log: batches, index: streams.index, consumers: consumers)
+        self.metricsReporter = MetricsReporter(path: batches.path, factory: batches.options.resolvedMetricsFactory)
         self.path = batches.path
         self.options = batches.options
         self.recovery = batches.recovery
@@ -109,7 +113,7 @@ public final class Log: Sendable {
                 let store = try ConsumerStore.open(
                     directory: directory, logID: opened.metadata.logID,
                     durability: options.durability, writable: !options.readOnly || options.allowsCursorCommits,
-                    logger: options.logger, slowSyncThreshold: options.slowSyncThreshold)
+                    logger: options.logger, slowSyncThreshold: options.slowSyncThreshold, metrics: options.resolvedMetricsFactory)
                 store.reportDamage(into: &opened.report)
                 if !options.readOnly {
                     opened.report.clampedCursors = try store.clamp(toEnd: opened.endPosition)
@@ -135,7 +139,11 @@ public final class Log: Sendable {
                 if let store, store.groupCommit.hasUnsyncedWrites { try? store.sync() }
             }
             if !options.readOnly, let interval = options.maintenanceInterval { log.maintenance.start(every: interval) }
-            Self.logRecovery(log.recovery, path: path, took: ContinuousClock.now - started, logger: options.logger)
+            let took = ContinuousClock.now - started
+            Self.logRecovery(log.recovery, path: path, took: took, logger: options.logger)
+            Metrics.Timer(label: "eventlog_open_duration", dimensions: [("log", path)], factory: options.resolvedMetricsFactory)
+                .recordNanoseconds(took.components.seconds * 1_000_000_000 + took.components.attoseconds / 1_000_000_000)
+            if let interval = options.metricsInterval { log.metricsReporter.start(every: interval, for: log) }
             return log
         } catch {
             throw .wrapping(error)
@@ -163,6 +171,7 @@ public final class Log: Sendable {
     /// recovery) and releases the writer lock. Further calls fail with
     /// `.closed`. Reads already running finish on their snapshot.
     public func close() throws(EventLogError) {
+        metricsReporter.stop()
         // A retention run under way finishes first; none starts after.
         maintenance.stop()
         batches.stopFlusher()

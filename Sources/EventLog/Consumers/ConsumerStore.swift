@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import Synchronization
 
@@ -71,11 +72,12 @@ final class ConsumerStore: Sendable {
 
     private init(
         directory: DirectoryOperations, logID: [UInt8], durability: Durability, writable: Bool, state: State,
-        logger: Logger, slowSyncThreshold: Duration
+        logger: Logger, slowSyncThreshold: Duration, metrics: any MetricsFactory
     ) {
         self.logger = logger
         self.groupCommit = GroupCommit(
-            what: "cursor journal", logger: logger, slowSyncThreshold: slowSyncThreshold, dimensions: [("log", directory.path)])
+            what: "cursor journal", logger: logger, slowSyncThreshold: slowSyncThreshold, dimensions: [("log", directory.path)],
+            metrics: metrics)
         self.directory = directory
         self.logID = logID
         self.durability = durability
@@ -87,11 +89,13 @@ final class ConsumerStore: Sendable {
     /// last record is cut; damage before it is an error naming the offset.
     static func open(
         directory: DirectoryOperations, logID: [UInt8], durability: Durability, writable: Bool,
-        logger: Logger = Logger(label: "EventLog"), slowSyncThreshold: Duration = .seconds(1)
+        logger: Logger = Logger(label: "EventLog"), slowSyncThreshold: Duration = .seconds(1),
+        metrics: any MetricsFactory = MetricsSystem.factory
     ) throws(EventLogError) -> ConsumerStore {
         let store = ConsumerStore(
             directory: directory, logID: logID, durability: durability, writable: writable,
-            state: State(file: nil, end: CursorJournalHeader.size), logger: logger, slowSyncThreshold: slowSyncThreshold)
+            state: State(file: nil, end: CursorJournalHeader.size), logger: logger, slowSyncThreshold: slowSyncThreshold,
+            metrics: metrics)
         try store.state.withLock { (state) throws(EventLogError) in
             if writable {
                 if !DirectoryOperations.exists(store.path) {

@@ -44,7 +44,8 @@ final class BatchLog: Sendable {
         self.metadata = metadata
         self.writer = Mutex(writer)
         self.groupCommit = GroupCommit(
-            what: "segment", logger: options.logger, slowSyncThreshold: options.slowSyncThreshold, dimensions: [("log", path)])
+            what: "segment", logger: options.logger, slowSyncThreshold: options.slowSyncThreshold, dimensions: [("log", path)],
+            metrics: options.resolvedMetricsFactory)
         self.segments = SegmentSet(
             directory: directory, metadata: metadata, snapshot: snapshot, lockHold: lockFile, logger: options.logger)
         self.lockFile = lockFile

@@ -35,13 +35,13 @@ final class GroupCommit: @unchecked Sendable {
 
     init(
         what: String, logger: Logger = Logger(label: "EventLog"), slowSyncThreshold: Duration = .seconds(1),
-        dimensions: [(String, String)] = []
+        dimensions: [(String, String)] = [], metrics: any MetricsFactory = MetricsSystem.factory
     ) {
         self.what = what
         self.logger = logger
         self.slowSyncThreshold = slowSyncThreshold
-        syncDuration = Metrics.Timer(label: "eventlog_sync_duration", dimensions: dimensions + [("file", what)])
-        writesPerSync = Recorder(label: "eventlog_group_commit_writes", dimensions: dimensions + [("file", what)])
+        syncDuration = Metrics.Timer(label: "eventlog_sync_duration", dimensions: dimensions + [("file", what)], factory: metrics)
+        writesPerSync = Recorder(label: "eventlog_group_commit_writes", dimensions: dimensions + [("file", what)], factory: metrics)
     }
 
     /// Appenders between asking for the writer lock and noting their write.

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 
 /// When an append counts as acknowledged (Format.md and README, "Durability").
@@ -69,6 +70,16 @@ public struct LogOptions: Sendable {
     public var logger = Logger(label: "EventLog")
     /// A sync (`fdatasync`) that takes longer is logged as a warning.
     public var slowSyncThreshold: Duration = .seconds(1)
+    /// How often the log's state goes to swift-metrics (README, "Metrics"):
+    /// positions, segments, appended events and bytes, cursor lag, consumer
+    /// groups. Nil: never (syncs are still timed). Read on a timer of its
+    /// own, never on an append or a read. At least 10 ms.
+    public var metricsInterval: Duration? = .seconds(10)
+    /// Where the metrics go: nil for the bootstrapped `MetricsSystem.factory`
+    /// (as read when the log opens), or a factory of the caller's.
+    public var metricsFactory: (any MetricsFactory)? = nil
+    /// `metricsFactory`, or the bootstrapped one.
+    var resolvedMetricsFactory: any MetricsFactory { metricsFactory ?? MetricsSystem.factory }
     /// Test hook: stream hashes are masked with this (0 makes every stream
     /// collide). Must be the same every time a log is opened.
     var streamHashMask: UInt64 = .max
@@ -121,6 +132,9 @@ public struct LogOptions: Sendable {
         }
         if let interval = maintenanceInterval, interval < .milliseconds(10) {
             throw .invalidArgument("maintenanceInterval must be at least 10 ms, got \(interval)")
+        }
+        if let interval = metricsInterval, interval < .milliseconds(10) {
+            throw .invalidArgument("metricsInterval must be at least 10 ms, got \(interval)")
         }
         if let age = segmentMaxAgeSeconds, age <= 0 {
             throw .invalidArgument("segmentMaxAgeSeconds must be positive, got \(age)")

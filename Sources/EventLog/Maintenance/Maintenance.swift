@@ -1,5 +1,6 @@
 import Dispatch
 import Logging
+import Metrics
 import Synchronization
 
 /// The maintenance layer, over the log, the stream layer and the consumer
@@ -105,6 +106,14 @@ final class Maintenance: Sendable {
             status.unreadableReport = nil
             switch outcome {
             case .success(let result):
+                if !result.dryRun {
+                    let (dimensions, factory) = ([("log", log.path)], log.options.resolvedMetricsFactory)
+                    Counter(label: "eventlog_compaction_runs_total", dimensions: dimensions, factory: factory).increment()
+                    Counter(label: "eventlog_compaction_bytes_removed_total", dimensions: dimensions, factory: factory)
+                        .increment(by: Int64(clamping: result.bytesBefore - min(result.bytesAfter, result.bytesBefore)))
+                    Counter(label: "eventlog_compaction_events_removed_total", dimensions: dimensions, factory: factory)
+                        .increment(by: Int64(clamping: result.eventsRemoved))
+                }
                 status.lastFailure = nil
                 status.lastFailureAt = nil
                 guard result.eventsRemoved > 0 || result.segmentsRewritten > 0 || result.segmentsMerged > 0
