@@ -1,8 +1,8 @@
 /// Every error the library throws. Each case carries what a caller needs to
 /// act on it, and `description` is a message a person can act on.
 public enum EventLogError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// A system call failed (including a full disk: `IOError.isDiskFull`).
-    case io(IOError)
+    /// A system call failed (including a full disk: `EventLogIOError.isDiskFull`).
+    case io(EventLogIOError)
     /// Bytes that should be valid are not: a checksum mismatch, an impossible
     /// length, a broken chain. `file` and `offset` locate the damage.
     case corruption(file: String, offset: Int64, reason: String)

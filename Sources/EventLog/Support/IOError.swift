@@ -6,8 +6,13 @@ import Musl
 import Darwin
 #endif
 
-/// A failed system call: which one, on which file, and the `errno` it returned.
-public struct IOError: Error, Sendable, Equatable, CustomStringConvertible {
+/// The library's own name for `EventLogIOError` (public under that name,
+/// which does not collide with `NIOCore.IOError` in a server that imports both).
+typealias IOError = EventLogIOError
+
+/// A failed system call: which one, on which file, and the `errno` it returned
+/// (`EventLogError.io`).
+public struct EventLogIOError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The operation, named after the system call (`pwrite`, `fdatasync`, …).
     public var operation: String
     /// The file or directory it was applied to.

@@ -1,5 +1,18 @@
 import Foundation
+import Logging
 @testable import EventLog
+
+/// The test process's swift-log backend: stderr from `warning` up, so that
+/// the thousands of opens of the simulation do not each print their `info`
+/// summary (LoggingTests give their logs a handler of their own). Made once,
+/// by the first temporary directory, before any test opens a log.
+enum TestLogging {
+    static let bootstrapped: Void = LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = .warning
+        return handler
+    }
+}
 
 /// A fresh directory under the system temporary directory, removed when the test ends.
 final class TemporaryDirectory {
@@ -8,6 +21,7 @@ final class TemporaryDirectory {
     /// With `preferMemory`, under `/dev/shm` when it is there (a tmpfs: no
     /// real syncs, for tests that simulate the disk's behaviour themselves).
     init(_ label: String = "eventlog", preferMemory: Bool = false) {
+        TestLogging.bootstrapped
         let memory = "/dev/shm"
         let base = preferMemory && access(memory, W_OK) == 0 ? memory : FileManager.default.temporaryDirectory.path
         path = "\(base)/\(label)-\(UUID().uuidString)"
