@@ -326,7 +326,34 @@ struct Opener {
 
     /// Opens, maps and checks one segment, loading its indexes or rebuilding
     /// them; for the last one, judges where its data stops (Format.md §10).
+    ///
+    /// Read-only, the last segment may be written by a live writer while it
+    /// is judged: the scan can stop at zeros where the writer had not yet
+    /// written, and the look past them then find the batches it wrote
+    /// meanwhile, which reads as damage. The writer writes in order, so a
+    /// second scan finds those zeros filled: damage is reported only when it
+    /// is still there then. (A read-only process is woken by the writer's
+    /// writes, `AppendWatch`, so it often scans just as the writer writes.)
     mutating func openSegment(
+        base: UInt64, isLast: Bool, nextBase: UInt64?, metadata: LogMetadata, marker: CleanShutdownMarker?,
+        tableCovered: UInt64?
+    ) throws -> OpenedSegment {
+        guard readOnly && isLast else {
+            return try openSegmentOnce(
+                base: base, isLast: isLast, nextBase: nextBase, metadata: metadata, marker: marker, tableCovered: tableCovered)
+        }
+        let reportBefore = report
+        do {
+            return try openSegmentOnce(
+                base: base, isLast: isLast, nextBase: nextBase, metadata: metadata, marker: marker, tableCovered: tableCovered)
+        } catch EventLogError.corruption {
+            report = reportBefore
+            return try openSegmentOnce(
+                base: base, isLast: isLast, nextBase: nextBase, metadata: metadata, marker: marker, tableCovered: tableCovered)
+        }
+    }
+
+    private mutating func openSegmentOnce(
         base: UInt64, isLast: Bool, nextBase: UInt64?, metadata: LogMetadata, marker: CleanShutdownMarker?,
         tableCovered: UInt64?
     ) throws -> OpenedSegment {
