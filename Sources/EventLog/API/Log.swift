@@ -139,6 +139,8 @@ public final class Log: Sendable {
         var failure: EventLogError?
         // Cursor commits (of a writer, or of a reader with allowsCursorCommits).
         do { try consumers.store.sync() } catch { failure = error }
+        // A read-only log's waiter on the directory watch sees the log closed.
+        defer { consumers.wakeWaiters() }
         try batches.close()
         if let failure { throw failure }
     }

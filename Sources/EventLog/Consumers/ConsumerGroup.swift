@@ -96,7 +96,7 @@ public final class ConsumerGroup: Sendable {
                 wake = min(wake ?? at, at)
             }
             let frontier = state.withLock { $0.frontier }
-            let ready = consumers.notifier.wait(
+            let ready = try consumers.waitForChange(
                 until: {
                     self.consumers.isClosed || self.consumers.endPosition > frontier
                         || self.changes.load(ordering: .sequentiallyConsistent) != seen

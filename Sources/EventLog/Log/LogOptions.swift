@@ -75,6 +75,9 @@ public struct LogOptions: Sendable {
     /// Test hook: the most keys key compaction's map holds, instead of
     /// what `keyMapMemoryBytes` allows; a test lowers it to see passes go window by window.
     var keyMapKeyLimit: Int?
+    /// Test hook: a read-only log watches its directory for another
+    /// process's appends (inotify); off, it only polls (`AppendWatch`).
+    var watchesDirectory = true
 
     public init(
         segmentBytes: Int = 128 << 20, indexInterval: Int = 4096, durability: Durability = .always,
