@@ -166,6 +166,22 @@ import Testing
         #expect(Date().timeIntervalSince(started) < 0.9, "ended by the cancellation, not the safety poll")
     }
 
+    /// What another process appended before the first wait armed the watch
+    /// is found by the refresh after arming, at once, not by the safety poll.
+    @Test func appendsBeforeTheWatchIsArmedAreFound() throws {
+        let dir = TemporaryDirectory("wake")
+        let writer = try Log.open(at: dir.path, options: LogOptions(durability: .none))
+        defer { try? writer.close() }
+        try writer.append([NewEvent(stream: "s", type: "T", data: [1])])
+        let reader = try Log.open(at: dir.path, options: LogOptions(createIfMissing: false, readOnly: true))
+        defer { try? reader.close() }
+        try writer.append([NewEvent(stream: "s", type: "T", data: [2])])
+        let started = Date()
+        #expect(try reader.waitForAppends(after: 1, timeout: 30))
+        #expect(Date().timeIntervalSince(started) < 0.5)
+        #expect(reader.endPosition == 2)
+    }
+
     /// Closing a read-only log ends a thread's wait at once, and a cancelled
     /// subscription's poll returns while another thread holds the watch.
     @Test func closeAndCancelEndWaits() throws {

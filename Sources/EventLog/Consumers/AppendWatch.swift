@@ -105,20 +105,27 @@ final class AppendWatch: Sendable {
                     watching.store(false, ordering: .releasing)
                     notifier.wakeAll()
                 }
-                let watch = armedWatch()
-                // After arming: what was appended before the watch stood is found here.
-                try refresh()
-                if ready() { return true }
-                let slice = watch == nil ? Self.fallbackPollMilliseconds : Self.safetyPollMilliseconds
-                let milliseconds = Self.milliseconds(until: deadline, from: now, atMost: slice)
-                if let watch {
-                    let outcome: DirectoryWatch.Outcome
-                    do { outcome = try watch.wait(milliseconds: milliseconds) } catch { throw .io(error) }
-                    if outcome == .removed { state.withLock { $0 = .unavailable } }
-                } else {
-                    _ = notifier.wait(until: ready, deadline: now.addingTimeInterval(Double(milliseconds) / 1000))
+                var watch = armedWatch()
+                while true {
+                    // After arming, what was appended before the watch stood is found here;
+                    // after every wake, what woke it (a drained change is never left unread).
+                    try refresh()
+                    if ready() { return true }
+                    let now = Date()
+                    if let deadline, now >= deadline { return false }
+                    let slice = watch == nil ? Self.fallbackPollMilliseconds : Self.safetyPollMilliseconds
+                    let milliseconds = Self.milliseconds(until: deadline, from: now, atMost: slice)
+                    if let armed = watch {
+                        let outcome: DirectoryWatch.Outcome
+                        do { outcome = try armed.wait(milliseconds: milliseconds) } catch { throw .io(error) }
+                        if outcome == .removed {
+                            state.withLock { $0 = .unavailable }
+                            watch = nil
+                        }
+                    } else {
+                        _ = notifier.wait(until: ready, deadline: now.addingTimeInterval(Double(milliseconds) / 1000))
+                    }
                 }
-                // The next turn refreshes first.
             } else {
                 let limit = now.addingTimeInterval(Double(Self.safetyPollMilliseconds) / 1000)
                 _ = notifier.wait(
