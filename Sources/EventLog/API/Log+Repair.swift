@@ -33,7 +33,7 @@ extension Log {
     ///     fault injection in tests); retention does not run during it.
     public static func repair(at path: String, options: LogOptions = LogOptions(), apply: Bool = false) throws(EventLogError) -> RepairPlan {
         do {
-            let repair = try LogRepair(at: path, faults: options.storageFaults)
+            let repair = try LogRepair(at: path, faults: options.storageFaults, modes: options.createModes)
             var (plan, steps) = try repair.plan(from: try verify(at: path))
             guard apply, !plan.isSound, plan.refusal == nil else { return plan }
             try repair.apply(steps)

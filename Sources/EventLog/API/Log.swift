@@ -75,7 +75,7 @@ public final class Log: Sendable {
         do {
             let (batches, (index, store)) = try BatchLog.open(at: path, options: options) { opened in
                 // Every check of the segments passed; nothing was changed yet.
-                let directory = DirectoryOperations(path: path, faults: options.storageFaults)
+                let directory = DirectoryOperations(path: path, faults: options.storageFaults, modes: options.createModes)
                 let index = try StreamIndex.open(&opened, options: options, directory: directory)
                 let store = try ConsumerStore.open(
                     directory: directory, logID: opened.metadata.logID,

@@ -55,6 +55,14 @@ public struct LogOptions: Sendable {
     /// consumer in another process can record its progress beside a live
     /// writer. Its cursor journal is the one file such a log changes.
     public var allowsCursorCommits: Bool = false
+    /// The permission bits of every file the log creates (segments, indexes,
+    /// the lock, the cursor journal, the stream table, temporary and
+    /// moved-aside files): `0o600` (the owner only) by default; `0o640`
+    /// lets the group read, `0o644` everyone. Directories get an x bit
+    /// wherever the mode has an r bit (`0o700`, `0o750`, `0o755`). Never
+    /// writable by the group or others: opening refuses a log whose
+    /// directory or files are (`EventLogError.insecurePermissions`).
+    public var fileMode: UInt32 = 0o600
     /// Fault injection for tests: every file operation asks it first.
     public var storageFaults: StorageFaults? = nil
     /// Test hook: stream hashes are masked with this (0 makes every stream
@@ -91,6 +99,9 @@ public struct LogOptions: Sendable {
         self.readOnly = readOnly
     }
 
+    /// The modes files and directories are created with.
+    var createModes: CreateModes { CreateModes(file: fileMode) }
+
     func validate() throws(EventLogError) {
         guard segmentBytes >= Limits.minSegmentBytes, segmentBytes <= Limits.maxSegmentBytes else {
             throw .invalidArgument("segmentBytes must be within \(Limits.minSegmentBytes)...\(Limits.maxSegmentBytes), got \(segmentBytes)")
@@ -112,6 +123,10 @@ public struct LogOptions: Sendable {
         }
         if let interval = maintenanceInterval, interval < .milliseconds(10) {
             throw .invalidArgument("maintenanceInterval must be at least 10 ms, got \(interval)")
+        }
+        guard fileMode & 0o600 == 0o600, fileMode & ~UInt32(0o644) == 0 else {
+            throw .invalidArgument(
+                "fileMode must be 0o600 with at most the group's and others' read bits (0o640, 0o604, 0o644), got 0o\(String(fileMode, radix: 8))")
         }
         if let age = segmentMaxAgeSeconds, age <= 0 {
             throw .invalidArgument("segmentMaxAgeSeconds must be positive, got \(age)")

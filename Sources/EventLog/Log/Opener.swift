@@ -46,13 +46,17 @@ struct Opener {
     init(path: String, options: LogOptions) {
         self.path = path
         self.options = options
-        self.directory = DirectoryOperations(path: path, faults: options.storageFaults)
+        self.directory = DirectoryOperations(path: path, faults: options.storageFaults, modes: options.createModes)
     }
 
     mutating func open<Upper>(prepare: (inout OpenedSegments) throws -> Upper) throws -> (BatchLog, Upper) {
         if !DirectoryOperations.isDirectory(path) {
             if readOnly || !options.createIfMissing { throw EventLogError.notFound(path: path) }
-            try DirectoryOperations.createIfMissing(path)
+            try DirectoryOperations.createIfMissing(path, modes: directory.modes)
+        }
+        // Before anything is read or written: no other user may have changed the log.
+        if let (path, mode) = directory.writableByOthers(among: try directory.list()) {
+            throw EventLogError.insecurePermissions(path: path, mode: UInt32(mode))
         }
         var lockFile: FileHandle?
         if !readOnly {
@@ -234,7 +238,7 @@ struct Opener {
     /// `eventlog.lock`, created when missing), as every process that changes
     /// the log's files does. Throws `locked` when another holds it.
     static func lockForWriting(_ directory: DirectoryOperations) throws -> FileHandle {
-        let lock = try FileHandle.open(directory.file(FileNames.lock), create: true, faults: directory.faults)
+        let lock = try FileHandle.open(directory.file(FileNames.lock), create: directory.modes, faults: directory.faults)
         // A lock can be held for a moment by a child process this one is
         // spawning (it shares our file descriptions until its exec closes
         // them), so a refusal is retried for up to 100 ms before it counts.
