@@ -140,7 +140,10 @@ public final class Log: Sendable {
         // Cursor commits (of a writer, or of a reader with allowsCursorCommits).
         do { try consumers.store.sync() } catch { failure = error }
         // A read-only log's waiter on the directory watch sees the log closed.
-        defer { consumers.wakeWaiters() }
+        defer {
+            consumers.wakeWaiters()
+            consumers.appendWatch.close()
+        }
         try batches.close()
         if let failure { throw failure }
     }

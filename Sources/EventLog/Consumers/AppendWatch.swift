@@ -82,6 +82,17 @@ final class AppendWatch: Sendable {
         }
     }
 
+    /// The log closed: ends a wait, and lets the watch go (its descriptors
+    /// close once the waiter holding it, if any, returns). No watch is armed after.
+    func close() {
+        let released = state.withLock { state -> DirectoryWatch? in
+            defer { state = .unavailable }
+            if case .armed(let watch) = state { return watch }
+            return nil
+        }
+        released?.interrupt()
+    }
+
     /// Ends the wait of the waiter holding the watch (it looks at its
     /// condition again): a cancelled subscription, a closing log.
     func interrupt() {

@@ -119,7 +119,8 @@ public final class ConsumerGroup: Sendable {
     /// Wakes workers waiting in `receive`.
     private func signal() {
         changes.add(1, ordering: .sequentiallyConsistent)
-        consumers.notifier.wakeAll()
+        // Also the worker waiting on a read-only log's directory watch.
+        consumers.wakeWaiters()
     }
 
     /// Hands an event back: it goes out again (or is parked after `maxDeliveries`).
