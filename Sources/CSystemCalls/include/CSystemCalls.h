@@ -50,9 +50,9 @@ int eventlog_guarded_crc32c(uint32_t crc, const void *bytes, int64_t length, uin
 int eventlog_inotify_open(void);
 
 /// `inotify_add_watch(fd, path, IN_MODIFY | IN_CREATE | IN_MOVED_TO |
-/// IN_DELETE | IN_ONLYDIR)`: watch the directory `path` for a file written
-/// through `write`/`pwrite`/`ftruncate`/`fallocate` (not through a shared
-/// mapping), created, renamed into it or removed. Returns the watch
+/// IN_DELETE | IN_ONLYDIR)`: watch the directory `path` for a file in it
+/// written through `write`/`pwrite` or truncated (not written through a
+/// shared mapping: that raises nothing), created, renamed into it or removed. Returns the watch
 /// descriptor, or -1 with errno set.
 int eventlog_inotify_watch_directory(int fd, const char *path);
 

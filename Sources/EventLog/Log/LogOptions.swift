@@ -61,7 +61,8 @@ public struct LogOptions: Sendable {
     /// lets the group read, `0o644` everyone. Directories get an x bit
     /// wherever the mode has an r bit (`0o700`, `0o750`, `0o755`). Never
     /// writable by the group or others: opening refuses a log whose
-    /// directory or files are (`EventLogError.insecurePermissions`).
+    /// directory or files are (`EventLogError.insecurePermissions`). Files
+    /// that exist keep their mode (`chmod` changes those).
     public var fileMode: UInt32 = 0o600
     /// Fault injection for tests: every file operation asks it first.
     public var storageFaults: StorageFaults? = nil
