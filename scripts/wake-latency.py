@@ -17,6 +17,7 @@ from idle.
 """
 import argparse
 import json
+import select
 import os
 import statistics
 import subprocess
@@ -29,27 +30,42 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--durability", default="none", choices=["none", "always", "interval"])
     parser.add_argument("--gap-ms", type=float, default=2.0)
+    parser.add_argument("--segment-bytes", type=int, default=128 << 20)
+    parser.add_argument("--preload", type=int, default=0, help="events appended before tail starts (with a small --segment-bytes: many segments)")
     parser.add_argument("--binary", default=os.path.join(os.path.dirname(__file__), "..", ".build", "release", "eventlog"))
     args = parser.parse_args()
     durability = ["--durability", "interval:100"] if args.durability == "interval" else ["--durability", args.durability]
 
     with tempfile.TemporaryDirectory(prefix="wake-latency-") as directory:
         log = os.path.join(directory, "log")
+        segment_bytes = ["--segment-bytes", str(args.segment_bytes)]
+        # A log of --preload events (with a small --segment-bytes: of many segments).
+        lines = "".join('{"stream":"p-%d","type":"T","data":{"pad":"%s"}}\n' % (i % 50, "x" * 200) for i in range(max(1, args.preload)))
+        subprocess.run([args.binary, "append", log, *segment_bytes, "--durability", "none", "--batch", "100"],
+                       input=lines, text=True, capture_output=True, check=True)
+        segments = len([name for name in os.listdir(log) if name.endswith(".segment")])
         writer = subprocess.Popen(
-            [args.binary, "append", log, "--batch", "1", *durability],
+            [args.binary, "append", log, "--batch", "1", *segment_bytes, *durability],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
-        writer.stdin.write('{"stream":"s","type":"T","data":{"n":0}}\n')
-        writer.stdin.flush()
-        writer.stdout.readline()  # the log exists now
-        tail = subprocess.Popen([args.binary, "tail", log, "-f", "--json"], stdout=subprocess.PIPE, text=True, bufsize=1)
-        tail.stdout.readline()  # event 0: tail is following
+        tail = subprocess.Popen([args.binary, "tail", log, "-f", "--json", "--from", "end"], stdout=subprocess.PIPE, text=True, bufsize=1)
+        # Event 0, until tail prints it: tail is following.
+        while True:
+            writer.stdin.write('{"stream":"s","type":"T","data":{"n":0}}\n')
+            writer.stdin.flush()
+            writer.stdout.readline()
+            ready, _, _ = select.select([tail.stdout], [], [], 0.5)
+            if ready:
+                tail.stdout.readline()
+                break
         samples = []
         for n in range(1, args.count + 1):
             writer.stdin.write('{"stream":"s","type":"T","data":{"n":%d}}\n' % n)
             writer.stdin.flush()
-            line = tail.stdout.readline()
-            now = time.time_ns() // 1000
-            event = json.loads(line)
+            event = {"data": {"n": 0}}
+            while event["data"]["n"] == 0:  # an extra event 0 of the start
+                line = tail.stdout.readline()
+                now = time.time_ns() // 1000
+                event = json.loads(line)
             assert event["data"]["n"] == n, line
             samples.append(now - event["timestamp"])
             writer.stdout.readline()
@@ -61,7 +77,7 @@ def main() -> None:
 
     samples.sort()
     pick = lambda q: samples[min(len(samples) - 1, int(q * len(samples)))]
-    print(f"durability {args.durability}, {len(samples)} events one at a time, {args.gap_ms} ms apart")
+    print(f"durability {args.durability}, {segments} segments, {len(samples)} events one at a time, {args.gap_ms} ms apart")
     print(f"writer stamp -> tail -f line read: median {statistics.median(samples):.0f} us, "
           f"p90 {pick(0.9)} us, p99 {pick(0.99)} us, min {samples[0]} us, max {samples[-1]} us")
 
