@@ -25,8 +25,15 @@ struct InspectCommand: ParsableCommand {
             not fail), last_compaction_unreadable (why eventlog.compaction could not be read, \
             null when it could or there is none), segments (file, \
             base_position, end_position, batches, events, bytes, allocated_bytes, first_timestamp, \
-            last_timestamp, sealed, rewritten: scavenging rewrote it without dead events) and totals (segments, batches, events, bytes, allocated_bytes). \
-            Times are microseconds since 1970; a segment without events has null timestamps.
+            last_timestamp, sealed, rewritten: scavenging rewrote it without dead events), totals (segments, batches, events, bytes, allocated_bytes), \
+            directory_mode (the log directory's permission bits, in octal, such as "0700") and \
+            file_modes (an object: each file or directory in it by name, with its permission bits in \
+            octal). Times are microseconds since 1970; a segment without events has null timestamps.
+
+            Modes: a log is created with its directory 0700 and every file 0600 (LogOptions.fileMode \
+            can let the group or others read). A log whose directory or any file in it the group or \
+            others can write does not open (exit 2); inspect still describes it and names them. Files \
+            0644 of older builds open, but every local user can read them (chmod 600 restricts them).
 
             The start position is the first position still in the log: retention (eventlog compact) \
             moves it past the segments it removes. The settings (retain age, retain bytes, retain \
@@ -76,6 +83,28 @@ struct InspectCommand: ParsableCommand {
 
     // MARK: Text
 
+    /// "directory 0700, files 0600 (12)", then what the group or others can write or read.
+    static func modesText(_ log: LogInspection) -> String {
+        var counts: [UInt32: Int] = [:]
+        for mode in log.fileModes.values { counts[mode, default: 0] += 1 }
+        let files = counts.keys.sorted().map { "\(octal($0)) (\(counts[$0] ?? 0))" }.joined(separator: ", ")
+        var text = "directory \(octal(log.directoryMode)), files " + (files.isEmpty ? "none" : files)
+        let writable = log.writableByOthers
+        if !writable.isEmpty {
+            let names = writable.prefix(5).joined(separator: ", ") + (writable.count > 5 ? ", ..." : "")
+            text += "; the group or others can write \(names): the log does not open (chmod go-w)"
+        } else if log.directoryMode & 0o044 != 0 || log.fileModes.values.contains(where: { $0 & 0o044 != 0 }) {
+            text += "; the group or others can read"
+        }
+        return text
+    }
+
+    /// A mode as four octal digits ("0600").
+    static func octal(_ mode: UInt32) -> String {
+        let digits = String(mode, radix: 8)
+        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+    }
+
     static func writeText(
         _ log: LogInspection, settings: LogSettings?, reclaimableBytes: UInt64?, compaction: MaintenanceStatus?,
         into output: inout OutputWriter
@@ -99,6 +128,7 @@ struct InspectCommand: ParsableCommand {
         for damaged in log.damagedFiles {
             header.append(("damaged", "\(damaged) (the events are intact: eventlog repair rebuilds it)"))
         }
+        header.append(("modes", modesText(log)))
         if let settings {
             header += RetentionSettingsFormat.textRows(settings)
             if let reclaimableBytes { header.append(("reclaimable", "\(reclaimableBytes) bytes (what eventlog compact would remove now)")) }

@@ -89,6 +89,16 @@ enum JSONInspectionFormat {
         output.append(totals.bytes)
         output.append(",\"allocated_bytes\":")
         output.append(totals.allocatedBytes)
+        output.append("}")
+        output.append(",\"directory_mode\":")
+        output.appendJSONString(InspectCommand.octal(log.directoryMode))
+        output.append(",\"file_modes\":{")
+        for (i, name) in log.fileModes.keys.sorted().enumerated() {
+            if i > 0 { output.append(byte: UInt8(ascii: ",")) }
+            output.appendJSONString(name)
+            output.append(":")
+            output.appendJSONString(InspectCommand.octal(log.fileModes[name] ?? 0))
+        }
         output.append("}}")
     }
 

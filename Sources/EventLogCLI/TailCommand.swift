@@ -25,9 +25,10 @@ struct TailCommand: ParsableCommand {
             /var/lib/orders --from -20 --stream order-7 -f
 
             Without --cursor the log is opened read-only, so tail works beside a running writer. While \
-            -f has nothing to print it reads on from the known end of the log every \
-            \(Self.refreshMilliseconds) ms (new batches, new segments): another process's events show up \
-            within about \(Self.refreshMilliseconds) ms.
+            -f has nothing to print it watches the log directory (inotify) and reads on from the known \
+            end of the log (new batches, new segments) as soon as another process writes a batch: its \
+            events show up within about a millisecond. As a safety net it also looks every second (every \
+            50 ms where the directory cannot be watched).
 
             --cursor NAME starts at the cursor's committed position (creating the cursor at the start \
             of the log when missing; --from does not go with it) and, after each batch of printed lines \
@@ -40,10 +41,9 @@ struct TailCommand: ParsableCommand {
 
     /// Events printed (and, with `--cursor`, committed) per batch at most.
     static let batchEvents = 1024
-    /// How long a caught-up `tail -f --cursor` waits for an append before it looks for a stop request.
+    /// How long a caught-up `tail -f` waits for an append (woken by it at
+    /// once: `Log.waitForAppends`) before it looks for a stop request.
     static let pollTimeoutSeconds = 0.1
-    /// How often a caught-up read-only `tail -f` opens the log again to see other processes' appends.
-    static let refreshMilliseconds = 50
 
     @Argument(help: "The log directory.")
     var directory: String
@@ -121,19 +121,18 @@ struct TailCommand: ParsableCommand {
     // MARK: Read-only
 
     /// Reads a read-only log to its end; with `-f`, follows what another
-    /// process appends: when caught up, `Log.refresh()` reads on from the
-    /// known end of the log (new batches, new segments) every
-    /// `refreshMilliseconds`.
+    /// process appends: when caught up, the subscription's poll waits on the
+    /// log directory's watch and refreshes the log as soon as the writer
+    /// writes (`Log.waitForAppends`), looking for a stop request every
+    /// `pollTimeoutSeconds`.
     private func tailReadOnly(into output: inout OutputWriter) throws {
         let log = try Self.openReadOnly(directory)
         defer { try? log.close() }
         let start = try (from ?? .start).startPoint(in: log, filter: filter, accepts: isPrinted)
         let subscription = try log.subscribe(from: start, filter: filter)
         while !StopConditions.shouldStop {
-            if try printBatch(of: subscription, timeout: 0, into: &output) > 0 { continue }
+            if try printBatch(of: subscription, timeout: follow ? Self.pollTimeoutSeconds : 0, into: &output) > 0 { continue }
             guard follow else { return }
-            if try log.refresh() { continue }
-            if StopConditions.sleep(seconds: Double(Self.refreshMilliseconds) / 1000) { return }
         }
     }
 
@@ -156,7 +155,7 @@ struct TailCommand: ParsableCommand {
         let subscription = try log.subscribe(cursor: cursor, createAt: .start, filter: filter)
         var committed = subscription.position
         while !StopConditions.shouldStop {
-            let delivered = try printBatch(of: subscription, timeout: 0, into: &output)
+            let delivered = try printBatch(of: subscription, timeout: follow ? Self.pollTimeoutSeconds : 0, into: &output)
             // Only now that the batch reached standard output: a crash before this line prints it again.
             if subscription.position != committed {
                 try subscription.commit()
@@ -164,8 +163,6 @@ struct TailCommand: ParsableCommand {
             }
             if delivered > 0 || subscription.position < log.endPosition { continue }
             guard follow else { break }
-            if try log.refresh() { continue }
-            if StopConditions.sleep(seconds: Double(Self.refreshMilliseconds) / 1000) { break }
         }
         closed = true
         try log.close()

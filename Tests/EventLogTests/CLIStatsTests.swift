@@ -182,6 +182,8 @@ extension CLIStatsTests {
     @Test func inspectTextMatchesTheGoldenFile() throws {
         let dir = TemporaryDirectory("cli")
         try GoldenLog.build(at: dir.path)
+        // The test made the directory (its mode follows the umask); the log made its files (0600).
+        chmod(dir.path, 0o700)
         let output = try CLIProcess.run(["inspect", dir.path])
         #expect(output.status == 0, "\(output)")
         let inspection = try Log.inspect(at: dir.path)

@@ -37,7 +37,7 @@ import Testing
 
     /// Creates `name` with `bytes`, synced, its directory entry synced.
     static func createDurably(_ name: String, _ bytes: [UInt8], in dir: TemporaryDirectory, faults: StorageFaults) throws {
-        let file = try EventLog.FileHandle.open(dir.sub(name), create: true, faults: faults)
+        let file = try EventLog.FileHandle.open(dir.sub(name), create: .ownerOnly, faults: faults)
         try file.write(bytes, at: 0)
         try file.datasync()
         try DirectoryOperations(path: dir.path, faults: faults).sync()
@@ -165,7 +165,7 @@ import Testing
             try directory.writeAtomically("renamed", bytes: Self.pattern(3, sectors: 1))
             // Not synced from here: six entry changes.
             do {
-                let fresh = try EventLog.FileHandle.open(dir.sub("fresh"), create: true, faults: faults)  // 1
+                let fresh = try EventLog.FileHandle.open(dir.sub("fresh"), create: .ownerOnly, faults: faults)  // 1
                 try fresh.write(Self.pattern(4, sectors: 1), at: 0)
                 try fresh.datasync()
             }
@@ -230,7 +230,7 @@ import Testing
                 try file.write(Self.pattern(9, sectors: 1), at: 0)
             }
             #expect(throws: IOError.self) { try file.datasync() }
-            #expect(throws: IOError.self) { try EventLog.FileHandle.open(dir.sub("other"), create: true, faults: old) }
+            #expect(throws: IOError.self) { try EventLog.FileHandle.open(dir.sub("other"), create: .ownerOnly, faults: old) }
             #expect(throws: IOError.self) { try DirectoryOperations(path: dir.path, faults: old).sync() }
             #expect(Self.contents(dir.sub("data")) == both)
             #expect(!FileManager.default.fileExists(atPath: dir.sub("other")))
@@ -277,13 +277,13 @@ import Testing
         for round in 0..<2 {
             let faults = sim.faults
             let directory = DirectoryOperations(path: dir.path, faults: faults)
-            let a = try EventLog.FileHandle.open(dir.sub("a"), create: true, faults: faults)
+            let a = try EventLog.FileHandle.open(dir.sub("a"), create: .ownerOnly, faults: faults)
             try a.write(pattern(UInt8(10 + round), sectors: 6), at: Int64(round * 3 * sector))
             try a.datasync()
             try a.write(pattern(UInt8(20 + round), sectors: 9), at: Int64(2 * sector))
             try a.zeroRange(at: Int64(5 * sector), length: Int64(2 * sector))
             try directory.sync()
-            let b = try EventLog.FileHandle.open(dir.sub("b-\(round)"), create: true, faults: faults)
+            let b = try EventLog.FileHandle.open(dir.sub("b-\(round)"), create: .ownerOnly, faults: faults)
             try b.setLength(64 * 1024)
             try b.write(pattern(UInt8(30 + round), sectors: 3), at: 4096)
             try directory.writeAtomically("c", bytes: pattern(UInt8(40 + round), sectors: 2))
@@ -314,7 +314,7 @@ import Testing
         for seed in Self.seeds.prefix(8) {
             let (dir, sim) = try Self.setUp(seed)
             do {
-                let file = try EventLog.FileHandle.open(dir.sub("big.segment"), create: true, faults: sim.faults)
+                let file = try EventLog.FileHandle.open(dir.sub("big.segment"), create: .ownerOnly, faults: sim.faults)
                 try file.write(Self.pattern(1, sectors: 1), at: 0)
                 try file.setLength(capacity)
                 try file.datasync()

@@ -533,7 +533,7 @@ import Testing
     @Test func theWriterRefusesRowsOutOfOrderAndBadNamesWithoutCrashing() throws {
         let dir = TemporaryDirectory("runs", preferMemory: true)
         let path = dir.sub("x.streamtable")
-        var writer = try StreamTableRunWriter(path: path, from: 0, to: 10, expectedRows: 4, faults: nil)
+        var writer = try StreamTableRunWriter(path: path, from: 0, to: 10, expectedRows: 4, modes: .ownerOnly, faults: nil)
         try writer.append(hash: 5, row: StreamTableRow(name: "b"))
         for (hash, name) in [(UInt64(5), "a"), (5, "b"), (4, "z"), (0, "b"), (6, ""), (6, String(repeating: "n", count: 256))] {
             do throws(IOError) {
@@ -551,7 +551,7 @@ import Testing
         let view = try #require(StreamTableRunView.open(path: path, faults: nil))
         #expect(try Self.allRows(view).map(\.row.name) == ["b", "ba", String(repeating: "n", count: 255)])
         do throws(IOError) {
-            _ = try StreamTableRunWriter(path: dir.sub("y.streamtable"), from: 11, to: 10, expectedRows: 0, faults: nil)
+            _ = try StreamTableRunWriter(path: dir.sub("y.streamtable"), from: 11, to: 10, expectedRows: 0, modes: .ownerOnly, faults: nil)
             Issue.record("a run from 11 to 10 was created")
         } catch {
             #expect(error.errno == EINVAL)

@@ -44,6 +44,45 @@ int eventlog_guarded_touch(const void *bytes, int64_t length);
 /// memory access: this is how hot paths read a whole frame safely.
 int eventlog_guarded_crc32c(uint32_t crc, const void *bytes, int64_t length, uint32_t *result);
 
+/// `inotify_init1(IN_NONBLOCK | IN_CLOEXEC)`: a new inotify instance whose
+/// reads never block (a waiter polls it first). Returns its descriptor, or
+/// -1 with errno set.
+int eventlog_inotify_open(void);
+
+/// `inotify_add_watch(fd, path, IN_MODIFY | IN_CREATE | IN_MOVED_TO |
+/// IN_DELETE | IN_ONLYDIR)`: watch the directory `path` for a file in it
+/// written through `write`/`pwrite` or truncated (not written through a
+/// shared mapping: that raises nothing), created, renamed into it or removed. Returns the watch
+/// descriptor, or -1 with errno set.
+int eventlog_inotify_watch_directory(int fd, const char *path);
+
+/// Reads and drops every event queued on the inotify instance `fd` (`read`
+/// into a stack buffer until it fails with EAGAIN; EINTR is retried). Sets
+/// `*watch_removed` to 1 when the kernel removed the watch (IN_IGNORED: the
+/// directory was deleted or its file system unmounted), else 0. A queue
+/// overflow (IN_Q_OVERFLOW) needs nothing: it only says "something changed",
+/// and the caller looks at the directory after every drain anyway. Returns
+/// 0, or -1 with errno set.
+int eventlog_inotify_drain(int fd, int *watch_removed);
+
+/// `eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)`: a counter one thread writes to
+/// wake another out of `poll`. Returns its descriptor, or -1 with errno set.
+int eventlog_eventfd_open(void);
+
+/// Adds 1 to the eventfd counter (`write` of 8 bytes): a `poll` on it
+/// returns. Returns 0, or -1 with errno set. EINTR is retried.
+int eventlog_eventfd_signal(int fd);
+
+/// Resets the eventfd counter to 0 (`read` of 8 bytes; EAGAIN, already 0,
+/// is success). Returns 0, or -1 with errno set. EINTR is retried.
+int eventlog_eventfd_clear(int fd);
+
+/// `poll` on `first` and `second` for reading, for up to `timeout_ms`
+/// milliseconds (-1: no limit). Returns a bit mask: 1 when `first` is
+/// readable, 2 when `second` is; 0 after the timeout; -1 with errno set
+/// (EINTR is returned to the caller, who recomputes the timeout).
+int eventlog_poll_two(int first, int second, int timeout_ms);
+
 #endif
 
 #ifndef CSYSTEMCALLS_PREFETCH

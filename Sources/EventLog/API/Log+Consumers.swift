@@ -1,3 +1,5 @@
+import struct Foundation.Date
+
 extension Log {
     // MARK: Cursors
 
@@ -110,9 +112,43 @@ extension Log {
     /// Safe to call from any thread; calls are serialised. Blocks on the disk.
     @discardableResult
     public func refresh() throws(EventLogError) -> Bool {
-        guard options.readOnly else { return false }
-        try consumers.store.refreshFromDisk()
-        let (path, options) = (self.path, self.options)
-        return try batches.segments.refresh { Opener(path: path, options: options) }
+        try consumers.refreshFromDisk()
+    }
+
+    /// Blocks until the log holds events past `end` (default: `endPosition`
+    /// now), `timeout` seconds pass (nil: no limit) or the log closes;
+    /// returns true when it does.
+    ///
+    /// A writable log is woken by its own appends. A read-only log is woken
+    /// by another process's: it watches the log directory (inotify, Linux)
+    /// and refreshes (`refresh()`) as soon as the writer's write of a batch
+    /// returns, so a reader learns of it within a fraction of a millisecond,
+    /// without polling. As a safety net it also refreshes every second while
+    /// it waits; where the directory cannot be watched, every 50 ms.
+    /// Subscriptions (`poll`, `events(from:)`, consumer groups) of a
+    /// read-only log wait the same way.
+    ///
+    /// Safe to call from several threads (one of them watches, the others
+    /// wait for its refresh). Blocks: call it from your own thread, or use
+    /// the `async` form.
+    @discardableResult
+    public func waitForAppends(after end: UInt64? = nil, timeout: Double? = nil) throws(EventLogError) -> Bool {
+        let end = end ?? endPosition
+        let deadline = timeout.map { Date(timeIntervalSinceNow: $0) }
+        let consumers = self.consumers
+        _ = try consumers.waitForChange(until: { consumers.isClosed || consumers.endPosition > end }, deadline: deadline)
+        return consumers.endPosition > end
+    }
+
+    /// `waitForAppends(after:timeout:)` for a task: it waits on a thread of
+    /// its own, never on the cooperative pool. Cancelling the task ends the
+    /// wait (returning false unless events arrived).
+    @discardableResult
+    public func waitForAppends(after end: UInt64? = nil, timeout: Double? = nil) async throws(EventLogError) -> Bool {
+        let end = end ?? endPosition
+        let deadline = timeout.map { Date(timeIntervalSinceNow: $0) }
+        let consumers = self.consumers
+        _ = try await consumers.waitForChange(until: { consumers.isClosed || consumers.endPosition > end }, deadline: deadline)
+        return consumers.endPosition > end
     }
 }

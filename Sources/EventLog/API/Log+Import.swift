@@ -66,12 +66,15 @@ public final class LogImporter {
         self.options = options
         self.startPosition = startPosition
         self.settings = settings
-        let directory = DirectoryOperations(path: path, faults: options.storageFaults)
+        let directory = DirectoryOperations(path: path, faults: options.storageFaults, modes: options.createModes)
         self.directory = directory
         var id = logID.uuid
         logIDBytes = withUnsafeBytes(of: &id) { Array($0) }
         do {
-            try DirectoryOperations.createIfMissing(path)
+            try DirectoryOperations.createIfMissing(path, modes: directory.modes)
+            if let (path, mode) = directory.writableByOthers(among: []) {
+                throw EventLogError.insecurePermissions(path: path, mode: UInt32(mode))
+            }
             let lock = try Opener.lockForWriting(directory)
             self.lock = lock
             let names = try directory.list()

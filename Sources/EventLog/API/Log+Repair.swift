@@ -38,7 +38,7 @@ extension Log {
     ///     fault injection in tests); retention does not run during it.
     public static func repair(at path: String, options: LogOptions = LogOptions(), apply: Bool = false) throws(EventLogError) -> RepairPlan {
         do {
-            let repair = try LogRepair(at: path, faults: options.storageFaults)
+            let repair = try LogRepair(at: path, faults: options.storageFaults, modes: options.createModes)
             var (plan, steps) = try repair.plan(from: try verify(at: path))
             if steps.rewritesJournal {
                 let (bytes, fates) = ConsumerStore.salvage(

@@ -108,7 +108,7 @@ public final class Log: Sendable {
         do {
             let (batches, (index, store)) = try BatchLog.open(at: path, options: options) { opened in
                 // Every check of the segments passed; nothing was changed yet.
-                let directory = DirectoryOperations(path: path, faults: options.storageFaults)
+                let directory = DirectoryOperations(path: path, faults: options.storageFaults, modes: options.createModes)
                 let index = try StreamIndex.open(&opened, options: options, directory: directory)
                 let store = try ConsumerStore.open(
                     directory: directory, logID: opened.metadata.logID,
@@ -180,6 +180,11 @@ public final class Log: Sendable {
         var failure: EventLogError?
         // Cursor commits (of a writer, or of a reader with allowsCursorCommits).
         do { try consumers.store.sync() } catch { failure = error }
+        // A read-only log's waiter on the directory watch sees the log closed.
+        defer {
+            consumers.wakeWaiters()
+            consumers.appendWatch.close()
+        }
         try batches.close()
         if let failure { throw failure }
     }

@@ -98,7 +98,7 @@ public final class ConsumerGroup: Sendable {
                 wake = min(wake ?? at, at)
             }
             let frontier = state.withLock { $0.frontier }
-            let ready = consumers.notifier.wait(
+            let ready = try consumers.waitForChange(
                 until: {
                     self.consumers.isClosed || self.consumers.endPosition > frontier
                         || self.changes.load(ordering: .sequentiallyConsistent) != seen
@@ -121,7 +121,8 @@ public final class ConsumerGroup: Sendable {
     /// Wakes workers waiting in `receive`.
     private func signal() {
         changes.add(1, ordering: .sequentiallyConsistent)
-        consumers.notifier.wakeAll()
+        // Also the worker waiting on a read-only log's directory watch.
+        consumers.wakeWaiters()
     }
 
     /// Hands an event back: it goes out again (or is parked after `maxDeliveries`).

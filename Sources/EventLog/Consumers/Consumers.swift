@@ -1,4 +1,5 @@
 import Synchronization
+import struct Foundation.Date
 
 /// Where a cursor or a subscription starts.
 public enum StartPoint: Sendable, Hashable {
@@ -58,10 +59,13 @@ final class Consumers: Sendable {
     /// anyone holds it). Weak: a group holds its log, and a log released
     /// without close() must be freed (its lock released) like after a crash.
     let groups = Mutex<[String: WeakConsumerGroup]>([:])
+    /// A read-only log's watch for another process's appends.
+    let appendWatch: AppendWatch
 
     init(log: BatchLog, store: ConsumerStore) {
         self.log = log
         self.store = store
+        self.appendWatch = AppendWatch(directory: log.path, disabled: !log.options.watchesDirectory, logger: log.options.logger)
     }
 
     var isClosed: Bool { log.isClosed }
@@ -70,6 +74,49 @@ final class Consumers: Sendable {
     var endPosition: UInt64 { log.snapshot().endPosition }
     func snapshot() -> LogSnapshot { log.snapshot() }
     func event(at position: UInt64) throws(EventLogError) -> Event { try log.event(at: position) }
+}
+
+extension Consumers {
+    // MARK: Waiting for appends
+
+    /// `Log.refresh()`: for a read-only log, reads what other processes
+    /// appended and committed since; true when new events appeared.
+    @discardableResult
+    func refreshFromDisk() throws(EventLogError) -> Bool {
+        guard log.options.readOnly else { return false }
+        try store.refreshFromDisk()
+        let (path, options) = (log.path, log.options)
+        return try log.segments.refresh { Opener(path: path, options: options) }
+    }
+
+    /// Blocks until `ready()` holds or `deadline` passes; returns `ready()`.
+    /// A writable log is woken by its own appends (`notifier`); a read-only
+    /// one by another process's, through `appendWatch` (refreshing on each).
+    /// `ready` must also hold once the log is closed or the waiter cancelled.
+    func waitForChange(until ready: () -> Bool, deadline: Date?) throws(EventLogError) -> Bool {
+        guard log.options.readOnly else { return notifier.wait(until: ready, deadline: deadline) }
+        return try appendWatch.wait(until: ready, deadline: deadline, notifier: notifier) { () throws(EventLogError) in
+            try self.refreshFromDisk()
+        }
+    }
+
+    /// `waitForChange` for a task, off the cooperative pool; cancelling the task ends it.
+    func waitForChange(until ready: @escaping @Sendable () -> Bool, deadline: Date?) async throws(EventLogError) -> Bool {
+        if !log.options.readOnly && deadline == nil {
+            // The notifier suspends the task itself; cancellation ends it.
+            await notifier.wait(until: ready)
+            return ready()
+        }
+        return try await AppendWatch.offPool(until: ready, wake: { self.wakeWaiters() }) { (condition) throws(EventLogError) in
+            try self.waitForChange(until: condition, deadline: deadline)
+        }
+    }
+
+    /// Wakes every waiter, including one waiting on the watch (cancel, close).
+    func wakeWaiters() {
+        notifier.wakeAll()
+        appendWatch.interrupt()
+    }
 }
 
 extension Consumers {

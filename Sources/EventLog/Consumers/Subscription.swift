@@ -13,7 +13,8 @@ public struct AutoCommit: Sendable, Hashable {
 }
 
 /// A reader that catches up from a start point, then follows the log live:
-/// a caught-up `poll` waits until an append wakes it (no polling).
+/// a caught-up `poll` waits until an append wakes it (no polling; on a
+/// read-only log, an append by another process: `Log.waitForAppends`).
 ///
 /// One consumer at a time: do not call `poll` from two threads at once
 /// (`cancel` may be called from any thread). Filtered-out events advance
@@ -65,7 +66,8 @@ public final class Subscription: @unchecked Sendable {
                 }
                 continue
             }
-            let ready = consumers.notifier.wait(
+            // A read-only log refreshes when another process appends (`AppendWatch`).
+            let ready = try consumers.waitForChange(
                 until: { self.cancelled.load(ordering: .relaxed) || self.consumers.isClosed || self.consumers.endPosition > position },
                 deadline: deadline)
             if !ready { return 0 }
@@ -97,7 +99,7 @@ public final class Subscription: @unchecked Sendable {
     /// Ends the subscription: a waiting `poll` returns 0 at once.
     public func cancel() {
         cancelled.store(true, ordering: .relaxed)
-        consumers.notifier.wakeAll()
+        consumers.wakeWaiters()
     }
 }
 
@@ -177,7 +179,7 @@ public struct EventSequence: AsyncSequence, Sendable {
                 }
                 let target = position
                 let consumers = self.consumers
-                await consumers.notifier.wait(until: { consumers.isClosed || consumers.endPosition > target })
+                _ = try await consumers.waitForChange(until: { consumers.isClosed || consumers.endPosition > target }, deadline: nil)
             }
         }
     }

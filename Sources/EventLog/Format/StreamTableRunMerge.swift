@@ -32,7 +32,7 @@ enum StreamTableRunMerge {
         do {
             var writer = try StreamTableRunWriter(
                 path: directory.file(temporary), from: first.from, to: last.to,
-                expectedRows: runs.reduce(0) { $0 + $1.rowCount }, faults: directory.faults)
+                expectedRows: runs.reduce(0) { $0 + $1.rowCount }, modes: directory.modes, faults: directory.faults)
             var cursors = runs.map(StreamTableRunCursor.init)
             var live = try cursors.indices.map { try cursors[$0].advance() }
             var rows = 0

@@ -42,11 +42,11 @@ struct StreamTableRunWriter: ~Copyable {
     /// Creates (or truncates) the file at `path`, for a run of the changes
     /// made by the records at positions `[from, to)`. `expectedRows` sizes the
     /// bloom filter: more rows are still found, the filter is only less selective.
-    init(path: String, from: UInt64, to: UInt64, expectedRows: Int, faults: StorageFaults?) throws(IOError) {
+    init(path: String, from: UInt64, to: UInt64, expectedRows: Int, modes: CreateModes, faults: StorageFaults?) throws(IOError) {
         guard from <= to else {
             throw IOError(operation: "create a stream table run from position \(from) to \(to) (from after to)", path: path, errno: EINVAL)
         }
-        let file = try FileHandle.open(path, create: true, faults: faults)
+        let file = try FileHandle.open(path, create: modes, faults: faults)
         try file.setLength(0)
         self.file = file
         self.from = from
@@ -206,7 +206,7 @@ struct StreamTableRunWriter: ~Copyable {
         let temporary = name + ".tmp"
         do throws(IOError) {
             var writer = try StreamTableRunWriter(
-                path: directory.file(temporary), from: from, to: to, expectedRows: expectedRows, faults: directory.faults)
+                path: directory.file(temporary), from: from, to: to, expectedRows: expectedRows, modes: directory.modes, faults: directory.faults)
             for (hash, row) in rows { try writer.append(hash: hash, row: row) }
             try writer.finish()
             try directory.rename(temporary, to: name)

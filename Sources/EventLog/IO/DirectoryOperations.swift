@@ -13,17 +13,20 @@ import Darwin
 struct DirectoryOperations: Sendable {
     let path: String
     let faults: StorageFaults?
+    /// The modes of the files and directories created in it.
+    var modes: CreateModes = .ownerOnly
 
     func file(_ name: String) -> String { path + "/" + name }
 
-    /// Creates the directory (and its parents) when missing. The corresponding C function is `mkdir`.
-    static func createIfMissing(_ path: String) throws(IOError) {
+    /// Creates the directory (and its parents) when missing, with `modes`'
+    /// directory mode. The corresponding C function is `mkdir`.
+    static func createIfMissing(_ path: String, modes: CreateModes) throws(IOError) {
         var components: [Substring] = path.split(separator: "/", omittingEmptySubsequences: true)
         var prefix = path.hasPrefix("/") ? "" : "."
         var created = false
         while !components.isEmpty {
             prefix += "/" + components.removeFirst()
-            if mkdir(prefix, 0o755) == 0 { created = true; continue }
+            if mkdir(prefix, modes.directory) == 0 { created = true; continue }
             if errno == EEXIST { continue }
             throw IOError(operation: "mkdir", path: prefix, errno: errno)
         }
@@ -56,6 +59,18 @@ struct DirectoryOperations: Sendable {
         return names
     }
 
+    /// The directory itself, or a file or directory in it, that the group or
+    /// others can write (`CreateModes.isWritableByOthers`): its path and
+    /// mode, the first found; nil when there is none. Symbolic links are
+    /// not followed (their own mode means nothing).
+    func writableByOthers(among names: [String]) -> (path: String, mode: mode_t)? {
+        for candidate in [path] + names.map(file) {
+            guard let (mode, counts) = CreateModes.permissions(of: candidate), counts else { continue }
+            if CreateModes.isWritableByOthers(mode) { return (candidate, mode) }
+        }
+        return nil
+    }
+
     /// Makes the directory's entries durable (`open(O_RDONLY|O_DIRECTORY)` + `fsync`).
     /// Called after every create, rename or unlink that must survive a crash.
     func sync() throws(IOError) {
@@ -85,13 +100,14 @@ struct DirectoryOperations: Sendable {
         try sync()
     }
 
-    /// Creates the directory `name` inside this one, then syncs this one.
+    /// Creates the directory `name` inside this one (with `modes`' directory
+    /// mode), then syncs this one.
     /// Fails when it exists. The corresponding C function is `mkdir`.
     func makeDirectory(_ name: String) throws(IOError) {
         if case .fail(let e)? = faults?.decide(.makeDirectory, file(name)) {
             throw IOError(operation: "mkdir", path: file(name), errno: e)
         }
-        if mkdir(file(name), 0o755) != 0 { throw IOError(operation: "mkdir", path: file(name), errno: errno) }
+        if mkdir(file(name), modes.directory) != 0 { throw IOError(operation: "mkdir", path: file(name), errno: errno) }
         try sync()
     }
 
@@ -136,7 +152,7 @@ struct DirectoryOperations: Sendable {
     /// half of an atomic replace, for callers that rename several files and
     /// then sync the directory once.
     func writeTemporary(_ name: String, bytes: [UInt8]) throws(IOError) {
-        let handle = try FileHandle.open(file(name + ".tmp"), create: true, faults: faults)
+        let handle = try FileHandle.open(file(name + ".tmp"), create: modes, faults: faults)
         try handle.setLength(0)
         try handle.write(bytes, at: 0)
         try handle.datasync()

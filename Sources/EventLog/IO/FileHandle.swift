@@ -29,18 +29,20 @@ final class FileHandle: Sendable {
 
     deinit { _ = systemClose(descriptor) }
 
-    /// Opens `path`. The corresponding C function is `open`.
+    /// Opens `path`; with `create`, creates it when missing with those
+    /// modes' file mode (a file that exists keeps its mode). The
+    /// corresponding C function is `open`.
     static func open(
-        _ path: String, readOnly: Bool = false, create: Bool = false, exclusive: Bool = false,
+        _ path: String, readOnly: Bool = false, create: CreateModes? = nil, exclusive: Bool = false,
         faults: StorageFaults?
     ) throws(IOError) -> FileHandle {
         if case .fail(let e)? = faults?.decide(.open, path) { throw IOError(operation: "open", path: path, errno: e) }
         var flags: Int32 = readOnly ? O_RDONLY : O_RDWR
         flags |= O_CLOEXEC
-        if create { flags |= O_CREAT }
+        if create != nil { flags |= O_CREAT }
         if exclusive { flags |= O_EXCL }
         while true {
-            let fd = systemOpen(path, flags, 0o644)
+            let fd = systemOpen(path, flags, create?.file ?? 0)
             if fd >= 0 {
                 let file = FileHandle(descriptor: fd, path: path, faults: faults)
                 faults?.recorder?.opened(file)

@@ -66,7 +66,7 @@ final class PowerLossSimulator: Sendable {
         directory: String, seed: UInt64,
         decide: (@Sendable (StorageOperation, String) -> StorageFault?)? = nil
     ) throws(IOError) {
-        try DirectoryOperations.createIfMissing(directory)
+        try DirectoryOperations.createIfMissing(directory, modes: .ownerOnly)
         self.directory = directory
         self.decide = decide
         let model = PowerLossModel(baseline: try Self.readFiles(in: directory), generation: 0)
@@ -169,7 +169,7 @@ final class PowerLossSimulator: Sendable {
         }
         for file in files {
             let path = directory + "/" + file.names[0]
-            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, CreateModes.ownerOnly.file)
             guard fd >= 0 else { throw IOError(operation: "open", path: path, errno: errno) }
             defer { close(fd) }
             if ftruncate(fd, off_t(file.length)) != 0 { throw IOError(operation: "ftruncate", path: path, errno: errno) }

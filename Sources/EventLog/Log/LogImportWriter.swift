@@ -176,7 +176,7 @@ struct LogImportWriter: ~Copyable {
             logID: logID, basePosition: segmentBase, createdAt: createdAt, declaredEnd: hasGap ? endPosition : nil)
         let name = FileNames.segment(segmentBase)
         do throws(IOError) {
-            let file = try FileHandle.open(directory.file(name), create: true, faults: directory.faults)
+            let file = try FileHandle.open(directory.file(name), create: directory.modes, faults: directory.faults)
             try file.setLength(0)
             var pending = ByteBuffer(capacity: 1 << 20)
             var written = 0
@@ -215,7 +215,7 @@ struct LogImportWriter: ~Copyable {
     private mutating func writeEmptyActive(at base: UInt64) throws(EventLogError) {
         let header = SegmentHeader(logID: logID, basePosition: base, createdAt: createdAt)
         do throws(IOError) {
-            let file = try FileHandle.open(directory.file(FileNames.segment(base)), create: true, faults: directory.faults)
+            let file = try FileHandle.open(directory.file(FileNames.segment(base)), create: directory.modes, faults: directory.faults)
             try file.setLength(0)
             try file.write(header.encode(), at: 0)
             try file.setLength(Int64(segmentBytes))

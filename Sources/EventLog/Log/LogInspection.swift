@@ -58,6 +58,21 @@ public struct LogInspection: Sendable {
     /// a damaged or missing `eventlog.meta` (then the log id, version and
     /// creation time above are the segment headers'). `verify` checks the rest.
     public var damagedFiles: [RecoveryReport.DamagedFile] = []
+    /// The permission bits of the log directory (`0o700` as created by
+    /// default; `LogOptions.fileMode`).
+    public var directoryMode: UInt32 = 0
+    /// The permission bits of every file and directory in the log directory,
+    /// by name (symbolic links left out). A log whose directory or any of
+    /// these the group or others can write does not open
+    /// (`EventLogError.insecurePermissions`); files `0o644` of older builds
+    /// do, but every local user can read them.
+    public var fileModes: [String: UInt32] = [:]
+
+    /// The directory or a file in it that the group or others can write (sorted by name; the directory first).
+    public var writableByOthers: [String] {
+        (CreateModes.isWritableByOthers(directoryMode) ? ["."] : [])
+            + fileModes.filter { CreateModes.isWritableByOthers($0.value) }.keys.sorted()
+    }
 }
 
 extension LogInspection {
@@ -129,6 +144,11 @@ extension LogInspection {
                 allocatedBytes: allocated)
             inspection.missingPositions = missing
             inspection.damagedFiles = damagedFiles
+            inspection.directoryMode = CreateModes.permissions(of: path).map { UInt32($0.mode) } ?? 0
+            for name in names {
+                guard let (mode, counts) = CreateModes.permissions(of: directory.file(name)), counts else { continue }
+                inspection.fileModes[name] = UInt32(mode)
+            }
             return inspection
         } catch {
             throw .wrapping(error)

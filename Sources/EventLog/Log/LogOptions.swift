@@ -58,6 +58,15 @@ public struct LogOptions: Sendable {
     /// consumer in another process can record its progress beside a live
     /// writer. Its cursor journal is the one file such a log changes.
     public var allowsCursorCommits: Bool = false
+    /// The permission bits of every file the log creates (segments, indexes,
+    /// the lock, the cursor journal, the stream table, temporary and
+    /// moved-aside files): `0o600` (the owner only) by default; `0o640`
+    /// lets the group read, `0o644` everyone. Directories get an x bit
+    /// wherever the mode has an r bit (`0o700`, `0o750`, `0o755`). Never
+    /// writable by the group or others: opening refuses a log whose
+    /// directory or files are (`EventLogError.insecurePermissions`). Files
+    /// that exist keep their mode (`chmod` changes those).
+    public var fileMode: UInt32 = 0o600
     /// Fault injection for tests: every file operation asks it first.
     public var storageFaults: StorageFaults? = nil
     /// Where the log reports what an operator needs (swift-log): recovery
@@ -98,6 +107,9 @@ public struct LogOptions: Sendable {
     /// Test hook: the most keys key compaction's map holds, instead of
     /// what `keyMapMemoryBytes` allows; a test lowers it to see passes go window by window.
     var keyMapKeyLimit: Int?
+    /// Test hook: a read-only log watches its directory for another
+    /// process's appends (inotify); off, it only polls (`AppendWatch`).
+    var watchesDirectory = true
 
     public init(
         segmentBytes: Int = 128 << 20, indexInterval: Int = 4096, durability: Durability = .always,
@@ -110,6 +122,9 @@ public struct LogOptions: Sendable {
         self.createIfMissing = createIfMissing
         self.readOnly = readOnly
     }
+
+    /// The modes files and directories are created with.
+    var createModes: CreateModes { CreateModes(file: fileMode) }
 
     func validate() throws(EventLogError) {
         guard segmentBytes >= Limits.minSegmentBytes, segmentBytes <= Limits.maxSegmentBytes else {
@@ -135,6 +150,10 @@ public struct LogOptions: Sendable {
         }
         if let interval = metricsInterval, interval < .milliseconds(10) {
             throw .invalidArgument("metricsInterval must be at least 10 ms, got \(interval)")
+        }
+        guard fileMode & 0o600 == 0o600, fileMode & ~UInt32(0o644) == 0 else {
+            throw .invalidArgument(
+                "fileMode must be 0o600 with at most the group's and others' read bits (0o640, 0o604, 0o644), got 0o\(String(fileMode, radix: 8))")
         }
         if let age = segmentMaxAgeSeconds, age <= 0 {
             throw .invalidArgument("segmentMaxAgeSeconds must be positive, got \(age)")

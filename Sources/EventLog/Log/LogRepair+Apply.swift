@@ -40,14 +40,14 @@ extension LogRepair {
         _ = try MergeSwap.recover(in: directory)
         if let name = steps.damagedDirectory {
             try directory.makeDirectory(name)
-            let damaged = DirectoryOperations(path: directory.file(name), faults: directory.faults)
+            let damaged = DirectoryOperations(path: directory.file(name), faults: directory.faults, modes: directory.modes)
             if let cut = steps.cut { try copyAside(cut, into: damaged) }
             for file in steps.segmentFiles + steps.derivedFiles { try directory.move(file, into: damaged) }
             if let bytes = steps.journalBytes {
                 // Copied, not moved: until the rename below the damaged journal stays in place.
                 let source = try FileHandle.open(directory.file(FileNames.cursorJournal), readOnly: true, faults: directory.faults)
                 let aside = try FileHandle.open(
-                    damaged.file(FileNames.cursorJournal), create: true, exclusive: true, faults: directory.faults)
+                    damaged.file(FileNames.cursorJournal), create: directory.modes, exclusive: true, faults: directory.faults)
                 try source.copy(0..<(try source.length()), to: aside, at: 0)
                 try aside.datasync()
                 try damaged.sync()
@@ -71,13 +71,13 @@ extension LogRepair {
         let length = try source.length()
         let offset = Int64(cut.offset)
         let aside = try FileHandle.open(
-            damaged.file(FileNames.cutOff(cut.base, from: cut.offset)), create: true, exclusive: true, faults: directory.faults)
+            damaged.file(FileNames.cutOff(cut.base, from: cut.offset)), create: directory.modes, exclusive: true, faults: directory.faults)
         try source.copy(offset..<length, to: aside, at: 0)
         try aside.setLength(length - offset)
         try aside.datasync()
         try damaged.sync()
 
-        let replacement = try FileHandle.open(directory.file(name + ".tmp"), create: true, faults: directory.faults)
+        let replacement = try FileHandle.open(directory.file(name + ".tmp"), create: directory.modes, faults: directory.faults)
         try replacement.setLength(0)
         try source.copy(0..<offset, to: replacement, at: 0)
         try replacement.setLength(length)

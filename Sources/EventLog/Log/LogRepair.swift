@@ -28,9 +28,13 @@ struct LogRepair {
     /// Takes the writer lock of the log in `path` (throws `locked` when a
     /// writer has it) and reads its metadata, refusing a log this build may
     /// not write (as a writer's open does).
-    init(at path: String, faults: StorageFaults?) throws {
+    init(at path: String, faults: StorageFaults?, modes: CreateModes) throws {
         guard DirectoryOperations.isDirectory(path) else { throw EventLogError.notFound(path: path) }
-        directory = DirectoryOperations(path: path, faults: faults)
+        directory = DirectoryOperations(path: path, faults: faults, modes: modes)
+        // As an open would: a log other users can change is not trusted.
+        if let (path, mode) = directory.writableByOthers(among: try directory.list()) {
+            throw EventLogError.insecurePermissions(path: path, mode: UInt32(mode))
+        }
         let metadataFile = directory.file(FileNames.metadata)
         let firstSegment = SegmentSet.bases(in: try directory.list()).first
         guard DirectoryOperations.exists(metadataFile) || firstSegment != nil else { throw EventLogError.notFound(path: path) }

@@ -46,13 +46,17 @@ struct Opener {
     init(path: String, options: LogOptions) {
         self.path = path
         self.options = options
-        self.directory = DirectoryOperations(path: path, faults: options.storageFaults)
+        self.directory = DirectoryOperations(path: path, faults: options.storageFaults, modes: options.createModes)
     }
 
     mutating func open<Upper>(prepare: (inout OpenedSegments) throws -> Upper) throws -> (BatchLog, Upper) {
         if !DirectoryOperations.isDirectory(path) {
             if readOnly || !options.createIfMissing { throw EventLogError.notFound(path: path) }
-            try DirectoryOperations.createIfMissing(path)
+            try DirectoryOperations.createIfMissing(path, modes: directory.modes)
+        }
+        // Before anything is read or written: no other user may have changed the log.
+        if let (path, mode) = directory.writableByOthers(among: try directory.list()) {
+            throw EventLogError.insecurePermissions(path: path, mode: UInt32(mode))
         }
         var lockFile: FileHandle?
         if !readOnly {
@@ -234,7 +238,7 @@ struct Opener {
     /// `eventlog.lock`, created when missing), as every process that changes
     /// the log's files does. Throws `locked` when another holds it.
     static func lockForWriting(_ directory: DirectoryOperations) throws -> FileHandle {
-        let lock = try FileHandle.open(directory.file(FileNames.lock), create: true, faults: directory.faults)
+        let lock = try FileHandle.open(directory.file(FileNames.lock), create: directory.modes, faults: directory.faults)
         // A lock can be held for a moment by a child process this one is
         // spawning (it shares our file descriptions until its exec closes
         // them), so a refusal is retried for up to 100 ms before it counts.
@@ -357,7 +361,34 @@ struct Opener {
 
     /// Opens, maps and checks one segment, loading its indexes or rebuilding
     /// them; for the last one, judges where its data stops (Format.md §10).
+    ///
+    /// Read-only, the last segment may be written by a live writer while it
+    /// is judged: the scan can stop at zeros where the writer had not yet
+    /// written, and the look past them then find the batches it wrote
+    /// meanwhile, which reads as damage. The writer writes in order, so a
+    /// second scan finds those zeros filled: damage is reported only when it
+    /// is still there then. (A read-only process is woken by the writer's
+    /// writes, `AppendWatch`, so it often scans just as the writer writes.)
     mutating func openSegment(
+        base: UInt64, isLast: Bool, nextBase: UInt64?, metadata: LogMetadata, marker: CleanShutdownMarker?,
+        tableCovered: UInt64?
+    ) throws -> OpenedSegment {
+        guard readOnly && isLast else {
+            return try openSegmentOnce(
+                base: base, isLast: isLast, nextBase: nextBase, metadata: metadata, marker: marker, tableCovered: tableCovered)
+        }
+        let reportBefore = report
+        do {
+            return try openSegmentOnce(
+                base: base, isLast: isLast, nextBase: nextBase, metadata: metadata, marker: marker, tableCovered: tableCovered)
+        } catch EventLogError.corruption {
+            report = reportBefore
+            return try openSegmentOnce(
+                base: base, isLast: isLast, nextBase: nextBase, metadata: metadata, marker: marker, tableCovered: tableCovered)
+        }
+    }
+
+    private mutating func openSegmentOnce(
         base: UInt64, isLast: Bool, nextBase: UInt64?, metadata: LogMetadata, marker: CleanShutdownMarker?,
         tableCovered: UInt64?
     ) throws -> OpenedSegment {

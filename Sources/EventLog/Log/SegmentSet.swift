@@ -455,8 +455,12 @@ final class SegmentSet: Sendable {
             }
         }
 
-        // 3. Segments created since.
-        let names = try directory.list()
+        // 3. Segments created since. They are consecutive, so the first new one is
+        //    named by the end position: the directory (thousands of names in a long
+        //    log) is listed only once that file exists, not on every refresh (a
+        //    read-only log refreshes on every append another process makes).
+        let successor = directory.file(FileNames.segment(snapshot.endPosition))
+        let names = DirectoryOperations.exists(successor) ? try directory.list() : []
         let lastBase = snapshot.last?.basePosition
         let newBases = Self.bases(in: names).filter { base in lastBase.map { base > $0 } ?? true }
         for (k, base) in newBases.enumerated() {

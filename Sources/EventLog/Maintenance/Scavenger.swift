@@ -164,7 +164,7 @@ final class Scavenger: Sendable {
         var windowEnd: UInt64?
         for segment in sealed where segment.endPosition > start {
             do {
-                _ = try SegmentRewriter.rewrite(segment, logID: logID, to: nil, faults: nil) { head in
+                _ = try SegmentRewriter.rewrite(segment, logID: logID, to: nil, modes: .ownerOnly, faults: nil) { head in
                     if !head.isMarker, head.position >= start, !keys.note(head.key, at: head.position), windowEnd == nil {
                         windowEnd = head.position
                     }
@@ -188,7 +188,7 @@ final class Scavenger: Sendable {
         var nextExpiry = Timestamp.max
         let outcome: SegmentRewriter.Outcome
         do {
-            outcome = try SegmentRewriter.rewrite(segment, logID: log.segments.logID, to: nil, faults: nil) { head in
+            outcome = try SegmentRewriter.rewrite(segment, logID: log.segments.logID, to: nil, modes: .ownerOnly, faults: nil) { head in
                 if head.isMarker { return true }
                 events += 1
                 return try states.keeps(head, nextExpiry: &nextExpiry)
@@ -210,7 +210,7 @@ final class Scavenger: Sendable {
         var nextExpiry = Timestamp.max
         do {
             let outcome = try SegmentRewriter.rewrite(
-                segment, logID: log.segments.logID, to: directory.file(temporary), faults: directory.faults
+                segment, logID: log.segments.logID, to: directory.file(temporary), modes: directory.modes, faults: directory.faults
             ) { head in
                 if head.isMarker { return true }
                 return try states.keeps(head, nextExpiry: &nextExpiry)

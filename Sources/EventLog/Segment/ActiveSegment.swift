@@ -31,10 +31,10 @@ struct ActiveSegment: Sendable {
         let file: FileHandle
         do throws(IOError) {
             do {
-                file = try FileHandle.open(path, create: true, exclusive: true, faults: directory.faults)
+                file = try FileHandle.open(path, create: directory.modes, exclusive: true, faults: directory.faults)
             } catch where error.errno == EEXIST {
                 try removeLeftover(name, directory: directory)
-                file = try FileHandle.open(path, create: true, exclusive: true, faults: directory.faults)
+                file = try FileHandle.open(path, create: directory.modes, exclusive: true, faults: directory.faults)
             }
         } catch {
             throw .io(error)

@@ -35,7 +35,7 @@ enum SegmentMerger {
     /// `invalidArgument` for segments that do not follow each other,
     /// `corruption` for a damaged frame of one of them (naming it and the
     /// offset), and `io` for a failed write.
-    static func merge(_ segments: [Segment], logID: [UInt8], to path: String, faults: StorageFaults?) throws -> Outcome {
+    static func merge(_ segments: [Segment], logID: [UInt8], to path: String, modes: CreateModes, faults: StorageFaults?) throws -> Outcome {
         guard let first = segments.first, let last = segments.last, segments.count >= 2 else {
             throw EventLogError.invalidArgument("a merge needs at least two segments, got \(segments.count)")
         }
@@ -50,7 +50,7 @@ enum SegmentMerger {
         let header = SegmentHeader(
             logID: logID, basePosition: first.basePosition, createdAt: old.createdAt, declaredEnd: last.endPosition)
 
-        let file = try FileHandle.open(path, create: true, faults: faults)
+        let file = try FileHandle.open(path, create: modes, faults: faults)
         try file.setLength(0)
         var output = ByteBuffer(capacity: 1 << 20)
         var flushed = 0

@@ -31,7 +31,7 @@ enum SegmentRewriter {
     /// Throws `corruption` for a damaged frame or record of `segment`, `io`
     /// for a failed write, and what `keep` throws.
     static func rewrite(
-        _ segment: Segment, logID: [UInt8], to path: String?, faults: StorageFaults?,
+        _ segment: Segment, logID: [UInt8], to path: String?, modes: CreateModes, faults: StorageFaults?,
         keep: (RecordHead) throws -> Bool
     ) throws -> Outcome {
         guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd), bytes.count >= SegmentHeader.size else {
@@ -42,7 +42,7 @@ enum SegmentRewriter {
             expectedBase: segment.basePosition)
         let header = SegmentHeader(
             logID: logID, basePosition: segment.basePosition, createdAt: old.createdAt, declaredEnd: segment.endPosition)
-        var output = Output(path: path, faults: faults, previousCRC: header.checksum)
+        var output = Output(path: path, modes: modes, faults: faults, previousCRC: header.checksum)
         if path != nil { try output.open() }
         var outcome = Outcome(bytesBefore: segment.dataEnd)
         try output.append(header.encode())
@@ -120,6 +120,7 @@ enum SegmentRewriter {
     private struct Output: ~Copyable {
         /// Nil: count only, write nothing.
         let path: String?
+        let modes: CreateModes
         let faults: StorageFaults?
         /// The chain: the CRC of the last frame written (the header checksum first).
         var previousCRC: UInt32
@@ -132,15 +133,16 @@ enum SegmentRewriter {
         var written = 0
         var flushed = 0
 
-        init(path: String?, faults: StorageFaults?, previousCRC: UInt32) {
+        init(path: String?, modes: CreateModes, faults: StorageFaults?, previousCRC: UInt32) {
             self.path = path
+            self.modes = modes
             self.faults = faults
             self.previousCRC = previousCRC
         }
 
         mutating func open() throws(IOError) {
             guard let path else { return }
-            let handle = try FileHandle.open(path, create: true, faults: faults)
+            let handle = try FileHandle.open(path, create: modes, faults: faults)
             try handle.setLength(0)
             file = handle
         }

@@ -37,6 +37,10 @@ public enum EventLogError: Error, Sendable, Equatable, CustomStringConvertible {
     case notFound(path: String)
     /// The operation needs a writable log.
     case readOnly
+    /// The log directory, or a file or directory in it, can be written by
+    /// its group or by others (`mode`, the permission bits): such a log is
+    /// not opened, since another user could have changed it. `chmod go-w` it.
+    case insecurePermissions(path: String, mode: UInt32)
     /// An append's expectation of a stream's version did not hold; nothing was
     /// written. `actual` is the stream's version (nil: no stream).
     case wrongExpectedVersion(stream: String, expected: ExpectedVersion, actual: UInt64?)
@@ -78,6 +82,10 @@ public enum EventLogError: Error, Sendable, Equatable, CustomStringConvertible {
         case .locked(let path): return "\(path) is open for writing by another process"
         case .notFound(let path): return "no event log at \(path)"
         case .readOnly: return "the log was opened read-only"
+        case .insecurePermissions(let path, let mode):
+            let digits = String(mode, radix: 8)
+            return "\(path) has mode \(String(repeating: "0", count: max(0, 4 - digits.count)) + digits), which lets its group or others write it; a log that other users "
+                + "can change is not opened (run chmod go-w on it)"
         case .wrongExpectedVersion(let stream, let expected, let actual):
             return "stream \(stream): expected version \(expected), actual \(actual.map(String.init) ?? "no stream")"
         case .streamDeleted(let stream): return "stream \(stream) was deleted"
