@@ -6,11 +6,14 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "EventLog", targets: ["EventLog"]),
+        .library(name: "NATSClient", targets: ["NATSClient"]),
+        .library(name: "EventLogNATS", targets: ["EventLogNATS"]),
         .executable(name: "eventlog", targets: ["EventLogCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.70.0"),
     ],
     targets: [
         // CRC32C (Castagnoli): SSE4.2 / ARMv8 CRC instructions chosen at run time,
@@ -34,18 +37,35 @@ let package = Package(
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // The part of the NATS protocol (and JetStream's JSON API) the relay and the inbox need, on swift-nio.
+        // Knows nothing of EventLog.
+        .target(
+            name: "NATSClient",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // The outbox relay (log -> JetStream) and the inbox (JetStream -> log): EventLog on one side, NATS on the other.
+        .target(
+            name: "EventLogNATS",
+            dependencies: ["EventLog", "NATSClient"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         // The `eventlog` command (a module name that differs from the library's by more than case).
         .executableTarget(
             name: "EventLogCLI",
             dependencies: [
                 "EventLog",
+                "EventLogNATS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(
             name: "EventLogTests",
-            dependencies: ["EventLog", "CCRC32C", "EventLogCLI"],
+            dependencies: ["EventLog", "CCRC32C", "EventLogCLI", "NATSClient", "EventLogNATS"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]

@@ -26,7 +26,7 @@ struct EventLogCommand: ParsableCommand {
         subcommands: [
             AppendCommand.self, DumpCommand.self, TailCommand.self, VerifyCommand.self, RepairCommand.self, InspectCommand.self,
             StatsCommand.self, StreamsCommand.self, CursorsCommand.self, ConfigCommand.self, CompactCommand.self, ExportCommand.self,
-            ImportCommand.self,
+            ImportCommand.self, RelayCommand.self, InboxCommand.self,
         ])
 
     /// Exit code of a usage error: 2, as every command's malformed input

@@ -1,0 +1,182 @@
+import EventLog
+import NATSClient
+import struct Foundation.UUID
+
+/// How an event's fields travel as NATS headers, both ways (the relay writes
+/// them, the inbox reads them). README, "Scale out with NATS JetStream",
+/// lists them.
+///
+/// Header values are UTF-8 with `%`, CR and LF percent-encoded (`%25`, `%0D`,
+/// `%0A`), so that any value the log holds can travel; a free header's name
+/// is percent-encoded the same way where it holds a byte a NATS header name
+/// cannot (anything but visible ASCII, and `:` and `%`).
+public enum EventHeaders {
+    /// JetStream's deduplication id: the event id when the event has one, else `<log id>-<position>`.
+    public static let messageID = "Nats-Msg-Id"
+    public static let stream = "EventLog-Stream"
+    public static let type = "EventLog-Type"
+    /// The event's global position in the log it was relayed from.
+    public static let position = "EventLog-Position"
+    /// The event's version in its stream.
+    public static let version = "EventLog-Version"
+    /// Microseconds since 1970.
+    public static let timestamp = "EventLog-Timestamp"
+    public static let eventID = "EventLog-Event-ID"
+    public static let schemaVersion = "EventLog-Schema-Version"
+    public static let contentType = "EventLog-Content-Type"
+    public static let correlationID = "EventLog-Correlation-ID"
+    public static let causationID = "EventLog-Causation-ID"
+    /// The log the event was relayed from (its `Log.logID`).
+    public static let logID = "EventLog-Log-ID"
+    /// Before each free header's (encoded) name: `EventLog-Header-tenant: acme`.
+    public static let freeHeaderPrefix = "EventLog-Header-"
+
+    /// The id JetStream deduplicates by.
+    public static func messageID(eventID: UUID?, logID: UUID, position: UInt64) -> String {
+        eventID?.uuidString ?? "\(logID.uuidString)-\(position)"
+    }
+
+    /// The header block (`NATS/1.0` ... blank line) for one event.
+    static func block(for event: EventView, metadata: EventMetadata?, logID: String, logIDValue: UUID) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        out += "NATS/1.0\r\n".utf8
+        func field(_ name: String, _ value: String) {
+            out += name.utf8
+            out += ": ".utf8
+            appendEncoded(value.utf8, into: &out, isName: false)
+            out += "\r\n".utf8
+        }
+        func rawField(_ name: String, _ value: UnsafeRawBufferPointer) {
+            out += name.utf8
+            out += ": ".utf8
+            appendEncoded(value, into: &out, isName: false)
+            out += "\r\n".utf8
+        }
+        field(messageID, messageID(eventID: metadata?.eventID, logID: logIDValue, position: event.position))
+        rawField(stream, event.streamBytes)
+        rawField(type, event.typeBytes)
+        field(position, String(event.position))
+        field(version, String(event.version))
+        field(timestamp, String(event.timestamp))
+        field(Self.logID, logID)
+        if let metadata {
+            if let id = metadata.eventID { field(eventID, id.uuidString) }
+            if let v = metadata.schemaVersion { field(schemaVersion, String(v)) }
+            if let v = metadata.contentType { field(contentType, v) }
+            if let v = metadata.correlationID { field(correlationID, v) }
+            if let v = metadata.causationID { field(causationID, v) }
+            for header in metadata.headers {
+                out += freeHeaderPrefix.utf8
+                appendEncoded(header.name.utf8, into: &out, isName: true)
+                out += ": ".utf8
+                appendEncoded(header.value.utf8, into: &out, isName: false)
+                out += "\r\n".utf8
+            }
+        }
+        out += "\r\n".utf8
+        return out
+    }
+
+    /// Appends `bytes` with the bytes a header value (or name) cannot hold as `%XX`.
+    static func appendEncoded<C: Sequence<UInt8>>(_ bytes: C, into out: inout [UInt8], isName: Bool) {
+        let hex = Array("0123456789ABCDEF".utf8)
+        for b in bytes {
+            let escape = b == UInt8(ascii: "%") || b == 0x0D || b == 0x0A
+                || (isName && (b <= 0x20 || b >= 0x7F || b == UInt8(ascii: ":")))
+            if escape {
+                out.append(UInt8(ascii: "%"))
+                out.append(hex[Int(b >> 4)])
+                out.append(hex[Int(b & 15)])
+            } else {
+                out.append(b)
+            }
+        }
+    }
+
+    /// Undoes `appendEncoded` (a `%` not followed by two hex digits stays as it is).
+    public static func decode(_ text: String) -> String {
+        guard text.utf8.contains(UInt8(ascii: "%")) else { return text }
+        let u = Array(text.utf8)
+        var out: [UInt8] = []
+        var i = 0
+        func hexValue(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 0x30...0x39: return c - 0x30
+            case 0x41...0x46: return c - 0x41 + 10
+            case 0x61...0x66: return c - 0x61 + 10
+            default: return nil
+            }
+        }
+        while i < u.count {
+            if u[i] == UInt8(ascii: "%"), i + 2 < u.count, let h = hexValue(u[i + 1]), let l = hexValue(u[i + 2]) {
+                out.append(h << 4 | l)
+                i += 3
+            } else {
+                out.append(u[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The metadata the headers of a relayed message carry (others become free headers, `Nats-*` ones excepted).
+    public static func metadata(from headers: NATSHeaders?) -> EventMetadata {
+        var metadata = EventMetadata()
+        guard let headers else { return metadata }
+        for (name, raw) in headers.fields {
+            let value = decode(raw)
+            switch name.lowercased() {
+            case eventID.lowercased(): metadata.eventID = UUID(uuidString: value)
+            case schemaVersion.lowercased(): metadata.schemaVersion = UInt32(value)
+            case contentType.lowercased(): metadata.contentType = value
+            case correlationID.lowercased(): metadata.correlationID = value
+            case causationID.lowercased(): metadata.causationID = value
+            case stream.lowercased(), type.lowercased(), position.lowercased(), version.lowercased(), timestamp.lowercased(),
+                logID.lowercased():
+                break
+            default:
+                if name.lowercased().hasPrefix(freeHeaderPrefix.lowercased()) {
+                    metadata.headers.append(.init(decode(String(name.dropFirst(freeHeaderPrefix.count))), value))
+                } else if !name.lowercased().hasPrefix("nats-") {
+                    metadata.headers.append(.init(name, value))
+                }
+            }
+        }
+        return metadata
+    }
+}
+
+/// The NATS subject an event is published on: the prefix, then the stream
+/// name with the bytes a subject cannot hold percent-encoded: whitespace and
+/// control characters, `*`, `>` and `%`, and a `.` that would leave an empty
+/// token (leading, trailing or doubled). Other dots separate tokens as usual:
+/// stream `eu.order-7` under prefix `orders.` is `orders.eu.order-7`.
+public enum SubjectEncoding {
+    public static func subject(prefix: String, stream: UnsafeRawBufferPointer) -> String {
+        var out = Array(prefix.utf8)
+        let hex = Array("0123456789ABCDEF".utf8)
+        let n = stream.count
+        for i in 0..<n {
+            let b = stream[i]
+            var escape = b <= 0x20 || b == 0x7F || b == UInt8(ascii: "*") || b == UInt8(ascii: ">") || b == UInt8(ascii: "%")
+            if b == UInt8(ascii: ".") {
+                let emptyBefore = i == 0 ? (prefix.isEmpty || prefix.hasSuffix(".")) : stream[i - 1] == UInt8(ascii: ".")
+                escape = emptyBefore || i == n - 1
+            }
+            if escape {
+                out.append(UInt8(ascii: "%"))
+                out.append(hex[Int(b >> 4)])
+                out.append(hex[Int(b & 15)])
+            } else {
+                out.append(b)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    public static func subject(prefix: String, stream: String) -> String {
+        var s = stream
+        return s.withUTF8 { subject(prefix: prefix, stream: UnsafeRawBufferPointer($0)) }
+    }
+}
