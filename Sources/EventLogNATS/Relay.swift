@@ -111,11 +111,14 @@ public final class Relay: Sendable {
         var stopDeadline: UInt64 = 0
         let ackTimeout = UInt64(options.ackTimeoutSeconds * 1e9)
         let idleWait = log.options.readOnly ? 0.005 : 0.05
+        // Set when the last poll found nothing new while events are in flight: then wait for an acknowledgement
+        // (up to a millisecond) rather than spin.
+        var awaitingAcks = false
 
         while true {
             let inFlight = inflight.count - head
             // Acknowledgements: pop the acknowledged prefix.
-            let taken = tracker.take(waitingUpTo: inFlight > 0 && (inFlight >= options.window || stopping) ? 0.002 : 0)
+            let taken = tracker.take(waitingUpTo: inFlight > 0 && (inFlight >= options.window || stopping || awaitingAcks) ? 0.001 : 0)
             if let failure = taken.failure { throw failure }
             if !taken.acked.isEmpty {
                 acked.formUnion(taken.acked)
@@ -173,6 +176,7 @@ public final class Relay: Sendable {
                     position: event.position)
                 inflight.append((event.position, sentAt))
             }
+            awaitingAcks = delivered == 0 && pending > 0
             if delivered > 0 {
                 try connection.send { out throws(NATSError) in
                     try frames.encode(into: &out, tracker: tracker, generation: generation)

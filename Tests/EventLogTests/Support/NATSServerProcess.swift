@@ -68,6 +68,16 @@ final class NATSServerProcess: @unchecked Sendable {
 
     var processIdentifier: Int32? { lock.withLock { process?.processIdentifier } }
 
+    /// SIGSTOP: the server stops reading and answering (a stalled server), its connections stay open.
+    func stall() {
+        if let pid = processIdentifier { Glibc.kill(pid, SIGSTOP) }
+    }
+
+    /// SIGCONT after `stall()`.
+    func resume() {
+        if let pid = processIdentifier { Glibc.kill(pid, SIGCONT) }
+    }
+
     /// SIGKILL, and waits for it to end.
     func kill() {
         let process = lock.withLock { () -> Process? in
@@ -75,7 +85,7 @@ final class NATSServerProcess: @unchecked Sendable {
             return self.process
         }
         guard let process, process.isRunning else { return }
-        Glibc.kill(process.processIdentifier, SIGCONT)
+        // SIGKILL ends a stopped (stalled) process too, without letting it run first.
         Glibc.kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
