@@ -12,6 +12,8 @@ final class AckTracker: @unchecked Sendable {
     private var acked: [UInt64] = []
     private var duplicates = 0
     private var failure: NATSError?
+    /// True while the relay's thread waits in `take`: only then is a signal worth its system call.
+    private var waiting = false
 
     /// Starts a new generation (a new connection), forgetting what the last one left.
     func begin() -> Int {
@@ -31,7 +33,7 @@ final class AckTracker: @unchecked Sendable {
     private func record(generation: Int, position: UInt64, result: Result<NATSMessage, NATSError>) {
         condition.lock()
         defer {
-            condition.signal()
+            if waiting { condition.signal() }
             condition.unlock()
         }
         guard generation == self.generation else { return }
@@ -54,7 +56,9 @@ final class AckTracker: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         if acked.isEmpty && failure == nil && seconds > 0 {
+            waiting = true
             _ = condition.wait(until: Date(timeIntervalSinceNow: seconds))
+            waiting = false
         }
         let taken = (acked, duplicates, failure)
         acked.removeAll(keepingCapacity: true)

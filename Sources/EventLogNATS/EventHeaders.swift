@@ -36,6 +36,11 @@ public enum EventHeaders {
         eventID?.uuidString ?? "\(logID.uuidString)-\(position)"
     }
 
+    /// `messageID(eventID:logID:position:)` with the log id already as text (formatting a UUID costs a `sprintf`).
+    static func messageID(eventID: UUID?, logIDText: String, position: UInt64) -> String {
+        eventID?.uuidString ?? "\(logIDText)-\(position)"
+    }
+
     /// The header block (`NATS/1.0` ... blank line) for one event.
     static func block(for event: EventView, metadata: EventMetadata?, logID: String, logIDValue: UUID) -> [UInt8] {
         var out: [UInt8] = []
@@ -53,7 +58,7 @@ public enum EventHeaders {
             appendEncoded(value, into: &out, isName: false)
             out += "\r\n".utf8
         }
-        field(messageID, messageID(eventID: metadata?.eventID, logID: logIDValue, position: event.position))
+        field(messageID, messageID(eventID: metadata?.eventID, logIDText: logID, position: event.position))
         rawField(stream, event.streamBytes)
         rawField(type, event.typeBytes)
         field(position, String(event.position))
@@ -126,24 +131,39 @@ public enum EventHeaders {
         guard let headers else { return metadata }
         for (name, raw) in headers.fields {
             let value = decode(raw)
-            switch name.lowercased() {
-            case eventID.lowercased(): metadata.eventID = UUID(uuidString: value)
-            case schemaVersion.lowercased(): metadata.schemaVersion = UInt32(value)
-            case contentType.lowercased(): metadata.contentType = value
-            case correlationID.lowercased(): metadata.correlationID = value
-            case causationID.lowercased(): metadata.causationID = value
-            case stream.lowercased(), type.lowercased(), position.lowercased(), version.lowercased(), timestamp.lowercased(),
-                logID.lowercased():
-                break
-            default:
-                if name.lowercased().hasPrefix(freeHeaderPrefix.lowercased()) {
+            if sameName(name, eventID) {
+                metadata.eventID = value.utf8.count == 36 ? UUID(uuidString: value) : nil
+            } else if sameName(name, schemaVersion) {
+                metadata.schemaVersion = UInt32(value)
+            } else if sameName(name, contentType) {
+                metadata.contentType = value
+            } else if sameName(name, correlationID) {
+                metadata.correlationID = value
+            } else if sameName(name, causationID) {
+                metadata.causationID = value
+            } else if hasNamePrefix(name, "EventLog-") {
+                if hasNamePrefix(name, freeHeaderPrefix) {
                     metadata.headers.append(.init(decode(String(name.dropFirst(freeHeaderPrefix.count))), value))
-                } else if !name.lowercased().hasPrefix("nats-") {
-                    metadata.headers.append(.init(name, value))
                 }
+                // The others (stream, type, position, version, timestamp, log id) are the event's own fields.
+            } else if !hasNamePrefix(name, "Nats-") {
+                metadata.headers.append(.init(name, value))
             }
         }
         return metadata
+    }
+
+    /// Header names compare without regard to ASCII case (as NATS does), without allocating.
+    static func sameName(_ a: String, _ b: String) -> Bool {
+        a.utf8.count == b.utf8.count && hasNamePrefix(a, b)
+    }
+
+    static func hasNamePrefix(_ name: String, _ prefix: String) -> Bool {
+        var n = name.utf8.makeIterator()
+        for p in prefix.utf8 {
+            guard let c = n.next(), c | 0x20 == p | 0x20, (c | 0x20) >= 0x61 && (c | 0x20) <= 0x7A || c == p else { return false }
+        }
+        return true
     }
 }
 

@@ -189,5 +189,5 @@ import struct Foundation.UUID
 
 /// A message id that is a UUID (as the relay sends an event id) becomes the local event's id.
 enum UUIDText {
-    static func parse(_ text: String) -> UUID? { UUID(uuidString: text) }
+    static func parse(_ text: String) -> UUID? { text.utf8.count == 36 ? UUID(uuidString: text) : nil }
 }

@@ -30,10 +30,20 @@ public struct NATSHeaders: Sendable, Hashable {
 
     /// The first value of `name` (case-insensitive), nil when absent.
     public subscript(name: String) -> String? {
-        storage.first { $0.name.utf8.count == name.utf8.count && $0.name.lowercased() == name.lowercased() }?.value
+        storage.first { Self.sameName($0.name, name) }?.value
     }
 
     public var isEmpty: Bool { status == nil && storage.isEmpty }
+
+    /// Equal names without regard to ASCII case, compared without allocating.
+    static func sameName(_ a: String, _ b: String) -> Bool {
+        guard a.utf8.count == b.utf8.count else { return false }
+        for (x, y) in zip(a.utf8, b.utf8) where x != y {
+            let lx = x | 0x20
+            guard lx == y | 0x20, lx >= 0x61 && lx <= 0x7A else { return false }
+        }
+        return true
+    }
 
     // MARK: Wire form
 
