@@ -17,4 +17,5 @@ for _ in $(seq 100); do
     (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break
     sleep 0.05
 done
-Benchmarks/.build/release/eventlog-nats-bench --nats "nats://127.0.0.1:$port" --dir "$work/logs" "$@"
+uptime >&2  # the machine is shared: the load says how much of it the figures had
+Benchmarks/.build/release/eventlog-nats-bench --nats "nats://127.0.0.1:$port" --dir "$work/logs" --server-pid "$pid" "$@"

@@ -129,7 +129,7 @@ public enum EventHeaders {
     public static func metadata(from headers: NATSHeaders?) -> EventMetadata {
         var metadata = EventMetadata()
         guard let headers else { return metadata }
-        for (name, raw) in headers.fields {
+        headers.forEachField { name, raw in
             let value = decode(raw)
             if sameName(name, eventID) {
                 metadata.eventID = value.utf8.count == 36 ? UUID(uuidString: value) : nil

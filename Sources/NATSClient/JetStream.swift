@@ -222,20 +222,33 @@ public struct JetStreamPublishAck: Sendable, Equatable {
         return JetStreamPublishAck(stream: ack.stream, sequence: ack.seq, duplicate: ack.duplicate ?? false)
     }
 
-    /// `{"stream":"<name without quotes or backslashes>","seq":<digits>[,"duplicate":true]}` and nothing else; nil for any other shape.
+    /// `{"stream":"<name without quotes or backslashes>","seq":<digits>[,"duplicate":true]}` (spaces allowed after
+    /// `,` and `:`, as nats-server writes `{"stream":"S", "seq":1}`) and nothing else; nil for any other shape.
     static func fastParse(_ p: [UInt8]) -> JetStreamPublishAck? {
-        let head = Array(#"{"stream":""#.utf8)
-        guard p.count > head.count + 10, p.starts(with: head) else { return nil }
-        var i = head.count
+        var i = 0
+        func skipSpaces() { while i < p.count && p[i] == 0x20 { i += 1 } }
+        func expect(_ text: String) -> Bool {
+            for b in text.utf8 {
+                guard i < p.count, p[i] == b else { return false }
+                i += 1
+            }
+            return true
+        }
+        guard expect(#"{"stream":"#) else { return nil }
+        skipSpaces()
+        guard expect("\"") else { return nil }
         let nameStart = i
         while i < p.count && p[i] != UInt8(ascii: "\"") {
             if p[i] == UInt8(ascii: "\\") { return nil }
             i += 1
         }
+        guard i < p.count else { return nil }
         let name = String(decoding: p[nameStart..<i], as: UTF8.self)
-        let seqKey = Array(#"","seq":"#.utf8)
-        guard p[i...].starts(with: seqKey) else { return nil }
-        i += seqKey.count
+        i += 1
+        guard expect(",") else { return nil }
+        skipSpaces()
+        guard expect(#""seq":"#) else { return nil }
+        skipSpaces()
         var seq: UInt64 = 0
         var digits = 0
         while i < p.count, p[i] >= 0x30, p[i] <= 0x39, digits < 19 {
@@ -244,9 +257,16 @@ public struct JetStreamPublishAck: Sendable, Equatable {
             i += 1
         }
         guard digits > 0 else { return nil }
-        let rest = p[i...]
-        if rest.elementsEqual("}".utf8) { return JetStreamPublishAck(stream: name, sequence: seq, duplicate: false) }
-        if rest.elementsEqual(#","duplicate":true}"#.utf8) { return JetStreamPublishAck(stream: name, sequence: seq, duplicate: true) }
-        return nil
+        var duplicate = false
+        if i < p.count && p[i] == UInt8(ascii: ",") {
+            i += 1
+            skipSpaces()
+            guard expect(#""duplicate":"#) else { return nil }
+            skipSpaces()
+            guard expect("true") else { return nil }
+            duplicate = true
+        }
+        guard expect("}"), i == p.count else { return nil }
+        return JetStreamPublishAck(stream: name, sequence: seq, duplicate: duplicate)
     }
 }

@@ -22,20 +22,45 @@ public struct JetStreamMessage: Sendable {
         guard let reply = message.replyTo, reply.hasPrefix("$JS.ACK.") else {
             throw .unexpectedReply("a pulled message without a $JS.ACK reply subject (\(message.subject))")
         }
-        let tokens = reply.split(separator: ".", omittingEmptySubsequences: false)
+        // Token boundaries found in the UTF-8 bytes (no array of substrings: this runs for every message).
+        var starts: [Int] = []
+        var ends: [Int] = []
+        starts.reserveCapacity(12)
+        ends.reserveCapacity(12)
+        let bytes = reply.utf8
+        var offset = 0
+        starts.append(0)
+        for b in bytes {
+            if b == UInt8(ascii: ".") {
+                ends.append(offset)
+                starts.append(offset + 1)
+            }
+            offset += 1
+        }
+        ends.append(offset)
         let base: Int
-        switch tokens.count {
+        switch starts.count {
         case 9: base = 2
         case 11, 12: base = 4
-        default: throw .unexpectedReply("a JetStream ack subject with \(tokens.count) tokens: \(reply)")
+        default: throw .unexpectedReply("a JetStream ack subject with \(starts.count) tokens: \(reply)")
         }
-        guard let delivered = UInt64(tokens[base + 2]), let sequence = UInt64(tokens[base + 3]), let time = Int64(tokens[base + 5]) else {
+        func number(_ token: Int) -> UInt64? {
+            let length = ends[token] - starts[token]
+            guard length > 0, length <= 19 else { return nil }
+            var n: UInt64 = 0
+            for b in bytes.dropFirst(starts[token]).prefix(length) {
+                guard b >= 0x30 && b <= 0x39 else { return nil }
+                n = n * 10 + UInt64(b - 0x30)
+            }
+            return n
+        }
+        guard let delivered = number(base + 2), let sequence = number(base + 3), let time = number(base + 5), time <= UInt64(Int64.max) else {
             throw .unexpectedReply("a JetStream ack subject with non-numeric fields: \(reply)")
         }
         self.message = message
-        self.stream = String(tokens[base])
+        self.stream = String(decoding: Array(bytes.dropFirst(starts[base]).prefix(ends[base] - starts[base])), as: UTF8.self)
         self.deliveryCount = delivered
         self.streamSequence = sequence
-        self.timestamp = time
+        self.timestamp = Int64(time)
     }
 }

@@ -23,6 +23,11 @@ public struct NATSHeaders: Sendable, Hashable {
         self.storage = fields.map { Field(name: $0.name, value: $0.value) }
     }
 
+    /// Calls `body` with each field in order (without building the `fields` array).
+    public func forEachField(_ body: (_ name: String, _ value: String) throws -> Void) rethrows {
+        for field in storage { try body(field.name, field.value) }
+    }
+
     /// Adds a field (after any of the same name).
     public mutating func append(_ name: String, _ value: String) {
         storage.append(Field(name: name, value: value))

@@ -161,6 +161,13 @@ import Testing
         #expect(try JetStreamPublishAck.parse(reply(#"{"stream":"ORDERS","seq":42}"#)) == JetStreamPublishAck(stream: "ORDERS", sequence: 42, duplicate: false))
         #expect(try JetStreamPublishAck.parse(reply(#"{"stream":"ORDERS","seq":42,"duplicate":true}"#)).duplicate)
         #expect(try JetStreamPublishAck.parse(reply(#"{"stream":"OR\"D","seq":7, "domain":"x"}"#)).sequence == 7)
+        // The shape nats-server writes (a space after the comma) takes the fast path, without Foundation's decoder.
+        #expect(JetStreamPublishAck.fastParse(Array(#"{"stream":"ORDERS", "seq":1234}"#.utf8)) == JetStreamPublishAck(stream: "ORDERS", sequence: 1234, duplicate: false))
+        #expect(JetStreamPublishAck.fastParse(Array(#"{"stream":"ORDERS", "seq":5, "duplicate":true}"#.utf8)) == JetStreamPublishAck(stream: "ORDERS", sequence: 5, duplicate: true))
+        #expect(JetStreamPublishAck.fastParse(Array(#"{"stream":"ORDERS","seq":5}"#.utf8))?.sequence == 5)
+        for odd in [#"{"stream":"A", "seq":1, "domain":"d"}"#, #"{"stream":"A", "seq":}"#, #"{"stream":"A\"B", "seq":1}"#, #"{"stream":"A", "seq":1} "#] {
+            #expect(JetStreamPublishAck.fastParse(Array(odd.utf8)) == nil, "\(odd)")
+        }
         #expect(throws: NATSError.jetStream(code: 503, errorCode: 10077, description: "maximum messages exceeded")) {
             try JetStreamPublishAck.parse(reply(#"{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}"#))
         }

@@ -28,6 +28,7 @@ struct Arguments {
     var seconds = 5.0
     var latencyBatch = 10
     var inboxBatch = 1000
+    var serverPID: Int32?
 
     init() {
         var args = CommandLine.arguments.dropFirst().makeIterator()
@@ -43,6 +44,7 @@ struct Arguments {
             case "--seconds": seconds = Double(value) ?? seconds
             case "--latency-batch": latencyBatch = Int(value) ?? latencyBatch
             case "--inbox-batch": inboxBatch = Int(value) ?? inboxBatch
+            case "--server-pid": serverPID = Int32(value)
             default:
                 FileHandle.standardError.write("unknown argument \(arg)\n".data(using: .utf8)!)
                 exit(2)
@@ -60,6 +62,33 @@ func event(_ i: Int, dataBytes: Int) -> NewEvent {
     return NewEvent(
         stream: "order-\(i % 1000)", type: "OrderPlaced", data: data,
         metadata: EventMetadata(schemaVersion: 1, contentType: "application/json", correlationID: "checkout-\(i % 97)"))
+}
+
+/// CPU seconds (user + system) of this process, and of the server when its pid is known
+/// (the machine is shared: CPU per event says more than wall time when others load it).
+func cpuSeconds(server: Int32?) -> (own: Double, server: Double) {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    let own = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    var serverSeconds = 0.0
+    if let server, let stat = try? String(contentsOfFile: "/proc/\(server)/stat", encoding: .utf8),
+        let close = stat.lastIndex(of: ")")
+    {
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // utime and stime are fields 14 and 15 of the line: 12 and 13 after the command name.
+        if fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) {
+            serverSeconds = (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        }
+    }
+    return (own, serverSeconds)
+}
+
+func cpuLine(_ before: (own: Double, server: Double), _ count: Int, server: Int32?) -> String {
+    let after = cpuSeconds(server: server)
+    let own = (after.own - before.own) / Double(count) * 1e6
+    let srv = (after.server - before.server) / Double(count) * 1e6
+    return server == nil ? String(format: "CPU %.1f µs/event here", own)
+        : String(format: "CPU %.1f µs/event here + %.1f µs/event in nats-server", own, srv)
 }
 
 func percentile(_ sorted: [UInt64], _ p: Double) -> Double {
@@ -90,10 +119,12 @@ do {
         options: RelayOptions(
             subjectPrefix: "bench.", cursor: "relay", window: arguments.window, createStream: "BENCH", stopWhenIdle: true))
     let start = now()
+    let cpu = cpuSeconds(server: arguments.serverPID)
     let stats = try relay.run { false }
     let seconds = Double(now() - start) / 1e9
-    print(String(format: "relay: %d events in %.2f s = %.0f events/s (max in flight %d, %d duplicates)",
-                 stats.acknowledged, seconds, Double(stats.acknowledged) / seconds, stats.maxInFlight, stats.duplicates))
+    print(String(format: "relay: %d events in %.2f s = %.0f events/s (max in flight %d, %d duplicates); ",
+                 stats.acknowledged, seconds, Double(stats.acknowledged) / seconds, stats.maxInFlight, stats.duplicates)
+          + cpuLine(cpu, stats.acknowledged, server: arguments.serverPID))
     try log.close()
 }
 
@@ -146,9 +177,11 @@ do {
         log: log, url: url,
         options: InboxOptions(stream: "BENCH", durable: "bench", batch: arguments.inboxBatch, maxMessages: arguments.events))
     let start = now()
+    let cpu = cpuSeconds(server: arguments.serverPID)
     let stats = try inbox.run { false }
     let seconds = Double(now() - start) / 1e9
-    print(String(format: "inbox: %d messages in %.2f s = %.0f messages/s (batches of %d, .always)",
-                 stats.appended, seconds, Double(stats.appended) / seconds, arguments.inboxBatch))
+    print(String(format: "inbox: %d messages in %.2f s = %.0f messages/s (batches of %d, .always); ",
+                 stats.appended, seconds, Double(stats.appended) / seconds, arguments.inboxBatch)
+          + cpuLine(cpu, stats.appended, server: arguments.serverPID))
     try log.close()
 }
