@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "EventLog", targets: ["EventLog"]),
+        .library(name: "NATSClient", targets: ["NATSClient"]),
+        .library(name: "EventLogNATS", targets: ["EventLogNATS"]),
         .executable(name: "eventlog", targets: ["EventLogCLI"]),
     ],
     dependencies: [
@@ -13,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.4.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.70.0"),
     ],
     targets: [
         // CRC32C (Castagnoli): SSE4.2 / ARMv8 CRC instructions chosen at run time,
@@ -38,11 +41,28 @@ let package = Package(
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // The part of the NATS protocol (and JetStream's JSON API) the relay and the inbox need, on swift-nio.
+        // Knows nothing of EventLog.
+        .target(
+            name: "NATSClient",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // The outbox relay (log -> JetStream) and the inbox (JetStream -> log): EventLog on one side, NATS on the other.
+        .target(
+            name: "EventLogNATS",
+            dependencies: ["EventLog", "NATSClient"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         // The `eventlog` command (a module name that differs from the library's by more than case).
         .executableTarget(
             name: "EventLogCLI",
             dependencies: [
                 "EventLog",
+                "EventLogNATS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -51,7 +71,7 @@ let package = Package(
         .testTarget(
             name: "EventLogTests",
             dependencies: [
-                "EventLog", "CCRC32C", "EventLogCLI",
+                "EventLog", "CCRC32C", "EventLogCLI", "NATSClient", "EventLogNATS",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),

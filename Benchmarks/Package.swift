@@ -60,6 +60,16 @@ let package = Package(
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // The NATS relay's and inbox's speed against a running nats-server -js (scripts/nats-bench.sh).
+        .executableTarget(
+            name: "eventlog-nats-bench",
+            dependencies: [
+                .product(name: "EventLog", package: "EventLog"),
+                .product(name: "EventLogNATS", package: "EventLog"),
+                .product(name: "NATSClient", package: "EventLog"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         // Micro-benchmarks: `swift package benchmark` (see README.md). The
         // plugin finds them under Benchmarks/<Name>/.
         .executableTarget(

@@ -18,7 +18,8 @@ struct EventLogCommand: ParsableCommand {
             usage or I/O error: an unknown option, a malformed option value (config set --retain-age \
             5x) or input line (append), a stream or cursor that does not exist (streams delete|truncate, \
             cursors delete), a missing log, a log locked by a writer (tail --cursor, cursors set|delete, \
-            config set, compact, repair and streams delete|truncate beside one), a failed read or write; 3 a \
+            config set, compact, repair and streams delete|truncate beside one), a failed read or write, a \
+            NATS server that relay or inbox could not reach or use after their retries; 3 a \
             refused write: a stream refused it (append, streams delete|truncate): a wrong expected \
             version, a hard-deleted stream or an idempotency conflict; or repair --yes refused a repair \
             that would lose what only the log's files hold.
@@ -27,7 +28,7 @@ struct EventLogCommand: ParsableCommand {
         subcommands: [
             AppendCommand.self, DumpCommand.self, TailCommand.self, VerifyCommand.self, RepairCommand.self, InspectCommand.self,
             StatsCommand.self, StreamsCommand.self, CursorsCommand.self, ConfigCommand.self, CompactCommand.self, ExportCommand.self,
-            ImportCommand.self,
+            ImportCommand.self, RelayCommand.self, InboxCommand.self,
         ])
 
     /// Exit code of a usage error: 2, as every command's malformed input

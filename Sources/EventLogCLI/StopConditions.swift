@@ -41,6 +41,12 @@ enum StopConditions {
         stopSignalled.load(ordering: .relaxed) || standardOutputIsClosed()
     }
 
+    /// True after SIGINT or SIGTERM (standard output is not looked at: for
+    /// commands that print only at the end, such as `relay` and `inbox`).
+    static var signalled: Bool {
+        stopSignalled.load(ordering: .relaxed)
+    }
+
     /// Sleeps for `seconds`, waking early to stop; returns `shouldStop`.
     static func sleep(seconds: Double) -> Bool {
         var left = Int64(seconds * 1_000_000)

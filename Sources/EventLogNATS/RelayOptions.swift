@@ -1,0 +1,68 @@
+import EventLog
+
+/// What a `Relay` reads and where it publishes.
+public struct RelayOptions: Sendable {
+    /// The most events published and not yet acknowledged by JetStream (the
+    /// pipeline's window): memory stays bounded by it however slow the server is.
+    public static let defaultWindow = 256
+    /// The largest window accepted.
+    public static let maxWindow = 65_536
+
+    /// Each event goes to `<subjectPrefix><stream>` (`SubjectEncoding`).
+    public var subjectPrefix: String
+    /// The log's durable cursor: the relay starts at its committed position
+    /// (creating it at the start of the log when missing) and commits each
+    /// position only after every event before it was acknowledged by JetStream.
+    public var cursor: String
+    /// Which events to publish; the others (and stream markers) still advance the cursor.
+    public var filter: EventFilter
+    public var window: Int
+    /// Create this JetStream stream for `<subjectPrefix>>` when it does not exist (the prefix must end with `.`).
+    public var createStream: String?
+    /// The created stream's deduplication window, in seconds (nil: JetStream's default, 2 minutes).
+    public var duplicateWindowSeconds: Double?
+    /// An event not acknowledged within this many seconds counts as a failure of the connection (reconnect, resend).
+    public var ackTimeoutSeconds: Double
+    /// Reconnects after failures; `maxAttempts` failures in a row end `run` with `RelayError.gaveUp`.
+    public var backoff: Backoff
+    /// End `run` once everything in the log is published, acknowledged and committed.
+    public var stopWhenIdle: Bool
+    /// End `run` after this many events were published and acknowledged (and committed).
+    public var maxEvents: Int?
+    /// Commit the cursor at most this often while events flow (and always when idle or stopping).
+    public var commitIntervalMilliseconds: Int
+    /// Called on the relay's thread with each event's position once it and every event before it are acknowledged.
+    public var onAcknowledged: (@Sendable (UInt64) -> Void)?
+
+    public init(
+        subjectPrefix: String, cursor: String, filter: EventFilter = EventFilter(), window: Int = RelayOptions.defaultWindow,
+        createStream: String? = nil, duplicateWindowSeconds: Double? = nil, ackTimeoutSeconds: Double = 10,
+        backoff: Backoff = Backoff(), stopWhenIdle: Bool = false, maxEvents: Int? = nil, commitIntervalMilliseconds: Int = 50
+    ) {
+        self.subjectPrefix = subjectPrefix
+        self.cursor = cursor
+        self.filter = filter
+        self.window = min(max(1, window), Self.maxWindow)
+        self.createStream = createStream
+        self.duplicateWindowSeconds = duplicateWindowSeconds
+        self.ackTimeoutSeconds = ackTimeoutSeconds
+        self.backoff = backoff
+        self.stopWhenIdle = stopWhenIdle
+        self.maxEvents = maxEvents
+        self.commitIntervalMilliseconds = commitIntervalMilliseconds
+    }
+}
+
+/// What a relay did so far.
+public struct RelayStatistics: Sendable, Equatable {
+    /// Events JetStream acknowledged (duplicates included).
+    public var acknowledged = 0
+    /// Of those, the ones JetStream dropped as repeats of a `Nats-Msg-Id` (sent again after a reconnect or a crash).
+    public var duplicates = 0
+    /// Connections made after the first.
+    public var reconnects = 0
+    /// The cursor's committed position.
+    public var committedPosition: UInt64 = 0
+    /// The most events that were in flight at once (never above the window).
+    public var maxInFlight = 0
+}

@@ -1,0 +1,33 @@
+/// The NATS subject an event is published on: the prefix, then the stream
+/// name with the bytes a subject cannot hold percent-encoded: whitespace and
+/// control characters, `*`, `>` and `%`, and a `.` that would leave an empty
+/// token (leading, trailing or doubled). Other dots separate tokens as usual:
+/// stream `eu.order-7` under prefix `orders.` is `orders.eu.order-7`.
+public enum SubjectEncoding {
+    public static func subject(prefix: String, stream: UnsafeRawBufferPointer) -> String {
+        var out = Array(prefix.utf8)
+        let hex = Array("0123456789ABCDEF".utf8)
+        let n = stream.count
+        for i in 0..<n {
+            let b = stream[i]
+            var escape = b <= 0x20 || b == 0x7F || b == UInt8(ascii: "*") || b == UInt8(ascii: ">") || b == UInt8(ascii: "%")
+            if b == UInt8(ascii: ".") {
+                let emptyBefore = i == 0 ? (prefix.isEmpty || prefix.hasSuffix(".")) : stream[i - 1] == UInt8(ascii: ".")
+                escape = emptyBefore || i == n - 1
+            }
+            if escape {
+                out.append(UInt8(ascii: "%"))
+                out.append(hex[Int(b >> 4)])
+                out.append(hex[Int(b & 15)])
+            } else {
+                out.append(b)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    public static func subject(prefix: String, stream: String) -> String {
+        var s = stream
+        return s.withUTF8 { subject(prefix: prefix, stream: UnsafeRawBufferPointer($0)) }
+    }
+}

@@ -1,0 +1,52 @@
+import NIOCore
+
+/// Messages being encoded for one write (`NATSConnection.send`).
+public struct NATSOutbound {
+    var buffer: ByteBuffer
+    let connection: NATSConnection
+    var replies: [(UInt64, NATSReplyHandler)] = []
+
+    init(buffer: ByteBuffer, connection: NATSConnection) {
+        self.buffer = buffer
+        self.connection = connection
+    }
+
+    /// Bytes encoded so far.
+    public var byteCount: Int { buffer.readableBytes }
+
+    /// The server's limit on one message, headers included.
+    var maxPayload: Int { connection.info.maxPayload }
+
+    /// Adds a publish; `headers` is an encoded header block (`NATSHeaders.encoded()`), or nil for PUB.
+    public mutating func publish(
+        subject: String, replyTo: String? = nil, headerBlock: [UInt8]?, payload: UnsafeRawBufferPointer
+    ) throws(NATSError) {
+        let size = (headerBlock?.count ?? 0) + payload.count
+        guard size <= maxPayload else { throw .payloadTooLarge(bytes: size, limit: maxPayload) }
+        try NATSProtocolEncoder.publish(into: &buffer, subject: subject, replyTo: replyTo, headers: headerBlock, payload: payload)
+    }
+
+    public mutating func publish(subject: String, replyTo: String? = nil, headers: NATSHeaders? = nil, payload: [UInt8]) throws(NATSError) {
+        let block = try headers.map { h throws(NATSError) in try h.encoded() }
+        let size = (block?.count ?? 0) + payload.count
+        guard size <= maxPayload else { throw .payloadTooLarge(bytes: size, limit: maxPayload) }
+        try NATSProtocolEncoder.publish(into: &buffer, subject: subject, replyTo: replyTo, headers: headers, payload: payload)
+    }
+
+    /// Adds a publish whose reply goes to `onReply` (on the event loop; keep it short).
+    public mutating func request(
+        subject: String, headerBlock: [UInt8]?, payload: UnsafeRawBufferPointer, onReply: @escaping NATSReplyHandler
+    ) throws(NATSError) {
+        let token = connection.takeTokens(1)
+        try publish(subject: subject, replyTo: "\(connection.inboxPrefix).\(token)", headerBlock: headerBlock, payload: payload)
+        replies.append((token, onReply))
+    }
+
+    public mutating func request(
+        subject: String, headers: NATSHeaders? = nil, payload: [UInt8], onReply: @escaping NATSReplyHandler
+    ) throws(NATSError) {
+        let token = connection.takeTokens(1)
+        try publish(subject: subject, replyTo: "\(connection.inboxPrefix).\(token)", headers: headers, payload: payload)
+        replies.append((token, onReply))
+    }
+}
