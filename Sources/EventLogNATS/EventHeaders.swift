@@ -85,17 +85,10 @@ public enum EventHeaders {
 
     /// Appends `bytes` with the bytes a header value (or name) cannot hold as `%XX`.
     static func appendEncoded<C: Sequence<UInt8>>(_ bytes: C, into out: inout [UInt8], isName: Bool) {
-        let hex = Array("0123456789ABCDEF".utf8)
         for b in bytes {
             let escape = b == UInt8(ascii: "%") || b == 0x0D || b == 0x0A
                 || (isName && (b <= 0x20 || b >= 0x7F || b == UInt8(ascii: ":")))
-            if escape {
-                out.append(UInt8(ascii: "%"))
-                out.append(hex[Int(b >> 4)])
-                out.append(hex[Int(b & 15)])
-            } else {
-                out.append(b)
-            }
+            PercentEncoding.append(b, escaped: escape, into: &out)
         }
     }
 

@@ -6,7 +6,6 @@
 public enum SubjectEncoding {
     public static func subject(prefix: String, stream: UnsafeRawBufferPointer) -> String {
         var out = Array(prefix.utf8)
-        let hex = Array("0123456789ABCDEF".utf8)
         let n = stream.count
         for i in 0..<n {
             let b = stream[i]
@@ -15,13 +14,7 @@ public enum SubjectEncoding {
                 let emptyBefore = i == 0 ? (prefix.isEmpty || prefix.hasSuffix(".")) : stream[i - 1] == UInt8(ascii: ".")
                 escape = emptyBefore || i == n - 1
             }
-            if escape {
-                out.append(UInt8(ascii: "%"))
-                out.append(hex[Int(b >> 4)])
-                out.append(hex[Int(b & 15)])
-            } else {
-                out.append(b)
-            }
+            PercentEncoding.append(b, escaped: escape, into: &out)
         }
         return String(decoding: out, as: UTF8.self)
     }
@@ -29,5 +22,22 @@ public enum SubjectEncoding {
     public static func subject(prefix: String, stream: String) -> String {
         var s = stream
         return s.withUTF8 { subject(prefix: prefix, stream: UnsafeRawBufferPointer($0)) }
+    }
+}
+
+/// `%XX` for a byte a subject or a header cannot hold: the one escape both use.
+enum PercentEncoding {
+    private static let hex = Array("0123456789ABCDEF".utf8)
+
+    /// Appends `b`, as `%XX` (upper-case hex) when `escaped`.
+    @inline(__always)
+    static func append(_ b: UInt8, escaped: Bool, into out: inout [UInt8]) {
+        if escaped {
+            out.append(UInt8(ascii: "%"))
+            out.append(hex[Int(b >> 4)])
+            out.append(hex[Int(b & 15)])
+        } else {
+            out.append(b)
+        }
     }
 }
