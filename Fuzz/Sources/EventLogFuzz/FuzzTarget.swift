@@ -6,7 +6,8 @@
 /// bit is set, the checksums the decoder checks first (a file's trailing or
 /// header CRC32C, a batch frame's, a cursor record's) are recomputed over the
 /// mutated bytes before decoding (`Checksums`), so that mutations reach the
-/// fields behind them instead of stopping at "checksum mismatch"; when it is
+/// fields behind them instead of stopping at "checksum mismatch" (the block
+/// checksums of stream indexes and stream table runs too); when it is
 /// clear, the bytes are decoded as they are. The seeds (Fuzz/Corpus) are real
 /// files with a leading 0x01.
 enum FuzzTarget: String, CaseIterable, Sendable {
@@ -37,6 +38,10 @@ enum FuzzTarget: String, CaseIterable, Sendable {
     /// `Log.open` (the scanner, the tail judgement, index rebuilds), a read
     /// of every event, then `Log.verify(at:)`.
     case log
+    /// One file of a real log (the cursor journal, `eventlog.meta`, an index,
+    /// …: `LogFilesTarget.kinds`, picked by the first byte) replaced by the
+    /// rest of the input, then as `log`: open, read, cursors, verify.
+    case logFiles = "log-files"
     /// Each line through `JSONEventLine.parseLine` (`eventlog append`).
     case appendJSON = "append-json"
     /// Each line through one `ExportReader` (`eventlog import`).
@@ -46,6 +51,7 @@ enum FuzzTarget: String, CaseIterable, Sendable {
         switch self {
         case .appendJSON: return AppendJSONTarget.run(input)
         case .importJSON: return ImportJSONTarget.run(input)
+        case .logFiles: return LogFilesTarget.run(input)
         default: break
         }
         guard let mode = input.first else { return }
@@ -68,10 +74,10 @@ enum FuzzTarget: String, CaseIterable, Sendable {
             if fix { Checksums.fixTrailing(&bytes, length: bytes.count) }
             _ = try? IndexFile.decodeTimeIndex(bytes)
         case .streamIndex:
-            if fix { Checksums.fixTrailing(&bytes, length: StreamIndexFile.headerSize) }
+            if fix { Checksums.fixStreamIndex(&bytes) }
             StreamIndexTarget.run(bytes)
         case .streamTableRun:
-            if fix { Checksums.fixTrailing(&bytes, length: StreamTableRun.headerSize) }
+            if fix { Checksums.fixStreamTableRun(&bytes) }
             StreamTableRunTarget.run(bytes)
         case .cursorJournal:
             CursorJournalTarget.run(bytes, fix: fix)
@@ -88,7 +94,7 @@ enum FuzzTarget: String, CaseIterable, Sendable {
         case .log:
             if fix { Checksums.fixSegment(&bytes) }
             WholeLogTarget.run(bytes)
-        case .appendJSON, .importJSON:
+        case .appendJSON, .importJSON, .logFiles:
             break
         }
     }

@@ -95,6 +95,10 @@ struct SeedCorpus {
         for name in try directory.list().sorted() {
             guard let bytes = try? directory.readWhole(name) else { continue }
             let stem = "\(tag)-\(name)"
+            // The same file for `log-files`, whose mode byte names the kind (and asks for checksums recomputed).
+            if let kind = LogFilesTarget.kinds.firstIndex(where: { name == $0 || name.hasSuffix($0) }) {
+                seed(.logFiles, stem, binary: bytes, mode: 0x80 | UInt8(kind))
+            }
             switch name {
             case FileNames.metadata: seed(.meta, stem, binary: bytes)
             case FileNames.lastCompaction: seed(.compaction, stem, binary: bytes)
@@ -197,8 +201,8 @@ struct SeedCorpus {
 
     // MARK: Writing
 
-    private func seed(_ target: FuzzTarget, _ name: String, binary: [UInt8]?, text: String? = nil) {
-        let bytes = binary.map { [0x01] + $0 } ?? Array((text ?? "").utf8)
+    private func seed(_ target: FuzzTarget, _ name: String, binary: [UInt8]?, text: String? = nil, mode: UInt8 = 0x01) {
+        let bytes = binary.map { [mode] + $0 } ?? Array((text ?? "").utf8)
         guard bytes.count <= Self.maxSeedBytes else { return }
         let path = "\(root)/\(target.rawValue)/\(name)"
         guard let file = fopen(path, "wb") else { return }

@@ -114,34 +114,47 @@ enum CursorJournalTarget {
 /// The input as segment 0 of a log directory, opened read-only, read, verified.
 enum WholeLogTarget {
     /// One directory for the whole process, emptied before each input.
-    nonisolated(unsafe) static var directory: String = {
-        let tmp = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
-        var template = Array("\(tmp)/eventlog-fuzz-log.XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { fatalError("mkdtemp failed") }
-        return String(cString: made)
-    }()
+    nonisolated(unsafe) static var directory = makeDirectory("eventlog-fuzz-log")
 
     static func run(_ bytes: [UInt8]) {
-        let path = "\(directory)/\(FileNames.segment(0))"
-        empty()
-        guard let file = fopen(path, "wb") else { fatalError("cannot write \(path)") }
-        if !bytes.isEmpty { _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, bytes.count, file) } }
-        fclose(file)
+        empty(directory)
+        write(bytes, to: "\(directory)/\(FileNames.segment(0))")
+        openReadVerify(directory)
+    }
+
+    /// A read-only open, a read of every event (at most 2^16), a point read,
+    /// the cursors; then `Log.verify(at:)`.
+    static func openReadVerify(_ directory: String) {
         if let log = try? Log.open(at: directory, options: LogOptions(readOnly: true)) {
             var count = 0
             _ = try? log.read(from: 0, maxCount: 1 << 16) { event in
                 _ = (event.stream, event.type)
                 count += 1
             }
-            if count > 0 { _ = try? log.event(at: 0) }
+            if count > 0 { _ = try? log.event(at: log.startPosition) }
+            _ = try? log.cursors()
+            _ = log.damagedCursors()
             try? log.close()
         }
         _ = try? Log.verify(at: directory)
     }
 
+    static func makeDirectory(_ prefix: String) -> String {
+        let tmp = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        var template = Array("\(tmp)/\(prefix).XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { fatalError("mkdtemp failed") }
+        return String(cString: made)
+    }
+
+    static func write(_ bytes: [UInt8], to path: String) {
+        guard let file = fopen(path, "wb") else { fatalError("cannot write \(path)") }
+        if !bytes.isEmpty { _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, bytes.count, file) } }
+        fclose(file)
+    }
+
     /// Removes every file the last input left (a read-only open writes none;
     /// this keeps one input from seeing another's files if it ever does).
-    private static func empty() {
+    static func empty(_ directory: String) {
         guard let dir = opendir(directory) else { return }
         defer { closedir(dir) }
         while let entry = readdir(dir) {
@@ -170,5 +183,79 @@ enum ImportJSONTarget {
             guard let parsed = try? reader.parse(Array(line)) else { continue }
             if case .record = parsed { _ = (reader.record, reader.data.count) }
         }
+    }
+}
+
+/// One file of a real log replaced by the input: the opener, the cursor
+/// journal's loader and the verifier meet each file kind in its place.
+/// The input's first byte picks the file (`kinds`, modulo their count); bit
+/// 7 of it asks for the file's leading checksums to be recomputed
+/// (`FuzzTarget`). The real log is made once per process.
+enum LogFilesTarget {
+    /// The files that can be replaced, by name or by suffix.
+    static let kinds = [
+        FileNames.cursorJournal, FileNames.metadata, FileNames.lastCompaction, FileNames.compactionManifest,
+        FileNames.offsetIndexSuffix, FileNames.timeIndexSuffix, FileNames.streamIndexSuffix, FileNames.streamTableRunSuffix,
+        FileNames.logStart, FileNames.settings, FileNames.cleanShutdown,
+    ]
+
+    /// The real log: its directory and its files' bytes.
+    nonisolated(unsafe) static var template: (directory: String, files: [(String, [UInt8])]) = {
+        let directory = WholeLogTarget.makeDirectory("eventlog-fuzz-template")
+        do {
+            var options = LogOptions()
+            options.segmentBytes = 8 << 10
+            options.indexInterval = 128
+            options.durability = .none
+            options.maintenanceInterval = nil
+            let log = try Log.open(at: directory, options: options)
+            try log.updateSettings(LogSettings(keyCompaction: true, tombstoneRetention: .zero))
+            _ = try log.createCursor("projector")
+            for round in 0..<60 {
+                _ = try log.append((0..<(1 + round % 3)).map { i in
+                    NewEvent(stream: "s-\(round % 5)", type: "T\(i)", data: Array("event \(round) \(i)".utf8),
+                             metadata: EventMetadata(correlationID: i == 0 ? "c" : nil), key: "k-\(i)")
+                })
+                if round % 20 == 19 { try log.commitCursor("projector", position: UInt64(round)) }
+            }
+            _ = try log.compact()
+            try log.close()
+        } catch {
+            fatalError("the fuzz target's template log could not be made: \(error)")
+        }
+        let ops = DirectoryOperations(path: directory, faults: nil)
+        let names = ((try? ops.list()) ?? []).filter { $0 != FileNames.lock }.sorted()
+        return (directory, names.compactMap { name in ((try? ops.readWhole(name)) ?? nil).map { (name, $0) } })
+    }()
+
+    nonisolated(unsafe) static var directory = WholeLogTarget.makeDirectory("eventlog-fuzz-files")
+
+    static func run(_ input: [UInt8]) {
+        guard let selector = input.first else { return }
+        let kind = kinds[Int(selector & 0x7F) % kinds.count]
+        var bytes = Array(input.dropFirst())
+        let files = template.files
+        // The first file of the kind (a suffix may match several).
+        let name = files.first(where: { $0.0 == kind || $0.0.hasSuffix(kind) })?.0 ?? kind
+        if selector & 0x80 != 0 {
+            switch kind {
+            case FileNames.cursorJournal:
+                Checksums.fixTrailing(&bytes, length: CursorJournalHeader.size)
+                var at = CursorJournalHeader.size
+                while bytes.count - at >= CursorJournalLayout.v2.fixedBytes {
+                    Checksums.fixCursorRecord(&bytes, at: at, layout: .v2)
+                    let length = Int(Checksums.load(bytes, at: at))
+                    guard length > 0 else { break }
+                    at += length
+                }
+            case FileNames.streamIndexSuffix: Checksums.fixStreamIndex(&bytes)
+            case FileNames.streamTableRunSuffix: Checksums.fixStreamTableRun(&bytes)
+            default: Checksums.fixTrailing(&bytes, length: bytes.count)
+            }
+        }
+        WholeLogTarget.empty(directory)
+        for (file, content) in files where file != name { WholeLogTarget.write(content, to: "\(directory)/\(file)") }
+        WholeLogTarget.write(bytes, to: "\(directory)/\(name)")
+        WholeLogTarget.openReadVerify(directory)
     }
 }
