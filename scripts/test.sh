@@ -5,7 +5,7 @@
 # EventLog and of each peer at a tiny N checked against the generator, the
 # JSON output), then runs the benchmark's quick mode once as a smoke test
 # (no time thresholds), and last every fuzz target for a bounded time
-# (scripts/fuzz.sh; EVENTLOG_FUZZ_SECONDS each, default 10; any crash, hang or
+# (scripts/fuzz.sh; EVENTLOG_FUZZ_SECONDS each, default 8; any crash, hang or
 # memory error fails the run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,4 +18,4 @@ swift run -c release --package-path Benchmarks eventlog-bench --quick --json "$q
 grep -q '"results"' "$quick/quick.json"
 swift build --build-tests
 swift test --skip-build
-bash scripts/fuzz.sh all "${EVENTLOG_FUZZ_SECONDS:-10}"
+bash scripts/fuzz.sh all "${EVENTLOG_FUZZ_SECONDS:-8}"
