@@ -338,4 +338,35 @@ import Testing
         #expect(view.verify()?.offset == Int64(block))
         #expect(view.verify()?.reason.contains("outside the entries") == true)
     }
+
+    /// Found by fuzzing (`scripts/fuzz.sh stream-index`): a group whose first
+    /// version plus its entry count passes 2^64 - 1, in blocks whose
+    /// checksums hold. `entries(withHash:)` (a stream read) added them up and
+    /// trapped on the overflow; it is corruption at the group's block.
+    @Test(arguments: [UInt64.max, UInt64.max - 1, UInt64.max - 2])
+    func aGroupWhoseVersionsOverflowIsCorruption(firstVersion: UInt64) throws {
+        let groups = [
+            Group(hash: 5, firstVersion: 0, entries: [(1, 100)]),
+            Group(hash: 9, firstVersion: firstVersion, entries: [(2, 200), (3, 300), (4, 400)]),
+        ]
+        let bytes = StreamIndexFile.encode(Self.header, groups: groups)
+        let dir = TemporaryDirectory()
+        let path = dir.sub("00000000000000001000.streamindex")
+        let view = try #require(Self.open(bytes, in: dir))
+        let block = StreamIndexFile.Layout(groupCount: 2, entryCount: 4).groupBlockOffset(0)
+        Self.expectCorruption(file: path, offset: block) { () throws(EventLogError) in try view.entries(withHash: 9) }
+        Self.expectCorruption(file: path, offset: block) { () throws(EventLogError) in try view.entries(ofGroup: 1) }
+        #expect(try view.entries(ofGroup: 0).entries.count == 1)
+        #expect(view.verify()?.offset == Int64(block))
+        #expect(view.verify()?.reason.contains("run past the largest version") == true)
+    }
+
+    /// The largest versions that do not overflow are read as they are.
+    @Test func aGroupEndingAtTheLargestVersionIsRead() throws {
+        let groups = [Group(hash: 9, firstVersion: UInt64.max - 3, entries: [(2, 200), (3, 300), (4, 400)])]
+        let dir = TemporaryDirectory()
+        let view = try #require(Self.open(StreamIndexFile.encode(Self.header, groups: groups), in: dir))
+        #expect(try view.entries(withHash: 9).map(\.version) == [UInt64.max - 3, UInt64.max - 2, UInt64.max - 1])
+        #expect(view.verify() == nil)
+    }
 }

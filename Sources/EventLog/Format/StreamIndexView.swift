@@ -235,13 +235,19 @@ struct StreamIndexView: @unchecked Sendable {
     }
 
     /// Group `g` points inside the entries (in its block, which holds it).
+    /// Group `g`'s entries lie outside the file's, or its versions (first
+    /// version + entry count) run past the largest version (a lookup adds
+    /// them up).
     private func boundsProblem(_ g: Int) -> Problem? {
-        let (_, _, first, count) = uncheckedGroup(g)
-        guard first + count > entryCount else { return nil }
-        return (
-            layout.groupBlockOffset(g / StreamIndexFile.groupsPerBlock),
-            "stream index group \(g) points outside the entries (entries \(first)..<\(first + count) of \(entryCount))"
-        )
+        let (_, firstVersion, first, count) = uncheckedGroup(g)
+        let block = layout.groupBlockOffset(g / StreamIndexFile.groupsPerBlock)
+        if first + count > entryCount {
+            return (block, "stream index group \(g) points outside the entries (entries \(first)..<\(first + count) of \(entryCount))")
+        }
+        if firstVersion > UInt64.max - UInt64(count) {
+            return (block, "stream index group \(g)'s \(count) versions from \(firstVersion) run past the largest version")
+        }
+        return nil
     }
 
     // MARK: Unchecked reads (of blocks already checked)
