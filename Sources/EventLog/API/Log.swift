@@ -142,7 +142,7 @@ public final class Log: Sendable {
             let took = ContinuousClock.now - started
             Self.logRecovery(log.recovery, path: path, took: took, logger: options.logger)
             Metrics.Timer(label: "eventlog_open_duration", dimensions: [("log", path)], factory: options.resolvedMetricsFactory)
-                .recordNanoseconds(took.components.seconds * 1_000_000_000 + took.components.attoseconds / 1_000_000_000)
+                .recordNanoseconds(took.wholeNanoseconds)
             if let interval = options.metricsInterval { log.metricsReporter.start(every: interval, for: log) }
             return log
         } catch {

@@ -55,8 +55,7 @@ final class MetricsReporter: Sendable {
     /// Reports every `interval` (the first after one interval), while `log` lives and until `stop()`.
     func start(every interval: Duration, for log: Log) {
         let source = DispatchSource.makeTimerSource(queue: queue)
-        let nanoseconds = Int(interval.components.seconds) * 1_000_000_000 + Int(interval.components.attoseconds / 1_000_000_000)
-        let period = DispatchTimeInterval.nanoseconds(max(nanoseconds, 1_000_000))
+        let period = DispatchTimeInterval.nanoseconds(Int(max(interval.wholeNanoseconds, 1_000_000)))
         source.schedule(deadline: .now() + period, repeating: period)
         source.setEventHandler { [weak self, weak log] in
             guard let self, let log else { return }

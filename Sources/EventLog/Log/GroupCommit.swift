@@ -179,7 +179,7 @@ final class GroupCommit: @unchecked Sendable {
         let started = ContinuousClock.now
         do { try file?.datasync() } catch let e { error = e }
         let took = ContinuousClock.now - started
-        syncDuration.recordNanoseconds(took.components.seconds * 1_000_000_000 + took.components.attoseconds / 1_000_000_000)
+        syncDuration.recordNanoseconds(took.wholeNanoseconds)
         writesPerSync.record(writes)
         if let error {
             logger.error("a sync failed; the writer stops until the log is opened again", metadata: ["file": "\(what)", "error": "\(error)"])

@@ -253,8 +253,7 @@ final class Maintenance: Sendable {
     /// one tries again.
     func start(every interval: Duration) {
         let source = DispatchSource.makeTimerSource(queue: queue)
-        let (seconds, attoseconds) = interval.components
-        let nanoseconds = Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
+        let nanoseconds = Int(interval.wholeNanoseconds)
         source.schedule(deadline: .now() + .nanoseconds(nanoseconds), repeating: .nanoseconds(nanoseconds))
         source.setEventHandler { [weak self] in
             guard let self, !self.log.isClosed else { return }
