@@ -181,26 +181,17 @@ final class ConsumerStore: Sendable {
             let layout: CursorJournalLayout
             switch headerCheck {
             case .success(let found): layout = found
-            case .failure(.foreignFile(_, let reason)) where !writable:
-                state.restart()
-                state.damage = [CursorJournalDamage(offset: 0, length: length, names: [], reason: reason)]
-                state.end = length
-                return
-            case .failure(.corruption(_, let offset, let reason)) where !writable:
+            case .failure(let error):
+                guard let damage = FileDamage(error) else { throw error }
+                if writable {
+                    throw damage.advising("; if it is this log's journal, run eventlog repair, which rewrites it without the cursors it cannot read")
+                }
                 // A reader needs no cursors to read events: it goes on without
                 // any and reports the damage (a writer refuses: `repair`).
                 state.restart()
-                state.damage = [CursorJournalDamage(offset: offset, length: length, names: [], reason: reason)]
+                state.damage = [CursorJournalDamage(offset: damage.offset, length: length, names: [], reason: damage.reason)]
                 state.end = length
                 return
-            case .failure(.corruption(let file, let offset, let reason)):
-                throw EventLogError.corruption(
-                    file: file, offset: offset,
-                    reason: "\(reason); the events are intact: run eventlog repair, which rewrites the journal without the cursors it cannot read")
-            case .failure(.foreignFile(let file, let reason)):
-                throw EventLogError.foreignFile(
-                    file: file, reason: "\(reason); if it is this log's damaged journal, run eventlog repair, which rewrites it")
-            case .failure(let error): throw error
             }
             state.restart()
             state.layout = layout
@@ -357,7 +348,8 @@ final class ConsumerStore: Sendable {
     static func verifyJournal(in directory: DirectoryOperations, report: inout VerificationReport) {
         let path = directory.file(FileNames.cursorJournal)
         guard DirectoryOperations.exists(path) else { return }
-        let metadata = (try? directory.readWhole(FileNames.metadata))?.flatMap { try? LogMetadata.decode($0, file: path) }
+        var metadata: LogMetadata?
+        if case .success(let found)? = try? LogMetadata.read(in: directory, writing: false) { metadata = found }
         let journalID = (try? directory.readWhole(FileNames.cursorJournal))?.flatMap { $0.count >= 32 ? Array($0[16..<32]) : nil }
         do {
             let store = try open(

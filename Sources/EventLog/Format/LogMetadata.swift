@@ -72,6 +72,21 @@ struct LogMetadata: Equatable, Sendable {
         return metadata
     }
 
+    /// Reads `eventlog.meta` in `directory`: the metadata, nil when the file
+    /// is missing, or its damage (corruption or a foreign file). Other errors
+    /// (I/O, a version this build does not know) are thrown.
+    static func read(in directory: DirectoryOperations, writing: Bool) throws(EventLogError) -> Result<LogMetadata?, FileDamage> {
+        let bytes: [UInt8]?
+        do { bytes = try directory.readWhole(FileNames.metadata) } catch { throw .io(error) }
+        guard let bytes else { return .success(nil) }
+        do {
+            return .success(try decode(bytes, file: directory.file(FileNames.metadata), writing: writing))
+        } catch {
+            guard let damage = FileDamage(error) else { throw error }
+            return .failure(damage)
+        }
+    }
+
     /// The metadata of a log whose `eventlog.meta` is damaged or missing,
     /// rebuilt from the header of its segment `segment` (Format.md §3,
     /// "Rebuilt from the segments"): the log id, creation time and read

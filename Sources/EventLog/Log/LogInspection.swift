@@ -86,17 +86,14 @@ extension LogInspection {
             let metadataFile = directory.file(FileNames.metadata)
             let metadata: LogMetadata
             var damagedFiles: [RecoveryReport.DamagedFile] = []
-            do {
-                guard let metaBytes = try directory.readWhole(FileNames.metadata) else {
-                    throw EventLogError.corruption(file: metadataFile, offset: 0, reason: "the log metadata file is missing")
-                }
-                metadata = try LogMetadata.decode(metaBytes, file: metadataFile)
-            } catch let error as EventLogError {
+            let found = try LogMetadata.read(in: directory, writing: false)
+            if case .success(let read?) = found {
+                metadata = read
+            } else {
                 let damage: RecoveryReport.DamagedFile
-                switch error {
-                case .corruption(let file, let offset, let reason): damage = .init(file: file, offset: offset, reason: reason)
-                case .foreignFile(let file, let reason): damage = .init(file: file, offset: 0, reason: reason)
-                default: throw error
+                switch found {
+                case .failure(let found): damage = .init(file: metadataFile, offset: found.offset, reason: found.reason)
+                default: damage = .init(file: metadataFile, offset: 0, reason: "the log metadata file is missing")
                 }
                 guard let first = SegmentSet.bases(in: names).first else { throw EventLogError.notFound(path: path) }
                 let defaults = LogOptions()

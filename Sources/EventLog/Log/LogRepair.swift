@@ -39,22 +39,16 @@ struct LogRepair {
         let firstSegment = SegmentSet.bases(in: try directory.list()).first
         guard DirectoryOperations.exists(metadataFile) || firstSegment != nil else { throw EventLogError.notFound(path: path) }
         lock = try Opener.lockForWriting(directory)
-        var damage: (offset: Int64, reason: String)?
-        do {
-            if let bytes = try directory.readWhole(FileNames.metadata) {
-                metadata = try LogMetadata.decode(bytes, file: metadataFile, writing: true)
-                metadataRebuild = nil
-                return
-            }
-            damage = (0, "the log metadata file is missing")
-        } catch let error as EventLogError {
-            switch error {
-            case .corruption(_, let offset, let reason): damage = (offset, reason)
-            case .foreignFile(_, let reason): damage = (0, reason)
-            default: throw error
-            }
+        let damage: (offset: Int64, reason: String)
+        switch try LogMetadata.read(in: directory, writing: true) {
+        case .success(let found?):
+            metadata = found
+            metadataRebuild = nil
+            return
+        case .success(nil): damage = (0, "the log metadata file is missing")
+        case .failure(let found): damage = (found.offset, found.reason)
         }
-        guard let base = firstSegment, let damage else { throw EventLogError.notFound(path: path) }
+        guard let base = firstSegment else { throw EventLogError.notFound(path: path) }
         // Rebuilt from the segment headers (Format.md §10.1); the settings no other file keeps get their defaults.
         let defaults = LogOptions()
         metadata = try LogMetadata.rebuilt(

@@ -262,25 +262,19 @@ struct Opener {
         let readsOnly = readOnly && !options.allowsCursorCommits
         let advice = "; the events are intact: run eventlog repair, which rebuilds it from the segment headers"
         var damage: RecoveryReport.DamagedFile?
-        do {
-            if let bytes = try directory.readWhole(FileNames.metadata) {
-                report.previousShutdown = .unclean  // refined once the marker is read
-                return try LogMetadata.decode(bytes, file: file, writing: !readOnly || options.allowsCursorCommits)
-            }
-        } catch let error as EventLogError {
-            switch error {
-            case .corruption(_, let offset, let reason) where segmentsExist:
-                if !readsOnly { throw EventLogError.corruption(file: file, offset: offset, reason: reason + advice) }
-                damage = .init(file: file, offset: offset, reason: reason)
-            case .foreignFile(_, let reason) where segmentsExist:
-                if !readsOnly { throw EventLogError.foreignFile(file: file, reason: reason + advice) }
-                damage = .init(file: file, offset: 0, reason: reason)
-            default:
-                throw error
-            }
+        switch try LogMetadata.read(in: directory, writing: !readOnly || options.allowsCursorCommits) {
+        case .success(let metadata?):
+            report.previousShutdown = .unclean  // refined once the marker is read
+            return metadata
+        case .success(nil):
+            break
+        case .failure(let found):
+            guard segmentsExist else { throw found.error }
+            if !readsOnly { throw found.advising(advice) }
+            damage = .init(file: file, offset: found.offset, reason: found.reason)
         }
         if segmentsExist, let base = firstSegment {
-            if !readsOnly && damage == nil {
+            if !readsOnly {  // a writer refused damage above: this file is missing
                 throw EventLogError.corruption(file: file, offset: 0, reason: "the log metadata file is missing but segments exist" + advice)
             }
             let metadata = try LogMetadata.rebuilt(
