@@ -1,4 +1,5 @@
 import EventLog
+@_spi(EventLogTool) import EventLog
 import struct Foundation.UUID
 
 /// The export format (`eventlog export`, `eventlog import`; README, "The

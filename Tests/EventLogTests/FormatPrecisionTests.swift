@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import EventLog
+@_spi(EventLogTool) @testable import EventLog
 
 /// Format.md, read to the letter: reserved fields, empty names, what follows
 /// the last record, the checks of a batch frame in their order, unknown

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import EventLog
+@_spi(EventLogTool) @testable import EventLog
 
 /// Stream limits (`StreamLimits`, Format.md §13.1 `$limits`, §4.1): a max
 /// count and a max age hide events from stream reads at once; scavenging

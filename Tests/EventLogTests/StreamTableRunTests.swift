@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import EventLog
+@_spi(EventLogTool) @testable import EventLog
 
 /// Stream table runs (Format.md §14.1): the writer, the mapped view, the
 /// bloom filter, the merge and the file names, on real files.

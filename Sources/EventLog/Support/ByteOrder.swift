@@ -20,7 +20,11 @@ extension UnsafeRawBufferPointer {
 
 /// Unsigned LEB128: 7 bits a byte, low bits first, high bit set on all but
 /// the last byte. At most 10 bytes for a UInt64.
-package enum Varint {
+///
+/// `read` is public to the `EventLogTool` SPI: the `eventlog` command reads
+/// encoded metadata with it, and so does the fuzz package, which compiles
+/// the command's files (a `package` symbol is invisible there).
+@_spi(EventLogTool) public enum Varint {
     static let maxBytes = 10
 
     @inline(__always) static func size(_ value: UInt64) -> Int {
@@ -44,8 +48,8 @@ package enum Varint {
 
     /// Reads a varint from `bytes` starting at `offset`, which it advances.
     /// Returns nil when the bytes end first or the value overflows 64 bits.
-    /// (`package`: the tool reads encoded metadata with it too.)
-    @inline(__always) package static func read(_ bytes: UnsafeRawBufferPointer, _ offset: inout Int) -> UInt64? {
+    /// (SPI `EventLogTool`: the tool reads encoded metadata with it too.)
+    @inline(__always) @_spi(EventLogTool) public static func read(_ bytes: UnsafeRawBufferPointer, _ offset: inout Int) -> UInt64? {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         var i = offset
