@@ -139,20 +139,34 @@ final class Maintenance: Sendable {
 
     /// Applies retention, then scavenging, now (or, with `dryRun`, says
     /// what they would remove).
+    ///
+    /// The pass runs on a thread of its own at a lower CPU priority
+    /// (`LowPriorityThread`), whoever calls: appends and their syncs go
+    /// first when cores are contended. The caller waits for it.
     func compact(dryRun: Bool, scavenging: Bool = true) throws(EventLogError) -> CompactionResult {
-        // The status changes with the run, under the same lock: a reader of
-        // `maintenanceStatus` never sees an older result than the last run's.
-        let outcome: Result<CompactionResult, EventLogError> = running.withLock { _ in
-            let outcome: Result<CompactionResult, EventLogError>
-            do throws(EventLogError) {
-                outcome = .success(try run(dryRun: dryRun, scavenging: scavenging))
-            } catch {
-                outcome = .failure(error)
+        let outcome = PassOutcome()
+        LowPriorityThread.run { [self] in
+            // The status changes with the run, under the same lock: a reader of
+            // `maintenanceStatus` never sees an older result than the last run's.
+            outcome.value = running.withLock { _ in
+                let outcome: Result<CompactionResult, EventLogError>
+                do throws(EventLogError) {
+                    outcome = .success(try run(dryRun: dryRun, scavenging: scavenging))
+                } catch {
+                    outcome = .failure(error)
+                }
+                if !dryRun && !log.options.readOnly { record(outcome) }
+                return outcome
             }
-            if !dryRun && !log.options.readOnly { record(outcome) }
-            return outcome
         }
-        return try outcome.get()
+        guard let value = outcome.value else { throw .invalidArgument("the compaction pass ended without a result") }
+        return try value.get()
+    }
+
+    /// A pass's result, handed from its thread to the caller (written
+    /// before `LowPriorityThread.run` returns, read after).
+    private final class PassOutcome: @unchecked Sendable {
+        var value: Result<CompactionResult, EventLogError>?
     }
 
     private func run(dryRun: Bool, scavenging: Bool) throws(EventLogError) -> CompactionResult {
