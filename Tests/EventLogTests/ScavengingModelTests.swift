@@ -133,6 +133,11 @@ final class ScavengingModelRun {
         tombstoneRetentionZero = random(0..<2) == 0
         // Half the seeds with key compaction give its map room for 1 or 2 keys only: passes go window by window.
         if keyCompaction && random(0..<2) == 0 { baseOptions.keyMapKeyLimit = random(1..<3) }
+        // A third of the seeds give a pass's cache of stream floors room for 1 to 3 streams: it empties and fills again.
+        if random(0..<3) == 0 {
+            baseOptions.floorsCacheLimit = random(1..<4)
+            note("floors cache of \(baseOptions.floorsCacheLimit ?? 0) streams")
+        }
         log = try Log.open(at: directory.path, options: options)
         if keyCompaction {
             try current.updateSettings(LogSettings(keyCompaction: true, tombstoneRetention: .seconds(tombstoneRetentionZero ? 0 : 3 * 3600)))

@@ -19,8 +19,10 @@ import Testing
     /// 600 events over 23 streams in batches of 10, then: streams 0–4
     /// hard-deleted, 5–9 soft-deleted (5 and 6 recreated with two more
     /// events), 10–14 truncated before version 20, 15 truncated before 3.
-    static func prepared(_ dir: TemporaryDirectory, compression: Compression = .none) throws -> Log {
-        let log = try Log.open(at: dir.path, options: options(compression: compression))
+    static func prepared(_ dir: TemporaryDirectory, compression: Compression = .none, floorsCacheLimit: Int? = nil) throws -> Log {
+        var options = options(compression: compression)
+        options.floorsCacheLimit = floorsCacheLimit
+        let log = try Log.open(at: dir.path, options: options)
         for first in stride(from: 0, to: 600, by: 10) {
             try log.append((first..<(first + 10)).map(RetentionTests.event))
         }
@@ -113,6 +115,25 @@ import Testing
     /// The stream table rebuilt by replaying a scavenged log (its runs
     /// removed: derived data while the log starts at 0) gives every stream
     /// the same versions, deletions and truncations.
+    /// A pass's cache of stream floors is bounded (`LogOptions.streamMemoryBytes`):
+    /// with room for 2 of the 23 streams it empties and fills again all the
+    /// time, and the pass removes exactly what a roomy one does.
+    @Test func aFloorsCacheTooSmallForTheStreamsRemovesTheSameEvents() throws {
+        let roomyDir = TemporaryDirectory()
+        let roomy = try Self.prepared(roomyDir)
+        defer { try? roomy.close() }
+        let tightDir = TemporaryDirectory()
+        let tight = try Self.prepared(tightDir, floorsCacheLimit: 2)
+        defer { try? tight.close() }
+        let roomyResult = try roomy.compact()
+        let tightResult = try tight.compact()
+        #expect(tightResult.eventsRemoved > 100)
+        #expect(tightResult.eventsRemoved == roomyResult.eventsRemoved)
+        #expect(tightResult.segmentsRewritten == roomyResult.segmentsRewritten)
+        #expect(try tight.events(from: 0).map(\.position) == roomy.events(from: 0).map(\.position))
+        #expect(try Self.streamContents(tight) == Self.streamContents(roomy))
+    }
+
     @Test func aReplayOfAScavengedLogRebuildsTheSameStreams() throws {
         let dir = TemporaryDirectory()
         let log = try Self.prepared(dir)

@@ -33,7 +33,9 @@ public struct LogOptions: Sendable {
     /// changed since the last stream table run, and those waiting to be
     /// written as one. Half of it is the current generation's; past that,
     /// the writer checkpoints early. Every other stream's state stays on
-    /// disk, so memory does not grow with the number of streams.
+    /// disk, so memory does not grow with the number of streams. It also
+    /// bounds a compaction pass's cache of the streams it asks about (about
+    /// 96 bytes a stream, `DeadRecordRule.cacheBytesPerStream`).
     public var streamMemoryBytes: Int = 64 << 20
     /// Memory for key compaction's map of each key's latest position
     /// (`LogSettings.keyCompaction`, Format.md §4.1), about
@@ -107,6 +109,10 @@ public struct LogOptions: Sendable {
     /// Test hook: the most keys key compaction's map holds, instead of
     /// what `keyMapMemoryBytes` allows; a test lowers it to see passes go window by window.
     var keyMapKeyLimit: Int?
+    /// Test hook: the most streams a compaction pass's cache of stream
+    /// floors holds (`DeadRecordRule`), instead of what `streamMemoryBytes`
+    /// allows; a test lowers it to see the cache empty and fill again.
+    var floorsCacheLimit: Int?
     /// Test hook: a read-only log watches its directory for another
     /// process's appends (inotify); off, it only polls (`AppendWatch`).
     var watchesDirectory = true

@@ -119,7 +119,8 @@ final class Scavenger: Sendable {
             if !dryRun { keyWindow.withLock { $0 = windowEnd ?? 0 } }
         }
         var states = DeadRecordRule(
-            index: index, now: now, keys: keys, tombstoneRetention: keyCompaction?.tombstoneRetentionMicroseconds ?? 0)
+            index: index, now: now, keys: keys, tombstoneRetention: keyCompaction?.tombstoneRetentionMicroseconds ?? 0,
+            cacheLimit: DeadRecordRule.cacheLimit(for: log.options))
         for segment in sealed {
             if let recheck = known[segment.id], now < recheck { continue }
             if shouldStop() { break }
@@ -266,12 +267,26 @@ struct DeadRecordRule {
     private var names: [UInt8] = []
     /// The last stream asked about: records of one stream often come in runs.
     private var last = -1
+    /// The most streams the cache holds: when it is full it is emptied and
+    /// fills again (a stream asked about again is read from the stream table
+    /// again), so a pass over millions of streams holds at most this many.
+    let cacheLimit: Int
 
-    init(index: StreamIndex, now: Timestamp, keys: KeyMap? = nil, tombstoneRetention: Int64 = 0) {
+    /// The cache's bytes per stream, as `cacheLimit(for:)` counts them: an
+    /// entry (48 bytes), its hash slot and list entry (~24), and a name of ~24 bytes.
+    static let cacheBytesPerStream = 96
+
+    /// The cache limit `LogOptions.streamMemoryBytes` allows (at least 1,024 streams).
+    static func cacheLimit(for options: LogOptions) -> Int {
+        options.floorsCacheLimit ?? max(1024, options.streamMemoryBytes / cacheBytesPerStream)
+    }
+
+    init(index: StreamIndex, now: Timestamp, keys: KeyMap? = nil, tombstoneRetention: Int64 = 0, cacheLimit: Int) {
         self.index = index
         self.now = now
         self.keys = keys
         self.tombstoneRetention = tombstoneRetention
+        self.cacheLimit = max(1, cacheLimit)
     }
 
     /// Whether the pass keeps the event `head` (not a marker); for a kept
@@ -303,8 +318,8 @@ struct DeadRecordRule {
     }
 
     /// The floors of the stream named `name`: from the cache, else from
-    /// the stream table (once per stream and pass). Allocates only for a
-    /// stream new to the pass.
+    /// the stream table (once per stream and pass while the cache has room).
+    /// Allocates only for a stream new to the cache.
     private mutating func floors(_ name: UnsafeRawBufferPointer) throws(EventLogError) -> Floors {
         if last >= 0, equal(last, name) { return entries[last].floors }
         let hash = StreamHash.hash(name)
@@ -319,6 +334,11 @@ struct DeadRecordRule {
         let state = try index.table.state(named: String(decoding: name, as: UTF8.self))
         let floors = Floors(
             versionFloor: state?.readableFrom ?? 0, maxAge: state?.maxAgeMicroseconds ?? 0, nextVersion: state?.nextVersion ?? 0)
+        if entries.count >= cacheLimit {
+            byHash.removeAll()
+            entries.removeAll(keepingCapacity: true)
+            names.removeAll(keepingCapacity: true)
+        }
         entries.append((names.count, name.count, floors, byHash[hash].map { Int32($0) } ?? -1))
         names.append(contentsOf: name)
         byHash.set(hash, UInt32(entries.count - 1))
