@@ -16,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.4.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.70.0"),
+        // `swift package generate-documentation` (the DocC catalog, Sources/EventLog/EventLog.docc).
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
     ],
     targets: [
         // CRC32C (Castagnoli): SSE4.2 / ARMv8 CRC instructions chosen at run time,

@@ -6,7 +6,8 @@
 # JSON output), then runs the benchmark's quick mode once as a smoke test
 # (no time thresholds), and last every fuzz target for a bounded time
 # (scripts/fuzz.sh; EVENTLOG_FUZZ_SECONDS each, default 8; any crash, hang or
-# memory error fails the run).
+# memory error fails the run). The DocC documentation is built too, and any
+# warning in it fails the run (scripts/docs.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-dependencies.sh
@@ -18,4 +19,6 @@ swift run -c release --package-path Benchmarks eventlog-bench --quick --json "$q
 grep -q '"results"' "$quick/quick.json"
 swift build --build-tests
 swift test --skip-build
+# The DocC documentation builds with no warning (scripts/docs.sh).
+bash scripts/docs.sh
 bash scripts/fuzz.sh all "${EVENTLOG_FUZZ_SECONDS:-8}"

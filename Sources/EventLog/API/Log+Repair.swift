@@ -34,8 +34,10 @@ extension Log {
     /// the result.
     ///
     /// - Parameters:
+    ///   - path: the log directory.
     ///   - options: for the open that ends the repair (its durability,
     ///     fault injection in tests); retention does not run during it.
+    ///   - apply: false: only plan (a dry run); true: carry the plan out.
     public static func repair(at path: String, options: LogOptions = LogOptions(), apply: Bool = false) throws(EventLogError) -> RepairPlan {
         do {
             let repair = try LogRepair(at: path, faults: options.storageFaults, modes: options.createModes)

@@ -37,7 +37,13 @@ public struct NewEvent: Sendable, Hashable {
     public var isTombstone: Bool
 
     /// - Parameters:
+    ///   - stream: the stream it belongs to, 1 to `Limits.maxStreamNameBytes` UTF-8 bytes.
     ///   - type: must not start with `$` (reserved for stream markers).
+    ///   - data: the payload, opaque to the log.
+    ///   - metadata: its metadata (ids, correlation, schema version, headers).
+    ///   - timestamp: when it happened; nil: the append time.
+    ///   - key: the key key compaction keeps the latest event of; nil: the stream name.
+    ///   - isTombstone: a tombstone for its key (key compaction).
     public init(
         stream: String, type: String, data: [UInt8], metadata: EventMetadata = EventMetadata(), timestamp: Timestamp? = nil,
         key: String? = nil, isTombstone: Bool = false

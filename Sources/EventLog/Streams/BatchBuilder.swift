@@ -96,7 +96,11 @@ public struct BatchBuilder: ~Copyable {
     /// - Parameters:
     ///   - stream: the stream name's UTF-8 bytes, 1 to `Limits.maxStreamNameBytes`.
     ///   - type: the event type's UTF-8 bytes, at most `Limits.maxTypeBytes`.
+    ///   - data: the payload.
+    ///   - metadata: its metadata, if any.
     ///   - timestamp: when nil, the time the batch was started.
+    ///   - key: the key's UTF-8 bytes for key compaction; nil: the stream name.
+    ///   - isTombstone: a tombstone for its key.
     /// - Returns: the event's position.
     /// - Throws: a broken limit; `invalidArgument` when the stream name or
     ///   the type is not valid UTF-8; `streamDeleted` for a hard-deleted stream.
