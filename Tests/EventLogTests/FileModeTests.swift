@@ -132,6 +132,51 @@ import Testing
         try Log.open(at: path).close()
     }
 
+    /// A symbolic link planted in the log directory is never written
+    /// through: not as the lock file, not as the active segment, not as the
+    /// temporary file of an atomic replace. The file it points to stays as it was.
+    @Test func aSymbolicLinkInTheLogDirectoryIsNeverWrittenThrough() throws {
+        let dir = TemporaryDirectory("modes")
+        let path = dir.sub("log")
+        let outside = dir.sub("outside")
+        let original = Array("not the log's\n".utf8)
+        func plantOutside() throws { try Data(original).write(to: URL(fileURLWithPath: outside)) }
+        func outsideIsUntouched() throws -> Bool { try Array(Data(contentsOf: URL(fileURLWithPath: outside))) == original }
+        func isLoopError(_ error: any Error, _ path: String) -> Bool {
+            guard case .io(let io)? = error as? EventLogError else { return false }
+            return io.errno == ELOOP && io.path == path
+        }
+        let log = try Log.open(at: path, options: LogOptions(durability: .none))
+        try Self.fill(log, 0..<10)
+        try log.close()
+        try plantOutside()
+
+        // The lock file.
+        let lock = path + "/" + FileNames.lock
+        try FileManager.default.removeItem(atPath: lock)
+        try FileManager.default.createSymbolicLink(atPath: lock, withDestinationPath: outside)
+        #expect { try Log.open(at: path) } throws: { isLoopError($0, lock) }
+        try FileManager.default.removeItem(atPath: lock)
+
+        // The active segment (the writer opens it to write).
+        let segment = path + "/" + FileNames.segment(0)
+        let moved = dir.sub("segment")
+        try FileManager.default.moveItem(atPath: segment, toPath: moved)
+        try FileManager.default.createSymbolicLink(atPath: segment, withDestinationPath: outside)
+        #expect(throws: (any Error).self) { try Log.open(at: path) }
+        #expect(try outsideIsUntouched())
+        try FileManager.default.removeItem(atPath: segment)
+        try FileManager.default.moveItem(atPath: moved, toPath: segment)
+
+        // The temporary file of the settings' atomic replace.
+        let reopened = try Log.open(at: path, options: LogOptions(durability: .none))
+        let temporary = path + "/" + FileNames.settings + ".tmp"
+        try FileManager.default.createSymbolicLink(atPath: temporary, withDestinationPath: outside)
+        #expect { try reopened.updateSettings(LogSettings(retainAge: .seconds(3600))) } throws: { isLoopError($0, temporary) }
+        try reopened.close()
+        #expect(try outsideIsUntouched())
+    }
+
     /// Files 0644 and a directory 0755, as older builds made them: not
     /// writable by others, so the log opens; inspect shows the modes.
     @Test func logsOfOlderBuildsStillOpen() throws {

@@ -32,6 +32,12 @@ final class FileHandle: Sendable {
     /// Opens `path`; with `create`, creates it when missing with those
     /// modes' file mode (a file that exists keeps its mode). The
     /// corresponding C function is `open`.
+    ///
+    /// A writable open never follows a symbolic link (`O_NOFOLLOW`: the
+    /// call fails with `ELOOP`): every file the log writes is its own, in
+    /// its directory, and a link planted there (by another user, or a
+    /// hostile archive) must not make it write anywhere else. Read-only
+    /// opens follow links.
     static func open(
         _ path: String, readOnly: Bool = false, create: CreateModes? = nil, exclusive: Bool = false,
         faults: StorageFaults?
@@ -39,6 +45,7 @@ final class FileHandle: Sendable {
         if case .fail(let e)? = faults?.decide(.open, path) { throw IOError(operation: "open", path: path, errno: e) }
         var flags: Int32 = readOnly ? O_RDONLY : O_RDWR
         flags |= O_CLOEXEC
+        if !readOnly { flags |= O_NOFOLLOW }
         if create != nil { flags |= O_CREAT }
         if exclusive { flags |= O_EXCL }
         while true {
