@@ -31,7 +31,8 @@ public enum Limits {
     public static let maxMergedSegments = 4096
     /// Most cursors a log's settings may name as holding retention back (Format.md §3.2).
     public static let maxRetentionCursors = 256
-    /// Smallest and largest segment size an option may ask for.
+    /// The smallest segment size an option may ask for (4 KiB).
     public static let minSegmentBytes = 4096
+    /// The largest segment size an option may ask for (2 GiB).
     public static let maxSegmentBytes = 1 << 31
 }

@@ -4,7 +4,28 @@
 /// `MappedRegion` or `DirectoryOperations`; each asks the log's `StorageFaults`
 /// (when one is set) before it acts. Production code never sets one.
 public enum StorageOperation: String, Sendable {
-    case open, read, write, datasync, sync, allocate, truncate, rename, unlink, map, syncDirectory
+    /// `open` of a file.
+    case open
+    /// `pread`.
+    case read
+    /// `pwrite`.
+    case write
+    /// `fdatasync`.
+    case datasync
+    /// `fsync` of a file.
+    case sync
+    /// `fallocate` (space reserved ahead of appends).
+    case allocate
+    /// `ftruncate`.
+    case truncate
+    /// `rename`.
+    case rename
+    /// `unlink`.
+    case unlink
+    /// `mmap`.
+    case map
+    /// `fsync` of the log directory (after a create, rename or unlink).
+    case syncDirectory
     /// `mkdir` of a directory inside the log directory (`Log.repair`'s damaged directory).
     case makeDirectory
 }
@@ -30,6 +51,7 @@ public final class StorageFaults: Sendable {
     let decide: @Sendable (StorageOperation, String) -> StorageFault?
     let recorder: PowerLossRecorder?
 
+    /// A fault plan: `decide` is asked before each operation, with the operation and the path, and returns the fault to inject, or nil to let it run.
     public init(_ decide: @escaping @Sendable (StorageOperation, String) -> StorageFault?) {
         self.decide = decide
         self.recorder = nil

@@ -17,18 +17,25 @@ public enum ShutdownState: Sendable, Equatable {
 
 /// One segment as `inspect` describes it.
 public struct SegmentInspection: Sendable {
+    /// The segment file's name.
     public var file: String
+    /// The position of the segment's first event (its name).
     public var basePosition: UInt64
+    /// The position after its last event (its declared end for a rewritten segment).
     public var endPosition: UInt64
+    /// Its batches.
     public var batches: Int
+    /// Its events (markers included).
     public var events: UInt64
     /// Bytes of data (header and batches).
     public var bytes: Int64
     /// Bytes the file system allocated for the file.
     public var allocatedBytes: Int64
+    /// The timestamp of its first batch (nil when it has none).
     public var firstTimestamp: Timestamp?
     /// The largest timestamp in the segment.
     public var lastTimestamp: Timestamp?
+    /// True for every segment but the last, which appends go to.
     public var isSealed: Bool
     /// Batches stored LZ4-compressed.
     public var compressedBatches: Int
@@ -40,14 +47,21 @@ public struct SegmentInspection: Sendable {
 
 /// A description of a log's files (`Log.inspect(at:)`).
 public struct LogInspection: Sendable {
+    /// The log directory.
     public var path: String
+    /// The format version in `eventlog.meta` (Format.md §12).
     public var formatVersion: Int
+    /// The log's id, which every segment header repeats.
     public var logID: UUID
+    /// When the log was created (microseconds since 1970).
     public var createdAt: Timestamp
+    /// How the last writer left the log.
     public var lastShutdown: ShutdownState
+    /// Every segment, in position order.
     public var segments: [SegmentInspection]
     /// The log start position `eventlog.start` records (Format.md §3.1).
     public var startPosition: UInt64
+    /// The position the next appended event would get.
     public var endPosition: UInt64
     /// Bytes allocated to every file of the log (segments, indexes, metadata).
     public var allocatedBytes: Int64

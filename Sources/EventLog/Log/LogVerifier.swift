@@ -1,19 +1,29 @@
 /// One damaged place found by `Log.verify(at:)`.
 public struct VerificationProblem: Sendable, Equatable, CustomStringConvertible {
+    /// The file's name in the log directory.
     public var file: String
+    /// The byte offset of the damage.
     public var offset: Int64
+    /// What is wrong there.
     public var reason: String
 
+    /// The file, the offset and the reason in one line.
     public var description: String { "\(file) at byte \(offset): \(reason)" }
 }
 
 /// What `Log.verify(at:)` checked and found.
 public struct VerificationReport: Sendable {
+    /// Every problem found, in the order found (none: the log is sound).
     public var problems: [VerificationProblem] = []
+    /// True when no problem was found.
     public var isSound: Bool { problems.isEmpty }
+    /// Segments checked.
     public var segments = 0
+    /// Batches checked.
     public var batches = 0
+    /// Events checked (markers included).
     public var events: UInt64 = 0
+    /// Index files checked against the segments.
     public var indexFiles = 0
     /// True when the deep checks ran (`Log.verify(at:deep:progress:)`).
     public var deep = false
@@ -31,6 +41,7 @@ public struct VerificationReport: Sendable {
 public struct VerificationProgress: Sendable, Equatable {
     /// Segments checked so far, of `segmentCount`.
     public var segmentsChecked: Int
+    /// Segments there are to check.
     public var segmentCount: Int
     /// Events checked so far.
     public var eventsChecked: UInt64

@@ -11,6 +11,7 @@ public struct RecoveryReport: Sendable, Equatable {
         case unclean
     }
 
+    /// How the previous session ended.
     public var previousShutdown: Shutdown = .newLog
     /// Bytes of the last segment that were scanned and checked.
     public var scannedBytes: Int = 0
@@ -43,10 +44,14 @@ public struct RecoveryReport: Sendable, Equatable {
 
     /// A file found damaged, where, and what was done instead.
     public struct DamagedFile: Sendable, Equatable, CustomStringConvertible {
+        /// The file's name in the log directory.
         public var file: String
+        /// The byte offset where the damage is.
         public var offset: Int64
+        /// What is wrong there.
         public var reason: String
 
+        /// The file, the offset and the reason in one line.
         public var description: String { "\(file) at byte \(offset): \(reason)" }
     }
 
@@ -60,6 +65,7 @@ public struct RecoveryReport: Sendable, Equatable {
 
     /// A cursor moved back to the end of the log on open.
     public struct ClampedCursor: Sendable, Equatable {
+        /// The cursor's name.
         public var name: String
         /// Where the journal had it.
         public var was: UInt64

@@ -1,6 +1,7 @@
 /// One step of a repair (`Log.repair(at:options:apply:)`, Format.md §10.1).
 /// A value: safe to keep and to share between threads.
 public struct RepairAction: Sendable, Equatable, CustomStringConvertible {
+    /// What a step does to its file.
     public enum Kind: String, Sendable {
         /// The last segment is cut at `offset`, the offset of its first
         /// damaged batch: the bytes from there on are first copied into the
@@ -15,14 +16,17 @@ public struct RepairAction: Sendable, Equatable, CustomStringConvertible {
         case rebuild
     }
 
+    /// What the step does.
     public var kind: Kind
     /// The file's name in the log directory (`00000000000000000000.segment`).
     public var file: String
     /// For a cut, the byte offset where the segment is cut; for a damaged
     /// segment moved aside, the offset of its damage; otherwise nil.
     public var offset: Int64?
+    /// Why: the damage found, or what the file needs.
     public var reason: String
 
+    /// The step as `eventlog repair` prints it.
     public var description: String {
         "\(kind.rawValue) \(file)" + (offset.map { " at byte \($0)" } ?? "") + ": \(reason)"
     }

@@ -4,10 +4,13 @@
 public struct CompactionResult: Sendable, Equatable {
     /// True when nothing was changed (`compact(dryRun: true)`).
     public var dryRun: Bool
+    /// Segments in the log before the run, and after it.
     public var segmentsBefore: Int
+    /// Segments in the log after the run (for a dry run: after it would have run).
     public var segmentsAfter: Int
     /// The segments' file lengths, in bytes.
     public var bytesBefore: UInt64
+    /// The segments' file lengths after the run, in bytes.
     public var bytesAfter: UInt64
     /// Events removed: by retention (whole segments) and by scavenging.
     public var eventsRemoved: UInt64
@@ -22,6 +25,7 @@ public struct CompactionResult: Sendable, Equatable {
     /// leaves *n* − 1 fewer (`segmentsAfter` counts the merged one once).
     /// A dry run estimates it from the sizes scavenging would leave.
     public var segmentsMerged: Int = 0
+    /// The log start before the run.
     public var startPositionBefore: UInt64
     /// The log start after the run (unchanged by a dry run).
     public var startPosition: UInt64
@@ -44,6 +48,7 @@ public struct MaintenanceStatus: Sendable, Equatable {
     /// The error of the last run when it failed (cleared by the next run
     /// that succeeds), with when it happened (microseconds since 1970).
     public var lastFailure: String?
+    /// When the last run failed (microseconds since 1970), nil when it did not.
     public var lastFailureAt: Int64?
     /// Why `eventlog.compaction` could not be read (damaged: its report is
     /// lost, and the writer's next compaction replaces it), nil when it

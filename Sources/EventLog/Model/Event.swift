@@ -26,6 +26,7 @@ public struct NewEvent: Sendable, Hashable {
     public var type: String
     /// The payload, opaque to the log.
     public var data: [UInt8]
+    /// Its metadata (ids, schema version, content type, headers); empty when none was given.
     public var metadata: EventMetadata
     /// When it happened; the append time when nil.
     public var timestamp: Timestamp?
@@ -36,6 +37,8 @@ public struct NewEvent: Sendable, Hashable {
     /// then, after `LogSettings.tombstoneRetention`, the tombstone itself.
     public var isTombstone: Bool
 
+    /// A new event, to pass to `Log.append`.
+    ///
     /// - Parameters:
     ///   - stream: the stream it belongs to, 1 to `Limits.maxStreamNameBytes` UTF-8 bytes.
     ///   - type: must not start with `$` (reserved for stream markers).
@@ -65,18 +68,24 @@ public struct NewEvent: Sendable, Hashable {
 public struct Event: Sendable, Hashable {
     /// The global position: assigned at append, strictly increasing, never reused.
     public var position: UInt64
+    /// The stream it belongs to.
     public var stream: String
     /// The place within its stream (0, 1, 2, …).
     public var version: UInt64
+    /// Its type, e.g. `OrderPlaced`.
     public var type: String
+    /// The payload, as appended.
     public var data: [UInt8]
+    /// Its metadata; empty when none was given.
     public var metadata: EventMetadata
+    /// When it happened: the one given at append, else the append time (microseconds since 1970).
     public var timestamp: Timestamp
     /// The event's explicit key (nil: its key is the stream name), `NewEvent.key`.
     public var key: String?
     /// True for a tombstone, `NewEvent.isTombstone`.
     public var isTombstone: Bool
 
+    /// An event with every field given (tests, importers).
     public init(
         position: UInt64, stream: String, version: UInt64, type: String, data: [UInt8],
         metadata: EventMetadata, timestamp: Timestamp, key: String? = nil, isTombstone: Bool = false

@@ -8,8 +8,11 @@ import struct Foundation.UUID
 public struct EventMetadata: Sendable, Hashable {
     /// A free string header, kept in the order given.
     public struct Header: Sendable, Hashable {
+        /// The header's name.
         public var name: String
+        /// The header's value.
         public var value: String
+        /// A header named `name` with `value`.
         public init(_ name: String, _ value: String) {
             self.name = name
             self.value = value
@@ -29,6 +32,7 @@ public struct EventMetadata: Sendable, Hashable {
     /// Free headers (at most `Limits.maxHeaders`).
     public var headers: [Header]
 
+    /// Metadata; every field is optional, and empty metadata takes no space in the record.
     public init(
         eventID: UUID? = nil, schemaVersion: UInt32? = nil, contentType: String? = nil,
         correlationID: String? = nil, causationID: String? = nil, headers: [Header] = []

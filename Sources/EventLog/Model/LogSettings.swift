@@ -24,6 +24,7 @@ public struct LogSettings: Sendable, Equatable {
     /// most 2³² − 1. A tombstone that is its stream's last event stays.
     public var tombstoneRetention: Duration
 
+    /// Settings; the defaults keep everything and do not compact by key.
     public init(
         retainAge: Duration? = nil, retainBytes: UInt64? = nil, retainCursors: [String] = [], keyCompaction: Bool = false,
         tombstoneRetention: Duration = .seconds(86_400)

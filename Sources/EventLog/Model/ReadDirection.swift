@@ -1,4 +1,7 @@
 /// Which way a stream read goes.
 public enum ReadDirection: Sendable {
-    case forward, backward
+    /// From the stream's lowest readable version up.
+    case forward
+    /// From the stream's last version down (`maxCount: 1` reads the last event).
+    case backward
 }

@@ -9,6 +9,7 @@ public enum ExpectedVersion: Sendable, Hashable, CustomStringConvertible {
     /// The stream's last event has exactly this version.
     case exact(UInt64)
 
+    /// The expectation as error messages and the tool print it (`any`, `no stream`, `stream exists`, or the version).
     public var description: String {
         switch self {
         case .any: return "any"
@@ -31,6 +32,7 @@ public enum StreamDeletion: UInt8, Sendable, Hashable {
 
 /// A stream's state (`Log.streamInfo(_:)`).
 public struct StreamInfo: Sendable, Hashable {
+    /// The stream's name.
     public var name: String
     /// The version of the stream's last event (nil when it never had one).
     public var currentVersion: UInt64?
@@ -41,6 +43,7 @@ public struct StreamInfo: Sendable, Hashable {
     public var firstPosition: UInt64?
     /// Position of the stream's last event (nil when none).
     public var lastPosition: UInt64?
+    /// Whether the stream is deleted, softly or for good.
     public var deletion: StreamDeletion
     /// Versions below this are hidden from stream reads (0: none).
     public var truncateBefore: UInt64
@@ -88,6 +91,7 @@ public struct StreamLimits: Sendable, Hashable {
 
 /// The versions an append gave one stream.
 public struct StreamVersions: Sendable, Hashable {
+    /// The stream's name.
     public var stream: String
     /// Version of the stream's first event in the append.
     public var firstVersion: UInt64

@@ -4,11 +4,14 @@ import struct Foundation.UUID
 /// A filter for reads of the whole log: events whose stream starts with
 /// `streamPrefix` and whose type is one of `types` (nil: any).
 public struct EventFilter: Sendable {
+    /// Only streams whose name starts with this (nil: every stream).
     public var streamPrefix: String?
+    /// Only events of these types (nil: every type).
     public var types: Set<String>?
     /// Include stream markers (deletions, truncations); off by default.
     public var includeMarkers: Bool
 
+    /// A filter; the default passes every event but markers.
     public init(streamPrefix: String? = nil, types: Set<String>? = nil, includeMarkers: Bool = false) {
         self.streamPrefix = streamPrefix
         self.types = types
