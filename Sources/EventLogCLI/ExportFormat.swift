@@ -15,14 +15,21 @@ import struct Foundation.UUID
 ///     {"stream_state":"order-1","next_version":1,"truncate_before":1,"deleted":"soft","first_position":0,
 ///      "last_position":0,"last_append":{"batch_position":0,"first_version":0,"event_count":1,"record_count":2,
 ///      "id_digest":"d77c57323b0f7a00"},"max_age_microseconds":null,"max_count":null}
-///     {"export_end":9,"batches":1,"records":2,"stream_states":1}
+///     {"cursor":"projector","position":2,"updated_at":1700000000000000}
+///     {"parked":"group:mailer","position":1,"deliveries":5}
+///     {"export_end":9,"batches":1,"records":2,"stream_states":1,"cursors":1,"parked":1}
 ///
 /// The writer here and the reader (`ExportReader`) are the one definition of it.
 enum ExportFormat {
-    /// The value of the header's `eventlog_export`: this layout.
-    static let version = 1
+    /// The value of the header's `eventlog_export`: this layout. Layout 2
+    /// added the `cursor` and `parked` lines and their counts on the last line.
+    static let version = 2
+    /// The layouts import reads: 1 (without cursors) and 2.
+    static let readableVersions: ClosedRange<UInt64> = 1...2
 
     struct Header: Equatable {
+        /// The layout the file declares (`eventlog_export`); what `writeHeader` writes is always `version`.
+        var layout = ExportFormat.version
         var formatVersion: Int
         var logID: UUID
         var startPosition: UInt64
@@ -229,15 +236,50 @@ enum ExportFormat {
         output.append(byte: UInt8(ascii: "}"))
     }
 
-    static func writeEnd(endPosition: UInt64, batches: Int, records: Int, streamStates: Int, into output: inout OutputWriter) {
+    /// A named cursor as the cursor journal keeps it (Format.md §15).
+    static func writeCursor(_ cursor: ConsumerSnapshot.Cursor, into output: inout OutputWriter) {
+        output.append("{\"cursor\":")
+        output.appendJSONString(cursor.name)
+        output.append(",\"position\":")
+        output.append(cursor.position)
+        output.append(",\"updated_at\":")
+        output.append(cursor.updatedAt)
+        output.append(byte: UInt8(ascii: "}"))
+    }
+
+    /// An event a consumer group parked, under the group's cursor name.
+    static func writeParked(_ parked: ConsumerSnapshot.Parked, into output: inout OutputWriter) {
+        output.append("{\"parked\":")
+        output.appendJSONString(parked.cursor)
+        output.append(",\"position\":")
+        output.append(parked.position)
+        output.append(",\"deliveries\":")
+        output.append(UInt64(parked.deliveries))
+        output.append(byte: UInt8(ascii: "}"))
+    }
+
+    /// The counts of what the export holds; import checks them.
+    struct Counts: Equatable {
+        var batches = 0
+        var records = 0
+        var streamStates = 0
+        var cursors = 0
+        var parked = 0
+    }
+
+    static func writeEnd(endPosition: UInt64, _ counts: Counts, into output: inout OutputWriter) {
         output.append("{\"export_end\":")
         output.append(endPosition)
         output.append(",\"batches\":")
-        output.append(batches)
+        output.append(counts.batches)
         output.append(",\"records\":")
-        output.append(records)
+        output.append(counts.records)
         output.append(",\"stream_states\":")
-        output.append(streamStates)
+        output.append(counts.streamStates)
+        output.append(",\"cursors\":")
+        output.append(counts.cursors)
+        output.append(",\"parked\":")
+        output.append(counts.parked)
         output.append(byte: UInt8(ascii: "}"))
     }
 }
