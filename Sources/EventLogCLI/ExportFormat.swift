@@ -90,7 +90,7 @@ enum ExportFormat {
         if !event.metadataBytes.isEmpty {
             output.append(literal: ",\"metadata\":")
             let mark = output.count
-            if !writeMetadata(encoded: event.metadataBytes, into: &output) {
+            if !EncodedMetadataJSON.write(event.metadataBytes, headers: .pairs, into: &output) {
                 // Not a section this reads: decoding it writes what it holds, or throws the defect.
                 output.truncate(to: mark)
                 writeMetadata(try event.metadata(), into: &output)
@@ -124,69 +124,6 @@ enum ExportFormat {
             output.append(byte: UInt8(ascii: "]"))
         }
         output.append(byte: UInt8(ascii: "}"))
-    }
-
-    /// Writes an encoded metadata section (Format.md, "Metadata section") as
-    /// `writeMetadata(_:into:)` writes the `EventMetadata` it decodes to, but
-    /// straight from its bytes (no decoding into strings and arrays). False,
-    /// with part of it written, for a section `MetadataCoding.decode` would
-    /// not read, or one holding a string that is not plain ASCII: the
-    /// caller then truncates the output and goes through the decoded value.
-    static func writeMetadata(encoded bytes: UnsafeRawBufferPointer, into output: inout OutputWriter) -> Bool {
-        var i = 0
-        var lastTag: UInt8 = 0
-        var inHeaders = false
-        output.append(byte: UInt8(ascii: "{"))
-        /// A length-prefixed string at `i`, when it is plain ASCII (what the decoded string would be too).
-        func string(_ i: inout Int) -> UnsafeRawBufferPointer? {
-            guard let length = Varint.read(bytes, &i), length <= UInt64(bytes.count - i) else { return nil }
-            let text = UnsafeRawBufferPointer(rebasing: bytes[i..<(i + Int(length))])
-            for byte in text where byte >= 0x80 { return nil }
-            i += Int(length)
-            return text
-        }
-        while i < bytes.count {
-            let tag = bytes[i]
-            i += 1
-            guard tag >= 1, tag <= 6, tag >= lastTag, tag != lastTag || tag == 6 else { return false }
-            if tag != 6 && lastTag != 0 { output.append(byte: UInt8(ascii: ",")) }
-            switch tag {
-            case 1:
-                guard bytes.count - i >= 16 else { return false }
-                output.append(literal: "\"event_id\":\"")
-                for k in 0..<16 {
-                    if k == 4 || k == 6 || k == 8 || k == 10 { output.append(byte: UInt8(ascii: "-")) }
-                    output.appendHex(UInt64(bytes[i + k]), digits: 2)
-                }
-                output.append(byte: UInt8(ascii: "\""))
-                i += 16
-            case 2:
-                guard let version = Varint.read(bytes, &i), version <= UInt64(UInt32.max) else { return false }
-                output.append(literal: "\"schema_version\":")
-                output.append(version)
-            case 3, 4, 5:
-                guard let text = string(&i) else { return false }
-                output.append(literal: tag == 3 ? "\"content_type\":" : tag == 4 ? "\"correlation_id\":" : "\"causation_id\":")
-                output.appendJSONString(text)
-            default:
-                guard let name = string(&i), let value = string(&i) else { return false }
-                if inHeaders {
-                    output.append(literal: ",[")
-                } else {
-                    if lastTag != 0 { output.append(byte: UInt8(ascii: ",")) }
-                    output.append(literal: "\"headers\":[[")
-                    inHeaders = true
-                }
-                output.appendJSONString(name)
-                output.append(byte: UInt8(ascii: ","))
-                output.appendJSONString(value)
-                output.append(byte: UInt8(ascii: "]"))
-            }
-            lastTag = tag
-        }
-        if inHeaders { output.append(byte: UInt8(ascii: "]")) }
-        output.append(byte: UInt8(ascii: "}"))
-        return true
     }
 
     static func deletionName(_ deletion: StreamDeletion) -> String {
