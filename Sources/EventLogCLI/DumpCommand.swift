@@ -255,9 +255,10 @@ struct DumpCommand: ParsableCommand {
         let limit = count ?? .max
         guard start < stop, limit > 0 else { return }
         let conditions = self.conditions
+        let line = lineFormat
         if types.isEmpty && streamPrefix == nil && conditions.isEmpty {
             try log.read(from: start, maxCount: min(limit, Int(clamping: stop - start))) { event in
-                try write(event, into: &output)
+                try Self.writeLine(event, json: line.json, data: line.data, into: &output)
             }
             return
         }
@@ -267,7 +268,7 @@ struct DumpCommand: ParsableCommand {
         try log.read(from: start, filter: filter) { event in
             if event.position >= stop { throw EnoughPrinted() }
             guard try conditions.matches(event) else { return }
-            try write(event, into: &output)
+            try Self.writeLine(event, json: line.json, data: line.data, into: &output)
             printed += 1
             if printed >= limit { throw EnoughPrinted() }
         }
@@ -278,6 +279,8 @@ struct DumpCommand: ParsableCommand {
         let limit = count ?? .max
         guard limit > 0 else { return }
         let conditions = self.conditions
+        let line = lineFormat
+        let types = self.types
         var printed = 0
         try log.readStream(
             stream, from: fromVersion, maxCount: types.isEmpty && conditions.isEmpty ? limit : .max,
@@ -285,23 +288,28 @@ struct DumpCommand: ParsableCommand {
         ) { event in
             guard types.isEmpty || types.contains(where: { $0.utf8.elementsEqual(event.typeBytes) }) else { return }
             guard try conditions.matches(event) else { return }
-            try write(event, into: &output)
+            try Self.writeLine(event, json: line.json, data: line.data, into: &output)
             printed += 1
             if printed >= limit { throw EnoughPrinted() }
         }
     }
 
-    private func write(_ event: EventView, into output: inout OutputWriter) throws {
-        try Self.writeLine(event, json: json, data: dataFormat, into: &output)
-    }
+    /// `--json` and `--data`, read once: an argument's value read through its
+    /// property wrapper costs a generic metadata lookup, too much per event.
+    private var lineFormat: (json: Bool, data: DataFormat?) { (json, dataFormat) }
 
     /// Buffers `event` as the line `dump` prints (with `json`, the `dump --json`
     /// object), its data as `data` says (nil: the default of each format).
     static func writeLine(_ event: EventView, json: Bool, data: DataFormat? = nil, into output: inout OutputWriter) throws {
-        let metadata = try metadata(of: event)
         if json {
-            JSONEventFormat.write(event, metadata: metadata, data: data, into: &output)
+            // From the encoded metadata when it reads (no strings made); else the line again from the decoded metadata.
+            let lineStart = output.count
+            if !JSONEventFormat.writeFromEncoded(event, data: data, into: &output) {
+                output.truncate(to: lineStart)
+                JSONEventFormat.write(event, metadata: try metadata(of: event), data: data, into: &output)
+            }
         } else {
+            _ = try metadata(of: event)  // damaged metadata is a finding in every format
             TextEventFormat.write(event, data: data, into: &output)
         }
         try output.appendLineEnd()

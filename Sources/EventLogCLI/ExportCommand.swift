@@ -20,15 +20,20 @@ struct ExportCommand: ParsableCommand {
             assigned: position, stream, version, type, timestamp (microseconds), data_base64, metadata \
             (its headers as [name, value] pairs), key, tombstone, and "marker": true for the stream \
             markers (deletions, truncations, limits). An export of the whole log then lists every \
-            stream's state as the stream table keeps it (stream_state lines), and a last line \
+            stream's state as the stream table keeps it (stream_state lines), every cursor \
+            ({"cursor": NAME, "position": P, "updated_at": T}) and every event a consumer group parked \
+            ({"parked": "group:NAME", "position": P, "deliveries": N}), and a last line \
             {"export_end": E, ...} with the counts, so that import can tell a cut-short file.
 
             --from and --to (exclusive) bound the positions: whole batches holding a position in \
             [--from, --to) are written, and the header's start and end positions cover them. Such a \
-            partial export carries no stream states: import replays the records into its stream table.
+            partial export carries no stream states and no cursors: import replays the records into its \
+            stream table.
 
             Reads the log read-only (beside a running writer it exports what was appended when it \
-            started). Every batch's checksum is verified: damage exits with 1 naming the file and offset.
+            started). Every batch's checksum is verified: damage exits with 1 naming the file and offset. \
+            Cursors that damaged records of the cursor journal name are left out of a whole export, which \
+            is still written in full, and it exits with 1 naming them.
 
             Example: eventlog export /var/lib/orders --output orders.jsonl && eventlog import /tmp/copy --input orders.jsonl
             """)
@@ -68,6 +73,7 @@ struct ExportCommand: ParsableCommand {
             let (start, end) = try Self.range(of: log, lower: lower, upper: upper)
             let whole = start == logStart && end == logEnd
             let states = whole ? try log.streamSnapshots() : []
+            let consumers = whole ? log.consumerSnapshot() : ConsumerSnapshot()
 
             let fd: Int32
             if let output {
@@ -87,19 +93,18 @@ struct ExportCommand: ParsableCommand {
                         indexInterval: log.indexInterval, hasStreamStates: whole, settings: try log.settings()),
                     into: &out)
                 try out.appendLineEnd()
-                var batches = 0
-                var records = 0
+                var counts = ExportFormat.Counts()
                 var failure: OutputError?
                 if start < end {
                     do {
                         try log.readBatches(from: start, { batch in
                             guard batch.basePosition < end else { throw Done() }
                             ExportFormat.writeBatch(batch, into: &out)
-                            batches += 1
+                            counts.batches += 1
                             do { try out.appendLineEnd() } catch { failure = error as? OutputError; throw Done() }
                         }, events: { event in
                             try ExportFormat.writeRecord(event, into: &out)
-                            records += 1
+                            counts.records += 1
                             do { try out.appendLineEnd() } catch { failure = error as? OutputError; throw Done() }
                         })
                     } catch is Done {}
@@ -109,11 +114,30 @@ struct ExportCommand: ParsableCommand {
                     ExportFormat.writeStreamState(state, into: &out)
                     try out.appendLineEnd()
                 }
-                ExportFormat.writeEnd(endPosition: end, batches: batches, records: records, streamStates: states.count, into: &out)
+                for cursor in consumers.cursors {
+                    ExportFormat.writeCursor(cursor, into: &out)
+                    try out.appendLineEnd()
+                }
+                for parked in consumers.parked {
+                    ExportFormat.writeParked(parked, into: &out)
+                    try out.appendLineEnd()
+                }
+                counts.streamStates = states.count
+                counts.cursors = consumers.cursors.count
+                counts.parked = consumers.parked.count
+                ExportFormat.writeEnd(endPosition: end, counts, into: &out)
                 try out.appendLineEnd()
                 try out.flush()
                 if fd != 1, fsync(fd) != 0 {
                     throw CommandFailure("cannot sync \(output ?? ""): \(String(cString: strerror(errno)))")
+                }
+                if !consumers.damagedOffsets.isEmpty {
+                    let names = consumers.damagedCursors.map(\.name)
+                    let offsets = consumers.damagedOffsets.map(String.init).joined(separator: ", ")
+                    throw CommandFailure.finding(
+                        "the cursor journal is damaged (at byte \(offsets)): "
+                            + (names.isEmpty ? "the cursors it held could not be read" : "cursors \(names.joined(separator: ", ")) were left out")
+                            + "; the rest of the log was exported (eventlog repair settles the journal)")
                 }
             } catch let error as OutputError where error.isBrokenPipe {
                 return  // the reader stopped listening: not a failure

@@ -15,14 +15,21 @@ import struct Foundation.UUID
 ///     {"stream_state":"order-1","next_version":1,"truncate_before":1,"deleted":"soft","first_position":0,
 ///      "last_position":0,"last_append":{"batch_position":0,"first_version":0,"event_count":1,"record_count":2,
 ///      "id_digest":"d77c57323b0f7a00"},"max_age_microseconds":null,"max_count":null}
-///     {"export_end":9,"batches":1,"records":2,"stream_states":1}
+///     {"cursor":"projector","position":2,"updated_at":1700000000000000}
+///     {"parked":"group:mailer","position":1,"deliveries":5}
+///     {"export_end":9,"batches":1,"records":2,"stream_states":1,"cursors":1,"parked":1}
 ///
 /// The writer here and the reader (`ExportReader`) are the one definition of it.
 enum ExportFormat {
-    /// The value of the header's `eventlog_export`: this layout.
-    static let version = 1
+    /// The value of the header's `eventlog_export`: this layout. Layout 2
+    /// added the `cursor` and `parked` lines and their counts on the last line.
+    static let version = 2
+    /// The layouts import reads: 1 (without cursors) and 2.
+    static let readableVersions: ClosedRange<UInt64> = 1...2
 
     struct Header: Equatable {
+        /// The layout the file declares (`eventlog_export`); what `writeHeader` writes is always `version`.
+        var layout = ExportFormat.version
         var formatVersion: Int
         var logID: UUID
         var startPosition: UInt64
@@ -83,7 +90,7 @@ enum ExportFormat {
         if !event.metadataBytes.isEmpty {
             output.append(literal: ",\"metadata\":")
             let mark = output.count
-            if !writeMetadata(encoded: event.metadataBytes, into: &output) {
+            if !EncodedMetadataJSON.write(event.metadataBytes, headers: .pairs, into: &output) {
                 // Not a section this reads: decoding it writes what it holds, or throws the defect.
                 output.truncate(to: mark)
                 writeMetadata(try event.metadata(), into: &output)
@@ -117,69 +124,6 @@ enum ExportFormat {
             output.append(byte: UInt8(ascii: "]"))
         }
         output.append(byte: UInt8(ascii: "}"))
-    }
-
-    /// Writes an encoded metadata section (Format.md, "Metadata section") as
-    /// `writeMetadata(_:into:)` writes the `EventMetadata` it decodes to, but
-    /// straight from its bytes (no decoding into strings and arrays). False,
-    /// with part of it written, for a section `MetadataCoding.decode` would
-    /// not read, or one holding a string that is not plain ASCII: the
-    /// caller then truncates the output and goes through the decoded value.
-    static func writeMetadata(encoded bytes: UnsafeRawBufferPointer, into output: inout OutputWriter) -> Bool {
-        var i = 0
-        var lastTag: UInt8 = 0
-        var inHeaders = false
-        output.append(byte: UInt8(ascii: "{"))
-        /// A length-prefixed string at `i`, when it is plain ASCII (what the decoded string would be too).
-        func string(_ i: inout Int) -> UnsafeRawBufferPointer? {
-            guard let length = Varint.read(bytes, &i), length <= UInt64(bytes.count - i) else { return nil }
-            let text = UnsafeRawBufferPointer(rebasing: bytes[i..<(i + Int(length))])
-            for byte in text where byte >= 0x80 { return nil }
-            i += Int(length)
-            return text
-        }
-        while i < bytes.count {
-            let tag = bytes[i]
-            i += 1
-            guard tag >= 1, tag <= 6, tag >= lastTag, tag != lastTag || tag == 6 else { return false }
-            if tag != 6 && lastTag != 0 { output.append(byte: UInt8(ascii: ",")) }
-            switch tag {
-            case 1:
-                guard bytes.count - i >= 16 else { return false }
-                output.append(literal: "\"event_id\":\"")
-                for k in 0..<16 {
-                    if k == 4 || k == 6 || k == 8 || k == 10 { output.append(byte: UInt8(ascii: "-")) }
-                    output.appendHex(UInt64(bytes[i + k]), digits: 2)
-                }
-                output.append(byte: UInt8(ascii: "\""))
-                i += 16
-            case 2:
-                guard let version = Varint.read(bytes, &i), version <= UInt64(UInt32.max) else { return false }
-                output.append(literal: "\"schema_version\":")
-                output.append(version)
-            case 3, 4, 5:
-                guard let text = string(&i) else { return false }
-                output.append(literal: tag == 3 ? "\"content_type\":" : tag == 4 ? "\"correlation_id\":" : "\"causation_id\":")
-                output.appendJSONString(text)
-            default:
-                guard let name = string(&i), let value = string(&i) else { return false }
-                if inHeaders {
-                    output.append(literal: ",[")
-                } else {
-                    if lastTag != 0 { output.append(byte: UInt8(ascii: ",")) }
-                    output.append(literal: "\"headers\":[[")
-                    inHeaders = true
-                }
-                output.appendJSONString(name)
-                output.append(byte: UInt8(ascii: ","))
-                output.appendJSONString(value)
-                output.append(byte: UInt8(ascii: "]"))
-            }
-            lastTag = tag
-        }
-        if inHeaders { output.append(byte: UInt8(ascii: "]")) }
-        output.append(byte: UInt8(ascii: "}"))
-        return true
     }
 
     static func deletionName(_ deletion: StreamDeletion) -> String {
@@ -229,15 +173,50 @@ enum ExportFormat {
         output.append(byte: UInt8(ascii: "}"))
     }
 
-    static func writeEnd(endPosition: UInt64, batches: Int, records: Int, streamStates: Int, into output: inout OutputWriter) {
+    /// A named cursor as the cursor journal keeps it (Format.md §15).
+    static func writeCursor(_ cursor: ConsumerSnapshot.Cursor, into output: inout OutputWriter) {
+        output.append("{\"cursor\":")
+        output.appendJSONString(cursor.name)
+        output.append(",\"position\":")
+        output.append(cursor.position)
+        output.append(",\"updated_at\":")
+        output.append(cursor.updatedAt)
+        output.append(byte: UInt8(ascii: "}"))
+    }
+
+    /// An event a consumer group parked, under the group's cursor name.
+    static func writeParked(_ parked: ConsumerSnapshot.Parked, into output: inout OutputWriter) {
+        output.append("{\"parked\":")
+        output.appendJSONString(parked.cursor)
+        output.append(",\"position\":")
+        output.append(parked.position)
+        output.append(",\"deliveries\":")
+        output.append(UInt64(parked.deliveries))
+        output.append(byte: UInt8(ascii: "}"))
+    }
+
+    /// The counts of what the export holds; import checks them.
+    struct Counts: Equatable {
+        var batches = 0
+        var records = 0
+        var streamStates = 0
+        var cursors = 0
+        var parked = 0
+    }
+
+    static func writeEnd(endPosition: UInt64, _ counts: Counts, into output: inout OutputWriter) {
         output.append("{\"export_end\":")
         output.append(endPosition)
         output.append(",\"batches\":")
-        output.append(batches)
+        output.append(counts.batches)
         output.append(",\"records\":")
-        output.append(records)
+        output.append(counts.records)
         output.append(",\"stream_states\":")
-        output.append(streamStates)
+        output.append(counts.streamStates)
+        output.append(",\"cursors\":")
+        output.append(counts.cursors)
+        output.append(",\"parked\":")
+        output.append(counts.parked)
         output.append(byte: UInt8(ascii: "}"))
     }
 }

@@ -24,7 +24,10 @@ struct ExportReader {
         /// A record: its fields are read from the line (`record`), valid until the next line is parsed.
         case record
         case streamState(StreamSnapshot)
-        case end(endPosition: UInt64, batches: Int, records: Int, streamStates: Int)
+        case cursor(ConsumerSnapshot.Cursor)
+        case parked(ConsumerSnapshot.Parked)
+        /// The last line: its counts of cursors and parked events are nil in layout 1, which has neither.
+        case end(endPosition: UInt64, counts: ExportFormat.Counts, hasConsumerCounts: Bool)
     }
 
     /// A string value's UTF-8 bytes: where it lies in the line, or decoded when it held escapes.
@@ -70,9 +73,11 @@ struct ExportReader {
         case "batch": return try Self.parseBatch(members, line)
         case "eventlog_export": return .header(try Self.parseHeader(members, line))
         case "stream_state": return .streamState(try Self.parseStreamState(members, line))
+        case "cursor": return .cursor(try Self.parseCursor(members, line))
+        case "parked": return .parked(try Self.parseParked(members, line))
         case "export_end": return try Self.parseEnd(members, line)
         case let other:
-            throw Malformed(reason: "unknown line kind \"\(other)\" (a line starts with \"eventlog_export\", \"batch\", \"position\", \"stream_state\" or \"export_end\")")
+            throw Malformed(reason: "unknown line kind \"\(other)\" (a line starts with \"eventlog_export\", \"batch\", \"position\", \"stream_state\", \"cursor\", \"parked\" or \"export_end\")")
         }
     }
 
@@ -129,8 +134,9 @@ struct ExportReader {
                       "stream_states", "settings"],
             what: "the header")
         let layout = try fields.unsigned("eventlog_export")
-        guard layout == UInt64(ExportFormat.version) else {
-            throw Malformed(reason: "export layout \(layout) is not one this build reads (it reads \(ExportFormat.version))")
+        guard ExportFormat.readableVersions.contains(layout) else {
+            let readable = ExportFormat.readableVersions
+            throw Malformed(reason: "export layout \(layout) is not one this build reads (it reads \(readable.lowerBound) to \(readable.upperBound))")
         }
         let idText = try fields.string("log_id")
         guard let id = UUID(uuidString: idText) else { throw Malformed(reason: "\"log_id\" is not a UUID: \"\(idText)\"") }
@@ -141,7 +147,7 @@ struct ExportReader {
         guard interval >= 64, interval <= 1 << 24 else { throw Malformed(reason: "\"index_interval\" must be within 64...16777216") }
         guard let settingsValue = fields.take("settings") else { throw Malformed(reason: "missing \"settings\"") }
         return ExportFormat.Header(
-            formatVersion: Int(try fields.unsigned("format_version")), logID: id, startPosition: start, endPosition: end,
+            layout: Int(layout), formatVersion: Int(try fields.unsigned("format_version")), logID: id, startPosition: start, endPosition: end,
             indexInterval: Int(interval), hasStreamStates: try fields.bool("stream_states"),
             settings: try parseSettings(settingsValue, line))
     }
@@ -210,10 +216,32 @@ struct ExportReader {
     }
 
     private static func parseEnd(_ members: [JSONMember], _ line: [UInt8]) throws(Malformed) -> Line {
-        var fields = try Fields(members, line, allowed: ["export_end", "batches", "records", "stream_states"], what: "the last line")
-        return .end(
-            endPosition: try fields.unsigned("export_end"), batches: Int(clamping: try fields.unsigned("batches")),
-            records: Int(clamping: try fields.unsigned("records")), streamStates: Int(clamping: try fields.unsigned("stream_states")))
+        var fields = try Fields(
+            members, line, allowed: ["export_end", "batches", "records", "stream_states", "cursors", "parked"], what: "the last line")
+        var counts = ExportFormat.Counts(
+            batches: Int(clamping: try fields.unsigned("batches")), records: Int(clamping: try fields.unsigned("records")),
+            streamStates: Int(clamping: try fields.unsigned("stream_states")))
+        let cursors = try fields.optionalUnsigned("cursors")
+        let parked = try fields.optionalUnsigned("parked")
+        guard (cursors == nil) == (parked == nil) else { throw Malformed(reason: "the last line has \"cursors\" and \"parked\", or neither") }
+        counts.cursors = Int(clamping: cursors ?? 0)
+        counts.parked = Int(clamping: parked ?? 0)
+        return .end(endPosition: try fields.unsigned("export_end"), counts: counts, hasConsumerCounts: cursors != nil)
+    }
+
+    private static func parseCursor(_ members: [JSONMember], _ line: [UInt8]) throws(Malformed) -> ConsumerSnapshot.Cursor {
+        var fields = try Fields(members, line, allowed: ["cursor", "position", "updated_at"], what: "a cursor line")
+        return ConsumerSnapshot.Cursor(
+            name: try fields.string("cursor"), position: try fields.unsigned("position"), updatedAt: try fields.integer("updated_at"))
+    }
+
+    private static func parseParked(_ members: [JSONMember], _ line: [UInt8]) throws(Malformed) -> ConsumerSnapshot.Parked {
+        var fields = try Fields(members, line, allowed: ["parked", "position", "deliveries"], what: "a parked line")
+        let cursor = try fields.string("parked")
+        let position = try fields.unsigned("position")
+        let deliveries = try fields.unsigned("deliveries")
+        guard deliveries <= UInt64(UInt32.max) else { throw Malformed(reason: "\"deliveries\" must be at most \(UInt32.max)") }
+        return ConsumerSnapshot.Parked(cursor: cursor, position: position, deliveries: UInt32(deliveries))
     }
 
     private static func parseMetadata(_ value: JSONValue, _ line: [UInt8]) throws(Malformed) -> EventMetadata {

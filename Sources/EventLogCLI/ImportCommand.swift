@@ -7,11 +7,12 @@ import Glibc
 import Musl
 #endif
 
-/// `eventlog import DIR`: builds a new log from what `eventlog export` wrote.
+/// `eventlog import DIR`: builds a new log from what `eventlog export` wrote
+/// (`NewLogImport`), or with `--append` appends its events to a log (`AppendedImport`).
 struct ImportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import",
-        abstract: "Build a new log from an export (eventlog export), exactly.",
+        abstract: "Build a new log from an export (eventlog export), exactly; or append its events to a log (--append).",
         discussion: """
             Reads the export format (README, "The export format") from stdin or --input FILE and \
             writes a new log into DIR (created when missing; it must hold no log: an existing log, \
@@ -20,37 +21,58 @@ struct ImportCommand: ParsableCommand {
             and stream markers as markers, so an export of the new log is byte for byte the one \
             imported. The log gets the export's log id, start position, index interval and settings; \
             --segment-bytes and --compression choose how it is stored. An export of the whole log \
-            carries every stream's state, which the new log takes as it is; a partial one (export \
-            --from/--to) has its records replayed into the stream table, so it knows no stream \
-            before its start.
+            carries every stream's state, which the new log takes as it is, and its cursors (position \
+            and when each was last set) and consumer groups' parked events, which go into the new log's \
+            cursor journal; a partial one (export --from/--to) has its records replayed into the stream \
+            table, so it knows no stream before its start, and has no cursors.
+
+            With --append, DIR must hold a log, and the export's events are appended after its end: \
+            each exported batch is one atomic append, with the events' streams, types, data, timestamps, \
+            metadata (event ids included), keys and tombstone flags. The events get new positions (the \
+            log's next ones) and their streams' next versions in this log: the exported versions are not \
+            expected or checked. The header's log id, start, index interval and settings, the \
+            stream_state, cursor and parked lines are checked but left out: they describe the exported \
+            log. A stream marker (a deletion, truncation or limits) is refused with exit 2, as its \
+            versions mean other events here; a batch whose event ids repeat the log's last append to its \
+            streams (the same export imported twice) is refused with exit 3, as is an append a stream \
+            refuses (a hard-deleted stream). A failure leaves the batches before it appended (synced) and \
+            none after, and its message says how many went in and at which positions.
 
             A malformed line (invalid JSON, an unknown key, a record out of order or not where its \
             batch puts it, a batch below the end of the one before, malformed base64, a missing last \
-            line) ends the import with exit 2 naming the line; nothing is imported then, and the files \
-            written so far are removed. The import syncs every file before it ends. With --json it \
-            prints one object: lines, batches, records, events, markers, stream_states, \
-            start_position and end_position.
+            line) ends the import with exit 2 naming the line; without --append nothing is imported \
+            then, and the files written so far are removed. The import syncs every file before it ends. \
+            With --json it prints one object: lines, batches, records, events, markers, stream_states, \
+            cursors, parked, start_position and end_position (with --append: the positions the appended \
+            events got), appended, and skipped_lines (with --append: the stream_state, cursor and \
+            parked lines left out).
 
             Example: eventlog export /var/lib/orders | ssh backup eventlog import /srv/orders-copy
+            Example: eventlog import /var/lib/orders --append --input /backup/other-orders.jsonl
             """)
 
-    @Argument(help: "The log directory to create.")
+    @Argument(help: "The log directory to create (with --append: the log to append to).")
     var directory: String
 
     @Option(help: ArgumentHelp("Read the export from this file instead of stdin.", valueName: "file"))
     var input: String?
 
     @Option(name: .customLong("segment-bytes"), help: "Segment file size in bytes (default 134217728).")
-    var segmentBytes: Int = 128 << 20
+    var segmentBytes: Int?
 
-    @Option(help: ArgumentHelp("Compress the batches: none or lz4.", valueName: "codec"))
-    var compression: String = "none"
+    @Option(help: ArgumentHelp("Compress the batches: none (the default) or lz4.", valueName: "codec"))
+    var compression: String?
+
+    @Flag(help: "Append the export's events after the end of the existing log in DIR, as new batches (see above).")
+    var append = false
 
     @Flag(help: "Print what was imported as one JSON object.")
     var json = false
 
+    static let defaultSegmentBytes = 128 << 20
+
     func validate() throws {
-        guard compression == "none" || compression == "lz4" else {
+        if let compression, compression != "none" && compression != "lz4" {
             throw ValidationError("--compression must be none or lz4, got \(compression)")
         }
     }
@@ -61,8 +83,13 @@ struct ImportCommand: ParsableCommand {
         var records = 0
         var markers = 0
         var streamStates = 0
+        var cursors = 0
+        var parked = 0
+        /// stream_state, cursor and parked lines (what `--append` leaves out).
+        var skippedLines = 0
         var startPosition: UInt64 = 0
         var endPosition: UInt64 = 0
+        var header: ExportFormat.Header?
     }
 
     func run() throws {
@@ -76,49 +103,101 @@ struct ImportCommand: ParsableCommand {
                 fd = 0
             }
             defer { if fd != 0 { close(fd) } }
-            // What to remove when the import fails: the files it wrote, and the directory when it made it.
-            let existed = Self.isDirectory(directory)
-            if existed, let entries = Self.entries(of: directory), !entries.isEmpty {
-                if entries.contains("eventlog.meta") || entries.contains(where: { $0.hasSuffix(".segment") }) {
-                    throw CommandFailure(
-                        "\(directory) already holds a log: import creates a new log (import into a new directory, or remove this one first)")
-                }
-                throw CommandFailure("\(directory) is not empty: import creates a new log in a new or empty directory")
+            let summary = try append ? appendToLog(from: fd) : createLog(from: fd)
+            var output = OutputWriter(fd: 1)
+            if json {
+                output.append("{\"lines\":\(summary.lines),\"batches\":\(summary.batches),\"records\":\(summary.records),")
+                output.append("\"events\":\(summary.records - summary.markers),\"markers\":\(summary.markers),")
+                output.append("\"stream_states\":\(summary.streamStates),\"cursors\":\(summary.cursors),\"parked\":\(summary.parked),")
+                output.append("\"start_position\":\(summary.startPosition),\"end_position\":\(summary.endPosition),")
+                output.append("\"appended\":\(append),\"skipped_lines\":\(summary.skippedLines)}")
+            } else if append {
+                output.append(
+                    "appended \(summary.records) events in \(summary.batches) batches at positions "
+                        + "\(summary.startPosition)..<\(summary.endPosition), from \(summary.lines) lines into \(directory)"
+                        + (summary.skippedLines > 0
+                            ? " (\(summary.skippedLines) stream_state, cursor and parked lines left out: they describe the exported log)" : ""))
+            } else {
+                output.append(
+                    "imported \(summary.records) records (\(summary.records - summary.markers) events, \(summary.markers) markers) "
+                        + "in \(summary.batches) batches, positions \(summary.startPosition)..<\(summary.endPosition), "
+                        + "\(summary.streamStates) stream states, \(summary.cursors) cursors, \(summary.parked) parked events, "
+                        + "from \(summary.lines) lines into \(directory)")
             }
-            var options = LogOptions(segmentBytes: segmentBytes, durability: .none, compression: compression == "lz4" ? .lz4 : .none)
-            options.maintenanceInterval = nil
-            do {
-                let summary = try Self.importLines(from: LineReader(fd: fd), into: directory, options: &options)
-                var output = OutputWriter(fd: 1)
-                if json {
-                    output.append("{\"lines\":\(summary.lines),\"batches\":\(summary.batches),\"records\":\(summary.records),")
-                    output.append("\"events\":\(summary.records - summary.markers),\"markers\":\(summary.markers),")
-                    output.append("\"stream_states\":\(summary.streamStates),\"start_position\":\(summary.startPosition),")
-                    output.append("\"end_position\":\(summary.endPosition)}")
-                } else {
-                    output.append(
-                        "imported \(summary.records) records (\(summary.records - summary.markers) events, \(summary.markers) markers) "
-                            + "in \(summary.batches) batches, positions \(summary.startPosition)..<\(summary.endPosition), "
-                            + "\(summary.streamStates) stream states, from \(summary.lines) lines into \(directory)")
-                }
-                try output.appendLineEnd()
-                try output.flush()
-            } catch {
-                Self.removeImport(directory, removeDirectory: !existed)
-                throw error
-            }
+            try output.appendLineEnd()
+            try output.flush()
         }
     }
 
-    /// Reads every line and feeds the importer; returns what it imported.
-    static func importLines(from input: LineReader, into directory: String, options: inout LogOptions) throws -> Summary {
+    /// A new log in `directory`; on failure, what was written is removed.
+    private func createLog(from fd: Int32) throws -> Summary {
+        // What to remove when the import fails: the files it wrote, and the directory when it made it.
+        let existed = Self.isDirectory(directory)
+        if existed, let entries = Self.entries(of: directory), !entries.isEmpty {
+            if entries.contains("eventlog.meta") || entries.contains(where: { $0.hasSuffix(".segment") }) {
+                throw CommandFailure(
+                    "\(directory) already holds a log: import creates a new log (import into a new directory, remove this one "
+                        + "first, or give --append to append the export's events after this log's end)")
+            }
+            throw CommandFailure("\(directory) is not empty: import creates a new log in a new or empty directory")
+        }
+        var options = LogOptions(
+            segmentBytes: segmentBytes ?? Self.defaultSegmentBytes, durability: .none, compression: compression == "lz4" ? .lz4 : .none)
+        options.maintenanceInterval = nil
+        var target = NewLogImport(directory: directory, options: options)
+        do {
+            var summary = try Self.importLines(from: LineReader(fd: fd), into: &target)
+            summary.startPosition = summary.header?.startPosition ?? 0
+            summary.skippedLines = 0  // a new log takes every line
+            return summary
+        } catch {
+            Self.removeImport(directory, removeDirectory: !existed)
+            throw error
+        }
+    }
+
+    /// The export's events appended to the log in `directory` (`AppendedImport`).
+    private func appendToLog(from fd: Int32) throws -> Summary {
+        guard Self.isDirectory(directory), Self.entries(of: directory)?.contains("eventlog.meta") == true else {
+            throw CommandFailure("\(directory) holds no log: --append appends to an existing log (leave it out to create one)")
+        }
+        var options = LogOptions(durability: .none)
+        options.maintenanceInterval = nil
+        options.createIfMissing = false
+        if let segmentBytes { options.segmentBytes = segmentBytes }
+        if let compression { options.compression = compression == "lz4" ? .lz4 : .none }
+        let log = try Log.open(at: directory, options: options)
+        var target = AppendedImport(log: log)
+        do {
+            var summary = try Self.importLines(from: LineReader(fd: fd), into: &target)
+            try log.close()
+            summary.startPosition = target.startPosition
+            summary.endPosition = target.endPosition
+            summary.streamStates = 0
+            summary.cursors = 0
+            summary.parked = 0
+            return summary
+        } catch {
+            // What went in stays (each batch is atomic): make it durable and say how far it got.
+            try? log.sync()
+            try? log.close()
+            if let failure = error as? CommandFailure {
+                throw CommandFailure("\(failure.message); \(target.progress)", exitCode: failure.exitCode)
+            }
+            throw CommandFailure("\(error); \(target.progress)")
+        }
+    }
+
+    /// Reads every line, checks the lines' order and counts, and feeds `target`; returns what it read.
+    static func importLines<Target: ImportTarget>(from input: LineReader, into target: inout Target) throws -> Summary {
         var reader = input
         var parser = ExportReader()
         var summary = Summary()
-        var importer: LogImporter?
         var header: ExportFormat.Header?
         var states: [StreamSnapshot] = []
-        /// The open batch: its next position and the records still to come.
+        var consumers = ConsumerSnapshot()
+        /// The end of the last batch (the header's start first), and the open batch's next position and records still to come.
+        var lastEnd: UInt64 = 0
         var batchEnd: UInt64 = 0
         var remaining = 0
         var ended = false
@@ -133,39 +212,43 @@ struct ImportCommand: ParsableCommand {
             lineNumber += 1
             if line.isEmpty || line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
             func fail(_ reason: String) -> CommandFailure { .malformed(line: lineNumber, reason) }
+            /// A refusal of the target: 3 when a stream refused a write, else 2.
+            func refused(_ error: EventLogError) -> CommandFailure {
+                CommandFailure(
+                    "line \(lineNumber): \(error.description)",
+                    exitCode: error.refusingStream != nil ? CommandFailure.refusedWriteExitCode : CommandFailure.malformedInputExitCode)
+            }
             guard !ended else { throw fail("a line after the last line (\"export_end\")") }
             let parsed: ExportReader.Line
             do { parsed = try parser.parse(line) } catch { throw fail(error.reason) }
+            if header == nil {
+                guard case .header = parsed else { throw fail("the first line must be the header (\"eventlog_export\")") }
+            }
             switch parsed {
             case .header(let found):
                 guard header == nil else { throw fail("a second header line") }
                 guard found.formatVersion >= 1 else { throw fail("\"format_version\" must be at least 1") }
                 header = found
-                options.indexInterval = found.indexInterval
-                do {
-                    importer = try LogImporter(
-                        at: directory, logID: found.logID, startPosition: found.startPosition, settings: found.settings,
-                        options: options)
-                } catch {
-                    throw CommandFailure(error.description)
-                }
-                summary.startPosition = found.startPosition
+                lastEnd = found.startPosition
+                do { try target.begin(found) } catch { throw refused(error) }
             case .batch(let position, let count, let firstTimestamp):
-                guard let importer, let header else { throw fail("the first line must be the header (\"eventlog_export\")") }
+                guard let header else { continue }
                 guard remaining == 0 else { throw fail("a batch line where \(remaining) more records of the batch before were due") }
-                guard states.isEmpty else { throw fail("a batch line after the stream states") }
-                guard position >= importer.endPosition else {
-                    throw fail("batch at position \(position) is below the end of what came before (\(importer.endPosition)): batches come in position order")
+                guard states.isEmpty, consumers.cursors.isEmpty, consumers.parked.isEmpty else {
+                    throw fail("a batch line after the stream states or cursors")
+                }
+                guard position >= lastEnd else {
+                    throw fail("batch at position \(position) is below the end of what came before (\(lastEnd)): batches come in position order")
                 }
                 guard position &+ UInt64(count) <= header.endPosition, position &+ UInt64(count) >= position else {
                     throw fail("batch \(position)..<\(position &+ UInt64(count)) ends after the header's end position \(header.endPosition)")
                 }
-                do { try importer.beginBatch(at: position, firstTimestamp: firstTimestamp) } catch { throw fail(error.description) }
+                do { try target.beginBatch(at: position, firstTimestamp: firstTimestamp) } catch { throw refused(error) }
                 batchEnd = position
+                lastEnd = position &+ UInt64(count)
                 remaining = count
                 summary.batches += 1
             case .record:
-                guard let importer else { throw fail("the first line must be the header (\"eventlog_export\")") }
                 guard remaining > 0 else { throw fail("a record line outside a batch (each batch line announces its records)") }
                 let record = parser.record
                 guard record.position == batchEnd else {
@@ -176,7 +259,7 @@ struct ImportCommand: ParsableCommand {
                         try record.type.withBytes(in: line) { type throws(EventLogError) in
                             let result: Result<Void, EventLogError> = parser.data.withUnsafeBytes { data in
                                 do throws(EventLogError) {
-                                    return .success(try Self.append(importer, record, stream: stream, type: type, data: data, line: line))
+                                    return .success(try Self.append(&target, record, stream: stream, type: type, data: data, line: line))
                                 } catch {
                                     return .failure(error)
                                 }
@@ -185,44 +268,81 @@ struct ImportCommand: ParsableCommand {
                         }
                     }
                 } catch {
-                    throw fail("\(error.description)")
+                    throw refused(error)
                 }
                 batchEnd += 1
                 remaining -= 1
                 summary.records += 1
                 if record.isMarker { summary.markers += 1 }
                 if remaining == 0 {
-                    do { try importer.endBatch() } catch { throw fail(error.description) }
+                    do { try target.endBatch() } catch { throw refused(error) }
                 }
             case .streamState(let state):
-                guard let header else { throw fail("the first line must be the header (\"eventlog_export\")") }
+                guard let header else { continue }
                 guard header.hasStreamStates else { throw fail("a stream_state line in an export whose header says \"stream_states\": false") }
                 guard remaining == 0 else { throw fail("a stream_state line where \(remaining) more records of a batch were due") }
+                guard consumers.cursors.isEmpty, consumers.parked.isEmpty else { throw fail("a stream_state line after the cursors") }
                 if let last = states.last, !(last.name < state.name) {
                     throw fail("stream_state \"\(state.name)\" out of order: stream states come sorted by name, each once")
                 }
                 states.append(state)
-            case .end(let endPosition, let batches, let records, let streamStates):
-                guard let importer, let header else { throw fail("the first line must be the header (\"eventlog_export\")") }
+                summary.skippedLines += 1
+            case .cursor(let cursor):
+                guard let header else { continue }
+                try checkConsumerLine(header, remaining: remaining, "a cursor line", fail)
+                guard consumers.parked.isEmpty else { throw fail("a cursor line after the parked events") }
+                if let last = consumers.cursors.last, !(last.name < cursor.name) {
+                    throw fail("cursor \"\(cursor.name)\" out of order: cursors come sorted by name, each once")
+                }
+                guard cursor.position <= header.endPosition else {
+                    throw fail("cursor \"\(cursor.name)\" at position \(cursor.position) is past the export's end position \(header.endPosition)")
+                }
+                consumers.cursors.append(cursor)
+                summary.skippedLines += 1
+            case .parked(let parked):
+                guard let header else { continue }
+                try checkConsumerLine(header, remaining: remaining, "a parked line", fail)
+                if let last = consumers.parked.last, !(last.cursor < parked.cursor || (last.cursor == parked.cursor && last.position < parked.position)) {
+                    throw fail("parked event \"\(parked.cursor)\" \(parked.position) out of order: parked events come sorted by cursor, then position, each once")
+                }
+                guard parked.position < header.endPosition else {
+                    throw fail("parked event at position \(parked.position) is not below the export's end position \(header.endPosition)")
+                }
+                consumers.parked.append(parked)
+                summary.skippedLines += 1
+            case .end(let endPosition, let counts, let hasConsumerCounts):
+                guard let header else { continue }
                 guard remaining == 0 else { throw fail("the last line where \(remaining) more records of a batch were due") }
                 guard endPosition == header.endPosition else {
                     throw fail("\"export_end\" \(endPosition) differs from the header's end position \(header.endPosition)")
                 }
-                guard batches == summary.batches, records == summary.records, streamStates == states.count else {
-                    throw fail("the last line counts \(batches) batches, \(records) records and \(streamStates) stream states, "
-                        + "but the export holds \(summary.batches), \(summary.records) and \(states.count)")
+                guard hasConsumerCounts == (header.layout >= 2) else {
+                    throw fail(hasConsumerCounts
+                        ? "\"cursors\" and \"parked\" on the last line of an export of layout 1"
+                        : "the last line lacks \"cursors\" and \"parked\" (an export of layout \(header.layout) has them)")
+                }
+                let found = ExportFormat.Counts(
+                    batches: summary.batches, records: summary.records, streamStates: states.count, cursors: consumers.cursors.count,
+                    parked: consumers.parked.count)
+                guard counts == found else {
+                    throw fail("the last line counts \(counts.batches) batches, \(counts.records) records, \(counts.streamStates) stream states, "
+                        + "\(counts.cursors) cursors and \(counts.parked) parked events, but the export holds \(found.batches), "
+                        + "\(found.records), \(found.streamStates), \(found.cursors) and \(found.parked)")
                 }
                 do {
-                    try importer.finish(endPosition: endPosition, streams: header.hasStreamStates ? states : nil)
+                    try target.finish(endPosition: endPosition, streams: header.hasStreamStates ? states : nil, consumers: consumers)
                 } catch {
-                    throw fail(error.description)
+                    throw refused(error)
                 }
                 summary.endPosition = endPosition
                 summary.streamStates = states.count
+                summary.cursors = consumers.cursors.count
+                summary.parked = consumers.parked.count
                 ended = true
             }
         }
         summary.lines = lineNumber
+        summary.header = header
         guard header != nil else { throw CommandFailure("the input is empty: an export starts with its header line") }
         guard ended else {
             throw CommandFailure("the input ends at line \(lineNumber) without the export's last line (\"export_end\"): was it cut short?")
@@ -230,20 +350,25 @@ struct ImportCommand: ParsableCommand {
         return summary
     }
 
-    private static func append(
-        _ importer: LogImporter, _ record: ExportReader.Record, stream: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer,
+    /// A cursor or parked line is in place: in a whole export of layout 2 or later, after the batches.
+    private static func checkConsumerLine(
+        _ header: ExportFormat.Header, remaining: Int, _ what: String, _ fail: (String) -> CommandFailure
+    ) throws {
+        guard header.layout >= 2 else { throw fail("\(what) in an export of layout 1, which has none") }
+        guard header.hasStreamStates else { throw fail("\(what) in a partial export (its header says \"stream_states\": false)") }
+        guard remaining == 0 else { throw fail("\(what) where \(remaining) more records of a batch were due") }
+    }
+
+    private static func append<Target: ImportTarget>(
+        _ target: inout Target, _ record: ExportReader.Record, stream: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer,
         data: UnsafeRawBufferPointer, line: [UInt8]
     ) throws(EventLogError) {
         if let key = record.key {
             try key.withBytes(in: line) { keyBytes throws(EventLogError) in
-                try importer.appendRecord(
-                    stream: stream, type: type, data: data, metadata: record.metadata, timestamp: record.timestamp,
-                    version: record.version, key: keyBytes, isTombstone: record.isTombstone, isMarker: record.isMarker)
+                try target.appendRecord(record, stream: stream, type: type, data: data, key: keyBytes)
             }
         } else {
-            try importer.appendRecord(
-                stream: stream, type: type, data: data, metadata: record.metadata, timestamp: record.timestamp,
-                version: record.version, key: nil, isTombstone: record.isTombstone, isMarker: record.isMarker)
+            try target.appendRecord(record, stream: stream, type: type, data: data, key: nil)
         }
     }
 

@@ -19,36 +19,85 @@ import struct Foundation.UUID
 /// `--data hex` writes `data_hex` (lowercase hexadecimal) instead.
 enum JSONEventFormat {
     static func write(_ event: EventView, metadata: EventMetadata, data format: DataFormat? = nil, into output: inout OutputWriter) {
-        output.append("{\"position\":")
-        output.append(event.position)
-        output.append(",\"stream\":")
-        output.appendJSONString(event.streamBytes)
-        output.append(",\"version\":")
-        output.append(event.version)
-        output.append(",\"type\":")
-        output.appendJSONString(event.typeBytes)
-        output.append(",\"timestamp\":")
-        output.append(event.timestamp)
-        if format == .hex {
-            output.append(",\"data_hex\":\"")
-            output.appendHex(event.data)
-            output.append(byte: UInt8(ascii: "\""))
-        } else if format != .base64 && isJSON(metadata.contentType) && JSONScanner.isValid(event.data) {
-            output.append(",\"data\":")
-            appendOnOneLine(event.data, into: &output)
-        } else {
-            output.append(",\"data_base64\":\"")
-            output.appendBase64(event.data)
-            output.append(byte: UInt8(ascii: "\""))
-        }
-        output.append(",\"metadata\":")
+        writeHead(event, into: &output)
+        writeData(event.data, isJSONType: format != .hex && format != .base64 && isJSON(metadata.contentType), format, into: &output)
+        output.append(literal: ",\"metadata\":")
         write(metadata, into: &output)
-        if !event.keyBytes.isEmpty {
-            output.append(",\"key\":")
-            output.appendJSONString(String(decoding: event.keyBytes, as: UTF8.self))
+        writeTail(event, into: &output)
+    }
+
+    /// `write(_:metadata:data:into:)` with the metadata written from its
+    /// encoded bytes (`EncodedMetadataJSON`): the same line, without
+    /// decoding the metadata into strings. False, with part of the line
+    /// written, when the section is not one that reads (not plain ASCII,
+    /// or a defect): the caller truncates the output and goes through the
+    /// decoded metadata, which writes it or reports the defect.
+    static func writeFromEncoded(_ event: EventView, data format: DataFormat? = nil, into output: inout OutputWriter) -> Bool {
+        let metadata = event.metadataBytes
+        var isJSONType = false
+        if format != .hex && format != .base64 && !metadata.isEmpty {
+            guard let found = EncodedMetadataJSON.contentTypeIsJSON(metadata) else { return false }
+            isJSONType = found
         }
-        if event.isTombstone { output.append(",\"tombstone\":true") }
-        if event.isMarker { output.append(",\"marker\":true") }
+        writeHead(event, into: &output)
+        writeData(event.data, isJSONType: isJSONType, format, into: &output)
+        if metadata.isEmpty {
+            output.append(literal: ",\"metadata\":{}")
+        } else {
+            output.append(literal: ",\"metadata\":")
+            guard EncodedMetadataJSON.write(metadata, headers: .members, into: &output) else { return false }
+        }
+        writeTail(event, into: &output)
+        return true
+    }
+
+    /// `{"position":…,"stream":…,"version":…,"type":…,"timestamp":…`
+    @inline(__always)
+    private static func writeHead(_ event: EventView, into output: inout OutputWriter) {
+        output.append(literal: "{\"position\":")
+        output.append(event.position)
+        output.append(literal: ",\"stream\":")
+        output.appendJSONString(event.streamBytes)
+        output.append(literal: ",\"version\":")
+        output.append(event.version)
+        output.append(literal: ",\"type\":")
+        output.appendJSONString(event.typeBytes)
+        output.append(literal: ",\"timestamp\":")
+        output.append(event.timestamp)
+    }
+
+    /// The data member: `data_hex`, `data` (JSON content, valid) or `data_base64`.
+    @inline(__always)
+    private static func writeData(_ data: UnsafeRawBufferPointer, isJSONType: Bool, _ format: DataFormat?, into output: inout OutputWriter) {
+        if format == .hex {
+            output.append(literal: ",\"data_hex\":\"")
+            output.appendHex(data)
+            output.append(byte: UInt8(ascii: "\""))
+        } else if isJSONType && JSONScanner.isValid(data) {
+            output.append(literal: ",\"data\":")
+            appendOnOneLine(data, into: &output)
+        } else {
+            output.append(literal: ",\"data_base64\":\"")
+            output.appendBase64(data)
+            output.append(byte: UInt8(ascii: "\""))
+        }
+    }
+
+    /// The key, tombstone and marker members, and the closing brace.
+    @inline(__always)
+    private static func writeTail(_ event: EventView, into output: inout OutputWriter) {
+        let key = event.keyBytes
+        if !key.isEmpty {
+            output.append(literal: ",\"key\":")
+            if key.contains(where: { $0 >= 0x80 }) {
+                // As it always was: decoded (invalid UTF-8 as U+FFFD), then escaped.
+                output.appendJSONString(String(decoding: key, as: UTF8.self))
+            } else {
+                output.appendJSONString(key)
+            }
+        }
+        if event.isTombstone { output.append(literal: ",\"tombstone\":true") }
+        if event.isMarker { output.append(literal: ",\"marker\":true") }
         output.append(byte: UInt8(ascii: "}"))
     }
 

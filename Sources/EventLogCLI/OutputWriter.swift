@@ -12,67 +12,127 @@ struct OutputError: Error, CustomStringConvertible {
     var description: String { "cannot write to standard output: \(String(cString: strerror(errno))) (errno \(errno))" }
 }
 
+/// The memory an `OutputWriter` formats into: one block, grown by doubling,
+/// freed with the last writer that shares it.
+final class OutputBuffer {
+    private(set) var base: UnsafeMutablePointer<UInt8>
+    private(set) var capacity: Int
+    /// The bytes formatted and not yet written.
+    var count = 0
+
+    init(capacity: Int) {
+        self.capacity = max(capacity, 64)
+        base = .allocate(capacity: self.capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    /// Makes room for `extra` more bytes after `count`.
+    @inline(never)
+    func grow(toHold extra: Int) {
+        var newCapacity = capacity
+        while newCapacity - count < extra { newCapacity *= 2 }
+        let moved = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        moved.update(from: base, count: count)
+        base.deallocate()
+        base = moved
+        capacity = newCapacity
+    }
+}
+
 /// Buffers output bytes and writes them to a file descriptor in large
 /// chunks, so a command formats each line into the buffer without a system
-/// call (or an allocation) per field.
+/// call (or an allocation) per field: every append writes straight into one
+/// block of memory (`OutputBuffer`) after one check that it has room.
 ///
-/// Not thread-safe: one command owns it.
+/// Not thread-safe: one command owns it. A copy of a writer shares its
+/// buffer (pass it `inout`, never copy it).
 struct OutputWriter {
     /// Bytes gathered before `appendLineEnd` writes them out on its own.
-    static let flushThreshold = 64 << 10
+    static let flushThreshold = 256 << 10
 
     let fd: Int32
-    private(set) var buffer: [UInt8] = []
+    private let storage: OutputBuffer
 
     init(fd: Int32 = 1) {
         self.fd = fd
-        buffer.reserveCapacity(Self.flushThreshold + 4096)
+        storage = OutputBuffer(capacity: fd < 0 ? 256 : Self.flushThreshold + (16 << 10))
     }
 
     /// The bytes buffered (not yet written).
-    var count: Int { buffer.count }
+    var count: Int { storage.count }
+
+    /// A copy of the bytes buffered (not yet written).
+    var buffer: [UInt8] { Array(UnsafeBufferPointer(start: storage.base, count: storage.count)) }
 
     /// Drops the buffered bytes after the first `count`.
     mutating func truncate(to count: Int) {
-        if count < buffer.count { buffer.removeSubrange(count...) }
+        if count < storage.count { storage.count = max(count, 0) }
     }
 
     // MARK: Appending
 
+    /// Room for `extra` more bytes: where they go. The caller then adds what it wrote to `storage.count`.
+    @inline(__always)
+    private func room(_ extra: Int) -> UnsafeMutablePointer<UInt8> {
+        if storage.capacity - storage.count < extra { storage.grow(toHold: extra) }
+        return storage.base + storage.count
+    }
+
+    @inline(__always)
+    private func copy(_ source: UnsafeRawPointer?, _ n: Int) {
+        guard n > 0, let source else { return }
+        let target = room(n)
+        UnsafeMutableRawPointer(target).copyMemory(from: source, byteCount: n)
+        storage.count += n
+    }
+
     mutating func append(_ text: String) {
-        buffer.append(contentsOf: text.utf8)
+        var text = text
+        text.withUTF8 { copy($0.baseAddress, $0.count) }
     }
 
     /// Appends a literal's bytes (no `String` made of it).
+    @inline(__always)
     mutating func append(literal text: StaticString) {
-        buffer.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+        copy(text.utf8Start, text.utf8CodeUnitCount)
     }
 
+    @inline(__always)
     mutating func append(byte: UInt8) {
-        buffer.append(byte)
+        room(1).pointee = byte
+        storage.count += 1
     }
 
+    @inline(__always)
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
-        buffer.append(contentsOf: bytes)
+        copy(bytes.baseAddress, bytes.count)
     }
 
+    @inline(__always)
     mutating func append(_ value: UInt64) {
-        // The digits, last first, in a small stack buffer: one append for the number.
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
-            var n = value
-            var i = 20
-            repeat {
-                i -= 1
-                digits[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: n % 10)
-                n /= 10
-            } while n > 0
-            buffer.append(contentsOf: UnsafeBufferPointer(rebasing: digits[i..<20]))
+        // The digits counted first, then written last first, in place.
+        var digits = 1
+        var rest = value / 10
+        while rest > 0 {
+            digits += 1
+            rest /= 10
         }
+        let target = room(digits)
+        var n = value
+        var i = digits
+        repeat {
+            i -= 1
+            target[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: n % 10)
+            n /= 10
+        } while n > 0
+        storage.count += digits
     }
 
+    @inline(__always)
     mutating func append(_ value: Int64) {
         if value < 0 {
-            buffer.append(UInt8(ascii: "-"))
+            append(byte: UInt8(ascii: "-"))
             append(value.magnitude)
         } else {
             append(UInt64(value))
@@ -89,31 +149,41 @@ struct OutputWriter {
             digits += 1
             rest /= 10
         }
-        if value < 0 { buffer.append(UInt8(ascii: "-")) }
-        if digits < width { buffer.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: width - digits)) }
+        if value < 0 { append(byte: UInt8(ascii: "-")) }
+        for _ in 0..<max(width - digits, 0) { append(byte: UInt8(ascii: "0")) }
         append(UInt64(value.magnitude))
     }
 
     /// Appends `bytes` as a JSON string literal (quotes included). Bytes
     /// that are not valid UTF-8 become U+FFFD, so the output is always valid JSON.
     mutating func appendJSONString(_ bytes: UnsafeRawBufferPointer) {
-        buffer.append(UInt8(ascii: "\""))
         // Printable ASCII without a quote or backslash, the common case, is copied as it is.
-        if !bytes.contains(where: { $0 < 0x20 || $0 >= 0x7F || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            buffer.append(contentsOf: bytes)
-            buffer.append(UInt8(ascii: "\""))
+        var plain = true
+        for byte in bytes where byte < 0x20 || byte >= 0x7F || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+            plain = false
+            break
+        }
+        if plain {
+            let target = room(bytes.count + 2)
+            target[0] = UInt8(ascii: "\"")
+            if let source = bytes.baseAddress, bytes.count > 0 {
+                UnsafeMutableRawPointer(target + 1).copyMemory(from: source, byteCount: bytes.count)
+            }
+            target[bytes.count + 1] = UInt8(ascii: "\"")
+            storage.count += bytes.count + 2
             return
         }
+        append(byte: UInt8(ascii: "\""))
         var iterator = bytes.makeIterator()
         var decoder = UTF8()
         loop: while true {
             switch decoder.decode(&iterator) {
             case .scalarValue(let scalar): appendEscaped(scalar)
-            case .error: append("\\ufffd")
+            case .error: append(literal: "\\ufffd")
             case .emptyInput: break loop
             }
         }
-        buffer.append(UInt8(ascii: "\""))
+        append(byte: UInt8(ascii: "\""))
     }
 
     mutating func appendJSONString(_ text: String) {
@@ -140,25 +210,24 @@ struct OutputWriter {
     /// and tabs are escaped too.
     private mutating func appendEscaped(_ scalar: Unicode.Scalar, inString: Bool = true) {
         switch scalar {
-        case "\"" where inString: append("\\\"")
-        case "\\" where inString: append("\\\\")
-        case "\t" where !inString: append("\t")
-        case "\n": append("\\n")
-        case "\r": append("\\r")
-        case "\t": append("\\t")
-        case "\u{08}": append("\\b")
-        case "\u{0C}": append("\\f")
+        case "\"" where inString: append(literal: "\\\"")
+        case "\\" where inString: append(literal: "\\\\")
+        case "\t" where !inString: append(byte: UInt8(ascii: "\t"))
+        case "\n": append(literal: "\\n")
+        case "\r": append(literal: "\\r")
+        case "\t": append(literal: "\\t")
+        case "\u{08}": append(literal: "\\b")
+        case "\u{0C}": append(literal: "\\f")
         default:
             if scalar.value < 0x20 || scalar.value == 0x7F || (0x80...0x9F).contains(scalar.value)
                 || scalar.value == 0x2028 || scalar.value == 0x2029
             {
-                append("\\u")
+                append(literal: "\\u")
                 for shift in stride(from: 12, through: 0, by: -4) {
-                    let digit = UInt8((scalar.value >> UInt32(shift)) & 0xF)
-                    buffer.append(digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10)
+                    append(byte: Self.hexDigit(UInt8((scalar.value >> UInt32(shift)) & 0xF)))
                 }
             } else {
-                buffer.append(contentsOf: UTF8.encode(scalar) ?? UTF8.EncodedScalar())
+                for byte in UTF8.encode(scalar) ?? UTF8.EncodedScalar() { append(byte: byte) }
             }
         }
     }
@@ -177,66 +246,75 @@ struct OutputWriter {
         let alphabet: StaticString = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
         let length = (bytes.count + 2) / 3 * 4
         guard length > 0, let input = bytes.baseAddress else { return }
-        let start = buffer.count
-        // Room first, then the text written in place: no append (and uniqueness check) per character.
-        buffer.append(contentsOf: repeatElement(0, count: length))
-        buffer.withUnsafeMutableBytes { whole in
-            guard let base = whole.baseAddress else { return }
-            let out = base + start
-            Self.base64Pairs.withUnsafeBufferPointer { pairs in
-                // Three bytes make two 12-bit halves, each two characters from the table: two stores.
-                var o = 0
-                var i = 0
-                // Six bytes (read as eight) make four 12-bit values: eight characters in one store.
-                while i + 8 <= bytes.count {
-                    let w = UInt64(bigEndian: input.loadUnaligned(fromByteOffset: i, as: UInt64.self))
-                    let chars = UInt64(pairs[Int(truncatingIfNeeded: w >> 52)])
-                        | UInt64(pairs[Int(truncatingIfNeeded: w >> 40) & 0xFFF]) << 16
-                        | UInt64(pairs[Int(truncatingIfNeeded: w >> 28) & 0xFFF]) << 32
-                        | UInt64(pairs[Int(truncatingIfNeeded: w >> 16) & 0xFFF]) << 48
-                    out.storeBytes(of: chars.littleEndian, toByteOffset: o, as: UInt64.self)
-                    i += 6
-                    o += 8
-                }
-                let full = bytes.count - bytes.count % 3
-                while i < full {
-                    let n = Int(input.load(fromByteOffset: i, as: UInt8.self)) << 16
-                        | Int(input.load(fromByteOffset: i + 1, as: UInt8.self)) << 8
-                        | Int(input.load(fromByteOffset: i + 2, as: UInt8.self))
-                    out.storeBytes(of: pairs[n >> 12].littleEndian, toByteOffset: o, as: UInt16.self)
-                    out.storeBytes(of: pairs[n & 0xFFF].littleEndian, toByteOffset: o + 2, as: UInt16.self)
-                    i += 3
-                    o += 4
-                }
-                let rest = bytes.count - i
-                if rest > 0 {
-                    alphabet.withUTF8Buffer { table in
-                        let n = UInt32(bytes[i]) << 16 | (rest == 2 ? UInt32(bytes[i + 1]) << 8 : 0)
-                        out.storeBytes(of: table[Int(n >> 18 & 63)], toByteOffset: o, as: UInt8.self)
-                        out.storeBytes(of: table[Int(n >> 12 & 63)], toByteOffset: o + 1, as: UInt8.self)
-                        out.storeBytes(of: rest == 2 ? table[Int(n >> 6 & 63)] : UInt8(ascii: "="), toByteOffset: o + 2, as: UInt8.self)
-                        out.storeBytes(of: UInt8(ascii: "="), toByteOffset: o + 3, as: UInt8.self)
-                    }
+        // Room for the text and the 8-byte stores' slack, then the text written in place.
+        let out = UnsafeMutableRawPointer(room(length + 8))
+        Self.base64Pairs.withUnsafeBufferPointer { pairs in
+            // Three bytes make two 12-bit halves, each two characters from the table: two stores.
+            var o = 0
+            var i = 0
+            // Six bytes (read as eight) make four 12-bit values: eight characters in one store.
+            while i + 8 <= bytes.count {
+                let w = UInt64(bigEndian: input.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                let chars = UInt64(pairs[Int(truncatingIfNeeded: w >> 52)])
+                    | UInt64(pairs[Int(truncatingIfNeeded: w >> 40) & 0xFFF]) << 16
+                    | UInt64(pairs[Int(truncatingIfNeeded: w >> 28) & 0xFFF]) << 32
+                    | UInt64(pairs[Int(truncatingIfNeeded: w >> 16) & 0xFFF]) << 48
+                out.storeBytes(of: chars.littleEndian, toByteOffset: o, as: UInt64.self)
+                i += 6
+                o += 8
+            }
+            let full = bytes.count - bytes.count % 3
+            while i < full {
+                let n = Int(input.load(fromByteOffset: i, as: UInt8.self)) << 16
+                    | Int(input.load(fromByteOffset: i + 1, as: UInt8.self)) << 8
+                    | Int(input.load(fromByteOffset: i + 2, as: UInt8.self))
+                out.storeBytes(of: pairs[n >> 12].littleEndian, toByteOffset: o, as: UInt16.self)
+                out.storeBytes(of: pairs[n & 0xFFF].littleEndian, toByteOffset: o + 2, as: UInt16.self)
+                i += 3
+                o += 4
+            }
+            let rest = bytes.count - i
+            if rest > 0 {
+                alphabet.withUTF8Buffer { table in
+                    let n = UInt32(bytes[i]) << 16 | (rest == 2 ? UInt32(bytes[i + 1]) << 8 : 0)
+                    out.storeBytes(of: table[Int(n >> 18 & 63)], toByteOffset: o, as: UInt8.self)
+                    out.storeBytes(of: table[Int(n >> 12 & 63)], toByteOffset: o + 1, as: UInt8.self)
+                    out.storeBytes(of: rest == 2 ? table[Int(n >> 6 & 63)] : UInt8(ascii: "="), toByteOffset: o + 2, as: UInt8.self)
+                    out.storeBytes(of: UInt8(ascii: "="), toByteOffset: o + 3, as: UInt8.self)
                 }
             }
         }
+        storage.count += length
     }
 
     /// Appends `value` as `digits` lowercase hexadecimal digits, zero-padded (`0a1b2c3d`).
     mutating func appendHex(_ value: UInt64, digits: Int) {
         for shift in stride(from: (digits - 1) * 4, through: 0, by: -4) {
-            buffer.append(Self.hexDigit(UInt8(truncatingIfNeeded: value >> UInt64(shift)) & 0xF))
+            append(byte: Self.hexDigit(UInt8(truncatingIfNeeded: value >> UInt64(shift)) & 0xF))
         }
     }
 
     /// Appends `bytes` as lowercase hexadecimal, two digits a byte (`ff0041`).
     mutating func appendHex(_ bytes: UnsafeRawBufferPointer) {
-        for byte in bytes {
-            buffer.append(Self.hexDigit(byte >> 4))
-            buffer.append(Self.hexDigit(byte & 0xF))
+        let target = room(2 * bytes.count)
+        for (k, byte) in bytes.enumerated() {
+            target[2 * k] = Self.hexDigit(byte >> 4)
+            target[2 * k + 1] = Self.hexDigit(byte & 0xF)
+        }
+        storage.count += 2 * bytes.count
+    }
+
+    /// Appends 16 bytes as a UUID's text, lowercase (`00112233-4455-6677-8899-aabbccddeeff`), as
+    /// `UUID.uuidString.lowercased()` writes it.
+    mutating func appendUUID(_ bytes: UnsafeRawBufferPointer) {
+        for k in 0..<16 {
+            if k == 4 || k == 6 || k == 8 || k == 10 { append(byte: UInt8(ascii: "-")) }
+            append(byte: Self.hexDigit(bytes[k] >> 4))
+            append(byte: Self.hexDigit(bytes[k] & 0xF))
         }
     }
 
+    @inline(__always)
     private static func hexDigit(_ nibble: UInt8) -> UInt8 {
         nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
     }
@@ -244,28 +322,25 @@ struct OutputWriter {
     // MARK: Writing
 
     /// Ends a line, and writes the buffer out once it holds `flushThreshold` bytes.
+    @inline(__always)
     mutating func appendLineEnd() throws(OutputError) {
-        buffer.append(UInt8(ascii: "\n"))
-        if buffer.count >= Self.flushThreshold { try flush() }
+        append(byte: UInt8(ascii: "\n"))
+        if storage.count >= Self.flushThreshold { try flush() }
     }
 
     /// Writes every buffered byte (`write(2)`, EINTR and short writes retried).
     mutating func flush() throws(OutputError) {
-        var failure: Int32 = 0
-        buffer.withUnsafeBytes { bytes in
-            guard let base = bytes.baseAddress else { return }
-            var done = 0
-            while done < bytes.count {
-                let n = write(fd, base + done, bytes.count - done)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    failure = errno
-                    return
-                }
-                done += n
+        let bytes = storage.base
+        let total = storage.count
+        storage.count = 0
+        var done = 0
+        while done < total {
+            let n = write(fd, bytes + done, total - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw OutputError(errno: errno)
             }
+            done += n
         }
-        buffer.removeAll(keepingCapacity: true)
-        if failure != 0 { throw OutputError(errno: failure) }
     }
 }

@@ -53,6 +53,15 @@ import Testing
              NewEvent(stream: "last-b", type: "B", data: [2], metadata: EventMetadata(eventID: ids[391])),
              NewEvent(stream: "last-a", type: "A", data: [3], metadata: EventMetadata(eventID: ids[392]))],
             expecting: ["last-a": .noStream])
+        // Cursors (one behind the start of the scavenged part, one at the end) and a consumer group with parked events.
+        try log.commitCursor("relay", position: 40)
+        try log.createCursor("projector ✓", at: .end)
+        try log.resetCursor("zero", to: .position(0))
+        let group = try log.consumerGroup("mailer", options: ConsumerGroupOptions(maxDeliveries: 1))
+        for (k, delivery) in try group.receive(maxCount: 4).enumerated() {
+            if k % 2 == 0 { try group.nack(delivery.event.position) } else { try group.ack(delivery.event.position) }
+        }
+        #expect(!group.parked().isEmpty, "the group parked events")
         return log
     }
 
@@ -80,6 +89,7 @@ import Testing
             #expect(try a.events(inStream: info.name) == b.events(inStream: info.name), "\(info.name)")
         }
         #expect(try a.settings() == b.settings())
+        #expect(a.consumerSnapshot() == b.consumerSnapshot())
         // Every position, removed ones included, reads the same.
         for position in a.startPosition..<a.endPosition {
             let left = Result(catching: { () throws(EventLogError) -> Event in try a.event(at: position) })
@@ -101,6 +111,12 @@ import Testing
         #expect(lines.contains { $0.contains(#""marker":true"#) && $0.contains("$deleted") })
         #expect(lines.contains { $0.contains("$truncated") } && lines.contains { $0.contains("$limits") })
         #expect(lines.contains { $0.contains(#""tombstone":true"#) })
+        // Every cursor, with when it was set, and the group's parked events, before the last line.
+        let cursorLines = lines.filter { $0.hasPrefix(#"{"cursor":"#) }
+        #expect(cursorLines.count == 4, "relay, projector ✓, zero and group:mailer: \(cursorLines)")
+        #expect(cursorLines.contains { $0.hasPrefix(#"{"cursor":"relay","position":40,"updated_at":"#) })
+        #expect(lines.contains { $0.hasPrefix(#"{"parked":"group:mailer","position":"#) && $0.hasSuffix(#","deliveries":1}"#) })
+        #expect(lines.last?.hasSuffix(#","cursors":4,"parked":\#(lines.filter { $0.hasPrefix(#"{"parked":"#) }.count)}"#) == true)
         // Gaps: some batch starts after the end of the one before.
         var expected: UInt64 = 0
         var gaps = 0
@@ -132,6 +148,8 @@ import Testing
         let a = try Log.openReadOnly(source.path)
         let b = try Log.open(at: into, options: Self.options())
         try Self.expectSameReads(a, b)
+        #expect(try b.cursorPosition("relay") == 40)
+        #expect(try b.consumerGroup("mailer").parked().map(\.position) == a.consumerSnapshot().parked.map(\.position))
         // The last append is recognised as a retry in the imported log, as in the original.
         let retry = try b.append(
             [NewEvent(stream: "last-a", type: "A", data: [1], metadata: EventMetadata(eventID: Self.ids[390])),
@@ -192,6 +210,46 @@ import Testing
         #expect(try importing(lines.joined(separator: "\n")).stderr.contains("without the export's last line"))
         // Not an export at all.
         #expect(try importing(#"{"stream":"s","type":"T","data":1}"#).stderr.contains("line 1: unknown line kind"))
+    }
+
+    /// An export of layout 1 (before cursors: no cursor or parked lines, a
+    /// last line without their counts) still imports; its cursor lines are refused.
+    @Test func anExportOfLayoutOneStillImports() throws {
+        let source = TemporaryDirectory("export")
+        let log = try Log.open(at: source.path, options: Self.options())
+        try log.append([NewEvent(stream: "s", type: "T", data: [1]), NewEvent(stream: "t", type: "T", data: [2])])
+        try log.commitCursor("c", position: 1)
+        try log.close()
+        let current = try Self.export(source.path).split(separator: "\n").map(String.init)
+        #expect(current.first?.hasPrefix(#"{"eventlog_export":2,"#) == true)
+        // What the build before wrote: layout 1, no cursor lines, no cursor counts.
+        var old = current.filter { !$0.hasPrefix(#"{"cursor":"#) && !$0.hasPrefix(#"{"parked":"#) }
+        old[0] = old[0].replacingOccurrences(of: #"{"eventlog_export":2,"#, with: #"{"eventlog_export":1,"#)
+        old[old.count - 1] = old[old.count - 1].replacingOccurrences(of: #","cursors":1,"parked":0}"#, with: "}")
+        #expect(old.last == #"{"export_end":2,"batches":1,"records":2,"stream_states":2}"#)
+        let target = TemporaryDirectory("import")
+        let imported = try CLIProcess.run(["import", target.path + "/old"], stdin: old.joined(separator: "\n"))
+        #expect(imported.status == 0, "\(imported)")
+        let copy = try Log.openReadOnly(target.path + "/old")
+        #expect(try copy.events(from: 0).count == 2)
+        #expect(try copy.cursors().isEmpty)
+        try copy.close()
+        // Layout 1 has no cursor lines: one is refused, as are counts of them on its last line.
+        var mixed = old
+        mixed.insert(#"{"cursor":"c","position":1,"updated_at":5}"#, at: mixed.count - 1)
+        let refused = try CLIProcess.run(["import", target.path + "/mixed"], stdin: mixed.joined(separator: "\n"))
+        #expect(refused.status == 2 && refused.stderr.contains("line 7: a cursor line in an export of layout 1"), "\(refused)")
+        // Layout 2 must count them.
+        var uncounted = current
+        uncounted[uncounted.count - 1] = old[old.count - 1]
+        let short = try CLIProcess.run(["import", target.path + "/short"], stdin: uncounted.joined(separator: "\n"))
+        #expect(short.status == 2 && short.stderr.contains("lacks \"cursors\""), "\(short)")
+        // A cursor past the export's end.
+        var past = current
+        let cursorLine = try #require(past.firstIndex { $0.hasPrefix(#"{"cursor":"#) })
+        past[cursorLine] = past[cursorLine].replacingOccurrences(of: #""position":1,"#, with: #""position":3,"#)
+        let beyond = try CLIProcess.run(["import", target.path + "/past"], stdin: past.joined(separator: "\n"))
+        #expect(beyond.status == 2 && beyond.stderr.contains("line \(cursorLine + 1): cursor \"c\" at position 3 is past"), "\(beyond)")
     }
 
     @Test func fromAndToBoundTheExportToWholeBatches() throws {

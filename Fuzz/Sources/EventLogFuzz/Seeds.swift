@@ -175,7 +175,19 @@ struct SeedCorpus {
             ExportFormat.writeStreamState(state, into: &out)
             try out.appendLineEnd()
         }
-        ExportFormat.writeEnd(endPosition: log.endPosition, batches: batches, records: records, streamStates: states.count, into: &out)
+        let consumers = log.consumerSnapshot()
+        for cursor in consumers.cursors {
+            ExportFormat.writeCursor(cursor, into: &out)
+            try out.appendLineEnd()
+        }
+        for parked in consumers.parked {
+            ExportFormat.writeParked(parked, into: &out)
+            try out.appendLineEnd()
+        }
+        let counts = ExportFormat.Counts(
+            batches: batches, records: records, streamStates: states.count, cursors: consumers.cursors.count,
+            parked: consumers.parked.count)
+        ExportFormat.writeEnd(endPosition: log.endPosition, counts, into: &out)
         try out.appendLineEnd()
         try out.flush()
     }

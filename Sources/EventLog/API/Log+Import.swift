@@ -13,6 +13,84 @@ extension Log {
     /// The log's settings and creation parameters an export records: its
     /// index interval (fixed for the life of the log, Format.md §3).
     public var indexInterval: Int { Int(batches.metadata.indexInterval) }
+
+    /// The consumers' durable state as the cursor journal keeps it (Format.md
+    /// §15): every cursor with its position and when it was last set, and
+    /// every event a consumer group parked, what an export carries so that an
+    /// import restores them (`LogImporter.finish(endPosition:streams:consumers:)`).
+    /// Cursors that damaged journal records name are left out, with what
+    /// they name (their state is unknown); so is everything when the
+    /// journal's header is damaged. A read-only log gives what was committed
+    /// when it was opened or last refreshed.
+    public func consumerSnapshot() -> ConsumerSnapshot {
+        let path = consumers.store.path
+        return consumers.store.state.withLock { state in
+            let damaged = state.damagedCursors
+            var snapshot = ConsumerSnapshot()
+            snapshot.cursors = state.cursors.filter { damaged[$0.key] == nil }.sorted { $0.key < $1.key }.map {
+                ConsumerSnapshot.Cursor(name: $0.key, position: $0.value.position, updatedAt: $0.value.updatedAt)
+            }
+            for (cursor, events) in state.parked.sorted(by: { $0.key < $1.key }) where damaged[cursor] == nil {
+                for (position, deliveries) in events.sorted(by: { $0.key < $1.key }) {
+                    snapshot.parked.append(ConsumerSnapshot.Parked(cursor: cursor, position: position, deliveries: deliveries))
+                }
+            }
+            snapshot.damagedCursors = damaged.sorted { $0.key < $1.key }.map {
+                DamagedCursor(name: $0.key, file: path, offset: $0.value, positionBeforeDamage: state.cursors[$0.key]?.position)
+            }
+            snapshot.damagedOffsets = state.damage.map(\.offset)
+            return snapshot
+        }
+    }
+}
+
+/// The consumers' durable state of a log (`Log.consumerSnapshot()`): what
+/// `eventlog export` writes as `cursor` and `parked` lines and
+/// `LogImporter.finish(endPosition:streams:consumers:)` writes back as the
+/// new log's cursor journal (Format.md §15).
+public struct ConsumerSnapshot: Sendable, Hashable {
+    /// A named cursor: the next position its consumer reads, and when it was last set.
+    public struct Cursor: Sendable, Hashable {
+        public var name: String
+        public var position: UInt64
+        public var updatedAt: Timestamp
+
+        public init(name: String, position: UInt64, updatedAt: Timestamp) {
+            self.name = name
+            self.position = position
+            self.updatedAt = updatedAt
+        }
+    }
+
+    /// An event a consumer group parked (a dead letter), under the group's
+    /// cursor name (`group:` + the group's name).
+    public struct Parked: Sendable, Hashable {
+        public var cursor: String
+        public var position: UInt64
+        /// How many times it was handed out before it was parked.
+        public var deliveries: UInt32
+
+        public init(cursor: String, position: UInt64, deliveries: UInt32) {
+            self.cursor = cursor
+            self.position = position
+            self.deliveries = deliveries
+        }
+    }
+
+    /// Sorted by name.
+    public var cursors: [Cursor] = []
+    /// Sorted by cursor name, then position.
+    public var parked: [Parked] = []
+    /// The cursors damaged journal records name: left out of `cursors` and `parked`.
+    public var damagedCursors: [DamagedCursor] = []
+    /// Where each damaged region of the journal starts (a damaged header: 0,
+    /// and no cursor could be read). Empty for a sound journal.
+    public var damagedOffsets: [Int64] = []
+
+    public init(cursors: [Cursor] = [], parked: [Parked] = []) {
+        self.cursors = cursors
+        self.parked = parked
+    }
 }
 
 /// Builds a new log from records given with everything a log assigns
@@ -183,15 +261,20 @@ public final class LogImporter {
     /// record; after it, the positions between were removed). With
     /// `streams`, the stream table is exactly those states (a run from 0 to
     /// the end); without, the open replays the imported records into it
-    /// (Format.md §14.3), which knows of no stream before the start. Writes
-    /// and syncs every file, then opens the log as a writer and closes it
-    /// (index files, stream index files, clean-shutdown marker).
-    public func finish(endPosition: UInt64, streams: [StreamSnapshot]?) throws(EventLogError) {
+    /// (Format.md §14.3), which knows of no stream before the start. The
+    /// cursor journal holds `consumers`' cursors (each at most `endPosition`,
+    /// keeping when it was set) and parked events (each below `endPosition`).
+    /// Writes and syncs every file, then opens the log as a writer and
+    /// closes it (index files, stream index files, clean-shutdown marker).
+    public func finish(
+        endPosition: UInt64, streams: [StreamSnapshot]?, consumers: ConsumerSnapshot = ConsumerSnapshot()
+    ) throws(EventLogError) {
         try checkOpen()
         finished = true
         do {
             var rows: [(UInt64, StreamTableRow)] = []
             if let streams { rows = try ImportedStreamTable.rows(streams, hashMask: options.streamHashMask) }
+            let journal = try Self.journal(consumers, endPosition: endPosition)
             try writer.finish(endPosition: endPosition)
             if streams != nil, endPosition > 0 {
                 try ImportedStreamTable.write(rows, to: endPosition, in: directory)
@@ -200,6 +283,10 @@ public final class LogImporter {
             }
             try LogStart(startPosition: startPosition, writtenAt: currentTimestamp()).write(in: directory)
             if let settings { try directory.writeAtomically(FileNames.settings, bytes: LogSettingsFile.encode(settings)) }
+            if let journal {
+                let bytes = ConsumerStore.journalBytes(cursors: journal.cursors, parked: journal.parked, leaving: [], logID: logIDBytes)
+                try directory.writeAtomically(FileNames.cursorJournal, bytes: bytes.bytes)
+            }
             let metadata = LogMetadata(
                 logID: logIDBytes, createdAt: writer.createdAt, segmentBytes: UInt32(options.segmentBytes),
                 indexInterval: UInt32(options.indexInterval), compression: options.compression)
@@ -215,6 +302,35 @@ public final class LogImporter {
         } catch {
             throw .wrapping(error)
         }
+    }
+
+    /// The journal's state for `consumers`, checked: names of 1 to 255
+    /// bytes, each cursor once, positions within the log. Nil when there
+    /// is nothing to write (the open creates an empty journal).
+    private static func journal(
+        _ consumers: ConsumerSnapshot, endPosition: UInt64
+    ) throws(EventLogError) -> (cursors: [String: ConsumerStore.Cursor], parked: [String: [UInt64: UInt32]])? {
+        guard !consumers.cursors.isEmpty || !consumers.parked.isEmpty else { return nil }
+        var cursors: [String: ConsumerStore.Cursor] = [:]
+        for cursor in consumers.cursors {
+            try Consumers.checkCursorName(cursor.name)
+            guard cursor.position <= endPosition else {
+                throw .invalidArgument("cursor \(cursor.name) at position \(cursor.position) is past the log's end \(endPosition)")
+            }
+            guard cursors.updateValue(ConsumerStore.Cursor(position: cursor.position, updatedAt: cursor.updatedAt), forKey: cursor.name) == nil
+            else { throw .invalidArgument("cursor \(cursor.name) is given twice") }
+        }
+        var parked: [String: [UInt64: UInt32]] = [:]
+        for event in consumers.parked {
+            try Consumers.checkCursorName(event.cursor)
+            guard event.position < endPosition else {
+                throw .invalidArgument("a parked event of \(event.cursor) at position \(event.position) is not below the log's end \(endPosition)")
+            }
+            guard parked[event.cursor, default: [:]].updateValue(event.deliveries, forKey: event.position) == nil else {
+                throw .invalidArgument("the parked event of \(event.cursor) at position \(event.position) is given twice")
+            }
+        }
+        return (cursors, parked)
     }
 
     private func checkOpen() throws(EventLogError) {

@@ -463,7 +463,7 @@ final class ConsumerStore: Sendable {
     /// A whole journal in the current layout with one record per live fact,
     /// leaving out the cursors `leaving` names. Every record's synced field
     /// is its own offset: the file is on disk before anyone can read it.
-    private static func journalBytes(
+    static func journalBytes(
         cursors: [String: Cursor], parked: [String: [UInt64: UInt32]], leaving: Set<String>, logID: [UInt8]
     ) -> ByteWriter {
         var w = ByteWriter()
