@@ -189,7 +189,7 @@ import Testing
         let dir = TemporaryDirectory()
         let log = try Self.open(dir)
         try Fixtures.append(log, 0..<1000, batch: 100)
-        let sequence = try log.events(from: .start, bufferSize: 64)
+        let sequence = try log.liveEvents(from: .start, bufferSize: 64)
         let appender = Task.detached {
             try await Task.sleep(nanoseconds: 20_000_000)
             try Fixtures.append(log, 1000..<1200, batch: 20)
@@ -206,7 +206,7 @@ import Testing
         try await appender.value
         // Cancelling the task ends a waiting iteration.
         let waiting = Task {
-            var it = try log.events(from: .end).makeAsyncIterator()
+            var it = try log.liveEvents(from: .end).makeAsyncIterator()
             return try await it.next()
         }
         try await Task.sleep(nanoseconds: 50_000_000)

@@ -152,14 +152,14 @@ import Testing
         defer { try? reader.close() }
         #expect(reader.endPosition == 1)
 
-        let waiting = Task { try await reader.waitForAppends(after: 1, timeout: 30) }
+        let waiting = Task { try await reader.async.waitForAppends(after: 1, timeout: 30) }
         try await Task.sleep(for: .milliseconds(50))
         try writer.append([NewEvent(stream: "s", type: "T", data: [2])])
         #expect(try await waiting.value)
         #expect(reader.endPosition == 2)
 
         let started = Date()
-        let cancelled = Task { try await reader.waitForAppends(after: 2, timeout: nil) }
+        let cancelled = Task { try await reader.async.waitForAppends(after: 2, timeout: nil) }
         try await Task.sleep(for: .milliseconds(50))
         cancelled.cancel()
         #expect(try await cancelled.value == false)

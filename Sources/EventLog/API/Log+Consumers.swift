@@ -90,12 +90,17 @@ extension Log {
         try consumers.subscribe(cursor: name, createAt: createAt, filter: filter, autoCommit: autoCommit)
     }
 
-    /// The events from `start` on, as an `AsyncSequence` that catches up and
-    /// then waits for appends. It reads only as the consumer asks (at most
-    /// `bufferSize` events ahead), so a slow consumer never makes anything
-    /// grow; cancelling the task ends it.
-    public func events(from start: StartPoint = .start, filter: EventFilter = EventFilter(), bufferSize: Int = 256) throws(EventLogError) -> EventSequence {
-        try consumers.events(from: start, filter: filter, bufferSize: bufferSize)
+    /// The live events from `start` on, as an endless `AsyncSequence`: it
+    /// catches up, then waits for appends, and ends only when the task is
+    /// cancelled or the log closes. It reads only as the consumer asks (at
+    /// most `bufferSize` events ahead), so a slow consumer never makes
+    /// anything grow; its reads run on the log's executor, never on the
+    /// cooperative pool (`EventSequence`). For a finite array of owned
+    /// events, `events(from:maxCount:)`.
+    public func liveEvents(
+        from start: StartPoint = .start, filter: EventFilter = EventFilter(), bufferSize: Int = 256
+    ) throws(EventLogError) -> EventSequence {
+        try consumers.liveEvents(from: start, filter: filter, bufferSize: bufferSize)
     }
 
     // MARK: Read-only logs
@@ -125,12 +130,12 @@ extension Log {
     /// returns, so a reader learns of it within a fraction of a millisecond,
     /// without polling. As a safety net it also refreshes every second while
     /// it waits; where the directory cannot be watched, every 50 ms.
-    /// Subscriptions (`poll`, `events(from:)`, consumer groups) of a
+    /// Subscriptions (`poll`, `liveEvents(from:)`, consumer groups) of a
     /// read-only log wait the same way.
     ///
     /// Safe to call from several threads (one of them watches, the others
     /// wait for its refresh). Blocks: call it from your own thread, or use
-    /// the `async` form.
+    /// `log.async.waitForAppends`.
     @discardableResult
     public func waitForAppends(after end: UInt64? = nil, timeout: Double? = nil) throws(EventLogError) -> Bool {
         let end = end ?? endPosition
@@ -140,11 +145,8 @@ extension Log {
         return consumers.endPosition > end
     }
 
-    /// `waitForAppends(after:timeout:)` for a task: it waits on a thread of
-    /// its own, never on the cooperative pool. Cancelling the task ends the
-    /// wait (returning false unless events arrived).
-    @discardableResult
-    public func waitForAppends(after end: UInt64? = nil, timeout: Double? = nil) async throws(EventLogError) -> Bool {
+    /// `AsyncLog.waitForAppends(after:timeout:)`.
+    func waitForAppendsAsync(after end: UInt64?, timeout: Double?) async throws(EventLogError) -> Bool {
         let end = end ?? endPosition
         let deadline = timeout.map { Date(timeIntervalSinceNow: $0) }
         let consumers = self.consumers

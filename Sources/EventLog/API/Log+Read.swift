@@ -18,7 +18,9 @@ extension Log {
         try batches.read(from: position, maxCount: maxCount, body)
     }
 
-    /// The events from `position` on, at most `maxCount`, as owned values.
+    /// The events from `position` on, at most `maxCount`, as owned values:
+    /// a finite array of what the log holds now (`liveEvents(from:)` is the
+    /// endless sequence that follows the log).
     public func events(from position: UInt64, maxCount: Int = .max) throws(EventLogError) -> [Event] {
         var events: [Event] = []
         do {
@@ -54,6 +56,18 @@ extension Log {
         from position: UInt64, maxCount: Int = .max, filter: EventFilter, _ body: (EventView) throws -> Void
     ) throws -> UInt64 {
         try streams.read(from: position, maxCount: maxCount, filter: filter, body)
+    }
+
+    /// The events from `position` on that `filter` accepts, at most
+    /// `maxCount` of them, as owned values (see `read(from:maxCount:filter:_:)`).
+    public func events(from position: UInt64, maxCount: Int = .max, filter: EventFilter) throws(EventLogError) -> [Event] {
+        var events: [Event] = []
+        do {
+            _ = try streams.read(from: position, maxCount: maxCount, filter: filter) { view in events.append(try view.event()) }
+        } catch {
+            throw .wrapping(error)
+        }
+        return events
     }
 
     // MARK: Streams

@@ -46,7 +46,8 @@ public struct ParkedEvent: Sendable, Hashable {
 /// The group's durable state is a cursor (every event before it was
 /// acknowledged or parked) and its parked events, in the cursor journal:
 /// after a crash, what was out but not acknowledged is handed out again
-/// (at least once). Thread-safe; `receive` blocks.
+/// (at least once). Thread-safe; `receive` blocks; from a task, use
+/// `group.async` (`AsyncConsumerGroup`).
 public final class ConsumerGroup: Sendable {
     public let name: String
     public let options: ConsumerGroupOptions
@@ -87,26 +88,33 @@ public final class ConsumerGroup: Sendable {
     public func receive(maxCount: Int = 1, timeout: Double? = nil) throws(EventLogError) -> [Delivery] {
         let deadline = timeout.map { Date(timeIntervalSinceNow: $0) }
         while !consumers.isClosed {
-            let seen = changes.load(ordering: .sequentiallyConsistent)
+            let seen = changeCount
             let deliveries = try handOut(maxCount: maxCount)
             if !deliveries.isEmpty { return deliveries }
-            // Wait for an append, or for the next ack deadline.
-            let nextTimeout = state.withLock { s in s.pending.values.compactMap(\.deadline).min() }
-            var wake = deadline
-            if let nextTimeout {
-                let at = Date(timeIntervalSince1970: Double(nextTimeout) / 1_000_000)
-                wake = min(wake ?? at, at)
-            }
-            let frontier = state.withLock { $0.frontier }
-            let ready = try consumers.waitForChange(
-                until: {
-                    self.consumers.isClosed || self.consumers.endPosition > frontier
-                        || self.changes.load(ordering: .sequentiallyConsistent) != seen
-                },
-                deadline: wake)
-            if !ready, let deadline, Date() >= deadline { return [] }
+            let (wake, ready) = waitPlan(seen: seen, deadline: deadline)
+            let woken = try consumers.waitForChange(until: ready, deadline: wake)
+            if !woken, let deadline, Date() >= deadline { return [] }
         }
         return []
+    }
+
+    /// Bumped whenever events may have become ready (what `waitPlan` watches).
+    var changeCount: UInt64 { changes.load(ordering: .sequentiallyConsistent) }
+
+    /// How a worker that found nothing to hand out waits: until an append,
+    /// an ack, nack or replay (`changeCount` moved past `seen`) or the log
+    /// closes (`ready`), and no later than the next ack timeout or `deadline` (`wake`).
+    func waitPlan(seen: UInt64, deadline: Date?) -> (wake: Date?, ready: @Sendable () -> Bool) {
+        let (nextTimeout, frontier) = state.withLock { s in (s.pending.values.compactMap(\.deadline).min(), s.frontier) }
+        var wake = deadline
+        if let nextTimeout {
+            let at = Date(timeIntervalSince1970: Double(nextTimeout) / 1_000_000)
+            wake = min(wake ?? at, at)
+        }
+        let ready: @Sendable () -> Bool = {
+            self.consumers.isClosed || self.consumers.endPosition > frontier || self.changeCount != seen
+        }
+        return (wake, ready)
     }
 
     /// Acknowledges an event: it is done and never handed out again.
@@ -201,7 +209,8 @@ public final class ConsumerGroup: Sendable {
 
     // MARK: - Handing out
 
-    private func handOut(maxCount: Int) throws(EventLogError) -> [Delivery] {
+    /// Hands out up to `maxCount` events that are ready now, without waiting.
+    func handOut(maxCount: Int) throws(EventLogError) -> [Delivery] {
         try state.withLock { (s) throws(EventLogError) -> [Delivery] in
             let now = currentTimestamp()
             // Timed-out deliveries wait to go out again.

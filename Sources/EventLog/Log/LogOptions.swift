@@ -84,6 +84,13 @@ public struct LogOptions: Sendable {
     /// groups. Nil: never (syncs are still timed). Read on a timer of its
     /// own, never on an append or a read. At least 10 ms.
     public var metricsInterval: Duration? = .seconds(10)
+    /// The most threads the log's executor starts for its `async` calls
+    /// (`Log.async`, `Subscription.async`, `ConsumerGroup.async`, the live
+    /// `EventSequence`): the blocking work of those calls runs there, never
+    /// on the Swift cooperative pool, at most this many calls at once (the
+    /// rest wait in order). Threads start on first use and end when the log
+    /// closes. Waiting for appends holds none of them. Within 1...64.
+    public var asyncThreadCount: Int = 4
     /// Where the metrics go: nil for the bootstrapped `MetricsSystem.factory`
     /// (as read when the log opens), or a factory of the caller's.
     public var metricsFactory: (any MetricsFactory)? = nil
@@ -150,6 +157,9 @@ public struct LogOptions: Sendable {
         }
         if let interval = metricsInterval, interval < .milliseconds(10) {
             throw .invalidArgument("metricsInterval must be at least 10 ms, got \(interval)")
+        }
+        guard asyncThreadCount >= 1, asyncThreadCount <= LogExecutor.maxThreadLimit else {
+            throw .invalidArgument("asyncThreadCount must be within 1...\(LogExecutor.maxThreadLimit), got \(asyncThreadCount)")
         }
         guard fileMode & 0o600 == 0o600, fileMode & ~UInt32(0o644) == 0 else {
             throw .invalidArgument(
