@@ -78,7 +78,7 @@ public final class Inbox: Sendable {
                 default: break
                 }
                 guard let delay = backoff.failed() else { throw .gaveUp(attempts: backoff.failures, last: error) }
-                var left = delay
+                var left = delay.timeInterval
                 while left > 0 && !shouldStop() {
                     usleep(10_000)
                     left -= 0.01
@@ -95,7 +95,7 @@ public final class Inbox: Sendable {
     private func ensureConsumer(_ jetStream: JetStream) throws(NATSError) {
         if try jetStream.consumerInfo(stream: options.stream, durable: options.durable) != nil { return }
         let config = JetStreamConsumerConfig(
-            durableName: options.durable, ackWaitSeconds: options.ackWaitSeconds, maxAckPending: options.maxAckPending)
+            durableName: options.durable, ackWaitSeconds: options.ackWait.timeInterval, maxAckPending: options.maxAckPending)
         try jetStream.createConsumer(stream: options.stream, config)
     }
 
@@ -104,7 +104,7 @@ public final class Inbox: Sendable {
         _ puller: JetStreamPuller, dedup: inout InboxDeduplication, handled: inout Int, backoff: inout Backoff, shouldStop: () -> Bool
     ) throws -> Bool {
         var lastFloorCheck: UInt64 = 0
-        let floorInterval = UInt64(options.ackFloorIntervalMilliseconds) * 1_000_000
+        let floorInterval = UInt64(max(0, options.ackFloorInterval.wholeNanoseconds))
         while true {
             if shouldStop() { break }
             if let max = options.maxMessages, handled >= max { break }

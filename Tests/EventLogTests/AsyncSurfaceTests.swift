@@ -71,10 +71,10 @@ import Testing
         defer { try? log.close() }
         try log.append([Self.event("s", 0)])
         let subscription = try await log.async.subscribe(cursor: "sub")
-        #expect(try await subscription.async.poll(timeout: 1).map(\.position) == [0])
+        #expect(try await subscription.async.poll(timeout: .seconds(1)).map(\.position) == [0])
         // Caught up: a poll with a short timeout returns nothing.
-        #expect(try await subscription.async.poll(timeout: 0.05).isEmpty)
-        let waiting = Task { try await subscription.async.poll(maxCount: 10, timeout: 30) }
+        #expect(try await subscription.async.poll(timeout: .seconds(0.05)).isEmpty)
+        let waiting = Task { try await subscription.async.poll(maxCount: 10, timeout: .seconds(30)) }
         try await Task.sleep(for: .milliseconds(50))
         try log.append([Self.event("s", 1), Self.event("s", 2)])
         #expect(try await waiting.value.map(\.position) == [1, 2])
@@ -119,8 +119,8 @@ import Testing
         let subscription = try reader.subscribe(from: .end)
         let live = try reader.liveEvents(from: .end)
         try await withThrowingTaskGroup(of: Int.self) { group in
-            for _ in 0..<8 { group.addTask { try await reader.async.waitForAppends(after: 1, timeout: 30) ? 1 : 0 } }
-            group.addTask { try await subscription.async.poll(timeout: 30).count }
+            for _ in 0..<8 { group.addTask { try await reader.async.waitForAppends(after: 1, timeout: .seconds(30)) ? 1 : 0 } }
+            group.addTask { try await subscription.async.poll(timeout: .seconds(30)).count }
             group.addTask {
                 var iterator = live.makeAsyncIterator()
                 return try await iterator.next() == nil ? 0 : 1
@@ -146,17 +146,17 @@ import Testing
         defer { try? log.close() }
         try log.append((0..<3).map { Self.event("g", $0) })
         let group = try await log.async.consumerGroup("workers", options: ConsumerGroupOptions(maxDeliveries: 3))
-        let first = try await group.async.receive(maxCount: 2, timeout: 1)
+        let first = try await group.async.receive(maxCount: 2, timeout: .seconds(1))
         #expect(first.map(\.event.position) == [0, 1])
         try await group.async.ack(0)
         try await group.async.nack(1)
-        let again = try await group.async.receive(maxCount: 2, timeout: 1)
+        let again = try await group.async.receive(maxCount: 2, timeout: .seconds(1))
         #expect(again.map(\.event.position) == [1, 2])
         #expect(again.map(\.deliveryCount) == [2, 1])
         try await group.async.ack(1)
         try await group.async.ack(2)
         #expect(try log.cursorPosition("group:workers") == 3)
-        let waiting = Task { try await group.async.receive(maxCount: 5, timeout: 30) }
+        let waiting = Task { try await group.async.receive(maxCount: 5, timeout: .seconds(30)) }
         try await Task.sleep(for: .milliseconds(50))
         try log.append([Self.event("g", 3)])
         #expect(try await waiting.value.map(\.event.position) == [3])
@@ -190,7 +190,7 @@ import Testing
         #expect(executor.startedJobs == before + 1)
         // Subscription polls as well.
         let subscription = try log.subscribe(from: .start)
-        #expect(try await subscription.async.poll(timeout: 1).count == 1)
+        #expect(try await subscription.async.poll(timeout: .seconds(1)).count == 1)
         #expect(executor.startedJobs == before + 2)
     }
 

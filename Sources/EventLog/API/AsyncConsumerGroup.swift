@@ -15,13 +15,13 @@ public struct AsyncConsumerGroup: Sendable {
     }
 
     /// `ConsumerGroup.receive(maxCount:timeout:)` for a task: up to
-    /// `maxCount` events, waiting up to `timeout` seconds (nil: forever) for
+    /// `maxCount` events, waiting up to `timeout` (nil: forever) for
     /// at least one. [] after a timeout, when the log closes, or when the
     /// task is cancelled (which ends the wait at once).
-    public func receive(maxCount: Int = 1, timeout: Double? = nil) async throws -> [Delivery] {
+    public func receive(maxCount: Int = 1, timeout: Duration? = nil) async throws -> [Delivery] {
         let group = self.group
         let consumers = group.consumers
-        let deadline = timeout.map { Date(timeIntervalSinceNow: $0) }
+        let deadline = timeout.map { Date(timeIntervalSinceNow: $0.timeInterval) }
         while !consumers.isClosed && !Task.isCancelled {
             let seen = group.changeCount
             let deliveries: [Delivery]

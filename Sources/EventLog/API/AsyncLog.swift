@@ -235,7 +235,7 @@ public struct AsyncLog: Sendable {
     /// `timeout`, when the log closes, or when the task is cancelled (which
     /// ends the wait at once). The task holds no thread while it waits.
     @discardableResult
-    public func waitForAppends(after end: UInt64? = nil, timeout: Double? = nil) async throws -> Bool {
+    public func waitForAppends(after end: UInt64? = nil, timeout: Duration? = nil) async throws -> Bool {
         let log = self.log
         return try await log.waitForAppendsAsync(after: end, timeout: timeout)
     }

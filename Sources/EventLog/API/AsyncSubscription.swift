@@ -10,14 +10,14 @@ public struct AsyncSubscription: Sendable {
 
     /// `Subscription.poll(maxCount:timeout:_:)` for a task, with owned
     /// events: up to `maxCount` new events that pass the filter, waiting up
-    /// to `timeout` seconds (nil: forever) for at least one. [] after a
+    /// to `timeout` (nil: forever) for at least one. [] after a
     /// timeout, on `cancel()`, when the log closes, or when the task is
     /// cancelled (which ends the wait at once; the position stays after
     /// the last event returned). Auto-commits as `poll` does.
-    public func poll(maxCount: Int = 1024, timeout: Double? = nil) async throws -> [Event] {
+    public func poll(maxCount: Int = 1024, timeout: Duration? = nil) async throws -> [Event] {
         let subscription = self.subscription
         let consumers = subscription.consumers
-        let deadline = timeout.map { Date(timeIntervalSinceNow: $0) }
+        let deadline = timeout.map { Date(timeIntervalSinceNow: $0.timeInterval) }
         while !subscription.isCancelled && !consumers.isClosed && !Task.isCancelled {
             let read: [Event]?
             do {

@@ -121,7 +121,7 @@ extension Log {
     }
 
     /// Blocks until the log holds events past `end` (default: `endPosition`
-    /// now), `timeout` seconds pass (nil: no limit) or the log closes;
+    /// now), `timeout` passes (nil: no limit) or the log closes;
     /// returns true when it does.
     ///
     /// A writable log is woken by its own appends. A read-only log is woken
@@ -137,18 +137,18 @@ extension Log {
     /// wait for its refresh). Blocks: call it from your own thread, or use
     /// `log.async.waitForAppends`.
     @discardableResult
-    public func waitForAppends(after end: UInt64? = nil, timeout: Double? = nil) throws(EventLogError) -> Bool {
+    public func waitForAppends(after end: UInt64? = nil, timeout: Duration? = nil) throws(EventLogError) -> Bool {
         let end = end ?? endPosition
-        let deadline = timeout.map { Date(timeIntervalSinceNow: $0) }
+        let deadline = timeout.map { Date(timeIntervalSinceNow: $0.timeInterval) }
         let consumers = self.consumers
         _ = try consumers.waitForChange(until: { consumers.isClosed || consumers.endPosition > end }, deadline: deadline)
         return consumers.endPosition > end
     }
 
     /// `AsyncLog.waitForAppends(after:timeout:)`.
-    func waitForAppendsAsync(after end: UInt64?, timeout: Double?) async throws(EventLogError) -> Bool {
+    func waitForAppendsAsync(after end: UInt64?, timeout: Duration?) async throws(EventLogError) -> Bool {
         let end = end ?? endPosition
-        let deadline = timeout.map { Date(timeIntervalSinceNow: $0) }
+        let deadline = timeout.map { Date(timeIntervalSinceNow: $0.timeInterval) }
         let consumers = self.consumers
         _ = try await consumers.waitForChange(until: { consumers.isClosed || consumers.endPosition > end }, deadline: deadline)
         return consumers.endPosition > end

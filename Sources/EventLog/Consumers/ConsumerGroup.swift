@@ -5,8 +5,8 @@ import struct Foundation.Date
 public struct ConsumerGroupOptions: Sendable {
     /// Deliveries of one event before it is parked (a dead letter).
     public var maxDeliveries: Int = 5
-    /// An event not acknowledged within this many seconds is handed out again.
-    public var ackTimeoutSeconds: Double = 30
+    /// An event not acknowledged within this time is handed out again.
+    public var ackTimeout: Duration = .seconds(30)
     /// Hand out an event only when no earlier event of its stream is out or waiting.
     public var orderedByStream: Bool = false
     public var filter: EventFilter = EventFilter()
@@ -14,11 +14,11 @@ public struct ConsumerGroupOptions: Sendable {
     public var start: StartPoint = .start
 
     public init(
-        maxDeliveries: Int = 5, ackTimeoutSeconds: Double = 30, orderedByStream: Bool = false,
+        maxDeliveries: Int = 5, ackTimeout: Duration = .seconds(30), orderedByStream: Bool = false,
         filter: EventFilter = EventFilter(), start: StartPoint = .start
     ) {
         self.maxDeliveries = max(1, maxDeliveries)
-        self.ackTimeoutSeconds = ackTimeoutSeconds
+        self.ackTimeout = ackTimeout
         self.orderedByStream = orderedByStream
         self.filter = filter
         self.start = start
@@ -83,10 +83,10 @@ public final class ConsumerGroup: Sendable {
         state = Mutex(GroupState(frontier: position, committed: position))
     }
 
-    /// Hands out up to `maxCount` events, waiting up to `timeout` seconds
-    /// (nil: forever) for at least one. Returns [] after a timeout or when the log closes.
-    public func receive(maxCount: Int = 1, timeout: Double? = nil) throws(EventLogError) -> [Delivery] {
-        let deadline = timeout.map { Date(timeIntervalSinceNow: $0) }
+    /// Hands out up to `maxCount` events, waiting up to `timeout` (nil:
+    /// forever) for at least one. Returns [] after a timeout or when the log closes.
+    public func receive(maxCount: Int = 1, timeout: Duration? = nil) throws(EventLogError) -> [Delivery] {
+        let deadline = timeout.map { Date(timeIntervalSinceNow: $0.timeInterval) }
         while !consumers.isClosed {
             let seen = changeCount
             let deliveries = try handOut(maxCount: maxCount)
@@ -234,7 +234,7 @@ public final class ConsumerGroup: Sendable {
                     continue
                 }
                 pending.deliveries += 1
-                pending.deadline = now + Int64(options.ackTimeoutSeconds * 1_000_000)
+                pending.deadline = now + options.ackTimeout.wholeMicroseconds
                 s.pending[position] = pending
                 chosen.append((position, pending.deliveries))
             }

@@ -2,13 +2,13 @@ import Synchronization
 import struct Foundation.Date
 
 /// Commit a subscription's position to its cursor every `events` events or
-/// every `milliseconds`, whichever comes first (checked after each poll).
+/// every `interval`, whichever comes first (checked after each poll).
 public struct AutoCommit: Sendable, Hashable {
     public var events: Int
-    public var milliseconds: Int
-    public init(events: Int = 1000, milliseconds: Int = 1000) {
+    public var interval: Duration
+    public init(events: Int = 1000, interval: Duration = .seconds(1)) {
         self.events = max(1, events)
-        self.milliseconds = max(0, milliseconds)
+        self.interval = max(.zero, interval)
     }
 }
 
@@ -43,11 +43,11 @@ public final class Subscription: @unchecked Sendable {
     public var position: UInt64 { state.withLock { $0.position } }
 
     /// Lends up to `maxCount` new events that pass the filter to `body`,
-    /// waiting up to `timeout` seconds (nil: forever) for at least one.
+    /// waiting up to `timeout` (nil: forever) for at least one.
     /// Returns how many it lent: 0 after a timeout, on `cancel()`, or when the log closes.
     @discardableResult
-    public func poll(maxCount: Int = 1024, timeout: Double? = nil, _ body: (EventView) throws -> Void) throws -> Int {
-        let deadline = timeout.map { Date(timeIntervalSinceNow: $0) }
+    public func poll(maxCount: Int = 1024, timeout: Duration? = nil, _ body: (EventView) throws -> Void) throws -> Int {
+        let deadline = timeout.map { Date(timeIntervalSinceNow: $0.timeInterval) }
         while !isCancelled && !consumers.isClosed {
             if let lent = try readAvailable(maxCount: maxCount, body) {
                 if lent > 0 { return lent }
@@ -105,7 +105,7 @@ public final class Subscription: @unchecked Sendable {
         guard let autoCommit, cursor != nil else { return }
         let due = state.withLock { s -> Bool in
             s.uncommitted += count
-            return s.uncommitted >= autoCommit.events || currentTimestamp() - s.lastCommit >= Int64(autoCommit.milliseconds) * 1000
+            return s.uncommitted >= autoCommit.events || currentTimestamp() - s.lastCommit >= autoCommit.interval.wholeMicroseconds
         }
         if due { try commit() }
     }

@@ -7,9 +7,9 @@ public enum Durability: Sendable, Equatable {
     /// entry, are on disk (`fdatasync`). Concurrent appenders share one sync
     /// (group commit).
     case always
-    /// A background thread syncs every `milliseconds`: a process crash loses
-    /// nothing acknowledged, a power loss at most that window.
-    case interval(milliseconds: Int)
+    /// A background thread syncs every interval (1 ms to 1 hour): a process
+    /// crash loses nothing acknowledged, a power loss at most that window.
+    case interval(Duration)
     /// The operating system decides when data reaches the disk; `sync()` and
     /// `close()` force it.
     case none
@@ -21,8 +21,8 @@ public enum Durability: Sendable, Equatable {
 public struct LogOptions: Sendable {
     /// Size at which the active segment is sealed and a new one started.
     public var segmentBytes: Int = 128 << 20
-    /// Age (seconds) after which a non-empty active segment is sealed at the next append; nil: never by age.
-    public var segmentMaxAgeSeconds: Int? = nil
+    /// Age after which a non-empty active segment is sealed at the next append; nil: never by age.
+    public var segmentMaxAge: Duration? = nil
     /// About one offset-index entry per this many bytes of log (Format.md, "Index files").
     public var indexInterval: Int = 4096
     /// The active segment's index files are written in the background every
@@ -140,8 +140,8 @@ public struct LogOptions: Sendable {
         guard indexInterval >= 64, indexInterval <= 1 << 24 else {
             throw .invalidArgument("indexInterval must be within 64...16777216, got \(indexInterval)")
         }
-        if case .interval(let ms) = durability, ms <= 0 || ms > 3_600_000 {
-            throw .invalidArgument("durability interval must be within 1...3600000 ms, got \(ms)")
+        if case .interval(let interval) = durability, interval < .milliseconds(1) || interval > .seconds(3600) {
+            throw .invalidArgument("durability interval must be within 1 ms...1 hour, got \(interval)")
         }
         guard checkpointBytes >= 4096 else {
             throw .invalidArgument("checkpointBytes must be at least 4096, got \(checkpointBytes)")
@@ -165,8 +165,8 @@ public struct LogOptions: Sendable {
             throw .invalidArgument(
                 "fileMode must be 0o600 with at most the group's and others' read bits (0o640, 0o604, 0o644), got 0o\(String(fileMode, radix: 8))")
         }
-        if let age = segmentMaxAgeSeconds, age <= 0 {
-            throw .invalidArgument("segmentMaxAgeSeconds must be positive, got \(age)")
+        if let age = segmentMaxAge, age <= .zero {
+            throw .invalidArgument("segmentMaxAge must be positive, got \(age)")
         }
     }
 }
