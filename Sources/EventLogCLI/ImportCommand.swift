@@ -128,7 +128,7 @@ struct ImportCommand: ParsableCommand {
         line.reserveCapacity(64 << 10)
         while true {
             let more: Bool
-            do { more = try reader.nextLine(into: &line) } catch { throw CommandFailure(error.description) }
+            do { more = try reader.nextLine(into: &line) } catch { throw CommandFailure("\(error)") }
             guard more else { break }
             lineNumber += 1
             if line.isEmpty || line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
@@ -147,7 +147,7 @@ struct ImportCommand: ParsableCommand {
                         at: directory, logID: found.logID, startPosition: found.startPosition, settings: found.settings,
                         options: options)
                 } catch {
-                    throw CommandFailure(error.description)
+                    throw CommandFailure("\(error)")
                 }
                 summary.startPosition = found.startPosition
             case .batch(let position, let count, let firstTimestamp):
@@ -160,7 +160,7 @@ struct ImportCommand: ParsableCommand {
                 guard position &+ UInt64(count) <= header.endPosition, position &+ UInt64(count) >= position else {
                     throw fail("batch \(position)..<\(position &+ UInt64(count)) ends after the header's end position \(header.endPosition)")
                 }
-                do { try importer.beginBatch(at: position, firstTimestamp: firstTimestamp) } catch { throw fail(error.description) }
+                do { try importer.beginBatch(at: position, firstTimestamp: firstTimestamp) } catch { throw fail("\(error)") }
                 batchEnd = position
                 remaining = count
                 summary.batches += 1
@@ -192,7 +192,7 @@ struct ImportCommand: ParsableCommand {
                 summary.records += 1
                 if record.isMarker { summary.markers += 1 }
                 if remaining == 0 {
-                    do { try importer.endBatch() } catch { throw fail(error.description) }
+                    do { try importer.endBatch() } catch { throw fail("\(error)") }
                 }
             case .streamState(let state):
                 guard let header else { throw fail("the first line must be the header (\"eventlog_export\")") }
@@ -215,7 +215,7 @@ struct ImportCommand: ParsableCommand {
                 do {
                     try importer.finish(endPosition: endPosition, streams: header.hasStreamStates ? states : nil)
                 } catch {
-                    throw fail(error.description)
+                    throw fail("\(error)")
                 }
                 summary.endPosition = endPosition
                 summary.streamStates = states.count
@@ -230,20 +230,30 @@ struct ImportCommand: ParsableCommand {
         return summary
     }
 
+    /// An importer call for the typed-throws parsing above: every error the
+    /// library throws is an `EventLogError` (README, "Errors").
+    private static func typed(_ body: () throws -> Void) throws(EventLogError) {
+        do { try body() } catch let error as EventLogError { throw error } catch { throw .invalidArgument("\(error)") }
+    }
+
     private static func append(
         _ importer: LogImporter, _ record: ExportReader.Record, stream: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer,
         data: UnsafeRawBufferPointer, line: [UInt8]
     ) throws(EventLogError) {
         if let key = record.key {
             try key.withBytes(in: line) { keyBytes throws(EventLogError) in
-                try importer.appendRecord(
-                    stream: stream, type: type, data: data, metadata: record.metadata, timestamp: record.timestamp,
-                    version: record.version, key: keyBytes, isTombstone: record.isTombstone, isMarker: record.isMarker)
+                try typed {
+                    try importer.appendRecord(
+                        stream: stream, type: type, data: data, metadata: record.metadata, timestamp: record.timestamp,
+                        version: record.version, key: keyBytes, isTombstone: record.isTombstone, isMarker: record.isMarker)
+                }
             }
         } else {
-            try importer.appendRecord(
-                stream: stream, type: type, data: data, metadata: record.metadata, timestamp: record.timestamp,
-                version: record.version, key: nil, isTombstone: record.isTombstone, isMarker: record.isMarker)
+            try typed {
+                try importer.appendRecord(
+                    stream: stream, type: type, data: data, metadata: record.metadata, timestamp: record.timestamp,
+                    version: record.version, key: nil, isTombstone: record.isTombstone, isMarker: record.isMarker)
+            }
         }
     }
 

@@ -48,12 +48,14 @@ public final class Relay: Sendable {
     /// Relays until `shouldStop` returns true (checked every few milliseconds),
     /// or `stopWhenIdle` / `maxEvents` says it is done; then waits (up to the ack
     /// timeout) for the events in flight, commits, and returns.
-    public func run(shouldStop: () -> Bool) throws(RelayError) -> RelayStatistics {
+    public func run(shouldStop: () -> Bool) throws -> RelayStatistics {
         let start: UInt64
         do {
             start = try log.createCursor(options.cursor, at: .start)
+        } catch let error as EventLogError {
+            throw RelayError.log(error)
         } catch {
-            throw .log(error)
+            throw RelayError.other("\(error)")
         }
         var committed = start
         progress.withLock { $0.committedPosition = start }
@@ -75,16 +77,16 @@ public final class Relay: Sendable {
                 throw error
             } catch let error as NATSError {
                 switch error {
-                case .invalidArgument, .invalidURL, .payloadTooLarge: throw .nats(error)
-                case .jetStream(let code, _, _) where code == 400: throw .nats(error)
+                case .invalidArgument, .invalidURL, .payloadTooLarge: throw RelayError.nats(error)
+                case .jetStream(let code, _, _) where code == 400: throw RelayError.nats(error)
                 default: break
                 }
-                guard let delay = backoff.failed() else { throw .gaveUp(attempts: backoff.failures, last: error) }
+                guard let delay = backoff.failed() else { throw RelayError.gaveUp(attempts: backoff.failures, last: error) }
                 sleepChecking(seconds: delay.timeInterval, shouldStop: shouldStop)
             } catch let error as EventLogError {
-                throw .log(error)
+                throw RelayError.log(error)
             } catch {
-                throw .other("\(error)")
+                throw RelayError.other("\(error)")
             }
         }
         return statistics

@@ -82,14 +82,15 @@ import Testing
         #expect(try log.cursorPosition("sub") == 3)
     }
 
-    /// Cancelling the task of a waiting poll, receive or live sequence ends it at once.
-    @Test func cancellationEndsAWaitPromptly() async throws {
+    /// Cancelling the task of a waiting poll, receive or live sequence ends it. The waits have no
+    /// timeout, so only the cancellation can end them; the time limit turns a wait it did not end
+    /// into a failure instead of a hang (generous: the suites run in parallel on two cores).
+    @Test(.timeLimit(.minutes(2))) func cancellationEndsAWait() async throws {
         let dir = TemporaryDirectory()
         let log = try Log.open(at: dir.path, options: LogOptions(durability: .none))
         defer { try? log.close() }
         let subscription = try log.subscribe(from: .end)
         let group = try log.consumerGroup("g")
-        let started = ContinuousClock.now
         let poll = Task { try await subscription.async.poll(timeout: nil) }
         let receive = Task { try await group.async.receive(timeout: nil) }
         let live = Task { () -> Event? in
@@ -103,8 +104,6 @@ import Testing
         #expect(try await poll.value.isEmpty)
         #expect(try await receive.value.isEmpty)
         #expect(try await live.value == nil)
-        // The waits have no timeout: only the cancellation can have ended them (a generous bound for a loaded machine).
-        #expect(ContinuousClock.now - started < .seconds(20))
     }
 
     /// On a read-only log, many waiting tasks share one watching thread, and
@@ -127,7 +126,7 @@ import Testing
             }
             // All ten wait at once, on one watching thread.
             let watcher = reader.consumers.asyncWaitWatcher
-            let deadline = ContinuousClock.now + .seconds(10)
+            let deadline = ContinuousClock.now + .seconds(120)
             while watcher.counts.waiters < 10 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
             #expect(watcher.counts.waiters == 10)
             #expect(watcher.counts.threadsStarted == 1)

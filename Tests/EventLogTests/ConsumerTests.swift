@@ -404,7 +404,7 @@ import Testing
         do {
             try group.replayParked()
             Issue.record("the replay went around an unreadable parked event")
-        } catch {
+        } catch let error as EventLogError {
             guard case .corruption = error else {
                 Issue.record("unexpected error \(error)")
                 return

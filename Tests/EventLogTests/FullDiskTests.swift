@@ -75,7 +75,7 @@ final class SmallTmpfs {
             do {
                 try log?.append(batch)
                 acknowledged += batch
-            } catch {
+            } catch let error as EventLogError {
                 failure = error
             }
         }

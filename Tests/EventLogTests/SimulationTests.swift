@@ -183,7 +183,7 @@ final class Simulation {
             do {
                 opened = try Log.open(at: directory.path, options: options())
                 break
-            } catch {
+            } catch let error as EventLogError {
                 guard case .locked = error, attempts < 500 else {
                     if case .locked = error {
                         // Who holds it: this process (a log not really gone), or another?

@@ -6,7 +6,7 @@ extension Log {
     /// Creates the cursor `name` at `start` when it does not exist; returns its position.
     /// Cursor names are 1 to 255 UTF-8 bytes.
     @discardableResult
-    public func createCursor(_ name: String, at start: StartPoint = .start) throws(EventLogError) -> UInt64 {
+    public func createCursor(_ name: String, at start: StartPoint = .start) throws -> UInt64 {
         try consumers.createCursor(name, at: start)
     }
 
@@ -14,7 +14,7 @@ extension Log {
     ///
     /// - Throws: `cursorDamaged` when damaged records of the cursor journal
     ///   name it (its position is unknown; see `damagedCursors()`).
-    public func cursorPosition(_ name: String) throws(EventLogError) -> UInt64? {
+    public func cursorPosition(_ name: String) throws -> UInt64? {
         try consumers.cursorPosition(name)
     }
 
@@ -30,33 +30,33 @@ extension Log {
     /// created by its first commit. A commit never moves a cursor backwards
     /// (that is `resetCursor`) nor past the end of the log. Cheap: one small
     /// journal write; under `.always` durable on return (sharing syncs).
-    public func commitCursor(_ name: String, position: UInt64) throws(EventLogError) {
+    public func commitCursor(_ name: String, position: UInt64) throws {
         try consumers.commitCursor(name, position: position)
     }
 
     /// Moves cursor `name` to `start`, backwards or forwards (creating it when missing).
     @discardableResult
-    public func resetCursor(_ name: String, to start: StartPoint) throws(EventLogError) -> UInt64 {
+    public func resetCursor(_ name: String, to start: StartPoint) throws -> UInt64 {
         try consumers.resetCursor(name, to: start)
     }
 
     /// Deletes cursor `name` (and, for a consumer group, its parked events). Deleting a missing cursor does nothing.
-    public func deleteCursor(_ name: String) throws(EventLogError) {
+    public func deleteCursor(_ name: String) throws {
         try consumers.deleteCursor(name)
     }
 
     /// Every cursor with its lag, sorted by name.
-    public func cursors() throws(EventLogError) -> [CursorInfo] {
+    public func cursors() throws -> [CursorInfo] {
         try consumers.cursors()
     }
 
     /// How far cursor `name` is behind; nil when it does not exist.
-    public func lag(ofCursor name: String) throws(EventLogError) -> Lag? {
+    public func lag(ofCursor name: String) throws -> Lag? {
         try consumers.lag(ofCursor: name)
     }
 
     /// How far a consumer at `position` is behind the end of the log.
-    public func lag(from position: UInt64) throws(EventLogError) -> Lag {
+    public func lag(from position: UInt64) throws -> Lag {
         try consumers.lag(from: position)
     }
 
@@ -72,12 +72,12 @@ extension Log {
 
     /// The consumer group `name` (one shared instance per log and name while
     /// any worker holds it: give it to every worker).
-    public func consumerGroup(_ name: String, options: ConsumerGroupOptions = ConsumerGroupOptions()) throws(EventLogError) -> ConsumerGroup {
+    public func consumerGroup(_ name: String, options: ConsumerGroupOptions = ConsumerGroupOptions()) throws -> ConsumerGroup {
         try consumers.consumerGroup(name, options: options)
     }
 
     /// A subscription from `start`, catching up then following the log.
-    public func subscribe(from start: StartPoint = .start, filter: EventFilter = EventFilter()) throws(EventLogError) -> Subscription {
+    public func subscribe(from start: StartPoint = .start, filter: EventFilter = EventFilter()) throws -> Subscription {
         try consumers.subscribe(from: start, filter: filter)
     }
 
@@ -86,7 +86,7 @@ extension Log {
     /// and commits its progress there.
     public func subscribe(
         cursor name: String, createAt: StartPoint = .start, filter: EventFilter = EventFilter(), autoCommit: AutoCommit? = nil
-    ) throws(EventLogError) -> Subscription {
+    ) throws -> Subscription {
         try consumers.subscribe(cursor: name, createAt: createAt, filter: filter, autoCommit: autoCommit)
     }
 
@@ -99,7 +99,7 @@ extension Log {
     /// events, `events(from:maxCount:)`.
     public func liveEvents(
         from start: StartPoint = .start, filter: EventFilter = EventFilter(), bufferSize: Int = 256
-    ) throws(EventLogError) -> EventSequence {
+    ) throws -> EventSequence {
         try consumers.liveEvents(from: start, filter: filter, bufferSize: bufferSize)
     }
 
@@ -116,7 +116,7 @@ extension Log {
     /// Read-only logs only (a writable log sees its own appends at once).
     /// Safe to call from any thread; calls are serialised. Blocks on the disk.
     @discardableResult
-    public func refresh() throws(EventLogError) -> Bool {
+    public func refresh() throws -> Bool {
         try consumers.refreshFromDisk()
     }
 
@@ -137,7 +137,7 @@ extension Log {
     /// wait for its refresh). Blocks: call it from your own thread, or use
     /// `log.async.waitForAppends`.
     @discardableResult
-    public func waitForAppends(after end: UInt64? = nil, timeout: Duration? = nil) throws(EventLogError) -> Bool {
+    public func waitForAppends(after end: UInt64? = nil, timeout: Duration? = nil) throws -> Bool {
         let end = end ?? endPosition
         let deadline = timeout.map { Date(timeIntervalSinceNow: $0.timeInterval) }
         let consumers = self.consumers

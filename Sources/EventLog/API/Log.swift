@@ -108,7 +108,7 @@ public final class Log: Sendable {
     /// naming the file and byte offset; nothing is silently dropped.
     ///
     /// Blocks on the disk.
-    public static func open(at path: String, options: LogOptions = LogOptions()) throws(EventLogError) -> Log {
+    public static func open(at path: String, options: LogOptions = LogOptions()) throws -> Log {
         try options.validate()
         return try open(at: path, options: options, executor: LogExecutor(threadLimit: options.asyncThreadCount))
     }
@@ -159,7 +159,7 @@ public final class Log: Sendable {
             if let interval = options.metricsInterval { log.metricsReporter.start(every: interval, for: log) }
             return log
         } catch {
-            throw .wrapping(error)
+            throw EventLogError.wrapping(error)
         }
     }
 
@@ -173,10 +173,10 @@ public final class Log: Sendable {
     /// Makes everything appended so far durable, whatever the durability
     /// policy: fdatasync of the active segment (sealed ones were synced when
     /// sealed), of the cursor journal and of the directory. Blocks on the disk.
-    public func sync() throws(EventLogError) {
+    public func sync() throws {
         try batches.sync()
         try consumers.store.sync()
-        do { try batches.directory.sync() } catch { throw .io(error) }
+        do { try batches.directory.sync() } catch { throw EventLogError.io(error) }
     }
 
     /// Closes the log: stops the flusher, syncs, writes the active segment's
@@ -185,7 +185,7 @@ public final class Log: Sendable {
     /// `.closed`. Reads already running finish on their snapshot. The log's
     /// executor (`async` calls) takes no new work; what it has queued still
     /// runs (and fails with `.closed`), then its threads end.
-    public func close() throws(EventLogError) {
+    public func close() throws {
         metricsReporter.stop()
         // A retention run under way finishes first; none starts after.
         maintenance.stop()

@@ -85,7 +85,7 @@ public final class ConsumerGroup: Sendable {
 
     /// Hands out up to `maxCount` events, waiting up to `timeout` (nil:
     /// forever) for at least one. Returns [] after a timeout or when the log closes.
-    public func receive(maxCount: Int = 1, timeout: Duration? = nil) throws(EventLogError) -> [Delivery] {
+    public func receive(maxCount: Int = 1, timeout: Duration? = nil) throws -> [Delivery] {
         let deadline = timeout.map { Date(timeIntervalSinceNow: $0.timeInterval) }
         while !consumers.isClosed {
             let seen = changeCount
@@ -118,7 +118,7 @@ public final class ConsumerGroup: Sendable {
     }
 
     /// Acknowledges an event: it is done and never handed out again.
-    public func ack(_ position: UInt64) throws(EventLogError) {
+    public func ack(_ position: UInt64) throws {
         try state.withLock { (s) throws(EventLogError) in
             guard let done = s.pending.removeValue(forKey: position) else { return }
             try advanceCursor(&s)
@@ -134,7 +134,7 @@ public final class ConsumerGroup: Sendable {
     }
 
     /// Hands an event back: it goes out again (or is parked after `maxDeliveries`).
-    public func nack(_ position: UInt64) throws(EventLogError) {
+    public func nack(_ position: UInt64) throws {
         try state.withLock { (s) throws(EventLogError) in
             guard var pending = s.pending[position] else { return }
             if pending.deliveries >= options.maxDeliveries {
@@ -167,7 +167,7 @@ public final class ConsumerGroup: Sendable {
     ///
     /// - Throws: when a chosen parked event cannot be read (then nothing is
     ///   replayed), or the journal write fails.
-    public func replayParked(_ positions: [UInt64]? = nil) throws(EventLogError) {
+    public func replayParked(_ positions: [UInt64]? = nil) throws {
         try state.withLock { (s) throws(EventLogError) in
             let parked = consumers.store.state.withLock { $0.parked[cursorName] ?? [:] }
             let chosen = Set(positions ?? Array(parked.keys)).filter { parked[$0] != nil }.sorted()
@@ -200,7 +200,7 @@ public final class ConsumerGroup: Sendable {
     }
 
     /// How far the group is behind (from its cursor).
-    public func lag() throws(EventLogError) -> Lag {
+    public func lag() throws -> Lag {
         try consumers.lag(from: state.withLock { $0.committed })
     }
 

@@ -90,7 +90,7 @@ public final class Subscription: @unchecked Sendable {
     }
 
     /// Commits the position to the cursor (every event before it is processed).
-    public func commit() throws(EventLogError) {
+    public func commit() throws {
         guard let cursor else { return }
         let position = state.withLock { $0.position }
         try consumers.commitCursor(cursor, position: position)
@@ -101,7 +101,7 @@ public final class Subscription: @unchecked Sendable {
         }
     }
 
-    private func noteProcessed(_ count: Int) throws(EventLogError) {
+    private func noteProcessed(_ count: Int) throws {
         guard let autoCommit, cursor != nil else { return }
         let due = state.withLock { s -> Bool in
             s.uncommitted += count
