@@ -1,9 +1,10 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+// Linux only: no Apple platform is declared, because none is built or tested, and the library uses Linux system
+// calls (inotify, fallocate, sync_file_range, SEEK_DATA/SEEK_HOLE) and Glibc (README, "Platforms").
 let package = Package(
     name: "EventLog",
-    platforms: [.macOS(.v15)],
     products: [
         .library(name: "EventLog", targets: ["EventLog"]),
         .library(name: "NATSClient", targets: ["NATSClient"]),

@@ -12,7 +12,6 @@ import PackageDescription
 //     Benchmarks/.build/release/eventlog-bench --quick
 let package = Package(
     name: "EventLogBenchmarks",
-    platforms: [.macOS(.v15)],
     dependencies: [
         .package(name: "EventLog", path: ".."),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),

@@ -10,7 +10,6 @@ import PackageDescription
 // libFuzzer's `main`, which calls `LLVMFuzzerTestOneInput` (Sources/EventLogFuzz).
 let package = Package(
     name: "EventLogFuzz",
-    platforms: [.macOS(.v15)],
     dependencies: [
         .package(name: "EventLog", path: ".."),
         // The `eventlog` command's own dependency (its readers' files use ExpressibleByArgument).

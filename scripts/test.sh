@@ -4,7 +4,7 @@
 # benchmark harness: the workload generator's check values, every phase of
 # EventLog and of each peer at a tiny N checked against the generator, the
 # JSON output), then runs the benchmark's quick mode once as a smoke test
-# (no time thresholds), and last every fuzz target for a bounded time
+# (no time thresholds), builds the client package of README's snippets (Examples/ClientCheck), and last every fuzz target for a bounded time
 # (scripts/fuzz.sh; EVENTLOG_FUZZ_SECONDS each, default 8; any crash, hang or
 # memory error fails the run). The DocC documentation is built too, and any
 # warning in it fails the run (scripts/docs.sh).
@@ -19,6 +19,10 @@ swift run -c release --package-path Benchmarks eventlog-bench --quick --json "$q
 grep -q '"results"' "$quick/quick.json"
 swift build --build-tests
 swift test --skip-build
+# A client package compiles every Swift snippet of README.md as a user would (in functions and as top-level code),
+# so an API drift or a compiler crash on a documented pattern fails here; first, the snippets must match README.
+python3 scripts/readme-snippets.py
+swift build --package-path Examples/ClientCheck
 # The DocC documentation builds with no warning (scripts/docs.sh).
 bash scripts/docs.sh
 bash scripts/fuzz.sh all "${EVENTLOG_FUZZ_SECONDS:-8}"

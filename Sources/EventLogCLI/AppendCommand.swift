@@ -110,7 +110,7 @@ struct AppendCommand: ParsableCommand {
         var options = LogOptions()
         switch durability {
         case .always: options.durability = .always
-        case .interval: options.durability = .interval(milliseconds: intervalMilliseconds)
+        case .interval: options.durability = .interval(.milliseconds(intervalMilliseconds))
         case .none: options.durability = .none
         }
         switch compression {

@@ -125,7 +125,7 @@ struct AppendSession {
         let result: AppendResult
         do {
             result = try log.append(pending[lines].map(\.event), expecting: expectations(lines))
-        } catch {
+        } catch let error as EventLogError {
             if let stream = error.refusingStream {
                 let refused = lines.first { pending[$0].event.stream == stream } ?? lines.lowerBound
                 // Nothing was written: the lines before the refused one go in a batch of their own.

@@ -65,7 +65,7 @@ struct AppendedImport: ImportTarget {
     }
 
     mutating func endBatch() throws(EventLogError) {
-        let result = try log.append(pending, expecting: [:])
+        let result = try library { [log, pending] in try log.append(pending, expecting: [:]) }
         if result.wasRetry {
             throw .idempotencyConflict(
                 stream: result.streams.first?.stream ?? pending.first?.stream ?? "",
@@ -79,7 +79,7 @@ struct AppendedImport: ImportTarget {
     }
 
     mutating func finish(endPosition: UInt64, streams: [StreamSnapshot]?, consumers: ConsumerSnapshot) throws(EventLogError) {
-        try log.sync()
+        try library { [log] in try log.sync() }
     }
 
     /// What went in before a failure, for its message.

@@ -319,7 +319,7 @@ struct DumpCommand: ParsableCommand {
     static func metadata(of event: EventView) throws -> EventMetadata {
         if event.metadataBytes.isEmpty { return EventMetadata() }
         do { return try event.metadata() } catch {
-            throw CommandFailure.finding("event \(event.position) has damaged metadata: \(error.description)")
+            throw CommandFailure.finding("event \(event.position) has damaged metadata: \(error)")
         }
     }
 }

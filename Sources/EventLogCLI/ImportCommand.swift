@@ -207,7 +207,7 @@ struct ImportCommand: ParsableCommand {
         line.reserveCapacity(64 << 10)
         while true {
             let more: Bool
-            do { more = try reader.nextLine(into: &line) } catch { throw CommandFailure(error.description) }
+            do { more = try reader.nextLine(into: &line) } catch { throw CommandFailure("\(error)") }
             guard more else { break }
             lineNumber += 1
             if line.isEmpty || line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }

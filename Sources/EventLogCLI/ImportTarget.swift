@@ -39,8 +39,11 @@ struct NewLogImport: ImportTarget {
 
     mutating func begin(_ header: ExportFormat.Header) throws(EventLogError) {
         options.indexInterval = header.indexInterval
-        importer = try LogImporter(
-            at: directory, logID: header.logID, startPosition: header.startPosition, settings: header.settings, options: options)
+        let options = options
+        importer = try library {
+            try LogImporter(
+                at: directory, logID: header.logID, startPosition: header.startPosition, settings: header.settings, options: options)
+        }
     }
 
     private func opened() throws(EventLogError) -> LogImporter {
@@ -49,23 +52,36 @@ struct NewLogImport: ImportTarget {
     }
 
     mutating func beginBatch(at position: UInt64, firstTimestamp: Timestamp) throws(EventLogError) {
-        try opened().beginBatch(at: position, firstTimestamp: firstTimestamp)
+        let importer = try opened()
+        try library { try importer.beginBatch(at: position, firstTimestamp: firstTimestamp) }
     }
 
     mutating func appendRecord(
         _ record: ExportReader.Record, stream: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer,
         key: UnsafeRawBufferPointer?
     ) throws(EventLogError) {
-        try opened().appendRecord(
-            stream: stream, type: type, data: data, metadata: record.metadata, timestamp: record.timestamp,
-            version: record.version, key: key, isTombstone: record.isTombstone, isMarker: record.isMarker)
+        let importer = try opened()
+        try library {
+            try importer.appendRecord(
+                stream: stream, type: type, data: data, metadata: record.metadata, timestamp: record.timestamp,
+                version: record.version, key: key, isTombstone: record.isTombstone, isMarker: record.isMarker)
+        }
     }
 
     mutating func endBatch() throws(EventLogError) {
-        try opened().endBatch()
+        let importer = try opened()
+        try library { try importer.endBatch() }
     }
 
     mutating func finish(endPosition: UInt64, streams: [StreamSnapshot]?, consumers: ConsumerSnapshot) throws(EventLogError) {
-        try opened().finish(endPosition: endPosition, streams: streams, consumers: consumers)
+        let importer = try opened()
+        try library { try importer.finish(endPosition: endPosition, streams: streams, consumers: consumers) }
     }
+}
+
+/// Runs a library call under typed throws: every error the library throws
+/// is an `EventLogError` (README, "Errors"); anything else would be a bug,
+/// reported as an invalid argument rather than lost.
+func library<T>(_ body: () throws -> T) throws(EventLogError) -> T {
+    do { return try body() } catch let error as EventLogError { throw error } catch { throw .invalidArgument("\(error)") }
 }

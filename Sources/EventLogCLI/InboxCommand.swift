@@ -82,7 +82,7 @@ struct InboxCommand: ParsableCommand {
             let url = try NATSURL(parsing: nats)
             var logOptions = LogOptions()
             switch durability {
-            case "interval": logOptions.durability = .interval(milliseconds: 100)
+            case "interval": logOptions.durability = .interval(.milliseconds(100))
             case "none": logOptions.durability = .none
             default: logOptions.durability = .always
             }
@@ -90,7 +90,7 @@ struct InboxCommand: ParsableCommand {
             var closed = false
             defer { if !closed { try? log.close() } }
             let options = InboxOptions(
-                stream: stream, durable: durable, intoStreamPrefix: intoStreamPrefix, batch: batch, ackWaitSeconds: ackWait,
+                stream: stream, durable: durable, intoStreamPrefix: intoStreamPrefix, batch: batch, ackWait: .seconds(ackWait),
                 backoff: Backoff(maxAttempts: connectAttempts), stopWhenIdle: stopWhenIdle, maxMessages: maxMessages)
             let inbox = Inbox(log: log, url: url, options: options)
             let statistics: InboxStatistics

@@ -76,7 +76,7 @@ struct InspectCommand: ParsableCommand {
             let dryRun = try log.compact(dryRun: true, scavenging: false)
             return (try log.settings(), dryRun.bytesBefore - min(dryRun.bytesAfter, dryRun.bytesBefore), log.maintenanceStatus)
         } catch {
-            writeToStandardError("eventlog inspect: the settings cannot be read: \(error.description)\n")
+            writeToStandardError("eventlog inspect: the settings cannot be read: \(error)\n")
             return (nil, nil, nil)
         }
     }

@@ -99,7 +99,7 @@ struct RelayCommand: ParsableCommand {
                 filter: EventFilter(streamPrefix: streamPrefix, types: types.isEmpty ? nil : Set(types)),
                 window: window, createStream: createStream, backoff: Backoff(maxAttempts: connectAttempts),
                 stopWhenIdle: stopWhenIdle, maxEvents: maxEvents)
-            options.ackTimeoutSeconds = 10
+            options.ackTimeout = .seconds(10)
             let relay = Relay(log: log, url: url, options: options)
             let statistics: RelayStatistics
             do {

@@ -53,9 +53,9 @@ struct RepairCommand: ParsableCommand {
         ignoreBrokenPipeSignal()
         try reportingFailures(command: "repair") {
             let plan: RepairPlan
-            do throws(EventLogError) {
+            do {
                 plan = try Log.repair(at: directory, apply: yes)
-            } catch {
+            } catch let error as EventLogError {
                 guard case .locked = error else { throw error }
                 throw CommandFailure("\(error.description): repair needs the log not to be open by a writer")
             }

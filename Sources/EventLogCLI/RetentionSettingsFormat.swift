@@ -149,14 +149,14 @@ extension Log {
         options.maintenanceInterval = nil
         do {
             return try Log.open(at: directory, options: options)
-        } catch {
+        } catch let error as EventLogError {
             guard case .locked = error else { throw error }
             throw CommandFailure("\(error.description): \(purpose) needs the log not to be open by a writer")
         }
     }
 
     /// Opens the log in `directory` read-only (works beside a running writer).
-    static func openReadOnly(_ directory: String) throws(EventLogError) -> Log {
+    static func openReadOnly(_ directory: String) throws -> Log {
         var options = LogOptions(createIfMissing: false, readOnly: true)
         options.maintenanceInterval = nil
         return try Log.open(at: directory, options: options)

@@ -175,7 +175,7 @@ struct TailCommand: ParsableCommand {
     /// `timeout` seconds), some of which `isPrinted` may have left out.
     private func printBatch(of subscription: Subscription, timeout: Double, into output: inout OutputWriter) throws -> Int {
         let json = self.json
-        let delivered = try subscription.poll(maxCount: Self.batchEvents, timeout: timeout) { event in
+        let delivered = try subscription.poll(maxCount: Self.batchEvents, timeout: .seconds(timeout)) { event in
             guard isPrinted(event) else { return }
             try DumpCommand.writeLine(event, json: json, into: &output)
         }

@@ -45,14 +45,14 @@ public final class Inbox: Sendable {
 
     /// Consumes until `shouldStop` returns true (checked at least every half
     /// second), or `stopWhenIdle` / `maxMessages` says it is done.
-    public func run(shouldStop: () -> Bool) throws(RelayError) -> InboxStatistics {
+    public func run(shouldStop: () -> Bool) throws -> InboxStatistics {
         var dedup: InboxDeduplication
         do {
             dedup = try InboxDeduplication.recover(from: log, cursor: options.cursorName, stream: options.stream, durable: options.durable)
         } catch let error as EventLogError {
-            throw .log(error)
+            throw RelayError.log(error)
         } catch {
-            throw .other("\(error)")
+            throw RelayError.other("\(error)")
         }
         progress.withLock { $0.rememberedIDs = dedup.entries.count }
         var backoff = options.backoff
@@ -73,20 +73,20 @@ public final class Inbox: Sendable {
                 throw error
             } catch let error as NATSError {
                 switch error {
-                case .invalidArgument, .invalidURL, .payloadTooLarge: throw .nats(error)
-                case .jetStream(let code, _, _) where code == 400 || code == 404: throw .nats(error)
+                case .invalidArgument, .invalidURL, .payloadTooLarge: throw RelayError.nats(error)
+                case .jetStream(let code, _, _) where code == 400 || code == 404: throw RelayError.nats(error)
                 default: break
                 }
-                guard let delay = backoff.failed() else { throw .gaveUp(attempts: backoff.failures, last: error) }
-                var left = delay
+                guard let delay = backoff.failed() else { throw RelayError.gaveUp(attempts: backoff.failures, last: error) }
+                var left = delay.timeInterval
                 while left > 0 && !shouldStop() {
                     usleep(10_000)
                     left -= 0.01
                 }
             } catch let error as EventLogError {
-                throw .log(error)
+                throw RelayError.log(error)
             } catch {
-                throw .other("\(error)")
+                throw RelayError.other("\(error)")
             }
         }
         return statistics
@@ -95,7 +95,7 @@ public final class Inbox: Sendable {
     private func ensureConsumer(_ jetStream: JetStream) throws(NATSError) {
         if try jetStream.consumerInfo(stream: options.stream, durable: options.durable) != nil { return }
         let config = JetStreamConsumerConfig(
-            durableName: options.durable, ackWaitSeconds: options.ackWaitSeconds, maxAckPending: options.maxAckPending)
+            durableName: options.durable, ackWaitSeconds: options.ackWait.timeInterval, maxAckPending: options.maxAckPending)
         try jetStream.createConsumer(stream: options.stream, config)
     }
 
@@ -104,7 +104,7 @@ public final class Inbox: Sendable {
         _ puller: JetStreamPuller, dedup: inout InboxDeduplication, handled: inout Int, backoff: inout Backoff, shouldStop: () -> Bool
     ) throws -> Bool {
         var lastFloorCheck: UInt64 = 0
-        let floorInterval = UInt64(options.ackFloorIntervalMilliseconds) * 1_000_000
+        let floorInterval = UInt64(max(0, options.ackFloorInterval.wholeNanoseconds))
         while true {
             if shouldStop() { break }
             if let max = options.maxMessages, handled >= max { break }

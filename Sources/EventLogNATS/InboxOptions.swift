@@ -7,14 +7,14 @@ public struct InboxOptions: Sendable {
 
     /// The JetStream stream to consume.
     public var stream: String
-    /// The durable pull consumer's name (created when missing, with `ackWaitSeconds` and `maxAckPending`).
+    /// The durable pull consumer's name (created when missing, with `ackWait` and `maxAckPending`).
     public var durable: String
     /// Each message is appended to the local stream `<intoStreamPrefix><EventLog-Stream header, else the subject>`.
     public var intoStreamPrefix: String
     /// Messages fetched per pull request, appended as one atomic batch.
     public var batch: Int
     /// The consumer's ack wait (a created consumer only): how long JetStream waits for an acknowledgement before it delivers again.
-    public var ackWaitSeconds: Double
+    public var ackWait: Duration
     /// The consumer's max ack pending (a created consumer only); at least twice `batch`, since one fetch runs ahead.
     public var maxAckPending: Int
     /// Reconnects after failures; `maxAttempts` failures in a row end `run` with `RelayError.gaveUp`.
@@ -24,25 +24,25 @@ public struct InboxOptions: Sendable {
     /// End `run` after this many messages were handled (appended or recognised as duplicates) and acknowledged.
     public var maxMessages: Int?
     /// How often the consumer's ack floor is read to forget message ids JetStream will never deliver again.
-    public var ackFloorIntervalMilliseconds: Int
+    public var ackFloorInterval: Duration
     /// For tests: called after a batch's append is durable and before it is acknowledged; a throw ends `run` without acknowledging.
     public var beforeAcknowledging: (@Sendable (_ appended: Int) throws -> Void)?
 
     public init(
-        stream: String, durable: String, intoStreamPrefix: String = "", batch: Int = 1000, ackWaitSeconds: Double = 30,
+        stream: String, durable: String, intoStreamPrefix: String = "", batch: Int = 1000, ackWait: Duration = .seconds(30),
         maxAckPending: Int? = nil, backoff: Backoff = Backoff(), stopWhenIdle: Bool = false, maxMessages: Int? = nil,
-        ackFloorIntervalMilliseconds: Int = 1000
+        ackFloorInterval: Duration = .seconds(1)
     ) {
         self.stream = stream
         self.durable = durable
         self.intoStreamPrefix = intoStreamPrefix
         self.batch = min(max(1, batch), Self.maxBatch)
-        self.ackWaitSeconds = ackWaitSeconds
+        self.ackWait = ackWait
         self.maxAckPending = max(maxAckPending ?? 4 * self.batch, 2 * self.batch)
         self.backoff = backoff
         self.stopWhenIdle = stopWhenIdle
         self.maxMessages = maxMessages
-        self.ackFloorIntervalMilliseconds = ackFloorIntervalMilliseconds
+        self.ackFloorInterval = ackFloorInterval
     }
 
     /// The local cursor that marks where the inbox's deduplication record starts in the log.

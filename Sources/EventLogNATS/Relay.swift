@@ -22,7 +22,7 @@ import Musl
 ///   acknowledged. A crash loses nothing: the next run starts at the committed
 ///   position and sends again what was not acknowledged.
 /// - On any failure of the connection (closed, refused, an acknowledgement
-///   late by `ackTimeoutSeconds`, a JetStream error reply) it reconnects with
+///   late by `ackTimeout`, a JetStream error reply) it reconnects with
 ///   back-off and resends from the last fully acknowledged position.
 ///
 /// Threads: `run` blocks its calling thread, which does all the log work
@@ -48,12 +48,14 @@ public final class Relay: Sendable {
     /// Relays until `shouldStop` returns true (checked every few milliseconds),
     /// or `stopWhenIdle` / `maxEvents` says it is done; then waits (up to the ack
     /// timeout) for the events in flight, commits, and returns.
-    public func run(shouldStop: () -> Bool) throws(RelayError) -> RelayStatistics {
+    public func run(shouldStop: () -> Bool) throws -> RelayStatistics {
         let start: UInt64
         do {
             start = try log.createCursor(options.cursor, at: .start)
+        } catch let error as EventLogError {
+            throw RelayError.log(error)
         } catch {
-            throw .log(error)
+            throw RelayError.other("\(error)")
         }
         var committed = start
         progress.withLock { $0.committedPosition = start }
@@ -67,7 +69,7 @@ public final class Relay: Sendable {
                 if connections > 1 { progress.withLock { $0.reconnects += 1 } }
                 if let name = options.createStream {
                     var config = JetStreamStreamConfig(name: name, subjects: [options.subjectPrefix + ">"])
-                    config.duplicateWindow = options.duplicateWindowSeconds.map { Int64($0 * 1e9) }
+                    config.duplicateWindow = options.duplicateWindow.map { $0.wholeNanoseconds }
                     try JetStream(connection: connection).ensureStream(config)
                 }
                 if try session(on: connection, committed: &committed, backoff: &backoff, shouldStop: shouldStop) { break }
@@ -75,16 +77,16 @@ public final class Relay: Sendable {
                 throw error
             } catch let error as NATSError {
                 switch error {
-                case .invalidArgument, .invalidURL, .payloadTooLarge: throw .nats(error)
-                case .jetStream(let code, _, _) where code == 400: throw .nats(error)
+                case .invalidArgument, .invalidURL, .payloadTooLarge: throw RelayError.nats(error)
+                case .jetStream(let code, _, _) where code == 400: throw RelayError.nats(error)
                 default: break
                 }
-                guard let delay = backoff.failed() else { throw .gaveUp(attempts: backoff.failures, last: error) }
-                sleepChecking(seconds: delay, shouldStop: shouldStop)
+                guard let delay = backoff.failed() else { throw RelayError.gaveUp(attempts: backoff.failures, last: error) }
+                sleepChecking(seconds: delay.timeInterval, shouldStop: shouldStop)
             } catch let error as EventLogError {
-                throw .log(error)
+                throw RelayError.log(error)
             } catch {
-                throw .other("\(error)")
+                throw RelayError.other("\(error)")
             }
         }
         return statistics
@@ -109,7 +111,7 @@ public final class Relay: Sendable {
         var lastCommit = monotonicNanoseconds()
         var stopping = false
         var stopDeadline: UInt64 = 0
-        let ackTimeout = UInt64(options.ackTimeoutSeconds * 1e9)
+        let ackTimeout = UInt64(max(0, options.ackTimeout.wholeNanoseconds))
         // A read-only log's poll wakes on the writer's appends through its directory watch (`AppendWatch`):
         // the wait bounds only how soon a stop request is seen.
         let idleWait = 0.05
@@ -144,14 +146,14 @@ public final class Relay: Sendable {
             // Commit what is fully acknowledged.
             let commitPoint = pending > 0 ? inflight[head].position : subscription.position
             let now = monotonicNanoseconds()
-            if commitPoint > committed && (pending == 0 || now - lastCommit >= UInt64(options.commitIntervalMilliseconds) * 1_000_000) {
+            if commitPoint > committed && (pending == 0 || now - lastCommit >= UInt64(max(0, options.commitInterval.wholeNanoseconds))) {
                 try log.commitCursor(options.cursor, position: commitPoint)
                 committed = commitPoint
                 lastCommit = now
                 progress.withLock { $0.committedPosition = commitPoint }
             }
             if pending > 0 && now - inflight[head].sentAt > ackTimeout {
-                throw NATSError.timeout("JetStream acknowledged nothing for \(options.ackTimeoutSeconds) s")
+                throw NATSError.timeout("JetStream acknowledged nothing for \(options.ackTimeout)")
             }
             if stopping {
                 if pending == 0 || now > stopDeadline { return true }
@@ -168,7 +170,7 @@ public final class Relay: Sendable {
             guard free > 0 else { continue }
             var frames = NATSOutboundBatch()
             let sentAt = monotonicNanoseconds()
-            let delivered = try subscription.poll(maxCount: free, timeout: pending == 0 ? idleWait : 0) { event in
+            let delivered = try subscription.poll(maxCount: free, timeout: .seconds(pending == 0 ? idleWait : 0)) { event in
                 let metadata = event.metadataBytes.isEmpty ? nil : try event.metadata()
                 let block = EventHeaders.block(for: event, metadata: metadata, logID: logIDText, logIDValue: logID)
                 let bytes = block.count + event.data.count

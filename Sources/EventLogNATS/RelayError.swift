@@ -29,24 +29,24 @@ public enum RelayError: Error, Sendable, CustomStringConvertible {
 /// Waits between failed attempts: `initial`, doubling up to `maximum`; reset by success.
 /// After `maxAttempts` failures in a row the caller gives up.
 public struct Backoff: Sendable {
-    public var initialSeconds: Double
-    public var maximumSeconds: Double
+    public var initial: Duration
+    public var maximum: Duration
     public var maxAttempts: Int
     public private(set) var failures = 0
 
-    public init(initialSeconds: Double = 0.05, maximumSeconds: Double = 2, maxAttempts: Int = 30) {
-        self.initialSeconds = initialSeconds
-        self.maximumSeconds = maximumSeconds
+    public init(initial: Duration = .milliseconds(50), maximum: Duration = .seconds(2), maxAttempts: Int = 30) {
+        self.initial = initial
+        self.maximum = maximum
         self.maxAttempts = max(1, maxAttempts)
     }
 
     /// Records a failure; returns how long to wait, nil when it is time to give up.
-    public mutating func failed() -> Double? {
+    public mutating func failed() -> Duration? {
         failures += 1
         if failures >= maxAttempts { return nil }
-        var delay = initialSeconds
-        for _ in 1..<failures where delay < maximumSeconds { delay *= 2 }
-        return min(delay, maximumSeconds)
+        var delay = initial
+        for _ in 1..<failures where delay < maximum { delay *= 2 }
+        return min(delay, maximum)
     }
 
     public mutating func succeeded() { failures = 0 }

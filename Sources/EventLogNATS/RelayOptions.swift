@@ -19,10 +19,10 @@ public struct RelayOptions: Sendable {
     public var window: Int
     /// Create this JetStream stream for `<subjectPrefix>>` when it does not exist (the prefix must end with `.`).
     public var createStream: String?
-    /// The created stream's deduplication window, in seconds (nil: JetStream's default, 2 minutes).
-    public var duplicateWindowSeconds: Double?
-    /// An event not acknowledged within this many seconds counts as a failure of the connection (reconnect, resend).
-    public var ackTimeoutSeconds: Double
+    /// The created stream's deduplication window (nil: JetStream's default, 2 minutes).
+    public var duplicateWindow: Duration?
+    /// An event not acknowledged within this time counts as a failure of the connection (reconnect, resend).
+    public var ackTimeout: Duration
     /// Reconnects after failures; `maxAttempts` failures in a row end `run` with `RelayError.gaveUp`.
     public var backoff: Backoff
     /// End `run` once everything in the log is published, acknowledged and committed.
@@ -30,26 +30,26 @@ public struct RelayOptions: Sendable {
     /// End `run` after this many events were published and acknowledged (and committed).
     public var maxEvents: Int?
     /// Commit the cursor at most this often while events flow (and always when idle or stopping).
-    public var commitIntervalMilliseconds: Int
+    public var commitInterval: Duration
     /// Called on the relay's thread with each event's position once it and every event before it are acknowledged.
     public var onAcknowledged: (@Sendable (UInt64) -> Void)?
 
     public init(
         subjectPrefix: String, cursor: String, filter: EventFilter = EventFilter(), window: Int = RelayOptions.defaultWindow,
-        createStream: String? = nil, duplicateWindowSeconds: Double? = nil, ackTimeoutSeconds: Double = 10,
-        backoff: Backoff = Backoff(), stopWhenIdle: Bool = false, maxEvents: Int? = nil, commitIntervalMilliseconds: Int = 50
+        createStream: String? = nil, duplicateWindow: Duration? = nil, ackTimeout: Duration = .seconds(10),
+        backoff: Backoff = Backoff(), stopWhenIdle: Bool = false, maxEvents: Int? = nil, commitInterval: Duration = .milliseconds(50)
     ) {
         self.subjectPrefix = subjectPrefix
         self.cursor = cursor
         self.filter = filter
         self.window = min(max(1, window), Self.maxWindow)
         self.createStream = createStream
-        self.duplicateWindowSeconds = duplicateWindowSeconds
-        self.ackTimeoutSeconds = ackTimeoutSeconds
+        self.duplicateWindow = duplicateWindow
+        self.ackTimeout = ackTimeout
         self.backoff = backoff
         self.stopWhenIdle = stopWhenIdle
         self.maxEvents = maxEvents
-        self.commitIntervalMilliseconds = commitIntervalMilliseconds
+        self.commitInterval = commitInterval
     }
 }
 

@@ -92,8 +92,8 @@ import Testing
         #expect(a.consumerSnapshot() == b.consumerSnapshot())
         // Every position, removed ones included, reads the same.
         for position in a.startPosition..<a.endPosition {
-            let left = Result(catching: { () throws(EventLogError) -> Event in try a.event(at: position) })
-            let right = Result(catching: { () throws(EventLogError) -> Event in try b.event(at: position) })
+            let left = Result(catching: { try a.event(at: position) })
+            let right = Result(catching: { try b.event(at: position) })
             switch (left, right) {
             case (.success(let x), .success(let y)): #expect(x == y)
             case (.failure, .failure): break

@@ -104,7 +104,7 @@ import Testing
         let total = 100 + 13 * 224  // what the writer appends
         var seen: [UInt64] = []
         while seen.count < total {
-            let n = try subscription.poll(maxCount: 100, timeout: 10) { view in seen.append(view.position) }
+            let n = try subscription.poll(maxCount: 100, timeout: .seconds(10)) { view in seen.append(view.position) }
             if n == 0 { break }
         }
         let inOrder = seen == (0..<UInt64(total)).map { $0 }
@@ -121,7 +121,7 @@ import Testing
         let received = Atomic<Int>(0)
         let done = Atomic<Bool>(false)
         let reader = Thread {
-            let n = (try? subscription.poll(timeout: 30) { _ in }) ?? -1
+            let n = (try? subscription.poll(timeout: .seconds(30)) { _ in }) ?? -1
             received.store(n, ordering: .relaxed)
             done.store(true, ordering: .releasing)
         }
@@ -136,7 +136,7 @@ import Testing
         // Cancel a waiting poll.
         let cancelled = Atomic<Bool>(false)
         let waiter = Thread {
-            _ = try? subscription.poll(timeout: 30) { _ in }
+            _ = try? subscription.poll(timeout: .seconds(30)) { _ in }
             cancelled.store(true, ordering: .releasing)
         }
         waiter.start()
@@ -155,7 +155,7 @@ import Testing
         try Fixtures.append(log, 0..<70, batch: 10)  // streams stream-0…6, types Type0…2
         let subscription = try log.subscribe(from: .start, filter: EventFilter(streamPrefix: "stream-3", types: ["Type0"]))
         var positions: [UInt64] = []
-        _ = try subscription.poll(maxCount: 1000, timeout: 0.1) { positions.append($0.position) }
+        _ = try subscription.poll(maxCount: 1000, timeout: .seconds(0.1)) { positions.append($0.position) }
         let expected: [UInt64] = (0..<UInt64(70)).filter { (p: UInt64) -> Bool in p % 7 == 3 && p % 3 == 0 }
         #expect(positions == expected)
         #expect(subscription.position == 70)
@@ -167,12 +167,12 @@ import Testing
         do {
             let log = try Self.open(dir, durability: .always)
             try Fixtures.append(log, 0..<500, batch: 50)
-            let subscription = try log.subscribe(cursor: "relay", autoCommit: AutoCommit(events: 100, milliseconds: 60_000))
+            let subscription = try log.subscribe(cursor: "relay", autoCommit: AutoCommit(events: 100, interval: .seconds(60)))
             var processed = 0
-            _ = try subscription.poll(maxCount: 250, timeout: 1) { _ in processed += 1 }
+            _ = try subscription.poll(maxCount: 250, timeout: .seconds(1)) { _ in processed += 1 }
             #expect(processed == 250)
             #expect(try log.cursorPosition("relay") == 250)  // auto-committed after processing
-            _ = try subscription.poll(maxCount: 30, timeout: 1) { _ in }
+            _ = try subscription.poll(maxCount: 30, timeout: .seconds(1)) { _ in }
             #expect(try log.cursorPosition("relay") == 250)  // below the threshold: not yet
             // Crash before the next commit.
         }
@@ -180,7 +180,7 @@ import Testing
         let subscription = try log.subscribe(cursor: "relay")
         #expect(subscription.position == 250)  // resumes after the last commit: 250..<280 come again
         var first: UInt64?
-        _ = try subscription.poll(maxCount: 1, timeout: 1) { first = $0.position }
+        _ = try subscription.poll(maxCount: 1, timeout: .seconds(1)) { first = $0.position }
         #expect(first == 250)
         try log.close()
     }
@@ -189,7 +189,7 @@ import Testing
         let dir = TemporaryDirectory()
         let log = try Self.open(dir)
         try Fixtures.append(log, 0..<1000, batch: 100)
-        let sequence = try log.events(from: .start, bufferSize: 64)
+        let sequence = try log.liveEvents(from: .start, bufferSize: 64)
         let appender = Task.detached {
             try await Task.sleep(nanoseconds: 20_000_000)
             try Fixtures.append(log, 1000..<1200, batch: 20)
@@ -206,7 +206,7 @@ import Testing
         try await appender.value
         // Cancelling the task ends a waiting iteration.
         let waiting = Task {
-            var it = try log.events(from: .end).makeAsyncIterator()
+            var it = try log.liveEvents(from: .end).makeAsyncIterator()
             return try await it.next()
         }
         try await Task.sleep(nanoseconds: 50_000_000)
@@ -219,12 +219,12 @@ import Testing
         let dir = TemporaryDirectory()
         let log = try Self.open(dir)
         try Fixtures.append(log, 0..<600, batch: 50)
-        let group = try log.consumerGroup("workers", options: ConsumerGroupOptions(ackTimeoutSeconds: 10))
+        let group = try log.consumerGroup("workers", options: ConsumerGroupOptions(ackTimeout: .seconds(10)))
         let processed = Mutex<[UInt64: Int]>([:])
         let threads = (0..<4).map { _ in
             Thread {
                 while true {
-                    guard let batch = try? group.receive(maxCount: 7, timeout: 0.3), !batch.isEmpty else { break }
+                    guard let batch = try? group.receive(maxCount: 7, timeout: .seconds(0.3)), !batch.isEmpty else { break }
                     for d in batch {
                         processed.withLock { $0[d.event.position, default: 0] += 1 }
                         try? group.ack(d.event.position)
@@ -249,22 +249,22 @@ import Testing
         do {
             let log = try Self.open(dir, durability: .always)
             try Fixtures.append(log, 0..<3, batch: 3)
-            let group = try log.consumerGroup("g", options: ConsumerGroupOptions(maxDeliveries: 2, ackTimeoutSeconds: 0.1))
-            var first = try group.receive(maxCount: 3, timeout: 1)
+            let group = try log.consumerGroup("g", options: ConsumerGroupOptions(maxDeliveries: 2, ackTimeout: .milliseconds(100)))
+            var first = try group.receive(maxCount: 3, timeout: .seconds(1))
             #expect(first.map(\.event.position) == [0, 1, 2])
             try group.ack(0)
             try group.nack(1)  // back at once
-            var again = try group.receive(maxCount: 3, timeout: 1)
+            var again = try group.receive(maxCount: 3, timeout: .seconds(1))
             #expect(again.map(\.event.position) == [1])
             #expect(again.first?.deliveryCount == 2)
             // 2 was never acknowledged: after the timeout it comes back.
             usleep(150_000)
-            again = try group.receive(maxCount: 3, timeout: 1)
+            again = try group.receive(maxCount: 3, timeout: .seconds(1))
             #expect(again.map(\.event.position) == [2])
             // Both have had their 2 deliveries: a nack or a timeout parks them.
             try group.nack(1)
             usleep(150_000)
-            first = try group.receive(maxCount: 3, timeout: 0.2)
+            first = try group.receive(maxCount: 3, timeout: .seconds(0.2))
             #expect(first.isEmpty)
             #expect(group.parked() == [ParkedEvent(position: 1, deliveries: 2), ParkedEvent(position: 2, deliveries: 2)])
             #expect(try log.cursorPosition("group:g") == 3)  // parked events no longer hold the cursor back
@@ -275,7 +275,7 @@ import Testing
         let group = try log.consumerGroup("g", options: ConsumerGroupOptions(maxDeliveries: 2))
         #expect(group.parked().map(\.position) == [1, 2])
         try group.replayParked([2])
-        let replayed = try group.receive(maxCount: 5, timeout: 1)
+        let replayed = try group.receive(maxCount: 5, timeout: .seconds(1))
         #expect(replayed.map(\.event.position) == [2])
         #expect(replayed.first?.deliveryCount == 1)
         try group.ack(2)
@@ -295,7 +295,7 @@ import Testing
         }
         try Fixtures.append(log, 0..<5, batch: 1)
         let group = try log.consumerGroup("g", options: ConsumerGroupOptions(maxDeliveries: 1))
-        #expect(try group.receive(maxCount: 5, timeout: 1).map(\.event.position) == [0, 1, 2, 3, 4])
+        #expect(try group.receive(maxCount: 5, timeout: .seconds(1)).map(\.event.position) == [0, 1, 2, 3, 4])
         try group.ack(0)
         try group.ack(3)
         for position: UInt64 in [1, 2, 4] { try group.nack(position) }
@@ -323,12 +323,12 @@ import Testing
         #expect(try log.cursorPosition("group:g") == 5)
         #expect(group.parked().map(\.position) == [1, 2, 4])
         #expect(Damage.read(journal).count == size)  // nothing written
-        #expect(try group.receive(maxCount: 5, timeout: 0.1).isEmpty)
+        #expect(try group.receive(maxCount: 5, timeout: .seconds(0.1)).isEmpty)
         // Of 3 (not parked) and 4 (parked), only 4 is replayed, and the cursor goes back to 4, not 3.
         try group.replayParked([3, 4])
         #expect(group.parked().map(\.position) == [1, 2])
         #expect(try log.cursorPosition("group:g") == 4)
-        #expect(try group.receive(maxCount: 5, timeout: 1).map(\.event.position) == [4])
+        #expect(try group.receive(maxCount: 5, timeout: .seconds(1)).map(\.event.position) == [4])
         try log.close()
     }
 
@@ -355,7 +355,7 @@ import Testing
         #expect(group.parked().isEmpty)
         #expect(try log.cursorPosition("group:g") == 1)
         // From the cursor on: the replayed events, and 3 between them again (at least once).
-        #expect(try group.receive(maxCount: 10, timeout: 1).map(\.event.position) == [1, 2, 3, 4])
+        #expect(try group.receive(maxCount: 10, timeout: .seconds(1)).map(\.event.position) == [1, 2, 3, 4])
         try log.close()
     }
 
@@ -404,7 +404,7 @@ import Testing
         do {
             try group.replayParked()
             Issue.record("the replay went around an unreadable parked event")
-        } catch {
+        } catch let error as EventLogError {
             guard case .corruption = error else {
                 Issue.record("unexpected error \(error)")
                 return
@@ -414,7 +414,7 @@ import Testing
         #expect(group.parked().map(\.position) == [1, 2, 4])
         #expect(try log.cursorPosition("group:g") == 5)
         #expect(Damage.read(journal).count == size)
-        #expect(try group.receive(maxCount: 5, timeout: 0.1).isEmpty)
+        #expect(try group.receive(maxCount: 5, timeout: .seconds(0.1)).isEmpty)
         // The readable ones can still be replayed by name.
         try group.replayParked([1, 4])
         #expect(group.parked().map(\.position) == [2])
@@ -473,10 +473,10 @@ import Testing
             NewEvent(stream: "b", type: "T", data: [2]),
         ])
         let group = try log.consumerGroup("ordered", options: ConsumerGroupOptions(orderedByStream: true))
-        let first = try group.receive(maxCount: 3, timeout: 1)
+        let first = try group.receive(maxCount: 3, timeout: .seconds(1))
         #expect(first.map(\.event.position) == [0, 2])  // a's second event waits for its first
         try group.ack(0)
-        let second = try group.receive(maxCount: 3, timeout: 1)
+        let second = try group.receive(maxCount: 3, timeout: .seconds(1))
         #expect(second.map(\.event.position) == [1])
         try log.close()
     }

@@ -48,7 +48,7 @@ import Testing
         for n in 1...50 {
             let end = log.endPosition
             try writer.writeLine(Self.line(n, pad: 2000))
-            let woken = try log.waitForAppends(after: end, timeout: 30)
+            let woken = try log.waitForAppends(after: end, timeout: .seconds(30))
             let now = currentTimestamp()
             try #require(woken, "no wake for event \(n); stderr: \(writer.stderrText)")
             let event = try log.event(at: end)
@@ -93,7 +93,7 @@ import Testing
         var seen: [Int] = []
         let deadline = Date(timeIntervalSinceNow: 60)
         while seen.count < total && Date() < deadline {
-            try subscription.poll(timeout: 5) { event in
+            try subscription.poll(timeout: .seconds(5)) { event in
                 let object = try JSONSerialization.jsonObject(with: Data(event.data)) as? [String: Any]
                 seen.append(object?["n"] as? Int ?? -1)
             }
@@ -152,14 +152,14 @@ import Testing
         defer { try? reader.close() }
         #expect(reader.endPosition == 1)
 
-        let waiting = Task { try await reader.waitForAppends(after: 1, timeout: 30) }
+        let waiting = Task { try await reader.async.waitForAppends(after: 1, timeout: .seconds(30)) }
         try await Task.sleep(for: .milliseconds(50))
         try writer.append([NewEvent(stream: "s", type: "T", data: [2])])
         #expect(try await waiting.value)
         #expect(reader.endPosition == 2)
 
         let started = Date()
-        let cancelled = Task { try await reader.waitForAppends(after: 2, timeout: nil) }
+        let cancelled = Task { try await reader.async.waitForAppends(after: 2, timeout: nil) }
         try await Task.sleep(for: .milliseconds(50))
         cancelled.cancel()
         #expect(try await cancelled.value == false)
@@ -177,7 +177,7 @@ import Testing
         defer { try? reader.close() }
         try writer.append([NewEvent(stream: "s", type: "T", data: [2])])
         let started = Date()
-        #expect(try reader.waitForAppends(after: 1, timeout: 30))
+        #expect(try reader.waitForAppends(after: 1, timeout: .seconds(30)))
         #expect(Date().timeIntervalSince(started) < 0.5)
         #expect(reader.endPosition == 2)
     }
@@ -193,11 +193,11 @@ import Testing
         let subscription = try reader.subscribe(from: .end)
         let ended = Atomic<Int>(0)
         let holder = Thread {
-            _ = try? reader.waitForAppends(after: 1, timeout: 30)
+            _ = try? reader.waitForAppends(after: 1, timeout: .seconds(30))
             ended.add(1, ordering: .sequentiallyConsistent)
         }
         let poller = Thread {
-            _ = try? subscription.poll(timeout: 30) { _ in }
+            _ = try? subscription.poll(timeout: .seconds(30)) { _ in }
             ended.add(1, ordering: .sequentiallyConsistent)
         }
         holder.start()
@@ -227,7 +227,7 @@ import Testing
         defer { try? log.close() }
         for n in 1...3 {
             try writer.writeLine(Self.line(n))
-            #expect(try log.waitForAppends(after: UInt64(n), timeout: 30))
+            #expect(try log.waitForAppends(after: UInt64(n), timeout: .seconds(30)))
         }
         #expect(!log.consumers.appendWatch.isArmed)
         #expect(log.endPosition == 4)

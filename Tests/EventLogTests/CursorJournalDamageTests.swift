@@ -29,12 +29,14 @@ import Testing
         #expect(throws: EventLogError.self) { _ = try log.cursorPosition(name) }
         do {
             _ = try log.cursorPosition(name)
-        } catch {
+        } catch let error as EventLogError {
             guard case .cursorDamaged(let damagedName, let file, let at) = error else {
                 Issue.record("unexpected error \(error)")
                 return
             }
             #expect(damagedName == name && at == offset && file.hasSuffix(FileNames.cursorJournal))
+        } catch {
+            Issue.record("an error that is not an EventLogError: \(error)")
         }
     }
 

@@ -20,7 +20,7 @@ import Testing
     @Test func intervalSyncsInTheBackgroundAndStopsOnClose() throws {
         let dir = TemporaryDirectory()
         let syncs = SyncCounter()
-        var options = LogOptions(durability: .interval(milliseconds: 20))
+        var options = LogOptions(durability: .interval(.milliseconds(20)))
         options.storageFaults = syncs.faults
         let log = try Log.open(at: dir.path, options: options)
         try Fixtures.append(log, 0..<10, batch: 5)

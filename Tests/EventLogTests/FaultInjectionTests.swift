@@ -34,7 +34,7 @@ import Testing
         do {
             try log.append((20..<25).map { Fixtures.event($0) })
             Issue.record("append succeeded on a full disk")
-        } catch {
+        } catch let error as EventLogError {
             guard case .io(let io) = error else { Issue.record("unexpected \(error)"); return }
             #expect(io.isDiskFull)
         }
@@ -62,7 +62,7 @@ import Testing
         do {
             try log.append(Fixtures.event(11))
             Issue.record("append accepted after a failed fsync")
-        } catch {
+        } catch let error as EventLogError {
             guard case .writerStopped = error else { Issue.record("unexpected \(error)"); return }
         }
         #expect(throws: EventLogError.self) { try log.close() }

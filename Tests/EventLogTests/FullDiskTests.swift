@@ -53,7 +53,7 @@ final class SmallTmpfs {
     /// that cannot reserve), the failed write leaves a torn batch over holes.
     @Test(
         .enabled(if: SmallTmpfs.available, "needs the right to mount a size-limited tmpfs (root)"),
-        arguments: [Durability.always, .interval(milliseconds: 20), .none], [true, false])
+        arguments: [Durability.always, .interval(.milliseconds(20)), .none], [true, false])
     func aFullTmpfsCrashesNoReaderAndLosesNothing(durability: Durability, reserving: Bool) throws {
         guard let tmpfs = SmallTmpfs(bytes: 2 << 20) else {
             Issue.record("could not mount a tmpfs")
@@ -75,7 +75,7 @@ final class SmallTmpfs {
             do {
                 try log?.append(batch)
                 acknowledged += batch
-            } catch {
+            } catch let error as EventLogError {
                 failure = error
             }
         }

@@ -21,7 +21,7 @@ import Testing
         try Fixtures.append(log, 0..<3000, batch: 100)
         try log.commitCursor("relay", position: 1000)
         let group = try log.consumerGroup("workers")
-        _ = try group.receive(maxCount: 5, timeout: 1)
+        _ = try group.receive(maxCount: 5, timeout: .seconds(1))
         log.metricsReporter.report(log)
 
         #expect(try metrics.expectCounter("eventlog_appended_events_total", dims).totalValue == 3000)

@@ -68,7 +68,7 @@ struct NATSInboxTests {
         try Self.publish(server, stream: "IN", count: total, random: &random)
         let path = dir.sub("log")
 
-        var first = InboxOptions(stream: "IN", durable: "worker", batch: 100, ackWaitSeconds: 1)
+        var first = InboxOptions(stream: "IN", durable: "worker", batch: 100, ackWait: .seconds(1))
         // Handled so far and the size of the batch being acknowledged when it stopped.
         let seen = Mutex<(handled: Int, last: Int)>((0, 0))
         first.beforeAcknowledging = { count in
@@ -86,7 +86,7 @@ struct NATSInboxTests {
         // Abandon the log without closing it (as a crash would), then open it again.
         #expect(CrashFixtures.abandon(&log))
         let reopened = try Log.open(at: path)
-        let inbox = Inbox(log: reopened, url: server.url, options: InboxOptions(stream: "IN", durable: "worker", batch: 100, ackWaitSeconds: 1))
+        let inbox = Inbox(log: reopened, url: server.url, options: InboxOptions(stream: "IN", durable: "worker", batch: 100, ackWait: .seconds(1)))
         // It ends once all was appended and the unacknowledged batch came again (after the 1 s ack wait).
         let deadline = Date(timeIntervalSinceNow: 30)
         let stats = try inbox.run {

@@ -210,8 +210,8 @@ struct NATSRelayTests {
         try Fixtures.append(log, 0..<total, batch: 200)
         var options = Self.relayOptions("r.", window: 16, stream: "R")
         options.stopWhenIdle = false
-        options.backoff = Backoff(initialSeconds: 0.02, maximumSeconds: 0.2, maxAttempts: 200)
-        options.ackTimeoutSeconds = 2
+        options.backoff = Backoff(initial: .milliseconds(20), maximum: .milliseconds(200), maxAttempts: 200)
+        options.ackTimeout = .seconds(2)
         let relay = Relay(log: log, url: server.url, options: options)
         let stop = Atomic<Bool>(false)
         let thread = BackgroundThread { try relay.run { stop.load(ordering: .relaxed) } }
@@ -248,7 +248,7 @@ struct NATSRelayTests {
         let total = 10_000
         try Fixtures.append(log, 0..<total, batch: 1000, size: 2000)
         var options = Self.relayOptions("s.", window: 32, stream: "S")
-        options.ackTimeoutSeconds = 60
+        options.ackTimeout = .seconds(60)
         let relay = Relay(log: log, url: server.url, options: options)
         let stop = Atomic<Bool>(false)
         let thread = BackgroundThread { try relay.run { stop.load(ordering: .relaxed) } }

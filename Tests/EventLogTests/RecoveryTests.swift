@@ -72,7 +72,7 @@ import Testing
         do {
             _ = try Log.open(at: dir.path, options: options(.always))
             Issue.record("the open succeeded")
-        } catch {
+        } catch let error as EventLogError {
             guard case .corruption(_, _, let reason) = error else { Issue.record("\(error)"); return }
             #expect(reason.contains("first at byte \(SegmentHeader.size)"), "\(reason)")
         }
@@ -140,8 +140,7 @@ import Testing
         do {
             _ = try Log.open(at: dir.path, options: options())
             Issue.record("a log without its first segment opened")
-        } catch {
-            // (A `catch EventLogError.missingSegment(...)` pattern crashes Swift 6.3.1's SIL pass.)
+        } catch let error as EventLogError {
             guard case .missingSegment(let expected, _) = error else {
                 Issue.record("unexpected error \(error)")
                 return

@@ -420,8 +420,7 @@ import Testing
                 do {
                     again = try Log.repair(at: dir.path, options: RepairTests.options(), apply: true)
                     break
-                } catch {
-                    // (A `catch EventLogError.locked` pattern crashes Swift 6.3.1's SIL pass.)
+                } catch let error as EventLogError {
                     // A failed close may keep the lock for a moment.
                     guard case .locked = error else { throw error }
                     usleep(20_000)

@@ -450,7 +450,7 @@ import Testing
     @Test func aReadOnlyProcessWhoseLastSegmentWasMergedCatchesUp() throws {
         let dir = TemporaryDirectory()
         var options = Self.options()
-        options.segmentMaxAgeSeconds = nil
+        options.segmentMaxAge = nil
         let writer = try Log.open(at: dir.path, options: options)
         for first in stride(from: 0, to: 100, by: 10) { try writer.append((first..<(first + 10)).map(RetentionTests.event)) }
         try writer.sync()

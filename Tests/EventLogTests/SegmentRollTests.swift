@@ -7,7 +7,7 @@ import Testing
     @Test func rollsByAge() throws {
         let dir = TemporaryDirectory()
         var options = LogOptions(durability: .none)
-        options.segmentMaxAgeSeconds = 1
+        options.segmentMaxAge = .seconds(1)
         let log = try Log.open(at: dir.path, options: options)
         try Fixtures.append(log, 0..<10, batch: 5)
         #expect(Fixtures.segments(dir).count == 1)

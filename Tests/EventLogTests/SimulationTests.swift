@@ -166,7 +166,7 @@ final class Simulation {
         switch random(0..<10) {
         case 0..<5: durability = .always
         case 5..<8: durability = .none
-        default: durability = .interval(milliseconds: 3_600_000)  // the flusher never fires within a run
+        default: durability = .interval(.seconds(3600))  // the flusher never fires within a run
         }
         if fresh {
             segmentBytes = [4096, 8192, 16384][random(0..<3)]
@@ -183,7 +183,7 @@ final class Simulation {
             do {
                 opened = try Log.open(at: directory.path, options: options())
                 break
-            } catch {
+            } catch let error as EventLogError {
                 guard case .locked = error, attempts < 500 else {
                     if case .locked = error {
                         // Who holds it: this process (a log not really gone), or another?
@@ -331,7 +331,7 @@ final class Simulation {
 
     func consumerGroupStep() throws {
         let group = try current.consumerGroup("g")
-        let deliveries = try group.receive(maxCount: random(1..<5), timeout: 0)
+        let deliveries = try group.receive(maxCount: random(1..<5), timeout: .seconds(0))
         note("group received \(deliveries.map(\.event.position))")
         for delivery in deliveries {
             let e = delivery.event

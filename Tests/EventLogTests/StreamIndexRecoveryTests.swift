@@ -205,7 +205,7 @@ import Testing
         for k in 0..<11 {
             do {
                 #expect(try log.events(inStream: "s-\(k)") == all.filter { $0.stream == "s-\(k)" })
-            } catch {
+            } catch let error as EventLogError {
                 guard case .corruption(let file, let offset, _) = error else {
                     Issue.record("\(error)")
                     continue

@@ -103,7 +103,7 @@ import Testing
         do {
             try log.setStreamLimits("order-1", StreamLimits(maxCount: 1))
             Issue.record("limits were set on a hard-deleted stream")
-        } catch {
+        } catch let error as EventLogError {
             guard case .streamDeleted = error else { Issue.record("\(error)"); return }
         }
         // A stream that does not exist yet gets them for its events to come.

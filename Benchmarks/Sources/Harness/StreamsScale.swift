@@ -468,7 +468,7 @@ extension EventLogStore: StreamsScaleStore {
         do {
             try log.append(batch.events, expecting: batch.expecting)
         } catch {
-            if case .wrongExpectedVersion(let stream, .exact(let version), _) = error {
+            if let error = error as? EventLogError, case .wrongExpectedVersion(let stream, .exact(let version), _) = error {
                 throw WrongExpectedVersion(stream: stream, expected: version)
             }
             throw error

@@ -1,73 +1,254 @@
-import Dispatch
-
-/// The log's blocking calls for Swift concurrency: each runs on a
-/// dispatch queue of the log's own, never on the cooperative thread pool,
-/// and the calling task suspends until it is done (`log.async.append(…)`).
+/// The log's calls for Swift concurrency (`log.async`): the same calls as
+/// `Log`'s, by the same names and arguments, as `async` functions whose
+/// blocking work runs on the log's own threads, never on the cooperative
+/// thread pool.
 ///
-/// Cancelling the task does not cancel a call that started: an append that
-/// began is completed (and acknowledged) or fails as the synchronous call would.
+/// ## Where the work runs
+/// Each open `Log` owns an executor: at most `LogOptions.asyncThreadCount`
+/// threads (4 by default), started on first use and ended by `close()`.
+/// Every call here is one job there; at most that many run at once, the
+/// rest wait in order. The calling task suspends meanwhile and holds no
+/// thread. Waiting for appends (`waitForAppends`, a caught-up
+/// `Subscription.async.poll`, `ConsumerGroup.async.receive`, the live
+/// `EventSequence`) holds no thread of the executor either: the task
+/// suspends until an append wakes it. On a read-only log, one more thread
+/// of the log's watches the directory for all its waiting tasks while any
+/// waits (`AsyncWaitWatcher`).
+///
+/// ## The shape
+/// Every blocking call of `Log` has its async form here, under the same
+/// name (and `Subscription.async`, `ConsumerGroup.async` for theirs). Calls
+/// that lend `EventView`s (valid only inside a closure) have owned forms
+/// (`events(from:maxCount:)`, `events(inStream:…)`). The only call with a
+/// closure, `appendBatch`, runs it on the executor, under the writer lock.
+/// `AsyncLog.open(at:options:)` opens a log off the pool.
+///
+/// ## Cancellation and errors
+/// Cancelling the task does not stop a call that started: an append that
+/// began is completed (and acknowledged) or fails as the synchronous call
+/// would. Waiting calls end at once on cancellation. After `close()` every
+/// call fails with `EventLogError.closed`. Errors are those of the
+/// synchronous calls (README, "Errors").
 public struct AsyncLog: Sendable {
-    let log: Log
+    /// The log these calls go to.
+    public let log: Log
 
-    /// Runs `body` on the I/O queue and resumes with its result.
-    private func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            Log.ioQueue.async {
-                do { continuation.resume(returning: try body()) } catch { continuation.resume(throwing: error) }
-            }
+    /// Runs `body` on the log's executor and resumes with its result.
+    private func run<T: Sendable>(_ body: @escaping @Sendable (Log) throws -> T) async throws -> T {
+        let log = self.log
+        return try await log.executor.run { try body(log) }
+    }
+
+    // MARK: Opening and closing
+
+    /// `Log.open(at:options:)` off the cooperative pool: the open (and any
+    /// recovery) runs on the executor the new log then keeps.
+    public static func open(at path: String, options: LogOptions = LogOptions()) async throws -> Log {
+        try options.validate()
+        let executor = LogExecutor(threadLimit: options.asyncThreadCount)
+        do {
+            return try await executor.run { try Log.open(at: path, options: options, executor: executor) }
+        } catch {
+            executor.shutdown()
+            throw error
         }
     }
 
-    /// `Log.append(_:)` off the cooperative pool.
+    /// `Log.sync()`.
+    public func sync() async throws {
+        try await run { try $0.sync() }
+    }
+
+    /// `Log.close()`. The executor's threads end after this call.
+    public func close() async throws {
+        try await run { try $0.close() }
+    }
+
+    // MARK: Appending
+
+    /// `Log.append(_:)` for a batch.
     @discardableResult
     public func append(_ events: [NewEvent]) async throws -> Range<UInt64> {
-        try await run { [log] in try log.append(events) }
+        try await run { try $0.append(events) }
     }
 
-    /// `Log.append(_:expecting:)` off the cooperative pool.
+    /// `Log.append(_:)` for one event.
+    @discardableResult
+    public func append(_ event: NewEvent) async throws -> UInt64 {
+        try await run { try $0.append(event) }
+    }
+
+    /// `Log.append(_:expecting:)`: expectations and idempotent retries by event id.
     @discardableResult
     public func append(_ events: [NewEvent], expecting: [String: ExpectedVersion]) async throws -> AppendResult {
-        try await run { [log] in try log.append(events, expecting: expecting) }
+        try await run { try $0.append(events, expecting: expecting) }
     }
 
-    /// `Log.events(from:maxCount:)` off the cooperative pool.
+    /// `Log.append(to:expectedVersion:_:)`.
+    @discardableResult
+    public func append(to stream: String, expectedVersion: ExpectedVersion = .any, _ events: [NewEvent]) async throws -> AppendResult {
+        try await run { try $0.append(to: stream, expectedVersion: expectedVersion, events) }
+    }
+
+    /// `Log.appendBatch(_:)`: `build` runs on the log's executor, under the
+    /// writer lock (keep it short; do not call the log from it).
+    @discardableResult
+    public func appendBatch(_ build: @escaping @Sendable (inout BatchBuilder) throws -> Void) async throws -> Range<UInt64> {
+        try await run { try $0.appendBatch(build) }
+    }
+
+    /// `Log.deleteStream(_:hard:expectedVersion:)`.
+    @discardableResult
+    public func deleteStream(_ stream: String, hard: Bool = false, expectedVersion: ExpectedVersion = .any) async throws -> UInt64 {
+        try await run { try $0.deleteStream(stream, hard: hard, expectedVersion: expectedVersion) }
+    }
+
+    /// `Log.truncateStream(_:before:)`.
+    @discardableResult
+    public func truncateStream(_ stream: String, before version: UInt64) async throws -> UInt64 {
+        try await run { try $0.truncateStream(stream, before: version) }
+    }
+
+    /// `Log.setStreamLimits(_:_:)`.
+    @discardableResult
+    public func setStreamLimits(_ stream: String, _ limits: StreamLimits) async throws -> UInt64 {
+        try await run { try $0.setStreamLimits(stream, limits) }
+    }
+
+    // MARK: Reading (owned events)
+
+    /// `Log.events(from:maxCount:)`: at most `maxCount` events from
+    /// `position` on, as a finite array (`liveEvents(from:)` follows the log).
     public func events(from position: UInt64, maxCount: Int = .max) async throws -> [Event] {
-        try await run { [log] in try log.events(from: position, maxCount: maxCount) }
+        try await run { try $0.events(from: position, maxCount: maxCount) }
     }
 
-    /// `Log.events(inStream:from:maxCount:direction:)` off the cooperative pool.
+    /// `Log.events(from:maxCount:filter:)`: the events `filter` accepts.
+    public func events(from position: UInt64, maxCount: Int = .max, filter: EventFilter) async throws -> [Event] {
+        try await run { try $0.events(from: position, maxCount: maxCount, filter: filter) }
+    }
+
+    /// `Log.event(at:)`.
+    public func event(at position: UInt64) async throws -> Event {
+        try await run { try $0.event(at: position) }
+    }
+
+    /// `Log.position(atOrAfter:)`.
+    public func position(atOrAfter timestamp: Timestamp) async throws -> UInt64 {
+        try await run { try $0.position(atOrAfter: timestamp) }
+    }
+
+    /// `Log.events(inStream:from:maxCount:direction:)`: a stream read,
+    /// forward or `.backward`.
     public func events(
         inStream stream: String, from version: UInt64? = nil, maxCount: Int = .max, direction: ReadDirection = .forward
     ) async throws -> [Event] {
-        try await run { [log] in try log.events(inStream: stream, from: version, maxCount: maxCount, direction: direction) }
+        try await run { try $0.events(inStream: stream, from: version, maxCount: maxCount, direction: direction) }
     }
 
-    /// `Log.event(at:)` off the cooperative pool.
-    public func event(at position: UInt64) async throws -> Event {
-        try await run { [log] in try log.event(at: position) }
+    /// `Log.streamInfo(_:)`.
+    public func streamInfo(_ stream: String) async throws -> StreamInfo? {
+        try await run { try $0.streamInfo(stream) }
     }
 
-    /// `Log.commitCursor(_:position:)` off the cooperative pool.
+    /// `Log.streamInfos(prefix:)`.
+    public func streamInfos(prefix: String = "") async throws -> [StreamInfo] {
+        try await run { try $0.streamInfos(prefix: prefix) }
+    }
+
+    // MARK: Cursors
+
+    /// `Log.createCursor(_:at:)`.
+    @discardableResult
+    public func createCursor(_ name: String, at start: StartPoint = .start) async throws -> UInt64 {
+        try await run { try $0.createCursor(name, at: start) }
+    }
+
+    /// `Log.cursorPosition(_:)`.
+    public func cursorPosition(_ name: String) async throws -> UInt64? {
+        try await run { try $0.cursorPosition(name) }
+    }
+
+    /// `Log.commitCursor(_:position:)`.
     public func commitCursor(_ name: String, position: UInt64) async throws {
-        try await run { [log] in try log.commitCursor(name, position: position) }
+        try await run { try $0.commitCursor(name, position: position) }
     }
 
-    /// `Log.sync()` off the cooperative pool.
-    public func sync() async throws {
-        try await run { [log] in try log.sync() }
+    /// `Log.resetCursor(_:to:)`.
+    @discardableResult
+    public func resetCursor(_ name: String, to start: StartPoint) async throws -> UInt64 {
+        try await run { try $0.resetCursor(name, to: start) }
     }
 
-    /// `Log.close()` off the cooperative pool.
-    public func close() async throws {
-        try await run { [log] in try log.close() }
+    /// `Log.deleteCursor(_:)`.
+    public func deleteCursor(_ name: String) async throws {
+        try await run { try $0.deleteCursor(name) }
+    }
+
+    /// `Log.cursors()`.
+    public func cursors() async throws -> [CursorInfo] {
+        try await run { try $0.cursors() }
+    }
+
+    /// `Log.lag(ofCursor:)`.
+    public func lag(ofCursor name: String) async throws -> Lag? {
+        try await run { try $0.lag(ofCursor: name) }
+    }
+
+    // MARK: Subscriptions and consumer groups
+
+    /// `Log.subscribe(from:filter:)`; poll it with `subscription.async.poll`.
+    public func subscribe(from start: StartPoint = .start, filter: EventFilter = EventFilter()) async throws -> Subscription {
+        try await run { try $0.subscribe(from: start, filter: filter) }
+    }
+
+    /// `Log.subscribe(cursor:createAt:filter:autoCommit:)`.
+    public func subscribe(
+        cursor name: String, createAt: StartPoint = .start, filter: EventFilter = EventFilter(), autoCommit: AutoCommit? = nil
+    ) async throws -> Subscription {
+        try await run { try $0.subscribe(cursor: name, createAt: createAt, filter: filter, autoCommit: autoCommit) }
+    }
+
+    /// `Log.consumerGroup(_:options:)`; receive with `group.async.receive`.
+    public func consumerGroup(_ name: String, options: ConsumerGroupOptions = ConsumerGroupOptions()) async throws -> ConsumerGroup {
+        try await run { try $0.consumerGroup(name, options: options) }
+    }
+
+    /// `Log.liveEvents(from:filter:bufferSize:)`, its start resolved on the
+    /// executor (a `.timestamp` start reads the time index).
+    public func liveEvents(
+        from start: StartPoint = .start, filter: EventFilter = EventFilter(), bufferSize: Int = 256
+    ) async throws -> EventSequence {
+        try await run { try $0.liveEvents(from: start, filter: filter, bufferSize: bufferSize) }
+    }
+
+    // MARK: Read-only logs and maintenance
+
+    /// `Log.refresh()`.
+    @discardableResult
+    public func refresh() async throws -> Bool {
+        try await run { try $0.refresh() }
+    }
+
+    /// `Log.waitForAppends(after:timeout:)` for a task: true once the log
+    /// holds events past `end` (default: `endPosition` now); false after
+    /// `timeout`, when the log closes, or when the task is cancelled (which
+    /// ends the wait at once). The task holds no thread while it waits.
+    @discardableResult
+    public func waitForAppends(after end: UInt64? = nil, timeout: Duration? = nil) async throws -> Bool {
+        let log = self.log
+        return try await log.waitForAppendsAsync(after: end, timeout: timeout)
+    }
+
+    /// `Log.compact(dryRun:scavenging:)`.
+    @discardableResult
+    public func compact(dryRun: Bool = false, scavenging: Bool = true) async throws -> CompactionResult {
+        try await run { try $0.compact(dryRun: dryRun, scavenging: scavenging) }
     }
 }
 
 extension Log {
-    /// The blocking calls as `async` functions that run off the cooperative pool.
+    /// The log's calls as `async` functions whose blocking work runs on the
+    /// log's own threads, never on the cooperative pool (`AsyncLog`).
     public var async: AsyncLog { AsyncLog(log: self) }
-
-    /// Where `AsyncLog` runs blocking calls: GCD threads, not the Swift
-    /// concurrency pool, which must never wait on a disk.
-    static let ioQueue = DispatchQueue(label: "EventLog.io", qos: .userInitiated, attributes: .concurrent)
 }

@@ -7,13 +7,13 @@ extension Log {
     /// concurrent appenders); under `.interval` and `.none`, once it is
     /// written to the page cache. Blocks on the disk.
     @discardableResult
-    public func append(_ events: [NewEvent]) throws(EventLogError) -> Range<UInt64> {
+    public func append(_ events: [NewEvent]) throws -> Range<UInt64> {
         try streams.append(events)
     }
 
     /// Appends one event; returns its position.
     @discardableResult
-    public func append(_ event: NewEvent) throws(EventLogError) -> UInt64 {
+    public func append(_ event: NewEvent) throws -> UInt64 {
         try streams.append(event)
     }
 
@@ -44,7 +44,7 @@ extension Log {
     ///
     /// Blocks on the disk (under `.always`, until the batch is synced).
     @discardableResult
-    public func append(_ events: [NewEvent], expecting: [String: ExpectedVersion]) throws(EventLogError) -> AppendResult {
+    public func append(_ events: [NewEvent], expecting: [String: ExpectedVersion]) throws -> AppendResult {
         try streams.append(events, expecting: expecting)
     }
 
@@ -52,7 +52,7 @@ extension Log {
     @discardableResult
     public func append(
         to stream: String, expectedVersion: ExpectedVersion = .any, _ events: [NewEvent]
-    ) throws(EventLogError) -> AppendResult {
+    ) throws -> AppendResult {
         try streams.append(events.map { var e = $0; e.stream = stream; return e }, expecting: [stream: expectedVersion])
     }
 
@@ -61,14 +61,14 @@ extension Log {
     /// version numbers. Hard: it can never be read or written again. The
     /// events stay in the log until compaction frees them.
     @discardableResult
-    public func deleteStream(_ stream: String, hard: Bool = false, expectedVersion: ExpectedVersion = .any) throws(EventLogError) -> UInt64 {
+    public func deleteStream(_ stream: String, hard: Bool = false, expectedVersion: ExpectedVersion = .any) throws -> UInt64 {
         try streams.deleteStream(stream, hard: hard, expectedVersion: expectedVersion)
     }
 
     /// Hides the versions of `stream` below `version` from stream reads (a
     /// marker in the log; compaction frees the space later).
     @discardableResult
-    public func truncateStream(_ stream: String, before version: UInt64) throws(EventLogError) -> UInt64 {
+    public func truncateStream(_ stream: String, before version: UInt64) throws -> UInt64 {
         try streams.truncateStream(stream, before: version)
     }
 
@@ -82,7 +82,7 @@ extension Log {
     /// - Throws: `invalidArgument` for a max age below one microsecond or a
     ///   max count of 0; `streamDeleted` for a hard-deleted stream.
     @discardableResult
-    public func setStreamLimits(_ stream: String, _ limits: StreamLimits) throws(EventLogError) -> UInt64 {
+    public func setStreamLimits(_ stream: String, _ limits: StreamLimits) throws -> UInt64 {
         try streams.setLimits(stream, limits)
     }
 }

@@ -20,7 +20,7 @@ extension Log {
     /// rebuilt from the segments by the plain checks already.
     public static func verify(
         at path: String, deep: Bool, progress: ((VerificationProgress) -> Void)? = nil
-    ) throws(EventLogError) -> VerificationReport {
+    ) throws -> VerificationReport {
         var report = try verify(at: path, progress: progress)
         guard deep else { return report }
         report.deep = true
@@ -28,7 +28,7 @@ extension Log {
         options.maintenanceInterval = nil
         let log: Log
         do { log = try Log.open(at: path, options: options) } catch {
-            report.notes.append("the deep checks did not run: the log does not open read-only (\(error.description))")
+            report.notes.append("the deep checks did not run: the log does not open read-only (\(error))")
             return report
         }
         defer { try? log.close() }

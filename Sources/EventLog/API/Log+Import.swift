@@ -6,7 +6,7 @@ extension Log {
     /// exactly (`LogImporter.finish(endPosition:streams:)`), including what
     /// only the table remembers once retention or scavenging removed the
     /// events. Reads every stream table run whole: time in the number of streams.
-    public func streamSnapshots() throws(EventLogError) -> [StreamSnapshot] {
+    public func streamSnapshots() throws -> [StreamSnapshot] {
         try ImportedStreamTable.snapshots(of: streams.table)
     }
 
@@ -137,7 +137,7 @@ public final class LogImporter {
     /// `settings` (nil: the defaults, no `eventlog.settings`).
     public init(
         at path: String, logID: UUID, startPosition: UInt64, settings: LogSettings? = nil, options: LogOptions = LogOptions()
-    ) throws(EventLogError) {
+    ) throws {
         try options.validate()
         if let settings { try settings.validate() }
         self.path = path
@@ -161,7 +161,7 @@ public final class LogImporter {
                     "\(path) already holds a log (or an import that did not finish): import creates a new log")
             }
         } catch {
-            throw .wrapping(error)
+            throw EventLogError.wrapping(error)
         }
         writer = LogImportWriter(
             directory: directory, logID: logIDBytes, startPosition: startPosition, segmentBytes: options.segmentBytes,
@@ -175,7 +175,7 @@ public final class LogImporter {
     /// leaves a gap) whose first record was stamped `firstTimestamp` (in a
     /// batch scavenging cut, the original first record's, which may precede
     /// every record left: Format.md §5). Its records follow, at consecutive positions.
-    public func beginBatch(at basePosition: UInt64, firstTimestamp: Timestamp) throws(EventLogError) {
+    public func beginBatch(at basePosition: UInt64, firstTimestamp: Timestamp) throws {
         try checkOpen()
         try writer.beginBatch(at: basePosition, firstTimestamp: firstTimestamp)
     }
@@ -190,29 +190,29 @@ public final class LogImporter {
     public func appendRecord(
         stream: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer, metadata: EventMetadata?,
         timestamp: Timestamp, version: UInt64, key: UnsafeRawBufferPointer? = nil, isTombstone: Bool = false, isMarker: Bool = false
-    ) throws(EventLogError) {
+    ) throws {
         try checkOpen()
         try BatchBuilder.checkStreamName(stream)
         if let key {
             guard key.count >= 1, key.count <= Limits.maxKeyBytes else {
-                if key.isEmpty { throw .invalidArgument("an event's key is empty (leave it out: the key is then the stream name)") }
-                throw .limitExceeded(limit: "key bytes", value: key.count, maximum: Limits.maxKeyBytes)
+                if key.isEmpty { throw EventLogError.invalidArgument("an event's key is empty (leave it out: the key is then the stream name)") }
+                throw EventLogError.limitExceeded(limit: "key bytes", value: key.count, maximum: Limits.maxKeyBytes)
             }
-            guard BatchBuilder.isValidUTF8(key) else { throw .invalidArgument("an event's key is not valid UTF-8") }
+            guard BatchBuilder.isValidUTF8(key) else { throw EventLogError.invalidArgument("an event's key is not valid UTF-8") }
         }
         guard type.count <= Limits.maxTypeBytes else {
-            throw .limitExceeded(limit: "event type bytes", value: type.count, maximum: Limits.maxTypeBytes)
+            throw EventLogError.limitExceeded(limit: "event type bytes", value: type.count, maximum: Limits.maxTypeBytes)
         }
-        guard BatchBuilder.isValidUTF8(type) else { throw .invalidArgument("event type is not valid UTF-8") }
+        guard BatchBuilder.isValidUTF8(type) else { throw EventLogError.invalidArgument("event type is not valid UTF-8") }
         if isMarker {
             guard StreamMarker(type: type, data: data) != nil else {
-                throw .invalidArgument("a stream marker's type and data must be one the format defines ($deleted, $truncated, $limits)")
+                throw EventLogError.invalidArgument("a stream marker's type and data must be one the format defines ($deleted, $truncated, $limits)")
             }
             guard key == nil, !isTombstone, metadata == nil || metadata?.isEmpty == true else {
-                throw .invalidArgument("a stream marker has no key, tombstone or metadata")
+                throw EventLogError.invalidArgument("a stream marker has no key, tombstone or metadata")
             }
         } else if type.first == UInt8(ascii: "$") {
-            throw .invalidArgument("event types starting with $ are reserved for stream markers")
+            throw EventLogError.invalidArgument("event types starting with $ are reserved for stream markers")
         }
         try writer.appendRecord(
             timestamp: timestamp, version: version, isMarker: isMarker, stream: stream, type: type, metadata: metadata,
@@ -222,9 +222,9 @@ public final class LogImporter {
 
     /// `appendRecord(stream:type:data:metadata:timestamp:version:key:isTombstone:isMarker:)` of an `Event`
     /// (its position must be the open batch's next one).
-    public func appendRecord(_ event: Event, isMarker: Bool = false) throws(EventLogError) {
+    public func appendRecord(_ event: Event, isMarker: Bool = false) throws {
         guard event.position == writer.nextPosition else {
-            throw .invalidArgument("event at position \(event.position) where the batch's next position is \(writer.nextPosition.map(String.init) ?? "none")")
+            throw EventLogError.invalidArgument("event at position \(event.position) where the batch's next position is \(writer.nextPosition.map(String.init) ?? "none")")
         }
         var stream = event.stream
         var type = event.type
@@ -234,13 +234,13 @@ public final class LogImporter {
             type.withUTF8 { t in
                 event.data.withUnsafeBytes { d in
                     func add(_ k: UnsafeRawBufferPointer?) {
-                        do throws(EventLogError) {
+                        do {
                             try appendRecord(
                                 stream: UnsafeRawBufferPointer(s), type: UnsafeRawBufferPointer(t), data: d,
                                 metadata: isMarker ? nil : event.metadata, timestamp: event.timestamp, version: event.version,
                                 key: k, isTombstone: event.isTombstone, isMarker: isMarker)
                         } catch {
-                            result = .failure(error)
+                            result = .failure(.wrapping(error))
                         }
                     }
                     if var key { key.withUTF8 { add(UnsafeRawBufferPointer($0)) } } else { add(nil) }
@@ -251,7 +251,7 @@ public final class LogImporter {
     }
 
     /// Ends the open batch.
-    public func endBatch() throws(EventLogError) {
+    public func endBatch() throws {
         try checkOpen()
         try writer.endBatch()
         batchCount += 1
@@ -268,7 +268,7 @@ public final class LogImporter {
     /// closes it (index files, stream index files, clean-shutdown marker).
     public func finish(
         endPosition: UInt64, streams: [StreamSnapshot]?, consumers: ConsumerSnapshot = ConsumerSnapshot()
-    ) throws(EventLogError) {
+    ) throws {
         try checkOpen()
         finished = true
         do {
@@ -300,7 +300,7 @@ public final class LogImporter {
             let log = try Log.open(at: path, options: openOptions)
             try log.close()
         } catch {
-            throw .wrapping(error)
+            throw EventLogError.wrapping(error)
         }
     }
 
@@ -334,6 +334,6 @@ public final class LogImporter {
     }
 
     private func checkOpen() throws(EventLogError) {
-        if finished { throw .closed }
+        if finished { throw EventLogError.closed }
     }
 }

@@ -9,7 +9,7 @@ extension Log {
     ///
     /// - Throws: only when `path` holds no log at all; damage is reported in
     ///   the returned report.
-    public static func verify(at path: String) throws(EventLogError) -> VerificationReport {
+    public static func verify(at path: String) throws -> VerificationReport {
         try verify(at: path, progress: nil)
     }
 
@@ -17,7 +17,7 @@ extension Log {
     /// come (on the calling thread; for a progress bar).
     public static func verify(
         at path: String, progress: ((VerificationProgress) -> Void)?
-    ) throws(EventLogError) -> VerificationReport {
+    ) throws -> VerificationReport {
         var report = try LogVerifier.verify(at: path, progress: progress) { segment, directory, report in
             StreamIndexBuilder.verifyFile(of: segment, directory: directory, report: &report)
         }
@@ -35,7 +35,7 @@ extension Log {
     /// reads this one and the older ones it can upgrade.
     public static var formatVersion: Int { Int(FormatVersion.current) }
 
-    public static func inspect(at path: String) throws(EventLogError) -> LogInspection {
+    public static func inspect(at path: String) throws -> LogInspection {
         try LogInspection.read(at: path)
     }
 }

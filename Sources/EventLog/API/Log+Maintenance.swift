@@ -3,13 +3,13 @@ extension Log {
     /// The log's settings (`eventlog.settings`; the defaults, which retain
     /// everything, when the file does not exist). A damaged file is
     /// `corruption` naming it. Any open log.
-    public func settings() throws(EventLogError) -> LogSettings {
+    public func settings() throws -> LogSettings {
         try maintenance.settings()
     }
 
     /// Checks and stores new settings (atomically). A writer only; they
     /// apply from the next `compact()` or background run on.
-    public func updateSettings(_ settings: LogSettings) throws(EventLogError) {
+    public func updateSettings(_ settings: LogSettings) throws {
         try maintenance.updateSettings(settings)
     }
 
@@ -33,7 +33,7 @@ extension Log {
     /// writer only. A writer also runs this every
     /// `LogOptions.maintenanceInterval` in the background. Blocks on the
     /// disk; appends go on meanwhile.
-    public func compact(dryRun: Bool = false, scavenging: Bool = true) throws(EventLogError) -> CompactionResult {
+    public func compact(dryRun: Bool = false, scavenging: Bool = true) throws -> CompactionResult {
         try maintenance.compact(dryRun: dryRun, scavenging: scavenging)
     }
 

@@ -18,13 +18,15 @@ extension Log {
         try batches.read(from: position, maxCount: maxCount, body)
     }
 
-    /// The events from `position` on, at most `maxCount`, as owned values.
-    public func events(from position: UInt64, maxCount: Int = .max) throws(EventLogError) -> [Event] {
+    /// The events from `position` on, at most `maxCount`, as owned values:
+    /// a finite array of what the log holds now (`liveEvents(from:)` is the
+    /// endless sequence that follows the log).
+    public func events(from position: UInt64, maxCount: Int = .max) throws -> [Event] {
         var events: [Event] = []
         do {
             try batches.read(from: position, maxCount: maxCount) { view in events.append(try view.event()) }
         } catch {
-            throw .wrapping(error)
+            throw EventLogError.wrapping(error)
         }
         return events
     }
@@ -36,13 +38,13 @@ extension Log {
     }
 
     /// The event at `position`.
-    public func event(at position: UInt64) throws(EventLogError) -> Event {
+    public func event(at position: UInt64) throws -> Event {
         try batches.event(at: position)
     }
 
     /// The position of the first event whose timestamp is at or after
     /// `timestamp`, or `endPosition` when there is none.
-    public func position(atOrAfter timestamp: Timestamp) throws(EventLogError) -> UInt64 {
+    public func position(atOrAfter timestamp: Timestamp) throws -> UInt64 {
         try batches.position(atOrAfter: timestamp)
     }
 
@@ -56,16 +58,28 @@ extension Log {
         try streams.read(from: position, maxCount: maxCount, filter: filter, body)
     }
 
+    /// The events from `position` on that `filter` accepts, at most
+    /// `maxCount` of them, as owned values (see `read(from:maxCount:filter:_:)`).
+    public func events(from position: UInt64, maxCount: Int = .max, filter: EventFilter) throws -> [Event] {
+        var events: [Event] = []
+        do {
+            _ = try streams.read(from: position, maxCount: maxCount, filter: filter) { view in events.append(try view.event()) }
+        } catch {
+            throw EventLogError.wrapping(error)
+        }
+        return events
+    }
+
     // MARK: Streams
 
     /// The state of `stream`, or nil when it never existed.
-    public func streamInfo(_ stream: String) throws(EventLogError) -> StreamInfo? {
+    public func streamInfo(_ stream: String) throws -> StreamInfo? {
         try streams.streamInfo(stream)
     }
 
     /// Every stream (or those whose name starts with `prefix`), sorted by
     /// name, as `streamInfo(_:)` describes each.
-    public func streamInfos(prefix: String = "") throws(EventLogError) -> [StreamInfo] {
+    public func streamInfos(prefix: String = "") throws -> [StreamInfo] {
         try streams.streamInfos(prefix: prefix)
     }
 
@@ -88,12 +102,12 @@ extension Log {
     /// The events of `stream` as owned values (see `readStream(_:from:maxCount:direction:_:)`).
     public func events(
         inStream stream: String, from version: UInt64? = nil, maxCount: Int = .max, direction: ReadDirection = .forward
-    ) throws(EventLogError) -> [Event] {
+    ) throws -> [Event] {
         var events: [Event] = []
         do {
             _ = try streams.readStream(stream, from: version, maxCount: maxCount, direction: direction) { events.append(try $0.event()) }
         } catch {
-            throw .wrapping(error)
+            throw EventLogError.wrapping(error)
         }
         return events
     }

@@ -38,7 +38,7 @@ extension Log {
     ///   - options: for the open that ends the repair (its durability,
     ///     fault injection in tests); retention does not run during it.
     ///   - apply: false: only plan (a dry run); true: carry the plan out.
-    public static func repair(at path: String, options: LogOptions = LogOptions(), apply: Bool = false) throws(EventLogError) -> RepairPlan {
+    public static func repair(at path: String, options: LogOptions = LogOptions(), apply: Bool = false) throws -> RepairPlan {
         do {
             let repair = try LogRepair(at: path, faults: options.storageFaults, modes: options.createModes)
             var (plan, steps) = try repair.plan(from: try verify(at: path))
@@ -64,7 +64,7 @@ extension Log {
             plan.problemsAfter = try verify(at: path).problems
             return plan
         } catch {
-            throw .wrapping(error)
+            throw EventLogError.wrapping(error)
         }
     }
 }

@@ -24,7 +24,9 @@ import struct Foundation.UUID
 /// Every method may block on the disk: `append` (write, and under
 /// `.always` a sync), reads (page faults on the mapped segments), `sync`,
 /// `close`. Call them from your own threads, not from the Swift concurrency
-/// pool (`async` gives the same calls off that pool).
+/// pool. From a task, use the same calls through `async` (`AsyncLog`):
+/// they run on the log's own threads (`LogOptions.asyncThreadCount`, at
+/// most 4 by default), never on the cooperative pool.
 public final class Log: Sendable {
     /// The directory holding the log's files.
     public let path: String
@@ -62,7 +64,11 @@ public final class Log: Sendable {
     /// are small; the next open recovers as after a crash).
     deinit {
         streams.index.requestStopMerging()
+        consumers.executor.shutdown()
     }
+
+    /// The log's threads for its `async` calls (`AsyncLog`).
+    var executor: LogExecutor { consumers.executor }
 
     /// What an open found and did, for operators: `info` for a new log and
     /// when it had something to recover or report, `debug` after a clean
@@ -102,8 +108,14 @@ public final class Log: Sendable {
     /// naming the file and byte offset; nothing is silently dropped.
     ///
     /// Blocks on the disk.
-    public static func open(at path: String, options: LogOptions = LogOptions()) throws(EventLogError) -> Log {
+    public static func open(at path: String, options: LogOptions = LogOptions()) throws -> Log {
         try options.validate()
+        return try open(at: path, options: options, executor: LogExecutor(threadLimit: options.asyncThreadCount))
+    }
+
+    /// `open(at:options:)` with the executor the log's `async` calls will
+    /// use (`AsyncLog.open` runs the open itself on it). Options are valid.
+    static func open(at path: String, options: LogOptions, executor: LogExecutor) throws(EventLogError) -> Log {
         let started = ContinuousClock.now
         do {
             let (batches, (index, store)) = try BatchLog.open(at: path, options: options) { opened in
@@ -134,7 +146,8 @@ public final class Log: Sendable {
             index.hold(whileMerging: batches.lockFile)
             batches.segments.attach(index)
             let log = Log(
-                batches: batches, streams: Streams(log: batches, index: index), consumers: Consumers(log: batches, store: store))
+                batches: batches, streams: Streams(log: batches, index: index),
+                consumers: Consumers(log: batches, store: store, executor: executor))
             batches.startFlusherIfNeeded { [weak store] in
                 if let store, store.groupCommit.hasUnsyncedWrites { try? store.sync() }
             }
@@ -146,7 +159,7 @@ public final class Log: Sendable {
             if let interval = options.metricsInterval { log.metricsReporter.start(every: interval, for: log) }
             return log
         } catch {
-            throw .wrapping(error)
+            throw EventLogError.wrapping(error)
         }
     }
 
@@ -160,17 +173,19 @@ public final class Log: Sendable {
     /// Makes everything appended so far durable, whatever the durability
     /// policy: fdatasync of the active segment (sealed ones were synced when
     /// sealed), of the cursor journal and of the directory. Blocks on the disk.
-    public func sync() throws(EventLogError) {
+    public func sync() throws {
         try batches.sync()
         try consumers.store.sync()
-        do { try batches.directory.sync() } catch { throw .io(error) }
+        do { try batches.directory.sync() } catch { throw EventLogError.io(error) }
     }
 
     /// Closes the log: stops the flusher, syncs, writes the active segment's
     /// indexes and the clean-shutdown marker (so the next open skips
     /// recovery) and releases the writer lock. Further calls fail with
-    /// `.closed`. Reads already running finish on their snapshot.
-    public func close() throws(EventLogError) {
+    /// `.closed`. Reads already running finish on their snapshot. The log's
+    /// executor (`async` calls) takes no new work; what it has queued still
+    /// runs (and fails with `.closed`), then its threads end.
+    public func close() throws {
         metricsReporter.stop()
         // A retention run under way finishes first; none starts after.
         maintenance.stop()
@@ -184,6 +199,7 @@ public final class Log: Sendable {
         defer {
             consumers.wakeWaiters()
             consumers.appendWatch.close()
+            consumers.executor.shutdown()
         }
         try batches.close()
         if let failure { throw failure }

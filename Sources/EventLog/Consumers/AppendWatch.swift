@@ -1,6 +1,5 @@
 import Logging
 import Synchronization
-import class Foundation.Thread
 import struct Foundation.Date
 
 /// How a read-only log waits for another process's appends: a watch on the
@@ -26,7 +25,7 @@ import struct Foundation.Date
 /// it cannot know whether that batch is synced yet, whatever the writer's
 /// durability. A wake-up is never consumed without a refresh after it.
 ///
-/// Thread-safe. `wait` blocks; the `async` form runs it on a thread of its own.
+/// Thread-safe. `wait` blocks; tasks wait through `AsyncWaitWatcher`, one thread for all of them.
 final class AppendWatch: Sendable {
     /// The longest a caught-up waiter goes without refreshing while the watch stands.
     static let safetyPollMilliseconds = 1000
@@ -149,45 +148,9 @@ final class AppendWatch: Sendable {
         }
     }
 
-    /// Runs a blocking `wait(until:)` for a task, on a thread of its own
-    /// (never blocking the cooperative pool). Cancelling the task makes the
-    /// condition the wait gets hold and calls `wake` (which must end the
-    /// wait: `Consumers.wakeWaiters`); the result is then `ready()`.
-    static func offPool(
-        until ready: @escaping @Sendable () -> Bool, wake: @escaping @Sendable () -> Void,
-        _ wait: @escaping @Sendable (_ until: () -> Bool) throws(EventLogError) -> Bool
-    ) async throws(EventLogError) -> Bool {
-        let cancelled = CancelFlag()
-        let result = await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Result<Bool, EventLogError>, Never>) in
-                let thread = Thread {
-                    do throws(EventLogError) {
-                        let woken = try wait({ cancelled.isSet || ready() })
-                        continuation.resume(returning: .success(woken && ready()))
-                    } catch {
-                        continuation.resume(returning: .failure(error))
-                    }
-                }
-                thread.name = "EventLog.waitForAppends"
-                thread.start()
-            }
-        } onCancel: {
-            cancelled.set()
-            wake()
-        }
-        return try result.get()
-    }
-
     private static func milliseconds(until deadline: Date?, from now: Date, atMost limit: Int) -> Int32 {
         guard let deadline else { return Int32(limit) }
         let remaining = deadline.timeIntervalSince(now) * 1000
         return Int32(max(1, min(Double(limit), remaining.rounded(.up))))
     }
-}
-
-/// A flag a task's cancellation handler sets for the thread that waits for it.
-private final class CancelFlag: Sendable {
-    private let value = Atomic<Bool>(false)
-    var isSet: Bool { value.load(ordering: .acquiring) }
-    func set() { value.store(true, ordering: .releasing) }
 }

@@ -5,8 +5,8 @@ import struct Foundation.Date
 public struct ConsumerGroupOptions: Sendable {
     /// Deliveries of one event before it is parked (a dead letter).
     public var maxDeliveries: Int = 5
-    /// An event not acknowledged within this many seconds is handed out again.
-    public var ackTimeoutSeconds: Double = 30
+    /// An event not acknowledged within this time is handed out again.
+    public var ackTimeout: Duration = .seconds(30)
     /// Hand out an event only when no earlier event of its stream is out or waiting.
     public var orderedByStream: Bool = false
     public var filter: EventFilter = EventFilter()
@@ -14,11 +14,11 @@ public struct ConsumerGroupOptions: Sendable {
     public var start: StartPoint = .start
 
     public init(
-        maxDeliveries: Int = 5, ackTimeoutSeconds: Double = 30, orderedByStream: Bool = false,
+        maxDeliveries: Int = 5, ackTimeout: Duration = .seconds(30), orderedByStream: Bool = false,
         filter: EventFilter = EventFilter(), start: StartPoint = .start
     ) {
         self.maxDeliveries = max(1, maxDeliveries)
-        self.ackTimeoutSeconds = ackTimeoutSeconds
+        self.ackTimeout = ackTimeout
         self.orderedByStream = orderedByStream
         self.filter = filter
         self.start = start
@@ -46,7 +46,8 @@ public struct ParkedEvent: Sendable, Hashable {
 /// The group's durable state is a cursor (every event before it was
 /// acknowledged or parked) and its parked events, in the cursor journal:
 /// after a crash, what was out but not acknowledged is handed out again
-/// (at least once). Thread-safe; `receive` blocks.
+/// (at least once). Thread-safe; `receive` blocks; from a task, use
+/// `group.async` (`AsyncConsumerGroup`).
 public final class ConsumerGroup: Sendable {
     public let name: String
     public let options: ConsumerGroupOptions
@@ -82,35 +83,42 @@ public final class ConsumerGroup: Sendable {
         state = Mutex(GroupState(frontier: position, committed: position))
     }
 
-    /// Hands out up to `maxCount` events, waiting up to `timeout` seconds
-    /// (nil: forever) for at least one. Returns [] after a timeout or when the log closes.
-    public func receive(maxCount: Int = 1, timeout: Double? = nil) throws(EventLogError) -> [Delivery] {
-        let deadline = timeout.map { Date(timeIntervalSinceNow: $0) }
+    /// Hands out up to `maxCount` events, waiting up to `timeout` (nil:
+    /// forever) for at least one. Returns [] after a timeout or when the log closes.
+    public func receive(maxCount: Int = 1, timeout: Duration? = nil) throws -> [Delivery] {
+        let deadline = timeout.map { Date(timeIntervalSinceNow: $0.timeInterval) }
         while !consumers.isClosed {
-            let seen = changes.load(ordering: .sequentiallyConsistent)
+            let seen = changeCount
             let deliveries = try handOut(maxCount: maxCount)
             if !deliveries.isEmpty { return deliveries }
-            // Wait for an append, or for the next ack deadline.
-            let nextTimeout = state.withLock { s in s.pending.values.compactMap(\.deadline).min() }
-            var wake = deadline
-            if let nextTimeout {
-                let at = Date(timeIntervalSince1970: Double(nextTimeout) / 1_000_000)
-                wake = min(wake ?? at, at)
-            }
-            let frontier = state.withLock { $0.frontier }
-            let ready = try consumers.waitForChange(
-                until: {
-                    self.consumers.isClosed || self.consumers.endPosition > frontier
-                        || self.changes.load(ordering: .sequentiallyConsistent) != seen
-                },
-                deadline: wake)
-            if !ready, let deadline, Date() >= deadline { return [] }
+            let (wake, ready) = waitPlan(seen: seen, deadline: deadline)
+            let woken = try consumers.waitForChange(until: ready, deadline: wake)
+            if !woken, let deadline, Date() >= deadline { return [] }
         }
         return []
     }
 
+    /// Bumped whenever events may have become ready (what `waitPlan` watches).
+    var changeCount: UInt64 { changes.load(ordering: .sequentiallyConsistent) }
+
+    /// How a worker that found nothing to hand out waits: until an append,
+    /// an ack, nack or replay (`changeCount` moved past `seen`) or the log
+    /// closes (`ready`), and no later than the next ack timeout or `deadline` (`wake`).
+    func waitPlan(seen: UInt64, deadline: Date?) -> (wake: Date?, ready: @Sendable () -> Bool) {
+        let (nextTimeout, frontier) = state.withLock { s in (s.pending.values.compactMap(\.deadline).min(), s.frontier) }
+        var wake = deadline
+        if let nextTimeout {
+            let at = Date(timeIntervalSince1970: Double(nextTimeout) / 1_000_000)
+            wake = min(wake ?? at, at)
+        }
+        let ready: @Sendable () -> Bool = {
+            self.consumers.isClosed || self.consumers.endPosition > frontier || self.changeCount != seen
+        }
+        return (wake, ready)
+    }
+
     /// Acknowledges an event: it is done and never handed out again.
-    public func ack(_ position: UInt64) throws(EventLogError) {
+    public func ack(_ position: UInt64) throws {
         try state.withLock { (s) throws(EventLogError) in
             guard let done = s.pending.removeValue(forKey: position) else { return }
             try advanceCursor(&s)
@@ -126,7 +134,7 @@ public final class ConsumerGroup: Sendable {
     }
 
     /// Hands an event back: it goes out again (or is parked after `maxDeliveries`).
-    public func nack(_ position: UInt64) throws(EventLogError) {
+    public func nack(_ position: UInt64) throws {
         try state.withLock { (s) throws(EventLogError) in
             guard var pending = s.pending[position] else { return }
             if pending.deliveries >= options.maxDeliveries {
@@ -159,7 +167,7 @@ public final class ConsumerGroup: Sendable {
     ///
     /// - Throws: when a chosen parked event cannot be read (then nothing is
     ///   replayed), or the journal write fails.
-    public func replayParked(_ positions: [UInt64]? = nil) throws(EventLogError) {
+    public func replayParked(_ positions: [UInt64]? = nil) throws {
         try state.withLock { (s) throws(EventLogError) in
             let parked = consumers.store.state.withLock { $0.parked[cursorName] ?? [:] }
             let chosen = Set(positions ?? Array(parked.keys)).filter { parked[$0] != nil }.sorted()
@@ -192,7 +200,7 @@ public final class ConsumerGroup: Sendable {
     }
 
     /// How far the group is behind (from its cursor).
-    public func lag() throws(EventLogError) -> Lag {
+    public func lag() throws -> Lag {
         try consumers.lag(from: state.withLock { $0.committed })
     }
 
@@ -201,7 +209,8 @@ public final class ConsumerGroup: Sendable {
 
     // MARK: - Handing out
 
-    private func handOut(maxCount: Int) throws(EventLogError) -> [Delivery] {
+    /// Hands out up to `maxCount` events that are ready now, without waiting.
+    func handOut(maxCount: Int) throws(EventLogError) -> [Delivery] {
         try state.withLock { (s) throws(EventLogError) -> [Delivery] in
             let now = currentTimestamp()
             // Timed-out deliveries wait to go out again.
@@ -225,7 +234,7 @@ public final class ConsumerGroup: Sendable {
                     continue
                 }
                 pending.deliveries += 1
-                pending.deadline = now + Int64(options.ackTimeoutSeconds * 1_000_000)
+                pending.deadline = now + options.ackTimeout.wholeMicroseconds
                 s.pending[position] = pending
                 chosen.append((position, pending.deliveries))
             }

@@ -61,10 +61,15 @@ final class Consumers: Sendable {
     let groups = Mutex<[String: WeakConsumerGroup]>([:])
     /// A read-only log's watch for another process's appends.
     let appendWatch: AppendWatch
+    /// The log's threads for the blocking work of its `async` calls.
+    let executor: LogExecutor
+    /// A read-only log's one thread that watches for appends while tasks wait.
+    let asyncWaitWatcher = AsyncWaitWatcher()
 
-    init(log: BatchLog, store: ConsumerStore) {
+    init(log: BatchLog, store: ConsumerStore, executor: LogExecutor) {
         self.log = log
         self.store = store
+        self.executor = executor
         self.appendWatch = AppendWatch(directory: log.path, disabled: !log.options.watchesDirectory, logger: log.options.logger)
     }
 
@@ -100,16 +105,23 @@ extension Consumers {
         }
     }
 
-    /// `waitForChange` for a task, off the cooperative pool; cancelling the task ends it.
+    /// `waitForChange` for a task; cancelling the task ends it. The task
+    /// suspends on the notifier and holds no thread: a writable log's own
+    /// appends wake it; for a read-only log, one thread of the log's
+    /// (`asyncWaitWatcher`) watches the directory for all its waiting tasks.
     func waitForChange(until ready: @escaping @Sendable () -> Bool, deadline: Date?) async throws(EventLogError) -> Bool {
-        if !log.options.readOnly && deadline == nil {
-            // The notifier suspends the task itself; cancellation ends it.
-            await notifier.wait(until: ready)
-            return ready()
+        let watcher = log.options.readOnly ? asyncWaitWatcher : nil
+        let failures = watcher?.enter(self) ?? 0
+        defer { watcher?.leave(self) }
+        let over: @Sendable () -> Bool = { ready() || watcher?.failure(since: failures) != nil }
+        if let deadline {
+            _ = await notifier.wait(until: over, deadline: deadline)
+        } else {
+            await notifier.wait(until: over)
         }
-        return try await AppendWatch.offPool(until: ready, wake: { self.wakeWaiters() }) { (condition) throws(EventLogError) in
-            try self.waitForChange(until: condition, deadline: deadline)
-        }
+        if ready() { return true }
+        if let failure = watcher?.failure(since: failures) { throw failure }
+        return false
     }
 
     /// Wakes every waiter, including one waiting on the watch (cancel, close).

@@ -2,13 +2,13 @@ import Synchronization
 import struct Foundation.Date
 
 /// Commit a subscription's position to its cursor every `events` events or
-/// every `milliseconds`, whichever comes first (checked after each poll).
+/// every `interval`, whichever comes first (checked after each poll).
 public struct AutoCommit: Sendable, Hashable {
     public var events: Int
-    public var milliseconds: Int
-    public init(events: Int = 1000, milliseconds: Int = 1000) {
+    public var interval: Duration
+    public init(events: Int = 1000, interval: Duration = .seconds(1)) {
         self.events = max(1, events)
-        self.milliseconds = max(0, milliseconds)
+        self.interval = max(.zero, interval)
     }
 }
 
@@ -20,7 +20,8 @@ public struct AutoCommit: Sendable, Hashable {
 /// (`cancel` may be called from any thread). Filtered-out events advance
 /// the position. Bound to a cursor, it starts after the cursor's committed
 /// position, and `commit()` (or `autoCommit`) records its progress: call it
-/// after processing, for at-least-once delivery. `poll` blocks.
+/// after processing, for at-least-once delivery. `poll` blocks; from a
+/// task, use `subscription.async.poll` (`AsyncSubscription`).
 public final class Subscription: @unchecked Sendable {
     public let filter: EventFilter
     /// The cursor this subscription commits to (nil: none).
@@ -42,41 +43,54 @@ public final class Subscription: @unchecked Sendable {
     public var position: UInt64 { state.withLock { $0.position } }
 
     /// Lends up to `maxCount` new events that pass the filter to `body`,
-    /// waiting up to `timeout` seconds (nil: forever) for at least one.
+    /// waiting up to `timeout` (nil: forever) for at least one.
     /// Returns how many it lent: 0 after a timeout, on `cancel()`, or when the log closes.
     @discardableResult
-    public func poll(maxCount: Int = 1024, timeout: Double? = nil, _ body: (EventView) throws -> Void) throws -> Int {
-        let deadline = timeout.map { Date(timeIntervalSinceNow: $0) }
-        while !cancelled.load(ordering: .relaxed) && !consumers.isClosed {
-            var position = state.withLock { $0.position }
-            var lent = 0
-            if position < consumers.endPosition {
-                var reader = LogReader(snapshot: consumers.snapshot())
-                // At most `maxCount` events are read, so none is skipped unlent.
-                position = try reader.read(from: position, maxCount: maxCount) { view in
-                    if filter.matches(view) {
-                        try body(view)
-                        lent += 1
-                    }
-                }
-                state.withLock { $0.position = position }
-                if lent > 0 {
-                    try noteProcessed(lent)
-                    return lent
-                }
+    public func poll(maxCount: Int = 1024, timeout: Duration? = nil, _ body: (EventView) throws -> Void) throws -> Int {
+        let deadline = timeout.map { Date(timeIntervalSinceNow: $0.timeInterval) }
+        while !isCancelled && !consumers.isClosed {
+            if let lent = try readAvailable(maxCount: maxCount, body) {
+                if lent > 0 { return lent }
                 continue
             }
+            let position = self.position
             // A read-only log refreshes when another process appends (`AppendWatch`).
-            let ready = try consumers.waitForChange(
-                until: { self.cancelled.load(ordering: .relaxed) || self.consumers.isClosed || self.consumers.endPosition > position },
-                deadline: deadline)
+            let ready = try consumers.waitForChange(until: { self.isWaitOver(after: position) }, deadline: deadline)
             if !ready { return 0 }
         }
         return 0
     }
 
+    /// True once the subscription is cancelled, the log closed, or events past `position` appeared.
+    func isWaitOver(after position: UInt64) -> Bool {
+        isCancelled || consumers.isClosed || consumers.endPosition > position
+    }
+
+    var isCancelled: Bool { cancelled.load(ordering: .relaxed) }
+
+    /// One read without waiting: lends up to `maxCount` events that pass the
+    /// filter, from the next position on, and moves the position past what
+    /// it read (filtered-out events included). Nil when the log holds
+    /// nothing new; 0 when everything it read was filtered out (read on).
+    func readAvailable(maxCount: Int, _ body: (EventView) throws -> Void) throws -> Int? {
+        var position = state.withLock { $0.position }
+        guard position < consumers.endPosition else { return nil }
+        var lent = 0
+        var reader = LogReader(snapshot: consumers.snapshot())
+        // At most `maxCount` events are read, so none is skipped unlent.
+        position = try reader.read(from: position, maxCount: maxCount) { view in
+            if filter.matches(view) {
+                try body(view)
+                lent += 1
+            }
+        }
+        state.withLock { $0.position = position }
+        if lent > 0 { try noteProcessed(lent) }
+        return lent
+    }
+
     /// Commits the position to the cursor (every event before it is processed).
-    public func commit() throws(EventLogError) {
+    public func commit() throws {
         guard let cursor else { return }
         let position = state.withLock { $0.position }
         try consumers.commitCursor(cursor, position: position)
@@ -87,11 +101,11 @@ public final class Subscription: @unchecked Sendable {
         }
     }
 
-    private func noteProcessed(_ count: Int) throws(EventLogError) {
+    private func noteProcessed(_ count: Int) throws {
         guard let autoCommit, cursor != nil else { return }
         let due = state.withLock { s -> Bool in
             s.uncommitted += count
-            return s.uncommitted >= autoCommit.events || currentTimestamp() - s.lastCommit >= Int64(autoCommit.milliseconds) * 1000
+            return s.uncommitted >= autoCommit.events || currentTimestamp() - s.lastCommit >= autoCommit.interval.wholeMicroseconds
         }
         if due { try commit() }
     }
@@ -119,16 +133,23 @@ extension Consumers {
         return Subscription(consumers: self, position: position, filter: filter, cursor: name, autoCommit: autoCommit)
     }
 
-    /// The events from `start` on, as an `AsyncSequence` that catches up and
-    /// then waits for appends. It reads only as the consumer asks (at most
-    /// `bufferSize` events ahead), so a slow consumer never makes anything
-    /// grow; cancelling the task ends it.
-    func events(from start: StartPoint = .start, filter: EventFilter = EventFilter(), bufferSize: Int = 256) throws(EventLogError) -> EventSequence {
+    /// `Log.liveEvents(from:filter:bufferSize:)`.
+    func liveEvents(from start: StartPoint = .start, filter: EventFilter = EventFilter(), bufferSize: Int = 256) throws(EventLogError) -> EventSequence {
         EventSequence(consumers: self, start: try resolve(start), filter: filter, bufferSize: max(1, bufferSize))
     }
 }
 
-/// Live events as an `AsyncSequence` (`Log.events(from:filter:bufferSize:)`).
+/// Live events as an `AsyncSequence` (`Log.liveEvents(from:filter:bufferSize:)`):
+/// it catches up from its start, then waits for appends, and never ends on
+/// its own (it ends, returning nil, when the task is cancelled or the log
+/// closes).
+///
+/// Each read runs on the log's executor (`LogOptions.asyncThreadCount`),
+/// never on the cooperative pool; a caught-up iterator suspends until an
+/// append wakes it and holds no thread meanwhile (on a read-only log, the
+/// log's one watching thread wakes it: `AsyncWaitWatcher`). It reads only as the
+/// consumer asks, at most `bufferSize` events at a time, so a slow consumer
+/// never makes anything grow. One iterator per task.
 public struct EventSequence: AsyncSequence, Sendable {
     public typealias Element = Event
     let consumers: Consumers
@@ -167,14 +188,22 @@ public struct EventSequence: AsyncSequence, Sendable {
                 buffer.removeAll(keepingCapacity: true)
                 index = 0
                 if position < consumers.endPosition {
-                    var reader = LogReader(snapshot: consumers.snapshot())
-                    var filled: [Event] = []
-                    let filter = self.filter
-                    let limit = bufferSize
-                    position = try reader.read(from: position, maxCount: limit) { view in
-                        if filter.matches(view) { filled.append(try view.event()) }
+                    let (consumers, from, filter, limit) = (self.consumers, position, self.filter, bufferSize)
+                    let read: (events: [Event], next: UInt64)
+                    do {
+                        read = try await consumers.executor.run {
+                            var reader = LogReader(snapshot: consumers.snapshot())
+                            var filled: [Event] = []
+                            let next = try reader.read(from: from, maxCount: limit) { view in
+                                if filter.matches(view) { filled.append(try view.event()) }
+                            }
+                            return (filled, next)
+                        }
+                    } catch EventLogError.closed {
+                        return nil
                     }
-                    buffer = filled
+                    buffer = read.events
+                    position = read.next
                     continue
                 }
                 let target = position

@@ -168,17 +168,31 @@ public struct EventView {
     }
 
     /// Decodes the metadata section.
-    public func metadata() throws(EventLogError) -> EventMetadata {
+    ///
+    /// - Throws: `EventLogError.corruption` when it is damaged.
+    public func metadata() throws -> EventMetadata {
+        try decodedMetadata()
+    }
+
+    /// A copy of the whole event.
+    ///
+    /// - Throws: `EventLogError.corruption` when its metadata is damaged.
+    public func event() throws -> Event {
+        try ownedEvent()
+    }
+
+    /// `metadata()`, for the library's typed-throws code.
+    func decodedMetadata() throws(EventLogError) -> EventMetadata {
         do { return try MetadataCoding.decode(metadataBytes) } catch {
             throw .corruption(file: "", offset: 0, reason: "event \(position): \(error.reason)")
         }
     }
 
-    /// A copy of the whole event.
-    public func event() throws(EventLogError) -> Event {
+    /// `event()`, for the library's typed-throws code.
+    func ownedEvent() throws(EventLogError) -> Event {
         Event(
             position: position, stream: stream, version: version, type: type, data: Array(data),
-            metadata: try metadata(), timestamp: timestamp, key: key, isTombstone: isTombstone)
+            metadata: try decodedMetadata(), timestamp: timestamp, key: key, isTombstone: isTombstone)
     }
 }
 

@@ -65,6 +65,22 @@ final class AppendNotifier: @unchecked Sendable {
         }
     }
 
+    /// Suspends until `ready()` holds, `deadline` passes or the task is
+    /// cancelled; returns `ready()`. Holds no thread while it waits (a
+    /// sleeping child task stands for the deadline).
+    func wait(until ready: @escaping @Sendable () -> Bool, deadline: Date) async -> Bool {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.wait(until: ready) }
+            group.addTask {
+                let seconds = deadline.timeIntervalSinceNow
+                if seconds > 0 { try? await Task.sleep(for: .nanoseconds(Int64(min(seconds, 1e9) * 1e9))) }
+            }
+            _ = await group.next()
+            group.cancelAll()
+        }
+        return ready()
+    }
+
     /// Wakes every waiter (close, cancellation of a blocking poll).
     func wakeAll() {
         condition.lock()

@@ -214,8 +214,8 @@ extension BatchLog {
     private func rollIfNeeded(_ state: inout WriterState, frameLength: Int, events: UInt32) throws(EventLogError) {
         let active = state.active
         var tooOld = false
-        if let age = options.segmentMaxAgeSeconds, !active.snapshot.isEmpty {
-            tooOld = currentTimestamp() - active.createdAt >= Int64(age) * 1_000_000
+        if let age = options.segmentMaxAge, !active.snapshot.isEmpty {
+            tooOld = currentTimestamp() - active.createdAt >= age.wholeMicroseconds
         }
         // An empty segment always has room: a batch holds at most
         // Limits.maxBatchRecords events, far below the capacity.

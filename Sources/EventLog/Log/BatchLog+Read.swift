@@ -17,7 +17,7 @@ extension BatchLog {
     /// `Log.event(at:)`.
     func event(at position: UInt64) throws(EventLogError) -> Event {
         do {
-            return try withEvent(at: position) { view throws(EventLogError) in try view.event() }
+            return try withEvent(at: position) { view throws(EventLogError) in try view.ownedEvent() }
         } catch {
             throw .wrapping(error)
         }

@@ -207,10 +207,10 @@ extension BatchLog {
     /// interval when something was written, and then runs `alsoSync` (the
     /// layers above sync their own files). A failed sync stops the writer.
     func startFlusherIfNeeded(alsoSync: @escaping @Sendable () -> Void) {
-        guard case .interval(let ms) = options.durability, !options.readOnly else { return }
+        guard case .interval(let interval) = options.durability, !options.readOnly else { return }
         let control = flusher
         control.state.withLock { $0 = .running }
-        let seconds = Double(ms) / 1000
+        let seconds = interval.timeInterval
         let commit = groupCommit
         let thread = Thread { [weak self] in
             while true {

@@ -7,9 +7,9 @@ public enum Durability: Sendable, Equatable {
     /// entry, are on disk (`fdatasync`). Concurrent appenders share one sync
     /// (group commit).
     case always
-    /// A background thread syncs every `milliseconds`: a process crash loses
-    /// nothing acknowledged, a power loss at most that window.
-    case interval(milliseconds: Int)
+    /// A background thread syncs every interval (1 ms to 1 hour): a process
+    /// crash loses nothing acknowledged, a power loss at most that window.
+    case interval(Duration)
     /// The operating system decides when data reaches the disk; `sync()` and
     /// `close()` force it.
     case none
@@ -21,8 +21,8 @@ public enum Durability: Sendable, Equatable {
 public struct LogOptions: Sendable {
     /// Size at which the active segment is sealed and a new one started.
     public var segmentBytes: Int = 128 << 20
-    /// Age (seconds) after which a non-empty active segment is sealed at the next append; nil: never by age.
-    public var segmentMaxAgeSeconds: Int? = nil
+    /// Age after which a non-empty active segment is sealed at the next append; nil: never by age.
+    public var segmentMaxAge: Duration? = nil
     /// About one offset-index entry per this many bytes of log (Format.md, "Index files").
     public var indexInterval: Int = 4096
     /// The active segment's index files are written in the background every
@@ -86,6 +86,13 @@ public struct LogOptions: Sendable {
     /// groups. Nil: never (syncs are still timed). Read on a timer of its
     /// own, never on an append or a read. At least 10 ms.
     public var metricsInterval: Duration? = .seconds(10)
+    /// The most threads the log's executor starts for its `async` calls
+    /// (`Log.async`, `Subscription.async`, `ConsumerGroup.async`, the live
+    /// `EventSequence`): the blocking work of those calls runs there, never
+    /// on the Swift cooperative pool, at most this many calls at once (the
+    /// rest wait in order). Threads start on first use and end when the log
+    /// closes. Waiting for appends holds none of them. Within 1...64.
+    public var asyncThreadCount: Int = 4
     /// Where the metrics go: nil for the bootstrapped `MetricsSystem.factory`
     /// (as read when the log opens), or a factory of the caller's.
     public var metricsFactory: (any MetricsFactory)? = nil
@@ -139,8 +146,8 @@ public struct LogOptions: Sendable {
         guard indexInterval >= 64, indexInterval <= 1 << 24 else {
             throw .invalidArgument("indexInterval must be within 64...16777216, got \(indexInterval)")
         }
-        if case .interval(let ms) = durability, ms <= 0 || ms > 3_600_000 {
-            throw .invalidArgument("durability interval must be within 1...3600000 ms, got \(ms)")
+        if case .interval(let interval) = durability, interval < .milliseconds(1) || interval > .seconds(3600) {
+            throw .invalidArgument("durability interval must be within 1 ms...1 hour, got \(interval)")
         }
         guard checkpointBytes >= 4096 else {
             throw .invalidArgument("checkpointBytes must be at least 4096, got \(checkpointBytes)")
@@ -157,12 +164,15 @@ public struct LogOptions: Sendable {
         if let interval = metricsInterval, interval < .milliseconds(10) {
             throw .invalidArgument("metricsInterval must be at least 10 ms, got \(interval)")
         }
+        guard asyncThreadCount >= 1, asyncThreadCount <= LogExecutor.maxThreadLimit else {
+            throw .invalidArgument("asyncThreadCount must be within 1...\(LogExecutor.maxThreadLimit), got \(asyncThreadCount)")
+        }
         guard fileMode & 0o600 == 0o600, fileMode & ~UInt32(0o644) == 0 else {
             throw .invalidArgument(
                 "fileMode must be 0o600 with at most the group's and others' read bits (0o640, 0o604, 0o644), got 0o\(String(fileMode, radix: 8))")
         }
-        if let age = segmentMaxAgeSeconds, age <= 0 {
-            throw .invalidArgument("segmentMaxAgeSeconds must be positive, got \(age)")
+        if let age = segmentMaxAge, age <= .zero {
+            throw .invalidArgument("segmentMaxAge must be positive, got \(age)")
         }
     }
 }

@@ -1,0 +1,117 @@
+// Generated from README.md by scripts/readme-snippets.py --write: do not edit.
+import EventLog
+import Foundation
+import Logging
+import ServiceLifecycle
+
+// README.md, Swift snippet 1
+func readmeSnippet1() throws {
+    let log = try Log.open(at: "/var/lib/orders/events", options: LogOptions(durability: .always))
+
+    // One atomic batch: an aggregate's events and the outbox message they cause.
+    let positions = try log.append([
+        NewEvent(stream: "order-42", type: "OrderPlaced", data: Array(#"{"total":99.5}"#.utf8),
+                 metadata: EventMetadata(eventID: UUID(), schemaVersion: 1, contentType: "application/json",
+                                         correlationID: "checkout-7")),
+        NewEvent(stream: "outbox", type: "SendConfirmation", data: Array(#"{"order":"order-42"}"#.utf8)),
+    ])
+
+    // Zero-copy read: each EventView points into the mapped segment, valid inside the closure.
+    try log.read(from: positions.lowerBound) { event in
+        print(event.position, event.stream, event.type, event.data.count)
+    }
+
+    // Owned reads, point reads, time lookups.
+    let first = try log.event(at: 0)
+    let sinceYesterday = try log.position(atOrAfter: currentTimestamp() - 86_400_000_000)
+    print(first.type, sinceYesterday)
+
+    try log.close()  // writes the clean-shutdown marker: the next open skips recovery
+}
+
+// README.md, Swift snippet 2
+func readmeSnippet2() async throws {
+    var options = LogOptions(durability: .always)
+    options.logger = logger
+    let log = try Log.open(at: "/var/lib/orders/events", options: options)
+    let group = ServiceGroup(services: [LogService(log: log), server], gracefulShutdownSignals: [.sigterm], logger: logger)
+    try await group.run()
+}
+
+// README.md, Swift snippet 3
+func readmeSnippet3(log: Log) throws {
+    try log.appendBatch { batch in
+        for order in orders {
+            try batch.append(stream: order.streamBytes, type: order.typeBytes, data: order.payloadBytes)
+        }
+    }
+}
+
+// README.md, Swift snippet 4
+func readmeSnippet4(log: Log) throws {
+    var order = Order()
+    try log.readStream("order-42") { event in order.apply(event) }     // versions ascending; .backward too
+
+    do {
+        try log.append(to: "order-42", expectedVersion: order.version.map { .exact($0) } ?? .noStream, [
+            NewEvent(stream: "order-42", type: "ItemAdded", data: item, metadata: EventMetadata(eventID: commandID)),
+        ])
+    } catch EventLogError.wrongExpectedVersion(let stream, _, let actual) {
+        // Someone else appended to the stream first: reload from `actual` and decide again.
+        print("\(stream) is at version \(actual.map(String.init) ?? "none")")
+    }
+}
+
+// README.md, Swift snippet 5
+func readmeSnippet5(log: Log) async throws {
+    // A projection: resumes after its last commit, processes, commits (at least once).
+    let subscription = try log.subscribe(cursor: "orders-projection", autoCommit: AutoCommit(events: 1000, interval: .milliseconds(500)))
+    while running {
+        try subscription.poll(maxCount: 1024, timeout: .seconds(1)) { event in projection.apply(event) }  // woken by appends
+    }
+
+    // Or as an AsyncSequence, bounded: it reads only as fast as you consume.
+    for try await event in try log.liveEvents(from: .end, filter: EventFilter(streamPrefix: "order-")) { projection.apply(event) }
+
+    // Competing consumers: each event to one worker at a time, acknowledged individually.
+    let group = try log.consumerGroup("mailer", options: ConsumerGroupOptions(maxDeliveries: 5, ackTimeout: .seconds(30)))
+    for delivery in try group.receive(maxCount: 10, timeout: .seconds(1)) {
+        do { try send(delivery.event); try group.ack(delivery.event.position) }
+        catch { try group.nack(delivery.event.position) }   // redelivered; parked after 5 deliveries
+    }
+    print(group.parked())   // dead letters; group.replayParked() hands them out again
+}
+
+// README.md, Swift snippet 6
+func readmeSnippet6(log: Log) throws {
+    try log.updateSettings(LogSettings(retainAge: .seconds(7 * 86_400), retainBytes: 10 << 30, retainCursors: ["relay"]))
+    let result = try log.compact()          // now; a writer also runs it every LogOptions.maintenanceInterval (60 s)
+    print(result.startPosition, result.bytesBefore - result.bytesAfter, result.heldBackBy ?? "")
+}
+
+// README.md, Swift snippet 7
+func readmeSnippet7(log: Log) throws {
+    try log.append([
+        NewEvent(stream: "order-42", type: "OrderPlaced", data: placed),
+        NewEvent(stream: "outbox", type: "SendOrderConfirmation", data: message,
+                 metadata: EventMetadata(correlationID: "order-42")),
+    ], expecting: ["order-42": .noStream])
+
+    // The relay reads what it has not delivered yet and delivers it at least once.
+    try log.readStream("outbox", from: lastDelivered + 1) { message in deliver(message) }
+}
+
+// README.md, Swift snippet 8
+func readmeSnippet8() async throws {
+    let log = try await AsyncLog.open(at: "/var/lib/orders/events", options: LogOptions(durability: .always))
+    try await log.async.append(to: "order-42", expectedVersion: .noStream, [
+        NewEvent(stream: "order-42", type: "OrderPlaced", data: Array(#"{"total":99.5}"#.utf8)),
+    ])
+    let history = try await log.async.events(inStream: "order-42")        // owned events, finite
+    print(history.count)
+    let group = try await log.async.consumerGroup("mailer")
+    for delivery in try await group.async.receive(maxCount: 10, timeout: .seconds(1)) {
+        try await group.async.ack(delivery.event.position)
+    }
+    try await log.async.close()
+}
