@@ -1,4 +1,4 @@
-// Generated from README.md by scripts/readme-snippets.py --write: do not edit.
+// Generated from README.md and Sources/EventLog/EventLog.docc by scripts/readme-snippets.py --write: do not edit.
 import EventLog
 import Foundation
 import Logging
@@ -114,4 +114,115 @@ func readmeSnippet8() async throws {
         try await group.async.ack(delivery.event.position)
     }
     try await log.async.close()
+}
+
+// EventLog.docc/Consumers.md, Swift snippet 1
+func doccConsumersSnippet1(log: Log) throws {
+    func project(_ log: Log, apply: (EventView) -> Void, running: () -> Bool) throws {
+        let subscription = try log.subscribe(cursor: "orders-projection", autoCommit: AutoCommit(events: 1000, interval: .milliseconds(500)))
+        while running() {
+            _ = try subscription.poll(maxCount: 1024, timeout: .seconds(1)) { event in apply(event) }
+        }
+    }
+}
+
+// EventLog.docc/Consumers.md, Swift snippet 2
+func doccConsumersSnippet2(log: Log) throws {
+    func work(_ log: Log, send: (Event) throws -> Void) throws {
+        let group = try log.consumerGroup("mailer", options: ConsumerGroupOptions(maxDeliveries: 5, ackTimeout: .seconds(30)))
+        for delivery in try group.receive(maxCount: 10, timeout: .seconds(1)) {
+            do {
+                try send(delivery.event)
+                try group.ack(delivery.event.position)
+            } catch {
+                try group.nack(delivery.event.position)
+            }
+        }
+    }
+}
+
+// EventLog.docc/EventLog.md, Swift snippet 1
+func doccEventLogSnippet1() throws {
+    let log = try Log.open(at: "/var/lib/orders/events")
+    try log.append([NewEvent(stream: "order-42", type: "OrderPlaced", data: Array("{}".utf8))])
+    try log.readStream("order-42") { event in print(event.version, event.type) }
+    try log.close()
+}
+
+// EventLog.docc/EventSourcing.md, Swift snippet 1
+func doccEventSourcingSnippet1(log: Log) throws {
+    struct Order {
+        var version: UInt64?
+        var items = 0
+        mutating func apply(_ event: EventView) {
+            version = event.version
+            if event.type == "ItemAdded" { items += 1 }
+        }
+    }
+
+    func addItem(to log: Log, order id: String, item: [UInt8]) throws {
+        var order = Order()
+        try log.readStream(id) { event in order.apply(event) }
+        let expected: ExpectedVersion = order.version.map { .exact($0) } ?? .noStream
+        do {
+            try log.append(to: id, expectedVersion: expected, [NewEvent(stream: id, type: "ItemAdded", data: item)])
+        } catch EventLogError.wrongExpectedVersion(_, _, let actual) {
+            print("someone else appended first; the stream is at \(actual.map(String.init) ?? "nothing")")
+        }
+    }
+}
+
+// EventLog.docc/GettingStarted.md, Swift snippet 1
+func doccGettingStartedSnippet1() throws {
+    var options = LogOptions(durability: .always)
+    options.compression = .lz4
+    let log = try Log.open(at: "/var/lib/orders/events", options: options)
+    print(log.recovery.previousShutdown)
+}
+
+// EventLog.docc/GettingStarted.md, Swift snippet 2
+func doccGettingStartedSnippet2(log: Log) throws {
+    let positions = try log.append([
+        NewEvent(stream: "order-42", type: "OrderPlaced", data: Array(#"{"total":99.5}"#.utf8)),
+        NewEvent(stream: "order-42", type: "ItemAdded", data: Array(#"{"sku":"A-1"}"#.utf8)),
+    ])
+    print("appended at", positions)
+}
+
+// EventLog.docc/GettingStarted.md, Swift snippet 3
+func doccGettingStartedSnippet3(log: Log) throws {
+    try log.read(from: 0) { event in
+        print(event.position, event.stream, event.type, event.data.count)
+    }
+    print(try log.event(at: 0).type)
+}
+
+// EventLog.docc/Operations.md, Swift snippet 1
+func doccOperationsSnippet1(log: Log) throws {
+    func configure(_ log: Log) throws {
+        try log.updateSettings(LogSettings(retainAge: .seconds(7 * 86_400), retainBytes: 10 << 30, retainCursors: ["relay"]))
+        let result = try log.compact()
+        print(result.startPosition, result.bytesBefore - result.bytesAfter)
+    }
+}
+
+// EventLog.docc/TransactionalOutbox.md, Swift snippet 1
+func doccTransactionalOutboxSnippet1(log: Log) throws {
+    func placeOrder(_ log: Log, placed: [UInt8], confirmation: [UInt8]) throws {
+        try log.append([
+            NewEvent(stream: "order-42", type: "OrderPlaced", data: placed),
+            NewEvent(stream: "outbox", type: "SendOrderConfirmation", data: confirmation,
+                     metadata: EventMetadata(correlationID: "order-42")),
+        ], expecting: ["order-42": .noStream])
+    }
+}
+
+// EventLog.docc/TransactionalOutbox.md, Swift snippet 2
+func doccTransactionalOutboxSnippet2(log: Log) throws {
+    func relay(_ log: Log, deliver: (EventView) throws -> Void) throws {
+        let subscription = try log.subscribe(
+            cursor: "outbox-relay", filter: EventFilter(streamPrefix: "outbox"),
+            autoCommit: AutoCommit(events: 100, interval: .milliseconds(200)))
+        while try subscription.poll(maxCount: 256, timeout: .seconds(1), { event in try deliver(event) }) >= 0 {}
+    }
 }
