@@ -46,13 +46,14 @@ final class BatchLog: Sendable {
         self.groupCommit = GroupCommit(
             what: "segment", logger: options.logger, slowSyncThreshold: options.slowSyncThreshold, dimensions: [("log", path)],
             metrics: options.resolvedMetricsFactory)
+        let commit = groupCommit
         self.segments = SegmentSet(
-            directory: directory, metadata: metadata, snapshot: snapshot, lockHold: lockFile, logger: options.logger)
+            directory: directory, metadata: metadata, snapshot: snapshot, lockHold: lockFile, logger: options.logger,
+            onFailedSync: { reason in commit.fail(reason) })
         self.lockFile = lockFile
         self.recovery = recovery
         if options.durability == .always && !options.readOnly && options.preallocates {
             let active = self.writer.withLock { ($0.active.file, $0.active.capacity, $0.active.dataEnd) }
-            let commit = groupCommit
             preallocator = Preallocator(file: active.0, capacity: active.1, dataEnd: active.2) { reason in
                 commit.fail(reason)
             }
@@ -114,7 +115,10 @@ final class BatchLog: Sendable {
             do throws(IOError) { try work() } catch { return .failure(error) }
             return .success(())
         }
-        do { try result.get() } catch { throw .io(error) }
+        do { try result.get() } catch {
+            if error.isFailedSync { groupCommit.fail(error.description) }
+            throw .io(error)
+        }
     }
 
     /// Closes the writer: syncs, writes the active segment's indexes, the
