@@ -46,14 +46,16 @@ final class BatchLog: Sendable {
         self.groupCommit = GroupCommit(
             what: "segment", logger: options.logger, slowSyncThreshold: options.slowSyncThreshold, dimensions: [("log", path)],
             metrics: options.resolvedMetricsFactory)
-        let commit = groupCommit
+        // Weak: the group commit holds the segment set (`publishDurable`);
+        // a cycle would keep both, and the writer lock, alive for good.
         self.segments = SegmentSet(
             directory: directory, metadata: metadata, snapshot: snapshot, lockHold: lockFile, logger: options.logger,
-            onFailedSync: { reason in commit.fail(reason) })
+            onFailedSync: { [weak groupCommit] reason in groupCommit?.fail(reason) })
         self.lockFile = lockFile
         self.recovery = recovery
         if options.durability == .always && !options.readOnly && options.preallocates {
             let active = self.writer.withLock { ($0.active.file, $0.active.capacity, $0.active.dataEnd) }
+            let commit = groupCommit
             preallocator = Preallocator(file: active.0, capacity: active.1, dataEnd: active.2) { reason in
                 commit.fail(reason)
             }
