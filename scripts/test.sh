@@ -4,9 +4,11 @@
 # benchmark harness: the workload generator's check values, every phase of
 # EventLog and of each peer at a tiny N checked against the generator, the
 # JSON output), then runs the benchmark's quick mode once as a smoke test
-# (no time thresholds), and last every fuzz target for a bounded time
-# (scripts/fuzz.sh; EVENTLOG_FUZZ_SECONDS each, default 8; any crash, hang or
-# memory error fails the run).
+# (no time thresholds), then the suites that run threads against one log
+# under ThreadSanitizer (scripts/tsan.sh; any report fails the run), and
+# last every fuzz target for a bounded time (scripts/fuzz.sh;
+# EVENTLOG_FUZZ_SECONDS each, default 8; any crash, hang or memory error
+# fails the run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-dependencies.sh
@@ -18,4 +20,5 @@ swift run -c release --package-path Benchmarks eventlog-bench --quick --json "$q
 grep -q '"results"' "$quick/quick.json"
 swift build --build-tests
 swift test --skip-build
+bash scripts/tsan.sh
 bash scripts/fuzz.sh all "${EVENTLOG_FUZZ_SECONDS:-8}"
