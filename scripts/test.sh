@@ -4,10 +4,13 @@
 # benchmark harness: the workload generator's check values, every phase of
 # EventLog and of each peer at a tiny N checked against the generator, the
 # JSON output), then runs the benchmark's quick mode once as a smoke test
-# (no time thresholds), builds the client package of README's snippets (Examples/ClientCheck), and last every fuzz target for a bounded time
-# (scripts/fuzz.sh; EVENTLOG_FUZZ_SECONDS each, default 8; any crash, hang or
-# memory error fails the run). The DocC documentation is built too, and any
-# warning in it fails the run (scripts/docs.sh).
+# (no time thresholds), builds the client package of README's and the DocC
+# articles' snippets (Examples/ClientCheck), builds the DocC documentation (any
+# warning fails the run; scripts/docs.sh), runs the suites that run threads
+# against one log under ThreadSanitizer (scripts/tsan.sh; any report fails the
+# run), and last every fuzz target for a bounded time (scripts/fuzz.sh;
+# EVENTLOG_FUZZ_SECONDS each, default 8; any crash, hang or memory error
+# fails the run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-dependencies.sh
@@ -25,4 +28,6 @@ python3 scripts/readme-snippets.py
 swift build --package-path Examples/ClientCheck
 # The DocC documentation builds with no warning (scripts/docs.sh).
 bash scripts/docs.sh
+# The suites that run threads against one log, under ThreadSanitizer (any report fails the run).
+bash scripts/tsan.sh
 bash scripts/fuzz.sh all "${EVENTLOG_FUZZ_SECONDS:-8}"

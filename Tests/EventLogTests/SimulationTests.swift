@@ -102,6 +102,9 @@ final class Simulation {
     /// Acknowledged group deliveries: the group cursor must never pass an event not yet acknowledged.
     var trace: [String] = []
     var step = 0
+    /// For the soak's figures: events acknowledged, and faults injected by kind.
+    var acknowledgedCount = 0
+    var faults: [String: Int] = [:]
 
     static let streams = (0..<6).map { "s\($0)" }
 
@@ -248,6 +251,7 @@ final class Simulation {
             events.append(Expected(stream: event.stream, type: event.type, data: event.data, version: nextVersion(of: event.stream)))
         }
         if durability == .always { durableCount = events.count }
+        acknowledgedCount += batch.count
     }
 
     func appendBatch() throws {
@@ -386,6 +390,7 @@ final class Simulation {
 
     func crashAndReopen() throws {
         note("crash (kill -9)")
+        faults["process crash", default: 0] += 1
         drain()
         simulator.crash()
         try abandon()
@@ -398,6 +403,7 @@ final class Simulation {
         drain()
         try abandon()
         let report = try simulator.powerLoss()
+        faults["power loss", default: 0] += 1
         note("power loss: \(report)")
         try openLog(fresh: false)
         let log = try current

@@ -145,6 +145,8 @@ public final class Log: Sendable {
             if let active = batches.snapshot().active { index.activeSegmentChanged(to: active) }
             index.hold(whileMerging: batches.lockFile)
             batches.segments.attach(index)
+            // One writer, one stop: a failed sync of a segment or of the cursor journal stops both.
+            batches.groupCommit.stopsTogether(with: store.groupCommit)
             let log = Log(
                 batches: batches, streams: Streams(log: batches, index: index),
                 consumers: Consumers(log: batches, store: store, executor: executor))
@@ -176,7 +178,10 @@ public final class Log: Sendable {
     public func sync() throws {
         try batches.sync()
         try consumers.store.sync()
-        do { try batches.directory.sync() } catch { throw EventLogError.io(error) }
+        do { try batches.directory.sync() } catch {
+            batches.groupCommit.fail(error.description)  // a failed directory fsync stops the writer (Format.md §11)
+            throw EventLogError.io(error)
+        }
     }
 
     /// Closes the log: stops the flusher, syncs, writes the active segment's

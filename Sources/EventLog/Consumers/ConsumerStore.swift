@@ -537,6 +537,7 @@ final class ConsumerStore: Sendable {
             if let file = state.file { groupCommit.noteWritten(written.load(ordering: .relaxed), file: file) }
         } catch {
             state.failure = "\(error)"
+            if error.isFailedSync { groupCommit.fail(error.description) }  // and the log's writer with it
             throw .io(error)
         }
     }

@@ -46,8 +46,11 @@ final class BatchLog: Sendable {
         self.groupCommit = GroupCommit(
             what: "segment", logger: options.logger, slowSyncThreshold: options.slowSyncThreshold, dimensions: [("log", path)],
             metrics: options.resolvedMetricsFactory)
+        // Weak: the group commit holds the segment set (`publishDurable`);
+        // a cycle would keep both, and the writer lock, alive for good.
         self.segments = SegmentSet(
-            directory: directory, metadata: metadata, snapshot: snapshot, lockHold: lockFile, logger: options.logger)
+            directory: directory, metadata: metadata, snapshot: snapshot, lockHold: lockFile, logger: options.logger,
+            onFailedSync: { [weak groupCommit] reason in groupCommit?.fail(reason) })
         self.lockFile = lockFile
         self.recovery = recovery
         if options.durability == .always && !options.readOnly && options.preallocates {
@@ -114,7 +117,10 @@ final class BatchLog: Sendable {
             do throws(IOError) { try work() } catch { return .failure(error) }
             return .success(())
         }
-        do { try result.get() } catch { throw .io(error) }
+        do { try result.get() } catch {
+            if error.isFailedSync { groupCommit.fail(error.description) }
+            throw .io(error)
+        }
     }
 
     /// Closes the writer: syncs, writes the active segment's indexes, the

@@ -61,6 +61,19 @@ final class GroupCommit: @unchecked Sendable {
     private var pendingPublish: Segment?
     /// Publishes a snapshot once a sync covers it; set once, before the first write.
     var publishDurable: (@Sendable (Segment, UInt64) -> Void)?
+    /// The other group commit of the same writer (segments and cursor
+    /// journal): a failure of either stops both (guarded by `condition`).
+    private weak var partner: GroupCommit?
+
+    /// Makes a failure of either group commit stop the other too: one
+    /// writer, one stop (every later append and cursor commit fails).
+    func stopsTogether(with other: GroupCommit) {
+        for (one, another) in [(self, other), (other, self)] {
+            one.condition.lock()
+            one.partner = another
+            one.condition.unlock()
+        }
+    }
 
     /// Starts the sequence of a writer that opened a segment with
     /// `unsyncedBytes` bytes not known to be on disk (a recovered tail): they
@@ -100,9 +113,12 @@ final class GroupCommit: @unchecked Sendable {
     /// Records a failure that stops the writer: every waiter, now and later, gets it.
     func fail(_ reason: String) {
         condition.lock()
-        if failure == nil { failure = reason }
+        let first = failure == nil
+        if first { failure = reason }
+        let partner = first ? self.partner : nil
         condition.broadcast()
         condition.unlock()
+        partner?.fail(reason)
     }
 
     var failureReason: String? {
@@ -192,8 +208,15 @@ final class GroupCommit: @unchecked Sendable {
         condition.lock()
         syncing = false
         if let error {
-            if failure == nil { failure = error.description }
+            let first = failure == nil
+            if first { failure = error.description }
             condition.broadcast()
+            if first, let partner {
+                // Not under this lock: the partner's fail comes back here.
+                condition.unlock()
+                partner.fail(error.description)
+                condition.lock()
+            }
             return
         }
         if goal > durable { durable = goal }

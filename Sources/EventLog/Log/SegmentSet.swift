@@ -89,12 +89,17 @@ final class SegmentSet: Sendable {
     let lockHold: FileHandle?
     /// `LogOptions.logger`.
     let logger: Logger
+    /// Stops the writer after a background index write's failed sync
+    /// (`IOError.isFailedSync`): derived data, but a failed sync stops the
+    /// writer whatever the file (Format.md §11).
+    let onFailedSync: @Sendable (String) -> Void
 
     init(
         directory: DirectoryOperations, metadata: LogMetadata, snapshot: LogSnapshot, lockHold: FileHandle? = nil,
-        logger: Logger = Logger(label: "EventLog")
+        logger: Logger = Logger(label: "EventLog"), onFailedSync: @escaping @Sendable (String) -> Void = { _ in }
     ) {
         self.logger = logger
+        self.onFailedSync = onFailedSync
         self.directory = directory
         self.metadata = metadata
         self.published = Mutex(snapshot)
@@ -204,6 +209,7 @@ final class SegmentSet: Sendable {
                 try upper?()
             } catch {
                 self.logger.warning("could not write index files; they will be rebuilt", metadata: ["error": "\(error)"])
+                if let failed = error as? IOError, failed.isFailedSync { self.onFailedSync(failed.description) }
             }
         }
     }
@@ -218,7 +224,7 @@ final class SegmentSet: Sendable {
     /// Runs `work` (a checkpoint of the layer above) on the index writer's
     /// queue once `commit` reports bytes up to `sequence` on disk.
     func scheduleCheckpoint(_ work: @escaping @Sendable () throws(IOError) -> Void, durableAt sequence: UInt64, commit: GroupCommit) {
-        let (lockHold, logger) = (self.lockHold, self.logger)
+        let (lockHold, logger, onFailedSync) = (self.lockHold, self.logger, self.onFailedSync)
         indexWriter.async {
             defer { withExtendedLifetime(lockHold) {} }
             do {
@@ -226,6 +232,7 @@ final class SegmentSet: Sendable {
                 try work()
             } catch {
                 logger.warning("could not write a checkpoint; the next open replays the log", metadata: ["error": "\(error)"])
+                if let failed = error as? IOError, failed.isFailedSync { onFailedSync(failed.description) }
             }
         }
     }

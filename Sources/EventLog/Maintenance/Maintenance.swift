@@ -69,7 +69,10 @@ final class Maintenance: Sendable {
     func updateSettings(_ settings: LogSettings) throws(EventLogError) {
         if log.options.readOnly { throw .readOnly }
         try settings.validate()
-        do { try directory.writeAtomically(FileNames.settings, bytes: LogSettingsFile.encode(settings)) } catch { throw .io(error) }
+        do { try directory.writeAtomically(FileNames.settings, bytes: LogSettingsFile.encode(settings)) } catch {
+            if error.isFailedSync { log.groupCommit.fail(error.description) }  // Format.md §11: the writer stops
+            throw .io(error)
+        }
     }
 
     /// How the last compaction went. A writer's own runs keep it in
@@ -153,6 +156,8 @@ final class Maintenance: Sendable {
                 do throws(EventLogError) {
                     outcome = .success(try run(dryRun: dryRun, scavenging: scavenging))
                 } catch {
+                    // A failed sync of any file it wrote (a segment, an index, the manifest) stops the writer (Format.md §11).
+                    if let failed = error.failedSync { log.groupCommit.fail(failed.description) }
                     outcome = .failure(error)
                 }
                 if !dryRun && !log.options.readOnly { record(outcome) }

@@ -51,6 +51,12 @@ public enum EventLogError: Error, Sendable, Equatable, CustomStringConvertible {
     case idempotencyConflict(stream: String, reason: String)
 
     /// Any error of the library's internals as an `EventLogError`.
+    /// The failed sync this error reports, if it is one (`EventLogIOError.isFailedSync`).
+    var failedSync: EventLogIOError? {
+        if case .io(let error) = self, error.isFailedSync { return error }
+        return nil
+    }
+
     static func wrapping(_ error: any Error) -> EventLogError {
         if let error = error as? EventLogError { return error }
         if let error = error as? IOError { return .io(error) }

@@ -29,6 +29,11 @@ public struct EventLogIOError: Error, Sendable, Equatable, CustomStringConvertib
     /// True when the device is full (`ENOSPC`) or over quota (`EDQUOT`).
     public var isDiskFull: Bool { errno == ENOSPC || errno == EDQUOT }
 
+    /// True for a failed `fsync` or `fdatasync` (of a file or a directory):
+    /// what the file holds on disk is unknown, and the writer must stop
+    /// (Format.md §11, "Durability").
+    var isFailedSync: Bool { operation == "fsync" || operation == "fdatasync" }
+
     public var description: String {
         let message = String(cString: strerror(errno))
         return "\(operation) failed on \(path): \(message) (errno \(errno))"
