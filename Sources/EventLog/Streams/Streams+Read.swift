@@ -182,12 +182,17 @@ extension LogReader {
         of state: StreamState, in segment: Segment, index: SegmentStreamIndex?
     ) throws -> [(UInt64, UInt32, UInt64)] {
         var result: [(UInt64, UInt32, UInt64)] = []
+        // Entries of batches this reader's snapshot does not show yet are
+        // left out, whichever form the index has now: the snapshot may hold
+        // the segment as it was while it was active, and the writer may have
+        // sealed it since and written its index file over all of its batches.
+        let end = segment.endPosition &- segment.basePosition
         switch index {
         case .file(let view)?:
-            result = try view.entries(withHash: state.hash).map { (segment.basePosition &+ UInt64($0.relativePosition), $0.offset, $0.version) }
+            for e in try view.entries(withHash: state.hash) where UInt64(e.relativePosition) < end {
+                result.append((segment.basePosition &+ UInt64(e.relativePosition), e.offset, e.version))
+            }
         case .entries(let entries, let count)?:
-            // Entries of batches this reader's snapshot does not show yet are left out.
-            let end = segment.endPosition &- segment.basePosition
             for e in try entries.chain(of: state.hash, count: count) where UInt64(e.relativePosition) < end {
                 result.append((segment.basePosition &+ UInt64(e.relativePosition), e.offset, e.version))
             }
