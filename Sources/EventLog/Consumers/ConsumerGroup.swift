@@ -241,7 +241,15 @@ public final class ConsumerGroup: Sendable {
             var deliveries: [Delivery] = []
             deliveries.reserveCapacity(chosen.count)
             for (position, count) in chosen {
-                deliveries.append(Delivery(event: try consumers.event(at: position), deliveryCount: count))
+                do throws(EventLogError) {
+                    deliveries.append(Delivery(event: try consumers.event(at: position), deliveryCount: count))
+                } catch {
+                    guard case .positionRemoved = error else { throw error }
+                    // Compaction removed it after it entered the pending set (an
+                    // event of a deleted or truncated stream, or below the log's
+                    // new start): there is nothing left to deliver.
+                    s.pending[position] = nil
+                }
             }
             return deliveries
         }
