@@ -147,11 +147,10 @@ final class Maintenance: Sendable {
     /// (`LowPriorityThread`), whoever calls: appends and their syncs go
     /// first when cores are contended. The caller waits for it.
     func compact(dryRun: Bool, scavenging: Bool = true) throws(EventLogError) -> CompactionResult {
-        let outcome = PassOutcome()
-        LowPriorityThread.run { [self] in
+        let outcome: Result<CompactionResult, EventLogError> = LowPriorityThread.run { [self] in
             // The status changes with the run, under the same lock: a reader of
             // `maintenanceStatus` never sees an older result than the last run's.
-            outcome.value = running.withLock { _ in
+            running.withLock { _ in
                 let outcome: Result<CompactionResult, EventLogError>
                 do throws(EventLogError) {
                     outcome = .success(try run(dryRun: dryRun, scavenging: scavenging))
@@ -164,14 +163,7 @@ final class Maintenance: Sendable {
                 return outcome
             }
         }
-        guard let value = outcome.value else { throw .invalidArgument("the compaction pass ended without a result") }
-        return try value.get()
-    }
-
-    /// A pass's result, handed from its thread to the caller (written
-    /// before `LowPriorityThread.run` returns, read after).
-    private final class PassOutcome: @unchecked Sendable {
-        var value: Result<CompactionResult, EventLogError>?
+        return try outcome.get()
     }
 
     private func run(dryRun: Bool, scavenging: Bool) throws(EventLogError) -> CompactionResult {

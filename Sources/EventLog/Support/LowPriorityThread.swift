@@ -25,9 +25,24 @@ enum LowPriorityThread {
     /// The job thread's nice value (0 is the default, 19 the lowest priority).
     static let niceness: Int32 = 10
 
-    /// Runs `job` on a new thread at nice `niceness` and waits for it. When
-    /// no thread can be created (the process's thread limit), runs it on
-    /// the calling thread instead, at the caller's priority.
+    /// Runs `job` on a new thread at nice `niceness`, waits for it and
+    /// returns what it returned. When no thread can be created (the
+    /// process's thread limit), runs it on the calling thread instead, at
+    /// the caller's priority.
+    static func run<T>(_ job: @escaping @Sendable () -> T) -> T {
+        let result = Handoff<T>()
+        run { result.value = job() }
+        // The job ran, on its thread (before `pthread_join` returned) or on this one.
+        guard let value = result.value else { preconditionFailure("LowPriorityThread.run returned before its job ran") }
+        return value
+    }
+
+    /// The job's result, written on its thread and read after the join.
+    private final class Handoff<T>: @unchecked Sendable {
+        var value: T?
+    }
+
+    /// `run(_:)` for a job with no result.
     static func run(_ job: @escaping @Sendable () -> Void) {
         let box = Unmanaged.passRetained(Job(job))
         var thread = pthread_t()
