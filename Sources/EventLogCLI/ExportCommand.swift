@@ -110,23 +110,7 @@ struct ExportCommand: ParsableCommand {
                     } catch is Done {}
                 }
                 if let failure { throw failure }
-                for state in states {
-                    ExportFormat.writeStreamState(state, into: &out)
-                    try out.appendLineEnd()
-                }
-                for cursor in consumers.cursors {
-                    ExportFormat.writeCursor(cursor, into: &out)
-                    try out.appendLineEnd()
-                }
-                for parked in consumers.parked {
-                    ExportFormat.writeParked(parked, into: &out)
-                    try out.appendLineEnd()
-                }
-                counts.streamStates = states.count
-                counts.cursors = consumers.cursors.count
-                counts.parked = consumers.parked.count
-                ExportFormat.writeEnd(endPosition: end, counts, into: &out)
-                try out.appendLineEnd()
+                try ExportFormat.writeTrailer(streams: states, consumers: consumers, endPosition: end, counts: counts, into: &out)
                 try out.flush()
                 if fd != 1, fsync(fd) != 0 {
                     throw CommandFailure("cannot sync \(output ?? ""): \(String(cString: strerror(errno)))")

@@ -209,6 +209,32 @@ enum ExportFormat {
         var parked = 0
     }
 
+    /// The lines after the batches of a whole-log export, each ended: every
+    /// stream's state, every cursor, every parked event, then the last line
+    /// with `counts` (whose stream-state, cursor and parked counts are set here).
+    static func writeTrailer(
+        streams: [StreamSnapshot], consumers: ConsumerSnapshot, endPosition: UInt64, counts: Counts, into output: inout OutputWriter
+    ) throws(OutputError) {
+        for state in streams {
+            writeStreamState(state, into: &output)
+            try output.appendLineEnd()
+        }
+        for cursor in consumers.cursors {
+            writeCursor(cursor, into: &output)
+            try output.appendLineEnd()
+        }
+        for parked in consumers.parked {
+            writeParked(parked, into: &output)
+            try output.appendLineEnd()
+        }
+        var counts = counts
+        counts.streamStates = streams.count
+        counts.cursors = consumers.cursors.count
+        counts.parked = consumers.parked.count
+        writeEnd(endPosition: endPosition, counts, into: &output)
+        try output.appendLineEnd()
+    }
+
     static func writeEnd(endPosition: UInt64, _ counts: Counts, into output: inout OutputWriter) {
         output.append("{\"export_end\":")
         output.append(endPosition)

@@ -170,25 +170,9 @@ struct SeedCorpus {
             records += 1
             try out.appendLineEnd()
         })
-        let states = try log.streamSnapshots()
-        for state in states {
-            ExportFormat.writeStreamState(state, into: &out)
-            try out.appendLineEnd()
-        }
-        let consumers = log.consumerSnapshot()
-        for cursor in consumers.cursors {
-            ExportFormat.writeCursor(cursor, into: &out)
-            try out.appendLineEnd()
-        }
-        for parked in consumers.parked {
-            ExportFormat.writeParked(parked, into: &out)
-            try out.appendLineEnd()
-        }
-        let counts = ExportFormat.Counts(
-            batches: batches, records: records, streamStates: states.count, cursors: consumers.cursors.count,
-            parked: consumers.parked.count)
-        ExportFormat.writeEnd(endPosition: log.endPosition, counts, into: &out)
-        try out.appendLineEnd()
+        try ExportFormat.writeTrailer(
+            streams: try log.streamSnapshots(), consumers: log.consumerSnapshot(), endPosition: log.endPosition,
+            counts: ExportFormat.Counts(batches: batches, records: records), into: &out)
         try out.flush()
     }
 
