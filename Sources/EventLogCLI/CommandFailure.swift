@@ -113,3 +113,10 @@ func writeToStandardError(_ message: String) {
 func ignoreBrokenPipeSignal() {
     signal(SIGPIPE, SIG_IGN)
 }
+
+/// Runs a library call under typed throws: every error the library throws
+/// is an `EventLogError` (README, "Errors"); anything else would be a bug,
+/// reported as an invalid argument rather than lost.
+func library<T>(_ body: () throws -> T) throws(EventLogError) -> T {
+    do { return try body() } catch let error as EventLogError { throw error } catch { throw .invalidArgument("\(error)") }
+}

@@ -93,12 +93,7 @@ enum ExportFormat {
             if !EncodedMetadataJSON.write(event.metadataBytes, headers: .pairs, into: &output) {
                 // Not a section this reads: decoding it writes what it holds, or throws the defect.
                 output.truncate(to: mark)
-                let metadata: EventMetadata
-                // Every error the library throws is an EventLogError (README, "Errors").
-                do { metadata = try event.metadata() } catch let error as EventLogError { throw error } catch {
-                    throw .invalidArgument("\(error)")
-                }
-                writeMetadata(metadata, into: &output)
+                writeMetadata(try library { try event.metadata() }, into: &output)
             }
         }
         if !event.keyBytes.isEmpty {

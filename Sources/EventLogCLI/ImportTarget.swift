@@ -78,10 +78,3 @@ struct NewLogImport: ImportTarget {
         try library { try importer.finish(endPosition: endPosition, streams: streams, consumers: consumers) }
     }
 }
-
-/// Runs a library call under typed throws: every error the library throws
-/// is an `EventLogError` (README, "Errors"); anything else would be a bug,
-/// reported as an invalid argument rather than lost.
-func library<T>(_ body: () throws -> T) throws(EventLogError) -> T {
-    do { return try body() } catch let error as EventLogError { throw error } catch { throw .invalidArgument("\(error)") }
-}
