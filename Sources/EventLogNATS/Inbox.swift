@@ -1,4 +1,4 @@
-import EventLog
+@_spi(EventLogTool) import EventLog
 import NATSClient
 import Synchronization
 
