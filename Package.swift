@@ -71,10 +71,18 @@ let package = Package(
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // A test's child program: an application with a SIGBUS handler of its own
+        // (MappedReadGuardTests). Not a product.
+        .executableTarget(
+            name: "SignalChainCheck",
+            dependencies: ["EventLog"],
+            path: "Tests/SignalChainCheck",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .testTarget(
             name: "EventLogTests",
             dependencies: [
-                "EventLog", "CCRC32C", "EventLogCLI", "NATSClient", "EventLogNATS",
+                "EventLog", "CCRC32C", "EventLogCLI", "NATSClient", "EventLogNATS", "SignalChainCheck",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),

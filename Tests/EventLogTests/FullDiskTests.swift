@@ -215,6 +215,47 @@ final class SmallTmpfs {
 }
 
 extension MappedReadGuardTests {
+    /// `eventlog tail -f` following a log whose segment another program cuts
+    /// under it: the tail ends with an error naming the segment (exit 1, as
+    /// for any damage), not a signal.
+    @Test func tailFollowingASegmentTruncatedUnderItEndsWithAnError() throws {
+        let dir = TemporaryDirectory()
+        try Self.closedLogOfSeveralSegments(dir)
+        let last = try #require(dir.files().filter { $0.hasSuffix(".segment") }.sorted().last)
+        let tail = try CLIProcess.start(["tail", dir.path, "-f", "--from", "start"])
+        #expect(tail.waitForLines(2000, timeout: 60).count == 2000)
+
+        #expect(truncate(dir.sub(last), 8192) == 0)
+        guard let output = tail.waitForExit(timeout: 30) else {
+            Issue.record("tail -f went on following a segment cut under it")
+            _ = tail.kill()
+            return
+        }
+        #expect(!output.signaled, "\(output)")
+        #expect(output.status == 1, "\(output)")
+        #expect(output.stderr.contains(dir.sub(last)), "\(output)")
+    }
+
+    /// An application that installed a SIGBUS handler before it opened a log:
+    /// a fault under the log's mapping is the log's error, and a fault under
+    /// the application's own mapping still reaches the application's handler
+    /// (the child program, `Tests/SignalChainCheck`, prints both and exits 42
+    /// from its handler).
+    @Test func anApplicationsSIGBUSHandlerStillGetsFaultsOutsideTheLog() throws {
+        let dir = TemporaryDirectory()
+        let child = try CLIProcess.start([dir.path], executable: "SignalChainCheck")
+        child.closeStdin()
+        let output = try #require(child.waitForExit(timeout: 60))
+        #expect(!output.signaled, "\(output)")
+        #expect(output.status == 42, "\(output)")
+        #expect(output.lines.count == 2, "\(output)")
+        #expect(output.lines.first?.hasPrefix("log read failed: ") == true, "\(output)")
+        #expect(output.lines.first?.contains("SIGBUS") == true, "\(output)")
+        #expect(output.lines.last == "application handler", "\(output)")
+    }
+}
+
+extension MappedReadGuardTests {
     /// The error of a read that reached the cut: corruption naming the
     /// segment, at an offset past its header and below `limit`, for SIGBUS.
     static func expectUnreadable(

@@ -103,11 +103,13 @@ final class CLIProcess: @unchecked Sendable {
 
     // MARK: Starting
 
-    /// Starts `eventlog` with `arguments`.
-    static func start(_ arguments: [String]) throws -> CLIProcess {
-        let executable = try executableURL()
+    /// Starts `eventlog` with `arguments`, or `executable`, another product
+    /// of the build (a test's child program), found beside `eventlog`.
+    static func start(_ arguments: [String], executable: String? = nil) throws -> CLIProcess {
+        var url = try executableURL()
+        if let executable { url = url.deletingLastPathComponent().appendingPathComponent(executable) }
         let child = CLIProcess(arguments: arguments)
-        try child.launch(executable)
+        try child.launch(url)
         return child
     }
 
