@@ -464,9 +464,17 @@ struct Opener {
             let stopReason = outcome.stop.invalidReason
             let after = SegmentScanner.examine(
                 bytes, after: outcome.dataEnd, end: length, nextPosition: outcome.endPosition, readable: readable)
-            switch SegmentScanner.judge(
+            var verdict = SegmentScanner.judge(
                 bytes, stop: outcome.dataEnd, reason: stopReason, nextPosition: outcome.endPosition, after: after, evidence: evidence,
-                readable: readable) {
+                readable: readable)
+            if readOnly, after.firstBatchOffset == outcome.dataEnd {
+                // The scan stopped where the look after it found a valid batch:
+                // the bytes there changed in between, which only a live writer
+                // does (the writer's own open holds the lock). The data known
+                // here ends at the stop; the next refresh reads on from it.
+                verdict = .endOfData
+            }
+            switch verdict {
             case .endOfData:
                 break
             case .corruption(let reason):
