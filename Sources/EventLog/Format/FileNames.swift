@@ -11,6 +11,7 @@ enum FileNames {
     static let logStart = "eventlog.start"
     static let settings = "eventlog.settings"
     static let lastCompaction = "eventlog.compaction"
+    static let cleanerCheckpoint = "eventlog.cleaner"
     /// The compaction manifest of a segment merge under way (Format.md §4.2).
     static let compactionManifest = "eventlog.swap"
     static let cleanShutdown = "clean-shutdown"

@@ -69,6 +69,7 @@ enum Magic {
     static let logSettings: UInt64 = magic("EVLOGSET")
     static let lastCompaction: UInt64 = magic("EVLOGCMP")
     static let compactionManifest: UInt64 = magic("EVLOGSWP")
+    static let cleanerCheckpoint: UInt64 = magic("EVLOGCKP")
 
     /// The ASCII bytes read as a little-endian UInt64, so the file starts with the text.
     static func magic(_ text: StaticString) -> UInt64 {

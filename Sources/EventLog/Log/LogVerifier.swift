@@ -138,6 +138,17 @@ enum LogVerifier {
         } catch {
             report.problems.append(.init(file: compactionFile, offset: 0, reason: "\(error)"))
         }
+        // The cleaner checkpoint (§3.4): derived data a writer ignores when damaged, but damage is damage.
+        let cleanerFile = directory.file(FileNames.cleanerCheckpoint)
+        do {
+            if let bytes = try directory.readWhole(FileNames.cleanerCheckpoint) {
+                _ = try CleanerCheckpoint.decode(bytes, file: cleanerFile)
+            }
+        } catch let error as EventLogError {
+            report.problems.append(problem(error, file: cleanerFile))
+        } catch {
+            report.problems.append(.init(file: cleanerFile, offset: 0, reason: "\(error)"))
+        }
         for (i, base) in bases.enumerated() {
             let isLast = i == bases.count - 1
             var missing = i == 0 ? firstMissing : nil

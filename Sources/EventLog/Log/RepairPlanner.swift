@@ -249,7 +249,7 @@ extension RepairPlanner {
         let name = String(file.dropFirst(directory.path.count + 1))
         return FileNames.segmentBase(name) != nil || indexedBase(name) != nil || FileNames.streamTableRunRange(name) != nil
             || name.hasSuffix(FileNames.streamTableRunSuffix + ".tmp")
-            || [FileNames.cleanShutdown, FileNames.lastCompaction, FileNames.logStart, FileNames.cursorJournal, FileNames.metadata].contains(name)
+            || [FileNames.cleanShutdown, FileNames.lastCompaction, FileNames.cleanerCheckpoint, FileNames.logStart, FileNames.cursorJournal, FileNames.metadata].contains(name)
     }
 
     /// The first positions scavenging removed from `segments` within `[from, to)`.

@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -35,7 +36,10 @@ import Glibc
 /// Finding dead events reads a segment's records; a segment found with too
 /// few is not read again until a marker is applied
 /// (`StreamIndex.markersApplied`), or until the first of its events that a
-/// max age will make dead is that old.
+/// max age will make dead is that old. A writer keeps what it found in the
+/// cleaner checkpoint (`CleanerCheckpoint`, Format.md §3.4), so that the
+/// first pass after a restart reads only the records appended since the
+/// checkpoint (looking for markers), not every segment again.
 ///
 /// ## Concurrency
 /// Used by `Maintenance` under its `running` lock only. Appends go on
@@ -65,7 +69,12 @@ final class Scavenger: Sendable {
     }
     /// Where the next pass's key map starts (`KeyMap`): where the last one's
     /// window ended when its keys did not all fit, else 0.
-    private let keyWindow = Mutex<UInt64>(0)
+    private let keyWindow: Mutex<UInt64>
+    /// The cleaner checkpoint read at open (a writer's), until the first
+    /// pass adopts it or finds it out of date.
+    private let restored: Mutex<CleanerCheckpoint?>
+    /// The checkpoint last read or written: a pass writes only a changed one.
+    private let persisted: Mutex<CleanerCheckpoint?>
 
     /// What key compaction asks of a pass.
     struct KeyCompaction: Sendable {
@@ -75,10 +84,30 @@ final class Scavenger: Sendable {
     init(log: BatchLog, index: StreamIndex) {
         self.log = log
         self.index = index
+        let checkpoint = log.options.readOnly ? nil : Self.readCheckpoint(in: log.directory, logger: log.options.logger)
+        restored = Mutex(checkpoint)
+        persisted = Mutex(checkpoint)
+        keyWindow = Mutex(checkpoint?.keyWindowStart ?? 0)
+    }
+
+    /// The cleaner checkpoint, nil when there is none or it cannot be read
+    /// (derived data: every segment is then judged again; `verify` reports
+    /// the damage).
+    static func readCheckpoint(in directory: DirectoryOperations, logger: Logger) -> CleanerCheckpoint? {
+        do {
+            guard let bytes = try directory.readWhole(FileNames.cleanerCheckpoint) else { return nil }
+            return try CleanerCheckpoint.decode(bytes, file: directory.file(FileNames.cleanerCheckpoint))
+        } catch {
+            logger.warning("the cleaner checkpoint cannot be read; every segment is judged again", metadata: ["error": "\(error)"])
+            return nil
+        }
     }
 
     /// What a pass did (or, dry, would do).
     struct Outcome: Sendable, Equatable {
+        /// Sealed segments whose records the pass read to judge them (the
+        /// others it remembered clean).
+        var segmentsJudged = 0
         var segmentsRewritten = 0
         var eventsRemoved: UInt64 = 0
         /// File lengths of the rewritten segments, before and after (an
@@ -96,9 +125,14 @@ final class Scavenger: Sendable {
     func run(
         dryRun: Bool, keyCompaction: KeyCompaction? = nil, shouldStop: () -> Bool = { false }
     ) throws(EventLogError) -> Outcome {
+        let snapshot = log.snapshot()
+        // Read before the count of markers: a marker is applied (and
+        // counted) before its batch is published, so every marker before
+        // this position is in the count.
+        let judgedTo = snapshot.endPosition
         let markers = index.markersApplied.load(ordering: .relaxed)
         let now = currentTimestamp()
-        let sealed = log.snapshot().sealed
+        let sealed = snapshot.sealed
         // With key compaction, a newly sealed segment may supersede keys of any older one.
         let sealedEnd = keyCompaction == nil ? 0 : sealed.last?.endPosition ?? 0
         let windowStart = keyCompaction == nil ? 0 : keyWindow.withLock { $0 }
@@ -106,9 +140,12 @@ final class Scavenger: Sendable {
         let judgement = Judgement(
             markers: markers, sealedEnd: sealedEnd, tombstoneRetention: keyCompaction?.tombstoneRetentionMicroseconds ?? -1,
             keyWindowStart: windowStart)
-        let known = clean.withLock { memory -> [SegmentID: Timestamp] in
+        var known = clean.withLock { memory -> [SegmentID: Timestamp] in
             if memory.judgedUnder != judgement { memory = (judgement, [:]) }
             return memory.segments
+        }
+        if let checkpoint = restored.withLock({ restored in defer { restored = nil }; return restored }), known.isEmpty {
+            known = try adopt(checkpoint, judgement: judgement, judgedTo: judgedTo, start: snapshot.startPosition, sealed: sealed)
         }
         var outcome = Outcome()
         var keys: KeyMap?
@@ -124,6 +161,7 @@ final class Scavenger: Sendable {
         for segment in sealed {
             if let recheck = known[segment.id], now < recheck { continue }
             if shouldStop() { break }
+            outcome.segmentsJudged += 1
             let (dead, events, nextExpiry, dataEndAfter) = try count(in: segment, states: &states)
             guard dead > 0, dead * Self.minimumDeadShare.denominator >= events * Self.minimumDeadShare.numerator else {
                 if !dryRun { remember(segment.id, until: nextExpiry, judgedUnder: judgement) }
@@ -144,7 +182,87 @@ final class Scavenger: Sendable {
                 remember(new.id, until: rewritten.nextExpiry, judgedUnder: judgement)
             }
         }
+        if !dryRun { try persist(judgedUnder: judgement, judgedTo: judgedTo) }
         return outcome
+    }
+
+    // MARK: The cleaner checkpoint (Format.md §3.4)
+
+    /// The segments of `sealed` that `checkpoint` found clean, with their
+    /// recheck times, when it still holds: judged under the same key
+    /// compaction, at or after the log start, and no marker at or after
+    /// the position it was judged to (the records since are read to see).
+    /// Adopted as this process's memory of clean segments; empty when it
+    /// does not hold.
+    private func adopt(
+        _ checkpoint: CleanerCheckpoint, judgement: Judgement, judgedTo: UInt64, start: UInt64, sealed: [Segment]
+    ) throws(EventLogError) -> [SegmentID: Timestamp] {
+        guard checkpoint.sealedEnd == judgement.sealedEnd, checkpoint.tombstoneRetention == judgement.tombstoneRetention,
+              checkpoint.keyWindowStart == judgement.keyWindowStart,
+              checkpoint.judgedTo >= start, checkpoint.judgedTo <= judgedTo,
+              try !markerApplied(from: checkpoint.judgedTo, to: judgedTo)
+        else { return [:] }
+        var byBase: [UInt64: CleanerCheckpoint.Segment] = [:]
+        for segment in checkpoint.segments { byBase[segment.basePosition] = segment }
+        var adopted: [SegmentID: Timestamp] = [:]
+        for segment in sealed {
+            // The same file: a rewrite or a merge changes its end or its data end.
+            guard let found = byBase[segment.basePosition], found.endPosition == segment.endPosition,
+                  found.dataEnd == UInt64(segment.dataEnd)
+            else { continue }
+            adopted[segment.id] = found.recheckAt
+        }
+        return clean.withLock { memory in
+            guard memory.judgedUnder == judgement, memory.segments.isEmpty else { return memory.segments }
+            memory.segments = adopted
+            return adopted
+        }
+    }
+
+    /// True when a record in `[from, to)` is a stream marker.
+    private func markerApplied(from: UInt64, to: UInt64) throws(EventLogError) -> Bool {
+        struct Found: Error {}
+        guard from < to else { return false }
+        var found = false
+        do {
+            _ = try log.read(from: from) { event in
+                if event.position >= to { throw Found() }
+                if event.isMarker {
+                    found = true
+                    throw Found()
+                }
+            }
+        } catch is Found {
+            // Stopped at a marker, or at `to`.
+        } catch {
+            throw .wrapping(error)
+        }
+        return found
+    }
+
+    /// Writes the cleaner checkpoint when what this process remembers
+    /// changed: the sealed segments found clean under `judgement`, judged to
+    /// `judgedTo`. A failed sync stops the writer (Format.md §11).
+    private func persist(judgedUnder judgement: Judgement, judgedTo: UInt64) throws(EventLogError) {
+        let remembered = clean.withLock { memory in memory.judgedUnder == judgement ? memory.segments : nil }
+        guard let remembered else { return }
+        let segments = log.snapshot().sealed.compactMap { segment in
+            remembered[segment.id].map {
+                CleanerCheckpoint.Segment(
+                    basePosition: segment.basePosition, endPosition: segment.endPosition, dataEnd: UInt64(segment.dataEnd), recheckAt: $0)
+            }
+        }
+        let checkpoint = CleanerCheckpoint(
+            judgedTo: judgedTo, sealedEnd: judgement.sealedEnd, tombstoneRetention: judgement.tombstoneRetention,
+            keyWindowStart: judgement.keyWindowStart, segments: segments)
+        guard persisted.withLock({ $0 != checkpoint }) else { return }
+        do {
+            try log.directory.writeAtomically(FileNames.cleanerCheckpoint, bytes: checkpoint.encode())
+        } catch {
+            if error.isFailedSync { log.groupCommit.fail(error.description) }
+            throw .io(error)
+        }
+        persisted.withLock { $0 = checkpoint }
     }
 
     /// Remembers a segment found clean until `recheck`, unless what it was
