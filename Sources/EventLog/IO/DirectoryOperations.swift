@@ -141,6 +141,20 @@ struct DirectoryOperations: Sendable {
         try sync()
     }
 
+    /// Removes a file when present, without syncing the directory (the
+    /// caller syncs it after its other changes). The corresponding C
+    /// function is `unlink`.
+    func removeUnsynced(_ name: String) throws(IOError) {
+        if case .fail(let e)? = faults?.decide(.unlink, file(name)) {
+            throw IOError(operation: "unlink", path: file(name), errno: e)
+        }
+        if unlink(file(name)) != 0 {
+            if errno == ENOENT { return }
+            throw IOError(operation: "unlink", path: file(name), errno: errno)
+        }
+        faults?.recorder?.unlinked(file(name))
+    }
+
     /// Writes `bytes` to a new file `name` atomically: write `name.tmp`, fdatasync
     /// it, rename it over `name`, fsync the directory.
     func writeAtomically(_ name: String, bytes: [UInt8]) throws(IOError) {

@@ -309,8 +309,11 @@ final class SegmentSet: Sendable {
                     return .success(nil)
                 }
                 let base = old.basePosition
+                // The old file's index files go first (derived data: a crash
+                // that keeps any of them leaves them to the open's checks); the
+                // rename's directory sync covers these unlinks too.
                 for name in [FileNames.offsetIndex(base), FileNames.timeIndex(base), FileNames.streamIndex(base)] {
-                    try directory.remove(name)
+                    try directory.removeUnsynced(name)
                 }
                 try directory.rename(temporary, to: FileNames.segment(base))
                 var opener = opener()

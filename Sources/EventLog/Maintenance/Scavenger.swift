@@ -30,8 +30,10 @@ import Glibc
 ///    that made the records dead are durable before the records go;
 /// 3. `SegmentSet.replaceSegment` renames it over the segment and
 ///    publishes it;
-/// 4. `eventlog.start`'s count of rewrites goes up by one, so read-only
-///    processes look for the replaced file (Format.md §3.1).
+/// 4. once per pass, after its last replacement (and after a pass that
+///    failed part way), `eventlog.start`'s count of rewrites goes up by
+///    one, so read-only processes look for the replaced files (Format.md
+///    §3.1); until then they read the old files, whose mappings stay valid.
 ///
 /// Finding dead events reads a segment's records; a segment found with too
 /// few is not read again until a marker is applied
@@ -158,6 +160,12 @@ final class Scavenger: Sendable {
         var states = DeadRecordRule(
             index: index, now: now, keys: keys, tombstoneRetention: keyCompaction?.tombstoneRetentionMicroseconds ?? 0,
             cacheLimit: DeadRecordRule.cacheLimit(for: log.options))
+        var replaced = false
+        defer {
+            // Step 4, also when the pass stops part way (an error here is the
+            // pass's second; the first stands).
+            if replaced { try? Self.countRewrite(in: log.directory) }
+        }
         for segment in sealed {
             if let recheck = known[segment.id], now < recheck { continue }
             if shouldStop() { break }
@@ -179,8 +187,13 @@ final class Scavenger: Sendable {
             let rewritten = try rewrite(segment, states: &states)
             outcome.bytesAfter += UInt64(rewritten.outcome.bytesAfter)
             if let new = rewritten.segment {
+                replaced = true
                 remember(new.id, until: rewritten.nextExpiry, judgedUnder: judgement)
             }
+        }
+        if replaced {
+            replaced = false
+            do { try Self.countRewrite(in: log.directory) } catch { throw .wrapping(error) }
         }
         if !dryRun { try persist(judgedUnder: judgement, judgedTo: judgedTo) }
         return outcome
@@ -338,7 +351,6 @@ final class Scavenger: Sendable {
             let path = log.path
             let options = log.options
             let new = try log.segments.replaceSegment(segment, with: temporary) { Opener(path: path, options: options) }
-            if new != nil { try Self.countRewrite(in: directory) }
             return (outcome, new, nextExpiry)
         } catch {
             try? directory.remove(temporary)
