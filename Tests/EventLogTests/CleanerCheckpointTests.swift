@@ -36,11 +36,48 @@ import Testing
         log = try Self.reopened(log, dir)
         #expect(try Self.pass(log).segmentsJudged == sealedAfter - sealed)
 
-        // A marker since the checkpoint: what it makes dead may be anywhere, so every segment is judged again.
+        // A marker since the checkpoint, of a stream with events in every segment: every segment is judged again.
         _ = try log.truncateStream("order-3", before: 1)
         log = try Self.reopened(log, dir)
         let afterMarker = try Self.pass(log)
         #expect(afterMarker.segmentsJudged == Self.sealedCount(log))
+        try log.close()
+    }
+
+    /// A log whose stream `lone` has 10 events, all in the first segment or
+    /// two, then 600 events of 23 other streams (every segment holds them);
+    /// a first pass found every sealed segment clean. Returns the log and
+    /// how many sealed segments hold events of `lone`.
+    static func loneStreamLog(_ dir: TemporaryDirectory) throws -> (Log, holdingLone: Int) {
+        let log = try Log.open(at: dir.path, options: RetentionTests.options())
+        try log.append((0..<10).map { i in NewEvent(stream: "lone", type: "Placed", data: Array(repeating: UInt8(i), count: 90)) })
+        for first in stride(from: 0, to: 600, by: 10) { try log.append((first..<(first + 10)).map(RetentionTests.event)) }
+        let first = try Self.pass(log)
+        #expect(first.segmentsJudged == Self.sealedCount(log) && first.segmentsRewritten == 0)
+        let lonePositions = try log.events(inStream: "lone").map(\.position)
+        let holding = log.maintenance.log.snapshot().sealed.filter { segment in
+            lonePositions.contains { $0 >= segment.basePosition && $0 < segment.endPosition }
+        }.count
+        return (log, holding)
+    }
+
+    @Test func aMarkerMakesTheNextPassJudgeOnlyTheSegmentsOfItsStream() throws {
+        let dir = TemporaryDirectory()
+        let (log, holdingLone) = try Self.loneStreamLog(dir)
+        try #require(holdingLone >= 1 && holdingLone < Self.sealedCount(log) / 2)
+        _ = try log.truncateStream("lone", before: 1)
+        #expect(try Self.pass(log).segmentsJudged == holdingLone)
+        #expect(try Self.pass(log).segmentsJudged == 0)
+        try log.close()
+    }
+
+    @Test func aMarkerBeforeARestartMakesTheFirstPassJudgeOnlyTheSegmentsOfItsStream() throws {
+        let dir = TemporaryDirectory()
+        var (log, holdingLone) = try Self.loneStreamLog(dir)
+        try #require(holdingLone >= 1 && holdingLone < Self.sealedCount(log) / 2)
+        _ = try log.truncateStream("lone", before: 1)
+        log = try Self.reopened(log, dir)
+        #expect(try Self.pass(log).segmentsJudged == holdingLone)
         try log.close()
     }
 

@@ -36,8 +36,9 @@ import Glibc
 ///    §3.1); until then they read the old files, whose mappings stay valid.
 ///
 /// Finding dead events reads a segment's records; a segment found with too
-/// few is not read again until a marker is applied
-/// (`StreamIndex.markersApplied`), or until the first of its events that a
+/// few is not read again until a marker of a stream it holds events of is
+/// applied (`StreamIndex.markerHashes`; any marker, when this process no
+/// longer knows their streams), or until the first of its events that a
 /// max age will make dead is that old. A writer keeps what it found in the
 /// cleaner checkpoint (`CleanerCheckpoint`, Format.md §3.4), so that the
 /// first pass after a restart reads only the records appended since the
@@ -143,7 +144,9 @@ final class Scavenger: Sendable {
             markers: markers, sealedEnd: sealedEnd, tombstoneRetention: keyCompaction?.tombstoneRetentionMicroseconds ?? -1,
             keyWindowStart: windowStart)
         var known = clean.withLock { memory -> [SegmentID: Timestamp] in
-            if memory.judgedUnder != judgement { memory = (judgement, [:]) }
+            if memory.judgedUnder != judgement {
+                memory = (judgement, stillClean(memory.segments, judgedUnder: memory.judgedUnder, now: judgement, sealed: sealed))
+            }
             return memory.segments
         }
         if let checkpoint = restored.withLock({ restored in defer { restored = nil }; return restored }), known.isEmpty {
@@ -213,7 +216,7 @@ final class Scavenger: Sendable {
         guard checkpoint.sealedEnd == judgement.sealedEnd, checkpoint.tombstoneRetention == judgement.tombstoneRetention,
               checkpoint.keyWindowStart == judgement.keyWindowStart,
               checkpoint.judgedTo >= start, checkpoint.judgedTo <= judgedTo,
-              try !markerApplied(from: checkpoint.judgedTo, to: judgedTo)
+              let markerStreams = try markerStreams(from: checkpoint.judgedTo, to: judgedTo)
         else { return [:] }
         var byBase: [UInt64: CleanerCheckpoint.Segment] = [:]
         for segment in checkpoint.segments { byBase[segment.basePosition] = segment }
@@ -225,6 +228,7 @@ final class Scavenger: Sendable {
             else { continue }
             adopted[segment.id] = found.recheckAt
         }
+        if !markerStreams.isEmpty { adopted = keeping(adopted, clearOf: markerStreams, sealed: sealed) }
         return clean.withLock { memory in
             guard memory.judgedUnder == judgement, memory.segments.isEmpty else { return memory.segments }
             memory.segments = adopted
@@ -232,25 +236,30 @@ final class Scavenger: Sendable {
         }
     }
 
-    /// True when a record in `[from, to)` is a stream marker.
-    private func markerApplied(from: UInt64, to: UInt64) throws(EventLogError) -> Bool {
-        struct Found: Error {}
-        guard from < to else { return false }
-        var found = false
+    /// The stream hashes of the stream markers in `[from, to)` (the records
+    /// are read to see); nil when there are more than `RecentMarkers.capacity`
+    /// distinct streams.
+    private func markerStreams(from: UInt64, to: UInt64) throws(EventLogError) -> Set<UInt64>? {
+        struct Stop: Error {}
+        var hashes = Set<UInt64>()
+        var tooMany = false
+        guard from < to else { return hashes }
         do {
             _ = try log.read(from: from) { event in
-                if event.position >= to { throw Found() }
-                if event.isMarker {
-                    found = true
-                    throw Found()
+                if event.position >= to { throw Stop() }
+                guard event.isMarker else { return }
+                hashes.insert(index.table.hash(event.streamBytes))
+                if hashes.count > RecentMarkers.capacity {
+                    tooMany = true
+                    throw Stop()
                 }
             }
-        } catch is Found {
-            // Stopped at a marker, or at `to`.
+        } catch is Stop {
+            // At `to`, or too many.
         } catch {
             throw .wrapping(error)
         }
-        return found
+        return tooMany ? nil : hashes
     }
 
     /// Writes the cleaner checkpoint when what this process remembers
@@ -277,6 +286,40 @@ final class Scavenger: Sendable {
         }
         persisted.withLock { $0 = checkpoint }
     }
+
+    /// Of the segments found clean under `before`, those still clean under
+    /// `now`: when only markers came since (and this process knows their
+    /// streams), the segments that hold no event of their streams (a
+    /// marker changes what is dead of its own stream only); else none.
+    private func stillClean(
+        _ segments: [SegmentID: Timestamp], judgedUnder before: Judgement, now: Judgement, sealed: [Segment]
+    ) -> [SegmentID: Timestamp] {
+        var sameButMarkers = before
+        sameButMarkers.markers = now.markers
+        guard !segments.isEmpty, sameButMarkers == now, now.markers > before.markers,
+              let hashes = index.markerHashes(after: before.markers, through: now.markers)
+        else { return [:] }
+        return keeping(segments, clearOf: hashes, sealed: sealed)
+    }
+
+    /// The entries of `segments` whose sealed segment holds no event of the
+    /// streams whose hashes are `hashes` (by its stream index). Bounded: past
+    /// `maxContainmentChecks` lookups, none are kept (every segment is
+    /// judged again, as a pass does anyway).
+    private func keeping(_ segments: [SegmentID: Timestamp], clearOf hashes: Set<UInt64>, sealed: [Segment]) -> [SegmentID: Timestamp] {
+        guard hashes.count * segments.count <= Self.maxContainmentChecks else { return [:] }
+        var kept: [SegmentID: Timestamp] = [:]
+        for segment in sealed {
+            guard let recheck = segments[segment.id], !index.mayHoldEvents(of: hashes, in: segment) else { continue }
+            kept[segment.id] = recheck
+        }
+        return kept
+    }
+
+    /// The most stream index lookups (marker streams × segments) spent on
+    /// keeping segments found clean after markers, instead of judging every
+    /// segment again.
+    static let maxContainmentChecks = 1 << 20
 
     /// Remembers a segment found clean until `recheck`, unless what it was
     /// found under changed meanwhile.

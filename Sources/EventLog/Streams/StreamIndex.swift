@@ -44,10 +44,13 @@ final class StreamIndex: SegmentIndexing {
     /// segment's whole stream index, so a writer faster than the index
     /// writer would otherwise queue them without bound).
     private let newestCheckpoint = Atomic<UInt64>(0)
-    /// Deletions and truncations the writer applied since the log opened:
-    /// scavenging looks again at a segment it found without dead events
-    /// only when this changed.
+    /// Deletions, truncations and limits the writer applied since the log
+    /// opened: scavenging looks again at a segment it found without dead
+    /// events only when this changed. Equal to `recentMarkers`' count,
+    /// which goes up first (`noteMarker`).
     let markersApplied = Atomic<UInt64>(0)
+    /// The streams of those markers (`RecentMarkers`): which segments to look at again.
+    private let recentMarkers = Mutex(RecentMarkers())
     /// `LogOptions.logger`.
     let logger: Logger
 
@@ -76,6 +79,43 @@ final class StreamIndex: SegmentIndexing {
         var indexes = Indexes(sealed: sealed, indexedEnd: indexedEnd)
         if let active { indexes.active = (active.id, active.base, active.entries, active.entries.writtenCount) }
         self.indexes = Mutex(indexes)
+    }
+
+    // MARK: Markers
+
+    /// Notes a marker applied to the stream whose hash is `hash` (the writer, as it applies it).
+    func noteMarker(hash: UInt64) {
+        recentMarkers.withLock { markers in
+            markers.note(hash)
+            markersApplied.store(markers.count, ordering: .relaxed)
+        }
+    }
+
+    /// The stream hashes of the markers applied after the first `after`
+    /// through the first `through` (`markersApplied` values); nil when
+    /// they are no longer all known.
+    func markerHashes(after: UInt64, through: UInt64) -> Set<UInt64>? {
+        recentMarkers.withLock { $0.hashes(after: after, through: through) }
+    }
+
+    /// True when `segment`'s stream index may hold events of a stream whose
+    /// hash is in `hashes` (also when the segment's index is unknown, or
+    /// cannot be read: the caller then looks at the segment itself).
+    func mayHoldEvents(of hashes: Set<UInt64>, in segment: Segment) -> Bool {
+        guard let index = index(of: segment) else { return true }
+        do throws(EventLogError) {
+            for hash in hashes {
+                switch index {
+                case .file(let view):
+                    if try !view.groups(withHash: hash).isEmpty { return true }
+                case .entries(let entries, let count):
+                    if try !entries.chain(of: hash, count: count).isEmpty { return true }
+                }
+            }
+        } catch {
+            return true
+        }
+        return false
     }
 
     // MARK: Lookups

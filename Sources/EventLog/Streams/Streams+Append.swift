@@ -373,7 +373,7 @@ extension Streams {
                     let position = header.basePosition &+ UInt64(index)
                     if let marker = item.marker {
                         table.update(id) { $0.apply(marker) }
-                        self.index.markersApplied.add(1, ordering: .relaxed)
+                        self.index.noteMarker(hash: batch.slots[slot].hash)
                         continue
                     }
                     let relative = UInt32(truncatingIfNeeded: position &- segmentBase)
