@@ -93,7 +93,7 @@ struct SeedCorpus {
     private func copyFiles(of dir: String, tag: String) throws {
         let directory = DirectoryOperations(path: dir, faults: nil)
         for name in try directory.list().sorted() {
-            guard let bytes = try? directory.readWhole(name) else { continue }
+            guard let bytes = try? directory.readWhole(name, atMost: 64 << 20) else { continue }
             let stem = "\(tag)-\(name)"
             // The same file for `log-files`, whose mode byte names the kind (and asks for checksums recomputed).
             if let kind = LogFilesTarget.kinds.firstIndex(where: { name == $0 || name.hasSuffix($0) }) {

@@ -225,7 +225,7 @@ enum LogFilesTarget {
         }
         let ops = DirectoryOperations(path: directory, faults: nil)
         let names = ((try? ops.list()) ?? []).filter { $0 != FileNames.lock }.sorted()
-        return (directory, names.compactMap { name in ((try? ops.readWhole(name)) ?? nil).map { (name, $0) } })
+        return (directory, names.compactMap { name in ((try? ops.readWhole(name, atMost: 64 << 20)) ?? nil).map { (name, $0) } })
     }()
 
     nonisolated(unsafe) static var directory = WholeLogTarget.makeDirectory("eventlog-fuzz-files")

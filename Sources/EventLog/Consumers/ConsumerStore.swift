@@ -350,7 +350,7 @@ final class ConsumerStore: Sendable {
         guard DirectoryOperations.exists(path) else { return }
         var metadata: LogMetadata?
         if case .success(let found)? = try? LogMetadata.read(in: directory, writing: false) { metadata = found }
-        let journalID = (try? directory.readWhole(FileNames.cursorJournal))?.flatMap { $0.count >= 32 ? Array($0[16..<32]) : nil }
+        let journalID = (try? directory.readWhole(FileNames.cursorJournal, atMost: 32))?.flatMap { $0.count >= 32 ? Array($0[16..<32]) : nil }
         do {
             let store = try open(
                 directory: directory, logID: metadata?.logID ?? journalID ?? [], durability: .none, writable: false)

@@ -81,7 +81,7 @@ struct CompactionManifest: Equatable, Sendable {
     /// for a failed read and `EventLogError` (naming the file) for a
     /// damaged one or one of an unknown version.
     static func read(in directory: DirectoryOperations) throws -> CompactionManifest? {
-        guard let bytes = try directory.readWhole(FileNames.compactionManifest) else { return nil }
+        guard let bytes = try directory.readWhole(FileNames.compactionManifest, atMost: CompactionManifest.maxSize) else { return nil }
         return try decode(bytes, file: directory.file(FileNames.compactionManifest))
     }
 }

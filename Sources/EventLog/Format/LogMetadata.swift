@@ -77,7 +77,7 @@ struct LogMetadata: Equatable, Sendable {
     /// (I/O, a version this build does not know) are thrown.
     static func read(in directory: DirectoryOperations, writing: Bool) throws(EventLogError) -> Result<LogMetadata?, FileDamage> {
         let bytes: [UInt8]?
-        do { bytes = try directory.readWhole(FileNames.metadata) } catch { throw .io(error) }
+        do { bytes = try directory.readWhole(FileNames.metadata, atMost: LogMetadata.size) } catch { throw .io(error) }
         guard let bytes else { return .success(nil) }
         do {
             return .success(try decode(bytes, file: directory.file(FileNames.metadata), writing: writing))

@@ -36,7 +36,7 @@ struct LogStart: Equatable, Sendable {
     /// for a failed read and `EventLogError` (naming the file) for a
     /// damaged one.
     static func read(in directory: DirectoryOperations) throws -> LogStart? {
-        guard let bytes = try directory.readWhole(FileNames.logStart) else { return nil }
+        guard let bytes = try directory.readWhole(FileNames.logStart, atMost: LogStart.size) else { return nil }
         return try decode(bytes, file: directory.file(FileNames.logStart))
     }
 

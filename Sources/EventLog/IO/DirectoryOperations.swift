@@ -201,14 +201,18 @@ struct DirectoryOperations: Sendable {
         try sync()
     }
 
-    /// Reads a whole small file, or nil when it does not exist.
-    func readWhole(_ name: String) throws(IOError) -> [UInt8]? {
+    /// Reads a whole small file, or nil when it does not exist. Bounded: of
+    /// a file longer than `limit` bytes (the most its kind can hold), only
+    /// the first `limit + 1` are read, which its decoder then refuses as the
+    /// wrong length (a damaged or hostile file never makes the process
+    /// allocate more than its kind's limit).
+    func readWhole(_ name: String, atMost limit: Int) throws(IOError) -> [UInt8]? {
         let handle: FileHandle
         do { handle = try FileHandle.open(file(name), readOnly: true, faults: faults) } catch {
             if error.errno == ENOENT { return nil }
             throw error
         }
-        let count = Int(try handle.length())
+        let count = Int(min(try handle.length(), Int64(max(0, limit)) + 1))
         var bytes = [UInt8](repeating: 0, count: count)
         var result: Result<Int, IOError> = .success(0)
         bytes.withUnsafeMutableBytes { raw in

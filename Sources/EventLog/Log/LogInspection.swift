@@ -129,7 +129,7 @@ extension LogInspection {
             for (i, base) in bases.enumerated() {
                 segments.append(try inspectSegment(base: base, isLast: i == bases.count - 1, directory: directory, logID: metadata.logID))
             }
-            let marker = try directory.readWhole(FileNames.cleanShutdown).flatMap(CleanShutdownMarker.decode)
+            let marker = try directory.readWhole(FileNames.cleanShutdown, atMost: CleanShutdownMarker.size).flatMap(CleanShutdownMarker.decode)
             var shutdown: ShutdownState
             if isLockedByWriter(directory) {
                 shutdown = .open

@@ -76,7 +76,7 @@ enum LogVerifier {
         }
         var metadata: LogMetadata?
         do {
-            if let bytes = try directory.readWhole(FileNames.metadata) {
+            if let bytes = try directory.readWhole(FileNames.metadata, atMost: LogMetadata.size) {
                 metadata = try LogMetadata.decode(bytes, file: directory.file(FileNames.metadata))
             } else {
                 report.problems.append(.init(file: directory.file(FileNames.metadata), offset: 0, reason: "the log metadata file is missing"))
@@ -95,7 +95,7 @@ enum LogVerifier {
         } catch {
             report.problems.append(.init(file: directory.file(FileNames.compactionManifest), offset: 0, reason: "\(error)"))
         }
-        let marker = (try? directory.readWhole(FileNames.cleanShutdown))?.flatMap(CleanShutdownMarker.decode)
+        let marker = (try? directory.readWhole(FileNames.cleanShutdown, atMost: CleanShutdownMarker.size))?.flatMap(CleanShutdownMarker.decode)
         // After a crash, stream table runs are evidence of synced data too, as on open (Format.md §10, §14.3).
         let tableCovered = marker == nil ? StreamTableRunChain.openAll(in: directory).runs.map(\.to).max() : nil
         let interval = Int(metadata?.indexInterval ?? 4096)
@@ -130,7 +130,7 @@ enum LogVerifier {
         // The last compaction file (§3.3): only a report, but damage is damage.
         let compactionFile = directory.file(FileNames.lastCompaction)
         do {
-            if let bytes = try directory.readWhole(FileNames.lastCompaction) {
+            if let bytes = try directory.readWhole(FileNames.lastCompaction, atMost: LastCompactionFile.maxSize) {
                 _ = try LastCompactionFile.decode(bytes, file: compactionFile)
             }
         } catch let error as EventLogError {
@@ -138,10 +138,21 @@ enum LogVerifier {
         } catch {
             report.problems.append(.init(file: compactionFile, offset: 0, reason: "\(error)"))
         }
+        // The settings (§3.2): a writer's compactions read them.
+        let settingsFile = directory.file(FileNames.settings)
+        do {
+            if let bytes = try directory.readWhole(FileNames.settings, atMost: LogSettingsFile.maxSize) {
+                _ = try LogSettingsFile.decode(bytes, file: settingsFile)
+            }
+        } catch let error as EventLogError {
+            report.problems.append(problem(error, file: settingsFile))
+        } catch {
+            report.problems.append(.init(file: settingsFile, offset: 0, reason: "\(error)"))
+        }
         // The cleaner checkpoint (§3.4): derived data a writer ignores when damaged, but damage is damage.
         let cleanerFile = directory.file(FileNames.cleanerCheckpoint)
         do {
-            if let bytes = try directory.readWhole(FileNames.cleanerCheckpoint) {
+            if let bytes = try directory.readWhole(FileNames.cleanerCheckpoint, atMost: CleanerCheckpoint.maxSize) {
                 _ = try CleanerCheckpoint.decode(bytes, file: cleanerFile)
             }
         } catch let error as EventLogError {
@@ -276,7 +287,7 @@ enum LogVerifier {
             let verdict: StopVerdict? = isLast
                 ? judgeStop(
                     at: outcome, reason: outcome.stop.invalidReason, bytes: bytes, readable: readable, base: base,
-                    directory: directory, markerDataEnd: markerDataEnd, tableCovered: tableCovered)
+                    directory: directory, interval: interval, markerDataEnd: markerDataEnd, tableCovered: tableCovered)
                 : nil
             // The open judges the first stop only: what it does there is what counts.
             if !damaged, let verdict {
@@ -369,9 +380,11 @@ enum LogVerifier {
     /// stream table runs (`tableCovered`: the furthest position one reaches).
     private static func judgeStop(
         at outcome: SegmentScanner.Outcome, reason: String?, bytes: UnsafeRawBufferPointer, readable: ReadableRegions, base: UInt64,
-        directory: DirectoryOperations, markerDataEnd: Int?, tableCovered: UInt64?
+        directory: DirectoryOperations, interval: Int, markerDataEnd: Int?, tableCovered: UInt64?
     ) -> StopVerdict {
-        var evidence = SyncEvidence.recorded(base: base, markerDataEnd: markerDataEnd, directory: directory)
+        var evidence = SyncEvidence.recorded(
+            base: base, indexFileLimit: IndexPolicy.maxIndexFileBytes(segmentBytes: bytes.count, interval: interval),
+            markerDataEnd: markerDataEnd, directory: directory)
         if let tableCovered, tableCovered > outcome.endPosition {
             evidence.append(SyncEvidence.streamTable(covering: tableCovered, logEnd: outcome.endPosition))
         }
@@ -427,9 +440,11 @@ enum LogVerifier {
         let timeName = FileNames.timeIndex(base)
         let expectedOffsets = rebuilt.offsetIndex.prefix(rebuilt.offsetIndexCount)
         let expectedTimes = rebuilt.timeIndex.prefix(rebuilt.timeIndexCount)
+        // A file that holds more entries than the rebuilt index is wrong whatever it holds.
+        let limit = IndexFileHeader.size + max(expectedOffsets.count, expectedTimes.count) * 16 + 4
         for name in [offsetName, timeName] {
             let path = directory.file(name)
-            guard let bytes = try? directory.readWhole(name) else {
+            guard let bytes = try? directory.readWhole(name, atMost: limit) else {
                 if mustMatch {
                     report.problems.append(.init(file: path, offset: 0, reason: "index file is missing (the next open rebuilds it)"))
                 }

@@ -91,7 +91,7 @@ struct Opener {
 
         // The marker stays until every check below has passed: an open that
         // fails leaves the evidence in place, so every retry fails the same way.
-        let marker = try directory.readWhole(FileNames.cleanShutdown).flatMap(CleanShutdownMarker.decode)
+        let marker = try directory.readWhole(FileNames.cleanShutdown, atMost: CleanShutdownMarker.size).flatMap(CleanShutdownMarker.decode)
         if report.previousShutdown != .newLog {
             report.previousShutdown = marker.map { .clean(at: $0.closedAt) } ?? .unclean
         }
@@ -405,7 +405,7 @@ struct Opener {
 
         // The index files are a checkpoint: trusted only as far as the data confirms them.
         let loaded = loadIndexes(
-            base: base, declaredEnd: header.declaredEnd, bytes: bytes, length: length, headerCRC: headerCRC, readable: readable)
+            base: base, declaredEnd: header.declaredEnd, bytes: bytes, length: length, interval: interval, headerCRC: headerCRC, readable: readable)
         let capacity = max(
             IndexPolicy.capacity(segmentBytes: length, interval: interval),
             (loaded?.offsets.count ?? 0) + (length - Int(loaded?.header.dataEnd ?? 0)) / interval + 2)
@@ -456,7 +456,7 @@ struct Opener {
             syncedEnd = outcome.dataEnd
         } else if isLast {
             var evidence = SyncEvidence.recorded(
-                base: base, markerDataEnd: marker.flatMap { $0.lastSegmentBase == base ? Int($0.lastSegmentDataEnd) : nil },
+                base: base, indexFileLimit: IndexPolicy.maxIndexFileBytes(segmentBytes: length, interval: interval), markerDataEnd: marker.flatMap { $0.lastSegmentBase == base ? Int($0.lastSegmentDataEnd) : nil },
                 directory: directory)
             if let tableCovered, tableCovered > outcome.endPosition {
                 evidence.append(SyncEvidence.streamTable(covering: tableCovered, logEnd: outcome.endPosition))
@@ -530,11 +530,13 @@ struct Opener {
     /// Loads both index files of a segment; nil (to rebuild) unless both are
     /// intact, agree, and the batch they name as the last one is really there.
     func loadIndexes(
-        base: UInt64, declaredEnd: UInt64?, bytes: UnsafeRawBufferPointer, length: Int, headerCRC: UInt32, readable: ReadableRegions
+        base: UInt64, declaredEnd: UInt64?, bytes: UnsafeRawBufferPointer, length: Int, interval: Int, headerCRC: UInt32,
+        readable: ReadableRegions
     ) -> LoadedIndexes? {
         do {
-            guard let offsetBytes = try directory.readWhole(FileNames.offsetIndex(base)),
-                  let timeBytes = try directory.readWhole(FileNames.timeIndex(base))
+            let limit = IndexPolicy.maxIndexFileBytes(segmentBytes: length, interval: interval)
+            guard let offsetBytes = try directory.readWhole(FileNames.offsetIndex(base), atMost: limit),
+                  let timeBytes = try directory.readWhole(FileNames.timeIndex(base), atMost: limit)
             else { return nil }
             let (header, offsets) = try IndexFile.decodeOffsetIndex(offsetBytes)
             let (timeHeader, times) = try IndexFile.decodeTimeIndex(timeBytes)

@@ -59,7 +59,7 @@ final class Maintenance: Sendable {
     /// file does not exist. A damaged file is an error naming it.
     func settings() throws(EventLogError) -> LogSettings {
         let bytes: [UInt8]?
-        do { bytes = try directory.readWhole(FileNames.settings) } catch { throw .io(error) }
+        do { bytes = try directory.readWhole(FileNames.settings, atMost: LogSettingsFile.maxSize) } catch { throw .io(error) }
         guard let bytes else { return LogSettings() }
         return try LogSettingsFile.decode(bytes, file: directory.file(FileNames.settings))
     }
@@ -88,7 +88,7 @@ final class Maintenance: Sendable {
     /// writer's next compaction replaces it.
     static func readLastCompaction(in directory: DirectoryOperations, logger: Logger = Logger(label: "EventLog")) -> MaintenanceStatus {
         do {
-            guard let bytes = try directory.readWhole(FileNames.lastCompaction) else { return MaintenanceStatus() }
+            guard let bytes = try directory.readWhole(FileNames.lastCompaction, atMost: LastCompactionFile.maxSize) else { return MaintenanceStatus() }
             return try LastCompactionFile.decode(bytes, file: directory.file(FileNames.lastCompaction))
         } catch {
             logger.warning("the last compaction file cannot be read; it is ignored", metadata: ["error": "\(error)"])

@@ -98,7 +98,7 @@ final class Scavenger: Sendable {
     /// the damage).
     static func readCheckpoint(in directory: DirectoryOperations, logger: Logger) -> CleanerCheckpoint? {
         do {
-            guard let bytes = try directory.readWhole(FileNames.cleanerCheckpoint) else { return nil }
+            guard let bytes = try directory.readWhole(FileNames.cleanerCheckpoint, atMost: CleanerCheckpoint.maxSize) else { return nil }
             return try CleanerCheckpoint.decode(bytes, file: directory.file(FileNames.cleanerCheckpoint))
         } catch {
             logger.warning("the cleaner checkpoint cannot be read; every segment is judged again", metadata: ["error": "\(error)"])

@@ -203,14 +203,14 @@ extension SyncEvidence {
     /// clean-shutdown marker's data end (when it names this segment) and an
     /// intact offset index file's data end, trusted or not (index files are
     /// written only after their data is synced: Format.md §7).
-    static func recorded(base: UInt64, markerDataEnd: Int?, directory: DirectoryOperations) -> [SyncEvidence] {
+    static func recorded(base: UInt64, indexFileLimit: Int, markerDataEnd: Int?, directory: DirectoryOperations) -> [SyncEvidence] {
         var evidence: [SyncEvidence] = []
         if let markerDataEnd {
             evidence.append(SyncEvidence(
                 bound: markerDataEnd, source: "the clean-shutdown marker records data up to byte \(markerDataEnd)"))
         }
         let name = FileNames.offsetIndex(base)
-        if let bytes = try? directory.readWhole(name), let (header, _) = try? IndexFile.decodeOffsetIndex(bytes),
+        if let bytes = try? directory.readWhole(name, atMost: indexFileLimit), let (header, _) = try? IndexFile.decodeOffsetIndex(bytes),
            header.basePosition == base {
             evidence.append(SyncEvidence(
                 bound: Int(header.dataEnd),

@@ -255,12 +255,14 @@ extension StreamIndexBuilder {
     static func verifyFile(of segment: Segment, directory: DirectoryOperations, report: inout VerificationReport) {
         let name = FileNames.streamIndex(segment.basePosition)
         let path = directory.file(name)
-        guard let stored = try? directory.readWhole(name) else {
+        let expected = try? StreamIndexBuilder.scan(segment, hash: StreamHash.hash)
+        // A file longer than the one rebuilt from the records is wrong whatever it holds: no more is read.
+        guard let stored = try? directory.readWhole(name, atMost: expected?.count ?? StreamIndexFile.headerSize) else {
             report.problems.append(.init(file: path, offset: 0, reason: "stream index file is missing (the next open rebuilds it)"))
             return
         }
         report.indexFiles += 1
-        guard let expected = try? StreamIndexBuilder.scan(segment, hash: StreamHash.hash) else { return }
+        guard let expected else { return }
         if stored != expected {
             // Damage inside a block is found by the reads of that block, not
             // by an open (which checks the header and fence only): name it.
