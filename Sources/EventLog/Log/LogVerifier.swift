@@ -360,7 +360,7 @@ enum LogVerifier {
             offsetIndexCount: offsets.writtenCount, timeIndexCount: times.writtenCount, maxTimestamp: outcome.maxTimestamp,
             firstTimestamp: outcome.firstTimestamp, lastBatchOffset: outcome.lastBatchOffset, lastBatchCRC: outcome.lastBatchCRC,
             isSealed: !isLast, declaredEnd: header.declaredEnd)
-        verifyIndexFiles(of: rebuilt, directory: directory, mustMatch: !isLast || cleanlyClosed, report: &report)
+        verifyIndexFiles(of: rebuilt, directory: directory, interval: interval, mustMatch: !isLast || cleanlyClosed, report: &report)
         if !isLast || cleanlyClosed {
             checkIndexes(rebuilt, directory, &report)
         }
@@ -383,7 +383,7 @@ enum LogVerifier {
         directory: DirectoryOperations, interval: Int, markerDataEnd: Int?, tableCovered: UInt64?
     ) -> StopVerdict {
         var evidence = SyncEvidence.recorded(
-            base: base, indexFileLimit: IndexPolicy.maxIndexFileBytes(segmentBytes: bytes.count, interval: interval),
+            base: base, indexFileLimit: IndexPolicy.maxIndexFileBytes(interval: interval),
             markerDataEnd: markerDataEnd, directory: directory)
         if let tableCovered, tableCovered > outcome.endPosition {
             evidence.append(SyncEvidence.streamTable(covering: tableCovered, logEnd: outcome.endPosition))
@@ -433,15 +433,14 @@ enum LogVerifier {
     /// closed cleanly); otherwise a stale prefix (the active segment after a
     /// crash) is accepted.
     private static func verifyIndexFiles(
-        of rebuilt: Segment, directory: DirectoryOperations, mustMatch: Bool, report: inout VerificationReport
+        of rebuilt: Segment, directory: DirectoryOperations, interval: Int, mustMatch: Bool, report: inout VerificationReport
     ) {
         let base = rebuilt.basePosition
         let offsetName = FileNames.offsetIndex(base)
         let timeName = FileNames.timeIndex(base)
         let expectedOffsets = rebuilt.offsetIndex.prefix(rebuilt.offsetIndexCount)
         let expectedTimes = rebuilt.timeIndex.prefix(rebuilt.timeIndexCount)
-        // A file that holds more entries than the rebuilt index is wrong whatever it holds.
-        let limit = IndexFileHeader.size + max(expectedOffsets.count, expectedTimes.count) * 16 + 4
+        let limit = IndexPolicy.maxIndexFileBytes(interval: interval)
         for name in [offsetName, timeName] {
             let path = directory.file(name)
             guard let bytes = try? directory.readWhole(name, atMost: limit) else {

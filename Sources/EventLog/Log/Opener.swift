@@ -456,7 +456,7 @@ struct Opener {
             syncedEnd = outcome.dataEnd
         } else if isLast {
             var evidence = SyncEvidence.recorded(
-                base: base, indexFileLimit: IndexPolicy.maxIndexFileBytes(segmentBytes: length, interval: interval), markerDataEnd: marker.flatMap { $0.lastSegmentBase == base ? Int($0.lastSegmentDataEnd) : nil },
+                base: base, indexFileLimit: IndexPolicy.maxIndexFileBytes(interval: interval), markerDataEnd: marker.flatMap { $0.lastSegmentBase == base ? Int($0.lastSegmentDataEnd) : nil },
                 directory: directory)
             if let tableCovered, tableCovered > outcome.endPosition {
                 evidence.append(SyncEvidence.streamTable(covering: tableCovered, logEnd: outcome.endPosition))
@@ -534,7 +534,7 @@ struct Opener {
         readable: ReadableRegions
     ) -> LoadedIndexes? {
         do {
-            let limit = IndexPolicy.maxIndexFileBytes(segmentBytes: length, interval: interval)
+            let limit = IndexPolicy.maxIndexFileBytes(interval: interval)
             guard let offsetBytes = try directory.readWhole(FileNames.offsetIndex(base), atMost: limit),
                   let timeBytes = try directory.readWhole(FileNames.timeIndex(base), atMost: limit)
             else { return nil }

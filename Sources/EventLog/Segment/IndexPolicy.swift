@@ -75,11 +75,14 @@ struct IndexPolicy: Sendable {
     /// Most entries a segment of `capacity` bytes can need.
     static func capacity(segmentBytes: Int, interval: Int) -> Int { 2 * (segmentBytes / interval) + 2 }
 
-    /// The most bytes an offset or time index file of a segment of
-    /// `segmentBytes` can hold (`capacity` entries of at most 16 bytes):
-    /// the bound its reads allocate within (`DirectoryOperations.readWhole`).
-    static func maxIndexFileBytes(segmentBytes: Int, interval: Int) -> Int {
-        IndexFileHeader.size + capacity(segmentBytes: segmentBytes, interval: max(1, interval)) * 16 + 4
+    /// The most bytes an offset or time index file can hold: `capacity`
+    /// entries of at most 16 bytes for the largest segment
+    /// (`Limits.maxSegmentBytes`; 16 MiB at the default interval). The bound
+    /// its reads allocate within (`DirectoryOperations.readWhole`). Not the
+    /// segment file's current length: an index describes the segment as it
+    /// was written, which is evidence when the file was cut since.
+    static func maxIndexFileBytes(interval: Int) -> Int {
+        IndexFileHeader.size + capacity(segmentBytes: Limits.maxSegmentBytes, interval: max(1, interval)) * 16 + 4
     }
 }
 
