@@ -167,7 +167,9 @@ struct RepairPlanner {
                     steps.rewritesJournal = true
                     plan.actions.append(RepairAction(
                         kind: .rebuild, file: name, offset: problem.offset,
-                        reason: "rewritten with the cursors its records still hold; the damaged file is copied aside first"))
+                        reason: present.contains(name)
+                            ? "rewritten with the cursors its records still hold; the damaged file is copied aside first"
+                            : "written again (Format.md §15, a missing journal)"))
                 }
                 continue
             }
