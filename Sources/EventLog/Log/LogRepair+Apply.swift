@@ -37,6 +37,7 @@ extension LogRepair {
     /// and the stream table.
     func apply(_ steps: Steps) throws {
         if let bytes = steps.metadataBytes { try directory.writeAtomically(FileNames.metadata, bytes: bytes) }
+        if let bytes = steps.startBytes { try directory.writeAtomically(FileNames.logStart, bytes: bytes) }
         _ = try MergeSwap.recover(in: directory)
         if let name = steps.damagedDirectory {
             try directory.makeDirectory(name)
