@@ -12,7 +12,11 @@ import Testing
 /// does what §10.2 says; `repair --yes` brings `verify` back to 0 and
 /// appends work. `eventlog.meta` and the cursor journal have their own
 /// suites (`MetadataDamageTests`, `CursorJournalDamageTests`).
-@Suite struct FileKindDamageTests {
+///
+/// Serialized: each case blocks its thread on child processes for seconds,
+/// and cases run side by side would hold the test process's few shared
+/// threads, starving the async tests running meanwhile.
+@Suite(.serialized) struct FileKindDamageTests {
     enum Harm: String, CaseIterable, Sendable {
         case flipped, truncated, zeroed, missing
     }
