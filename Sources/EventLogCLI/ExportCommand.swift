@@ -33,7 +33,8 @@ struct ExportCommand: ParsableCommand {
             Reads the log read-only (beside a running writer it exports what was appended when it \
             started). Every batch's checksum is verified: damage exits with 1 naming the file and offset. \
             Cursors that damaged records of the cursor journal name are left out of a whole export, which \
-            is still written in full, and it exits with 1 naming them.
+            is still written in full, and it exits with 1 naming them; so does a damaged settings file, \
+            whose place the default settings take.
 
             Example: eventlog export /var/lib/orders --output orders.jsonl && eventlog import /tmp/copy --input orders.jsonl
             """)
@@ -72,6 +73,11 @@ struct ExportCommand: ParsableCommand {
             let upper = max(min(to ?? logEnd, logEnd), lower)
             let (start, end) = try Self.range(of: log, lower: lower, upper: upper)
             let whole = start == logStart && end == logEnd
+            // A damaged settings file no open needs (Format.md §10.2): the export is
+            // written in full with the defaults (which remove nothing), then exits with 1 naming it.
+            var settings = LogSettings()
+            var settingsDamage: String?
+            do { settings = try log.settings() } catch { settingsDamage = "\(error)" }
             let states = whole ? try log.streamSnapshots() : []
             let consumers = whole ? log.consumerSnapshot() : ConsumerSnapshot()
 
@@ -90,7 +96,7 @@ struct ExportCommand: ParsableCommand {
                 ExportFormat.writeHeader(
                     ExportFormat.Header(
                         formatVersion: Log.formatVersion, logID: log.logID, startPosition: start, endPosition: end,
-                        indexInterval: log.indexInterval, hasStreamStates: whole, settings: try log.settings()),
+                        indexInterval: log.indexInterval, hasStreamStates: whole, settings: settings),
                     into: &out)
                 try out.appendLineEnd()
                 var counts = ExportFormat.Counts()
@@ -115,14 +121,21 @@ struct ExportCommand: ParsableCommand {
                 if fd != 1, fsync(fd) != 0 {
                     throw CommandFailure("cannot sync \(output ?? ""): \(String(cString: strerror(errno)))")
                 }
+                var findings: [String] = []
                 if !consumers.damagedOffsets.isEmpty {
                     let names = consumers.damagedCursors.map(\.name)
                     let offsets = consumers.damagedOffsets.map(String.init).joined(separator: ", ")
-                    throw CommandFailure.finding(
+                    findings.append(
                         "the cursor journal is damaged (at byte \(offsets)): "
                             + (names.isEmpty ? "the cursors it held could not be read" : "cursors \(names.joined(separator: ", ")) were left out")
                             + "; the rest of the log was exported (eventlog repair settles the journal)")
                 }
+                if let settingsDamage {
+                    findings.append(
+                        "the settings cannot be read (\(settingsDamage)): the export holds the defaults instead; "
+                            + "the rest of the log was exported (eventlog repair moves the file aside)")
+                }
+                if !findings.isEmpty { throw CommandFailure.finding(findings.joined(separator: "; ")) }
             } catch let error as OutputError where error.isBrokenPipe {
                 return  // the reader stopped listening: not a failure
             } catch let error as OutputError {

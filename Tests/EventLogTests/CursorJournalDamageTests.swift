@@ -78,6 +78,10 @@ import Testing
         #expect(cursors.lines.contains { $0.contains("\"cursor\":\"b\",\"damaged\":true") && $0.contains("\"offset\":\(damaged)") }, "\(cursors)")
         let dump = try CLIProcess.run(["dump", dir.path, "--json"])
         #expect(dump.status == 0 && dump.lines.count == 10, "\(dump)")
+        let inspect = try CLIProcess.run(["inspect", dir.path, "--json"])
+        #expect(inspect.status == 0 && inspect.stdout.contains("{\"file\":\"\(journal)\",\"offset\":\(damaged),"), "\(inspect)")
+        let text = try CLIProcess.run(["inspect", dir.path])
+        #expect(text.stdout.contains("\(journal) at byte \(damaged)"), "\(text)")
 
         // repair keeps b where the records before the damage had it, and copies the damaged journal aside.
         let plan = try CLIProcess.run(["repair", dir.path])
@@ -149,18 +153,20 @@ import Testing
         try reopened.close()
     }
 
-    /// A zeroed or damaged header: readers read every event without
-    /// cursors and report it; a writer refuses, naming `eventlog repair`,
-    /// which rewrites the journal (no cursor could be read).
-    @Test(arguments: ["zeroed", "flipped"])
+    /// A zeroed, damaged or truncated header: readers read every event
+    /// without cursors and report it; a writer refuses, naming `eventlog
+    /// repair`, which rewrites the journal (no cursor could be read).
+    /// (A journal cut short after its header loses its last records with no
+    /// trace, as a power loss does: no record vouches for what is gone.)
+    @Test(arguments: ["zeroed", "flipped", "truncated"])
     func aDamagedHeaderLeavesTheEventsReadable(_ kind: String) throws {
         let dir = TemporaryDirectory()
         try Self.journalWithFiveCommits(dir, durability: .always)
         let journal = dir.sub(FileNames.cursorJournal)
-        if kind == "zeroed" {
-            Damage.write(journal, [UInt8](repeating: 0, count: Damage.read(journal).count))
-        } else {
-            Damage.flipBit(journal, at: 20)
+        switch kind {
+        case "zeroed": Damage.write(journal, [UInt8](repeating: 0, count: Damage.read(journal).count))
+        case "flipped": Damage.flipBit(journal, at: 20)
+        default: Damage.truncate(journal, to: 30)
         }
         let reader = try Log.open(at: dir.path, options: LogOptions(durability: .none, readOnly: true))
         #expect(reader.recovery.damagedFiles.map(\.offset) == [0])
@@ -174,6 +180,8 @@ import Testing
         }
         let verify = try CLIProcess.run(["verify", dir.path])
         #expect(verify.status == 1 && verify.stdout.contains("\(journal) at byte 0"), "\(verify)")
+        let inspect = try CLIProcess.run(["inspect", dir.path, "--json"])
+        #expect(inspect.status == 0 && inspect.stdout.contains("{\"file\":\"\(journal)\",\"offset\":0,"), "\(inspect)")
         let repair = try CLIProcess.run(["repair", dir.path, "--yes"])
         #expect(repair.status == 0 && repair.stdout.contains("every cursor is dropped"), "\(repair)")
         #expect(try CLIProcess.run(["verify", dir.path]).status == 0)
@@ -181,5 +189,80 @@ import Testing
         #expect(try log.cursors().isEmpty)
         try log.commitCursor("a", position: 3)
         try log.close()
+    }
+
+    /// A missing journal in a log with segments was lost with every cursor
+    /// it held (Format.md §15, "A missing journal"): it is never recreated
+    /// silently. Readers read every event without cursors and report it at
+    /// byte 0; a writer, and a reader with cursor commits, refuse, naming
+    /// `eventlog repair`, which creates it empty and says so; `verify` and
+    /// `inspect` name it.
+    @Test func aMissingJournalIsReportedNotSilentlyRecreated() throws {
+        let dir = TemporaryDirectory()
+        try Self.journalWithFiveCommits(dir, durability: .always)
+        let journal = dir.sub(FileNames.cursorJournal)
+        Damage.remove(journal)
+
+        for _ in 0..<2 {  // a retried open reports the same
+            let reader = try Log.open(at: dir.path, options: LogOptions(durability: .none, readOnly: true))
+            #expect(reader.recovery.damagedFiles.map(\.file) == [journal] && reader.recovery.damagedFiles.map(\.offset) == [0])
+            #expect(try reader.events(from: 0, maxCount: 100).count == 10)
+            #expect(try reader.cursors().isEmpty)
+            try reader.close()
+        }
+        var committing = LogOptions(durability: .none, readOnly: true)
+        committing.allowsCursorCommits = true
+        for options in [LogOptions(durability: .always), committing] {
+            do {
+                _ = try Log.open(at: dir.path, options: options)
+                Issue.record("an open that may commit cursors went on without the journal")
+            } catch {
+                #expect("\(error)".contains("eventlog repair") && "\(error)".contains("\(journal) at byte 0"), "\(error)")
+            }
+        }
+        #expect(!DirectoryOperations.exists(journal))
+
+        let verify = try CLIProcess.run(["verify", dir.path])
+        #expect(verify.status == 1 && verify.stdout.contains("\(journal) at byte 0"), "\(verify)")
+        let inspect = try CLIProcess.run(["inspect", dir.path, "--json"])
+        #expect(inspect.status == 0 && inspect.stdout.contains("{\"file\":\"\(journal)\",\"offset\":0,"), "\(inspect)")
+        let dump = try CLIProcess.run(["dump", dir.path, "--json"])
+        #expect(dump.status == 0 && dump.lines.count == 10, "\(dump)")
+        let append = try CLIProcess.run(["append", dir.path], stdin: "{\"stream\":\"s\",\"type\":\"T\",\"data\":\"x\"}\n")
+        #expect(append.status != 0 && append.stderr.contains("eventlog repair"), "\(append)")
+
+        let repair = try CLIProcess.run(["repair", dir.path, "--yes"])
+        #expect(repair.status == 0 && repair.stdout.contains("the journal is missing: created empty"), "\(repair)")
+        #expect(try CLIProcess.run(["verify", dir.path]).status == 0)
+        let log = try Log.open(at: dir.path, options: LogOptions(durability: .always))
+        #expect(log.recovery.damagedFiles.isEmpty)
+        #expect(try log.cursors().isEmpty)
+        try log.commitCursor("a", position: 3)
+        try Fixtures.append(log, 10..<12, batch: 2)
+        try log.close()
+    }
+
+    /// A log of format version 1, whose first builds wrote no journal, is
+    /// not taken for a damaged one: a reader reports nothing, a writer
+    /// creates the journal as before (and upgrades the log).
+    @Test func aVersion1LogWithoutAJournalGetsOne() throws {
+        let dir = TemporaryDirectory()
+        try Self.journalWithFiveCommits(dir, durability: .none)
+        let meta = dir.sub(FileNames.metadata)
+        var metadata = try LogMetadata.decode(Damage.read(meta), file: meta)
+        metadata.readVersion = 1
+        Damage.write(meta, metadata.encode())
+        Damage.remove(dir.sub(FileNames.cursorJournal))
+
+        let reader = try Log.open(at: dir.path, options: LogOptions(durability: .none, readOnly: true))
+        #expect(reader.recovery.damagedFiles.isEmpty, "\(reader.recovery.damagedFiles)")
+        try reader.close()
+        let log = try Log.open(at: dir.path, options: LogOptions(durability: .none))
+        #expect(log.recovery.upgradedFromVersion == 1)
+        #expect(try log.cursors().isEmpty)
+        try log.commitCursor("a", position: 3)
+        try log.close()
+        #expect(DirectoryOperations.exists(dir.sub(FileNames.cursorJournal)))
+        #expect(try CLIProcess.run(["verify", dir.path]).status == 0)
     }
 }

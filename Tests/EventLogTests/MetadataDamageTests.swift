@@ -57,6 +57,10 @@ import Testing
         #expect(inspect.status == 0 && inspect.stdout.contains("\"damaged_files\":[{\"file\":\"\(meta)\",\"offset\":\(offset),"), "\(inspect)")
         let dump = try CLIProcess.run(["dump", dir.path, "--json"])
         #expect(dump.status == 0 && dump.lines.count == 2000, "\(dump.stderr)")
+        let tail = try CLIProcess.run(["tail", dir.path, "--json"])
+        #expect(tail.status == 0 && tail.lines.count == 2000, "\(tail.stderr)")
+        let export = try CLIProcess.run(["export", dir.path])
+        #expect(export.status == 0 && export.lines.filter { $0.hasPrefix("{\"position\":") }.count == 2000, "\(export.stderr)")
         let verify = try CLIProcess.run(["verify", dir.path])
         #expect(verify.status == 1 && verify.stdout.contains("\(meta) at byte \(offset)"), "\(verify)")
 

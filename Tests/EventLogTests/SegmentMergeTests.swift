@@ -218,6 +218,27 @@ import Testing
         #expect(try Log.verify(at: dir.path).isSound)
     }
 
+    /// A damaged manifest (Format.md §4.2): every open refuses it, changing
+    /// nothing; `inspect` (its damaged files) and `verify` name it at the
+    /// offset of the failed check: the checksum field, for a flipped byte.
+    @Test func aDamagedManifestIsNamedByInspectAndVerify() throws {
+        let dir = TemporaryDirectory()
+        try Self.scavenged(dir)
+        _ = try Self.committedMerge(dir)
+        let file = dir.sub(FileNames.compactionManifest)
+        let length = Damage.read(file).count
+        Damage.flipBit(file, at: 20)
+        let before = dir.files()
+        for options in [Self.options(readOnly: true), Self.options(merging: false)] {
+            #expect(throws: EventLogError.self) { _ = try Log.open(at: dir.path, options: options) }
+        }
+        #expect(dir.files() == before)
+        let inspect = try CLIProcess.run(["inspect", dir.path, "--json"])
+        #expect(inspect.status == 0 && inspect.stdout.contains("{\"file\":\"\(file)\",\"offset\":\(length - 4),"), "\(inspect)")
+        let verify = try CLIProcess.run(["verify", dir.path])
+        #expect(verify.status == 1 && verify.stdout.contains("\(file) at byte \(length - 4):"), "\(verify)")
+    }
+
     /// The swap stopped after its rename, with some old files unlinked: a
     /// read-only open, `verify` and `inspect` leave the rest out; a writer finishes it.
     @Test func aSwapStoppedAfterItsRenameIsFinished() throws {

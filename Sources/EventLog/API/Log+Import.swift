@@ -283,10 +283,10 @@ public final class LogImporter {
             }
             try LogStart(startPosition: startPosition, writtenAt: currentTimestamp()).write(in: directory)
             if let settings { try directory.writeAtomically(FileNames.settings, bytes: LogSettingsFile.encode(settings)) }
-            if let journal {
-                let bytes = ConsumerStore.journalBytes(cursors: journal.cursors, parked: journal.parked, leaving: [], logID: logIDBytes)
-                try directory.writeAtomically(FileNames.cursorJournal, bytes: bytes.bytes)
-            }
+            // Always, before eventlog.meta: a log with segments has a journal (Format.md §15, "A missing journal").
+            let bytes = ConsumerStore.journalBytes(
+                cursors: journal?.cursors ?? [:], parked: journal?.parked ?? [:], leaving: [], logID: logIDBytes)
+            try directory.writeAtomically(FileNames.cursorJournal, bytes: bytes.bytes)
             let metadata = LogMetadata(
                 logID: logIDBytes, createdAt: writer.createdAt, segmentBytes: UInt32(options.segmentBytes),
                 indexInterval: UInt32(options.indexInterval), compression: options.compression)
@@ -306,7 +306,7 @@ public final class LogImporter {
 
     /// The journal's state for `consumers`, checked: names of 1 to 255
     /// bytes, each cursor once, positions within the log. Nil when there
-    /// is nothing to write (the open creates an empty journal).
+    /// is nothing to write (the journal is written empty).
     private static func journal(
         _ consumers: ConsumerSnapshot, endPosition: UInt64
     ) throws(EventLogError) -> (cursors: [String: ConsumerStore.Cursor], parked: [String: [UInt64: UInt32]])? {

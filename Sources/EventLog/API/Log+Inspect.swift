@@ -36,6 +36,9 @@ extension Log {
     public static var formatVersion: Int { Int(FormatVersion.current) }
 
     public static func inspect(at path: String) throws -> LogInspection {
-        try LogInspection.read(at: path)
+        var inspection = try LogInspection.read(at: path)
+        // The cursor journal, as a reader's open finds it (Format.md §10.2, §15).
+        inspection.damagedFiles += ConsumerStore.findDamage(in: DirectoryOperations(path: path, faults: nil))
+        return inspection
     }
 }

@@ -125,7 +125,7 @@ public final class Log: Sendable {
                 let store = try ConsumerStore.open(
                     directory: directory, logID: opened.metadata.logID,
                     durability: options.durability, writable: !options.readOnly || options.allowsCursorCommits,
-                    logger: options.logger, slowSyncThreshold: options.slowSyncThreshold, metrics: options.resolvedMetricsFactory)
+                    required: ConsumerStore.isRequired(segmentsExist: !opened.segments.isEmpty, metadata: opened.metadata), logger: options.logger, slowSyncThreshold: options.slowSyncThreshold, metrics: options.resolvedMetricsFactory)
                 store.reportDamage(into: &opened.report)
                 if !options.readOnly {
                     opened.report.clampedCursors = try store.clamp(toEnd: opened.endPosition)

@@ -85,10 +85,29 @@ final class ConsumerStore: Sendable {
         self.state = Mutex(state)
     }
 
-    /// Loads the journal (creating it when missing, when writable). A torn
-    /// last record is cut; damage before it is an error naming the offset.
+    /// The first format version in which every log with a segment has a
+    /// journal (Format.md §15, "A missing journal"): the builds of version 1
+    /// before the journal existed wrote logs without one.
+    static let requiredFromVersion: UInt16 = 2
+
+    /// True when a log with `metadata` (nil: unreadable, taken as the
+    /// current version) and a segment must have a journal.
+    static func isRequired(segmentsExist: Bool, metadata: LogMetadata?) -> Bool {
+        segmentsExist && (metadata?.readVersion ?? FormatVersion.current) >= requiredFromVersion
+    }
+
+    /// Why a missing journal is damage (Format.md §15, "A missing journal").
+    static let missingReason = "the cursor journal is missing, but the log has segments, and every writer creates it before "
+        + "the log's first segment: every cursor it held is unknown"
+
+    /// Loads the journal. A torn last record is cut; damage before it is
+    /// confined (reported, Format.md §15). A missing journal is created
+    /// (when writable) unless `required`: the log has a segment, so it had
+    /// a journal (Format.md §15, "A missing journal"); then a writable
+    /// open refuses, naming `eventlog repair`, and a reader goes on without
+    /// cursors, reporting the file as damaged at byte 0.
     static func open(
-        directory: DirectoryOperations, logID: [UInt8], durability: Durability, writable: Bool,
+        directory: DirectoryOperations, logID: [UInt8], durability: Durability, writable: Bool, required: Bool = false,
         logger: Logger = Logger(label: "EventLog"), slowSyncThreshold: Duration = .seconds(1),
         metrics: any MetricsFactory = MetricsSystem.factory
     ) throws(EventLogError) -> ConsumerStore {
@@ -96,7 +115,19 @@ final class ConsumerStore: Sendable {
             directory: directory, logID: logID, durability: durability, writable: writable,
             state: State(file: nil, end: CursorJournalHeader.size), logger: logger, slowSyncThreshold: slowSyncThreshold,
             metrics: metrics)
+        let missing = required && !DirectoryOperations.exists(store.path)
+        if missing && writable {
+            throw .corruption(
+                file: store.path, offset: 0,
+                reason: missingReason + "; run eventlog repair, which creates it empty (the consumers start again from where they begin)")
+        }
         try store.state.withLock { (state) throws(EventLogError) in
+            if missing {
+                // A reader needs no cursors to read events: it goes on without any and reports the file.
+                state.damage = [CursorJournalDamage(offset: 0, length: 0, names: [], reason: missingReason)]
+                logger.warning("the cursor journal is missing; read without cursors", metadata: ["file": "\(store.path)"])
+                return
+            }
             if writable {
                 if !DirectoryOperations.exists(store.path) {
                     do throws(IOError) {
@@ -342,25 +373,36 @@ final class ConsumerStore: Sendable {
     }
 
     /// `Log.verify(at:)`'s check of the cursor journal: its header, and
-    /// every record but a torn last one (Format.md §15). The log id is
-    /// `eventlog.meta`'s when that reads (its own damage is reported on its
-    /// own), else the journal's.
+    /// every record but a torn last one (Format.md §15), and that it exists
+    /// when the log has a segment.
     static func verifyJournal(in directory: DirectoryOperations, report: inout VerificationReport) {
+        for damage in findDamage(in: directory) {
+            report.problems.append(.init(file: damage.file, offset: damage.offset, reason: damage.reason))
+        }
+    }
+
+    /// The journal's damage as a reader's open finds it, without opening
+    /// the log (`verify`, `inspect`): a damaged header, damaged records (not
+    /// a torn last one), or a missing journal in a log that has a segment.
+    /// The log id is `eventlog.meta`'s when that reads (its own damage is
+    /// reported on its own), else the journal's.
+    static func findDamage(in directory: DirectoryOperations) -> [RecoveryReport.DamagedFile] {
         let path = directory.file(FileNames.cursorJournal)
-        guard DirectoryOperations.exists(path) else { return }
         var metadata: LogMetadata?
         if case .success(let found)? = try? LogMetadata.read(in: directory, writing: false) { metadata = found }
+        guard DirectoryOperations.exists(path) else {
+            let segmentsExist = !SegmentSet.bases(in: (try? directory.list()) ?? []).isEmpty
+            return isRequired(segmentsExist: segmentsExist, metadata: metadata) ? [.init(file: path, offset: 0, reason: missingReason)] : []
+        }
         let journalID = (try? directory.readWhole(FileNames.cursorJournal, atMost: 32))?.flatMap { $0.count >= 32 ? Array($0[16..<32]) : nil }
         do {
             let store = try open(
                 directory: directory, logID: metadata?.logID ?? journalID ?? [], durability: .none, writable: false)
-            for region in store.state.withLock({ $0.damage }) {
-                report.problems.append(.init(file: path, offset: region.offset, reason: region.description))
-            }
+            return store.state.withLock { $0.damage }.map { .init(file: path, offset: $0.offset, reason: $0.description) }
         } catch {
             switch error {
-            case .corruption(_, let offset, let reason): report.problems.append(.init(file: path, offset: offset, reason: reason))
-            default: report.problems.append(.init(file: path, offset: 0, reason: error.description))
+            case .corruption(_, let offset, let reason): return [.init(file: path, offset: offset, reason: reason)]
+            default: return [.init(file: path, offset: 0, reason: error.description)]
             }
         }
     }
@@ -488,6 +530,10 @@ final class ConsumerStore: Sendable {
     /// re-reads from there: at least once) or, without such a record,
     /// dropped. Returns the file's bytes and each damaged cursor's fate.
     static func salvage(in directory: DirectoryOperations, logID: [UInt8]) -> (bytes: [UInt8], fates: [String]) {
+        if !DirectoryOperations.exists(directory.file(FileNames.cursorJournal)) {
+            return (journalBytes(cursors: [:], parked: [:], leaving: [], logID: logID).bytes,
+                    ["the journal is missing: created empty, every cursor it held is gone (their consumers start again from where they begin)"])
+        }
         let state: State
         do {
             state = try open(directory: directory, logID: logID, durability: .none, writable: false).snapshot

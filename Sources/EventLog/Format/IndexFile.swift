@@ -71,8 +71,14 @@ enum IndexFile {
         return w
     }
 
-    /// Why an index file was not usable: it is then rebuilt.
-    struct Unusable: Error { let reason: String }
+    /// Why an index file was not usable (it is then rebuilt), and the
+    /// offset of the field that says so: the magic, version, entry size or
+    /// count field, the checksum field (a bit flip anywhere shows there),
+    /// the reserved bytes or the entry; 0 for a file too short for a header.
+    struct Unusable: Error {
+        let reason: String
+        var offset: Int64 = 0
+    }
 
     static func decodeOffsetIndex(_ bytes: [UInt8]) throws(Unusable) -> (IndexFileHeader, [OffsetIndexEntry]) {
         let (header, count, r) = try decodeContainer(bytes, magic: Magic.offsetIndex, entrySize: 8)
@@ -85,7 +91,7 @@ enum IndexFile {
             if offset & OffsetIndexEntry.inBatchFlag == 0 {
                 batchEntry = UInt32(i)
             } else if i == 0 {
-                throw Unusable(reason: "the first entry is inside a batch")
+                throw Unusable(reason: "the first entry is inside a batch", offset: Int64(at + 4))
             }
             entries.append(OffsetIndexEntry(relativePosition: r.le(at, UInt32.self), offset: offset, batchEntry: batchEntry))
         }
@@ -112,14 +118,14 @@ enum IndexFile {
         let r = ByteReader(bytes: bytes)
         guard r.le(0, UInt64.self) == magic else { throw Unusable(reason: "bad magic") }
         let version = r.le(8, UInt16.self)
-        guard FormatVersion.readable.contains(version) else { throw Unusable(reason: "format version \(version)") }
-        guard Int(r.le(10, UInt16.self)) == entrySize else { throw Unusable(reason: "wrong entry size") }
+        guard FormatVersion.readable.contains(version) else { throw Unusable(reason: "format version \(version)", offset: 8) }
+        guard Int(r.le(10, UInt16.self)) == entrySize else { throw Unusable(reason: "wrong entry size", offset: 10) }
         let count = Int(r.le(12, UInt32.self))
         guard bytes.count == IndexFileHeader.size + count * entrySize + 4 else {
-            throw Unusable(reason: "length does not match its \(count) entries")
+            throw Unusable(reason: "length does not match its \(count) entries", offset: 12)
         }
-        guard r.checksumHolds(length: bytes.count) else { throw Unusable(reason: "checksum mismatch") }
-        guard Reserved.firstNonZero(bytes, 44..<48) == nil else { throw Unusable(reason: "reserved field is not zero") }
+        guard r.checksumHolds(length: bytes.count) else { throw Unusable(reason: "checksum mismatch", offset: Int64(bytes.count - 4)) }
+        guard Reserved.firstNonZero(bytes, 44..<48) == nil else { throw Unusable(reason: "reserved field is not zero", offset: 44) }
         let header = IndexFileHeader(
             basePosition: r.le(16, UInt64.self), endPosition: r.le(24, UInt64.self), dataEnd: r.le(32, UInt32.self),
             lastBatchOffset: r.le(36, UInt32.self), lastBatchCRC: r.le(40, UInt32.self),

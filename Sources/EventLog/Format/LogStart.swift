@@ -32,6 +32,10 @@ struct LogStart: Equatable, Sendable {
         return w.bytes
     }
 
+    /// The first format version with the file (Format.md §3.1, §12): a log
+    /// of this version on has it from its creation, before any segment.
+    static let firstVersion: UInt16 = 3
+
     /// The file in `directory`; nil when there is none. Throws `IOError`
     /// for a failed read and `EventLogError` (naming the file) for a
     /// damaged one.

@@ -70,7 +70,10 @@ public struct LogInspection: Sendable {
     public var missingPositions: [Range<UInt64>] = []
     /// Files found damaged that the events do not need (Format.md §10.2):
     /// a damaged or missing `eventlog.meta` (then the log id, version and
-    /// creation time above are the segment headers'). `verify` checks the rest.
+    /// creation time above are the segment headers'), a damaged or missing
+    /// cursor journal or `eventlog.start`, a damaged settings file,
+    /// clean-shutdown marker, last compaction file or compaction manifest.
+    /// `verify` checks the rest.
     public var damagedFiles: [RecoveryReport.DamagedFile] = []
     /// The permission bits of the log directory (`0o700` as created by
     /// default; `LogOptions.fileMode`).
@@ -124,7 +127,15 @@ extension LogInspection {
                 }
             }
             // Without the files a committed segment merge replaced (Format.md §4.2), as an open reads the set.
-            let mergedAway = (try? MergeSwap.mergedAway(in: directory)) ?? []
+            var mergedAway: Set<UInt64> = []
+            do { mergedAway = try MergeSwap.mergedAway(in: directory) } catch let error as EventLogError {
+                // Every open refuses it (Format.md §4.2); the segments are described as they are.
+                let damage = FileDamage(error)
+                damagedFiles.append(.init(
+                    file: directory.file(FileNames.compactionManifest), offset: damage?.offset ?? 0, reason: damage?.reason ?? "\(error)"))
+            } catch {
+                damagedFiles.append(.init(file: directory.file(FileNames.compactionManifest), offset: 0, reason: "\(error)"))
+            }
             let bases = SegmentSet.bases(in: names).filter { !mergedAway.contains($0) }
             for (i, base) in bases.enumerated() {
                 segments.append(try inspectSegment(base: base, isLast: i == bases.count - 1, directory: directory, logID: metadata.logID))
@@ -140,7 +151,21 @@ extension LogInspection {
             } else {
                 shutdown = .unclean
             }
-            let start = try LogStart.read(in: directory)?.startPosition ?? 0
+            // A damaged or lost start file: the first segment's base, as a reader's open takes it (Format.md §10.2).
+            var start: UInt64 = 0
+            do {
+                if let found = try LogStart.read(in: directory) {
+                    start = found.startPosition
+                } else if let first = segments.first?.basePosition, first > 0, metadata.readVersion >= LogStart.firstVersion {
+                    start = first
+                    damagedFiles.append(.init(
+                        file: directory.file(FileNames.logStart), offset: 0, reason: Opener.missingStartReason(firstSegment: first)))
+                }
+            } catch let error as EventLogError {
+                guard let damage = FileDamage(error), let first = segments.first?.basePosition else { throw error }
+                start = first
+                damagedFiles.append(.init(file: directory.file(FileNames.logStart), offset: damage.offset, reason: damage.reason))
+            }
             var missing: [Range<UInt64>] = []
             var expected = start
             for segment in segments {
@@ -154,7 +179,7 @@ extension LogInspection {
                 startPosition: start, endPosition: segments.last?.endPosition ?? start,
                 allocatedBytes: allocated)
             inspection.missingPositions = missing
-            inspection.damagedFiles = damagedFiles
+            inspection.damagedFiles = damagedFiles + ConfinedFiles.damage(in: directory)
             inspection.directoryMode = CreateModes.permissions(of: path).map { UInt32($0.mode) } ?? 0
             for name in names {
                 guard let (mode, counts) = CreateModes.permissions(of: directory.file(name)), counts else { continue }

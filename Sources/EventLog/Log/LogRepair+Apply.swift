@@ -37,6 +37,7 @@ extension LogRepair {
     /// and the stream table.
     func apply(_ steps: Steps) throws {
         if let bytes = steps.metadataBytes { try directory.writeAtomically(FileNames.metadata, bytes: bytes) }
+        if let bytes = steps.startBytes { try directory.writeAtomically(FileNames.logStart, bytes: bytes) }
         _ = try MergeSwap.recover(in: directory)
         if let name = steps.damagedDirectory {
             try directory.makeDirectory(name)
@@ -44,13 +45,16 @@ extension LogRepair {
             if let cut = steps.cut { try copyAside(cut, into: damaged) }
             for file in steps.segmentFiles + steps.derivedFiles { try directory.move(file, into: damaged) }
             if let bytes = steps.journalBytes {
-                // Copied, not moved: until the rename below the damaged journal stays in place.
-                let source = try FileHandle.open(directory.file(FileNames.cursorJournal), readOnly: true, faults: directory.faults)
-                let aside = try FileHandle.open(
-                    damaged.file(FileNames.cursorJournal), create: directory.modes, exclusive: true, faults: directory.faults)
-                try source.copy(0..<(try source.length()), to: aside, at: 0)
-                try aside.datasync()
-                try damaged.sync()
+                if DirectoryOperations.exists(directory.file(FileNames.cursorJournal)) {
+                    // Copied, not moved: until the rename below the damaged journal stays in place.
+                    let source = try FileHandle.open(directory.file(FileNames.cursorJournal), readOnly: true, faults: directory.faults)
+                    let aside = try FileHandle.open(
+                        damaged.file(FileNames.cursorJournal), create: directory.modes, exclusive: true, faults: directory.faults)
+                    try source.copy(0..<(try source.length()), to: aside, at: 0)
+                    try aside.datasync()
+                    try damaged.sync()
+                }
+                // A missing journal is created (empty) the same way.
                 try directory.writeAtomically(FileNames.cursorJournal, bytes: bytes)
             }
             if let cut = steps.cut { try directory.rename(FileNames.segment(cut.base) + ".tmp", to: FileNames.segment(cut.base)) }

@@ -76,6 +76,8 @@ struct LogRepair {
         var journalBytes: [UInt8]?
         /// `eventlog.meta` written again (atomically) before anything else.
         var metadataBytes: [UInt8]?
+        /// `eventlog.start` written again (atomically) next, when damaged or missing.
+        var startBytes: [UInt8]?
         /// The last segment cut at `offset` (the bytes from there on copied aside).
         var cut: (base: UInt64, offset: Int)?
         /// Segment files (each followed by its index files) moved aside, from the lowest base up.

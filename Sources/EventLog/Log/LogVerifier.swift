@@ -104,7 +104,13 @@ enum LogVerifier {
         // The log start position (Format.md §3.1): the first segment must begin there.
         let startFile = directory.file(FileNames.logStart)
         do {
-            let start = try LogStart.read(in: directory)?.startPosition ?? 0
+            var recorded = try LogStart.read(in: directory)?.startPosition
+            if recorded == nil, let first = bases.first, first > 0, (metadata?.readVersion ?? FormatVersion.current) >= LogStart.firstVersion {
+                // The file is what is missing (Format.md §3.1): every open reports or refuses it, not a segment.
+                report.problems.append(.init(file: startFile, offset: 0, reason: Opener.missingStartReason(firstSegment: first)))
+                recorded = first
+            }
+            let start = recorded ?? 0
             // Leftovers of retention's unlink are not part of the log: the next writer removes them.
             bases = SegmentSet.leftoversOfRetention(in: bases, start: start).log
             if let first = bases.first {
@@ -127,38 +133,23 @@ enum LogVerifier {
         } catch {
             report.problems.append(.init(file: startFile, offset: 0, reason: "\(error)"))
         }
-        // The last compaction file (§3.3): only a report, but damage is damage.
-        let compactionFile = directory.file(FileNames.lastCompaction)
-        do {
-            if let bytes = try directory.readWhole(FileNames.lastCompaction, atMost: LastCompactionFile.maxSize) {
-                _ = try LastCompactionFile.decode(bytes, file: compactionFile)
-            }
-        } catch let error as EventLogError {
-            report.problems.append(problem(error, file: compactionFile))
-        } catch {
-            report.problems.append(.init(file: compactionFile, offset: 0, reason: "\(error)"))
+        // The settings, the clean-shutdown marker, the last compaction file and
+        // the cleaner checkpoint (§3.2, §8, §3.3, §3.4): no open needs them, but damage is damage.
+        for damaged in ConfinedFiles.damage(in: directory) {
+            report.problems.append(.init(file: damaged.file, offset: damaged.offset, reason: damaged.reason))
         }
-        // The settings (§3.2): a writer's compactions read them.
-        let settingsFile = directory.file(FileNames.settings)
-        do {
-            if let bytes = try directory.readWhole(FileNames.settings, atMost: LogSettingsFile.maxSize) {
-                _ = try LogSettingsFile.decode(bytes, file: settingsFile)
-            }
-        } catch let error as EventLogError {
-            report.problems.append(problem(error, file: settingsFile))
-        } catch {
-            report.problems.append(.init(file: settingsFile, offset: 0, reason: "\(error)"))
+        // Every open refuses a log other users can change, and a writer never
+        // opens a file it writes through a symbolic link (Format.md §2).
+        if let (path, mode) = directory.writableByOthers(among: names) {
+            report.problems.append(.init(
+                file: path, offset: 0,
+                reason: "writable by the group or others (mode \(String(mode, radix: 8))): every open refuses the log"))
         }
-        // The cleaner checkpoint (§3.4): derived data a writer ignores when damaged, but damage is damage.
-        let cleanerFile = directory.file(FileNames.cleanerCheckpoint)
-        do {
-            if let bytes = try directory.readWhole(FileNames.cleanerCheckpoint, atMost: CleanerCheckpoint.maxSize) {
-                _ = try CleanerCheckpoint.decode(bytes, file: cleanerFile)
-            }
-        } catch let error as EventLogError {
-            report.problems.append(problem(error, file: cleanerFile))
-        } catch {
-            report.problems.append(.init(file: cleanerFile, offset: 0, reason: "\(error)"))
+        for name in [FileNames.lock, FileNames.cursorJournal] + (bases.last.map { [FileNames.segment($0)] } ?? [])
+        where CreateModes.permissions(of: directory.file(name)).map({ !$0.isFileOrDirectory }) ?? false {
+            report.problems.append(.init(
+                file: directory.file(name), offset: 0,
+                reason: "not a regular file (a symbolic link?): a writer's open refuses to write through it"))
         }
         for (i, base) in bases.enumerated() {
             let isLast = i == bases.count - 1
@@ -472,7 +463,7 @@ enum LogVerifier {
                     report.problems.append(.init(file: path, offset: Int64(IndexFileHeader.size), reason: "index entries differ from the log" + stale))
                 }
             } catch {
-                report.problems.append(.init(file: path, offset: 0, reason: "index file unusable: \(error.reason)" + stale))
+                report.problems.append(.init(file: path, offset: error.offset, reason: "index file unusable: \(error.reason)" + stale))
             }
         }
     }

@@ -92,6 +92,13 @@ struct Opener {
         // The marker stays until every check below has passed: an open that
         // fails leaves the evidence in place, so every retry fails the same way.
         let marker = try directory.readWhole(FileNames.cleanShutdown, atMost: CleanShutdownMarker.size).flatMap(CleanShutdownMarker.decode)
+        // Damaged files no open needs (a damaged marker counts as an unclean shutdown): reported, not refused.
+        for damaged in ConfinedFiles.damage(in: directory) {
+            report.damagedFiles.append(damaged)
+            options.logger.warning(
+                "a file no open needs is damaged; going on without it",
+                metadata: ["file": "\(damaged.file)", "offset": "\(damaged.offset)", "reason": "\(damaged.reason)"])
+        }
         if report.previousShutdown != .newLog {
             report.previousShutdown = marker.map { .clean(at: $0.closedAt) } ?? .unclean
         }
@@ -105,7 +112,7 @@ struct Opener {
             interrupted = last
             bases.removeLast()
         }
-        let start = try loadOrCreateStart()
+        let start = try loadOrCreateStart(firstSegment: bases.first, metadata: metadata)
         // Segments below the start that a crash kept retention from
         // unlinking: a writer removes them below; a reader ignores them.
         let belowStart: [UInt64]
@@ -302,11 +309,39 @@ struct Opener {
 
     /// The log start position (Format.md §3.1). A log without the file
     /// (made before it existed, or a crash between writing the metadata and
-    /// it) starts at 0: no version of the engine has moved a start yet.
-    mutating func loadOrCreateStart() throws -> UInt64 {
-        if let start = try LogStart.read(in: directory) { return start.startPosition }
+    /// it) starts at 0. A damaged file, or a missing one while the first
+    /// segment starts past 0 in a log of format version 3 on (which has the
+    /// file from before its first segment), is damage (§10.2): a reader
+    /// (read-only, without cursor commits) starts at the first segment and
+    /// reports the file; a writer refuses, naming `eventlog repair`.
+    mutating func loadOrCreateStart(firstSegment: UInt64?, metadata: LogMetadata) throws -> UInt64 {
+        let file = directory.file(FileNames.logStart)
+        let readsOnly = readOnly && !options.allowsCursorCommits
+        let advice = "; the events are intact: run eventlog repair, which writes it again with the first segment's base position"
+        do {
+            if let start = try LogStart.read(in: directory) { return start.startPosition }
+        } catch let error as EventLogError {
+            guard let damage = FileDamage(error), let first = firstSegment else { throw error }
+            if !readsOnly { throw damage.advising(advice) }
+            report.damagedFiles.append(.init(file: file, offset: damage.offset, reason: damage.reason))
+            options.logger.warning("the log start file is damaged; read from the first segment", metadata: ["file": "\(file)"])
+            return first
+        }
+        if let first = firstSegment, first > 0, metadata.readVersion >= LogStart.firstVersion {
+            let reason = Self.missingStartReason(firstSegment: first)
+            if !readsOnly { throw EventLogError.corruption(file: file, offset: 0, reason: reason + advice) }
+            report.damagedFiles.append(.init(file: file, offset: 0, reason: reason))
+            options.logger.warning("the log start file is missing; read from the first segment", metadata: ["file": "\(file)"])
+            return first
+        }
         if !readOnly { try LogStart(startPosition: 0, writtenAt: currentTimestamp()).write(in: directory) }
         return 0
+    }
+
+    /// Why a missing `eventlog.start` is damage when the first segment starts at `first` (Format.md §3.1).
+    static func missingStartReason(firstSegment first: UInt64) -> String {
+        "the log start file is missing, but the first segment starts at position \(first), and a log of format version "
+            + "\(LogStart.firstVersion) on has the file from before its first segment"
     }
 
     /// The furthest position a usable stream table run reaches: runs are

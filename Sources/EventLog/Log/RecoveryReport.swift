@@ -34,7 +34,11 @@ public struct RecoveryReport: Sendable, Equatable {
     /// Format.md §4.2) and finished or undid; nil when there was none.
     public var pendingMerge: PendingMerge? = nil
     /// Damage confined to a file that the events do not need (Format.md
-    /// §10.2): the open went on. `eventlog repair` settles it.
+    /// §10.2): the open went on. A reader reports a damaged or missing
+    /// `eventlog.meta`, `eventlog.start` or cursor journal, and a stream
+    /// table that no longer reaches the log start; every open reports a
+    /// damaged settings file, clean-shutdown marker or last compaction file,
+    /// and damaged cursor journal records. `eventlog repair` settles it.
     public var damagedFiles: [DamagedFile] = []
     /// Cursors (and consumer groups' cursors, `group:` + name) that the
     /// damaged records of the cursor journal name, as far as those could be

@@ -33,8 +33,9 @@ struct RepairPlanner {
         plan.endPositionBefore = checks.map(\.reachedPosition).max() ?? 0
         plan.endPositionAfter = plan.endPositionBefore
         let start: UInt64
-        do { start = try LogStart.read(in: directory)?.startPosition ?? 0 } catch {
-            return refused("\(error): repair does not rewrite \(FileNames.logStart) (restore it from a backup)")
+        switch startFile(now: now) {
+        case .success(let found): start = found
+        case .failure(let refusal): return refused(refusal.reason)
         }
         if let unknown = report.problems.first(where: { !Self.isPlanned($0.file, in: directory) }) {
             return refused("\(unknown): repair does not rebuild this file (restore it from a backup)")
@@ -62,6 +63,39 @@ struct RepairPlanner {
         plan.refusal = reason
         plan.actions = []
         return (plan, LogRepair.Steps())
+    }
+
+    // MARK: 0. The log start
+
+    struct Refusal: Error { let reason: String }
+
+    /// The log start position. A damaged `eventlog.start`, or a missing one
+    /// that `verify` reported (the first segment starts past 0), is written
+    /// again with the first segment's base position (Format.md §10.1): the
+    /// segments hold every event there is, and nothing else records where
+    /// the log starts. Refused when there is no segment to take it from.
+    private mutating func startFile(now: Timestamp) -> Result<UInt64, Refusal> {
+        let file = directory.file(FileNames.logStart)
+        let damage: (offset: Int64, reason: String)
+        do {
+            if let found = try LogStart.read(in: directory) { return .success(found.startPosition) }
+            guard let missing = report.problems.first(where: { $0.file == file && $0.offset == 0 }) else { return .success(0) }
+            damage = (0, missing.reason)
+        } catch {
+            guard let found = (error as? EventLogError).flatMap(FileDamage.init) else {
+                return .failure(Refusal(reason: "\(error): repair does not rewrite \(FileNames.logStart) (restore it from a backup)"))
+            }
+            damage = (found.offset, found.reason)
+        }
+        guard let first = checks.first?.base else {
+            return .failure(Refusal(reason: "\(file) at byte \(damage.offset): \(damage.reason); no segment gives the start: restore it from a backup"))
+        }
+        steps.startBytes = LogStart(startPosition: first, writtenAt: now).encode()
+        plan.actions.append(RepairAction(
+            kind: .rebuild, file: FileNames.logStart, offset: damage.offset,
+            reason: "\(damage.reason); written again with the first segment's base position \(first) as the log start "
+                + "(its count of segment rewrites starts again at 0)"))
+        return .success(first)
     }
 
     // MARK: 1. Where the log ends
@@ -167,8 +201,16 @@ struct RepairPlanner {
                     steps.rewritesJournal = true
                     plan.actions.append(RepairAction(
                         kind: .rebuild, file: name, offset: problem.offset,
-                        reason: "rewritten with the cursors its records still hold; the damaged file is copied aside first"))
+                        reason: present.contains(name)
+                            ? "rewritten with the cursors its records still hold; the damaged file is copied aside first"
+                            : "written again (Format.md §15, a missing journal)"))
                 }
+                continue
+            }
+            if name == FileNames.settings {
+                // Not derived, but its defaults remove nothing (Format.md §10.1).
+                moveAside(name, problem.reason + "; the settings return to their defaults (retain everything, no key compaction) "
+                    + "until eventlog config sets them again")
                 continue
             }
             moveAside(name, problem.reason)
@@ -215,7 +257,12 @@ struct RepairPlanner {
                 plan.actions.append(RepairAction(kind: .rebuild, file: name, offset: nil, reason: "from its segment"))
             }
         }
-        if reach < newEnd, steps.derivedFiles.contains(where: { FileNames.streamTableRunRange($0) != nil }) {
+        // A run `verify` found missing (the chain stops short of a clean shutdown's end) is rebuilt the same way.
+        let runMissing = report.problems.contains { problem in
+            let name = String(problem.file.dropFirst(directory.path.count + 1))
+            return FileNames.streamTableRunRange(name) != nil && !present.contains(name)
+        }
+        if reach < newEnd, runMissing || steps.derivedFiles.contains(where: { FileNames.streamTableRunRange($0) != nil }) {
             plan.actions.append(RepairAction(
                 kind: .rebuild, file: FileNames.streamTableRun(from: reach, to: newEnd), offset: nil,
                 reason: "the stream table, replayed from the log from position \(reach)"))
@@ -243,13 +290,15 @@ extension RepairPlanner {
     }
 
     /// True for the files whose problems a repair plans for: segments (their
-    /// checks), derived files, and the log start (its chain of runs).
+    /// checks), derived files, the log start (its chain of runs), the
+    /// metadata, the cursor journal and the settings.
     static func isPlanned(_ file: String, in directory: DirectoryOperations) -> Bool {
         guard file.hasPrefix(directory.path + "/") else { return false }
         let name = String(file.dropFirst(directory.path.count + 1))
         return FileNames.segmentBase(name) != nil || indexedBase(name) != nil || FileNames.streamTableRunRange(name) != nil
             || name.hasSuffix(FileNames.streamTableRunSuffix + ".tmp")
-            || [FileNames.cleanShutdown, FileNames.lastCompaction, FileNames.cleanerCheckpoint, FileNames.logStart, FileNames.cursorJournal, FileNames.metadata].contains(name)
+            || [FileNames.cleanShutdown, FileNames.lastCompaction, FileNames.logStart, FileNames.cursorJournal, FileNames.metadata,
+                FileNames.settings, FileNames.cleanerCheckpoint].contains(name)
     }
 
     /// The first positions scavenging removed from `segments` within `[from, to)`.

@@ -458,7 +458,10 @@ final class SegmentSet: Sendable {
         //    count of rewrites changed. Looked at before new segments, since
         //    a merge may have taken in segments this process never saw.
         var replaced = false
-        if let logStart = try LogStart.read(in: directory) {
+        // A damaged start file changes nothing here: the open reported it (Format.md §10.2).
+        let found: LogStart?
+        do { found = try LogStart.read(in: directory) } catch let error as EventLogError where FileDamage(error) != nil { found = nil }
+        if let logStart = found {
             snapshot.sealed.removeAll { $0.endPosition <= logStart.startPosition }
             if seenRewrites.withLock({ seen in defer { seen = logStart.rewrites }; return seen != logStart.rewrites }) {
                 replaced = try reopenReplaced(in: &snapshot, opener: &opener)

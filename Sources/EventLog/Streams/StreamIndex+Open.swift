@@ -19,10 +19,20 @@ extension StreamIndex {
         if covered < start {
             // Retention removed the segments below the start only once the
             // runs reached it (Format.md §14.3): what they held is nowhere else.
-            throw EventLogError.corruption(
+            let reason = "the log starts at position \(start), but the chain of stream table runs from position 0 reaches only \(covered): "
+                + "a run from \(covered) is missing or damaged, and the removed segments it described cannot be replayed"
+            guard readOnly && !options.allowsCursorCommits else {
+                throw EventLogError.corruption(
+                    file: directory.file(FileNames.logStart), offset: 16, reason: reason + " (restore the run from a backup)")
+            }
+            // A reader reads every event (Format.md §10.2); its stream reads
+            // know only the streams of the records it replays.
+            opened.report.damagedFiles.append(.init(
                 file: directory.file(FileNames.logStart), offset: 16,
-                reason: "the log starts at position \(start), but the chain of stream table runs from position 0 reaches only \(covered): "
-                    + "a run from \(covered) is missing or damaged, and the removed segments it described cannot be replayed")
+                reason: reason + "; the streams of the removed segments are unknown to this reader"))
+            options.logger.warning(
+                "the stream table runs do not reach the log start; read without the streams of the removed segments",
+                metadata: ["file": "\(directory.file(FileNames.logStart))", "reached": "\(covered)", "start": "\(start)"])
         }
         let table = StreamTable(hashMask: options.streamHashMask, levels: StreamLevels(runs: chain), from: covered)
         opened.report.rebuiltIndexes += found.unusable.filter { !$0.hasSuffix(".tmp") }
@@ -304,6 +314,13 @@ extension StreamIndexBuilder {
                 report.problems.append(.init(file: run.path, offset: offset, reason: "\(reason) (\(advice))"))
             }
         }
+        if let missing = missingRun(in: directory, found: found) {
+            report.problems.append(.init(
+                file: directory.file(missing.name), offset: 0,
+                reason: "stream table run is missing: the log was closed cleanly at position \(missing.end), and close() writes "
+                    + "the runs up to there, but the chain of runs from position 0 ends at \(missing.reach) "
+                    + "(the next open replays from there; \(advice))"))
+        }
         if start > 0 {
             let reach = StreamTableRunChain.select(from: found.runs, end: .max).last?.to ?? 0
             if reach < start {
@@ -312,5 +329,27 @@ extension StreamIndexBuilder {
                     reason: "the log starts at position \(start), but the chain of stream table runs from position 0 reaches only \(reach): the streams of the removed segments are not recorded"))
             }
         }
+    }
+}
+
+extension StreamIndexBuilder {
+    /// After a clean shutdown the chain of runs reaches the end of the log
+    /// (`close()` writes the runs up to it, §14): where it stops short, a run
+    /// was lost (a run that does not open is reported as such instead). The
+    /// missing run's name: from where the chain stops to where the next run
+    /// found starts (or the end). Nil after a crash, or for a log of format
+    /// version 1, which kept `streams.table` instead.
+    static func missingRun(
+        in directory: DirectoryOperations, found: (runs: [StreamTableRunView], unusable: [String])
+    ) -> (name: String, reach: UInt64, end: UInt64)? {
+        guard let marker = (try? directory.readWhole(FileNames.cleanShutdown, atMost: CleanShutdownMarker.size))?.flatMap(CleanShutdownMarker.decode),
+              marker.endPosition > 0, !DirectoryOperations.exists(directory.file(FileNames.legacyStreamTable))
+        else { return nil }
+        if case .success(let metadata?)? = try? LogMetadata.read(in: directory, writing: false), metadata.readVersion < 2 { return nil }
+        let end = marker.endPosition
+        let reach = StreamTableRunChain.select(from: found.runs, end: end).last?.to ?? 0
+        guard reach < end, !found.unusable.contains(where: { FileNames.streamTableRunRange($0)?.from == reach }) else { return nil }
+        let next = found.runs.map(\.from).filter { $0 > reach && $0 < end }.min() ?? end
+        return (FileNames.streamTableRun(from: reach, to: next), reach, end)
     }
 }
