@@ -404,8 +404,10 @@ struct Opener {
         let readable = ReadableRegions(file: file, length: length)
 
         // The index files are a checkpoint: trusted only as far as the data confirms them.
-        let loaded = loadIndexes(
-            base: base, declaredEnd: header.declaredEnd, bytes: bytes, length: length, headerCRC: headerCRC, readable: readable)
+        let loaded = try? IndexCheckpoint.load(
+            base: base, declaredEnd: header.declaredEnd, bytes: bytes, length: length, headerCRC: headerCRC, readable: readable,
+            directory: directory
+        ).get()
         let capacity = max(
             IndexPolicy.capacity(segmentBytes: length, interval: interval),
             (loaded?.offsets.count ?? 0) + (length - Int(loaded?.header.dataEnd ?? 0)) / interval + 2)
@@ -511,56 +513,6 @@ struct Opener {
             report.rebuiltIndexes.append(FileNames.offsetIndex(base))
         }
         return OpenedSegment(segment: segment, file: file, syncedEnd: min(syncedEnd, segment.dataEnd))
-    }
-
-    struct LoadedIndexes {
-        var header: IndexFileHeader
-        var offsets: [OffsetIndexEntry]
-        var times: [TimeIndexEntry]
-    }
-
-    /// Loads both index files of a segment; nil (to rebuild) unless both are
-    /// intact, agree, and the batch they name as the last one is really there.
-    func loadIndexes(
-        base: UInt64, declaredEnd: UInt64?, bytes: UnsafeRawBufferPointer, length: Int, headerCRC: UInt32, readable: ReadableRegions
-    ) -> LoadedIndexes? {
-        do {
-            guard let offsetBytes = try directory.readWhole(FileNames.offsetIndex(base)),
-                  let timeBytes = try directory.readWhole(FileNames.timeIndex(base))
-            else { return nil }
-            let (header, offsets) = try IndexFile.decodeOffsetIndex(offsetBytes)
-            let (timeHeader, times) = try IndexFile.decodeTimeIndex(timeBytes)
-            guard header == timeHeader, header.basePosition == base, Int(header.dataEnd) <= length,
-                  Int(header.dataEnd) >= SegmentHeader.size
-            else { return nil }
-            // A rewritten segment's files carry its declared end (§7).
-            if let declaredEnd, header.endPosition != declaredEnd { return nil }
-            if header.dataEnd == UInt32(SegmentHeader.size) && (declaredEnd != nil || header.endPosition == base) {
-                guard header.lastBatchCRC == headerCRC, offsets.isEmpty else { return nil }
-            } else if header.endPosition == base {
-                return nil
-            } else {
-                let at = Int(header.lastBatchOffset)
-                // What the checkpoint claims must be data before it is read.
-                guard at < Int(header.dataEnd), readable.contains(at..<Int(header.dataEnd)),
-                      case .valid(let last) = BatchHeader.check(bytes, at: at, end: Int(header.dataEnd), previousCRC: nil, expectedBase: nil),
-                      last.crc == header.lastBatchCRC, at + Int(last.length) == Int(header.dataEnd),
-                      declaredEnd == nil ? last.endPosition == header.endPosition : last.endPosition <= header.endPosition
-                else { return nil }
-            }
-            // Entries must point inside the described data, in order.
-            var previous: OffsetIndexEntry?
-            for e in offsets {
-                guard e.byteOffset < Int(header.dataEnd), e.byteOffset >= SegmentHeader.size,
-                      previous.map({ $0.byteOffset < e.byteOffset && $0.relativePosition < e.relativePosition }) ?? true
-                else { return nil }
-                previous = e
-            }
-            for e in times where Int(e.offset) >= Int(header.dataEnd) { _ = e; return nil }
-            return LoadedIndexes(header: header, offsets: offsets, times: times)
-        } catch {
-            return nil
-        }
     }
 
     func segmentCreatedAt(_ segment: Segment) throws -> Timestamp {
