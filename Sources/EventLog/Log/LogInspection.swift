@@ -209,6 +209,8 @@ extension LogInspection {
         let path = directory.file(FileNames.segment(base))
         let file = try FileHandle.open(path, readOnly: true, faults: nil)
         let mapping = try MappedRegion.map(file, length: Int(try file.length()))
+        // The header and the last batch the index files name are read alone, not the device's read-ahead around each.
+        mapping.advise(.random)
         let bytes = mapping.bytes(at: 0, count: mapping.length) ?? UnsafeRawBufferPointer(start: nil, count: 0)
         let segmentHeader = try SegmentHeader.decode(bytes, file: path, logID: logID, expectedBase: base)
         var info = SegmentInspection(
@@ -243,6 +245,8 @@ extension LogInspection {
                 info.scanned = .indexUnusable(unusable.reason)
             }
         }
+        // A sealed segment's walk after its index files ends at once; any other walks the data.
+        if from == SegmentHeader.size || isLast { mapping.advise(.normal) }
         info.bytes = Int64(walkBatchHeaders(bytes, from: from, readable: readable, declaredEnd: segmentHeader.declaredEnd, into: &info))
         if let declaredEnd = segmentHeader.declaredEnd {
             info.endPosition = declaredEnd

@@ -391,6 +391,9 @@ struct Opener {
         let file = try FileHandle.open(path, readOnly: readOnly || !isLast, faults: options.storageFaults)
         let length = Int(try file.length())
         let mapping = try MappedRegion.map(file, length: length)
+        // The header and the last batch the index files name are read alone: an open reads a bounded amount
+        // of each segment, not the device's read-ahead around each (the scan below reads around again).
+        mapping.advise(.random)
         let bytes = mapping.bytes(at: 0, count: length) ?? UnsafeRawBufferPointer(start: nil, count: 0)
         let header = try SegmentHeader.decode(bytes, file: path, logID: metadata.logID, expectedBase: base)
         let headerCRC = header.checksum
@@ -429,6 +432,8 @@ struct Opener {
         var policy = IndexPolicy(resuming: segment, interval: interval)
 
         let from = segment.dataEnd
+        // A sealed segment resumed from its index files ends at once; any other scan walks the data.
+        if loaded == nil || isLast { mapping.advise(.normal) }
         var syncedByBatches = SegmentHeader.size
         let outcome = SegmentScanner.scan(
             bytes, from: from, end: length, previousCRC: segment.lastBatchCRC, expectedBase: segment.endPosition,
@@ -512,6 +517,7 @@ struct Opener {
         } else if loaded == nil && isLast && from == SegmentHeader.size && outcome.batches > 0 && marker != nil {
             report.rebuiltIndexes.append(FileNames.offsetIndex(base))
         }
+        mapping.advise(.normal)  // for the readers
         return OpenedSegment(segment: segment, file: file, syncedEnd: min(syncedEnd, segment.dataEnd))
     }
 
