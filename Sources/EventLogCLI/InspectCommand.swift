@@ -10,7 +10,7 @@ struct InspectCommand: ParsableCommand {
         discussion: """
             Changes nothing and works beside a running writer. It reads each segment's header and \
             index files, the last batch they name and the batch headers after it: a bounded read per \
-            segment, so a log of any size answers at once (verify checks the checksums). A segment \
+            segment, whatever its size (verify checks the checksums). A segment \
             whose index files are missing, damaged or not confirmed by the segment is scanned instead \
             (every batch header walked; inspect names it and says why), and so is a rewritten one. \
             Batches are counted only where every batch header is walked (no file records them): \
