@@ -8,8 +8,13 @@ struct InspectCommand: ParsableCommand {
         commandName: "inspect",
         abstract: "Describe a log: its segments, totals, start, settings, format version and last shutdown.",
         discussion: """
-            Reads segment and batch headers only (verify checks the checksums) and changes nothing; \
-            it works beside a running writer. Last shutdown is clean, unclean (the next open recovers \
+            Changes nothing and works beside a running writer. It reads each segment's header and \
+            index files, the last batch they name and the batch headers after it: a bounded read per \
+            segment, whatever its size (verify checks the checksums). A segment \
+            whose index files are missing, damaged or not confirmed by the segment is scanned instead \
+            (every batch header walked; inspect names it and says why), and so is a rewritten one. \
+            Batches are counted only where every batch header is walked (no file records them): \
+            --scan walks every segment, reading about the whole log. Last shutdown is clean, unclean (the next open recovers \
             the tail), open (a writer holds the log now) or new.
 
             With --json, one JSON object with the keys path, format_version, log_id, created_at, \
@@ -25,7 +30,10 @@ struct InspectCommand: ParsableCommand {
             not fail), last_compaction_unreadable (why eventlog.compaction could not be read, \
             null when it could or there is none), segments (file, \
             base_position, end_position, batches, events, bytes, allocated_bytes, first_timestamp, \
-            last_timestamp, sealed, rewritten: scavenging rewrote it without dead events), totals (segments, batches, events, bytes, allocated_bytes), \
+            last_timestamp, sealed, rewritten: scavenging rewrote it without dead events, scanned: null when its index \
+            files described it, else why every batch header was walked: asked (--scan), rewritten, or why the index \
+            files could not be used, such as index missing; batches is null where they were not counted), totals \
+            (segments, batches: null unless every segment's were counted, events, bytes, allocated_bytes), \
             directory_mode (the log directory's permission bits, in octal, such as "0700") and \
             file_modes (an object: each file or directory in it by name, with its permission bits in \
             octal). Times are microseconds since 1970; a segment without events has null timestamps.
@@ -47,10 +55,13 @@ struct InspectCommand: ParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
+    @Flag(help: "Walk every batch header of every segment, counting batches (reads about the whole log).")
+    var scan = false
+
     func run() throws {
         ignoreBrokenPipeSignal()
         try reportingFailures(command: "inspect") {
-            let inspection = try Log.inspect(at: directory)
+            let inspection = try Log.inspect(at: directory, scan: scan)
             let (settings, reclaimable, compaction) = readThroughReadOnlyOpen()
             var output = OutputWriter(fd: 1)
             if json {
@@ -118,12 +129,16 @@ struct InspectCommand: ParsableCommand {
             ("last shutdown", describe(log.lastShutdown)),
             ("start position", "\(log.startPosition)"),
             ("positions", "\(log.startPosition) ..< \(log.endPosition)"),
-            ("totals", "\(totals.segments) segments, \(totals.batches) batches, \(totals.events) events, "
-                + "\(totals.bytes) bytes (\(totals.allocatedBytes) allocated)"),
+            ("totals", "\(totals.segments) segments, " + (totals.batches.map { "\($0) batches, " } ?? "")
+                + "\(totals.events) events, \(totals.bytes) bytes (\(totals.allocatedBytes) allocated)"),
         ]
         if !log.missingPositions.isEmpty {
             let ranges = log.missingPositions.map { "\($0.lowerBound) ..< \($0.upperBound)" }.joined(separator: ", ")
             header.insert(("missing", ranges + " (segments are missing: see eventlog verify)"), at: 7)
+        }
+        for segment in log.segments {
+            guard case .indexUnusable(let reason) = segment.scanned else { continue }
+            header.append(("scanned", "\(segment.file): \(reason)"))
         }
         for damaged in log.damagedFiles {
             header.append(("damaged", "\(damaged) (the events are intact: eventlog repair rebuilds it)"))
@@ -161,13 +176,13 @@ struct InspectCommand: ParsableCommand {
         var rows: [[String]] = [["FILE", "BASE", "END", "BATCHES", "EVENTS", "BYTES", "ALLOCATED", "FIRST", "LAST", "STATE"]]
         for s in log.segments {
             rows.append([
-                s.file, "\(s.basePosition)", "\(s.endPosition)", "\(s.batches)", "\(s.events)", "\(s.bytes)",
+                s.file, "\(s.basePosition)", "\(s.endPosition)", s.batches.map { "\($0)" } ?? "-", "\(s.events)", "\(s.bytes)",
                 "\(s.allocatedBytes)", s.firstTimestamp.map(iso8601) ?? "-", s.lastTimestamp.map(iso8601) ?? "-",
                 s.isSealed ? (s.isRewritten ? "rewritten" : "sealed") : "active",
             ])
         }
         rows.append([
-            "total", "\(log.startPosition)", "\(log.endPosition)", "\(totals.batches)", "\(totals.events)",
+            "total", "\(log.startPosition)", "\(log.endPosition)", totals.batches.map { "\($0)" } ?? "-", "\(totals.events)",
             "\(totals.bytes)", "\(totals.allocatedBytes)", "", "", "",
         ])
         output.appendTable(rows, rightAligned: Set(1...6))
@@ -186,7 +201,8 @@ struct InspectCommand: ParsableCommand {
 /// Sums over the segments of a `LogInspection`.
 struct InspectionTotals {
     var segments = 0
-    var batches = 0
+    /// Nil unless every segment's batches were counted.
+    var batches: Int? = 0
     var events: UInt64 = 0
     var bytes: Int64 = 0
     var allocatedBytes: Int64 = 0
@@ -194,7 +210,7 @@ struct InspectionTotals {
     init(_ segments: [SegmentInspection]) {
         self.segments = segments.count
         for s in segments {
-            batches += s.batches
+            batches = batches.flatMap { sum in s.batches.map { sum + $0 } }
             events += s.events
             bytes += s.bytes
             allocatedBytes += s.allocatedBytes

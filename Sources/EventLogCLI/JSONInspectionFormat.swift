@@ -82,7 +82,7 @@ enum JSONInspectionFormat {
         output.append("],\"totals\":{\"segments\":")
         output.append(totals.segments)
         output.append(",\"batches\":")
-        output.append(totals.batches)
+        appendOptional(totals.batches.map(Int64.init), into: &output)
         output.append(",\"events\":")
         output.append(totals.events)
         output.append(",\"bytes\":")
@@ -110,7 +110,7 @@ enum JSONInspectionFormat {
         output.append(",\"end_position\":")
         output.append(segment.endPosition)
         output.append(",\"batches\":")
-        output.append(segment.batches)
+        appendOptional(segment.batches.map(Int64.init), into: &output)
         output.append(",\"events\":")
         output.append(segment.events)
         output.append(",\"bytes\":")
@@ -125,6 +125,8 @@ enum JSONInspectionFormat {
         output.append(segment.isSealed ? "true" : "false")
         output.append(",\"rewritten\":")
         output.append(segment.isRewritten ? "true" : "false")
+        output.append(",\"scanned\":")
+        if let reason = segment.scanned { output.appendJSONString(reason.description) } else { output.append("null") }
         output.append(byte: UInt8(ascii: "}"))
     }
 

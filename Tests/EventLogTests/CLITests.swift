@@ -693,7 +693,7 @@ import Testing
         try #require(segments.count >= 2)
         let keys: Set<String> = [
             "file", "base_position", "end_position", "batches", "events", "bytes", "allocated_bytes",
-            "first_timestamp", "last_timestamp", "sealed", "rewritten",
+            "first_timestamp", "last_timestamp", "sealed", "rewritten", "scanned",
         ]
         var next = 0
         for (i, segment) in segments.enumerated() {
@@ -702,14 +702,33 @@ import Testing
             next = segment["end_position"] as? Int ?? -1
             #expect(segment["sealed"] as? Bool == (i < segments.count - 1))
             #expect((segment["file"] as? String)?.hasSuffix(".segment") == true)
+            // Read from the index files: the batches are not counted.
+            #expect(segment["scanned"] is NSNull && segment["batches"] is NSNull, "\(segment)")
         }
         #expect(next == 200)
-        let totals = try #require(root["totals"] as? [String: Int])
+        let totals = try #require(root["totals"] as? [String: Any])
         #expect(Set(totals.keys) == ["segments", "batches", "events", "bytes", "allocated_bytes"])
-        #expect(totals["segments"] == segments.count)
-        #expect(totals["events"] == 200)
-        #expect(totals["batches"] == segments.reduce(0) { $0 + ($1["batches"] as? Int ?? 0) })
-        #expect(totals["bytes"] == segments.reduce(0) { $0 + ($1["bytes"] as? Int ?? 0) })
+        #expect(totals["segments"] as? Int == segments.count)
+        #expect(totals["events"] as? Int == 200)
+        #expect(totals["batches"] is NSNull)
+        #expect(totals["bytes"] as? Int == segments.reduce(0) { $0 + ($1["bytes"] as? Int ?? 0) })
+
+        // --scan walks every batch header: the same figures, and the batches counted (200 events in batches of at most 7).
+        let scanned = try CLIProcess.run(["inspect", dir.path, "--json", "--scan"])
+        #expect(scanned.status == 0, "\(scanned)")
+        let scannedRoot = try #require(Self.object(scanned.stdout), "not JSON: \(scanned.stdout)")
+        let scannedSegments = try #require(scannedRoot["segments"] as? [[String: Any]])
+        #expect(scannedSegments.count == segments.count)
+        for (fast, full) in zip(segments, scannedSegments) {
+            for key in ["base_position", "end_position", "events", "bytes", "first_timestamp", "last_timestamp"] {
+                #expect(fast[key] as? Int == full[key] as? Int, "\(key): \(fast) \(full)")
+            }
+            #expect(full["scanned"] as? String == "asked")
+            #expect((full["batches"] as? Int ?? 0) >= (full["events"] as? Int ?? .max) / 7)
+        }
+        let scannedTotals = try #require(scannedRoot["totals"] as? [String: Int])
+        #expect(scannedTotals["batches"] == scannedSegments.reduce(0) { $0 + ($1["batches"] as? Int ?? 0) })
+        #expect((scannedTotals["batches"] ?? 0) >= 200 / 7)
 
         let text = try CLIProcess.run(["inspect", dir.path])
         #expect(text.status == 0, "\(text)")

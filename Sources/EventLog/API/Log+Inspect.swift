@@ -27,16 +27,26 @@ extension Log {
         return report
     }
 
-    /// Describes the log in `path` without changing it: its identity and
-    /// format version, how its last session ended, and each segment's extent
-    /// (walking batch headers; `verify` checks the checksums). Works beside a
-    /// live writer. Blocks on the disk.
     /// The on-disk format version this build writes (Format.md §12); it
     /// reads this one and the older ones it can upgrade.
     public static var formatVersion: Int { Int(FormatVersion.current) }
 
-    public static func inspect(at path: String) throws -> LogInspection {
-        var inspection = try LogInspection.read(at: path)
+    /// Describes the log in `path` without changing it: its identity and
+    /// format version, how its last session ended, and each segment's extent.
+    /// Works beside a live writer. Blocks on the disk.
+    ///
+    /// Each segment's extent comes from its index files, when the segment
+    /// confirms them (Format.md §7), and a walk of the batch headers after
+    /// what they describe (the active segment's since its last checkpoint):
+    /// a bounded read per segment, whatever its size. A segment whose index
+    /// files are missing or cannot be used, and a rewritten one, is walked
+    /// whole (`SegmentInspection.scanned` says why). Batches are counted
+    /// only where every batch header is walked. `verify` checks the checksums.
+    ///
+    /// - Parameter scan: walk every batch header of every segment, which
+    ///   counts the batches but reads about the whole log.
+    public static func inspect(at path: String, scan: Bool = false) throws -> LogInspection {
+        var inspection = try LogInspection.read(at: path, scan: scan)
         // The cursor journal, as a reader's open finds it (Format.md §10.2, §15).
         inspection.damagedFiles += ConsumerStore.findDamage(in: DirectoryOperations(path: path, faults: nil))
         return inspection

@@ -35,6 +35,9 @@ struct StreamIndexView: @unchecked Sendable {
     /// is missing or unusable (then rebuilt). Reads no group or entry block.
     static func open(path: String, faults: StorageFaults?) -> StreamIndexView? {
         guard let (mapping, bytes) = MappedRegion.mapWhole(path: path, minimumLength: StreamIndexFile.headerSize + StreamIndexFile.checksumSize, faults: faults) else { return nil }
+        // Only the header and fence pages are read here, not the device's read-ahead around them (often the whole file).
+        mapping.advise(.random)
+        defer { mapping.advise(.normal) }
         return validate(bytes, storage: mapping, path: path)
     }
 

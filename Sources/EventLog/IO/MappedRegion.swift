@@ -47,6 +47,22 @@ final class MappedRegion: @unchecked Sendable {
         return MappedRegion(base: UnsafeRawPointer(pointer), length: length, path: file.path)
     }
 
+    /// How the kernel reads the pages of a mapping that are not in memory yet.
+    enum Access {
+        /// Read around each page touched (the default, `MADV_NORMAL`): for walks through the data.
+        case normal
+        /// Read only the pages touched (`MADV_RANDOM`): for a few scattered reads, such as a segment's
+        /// header and last batch, around each of which a fault would otherwise read as much as the
+        /// device's read-ahead (`read_ahead_kb`; 8 MiB on some machines) from the disk.
+        case random
+    }
+
+    /// Tells the kernel how the mapping will be read (`madvise`); a hint, which changes no byte read.
+    func advise(_ access: Access) {
+        guard let base else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base), length, access == .random ? MADV_RANDOM : MADV_NORMAL)
+    }
+
     /// Asks the kernel to read `[offset, offset + count)` ahead (`madvise(MADV_WILLNEED)`).
     func willNeed(offset: Int, count: Int) {
         guard let base, count > 0 else { return }

@@ -23,8 +23,11 @@ public struct SegmentInspection: Sendable {
     public var basePosition: UInt64
     /// The position after its last event (its declared end for a rewritten segment).
     public var endPosition: UInt64
-    /// Its batches.
-    public var batches: Int
+    /// Its batches; nil when they were not counted: only a walk of every
+    /// batch header counts them (`Log.inspect(at:scan:)` with `scan`, a
+    /// rewritten segment, or a segment whose index files could not be used;
+    /// see `scanned`). No file records a segment's batch count.
+    public var batches: Int?
     /// Its events (markers included).
     public var events: UInt64
     /// Bytes of data (header and batches).
@@ -37,12 +40,38 @@ public struct SegmentInspection: Sendable {
     public var lastTimestamp: Timestamp?
     /// True for every segment but the last, which appends go to.
     public var isSealed: Bool
-    /// Batches stored LZ4-compressed.
-    public var compressedBatches: Int
+    /// Batches stored LZ4-compressed; nil when the batches were not counted (as `batches`).
+    public var compressedBatches: Int?
     /// Scavenging rewrote the segment without its dead records (Format.md
     /// §4): `events` counts the survivors, and positions between
     /// `basePosition` and `endPosition` may be missing.
     public var isRewritten = false
+    /// Why every batch header of the segment was walked; nil when its index
+    /// files described it (Format.md §7, "When an index is trusted"), and
+    /// only the batches after what they describe were walked.
+    public var scanned: ScanReason?
+
+    /// Why `inspect` walked every batch header of a segment instead of
+    /// reading its extent from its index files.
+    public enum ScanReason: Sendable, Equatable, CustomStringConvertible {
+        /// A scan was asked for (`Log.inspect(at:scan:)`).
+        case asked
+        /// A rewritten segment (Format.md §4.1): its index files do not
+        /// count the events that survived in it.
+        case rewritten
+        /// Its index files could not be used: missing, damaged, or
+        /// describing what the segment does not hold (the reason).
+        case indexUnusable(String)
+
+        /// "asked", "rewritten", or the reason the index files could not be used ("index missing", …).
+        public var description: String {
+            switch self {
+            case .asked: return "asked"
+            case .rewritten: return "rewritten"
+            case .indexUnusable(let reason): return reason
+            }
+        }
+    }
 }
 
 /// A description of a log's files (`Log.inspect(at:)`).
@@ -93,8 +122,10 @@ public struct LogInspection: Sendable {
 }
 
 extension LogInspection {
-    /// `Log.inspect(at:)`: reads the log in `path` without changing it.
-    static func read(at path: String) throws(EventLogError) -> LogInspection {
+    /// `Log.inspect(at:scan:)`: reads the log in `path` without changing it.
+    /// `scan`: walk every batch header of every segment (counting batches)
+    /// instead of reading each segment's extent from its index files.
+    static func read(at path: String, scan: Bool) throws(EventLogError) -> LogInspection {
         let directory = DirectoryOperations(path: path, faults: nil)
         guard DirectoryOperations.isDirectory(path) else { throw .notFound(path: path) }
         do {
@@ -138,7 +169,9 @@ extension LogInspection {
             }
             let bases = SegmentSet.bases(in: names).filter { !mergedAway.contains($0) }
             for (i, base) in bases.enumerated() {
-                segments.append(try inspectSegment(base: base, isLast: i == bases.count - 1, directory: directory, logID: metadata.logID))
+                segments.append(try inspectSegment(
+                    base: base, isLast: i == bases.count - 1, directory: directory, logID: metadata.logID,
+                    interval: Int(metadata.indexInterval), scan: scan))
             }
             let marker = try directory.readWhole(FileNames.cleanShutdown, atMost: CleanShutdownMarker.size).flatMap(CleanShutdownMarker.decode)
             var shutdown: ShutdownState
@@ -193,43 +226,85 @@ extension LogInspection {
 
     private typealias uuid_t = (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)
 
+    /// One segment's extent: from its index files when they can be used
+    /// (reading those files, the last batch they name and the batch headers
+    /// after it), else by walking every batch header.
     private static func inspectSegment(
-        base: UInt64, isLast: Bool, directory: DirectoryOperations, logID: [UInt8]
+        base: UInt64, isLast: Bool, directory: DirectoryOperations, logID: [UInt8], interval: Int, scan: Bool
     ) throws -> SegmentInspection {
         let path = directory.file(FileNames.segment(base))
         let file = try FileHandle.open(path, readOnly: true, faults: nil)
         let mapping = try MappedRegion.map(file, length: Int(try file.length()))
+        // The header and the last batch the index files name are read alone, not the device's read-ahead around each.
+        mapping.advise(.random)
         let bytes = mapping.bytes(at: 0, count: mapping.length) ?? UnsafeRawBufferPointer(start: nil, count: 0)
         let segmentHeader = try SegmentHeader.decode(bytes, file: path, logID: logID, expectedBase: base)
         var info = SegmentInspection(
             file: FileNames.segment(base), basePosition: base, endPosition: base, batches: 0, events: 0,
             bytes: Int64(SegmentHeader.size), allocatedBytes: try file.allocatedBytes(), firstTimestamp: nil,
             lastTimestamp: nil, isSealed: !isLast, compressedBatches: 0)
-        // Headers only: lengths and positions must chain; checksums are verify's job.
-        // No header is read in a hole of the file (Format.md §10, "Holes").
+        // No byte is read in a hole of the file (Format.md §10, "Holes").
         let readable = ReadableRegions(file: file, length: bytes.count)
-        var offset = SegmentHeader.size
-        while offset + BatchHeader.size <= bytes.count, readable.contains(offset..<(offset + BatchHeader.size)),
-              let base = bytes.baseAddress {
-            let header = BatchHeader.load(base + offset)
-            guard header.length >= UInt32(BatchHeader.size), Int(header.length) <= bytes.count - offset,
-                  segmentHeader.declaredEnd == nil ? header.basePosition == info.endPosition : header.basePosition >= info.endPosition,
-                  header.recordCount > 0
-            else { break }
-            info.batches += 1
-            info.events += UInt64(header.recordCount)
-            info.endPosition = header.endPosition
-            if info.firstTimestamp == nil { info.firstTimestamp = header.firstTimestamp }
-            info.lastTimestamp = max(info.lastTimestamp ?? .min, header.maxTimestamp)
-            if header.codecValue != 0 { info.compressedBatches += 1 }
-            offset += Int(header.length)
+        var from = SegmentHeader.size
+        if scan {
+            info.scanned = .asked
+        } else if segmentHeader.declaredEnd != nil {
+            info.scanned = .rewritten
+        } else {
+            switch IndexCheckpoint.load(
+                base: base, declaredEnd: nil, bytes: bytes, length: bytes.count, headerCRC: segmentHeader.checksum,
+                readable: readable, directory: directory, interval: interval)
+            {
+            case .success(let checkpoint):
+                // Positions are consecutive in a segment written by appends: its events are its extent.
+                let described = checkpoint.header
+                info.endPosition = described.endPosition
+                info.events = described.endPosition - base
+                from = Int(described.dataEnd)
+                if from > SegmentHeader.size {
+                    info.firstTimestamp = described.firstTimestamp
+                    info.lastTimestamp = described.maxTimestamp
+                }
+                info.batches = nil
+                info.compressedBatches = nil
+            case .failure(let unusable):
+                info.scanned = .indexUnusable(unusable.reason)
+            }
         }
-        info.bytes = Int64(offset)
+        // A sealed segment's walk after its index files ends at once; any other walks the data.
+        if from == SegmentHeader.size || isLast { mapping.advise(.normal) }
+        info.bytes = Int64(walkBatchHeaders(bytes, from: from, readable: readable, declaredEnd: segmentHeader.declaredEnd, into: &info))
         if let declaredEnd = segmentHeader.declaredEnd {
             info.endPosition = declaredEnd
             info.isRewritten = true
         }
         return info
+    }
+
+    /// Walks the batch headers from byte `from` (where the batch of position
+    /// `info.endPosition` should start), adding each batch to `info`, until
+    /// one does not follow; returns the offset after the last. Headers only:
+    /// lengths and positions must chain; checksums are verify's job.
+    private static func walkBatchHeaders(
+        _ bytes: UnsafeRawBufferPointer, from: Int, readable: ReadableRegions, declaredEnd: UInt64?, into info: inout SegmentInspection
+    ) -> Int {
+        var offset = from
+        while offset + BatchHeader.size <= bytes.count, readable.contains(offset..<(offset + BatchHeader.size)),
+              let base = bytes.baseAddress {
+            let header = BatchHeader.load(base + offset)
+            guard header.length >= UInt32(BatchHeader.size), Int(header.length) <= bytes.count - offset,
+                  declaredEnd == nil ? header.basePosition == info.endPosition : header.basePosition >= info.endPosition,
+                  header.recordCount > 0
+            else { break }
+            info.batches? += 1
+            info.events += UInt64(header.recordCount)
+            info.endPosition = header.endPosition
+            if info.firstTimestamp == nil { info.firstTimestamp = header.firstTimestamp }
+            info.lastTimestamp = max(info.lastTimestamp ?? .min, header.maxTimestamp)
+            if header.codecValue != 0 { info.compressedBatches? += 1 }
+            offset += Int(header.length)
+        }
+        return offset
     }
 
     /// True when another process holds the writer lock (`flock` in shared mode fails).

@@ -426,6 +426,9 @@ struct Opener {
         let file = try FileHandle.open(path, readOnly: readOnly || !isLast, faults: options.storageFaults)
         let length = Int(try file.length())
         let mapping = try MappedRegion.map(file, length: length)
+        // The header and the last batch the index files name are read alone: an open reads a bounded amount
+        // of each segment, not the device's read-ahead around each (the scan below reads around again).
+        mapping.advise(.random)
         let bytes = mapping.bytes(at: 0, count: length) ?? UnsafeRawBufferPointer(start: nil, count: 0)
         let header = try SegmentHeader.decode(bytes, file: path, logID: metadata.logID, expectedBase: base)
         let headerCRC = header.checksum
@@ -439,8 +442,10 @@ struct Opener {
         let readable = ReadableRegions(file: file, length: length)
 
         // The index files are a checkpoint: trusted only as far as the data confirms them.
-        let loaded = loadIndexes(
-            base: base, declaredEnd: header.declaredEnd, bytes: bytes, length: length, interval: interval, headerCRC: headerCRC, readable: readable)
+        let loaded = try? IndexCheckpoint.load(
+            base: base, declaredEnd: header.declaredEnd, bytes: bytes, length: length, headerCRC: headerCRC, readable: readable,
+            directory: directory, interval: interval
+        ).get()
         let capacity = max(
             IndexPolicy.capacity(segmentBytes: length, interval: interval),
             (loaded?.offsets.count ?? 0) + (length - Int(loaded?.header.dataEnd ?? 0)) / interval + 2)
@@ -462,6 +467,8 @@ struct Opener {
         var policy = IndexPolicy(resuming: segment, interval: interval)
 
         let from = segment.dataEnd
+        // A sealed segment resumed from its index files ends at once; any other scan walks the data.
+        if loaded == nil || isLast { mapping.advise(.normal) }
         var syncedByBatches = SegmentHeader.size
         let outcome = SegmentScanner.scan(
             bytes, from: from, end: length, previousCRC: segment.lastBatchCRC, expectedBase: segment.endPosition,
@@ -553,59 +560,8 @@ struct Opener {
         } else if loaded == nil && isLast && from == SegmentHeader.size && outcome.batches > 0 && marker != nil {
             report.rebuiltIndexes.append(FileNames.offsetIndex(base))
         }
+        mapping.advise(.normal)  // for the readers
         return OpenedSegment(segment: segment, file: file, syncedEnd: min(syncedEnd, segment.dataEnd))
-    }
-
-    struct LoadedIndexes {
-        var header: IndexFileHeader
-        var offsets: [OffsetIndexEntry]
-        var times: [TimeIndexEntry]
-    }
-
-    /// Loads both index files of a segment; nil (to rebuild) unless both are
-    /// intact, agree, and the batch they name as the last one is really there.
-    func loadIndexes(
-        base: UInt64, declaredEnd: UInt64?, bytes: UnsafeRawBufferPointer, length: Int, interval: Int, headerCRC: UInt32,
-        readable: ReadableRegions
-    ) -> LoadedIndexes? {
-        do {
-            let limit = IndexPolicy.maxIndexFileBytes(interval: interval)
-            guard let offsetBytes = try directory.readWhole(FileNames.offsetIndex(base), atMost: limit),
-                  let timeBytes = try directory.readWhole(FileNames.timeIndex(base), atMost: limit)
-            else { return nil }
-            let (header, offsets) = try IndexFile.decodeOffsetIndex(offsetBytes)
-            let (timeHeader, times) = try IndexFile.decodeTimeIndex(timeBytes)
-            guard header == timeHeader, header.basePosition == base, Int(header.dataEnd) <= length,
-                  Int(header.dataEnd) >= SegmentHeader.size
-            else { return nil }
-            // A rewritten segment's files carry its declared end (§7).
-            if let declaredEnd, header.endPosition != declaredEnd { return nil }
-            if header.dataEnd == UInt32(SegmentHeader.size) && (declaredEnd != nil || header.endPosition == base) {
-                guard header.lastBatchCRC == headerCRC, offsets.isEmpty else { return nil }
-            } else if header.endPosition == base {
-                return nil
-            } else {
-                let at = Int(header.lastBatchOffset)
-                // What the checkpoint claims must be data before it is read.
-                guard at < Int(header.dataEnd), readable.contains(at..<Int(header.dataEnd)),
-                      case .valid(let last) = BatchHeader.check(bytes, at: at, end: Int(header.dataEnd), previousCRC: nil, expectedBase: nil),
-                      last.crc == header.lastBatchCRC, at + Int(last.length) == Int(header.dataEnd),
-                      declaredEnd == nil ? last.endPosition == header.endPosition : last.endPosition <= header.endPosition
-                else { return nil }
-            }
-            // Entries must point inside the described data, in order.
-            var previous: OffsetIndexEntry?
-            for e in offsets {
-                guard e.byteOffset < Int(header.dataEnd), e.byteOffset >= SegmentHeader.size,
-                      previous.map({ $0.byteOffset < e.byteOffset && $0.relativePosition < e.relativePosition }) ?? true
-                else { return nil }
-                previous = e
-            }
-            for e in times where Int(e.offset) >= Int(header.dataEnd) { _ = e; return nil }
-            return LoadedIndexes(header: header, offsets: offsets, times: times)
-        } catch {
-            return nil
-        }
     }
 
     func segmentCreatedAt(_ segment: Segment) throws -> Timestamp {
