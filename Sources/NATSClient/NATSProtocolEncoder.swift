@@ -39,6 +39,62 @@ public enum NATSProtocolEncoder {
         buffer.writeBytes(crlf)
     }
 
+    /// `HPUB <subject> <replyPrefix><replyNumber> <#header bytes> <#total bytes>`, its header block and payload, all
+    /// from bytes: no `String` is made, for a publisher's hot loop. `headers` is an encoded block (`NATSHeaders.encoded()`).
+    /// Throws `invalidArgument` for an empty subject or reply prefix, or one with whitespace or control characters.
+    public static func publish(
+        into buffer: inout ByteBuffer, subject: UnsafeRawBufferPointer, replyPrefix: UnsafeRawBufferPointer, replyNumber: UInt64,
+        headers: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer
+    ) throws(NATSError) {
+        guard isValidSubject(subject) else {
+            throw .invalidArgument("NATS subject \(String(decoding: subject, as: UTF8.self).debugDescription): non-empty, without whitespace")
+        }
+        guard isValidSubject(replyPrefix) else {
+            throw .invalidArgument("NATS reply subject \(String(decoding: replyPrefix, as: UTF8.self).debugDescription): non-empty, without whitespace")
+        }
+        buffer.writeStaticString("HPUB ")
+        buffer.writeBytes(subject)
+        buffer.writeInteger(UInt8(ascii: " "))
+        buffer.writeBytes(replyPrefix)
+        writeDecimal(replyNumber, into: &buffer)
+        buffer.writeInteger(UInt8(ascii: " "))
+        writeDecimal(UInt64(headers.count), into: &buffer)
+        buffer.writeInteger(UInt8(ascii: " "))
+        writeDecimal(UInt64(headers.count + payload.count), into: &buffer)
+        buffer.writeBytes(crlf)
+        buffer.writeBytes(headers)
+        buffer.writeBytes(payload)
+        buffer.writeBytes(crlf)
+    }
+
+    /// True for a subject's bytes the protocol can carry: non-empty, without whitespace or control characters.
+    @inline(__always)
+    static func isValidSubject(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard !bytes.isEmpty else { return false }
+        for b in bytes where b <= 0x20 || b == 0x7F { return false }
+        return true
+    }
+
+    /// Writes `value` in decimal ASCII, without making a `String`.
+    static func writeDecimal(_ value: UInt64, into buffer: inout ByteBuffer) {
+        var digits = 1
+        var rest = value / 10
+        while rest > 0 {
+            digits += 1
+            rest /= 10
+        }
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: digits) { out in
+            var v = value
+            var i = digits
+            repeat {
+                i -= 1
+                out[i] = 0x30 + UInt8(truncatingIfNeeded: v % 10)
+                v /= 10
+            } while v > 0
+            return digits
+        }
+    }
+
     public static func publish(
         into buffer: inout ByteBuffer, subject: String, replyTo: String? = nil, headers: NATSHeaders? = nil, payload: [UInt8]
     ) throws(NATSError) {
