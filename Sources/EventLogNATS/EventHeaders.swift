@@ -36,60 +36,137 @@ public enum EventHeaders {
         eventID?.uuidString ?? "\(logID.uuidString)-\(position)"
     }
 
-    /// `messageID(eventID:logID:position:)` with the log id already as text (formatting a UUID costs a `sprintf`).
-    static func messageID(eventID: UUID?, logIDText: String, position: UInt64) -> String {
-        eventID?.uuidString ?? "\(logIDText)-\(position)"
-    }
-
-    /// The header block (`NATS/1.0` ... blank line) for one event.
-    static func block(for event: EventView, metadata: EventMetadata?, logID: String, logIDValue: UUID) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(256)
-        out += "NATS/1.0\r\n".utf8
-        func field(_ name: String, _ value: String) {
-            out += name.utf8
-            out += ": ".utf8
-            appendEncoded(value.utf8, into: &out, isName: false)
-            out += "\r\n".utf8
-        }
-        func rawField(_ name: String, _ value: UnsafeRawBufferPointer) {
-            out += name.utf8
-            out += ": ".utf8
+    /// Appends the header block (`NATS/1.0` ... blank line) of one event to `out`, allocating nothing beyond what
+    /// `out` needs to grow: the relay reuses one array for every event. `logID` is the log id's text as UTF-8.
+    static func appendBlock(for event: EventView, metadata: EventMetadata?, logID: [UInt8], into out: inout [UInt8]) {
+        let names = FieldNames.shared
+        out += names.versionLine
+        func end() { out += FieldNames.crlf }
+        func field(_ name: [UInt8], _ value: String) {
+            out += name
             appendEncoded(value, into: &out, isName: false)
-            out += "\r\n".utf8
+            end()
         }
-        field(messageID, messageID(eventID: metadata?.eventID, logIDText: logID, position: event.position))
-        rawField(stream, event.streamBytes)
-        rawField(type, event.typeBytes)
-        field(position, String(event.position))
-        field(version, String(event.version))
-        field(timestamp, String(event.timestamp))
-        field(Self.logID, logID)
+        func rawField(_ name: [UInt8], _ value: UnsafeRawBufferPointer) {
+            out += name
+            appendEncoded(value, into: &out, isName: false)
+            end()
+        }
+        func number(_ name: [UInt8], _ value: UInt64) {
+            out += name
+            appendDecimal(value, into: &out)
+            end()
+        }
+        // The message id (`messageID(eventID:logID:position:)`), written without making a `String`.
+        out += names.messageID
+        if let id = metadata?.eventID {
+            appendUUID(id, into: &out)
+        } else {
+            out += logID
+            out.append(UInt8(ascii: "-"))
+            appendDecimal(event.position, into: &out)
+        }
+        end()
+        rawField(names.stream, event.streamBytes)
+        rawField(names.type, event.typeBytes)
+        number(names.position, event.position)
+        number(names.version, event.version)
+        out += names.timestamp
+        if event.timestamp < 0 { out.append(UInt8(ascii: "-")) }
+        appendDecimal(event.timestamp.magnitude, into: &out)
+        end()
+        out += names.logID
+        out += logID
+        end()
         if let metadata {
-            if let id = metadata.eventID { field(eventID, id.uuidString) }
-            if let v = metadata.schemaVersion { field(schemaVersion, String(v)) }
-            if let v = metadata.contentType { field(contentType, v) }
-            if let v = metadata.correlationID { field(correlationID, v) }
-            if let v = metadata.causationID { field(causationID, v) }
+            if let id = metadata.eventID {
+                out += names.eventID
+                appendUUID(id, into: &out)
+                end()
+            }
+            if let v = metadata.schemaVersion { number(names.schemaVersion, UInt64(v)) }
+            if let v = metadata.contentType { field(names.contentType, v) }
+            if let v = metadata.correlationID { field(names.correlationID, v) }
+            if let v = metadata.causationID { field(names.causationID, v) }
             for header in metadata.headers {
-                out += freeHeaderPrefix.utf8
-                appendEncoded(header.name.utf8, into: &out, isName: true)
-                out += ": ".utf8
-                appendEncoded(header.value.utf8, into: &out, isName: false)
-                out += "\r\n".utf8
+                out += names.freeHeaderPrefix
+                appendEncoded(header.name, into: &out, isName: true)
+                out += FieldNames.colonSpace
+                appendEncoded(header.value, into: &out, isName: false)
+                end()
             }
         }
-        out += "\r\n".utf8
-        return out
+        end()
     }
 
-    /// Appends `bytes` with the bytes a header value (or name) cannot hold as `%XX`.
-    static func appendEncoded<C: Sequence<UInt8>>(_ bytes: C, into out: inout [UInt8], isName: Bool) {
-        for b in bytes {
+    /// The header block's fixed parts as bytes (each field's `Name: `), copied whole for every event.
+    private struct FieldNames {
+        static let shared = FieldNames()
+        static let crlf = Array("\r\n".utf8)
+        static let colonSpace = Array(": ".utf8)
+        let versionLine = Array("NATS/1.0\r\n".utf8)
+        let messageID = Self.name(EventHeaders.messageID)
+        let stream = Self.name(EventHeaders.stream)
+        let type = Self.name(EventHeaders.type)
+        let position = Self.name(EventHeaders.position)
+        let version = Self.name(EventHeaders.version)
+        let timestamp = Self.name(EventHeaders.timestamp)
+        let logID = Self.name(EventHeaders.logID)
+        let eventID = Self.name(EventHeaders.eventID)
+        let schemaVersion = Self.name(EventHeaders.schemaVersion)
+        let contentType = Self.name(EventHeaders.contentType)
+        let correlationID = Self.name(EventHeaders.correlationID)
+        let causationID = Self.name(EventHeaders.causationID)
+        let freeHeaderPrefix = Array(EventHeaders.freeHeaderPrefix.utf8)
+
+        private static func name(_ name: String) -> [UInt8] { Array((name + ": ").utf8) }
+    }
+
+    /// Appends `value` in decimal ASCII (as `String(value)` spells it).
+    static func appendDecimal(_ value: UInt64, into out: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var v = value
+            var i = digits.count
+            repeat {
+                i -= 1
+                digits[i] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: v % 10)
+                v /= 10
+            } while v > 0
+            out += UnsafeBufferPointer(rebasing: digits[i...])
+        }
+    }
+
+    /// Appends `id` as `UUID.uuidString` spells it (upper-case hex, 8-4-4-4-12).
+    static func appendUUID(_ id: UUID, into out: inout [UInt8]) {
+        withUnsafeBytes(of: id.uuid) { bytes in
+            for (i, b) in bytes.enumerated() {
+                if i == 4 || i == 6 || i == 8 || i == 10 { out.append(UInt8(ascii: "-")) }
+                out.append(PercentEncoding.hex[Int(b >> 4)])
+                out.append(PercentEncoding.hex[Int(b & 15)])
+            }
+        }
+    }
+
+    /// Appends `bytes` with the bytes a header value (or name) cannot hold as `%XX`; the runs between them are
+    /// copied whole.
+    static func appendEncoded(_ bytes: UnsafeRawBufferPointer, into out: inout [UInt8], isName: Bool) {
+        var run = 0
+        for i in 0..<bytes.count {
+            let b = bytes[i]
             let escape = b == UInt8(ascii: "%") || b == 0x0D || b == 0x0A
                 || (isName && (b <= 0x20 || b >= 0x7F || b == UInt8(ascii: ":")))
-            PercentEncoding.append(b, escaped: escape, into: &out)
+            guard escape else { continue }
+            out += UnsafeRawBufferPointer(rebasing: bytes[run..<i])
+            PercentEncoding.append(b, escaped: true, into: &out)
+            run = i + 1
         }
+        out += UnsafeRawBufferPointer(rebasing: bytes[run..<bytes.count])
+    }
+
+    /// `appendEncoded` of a string's UTF-8.
+    static func appendEncoded(_ text: String, into out: inout [UInt8], isName: Bool) {
+        var text = text
+        text.withUTF8 { appendEncoded(UnsafeRawBufferPointer($0), into: &out, isName: isName) }
     }
 
     /// Undoes `appendEncoded` (a `%` not followed by two hex digits stays as it is).

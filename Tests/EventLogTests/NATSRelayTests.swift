@@ -126,6 +126,26 @@ struct NATSRelayTests {
         try log.close()
     }
 
+    /// While events are in flight, the relay refills the window only once a quarter of it is free, so that
+    /// a write carries many events rather than one per acknowledgement: with the events already in the log,
+    /// every write but the last carries at least a quarter window.
+    @Test(arguments: [1, 10, 64, 256])
+    func writesCarryAQuarterWindowAtLeast(window: Int) throws {
+        let dir = TemporaryDirectory("nats-writes")
+        let server = try NATSServerProcess(storeDirectory: dir.sub("js"))
+        try server.start()
+        let log = try Log.open(at: dir.sub("log"))
+        let total = 3000
+        try Fixtures.append(log, 0..<total, batch: 500)
+        let stats = try Relay(log: log, url: server.url, options: Self.relayOptions("w.", window: window, stream: "W")).run { false }
+        #expect(stats.acknowledged == total)
+        #expect(stats.maxInFlight <= window)
+        let quarter = max(1, window / 4)
+        #expect(stats.writes <= total / quarter + 1, "\(stats.writes) writes for \(total) events, window \(window)")
+        #expect(try JetStreamContents.all(server, stream: "W", expected: total).count == total)
+        try log.close()
+    }
+
     /// kill -9 of the relay process at seeded random moments, while the test
     /// appends beside it: afterwards JetStream holds every event exactly once,
     /// in order per subject.
