@@ -39,26 +39,27 @@ public enum EventHeaders {
     /// Appends the header block (`NATS/1.0` ... blank line) of one event to `out`, allocating nothing beyond what
     /// `out` needs to grow: the relay reuses one array for every event. `logID` is the log id's text as UTF-8.
     static func appendBlock(for event: EventView, metadata: EventMetadata?, logID: [UInt8], into out: inout [UInt8]) {
-        let names = FieldNames.shared
-        out += names.versionLine
-        func end() { out += FieldNames.crlf }
-        func field(_ name: [UInt8], _ value: String) {
-            out += name
+        // Static strings: copied without reference counting.
+        func put(_ text: StaticString) { text.withUTF8Buffer { out += $0 } }
+        func end() { put("\r\n") }
+        func field(_ name: StaticString, _ value: String) {
+            put(name)
             appendEncoded(value, into: &out, isName: false)
             end()
         }
-        func rawField(_ name: [UInt8], _ value: UnsafeRawBufferPointer) {
-            out += name
+        func rawField(_ name: StaticString, _ value: UnsafeRawBufferPointer) {
+            put(name)
             appendEncoded(value, into: &out, isName: false)
             end()
         }
-        func number(_ name: [UInt8], _ value: UInt64) {
-            out += name
+        func number(_ name: StaticString, _ value: UInt64) {
+            put(name)
             appendDecimal(value, into: &out)
             end()
         }
+        put("NATS/1.0\r\n")
         // The message id (`messageID(eventID:logID:position:)`), written without making a `String`.
-        out += names.messageID
+        put(FieldNames.messageID)
         if let id = metadata?.eventID {
             appendUUID(id, into: &out)
         } else {
@@ -67,31 +68,31 @@ public enum EventHeaders {
             appendDecimal(event.position, into: &out)
         }
         end()
-        rawField(names.stream, event.streamBytes)
-        rawField(names.type, event.typeBytes)
-        number(names.position, event.position)
-        number(names.version, event.version)
-        out += names.timestamp
+        rawField(FieldNames.stream, event.streamBytes)
+        rawField(FieldNames.type, event.typeBytes)
+        number(FieldNames.position, event.position)
+        number(FieldNames.version, event.version)
+        put(FieldNames.timestamp)
         if event.timestamp < 0 { out.append(UInt8(ascii: "-")) }
         appendDecimal(event.timestamp.magnitude, into: &out)
         end()
-        out += names.logID
+        put(FieldNames.logID)
         out += logID
         end()
         if let metadata {
             if let id = metadata.eventID {
-                out += names.eventID
+                put(FieldNames.eventID)
                 appendUUID(id, into: &out)
                 end()
             }
-            if let v = metadata.schemaVersion { number(names.schemaVersion, UInt64(v)) }
-            if let v = metadata.contentType { field(names.contentType, v) }
-            if let v = metadata.correlationID { field(names.correlationID, v) }
-            if let v = metadata.causationID { field(names.causationID, v) }
+            if let v = metadata.schemaVersion { number(FieldNames.schemaVersion, UInt64(v)) }
+            if let v = metadata.contentType { field(FieldNames.contentType, v) }
+            if let v = metadata.correlationID { field(FieldNames.correlationID, v) }
+            if let v = metadata.causationID { field(FieldNames.causationID, v) }
             for header in metadata.headers {
-                out += names.freeHeaderPrefix
+                put(FieldNames.freeHeaderPrefix)
                 appendEncoded(header.name, into: &out, isName: true)
-                out += FieldNames.colonSpace
+                put(": ")
                 appendEncoded(header.value, into: &out, isName: false)
                 end()
             }
@@ -99,27 +100,33 @@ public enum EventHeaders {
         end()
     }
 
-    /// The header block's fixed parts as bytes (each field's `Name: `), copied whole for every event.
-    private struct FieldNames {
-        static let shared = FieldNames()
-        static let crlf = Array("\r\n".utf8)
-        static let colonSpace = Array(": ".utf8)
-        let versionLine = Array("NATS/1.0\r\n".utf8)
-        let messageID = Self.name(EventHeaders.messageID)
-        let stream = Self.name(EventHeaders.stream)
-        let type = Self.name(EventHeaders.type)
-        let position = Self.name(EventHeaders.position)
-        let version = Self.name(EventHeaders.version)
-        let timestamp = Self.name(EventHeaders.timestamp)
-        let logID = Self.name(EventHeaders.logID)
-        let eventID = Self.name(EventHeaders.eventID)
-        let schemaVersion = Self.name(EventHeaders.schemaVersion)
-        let contentType = Self.name(EventHeaders.contentType)
-        let correlationID = Self.name(EventHeaders.correlationID)
-        let causationID = Self.name(EventHeaders.causationID)
-        let freeHeaderPrefix = Array(EventHeaders.freeHeaderPrefix.utf8)
+    /// Each field's `Name: ` as the relay writes it: the names above, as static strings (copied without reference
+    /// counting, for every event). `NATSRelayWindowTests` checks that they spell the names.
+    enum FieldNames {
+        static let messageID: StaticString = "Nats-Msg-Id: "
+        static let stream: StaticString = "EventLog-Stream: "
+        static let type: StaticString = "EventLog-Type: "
+        static let position: StaticString = "EventLog-Position: "
+        static let version: StaticString = "EventLog-Version: "
+        static let timestamp: StaticString = "EventLog-Timestamp: "
+        static let logID: StaticString = "EventLog-Log-ID: "
+        static let eventID: StaticString = "EventLog-Event-ID: "
+        static let schemaVersion: StaticString = "EventLog-Schema-Version: "
+        static let contentType: StaticString = "EventLog-Content-Type: "
+        static let correlationID: StaticString = "EventLog-Correlation-ID: "
+        static let causationID: StaticString = "EventLog-Causation-ID: "
+        /// Before a free header's name (no `: `).
+        static let freeHeaderPrefix: StaticString = "EventLog-Header-"
 
-        private static func name(_ name: String) -> [UInt8] { Array((name + ": ").utf8) }
+        /// Each public name beside the static string the relay writes for it.
+        static let all: [(name: String, written: StaticString)] = [
+            (EventHeaders.messageID + ": ", messageID), (EventHeaders.stream + ": ", stream), (EventHeaders.type + ": ", type),
+            (EventHeaders.position + ": ", position), (EventHeaders.version + ": ", version),
+            (EventHeaders.timestamp + ": ", timestamp), (EventHeaders.logID + ": ", logID), (EventHeaders.eventID + ": ", eventID),
+            (EventHeaders.schemaVersion + ": ", schemaVersion), (EventHeaders.contentType + ": ", contentType),
+            (EventHeaders.correlationID + ": ", correlationID), (EventHeaders.causationID + ": ", causationID),
+            (EventHeaders.freeHeaderPrefix, freeHeaderPrefix),
+        ]
     }
 
     /// Appends `value` in decimal ASCII (as `String(value)` spells it).

@@ -52,19 +52,60 @@ public enum NATSProtocolEncoder {
         guard isValidSubject(replyPrefix) else {
             throw .invalidArgument("NATS reply subject \(String(decoding: replyPrefix, as: UTF8.self).debugDescription): non-empty, without whitespace")
         }
-        buffer.writeStaticString("HPUB ")
-        buffer.writeBytes(subject)
-        buffer.writeInteger(UInt8(ascii: " "))
-        buffer.writeBytes(replyPrefix)
-        writeDecimal(replyNumber, into: &buffer)
-        buffer.writeInteger(UInt8(ascii: " "))
-        writeDecimal(UInt64(headers.count), into: &buffer)
-        buffer.writeInteger(UInt8(ascii: " "))
-        writeDecimal(UInt64(headers.count + payload.count), into: &buffer)
-        buffer.writeBytes(crlf)
-        buffer.writeBytes(headers)
-        buffer.writeBytes(payload)
-        buffer.writeBytes(crlf)
+        // One write of the whole frame: each ByteBuffer write checks capacity and uniqueness, a dozen a frame add up.
+        let numberDigits = decimalDigits(replyNumber)
+        let headerDigits = decimalDigits(UInt64(headers.count))
+        let totalDigits = decimalDigits(UInt64(headers.count + payload.count))
+        let size = 5 + subject.count + 1 + replyPrefix.count + numberDigits + 1 + headerDigits + 1 + totalDigits + 2
+            + headers.count + payload.count + 2
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
+            var i = 0
+            func put(_ bytes: UnsafeRawBufferPointer) {
+                UnsafeMutableRawBufferPointer(rebasing: out[i..<(i + bytes.count)]).copyMemory(from: bytes)
+                i += bytes.count
+            }
+            func put(_ byte: UInt8) {
+                out[i] = byte
+                i += 1
+            }
+            func put(_ value: UInt64, digits: Int) {
+                var v = value
+                var j = i + digits
+                repeat {
+                    j -= 1
+                    out[j] = 0x30 + UInt8(truncatingIfNeeded: v % 10)
+                    v /= 10
+                } while v > 0
+                i += digits
+            }
+            for b in "HPUB ".utf8 { put(b) }
+            put(subject)
+            put(UInt8(ascii: " "))
+            put(replyPrefix)
+            put(replyNumber, digits: numberDigits)
+            put(UInt8(ascii: " "))
+            put(UInt64(headers.count), digits: headerDigits)
+            put(UInt8(ascii: " "))
+            put(UInt64(headers.count + payload.count), digits: totalDigits)
+            put(0x0D)
+            put(0x0A)
+            put(headers)
+            put(payload)
+            put(0x0D)
+            put(0x0A)
+            return i
+        }
+    }
+
+    /// How many decimal digits `value` has.
+    static func decimalDigits(_ value: UInt64) -> Int {
+        var digits = 1
+        var rest = value / 10
+        while rest > 0 {
+            digits += 1
+            rest /= 10
+        }
+        return digits
     }
 
     /// True for a subject's bytes the protocol can carry: non-empty, without whitespace or control characters.
@@ -73,26 +114,6 @@ public enum NATSProtocolEncoder {
         guard !bytes.isEmpty else { return false }
         for b in bytes where b <= 0x20 || b == 0x7F { return false }
         return true
-    }
-
-    /// Writes `value` in decimal ASCII, without making a `String`.
-    static func writeDecimal(_ value: UInt64, into buffer: inout ByteBuffer) {
-        var digits = 1
-        var rest = value / 10
-        while rest > 0 {
-            digits += 1
-            rest /= 10
-        }
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: digits) { out in
-            var v = value
-            var i = digits
-            repeat {
-                i -= 1
-                out[i] = 0x30 + UInt8(truncatingIfNeeded: v % 10)
-                v /= 10
-            } while v > 0
-            return digits
-        }
     }
 
     public static func publish(

@@ -70,6 +70,7 @@ struct NATSRelayTests {
             #expect(headers[EventHeaders.type] == event.type)
             #expect(headers[EventHeaders.version] == String(stored.version))
             #expect(headers[EventHeaders.timestamp] == String(stored.timestamp))
+            #expect(headers[EventHeaders.logID] == log.logID.uuidString)
             #expect(headers[EventHeaders.messageID] == EventHeaders.messageID(eventID: event.metadata.eventID, logID: log.logID, position: position))
             var metadata = EventHeaders.metadata(from: headers)
             #expect(metadata == event.metadata, "position \(position)")

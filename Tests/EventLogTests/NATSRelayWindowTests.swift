@@ -92,6 +92,14 @@ import Testing
         #expect(removed.count > 100, "the sweep removed too little to mean much: \(removed.count)")
     }
 
+    /// The relay writes each header name from a static string: each must spell its public name.
+    @Test func writtenHeaderNamesSpellThePublicNames() {
+        #expect(EventHeaders.FieldNames.all.count == 13)
+        for (name, written) in EventHeaders.FieldNames.all {
+            #expect(written.description == name)
+        }
+    }
+
     @Test func publishNumbersReadBackFromAcknowledgementSubjects() {
         let prefix = "_INBOX.abc."
         #expect(AckTracker.number(prefix + "0", after: prefix.utf8.count) == 0)
