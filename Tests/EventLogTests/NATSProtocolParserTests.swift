@@ -102,8 +102,8 @@ import Testing
         "MSG a 1 3\r\nhello\r\n",  // count wrong: no CRLF after the payload
         "HMSG a 1 9 5\r\n",  // header bytes above the total
         "HMSG a 1 10 10\r\nNATS/2.0\r\n\r\n",  // not NATS/1.0
-        "HMSG a 1 12 12\r\nNATS/1.0\r\nX\r\n",  // no blank line, line without a colon
-        "HMSG a 1 16 16\r\nNATS/1.0 4x\r\n\r\n\r\n",  // status not a number
+        "HMSG a 1 13 13\r\nNATS/1.0\r\nX\r\n\r\n",  // no blank line, line without a colon
+        "HMSG a 1 15 15\r\nNATS/1.0 4x\r\n\r\n\r\n",  // status not a number
         "PING\n",  // LF alone
         "INFO nope\r\n",
         "MSG a 1 99999999999999999999999\r\n",  // count overflows
@@ -115,10 +115,9 @@ import Testing
     func badInputIsATypedError(_ input: String) {
         var parser = NATSProtocolParser()
         parser.append(contentsOf: input.utf8)
-        #expect(throws: NATSError.self) {
+        // Each input is complete: parsing it must throw, neither succeed nor wait for more bytes.
+        #expect(throws: NATSError.self, "\(input.debugDescription)") {
             while try parser.next() != nil {}
-            // A parse that only waits for more bytes is wrong for these inputs too: they are complete.
-            throw NATSError.malformed("incomplete: \(input.debugDescription)")
         }
     }
 
