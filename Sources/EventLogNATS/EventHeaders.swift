@@ -36,60 +36,144 @@ public enum EventHeaders {
         eventID?.uuidString ?? "\(logID.uuidString)-\(position)"
     }
 
-    /// `messageID(eventID:logID:position:)` with the log id already as text (formatting a UUID costs a `sprintf`).
-    static func messageID(eventID: UUID?, logIDText: String, position: UInt64) -> String {
-        eventID?.uuidString ?? "\(logIDText)-\(position)"
-    }
-
-    /// The header block (`NATS/1.0` ... blank line) for one event.
-    static func block(for event: EventView, metadata: EventMetadata?, logID: String, logIDValue: UUID) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(256)
-        out += "NATS/1.0\r\n".utf8
-        func field(_ name: String, _ value: String) {
-            out += name.utf8
-            out += ": ".utf8
-            appendEncoded(value.utf8, into: &out, isName: false)
-            out += "\r\n".utf8
-        }
-        func rawField(_ name: String, _ value: UnsafeRawBufferPointer) {
-            out += name.utf8
-            out += ": ".utf8
+    /// Appends the header block (`NATS/1.0` ... blank line) of one event to `out`, allocating nothing beyond what
+    /// `out` needs to grow: the relay reuses one array for every event. `logID` is the log id's text as UTF-8.
+    static func appendBlock(for event: EventView, metadata: EventMetadata?, logID: [UInt8], into out: inout [UInt8]) {
+        // Static strings: copied without reference counting.
+        func put(_ text: StaticString) { text.withUTF8Buffer { out += $0 } }
+        func end() { put("\r\n") }
+        func field(_ name: StaticString, _ value: String) {
+            put(name)
             appendEncoded(value, into: &out, isName: false)
-            out += "\r\n".utf8
+            end()
         }
-        field(messageID, messageID(eventID: metadata?.eventID, logIDText: logID, position: event.position))
-        rawField(stream, event.streamBytes)
-        rawField(type, event.typeBytes)
-        field(position, String(event.position))
-        field(version, String(event.version))
-        field(timestamp, String(event.timestamp))
-        field(Self.logID, logID)
+        func rawField(_ name: StaticString, _ value: UnsafeRawBufferPointer) {
+            put(name)
+            appendEncoded(value, into: &out, isName: false)
+            end()
+        }
+        func number(_ name: StaticString, _ value: UInt64) {
+            put(name)
+            appendDecimal(value, into: &out)
+            end()
+        }
+        put("NATS/1.0\r\n")
+        // The message id (`messageID(eventID:logID:position:)`), written without making a `String`.
+        put(FieldNames.messageID)
+        if let id = metadata?.eventID {
+            appendUUID(id, into: &out)
+        } else {
+            out += logID
+            out.append(UInt8(ascii: "-"))
+            appendDecimal(event.position, into: &out)
+        }
+        end()
+        rawField(FieldNames.stream, event.streamBytes)
+        rawField(FieldNames.type, event.typeBytes)
+        number(FieldNames.position, event.position)
+        number(FieldNames.version, event.version)
+        put(FieldNames.timestamp)
+        if event.timestamp < 0 { out.append(UInt8(ascii: "-")) }
+        appendDecimal(event.timestamp.magnitude, into: &out)
+        end()
+        put(FieldNames.logID)
+        out += logID
+        end()
         if let metadata {
-            if let id = metadata.eventID { field(eventID, id.uuidString) }
-            if let v = metadata.schemaVersion { field(schemaVersion, String(v)) }
-            if let v = metadata.contentType { field(contentType, v) }
-            if let v = metadata.correlationID { field(correlationID, v) }
-            if let v = metadata.causationID { field(causationID, v) }
+            if let id = metadata.eventID {
+                put(FieldNames.eventID)
+                appendUUID(id, into: &out)
+                end()
+            }
+            if let v = metadata.schemaVersion { number(FieldNames.schemaVersion, UInt64(v)) }
+            if let v = metadata.contentType { field(FieldNames.contentType, v) }
+            if let v = metadata.correlationID { field(FieldNames.correlationID, v) }
+            if let v = metadata.causationID { field(FieldNames.causationID, v) }
             for header in metadata.headers {
-                out += freeHeaderPrefix.utf8
-                appendEncoded(header.name.utf8, into: &out, isName: true)
-                out += ": ".utf8
-                appendEncoded(header.value.utf8, into: &out, isName: false)
-                out += "\r\n".utf8
+                put(FieldNames.freeHeaderPrefix)
+                appendEncoded(header.name, into: &out, isName: true)
+                put(": ")
+                appendEncoded(header.value, into: &out, isName: false)
+                end()
             }
         }
-        out += "\r\n".utf8
-        return out
+        end()
     }
 
-    /// Appends `bytes` with the bytes a header value (or name) cannot hold as `%XX`.
-    static func appendEncoded<C: Sequence<UInt8>>(_ bytes: C, into out: inout [UInt8], isName: Bool) {
-        for b in bytes {
+    /// Each field's `Name: ` as the relay writes it: the names above, as static strings (copied without reference
+    /// counting, for every event). `NATSRelayWindowTests` checks that they spell the names.
+    enum FieldNames {
+        static let messageID: StaticString = "Nats-Msg-Id: "
+        static let stream: StaticString = "EventLog-Stream: "
+        static let type: StaticString = "EventLog-Type: "
+        static let position: StaticString = "EventLog-Position: "
+        static let version: StaticString = "EventLog-Version: "
+        static let timestamp: StaticString = "EventLog-Timestamp: "
+        static let logID: StaticString = "EventLog-Log-ID: "
+        static let eventID: StaticString = "EventLog-Event-ID: "
+        static let schemaVersion: StaticString = "EventLog-Schema-Version: "
+        static let contentType: StaticString = "EventLog-Content-Type: "
+        static let correlationID: StaticString = "EventLog-Correlation-ID: "
+        static let causationID: StaticString = "EventLog-Causation-ID: "
+        /// Before a free header's name (no `: `).
+        static let freeHeaderPrefix: StaticString = "EventLog-Header-"
+
+        /// Each public name beside the static string the relay writes for it.
+        static let all: [(name: String, written: StaticString)] = [
+            (EventHeaders.messageID + ": ", messageID), (EventHeaders.stream + ": ", stream), (EventHeaders.type + ": ", type),
+            (EventHeaders.position + ": ", position), (EventHeaders.version + ": ", version),
+            (EventHeaders.timestamp + ": ", timestamp), (EventHeaders.logID + ": ", logID), (EventHeaders.eventID + ": ", eventID),
+            (EventHeaders.schemaVersion + ": ", schemaVersion), (EventHeaders.contentType + ": ", contentType),
+            (EventHeaders.correlationID + ": ", correlationID), (EventHeaders.causationID + ": ", causationID),
+            (EventHeaders.freeHeaderPrefix, freeHeaderPrefix),
+        ]
+    }
+
+    /// Appends `value` in decimal ASCII (as `String(value)` spells it).
+    static func appendDecimal(_ value: UInt64, into out: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var v = value
+            var i = digits.count
+            repeat {
+                i -= 1
+                digits[i] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: v % 10)
+                v /= 10
+            } while v > 0
+            out += UnsafeBufferPointer(rebasing: digits[i...])
+        }
+    }
+
+    /// Appends `id` as `UUID.uuidString` spells it (upper-case hex, 8-4-4-4-12).
+    static func appendUUID(_ id: UUID, into out: inout [UInt8]) {
+        withUnsafeBytes(of: id.uuid) { bytes in
+            for (i, b) in bytes.enumerated() {
+                if i == 4 || i == 6 || i == 8 || i == 10 { out.append(UInt8(ascii: "-")) }
+                out.append(PercentEncoding.hex[Int(b >> 4)])
+                out.append(PercentEncoding.hex[Int(b & 15)])
+            }
+        }
+    }
+
+    /// Appends `bytes` with the bytes a header value (or name) cannot hold as `%XX`; the runs between them are
+    /// copied whole.
+    static func appendEncoded(_ bytes: UnsafeRawBufferPointer, into out: inout [UInt8], isName: Bool) {
+        var run = 0
+        for i in 0..<bytes.count {
+            let b = bytes[i]
             let escape = b == UInt8(ascii: "%") || b == 0x0D || b == 0x0A
                 || (isName && (b <= 0x20 || b >= 0x7F || b == UInt8(ascii: ":")))
-            PercentEncoding.append(b, escaped: escape, into: &out)
+            guard escape else { continue }
+            out += UnsafeRawBufferPointer(rebasing: bytes[run..<i])
+            PercentEncoding.append(b, escaped: true, into: &out)
+            run = i + 1
         }
+        out += UnsafeRawBufferPointer(rebasing: bytes[run..<bytes.count])
+    }
+
+    /// `appendEncoded` of a string's UTF-8.
+    static func appendEncoded(_ text: String, into out: inout [UInt8], isName: Bool) {
+        var text = text
+        text.withUTF8 { appendEncoded(UnsafeRawBufferPointer($0), into: &out, isName: isName) }
     }
 
     /// Undoes `appendEncoded` (a `%` not followed by two hex digits stays as it is).

@@ -1,7 +1,6 @@
 @_spi(EventLogTool) import EventLog
 import NATSClient
 import Synchronization
-import struct Foundation.UUID
 
 #if canImport(Glibc)
 import Glibc
@@ -21,6 +20,10 @@ import Musl
 ///   at position P only once every event before P that passes the filter was
 ///   acknowledged. A crash loses nothing: the next run starts at the committed
 ///   position and sends again what was not acknowledged.
+/// - Each read of the log goes out as one write. While events are in flight,
+///   the relay reads again only once a quarter of the window is free, so that
+///   a busy relay writes many events at a time rather than one per
+///   acknowledgement.
 /// - On any failure of the connection (closed, refused, an acknowledgement
 ///   late by `ackTimeout`, a JetStream error reply) it reconnects with
 ///   back-off and resends from the last fully acknowledged position.
@@ -98,20 +101,27 @@ public final class Relay: Sendable {
         on connection: NATSConnection, committed: inout UInt64, backoff: inout Backoff, shouldStop: () -> Bool
     ) throws -> Bool {
         let generation = tracker.begin()
+        // Acknowledgements come back on `<inbox>.<publish number>` through one subscription: no reply handler,
+        // reply subject `String` or hash table entry per event.
+        let inbox = NATSConnection.newInbox()
+        _ = try connection.subscribe(subject: inbox + ".*", handler: tracker.handler(generation: generation, prefixBytes: inbox.utf8.count + 1))
         let subscription = try log.subscribe(from: .position(committed), filter: options.filter)
         defer { subscription.cancel() }
-        let logID = log.logID
-        let logIDText = logID.uuidString
-        let prefix = options.subjectPrefix
-        let limit = connection.info.maxPayload
-        var inflight: [(position: UInt64, sentAt: UInt64)] = []
-        var head = 0
-        var acked = Set<UInt64>()
+        var encoder = RelayMessageEncoder(
+            subjectPrefix: options.subjectPrefix, logID: log.logID, replyPrefix: inbox + ".", maxPayload: connection.info.maxPayload)
+        var inFlight = InFlightWindow(capacity: min(options.window, RelayOptions.maxWindow))
+        // Publish only once a quarter of the window is free (or nothing is in flight): a full window refilled one
+        // acknowledgement at a time would cost a write, and a wake-up of the event loop, per event.
+        let refill = max(1, inFlight.capacity / 4)
+        var acknowledgedNumbers: [UInt64] = []
+        acknowledgedNumbers.reserveCapacity(inFlight.capacity)
+        let onAcknowledged = options.onAcknowledged
         var sent = progress.withLock { $0.acknowledged }
         var lastCommit = monotonicNanoseconds()
         var stopping = false
         var stopDeadline: UInt64 = 0
         let ackTimeout = UInt64(max(0, options.ackTimeout.wholeNanoseconds))
+        let commitInterval = UInt64(max(0, options.commitInterval.wholeNanoseconds))
         // A read-only log's poll wakes on the writer's appends through its directory watch (`AppendWatch`):
         // the wait bounds only how soon a stop request is seen.
         let idleWait = 0.05
@@ -120,43 +130,44 @@ public final class Relay: Sendable {
         var awaitingAcks = false
 
         while true {
-            let inFlight = inflight.count - head
-            // Acknowledgements: pop the acknowledged prefix.
-            let taken = tracker.take(waitingUpTo: inFlight > 0 && (inFlight >= options.window || stopping || awaitingAcks) ? 0.001 : 0)
+            // What may be published now: the window's free room, within `maxEvents`.
+            var sendable = inFlight.free
+            if let maxEvents = options.maxEvents { sendable = min(sendable, max(0, maxEvents - sent)) }
+            // Acknowledgements; wait for them (up to a millisecond) when stopping, when the log had nothing new,
+            // or when too little of the window is free to be worth a write.
+            var wanted = 0
+            if !inFlight.isEmpty {
+                if stopping || awaitingAcks {
+                    wanted = 1
+                } else if sendable < refill {
+                    wanted = max(1, refill - inFlight.free)
+                }
+            }
+            let taken = tracker.take(into: &acknowledgedNumbers, atLeast: wanted, waitingUpTo: wanted > 0 ? 0.001 : 0)
             if let failure = taken.failure { throw failure }
-            if !taken.acked.isEmpty {
-                acked.formUnion(taken.acked)
-                var popped = 0
-                while head < inflight.count, acked.remove(inflight[head].position) != nil {
-                    options.onAcknowledged?(inflight[head].position)
-                    head += 1
-                    popped += 1
-                }
-                if head > 4096 && head * 2 > inflight.count {
-                    inflight.removeFirst(head)
-                    head = 0
-                }
+            if !acknowledgedNumbers.isEmpty {
+                for number in acknowledgedNumbers { _ = inFlight.acknowledge(number) }
+                let popped = inFlight.removeAcknowledgedPrefix { position in onAcknowledged?(position) }
                 progress.withLock {
                     $0.acknowledged += popped
                     $0.duplicates += taken.duplicates
                 }
                 backoff.succeeded()
             }
-            let pending = inflight.count - head
             // Commit what is fully acknowledged.
-            let commitPoint = pending > 0 ? inflight[head].position : subscription.position
+            let commitPoint = inFlight.oldest?.position ?? subscription.position
             let now = monotonicNanoseconds()
-            if commitPoint > committed && (pending == 0 || now - lastCommit >= UInt64(max(0, options.commitInterval.wholeNanoseconds))) {
+            if commitPoint > committed && (inFlight.isEmpty || now - lastCommit >= commitInterval) {
                 try log.commitCursor(options.cursor, position: commitPoint)
                 committed = commitPoint
                 lastCommit = now
                 progress.withLock { $0.committedPosition = commitPoint }
             }
-            if pending > 0 && now - inflight[head].sentAt > ackTimeout {
+            if let oldest = inFlight.oldest, now - oldest.sentAt > ackTimeout {
                 throw NATSError.timeout("JetStream acknowledged nothing for \(options.ackTimeout)")
             }
             if stopping {
-                if pending == 0 || now > stopDeadline { return true }
+                if inFlight.isEmpty || now > stopDeadline { return true }
                 continue
             }
             if shouldStop() || options.maxEvents.map({ sent >= $0 }) == true {
@@ -164,33 +175,33 @@ public final class Relay: Sendable {
                 stopDeadline = now + ackTimeout
                 continue
             }
-            // Read and publish what the window allows.
-            var free = options.window - pending
-            if let maxEvents = options.maxEvents { free = min(free, maxEvents - sent) }
-            guard free > 0 else { continue }
-            var frames = NATSOutboundBatch()
-            let sentAt = monotonicNanoseconds()
-            let delivered = try subscription.poll(maxCount: free, timeout: .seconds(pending == 0 ? idleWait : 0)) { event in
-                let metadata = event.metadataBytes.isEmpty ? nil : try event.metadata()
-                let block = EventHeaders.block(for: event, metadata: metadata, logID: logIDText, logIDValue: logID)
-                let bytes = block.count + event.data.count
-                guard bytes <= limit else { throw RelayError.eventTooLarge(position: event.position, bytes: bytes, limit: limit) }
-                frames.add(
-                    subject: SubjectEncoding.subject(prefix: prefix, stream: event.streamBytes), headerBlock: block, payload: event.data,
-                    position: event.position)
-                inflight.append((event.position, sentAt))
+            // Read and publish what the window allows, as one write.
+            sendable = inFlight.free
+            if let maxEvents = options.maxEvents { sendable = min(sendable, maxEvents - sent) }
+            guard sendable > 0, inFlight.isEmpty || sendable >= refill else { continue }
+            var out = connection.makeOutbound(capacity: 1024)
+            var sentAt: UInt64 = 0
+            let delivered = try subscription.poll(maxCount: sendable, timeout: .seconds(inFlight.isEmpty ? idleWait : 0)) { event in
+                let first = sentAt == 0
+                if first { sentAt = monotonicNanoseconds() }
+                try encoder.encode(event, number: inFlight.nextNumber, into: &out)
+                let added = inFlight.append(position: event.position, sentAt: sentAt)
+                assert(added, "the poll lends at most the window's free room")
+                // The first frame's size, times the rest, is about what this batch needs (bounded: frames can be large).
+                if first && sendable > 1 { out.reserveCapacity(forAdditional: min((sendable - 1) * (out.byteCount + 64), 4 << 20)) }
             }
-            awaitingAcks = delivered == 0 && pending > 0
+            awaitingAcks = delivered == 0 && !inFlight.isEmpty
             if delivered > 0 {
-                try connection.send { out throws(NATSError) in
-                    try frames.encode(into: &out, tracker: tracker, generation: generation)
-                }
+                try connection.send(out)
                 sent += delivered
-                let now = inflight.count - head
-                progress.withLock { $0.maxInFlight = max($0.maxInFlight, now) }
+                let count = inFlight.count
+                progress.withLock {
+                    $0.maxInFlight = max($0.maxInFlight, count)
+                    $0.writes += 1
+                }
                 continue
             }
-            if pending == 0 {
+            if inFlight.isEmpty {
                 if log.options.readOnly, try log.refresh() { continue }
                 if options.stopWhenIdle && subscription.position >= log.endPosition && committed >= subscription.position {
                     return true

@@ -3,8 +3,14 @@ import EventLog
 /// What a `Relay` reads and where it publishes.
 public struct RelayOptions: Sendable {
     /// The most events published and not yet acknowledged by JetStream (the
-    /// pipeline's window): memory stays bounded by it however slow the server is.
-    public static let defaultWindow = 256
+    /// pipeline's window): memory stays bounded by it however slow the server is
+    /// (the relay keeps 17 bytes per event in flight, and the frames written but
+    /// not yet read by the server are at most the window's events, each its data
+    /// plus about 450 bytes of headers and protocol: about 0.5 MiB for events of 100 bytes, at
+    /// worst the window times the server's `max_payload`). While events are in
+    /// flight the relay refills the window a quarter at a time: a larger window
+    /// keeps the server busy through the relay's pauses (a cursor commit's sync).
+    public static let defaultWindow = 1024
     /// The largest window accepted.
     public static let maxWindow = 65_536
 
@@ -65,4 +71,8 @@ public struct RelayStatistics: Sendable, Equatable {
     public var committedPosition: UInt64 = 0
     /// The most events that were in flight at once (never above the window).
     public var maxInFlight = 0
+    /// Writes that published events, each the events of one read of the log: while events are in flight, the
+    /// relay writes only once at least a quarter of the window is free, so a write carries that many or the
+    /// rest of the log.
+    public var writes = 0
 }

@@ -5,18 +5,27 @@
 /// stream `eu.order-7` under prefix `orders.` is `orders.eu.order-7`.
 public enum SubjectEncoding {
     public static func subject(prefix: String, stream: UnsafeRawBufferPointer) -> String {
-        var out = Array(prefix.utf8)
+        var out: [UInt8] = []
+        append(prefix: Array(prefix.utf8), stream: stream, into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends the subject's bytes to `out` (`prefix` as UTF-8), without making a `String`: the relay reuses one
+    /// array for every event.
+    static func append(prefix: [UInt8], stream: UnsafeRawBufferPointer, into out: inout [UInt8]) {
+        out += prefix
+        // A leading dot leaves an empty token after an empty prefix or one ending with a dot.
+        let prefixEndsAToken = prefix.last.map { $0 == UInt8(ascii: ".") } ?? true
         let n = stream.count
         for i in 0..<n {
             let b = stream[i]
             var escape = b <= 0x20 || b == 0x7F || b == UInt8(ascii: "*") || b == UInt8(ascii: ">") || b == UInt8(ascii: "%")
             if b == UInt8(ascii: ".") {
-                let emptyBefore = i == 0 ? (prefix.isEmpty || prefix.hasSuffix(".")) : stream[i - 1] == UInt8(ascii: ".")
+                let emptyBefore = i == 0 ? prefixEndsAToken : stream[i - 1] == UInt8(ascii: ".")
                 escape = emptyBefore || i == n - 1
             }
             PercentEncoding.append(b, escaped: escape, into: &out)
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     public static func subject(prefix: String, stream: String) -> String {
@@ -27,7 +36,8 @@ public enum SubjectEncoding {
 
 /// `%XX` for a byte a subject or a header cannot hold: the one escape both use.
 enum PercentEncoding {
-    private static let hex = Array("0123456789ABCDEF".utf8)
+    /// Upper-case hex digits (also `EventHeaders`' spelling of a UUID).
+    static let hex = Array("0123456789ABCDEF".utf8)
 
     /// Appends `b`, as `%XX` (upper-case hex) when `escaped`.
     @inline(__always)

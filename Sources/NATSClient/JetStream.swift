@@ -227,12 +227,14 @@ public struct JetStreamPublishAck: Sendable, Equatable {
     static func fastParse(_ p: [UInt8]) -> JetStreamPublishAck? {
         var i = 0
         func skipSpaces() { while i < p.count && p[i] == 0x20 { i += 1 } }
-        func expect(_ text: String) -> Bool {
-            for b in text.utf8 {
-                guard i < p.count, p[i] == b else { return false }
-                i += 1
+        func expect(_ text: StaticString) -> Bool {
+            text.withUTF8Buffer { bytes in
+                for b in bytes {
+                    guard i < p.count, p[i] == b else { return false }
+                    i += 1
+                }
+                return true
             }
-            return true
         }
         guard expect(#"{"stream":"#) else { return nil }
         skipSpaces()

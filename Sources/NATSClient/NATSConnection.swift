@@ -83,7 +83,7 @@ public final class NATSConnection: Sendable {
             channel.close(promise: nil)
             throw .connectionFailed("\(url): the server does not support headers (NATS 2.2 or later needed)")
         }
-        let connection = NATSConnection(info: info, channel: channel, inboxPrefix: "_INBOX.\(randomToken())")
+        let connection = NATSConnection(info: info, channel: channel, inboxPrefix: newInbox())
         box.connection.withLock { $0 = connection }
         var out = channel.allocator.buffer(capacity: 256)
         NATSProtocolEncoder.connect(into: &out, json: NATSConnectOptions(name: name).json())
@@ -123,6 +123,23 @@ public final class NATSConnection: Sendable {
         var outbound = NATSOutbound(buffer: channel.allocator.buffer(capacity: 4096), connection: self)
         try build(&outbound)
         try write(outbound)
+    }
+
+    /// An empty batch of messages for `send(_:)`, for a caller that encodes while it reads (a relay filling it in a
+    /// read callback) rather than inside `send`'s closure.
+    public func makeOutbound(capacity: Int = 4096) -> NATSOutbound {
+        NATSOutbound(buffer: channel.allocator.buffer(capacity: capacity), connection: self)
+    }
+
+    /// Writes `outbound` as one write, registering the reply handlers of its requests first.
+    public func send(_ outbound: NATSOutbound) throws(NATSError) {
+        try write(outbound)
+    }
+
+    /// A new unique inbox subject, `_INBOX.<random>`: subscribe to `<inbox>.*` to collect the replies of publishes
+    /// whose reply subjects are `<inbox>.<token>`.
+    public static func newInbox() -> String {
+        "_INBOX.\(randomToken())"
     }
 
     func write(_ outbound: NATSOutbound) throws(NATSError) {

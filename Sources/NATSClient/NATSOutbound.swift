@@ -33,6 +33,24 @@ public struct NATSOutbound {
         try NATSProtocolEncoder.publish(into: &buffer, subject: subject, replyTo: replyTo, headers: headers, payload: payload)
     }
 
+    /// Makes room for `bytes` more without growing the buffer again (for a batch whose size is known roughly).
+    public mutating func reserveCapacity(forAdditional bytes: Int) {
+        buffer.reserveCapacity(minimumWritableBytes: bytes)
+    }
+
+    /// Adds an HPUB whose reply subject is `<replyPrefix><replyNumber>`, from bytes: no `String` per message, for a
+    /// publisher's hot loop. The replies go to whatever subscription the caller made for `replyPrefix` (for example on
+    /// `<NATSConnection.newInbox()>.*`), not to a reply handler.
+    public mutating func publish(
+        subject: UnsafeRawBufferPointer, replyPrefix: UnsafeRawBufferPointer, replyNumber: UInt64,
+        headerBlock: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer
+    ) throws(NATSError) {
+        let size = headerBlock.count + payload.count
+        guard size <= maxPayload else { throw .payloadTooLarge(bytes: size, limit: maxPayload) }
+        try NATSProtocolEncoder.publish(
+            into: &buffer, subject: subject, replyPrefix: replyPrefix, replyNumber: replyNumber, headers: headerBlock, payload: payload)
+    }
+
     /// Adds a publish whose reply goes to `onReply` (on the event loop; keep it short).
     public mutating func request(
         subject: String, headerBlock: [UInt8]?, payload: UnsafeRawBufferPointer, onReply: @escaping NATSReplyHandler

@@ -39,6 +39,83 @@ public enum NATSProtocolEncoder {
         buffer.writeBytes(crlf)
     }
 
+    /// `HPUB <subject> <replyPrefix><replyNumber> <#header bytes> <#total bytes>`, its header block and payload, all
+    /// from bytes: no `String` is made, for a publisher's hot loop. `headers` is an encoded block (`NATSHeaders.encoded()`).
+    /// Throws `invalidArgument` for an empty subject or reply prefix, or one with whitespace or control characters.
+    public static func publish(
+        into buffer: inout ByteBuffer, subject: UnsafeRawBufferPointer, replyPrefix: UnsafeRawBufferPointer, replyNumber: UInt64,
+        headers: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer
+    ) throws(NATSError) {
+        guard isValidSubject(subject) else {
+            throw .invalidArgument("NATS subject \(String(decoding: subject, as: UTF8.self).debugDescription): non-empty, without whitespace")
+        }
+        guard isValidSubject(replyPrefix) else {
+            throw .invalidArgument("NATS reply subject \(String(decoding: replyPrefix, as: UTF8.self).debugDescription): non-empty, without whitespace")
+        }
+        // One write of the whole frame: each ByteBuffer write checks capacity and uniqueness, a dozen a frame add up.
+        let numberDigits = decimalDigits(replyNumber)
+        let headerDigits = decimalDigits(UInt64(headers.count))
+        let totalDigits = decimalDigits(UInt64(headers.count + payload.count))
+        let size = 5 + subject.count + 1 + replyPrefix.count + numberDigits + 1 + headerDigits + 1 + totalDigits + 2
+            + headers.count + payload.count + 2
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
+            var i = 0
+            func put(_ bytes: UnsafeRawBufferPointer) {
+                UnsafeMutableRawBufferPointer(rebasing: out[i..<(i + bytes.count)]).copyMemory(from: bytes)
+                i += bytes.count
+            }
+            func put(_ byte: UInt8) {
+                out[i] = byte
+                i += 1
+            }
+            func put(_ value: UInt64, digits: Int) {
+                var v = value
+                var j = i + digits
+                repeat {
+                    j -= 1
+                    out[j] = 0x30 + UInt8(truncatingIfNeeded: v % 10)
+                    v /= 10
+                } while v > 0
+                i += digits
+            }
+            for b in "HPUB ".utf8 { put(b) }
+            put(subject)
+            put(UInt8(ascii: " "))
+            put(replyPrefix)
+            put(replyNumber, digits: numberDigits)
+            put(UInt8(ascii: " "))
+            put(UInt64(headers.count), digits: headerDigits)
+            put(UInt8(ascii: " "))
+            put(UInt64(headers.count + payload.count), digits: totalDigits)
+            put(0x0D)
+            put(0x0A)
+            put(headers)
+            put(payload)
+            put(0x0D)
+            put(0x0A)
+            return i
+        }
+    }
+
+    /// How many decimal digits `value` has.
+    static func decimalDigits(_ value: UInt64) -> Int {
+        var digits = 1
+        var rest = value / 10
+        while rest > 0 {
+            digits += 1
+            rest /= 10
+        }
+        return digits
+    }
+
+    /// True for a subject's bytes the protocol can carry: non-empty, without whitespace or control characters.
+    @inline(__always)
+    static func isValidSubject(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard !bytes.isEmpty else { return false }
+        for b in bytes where b <= 0x20 || b == 0x7F { return false }
+        return true
+    }
+
     public static func publish(
         into buffer: inout ByteBuffer, subject: String, replyTo: String? = nil, headers: NATSHeaders? = nil, payload: [UInt8]
     ) throws(NATSError) {

@@ -81,74 +81,77 @@ public struct NATSProtocolParser {
     public mutating func next() throws(NATSError) -> NATSServerOperation? {
         guard let lineEnd = try controlLineEnd() else { return nil }
         let start = buffer.readerIndex
-        let line = buffer.getSlice(at: start, length: lineEnd - start) ?? ByteBuffer()
-        let lineView = line.readableBytesView
-        let verbEnd = lineView.firstIndex(where: { $0 == 0x20 || $0 == 0x09 }) ?? lineView.endIndex
-        let verb = lineView[lineView.startIndex..<verbEnd]
+        let line = buffer.withUnsafeReadableBytes { ControlLine(UnsafeRawBufferPointer(rebasing: $0[0..<(lineEnd - start)])) }
         let afterLine = lineEnd + 2
-        switch Self.upper(verb) {
-        case "MSG", "HMSG":
-            let hasHeaders = verb.count == 4
-            let args = Self.arguments(lineView[verbEnd...])
-            guard let message = try parseMessage(args: args, hasHeaders: hasHeaders, payloadAt: afterLine, line: lineView) else {
-                return nil
-            }
+        switch line.verb {
+        case .msg, .hmsg:
+            guard let message = try parseMessage(line, at: start, payloadAt: afterLine) else { return nil }
             return .message(message)
-        case "PING":
+        case .ping:
             buffer.moveReaderIndex(to: afterLine)
             return .ping
-        case "PONG":
+        case .pong:
             buffer.moveReaderIndex(to: afterLine)
             return .pong
-        case "+OK":
+        case .ok:
             buffer.moveReaderIndex(to: afterLine)
             return .ok
-        case "-ERR":
+        case .error:
+            let rest = buffer.getBytes(at: start + line.verbEnd, length: lineEnd - start - line.verbEnd) ?? []
             buffer.moveReaderIndex(to: afterLine)
-            var text = String(decoding: lineView[verbEnd...], as: UTF8.self).trimmingSpaces()
+            var text = String(decoding: rest, as: UTF8.self).trimmingSpaces()
             if text.hasPrefix("'") && text.hasSuffix("'") && text.count >= 2 { text = String(text.dropFirst().dropLast()) }
             return .error(text)
-        case "INFO":
+        case .info:
+            let rest = buffer.getBytes(at: start + line.verbEnd, length: lineEnd - start - line.verbEnd) ?? []
             buffer.moveReaderIndex(to: afterLine)
-            let json = Array(lineView[verbEnd...].drop(while: { $0 == 0x20 || $0 == 0x09 }))
+            let json = Array(rest.drop(while: { $0 == 0x20 || $0 == 0x09 }))
             guard json.first == UInt8(ascii: "{") else { throw .malformed("INFO without a JSON object") }
             return .info(json)
-        default:
-            throw .malformed("unknown operation \(Self.preview(lineView))")
+        case .unknown:
+            throw .malformed("unknown operation \(preview(at: start, lineEnd: lineEnd))")
         }
     }
 
     /// The index of the CR of the first CRLF, nil when none yet; throws when the line is too long.
     private func controlLineEnd() throws(NATSError) -> Int? {
-        let view = buffer.readableBytesView
-        let limit = Swift.min(view.count, Self.maxControlLineBytes + 2)
-        var i = view.startIndex
-        let end = view.startIndex + limit
-        while i < end {
-            if view[i] == 0x0A {
-                guard i > view.startIndex, view[i - 1] == 0x0D else { throw .malformed("a line ending with LF alone") }
-                return buffer.readerIndex + (i - 1 - view.startIndex)
+        let scanned = Swift.min(buffer.readableBytes, Self.maxControlLineBytes + 2)
+        let lf: Int? = buffer.withUnsafeReadableBytes { raw in
+            var i = 0
+            while i < scanned {
+                if raw[i] == 0x0A { return i }
+                i += 1
             }
-            i += 1
+            return nil
         }
-        if view.count > Self.maxControlLineBytes + 1 { throw .controlLineTooLong(limit: Self.maxControlLineBytes) }
+        if let lf {
+            guard lf > 0, buffer.getInteger(at: buffer.readerIndex + lf - 1, as: UInt8.self) == 0x0D else {
+                throw .malformed("a line ending with LF alone")
+            }
+            return buffer.readerIndex + lf - 1
+        }
+        if buffer.readableBytes > Self.maxControlLineBytes + 1 { throw .controlLineTooLong(limit: Self.maxControlLineBytes) }
         return nil
     }
 
     /// MSG <subject> <sid> [reply-to] <#bytes>, HMSG <subject> <sid> [reply-to] <#header bytes> <#total bytes>.
-    private mutating func parseMessage(
-        args: [Substring.UTF8View.SubSequence], hasHeaders: Bool, payloadAt: Int, line: ByteBufferView
-    ) throws(NATSError) -> NATSMessage? {
+    private mutating func parseMessage(_ line: ControlLine, at lineStart: Int, payloadAt: Int) throws(NATSError) -> NATSMessage? {
+        let hasHeaders = line.verb == .hmsg
         let counts = hasHeaders ? 2 : 1
-        guard args.count == 2 + counts || args.count == 3 + counts else {
-            throw .malformed("\(hasHeaders ? "HMSG" : "MSG") with \(args.count) arguments: \(Self.preview(line))")
+        let n = line.fieldCount
+        guard n == 2 + counts || n == 3 + counts else {
+            throw .malformed("\(hasHeaders ? "HMSG" : "MSG") with \(n) arguments: \(preview(at: lineStart, lineEnd: payloadAt - 2))")
         }
-        guard let sid = Self.number(args[1]) else { throw .malformed("subscription id is not a number: \(Self.preview(line))") }
-        guard let total = Self.number(args[args.count - 1]) else { throw .malformed("byte count is not a number: \(Self.preview(line))") }
+        guard let sid = line.numbers[1] else {
+            throw .malformed("subscription id is not a number: \(preview(at: lineStart, lineEnd: payloadAt - 2))")
+        }
+        guard let total = line.numbers[n - 1] else {
+            throw .malformed("byte count is not a number: \(preview(at: lineStart, lineEnd: payloadAt - 2))")
+        }
         var headerBytes = 0
         if hasHeaders {
-            guard let h = Self.number(args[args.count - 2]), h <= total else {
-                throw .malformed("header byte count is not a number at most the total: \(Self.preview(line))")
+            guard let h = line.numbers[n - 2], h <= total else {
+                throw .malformed("header byte count is not a number at most the total: \(preview(at: lineStart, lineEnd: payloadAt - 2))")
             }
             headerBytes = Int(h)
         }
@@ -157,10 +160,15 @@ public struct NATSProtocolParser {
         // The payload and its CRLF must all be here.
         guard buffer.writerIndex - payloadAt >= totalBytes + 2 else { return nil }
         guard buffer.getInteger(at: payloadAt + totalBytes, as: UInt16.self) == 0x0D0A else {
-            throw .malformed("payload not followed by CRLF (byte count wrong?): \(Self.preview(line))")
+            throw .malformed("payload not followed by CRLF (byte count wrong?): \(preview(at: lineStart, lineEnd: payloadAt - 2))")
         }
-        let subject = String(decoding: args[0], as: UTF8.self)
-        let reply = args.count == 3 + counts ? String(decoding: args[2], as: UTF8.self) : nil
+        let subjectField = line.fields[0]
+        let subject = buffer.getString(at: lineStart + subjectField.lowerBound, length: subjectField.count) ?? ""
+        var reply: String?
+        if n == 3 + counts {
+            let replyField = line.fields[2]
+            reply = buffer.getString(at: lineStart + replyField.lowerBound, length: replyField.count) ?? ""
+        }
         var headers: NATSHeaders?
         if hasHeaders {
             guard let block = buffer.getBytes(at: payloadAt, length: headerBytes) else { return nil }
@@ -172,12 +180,72 @@ public struct NATSProtocolParser {
         return NATSMessage(subject: subject, sid: sid, replyTo: reply, headers: headers, payload: payload)
     }
 
-    private static func arguments(_ bytes: ByteBufferView.SubSequence) -> [Substring.UTF8View.SubSequence] {
-        let text = Substring(String(decoding: bytes, as: UTF8.self))
-        return text.utf8.split(whereSeparator: { $0 == 0x20 || $0 == 0x09 })
+    /// The control line from `lineStart` to `lineEnd` (its CR), cut short, for an error message.
+    private func preview(at lineStart: Int, lineEnd: Int) -> String {
+        let bytes = buffer.getBytes(at: lineStart, length: Swift.min(80, Swift.max(0, lineEnd - lineStart))) ?? []
+        return String(decoding: bytes, as: UTF8.self).debugDescription
+    }
+}
+
+/// A control line's verb and the places of the fields after it (split at spaces and tabs), read from its bytes
+/// without allocating: every MSG goes through here.
+struct ControlLine {
+    enum Verb { case msg, hmsg, ping, pong, ok, error, info, unknown }
+
+    /// The most fields kept (HMSG's five); more are counted, not kept.
+    static let maxFields = 5
+
+    let verb: Verb
+    /// Where the verb ends (the first space or tab, or the line's end).
+    let verbEnd: Int
+    /// How many fields follow the verb.
+    private(set) var fieldCount = 0
+    /// The first `maxFields` fields' byte ranges in the line.
+    private(set) var fields = InlineArray<5, Range<Int>>(repeating: 0..<0)
+    /// Each kept field as a decimal number; nil when it is not one (or has more than 19 digits).
+    private(set) var numbers = InlineArray<5, UInt64?>(repeating: nil)
+
+    init(_ line: UnsafeRawBufferPointer) {
+        var i = 0
+        // The verb's bytes, upper-cased (ASCII letters only), packed into an integer after a 1 (so that a NUL byte
+        // before a verb is not that verb).
+        var key: UInt64 = 1
+        while i < line.count && line[i] != 0x20 && line[i] != 0x09 {
+            var b = line[i]
+            if b >= 0x61 && b <= 0x7A { b -= 0x20 }
+            if i < 7 { key = key << 8 | UInt64(b) }
+            i += 1
+        }
+        verbEnd = i
+        verb = i <= 4 ? Self.verbNamed(key) : .unknown
+        while i < line.count {
+            while i < line.count && (line[i] == 0x20 || line[i] == 0x09) { i += 1 }
+            guard i < line.count else { break }
+            let fieldStart = i
+            while i < line.count && line[i] != 0x20 && line[i] != 0x09 { i += 1 }
+            if fieldCount < Self.maxFields {
+                fields[fieldCount] = fieldStart..<i
+                numbers[fieldCount] = Self.number(UnsafeRawBufferPointer(rebasing: line[fieldStart..<i]))
+            }
+            fieldCount += 1
+        }
     }
 
-    private static func number(_ bytes: Substring.UTF8View.SubSequence) -> UInt64? {
+    /// The verbs, as `init` packs them (a 1, then one byte each, first byte highest).
+    private static func verbNamed(_ key: UInt64) -> Verb {
+        switch key {
+        case 0x01_4D_53_47: return .msg  // MSG
+        case 0x01_48_4D_53_47: return .hmsg  // HMSG
+        case 0x01_50_49_4E_47: return .ping  // PING
+        case 0x01_50_4F_4E_47: return .pong  // PONG
+        case 0x01_2B_4F_4B: return .ok  // +OK
+        case 0x01_2D_45_52_52: return .error  // -ERR
+        case 0x01_49_4E_46_4F: return .info  // INFO
+        default: return .unknown
+        }
+    }
+
+    private static func number(_ bytes: UnsafeRawBufferPointer) -> UInt64? {
         guard !bytes.isEmpty, bytes.count <= 19 else { return nil }
         var n: UInt64 = 0
         for b in bytes {
@@ -185,13 +253,5 @@ public struct NATSProtocolParser {
             n = n * 10 + UInt64(b - 0x30)
         }
         return n
-    }
-
-    private static func upper(_ bytes: ByteBufferView.SubSequence) -> String {
-        String(decoding: bytes.map { $0 >= 0x61 && $0 <= 0x7A ? $0 - 0x20 : $0 }, as: UTF8.self)
-    }
-
-    private static func preview(_ line: some Collection<UInt8>) -> String {
-        String(decoding: line.prefix(80), as: UTF8.self).debugDescription
     }
 }

@@ -102,19 +102,22 @@ import Testing
         "MSG a 1 3\r\nhello\r\n",  // count wrong: no CRLF after the payload
         "HMSG a 1 9 5\r\n",  // header bytes above the total
         "HMSG a 1 10 10\r\nNATS/2.0\r\n\r\n",  // not NATS/1.0
-        "HMSG a 1 12 12\r\nNATS/1.0\r\nX\r\n",  // no blank line, line without a colon
-        "HMSG a 1 16 16\r\nNATS/1.0 4x\r\n\r\n\r\n",  // status not a number
+        "HMSG a 1 13 13\r\nNATS/1.0\r\nX\r\n\r\n",  // no blank line, line without a colon
+        "HMSG a 1 15 15\r\nNATS/1.0 4x\r\n\r\n\r\n",  // status not a number
         "PING\n",  // LF alone
         "INFO nope\r\n",
         "MSG a 1 99999999999999999999999\r\n",  // count overflows
+        "\u{0}MSG a 1 0\r\n\r\n",  // a NUL byte before the verb
+        "MSGS a 1 0\r\n\r\n",  // a verb that starts like one
+        "HMSG a 1 r 2 4 4\r\nx\r\n",  // six fields: more than HMSG's five
+        "\r\n",  // an empty line
     ])
     func badInputIsATypedError(_ input: String) {
         var parser = NATSProtocolParser()
         parser.append(contentsOf: input.utf8)
-        #expect(throws: NATSError.self) {
+        // Each input is complete: parsing it must throw, neither succeed nor wait for more bytes.
+        #expect(throws: NATSError.self, "\(input.debugDescription)") {
             while try parser.next() != nil {}
-            // A parse that only waits for more bytes is wrong for these inputs too: they are complete.
-            throw NATSError.malformed("incomplete: \(input.debugDescription)")
         }
     }
 
@@ -152,6 +155,51 @@ import Testing
         #expect(m.payload == Array("data".utf8) && m.headers?["k"] == "v" && m.replyTo == "_INBOX.1")
         #expect(throws: NATSError.self) { try NATSProtocolEncoder.publish(into: &buffer, subject: "a b", payload: []) }
         #expect(throws: NATSError.self) { try NATSProtocolEncoder.publish(into: &buffer, subject: "", payload: []) }
+    }
+
+    @Test func verbsIgnoreCase() throws {
+        var parser = NATSProtocolParser()
+        parser.append(contentsOf: "PiNg\r\npong\r\n+ok\r\n-Err 'x'\r\nHmsg a 2 12 14\r\nNATS/1.0\r\n\r\nhi\r\n".utf8)
+        var operations: [NATSServerOperation] = []
+        while let op = try parser.next() { operations.append(op) }
+        #expect(Self.summary(operations) == ["PING", "PONG", "+OK", "-ERR x", "MSG a 2 - hi [  []]"])
+    }
+
+    /// The publisher's form (subject, reply prefix and number as bytes) writes the same frame as the `String` form.
+    @Test func bytePublishWritesWhatTheStringPublishWrites() throws {
+        var headers = NATSHeaders()
+        headers.append("Nats-Msg-Id", "m-1")
+        let block = try headers.encoded()
+        let payload = Array("payload".utf8)
+        for number in [0, 7, 10, 99, 1_000_000, UInt64.max] as [UInt64] {
+            var viaString = ByteBufferAllocator().buffer(capacity: 64)
+            try NATSProtocolEncoder.publish(into: &viaString, subject: "o.s", replyTo: "_INBOX.r.\(number)", headers: headers, payload: payload)
+            var viaBytes = ByteBufferAllocator().buffer(capacity: 64)
+            try Array("o.s".utf8).withUnsafeBytes { subject in
+                try Array("_INBOX.r.".utf8).withUnsafeBytes { reply in
+                    try block.withUnsafeBytes { header in
+                        try payload.withUnsafeBytes { data in
+                            try NATSProtocolEncoder.publish(
+                                into: &viaBytes, subject: subject, replyPrefix: reply, replyNumber: number, headers: header, payload: data)
+                        }
+                    }
+                }
+            }
+            #expect(String(buffer: viaBytes) == String(buffer: viaString), "reply number \(number)")
+        }
+        var buffer = ByteBufferAllocator().buffer(capacity: 64)
+        for (subject, reply) in [("a b", "r."), ("", "r."), ("a", "r \t."), ("a", "")] {
+            #expect(throws: NATSError.self, "\(subject.debugDescription) \(reply.debugDescription)") {
+                try Array(subject.utf8).withUnsafeBytes { s in
+                    try Array(reply.utf8).withUnsafeBytes { r in
+                        try NATSProtocolEncoder.publish(
+                            into: &buffer, subject: s, replyPrefix: r, replyNumber: 1, headers: UnsafeRawBufferPointer(start: nil, count: 0),
+                            payload: UnsafeRawBufferPointer(start: nil, count: 0))
+                    }
+                }
+            }
+        }
+        #expect(buffer.readableBytes == 0, "nothing is written for a refused subject")
     }
 
     @Test func publishAcksParse() throws {

@@ -70,6 +70,7 @@ struct NATSRelayTests {
             #expect(headers[EventHeaders.type] == event.type)
             #expect(headers[EventHeaders.version] == String(stored.version))
             #expect(headers[EventHeaders.timestamp] == String(stored.timestamp))
+            #expect(headers[EventHeaders.logID] == log.logID.uuidString)
             #expect(headers[EventHeaders.messageID] == EventHeaders.messageID(eventID: event.metadata.eventID, logID: log.logID, position: position))
             var metadata = EventHeaders.metadata(from: headers)
             #expect(metadata == event.metadata, "position \(position)")
@@ -123,6 +124,26 @@ struct NATSRelayTests {
         #expect(try log.cursorPosition("relay") == 700)
         let messages = try JetStreamContents.all(server, stream: "F", expected: expected.count)
         #expect(messages.compactMap { $0.headers?[EventHeaders.position].flatMap(Int.init) } == expected)
+        try log.close()
+    }
+
+    /// While events are in flight, the relay refills the window only once a quarter of it is free, so that
+    /// a write carries many events rather than one per acknowledgement: with the events already in the log,
+    /// every write but the last carries at least a quarter window.
+    @Test(arguments: [1, 10, 64, 256])
+    func writesCarryAQuarterWindowAtLeast(window: Int) throws {
+        let dir = TemporaryDirectory("nats-writes")
+        let server = try NATSServerProcess(storeDirectory: dir.sub("js"))
+        try server.start()
+        let log = try Log.open(at: dir.sub("log"))
+        let total = 3000
+        try Fixtures.append(log, 0..<total, batch: 500)
+        let stats = try Relay(log: log, url: server.url, options: Self.relayOptions("w.", window: window, stream: "W")).run { false }
+        #expect(stats.acknowledged == total)
+        #expect(stats.maxInFlight <= window)
+        let quarter = max(1, window / 4)
+        #expect(stats.writes <= total / quarter + 1, "\(stats.writes) writes for \(total) events, window \(window)")
+        #expect(try JetStreamContents.all(server, stream: "W", expected: total).count == total)
         try log.close()
     }
 

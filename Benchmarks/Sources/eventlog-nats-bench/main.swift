@@ -122,8 +122,9 @@ do {
     let cpu = cpuSeconds(server: arguments.serverPID)
     let stats = try relay.run { false }
     let seconds = Double(now() - start) / 1e9
-    print(String(format: "relay: %d events in %.2f s = %.0f events/s (max in flight %d, %d duplicates); ",
-                 stats.acknowledged, seconds, Double(stats.acknowledged) / seconds, stats.maxInFlight, stats.duplicates)
+    print(String(format: "relay: %d events in %.2f s = %.0f events/s (max in flight %d, %.0f events a write, %d duplicates); ",
+                 stats.acknowledged, seconds, Double(stats.acknowledged) / seconds, stats.maxInFlight,
+                 Double(stats.acknowledged) / Double(max(1, stats.writes)), stats.duplicates)
           + cpuLine(cpu, stats.acknowledged, server: arguments.serverPID))
     try log.close()
 }
