@@ -82,9 +82,10 @@ public struct LogOptions: Sendable {
     /// A sync (`fdatasync`) that takes longer is logged as a warning.
     public var slowSyncThreshold: Duration = .seconds(1)
     /// How often the log's state goes to swift-metrics (README, "Metrics"):
-    /// positions, segments, appended events and bytes, cursor lag, consumer
-    /// groups. Nil: never (syncs are still timed). Read on a timer of its
-    /// own, never on an append or a read. At least 10 ms.
+    /// positions, segments, appended and read events and bytes, cursor lag,
+    /// consumer groups. Nil: never (syncs are still timed). Read on a timer
+    /// of its own, never on an append or a read (a read call only adds to
+    /// the log's read counters once, when it ends). At least 10 ms.
     public var metricsInterval: Duration? = .seconds(10)
     /// The most threads the log's executor starts for its `async` calls
     /// (`Log.async`, `Subscription.async`, `ConsumerGroup.async`, the live
