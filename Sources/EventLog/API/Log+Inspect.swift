@@ -27,14 +27,18 @@ extension Log {
         return report
     }
 
-    /// Describes the log in `path` without changing it: its identity and
-    /// format version, how its last session ended, and each segment's extent
-    /// (walking batch headers; `verify` checks the checksums). Works beside a
-    /// live writer. Blocks on the disk.
     /// The on-disk format version this build writes (Format.md §12); it
     /// reads this one and the older ones it can upgrade.
     public static var formatVersion: Int { Int(FormatVersion.current) }
 
+    /// Describes the log in `path` without changing it: its identity and
+    /// format version, how its last session ended, and each segment's extent
+    /// (walking batch headers; `verify` checks the checksums). Works beside a
+    /// live writer. Blocks on the disk.
+    ///
+    /// - Throws: `EventLogError.io` when the directory or a file cannot be
+    ///   read; `foreignFile` or `unsupportedFormatVersion` for files that are
+    ///   not this log's or of a format this build does not read.
     public static func inspect(at path: String) throws -> LogInspection {
         try LogInspection.read(at: path)
     }

@@ -43,7 +43,12 @@ public struct LogOptions: Sendable {
     /// segments, oldest first from where the last pass stopped, as fit;
     /// what did not fit waits for the next pass (Kafka's dedupe buffer).
     public var keyMapMemoryBytes: Int = 64 << 20
+    /// When an append's batch is on disk (README, "Guarantees"): `.always`
+    /// (default) before the append returns, `.interval(d)` within `d`,
+    /// `.none` when the OS writes it back, or `sync()`/`close()` force it.
     public var durability: Durability = .always
+    /// How new batches are stored: `.none` (default), or `.lz4` for each
+    /// batch whose records shrink by compressing them. A log holds both kinds.
     public var compression: Compression = .none
     /// How often a writer applies the retention of its settings
     /// (`LogSettings`, `Log.compact()`) in the background; nil: only when
@@ -125,6 +130,9 @@ public struct LogOptions: Sendable {
     /// process's appends (inotify); off, it only polls (`AppendWatch`).
     var watchesDirectory = true
 
+    /// Options with these values, and the defaults of the other
+    /// properties. Checked when the log opens (an out-of-range value is
+    /// `EventLogError.invalidArgument` then).
     public init(
         segmentBytes: Int = 128 << 20, indexInterval: Int = 4096, durability: Durability = .always,
         compression: Compression = .none, createIfMissing: Bool = true, readOnly: Bool = false
