@@ -41,7 +41,11 @@ struct LogReader: ~Copyable {
     /// Decompressed records of the current batch (grown on the first LZ4 batch).
     private var scratch = ByteBuffer(capacity: 0)
     /// Where the lent events are counted (nil: a read of the library's own).
-    private let tally: ReadTally?
+    /// Not retained: a point read would pay two reference-count updates
+    /// for it. The log owns its tally, and every reader made with one is
+    /// made and ended inside a call on that log (`BatchLog`, `Streams`,
+    /// `Subscription`, `EventSequence` hold the log), so it outlives them.
+    private unowned(unsafe) let tally: ReadTally?
     /// Events lent to a caller so far, and their data bytes.
     private var lentEvents = 0
     private var lentBytes = 0
