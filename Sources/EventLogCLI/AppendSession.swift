@@ -163,8 +163,8 @@ struct AppendSession {
         var refused: (index: Int, error: EventLogError)?
         _ = try? log.appendBatch { (batch: inout BatchBuilder) throws in
             for index in lines {
-                do throws(EventLogError) { try batch.append(pending[index].event) } catch {
-                    refused = (index, error)
+                do { try batch.append(pending[index].event) } catch {
+                    refused = (index, (error as? EventLogError) ?? .invalidArgument("\(error)"))
                     break
                 }
             }

@@ -13,7 +13,9 @@ import struct Foundation.UUID
 public enum EventHeaders {
     /// JetStream's deduplication id: the event id when the event has one, else `<log id>-<position>`.
     public static let messageID = "Nats-Msg-Id"
+    /// The event's stream name (the inbox appends to `<intoStreamPrefix>` + this).
     public static let stream = "EventLog-Stream"
+    /// The event's type.
     public static let type = "EventLog-Type"
     /// The event's global position in the log it was relayed from.
     public static let position = "EventLog-Position"
@@ -21,10 +23,15 @@ public enum EventHeaders {
     public static let version = "EventLog-Version"
     /// Microseconds since 1970.
     public static let timestamp = "EventLog-Timestamp"
+    /// `EventMetadata.eventID`, as a UUID string.
     public static let eventID = "EventLog-Event-ID"
+    /// `EventMetadata.schemaVersion`, in decimal.
     public static let schemaVersion = "EventLog-Schema-Version"
+    /// `EventMetadata.contentType`.
     public static let contentType = "EventLog-Content-Type"
+    /// `EventMetadata.correlationID`.
     public static let correlationID = "EventLog-Correlation-ID"
+    /// `EventMetadata.causationID`.
     public static let causationID = "EventLog-Causation-ID"
     /// The log the event was relayed from (its `Log.logID`).
     public static let logID = "EventLog-Log-ID"

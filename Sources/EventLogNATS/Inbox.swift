@@ -30,17 +30,22 @@ import Musl
 /// Threads: `run` blocks its calling thread, which does the log work (appends,
 /// syncs): call it from a thread of your own. The log must be writable.
 public final class Inbox: Sendable {
+    /// The log the messages are appended to (writable).
     public let log: Log
+    /// The NATS server it connects to.
     public let url: NATSURL
+    /// What it consumes and where it appends.
     public let options: InboxOptions
     private let progress = Mutex(InboxStatistics())
 
+    /// An inbox from the server at `url` into `log`. Connects nothing yet: `run` does.
     public init(log: Log, url: NATSURL, options: InboxOptions) {
         self.log = log
         self.url = url
         self.options = options
     }
 
+    /// What the inbox did so far (readable from any thread, also while `run` runs).
     public var statistics: InboxStatistics { progress.withLock { $0 } }
 
     /// Consumes until `shouldStop` returns true (checked at least every half

@@ -28,6 +28,9 @@ public struct InboxOptions: Sendable {
     /// For tests: called after a batch's append is durable and before it is acknowledged; a throw ends `run` without acknowledging.
     public var beforeAcknowledging: (@Sendable (_ appended: Int) throws -> Void)?
 
+    /// Options as the properties describe them. `batch` is kept within
+    /// 1...`maxBatch`; `maxAckPending` defaults to four times `batch` and is
+    /// raised to at least twice it.
     public init(
         stream: String, durable: String, intoStreamPrefix: String = "", batch: Int = 1000, ackWait: Duration = .seconds(30),
         maxAckPending: Int? = nil, backoff: Backoff = Backoff(), stopWhenIdle: Bool = false, maxMessages: Int? = nil,

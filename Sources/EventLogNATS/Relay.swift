@@ -33,12 +33,16 @@ import Musl
 /// event loop or Swift concurrency's pool. NATS I/O runs on swift-nio's event
 /// loop. `statistics` may be read from any thread.
 public final class Relay: Sendable {
+    /// The log whose events are published (read, and its cursor committed).
     public let log: Log
+    /// The NATS server it connects to.
     public let url: NATSURL
+    /// What it reads and where it publishes.
     public let options: RelayOptions
     private let progress = Mutex(RelayStatistics())
     private let tracker = AckTracker()
 
+    /// A relay of `log` to the server at `url`. Connects nothing yet: `run` does.
     public init(log: Log, url: NATSURL, options: RelayOptions) {
         self.log = log
         self.url = url

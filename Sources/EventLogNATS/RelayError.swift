@@ -14,6 +14,8 @@ public enum RelayError: Error, Sendable, CustomStringConvertible {
     /// Anything else (a reader's or writer's unexpected error), as text.
     case other(String)
 
+    /// What went wrong, for a person: the NATS or log error's own text where
+    /// there is one.
     public var description: String {
         switch self {
         case .gaveUp(let attempts, let last): return "gave up after \(attempts) failed attempts: \(last)"
@@ -29,11 +31,16 @@ public enum RelayError: Error, Sendable, CustomStringConvertible {
 /// Waits between failed attempts: `initial`, doubling up to `maximum`; reset by success.
 /// After `maxAttempts` failures in a row the caller gives up.
 public struct Backoff: Sendable {
+    /// The wait after the first failure.
     public var initial: Duration
+    /// The longest wait (the doubling stops there).
     public var maximum: Duration
+    /// Failures in a row after which `failed()` returns nil (at least 1).
     public var maxAttempts: Int
+    /// Failures in a row so far.
     public private(set) var failures = 0
 
+    /// A back-off with no failures yet; `maxAttempts` below 1 counts as 1.
     public init(initial: Duration = .milliseconds(50), maximum: Duration = .seconds(2), maxAttempts: Int = 30) {
         self.initial = initial
         self.maximum = maximum
@@ -49,5 +56,6 @@ public struct Backoff: Sendable {
         return min(delay, maximum)
     }
 
+    /// Records a success: the next failure waits `initial` again.
     public mutating func succeeded() { failures = 0 }
 }

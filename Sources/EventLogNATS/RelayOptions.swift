@@ -22,6 +22,8 @@ public struct RelayOptions: Sendable {
     public var cursor: String
     /// Which events to publish; the others (and stream markers) still advance the cursor.
     public var filter: EventFilter
+    /// The most events published and not yet acknowledged (1...`maxWindow`;
+    /// default `defaultWindow`).
     public var window: Int
     /// Create this JetStream stream for `<subjectPrefix>>` when it does not exist (the prefix must end with `.`).
     public var createStream: String?
@@ -40,6 +42,8 @@ public struct RelayOptions: Sendable {
     /// Called on the relay's thread with each event's position once it and every event before it are acknowledged.
     public var onAcknowledged: (@Sendable (UInt64) -> Void)?
 
+    /// Options as the properties describe them; `window` is kept within
+    /// 1...`maxWindow`.
     public init(
         subjectPrefix: String, cursor: String, filter: EventFilter = EventFilter(), window: Int = RelayOptions.defaultWindow,
         createStream: String? = nil, duplicateWindow: Duration? = nil, ackTimeout: Duration = .seconds(10),

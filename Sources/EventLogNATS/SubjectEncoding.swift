@@ -4,6 +4,8 @@
 /// token (leading, trailing or doubled). Other dots separate tokens as usual:
 /// stream `eu.order-7` under prefix `orders.` is `orders.eu.order-7`.
 public enum SubjectEncoding {
+    /// The subject of an event of `stream` (its name's UTF-8 bytes, as an
+    /// `EventView` lends them) under `prefix`. The prefix is used as given.
     public static func subject(prefix: String, stream: UnsafeRawBufferPointer) -> String {
         var out: [UInt8] = []
         append(prefix: Array(prefix.utf8), stream: stream, into: &out)
@@ -28,6 +30,8 @@ public enum SubjectEncoding {
         }
     }
 
+    /// The subject of an event of `stream` under `prefix`
+    /// (`subject(prefix:stream:)` of its UTF-8 bytes).
     public static func subject(prefix: String, stream: String) -> String {
         var s = stream
         return s.withUTF8 { subject(prefix: prefix, stream: UnsafeRawBufferPointer($0)) }

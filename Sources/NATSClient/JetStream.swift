@@ -7,6 +7,7 @@ import class Foundation.JSONEncoder
 /// (blocking, see `NATSConnection`); an `{"error": ...}` reply is thrown as
 /// `NATSError.jetStream` with its code, JetStream error code and description.
 public struct JetStream: Sendable {
+    /// The connection the API requests go through.
     public let connection: NATSConnection
     /// How long each API request waits for its reply.
     public var timeout: Double
@@ -17,6 +18,7 @@ public struct JetStream: Sendable {
     /// JetStream's error code for "consumer not found".
     public static let consumerNotFound = 10014
 
+    /// The JetStream API over `connection`, each request waiting up to `timeout` seconds.
     public init(connection: NATSConnection, timeout: Double = 5) {
         self.connection = connection
         self.timeout = timeout
@@ -117,7 +119,9 @@ struct JetStreamAPIError: Decodable {
 
 /// A stream's configuration (the fields this client sets).
 public struct JetStreamStreamConfig: Codable, Sendable, Equatable {
+    /// The stream's name.
     public var name: String
+    /// The subjects it stores (wildcards allowed: `orders.>`).
     public var subjects: [String]
     /// `file` or `memory`.
     public var storage: String
@@ -126,6 +130,7 @@ public struct JetStreamStreamConfig: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey { case name, subjects, storage, duplicateWindow = "duplicate_window" }
 
+    /// A configuration with these fields (JetStream's defaults for the others).
     public init(name: String, subjects: [String], storage: String = "file", duplicateWindow: Int64? = nil) {
         self.name = name
         self.subjects = subjects
@@ -136,12 +141,18 @@ public struct JetStreamStreamConfig: Codable, Sendable, Equatable {
 
 /// `STREAM.INFO`'s reply.
 public struct JetStreamStreamInfo: Decodable, Sendable {
+    /// The stream's configuration.
     public var config: JetStreamStreamConfig
+    /// What it holds.
     public var state: State
 
+    /// A stream's contents, as `STREAM.INFO` counts them.
     public struct State: Decodable, Sendable {
+        /// Messages stored.
         public var messages: UInt64
+        /// The sequence of the first message stored.
         public var firstSequence: UInt64
+        /// The sequence of the last message stored.
         public var lastSequence: UInt64
         enum CodingKeys: String, CodingKey { case messages, firstSequence = "first_seq", lastSequence = "last_seq" }
     }
@@ -149,6 +160,7 @@ public struct JetStreamStreamInfo: Decodable, Sendable {
 
 /// A durable pull consumer's configuration (the fields this client sets).
 public struct JetStreamConsumerConfig: Encodable, Sendable {
+    /// The durable consumer's name.
     public var durableName: String
     /// `explicit`: each message is acknowledged on its own.
     public var ackPolicy = "explicit"
@@ -156,7 +168,9 @@ public struct JetStreamConsumerConfig: Encodable, Sendable {
     public var ackWait: Int64
     /// At most this many messages delivered and not yet acknowledged.
     public var maxAckPending: Int
+    /// `all`: a new consumer starts at the stream's first message.
     public var deliverPolicy = "all"
+    /// Only messages on this subject (wildcards allowed); nil: every subject of the stream.
     public var filterSubject: String?
 
     enum CodingKeys: String, CodingKey {
@@ -164,6 +178,7 @@ public struct JetStreamConsumerConfig: Encodable, Sendable {
         case deliverPolicy = "deliver_policy", filterSubject = "filter_subject"
     }
 
+    /// A durable, explicitly acknowledged consumer from the stream's start.
     public init(durableName: String, ackWaitSeconds: Double = 30, maxAckPending: Int = 4096, filterSubject: String? = nil) {
         self.durableName = durableName
         self.ackWait = Int64(ackWaitSeconds * 1e9)
@@ -174,15 +189,22 @@ public struct JetStreamConsumerConfig: Encodable, Sendable {
 
 /// `CONSUMER.INFO`'s reply (the fields this client reads).
 public struct JetStreamConsumerInfo: Decodable, Sendable {
+    /// The consumer's name.
     public var name: String
     /// Every message at or below `ackFloor.streamSequence` is acknowledged: it is never delivered again.
     public var ackFloor: SequencePair
+    /// The last message delivered.
     public var delivered: SequencePair
+    /// Messages delivered and not yet acknowledged.
     public var numAckPending: Int
+    /// Messages of the stream not yet delivered to this consumer.
     public var numPending: UInt64
 
+    /// A message's place: its sequence for the consumer and in the stream.
     public struct SequencePair: Decodable, Sendable {
+        /// The consumer's delivery sequence.
         public var consumerSequence: UInt64
+        /// The stream's sequence.
         public var streamSequence: UInt64
         enum CodingKeys: String, CodingKey { case consumerSequence = "consumer_seq", streamSequence = "stream_seq" }
     }
@@ -194,11 +216,14 @@ public struct JetStreamConsumerInfo: Decodable, Sendable {
 
 /// JetStream's answer to a publish: where the message is, or that it was a repeat of one within the duplicate window.
 public struct JetStreamPublishAck: Sendable, Equatable {
+    /// The stream that stored it.
     public var stream: String
+    /// Its sequence there (a repeat's: the original's).
     public var sequence: UInt64
     /// True when JetStream dropped it as a repeat of a `Nats-Msg-Id` within the duplicate window.
     public var duplicate: Bool
 
+    /// An acknowledgement with these fields.
     public init(stream: String, sequence: UInt64, duplicate: Bool) {
         self.stream = stream
         self.sequence = sequence

@@ -1,5 +1,6 @@
 /// A message a pull consumer delivered, with what its `$JS.ACK...` reply subject says.
 public struct JetStreamMessage: Sendable {
+    /// The message as the server delivered it.
     public var message: NATSMessage
     /// The JetStream stream it is stored in.
     public var stream: String
@@ -10,8 +11,11 @@ public struct JetStreamMessage: Sendable {
     /// When it was stored, in nanoseconds since 1970.
     public var timestamp: Int64
 
+    /// The subject it was published on.
     public var subject: String { message.subject }
+    /// Its headers (nil when it was published without).
     public var headers: NATSHeaders? { message.headers }
+    /// Its payload.
     public var payload: [UInt8] { message.payload }
     /// Where its acknowledgement goes.
     public var ackSubject: String { message.replyTo ?? "" }

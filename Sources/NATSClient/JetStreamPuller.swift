@@ -17,10 +17,15 @@ import Synchronization
 ///
 /// Threads: `next` and `ack` block; call them from one thread of your own.
 public final class JetStreamPuller: @unchecked Sendable {
+    /// The JetStream API (and connection) the pull requests go through.
     public let jetStream: JetStream
+    /// The JetStream stream pulled from.
     public let stream: String
+    /// The durable pull consumer's name (it must exist).
     public let durable: String
+    /// Messages asked for by one pull request (at least 1).
     public let batch: Int
+    /// How long the server keeps a pull request open, in seconds.
     public let expiresSeconds: Double
     private let replySubject: String
     private let sid: UInt64
@@ -37,6 +42,11 @@ public final class JetStreamPuller: @unchecked Sendable {
     /// True when the last request ended (404 or 408) without delivering anything: the consumer had nothing.
     public private(set) var lastRequestWasEmpty = false
 
+    /// A puller of `durable` on `stream`: subscribes to its reply subject
+    /// (no request is sent until `next`). `batch` below 1 counts as 1.
+    ///
+    /// - Throws: `NATSError.connectionClosed` (or another write failure)
+    ///   when the subscription cannot be sent.
     public init(jetStream: JetStream, stream: String, durable: String, batch: Int = 1000, expiresSeconds: Double = 1) throws(NATSError) {
         self.jetStream = jetStream
         self.stream = stream

@@ -185,6 +185,8 @@ public final class NATSConnection: Sendable {
         return sid
     }
 
+    /// Ends subscription `sid`: its handler is not called again, and
+    /// `UNSUB` is sent (without waiting for the write). Does not block.
     public func unsubscribe(_ sid: UInt64) {
         _ = state.withLock { $0.subscriptions.removeValue(forKey: sid) }
         var out = channel.allocator.buffer(capacity: 32)

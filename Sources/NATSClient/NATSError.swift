@@ -28,6 +28,7 @@ public enum NATSError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A JetStream reply that is not the JSON this client expects.
     case unexpectedReply(String)
 
+    /// What failed, in a line a person can read.
     public var description: String {
         switch self {
         case .malformed(let what): return "malformed NATS protocol data: \(what)"

@@ -17,6 +17,7 @@ public struct NATSHeaders: Sendable, Hashable {
         var value: String
     }
 
+    /// A header block with these fields, in this order (an ordinary message's: no status).
     public init(status: Int? = nil, statusDescription: String = "", fields: [(name: String, value: String)] = []) {
         self.status = status
         self.statusDescription = statusDescription
@@ -38,6 +39,7 @@ public struct NATSHeaders: Sendable, Hashable {
         storage.first { Self.sameName($0.name, name) }?.value
     }
 
+    /// True when the block has no status and no field.
     public var isEmpty: Bool { status == nil && storage.isEmpty }
 
     /// Equal names without regard to ASCII case, compared without allocating.
@@ -126,10 +128,13 @@ public struct NATSHeaders: Sendable, Hashable {
         return headers
     }
 
+    /// Equal status, status description and fields (names compared with
+    /// their case, in order).
     public static func == (a: NATSHeaders, b: NATSHeaders) -> Bool {
         a.status == b.status && a.statusDescription == b.statusDescription && a.storage == b.storage
     }
 
+    /// Hashes the status and the fields (consistent with `==`).
     public func hash(into hasher: inout Hasher) {
         hasher.combine(status)
         hasher.combine(storage)

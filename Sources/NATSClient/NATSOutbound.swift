@@ -26,6 +26,12 @@ public struct NATSOutbound {
         try NATSProtocolEncoder.publish(into: &buffer, subject: subject, replyTo: replyTo, headers: headerBlock, payload: payload)
     }
 
+    /// Adds a publish of `payload` with `headers` (HPUB; nil: PUB), encoding
+    /// the header block here.
+    ///
+    /// - Throws: `NATSError.payloadTooLarge` over the server's `max_payload`
+    ///   (headers included); `invalidArgument` for a subject or header the
+    ///   protocol cannot carry. Nothing is added then.
     public mutating func publish(subject: String, replyTo: String? = nil, headers: NATSHeaders? = nil, payload: [UInt8]) throws(NATSError) {
         let block = try headers.map { h throws(NATSError) in try h.encoded() }
         let size = (block?.count ?? 0) + payload.count
@@ -60,6 +66,9 @@ public struct NATSOutbound {
         replies.append((token, onReply))
     }
 
+    /// Adds a publish of `payload` with `headers` whose reply goes to
+    /// `onReply` (on the event loop; keep it short), as
+    /// `publish(subject:replyTo:headers:payload:)` encodes it.
     public mutating func request(
         subject: String, headers: NATSHeaders? = nil, payload: [UInt8], onReply: @escaping NATSReplyHandler
     ) throws(NATSError) {

@@ -116,6 +116,11 @@ public enum NATSProtocolEncoder {
         return true
     }
 
+    /// `PUB` or, with `headers`, `HPUB` of `payload`, the header block
+    /// encoded here (`NATSHeaders.encoded()`).
+    ///
+    /// - Throws: `NATSError.invalidArgument` for a subject, reply subject
+    ///   or header the protocol cannot carry; nothing is written then.
     public static func publish(
         into buffer: inout ByteBuffer, subject: String, replyTo: String? = nil, headers: NATSHeaders? = nil, payload: [UInt8]
     ) throws(NATSError) {
@@ -142,7 +147,9 @@ public enum NATSProtocolEncoder {
         buffer.writeString("UNSUB \(sid)\(maxMessages.map { " \($0)" } ?? "")\r\n")
     }
 
+    /// `PING` (the server answers `PONG`).
     public static func ping(into buffer: inout ByteBuffer) { buffer.writeStaticString("PING\r\n") }
+    /// `PONG`, the answer to the server's `PING`.
     public static func pong(into buffer: inout ByteBuffer) { buffer.writeStaticString("PONG\r\n") }
 
     /// `CONNECT {json}` (the JSON from `NATSConnectOptions`).

@@ -2,6 +2,7 @@ import NIOCore
 
 /// A message the server delivers to a subscription (MSG or HMSG).
 public struct NATSMessage: Sendable {
+    /// The subject it was published on.
     public var subject: String
     /// The subscription it was delivered to.
     public var sid: UInt64
@@ -9,8 +10,10 @@ public struct NATSMessage: Sendable {
     public var replyTo: String?
     /// HMSG's header block; nil for MSG.
     public var headers: NATSHeaders?
+    /// The message's bytes.
     public var payload: [UInt8]
 
+    /// A message with these parts (for tests and for building replies).
     public init(subject: String, sid: UInt64, replyTo: String? = nil, headers: NATSHeaders? = nil, payload: [UInt8] = []) {
         self.subject = subject
         self.sid = sid
@@ -27,9 +30,13 @@ public struct NATSMessage: Sendable {
 public enum NATSServerOperation: Sendable {
     /// `INFO {json}`: the JSON bytes, decoded by `NATSServerInfo`.
     case info([UInt8])
+    /// `MSG` or `HMSG`: a message for a subscription.
     case message(NATSMessage)
+    /// `PING`: answer with `PONG`, or the server closes the connection.
     case ping
+    /// `PONG`: the answer to a `PING` of ours.
     case pong
+    /// `+OK` (sent in verbose mode only; this client does not ask for it).
     case ok
     /// `-ERR 'message'`, without the quotes.
     case error(String)
@@ -54,6 +61,7 @@ public struct NATSProtocolParser {
 
     private var buffer: ByteBuffer
 
+    /// A parser with nothing buffered, accepting payloads up to `maxPayload` bytes.
     public init(maxPayload: Int = 1 << 20) {
         self.maxPayload = maxPayload
         self.buffer = ByteBufferAllocator().buffer(capacity: 0)

@@ -4,7 +4,9 @@ import class Foundation.JSONEncoder
 
 /// What the server says about itself in INFO (the fields this client uses).
 public struct NATSServerInfo: Sendable, Decodable, Equatable {
+    /// The server's id (`server_id`; empty when INFO has none).
     public var serverID: String
+    /// The server's version (empty when INFO has none).
     public var version: String
     /// The largest message (headers and payload) the server accepts and sends.
     public var maxPayload: Int
@@ -17,6 +19,8 @@ public struct NATSServerInfo: Sendable, Decodable, Equatable {
         case serverID = "server_id", version, maxPayload = "max_payload", headers, jetStream = "jetstream"
     }
 
+    /// Decodes INFO's fields; a missing field takes its default (no id or
+    /// version, 1 MiB `max_payload`, no headers, no JetStream).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         serverID = try c.decodeIfPresent(String.self, forKey: .serverID) ?? ""
@@ -63,14 +67,21 @@ struct NATSConnectOptions: Encodable {
 
 /// A server address: `nats://host:port`, `host:port` or `host` (port 4222).
 public struct NATSURL: Sendable, Hashable, CustomStringConvertible {
+    /// The host name or address.
     public var host: String
+    /// The TCP port (4222 by default).
     public var port: Int
 
+    /// The server at `host` and `port`.
     public init(host: String, port: Int = 4222) {
         self.host = host
         self.port = port
     }
 
+    /// Parses `nats://host:port`, `host:port` or `host`.
+    ///
+    /// - Throws: `NATSError.invalidURL` for anything else (a path, user
+    ///   information, an empty host, a port outside 1...65535).
     public init(parsing text: String) throws(NATSError) {
         var rest = Substring(text)
         if rest.hasPrefix("nats://") { rest = rest.dropFirst(7) }
@@ -86,5 +97,6 @@ public struct NATSURL: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// `nats://host:port`.
     public var description: String { "nats://\(host):\(port)" }
 }

@@ -51,7 +51,7 @@ final class Fixture: @unchecked Sendable {
         while i < range.upperBound {
             let end = min(i + 100, range.upperBound)
             let first = i
-            try log.appendBatch { (batch: inout BatchBuilder) throws(EventLogError) in
+            try log.appendBatch { (batch: inout BatchBuilder) throws in
                 for j in first..<end {
                     let event = events[j]
                     try batch.append(stream: event.stream, type: event.type, data: event.payload)

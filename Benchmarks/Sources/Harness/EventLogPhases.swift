@@ -381,7 +381,7 @@ extension EventLogStore {
 
         @inline(__always)
         func appendOne(_ events: EventChunk.Events, _ j: Int) throws {
-            try log.appendBatch { (batch: inout BatchBuilder) throws(EventLogError) in
+            try log.appendBatch { (batch: inout BatchBuilder) throws in
                 let event = events[j]
                 try batch.append(stream: event.stream, type: event.type, data: event.payload)
             }
@@ -389,7 +389,7 @@ extension EventLogStore {
 
         @inline(__always)
         func appendBatch(_ events: EventChunk.Events, _ range: Range<Int>) throws {
-            try log.appendBatch { (batch: inout BatchBuilder) throws(EventLogError) in
+            try log.appendBatch { (batch: inout BatchBuilder) throws in
                 for j in range {
                     let event = events[j]
                     try batch.append(stream: event.stream, type: event.type, data: event.payload)

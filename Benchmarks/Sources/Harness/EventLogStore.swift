@@ -19,7 +19,7 @@ public final class EventLogStore: Store {
     /// allocation per event). Stream versions are the log's own.
     @inline(__always)
     public func append(_ events: EventChunk.Events, _ range: Range<Int>) throws {
-        try log.appendBatch { (batch: inout BatchBuilder) throws(EventLogError) in
+        try log.appendBatch { (batch: inout BatchBuilder) throws in
             for j in range {
                 let event = events[j]
                 try batch.append(stream: event.stream, type: event.type, data: event.payload)

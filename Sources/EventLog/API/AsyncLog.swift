@@ -54,25 +54,31 @@ public struct AsyncLog: Sendable {
         }
     }
 
-    /// `Log.sync()`.
+    /// `Log.sync()` on the log's executor: makes everything appended so far
+    /// durable, whatever the durability policy (an `fdatasync` of the
+    /// active segment and of the directory). Throws as `Log.sync()`.
     public func sync() async throws {
         try await run { try $0.sync() }
     }
 
-    /// `Log.close()`. The executor's threads end after this call.
+    /// `Log.close()` on the log's executor: syncs, writes the indexes and the
+    /// clean-shutdown marker, and releases the files. The executor's threads
+    /// end after this call; later calls fail with `EventLogError.closed`.
     public func close() async throws {
         try await run { try $0.close() }
     }
 
     // MARK: Appending
 
-    /// `Log.append(_:)` for a batch.
+    /// `Log.append(_:)` for a batch, on the log's executor: the events, to any
+    /// number of streams, as one atomic batch. Returns their positions; under
+    /// `.always` the batch is on disk when it returns.
     @discardableResult
     public func append(_ events: [NewEvent]) async throws -> Range<UInt64> {
         try await run { try $0.append(events) }
     }
 
-    /// `Log.append(_:)` for one event.
+    /// `Log.append(_:)` for one event, on the log's executor. Returns its position.
     @discardableResult
     public func append(_ event: NewEvent) async throws -> UInt64 {
         try await run { try $0.append(event) }
@@ -97,19 +103,23 @@ public struct AsyncLog: Sendable {
         try await run { try $0.appendBatch(build) }
     }
 
-    /// `Log.deleteStream(_:hard:expectedVersion:)`.
+    /// `Log.deleteStream(_:hard:expectedVersion:)` on the log's executor: a
+    /// deletion marker for `stream` (soft: it reads as empty and may be
+    /// written again; hard: never again). Returns the marker's position.
     @discardableResult
     public func deleteStream(_ stream: String, hard: Bool = false, expectedVersion: ExpectedVersion = .any) async throws -> UInt64 {
         try await run { try $0.deleteStream(stream, hard: hard, expectedVersion: expectedVersion) }
     }
 
-    /// `Log.truncateStream(_:before:)`.
+    /// `Log.truncateStream(_:before:)` on the log's executor: hides the
+    /// versions of `stream` below `version`. Returns the marker's position.
     @discardableResult
     public func truncateStream(_ stream: String, before version: UInt64) async throws -> UInt64 {
         try await run { try $0.truncateStream(stream, before: version) }
     }
 
-    /// `Log.setStreamLimits(_:_:)`.
+    /// `Log.setStreamLimits(_:_:)` on the log's executor: a max age and a max
+    /// count for `stream`. Returns the marker's position.
     @discardableResult
     public func setStreamLimits(_ stream: String, _ limits: StreamLimits) async throws -> UInt64 {
         try await run { try $0.setStreamLimits(stream, limits) }
@@ -128,12 +138,16 @@ public struct AsyncLog: Sendable {
         try await run { try $0.events(from: position, maxCount: maxCount, filter: filter) }
     }
 
-    /// `Log.event(at:)`.
+    /// `Log.event(at:)` on the log's executor: the event at `position`, owned,
+    /// its own checksum verified. Throws `positionOutOfRange` or
+    /// `positionRemoved` for a position the log does not hold.
     public func event(at position: UInt64) async throws -> Event {
         try await run { try $0.event(at: position) }
     }
 
-    /// `Log.position(atOrAfter:)`.
+    /// `Log.position(atOrAfter:)` on the log's executor: the position of the
+    /// first event stamped at or after `timestamp` (the time index), or the
+    /// end position when there is none.
     public func position(atOrAfter timestamp: Timestamp) async throws -> UInt64 {
         try await run { try $0.position(atOrAfter: timestamp) }
     }
@@ -146,51 +160,60 @@ public struct AsyncLog: Sendable {
         try await run { try $0.events(inStream: stream, from: version, maxCount: maxCount, direction: direction) }
     }
 
-    /// `Log.streamInfo(_:)`.
+    /// `Log.streamInfo(_:)` on the log's executor: the stream's versions,
+    /// positions, deletion and limits; nil when it never existed.
     public func streamInfo(_ stream: String) async throws -> StreamInfo? {
         try await run { try $0.streamInfo(stream) }
     }
 
-    /// `Log.streamInfos(prefix:)`.
+    /// `Log.streamInfos(prefix:)` on the log's executor: every stream whose
+    /// name starts with `prefix`, sorted by name.
     public func streamInfos(prefix: String = "") async throws -> [StreamInfo] {
         try await run { try $0.streamInfos(prefix: prefix) }
     }
 
     // MARK: Cursors
 
-    /// `Log.createCursor(_:at:)`.
+    /// `Log.createCursor(_:at:)` on the log's executor: creates cursor `name`
+    /// at `start` unless it exists; returns its position.
     @discardableResult
     public func createCursor(_ name: String, at start: StartPoint = .start) async throws -> UInt64 {
         try await run { try $0.createCursor(name, at: start) }
     }
 
-    /// `Log.cursorPosition(_:)`.
+    /// `Log.cursorPosition(_:)` on the log's executor: the cursor's committed
+    /// position, nil when there is no such cursor.
     public func cursorPosition(_ name: String) async throws -> UInt64? {
         try await run { try $0.cursorPosition(name) }
     }
 
-    /// `Log.commitCursor(_:position:)`.
+    /// `Log.commitCursor(_:position:)` on the log's executor: every event
+    /// before `position` is processed (never moves a cursor back). Under
+    /// `.always` durable on return.
     public func commitCursor(_ name: String, position: UInt64) async throws {
         try await run { try $0.commitCursor(name, position: position) }
     }
 
-    /// `Log.resetCursor(_:to:)`.
+    /// `Log.resetCursor(_:to:)` on the log's executor: moves the cursor to
+    /// `start`, back or forth (creating it when missing); returns its position.
     @discardableResult
     public func resetCursor(_ name: String, to start: StartPoint) async throws -> UInt64 {
         try await run { try $0.resetCursor(name, to: start) }
     }
 
-    /// `Log.deleteCursor(_:)`.
+    /// `Log.deleteCursor(_:)` on the log's executor.
     public func deleteCursor(_ name: String) async throws {
         try await run { try $0.deleteCursor(name) }
     }
 
-    /// `Log.cursors()`.
+    /// `Log.cursors()` on the log's executor: every cursor, with its lag
+    /// (which reads the log: this may block on the disk, off the pool).
     public func cursors() async throws -> [CursorInfo] {
         try await run { try $0.cursors() }
     }
 
-    /// `Log.lag(ofCursor:)`.
+    /// `Log.lag(ofCursor:)` on the log's executor: how far the cursor is
+    /// behind the end; nil when there is no such cursor.
     public func lag(ofCursor name: String) async throws -> Lag? {
         try await run { try $0.lag(ofCursor: name) }
     }
@@ -202,7 +225,10 @@ public struct AsyncLog: Sendable {
         try await run { try $0.subscribe(from: start, filter: filter) }
     }
 
-    /// `Log.subscribe(cursor:createAt:filter:autoCommit:)`.
+    /// `Log.subscribe(cursor:createAt:filter:autoCommit:)` on the log's
+    /// executor: a subscription from the cursor's position (created at
+    /// `createAt` when missing) that commits its progress there; poll it
+    /// with `subscription.async.poll`.
     public func subscribe(
         cursor name: String, createAt: StartPoint = .start, filter: EventFilter = EventFilter(), autoCommit: AutoCommit? = nil
     ) async throws -> Subscription {
@@ -224,7 +250,8 @@ public struct AsyncLog: Sendable {
 
     // MARK: Read-only logs and maintenance
 
-    /// `Log.refresh()`.
+    /// `Log.refresh()` on the log's executor: a read-only log picks up what
+    /// another process appended; true when new events appeared.
     @discardableResult
     public func refresh() async throws -> Bool {
         try await run { try $0.refresh() }
@@ -240,7 +267,9 @@ public struct AsyncLog: Sendable {
         return try await log.waitForAppendsAsync(after: end, timeout: timeout)
     }
 
-    /// `Log.compact(dryRun:scavenging:)`.
+    /// `Log.compact(dryRun:scavenging:)` on the log's executor (the pass
+    /// itself runs on the log's low-priority thread): applies retention and
+    /// scavenges; returns what it removed (or would, with `dryRun`).
     @discardableResult
     public func compact(dryRun: Bool = false, scavenging: Bool = true) async throws -> CompactionResult {
         try await run { try $0.compact(dryRun: dryRun, scavenging: scavenging) }

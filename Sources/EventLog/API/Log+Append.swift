@@ -6,12 +6,20 @@ extension Log {
     /// `.always` this returns once the batch is on disk (sharing the sync with
     /// concurrent appenders); under `.interval` and `.none`, once it is
     /// written to the page cache. Blocks on the disk.
+    ///
+    /// - Throws: `EventLogError.limitExceeded` or `invalidArgument` for an
+    ///   event the log refuses (a name, type, key or batch over its limit,
+    ///   text that is not UTF-8); `streamDeleted` for a hard-deleted stream;
+    ///   `readOnly`, `closed`; `writerStopped` after a failed sync; `io`
+    ///   (`EventLogIOError.isDiskFull` for a full disk). Nothing is written
+    ///   then.
     @discardableResult
     public func append(_ events: [NewEvent]) throws -> Range<UInt64> {
         try streams.append(events)
     }
 
-    /// Appends one event; returns its position.
+    /// Appends one event; returns its position. As `append(_:)` of an
+    /// array, and throws the same.
     @discardableResult
     public func append(_ event: NewEvent) throws -> UInt64 {
         try streams.append(event)
@@ -22,6 +30,16 @@ extension Log {
     /// `build` runs under the writer lock: keep it short and do not call the
     /// log from it. An empty batch writes nothing. When `build` throws,
     /// nothing of the batch is written and its error is rethrown.
+    ///
+    ///     try log.appendBatch { batch in
+    ///         for order in orders {
+    ///             try batch.append(NewEvent(stream: "order-\(order.id)", type: "OrderPlaced", data: order.bytes))
+    ///         }
+    ///     }
+    ///
+    /// - Returns: the positions of the events appended.
+    /// - Throws: what `build` throws (then nothing is written); otherwise as
+    ///   `append(_:)`: what a `BatchBuilder` call threw is an `EventLogError`.
     @discardableResult
     public func appendBatch(_ build: (inout BatchBuilder) throws -> Void) throws -> Range<UInt64> {
         try streams.appendBatch(build)
@@ -48,7 +66,14 @@ extension Log {
         try streams.append(events, expecting: expecting)
     }
 
-    /// Appends `events` to `stream` (their own `stream` is replaced), expecting `expectedVersion`.
+    /// Appends `events` to `stream` (their own `stream` is replaced), expecting `expectedVersion`:
+    /// `append(_:expecting:)` for one stream, the usual call of event sourcing.
+    ///
+    ///     try log.append(to: "order-42", expectedVersion: .exact(3), [shipped])
+    ///
+    /// - Throws: `EventLogError.wrongExpectedVersion` when the stream is
+    ///   not at `expectedVersion` (nothing is written); otherwise as
+    ///   `append(_:expecting:)`.
     @discardableResult
     public func append(
         to stream: String, expectedVersion: ExpectedVersion = .any, _ events: [NewEvent]

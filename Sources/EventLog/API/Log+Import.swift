@@ -51,10 +51,14 @@ extension Log {
 public struct ConsumerSnapshot: Sendable, Hashable {
     /// A named cursor: the next position its consumer reads, and when it was last set.
     public struct Cursor: Sendable, Hashable {
+        /// The cursor's name (a consumer group's: `group:` + the group's name).
         public var name: String
+        /// The next position its consumer reads: every event before it is consumed.
         public var position: UInt64
+        /// When the cursor was last committed, created or reset (microseconds since 1970).
         public var updatedAt: Timestamp
 
+        /// A cursor as `Log.consumerSnapshot()` reports it, or as an import restores it.
         public init(name: String, position: UInt64, updatedAt: Timestamp) {
             self.name = name
             self.position = position
@@ -65,11 +69,14 @@ public struct ConsumerSnapshot: Sendable, Hashable {
     /// An event a consumer group parked (a dead letter), under the group's
     /// cursor name (`group:` + the group's name).
     public struct Parked: Sendable, Hashable {
+        /// The cursor name of the group that parked it (`group:` + the group's name).
         public var cursor: String
+        /// The parked event's position.
         public var position: UInt64
         /// How many times it was handed out before it was parked.
         public var deliveries: UInt32
 
+        /// A parked event as `Log.consumerSnapshot()` reports it, or as an import restores it.
         public init(cursor: String, position: UInt64, deliveries: UInt32) {
             self.cursor = cursor
             self.position = position
@@ -87,6 +94,8 @@ public struct ConsumerSnapshot: Sendable, Hashable {
     /// and no cursor could be read). Empty for a sound journal.
     public var damagedOffsets: [Int64] = []
 
+    /// A snapshot of these cursors and parked events (give each list in the
+    /// order its property states), with no damage.
     public init(cursors: [Cursor] = [], parked: [Parked] = []) {
         self.cursors = cursors
         self.parked = parked
@@ -118,6 +127,7 @@ public struct ConsumerSnapshot: Sendable, Hashable {
 ///
 /// One owner, not thread-safe; every call may block on the disk.
 public final class LogImporter {
+    /// The directory of the log being built.
     public let path: String
     private let directory: DirectoryOperations
     private let options: LogOptions
@@ -127,7 +137,9 @@ public final class LogImporter {
     private var writer: LogImportWriter
     private var lock: FileHandle?
     private var finished = false
+    /// Batches ended so far (`endBatch()`).
     public private(set) var batchCount = 0
+    /// Records (events and stream markers) appended so far.
     public private(set) var recordCount = 0
 
     /// Starts an import into `path` (created when missing; it must hold no
@@ -251,6 +263,10 @@ public final class LogImporter {
     }
 
     /// Ends the open batch.
+    ///
+    /// - Throws: `EventLogError.invalidArgument` when no batch is open or the
+    ///   batch holds no record; `closed` after `finish`; `io` when a full
+    ///   segment cannot be written.
     public func endBatch() throws {
         try checkOpen()
         try writer.endBatch()

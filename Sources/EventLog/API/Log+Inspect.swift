@@ -45,6 +45,9 @@ extension Log {
     ///
     /// - Parameter scan: walk every batch header of every segment, which
     ///   counts the batches but reads about the whole log.
+    /// - Throws: `EventLogError.io` when the directory or a file cannot be
+    ///   read; `foreignFile` or `unsupportedFormatVersion` for files that are
+    ///   not this log's or of a format this build does not read.
     public static func inspect(at path: String, scan: Bool = false) throws -> LogInspection {
         var inspection = try LogInspection.read(at: path, scan: scan)
         // The cursor journal, as a reader's open finds it (Format.md §10.2, §15).

@@ -7,10 +7,12 @@ extension Log {
     /// Reads a consistent snapshot: events appended meanwhile are not seen.
     /// Never blocks the writer.
     ///
+    /// A position below the log's start (events retention removed) reads
+    /// from the start; one at or past the end lends nothing.
+    ///
     /// - Returns: the position after the last event lent (where to continue).
     /// - Throws: `EventLogError.corruption` naming the file and offset of a
-    ///   damaged batch; `positionOutOfRange` for a position before the start
-    ///   of the log; whatever `body` throws.
+    ///   damaged batch; whatever `body` throws.
     @discardableResult
     public func read(
         from position: UInt64, maxCount: Int = .max, _ body: (EventView) throws -> Void
@@ -20,7 +22,8 @@ extension Log {
 
     /// The events from `position` on, at most `maxCount`, as owned values:
     /// a finite array of what the log holds now (`liveEvents(from:)` is the
-    /// endless sequence that follows the log).
+    /// endless sequence that follows the log). Throws as
+    /// `read(from:maxCount:_:)`.
     public func events(from position: UInt64, maxCount: Int = .max) throws -> [Event] {
         var events: [Event] = []
         do {
@@ -32,12 +35,22 @@ extension Log {
     }
 
     /// Lends the event at `position` to `body`. Verifies that event's own
-    /// checksum (not its whole batch), so a point read stays cheap.
+    /// checksum (not its whole batch), so a point read stays cheap. The
+    /// `EventView` is valid only during the call. Never blocks the writer;
+    /// may block on the disk (a page fault on the mapped segment).
+    ///
+    /// - Returns: what `body` returns.
+    /// - Throws: `EventLogError.positionOutOfRange` for a position at or
+    ///   past the end; `positionRemoved` for one retention or scavenging
+    ///   removed; `corruption` naming the file and offset of a damaged
+    ///   record; whatever `body` throws.
     public func withEvent<R>(at position: UInt64, _ body: (EventView) throws -> R) throws -> R {
         try batches.withEvent(at: position, body)
     }
 
-    /// The event at `position`.
+    /// The event at `position`, owned (a copy of its bytes): as
+    /// `withEvent(at:_:)`, and throws the same, or `corruption` for damaged
+    /// metadata.
     public func event(at position: UInt64) throws -> Event {
         try batches.event(at: position)
     }

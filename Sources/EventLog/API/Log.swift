@@ -32,6 +32,7 @@ public final class Log: Sendable {
     public let path: String
     /// The log's identity (also in every segment header).
     public let logID: UUID
+    /// The options the log was opened with.
     public let options: LogOptions
     /// What opening found and did (previous shutdown, tail cut, indexes rebuilt).
     public let recovery: RecoveryReport

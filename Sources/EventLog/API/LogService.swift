@@ -17,8 +17,12 @@ import ServiceLifecycle
 ///         gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
 ///     try await group.run()
 public struct LogService: Service {
+    /// The log this service closes on shutdown.
     public let log: Log
 
+    /// A service for `log`, opened already (with `Log.open` or
+    /// `AsyncLog.open`). It does not take `log` over: use the log as usual
+    /// until the group shuts down.
     public init(log: Log) {
         self.log = log
     }

@@ -5,11 +5,13 @@ import Synchronization
 
 /// Publishes a log's state to swift-metrics every `LogOptions.metricsInterval`
 /// (README, "Metrics", names every metric): events and bytes appended (as
-/// counters of what the log grew by since the last report), the segments
+/// counters of what the log grew by since the last report), events and data
+/// bytes read (what the log's `ReadTally` gained since), the segments
 /// and their bytes, the start and end positions, each cursor's lag, and
 /// each live consumer group's events in flight and parked.
 ///
-/// Nothing here runs on an append or a read: the state is read on a timer
+/// Nothing here runs on an append or a read (a read adds to the tally once
+/// per call, not per event): the state is read on a timer
 /// of its own queue (GCD, not the cooperative pool; a report may block on
 /// the disk to count a cursor's lag), so a log pays for metrics once per
 /// interval, bootstrapped backend or not. Metrics objects are made from the
@@ -20,6 +22,8 @@ final class MetricsReporter: Sendable {
     private struct State: Sendable {
         var lastEnd: UInt64?
         var lastWritten: UInt64?
+        /// The read tally's totals at the last report.
+        var lastRead: (events: UInt64, bytes: UInt64) = (0, 0)
         /// Cursor and group gauges by name, made once each.
         var cursorLag: [String: Gauge] = [:]
         var groupGauges: [String: (inFlight: Gauge, parked: Gauge)] = [:]
@@ -34,6 +38,8 @@ final class MetricsReporter: Sendable {
     private let dimensions: [(String, String)]
     private let appendedEvents: Counter
     private let appendedBytes: Counter
+    private let readEvents: Counter
+    private let readBytes: Counter
     private let segments: Gauge
     private let segmentBytes: Gauge
     private let startPosition: Gauge
@@ -46,6 +52,8 @@ final class MetricsReporter: Sendable {
         dimensions = [("log", path)]
         appendedEvents = Counter(label: "eventlog_appended_events_total", dimensions: dimensions, factory: factory)
         appendedBytes = Counter(label: "eventlog_appended_bytes_total", dimensions: dimensions, factory: factory)
+        readEvents = Counter(label: "eventlog_read_events_total", dimensions: dimensions, factory: factory)
+        readBytes = Counter(label: "eventlog_read_bytes_total", dimensions: dimensions, factory: factory)
         segments = Gauge(label: "eventlog_segments", dimensions: dimensions, factory: factory)
         segmentBytes = Gauge(label: "eventlog_segment_bytes", dimensions: dimensions, factory: factory)
         startPosition = Gauge(label: "eventlog_start_position", dimensions: dimensions, factory: factory)
@@ -91,6 +99,7 @@ final class MetricsReporter: Sendable {
         startPosition.record(Int64(clamping: snapshot.startPosition))
         endPosition.record(Int64(clamping: snapshot.endPosition))
         let written = log.options.readOnly ? nil : log.batches.writer.withLock { $0.writtenSequence }
+        let read = log.batches.readTally.totals
         let cursors = (try? log.cursors()) ?? []
         let groups = log.consumers.groups.withLock { $0.compactMapValues { $0.group } }
         state.withLock { state in
@@ -102,6 +111,13 @@ final class MetricsReporter: Sendable {
                 if let last = state.lastWritten, written > last { appendedBytes.increment(by: Int64(clamping: written - last)) }
                 state.lastWritten = written
             }
+            // What the tally gained since the last report (from the open,
+            // for the first); wrapping, as the totals do at 2^64.
+            let newEvents = read.events &- state.lastRead.events
+            let newBytes = read.bytes &- state.lastRead.bytes
+            if newEvents > 0 { readEvents.increment(by: Int64(clamping: newEvents)) }
+            if newBytes > 0 { readBytes.increment(by: Int64(clamping: newBytes)) }
+            state.lastRead = read
             for cursor in cursors {
                 let gauge = state.cursorLag[cursor.name] ?? Gauge(
                     label: "eventlog_cursor_lag_events", dimensions: dimensions + [("cursor", cursor.name)], factory: factory)

@@ -9,10 +9,14 @@ public struct ConsumerGroupOptions: Sendable {
     public var ackTimeout: Duration = .seconds(30)
     /// Hand out an event only when no earlier event of its stream is out or waiting.
     public var orderedByStream: Bool = false
+    /// Only events this filter accepts are handed out; the others are
+    /// passed over (and count as consumed for the group's cursor).
     public var filter: EventFilter = EventFilter()
     /// Where a new group starts.
     public var start: StartPoint = .start
 
+    /// Settings as the properties describe them; `maxDeliveries` below 1
+    /// counts as 1.
     public init(
         maxDeliveries: Int = 5, ackTimeout: Duration = .seconds(30), orderedByStream: Bool = false,
         filter: EventFilter = EventFilter(), start: StartPoint = .start
@@ -27,6 +31,7 @@ public struct ConsumerGroupOptions: Sendable {
 
 /// One event handed to one worker of a group.
 public struct Delivery: Sendable {
+    /// The event, owned (a copy of its bytes).
     public let event: Event
     /// 1 for the first delivery, 2 for the first redelivery, …
     public let deliveryCount: Int
@@ -34,7 +39,9 @@ public struct Delivery: Sendable {
 
 /// An event a group parked after too many deliveries.
 public struct ParkedEvent: Sendable, Hashable {
+    /// The event's position.
     public var position: UInt64
+    /// How many times it was handed out before it was parked.
     public var deliveries: Int
 }
 
@@ -49,7 +56,10 @@ public struct ParkedEvent: Sendable, Hashable {
 /// (at least once). Thread-safe; `receive` blocks; from a task, use
 /// `group.async` (`AsyncConsumerGroup`).
 public final class ConsumerGroup: Sendable {
+    /// The group's name; its cursor is `group:` + this name (`Log.cursors()`).
     public let name: String
+    /// The settings the group was first made with in this process
+    /// (`Log.consumerGroup(_:options:)` returns the same instance after).
     public let options: ConsumerGroupOptions
     let consumers: Consumers
     let cursorName: String
@@ -85,6 +95,15 @@ public final class ConsumerGroup: Sendable {
 
     /// Hands out up to `maxCount` events, waiting up to `timeout` (nil:
     /// forever) for at least one. Returns [] after a timeout or when the log closes.
+    ///
+    /// Each event handed out must be acknowledged (`ack`) or handed back
+    /// (`nack`) within `ConsumerGroupOptions.ackTimeout`, or it goes out
+    /// again. Blocks the calling thread (reading the log, and waiting); from
+    /// a task, use `group.async.receive`.
+    ///
+    /// - Throws: `EventLogError.corruption` for a damaged batch;
+    ///   `cursorDamaged`, `writerStopped` or `io` when the group's cursor
+    ///   cannot be moved (then nothing is handed out).
     public func receive(maxCount: Int = 1, timeout: Duration? = nil) throws -> [Delivery] {
         let deadline = timeout.map { Date(timeIntervalSinceNow: $0.timeInterval) }
         while !consumers.isClosed {
@@ -117,7 +136,14 @@ public final class ConsumerGroup: Sendable {
         return (wake, ready)
     }
 
-    /// Acknowledges an event: it is done and never handed out again.
+    /// Acknowledges an event: it is done and never handed out again. The
+    /// group's cursor moves past every event acknowledged or parked before
+    /// the first still out, with a cursor journal write (synced under
+    /// `.always`). A position that is not out (acknowledged already, or
+    /// never handed out) is ignored. Blocks on the disk.
+    ///
+    /// - Throws: `EventLogError.writerStopped`, `readOnly` or `io` when the
+    ///   cursor cannot be written; the event then stays out.
     public func ack(_ position: UInt64) throws {
         try state.withLock { (s) throws(EventLogError) in
             guard let done = s.pending.removeValue(forKey: position) else { return }
@@ -133,7 +159,11 @@ public final class ConsumerGroup: Sendable {
         consumers.wakeWaiters()
     }
 
-    /// Hands an event back: it goes out again (or is parked after `maxDeliveries`).
+    /// Hands an event back: it goes out again (or is parked after
+    /// `maxDeliveries`, a cursor journal write). A position that is not out
+    /// is ignored. Wakes a worker waiting in `receive`.
+    ///
+    /// - Throws: as `ack(_:)`, when parking it cannot be written.
     public func nack(_ position: UInt64) throws {
         try state.withLock { (s) throws(EventLogError) in
             guard var pending = s.pending[position] else { return }

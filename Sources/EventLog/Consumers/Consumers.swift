@@ -26,11 +26,13 @@ public struct Lag: Sendable, Hashable {
 
 /// A named cursor (`Log.cursors()`).
 public struct CursorInfo: Sendable, Hashable {
+    /// The cursor's name (a consumer group's: `group:` + the group's name).
     public var name: String
     /// The next position to consume: every event before it was processed.
     public var position: UInt64
     /// When it was last set.
     public var updatedAt: Timestamp
+    /// How far it is behind the end of the log, when `Log.cursors()` was called.
     public var lag: Lag
 }
 
@@ -39,9 +41,11 @@ public struct CursorInfo: Sendable, Hashable {
 /// is not used (`EventLogError.cursorDamaged`) until it is reset, deleted,
 /// or `Log.repair` settles it.
 public struct DamagedCursor: Sendable, Hashable {
+    /// The cursor's name.
     public var name: String
-    /// The cursor journal, and where its damaged region starts.
+    /// The cursor journal's path.
     public var file: String
+    /// The byte offset in `file` where the damaged region starts.
     public var offset: Int64
     /// Where the records before the damage had it; nil when they did not
     /// name it. The damaged records may have moved it since, either way.

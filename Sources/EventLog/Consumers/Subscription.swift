@@ -4,8 +4,11 @@ import struct Foundation.Date
 /// Commit a subscription's position to its cursor every `events` events or
 /// every `interval`, whichever comes first (checked after each poll).
 public struct AutoCommit: Sendable, Hashable {
+    /// Commit once this many events were lent since the last commit (at least 1).
     public var events: Int
+    /// Commit once this long passed since the last commit (a negative value counts as zero).
     public var interval: Duration
+    /// A policy; `events` below 1 counts as 1.
     public init(events: Int = 1000, interval: Duration = .seconds(1)) {
         self.events = max(1, events)
         self.interval = max(.zero, interval)
@@ -23,9 +26,12 @@ public struct AutoCommit: Sendable, Hashable {
 /// after processing, for at-least-once delivery. `poll` blocks; from a
 /// task, use `subscription.async.poll` (`AsyncSubscription`).
 public final class Subscription: @unchecked Sendable {
+    /// The events `poll` lends; the others are passed over.
     public let filter: EventFilter
     /// The cursor this subscription commits to (nil: none).
     public let cursor: String?
+    /// When `poll` commits by itself (nil: only `commit()` does; always nil
+    /// without a cursor).
     public let autoCommit: AutoCommit?
     let consumers: Consumers
     private let cancelled = Atomic<Bool>(false)
@@ -45,6 +51,15 @@ public final class Subscription: @unchecked Sendable {
     /// Lends up to `maxCount` new events that pass the filter to `body`,
     /// waiting up to `timeout` (nil: forever) for at least one.
     /// Returns how many it lent: 0 after a timeout, on `cancel()`, or when the log closes.
+    ///
+    /// Each `EventView` is valid only during its `body` call. The position
+    /// moves past what was read (filtered-out events included) even when
+    /// `body` throws: the event that threw is not lent again. Blocks the
+    /// calling thread while it reads and waits; from a task, use
+    /// `subscription.async.poll` (which returns owned events).
+    ///
+    /// - Throws: what `body` throws; `EventLogError.corruption` for a
+    ///   damaged batch; with `autoCommit`, what `commit()` throws.
     @discardableResult
     public func poll(maxCount: Int = 1024, timeout: Duration? = nil, _ body: (EventView) throws -> Void) throws -> Int {
         let deadline = timeout.map { Date(timeIntervalSinceNow: $0.timeInterval) }
@@ -76,7 +91,7 @@ public final class Subscription: @unchecked Sendable {
         var position = state.withLock { $0.position }
         guard position < consumers.endPosition else { return nil }
         var lent = 0
-        var reader = LogReader(snapshot: consumers.snapshot())
+        var reader = LogReader(snapshot: consumers.snapshot(), tally: consumers.log.readTally)
         // At most `maxCount` events are read, so none is skipped unlent.
         position = try reader.read(from: position, maxCount: maxCount) { view in
             if filter.matches(view) {
@@ -90,6 +105,11 @@ public final class Subscription: @unchecked Sendable {
     }
 
     /// Commits the position to the cursor (every event before it is processed).
+    /// Does nothing for a subscription without a cursor. One cursor journal
+    /// write; under `.always` durable on return. Blocks on the disk.
+    ///
+    /// - Throws: `EventLogError.readOnly`, `writerStopped`, `cursorDamaged`
+    ///   or `io` when the cursor cannot be written.
     public func commit() throws {
         guard let cursor else { return }
         let position = state.withLock { $0.position }
@@ -151,16 +171,21 @@ extension Consumers {
 /// consumer asks, at most `bufferSize` events at a time, so a slow consumer
 /// never makes anything grow. One iterator per task.
 public struct EventSequence: AsyncSequence, Sendable {
+    /// Owned events (copies of their bytes), in position order.
     public typealias Element = Event
     let consumers: Consumers
     let start: UInt64
     let filter: EventFilter
     let bufferSize: Int
 
+    /// An iterator from the sequence's start. Each iterator reads on its
+    /// own: two iterators of one sequence both see every event.
     public func makeAsyncIterator() -> Iterator {
         Iterator(consumers: consumers, position: start, filter: filter, bufferSize: bufferSize)
     }
 
+    /// Reads the sequence's events a buffer at a time (`bufferSize`) on the
+    /// log's executor; use it from one task.
     public struct Iterator: AsyncIteratorProtocol {
         let consumers: Consumers
         /// The next position to read.
@@ -178,6 +203,10 @@ public struct EventSequence: AsyncSequence, Sendable {
         }
 
         /// The next event; nil when the task is cancelled or the log closes.
+        /// Suspends (holding no thread) while the log holds nothing new.
+        ///
+        /// - Throws: `EventLogError.corruption` for a damaged batch or
+        ///   damaged metadata.
         public mutating func next() async throws -> Event? {
             while true {
                 if index < buffer.count {
@@ -192,7 +221,7 @@ public struct EventSequence: AsyncSequence, Sendable {
                     let read: (events: [Event], next: UInt64)
                     do {
                         read = try await consumers.executor.run {
-                            var reader = LogReader(snapshot: consumers.snapshot())
+                            var reader = LogReader(snapshot: consumers.snapshot(), tally: consumers.log.readTally)
                             var filled: [Event] = []
                             let next = try reader.read(from: from, maxCount: limit) { view in
                                 if filter.matches(view) { filled.append(try view.event()) }

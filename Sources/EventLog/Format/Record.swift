@@ -124,8 +124,13 @@ extension Record {
 /// Valid only inside the closure that lends it: do not let it, or any of its
 /// buffers, escape. Copy what you need to keep (`event()` copies all of it).
 public struct EventView {
+    /// The event's global position in the log.
     public let position: UInt64
+    /// The event's version in its stream (0 for its first event); a stream
+    /// marker's is the version its stream had next when it was written.
     public let version: UInt64
+    /// When it was appended (or the time its appender gave), in
+    /// microseconds since 1970.
     public let timestamp: Timestamp
     /// The stream name's UTF-8 bytes.
     public let streamBytes: UnsafeRawBufferPointer

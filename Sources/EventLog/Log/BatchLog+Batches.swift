@@ -3,7 +3,7 @@ extension BatchLog {
     func readBatches(
         from position: UInt64, lendsEvents: Bool, _ body: (BatchInfo) throws -> Void, events: (EventView) throws -> Void
     ) throws {
-        var reader = LogReader(snapshot: snapshot())
+        var reader = LogReader(snapshot: snapshot(), tally: readTally)
         try reader.readBatches(from: position, lendsEvents: lendsEvents, body, events: events)
     }
 }
@@ -40,7 +40,9 @@ extension LogReader {
                 if p < position {
                     try Record.skip(area, at: &at)
                 } else {
-                    try body(try Record.decode(area, at: &at, position: p, firstTimestamp: header.firstTimestamp, verify: false))
+                    let view = try Record.decode(area, at: &at, position: p, firstTimestamp: header.firstTimestamp, verify: false)
+                    countLent(view)
+                    try body(view)
                 }
             } catch let defect as RecordDefect {
                 let at = header.codecValue == 0 ? offset + BatchHeader.size + defect.offset : offset

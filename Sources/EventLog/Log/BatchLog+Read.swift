@@ -4,13 +4,13 @@ extension BatchLog {
     /// `Log.read(from:maxCount:_:)`.
     @discardableResult
     func read(from position: UInt64, maxCount: Int = .max, _ body: (EventView) throws -> Void) throws -> UInt64 {
-        var reader = LogReader(snapshot: snapshot())
+        var reader = LogReader(snapshot: snapshot(), tally: readTally)
         return try reader.read(from: position, maxCount: maxCount, body)
     }
 
     /// `Log.withEvent(at:_:)`.
     func withEvent<R>(at position: UInt64, _ body: (EventView) throws -> R) throws -> R {
-        var reader = LogReader(snapshot: snapshot())
+        var reader = LogReader(snapshot: snapshot(), tally: readTally)
         return try reader.withEvent(at: position, body)
     }
 
@@ -31,12 +31,40 @@ extension BatchLog {
 }
 
 /// One read over one snapshot, with the scratch space for decompression.
+///
+/// Made with a `ReadTally`, it counts the events it lends to a caller (and
+/// their data bytes) in fields of its own, and adds them to the tally once,
+/// when it ends: a read call costs the shared counters two relaxed adds,
+/// however many events it lends.
 struct LogReader: ~Copyable {
     let snapshot: LogSnapshot
     /// Decompressed records of the current batch (grown on the first LZ4 batch).
     private var scratch = ByteBuffer(capacity: 0)
+    /// Where the lent events are counted (nil: a read of the library's own).
+    /// Not retained: a point read would pay two reference-count updates
+    /// for it. The log owns its tally, and every reader made with one is
+    /// made and ended inside a call on that log (`BatchLog`, `Streams`,
+    /// `Subscription`, `EventSequence` hold the log), so it outlives them.
+    private unowned(unsafe) let tally: ReadTally?
+    /// Events lent to a caller so far, and their data bytes.
+    private var lentEvents = 0
+    private var lentBytes = 0
 
-    init(snapshot: LogSnapshot) { self.snapshot = snapshot }
+    init(snapshot: LogSnapshot, tally: ReadTally? = nil) {
+        self.snapshot = snapshot
+        self.tally = tally
+    }
+
+    deinit {
+        if lentEvents > 0, let tally { tally.add(events: lentEvents, bytes: lentBytes) }
+    }
+
+    /// Counts `view` as lent to a caller (`ReadTally`).
+    @inline(__always)
+    mutating func countLent(_ view: EventView) {
+        lentEvents &+= 1
+        lentBytes &+= view.data.count
+    }
 
 
     /// The records area of a verified batch frame at `offset`: the mapped
@@ -67,6 +95,12 @@ struct LogReader: ~Copyable {
         guard position < end, maxCount > 0, var segmentIndex = snapshot.segmentIndex(for: position) else { return max(position, min(position, end)) }
         var next = position
         var remaining = maxCount
+        // What this call lends, in locals (added to the reader's count once).
+        var dataBytes = 0
+        defer {
+            lentEvents &+= maxCount - remaining
+            lentBytes &+= dataBytes
+        }
         while segmentIndex < snapshot.count && remaining > 0 {
             let segment = snapshot[segmentIndex]
             guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd) else {
@@ -109,8 +143,9 @@ struct LogReader: ~Copyable {
                         } catch {
                             throw corruption(error, header: header, batchOffset: offset, segment: segment)
                         }
-                        try body(view)
+                        dataBytes &+= view.data.count
                         remaining -= 1
+                        try body(view)
                         next = position + 1
                     }
                     position += 1
@@ -124,7 +159,10 @@ struct LogReader: ~Copyable {
         return next
     }
 
-    mutating func withEvent<R>(at position: UInt64, _ body: (EventView) throws -> R) throws -> R {
+    /// Lends the event at `position` to `body`, after checking its own
+    /// checksum. `counted`: the event reaches a caller (`ReadTally`); a
+    /// stream read that finds its record here counts it itself.
+    mutating func withEvent<R>(at position: UInt64, counted: Bool = true, _ body: (EventView) throws -> R) throws -> R {
         let start = snapshot.startPosition
         let end = snapshot.endPosition
         if position < start { throw EventLogError.positionRemoved(position: position, start: start) }
@@ -189,6 +227,7 @@ struct LogReader: ~Copyable {
                 _ = try guardArea(area, from: at, count: Record.maxHeadBytes, batchOffset: offset, segment: segment)
             }
             let view = try Record.decode(area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: true)
+            if counted { countLent(view) }
             return try body(view)
         } catch let defect as RecordDefect {
             throw corruption(defect, header: header, batchOffset: offset, segment: segment)

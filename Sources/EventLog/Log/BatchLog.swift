@@ -33,6 +33,8 @@ final class BatchLog: Sendable {
     let preallocator: Preallocator?
     /// `LogOptions.logger`.
     var logger: Logger { options.logger }
+    /// What this log's reads lent (the read-throughput metrics).
+    let readTally = ReadTally()
 
     init(
         path: String, options: LogOptions, directory: DirectoryOperations, metadata: LogMetadata,

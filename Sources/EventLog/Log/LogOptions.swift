@@ -43,7 +43,12 @@ public struct LogOptions: Sendable {
     /// segments, oldest first from where the last pass stopped, as fit;
     /// what did not fit waits for the next pass (Kafka's dedupe buffer).
     public var keyMapMemoryBytes: Int = 64 << 20
+    /// When an append's batch is on disk (README, "Guarantees"): `.always`
+    /// (default) before the append returns, `.interval(d)` within `d`,
+    /// `.none` when the OS writes it back, or `sync()`/`close()` force it.
     public var durability: Durability = .always
+    /// How new batches are stored: `.none` (default), or `.lz4` for each
+    /// batch whose records shrink by compressing them. A log holds both kinds.
     public var compression: Compression = .none
     /// How often a writer applies the retention of its settings
     /// (`LogSettings`, `Log.compact()`) in the background; nil: only when
@@ -82,9 +87,10 @@ public struct LogOptions: Sendable {
     /// A sync (`fdatasync`) that takes longer is logged as a warning.
     public var slowSyncThreshold: Duration = .seconds(1)
     /// How often the log's state goes to swift-metrics (README, "Metrics"):
-    /// positions, segments, appended events and bytes, cursor lag, consumer
-    /// groups. Nil: never (syncs are still timed). Read on a timer of its
-    /// own, never on an append or a read. At least 10 ms.
+    /// positions, segments, appended and read events and bytes, cursor lag,
+    /// consumer groups. Nil: never (syncs are still timed). Read on a timer
+    /// of its own, never on an append or a read (a read call only adds to
+    /// the log's read counters once, when it ends). At least 10 ms.
     public var metricsInterval: Duration? = .seconds(10)
     /// The most threads the log's executor starts for its `async` calls
     /// (`Log.async`, `Subscription.async`, `ConsumerGroup.async`, the live
@@ -124,6 +130,9 @@ public struct LogOptions: Sendable {
     /// process's appends (inotify); off, it only polls (`AppendWatch`).
     var watchesDirectory = true
 
+    /// Options with these values, and the defaults of the other
+    /// properties. Checked when the log opens (an out-of-range value is
+    /// `EventLogError.invalidArgument` then).
     public init(
         segmentBytes: Int = 128 << 20, indexInterval: Int = 4096, durability: Durability = .always,
         compression: Compression = .none, createIfMissing: Bool = true, readOnly: Bool = false

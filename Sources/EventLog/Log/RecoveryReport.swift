@@ -77,6 +77,9 @@ public struct RecoveryReport: Sendable, Equatable {
         public var now: UInt64
     }
 
+    /// True when both reports say the same of what an open found and did:
+    /// the tail cut by file and offset (not its reason's wording), and every
+    /// other field but `upgradedFromVersion`.
     public static func == (a: RecoveryReport, b: RecoveryReport) -> Bool {
         a.previousShutdown == b.previousShutdown && a.scannedBytes == b.scannedBytes
             && a.tailCut?.file == b.tailCut?.file && a.tailCut?.offset == b.tailCut?.offset

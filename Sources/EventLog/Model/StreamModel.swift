@@ -63,6 +63,7 @@ public struct StreamLimits: Sendable, Hashable {
     /// Only the last `maxCount` events are kept (nil: no limit). At least 1.
     public var maxCount: UInt64?
 
+    /// Limits as given (nil: none); `Log.setStreamLimits(_:_:)` checks them.
     public init(maxAge: Duration? = nil, maxCount: UInt64? = nil) {
         self.maxAge = maxAge
         self.maxCount = maxCount

@@ -9,6 +9,11 @@
 /// An `append` that throws (a broken limit) leaves the batch exactly as it
 /// was: every check runs before anything is encoded, so a caller may catch
 /// the error, stop adding, and still commit the events before it.
+///
+/// Its public methods are declared plain `throws`, like the rest of the
+/// public API (README, "Errors"); what they throw is always an
+/// `EventLogError`. The library's own callers use the typed twins
+/// (`setExpectation`, `appendRecord`, `appendEvent`).
 public struct BatchBuilder: ~Copyable {
     var buffer: ByteBuffer
     /// The streams of the batch: versions assigned, expectations to check.
@@ -33,7 +38,12 @@ public struct BatchBuilder: ~Copyable {
     /// Expects `stream` to be at `expected` before this batch (optimistic
     /// concurrency). Checked when the batch is committed: a mismatch fails
     /// the whole batch with `wrongExpectedVersion`, and nothing is written.
-    public mutating func expect(_ stream: String, _ expected: ExpectedVersion) throws(EventLogError) {
+    /// Expecting a stream twice keeps the second expectation.
+    ///
+    /// - Throws: `EventLogError.invalidArgument` or `limitExceeded` for a
+    ///   stream name that is empty, too long or not UTF-8; the batch is
+    ///   left as it was.
+    public mutating func expect(_ stream: String, _ expected: ExpectedVersion) throws {
         _ = try setExpectation(stream, expected)
     }
 
@@ -102,13 +112,15 @@ public struct BatchBuilder: ~Copyable {
     ///   - key: the key's UTF-8 bytes for key compaction; nil: the stream name.
     ///   - isTombstone: a tombstone for its key.
     /// - Returns: the event's position.
-    /// - Throws: a broken limit; `invalidArgument` when the stream name or
-    ///   the type is not valid UTF-8; `streamDeleted` for a hard-deleted stream.
+    /// - Throws: `EventLogError.limitExceeded` for a broken limit;
+    ///   `invalidArgument` when the stream name, the key or the type is not
+    ///   valid UTF-8 (or the type starts with `$`); `streamDeleted` for a
+    ///   hard-deleted stream. The batch is left as it was.
     @discardableResult
     public mutating func append(
         stream: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer,
         metadata: EventMetadata? = nil, timestamp: Timestamp? = nil, key: UnsafeRawBufferPointer? = nil, isTombstone: Bool = false
-    ) throws(EventLogError) -> UInt64 {
+    ) throws -> UInt64 {
         try appendRecord(
             stream: stream, type: type, data: data, metadata: metadata, timestamp: timestamp, marker: nil, key: key,
             isTombstone: isTombstone)
@@ -116,13 +128,14 @@ public struct BatchBuilder: ~Copyable {
 
     /// The append of earlier versions of this API, which took the version:
     /// versions are assigned by the log now, and `version` is ignored.
+    /// Otherwise `append(stream:type:data:metadata:timestamp:key:isTombstone:)`.
     @available(*, deprecated, message: "versions are assigned by the log; drop the version argument")
     @discardableResult
     public mutating func append(
         stream: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer,
         metadata: EventMetadata? = nil, timestamp: Timestamp? = nil, version: UInt64
-    ) throws(EventLogError) -> UInt64 {
-        try append(stream: stream, type: type, data: data, metadata: metadata, timestamp: timestamp)
+    ) throws -> UInt64 {
+        try appendRecord(stream: stream, type: type, data: data, metadata: metadata, timestamp: timestamp, marker: nil)
     }
 
     /// Appends a record: an event, or a stream marker (which takes no version).
@@ -190,9 +203,22 @@ public struct BatchBuilder: ~Copyable {
         return position
     }
 
-    /// Appends a `NewEvent`.
+    /// Appends a `NewEvent`: its stream, type, data, metadata, timestamp,
+    /// key and tombstone flag, as
+    /// `append(stream:type:data:metadata:timestamp:key:isTombstone:)` takes
+    /// them (which copies nothing but the encoding).
+    ///
+    /// - Returns: the event's position.
+    /// - Throws: as `append(stream:type:data:metadata:timestamp:key:isTombstone:)`;
+    ///   the batch is left as it was.
     @discardableResult
-    public mutating func append(_ event: NewEvent) throws(EventLogError) -> UInt64 {
+    public mutating func append(_ event: NewEvent) throws -> UInt64 {
+        try appendEvent(event)
+    }
+
+    /// `append(_:)`, for the library's typed-throws code.
+    @discardableResult
+    mutating func appendEvent(_ event: NewEvent) throws(EventLogError) -> UInt64 {
         var stream = event.stream
         var type = event.type
         var result: Result<UInt64, EventLogError> = .failure(.closed)
@@ -201,9 +227,9 @@ public struct BatchBuilder: ~Copyable {
                 event.data.withUnsafeBytes { data in
                     func append(key: UnsafeRawBufferPointer?) {
                         do throws(EventLogError) {
-                            result = .success(try self.append(
+                            result = .success(try self.appendRecord(
                                 stream: UnsafeRawBufferPointer(streamBytes), type: UnsafeRawBufferPointer(typeBytes),
-                                data: data, metadata: event.metadata, timestamp: event.timestamp, key: key,
+                                data: data, metadata: event.metadata, timestamp: event.timestamp, marker: nil, key: key,
                                 isTombstone: event.isTombstone))
                         } catch {
                             result = .failure(error)

@@ -13,13 +13,13 @@ extension Streams {
     /// `Log.append(_:)`.
     func append(_ events: [NewEvent]) throws(EventLogError) -> Range<UInt64> {
         try commit(wantsResult: false) { batch throws(EventLogError) in
-            for event in events { try batch.append(event) }
+            for event in events { try batch.appendEvent(event) }
         }.positions
     }
 
     /// `Log.append(_:)` of one event.
     func append(_ event: NewEvent) throws(EventLogError) -> UInt64 {
-        try commit(wantsResult: false) { batch throws(EventLogError) in try batch.append(event) }.positions.lowerBound
+        try commit(wantsResult: false) { batch throws(EventLogError) in try batch.appendEvent(event) }.positions.lowerBound
     }
 
     /// `Log.appendBatch(_:)`.
@@ -72,7 +72,7 @@ extension Streams {
                 // Streams expected but not appended to, by name (sorted only when there are any).
                 for (stream, expectation) in expecting.sorted(by: { $0.key < $1.key }) { _ = try batch.setExpectation(stream, expectation) }
             }
-            for event in events { try batch.append(event) }
+            for event in events { try batch.appendEvent(event) }
         }
     }
 
@@ -82,7 +82,7 @@ extension Streams {
     /// events stay in the log until compaction frees them.
     func deleteStream(_ stream: String, hard: Bool, expectedVersion: ExpectedVersion) throws(EventLogError) -> UInt64 {
         try commit(wantsResult: false) { batch throws(EventLogError) in
-            try batch.expect(stream, expectedVersion)
+            _ = try batch.setExpectation(stream, expectedVersion)
             try batch.appendMarker(.delete(hard: hard), stream: stream)
         }.positions.lowerBound
     }

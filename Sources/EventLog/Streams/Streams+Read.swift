@@ -81,7 +81,7 @@ extension Streams {
         let snapshot = log.snapshot()
         guard let state = try table.state(named: stream) else { return 0 }
         if state.deletion == .hard { throw EventLogError.streamDeleted(stream: stream) }
-        var reader = LogReader(snapshot: snapshot)
+        var reader = LogReader(snapshot: snapshot, tally: log.readTally)
         let start = version ?? (direction == .forward ? 0 : .max)
         return try reader.readStream(state, index: index, from: start, maxCount: maxCount, direction: direction, body)
     }
@@ -92,7 +92,7 @@ extension Streams {
     ) throws -> UInt64 {
         var remaining = maxCount
         var next = position
-        var reader = LogReader(snapshot: log.snapshot())
+        var reader = LogReader(snapshot: log.snapshot(), tally: log.readTally)
         // Read in chunks so `maxCount` counts matching events only.
         while remaining > 0 {
             var lent = 0
@@ -167,6 +167,7 @@ extension LogReader {
                             reason: "stream index entry for version \(entry.version) points at version \(view.version)")
                     }
                     if view.timestamp < ageFloor { continue }
+                    countLent(view)
                     try body(view)
                     lent += 1
                 }
@@ -206,7 +207,7 @@ extension LogReader {
     mutating func recordView(at position: UInt64, offset: UInt32, in segment: Segment, batchHint: Int? = nil) throws -> EventView {
         guard offset & StreamEntry.compressedFlag == 0 else {
             // Inside an LZ4 batch: the point-read path decompresses it.
-            return try withEvent(at: position) { $0 }
+            return try withEvent(at: position, counted: false) { $0 }
         }
         guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd) else {
             throw EventLogError.corruption(file: segment.path, offset: 0, reason: "segment is shorter than its published data")

@@ -63,6 +63,8 @@ public enum EventLogError: Error, Sendable, Equatable, CustomStringConvertible {
         return .invalidArgument("\(error)")
     }
 
+    /// A message a person can act on: what failed, the file and byte offset
+    /// where there is one, and what to do where the case says.
     public var description: String {
         switch self {
         case .io(let error): return error.description

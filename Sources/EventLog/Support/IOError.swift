@@ -20,6 +20,8 @@ public struct EventLogIOError: Error, Sendable, Equatable, CustomStringConvertib
     /// The `errno` value.
     public var errno: Int32
 
+    /// An error of `operation` on `path` with `errno` (for tests and tools
+    /// that report such failures the library's way).
     public init(operation: String, path: String, errno: Int32) {
         self.operation = operation
         self.path = path
@@ -34,6 +36,7 @@ public struct EventLogIOError: Error, Sendable, Equatable, CustomStringConvertib
     /// (Format.md §11, "Durability").
     var isFailedSync: Bool { operation == "fsync" || operation == "fdatasync" }
 
+    /// "`operation` failed on `path`: the system's message (errno N)".
     public var description: String {
         let message = String(cString: strerror(errno))
         return "\(operation) failed on \(path): \(message) (errno \(errno))"
