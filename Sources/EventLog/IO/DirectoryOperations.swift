@@ -130,29 +130,23 @@ struct DirectoryOperations: Sendable {
 
     /// Removes a file when present, then syncs the directory. The corresponding C function is `unlink`.
     func remove(_ name: String) throws(IOError) {
-        if case .fail(let e)? = faults?.decide(.unlink, file(name)) {
-            throw IOError(operation: "unlink", path: file(name), errno: e)
-        }
-        if unlink(file(name)) != 0 {
-            if errno == ENOENT { return }
-            throw IOError(operation: "unlink", path: file(name), errno: errno)
-        }
-        faults?.recorder?.unlinked(file(name))
-        try sync()
+        if try removeUnsynced(name) { try sync() }
     }
 
     /// Removes a file when present, without syncing the directory (the
-    /// caller syncs it after its other changes). The corresponding C
-    /// function is `unlink`.
-    func removeUnsynced(_ name: String) throws(IOError) {
+    /// caller syncs it after its other changes); true when it was there.
+    /// The corresponding C function is `unlink`.
+    @discardableResult
+    func removeUnsynced(_ name: String) throws(IOError) -> Bool {
         if case .fail(let e)? = faults?.decide(.unlink, file(name)) {
             throw IOError(operation: "unlink", path: file(name), errno: e)
         }
         if unlink(file(name)) != 0 {
-            if errno == ENOENT { return }
+            if errno == ENOENT { return false }
             throw IOError(operation: "unlink", path: file(name), errno: errno)
         }
         faults?.recorder?.unlinked(file(name))
+        return true
     }
 
     /// Writes `bytes` to a new file `name` atomically: write `name.tmp`, fdatasync
