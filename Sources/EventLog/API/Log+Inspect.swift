@@ -43,8 +43,10 @@ extension Log {
     /// whole (`SegmentInspection.scanned` says why). Batches are counted
     /// only where every batch header is walked. `verify` checks the checksums.
     ///
-    /// - Parameter scan: walk every batch header of every segment, which
-    ///   counts the batches but reads about the whole log.
+    /// - Parameters:
+    ///   - path: the log's directory.
+    ///   - scan: walk every batch header of every segment, which counts the
+    ///     batches but reads about the whole log.
     /// - Throws: `EventLogError.io` when the directory or a file cannot be
     ///   read; `foreignFile` or `unsupportedFormatVersion` for files that are
     ///   not this log's or of a format this build does not read.
