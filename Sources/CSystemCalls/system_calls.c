@@ -39,6 +39,17 @@ int eventlog_start_writeback(int fd, int64_t offset, int64_t length) {
 #endif
 }
 
+int eventlog_wait_writeback(int fd, int64_t offset, int64_t length) {
+#if defined(__linux__)
+    return sync_file_range(
+        fd, (off_t)offset, (off_t)length,
+        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+#else
+    (void)fd; (void)offset; (void)length;
+    return 0;
+#endif
+}
+
 int64_t eventlog_seek_data(int fd, int64_t offset) {
     return (int64_t)lseek(fd, (off_t)offset, SEEK_DATA);
 }

@@ -17,6 +17,12 @@ int eventlog_reserve(int fd, int64_t offset, int64_t length);
 /// writeback of the range without waiting. Returns 0, or -1 with errno set.
 int eventlog_start_writeback(int fd, int64_t offset, int64_t length);
 
+/// `sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WAIT_BEFORE |
+/// SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER)`: writes the range's
+/// dirty pages and waits until they are on the device (no metadata, no
+/// cache flush: not a durability barrier). Returns 0, or -1 with errno set.
+int eventlog_wait_writeback(int fd, int64_t offset, int64_t length);
+
 /// `lseek(fd, offset, SEEK_DATA)`: the offset of the first byte at or after
 /// `offset` that is not in a hole. Returns it, or -1 with errno set (ENXIO:
 /// none; EINVAL where the file system cannot tell, then treat all as data).

@@ -210,6 +210,20 @@ final class FileHandle: Sendable {
         }
     }
 
+    /// Writes the dirty pages of `[offset, offset + length)` and waits until
+    /// the device has them (`sync_file_range` with `SYNC_FILE_RANGE_WAIT_BEFORE`,
+    /// `WRITE` and `WAIT_AFTER`). Not a durability barrier (no metadata, no
+    /// cache flush): a bound on how much of a large write is in flight, so
+    /// that it does not stand in a queue before another file's `fdatasync`.
+    /// A failure (EIO) is reported, as for `startWriteback`.
+    func waitForWriteback(at offset: Int64, length: Int64) throws(IOError) {
+        while eventlog_wait_writeback(descriptor, offset, length) != 0 {
+            if errno == EINTR { continue }
+            if errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL || errno == ESPIPE { return }
+            throw IOError(operation: "sync_file_range", path: path, errno: errno)
+        }
+    }
+
     /// The file's current length in bytes. The corresponding C function is `fstat`.
     func length() throws(IOError) -> Int64 {
         var info = stat()

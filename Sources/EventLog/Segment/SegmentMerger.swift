@@ -52,16 +52,8 @@ enum SegmentMerger {
 
         let file = try FileHandle.open(path, create: modes, faults: faults)
         try file.setLength(0)
-        var output = ByteBuffer(capacity: 1 << 20)
-        var flushed = 0
-        func flush() throws(IOError) {
-            guard output.count > 0 else { return }
-            try file.write(output.bytes, at: Int64(flushed))
-            try file.startWriteback(at: Int64(flushed), length: Int64(output.count))
-            flushed += output.count
-            output.count = 0
-        }
-        header.encode().withUnsafeBytes { output.append($0) }
+        var output = PacedFileWriter(file: file)
+        header.encode().withUnsafeBytes { output.buffer.append($0) }
         var chain = header.checksum
         var batches = 0
         for segment in segments {
@@ -79,21 +71,20 @@ enum SegmentMerger {
                 oldChain = batch.crc
                 expected = batch.endPosition
                 let length = Int(batch.length)
-                let at = output.count
-                output.append(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + length)]))
+                let at = output.buffer.count
+                output.buffer.append(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + length)]))
                 batch.previousCRC = chain
                 batch.syncedLag = 0
-                batch.store(output.base + at)
-                batch.crc = BatchHeader.frameChecksum(output.base + at, count: length)
-                batch.store(output.base + at)
+                batch.store(output.buffer.base + at)
+                batch.crc = BatchHeader.frameChecksum(output.buffer.base + at, count: length)
+                batch.store(output.buffer.base + at)
                 chain = batch.crc
                 batches += 1
                 offset += length
-                if output.count >= 1 << 20 { try flush() }
+                try output.flushIfFull()
             }
         }
-        try flush()
-        try file.datasync()
-        return Outcome(header: header, bytes: flushed, batches: batches)
+        try output.finish()
+        return Outcome(header: header, bytes: output.count, batches: batches)
     }
 }

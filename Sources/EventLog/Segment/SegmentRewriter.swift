@@ -116,7 +116,7 @@ enum SegmentRewriter {
         var maxTimestamp = Timestamp.min
     }
 
-    /// The new file, written in chunks of about 1 MiB, and the frames made for it.
+    /// The new file (paced: `PacedFileWriter`) and the frames made for it.
     private struct Output: ~Copyable {
         /// Nil: count only, write nothing.
         let path: String?
@@ -124,14 +124,12 @@ enum SegmentRewriter {
         let faults: StorageFaults?
         /// The chain: the CRC of the last frame written (the header checksum first).
         var previousCRC: UInt32
-        var file: FileHandle?
-        /// Bytes not yet written, the frame being made, its records
-        /// compressed: allocated on first use, so counting allocates nothing.
-        var pending = ByteBuffer(capacity: 0)
+        var writer: PacedFileWriter?
+        /// The frame being made and its records compressed: allocated on
+        /// first use, so counting allocates nothing.
         var frame = ByteBuffer(capacity: 0)
         var packed = ByteBuffer(capacity: 0)
         var written = 0
-        var flushed = 0
 
         init(path: String?, modes: CreateModes, faults: StorageFaults?, previousCRC: UInt32) {
             self.path = path
@@ -144,7 +142,7 @@ enum SegmentRewriter {
             guard let path else { return }
             let handle = try FileHandle.open(path, create: modes, faults: faults)
             try handle.setLength(0)
-            file = handle
+            writer = PacedFileWriter(file: handle)
         }
 
         /// Writes a frame of `run`'s records (`records`, uncompressed) cut from
@@ -186,33 +184,17 @@ enum SegmentRewriter {
 
         mutating func append(_ bytes: [UInt8]) throws(IOError) {
             written += bytes.count
-            guard path != nil else { return }
-            bytes.withUnsafeBytes { pending.append($0) }
-            if pending.count >= 1 << 20 { try flush() }
+            bytes.withUnsafeBytes { writer?.buffer.append($0) }
+            try writer?.flushIfFull()
         }
 
         mutating func append(_ bytes: UnsafeRawBufferPointer) throws(IOError) {
             written += bytes.count
-            guard path != nil else { return }
-            pending.append(bytes)
-            if pending.count >= 1 << 20 { try flush() }
-        }
-
-        /// Writes what is pending and starts its writeback without waiting
-        /// (as the log's writer does): the final sync then finds little
-        /// left, instead of flooding the disk with the whole file at once
-        /// while appends wait for their own syncs.
-        mutating func flush() throws(IOError) {
-            guard let file, pending.count > 0 else { return }
-            try file.write(pending.bytes, at: Int64(flushed))
-            try file.startWriteback(at: Int64(flushed), length: Int64(pending.count))
-            flushed += pending.count
-            pending.count = 0
+            try writer?.append(bytes)
         }
 
         mutating func finish() throws(IOError) {
-            try flush()
-            try file?.datasync()
+            try writer?.finish()
         }
     }
 }
