@@ -25,6 +25,23 @@ import Testing
         }
     }
 
+    /// The hardware path joins three streams over blocks of 4,096 and 256
+    /// bytes (three of them at least): lengths on both sides of each round's
+    /// size, at every alignment of the start.
+    @Test func hardwareEqualsSoftwareAcrossTheThreeWayRounds() {
+        var rng = SplitMix64(seed: 2026)
+        let buffer = (0..<41_000).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        let lengths = [767, 768, 769, 775, 776, 1_543, 2_304, 12_287, 12_288, 12_289, 12_288 + 768 + 13, 22_000, 24_576, 40_000]
+        buffer.withUnsafeBytes { raw in
+            for length in lengths {
+                for start in 0..<9 {
+                    let p = raw.baseAddress! + start
+                    #expect(eventlog_crc32c(0xDEAD_BEEF, p, length) == eventlog_crc32c_software(0xDEAD_BEEF, p, length))
+                }
+            }
+        }
+    }
+
     @Test func continuingEqualsOneCall() {
         let bytes = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
         bytes.withUnsafeBytes { raw in
