@@ -173,21 +173,23 @@ final class Scavenger: Sendable {
             if let recheck = known[segment.id], now < recheck { continue }
             if shouldStop() { break }
             outcome.segmentsJudged += 1
-            let (dead, events, nextExpiry, dataEndAfter) = try count(in: segment, states: &states)
+            let (dead, events, nextExpiry, dataEndAfter) = try count(in: segment, states: &states, stopWhenSure: !dryRun)
             guard dead > 0, dead * Self.minimumDeadShare.denominator >= events * Self.minimumDeadShare.numerator else {
                 if !dryRun { remember(segment.id, until: nextExpiry, judgedUnder: judgement) }
                 continue
             }
             outcome.segmentsRewritten += 1
-            outcome.eventsRemoved += UInt64(dead)
             outcome.bytesBefore += UInt64(segment.mapping.length)
             if dryRun {
+                outcome.eventsRemoved += UInt64(dead)
                 // An estimate: the data in proportion to the events that stay.
                 outcome.bytesAfter += UInt64(segment.dataEnd) * UInt64(events - dead) / UInt64(max(events, 1))
                 outcome.dataEndsAfter[segment.basePosition] = dataEndAfter
                 continue
             }
             let rewritten = try rewrite(segment, states: &states)
+            // The rewrite's own count: the walk above may have stopped part way.
+            outcome.eventsRemoved += UInt64(rewritten.outcome.removedRecords)
             outcome.bytesAfter += UInt64(rewritten.outcome.bytesAfter)
             if let new = rewritten.segment {
                 replaced = true
@@ -356,22 +358,39 @@ final class Scavenger: Sendable {
     /// the first of the others a max age makes dead will be (`.max`: none),
     /// and the data end a rewrite would leave (uncompressed frames: LZ4 may
     /// save more): the rewrite's own walk, writing nothing.
+    ///
+    /// With `stopWhenSure`, the walk stops as soon as the dead events reach
+    /// `minimumDeadShare` of every position the segment covers (more than
+    /// its events can be): the segment is rewritten whatever the rest
+    /// holds, and the rewrite's own walk finds the rest. The counts are
+    /// then those of the part walked (a 30% dead segment is decided after
+    /// about a fifth of it).
     private func count(
-        in segment: Segment, states: inout DeadRecordRule
+        in segment: Segment, states: inout DeadRecordRule, stopWhenSure: Bool
     ) throws(EventLogError) -> (dead: Int, events: Int, nextExpiry: Timestamp, dataEndAfter: Int) {
+        struct Sure: Error {}
         var events = 0
+        var dead = 0
         var nextExpiry = Timestamp.max
-        let outcome: SegmentRewriter.Outcome
+        let positions = Int(clamping: segment.endPosition - segment.basePosition)
+        var outcome: SegmentRewriter.Outcome?
         do {
             outcome = try SegmentRewriter.rewrite(segment, logID: log.segments.logID, to: nil, modes: .ownerOnly, faults: nil) { head in
                 if head.isMarker { return true }
                 events += 1
-                return try states.keeps(head, nextExpiry: &nextExpiry)
+                if try states.keeps(head, nextExpiry: &nextExpiry) { return true }
+                dead += 1
+                if stopWhenSure, dead * Self.minimumDeadShare.denominator >= positions * Self.minimumDeadShare.numerator {
+                    throw Sure()
+                }
+                return false
             }
+        } catch is Sure {
+            outcome = nil
         } catch {
             throw .wrapping(error)
         }
-        return (outcome.removedRecords, events, nextExpiry, outcome.bytesAfter)
+        return (dead, events, nextExpiry, outcome?.bytesAfter ?? segment.dataEnd)
     }
 
     /// Rewrites `segment` without its dead events and puts the new file in
