@@ -31,6 +31,19 @@ import Testing
     }
 }
 
+/// A task executor on a dispatch queue of its own (whose threads are not the
+/// cooperative pool's): a task preferring it makes progress while other
+/// tests block the pool.
+final class DedicatedExecutor: TaskExecutor, @unchecked Sendable {
+    static let shared = DedicatedExecutor()
+    private let queue = DispatchQueue(label: "eventlog.tests.dedicated-executor")
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
+}
+
 /// One run of everything at once (the test above; `scripts/soak.sh` runs
 /// it again and again with other seeds and sizes).
 struct ConcurrentLoad {
@@ -204,8 +217,11 @@ struct ConcurrentLoad {
                 log.metricsReporter.report(log)
             }
         })
-        // Async appends through the service's log while the service runs.
-        let asyncAppends = Task {
+        // Async appends through the service's log while the service runs,
+        // on an executor of their own: the threads above loop until these
+        // are done, and the cooperative pool (two threads here) may be
+        // blocked by other tests running beside this one.
+        let asyncAppends = Task(executorPreference: DedicatedExecutor.shared) {
             for i in 0..<20 {
                 let e = event("async", i)
                 let range = try await log.async.append([e])
