@@ -185,7 +185,8 @@ import Testing
         let group = try #require(MergePlan.make(candidates, segmentBytes: 4096).first)
         let segments = Array(sealed[group])
         let written = try SegmentMerger.merge(
-            segments, logID: batches.segments.logID, to: dir.sub(MergeSwap.temporary(segments[0].basePosition)), modes: .ownerOnly, faults: nil)
+            segments, logID: batches.segments.logID, to: dir.sub(MergeSwap.temporary(segments[0].basePosition)), modes: .ownerOnly, faults: nil,
+            paces: { true })
         let manifest = CompactionManifest(
             oldBases: segments.map(\.basePosition), newBase: segments[0].basePosition,
             newDeclaredEnd: try #require(written.header.declaredEnd), newHeaderChecksum: written.header.checksum)

@@ -95,6 +95,19 @@ final class BatchLog: Sendable {
         try groupCommit.syncNow()
     }
 
+    /// How recent a sync must be for appends to count as syncing (`backgroundCopyPaces`).
+    static let syncingWindow = Duration.milliseconds(50)
+
+    /// Whether a background copy (scavenging's rewrite, a merge) paces its
+    /// writes now (`PacedFileWriter`): true while appends that wait for
+    /// their syncs are under way (a sync led within `syncingWindow`), so
+    /// that their syncs never stand behind the copy; false on an idle log,
+    /// where the copy goes at the device's rate. Asked once per chunk.
+    var backgroundCopyPaces: @Sendable () -> Bool {
+        let groupCommit = self.groupCommit
+        return { groupCommit.syncedWithin(Self.syncingWindow) }
+    }
+
     /// Makes the layer above's persisted state (the stream table's runs)
     /// cover every record written so far: takes a checkpoint under the
     /// writer lock, then, outside it, waits until the data it covers is

@@ -46,6 +46,21 @@ final class GroupCommit: @unchecked Sendable {
 
     /// Appenders between asking for the writer lock and noting their write.
     let arriving = Atomic<Int>(0)
+    /// When the last sync was led (`ContinuousClock` nanoseconds since the
+    /// group commit was made; 0: none yet): background copies yield to
+    /// appends that sync (`syncedWithin`).
+    private let lastSyncLed = Atomic<Int64>(0)
+    private let born = ContinuousClock.now
+
+    /// True when a sync was led within the last `span`: appends that wait
+    /// for their syncs are under way, and a background copy (scavenging, a
+    /// merge) paces its writes (`PacedFileWriter`). A `sync()` that finds
+    /// everything durable leads none.
+    func syncedWithin(_ span: Duration) -> Bool {
+        let last = lastSyncLed.load(ordering: .relaxed)
+        guard last > 0 else { return false }
+        return (ContinuousClock.now - born).wholeNanoseconds - last <= span.wholeNanoseconds
+    }
     /// Writes noted since the last sync started (guarded by `condition`).
     private var writesSinceSync = 0
     /// A leader is waiting to gather one more write (guarded by `condition`).
@@ -193,6 +208,7 @@ final class GroupCommit: @unchecked Sendable {
         condition.unlock()
         var error: IOError?
         let started = ContinuousClock.now
+        lastSyncLed.store(max(1, (started - born).wholeNanoseconds), ordering: .relaxed)
         do { try file?.datasync() } catch let e { error = e }
         let took = ContinuousClock.now - started
         syncDuration.recordNanoseconds(took.wholeNanoseconds)

@@ -341,7 +341,7 @@ final class Scavenger: Sendable {
         var windowEnd: UInt64?
         for segment in sealed where segment.endPosition > start {
             do {
-                _ = try SegmentRewriter.rewrite(segment, logID: logID, to: nil, modes: .ownerOnly, faults: nil) { head in
+                _ = try SegmentRewriter.rewrite(segment, logID: logID, to: nil, modes: .ownerOnly, faults: nil, paces: { false }) { head in
                     if !head.isMarker, head.position >= start, !keys.note(head.key, at: head.position), windowEnd == nil {
                         windowEnd = head.position
                     }
@@ -375,7 +375,9 @@ final class Scavenger: Sendable {
         let positions = Int(clamping: segment.endPosition - segment.basePosition)
         var outcome: SegmentRewriter.Outcome?
         do {
-            outcome = try SegmentRewriter.rewrite(segment, logID: log.segments.logID, to: nil, modes: .ownerOnly, faults: nil) { head in
+            outcome = try SegmentRewriter.rewrite(
+                segment, logID: log.segments.logID, to: nil, modes: .ownerOnly, faults: nil, paces: { false }
+            ) { head in
                 if head.isMarker { return true }
                 events += 1
                 if try states.keeps(head, nextExpiry: &nextExpiry) { return true }
@@ -404,7 +406,8 @@ final class Scavenger: Sendable {
         var nextExpiry = Timestamp.max
         do {
             let outcome = try SegmentRewriter.rewrite(
-                segment, logID: log.segments.logID, to: directory.file(temporary), modes: directory.modes, faults: directory.faults
+                segment, logID: log.segments.logID, to: directory.file(temporary), modes: directory.modes, faults: directory.faults,
+                paces: log.backgroundCopyPaces
             ) { head in
                 if head.isMarker { return true }
                 return try states.keeps(head, nextExpiry: &nextExpiry)

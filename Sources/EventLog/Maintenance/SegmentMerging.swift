@@ -77,7 +77,8 @@ struct SegmentMerging {
         let temporary = MergeSwap.temporary(base)
         do {
             let written = try SegmentMerger.merge(
-                segments, logID: log.segments.logID, to: directory.file(temporary), modes: directory.modes, faults: directory.faults)
+                segments, logID: log.segments.logID, to: directory.file(temporary), modes: directory.modes, faults: directory.faults,
+                paces: log.backgroundCopyPaces)
             let manifest = CompactionManifest(
                 oldBases: segments.map(\.basePosition), newBase: base, newDeclaredEnd: written.header.declaredEnd ?? base,
                 newHeaderChecksum: written.header.checksum)

@@ -35,7 +35,10 @@ enum SegmentMerger {
     /// `invalidArgument` for segments that do not follow each other,
     /// `corruption` for a damaged frame of one of them (naming it and the
     /// offset), and `io` for a failed write.
-    static func merge(_ segments: [Segment], logID: [UInt8], to path: String, modes: CreateModes, faults: StorageFaults?) throws -> Outcome {
+    static func merge(
+        _ segments: [Segment], logID: [UInt8], to path: String, modes: CreateModes, faults: StorageFaults?,
+        paces: @escaping () -> Bool
+    ) throws -> Outcome {
         guard let first = segments.first, let last = segments.last, segments.count >= 2 else {
             throw EventLogError.invalidArgument("a merge needs at least two segments, got \(segments.count)")
         }
@@ -52,7 +55,7 @@ enum SegmentMerger {
 
         let file = try FileHandle.open(path, create: modes, faults: faults)
         try file.setLength(0)
-        var output = PacedFileWriter(file: file)
+        var output = PacedFileWriter(file: file, paces: paces)
         header.encode().withUnsafeBytes { output.buffer.append($0) }
         var chain = header.checksum
         var batches = 0

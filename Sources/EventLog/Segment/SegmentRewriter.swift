@@ -32,7 +32,7 @@ enum SegmentRewriter {
     /// for a failed write, and what `keep` throws.
     static func rewrite(
         _ segment: Segment, logID: [UInt8], to path: String?, modes: CreateModes, faults: StorageFaults?,
-        keep: (RecordHead) throws -> Bool
+        paces: @escaping () -> Bool, keep: (RecordHead) throws -> Bool
     ) throws -> Outcome {
         guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd), bytes.count >= SegmentHeader.size else {
             throw EventLogError.corruption(file: segment.path, offset: 0, reason: "segment is shorter than its published data")
@@ -42,7 +42,7 @@ enum SegmentRewriter {
             expectedBase: segment.basePosition)
         let header = SegmentHeader(
             logID: logID, basePosition: segment.basePosition, createdAt: old.createdAt, declaredEnd: segment.endPosition)
-        var output = Output(path: path, modes: modes, faults: faults, previousCRC: header.checksum)
+        var output = Output(path: path, modes: modes, faults: faults, paces: paces, previousCRC: header.checksum)
         if path != nil { try output.open() }
         var outcome = Outcome(bytesBefore: segment.dataEnd)
         try output.append(header.encode())
@@ -122,6 +122,7 @@ enum SegmentRewriter {
         let path: String?
         let modes: CreateModes
         let faults: StorageFaults?
+        let paces: () -> Bool
         /// The chain: the CRC of the last frame written (the header checksum first).
         var previousCRC: UInt32
         var writer: PacedFileWriter?
@@ -131,10 +132,11 @@ enum SegmentRewriter {
         var packed = ByteBuffer(capacity: 0)
         var written = 0
 
-        init(path: String?, modes: CreateModes, faults: StorageFaults?, previousCRC: UInt32) {
+        init(path: String?, modes: CreateModes, faults: StorageFaults?, paces: @escaping () -> Bool, previousCRC: UInt32) {
             self.path = path
             self.modes = modes
             self.faults = faults
+            self.paces = paces
             self.previousCRC = previousCRC
         }
 
@@ -142,7 +144,7 @@ enum SegmentRewriter {
             guard let path else { return }
             let handle = try FileHandle.open(path, create: modes, faults: faults)
             try handle.setLength(0)
-            writer = PacedFileWriter(file: handle)
+            writer = PacedFileWriter(file: handle, paces: paces)
         }
 
         /// Writes a frame of `run`'s records (`records`, uncompressed) cut from
