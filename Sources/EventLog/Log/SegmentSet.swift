@@ -46,7 +46,12 @@ protocol SegmentIndexing: AnyObject, Sendable {
     /// layer's file for it, unless `readOnly`) before it is published, and
     /// drop what was kept for `old`. Readers still holding `old` in an older
     /// snapshot must keep reading it correctly (if more slowly).
-    func segmentReplaced(_ old: SegmentID, by new: Segment, readOnly: Bool) throws(EventLogError)
+    /// `indexFile`, when given, makes this layer's file for `new` from what
+    /// the caller learned while writing it (nil from it: build it from
+    /// `new`'s records as usual).
+    func segmentReplaced(
+        _ old: SegmentID, by new: Segment, readOnly: Bool, indexFile: (@Sendable (Segment) -> [UInt8]?)?
+    ) throws(EventLogError)
 }
 
 /// The one owner of the log's set of segments: the only code that knows
@@ -301,7 +306,10 @@ final class SegmentSet: Sendable {
     /// Runs on the index writer's queue, after any index file queued for
     /// `old`. Returns the new segment; nil (and `temporary` removed) when
     /// `old` is no longer in the set (retention removed it meanwhile).
-    func replaceSegment(_ old: Segment, with temporary: String, opener: () -> Opener) throws(EventLogError) -> Segment? {
+    /// `indexFile` goes to the layer above (`SegmentIndexing.segmentReplaced`).
+    func replaceSegment(
+        _ old: Segment, with temporary: String, indexFile: (@Sendable (Segment) -> [UInt8]?)? = nil, opener: () -> Opener
+    ) throws(EventLogError) -> Segment? {
         let result: Result<Segment?, EventLogError> = indexWriter.sync {
             do {
                 guard snapshot().sealed.contains(where: { $0.id == old.id }) else {
@@ -320,7 +328,7 @@ final class SegmentSet: Sendable {
                 let new = try opener.openSegment(
                     base: base, isLast: false, nextBase: nil, metadata: metadata, marker: nil, tableCovered: nil
                 ).segment
-                try indexing?.segmentReplaced(old.id, by: new, readOnly: false)
+                try indexing?.segmentReplaced(old.id, by: new, readOnly: false, indexFile: indexFile)
                 published.withLock { snapshot in
                     if let i = snapshot.sealed.firstIndex(where: { $0.id == old.id }) { snapshot.sealed[i] = new }
                 }
@@ -373,7 +381,7 @@ final class SegmentSet: Sendable {
                 let new = try opener.openSegment(
                     base: manifest.newBase, isLast: false, nextBase: nil, metadata: metadata, marker: nil, tableCovered: nil
                 ).segment
-                try indexing?.segmentReplaced(ids[0], by: new, readOnly: false)
+                try indexing?.segmentReplaced(ids[0], by: new, readOnly: false, indexFile: nil)
                 indexing?.segmentsRemoved(Array(ids.dropFirst()))
                 published.withLock { snapshot in
                     if let i = snapshot.sealed.firstIndex(where: { $0.id == ids[0] }) {
@@ -537,7 +545,7 @@ final class SegmentSet: Sendable {
                 mergedAway.append(active.id)
                 snapshot.active = nil
             }
-            try indexing?.segmentReplaced(segment.id, by: new, readOnly: true)
+            try indexing?.segmentReplaced(segment.id, by: new, readOnly: true, indexFile: nil)
             if !mergedAway.isEmpty { indexing?.segmentsRemoved(mergedAway) }
             snapshot.sealed[i] = new
             replaced = true
@@ -549,7 +557,7 @@ final class SegmentSet: Sendable {
             let new = try opener.openSegment(
                 base: active.basePosition, isLast: false, nextBase: nil, metadata: metadata, marker: nil, tableCovered: nil
             ).segment
-            try indexing?.segmentReplaced(active.id, by: new, readOnly: true)
+            try indexing?.segmentReplaced(active.id, by: new, readOnly: true, indexFile: nil)
             snapshot.sealed.append(new)
             snapshot.active = nil
             replaced = true

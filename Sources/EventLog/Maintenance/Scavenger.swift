@@ -404,10 +404,20 @@ final class Scavenger: Sendable {
         let directory = log.directory
         let temporary = FileNames.segment(segment.basePosition) + ".tmp"
         var nextExpiry = Timestamp.max
+        // The new file's stream index entries, as its frames are written: it is not read again to index it.
+        var entries: [StreamIndexBuilder.RecordEntry] = []
+        let base = segment.basePosition
+        let table = index.table
         do {
             let outcome = try SegmentRewriter.rewrite(
                 segment, logID: log.segments.logID, to: directory.file(temporary), modes: directory.modes, faults: directory.faults,
-                paces: log.backgroundCopyPaces
+                paces: log.backgroundCopyPaces,
+                kept: { head, frameOffset, recordOffset in
+                    guard !head.isMarker else { return }
+                    entries.append(StreamIndexBuilder.RecordEntry(
+                        hash: table.hash(head.stream), position: head.position, version: head.version, in: base,
+                        frameOffset: frameOffset, recordOffset: recordOffset))
+                }
             ) { head in
                 if head.isMarker { return true }
                 return try states.keeps(head, nextExpiry: &nextExpiry)
@@ -415,7 +425,10 @@ final class Scavenger: Sendable {
             try log.sync()
             let path = log.path
             let options = log.options
-            let new = try log.segments.replaceSegment(segment, with: temporary) { Opener(path: path, options: options) }
+            let kept = entries
+            let new = try log.segments.replaceSegment(
+                segment, with: temporary, indexFile: { StreamIndexBuilder.file(of: $0, entries: kept) }
+            ) { Opener(path: path, options: options) }
             return (outcome, new, nextExpiry)
         } catch {
             try? directory.remove(temporary)

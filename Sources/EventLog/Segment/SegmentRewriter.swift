@@ -30,9 +30,16 @@ enum SegmentRewriter {
     /// frame is verified whole (its checksum) before its records are read.
     /// Throws `corruption` for a damaged frame or record of `segment`, `io`
     /// for a failed write, and what `keep` throws.
+    ///
+    /// `kept`, when given, learns where each kept record went, in order, as
+    /// its frame is written: the frame's offset in the new file, and the
+    /// record's own offset there when the frame is stored uncompressed (nil
+    /// when compressed) — what a scan of the new file would find, so the
+    /// caller can index it without reading it again.
     static func rewrite(
         _ segment: Segment, logID: [UInt8], to path: String?, modes: CreateModes, faults: StorageFaults?,
-        paces: @escaping () -> Bool, keep: (RecordHead) throws -> Bool
+        paces: @escaping () -> Bool, kept: ((RecordHead, _ frameOffset: Int, _ recordOffset: Int?) throws -> Void)? = nil,
+        keep: (RecordHead) throws -> Bool
     ) throws -> Outcome {
         guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd), bytes.count >= SegmentHeader.size else {
             throw EventLogError.corruption(file: segment.path, offset: 0, reason: "segment is shorter than its published data")
@@ -48,6 +55,17 @@ enum SegmentRewriter {
         try output.append(header.encode())
 
         var scratch = ByteBuffer(capacity: 0)  // a compressed batch's records, decompressed
+        // With `kept`: the current run's records (their start in the area, their heads).
+        var runHeads: [(start: Int, head: RecordHead)] = []
+        /// Writes `run` as a frame and tells `kept` where its records went.
+        func emit(_ run: Run, records: UnsafeRawBufferPointer, of batch: BatchHeader) throws {
+            let frame = try output.emit(run, records: records, of: batch)
+            guard let kept, let frame else { return }
+            for (start, head) in runHeads {
+                try kept(head, frame.offset, frame.compressed ? nil : frame.offset + BatchHeader.size + start - run.start)
+            }
+            runHeads.removeAll(keepingCapacity: true)
+        }
         var offset = SegmentHeader.size
         var expected = segment.basePosition
         var chain = old.checksum
@@ -93,14 +111,15 @@ enum SegmentRewriter {
                     run.count += 1
                     run.maxTimestamp = max(run.maxTimestamp, view.timestamp)
                     outcome.keptRecords += 1
+                    if kept != nil { runHeads.append((recordStart, view)) }
                 } else {
-                    try output.emit(run, records: UnsafeRawBufferPointer(rebasing: area[run.start..<recordStart]), of: batch)
+                    try emit(run, records: UnsafeRawBufferPointer(rebasing: area[run.start..<recordStart]), of: batch)
                     run.count = 0
                     outcome.removedRecords += 1
                 }
                 position += 1
             }
-            try output.emit(run, records: UnsafeRawBufferPointer(rebasing: area[run.start..<at]), of: batch)
+            try emit(run, records: UnsafeRawBufferPointer(rebasing: area[run.start..<at]), of: batch)
             offset += Int(batch.length)
         }
         outcome.bytesAfter = output.written
@@ -147,15 +166,22 @@ enum SegmentRewriter {
             writer = PacedFileWriter(file: handle, paces: paces)
         }
 
+        /// Where a frame went: its offset in the new file, and whether its records are stored compressed.
+        struct Frame {
+            var offset: Int
+            var compressed: Bool
+        }
+
         /// Writes a frame of `run`'s records (`records`, uncompressed) cut from
         /// `batch`: its positions, the batch's first timestamp, compressed
-        /// again when `batch` was and LZ4 saves at least 1/16. Nothing for an empty run.
-        mutating func emit(_ run: Run, records: UnsafeRawBufferPointer, of batch: BatchHeader) throws(IOError) {
-            guard run.count > 0 else { return }
+        /// again when `batch` was and LZ4 saves at least 1/16. Nothing (nil) for an empty run.
+        mutating func emit(_ run: Run, records: UnsafeRawBufferPointer, of batch: BatchHeader) throws(IOError) -> Frame? {
+            guard run.count > 0 else { return nil }
+            let at = written
             guard path != nil else {
                 // Counting: the frame's length, as if written.
                 written += BatchHeader.size + records.count
-                return
+                return Frame(offset: at, compressed: false)
             }
             var made = BatchHeader(
                 length: 0, crc: 0, basePosition: run.base, firstTimestamp: batch.firstTimestamp, maxTimestamp: run.maxTimestamp,
@@ -182,6 +208,7 @@ enum SegmentRewriter {
             made.store(frame.base)
             try append(frame.bytes)
             previousCRC = made.crc
+            return Frame(offset: at, compressed: made.attributes != 0)
         }
 
         mutating func append(_ bytes: [UInt8]) throws(IOError) {

@@ -134,6 +134,35 @@ enum StreamIndexBuilder {
         return entries.fileBytes(segment.indexFileHeader, count: entries.writtenCount)
     }
 
+    /// One record of a segment as its stream index file holds it: what
+    /// `scan` finds for it, learned by the writer of the segment instead.
+    struct RecordEntry {
+        var hash: UInt64
+        var relativePosition: UInt32
+        /// The record's offset in the segment, or its frame's with `StreamEntry.compressedFlag`.
+        var offset: UInt32
+        var version: UInt64
+
+        /// The entry of the record at `position`, written at `recordOffset`
+        /// in an uncompressed frame or in the compressed frame at `frameOffset`
+        /// (`SegmentRewriter`'s `kept`).
+        init(hash: UInt64, position: UInt64, version: UInt64, in segmentBase: UInt64, frameOffset: Int, recordOffset: Int?) {
+            self.hash = hash
+            relativePosition = UInt32(truncatingIfNeeded: position &- segmentBase)
+            offset = recordOffset.map { UInt32(truncatingIfNeeded: $0) } ?? (UInt32(truncatingIfNeeded: frameOffset) | StreamEntry.compressedFlag)
+            self.version = version
+        }
+    }
+
+    /// The stream index file of `segment` from its events' entries (markers
+    /// left out), in position order: the same bytes `scan` makes. Nil when
+    /// there are more than a segment may hold.
+    static func file(of segment: Segment, entries: [RecordEntry]) -> [UInt8]? {
+        let built = SegmentStreamEntries()
+        let fits = built.append { add in entries.allSatisfy { add($0.hash, $0.relativePosition, $0.offset, $0.version) } }
+        return fits ? built.fileBytes(segment.indexFileHeader, count: built.writtenCount) : nil
+    }
+
     /// Replays the records from `from` up to `end`: into the table for
     /// positions at or after `tableFrom`, into the last segment's `entries`
     /// at or after `entriesFrom`. Returns the records read.

@@ -306,7 +306,9 @@ final class StreamIndex: SegmentIndexing {
         return reach
     }
 
-    func segmentReplaced(_ old: SegmentID, by new: Segment, readOnly: Bool) throws(EventLogError) {
+    func segmentReplaced(
+        _ old: SegmentID, by new: Segment, readOnly: Bool, indexFile: (@Sendable (Segment) -> [UInt8]?)?
+    ) throws(EventLogError) {
         let name = FileNames.streamIndex(new.basePosition)
         let view: StreamIndexView?
         do {
@@ -315,7 +317,7 @@ final class StreamIndex: SegmentIndexing {
             if !readOnly, let found = StreamIndexView.open(path: directory.file(name), faults: directory.faults), found.describes(new) {
                 view = found
             } else {
-                let bytes = try StreamIndexBuilder.scan(new, hash: table.hash)
+                let bytes = try indexFile?(new) ?? StreamIndexBuilder.scan(new, hash: table.hash)
                 if !readOnly { try directory.writeAtomically(name, bytes: bytes) }
                 view = (readOnly ? nil : StreamIndexView.open(path: directory.file(name), faults: directory.faults))
                     ?? StreamIndexView.inMemory(bytes, path: directory.file(name))
