@@ -100,7 +100,7 @@ import Testing
         try Self.deliver(log, ids: (0..<500).map { "m-\($0)" })
         let options = ProjectionOptions(batchSize: 50, commitEvery: 120, commitInterval: .seconds(3600))
         var handledBefore = 0
-        for steps in [3, 5, 2, 4] {
+        for steps in [3, 5, 2, 3] {
             let consumer = try Self.consumer(log, options: options)
             for _ in 0..<steps { try consumer.step() }
             handledBefore = consumer.committedPosition > UInt64(handledBefore) ? Int(consumer.committedPosition) : handledBefore
