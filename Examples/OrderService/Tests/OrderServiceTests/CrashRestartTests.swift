@@ -48,6 +48,10 @@ struct CrashRestartTests {
         /// Set once the service is killed: each worker ends after its current request.
         let stop = Atomic<Bool>(false)
         let records = Mutex<[[OrderRecord]]>(Array(repeating: [], count: CrashRestartTests.workers))
+        /// Answers a worker did not expect (recorded here: a worker's thread is outside the test's task).
+        let failures = Mutex<[String]>([])
+
+        func fail(_ message: String) { failures.withLock { $0.append(message) } }
     }
 
     @Test func killNineMidRunLosesNothingAcknowledged() throws {
@@ -80,6 +84,7 @@ struct CrashRestartTests {
         let orders = run.records.withLock { $0.flatMap { $0 } }
         let ackedCount = run.acknowledged.load(ordering: .relaxed)
         #expect(ackedCount >= killAfter, "the run acknowledged \(ackedCount) commands before the deadline: \(service.outputTail())")
+        #expect(run.failures.withLock { $0 }.isEmpty, "\(run.failures.withLock { $0 })")
         let placed = orders.filter { $0.placedBody != nil }
         #expect(!placed.isEmpty)
 
@@ -108,7 +113,7 @@ struct CrashRestartTests {
                 let body = JSONBody.make(["order_id": id, "customer": order.customer])
                 do {
                     let answer = try HTTPClient.send(port: port, "POST", "/orders", headers: [("Idempotency-Key", order.placeKey)], body: body)
-                    guard answer.status == 201 else { Issue.record("place \(id): \(answer)"); return orders + [order] }
+                    guard answer.status == 201 else { run.fail("place \(id): \(answer)"); return orders + [order] }
                     order.placedBody = answer.body
                     open.append(orders.count)
                     run.acknowledged.add(1, ordering: .relaxed)
@@ -131,7 +136,7 @@ struct CrashRestartTests {
                             headers: [("If-Match", String(version)), ("Idempotency-Key", key)],
                             body: JSONBody.make(["sku": sku, "quantity": quantity]))
                         guard answer.status == 200, let next = answer.json?["version"] as? Int, next == version + 1 else {
-                            Issue.record("item for \(orders[index].id) at \(version): \(answer)")
+                            run.fail("item for \(orders[index].id) at \(version): \(answer)")
                             return orders
                         }
                         orders[index].items.append((sku, quantity, next, key, answer.body))
@@ -145,7 +150,7 @@ struct CrashRestartTests {
                         let answer = try HTTPClient.send(
                             port: port, "POST", "/orders/\(orders[index].id)/cancel", headers: [("If-Match", String(version))])
                         guard answer.status == 200, let next = answer.json?["version"] as? Int, next == version + 1 else {
-                            Issue.record("cancel \(orders[index].id) at \(version): \(answer)")
+                            run.fail("cancel \(orders[index].id) at \(version): \(answer)")
                             return orders
                         }
                         orders[index].cancelledVersion = next

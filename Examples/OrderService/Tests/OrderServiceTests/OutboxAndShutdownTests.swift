@@ -94,7 +94,8 @@ struct OutboxAndShutdownTests {
                 }
             }
         }
-        while placed.withLock({ $0.count }) < 20 { usleep(1_000) }
+        let deadline = Date(timeIntervalSinceNow: 60)
+        while placed.withLock({ $0.count }) < 20 && Date() < deadline { usleep(1_000) }
         let status = service.terminate()
         stop.store(true, ordering: .relaxed)
         group.wait()

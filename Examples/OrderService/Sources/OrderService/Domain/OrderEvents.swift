@@ -11,13 +11,13 @@ enum OrderEvent: Sendable, Equatable {
     static let registry: EventRegistry<OrderEvent> = {
         var registry = EventRegistry<OrderEvent>()
         registry.register(
-            OrderPlaced.self, type: "OrderPlaced", embed: OrderEvent.placed,
+            OrderPlaced.self, type: "OrderPlaced", embed: { .placed($0) },
             extract: { if case .placed(let event) = $0 { event } else { nil } })
         registry.register(
-            ItemAdded.self, type: "ItemAdded", embed: OrderEvent.itemAdded,
+            ItemAdded.self, type: "ItemAdded", embed: { .itemAdded($0) },
             extract: { if case .itemAdded(let event) = $0 { event } else { nil } })
         registry.register(
-            OrderCancelled.self, type: "OrderCancelled", embed: OrderEvent.cancelled,
+            OrderCancelled.self, type: "OrderCancelled", embed: { .cancelled($0) },
             extract: { if case .cancelled(let event) = $0 { event } else { nil } })
         return registry
     }()

@@ -7,10 +7,13 @@ struct JSONResponse: Sendable, Equatable {
     var status: Int
     var body: [UInt8]
 
-    /// `value` encoded with sorted keys (the same value always gives the same bytes).
+    /// `value` encoded with sorted keys (the same value always gives the same bytes). A response is a few dozen
+    /// bytes: an encoder each is cheap beside the request's sync.
     init<Value: Encodable>(status: Int, _ value: Value) {
         self.status = status
-        self.body = (try? JSONResponse.encoder.encode(value)).map { Array($0) } ?? Array(#"{"error":"unencodable response"}"#.utf8)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        self.body = (try? encoder.encode(value)).map { Array($0) } ?? Array(#"{"error":"unencodable response"}"#.utf8)
     }
 
     init(status: Int, body: [UInt8]) {
@@ -30,12 +33,6 @@ struct JSONResponse: Sendable, Equatable {
             headers: [.contentType: "application/json"],
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }
-
-    private static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
 }
 
 /// The body of every error answer: what went wrong, and for a version conflict the order's current version.

@@ -126,9 +126,10 @@ enum OrderRoutes {
     }
 
     static func decode<T: Decodable>(_ type: T.Type, _ request: Request) async -> Result<T, JSONResponse> {
+        var request = request
         let buffer: ByteBuffer
         do {
-            buffer = try await request.body.collect(upTo: RequestDecoding.maxBodyBytes)
+            buffer = try await request.collectBody(upTo: RequestDecoding.maxBodyBytes)
         } catch {
             return .failure(.error(413, "the body is larger than \(RequestDecoding.maxBodyBytes) bytes"))
         }
@@ -136,12 +137,13 @@ enum OrderRoutes {
     }
 
     static func idempotencyKey(_ request: Request) -> Result<String?, JSONResponse> {
-        guard let key = request.headers[idempotencyKeyField] else { return .success(nil) }
+        guard let field = idempotencyKeyField, let key = request.headers[field] else { return .success(nil) }
         if let problem = Validation.idempotencyKeyProblem(key) { return .failure(.error(400, problem)) }
         return .success(key)
     }
 
-    static let idempotencyKeyField = HTTPField.Name("Idempotency-Key")!
+    /// Nil only if HTTPTypes refused the name (it is a valid token).
+    static let idempotencyKeyField = HTTPField.Name("Idempotency-Key")
 
     /// A failure the service did not expect (the log refused the append: a full disk, a failed sync): 503 with
     /// the reason. Nothing is acknowledged; a failed sync may still leave the command in the log, so a client

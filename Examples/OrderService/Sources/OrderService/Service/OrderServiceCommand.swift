@@ -53,12 +53,8 @@ struct OrderServiceCommand: AsyncParsableCommand {
     /// and for a service that could not start (its log could not be opened, its port could not be bound).
     static func main() async {
         do {
-            var command = try parseAsRoot()
-            if var command = command as? OrderServiceCommand {
-                try await command.run()
-            } else {
-                try command.run()
-            }
+            let command = try parse()
+            try await command.run()
         } catch {
             if exitCode(for: error) == .validationFailure {
                 FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
@@ -97,8 +93,8 @@ struct OrderServiceCommand: AsyncParsableCommand {
             configuration: .init(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in
                 // The line the tests and scripts wait for; with --port 0 it names the port chosen.
-                print("order-service listening on \(host):\(channel.localAddress?.port ?? 0)")
-                fflush(stdout)
+                let line = "order-service listening on \(host):\(channel.localAddress?.port ?? 0)\n"
+                FileHandle.standardOutput.write(Data(line.utf8))
             },
             logger: logger)
         // Graceful shutdown runs the services' shutdown in reverse order: the HTTP server stops accepting and
