@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "EventLog", targets: ["EventLog"]),
         .library(name: "NATSClient", targets: ["NATSClient"]),
         .library(name: "EventLogNATS", targets: ["EventLogNATS"]),
+        .library(name: "EventLogSourcing", targets: ["EventLogSourcing"]),
         .executable(name: "eventlog", targets: ["EventLogCLI"]),
     ],
     dependencies: [
@@ -60,6 +61,13 @@ let package = Package(
             dependencies: ["EventLog", "NATSClient"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // Event sourcing on the log: typed events with schema upcasting, aggregates with snapshots,
+        // checkpointed projections, outbox helpers. Foundation's JSON lives here, never in `EventLog`.
+        .target(
+            name: "EventLogSourcing",
+            dependencies: ["EventLog"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         // The `eventlog` command (a module name that differs from the library's by more than case).
         .executableTarget(
             name: "EventLogCLI",
@@ -77,6 +85,21 @@ let package = Package(
             name: "SignalChainCheck",
             dependencies: ["EventLog"],
             path: "Tests/SignalChainCheck",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // A test's child program: runs a projection until it is killed (EventLogSourcingTests). Not a product.
+        .executableTarget(
+            name: "SourcingCrashChild",
+            dependencies: ["EventLog", "EventLogSourcing"],
+            path: "Tests/SourcingCrashChild",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "EventLogSourcingTests",
+            dependencies: [
+                "EventLog", "EventLogSourcing", "SourcingCrashChild",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(

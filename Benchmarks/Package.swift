@@ -69,6 +69,15 @@ let package = Package(
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // EventLogSourcing's figures: an aggregate's load with snapshots, a projection's throughput.
+        .executableTarget(
+            name: "eventlog-sourcing-bench",
+            dependencies: [
+                .product(name: "EventLog", package: "EventLog"),
+                .product(name: "EventLogSourcing", package: "EventLog"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         // Micro-benchmarks: `swift package benchmark` (see README.md). The
         // plugin finds them under Benchmarks/<Name>/.
         .executableTarget(

@@ -305,4 +305,25 @@ import Testing
         #expect(try log.streamInfos().map(\.name).sorted() == ["before", "good", "strøm-é"])
         try log.close()
     }
+    /// A filtered read that stops at `maxCount` returns the position of the
+    /// first matching event it did not lend, so that reading on from there
+    /// misses none (it used to return the end of the 4096-event chunk it scanned).
+    @Test func aFilteredReadStoppedByMaxCountResumesAtTheFirstEventNotLent() throws {
+        let dir = TemporaryDirectory()
+        let log = try Self.open(dir)
+        try log.append((0..<500).map { Self.event($0 % 3 == 0 ? "other" : "inbox", $0) })
+        let filter = EventFilter(streamPrefix: "inbox")
+        var seen: [UInt64] = []
+        var next: UInt64 = 0
+        var reads = 0
+        while next < log.endPosition && reads < 1000 {
+            reads += 1
+            let before = seen.count
+            next = try log.read(from: next, maxCount: 50, filter: filter) { seen.append($0.position) }
+            #expect(seen.count - before <= 50)
+            if seen.count == before { break }
+        }
+        #expect(seen == (0..<500).filter { $0 % 3 != 0 }.map(UInt64.init))
+        try log.close()
+    }
 }

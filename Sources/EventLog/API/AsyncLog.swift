@@ -39,6 +39,16 @@ public struct AsyncLog: Sendable {
         return try await log.executor.run { try body(log) }
     }
 
+    /// Runs `body` with the log on the log's executor (one of its threads,
+    /// never the cooperative pool) and resumes with what it returns or
+    /// throws: for blocking work made of several `Log` calls, such as a
+    /// library's load, decide and append. `body` holds one of the
+    /// executor's threads while it runs (`LogOptions.asyncThreadCount`):
+    /// keep it short, and do not wait in it for other executor work.
+    public func perform<T: Sendable>(_ body: @escaping @Sendable (Log) throws -> T) async throws -> T {
+        try await run(body)
+    }
+
     // MARK: Opening and closing
 
     /// `Log.open(at:options:)` off the cooperative pool: the open (and any

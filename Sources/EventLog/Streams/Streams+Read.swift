@@ -96,12 +96,18 @@ extension Streams {
         // Read in chunks so `maxCount` counts matching events only.
         while remaining > 0 {
             var lent = 0
+            // The first matching event past `maxCount`: where the next read must start (not the chunk's end).
+            var stop: UInt64?
             let end = try reader.read(from: next, maxCount: 4096) { view in
-                if filter.matches(view), lent < remaining {
-                    try body(view)
-                    lent += 1
+                guard stop == nil, filter.matches(view) else { return }
+                guard lent < remaining else {
+                    stop = view.position
+                    return
                 }
+                try body(view)
+                lent += 1
             }
+            if let stop { return stop }
             remaining -= lent
             if end == next { break }
             next = end
