@@ -39,30 +39,24 @@ enum OrderRoutes {
 
     /// `POST /orders` `{"order_id", "customer"}` with an optional `Idempotency-Key`.
     static func placeOrder(_ request: Request, commands: OrderCommands) async -> JSONResponse {
-        let body: PlaceOrderRequest
-        switch await decode(PlaceOrderRequest.self, request) {
-        case .success(let decoded): body = decoded
-        case .failure(let answer): return answer
-        }
-        if let problem = Validation.orderIDProblem(body.orderID) ?? Validation.textProblem(body.customer, field: "customer") {
-            return .error(400, problem)
-        }
-        let key: String?
-        switch idempotencyKey(request) {
-        case .success(let value): key = value
-        case .failure(let answer): return answer
-        }
         do {
+            let body = try await decode(PlaceOrderRequest.self, request)
+            if let problem = Validation.orderIDProblem(body.orderID) ?? Validation.textProblem(body.customer, field: "customer") {
+                throw RequestRefusal(400, problem)
+            }
+            let key = try idempotencyKey(request)
             switch try await commands.place(orderID: body.orderID, customer: body.customer, idempotencyKey: key) {
             case .done(let version):
                 return JSONResponse(status: 201, PlacedBody(orderID: body.orderID, version: version))
             case .conflict(let current):
                 return .error(409, "order \(body.orderID) exists", version: current)
-            case .unknownOrder, .cancelled:
-                return .error(500, "unexpected outcome of placing an order")
             case .keyReused(let original):
-                return .error(422, "the Idempotency-Key was used for another request (\(original))")
+                return .error(422, "the Idempotency-Key was used for a command on order \(original)")
+            case .unknownOrder, .cancelled:
+                return .error(500, "placing an order cannot end so")
             }
+        } catch let refusal as RequestRefusal {
+            return refusal.response
         } catch {
             return failure(error)
         }
@@ -70,16 +64,12 @@ enum OrderRoutes {
 
     /// `POST /orders/{id}/items` `{"sku", "quantity"}` with `If-Match` and an optional `Idempotency-Key`.
     static func addItem(_ request: Request, id: String, commands: OrderCommands) async -> JSONResponse {
-        let body: AddItemRequest
-        switch await decode(AddItemRequest.self, request) {
-        case .success(let decoded): body = decoded
-        case .failure(let answer): return answer
-        }
-        if let problem = Validation.textProblem(body.sku, field: "sku") ?? Validation.quantityProblem(body.quantity) {
-            return .error(400, problem)
-        }
-        return await versioned(request, id: id) { expected, key in
-            try await commands.addItem(orderID: id, sku: body.sku, quantity: body.quantity, expected: expected, idempotencyKey: key)
+        await versioned(request, id: id) { expected, key in
+            let body = try await decode(AddItemRequest.self, request)
+            if let problem = Validation.textProblem(body.sku, field: "sku") ?? Validation.quantityProblem(body.quantity) {
+                throw RequestRefusal(400, problem)
+            }
+            return try await commands.addItem(orderID: id, sku: body.sku, quantity: body.quantity, expected: expected, idempotencyKey: key)
         }
     }
 
@@ -92,22 +82,14 @@ enum OrderRoutes {
 
     /// A command on an existing order at the version `If-Match` names: 200 `{"version"}`, 404 for an unknown
     /// order, 409 with the current version for a stale one (or a cancelled order), 428 without `If-Match`.
+    /// The headers are checked first, then the body (by `command`), then the rules of the order.
     static func versioned(
         _ request: Request, id: String, _ command: (UInt64, String?) async throws -> CommandOutcome
     ) async -> JSONResponse {
-        if Validation.orderIDProblem(id) != nil { return .error(404, "no order \(id)") }
-        guard let header = request.headers[.ifMatch] else {
-            return .error(428, "the If-Match header must give the order's version (GET /orders/\(id) shows it)")
-        }
-        guard let expected = Validation.ifMatchVersion(header) else {
-            return .error(400, "the If-Match header must be a version number, got \(header)")
-        }
-        let key: String?
-        switch idempotencyKey(request) {
-        case .success(let value): key = value
-        case .failure(let answer): return answer
-        }
         do {
+            let expected = try ifMatch(request, id: id)
+            let key = try idempotencyKey(request)
+            if Validation.orderIDProblem(id) != nil { return .error(404, "no order \(id)") }
             switch try await command(expected, key) {
             case .done(let version):
                 return JSONResponse(status: 200, VersionBody(version: version))
@@ -118,32 +100,48 @@ enum OrderRoutes {
             case .cancelled(let version):
                 return .error(409, "order \(id) is cancelled", version: version)
             case .keyReused(let original):
-                return .error(422, "the Idempotency-Key was used for another request (\(original))")
+                return .error(422, "the Idempotency-Key was used for a command on order \(original)")
             }
+        } catch let refusal as RequestRefusal {
+            return refusal.response
         } catch {
             return failure(error)
         }
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, _ request: Request) async -> Result<T, JSONResponse> {
+    /// The request's JSON body as `T`. Throws `RequestRefusal`: 413 past `RequestDecoding.maxBodyBytes`, 400
+    /// for what does not decode.
+    static func decode<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {
         var request = request
         let buffer: ByteBuffer
         do {
             buffer = try await request.collectBody(upTo: RequestDecoding.maxBodyBytes)
         } catch {
-            return .failure(.error(413, "the body is larger than \(RequestDecoding.maxBodyBytes) bytes"))
+            throw RequestRefusal(413, "the body is larger than \(RequestDecoding.maxBodyBytes) bytes")
         }
-        return RequestDecoding.decode(type, from: Array(buffer.readableBytesView))
+        return try RequestDecoding.decode(type, from: Array(buffer.readableBytesView))
     }
 
-    static func idempotencyKey(_ request: Request) -> Result<String?, JSONResponse> {
-        guard let field = idempotencyKeyField, let key = request.headers[field] else { return .success(nil) }
-        if let problem = Validation.idempotencyKeyProblem(key) { return .failure(.error(400, problem)) }
-        return .success(key)
+    /// The version `If-Match` names. Throws `RequestRefusal`: 428 without the header, 400 for a malformed one.
+    static func ifMatch(_ request: Request, id: String) throws(RequestRefusal) -> UInt64 {
+        guard let header = request.headers[.ifMatch] else {
+            throw RequestRefusal(428, "the If-Match header must give the order's version (GET /orders/\(id) shows it)")
+        }
+        guard let version = Validation.ifMatchVersion(header) else {
+            throw RequestRefusal(400, "the If-Match header must be a version number, got \(header)")
+        }
+        return version
+    }
+
+    /// The `Idempotency-Key` header (nil when absent). Throws `RequestRefusal` (400) for a malformed one.
+    static func idempotencyKey(_ request: Request) throws(RequestRefusal) -> String? {
+        guard let field = idempotencyKeyField, let key = request.headers[field] else { return nil }
+        if let problem = Validation.idempotencyKeyProblem(key) { throw RequestRefusal(400, problem) }
+        return key
     }
 
     /// Nil only if HTTPTypes refused the name (it is a valid token).
-    static let idempotencyKeyField = HTTPField.Name("Idempotency-Key")
+    static let idempotencyKeyField = HTTPFields.Element.Name("Idempotency-Key")
 
     /// A failure the service did not expect (the log refused the append: a full disk, a failed sync): 503 with
     /// the reason. Nothing is acknowledged; a failed sync may still leave the command in the log, so a client

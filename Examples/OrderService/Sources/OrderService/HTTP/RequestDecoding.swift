@@ -1,19 +1,29 @@
 import Foundation
 
+/// A request the service refuses before running anything: the answer to send (400, 413, 428, …).
+struct RequestRefusal: Error {
+    var response: JSONResponse
+
+    init(_ status: Int, _ message: String) {
+        response = .error(status, message)
+    }
+}
+
 /// Turns a request body into a command's input, or into a 400 answer that says which field is missing or wrong.
 enum RequestDecoding {
     /// The largest request body read (a command's body is a few dozen bytes): larger is 413.
     static let maxBodyBytes = 64 << 10
 
-    /// `T` decoded from `body` (JSON); a 400 `JSONResponse` naming the problem otherwise.
-    static func decode<T: Decodable>(_ type: T.Type, from body: [UInt8]) -> Result<T, JSONResponse> {
-        if body.isEmpty { return .failure(.error(400, "the request needs a JSON body")) }
+    /// `T` decoded from `body` (JSON).
+    /// - Throws: `RequestRefusal` (400) naming the problem.
+    static func decode<T: Decodable>(_ type: T.Type, from body: [UInt8]) throws(RequestRefusal) -> T {
+        if body.isEmpty { throw RequestRefusal(400, "the request needs a JSON body") }
         do {
-            return .success(try JSONDecoder().decode(T.self, from: Data(body)))
+            return try JSONDecoder().decode(T.self, from: Data(body))
         } catch let error as DecodingError {
-            return .failure(.error(400, describe(error)))
+            throw RequestRefusal(400, describe(error))
         } catch {
-            return .failure(.error(400, "the body is not valid JSON"))
+            throw RequestRefusal(400, "the body is not valid JSON")
         }
     }
 

@@ -39,7 +39,7 @@ final class ServiceProcess: @unchecked Sendable {
             process.executableURL = try Self.binaryURL()
             process.arguments = ["--port", String(port), "--data-dir", dataDirectory] + extraArguments
             if !FileManager.default.fileExists(atPath: outputPath) {
-                FileManager.default.createFile(atPath: outputPath, contents: nil)
+                _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
             }
             guard let output = FileHandle(forWritingAtPath: outputPath) else {
                 throw ServiceProcessError(description: "cannot write \(outputPath)")
