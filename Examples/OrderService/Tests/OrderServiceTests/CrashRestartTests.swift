@@ -95,7 +95,8 @@ struct CrashRestartTests {
             try Self.check(order, service: service)
             checkedItems += order.items.count
         }
-        print("CrashRestartTests: \(ackedCount) acknowledged commands, \(placed.count) orders, \(checkedItems) items checked after the restart")
+        let unanswered = orders.filter { $0.pending != nil }.count
+        print("CrashRestartTests: \(ackedCount) acknowledged commands, \(unanswered) unanswered at the kill, \(placed.count) orders, \(checkedItems) items checked after the restart")
     }
 
     /// One client's seeded commands, until `stop` or a transport error (the service died under a request).
