@@ -121,7 +121,7 @@ public struct EventRegistry<DomainEvent: Sendable>: Sendable {
     /// Adds the upcaster from schema version `from` to `from + 1` of `type`
     /// as a conversion between the two versions' `Codable` types, each
     /// through `coder` (nil: the registry's).
-    public mutating func upcast<Old: Decodable, New: Encodable>(
+    public mutating func upcast<Old: Decodable & Sendable, New: Encodable & Sendable>(
         type: String, from version: UInt32, _ old: Old.Type, to new: New.Type, coder: (any PayloadCoder)? = nil,
         _ convert: @escaping @Sendable (Old) throws -> New
     ) {

@@ -17,21 +17,29 @@ public protocol PayloadCoder: Sendable {
 /// JSON through Foundation's `JSONEncoder` and `JSONDecoder`, keys sorted
 /// (the same value always gives the same bytes). The default coder.
 public struct JSONPayloadCoder: PayloadCoder {
+    /// Shared by every call (Foundation's encoder and decoder are safe to
+    /// use from several threads once configured): making one per call cost
+    /// more than decoding a small event.
+    private let encoder: JSONEncoder
+    private let decoder = JSONDecoder()
+
     /// `application/json`.
     public var contentType: String { "application/json" }
 
     /// A JSON coder.
-    public init() {}
+    public init() {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        self.encoder = encoder
+    }
 
     /// The JSON of `value`, keys sorted.
     public func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return Array(try encoder.encode(value))
+        Array(try encoder.encode(value))
     }
 
     /// A `T` decoded from the JSON in `bytes`.
     public func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
-        try JSONDecoder().decode(type, from: Data(bytes))
+        try decoder.decode(type, from: Data(bytes))
     }
 }

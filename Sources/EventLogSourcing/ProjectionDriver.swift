@@ -4,7 +4,7 @@ import Synchronization
 /// Where a projection driver puts what it reads: it applies events, and
 /// makes their effect durable together with a checkpoint (`commit`), or
 /// forgets what it applied since the last commit (`discard`).
-protocol ProjectionSink {
+protocol ProjectionSink: SendableMetatype {
     /// Applies one event (not a marker, not of a reserved stream).
     mutating func apply(_ event: EventView) throws
     /// Makes the effect of every event applied since the last commit, and
