@@ -4,7 +4,8 @@
 # durability: each 201 waits for its batch's fdatasync; not /dev/shm, where a sync costs nothing), warms up for
 # 3 s, then runs wrk (Debian package `wrk`) with scripts/place-order.lua: a fixed number of connections, each
 # placing new orders back to back (unique order ids and Idempotency-Keys). Prints wrk's latency distribution and
-# the script's summary line (p50, p90, p99, max, requests/s, answers other than 201).
+# the script's summary line (p50, p90, p99, max, requests/s, answers other than 201), and the syncs of the
+# events log (count and mean, from the log's own metrics).
 #
 #   bash Examples/OrderService/scripts/load.sh [--config release|debug] [--connections N] [--threads N]
 #                                              [--duration SECONDS] [--data-dir DIR]
@@ -45,3 +46,16 @@ run="run$(date +%s)"
 echo "order-service ($config) on 127.0.0.1:$port, data in $data; wrk: $threads threads, $connections connections, ${duration} s"
 wrk -t"$threads" -c"$connections" -d3s -s scripts/place-order.lua "http://127.0.0.1:$port" -- "${run}w" >/dev/null
 wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s scripts/place-order.lua "http://127.0.0.1:$port" -- "$run"
+# What the log did meanwhile (its own metrics, from /metrics): syncs of each file of the events log, and their mean.
+python3 - "$port" <<'PY'
+import re, sys, urllib.request
+text = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
+sums, counts = {}, {}
+for line in text.splitlines():
+    m = re.match(r'eventlog_sync_duration_(sum|count)\{log="([^"]*)",file="([^"]*)"\} (\S+)', line)
+    if m and m.group(2).endswith("/events"):
+        (sums if m.group(1) == "sum" else counts)[m.group(3)] = float(m.group(4))
+for name in sorted(counts):
+    if counts[name]:
+        print(f"events log, {name}: {int(counts[name])} syncs, mean {1000 * sums[name] / counts[name]:.2f} ms")
+PY

@@ -54,53 +54,60 @@ struct CrashRestartTests {
         func fail(_ message: String) { failures.withLock { $0.append(message) } }
     }
 
+    /// Rounds of: clients run seeded commands, SIGKILL mid-run, restart, check every order of every round so far.
+    static let rounds = 3
+
     @Test func killNineMidRunLosesNothingAcknowledged() throws {
         let seed = ProcessInfo.processInfo.environment["ORDER_SERVICE_SEED"].flatMap(UInt64.init) ?? 14
         print("CrashRestartTests seed \(seed) (ORDER_SERVICE_SEED replays it)")
         var seeds = SplitMix64(seed: seed)
-        let killAfter = Int(seeds.next() % 120) + 60
         let directory = TemporaryDirectory("crash")
         let service = ServiceProcess(dataDirectory: directory.sub("data"), outputPath: directory.sub("output.txt"))
-        try service.start()
-
-        let run = Run()
-        let port = service.port
-        let group = DispatchGroup()
-        for worker in 0..<Self.workers {
-            let workerSeed = seeds.next()
-            group.enter()
-            Thread.detachNewThread {
-                defer { group.leave() }
-                let mine = Self.drive(worker: worker, seed: workerSeed, port: port, run: run)
-                run.records.withLock { $0[worker] = mine }
-            }
-        }
-        // Kill once enough commands were acknowledged: the workers are mid-request then.
-        let deadline = Date(timeIntervalSinceNow: 120)
-        while run.acknowledged.load(ordering: .relaxed) < killAfter && Date() < deadline { usleep(1_000) }
-        service.kill()
-        run.stop.store(true, ordering: .relaxed)
-        group.wait()
-        let orders = run.records.withLock { $0.flatMap { $0 } }
-        let ackedCount = run.acknowledged.load(ordering: .relaxed)
-        #expect(ackedCount >= killAfter, "the run acknowledged \(ackedCount) commands before the deadline: \(service.outputTail())")
-        #expect(run.failures.withLock { $0 }.isEmpty, "\(run.failures.withLock { $0 })")
-        let placed = orders.filter { $0.placedBody != nil }
-        #expect(!placed.isEmpty)
-
-        try service.start()
         defer { service.kill() }
-        var checkedItems = 0
-        for order in orders {
-            try Self.check(order, service: service)
-            checkedItems += order.items.count
+        var orders: [OrderRecord] = []
+        for round in 0..<Self.rounds {
+            let killAfter = Int(seeds.next() % 120) + 60
+            try service.start()
+            let run = Run()
+            let port = service.port
+            let group = DispatchGroup()
+            for worker in 0..<Self.workers {
+                let workerSeed = seeds.next()
+                group.enter()
+                Thread.detachNewThread {
+                    defer { group.leave() }
+                    let mine = Self.drive(worker: worker, round: round, seed: workerSeed, port: port, run: run)
+                    run.records.withLock { $0[worker] = mine }
+                }
+            }
+            // Kill once enough commands were acknowledged: the workers are mid-request then.
+            let deadline = Date(timeIntervalSinceNow: 120)
+            while run.acknowledged.load(ordering: .relaxed) < killAfter && Date() < deadline { usleep(1_000) }
+            service.kill()
+            run.stop.store(true, ordering: .relaxed)
+            group.wait()
+            let newOrders = run.records.withLock { $0.flatMap { $0 } }
+            let ackedCount = run.acknowledged.load(ordering: .relaxed)
+            #expect(ackedCount >= killAfter, "round \(round): \(ackedCount) commands acknowledged before the deadline: \(service.outputTail())")
+            #expect(run.failures.withLock { $0 }.isEmpty, "round \(round): \(run.failures.withLock { $0 })")
+            #expect(newOrders.contains { $0.placedBody != nil })
+            orders += newOrders
+
+            // After the restart: every order of every round so far, as acknowledged.
+            try service.start()
+            var checkedItems = 0
+            for index in orders.indices {
+                orders[index] = try Self.check(orders[index], service: service)
+                checkedItems += orders[index].items.count
+            }
+            let unanswered = newOrders.filter { $0.pending != nil }.count
+            print("CrashRestartTests round \(round): \(ackedCount) acknowledged commands, \(unanswered) unanswered at the kill; \(orders.count) orders, \(checkedItems) items checked after the restart")
+            service.kill()
         }
-        let unanswered = orders.filter { $0.pending != nil }.count
-        print("CrashRestartTests: \(ackedCount) acknowledged commands, \(unanswered) unanswered at the kill, \(placed.count) orders, \(checkedItems) items checked after the restart")
     }
 
     /// One client's seeded commands, until `stop` or a transport error (the service died under a request).
-    static func drive(worker: Int, seed: UInt64, port: Int, run: Run) -> [OrderRecord] {
+    static func drive(worker: Int, round: Int, seed: UInt64, port: Int, run: Run) -> [OrderRecord] {
         var random = SplitMix64(seed: seed)
         var orders: [OrderRecord] = []
         var open: [Int] = []  // indexes of placed, not cancelled orders
@@ -109,7 +116,7 @@ struct CrashRestartTests {
             step += 1
             let roll = random.next() % 100
             if open.isEmpty || roll < 30 {
-                let id = "w\(worker)-o\(orders.count)-s\(seed % 10_000)"
+                let id = "r\(round)-w\(worker)-o\(orders.count)"
                 var order = OrderRecord(id: id, customer: "c-\(random.next() % 50)", placeKey: "place-\(id)")
                 let body = JSONBody.make(["order_id": id, "customer": order.customer])
                 do {
@@ -168,8 +175,11 @@ struct CrashRestartTests {
     }
 
     /// After the restart: the read model holds every acknowledged line of `order` (and at most the one pending
-    /// command beyond them), and the write side answers retries with the original bodies.
-    static func check(_ order: OrderRecord, service: ServiceProcess) throws {
+    /// command beyond them), and the write side answers retries with the original bodies. Returns the order as
+    /// the service now has it (the pending command settled, one more item added), for the next round's check.
+    static func check(_ order: OrderRecord, service: ServiceProcess) throws -> OrderRecord {
+        var settled = order
+        settled.pending = nil
         let placeBody = JSONBody.make(["order_id": order.id, "customer": order.customer])
         guard let placedBody = order.placedBody, let acked = order.ackedVersion else {
             // A place that was never answered happened wholly or not at all: retrying it with its key is a
@@ -177,7 +187,8 @@ struct CrashRestartTests {
             let retry = try service.send("POST", "/orders", headers: [("Idempotency-Key", order.placeKey)], body: placeBody)
             #expect([200, 201].contains(retry.status), "retry of the unanswered place of \(order.id): \(retry)")
             #expect(retry.json?["version"] as? Int == 0, "\(order.id): \(retry)")
-            return
+            if retry.status == 201 || retry.status == 200 { settled.placedBody = retry.body }
+            return settled
         }
         let shown = try ContractTests.readModel(service, order.id, atLeast: acked)
         let json = try #require(shown.json)
@@ -196,15 +207,24 @@ struct CrashRestartTests {
         case .none:
             #expect(version == acked, "\(order.id): version \(version), acknowledged \(acked)")
             #expect(items.count == order.items.count, "\(order.id)")
-        case .item(let sku, let quantity, _):
+        case .item(let sku, let quantity, let key):
             #expect(version == acked || version == acked + 1, "\(order.id): version \(version), acknowledged \(acked)")
             #expect(items.count == order.items.count + (version - acked), "\(order.id)")
             if version == acked + 1, let last = items.last {
                 #expect(last["sku"] as? String == sku && last["quantity"] as? Int == quantity, "\(order.id)")
             }
+            if version == acked + 1 {
+                // Applied although unanswered: its retry gets the result it would have had.
+                let again = try service.send(
+                    "POST", "/orders/\(order.id)/items", headers: [("If-Match", String(acked)), ("Idempotency-Key", key)],
+                    body: JSONBody.make(["sku": sku, "quantity": quantity]))
+                #expect(again.status == 200 && again.json?["version"] as? Int == version, "\(order.id): \(again)")
+                settled.items.append((sku, quantity, version, key, again.body))
+            }
         case .cancel:
             #expect(version == acked || version == acked + 1, "\(order.id): version \(version), acknowledged \(acked)")
             #expect(items.count == order.items.count, "\(order.id)")
+            if version == acked + 1 { settled.cancelledVersion = version }
         case .place:
             Issue.record("\(order.id): a pending place on a placed order")
         }
@@ -225,10 +245,13 @@ struct CrashRestartTests {
         }
         // The write side is where the read model is: the next command at its version succeeds (unless cancelled).
         if !cancelled {
+            let key = "after-restart-\(order.id)-\(version)"
             let next = try service.send(
-                "POST", "/orders/\(order.id)/items", headers: [("If-Match", String(version))],
+                "POST", "/orders/\(order.id)/items", headers: [("If-Match", String(version)), ("Idempotency-Key", key)],
                 body: JSONBody.make(["sku": "after-restart", "quantity": 1]))
             #expect(next.status == 200 && next.json?["version"] as? Int == version + 1, "\(order.id): \(next)")
+            if next.status == 200 { settled.items.append(("after-restart", 1, version + 1, key, next.body)) }
         }
+        return settled
     }
 }
