@@ -12,8 +12,10 @@ import Logging
 /// instead of interleaving. Each delivered event keeps its event id (the message id), type, schema version and
 /// content type.
 ///
-/// It also commits the cursor `outbox-delivered` of the service's log after each delivery, for the lag gauge
-/// (`eventlog_cursor_lag_events`) and for retention: the checkpoint it resumes from is the one in the second log.
+/// It also commits the cursor `outbox-delivered` of the service's log behind the deliveries, at most once every
+/// `cursorInterval` and when it stops, for the lag gauge (`eventlog_cursor_lag_events`) and for retention: the
+/// checkpoint it resumes from is the one in the second log, so the cursor only needs to be about right, and under
+/// `.always` each commit is a sync of the cursor journal, which the commands' appends would otherwise queue behind.
 ///
 /// Blocking: `run` belongs on a thread of its own (`ThreadService`).
 struct LogRelay: Sendable {
@@ -25,6 +27,8 @@ struct LogRelay: Sendable {
     static let cursor = "outbox-delivered"
     /// The most events one append to the second log carries.
     static let maxBatch = 256
+    /// The most often the cursor is committed.
+    static let cursorInterval = Duration.seconds(1)
 
     let source: Log
     let sink: Log
@@ -52,7 +56,15 @@ struct LogRelay: Sendable {
         logger.info("outbox relay to \(sink.path) starts", metadata: ["position": "\(position)"])
         var batch: [NewEvent] = []
         batch.reserveCapacity(Self.maxBatch)
+        var committed = position
+        var lastCommit = ContinuousClock.now
+        defer { if position > committed { try? source.commitCursor(Self.cursor, position: position) } }
         while !shouldStop() {
+            if position > committed && ContinuousClock.now - lastCommit >= Self.cursorInterval {
+                try source.commitCursor(Self.cursor, position: position)
+                committed = position
+                lastCommit = .now
+            }
             batch.removeAll(keepingCapacity: true)
             _ = try subscription.poll(maxCount: Self.maxBatch, timeout: .milliseconds(100)) { event in
                 var delivered = NewEvent(stream: Self.deliveredStream, type: event.type, data: Array(event.data), timestamp: event.timestamp)
@@ -65,7 +77,6 @@ struct LogRelay: Sendable {
             let result = try sink.append(batch, expecting: [Self.deliveredStream: version.map { .exact($0) } ?? .noStream])
             version = result.versions(of: Self.deliveredStream)?.upperBound
             position = next
-            try source.commitCursor(Self.cursor, position: position)
         }
     }
 }
