@@ -5,7 +5,8 @@
 # EventLog and of each peer at a tiny N checked against the generator, the
 # JSON output), then runs the benchmark's quick mode once as a smoke test
 # (no time thresholds), builds the client package of README's and the DocC
-# articles' snippets (Examples/ClientCheck), builds the DocC documentation (any
+# articles' snippets (Examples/ClientCheck), builds and tests the example
+# service (Examples/OrderService), builds the DocC documentation (any
 # warning fails the run; scripts/docs.sh), runs the suites that run threads
 # against one log under ThreadSanitizer (scripts/tsan.sh; any report fails the
 # run), and last every fuzz target for a bounded time (scripts/fuzz.sh;
@@ -26,6 +27,13 @@ swift test --skip-build
 # so an API drift or a compiler crash on a documented pattern fails here; first, the snippets must match README.
 python3 scripts/readme-snippets.py
 swift build --package-path Examples/ClientCheck
+# The example service (Examples/OrderService: Hummingbird, swift-prometheus; a package of its own with its own
+# .build): built, and its tests run, which start the binary on a loopback port, drive it over HTTP and kill -9 it
+# mid-run. EVENTLOG_SKIP_EXAMPLE_SERVICE=1 leaves it out (its clean build takes minutes on 2 cores).
+if [ "${EVENTLOG_SKIP_EXAMPLE_SERVICE:-0}" != 1 ]; then
+    swift build --package-path Examples/OrderService --build-tests
+    swift test --package-path Examples/OrderService --skip-build
+fi
 # The DocC documentation builds with no warning (scripts/docs.sh).
 bash scripts/docs.sh
 # The suites that run threads against one log, under ThreadSanitizer (any report fails the run).
