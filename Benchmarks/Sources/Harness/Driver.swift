@@ -127,6 +127,7 @@ public func runSystem(
         if !options.skip.contains("lz4") {
             var lz4 = SystemRound<EventLogStore>(system: system, sizes: sizes, expectations: expectations, directory: directory)
             lz4.config.lz4 = true
+            lz4.config.batchCacheBytes = options.batchCacheBytes
             lz4.suffix = "-lz4"
             lz4.durablePhases = false
             lz4.keep = options.keep
