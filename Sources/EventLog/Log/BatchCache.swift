@@ -157,7 +157,8 @@ final class BatchCache: Sendable {
 
     // MARK: - The state under the lock
 
-    struct Entry {
+    /// One cached batch: where its slots are, and who holds it.
+    struct CachedBatch {
         var key = Key(segment: SegmentID(value: 0), offset: 0, frameCRC: 0)
         var firstSlot: Int32 = -1
         var slotCount: Int32 = 0
@@ -178,7 +179,7 @@ final class BatchCache: Sendable {
         var arena: UnsafeMutableRawPointer?
         /// The entry holding each slot (-1: free).
         var slotEntry: [Int32] = []
-        var entries: [Entry] = []
+        var entries: [CachedBatch] = []
         var freeEntries: [Int32] = []
         var map: [Key: Int32] = [:]
         var hand = 0
@@ -194,7 +195,7 @@ final class BatchCache: Sendable {
             let arena = UnsafeMutableRawPointer.allocate(byteCount: slotCount * BatchCache.slotBytes, alignment: BatchCache.slotBytes)
             self.arena = arena
             slotEntry = [Int32](repeating: -1, count: slotCount)
-            entries = [Entry](repeating: Entry(), count: slotCount)
+            entries = [CachedBatch](repeating: CachedBatch(), count: slotCount)
             freeEntries = Array((0..<Int32(slotCount)).reversed())
             map.reserveCapacity(slotCount)
             statistics.allocated = true
@@ -217,7 +218,7 @@ final class BatchCache: Sendable {
             guard let first = findRoom(slots) else { return .bypass }
             statistics.misses &+= 1
             let e = freeEntries.removeLast()
-            entries[Int(e)] = Entry(
+            entries[Int(e)] = CachedBatch(
                 key: key, firstSlot: Int32(first), slotCount: Int32(slots), recordsLength: recordsLength, pins: 1,
                 referenced: false, ready: false, dropped: false)
             for s in first..<(first + slots) { slotEntry[s] = e }
@@ -306,7 +307,7 @@ final class BatchCache: Sendable {
             for s in Int(entry.firstSlot)..<Int(entry.firstSlot + entry.slotCount) { slotEntry[s] = -1 }
             statistics.entries -= 1
             statistics.bytes -= Int(entry.slotCount) * BatchCache.slotBytes
-            entries[Int(e)] = Entry()
+            entries[Int(e)] = CachedBatch()
             freeEntries.append(e)
         }
     }
