@@ -11,6 +11,9 @@ public struct Run: Sendable {
     /// The harness's own resident set before any store was opened (MB):
     /// part of every system's peak RSS.
     public var harnessRSSMB: Double = 0
+    /// The harness's own anonymous resident memory then (`RssAnon`, MB):
+    /// part of every system's `peak_rss_anon_mb`.
+    public var harnessAnonymousMB: Double = 0
     public var seconds: Double = 0
     /// The command line that produced it.
     public var command: String = ""
@@ -34,6 +37,7 @@ public func runBenchmarks(
     let start = now()
     resetPeakRSS()
     run.harnessRSSMB = Double(peakRSSBytes()) / 1e6
+    run.harnessAnonymousMB = Double(anonymousRSSBytes()) / 1e6
     for n in options.streamsScale.only ? [] : options.ns {
         let sizes = options.sizes(n: n)
         let expectationsStart = now()
@@ -45,9 +49,19 @@ public func runBenchmarks(
                 let started = now()
                 resetPeakRSS()
                 let baseRSS = currentRSSBytes()
-                var outcomes = try runSystem(
-                    system, sizes: sizes, expectations: expectations, directory: directory, options: options,
-                    executable: executable)
+                let sampler = MemorySampler()
+                sampler.begin()
+                var outcomes: [RoundOutcome]
+                do {
+                    outcomes = try runSystem(
+                        system, sizes: sizes, expectations: expectations, directory: directory, options: options,
+                        executable: executable)
+                } catch {
+                    _ = sampler.end()
+                    throw error
+                }
+                outcomes[0].residentPeak = sampler.end()
+                outcomes[0].residentAtStart = sampler.start
                 outcomes[0].peakRSS = peakRSSBytes()
                 outcomes[0].rssGrowth = outcomes[0].peakRSS! - min(baseRSS, outcomes[0].peakRSS!)
                 for outcome in outcomes { results.record(outcome, sizes: sizes) }
@@ -55,7 +69,8 @@ public func runBenchmarks(
                 run.loadAverages.append(load)
                 progress(
                     "N=\(n) round \(round)/\(options.rounds): \(system.name) done (\(String(format: "%.1f", now() - started)) s, "
-                        + "peak RSS \(outcomes[0].peakRSS! >> 20) MiB, RSS now \(currentRSSBytes() >> 20) MiB, load \(load))")
+                        + "peak RSS \(outcomes[0].peakRSS! >> 20) MiB (anonymous \(outcomes[0].residentPeak!.anonymous >> 20), "
+                        + "file \(outcomes[0].residentPeak!.file >> 20)), RSS now \(currentRSSBytes() >> 20) MiB, load \(load))")
             }
         }
         run.results.append(results)
@@ -112,6 +127,7 @@ public func runSystem(
         if !options.skip.contains("lz4") {
             var lz4 = SystemRound<EventLogStore>(system: system, sizes: sizes, expectations: expectations, directory: directory)
             lz4.config.lz4 = true
+            lz4.config.batchCacheBytes = options.batchCacheBytes
             lz4.suffix = "-lz4"
             lz4.durablePhases = false
             lz4.keep = options.keep

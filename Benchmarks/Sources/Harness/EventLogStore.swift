@@ -12,6 +12,7 @@ public final class EventLogStore: Store {
             durability: mode == .durable ? .always : .none, compression: config.lz4 ? .lz4 : .none,
             readOnly: mode == .reading)
         options.createIfMissing = mode != .reading
+        if let bytes = config.batchCacheBytes { options.batchCacheBytes = bytes }
         log = try Log.open(at: directory, options: options)
     }
 

@@ -22,6 +22,8 @@ public struct Options: Sendable {
     public static let extraGroups = ["lz4", "concurrent", "open", "scavenge"]
     /// The streams-scale phase group (`--streams-scale LIST`); runs when it has counts.
     public var streamsScale = StreamsScaleSizes()
+    /// `--batch-cache-bytes`: EventLog's LZ4 store's `LogOptions.batchCacheBytes` (nil: its default).
+    public var batchCacheBytes: Int?
     /// `--crash-events`, when given (default: N).
     var explicitCrashEvents: Int?
 
@@ -40,7 +42,7 @@ public struct Options: Sendable {
                               [--json FILE] [--report DIR] [--dir PATH] [--keep]
                               [--a2 N] [--a3 N] [--r2 N] [--r3 N] [--threads LIST]
                               [--appends-per-thread N] [--crash-events N] [--skip GROUPS]
-                              [--check N] [--streams-scale LIST [--only-streams-scale]
+                              [--batch-cache-bytes N] [--check N] [--streams-scale LIST [--only-streams-scale]
                               [--streams-reads N] [--streams-appends N] [--streams-kill-events N]]
 
         The standard workload (Benchmarks/WORKLOAD.md) on EventLog and, in the same
@@ -64,6 +66,9 @@ public struct Options: Sendable {
           --appends-per-thread N   single durable appends per thread there (2000)
           --crash-events N   events the writer killed in open-kill9 has acknowledged (N)
           --skip GROUPS  skip EventLog's extra phases: lz4, concurrent, open, scavenge
+          --batch-cache-bytes N  LogOptions.batchCacheBytes of EventLog's LZ4 store (the cache
+                       of decompressed batches its R2-lz4 and R3-lz4 read through; default:
+                       the library's, 32 MiB; 0 turns it off)
           --check N    print the FNV-1a 64 digest and logical bytes of the first N
                        generated events, and exit
           --streams-scale LIST  after the standard phases, the streams-scale group for each
@@ -135,6 +140,7 @@ public struct Options: Sendable {
             case "--r3": explicit["r3"] = try count(flag)
             case "--appends-per-thread": explicit["apt"] = try count(flag)
             case "--crash-events": options.explicitCrashEvents = try count(flag, minimum: 0)
+            case "--batch-cache-bytes": options.batchCacheBytes = try count(flag, minimum: 0)
             case "--threads": threads = try list(flag)
             case "--skip":
                 let groups = try value(flag).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }

@@ -109,6 +109,10 @@ public struct RoundOutcome: Sendable {
     public var peakRSS: UInt64?
     /// Peak RSS minus the RSS when the system's round began: its own memory.
     public var rssGrowth: UInt64?
+    /// Each kind of resident memory at its peak over the system's round
+    /// (`MemorySampler`: anonymous, file-backed, shared), and when it began.
+    public var residentPeak: ResidentMemory?
+    public var residentAtStart: ResidentMemory?
     /// Latency histograms of EventLog's concurrent-appender phases, by phase name.
     public var concurrentLatency: [String: LatencyMeasure] = [:]
     public var extra: [Figure] = []

@@ -105,6 +105,14 @@ public struct Results: Sendable {
         }
         if let rss = outcome.peakRSS { add(s, "process", "peak_rss_mb", Double(rss) / 1e6) }
         if let growth = outcome.rssGrowth { add(s, "process", "rss_growth_mb", Double(growth) / 1e6) }
+        if let peak = outcome.residentPeak {
+            add(s, "process", "peak_rss_anon_mb", Double(peak.anonymous) / 1e6)
+            add(s, "process", "peak_rss_file_mb", Double(peak.file) / 1e6)
+            add(s, "process", "peak_rss_shmem_mb", Double(peak.shmem) / 1e6)
+            if let start = outcome.residentAtStart {
+                add(s, "process", "rss_anon_growth_mb", (Double(peak.anonymous) - Double(start.anonymous)) / 1e6)
+            }
+        }
     }
 
     /// Adds the figures of a streams-scale outcome.
@@ -162,8 +170,7 @@ public enum Polarity: Sendable {
         if metric.hasSuffix("_per_s") {
             self = .higherIsBetter
         } else if metric.hasSuffix("_us") || metric.hasSuffix("_ms") || metric.hasPrefix("disk_")
-            || metric.hasPrefix("allocs_") || metric.hasSuffix("rss_mb") || metric == "rss_growth_mb"
-            || metric.hasPrefix("rss_")
+            || metric.hasPrefix("allocs_") || metric.contains("rss_")
         {
             self = .lowerIsBetter
         } else {
@@ -213,8 +220,8 @@ public let phaseDescriptions: [(String, String)] = [
     ("R3", "100,000 random point reads by position (fold checked)"),
     ("A2", "fresh store B: 100,000 events in batches of 100, durable per batch"),
     ("A3", "2,000 single-event durable appends on store B: latency of each (HDR histogram)"),
-    ("process", "peak_rss_mb: peak RSS during the system's phases (VmHWM, reset before each system; includes the harness's own ~30–50 MB); rss_growth_mb: that peak minus the RSS when the system's round began"),
-    ("A1-lz4/R1-lz4/R3-lz4", "EventLog only: A1, R1, R3 with LZ4-compressed batches"),
+    ("process", "peak_rss_mb: peak RSS during the system's phases (VmHWM, reset before each system; includes the harness's own ~30–50 MB); rss_growth_mb: that peak minus the RSS when the system's round began; peak_rss_anon_mb, peak_rss_file_mb, peak_rss_shmem_mb: the peak of each kind of resident memory (RssAnon: heap and anonymous maps, only swap frees them; RssFile: mapped file pages, reclaimable page cache; RssShmem), sampled every 10 ms from /proc/self/status, the harness's own included; rss_anon_growth_mb: the anonymous peak minus RssAnon when the system's round began"),
+    ("A1-lz4…R3-lz4", "EventLog only: A1, R1, R2, R3 with LZ4-compressed batches (R2 and R3 through the cache of decompressed batches, LogOptions.batchCacheBytes at its default)"),
     ("C1…C8", "EventLog only: 1–8 threads each making single-event .always appends to one log (group commit)"),
     ("open-clean", "EventLog only: Log.open of store A after A1's clean close"),
     ("open-kill9", "EventLog only: Log.open after kill -9 of a child writer appending with .always, once it acknowledged N events"),

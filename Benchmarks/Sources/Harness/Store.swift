@@ -56,6 +56,8 @@ public struct StoreConfig: Sendable {
     public var tuned = false
     /// EventLog only: LZ4-compressed batches.
     public var lz4 = false
+    /// EventLog only: `LogOptions.batchCacheBytes` (nil: the library's default).
+    public var batchCacheBytes: Int?
     public init(tuned: Bool = false, lz4: Bool = false) {
         self.tuned = tuned
         self.lz4 = lz4

@@ -1,4 +1,5 @@
 import CMallocCounter
+import Dispatch
 import Foundation
 
 #if canImport(Glibc)
@@ -54,6 +55,127 @@ public func currentRSSBytes() -> UInt64 { (procStatus("VmRSS:") ?? 0) * 1024 }
 /// Anonymous resident memory (`RssAnon`: heap, stacks, anonymous maps; not
 /// the page cache of mapped files), in bytes; 0 where unreadable.
 public func anonymousRSSBytes() -> UInt64 { (procStatus("RssAnon:") ?? 0) * 1024 }
+
+/// Resident memory by kind, in bytes, from /proc/self/status: `RssAnon`
+/// (heap, stacks, anonymous maps: what only swap could free), `RssFile`
+/// (pages of mapped files, the page cache the kernel may reclaim) and
+/// `RssShmem` (shared memory).
+public struct ResidentMemory: Sendable, Equatable {
+    public var anonymous: UInt64 = 0
+    public var file: UInt64 = 0
+    public var shmem: UInt64 = 0
+
+    public init(anonymous: UInt64 = 0, file: UInt64 = 0, shmem: UInt64 = 0) {
+        self.anonymous = anonymous
+        self.file = file
+        self.shmem = shmem
+    }
+
+    /// The larger of each kind.
+    public func peaks(with other: ResidentMemory) -> ResidentMemory {
+        ResidentMemory(anonymous: max(anonymous, other.anonymous), file: max(file, other.file), shmem: max(shmem, other.shmem))
+    }
+
+    /// Reads /proc/self/status into `buffer` (`capacity` bytes) and parses
+    /// the three fields: allocates nothing, so a sampler thread does not
+    /// disturb the phases' allocation counts. All zero where unreadable.
+    public static func read(into buffer: UnsafeMutableRawPointer, capacity: Int) -> ResidentMemory {
+        let fd = open("/proc/self/status", O_RDONLY)
+        guard fd >= 0 else { return ResidentMemory() }
+        defer { close(fd) }
+        var count = 0
+        while count < capacity {
+            let n = Glibc.read(fd, buffer + count, capacity - count)
+            if n <= 0 { break }
+            count += n
+        }
+        let bytes = UnsafeRawBufferPointer(start: buffer, count: count)
+        var memory = ResidentMemory()
+        var line = 0
+        while line < count {
+            var end = line
+            while end < count && bytes[end] != 0x0A { end += 1 }
+            if bytes[line] == UInt8(ascii: "R"), end - line > 8 {
+                let value = kibibytes(bytes, from: line, to: end) * 1024
+                if matches(bytes, line, "RssAnon:") { memory.anonymous = value }
+                else if matches(bytes, line, "RssFile:") { memory.file = value }
+                else if matches(bytes, line, "RssShmem:") { memory.shmem = value }
+            }
+            line = end + 1
+        }
+        return memory
+    }
+
+    private static func matches(_ bytes: UnsafeRawBufferPointer, _ at: Int, _ prefix: StaticString) -> Bool {
+        let count = prefix.utf8CodeUnitCount
+        guard at + count <= bytes.count else { return false }
+        let p = prefix.utf8Start
+        for i in 0..<count where bytes[at + i] != p[i] { return false }
+        return true
+    }
+
+    /// The decimal number in `bytes[from..<to]` (the line's digits).
+    private static func kibibytes(_ bytes: UnsafeRawBufferPointer, from: Int, to: Int) -> UInt64 {
+        var value: UInt64 = 0
+        for i in from..<to where bytes[i] >= 0x30 && bytes[i] <= 0x39 { value = value * 10 + UInt64(bytes[i] - 0x30) }
+        return value
+    }
+}
+
+/// Samples `ResidentMemory` every 10 ms on a thread of its own and keeps
+/// each kind's peak (/proc/self/status has a peak only for the total,
+/// `VmHWM`): a spike shorter than the period can be missed. Allocates only
+/// when started (the thread and its buffer), never while sampling.
+public final class MemorySampler: @unchecked Sendable {
+    private let buffer = UnsafeMutableRawPointer.allocate(byteCount: 16384, alignment: 16)
+    private let lock = NSLock()
+    private var peak = ResidentMemory()
+    private var stopping = false
+    private let done = DispatchSemaphore(value: 0)
+    /// What the first sample found (the round's start).
+    public private(set) var start = ResidentMemory()
+
+    public init() {}
+
+    deinit { buffer.deallocate() }
+
+    /// Takes the first sample, then starts the thread.
+    public func begin() {
+        start = ResidentMemory.read(into: buffer, capacity: 16384)
+        peak = start
+        let thread = Thread { [self] in
+            while true {
+                lock.lock()
+                let stop = stopping
+                lock.unlock()
+                if stop { break }
+                usleep(10_000)
+                sample()
+            }
+            done.signal()
+        }
+        thread.stackSize = 1 << 18
+        thread.start()
+    }
+
+    private func sample() {
+        lock.lock()
+        defer { lock.unlock() }
+        peak = peak.peaks(with: ResidentMemory.read(into: buffer, capacity: 16384))
+    }
+
+    /// Stops the thread (after a last sample) and returns each kind's peak.
+    public func end() -> ResidentMemory {
+        lock.lock()
+        stopping = true
+        lock.unlock()
+        done.wait()
+        sample()
+        lock.lock()
+        defer { lock.unlock() }
+        return peak
+    }
+}
 
 /// Returns freed heap memory to the system (`malloc_trim`), without
 /// touching the peak-RSS mark.

@@ -91,7 +91,7 @@ public final class Subscription: @unchecked Sendable {
         var position = state.withLock { $0.position }
         guard position < consumers.endPosition else { return nil }
         var lent = 0
-        var reader = LogReader(snapshot: consumers.snapshot(), tally: consumers.log.readTally)
+        var reader = LogReader(snapshot: consumers.snapshot(), tally: consumers.log.readTally, cache: consumers.log.batchCache)
         // At most `maxCount` events are read, so none is skipped unlent.
         position = try reader.read(from: position, maxCount: maxCount) { view in
             if filter.matches(view) {
@@ -221,7 +221,7 @@ public struct EventSequence: AsyncSequence, Sendable {
                     let read: (events: [Event], next: UInt64)
                     do {
                         read = try await consumers.executor.run {
-                            var reader = LogReader(snapshot: consumers.snapshot(), tally: consumers.log.readTally)
+                            var reader = LogReader(snapshot: consumers.snapshot(), tally: consumers.log.readTally, cache: consumers.log.batchCache)
                             var filled: [Event] = []
                             let next = try reader.read(from: from, maxCount: limit) { view in
                                 if filter.matches(view) { filled.append(try view.event()) }

@@ -3,7 +3,7 @@ extension BatchLog {
     func readBatches(
         from position: UInt64, lendsEvents: Bool, _ body: (BatchInfo) throws -> Void, events: (EventView) throws -> Void
     ) throws {
-        var reader = LogReader(snapshot: snapshot(), tally: readTally)
+        var reader = LogReader(snapshot: snapshot(), tally: readTally, cache: batchCache)
         try reader.readBatches(from: position, lendsEvents: lendsEvents, body, events: events)
     }
 }

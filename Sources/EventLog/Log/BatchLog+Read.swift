@@ -4,13 +4,13 @@ extension BatchLog {
     /// `Log.read(from:maxCount:_:)`.
     @discardableResult
     func read(from position: UInt64, maxCount: Int = .max, _ body: (EventView) throws -> Void) throws -> UInt64 {
-        var reader = LogReader(snapshot: snapshot(), tally: readTally)
+        var reader = LogReader(snapshot: snapshot(), tally: readTally, cache: batchCache)
         return try reader.read(from: position, maxCount: maxCount, body)
     }
 
     /// `Log.withEvent(at:_:)`.
     func withEvent<R>(at position: UInt64, _ body: (EventView) throws -> R) throws -> R {
-        var reader = LogReader(snapshot: snapshot(), tally: readTally)
+        var reader = LogReader(snapshot: snapshot(), tally: readTally, cache: batchCache)
         return try reader.withEvent(at: position, body)
     }
 
@@ -32,6 +32,11 @@ extension BatchLog {
 
 /// One read over one snapshot, with the scratch space for decompression.
 ///
+/// Made with a `BatchCache`, its point reads (and so stream reads) of LZ4
+/// batches go through the cache: it holds (pins) the entry of the batch it
+/// read last, so the view it lent stays valid until its next read or its
+/// end, as one lent from its own buffer does.
+///
 /// Made with a `ReadTally`, it counts the events it lends to a caller (and
 /// their data bytes) in fields of its own, and adds them to the tally once,
 /// when it ends: a read call costs the shared counters two relaxed adds,
@@ -49,14 +54,21 @@ struct LogReader: ~Copyable {
     /// Events lent to a caller so far, and their data bytes.
     private var lentEvents = 0
     private var lentBytes = 0
+    /// The log's cache of decompressed batches (nil: none). Not retained,
+    /// as `tally`: the log owns it and outlives every reader made with it.
+    private unowned(unsafe) let cache: BatchCache?
+    /// The cache entry this reader read last, pinned until its next one.
+    private var lease: BatchCache.Lease?
 
-    init(snapshot: LogSnapshot, tally: ReadTally? = nil) {
+    init(snapshot: LogSnapshot, tally: ReadTally? = nil, cache: BatchCache? = nil) {
         self.snapshot = snapshot
         self.tally = tally
+        self.cache = cache?.isEnabled == true ? cache : nil
     }
 
     deinit {
         if lentEvents > 0, let tally { tally.add(events: lentEvents, bytes: lentBytes) }
+        if let lease, let cache { cache.release(lease) }
     }
 
     /// Counts `view` as lent to a caller (`ReadTally`).
@@ -179,15 +191,21 @@ struct LogReader: ~Copyable {
             throw EventLogError.positionRemoved(position: position, start: start)
         }
         if header.codecValue != 0 {
-            // Compressed: the frame checksum is verified (under the SIGBUS
-            // guard) before decompressing.
-            switch BatchHeader.check(bytes, at: offset, end: segment.dataEnd, previousCRC: nil, expectedBase: nil, guarded: true) {
-            case .valid: break
-            case .unreadable:
-                throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: MappedBytes.unreadableReason)
-            default:
-                throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: "batch checksum mismatch")
+            // Compressed: through the cache when it holds, or takes, the
+            // batch: its record offsets lead straight to the record.
+            if let (area, lease) = try cachedRecords(of: header, at: offset, in: segment, bytes: bytes) {
+                var at = lease.offset(ofRecord: Int(position &- header.basePosition))
+                do {
+                    let view = try Record.decode(area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: true)
+                    if counted { countLent(view) }
+                    return try body(view)
+                } catch let defect as RecordDefect {
+                    throw corruption(defect, header: header, batchOffset: offset, segment: segment)
+                }
             }
+            // The frame checksum is verified (under the SIGBUS guard)
+            // before decompressing.
+            try verifyFrame(at: offset, in: segment, bytes: bytes)
         }
         let area = try records(of: header, at: offset, in: segment)
         var at = 0
@@ -231,6 +249,99 @@ struct LogReader: ~Copyable {
             return try body(view)
         } catch let defect as RecordDefect {
             throw corruption(defect, header: header, batchOffset: offset, segment: segment)
+        }
+    }
+
+    /// The record at `position` in the LZ4 batch at `batchOffset` (as a
+    /// stream index entry names it), through the cache; nil when the cache
+    /// cannot serve it (no cache, no room, another reader filling it, or a
+    /// header there that does not hold `position`: the point-read path then
+    /// finds the batch, or says what is wrong).
+    mutating func cachedEvent(at position: UInt64, batchOffset: Int, in segment: Segment) throws(EventLogError) -> EventView? {
+        guard cache != nil, batchOffset >= SegmentHeader.size, batchOffset + BatchHeader.size <= segment.dataEnd,
+              let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd), let base = bytes.baseAddress
+        else { return nil }
+        guard MappedBytes.touch(bytes, batchOffset..<(batchOffset + BatchHeader.size)) else {
+            throw .corruption(file: segment.path, offset: Int64(batchOffset), reason: MappedBytes.unreadableReason)
+        }
+        let header = BatchHeader.load(base + batchOffset)
+        guard header.codecValue != 0, header.basePosition <= position, position < header.endPosition,
+              Int(header.length) >= BatchHeader.size, Int(header.length) <= segment.dataEnd - batchOffset,
+              let (area, lease) = try cachedRecords(of: header, at: batchOffset, in: segment, bytes: bytes)
+        else { return nil }
+        var at = lease.offset(ofRecord: Int(position &- header.basePosition))
+        do {
+            return try Record.decode(area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: true)
+        } catch {
+            throw corruption(error, header: header, batchOffset: batchOffset, segment: segment)
+        }
+    }
+
+    /// Checks the checksum of the whole frame at `offset` (under the SIGBUS guard).
+    private func verifyFrame(at offset: Int, in segment: Segment, bytes: UnsafeRawBufferPointer) throws(EventLogError) {
+        switch BatchHeader.check(bytes, at: offset, end: segment.dataEnd, previousCRC: nil, expectedBase: nil, guarded: true) {
+        case .valid: break
+        case .unreadable:
+            throw .corruption(file: segment.path, offset: Int64(offset), reason: MappedBytes.unreadableReason)
+        default:
+            throw .corruption(file: segment.path, offset: Int64(offset), reason: "batch checksum mismatch")
+        }
+    }
+
+    /// The decompressed records area of the LZ4 batch at `offset` from the
+    /// cache, with the lease that pins it (held by this reader until its
+    /// next batch): the one this reader holds, a hit, or a miss filled now
+    /// (frame checksum verified, decompressed, record offsets taken).
+    /// Nil when the batch is read without the cache (no cache, too large,
+    /// no room, or another reader is filling it).
+    private mutating func cachedRecords(
+        of header: BatchHeader, at offset: Int, in segment: Segment, bytes: UnsafeRawBufferPointer
+    ) throws(EventLogError) -> (UnsafeRawBufferPointer, BatchCache.Lease)? {
+        guard let cache else { return nil }
+        let key = BatchCache.Key(segment: segment.id, offset: offset, frameCRC: header.crc)
+        if let lease, lease.key == key { return (lease.records, lease) }
+        let old = lease
+        lease = nil
+        switch cache.acquire(key, recordsLength: Int(header.recordsLength), recordCount: Int(header.recordCount), releasing: old) {
+        case .bypass:
+            return nil
+        case .hit(let hit):
+            lease = hit
+            return (hit.records, hit)
+        case .miss(let room):
+            do {
+                try fill(room, header: header, at: offset, in: segment, bytes: bytes)
+            } catch {
+                cache.abandon(room)
+                throw error
+            }
+            let filled = cache.publish(room)
+            lease = filled
+            return (filled.records, filled)
+        }
+    }
+
+    /// Verifies the frame at `offset`, decompresses its records area into
+    /// `room` and writes the offset of each record after it.
+    private func fill(
+        _ room: BatchCache.Reservation, header: BatchHeader, at offset: Int, in segment: Segment, bytes: UnsafeRawBufferPointer
+    ) throws(EventLogError) {
+        try verifyFrame(at: offset, in: segment, bytes: bytes)
+        guard let stored = segment.mapping.bytes(at: offset + BatchHeader.size, count: header.storedLength) else {
+            throw .corruption(file: segment.path, offset: Int64(offset), reason: "batch runs past the end of the file")
+        }
+        let length = room.recordsLength
+        guard LZ4Codec.decompress(stored, into: room.destination, capacity: length) == length else {
+            throw .corruption(file: segment.path, offset: Int64(offset), reason: "LZ4 records area does not decompress to its stated length")
+        }
+        let area = UnsafeRawBufferPointer(start: room.destination, count: length)
+        let table = room.destination + room.tableStart
+        var at = 0
+        for i in 0..<room.recordCount {
+            (table + i &* 4).storeBytes(of: UInt32(truncatingIfNeeded: at), as: UInt32.self)
+            do { try Record.skip(area, at: &at) } catch {
+                throw corruption(error, header: header, batchOffset: offset, segment: segment)
+            }
         }
     }
 

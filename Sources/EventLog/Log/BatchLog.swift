@@ -35,6 +35,8 @@ final class BatchLog: Sendable {
     var logger: Logger { options.logger }
     /// What this log's reads lent (the read-throughput metrics).
     let readTally = ReadTally()
+    /// Decompressed LZ4 batches kept for later reads (`LogOptions.batchCacheBytes`).
+    let batchCache: BatchCache
 
     init(
         path: String, options: LogOptions, directory: DirectoryOperations, metadata: LogMetadata,
@@ -45,6 +47,8 @@ final class BatchLog: Sendable {
         self.directory = directory
         self.metadata = metadata
         self.writer = Mutex(writer)
+        let batchCache = BatchCache(bytes: options.batchCacheBytes)
+        self.batchCache = batchCache
         self.groupCommit = GroupCommit(
             what: "segment", logger: options.logger, slowSyncThreshold: options.slowSyncThreshold, dimensions: [("log", path)],
             metrics: options.resolvedMetricsFactory)
@@ -52,7 +56,7 @@ final class BatchLog: Sendable {
         // a cycle would keep both, and the writer lock, alive for good.
         self.segments = SegmentSet(
             directory: directory, metadata: metadata, snapshot: snapshot, lockHold: lockFile, logger: options.logger,
-            onFailedSync: { [weak groupCommit] reason in groupCommit?.fail(reason) })
+            batchCache: batchCache, onFailedSync: { [weak groupCommit] reason in groupCommit?.fail(reason) })
         self.lockFile = lockFile
         self.recovery = recovery
         if options.durability == .always && !options.readOnly && options.preallocates {

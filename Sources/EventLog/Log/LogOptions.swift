@@ -43,6 +43,15 @@ public struct LogOptions: Sendable {
     /// segments, oldest first from where the last pass stopped, as fit;
     /// what did not fit waits for the next pass (Kafka's dedupe buffer).
     public var keyMapMemoryBytes: Int = 64 << 20
+    /// Memory for decompressed LZ4 batches that point and stream reads keep
+    /// for the reads after them (`BatchCache`): a read of a kept batch
+    /// neither decompresses nor checksums it again (it was verified when it
+    /// was decompressed) and goes straight to its record. Taken on the first
+    /// read of an LZ4 batch by position or by stream, never by a log whose
+    /// batches are plain; a scan (`read(from:)`) decompresses into a buffer
+    /// of its own and keeps nothing. Shared by all of the log's readers;
+    /// the least recently read batches make room (a clock). 0 turns it off.
+    public var batchCacheBytes: Int = 32 << 20
     /// When an append's batch is on disk (README, "Guarantees"): `.always`
     /// (default) before the append returns, `.interval(d)` within `d`,
     /// `.none` when the OS writes it back, or `sync()`/`close()` force it.
@@ -166,6 +175,9 @@ public struct LogOptions: Sendable {
         }
         guard keyMapMemoryBytes >= 1 << 20 else {
             throw .invalidArgument("keyMapMemoryBytes must be at least 1048576, got \(keyMapMemoryBytes)")
+        }
+        guard batchCacheBytes >= 0, batchCacheBytes <= 1 << 40 else {
+            throw .invalidArgument("batchCacheBytes must be within 0...\(1 << 40), got \(batchCacheBytes)")
         }
         if let interval = maintenanceInterval, interval < .milliseconds(10) {
             throw .invalidArgument("maintenanceInterval must be at least 10 ms, got \(interval)")

@@ -98,11 +98,17 @@ final class SegmentSet: Sendable {
     /// (`IOError.isFailedSync`): derived data, but a failed sync stops the
     /// writer whatever the file (Format.md §11).
     let onFailedSync: @Sendable (String) -> Void
+    /// The log's cache of decompressed batches: told of every segment taken
+    /// out of the set (retention, scavenging, merging, a read-only refresh
+    /// that found them gone or replaced), whose entries it then drops.
+    let batchCache: BatchCache?
 
     init(
         directory: DirectoryOperations, metadata: LogMetadata, snapshot: LogSnapshot, lockHold: FileHandle? = nil,
-        logger: Logger = Logger(label: "EventLog"), onFailedSync: @escaping @Sendable (String) -> Void = { _ in }
+        logger: Logger = Logger(label: "EventLog"), batchCache: BatchCache? = nil,
+        onFailedSync: @escaping @Sendable (String) -> Void = { _ in }
     ) {
+        self.batchCache = batchCache
         self.logger = logger
         self.onFailedSync = onFailedSync
         self.directory = directory
@@ -276,6 +282,7 @@ final class SegmentSet: Sendable {
             }
             guard !removed.isEmpty else { return .success([]) }
             indexing?.segmentsRemoved(removed.map(\.id))
+            batchCache?.drop(segments: removed.map(\.id))
             do throws(IOError) {
                 _ = try Self.removeFiles(
                     ofSegments: removed.map(\.basePosition), present: Set(try directory.list()), in: directory)
@@ -332,6 +339,7 @@ final class SegmentSet: Sendable {
                 published.withLock { snapshot in
                     if let i = snapshot.sealed.firstIndex(where: { $0.id == old.id }) { snapshot.sealed[i] = new }
                 }
+                batchCache?.drop(segments: [old.id])
                 return .success(new)
             } catch {
                 return .failure(.wrapping(error))
@@ -388,6 +396,7 @@ final class SegmentSet: Sendable {
                         snapshot.sealed.replaceSubrange(i..<min(i + ids.count, snapshot.sealed.count), with: [new])
                     }
                 }
+                batchCache?.drop(segments: ids)
                 return .success(new)
             } catch {
                 if committed || DirectoryOperations.exists(directory.file(FileNames.compactionManifest)) {
@@ -516,6 +525,10 @@ final class SegmentSet: Sendable {
         try indexing?.catchUp(with: snapshot)
         let refreshed = snapshot
         published.withLock { $0 = refreshed }
+        if batchCache?.isEnabled == true {
+            let kept = Set(refreshed.segmentIDs)
+            batchCache?.drop(segments: current.segmentIDs.filter { !kept.contains($0) })
+        }
         notifier.notify()
         return snapshot.endPosition > before
     }

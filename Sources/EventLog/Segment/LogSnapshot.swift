@@ -14,6 +14,9 @@ struct LogSnapshot: Sendable {
         i < sealed.count ? sealed[i] : active!
     }
 
+    /// The ids of its segments, oldest first.
+    var segmentIDs: [SegmentID] { sealed.map(\.id) + (active.map { [$0.id] } ?? []) }
+
     var first: Segment? { sealed.first ?? active }
     var last: Segment? { active ?? sealed.last }
 

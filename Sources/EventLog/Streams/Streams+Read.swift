@@ -81,7 +81,7 @@ extension Streams {
         let snapshot = log.snapshot()
         guard let state = try table.state(named: stream) else { return 0 }
         if state.deletion == .hard { throw EventLogError.streamDeleted(stream: stream) }
-        var reader = LogReader(snapshot: snapshot, tally: log.readTally)
+        var reader = LogReader(snapshot: snapshot, tally: log.readTally, cache: log.batchCache)
         let start = version ?? (direction == .forward ? 0 : .max)
         return try reader.readStream(state, index: index, from: start, maxCount: maxCount, direction: direction, body)
     }
@@ -92,7 +92,7 @@ extension Streams {
     ) throws -> UInt64 {
         var remaining = maxCount
         var next = position
-        var reader = LogReader(snapshot: log.snapshot(), tally: log.readTally)
+        var reader = LogReader(snapshot: log.snapshot(), tally: log.readTally, cache: log.batchCache)
         // Read in chunks so `maxCount` counts matching events only.
         while remaining > 0 {
             var lent = 0
@@ -212,7 +212,10 @@ extension LogReader {
     /// The record at `position`, stored at `offset` (a record offset, or a compressed batch's offset with the flag).
     mutating func recordView(at position: UInt64, offset: UInt32, in segment: Segment, batchHint: Int? = nil) throws -> EventView {
         guard offset & StreamEntry.compressedFlag == 0 else {
-            // Inside an LZ4 batch: the point-read path decompresses it.
+            // Inside the LZ4 batch at that offset: through the cache of
+            // decompressed batches, else the point-read path decompresses it.
+            let batchOffset = Int(offset & ~StreamEntry.compressedFlag)
+            if let view = try cachedEvent(at: position, batchOffset: batchOffset, in: segment) { return view }
             return try withEvent(at: position, counted: false) { $0 }
         }
         guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd) else {

@@ -34,6 +34,7 @@ extension Run {
                 "crash_events": options.sizes(n: last.n).crashEvents,
             ],
             "harness_rss_mb": harnessRSSMB,
+            "harness_rss_anon_mb": harnessAnonymousMB,
             "load_averages": loadAverages,
             "command": command,
             "seconds": seconds,

@@ -10,7 +10,7 @@ extension Run {
                 EventLog and peers, streams-scale group only: S=\(options.streamsScale.counts.map { compact(Double($0)) }.joined(separator: ", ")) streams, \
                 \(options.rounds) round\(options.rounds == 1 ? "" : "s")
                 machine: \(machine.summary)
-                engine: \(source?.description ?? "unknown source state"); harness RSS before any store: \(String(format: "%.1f", harnessRSSMB)) MB
+                engine: \(source?.description ?? "unknown source state"); harness RSS before any store: \(String(format: "%.1f", harnessRSSMB)) MB (anonymous \(String(format: "%.1f", harnessAnonymousMB)) MB)
                 """
         }
         return """
@@ -18,7 +18,7 @@ extension Run {
             A2 \(sizes.a2) events, A3 \(sizes.a3) appends, R2 \(sizes.r2) streams, R3 \(sizes.r3) reads, \
             \(options.rounds) round\(options.rounds == 1 ? "" : "s") (interleaved), N shown: \(compact(Double(last.n)))
             machine: \(machine.summary)
-            engine: \(source?.description ?? "unknown source state"); harness RSS before any store: \(String(format: "%.1f", harnessRSSMB)) MB
+            engine: \(source?.description ?? "unknown source state"); harness RSS before any store: \(String(format: "%.1f", harnessRSSMB)) MB (anonymous \(String(format: "%.1f", harnessAnonymousMB)) MB)
             """
     }
 
@@ -123,7 +123,8 @@ extension Run {
             - Machine: \(machine.summary)
             - Engine: \(source?.description ?? "unknown source state")
             - Command: `\(command)`
-            - Took \(Int(seconds.rounded())) s; the harness itself holds \(String(format: "%.1f", harnessRSSMB)) MB of every peak RSS; \
+            - Took \(Int(seconds.rounded())) s; the harness itself holds \(String(format: "%.1f", harnessRSSMB)) MB of every peak RSS \
+            (\(String(format: "%.1f", harnessAnonymousMB)) MB of it anonymous); \
             load average after each system's round: \(loadAverages.map { String(format: "%.1f", $0) }.joined(separator: ", ")) \
             (the machine has \(machine.cores) cores; above ~1 something else was running too).
 
