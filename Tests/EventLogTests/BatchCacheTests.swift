@@ -48,18 +48,6 @@ import Testing
             && view.type == expected.type && view.version == UInt64(position / streams)
     }
 
-    /// splitmix64: the test's seeded random positions.
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     @Test func pointAndStreamReadsThroughTheCacheReturnWhatWasAppended() throws {
         let dir = TemporaryDirectory()
         let count = 3000
@@ -67,7 +55,7 @@ import Testing
         defer { try? log.close() }
         let cache = log.batches.batchCache
 
-        var random = Random(state: 42)
+        var random = SplitMix64(seed: 42)
         for _ in 0..<4000 {
             let p = Int(random.next() % UInt64(count))
             let ok = try log.withEvent(at: UInt64(p)) { Self.matches($0, p) }
@@ -99,7 +87,7 @@ import Testing
         let log = try Self.filledLog(dir, count: count, batch: 10, options: Self.options(cacheBytes: 16 * 4096))
         defer { try? log.close() }
         let cache = log.batches.batchCache
-        var random = Random(state: 7)
+        var random = SplitMix64(seed: 7)
         for _ in 0..<3000 {
             let p = Int(random.next() % UInt64(count))
             let ok = try log.withEvent(at: UInt64(p)) { Self.matches($0, p) }
@@ -193,7 +181,7 @@ import Testing
         defer { try? log.close() }
         let threads = (0..<4).map { t in
             BackgroundThread<Int> {
-                var random = Random(state: 100 + UInt64(t))
+                var random = SplitMix64(seed: 100 + UInt64(t))
                 var wrong = 0
                 for k in 0..<1500 {
                     if k % 100 == 99 {
