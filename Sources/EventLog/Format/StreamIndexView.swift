@@ -133,20 +133,33 @@ struct StreamIndexView: @unchecked Sendable {
         return (hash, firstVersion, entries)
     }
 
-    /// The entries of every group with `hash`, in position order: (relative
-    /// position, offset, version). Where streams share the hash, the
-    /// entries of all of them (readers confirm the name on each record).
-    /// Every block read is checked, as `entries(ofGroup:)` checks them.
-    func entries(withHash hash: UInt64) throws(EventLogError) -> [(relativePosition: UInt32, offset: UInt32, version: UInt64)] {
+    /// The entries of every group with `hash` whose versions are in
+    /// `versions`, in position order: (relative position, offset, version).
+    /// Where streams share the hash, the entries of all of them (readers
+    /// confirm the name on each record). Every block read is checked, as
+    /// `entries(ofGroup:)` checks them; blocks of entries outside `versions`
+    /// are not read.
+    func entries(
+        withHash hash: UInt64, versions: ClosedRange<UInt64> = 0...UInt64.max
+    ) throws(EventLogError) -> [(relativePosition: UInt32, offset: UInt32, version: UInt64)] {
         let groups = try groups(withHash: hash)
         var result: [(relativePosition: UInt32, offset: UInt32, version: UInt64)] = []
         for g in groups {
             let (_, firstVersion, first, count) = try group(g)
-            try checkEntryBlocks(first..<(first + count))
-            result.reserveCapacity(result.count + count)
-            for (k, i) in (first..<(first + count)).enumerated() {
+            // A group's versions run up by one from its first: the entries of
+            // `versions` are a slice of it, found without reading the others
+            // (a read from a high version of a long stream checks one block,
+            // not the stream's every entry).
+            let lastVersion = firstVersion &+ UInt64(count) &- 1
+            guard count > 0, versions.lowerBound <= lastVersion, versions.upperBound >= firstVersion else { continue }
+            let skip = Int(versions.lowerBound > firstVersion ? versions.lowerBound - firstVersion : 0)
+            let drop = Int(versions.upperBound < lastVersion ? lastVersion - versions.upperBound : 0)
+            let wanted = (first + skip)..<(first + count - drop)
+            try checkEntryBlocks(wanted)
+            result.reserveCapacity(result.count + wanted.count)
+            for i in wanted {
                 let at = layout.entryOffset(i)
-                result.append((base.loadLE(at: at, as: UInt32.self), base.loadLE(at: at + 4, as: UInt32.self), firstVersion + UInt64(k)))
+                result.append((base.loadLE(at: at, as: UInt32.self), base.loadLE(at: at + 4, as: UInt32.self), firstVersion + UInt64(i - first)))
             }
         }
         if groups.count > 1 { result.sort { $0.relativePosition < $1.relativePosition } }

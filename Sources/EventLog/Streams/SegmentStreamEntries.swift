@@ -83,10 +83,14 @@ final class SegmentStreamEntries: @unchecked Sendable {
     }
 
     /// The entries with `hash` below `count` (the base's first), in
-    /// position order: (relative position, offset, version). The base's
+    /// position order: (relative position, offset, version); of the base's,
+    /// those whose versions are in `versions` (the others are not read; the
+    /// entries since the base all come, the caller filters them). The base's
     /// blocks are checked as they are read.
-    func chain(of hash: UInt64, count: Int) throws(EventLogError) -> [(relativePosition: UInt32, offset: UInt32, version: UInt64)] {
-        var result = try base?.view.entries(withHash: hash) ?? []
+    func chain(
+        of hash: UInt64, count: Int, versions: ClosedRange<UInt64> = 0...UInt64.max
+    ) throws(EventLogError) -> [(relativePosition: UInt32, offset: UInt32, version: UInt64)] {
+        var result = try base?.view.entries(withHash: hash, versions: versions) ?? []
         guard let head = heads.withLock({ $0[hash] }) else { return result }
         var recent: [(relativePosition: UInt32, offset: UInt32, version: UInt64)] = []
         Self.walk(from: head, entries: entries, count: count, into: &recent)

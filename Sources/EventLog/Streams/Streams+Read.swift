@@ -142,7 +142,16 @@ extension LogReader {
                 // Replaced by scavenging after this snapshot was taken.
                 segmentIndex = try index.indexByScanning(segment)
             }
-            var entries = try streamEntries(of: state, in: segment, index: segmentIndex)
+            // The versions this read can lend: from `version` on (forward) or
+            // up to it (backward), none below the readable floor.
+            let versions: ClosedRange<UInt64>
+            if direction == .forward {
+                versions = max(version, lowest)...UInt64.max
+            } else {
+                guard version >= lowest else { break }
+                versions = lowest...version
+            }
+            var entries = try streamEntries(of: state, in: segment, index: segmentIndex, versions: versions)
             if direction == .backward { entries.reverse() }
             // Take the entries this read wants, a window at a time, find
             // each one's batch and prefetch its header and record: the loads
@@ -182,11 +191,12 @@ extension LogReader {
         return lent
     }
 
-    /// The entries of the stream's hash in one segment, in position order:
+    /// The entries of the stream's hash in one segment, in position order, those of an index file
+    /// (a sealed segment's, or the active one's checkpoint) only where their versions are in `versions`:
     /// (position, offset, version). Entries of other streams with the same
     /// hash are among them; the caller confirms the name on each record.
     private func streamEntries(
-        of state: StreamState, in segment: Segment, index: SegmentStreamIndex?
+        of state: StreamState, in segment: Segment, index: SegmentStreamIndex?, versions: ClosedRange<UInt64>
     ) throws -> [(UInt64, UInt32, UInt64)] {
         var result: [(UInt64, UInt32, UInt64)] = []
         // Entries of batches this reader's snapshot does not show yet are
@@ -196,11 +206,11 @@ extension LogReader {
         let end = segment.endPosition &- segment.basePosition
         switch index {
         case .file(let view)?:
-            for e in try view.entries(withHash: state.hash) where UInt64(e.relativePosition) < end {
+            for e in try view.entries(withHash: state.hash, versions: versions) where UInt64(e.relativePosition) < end {
                 result.append((segment.basePosition &+ UInt64(e.relativePosition), e.offset, e.version))
             }
         case .entries(let entries, let count)?:
-            for e in try entries.chain(of: state.hash, count: count) where UInt64(e.relativePosition) < end {
+            for e in try entries.chain(of: state.hash, count: count, versions: versions) where UInt64(e.relativePosition) < end {
                 result.append((segment.basePosition &+ UInt64(e.relativePosition), e.offset, e.version))
             }
         case nil:
