@@ -227,6 +227,28 @@ import Testing
         try log.close()
     }
 
+    /// A read from a version in the active segment ends its walk of the
+    /// stream's entries at its own first event below that version, never at
+    /// another stream's: every stream shares one hash here, and red's
+    /// versions run twice as fast as blue's, so the newest entries below
+    /// red's wanted versions are blue's. Checked before and after a reopen
+    /// (the entries of the active segment, then those of its index files).
+    @Test func aReadFromAVersionStopsAtItsOwnStreamOnly() throws {
+        let dir = TemporaryDirectory()
+        func open() throws -> Log { try Self.open(dir) { $0.streamHashMask = 0 } }
+        var log = try open()
+        for n in 0..<60 { try log.append([Self.event("red", 2 * n), Self.event("red", 2 * n + 1), Self.event("blue", n)]) }
+        for round in 0..<2 {
+            #expect(try Self.payloads(log, "red", from: 100) == (100..<120).map { "red#\($0)" }, "round \(round)")
+            #expect(try Self.payloads(log, "blue", from: 50) == (50..<60).map { "blue#\($0)" }, "round \(round)")
+            #expect(try Self.payloads(log, "red", from: 110, max: 3, .backward) == ["red#110", "red#109", "red#108"], "round \(round)")
+            #expect(try Self.payloads(log, "blue", from: 0, max: 2) == ["blue#0", "blue#1"], "round \(round)")
+            try log.close()
+            log = try open()
+        }
+        try log.close()
+    }
+
     @Test func outboxAppendedAtomicallyWithTheAggregate() throws {
         let dir = TemporaryDirectory()
         let log = try Self.open(dir)

@@ -87,13 +87,20 @@ final class SegmentStreamEntries: @unchecked Sendable {
     /// those whose versions are in `versions` (the others are not read; the
     /// entries since the base all come, the caller filters them). The base's
     /// blocks are checked as they are read.
+    ///
+    /// `stopBefore` is asked about the entries since the base,
+    /// newest first: at the first for which it returns true the walk ends,
+    /// leaving it, every older entry and the base's out (a reader that
+    /// found its stream's first event below the versions it wants).
     func chain(
-        of hash: UInt64, count: Int, versions: ClosedRange<UInt64> = 0...UInt64.max
+        of hash: UInt64, count: Int, versions: ClosedRange<UInt64> = 0...UInt64.max,
+        stopBefore: (_ relativePosition: UInt32, _ offset: UInt32, _ version: UInt64) throws(EventLogError) -> Bool = { _, _, _ in false }
     ) throws(EventLogError) -> [(relativePosition: UInt32, offset: UInt32, version: UInt64)] {
-        var result = try base?.view.entries(withHash: hash, versions: versions) ?? []
-        guard let head = heads.withLock({ $0[hash] }) else { return result }
+        guard let head = heads.withLock({ $0[hash] }) else { return try base?.view.entries(withHash: hash, versions: versions) ?? [] }
         var recent: [(relativePosition: UInt32, offset: UInt32, version: UInt64)] = []
-        Self.walk(from: head, entries: entries, count: count, into: &recent)
+        // Every entry of the base is older than every entry since it.
+        if try Self.walk(from: head, entries: entries, count: count, into: &recent, stopBefore: stopBefore) { return recent }
+        var result = try base?.view.entries(withHash: hash, versions: versions) ?? []
         if result.isEmpty { return recent }
         result.append(contentsOf: recent)
         return result
@@ -153,7 +160,7 @@ final class SegmentStreamEntries: @unchecked Sendable {
             let start = g
             while let base, g < baseGroups, base.group(g).hash < hash { g += 1 }
             emitBase(start..<g)
-            Self.walk(from: head, entries: entries, count: count, into: &chain)
+            Self.walk(from: head, entries: entries, count: count, into: &chain) { (_, _, _) throws(Never) in false }
             let recent = chain.lazy.map { (relativePosition: $0.relativePosition, offset: $0.offset) }
             let consecutive = zip(chain, chain.dropFirst()).allSatisfy({ $0.version &+ 1 == $1.version })
             if let base, let first = chain.first, consecutive, g < baseGroups, base.group(g).hash == hash,
@@ -221,24 +228,34 @@ final class SegmentStreamEntries: @unchecked Sendable {
     }
 
     /// The chain from entry `head` back, below `count`, in position order,
-    /// into `result` (emptied first, its storage reused).
-    private static func walk(
+    /// into `result` (emptied first, its storage reused). `stopBefore`
+    /// (asked newest first, only while the chain is in position order) ends
+    /// it at the first entry it accepts; returns true when it did.
+    @discardableResult
+    private static func walk<E: Error>(
         from head: UInt32, entries: StreamEntries, count: Int,
-        into result: inout [(relativePosition: UInt32, offset: UInt32, version: UInt64)]
-    ) {
+        into result: inout [(relativePosition: UInt32, offset: UInt32, version: UInt64)],
+        stopBefore: (UInt32, UInt32, UInt64) throws(E) -> Bool
+    ) throws(E) -> Bool {
         result.removeAll(keepingCapacity: true)
         var next = Int(head) + 1
         var sorted = true
+        var stopped = false
         while next != 0 {
             let index = next - 1
             let e = entries[index]
             if index < count {
                 if let last = result.last, last.relativePosition < e.relativePosition { sorted = false }
+                if sorted, try stopBefore(e.relativePosition, e.offset, e.version) {
+                    stopped = true
+                    break
+                }
                 result.append((e.relativePosition, e.offset, e.version))
             }
             next = Int(e.previous)
         }
         // Chains hold entries in position order, newest first; sorted to be safe.
         if sorted { result.reverse() } else { result.sort { $0.relativePosition < $1.relativePosition } }
+        return stopped
     }
 }

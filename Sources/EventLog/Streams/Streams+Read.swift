@@ -195,7 +195,7 @@ extension LogReader {
     /// (a sealed segment's, or the active one's checkpoint) only where their versions are in `versions`:
     /// (position, offset, version). Entries of other streams with the same
     /// hash are among them; the caller confirms the name on each record.
-    private func streamEntries(
+    private mutating func streamEntries(
         of state: StreamState, in segment: Segment, index: SegmentStreamIndex?, versions: ClosedRange<UInt64>
     ) throws -> [(UInt64, UInt32, UInt64)] {
         var result: [(UInt64, UInt32, UInt64)] = []
@@ -210,7 +210,25 @@ extension LogReader {
                 result.append((segment.basePosition &+ UInt64(e.relativePosition), e.offset, e.version))
             }
         case .entries(let entries, let count)?:
-            for e in try entries.chain(of: state.hash, count: count, versions: versions) where UInt64(e.relativePosition) < end {
+            let chain: [(relativePosition: UInt32, offset: UInt32, version: UInt64)]
+            if versions.lowerBound > 0 {
+                // Newest first, the walk ends at this stream's first event below the
+                // versions wanted: every older one of it is lower still. Its name is
+                // read to tell it from another stream with the same hash.
+                let name = state.name
+                chain = try entries.chain(of: state.hash, count: count, versions: versions) { relativePosition, offset, version throws(EventLogError) in
+                    guard version < versions.lowerBound, UInt64(relativePosition) < end else { return false }
+                    do {
+                        let view = try recordView(at: segment.basePosition &+ UInt64(relativePosition), offset: offset, in: segment)
+                        return name.utf8Equals(view.streamBytes)
+                    } catch {
+                        throw .wrapping(error)
+                    }
+                }
+            } else {
+                chain = try entries.chain(of: state.hash, count: count, versions: versions)
+            }
+            for e in chain where UInt64(e.relativePosition) < end {
                 result.append((segment.basePosition &+ UInt64(e.relativePosition), e.offset, e.version))
             }
         case nil:
