@@ -194,14 +194,9 @@ struct LogReader: ~Copyable {
             // Compressed: through the cache when it holds, or takes, the
             // batch: its record offsets lead straight to the record.
             if let (area, lease) = try cachedRecords(of: header, at: offset, in: segment, bytes: bytes) {
-                var at = lease.offset(ofRecord: Int(position &- header.basePosition))
-                do {
-                    let view = try Record.decode(area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: true)
-                    if counted { countLent(view) }
-                    return try body(view)
-                } catch let defect as RecordDefect {
-                    throw corruption(defect, header: header, batchOffset: offset, segment: segment)
-                }
+                let view = try cachedRecord(at: position, in: area, lease: lease, header: header, batchOffset: offset, segment: segment)
+                if counted { countLent(view) }
+                return try body(view)
             }
             // The frame checksum is verified (under the SIGBUS guard)
             // before decompressing.
@@ -269,6 +264,15 @@ struct LogReader: ~Copyable {
               Int(header.length) >= BatchHeader.size, Int(header.length) <= segment.dataEnd - batchOffset,
               let (area, lease) = try cachedRecords(of: header, at: batchOffset, in: segment, bytes: bytes)
         else { return nil }
+        return try cachedRecord(at: position, in: area, lease: lease, header: header, batchOffset: batchOffset, segment: segment)
+    }
+
+    /// The record at `position` of a cached batch's records `area`, found
+    /// through its lease's record offsets, its own checksum verified.
+    private func cachedRecord(
+        at position: UInt64, in area: UnsafeRawBufferPointer, lease: BatchCache.Lease, header: BatchHeader, batchOffset: Int,
+        segment: Segment
+    ) throws(EventLogError) -> EventView {
         var at = lease.offset(ofRecord: Int(position &- header.basePosition))
         do {
             return try Record.decode(area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: true)
