@@ -107,17 +107,19 @@ struct AppendCommand: ParsableCommand {
     }
 
     var logOptions: LogOptions {
-        var options = LogOptions()
-        switch durability {
-        case .always: options.durability = .always
-        case .interval: options.durability = .interval(.milliseconds(intervalMilliseconds))
-        case .none: options.durability = .none
+        get throws {
+            var options = try LogOptions.cli()
+            switch durability {
+            case .always: options.durability = .always
+            case .interval: options.durability = .interval(.milliseconds(intervalMilliseconds))
+            case .none: options.durability = .none
+            }
+            switch compression {
+            case .none: options.compression = .none
+            case .lz4: options.compression = .lz4
+            }
+            if let segmentBytes { options.segmentBytes = segmentBytes }
+            return options
         }
-        switch compression {
-        case .none: options.compression = .none
-        case .lz4: options.compression = .lz4
-        }
-        if let segmentBytes { options.segmentBytes = segmentBytes }
-        return options
     }
 }

@@ -124,7 +124,7 @@ struct CursorsCommand: ParsableCommand {
     // MARK: Listing
 
     private func list() throws {
-        let log = try Log.open(at: directory, options: LogOptions(createIfMissing: false, readOnly: true))
+        let log = try Log.open(at: directory, options: try LogOptions.cli(createIfMissing: false, readOnly: true))
         defer { try? log.close() }
         let cursors = try log.cursors()
         let damaged = log.damagedCursors()
@@ -243,7 +243,7 @@ struct CursorsCommand: ParsableCommand {
 
     /// Opens the log for writing, runs `body` and closes the log (also when `body` throws).
     private func withWritableLog(_ body: (Log) throws -> String) throws -> String {
-        let log = try Log.open(at: directory, options: LogOptions(createIfMissing: false))
+        let log = try Log.open(at: directory, options: try LogOptions.cli(createIfMissing: false))
         let done: String
         do {
             done = try body(log)

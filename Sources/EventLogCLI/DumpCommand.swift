@@ -188,7 +188,7 @@ struct DumpCommand: ParsableCommand {
                 }
                 return
             }
-            let log = try Log.open(at: directory, options: LogOptions(createIfMissing: false, readOnly: true))
+            let log = try Log.open(at: directory, options: try LogOptions.cli(createIfMissing: false, readOnly: true))
             defer { try? log.close() }
             var output = OutputWriter(fd: 1)
             do {

@@ -101,6 +101,7 @@ enum ExportFormat {
             output.appendJSONString(event.keyBytes)
         }
         if event.isTombstone { output.append(literal: ",\"tombstone\":true") }
+        if event.isForgotten { output.append(literal: ",\"forgotten\":true") }
         if event.isMarker { output.append(literal: ",\"marker\":true") }
         output.append(byte: UInt8(ascii: "}"))
     }

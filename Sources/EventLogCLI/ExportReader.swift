@@ -104,6 +104,9 @@ struct ExportReader {
             case "key": bit = 128; r.key = try Self.text(member.value, name, line)
             case "tombstone": bit = 256; r.isTombstone = try Self.bool(member.value, name, line)
             case "marker": bit = 512; r.isMarker = try Self.bool(member.value, name, line)
+            // A forgotten event (its data key destroyed) is imported as it was
+            // exported: its data and metadata empty, for good.
+            case "forgotten": bit = 1024; _ = try Self.bool(member.value, name, line)
             default: throw Malformed(reason: "unknown key \"\(name)\" in a record line")
             }
             guard seen & bit == 0 else { throw Malformed(reason: "duplicate key \"\(name)\"") }

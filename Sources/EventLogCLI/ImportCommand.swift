@@ -141,7 +141,7 @@ struct ImportCommand: ParsableCommand {
             }
             throw CommandFailure("\(directory) is not empty: import creates a new log in a new or empty directory")
         }
-        var options = LogOptions(
+        var options = try LogOptions.cli(
             segmentBytes: segmentBytes ?? Self.defaultSegmentBytes, durability: .none, compression: compression == "lz4" ? .lz4 : .none)
         options.maintenanceInterval = nil
         var target = NewLogImport(directory: directory, options: options)
@@ -161,7 +161,7 @@ struct ImportCommand: ParsableCommand {
         guard Self.isDirectory(directory), Self.entries(of: directory)?.contains("eventlog.meta") == true else {
             throw CommandFailure("\(directory) holds no log: --append appends to an existing log (leave it out to create one)")
         }
-        var options = LogOptions(durability: .none)
+        var options = try LogOptions.cli(durability: .none)
         options.maintenanceInterval = nil
         options.createIfMissing = false
         if let segmentBytes { options.segmentBytes = segmentBytes }

@@ -80,7 +80,7 @@ struct InboxCommand: ParsableCommand {
         StopConditions.install()
         try reportingFailures(command: "inbox") {
             let url = try NATSURL(parsing: nats)
-            var logOptions = LogOptions()
+            var logOptions = try LogOptions.cli()
             switch durability {
             case "interval": logOptions.durability = .interval(.milliseconds(100))
             case "none": logOptions.durability = .none

@@ -13,7 +13,9 @@ import struct Foundation.UUID
 /// appears: `event_id`, `schema_version`, `content_type`, `correlation_id`
 /// and `causation_id` when set (`MetadataFieldName`), then every header as a string. A stream marker
 /// (a deletion or truncation record) gets `"marker": true` last; an event
-/// with an explicit key gets `"key"`, a tombstone `"tombstone": true`, before it.
+/// with an explicit key gets `"key"`, a tombstone `"tombstone": true`, and an
+/// event whose data key was forgotten (`Log.forgetStream`) `"forgotten": true`
+/// (its data and metadata empty), before it.
 ///
 /// `dump --data base64` writes `data_base64` for every event, and
 /// `--data hex` writes `data_hex` (lowercase hexadecimal) instead.
@@ -97,6 +99,7 @@ enum JSONEventFormat {
             }
         }
         if event.isTombstone { output.append(literal: ",\"tombstone\":true") }
+        if event.isForgotten { output.append(literal: ",\"forgotten\":true") }
         if event.isMarker { output.append(literal: ",\"marker\":true") }
         output.append(byte: UInt8(ascii: "}"))
     }

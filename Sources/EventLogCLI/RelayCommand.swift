@@ -90,7 +90,7 @@ struct RelayCommand: ParsableCommand {
         StopConditions.install()
         try reportingFailures(command: "relay") {
             let url = try NATSURL(parsing: nats)
-            var logOptions = LogOptions(createIfMissing: false, readOnly: true)
+            var logOptions = try LogOptions.cli(createIfMissing: false, readOnly: true)
             logOptions.allowsCursorCommits = true
             let log = try Log.open(at: directory, options: logOptions)
             defer { try? log.close() }

@@ -145,7 +145,7 @@ extension Log {
     /// it and closes it again: no background retention (a short-lived
     /// writer), and a lock held by another process named as such.
     static func openForCommand(_ directory: String, purpose: String) throws -> Log {
-        var options = LogOptions(createIfMissing: false)
+        var options = try LogOptions.cli(createIfMissing: false)
         options.maintenanceInterval = nil
         do {
             return try Log.open(at: directory, options: options)
@@ -157,7 +157,7 @@ extension Log {
 
     /// Opens the log in `directory` read-only (works beside a running writer).
     static func openReadOnly(_ directory: String) throws -> Log {
-        var options = LogOptions(createIfMissing: false, readOnly: true)
+        var options = try LogOptions.cli(createIfMissing: false, readOnly: true)
         options.maintenanceInterval = nil
         return try Log.open(at: directory, options: options)
     }

@@ -18,6 +18,7 @@ struct StreamsCommand: ParsableCommand {
             eventlog streams <directory> delete <name> [--hard]
             eventlog streams <directory> truncate <name> --before <version>
             eventlog streams <directory> set <name> [--max-age <duration>|none] [--max-count <n>|none]
+            eventlog streams <directory> forget <name>
             """,
         discussion: """
             Without an action, lists the streams (those starting with --prefix), sorted by name: \
@@ -42,6 +43,11 @@ struct StreamsCommand: ParsableCommand {
             version). none removes a limit; a limit not given is kept as it was. A stream that does \
             not exist yet is not created: exit 2.
 
+            forget NAME (an encrypted log with per-stream keys, the master key from \
+            EVENTLOG_MASTER_KEY_FILE or EVENTLOG_MASTER_KEY) destroys the data key the stream's events \
+            were sealed under (crypto-shredding): from then on they read as forgotten everywhere, and \
+            compaction removes them. With prefix keys it forgets every stream of the prefix. Prints how \
+            many data keys were destroyed; exit 2 for a plain log or one with a single data key.
             Examples:
               eventlog streams /var/lib/orders --prefix order-
               eventlog streams /var/lib/orders set order-7 --max-count 100 --max-age 30d
@@ -49,16 +55,16 @@ struct StreamsCommand: ParsableCommand {
             """)
 
     enum Action: String, CaseIterable {
-        case delete, truncate, set
+        case delete, truncate, set, forget
     }
 
     @Argument(help: "The log directory.")
     var directory: String
 
-    @Argument(help: ArgumentHelp("delete, truncate or set (default: list the streams).", valueName: "action"))
+    @Argument(help: ArgumentHelp("delete, truncate, set or forget (default: list the streams).", valueName: "action"))
     var action: String?
 
-    @Argument(help: ArgumentHelp("The stream to delete, truncate or set.", valueName: "name"))
+    @Argument(help: ArgumentHelp("The stream to delete, truncate, set or forget.", valueName: "name"))
     var name: String?
 
     @Option(help: "List the streams whose name starts with this only.")
@@ -95,7 +101,7 @@ struct StreamsCommand: ParsableCommand {
             return
         }
         guard let known = Action(rawValue: action) else {
-            throw ValidationError("unknown action '\(action)': expected delete, truncate or set (or none, to list the streams)")
+            throw ValidationError("unknown action '\(action)': expected delete, truncate, set or forget (or none, to list the streams)")
         }
         guard let name, !name.isEmpty else { throw ValidationError("\(action) needs a stream name: eventlog streams <directory> \(action) <name>") }
         if name.utf8.count > Limits.maxStreamNameBytes {
@@ -106,6 +112,8 @@ struct StreamsCommand: ParsableCommand {
             throw ValidationError("--max-age and --max-count go with set, not \(action)")
         }
         switch known {
+        case .forget:
+            if hard || before != nil { throw ValidationError("--hard and --before go with delete and truncate, not forget") }
         case .delete:
             if before != nil { throw ValidationError("--before goes with truncate, not delete") }
         case .truncate:
@@ -153,6 +161,7 @@ struct StreamsCommand: ParsableCommand {
             switch action.flatMap(Action.init(rawValue:)) {
             case nil: try list()
             case .delete?, .truncate?, .set?: try writeMarker()
+            case .forget?: try forget()
             }
         }
     }
@@ -160,7 +169,7 @@ struct StreamsCommand: ParsableCommand {
     // MARK: Listing
 
     private func list() throws {
-        let log = try Log.open(at: directory, options: LogOptions(createIfMissing: false, readOnly: true))
+        let log = try Log.open(at: directory, options: try LogOptions.cli(createIfMissing: false, readOnly: true))
         defer { try? log.close() }
         let infos = try log.streamInfos(prefix: prefix ?? "")
         var output = OutputWriter(fd: 1)
@@ -260,11 +269,30 @@ struct StreamsCommand: ParsableCommand {
         if let value { output.append(value) } else { output.append("null") }
     }
 
+    // MARK: Forgetting
+
+    private func forget() throws {
+        guard let name else { return }  // validate() requires it
+        let log = try Log.open(at: directory, options: try LogOptions.cli(createIfMissing: false))
+        let destroyed: Int
+        do { destroyed = try log.forgetStream(name) } catch {
+            try? log.close()
+            throw error
+        }
+        try log.close()
+        var output = OutputWriter(fd: 1)
+        output.append(
+            destroyed == 0
+                ? "stream \(name) has no data key (no event of it was sealed): nothing to forget\n"
+                : "forgot stream \(name): destroyed \(destroyed) data key\(destroyed == 1 ? "" : "s"); its events now read as forgotten\n")
+        try? output.flush()
+    }
+
     // MARK: Markers
 
     private func writeMarker() throws {
         guard let name else { return }  // validate() requires it
-        let log = try Log.open(at: directory, options: LogOptions(createIfMissing: false))
+        let log = try Log.open(at: directory, options: try LogOptions.cli(createIfMissing: false))
         let done: String
         do {
             done = try writeMarker(to: name, in: log)

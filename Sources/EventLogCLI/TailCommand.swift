@@ -137,7 +137,7 @@ struct TailCommand: ParsableCommand {
     }
 
     private static func openReadOnly(_ directory: String) throws -> Log {
-        try Log.open(at: directory, options: LogOptions(createIfMissing: false, readOnly: true))
+        try Log.open(at: directory, options: try LogOptions.cli(createIfMissing: false, readOnly: true))
     }
 
     // MARK: With a cursor
@@ -147,7 +147,7 @@ struct TailCommand: ParsableCommand {
     /// log is opened read-only with cursor commits allowed, so this works
     /// beside a running writer (the cursor journal is shared under its own lock).
     private func tailCommitting(to cursor: String, into output: inout OutputWriter) throws {
-        var options = LogOptions(createIfMissing: false, readOnly: true)
+        var options = try LogOptions.cli(createIfMissing: false, readOnly: true)
         options.allowsCursorCommits = true
         let log = try Log.open(at: directory, options: options)
         var closed = false

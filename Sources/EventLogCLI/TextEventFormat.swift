@@ -23,6 +23,8 @@ enum TextEventFormat {
         output.append("  ")
         if event.isMarker, let effect = markerEffect(event) {
             output.append(effect)
+        } else if event.isForgotten {
+            output.append("[forgotten]")
         } else {
             DataFormat.appendText(event.data, as: format, into: &output)
         }

@@ -476,7 +476,7 @@ import Testing
         let segment = try Self.crashedLog(dir)
         let batches = Fixtures.batches(in: segment)
         let target = batches[5]
-        Self.editSegment(segment) { $0[target.offset + 44] |= 0x08 }
+        Self.editSegment(segment) { $0[target.offset + 44] |= 0x10 }
         // The frame is whole and chained: only the reserved bit is wrong.
         let verdict = Damage.read(segment).withUnsafeBytes {
             BatchHeader.check($0, at: target.offset, end: $0.count, previousCRC: nil, expectedBase: nil)
@@ -661,8 +661,8 @@ import Testing
         #expect(verdict { Self.store(UInt32(Limits.maxBatchRecords + 1), into: &$0, at: 32) } == "batch header fields out of range")
         #expect(verdict { Self.store(UInt32(Limits.maxBatchBytes + 1), into: &$0, at: 40) } == "batch header fields out of range")
         #expect(verdict { Self.store(UInt16(2), into: &$0, at: codec) } == "batch header fields out of range")
-        // 10: reserved attribute bits, each of 3–15.
-        for bit in 3..<16 {
+        // 10: reserved attribute bits, each of 4–15 (bit 3 marks a sealed batch, §5.1).
+        for bit in 4..<16 {
             #expect(verdict { Self.store(UInt16(1) << UInt16(bit), into: &$0, at: codec) } == "batch attributes have reserved bits set")
         }
         // 11: an uncompressed area's length.

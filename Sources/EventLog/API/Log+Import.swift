@@ -151,6 +151,11 @@ public final class LogImporter {
         at path: String, logID: UUID, startPosition: UInt64, settings: LogSettings? = nil, options: LogOptions = LogOptions()
     ) throws {
         try options.validate()
+        if options.encryption != nil {
+            // It writes records as they were exported, unsealed.
+            throw EventLogError.invalidArgument(
+                "an import into a new encrypted log is not supported: create the encrypted log, then append the export to it (eventlog import --append)")
+        }
         if let settings { try settings.validate() }
         self.path = path
         self.options = options

@@ -14,8 +14,12 @@ public enum Compression: UInt8, Sendable, CaseIterable {
 /// the frame, that is every byte but itself.
 struct BatchHeader: Equatable, Sendable {
     static let size = 48
-    /// Attribute bits 0–2: the codec. Every other bit is reserved (zero).
+    /// Attribute bits 0–2: the codec.
     static let codecMask: UInt16 = 0x0007
+    /// Attribute bit 3: the batch is sealed (encrypted, Format.md §5.1): its
+    /// records area ends with a seal table and its sealed records' payloads
+    /// are ciphertext. Bits 4–15 are reserved (zero).
+    static let sealedFlag: UInt16 = 0x0008
 
     /// Whole frame length, header included.
     var length: UInt32
@@ -39,6 +43,12 @@ struct BatchHeader: Equatable, Sendable {
     var syncedLag: UInt16 = 0
 
     var codecValue: UInt16 { attributes & Self.codecMask }
+    /// True for a sealed (encrypted) batch (Format.md §5.1).
+    var isSealed: Bool { attributes & Self.sealedFlag != 0 }
+    /// True when the records area is stored as readers use it: neither
+    /// compressed nor sealed, so a record can be read in place (the mapped
+    /// bytes) and index entries may point at records inside it.
+    var isStoredAsIs: Bool { attributes & (Self.codecMask | Self.sealedFlag) == 0 }
     var storedLength: Int { Int(length) - Self.size }
     /// The position after this batch's last record.
     var endPosition: UInt64 { basePosition &+ UInt64(recordCount) }
@@ -202,7 +212,7 @@ extension BatchHeader {
               Int(header.recordsLength) <= Limits.maxBatchBytes,
               header.codecValue <= UInt16(Compression.lz4.rawValue)
         else { return .invalid(reason: "batch header fields out of range", header: header) }
-        guard header.attributes & ~Self.codecMask == 0 else {
+        guard header.attributes & ~(Self.codecMask | Self.sealedFlag) == 0 else {
             return .invalid(reason: "batch attributes have reserved bits set", header: header)
         }
         if header.codecValue == 0 && Int(header.recordsLength) != header.storedLength {

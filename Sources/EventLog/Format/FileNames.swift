@@ -12,6 +12,8 @@ enum FileNames {
     static let settings = "eventlog.settings"
     static let lastCompaction = "eventlog.compaction"
     static let cleanerCheckpoint = "eventlog.cleaner"
+    /// The key store of an encrypted log (Format.md §16).
+    static let keyStore = "eventlog.keys"
     /// The compaction manifest of a segment merge under way (Format.md §4.2).
     static let compactionManifest = "eventlog.swap"
     static let cleanShutdown = "clean-shutdown"

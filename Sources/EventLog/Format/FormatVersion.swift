@@ -20,17 +20,19 @@ enum FormatVersion {
     /// segments under a compaction manifest, `eventlog.swap`, which a build
     /// that ignores it would read as overlapping segments; version 7 gives
     /// each cursor journal record the journal offset that was on disk
-    /// before it, which tells a damaged record from a torn write (Format.md §12).
-    static let current: UInt16 = 7
-    /// The read versions this build reads: a log of version 1 to 6 is read
+    /// before it, which tells a damaged record from a torn write; version 8
+    /// adds sealed (encrypted) batches and the key store `eventlog.keys`
+    /// (Format.md §5.1, §16).
+    static let current: UInt16 = 8
+    /// The read versions this build reads: a log of version 1 to 7 is read
     /// as it is, and a writer upgrades it (§12, "Upgrade"). Files whose
     /// layout version 2 changed (stream index files, stream table runs) are
     /// read in version 2 only (they carry their own layout version); version
     /// 1's are rebuilt.
-    static let readable: ClosedRange<UInt16> = 1...7
+    static let readable: ClosedRange<UInt16> = 1...8
     /// The highest write version this build may write under. A log whose
     /// write version is higher opens read-only only.
-    static let write: UInt16 = 7
+    static let write: UInt16 = 8
     /// The write version a log's metadata stores as `stored` (0: equal to
     /// the read version `read`).
     @inline(__always) static func effectiveWrite(stored: UInt16, read: UInt16) -> UInt16 {
@@ -70,6 +72,7 @@ enum Magic {
     static let lastCompaction: UInt64 = magic("EVLOGCMP")
     static let compactionManifest: UInt64 = magic("EVLOGSWP")
     static let cleanerCheckpoint: UInt64 = magic("EVLOGCKP")
+    static let keyStore: UInt64 = magic("EVLOGKEY")
 
     /// The ASCII bytes read as a little-endian UInt64, so the file starts with the text.
     static func magic(_ text: StaticString) -> UInt64 {

@@ -13,6 +13,12 @@ import struct Foundation.UUID
 ///     u8      typeLength, type bytes
 ///     varint  metadataLength, metadata bytes (if bit 1)
 ///     …       data: the rest of the body
+///
+/// A sealed record (bit 5, in a sealed batch, Format.md §5.1) has instead,
+/// after the type:
+///
+///     u32     seal group        the batch's seal table entry whose key sealed it
+///     …       sealed payload    ciphertext of (varint metadataLength, metadata, data): the rest of the body
 enum Record {
     static let flagTimestamp: UInt8 = 0x01
     static let flagMetadata: UInt8 = 0x02
@@ -22,7 +28,16 @@ enum Record {
     static let flagTombstone: UInt8 = 0x08
     /// An explicit key follows the stream name (else the key is the stream name).
     static let flagKey: UInt8 = 0x10
-    static let knownFlags: UInt8 = 0x1F
+    /// The record is sealed: a seal group and a sealed payload follow the type (Format.md §5.1).
+    static let flagSealed: UInt8 = 0x20
+    static let knownFlags: UInt8 = 0x3F
+
+    /// In a reader's opened copy of a sealed batch (never on disk), the seal
+    /// group field of a record whose payload was decrypted in place
+    /// (`SealedBatch.open`) ...
+    static let openedGroup: UInt32 = 0xFFFF_FFFE
+    /// ... and of one whose data key was forgotten (its payload left as is).
+    static let forgottenGroup: UInt32 = 0xFFFF_FFFF
 
     /// The record checksum's seed: CRC32C over the position and the batch's
     /// first timestamp, so a record read at the wrong place, or under a
@@ -114,6 +129,77 @@ extension Record {
             continuing: seed(position: position, firstTimestamp: firstTimestamp))
         (buffer.base + crcOffset).storeLE(crc, at: 0)
     }
+
+    /// Where `encodeSealed` put a record's parts, for the batch's seal
+    /// (`BatchSealer`): offsets in the buffer it wrote to.
+    struct SealedParts {
+        /// The record's CRC field; its body runs from `crcOffset + 4` to `payloadEnd`.
+        var crcOffset: Int
+        var payloadStart: Int
+        var payloadEnd: Int
+    }
+
+    /// Appends one sealed record (flag bit 5) to `buffer` with its payload
+    /// (metadata length, metadata, data) still in the clear and its CRC not
+    /// yet computed: the batch's seal encrypts the payload in place, then
+    /// computes the CRC over the ciphertext (`checksum(at:...)`). The caller
+    /// checked the limits (`checkedBound` plus `sealedExtraBytes`).
+    static func encodeSealed(
+        into buffer: inout ByteBuffer, firstTimestamp: Timestamp, timestamp: Timestamp, version: UInt64,
+        stream: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer, metadata: EventMetadata?, metadataLength: Int,
+        data: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer?, isTombstone: Bool, group: UInt32
+    ) -> SealedParts {
+        let delta = timestamp &- firstTimestamp
+        var flags: UInt8 = flagSealed
+        var bodyLength = 4 + 1 + Varint.size(version) + 1 + stream.count + 1 + type.count + 4
+            + Varint.size(UInt64(metadataLength)) + metadataLength + data.count
+        if isTombstone { flags |= flagTombstone }
+        if let key {
+            flags |= flagKey
+            bodyLength += 1 + key.count
+        }
+        if delta != 0 {
+            flags |= flagTimestamp
+            bodyLength += Varint.size(Varint.zigzag(delta))
+        }
+        buffer.reserve(Varint.maxBytes + bodyLength)
+        buffer.appendVarint(UInt64(bodyLength))
+        let crcOffset = buffer.count
+        buffer.count += 4
+        buffer.appendByte(flags)
+        if delta != 0 { buffer.appendVarint(Varint.zigzag(delta)) }
+        buffer.appendVarint(version)
+        buffer.appendByte(UInt8(stream.count))
+        buffer.append(stream)
+        if let key {
+            buffer.appendByte(UInt8(key.count))
+            buffer.append(key)
+        }
+        buffer.appendByte(UInt8(type.count))
+        buffer.append(type)
+        buffer.reserve(4)
+        (buffer.base + buffer.count).storeLE(group, at: 0)
+        buffer.count += 4
+        let payloadStart = buffer.count
+        buffer.appendVarint(UInt64(metadataLength))
+        if let metadata { MetadataCoding.encode(metadata, into: &buffer) }
+        buffer.append(data)
+        return SealedParts(crcOffset: crcOffset, payloadStart: payloadStart, payloadEnd: buffer.count)
+    }
+
+    /// The bytes a sealed record takes beyond `checkedBound`'s: its seal group field.
+    static let sealedExtraBytes = 4
+
+    /// Computes and stores the CRC of the record whose CRC field is at
+    /// `crcOffset` and whose body ends at `end` (`base`-relative offsets).
+    static func storeChecksum(
+        _ base: UnsafeMutableRawPointer, crcOffset: Int, end: Int, position: UInt64, firstTimestamp: Timestamp
+    ) {
+        let bodyStart = crcOffset + 4
+        let crc = CRC32C.checksum(
+            base + bodyStart, count: end - bodyStart, continuing: seed(position: position, firstTimestamp: firstTimestamp))
+        (base + crcOffset).storeLE(crc, at: 0)
+    }
 }
 
 // MARK: - Decoding
@@ -148,6 +234,15 @@ public struct EventView {
     /// The record has an explicit key: its length byte and bytes follow the
     /// stream name's (Format.md §6), checked when the record was decoded.
     let hasKey: Bool
+    /// True when the event was sealed under a data key that was since
+    /// forgotten (`Log.forgetStream(_:)`, crypto-shredding): its data and
+    /// metadata are gone for good and read as empty; its stream, type,
+    /// version, timestamp and key are still there.
+    public internal(set) var isForgotten = false
+    /// True when `data` holds the sealed payload itself (ciphertext), not
+    /// the event's data: only the library's own checks (`verify`) read a
+    /// sealed record without opening its batch.
+    internal(set) var isSealed = false
 
     /// The explicit key's UTF-8 bytes (empty when the event has none: its key
     /// is the stream name). Found from the stream name's end rather than kept:
@@ -195,9 +290,11 @@ public struct EventView {
 
     /// `event()`, for the library's typed-throws code.
     func ownedEvent() throws(EventLogError) -> Event {
-        Event(
+        var event = Event(
             position: position, stream: stream, version: version, type: type, data: Array(data),
             metadata: try decodedMetadata(), timestamp: timestamp, key: key, isTombstone: isTombstone)
+        event.isForgotten = isForgotten
+        return event
     }
 }
 
@@ -238,7 +335,29 @@ extension Record {
         let type = UnsafeRawBufferPointer(rebasing: body[i..<(i + typeLength)])
         i += typeLength
         var metadata = UnsafeRawBufferPointer(rebasing: body[i..<i])
-        if flags & flagMetadata != 0 {
+        var sealing = SealState.none
+        if flags & flagSealed != 0 {
+            guard flags & (flagMetadata | flagMarker) == 0 else {
+                throw RecordDefect(reason: "a sealed record sets the metadata or marker flag", offset: start)
+            }
+            guard body.count - i >= 4 else { throw RecordDefect(reason: "seal group runs past the record", offset: start) }
+            let group = body.loadLE(at: i, as: UInt32.self)
+            i += 4
+            switch group {
+            case openedGroup:
+                // Opened in place: the payload is (metadata length, metadata, data) in the clear.
+                guard let length = Varint.read(body, &i), length <= UInt64(body.count - i) else {
+                    throw RecordDefect(reason: "sealed metadata runs past the record", offset: start)
+                }
+                metadata = UnsafeRawBufferPointer(rebasing: body[i..<(i + Int(length))])
+                i += Int(length)
+            case forgottenGroup:
+                sealing = .forgotten
+                i = body.count
+            default:
+                sealing = .sealed
+            }
+        } else if flags & flagMetadata != 0 {
             guard let length = Varint.read(body, &i), length <= UInt64(body.count - i) else {
                 throw RecordDefect(reason: "metadata runs past the record", offset: start)
             }
@@ -255,10 +374,46 @@ extension Record {
             }
         }
         offset = end
-        return EventView(
+        var view = EventView(
             position: position, version: version, timestamp: timestamp, streamBytes: stream, typeBytes: type,
             data: data, metadataBytes: metadata, isMarker: flags & flagMarker != 0,
             isTombstone: flags & flagTombstone != 0, hasKey: flags & flagKey != 0)
+        if sealing != .none {
+            view.isForgotten = sealing == .forgotten
+            view.isSealed = sealing == .sealed
+        }
+        return view
+    }
+
+    /// What the seal group field of a sealed record says (`decode`).
+    private enum SealState { case none, sealed, forgotten }
+
+    /// Where a sealed record's seal group field and payload are (`SealedBatch`);
+    /// nil for a record that is not sealed. Advances `offset` past the record.
+    @inline(__always)
+    static func sealedPayload(
+        _ area: UnsafeRawBufferPointer, at offset: inout Int
+    ) throws(RecordDefect) -> (groupOffset: Int, payloadEnd: Int)? {
+        let start = offset
+        guard let bodyLength = Varint.read(area, &offset), bodyLength >= 4 + 1 + 1 + 2,
+              bodyLength <= UInt64(area.count - offset)
+        else { throw RecordDefect(reason: "record length is impossible", offset: start) }
+        let bodyStart = offset
+        let end = offset + Int(bodyLength)
+        offset = end
+        let body = UnsafeRawBufferPointer(rebasing: area[bodyStart..<end])
+        var i = 4
+        let (flags, _, _, _) = try fields(of: body, at: &i, firstTimestamp: 0, start: start)
+        guard flags & flagSealed != 0 else { return nil }
+        if flags & flagKey != 0 { _ = try key(of: body, at: &i, start: start) }
+        guard i < body.count else { throw RecordDefect(reason: "stream name runs past the record", offset: start) }
+        let typeLength = Int(body[i])
+        i += 1
+        guard typeLength <= body.count - i, body.count - i - typeLength >= 4 else {
+            throw RecordDefect(reason: "seal group runs past the record", offset: start)
+        }
+        i += typeLength
+        return (bodyStart + i, end)
     }
 
     /// What scavenging needs of the record at `offset` (its marker and
@@ -278,10 +433,17 @@ extension Record {
         var i = 4
         let (flags, timestamp, version, stream) = try fields(of: body, at: &i, firstTimestamp: firstTimestamp, start: start)
         let key = flags & flagKey != 0 ? try Self.key(of: body, at: &i, start: start) : stream
+        var group: UInt32? = nil
+        if flags & flagSealed != 0 {
+            guard i < body.count else { throw RecordDefect(reason: "stream name runs past the record", offset: start) }
+            let typeLength = Int(body[i])
+            guard body.count - i - 1 - typeLength >= 4 else { throw RecordDefect(reason: "seal group runs past the record", offset: start) }
+            group = body.loadLE(at: i + 1 + typeLength, as: UInt32.self)
+        }
         offset = end
         return RecordHead(
             isMarker: flags & flagMarker != 0, version: version, timestamp: timestamp, stream: stream,
-            key: key, isTombstone: flags & flagTombstone != 0)
+            key: key, isTombstone: flags & flagTombstone != 0, sealGroup: group)
     }
 
     /// The fields every reader of a record needs, from its flags (at `i`,
@@ -347,4 +509,8 @@ struct RecordHead {
     /// The explicit key, or the stream name when the record has none.
     var key: UnsafeRawBufferPointer
     var isTombstone: Bool
+    /// A sealed record's seal group (its batch's seal table entry), nil when not sealed.
+    var sealGroup: UInt32? = nil
+    /// The data key of that seal group (set by the segment walk from the seal table).
+    var keyID: UInt32? = nil
 }

@@ -46,6 +46,10 @@ final class BatchCache: Sendable {
         let segment: SegmentID
         let offset: Int
         let frameCRC: UInt32
+        /// An encrypted log's count of forgettings when the batch was opened
+        /// (`SealKeys.forgetEpoch`): after a data key is forgotten, no entry
+        /// opened under it is found again.
+        var keyEpoch: UInt32 = 0
     }
 
     /// A reader's pin on a ready entry: its records area and offset table

@@ -4,8 +4,9 @@ struct WrittenBatch {
     let header: BatchHeader
     /// Where its frame starts in the segment.
     let frameOffset: Int
-    /// True when its records area is stored LZ4-compressed.
-    let compressed: Bool
+    /// True when its records area is stored as readers use it (neither
+    /// compressed nor sealed): index entries may point at its records.
+    let storedAsIs: Bool
     /// The segment it was written to, as it will be published.
     let segment: Segment
 }
@@ -56,7 +57,8 @@ extension BatchLog {
     /// writer's sequence after it.
     func writeBatch(
         _ state: inout WriterState, encoded: inout ByteBuffer, count: UInt32,
-        firstTimestamp: Timestamp, maxTimestamp: Timestamp, index: (WrittenBatch) throws(EventLogError) -> Void
+        firstTimestamp: Timestamp, maxTimestamp: Timestamp, sealed: Bool = false,
+        index: (WrittenBatch) throws(EventLogError) -> Void
     ) throws(EventLogError) -> (Range<UInt64>, UInt64) {
         let base = state.active.snapshot.endPosition
 
@@ -77,7 +79,8 @@ extension BatchLog {
         var header = BatchHeader(
             length: UInt32(frameLength), crc: 0, basePosition: base, firstTimestamp: firstTimestamp,
             maxTimestamp: maxTimestamp, recordCount: count, previousCRC: state.active.snapshot.lastBatchCRC,
-            recordsLength: UInt32(recordsLength), attributes: useCompressed ? UInt16(Compression.lz4.rawValue) : 0,
+            recordsLength: UInt32(recordsLength),
+            attributes: (useCompressed ? UInt16(Compression.lz4.rawValue) : 0) | (sealed ? BatchHeader.sealedFlag : 0),
             syncedLag: BatchHeader.syncedLag(frameOffset: offset, syncedEnd: state.syncedEnd))
         let frame: UnsafeMutableRawPointer = useCompressed ? state.compressBuffer.base : encoded.base
         header.store(frame)
@@ -109,7 +112,7 @@ extension BatchLog {
         var active = state.active.snapshot
         state.active.indexPolicy.add(
             batch: header, at: offset,
-            records: useCompressed ? nil : UnsafeRawBufferPointer(rebasing: encoded.bytes[BatchHeader.size...]),
+            records: header.isStoredAsIs ? UnsafeRawBufferPointer(rebasing: encoded.bytes[BatchHeader.size...]) : nil,
             segmentBase: active.basePosition,
             offsetIndex: active.offsetIndex, timeIndex: active.timeIndex)
         active.offsetIndexCount = active.offsetIndex.writtenCount
@@ -121,7 +124,7 @@ extension BatchLog {
         if active.firstTimestamp == nil { active.firstTimestamp = firstTimestamp }
         active.maxTimestamp = max(active.maxTimestamp, maxTimestamp)
         do {
-            try index(WrittenBatch(header: header, frameOffset: offset, compressed: useCompressed, segment: active))
+            try index(WrittenBatch(header: header, frameOffset: offset, storedAsIs: header.isStoredAsIs, segment: active))
         } catch {
             // Unreachable (rollIfNeeded leaves room); if it happened, the
             // layer above took part of an unpublished batch: stop.

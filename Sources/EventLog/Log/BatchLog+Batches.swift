@@ -45,7 +45,7 @@ extension LogReader {
                     try body(view)
                 }
             } catch let defect as RecordDefect {
-                let at = header.codecValue == 0 ? offset + BatchHeader.size + defect.offset : offset
+                let at = header.isStoredAsIs ? offset + BatchHeader.size + defect.offset : offset
                 throw EventLogError.corruption(file: segment.path, offset: Int64(at), reason: defect.reason)
             }
             p += 1

@@ -80,22 +80,53 @@ struct LogReader: ~Copyable {
 
 
     /// The records area of a verified batch frame at `offset`: the mapped
-    /// bytes, or a decompressed copy in `scratch`.
+    /// bytes, or a copy in `scratch`, decompressed and, for a sealed batch,
+    /// opened (`SealedBatch.open`) unless `opening` is false (a reader of
+    /// the records' readable fields only: names, versions, timestamps).
     mutating func records(
-        of header: BatchHeader, at offset: Int, in segment: Segment
+        of header: BatchHeader, at offset: Int, in segment: Segment, opening: Bool = true
     ) throws(EventLogError) -> UnsafeRawBufferPointer {
         guard let stored = segment.mapping.bytes(at: offset + BatchHeader.size, count: header.storedLength) else {
             throw .corruption(file: segment.path, offset: Int64(offset), reason: "batch runs past the end of the file")
         }
-        if header.codecValue == 0 { return stored }
+        if header.isStoredAsIs || (header.codecValue == 0 && !opening) { return stored }
         let length = Int(header.recordsLength)
         scratch.count = 0
         scratch.reserve(length)
-        guard LZ4Codec.decompress(stored, into: scratch.base, capacity: length) == length else {
+        try Self.unpack(stored, into: scratch.base, length: length, header: header, at: offset, in: segment)
+        scratch.count = length
+        if header.isSealed && opening {
+            try open(UnsafeMutableRawBufferPointer(start: scratch.base, count: length), header: header, at: offset, in: segment)
+        }
+        return UnsafeRawBufferPointer(start: scratch.base, count: length)
+    }
+
+    /// Copies the stored records area into `destination`, decompressing it when compressed.
+    private static func unpack(
+        _ stored: UnsafeRawBufferPointer, into destination: UnsafeMutableRawPointer, length: Int, header: BatchHeader, at offset: Int,
+        in segment: Segment
+    ) throws(EventLogError) {
+        if header.codecValue == 0 {
+            guard stored.count == length, let source = stored.baseAddress else {
+                throw .corruption(file: segment.path, offset: Int64(offset), reason: "records length differs from the frame")
+            }
+            destination.copyMemory(from: source, byteCount: length)
+            return
+        }
+        guard LZ4Codec.decompress(stored, into: destination, capacity: length) == length else {
             throw .corruption(file: segment.path, offset: Int64(offset), reason: "LZ4 records area does not decompress to its stated length")
         }
-        scratch.count = length
-        return UnsafeRawBufferPointer(start: scratch.base, count: length)
+    }
+
+    /// Opens a sealed batch's records area copy with the log's keys.
+    private func open(
+        _ area: UnsafeMutableRawBufferPointer, header: BatchHeader, at offset: Int, in segment: Segment
+    ) throws(EventLogError) {
+        guard let keys = snapshot.keys else {
+            throw .encryptionMismatch(
+                path: segment.path, reason: "the batch at byte \(offset) is sealed (encrypted): open the log with its master key")
+        }
+        try SealedBatch.open(area, header: header, keys: keys, file: segment.path, batchOffset: offset)
     }
 
     mutating func read(from position: UInt64, maxCount: Int, _ body: (EventView) throws -> Void) throws -> UInt64 {
@@ -190,8 +221,8 @@ struct LogReader: ~Copyable {
         guard let (header, offset) = try batchHeader(holding: position, from: searchFrom, in: segment, bytes: bytes) else {
             throw EventLogError.positionRemoved(position: position, start: start)
         }
-        if header.codecValue != 0 {
-            // Compressed: through the cache when it holds, or takes, the
+        if !header.isStoredAsIs {
+            // Compressed or sealed: through the cache when it holds, or takes, the
             // batch: its record offsets lead straight to the record.
             if let (area, lease) = try cachedRecords(of: header, at: offset, in: segment, bytes: bytes) {
                 let view = try cachedRecord(at: position, in: area, lease: lease, header: header, batchOffset: offset, segment: segment)
@@ -206,7 +237,7 @@ struct LogReader: ~Copyable {
         var at = 0
         var p = header.basePosition
         // Start from an in-batch index entry when one points into this batch.
-        if let entry, entry.isInBatch, header.codecValue == 0 {
+        if let entry, entry.isInBatch, header.isStoredAsIs {
             let entryPosition = segment.basePosition &+ UInt64(entry.relativePosition)
             let entryAt = entry.byteOffset - offset - BatchHeader.size
             if entryPosition > p, entryPosition <= position, entryAt > 0, entryAt < area.count {
@@ -226,7 +257,7 @@ struct LogReader: ~Copyable {
         // time is first read under the SIGBUS guard (the target's checksum
         // then runs under it too). A decompressed area is ours: no guard.
         // (First the span the walk is expected to cover: no page beyond it.)
-        let mapped = header.codecValue == 0
+        let mapped = header.isStoredAsIs
         var guardedTo = mapped ? try guardArea(area, from: at, count: estimate, batchOffset: offset, segment: segment) : area.count
         do {
             while p < position {
@@ -239,7 +270,10 @@ struct LogReader: ~Copyable {
             if at + Record.maxHeadBytes > guardedTo {
                 _ = try guardArea(area, from: at, count: Record.maxHeadBytes, batchOffset: offset, segment: segment)
             }
-            let view = try Record.decode(area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: true)
+            // An opened sealed area holds plaintext: its frame checksum (and
+            // each group's tag) vouched for it instead.
+            let view = try Record.decode(
+                area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: !header.isSealed)
             if counted { countLent(view) }
             return try body(view)
         } catch let defect as RecordDefect {
@@ -260,7 +294,7 @@ struct LogReader: ~Copyable {
             throw .corruption(file: segment.path, offset: Int64(batchOffset), reason: MappedBytes.unreadableReason)
         }
         let header = BatchHeader.load(base + batchOffset)
-        guard header.codecValue != 0, header.basePosition <= position, position < header.endPosition,
+        guard !header.isStoredAsIs, header.basePosition <= position, position < header.endPosition,
               Int(header.length) >= BatchHeader.size, Int(header.length) <= segment.dataEnd - batchOffset,
               let (area, lease) = try cachedRecords(of: header, at: batchOffset, in: segment, bytes: bytes)
         else { return nil }
@@ -275,7 +309,8 @@ struct LogReader: ~Copyable {
     ) throws(EventLogError) -> EventView {
         var at = lease.offset(ofRecord: Int(position &- header.basePosition))
         do {
-            return try Record.decode(area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: true)
+            return try Record.decode(
+                area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: !header.isSealed)
         } catch {
             throw corruption(error, header: header, batchOffset: batchOffset, segment: segment)
         }
@@ -302,7 +337,8 @@ struct LogReader: ~Copyable {
         of header: BatchHeader, at offset: Int, in segment: Segment, bytes: UnsafeRawBufferPointer
     ) throws(EventLogError) -> (UnsafeRawBufferPointer, BatchCache.Lease)? {
         guard let cache else { return nil }
-        let key = BatchCache.Key(segment: segment.id, offset: offset, frameCRC: header.crc)
+        let key = BatchCache.Key(
+            segment: segment.id, offset: offset, frameCRC: header.crc, keyEpoch: header.isSealed ? snapshot.keys?.forgetEpoch ?? 0 : 0)
         if let lease, lease.key == key { return (lease.records, lease) }
         let old = lease
         lease = nil
@@ -335,8 +371,9 @@ struct LogReader: ~Copyable {
             throw .corruption(file: segment.path, offset: Int64(offset), reason: "batch runs past the end of the file")
         }
         let length = room.recordsLength
-        guard LZ4Codec.decompress(stored, into: room.destination, capacity: length) == length else {
-            throw .corruption(file: segment.path, offset: Int64(offset), reason: "LZ4 records area does not decompress to its stated length")
+        try Self.unpack(stored, into: room.destination, length: length, header: header, at: offset, in: segment)
+        if header.isSealed {
+            try open(UnsafeMutableRawBufferPointer(start: room.destination, count: length), header: header, at: offset, in: segment)
         }
         let area = UnsafeRawBufferPointer(start: room.destination, count: length)
         let table = room.destination + room.tableStart
@@ -412,7 +449,7 @@ struct LogReader: ~Copyable {
                 throw .corruption(file: segment.path, offset: Int64(offset), reason: "damaged batch")
             }
             if header.maxTimestamp >= timestamp {
-                let area = try records(of: header, at: offset, in: segment)
+                let area = try records(of: header, at: offset, in: segment, opening: false)
                 var at = 0
                 var p = header.basePosition
                 while p < header.endPosition {
@@ -431,7 +468,7 @@ struct LogReader: ~Copyable {
     }
 
     private func corruption(_ defect: RecordDefect, header: BatchHeader, batchOffset: Int, segment: Segment) -> EventLogError {
-        let offset = header.codecValue == 0 ? batchOffset + BatchHeader.size + defect.offset : batchOffset
+        let offset = header.isStoredAsIs ? batchOffset + BatchHeader.size + defect.offset : batchOffset
         return .corruption(file: segment.path, offset: Int64(offset), reason: defect.reason)
     }
 }

@@ -37,11 +37,15 @@ final class BatchLog: Sendable {
     let readTally = ReadTally()
     /// Decompressed LZ4 batches kept for later reads (`LogOptions.batchCacheBytes`).
     let batchCache: BatchCache
+    /// An encrypted log's data keys (Format.md §16); nil for a plain log.
+    let keyRing: KeyRing?
 
     init(
         path: String, options: LogOptions, directory: DirectoryOperations, metadata: LogMetadata,
-        writer: consuming WriterState, snapshot: LogSnapshot, lockFile: FileHandle?, recovery: RecoveryReport
+        writer: consuming WriterState, snapshot: LogSnapshot, lockFile: FileHandle?, recovery: RecoveryReport,
+        keyRing: KeyRing? = nil
     ) {
+        self.keyRing = keyRing
         self.path = path
         self.options = options
         self.directory = directory

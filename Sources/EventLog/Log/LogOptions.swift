@@ -83,6 +83,12 @@ public struct LogOptions: Sendable {
     /// directory or files are (`EventLogError.insecurePermissions`). Files
     /// that exist keep their mode (`chmod` changes those).
     public var fileMode: UInt32 = 0o600
+    /// Encryption at rest (Format.md §5.1, §16): every event's data and
+    /// metadata sealed with AES-256-GCM under data keys that the master key
+    /// from `LogEncryption.keyProvider` wraps. Chosen when the log is
+    /// created; an encrypted log must be opened with it (its master key), a
+    /// plain log without it (`EventLogError.encryptionMismatch`). Nil: plain.
+    public var encryption: LogEncryption? = nil
     /// Fault injection for tests: every file operation asks it first.
     public var storageFaults: StorageFaults? = nil
     /// Where the log reports what an operator needs (swift-log): recovery

@@ -413,8 +413,17 @@ enum LogVerifier {
             }
             position += 1
         }
-        if at != area.count {
-            return RecordDefect(reason: "records area has \(area.count - at) bytes after its last record", offset: offset)
+        // A sealed batch's seal table follows its last record (Format.md §5.1);
+        // its payloads are checked by their checksums here, by their tags when read.
+        var recordsEnd = area.count
+        if batch.isSealed {
+            guard let table = SealTable(area: area) else {
+                return RecordDefect(reason: "sealed batch has no seal table", offset: offset)
+            }
+            recordsEnd = table.recordsEnd
+        }
+        if at != recordsEnd {
+            return RecordDefect(reason: "records area has \(recordsEnd - at) bytes after its last record", offset: offset)
         }
         return nil
     }

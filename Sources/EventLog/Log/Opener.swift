@@ -68,6 +68,8 @@ struct Opener {
         // First, before anything is removed: a log of a version this build
         // may not write is refused without a change.
         var metadata = try loadOrCreateMetadata(segmentsExist: !bases.isEmpty, firstSegment: bases.first)
+        // An encrypted log's keys (Format.md §16): a wrong master key is refused before anything changes.
+        let keyRing = try loadOrCreateKeys(exists: names.contains(FileNames.keyStore), segmentsExist: !bases.isEmpty, metadata: metadata)
         if !readOnly {
             // Then, before anything else changes: a segment merge under way
             // is finished or undone (Format.md §4.2), before its temporary file could go.
@@ -175,13 +177,16 @@ struct Opener {
             let state = WriterState(
                 active: try placeholderActive(segments: segments, metadata: metadata),
                 encodeBuffer: ByteBuffer(capacity: 64), compressBuffer: ByteBuffer(capacity: 64))
+            var snapshot = LogSnapshot(sealed: Array(segments.dropLast()), active: segments.last)
+            snapshot.keys = keyRing
             let log = BatchLog(
                 path: path, options: options, directory: directory, metadata: metadata, writer: state,
-                snapshot: LogSnapshot(sealed: Array(segments.dropLast()), active: segments.last), lockFile: nil, recovery: report)
+                snapshot: snapshot, lockFile: nil, recovery: report, keyRing: keyRing)
             return (log, upper)
         }
 
         // Every check passed: from here on the open changes files.
+        try keyRing?.openForWriting()
         if metadata.readVersion < FormatVersion.current {
             // A log of an older read version, read as it is; a writer
             // upgrades it (Format.md §12, "Upgrade"): from here on, builds
@@ -233,10 +238,11 @@ struct Opener {
         // unsynced: the first sync covers it, and no batch claims it synced before.
         state.writtenSequence = UInt64(unsynced)
         let file = state.active.file
-        let snapshot = LogSnapshot(sealed: segments, active: state.active.snapshot, sequence: UInt64(unsynced))
+        var snapshot = LogSnapshot(sealed: segments, active: state.active.snapshot, sequence: UInt64(unsynced))
+        snapshot.keys = keyRing
         let log = BatchLog(
             path: path, options: options, directory: directory, metadata: metadata, writer: state,
-            snapshot: snapshot, lockFile: lockFile, recovery: report)
+            snapshot: snapshot, lockFile: lockFile, recovery: report, keyRing: keyRing)
         log.groupCommit.begin(unsyncedBytes: UInt64(unsynced), file: file)
         return (log, upper)
     }
@@ -303,6 +309,28 @@ struct Opener {
         try directory.writeAtomically(FileNames.metadata, bytes: metadata.encode())
         report.previousShutdown = .newLog
         return metadata
+    }
+
+    // MARK: Keys
+
+    /// The key ring of an encrypted log (Format.md §16): loaded with the
+    /// master key of `LogOptions.encryption`, or created with the log (a
+    /// writer's open of a log without segments yet). Nil for a plain log.
+    /// A log and its options must agree: encrypted or not.
+    mutating func loadOrCreateKeys(exists: Bool, segmentsExist: Bool, metadata: LogMetadata) throws -> KeyRing? {
+        if exists {
+            guard let encryption = options.encryption else {
+                throw EventLogError.encryptionMismatch(
+                    path: path, reason: "the log is encrypted: open it with its master key (LogOptions.encryption; the eventlog command reads EVENTLOG_MASTER_KEY_FILE or EVENTLOG_MASTER_KEY)")
+            }
+            return try KeyRing.load(in: directory, logID: metadata.logID, provider: encryption.keyProvider)
+        }
+        guard let encryption = options.encryption else { return nil }
+        guard !segmentsExist, !readOnly else {
+            throw EventLogError.encryptionMismatch(
+                path: path, reason: "the log is not encrypted: encryption is chosen when a log is created (export and import it into an encrypted log)")
+        }
+        return try KeyRing.create(in: directory, logID: metadata.logID, encryption: encryption)
     }
 
     // MARK: Log start

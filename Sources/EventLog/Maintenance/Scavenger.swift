@@ -163,6 +163,7 @@ final class Scavenger: Sendable {
         var states = DeadRecordRule(
             index: index, now: now, keys: keys, tombstoneRetention: keyCompaction?.tombstoneRetentionMicroseconds ?? 0,
             cacheLimit: DeadRecordRule.cacheLimit(for: log.options))
+        states.forgottenKeys = log.keyRing?.forgottenKeys() ?? []
         var replaced = false
         defer {
             // Step 4, also when the pass stops part way (an error here is the
@@ -202,6 +203,16 @@ final class Scavenger: Sendable {
         }
         if !dryRun { try persist(judgedUnder: judgement, judgedTo: judgedTo) }
         return outcome
+    }
+
+    /// Forgets which segments were found clean (in memory and the cleaner
+    /// checkpoint): after a data key is forgotten, segments found clean may
+    /// hold events it sealed, which are now dead.
+    func forgetCleanSegments() throws(EventLogError) {
+        clean.withLock { $0 = (Judgement(), [:]) }
+        restored.withLock { $0 = nil }
+        persisted.withLock { $0 = nil }
+        do { try log.directory.remove(FileNames.cleanerCheckpoint) } catch { throw .io(error) }
     }
 
     // MARK: The cleaner checkpoint (Format.md §3.4)
@@ -461,6 +472,8 @@ struct DeadRecordRule {
     let keys: KeyMap?
     /// Microseconds a tombstone stays once it is its key's latest event.
     let tombstoneRetention: Int64
+    /// An encrypted log's forgotten data keys: the events they sealed are dead.
+    var forgottenKeys: Set<UInt32> = []
     struct Floors {
         var versionFloor: UInt64
         /// Microseconds (0: no max age).
@@ -505,6 +518,8 @@ struct DeadRecordRule {
         if head.version < floors.versionFloor { return false }
         // The last event stays whatever its age or key: it keeps the stream's version.
         guard head.version &+ 1 < floors.nextVersion else { return true }
+        // Sealed under a forgotten data key: unreadable for good.
+        if let id = head.keyID, forgottenKeys.contains(id) { return false }
         if floors.maxAge > 0 {
             let expiry = Self.adding(Timestamp(clamping: floors.maxAge), to: head.timestamp)
             if expiry <= now { return false }

@@ -84,6 +84,9 @@ public struct Event: Sendable, Hashable {
     public var key: String?
     /// True for a tombstone, `NewEvent.isTombstone`.
     public var isTombstone: Bool
+    /// True when its data key was forgotten (`Log.forgetStream(_:)`): `data`
+    /// and `metadata` are empty, for good.
+    public var isForgotten = false
 
     /// An event with every field given (tests, importers).
     public init(

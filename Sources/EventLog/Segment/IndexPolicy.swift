@@ -87,10 +87,10 @@ struct IndexPolicy: Sendable {
 }
 
 extension BatchHeader {
-    /// The uncompressed records area of this (valid) frame at `offset` of
-    /// `bytes`, or nil when it is stored compressed.
+    /// The records area of this (valid) frame at `offset` of `bytes` when
+    /// it is stored as is, nil when it is stored compressed or sealed.
     func plainRecords(in bytes: UnsafeRawBufferPointer, at offset: Int) -> UnsafeRawBufferPointer? {
-        guard codecValue == 0 else { return nil }
+        guard isStoredAsIs else { return nil }
         return UnsafeRawBufferPointer(rebasing: bytes[(offset + BatchHeader.size)..<(offset + Int(length))])
     }
 }

@@ -7,6 +7,9 @@ struct LogSnapshot: Sendable {
     /// replaces the published one only when it shows more (under `.always`
     /// sync leaders publish out of the writer lock, in any order).
     var sequence: UInt64 = 0
+    /// An encrypted log's keys, which readers open sealed batches with
+    /// (Format.md §5.1); nil for a plain log.
+    var keys: (any SealKeys)? = nil
 
     var count: Int { sealed.count + (active == nil ? 0 : 1) }
 

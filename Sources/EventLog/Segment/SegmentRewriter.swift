@@ -92,6 +92,20 @@ enum SegmentRewriter {
                 area = scratch.bytes
             }
 
+            if batch.isSealed {
+                // A sealed batch stays whole, or goes whole: its seal groups
+                // cover all its payloads (Format.md §4.1, §5.1).
+                try rewriteSealed(batch, area: area, at: offset, file: segment.path, outcome: &outcome, keep: keep) { heads in
+                    var run = Run(start: 0, base: batch.basePosition)
+                    run.count = batch.recordCount
+                    run.maxTimestamp = batch.maxTimestamp
+                    runHeads = heads
+                    try emit(run, records: area, of: batch)
+                }
+                offset += Int(batch.length)
+                continue
+            }
+
             // Runs of consecutive kept records: area[run.start..<at], from position run.base.
             var run = Run(start: 0, base: batch.basePosition)
             var at = 0
@@ -125,6 +139,47 @@ enum SegmentRewriter {
         outcome.bytesAfter = output.written
         if path != nil { try output.finish() }
         return outcome
+    }
+
+    /// Decides a sealed batch: its records' heads (with the key id of each
+    /// sealed one's seal group) go to `keep`; when it keeps any, the whole
+    /// batch is kept (`emitWhole` with every head), else it is left out.
+    private static func rewriteSealed(
+        _ batch: BatchHeader, area: UnsafeRawBufferPointer, at offset: Int, file: String, outcome: inout Outcome,
+        keep: (RecordHead) throws -> Bool, emitWhole: ([(start: Int, head: RecordHead)]) throws -> Void
+    ) throws {
+        guard let table = SealTable(area: area) else {
+            throw EventLogError.corruption(file: file, offset: Int64(offset), reason: "sealed batch has no seal table")
+        }
+        var heads: [(start: Int, head: RecordHead)] = []
+        var anyKept = false
+        var at = 0
+        var position = batch.basePosition
+        while position < batch.endPosition {
+            let start = at
+            var head: RecordHead
+            do {
+                head = try Record.head(UnsafeRawBufferPointer(rebasing: area[0..<table.recordsEnd]), at: &at, firstTimestamp: batch.firstTimestamp)
+            } catch {
+                throw EventLogError.corruption(file: file, offset: Int64(offset), reason: error.reason)
+            }
+            head.position = position
+            if let group = head.sealGroup {
+                guard Int(group) < table.count else {
+                    throw EventLogError.corruption(file: file, offset: Int64(offset), reason: "a record names a seal group the seal table does not have")
+                }
+                head.keyID = table.keyID(of: Int(group))
+            }
+            if try keep(head) { anyKept = true }
+            heads.append((start, head))
+            position += 1
+        }
+        if anyKept {
+            outcome.keptRecords += heads.count
+            try emitWhole(heads)
+        } else {
+            outcome.removedRecords += heads.count
+        }
     }
 
     /// Consecutive surviving records of one batch.
@@ -202,6 +257,7 @@ enum SegmentRewriter {
                 }
             }
             if made.attributes == 0 { frame.append(records) }
+            if batch.isSealed { made.attributes |= BatchHeader.sealedFlag }
             made.length = UInt32(frame.count)
             made.store(frame.base)
             made.crc = BatchHeader.frameChecksum(frame.base, count: frame.count)

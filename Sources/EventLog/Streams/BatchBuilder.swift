@@ -25,8 +25,14 @@ public struct BatchBuilder: ~Copyable {
     var firstTimestamp: Timestamp = 0
     var maxTimestamp: Timestamp = .min
     var count: UInt32 = 0
+    /// An encrypted log's sealer: events are encoded sealed (Format.md §5.1); nil for a plain log.
+    var sealer: BatchSealer?
 
-    init(buffer: consuming ByteBuffer, streams: consuming BatchStreams, table: StreamTable, basePosition: UInt64, now: Timestamp) {
+    init(
+        buffer: consuming ByteBuffer, streams: consuming BatchStreams, table: StreamTable, basePosition: UInt64, now: Timestamp,
+        sealer: BatchSealer? = nil
+    ) {
+        self.sealer = sealer
         self.buffer = buffer
         self.streams = streams  // reset by the writer after its last batch
         self.table = table
@@ -168,8 +174,10 @@ public struct BatchBuilder: ~Copyable {
             metadataLength = try MetadataCoding.encodedLength(metadata)
             storedMetadata = metadata
         }
+        let sealed = sealer != nil && marker == nil
         let recordBound = try Record.checkedBound(
             streamBytes: stream.count, typeBytes: type.count, metadataLength: metadataLength, dataBytes: data.count, keyBytes: key?.count)
+            + (sealed ? Record.sealedExtraBytes + SealTable.groupBytes + SealTable.countBytes : 0)
         guard buffer.count + recordBound <= Limits.maxBatchBytes else {
             throw .limitExceeded(limit: "batch bytes", value: buffer.count + recordBound, maximum: Limits.maxBatchBytes)
         }
@@ -195,12 +203,33 @@ public struct BatchBuilder: ~Copyable {
         if count == 0 { firstTimestamp = time }
         if time > maxTimestamp { maxTimestamp = time }
         let position = basePosition &+ UInt64(count)
-        Record.encode(
-            into: &buffer, position: position, firstTimestamp: firstTimestamp, timestamp: time, version: version,
-            isMarker: marker != nil, stream: stream, type: type, metadata: storedMetadata,
-            metadataLength: metadataLength, data: data, key: key, isTombstone: isTombstone)
+        if sealed, var sealing = sealer.take() {
+            let group = sealing.group(forStream: stream)
+            let parts = Record.encodeSealed(
+                into: &buffer, firstTimestamp: firstTimestamp, timestamp: time, version: version, stream: stream, type: type,
+                metadata: storedMetadata, metadataLength: metadataLength, data: data, key: key, isTombstone: isTombstone,
+                group: group)
+            sealing.add(parts, position: position, group: group)
+            sealer = sealing
+        } else {
+            Record.encode(
+                into: &buffer, position: position, firstTimestamp: firstTimestamp, timestamp: time, version: version,
+                isMarker: marker != nil, stream: stream, type: type, metadata: storedMetadata,
+                metadataLength: metadataLength, data: data, key: key, isTombstone: isTombstone)
+        }
         count += 1
         return position
+    }
+
+    /// Seals the batch's sealed records (`BatchSealer.seal`) when it has
+    /// any; true when it did (the frame is then marked sealed).
+    mutating func sealIfNeeded() throws(EventLogError) -> Bool {
+        guard var sealing = sealer.take(), !sealing.isEmpty else { return false }
+        try sealing.seal(&buffer, basePosition: basePosition, recordCount: count, firstTimestamp: firstTimestamp)
+        guard buffer.count <= Limits.maxBatchBytes else {
+            throw .limitExceeded(limit: "batch bytes", value: buffer.count, maximum: Limits.maxBatchBytes)
+        }
+        return true
     }
 
     /// Appends a `NewEvent`: its stream, type, data, metadata, timestamp,

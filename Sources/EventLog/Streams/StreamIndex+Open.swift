@@ -268,7 +268,7 @@ enum StreamIndexBuilder {
             }
             defer { offset += Int(header.length) }
             if header.endPosition <= from { continue }
-            let area = try reader.records(of: header, at: offset, in: segment)
+            let area = try reader.records(of: header, at: offset, in: segment, opening: false)
             var at = 0
             for position in header.basePosition..<header.endPosition {
                 let recordStart = at
@@ -279,7 +279,7 @@ enum StreamIndexBuilder {
                     throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: error.reason)
                 }
                 if position < from { continue }
-                let entryOffset = header.codecValue == 0
+                let entryOffset = header.isStoredAsIs
                     ? UInt32(offset + BatchHeader.size + recordStart)
                     : UInt32(offset) | StreamEntry.compressedFlag
                 try body(view, entryOffset, header)

@@ -136,9 +136,16 @@ extension Streams {
             swap(&taken, &scratch)
             return taken
         }
-        var builder = BatchBuilder(buffer: buffer, streams: consume scratch, table: table, basePosition: base, now: currentTimestamp())
+        var builder = BatchBuilder(
+            buffer: buffer, streams: consume scratch, table: table, basePosition: base, now: currentTimestamp(),
+            sealer: log.keyRing.map { BatchSealer(ring: $0) })
         var buildError: EventLogError?
         do { try build(&builder) } catch { buildError = error }
+        // Sealed only when it will be written (new data keys are synced here).
+        var sealed = false
+        if buildError == nil, builder.count > 0 {
+            do { sealed = try builder.sealIfNeeded() } catch { buildError = error }
+        }
         let count = builder.count
         let firstTimestamp = builder.firstTimestamp
         let maxTimestamp = builder.maxTimestamp
@@ -159,7 +166,8 @@ extension Streams {
                     // end the table generation whose ids the slots hold.
                     let versions = wantsResult ? batchStreams.versions(table: table) : []
                     let (range, sequence) = try log.writeBatch(
-                        &state, encoded: &encoded, count: count, firstTimestamp: firstTimestamp, maxTimestamp: maxTimestamp
+                        &state, encoded: &encoded, count: count, firstTimestamp: firstTimestamp, maxTimestamp: maxTimestamp,
+                        sealed: sealed
                     ) { (written) throws(EventLogError) in
                         try commitStreams(&batchStreams, written: written)
                     }
@@ -354,7 +362,7 @@ extension Streams {
     func commitStreams(_ batch: inout BatchStreams, written: WrittenBatch) throws(EventLogError) {
         let header = written.header
         let frameOffset = written.frameOffset
-        let compressed = written.compressed
+        let compressed = !written.storedAsIs
         guard let entries = index.activeEntries(for: written.segment) else {
             throw .writerStopped(reason: "the stream index does not know the active segment \(written.segment.id)")
         }

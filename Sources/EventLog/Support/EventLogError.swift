@@ -49,6 +49,21 @@ public enum EventLogError: Error, Sendable, Equatable, CustomStringConvertible {
     /// An append repeated some, but not all, of the events (by event id) of
     /// the previous append to the stream: neither a retry nor a new append.
     case idempotencyConflict(stream: String, reason: String)
+    /// The log is encrypted (Format.md §16) and was opened without a key
+    /// provider (`LogOptions.encryption`), or a plain log was opened with one.
+    case encryptionMismatch(path: String, reason: String)
+    /// The master key the key provider gave is not the log's (`file`: its
+    /// key store). Nothing was read or changed.
+    case wrongMasterKey(file: String)
+    /// A sealed batch (`file`, at byte `offset`) names data key `keyID`,
+    /// which the log's key store does not hold: the key store lost it
+    /// (damage, or a key store from another copy of the log). Never taken
+    /// as a forgotten key.
+    case dataKeyMissing(file: String, offset: Int64, keyID: UInt32)
+    /// A sealed payload whose checksum holds did not open under its data key
+    /// (`file`, at byte `offset`): the key is wrong, or the bytes were changed
+    /// together with their checksum.
+    case sealBroken(file: String, offset: Int64, keyID: UInt32)
 
     /// Any error of the library's internals as an `EventLogError`.
     /// The failed sync this error reports, if it is one (`EventLogIOError.isFailedSync`).
@@ -98,6 +113,13 @@ public enum EventLogError: Error, Sendable, Equatable, CustomStringConvertible {
             return "stream \(stream): expected version \(expected), actual \(actual.map(String.init) ?? "no stream")"
         case .streamDeleted(let stream): return "stream \(stream) was deleted"
         case .idempotencyConflict(let stream, let reason): return "stream \(stream): \(reason)"
+        case .encryptionMismatch(let path, let reason): return "\(path): \(reason)"
+        case .wrongMasterKey(let file):
+            return "\(file): the master key given is not this log's (its check value differs); nothing was read"
+        case .dataKeyMissing(let file, let offset, let keyID):
+            return "\(file) at byte \(offset): sealed under data key \(keyID), which the key store does not hold (lost, not forgotten)"
+        case .sealBroken(let file, let offset, let keyID):
+            return "\(file) at byte \(offset): the sealed payload does not open under data key \(keyID) (a wrong key, or bytes changed together with their checksum)"
         }
     }
 }

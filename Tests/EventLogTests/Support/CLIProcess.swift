@@ -105,18 +105,24 @@ final class CLIProcess: @unchecked Sendable {
 
     /// Starts `eventlog` with `arguments`, or `executable`, another product
     /// of the build (a test's child program), found beside `eventlog`.
-    static func start(_ arguments: [String], executable: String? = nil) throws -> CLIProcess {
+    /// `environment`: variables set for it on top of this process's.
+    static func start(_ arguments: [String], executable: String? = nil, environment: [String: String] = [:]) throws -> CLIProcess {
         var url = try executableURL()
         if let executable { url = url.deletingLastPathComponent().appendingPathComponent(executable) }
         let child = CLIProcess(arguments: arguments)
+        if !environment.isEmpty {
+            child.process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         try child.launch(url)
         return child
     }
 
     /// Runs `eventlog` with `arguments` to completion, feeding it `stdin`.
     /// Kills it and throws when it takes longer than `timeout` seconds.
-    static func run(_ arguments: [String], stdin: String = "", timeout: TimeInterval = 60) throws -> Output {
-        let child = try start(arguments)
+    static func run(
+        _ arguments: [String], stdin: String = "", timeout: TimeInterval = 60, environment: [String: String] = [:]
+    ) throws -> Output {
+        let child = try start(arguments, environment: environment)
         // The child may exit before reading everything (a malformed line): a broken pipe is expected then.
         try? child.write(stdin)
         child.closeStdin()

@@ -1,0 +1,373 @@
+import Foundation
+import Testing
+@testable import EventLog
+
+/// Encryption at rest and crypto-shredding (issue 17; Format.md §5.1, §16):
+/// round trips through every read path, across segments, with and without
+/// LZ4; wrong, missing and rotated master keys; damage told apart from a
+/// wrong key; forgetting across a crash and a power loss; compaction
+/// dropping forgotten events.
+@Suite struct EncryptionTests {
+    static let key = [UInt8]((0..<32).map { UInt8($0 &* 7 &+ 1) })
+    static let otherKey = [UInt8]((0..<32).map { UInt8(truncatingIfNeeded: $0 &* 11 &+ 3) })
+
+    static func options(
+        key: [UInt8] = key, scope: DataKeyScope = .log, compression: Compression = .none, segmentBytes: Int = 64 * 1024,
+        durability: Durability = .none, faults: StorageFaults? = nil
+    ) -> LogOptions {
+        var options = LogOptions(segmentBytes: segmentBytes, durability: durability, compression: compression)
+        options.encryption = LogEncryption(keyProvider: StaticKeyProvider(key: key), scope: scope)
+        options.maintenanceInterval = nil
+        options.storageFaults = faults
+        return options
+    }
+
+    /// Event `i`: a marker text (which must never appear on disk in the
+    /// clear), some seeded random bytes, and metadata.
+    static func event(_ i: Int, stream: String, random: inout SplitMix64) -> NewEvent {
+        var data = Array("SECRET-\(i)-".utf8)
+        for _ in 0..<(20 + Int(random.next() % 200)) { data.append(UInt8(truncatingIfNeeded: random.next())) }
+        var metadata = EventMetadata()
+        metadata.correlationID = "corr-\(i)"
+        metadata.eventID = UUID()
+        return NewEvent(stream: stream, type: "Type\(i % 3)", data: data, metadata: metadata)
+    }
+
+    /// True when any file of the log holds `text` in the clear.
+    static func anyFileHolds(_ text: String, in dir: TemporaryDirectory) -> Bool {
+        let needle = Data(text.utf8)
+        return dir.files().contains { name in
+            guard let bytes = FileManager.default.contents(atPath: dir.sub(name)) else { return false }
+            return bytes.range(of: needle) != nil
+        }
+    }
+
+    @Test(arguments: [(Compression.none, DataKeyScope.log), (.lz4, .log), (.none, .stream), (.lz4, .streamPrefix(separator: UInt8(ascii: "/")))])
+    func everyReadPathReturnsWhatWasAppended(compression: Compression, scope: DataKeyScope) throws {
+        let dir = TemporaryDirectory("encryption")
+        var random = SplitMix64(seed: 17)
+        var appended: [NewEvent] = []
+        do {
+            let log = try Log.open(at: dir.path, options: Self.options(scope: scope, compression: compression))
+            #expect(log.isEncrypted && log.dataKeyScope == scope)
+            for b in 0..<120 {
+                let batch = (0..<(1 + b % 9)).map { _ in
+                    Self.event(appended.count, stream: "customer-\(random.next() % 5)/orders-\(random.next() % 3)", random: &random)
+                }
+                _ = try log.append(batch)
+                appended += batch
+                if b % 40 == 39 { _ = try log.append(batch.map { NewEvent(stream: $0.stream + "-again", type: "T", data: $0.data) }); appended += batch.map { NewEvent(stream: $0.stream + "-again", type: "T", data: $0.data) } }
+            }
+            try log.close()
+        }
+        #expect(Fixtures.segments(dir).count >= 2, "the events span segments")
+        #expect(!Self.anyFileHolds("SECRET-1", in: dir) && !Self.anyFileHolds("corr-1", in: dir), "data and metadata are sealed")
+        #expect(Self.anyFileHolds("customer-", in: dir), "stream names stay readable")
+
+        let log = try Log.open(at: dir.path, options: Self.options(scope: scope))
+        defer { try? log.close() }
+        // A whole-log read.
+        let events = try log.events(from: 0)
+        try #require(events.count == appended.count)
+        for (e, a) in zip(events, appended) {
+            #expect(e.stream == a.stream && e.type == a.type && e.data == a.data && e.metadata == a.metadata && !e.isForgotten)
+        }
+        // Point reads, seeded.
+        for _ in 0..<200 {
+            let p = Int(random.next() % UInt64(appended.count))
+            #expect(try log.event(at: UInt64(p)).data == appended[p].data)
+        }
+        // Stream reads, forward and backward.
+        for stream in Set(appended.map(\.stream)) {
+            let expected = appended.filter { $0.stream == stream }.map(\.data)
+            #expect(try log.events(inStream: stream).map(\.data) == expected)
+            #expect(try log.events(inStream: stream, direction: .backward).map(\.data) == expected.reversed())
+        }
+        // Batches with their events.
+        var lent = 0
+        try log.readBatches(from: 0, { _ in }, events: { view in
+            #expect(Array(view.data) == appended[Int(view.position)].data)
+            lent += 1
+        })
+        #expect(lent == appended.count)
+        #expect(try Log.verify(at: dir.path).isSound)
+    }
+
+    @Test func aWrongOrMissingMasterKeyIsRefusedAndAPlainLogTakesNone() throws {
+        let dir = TemporaryDirectory("encryption")
+        var random = SplitMix64(seed: 3)
+        let log = try Log.open(at: dir.path, options: Self.options())
+        _ = try log.append(Self.event(0, stream: "a", random: &random))
+        try log.close()
+
+        let keys = dir.sub(FileNames.keyStore)
+        #expect(throws: EventLogError.wrongMasterKey(file: keys)) { try Log.open(at: dir.path, options: Self.options(key: Self.otherKey)) }
+        var readOnly = Self.options(key: Self.otherKey)
+        readOnly.readOnly = true
+        #expect(throws: EventLogError.wrongMasterKey(file: keys)) { try Log.open(at: dir.path, options: readOnly) }
+        var plain = LogOptions(durability: .none)
+        plain.readOnly = true
+        do {
+            _ = try Log.open(at: dir.path, options: plain)
+            Issue.record("an encrypted log opened without its key")
+        } catch let error as EventLogError {
+            guard case .encryptionMismatch = error else { Issue.record("\(error)"); return }
+        }
+        // A master key of the wrong size is refused as such.
+        #expect(throws: EventLogError.self) { try Log.open(at: dir.path, options: Self.options(key: [1, 2, 3])) }
+
+        let plainDir = TemporaryDirectory("encryption")
+        try Log.open(at: plainDir.path, options: LogOptions(durability: .none)).close()
+        try Fixtures.append(Log.open(at: plainDir.path, options: LogOptions(durability: .none)), 0..<3, batch: 3)
+        do {
+            _ = try Log.open(at: plainDir.path, options: Self.options())
+            Issue.record("a plain log opened as an encrypted one")
+        } catch let error as EventLogError {
+            guard case .encryptionMismatch = error else { Issue.record("\(error)"); return }
+        }
+    }
+
+    /// A flipped ciphertext byte is damage (the frame checksum fails); the
+    /// same flip with the checksum made to match is a broken seal, never
+    /// taken for damage or for a wrong key.
+    @Test func damagedCiphertextIsDamageAndAForgedOneABrokenSeal() throws {
+        let dir = TemporaryDirectory("encryption")
+        var random = SplitMix64(seed: 5)
+        let log = try Log.open(at: dir.path, options: Self.options())
+        _ = try log.append((0..<10).map { Self.event($0, stream: "s", random: &random) })
+        try log.close()
+        let segment = dir.sub(FileNames.segment(0))
+        let batch = try #require(Fixtures.batches(in: segment).first)
+        // A byte in the middle of the records area: inside a sealed payload (the events are mostly data).
+        let target = batch.offset + BatchHeader.size + (batch.length - BatchHeader.size) / 2
+        Damage.flipBit(segment, at: target)
+        var readOnly = Self.options()
+        readOnly.readOnly = true
+        // The open (which checks the last segment's batches) or the read finds it: damage, at the batch.
+        #expect {
+            let reader = try Log.open(at: dir.path, options: readOnly)
+            defer { try? reader.close() }
+            _ = try reader.events(from: 0)
+        } throws: { error in
+            guard case EventLogError.corruption(let file, let offset, _) = error else { return false }
+            return file == segment && offset == Int64(batch.offset)
+        }
+        // Forge: the frame checksum recomputed over the changed bytes.
+        var bytes = Damage.read(segment)
+        bytes.withUnsafeMutableBytes { raw in
+            let crc = BatchHeader.frameChecksum(raw.baseAddress! + batch.offset, count: batch.length)
+            raw.storeBytes(of: crc.littleEndian, toByteOffset: batch.offset + 4, as: UInt32.self)
+        }
+        Damage.write(segment, bytes)
+        let reader = try Log.open(at: dir.path, options: readOnly)
+        defer { try? reader.close() }
+        #expect {
+            _ = try reader.events(from: 0)
+        } throws: { error in
+            guard case EventLogError.sealBroken(let file, let offset, _) = error else { return false }
+            return file == segment && offset == Int64(batch.offset)
+        }
+    }
+
+    @Test func aForgottenStreamReadsAsForgottenEverywhereAndStaysSo() throws {
+        let dir = TemporaryDirectory("encryption")
+        var random = SplitMix64(seed: 11)
+        var appended: [NewEvent] = []
+        let log = try Log.open(at: dir.path, options: Self.options(scope: .stream))
+        for i in 0..<60 {
+            // Alice and Bob share batches: one batch, two seal groups.
+            let batch = [Self.event(2 * i, stream: "alice", random: &random), Self.event(2 * i + 1, stream: "bob", random: &random)]
+            _ = try log.append(batch)
+            appended += batch
+        }
+        #expect(try log.forgetStream("alice") == 1)
+        #expect(try log.forgetStream("nobody") == 0)
+
+        func check(_ log: Log, context: String) throws {
+            for e in try log.events(from: 0) {
+                if e.stream == "alice" {
+                    #expect(e.isForgotten && e.data.isEmpty && e.metadata == EventMetadata() && e.type == appended[Int(e.position)].type, "\(context)")
+                } else {
+                    #expect(!e.isForgotten && e.data == appended[Int(e.position)].data, "\(context)")
+                }
+            }
+            #expect(try log.events(inStream: "alice").allSatisfy(\.isForgotten), "\(context)")
+            #expect(try log.events(inStream: "alice").count == 60, "\(context): the versions stay")
+            #expect(try log.event(at: 0).isForgotten && !log.event(at: 1).isForgotten, "\(context)")
+            let subscription = try log.subscribe(from: .start)
+            var seen = 0
+            while seen < 120 {
+                let polled = try subscription.poll(maxCount: 120, timeout: .seconds(5)) { view in
+                    #expect(view.isForgotten == (view.stream == "alice"), "\(context)")
+                    seen += 1
+                }
+                if polled == 0 { break }
+            }
+            subscription.cancel()
+            #expect(seen == 120)
+        }
+        try check(log, context: "after forgetting")
+        // New events of the stream get a new key.
+        _ = try log.append(Self.event(1000, stream: "alice", random: &random))
+        #expect(try log.events(inStream: "alice").last?.data.starts(with: Array("SECRET-1000-".utf8)) == true)
+        try log.close()
+        let reopened = try Log.open(at: dir.path, options: Self.options(scope: .stream))
+        defer { try? reopened.close() }
+        #expect(try reopened.events(inStream: "alice").filter { !$0.isForgotten }.count == 1)
+        #expect(try reopened.events(inStream: "alice").filter(\.isForgotten).count == 60)
+        #expect(try Log.verify(at: dir.path).isSound)
+        // Alice's key (the first entry, key 1) is shredded: zeros where it was wrapped.
+        let store = Damage.read(dir.sub(FileNames.keyStore))
+        let wrapped = KeyStoreFile.headerSize + KeyStoreFile.entryHeadBytes + "alice".utf8.count
+        #expect(store[4 + KeyStoreFile.headerSize] == 1, "the first entry is key 1")
+        #expect(store[wrapped..<(wrapped + KeyStoreFile.wrappedKeyBytes)].allSatisfy { $0 == 0 })
+    }
+
+    @Test func forgettingSurvivesAPowerLossAndACrash() throws {
+        for seed in UInt64(0)..<6 {
+            let dir = TemporaryDirectory("encryption-powerloss")
+            let sim = try PowerLossSimulator(directory: dir.path, seed: seed)
+            var random = SplitMix64(seed: seed)
+            do {
+                var log: Log? = try Log.open(at: dir.path, options: Self.options(scope: .stream, durability: .always, faults: sim.faults))
+                for i in 0..<30 { _ = try log!.append(Self.event(i, stream: i % 2 == 0 ? "alice" : "bob", random: &random)) }
+                #expect(try log!.forgetStream("alice") == 1)
+                _ = try log!.append(Self.event(30, stream: "carol", random: &random))
+                log = nil  // no close: as after a crash
+                _ = log
+            }
+            _ = try sim.powerLoss()
+            let log = try Log.open(at: dir.path, options: Self.options(scope: .stream, durability: .always, faults: sim.faults))
+            let events = try log.events(from: 0)
+            #expect(events.count == 31, "seed \(seed): every acknowledged event survives")
+            #expect(events.allSatisfy { $0.isForgotten == ($0.stream == "alice") }, "seed \(seed)")
+            #expect(events.last?.data.starts(with: Array("SECRET-30-".utf8)) == true, "seed \(seed): a key created before the power loss survives it")
+            try log.close()
+        }
+    }
+
+    /// A forget whose shred (the zeroing of the wrapped key) was torn by a
+    /// crash is forgotten either way; a damaged key entry with nothing to
+    /// vouch for it is corruption naming the file and offset, every time.
+    @Test func aTornShredIsForgottenAndADamagedKeyIsCorruption() throws {
+        let dir = TemporaryDirectory("encryption")
+        var random = SplitMix64(seed: 13)
+        let log = try Log.open(at: dir.path, options: Self.options(scope: .stream))
+        for i in 0..<6 { _ = try log.append(Self.event(i, stream: ["a", "b", "c"][i % 3], random: &random)) }
+        #expect(try log.forgetStream("a") == 1)
+        try log.close()
+        let keys = dir.sub(FileNames.keyStore)
+        let entryLength = KeyStoreFile.Entry.length(kind: KeyStoreFile.kindDataKey, nameLength: 1)
+        // Key entries a, b, c after the header; a's is shredded. Damage a's (as a torn shred would leave it).
+        let aEntry = KeyStoreFile.headerSize
+        Damage.flipBit(keys, at: aEntry + entryLength - 6)
+        let reopened = try Log.open(at: dir.path, options: Self.options(scope: .stream))
+        #expect(try reopened.events(inStream: "a").allSatisfy(\.isForgotten))
+        #expect(try reopened.events(inStream: "b").allSatisfy { !$0.isForgotten })
+        try reopened.close()
+        // Damage b's: nothing forgets it, entries follow: corruption, the same on a retry.
+        let bEntry = aEntry + entryLength
+        Damage.flipBit(keys, at: bEntry + entryLength - 6)
+        for _ in 0..<2 {
+            #expect(throws: EventLogError.corruption(
+                file: keys, offset: Int64(bEntry), reason: "key store entry of data key 2 is damaged")) {
+                try Log.open(at: dir.path, options: Self.options(scope: .stream))
+            }
+        }
+    }
+
+    /// A torn append (a key being added when the power went) is cut by the
+    /// next writer; the events sealed before are all there.
+    @Test func aTornKeyStoreTailIsCut() throws {
+        let dir = TemporaryDirectory("encryption")
+        var random = SplitMix64(seed: 19)
+        let log = try Log.open(at: dir.path, options: Self.options(scope: .stream))
+        for i in 0..<4 { _ = try log.append(Self.event(i, stream: "s\(i)", random: &random)) }
+        try log.close()
+        let keys = dir.sub(FileNames.keyStore)
+        let length = Damage.read(keys).count
+        // Half of a new entry: kind 1, name length 2, key id 9, then nothing.
+        Damage.write(keys, Damage.read(keys) + [1, 2, 0, 0, 9, 0, 0, 0, UInt8(ascii: "x")])
+        let reopened = try Log.open(at: dir.path, options: Self.options(scope: .stream))
+        #expect(Damage.read(keys).count == length, "the torn tail is cut")
+        #expect(try reopened.events(from: 0).count == 4)
+        _ = try reopened.append(Self.event(4, stream: "new", random: &random))
+        try reopened.close()
+        let again = try Log.open(at: dir.path, options: Self.options(scope: .stream))
+        defer { try? again.close() }
+        #expect(try again.events(inStream: "new").first?.data.starts(with: Array("SECRET-4-".utf8)) == true)
+    }
+
+    @Test func rotatingTheMasterKeyRewrapsEveryKeyAndKeepsForgottenOnesForgotten() throws {
+        let dir = TemporaryDirectory("encryption")
+        var random = SplitMix64(seed: 23)
+        let log = try Log.open(at: dir.path, options: Self.options(scope: .stream))
+        var appended: [NewEvent] = []
+        for i in 0..<20 {
+            let e = Self.event(i, stream: "s\(i % 4)", random: &random)
+            _ = try log.append(e)
+            appended.append(e)
+        }
+        _ = try log.forgetStream("s0")
+        try log.rotateMasterKey(to: StaticKeyProvider(key: Self.otherKey))
+        _ = try log.append(Self.event(20, stream: "s1", random: &random))
+        try log.close()
+        #expect(throws: EventLogError.wrongMasterKey(file: dir.sub(FileNames.keyStore))) {
+            try Log.open(at: dir.path, options: Self.options(scope: .stream))
+        }
+        let reopened = try Log.open(at: dir.path, options: Self.options(key: Self.otherKey, scope: .stream))
+        defer { try? reopened.close() }
+        let events = try reopened.events(from: 0)
+        #expect(events.count == 21)
+        for e in events.prefix(20) {
+            #expect(e.isForgotten == (e.stream == "s0"))
+            if !e.isForgotten { #expect(e.data == appended[Int(e.position)].data) }
+        }
+    }
+
+    /// Scavenging drops the events of a forgotten key (each stream's last
+    /// event aside); a batch shared with a live key stays whole.
+    @Test func compactionDropsForgottenEvents() throws {
+        let dir = TemporaryDirectory("encryption")
+        var random = SplitMix64(seed: 29)
+        let log = try Log.open(at: dir.path, options: Self.options(scope: .stream, segmentBytes: 16 * 1024))
+        defer { try? log.close() }
+        for i in 0..<300 { _ = try log.append(Self.event(i, stream: i % 3 == 0 ? "alice" : "bob-\(i % 2)", random: &random)) }
+        // One shared batch: stays whole.
+        let shared = try log.append([Self.event(300, stream: "alice", random: &random), Self.event(301, stream: "bob-0", random: &random)])
+        for i in 302..<400 { _ = try log.append(Self.event(i, stream: "bob-\(i % 2)", random: &random)) }
+        let before = try log.events(inStream: "alice").count
+        _ = try log.forgetStream("alice")
+        let result = try log.compact()
+        #expect(result.eventsScavenged > 90, "\(result)")
+        let alice = try log.events(inStream: "alice")
+        #expect(alice.count < before && alice.allSatisfy(\.isForgotten))
+        #expect(try log.event(at: shared.lowerBound).isForgotten, "the shared batch stayed whole")
+        #expect(try log.events(inStream: "bob-0").allSatisfy { !$0.isForgotten && $0.data.starts(with: Array("SECRET-".utf8)) })
+        #expect(try Log.verify(at: dir.path).isSound)
+    }
+
+    @Test func theCommandLineReadsTheKeyFromTheEnvironmentAndForgets() throws {
+        let dir = TemporaryDirectory("encryption-cli")
+        let keyFile = dir.sub("master.key")
+        Damage.write(keyFile, Self.key)
+        chmod(keyFile, 0o600)
+        let logDir = dir.sub("log")
+        let environment = ["EVENTLOG_MASTER_KEY_FILE": keyFile, "EVENTLOG_DATA_KEY_SCOPE": "stream"]
+        let lines = #"{"stream":"alice","type":"T","data":"hello alice"}"# + "\n" + #"{"stream":"bob","type":"T","data":"hello bob"}"# + "\n"
+        let append = try CLIProcess.run(["append", logDir], stdin: lines, environment: environment)
+        #expect(append.status == 0, "\(append.stderr)")
+        let dump = try CLIProcess.run(["dump", logDir, "--json"], environment: environment)
+        #expect(dump.status == 0 && dump.stdout.contains("hello alice"), "\(dump.stderr)")
+        let noKey = try CLIProcess.run(["dump", logDir])
+        #expect(noKey.status == 2 && noKey.stderr.contains("encrypted"), "\(noKey.stderr)")
+        let forget = try CLIProcess.run(["streams", logDir, "forget", "alice"], environment: environment)
+        #expect(forget.status == 0 && forget.stdout.contains("destroyed 1 data key"), "\(forget.stderr)")
+        let after = try CLIProcess.run(["dump", logDir, "--json"], environment: environment)
+        #expect(after.status == 0 && !after.stdout.contains("hello alice") && after.stdout.contains("hello bob"))
+        #expect(after.stdout.contains(#""forgotten":true"#), "\(after.stdout)")
+        chmod(keyFile, 0o644)
+        let exposed = try CLIProcess.run(["dump", logDir], environment: environment)
+        #expect(exposed.status == 2 && exposed.stderr.contains("master.key"), "\(exposed.stderr)")
+    }
+}
