@@ -133,6 +133,14 @@ public func runSystem(
             lz4.keep = options.keep
             outcomes.append(try lz4.run())
         }
+        if !options.skip.contains("enc") {
+            var encrypted = SystemRound<EventLogStore>(system: system, sizes: sizes, expectations: expectations, directory: directory)
+            encrypted.config.encrypted = true
+            encrypted.suffix = "-enc"
+            encrypted.durablePhases = false
+            encrypted.keep = options.keep
+            outcomes.append(try encrypted.run())
+        }
         for threads in options.skip.contains("concurrent") ? [] : sizes.threads {
             let (figures, latency) = try EventLogPhases.concurrentAppenders(
                 threads: threads, appendsPerThread: sizes.appendsPerThread, directory: directory, keep: options.keep)

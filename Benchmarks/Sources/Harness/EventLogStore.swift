@@ -13,6 +13,9 @@ public final class EventLogStore: Store {
             readOnly: mode == .reading)
         options.createIfMissing = mode != .reading
         if let bytes = config.batchCacheBytes { options.batchCacheBytes = bytes }
+        if config.encrypted {
+            options.encryption = LogEncryption(keyProvider: StaticKeyProvider(key: [UInt8](repeating: 0x5A, count: 32)), scope: .log)
+        }
         log = try Log.open(at: directory, options: options)
     }
 

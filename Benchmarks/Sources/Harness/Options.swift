@@ -17,9 +17,9 @@ public struct Options: Sendable {
     public var reportDirectory: String?
     /// `--check N`: print the generator's digest of N events and exit.
     public var check: Int?
-    /// EventLog's extra phase groups to skip: "lz4", "concurrent", "open", "scavenge".
+    /// EventLog's extra phase groups to skip: "lz4", "enc", "concurrent", "open", "scavenge".
     public var skip: Set<String> = []
-    public static let extraGroups = ["lz4", "concurrent", "open", "scavenge"]
+    public static let extraGroups = ["lz4", "enc", "concurrent", "open", "scavenge"]
     /// The streams-scale phase group (`--streams-scale LIST`); runs when it has counts.
     public var streamsScale = StreamsScaleSizes()
     /// `--batch-cache-bytes`: EventLog's LZ4 store's `LogOptions.batchCacheBytes` (nil: its default).
@@ -65,7 +65,7 @@ public struct Options: Sendable {
           --threads LIST   thread counts of EventLog's concurrent-appender phases (1,2,4,8)
           --appends-per-thread N   single durable appends per thread there (2000)
           --crash-events N   events the writer killed in open-kill9 has acknowledged (N)
-          --skip GROUPS  skip EventLog's extra phases: lz4, concurrent, open, scavenge
+          --skip GROUPS  skip EventLog's extra phases: lz4, enc, concurrent, open, scavenge
           --batch-cache-bytes N  LogOptions.batchCacheBytes of EventLog's LZ4 store (the cache
                        of decompressed batches its R2-lz4 and R3-lz4 read through; default:
                        the library's, 32 MiB; 0 turns it off)

@@ -141,6 +141,7 @@ public struct Results: Sendable {
 
     static let phaseRank: [String] = [
         "A1", "R1", "R2", "R3", "A2", "A3", "process", "A1-lz4", "R1-lz4", "R2-lz4", "R3-lz4",
+        "A1-enc", "R1-enc", "R2-enc", "R3-enc",
         "C1", "C2", "C4", "C8", "open-clean", "open-kill9",
     ]
 
@@ -222,6 +223,7 @@ public let phaseDescriptions: [(String, String)] = [
     ("A3", "2,000 single-event durable appends on store B: latency of each (HDR histogram)"),
     ("process", "peak_rss_mb: peak RSS during the system's phases (VmHWM, reset before each system; includes the harness's own ~30–50 MB); rss_growth_mb: that peak minus the RSS when the system's round began; peak_rss_anon_mb, peak_rss_file_mb, peak_rss_shmem_mb: the peak of each kind of resident memory (RssAnon: heap and anonymous maps, only swap frees them; RssFile: mapped file pages, reclaimable page cache; RssShmem), sampled every 10 ms from /proc/self/status, the harness's own included; rss_anon_growth_mb: the anonymous peak minus RssAnon when the system's round began"),
     ("A1-lz4…R3-lz4", "EventLog only: A1, R1, R2, R3 with LZ4-compressed batches (R2 and R3 through the cache of decompressed batches, LogOptions.batchCacheBytes at its default)"),
+    ("A1-enc…R3-enc", "EventLog only: A1, R1, R2, R3 of an encrypted log (LogOptions.encryption: AES-256-GCM, one data key; R2 and R3 through the cache of opened batches)"),
     ("C1…C8", "EventLog only: 1–8 threads each making single-event .always appends to one log (group commit)"),
     ("open-clean", "EventLog only: Log.open of store A after A1's clean close"),
     ("open-kill9", "EventLog only: Log.open after kill -9 of a child writer appending with .always, once it acknowledged N events"),

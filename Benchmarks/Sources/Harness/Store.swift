@@ -58,6 +58,8 @@ public struct StoreConfig: Sendable {
     public var lz4 = false
     /// EventLog only: `LogOptions.batchCacheBytes` (nil: the library's default).
     public var batchCacheBytes: Int?
+    /// EventLog only: encryption at rest (one data key for the log, a fixed master key).
+    public var encrypted = false
     public init(tuned: Bool = false, lz4: Bool = false) {
         self.tuned = tuned
         self.lz4 = lz4
