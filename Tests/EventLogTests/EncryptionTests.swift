@@ -180,6 +180,9 @@ import Testing
             _ = try log.append(batch)
             appended += batch
         }
+        // Read first, so the cache of opened batches holds Alice's events in the clear.
+        #expect(try log.event(at: 0).data == appended[0].data)
+        #expect(try log.events(inStream: "alice").count == 60)
         #expect(try log.forgetStream("alice") == 1)
         #expect(try log.forgetStream("nobody") == 0)
 
