@@ -301,6 +301,18 @@ import Testing
         #expect(try again.events(inStream: "new").first?.data.starts(with: Array("SECRET-4-".utf8)) == true)
     }
 
+    /// Bounded input: a key store made huge (a sparse 1 TiB file) is refused
+    /// by its length, before a byte of it is read.
+    @Test func aHugeKeyStoreIsRefusedUnread() throws {
+        let dir = TemporaryDirectory("encryption")
+        try Log.open(at: dir.path, options: Self.options()).close()
+        let keys = dir.sub(FileNames.keyStore)
+        #expect(truncate(keys, 1 << 40) == 0)
+        #expect(throws: EventLogError.limitExceeded(limit: "key store bytes", value: 1 << 40, maximum: KeyRing.maxBytes)) {
+            try Log.open(at: dir.path, options: Self.options())
+        }
+    }
+
     @Test func rotatingTheMasterKeyRewrapsEveryKeyAndKeepsForgottenOnesForgotten() throws {
         let dir = TemporaryDirectory("encryption")
         var random = SplitMix64(seed: 23)

@@ -1,6 +1,10 @@
 import Crypto
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The data keys of an encrypted log and their store, `eventlog.keys`
 /// (Format.md §16): the one owner of every key the log has, created,
 /// looked up, forgotten (crypto-shredding) and re-wrapped under a new
@@ -98,6 +102,11 @@ final class KeyRing: SealKeys, Sendable {
     /// a later forgetting entry names its key (a torn shred).
     static func load(in directory: DirectoryOperations, logID: [UInt8], provider: any KeyProvider) throws -> KeyRing {
         let path = directory.file(FileNames.keyStore)
+        // Bounded input: a key store longer than any could be is refused before it is read.
+        var info = stat()
+        if stat(path, &info) == 0, Int64(info.st_size) > Int64(maxBytes) {
+            throw EventLogError.limitExceeded(limit: "key store bytes", value: Int(clamping: Int64(info.st_size)), maximum: maxBytes)
+        }
         guard let bytes = try directory.readWhole(FileNames.keyStore, atMost: maxBytes) else {
             throw EventLogError.encryptionMismatch(
                 path: path, reason: "the log is encrypted but its key store is missing: its events cannot be read")
