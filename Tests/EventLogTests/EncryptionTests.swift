@@ -301,6 +301,26 @@ import Testing
         #expect(try again.events(inStream: "new").first?.data.starts(with: Array("SECRET-4-".utf8)) == true)
     }
 
+    /// A lost key store is reported, never read as a plain log: `verify`
+    /// names the first sealed batch, and every open with a key refuses.
+    @Test func aLostKeyStoreIsReported() throws {
+        let dir = TemporaryDirectory("encryption")
+        var random = SplitMix64(seed: 31)
+        let log = try Log.open(at: dir.path, options: Self.options())
+        _ = try log.append(Self.event(0, stream: "a", random: &random))
+        try log.close()
+        #expect(try Log.verify(at: dir.path).isSound)
+        Damage.remove(dir.sub(FileNames.keyStore))
+        let report = try Log.verify(at: dir.path)
+        #expect(report.problems.contains { $0.file == dir.sub(FileNames.segment(0)) && $0.reason.contains("no key store") }, "\(report.problems)")
+        #expect {
+            try Log.open(at: dir.path, options: Self.options())
+        } throws: { error in
+            guard case EventLogError.encryptionMismatch(_, let reason) = error else { return false }
+            return reason.contains("lost")
+        }
+    }
+
     /// Bounded input: a key store made huge (a sparse 1 TiB file) is refused
     /// by its length, before a byte of it is read.
     @Test func aHugeKeyStoreIsRefusedUnread() throws {

@@ -124,7 +124,8 @@ struct LogReader: ~Copyable {
     ) throws(EventLogError) {
         guard let keys = snapshot.keys else {
             throw .encryptionMismatch(
-                path: segment.path, reason: "the batch at byte \(offset) is sealed (encrypted): open the log with its master key")
+                path: segment.path,
+                reason: "the batch at byte \(offset) is sealed (encrypted): open the log with its master key (if its key store, eventlog.keys, was lost, its sealed events cannot be read)")
         }
         try SealedBatch.open(area, header: header, keys: keys, file: segment.path, batchOffset: offset)
     }

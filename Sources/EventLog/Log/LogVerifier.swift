@@ -151,6 +151,8 @@ enum LogVerifier {
                 file: directory.file(name), offset: 0,
                 reason: "not a regular file (a symbolic link?): a writer's open refuses to write through it"))
         }
+        // Sealed batches need the key store: its loss is reported at the first one (Format.md §16).
+        var keyStoreLoss = names.contains(FileNames.keyStore) ? nil : directory.file(FileNames.keyStore)
         for (i, base) in bases.enumerated() {
             let isLast = i == bases.count - 1
             var missing = i == 0 ? firstMissing : nil
@@ -174,7 +176,8 @@ enum LogVerifier {
                 base: base, isLast: isLast, nextBase: isLast ? nil : bases[i + 1], directory: directory, logID: metadata?.logID,
                 interval: interval, cleanlyClosed: marker != nil,
                 markerDataEnd: marker.flatMap { $0.lastSegmentBase == base ? Int($0.lastSegmentDataEnd) : nil },
-                tableCovered: isLast ? tableCovered : nil, checkIndexes: checkIndexes, report: &report)
+                tableCovered: isLast ? tableCovered : nil, keyStoreLoss: &keyStoreLoss, checkIndexes: checkIndexes,
+                report: &report)
             check.missingBefore = missing
             expected = soundEnd
             report.segmentChecks.append(check)
@@ -202,7 +205,7 @@ enum LogVerifier {
     /// `Log.repair`) and its end position (nil when damage makes it unknown).
     private static func verifySegment(
         base: UInt64, isLast: Bool, nextBase: UInt64?, directory: DirectoryOperations, logID: [UInt8]?, interval: Int,
-        cleanlyClosed: Bool, markerDataEnd: Int?, tableCovered: UInt64?,
+        cleanlyClosed: Bool, markerDataEnd: Int?, tableCovered: UInt64?, keyStoreLoss: inout String?,
         checkIndexes: (Segment, DirectoryOperations, inout VerificationReport) -> Void, report: inout VerificationReport
     ) -> (check: SegmentCheck, soundEnd: UInt64?) {
         let path = directory.file(FileNames.segment(base))
@@ -259,6 +262,12 @@ enum LogVerifier {
                     batch: batch, at: offset, records: batch.plainRecords(in: bytes, at: offset), segmentBase: base,
                     offsetIndex: offsets, timeIndex: times)
                 events += UInt64(batch.recordCount)
+                if batch.isSealed, let lost = keyStoreLoss {
+                    recordProblems.append(.init(
+                        file: path, offset: Int64(offset),
+                        reason: "a sealed (encrypted) batch, but the log has no key store (\(lost)): its events cannot be read"))
+                    keyStoreLoss = nil
+                }
                 if !damaged && batch.basePosition > walked { check.removedPositions.append(walked..<batch.basePosition) }
                 if !damaged { walked = batch.endPosition }
                 if let defect = verifyRecords(of: batch, at: offset, bytes: bytes, scratch: &scratch) {

@@ -328,7 +328,8 @@ struct Opener {
         guard let encryption = options.encryption else { return nil }
         guard !segmentsExist, !readOnly else {
             throw EventLogError.encryptionMismatch(
-                path: path, reason: "the log is not encrypted: encryption is chosen when a log is created (export and import it into an encrypted log)")
+                path: path,
+                reason: "the log has no key store (eventlog.keys): it was created without encryption (which is chosen when a log is created), or its key store was lost, and with it every sealed event")
         }
         return try KeyRing.create(in: directory, logID: metadata.logID, encryption: encryption)
     }
