@@ -94,7 +94,7 @@ public final class NATSConnection: Sendable {
             throw .connectionFailed("\(url): the server does not support headers (NATS 2.2 or later needed)")
         }
         let connection = NATSConnection(info: info, channel: channel, inboxPrefix: newInbox())
-        box.connection.withLock { $0 = connection }
+        box.attach(connection)
         var out = channel.allocator.buffer(capacity: 256)
         var connectOptions = NATSConnectOptions(name: name)
         credentials.apply(to: &connectOptions, nonce: info.nonce)
@@ -223,14 +223,20 @@ public final class NATSConnection: Sendable {
     /// A 503 status (nobody subscribed to `subject`) is `.noResponders`.
     public func request(subject: String, headers: NATSHeaders? = nil, payload: [UInt8], timeout: Double = 5) throws(NATSError) -> NATSMessage {
         let promise = channel.eventLoop.makePromise(of: NATSMessage.self)
-        try send { out throws(NATSError) in
-            try out.request(subject: subject, headers: headers, payload: payload) { result in
-                switch result {
-                case .success(let message) where message.status == 503: promise.fail(NATSError.noResponders(subject: subject))
-                case .success(let message): promise.succeed(message)
-                case .failure(let error): promise.fail(error)
+        do {
+            try send { out throws(NATSError) in
+                try out.request(subject: subject, headers: headers, payload: payload) { result in
+                    switch result {
+                    case .success(let message) where message.status == 503: promise.fail(NATSError.noResponders(subject: subject))
+                    case .success(let message): promise.succeed(message)
+                    case .failure(let error): promise.fail(error)
+                    }
                 }
             }
+        } catch {
+            // A promise left unfulfilled traps in a debug build (a connection already closed, an invalid subject).
+            promise.fail(error)
+            throw error
         }
         let timer = channel.eventLoop.scheduleTask(in: .milliseconds(Int64(timeout * 1000))) {
             promise.fail(NATSError.timeout("no reply to \(subject) within \(timeout) s"))
@@ -251,7 +257,11 @@ public final class NATSConnection: Sendable {
             s.pongs.append(promise)
             return false
         }
-        if closed { throw .connectionClosed }
+        if closed {
+            // A promise left unfulfilled traps in a debug build: a server that refuses CONNECT may close first.
+            promise.fail(NATSError.connectionClosed)
+            throw .connectionClosed
+        }
         var out = channel.allocator.buffer(capacity: 8)
         NATSProtocolEncoder.ping(into: &out)
         channel.writeAndFlush(out, promise: nil)

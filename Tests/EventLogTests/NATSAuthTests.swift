@@ -188,6 +188,24 @@ struct NATSAuthTests {
         }
     }
 
+    /// A server that refuses at once (its `-ERR` and its close may come before the client's PING is even written, or,
+    /// without `afterConnect`, before the connection object exists): `authorizationRefused`, every time, quickly
+    /// (not after the 5 s timeout), and no trap of an unfulfilled promise (a debug build's check).
+    @Test(arguments: [false, true])
+    func aRefusalThatClosesAtOnceIsAuthorizationRefused(afterConnect: Bool) throws {
+        let server = try FakeNATSServer(
+            info: #"{"server_id":"fake","max_payload":1048576,"headers":true,"auth_required":true}"#,
+            thenClose: "-ERR 'Authorization Violation'\r\n", afterConnect: afterConnect)
+        let started = Date()
+        for _ in 0..<50 {
+            let error = #expect(throws: NATSError.self) {
+                _ = try NATSConnection.connect(to: server.url, credentials: .token("tok-Secret-1"), timeout: 5)
+            }
+            #expect(error == .authorizationRefused("Authorization Violation"))
+        }
+        #expect(Date().timeIntervalSince(started) < 5)
+    }
+
     @Test func aServerThatRequiresTLSIsRefusedClearly() throws {
         let server = try FakeNATSServer(info: #"{"server_id":"fake","version":"2.9.10","max_payload":1048576,"headers":true,"tls_required":true}"#)
         let started = Date()
@@ -206,14 +224,16 @@ struct NATSAuthTests {
 }
 
 /// A TCP listener on a loopback port that greets each connection with one INFO line and then reads until the client
-/// closes (a stand-in for a server whose INFO the test chooses). Stops when this object goes away.
+/// closes, or, with `thenClose`, sends those bytes too and closes: at once, or, `afterConnect`, once the client's
+/// first bytes (its CONNECT) came, as nats-server refuses credentials (a stand-in for a server whose INFO and answer
+/// the test chooses). Stops when this object goes away.
 final class FakeNATSServer: @unchecked Sendable {
     let port: Int
     private let fd: Int32
 
     var url: NATSURL { NATSURL(host: "127.0.0.1", port: port) }
 
-    init(info: String) throws {
+    init(info: String, thenClose: String? = nil, afterConnect: Bool = false) throws {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard listener >= 0 else { throw CLIProcessError(description: "socket failed") }
         var address = sockaddr_in()
@@ -234,13 +254,20 @@ final class FakeNATSServer: @unchecked Sendable {
         fd = listener
         port = Int(UInt16(bigEndian: address.sin_port))
         let greeting = Array("INFO \(info)\r\n".utf8)
+        let refusal = thenClose.map { Array($0.utf8) }
         let thread = Thread {
             while true {
                 let client = accept(listener, nil, nil)
                 if client < 0 { return }  // the listener was closed
                 _ = greeting.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                 var buffer = [UInt8](repeating: 0, count: 4096)
-                while buffer.withUnsafeMutableBytes({ recv(client, $0.baseAddress, $0.count, 0) }) > 0 {}
+                func receive() -> Int { buffer.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) } }
+                if let refusal {
+                    if afterConnect { _ = receive() }
+                    _ = refusal.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                } else {
+                    while receive() > 0 {}
+                }
                 close(client)
             }
         }
