@@ -52,6 +52,9 @@ final class NATSServerProcess: @unchecked Sendable {
         self.port = try Self.freePort()
     }
 
+    /// The server's log file (`<store>.log`).
+    var logPath: String { storeDirectory + ".log" }
+
     /// The configuration file's path (`<store>.conf`).
     var configurationPath: String { storeDirectory + ".conf" }
 
@@ -75,7 +78,9 @@ final class NATSServerProcess: @unchecked Sendable {
             process.arguments = ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDirectory]
         }
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        // The server's log (stderr) goes to `<store>.log`: its end is in the error when the server does not start.
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: logPath) ?? FileHandle(forWritingAtPath: "/dev/null")
         try process.run()
         lock.withLock { self.process = process }
         let deadline = Date(timeIntervalSinceNow: 10)
@@ -86,7 +91,8 @@ final class NATSServerProcess: @unchecked Sendable {
             }
             usleep(20_000)
         }
-        throw CLIProcessError(description: "nats-server on port \(port) did not start within 10 s")
+        let log = String(decoding: (FileManager.default.contents(atPath: logPath) ?? Data()).suffix(2000), as: UTF8.self)
+        throw CLIProcessError(description: "nats-server on port \(port) did not start within 10 s; its log ends: \(log)")
     }
 
     var processIdentifier: Int32? { lock.withLock { process?.processIdentifier } }
