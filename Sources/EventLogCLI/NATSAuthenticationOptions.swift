@@ -30,7 +30,8 @@ struct NATSAuthenticationOptions: ParsableArguments {
         file). An option wins over the environment (the variables are then ignored); both options together, \
         or two kinds of credentials in the environment, are a usage error (exit 2). Secrets are never taken \
         from the command line (ps shows it to every user): --nats with user:password@ is refused. Credentials \
-        the server refuses end the command at once with exit 2 (they are not retried).
+        the server refuses end the command at once with exit 2 (they are not retried). TLS is not supported \
+        by this build: a server that requires it is refused at once (exit 2).
         """
 
     @Option(

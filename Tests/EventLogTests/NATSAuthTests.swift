@@ -108,6 +108,39 @@ struct NATSAuthTests {
         #expect(try log.cursorPosition("wrong") == 0)
     }
 
+    /// Credentials the server stops accepting (it restarts with another token) end a running relay at its reconnect
+    /// (an idle relay reconnects when it has something to publish), at once, after what was acknowledged was
+    /// committed.
+    @Test func credentialsRefusedAtAReconnectEndTheRelay() throws {
+        let method = Self.method("token")
+        let dir = TemporaryDirectory("nats-auth-reconnect")
+        let server = try NATSServerProcess(storeDirectory: dir.sub("js"), configuration: method.configuration, credentials: method.right)
+        try server.start()
+        try Self.makeLog(dir)
+        let log = try Log.open(at: dir.sub("log"))
+        defer { try? log.close() }
+        var options = Self.relayOptions(
+            cursor: "relay", credentials: method.right, backoff: Backoff(initial: .seconds(1), maximum: .seconds(1), maxAttempts: 5))
+        options.stopWhenIdle = false
+        let relay = Relay(log: log, url: server.url, options: options)
+        let thread = BackgroundThread { try relay.run { false } }
+        try NATSRelayTests.waitUntil(timeout: 20) { relay.statistics.committedPosition == UInt64(Self.events) }
+        server.kill()
+        server.configuration = #"authorization { token: "tok-Rotated-44aa" }"#
+        server.credentials = .token("tok-Rotated-44aa")
+        try server.start()
+        try Fixtures.append(log, Self.events..<(Self.events + 5), batch: 5)
+        let restarted = Date()
+        // Retrying would take at least 4 s (5 attempts, 1 s apart) and end in `gaveUp`.
+        let result = try #require(thread.join(timeout: 20))
+        #expect(Date().timeIntervalSince(restarted) < 3)
+        guard case .failure(RelayError.nats(.authorizationRefused)) = result else {
+            Issue.record("not refused: \(result)")
+            return
+        }
+        #expect(try log.cursorPosition("relay") == UInt64(Self.events))
+    }
+
     @Test(arguments: ["user", "token", "nkey"])
     func theCommandTakesCredentialsFromAFileOrTheEnvironmentAndExitsTwoWhenRefused(_ name: String) throws {
         let method = Self.method(name)

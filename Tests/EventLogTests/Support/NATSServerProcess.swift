@@ -33,9 +33,10 @@ final class NATSServerProcess: @unchecked Sendable {
     let port: Int
     let storeDirectory: String
     /// Lines added to the configuration file (an `authorization { … }` block), nil: no file, command-line flags only.
-    let configuration: String?
+    /// Set between `kill()` and `start()` to restart with other settings (from the test's thread only).
+    var configuration: String?
     /// What the probe of `start()` and `JetStreamContents` connect with (the credentials `configuration` accepts).
-    let credentials: NATSCredentials
+    var credentials: NATSCredentials
     private let lock = NSLock()
     private var process: Process?
 
