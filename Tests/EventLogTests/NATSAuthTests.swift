@@ -239,6 +239,18 @@ struct NATSAuthTests {
         #expect(Date().timeIntervalSince(started) < 5)
     }
 
+    /// A request or a flush on a connection that closed fails with `connectionClosed` (and its promise with it: an
+    /// unfulfilled one traps in a debug build).
+    @Test func requestsOnAClosedConnectionFailCleanly() throws {
+        let dir = TemporaryDirectory("nats-closed")
+        let server = try NATSServerProcess(storeDirectory: dir.sub("js"))
+        try server.start()
+        let connection = try NATSConnection.connect(to: server.url)
+        connection.close()
+        #expect(throws: NATSError.connectionClosed) { _ = try connection.request(subject: "x", payload: [], timeout: 1) }
+        #expect(throws: NATSError.connectionClosed) { try connection.flush(timeout: 1) }
+    }
+
     @Test func aServerThatRequiresTLSIsRefusedClearly() throws {
         let server = try FakeNATSServer(info: #"{"server_id":"fake","version":"2.9.10","max_payload":1048576,"headers":true,"tls_required":true}"#)
         let started = Date()
