@@ -26,6 +26,8 @@ struct InboxCommand: ParsableCommand {
             SIGTERM (exit 0); --stop-when-idle ends it once a fetch finds nothing, --max-messages N \
             after N messages. Prints: appended N messages (D duplicates), R reconnects.
 
+            \(NATSAuthenticationOptions.help)
+
             Example: eventlog inbox /var/lib/billing --nats nats://127.0.0.1:4222 --stream ORDERS \
             --durable billing --into-stream-prefix orders/
             """)
@@ -35,6 +37,8 @@ struct InboxCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("The NATS server.", valueName: "url"))
     var nats = "nats://127.0.0.1:4222"
+
+    @OptionGroup var authentication: NATSAuthenticationOptions
 
     @Option(help: ArgumentHelp("The JetStream stream to consume.", valueName: "name"))
     var stream: String
@@ -73,6 +77,7 @@ struct InboxCommand: ParsableCommand {
         if connectAttempts < 1 { throw ValidationError("--connect-attempts takes 1 or more") }
         if let maxMessages, maxMessages < 1 { throw ValidationError("--max-messages takes 1 or more") }
         if !["always", "interval", "none"].contains(durability) { throw ValidationError("--durability takes always, interval or none, got \(durability)") }
+        if let refused = NATSAuthenticationOptions.refuseCredentialsInURL(nats) { throw refused }
         do { _ = try NATSURL(parsing: nats) } catch { throw ValidationError("--nats: \(error)") }
     }
 
@@ -80,6 +85,7 @@ struct InboxCommand: ParsableCommand {
         StopConditions.install()
         try reportingFailures(command: "inbox") {
             let url = try NATSURL(parsing: nats)
+            let credentials = try authentication.credentials()
             var logOptions = try LogOptions.cli()
             switch durability {
             case "interval": logOptions.durability = .interval(.milliseconds(100))
@@ -91,7 +97,8 @@ struct InboxCommand: ParsableCommand {
             defer { if !closed { try? log.close() } }
             let options = InboxOptions(
                 stream: stream, durable: durable, intoStreamPrefix: intoStreamPrefix, batch: batch, ackWait: .seconds(ackWait),
-                backoff: Backoff(maxAttempts: connectAttempts), stopWhenIdle: stopWhenIdle, maxMessages: maxMessages)
+                backoff: Backoff(maxAttempts: connectAttempts), stopWhenIdle: stopWhenIdle, maxMessages: maxMessages,
+                credentials: credentials)
             let inbox = Inbox(log: log, url: url, options: options)
             let statistics: InboxStatistics
             do {

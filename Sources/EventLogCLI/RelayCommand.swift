@@ -23,13 +23,15 @@ struct RelayCommand: ParsableCommand {
 
             The log is opened read-only with cursor commits allowed, so relay runs beside the process \
             that writes the log. It reconnects with back-off (\(Self.defaultAttempts) failed attempts in a row end it \
-            with exit 2, as a refused first connection does). It runs until SIGINT or SIGTERM (exit 0, \
+            with exit 2, as a refused first connection does; refused credentials end it at once). It runs until SIGINT or SIGTERM (exit 0, \
             after the events in flight are acknowledged and the cursor committed); --stop-when-idle ends \
             it once everything in the log is acknowledged, --max-events N after N events.
 
             --create-stream NAME creates the JetStream stream NAME for the subjects <subject-prefix>> \
             when it does not exist (the prefix must then end with a dot). Prints a summary line at the \
             end: relayed N events (D duplicates), R reconnects, cursor NAME at P.
+
+            \(NATSAuthenticationOptions.help)
 
             Example: eventlog relay /var/lib/orders --nats nats://127.0.0.1:4222 --subject-prefix orders. \
             --cursor relay --create-stream ORDERS
@@ -42,6 +44,8 @@ struct RelayCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("The NATS server.", valueName: "url"))
     var nats = "nats://127.0.0.1:4222"
+
+    @OptionGroup var authentication: NATSAuthenticationOptions
 
     @Option(name: .customLong("subject-prefix"), help: ArgumentHelp("Publish each event to this prefix followed by its stream.", valueName: "prefix"))
     var subjectPrefix: String
@@ -83,6 +87,7 @@ struct RelayCommand: ParsableCommand {
         if !(1...RelayOptions.maxWindow).contains(window) { throw ValidationError("--window takes 1 to \(RelayOptions.maxWindow), got \(window)") }
         if connectAttempts < 1 { throw ValidationError("--connect-attempts takes 1 or more") }
         if let maxEvents, maxEvents < 1 { throw ValidationError("--max-events takes 1 or more") }
+        if let refused = NATSAuthenticationOptions.refuseCredentialsInURL(nats) { throw refused }
         do { _ = try NATSURL(parsing: nats) } catch { throw ValidationError("--nats: \(error)") }
     }
 
@@ -90,6 +95,7 @@ struct RelayCommand: ParsableCommand {
         StopConditions.install()
         try reportingFailures(command: "relay") {
             let url = try NATSURL(parsing: nats)
+            let credentials = try authentication.credentials()
             var logOptions = try LogOptions.cli(createIfMissing: false, readOnly: true)
             logOptions.allowsCursorCommits = true
             let log = try Log.open(at: directory, options: logOptions)
@@ -98,7 +104,7 @@ struct RelayCommand: ParsableCommand {
                 subjectPrefix: subjectPrefix, cursor: cursor,
                 filter: EventFilter(streamPrefix: streamPrefix, types: types.isEmpty ? nil : Set(types)),
                 window: window, createStream: createStream, backoff: Backoff(maxAttempts: connectAttempts),
-                stopWhenIdle: stopWhenIdle, maxEvents: maxEvents)
+                stopWhenIdle: stopWhenIdle, maxEvents: maxEvents, credentials: credentials)
             options.ackTimeout = .seconds(10)
             let relay = Relay(log: log, url: url, options: options)
             let statistics: RelayStatistics

@@ -26,6 +26,9 @@ import Musl
 ///   (`InboxDeduplication`).
 /// - Deduplication relies on the durable consumer: deleting and recreating
 ///   it delivers everything again as new.
+/// - It connects with `InboxOptions.credentials`; a server that refuses them
+///   (or requires TLS) ends `run` at once with `RelayError.nats`, as for the
+///   relay.
 ///
 /// Threads: `run` blocks its calling thread, which does the log work (appends,
 /// syncs): call it from a thread of your own. The log must be writable.
@@ -65,7 +68,7 @@ public final class Inbox: Sendable {
         var handled = 0
         while !shouldStop() {
             do {
-                let connection = try NATSConnection.connect(to: url, name: "eventlog-inbox")
+                let connection = try NATSConnection.connect(to: url, name: "eventlog-inbox", credentials: options.credentials)
                 defer { connection.close() }
                 connections += 1
                 if connections > 1 { progress.withLock { $0.reconnects += 1 } }
@@ -77,6 +80,8 @@ public final class Inbox: Sendable {
             } catch let error as RelayError {
                 throw error
             } catch let error as NATSError {
+                // Refused credentials (or a server that requires TLS) stay refused: stop at once, do not retry.
+                if error.isAuthenticationFailure { throw RelayError.nats(error) }
                 switch error {
                 case .invalidArgument, .invalidURL, .payloadTooLarge: throw RelayError.nats(error)
                 case .jetStream(let code, _, _) where code == 400 || code == 404: throw RelayError.nats(error)

@@ -1,4 +1,5 @@
 import EventLog
+import NATSClient
 
 /// What an `Inbox` consumes and where it appends.
 public struct InboxOptions: Sendable {
@@ -25,6 +26,9 @@ public struct InboxOptions: Sendable {
     public var maxMessages: Int?
     /// How often the consumer's ack floor is read to forget message ids JetStream will never deliver again.
     public var ackFloorInterval: Duration
+    /// How the inbox authenticates to the server (default: not at all). Refused credentials end `run` at once
+    /// with `RelayError.nats(.authorizationRefused)`; they are never retried.
+    public var credentials: NATSCredentials
     /// For tests: called after a batch's append is durable and before it is acknowledged; a throw ends `run` without acknowledging.
     public var beforeAcknowledging: (@Sendable (_ appended: Int) throws -> Void)?
 
@@ -34,7 +38,7 @@ public struct InboxOptions: Sendable {
     public init(
         stream: String, durable: String, intoStreamPrefix: String = "", batch: Int = 1000, ackWait: Duration = .seconds(30),
         maxAckPending: Int? = nil, backoff: Backoff = Backoff(), stopWhenIdle: Bool = false, maxMessages: Int? = nil,
-        ackFloorInterval: Duration = .seconds(1)
+        ackFloorInterval: Duration = .seconds(1), credentials: NATSCredentials = .none
     ) {
         self.stream = stream
         self.durable = durable
@@ -46,6 +50,7 @@ public struct InboxOptions: Sendable {
         self.stopWhenIdle = stopWhenIdle
         self.maxMessages = maxMessages
         self.ackFloorInterval = ackFloorInterval
+        self.credentials = credentials
     }
 
     /// The local cursor that marks where the inbox's deduplication record starts in the log.

@@ -27,6 +27,10 @@ import Musl
 /// - On any failure of the connection (closed, refused, an acknowledgement
 ///   late by `ackTimeout`, a JetStream error reply) it reconnects with
 ///   back-off and resends from the last fully acknowledged position.
+/// - It connects with `RelayOptions.credentials`. A server that refuses them
+///   (`NATSError.authorizationRefused`), or requires TLS, ends `run` at once
+///   with `RelayError.nats`, at the first connection or at a reconnect:
+///   retrying with the same credentials cannot succeed.
 ///
 /// Threads: `run` blocks its calling thread, which does all the log work
 /// (reads, cursor commits): call it from a thread of your own, not from an
@@ -70,7 +74,7 @@ public final class Relay: Sendable {
         var connections = 0
         while !shouldStop() {
             do {
-                let connection = try NATSConnection.connect(to: url, name: "eventlog-relay")
+                let connection = try NATSConnection.connect(to: url, name: "eventlog-relay", credentials: options.credentials)
                 defer { connection.close() }
                 connections += 1
                 if connections > 1 { progress.withLock { $0.reconnects += 1 } }
@@ -83,6 +87,8 @@ public final class Relay: Sendable {
             } catch let error as RelayError {
                 throw error
             } catch let error as NATSError {
+                // Refused credentials (or a server that requires TLS) stay refused: stop at once, do not retry.
+                if error.isAuthenticationFailure { throw RelayError.nats(error) }
                 switch error {
                 case .invalidArgument, .invalidURL, .payloadTooLarge: throw RelayError.nats(error)
                 case .jetStream(let code, _, _) where code == 400: throw RelayError.nats(error)

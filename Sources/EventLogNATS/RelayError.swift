@@ -7,7 +7,8 @@ public enum RelayError: Error, Sendable, CustomStringConvertible {
     case gaveUp(attempts: Int, last: NATSError)
     /// An event too large for one NATS message (the server's `max_payload`): it can never be relayed.
     case eventTooLarge(position: UInt64, bytes: Int, limit: Int)
-    /// A NATS error that retrying cannot mend (an invalid subject or header, a JetStream configuration error).
+    /// A NATS error that retrying cannot mend (an invalid subject or header, a JetStream configuration error, refused
+    /// credentials: `NATSError.authorizationRefused`, a server that requires TLS).
     case nats(NATSError)
     /// The log failed.
     case log(EventLogError)

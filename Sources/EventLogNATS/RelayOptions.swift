@@ -1,4 +1,5 @@
 import EventLog
+import NATSClient
 
 /// What a `Relay` reads and where it publishes.
 public struct RelayOptions: Sendable {
@@ -41,13 +42,17 @@ public struct RelayOptions: Sendable {
     public var commitInterval: Duration
     /// Called on the relay's thread with each event's position once it and every event before it are acknowledged.
     public var onAcknowledged: (@Sendable (UInt64) -> Void)?
+    /// How the relay authenticates to the server (default: not at all). Refused credentials end `run` at once
+    /// with `RelayError.nats(.authorizationRefused)`; they are never retried.
+    public var credentials: NATSCredentials
 
     /// Options as the properties describe them; `window` is kept within
     /// 1...`maxWindow`.
     public init(
         subjectPrefix: String, cursor: String, filter: EventFilter = EventFilter(), window: Int = RelayOptions.defaultWindow,
         createStream: String? = nil, duplicateWindow: Duration? = nil, ackTimeout: Duration = .seconds(10),
-        backoff: Backoff = Backoff(), stopWhenIdle: Bool = false, maxEvents: Int? = nil, commitInterval: Duration = .milliseconds(50)
+        backoff: Backoff = Backoff(), stopWhenIdle: Bool = false, maxEvents: Int? = nil, commitInterval: Duration = .milliseconds(50),
+        credentials: NATSCredentials = .none
     ) {
         self.subjectPrefix = subjectPrefix
         self.cursor = cursor
@@ -60,6 +65,7 @@ public struct RelayOptions: Sendable {
         self.stopWhenIdle = stopWhenIdle
         self.maxEvents = maxEvents
         self.commitInterval = commitInterval
+        self.credentials = credentials
     }
 }
 

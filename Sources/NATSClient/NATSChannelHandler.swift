@@ -1,9 +1,47 @@
 import NIOCore
 import Synchronization
 
-/// Lets the channel handler reach the connection, which exists only after INFO arrived.
+/// Lets the channel handler reach the connection, which exists only after INFO arrived. What happens before it is
+/// attached (an `-ERR` and the close that follow INFO at once) is kept and handed to it by `attach`.
 final class ConnectionBox: Sendable {
-    let connection = Mutex<NATSConnection?>(nil)
+    private struct State {
+        var connection: NATSConnection?
+        var earlyServerError: String?
+        var closedEarly = false
+    }
+
+    private let state = Mutex(State())
+
+    /// The connection, once attached.
+    var connection: NATSConnection? { state.withLock { $0.connection } }
+
+    /// Attaches `connection` and gives it what came before: the last `-ERR`, and the close.
+    func attach(_ connection: NATSConnection) {
+        let (error, closed) = state.withLock { s in
+            s.connection = connection
+            return (s.earlyServerError, s.closedEarly)
+        }
+        if let error { connection.receivedServerError(error) }
+        if closed { connection.didClose() }
+    }
+
+    /// A server error, for the connection or, before it is attached, kept for it.
+    func receivedServerError(_ message: String) {
+        let connection = state.withLock { s in
+            if s.connection == nil { s.earlyServerError = message }
+            return s.connection
+        }
+        connection?.receivedServerError(message)
+    }
+
+    /// The channel closed: the connection learns it now or when attached.
+    func didClose() {
+        let connection = state.withLock { s in
+            if s.connection == nil { s.closedEarly = true }
+            return s.connection
+        }
+        connection?.didClose()
+    }
 }
 
 /// Parses what the server sends and hands it to the connection; answers PING.
@@ -45,22 +83,22 @@ final class NATSChannelHandler: ChannelInboundHandler, @unchecked Sendable {
                 fail(error, context: context)
             }
         case .message(let message):
-            box.connection.withLock { $0 }?.deliver(message)
+            box.connection?.deliver(message)
         case .ping:
             var out = context.channel.allocator.buffer(capacity: 8)
             NATSProtocolEncoder.pong(into: &out)
             context.writeAndFlush(wrapOutboundOut(out), promise: nil)
         case .pong:
-            box.connection.withLock { $0 }?.receivedPong()
+            box.connection?.receivedPong()
         case .ok:
             break
         case .error(let message):
-            box.connection.withLock { $0 }?.receivedServerError(message)
+            box.receivedServerError(message)
         }
     }
 
     private func fail(_ error: NATSError, context: ChannelHandlerContext) {
-        box.connection.withLock { $0 }?.receivedServerError(error.description)
+        box.receivedServerError(error.description)
         infoPromise?.fail(error)
         infoPromise = nil
         context.close(promise: nil)
@@ -69,7 +107,7 @@ final class NATSChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     func channelInactive(context: ChannelHandlerContext) {
         infoPromise?.fail(NATSError.connectionClosed)
         infoPromise = nil
-        box.connection.withLock { $0 }?.didClose()
+        box.didClose()
         context.fireChannelInactive()
     }
 

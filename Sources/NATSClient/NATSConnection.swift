@@ -46,10 +46,16 @@ public final class NATSConnection: Sendable {
     }
 
     /// Connects, reads INFO, sends CONNECT (verbose off, headers and
-    /// no_responders on), and waits for the PONG of a PING, so that a
-    /// refused CONNECT fails here. Blocks up to `timeout` seconds.
+    /// no_responders on, and `credentials`: an NKey or a user JWT signs INFO's
+    /// nonce), and waits for the PONG of a PING, so that a refused CONNECT
+    /// fails here. Blocks up to `timeout` seconds.
+    ///
+    /// - Throws: `NATSError.authorizationRefused` when the server refuses the
+    ///   credentials (or wants some and got none), `.tlsRequired` when its INFO
+    ///   requires TLS, `.connectionFailed`, `.timeout` or `.connectionClosed`
+    ///   for the rest. No error carries a secret of `credentials`.
     public static func connect(
-        to url: NATSURL, name: String = "eventlog", timeout: Double = 5,
+        to url: NATSURL, name: String = "eventlog", credentials: NATSCredentials = .none, timeout: Double = 5,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) throws(NATSError) -> NATSConnection {
         let infoPromise = group.next().makePromise(of: NATSServerInfo.self)
@@ -79,14 +85,20 @@ public final class NATSConnection: Sendable {
             channel.close(promise: nil)
             throw (error as? NATSError) ?? .connectionFailed("\(url): \(error)")
         }
+        guard !info.tlsRequired else {
+            channel.close(promise: nil)
+            throw .tlsRequired
+        }
         guard info.headers else {
             channel.close(promise: nil)
             throw .connectionFailed("\(url): the server does not support headers (NATS 2.2 or later needed)")
         }
         let connection = NATSConnection(info: info, channel: channel, inboxPrefix: newInbox())
-        box.connection.withLock { $0 = connection }
+        box.attach(connection)
         var out = channel.allocator.buffer(capacity: 256)
-        NATSProtocolEncoder.connect(into: &out, json: NATSConnectOptions(name: name).json())
+        var connectOptions = NATSConnectOptions(name: name)
+        credentials.apply(to: &connectOptions, nonce: info.nonce)
+        NATSProtocolEncoder.connect(into: &out, json: connectOptions.json())
         do {
             try NATSProtocolEncoder.subscribe(into: &out, subject: connection.inboxPrefix + ".*", sid: replySID)
         } catch {
@@ -98,9 +110,20 @@ public final class NATSConnection: Sendable {
             try connection.flush(timeout: timeout)
         } catch {
             connection.close()
+            // The server answers refused credentials with `-ERR 'Authorization Violation'` (or, for a user JWT,
+            // `'User Authentication Expired'`, `'Authentication Timeout'`…) and closes the connection.
+            if let message = connection.lastServerError, Self.isAuthorizationError(message) {
+                throw .authorizationRefused(message)
+            }
             throw error
         }
         return connection
+    }
+
+    /// True for a server's `-ERR` text about authorization or authentication.
+    static func isAuthorizationError(_ message: String) -> Bool {
+        let lowered = message.lowercased()
+        return lowered.contains("authorization") || lowered.contains("authentication")
     }
 
     /// True once the connection closed (it never reopens).
@@ -200,14 +223,20 @@ public final class NATSConnection: Sendable {
     /// A 503 status (nobody subscribed to `subject`) is `.noResponders`.
     public func request(subject: String, headers: NATSHeaders? = nil, payload: [UInt8], timeout: Double = 5) throws(NATSError) -> NATSMessage {
         let promise = channel.eventLoop.makePromise(of: NATSMessage.self)
-        try send { out throws(NATSError) in
-            try out.request(subject: subject, headers: headers, payload: payload) { result in
-                switch result {
-                case .success(let message) where message.status == 503: promise.fail(NATSError.noResponders(subject: subject))
-                case .success(let message): promise.succeed(message)
-                case .failure(let error): promise.fail(error)
+        do {
+            try send { out throws(NATSError) in
+                try out.request(subject: subject, headers: headers, payload: payload) { result in
+                    switch result {
+                    case .success(let message) where message.status == 503: promise.fail(NATSError.noResponders(subject: subject))
+                    case .success(let message): promise.succeed(message)
+                    case .failure(let error): promise.fail(error)
+                    }
                 }
             }
+        } catch {
+            // A promise left unfulfilled traps in a debug build (a connection already closed, an invalid subject).
+            promise.fail(error)
+            throw error
         }
         let timer = channel.eventLoop.scheduleTask(in: .milliseconds(Int64(timeout * 1000))) {
             promise.fail(NATSError.timeout("no reply to \(subject) within \(timeout) s"))
@@ -228,7 +257,11 @@ public final class NATSConnection: Sendable {
             s.pongs.append(promise)
             return false
         }
-        if closed { throw .connectionClosed }
+        if closed {
+            // A promise left unfulfilled traps in a debug build: a server that refuses CONNECT may close first.
+            promise.fail(NATSError.connectionClosed)
+            throw .connectionClosed
+        }
         var out = channel.allocator.buffer(capacity: 8)
         NATSProtocolEncoder.ping(into: &out)
         channel.writeAndFlush(out, promise: nil)

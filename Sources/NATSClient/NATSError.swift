@@ -27,6 +27,13 @@ public enum NATSError: Error, Sendable, Equatable, CustomStringConvertible {
     case jetStream(code: Int, errorCode: Int, description: String)
     /// A JetStream reply that is not the JSON this client expects.
     case unexpectedReply(String)
+    /// Credentials that cannot be used (a malformed NKey seed or `.creds` file): why, never the secret itself.
+    case invalidCredentials(String)
+    /// The server refused the connection's credentials (or wanted some and got none): its `-ERR` text, e.g.
+    /// `Authorization Violation`. Trying again with the same credentials cannot succeed.
+    case authorizationRefused(String)
+    /// The server requires TLS (INFO `tls_required`), which this client does not speak.
+    case tlsRequired
 
     /// What failed, in a line a person can read.
     public var description: String {
@@ -43,6 +50,28 @@ public enum NATSError: Error, Sendable, Equatable, CustomStringConvertible {
         case .noResponders(let subject): return "no responders for \(subject) (no JetStream stream holds this subject?)"
         case .jetStream(let code, let errorCode, let description): return "JetStream error \(code) (\(errorCode)): \(description)"
         case .unexpectedReply(let what): return "unexpected JetStream reply: \(what)"
+        case .invalidCredentials(let why): return "invalid NATS credentials: \(why)"
+        case .authorizationRefused(let message):
+            return "authorization refused by the NATS server (\(message)): check the credentials"
+        case .tlsRequired:
+            return "the NATS server requires TLS, which this build does not support (use a server or port without TLS)"
+        }
+    }
+}
+
+extension NATSError {
+    /// Why credentials cannot be used, without `description`'s prefix; `description` for the other cases.
+    var reason: String {
+        if case .invalidCredentials(let why) = self { return why }
+        return description
+    }
+
+    /// True for the errors that trying again cannot mend because the credentials or the server's security settings
+    /// are wrong: `invalidCredentials`, `authorizationRefused`, `tlsRequired`.
+    public var isAuthenticationFailure: Bool {
+        switch self {
+        case .invalidCredentials, .authorizationRefused, .tlsRequired: return true
+        default: return false
         }
     }
 }

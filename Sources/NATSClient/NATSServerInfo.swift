@@ -14,13 +14,20 @@ public struct NATSServerInfo: Sendable, Decodable, Equatable {
     public var headers: Bool
     /// Whether JetStream is enabled.
     public var jetStream: Bool
+    /// The challenge an NKey or a user JWT signs (`nonce`; nil when the server sent none).
+    public var nonce: String?
+    /// Whether the server requires authentication (`auth_required`).
+    public var authRequired: Bool
+    /// Whether the server requires TLS (`tls_required`), which this client does not speak.
+    public var tlsRequired: Bool
 
     enum CodingKeys: String, CodingKey {
-        case serverID = "server_id", version, maxPayload = "max_payload", headers, jetStream = "jetstream"
+        case serverID = "server_id", version, maxPayload = "max_payload", headers, jetStream = "jetstream", nonce
+        case authRequired = "auth_required", tlsRequired = "tls_required"
     }
 
     /// Decodes INFO's fields; a missing field takes its default (no id or
-    /// version, 1 MiB `max_payload`, no headers, no JetStream).
+    /// version, 1 MiB `max_payload`, no headers, no JetStream, no nonce, no authentication or TLS required).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         serverID = try c.decodeIfPresent(String.self, forKey: .serverID) ?? ""
@@ -28,6 +35,9 @@ public struct NATSServerInfo: Sendable, Decodable, Equatable {
         maxPayload = try c.decodeIfPresent(Int.self, forKey: .maxPayload) ?? (1 << 20)
         headers = try c.decodeIfPresent(Bool.self, forKey: .headers) ?? false
         jetStream = try c.decodeIfPresent(Bool.self, forKey: .jetStream) ?? false
+        nonce = try c.decodeIfPresent(String.self, forKey: .nonce)
+        authRequired = try c.decodeIfPresent(Bool.self, forKey: .authRequired) ?? false
+        tlsRequired = try c.decodeIfPresent(Bool.self, forKey: .tlsRequired) ?? false
     }
 
     /// Decodes INFO's JSON; a typed error when it is not the object expected.
@@ -45,8 +55,9 @@ public struct NATSServerInfo: Sendable, Decodable, Equatable {
 }
 
 /// The CONNECT options this client sends: never verbose (no +OK per operation),
-/// headers on, and no_responders on (a request nobody listens to gets a 503 status at once).
-struct NATSConnectOptions: Encodable {
+/// headers on, and no_responders on (a request nobody listens to gets a 503 status at once), and the fields of
+/// `NATSCredentials` (omitted when nil). Holds secrets: never printed (its `description` shows none).
+struct NATSConnectOptions: Encodable, CustomStringConvertible {
     var verbose = false
     var pedantic = false
     var headers = true
@@ -55,10 +66,20 @@ struct NATSConnectOptions: Encodable {
     var version = "0.1.0"
     var name: String
     var `protocol` = 1
+    var user: String?
+    var pass: String?
+    var authToken: String?
+    var nkey: String?
+    var jwt: String?
+    var sig: String?
 
     enum CodingKeys: String, CodingKey {
         case verbose, pedantic, headers, noResponders = "no_responders", lang, version, name, `protocol`
+        case user, pass, authToken = "auth_token", nkey, jwt, sig
     }
+
+    /// The name only: the rest may hold secrets.
+    var description: String { "NATSConnectOptions(name: \(name.debugDescription))" }
 
     func json() -> [UInt8] {
         (try? Array(JSONEncoder().encode(self))) ?? Array(#"{"verbose":false,"headers":true,"no_responders":true}"#.utf8)
@@ -81,12 +102,19 @@ public struct NATSURL: Sendable, Hashable, CustomStringConvertible {
     /// Parses `nats://host:port`, `host:port` or `host`.
     ///
     /// - Throws: `NATSError.invalidURL` for anything else (a path, user
-    ///   information, an empty host, a port outside 1...65535).
+    ///   information, an empty host, a port outside 1...65535). User information
+    ///   (`user:password@`) is refused, and left out of the error: a URL shows in
+    ///   `ps`, so credentials go in `NATSCredentials`.
     public init(parsing text: String) throws(NATSError) {
         var rest = Substring(text)
         if rest.hasPrefix("nats://") { rest = rest.dropFirst(7) }
+        if let at = rest.lastIndex(of: "@") {
+            throw .invalidURL(
+                "<user information left out>\(rest[at...]): credentials in the URL are refused (they show in ps), give them as credentials"
+            )
+        }
         if rest.hasSuffix("/") { rest = rest.dropLast() }
-        guard !rest.isEmpty, !rest.contains("/"), !rest.contains("@") else { throw .invalidURL(text) }
+        guard !rest.isEmpty, !rest.contains("/") else { throw .invalidURL(text) }
         if let colon = rest.lastIndex(of: ":") {
             guard let port = Int(rest[rest.index(after: colon)...]), (1...65535).contains(port), colon > rest.startIndex else {
                 throw .invalidURL(text)

@@ -105,22 +105,20 @@ final class CLIProcess: @unchecked Sendable {
 
     /// Starts `eventlog` with `arguments`, or `executable`, another product
     /// of the build (a test's child program), found beside `eventlog`.
-    /// `environment`: variables set for it on top of this process's.
+    /// The child's environment is this process's, without any `EVENTLOG_NATS_*` variable (NATS credentials a
+    /// developer's shell may hold), plus `environment`.
     static func start(_ arguments: [String], executable: String? = nil, environment: [String: String] = [:]) throws -> CLIProcess {
         var url = try executableURL()
         if let executable { url = url.deletingLastPathComponent().appendingPathComponent(executable) }
         let child = CLIProcess(arguments: arguments)
-        if !environment.isEmpty {
-            child.process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
-        try child.launch(url)
+        try child.launch(url, environment: environment)
         return child
     }
 
-    /// Runs `eventlog` with `arguments` to completion, feeding it `stdin`.
-    /// Kills it and throws when it takes longer than `timeout` seconds.
+    /// Runs `eventlog` with `arguments` to completion, feeding it `stdin`, with `environment` added to its
+    /// environment (as `start`). Kills it and throws when it takes longer than `timeout` seconds.
     static func run(
-        _ arguments: [String], stdin: String = "", timeout: TimeInterval = 60, environment: [String: String] = [:]
+        _ arguments: [String], stdin: String = "", environment: [String: String] = [:], timeout: TimeInterval = 60
     ) throws -> Output {
         let child = try start(arguments, environment: environment)
         // The child may exit before reading everything (a malformed line): a broken pipe is expected then.
@@ -143,10 +141,13 @@ final class CLIProcess: @unchecked Sendable {
         if running && process.processIdentifier > 0 { Glibc.kill(process.processIdentifier, SIGKILL) }
     }
 
-    private func launch(_ executable: URL) throws {
+    private func launch(_ executable: URL, environment: [String: String]) throws {
         _ = Self.ignoreSIGPIPE
         process.executableURL = executable
         process.arguments = arguments
+        var childEnvironment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("EVENTLOG_NATS_") }
+        childEnvironment.merge(environment) { $1 }
+        process.environment = childEnvironment
         process.standardInput = stdinPipe
         process.standardOutput = stdoutPipe
         process.standardError = stderrPipe

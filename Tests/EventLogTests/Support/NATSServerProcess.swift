@@ -32,16 +32,32 @@ final class NATSServerProcess: @unchecked Sendable {
 
     let port: Int
     let storeDirectory: String
+    /// Lines added to the configuration file (an `authorization { … }` block), nil: no file, command-line flags only.
+    /// Set between `kill()` and `start()` to restart with other settings (from the test's thread only).
+    var configuration: String?
+    /// What the probe of `start()` and `JetStreamContents` connect with (the credentials `configuration` accepts).
+    var credentials: NATSCredentials
     private let lock = NSLock()
     private var process: Process?
 
     var url: NATSURL { NATSURL(host: "127.0.0.1", port: port) }
     var urlText: String { "nats://127.0.0.1:\(port)" }
 
-    init(storeDirectory: String) throws {
+    /// A server storing JetStream's data in `storeDirectory`; with `configuration`, run from a configuration file
+    /// (written beside the store: listen address, `jetstream { store_dir }`, then `configuration`'s lines), probed
+    /// with `credentials`.
+    init(storeDirectory: String, configuration: String? = nil, credentials: NATSCredentials = .none) throws {
         self.storeDirectory = storeDirectory
+        self.configuration = configuration
+        self.credentials = credentials
         self.port = try Self.freePort()
     }
+
+    /// The server's log file (`<store>.log`).
+    var logPath: String { storeDirectory + ".log" }
+
+    /// The configuration file's path (`<store>.conf`).
+    var configurationPath: String { storeDirectory + ".conf" }
 
     deinit { kill() }
 
@@ -50,20 +66,34 @@ final class NATSServerProcess: @unchecked Sendable {
         guard let binary = Self.binary else { throw CLIProcessError(description: "no nats-server") }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDirectory]
+        if let configuration {
+            let text = """
+                listen: "127.0.0.1:\(port)"
+                jetstream { store_dir: "\(storeDirectory)" }
+                \(configuration)
+
+                """
+            try text.write(toFile: configurationPath, atomically: true, encoding: .utf8)
+            process.arguments = ["-c", configurationPath]
+        } else {
+            process.arguments = ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDirectory]
+        }
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        // The server's log (stderr) goes to `<store>.log`: its end is in the error when the server does not start.
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: logPath) ?? FileHandle(forWritingAtPath: "/dev/null")
         try process.run()
         lock.withLock { self.process = process }
         let deadline = Date(timeIntervalSinceNow: 10)
         while Date() < deadline {
-            if let connection = try? NATSConnection.connect(to: url, timeout: 1) {
+            if let connection = try? NATSConnection.connect(to: url, credentials: credentials, timeout: 1) {
                 defer { connection.close() }
                 if (try? JetStream(connection: connection).streamInfo("PROBE")) != nil || connection.info.jetStream { return }
             }
             usleep(20_000)
         }
-        throw CLIProcessError(description: "nats-server on port \(port) did not start within 10 s")
+        let log = String(decoding: (FileManager.default.contents(atPath: logPath) ?? Data()).suffix(2000), as: UTF8.self)
+        throw CLIProcessError(description: "nats-server on port \(port) did not start within 10 s; its log ends: \(log)")
     }
 
     var processIdentifier: Int32? { lock.withLock { process?.processIdentifier } }
@@ -120,7 +150,7 @@ final class NATSServerProcess: @unchecked Sendable {
 /// Reads a whole JetStream stream back (through a throwaway durable consumer), for checks.
 enum JetStreamContents {
     static func all(_ server: NATSServerProcess, stream: String, expected: Int, timeout: Double = 20) throws -> [JetStreamMessage] {
-        let connection = try NATSConnection.connect(to: server.url)
+        let connection = try NATSConnection.connect(to: server.url, credentials: server.credentials)
         defer { connection.close() }
         let jetStream = JetStream(connection: connection)
         let durable = "check\(UInt32.random(in: 0...UInt32.max))"
