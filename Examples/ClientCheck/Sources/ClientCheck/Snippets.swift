@@ -116,6 +116,16 @@ func readmeSnippet8() async throws {
     try await log.async.close()
 }
 
+// README.md, Swift snippet 9
+func readmeSnippet9() throws {
+    var options = LogOptions()
+    options.encryption = LogEncryption(keyProvider: FileKeyProvider(path: "/etc/orders/master.key"), scope: .stream)
+    let log = try Log.open(at: "/var/lib/orders", options: options)
+    try log.append(NewEvent(stream: "customer-42/orders", type: "OrderPlaced", data: Array("{}".utf8)))
+    try log.forgetStream("customer-42/orders")  // crypto-shredding: its events now read as forgotten
+    try log.close()
+}
+
 // EventLog.docc/Consumers.md, Swift snippet 1
 func doccConsumersSnippet1(log: Log) throws {
     func project(_ log: Log, apply: (EventView) -> Void, running: () -> Bool) throws {
@@ -204,6 +214,15 @@ func doccOperationsSnippet1(log: Log) throws {
         let result = try log.compact()
         print(result.startPosition, result.bytesBefore - result.bytesAfter)
     }
+}
+
+// EventLog.docc/Security.md, Swift snippet 1
+func doccSecuritySnippet1() throws {
+    var options = LogOptions()
+    options.encryption = LogEncryption(
+        keyProvider: FileKeyProvider(path: "/etc/orders/master.key"), scope: .stream)
+    let log = try Log.open(at: "/var/lib/orders/events", options: options)
+    defer { try? log.close() }
 }
 
 // EventLog.docc/TransactionalOutbox.md, Swift snippet 1
