@@ -103,6 +103,29 @@ extension Record {
             flags |= flagMetadata
             bodyLength += Varint.size(UInt64(metadataLength)) + metadataLength
         }
+        let crcOffset = appendHead(
+            into: &buffer, bodyLength: bodyLength, flags: flags, delta: delta, version: version, stream: stream, key: key,
+            type: type)
+        if let metadata {
+            buffer.appendVarint(UInt64(metadataLength))
+            MetadataCoding.encode(metadata, into: &buffer)
+        }
+        buffer.append(data)
+        let bodyStart = crcOffset + 4
+        let crc = CRC32C.checksum(
+            buffer.base + bodyStart, count: buffer.count - bodyStart,
+            continuing: seed(position: position, firstTimestamp: firstTimestamp))
+        (buffer.base + crcOffset).storeLE(crc, at: 0)
+    }
+
+    /// Appends a record's length, room for its CRC, and its fields from the
+    /// flags through the type (what every record has in the clear); returns
+    /// the CRC field's offset.
+    @inline(__always)
+    private static func appendHead(
+        into buffer: inout ByteBuffer, bodyLength: Int, flags: UInt8, delta: Int64, version: UInt64,
+        stream: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer?, type: UnsafeRawBufferPointer
+    ) -> Int {
         buffer.reserve(Varint.maxBytes + bodyLength)
         buffer.appendVarint(UInt64(bodyLength))
         let crcOffset = buffer.count
@@ -118,16 +141,7 @@ extension Record {
         }
         buffer.appendByte(UInt8(type.count))
         buffer.append(type)
-        if let metadata {
-            buffer.appendVarint(UInt64(metadataLength))
-            MetadataCoding.encode(metadata, into: &buffer)
-        }
-        buffer.append(data)
-        let bodyStart = crcOffset + 4
-        let crc = CRC32C.checksum(
-            buffer.base + bodyStart, count: buffer.count - bodyStart,
-            continuing: seed(position: position, firstTimestamp: firstTimestamp))
-        (buffer.base + crcOffset).storeLE(crc, at: 0)
+        return crcOffset
     }
 
     /// Where `encodeSealed` put a record's parts, for the batch's seal
@@ -162,21 +176,9 @@ extension Record {
             flags |= flagTimestamp
             bodyLength += Varint.size(Varint.zigzag(delta))
         }
-        buffer.reserve(Varint.maxBytes + bodyLength)
-        buffer.appendVarint(UInt64(bodyLength))
-        let crcOffset = buffer.count
-        buffer.count += 4
-        buffer.appendByte(flags)
-        if delta != 0 { buffer.appendVarint(Varint.zigzag(delta)) }
-        buffer.appendVarint(version)
-        buffer.appendByte(UInt8(stream.count))
-        buffer.append(stream)
-        if let key {
-            buffer.appendByte(UInt8(key.count))
-            buffer.append(key)
-        }
-        buffer.appendByte(UInt8(type.count))
-        buffer.append(type)
+        let crcOffset = appendHead(
+            into: &buffer, bodyLength: bodyLength, flags: flags, delta: delta, version: version, stream: stream, key: key,
+            type: type)
         buffer.reserve(4)
         (buffer.base + buffer.count).storeLE(group, at: 0)
         buffer.count += 4
@@ -242,7 +244,7 @@ public struct EventView {
     /// True when `data` holds the sealed payload itself (ciphertext), not
     /// the event's data: only the library's own checks (`verify`) read a
     /// sealed record without opening its batch.
-    internal(set) var isSealed = false
+    var isSealed = false
 
     /// The explicit key's UTF-8 bytes (empty when the event has none: its key
     /// is the stream name). Found from the stream name's end rather than kept:

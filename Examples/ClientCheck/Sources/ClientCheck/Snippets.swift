@@ -151,6 +151,15 @@ func doccConsumersSnippet2(log: Log) throws {
     }
 }
 
+// EventLog.docc/EncryptionAtRest.md, Swift snippet 1
+func doccEncryptionAtRestSnippet1() throws {
+    var options = LogOptions()
+    options.encryption = LogEncryption(
+        keyProvider: FileKeyProvider(path: "/etc/orders/master.key"), scope: .stream)
+    let log = try Log.open(at: "/var/lib/orders/events", options: options)
+    defer { try? log.close() }
+}
+
 // EventLog.docc/EventLog.md, Swift snippet 1
 func doccEventLogSnippet1() throws {
     let log = try Log.open(at: "/var/lib/orders/events")
@@ -214,15 +223,6 @@ func doccOperationsSnippet1(log: Log) throws {
         let result = try log.compact()
         print(result.startPosition, result.bytesBefore - result.bytesAfter)
     }
-}
-
-// EventLog.docc/Security.md, Swift snippet 1
-func doccSecuritySnippet1() throws {
-    var options = LogOptions()
-    options.encryption = LogEncryption(
-        keyProvider: FileKeyProvider(path: "/etc/orders/master.key"), scope: .stream)
-    let log = try Log.open(at: "/var/lib/orders/events", options: options)
-    defer { try? log.close() }
 }
 
 // EventLog.docc/TransactionalOutbox.md, Swift snippet 1

@@ -168,6 +168,15 @@ do {
     }
 }
 
+// EventLog.docc/EncryptionAtRest.md, Swift snippet 1
+do {
+    var options = LogOptions()
+    options.encryption = LogEncryption(
+        keyProvider: FileKeyProvider(path: "/etc/orders/master.key"), scope: .stream)
+    let log = try Log.open(at: "/var/lib/orders/events", options: options)
+    defer { try? log.close() }
+}
+
 // EventLog.docc/EventLog.md, Swift snippet 1
 do {
     let log = try Log.open(at: "/var/lib/orders/events")
@@ -239,15 +248,6 @@ do {
         let result = try log.compact()
         print(result.startPosition, result.bytesBefore - result.bytesAfter)
     }
-}
-
-// EventLog.docc/Security.md, Swift snippet 1
-do {
-    var options = LogOptions()
-    options.encryption = LogEncryption(
-        keyProvider: FileKeyProvider(path: "/etc/orders/master.key"), scope: .stream)
-    let log = try Log.open(at: "/var/lib/orders/events", options: options)
-    defer { try? log.close() }
 }
 
 // EventLog.docc/TransactionalOutbox.md, Swift snippet 1
