@@ -8,7 +8,8 @@ import Workload
 ///
 /// Not thread-safe itself: the phase opens it, makes one appender per
 /// thread (on that thread), and closes it, all from one thread at a time.
-public protocol ConcurrentStore: AnyObject {
+/// (`SendableMetatype`: the appender threads are handed its type.)
+public protocol ConcurrentStore: AnyObject, SendableMetatype {
     associatedtype Appender: ConcurrentAppender
 
     /// Opens a fresh store in `directory` (created by the caller, empty)
@@ -25,7 +26,7 @@ public protocol ConcurrentStore: AnyObject {
 }
 
 /// One thread's writer in a C phase: one event per durable transaction.
-public protocol ConcurrentAppender: AnyObject {
+public protocol ConcurrentAppender: AnyObject, SendableMetatype {
     /// Appends `events[j]` alone, durably: on return it survives a crash.
     func appendOne(_ events: EventChunk.Events, _ j: Int) throws
     func close() throws
