@@ -106,6 +106,29 @@ import Testing
         commit.leave()
     }
 
+    /// One appender in flight that is not writing (covered by the last sync,
+    /// on its way back) is not waited for: the sync starts at once.
+    @Test func aLoneAppenderOnItsWayBackIsNotWaitedFor() throws {
+        let disk = try Disk()
+        let commit = GroupCommit(what: "segment", gatherLimit: .seconds(20))
+        commit.begin(unsyncedBytes: 0, file: disk.file)
+        commit.enter()  // A writes, and a sync covers it; A has not left yet
+        commit.noteWritten(10, file: disk.file)
+        commit.passedWriter()
+        try commit.syncNow()
+        #expect(disk.count == 1)
+        commit.enter()  // B writes and waits
+        commit.noteWritten(20, file: disk.file)
+        commit.passedWriter()
+        let started = ContinuousClock.now
+        let b = Background { try commit.waitDurable(upTo: 20) }
+        #expect(b.wait(seconds: 10) == nil)
+        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(disk.count == 2)
+        commit.leave()
+        commit.leave()
+    }
+
     /// A write noted while a sync runs is not made durable by it: its
     /// appender waits, is handed the lead, and a second sync covers it.
     @Test func aWriteDuringASyncWaitsForTheNextOne() throws {

@@ -25,14 +25,21 @@ extension BatchLog {
         let gathered = options.durability == .always
         if gathered { groupCommit.enter() }
         defer { if gathered { groupCommit.leave() } }
-        let outcome = try writer.withLock { (state) throws(EventLogError) -> (result: R, sequence: UInt64, wait: Bool) in
-            if state.closed { throw .closed }
-            if let failure = state.failure ?? groupCommit.failureReason {
-                state.failure = failure
-                throw .writerStopped(reason: failure)
+        let outcome: (result: R, sequence: UInt64, wait: Bool)
+        do {
+            outcome = try writer.withLock { (state) throws(EventLogError) -> (result: R, sequence: UInt64, wait: Bool) in
+                if state.closed { throw .closed }
+                if let failure = state.failure ?? groupCommit.failureReason {
+                    state.failure = failure
+                    throw .writerStopped(reason: failure)
+                }
+                return try body(&state)
             }
-            return try body(&state)
+        } catch {
+            if gathered { groupCommit.passedWriter() }
+            throw error
         }
+        if gathered { groupCommit.passedWriter() }
         if options.durability == .always, outcome.wait {
             // A retry waits too: the original append may not be durable yet.
             do { try groupCommit.waitDurable(upTo: outcome.sequence) } catch {

@@ -21,7 +21,8 @@ import Synchronization
 /// leader waits for them and one sync covers them all. Without it,
 /// appenders split into two groups that alternate: each sync covers about
 /// half of them, and each append waits for the sync running when it wrote
-/// and then for a whole one more. The leader stops waiting when the next
+/// and then for a whole one more. A single such appender is waited for
+/// only while it is writing (`worthGathering`). The leader stops waiting when the next
 /// write is slower to come than the mean time per append this sync would
 /// give so far (the last sync's duration plus the gathering, divided by
 /// the writes gathered), and after one sync's duration at most
@@ -84,6 +85,8 @@ final class GroupCommit: @unchecked Sendable {
 
     /// Appenders between `enter()` and `leave()`: those a leader gathers for.
     private let inFlight = Atomic<Int>(0)
+    /// Appenders between `enter()` and `passedWriter()`: writing right now.
+    private let arriving = Atomic<Int>(0)
     /// A leader is gathering: `noteWritten` and `leave()` wake it.
     private let gathering = Atomic<Bool>(false)
     /// When the last sync was led (`ContinuousClock` nanoseconds since the
@@ -189,6 +192,23 @@ final class GroupCommit: @unchecked Sendable {
     /// append (before it asks for the writer lock). Pair with `leave()`.
     func enter() {
         inFlight.add(1, ordering: .sequentiallyConsistent)
+        arriving.add(1, ordering: .sequentiallyConsistent)
+    }
+
+    /// The appender is done under the writer lock (wrote, or failed).
+    func passedWriter() {
+        arriving.subtract(1, ordering: .sequentiallyConsistent)
+        wakeGatherer()
+    }
+
+    /// True when a leader should wait: two or more appenders in flight have
+    /// not written since the last sync started, or one has and is writing
+    /// right now. (One that is only on its way back from the last sync
+    /// alone is not waited for: with the sync started at once, its write
+    /// goes into the next one, right after, and the disk is not left idle.)
+    private var worthGathering: Bool {
+        let missing = inFlight.load(ordering: .sequentiallyConsistent) - writesSinceSync.load(ordering: .sequentiallyConsistent)
+        return missing >= 2 || (missing == 1 && arriving.load(ordering: .sequentiallyConsistent) > 0)
     }
 
     /// The appender's append is over (returned or failed).
@@ -240,7 +260,7 @@ final class GroupCommit: @unchecked Sendable {
         gathering.store(true, ordering: .sequentiallyConsistent)
         var seen = writesSinceSync.load(ordering: .sequentiallyConsistent)
         var lastArrival = start
-        while inFlight.load(ordering: .sequentiallyConsistent) > writesSinceSync.load(ordering: .sequentiallyConsistent) {
+        while worthGathering {
             let now = ContinuousClock.now
             let writes = writesSinceSync.load(ordering: .sequentiallyConsistent)
             if writes != seen {
@@ -314,7 +334,7 @@ final class GroupCommit: @unchecked Sendable {
         // Gather: every appender in flight that has not written since the
         // last sync started (a write each) is about to; wait for them (or
         // for them to leave), up to the limit.
-        if inFlight.load(ordering: .sequentiallyConsistent) > writesSinceSync.load(ordering: .sequentiallyConsistent) {
+        if worthGathering {
             let lastSync = lastSyncDuration
             condition.unlock()  // `syncing` keeps others from leading meanwhile
             gather(lastSync: lastSync)
