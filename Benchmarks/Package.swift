@@ -15,6 +15,7 @@ let package = Package(
     dependencies: [
         .package(name: "EventLog", path: ".."),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.4.0"),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
@@ -42,6 +43,8 @@ let package = Package(
                 "CRocksDB",
                 .product(name: "EventLog", package: "EventLog"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                // EventLog's group commit figures in the C phases (a MetricsFactory of the harness's own).
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),

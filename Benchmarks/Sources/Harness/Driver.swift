@@ -156,16 +156,28 @@ public func runSystem(
         }
         return [outcome] + outcomes
     case .sqlite, .sqliteTuned:
-        var round = SystemRound<SQLitePeer>(system: system, sizes: sizes, expectations: expectations, directory: directory)
-        round.keep = options.keep
-        return [try round.run()]
+        return [try runPeer(SQLitePeer.self, system, sizes: sizes, expectations: expectations, directory: directory, options: options)]
     case .lmdb:
-        var round = SystemRound<LMDBPeer>(system: system, sizes: sizes, expectations: expectations, directory: directory)
-        round.keep = options.keep
-        return [try round.run()]
+        return [try runPeer(LMDBPeer.self, system, sizes: sizes, expectations: expectations, directory: directory, options: options)]
     case .rocksdb, .rocksdbTuned:
-        var round = SystemRound<RocksDBPeer>(system: system, sizes: sizes, expectations: expectations, directory: directory)
-        round.keep = options.keep
-        return [try round.run()]
+        return [try runPeer(RocksDBPeer.self, system, sizes: sizes, expectations: expectations, directory: directory, options: options)]
     }
+}
+
+/// A peer's round: the common phases, then its C phases (the same threads,
+/// events and durability as EventLog's; see each peer's `ConcurrentStore`).
+func runPeer<S: Store & ConcurrentStore>(
+    _: S.Type, _ system: SystemID, sizes: PhaseSizes, expectations: Expectations, directory: String, options: Options
+) throws -> RoundOutcome {
+    var round = SystemRound<S>(system: system, sizes: sizes, expectations: expectations, directory: directory)
+    round.keep = options.keep
+    var outcome = try round.run()
+    for threads in options.skip.contains("concurrent") ? [] : sizes.threads {
+        let (figures, latency) = try ConcurrentPhase.run(
+            S.self, threads: threads, appendsPerThread: sizes.appendsPerThread, directory: directory, name: system.name,
+            config: system.config, keep: options.keep)
+        outcome.extra += figures
+        outcome.concurrentLatency["C\(threads)"] = latency
+    }
+    return outcome
 }

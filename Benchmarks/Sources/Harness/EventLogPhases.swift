@@ -28,91 +28,29 @@ public enum EventLogPhases {
         return [Figure("open-clean", "open_ms", seconds * 1000)]
     }
 
-    /// "C<T>": `threads` threads each make `appendsPerThread` single-event
-    /// appends with `.always` to one fresh log. Under group commit the
+    /// "C<T>" for EventLog (`ConcurrentPhase.run`): single-event `.always`
+    /// appends from `threads` threads to one log. Under group commit the
     /// threads share fdatasyncs, so events/s grows with the thread count
-    /// while each append's latency stays near one sync.
-    ///
-    /// Events are generated before the timed region; thread t appends
-    /// events t, t + T, t + 2T, … of the chunk. Afterwards (untimed) the log
-    /// is read back: the count and the logical bytes must match.
+    /// while each append's latency stays near one sync. Besides events/s and
+    /// latency: `appends_per_sync` (appends each fdatasync of the segment
+    /// covered, mean) and `sync_us` (how long one took, mean), from the
+    /// log's `eventlog_group_commit_writes` and `eventlog_sync_duration`.
     public static func concurrentAppenders(
         threads: Int, appendsPerThread: Int, directory: String, keep: Bool = false
     ) throws -> (figures: [Figure], latency: LatencyMeasure) {
-        precondition(threads >= 1 && appendsPerThread >= 1)
+        let tally = GroupCommitTally()
+        var config = StoreConfig()
+        config.groupCommitTally = tally
+        var (figures, latency) = try ConcurrentPhase.run(
+            EventLogStore.self, threads: threads, appendsPerThread: appendsPerThread, directory: directory, name: "eventlog",
+            config: config, keep: keep)
         let phase = "C\(threads)"
-        let path = directory + "/eventlog-\(phase.lowercased())"
-        removeTree(path)
-        defer { if !keep { removeTree(path) } }
-        let total = threads * appendsPerThread
-        var generator = EventGenerator(seed: WorkloadSeed.events)
-        var chunk = EventChunk(capacity: total)
-        chunk.fill(from: &generator, count: total)
-        let events = chunk.events
-
-        let log = try Log.open(at: path, options: LogOptions(durability: .always))
-        let store = EventLogStore.Shared(log: log)
-        let collector = Collector()
-        let ready = DispatchSemaphore(value: 0)
-        let go = DispatchSemaphore(value: 0)
-        let done = DispatchGroup()
-        for t in 0..<threads {
-            done.enter()
-            let thread = Thread {
-                var histogram = LatencyMeasure.emptyHistogram()
-                var spent: UInt64 = 0
-                var failure: String?
-                ready.signal()
-                go.wait()
-                do {
-                    var j = t
-                    while j < total {
-                        let start = nanoseconds()
-                        try store.appendOne(events, j)
-                        let elapsed = nanoseconds() - start
-                        _ = histogram.record(max(elapsed, 1))
-                        spent += elapsed
-                        j += threads
-                    }
-                } catch {
-                    failure = "\(error)"
-                }
-                collector.add(histogram, nanoseconds: spent, failure: failure)
-                done.leave()
-            }
-            thread.stackSize = 1 << 20
-            thread.start()
+        let (syncs, appends, syncNanoseconds) = tally.totals
+        if syncs > 0 {
+            figures.append(Figure(phase, "appends_per_sync", Double(appends) / Double(syncs)))
+            figures.append(Figure(phase, "sync_us", Double(syncNanoseconds) / Double(syncs) / 1000))
         }
-        for _ in 0..<threads { ready.wait() }
-        let start = now()
-        for _ in 0..<threads { go.signal() }
-        done.wait()
-        let seconds = now() - start
-        let (histograms, spent, failures) = collector.results
-        if let failure = failures.first {
-            try? log.close()
-            throw BenchError("\(phase): an append failed: \(failure)")
-        }
-
-        // Check (untimed): every event is there once.
-        var read = ReadSum()
-        try log.read(from: 0) { view in
-            read.add(streamCount: view.streamBytes.count, typeCount: view.typeBytes.count, data: view.data)
-        }
-        try log.close()
-        guard read.events == UInt64(total), read.bytes == chunk.logicalBytes else {
-            throw BenchError("\(phase) check failed: read back \(read.events) events, \(read.bytes) bytes; appended \(total), \(chunk.logicalBytes) bytes")
-        }
-
-        var latency = LatencyMeasure()
-        for histogram in histograms { latency.histogram.add(histogram) }
-        latency.seconds = seconds
-        latency.meanMicroseconds = Double(spent) / Double(total) / 1000
-        return ([
-            Figure(phase, "events_per_s", Double(total) / seconds),
-            Figure(phase, "p50_us", latency.microseconds(atPercentile: 50)),
-            Figure(phase, "p99_us", latency.microseconds(atPercentile: 99)),
-        ], latency)
+        return (figures, latency)
     }
 
     /// The hidden subcommand that makes `eventlog-bench` the killed writer.
@@ -350,28 +288,6 @@ private final class Flag: @unchecked Sendable {
     private var value = false
     func set() { lock.lock(); value = true; lock.unlock() }
     var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
-}
-
-/// What the appender threads report back.
-private final class Collector: @unchecked Sendable {
-    private let lock = NSLock()
-    private var histograms: [Histogram<UInt64>] = []
-    private var nanoseconds: UInt64 = 0
-    private var failures: [String] = []
-
-    func add(_ histogram: Histogram<UInt64>, nanoseconds spent: UInt64, failure: String?) {
-        lock.lock()
-        defer { lock.unlock() }
-        histograms.append(histogram)
-        nanoseconds += spent
-        if let failure { failures.append(failure) }
-    }
-
-    var results: ([Histogram<UInt64>], UInt64, [String]) {
-        lock.lock()
-        defer { lock.unlock() }
-        return (histograms, nanoseconds, failures)
-    }
 }
 
 extension EventLogStore {

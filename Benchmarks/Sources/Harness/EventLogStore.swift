@@ -19,6 +19,8 @@ public final class EventLogStore: Store {
         log = try Log.open(at: directory, options: options)
     }
 
+    init(log: Log) { self.log = log }
+
     /// One batch, built in place from the chunk's borrowed bytes (no
     /// allocation per event). Stream versions are the log's own.
     @inline(__always)
@@ -63,5 +65,44 @@ public final class EventLogStore: Store {
             sum.add(streamCount: view.streamBytes.count, typeCount: view.typeBytes.count, data: view.data)
         }
         return true
+    }
+}
+
+/// The C phases: one log opened `.always`, shared by the threads (`Log` is
+/// thread-safe); each thread's appender is a handle on it.
+extension EventLogStore: ConcurrentStore {
+    public convenience init(concurrentAt directory: String, config: StoreConfig) throws {
+        var options = LogOptions(durability: .always)
+        options.metricsFactory = config.groupCommitTally
+        self.init(log: try Log.open(at: directory, options: options))
+    }
+
+    public func makeAppender() throws -> Appender { Appender(log: log) }
+
+    public func scanAndClose() throws -> ReadSum {
+        var sum = ReadSum()
+        do {
+            try scanAll(into: &sum)
+        } catch {
+            try? log.close()
+            throw error
+        }
+        try log.close()
+        return sum
+    }
+
+    public final class Appender: ConcurrentAppender {
+        let log: Log
+        init(log: Log) { self.log = log }
+
+        @inline(__always)
+        public func appendOne(_ events: EventChunk.Events, _ j: Int) throws {
+            try log.appendBatch { (batch: inout BatchBuilder) throws in
+                let event = events[j]
+                try batch.append(stream: event.stream, type: event.type, data: event.payload)
+            }
+        }
+
+        public func close() throws {}
     }
 }

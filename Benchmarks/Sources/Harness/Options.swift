@@ -17,7 +17,7 @@ public struct Options: Sendable {
     public var reportDirectory: String?
     /// `--check N`: print the generator's digest of N events and exit.
     public var check: Int?
-    /// EventLog's extra phase groups to skip: "lz4", "enc", "concurrent", "open", "scavenge".
+    /// Phase groups to skip: EventLog's extra "lz4", "enc", "open", "scavenge", and every system's "concurrent" (C phases).
     public var skip: Set<String> = []
     public static let extraGroups = ["lz4", "enc", "concurrent", "open", "scavenge"]
     /// The streams-scale phase group (`--streams-scale LIST`); runs when it has counts.
@@ -62,10 +62,11 @@ public struct Options: Sendable {
                        $TMPDIR or /tmp, deleted at exit); each store is deleted after use
           --keep       keep the stores
           --a2 N, --a3 N, --r2 N, --r3 N   phase sizes (defaults 100000, 2000, 1000, 100000)
-          --threads LIST   thread counts of EventLog's concurrent-appender phases (1,2,4,8)
+          --threads LIST   thread counts of the concurrent-appender phases C1... (1,2,4,8)
           --appends-per-thread N   single durable appends per thread there (2000)
           --crash-events N   events the writer killed in open-kill9 has acknowledged (N)
-          --skip GROUPS  skip EventLog's extra phases: lz4, enc, concurrent, open, scavenge
+          --skip GROUPS  skip phase groups: concurrent (every system's C phases), and
+                       EventLog's extra lz4, enc, open, scavenge
           --batch-cache-bytes N  LogOptions.batchCacheBytes of EventLog's LZ4 store (the cache
                        of decompressed batches its R2-lz4 and R3-lz4 read through; default:
                        the library's, 32 MiB; 0 turns it off)

@@ -16,7 +16,7 @@ public struct PhaseSizes: Sendable, Equatable {
     public var r2 = 1_000
     /// Random point reads in R3.
     public var r3 = 100_000
-    /// EventLog's concurrent-appenders phases: thread counts, and single
+    /// The concurrent-appenders phases (C1…, every system): thread counts, and single
     /// durable appends per thread.
     public var threads = [1, 2, 4, 8]
     public var appendsPerThread = 2_000

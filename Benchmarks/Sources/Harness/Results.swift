@@ -26,8 +26,8 @@ public struct Results: Sendable {
     public private(set) var entries: [Entry] = []
     public private(set) var missing: [Missing] = []
     private var index: [Key: Int] = [:]
-    /// A3 latencies per system (all rounds merged), and EventLog's
-    /// concurrent appenders' per phase: the report's percentile curves.
+    /// A3 latencies per system (all rounds merged), and each system's
+    /// concurrent appenders' per C phase: the report's percentile curves.
     public private(set) var latency: [String: Histogram<UInt64>] = [:]
 
     public init(n: Int) { self.n = n }
@@ -224,7 +224,7 @@ public let phaseDescriptions: [(String, String)] = [
     ("process", "peak_rss_mb: peak RSS during the system's phases (VmHWM, reset before each system; includes the harness's own ~30–50 MB); rss_growth_mb: that peak minus the RSS when the system's round began; peak_rss_anon_mb, peak_rss_file_mb, peak_rss_shmem_mb: the peak of each kind of resident memory (RssAnon: heap and anonymous maps, only swap frees them; RssFile: mapped file pages, reclaimable page cache; RssShmem), sampled every 10 ms from /proc/self/status, the harness's own included; rss_anon_growth_mb: the anonymous peak minus RssAnon when the system's round began"),
     ("A1-lz4…R3-lz4", "EventLog only: A1, R1, R2, R3 with LZ4-compressed batches (R2 and R3 through the cache of decompressed batches, LogOptions.batchCacheBytes at its default)"),
     ("A1-enc…R3-enc", "EventLog only: A1, R1, R2, R3 of an encrypted log (LogOptions.encryption: AES-256-GCM, one data key; R2 and R3 through the cache of opened batches)"),
-    ("C1…C8", "EventLog only: 1–8 threads each making single-event .always appends to one log (group commit)"),
+    ("C1…C8", "1–8 threads each making single-event durable appends to one fresh store, 2,000 per thread (events/s, p50/p99). EventLog: one log, .always (group commit: one fdatasync covers every append written before it started; appends_per_sync and sync_us: the appends each segment fdatasync covered and its duration, means). SQLite: a connection per thread, WAL, synchronous=FULL, BEGIN IMMEDIATE + one INSERT + COMMIT per event, a busy handler retrying every 50 µs. RocksDB: one DB, one rocksdb_write (record + stream index entry) per event with sync=true; RocksDB groups concurrent writers into one WAL sync. LMDB: one write transaction per event (they run one at a time), default sync per commit"),
     ("open-clean", "EventLog only: Log.open of store A after A1's clean close"),
     ("open-kill9", "EventLog only: Log.open after kill -9 of a child writer appending with .always, once it acknowledged N events"),
 ]

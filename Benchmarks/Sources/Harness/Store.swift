@@ -5,8 +5,8 @@ import Workload
 /// generic over it (`SystemRound<S>`), so a timed loop calls a concrete
 /// type, never an existential.
 ///
-/// Not thread-safe: one phase at a time, from one thread (the concurrent
-/// appenders phase drives `Log` directly).
+/// Not thread-safe: one phase at a time, from one thread (the C phases
+/// go through `ConcurrentStore`).
 public protocol Store: AnyObject {
     /// Opens the store in `directory` (created by the caller, empty for a
     /// fresh store), with the settings `mode` calls for.
@@ -60,6 +60,8 @@ public struct StoreConfig: Sendable {
     public var batchCacheBytes: Int?
     /// EventLog only: encryption at rest (one data key for the log, a fixed master key).
     public var encrypted = false
+    /// EventLog's C phases only: where the log's group commit metrics go.
+    public var groupCommitTally: GroupCommitTally?
     public init(tuned: Bool = false, lz4: Bool = false) {
         self.tuned = tuned
         self.lz4 = lz4

@@ -118,6 +118,50 @@ import Workload
         #expect(figures["open-kill9/open_ms"] != nil)
     }
 
+    /// Each peer's C phases: every thread count reports events/s and
+    /// latencies of every append (the runner read them all back).
+    @Test(arguments: [SystemID.sqlite, .lmdb, .rocksdb])
+    func peerConcurrentPhases(_ system: SystemID) throws {
+        let directory = try directory()
+        defer { removeTree(directory) }
+        var options = Options()
+        options.skip = ["lz4", "open"]
+        let outcomes = try runSystem(
+            system, sizes: Self.sizes, expectations: Self.expectations, directory: directory, options: options, executable: nil)
+        let figures = Dictionary(outcomes[0].extra.map { ($0.phase + "/" + $0.metric, $0.value) }, uniquingKeysWith: { a, _ in a })
+        for threads in Self.sizes.threads {
+            #expect((figures["C\(threads)/events_per_s"] ?? 0) > 0)
+            #expect(outcomes[0].concurrentLatency["C\(threads)"]?.count == UInt64(threads * Self.sizes.appendsPerThread))
+        }
+    }
+
+    /// EventLog's C phases report how many appends a sync covered: with one
+    /// thread exactly one each (a mean above 1 would count wrongly).
+    @Test func eventLogGroupCommitFigures() throws {
+        let directory = try directory()
+        defer { removeTree(directory) }
+        let (one, _) = try EventLogPhases.concurrentAppenders(threads: 1, appendsPerThread: 20, directory: directory)
+        let figures = Dictionary(one.map { ($0.metric, $0.value) }, uniquingKeysWith: { a, _ in a })
+        #expect(figures["appends_per_sync"] == 1)
+        #expect((figures["sync_us"] ?? 0) > 0)
+        let (four, _) = try EventLogPhases.concurrentAppenders(threads: 4, appendsPerThread: 20, directory: directory)
+        let perSync = try #require(four.first { $0.metric == "appends_per_sync" }?.value)
+        #expect(perSync >= 1 && perSync <= 4)
+    }
+
+    /// A C phase whose store lost an append must fail.
+    @Test func concurrentLossFails() throws {
+        let directory = try directory()
+        defer { removeTree(directory) }
+        #expect(throws: BenchError.self) {
+            _ = try ConcurrentPhase.run(LossyConcurrentStore.self, threads: 3, appendsPerThread: 10, directory: directory, name: "lossy")
+        }
+        // The same store without the flaw passes.
+        LossyConcurrentStore.dropsOne = false
+        defer { LossyConcurrentStore.dropsOne = true }
+        _ = try ConcurrentPhase.run(LossyConcurrentStore.self, threads: 3, appendsPerThread: 10, directory: directory, name: "lossy")
+    }
+
     /// A store that answers fast and wrong must fail the run.
     @Test func wrongAnswersFail() throws {
         let directory = try directory()
@@ -180,5 +224,29 @@ final class LossyStore: Store {
     func read(position: UInt64, into sum: inout ReadSum) throws -> Bool {
         let target = Self.flaw == .pointReadsNeighbour && position > 0 ? position - 1 : position
         return try inner.read(position: target, into: &sum)
+    }
+}
+
+/// SQLite's C phase store, but the appender of event 7 does not write it
+/// (while `dropsOne`).
+final class LossyConcurrentStore: ConcurrentStore {
+    nonisolated(unsafe) static var dropsOne = true
+    let inner: SQLitePeer
+
+    init(concurrentAt directory: String, config: StoreConfig) throws {
+        inner = try SQLitePeer(concurrentAt: directory, config: config)
+    }
+
+    func makeAppender() throws -> Appender { Appender(inner: try inner.makeAppender()) }
+    func scanAndClose() throws -> ReadSum { try inner.scanAndClose() }
+
+    final class Appender: ConcurrentAppender {
+        let inner: SQLitePeer.Appender
+        init(inner: SQLitePeer.Appender) { self.inner = inner }
+        func appendOne(_ events: EventChunk.Events, _ j: Int) throws {
+            if j == 7 && LossyConcurrentStore.dropsOne { return }
+            try inner.appendOne(events, j)
+        }
+        func close() throws { try inner.close() }
     }
 }

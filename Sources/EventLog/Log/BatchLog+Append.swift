@@ -22,8 +22,10 @@ extension BatchLog {
         _ body: (inout WriterState) throws(EventLogError) -> (result: R, sequence: UInt64, wait: Bool)
     ) throws(EventLogError) -> R {
         if options.readOnly { throw .readOnly }
-        let gathering = options.durability == .always
-        if gathering { groupCommit.arriving.add(1, ordering: .relaxed) }
+        // In flight from here to the return: a sync's leader gathers for it.
+        let gathered = options.durability == .always
+        if gathered { groupCommit.enter() }
+        defer { if gathered { groupCommit.leave() } }
         let outcome: (result: R, sequence: UInt64, wait: Bool)
         do {
             outcome = try writer.withLock { (state) throws(EventLogError) -> (result: R, sequence: UInt64, wait: Bool) in
@@ -35,10 +37,10 @@ extension BatchLog {
                 return try body(&state)
             }
         } catch {
-            if gathering { groupCommit.arriving.subtract(1, ordering: .relaxed) }
+            if gathered { groupCommit.passedWriter() }
             throw error
         }
-        if gathering { groupCommit.arriving.subtract(1, ordering: .relaxed) }
+        if gathered { groupCommit.passedWriter() }
         if options.durability == .always, outcome.wait {
             // A retry waits too: the original append may not be durable yet.
             do { try groupCommit.waitDurable(upTo: outcome.sequence) } catch {

@@ -1,3 +1,4 @@
+import Dispatch
 import class Foundation.NSCondition
 import struct Foundation.Date
 import Logging
@@ -14,17 +15,53 @@ import Synchronization
 /// sync covered; otherwise it waits for the running sync and, if its write
 /// came too late for it, leads the next one.
 ///
+/// Before it syncs, a leader gathers: appenders between `enter()` and
+/// `leave()` that have not written since the last sync started (woken by
+/// it and not yet back, or writing right now) usually write soon, so the
+/// leader waits for them and one sync covers them all. Without it,
+/// appenders split into two groups that alternate: each sync covers about
+/// half of them, and each append waits for the sync running when it wrote
+/// and then for a whole one more. A single such appender is waited for
+/// only while it is writing (`worthGathering`). The leader stops waiting when the next
+/// write is slower to come than the mean time per append this sync would
+/// give so far (the last sync's duration plus the gathering, divided by
+/// the writes gathered), and after one sync's duration at most
+/// (`gatherRange`).
+///
+/// Waiters sleep on semaphores of their own (`Waiter`): a finished sync
+/// wakes those it covered and one more to lead the next sync, and the
+/// gathering leader is woken alone by the writes it waits for. (A shared
+/// condition variable woke every waiter at every change, and each then
+/// queued for its lock, only to find most of them had to wait on.)
+///
 /// A segment is always synced before it is sealed (under the writer lock),
 /// so syncing the active segment covers every earlier write.
 ///
 /// Thread-safe. `waitDurable` and `syncNow` block on the disk.
 final class GroupCommit: @unchecked Sendable {
-    /// How long a leader waits for an appender that is writing right now, so
-    /// that one sync covers both (without it two appenders would alternate,
-    /// each waiting for a sync that started just before its write).
-    static let gatherMicroseconds = 60
+    /// The longest a leader gathers: the last sync's duration, clamped to
+    /// this range (waiting up to one sync at most doubles an append's
+    /// latency, and only when an appender in flight is stalled).
+    static let gatherRange: ClosedRange<Duration> = .microseconds(50) ... .milliseconds(2)
 
     private let condition = NSCondition()
+    /// Where a gathering leader waits (without `condition`'s lock): the
+    /// appenders it waits for signal it, and only it, as they write or leave.
+    /// A signal left over from an earlier gathering only makes a leader look
+    /// once more.
+    private let gatherSignal = DispatchSemaphore(value: 0)
+    /// An appender waiting for a sync: its semaphore is signalled once, by
+    /// whoever removes it from `waiters`.
+    private final class Waiter {
+        let semaphore = DispatchSemaphore(value: 0)
+        var sequence: UInt64 = 0
+    }
+    /// Waiting for a sync, in arrival order, and idle waiters kept for
+    /// reuse (both guarded by `condition`).
+    private var waiters: [Waiter] = []
+    private var idleWaiters: [Waiter] = []
+    /// A fixed gather limit instead of the last sync's duration (tests).
+    private let fixedGatherLimit: Duration?
     /// Where a failed or slow sync is reported, and what it syncs ("segment", "cursor journal").
     private let logger: Logger
     private let what: String
@@ -35,17 +72,23 @@ final class GroupCommit: @unchecked Sendable {
 
     init(
         what: String, logger: Logger = Logger(label: "EventLog"), slowSyncThreshold: Duration = .seconds(1),
-        dimensions: [(String, String)] = [], metrics: any MetricsFactory = MetricsSystem.factory
+        dimensions: [(String, String)] = [], metrics: any MetricsFactory = MetricsSystem.factory,
+        gatherLimit: Duration? = nil
     ) {
         self.what = what
+        self.fixedGatherLimit = gatherLimit
         self.logger = logger
         self.slowSyncThreshold = slowSyncThreshold
         syncDuration = Metrics.Timer(label: "eventlog_sync_duration", dimensions: dimensions + [("file", what)], factory: metrics)
         writesPerSync = Recorder(label: "eventlog_group_commit_writes", dimensions: dimensions + [("file", what)], factory: metrics)
     }
 
-    /// Appenders between asking for the writer lock and noting their write.
-    let arriving = Atomic<Int>(0)
+    /// Appenders between `enter()` and `leave()`: those a leader gathers for.
+    private let inFlight = Atomic<Int>(0)
+    /// Appenders between `enter()` and `passedWriter()`: writing right now.
+    private let arriving = Atomic<Int>(0)
+    /// A leader is gathering: `noteWritten` and `leave()` wake it.
+    private let gathering = Atomic<Bool>(false)
     /// When the last sync was led (`ContinuousClock` nanoseconds since the
     /// group commit was made; 0: none yet): background copies yield to
     /// appends that sync (`syncedWithin`).
@@ -61,10 +104,11 @@ final class GroupCommit: @unchecked Sendable {
         guard last > 0 else { return false }
         return (ContinuousClock.now - born).wholeNanoseconds - last <= span.wholeNanoseconds
     }
-    /// Writes noted since the last sync started (guarded by `condition`).
-    private var writesSinceSync = 0
-    /// A leader is waiting to gather one more write (guarded by `condition`).
-    private var gathering = false
+    /// Writes noted since the last sync started (changed under `condition`;
+    /// read by the gathering leader without it).
+    private let writesSinceSync = Atomic<Int>(0)
+    /// How long the last sync took (guarded by `condition`): the gather limit.
+    private var lastSyncDuration: Duration = .microseconds(100)
     // All guarded by `condition`.
     private var written: UInt64 = 0
     private var durable: UInt64 = 0
@@ -110,10 +154,10 @@ final class GroupCommit: @unchecked Sendable {
         written = sequence
         target = file
         if let publishing { pendingPublish = publishing }
-        writesSinceSync += 1
-        if gathering { condition.broadcast() }  // only the gathering leader needs to know
+        writesSinceSync.add(1, ordering: .sequentiallyConsistent)
         let known = durable
         condition.unlock()
+        wakeGatherer()
         return known
     }
 
@@ -121,7 +165,8 @@ final class GroupCommit: @unchecked Sendable {
     func noteDurable(_ sequence: UInt64) {
         condition.lock()
         if sequence > durable { durable = sequence }
-        condition.broadcast()
+        if durable >= written { writesSinceSync.store(0, ordering: .sequentiallyConsistent) }  // none left to cover
+        wakeWaiters()
         condition.unlock()
     }
 
@@ -131,6 +176,7 @@ final class GroupCommit: @unchecked Sendable {
         let first = failure == nil
         if first { failure = reason }
         let partner = first ? self.partner : nil
+        wakeWaiters()
         condition.broadcast()
         condition.unlock()
         partner?.fail(reason)
@@ -140,6 +186,96 @@ final class GroupCommit: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         return failure
+    }
+
+    /// An appender that will wait for its write's durability begins an
+    /// append (before it asks for the writer lock). Pair with `leave()`.
+    func enter() {
+        inFlight.add(1, ordering: .sequentiallyConsistent)
+        arriving.add(1, ordering: .sequentiallyConsistent)
+    }
+
+    /// The appender is done under the writer lock (wrote, or failed).
+    func passedWriter() {
+        arriving.subtract(1, ordering: .sequentiallyConsistent)
+        wakeGatherer()
+    }
+
+    /// True when a leader should wait: two or more appenders in flight have
+    /// not written since the last sync started, or one has and is writing
+    /// right now. (One that is only on its way back from the last sync
+    /// alone is not waited for: with the sync started at once, its write
+    /// goes into the next one, right after, and the disk is not left idle.)
+    private var worthGathering: Bool {
+        let missing = inFlight.load(ordering: .sequentiallyConsistent) - writesSinceSync.load(ordering: .sequentiallyConsistent)
+        return missing >= 2 || (missing == 1 && arriving.load(ordering: .sequentiallyConsistent) > 0)
+    }
+
+    /// The appender's append is over (returned or failed).
+    func leave() {
+        inFlight.subtract(1, ordering: .sequentiallyConsistent)
+        wakeGatherer()
+    }
+
+    /// Called after a change of `inFlight` or `writesSinceSync`: a leader
+    /// that began gathering before it sees the flag here, one that begins
+    /// after sees the change (and a semaphore keeps a signal given before
+    /// its wait).
+    private func wakeGatherer() {
+        guard gathering.load(ordering: .sequentiallyConsistent) else { return }
+        gatherSignal.signal()
+    }
+
+    /// Wakes the waiters whose writes are durable now (all of them after a
+    /// failure), and, when no sync runs, the first of the others to lead
+    /// the next one. Called under `condition`'s lock after `durable`,
+    /// `failure` or `syncing` changed.
+    private func wakeWaiters() {
+        var leaderWoken = syncing
+        var kept = 0
+        for i in waiters.indices {
+            let waiter = waiters[i]
+            var wake = failure != nil || waiter.sequence <= durable
+            if !wake && !leaderWoken {
+                wake = true
+                leaderWoken = true
+            }
+            if wake {
+                waiter.semaphore.signal()
+            } else {
+                waiters[kept] = waiter
+                kept += 1
+            }
+        }
+        waiters.removeLast(waiters.count - kept)
+    }
+
+    /// Waits (without `condition`'s lock) while appenders in flight have not
+    /// written since the last sync started, as long as waiting is likely to
+    /// pay (see the type's comment); `lastSync`: the last sync's duration.
+    private func gather(lastSync: Duration) {
+        let start = ContinuousClock.now
+        let limit = fixedGatherLimit ?? lastSync.clamped(to: Self.gatherRange)
+        while gatherSignal.wait(timeout: .now()) == .success {}  // signals left from an earlier gathering
+        gathering.store(true, ordering: .sequentiallyConsistent)
+        var seen = writesSinceSync.load(ordering: .sequentiallyConsistent)
+        var lastArrival = start
+        while worthGathering {
+            let now = ContinuousClock.now
+            let writes = writesSinceSync.load(ordering: .sequentiallyConsistent)
+            if writes != seen {
+                seen = writes
+                lastArrival = now
+            }
+            var deadline = start + limit
+            if fixedGatherLimit == nil {
+                let patience = (lastSync + (now - start)) / max(writes, 1)
+                deadline = min(deadline, lastArrival + patience)
+            }
+            guard now < deadline else { break }
+            _ = gatherSignal.wait(timeout: .now() + .nanoseconds(Int((deadline - now).wholeNanoseconds)))
+        }
+        gathering.store(false, ordering: .sequentiallyConsistent)
     }
 
     /// Returns once every byte up to `sequence` is on disk.
@@ -158,7 +294,15 @@ final class GroupCommit: @unchecked Sendable {
                 try leadSync()  // returns with the lock held
                 continue
             }
-            condition.wait()
+            // Wait for the running sync: woken when a sync covers this
+            // write, or to lead the next one, or on a failure.
+            let waiter = idleWaiters.popLast() ?? Waiter()
+            waiter.sequence = sequence
+            waiters.append(waiter)
+            condition.unlock()
+            waiter.semaphore.wait()
+            condition.lock()
+            idleWaiters.append(waiter)
         }
     }
 
@@ -187,24 +331,20 @@ final class GroupCommit: @unchecked Sendable {
     /// Called with the lock held and no sync running; returns with it held.
     private func leadSync() throws(EventLogError) {
         syncing = true
-        // Gather: when this sync would cover one write only and another
-        // appender is writing right now, let it cover that one too. (With
-        // more writes already waiting, syncing at once is better.)
-        if writesSinceSync <= 1 && arriving.load(ordering: .relaxed) > 0 {
-            let before = written
-            let until = Date(timeIntervalSinceNow: Double(Self.gatherMicroseconds) / 1_000_000)
-            gathering = true
-            while written == before && arriving.load(ordering: .relaxed) > 0 {
-                if !condition.wait(until: until) { break }
-            }
-            gathering = false
+        // Gather: every appender in flight that has not written since the
+        // last sync started (a write each) is about to; wait for them (or
+        // for them to leave), up to the limit.
+        if worthGathering {
+            let lastSync = lastSyncDuration
+            condition.unlock()  // `syncing` keeps others from leading meanwhile
+            gather(lastSync: lastSync)
+            condition.lock()
         }
         let goal = written
         let file = target
         let toPublish = pendingPublish
         pendingPublish = nil
-        let writes = writesSinceSync
-        writesSinceSync = 0
+        let writes = writesSinceSync.exchange(0, ordering: .sequentiallyConsistent)
         condition.unlock()
         var error: IOError?
         let started = ContinuousClock.now
@@ -223,9 +363,11 @@ final class GroupCommit: @unchecked Sendable {
         if error == nil, let toPublish { publishDurable?(toPublish, goal) }
         condition.lock()
         syncing = false
+        lastSyncDuration = took
         if let error {
             let first = failure == nil
             if first { failure = error.description }
+            wakeWaiters()
             condition.broadcast()
             if first, let partner {
                 // Not under this lock: the partner's fail comes back here.
@@ -236,7 +378,7 @@ final class GroupCommit: @unchecked Sendable {
             return
         }
         if goal > durable { durable = goal }
-        condition.broadcast()
+        wakeWaiters()
     }
 
     /// Waits up to `seconds` for a broadcast (the flusher's sleep, cut short
@@ -253,5 +395,12 @@ final class GroupCommit: @unchecked Sendable {
         condition.lock()
         condition.broadcast()
         condition.unlock()
+    }
+}
+
+extension Duration {
+    /// This duration, or the nearer end of `range` when outside it.
+    fileprivate func clamped(to range: ClosedRange<Duration>) -> Duration {
+        Swift.min(Swift.max(self, range.lowerBound), range.upperBound)
     }
 }

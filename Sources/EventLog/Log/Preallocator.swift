@@ -53,11 +53,19 @@ final class Preallocator: @unchecked Sendable {
         condition.lock()
         while let claimed, claimed.lowerBound < end { condition.wait() }
         if end > writerEnd { writerEnd = end }
-        condition.broadcast()
+        // Wake the zeroing thread only when it has work now (its loop's
+        // condition): not at every append, which cost each a context switch.
+        if wouldPrepare { condition.broadcast() }
         condition.unlock()
     }
 
     /// Moves to a new active segment (after a roll or a grow).
+    /// True when the zeroing thread would zero a chunk now (guarded by `condition`).
+    private var wouldPrepare: Bool {
+        let start = max(preparedEnd, writerEnd)
+        return file != nil && start < capacity && start < writerEnd + Self.lowWater
+    }
+
     func switchTo(file: FileHandle, capacity: Int, dataEnd: Int) {
         condition.lock()
         while claimed != nil { condition.wait() }

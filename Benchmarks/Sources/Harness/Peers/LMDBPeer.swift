@@ -51,7 +51,7 @@ public final class LMDBPeer: Store {
     }
 
     @inline(__always)
-    private static func check(_ rc: Int32, _ what: @autoclosure () -> String) throws {
+    static func check(_ rc: Int32, _ what: @autoclosure () -> String) throws {
         guard rc == MDB_SUCCESS else { throw BenchError("lmdb \(what()): \(String(cString: mdb_strerror(rc)))") }
     }
 
@@ -201,5 +201,70 @@ extension LMDBPeer: StreamsScaleStore {
     public func endReads() {
         if readTransaction != nil { mdb_txn_abort(readTransaction) }
         readTransaction = nil
+    }
+}
+
+/// The C phases: one environment with the default sync; each thread commits
+/// one event per write transaction (record and stream index entry). LMDB
+/// runs one write transaction at a time: the others wait in
+/// `mdb_txn_begin`, and each commit syncs on its own (no group commit).
+/// Positions arrive out of order here, so the record is put without
+/// `MDB_APPEND`.
+extension LMDBPeer: ConcurrentStore {
+    public convenience init(concurrentAt directory: String, config: StoreConfig) throws {
+        try self.init(directory: directory, mode: .durable, config: config)
+    }
+
+    public func makeAppender() throws -> Appender { Appender(env: env, events: events, streams: streams) }
+
+    public func scanAndClose() throws -> ReadSum {
+        var sum = ReadSum()
+        do {
+            try scanAll(into: &sum)
+        } catch {
+            try? close()
+            throw error
+        }
+        try close()
+        return sum
+    }
+
+    public final class Appender: ConcurrentAppender {
+        private let env: OpaquePointer?
+        private let events: MDB_dbi
+        private let streams: MDB_dbi
+        private let record = UnsafeMutableRawPointer.allocate(byteCount: 512, alignment: 8)
+        private let key = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
+        private let streamKey = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 8)
+
+        init(env: OpaquePointer?, events: MDB_dbi, streams: MDB_dbi) {
+            self.env = env
+            self.events = events
+            self.streams = streams
+        }
+
+        deinit { for buffer in [record, key, streamKey] { buffer.deallocate() } }
+
+        public func appendOne(_ batch: EventChunk.Events, _ j: Int) throws {
+            let event = batch[j]
+            var transaction: OpaquePointer?
+            try LMDBPeer.check(mdb_txn_begin(env, nil, 0, &transaction), "mdb_txn_begin")
+            do {
+                PeerRecord.storePosition(event.position, into: key)
+                var k = MDB_val(mv_size: 8, mv_data: key)
+                var v = MDB_val(mv_size: PeerRecord.encode(event, into: record), mv_data: record)
+                try LMDBPeer.check(mdb_put(transaction, events, &k, &v, UInt32(MDB_NOOVERWRITE)), "mdb_put events")
+                var k2 = MDB_val(
+                    mv_size: PeerRecord.encodeStreamKey(event.stream, version: event.version, into: streamKey), mv_data: streamKey)
+                var v2 = MDB_val(mv_size: 8, mv_data: key)
+                try LMDBPeer.check(mdb_put(transaction, streams, &k2, &v2, UInt32(MDB_NOOVERWRITE)), "mdb_put streams")
+            } catch {
+                mdb_txn_abort(transaction)
+                throw error
+            }
+            try LMDBPeer.check(mdb_txn_commit(transaction), "mdb_txn_commit")
+        }
+
+        public func close() throws {}
     }
 }

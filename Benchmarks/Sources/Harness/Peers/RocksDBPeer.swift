@@ -79,6 +79,16 @@ public final class RocksDBPeer: Store {
     }
 
     public func append(_ events: EventChunk.Events, _ range: Range<Int>) throws {
+        try Self.write(events, range, db: db, options: writeOptions, batch: batch, record: record, key: key, streamKey: streamKey)
+    }
+
+    /// Puts `events[range]` (record and stream index entry each) into
+    /// `batch` through the scratch buffers and writes it as one write.
+    @inline(__always)
+    static func write(
+        _ events: EventChunk.Events, _ range: Range<Int>, db: OpaquePointer?, options: OpaquePointer?, batch: OpaquePointer?,
+        record: UnsafeMutableRawPointer, key: UnsafeMutableRawPointer, streamKey: UnsafeMutableRawPointer
+    ) throws {
         rocksdb_writebatch_clear(batch)
         let keyBytes = key.assumingMemoryBound(to: CChar.self)
         let streamKeyBytes = streamKey.assumingMemoryBound(to: CChar.self)
@@ -93,8 +103,8 @@ public final class RocksDBPeer: Store {
             rocksdb_writebatch_put(batch, streamKeyBytes, streamKeyLength, keyBytes + 1, 8)
         }
         var error: UnsafeMutablePointer<CChar>?
-        rocksdb_write(db, writeOptions, batch, &error)
-        if let failure = Self.take(error) { throw BenchError("rocksdb_write: \(failure)") }
+        rocksdb_write(db, options, batch, &error)
+        if let failure = take(error) { throw BenchError("rocksdb_write: \(failure)") }
     }
 
     public func finishBulk() throws {
@@ -182,5 +192,58 @@ public final class RocksDBPeer: Store {
     public func read(position: UInt64, into sum: inout ReadSum) throws -> Bool {
         var big = position.bigEndian
         return try withUnsafeBytes(of: &big) { try getEvent($0.baseAddress!, into: &sum) } != nil
+    }
+}
+
+/// The C phases: one DB, `WriteOptions.sync = true`; each thread writes one
+/// event (its record and its stream index entry) per `rocksdb_write` with a
+/// batch and buffers of its own. RocksDB groups concurrent writes itself:
+/// one thread leads a write group, appends all their batches to the WAL and
+/// syncs it once.
+extension RocksDBPeer: ConcurrentStore {
+    public convenience init(concurrentAt directory: String, config: StoreConfig) throws {
+        try self.init(directory: directory, mode: .durable, config: config)
+    }
+
+    public func makeAppender() throws -> Appender { Appender(db: db) }
+
+    public func scanAndClose() throws -> ReadSum {
+        var sum = ReadSum()
+        do {
+            try scanAll(into: &sum)
+        } catch {
+            try? close()
+            throw error
+        }
+        try close()
+        return sum
+    }
+
+    public final class Appender: ConcurrentAppender {
+        private let db: OpaquePointer?
+        private let writeOptions = rocksdb_writeoptions_create()
+        private let batch = rocksdb_writebatch_create()
+        private let record = UnsafeMutableRawPointer.allocate(byteCount: 512, alignment: 8)
+        private let key = UnsafeMutableRawPointer.allocate(byteCount: 16, alignment: 8)
+        private let streamKey = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 8)
+
+        init(db: OpaquePointer?) {
+            self.db = db
+            rocksdb_writeoptions_set_sync(writeOptions, 1)
+        }
+
+        deinit {
+            rocksdb_writebatch_destroy(batch)
+            rocksdb_writeoptions_destroy(writeOptions)
+            for buffer in [record, key, streamKey] { buffer.deallocate() }
+        }
+
+        @inline(__always)
+        public func appendOne(_ events: EventChunk.Events, _ j: Int) throws {
+            try RocksDBPeer.write(
+                events, j..<(j + 1), db: db, options: writeOptions, batch: batch, record: record, key: key, streamKey: streamKey)
+        }
+
+        public func close() throws {}
     }
 }

@@ -1,6 +1,10 @@
 import CSQLite
 import Workload
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// SQLite peer (peers/README.md, "Peers and their designs"): the usual
 /// event-store design in SQLite.
 ///
@@ -14,6 +18,7 @@ import Workload
 /// bound without copies (SQLITE_STATIC), as the C peer does.
 public final class SQLitePeer: Store {
     private var db: OpaquePointer?
+    private let directoryPath: String
     private let path: String
     private var insert: OpaquePointer?
     private var begin: OpaquePointer?
@@ -25,7 +30,15 @@ public final class SQLitePeer: Store {
     private var lastVersion: OpaquePointer?
     private var rollback: OpaquePointer?
 
-    public init(directory: String, mode: OpenMode, config: StoreConfig) throws {
+    public convenience init(directory: String, mode: OpenMode, config: StoreConfig) throws {
+        try self.init(directory: directory, mode: mode, config: config, sharedWriters: false)
+    }
+
+    /// With `sharedWriters` (the C phases: several connections write), a
+    /// transaction takes the write lock at `BEGIN IMMEDIATE`, and a
+    /// connection that finds it taken retries (`sqliteBusyRetry`).
+    init(directory: String, mode: OpenMode, config: StoreConfig, sharedWriters: Bool) throws {
+        directoryPath = directory
         path = directory + "/events.db"
         guard sqlite3_open(path, &db) == SQLITE_OK else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
@@ -33,6 +46,7 @@ public final class SQLitePeer: Store {
             throw BenchError("sqlite3_open \(path): \(message)")
         }
         do {
+            if sharedWriters { sqlite3_busy_handler(db, sqliteBusyRetry, nil) }
             try exec("PRAGMA journal_mode=WAL")
             try exec(mode == .durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=OFF")
             if config.tuned { try exec("PRAGMA mmap_size=1073741824") }
@@ -42,7 +56,7 @@ public final class SQLitePeer: Store {
                 """)
             try exec("CREATE UNIQUE INDEX IF NOT EXISTS events_stream_version ON events(stream, version)")
             insert = try prepare("INSERT INTO events(position, stream, version, type, data) VALUES(?,?,?,?,?)")
-            begin = try prepare("BEGIN")
+            begin = try prepare(sharedWriters ? "BEGIN IMMEDIATE" : "BEGIN")
             commit = try prepare("COMMIT")
             scan = try prepare("SELECT position, stream, version, type, data FROM events ORDER BY position")
             byStream = try prepare("SELECT position, version, type, data FROM events WHERE stream=? ORDER BY version")
@@ -217,4 +231,52 @@ extension SQLitePeer: StreamsScaleStore {
         }
         try stepDone(commit, "COMMIT")
     }
+}
+
+/// The C phases: one database, each thread its own connection (WAL,
+/// `synchronous=FULL`), each event one `BEGIN IMMEDIATE; INSERT; COMMIT`.
+/// A connection that finds the write lock taken retries every 50 µs for up
+/// to 10 s (`sqliteBusyRetry`): SQLite's own `busy_timeout` sleeps 1, 2, 5,
+/// 10 … ms between tries, longer than a commit takes here.
+extension SQLitePeer: ConcurrentStore {
+    public convenience init(concurrentAt directory: String, config: StoreConfig) throws {
+        try self.init(directory: directory, mode: .durable, config: config)
+    }
+
+    public func makeAppender() throws -> Appender {
+        let connection = try SQLitePeer(directory: directoryPath, mode: .durable, config: StoreConfig(tuned: false), sharedWriters: true)
+        return Appender(connection: connection)
+    }
+
+    public func scanAndClose() throws -> ReadSum {
+        var sum = ReadSum()
+        do {
+            try scanAll(into: &sum)
+        } catch {
+            try? close()
+            throw error
+        }
+        try close()
+        return sum
+    }
+
+    public final class Appender: ConcurrentAppender {
+        let connection: SQLitePeer
+        init(connection: SQLitePeer) { self.connection = connection }
+
+        @inline(__always)
+        public func appendOne(_ events: EventChunk.Events, _ j: Int) throws {
+            try connection.append(events, j..<(j + 1))
+        }
+
+        public func close() throws { try connection.close() }
+    }
+}
+
+/// SQLite's busy handler in the C phases: retry every 50 µs, give up after
+/// 200,000 tries (10 s of sleeping).
+private func sqliteBusyRetry(_: UnsafeMutableRawPointer?, _ tries: Int32) -> Int32 {
+    guard tries < 200_000 else { return 0 }
+    usleep(50)
+    return 1
 }

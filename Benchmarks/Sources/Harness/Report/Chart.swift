@@ -135,19 +135,24 @@ public struct Chart {
         return out
     }
 
-    /// EventLog's concurrent appenders: events/s by thread count, p50/p99 beside.
+    /// The C phases: events/s by thread count and system (EventLog's p50/p99 beside).
     func groupCommitPanel() -> String {
         var items: [(String, String, Results.Entry?)] = []
         let threads = results.rows.map(\.phase).filter { $0.hasPrefix("C") && Int($0.dropFirst()) != nil }
         var seen = Set<String>()
+        let systems = results.systems
         for phase in threads where seen.insert(phase).inserted {
-            var label = "\(phase.dropFirst()) thread\(phase == "C1" ? "" : "s")"
-            if let p50 = results.entry(.eventlog, phase, "p50_us"), let p99 = results.entry(.eventlog, phase, "p99_us") {
-                label = "\(phase.dropFirst())t p50 \(compact(p50.median)) p99 \(compact(p99.median)) µs"
+            for system in systems {
+                guard let entry = results.entry(system, phase, "events_per_s") else { continue }
+                var label = "\(phase.dropFirst())t \(system.name)"
+                if system == .eventlog, let p50 = results.entry(.eventlog, phase, "p50_us"),
+                   let p99 = results.entry(.eventlog, phase, "p99_us") {
+                    label += " p50 \(compact(p50.median)) p99 \(compact(p99.median)) µs"
+                }
+                items.append((label, Self.color(system), entry))
             }
-            items.append((label, Self.eventlogColor, results.entry(.eventlog, phase, "events_per_s")))
         }
-        return bars(title: "EventLog group commit, 1 append per call: events/s", items: items, labelWidth: 190, better: .higherIsBetter)
+        return bars(title: "Concurrent appenders, 1 durable append per call: events/s", items: items, labelWidth: 220, better: .higherIsBetter)
     }
 
     /// EventLog's open times.
