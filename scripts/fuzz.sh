@@ -25,7 +25,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 scratch="$root/.build-fuzz"
 binary="$scratch/release/EventLogFuzz"
-targets=(batch segment-header offset-index time-index stream-index stream-table-run cursor-journal meta compaction swap log log-files append-json import-json)
+targets=(batch segment-header offset-index time-index stream-index stream-table-run cursor-journal meta compaction swap key-store log log-files append-json import-json)
 
 build() {
     bash scripts/install-dependencies.sh >/dev/null

@@ -7,6 +7,22 @@ enum Checksums {
     /// A CRC32C of bytes `0..<length - 4` stored little-endian at `length - 4`
     /// (the fixed and variable files, the index files, the segment header, a
     /// stream index's or stream table run's header).
+    /// A key store's header checksum and each entry's, as far as entries can be walked.
+    static func fixKeyStore(_ bytes: inout [UInt8]) {
+        guard bytes.count >= KeyStoreFile.headerSize else { return }
+        fixTrailing(&bytes, length: 64)
+        var offset = KeyStoreFile.headerSize
+        while bytes.count - offset >= KeyStoreFile.entryHeadBytes {
+            let kind = bytes[offset]
+            guard kind == KeyStoreFile.kindDataKey || kind == KeyStoreFile.kindForgetting else { return }
+            let length = KeyStoreFile.Entry.length(kind: kind, nameLength: kind == KeyStoreFile.kindDataKey ? Int(bytes[offset + 1]) : 0)
+            guard bytes.count - offset >= length else { return }
+            let crc = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + length - 4)])) }
+            store(crc, in: &bytes, at: offset + length - 4)
+            offset += length
+        }
+    }
+
     static func fixTrailing(_ bytes: inout [UInt8], length: Int) {
         guard length >= 4, length <= bytes.count else { return }
         let crc = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<(length - 4)])) }

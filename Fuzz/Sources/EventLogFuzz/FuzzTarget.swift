@@ -11,9 +11,10 @@
 /// clear, the bytes are decoded as they are. The seeds (Fuzz/Corpus) are real
 /// files with a leading 0x01.
 enum FuzzTarget: String, CaseIterable, Sendable {
-    /// One batch frame (plain or LZ4) and its records: `BatchHeader.check`,
-    /// the records area (decompressed for LZ4), `Record.decode` (with and
-    /// without each record's checksum), `Record.skip`, `MetadataCoding.decode`.
+    /// One batch frame (plain, LZ4 or sealed) and its records: `BatchHeader.check`,
+    /// the records area (decompressed for LZ4; a sealed one opened by
+    /// `SealedBatch.open` under a fixed key 1, key 2 forgotten), `Record.decode`
+    /// (with and without each record's checksum), `Record.skip`, `MetadataCoding.decode`.
     case batch
     /// `SegmentHeader.decode`.
     case segmentHeader = "segment-header"
@@ -34,6 +35,9 @@ enum FuzzTarget: String, CaseIterable, Sendable {
     case compaction
     /// `CompactionManifest.decode` (`eventlog.swap`).
     case swap
+    /// `KeyStoreFile.Header.decode` and every entry's `KeyStoreFile.scan`
+    /// (`eventlog.keys`, Format.md §16).
+    case keyStore = "key-store"
     /// The input is segment 0 of a log directory: a read-only
     /// `Log.open` (the scanner, the tail judgement, index rebuilds), a read
     /// of every event, then `Log.verify(at:)`.
@@ -91,6 +95,9 @@ enum FuzzTarget: String, CaseIterable, Sendable {
         case .swap:
             if fix { Checksums.fixTrailing(&bytes, length: bytes.count) }
             _ = try? CompactionManifest.decode(bytes, file: "fuzz")
+        case .keyStore:
+            if fix { Checksums.fixKeyStore(&bytes) }
+            KeyStoreTarget.run(bytes)
         case .log:
             if fix { Checksums.fixSegment(&bytes) }
             WholeLogTarget.run(bytes)

@@ -39,6 +39,7 @@ struct SeedCorpus {
             try copyFiles(of: dir, tag: tag)
             try writeExport(of: dir, tag: tag)
         }
+        try writeSealed()
         writeCursorJournalV1()
         seed(.swap, "manifest", binary: CompactionManifest(
             oldBases: [0, 40, 80], newBase: 0, newDeclaredEnd: 120, newHeaderChecksum: 0x1234_5678).encode())
@@ -123,6 +124,44 @@ struct SeedCorpus {
                     frames += 1
                 }
             default: break
+            }
+        }
+    }
+
+    /// An encrypted log (one data key per stream; one stream forgotten): its
+    /// key store and its sealed batches, sealed under `FuzzKeys`' key 1 with
+    /// its log id, so the batch target opens them.
+    private func writeSealed() throws {
+        let tmp = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        var template = Array("\(tmp)/eventlog-seeds.XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw EventLogError.invalidArgument("mkdtemp failed") }
+        let dir = String(cString: made)
+        var options = LogOptions(durability: .none)
+        options.maintenanceInterval = nil
+        options.encryption = LogEncryption(keyProvider: StaticKeyProvider(key: [UInt8](repeating: 0x42, count: 32)), scope: .stream)
+        let log = try Log.open(at: dir, options: options)
+        for round in 0..<12 {
+            var metadata = EventMetadata()
+            metadata.correlationID = "c-\(round)"
+            _ = try log.append([
+                NewEvent(stream: "customer-\(round % 2)", type: "Placed", data: Array("secret \(round)".utf8), metadata: metadata),
+                NewEvent(stream: "customer-\(round % 3)", type: "Paid", data: Array(repeating: UInt8(round), count: 40)),
+            ])
+        }
+        _ = try log.forgetStream("customer-1")
+        try log.close()
+        let directory = DirectoryOperations(path: dir, faults: nil)
+        if let keys = try directory.readWhole(FileNames.keyStore, atMost: 1 << 20) { seed(.keyStore, "sealed-keys", binary: keys) }
+        if let segment = try directory.readWhole(FileNames.segment(0), atMost: 64 << 20) {
+            let data = Array(segment.prefix(dataEnd(segment)))
+            var at = SegmentHeader.size
+            var frames = 0
+            while frames < 3, data.count - at >= BatchHeader.size {
+                let length = Int(Checksums.load(data, at: at))
+                guard length >= BatchHeader.size, length <= data.count - at else { break }
+                seed(.batch, "sealed-\(at)", binary: Array(data[at..<(at + length)]))
+                at += length
+                frames += 1
             }
         }
     }

@@ -15,14 +15,42 @@ enum BatchTarget {
             let stored = UnsafeRawBufferPointer(rebasing: raw[BatchHeader.size..<Int(header.length)])
             if header.codecValue == 0 {
                 records(stored, header)
+                if header.isSealed { opened(stored, header) }
                 return
             }
             let length = Int(header.recordsLength)
             var scratch = ByteBuffer(capacity: 0)
             scratch.reserve(length)
             guard LZ4Codec.decompress(stored, into: scratch.base, capacity: length) == length else { return }
-            records(UnsafeRawBufferPointer(start: scratch.base, count: length), header)
+            let area = UnsafeRawBufferPointer(start: scratch.base, count: length)
+            records(area, header)
+            if header.isSealed { opened(area, header) }
         }
+    }
+
+    /// A sealed records area opened in a copy (as a reader opens it), then
+    /// its records; and a copy whose sealed records are all marked opened,
+    /// so the decoder of opened payloads reads the bytes as they are.
+    private static func opened(_ area: UnsafeRawBufferPointer, _ header: BatchHeader) {
+        var copy = Array(area)
+        let ok = copy.withUnsafeMutableBytes { mutable in
+            (try? SealedBatch.open(mutable, header: header, keys: FuzzKeys.shared, file: "fuzz", batchOffset: 0)) != nil
+        }
+        if ok { copy.withUnsafeBytes { records($0, header) } }
+        guard let table = SealTable(area: area) else { return }
+        var forced = Array(area)
+        forced.withUnsafeMutableBytes { mutable in
+            var at = 0
+            let records = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(mutable)[0..<table.recordsEnd])
+            for _ in 0..<min(Int(header.recordCount), 1 << 16) {
+                let found: (groupOffset: Int, payloadEnd: Int)?
+                do { found = try Record.sealedPayload(records, at: &at) } catch { break }
+                if let found {
+                    mutable.storeBytes(of: Record.openedGroup.littleEndian, toByteOffset: found.groupOffset, as: UInt32.self)
+                }
+            }
+        }
+        forced.withUnsafeBytes { records($0, header) }
     }
 
     /// Every record of the area: decoded as a scan does (no record checksum),
@@ -43,6 +71,35 @@ enum BatchTarget {
         var at = 0
         for _ in 0..<min(Int(header.recordCount), 1 << 16) {
             guard (try? Record.skip(area, at: &at)) != nil else { break }
+        }
+    }
+}
+
+/// Keys for sealed batches without any key material: odd key ids are
+/// forgotten, even ones missing (opening under a real key is the tests'
+/// part; here the seal table, the walk and the markers are what is fuzzed).
+final class FuzzKeys: SealKeys, Sendable {
+    static let shared = FuzzKeys()
+    let logID = [UInt8](repeating: 0, count: 16)
+    var forgetEpoch: UInt32 { 0 }
+    func dataKey(_ id: UInt32) -> DataKeyLookup { id % 2 == 1 ? .forgotten : .missing }
+}
+
+/// `eventlog.keys`: the header, then every entry until one cannot be read (as `KeyRing.load` walks them).
+enum KeyStoreTarget {
+    static func run(_ bytes: [UInt8]) {
+        guard (try? KeyStoreFile.Header.decode(bytes, file: "fuzz")) != nil else { return }
+        var offset = KeyStoreFile.headerSize
+        while offset < bytes.count {
+            switch KeyStoreFile.scan(bytes, at: offset) {
+            case .valid(let entry, let length):
+                _ = entry.isShredded
+                offset += length
+            case .damaged(_, _, let length):
+                offset += length
+            case .unreadable:
+                return
+            }
         }
     }
 }

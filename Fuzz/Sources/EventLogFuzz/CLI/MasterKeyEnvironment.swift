@@ -1,0 +1,1 @@
+../../../../Sources/EventLogCLI/MasterKeyEnvironment.swift
