@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import EventLog
 
@@ -299,6 +300,41 @@ import Testing
         let again = try Log.open(at: dir.path, options: Self.options(scope: .stream))
         defer { try? again.close() }
         #expect(try again.events(inStream: "new").first?.data.starts(with: Array("SECRET-4-".utf8)) == true)
+    }
+
+    /// A failed sync of the key store (a new stream's key being added, or a
+    /// forgetting) stops the writer: that append fails, and every later one
+    /// with `writerStopped`, until the log is reopened; nothing acknowledged is lost.
+    @Test func aFailedSyncOfTheKeyStoreStopsTheWriter() throws {
+        for forgetting in [false, true] {
+            let dir = TemporaryDirectory("encryption")
+            let armed = Mutex(false)
+            let faults = StorageFaults { operation, path in
+                guard operation == .datasync, path.hasSuffix(FileNames.keyStore), armed.withLock({ $0 }) else { return nil }
+                return .fail(errno: EIO)
+            }
+            var random = SplitMix64(seed: 37)
+            let log = try Log.open(at: dir.path, options: Self.options(scope: .stream, durability: .always, faults: faults))
+            _ = try log.append(Self.event(0, stream: "a", random: &random))
+            armed.withLock { $0 = true }
+            #expect(throws: EventLogError.self) {
+                if forgetting { _ = try log.forgetStream("a") } else { _ = try log.append(Self.event(1, stream: "b", random: &random)) }
+            }
+            // Even an append that needs no new key is refused now.
+            #expect {
+                _ = try log.append(Self.event(2, stream: "a", random: &random))
+            } throws: { error in
+                guard case EventLogError.writerStopped = error else { return false }
+                return true
+            }
+            try? log.close()
+            // The acknowledged event is there; after a failed forgetting it may read as forgotten (its outcome is unknown).
+            let reopened = try Log.open(at: dir.path, options: Self.options(scope: .stream))
+            let a = try reopened.events(inStream: "a")
+            #expect(a.count == 1, "forgetting: \(forgetting)")
+            if !forgetting { #expect(a.first?.data.starts(with: Array("SECRET-0-".utf8)) == true) }
+            try reopened.close()
+        }
     }
 
     /// A lost key store is reported, never read as a plain log: `verify`

@@ -42,7 +42,13 @@ extension Log {
         let scopeName = name.withUTF8 { Array(ring.scope.scopeName(of: UnsafeRawBufferPointer($0))) }
         // Under the writer lock: no batch is being sealed under the key while it goes.
         let forgotten = try batches.commit { (state) throws(EventLogError) -> (result: Int, sequence: UInt64, wait: Bool) in
-            (try ring.forget(scopeName: scopeName).count, state.writtenSequence, false)
+            do throws(EventLogError) {
+                return (try ring.forget(scopeName: scopeName).count, state.writtenSequence, false)
+            } catch {
+                // A failed write or sync of the key store stops the writer (Format.md §11).
+                if case .io = error { batches.groupCommit.fail("the key store: \(error)") }
+                throw error
+            }
         }
         if forgotten > 0 { try maintenance.scavenger.forgetCleanSegments() }
         return forgotten

@@ -144,7 +144,11 @@ extension Streams {
         // Sealed only when it will be written (new data keys are synced here).
         var sealed = false
         if buildError == nil, builder.count > 0 {
-            do { sealed = try builder.sealIfNeeded() } catch { buildError = error }
+            do { sealed = try builder.sealIfNeeded() } catch {
+                buildError = error
+                // A failed write or sync of the key store stops the writer, as one of a segment does (Format.md §11).
+                if case .io = error { log.groupCommit.fail("the key store: \(error)") }
+            }
         }
         let count = builder.count
         let firstTimestamp = builder.firstTimestamp
