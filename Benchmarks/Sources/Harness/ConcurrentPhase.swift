@@ -25,6 +25,22 @@ public protocol ConcurrentStore: AnyObject, SendableMetatype {
     func scanAndClose() throws -> ReadSum
 }
 
+extension ConcurrentStore where Self: Store {
+    /// Every event, folded as R1 folds it (`Store.scanAll`), then the store
+    /// closed (also when the scan fails).
+    public func scanAndClose() throws -> ReadSum {
+        var sum = ReadSum()
+        do {
+            try scanAll(into: &sum)
+        } catch {
+            try? close()
+            throw error
+        }
+        try close()
+        return sum
+    }
+}
+
 /// One thread's writer in a C phase: one event per durable transaction.
 public protocol ConcurrentAppender: AnyObject, SendableMetatype {
     /// Appends `events[j]` alone, durably: on return it survives a crash.

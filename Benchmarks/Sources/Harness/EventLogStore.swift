@@ -79,18 +79,6 @@ extension EventLogStore: ConcurrentStore {
 
     public func makeAppender() throws -> Appender { Appender(log: log) }
 
-    public func scanAndClose() throws -> ReadSum {
-        var sum = ReadSum()
-        do {
-            try scanAll(into: &sum)
-        } catch {
-            try? log.close()
-            throw error
-        }
-        try log.close()
-        return sum
-    }
-
     public final class Appender: ConcurrentAppender {
         let log: Log
         init(log: Log) { self.log = log }

@@ -217,18 +217,6 @@ extension LMDBPeer: ConcurrentStore {
 
     public func makeAppender() throws -> Appender { Appender(env: env, events: events, streams: streams) }
 
-    public func scanAndClose() throws -> ReadSum {
-        var sum = ReadSum()
-        do {
-            try scanAll(into: &sum)
-        } catch {
-            try? close()
-            throw error
-        }
-        try close()
-        return sum
-    }
-
     public final class Appender: ConcurrentAppender {
         private let env: OpaquePointer?
         private let events: MDB_dbi

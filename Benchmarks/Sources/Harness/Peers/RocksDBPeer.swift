@@ -207,18 +207,6 @@ extension RocksDBPeer: ConcurrentStore {
 
     public func makeAppender() throws -> Appender { Appender(db: db) }
 
-    public func scanAndClose() throws -> ReadSum {
-        var sum = ReadSum()
-        do {
-            try scanAll(into: &sum)
-        } catch {
-            try? close()
-            throw error
-        }
-        try close()
-        return sum
-    }
-
     public final class Appender: ConcurrentAppender {
         private let db: OpaquePointer?
         private let writeOptions = rocksdb_writeoptions_create()

@@ -248,18 +248,6 @@ extension SQLitePeer: ConcurrentStore {
         return Appender(connection: connection)
     }
 
-    public func scanAndClose() throws -> ReadSum {
-        var sum = ReadSum()
-        do {
-            try scanAll(into: &sum)
-        } catch {
-            try? close()
-            throw error
-        }
-        try close()
-        return sum
-    }
-
     public final class Appender: ConcurrentAppender {
         let connection: SQLitePeer
         init(connection: SQLitePeer) { self.connection = connection }
