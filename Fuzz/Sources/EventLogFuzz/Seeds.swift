@@ -114,15 +114,7 @@ struct SeedCorpus {
                 let data = Array(bytes.prefix(dataEnd(bytes)))
                 seed(.segmentHeader, stem, binary: Array(data.prefix(SegmentHeader.size)))
                 seed(.log, stem, binary: data)
-                var at = SegmentHeader.size
-                var frames = 0
-                while frames < 3, data.count - at >= BatchHeader.size {
-                    let length = Int(Checksums.load(data, at: at))
-                    guard length >= BatchHeader.size, length <= data.count - at else { break }
-                    seed(.batch, "\(stem)-\(at)", binary: Array(data[at..<(at + length)]))
-                    at += length
-                    frames += 1
-                }
+                seedFirstBatches(of: data, stem: stem)
             default: break
             }
         }
@@ -153,16 +145,20 @@ struct SeedCorpus {
         let directory = DirectoryOperations(path: dir, faults: nil)
         if let keys = try directory.readWhole(FileNames.keyStore, atMost: 1 << 20) { seed(.keyStore, "sealed-keys", binary: keys) }
         if let segment = try directory.readWhole(FileNames.segment(0), atMost: 64 << 20) {
-            let data = Array(segment.prefix(dataEnd(segment)))
-            var at = SegmentHeader.size
-            var frames = 0
-            while frames < 3, data.count - at >= BatchHeader.size {
-                let length = Int(Checksums.load(data, at: at))
-                guard length >= BatchHeader.size, length <= data.count - at else { break }
-                seed(.batch, "sealed-\(at)", binary: Array(data[at..<(at + length)]))
-                at += length
-                frames += 1
-            }
+            seedFirstBatches(of: Array(segment.prefix(dataEnd(segment))), stem: "sealed")
+        }
+    }
+
+    /// The first three batch frames of a segment's `data` as `batch` seeds, named `<stem>-<offset>`.
+    private func seedFirstBatches(of data: [UInt8], stem: String) {
+        var at = SegmentHeader.size
+        var frames = 0
+        while frames < 3, data.count - at >= BatchHeader.size {
+            let length = Int(Checksums.load(data, at: at))
+            guard length >= BatchHeader.size, length <= data.count - at else { break }
+            seed(.batch, "\(stem)-\(at)", binary: Array(data[at..<(at + length)]))
+            at += length
+            frames += 1
         }
     }
 
