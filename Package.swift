@@ -91,6 +91,21 @@ let package = Package(
             path: "Tests/SignalChainCheck",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // A client of EventLog: every Swift snippet of README.md and of the DocC articles (generated into
+        // Tests/ClientCheck by scripts/readme-snippets.py), in functions and as top-level code. It imports
+        // EventLog as a user's package does (no @testable, and EventLog declares nothing `package`-wide), so an
+        // API drift or a compiler crash on a documented pattern fails `swift build --build-tests`. Nothing runs
+        // it. Not a product.
+        .executableTarget(
+            name: "ClientCheck",
+            dependencies: [
+                "EventLog",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Tests/ClientCheck",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         // A test's child program: runs a projection until it is killed (EventLogSourcingTests). Not a product.
         .executableTarget(
             name: "SourcingCrashChild",

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""README's and the DocC articles' Swift snippets as a client package compiles them (Examples/ClientCheck).
+"""README's and the DocC articles' Swift snippets as a client compiles them (the ClientCheck target, Tests/ClientCheck).
 
-Every ```swift block of README.md, then of each article of Sources/EventLog/EventLog.docc (by name), becomes, in Examples/ClientCheck/Sources/ClientCheck:
+Every ```swift block of README.md, then of each article of Sources/EventLog/EventLog.docc (by name), becomes, in Tests/ClientCheck:
   - Snippets.swift: a function of its own (`throws`, or `async throws` when it awaits), taking
     `log: Log` when the snippet uses a log it does not open;
   - main.swift: a `do { }` block of top-level code, after a log opened at the top.
@@ -19,7 +19,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOCC = ROOT / "Sources" / "EventLog" / "EventLog.docc"
-OUT = ROOT / "Examples" / "ClientCheck" / "Sources" / "ClientCheck"
+OUT = ROOT / "Tests" / "ClientCheck"
 HEADER = "// Generated from README.md and Sources/EventLog/EventLog.docc by scripts/readme-snippets.py --write: do not edit.\n"
 IMPORTS = ["import EventLog", "import Foundation", "import Logging", "import ServiceLifecycle"]
 
@@ -101,7 +101,7 @@ def main():
         return 0
     stale = [name for name, text in files.items() if not (OUT / name).exists() or (OUT / name).read_text() != text]
     if stale:
-        print(f"The Swift snippets of README.md and EventLog.docc differ from Examples/ClientCheck ({', '.join(stale)}): "
+        print(f"The Swift snippets of README.md and EventLog.docc differ from Tests/ClientCheck ({', '.join(stale)}): "
               "run python3 scripts/readme-snippets.py --write", file=sys.stderr)
         return 1
     return 0
