@@ -219,6 +219,13 @@ struct LogReader: ~Copyable {
         }
         let entry = segment.indexEntry(atOrBefore: position)
         let searchFrom = entry.map { segment.offsetIndex[Int($0.batchEntry)].byteOffset } ?? SegmentHeader.size
+        // An in-batch entry names the record the walk will start from, often
+        // on another page than its batch's header: ask for both at once, so
+        // their two misses (page table and memory) overlap instead of
+        // following each other. A prefetch never faults.
+        if let entry, entry.isInBatch, entry.byteOffset < segment.dataEnd, let base = bytes.baseAddress {
+            eventlog_prefetch(base + entry.byteOffset, 128)
+        }
         guard let (header, offset) = try batchHeader(holding: position, from: searchFrom, in: segment, bytes: bytes) else {
             throw EventLogError.positionRemoved(position: position, start: start)
         }

@@ -23,8 +23,12 @@ public struct LogOptions: Sendable {
     public var segmentBytes: Int = 128 << 20
     /// Age after which a non-empty active segment is sealed at the next append; nil: never by age.
     public var segmentMaxAge: Duration? = nil
-    /// About one offset-index entry per this many bytes of log (Format.md, "Index files").
-    public var indexInterval: Int = 4096
+    /// About one offset-index entry per this many bytes of log (Format.md, "Index files"),
+    /// chosen when the log is created and kept in its metadata. A point read
+    /// walks at most about this many bytes of records from the entry before
+    /// it; each entry costs 12 bytes of index file and of memory while its
+    /// segment is open (2048: ~6 KiB per MiB of log).
+    public var indexInterval: Int = 2048
     /// The active segment's index files are written in the background every
     /// this many bytes of log: the checkpoint from which recovery after a
     /// crash scans, so its work is bounded by this, not by the segment size.
@@ -149,7 +153,7 @@ public struct LogOptions: Sendable {
     /// properties. Checked when the log opens (an out-of-range value is
     /// `EventLogError.invalidArgument` then).
     public init(
-        segmentBytes: Int = 128 << 20, indexInterval: Int = 4096, durability: Durability = .always,
+        segmentBytes: Int = 128 << 20, indexInterval: Int = 2048, durability: Durability = .always,
         compression: Compression = .none, createIfMissing: Bool = true, readOnly: Bool = false
     ) {
         self.segmentBytes = segmentBytes

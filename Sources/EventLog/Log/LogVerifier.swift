@@ -98,7 +98,7 @@ enum LogVerifier {
         let marker = (try? directory.readWhole(FileNames.cleanShutdown, atMost: CleanShutdownMarker.size))?.flatMap(CleanShutdownMarker.decode)
         // After a crash, stream table runs are evidence of synced data too, as on open (Format.md §10, §14.3).
         let tableCovered = marker == nil ? StreamTableRunChain.openAll(in: directory).runs.map(\.to).max() : nil
-        let interval = Int(metadata?.indexInterval ?? 4096)
+        let interval = Int(metadata?.indexInterval ?? UInt32(LogOptions().indexInterval))
         var expected: UInt64?
         var firstMissing: (expected: UInt64, reason: String)?
         // The log start position (Format.md §3.1): the first segment must begin there.

@@ -65,4 +65,41 @@ final class IndexBuffer<Entry: Sendable>: @unchecked Sendable {
         }
         return low == 0 ? nil : low - 1
     }
+
+    /// `lastIndex(count:where:)`, searching outward from `hint` (a guess at
+    /// the answer) in steps that double, then by halving between the last
+    /// two steps: a good guess costs a cache line or two instead of the
+    /// ~log2(count) scattered probes of a search over everything; a wrong
+    /// one costs at most about twice those. `hint` is clamped into range.
+    @inline(__always)
+    func lastIndex(count: Int, near hint: Int, where isAtOrBefore: (Entry) -> Bool) -> Int? {
+        guard count > 0 else { return nil }
+        let start = min(max(hint, 0), count - 1)
+        var low: Int  // the predicate holds at low - 1 (or low == 0)
+        var high: Int  // and fails at high (or high == count)
+        if isAtOrBefore(storage[start]) {
+            low = start + 1
+            var step = 1
+            high = low
+            while high < count && isAtOrBefore(storage[high]) {
+                low = high + 1
+                step &*= 2
+                high = min(count, start &+ step)
+            }
+        } else {
+            high = start
+            var step = 1
+            low = high
+            while low > 0 && !isAtOrBefore(storage[low - 1]) {
+                high = low - 1
+                step &*= 2
+                low = max(0, start &- step)
+            }
+        }
+        while low < high {
+            let mid = (low + high) / 2
+            if isAtOrBefore(storage[mid]) { low = mid + 1 } else { high = mid }
+        }
+        return low == 0 ? nil : low - 1
+    }
 }
