@@ -8,15 +8,46 @@ import Synchronization
 /// What other layers keep per segment (the stream index) they keep by the
 /// segment's `id`, not inside it.
 struct Segment: Sendable {
+    /// What never changes for this segment as opened (identity, file,
+    /// mapping, index storage), in one object: a copy of a `Segment` (a
+    /// snapshot taken, a point read's segment) costs one reference-count
+    /// update for all of it, not one per reference.
+    final class Fixed: Sendable {
+        /// This segment as this process opened or created it (see `SegmentID`).
+        let id: SegmentID
+        let basePosition: UInt64
+        let path: String
+        let mapping: MappedRegion
+        /// The segment header's checksum: the chain seed of its first batch.
+        let headerCRC: UInt32
+        let offsetIndex: IndexBuffer<OffsetIndexEntry>
+        let timeIndex: IndexBuffer<TimeIndexEntry>
+
+        init(
+            id: SegmentID, basePosition: UInt64, path: String, mapping: MappedRegion, headerCRC: UInt32,
+            offsetIndex: IndexBuffer<OffsetIndexEntry>, timeIndex: IndexBuffer<TimeIndexEntry>
+        ) {
+            self.id = id
+            self.basePosition = basePosition
+            self.path = path
+            self.mapping = mapping
+            self.headerCRC = headerCRC
+            self.offsetIndex = offsetIndex
+            self.timeIndex = timeIndex
+        }
+    }
+
+    let fixed: Fixed
+
     /// This segment as this process opened or created it (see `SegmentID`).
-    let id: SegmentID
-    let basePosition: UInt64
-    let path: String
-    let mapping: MappedRegion
+    @inline(__always) var id: SegmentID { fixed.id }
+    @inline(__always) var basePosition: UInt64 { fixed.basePosition }
+    @inline(__always) var path: String { fixed.path }
+    @inline(__always) var mapping: MappedRegion { fixed.mapping }
     /// The segment header's checksum: the chain seed of its first batch.
-    let headerCRC: UInt32
-    let offsetIndex: IndexBuffer<OffsetIndexEntry>
-    let timeIndex: IndexBuffer<TimeIndexEntry>
+    @inline(__always) var headerCRC: UInt32 { fixed.headerCRC }
+    @inline(__always) var offsetIndex: IndexBuffer<OffsetIndexEntry> { fixed.offsetIndex }
+    @inline(__always) var timeIndex: IndexBuffer<TimeIndexEntry> { fixed.timeIndex }
 
     /// The position after the last published batch.
     var endPosition: UInt64
@@ -38,6 +69,29 @@ struct Segment: Sendable {
     /// The mapped file's device and inode: a read-only process compares it
     /// with the file now at `path` to find segments scavenging replaced.
     var fileIdentity: FileIdentity? = nil
+
+    init(
+        id: SegmentID, basePosition: UInt64, path: String, mapping: MappedRegion, headerCRC: UInt32,
+        offsetIndex: IndexBuffer<OffsetIndexEntry>, timeIndex: IndexBuffer<TimeIndexEntry>,
+        endPosition: UInt64, dataEnd: Int, offsetIndexCount: Int, timeIndexCount: Int, maxTimestamp: Timestamp,
+        firstTimestamp: Timestamp?, lastBatchOffset: Int, lastBatchCRC: UInt32, isSealed: Bool,
+        declaredEnd: UInt64? = nil, fileIdentity: FileIdentity? = nil
+    ) {
+        self.fixed = Fixed(
+            id: id, basePosition: basePosition, path: path, mapping: mapping, headerCRC: headerCRC,
+            offsetIndex: offsetIndex, timeIndex: timeIndex)
+        self.endPosition = endPosition
+        self.dataEnd = dataEnd
+        self.offsetIndexCount = offsetIndexCount
+        self.timeIndexCount = timeIndexCount
+        self.maxTimestamp = maxTimestamp
+        self.firstTimestamp = firstTimestamp
+        self.lastBatchOffset = lastBatchOffset
+        self.lastBatchCRC = lastBatchCRC
+        self.isSealed = isSealed
+        self.declaredEnd = declaredEnd
+        self.fileIdentity = fileIdentity
+    }
 
     var isEmpty: Bool { endPosition == basePosition }
 
