@@ -36,7 +36,10 @@ struct InspectCommand: ParsableCommand {
             (segments, batches: null unless every segment's were counted, events, bytes, allocated_bytes), \
             directory_mode (the log directory's permission bits, in octal, such as "0700") and \
             file_modes (an object: each file or directory in it by name, with its permission bits in \
-            octal). Times are microseconds since 1970; a segment without events has null timestamps.
+            octal), encryption (null for a log without a key store; else scope: log, stream or \
+            stream-prefix, separator (stream-prefix only), data_keys, forgotten_keys, key_store_bytes: \
+            read from eventlog.keys without the master key). Times are microseconds since 1970; a \
+            segment without events has null timestamps.
 
             Modes: a log is created with its directory 0700 and every file 0600 (LogOptions.fileMode \
             can let the group or others read). A log whose directory or any file in it the group or \
@@ -110,6 +113,32 @@ struct InspectCommand: ParsableCommand {
         return text
     }
 
+    /// The key store's file name (Format.md §16).
+    static let keyStoreName = "eventlog.keys"
+
+    /// A data key scope as inspect names it: "log", "stream" or "stream-prefix".
+    static func scopeName(_ scope: DataKeyScope) -> String {
+        switch scope {
+        case .log: return "log"
+        case .stream: return "stream"
+        case .streamPrefix: return "stream-prefix"
+        }
+    }
+
+    /// "none", or "AES-256-GCM, one data key per stream: 12 data keys, 1 forgotten (key store 1024 bytes)".
+    static func encryptionText(_ encryption: EncryptionInspection?) -> String {
+        guard let encryption else { return "none (no key store, eventlog.keys)" }
+        let scope: String
+        switch encryption.scope {
+        case .log: scope = "one data key for the log"
+        case .stream: scope = "one data key per stream"
+        case .streamPrefix(let separator):
+            scope = "one data key per stream name prefix (up to \"\(String(decoding: [separator], as: UTF8.self))\")"
+        }
+        return "AES-256-GCM, \(scope): \(encryption.dataKeys) data keys, \(encryption.forgottenKeys) forgotten "
+            + "(key store \(encryption.keyStoreBytes) bytes)"
+    }
+
     /// A mode as four octal digits ("0600").
     static func octal(_ mode: UInt32) -> String {
         let digits = String(mode, radix: 8)
@@ -141,9 +170,14 @@ struct InspectCommand: ParsableCommand {
             header.append(("scanned", "\(segment.file): \(reason)"))
         }
         for damaged in log.damagedFiles {
-            header.append(("damaged", "\(damaged) (the events are intact: eventlog repair rebuilds it)"))
+            if damaged.file.hasSuffix("/" + keyStoreName) {
+                header.append(("damaged", "\(damaged) (the events sealed under that key cannot be read: restore eventlog.keys from a backup)"))
+            } else {
+                header.append(("damaged", "\(damaged) (the events are intact: eventlog repair rebuilds it)"))
+            }
         }
         header.append(("modes", modesText(log)))
+        header.append(("encryption", encryptionText(log.encryption)))
         if let settings {
             header += RetentionSettingsFormat.textRows(settings)
             if let reclaimableBytes { header.append(("reclaimable", "\(reclaimableBytes) bytes (what eventlog compact would remove now)")) }

@@ -99,7 +99,25 @@ enum JSONInspectionFormat {
             output.append(":")
             output.appendJSONString(InspectCommand.octal(log.fileModes[name] ?? 0))
         }
-        output.append("}}")
+        output.append("},\"encryption\":")
+        if let encryption = log.encryption {
+            output.append("{\"scope\":")
+            output.appendJSONString(InspectCommand.scopeName(encryption.scope))
+            if case .streamPrefix(let separator) = encryption.scope {
+                output.append(",\"separator\":")
+                output.appendJSONString(String(decoding: [separator], as: UTF8.self))
+            }
+            output.append(",\"data_keys\":")
+            output.append(encryption.dataKeys)
+            output.append(",\"forgotten_keys\":")
+            output.append(encryption.forgottenKeys)
+            output.append(",\"key_store_bytes\":")
+            output.append(encryption.keyStoreBytes)
+            output.append("}")
+        } else {
+            output.append("null")
+        }
+        output.append("}")
     }
 
     private static func write(_ segment: SegmentInspection, into output: inout OutputWriter) {

@@ -418,6 +418,49 @@ import Testing
         #expect(try Log.verify(at: dir.path).isSound)
     }
 
+    /// `inspect` (library and command) describes the encryption from the
+    /// key store without the master key: scope, data keys, forgotten ones;
+    /// a damaged key entry is named (file and offset) as damage the events
+    /// need, not one repair rebuilds; a plain log has none.
+    @Test func inspectDescribesTheEncryptionWithoutTheKey() throws {
+        let dir = TemporaryDirectory("encryption-inspect")
+        var random = SplitMix64(seed: 17)
+        let log = try Log.open(at: dir.path, options: Self.options(scope: .streamPrefix(separator: UInt8(ascii: "/"))))
+        for i in 0..<9 { _ = try log.append(Self.event(i, stream: ["c1/a", "c1/b", "c2/a", "c3/x"][i % 4], random: &random)) }
+        #expect(try log.forgetStream("c1/b") == 1)
+        try log.close()
+
+        let inspection = try Log.inspect(at: dir.path)
+        let keyStoreBytes = try #require(FileManager.default.attributesOfItem(atPath: dir.sub(FileNames.keyStore))[.size] as? Int)
+        #expect(inspection.encryption == EncryptionInspection(
+            scope: .streamPrefix(separator: UInt8(ascii: "/")), dataKeys: 3, forgottenKeys: 1, keyStoreBytes: keyStoreBytes))
+        #expect(inspection.damagedFiles.isEmpty)
+        let json = try CLIProcess.run(["inspect", dir.path, "--json"])
+        #expect(json.status == 0, "\(json.stderr)")
+        #expect(json.stdout.contains(
+            #""encryption":{"scope":"stream-prefix","separator":"/","data_keys":3,"forgotten_keys":1,"key_store_bytes":\#(keyStoreBytes)}"#),
+            "\(json.stdout)")
+        let text = try CLIProcess.run(["inspect", dir.path])
+        #expect(text.status == 0 && text.stdout.contains("3 data keys, 1 forgotten"), "\(text.stdout)")
+
+        // Damage c2's key entry (the third; c1's is the first, its shred is explained by its forgetting entry).
+        let entryLength = KeyStoreFile.Entry.length(kind: KeyStoreFile.kindDataKey, nameLength: 2)
+        let c2Entry = KeyStoreFile.headerSize + 2 * entryLength
+        Damage.flipBit(dir.sub(FileNames.keyStore), at: c2Entry + entryLength - 6)
+        let damaged = try Log.inspect(at: dir.path)
+        #expect(damaged.damagedFiles.map(\.offset) == [Int64(c2Entry)])
+        let damagedText = try CLIProcess.run(["inspect", dir.path])
+        #expect(damagedText.stdout.contains("restore eventlog.keys from a backup"), "\(damagedText.stdout)")
+
+        let plain = TemporaryDirectory("encryption-inspect-plain")
+        let plainLog = try Log.open(at: plain.path, options: LogOptions(durability: .none))
+        try plainLog.append(NewEvent(stream: "s", type: "t", data: [1]))
+        try plainLog.close()
+        #expect(try Log.inspect(at: plain.path).encryption == nil)
+        let plainJSON = try CLIProcess.run(["inspect", plain.path, "--json"])
+        #expect(plainJSON.stdout.contains(#""encryption":null"#), "\(plainJSON.stdout)")
+    }
+
     @Test func theCommandLineReadsTheKeyFromTheEnvironmentAndForgets() throws {
         let dir = TemporaryDirectory("encryption-cli")
         let keyFile = dir.sub("master.key")

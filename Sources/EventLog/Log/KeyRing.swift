@@ -102,61 +102,40 @@ final class KeyRing: SealKeys, Sendable {
     /// a later forgetting entry names its key (a torn shred).
     static func load(in directory: DirectoryOperations, logID: [UInt8], provider: any KeyProvider) throws -> KeyRing {
         let path = directory.file(FileNames.keyStore)
-        // Bounded input: a key store longer than any could be is refused before it is read.
-        var info = stat()
-        if stat(path, &info) == 0, Int64(info.st_size) > Int64(maxBytes) {
-            throw EventLogError.limitExceeded(limit: "key store bytes", value: Int(clamping: Int64(info.st_size)), maximum: maxBytes)
-        }
-        guard let bytes = try directory.readWhole(FileNames.keyStore, atMost: maxBytes) else {
+        guard let contents = try KeyStoreContents.read(in: directory) else {
             throw EventLogError.encryptionMismatch(
                 path: path, reason: "the log is encrypted but its key store is missing: its events cannot be read")
         }
-        guard bytes.count <= maxBytes else {
-            throw EventLogError.limitExceeded(limit: "key store bytes", value: bytes.count, maximum: maxBytes)
-        }
-        let header = try KeyStoreFile.Header.decode(bytes, file: path)
+        let header = contents.header
         guard header.logID == logID else { throw EventLogError.foreignFile(file: path, reason: "the key store belongs to another log") }
         let master = try masterKey(from: provider)
         guard check(master: master, logID: logID) == header.masterCheck else { throw EventLogError.wrongMasterKey(file: path) }
 
         var state = State(master: master, end: KeyStoreFile.headerSize)
-        var damaged: [(offset: Int, keyID: UInt32, kind: UInt8)] = []
-        var lastValidEnd = KeyStoreFile.headerSize
-        var offset = KeyStoreFile.headerSize
         var maxID: UInt32 = 0
-        scan: while offset < bytes.count {
-            switch KeyStoreFile.scan(bytes, at: offset) {
-            case .valid(let entry, let length):
-                maxID = max(maxID, entry.keyID)
-                if entry.kind == KeyStoreFile.kindForgetting {
-                    state.forgotten.insert(entry.keyID)
-                } else if !entry.isShredded {
-                    state.keys[entry.keyID] = .wrapped(name: entry.scopeName, bytes: entry.wrappedKey)
-                    state.current[entry.scopeName] = entry.keyID
-                    state.scopeOf[entry.keyID] = entry.scopeName
-                    state.entryOffsets[entry.keyID] = offset
-                } else {
-                    state.forgotten.insert(entry.keyID)
-                    state.scopeOf[entry.keyID] = entry.scopeName
-                    state.entryOffsets[entry.keyID] = offset
-                }
-                offset += length
-                lastValidEnd = offset
-            case .damaged(let keyID, let kind, let length):
-                maxID = max(maxID, keyID)
-                damaged.append((offset, keyID, kind))
-                offset += length
-            case .unreadable:
-                break scan
+        for (offset, entry) in contents.entries {
+            maxID = max(maxID, entry.keyID)
+            if entry.kind == KeyStoreFile.kindForgetting {
+                state.forgotten.insert(entry.keyID)
+            } else if !entry.isShredded {
+                state.keys[entry.keyID] = .wrapped(name: entry.scopeName, bytes: entry.wrappedKey)
+                state.current[entry.scopeName] = entry.keyID
+                state.scopeOf[entry.keyID] = entry.scopeName
+                state.entryOffsets[entry.keyID] = offset
+            } else {
+                state.forgotten.insert(entry.keyID)
+                state.scopeOf[entry.keyID] = entry.scopeName
+                state.entryOffsets[entry.keyID] = offset
             }
         }
-        for entry in damaged where entry.offset < lastValidEnd {
+        if let damage = contents.unexplainedDamage.first {
+            throw EventLogError.corruption(
+                file: path, offset: Int64(damage.offset), reason: "key store entry of data key \(damage.keyID) is damaged")
+        }
+        for entry in contents.damaged {
+            maxID = max(maxID, entry.keyID)
             // A shred torn by a crash: its forgetting entry came first.
-            guard entry.kind == KeyStoreFile.kindDataKey, state.forgotten.contains(entry.keyID) else {
-                throw EventLogError.corruption(
-                    file: path, offset: Int64(entry.offset), reason: "key store entry of data key \(entry.keyID) is damaged")
-            }
-            state.entryOffsets[entry.keyID] = entry.offset
+            if entry.offset < contents.lastValidEnd { state.entryOffsets[entry.keyID] = entry.offset }
         }
         for id in state.forgotten {
             state.keys[id] = nil
@@ -164,8 +143,8 @@ final class KeyRing: SealKeys, Sendable {
         // Forgotten keys are no scope's current key.
         state.current = state.current.filter { !state.forgotten.contains($0.value) }
         state.nextID = maxID &+ 1
-        state.end = lastValidEnd
-        state.fileLength = bytes.count
+        state.end = contents.lastValidEnd
+        state.fileLength = contents.length
         return KeyRing(
             logID: logID, scope: DataKeyScope(scope: header.scope, separator: header.separator), directory: directory, state: state)
     }

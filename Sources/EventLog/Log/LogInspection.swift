@@ -113,11 +113,47 @@ public struct LogInspection: Sendable {
     /// (`EventLogError.insecurePermissions`); files `0o644` of older builds
     /// do, but every local user can read them.
     public var fileModes: [String: UInt32] = [:]
+    /// The log's encryption at rest as its key store (`eventlog.keys`)
+    /// describes it, read without the master key; nil when it has none (a
+    /// plain log; or an encrypted one whose key store was lost: `verify`
+    /// tells them apart). A damaged entry is in `damagedFiles`.
+    public var encryption: EncryptionInspection? = nil
 
     /// The directory or a file in it that the group or others can write (sorted by name; the directory first).
     public var writableByOthers: [String] {
         (CreateModes.isWritableByOthers(directoryMode) ? ["."] : [])
             + fileModes.filter { CreateModes.isWritableByOthers($0.value) }.keys.sorted()
+    }
+}
+
+/// An encrypted log's key store, as `Log.inspect(at:)` reads it (no key needed).
+public struct EncryptionInspection: Sendable, Equatable {
+    /// How events are assigned data keys (chosen when the log was created).
+    public var scope: DataKeyScope
+    /// Data keys in the key store, forgotten ones included.
+    public var dataKeys: Int
+    /// Data keys forgotten (`Log.forgetStream(_:)`): the events they sealed read as forgotten.
+    public var forgottenKeys: Int
+    /// The key store's length in bytes.
+    public var keyStoreBytes: Int
+
+    public init(scope: DataKeyScope, dataKeys: Int, forgottenKeys: Int, keyStoreBytes: Int) {
+        self.scope = scope
+        self.dataKeys = dataKeys
+        self.forgottenKeys = forgottenKeys
+        self.keyStoreBytes = keyStoreBytes
+    }
+
+    init(_ contents: KeyStoreContents) {
+        scope = DataKeyScope(scope: contents.header.scope, separator: contents.header.separator)
+        var ids = Set<UInt32>()
+        for (_, entry) in contents.entries where entry.kind == KeyStoreFile.kindDataKey { ids.insert(entry.keyID) }
+        for damaged in contents.damaged where damaged.kind == KeyStoreFile.kindDataKey && damaged.offset < contents.lastValidEnd {
+            ids.insert(damaged.keyID)
+        }
+        dataKeys = ids.count
+        forgottenKeys = contents.forgottenKeyIDs.count
+        keyStoreBytes = contents.length
     }
 }
 
@@ -212,6 +248,18 @@ extension LogInspection {
                 startPosition: start, endPosition: segments.last?.endPosition ?? start,
                 allocatedBytes: allocated)
             inspection.missingPositions = missing
+            do {
+                if let keys = try KeyStoreContents.read(in: directory) {
+                    inspection.encryption = EncryptionInspection(keys)
+                    for damage in keys.unexplainedDamage {
+                        damagedFiles.append(.init(
+                            file: directory.file(FileNames.keyStore), offset: Int64(damage.offset),
+                            reason: "key store entry of data key \(damage.keyID) is damaged"))
+                    }
+                }
+            } catch {
+                damagedFiles.append(.init(file: directory.file(FileNames.keyStore), offset: 0, reason: "\(error)"))
+            }
             inspection.damagedFiles = damagedFiles + ConfinedFiles.damage(in: directory)
             inspection.directoryMode = CreateModes.permissions(of: path).map { UInt32($0.mode) } ?? 0
             for name in names {
