@@ -461,6 +461,52 @@ import Testing
         #expect(plainJSON.stdout.contains(#""encryption":null"#), "\(plainJSON.stdout)")
     }
 
+    /// A forged tag (the seal table's, under the frame checksum recomputed):
+    /// every checksum of the segment holds, so only opening the seal tells.
+    /// `verify` finds nothing in the segment; `verify --deep` without the
+    /// key leaves its checks out (a note), with it (library and command)
+    /// names the batch; a writer's open replaying it refuses it.
+    @Test func deepVerifyWithTheKeyOpensEverySeal() throws {
+        let dir = TemporaryDirectory("encryption-deep")
+        var random = SplitMix64(seed: 6)
+        let log = try Log.open(at: dir.path, options: Self.options())
+        _ = try log.append((0..<10).map { Self.event($0, stream: "s", random: &random) })
+        _ = try log.append((10..<20).map { Self.event($0, stream: "t", random: &random) })
+        try log.close()
+        let before = try Log.verify(at: dir.path, deep: true, encryption: Self.options().encryption)
+        #expect(before.isSound, "\(before.problems) \(before.notes)")
+        let segment = dir.sub(FileNames.segment(0))
+        // The last batch (the next one's chain checksum would name a change to another).
+        let batch = try #require(Fixtures.batches(in: segment).last)
+        var bytes = Damage.read(segment)
+        bytes.withUnsafeMutableBytes { raw in
+            // The last byte of group 0's tag: before the table's u32 count, at the end of the records area.
+            raw[batch.offset + batch.length - SealTable.countBytes - 1] ^= 0x01
+            let crc = BatchHeader.frameChecksum(raw.baseAddress! + batch.offset, count: batch.length)
+            raw.storeBytes(of: crc.littleEndian, toByteOffset: batch.offset + 4, as: UInt32.self)
+        }
+        Damage.write(segment, bytes)
+        // The segment's checksums hold (only the index files, whose header
+        // names the last batch's checksum, differ); a writer's open, which
+        // replays that batch, refuses it, naming it.
+        let plain = try Log.verify(at: dir.path)
+        #expect(!plain.problems.isEmpty && !plain.problems.contains { $0.file == segment }, "\(plain.problems)")
+        #expect(throws: EventLogError.sealBroken(file: segment, offset: Int64(batch.offset), keyID: 1)) {
+            try Log.open(at: dir.path, options: Self.options())
+        }
+        let withoutKey = try Log.verify(at: dir.path, deep: true)
+        #expect(!withoutKey.problems.contains { $0.file == segment } && withoutKey.notes.contains { $0.contains("deep checks did not run") },
+                "\(withoutKey.notes)")
+        let deep = try Log.verify(at: dir.path, deep: true, encryption: Self.options().encryption)
+        let sealProblems = deep.problems.filter { $0.file == segment }
+        #expect(sealProblems.map(\.offset) == [Int64(batch.offset)] && sealProblems.allSatisfy { $0.reason.contains("seal") }, "\(deep.problems)")
+        let keyFile = dir.sub("master.key")
+        Damage.write(keyFile, Self.key)
+        chmod(keyFile, 0o600)
+        let command = try CLIProcess.run(["verify", dir.path, "--deep"], environment: ["EVENTLOG_MASTER_KEY_FILE": keyFile])
+        #expect(command.status == 1 && command.stdout.contains("\(segment) at byte \(batch.offset): the seal of data key"), "\(command.stdout)")
+    }
+
     @Test func theCommandLineReadsTheKeyFromTheEnvironmentAndForgets() throws {
         let dir = TemporaryDirectory("encryption-cli")
         let keyFile = dir.sub("master.key")

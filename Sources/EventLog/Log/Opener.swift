@@ -17,6 +17,10 @@ struct OpenedSegments {
     var streamTableRuns: (runs: [StreamTableRunView], unusable: [String])?
     /// What the open found and did, for the layers above to add to.
     var report: RecoveryReport
+    /// An encrypted log's keys (nil for a plain log): a replay that needs
+    /// sealed fields (the event ids of the stream table's last appends)
+    /// opens sealed batches with them.
+    var keys: (any SealKeys)? = nil
 }
 
 extension BatchLog {
@@ -169,7 +173,8 @@ struct Opener {
         }
 
         // The layers above open their state; they may still refuse the open.
-        var opened = OpenedSegments(metadata: metadata, segments: segments, endPosition: end, streamTableRuns: streamTableRuns, report: report)
+        var opened = OpenedSegments(
+            metadata: metadata, segments: segments, endPosition: end, streamTableRuns: streamTableRuns, report: report, keys: keyRing)
         let upper = try prepare(&opened)
         report = opened.report
 

@@ -87,7 +87,8 @@ extension StreamIndex {
         let from = min(covered, checkpoint)
         if from < end {
             opened.report.replayedRecords = try StreamIndexBuilder.replay(
-                segments: segments, from: from, tableFrom: covered, entriesFrom: checkpoint, entries: entries, table: table)
+                segments: segments, from: from, tableFrom: covered, entriesFrom: checkpoint, entries: entries, table: table,
+                keys: readOnly ? nil : opened.keys)
         }
         return StreamIndex(
             table: table, directory: directory, memoryBytes: options.streamMemoryBytes,
@@ -166,10 +167,17 @@ enum StreamIndexBuilder {
     /// Replays the records from `from` up to `end`: into the table for
     /// positions at or after `tableFrom`, into the last segment's `entries`
     /// at or after `entriesFrom`. Returns the records read.
+    ///
+    /// With an encrypted log's `keys`, sealed batches are opened, so each
+    /// stream's last append gets the digest of its event ids (sealed in the
+    /// metadata), which the writer's idempotent retries compare with
+    /// (`StreamState.lastAppendIDDigest`); without them it is 0, as for
+    /// events without ids: fine for a reader, which never appends, and for
+    /// the events of a forgotten key, whose ids are gone.
     @discardableResult
     static func replay(
         segments: [Segment], from: UInt64, tableFrom: UInt64, entriesFrom: UInt64, entries: SegmentStreamEntries?,
-        table: StreamTable, upTo end: UInt64 = .max
+        table: StreamTable, upTo end: UInt64 = .max, keys: (any SealKeys)? = nil
     ) throws -> Int {
         guard let last = segments.last else { return 0 }
         var replayed = 0
@@ -198,7 +206,7 @@ enum StreamIndexBuilder {
         try table.mutate { (t) throws in
             for segment in segments where segment.endPosition > from && segment.basePosition < end {
                 let isLast = segment.basePosition == last.basePosition
-                try forEachRecord(in: segment, from: max(from, segment.basePosition)) { view, offset, batch in
+                try forEachRecord(in: segment, from: max(from, segment.basePosition), keys: keys) { view, offset, batch in
                     let position = view.position
                     guard position < end else { return }
                     replayed += 1
@@ -255,12 +263,14 @@ enum StreamIndexBuilder {
     }
 
     /// Every record of `segment` from position `from`, with its stream-index
-    /// offset and its batch's header. Frames are verified.
+    /// offset and its batch's header. Frames are verified; sealed batches
+    /// are opened when `keys` are given (else their data and metadata are
+    /// lent sealed).
     static func forEachRecord(
-        in segment: Segment, from: UInt64, _ body: (EventView, UInt32, BatchHeader) throws -> Void
+        in segment: Segment, from: UInt64, keys: (any SealKeys)? = nil, _ body: (EventView, UInt32, BatchHeader) throws -> Void
     ) throws {
         guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd) else { return }
-        var reader = LogReader(snapshot: LogSnapshot(sealed: [], active: segment))
+        var reader = LogReader(snapshot: LogSnapshot(sealed: [], active: segment, keys: keys))
         var offset = from > segment.basePosition ? segment.batchOffset(atOrBefore: from) : SegmentHeader.size
         while offset < segment.dataEnd {
             guard case .valid(let header) = BatchHeader.check(bytes, at: offset, end: segment.dataEnd, previousCRC: nil, expectedBase: nil) else {
@@ -268,7 +278,7 @@ enum StreamIndexBuilder {
             }
             defer { offset += Int(header.length) }
             if header.endPosition <= from { continue }
-            let area = try reader.records(of: header, at: offset, in: segment, opening: false)
+            let area = try reader.records(of: header, at: offset, in: segment, opening: keys != nil)
             var at = 0
             for position in header.basePosition..<header.endPosition {
                 let recordStart = at
