@@ -111,6 +111,85 @@ final class FileHandle: Sendable {
         return (done, nil)
     }
 
+    /// Writes all of `bytes` at `offset` and returns once they are on the
+    /// device, with the metadata needed to read them back: `write` and
+    /// `datasync` in one system call, but for this range only (bytes of the
+    /// file written earlier and not yet synced are not covered). The
+    /// corresponding C function is `pwritev2` with `RWF_DSYNC`; a short
+    /// write is continued (each part durable when the call returns),
+    /// `EINTR` retried.
+    ///
+    /// Returns false, having written nothing, where the C library, the
+    /// kernel or the file system lacks `RWF_DSYNC` (`EOPNOTSUPP`, `EINVAL`):
+    /// the caller writes and syncs instead. Any failure is a failed sync
+    /// (`IOError.isFailedSync`): part of the bytes may have been written,
+    /// and the kernel reports a write error once.
+    ///
+    /// Under a fault plan, `decide` is asked for `.durableWrite` (a failure
+    /// is the call's: `EOPNOTSUPP` or `EINVAL` as where it is lacking), then
+    /// for `.write` and `.datasync` as for the two calls it replaces (a
+    /// failed `datasync` leaves the bytes written and not synced).
+    func writeDurably(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws(IOError) -> Bool {
+        if let faults { return try writeDurably(bytes, at: offset, faults: faults) }
+        let (_, failure) = writeAllDurably(bytes, at: offset)
+        guard let failure else { return true }
+        if Self.lacksDurableWrites(failure, written: 0) { return false }
+        throw IOError(operation: "pwritev2", path: path, errno: failure)
+    }
+
+    /// `writeDurably` under a fault plan: asks it, and tells its recorder
+    /// what was written and what was synced.
+    private func writeDurably(_ bytes: UnsafeRawBufferPointer, at offset: Int64, faults: StorageFaults) throws(IOError) -> Bool {
+        var keep = bytes.count
+        var injected: Int32? = nil
+        switch faults.decide(.durableWrite, path) {
+        case .fail(let e)?:
+            if Self.lacksDurableWrites(e, written: 0) { return false }
+            throw IOError(operation: "pwritev2", path: path, errno: e)
+        case .tornWrite(let k, let e)?: keep = k; injected = e
+        case nil: break
+        }
+        if injected == nil {
+            switch faults.decide(.write, path) {
+            case .fail(let e)?: throw IOError(operation: "pwritev2", path: path, errno: e)
+            case .tornWrite(let k, let e)?: keep = k; injected = e
+            case nil: break
+            }
+        }
+        if injected == nil, case .fail(let e)? = faults.decide(.datasync, path) { injected = e }
+        if let injected {
+            // Written (all or part), not synced.
+            let part = UnsafeRawBufferPointer(rebasing: bytes[0..<max(0, min(keep, bytes.count))])
+            let (written, failure) = writeAll(part, at: offset)
+            faults.recorder?.wrote(self, UnsafeRawBufferPointer(rebasing: bytes[0..<written]), at: offset)
+            throw IOError(operation: "pwritev2", path: path, errno: failure ?? injected)
+        }
+        let (written, failure) = writeAllDurably(bytes, at: offset)
+        if let failure, Self.lacksDurableWrites(failure, written: written) { return false }
+        faults.recorder?.wrote(self, UnsafeRawBufferPointer(rebasing: bytes[0..<written]), at: offset)
+        if let failure { throw IOError(operation: "pwritev2", path: path, errno: failure) }
+        faults.recorder?.synced(self, range: offset..<(offset + Int64(bytes.count)))
+        return true
+    }
+
+    /// `pwritev2(RWF_DSYNC)`s until all of `bytes` are written or a call
+    /// fails: the bytes written (and synced), and the failure's `errno`.
+    private func writeAllDurably(_ bytes: UnsafeRawBufferPointer, at offset: Int64) -> (written: Int, errno: Int32?) {
+        var done = 0
+        while done < bytes.count {
+            let n = eventlog_pwrite_dsync(descriptor, bytes.baseAddress! + done, Int64(bytes.count - done), offset + Int64(done))
+            if n >= 0 { done += Int(n); continue }
+            if errno == EINTR { continue }
+            return (done, errno)
+        }
+        return (done, nil)
+    }
+
+    /// True when `pwritev2(RWF_DSYNC)` failed because it is not there, before writing anything.
+    private static func lacksDurableWrites(_ error: Int32, written: Int) -> Bool {
+        written == 0 && (error == EOPNOTSUPP || error == EINVAL || error == ENOSYS)
+    }
+
     /// Writes a byte array at `offset` (cold paths: headers, small files).
     func write(_ bytes: [UInt8], at offset: Int64) throws(IOError) {
         var failure: IOError?

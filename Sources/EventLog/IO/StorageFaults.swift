@@ -12,6 +12,10 @@ public enum StorageOperation: String, Sendable {
     case write
     /// `fdatasync`.
     case datasync
+    /// `pwritev2` with `RWF_DSYNC` (a write and its `fdatasync` in one
+    /// call), asked first; then `write` and `datasync` are asked as for the
+    /// two calls it replaces.
+    case durableWrite
     /// `fsync` of a file.
     case sync
     /// `fallocate` (space reserved ahead of appends).
