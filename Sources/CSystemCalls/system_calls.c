@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <poll.h>
-#include <sys/uio.h>
 #if defined(__linux__)
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
@@ -48,17 +47,6 @@ int eventlog_wait_writeback(int fd, int64_t offset, int64_t length) {
 #else
     (void)fd; (void)offset; (void)length;
     return 0;
-#endif
-}
-
-int64_t eventlog_pwrite_dsync(int fd, const void *bytes, int64_t length, int64_t offset) {
-#if defined(__linux__) && defined(RWF_DSYNC)
-    struct iovec vector = {.iov_base = (void *)bytes, .iov_len = (size_t)length};
-    return (int64_t)pwritev2(fd, &vector, 1, (off_t)offset, RWF_DSYNC);
-#else
-    (void)fd; (void)bytes; (void)length; (void)offset;
-    errno = EOPNOTSUPP;
-    return -1;
 #endif
 }
 

@@ -94,10 +94,6 @@ import Testing
         // No zeroing thread: its own syncs can come while an appender holding
         // the writer lock waits for it, and this hook would then wait for that lock.
         options.preallocates = false
-        // No durable writes either: an appender alone would write and sync
-        // in one call under the writer lock, and this hook would wait for
-        // the lock its own thread holds (DurableWriteTests covers that path).
-        options.writesDurably = false
         options.storageFaults = StorageFaults { op, path in
             guard op == .datasync, path.hasSuffix(".segment"), let log = logBox.withLock({ $0 }) else { return nil }
             // Another appender may hold the writer lock for a moment. (This

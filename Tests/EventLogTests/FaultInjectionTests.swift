@@ -19,21 +19,16 @@ import Testing
         func clear() { fault.withLock { $0 = [:] } }
     }
 
-    func open(_ dir: TemporaryDirectory, _ plan: Plan, durability: Durability, reservesSpace: Bool = true) throws -> Log {
+    func open(_ dir: TemporaryDirectory, _ plan: Plan, durability: Durability) throws -> Log {
         var options = LogOptions(durability: durability)
         options.storageFaults = plan.faults
-        options.reservesSpace = reservesSpace
         return try Log.open(at: dir.path, options: options)
     }
 
     @Test func diskFullFailsTheAppendThenAppendsWorkAgain() throws {
         let dir = TemporaryDirectory()
         let plan = Plan()
-        // Space not reserved ahead (a file system without `fallocate`):
-        // the write itself meets the full disk. (Where space is reserved,
-        // the append fails before writing, and a lone appender's write is
-        // also its sync: any failure of it stops the writer, DurableWriteTests.)
-        let log = try open(dir, plan, durability: .always, reservesSpace: false)
+        let log = try open(dir, plan, durability: .always)
         try Fixtures.append(log, 0..<20, batch: 5)
         plan.set(.write, .tornWrite(keepBytes: 100, errno: ENOSPC))
         do {

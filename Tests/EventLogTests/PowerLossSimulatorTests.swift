@@ -67,42 +67,6 @@ import Testing
         #expect(lost > 0 && kept > 0 && partial > 0, "lost \(lost), kept \(kept), partial \(partial)")
     }
 
-    /// A durable write (`writeDurably`: `pwritev2` with `RWF_DSYNC`) makes
-    /// its own range durable, and only it: a write before it elsewhere in
-    /// the file, and the part of an earlier write it overlaps outside its
-    /// range, stay pending (lost, kept or torn).
-    @Test func aDurableWriteSyncsItsRangeOnly() throws {
-        var seenOther: Set<UInt8> = []
-        for seed in Self.seeds {
-            let (dir, sim) = try Self.setUp(seed)
-            try Self.createDurably("data", Self.pattern(1, sectors: 12), in: dir, faults: sim.faults)
-            do {
-                let file = try EventLog.FileHandle.open(dir.sub("data"), faults: sim.faults)
-                try file.write(Self.pattern(2, sectors: 2), at: 0)  // sectors 0..<2, not synced
-                try file.write(Self.pattern(3, sectors: 4), at: Int64(4 * Self.sector))  // sectors 4..<8, not synced
-                let done = try Self.pattern(4, sectors: 2).withUnsafeBytes { raw in
-                    try file.writeDurably(raw, at: Int64(6 * Self.sector))  // sectors 6..<8 over the 3s: synced
-                }
-                #expect(done, "tmpfs and ext4 support RWF_DSYNC")
-            }
-            let report = try sim.powerLoss()
-            let bytes = try #require(Self.contents(dir.sub("data")), "seed \(seed)")
-            #expect(bytes.count == 12 * Self.sector, "seed \(seed): \(report)")
-            for s in 6..<8 { #expect(Self.uniformSector(bytes, s) == 4, "seed \(seed): sector \(s), \(report)") }
-            for s in 0..<2 {
-                let value = Self.uniformSector(bytes, s)
-                #expect(value == 1 || value == 2, "seed \(seed): sector \(s) is \(String(describing: value))")
-                if let value { seenOther.insert(value) }
-            }
-            for s in 4..<6 {
-                let value = Self.uniformSector(bytes, s)
-                #expect(value == 1 || value == 3, "seed \(seed): sector \(s) is \(String(describing: value))")
-            }
-            for s in [2, 3] + Array(8..<12) { #expect(Self.uniformSector(bytes, s) == 1, "seed \(seed): sector \(s)") }
-        }
-        #expect(seenOther == [1, 2], "the unsynced write elsewhere was always \(seenOther == [1] ? "lost" : "kept")")
-    }
-
     @Test func aSectorNeverShowsBytesOlderThanItsLastSyncOrNeverWritten() throws {
         // Each sector may show only these bytes after the power loss.
         let allowed: [Set<UInt8>] = (0..<16).map { s in

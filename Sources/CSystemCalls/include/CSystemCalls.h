@@ -23,15 +23,6 @@ int eventlog_start_writeback(int fd, int64_t offset, int64_t length);
 /// cache flush: not a durability barrier). Returns 0, or -1 with errno set.
 int eventlog_wait_writeback(int fd, int64_t offset, int64_t length);
 
-/// `pwritev2(fd, {bytes, length}, 1, offset, RWF_DSYNC)`: writes at `offset`
-/// and returns once those bytes (and the metadata needed to read them back)
-/// are on the device, as `pwrite` then `fdatasync` of that range would.
-/// Returns the bytes written (possibly fewer than `length`, each of them
-/// durable), or -1 with errno set: EOPNOTSUPP where the C library, the
-/// kernel or the file system lacks it (nothing was written), EINVAL where
-/// the flag is unknown.
-int64_t eventlog_pwrite_dsync(int fd, const void *bytes, int64_t length, int64_t offset);
-
 /// `lseek(fd, offset, SEEK_DATA)`: the offset of the first byte at or after
 /// `offset` that is not in a hole. Returns it, or -1 with errno set (ENXIO:
 /// none; EINVAL where the file system cannot tell, then treat all as data).

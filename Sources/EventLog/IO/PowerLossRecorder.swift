@@ -69,12 +69,6 @@ final class PowerLossRecorder: Sendable {
         update { $0.sync(file.descriptor) }
     }
 
-    /// A durable write (`pwritev2` with `RWF_DSYNC`) succeeded: the bytes of
-    /// `range` and the file's length are durable, not other changes pending.
-    func synced(_ file: FileHandle, range: Range<Int64>) {
-        update { $0.sync(file.descriptor, range: range) }
-    }
-
     /// `ftruncate` set the length: growing adds zeros, shrinking drops bytes.
     func lengthSet(_ file: FileHandle, to length: Int64) {
         update { $0.record(.zero(from: length, to: .max), on: file.descriptor) { _ in length } }
@@ -191,15 +185,6 @@ struct PowerLossModel: Sendable {
             }
         }
 
-        /// The part of the change within `part` (which lies within its range).
-        func clipped(to part: Range<Int64>) -> FileChange {
-            switch self {
-            case .write(let offset, let bytes):
-                .write(offset: part.lowerBound, bytes: Array(bytes[Int(part.lowerBound - offset)..<Int(part.upperBound - offset)]))
-            case .zero: .zero(from: part.lowerBound, to: part.upperBound)
-            }
-        }
-
         /// Applies the change to `sector`, the bytes at `[start, start + sector.count)`.
         func apply(toSector sector: inout [UInt8], at start: Int64) {
             let lower = max(range.lowerBound, start)
@@ -239,28 +224,6 @@ struct PowerLossModel: Sendable {
             for p in pending { p.change.apply(to: &synced) }
             syncedLength = length
             pending = []
-        }
-
-        /// A sync of `range` only (`RWF_DSYNC`): the pending changes' effect
-        /// on it becomes durable, and the length (the data needs it); what
-        /// they change outside it stays pending, in order.
-        mutating func sync(range: Range<Int64>) {
-            for p in pending {
-                let lower = max(p.change.range.lowerBound, range.lowerBound)
-                let upper = min(p.change.range.upperBound, range.upperBound)
-                guard lower < upper else { continue }
-                p.change.clipped(to: lower..<upper).apply(to: &synced)
-            }
-            syncedLength = length
-            var outside: [PendingChange] = []
-            for p in pending {
-                let r = p.change.range
-                for (lower, upper) in [(r.lowerBound, min(r.upperBound, range.lowerBound)), (max(r.lowerBound, range.upperBound), r.upperBound)]
-                where lower < upper {
-                    outside.append(PendingChange(change: p.change.clipped(to: lower..<upper), lengthAfter: p.lengthAfter))
-                }
-            }
-            pending = outside
         }
     }
 
@@ -343,11 +306,6 @@ struct PowerLossModel: Sendable {
     mutating func sync(_ descriptor: Int32) {
         guard let id = descriptors[descriptor] else { return }
         nodes[id]?.sync()
-    }
-
-    mutating func sync(_ descriptor: Int32, range: Range<Int64>) {
-        guard let id = descriptors[descriptor] else { return }
-        nodes[id]?.sync(range: range)
     }
 
     mutating func change(_ change: DirectoryChange) {

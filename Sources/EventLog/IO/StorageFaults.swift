@@ -12,11 +12,6 @@ public enum StorageOperation: String, Sendable {
     case write
     /// `fdatasync`.
     case datasync
-    /// `pwritev2` with `RWF_DSYNC` (a write and its `fdatasync` in one
-    /// call), asked first; then `write` and `datasync` are asked as for the
-    /// two calls it replaces. The writer makes it under its lock (a lone
-    /// appender's batch under `.always`).
-    case durableWrite
     /// `fsync` of a file.
     case sync
     /// `fallocate` (space reserved ahead of appends).

@@ -92,48 +92,22 @@ extension BatchLog {
         // Room first: a full disk fails the append here, before a byte is written.
         try reserve(&state, upTo: offset + frameLength)
         preallocator?.willWrite(upTo: offset + frameLength)
-        let frameBytes = UnsafeRawBufferPointer(start: frame, count: frameLength)
-        // Under `.always`, an appender alone writes and syncs in one call
-        // (`pwritev2` with `RWF_DSYNC`) instead of a write and then a sync.
-        // Only into reserved space: there a write cannot fail for lack of
-        // room, and any failure is a failed sync (the writer stops); where
-        // space cannot be reserved a full disk must remain a failed write
-        // that the writer survives (below).
-        var synced = false
-        if options.durability == .always, options.writesDurably, options.reservesSpace, state.writesDurably,
-            groupCommit.syncsAlone
-        {
-            do {
-                synced = try groupCommit.writeDurably(
-                    frameBytes, at: Int64(offset), of: state.active.file, sequence: state.writtenSequence &+ UInt64(frameLength))
-            } catch {
-                // A failed sync (what the file holds is unknown): the group commit stopped.
-                stop(&state, error.description)
-                throw .writerStopped(reason: error.description)
+        do {
+            try state.active.file.write(UnsafeRawBufferPointer(start: frame, count: frameLength), at: Int64(offset))
+        } catch {
+            // Nothing was published: the bytes past the data end are not part
+            // of the log. They are zeroed again, durably, so that the space
+            // past the data end holds zeros, as recovery's rule assumes
+            // (Format.md §10). A full disk is not fatal: punching frees space,
+            // and appends work again once there is room. If even that fails,
+            // what the file holds is unknown: stop.
+            do throws(IOError) {
+                try state.active.file.zeroRange(at: Int64(offset), length: Int64(frameLength))
+                try state.active.file.datasync()
+            } catch let cleanup {
+                stop(&state, cleanup.description)
             }
-            if !synced {
-                state.writesDurably = false
-                logger.info("durable writes (RWF_DSYNC) are not supported here; each append writes, then syncs", metadata: ["file": "\(state.active.file.path)"])
-            }
-        }
-        if !synced {
-            do {
-                try state.active.file.write(frameBytes, at: Int64(offset))
-            } catch {
-                // Nothing was published: the bytes past the data end are not part
-                // of the log. They are zeroed again, durably, so that the space
-                // past the data end holds zeros, as recovery's rule assumes
-                // (Format.md §10). A full disk is not fatal: punching frees space,
-                // and appends work again once there is room. If even that fails,
-                // what the file holds is unknown: stop.
-                do throws(IOError) {
-                    try state.active.file.zeroRange(at: Int64(offset), length: Int64(frameLength))
-                    try state.active.file.datasync()
-                } catch let cleanup {
-                    stop(&state, cleanup.description)
-                }
-                throw .io(error)
-            }
+            throw .io(error)
         }
         state.writtenSequence &+= UInt64(frameLength)
 
@@ -160,11 +134,7 @@ extension BatchLog {
             throw .writerStopped(reason: error.description)
         }
         state.active.snapshot = active
-        if synced {
-            // On disk already: readers see it now.
-            segments.publish(active: active, sequence: state.writtenSequence)
-            state.knownDurable = state.writtenSequence
-        } else if options.durability == .always {
+        if options.durability == .always {
             // Readers see the batch once a sync covers it (the sync leader publishes it).
             state.knownDurable = groupCommit.noteWritten(state.writtenSequence, file: state.active.file, publishing: active)
         } else {
@@ -211,7 +181,6 @@ extension BatchLog {
         do {
             guard try state.active.file.reserve(at: Int64(from), length: Int64(to - from)) else {
                 state.reservedEnd = state.active.capacity
-                state.writesDurably = false  // only into reserved space (`writeBatch`)
                 return
             }
         } catch {

@@ -207,11 +207,6 @@ struct WriterState: ~Copyable, Sendable {
     var checkpointEnd = 0
     /// The active segment's space is allocated up to here (0: not yet looked at).
     var reservedEnd = 0
-    /// Under `.always`, a batch written while its appender is alone is
-    /// written and synced in one call (`GroupCommit.writeDurably`); false,
-    /// for good, once the file system was found not to support it or not
-    /// to reserve space (`fallocate`).
-    var writesDurably = true
     /// Set when a write or sync failed in a way that leaves the disk state unknown.
     var failure: String?
     var closed = false

@@ -328,52 +328,6 @@ final class GroupCommit: @unchecked Sendable {
         return written > durable
     }
 
-    /// True when a durable write may be this group commit's next sync
-    /// (`writeDurably`): the caller, in flight, is the only appender in
-    /// flight, no sync runs, and every write noted is durable, so that a
-    /// write syncing only its own bytes leaves nothing unsynced. Asked by
-    /// the writer under its lock (no write can be noted meanwhile).
-    var syncsAlone: Bool {
-        guard inFlight.load(ordering: .sequentiallyConsistent) == 1 else { return false }
-        condition.lock()
-        defer { condition.unlock() }
-        return !syncing && failure == nil && durable == written
-    }
-
-    /// Writes `bytes` at `offset` of `file` and syncs them in one call
-    /// (`FileHandle.writeDurably`), as this group commit's sync of a write
-    /// alone (`syncsAlone`): timed and counted as a sync of one write, and
-    /// then everything up to `sequence` (the writer's sequence after these
-    /// bytes) is durable. Returns false, having written nothing, where the
-    /// file system cannot. A failure stops the writer, as a failed sync
-    /// does (`leadSync`), and is rethrown. Called under the writer lock.
-    func writeDurably(
-        _ bytes: UnsafeRawBufferPointer, at offset: Int64, of file: FileHandle, sequence: UInt64
-    ) throws(IOError) -> Bool {
-        let started = ContinuousClock.now
-        lastSyncLed.store(max(1, (started - born).wholeNanoseconds), ordering: .relaxed)
-        let done: Bool
-        do { done = try file.writeDurably(bytes, at: offset) } catch {
-            logger.error("a sync failed; the writer stops until the log is opened again", metadata: ["file": "\(what)", "error": "\(error)"])
-            fail(error.description)
-            throw error
-        }
-        guard done else { return false }
-        let took = ContinuousClock.now - started
-        syncDuration.recordNanoseconds(took.wholeNanoseconds)
-        writesPerSync.record(1)
-        if took > slowSyncThreshold {
-            logger.warning("a slow sync", metadata: ["file": "\(what)", "duration": "\(took)"])
-        }
-        condition.lock()
-        written = sequence
-        target = file
-        if sequence > durable { durable = sequence }
-        lastSyncDuration = took
-        condition.unlock()
-        return true
-    }
-
     /// Called with the lock held and no sync running; returns with it held.
     private func leadSync() throws(EventLogError) {
         syncing = true

@@ -128,10 +128,6 @@ public struct LogOptions: Sendable {
     /// The writer lock (`eventlog.lock`), already taken: `Log.repair` holds it
     /// while it changes the log and hands it to the open that ends the repair.
     var heldWriterLock: FileHandle? = nil
-    /// Test hook: under `.always`, an appender alone writes and syncs its
-    /// batch in one call (`pwritev2` with `RWF_DSYNC`); off, it writes and
-    /// then syncs (`fdatasync`), as a group of appenders always does.
-    var writesDurably = true
     /// Test hook: reserve the active segment's space (`fallocate`) ahead of
     /// each write; off, a full disk shows as a failed write (a torn batch).
     var reservesSpace = true

@@ -31,11 +31,10 @@ public struct EventLogIOError: Error, Sendable, Equatable, CustomStringConvertib
     /// True when the device is full (`ENOSPC`) or over quota (`EDQUOT`).
     public var isDiskFull: Bool { errno == ENOSPC || errno == EDQUOT }
 
-    /// True for a failed `fsync` or `fdatasync` (of a file or a directory),
-    /// or a failed durable write (`pwritev2` with `RWF_DSYNC`, which syncs
-    /// what it writes): what the file holds on disk is unknown, and the writer must stop
+    /// True for a failed `fsync` or `fdatasync` (of a file or a directory):
+    /// what the file holds on disk is unknown, and the writer must stop
     /// (Format.md §11, "Durability").
-    var isFailedSync: Bool { operation == "fsync" || operation == "fdatasync" || operation == "pwritev2" }
+    var isFailedSync: Bool { operation == "fsync" || operation == "fdatasync" }
 
     /// "`operation` failed on `path`: the system's message (errno N)".
     public var description: String {
