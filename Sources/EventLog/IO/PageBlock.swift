@@ -58,35 +58,35 @@ final class PageBlock: @unchecked Sendable {
 /// once at the size expected, so its pages go back to the kernel when it is
 /// released instead of staying in malloc's arena. Grows (to twice its size,
 /// by copying) only when more come than were reserved.
-final class PageArray<Element: BitwiseCopyable>: @unchecked Sendable {
+final class PageArray<Value: BitwiseCopyable>: @unchecked Sendable {
     private var block: PageBlock
     private(set) var count = 0
     private var capacity: Int
 
     init(reserving capacity: Int) {
         self.capacity = max(capacity, 1)
-        block = PageBlock(byteCount: self.capacity * MemoryLayout<Element>.stride)
+        block = PageBlock(byteCount: self.capacity * MemoryLayout<Value>.stride)
     }
 
-    @inline(__always) private var elements: UnsafeMutablePointer<Element> {
-        block.base.assumingMemoryBound(to: Element.self)
+    @inline(__always) private var elements: UnsafeMutablePointer<Value> {
+        block.base.assumingMemoryBound(to: Value.self)
     }
 
-    @inline(__always) func append(_ element: Element) {
+    @inline(__always) func append(_ value: Value) {
         if count == capacity { grow() }
-        (elements + count).initialize(to: element)
+        (elements + count).initialize(to: value)
         count += 1
     }
 
     private func grow() {
-        let larger = PageBlock(byteCount: capacity * 2 * MemoryLayout<Element>.stride)
-        larger.base.copyMemory(from: block.base, byteCount: count * MemoryLayout<Element>.stride)
+        let larger = PageBlock(byteCount: capacity * 2 * MemoryLayout<Value>.stride)
+        larger.base.copyMemory(from: block.base, byteCount: count * MemoryLayout<Value>.stride)
         block = larger
         capacity *= 2
     }
 
     /// The elements appended so far, valid while `body` runs.
-    func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Element>) throws -> R) rethrows -> R {
+    func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Value>) throws -> R) rethrows -> R {
         try withExtendedLifetime(block) { try body(UnsafeBufferPointer(start: elements, count: count)) }
     }
 }
