@@ -55,13 +55,13 @@ public func runBenchmarks(
                 do {
                     outcomes = try runSystem(
                         system, sizes: sizes, expectations: expectations, directory: directory, options: options,
-                        executable: executable)
+                        executable: executable, memory: sampler)
                 } catch {
                     _ = sampler.end()
                     throw error
                 }
                 outcomes[0].residentPeak = sampler.end()
-                outcomes[0].residentAtStart = sampler.start
+                for i in outcomes.indices { outcomes[i].residentAtStart = sampler.start }
                 outcomes[0].peakRSS = peakRSSBytes()
                 outcomes[0].rssGrowth = outcomes[0].peakRSS! - min(baseRSS, outcomes[0].peakRSS!)
                 for outcome in outcomes { results.record(outcome, sizes: sizes) }
@@ -108,15 +108,22 @@ public func runBenchmarks(
 
 /// One round of one system: the common phases, and for EventLog its extra
 /// ones. The switch picks the concrete store type; everything below it is
-/// generic code specialized for that type.
+/// generic code specialized for that type. With `memory` (the round's
+/// sampler, begun), each phase's peaks of resident memory go into the
+/// outcomes' `phaseMemory`.
 public func runSystem(
     _ system: SystemID, sizes: PhaseSizes, expectations: Expectations, directory: String, options: Options,
-    executable: String?
+    executable: String?, memory: MemorySampler? = nil
 ) throws -> [RoundOutcome] {
+    /// Ends an extra phase of `outcome` in the sampler.
+    func endPhase(_ phase: String, _ outcome: inout RoundOutcome) {
+        if let memory { outcome.phaseMemory.append((phase, memory.endPhase())) }
+    }
     switch system {
     case .eventlog:
         var main = SystemRound<EventLogStore>(system: system, sizes: sizes, expectations: expectations, directory: directory)
         main.keep = options.keep
+        main.memory = memory
         if !options.skip.contains("open") {
             main.afterBulkClose = { path in
                 try EventLogPhases.openAfterCleanShutdown(path: path, expectedEvents: sizes.n)
@@ -131,6 +138,7 @@ public func runSystem(
             lz4.suffix = "-lz4"
             lz4.durablePhases = false
             lz4.keep = options.keep
+            lz4.memory = memory
             outcomes.append(try lz4.run())
         }
         if !options.skip.contains("enc") {
@@ -139,6 +147,7 @@ public func runSystem(
             encrypted.suffix = "-enc"
             encrypted.durablePhases = false
             encrypted.keep = options.keep
+            encrypted.memory = memory
             outcomes.append(try encrypted.run())
         }
         for threads in options.skip.contains("concurrent") ? [] : sizes.threads {
@@ -146,31 +155,36 @@ public func runSystem(
                 threads: threads, appendsPerThread: sizes.appendsPerThread, directory: directory, keep: options.keep)
             outcome.extra += figures
             outcome.concurrentLatency["C\(threads)"] = latency
+            endPhase("C\(threads)", &outcome)
         }
         if !options.skip.contains("scavenge") {
             outcome.extra += try EventLogPhases.scavenge(events: sizes.n, directory: directory, keep: options.keep)
+            endPhase("scavenge", &outcome)
         }
         if sizes.crashEvents > 0, !options.skip.contains("open"), let executable {
             outcome.extra += try EventLogPhases.openAfterKill(
                 events: sizes.crashEvents, directory: directory, executable: executable, keep: options.keep)
+            endPhase("open-kill9", &outcome)
         }
         return [outcome] + outcomes
     case .sqlite, .sqliteTuned:
-        return [try runPeer(SQLitePeer.self, system, sizes: sizes, expectations: expectations, directory: directory, options: options)]
+        return [try runPeer(SQLitePeer.self, system, sizes: sizes, expectations: expectations, directory: directory, options: options, memory: memory)]
     case .lmdb:
-        return [try runPeer(LMDBPeer.self, system, sizes: sizes, expectations: expectations, directory: directory, options: options)]
+        return [try runPeer(LMDBPeer.self, system, sizes: sizes, expectations: expectations, directory: directory, options: options, memory: memory)]
     case .rocksdb, .rocksdbTuned:
-        return [try runPeer(RocksDBPeer.self, system, sizes: sizes, expectations: expectations, directory: directory, options: options)]
+        return [try runPeer(RocksDBPeer.self, system, sizes: sizes, expectations: expectations, directory: directory, options: options, memory: memory)]
     }
 }
 
 /// A peer's round: the common phases, then its C phases (the same threads,
 /// events and durability as EventLog's; see each peer's `ConcurrentStore`).
 func runPeer<S: Store & ConcurrentStore>(
-    _: S.Type, _ system: SystemID, sizes: PhaseSizes, expectations: Expectations, directory: String, options: Options
+    _: S.Type, _ system: SystemID, sizes: PhaseSizes, expectations: Expectations, directory: String, options: Options,
+    memory: MemorySampler? = nil
 ) throws -> RoundOutcome {
     var round = SystemRound<S>(system: system, sizes: sizes, expectations: expectations, directory: directory)
     round.keep = options.keep
+    round.memory = memory
     var outcome = try round.run()
     for threads in options.skip.contains("concurrent") ? [] : sizes.threads {
         let (figures, latency) = try ConcurrentPhase.run(
@@ -178,6 +192,7 @@ func runPeer<S: Store & ConcurrentStore>(
             config: system.config, keep: options.keep)
         outcome.extra += figures
         outcome.concurrentLatency["C\(threads)"] = latency
+        if let memory { outcome.phaseMemory.append(("C\(threads)", memory.endPhase())) }
     }
     return outcome
 }

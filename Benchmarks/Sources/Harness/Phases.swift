@@ -113,6 +113,9 @@ public struct RoundOutcome: Sendable {
     /// (`MemorySampler`: anonymous, file-backed, shared), and when it began.
     public var residentPeak: ResidentMemory?
     public var residentAtStart: ResidentMemory?
+    /// Each phase's peaks of resident memory by kind, in the order the
+    /// phases ran (`MemorySampler.endPhase()`); empty when no sampler ran.
+    public var phaseMemory: [(phase: String, peak: ResidentMemory)] = []
     /// Latency histograms of EventLog's concurrent-appender phases, by phase name.
     public var concurrentLatency: [String: LatencyMeasure] = [:]
     public var extra: [Figure] = []
@@ -169,6 +172,10 @@ public struct SystemRound<S: Store> {
     /// Runs on store A's path after A1 closed it, before R1 (untimed by the
     /// runner): EventLog's open-after-clean-shutdown phase.
     public var afterBulkClose: ((String) throws -> [Figure])?
+    /// The round's memory sampler: each phase's peaks go into
+    /// `RoundOutcome.phaseMemory` (A1 with its sync and close; R1 with the
+    /// reopen before it; A2 with store B's open; A3 with its close).
+    public var memory: MemorySampler?
 
     public init(system: SystemID, sizes: PhaseSizes, expectations: Expectations, directory: String) {
         precondition(expectations.n == sizes.n)
@@ -195,6 +202,12 @@ public struct SystemRound<S: Store> {
 
     private func phase(_ name: String) -> String { name + suffix }
 
+    /// Ends phase `name` in the sampler, if any, keeping its peaks.
+    private func endPhase(_ name: String, _ outcome: inout RoundOutcome) {
+        guard let memory else { return }
+        outcome.phaseMemory.append((phase(name), memory.endPhase()))
+    }
+
     func runStoreA(at path: String, into outcome: inout RoundOutcome) throws {
         removeTree(path)
         try createDirectory(path)
@@ -217,15 +230,24 @@ public struct SystemRound<S: Store> {
             throw BenchError("\(system) \(phase("A1")): appended \(a1.logicalBytes) logical bytes, expected \(expectations.logicalBytes)")
         }
         outcome.a1 = a1
+        endPhase("A1", &outcome)
         outcome.diskBytes = allocatedBytes(under: path)
-        if let afterBulkClose { outcome.extra += try afterBulkClose(path) }
+        if let afterBulkClose {
+            outcome.extra += try afterBulkClose(path)
+            endPhase("open-clean", &outcome)
+        }
 
         // R1, R2, R3 on the reopened store.
         let reader = try S(directory: path, mode: .reading, config: config)
         outcome.r1 = try scan(reader)
-        if S.readsStreams { outcome.r2 = try readStreams(reader) }
+        endPhase("R1", &outcome)
+        if S.readsStreams {
+            outcome.r2 = try readStreams(reader)
+            endPhase("R2", &outcome)
+        }
         outcome.r3 = try readPoints(reader)
         try reader.close()
+        endPhase("R3", &outcome)
     }
 
     /// R1: every event in position order.
@@ -308,6 +330,7 @@ public struct SystemRound<S: Store> {
         var chunk = EventChunk()
         let store = try S(directory: path, mode: .durable, config: config)
         outcome.a2 = try appendEvents(to: store, from: &generator, count: sizes.a2, chunk: &chunk)
+        endPhase("A2", &outcome)
 
         var a3 = LatencyMeasure()
         var single = EventChunk(capacity: 1)
@@ -327,5 +350,6 @@ public struct SystemRound<S: Store> {
         a3.meanMicroseconds = sizes.a3 > 0 ? Double(total) / Double(sizes.a3) / 1000 : 0
         outcome.a3 = a3
         try store.close()
+        endPhase("A3", &outcome)
     }
 }

@@ -103,6 +103,11 @@ public struct Results: Sendable {
         for (phase, measure) in outcome.concurrentLatency.sorted(by: { $0.key < $1.key }) {
             mergeLatency("\(s.name)/\(phase)", measure.histogram)
         }
+        if let start = outcome.residentAtStart {
+            for (phase, peak) in outcome.phaseMemory {
+                add(s, phase, "rss_anon_growth_mb", (Double(peak.anonymous) - Double(start.anonymous)) / 1e6)
+            }
+        }
         if let rss = outcome.peakRSS { add(s, "process", "peak_rss_mb", Double(rss) / 1e6) }
         if let growth = outcome.rssGrowth { add(s, "process", "rss_growth_mb", Double(growth) / 1e6) }
         if let peak = outcome.residentPeak {
@@ -221,7 +226,7 @@ public let phaseDescriptions: [(String, String)] = [
     ("R3", "100,000 random point reads by position (fold checked)"),
     ("A2", "fresh store B: 100,000 events in batches of 100, durable per batch"),
     ("A3", "2,000 single-event durable appends on store B: latency of each (HDR histogram)"),
-    ("process", "peak_rss_mb: peak RSS during the system's phases (VmHWM, reset before each system; includes the harness's own ~30–50 MB); rss_growth_mb: that peak minus the RSS when the system's round began; peak_rss_anon_mb, peak_rss_file_mb, peak_rss_shmem_mb: the peak of each kind of resident memory (RssAnon: heap and anonymous maps, only swap frees them; RssFile: mapped file pages, reclaimable page cache; RssShmem), sampled every 10 ms from /proc/self/status, the harness's own included; rss_anon_growth_mb: the anonymous peak minus RssAnon when the system's round began"),
+    ("process", "peak_rss_mb: peak RSS during the system's phases (VmHWM, reset before each system; includes the harness's own ~30–50 MB); rss_growth_mb: that peak minus the RSS when the system's round began; peak_rss_anon_mb, peak_rss_file_mb, peak_rss_shmem_mb: the peak of each kind of resident memory (RssAnon: heap and anonymous maps, only swap frees them; RssFile: mapped file pages, reclaimable page cache; RssShmem), sampled every 10 ms from /proc/self/status, the harness's own included; rss_anon_growth_mb: the anonymous peak minus RssAnon when the system's round began; the same metric in a phase's row: the anonymous peak during that phase (A1 with its sync and close, R1 with the reopen before it, R3 with the close after it) minus RssAnon when the round began"),
     ("A1-lz4…R3-lz4", "EventLog only: A1, R1, R2, R3 with LZ4-compressed batches (R2 and R3 through the cache of decompressed batches, LogOptions.batchCacheBytes at its default)"),
     ("A1-enc…R3-enc", "EventLog only: A1, R1, R2, R3 of an encrypted log (LogOptions.encryption: AES-256-GCM, one data key; R2 and R3 through the cache of opened batches)"),
     ("C1…C8", "1–8 threads each making single-event durable appends to one fresh store, 2,000 per thread (events/s, p50/p99). EventLog: one log, .always (group commit: one fdatasync covers every append written before it started; appends_per_sync and sync_us: the appends each segment fdatasync covered and its duration, means). SQLite: a connection per thread, WAL, synchronous=FULL, BEGIN IMMEDIATE + one INSERT + COMMIT per event, a busy handler retrying every 50 µs. RocksDB: one DB, one rocksdb_write (record + stream index entry) per event with sync=true; RocksDB groups concurrent writers into one WAL sync. LMDB: one write transaction per event (they run one at a time), default sync per commit"),

@@ -130,6 +130,8 @@ public final class MemorySampler: @unchecked Sendable {
     private let buffer = UnsafeMutableRawPointer.allocate(byteCount: 16384, alignment: 16)
     private let lock = NSLock()
     private var peak = ResidentMemory()
+    /// Each kind's peak since the last `endPhase()` (or `begin()`).
+    private var phasePeak = ResidentMemory()
     private var stopping = false
     private let done = DispatchSemaphore(value: 0)
     /// What the first sample found (the round's start).
@@ -143,6 +145,7 @@ public final class MemorySampler: @unchecked Sendable {
     public func begin() {
         start = ResidentMemory.read(into: buffer, capacity: 16384)
         peak = start
+        phasePeak = start
         let thread = Thread { [self] in
             while true {
                 lock.lock()
@@ -161,7 +164,24 @@ public final class MemorySampler: @unchecked Sendable {
     private func sample() {
         lock.lock()
         defer { lock.unlock() }
-        peak = peak.peaks(with: ResidentMemory.read(into: buffer, capacity: 16384))
+        let now = ResidentMemory.read(into: buffer, capacity: 16384)
+        peak = peak.peaks(with: now)
+        phasePeak = phasePeak.peaks(with: now)
+    }
+
+    /// Ends a phase: takes a sample and returns each kind's peak since the
+    /// previous `endPhase()` (or `begin()`), then starts the next phase's
+    /// peaks from that sample. What one phase left resident counts in the
+    /// next one's peak too: its peak is what the process held at worst
+    /// while it ran. Allocates nothing.
+    public func endPhase() -> ResidentMemory {
+        lock.lock()
+        defer { lock.unlock() }
+        let now = ResidentMemory.read(into: buffer, capacity: 16384)
+        peak = peak.peaks(with: now)
+        let result = phasePeak.peaks(with: now)
+        phasePeak = now
+        return result
     }
 
     /// Stops the thread (after a last sample) and returns each kind's peak.

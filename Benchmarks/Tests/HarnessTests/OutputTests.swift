@@ -65,6 +65,8 @@ import Testing
                 "A1 events_per_s", "A1 disk_mb", "R1 events_per_s", "R2 streams_per_s", "R3 reads_per_s",
                 "A2 events_per_s", "A3 p50_us", "A3 p99_us", "process peak_rss_mb", "process peak_rss_anon_mb",
                 "process peak_rss_file_mb", "process peak_rss_shmem_mb", "process rss_anon_growth_mb",
+                "A1 rss_anon_growth_mb", "R1 rss_anon_growth_mb", "R2 rss_anon_growth_mb", "R3 rss_anon_growth_mb",
+                "A2 rss_anon_growth_mb", "A3 rss_anon_growth_mb", "C2 rss_anon_growth_mb",
             ] {
                 #expect(seen.contains("\(system) \(figure)"), "missing \(system) \(figure)")
             }
@@ -97,6 +99,26 @@ import Testing
         trimHeap()
         let peak = sampler.end()
         #expect(peak.anonymous >= sampler.start.anonymous + UInt64(size) * 9 / 10, "\(peak) from \(sampler.start)")
+    }
+
+    /// Each phase's peaks are its own: 64 MB touched and freed within the
+    /// first phase show in its anonymous peak, not in the next phase's.
+    @Test func phasesGetTheirOwnPeaks() throws {
+        let sampler = MemorySampler()
+        sampler.begin()
+        let size = 64 << 20
+        let block = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 4096)
+        block.initializeMemory(as: UInt8.self, repeating: 1, count: size)
+        usleep(50_000)
+        block.deallocate()
+        trimHeap()
+        let first = sampler.endPhase()
+        usleep(30_000)
+        let second = sampler.endPhase()
+        let whole = sampler.end()
+        #expect(first.anonymous >= sampler.start.anonymous + UInt64(size) * 9 / 10, "\(first) from \(sampler.start)")
+        #expect(second.anonymous + UInt64(size) / 2 < first.anonymous, "\(second) after \(first)")
+        #expect(whole.anonymous >= first.anonymous)
     }
 
     @Test func tableShowsEverySystemAndRatio() throws {

@@ -140,24 +140,45 @@ enum StreamIndexFile {
     static func encode(
         _ header: IndexFileHeader, hashes: [UInt64], firstVersions: [UInt64], counts: [UInt32], entries: [UInt64]
     ) -> [UInt8] {
+        let layout = Layout(groupCount: hashes.count, entryCount: entries.count)
+        return [UInt8](unsafeUninitializedCapacity: layout.fileSize) { buffer, initialized in
+            entries.withUnsafeBufferPointer { entries in
+                encode(header, hashes: hashes, firstVersions: firstVersions, counts: counts, entries: entries, into: buffer.baseAddress!)
+            }
+            initialized = layout.fileSize
+        }
+    }
+
+    /// The same file in a `PageBlock` of exactly its size: a checkpoint's
+    /// or a seal's (megabytes for a full segment), whose memory goes back to
+    /// the kernel when it is written and released.
+    static func encodedBlock(
+        _ header: IndexFileHeader, hashes: [UInt64], firstVersions: [UInt64], counts: [UInt32], entries: UnsafeBufferPointer<UInt64>
+    ) -> PageBlock {
+        let block = PageBlock(byteCount: Layout(groupCount: hashes.count, entryCount: entries.count).fileSize)
+        encode(header, hashes: hashes, firstVersions: firstVersions, counts: counts, entries: entries, into: block.base)
+        return block
+    }
+
+    /// Writes the file into `out`, which holds its `Layout.fileSize` bytes.
+    private static func encode(
+        _ header: IndexFileHeader, hashes: [UInt64], firstVersions: [UInt64], counts: [UInt32], entries: UnsafeBufferPointer<UInt64>,
+        into out: UnsafeMutableRawPointer
+    ) {
         precondition(hashes.count == firstVersions.count && hashes.count == counts.count, "one hash, first version and count per group")
         precondition(hashes.count <= Int(UInt32.max) && entries.count <= Int(UInt32.max), "more groups or entries than a file holds")
         precondition(counts.reduce(0) { $0 + Int($1) } == entries.count, "the groups' counts must add up to the entries")
         assert(zip(hashes, hashes.dropFirst()).allSatisfy { $0 <= $1 }, "groups must be sorted by hash")
         let layout = Layout(groupCount: hashes.count, entryCount: entries.count)
-        return [UInt8](unsafeUninitializedCapacity: layout.fileSize) { buffer, initialized in
-            let out = UnsafeMutableRawPointer(buffer.baseAddress!)
-            writeHeader(header, layout: layout, to: out)
-            hashes.withUnsafeBufferPointer { hashes in
-                firstVersions.withUnsafeBufferPointer { firstVersions in
-                    counts.withUnsafeBufferPointer { counts in
-                        writeGroups(layout, hashes: hashes, firstVersions: firstVersions, counts: counts, to: out)
-                    }
+        writeHeader(header, layout: layout, to: out)
+        hashes.withUnsafeBufferPointer { hashes in
+            firstVersions.withUnsafeBufferPointer { firstVersions in
+                counts.withUnsafeBufferPointer { counts in
+                    writeGroups(layout, hashes: hashes, firstVersions: firstVersions, counts: counts, to: out)
                 }
             }
-            entries.withUnsafeBufferPointer { writeEntries(layout, entries: $0, to: out) }
-            initialized = layout.fileSize
         }
+        writeEntries(layout, entries: entries, to: out)
     }
 
     private static func writeHeader(_ header: IndexFileHeader, layout: Layout, to out: UnsafeMutableRawPointer) {

@@ -156,10 +156,24 @@ struct DirectoryOperations: Sendable {
         try rename(name + ".tmp", to: name)
     }
 
+    /// `writeAtomically(_:bytes:)` of bytes held elsewhere (a `PageBlock`).
+    func writeAtomically(_ name: String, bytes: UnsafeRawBufferPointer) throws(IOError) {
+        try writeTemporary(name, bytes: bytes)
+        try rename(name + ".tmp", to: name)
+    }
+
     /// Writes `bytes` to `name.tmp` (replacing it) and fdatasyncs it: the first
     /// half of an atomic replace, for callers that rename several files and
     /// then sync the directory once.
     func writeTemporary(_ name: String, bytes: [UInt8]) throws(IOError) {
+        let handle = try FileHandle.open(file(name + ".tmp"), create: modes, faults: faults)
+        try handle.setLength(0)
+        try handle.write(bytes, at: 0)
+        try handle.datasync()
+    }
+
+    /// `writeTemporary(_:bytes:)` of bytes held elsewhere.
+    func writeTemporary(_ name: String, bytes: UnsafeRawBufferPointer) throws(IOError) {
         let handle = try FileHandle.open(file(name + ".tmp"), create: modes, faults: faults)
         try handle.setLength(0)
         try handle.write(bytes, at: 0)

@@ -480,9 +480,15 @@ struct Opener {
             base: base, declaredEnd: header.declaredEnd, bytes: bytes, length: length, headerCRC: headerCRC, readable: readable,
             directory: directory, interval: interval
         ).get()
-        let capacity = max(
-            IndexPolicy.capacity(segmentBytes: length, interval: interval),
-            (loaded?.offsets.count ?? 0) + (length - Int(loaded?.header.dataEnd ?? 0)) / interval + 2)
+        // A sealed segment resumed from its index files needs room only for
+        // what lies past them; the last one for what its whole file can hold.
+        let capacity = if let loaded, !isLast {
+            loaded.offsets.count + IndexPolicy.capacity(segmentBytes: length - Int(loaded.header.dataEnd), interval: interval)
+        } else {
+            max(
+                IndexPolicy.capacity(segmentBytes: length, interval: interval),
+                (loaded?.offsets.count ?? 0) + (length - Int(loaded?.header.dataEnd ?? 0)) / interval + 2)
+        }
         var segment = Segment(
             id: .next(), basePosition: base, path: path, mapping: mapping, headerCRC: headerCRC,
             offsetIndex: IndexBuffer(capacity: capacity), timeIndex: IndexBuffer(capacity: capacity),
@@ -518,6 +524,7 @@ struct Opener {
         }
         if isLast { report.scannedBytes += outcome.dataEnd - from }
         segment.extend(with: outcome)
+        if !isLast { segment = segment.sealed() }
         segment.fileIdentity = try? file.identity()
         if let declaredEnd = header.declaredEnd {
             // A rewritten segment ends where it says, whatever survived in it.

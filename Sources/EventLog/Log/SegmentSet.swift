@@ -170,8 +170,7 @@ final class SegmentSet: Sendable {
     /// active segment after it; then writes the sealed segment's index files
     /// in the background.
     func seal(_ sealed: Segment, next: Segment, sequence: UInt64) {
-        var sealed = sealed
-        sealed.isSealed = true
+        let sealed = sealed.sealed()
         published.withLock { snapshot in
             snapshot.sealed.append(sealed)
             snapshot.active = next
@@ -499,20 +498,15 @@ final class SegmentSet: Sendable {
             let segment: Segment
             if k < newBases.count - 1 {
                 // Sealed already (it may be a rewritten or merged one).
-                var sealed = try opener.openSegment(
+                segment = try opener.openSegment(
                     base: base, isLast: false, nextBase: newBases[k + 1], metadata: metadata, marker: nil, tableCovered: nil
-                ).segment
-                sealed.isSealed = true
-                segment = sealed
+                ).segment.sealed()
             } else {
                 // A segment whose header the writer has not written yet: next time.
                 guard let last = try openIfReady(base: base, opener: &opener) else { break }
                 segment = last
             }
-            if var previous = snapshot.active {
-                previous.isSealed = true
-                snapshot.sealed.append(previous)
-            }
+            if let previous = snapshot.active { snapshot.sealed.append(previous.sealed()) }
             snapshot.active = segment
         }
         // (Still no active segment: a merge took in the last one seen, and its

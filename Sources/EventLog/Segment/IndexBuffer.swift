@@ -5,30 +5,40 @@
 /// the writes before the reads). It never reallocates, so a reader's
 /// pointer stays valid.
 ///
+/// Its storage is a `PageBlock`: an active segment's buffers, sized for the
+/// most entries its file can need, are mapped, and only the pages its
+/// entries reach become resident.
+///
 /// One of the few audited types that hold a raw pointer.
-final class IndexBuffer<Entry: Sendable>: @unchecked Sendable {
+final class IndexBuffer<Entry: BitwiseCopyable & Sendable>: @unchecked Sendable {
     let capacity: Int
+    private let block: PageBlock
     private let storage: UnsafeMutablePointer<Entry>
     /// Written by the writer only.
     private(set) var writtenCount = 0
 
     init(capacity: Int) {
         self.capacity = max(capacity, 1)
-        self.storage = UnsafeMutablePointer<Entry>.allocate(capacity: self.capacity)
+        self.block = PageBlock(byteCount: self.capacity * MemoryLayout<Entry>.stride)
+        self.storage = block.base.bindMemory(to: Entry.self, capacity: self.capacity)
     }
 
-    init(_ entries: [Entry]) {
-        self.capacity = max(entries.count, 1)
-        self.storage = UnsafeMutablePointer<Entry>.allocate(capacity: self.capacity)
+    convenience init(_ entries: [Entry]) {
+        self.init(capacity: entries.count)
         entries.withUnsafeBufferPointer { source in
             if let base = source.baseAddress { storage.initialize(from: base, count: source.count) }
         }
         writtenCount = entries.count
     }
 
-    deinit {
-        storage.deinitialize(count: writtenCount)
-        storage.deallocate()
+    /// A buffer holding exactly the first `count` entries of `other`
+    /// (at most its written ones), with no room for more: a sealed
+    /// segment's, which gets no more entries.
+    convenience init(exactly count: Int, of other: IndexBuffer<Entry>) {
+        let count = min(count, other.writtenCount)
+        self.init(capacity: count)
+        storage.initialize(from: other.storage, count: count)
+        writtenCount = count
     }
 
     /// Appends an entry (writer only). Returns false when full.
@@ -43,7 +53,6 @@ final class IndexBuffer<Entry: Sendable>: @unchecked Sendable {
     /// Drops every entry at or after `count` (writer only, before publishing a smaller count).
     func removeAll(from count: Int) {
         guard count < writtenCount else { return }
-        (storage + count).deinitialize(count: writtenCount - count)
         writtenCount = count
     }
 

@@ -37,7 +37,7 @@ struct Segment: Sendable {
         }
     }
 
-    let fixed: Fixed
+    private(set) var fixed: Fixed
 
     /// This segment as this process opened or created it (see `SegmentID`).
     @inline(__always) var id: SegmentID { fixed.id }
@@ -46,6 +46,9 @@ struct Segment: Sendable {
     @inline(__always) var mapping: MappedRegion { fixed.mapping }
     /// The segment header's checksum: the chain seed of its first batch.
     @inline(__always) var headerCRC: UInt32 { fixed.headerCRC }
+    /// The offset and time indexes: room for every entry the segment's
+    /// file can need while it is active (`IndexPolicy.capacity`), exactly
+    /// its entries once it is sealed (`sealed()`).
     @inline(__always) var offsetIndex: IndexBuffer<OffsetIndexEntry> { fixed.offsetIndex }
     @inline(__always) var timeIndex: IndexBuffer<TimeIndexEntry> { fixed.timeIndex }
 
@@ -94,6 +97,27 @@ struct Segment: Sendable {
     }
 
     var isEmpty: Bool { endPosition == basePosition }
+
+    /// This segment sealed: nothing is appended to it again, so an index
+    /// with more than an eighth of its room unused is copied into a buffer
+    /// of exactly its published entries. An active segment's indexes have
+    /// room for the most its file can need (1.8 MB at the default 128 MiB
+    /// and 4 KiB interval), of which a sealed segment of ~220-byte events
+    /// uses a quarter. Readers holding the active value keep its buffers
+    /// until they let it go.
+    func sealed() -> Segment {
+        var segment = self
+        segment.isSealed = true
+        let offsetsWasteful = offsetIndex.capacity - offsetIndexCount > offsetIndexCount / 8 + 64
+        let timesWasteful = timeIndex.capacity - timeIndexCount > timeIndexCount / 8 + 64
+        guard offsetsWasteful || timesWasteful else { return segment }
+        // The same segment (its id too), with other index storage.
+        segment.fixed = Fixed(
+            id: id, basePosition: basePosition, path: path, mapping: mapping, headerCRC: headerCRC,
+            offsetIndex: offsetsWasteful ? IndexBuffer(exactly: offsetIndexCount, of: offsetIndex) : offsetIndex,
+            timeIndex: timesWasteful ? IndexBuffer(exactly: timeIndexCount, of: timeIndex) : timeIndex)
+        return segment
+    }
 
     /// The byte offset of a batch at or before the one holding `position`:
     /// where a scan for `position` starts.

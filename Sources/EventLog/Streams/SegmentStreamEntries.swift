@@ -116,22 +116,32 @@ final class SegmentStreamEntries: @unchecked Sendable {
     /// (hash, first relative position). Allocates a few arrays in all, none
     /// per stream or entry (this runs for every checkpoint and seal).
     func fileBytes(_ header: IndexFileHeader, count: Int) -> [UInt8] {
-        // Through a reader, not the index: binding the optional index in the
-        // loops below would copy it (and retain its mapping) at every group.
-        withExtendedLifetime(self.base) { fileBytes(header, count: count, base: self.base?.reader) }
+        let block = file(header, count: count)
+        return withExtendedLifetime(block) { [UInt8](UnsafeRawBufferPointer(start: block.base, count: block.byteCount)) }
     }
 
-    private func fileBytes(_ header: IndexFileHeader, count: Int, base: VerifiedStreamIndex.Reader?) -> [UInt8] {
+    /// The same file in a `PageBlock` of exactly its size, its entries
+    /// gathered in another (a full segment's are megabytes): the
+    /// checkpoints' and seals' memory goes back to the kernel once the file
+    /// is written, instead of staying in the malloc arena of the index
+    /// writer's thread.
+    func file(_ header: IndexFileHeader, count: Int) -> PageBlock {
+        // Through a reader, not the index: binding the optional index in the
+        // loops below would copy it (and retain its mapping) at every group.
+        withExtendedLifetime(self.base) { file(header, count: count, base: self.base?.reader) }
+    }
+
+    private func file(_ header: IndexFileHeader, count: Int, base: VerifiedStreamIndex.Reader?) -> PageBlock {
         let heads = sortedHeads()
         var hashes: [UInt64] = []
         var firstVersions: [UInt64] = []
         var counts: [UInt32] = []
-        var packed: [UInt64] = []
+        // Every entry below `count` and every entry of the base goes into one group.
+        let packed = PageArray<UInt64>(reserving: count + (base?.entryCount ?? 0))
         let baseGroups = base?.groupCount ?? 0
         hashes.reserveCapacity(heads.count + baseGroups)
         firstVersions.reserveCapacity(heads.count + baseGroups)
         counts.reserveCapacity(heads.count + baseGroups)
-        packed.reserveCapacity(count + (base?.entryCount ?? 0))
         /// Appends one group: the base's entries `fromBase` (none without a
         /// base), then `recent`.
         func emit(
@@ -193,7 +203,9 @@ final class SegmentStreamEntries: @unchecked Sendable {
             for group in Self.split(chain, hash: hash, seeds: seeds) { emit(hash, group.firstVersion, group.entries) }
         }
         emitBase(g..<baseGroups)
-        return StreamIndexFile.encode(header, hashes: hashes, firstVersions: firstVersions, counts: counts, entries: packed)
+        return packed.withUnsafeBufferPointer { entries in
+            StreamIndexFile.encodedBlock(header, hashes: hashes, firstVersions: firstVersions, counts: counts, entries: entries)
+        }
     }
 
     /// Groups `chain` (one hash's in-memory entries, in position order)

@@ -35,7 +35,10 @@ struct StreamEntry: Sendable, Equatable {
 ///
 /// The storage is three levels deep so that only what is used is allocated:
 /// a fixed root of 256 pointers, pages of 256 chunk pointers (2 KiB each,
-/// allocated as needed), and chunks of 65,536 entries (allocated as needed).
+/// allocated as needed), and chunks of 65,536 entries (allocated as needed,
+/// each a mapped `PageBlock` of 2 MiB: only the pages its entries reach
+/// become resident, and all go back to the kernel when the entries are
+/// dropped, at each checkpoint).
 ///
 /// One of the few audited types that hold raw pointers.
 final class StreamEntries: @unchecked Sendable {
@@ -51,6 +54,8 @@ final class StreamEntries: @unchecked Sendable {
     static let capacity = Limits.maxSegmentEvents
 
     private let root: UnsafeMutablePointer<Page?>
+    /// The chunks' memory, in order (writer only; readers go through `root`).
+    private var blocks: [PageBlock] = []
     /// Written by the writer only.
     private(set) var writtenCount = 0
 
@@ -63,7 +68,6 @@ final class StreamEntries: @unchecked Sendable {
     deinit {
         for r in 0..<Self.rootSize {
             guard let page = root[r] else { continue }
-            for c in 0..<Self.pageSize { page[c]?.deallocate() }
             page.deallocate()
         }
         root.deallocate()
@@ -88,7 +92,9 @@ final class StreamEntries: @unchecked Sendable {
         if let existing = page[c] {
             chunk = existing
         } else {
-            chunk = .allocate(capacity: Self.chunkSize)
+            let block = PageBlock(byteCount: Self.chunkSize * MemoryLayout<StreamEntry>.stride)
+            blocks.append(block)
+            chunk = block.base.bindMemory(to: StreamEntry.self, capacity: Self.chunkSize)
             page[c] = chunk
         }
         (chunk + (index & (Self.chunkSize - 1))).initialize(to: entry)

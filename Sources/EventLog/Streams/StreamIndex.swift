@@ -179,8 +179,10 @@ final class StreamIndex: SegmentIndexing {
         return { [weak self] () throws(IOError) in
             if !segment.isSealed, let self, self.newestCheckpoint.load(ordering: .relaxed) > segment.endPosition { return }
             let name = FileNames.streamIndex(segment.basePosition)
-            let bytes = entries.fileBytes(segment.indexFileHeader, count: count)
-            try directory.writeAtomically(name, bytes: bytes)
+            let file = entries.file(segment.indexFileHeader, count: count)
+            try withExtendedLifetime(file) { () throws(IOError) in
+                try directory.writeAtomically(name, bytes: UnsafeRawBufferPointer(start: file.base, count: file.byteCount))
+            }
             guard let view = StreamIndexView.open(path: directory.file(name), faults: directory.faults) else { return }
             self?.indexes.withLock { indexes in
                 if segment.isSealed {
