@@ -92,13 +92,19 @@ import Testing
         let sampler = MemorySampler()
         sampler.begin()
         let size = 64 << 20
-        let block = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 4096)
-        block.initializeMemory(as: UInt8.self, repeating: 1, count: size)
+        Self.touchAndFree(bytes: size)
+        let peak = sampler.end()
+        #expect(peak.anonymous >= sampler.start.anonymous + UInt64(size) * 9 / 10, "\(peak) from \(sampler.start)")
+    }
+
+    /// Touches `bytes` of fresh heap, holds them long enough for the sampler
+    /// (every 10 ms) to see them, then frees them and trims the heap.
+    static func touchAndFree(bytes: Int) {
+        let block = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 4096)
+        block.initializeMemory(as: UInt8.self, repeating: 1, count: bytes)
         usleep(50_000)
         block.deallocate()
         trimHeap()
-        let peak = sampler.end()
-        #expect(peak.anonymous >= sampler.start.anonymous + UInt64(size) * 9 / 10, "\(peak) from \(sampler.start)")
     }
 
     /// Each phase's peaks are its own: 64 MB touched and freed within the
@@ -107,11 +113,7 @@ import Testing
         let sampler = MemorySampler()
         sampler.begin()
         let size = 64 << 20
-        let block = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 4096)
-        block.initializeMemory(as: UInt8.self, repeating: 1, count: size)
-        usleep(50_000)
-        block.deallocate()
-        trimHeap()
+        Self.touchAndFree(bytes: size)
         let first = sampler.endPhase()
         usleep(30_000)
         let second = sampler.endPhase()
