@@ -166,17 +166,19 @@ struct DirectoryOperations: Sendable {
     /// half of an atomic replace, for callers that rename several files and
     /// then sync the directory once.
     func writeTemporary(_ name: String, bytes: [UInt8]) throws(IOError) {
-        let handle = try FileHandle.open(file(name + ".tmp"), create: modes, faults: faults)
-        try handle.setLength(0)
-        try handle.write(bytes, at: 0)
-        try handle.datasync()
+        try writeTemporary(name) { (handle) throws(IOError) in try handle.write(bytes, at: 0) }
     }
 
     /// `writeTemporary(_:bytes:)` of bytes held elsewhere.
     func writeTemporary(_ name: String, bytes: UnsafeRawBufferPointer) throws(IOError) {
+        try writeTemporary(name) { (handle) throws(IOError) in try handle.write(bytes, at: 0) }
+    }
+
+    /// `name.tmp` created or emptied, filled by `write`, then fdatasynced.
+    private func writeTemporary(_ name: String, write: (FileHandle) throws(IOError) -> Void) throws(IOError) {
         let handle = try FileHandle.open(file(name + ".tmp"), create: modes, faults: faults)
         try handle.setLength(0)
-        try handle.write(bytes, at: 0)
+        try write(handle)
         try handle.datasync()
     }
 

@@ -66,8 +66,15 @@ final class IndexBuffer<Entry: BitwiseCopyable & Sendable>: @unchecked Sendable 
     /// it holds for none.
     @inline(__always)
     func lastIndex(count: Int, where isAtOrBefore: (Entry) -> Bool) -> Int? {
-        var low = 0
-        var high = count  // answer in [low - 1, high)
+        lastIndex(between: 0, and: count, where: isAtOrBefore)
+    }
+
+    /// The halving search both searches end with: the predicate holds at
+    /// `low - 1` (or `low` is 0) and fails at `high` (or `high` is the count).
+    @inline(__always)
+    private func lastIndex(between low: Int, and high: Int, where isAtOrBefore: (Entry) -> Bool) -> Int? {
+        var low = low
+        var high = high  // answer in [low - 1, high)
         while low < high {
             let mid = (low + high) / 2
             if isAtOrBefore(storage[mid]) { low = mid + 1 } else { high = mid }
@@ -105,10 +112,6 @@ final class IndexBuffer<Entry: BitwiseCopyable & Sendable>: @unchecked Sendable 
                 low = max(0, start &- step)
             }
         }
-        while low < high {
-            let mid = (low + high) / 2
-            if isAtOrBefore(storage[mid]) { low = mid + 1 } else { high = mid }
-        }
-        return low == 0 ? nil : low - 1
+        return lastIndex(between: low, and: high, where: isAtOrBefore)
     }
 }
