@@ -130,7 +130,7 @@ final class KeyRing: SealKeys, Sendable {
         }
         if let damage = contents.unexplainedDamage.first {
             throw EventLogError.corruption(
-                file: path, offset: Int64(damage.offset), reason: "key store entry of data key \(damage.keyID) is damaged")
+                file: path, offset: Int64(damage.offset), reason: KeyStoreContents.damageReason(keyID: damage.keyID))
         }
         for entry in contents.damaged {
             maxID = max(maxID, entry.keyID)

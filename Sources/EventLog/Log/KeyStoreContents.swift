@@ -57,6 +57,9 @@ struct KeyStoreContents {
         return ids
     }
 
+    /// What a damaged key entry is reported as, by an open and by `inspect`.
+    static func damageReason(keyID: UInt32) -> String { "key store entry of data key \(keyID) is damaged" }
+
     /// The damaged entries before the end of the last sound one that no
     /// forgetting entry explains (a shred torn by a crash is explained: its
     /// forgetting entry was synced first): damage, not a torn tail.

@@ -254,7 +254,7 @@ extension LogInspection {
                     for damage in keys.unexplainedDamage {
                         damagedFiles.append(.init(
                             file: directory.file(FileNames.keyStore), offset: Int64(damage.offset),
-                            reason: "key store entry of data key \(damage.keyID) is damaged"))
+                            reason: KeyStoreContents.damageReason(keyID: damage.keyID)))
                     }
                 }
             } catch {
