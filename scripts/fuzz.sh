@@ -8,7 +8,8 @@
 #
 # Builds Fuzz/ (release, -sanitize=fuzzer,address, -enable-testing for
 # `@testable import EventLog`) into .build-fuzz/. Each target starts from its
-# committed seeds (Fuzz/Corpus/<target>, never written) and keeps what it
+# committed seeds (Fuzz/Corpus/<target>, never written; and the inputs that
+# once failed, Fuzz/Regressions/<target>) and keeps what it
 # finds in .build-fuzz/corpus/<target>, so a later run goes on from there.
 # A crash, a hang (-timeout), an out-of-bounds access (Address Sanitizer) or
 # a runaway allocation (-rss_limit_mb / -malloc_limit_mb) fails the run: the
@@ -73,6 +74,9 @@ printf '%-18s %10s %8s %10s %s\n' target executions units bytes result
 for target in "${selected[@]}"; do
     work="$scratch/corpus/$target"
     mkdir -p "$work" "Fuzz/Corpus/$target"
+    # Inputs that once failed (Fuzz/Regressions/<target>, kept by hand) run first, as seeds.
+    regressions=()
+    [ -d "Fuzz/Regressions/$target" ] && regressions=("Fuzz/Regressions/$target")
     log="$scratch/fuzz-$target.log"
     # A JSON line longer than a few KiB explores nothing new and slows every execution.
     case "$target" in *-json) max_len=8192 ;; *) max_len=65536 ;; esac
@@ -80,7 +84,7 @@ for target in "${selected[@]}"; do
     # SWIFT_BACKTRACE: a trap goes straight to libFuzzer's handler (which saves
     # the input) instead of to Swift's backtracer first.
     SWIFT_BACKTRACE=enable=no TMPDIR="$tmp" ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}" EVENTLOG_FUZZ_TARGET="$target" \
-        "$binary" "$work" "Fuzz/Corpus/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+        "$binary" "$work" "Fuzz/Corpus/$target" "${regressions[@]}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
         -malloc_limit_mb="${EVENTLOG_FUZZ_MALLOC_MB:-64}" -max_len="$max_len" -detect_leaks=0 -print_final_stats=1 \
         -artifact_prefix="$scratch/crashes/$target-" ${EVENTLOG_FUZZ_FLAGS:-} >"$log" 2>&1 || status=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)

@@ -661,6 +661,12 @@ import Testing
         #expect(verdict { Self.store(UInt32(Limits.maxBatchRecords + 1), into: &$0, at: 32) } == "batch header fields out of range")
         #expect(verdict { Self.store(UInt32(Limits.maxBatchBytes + 1), into: &$0, at: 40) } == "batch header fields out of range")
         #expect(verdict { Self.store(UInt16(2), into: &$0, at: codec) } == "batch header fields out of range")
+        // A base position whose end position (base + count) would pass 2^64 - 1: found by fuzzing
+        // (`scripts/fuzz.sh log`), where the tail judgement trapped on a range ending before it began.
+        let count = UInt64(Self.load(original, at: 32, as: UInt32.self))
+        #expect(verdict(expectedBase: nil) { Self.store(UInt64.max - count + 1, into: &$0, at: 8) } == "batch header fields out of range")
+        #expect(verdict(expectedBase: nil) { Self.store(UInt64.max, into: &$0, at: 8) } == "batch header fields out of range")
+        #expect(verdict(expectedBase: nil) { Self.store(UInt64.max - count, into: &$0, at: 8) } == "valid")
         // 10: reserved attribute bits, each of 4–15 (bit 3 marks a sealed batch, §5.1).
         for bit in 4..<16 {
             #expect(verdict { Self.store(UInt16(1) << UInt16(bit), into: &$0, at: codec) } == "batch attributes have reserved bits set")

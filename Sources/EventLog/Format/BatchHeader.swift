@@ -209,6 +209,7 @@ extension BatchHeader {
             return .invalid(reason: "batch base position \(header.basePosition), expected \(expectedBase)", header: header)
         }
         guard header.recordCount > 0, Int(header.recordCount) <= Limits.maxBatchRecords,
+              header.basePosition <= UInt64.max - UInt64(header.recordCount),  // endPosition does not wrap
               Int(header.recordsLength) <= Limits.maxBatchBytes,
               header.codecValue <= UInt16(Compression.lz4.rawValue)
         else { return .invalid(reason: "batch header fields out of range", header: header) }
