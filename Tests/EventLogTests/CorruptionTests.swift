@@ -113,11 +113,11 @@ import Testing
         // The metadata file is versioned too.
         let dir2 = TemporaryDirectory()
         try smallSegmentsLog(dir2, events: 5)
-        Damage.overwrite(dir2.sub("eventlog.meta"), at: 8, with: [9, 0])
+        Damage.overwrite(dir2.sub("eventlog.meta"), at: 8, with: [UInt8(FormatVersion.current + 1), 0])
         #expect {
             try Log.open(at: dir2.path, options: LogOptions(durability: .none))
         } throws: { error in
-            if case EventLogError.unsupportedFormatVersion(_, 9, Int(FormatVersion.current))? = error as? EventLogError { return true }
+            if case EventLogError.unsupportedFormatVersion(_, Int(FormatVersion.current) + 1, Int(FormatVersion.current))? = error as? EventLogError { return true }
             return false
         }
     }

@@ -317,7 +317,7 @@ import Testing
             let bytes = Damage.read(path)
             return Fixtures.batches(in: path).map { Self.load(bytes, at: $0.offset + 44, as: UInt16.self) & BatchHeader.codecMask }
         }
-        #expect(codecs.contains(1))
+        #expect(codecs.contains(LZ4Units.codec))
         // verify rebuilds the indexes with the log's interval (4096) and finds them equal.
         let report = try Log.verify(at: dir.path)
         #expect(report.isSound, "\(report.problems)")
@@ -660,7 +660,7 @@ import Testing
         #expect(verdict { Self.store(UInt32(0), into: &$0, at: 32) } == "batch header fields out of range")
         #expect(verdict { Self.store(UInt32(Limits.maxBatchRecords + 1), into: &$0, at: 32) } == "batch header fields out of range")
         #expect(verdict { Self.store(UInt32(Limits.maxBatchBytes + 1), into: &$0, at: 40) } == "batch header fields out of range")
-        #expect(verdict { Self.store(UInt16(2), into: &$0, at: codec) } == "batch header fields out of range")
+        #expect(verdict { Self.store(UInt16(3), into: &$0, at: codec) } == "batch header fields out of range")
         // A base position whose end position (base + count) would pass 2^64 - 1: found by fuzzing
         // (`scripts/fuzz.sh log`), where the tail judgement trapped on a range ending before it began.
         let count = UInt64(Self.load(original, at: 32, as: UInt32.self))
@@ -681,7 +681,7 @@ import Testing
         #expect(verdict(previousCRC: 1) { Self.store(UInt32(0), into: &$0, at: 32) }.contains("chain"))
         #expect(verdict(expectedBase: 9) { $0[codec] |= 0x08 }.contains("base position"))
         #expect(verdict(previousCRC: 1, expectedBase: 9).contains("chain"))
-        #expect(verdict { Self.store(UInt16(0x0A), into: &$0, at: codec) } == "batch header fields out of range")
+        #expect(verdict { Self.store(UInt16(0x0B), into: &$0, at: codec) } == "batch header fields out of range")
         #expect(verdict {
             $0[codec] |= 0x10
             Self.store(Self.load($0, at: 40, as: UInt32.self) + 1, into: &$0, at: 40)
@@ -814,7 +814,7 @@ import Testing
             }, "\(path)")
             sawInBatch = sawInBatch || offsets.contains { $0.isInBatch }
             let bytes = Damage.read(path)
-            sawCompressed = sawCompressed || Fixtures.batches(in: path).contains { Self.load(bytes, at: $0.offset + 44, as: UInt16.self) == 1 }
+            sawCompressed = sawCompressed || Fixtures.batches(in: path).contains { Self.load(bytes, at: $0.offset + 44, as: UInt16.self) == LZ4Units.codec }
         }
         #expect(sawInBatch)
         #expect(sawCompressed)

@@ -384,8 +384,8 @@ import Testing
             #expect(throws: EventLogError.self) { _ = try LogSettingsFile.decode(damaged, file: "s") }
         }
         var future = bytes
-        future[8] = 9
-        #expect(throws: EventLogError.unsupportedFormatVersion(file: "s", found: 9, supported: Int(FormatVersion.current))) {
+        future[8] = UInt8(FormatVersion.current + 1)
+        #expect(throws: EventLogError.unsupportedFormatVersion(file: "s", found: Int(FormatVersion.current) + 1, supported: Int(FormatVersion.current))) {
             _ = try LogSettingsFile.decode(future, file: "s")
         }
         // Bad settings are refused before anything is written.

@@ -12,7 +12,8 @@
 /// files with a leading 0x01.
 enum FuzzTarget: String, CaseIterable, Sendable {
     /// One batch frame (plain, LZ4 or sealed) and its records: `BatchHeader.check`,
-    /// the records area (decompressed for LZ4; a sealed one opened by
+    /// the records area (decompressed for LZ4, and unit by unit as a point
+    /// read does for LZ4 units; a sealed one opened by
     /// `SealedBatch.open` under a fixed key 1, key 2 forgotten), `Record.decode`
     /// (with and without each record's checksum), `Record.skip`, `MetadataCoding.decode`.
     case batch

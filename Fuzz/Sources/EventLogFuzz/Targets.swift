@@ -18,13 +18,30 @@ enum BatchTarget {
                 if header.isSealed { opened(stored, header) }
                 return
             }
+            if header.codecValue == LZ4Units.codec { units(stored, header) }
             let length = Int(header.recordsLength)
             var scratch = ByteBuffer(capacity: 0)
             scratch.reserve(length)
-            guard LZ4Codec.decompress(stored, into: scratch.base, capacity: length) == length else { return }
+            guard (try? LZ4Units.decompress(stored, of: header, into: scratch.base)) != nil else { return }
             let area = UnsafeRawBufferPointer(start: scratch.base, count: length)
             records(area, header)
             if header.isSealed { opened(area, header) }
+        }
+    }
+
+    /// An area of LZ4 units (Format.md §5.2) as point reads read it: the
+    /// table, then each unit alone.
+    private static func units(_ stored: UnsafeRawBufferPointer, _ header: BatchHeader) {
+        guard let table = try? LZ4Units.Table(stored, recordCount: Int(header.recordCount), recordsLength: Int(header.recordsLength))
+        else { return }
+        var scratch = ByteBuffer(capacity: 0)
+        var index = 0
+        while index < Int(header.recordCount) {
+            let unit = table.unit(holding: index)
+            scratch.count = 0
+            scratch.reserve(unit.length)
+            guard (try? table.decompress(unit, into: scratch.base)) != nil else { return }
+            index = unit.firstRecord + unit.records
         }
     }
 

@@ -2,8 +2,9 @@
 public enum Compression: UInt8, Sendable, CaseIterable {
     /// Stored as is.
     case none = 0
-    /// LZ4 block format (the system liblz4). A batch that LZ4 would not
-    /// shrink is stored uncompressed.
+    /// LZ4 (the system liblz4), in units of about 4 KiB that a point read
+    /// decompresses one at a time (Format.md §5.2). A batch that LZ4 would
+    /// not shrink is stored uncompressed.
     case lz4 = 1
 }
 
@@ -49,6 +50,10 @@ struct BatchHeader: Equatable, Sendable {
     /// compressed nor sealed, so a record can be read in place (the mapped
     /// bytes) and index entries may point at records inside it.
     var isStoredAsIs: Bool { attributes & (Self.codecMask | Self.sealedFlag) == 0 }
+    /// True for a plain batch stored in LZ4 units (Format.md §5.2): a point
+    /// read decompresses the one unit holding its record. (A sealed batch in
+    /// units is read whole: its seal groups cover every payload.)
+    var holdsLZ4Units: Bool { attributes & (Self.codecMask | Self.sealedFlag) == LZ4Units.codec }
     var storedLength: Int { Int(length) - Self.size }
     /// The position after this batch's last record.
     var endPosition: UInt64 { basePosition &+ UInt64(recordCount) }
@@ -211,7 +216,7 @@ extension BatchHeader {
         guard header.recordCount > 0, Int(header.recordCount) <= Limits.maxBatchRecords,
               header.basePosition <= UInt64.max - UInt64(header.recordCount),  // endPosition does not wrap
               Int(header.recordsLength) <= Limits.maxBatchBytes,
-              header.codecValue <= UInt16(Compression.lz4.rawValue)
+              header.codecValue <= LZ4Units.codec
         else { return .invalid(reason: "batch header fields out of range", header: header) }
         guard header.attributes & ~(Self.codecMask | Self.sealedFlag) == 0 else {
             return .invalid(reason: "batch attributes have reserved bits set", header: header)

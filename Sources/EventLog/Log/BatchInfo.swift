@@ -33,7 +33,7 @@ public struct BatchInfo: Sendable, Hashable {
         self.offset = offset
         self.length = Int(header.length)
         self.crc = header.crc
-        self.compression = Compression(rawValue: UInt8(truncatingIfNeeded: header.codecValue)) ?? .none
+        self.compression = header.codecValue == 0 ? .none : .lz4
         self.basePosition = header.basePosition
         self.recordCount = Int(header.recordCount)
         self.firstTimestamp = header.firstTimestamp

@@ -68,7 +68,7 @@ extension BatchLog {
         let recordsLength = encoded.count - BatchHeader.size
         var useCompressed = false
         if options.compression == .lz4 {
-            useCompressed = compress(records: encoded.bytes, into: &state.compressBuffer)
+            useCompressed = compress(records: encoded.bytes, count: Int(count), into: &state.compressBuffer)
         }
         let frameLength = useCompressed ? state.compressBuffer.count : encoded.count
         guard frameLength <= Limits.maxBatchBytes else {
@@ -82,7 +82,7 @@ extension BatchLog {
             length: UInt32(frameLength), crc: 0, basePosition: base, firstTimestamp: firstTimestamp,
             maxTimestamp: maxTimestamp, recordCount: count, previousCRC: state.active.snapshot.lastBatchCRC,
             recordsLength: UInt32(recordsLength),
-            attributes: (useCompressed ? UInt16(Compression.lz4.rawValue) : 0) | (sealed ? BatchHeader.sealedFlag : 0),
+            attributes: (useCompressed ? LZ4Units.codec : 0) | (sealed ? BatchHeader.sealedFlag : 0),
             syncedLag: BatchHeader.syncedLag(frameOffset: offset, syncedEnd: state.syncedEnd))
         let frame: UnsafeMutableRawPointer = useCompressed ? state.compressBuffer.base : encoded.base
         header.store(frame)
@@ -196,18 +196,17 @@ extension BatchLog {
     /// so a later sync finds little left to flush.
     static let writebackChunk = 1 << 20
 
-    /// Compresses the records area of `frame` (after its header) into
-    /// `output`, leaving room for the header. Returns false when LZ4 does not
-    /// make it smaller.
-    private func compress(records frame: UnsafeRawBufferPointer, into output: inout ByteBuffer) -> Bool {
+    /// Compresses the records area of `frame` (after its header, `count`
+    /// records) into `output` in LZ4 units (Format.md §5.2), leaving room
+    /// for the header. Returns false when LZ4 does not make it smaller.
+    private func compress(records frame: UnsafeRawBufferPointer, count: Int, into output: inout ByteBuffer) -> Bool {
         let recordsLength = frame.count - BatchHeader.size
-        guard recordsLength > 64 else { return false }
-        let bound = LZ4Codec.compressBound(recordsLength)
         output.count = 0
-        output.reserve(BatchHeader.size + bound)
-        let written = LZ4Codec.compress(
-            UnsafeRawBufferPointer(rebasing: frame[BatchHeader.size...]), into: output.base + BatchHeader.size, capacity: bound)
-        guard written > 0, written < recordsLength - recordsLength / 16 else { return false }
+        output.reserve(BatchHeader.size + recordsLength)
+        let written = LZ4Units.compress(
+            UnsafeRawBufferPointer(rebasing: frame[BatchHeader.size...]), recordCount: count, into: output.base + BatchHeader.size,
+            unitBytes: options.compressionUnitBytes)
+        guard written > 0 else { return false }
         output.count = BatchHeader.size + written
         return true
     }

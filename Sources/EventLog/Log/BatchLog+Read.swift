@@ -59,6 +59,20 @@ struct LogReader: ~Copyable {
     private unowned(unsafe) let cache: BatchCache?
     /// The cache entry this reader read last, pinned until its next one.
     private var lease: BatchCache.Lease?
+    /// The LZ4 unit a point read decompressed last (Format.md §5.2), and
+    /// which one it is: the next read of a record in the same unit (a
+    /// stream's events appended together) finds it here.
+    private var unit = ByteBuffer(capacity: 0)
+    private var unitKey: UnitKey?
+
+    /// Which LZ4 unit `unit` holds: the segment as mapped, the frame's
+    /// offset and checksum (as `BatchCache.Key`), the unit's stored offset.
+    private struct UnitKey: Equatable {
+        let segment: SegmentID
+        let offset: Int
+        let frameCRC: UInt32
+        let storedOffset: Int
+    }
 
     init(snapshot: LogSnapshot, tally: ReadTally? = nil, cache: BatchCache? = nil) {
         self.snapshot = snapshot
@@ -113,8 +127,8 @@ struct LogReader: ~Copyable {
             destination.copyMemory(from: source, byteCount: length)
             return
         }
-        guard LZ4Codec.decompress(stored, into: destination, capacity: length) == length else {
-            throw .corruption(file: segment.path, offset: Int64(offset), reason: "LZ4 records area does not decompress to its stated length")
+        do { try LZ4Units.decompress(stored, of: header, into: destination) } catch {
+            throw .corruption(file: segment.path, offset: Int64(offset), reason: error.reason)
         }
     }
 
@@ -229,6 +243,11 @@ struct LogReader: ~Copyable {
         guard let (header, offset) = try batchHeader(holding: position, from: searchFrom, in: segment, bytes: bytes) else {
             throw EventLogError.positionRemoved(position: position, start: start)
         }
+        if header.holdsLZ4Units {
+            let view = try unitRecord(at: position, header: header, batchOffset: offset, segment: segment, bytes: bytes)
+            if counted { countLent(view) }
+            return try body(view)
+        }
         if !header.isStoredAsIs {
             // Compressed or sealed: through the cache when it holds, or takes, the
             // batch: its record offsets lead straight to the record.
@@ -289,13 +308,14 @@ struct LogReader: ~Copyable {
         }
     }
 
-    /// The record at `position` in the LZ4 batch at `batchOffset` (as a
-    /// stream index entry names it), through the cache; nil when the cache
-    /// cannot serve it (no cache, no room, another reader filling it, or a
-    /// header there that does not hold `position`: the point-read path then
-    /// finds the batch, or says what is wrong).
-    mutating func cachedEvent(at position: UInt64, batchOffset: Int, in segment: Segment) throws(EventLogError) -> EventView? {
-        guard cache != nil, batchOffset >= SegmentHeader.size, batchOffset + BatchHeader.size <= segment.dataEnd,
+    /// The record at `position` in the compressed or sealed batch at
+    /// `batchOffset` (as a stream index entry names it): from its LZ4 unit
+    /// (`unitRecord`) or through the cache; nil when neither serves it (no
+    /// cache, no room, another reader filling it, or a header there that
+    /// does not hold `position`: the point-read path then finds the batch,
+    /// or says what is wrong).
+    mutating func compressedEvent(at position: UInt64, batchOffset: Int, in segment: Segment) throws(EventLogError) -> EventView? {
+        guard batchOffset >= SegmentHeader.size, batchOffset + BatchHeader.size <= segment.dataEnd,
               let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd), let base = bytes.baseAddress
         else { return nil }
         guard MappedBytes.touch(bytes, batchOffset..<(batchOffset + BatchHeader.size)) else {
@@ -303,10 +323,73 @@ struct LogReader: ~Copyable {
         }
         let header = BatchHeader.load(base + batchOffset)
         guard !header.isStoredAsIs, header.basePosition <= position, position < header.endPosition,
-              Int(header.length) >= BatchHeader.size, Int(header.length) <= segment.dataEnd - batchOffset,
-              let (area, lease) = try cachedRecords(of: header, at: batchOffset, in: segment, bytes: bytes)
+              Int(header.length) >= BatchHeader.size, Int(header.length) <= segment.dataEnd - batchOffset
+        else { return nil }
+        if header.holdsLZ4Units {
+            return try unitRecord(at: position, header: header, batchOffset: batchOffset, segment: segment, bytes: bytes)
+        }
+        guard cache != nil, let (area, lease) = try cachedRecords(of: header, at: batchOffset, in: segment, bytes: bytes)
         else { return nil }
         return try cachedRecord(at: position, in: area, lease: lease, header: header, batchOffset: batchOffset, segment: segment)
+    }
+
+    /// The record at `position` of the LZ4-units batch at `batchOffset`
+    /// (Format.md §5.2; `header` read there, its length within the data):
+    /// the one unit holding it is decompressed (or found in `unit`, when
+    /// this reader's last read was in the same unit), and the record found
+    /// by walking that unit. As for a plain batch, the record's own checksum
+    /// is verified, not the frame's: it covers every byte returned. The
+    /// stored bytes read (the unit table, the unit) are read under the
+    /// SIGBUS guard first.
+    private mutating func unitRecord(
+        at position: UInt64, header: BatchHeader, batchOffset: Int, segment: Segment, bytes: UnsafeRawBufferPointer
+    ) throws(EventLogError) -> EventView {
+        let storedStart = batchOffset + BatchHeader.size
+        let storedEnd = batchOffset + Int(header.length)
+        guard storedEnd - storedStart >= 4, let base = bytes.baseAddress else {
+            throw .corruption(file: segment.path, offset: Int64(batchOffset), reason: "LZ4 units area is too short for its table")
+        }
+        // The count and table, right after the header (Format.md §5.2).
+        guard MappedBytes.touch(bytes, storedStart..<(storedStart + 4)) else {
+            throw .corruption(file: segment.path, offset: Int64(storedStart), reason: MappedBytes.unreadableReason)
+        }
+        let unitCount = Int(base.loadLE(at: storedStart, as: UInt32.self))
+        let tableBytes = min(storedEnd - storedStart, 4 &+ min(unitCount, Limits.maxBatchRecords) &* LZ4Units.entrySize)
+        guard MappedBytes.touch(bytes, storedStart..<(storedStart + tableBytes)) else {
+            throw .corruption(file: segment.path, offset: Int64(storedStart), reason: MappedBytes.unreadableReason)
+        }
+        let stored = UnsafeRawBufferPointer(start: base + storedStart, count: storedEnd - storedStart)
+        let index = Int(position &- header.basePosition)
+        let table: LZ4Units.Table
+        do {
+            table = try LZ4Units.Table(stored, recordCount: Int(header.recordCount), recordsLength: Int(header.recordsLength))
+        } catch {
+            throw .corruption(file: segment.path, offset: Int64(batchOffset), reason: error.reason)
+        }
+        let found = table.unit(holding: index)
+        let key = UnitKey(segment: segment.id, offset: batchOffset, frameCRC: header.crc, storedOffset: found.storedOffset)
+        if unitKey != key {
+            unitKey = nil
+            let blockStart = storedStart + found.storedOffset
+            guard MappedBytes.touch(bytes, blockStart..<(blockStart + found.storedLength)) else {
+                throw .corruption(file: segment.path, offset: Int64(blockStart), reason: MappedBytes.unreadableReason)
+            }
+            unit.count = 0
+            unit.reserve(found.length)
+            do { try table.decompress(found, into: unit.base) } catch {
+                throw .corruption(file: segment.path, offset: Int64(batchOffset), reason: error.reason)
+            }
+            unit.count = found.length
+            unitKey = key
+        }
+        let area = UnsafeRawBufferPointer(start: unit.base, count: found.length)
+        var at = 0
+        do {
+            for _ in found.firstRecord..<index { try Record.skip(area, at: &at) }
+            return try Record.decode(area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: true)
+        } catch {
+            throw corruption(error, header: header, batchOffset: batchOffset, segment: segment)
+        }
     }
 
     /// The record at `position` of a cached batch's records `area`, found

@@ -241,15 +241,14 @@ struct LogImportWriter: ~Copyable {
         let start = out.count
         out.reserve(BatchHeader.size + records.count)
         out.count = start + BatchHeader.size
-        if compression == .lz4, records.count > 64 {
-            let bound = LZ4Codec.compressBound(records.count)
+        if compression == .lz4 {
             packed.count = 0
-            packed.reserve(bound)
-            let compressed = LZ4Codec.compress(records, into: packed.base, capacity: bound)
-            if compressed > 0, compressed < records.count - records.count / 16 {
+            packed.reserve(records.count)
+            let compressed = LZ4Units.compress(records, recordCount: Int(batch.recordCount), into: packed.base)
+            if compressed > 0 {
                 packed.count = compressed
                 out.append(UnsafeRawBufferPointer(start: packed.base, count: packed.count))
-                made.attributes = UInt16(Compression.lz4.rawValue)
+                made.attributes = LZ4Units.codec
             }
         }
         if made.attributes == 0 { out.append(records) }

@@ -406,8 +406,9 @@ enum LogVerifier {
             let length = Int(batch.recordsLength)
             scratch.count = 0
             scratch.reserve(length)
-            let written = LZ4Codec.decompress(stored, into: scratch.base, capacity: length)
-            guard written == length else { return RecordDefect(reason: "LZ4 records area does not decompress to its stated length", offset: offset) }
+            do { try LZ4Units.decompress(stored, of: batch, into: scratch.base) } catch {
+                return RecordDefect(reason: error.reason, offset: offset)
+            }
             area = UnsafeRawBufferPointer(start: scratch.base, count: length)
             areaOffset = offset
         }

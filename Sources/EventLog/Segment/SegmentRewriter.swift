@@ -84,9 +84,8 @@ enum SegmentRewriter {
                 let length = Int(batch.recordsLength)
                 scratch.count = 0
                 scratch.reserve(length)
-                guard LZ4Codec.decompress(stored, into: scratch.base, capacity: length) == length else {
-                    throw EventLogError.corruption(
-                        file: segment.path, offset: Int64(offset), reason: "LZ4 records area does not decompress to its stated length")
+                do { try LZ4Units.decompress(stored, of: batch, into: scratch.base) } catch {
+                    throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: error.reason)
                 }
                 scratch.count = length
                 area = scratch.bytes
@@ -245,15 +244,14 @@ enum SegmentRewriter {
             frame.count = 0
             frame.reserve(BatchHeader.size + records.count)
             frame.count = BatchHeader.size
-            if batch.codecValue != 0, records.count > 64 {
-                let bound = LZ4Codec.compressBound(records.count)
+            if batch.codecValue != 0 {
                 packed.count = 0
-                packed.reserve(bound)
-                let compressed = LZ4Codec.compress(records, into: packed.base, capacity: bound)
-                if compressed > 0, compressed < records.count - records.count / 16 {
+                packed.reserve(records.count)
+                let compressed = LZ4Units.compress(records, recordCount: Int(run.count), into: packed.base)
+                if compressed > 0 {
                     packed.count = compressed
                     frame.append(packed.bytes)
-                    made.attributes = UInt16(Compression.lz4.rawValue)
+                    made.attributes = LZ4Units.codec
                 }
             }
             if made.attributes == 0 { frame.append(records) }

@@ -243,7 +243,7 @@ extension LogReader {
             // Inside the LZ4 batch at that offset: through the cache of
             // decompressed batches, else the point-read path decompresses it.
             let batchOffset = Int(offset & ~StreamEntry.compressedFlag)
-            if let view = try cachedEvent(at: position, batchOffset: batchOffset, in: segment) { return view }
+            if let view = try compressedEvent(at: position, batchOffset: batchOffset, in: segment) { return view }
             return try withEvent(at: position, counted: false) { $0 }
         }
         guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd) else {

@@ -1,0 +1,207 @@
+/// The records area of a batch stored with codec 2, **LZ4 units** (Format.md
+/// §5.2): the records cut, at record boundaries, into units of about
+/// `targetBytes` each, every unit one LZ4 block of its own, then a table of
+/// the units. A point read decompresses the one unit that holds its record
+/// (a few KiB) instead of the whole batch; a scan decompresses every unit,
+/// one after another, into the same bytes codec 1 would give.
+///
+/// Stored layout (`storedLength` bytes after the frame header):
+///
+///     unit count u32 | table: per unit (records u32, stored bytes u32,
+///     bytes u32) | unit 0's LZ4 block | unit 1's | …
+///
+/// The table comes first, next to the frame header, so a point read finds
+/// its unit in the cache lines it read the header from. A unit's "bytes"
+/// are its decompressed length. The units' records add up to the batch's
+/// record count, their bytes to its records length (bytes after the last
+/// record, such as a sealed batch's seal table, are in the last unit), and
+/// their stored bytes, with the count and table, to the stored length.
+enum LZ4Units {
+    /// The batch attribute codec value (bits 0–2).
+    static let codec: UInt16 = 2
+    /// A unit is closed once it holds at least this many decompressed bytes
+    /// (a record is never split, so a unit of one large record is larger):
+    /// the default of `LogOptions.compressionUnitBytes`, and what the
+    /// rewriter and an import use.
+    static let targetBytes = 12 << 10
+    /// One table entry: records, stored bytes, bytes (u32 each).
+    static let entrySize = 12
+
+    /// One unit, located: its records `firstRecord..<firstRecord+records`,
+    /// its LZ4 block at `storedOffset` in the stored area, its bytes at
+    /// `areaOffset` in the decompressed records area.
+    struct Unit: Equatable {
+        var firstRecord: Int
+        var records: Int
+        var storedOffset: Int
+        var storedLength: Int
+        var areaOffset: Int
+        var length: Int
+    }
+
+    /// A defect of a stored area: what is wrong, at which byte of it.
+    struct Defect: Error, Equatable {
+        let reason: String
+        let offset: Int
+    }
+
+    // MARK: Writing
+
+    /// Compresses a records area (`recordCount` records end to end, then
+    /// any trailing bytes) into `destination` (room for `records.count`
+    /// bytes): the unit count and table first, then each unit's block.
+    /// Returns the stored length, or 0 when the result would not be at
+    /// least 1/16 smaller than `records` (the batch is then stored as is)
+    /// or the records do not walk (never for a writer's own records).
+    /// Allocates nothing: a first walk over the records counts the units,
+    /// so the table's room is known before the blocks are written.
+    static func compress(
+        _ records: UnsafeRawBufferPointer, recordCount: Int, into destination: UnsafeMutableRawPointer, unitBytes: Int = targetBytes
+    ) -> Int {
+        let total = records.count
+        guard total > 64, recordCount > 0, let source = records.baseAddress else { return 0 }
+        let limit = total - total / 16  // the stored area must end before this
+        // The walk both passes make: where each unit ends.
+        func nextUnitEnd(from start: Int, record: inout Int, at: inout Int) -> Int? {
+            while record < recordCount {
+                do { try Record.skip(records, at: &at) } catch { return nil }
+                record += 1
+                if record == recordCount { return total }  // the last unit takes the bytes after the last record
+                if at - start >= unitBytes { return at }
+            }
+            return nil
+        }
+        var units = 0
+        do {
+            var record = 0
+            var at = 0
+            var start = 0
+            while let end = nextUnitEnd(from: start, record: &record, at: &at) {
+                units += 1
+                start = end
+            }
+            guard record == recordCount else { return 0 }
+        }
+        var written = 4 + units * entrySize
+        guard written < limit else { return 0 }
+        destination.storeLE(UInt32(units), at: 0)
+        var record = 0
+        var at = 0
+        var start = 0
+        var first = 0
+        for unit in 0..<units {
+            guard let end = nextUnitEnd(from: start, record: &record, at: &at) else { return 0 }
+            let block = LZ4Codec.compress(
+                UnsafeRawBufferPointer(start: source + start, count: end - start), into: destination + written, capacity: limit - written)
+            guard block > 0, written + block < limit else { return 0 }
+            let entry = destination + 4 + unit * entrySize
+            entry.storeLE(UInt32(record - first), at: 0)
+            entry.storeLE(UInt32(block), at: 4)
+            entry.storeLE(UInt32(end - start), at: 8)
+            written += block
+            start = end
+            first = record
+        }
+        return written
+    }
+
+    // MARK: Reading
+
+    /// Decompresses the stored records area of a compressed batch (codec 1,
+    /// one LZ4 block; codec 2, LZ4 units) into `destination`, room for its
+    /// records length. The defect's offset is in the stored area.
+    static func decompress(_ stored: UnsafeRawBufferPointer, of header: BatchHeader, into destination: UnsafeMutableRawPointer) throws(Defect) {
+        let length = Int(header.recordsLength)
+        if header.codecValue == codec {
+            try Table(stored, recordCount: Int(header.recordCount), recordsLength: length).decompressAll(into: destination)
+            return
+        }
+        guard LZ4Codec.decompress(stored, into: destination, capacity: length) == length else {
+            throw Defect(reason: "LZ4 records area does not decompress to its stated length", offset: 0)
+        }
+    }
+
+    /// The table of a stored area, checked against the batch's record count
+    /// and records length (Format.md §5.2): each unit holds at least one
+    /// record, one stored byte and one byte, and the sums match.
+    struct Table {
+        let stored: UnsafeRawBufferPointer
+        let count: Int
+        /// Where the first unit's block starts (after the count and the table).
+        let blocksStart: Int
+
+        init(_ stored: UnsafeRawBufferPointer, recordCount: Int, recordsLength: Int) throws(Defect) {
+            guard stored.count >= 4 + entrySize, let base = stored.baseAddress else {
+                throw Defect(reason: "LZ4 units area of \(stored.count) bytes is too short for its table", offset: 0)
+            }
+            let count = Int(base.loadLE(at: 0, as: UInt32.self))
+            guard count >= 1, count <= recordCount, count <= (stored.count - 4) / entrySize else {
+                throw Defect(reason: "LZ4 unit count \(count) is impossible", offset: 0)
+            }
+            let blocksStart = 4 + count * entrySize
+            var records = 0
+            var storedBytes = 0
+            var bytes = 0
+            for i in 0..<count {
+                let entry = 4 + i * entrySize
+                let r = Int(base.loadLE(at: entry, as: UInt32.self))
+                let s = Int(base.loadLE(at: entry + 4, as: UInt32.self))
+                let b = Int(base.loadLE(at: entry + 8, as: UInt32.self))
+                guard r >= 1, s >= 1, b >= 1 else {
+                    throw Defect(reason: "LZ4 unit \(i) is empty", offset: entry)
+                }
+                records += r
+                storedBytes += s
+                bytes += b
+            }
+            guard records == recordCount, storedBytes == stored.count - blocksStart, bytes == recordsLength else {
+                throw Defect(
+                    reason: "LZ4 units hold \(records) records in \(storedBytes) stored bytes and \(bytes) bytes; the batch has \(recordCount) records, \(stored.count - blocksStart) stored bytes after the table and a records length of \(recordsLength)",
+                    offset: 4)
+            }
+            self.stored = stored
+            self.count = count
+            self.blocksStart = blocksStart
+        }
+
+        /// The unit holding record `index` (0 ≤ index < record count).
+        func unit(holding index: Int) -> Unit {
+            var unit = Unit(firstRecord: 0, records: 0, storedOffset: blocksStart, storedLength: 0, areaOffset: 0, length: 0)
+            for i in 0..<count {
+                load(i, into: &unit)
+                if index < unit.firstRecord + unit.records { break }
+                unit.firstRecord += unit.records
+                unit.storedOffset += unit.storedLength
+                unit.areaOffset += unit.length
+            }
+            return unit
+        }
+
+        /// Decompresses every unit into `destination` (the records length).
+        func decompressAll(into destination: UnsafeMutableRawPointer) throws(Defect) {
+            var unit = Unit(firstRecord: 0, records: 0, storedOffset: blocksStart, storedLength: 0, areaOffset: 0, length: 0)
+            for i in 0..<count {
+                load(i, into: &unit)
+                try decompress(unit, into: destination + unit.areaOffset)
+                unit.firstRecord += unit.records
+                unit.storedOffset += unit.storedLength
+                unit.areaOffset += unit.length
+            }
+        }
+
+        /// Decompresses one unit into `destination` (room for `unit.length` bytes).
+        func decompress(_ unit: Unit, into destination: UnsafeMutableRawPointer) throws(Defect) {
+            let block = UnsafeRawBufferPointer(rebasing: stored[unit.storedOffset..<(unit.storedOffset + unit.storedLength)])
+            guard LZ4Codec.decompress(block, into: destination, capacity: unit.length) == unit.length else {
+                throw Defect(reason: "LZ4 unit at stored byte \(unit.storedOffset) does not decompress to its stated \(unit.length) bytes", offset: unit.storedOffset)
+            }
+        }
+
+        @inline(__always) private func load(_ i: Int, into unit: inout Unit) {
+            let entry = stored.baseAddress! + 4 + i * entrySize
+            unit.records = Int(entry.loadLE(at: 0, as: UInt32.self))
+            unit.storedLength = Int(entry.loadLE(at: 4, as: UInt32.self))
+            unit.length = Int(entry.loadLE(at: 8, as: UInt32.self))
+        }
+    }
+}
