@@ -134,7 +134,7 @@ public func runSystem(
         if !options.skip.contains("lz4") {
             var lz4 = SystemRound<EventLogStore>(system: system, sizes: sizes, expectations: expectations, directory: directory)
             lz4.config.lz4 = true
-            lz4.config.batchCacheBytes = options.batchCacheBytes
+            lz4.config.compressionUnitBytes = options.compressionUnitBytes
             lz4.suffix = "-lz4"
             lz4.durablePhases = false
             lz4.keep = options.keep
@@ -144,6 +144,7 @@ public func runSystem(
         if !options.skip.contains("enc") {
             var encrypted = SystemRound<EventLogStore>(system: system, sizes: sizes, expectations: expectations, directory: directory)
             encrypted.config.encrypted = true
+            encrypted.config.batchCacheBytes = options.batchCacheBytes
             encrypted.suffix = "-enc"
             encrypted.durablePhases = false
             encrypted.keep = options.keep

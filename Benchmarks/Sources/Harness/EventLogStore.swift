@@ -13,6 +13,7 @@ public final class EventLogStore: Store {
             readOnly: mode == .reading)
         options.createIfMissing = mode != .reading
         if let bytes = config.batchCacheBytes { options.batchCacheBytes = bytes }
+        if let bytes = config.compressionUnitBytes { options.compressionUnitBytes = bytes }
         if config.encrypted {
             options.encryption = LogEncryption(keyProvider: StaticKeyProvider(key: [UInt8](repeating: 0x5A, count: 32)), scope: .log)
         }

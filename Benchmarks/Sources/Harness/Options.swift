@@ -22,8 +22,10 @@ public struct Options: Sendable {
     public static let extraGroups = ["lz4", "enc", "concurrent", "open", "scavenge"]
     /// The streams-scale phase group (`--streams-scale LIST`); runs when it has counts.
     public var streamsScale = StreamsScaleSizes()
-    /// `--batch-cache-bytes`: EventLog's LZ4 store's `LogOptions.batchCacheBytes` (nil: its default).
+    /// `--batch-cache-bytes`: EventLog's encrypted store's `LogOptions.batchCacheBytes` (nil: its default).
     public var batchCacheBytes: Int?
+    /// `--compression-unit-bytes`: EventLog's LZ4 store's `LogOptions.compressionUnitBytes` (nil: its default).
+    public var compressionUnitBytes: Int?
     /// `--crash-events`, when given (default: N).
     var explicitCrashEvents: Int?
 
@@ -42,7 +44,7 @@ public struct Options: Sendable {
                               [--json FILE] [--report DIR] [--dir PATH] [--keep]
                               [--a2 N] [--a3 N] [--r2 N] [--r3 N] [--threads LIST]
                               [--appends-per-thread N] [--crash-events N] [--skip GROUPS]
-                              [--batch-cache-bytes N] [--check N] [--streams-scale LIST [--only-streams-scale]
+                              [--batch-cache-bytes N] [--compression-unit-bytes N] [--check N] [--streams-scale LIST [--only-streams-scale]
                               [--streams-reads N] [--streams-appends N] [--streams-kill-events N]]
 
         The standard workload (Benchmarks/WORKLOAD.md) on EventLog and, in the same
@@ -67,9 +69,12 @@ public struct Options: Sendable {
           --crash-events N   events the writer killed in open-kill9 has acknowledged (N)
           --skip GROUPS  skip phase groups: concurrent (every system's C phases), and
                        EventLog's extra lz4, enc, open, scavenge
-          --batch-cache-bytes N  LogOptions.batchCacheBytes of EventLog's LZ4 store (the cache
-                       of decompressed batches its R2-lz4 and R3-lz4 read through; default:
+          --batch-cache-bytes N  LogOptions.batchCacheBytes of EventLog's encrypted store (the
+                       cache of opened batches its R2-enc and R3-enc read through; default:
                        the library's, 32 MiB; 0 turns it off)
+          --compression-unit-bytes N  LogOptions.compressionUnitBytes of EventLog's LZ4 store
+                       (the size of the units R2-lz4 and R3-lz4 decompress one at a time;
+                       default: the library's, 12 KiB; 1024 to 33554432)
           --check N    print the FNV-1a 64 digest and logical bytes of the first N
                        generated events, and exit
           --streams-scale LIST  after the standard phases, the streams-scale group for each
@@ -142,6 +147,7 @@ public struct Options: Sendable {
             case "--appends-per-thread": explicit["apt"] = try count(flag)
             case "--crash-events": options.explicitCrashEvents = try count(flag, minimum: 0)
             case "--batch-cache-bytes": options.batchCacheBytes = try count(flag, minimum: 0)
+            case "--compression-unit-bytes": options.compressionUnitBytes = try count(flag, minimum: 1024)
             case "--threads": threads = try list(flag)
             case "--skip":
                 let groups = try value(flag).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }

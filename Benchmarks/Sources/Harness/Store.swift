@@ -58,6 +58,8 @@ public struct StoreConfig: Sendable {
     public var lz4 = false
     /// EventLog only: `LogOptions.batchCacheBytes` (nil: the library's default).
     public var batchCacheBytes: Int?
+    /// EventLog only: `LogOptions.compressionUnitBytes` (nil: the library's default).
+    public var compressionUnitBytes: Int?
     /// EventLog only: encryption at rest (one data key for the log, a fixed master key).
     public var encrypted = false
     /// EventLog's C phases only: where the log's group commit metrics go.

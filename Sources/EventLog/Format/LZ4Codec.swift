@@ -12,6 +12,18 @@ enum LZ4Codec {
             Int32(source.count), Int32(capacity)))
     }
 
+    /// Decompresses the first `count` bytes that `source` (one whole block)
+    /// decompresses to into `destination` (room for `count`), and stops
+    /// there; returns the bytes written (fewer when the block holds fewer),
+    /// or a negative number when the input is malformed
+    /// (`LZ4_decompress_safe_partial`).
+    static func decompressPrefix(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawPointer, count: Int) -> Int {
+        guard let base = source.baseAddress, source.count > 0, source.count <= Int(Int32.max), count <= Int(Int32.max) else { return -1 }
+        return Int(LZ4_decompress_safe_partial(
+            base.assumingMemoryBound(to: CChar.self), destination.assumingMemoryBound(to: CChar.self),
+            Int32(source.count), Int32(count), Int32(count)))
+    }
+
     /// Compresses `source` into `destination` (room for `capacity` bytes);
     /// returns the bytes written, or 0 when it did not fit.
     static func compress(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawPointer, capacity: Int) -> Int {

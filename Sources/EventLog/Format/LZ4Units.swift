@@ -189,6 +189,22 @@ enum LZ4Units {
             }
         }
 
+        /// Decompresses the first `count` bytes of one unit into `destination`
+        /// (room for `count`): what a point read needs to reach a record
+        /// early in the unit. Returns the bytes written: `count`, or the
+        /// unit's length when `count` is not smaller (then as `decompress`).
+        func decompress(_ unit: Unit, prefix count: Int, into destination: UnsafeMutableRawPointer) throws(Defect) -> Int {
+            if count >= unit.length {
+                try decompress(unit, into: destination)
+                return unit.length
+            }
+            let block = UnsafeRawBufferPointer(rebasing: stored[unit.storedOffset..<(unit.storedOffset + unit.storedLength)])
+            guard count > 0, LZ4Codec.decompressPrefix(block, into: destination, count: count) == count else {
+                throw Defect(reason: "LZ4 unit at stored byte \(unit.storedOffset) does not decompress to its stated \(unit.length) bytes", offset: unit.storedOffset)
+            }
+            return count
+        }
+
         /// Decompresses one unit into `destination` (room for `unit.length` bytes).
         func decompress(_ unit: Unit, into destination: UnsafeMutableRawPointer) throws(Defect) {
             let block = UnsafeRawBufferPointer(rebasing: stored[unit.storedOffset..<(unit.storedOffset + unit.storedLength)])

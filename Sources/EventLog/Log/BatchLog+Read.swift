@@ -64,6 +64,9 @@ struct LogReader: ~Copyable {
     /// stream's events appended together) finds it here.
     private var unit = ByteBuffer(capacity: 0)
     private var unitKey: UnitKey?
+    /// How much of that unit `unit` holds: a prefix (a read stopped once it
+    /// had its record), or all of it.
+    private var unitDecoded = 0
 
     /// Which LZ4 unit `unit` holds: the segment as mapped, the frame's
     /// offset and checksum (as `BatchCache.Key`), the unit's stored offset.
@@ -376,19 +379,34 @@ struct LogReader: ~Copyable {
             }
             unit.count = 0
             unit.reserve(found.length)
-            do { try table.decompress(found, into: unit.base) } catch {
-                throw .corruption(file: segment.path, offset: Int64(batchOffset), reason: error.reason)
-            }
-            unit.count = found.length
+            unitDecoded = 0
             unitKey = key
         }
-        let area = UnsafeRawBufferPointer(start: unit.base, count: found.length)
-        var at = 0
-        do {
-            for _ in found.firstRecord..<index { try Record.skip(area, at: &at) }
-            return try Record.decode(area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: true)
-        } catch {
-            throw corruption(error, header: header, batchOffset: batchOffset, segment: segment)
+        // Decompression stops a little past where the record should end if
+        // the unit's records were all one size; a walk that runs out of
+        // bytes (or a record cut short) decompresses the whole unit and
+        // walks again, so only a defect of the whole unit is reported.
+        let ahead = index - found.firstRecord + 2
+        var estimate = ahead >= found.records ? found.length : min(found.length, ahead * (found.length / found.records) + 512)
+        while true {
+            if unitDecoded < estimate {
+                do { unitDecoded = try table.decompress(found, prefix: estimate, into: unit.base) } catch {
+                    unitKey = nil
+                    throw .corruption(file: segment.path, offset: Int64(batchOffset), reason: error.reason)
+                }
+                unit.count = unitDecoded
+            }
+            let area = UnsafeRawBufferPointer(start: unit.base, count: unitDecoded)
+            var at = 0
+            do {
+                for _ in found.firstRecord..<index { try Record.skip(area, at: &at) }
+                return try Record.decode(area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: true)
+            } catch {
+                guard unitDecoded < found.length else {
+                    throw corruption(error, header: header, batchOffset: batchOffset, segment: segment)
+                }
+                estimate = found.length
+            }
         }
     }
 

@@ -68,11 +68,11 @@ public struct LogOptions: Sendable {
     public var compression: Compression = .none
     /// With LZ4, the decompressed bytes after which the writer closes a
     /// unit (Format.md §5.2): a point or stream read decompresses the one
-    /// unit that holds its record. Smaller units make those reads faster
-    /// and compress worse: on the benchmark workload (batches of 100 events,
-    /// about 23 KB), 4 KiB gives about 4× the point reads of whole batches
-    /// at a disk ratio of 0.56; the default, 12 KiB, about 2× at 0.49
-    /// (whole batches: 0.47). A record is never split. Within 1 KiB...32 MiB;
+    /// unit that holds its record, up to the record. Smaller units make
+    /// those reads faster and compress worse: on the benchmark workload
+    /// (batches of 100 events, about 23 KB; N = 1M), 4 KiB reads about
+    /// 5× the random events per second of whole batches at a disk ratio of
+    /// 0.56; the default, 12 KiB, about 3× at 0.49 (whole batches: 0.47). A record is never split. Within 1 KiB...32 MiB;
     /// readers do not depend on it. Scavenging's rewrites and `import` write
     /// units of the default size.
     public var compressionUnitBytes: Int = 12 << 10
