@@ -6,9 +6,12 @@ import Testing
 /// `LogOptions.batchCacheBytes`): point and stream reads through it return
 /// what was appended, within its byte budget, with entries of a rewritten
 /// segment dropped, and readers on several threads at once. The logs here
-/// are encrypted and LZ4-compressed: a sealed batch is read whole (its seal
-/// groups cover every payload), so through the cache. A plain LZ4 batch is
-/// read one unit at a time instead (Format.md §5.2, `LZ4UnitTests`).
+/// are encrypted and LZ4-compressed (the events' stream names and types are
+/// long and alike, so their batches compress although the payloads are
+/// ciphertext): a compressed sealed batch is read whole, through the cache.
+/// A plain LZ4 batch is read one unit at a time instead (Format.md §5.2,
+/// `LZ4UnitTests`), an uncompressed sealed one a seal group at a time
+/// (`EncryptionTests`).
 @Suite struct BatchCacheTests {
     static let streams = 13
 
@@ -22,8 +25,14 @@ import Testing
             k = k &* 2_862_933_555_777_941_757 &+ 3_037_000_493
             k = (k >> 33) & 0x7fff_ffff
         }
-        return NewEvent(stream: "s-\(i % streams)", type: "T\(i % 3)", data: Array((text + "\"}").utf8))
+        return NewEvent(stream: name(i % streams), type: typeName(i % 3), data: Array((text + "\"}").utf8))
     }
+
+    /// Stream `s`'s name, and type `t`'s: long and alike, so that a sealed
+    /// batch still compresses (its payloads do not: they are ciphertext),
+    /// which makes it a batch read whole, through the cache.
+    static func name(_ s: Int) -> String { "s-\(s)-" + String(repeating: "order-stream-", count: 12) }
+    static func typeName(_ t: Int) -> String { "T\(t)-" + String(repeating: "OrderPlaced-", count: 12) }
 
     static func options(cacheBytes: Int = 32 << 20, segmentBytes: Int = 1 << 20) -> LogOptions {
         var options = LogOptions(segmentBytes: segmentBytes, durability: .none, compression: .lz4)
@@ -74,7 +83,7 @@ import Testing
         // Stream reads: each stream whole, versions in order, through the same entries.
         for s in 0..<Self.streams {
             var expected = s
-            try log.readStream("s-\(s)") { view in
+            try log.readStream(Self.name(s)) { view in
                 #expect(Self.matches(view, expected), "stream s-\(s) at position \(view.position)")
                 expected += Self.streams
             }
@@ -150,7 +159,7 @@ import Testing
         let log = try Self.filledLog(dir, count: 1500, batch: 20, options: options)
         defer { try? log.close() }
         let cache = log.batches.batchCache
-        for s in 0..<4 { _ = try log.deleteStream("s-\(s)", hard: true) }
+        for s in 0..<4 { _ = try log.deleteStream(Self.name(s), hard: true) }
         for p in 0..<1500 { _ = try log.withEvent(at: UInt64(p)) { Self.matches($0, p) } }
         let sealed = log.batches.snapshot().sealed.map(\.id)
         #expect(sealed.count > 3)
@@ -193,7 +202,7 @@ import Testing
                     if k % 100 == 99 {
                         let s = Int(random.next() % UInt64(Self.streams))
                         var expected = s
-                        try log.readStream("s-\(s)") { view in
+                        try log.readStream(Self.name(s)) { view in
                             if !Self.matches(view, expected) { wrong += 1 }
                             expected += Self.streams
                         }

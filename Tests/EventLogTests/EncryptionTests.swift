@@ -94,6 +94,98 @@ import Testing
         #expect(try Log.verify(at: dir.path).isSound)
     }
 
+    /// Batches of 100 events seal each key's payloads in groups of about
+    /// 4 KiB (`BatchSealer.groupTargetBytes`), and a point read opens only
+    /// the group of its record: every position reads back, a forgotten
+    /// stream's events read as forgotten, and a forged tag of one group
+    /// breaks only that group's reads (`sealBroken`), while the same change
+    /// without the frame checksum recomputed is damage at the batch.
+    @Test(arguments: [DataKeyScope.log, .stream])
+    func aPointReadOpensOnlyItsSealGroup(scope: DataKeyScope) throws {
+        let dir = TemporaryDirectory("encryption")
+        var random = SplitMix64(seed: 29)
+        var appended: [NewEvent] = []
+        do {
+            let log = try Log.open(at: dir.path, options: Self.options(scope: scope, segmentBytes: 1 << 20))
+            for _ in 0..<6 {
+                let batch = (0..<100).map { k in Self.event(appended.count + k, stream: "c-\((appended.count + k) % 4)", random: &random) }
+                _ = try log.append(batch)
+                appended += batch
+            }
+            try log.close()
+        }
+        let segment = dir.sub(FileNames.segment(0))
+        let batches = Fixtures.batches(in: segment)
+        try #require(batches.count == 6)
+        let first = batches[0]
+        let groups = Damage.read(segment).withUnsafeBytes { raw in
+            SealTable(area: UnsafeRawBufferPointer(rebasing: raw[(first.offset + BatchHeader.size)..<(first.offset + first.length)]))?.count ?? 0
+        }
+        // ~13 KB of payloads: at least three groups of one key, or one or more per stream.
+        #expect(groups >= (scope == .log ? 3 : 4), "\(groups) seal groups")
+
+        var readOnly = Self.options(scope: scope)
+        readOnly.readOnly = true
+        do {
+            let reader = try Log.open(at: dir.path, options: readOnly)
+            defer { try? reader.close() }
+            var order = Array(0..<appended.count)
+            for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(random.next() % UInt64(i + 1))) }
+            for p in order {
+                let event = try reader.event(at: UInt64(p))
+                #expect(event.data == appended[p].data && event.metadata == appended[p].metadata && event.stream == appended[p].stream, "position \(p)")
+            }
+            for s in 0..<4 {
+                #expect(try reader.events(inStream: "c-\(s)").map(\.data) == appended.filter { $0.stream == "c-\(s)" }.map(\.data))
+            }
+        }
+        if scope == .stream {
+            let writer = try Log.open(at: dir.path, options: Self.options(scope: scope, segmentBytes: 1 << 20))
+            try writer.forgetStream("c-1")
+            try writer.close()
+            let reader = try Log.open(at: dir.path, options: readOnly)
+            defer { try? reader.close() }
+            for p in 0..<appended.count {
+                let event = try reader.event(at: UInt64(p))
+                if p % 4 == 1 {
+                    #expect(event.isForgotten && event.data.isEmpty, "position \(p)")
+                } else {
+                    #expect(!event.isForgotten && event.data == appended[p].data, "position \(p)")
+                }
+            }
+            return
+        }
+        // Forge the last group's tag of the first batch, in place (the reader's mapping sees it).
+        let reader = try Log.open(at: dir.path, options: readOnly)
+        defer { try? reader.close() }
+        let tagAt = first.offset + first.length - SealTable.countBytes - SealTable.groupBytes + 16
+        let original = Damage.read(segment)
+        var forged = original
+        forged[tagAt] ^= 0x01
+        forged.withUnsafeMutableBytes { raw in
+            let crc = BatchHeader.frameChecksum(raw.baseAddress! + first.offset, count: first.length)
+            raw.storeBytes(of: crc.littleEndian, toByteOffset: first.offset + 4, as: UInt32.self)
+        }
+        Damage.overwrite(segment, at: first.offset, with: Array(forged[first.offset..<(first.offset + first.length)]))
+        #expect(try reader.event(at: 0).data == appended[0].data)  // group 0
+        #expect {
+            _ = try reader.event(at: 99)  // the last record: the last group
+        } throws: { error in
+            guard case EventLogError.sealBroken(let file, let offset, _)? = error as? EventLogError else { return false }
+            return file == segment && offset == Int64(first.offset)
+        }
+        // The tag changed without the frame checksum: damage at the batch.
+        Damage.overwrite(segment, at: first.offset, with: Array(original[first.offset..<(first.offset + first.length)]))
+        Damage.overwrite(segment, at: tagAt, with: [forged[tagAt]])
+        #expect {
+            _ = try reader.event(at: 99)
+        } throws: { error in
+            guard case EventLogError.corruption(let file, let offset, _)? = error as? EventLogError else { return false }
+            return file == segment && offset == Int64(first.offset)
+        }
+        #expect(try reader.event(at: 1).data == appended[1].data)
+    }
+
     @Test func aWrongOrMissingMasterKeyIsRefusedAndAPlainLogTakesNone() throws {
         let dir = TemporaryDirectory("encryption")
         var random = SplitMix64(seed: 3)

@@ -54,6 +54,10 @@ struct BatchHeader: Equatable, Sendable {
     /// read decompresses the one unit holding its record. (A sealed batch in
     /// units is read whole: its seal groups cover every payload.)
     var holdsLZ4Units: Bool { attributes & (Self.codecMask | Self.sealedFlag) == LZ4Units.codec }
+    /// True for a sealed batch stored uncompressed: a point read opens the
+    /// one seal group holding its record (Format.md §5.1), in place in the
+    /// mapping.
+    var holdsSealGroups: Bool { attributes & (Self.codecMask | Self.sealedFlag) == Self.sealedFlag }
     var storedLength: Int { Int(length) - Self.size }
     /// The position after this batch's last record.
     var endPosition: UInt64 { basePosition &+ UInt64(recordCount) }

@@ -1,3 +1,4 @@
+import struct Foundation.Data
 import CSystemCalls
 
 extension BatchLog {
@@ -67,6 +68,26 @@ struct LogReader: ~Copyable {
     /// How much of that unit `unit` holds: a prefix (a read stopped once it
     /// had its record), or all of it.
     private var unitDecoded = 0
+
+    /// The seal group a point read opened last (`sealedRecord`), which one,
+    /// and its plaintext (nil: its key was forgotten): the next read of a
+    /// record of the same group opens nothing.
+    private var sealGroupKey: SealGroupKey?
+    private var sealGroupPlaintext: Data?
+    /// Each sealed record of the batch a point read walked: its seal group
+    /// field's offset and its payload's end (two numbers a record; reused).
+    private var sealedFields: [Int] = []
+    /// The record a sealed point read returns, copied and opened.
+    private var sealedRecordCopy = ByteBuffer(capacity: 0)
+
+    /// Which seal group `sealGroupPlaintext` is: as `BatchCache.Key`, and the group's index.
+    private struct SealGroupKey: Equatable {
+        let segment: SegmentID
+        let offset: Int
+        let frameCRC: UInt32
+        let keyEpoch: UInt32
+        let group: Int
+    }
 
     /// Which LZ4 unit `unit` holds: the segment as mapped, the frame's
     /// offset and checksum (as `BatchCache.Key`), the unit's stored offset.
@@ -246,8 +267,10 @@ struct LogReader: ~Copyable {
         guard let (header, offset) = try batchHeader(holding: position, from: searchFrom, in: segment, bytes: bytes) else {
             throw EventLogError.positionRemoved(position: position, start: start)
         }
-        if header.holdsLZ4Units {
-            let view = try unitRecord(at: position, header: header, batchOffset: offset, segment: segment, bytes: bytes)
+        if header.holdsLZ4Units || header.holdsSealGroups {
+            let view = header.holdsLZ4Units
+                ? try unitRecord(at: position, header: header, batchOffset: offset, segment: segment, bytes: bytes)
+                : try sealedRecord(at: position, header: header, batchOffset: offset, segment: segment, bytes: bytes)
             if counted { countLent(view) }
             return try body(view)
         }
@@ -331,9 +354,120 @@ struct LogReader: ~Copyable {
         if header.holdsLZ4Units {
             return try unitRecord(at: position, header: header, batchOffset: batchOffset, segment: segment, bytes: bytes)
         }
+        if header.holdsSealGroups {
+            return try sealedRecord(at: position, header: header, batchOffset: batchOffset, segment: segment, bytes: bytes)
+        }
         guard cache != nil, let (area, lease) = try cachedRecords(of: header, at: batchOffset, in: segment, bytes: bytes)
         else { return nil }
         return try cachedRecord(at: position, in: area, lease: lease, header: header, batchOffset: batchOffset, segment: segment)
+    }
+
+    /// The record at `position` of the uncompressed sealed batch at
+    /// `batchOffset` (Format.md §5.1; `header` read there, its length within
+    /// the data): only the seal group holding the record is opened (or
+    /// found opened, when this reader's last read was in the same group).
+    /// The record's own checksum is verified on the stored bytes and the
+    /// group's tag authenticates its payload, so the frame checksum is read
+    /// only when the tag fails: a frame that fails it is damage, one that
+    /// holds is `sealBroken`.
+    private mutating func sealedRecord(
+        at position: UInt64, header: BatchHeader, batchOffset: Int, segment: Segment, bytes: UnsafeRawBufferPointer
+    ) throws(EventLogError) -> EventView {
+        guard let keys = snapshot.keys else {
+            throw .encryptionMismatch(
+                path: segment.path,
+                reason: "the batch at byte \(batchOffset) is sealed (encrypted): open the log with its master key (if its key store, eventlog.keys, was lost, its sealed events cannot be read)")
+        }
+        let storedStart = batchOffset + BatchHeader.size
+        // The walk below reads every record's head, one length deciding the
+        // next address: ask for the whole area at once, so the misses overlap.
+        if let base = bytes.baseAddress { eventlog_prefetch(base + storedStart, header.storedLength) }
+        guard let base = bytes.baseAddress, MappedBytes.touch(bytes, storedStart..<(storedStart + header.storedLength)) else {
+            throw .corruption(file: segment.path, offset: Int64(storedStart), reason: MappedBytes.unreadableReason)
+        }
+        let area = UnsafeRawBufferPointer(start: base + storedStart, count: header.storedLength)
+        guard let table = SealTable(area: area) else {
+            throw .corruption(file: segment.path, offset: Int64(batchOffset), reason: "sealed batch has no seal table")
+        }
+        let records = UnsafeRawBufferPointer(rebasing: area[0..<table.recordsEnd])
+        let index = Int(position &- header.basePosition)
+        // Every record: where the target is, and each sealed one's group field and payload end.
+        sealedFields.removeAll(keepingCapacity: true)
+        var at = 0
+        var targetStart = 0
+        var targetEnd = 0
+        var targetField = -1
+        do throws(RecordDefect) {
+            for i in 0..<Int(header.recordCount) {
+                let start = at
+                let found = try Record.sealedPayload(records, at: &at)
+                if i == index { (targetStart, targetEnd, targetField) = (start, at, found?.groupOffset ?? -1) }
+                if let found {
+                    sealedFields.append(found.groupOffset)
+                    sealedFields.append(found.payloadEnd)
+                }
+            }
+        } catch {
+            throw .corruption(file: segment.path, offset: Int64(batchOffset), reason: "sealed batch: \(error.reason)")
+        }
+        // The stored record, its own checksum verified (a stream marker is not sealed: it is the event).
+        var check = targetStart
+        do {
+            let stored = try Record.decode(records, at: &check, position: position, firstTimestamp: header.firstTimestamp, verify: true)
+            if targetField < 0 { return stored }
+        } catch {
+            throw corruption(error, header: header, batchOffset: batchOffset, segment: segment)
+        }
+        let group = Int(records.loadLE(at: targetField, as: UInt32.self))
+        guard group < table.count else {
+            throw .corruption(file: segment.path, offset: Int64(batchOffset), reason: "sealed batch: a record names a seal group the seal table does not have")
+        }
+        // The group's members: the target's payload starts after the payloads before it.
+        var payloadFrom = 0
+        var groupBytes = 0
+        for k in stride(from: 0, to: sealedFields.count, by: 2) where Int(records.loadLE(at: sealedFields[k], as: UInt32.self)) == group {
+            if sealedFields[k] == targetField { payloadFrom = groupBytes }
+            groupBytes += sealedFields[k + 1] - sealedFields[k] - 4
+        }
+        let key = SealGroupKey(segment: segment.id, offset: batchOffset, frameCRC: header.crc, keyEpoch: keys.forgetEpoch, group: group)
+        if sealGroupKey != key {
+            sealGroupKey = nil
+            sealedRecordCopy.count = 0
+            sealedRecordCopy.reserve(groupBytes)
+            for k in stride(from: 0, to: sealedFields.count, by: 2) where Int(records.loadLE(at: sealedFields[k], as: UInt32.self)) == group {
+                sealedRecordCopy.append(UnsafeRawBufferPointer(rebasing: records[(sealedFields[k] + 4)..<sealedFields[k + 1]]))
+            }
+            do {
+                sealGroupPlaintext = try SealedBatch.openGroup(
+                    group, ciphertext: sealedRecordCopy.bytes, table: table, header: header, keys: keys, file: segment.path,
+                    batchOffset: batchOffset)
+            } catch let error {
+                if case .sealBroken = error { try verifyFrame(at: batchOffset, in: segment, bytes: bytes) }
+                throw error
+            }
+            sealGroupKey = key
+        }
+        // The record copied, its payload replaced by its plaintext (or marked forgotten).
+        sealedRecordCopy.count = 0
+        sealedRecordCopy.append(UnsafeRawBufferPointer(rebasing: records[targetStart..<targetEnd]))
+        let field = targetField - targetStart
+        if let plaintext = sealGroupPlaintext {
+            let count = targetEnd - targetField - 4
+            let from = plaintext.startIndex + payloadFrom
+            plaintext[from..<(from + count)].withUnsafeBytes { source in
+                if let source = source.baseAddress { (sealedRecordCopy.base + field + 4).copyMemory(from: source, byteCount: count) }
+            }
+            sealedRecordCopy.base.storeBytes(of: Record.openedGroup.littleEndian, toByteOffset: field, as: UInt32.self)
+        } else {
+            sealedRecordCopy.base.storeBytes(of: Record.forgottenGroup.littleEndian, toByteOffset: field, as: UInt32.self)
+        }
+        var copyAt = 0
+        do {
+            return try Record.decode(
+                sealedRecordCopy.bytes, at: &copyAt, position: position, firstTimestamp: header.firstTimestamp, verify: false)
+        } catch {
+            throw corruption(error, header: header, batchOffset: batchOffset, segment: segment)
+        }
     }
 
     /// The record at `position` of the LZ4-units batch at `batchOffset`

@@ -4,19 +4,32 @@ import struct Foundation.Data
 
 /// Seals one batch of an encrypted log as it is built (Format.md §5.1): the
 /// batch builder encodes each event's record with its payload in the clear
-/// and a seal group (one per data key in the batch), and `seal` then
-/// encrypts each group's payloads in place with AES-256-GCM under its data
-/// key (one nonce and tag per group, so a batch of one key costs one seal),
+/// and a seal group, and `seal` then encrypts each group's payloads in place
+/// with AES-256-GCM under its data key (one nonce and tag per group),
 /// computes the records' checksums over the ciphertext and appends the
 /// seal table.
+///
+/// **Groups.** Each data key's records go into groups of about
+/// `groupTargetBytes` of payload, in record order: a group is closed once
+/// it holds that much, and the key's next record opens another. A point
+/// read opens the one group holding its record (`SealedBatch.openGroup`),
+/// a few KiB, instead of every payload of the batch.
 ///
 /// Data keys a batch needs that do not exist yet are created and synced to
 /// the key store before the batch is written (`KeyRing.currentKeys`).
 struct BatchSealer {
+    /// A group is closed once its payloads reach this many bytes.
+    static let groupTargetBytes = 4096
+
     let ring: KeyRing
-    /// The scope name of each seal group, by group index.
+    /// The distinct scope names of the batch, in order of first use.
     private var names: [[UInt8]] = []
-    private var groupOfName: [[UInt8]: UInt32] = [:]
+    private var indexOfName: [[UInt8]: Int] = [:]
+    /// Per seal group: its scope name's index in `names`, and its payload bytes so far.
+    private var nameOfGroup: [Int] = []
+    private var groupBytes: [Int] = []
+    /// The open group of each name (by its index in `names`): where its next record goes.
+    private var openGroup: [UInt32] = []
     /// The sealed records of the batch, in order.
     private var records: [(parts: Record.SealedParts, position: UInt64, group: UInt32)] = []
 
@@ -25,27 +38,44 @@ struct BatchSealer {
     /// True when no record of the batch is sealed yet.
     var isEmpty: Bool { records.isEmpty }
 
-    /// The seal group of an event of `stream` (its scope's data key).
+    /// The seal group of the next event of `stream` (its scope's data key;
+    /// a new group when the scope's open one is full).
     mutating func group(forStream stream: UnsafeRawBufferPointer) -> UInt32 {
-        let scopeName = ring.scope.scopeName(of: stream)
+        let nameIndex: Int
         if ring.scope == .log {
-            if names.isEmpty { names.append([]) }
-            return 0
+            if names.isEmpty {
+                names.append([])
+                openGroup.append(newGroup(name: 0))
+            }
+            nameIndex = 0
+        } else {
+            let name = Array(ring.scope.scopeName(of: stream))
+            if let known = indexOfName[name] {
+                nameIndex = known
+            } else {
+                nameIndex = names.count
+                names.append(name)
+                indexOfName[name] = nameIndex
+                openGroup.append(newGroup(name: nameIndex))
+            }
         }
-        let name = Array(scopeName)
-        if let group = groupOfName[name] { return group }
-        let group = UInt32(names.count)
-        names.append(name)
-        groupOfName[name] = group
-        return group
+        if groupBytes[Int(openGroup[nameIndex])] >= Self.groupTargetBytes { openGroup[nameIndex] = newGroup(name: nameIndex) }
+        return openGroup[nameIndex]
+    }
+
+    private mutating func newGroup(name: Int) -> UInt32 {
+        nameOfGroup.append(name)
+        groupBytes.append(0)
+        return UInt32(nameOfGroup.count - 1)
     }
 
     mutating func add(_ parts: Record.SealedParts, position: UInt64, group: UInt32) {
         records.append((parts, position, group))
+        groupBytes[Int(group)] += parts.payloadEnd - parts.payloadStart
     }
 
     /// The bytes `seal` appends: the seal table.
-    var tableBytes: Int { names.count * SealTable.groupBytes + SealTable.countBytes }
+    var tableBytes: Int { nameOfGroup.count * SealTable.groupBytes + SealTable.countBytes }
 
     /// Encrypts the payloads of `buffer` (a batch header's room, then the
     /// records area) group by group, stores the records' checksums and
@@ -55,7 +85,8 @@ struct BatchSealer {
     ) throws(EventLogError) {
         let keys = try ring.currentKeys(for: names)
         var table = ByteWriter()
-        for (group, (keyID, key)) in keys.enumerated() {
+        for group in nameOfGroup.indices {
+            let (keyID, key) = keys[nameOfGroup[group]]
             let members = records.indices.filter { records[$0].group == UInt32(group) }
             var plaintext: [UInt8] = []
             plaintext.reserveCapacity(members.reduce(0) { $0 + records[$1].parts.payloadEnd - records[$1].parts.payloadStart })
@@ -94,7 +125,7 @@ struct BatchSealer {
                 buffer.base, crcOffset: record.parts.crcOffset, end: record.parts.payloadEnd, position: record.position,
                 firstTimestamp: firstTimestamp)
         }
-        table.le(UInt32(names.count))
+        table.le(UInt32(nameOfGroup.count))
         table.bytes.withUnsafeBytes { buffer.append($0) }
     }
 }

@@ -65,45 +65,67 @@ enum SealedBatch {
         guard at == table.recordsEnd else {
             throw .corruption(file: file, offset: Int64(batchOffset), reason: "sealed batch: bytes between its last record and its seal table")
         }
+        var ciphertext: [UInt8] = []
         for group in 0..<table.count {
-            let keyID = table.keyID(of: group)
             let members = groupFields.indices.filter { Int(readable.loadLE(at: groupFields[$0], as: UInt32.self)) == group }
-            switch keys.dataKey(keyID) {
-            case .missing:
-                throw .dataKeyMissing(file: file, offset: Int64(batchOffset), keyID: keyID)
-            case .forgotten:
-                for i in members { area.storeBytes(of: Record.forgottenGroup.littleEndian, toByteOffset: groupFields[i], as: UInt32.self) }
-            case .key(let key):
-                var ciphertext: [UInt8] = []
-                ciphertext.reserveCapacity(members.reduce(0) { $0 + payloadEnds[$1] - groupFields[$1] - 4 })
-                for i in members { ciphertext.append(contentsOf: readable[(groupFields[i] + 4)..<payloadEnds[i]]) }
-                let aad = SealTable.additionalData(
-                    logID: keys.logID, basePosition: header.basePosition, recordCount: header.recordCount, keyID: keyID,
-                    group: UInt32(group))
-                let plaintext: Data
-                do {
-                    let box = try AES.GCM.SealedBox(
-                        nonce: AES.GCM.Nonce(data: table.nonce(of: group)), ciphertext: ciphertext, tag: table.tag(of: group))
-                    plaintext = try AES.GCM.open(box, using: key, authenticating: aad)
+            ciphertext.removeAll(keepingCapacity: true)
+            for i in members { ciphertext.append(contentsOf: readable[(groupFields[i] + 4)..<payloadEnds[i]]) }
+            let opened: Result<Data?, EventLogError> = ciphertext.withUnsafeBytes { bytes in
+                do throws(EventLogError) {
+                    return .success(try openGroup(group, ciphertext: bytes, table: table, header: header, keys: keys, file: file, batchOffset: batchOffset))
                 } catch {
-                    throw .sealBroken(file: file, offset: Int64(batchOffset), keyID: keyID)
-                }
-                guard plaintext.count == ciphertext.count else {
-                    throw .sealBroken(file: file, offset: Int64(batchOffset), keyID: keyID)
-                }
-                var from = plaintext.startIndex
-                for i in members {
-                    let start = groupFields[i] + 4
-                    let count = payloadEnds[i] - start
-                    plaintext[from..<(from + count)].withUnsafeBytes { source in
-                        if let source = source.baseAddress, let base = area.baseAddress {
-                            (base + start).copyMemory(from: source, byteCount: count)
-                        }
-                    }
-                    from += count
-                    area.storeBytes(of: Record.openedGroup.littleEndian, toByteOffset: groupFields[i], as: UInt32.self)
+                    return .failure(error)
                 }
             }
+            guard let plaintext = try opened.get() else {
+                for i in members { area.storeBytes(of: Record.forgottenGroup.littleEndian, toByteOffset: groupFields[i], as: UInt32.self) }
+                continue
+            }
+            var from = plaintext.startIndex
+            for i in members {
+                let start = groupFields[i] + 4
+                let count = payloadEnds[i] - start
+                plaintext[from..<(from + count)].withUnsafeBytes { source in
+                    if let source = source.baseAddress, let base = area.baseAddress {
+                        (base + start).copyMemory(from: source, byteCount: count)
+                    }
+                }
+                from += count
+                area.storeBytes(of: Record.openedGroup.littleEndian, toByteOffset: groupFields[i], as: UInt32.self)
+            }
+        }
+    }
+
+    /// The plaintext of seal group `group` of a batch, from its
+    /// `ciphertext` (its members' payloads, in record order); nil when its
+    /// data key was forgotten. A missing key is `dataKeyMissing`; a tag that
+    /// fails, `sealBroken` (the caller tells damage apart by the checksums).
+    static func openGroup(
+        _ group: Int, ciphertext: UnsafeRawBufferPointer, table: SealTable, header: BatchHeader, keys: any SealKeys, file: String,
+        batchOffset: Int
+    ) throws(EventLogError) -> Data? {
+        let keyID = table.keyID(of: group)
+        switch keys.dataKey(keyID) {
+        case .missing:
+            throw .dataKeyMissing(file: file, offset: Int64(batchOffset), keyID: keyID)
+        case .forgotten:
+            return nil
+        case .key(let key):
+            let aad = SealTable.additionalData(
+                logID: keys.logID, basePosition: header.basePosition, recordCount: header.recordCount, keyID: keyID,
+                group: UInt32(group))
+            let plaintext: Data
+            do {
+                let box = try AES.GCM.SealedBox(
+                    nonce: AES.GCM.Nonce(data: table.nonce(of: group)), ciphertext: ciphertext, tag: table.tag(of: group))
+                plaintext = try AES.GCM.open(box, using: key, authenticating: aad)
+            } catch {
+                throw .sealBroken(file: file, offset: Int64(batchOffset), keyID: keyID)
+            }
+            guard plaintext.count == ciphertext.count else {
+                throw .sealBroken(file: file, offset: Int64(batchOffset), keyID: keyID)
+            }
+            return plaintext
         }
     }
 
