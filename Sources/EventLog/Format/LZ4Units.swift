@@ -39,10 +39,10 @@ enum LZ4Units {
         var length: Int
     }
 
-    /// A defect of a stored area: what is wrong, at which byte of it.
+    /// A defect of a stored area: what is wrong (its readers report it at
+    /// the batch's offset, as every defect of a compressed batch).
     struct Defect: Error, Equatable {
         let reason: String
-        let offset: Int
     }
 
     // MARK: Writing
@@ -105,11 +105,24 @@ enum LZ4Units {
         return written
     }
 
+    /// `compress` into the free room of `buffer` after its count, which
+    /// grows by the stored length. False, `buffer` unchanged but for its
+    /// capacity, when the batch is to be stored as is.
+    static func compress(
+        _ records: UnsafeRawBufferPointer, recordCount: Int, appendingTo buffer: inout ByteBuffer, unitBytes: Int = targetBytes
+    ) -> Bool {
+        buffer.reserve(records.count)
+        let written = compress(records, recordCount: recordCount, into: buffer.tail, unitBytes: unitBytes)
+        guard written > 0 else { return false }
+        buffer.count += written
+        return true
+    }
+
     // MARK: Reading
 
     /// Decompresses the stored records area of a compressed batch (codec 1,
     /// one LZ4 block; codec 2, LZ4 units) into `destination`, room for its
-    /// records length. The defect's offset is in the stored area.
+    /// records length.
     static func decompress(_ stored: UnsafeRawBufferPointer, of header: BatchHeader, into destination: UnsafeMutableRawPointer) throws(Defect) {
         let length = Int(header.recordsLength)
         if header.codecValue == codec {
@@ -117,7 +130,7 @@ enum LZ4Units {
             return
         }
         guard LZ4Codec.decompress(stored, into: destination, capacity: length) == length else {
-            throw Defect(reason: "LZ4 records area does not decompress to its stated length", offset: 0)
+            throw Defect(reason: "LZ4 records area does not decompress to its stated length")
         }
     }
 
@@ -132,11 +145,11 @@ enum LZ4Units {
 
         init(_ stored: UnsafeRawBufferPointer, recordCount: Int, recordsLength: Int) throws(Defect) {
             guard stored.count >= 4 + entrySize, let base = stored.baseAddress else {
-                throw Defect(reason: "LZ4 units area of \(stored.count) bytes is too short for its table", offset: 0)
+                throw Defect(reason: "LZ4 units area of \(stored.count) bytes is too short for its table")
             }
             let count = Int(base.loadLE(at: 0, as: UInt32.self))
             guard count >= 1, count <= recordCount, count <= (stored.count - 4) / entrySize else {
-                throw Defect(reason: "LZ4 unit count \(count) is impossible", offset: 0)
+                throw Defect(reason: "LZ4 unit count \(count) is impossible")
             }
             let blocksStart = 4 + count * entrySize
             var records = 0
@@ -148,7 +161,7 @@ enum LZ4Units {
                 let s = Int(base.loadLE(at: entry + 4, as: UInt32.self))
                 let b = Int(base.loadLE(at: entry + 8, as: UInt32.self))
                 guard r >= 1, s >= 1, b >= 1 else {
-                    throw Defect(reason: "LZ4 unit \(i) is empty", offset: entry)
+                    throw Defect(reason: "LZ4 unit \(i) is empty")
                 }
                 records += r
                 storedBytes += s
@@ -156,8 +169,7 @@ enum LZ4Units {
             }
             guard records == recordCount, storedBytes == stored.count - blocksStart, bytes == recordsLength else {
                 throw Defect(
-                    reason: "LZ4 units hold \(records) records in \(storedBytes) stored bytes and \(bytes) bytes; the batch has \(recordCount) records, \(stored.count - blocksStart) stored bytes after the table and a records length of \(recordsLength)",
-                    offset: 4)
+                    reason: "LZ4 units hold \(records) records in \(storedBytes) stored bytes and \(bytes) bytes; the batch has \(recordCount) records, \(stored.count - blocksStart) stored bytes after the table and a records length of \(recordsLength)")
             }
             self.stored = stored
             self.count = count
@@ -200,7 +212,7 @@ enum LZ4Units {
             }
             let block = UnsafeRawBufferPointer(rebasing: stored[unit.storedOffset..<(unit.storedOffset + unit.storedLength)])
             guard count > 0, LZ4Codec.decompressPrefix(block, into: destination, count: count) == count else {
-                throw Defect(reason: "LZ4 unit at stored byte \(unit.storedOffset) does not decompress to its stated \(unit.length) bytes", offset: unit.storedOffset)
+                throw Self.undecodable(unit)
             }
             return count
         }
@@ -209,8 +221,13 @@ enum LZ4Units {
         func decompress(_ unit: Unit, into destination: UnsafeMutableRawPointer) throws(Defect) {
             let block = UnsafeRawBufferPointer(rebasing: stored[unit.storedOffset..<(unit.storedOffset + unit.storedLength)])
             guard LZ4Codec.decompress(block, into: destination, capacity: unit.length) == unit.length else {
-                throw Defect(reason: "LZ4 unit at stored byte \(unit.storedOffset) does not decompress to its stated \(unit.length) bytes", offset: unit.storedOffset)
+                throw Self.undecodable(unit)
             }
+        }
+
+        /// The defect of a unit whose block does not decompress to its bytes.
+        private static func undecodable(_ unit: Unit) -> Defect {
+            Defect(reason: "LZ4 unit at stored byte \(unit.storedOffset) does not decompress to its stated \(unit.length) bytes")
         }
 
         @inline(__always) private func load(_ i: Int, into unit: inout Unit) {

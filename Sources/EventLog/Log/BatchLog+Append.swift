@@ -200,15 +200,12 @@ extension BatchLog {
     /// records) into `output` in LZ4 units (Format.md §5.2), leaving room
     /// for the header. Returns false when LZ4 does not make it smaller.
     private func compress(records frame: UnsafeRawBufferPointer, count: Int, into output: inout ByteBuffer) -> Bool {
-        let recordsLength = frame.count - BatchHeader.size
         output.count = 0
-        output.reserve(BatchHeader.size + recordsLength)
-        let written = LZ4Units.compress(
-            UnsafeRawBufferPointer(rebasing: frame[BatchHeader.size...]), recordCount: count, into: output.base + BatchHeader.size,
+        output.reserve(BatchHeader.size)
+        output.count = BatchHeader.size
+        return LZ4Units.compress(
+            UnsafeRawBufferPointer(rebasing: frame[BatchHeader.size...]), recordCount: count, appendingTo: &output,
             unitBytes: options.compressionUnitBytes)
-        guard written > 0 else { return false }
-        output.count = BatchHeader.size + written
-        return true
     }
 
     /// Seals the active segment and starts a new one when the frame does not

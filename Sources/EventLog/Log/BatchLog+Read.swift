@@ -64,7 +64,7 @@ struct LogReader: ~Copyable {
     /// which one it is: the next read of a record in the same unit (a
     /// stream's events appended together) finds it here.
     private var unit = ByteBuffer(capacity: 0)
-    private var unitKey: UnitKey?
+    private var unitKey: PartKey?
     /// How much of that unit `unit` holds: a prefix (a read stopped once it
     /// had its record), or all of it.
     private var unitDecoded = 0
@@ -72,7 +72,7 @@ struct LogReader: ~Copyable {
     /// The seal group a point read opened last (`sealedRecord`), which one,
     /// and its plaintext (nil: its key was forgotten): the next read of a
     /// record of the same group opens nothing.
-    private var sealGroupKey: SealGroupKey?
+    private var sealGroupKey: PartKey?
     private var sealGroupPlaintext: Data?
     /// Each sealed record of the batch a point read walked: its seal group
     /// field's offset and its payload's end (two numbers a record; reused).
@@ -80,22 +80,13 @@ struct LogReader: ~Copyable {
     /// The record a sealed point read returns, copied and opened.
     private var sealedRecordCopy = ByteBuffer(capacity: 0)
 
-    /// Which seal group `sealGroupPlaintext` is: as `BatchCache.Key`, and the group's index.
-    private struct SealGroupKey: Equatable {
-        let segment: SegmentID
-        let offset: Int
-        let frameCRC: UInt32
-        let keyEpoch: UInt32
-        let group: Int
-    }
-
-    /// Which LZ4 unit `unit` holds: the segment as mapped, the frame's
-    /// offset and checksum (as `BatchCache.Key`), the unit's stored offset.
-    private struct UnitKey: Equatable {
-        let segment: SegmentID
-        let offset: Int
-        let frameCRC: UInt32
-        let storedOffset: Int
+    /// Which part of which batch a memo holds: the batch as the cache
+    /// names it (`BatchCache.Key`: the segment as mapped, the frame's offset
+    /// and checksum, the forgettings so far), and the unit's stored offset
+    /// (`unit`) or the seal group's index (`sealGroupPlaintext`).
+    private struct PartKey: Equatable {
+        let batch: BatchCache.Key
+        let part: Int
     }
 
     init(snapshot: LogSnapshot, tally: ReadTally? = nil, cache: BatchCache? = nil) {
@@ -160,12 +151,18 @@ struct LogReader: ~Copyable {
     private func open(
         _ area: UnsafeMutableRawBufferPointer, header: BatchHeader, at offset: Int, in segment: Segment
     ) throws(EventLogError) {
+        try SealedBatch.open(area, header: header, keys: sealKeys(forBatchAt: offset, in: segment), file: segment.path, batchOffset: offset)
+    }
+
+    /// The log's keys, to open the sealed batch at `offset`; a log opened
+    /// without them cannot read it.
+    private func sealKeys(forBatchAt offset: Int, in segment: Segment) throws(EventLogError) -> any SealKeys {
         guard let keys = snapshot.keys else {
             throw .encryptionMismatch(
                 path: segment.path,
                 reason: "the batch at byte \(offset) is sealed (encrypted): open the log with its master key (if its key store, eventlog.keys, was lost, its sealed events cannot be read)")
         }
-        try SealedBatch.open(area, header: header, keys: keys, file: segment.path, batchOffset: offset)
+        return keys
     }
 
     mutating func read(from position: UInt64, maxCount: Int, _ body: (EventView) throws -> Void) throws -> UInt64 {
@@ -373,11 +370,7 @@ struct LogReader: ~Copyable {
     private mutating func sealedRecord(
         at position: UInt64, header: BatchHeader, batchOffset: Int, segment: Segment, bytes: UnsafeRawBufferPointer
     ) throws(EventLogError) -> EventView {
-        guard let keys = snapshot.keys else {
-            throw .encryptionMismatch(
-                path: segment.path,
-                reason: "the batch at byte \(batchOffset) is sealed (encrypted): open the log with its master key (if its key store, eventlog.keys, was lost, its sealed events cannot be read)")
-        }
+        let keys = try sealKeys(forBatchAt: batchOffset, in: segment)
         let storedStart = batchOffset + BatchHeader.size
         // The walk below reads every record's head, one length deciding the
         // next address: ask for the whole area at once, so the misses overlap.
@@ -429,7 +422,8 @@ struct LogReader: ~Copyable {
             if sealedFields[k] == targetField { payloadFrom = groupBytes }
             groupBytes += sealedFields[k + 1] - sealedFields[k] - 4
         }
-        let key = SealGroupKey(segment: segment.id, offset: batchOffset, frameCRC: header.crc, keyEpoch: keys.forgetEpoch, group: group)
+        let key = PartKey(
+            batch: BatchCache.Key(segment: segment.id, offset: batchOffset, frameCRC: header.crc, keyEpoch: keys.forgetEpoch), part: group)
         if sealGroupKey != key {
             sealGroupKey = nil
             sealedRecordCopy.count = 0
@@ -504,7 +498,7 @@ struct LogReader: ~Copyable {
             throw .corruption(file: segment.path, offset: Int64(batchOffset), reason: error.reason)
         }
         let found = table.unit(holding: index)
-        let key = UnitKey(segment: segment.id, offset: batchOffset, frameCRC: header.crc, storedOffset: found.storedOffset)
+        let key = PartKey(batch: BatchCache.Key(segment: segment.id, offset: batchOffset, frameCRC: header.crc), part: found.storedOffset)
         if unitKey != key {
             unitKey = nil
             let blockStart = storedStart + found.storedOffset

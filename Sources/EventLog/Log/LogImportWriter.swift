@@ -39,8 +39,6 @@ struct LogImportWriter: ~Copyable {
     private var areas = ByteBuffer(capacity: 0)
     /// The batch being built: its records from `batchStart` in `areas`.
     private var open: PendingBatch?
-    /// A scratch buffer for compression.
-    private var packed = ByteBuffer(capacity: 0)
     private(set) var segmentsWritten = 0
     private(set) var bytesWritten = 0
 
@@ -241,17 +239,11 @@ struct LogImportWriter: ~Copyable {
         let start = out.count
         out.reserve(BatchHeader.size + records.count)
         out.count = start + BatchHeader.size
-        if compression == .lz4 {
-            packed.count = 0
-            packed.reserve(records.count)
-            let compressed = LZ4Units.compress(records, recordCount: Int(batch.recordCount), into: packed.base)
-            if compressed > 0 {
-                packed.count = compressed
-                out.append(UnsafeRawBufferPointer(start: packed.base, count: packed.count))
-                made.attributes = LZ4Units.codec
-            }
+        if compression == .lz4, LZ4Units.compress(records, recordCount: Int(batch.recordCount), appendingTo: &out) {
+            made.attributes = LZ4Units.codec
+        } else {
+            out.append(records)
         }
-        if made.attributes == 0 { out.append(records) }
         let frameBase = out.base + start
         let frameCount = out.count - start
         made.length = UInt32(frameCount)

@@ -1,6 +1,7 @@
 import Crypto
 
 import struct Foundation.Data
+import protocol Foundation.DataProtocol
 
 /// A data key as the key store knows it (`SealKeys.dataKey(_:)`).
 enum DataKeyLookup {
@@ -70,14 +71,9 @@ enum SealedBatch {
             let members = groupFields.indices.filter { Int(readable.loadLE(at: groupFields[$0], as: UInt32.self)) == group }
             ciphertext.removeAll(keepingCapacity: true)
             for i in members { ciphertext.append(contentsOf: readable[(groupFields[i] + 4)..<payloadEnds[i]]) }
-            let opened: Result<Data?, EventLogError> = ciphertext.withUnsafeBytes { bytes in
-                do throws(EventLogError) {
-                    return .success(try openGroup(group, ciphertext: bytes, table: table, header: header, keys: keys, file: file, batchOffset: batchOffset))
-                } catch {
-                    return .failure(error)
-                }
-            }
-            guard let plaintext = try opened.get() else {
+            guard let plaintext = try openGroup(
+                group, ciphertext: ciphertext, table: table, header: header, keys: keys, file: file, batchOffset: batchOffset)
+            else {
                 for i in members { area.storeBytes(of: Record.forgottenGroup.littleEndian, toByteOffset: groupFields[i], as: UInt32.self) }
                 continue
             }
@@ -101,7 +97,7 @@ enum SealedBatch {
     /// data key was forgotten. A missing key is `dataKeyMissing`; a tag that
     /// fails, `sealBroken` (the caller tells damage apart by the checksums).
     static func openGroup(
-        _ group: Int, ciphertext: UnsafeRawBufferPointer, table: SealTable, header: BatchHeader, keys: any SealKeys, file: String,
+        _ group: Int, ciphertext: some DataProtocol, table: SealTable, header: BatchHeader, keys: any SealKeys, file: String,
         batchOffset: Int
     ) throws(EventLogError) -> Data? {
         let keyID = table.keyID(of: group)

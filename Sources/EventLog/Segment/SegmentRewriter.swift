@@ -199,10 +199,9 @@ enum SegmentRewriter {
         /// The chain: the CRC of the last frame written (the header checksum first).
         var previousCRC: UInt32
         var writer: PacedFileWriter?
-        /// The frame being made and its records compressed: allocated on
-        /// first use, so counting allocates nothing.
+        /// The frame being made (its records compressed in place): allocated
+        /// on first use, so counting allocates nothing.
         var frame = ByteBuffer(capacity: 0)
-        var packed = ByteBuffer(capacity: 0)
         var written = 0
 
         init(path: String?, modes: CreateModes, faults: StorageFaults?, paces: @escaping () -> Bool, previousCRC: UInt32) {
@@ -244,17 +243,11 @@ enum SegmentRewriter {
             frame.count = 0
             frame.reserve(BatchHeader.size + records.count)
             frame.count = BatchHeader.size
-            if batch.codecValue != 0 {
-                packed.count = 0
-                packed.reserve(records.count)
-                let compressed = LZ4Units.compress(records, recordCount: Int(run.count), into: packed.base)
-                if compressed > 0 {
-                    packed.count = compressed
-                    frame.append(packed.bytes)
-                    made.attributes = LZ4Units.codec
-                }
+            if batch.codecValue != 0, LZ4Units.compress(records, recordCount: Int(run.count), appendingTo: &frame) {
+                made.attributes = LZ4Units.codec
+            } else {
+                frame.append(records)
             }
-            if made.attributes == 0 { frame.append(records) }
             if batch.isSealed { made.attributes |= BatchHeader.sealedFlag }
             made.length = UInt32(frame.count)
             made.store(frame.base)
