@@ -22,7 +22,11 @@ extension SmallTmpfs {
         let ballast = path + "/ballast"
         let size = freeBytes - pages * 4096
         guard size > 0 else { return freeBytes <= pages * 4096 }
-        let fd = open(ballast, O_RDWR | O_CREAT, 0o600)
+        // O_CLOEXEC: a child process another test spawns meanwhile must not
+        // inherit the descriptor, or the ballast's blocks stay allocated
+        // after `empty()` unlinks it, for as long as that child lives (a
+        // "room is back" that is not: ENOSPC on the next index file).
+        let fd = open(ballast, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return false }
         defer { close(fd) }
         return posix_fallocate(fd, 0, off_t(size)) == 0
