@@ -27,6 +27,7 @@ public final class EventLogStore: Store {
     @inline(__always)
     public func append(_ events: EventChunk.Events, _ range: Range<Int>) throws {
         try log.appendBatch { (batch: inout BatchBuilder) throws in
+            batch.prefetchStreams(count: range.count) { events[range.lowerBound + $0].stream }
             for j in range {
                 let event = events[j]
                 try batch.append(stream: event.stream, type: event.type, data: event.payload)

@@ -102,6 +102,34 @@ public struct BatchBuilder: ~Copyable {
         }
     }
 
+    /// Starts loading the states of the streams the next `count` appends
+    /// will go to (`name(i)` gives the i-th one's name), all at once.
+    ///
+    /// Optional, and changes nothing in the batch: with many streams in the
+    /// log, each append otherwise waits on memory twice (its stream's hash
+    /// slot, then its state), one stream after another; asked for ahead,
+    /// those waits overlap. `Log.append(_:)` of an array does it itself;
+    /// worth it in `appendBatch` for batches of tens of events or more over
+    /// thousands of streams.
+    ///
+    ///     // `events`: the application's events as borrowed bytes
+    ///     // (`stream`, `type`, `data`: `UnsafeRawBufferPointer`s).
+    ///     try log.appendBatch { batch in
+    ///         batch.prefetchStreams(count: events.count) { events[$0].stream }
+    ///         for event in events { try batch.append(stream: event.stream, type: event.type, data: event.data) }
+    ///     }
+    public mutating func prefetchStreams(count: Int, _ name: (Int) -> UnsafeRawBufferPointer) {
+        let table = self.table
+        streams.prefetch(count: max(0, count), table: table) { table.hash(name($0)) }
+    }
+
+    /// `prefetchStreams(count:_:)` of the streams of `events`.
+    mutating func prefetchStreams(of events: [NewEvent]) {
+        guard events.count > 1 else { return }
+        let table = self.table
+        streams.prefetch(count: events.count, table: table) { table.hash(events[$0].stream) }
+    }
+
     /// The position the next appended event will get.
     public var nextPosition: UInt64 { basePosition &+ UInt64(count) }
     /// Events appended so far.

@@ -55,6 +55,14 @@ final class SegmentStreamEntries: @unchecked Sendable {
         }
     }
 
+    /// Starts loading the chain heads of `hashes` into the cache
+    /// (`HashIndex.prefetch`): the writer asks for a batch's streams before
+    /// it appends their entries, so the batch waits on memory about once
+    /// instead of once per stream. Writer only.
+    func prefetchHeads(_ hashes: (_ each: (UInt64) -> Void) -> Void) {
+        heads.withLock { heads in hashes { heads.prefetch($0) } }
+    }
+
     /// The index of the first entry below `count` at or after relative
     /// position `relative` (`count` when none): entries are appended in
     /// position order.

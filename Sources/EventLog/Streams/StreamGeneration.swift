@@ -1,3 +1,5 @@
+import CSystemCalls
+
 /// The stream states one generation of the stream table changed, by name
 /// (Format.md §14): an in-memory table with a hash index, the "memtable" of
 /// the stream table's log-structured merge. Stream ids index `streams`;
@@ -26,6 +28,22 @@ struct StreamGeneration: Sendable {
                 candidate = states[Int(id)].collisionNext
             }
             return nil
+        }
+    }
+
+    /// Starts loading what a `find` of each of `hashes` reads: first every
+    /// hash slot, then (as those arrive) the first state each slot names.
+    /// The misses of all of them overlap instead of following each other.
+    /// A hint: it reads the slots, and changes nothing.
+    func prefetch(_ hashes: UnsafeBufferPointer<UInt64>) {
+        for hash in hashes { byHash.prefetch(hash) }
+        streams.withUnsafeBufferPointer { states in
+            guard let base = states.baseAddress else { return }
+            for hash in hashes {
+                guard let id = byHash[hash] else { continue }
+                // The name and the versions come first; the fields a commit sets follow.
+                eventlog_prefetch(base + Int(id), MemoryLayout<StreamState>.stride)
+            }
         }
     }
 

@@ -49,6 +49,10 @@ final class StreamTable: @unchecked Sendable {
 
     @inline(__always) subscript(id: UInt32) -> StreamState { current[id] }
 
+    /// `StreamGeneration.prefetch` of the current generation: a `find` of
+    /// any of `hashes` soon after waits on no memory. Writer only.
+    func prefetch(_ hashes: UnsafeBufferPointer<UInt64>) { current.prefetch(hashes) }
+
     /// Reads one stream's state of the current generation in place. Writer or `read`.
     @inline(__always) func withState<R>(_ id: UInt32, _ body: (borrowing StreamState) -> R) -> R {
         current.withState(id, body)

@@ -13,6 +13,7 @@ extension Streams {
     /// `Log.append(_:)`.
     func append(_ events: [NewEvent]) throws(EventLogError) -> Range<UInt64> {
         try commit(wantsResult: false) { batch throws(EventLogError) in
+            batch.prefetchStreams(of: events)
             for event in events { try batch.appendEvent(event) }
         }.positions
     }
@@ -62,6 +63,7 @@ extension Streams {
         // time: slots are checked in the order they were made, and expecting a
         // stream the batch already has a slot for only sets its expectation again.
         try commit(wantsResult: true) { batch throws(EventLogError) in
+            batch.prefetchStreams(of: events)
             var expected = 0
             for event in events {
                 if let expectation = expecting[event.stream] {
@@ -372,6 +374,11 @@ extension Streams {
         }
         let segmentBase = written.segment.basePosition
         var full = false
+        // Each stream's chain head is a miss of its own (the heads of a
+        // segment's streams outgrow the cache): ask for them all at once.
+        entries.prefetchHeads { each in
+            for i in batch.slots.indices where batch.slots[i].count > 0 { each(batch.slots[i].hash) }
+        }
         table.mutate { table in
             // Streams this batch creates get their ids.
             for i in batch.slots.indices where batch.slots[i].id == nil {
