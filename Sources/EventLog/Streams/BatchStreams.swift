@@ -84,9 +84,13 @@ struct BatchStreams: Sendable {
             }
         }
         var slot: Slot
-        var found = table.find(name, hash: hash)
-        if found == nil { found = try table.mutate { (t) throws(EventLogError) in try t.findOrLoad(name, hash: hash) } }
-        if let id = found {
+        if let state = table.appendFields(name, hash: hash) {
+            // The usual case, read in place.
+            slot = Slot(
+                id: state.id, newName: nil, hash: hash,
+                versionBefore: StreamState.versionForExpectations(nextVersion: state.nextVersion, deletion: state.deletion),
+                deletion: state.deletion, nextVersion: state.nextVersion, firstVersion: state.nextVersion)
+        } else if let id = try table.mutate({ (t) throws(EventLogError) in try t.findOrLoad(name, hash: hash) }) {
             slot = table.withState(id) { state in
                 Slot(
                     id: id, newName: nil, hash: hash, versionBefore: state.versionForExpectations, deletion: state.deletion,

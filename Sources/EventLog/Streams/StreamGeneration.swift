@@ -31,6 +31,27 @@ struct StreamGeneration: Sendable {
         }
     }
 
+    /// What an append reads of the stream named `name` (whose hash is
+    /// `hash`), if this generation has it: its id, next version and
+    /// deletion. Reads those fields in place: no copy of the state (and of
+    /// its name), no closure.
+    @inline(__always) func appendFields(
+        _ name: UnsafeRawBufferPointer, hash: UInt64
+    ) -> (id: UInt32, nextVersion: UInt64, deletion: StreamDeletion)? {
+        guard let first = byHash[hash] else { return nil }
+        return streams.withUnsafeBufferPointer { states in
+            var candidate = first + 1
+            while candidate != 0 {
+                let id = candidate - 1
+                if states[Int(id)].name.utf8Equals(name) {
+                    return (id, states[Int(id)].nextVersion, states[Int(id)].deletion)
+                }
+                candidate = states[Int(id)].collisionNext
+            }
+            return nil
+        }
+    }
+
     /// Starts loading what a `find` of each of `hashes` reads: first every
     /// hash slot, then (as those arrive) the first state each slot names.
     /// The misses of all of them overlap instead of following each other.

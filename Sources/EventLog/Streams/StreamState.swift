@@ -77,7 +77,12 @@ struct StreamState: Sendable {
 
     /// The version an expectation is checked against: a soft-deleted stream
     /// counts as having no events.
-    var versionForExpectations: UInt64? { deletion == .soft ? nil : currentVersion }
+    var versionForExpectations: UInt64? { Self.versionForExpectations(nextVersion: nextVersion, deletion: deletion) }
+
+    /// `versionForExpectations` of a state with these fields.
+    @inline(__always) static func versionForExpectations(nextVersion: UInt64, deletion: StreamDeletion) -> UInt64? {
+        deletion == .soft || nextVersion == 0 ? nil : nextVersion - 1
+    }
 
     /// The lowest version a stream read returns, age left aside: the
     /// truncate-before, or with a max count the first of the last

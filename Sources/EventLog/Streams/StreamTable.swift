@@ -49,6 +49,13 @@ final class StreamTable: @unchecked Sendable {
 
     @inline(__always) subscript(id: UInt32) -> StreamState { current[id] }
 
+    /// `StreamGeneration.appendFields` of the current generation. Writer or `read`.
+    @inline(__always) func appendFields(
+        _ name: UnsafeRawBufferPointer, hash: UInt64
+    ) -> (id: UInt32, nextVersion: UInt64, deletion: StreamDeletion)? {
+        current.appendFields(name, hash: hash)
+    }
+
     /// `StreamGeneration.prefetch` of the current generation: a `find` of
     /// any of `hashes` soon after waits on no memory. Writer only.
     func prefetch(_ hashes: UnsafeBufferPointer<UInt64>) { current.prefetch(hashes) }

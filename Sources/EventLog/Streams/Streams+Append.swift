@@ -376,8 +376,11 @@ extension Streams {
         var full = false
         // Each stream's chain head is a miss of its own (the heads of a
         // segment's streams outgrow the cache): ask for them all at once.
-        entries.prefetchHeads { each in
-            for i in batch.slots.indices where batch.slots[i].count > 0 { each(batch.slots[i].hash) }
+        // (Through the buffer: no copy of a slot, and of its name.)
+        batch.slots.withUnsafeBufferPointer { slots in
+            entries.prefetchHeads { each in
+                for i in slots.indices where slots[i].count > 0 { each(slots[i].hash) }
+            }
         }
         table.mutate { table in
             // Streams this batch creates get their ids.
