@@ -302,7 +302,11 @@ import Testing
     /// made by storing a plain log's only batch that way, the index files
     /// removed (derived data, rebuilt); read by point, stream and whole reads.
     @Test func aBatchOfOneLZ4BlockIsStillRead() throws {
-        let dir = TemporaryDirectory()
+        try aBatchOfOneLZ4BlockIsStillRead(in: TemporaryDirectory())
+    }
+
+    /// `aBatchOfOneLZ4BlockIsStillRead`, leaving its log in `dir`.
+    func aBatchOfOneLZ4BlockIsStillRead(in dir: TemporaryDirectory) throws {
         var options = Self.options()
         options.compression = .none
         let log = try Log.open(at: dir.path, options: options)
@@ -345,6 +349,45 @@ import Testing
             count += 1
         }
         #expect(count == 120)
+        #expect(try Log.verify(at: dir.path).isSound)
+    }
+
+    /// A log of format version 8 (its metadata says so, and its only batch
+    /// is one LZ4 block): a reader reads it as it is and upgrades nothing; a
+    /// writer upgrades it to version 9 (the metadata rewritten), its new LZ4
+    /// batches are stored in units, and the old batch and the new ones read
+    /// after a reopen, whole, by position and by stream.
+    @Test func aVersion8LogIsUpgradedAndItsOneBlockBatchStillReads() throws {
+        let dir = TemporaryDirectory()
+        try aBatchOfOneLZ4BlockIsStillRead(in: dir)
+        let meta = dir.sub(FileNames.metadata)
+        var metadata = try LogMetadata.decode(Damage.read(meta), file: meta)
+        metadata.readVersion = 8
+        Damage.write(meta, metadata.encode())
+
+        let reader = try Log.open(at: dir.path, options: LogOptions(readOnly: true))
+        #expect(reader.recovery.upgradedFromVersion == nil)
+        #expect(try reader.event(at: 57).data == Self.event(57).data)
+        try reader.close()
+        #expect(try LogMetadata.decode(Damage.read(meta), file: meta).readVersion == 8, "a reader writes nothing")
+
+        let writer = try Log.open(at: dir.path, options: Self.options())
+        #expect(writer.recovery.upgradedFromVersion == 8)
+        try writer.append((120..<400).map { Self.event($0) })
+        try writer.close()
+        #expect(try LogMetadata.decode(Damage.read(meta), file: meta).readVersion == FormatVersion.current)
+        let segment = try #require(Fixtures.segments(dir).first)
+        let codecs = try Fixtures.batches(in: segment).map { batch in
+            Damage.read(segment).withUnsafeBytes { BatchHeader.load($0.baseAddress! + batch.offset).codecValue }
+        }
+        #expect(codecs.first == 1 && codecs.dropFirst().allSatisfy { $0 == LZ4Units.codec } && codecs.count > 1, "\(codecs)")
+
+        let reopened = try Log.open(at: dir.path, options: LogOptions(readOnly: true))
+        defer { try? reopened.close() }
+        #expect(reopened.recovery.upgradedFromVersion == nil)
+        for p in [0, 119, 120, 250, 399] { #expect(try reopened.event(at: UInt64(p)).data == Self.event(p).data) }
+        #expect(try reopened.events(from: 0).map(\.data) == (0..<400).map { Self.event($0).data })
+        #expect(try reopened.events(inStream: "s-3").map(\.data) == stride(from: 3, to: 400, by: Self.streams).map { Self.event($0).data })
         #expect(try Log.verify(at: dir.path).isSound)
     }
 }
