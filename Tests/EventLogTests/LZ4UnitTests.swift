@@ -296,6 +296,47 @@ import Testing
         }
     }
 
+    /// A point read decompresses only a prefix of its unit, guessed as if
+    /// the unit's records were all one size. A large record among small
+    /// ones ends past that guess (checked here on the stored unit): it is
+    /// still read whole and right, first in a reader and after a read of a
+    /// small record of the same unit left only a prefix decompressed.
+    @Test func aRecordThatEndsPastThePrefixGuessStillReads() throws {
+        let dir = TemporaryDirectory()
+        var options = Self.options()
+        options.compressionUnitBytes = 32 << 10  // the whole batch in one unit
+        let log = try Log.open(at: dir.path, options: options)
+        let sizes = [Int](repeating: 60, count: 6) + [6000] + [Int](repeating: 60, count: 30)
+        let events = sizes.enumerated().map { Self.event($0.offset, size: $0.element) }
+        try log.append(events)
+        try log.close()
+
+        let segment = try #require(Fixtures.segments(dir).first)
+        let batch = try #require(Fixtures.batches(in: segment).first)
+        let bytes = Damage.read(segment)
+        let (guess, largeEnd) = try bytes.withUnsafeBytes { raw throws -> (Int, Int) in
+            let header = BatchHeader.load(raw.baseAddress! + batch.offset)
+            #expect(header.holdsLZ4Units)
+            let stored = UnsafeRawBufferPointer(rebasing: raw[(batch.offset + BatchHeader.size)..<(batch.offset + batch.length)])
+            let table = try LZ4Units.Table(stored, recordCount: Int(header.recordCount), recordsLength: Int(header.recordsLength))
+            let unit = table.unit(holding: 6)
+            #expect(unit.firstRecord == 0 && unit.records == sizes.count)
+            var area = [UInt8](repeating: 0, count: unit.length)
+            try area.withUnsafeMutableBytes { try table.decompress(unit, into: $0.baseAddress!) }
+            var at = 0
+            try area.withUnsafeBytes { for _ in 0...6 { try Record.skip($0, at: &at) } }
+            return (unit.prefixGuess(forRecord: 6), at)
+        }
+        #expect(guess < largeEnd, "the guess (\(guess)) must fall short of the large record's end (\(largeEnd))")
+
+        let first = try Log.open(at: dir.path, options: LogOptions(readOnly: true))
+        #expect(try first.event(at: 6).data == events[6].data)
+        try first.close()
+        let second = try Log.open(at: dir.path, options: LogOptions(readOnly: true))
+        defer { try? second.close() }
+        for p in [3, 6, 36, 6, 0] { #expect(try second.event(at: UInt64(p)).data == events[p].data) }
+    }
+
     // MARK: The older layout
 
     /// A batch of codec 1 (one LZ4 block, as logs of format version 8 hold):

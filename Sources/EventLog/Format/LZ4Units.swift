@@ -37,6 +37,15 @@ enum LZ4Units {
         var storedLength: Int
         var areaOffset: Int
         var length: Int
+
+        /// How many bytes of this unit a point read of record `index` (of
+        /// the batch) decompresses first: a little past where that record
+        /// would end if the unit's records were all one size. A read that
+        /// finds the record runs past them decompresses the whole unit.
+        func prefixGuess(forRecord index: Int) -> Int {
+            let ahead = index - firstRecord + 2
+            return ahead >= records ? length : min(length, ahead * (length / records) + 512)
+        }
     }
 
     /// A defect of a stored area: what is wrong (its readers report it at

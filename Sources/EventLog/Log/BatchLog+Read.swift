@@ -510,12 +510,10 @@ struct LogReader: ~Copyable {
             unitDecoded = 0
             unitKey = key
         }
-        // Decompression stops a little past where the record should end if
-        // the unit's records were all one size; a walk that runs out of
-        // bytes (or a record cut short) decompresses the whole unit and
-        // walks again, so only a defect of the whole unit is reported.
-        let ahead = index - found.firstRecord + 2
-        var estimate = ahead >= found.records ? found.length : min(found.length, ahead * (found.length / found.records) + 512)
+        // Decompression stops at the unit's prefix guess; a walk that runs
+        // out of bytes (or a record cut short) decompresses the whole unit
+        // and walks again, so only a defect of the whole unit is reported.
+        var estimate = found.prefixGuess(forRecord: index)
         while true {
             if unitDecoded < estimate {
                 do { unitDecoded = try table.decompress(found, prefix: estimate, into: unit.base) } catch {
