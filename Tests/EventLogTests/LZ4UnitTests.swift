@@ -337,6 +337,80 @@ import Testing
         for p in [3, 6, 36, 6, 0] { #expect(try second.event(at: UInt64(p)).data == events[p].data) }
     }
 
+    /// The unit sizes of `segment`'s LZ4 batches: per batch, each unit's
+    /// records length.
+    static func unitLengths(in segment: String) throws -> [[Int]] {
+        let bytes = Damage.read(segment)
+        return try Fixtures.batches(in: segment).compactMap { batch in
+            try bytes.withUnsafeBytes { raw throws -> [Int]? in
+                let header = BatchHeader.load(raw.baseAddress! + batch.offset)
+                guard header.holdsLZ4Units else { return nil }
+                let stored = UnsafeRawBufferPointer(rebasing: raw[(batch.offset + BatchHeader.size)..<(batch.offset + batch.length)])
+                let table = try LZ4Units.Table(stored, recordCount: Int(header.recordCount), recordsLength: Int(header.recordsLength))
+                var lengths: [Int] = []
+                var index = 0
+                while index < Int(header.recordCount) {
+                    let unit = table.unit(holding: index)
+                    lengths.append(unit.length)
+                    index = unit.firstRecord + unit.records
+                }
+                return lengths
+            }
+        }
+    }
+
+    /// Scavenging's rewrites and `import` compress in units of the log's
+    /// `compressionUnitBytes` (1 KiB here), not the default (12 KiB, which
+    /// would hold each of these ~6 KB batches in one unit).
+    @Test func rewritesAndImportsKeepTheLogsUnitSize() throws {
+        let dir = TemporaryDirectory()
+        var options = Self.options(segmentBytes: 16 << 10)
+        options.compressionUnitBytes = 1 << 10
+        options.checkpointBytes = 4096
+        let log = try Log.open(at: dir.path, options: options)
+        for first in stride(from: 0, to: 600, by: 30) { try log.append((first..<(first + 30)).map { Self.event($0) }) }
+        _ = try log.truncateStream("s-1", before: 60)
+        _ = try log.truncateStream("s-2", before: 60)
+        let result = try log.compact()
+        #expect(result.segmentsRewritten > 0)
+        let exported = try log.events(from: 0)
+        try log.close()
+        func checkUnits(in dir: TemporaryDirectory, _ what: String) throws {
+            var batches = 0
+            for segment in Fixtures.segments(dir) {
+                for units in try Self.unitLengths(in: segment) {
+                    batches += 1
+                    #expect(units.dropLast().allSatisfy { $0 <= 2 << 10 }, "\(what): \(units)")
+                    if units.reduce(0, +) > 3 << 10 { #expect(units.count >= 3, "\(what): \(units)") }
+                }
+            }
+            #expect(batches > 10, "\(what)")
+        }
+        let inspection = try Log.inspect(at: dir.path)
+        #expect(inspection.segments.contains { $0.isRewritten })
+        try checkUnits(in: dir, "rewritten")
+
+        let imported = TemporaryDirectory()
+        let importer = try LogImporter(at: imported.path, logID: UUID(), startPosition: 0, options: options)
+        // Each surviving run of positions in batches of at most 30 (a removed position starts a new batch).
+        var i = 0
+        while i < exported.count {
+            try importer.beginBatch(at: exported[i].position, firstTimestamp: exported[i].timestamp)
+            var n = 0
+            repeat {
+                try importer.appendRecord(exported[i], isMarker: exported[i].type.hasPrefix("$"))
+                i += 1
+                n += 1
+            } while i < exported.count && n < 30 && exported[i].position == exported[i - 1].position + 1
+            try importer.endBatch()
+        }
+        try importer.finish(endPosition: (exported.last?.position ?? 0) + 1, streams: nil)
+        try checkUnits(in: imported, "imported")
+        let reader = try Log.open(at: imported.path, options: LogOptions(readOnly: true))
+        defer { try? reader.close() }
+        #expect(try reader.events(from: 0).map(\.data) == exported.map(\.data))
+    }
+
     // MARK: The older layout
 
     /// A batch of codec 1 (one LZ4 block, as logs of format version 8 hold):

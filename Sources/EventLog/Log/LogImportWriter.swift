@@ -28,6 +28,8 @@ struct LogImportWriter: ~Copyable {
     let logID: [UInt8]
     let segmentBytes: Int
     let compression: Compression
+    /// The LZ4 unit size of the batches it compresses (`LogOptions.compressionUnitBytes`).
+    let unitBytes: Int
     let createdAt: Timestamp
 
     /// The base of the segment being filled: the end of the one before (the log start for the first).
@@ -51,8 +53,12 @@ struct LogImportWriter: ~Copyable {
         var areaEnd: Int
     }
 
-    init(directory: DirectoryOperations, logID: [UInt8], startPosition: UInt64, segmentBytes: Int, compression: Compression) {
+    init(
+        directory: DirectoryOperations, logID: [UInt8], startPosition: UInt64, segmentBytes: Int, compression: Compression,
+        unitBytes: Int = LZ4Units.targetBytes
+    ) {
         self.directory = directory
+        self.unitBytes = unitBytes
         self.logID = logID
         self.segmentBytes = segmentBytes
         self.compression = compression
@@ -239,7 +245,7 @@ struct LogImportWriter: ~Copyable {
         let start = out.count
         out.reserve(BatchHeader.size + records.count)
         out.count = start + BatchHeader.size
-        if compression == .lz4, LZ4Units.compress(records, recordCount: Int(batch.recordCount), appendingTo: &out) {
+        if compression == .lz4, LZ4Units.compress(records, recordCount: Int(batch.recordCount), appendingTo: &out, unitBytes: unitBytes) {
             made.attributes = LZ4Units.codec
         } else {
             out.append(records)

@@ -74,7 +74,7 @@ public struct LogOptions: Sendable {
     /// 5× the random events per second of whole batches at a disk ratio of
     /// 0.56; the default, 12 KiB, about 3× at 0.49 (whole batches: 0.47). A record is never split. Within 1 KiB...32 MiB;
     /// readers do not depend on it. Scavenging's rewrites and `import` write
-    /// units of the default size.
+    /// units of this size too.
     public var compressionUnitBytes: Int = 12 << 10
     /// How often a writer applies the retention of its settings
     /// (`LogSettings`, `Log.compact()`) in the background; nil: only when

@@ -422,7 +422,7 @@ final class Scavenger: Sendable {
         do {
             let outcome = try SegmentRewriter.rewrite(
                 segment, logID: log.segments.logID, to: directory.file(temporary), modes: directory.modes, faults: directory.faults,
-                paces: log.backgroundCopyPaces,
+                paces: log.backgroundCopyPaces, unitBytes: log.options.compressionUnitBytes,
                 kept: { head, frameOffset, recordOffset in
                     guard !head.isMarker else { return }
                     entries.append(StreamIndexBuilder.RecordEntry(

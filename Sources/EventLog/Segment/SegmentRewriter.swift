@@ -38,7 +38,7 @@ enum SegmentRewriter {
     /// caller can index it without reading it again.
     static func rewrite(
         _ segment: Segment, logID: [UInt8], to path: String?, modes: CreateModes, faults: StorageFaults?,
-        paces: @escaping () -> Bool, kept: ((RecordHead, _ frameOffset: Int, _ recordOffset: Int?) throws -> Void)? = nil,
+        paces: @escaping () -> Bool, unitBytes: Int = LZ4Units.targetBytes, kept: ((RecordHead, _ frameOffset: Int, _ recordOffset: Int?) throws -> Void)? = nil,
         keep: (RecordHead) throws -> Bool
     ) throws -> Outcome {
         guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd), bytes.count >= SegmentHeader.size else {
@@ -49,7 +49,7 @@ enum SegmentRewriter {
             expectedBase: segment.basePosition)
         let header = SegmentHeader(
             logID: logID, basePosition: segment.basePosition, createdAt: old.createdAt, declaredEnd: segment.endPosition)
-        var output = Output(path: path, modes: modes, faults: faults, paces: paces, previousCRC: header.checksum)
+        var output = Output(path: path, modes: modes, faults: faults, paces: paces, unitBytes: unitBytes, previousCRC: header.checksum)
         if path != nil { try output.open() }
         var outcome = Outcome(bytesBefore: segment.dataEnd)
         try output.append(header.encode())
@@ -196,6 +196,8 @@ enum SegmentRewriter {
         let modes: CreateModes
         let faults: StorageFaults?
         let paces: () -> Bool
+        /// The LZ4 unit size of the frames it compresses (`LogOptions.compressionUnitBytes`).
+        let unitBytes: Int
         /// The chain: the CRC of the last frame written (the header checksum first).
         var previousCRC: UInt32
         var writer: PacedFileWriter?
@@ -204,8 +206,11 @@ enum SegmentRewriter {
         var frame = ByteBuffer(capacity: 0)
         var written = 0
 
-        init(path: String?, modes: CreateModes, faults: StorageFaults?, paces: @escaping () -> Bool, previousCRC: UInt32) {
+        init(
+            path: String?, modes: CreateModes, faults: StorageFaults?, paces: @escaping () -> Bool, unitBytes: Int, previousCRC: UInt32
+        ) {
             self.path = path
+            self.unitBytes = unitBytes
             self.modes = modes
             self.faults = faults
             self.paces = paces
@@ -243,7 +248,7 @@ enum SegmentRewriter {
             frame.count = 0
             frame.reserve(BatchHeader.size + records.count)
             frame.count = BatchHeader.size
-            if batch.codecValue != 0, LZ4Units.compress(records, recordCount: Int(run.count), appendingTo: &frame) {
+            if batch.codecValue != 0, LZ4Units.compress(records, recordCount: Int(run.count), appendingTo: &frame, unitBytes: unitBytes) {
                 made.attributes = LZ4Units.codec
             } else {
                 frame.append(records)
