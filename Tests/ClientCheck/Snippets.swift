@@ -41,6 +41,7 @@ func readmeSnippet2() async throws {
 // README.md, Swift snippet 3
 func readmeSnippet3(log: Log) throws {
     try log.appendBatch { batch in
+        batch.prefetchStreams(count: orders.count) { orders[$0].streamBytes }
         for order in orders {
             try batch.append(stream: order.streamBytes, type: order.typeBytes, data: order.payloadBytes)
         }

@@ -46,6 +46,7 @@ do {
     let log = readmeLog
     _ = log
     try log.appendBatch { batch in
+        batch.prefetchStreams(count: orders.count) { orders[$0].streamBytes }
         for order in orders {
             try batch.append(stream: order.streamBytes, type: order.typeBytes, data: order.payloadBytes)
         }
