@@ -66,28 +66,37 @@ enum SealedBatch {
         guard at == table.recordsEnd else {
             throw .corruption(file: file, offset: Int64(batchOffset), reason: "sealed batch: bytes between its last record and its seal table")
         }
+        // Each record's group, read before any group is opened (opening
+        // overwrites the group fields).
+        let groups = groupFields.map { Int(readable.loadLE(at: $0, as: UInt32.self)) }
+        guard let base = area.baseAddress else { return }
         var ciphertext: [UInt8] = []
+        ciphertext.reserveCapacity(header.storedLength)
         for group in 0..<table.count {
-            let members = groupFields.indices.filter { Int(readable.loadLE(at: groupFields[$0], as: UInt32.self)) == group }
+            // The members are the sealed records naming the group, in record order.
             ciphertext.removeAll(keepingCapacity: true)
-            for i in members { ciphertext.append(contentsOf: readable[(groupFields[i] + 4)..<payloadEnds[i]]) }
+            for i in groups.indices where groups[i] == group {
+                ciphertext.append(contentsOf: UnsafeRawBufferPointer(start: base + groupFields[i] + 4, count: payloadEnds[i] - groupFields[i] - 4))
+            }
             guard let plaintext = try openGroup(
                 group, ciphertext: ciphertext, table: table, header: header, keys: keys, file: file, batchOffset: batchOffset)
             else {
-                for i in members { area.storeBytes(of: Record.forgottenGroup.littleEndian, toByteOffset: groupFields[i], as: UInt32.self) }
+                for i in groups.indices where groups[i] == group {
+                    area.storeBytes(of: Record.forgottenGroup.littleEndian, toByteOffset: groupFields[i], as: UInt32.self)
+                }
                 continue
             }
-            var from = plaintext.startIndex
-            for i in members {
-                let start = groupFields[i] + 4
-                let count = payloadEnds[i] - start
-                plaintext[from..<(from + count)].withUnsafeBytes { source in
-                    if let source = source.baseAddress, let base = area.baseAddress {
-                        (base + start).copyMemory(from: source, byteCount: count)
-                    }
+            // The plaintext back over the members' payloads, in the same order.
+            plaintext.withUnsafeBytes { (source: UnsafeRawBufferPointer) in
+                guard let source = source.baseAddress else { return }
+                var from = 0
+                for i in groups.indices where groups[i] == group {
+                    let start = groupFields[i] + 4
+                    let count = payloadEnds[i] - start
+                    (base + start).copyMemory(from: source + from, byteCount: count)
+                    from += count
+                    area.storeBytes(of: Record.openedGroup.littleEndian, toByteOffset: groupFields[i], as: UInt32.self)
                 }
-                from += count
-                area.storeBytes(of: Record.openedGroup.littleEndian, toByteOffset: groupFields[i], as: UInt32.self)
             }
         }
     }
