@@ -85,12 +85,14 @@ struct BatchSealer {
     ) throws(EventLogError) {
         let keys = try ring.currentKeys(for: names)
         var table = ByteWriter()
+        // One scratch for every group's plaintext; each group gathers and
+        // scatters its members (the records naming it, in order) in one pass.
+        var plaintext: [UInt8] = []
+        plaintext.reserveCapacity(groupBytes.max() ?? 0)
         for group in nameOfGroup.indices {
             let (keyID, key) = keys[nameOfGroup[group]]
-            let members = records.indices.filter { records[$0].group == UInt32(group) }
-            var plaintext: [UInt8] = []
-            plaintext.reserveCapacity(members.reduce(0) { $0 + records[$1].parts.payloadEnd - records[$1].parts.payloadStart })
-            for i in members {
+            plaintext.removeAll(keepingCapacity: true)
+            for i in records.indices where records[i].group == UInt32(group) {
                 let parts = records[i].parts
                 plaintext.append(contentsOf: UnsafeRawBufferPointer(start: buffer.base + parts.payloadStart, count: parts.payloadEnd - parts.payloadStart))
             }
@@ -105,14 +107,16 @@ struct BatchSealer {
             guard ciphertext.count == plaintext.count, box.tag.count == SealTable.tagBytes else {
                 throw .invalidArgument("AES-GCM returned \(ciphertext.count) bytes of ciphertext for \(plaintext.count)")
             }
-            var from = ciphertext.startIndex
-            for i in members {
-                let parts = records[i].parts
-                let count = parts.payloadEnd - parts.payloadStart
-                ciphertext[from..<(from + count)].withUnsafeBytes { source in
-                    if let source = source.baseAddress { (buffer.base + parts.payloadStart).copyMemory(from: source, byteCount: count) }
+            let base = buffer.base
+            ciphertext.withUnsafeBytes { (source: UnsafeRawBufferPointer) in
+                guard let source = source.baseAddress else { return }
+                var from = 0
+                for i in records.indices where records[i].group == UInt32(group) {
+                    let parts = records[i].parts
+                    let count = parts.payloadEnd - parts.payloadStart
+                    (base + parts.payloadStart).copyMemory(from: source + from, byteCount: count)
+                    from += count
                 }
-                from += count
             }
             table.le(keyID)
             table.raw(nonce.withUnsafeBytes { Array($0) })
