@@ -297,7 +297,9 @@ extension Results {
     }
 
     /// The headline figures (README): per phase its main metric; EventLog's
-    /// median, then each peer's median with EventLog's ratio to it.
+    /// median, then each peer's median with EventLog's ratio to it. The best
+    /// median of a row is in bold (the first of equal ones; none in a row
+    /// whose metric has no better direction).
     public static let headline: [(String, String, String)] = [
         ("A1", "events_per_s", "A1 append, batches of 100, durable at end [events/s]"),
         ("A1", "disk_ratio", "A1 on-disk size ÷ logical bytes"),
@@ -315,19 +317,41 @@ extension Results {
         var lines = ["| phase | " + systems.map(\.name).joined(separator: " | ") + " |"]
         lines.append("|---|" + systems.map { _ in "--:" }.joined(separator: "|") + "|")
         for (phase, metric, label) in Self.headline {
-            var row = "| \(label) \(Polarity(metric: metric).arrow) |"
+            let polarity = Polarity(metric: metric)
+            var row = "| \(label) \(polarity.arrow) |"
+            let best = bestSystem(phase, metric, polarity)
             for system in systems {
                 guard let entry = entry(system, phase, metric) else {
                     row += missing.contains { $0.system == system && $0.phase == phase } ? " n/a |" : " |"
                     continue
                 }
-                var cell = system == .eventlog ? "**\(compact(entry.median))**" : compact(entry.median)
+                var cell = system == best ? "**\(compact(entry.median))**" : compact(entry.median)
                 if system.isPeer, let r = ratio(system, phase, metric) { cell += " (\(ratioText(r)))" }
                 row += " \(cell) |"
             }
             lines.append(row)
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// The system with the best median of a row (the first of equal ones);
+    /// nil when the metric has no better direction or no system has it.
+    func bestSystem(_ phase: String, _ metric: String, _ polarity: Polarity) -> SystemID? {
+        var best: (system: SystemID, median: Double)?
+        for system in systems {
+            guard let median = entry(system, phase, metric)?.median else { continue }
+            if let current = best {
+                switch polarity {
+                case .neutral: return nil
+                case .higherIsBetter: if median > current.median { best = (system, median) }
+                case .lowerIsBetter: if median < current.median { best = (system, median) }
+                }
+            } else {
+                if polarity == .neutral { return nil }
+                best = (system, median)
+            }
+        }
+        return best?.system
     }
 
     /// The same table in Markdown.

@@ -123,6 +123,23 @@ import Testing
         #expect(whole.anonymous >= first.anonymous)
     }
 
+    /// The headline table bolds each row's best median by the metric's
+    /// direction (a peer's too), not EventLog's by default.
+    @Test func theHeadlineBoldsTheBestOfEachRow() {
+        var results = Results(n: 1000)
+        results.add(.eventlog, "A1", "events_per_s", 2_000_000)
+        results.add(.lmdb, "A1", "events_per_s", 200_000)
+        results.add(.eventlog, "A1", "disk_ratio", 1.10)
+        results.add(.lmdb, "A1", "disk_ratio", 0.65)
+        results.add(.eventlog, "R3", "reads_per_s", 900_000)
+        results.add(.lmdb, "R3", "reads_per_s", 950_000)
+        let lines = results.headlineMarkdown().split(separator: "\n").map(String.init)
+        func row(_ label: String) -> String { lines.first { $0.hasPrefix("| \(label)") } ?? "" }
+        #expect(row("A1 append").contains("**2.00M**") && !row("A1 append").contains("**200k**"), "\(row("A1 append"))")
+        #expect(row("A1 on-disk").contains("**0.650**") && !row("A1 on-disk").contains("**1.10**"), "\(row("A1 on-disk"))")
+        #expect(row("R3").contains("**950k**") && !row("R3").contains("**900k**"), "\(row("R3"))")
+    }
+
     @Test func tableShowsEverySystemAndRatio() throws {
         let run = try Self.run.get()
         let text = run.textReport()
