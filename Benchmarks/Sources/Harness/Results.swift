@@ -337,19 +337,12 @@ extension Results {
     /// The system with the best median of a row (the first of equal ones);
     /// nil when the metric has no better direction or no system has it.
     func bestSystem(_ phase: String, _ metric: String, _ polarity: Polarity) -> SystemID? {
+        guard polarity != .neutral else { return nil }
         var best: (system: SystemID, median: Double)?
         for system in systems {
             guard let median = entry(system, phase, metric)?.median else { continue }
-            if let current = best {
-                switch polarity {
-                case .neutral: return nil
-                case .higherIsBetter: if median > current.median { best = (system, median) }
-                case .lowerIsBetter: if median < current.median { best = (system, median) }
-                }
-            } else {
-                if polarity == .neutral { return nil }
-                best = (system, median)
-            }
+            if let current = best, polarity == .higherIsBetter ? median <= current.median : median >= current.median { continue }
+            best = (system, median)
         }
         return best?.system
     }

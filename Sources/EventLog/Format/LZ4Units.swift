@@ -118,7 +118,7 @@ enum LZ4Units {
     /// grows by the stored length. False, `buffer` unchanged but for its
     /// capacity, when the batch is to be stored as is.
     static func compress(
-        _ records: UnsafeRawBufferPointer, recordCount: Int, appendingTo buffer: inout ByteBuffer, unitBytes: Int = targetBytes
+        _ records: UnsafeRawBufferPointer, recordCount: Int, appendingTo buffer: inout ByteBuffer, unitBytes: Int
     ) -> Bool {
         buffer.reserve(records.count)
         let written = compress(records, recordCount: recordCount, into: buffer.tail, unitBytes: unitBytes)

@@ -55,7 +55,7 @@ struct LogImportWriter: ~Copyable {
 
     init(
         directory: DirectoryOperations, logID: [UInt8], startPosition: UInt64, segmentBytes: Int, compression: Compression,
-        unitBytes: Int = LZ4Units.targetBytes
+        unitBytes: Int
     ) {
         self.directory = directory
         self.unitBytes = unitBytes

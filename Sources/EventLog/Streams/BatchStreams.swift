@@ -84,18 +84,17 @@ struct BatchStreams: Sendable {
             }
         }
         var slot: Slot
-        if let state = table.appendFields(name, hash: hash) {
-            // The usual case, read in place.
+        // Read in place; a stream only an older level has is loaded into the
+        // current generation first, and read there.
+        var fields = table.appendFields(name, hash: hash)
+        if fields == nil, try table.mutate({ (t) throws(EventLogError) in try t.findOrLoad(name, hash: hash) }) != nil {
+            fields = table.appendFields(name, hash: hash)
+        }
+        if let state = fields {
             slot = Slot(
                 id: state.id, newName: nil, hash: hash,
                 versionBefore: StreamState.versionForExpectations(nextVersion: state.nextVersion, deletion: state.deletion),
                 deletion: state.deletion, nextVersion: state.nextVersion, firstVersion: state.nextVersion)
-        } else if let id = try table.mutate({ (t) throws(EventLogError) in try t.findOrLoad(name, hash: hash) }) {
-            slot = table.withState(id) { state in
-                Slot(
-                    id: id, newName: nil, hash: hash, versionBefore: state.versionForExpectations, deletion: state.deletion,
-                    nextVersion: state.nextVersion, firstVersion: state.nextVersion)
-            }
         } else {
             slot = Slot(
                 id: nil, newName: String(decoding: name, as: UTF8.self), hash: hash, versionBefore: nil, deletion: .none,

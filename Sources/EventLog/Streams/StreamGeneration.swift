@@ -38,18 +38,8 @@ struct StreamGeneration: Sendable {
     @inline(__always) func appendFields(
         _ name: UnsafeRawBufferPointer, hash: UInt64
     ) -> (id: UInt32, nextVersion: UInt64, deletion: StreamDeletion)? {
-        guard let first = byHash[hash] else { return nil }
-        return streams.withUnsafeBufferPointer { states in
-            var candidate = first + 1
-            while candidate != 0 {
-                let id = candidate - 1
-                if states[Int(id)].name.utf8Equals(name) {
-                    return (id, states[Int(id)].nextVersion, states[Int(id)].deletion)
-                }
-                candidate = states[Int(id)].collisionNext
-            }
-            return nil
-        }
+        guard let id = find(name, hash: hash) else { return nil }
+        return streams.withUnsafeBufferPointer { states in (id, states[Int(id)].nextVersion, states[Int(id)].deletion) }
     }
 
     /// Starts loading what a `find` of each of `hashes` reads: first every

@@ -75,11 +75,8 @@ struct StreamState: Sendable {
     /// The version of the last event, nil when none was ever written.
     var currentVersion: UInt64? { nextVersion == 0 ? nil : nextVersion - 1 }
 
-    /// The version an expectation is checked against: a soft-deleted stream
-    /// counts as having no events.
-    var versionForExpectations: UInt64? { Self.versionForExpectations(nextVersion: nextVersion, deletion: deletion) }
-
-    /// `versionForExpectations` of a state with these fields.
+    /// The version an expectation is checked against, of a state with these
+    /// fields: a soft-deleted stream counts as having no events.
     @inline(__always) static func versionForExpectations(nextVersion: UInt64, deletion: StreamDeletion) -> UInt64? {
         deletion == .soft || nextVersion == 0 ? nil : nextVersion - 1
     }
