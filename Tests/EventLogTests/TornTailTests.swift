@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import EventLog
 
@@ -72,5 +73,52 @@ import Testing
         // The last batch was acknowledged and the log closed: damage there is corruption, not a torn tail.
         Damage.flipBit(segment, at: last.offset + 60)
         #expect(throws: EventLogError.self) { try Log.open(at: dir.path, options: LogOptions(durability: .none)) }
+    }
+
+    /// A read-only open beside a live writer (the writer here, `.always`):
+    /// the writer's batch at the scan's stop lands after the scan and before
+    /// the judgement, on every try, as when another process writes while a
+    /// reader opens the log or a refresh opens a new segment. The look past
+    /// the stop sees the later batches and the sync they record, which alone
+    /// would read as damage; the batch standing at the stop when judged makes
+    /// it the end of the data known. Without that, the open (and its one
+    /// retry) fails with corruption.
+    @Test func aWriterRacingTheReadOnlyOpenIsNotDamage() throws {
+        let dir = TemporaryDirectory()
+        let writer = try Log.open(at: dir.path, options: LogOptions(durability: .always))
+        defer { try? writer.close() }
+        try Fixtures.append(writer, 0..<15, batch: 3)
+        let segment = Fixtures.segments(dir)[0]
+        let third = Fixtures.batches(in: segment)[2]
+        let written = Array(Damage.read(segment)[third.offset..<(third.offset + third.length)])
+        let racing = Mutex(true)
+        var options = LogOptions(createIfMissing: false, readOnly: true)
+        options.tailRace = { point, path in
+            guard path == segment, racing.withLock({ $0 }) else { return }
+            switch point {
+            case .beforeScan: Damage.overwrite(segment, at: third.offset, with: [UInt8](repeating: 0, count: written.count))
+            case .afterLook: Damage.overwrite(segment, at: third.offset, with: written)
+            }
+        }
+        let reader = try Log.open(at: dir.path, options: options)
+        defer { try? reader.close() }
+        #expect(reader.endPosition == 6, "the data known ends at the batch that arrived")
+        #expect(reader.recovery.tailCut == nil)
+        #expect(try Fixtures.expectContent(reader, count: 6))
+        // The next refresh reads on from the stop (a scan, no judgement).
+        racing.withLock { $0 = false }
+        #expect(try reader.refresh())
+        #expect(try Fixtures.expectContent(reader, count: 15))
+
+        // Damage that stays is still damage: the same zeros, no writer filling them.
+        Damage.overwrite(segment, at: third.offset, with: [UInt8](repeating: 0, count: written.count))
+        for _ in 0..<2 {
+            do {
+                _ = try Log.open(at: dir.path, options: LogOptions(createIfMissing: false, readOnly: true))
+                Issue.record("a read-only open accepted zeros under synced batches")
+            } catch EventLogError.corruption(let file, let offset, _) {
+                #expect(file == segment && offset == Int64(third.offset))
+            }
+        }
     }
 }

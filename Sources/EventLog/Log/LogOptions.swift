@@ -161,6 +161,10 @@ public struct LogOptions: Sendable {
     /// Test hook: a read-only log watches its directory for another
     /// process's appends (inotify); off, it only polls (`AppendWatch`).
     var watchesDirectory = true
+    /// Test hook: a read-only open calls this on the last segment, with its
+    /// path, just before the scan and just after the look past the stop: a
+    /// test plays a live writer whose writes land between the two.
+    var tailRace: (@Sendable (TailRacePoint, String) -> Void)? = nil
 
     /// Options with these values, and the defaults of the other
     /// properties. Checked when the log opens (an out-of-range value is
@@ -222,4 +226,12 @@ public struct LogOptions: Sendable {
             throw .invalidArgument("segmentMaxAge must be positive, got \(age)")
         }
     }
+}
+
+/// Where a read-only open of the last segment calls `LogOptions.tailRace`.
+enum TailRacePoint: Sendable {
+    /// The segment is mapped; its scan has not begun.
+    case beforeScan
+    /// The scan stopped and the look past the stop is done; nothing is judged yet.
+    case afterLook
 }

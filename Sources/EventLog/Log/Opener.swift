@@ -428,10 +428,14 @@ struct Opener {
     /// Read-only, the last segment may be written by a live writer while it
     /// is judged: the scan can stop at zeros where the writer had not yet
     /// written, and the look past them then find the batches it wrote
-    /// meanwhile, which reads as damage. The writer writes in order, so a
-    /// second scan finds those zeros filled: damage is reported only when it
-    /// is still there then. (A read-only process is woken by the writer's
-    /// writes, `AppendWatch`, so it often scans just as the writer writes.)
+    /// meanwhile, which reads as damage. The writer writes in order, so once
+    /// the look has seen a later batch, the bytes at the stop are written:
+    /// a stop where a valid batch stands when judged is the end of the data
+    /// known (`SegmentScanner.batchHasArrived`), and only a stop still
+    /// invalid then is weighed as damage. An open that still fails (a
+    /// segment the writer is just creating) is tried once more. (A read-only
+    /// process is woken by the writer's writes, `AppendWatch`, so it often
+    /// scans just as the writer writes.)
     mutating func openSegment(
         base: UInt64, isLast: Bool, nextBase: UInt64?, metadata: LogMetadata, marker: CleanShutdownMarker?,
         tableCovered: UInt64?
@@ -510,6 +514,8 @@ struct Opener {
         // A sealed segment resumed from its index files ends at once; any other scan walks the data.
         if loaded == nil || isLast { mapping.advise(.normal) }
         var syncedByBatches = SegmentHeader.size
+        let racedByWriter = readOnly && isLast
+        if racedByWriter { options.tailRace?(.beforeScan, path) }
         let outcome = SegmentScanner.scan(
             bytes, from: from, end: length, previousCRC: segment.lastBatchCRC, expectedBase: segment.endPosition,
             declaredEnd: header.declaredEnd, lastBatchOffset: segment.lastBatchOffset, readable: readable
@@ -547,14 +553,17 @@ struct Opener {
             let stopReason = outcome.stop.invalidReason
             let after = SegmentScanner.examine(
                 bytes, after: outcome.dataEnd, end: length, nextPosition: outcome.endPosition, readable: readable)
+            if racedByWriter { options.tailRace?(.afterLook, path) }
             var verdict = SegmentScanner.judge(
                 bytes, stop: outcome.dataEnd, reason: stopReason, nextPosition: outcome.endPosition, after: after, evidence: evidence,
                 readable: readable)
-            if readOnly, after.firstBatchOffset == outcome.dataEnd {
-                // The scan stopped where the look after it found a valid batch:
-                // the bytes there changed in between, which only a live writer
-                // does (the writer's own open holds the lock). The data known
-                // here ends at the stop; the next refresh reads on from it.
+            if readOnly, verdict != .endOfData, SegmentScanner.batchHasArrived(in: bytes, at: outcome, end: length) {
+                // A valid batch stands at the stop now, where the scan found
+                // none: the bytes changed since, which only a live writer in
+                // another process does (a writer's own open holds the lock).
+                // Whatever the look past the stop saw was written after the
+                // scan, so it judges nothing: the data known here ends at the
+                // stop, and the next refresh reads on from it.
                 verdict = .endOfData
             }
             switch verdict {

@@ -167,6 +167,22 @@ extension SegmentScanner {
     }
 }
 
+extension SegmentScanner {
+    /// True when a valid batch that continues the scanned data (the CRC
+    /// chain and the positions of `outcome`) stands at the scan's stop now.
+    /// The bytes at a stop the scan found invalid or zero changed since:
+    /// a read-only open of a live writer's segment asks this before it
+    /// believes what the look past the stop saw.
+    static func batchHasArrived(in bytes: UnsafeRawBufferPointer, at outcome: Outcome, end: Int) -> Bool {
+        if case .valid = BatchHeader.check(
+            bytes, at: outcome.dataEnd, end: end, previousCRC: outcome.lastBatchCRC, expectedBase: outcome.endPosition,
+            guarded: true) {
+            return true
+        }
+        return false
+    }
+}
+
 extension UnsafeRawBufferPointer {
     /// True when the 64 bytes at `offset` are zero (eight unaligned loads).
     @inline(__always) func isZero64(at offset: Int) -> Bool {
