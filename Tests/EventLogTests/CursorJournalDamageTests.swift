@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import EventLog
@@ -99,6 +100,58 @@ import Testing
         if let name = aside.first {
             #expect(Array(Damage.read(dir.sub(name + "/" + FileNames.cursorJournal)).prefix(Self.recordOffset(5))) == damagedBytes)
         }
+    }
+
+    /// A read-only view catches up with the journal without its lock while
+    /// the writer appends: the read can see a record and not yet the one
+    /// before it, which the later record says was synced. Here the journal
+    /// read (a fault hook before each `pread`) sees the earlier record as
+    /// zeros the first time and whole the next: the view reads again and
+    /// reports no damage. Without the second read, cursor b reads as damaged.
+    @Test func aReadOnlyViewRacingTheWriterReportsNoDamage() throws {
+        let dir = TemporaryDirectory()
+        let journal = dir.sub(FileNames.cursorJournal)
+        let writer = try Log.open(at: dir.path, options: LogOptions(durability: .always))
+        defer { try? writer.close() }
+        try Fixtures.append(writer, 0..<10, batch: 5)
+        try writer.commitCursor("a", position: 1)
+        let racing = Mutex<(armed: Bool, reads: Int, record: Range<Int>, bytes: [UInt8])>((false, 0, 0..<0, []))
+        var options = LogOptions(createIfMissing: false, readOnly: true)
+        options.storageFaults = StorageFaults { operation, path in
+            guard operation == .read, path == journal else { return nil }
+            racing.withLock { race in
+                guard race.armed else { return }
+                race.reads += 1
+                let shown = race.reads == 1 ? [UInt8](repeating: 0, count: race.bytes.count) : race.bytes
+                Damage.overwrite(journal, at: race.record.lowerBound, with: shown)
+            }
+            return nil
+        }
+        let reader = try Log.open(at: dir.path, options: options)
+        defer { try? reader.close() }
+        #expect(try reader.cursorPosition("a") == 1)
+
+        let start = Damage.read(journal).count
+        try writer.commitCursor("b", position: 2)
+        let end = Damage.read(journal).count
+        try writer.commitCursor("c", position: 3)  // its synced field covers b's record
+        racing.withLock { $0 = (true, 0, start..<end, Array(Damage.read(journal)[start..<end])) }
+        _ = try reader.refresh()
+        #expect(racing.withLock { $0.reads } == 2, "the view read the journal again")
+        #expect(reader.damagedCursors().isEmpty)
+        #expect(try reader.cursorPosition("b") == 2)
+        #expect(try reader.cursorPosition("c") == 3)
+
+        // Damage that stays is still damage: the same zeros, read twice
+        // (zeros carry no name, so no cursor is named as damaged).
+        racing.withLock { $0.armed = false }
+        Damage.overwrite(journal, at: start, with: [UInt8](repeating: 0, count: end - start))
+        let later = try Log.open(at: dir.path, options: LogOptions(createIfMissing: false, readOnly: true))
+        defer { try? later.close() }
+        #expect(later.recovery.damagedFiles.map(\.offset) == [Int64(start)])
+        #expect(later.recovery.damagedFiles.first?.file == journal)
+        #expect(try later.cursorPosition("b") == nil)
+        #expect(try later.cursorPosition("c") == 3)
     }
 
     /// Under `.none` nothing was synced, so no record vouches for the bytes

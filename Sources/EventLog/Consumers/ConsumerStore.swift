@@ -228,9 +228,37 @@ final class ConsumerStore: Sendable {
             state.layout = layout
         }
         guard length > state.end else { return }
-        var bytes = [UInt8](repeating: 0, count: length - state.end)
-        var result: Result<Int, IOError> = .success(0)
         let from = state.end
+        let before = state
+        // (A read-only view's first read reports no damage: it may not be.)
+        var (read, valid) = try readAndReplay(
+            file, from: from, length: length, logger: writable ? logger : Self.silent, into: &state)
+        if !writable, state.damage.count > before.damage.count {
+            // Without the lock a writer may be appending while the read copies
+            // the file (page by page, not at one instant): a later record can
+            // come through while the one before it does not yet, and that
+            // reads as damage. The writer writes in order, so once the later
+            // record is seen the earlier one is there: read again, once.
+            state = before
+            (read, valid) = try readAndReplay(file, from: from, length: length, logger: logger, into: &state)
+        }
+        state.end = from + valid
+        if valid < read && cutTornTail && writable {
+            // A torn last record: never acknowledged. The journal is never mapped, so it may shrink.
+            try file.setLength(Int64(state.end))
+            try file.datasync()
+            state.knownSynced = state.end
+        }
+    }
+
+    /// Reads the journal from `from` (`length` is the file's length) and
+    /// applies its records to `state`: the bytes read, and the bytes of them
+    /// that hold valid records (the rest: a torn or unfinished last write).
+    private func readAndReplay(
+        _ file: FileHandle, from: Int, length: Int, logger: Logger, into state: inout State
+    ) throws -> (read: Int, valid: Int) {
+        var bytes = [UInt8](repeating: 0, count: length - from)
+        var result: Result<Int, IOError> = .success(0)
         bytes.withUnsafeMutableBytes { raw in
             do throws(IOError) { result = .success(try file.read(into: raw, at: Int64(from))) } catch { result = .failure(error) }
         }
@@ -245,15 +273,11 @@ final class ConsumerStore: Sendable {
                 replayed = .failure(error)
             }
         }
-        let valid = try replayed.get()
-        state.end = from + valid
-        if valid < read && cutTornTail && writable {
-            // A torn last record: never acknowledged. The journal is never mapped, so it may shrink.
-            try file.setLength(Int64(state.end))
-            try file.datasync()
-            state.knownSynced = state.end
-        }
+        return (read, try replayed.get())
     }
+
+    /// Where a read that may be read again logs (nowhere).
+    private static let silent = Logger(label: "EventLog", factory: { _ in SwiftLogNoOpLogHandler() })
 
     /// A read-only view's catch-up: no lock, no repair; a record still being
     /// written is left for the next time.
