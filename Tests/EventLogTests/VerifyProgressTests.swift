@@ -18,4 +18,44 @@ import Testing
         #expect(zip(seen, seen.dropFirst()).allSatisfy { $0.eventsChecked <= $1.eventsChecked })
         #expect(seen.last?.eventsChecked == report.events)
     }
+
+    /// A clean-shutdown marker that names another end than the log's is a
+    /// finding. One that a writer removed by opening the log while verify
+    /// ran describes the log no longer: verify checks the log once more
+    /// (without it), and the writer's appends and the index files its close
+    /// left behind them are no finding. The writer opens from the progress
+    /// callback after the first segment, once verify has read the marker and
+    /// before it reads the last segment.
+    @Test func theMarkerIsJudgedAsItIsWhenVerifyEnds() throws {
+        let dir = TemporaryDirectory()
+        let marker = dir.sub(FileNames.cleanShutdown)
+        try RetentionTests.filledLog(dir).close()
+        let closedAt600 = Damage.read(marker)
+        let reopened = try Log.open(at: dir.path, options: RetentionTests.options())
+        try reopened.append((600..<603).map(RetentionTests.event))
+        try reopened.close()
+
+        // The marker of the earlier close, put back: still there, and wrong.
+        Damage.write(marker, closedAt600)
+        let stale = try Log.verify(at: dir.path)
+        #expect(stale.problems.map(\.file) == [marker])
+        #expect(stale.problems.first?.reason == "the log ends at 603 but was closed at 600")
+
+        // The right marker; a writer opens (removing it) and appends while verify runs.
+        try Log.open(at: dir.path, options: RetentionTests.options()).close()
+        var writer: Log?
+        var appended = false
+        var calls = 0
+        defer { try? writer?.close() }
+        let raced = try Log.verify(at: dir.path) { progress in
+            calls += 1
+            guard progress.segmentsChecked == 1, writer == nil else { return }
+            writer = try? Log.open(at: dir.path, options: RetentionTests.options())
+            appended = (try? writer?.append((603..<605).map(RetentionTests.event))) != nil
+        }
+        #expect(appended && !FileManager.default.fileExists(atPath: marker))
+        #expect(raced.events == 605, "verify read the writer's new events")
+        #expect(raced.isSound, "\(raced.problems)")
+        #expect(calls == 2 * raced.segments, "checked twice: progress started again")
+    }
 }

@@ -61,10 +61,32 @@ enum LogVerifier {
     ///   the returned report.
     /// `checkIndexes` is the layers above: it compares their index files of
     /// a sound segment (as rebuilt here from its records) with the log.
+    ///
+    /// The clean-shutdown marker, read first, says how the last segment and
+    /// its index files are judged. A writer that opens the log while it is
+    /// checked removes the marker and appends; one that closes it writes a
+    /// new one. Either way the findings may be stale: when the marker is not
+    /// what it was, the log is checked once more (progress starts again).
     static func verify(
         at path: String, progress: ((VerificationProgress) -> Void)? = nil,
         checkIndexes: (Segment, DirectoryOperations, inout VerificationReport) -> Void
     ) throws(EventLogError) -> VerificationReport {
+        let directory = DirectoryOperations(path: path, faults: nil)
+        let (report, marker) = try verifyOnce(at: path, progress: progress, checkIndexes: checkIndexes)
+        guard readMarker(in: directory) != marker else { return report }
+        return try verifyOnce(at: path, progress: progress, checkIndexes: checkIndexes).report
+    }
+
+    /// The clean-shutdown marker, as verify reads it (nil: none, or one that does not decode).
+    private static func readMarker(in directory: DirectoryOperations) -> CleanShutdownMarker? {
+        (try? directory.readWhole(FileNames.cleanShutdown, atMost: CleanShutdownMarker.size))?.flatMap(CleanShutdownMarker.decode)
+    }
+
+    /// One pass of `verify`; also returns the marker it judged by.
+    private static func verifyOnce(
+        at path: String, progress: ((VerificationProgress) -> Void)?,
+        checkIndexes: (Segment, DirectoryOperations, inout VerificationReport) -> Void
+    ) throws(EventLogError) -> (report: VerificationReport, marker: CleanShutdownMarker?) {
         let directory = DirectoryOperations(path: path, faults: nil)
         guard DirectoryOperations.isDirectory(path) else { throw .notFound(path: path) }
         var report = VerificationReport()
@@ -95,7 +117,7 @@ enum LogVerifier {
         } catch {
             report.problems.append(.init(file: directory.file(FileNames.compactionManifest), offset: 0, reason: "\(error)"))
         }
-        let marker = (try? directory.readWhole(FileNames.cleanShutdown, atMost: CleanShutdownMarker.size))?.flatMap(CleanShutdownMarker.decode)
+        let marker = readMarker(in: directory)
         // After a crash, stream table runs are evidence of synced data too, as on open (Format.md §10, §14.3).
         let tableCovered = marker == nil ? StreamTableRunChain.openAll(in: directory).runs.map(\.to).max() : nil
         let interval = Int(metadata?.indexInterval ?? UInt32(LogOptions().indexInterval))
@@ -188,7 +210,7 @@ enum LogVerifier {
                 file: directory.file(FileNames.cleanShutdown), offset: 16,
                 reason: "the log ends at \(expected) but was closed at \(marker.endPosition)"))
         }
-        return report
+        return (report, marker)
     }
 
     private static func problem(_ error: EventLogError, file: String) -> VerificationProblem {
