@@ -121,4 +121,57 @@ import Testing
             }
         }
     }
+
+    /// A read-only open beside a live writer that rolls to a new segment and
+    /// writes a stream table run covering it while the reader opens (here,
+    /// when the reader reads the log's metadata, after it listed the
+    /// segments). Runs are evidence of synced data: read after the listing,
+    /// that run covers positions past the last segment listed, and the open
+    /// failed with corruption there. Read before it, they cover only what
+    /// the listing holds: the reader opens with the segments it listed, and
+    /// a refresh finds the new one.
+    @Test func aRollAndARunWhileAReaderOpensAreNoDamage() throws {
+        let dir = TemporaryDirectory()
+        let writer = try Log.open(at: dir.path, options: LogOptions(segmentBytes: 65536, durability: .always))
+        defer { try? writer.close() }
+        try Fixtures.append(writer, 0..<30, batch: 3)
+        try #require(Fixtures.segments(dir).count == 1)
+        let metadata = dir.sub(FileNames.metadata)
+        let directory = dir.path
+        let fired = Mutex(false)
+        let appended = Mutex(30)
+        var options = LogOptions(createIfMissing: false, readOnly: true)
+        options.storageFaults = StorageFaults { operation, path in
+            let first = fired.withLock { (was: inout Bool) -> Bool in
+                defer { was = true }
+                return !was
+            }
+            guard operation == .open, path == metadata, first else { return nil }
+            do {
+                try appended.withLock { count in
+                    while Self.segmentCount(directory) == 1 {
+                        try Fixtures.append(writer, count..<(count + 30), batch: 3, size: 400)
+                        count += 30
+                    }
+                }
+                try writer.batches.checkpointNow()
+            } catch {
+                Issue.record("the writer failed: \(error)")
+            }
+            return nil
+        }
+        let reader = try Log.open(at: dir.path, options: options)
+        defer { try? reader.close() }
+        #expect(fired.withLock { $0 })
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).contains { $0.hasSuffix(".streamtable") })
+        let firstSegmentEnd = try #require(writer.batches.snapshot().sealed.first?.endPosition)
+        #expect(reader.endPosition == firstSegmentEnd, "the log as listed: its first segment")
+        #expect(try reader.refresh())
+        #expect(reader.endPosition == writer.endPosition)
+        #expect(try reader.events(from: 0, maxCount: 100_000).count == Int(writer.endPosition))
+    }
+
+    static func segmentCount(_ directory: String) -> Int {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".segment") }.count
+    }
 }

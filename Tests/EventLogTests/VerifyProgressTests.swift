@@ -57,5 +57,18 @@ import Testing
         #expect(raced.events == 605, "verify read the writer's new events")
         #expect(raced.isSound, "\(raced.problems)")
         #expect(calls == 2 * raced.segments, "checked twice: progress started again")
+        #expect(raced.notes == [LogVerifier.markerChangedNote])
+    }
+
+    /// The last segment's index file beside a live writer (or after a crash)
+    /// may hold fewer entries than verify rebuilds (a checkpoint lags) or
+    /// more (the writer appended and checkpointed after verify read the
+    /// data): only where both go must they agree.
+    @Test func aLastSegmentsIndexFileAgreesAsFarAsBothGo() {
+        #expect(LogVerifier.agree([1, 2], [1, 2, 3]))
+        #expect(LogVerifier.agree([1, 2, 3], [1, 2]))
+        #expect(LogVerifier.agree([Int](), [1]))
+        #expect(!LogVerifier.agree([1, 4, 3], [1, 2]))
+        #expect(!LogVerifier.agree([1, 2], [1, 3, 3]))
     }
 }

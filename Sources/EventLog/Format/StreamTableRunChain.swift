@@ -23,9 +23,11 @@ enum StreamTableRunChain {
             if let run = StreamTableRunView.open(path: directory.file(name), faults: directory.faults),
                run.from == range.from, run.to == range.to, run.from < run.to {
                 runs.append(run)
-            } else {
+            } else if DirectoryOperations.exists(directory.file(name)) {
                 unusable.append(name)
             }
+            // (Gone since the listing: a live writer merged it into a run it
+            // wrote before removing it, listed or not. Not damage.)
         }
         return (runs, unusable)
     }

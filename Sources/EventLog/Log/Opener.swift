@@ -67,6 +67,13 @@ struct Opener {
             // A repair hands over the lock it holds, so no other writer opens the log in between.
             lockFile = try options.heldWriterLock ?? Self.lockForWriting(directory)
         }
+        // Read-only, the stream table runs are read before the segments are
+        // listed: a live writer writes a run once the segments holding its
+        // positions exist, so every run read covers segments the listing
+        // finds. (Read after it, a run written just after a roll would seem
+        // to cover positions missing from the log: damage, to the judgement
+        // of the last segment.) A writer holds the lock: nothing changes.
+        let earlyRunsCovered = readOnly ? try streamTableCoveredPosition() : nil
         var names = try directory.list()
         var bases = SegmentSet.bases(in: names)
         // First, before anything is removed: a log of a version this build
@@ -109,7 +116,7 @@ struct Opener {
             report.previousShutdown = marker.map { .clean(at: $0.closedAt) } ?? .unclean
         }
         // After a clean shutdown the marker is the evidence; after a crash, the stream table too.
-        let tableCovered = marker == nil ? try streamTableCoveredPosition() : nil
+        let tableCovered = marker == nil ? (readOnly ? earlyRunsCovered : try streamTableCoveredPosition()) : nil
 
         var interrupted: UInt64?
         if let last = bases.last, try isInterruptedCreation(last) {

@@ -339,6 +339,11 @@ extension StreamIndexBuilder {
     /// the streams of the removed segments: the chain from position 0 must
     /// reach the start, and a damaged run cannot be replayed.
     static func verifyRuns(in directory: DirectoryOperations, report: inout VerificationReport) {
+        // The marker before the runs: a writer's close writes its runs, then
+        // the marker, so the runs listed after a marker include the ones its
+        // close wrote (listed before it, a close in between would seem to
+        // have left a run out).
+        let marker = (try? directory.readWhole(FileNames.cleanShutdown, atMost: CleanShutdownMarker.size))?.flatMap(CleanShutdownMarker.decode)
         let found = StreamTableRunChain.openAll(in: directory)
         let start = (try? LogStart.read(in: directory))?.startPosition ?? 0
         let advice = start > 0
@@ -353,7 +358,7 @@ extension StreamIndexBuilder {
                 report.problems.append(.init(file: run.path, offset: offset, reason: "\(reason) (\(advice))"))
             }
         }
-        if let missing = missingRun(in: directory, found: found) {
+        if let missing = missingRun(in: directory, found: found, marker: marker) {
             report.problems.append(.init(
                 file: directory.file(missing.name), offset: 0,
                 reason: "stream table run is missing: the log was closed cleanly at position \(missing.end), and close() writes "
@@ -379,10 +384,9 @@ extension StreamIndexBuilder {
     /// found starts (or the end). Nil after a crash, or for a log of format
     /// version 1, which kept `streams.table` instead.
     static func missingRun(
-        in directory: DirectoryOperations, found: (runs: [StreamTableRunView], unusable: [String])
+        in directory: DirectoryOperations, found: (runs: [StreamTableRunView], unusable: [String]), marker: CleanShutdownMarker?
     ) -> (name: String, reach: UInt64, end: UInt64)? {
-        guard let marker = (try? directory.readWhole(FileNames.cleanShutdown, atMost: CleanShutdownMarker.size))?.flatMap(CleanShutdownMarker.decode),
-              marker.endPosition > 0, !DirectoryOperations.exists(directory.file(FileNames.legacyStreamTable))
+        guard let marker, marker.endPosition > 0, !DirectoryOperations.exists(directory.file(FileNames.legacyStreamTable))
         else { return nil }
         if case .success(let metadata?)? = try? LogMetadata.read(in: directory, writing: false), metadata.readVersion < 2 { return nil }
         let end = marker.endPosition
