@@ -172,13 +172,15 @@ final class SegmentStreamEntries: @unchecked Sendable {
             }
         }
         var chain: [(relativePosition: UInt32, offset: UInt32, version: UInt64)] = []
+        var walks = ChainWalks()
         var g = 0  // the next base group, in file order
-        for (hash, head) in heads {
+        for (k, (hash, _)) in heads.enumerated() {
             // Base groups of smaller hashes, as they are.
             let start = g
             while let base, g < baseGroups, base.group(g).hash < hash { g += 1 }
             emitBase(start..<g)
-            Self.walk(from: head, entries: entries, count: count, into: &chain) { (_, _, _) throws(Never) in false }
+            if k % ChainWalks.width == 0 { walks.walk(heads[k..<min(heads.count, k + ChainWalks.width)], entries: entries, count: count) }
+            walks.take(k % ChainWalks.width, into: &chain)
             let recent = chain.lazy.map { (relativePosition: $0.relativePosition, offset: $0.offset) }
             let consecutive = zip(chain, chain.dropFirst()).allSatisfy({ $0.version &+ 1 == $1.version })
             if let base, let first = chain.first, consecutive, g < baseGroups, base.group(g).hash == hash,
@@ -245,6 +247,53 @@ final class SegmentStreamEntries: @unchecked Sendable {
         }
         result.sort { $0.hash < $1.hash }
         return result
+    }
+
+    /// The chains of up to `width` heads, walked together for `file`: each
+    /// round takes one entry of every chain still going, so the memory
+    /// waits of different chains overlap instead of following each other
+    /// (walked one at a time, each entry of a checkpoint's megabytes of
+    /// entries was a cache miss of its own: most of a checkpoint's time,
+    /// on the index writer's thread beside the appends). Each chain comes
+    /// out as `walk` gives it (never stopped). Its arrays are reused: no
+    /// allocation per window once they have grown.
+    private struct ChainWalks {
+        static let width = 16
+        private var chains = [[(relativePosition: UInt32, offset: UInt32, version: UInt64)]](repeating: [], count: width)
+        private var next = [Int](repeating: 0, count: width)
+        private var sorted = [Bool](repeating: true, count: width)
+
+        mutating func walk(_ heads: ArraySlice<(hash: UInt64, head: UInt32)>, entries: StreamEntries, count: Int) {
+            let n = heads.count
+            for (k, (_, head)) in heads.enumerated() {
+                chains[k].removeAll(keepingCapacity: true)
+                next[k] = Int(head) + 1
+                sorted[k] = true
+            }
+            var going = n
+            while going > 0 {
+                going = 0
+                for k in 0..<n where next[k] != 0 {
+                    let index = next[k] - 1
+                    let e = entries[index]
+                    if index < count {
+                        if let last = chains[k].last, last.relativePosition < e.relativePosition { sorted[k] = false }
+                        chains[k].append((e.relativePosition, e.offset, e.version))
+                    }
+                    next[k] = Int(e.previous)
+                    if next[k] != 0 { going += 1 }
+                }
+            }
+            // Chains hold entries in position order, newest first; sorted to be safe.
+            for k in 0..<n {
+                if sorted[k] { chains[k].reverse() } else { chains[k].sort { $0.relativePosition < $1.relativePosition } }
+            }
+        }
+
+        /// Chain `k` of the last `walk`, swapped into `chain` (whose storage it keeps for reuse).
+        mutating func take(_ k: Int, into chain: inout [(relativePosition: UInt32, offset: UInt32, version: UInt64)]) {
+            swap(&chain, &chains[k])
+        }
     }
 
     /// The chain from entry `head` back, below `count`, in position order,
