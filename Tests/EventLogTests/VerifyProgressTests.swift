@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import EventLog
 
@@ -70,5 +71,61 @@ import Testing
         #expect(LogVerifier.agree([Int](), [1]))
         #expect(!LogVerifier.agree([1, 4, 3], [1, 2]))
         #expect(!LogVerifier.agree([1, 2], [1, 3, 3]))
+    }
+
+    /// `verify` beside a live writer (`.always`) whose batch at the scan's
+    /// stop lands after the scan: here the third batch is zeros while verify
+    /// scans and is written back when it reads the segment's index
+    /// checkpoint (after the look past the stop, before the judgement).
+    /// The later batches record that the stop was synced; the batch standing
+    /// there when judged makes it the end of the data verify read, not
+    /// damage. The same zeros left in place are reported at their offset.
+    @Test func aWriterRacingVerifyAtTheStopIsNotDamage() throws {
+        let dir = TemporaryDirectory()
+        let writer = try Log.open(at: dir.path, options: LogOptions(durability: .always))
+        defer { try? writer.close() }
+        try Fixtures.append(writer, 0..<15, batch: 3)
+        let segment = Fixtures.segments(dir)[0]
+        let third = Fixtures.batches(in: segment)[2]
+        let written = Array(Damage.read(segment)[third.offset..<(third.offset + third.length)])
+        let zeros = [UInt8](repeating: 0, count: written.count)
+        let index = dir.sub(FileNames.offsetIndex(0))
+        let faults = StorageFaults { operation, path in
+            if operation == .open, path == index { Damage.overwrite(segment, at: third.offset, with: written) }
+            return nil
+        }
+        Damage.overwrite(segment, at: third.offset, with: zeros)
+        let raced = try Log.verify(at: dir.path, progress: nil, faults: faults)
+        #expect(raced.isSound, "\(raced.problems)")
+        #expect(raced.events == 6, "the data verify read ends at the stop")
+
+        Damage.overwrite(segment, at: third.offset, with: zeros)
+        let damaged = try Log.verify(at: dir.path)
+        #expect(damaged.problems.map(\.offset) == [Int64(third.offset)])
+        #expect(damaged.problems.first?.file == segment)
+    }
+
+    /// A stream table run that a live writer merged away between verify's
+    /// listing and its open (here: removed by a fault hook as the check of
+    /// the runs opens it, the second open of the file) is gone, not
+    /// damaged: no "does not open".
+    @Test func aRunMergedAwayWhileVerifyListsIsNoFinding() throws {
+        let dir = TemporaryDirectory()
+        let log = try Log.open(at: dir.path, options: LogOptions(durability: .none))
+        try Fixtures.append(log, 0..<30, batch: 3)
+        try log.batches.checkpointNow()
+        try log.close()
+        let runs = dir.files().filter { $0.hasSuffix(".streamtable") }
+        try #require(!runs.isEmpty)
+        let victim = dir.sub(runs[0])
+        let opens = Mutex(0)
+        let faults = StorageFaults { operation, path in
+            guard operation == .open, path == victim else { return nil }
+            if opens.withLock({ $0 += 1; return $0 }) == 2 { try? FileManager.default.removeItem(atPath: path) }
+            return nil
+        }
+        let report = try Log.verify(at: dir.path, progress: nil, faults: faults)
+        #expect(opens.withLock { $0 } == 2 && !FileManager.default.fileExists(atPath: victim))
+        #expect(!report.problems.contains { $0.reason.contains("does not open") }, "\(report.problems)")
     }
 }

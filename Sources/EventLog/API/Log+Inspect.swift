@@ -18,10 +18,17 @@ extension Log {
     public static func verify(
         at path: String, progress: ((VerificationProgress) -> Void)?
     ) throws -> VerificationReport {
-        var report = try LogVerifier.verify(at: path, progress: progress) { segment, directory, report in
+        try verify(at: path, progress: progress, faults: nil)
+    }
+
+    /// `verify(at:progress:)` through a fault plan (tests).
+    static func verify(
+        at path: String, progress: ((VerificationProgress) -> Void)?, faults: StorageFaults?
+    ) throws -> VerificationReport {
+        var report = try LogVerifier.verify(at: path, progress: progress, faults: faults) { segment, directory, report in
             StreamIndexBuilder.verifyFile(of: segment, directory: directory, report: &report)
         }
-        let directory = DirectoryOperations(path: path, faults: nil)
+        let directory = DirectoryOperations(path: path, faults: faults)
         StreamIndexBuilder.verifyRuns(in: directory, report: &report)
         ConsumerStore.verifyJournal(in: directory, report: &report)
         return report

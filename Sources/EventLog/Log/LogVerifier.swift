@@ -71,14 +71,17 @@ enum LogVerifier {
     /// what it was, the log is checked once more, as after a crash (without
     /// the marker, whatever it says then), and a note says so. Progress
     /// starts again.
+    ///
+    /// `faults`: the storage seam's fault plan, for tests (nil in production).
     static func verify(
-        at path: String, progress: ((VerificationProgress) -> Void)? = nil,
+        at path: String, progress: ((VerificationProgress) -> Void)? = nil, faults: StorageFaults? = nil,
         checkIndexes: (Segment, DirectoryOperations, inout VerificationReport) -> Void
     ) throws(EventLogError) -> VerificationReport {
-        let directory = DirectoryOperations(path: path, faults: nil)
-        let (report, marker) = try verifyOnce(at: path, usingMarker: true, progress: progress, checkIndexes: checkIndexes)
+        let directory = DirectoryOperations(path: path, faults: faults)
+        let (report, marker) = try verifyOnce(
+            in: directory, usingMarker: true, progress: progress, checkIndexes: checkIndexes)
         guard readMarker(in: directory) != marker else { return report }
-        var again = try verifyOnce(at: path, usingMarker: false, progress: progress, checkIndexes: checkIndexes).report
+        var again = try verifyOnce(in: directory, usingMarker: false, progress: progress, checkIndexes: checkIndexes).report
         again.notes.append(Self.markerChangedNote)
         return again
     }
@@ -94,10 +97,10 @@ enum LogVerifier {
     /// One pass of `verify`; also returns the marker it judged by (nil
     /// without `usingMarker`).
     private static func verifyOnce(
-        at path: String, usingMarker: Bool, progress: ((VerificationProgress) -> Void)?,
+        in directory: DirectoryOperations, usingMarker: Bool, progress: ((VerificationProgress) -> Void)?,
         checkIndexes: (Segment, DirectoryOperations, inout VerificationReport) -> Void
     ) throws(EventLogError) -> (report: VerificationReport, marker: CleanShutdownMarker?) {
-        let directory = DirectoryOperations(path: path, faults: nil)
+        let path = directory.path
         guard DirectoryOperations.isDirectory(path) else { throw .notFound(path: path) }
         var report = VerificationReport()
         // The stream table runs before the segments: a live writer writes a
@@ -251,7 +254,7 @@ enum LogVerifier {
         let file: FileHandle
         let mapping: MappedRegion
         do {
-            file = try FileHandle.open(path, readOnly: true, faults: nil)
+            file = try FileHandle.open(path, readOnly: true, faults: directory.faults)
             mapping = try MappedRegion.map(file, length: Int(try file.length()))
         } catch {
             report.problems.append(.init(file: path, offset: 0, reason: error.description))
