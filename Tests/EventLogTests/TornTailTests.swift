@@ -85,12 +85,9 @@ import Testing
     /// retry) fails with corruption.
     @Test func aWriterRacingTheReadOnlyOpenIsNotDamage() throws {
         let dir = TemporaryDirectory()
-        let writer = try Log.open(at: dir.path, options: LogOptions(durability: .always))
-        defer { try? writer.close() }
-        try Fixtures.append(writer, 0..<15, batch: 3)
-        let segment = Fixtures.segments(dir)[0]
-        let third = Fixtures.batches(in: segment)[2]
-        let written = Array(Damage.read(segment)[third.offset..<(third.offset + third.length)])
+        let live = try Fixtures.liveWriter(dir)
+        defer { try? live.log.close() }
+        let (segment, third, written) = (live.segment, live.third, live.thirdBytes)
         let racing = Mutex(true)
         var options = LogOptions(createIfMissing: false, readOnly: true)
         options.tailRace = { point, path in

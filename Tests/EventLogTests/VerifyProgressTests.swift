@@ -82,12 +82,9 @@ import Testing
     /// damage. The same zeros left in place are reported at their offset.
     @Test func aWriterRacingVerifyAtTheStopIsNotDamage() throws {
         let dir = TemporaryDirectory()
-        let writer = try Log.open(at: dir.path, options: LogOptions(durability: .always))
-        defer { try? writer.close() }
-        try Fixtures.append(writer, 0..<15, batch: 3)
-        let segment = Fixtures.segments(dir)[0]
-        let third = Fixtures.batches(in: segment)[2]
-        let written = Array(Damage.read(segment)[third.offset..<(third.offset + third.length)])
+        let live = try Fixtures.liveWriter(dir)
+        defer { try? live.log.close() }
+        let (segment, third, written) = (live.segment, live.third, live.thirdBytes)
         let zeros = [UInt8](repeating: 0, count: written.count)
         let index = dir.sub(FileNames.offsetIndex(0))
         let faults = StorageFaults { operation, path in

@@ -12,6 +12,26 @@ enum Fixtures {
     }
 
     /// Appends events `range` in batches of `batch`.
+    /// A live writer (`.always`, left open) of five batches of three events
+    /// in one segment, and the third batch: where it is and its bytes, for a
+    /// test that plays that batch arriving late under a reader.
+    struct LiveWriter {
+        let log: Log
+        let segment: String
+        let third: (offset: Int, length: Int, base: UInt64, count: Int)
+        let thirdBytes: [UInt8]
+    }
+
+    static func liveWriter(_ dir: TemporaryDirectory) throws -> LiveWriter {
+        let log = try Log.open(at: dir.path, options: LogOptions(durability: .always))
+        try append(log, 0..<15, batch: 3)
+        let segment = segments(dir)[0]
+        let third = batches(in: segment)[2]
+        return LiveWriter(
+            log: log, segment: segment, third: third,
+            thirdBytes: Array(Damage.read(segment)[third.offset..<(third.offset + third.length)]))
+    }
+
     static func append(_ log: Log, _ range: Range<Int>, batch: Int, size: Int = 40) throws {
         var i = range.lowerBound
         while i < range.upperBound {
