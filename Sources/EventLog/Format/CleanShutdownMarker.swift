@@ -38,6 +38,12 @@ struct CleanShutdownMarker: Equatable, Sendable {
             endPosition: r.le(16, UInt64.self), lastSegmentBase: r.le(24, UInt64.self),
             lastSegmentDataEnd: r.le(32, UInt32.self), closedAt: r.le(36, Int64.self))
     }
+
+    /// The marker in `directory`: nil when there is none, or when it is not
+    /// a valid one (`decode`); at most `size` + 1 bytes are read.
+    static func read(in directory: DirectoryOperations) throws(IOError) -> CleanShutdownMarker? {
+        try directory.readWhole(FileNames.cleanShutdown, atMost: size).flatMap(decode)
+    }
 }
 
 extension CleanShutdownMarker {

@@ -209,7 +209,7 @@ extension LogInspection {
                     base: base, isLast: i == bases.count - 1, directory: directory, logID: metadata.logID,
                     interval: Int(metadata.indexInterval), scan: scan))
             }
-            let marker = try directory.readWhole(FileNames.cleanShutdown, atMost: CleanShutdownMarker.size).flatMap(CleanShutdownMarker.decode)
+            let marker = try CleanShutdownMarker.read(in: directory)
             var shutdown: ShutdownState
             if isLockedByWriter(directory) {
                 shutdown = .open

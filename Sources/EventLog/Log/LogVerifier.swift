@@ -80,7 +80,7 @@ enum LogVerifier {
         let directory = DirectoryOperations(path: path, faults: faults)
         let (report, marker) = try verifyOnce(
             in: directory, usingMarker: true, progress: progress, checkIndexes: checkIndexes)
-        guard readMarker(in: directory) != marker else { return report }
+        guard (try? CleanShutdownMarker.read(in: directory)) != marker else { return report }
         var again = try verifyOnce(in: directory, usingMarker: false, progress: progress, checkIndexes: checkIndexes).report
         again.notes.append(Self.markerChangedNote)
         return again
@@ -88,11 +88,6 @@ enum LogVerifier {
 
     static let markerChangedNote =
         "a writer opened or closed the log while it was checked: checked again as after a crash, without the clean-shutdown marker"
-
-    /// The clean-shutdown marker, as verify reads it (nil: none, or one that does not decode).
-    private static func readMarker(in directory: DirectoryOperations) -> CleanShutdownMarker? {
-        (try? directory.readWhole(FileNames.cleanShutdown, atMost: CleanShutdownMarker.size))?.flatMap(CleanShutdownMarker.decode)
-    }
 
     /// One pass of `verify`; also returns the marker it judged by (nil
     /// without `usingMarker`).
@@ -135,7 +130,7 @@ enum LogVerifier {
         } catch {
             report.problems.append(.init(file: directory.file(FileNames.compactionManifest), offset: 0, reason: "\(error)"))
         }
-        let marker = usingMarker ? readMarker(in: directory) : nil
+        let marker = usingMarker ? try? CleanShutdownMarker.read(in: directory) : nil
         // After a crash, stream table runs are evidence of synced data too, as on open (Format.md §10, §14.3).
         let tableCovered = marker == nil ? runsCovered : nil
         let interval = Int(metadata?.indexInterval ?? UInt32(LogOptions().indexInterval))
@@ -430,14 +425,9 @@ enum LogVerifier {
         }
         let after = SegmentScanner.examine(
             bytes, after: outcome.dataEnd, end: bytes.count, nextPosition: outcome.endPosition, readable: readable)
-        let verdict = SegmentScanner.judge(
-            bytes, stop: outcome.dataEnd, reason: reason, nextPosition: outcome.endPosition, after: after, evidence: evidence,
-            readable: readable)
-        // A live writer (verify runs beside one) may have written the batch
-        // at the stop since the scan: then the stop is where the data known
-        // here ends, as a read-only open judges it (`Opener.openSegment`).
-        if verdict != .endOfData, SegmentScanner.batchHasArrived(in: bytes, at: outcome, end: bytes.count) { return .endOfData }
-        return verdict
+        return SegmentScanner.judge(
+            bytes, stop: outcome.dataEnd, reason: reason, previousCRC: outcome.lastBatchCRC, nextPosition: outcome.endPosition,
+            after: after, evidence: evidence, readable: readable, writerMayBeLive: true)
     }
 
     /// Checks each record's own checksum (the one point reads rely on).

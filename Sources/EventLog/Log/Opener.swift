@@ -104,7 +104,7 @@ struct Opener {
 
         // The marker stays until every check below has passed: an open that
         // fails leaves the evidence in place, so every retry fails the same way.
-        let marker = try directory.readWhole(FileNames.cleanShutdown, atMost: CleanShutdownMarker.size).flatMap(CleanShutdownMarker.decode)
+        let marker = try CleanShutdownMarker.read(in: directory)
         // Damaged files no open needs (a damaged marker counts as an unclean shutdown): reported, not refused.
         for damaged in ConfinedFiles.damage(in: directory) {
             report.damagedFiles.append(damaged)
@@ -438,7 +438,7 @@ struct Opener {
     /// meanwhile, which reads as damage. The writer writes in order, so once
     /// the look has seen a later batch, the bytes at the stop are written:
     /// a stop where a valid batch stands when judged is the end of the data
-    /// known (`SegmentScanner.batchHasArrived`), and only a stop still
+    /// known (`SegmentScanner.judge`), and only a stop still
     /// invalid then is weighed as damage. An open that still fails (a
     /// segment the writer is just creating) is tried once more. (A read-only
     /// process is woken by the writer's writes, `AppendWatch`, so it often
@@ -561,18 +561,9 @@ struct Opener {
             let after = SegmentScanner.examine(
                 bytes, after: outcome.dataEnd, end: length, nextPosition: outcome.endPosition, readable: readable)
             if racedByWriter { options.tailRace?(.afterLook, path) }
-            var verdict = SegmentScanner.judge(
-                bytes, stop: outcome.dataEnd, reason: stopReason, nextPosition: outcome.endPosition, after: after, evidence: evidence,
-                readable: readable)
-            if readOnly, verdict != .endOfData, SegmentScanner.batchHasArrived(in: bytes, at: outcome, end: length) {
-                // A valid batch stands at the stop now, where the scan found
-                // none: the bytes changed since, which only a live writer in
-                // another process does (a writer's own open holds the lock).
-                // Whatever the look past the stop saw was written after the
-                // scan, so it judges nothing: the data known here ends at the
-                // stop, and the next refresh reads on from it.
-                verdict = .endOfData
-            }
+            let verdict = SegmentScanner.judge(
+                bytes, stop: outcome.dataEnd, reason: stopReason, previousCRC: outcome.lastBatchCRC, nextPosition: outcome.endPosition,
+                after: after, evidence: evidence, readable: readable, writerMayBeLive: readOnly)
             switch verdict {
             case .endOfData:
                 break

@@ -123,6 +123,13 @@ extension SegmentScanner {
     /// Judges the place `stop` where the last segment's scan stopped
     /// (`reason` nil: zeros there), from what follows it and the evidence
     /// of how far the data was synced (Format.md §10):
+    /// - with `writerMayBeLive` (a read-only open, `verify`: no lock), a
+    ///   valid batch continuing the chain (`previousCRC`, `nextPosition`) at
+    ///   the stop now: the end of the data known. The bytes changed since the
+    ///   scan, which only a live writer in another process does: the reader
+    ///   read the stop before the writer's batch there, and whatever the look
+    ///   past it saw was written after the scan. The next refresh reads on
+    ///   from the stop;
     /// - evidence that bytes past the stop were on disk: corruption;
     /// - a valid batch later, and every sector-sized piece between the stop
     ///   and it holds data: corruption (a power loss leaves unsynced sectors
@@ -133,9 +140,13 @@ extension SegmentScanner {
     /// With `readable`, a hole between the stop and the later batch counts
     /// as a zero sector without being read.
     static func judge(
-        _ bytes: UnsafeRawBufferPointer, stop: Int, reason: String?, nextPosition: UInt64, after: DataAfterStop,
-        evidence: [SyncEvidence], readable: ReadableRegions? = nil
+        _ bytes: UnsafeRawBufferPointer, stop: Int, reason: String?, previousCRC: UInt32, nextPosition: UInt64,
+        after: DataAfterStop, evidence: [SyncEvidence], readable: ReadableRegions? = nil, writerMayBeLive: Bool
     ) -> StopVerdict {
+        if writerMayBeLive, case .valid = BatchHeader.check(
+            bytes, at: stop, end: bytes.count, previousCRC: previousCRC, expectedBase: nextPosition, guarded: true) {
+            return .endOfData
+        }
         var all = evidence.filter { $0.bound < .max }
         if let synced = after.syncedEnd {
             all.append(SyncEvidence(
@@ -164,22 +175,6 @@ extension SegmentScanner {
                 + "were never known to be on disk and go with it"
         }
         return .tornTail(reason: text)
-    }
-}
-
-extension SegmentScanner {
-    /// True when a valid batch that continues the scanned data (the CRC
-    /// chain and the positions of `outcome`) stands at the scan's stop now.
-    /// The bytes at a stop the scan found invalid or zero changed since:
-    /// a read-only open of a live writer's segment asks this before it
-    /// believes what the look past the stop saw.
-    static func batchHasArrived(in bytes: UnsafeRawBufferPointer, at outcome: Outcome, end: Int) -> Bool {
-        if case .valid = BatchHeader.check(
-            bytes, at: outcome.dataEnd, end: end, previousCRC: outcome.lastBatchCRC, expectedBase: outcome.endPosition,
-            guarded: true) {
-            return true
-        }
-        return false
     }
 }
 

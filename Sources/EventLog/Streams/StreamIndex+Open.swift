@@ -343,7 +343,7 @@ extension StreamIndexBuilder {
         // the marker, so the runs listed after a marker include the ones its
         // close wrote (listed before it, a close in between would seem to
         // have left a run out).
-        let marker = (try? directory.readWhole(FileNames.cleanShutdown, atMost: CleanShutdownMarker.size))?.flatMap(CleanShutdownMarker.decode)
+        let marker = try? CleanShutdownMarker.read(in: directory)
         let found = StreamTableRunChain.openAll(in: directory)
         let start = (try? LogStart.read(in: directory))?.startPosition ?? 0
         let advice = start > 0
