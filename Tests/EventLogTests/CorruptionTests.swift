@@ -20,7 +20,7 @@ import Testing
         #expect(segments.count >= 4)
         let target = segments[1]
         let batch = Fixtures.batches(in: target)[0]
-        let damagedOffset = batch.offset + BatchHeader.size + 20
+        let damagedOffset = Fixtures.firstRecord(in: target, batchAt: batch.offset) + 20
         Damage.flipBit(target, at: damagedOffset, bit: 3)
 
         let report = try Log.verify(at: dir.path)

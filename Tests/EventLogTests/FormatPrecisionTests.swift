@@ -476,7 +476,7 @@ import Testing
         let segment = try Self.crashedLog(dir)
         let batches = Fixtures.batches(in: segment)
         let target = batches[5]
-        Self.editSegment(segment) { $0[target.offset + 44] |= 0x10 }
+        Self.editSegment(segment) { $0[target.offset + 44] |= 0x20 }
         // The frame is whole and chained: only the reserved bit is wrong.
         let verdict = Damage.read(segment).withUnsafeBytes {
             BatchHeader.check($0, at: target.offset, end: $0.count, previousCRC: nil, expectedBase: nil)
@@ -531,7 +531,7 @@ import Testing
         area.withUnsafeBytes { raw in
             var at = 0
             do throws(RecordDefect) {
-                _ = try Record.decode(raw, at: &at, position: 100, firstTimestamp: 5_000_000, verify: true)
+                _ = try Record.decode(raw, at: &at, position: 100, firstTimestamp: 5_000_000, verify: true, types: .none)
                 Issue.record("a record with an empty stream name decoded")
             } catch {
                 #expect(error.reason == "empty stream name")
@@ -667,9 +667,14 @@ import Testing
         #expect(verdict(expectedBase: nil) { Self.store(UInt64.max - count + 1, into: &$0, at: 8) } == "batch header fields out of range")
         #expect(verdict(expectedBase: nil) { Self.store(UInt64.max, into: &$0, at: 8) } == "batch header fields out of range")
         #expect(verdict(expectedBase: nil) { Self.store(UInt64.max - count, into: &$0, at: 8) } == "valid")
-        // 10: reserved attribute bits, each of 4–15 (bit 3 marks a sealed batch, §5.1).
-        for bit in 4..<16 {
+        // 10: reserved attribute bits, each of 5–15 (bit 3 marks a sealed batch, §5.1; bit 4 a
+        // type table, §5.3, which only a batch stored as is may have).
+        for bit in 5..<16 {
             #expect(verdict { Self.store(UInt16(1) << UInt16(bit), into: &$0, at: codec) } == "batch attributes have reserved bits set")
+        }
+        #expect(verdict { Self.store(TypeTable.attribute, into: &$0, at: codec) } == "valid")
+        for other: UInt16 in [1, 2, BatchHeader.sealedFlag] {
+            #expect(verdict { Self.store(TypeTable.attribute | other, into: &$0, at: codec) } == "a compressed or sealed batch has a type table")
         }
         // 11: an uncompressed area's length.
         #expect(verdict { Self.store(Self.load($0, at: 40, as: UInt32.self) - 1, into: &$0, at: 40) }.contains("uncompressed records length"))
@@ -683,7 +688,7 @@ import Testing
         #expect(verdict(previousCRC: 1, expectedBase: 9).contains("chain"))
         #expect(verdict { Self.store(UInt16(0x0B), into: &$0, at: codec) } == "batch header fields out of range")
         #expect(verdict {
-            $0[codec] |= 0x10
+            $0[codec] |= 0x20
             Self.store(Self.load($0, at: 40, as: UInt32.self) + 1, into: &$0, at: 40)
         } == "batch attributes have reserved bits set")
         // Without a chain or an expected base (a reader of published data), those checks are skipped.

@@ -420,13 +420,23 @@ import Testing
         try aBatchOfOneLZ4BlockIsStillRead(in: TemporaryDirectory())
     }
 
-    /// `aBatchOfOneLZ4BlockIsStillRead`, leaving its log in `dir`.
+    /// `aBatchOfOneLZ4BlockIsStillRead`, leaving its log in `dir`. The plain
+    /// batch is an import's (records that store their types, as before
+    /// format version 10: an appended one would start with a type table,
+    /// which a compressed batch never has).
     func aBatchOfOneLZ4BlockIsStillRead(in dir: TemporaryDirectory) throws {
         var options = Self.options()
         options.compression = .none
-        let log = try Log.open(at: dir.path, options: options)
-        try log.append((0..<120).map { Self.event($0) })
-        try log.close()
+        let source = TemporaryDirectory()
+        let plain = try Log.open(at: source.path, options: options)
+        try plain.append((0..<120).map { Self.event($0) })
+        let events = try plain.events(from: 0)
+        try plain.close()
+        let importer = try LogImporter(at: dir.path, logID: UUID(), startPosition: 0, options: options)
+        try importer.beginBatch(at: 0, firstTimestamp: events[0].timestamp)
+        for event in events { try importer.appendRecord(event) }
+        try importer.endBatch()
+        try importer.finish(endPosition: 120, streams: nil)
         let segment = try #require(Fixtures.segments(dir).first)
         let batch = try #require(Fixtures.batches(in: segment).first)
         var bytes = Damage.read(segment)

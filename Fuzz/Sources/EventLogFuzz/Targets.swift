@@ -70,22 +70,26 @@ enum BatchTarget {
         forced.withUnsafeBytes { records($0, header) }
     }
 
-    /// Every record of the area: decoded as a scan does (no record checksum),
-    /// as a point read does (with it), skipped, and materialized.
+    /// Every record of the area (after its type table, when the batch has
+    /// one): decoded as a scan does (no record checksum), as a point read
+    /// does (with it), skipped, and materialized.
     private static func records(_ area: UnsafeRawBufferPointer, _ header: BatchHeader) {
+        guard let types = try? TypeTable.read(area, of: header, guarded: false) else { return }
+        _ = types.defect()
         for verify in [false, true] {
-            var at = 0
+            var at = types.length
             var position = header.basePosition
             while position < header.endPosition {
                 guard let view = try? Record.decode(
-                    area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: verify) else { break }
+                    area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: verify, types: types)
+                else { break }
                 if !view.metadataBytes.isEmpty { _ = try? MetadataCoding.decode(view.metadataBytes) }
                 _ = try? view.event()
                 _ = (view.stream, view.type, view.key)
                 position &+= 1
             }
         }
-        var at = 0
+        var at = types.length
         for _ in 0..<min(Int(header.recordCount), 1 << 16) {
             guard (try? Record.skip(area, at: &at)) != nil else { break }
         }

@@ -19,7 +19,9 @@ struct BatchHeader: Equatable, Sendable {
     static let codecMask: UInt16 = 0x0007
     /// Attribute bit 3: the batch is sealed (encrypted, Format.md §5.1): its
     /// records area ends with a seal table and its sealed records' payloads
-    /// are ciphertext. Bits 4–15 are reserved (zero).
+    /// are ciphertext. Bit 4: the records area starts with a type table
+    /// (`TypeTable`, Format.md §5.3), only when stored as is. Bits 5–15 are
+    /// reserved (zero).
     static let sealedFlag: UInt16 = 0x0008
 
     /// Whole frame length, header included.
@@ -222,8 +224,12 @@ extension BatchHeader {
               Int(header.recordsLength) <= Limits.maxBatchBytes,
               header.codecValue <= LZ4Units.codec
         else { return .invalid(reason: "batch header fields out of range", header: header) }
-        guard header.attributes & ~(Self.codecMask | Self.sealedFlag) == 0 else {
+        guard header.attributes & ~(Self.codecMask | Self.sealedFlag | TypeTable.attribute) == 0 else {
             return .invalid(reason: "batch attributes have reserved bits set", header: header)
+        }
+        // A type table (Format.md §5.3) only in a batch stored as is.
+        if header.attributes & TypeTable.attribute != 0 && header.attributes & (Self.codecMask | Self.sealedFlag) != 0 {
+            return .invalid(reason: "a compressed or sealed batch has a type table", header: header)
         }
         if header.codecValue == 0 && Int(header.recordsLength) != header.storedLength {
             return .invalid(reason: "uncompressed records length differs from the frame", header: header)

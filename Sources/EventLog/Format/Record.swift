@@ -3,14 +3,15 @@ import struct Foundation.UUID
 /// One record inside a batch's records area (Format.md, "Record"):
 ///
 ///     varint  bodyLength        bytes from `crc` to the end of `data`
-///     u32     crc               CRC32C of (position u64, batch firstTimestamp i64, body[4...])
+///     u32     crc               CRC32C of (position u64, batch firstTimestamp i64, body[4...]), continued over
+///                               the type's bytes when bit 6 names it by index
 ///     u8      flags             bit 0: timestamp delta present; bit 1: metadata present; bit 2: stream marker;
 ///                               bit 3: tombstone; bit 4: key present
 ///     varint  timestampDelta    zigzag, relative to the batch's firstTimestamp (if bit 0)
 ///     varint  version
 ///     u8      streamLength (≥ 1), stream bytes
 ///     u8      keyLength (≥ 1), key bytes (if bit 4)
-///     u8      typeLength, type bytes
+///     u8      typeLength, type bytes; or, with bit 6, u8 typeIndex into the batch's type table
 ///     varint  metadataLength, metadata bytes (if bit 1)
 ///     …       data: the rest of the body
 ///
@@ -30,7 +31,9 @@ enum Record {
     static let flagKey: UInt8 = 0x10
     /// The record is sealed: a seal group and a sealed payload follow the type (Format.md §5.1).
     static let flagSealed: UInt8 = 0x20
-    static let knownFlags: UInt8 = 0x3F
+    /// The type is a 1-byte index into the batch's type table (Format.md §5.3, version 10).
+    static let flagTypeIndex: UInt8 = 0x40
+    static let knownFlags: UInt8 = 0x7F
 
     /// In a reader's opened copy of a sealed batch (never on disk), the seal
     /// group field of a record whose payload was decrypted in place
@@ -85,11 +88,16 @@ extension Record {
         into buffer: inout ByteBuffer, position: UInt64, firstTimestamp: Timestamp, timestamp: Timestamp,
         version: UInt64, isMarker: Bool, stream: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer,
         metadata: EventMetadata?, metadataLength: Int, data: UnsafeRawBufferPointer,
-        key: UnsafeRawBufferPointer? = nil, isTombstone: Bool = false
+        key: UnsafeRawBufferPointer? = nil, isTombstone: Bool = false, typeIndex: UInt8? = nil
     ) {
         let delta = timestamp &- firstTimestamp
         var flags: UInt8 = isMarker ? flagMarker : 0
-        var bodyLength = 4 + 1 + Varint.size(version) + 1 + stream.count + 1 + type.count + data.count
+        var bodyLength = 4 + 1 + Varint.size(version) + 1 + stream.count + 1 + data.count
+        if typeIndex != nil {
+            flags |= flagTypeIndex
+        } else {
+            bodyLength += type.count
+        }
         if isTombstone { flags |= flagTombstone }
         if let key {
             flags |= flagKey
@@ -105,26 +113,29 @@ extension Record {
         }
         let crcOffset = appendHead(
             into: &buffer, bodyLength: bodyLength, flags: flags, delta: delta, version: version, stream: stream, key: key,
-            type: type)
+            type: type, typeIndex: typeIndex)
         if let metadata {
             buffer.appendVarint(UInt64(metadataLength))
             MetadataCoding.encode(metadata, into: &buffer)
         }
         buffer.append(data)
         let bodyStart = crcOffset + 4
-        let crc = CRC32C.checksum(
+        var crc = CRC32C.checksum(
             buffer.base + bodyStart, count: buffer.count - bodyStart,
             continuing: seed(position: position, firstTimestamp: firstTimestamp))
+        // A type named by index: the checksum covers the type too (Format.md §6).
+        if typeIndex != nil { crc = CRC32C.checksum(type, continuing: crc) }
         (buffer.base + crcOffset).storeLE(crc, at: 0)
     }
 
     /// Appends a record's length, room for its CRC, and its fields from the
-    /// flags through the type (what every record has in the clear); returns
-    /// the CRC field's offset.
+    /// flags through the type (what every record has in the clear: the type
+    /// itself, or its `typeIndex` in the batch's type table); returns the
+    /// CRC field's offset.
     @inline(__always)
     private static func appendHead(
         into buffer: inout ByteBuffer, bodyLength: Int, flags: UInt8, delta: Int64, version: UInt64,
-        stream: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer?, type: UnsafeRawBufferPointer
+        stream: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer?, type: UnsafeRawBufferPointer, typeIndex: UInt8? = nil
     ) -> Int {
         buffer.reserve(Varint.maxBytes + bodyLength)
         buffer.appendVarint(UInt64(bodyLength))
@@ -139,8 +150,12 @@ extension Record {
             buffer.appendByte(UInt8(key.count))
             buffer.append(key)
         }
-        buffer.appendByte(UInt8(type.count))
-        buffer.append(type)
+        if let typeIndex {
+            buffer.appendByte(typeIndex)
+        } else {
+            buffer.appendByte(UInt8(type.count))
+            buffer.append(type)
+        }
         return crcOffset
     }
 
@@ -307,7 +322,7 @@ extension Record {
     @inline(__always)
     static func decode(
         _ area: UnsafeRawBufferPointer, at offset: inout Int, position: UInt64, firstTimestamp: Timestamp,
-        verify: Bool
+        verify: Bool, types: TypeTable
     ) throws(RecordDefect) -> EventView {
         let start = offset
         guard let bodyLength = Varint.read(area, &offset), bodyLength >= 4 + 1 + 1 + 2,
@@ -316,31 +331,57 @@ extension Record {
         let bodyStart = offset
         let end = bodyStart + Int(bodyLength)
         let body = UnsafeRawBufferPointer(rebasing: area[bodyStart..<end])
+        // The checksum of the body; a record naming its type by index
+        // continues it over the type's bytes, once they are found.
+        var computed: UInt32 = 0
         if verify {
-            let stored = body.loadLE(at: 0, as: UInt32.self)
             // Under the SIGBUS guard: a point or stream read reaches this
             // record's bytes here first (its caller touched only its start).
-            guard let computed = MappedBytes.checksum(
+            guard let crc = MappedBytes.checksum(
                 body.baseAddress! + 4, count: body.count - 4,
                 continuing: seed(position: position, firstTimestamp: firstTimestamp))
             else { throw RecordDefect(reason: MappedBytes.unreadableReason, offset: start) }
-            guard stored == computed else { throw RecordDefect(reason: "record checksum mismatch", offset: start) }
+            computed = crc
+            guard body[4] & flagTypeIndex != 0 || body.loadLE(at: 0, as: UInt32.self) == computed else {
+                throw RecordDefect(reason: "record checksum mismatch", offset: start)
+            }
         }
         var i = 4
         let (flags, timestamp, version, stream) = try fields(of: body, at: &i, firstTimestamp: firstTimestamp, start: start)
         if flags & flagKey != 0 { _ = try key(of: body, at: &i, start: start) }
-        // A type length byte follows the name (and key).
+        // A type length byte follows the name (and key), or the type's
+        // index in the batch's type table.
         guard i < body.count else { throw RecordDefect(reason: "stream name runs past the record", offset: start) }
-        let typeLength = Int(body[i])
-        i += 1
-        guard typeLength <= body.count - i else { throw RecordDefect(reason: "type runs past the record", offset: start) }
-        let type = UnsafeRawBufferPointer(rebasing: body[i..<(i + typeLength)])
-        i += typeLength
+        let type: UnsafeRawBufferPointer
+        if flags & flagTypeIndex != 0 {
+            let index = Int(body[i])
+            i += 1
+            guard let named = types.type(index) else {
+                throw RecordDefect(
+                    reason: types.count == 0
+                        ? "a type index in a batch without a type table"
+                        : index >= types.count
+                        ? "type index \(index) is past the batch's type table of \(types.count)"
+                        : "type index \(index) names no type in the batch's type table",
+                    offset: start)
+            }
+            // (The table was read under the guard: `TypeTable.read`.)
+            if verify && body.loadLE(at: 0, as: UInt32.self) != CRC32C.checksum(named, continuing: computed) {
+                throw RecordDefect(reason: "record checksum mismatch", offset: start)
+            }
+            type = named
+        } else {
+            let typeLength = Int(body[i])
+            i += 1
+            guard typeLength <= body.count - i else { throw RecordDefect(reason: "type runs past the record", offset: start) }
+            type = UnsafeRawBufferPointer(rebasing: body[i..<(i + typeLength)])
+            i += typeLength
+        }
         var metadata = UnsafeRawBufferPointer(rebasing: body[i..<i])
         var sealing = SealState.none
         if flags & flagSealed != 0 {
-            guard flags & (flagMetadata | flagMarker) == 0 else {
-                throw RecordDefect(reason: "a sealed record sets the metadata or marker flag", offset: start)
+            guard flags & (flagMetadata | flagMarker | flagTypeIndex) == 0 else {
+                throw RecordDefect(reason: "a sealed record sets the metadata, marker or type index flag", offset: start)
             }
             guard body.count - i >= 4 else { throw RecordDefect(reason: "seal group runs past the record", offset: start) }
             let group = body.loadLE(at: i, as: UInt32.self)
@@ -407,6 +448,7 @@ extension Record {
         var i = 4
         let (flags, _, _, _) = try fields(of: body, at: &i, firstTimestamp: 0, start: start)
         guard flags & flagSealed != 0 else { return nil }
+        guard flags & flagTypeIndex == 0 else { throw RecordDefect(reason: "a sealed record sets the type index flag", offset: start) }
         if flags & flagKey != 0 { _ = try key(of: body, at: &i, start: start) }
         guard i < body.count else { throw RecordDefect(reason: "stream name runs past the record", offset: start) }
         let typeLength = Int(body[i])
@@ -437,6 +479,7 @@ extension Record {
         let key = flags & flagKey != 0 ? try Self.key(of: body, at: &i, start: start) : stream
         var group: UInt32? = nil
         if flags & flagSealed != 0 {
+            guard flags & flagTypeIndex == 0 else { throw RecordDefect(reason: "a sealed record sets the type index flag", offset: start) }
             guard i < body.count else { throw RecordDefect(reason: "stream name runs past the record", offset: start) }
             let typeLength = Int(body[i])
             guard body.count - i - 1 - typeLength >= 4 else { throw RecordDefect(reason: "seal group runs past the record", offset: start) }
@@ -486,6 +529,44 @@ extension Record {
         guard keyLength <= body.count - i else { throw RecordDefect(reason: "key runs past the record", offset: start) }
         defer { i += keyLength }
         return UnsafeRawBufferPointer(rebasing: body[i..<(i + keyLength)])
+    }
+
+    /// Appends the record at `offset` of `area` (as `encode` wrote it) to
+    /// `buffer`, advancing `offset` past it: a record naming its type by
+    /// index (flag bit 6) with the type itself instead (`type(index)`), its
+    /// checksum computed anew; any other record as it is. What a batch
+    /// builder does when a type table would not make its batch smaller.
+    static func appendNamingType(
+        _ area: UnsafeRawBufferPointer, at offset: inout Int, into buffer: inout ByteBuffer, position: UInt64,
+        firstTimestamp: Timestamp, type: (Int) -> UnsafeRawBufferPointer?
+    ) throws(RecordDefect) {
+        let start = offset
+        guard let bodyLength = Varint.read(area, &offset), bodyLength >= 4 + 1 + 1 + 2,
+              bodyLength <= UInt64(area.count - offset)
+        else { throw RecordDefect(reason: "record length is impossible", offset: start) }
+        let end = offset + Int(bodyLength)
+        let body = UnsafeRawBufferPointer(rebasing: area[offset..<end])
+        offset = end
+        var i = 4
+        let (flags, _, _, _) = try fields(of: body, at: &i, firstTimestamp: firstTimestamp, start: start)
+        guard flags & flagTypeIndex != 0 else {
+            buffer.append(UnsafeRawBufferPointer(rebasing: area[start..<end]))
+            return
+        }
+        if flags & flagKey != 0 { _ = try key(of: body, at: &i, start: start) }
+        guard i < body.count else { throw RecordDefect(reason: "stream name runs past the record", offset: start) }
+        guard let named = type(Int(body[i])) else { throw RecordDefect(reason: "type index names no type", offset: start) }
+        let length = body.count + named.count
+        buffer.reserve(Varint.maxBytes + length)
+        buffer.appendVarint(UInt64(length))
+        let crcOffset = buffer.count
+        buffer.count += 4
+        buffer.appendByte(flags & ~flagTypeIndex)
+        buffer.append(UnsafeRawBufferPointer(rebasing: body[5..<i]))
+        buffer.appendByte(UInt8(named.count))
+        buffer.append(named)
+        buffer.append(UnsafeRawBufferPointer(rebasing: body[(i + 1)...]))
+        storeChecksum(buffer.base, crcOffset: crcOffset, end: buffer.count, position: position, firstTimestamp: firstTimestamp)
     }
 
     /// Skips the record at `offset` without decoding it.

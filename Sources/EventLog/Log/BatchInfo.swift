@@ -20,7 +20,7 @@ public struct BatchInfo: Sendable, Hashable {
     public var firstTimestamp: Timestamp
     /// The largest timestamp of any record in the batch.
     public var maxTimestamp: Timestamp
-    /// The records area's length once decompressed (`length` − 48 when uncompressed).
+    /// The records area's length once decompressed (`length` − 48 when uncompressed; a type table, Format.md §5.3, included).
     public var recordsLength: Int
 
     /// The position after the batch's last record.

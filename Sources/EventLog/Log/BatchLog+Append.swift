@@ -52,14 +52,16 @@ extension BatchLog {
     }
 
     /// Compresses, frames, writes, indexes and publishes an encoded batch
-    /// (`encoded`: a batch header's room, then the records area). `index`
+    /// (`encoded`: a batch header's room, then the records area, which
+    /// starts with a type table when `typeTable`: it is then stored as is,
+    /// Format.md §5.3). `index`
     /// is the layer above's part: it runs after the write and before the
     /// batch is published, and must not fail but for a broken invariant
     /// (the writer then stops). Returns the batch's positions and the
     /// writer's sequence after it.
     func writeBatch(
         _ state: inout WriterState, encoded: inout ByteBuffer, count: UInt32,
-        firstTimestamp: Timestamp, maxTimestamp: Timestamp, sealed: Bool = false,
+        firstTimestamp: Timestamp, maxTimestamp: Timestamp, sealed: Bool = false, typeTable: Bool = false,
         index: (WrittenBatch) throws(EventLogError) -> Void
     ) throws(EventLogError) -> (Range<UInt64>, UInt64) {
         let base = state.active.snapshot.endPosition
@@ -67,7 +69,7 @@ extension BatchLog {
         // The frame: header + records, compressed when that saves space.
         let recordsLength = encoded.count - BatchHeader.size
         var useCompressed = false
-        if options.compression == .lz4 {
+        if options.compression == .lz4 && !typeTable {
             useCompressed = compress(records: encoded.bytes, count: Int(count), into: &state.compressBuffer)
         }
         let frameLength = useCompressed ? state.compressBuffer.count : encoded.count
@@ -82,7 +84,8 @@ extension BatchLog {
             length: UInt32(frameLength), crc: 0, basePosition: base, firstTimestamp: firstTimestamp,
             maxTimestamp: maxTimestamp, recordCount: count, previousCRC: state.active.snapshot.lastBatchCRC,
             recordsLength: UInt32(recordsLength),
-            attributes: (useCompressed ? LZ4Units.codec : 0) | (sealed ? BatchHeader.sealedFlag : 0),
+            attributes: (useCompressed ? LZ4Units.codec : 0) | (sealed ? BatchHeader.sealedFlag : 0)
+                | (typeTable ? TypeTable.attribute : 0),
             syncedLag: BatchHeader.syncedLag(frameOffset: offset, syncedEnd: state.syncedEnd))
         let frame: UnsafeMutableRawPointer = useCompressed ? state.compressBuffer.base : encoded.base
         header.store(frame)

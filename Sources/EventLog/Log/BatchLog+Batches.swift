@@ -33,14 +33,16 @@ extension LogReader {
         of header: BatchHeader, at offset: Int, in segment: Segment, from position: UInt64, to body: (EventView) throws -> Void
     ) throws {
         let area = try records(of: header, at: offset, in: segment)
-        var at = 0
+        let types = try typeTable(of: header, in: area, batchOffset: offset, segment: segment, guarded: false)
+        var at = types.length
         var p = header.basePosition
         while p < header.endPosition {
             do {
                 if p < position {
                     try Record.skip(area, at: &at)
                 } else {
-                    let view = try Record.decode(area, at: &at, position: p, firstTimestamp: header.firstTimestamp, verify: false)
+                    let view = try Record.decode(
+                        area, at: &at, position: p, firstTimestamp: header.firstTimestamp, verify: false, types: types)
                     countLent(view)
                     try body(view)
                 }

@@ -208,7 +208,8 @@ struct LogReader: ~Copyable {
                 defer { offset += Int(header.length) }
                 if header.endPosition <= next { continue }
                 let area = try records(of: header, at: offset, in: segment)
-                var at = 0
+                let types = try typeTable(of: header, in: area, batchOffset: offset, segment: segment, guarded: false)
+                var at = types.length
                 var position = header.basePosition
                 while position < header.endPosition && remaining > 0 {
                     if position < next {
@@ -218,7 +219,8 @@ struct LogReader: ~Copyable {
                     } else {
                         let view: EventView
                         do {
-                            view = try Record.decode(area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: false)
+                            view = try Record.decode(
+                                area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: false, types: types)
                         } catch {
                             throw corruption(error, header: header, batchOffset: offset, segment: segment)
                         }
@@ -260,6 +262,8 @@ struct LogReader: ~Copyable {
         // following each other. A prefetch never faults.
         if let entry, entry.isInBatch, entry.byteOffset < segment.dataEnd, let base = bytes.baseAddress {
             eventlog_prefetch(base + entry.byteOffset, 128)
+            // The batch's header and type table (Format.md §5.3), read next.
+            if searchFrom < segment.dataEnd { eventlog_prefetch(base + searchFrom, BatchHeader.size + TypeTable.typicalBytes) }
         }
         guard let (header, offset) = try batchHeader(holding: position, from: searchFrom, in: segment, bytes: bytes) else {
             throw EventLogError.positionRemoved(position: position, start: start)
@@ -284,13 +288,16 @@ struct LogReader: ~Copyable {
             try verifyFrame(at: offset, in: segment, bytes: bytes)
         }
         let area = try records(of: header, at: offset, in: segment)
-        var at = 0
+        // A plain batch's type table is checked here (its checksum); an
+        // opened sealed area has none.
+        let types = try typeTable(of: header, in: area, batchOffset: offset, segment: segment, guarded: header.isStoredAsIs)
+        var at = types.length
         var p = header.basePosition
         // Start from an in-batch index entry when one points into this batch.
         if let entry, entry.isInBatch, header.isStoredAsIs {
             let entryPosition = segment.basePosition &+ UInt64(entry.relativePosition)
             let entryAt = entry.byteOffset - offset - BatchHeader.size
-            if entryPosition > p, entryPosition <= position, entryAt > 0, entryAt < area.count {
+            if entryPosition > p, entryPosition <= position, entryAt >= at, entryAt < area.count {
                 at = entryAt
                 p = entryPosition
             }
@@ -323,7 +330,7 @@ struct LogReader: ~Copyable {
             // An opened sealed area holds plaintext: its frame checksum (and
             // each group's tag) vouched for it instead.
             let view = try Record.decode(
-                area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: !header.isSealed)
+                area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: !header.isSealed, types: types)
             if counted { countLent(view) }
             return try body(view)
         } catch let defect as RecordDefect {
@@ -406,7 +413,9 @@ struct LogReader: ~Copyable {
         // The stored record, its own checksum verified (a stream marker is not sealed: it is the event).
         var check = targetStart
         do {
-            let stored = try Record.decode(records, at: &check, position: position, firstTimestamp: header.firstTimestamp, verify: true)
+            // (A sealed batch has no type table.)
+            let stored = try Record.decode(
+                records, at: &check, position: position, firstTimestamp: header.firstTimestamp, verify: true, types: .none)
             if targetField < 0 { return stored }
         } catch {
             throw corruption(error, header: header, batchOffset: batchOffset, segment: segment)
@@ -458,7 +467,8 @@ struct LogReader: ~Copyable {
         var copyAt = 0
         do {
             return try Record.decode(
-                sealedRecordCopy.bytes, at: &copyAt, position: position, firstTimestamp: header.firstTimestamp, verify: false)
+                sealedRecordCopy.bytes, at: &copyAt, position: position, firstTimestamp: header.firstTimestamp, verify: false,
+                types: .none)
         } catch {
             throw corruption(error, header: header, batchOffset: batchOffset, segment: segment)
         }
@@ -526,7 +536,8 @@ struct LogReader: ~Copyable {
             var at = 0
             do {
                 for _ in found.firstRecord..<index { try Record.skip(area, at: &at) }
-                return try Record.decode(area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: true)
+                return try Record.decode(
+                    area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: true, types: .none)
             } catch {
                 guard unitDecoded < found.length else {
                     throw corruption(error, header: header, batchOffset: batchOffset, segment: segment)
@@ -545,7 +556,7 @@ struct LogReader: ~Copyable {
         var at = lease.offset(ofRecord: Int(position &- header.basePosition))
         do {
             return try Record.decode(
-                area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: !header.isSealed)
+                area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: !header.isSealed, types: .none)
         } catch {
             throw corruption(error, header: header, batchOffset: batchOffset, segment: segment)
         }
@@ -685,11 +696,13 @@ struct LogReader: ~Copyable {
             }
             if header.maxTimestamp >= timestamp {
                 let area = try records(of: header, at: offset, in: segment, opening: false)
-                var at = 0
+                let types = try typeTable(of: header, in: area, batchOffset: offset, segment: segment, guarded: false)
+                var at = types.length
                 var p = header.basePosition
                 while p < header.endPosition {
                     do {
-                        let view = try Record.decode(area, at: &at, position: p, firstTimestamp: header.firstTimestamp, verify: false)
+                        let view = try Record.decode(
+                            area, at: &at, position: p, firstTimestamp: header.firstTimestamp, verify: false, types: types)
                         if view.timestamp >= timestamp { return p }
                     } catch {
                         throw corruption(error, header: header, batchOffset: offset, segment: segment)
@@ -700,6 +713,20 @@ struct LogReader: ~Copyable {
             offset += Int(header.length)
         }
         return segment.endPosition
+    }
+
+    /// The type table of the batch at `batchOffset` (Format.md §5.3; `.none`
+    /// when it has none), from its records `area`: read under the SIGBUS
+    /// guard when `guarded` (a point or stream read, in the mapping; a scan
+    /// verified the whole frame under it). A defect is corruption at the
+    /// area's start.
+    @inline(__always)
+    func typeTable(
+        of header: BatchHeader, in area: UnsafeRawBufferPointer, batchOffset: Int, segment: Segment, guarded: Bool
+    ) throws(EventLogError) -> TypeTable {
+        do { return try TypeTable.read(area, of: header, guarded: guarded) } catch {
+            throw corruption(error, header: header, batchOffset: batchOffset, segment: segment)
+        }
     }
 
     private func corruption(_ defect: RecordDefect, header: BatchHeader, batchOffset: Int, segment: Segment) -> EventLogError {

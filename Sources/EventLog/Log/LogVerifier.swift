@@ -447,11 +447,19 @@ enum LogVerifier {
             area = UnsafeRawBufferPointer(start: scratch.base, count: length)
             areaOffset = offset
         }
-        var at = 0
+        // The type table holds (Format.md §5.3); its types are checked by
+        // the checksums of the records that name them.
+        let types: TypeTable
+        do { types = try TypeTable.read(area, of: batch, guarded: batch.codecValue == 0) } catch {
+            return RecordDefect(reason: error.reason, offset: areaOffset + error.offset)
+        }
+        if let defect = types.defect() { return RecordDefect(reason: defect, offset: areaOffset) }
+        var at = types.length
         var position = batch.basePosition
         while position < batch.endPosition {
             do {
-                let view = try Record.decode(area, at: &at, position: position, firstTimestamp: batch.firstTimestamp, verify: true)
+                let view = try Record.decode(
+                    area, at: &at, position: position, firstTimestamp: batch.firstTimestamp, verify: true, types: types)
                 if !view.metadataBytes.isEmpty { _ = try MetadataCoding.decode(view.metadataBytes) }
             } catch {
                 return RecordDefect(reason: "event \(position): \(error.reason)", offset: batch.codecValue == 0 ? areaOffset + error.offset : offset)

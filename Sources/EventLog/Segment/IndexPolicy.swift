@@ -54,8 +54,9 @@ struct IndexPolicy: Sendable {
             return
         }
         // Entries at record starts, every `interval` bytes into the batch.
-        var since = BatchHeader.size
-        var at = 0
+        // (After the batch's type table, when it has one: Format.md §5.3.)
+        var at = (try? TypeTable.read(records, of: header, guarded: false))?.length ?? records.count
+        var since = BatchHeader.size + at
         var position = relative
         let end = relative &+ header.recordCount
         while position < end && at < records.count {

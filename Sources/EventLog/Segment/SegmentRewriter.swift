@@ -58,11 +58,11 @@ enum SegmentRewriter {
         // With `kept`: the current run's records (their start in the area, their heads).
         var runHeads: [(start: Int, head: RecordHead)] = []
         /// Writes `run` as a frame and tells `kept` where its records went.
-        func emit(_ run: Run, records: UnsafeRawBufferPointer, of batch: BatchHeader) throws {
-            let frame = try output.emit(run, records: records, of: batch)
+        func emit(_ run: Run, records: UnsafeRawBufferPointer, of batch: BatchHeader, types: TypeTable = .none) throws {
+            let frame = try output.emit(run, records: records, of: batch, types: types)
             guard let kept, let frame else { return }
             for (start, head) in runHeads {
-                try kept(head, frame.offset, frame.compressed ? nil : frame.offset + BatchHeader.size + start - run.start)
+                try kept(head, frame.offset, frame.compressed ? nil : frame.offset + BatchHeader.size + types.length + start - run.start)
             }
             runHeads.removeAll(keepingCapacity: true)
         }
@@ -105,9 +105,15 @@ enum SegmentRewriter {
                 continue
             }
 
-            // Runs of consecutive kept records: area[run.start..<at], from position run.base.
-            var run = Run(start: 0, base: batch.basePosition)
-            var at = 0
+            // Runs of consecutive kept records: area[run.start..<at], from
+            // position run.base. A batch's type table goes with each of its
+            // runs, whole (Format.md §5.3).
+            let types: TypeTable
+            do { types = try TypeTable.read(area, of: batch, guarded: false) } catch {
+                throw EventLogError.corruption(file: segment.path, offset: Int64(offset + BatchHeader.size), reason: error.reason)
+            }
+            var run = Run(start: types.length, base: batch.basePosition)
+            var at = types.length
             var position = batch.basePosition
             while position < batch.endPosition {
                 let recordStart = at
@@ -126,13 +132,13 @@ enum SegmentRewriter {
                     outcome.keptRecords += 1
                     if kept != nil { runHeads.append((recordStart, view)) }
                 } else {
-                    try emit(run, records: UnsafeRawBufferPointer(rebasing: area[run.start..<recordStart]), of: batch)
+                    try emit(run, records: UnsafeRawBufferPointer(rebasing: area[run.start..<recordStart]), of: batch, types: types)
                     run.count = 0
                     outcome.removedRecords += 1
                 }
                 position += 1
             }
-            try emit(run, records: UnsafeRawBufferPointer(rebasing: area[run.start..<at]), of: batch)
+            try emit(run, records: UnsafeRawBufferPointer(rebasing: area[run.start..<at]), of: batch, types: types)
             offset += Int(batch.length)
         }
         outcome.bytesAfter = output.written
@@ -232,22 +238,26 @@ enum SegmentRewriter {
 
         /// Writes a frame of `run`'s records (`records`, uncompressed) cut from
         /// `batch`: its positions, the batch's first timestamp, compressed
-        /// again when `batch` was and LZ4 saves at least 1/16. Nothing (nil) for an empty run.
-        mutating func emit(_ run: Run, records: UnsafeRawBufferPointer, of batch: BatchHeader) throws(IOError) -> Frame? {
+        /// again when `batch` was and LZ4 saves at least 1/16, after a copy
+        /// of `batch`'s type table when it has one (the records' checksums
+        /// cover their types, so the copy names each as before). Nothing
+        /// (nil) for an empty run.
+        mutating func emit(_ run: Run, records: UnsafeRawBufferPointer, of batch: BatchHeader, types: TypeTable) throws(IOError) -> Frame? {
             guard run.count > 0 else { return nil }
             let at = written
             guard path != nil else {
                 // Counting: the frame's length, as if written.
-                written += BatchHeader.size + records.count
+                written += BatchHeader.size + types.length + records.count
                 return Frame(offset: at, compressed: false)
             }
             var made = BatchHeader(
                 length: 0, crc: 0, basePosition: run.base, firstTimestamp: batch.firstTimestamp, maxTimestamp: run.maxTimestamp,
-                recordCount: run.count, previousCRC: previousCRC, recordsLength: UInt32(records.count),
-                attributes: 0, syncedLag: 0)
+                recordCount: run.count, previousCRC: previousCRC, recordsLength: UInt32(types.length + records.count),
+                attributes: types.length > 0 ? TypeTable.attribute : 0, syncedLag: 0)
             frame.count = 0
-            frame.reserve(BatchHeader.size + records.count)
+            frame.reserve(BatchHeader.size + types.length + records.count)
             frame.count = BatchHeader.size
+            frame.append(types.bytes)
             if batch.codecValue != 0, LZ4Units.compress(records, recordCount: Int(run.count), appendingTo: &frame, unitBytes: unitBytes) {
                 made.attributes = LZ4Units.codec
             } else {
@@ -260,7 +270,7 @@ enum SegmentRewriter {
             made.store(frame.base)
             try append(frame.bytes)
             previousCRC = made.crc
-            return Frame(offset: at, compressed: made.attributes != 0)
+            return Frame(offset: at, compressed: made.attributes & ~TypeTable.attribute != 0)
         }
 
         mutating func append(_ bytes: [UInt8]) throws(IOError) {

@@ -27,18 +27,32 @@ public struct BatchBuilder: ~Copyable {
     var count: UInt32 = 0
     /// An encrypted log's sealer: events are encoded sealed (Format.md §5.1); nil for a plain log.
     var sealer: BatchSealer?
+    /// Events name their type by an index into the batch's type table
+    /// (Format.md §5.3): in a log that stores its batches as is (neither
+    /// compressed nor encrypted). Markers keep their type in the record.
+    let usesTypeTable: Bool
+    /// Where the records start in `buffer`: after the header and the room
+    /// kept for the type table, as long as the writer's last table (the
+    /// types of a log's batches seldom change, so the table usually fits
+    /// the room exactly and the records never move).
+    let recordsStart: Int
 
     init(
         buffer: consuming ByteBuffer, streams: consuming BatchStreams, table: StreamTable, basePosition: UInt64, now: Timestamp,
-        sealer: BatchSealer? = nil
+        sealer: BatchSealer? = nil, usesTypeTable: Bool = false
     ) {
         self.sealer = sealer
+        self.usesTypeTable = usesTypeTable && sealer == nil
         self.buffer = buffer
         self.streams = streams  // reset by the writer after its last batch
         self.table = table
         self.basePosition = basePosition
         self.now = now
-        self.buffer.count = BatchHeader.size  // room for the header, filled in last
+        // Room for the header (filled in last) and the type table.
+        self.recordsStart = BatchHeader.size + (self.usesTypeTable ? self.streams.lastTableLength : 0)
+        self.buffer.count = 0
+        self.buffer.reserve(recordsStart)
+        self.buffer.count = recordsStart
     }
 
     /// Expects `stream` to be at `expected` before this batch (optimistic
@@ -203,11 +217,15 @@ public struct BatchBuilder: ~Copyable {
             storedMetadata = metadata
         }
         let sealed = sealer != nil && marker == nil
+        let indexesType = usesTypeTable && marker == nil
         let recordBound = try Record.checkedBound(
             streamBytes: stream.count, typeBytes: type.count, metadataLength: metadataLength, dataBytes: data.count, keyBytes: key?.count)
             + (sealed ? Record.sealedExtraBytes + SealTable.groupBytes + SealTable.countBytes : 0)
-        guard buffer.count + recordBound <= Limits.maxBatchBytes else {
-            throw .limitExceeded(limit: "batch bytes", value: buffer.count + recordBound, maximum: Limits.maxBatchBytes)
+            + (indexesType ? streams.types.encodedLength + TypeTableBuilder.growthBound(type) : 0)
+        // (The room kept for the type table is not part of the batch: the table's length is, in the bound.)
+        let written = buffer.count - (recordsStart - BatchHeader.size)
+        guard written + recordBound <= Limits.maxBatchBytes else {
+            throw .limitExceeded(limit: "batch bytes", value: written + recordBound, maximum: Limits.maxBatchBytes)
         }
         let slot = try streams.slot(for: stream, table: table)
         if streams.slots[slot].deletion == .hard {
@@ -225,7 +243,7 @@ public struct BatchBuilder: ~Copyable {
             }
         }
         streams.items.append(BatchStreams.Item(
-            slot: Int32(slot), recordOffset: UInt32(buffer.count - BatchHeader.size), version: version,
+            slot: Int32(slot), recordOffset: UInt32(buffer.count - recordsStart), version: version,
             eventID: metadata?.eventID, marker: marker))
         let time = timestamp ?? now
         if count == 0 { firstTimestamp = time }
@@ -240,13 +258,88 @@ public struct BatchBuilder: ~Copyable {
             sealing.add(parts, position: position, group: group)
             sealer = sealing
         } else {
+            let typeIndex = indexesType ? streams.types.index(of: type) : nil
+            if typeIndex != nil { streams.indexedTypeBytes += type.count }
             Record.encode(
                 into: &buffer, position: position, firstTimestamp: firstTimestamp, timestamp: time, version: version,
                 isMarker: marker != nil, stream: stream, type: type, metadata: storedMetadata,
-                metadataLength: metadataLength, data: data, key: key, isTombstone: isTombstone)
+                metadataLength: metadataLength, data: data, key: key, isTombstone: isTombstone,
+                typeIndex: typeIndex)
         }
         count += 1
         return position
+    }
+
+    /// Puts the batch's type table (Format.md §5.3) at the start of its
+    /// records area when records name their type by index and the table
+    /// makes the batch smaller; true when it did (the frame then sets
+    /// attribute bit 4). Else the records get their types back
+    /// (`nameTypesInRecords`: a batch of one event, or of types that do not
+    /// repeat). Either way the records end up right after the header or
+    /// the table, moved only when the room kept for the table (`recordsStart`)
+    /// is not its length; the items' record offsets become offsets in the
+    /// records area. To call once, when the batch is complete.
+    mutating func insertTypeTable() -> Bool {
+        let length = streams.types.encodedLength
+        let room = recordsStart - BatchHeader.size
+        if length > 0 && streams.indexedTypeBytes <= length && nameTypesInRecords() { return false }
+        let used = length
+        if used != room {
+            let records = buffer.count - recordsStart
+            buffer.reserve(max(0, used - room))
+            (buffer.base + BatchHeader.size + used).copyMemory(from: buffer.base + recordsStart, byteCount: records)
+            buffer.count = BatchHeader.size + used + records
+        }
+        for i in streams.items.indices { streams.items[i].recordOffset += UInt32(used) }
+        guard length > 0 else { return false }
+        streams.types.write(to: buffer.base + BatchHeader.size)
+        streams.lastTableLength = length
+        return true
+    }
+
+    /// Encodes the batch's records again, each naming its type itself
+    /// (`Record.appendNamingType`), right after the header: from a copy of
+    /// them, with the type table written after the copy to look the types
+    /// up in. Sets the items' record offsets. True when done; false (the
+    /// records left as they were) if a record did not read back.
+    private mutating func nameTypesInRecords() -> Bool {
+        let recordsLength = buffer.count - recordsStart
+        let tableLength = streams.types.encodedLength
+        var copy = streams.recordsCopy
+        streams.recordsCopy = []
+        defer { streams.recordsCopy = copy }
+        copy.removeAll(keepingCapacity: true)
+        copy.append(contentsOf: UnsafeRawBufferPointer(start: buffer.base + recordsStart, count: recordsLength))
+        copy.append(contentsOf: repeatElement(0, count: tableLength))
+        return copy.withUnsafeMutableBytes { copied in
+            let base = copied.baseAddress!
+            streams.types.write(to: base + recordsLength)
+            let table = TypeTable(bytes: UnsafeRawBufferPointer(start: base + recordsLength, count: tableLength), count: streams.types.count)
+            let records = UnsafeRawBufferPointer(start: base, count: recordsLength)
+            buffer.count = BatchHeader.size
+            var at = 0
+            for i in 0..<Int(count) {
+                let start = buffer.count - BatchHeader.size
+                do throws(RecordDefect) {
+                    try Record.appendNamingType(
+                        records, at: &at, into: &buffer, position: basePosition &+ UInt64(i), firstTimestamp: firstTimestamp,
+                        type: table.type)
+                } catch {
+                    // Not one `encode` wrote: put the records back as they
+                    // were, and the offsets of those done (which did read).
+                    buffer.count = recordsStart
+                    buffer.append(records)
+                    var old = 0
+                    for j in 0..<i {
+                        streams.items[j].recordOffset = UInt32(old)
+                        do throws(RecordDefect) { try Record.skip(records, at: &old) } catch { break }
+                    }
+                    return false
+                }
+                streams.items[i].recordOffset = UInt32(start)
+            }
+            return true
+        }
     }
 
     /// Seals the batch's sealed records (`BatchSealer.seal`) when it has

@@ -46,6 +46,16 @@ struct BatchStreams: Sendable {
     /// Hash → the newest slot with that hash; others chain through `sameHash`.
     var slotByHash = HashIndex()
     var items: [Item] = []
+    /// The batch's type table (Format.md §5.3), while it is built.
+    var types = TypeTableBuilder()
+    /// Type bytes the records naming their type by index leave out: what
+    /// the table saves before its own length.
+    var indexedTypeBytes = 0
+    /// Scratch of `BatchBuilder.nameTypesInRecords` (reused).
+    var recordsCopy: [UInt8] = []
+    /// The length of the last type table written: the room the next
+    /// batch keeps for its own (kept across batches).
+    var lastTableLength = 0
     /// The hashes `prefetch` is working on (scratch, reused).
     private var prefetchHashes: [UInt64] = []
 
@@ -53,6 +63,8 @@ struct BatchStreams: Sendable {
         slots.removeAll(keepingCapacity: true)
         slotByHash.removeAll()
         items.removeAll(keepingCapacity: true)
+        types.reset()
+        indexedTypeBytes = 0
     }
 
     /// Starts loading what `slot(for:table:)` will read of the `count`

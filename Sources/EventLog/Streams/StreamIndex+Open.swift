@@ -279,12 +279,14 @@ enum StreamIndexBuilder {
             defer { offset += Int(header.length) }
             if header.endPosition <= from { continue }
             let area = try reader.records(of: header, at: offset, in: segment, opening: keys != nil)
-            var at = 0
+            let types = try reader.typeTable(of: header, in: area, batchOffset: offset, segment: segment, guarded: false)
+            var at = types.length
             for position in header.basePosition..<header.endPosition {
                 let recordStart = at
                 let view: EventView
                 do {
-                    view = try Record.decode(area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: false)
+                    view = try Record.decode(
+                        area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: false, types: types)
                 } catch {
                     throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: error.reason)
                 }

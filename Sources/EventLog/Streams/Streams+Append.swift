@@ -140,7 +140,7 @@ extension Streams {
         }
         var builder = BatchBuilder(
             buffer: buffer, streams: consume scratch, table: table, basePosition: base, now: currentTimestamp(),
-            sealer: log.keyRing.map { BatchSealer(ring: $0) })
+            sealer: log.keyRing.map { BatchSealer(ring: $0) }, usesTypeTable: log.options.compression == .none && log.options.typeTables)
         var buildError: EventLogError?
         do { try build(&builder) } catch { buildError = error }
         // Sealed only when it will be written (new data keys are synced here).
@@ -152,6 +152,8 @@ extension Streams {
                 if case .io = error { log.groupCommit.fail("the key store: \(error)") }
             }
         }
+        // A batch stored as is gets its type table (Format.md §5.3).
+        let typed = buildError == nil && builder.count > 0 && !sealed && builder.insertTypeTable()
         let count = builder.count
         let firstTimestamp = builder.firstTimestamp
         let maxTimestamp = builder.maxTimestamp
@@ -173,7 +175,7 @@ extension Streams {
                     let versions = wantsResult ? batchStreams.versions(table: table) : []
                     let (range, sequence) = try log.writeBatch(
                         &state, encoded: &encoded, count: count, firstTimestamp: firstTimestamp, maxTimestamp: maxTimestamp,
-                        sealed: sealed
+                        sealed: sealed, typeTable: typed
                     ) { (written) throws(EventLogError) in
                         try commitStreams(&batchStreams, written: written)
                     }

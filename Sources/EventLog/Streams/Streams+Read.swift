@@ -168,7 +168,8 @@ extension LogReader {
                     if entryVersion < lowest || (direction == .forward ? entryVersion < version : entryVersion > version) { continue }
                     let batch = segment.batchOffset(atOrBefore: position)
                     if let base = segment.mapping.base {
-                        eventlog_prefetch(base + batch, 64)
+                        // The header and the type table after it (Format.md §5.3).
+                        eventlog_prefetch(base + batch, BatchHeader.size + TypeTable.typicalBytes)
                         if offset & StreamEntry.compressedFlag == 0 { eventlog_prefetch(base + Int(offset), 256) }
                     }
                     wanted.append((position, offset, entryVersion, batch))
@@ -262,6 +263,11 @@ extension LogReader {
             throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: "stream index entry points outside its batch")
         }
         let area = UnsafeRawBufferPointer(rebasing: bytes[areaStart..<(batchOffset + Int(header.length))])
+        // The batch's type table (Format.md §5.3): the record's checksum covers the type it names.
+        let types = try typeTable(of: header, in: area, batchOffset: batchOffset, segment: segment, guarded: true)
+        guard recordAt >= types.length else {
+            throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: "stream index entry points inside its batch's type table")
+        }
         var at = recordAt
         // The record's length and checksum fields under the SIGBUS guard
         // (its checksum then runs under it too).
@@ -269,7 +275,7 @@ extension LogReader {
             throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: MappedBytes.unreadableReason)
         }
         do {
-            return try Record.decode(area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: true)
+            return try Record.decode(area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: true, types: types)
         } catch {
             throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: error.reason)
         }
@@ -294,10 +300,12 @@ extension LogReader {
                 continue
             }
             var result: [(String, UUID?, UInt64)] = []
-            var at = 0
             let area = try records(of: header, at: offset, in: segment)
+            let types = try typeTable(of: header, in: area, batchOffset: offset, segment: segment, guarded: false)
+            var at = types.length
             for p in header.basePosition..<header.endPosition {
-                let view = try Record.decode(area, at: &at, position: p, firstTimestamp: header.firstTimestamp, verify: false)
+                let view = try Record.decode(
+                    area, at: &at, position: p, firstTimestamp: header.firstTimestamp, verify: false, types: types)
                 if view.isMarker { continue }
                 result.append((view.stream, try view.metadata().eventID, p))
             }

@@ -74,4 +74,16 @@ enum Fixtures {
         }
         return result
     }
+
+    /// The offset in the segment at `path` of the first record of the batch
+    /// at `offset`: after the header and, when it has one, its type table
+    /// (Format.md §5.3).
+    static func firstRecord(in path: String, batchAt offset: Int) -> Int {
+        let bytes = Damage.read(path)
+        let header = bytes.withUnsafeBytes { BatchHeader.load($0.baseAddress! + offset) }
+        let area = offset + BatchHeader.size
+        guard header.attributes & TypeTable.attribute != 0 else { return area }
+        let names = area + 1 + 2 * Int(bytes[area])
+        return names + Int(UInt16(bytes[names - 2]) | UInt16(bytes[names - 1]) << 8)
+    }
 }
