@@ -301,10 +301,7 @@ import Testing
     @Test func aVersion1LogWithoutAJournalGetsOne() throws {
         let dir = TemporaryDirectory()
         try Self.journalWithFiveCommits(dir, durability: .none)
-        let meta = dir.sub(FileNames.metadata)
-        var metadata = try LogMetadata.decode(Damage.read(meta), file: meta)
-        metadata.readVersion = 1
-        Damage.write(meta, metadata.encode())
+        try Fixtures.setReadVersion(1, in: dir)
         Damage.remove(dir.sub(FileNames.cursorJournal))
 
         let reader = try Log.open(at: dir.path, options: LogOptions(durability: .none, readOnly: true))

@@ -427,16 +427,7 @@ import Testing
     func aBatchOfOneLZ4BlockIsStillRead(in dir: TemporaryDirectory) throws {
         var options = Self.options()
         options.compression = .none
-        let source = TemporaryDirectory()
-        let plain = try Log.open(at: source.path, options: options)
-        try plain.append((0..<120).map { Self.event($0) })
-        let events = try plain.events(from: 0)
-        try plain.close()
-        let importer = try LogImporter(at: dir.path, logID: UUID(), startPosition: 0, options: options)
-        try importer.beginBatch(at: 0, firstTimestamp: events[0].timestamp)
-        for event in events { try importer.appendRecord(event) }
-        try importer.endBatch()
-        try importer.finish(endPosition: 120, streams: nil)
+        try Fixtures.importAsOneBatch((0..<120).map { Self.event($0) }, at: dir, options: options)
         let segment = try #require(Fixtures.segments(dir).first)
         let batch = try #require(Fixtures.batches(in: segment).first)
         var bytes = Damage.read(segment)
@@ -485,10 +476,8 @@ import Testing
     @Test func aVersion8LogIsUpgradedAndItsOneBlockBatchStillReads() throws {
         let dir = TemporaryDirectory()
         try aBatchOfOneLZ4BlockIsStillRead(in: dir)
+        try Fixtures.setReadVersion(8, in: dir)
         let meta = dir.sub(FileNames.metadata)
-        var metadata = try LogMetadata.decode(Damage.read(meta), file: meta)
-        metadata.readVersion = 8
-        Damage.write(meta, metadata.encode())
 
         let reader = try Log.open(at: dir.path, options: LogOptions(readOnly: true))
         #expect(reader.recovery.upgradedFromVersion == nil)

@@ -109,15 +109,9 @@ import Testing
         let appendedDir = TemporaryDirectory()
         let log = try Log.open(at: appendedDir.path, options: Self.options(segmentBytes: 1 << 20))
         try log.append(events)
-        let stored = try log.events(from: 0)
         try log.close()
-
         let importedDir = TemporaryDirectory()
-        let importer = try LogImporter(at: importedDir.path, logID: UUID(), startPosition: 0, options: Self.options(segmentBytes: 1 << 20))
-        try importer.beginBatch(at: 0, firstTimestamp: stored[0].timestamp)
-        for event in stored { try importer.appendRecord(event) }
-        try importer.endBatch()
-        try importer.finish(endPosition: 100, streams: nil)
+        try Fixtures.importAsOneBatch(events, at: importedDir, options: Self.options(segmentBytes: 1 << 20))
 
         let withTable = try #require(Self.headers(appendedDir).first)
         let without = try #require(Self.headers(importedDir).first)
@@ -382,21 +376,10 @@ import Testing
     @Test func aVersion9LogIsUpgradedAndReadsOnWithTablesAfterIt() throws {
         var random = SplitMix64(seed: 16)
         let first = (0..<80).map { Self.event($0, random: &random) }
-        let source = TemporaryDirectory()
-        let plain = try Log.open(at: source.path, options: Self.options(segmentBytes: 1 << 20))
-        try plain.append(first)
-        let stored = try plain.events(from: 0)
-        try plain.close()
         let dir = TemporaryDirectory()
-        let importer = try LogImporter(at: dir.path, logID: UUID(), startPosition: 0, options: Self.options(segmentBytes: 1 << 20))
-        try importer.beginBatch(at: 0, firstTimestamp: stored[0].timestamp)
-        for event in stored { try importer.appendRecord(event) }
-        try importer.endBatch()
-        try importer.finish(endPosition: 80, streams: nil)
+        try Fixtures.importAsOneBatch(first, at: dir, options: Self.options(segmentBytes: 1 << 20))
+        try Fixtures.setReadVersion(9, in: dir)
         let meta = dir.sub(FileNames.metadata)
-        var metadata = try LogMetadata.decode(Damage.read(meta), file: meta)
-        metadata.readVersion = 9
-        Damage.write(meta, metadata.encode())
 
         let reader = try Log.open(at: dir.path, options: LogOptions(readOnly: true))
         #expect(reader.recovery.upgradedFromVersion == nil)

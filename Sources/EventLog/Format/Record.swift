@@ -469,11 +469,7 @@ extension Record {
         _ area: UnsafeRawBufferPointer, at offset: inout Int, firstTimestamp: Timestamp
     ) throws(RecordDefect) -> RecordHead {
         let start = offset
-        guard let bodyLength = Varint.read(area, &offset), bodyLength >= 4 + 1 + 1 + 2,
-              bodyLength <= UInt64(area.count - offset)
-        else { throw RecordDefect(reason: "record length is impossible", offset: start) }
-        let end = offset + Int(bodyLength)
-        let body = UnsafeRawBufferPointer(rebasing: area[offset..<end])
+        let body = try Self.body(of: area, at: &offset)
         var i = 4
         let (flags, timestamp, version, stream) = try fields(of: body, at: &i, firstTimestamp: firstTimestamp, start: start)
         let key = flags & flagKey != 0 ? try Self.key(of: body, at: &i, start: start) : stream
@@ -485,7 +481,6 @@ extension Record {
             guard body.count - i - 1 - typeLength >= 4 else { throw RecordDefect(reason: "seal group runs past the record", offset: start) }
             group = body.loadLE(at: i + 1 + typeLength, as: UInt32.self)
         }
-        offset = end
         return RecordHead(
             isMarker: flags & flagMarker != 0, version: version, timestamp: timestamp, stream: stream,
             key: key, isTombstone: flags & flagTombstone != 0, sealGroup: group)
@@ -541,16 +536,11 @@ extension Record {
         firstTimestamp: Timestamp, type: (Int) -> UnsafeRawBufferPointer?
     ) throws(RecordDefect) {
         let start = offset
-        guard let bodyLength = Varint.read(area, &offset), bodyLength >= 4 + 1 + 1 + 2,
-              bodyLength <= UInt64(area.count - offset)
-        else { throw RecordDefect(reason: "record length is impossible", offset: start) }
-        let end = offset + Int(bodyLength)
-        let body = UnsafeRawBufferPointer(rebasing: area[offset..<end])
-        offset = end
+        let body = try Self.body(of: area, at: &offset)
         var i = 4
         let (flags, _, _, _) = try fields(of: body, at: &i, firstTimestamp: firstTimestamp, start: start)
         guard flags & flagTypeIndex != 0 else {
-            buffer.append(UnsafeRawBufferPointer(rebasing: area[start..<end]))
+            buffer.append(UnsafeRawBufferPointer(rebasing: area[start..<offset]))
             return
         }
         if flags & flagKey != 0 { _ = try key(of: body, at: &i, start: start) }
@@ -567,6 +557,18 @@ extension Record {
         buffer.append(named)
         buffer.append(UnsafeRawBufferPointer(rebasing: body[(i + 1)...]))
         storeChecksum(buffer.base, crcOffset: crcOffset, end: buffer.count, position: position, firstTimestamp: firstTimestamp)
+    }
+
+    /// The body of the record at `offset` of `area` (its bytes from the CRC
+    /// on, at least 8, inside the area); advances `offset` past the record.
+    @inline(__always)
+    private static func body(of area: UnsafeRawBufferPointer, at offset: inout Int) throws(RecordDefect) -> UnsafeRawBufferPointer {
+        let start = offset
+        guard let bodyLength = Varint.read(area, &offset), bodyLength >= 4 + 1 + 1 + 2,
+              bodyLength <= UInt64(area.count - offset)
+        else { throw RecordDefect(reason: "record length is impossible", offset: start) }
+        defer { offset += Int(bodyLength) }
+        return UnsafeRawBufferPointer(rebasing: area[offset..<(offset + Int(bodyLength))])
     }
 
     /// Skips the record at `offset` without decoding it.

@@ -75,6 +75,35 @@ enum Fixtures {
         return result
     }
 
+    /// A log at `dir` holding `events` (positions from 0) in one batch,
+    /// written by an import: records that keep their types (no type table,
+    /// Format.md §5.3), as format version 9 wrote them. Returns the events
+    /// as stored (appended to a log of their own first, which gives their
+    /// versions and timestamps).
+    @discardableResult
+    static func importAsOneBatch(_ events: [NewEvent], at dir: TemporaryDirectory, options: LogOptions) throws -> [Event] {
+        let source = TemporaryDirectory()
+        let log = try Log.open(at: source.path, options: options)
+        try log.append(events)
+        let stored = try log.events(from: 0)
+        try log.close()
+        let importer = try LogImporter(at: dir.path, logID: UUID(), startPosition: 0, options: options)
+        try importer.beginBatch(at: 0, firstTimestamp: stored.first?.timestamp ?? 0)
+        for event in stored { try importer.appendRecord(event) }
+        try importer.endBatch()
+        try importer.finish(endPosition: UInt64(stored.count), streams: nil)
+        return stored
+    }
+
+    /// Rewrites `dir`'s `eventlog.meta` with read version `version`: the log
+    /// as a build of that version left it (when its files are that version's).
+    static func setReadVersion(_ version: UInt16, in dir: TemporaryDirectory) throws {
+        let meta = dir.sub(FileNames.metadata)
+        var metadata = try LogMetadata.decode(Damage.read(meta), file: meta)
+        metadata.readVersion = version
+        Damage.write(meta, metadata.encode())
+    }
+
     /// The offset in the segment at `path` of the first record of the batch
     /// at `offset`: after the header and, when it has one, its type table
     /// (Format.md §5.3).
