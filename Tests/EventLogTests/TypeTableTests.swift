@@ -162,6 +162,27 @@ import Testing
         #expect(try Log.verify(at: dir.path).isSound)
     }
 
+    /// A batch of more types than a table holds (255): the first 255 are
+    /// named by index, the others stay in their records, in the same batch.
+    @Test func typesPastAFullTableStayInTheirRecords() throws {
+        let dir = TemporaryDirectory()
+        let log = try Log.open(at: dir.path, options: Self.options(segmentBytes: 1 << 20))
+        // 300 types, each twice: the table pays for its 255.
+        let events = (0..<600).map { i in
+            NewEvent(stream: "s-\(i % 5)", type: "Type-\(String(format: "%04d", i % 300))", data: Array("\(i)".utf8))
+        }
+        try log.append(events)
+        #expect(try log.events(from: 0).map(\.type) == events.map(\.type))
+        for p in [0, 254, 255, 299, 300, 554, 555, 599] { #expect(try log.event(at: UInt64(p)).type == events[p].type) }
+        #expect(try log.events(inStream: "s-3").map(\.type) == events.filter { $0.stream == "s-3" }.map(\.type))
+        try log.close()
+        let batch = try #require(Self.headers(dir).first)
+        #expect(Self.hasTable(batch.header))
+        let bytes = Damage.read(batch.segment)
+        #expect(bytes[batch.offset + BatchHeader.size] == 255)
+        #expect(try Log.verify(at: dir.path).isSound)
+    }
+
     // MARK: Damage
 
     /// A byte of a type in a sealed segment's table changed: the frame
