@@ -325,12 +325,7 @@ extension Record {
         verify: Bool, types: TypeTable
     ) throws(RecordDefect) -> EventView {
         let start = offset
-        guard let bodyLength = Varint.read(area, &offset), bodyLength >= 4 + 1 + 1 + 2,
-              bodyLength <= UInt64(area.count - offset)
-        else { throw RecordDefect(reason: "record length is impossible", offset: start) }
-        let bodyStart = offset
-        let end = bodyStart + Int(bodyLength)
-        let body = UnsafeRawBufferPointer(rebasing: area[bodyStart..<end])
+        let body = try Self.body(of: area, at: &offset)
         // The checksum of the body; a record naming its type by index
         // continues it over the type's bytes, once they are found.
         var computed: UInt32 = 0
@@ -416,7 +411,6 @@ extension Record {
                 throw RecordDefect(reason: "unknown stream marker (type or data not defined)", offset: start)
             }
         }
-        offset = end
         var view = EventView(
             position: position, version: version, timestamp: timestamp, streamBytes: stream, typeBytes: type,
             data: data, metadataBytes: metadata, isMarker: flags & flagMarker != 0,
@@ -438,13 +432,9 @@ extension Record {
         _ area: UnsafeRawBufferPointer, at offset: inout Int
     ) throws(RecordDefect) -> (groupOffset: Int, payloadEnd: Int)? {
         let start = offset
-        guard let bodyLength = Varint.read(area, &offset), bodyLength >= 4 + 1 + 1 + 2,
-              bodyLength <= UInt64(area.count - offset)
-        else { throw RecordDefect(reason: "record length is impossible", offset: start) }
-        let bodyStart = offset
-        let end = offset + Int(bodyLength)
-        offset = end
-        let body = UnsafeRawBufferPointer(rebasing: area[bodyStart..<end])
+        let body = try Self.body(of: area, at: &offset)
+        let bodyStart = offset - body.count
+        let end = offset
         var i = 4
         let (flags, _, _, _) = try fields(of: body, at: &i, firstTimestamp: 0, start: start)
         guard flags & flagSealed != 0 else { return nil }

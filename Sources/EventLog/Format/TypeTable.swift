@@ -118,10 +118,15 @@ struct TypeTableBuilder {
     private var ends: [UInt16] = []
     /// Each type's `fingerprint`: a lookup compares bytes only on a match.
     private var fingerprints: [UInt64] = []
+    /// The type bytes the records that got an index (`index(of:)`) leave out.
+    private var indexedBytes = 0
 
     var count: Int { ends.count }
     /// Bytes the table takes in the records area (0 while empty).
     var encodedLength: Int { ends.isEmpty ? 0 : 1 + 2 * ends.count + names.count }
+    /// True when the table makes its batch smaller: the type bytes its
+    /// records leave out are more than the table's own (Format.md §5.3).
+    var pays: Bool { indexedBytes > encodedLength }
 
     /// The most bytes the table can grow by when `type` joins it.
     @inline(__always) static func growthBound(_ type: UnsafeRawBufferPointer) -> Int { 1 + 2 + type.count }
@@ -130,6 +135,7 @@ struct TypeTableBuilder {
         names.removeAll(keepingCapacity: true)
         ends.removeAll(keepingCapacity: true)
         fingerprints.removeAll(keepingCapacity: true)
+        indexedBytes = 0
     }
 
     /// The length and the first 7 bytes of `type`: the whole type when it
@@ -145,10 +151,18 @@ struct TypeTableBuilder {
         return head << 8 | UInt64(type.count)
     }
 
-    /// The index of `type` in the table, adding it when new; nil when the
-    /// table is full (the record then stores its type itself).
+    /// The index of `type` in the table for a record that names it so,
+    /// adding it when new; nil when the table is full (the record then
+    /// stores its type itself).
     @inline(__always)
     mutating func index(of type: UnsafeRawBufferPointer) -> UInt8? {
+        guard let found = find(type) else { return nil }
+        indexedBytes += type.count
+        return found
+    }
+
+    @inline(__always)
+    private mutating func find(_ type: UnsafeRawBufferPointer) -> UInt8? {
         let print = Self.fingerprint(type)
         for i in 0..<fingerprints.count where fingerprints[i] == print {
             if type.count <= 7 { return UInt8(i) }

@@ -288,8 +288,8 @@ struct LogReader: ~Copyable {
             try verifyFrame(at: offset, in: segment, bytes: bytes)
         }
         let area = try records(of: header, at: offset, in: segment)
-        // A plain batch's type table is checked here (its checksum); an
-        // opened sealed area has none.
+        // A plain batch's type table, read under the guard (the record's
+        // checksum covers the type it names); an opened sealed area has none.
         let types = try typeTable(of: header, in: area, batchOffset: offset, segment: segment, guarded: header.isStoredAsIs)
         var at = types.length
         var p = header.basePosition

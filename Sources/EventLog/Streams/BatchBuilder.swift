@@ -259,7 +259,6 @@ public struct BatchBuilder: ~Copyable {
             sealer = sealing
         } else {
             let typeIndex = indexesType ? streams.types.index(of: type) : nil
-            if typeIndex != nil { streams.indexedTypeBytes += type.count }
             Record.encode(
                 into: &buffer, position: position, firstTimestamp: firstTimestamp, timestamp: time, version: version,
                 isMarker: marker != nil, stream: stream, type: type, metadata: storedMetadata,
@@ -282,15 +281,14 @@ public struct BatchBuilder: ~Copyable {
     mutating func insertTypeTable() -> Bool {
         let length = streams.types.encodedLength
         let room = recordsStart - BatchHeader.size
-        if length > 0 && streams.indexedTypeBytes <= length && nameTypesInRecords() { return false }
-        let used = length
-        if used != room {
+        if length > 0 && !streams.types.pays && nameTypesInRecords() { return false }
+        if length != room {
             let records = buffer.count - recordsStart
-            buffer.reserve(max(0, used - room))
-            (buffer.base + BatchHeader.size + used).copyMemory(from: buffer.base + recordsStart, byteCount: records)
-            buffer.count = BatchHeader.size + used + records
+            buffer.reserve(max(0, length - room))
+            (buffer.base + BatchHeader.size + length).copyMemory(from: buffer.base + recordsStart, byteCount: records)
+            buffer.count = BatchHeader.size + length + records
         }
-        for i in streams.items.indices { streams.items[i].recordOffset += UInt32(used) }
+        for i in streams.items.indices { streams.items[i].recordOffset += UInt32(length) }
         guard length > 0 else { return false }
         streams.types.write(to: buffer.base + BatchHeader.size)
         streams.lastTableLength = length

@@ -48,9 +48,6 @@ struct BatchStreams: Sendable {
     var items: [Item] = []
     /// The batch's type table (Format.md §5.3), while it is built.
     var types = TypeTableBuilder()
-    /// Type bytes the records naming their type by index leave out: what
-    /// the table saves before its own length.
-    var indexedTypeBytes = 0
     /// Scratch of `BatchBuilder.nameTypesInRecords` (reused).
     var recordsCopy: [UInt8] = []
     /// The length of the last type table written: the room the next
@@ -64,7 +61,6 @@ struct BatchStreams: Sendable {
         slotByHash.removeAll()
         items.removeAll(keepingCapacity: true)
         types.reset()
-        indexedTypeBytes = 0
     }
 
     /// Starts loading what `slot(for:table:)` will read of the `count`
