@@ -660,7 +660,10 @@ import Testing
         #expect(verdict { Self.store(UInt32(0), into: &$0, at: 32) } == "batch header fields out of range")
         #expect(verdict { Self.store(UInt32(Limits.maxBatchRecords + 1), into: &$0, at: 32) } == "batch header fields out of range")
         #expect(verdict { Self.store(UInt32(Limits.maxBatchBytes + 1), into: &$0, at: 40) } == "batch header fields out of range")
-        #expect(verdict { Self.store(UInt16(3), into: &$0, at: codec) } == "batch header fields out of range")
+        #expect(verdict { Self.store(UInt16(4), into: &$0, at: codec) } == "batch header fields out of range")
+        #expect(verdict { Self.store(UInt16(7), into: &$0, at: codec) } == "batch header fields out of range")
+        // Codec 3 (§5.4) is known; its dictionary is checked when its records are read.
+        #expect(verdict { Self.store(UInt16(3), into: &$0, at: codec) } == "valid")
         // A base position whose end position (base + count) would pass 2^64 - 1: found by fuzzing
         // (`scripts/fuzz.sh log`), where the tail judgement trapped on a range ending before it began.
         let count = UInt64(Self.load(original, at: 32, as: UInt32.self))
@@ -673,7 +676,7 @@ import Testing
             #expect(verdict { Self.store(UInt16(1) << UInt16(bit), into: &$0, at: codec) } == "batch attributes have reserved bits set")
         }
         #expect(verdict { Self.store(TypeTable.attribute, into: &$0, at: codec) } == "valid")
-        for other: UInt16 in [1, 2, BatchHeader.sealedFlag] {
+        for other: UInt16 in [1, 2, 3, BatchHeader.sealedFlag] {
             #expect(verdict { Self.store(TypeTable.attribute | other, into: &$0, at: codec) } == "a compressed or sealed batch has a type table")
         }
         // 11: an uncompressed area's length.
@@ -686,7 +689,9 @@ import Testing
         #expect(verdict(previousCRC: 1) { Self.store(UInt32(0), into: &$0, at: 32) }.contains("chain"))
         #expect(verdict(expectedBase: 9) { $0[codec] |= 0x08 }.contains("base position"))
         #expect(verdict(previousCRC: 1, expectedBase: 9).contains("chain"))
-        #expect(verdict { Self.store(UInt16(0x0B), into: &$0, at: codec) } == "batch header fields out of range")
+        #expect(verdict { Self.store(UInt16(0x0C), into: &$0, at: codec) } == "batch header fields out of range")
+        // 10: codec 3 only unsealed.
+        #expect(verdict { Self.store(UInt16(0x0B), into: &$0, at: codec) } == "a sealed batch is compressed against its segment's dictionary")
         #expect(verdict {
             $0[codec] |= 0x20
             Self.store(Self.load($0, at: 40, as: UInt32.self) + 1, into: &$0, at: 40)

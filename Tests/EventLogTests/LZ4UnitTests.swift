@@ -25,6 +25,7 @@ import Testing
     static func options(segmentBytes: Int = 1 << 20) -> LogOptions {
         var options = LogOptions(segmentBytes: segmentBytes, durability: .none, compression: .lz4)
         options.compressionUnitBytes = 4096  // several units a batch
+        options.dictionaryUnitBytes = 0  // codec 2 throughout (codec 3: LZ4DictionaryTests)
         options.maintenanceInterval = nil
         options.metricsInterval = nil
         return options

@@ -135,6 +135,7 @@ public func runSystem(
             var lz4 = SystemRound<EventLogStore>(system: system, sizes: sizes, expectations: expectations, directory: directory)
             lz4.config.lz4 = true
             lz4.config.compressionUnitBytes = options.compressionUnitBytes
+            lz4.config.dictionaryUnitBytes = options.dictionaryUnitBytes
             lz4.suffix = "-lz4"
             lz4.durablePhases = false
             lz4.keep = options.keep

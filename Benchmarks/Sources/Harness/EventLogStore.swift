@@ -14,6 +14,7 @@ public final class EventLogStore: Store {
         options.createIfMissing = mode != .reading
         if let bytes = config.batchCacheBytes { options.batchCacheBytes = bytes }
         if let bytes = config.compressionUnitBytes { options.compressionUnitBytes = bytes }
+        if let bytes = config.dictionaryUnitBytes { options.dictionaryUnitBytes = bytes }
         if config.encrypted {
             options.encryption = LogEncryption(keyProvider: StaticKeyProvider(key: [UInt8](repeating: 0x5A, count: 32)), scope: .log)
         }

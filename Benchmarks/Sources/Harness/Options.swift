@@ -26,6 +26,8 @@ public struct Options: Sendable {
     public var batchCacheBytes: Int?
     /// `--compression-unit-bytes`: EventLog's LZ4 store's `LogOptions.compressionUnitBytes` (nil: its default).
     public var compressionUnitBytes: Int?
+    /// `--dictionary-unit-bytes`: EventLog's LZ4 store's `LogOptions.dictionaryUnitBytes` (nil: its default).
+    public var dictionaryUnitBytes: Int?
     /// `--crash-events`, when given (default: N).
     var explicitCrashEvents: Int?
 
@@ -44,7 +46,8 @@ public struct Options: Sendable {
                               [--json FILE] [--report DIR] [--dir PATH] [--keep]
                               [--a2 N] [--a3 N] [--r2 N] [--r3 N] [--threads LIST]
                               [--appends-per-thread N] [--crash-events N] [--skip GROUPS]
-                              [--batch-cache-bytes N] [--compression-unit-bytes N] [--check N] [--streams-scale LIST [--only-streams-scale]
+                              [--batch-cache-bytes N] [--compression-unit-bytes N] [--dictionary-unit-bytes N]
+                              [--check N] [--streams-scale LIST [--only-streams-scale]
                               [--streams-reads N] [--streams-appends N] [--streams-kill-events N]]
 
         The standard workload (Benchmarks/WORKLOAD.md) on EventLog and, in the same
@@ -74,7 +77,13 @@ public struct Options: Sendable {
                        the library's, 32 MiB; 0 turns it off)
           --compression-unit-bytes N  LogOptions.compressionUnitBytes of EventLog's LZ4 store
                        (the size of the units R2-lz4 and R3-lz4 decompress one at a time;
-                       default: the library's, 12 KiB; 1024 to 33554432)
+                       default: the library's, 12 KiB; 1024 to 33554432): its batches
+                       that give a segment's dictionary, or, with
+                       --dictionary-unit-bytes 0, every batch
+          --dictionary-unit-bytes N  LogOptions.dictionaryUnitBytes of EventLog's LZ4
+                       store (the units of the batches compressed against their
+                       segment's dictionary, Format.md §5.4; default: the
+                       library's; 0: no dictionary; else 128 to 33554432)
           --check N    print the FNV-1a 64 digest and logical bytes of the first N
                        generated events, and exit
           --streams-scale LIST  after the standard phases, the streams-scale group for each
@@ -148,6 +157,7 @@ public struct Options: Sendable {
             case "--crash-events": options.explicitCrashEvents = try count(flag, minimum: 0)
             case "--batch-cache-bytes": options.batchCacheBytes = try count(flag, minimum: 0)
             case "--compression-unit-bytes": options.compressionUnitBytes = try count(flag, minimum: 1024)
+            case "--dictionary-unit-bytes": options.dictionaryUnitBytes = try count(flag, minimum: 0)
             case "--threads": threads = try list(flag)
             case "--skip":
                 let groups = try value(flag).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }

@@ -60,6 +60,8 @@ public struct StoreConfig: Sendable {
     public var batchCacheBytes: Int?
     /// EventLog only: `LogOptions.compressionUnitBytes` (nil: the library's default).
     public var compressionUnitBytes: Int?
+    /// EventLog only: `LogOptions.dictionaryUnitBytes` (nil: the library's default).
+    public var dictionaryUnitBytes: Int?
     /// EventLog only: encryption at rest (one data key for the log, a fixed master key).
     public var encrypted = false
     /// EventLog's C phases only: where the log's group commit metrics go.

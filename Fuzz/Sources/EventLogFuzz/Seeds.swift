@@ -66,6 +66,15 @@ struct SeedCorpus {
         let log = try Log.open(at: dir, options: options)
         if compact { try log.updateSettings(LogSettings(keyCompaction: true, tombstoneRetention: .zero)) }
         _ = try log.createCursor("projector")
+        if compression == .lz4 {
+            // A first batch of more than `LZ4Dictionary.minBytes` of records: the
+            // segment's dictionary, so the batches after it are codec 3 (Format.md §5.4).
+            _ = try log.append((0..<12).map { i in
+                NewEvent(
+                    stream: "order-\(i % 7)", type: "OrderPlaced",
+                    data: Array(#"{"first":\#(i),"note":"\#(String(repeating: "cd", count: 40))"}"#.utf8))
+            })
+        }
         for round in 0..<(compact ? 160 : 60) {
             var events: [NewEvent] = []
             for i in 0..<(1 + round % 5) {

@@ -8,6 +8,21 @@ import Musl
 
 /// A batch frame at offset 0, then its records as a reader and `verify` decode them.
 enum BatchTarget {
+    /// What codec 3 units decompress against here: 16 KiB of event-like
+    /// text, allocated once for the process (never freed).
+    nonisolated(unsafe) static let fuzzDictionary: UnsafeRawBufferPointer = {
+        var text = ""
+        var i = 0
+        while text.utf8.count < LZ4Dictionary.maxBytes {
+            text += "{\"order\":\"order-\(i)\",\"type\":\"OrderPlaced\",\"amount\":\(i * 37 % 1000)}"
+            i += 1
+        }
+        let bytes = Array(text.utf8.prefix(LZ4Dictionary.maxBytes))
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 16)
+        storage.copyBytes(from: bytes)
+        return UnsafeRawBufferPointer(storage)
+    }()
+
     static func run(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { raw in
             guard case .valid(let header) = BatchHeader.check(
@@ -18,11 +33,16 @@ enum BatchTarget {
                 if header.isSealed { opened(stored, header) }
                 return
             }
-            if header.codecValue == LZ4Units.codec { units(stored, header) }
+            // Codec 3 (Format.md §5.4): against a fixed dictionary that takes
+            // the checksum the batch records (a segment's would be checked
+            // against it first), so its units reach the decoder.
+            let dictionary = header.usesSegmentDictionary && stored.count >= LZ4Units.dictionaryFieldSize
+                ? LZ4Dictionary(bytes: fuzzDictionary, checksum: stored.loadLE(at: 0, as: UInt32.self)) : nil
+            if header.holdsLZ4Units { units(stored, header, dictionary) }
             let length = Int(header.recordsLength)
             var scratch = ByteBuffer(capacity: 0)
             scratch.reserve(length)
-            guard (try? LZ4Units.decompress(stored, of: header, into: scratch.base)) != nil else { return }
+            guard (try? LZ4Units.decompress(stored, of: header, into: scratch.base, dictionary: dictionary)) != nil else { return }
             let area = UnsafeRawBufferPointer(start: scratch.base, count: length)
             records(area, header)
             if header.isSealed { opened(area, header) }
@@ -31,9 +51,8 @@ enum BatchTarget {
 
     /// An area of LZ4 units (Format.md §5.2) as point reads read it: the
     /// table, then each unit alone.
-    private static func units(_ stored: UnsafeRawBufferPointer, _ header: BatchHeader) {
-        guard let table = try? LZ4Units.Table(stored, recordCount: Int(header.recordCount), recordsLength: Int(header.recordsLength))
-        else { return }
+    private static func units(_ stored: UnsafeRawBufferPointer, _ header: BatchHeader, _ dictionary: LZ4Dictionary?) {
+        guard let table = try? LZ4Units.Table(stored, of: header, dictionary: dictionary) else { return }
         var scratch = ByteBuffer(capacity: 0)
         var index = 0
         while index < Int(header.recordCount) {

@@ -52,10 +52,17 @@ struct BatchHeader: Equatable, Sendable {
     /// compressed nor sealed, so a record can be read in place (the mapped
     /// bytes) and index entries may point at records inside it.
     var isStoredAsIs: Bool { attributes & (Self.codecMask | Self.sealedFlag) == 0 }
-    /// True for a plain batch stored in LZ4 units (Format.md §5.2): a point
-    /// read decompresses the one unit holding its record. (A sealed batch in
-    /// units is read whole: its seal groups cover every payload.)
-    var holdsLZ4Units: Bool { attributes & (Self.codecMask | Self.sealedFlag) == LZ4Units.codec }
+    /// True for a plain batch stored in LZ4 units (Format.md §5.2, and §5.4
+    /// against its segment's dictionary): a point read decompresses the one
+    /// unit holding its record. (A sealed batch in units is read whole: its
+    /// seal groups cover every payload.)
+    var holdsLZ4Units: Bool {
+        let storage = attributes & (Self.codecMask | Self.sealedFlag)
+        return storage == LZ4Units.codec || storage == LZ4Units.dictionaryCodec
+    }
+    /// True for a batch whose units were compressed against its segment's
+    /// LZ4 dictionary (codec 3, Format.md §5.4).
+    var usesSegmentDictionary: Bool { codecValue == LZ4Units.dictionaryCodec }
     /// True for a sealed batch stored uncompressed: a point read opens the
     /// one seal group holding its record (Format.md §5.1), in place in the
     /// mapping.
@@ -222,8 +229,12 @@ extension BatchHeader {
         guard header.recordCount > 0, Int(header.recordCount) <= Limits.maxBatchRecords,
               header.basePosition <= UInt64.max - UInt64(header.recordCount),  // endPosition does not wrap
               Int(header.recordsLength) <= Limits.maxBatchBytes,
-              header.codecValue <= LZ4Units.codec
+              header.codecValue <= LZ4Units.dictionaryCodec
         else { return .invalid(reason: "batch header fields out of range", header: header) }
+        // Codec 3 (Format.md §5.4) only for a plain batch.
+        if header.usesSegmentDictionary && header.isSealed {
+            return .invalid(reason: "a sealed batch is compressed against its segment's dictionary", header: header)
+        }
         guard header.attributes & ~(Self.codecMask | Self.sealedFlag | TypeTable.attribute) == 0 else {
             return .invalid(reason: "batch attributes have reserved bits set", header: header)
         }

@@ -25,17 +25,19 @@ enum FormatVersion {
     /// (Format.md §5.1, §16); version 9 stores LZ4 batches in units that
     /// a point read decompresses one at a time (codec 2, §5.2); version 10
     /// gives a batch stored as is a type table, so its records name their
-    /// type by a 1-byte index (batch attribute bit 4, record flag bit 6, §5.3).
-    static let current: UInt16 = 10
-    /// The read versions this build reads: a log of version 1 to 9 is read
+    /// type by a 1-byte index (batch attribute bit 4, record flag bit 6, §5.3);
+    /// version 11 compresses the LZ4 units of a segment's batches after the
+    /// first against a dictionary taken from that first batch (codec 3, §5.4).
+    static let current: UInt16 = 11
+    /// The read versions this build reads: a log of version 1 to 10 is read
     /// as it is, and a writer upgrades it (§12, "Upgrade"). Files whose
     /// layout version 2 changed (stream index files, stream table runs) are
     /// read in version 2 only (they carry their own layout version); version
     /// 1's are rebuilt.
-    static let readable: ClosedRange<UInt16> = 1...10
+    static let readable: ClosedRange<UInt16> = 1...11
     /// The highest write version this build may write under. A log whose
     /// write version is higher opens read-only only.
-    static let write: UInt16 = 10
+    static let write: UInt16 = 11
     /// The write version a log's metadata stores as `stored` (0: equal to
     /// the read version `read`).
     @inline(__always) static func effectiveWrite(stored: UInt16, read: UInt16) -> UInt16 {

@@ -16,14 +16,26 @@
 /// record count, their bytes to its records length (bytes after the last
 /// record, such as a sealed batch's seal table, are in the last unit), and
 /// their stored bytes, with the count and table, to the stored length.
+///
+/// Codec 3 (Format.md §5.4) is the same layout after a u32, the checksum of
+/// the segment's LZ4 dictionary, with every unit's block compressed against
+/// that dictionary.
 enum LZ4Units {
     /// The batch attribute codec value (bits 0–2).
     static let codec: UInt16 = 2
+    /// The codec value of units compressed against the segment's dictionary.
+    static let dictionaryCodec: UInt16 = 3
+    /// What codec 3 stores before the unit count: the dictionary's checksum.
+    static let dictionaryFieldSize = 4
     /// A unit is closed once it holds at least this many decompressed bytes
     /// (a record is never split, so a unit of one large record is larger):
     /// the default of `LogOptions.compressionUnitBytes`, and what the
     /// rewriter and an import use.
     static let targetBytes = 12 << 10
+    /// The same for units compressed against a segment's dictionary (codec
+    /// 3, Format.md §5.4): the default of `LogOptions.dictionaryUnitBytes`,
+    /// and what a merge uses.
+    static let dictionaryTargetBytes = 1 << 10
     /// One table entry: records, stored bytes, bytes (u32 each).
     static let entrySize = 12
 
@@ -64,8 +76,11 @@ enum LZ4Units {
     /// or the records do not walk (never for a writer's own records).
     /// Allocates nothing: a first walk over the records counts the units,
     /// so the table's room is known before the blocks are written.
+    /// With `dictionary`, the layout of codec 3: its checksum first, and
+    /// every block compressed against it.
     static func compress(
-        _ records: UnsafeRawBufferPointer, recordCount: Int, into destination: UnsafeMutableRawPointer, unitBytes: Int = targetBytes
+        _ records: UnsafeRawBufferPointer, recordCount: Int, into destination: UnsafeMutableRawPointer, unitBytes: Int = targetBytes,
+        dictionary: LZ4DictionaryCompressor? = nil
     ) -> Int {
         let total = records.count
         guard total > 64, recordCount > 0, let source = records.baseAddress else { return 0 }
@@ -91,19 +106,22 @@ enum LZ4Units {
             }
             guard record == recordCount else { return 0 }
         }
-        var written = 4 + units * entrySize
+        let tableStart = dictionary == nil ? 0 : dictionaryFieldSize
+        var written = tableStart + 4 + units * entrySize
         guard written < limit else { return 0 }
-        destination.storeLE(UInt32(units), at: 0)
+        if let dictionary { destination.storeLE(dictionary.dictionary.checksum, at: 0) }
+        destination.storeLE(UInt32(units), at: tableStart)
         var record = 0
         var at = 0
         var start = 0
         var first = 0
         for unit in 0..<units {
             guard let end = nextUnitEnd(from: start, record: &record, at: &at) else { return 0 }
-            let block = LZ4Codec.compress(
-                UnsafeRawBufferPointer(start: source + start, count: end - start), into: destination + written, capacity: limit - written)
+            let unitBytes = UnsafeRawBufferPointer(start: source + start, count: end - start)
+            let block = dictionary.map { $0.compress(unitBytes, into: destination + written, capacity: limit - written) }
+                ?? LZ4Codec.compress(unitBytes, into: destination + written, capacity: limit - written)
             guard block > 0, written + block < limit else { return 0 }
-            let entry = destination + 4 + unit * entrySize
+            let entry = destination + tableStart + 4 + unit * entrySize
             entry.storeLE(UInt32(record - first), at: 0)
             entry.storeLE(UInt32(block), at: 4)
             entry.storeLE(UInt32(end - start), at: 8)
@@ -118,10 +136,11 @@ enum LZ4Units {
     /// grows by the stored length. False, `buffer` unchanged but for its
     /// capacity, when the batch is to be stored as is.
     static func compress(
-        _ records: UnsafeRawBufferPointer, recordCount: Int, appendingTo buffer: inout ByteBuffer, unitBytes: Int
+        _ records: UnsafeRawBufferPointer, recordCount: Int, appendingTo buffer: inout ByteBuffer, unitBytes: Int,
+        dictionary: LZ4DictionaryCompressor? = nil
     ) -> Bool {
         buffer.reserve(records.count)
-        let written = compress(records, recordCount: recordCount, into: buffer.tail, unitBytes: unitBytes)
+        let written = compress(records, recordCount: recordCount, into: buffer.tail, unitBytes: unitBytes, dictionary: dictionary)
         guard written > 0 else { return false }
         buffer.count += written
         return true
@@ -130,12 +149,25 @@ enum LZ4Units {
     // MARK: Reading
 
     /// Decompresses the stored records area of a compressed batch (codec 1,
-    /// one LZ4 block; codec 2, LZ4 units) into `destination`, room for its
+    /// one LZ4 block; codec 2, LZ4 units; codec 3, LZ4 units against
+    /// `dictionary`, its segment's) into `destination`, room for its
     /// records length.
-    static func decompress(_ stored: UnsafeRawBufferPointer, of header: BatchHeader, into destination: UnsafeMutableRawPointer) throws(Defect) {
+    static func decompress(
+        _ stored: UnsafeRawBufferPointer, of header: BatchHeader, into destination: UnsafeMutableRawPointer, dictionary: LZ4Dictionary? = nil
+    ) throws(Defect) {
+        var stage = LZ4DictionaryStage()
+        try decompress(stored, of: header, into: destination, dictionary: dictionary, stage: &stage)
+    }
+
+    /// `decompress`, each unit of codec 3 decompressed after a copy of the
+    /// dictionary in `stage` (the fast path), then copied into place.
+    static func decompress(
+        _ stored: UnsafeRawBufferPointer, of header: BatchHeader, into destination: UnsafeMutableRawPointer, dictionary: LZ4Dictionary?,
+        stage: inout LZ4DictionaryStage
+    ) throws(Defect) {
         let length = Int(header.recordsLength)
-        if header.codecValue == codec {
-            try Table(stored, recordCount: Int(header.recordCount), recordsLength: length).decompressAll(into: destination)
+        if header.codecValue == codec || header.codecValue == dictionaryCodec {
+            try Table(stored, of: header, dictionary: dictionary).decompressAll(into: destination, stage: &stage)
             return
         }
         guard LZ4Codec.decompress(stored, into: destination, capacity: length) == length else {
@@ -149,23 +181,49 @@ enum LZ4Units {
     struct Table {
         let stored: UnsafeRawBufferPointer
         let count: Int
+        /// Where the count is: 0, or after a codec 3 area's dictionary checksum.
+        let tableStart: Int
         /// Where the first unit's block starts (after the count and the table).
         let blocksStart: Int
+        /// What the blocks were compressed against (codec 3), checked.
+        private(set) var dictionary: LZ4Dictionary?
 
-        init(_ stored: UnsafeRawBufferPointer, recordCount: Int, recordsLength: Int) throws(Defect) {
-            guard stored.count >= 4 + entrySize, let base = stored.baseAddress else {
+        /// The table of a codec 2 or 3 batch's stored area; a codec 3 one's
+        /// recorded checksum must be `dictionary`'s (its segment's).
+        init(_ stored: UnsafeRawBufferPointer, of header: BatchHeader, dictionary: LZ4Dictionary?) throws(Defect) {
+            guard header.codecValue == dictionaryCodec else {
+                try self.init(stored, recordCount: Int(header.recordCount), recordsLength: Int(header.recordsLength), dictionary: nil)
+                return
+            }
+            guard let dictionary else {
+                throw Defect(reason: "LZ4 units compressed against the segment's dictionary, which is not there")
+            }
+            try self.init(stored, recordCount: Int(header.recordCount), recordsLength: Int(header.recordsLength), dictionary: dictionary)
+        }
+
+        /// With `dictionary`, the layout of codec 3.
+        init(_ stored: UnsafeRawBufferPointer, recordCount: Int, recordsLength: Int, dictionary: LZ4Dictionary? = nil) throws(Defect) {
+            let tableStart = dictionary == nil ? 0 : dictionaryFieldSize
+            guard stored.count >= tableStart + 4 + entrySize, let base = stored.baseAddress else {
                 throw Defect(reason: "LZ4 units area of \(stored.count) bytes is too short for its table")
             }
-            let count = Int(base.loadLE(at: 0, as: UInt32.self))
-            guard count >= 1, count <= recordCount, count <= (stored.count - 4) / entrySize else {
+            if let dictionary {
+                let recorded = base.loadLE(at: 0, as: UInt32.self)
+                guard recorded == dictionary.checksum else {
+                    throw Defect(
+                        reason: "LZ4 units were compressed against a dictionary with checksum \(recorded), not their segment's (\(dictionary.checksum): its first batch)")
+                }
+            }
+            let count = Int(base.loadLE(at: tableStart, as: UInt32.self))
+            guard count >= 1, count <= recordCount, count <= (stored.count - tableStart - 4) / entrySize else {
                 throw Defect(reason: "LZ4 unit count \(count) is impossible")
             }
-            let blocksStart = 4 + count * entrySize
+            let blocksStart = tableStart + 4 + count * entrySize
             var records = 0
             var storedBytes = 0
             var bytes = 0
             for i in 0..<count {
-                let entry = 4 + i * entrySize
+                let entry = tableStart + 4 + i * entrySize
                 let r = Int(base.loadLE(at: entry, as: UInt32.self))
                 let s = Int(base.loadLE(at: entry + 4, as: UInt32.self))
                 let b = Int(base.loadLE(at: entry + 8, as: UInt32.self))
@@ -182,7 +240,9 @@ enum LZ4Units {
             }
             self.stored = stored
             self.count = count
+            self.tableStart = tableStart
             self.blocksStart = blocksStart
+            self.dictionary = dictionary
         }
 
         /// The unit holding record `index` (0 ≤ index < record count).
@@ -200,14 +260,35 @@ enum LZ4Units {
 
         /// Decompresses every unit into `destination` (the records length).
         func decompressAll(into destination: UnsafeMutableRawPointer) throws(Defect) {
+            var stage = LZ4DictionaryStage()
+            try decompressAll(into: destination, stage: &stage)
+        }
+
+        /// Decompresses every unit into `destination` (the records length);
+        /// against a dictionary, each in `stage` first.
+        func decompressAll(into destination: UnsafeMutableRawPointer, stage: inout LZ4DictionaryStage) throws(Defect) {
             var unit = Unit(firstRecord: 0, records: 0, storedOffset: blocksStart, storedLength: 0, areaOffset: 0, length: 0)
             for i in 0..<count {
                 load(i, into: &unit)
-                try decompress(unit, into: destination + unit.areaOffset)
+                if let dictionary {
+                    let (copy, output) = stage.prepare(dictionary, room: unit.length)
+                    try staged(against: copy).decompress(unit, into: output)
+                    (destination + unit.areaOffset).copyMemory(from: output, byteCount: unit.length)
+                } else {
+                    try decompress(unit, into: destination + unit.areaOffset)
+                }
                 unit.firstRecord += unit.records
                 unit.storedOffset += unit.storedLength
                 unit.areaOffset += unit.length
             }
+        }
+
+        /// This table with `copy` (a staged copy of its dictionary,
+        /// `LZ4DictionaryStage`) as the bytes its blocks decompress against.
+        func staged(against copy: LZ4Dictionary) -> Table {
+            var table = self
+            table.dictionary = copy
+            return table
         }
 
         /// Decompresses the first `count` bytes of one unit into `destination`
@@ -220,7 +301,7 @@ enum LZ4Units {
                 return unit.length
             }
             let block = UnsafeRawBufferPointer(rebasing: stored[unit.storedOffset..<(unit.storedOffset + unit.storedLength)])
-            guard count > 0, LZ4Codec.decompressPrefix(block, into: destination, count: count) == count else {
+            guard count > 0, LZ4Codec.decompressPrefix(block, into: destination, count: count, dictionary: dictionary?.bytes) == count else {
                 throw Self.undecodable(unit)
             }
             return count
@@ -229,7 +310,7 @@ enum LZ4Units {
         /// Decompresses one unit into `destination` (room for `unit.length` bytes).
         func decompress(_ unit: Unit, into destination: UnsafeMutableRawPointer) throws(Defect) {
             let block = UnsafeRawBufferPointer(rebasing: stored[unit.storedOffset..<(unit.storedOffset + unit.storedLength)])
-            guard LZ4Codec.decompress(block, into: destination, capacity: unit.length) == unit.length else {
+            guard LZ4Codec.decompress(block, into: destination, capacity: unit.length, dictionary: dictionary?.bytes) == unit.length else {
                 throw Self.undecodable(unit)
             }
         }
@@ -240,7 +321,7 @@ enum LZ4Units {
         }
 
         @inline(__always) private func load(_ i: Int, into unit: inout Unit) {
-            let entry = stored.baseAddress! + 4 + i * entrySize
+            let entry = stored.baseAddress! + tableStart + 4 + i * entrySize
             unit.records = Int(entry.loadLE(at: 0, as: UInt32.self))
             unit.storedLength = Int(entry.loadLE(at: 4, as: UInt32.self))
             unit.length = Int(entry.loadLE(at: 8, as: UInt32.self))

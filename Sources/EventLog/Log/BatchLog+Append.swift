@@ -69,22 +69,38 @@ extension BatchLog {
         // The frame: header + records, compressed when that saves space.
         let recordsLength = encoded.count - BatchHeader.size
         var useCompressed = false
+        // Against the active segment's dictionary (Format.md §5.4) when it has one.
+        var useDictionary = false
         if options.compression == .lz4 && !typeTable {
-            useCompressed = compress(records: encoded.bytes, count: Int(count), into: &state.compressBuffer)
+            let dictionary = sealed ? nil : activeDictionary(&state)
+            useCompressed = compress(records: encoded.bytes, count: Int(count), into: &state.compressBuffer, dictionary: dictionary)
+            useDictionary = useCompressed && dictionary != nil
         }
-        let frameLength = useCompressed ? state.compressBuffer.count : encoded.count
+        var frameLength = useCompressed ? state.compressBuffer.count : encoded.count
         guard frameLength <= Limits.maxBatchBytes else {
             throw .limitExceeded(limit: "batch bytes", value: frameLength, maximum: Limits.maxBatchBytes)
         }
 
         try rollIfNeeded(&state, frameLength: frameLength, events: count)
+        if useDictionary && state.active.snapshot.isEmpty {
+            // Rolled: the batch is the new segment's first, which gives
+            // that segment's dictionary and so cannot use one.
+            useCompressed = compress(records: encoded.bytes, count: Int(count), into: &state.compressBuffer, dictionary: nil)
+            useDictionary = false
+            frameLength = useCompressed ? state.compressBuffer.count : encoded.count
+            guard frameLength <= Limits.maxBatchBytes else {
+                throw .limitExceeded(limit: "batch bytes", value: frameLength, maximum: Limits.maxBatchBytes)
+            }
+            try rollIfNeeded(&state, frameLength: frameLength, events: count)
+        }
 
         let offset = state.active.dataEnd
         var header = BatchHeader(
             length: UInt32(frameLength), crc: 0, basePosition: base, firstTimestamp: firstTimestamp,
             maxTimestamp: maxTimestamp, recordCount: count, previousCRC: state.active.snapshot.lastBatchCRC,
             recordsLength: UInt32(recordsLength),
-            attributes: (useCompressed ? LZ4Units.codec : 0) | (sealed ? BatchHeader.sealedFlag : 0)
+            attributes: (useCompressed ? (useDictionary ? LZ4Units.dictionaryCodec : LZ4Units.codec) : 0)
+                | (sealed ? BatchHeader.sealedFlag : 0)
                 | (typeTable ? TypeTable.attribute : 0),
             syncedLag: BatchHeader.syncedLag(frameOffset: offset, syncedEnd: state.syncedEnd))
         let frame: UnsafeMutableRawPointer = useCompressed ? state.compressBuffer.base : encoded.base
@@ -200,15 +216,32 @@ extension BatchLog {
     static let writebackChunk = 1 << 20
 
     /// Compresses the records area of `frame` (after its header, `count`
-    /// records) into `output` in LZ4 units (Format.md §5.2), leaving room
-    /// for the header. Returns false when LZ4 does not make it smaller.
-    private func compress(records frame: UnsafeRawBufferPointer, count: Int, into output: inout ByteBuffer) -> Bool {
+    /// records) into `output` in LZ4 units (Format.md §5.2), or in units
+    /// against `dictionary` (§5.4), leaving room for the header. Returns
+    /// false when LZ4 does not make it smaller.
+    private func compress(
+        records frame: UnsafeRawBufferPointer, count: Int, into output: inout ByteBuffer, dictionary: LZ4DictionaryCompressor?
+    ) -> Bool {
         output.count = 0
         output.reserve(BatchHeader.size)
         output.count = BatchHeader.size
         return LZ4Units.compress(
             UnsafeRawBufferPointer(rebasing: frame[BatchHeader.size...]), recordCount: count, appendingTo: &output,
-            unitBytes: options.compressionUnitBytes)
+            unitBytes: dictionary == nil ? options.compressionUnitBytes : options.dictionaryUnitBytes, dictionary: dictionary)
+    }
+
+    /// The active segment's LZ4 dictionary (Format.md §5.4), loaded from its
+    /// first batch once per segment; nil for an empty segment, with
+    /// `dictionaryUnitBytes` 0, or when its first batch gives none (too
+    /// short, or sealed: the batch is then compressed on its own; a first
+    /// batch that cannot be read is reported by the reads of it, not here).
+    private func activeDictionary(_ state: inout WriterState) -> LZ4DictionaryCompressor? {
+        let active = state.active.snapshot
+        guard options.dictionaryUnitBytes > 0, !active.isEmpty else { return nil }
+        if state.dictionarySegment == active.id { return state.dictionary }
+        state.dictionarySegment = active.id
+        state.dictionary = (try? active.lz4Dictionary(forBatchAt: nil)).flatMap { LZ4DictionaryCompressor(records: $0.bytes) }
+        return state.dictionary
     }
 
     /// Seals the active segment and starts a new one when the frame does not

@@ -68,6 +68,12 @@ struct LogReader: ~Copyable {
     /// How much of that unit `unit` holds: a prefix (a read stopped once it
     /// had its record), or all of it.
     private var unitDecoded = 0
+    /// Where that unit is: in `unit`, or (codec 3) in `stage`, after a copy
+    /// of its segment's dictionary (Format.md §5.4).
+    private var unitBytes: UnsafeMutableRawPointer?
+    /// The copy of the last segment dictionary read against, with room
+    /// after it (`LZ4DictionaryStage`).
+    private var stage = LZ4DictionaryStage()
 
     /// The seal group a point read opened last (`sealedRecord`), which one,
     /// and its plaintext (nil: its key was forgotten): the next read of a
@@ -122,7 +128,8 @@ struct LogReader: ~Copyable {
         let length = Int(header.recordsLength)
         scratch.count = 0
         scratch.reserve(length)
-        try Self.unpack(stored, into: scratch.base, length: length, header: header, at: offset, in: segment)
+        if header.usesSegmentDictionary { unitKey = nil }  // the stage is reused: a staged unit is gone
+        try Self.unpack(stored, into: scratch.base, length: length, header: header, at: offset, in: segment, stage: &stage)
         scratch.count = length
         if header.isSealed && opening {
             try open(UnsafeMutableRawBufferPointer(start: scratch.base, count: length), header: header, at: offset, in: segment)
@@ -133,7 +140,7 @@ struct LogReader: ~Copyable {
     /// Copies the stored records area into `destination`, decompressing it when compressed.
     private static func unpack(
         _ stored: UnsafeRawBufferPointer, into destination: UnsafeMutableRawPointer, length: Int, header: BatchHeader, at offset: Int,
-        in segment: Segment
+        in segment: Segment, stage: inout LZ4DictionaryStage
     ) throws(EventLogError) {
         if header.codecValue == 0 {
             guard stored.count == length, let source = stored.baseAddress else {
@@ -142,7 +149,8 @@ struct LogReader: ~Copyable {
             destination.copyMemory(from: source, byteCount: length)
             return
         }
-        do { try LZ4Units.decompress(stored, of: header, into: destination) } catch {
+        let dictionary = header.usesSegmentDictionary ? try segment.lz4Dictionary(forBatchAt: offset) : nil
+        do { try LZ4Units.decompress(stored, of: header, into: destination, dictionary: dictionary, stage: &stage) } catch {
             throw .corruption(file: segment.path, offset: Int64(offset), reason: error.reason)
         }
     }
@@ -487,52 +495,65 @@ struct LogReader: ~Copyable {
     ) throws(EventLogError) -> EventView {
         let storedStart = batchOffset + BatchHeader.size
         let storedEnd = batchOffset + Int(header.length)
-        guard storedEnd - storedStart >= 4, let base = bytes.baseAddress else {
+        // Codec 3 (Format.md §5.4): the dictionary's checksum comes first.
+        let tableStart = header.usesSegmentDictionary ? LZ4Units.dictionaryFieldSize : 0
+        guard storedEnd - storedStart >= tableStart + 4, let base = bytes.baseAddress else {
             throw .corruption(file: segment.path, offset: Int64(batchOffset), reason: "LZ4 units area is too short for its table")
         }
         // The count and table, right after the header (Format.md §5.2).
-        guard MappedBytes.touch(bytes, storedStart..<(storedStart + 4)) else {
+        guard MappedBytes.touch(bytes, storedStart..<(storedStart + tableStart + 4)) else {
             throw .corruption(file: segment.path, offset: Int64(storedStart), reason: MappedBytes.unreadableReason)
         }
-        let unitCount = Int(base.loadLE(at: storedStart, as: UInt32.self))
-        let tableBytes = min(storedEnd - storedStart, 4 &+ min(unitCount, Limits.maxBatchRecords) &* LZ4Units.entrySize)
+        let unitCount = Int(base.loadLE(at: storedStart + tableStart, as: UInt32.self))
+        let tableBytes = min(storedEnd - storedStart, tableStart + 4 &+ min(unitCount, Limits.maxBatchRecords) &* LZ4Units.entrySize)
         guard MappedBytes.touch(bytes, storedStart..<(storedStart + tableBytes)) else {
             throw .corruption(file: segment.path, offset: Int64(storedStart), reason: MappedBytes.unreadableReason)
         }
         let stored = UnsafeRawBufferPointer(start: base + storedStart, count: storedEnd - storedStart)
         let index = Int(position &- header.basePosition)
-        let table: LZ4Units.Table
+        let dictionary = header.usesSegmentDictionary ? try segment.lz4Dictionary(forBatchAt: batchOffset) : nil
+        var table: LZ4Units.Table
         do {
-            table = try LZ4Units.Table(stored, recordCount: Int(header.recordCount), recordsLength: Int(header.recordsLength))
+            table = try LZ4Units.Table(stored, of: header, dictionary: dictionary)
         } catch {
             throw .corruption(file: segment.path, offset: Int64(batchOffset), reason: error.reason)
         }
         let found = table.unit(holding: index)
         let key = PartKey(batch: BatchCache.Key(segment: segment.id, offset: batchOffset, frameCRC: header.crc), part: found.storedOffset)
-        if unitKey != key {
+        if unitKey != key || unitBytes == nil {
             unitKey = nil
             let blockStart = storedStart + found.storedOffset
             guard MappedBytes.touch(bytes, blockStart..<(blockStart + found.storedLength)) else {
                 throw .corruption(file: segment.path, offset: Int64(blockStart), reason: MappedBytes.unreadableReason)
             }
-            unit.count = 0
-            unit.reserve(found.length)
+            if let dictionary {
+                let (copy, output) = stage.prepare(dictionary, room: found.length)
+                table = table.staged(against: copy)
+                unitBytes = output
+            } else {
+                unit.count = 0
+                unit.reserve(found.length)
+                unitBytes = unit.base
+            }
             unitDecoded = 0
             unitKey = key
+        } else if let dictionary {
+            // The same unit, after the same staged copy (`prepare` makes none).
+            table = table.staged(against: stage.prepare(dictionary, room: found.length).dictionary)
         }
+        guard let output = unitBytes else { throw .corruption(file: segment.path, offset: Int64(batchOffset), reason: "no room for a unit") }
         // Decompression stops at the unit's prefix guess; a walk that runs
         // out of bytes (or a record cut short) decompresses the whole unit
         // and walks again, so only a defect of the whole unit is reported.
         var estimate = found.prefixGuess(forRecord: index)
         while true {
             if unitDecoded < estimate {
-                do { unitDecoded = try table.decompress(found, prefix: estimate, into: unit.base) } catch {
+                do { unitDecoded = try table.decompress(found, prefix: estimate, into: output) } catch {
                     unitKey = nil
                     throw .corruption(file: segment.path, offset: Int64(batchOffset), reason: error.reason)
                 }
-                unit.count = unitDecoded
             }
-            let area = UnsafeRawBufferPointer(start: unit.base, count: unitDecoded)
+            let area = UnsafeRawBufferPointer(start: output, count: unitDecoded)
             var at = 0
             do {
                 for _ in found.firstRecord..<index { try Record.skip(area, at: &at) }
@@ -609,7 +630,7 @@ struct LogReader: ~Copyable {
 
     /// Verifies the frame at `offset`, decompresses its records area into
     /// `room` and writes the offset of each record after it.
-    private func fill(
+    private mutating func fill(
         _ room: BatchCache.Reservation, header: BatchHeader, at offset: Int, in segment: Segment, bytes: UnsafeRawBufferPointer
     ) throws(EventLogError) {
         try verifyFrame(at: offset, in: segment, bytes: bytes)
@@ -617,7 +638,8 @@ struct LogReader: ~Copyable {
             throw .corruption(file: segment.path, offset: Int64(offset), reason: "batch runs past the end of the file")
         }
         let length = room.recordsLength
-        try Self.unpack(stored, into: room.destination, length: length, header: header, at: offset, in: segment)
+        if header.usesSegmentDictionary { unitKey = nil }  // the stage is reused: a staged unit is gone
+        try Self.unpack(stored, into: room.destination, length: length, header: header, at: offset, in: segment, stage: &stage)
         if header.isSealed {
             try open(UnsafeMutableRawBufferPointer(start: room.destination, count: length), header: header, at: offset, in: segment)
         }

@@ -197,6 +197,10 @@ struct WriterState: ~Copyable, Sendable {
     /// Reused encode and compression buffers: no allocation per batch once grown.
     var encodeBuffer: ByteBuffer?
     var compressBuffer: ByteBuffer
+    /// The active segment's LZ4 dictionary (Format.md §5.4), loaded for the
+    /// segment `dictionarySegment` (nil: none, or not looked at yet).
+    var dictionary: LZ4DictionaryCompressor?
+    var dictionarySegment: SegmentID?
     /// Total bytes ever written by this writer: the group commit's sequence.
     /// Starts at the bytes of the recovered active segment not known to be
     /// on disk, so the first sync covers them too.

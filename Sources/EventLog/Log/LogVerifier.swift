@@ -281,6 +281,8 @@ enum LogVerifier {
         var recordProblems: [VerificationProblem] = []
         var events: UInt64 = 0
         var scratch = ByteBuffer(capacity: 0)
+        // The segment's LZ4 dictionary, read once a batch needs it (Format.md §5.4).
+        let dictionary = SegmentDictionary()
         var damaged = false
         var from = SegmentHeader.size
         var previousCRC = header.checksum
@@ -305,7 +307,7 @@ enum LogVerifier {
                 }
                 if !damaged && batch.basePosition > walked { check.removedPositions.append(walked..<batch.basePosition) }
                 if !damaged { walked = batch.endPosition }
-                if let defect = verifyRecords(of: batch, at: offset, bytes: bytes, scratch: &scratch) {
+                if let defect = verifyRecords(of: batch, at: offset, bytes: bytes, path: path, dictionary: dictionary, scratch: &scratch) {
                     recordProblems.append(.init(file: path, offset: Int64(defect.offset), reason: defect.reason))
                     check.noteDamage(SegmentDamage(offset: offset, position: batch.basePosition, reason: defect.reason))
                 }
@@ -431,8 +433,11 @@ enum LogVerifier {
     }
 
     /// Checks each record's own checksum (the one point reads rely on).
+    /// A batch compressed against its segment's dictionary (codec 3) is
+    /// decompressed with it (`dictionary`: the segment's, read from `bytes`).
     private static func verifyRecords(
-        of batch: BatchHeader, at offset: Int, bytes: UnsafeRawBufferPointer, scratch: inout ByteBuffer
+        of batch: BatchHeader, at offset: Int, bytes: UnsafeRawBufferPointer, path: String, dictionary: SegmentDictionary,
+        scratch: inout ByteBuffer
     ) -> RecordDefect? {
         let stored = UnsafeRawBufferPointer(rebasing: bytes[(offset + BatchHeader.size)..<(offset + Int(batch.length))])
         var area = stored
@@ -441,7 +446,17 @@ enum LogVerifier {
             let length = Int(batch.recordsLength)
             scratch.count = 0
             scratch.reserve(length)
-            do { try LZ4Units.decompress(stored, of: batch, into: scratch.base) } catch {
+            let segmentDictionary: LZ4Dictionary?
+            do {
+                segmentDictionary = batch.usesSegmentDictionary
+                    ? try dictionary.dictionary(in: bytes, path: path, forBatchAt: offset) : nil
+            } catch {
+                guard case .corruption(_, let at, let reason) = error else {
+                    return RecordDefect(reason: "its segment's LZ4 dictionary cannot be read: \(error)", offset: offset)
+                }
+                return RecordDefect(reason: "its segment's LZ4 dictionary cannot be read (the first batch, at byte \(at): \(reason))", offset: offset)
+            }
+            do { try LZ4Units.decompress(stored, of: batch, into: scratch.base, dictionary: segmentDictionary) } catch {
                 return RecordDefect(reason: error.reason, offset: offset)
             }
             area = UnsafeRawBufferPointer(start: scratch.base, count: length)

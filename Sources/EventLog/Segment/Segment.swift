@@ -22,10 +22,13 @@ struct Segment: Sendable {
         let headerCRC: UInt32
         let offsetIndex: IndexBuffer<OffsetIndexEntry>
         let timeIndex: IndexBuffer<TimeIndexEntry>
+        /// The LZ4 dictionary of its first batch, once a reader needed it (Format.md §5.4).
+        let dictionary: SegmentDictionary
 
         init(
             id: SegmentID, basePosition: UInt64, path: String, mapping: MappedRegion, headerCRC: UInt32,
-            offsetIndex: IndexBuffer<OffsetIndexEntry>, timeIndex: IndexBuffer<TimeIndexEntry>
+            offsetIndex: IndexBuffer<OffsetIndexEntry>, timeIndex: IndexBuffer<TimeIndexEntry>,
+            dictionary: SegmentDictionary = SegmentDictionary()
         ) {
             self.id = id
             self.basePosition = basePosition
@@ -34,6 +37,7 @@ struct Segment: Sendable {
             self.headerCRC = headerCRC
             self.offsetIndex = offsetIndex
             self.timeIndex = timeIndex
+            self.dictionary = dictionary
         }
     }
 
@@ -115,8 +119,20 @@ struct Segment: Sendable {
         segment.fixed = Fixed(
             id: id, basePosition: basePosition, path: path, mapping: mapping, headerCRC: headerCRC,
             offsetIndex: offsetsWasteful ? IndexBuffer(exactly: offsetIndexCount, of: offsetIndex) : offsetIndex,
-            timeIndex: timesWasteful ? IndexBuffer(exactly: timeIndexCount, of: timeIndex) : timeIndex)
+            timeIndex: timesWasteful ? IndexBuffer(exactly: timeIndexCount, of: timeIndex) : timeIndex,
+            dictionary: fixed.dictionary)
         return segment
+    }
+
+    /// The LZ4 dictionary the batch at `offset` (codec 3) was compressed
+    /// against: the one of this segment's first batch (Format.md §5.4).
+    /// Valid while this segment is. (Nil `offset`: the dictionary any batch
+    /// after the first would use, for a writer.)
+    @inline(__always) func lz4Dictionary(forBatchAt offset: Int?) throws(EventLogError) -> LZ4Dictionary {
+        guard let bytes = mapping.bytes(at: 0, count: dataEnd) else {
+            throw .corruption(file: path, offset: 0, reason: "segment is shorter than its published data")
+        }
+        return try fixed.dictionary.dictionary(in: bytes, path: path, forBatchAt: offset)
     }
 
     /// The byte offset of a batch at or before the one holding `position`:

@@ -12,6 +12,12 @@
 /// claim: it was about the old file's offsets), and so the frame's CRC.
 /// Every frame is verified whole, in its old chain, before it is copied.
 ///
+/// Except a frame compressed against its segment's LZ4 dictionary (codec
+/// 3, Format.md §5.4) from any segment but the first: the new file's
+/// dictionary is the first segment's, so its units are decompressed and
+/// compressed again against that one (or on their own, codec 2, when that
+/// segment has none to give; as is when LZ4 saves too little).
+///
 /// The caller names the file and owns what follows (the swap, `SegmentSet`);
 /// this type only writes and syncs it.
 enum SegmentMerger {
@@ -59,6 +65,11 @@ enum SegmentMerger {
         header.encode().withUnsafeBytes { output.buffer.append($0) }
         var chain = header.checksum
         var batches = 0
+        // For frames compressed again: the first segment's dictionary, the
+        // records, the new frame.
+        var firstDictionary: LZ4DictionaryCompressor?? = nil
+        var records = ByteBuffer(capacity: 0)
+        var frame = ByteBuffer(capacity: 0)
         for segment in segments {
             guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd), bytes.count >= SegmentHeader.size else {
                 throw EventLogError.corruption(file: segment.path, offset: 0, reason: "segment is shorter than its published data")
@@ -73,9 +84,22 @@ enum SegmentMerger {
                 var batch = try check.publishedBatch(file: segment.path, offset: offset)
                 oldChain = batch.crc
                 expected = batch.endPosition
-                let length = Int(batch.length)
+                let sourceLength = Int(batch.length)
+                var length = sourceLength
                 let at = output.buffer.count
-                output.buffer.append(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + length)]))
+                if batch.usesSegmentDictionary && segment.id != first.id {
+                    if firstDictionary == nil {
+                        let dictionary = try first.lz4Dictionary(forBatchAt: nil)
+                        firstDictionary = .some(LZ4DictionaryCompressor(records: dictionary.bytes))
+                    }
+                    try recompress(
+                        batch: &batch, at: offset, of: segment, bytes: bytes, against: firstDictionary ?? nil, records: &records,
+                        into: &frame)
+                    length = frame.count
+                    output.buffer.append(frame.bytes)
+                } else {
+                    output.buffer.append(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + sourceLength)]))
+                }
                 batch.previousCRC = chain
                 batch.syncedLag = 0
                 batch.store(output.buffer.base + at)
@@ -83,11 +107,43 @@ enum SegmentMerger {
                 batch.store(output.buffer.base + at)
                 chain = batch.crc
                 batches += 1
-                offset += length
+                offset += sourceLength
                 try output.flushIfFull()
             }
         }
         try output.finish()
         return Outcome(header: header, bytes: output.count, batches: batches)
+    }
+
+    /// The frame of the codec 3 `batch` at `offset` of `segment`, its units
+    /// compressed again against `dictionary` (codec 3), or on their own
+    /// (codec 2) without one, or stored as is when LZ4 saves too little:
+    /// in `frame`, with `batch`'s length and attributes set (its header is
+    /// stored by the caller).
+    private static func recompress(
+        batch: inout BatchHeader, at offset: Int, of segment: Segment, bytes: UnsafeRawBufferPointer,
+        against dictionary: LZ4DictionaryCompressor?, records: inout ByteBuffer, into frame: inout ByteBuffer
+    ) throws {
+        let length = Int(batch.recordsLength)
+        let stored = UnsafeRawBufferPointer(rebasing: bytes[(offset + BatchHeader.size)..<(offset + Int(batch.length))])
+        let own = try segment.lz4Dictionary(forBatchAt: offset)
+        records.count = 0
+        records.reserve(length)
+        do { try LZ4Units.decompress(stored, of: batch, into: records.base, dictionary: own) } catch {
+            throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: error.reason)
+        }
+        records.count = length
+        frame.count = 0
+        frame.reserve(BatchHeader.size + length)
+        frame.count = BatchHeader.size
+        if LZ4Units.compress(
+            records.bytes, recordCount: Int(batch.recordCount), appendingTo: &frame,
+            unitBytes: dictionary == nil ? LZ4Units.targetBytes : LZ4Units.dictionaryTargetBytes, dictionary: dictionary) {
+            batch.attributes = dictionary == nil ? LZ4Units.codec : LZ4Units.dictionaryCodec
+        } else {
+            frame.append(records.bytes)
+            batch.attributes = 0
+        }
+        batch.length = UInt32(frame.count)
     }
 }

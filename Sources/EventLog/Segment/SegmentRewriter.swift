@@ -84,7 +84,11 @@ enum SegmentRewriter {
                 let length = Int(batch.recordsLength)
                 scratch.count = 0
                 scratch.reserve(length)
-                do { try LZ4Units.decompress(stored, of: batch, into: scratch.base) } catch {
+                // Codec 3: against this segment's dictionary; the copy is
+                // compressed again on its own (codec 2), as the new file
+                // may start with another first batch (Format.md §5.4).
+                let dictionary = batch.usesSegmentDictionary ? try segment.lz4Dictionary(forBatchAt: offset) : nil
+                do { try LZ4Units.decompress(stored, of: batch, into: scratch.base, dictionary: dictionary) } catch {
                     throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: error.reason)
                 }
                 scratch.count = length

@@ -1,0 +1,316 @@
+import Foundation
+import Testing
+@testable import EventLog
+
+/// LZ4 units compressed against their segment's dictionary (codec 3,
+/// Format.md §5.4): which batches the writer compresses so (every batch of
+/// a segment but its first, also after a reopen), reads of every kind that
+/// return what was appended, a smaller log than units alone, damage to the
+/// dictionary's batch or a batch recorded against another dictionary
+/// reported as corruption (the same on a retry), and scavenging's and
+/// merging's copies, which a new first batch must not make unreadable.
+@Suite struct LZ4DictionaryTests {
+    static func options(segmentBytes: Int = 32 << 10) -> LogOptions {
+        var options = LZ4UnitTests.options(segmentBytes: segmentBytes)
+        options.dictionaryUnitBytes = LZ4Units.dictionaryTargetBytes
+        return options
+    }
+
+    static func events(_ range: Range<Int>) -> [NewEvent] { range.map { LZ4UnitTests.event($0) } }
+
+    /// Appends `range` in batches of `batch` events.
+    static func append(_ log: Log, _ range: Range<Int>, batch: Int = 40) throws {
+        for first in stride(from: range.lowerBound, to: range.upperBound, by: batch) {
+            try log.append(events(first..<min(first + batch, range.upperBound)))
+        }
+    }
+
+    /// Each batch of `segment`: its offset and header.
+    static func headers(_ segment: String) -> [(offset: Int, header: BatchHeader)] {
+        let bytes = Damage.read(segment)
+        return Fixtures.batches(in: segment).map { batch in
+            (batch.offset, bytes.withUnsafeBytes { BatchHeader.load($0.baseAddress! + batch.offset) })
+        }
+    }
+
+    /// Every event of the log read back by scan, by position and by stream
+    /// equals `expected` (positions from 0).
+    static func expectReads(_ log: Log, _ expected: [NewEvent], sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let scanned = try log.events(from: 0)
+        #expect(scanned.map(\.data) == expected.map(\.data), sourceLocation: sourceLocation)
+        for p in stride(from: 0, to: expected.count, by: 7) {
+            #expect(try log.event(at: UInt64(p)).data == expected[p].data, sourceLocation: sourceLocation)
+        }
+        for s in 0..<LZ4UnitTests.streams {
+            let name = "s-\(s)"
+            #expect(
+                try log.events(inStream: name).map(\.data) == expected.filter { $0.stream == name }.map(\.data),
+                sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func everyBatchButASegmentsFirstUsesItsDictionary() throws {
+        let dir = TemporaryDirectory()
+        let log = try Log.open(at: dir.path, options: Self.options())
+        try Self.append(log, 0..<1500)
+        try Self.expectReads(log, Self.events(0..<1500))
+        try log.close()
+
+        let segments = Fixtures.segments(dir).sorted()
+        #expect(segments.count >= 4)
+        var dictionaryBatches = 0
+        for segment in segments {
+            let headers = Self.headers(segment)
+            guard let first = headers.first else { continue }
+            #expect(!first.header.usesSegmentDictionary, "\(segment): the first batch gives the dictionary")
+            #expect(first.header.holdsLZ4Units)
+            // The checksum each later batch records is that of the first
+            // 16 KiB of the first batch's records, decompressed.
+            let bytes = Damage.read(segment)
+            let expected: UInt32 = try bytes.withUnsafeBytes { raw in
+                let stored = UnsafeRawBufferPointer(
+                    rebasing: raw[(first.offset + BatchHeader.size)..<(first.offset + Int(first.header.length))])
+                var area = [UInt8](repeating: 0, count: Int(first.header.recordsLength))
+                try area.withUnsafeMutableBytes { try LZ4Units.decompress(stored, of: first.header, into: $0.baseAddress!) }
+                return CRC32C.checksum(Array(area.prefix(LZ4Dictionary.maxBytes)))
+            }
+            for (offset, header) in headers.dropFirst() {
+                #expect(header.usesSegmentDictionary, "\(segment) at \(offset)")
+                #expect(bytes.withUnsafeBytes { $0.loadLE(at: offset + BatchHeader.size, as: UInt32.self) } == expected)
+                dictionaryBatches += 1
+            }
+        }
+        #expect(dictionaryBatches > 10)
+
+        // Reopened: reads, and a writer that loads the active segment's
+        // dictionary from its first batch and goes on with it.
+        let writer = try Log.open(at: dir.path, options: Self.options())
+        try Self.expectReads(writer, Self.events(0..<1500))
+        let active = Fixtures.segments(dir).sorted().last!
+        let before = Self.headers(active).count
+        try Self.append(writer, 1500..<1540)
+        try writer.close()
+        let after = Self.headers(active)
+        if after.count > before && before > 0 { #expect(after[before].header.usesSegmentDictionary) }
+        let reader = try Log.open(at: dir.path, options: LogOptions(readOnly: true))
+        defer { try? reader.close() }
+        try Self.expectReads(reader, Self.events(0..<1540))
+        #expect(try Log.verify(at: dir.path).isSound)
+    }
+
+    /// The same events, with and without dictionaries: smaller on disk with
+    /// them, and units of about `dictionaryUnitBytes`.
+    @Test func dictionaryUnitsAreSmallerOnDiskThanUnitsAlone() throws {
+        func dataBytes(_ options: LogOptions) throws -> Int {
+            let dir = TemporaryDirectory()
+            let log = try Log.open(at: dir.path, options: options)
+            try Self.append(log, 0..<3000, batch: 100)
+            try log.close()
+            return Fixtures.segments(dir).reduce(0) { sum, segment in
+                sum + Fixtures.batches(in: segment).reduce(0) { $0 + $1.length }
+            }
+        }
+        var alone = Self.options(segmentBytes: 1 << 20)
+        alone.dictionaryUnitBytes = 0
+        alone.compressionUnitBytes = 1 << 10
+        let withDictionary = try dataBytes(Self.options(segmentBytes: 1 << 20))
+        let withoutDictionary = try dataBytes(alone)
+        #expect(withDictionary * 20 < withoutDictionary * 19, "\(withDictionary) against \(withoutDictionary)")
+    }
+
+    /// Damage to a segment's first batch: its own reads fail, and so do
+    /// those of the batches compressed against its dictionary, naming the
+    /// file and an offset, the same on a retry; verify finds it.
+    @Test func damageToTheDictionarysBatchFailsTheBatchesThatNeedIt() throws {
+        let dir = TemporaryDirectory()
+        let log = try Log.open(at: dir.path, options: Self.options())
+        try Self.append(log, 0..<1500)
+        try log.close()
+        let segment = Fixtures.segments(dir).sorted()[1]
+        let headers = Self.headers(segment)
+        let first = headers[0]
+        // A byte of the first batch's first unit block.
+        Damage.flipBit(segment, at: first.offset + Int(first.header.length) - 20)
+
+        let reader = try Log.open(at: dir.path, options: LogOptions(readOnly: true))
+        defer { try? reader.close() }
+        let later = headers[2].header.basePosition
+        var messages: [String] = []
+        for _ in 0..<2 {
+            do {
+                _ = try reader.event(at: later)
+                Issue.record("a batch compressed against a damaged dictionary was read")
+            } catch let error as EventLogError {
+                guard case .corruption(let file, _, _) = error else { Issue.record("\(error)"); return }
+                #expect(file == segment)
+                messages.append("\(error)")
+            }
+        }
+        #expect(messages.count == 2 && messages[0] == messages[1])
+        #expect(throws: EventLogError.self) { _ = try reader.events(from: headers[1].header.basePosition) }
+        // Another segment reads on.
+        let other = Self.headers(Fixtures.segments(dir).sorted()[2])[1].header.basePosition
+        #expect(try reader.event(at: other).data == LZ4UnitTests.event(Int(other)).data)
+        #expect(!(try Log.verify(at: dir.path).isSound))
+    }
+
+    /// A batch whose recorded dictionary checksum is not its segment's (as
+    /// a copy into another file would be, were it not compressed again) is
+    /// refused, even with its frame checksum made right: never decompressed
+    /// against the wrong bytes.
+    @Test func aBatchRecordedAgainstAnotherDictionaryIsRefused() throws {
+        let dir = TemporaryDirectory()
+        let log = try Log.open(at: dir.path, options: Self.options())
+        try Self.append(log, 0..<600)
+        try log.close()
+        let segment = Fixtures.segments(dir).sorted()[0]
+        let target = Self.headers(segment)[1]
+        #expect(target.header.usesSegmentDictionary)
+        var bytes = Damage.read(segment)
+        bytes[target.offset + BatchHeader.size] ^= 0x01
+        let length = Int(target.header.length)
+        let crc = bytes.withUnsafeBytes { BatchHeader.frameChecksum($0.baseAddress! + target.offset, count: length) }
+        withUnsafeBytes(of: crc.littleEndian) { for i in 0..<4 { bytes[target.offset + 4 + i] = $0[i] } }
+        Damage.write(segment, bytes)
+
+        let reader = try Log.open(at: dir.path, options: LogOptions(readOnly: true))
+        defer { try? reader.close() }
+        for _ in 0..<2 {
+            #expect {
+                _ = try reader.event(at: target.header.basePosition)
+            } throws: { error in
+                "\(error)".contains("dictionary with checksum")
+            }
+        }
+        #expect(throws: EventLogError.self) { _ = try reader.events(from: 0) }
+        let report = try Log.verify(at: dir.path)
+        #expect(!report.isSound)
+        #expect(report.problems.contains { $0.reason.contains("dictionary with checksum") })
+    }
+
+    /// Scavenging rewrites segments whose first batch may go: the copies are
+    /// compressed on their own (codec 2). A merge puts later segments'
+    /// batches behind another first batch: theirs are compressed again
+    /// against the first segment's dictionary. Every event reads back.
+    @Test func scavengedAndMergedCopiesReadBack() throws {
+        let dir = TemporaryDirectory()
+        // Small segments of several batches each: rolled by age.
+        var options = Self.options(segmentBytes: 1 << 20)
+        options.checkpointBytes = 4096
+        options.segmentMaxAge = .milliseconds(40)
+        let log = try Log.open(at: dir.path, options: options)
+        for group in 0..<8 {
+            try Self.append(log, (group * 150)..<((group + 1) * 150), batch: 30)
+            Thread.sleep(forTimeInterval: 0.06)
+        }
+        try log.close()
+        #expect(Fixtures.segments(dir).count >= 6)
+
+        let merger = try Log.open(at: dir.path, options: Self.options(segmentBytes: 1 << 20))
+        let result = try merger.compact()  // nothing to scavenge: merges only
+        #expect(result.segmentsMerged > 1)
+        try Self.expectReads(merger, Self.events(0..<1200))
+        try merger.close()
+        let merged = Fixtures.segments(dir).sorted()
+        let kinds = merged.flatMap { Self.headers($0).dropFirst().map(\.header.usesSegmentDictionary) }
+        #expect(kinds.filter { $0 }.count > 10, "merged segments keep codec 3 batches")
+        #expect(try Log.verify(at: dir.path).isSound)
+
+        // Scavenging: a stream's early events go, so first batches change.
+        let scavenger = try Log.open(at: dir.path, options: Self.options(segmentBytes: 1 << 20))
+        _ = try scavenger.truncateStream("s-0", before: 100)
+        _ = try scavenger.truncateStream("s-3", before: 100)
+        let scavenged = try scavenger.compact()
+        #expect(scavenged.segmentsRewritten > 0)
+        let expected = Self.events(0..<1200)
+        let kept = try scavenger.events(from: 0)
+        #expect(kept.count < expected.count)
+        for event in kept where event.position < 1200 { #expect(event.data == expected[Int(event.position)].data) }  // (the truncations appended markers after)
+        for s in [1, 2, 4] {
+            #expect(try scavenger.events(inStream: "s-\(s)").map(\.data) == expected.filter { $0.stream == "s-\(s)" }.map(\.data))
+        }
+        try scavenger.close()
+        #expect(try Log.verify(at: dir.path).isSound)
+    }
+
+    /// No dictionary where none fits: a segment whose first batch holds
+    /// less than `LZ4Dictionary.minBytes` of records, an encrypted log (its
+    /// batches are sealed), `dictionaryUnitBytes` 0.
+    @Test func noDictionaryWhereNoneFits() throws {
+        func codecs(_ options: LogOptions, firstBatch: Int) throws -> [UInt16] {
+            let dir = TemporaryDirectory()
+            let log = try Log.open(at: dir.path, options: options)
+            try log.append(Self.events(0..<firstBatch))
+            try Self.append(log, firstBatch..<(firstBatch + 200))
+            try Self.expectReads(log, Self.events(0..<(firstBatch + 200)))
+            try log.close()
+            return Fixtures.segments(dir).sorted().flatMap { Self.headers($0).map(\.header.codecValue) }
+        }
+        let small = try codecs(Self.options(segmentBytes: 1 << 20), firstBatch: 1)
+        #expect(!small.contains(LZ4Units.dictionaryCodec) && small.dropFirst().allSatisfy { $0 == LZ4Units.codec }, "\(small)")
+        var off = Self.options(segmentBytes: 1 << 20)
+        off.dictionaryUnitBytes = 0
+        let none = try codecs(off, firstBatch: 40)
+        #expect(none.allSatisfy { $0 == LZ4Units.codec }, "\(none)")
+        #expect(try codecs(Self.options(segmentBytes: 1 << 20), firstBatch: 40).dropFirst().allSatisfy { $0 == LZ4Units.dictionaryCodec })
+
+        var encrypted = Self.options(segmentBytes: 1 << 20)
+        encrypted.encryption = LogEncryption(keyProvider: StaticKeyProvider(key: [UInt8](repeating: 7, count: 32)), scope: .log)
+        let dir = TemporaryDirectory()
+        let log = try Log.open(at: dir.path, options: encrypted)
+        try Self.append(log, 0..<200)
+        try Self.expectReads(log, Self.events(0..<200))
+        try log.close()
+        let sealed = Fixtures.segments(dir).flatMap { Self.headers($0).map(\.header) }
+        #expect(sealed.allSatisfy { $0.isSealed && !$0.usesSegmentDictionary })
+    }
+
+    /// A version 10 LZ4 log (codec 2 only): a writer upgrades it, and its
+    /// next batches in the same segment are compressed against a dictionary
+    /// taken from that segment's first batch, written by version 10.
+    @Test func aVersion10LogIsUpgradedAndItsSegmentGainsADictionary() throws {
+        let dir = TemporaryDirectory()
+        var old = Self.options(segmentBytes: 1 << 20)
+        old.dictionaryUnitBytes = 0
+        let writer10 = try Log.open(at: dir.path, options: old)
+        try Self.append(writer10, 0..<200)
+        try writer10.close()
+        try Fixtures.setReadVersion(10, in: dir)
+
+        let writer = try Log.open(at: dir.path, options: Self.options(segmentBytes: 1 << 20))
+        #expect(writer.recovery.upgradedFromVersion == 10)
+        try Self.append(writer, 200..<400)
+        try writer.close()
+        let meta = dir.sub(FileNames.metadata)
+        #expect(try LogMetadata.decode(Damage.read(meta), file: meta).readVersion == FormatVersion.current)
+        let headers = Fixtures.segments(dir).flatMap { Self.headers($0).map(\.header) }
+        #expect(headers.filter { $0.basePosition < 200 }.allSatisfy { $0.codecValue == LZ4Units.codec })
+        #expect(headers.filter { $0.basePosition >= 200 }.allSatisfy { $0.usesSegmentDictionary })
+        let reader = try Log.open(at: dir.path, options: LogOptions(readOnly: true))
+        defer { try? reader.close() }
+        try Self.expectReads(reader, Self.events(0..<400))
+        #expect(try Log.verify(at: dir.path).isSound)
+    }
+
+    /// The frame checks: a sealed batch may not use a dictionary, and a
+    /// segment's first batch cannot use its own.
+    @Test func impossibleDictionaryBatchesAreCorruption() throws {
+        var header = BatchHeader(
+            length: 100, crc: 0, basePosition: 0, firstTimestamp: 0, maxTimestamp: 0, recordCount: 1, previousCRC: 0,
+            recordsLength: 200, attributes: LZ4Units.dictionaryCodec | BatchHeader.sealedFlag, syncedLag: 0)
+        var frame = [UInt8](repeating: 0, count: 100)
+        frame.withUnsafeMutableBytes { header.store($0.baseAddress!) }
+        header.crc = frame.withUnsafeBytes { BatchHeader.frameChecksum($0.baseAddress!, count: 100) }
+        frame.withUnsafeMutableBytes { header.store($0.baseAddress!) }
+        let check = frame.withUnsafeBytes { BatchHeader.check($0, at: 0, end: 100, previousCRC: nil, expectedBase: nil) }
+        guard case .invalid(let reason, _) = check else { Issue.record("\(check)"); return }
+        #expect(reason.contains("sealed batch is compressed against its segment's dictionary"))
+
+        let dictionary = SegmentDictionary()
+        #expect {
+            _ = try frame.withUnsafeBytes { try dictionary.dictionary(in: $0, path: "p", forBatchAt: SegmentHeader.size) }
+        } throws: { error in
+            "\(error)".contains("first batch is compressed against the segment's LZ4 dictionary")
+        }
+    }
+}
