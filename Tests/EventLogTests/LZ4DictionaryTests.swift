@@ -188,10 +188,11 @@ import Testing
         #expect(report.problems.contains { $0.reason.contains("dictionary with checksum") })
     }
 
-    /// Scavenging rewrites segments whose first batch may go: the copies are
-    /// compressed on their own (codec 2). A merge puts later segments'
-    /// batches behind another first batch: theirs are compressed again
-    /// against the first segment's dictionary. Every event reads back.
+    /// Scavenging rewrites segments whose first batch may go (here cut into
+    /// runs of 2 or 3 events, too small to give a dictionary: the copies are
+    /// codec 2). A merge puts later segments' batches behind another first
+    /// batch: theirs are compressed again against the first segment's
+    /// dictionary. Every event reads back.
     @Test func scavengedAndMergedCopiesReadBack() throws {
         let dir = TemporaryDirectory()
         // Small segments of several batches each: rolled by age.
@@ -230,6 +231,36 @@ import Testing
             #expect(try scavenger.events(inStream: "s-\(s)").map(\.data) == expected.filter { $0.stream == "s-\(s)" }.map(\.data))
         }
         try scavenger.close()
+        #expect(try Log.verify(at: dir.path).isSound)
+    }
+
+    /// A scavenged segment whose first batch went whole: the new file's
+    /// first batch (the old second) gives it a dictionary of its own, and
+    /// the batches after it are compressed against that one.
+    @Test func aScavengedSegmentGetsADictionaryOfItsOwn() throws {
+        let dir = TemporaryDirectory()
+        var options = Self.options(segmentBytes: 32 << 10)
+        options.checkpointBytes = 4096
+        let log = try Log.open(at: dir.path, options: options)
+        // The log's first batch holds one stream, which a truncation removes whole.
+        try log.append((0..<30).map { NewEvent(stream: "gone", type: "T", data: LZ4UnitTests.event($0).data) })
+        try Self.append(log, 30..<1200, batch: 30)
+        _ = try log.truncateStream("gone", before: 30)
+        #expect(try log.compact().segmentsRewritten > 0)
+        let expected = Self.events(0..<1200)
+        #expect(try log.events(from: 30).filter { $0.position < 1200 }.map(\.data) == expected[30...].map(\.data))
+        for s in 0..<LZ4UnitTests.streams {
+            let name = "s-\(s)"
+            #expect(try log.events(inStream: name).map(\.data) == expected[30...].filter { $0.stream == name }.map(\.data))
+        }
+        try log.close()
+
+        let first = Fixtures.segments(dir).sorted()[0]
+        #expect(try Log.inspect(at: dir.path).segments.first?.isRewritten == true)
+        let headers = Self.headers(first).map(\.header)
+        #expect(headers.first?.basePosition == 30)
+        #expect(headers.first.map { $0.codecValue == LZ4Units.codec } ?? false)
+        #expect(headers.count > 2 && headers.dropFirst().allSatisfy(\.usesSegmentDictionary), "\(headers.map(\.codecValue))")
         #expect(try Log.verify(at: dir.path).isSound)
     }
 

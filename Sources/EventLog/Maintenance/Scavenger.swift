@@ -423,6 +423,7 @@ final class Scavenger: Sendable {
             let outcome = try SegmentRewriter.rewrite(
                 segment, logID: log.segments.logID, to: directory.file(temporary), modes: directory.modes, faults: directory.faults,
                 paces: log.backgroundCopyPaces, unitBytes: log.options.compressionUnitBytes,
+                dictionaryUnitBytes: log.options.dictionaryUnitBytes,
                 kept: { head, frameOffset, recordOffset in
                     guard !head.isMarker else { return }
                     entries.append(StreamIndexBuilder.RecordEntry(

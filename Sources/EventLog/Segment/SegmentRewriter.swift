@@ -38,7 +38,7 @@ enum SegmentRewriter {
     /// caller can index it without reading it again.
     static func rewrite(
         _ segment: Segment, logID: [UInt8], to path: String?, modes: CreateModes, faults: StorageFaults?,
-        paces: @escaping () -> Bool, unitBytes: Int = LZ4Units.targetBytes, kept: ((RecordHead, _ frameOffset: Int, _ recordOffset: Int?) throws -> Void)? = nil,
+        paces: @escaping () -> Bool, unitBytes: Int = LZ4Units.targetBytes, dictionaryUnitBytes: Int = 0, kept: ((RecordHead, _ frameOffset: Int, _ recordOffset: Int?) throws -> Void)? = nil,
         keep: (RecordHead) throws -> Bool
     ) throws -> Outcome {
         guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd), bytes.count >= SegmentHeader.size else {
@@ -49,7 +49,9 @@ enum SegmentRewriter {
             expectedBase: segment.basePosition)
         let header = SegmentHeader(
             logID: logID, basePosition: segment.basePosition, createdAt: old.createdAt, declaredEnd: segment.endPosition)
-        var output = Output(path: path, modes: modes, faults: faults, paces: paces, unitBytes: unitBytes, previousCRC: header.checksum)
+        var output = Output(
+            path: path, modes: modes, faults: faults, paces: paces, unitBytes: unitBytes, dictionaryUnitBytes: dictionaryUnitBytes,
+            previousCRC: header.checksum)
         if path != nil { try output.open() }
         var outcome = Outcome(bytesBefore: segment.dataEnd)
         try output.append(header.encode())
@@ -206,8 +208,14 @@ enum SegmentRewriter {
         let modes: CreateModes
         let faults: StorageFaults?
         let paces: () -> Bool
-        /// The LZ4 unit size of the frames it compresses (`LogOptions.compressionUnitBytes`).
+        /// The LZ4 unit size of the frames it compresses alone (`LogOptions.compressionUnitBytes`).
         let unitBytes: Int
+        /// The unit size of the frames it compresses against the new file's
+        /// dictionary (`LogOptions.dictionaryUnitBytes`; 0: none).
+        let dictionaryUnitBytes: Int
+        /// The new file's dictionary (Format.md §5.4): taken from its first
+        /// frame once written, when that one is compressed and not sealed.
+        var dictionary: LZ4DictionaryCompressor?
         /// The chain: the CRC of the last frame written (the header checksum first).
         var previousCRC: UInt32
         var writer: PacedFileWriter?
@@ -217,10 +225,12 @@ enum SegmentRewriter {
         var written = 0
 
         init(
-            path: String?, modes: CreateModes, faults: StorageFaults?, paces: @escaping () -> Bool, unitBytes: Int, previousCRC: UInt32
+            path: String?, modes: CreateModes, faults: StorageFaults?, paces: @escaping () -> Bool, unitBytes: Int,
+            dictionaryUnitBytes: Int, previousCRC: UInt32
         ) {
             self.path = path
             self.unitBytes = unitBytes
+            self.dictionaryUnitBytes = dictionaryUnitBytes
             self.modes = modes
             self.faults = faults
             self.paces = paces
@@ -242,10 +252,11 @@ enum SegmentRewriter {
 
         /// Writes a frame of `run`'s records (`records`, uncompressed) cut from
         /// `batch`: its positions, the batch's first timestamp, compressed
-        /// again when `batch` was and LZ4 saves at least 1/16, after a copy
-        /// of `batch`'s type table when it has one (the records' checksums
-        /// cover their types, so the copy names each as before). Nothing
-        /// (nil) for an empty run.
+        /// again when `batch` was and LZ4 saves at least 1/16 (against the
+        /// new file's dictionary once its first frame gave one, Format.md
+        /// §5.4), after a copy of `batch`'s type table when it has one (the
+        /// records' checksums cover their types, so the copy names each as
+        /// before). Nothing (nil) for an empty run.
         mutating func emit(_ run: Run, records: UnsafeRawBufferPointer, of batch: BatchHeader, types: TypeTable) throws(IOError) -> Frame? {
             guard run.count > 0 else { return nil }
             let at = written
@@ -262,12 +273,21 @@ enum SegmentRewriter {
             frame.reserve(BatchHeader.size + types.length + records.count)
             frame.count = BatchHeader.size
             frame.append(types.bytes)
-            if batch.codecValue != 0, LZ4Units.compress(records, recordCount: Int(run.count), appendingTo: &frame, unitBytes: unitBytes) {
+            let first = at == SegmentHeader.size
+            let against = batch.isSealed ? nil : dictionary
+            if batch.codecValue != 0, let against, LZ4Units.compress(
+                records, recordCount: Int(run.count), appendingTo: &frame, unitBytes: dictionaryUnitBytes, dictionary: against) {
+                made.attributes = LZ4Units.dictionaryCodec
+            } else if batch.codecValue != 0, LZ4Units.compress(records, recordCount: Int(run.count), appendingTo: &frame, unitBytes: unitBytes) {
                 made.attributes = LZ4Units.codec
             } else {
                 frame.append(records)
             }
             if batch.isSealed { made.attributes |= BatchHeader.sealedFlag }
+            // The first frame of a compressed log gives the new file its dictionary.
+            if first, batch.codecValue != 0, !batch.isSealed, dictionaryUnitBytes > 0, types.length == 0 {
+                dictionary = LZ4DictionaryCompressor(records: records)
+            }
             made.length = UInt32(frame.count)
             made.store(frame.base)
             made.crc = BatchHeader.frameChecksum(frame.base, count: frame.count)
