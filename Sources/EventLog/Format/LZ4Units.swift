@@ -191,14 +191,12 @@ enum LZ4Units {
         /// The table of a codec 2 or 3 batch's stored area; a codec 3 one's
         /// recorded checksum must be `dictionary`'s (its segment's).
         init(_ stored: UnsafeRawBufferPointer, of header: BatchHeader, dictionary: LZ4Dictionary?) throws(Defect) {
-            guard header.codecValue == dictionaryCodec else {
-                try self.init(stored, recordCount: Int(header.recordCount), recordsLength: Int(header.recordsLength), dictionary: nil)
-                return
-            }
-            guard let dictionary else {
+            let against = header.codecValue == dictionaryCodec
+            if against && dictionary == nil {
                 throw Defect(reason: "LZ4 units compressed against the segment's dictionary, which is not there")
             }
-            try self.init(stored, recordCount: Int(header.recordCount), recordsLength: Int(header.recordsLength), dictionary: dictionary)
+            try self.init(
+                stored, recordCount: Int(header.recordCount), recordsLength: Int(header.recordsLength), dictionary: against ? dictionary : nil)
         }
 
         /// With `dictionary`, the layout of codec 3.

@@ -283,6 +283,7 @@ enum LogVerifier {
         var scratch = ByteBuffer(capacity: 0)
         // The segment's LZ4 dictionary, read once a batch needs it (Format.md §5.4).
         let dictionary = SegmentDictionary()
+        var stage = LZ4DictionaryStage()  // its copy, for the segment's codec 3 batches
         var damaged = false
         var from = SegmentHeader.size
         var previousCRC = header.checksum
@@ -307,7 +308,8 @@ enum LogVerifier {
                 }
                 if !damaged && batch.basePosition > walked { check.removedPositions.append(walked..<batch.basePosition) }
                 if !damaged { walked = batch.endPosition }
-                if let defect = verifyRecords(of: batch, at: offset, bytes: bytes, path: path, dictionary: dictionary, scratch: &scratch) {
+                if let defect = verifyRecords(
+                    of: batch, at: offset, bytes: bytes, path: path, dictionary: dictionary, scratch: &scratch, stage: &stage) {
                     recordProblems.append(.init(file: path, offset: Int64(defect.offset), reason: defect.reason))
                     check.noteDamage(SegmentDamage(offset: offset, position: batch.basePosition, reason: defect.reason))
                 }
@@ -437,7 +439,7 @@ enum LogVerifier {
     /// decompressed with it (`dictionary`: the segment's, read from `bytes`).
     private static func verifyRecords(
         of batch: BatchHeader, at offset: Int, bytes: UnsafeRawBufferPointer, path: String, dictionary: SegmentDictionary,
-        scratch: inout ByteBuffer
+        scratch: inout ByteBuffer, stage: inout LZ4DictionaryStage
     ) -> RecordDefect? {
         let stored = UnsafeRawBufferPointer(rebasing: bytes[(offset + BatchHeader.size)..<(offset + Int(batch.length))])
         var area = stored
@@ -456,7 +458,7 @@ enum LogVerifier {
                 }
                 return RecordDefect(reason: "its segment's LZ4 dictionary cannot be read (the first batch, at byte \(at): \(reason))", offset: offset)
             }
-            do { try LZ4Units.decompress(stored, of: batch, into: scratch.base, dictionary: segmentDictionary) } catch {
+            do { try LZ4Units.decompress(stored, of: batch, into: scratch.base, dictionary: segmentDictionary, stage: &stage) } catch {
                 return RecordDefect(reason: error.reason, offset: offset)
             }
             area = UnsafeRawBufferPointer(start: scratch.base, count: length)

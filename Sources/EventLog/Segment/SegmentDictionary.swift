@@ -8,10 +8,9 @@ import Synchronization
 ///
 /// Thread-safe: the first readers may each read the first batch; one copy is kept.
 final class SegmentDictionary: Sendable {
-    /// The dictionary's bytes (an allocation of this object's) and checksum.
+    /// The dictionary, its bytes an allocation of this object's.
     private struct Loaded: @unchecked Sendable {
-        let bytes: UnsafeRawBufferPointer
-        let checksum: UInt32
+        let dictionary: LZ4Dictionary
     }
 
     private let loaded = Mutex<Loaded?>(nil)
@@ -19,7 +18,7 @@ final class SegmentDictionary: Sendable {
     init() {}
 
     deinit {
-        loaded.withLock { UnsafeMutableRawPointer(mutating: $0?.bytes.baseAddress)?.deallocate() }
+        loaded.withLock { UnsafeMutableRawPointer(mutating: $0?.dictionary.bytes.baseAddress)?.deallocate() }
     }
 
     /// The dictionary of the segment whose published bytes are `bytes`
@@ -27,7 +26,7 @@ final class SegmentDictionary: Sendable {
     /// compressed against; valid while this object is.
     /// (Nil `offset`: the dictionary a batch written after the first would use.)
     func dictionary(in bytes: UnsafeRawBufferPointer, path: String, forBatchAt offset: Int?) throws(EventLogError) -> LZ4Dictionary {
-        if let known = loaded.withLock({ $0 }) { return LZ4Dictionary(bytes: known.bytes, checksum: known.checksum) }
+        if let known = loaded.withLock({ $0 }) { return known.dictionary }
         if let offset, offset <= SegmentHeader.size {
             throw .corruption(
                 file: path, offset: Int64(offset),
@@ -36,13 +35,13 @@ final class SegmentDictionary: Sendable {
         let read = try Self.read(bytes, path: path)
         let kept = loaded.withLock { current -> Loaded in
             if let current {
-                UnsafeMutableRawPointer(mutating: read.bytes.baseAddress)?.deallocate()
+                UnsafeMutableRawPointer(mutating: read.dictionary.bytes.baseAddress)?.deallocate()
                 return current
             }
             current = read
             return read
         }
-        return LZ4Dictionary(bytes: kept.bytes, checksum: kept.checksum)
+        return kept.dictionary
     }
 
     /// Reads the first batch in `bytes` (its frame checksum verified,
@@ -76,7 +75,6 @@ final class SegmentDictionary: Sendable {
             }
             copy.copyMemory(from: area, byteCount: length)
         }
-        let dictionary = UnsafeRawBufferPointer(start: copy, count: length)
-        return Loaded(bytes: dictionary, checksum: CRC32C.checksum(dictionary))
+        return Loaded(dictionary: LZ4Dictionary(bytes: UnsafeRawBufferPointer(start: copy, count: length)))
     }
 }

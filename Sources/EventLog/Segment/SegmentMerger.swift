@@ -70,6 +70,7 @@ enum SegmentMerger {
         var firstDictionary: LZ4DictionaryCompressor?? = nil
         var records = ByteBuffer(capacity: 0)
         var frame = ByteBuffer(capacity: 0)
+        var stage = LZ4DictionaryStage()
         for segment in segments {
             guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd), bytes.count >= SegmentHeader.size else {
                 throw EventLogError.corruption(file: segment.path, offset: 0, reason: "segment is shorter than its published data")
@@ -94,7 +95,7 @@ enum SegmentMerger {
                     }
                     try recompress(
                         batch: &batch, at: offset, of: segment, bytes: bytes, against: firstDictionary ?? nil, records: &records,
-                        into: &frame)
+                        into: &frame, stage: &stage)
                     length = frame.count
                     output.buffer.append(frame.bytes)
                 } else {
@@ -122,14 +123,15 @@ enum SegmentMerger {
     /// stored by the caller).
     private static func recompress(
         batch: inout BatchHeader, at offset: Int, of segment: Segment, bytes: UnsafeRawBufferPointer,
-        against dictionary: LZ4DictionaryCompressor?, records: inout ByteBuffer, into frame: inout ByteBuffer
+        against dictionary: LZ4DictionaryCompressor?, records: inout ByteBuffer, into frame: inout ByteBuffer,
+        stage: inout LZ4DictionaryStage
     ) throws {
         let length = Int(batch.recordsLength)
         let stored = UnsafeRawBufferPointer(rebasing: bytes[(offset + BatchHeader.size)..<(offset + Int(batch.length))])
         let own = try segment.lz4Dictionary(forBatchAt: offset)
         records.count = 0
         records.reserve(length)
-        do { try LZ4Units.decompress(stored, of: batch, into: records.base, dictionary: own) } catch {
+        do { try LZ4Units.decompress(stored, of: batch, into: records.base, dictionary: own, stage: &stage) } catch {
             throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: error.reason)
         }
         records.count = length

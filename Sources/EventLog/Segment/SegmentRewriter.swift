@@ -57,6 +57,7 @@ enum SegmentRewriter {
         try output.append(header.encode())
 
         var scratch = ByteBuffer(capacity: 0)  // a compressed batch's records, decompressed
+        var stage = LZ4DictionaryStage()  // the segment's dictionary copied, for its codec 3 batches
         // With `kept`: the current run's records (their start in the area, their heads).
         var runHeads: [(start: Int, head: RecordHead)] = []
         /// Writes `run` as a frame and tells `kept` where its records went.
@@ -90,7 +91,7 @@ enum SegmentRewriter {
                 // compressed again on its own (codec 2), as the new file
                 // may start with another first batch (Format.md §5.4).
                 let dictionary = batch.usesSegmentDictionary ? try segment.lz4Dictionary(forBatchAt: offset) : nil
-                do { try LZ4Units.decompress(stored, of: batch, into: scratch.base, dictionary: dictionary) } catch {
+                do { try LZ4Units.decompress(stored, of: batch, into: scratch.base, dictionary: dictionary, stage: &stage) } catch {
                     throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: error.reason)
                 }
                 scratch.count = length
