@@ -4,11 +4,10 @@
 #   bash scripts/tsan.sh            build into .build-tsan/ and run the suites below
 #   bash scripts/tsan.sh FILTER     the same with another `swift test --filter` regex
 #
-# The build passes -DEVENTLOG_TSAN: the library then compiles
-# Support/Mutex+ThreadSanitizer.swift, a `Mutex` over pthread_mutex_t that
-# TSan intercepts (the standard library's Mutex hands a contended lock over
-# inside the kernel, where TSan cannot see it, so every access it guards
-# looked like a race). Nothing is suppressed.
+# The library locks with Support/Mutex.swift, a `Mutex` over
+# pthread_mutex_t that TSan intercepts (the standard library's Mutex hands
+# a contended lock over inside the kernel, where TSan cannot see it, so
+# every access it guards looked like a race). Nothing is suppressed.
 #
 # Any ThreadSanitizer report fails the run: TSan's own exit code (66) fails
 # `swift test`, and the output is checked for reports as well (a child
@@ -42,7 +41,7 @@ filter="${1:-\\.(ConcurrentLoadTests|ConcurrencyTests|ConsumerTests|DurabilityTe
 # The backtracer trips sanitizers (and `swift test` then hangs).
 export SWIFT_BACKTRACE=enable=no
 export TSAN_OPTIONS="${TSAN_OPTIONS:-second_deadlock_stack=1 history_size=4}"
-flags=(--scratch-path .build-tsan --sanitize=thread -Xswiftc -DEVENTLOG_TSAN)
+flags=(--scratch-path .build-tsan --sanitize=thread)
 
 swift build --build-tests "${flags[@]}"
 output=$(mktemp "${TMPDIR:-/tmp}/eventlog-tsan.XXXXXX")
