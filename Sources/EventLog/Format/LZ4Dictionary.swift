@@ -40,6 +40,14 @@ struct LZ4Dictionary {
 /// starts from a copy of that loaded stream (16 KiB), as liblz4 documents
 /// for a dictionary used many times, instead of loading it again.
 ///
+/// A unit of up to `prefixRoom` bytes is copied right after the dictionary
+/// first, so that liblz4 compresses it with the dictionary as its prefix:
+/// about 15% faster than with the dictionary elsewhere (1 KiB units of the
+/// benchmark workload, this machine: 465 against 406 MB/s). The block is
+/// an ordinary one against the dictionary (its bytes may differ from what
+/// the other way gives: 2 units in 8,123 there). A larger unit is
+/// compressed where it is.
+///
 /// Not thread-safe: one writer owns it (in its state, under the writer
 /// lock), or one merge.
 final class LZ4DictionaryCompressor: @unchecked Sendable {
@@ -48,6 +56,8 @@ final class LZ4DictionaryCompressor: @unchecked Sendable {
     let dictionary: LZ4Dictionary
     private let loaded: UnsafeMutablePointer<LZ4_stream_t>
     private let working: UnsafeMutablePointer<LZ4_stream_t>
+    /// The room after the dictionary's bytes (in the same allocation).
+    static let prefixRoom = 64 << 10
 
     /// The dictionary of a first batch's (decompressed) `records`; nil when
     /// it is shorter than `LZ4Dictionary.minBytes` or liblz4 could not make
@@ -61,7 +71,7 @@ final class LZ4DictionaryCompressor: @unchecked Sendable {
             LZ4_freeStream(loaded)
             return nil
         }
-        let copy = UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 16)
+        let copy = UnsafeMutableRawPointer.allocate(byteCount: bytes.count + Self.prefixRoom, alignment: 16)
         copy.copyMemory(from: base, byteCount: bytes.count)
         self.dictionary = LZ4Dictionary(bytes: UnsafeRawBufferPointer(start: copy, count: bytes.count))
         self.loaded = loaded
@@ -79,7 +89,14 @@ final class LZ4DictionaryCompressor: @unchecked Sendable {
     /// for `capacity` bytes); returns the bytes written, or 0 when they did
     /// not fit.
     func compress(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawPointer, capacity: Int) -> Int {
-        guard let base = source.baseAddress, source.count > 0, source.count <= Int(LZ4_MAX_INPUT_SIZE) else { return 0 }
+        guard var base = source.baseAddress, source.count > 0, source.count <= Int(LZ4_MAX_INPUT_SIZE),
+              let dictionaryStart = dictionary.bytes.baseAddress
+        else { return 0 }
+        if source.count <= Self.prefixRoom {
+            let room = UnsafeMutableRawPointer(mutating: dictionaryStart + dictionary.bytes.count)
+            room.copyMemory(from: base, byteCount: source.count)
+            base = UnsafeRawPointer(room)
+        }
         UnsafeMutableRawPointer(working).copyMemory(from: loaded, byteCount: MemoryLayout<LZ4_stream_t>.size)
         return Int(LZ4_compress_fast_continue(
             working, base.assumingMemoryBound(to: CChar.self), destination.assumingMemoryBound(to: CChar.self),
