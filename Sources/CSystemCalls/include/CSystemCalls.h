@@ -44,6 +44,13 @@ int eventlog_guard_install(void);
 /// page). `eventlog_guard_install` must have been called.
 int eventlog_guarded_touch(const void *bytes, int64_t length);
 
+/// Reads one byte of every 64-byte cache line of `[bytes, bytes + length)`
+/// (a mapped file) under the guard, so that the lines are in the CPU's
+/// caches and the pages mapped: what a scan's read-ahead thread does just
+/// ahead of the scan. Returns 0, or -1 when reading raised SIGBUS.
+/// `eventlog_guard_install` must have been called.
+int eventlog_guarded_read_lines(const void *bytes, int64_t length);
+
 /// `eventlog_crc32c(crc, bytes, length)` under the same guard: stores the
 /// checksum in `*result` and returns 0, or returns -1 when reading the bytes
 /// raised SIGBUS. The checksum reads every byte anyway, so the guard adds no

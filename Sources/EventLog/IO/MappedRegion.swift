@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -22,6 +23,10 @@ final class MappedRegion: @unchecked Sendable {
     let base: UnsafeRawPointer?
     let length: Int
     let path: String
+    /// How many bytes from the start a scan's read-ahead thread has read
+    /// (`ScanReadAhead`): their pages are mapped, and a later scan's
+    /// read-ahead skips them.
+    let readAheadEnd = Atomic<Int>(0)
 
     private init(base: UnsafeRawPointer?, length: Int, path: String) {
         self.base = base

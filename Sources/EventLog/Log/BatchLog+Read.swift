@@ -5,7 +5,7 @@ extension BatchLog {
     /// `Log.read(from:maxCount:_:)`.
     @discardableResult
     func read(from position: UInt64, maxCount: Int = .max, _ body: (EventView) throws -> Void) throws -> UInt64 {
-        var reader = LogReader(snapshot: snapshot(), tally: readTally, cache: batchCache)
+        var reader = LogReader(snapshot: snapshot(), tally: readTally, cache: batchCache, readsAhead: options.scanReadAhead)
         return try reader.read(from: position, maxCount: maxCount, body)
     }
 
@@ -95,10 +95,15 @@ struct LogReader: ~Copyable {
         let part: Int
     }
 
-    init(snapshot: LogSnapshot, tally: ReadTally? = nil, cache: BatchCache? = nil) {
+    /// Scans (`read(from:maxCount:_:)`) long enough for it start a thread
+    /// that reads ahead of them (`ScanReadAhead`, `LogOptions.scanReadAhead`).
+    private let readsAhead: Bool
+
+    init(snapshot: LogSnapshot, tally: ReadTally? = nil, cache: BatchCache? = nil, readsAhead: Bool = false) {
         self.snapshot = snapshot
         self.tally = tally
         self.cache = cache?.isEnabled == true ? cache : nil
+        self.readsAhead = readsAhead
     }
 
     deinit {
@@ -188,6 +193,9 @@ struct LogReader: ~Copyable {
             lentEvents &+= maxCount - remaining
             lentBytes &+= dataBytes
         }
+        let firstSegment = segmentIndex
+        let readAhead = readsAhead ? startReadAhead(from: segmentIndex, at: next, maxCount: maxCount) : nil
+        defer { readAhead?.finish() }
         while segmentIndex < snapshot.count && remaining > 0 {
             let segment = snapshot[segmentIndex]
             guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd) else {
@@ -195,6 +203,7 @@ struct LogReader: ~Copyable {
             }
             var offset = next > segment.basePosition ? segment.batchOffset(atOrBefore: next) : SegmentHeader.size
             while offset < segment.dataEnd && remaining > 0 {
+                readAhead?.scanReached(region: segmentIndex - firstSegment, offset: offset)
                 // A batch wholly before `next` is skipped on its header alone:
                 // damage inside it must not make later batches unreadable.
                 // (The header is read under the SIGBUS guard, as is the whole
@@ -246,6 +255,20 @@ struct LogReader: ~Copyable {
             if segmentIndex < snapshot.count { next = max(next, snapshot[segmentIndex].basePosition) }
         }
         return next
+    }
+
+    /// A thread reading ahead of a scan from `position` in segment
+    /// `segmentIndex` to the snapshot's end, if the scan is long enough for
+    /// one (`ScanReadAhead.start`).
+    private func startReadAhead(from segmentIndex: Int, at position: UInt64, maxCount: Int) -> ScanReadAhead? {
+        guard maxCount >= ScanReadAhead.minimumEvents else { return nil }
+        var regions: [ScanReadAhead.Region] = []
+        for index in segmentIndex..<snapshot.count {
+            let segment = snapshot[index]
+            let start = index == segmentIndex && position > segment.basePosition ? segment.batchOffset(atOrBefore: position) : SegmentHeader.size
+            regions.append(.init(mapping: segment.mapping, start: start, end: max(start, min(segment.dataEnd, segment.mapping.length))))
+        }
+        return ScanReadAhead.start(regions: regions, maxCount: maxCount)
     }
 
     /// Lends the event at `position` to `body`, after checking its own

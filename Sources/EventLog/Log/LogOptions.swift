@@ -101,6 +101,14 @@ public struct LogOptions: Sendable {
     /// `false` keeps each type in its record (as format version 9 did).
     /// Readers read both kinds, whatever this says.
     public var typeTables: Bool = true
+    /// A long scan (`read(from:maxCount:_:)` that may lend 65,536 events or
+    /// more, over 8 MiB or more of segments not read this way before) starts
+    /// a thread that reads at most 2 MiB ahead of it, so that the scan finds
+    /// its pages mapped and its bytes in the CPU's caches. The scan still
+    /// verifies every checksum itself. On the benchmark machine a cold scan
+    /// of 1M events runs at 32M events/s instead of 18.6M, using a second
+    /// core while it runs. `false`: scans read alone.
+    public var scanReadAhead: Bool = true
     /// How often a writer applies the retention of its settings
     /// (`LogSettings`, `Log.compact()`) in the background; nil: only when
     /// `compact()` is called. Nothing is removed while the settings retain
