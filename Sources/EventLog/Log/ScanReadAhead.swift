@@ -1,7 +1,5 @@
 import CSystemCalls
-import Dispatch
 import Synchronization
-import class Foundation.Thread
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -26,8 +24,9 @@ import Musl
 /// against 17.9M events/s).
 ///
 /// Limits: started only for a scan that may lend `minimumEvents` or more
-/// and has `minimumBytes` or more not yet read ahead; one thread per scan,
-/// joined before the scan returns.
+/// and has `minimumBytes` or more not yet read ahead; one thread per scan
+/// (scans that start together may each start one), joined before the scan
+/// returns. When no thread can be made, the scan reads alone.
 ///
 /// Thread-safe: the scan and the thread share atomics only; the bytes read
 /// are published batches, which never change.
@@ -56,7 +55,8 @@ final class ScanReadAhead: @unchecked Sendable {
     /// How far the scan has come, in that running count.
     private let scanned = Atomic<Int>(0)
     private let stop = Atomic<Bool>(false)
-    private let done = DispatchSemaphore(value: 0)
+    /// The thread: set by `start` before it can run, joined by `finish`.
+    private var thread = pthread_t()
 
     private init(regions: [Region], regionBases: [Int]) {
         self.regions = regions
@@ -79,9 +79,16 @@ final class ScanReadAhead: @unchecked Sendable {
         }
         guard unread >= minimumBytes else { return nil }
         let readAhead = ScanReadAhead(regions: regions, regionBases: bases)
-        Thread.detachNewThread { [readAhead] in
-            readAhead.run()
-            readAhead.done.signal()
+        let context = Unmanaged.passRetained(readAhead)
+        let created = pthread_create(&readAhead.thread, nil, { context in
+            guard let context else { return nil }
+            Unmanaged<ScanReadAhead>.fromOpaque(context).takeRetainedValue().run()
+            return nil
+        }, context.toOpaque())
+        guard created == 0 else {
+            // No thread (the process's limit): the scan reads alone.
+            context.release()
+            return nil
         }
         return readAhead
     }
@@ -95,7 +102,7 @@ final class ScanReadAhead: @unchecked Sendable {
     /// Stops the thread and waits for it (at most one chunk's reading).
     func finish() {
         stop.store(true, ordering: .relaxed)
-        done.wait()
+        pthread_join(thread, nil)
     }
 
     private func run() {
