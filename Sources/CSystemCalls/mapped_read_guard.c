@@ -65,7 +65,11 @@ int eventlog_guard_install(void) {
     return install_result;
 }
 
-int eventlog_guarded_touch(const void *bytes, int64_t length) {
+/// Reads the first byte of `[bytes, bytes + length)`, the first byte of
+/// every `stride`-aligned block after it, and the last byte, under the
+/// guard (`stride` a power of two). Inlined into both callers, each with its
+/// constant stride.
+static inline int guarded_read_every(const void *bytes, int64_t length, int64_t stride) {
     if (length <= 0) return 0;
     sigjmp_buf target;
     // 0: no signal mask saved or restored (cheap); the handler runs with
@@ -73,35 +77,23 @@ int eventlog_guarded_touch(const void *bytes, int64_t length) {
     if (sigsetjmp(target, 0) != 0) return -1;
     guard_target = &target;
     const volatile unsigned char *p = (const volatile unsigned char *)bytes;
-    const long page = 4096;
     unsigned char sink = 0;
-    // The first byte, the first byte of every page after it, and the last byte.
     sink ^= p[0];
-    int64_t next = page - ((intptr_t)bytes & (page - 1));
-    for (int64_t at = next; at < length; at += page) sink ^= p[at];
+    // Each load waits for nothing after it: the CPU keeps many misses in flight.
+    int64_t next = stride - ((intptr_t)bytes & (stride - 1));
+    for (int64_t at = next; at < length; at += stride) sink ^= p[at];
     sink ^= p[length - 1];
     guard_target = NULL;
     (void)sink;
     return 0;
 }
 
+int eventlog_guarded_touch(const void *bytes, int64_t length) {
+    return guarded_read_every(bytes, length, 4096);
+}
+
 int eventlog_guarded_read_lines(const void *bytes, int64_t length) {
-    if (length <= 0) return 0;
-    sigjmp_buf target;
-    if (sigsetjmp(target, 0) != 0) return -1;
-    guard_target = &target;
-    const volatile unsigned char *p = (const volatile unsigned char *)bytes;
-    unsigned char sink = 0;
-    // The first byte, the first byte of every line after it, and the last
-    // byte. Each load waits for nothing after it: the CPU keeps many of
-    // these misses in flight at once.
-    sink ^= p[0];
-    int64_t next = 64 - ((intptr_t)bytes & 63);
-    for (int64_t at = next; at < length; at += 64) sink ^= p[at];
-    sink ^= p[length - 1];
-    guard_target = NULL;
-    (void)sink;
-    return 0;
+    return guarded_read_every(bytes, length, 64);
 }
 
 int eventlog_guarded_crc32c(uint32_t crc, const void *bytes, int64_t length, uint32_t *result) {

@@ -3,7 +3,8 @@ import Testing
 @testable import EventLog
 
 /// A long scan's read-ahead thread (`ScanReadAhead`, `LogOptions.scanReadAhead`):
-/// it starts only for long scans, reads every segment ahead of the scan,
+/// it starts only for long scans (and filtered reads past their second
+/// chunk), reads every segment ahead of the scan,
 /// changes nothing the scan lends or reports, and a damaged or truncated
 /// segment is reported by the scan exactly as without it.
 @Suite struct ScanReadAheadTests {
@@ -68,6 +69,31 @@ import Testing
         // Read ahead once: a second scan starts no thread (nothing moves), and lends the same.
         #expect(try Self.digest(log).hash == alone.hash)
         #expect(Self.readAhead(log).map(\.readAheadEnd) == after.map(\.readAheadEnd))
+        try log.close()
+    }
+
+    @Test func aFilteredReadOfTheWholeLogReadsAheadOnceItGoesOnPastTwoChunks() throws {
+        let dir = TemporaryDirectory()
+        try Self.longLog(dir)
+        let filter = EventFilter(streamPrefix: "stream-3")
+        func filtered(_ log: Log, maxCount: Int = .max) throws -> [UInt64] {
+            var positions: [UInt64] = []
+            try log.read(from: 0, maxCount: maxCount, filter: filter) { positions.append($0.position) }
+            return positions
+        }
+        let plain = try Self.open(dir, readAhead: false)
+        let alone = try filtered(plain)
+        try plain.close()
+        #expect(alone.count == (0..<Self.events).filter { $0 % 7 == 3 }.count)
+
+        let log = try Self.open(dir, readAhead: true)
+        // Ended within its first chunk of 4,096 events: no thread.
+        #expect(try filtered(log, maxCount: 10) == Array(alone.prefix(10)))
+        #expect(Self.readAhead(log).allSatisfy { $0.readAheadEnd == 0 })
+        // The whole log: the same events, every segment read ahead.
+        #expect(try filtered(log) == alone)
+        let after = Self.readAhead(log)
+        #expect(after.allSatisfy { $0.readAheadEnd > 0 }, "\(after)")
         try log.close()
     }
 

@@ -5,8 +5,9 @@ extension BatchLog {
     /// `Log.read(from:maxCount:_:)`.
     @discardableResult
     func read(from position: UInt64, maxCount: Int = .max, _ body: (EventView) throws -> Void) throws -> UInt64 {
-        var reader = LogReader(snapshot: snapshot(), tally: readTally, cache: batchCache, readsAhead: options.scanReadAhead)
-        return try reader.read(from: position, maxCount: maxCount, body)
+        var reader = LogReader(
+            snapshot: snapshot(), tally: readTally, cache: batchCache, readsAheadFor: options.scanReadAhead ? maxCount : nil)
+        return try reader.read(from: position, maxCount: maxCount, body)  // the reader's end joins its read-ahead thread
     }
 
     /// `Log.withEvent(at:_:)`.
@@ -95,18 +96,34 @@ struct LogReader: ~Copyable {
         let part: Int
     }
 
-    /// Scans (`read(from:maxCount:_:)`) long enough for it start a thread
-    /// that reads ahead of them (`ScanReadAhead`, `LogOptions.scanReadAhead`).
-    private let readsAhead: Bool
+    /// How many events this reader's scan may lend, all its
+    /// `read(from:maxCount:_:)` calls together, when it may start a thread
+    /// that reads ahead of them (`ScanReadAhead`, `LogOptions.scanReadAhead`);
+    /// nil: it reads alone.
+    private let scanLength: Int?
+    /// That thread, once started (by the first call), until this reader ends,
+    /// and the index in `snapshot` of the first segment it reads.
+    private var readAhead: ScanReadAhead?
+    private var readAheadFirstSegment = 0
+    /// Calls to go before the thread is considered (once).
+    private var callsBeforeReadAhead: Int
 
-    init(snapshot: LogSnapshot, tally: ReadTally? = nil, cache: BatchCache? = nil, readsAhead: Bool = false) {
+    /// `afterCalls`: the thread is considered at the call after that many
+    /// (a read in steps that may end at its first step need not pay for a
+    /// thread).
+    init(
+        snapshot: LogSnapshot, tally: ReadTally? = nil, cache: BatchCache? = nil, readsAheadFor scanLength: Int? = nil,
+        afterCalls: Int = 0
+    ) {
         self.snapshot = snapshot
         self.tally = tally
         self.cache = cache?.isEnabled == true ? cache : nil
-        self.readsAhead = readsAhead
+        self.scanLength = scanLength
+        self.callsBeforeReadAhead = afterCalls
     }
 
     deinit {
+        readAhead?.finish()
         if lentEvents > 0, let tally { tally.add(events: lentEvents, bytes: lentBytes) }
         if let lease, let cache { cache.release(lease) }
     }
@@ -193,9 +210,14 @@ struct LogReader: ~Copyable {
             lentEvents &+= maxCount - remaining
             lentBytes &+= dataBytes
         }
-        let firstSegment = segmentIndex
-        let readAhead = readsAhead ? startReadAhead(from: segmentIndex, at: next, maxCount: maxCount) : nil
-        defer { readAhead?.finish() }
+        if let scanLength, callsBeforeReadAhead >= 0 {
+            // Once: the thread then serves this call and those after it.
+            if callsBeforeReadAhead == 0 {
+                readAhead = startReadAhead(from: segmentIndex, at: next, maxCount: scanLength)
+                readAheadFirstSegment = segmentIndex
+            }
+            callsBeforeReadAhead -= 1
+        }
         while segmentIndex < snapshot.count && remaining > 0 {
             let segment = snapshot[segmentIndex]
             guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd) else {
@@ -203,7 +225,9 @@ struct LogReader: ~Copyable {
             }
             var offset = next > segment.basePosition ? segment.batchOffset(atOrBefore: next) : SegmentHeader.size
             while offset < segment.dataEnd && remaining > 0 {
-                readAhead?.scanReached(region: segmentIndex - firstSegment, offset: offset)
+                if let readAhead, segmentIndex >= readAheadFirstSegment {
+                    readAhead.scanReached(region: segmentIndex - readAheadFirstSegment, offset: offset)
+                }
                 // A batch wholly before `next` is skipped on its header alone:
                 // damage inside it must not make later batches unreadable.
                 // (The header is read under the SIGBUS guard, as is the whole

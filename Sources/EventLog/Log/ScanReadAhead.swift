@@ -105,16 +105,23 @@ final class ScanReadAhead: @unchecked Sendable {
         pthread_join(thread, nil)
     }
 
+    /// The longest pause between two looks at a scan that is `window`
+    /// behind (a caller slow with each event: a thousand looks a second at most).
+    static let longestPauseMicroseconds: UInt32 = 1_000
+
     private func run() {
+        var pause: UInt32 = 20
         for (index, region) in regions.enumerated() {
             var offset = max(region.start, region.mapping.readAheadEnd.load(ordering: .relaxed))
             guard offset < region.end, let base = region.mapping.base else { continue }
             while offset < region.end {
                 if stop.load(ordering: .relaxed) { return }
                 if regionBases[index] + offset - region.start - scanned.load(ordering: .relaxed) > Self.window {
-                    usleep(20)
+                    usleep(pause)
+                    pause = min(pause * 2, Self.longestPauseMicroseconds)
                     continue
                 }
+                pause = 20
                 let count = min(Self.chunk, region.end - offset)
                 if eventlog_guarded_read_lines(base + offset, Int64(count)) != 0 { return }
                 offset += count

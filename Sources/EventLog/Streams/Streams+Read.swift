@@ -92,7 +92,12 @@ extension Streams {
     ) throws -> UInt64 {
         var remaining = maxCount
         var next = position
-        var reader = LogReader(snapshot: log.snapshot(), tally: log.readTally, cache: log.batchCache)
+        // It may scan every event to its end, whatever `maxCount` (which
+        // counts matching events): once two chunks did not end it, it reads
+        // ahead as a whole scan does.
+        var reader = LogReader(
+            snapshot: log.snapshot(), tally: log.readTally, cache: log.batchCache,
+            readsAheadFor: log.options.scanReadAhead ? .max : nil, afterCalls: 2)
         // Read in chunks so `maxCount` counts matching events only.
         while remaining > 0 {
             var lent = 0
