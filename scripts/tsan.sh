@@ -38,7 +38,7 @@ cd "$(dirname "$0")/.."
 # and crash tests): under TSan a fork takes long enough for the child to hold
 # a copy of another test's writer lock, and those tests fail for that alone;
 # and the tests that fail at every step of a run (single-threaded, long).
-filter="${1:-\\.(ConcurrentLoadTests|ConcurrencyTests|ConsumerTests|DurabilityTests|AsyncLogTests|AsyncSurfaceTests|CompactionPriorityTests|MetricsTests|LogServiceTests)/|\\.StreamTests/racingWriters|\\.RetentionTests/backgroundRetention|\\.ScavengingTests/closeDuringABackgroundPass|\\.BatchCacheTests/concurrentReadersThroughASmallCache|\\.ScanReadAheadTests/(aLongScan|aScanStopped|damageIs)}"
+filter="${1:-\\.(ConcurrentLoadTests|ConcurrencyTests|ConsumerTests|DurabilityTests|AsyncLogTests|AsyncSurfaceTests|CompactionPriorityTests|MetricsTests|LogServiceTests)/|\\.StreamTests/racingWriters|\\.RetentionTests/backgroundRetention|\\.ScavengingTests/closeDuringABackgroundPass|\\.BatchCacheTests/concurrentReadersThroughASmallCache|\\.ScanReadAheadTests/(aLongScan|aFiltered|aScanStopped|damageIs)}"
 
 # The backtracer trips sanitizers (and `swift test` then hangs).
 export SWIFT_BACKTRACE=enable=no
