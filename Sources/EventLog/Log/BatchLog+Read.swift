@@ -223,7 +223,7 @@ struct LogReader: ~Copyable {
             guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd) else {
                 throw EventLogError.corruption(file: segment.path, offset: 0, reason: "segment is shorter than its published data")
             }
-            var offset = next > segment.basePosition ? segment.batchOffset(atOrBefore: next) : SegmentHeader.size
+            var offset = segment.walkStart(for: next)
             while offset < segment.dataEnd && remaining > 0 {
                 if let readAhead, segmentIndex >= readAheadFirstSegment {
                     readAhead.scanReached(region: segmentIndex - readAheadFirstSegment, offset: offset)
@@ -289,7 +289,7 @@ struct LogReader: ~Copyable {
         var regions: [ScanReadAhead.Region] = []
         for index in segmentIndex..<snapshot.count {
             let segment = snapshot[index]
-            let start = index == segmentIndex && position > segment.basePosition ? segment.batchOffset(atOrBefore: position) : SegmentHeader.size
+            let start = segment.walkStart(for: position)  // where the scan starts in it (a later one: its first batch)
             regions.append(.init(mapping: segment.mapping, start: start, end: max(start, min(segment.dataEnd, segment.mapping.length))))
         }
         return ScanReadAhead.start(regions: regions, maxCount: maxCount)

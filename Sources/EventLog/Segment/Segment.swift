@@ -142,6 +142,13 @@ struct Segment: Sendable {
         return offsetIndex[Int(entry.batchEntry)].byteOffset
     }
 
+    /// Where a walk of this segment's batches for `position` and after
+    /// starts: `batchOffset(atOrBefore:)`, or the first batch when
+    /// `position` is at or below the segment's base (no search).
+    @inline(__always) func walkStart(for position: UInt64) -> Int {
+        position > basePosition ? batchOffset(atOrBefore: position) : SegmentHeader.size
+    }
+
     /// The last offset-index entry at or before `position`. The search starts
     /// where the entry would be if the segment's events were all one size
     /// (entries are spaced by bytes): for most logs that guess is off by an

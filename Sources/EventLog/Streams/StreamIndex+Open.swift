@@ -271,7 +271,7 @@ enum StreamIndexBuilder {
     ) throws {
         guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd) else { return }
         var reader = LogReader(snapshot: LogSnapshot(sealed: [], active: segment, keys: keys))
-        var offset = from > segment.basePosition ? segment.batchOffset(atOrBefore: from) : SegmentHeader.size
+        var offset = segment.walkStart(for: from)
         while offset < segment.dataEnd {
             guard case .valid(let header) = BatchHeader.check(bytes, at: offset, end: segment.dataEnd, previousCRC: nil, expectedBase: nil) else {
                 throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: "damaged batch")
