@@ -75,6 +75,40 @@ import Testing
         try reopened.close()
     }
 
+    /// Writeback is started off the append path (`WritebackQueue`): when it
+    /// fails, the writer stops from there, and the next append says why.
+    /// Nothing acknowledged before is lost.
+    @Test func failedWritebackStopsTheWriter() throws {
+        let dir = TemporaryDirectory()
+        let plan = Plan()
+        let log = try open(dir, plan, durability: .none)
+        plan.set(.writeback, .fail(errno: EIO))
+        // 2 MiB of events: writeback is started every MiB written.
+        let payload = [UInt8](repeating: 0x61, count: 4096)
+        var acknowledged = 0
+        var stopped: String?
+        let deadline = ContinuousClock.now + .seconds(10)
+        while stopped == nil && ContinuousClock.now < deadline {
+            do {
+                try log.append([NewEvent(stream: "s", type: "T", data: payload)])
+                acknowledged += 1
+            } catch let error as EventLogError {
+                guard case .writerStopped(let reason) = error else { Issue.record("unexpected \(error)"); return }
+                stopped = reason
+            }
+            if acknowledged >= 512 && stopped == nil { Thread.sleep(forTimeInterval: 0.01) }
+        }
+        #expect(stopped?.contains("sync_file_range") == true)
+        // The first writeback is started once 1 MiB is written: ~250 of these events.
+        #expect(acknowledged >= 200)
+        plan.clear()
+        #expect(throws: EventLogError.self) { try log.close() }
+        let reopened = try Log.open(at: dir.path, options: LogOptions(durability: .none))
+        #expect(reopened.endPosition == UInt64(acknowledged))
+        try reopened.close()
+        #expect(try Log.verify(at: dir.path).isSound)
+    }
+
     /// A failed write's bytes are zeroed again at once (Format.md §11), so
     /// nothing of it is left for recovery to judge.
     @Test func aTornWriteIsZeroedAgain() throws {

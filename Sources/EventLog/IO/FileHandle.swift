@@ -203,6 +203,7 @@ final class FileHandle: Sendable {
     /// of durability; but a failure (EIO) is reported, since the kernel may
     /// not report that write error to a later `fdatasync` again.
     func startWriteback(at offset: Int64, length: Int64) throws(IOError) {
+        if case .fail(let e)? = faults?.decide(.writeback, path) { throw IOError(operation: "sync_file_range", path: path, errno: e) }
         while eventlog_start_writeback(descriptor, offset, length) != 0 {
             if errno == EINTR { continue }
             if errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL || errno == ESPIPE { return }
@@ -217,6 +218,7 @@ final class FileHandle: Sendable {
     /// that it does not stand in a queue before another file's `fdatasync`.
     /// A failure (EIO) is reported, as for `startWriteback`.
     func waitForWriteback(at offset: Int64, length: Int64) throws(IOError) {
+        if case .fail(let e)? = faults?.decide(.writeback, path) { throw IOError(operation: "sync_file_range", path: path, errno: e) }
         while eventlog_wait_writeback(descriptor, offset, length) != 0 {
             if errno == EINTR { continue }
             if errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL || errno == ESPIPE { return }

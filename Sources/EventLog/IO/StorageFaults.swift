@@ -12,6 +12,8 @@ public enum StorageOperation: String, Sendable {
     case write
     /// `fdatasync`.
     case datasync
+    /// `sync_file_range` (writeback started, or waited for, without a durability barrier).
+    case writeback
     /// `fsync` of a file.
     case sync
     /// `fallocate` (space reserved ahead of appends).

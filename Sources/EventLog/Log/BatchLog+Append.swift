@@ -172,15 +172,8 @@ extension BatchLog {
         if options.durability != .always {
             let pending = active.dataEnd - state.active.writebackStart
             if pending >= BatchLog.writebackChunk {
-                do {
-                    try state.active.file.startWriteback(at: Int64(state.active.writebackStart), length: Int64(pending))
-                } catch {
-                    // A write error on the segment: what reached the disk is
-                    // unknown, exactly as after a failed fsync. The batch was
-                    // written, but is not acknowledged.
-                    stop(&state, error.description)
-                    throw .writerStopped(reason: error.description)
-                }
+                // On its own thread: a failure stops the writer from there.
+                writeback.start(state.active.file, at: Int64(state.active.writebackStart), length: Int64(pending))
                 state.active.writebackStart = active.dataEnd
             }
         }

@@ -31,6 +31,8 @@ final class BatchLog: Sendable {
     let flusher = FlusherControl()
     /// Zeros ahead of the writer under `.always` (nil otherwise).
     let preallocator: Preallocator?
+    /// Writeback started off the append path (all durabilities but `.always`).
+    let writeback: WritebackQueue
     /// `LogOptions.logger`.
     var logger: Logger { options.logger }
     /// What this log's reads lent (the read-throughput metrics).
@@ -72,6 +74,8 @@ final class BatchLog: Sendable {
         } else {
             preallocator = nil
         }
+        let commit = groupCommit
+        writeback = WritebackQueue { reason in commit.fail(reason) }
         let segments = self.segments
         groupCommit.publishDurable = { segment, sequence in segments.publish(active: segment, sequence: sequence) }
     }
@@ -164,8 +168,10 @@ final class BatchLog: Sendable {
             if let failure = state.failure ?? groupCommit.failureReason {
                 return .failure(.writerStopped(reason: failure))
             }
-            // Background index writes (seals, checkpoints) land before the final ones.
+            // Background index writes (seals, checkpoints) land before the
+            // final ones; no writeback is started once the log is closed.
             segments.waitForIndexWrites()
+            writeback.drain()
             do throws(IOError) {
                 try state.active.file.datasync()
                 // Synced: readers may see every batch written (under `.always`
