@@ -243,6 +243,13 @@ import Testing
             guard case EventLogError.corruption(let file, let offset, _)? = error as? EventLogError else { return false }
             return file == segment && offset == Int64(batch.offset)
         }
+        // A stream with an event in it, read from the start, too.
+        #expect {
+            _ = try reader.readStream("s-\(Int(victim) % Self.streams)") { _ in }
+        } throws: { error in
+            guard case EventLogError.corruption(let file, let offset, _)? = error as? EventLogError else { return false }
+            return file == segment && offset == Int64(batch.offset)
+        }
         // A record of an intact unit reads, as a point read of a plain batch
         // reads around damage elsewhere in its batch (its own checksum holds).
         #expect(try reader.event(at: UInt64(units[0].firstRecord)).data == Self.event(units[0].firstRecord).data)
@@ -281,6 +288,14 @@ import Testing
 
         #expect {
             _ = try reader.event(at: 75)
+        } throws: { error in
+            guard case EventLogError.corruption(let file, let offset, let reason)? = error as? EventLogError else { return false }
+            return file == segment && offset == Int64(batch.offset) && reason.contains("LZ4 unit")
+        }
+        // A stream read (which asks for its events' units ahead, reading the
+        // tables) says the same of the batch.
+        #expect {
+            _ = try reader.readStream("s-\(75 % Self.streams)") { _ in }
         } throws: { error in
             guard case EventLogError.corruption(let file, let offset, let reason)? = error as? EventLogError else { return false }
             return file == segment && offset == Int64(batch.offset) && reason.contains("LZ4 unit")

@@ -529,6 +529,44 @@ struct LogReader: ~Copyable {
         }
     }
 
+    /// Starts loading the stored block of the LZ4 unit that holds `position`
+    /// in the batch at `batchOffset`, for a read soon after (a stream read
+    /// asks for the next events' units before it decompresses the first, so
+    /// their misses overlap). A hint: it reads the batch's header and unit
+    /// table under the SIGBUS guard, checks only what keeps its own reads
+    /// inside the batch, and changes nothing; whatever is wrong with the
+    /// batch is left for the read to report.
+    func prefetchUnit(holding position: UInt64, batchOffset: Int, in segment: Segment) {
+        guard batchOffset >= SegmentHeader.size, batchOffset + BatchHeader.size <= segment.dataEnd,
+              let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd), let base = bytes.baseAddress,
+              MappedBytes.touch(bytes, batchOffset..<(batchOffset + BatchHeader.size))
+        else { return }
+        let header = BatchHeader.load(base + batchOffset)
+        guard header.holdsLZ4Units, header.basePosition <= position, position < header.endPosition,
+              Int(header.length) >= BatchHeader.size, Int(header.length) <= segment.dataEnd - batchOffset
+        else { return }
+        let storedEnd = batchOffset + Int(header.length)
+        let tableStart = batchOffset + BatchHeader.size + (header.usesSegmentDictionary ? LZ4Units.dictionaryFieldSize : 0)
+        guard tableStart + 4 <= storedEnd, MappedBytes.touch(bytes, tableStart..<(tableStart + 4)) else { return }
+        let count = Int(base.loadLE(at: tableStart, as: UInt32.self))
+        guard count >= 1, count <= (storedEnd - tableStart - 4) / LZ4Units.entrySize else { return }
+        let blocksStart = tableStart + 4 + count * LZ4Units.entrySize
+        guard MappedBytes.touch(bytes, tableStart..<blocksStart) else { return }
+        var index = Int(position &- header.basePosition)
+        var blockStart = blocksStart
+        for i in 0..<count {
+            let entry = tableStart + 4 + i * LZ4Units.entrySize
+            let records = Int(base.loadLE(at: entry, as: UInt32.self))
+            let stored = Int(base.loadLE(at: entry + 4, as: UInt32.self))
+            if index < records {
+                if stored <= storedEnd - blockStart { eventlog_prefetch(base + blockStart, stored) }
+                return
+            }
+            index -= records
+            blockStart += stored
+        }
+    }
+
     /// The record at `position` of the LZ4-units batch at `batchOffset`
     /// (Format.md §5.2; `header` read there, its length within the data):
     /// the one unit holding it is decompressed (or found in `unit`, when
@@ -570,6 +608,9 @@ struct LogReader: ~Copyable {
         if unitKey != key || unitBytes == nil {
             unitKey = nil
             let blockStart = storedStart + found.storedOffset
+            // All of its lines at once (the touch reads one byte a page):
+            // decompression then waits on memory about once, not line after line.
+            eventlog_prefetch(base + blockStart, found.storedLength)
             guard MappedBytes.touch(bytes, blockStart..<(blockStart + found.storedLength)) else {
                 throw .corruption(file: segment.path, offset: Int64(blockStart), reason: MappedBytes.unreadableReason)
             }

@@ -122,6 +122,13 @@ extension Streams {
 }
 
 extension LogReader {
+    /// The bytes a stream read asks for ahead of an LZ4 batch's unit table:
+    /// the count and the entries of 32 units (a batch of 100 events of ~220
+    /// bytes in 1 KiB units has 21 or so). More lines than that for each of
+    /// a window's entries fill the CPU's miss buffers, and the prefetches
+    /// then stall the read.
+    static let typicalUnitTableBytes = LZ4Units.dictionaryFieldSize + 4 + 32 * LZ4Units.entrySize
+
     /// Lends the events of one stream (its state as the table had it after
     /// this reader's snapshot was taken). Only the segments between the
     /// stream's first and last positions are searched.
@@ -171,13 +178,25 @@ extension LogReader {
                     let (position, offset, entryVersion) = entries[next]
                     next += 1
                     if entryVersion < lowest || (direction == .forward ? entryVersion < version : entryVersion > version) { continue }
-                    let batch = segment.batchOffset(atOrBefore: position)
+                    // A compressed entry's offset is its batch's; a record's
+                    // batch is found in the offset index.
+                    let compressed = offset & StreamEntry.compressedFlag != 0
+                    let batch = compressed ? Int(offset & ~StreamEntry.compressedFlag) : segment.batchOffset(atOrBefore: position)
                     if let base = segment.mapping.base {
-                        // The header and the type table after it (Format.md §5.3).
-                        eventlog_prefetch(base + batch, BatchHeader.size + TypeTable.typicalBytes)
-                        if offset & StreamEntry.compressedFlag == 0 { eventlog_prefetch(base + Int(offset), 256) }
+                        if !compressed {
+                            // The header and the type table after it (Format.md §5.3), and the record.
+                            eventlog_prefetch(base + batch, BatchHeader.size + TypeTable.typicalBytes)
+                            eventlog_prefetch(base + Int(offset), 256)
+                        } else {
+                            // The header and the unit table after it (Format.md §5.2).
+                            eventlog_prefetch(base + batch, BatchHeader.size + Self.typicalUnitTableBytes)
+                        }
                     }
                     wanted.append((position, offset, entryVersion, batch))
+                }
+                // LZ4 units: with the tables on their way, each record's unit next.
+                for entry in wanted where entry.offset & StreamEntry.compressedFlag != 0 {
+                    prefetchUnit(holding: entry.position, batchOffset: entry.batch, in: segment)
                 }
                 for entry in wanted {
                     let view = try recordView(at: entry.position, offset: entry.offset, in: segment, batchHint: entry.batch)
