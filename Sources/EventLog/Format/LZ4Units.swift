@@ -84,16 +84,10 @@ enum LZ4Units {
     ) -> Int {
         let total = records.count
         guard total > 64, recordCount > 0, let source = records.baseAddress else { return 0 }
-        let limit = total - total / 16  // the stored area must end before this
+        let limit = storedLimit(total)
         // The walk both passes make: where each unit ends.
         func nextUnitEnd(from start: Int, record: inout Int, at: inout Int) -> Int? {
-            while record < recordCount {
-                do { try Record.skip(records, at: &at) } catch { return nil }
-                record += 1
-                if record == recordCount { return total }  // the last unit takes the bytes after the last record
-                if at - start >= unitBytes { return at }
-            }
-            return nil
+            unitEnd(records, recordCount: recordCount, unitBytes: unitBytes, from: start, record: &record, at: &at)
         }
         var units = 0
         do {
@@ -130,6 +124,28 @@ enum LZ4Units {
             first = record
         }
         return written
+    }
+
+    /// The stored area of a records area of `total` bytes must end before
+    /// this, or the batch is stored as is: compression must save 1/16.
+    @inline(__always) static func storedLimit(_ total: Int) -> Int { total - total / 16 }
+
+    /// Where the unit starting at byte `start` of `records` ends (Format.md
+    /// §5.2): after the first record that brings it to `unitBytes` or more,
+    /// or at the end of the area after the last record (the last unit takes
+    /// the bytes after it). Walks from record `record` at byte `at`, which
+    /// it advances; nil when a record does not walk or none is left.
+    @inline(__always)
+    static func unitEnd(
+        _ records: UnsafeRawBufferPointer, recordCount: Int, unitBytes: Int, from start: Int, record: inout Int, at: inout Int
+    ) -> Int? {
+        while record < recordCount {
+            do { try Record.skip(records, at: &at) } catch { return nil }
+            record += 1
+            if record == recordCount { return records.count }
+            if at - start >= unitBytes { return at }
+        }
+        return nil
     }
 
     /// `compress` into the free room of `buffer` after its count, which

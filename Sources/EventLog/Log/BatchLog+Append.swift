@@ -218,9 +218,12 @@ extension BatchLog {
         output.count = 0
         output.reserve(BatchHeader.size)
         output.count = BatchHeader.size
-        return LZ4Units.compress(
-            UnsafeRawBufferPointer(rebasing: frame[BatchHeader.size...]), recordCount: count, appendingTo: &output,
-            unitBytes: dictionary == nil ? options.compressionUnitBytes : options.dictionaryUnitBytes, dictionary: dictionary)
+        let records = UnsafeRawBufferPointer(rebasing: frame[BatchHeader.size...])
+        let unitBytes = dictionary == nil ? options.compressionUnitBytes : options.dictionaryUnitBytes
+        if let unitCompressor {
+            return unitCompressor.compress(records, recordCount: count, appendingTo: &output, unitBytes: unitBytes, dictionary: dictionary)
+        }
+        return LZ4Units.compress(records, recordCount: count, appendingTo: &output, unitBytes: unitBytes, dictionary: dictionary)
     }
 
     /// The active segment's LZ4 dictionary (Format.md §5.4), loaded from its

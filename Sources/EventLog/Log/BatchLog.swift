@@ -33,6 +33,8 @@ final class BatchLog: Sendable {
     let preallocator: Preallocator?
     /// Writeback started off the append path (all durabilities but `.always`).
     let writeback: WritebackQueue
+    /// The helper that compresses LZ4 units beside the writer (`LogOptions.parallelCompression`).
+    let unitCompressor: ParallelUnitCompressor?
     /// `LogOptions.logger`.
     var logger: Logger { options.logger }
     /// What this log's reads lent (the read-throughput metrics).
@@ -76,6 +78,8 @@ final class BatchLog: Sendable {
         }
         let commit = groupCommit
         writeback = WritebackQueue { reason in commit.fail(reason) }
+        unitCompressor = options.compression == .lz4 && !options.readOnly && options.parallelCompression
+            ? ParallelUnitCompressor.start() : nil
         let segments = self.segments
         groupCommit.publishDurable = { segment, sequence in segments.publish(active: segment, sequence: sequence) }
     }
@@ -84,6 +88,7 @@ final class BatchLog: Sendable {
         // A log released without close() is left as after a crash: the next
         // open recovers the tail. Nothing acknowledged is lost.
         preallocator?.stop()
+        unitCompressor?.stop()
         flusher.state.withLock { if $0 == .running { $0 = .stopping } }
         groupCommit.wakeAll()  // the flusher, if sleeping, leaves at once
     }
@@ -156,6 +161,7 @@ final class BatchLog: Sendable {
     /// be stopped first.
     func close() throws(EventLogError) {
         preallocator?.stop()
+        unitCompressor?.stop()
         closedFlag.store(true, ordering: .relaxed)
         defer { segments.notifier.wakeAll() }
         if options.readOnly {
