@@ -128,6 +128,11 @@ extension LogReader {
     /// a window's entries fill the CPU's miss buffers, and the prefetches
     /// then stall the read.
     static let typicalUnitTableBytes = LZ4Units.dictionaryFieldSize + 4 + 32 * LZ4Units.entrySize
+    /// How many entries ahead a stream read asks for an LZ4 batch's header and table.
+    static let headDistance = 16
+    /// How many entries ahead it asks for an LZ4 batch's unit (its table
+    /// was asked for `headDistance - unitDistance` entries before).
+    static let unitDistance = 8
 
     /// Lends the events of one stream (its state as the table had it after
     /// this reader's snapshot was taken). Only the segments between the
@@ -166,10 +171,15 @@ extension LogReader {
             var entries = try streamEntries(of: state, in: segment, index: segmentIndex, versions: versions)
             if direction == .backward { entries.reverse() }
             // Take the entries this read wants, a window at a time, find
-            // each one's batch and prefetch its header and record: the loads
-            // below then overlap instead of waiting on memory one after
-            // another. Another window follows when a hash collision's
-            // entries took places in this one.
+            // each one's batch and, for a plain batch, ask for its header and
+            // record; then read them in order. An LZ4 batch needs its table
+            // before its unit can be found: its header and table are asked
+            // for `headDistance` entries ahead, its unit `unitDistance`
+            // ahead, while the current entry is read (asked for all at once,
+            // the prefetches of a window's ~15 lines an entry stalled). The
+            // loads overlap instead of waiting on memory one after another.
+            // Another window follows when a hash collision's entries took
+            // places in this one.
             var next = 0
             while lent < maxCount && next < entries.count {
                 var wanted: [(position: UInt64, offset: UInt32, version: UInt64, batch: Int)] = []
@@ -182,23 +192,27 @@ extension LogReader {
                     // batch is found in the offset index.
                     let compressed = offset & StreamEntry.compressedFlag != 0
                     let batch = compressed ? Int(offset & ~StreamEntry.compressedFlag) : segment.batchOffset(atOrBefore: position)
-                    if let base = segment.mapping.base {
-                        if !compressed {
-                            // The header and the type table after it (Format.md §5.3), and the record.
-                            eventlog_prefetch(base + batch, BatchHeader.size + TypeTable.typicalBytes)
-                            eventlog_prefetch(base + Int(offset), 256)
-                        } else {
-                            // The header and the unit table after it (Format.md §5.2).
-                            eventlog_prefetch(base + batch, BatchHeader.size + Self.typicalUnitTableBytes)
-                        }
+                    if !compressed, let base = segment.mapping.base {
+                        // The header and the type table after it (Format.md §5.3), and the record.
+                        eventlog_prefetch(base + batch, BatchHeader.size + TypeTable.typicalBytes)
+                        eventlog_prefetch(base + Int(offset), 256)
                     }
                     wanted.append((position, offset, entryVersion, batch))
                 }
-                // LZ4 units: with the tables on their way, each record's unit next.
-                for entry in wanted where entry.offset & StreamEntry.compressedFlag != 0 {
-                    prefetchUnit(holding: entry.position, batchOffset: entry.batch, in: segment)
+                func prefetchHead(_ k: Int) {
+                    guard k < wanted.count, wanted[k].offset & StreamEntry.compressedFlag != 0, let base = segment.mapping.base else { return }
+                    // The header and the unit table after it (Format.md §5.2).
+                    eventlog_prefetch(base + wanted[k].batch, BatchHeader.size + Self.typicalUnitTableBytes)
                 }
-                for entry in wanted {
+                func prefetchUnit(_ k: Int) {
+                    guard k < wanted.count, wanted[k].offset & StreamEntry.compressedFlag != 0 else { return }
+                    self.prefetchUnit(holding: wanted[k].position, batchOffset: wanted[k].batch, in: segment)
+                }
+                for k in 0..<Self.headDistance { prefetchHead(k) }
+                for k in 0..<Self.unitDistance { prefetchUnit(k) }
+                for (i, entry) in wanted.enumerated() {
+                    prefetchHead(i + Self.headDistance)
+                    prefetchUnit(i + Self.unitDistance)
                     let view = try recordView(at: entry.position, offset: entry.offset, in: segment, batchHint: entry.batch)
                     guard name.utf8Equals(view.streamBytes) else { continue }  // a hash collision
                     guard view.version == entry.version, !view.isMarker else {
