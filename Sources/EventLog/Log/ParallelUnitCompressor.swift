@@ -103,16 +103,8 @@ final class ParallelUnitCompressor: @unchecked Sendable {
     /// compresses alone, as `LZ4Units.compress`).
     static func start() -> ParallelUnitCompressor? {
         let compressor = ParallelUnitCompressor()
-        let context = Unmanaged.passRetained(compressor)
-        let created = pthread_create(&compressor.thread, nil, { context in
-            guard let context else { return nil }
-            Unmanaged<ParallelUnitCompressor>.fromOpaque(context).takeRetainedValue().run()
-            return nil
-        }, context.toOpaque())
-        guard created == 0 else {
-            context.release()
-            return nil
-        }
+        guard let thread = OwnThread.start({ compressor.run() }) else { return nil }
+        compressor.thread = thread
         return compressor
     }
 

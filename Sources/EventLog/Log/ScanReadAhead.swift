@@ -79,17 +79,9 @@ final class ScanReadAhead: @unchecked Sendable {
         }
         guard unread >= minimumBytes else { return nil }
         let readAhead = ScanReadAhead(regions: regions, regionBases: bases)
-        let context = Unmanaged.passRetained(readAhead)
-        let created = pthread_create(&readAhead.thread, nil, { context in
-            guard let context else { return nil }
-            Unmanaged<ScanReadAhead>.fromOpaque(context).takeRetainedValue().run()
-            return nil
-        }, context.toOpaque())
-        guard created == 0 else {
-            // No thread (the process's limit): the scan reads alone.
-            context.release()
-            return nil
-        }
+        // No thread (the process's limit): the scan reads alone.
+        guard let thread = OwnThread.start({ readAhead.run() }) else { return nil }
+        readAhead.thread = thread
         return readAhead
     }
 

@@ -44,11 +44,7 @@ enum LowPriorityThread {
 
     /// `run(_:)` for a job with no result.
     static func run(_ job: @escaping @Sendable () -> Void) {
-        let box = Unmanaged.passRetained(Job(job))
-        var thread = pthread_t()
-        let created = pthread_create(&thread, nil, { context in
-            guard let context else { return nil }
-            let job = Unmanaged<Job>.fromOpaque(context).takeRetainedValue()
+        let thread = OwnThread.start {
             // Linux: PRIO_PROCESS with 0 names the calling thread, which
             // starts with its creator's nice value: lowered, never raised. A
             // failure (a seccomp filter, say) only leaves the creator's.
@@ -58,18 +54,12 @@ enum LowPriorityThread {
             if errno == 0 && inherited < LowPriorityThread.niceness {
                 _ = setpriority(which, 0, LowPriorityThread.niceness)
             }
-            job.body()
-            return nil
-        }, box.toOpaque())
-        guard created == 0 else {
-            box.takeRetainedValue().body()
+            job()
+        }
+        guard let thread else {
+            job()
             return
         }
         pthread_join(thread, nil)
-    }
-
-    private final class Job: Sendable {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
     }
 }
