@@ -53,6 +53,8 @@ final class ParallelUnitCompressor: @unchecked Sendable {
     /// Batches of fewer units are compressed by the writer alone: a
     /// hand-over costs about as much as a unit.
     static let minimumUnits = 4
+    /// The most room for compressed units kept from batch to batch.
+    static let keptSlotBytes = 4 << 20
 
     /// Where the helper sleeps when no job came for `idleSpin`.
     private let condition = NSCondition()
@@ -156,6 +158,8 @@ final class ParallelUnitCompressor: @unchecked Sendable {
         }
         slots.count = 0
         slots.reserve(room)
+        // A batch far larger than most leaves no room that large behind (as the writer's encode buffer).
+        defer { slots.trim(to: Self.keptSlotBytes) }
         blockLengths.removeAll(keepingCapacity: true)
         blockLengths.append(contentsOf: repeatElement(0, count: units))
 
