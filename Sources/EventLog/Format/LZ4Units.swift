@@ -261,15 +261,7 @@ enum LZ4Units {
 
         /// The unit holding record `index` (0 ≤ index < record count).
         func unit(holding index: Int) -> Unit {
-            var unit = Unit(firstRecord: 0, records: 0, storedOffset: blocksStart, storedLength: 0, areaOffset: 0, length: 0)
-            for i in 0..<count {
-                load(i, into: &unit)
-                if index < unit.firstRecord + unit.records { break }
-                unit.firstRecord += unit.records
-                unit.storedOffset += unit.storedLength
-                unit.areaOffset += unit.length
-            }
-            return unit
+            LZ4Units.unit(holding: index, stored: stored.baseAddress!, tableStart: tableStart, count: count)
         }
 
         /// Decompresses every unit into `destination` (the records length).
@@ -335,10 +327,32 @@ enum LZ4Units {
         }
 
         @inline(__always) private func load(_ i: Int, into unit: inout Unit) {
-            let entry = stored.baseAddress! + tableStart + 4 + i * entrySize
-            unit.records = Int(entry.loadLE(at: 0, as: UInt32.self))
-            unit.storedLength = Int(entry.loadLE(at: 4, as: UInt32.self))
-            unit.length = Int(entry.loadLE(at: 8, as: UInt32.self))
+            LZ4Units.load(i, stored: stored.baseAddress!, tableStart: tableStart, into: &unit)
         }
+    }
+
+    /// The unit holding record `index` of a batch, found in the unit table of
+    /// its stored area at `stored` (the unit count at `tableStart`, `count`
+    /// entries after it): the walk a `Table` makes, which checked the table
+    /// whole when it was made. It checks nothing itself: a caller with an
+    /// unchecked table (a prefetch hint) bounds every offset it gets.
+    static func unit(holding index: Int, stored: UnsafeRawPointer, tableStart: Int, count: Int) -> Unit {
+        var unit = Unit(firstRecord: 0, records: 0, storedOffset: tableStart + 4 + count * entrySize, storedLength: 0, areaOffset: 0, length: 0)
+        for i in 0..<count {
+            load(i, stored: stored, tableStart: tableStart, into: &unit)
+            if index < unit.firstRecord + unit.records { break }
+            unit.firstRecord += unit.records
+            unit.storedOffset += unit.storedLength
+            unit.areaOffset += unit.length
+        }
+        return unit
+    }
+
+    /// Table entry `i`'s records, stored bytes and bytes, into `unit`.
+    @inline(__always) private static func load(_ i: Int, stored: UnsafeRawPointer, tableStart: Int, into unit: inout Unit) {
+        let entry = stored + tableStart + 4 + i * entrySize
+        unit.records = Int(entry.loadLE(at: 0, as: UInt32.self))
+        unit.storedLength = Int(entry.loadLE(at: 4, as: UInt32.self))
+        unit.length = Int(entry.loadLE(at: 8, as: UInt32.self))
     }
 }

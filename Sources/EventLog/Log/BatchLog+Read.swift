@@ -545,25 +545,17 @@ struct LogReader: ~Copyable {
         guard header.holdsLZ4Units, header.basePosition <= position, position < header.endPosition,
               Int(header.length) >= BatchHeader.size, Int(header.length) <= segment.dataEnd - batchOffset
         else { return }
-        let storedEnd = batchOffset + Int(header.length)
-        let tableStart = batchOffset + BatchHeader.size + (header.usesSegmentDictionary ? LZ4Units.dictionaryFieldSize : 0)
-        guard tableStart + 4 <= storedEnd, MappedBytes.touch(bytes, tableStart..<(tableStart + 4)) else { return }
-        let count = Int(base.loadLE(at: tableStart, as: UInt32.self))
-        guard count >= 1, count <= (storedEnd - tableStart - 4) / LZ4Units.entrySize else { return }
-        let blocksStart = tableStart + 4 + count * LZ4Units.entrySize
-        guard MappedBytes.touch(bytes, tableStart..<blocksStart) else { return }
-        var index = Int(position &- header.basePosition)
-        var blockStart = blocksStart
-        for i in 0..<count {
-            let entry = tableStart + 4 + i * LZ4Units.entrySize
-            let records = Int(base.loadLE(at: entry, as: UInt32.self))
-            let stored = Int(base.loadLE(at: entry + 4, as: UInt32.self))
-            if index < records {
-                if stored <= storedEnd - blockStart { eventlog_prefetch(base + blockStart, stored) }
-                return
-            }
-            index -= records
-            blockStart += stored
+        let storedStart = batchOffset + BatchHeader.size
+        let storedLength = Int(header.length) - BatchHeader.size
+        let tableStart = header.usesSegmentDictionary ? LZ4Units.dictionaryFieldSize : 0
+        guard tableStart + 4 <= storedLength, MappedBytes.touch(bytes, storedStart..<(storedStart + tableStart + 4)) else { return }
+        let count = Int(base.loadLE(at: storedStart + tableStart, as: UInt32.self))
+        guard count >= 1, count <= (storedLength - tableStart - 4) / LZ4Units.entrySize,
+              MappedBytes.touch(bytes, storedStart..<(storedStart + tableStart + 4 + count * LZ4Units.entrySize))
+        else { return }
+        let unit = LZ4Units.unit(holding: Int(position &- header.basePosition), stored: base + storedStart, tableStart: tableStart, count: count)
+        if unit.storedOffset <= storedLength, unit.storedLength <= storedLength - unit.storedOffset {
+            eventlog_prefetch(base + storedStart + unit.storedOffset, unit.storedLength)
         }
     }
 

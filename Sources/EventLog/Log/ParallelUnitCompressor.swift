@@ -28,9 +28,10 @@ import Glibc
 /// (addresses of the writer's buffers) is offered through `offer`: the
 /// writer publishes it (`offered`), the helper takes it (`taken`, a
 /// compare-and-exchange, so an offer is taken once or withdrawn by the
-/// writer, never both) and hands it back (`idle`); units are claimed with
-/// `claimed` and reported with `finished` (acquire/release). `compress`
-/// does not return, nor touch `job` again, before the offer is `idle`. An
+/// writer, never both) and hands it back (`idle`, releasing the units it
+/// compressed to the writer, which acquires them); units are claimed with
+/// `claimed`. `compress` does not return, nor touch `job` again, before the
+/// offer is `idle`. An
 /// idle helper looks for offers for `idleSpin`, yielding its core, then
 /// sleeps on `condition` until the writer signals (`sleeping`). `stop`
 /// joins the thread.
@@ -74,16 +75,14 @@ final class ParallelUnitCompressor: @unchecked Sendable {
         static let offered = 1
         static let taken = 2
     }
-    /// How long the helper looks for the next job (yielding the core each
-    /// time) before it sleeps: a writer appending batch after batch offers
+    /// How long the helper looks for the next job (yielding its core every
+    /// 64 looks) before it sleeps: a writer appending batch after batch offers
     /// one every 100 µs or so, and waking a sleeping thread costs the
     /// writer a system call and the helper a few microseconds.
     static let idleSpin: Duration = .microseconds(200)
 
     /// The next unit to claim in the current job.
     private let claimed = Atomic<Int>(0)
-    /// Units compressed in the current job.
-    private let finished = Atomic<Int>(0)
 
     /// The helper's twin of the writer's dictionary compressor, and the one it is a twin of.
     private var twin: LZ4DictionaryCompressor?
@@ -172,7 +171,6 @@ final class ParallelUnitCompressor: @unchecked Sendable {
                         source: source, ends: endsBase, slotOffsets: offsetsBase, slots: slots.base, blockLengths: lengthsBase,
                         units: units, dictionary: dictionary)
                     claimed.store(0, ordering: .relaxed)
-                    finished.store(0, ordering: .relaxed)
                     self.job = job
                     offer.store(Offer.offered, ordering: .sequentiallyConsistent)
                     if sleeping.load(ordering: .sequentiallyConsistent) {
@@ -181,8 +179,8 @@ final class ParallelUnitCompressor: @unchecked Sendable {
                         condition.unlock()
                     }
                     // The writer's share: every unit the helper has not claimed.
-                    Self.work(job, claimed: claimed, finished: finished, dictionary: dictionary)
-                    waitForHelper(units: units)
+                    Self.work(job, claimed: claimed, dictionary: dictionary)
+                    waitForHelper()
                     self.job = nil
                 }
             }
@@ -222,7 +220,7 @@ final class ParallelUnitCompressor: @unchecked Sendable {
     /// slot; returns how many it compressed.
     @discardableResult
     private static func work(
-        _ job: Job, claimed: borrowing Atomic<Int>, finished: borrowing Atomic<Int>, dictionary: LZ4DictionaryCompressor?
+        _ job: Job, claimed: borrowing Atomic<Int>, dictionary: LZ4DictionaryCompressor?
     ) -> Int {
         var done = 0
         while true {
@@ -235,18 +233,18 @@ final class ParallelUnitCompressor: @unchecked Sendable {
             let capacity = LZ4Codec.compressBound(bytes.count)
             job.blockLengths[unit] = dictionary.map { $0.compress(bytes, into: slot, capacity: capacity) }
                 ?? LZ4Codec.compress(bytes, into: slot, capacity: capacity)
-            finished.wrappingAdd(1, ordering: .releasing)
         }
     }
 
-    /// Returns once every unit is compressed and the helper has let go of
-    /// the job (or never took it: the offer is then withdrawn).
-    private func waitForHelper(units: Int) {
+    /// Returns once the helper has let go of the job, its units compressed
+    /// (or never took it: the offer is then withdrawn, and the writer, whose
+    /// claims ran out, compressed every unit). Called after the writer's share.
+    private func waitForHelper() {
         if offer.compareExchange(expected: Offer.offered, desired: Offer.idle, ordering: .acquiringAndReleasing).exchanged {
             return  // not taken: the writer compressed every unit
         }
         // Taken: the helper holds at most the unit it is compressing.
-        while offer.load(ordering: .acquiring) != Offer.idle || finished.load(ordering: .acquiring) < units {
+        while offer.load(ordering: .acquiring) != Offer.idle {
             sched_yield()
         }
     }
@@ -274,11 +272,13 @@ final class ParallelUnitCompressor: @unchecked Sendable {
                 idleSince = ContinuousClock.now
                 continue
             }
-            // Against a dictionary, only with a twin of it (none made: the writer does every unit).
-            if let job, let dictionary = job.dictionary {
-                if let twin = twin(of: dictionary) { helperUnits.add(Self.work(job, claimed: claimed, finished: finished, dictionary: twin), ordering: .relaxed) }
-            } else if let job {
-                helperUnits.add(Self.work(job, claimed: claimed, finished: finished, dictionary: nil), ordering: .relaxed)
+            if let job {
+                if let dictionary = job.dictionary {
+                    // Only with a twin of the dictionary (none made: the writer does every unit).
+                    if let twin = twin(of: dictionary) { helperUnits.add(Self.work(job, claimed: claimed, dictionary: twin), ordering: .relaxed) }
+                } else {
+                    helperUnits.add(Self.work(job, claimed: claimed, dictionary: nil), ordering: .relaxed)
+                }
             }
             offer.store(Offer.idle, ordering: .releasing)
             idleSince = ContinuousClock.now

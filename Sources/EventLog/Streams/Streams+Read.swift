@@ -199,20 +199,20 @@ extension LogReader {
                     }
                     wanted.append((position, offset, entryVersion, batch))
                 }
-                func prefetchHead(_ k: Int) {
+                func prefetchEntryHead(_ k: Int) {
                     guard k < wanted.count, wanted[k].offset & StreamEntry.compressedFlag != 0, let base = segment.mapping.base else { return }
                     // The header and the unit table after it (Format.md §5.2).
                     eventlog_prefetch(base + wanted[k].batch, BatchHeader.size + Self.typicalUnitTableBytes)
                 }
-                func prefetchUnit(_ k: Int) {
+                func prefetchEntryUnit(_ k: Int) {
                     guard k < wanted.count, wanted[k].offset & StreamEntry.compressedFlag != 0 else { return }
-                    self.prefetchUnit(holding: wanted[k].position, batchOffset: wanted[k].batch, in: segment)
+                    prefetchUnit(holding: wanted[k].position, batchOffset: wanted[k].batch, in: segment)
                 }
-                for k in 0..<Self.headDistance { prefetchHead(k) }
-                for k in 0..<Self.unitDistance { prefetchUnit(k) }
+                for k in 0..<Self.headDistance { prefetchEntryHead(k) }
+                for k in 0..<Self.unitDistance { prefetchEntryUnit(k) }
                 for (i, entry) in wanted.enumerated() {
-                    prefetchHead(i + Self.headDistance)
-                    prefetchUnit(i + Self.unitDistance)
+                    prefetchEntryHead(i + Self.headDistance)
+                    prefetchEntryUnit(i + Self.unitDistance)
                     let view = try recordView(at: entry.position, offset: entry.offset, in: segment, batchHint: entry.batch)
                     guard name.utf8Equals(view.streamBytes) else { continue }  // a hash collision
                     guard view.version == entry.version, !view.isMarker else {
