@@ -174,4 +174,50 @@ import Testing
         #expect(disk.count == 1)
         #expect(commit.durableSequence == 0)
     }
+
+    /// Waiters that look for the end of a running sync (`awaitRunningSync`,
+    /// here for up to 20 s, so they surely are looking when it ends): those
+    /// it covers return once it is done, and not before; one it does not
+    /// cover leads the next sync.
+    @Test func waitersLookingForARunningSyncReturnOnlyOnceItCoversThem() throws {
+        let disk = try Disk()
+        let commit = GroupCommit(what: "segment", gatherLimit: .seconds(20), lookLimit: .seconds(20))
+        commit.begin(unsyncedBytes: 0, file: disk.file)
+        disk.gate.hold.store(true, ordering: .sequentiallyConsistent)
+        commit.noteWritten(10, file: disk.file)
+        let a = Background { try commit.waitDurable(upTo: 10) }
+        Self.waitUntil { disk.gate.holding.load(ordering: .sequentiallyConsistent) }
+        let covered = (0..<3).map { _ in Background { try commit.waitDurable(upTo: 10) } }
+        commit.noteWritten(20, file: disk.file)  // during the sync
+        let late = Background { try commit.waitDurable(upTo: 20) }
+        usleep(50_000)
+        #expect(commit.durableSequence == 0)  // nobody returned early: the sync is still held
+        #expect(covered[0].wait(seconds: 0.01) == "timed out")
+        disk.gate.hold.store(false, ordering: .sequentiallyConsistent)
+        #expect(a.wait() == nil)
+        for waiter in covered { #expect(waiter.wait() == nil) }
+        #expect(late.wait() == nil)
+        #expect(disk.count == 2)  // the late write needed a sync of its own
+        #expect(commit.durableSequence == 20)
+    }
+
+    /// A sync that fails while waiters look for its end: they get the
+    /// failure (they do not take the end of the sync for durability).
+    @Test func waitersLookingForARunningSyncGetItsFailure() throws {
+        let disk = try Disk()
+        let commit = GroupCommit(what: "segment", gatherLimit: .seconds(20), lookLimit: .seconds(20))
+        commit.begin(unsyncedBytes: 0, file: disk.file)
+        disk.gate.hold.store(true, ordering: .sequentiallyConsistent)
+        disk.gate.failNext.store(true, ordering: .sequentiallyConsistent)
+        commit.noteWritten(10, file: disk.file)
+        let a = Background { try commit.waitDurable(upTo: 10) }
+        Self.waitUntil { disk.gate.holding.load(ordering: .sequentiallyConsistent) }
+        let lookers = (0..<3).map { _ in Background { try commit.waitDurable(upTo: 10) } }
+        usleep(50_000)
+        disk.gate.hold.store(false, ordering: .sequentiallyConsistent)
+        #expect(a.wait()?.contains("stopped") == true)
+        for looker in lookers { #expect(looker.wait()?.contains("stopped") == true) }
+        #expect(disk.count == 1)
+        #expect(commit.durableSequence == 0)
+    }
 }
