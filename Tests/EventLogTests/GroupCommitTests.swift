@@ -67,6 +67,22 @@ import Testing
         for _ in 0..<30_000 where !condition() { usleep(1000) }
     }
 
+    /// A group commit on `disk` whose first sync (of a write up to 10, led
+    /// by the returned appender) is running and held there; with `failing`,
+    /// it fails once let go.
+    static func heldSync(
+        on disk: Disk, lookLimit: Duration? = nil, failing: Bool = false
+    ) -> (commit: GroupCommit, leader: Background) {
+        let commit = GroupCommit(what: "segment", gatherLimit: .seconds(20), lookLimit: lookLimit)
+        commit.begin(unsyncedBytes: 0, file: disk.file)
+        disk.gate.hold.store(true, ordering: .sequentiallyConsistent)
+        disk.gate.failNext.store(failing, ordering: .sequentiallyConsistent)
+        commit.noteWritten(10, file: disk.file)
+        let leader = Background { try commit.waitDurable(upTo: 10) }
+        waitUntil { disk.gate.holding.load(ordering: .sequentiallyConsistent) }
+        return (commit, leader)
+    }
+
     @Test func aLeaderWaitsForAnAppenderInFlightAndOneSyncCoversBoth() throws {
         let disk = try Disk()
         let commit = GroupCommit(what: "segment", gatherLimit: .seconds(20))
@@ -133,12 +149,7 @@ import Testing
     /// appender waits, is handed the lead, and a second sync covers it.
     @Test func aWriteDuringASyncWaitsForTheNextOne() throws {
         let disk = try Disk()
-        let commit = GroupCommit(what: "segment", gatherLimit: .seconds(20))
-        commit.begin(unsyncedBytes: 0, file: disk.file)
-        disk.gate.hold.store(true, ordering: .sequentiallyConsistent)
-        commit.noteWritten(10, file: disk.file)
-        let a = Background { try commit.waitDurable(upTo: 10) }
-        Self.waitUntil { disk.gate.holding.load(ordering: .sequentiallyConsistent) }
+        let (commit, a) = Self.heldSync(on: disk)
         #expect(disk.count == 1)
         commit.noteWritten(20, file: disk.file)  // during the sync
         let b = Background { try commit.waitDurable(upTo: 20) }
@@ -157,13 +168,7 @@ import Testing
     /// one get the failure, and no later sync is tried.
     @Test func aFailedSyncWakesEveryWaiterWithTheFailure() throws {
         let disk = try Disk()
-        let commit = GroupCommit(what: "segment", gatherLimit: .seconds(20))
-        commit.begin(unsyncedBytes: 0, file: disk.file)
-        disk.gate.hold.store(true, ordering: .sequentiallyConsistent)
-        disk.gate.failNext.store(true, ordering: .sequentiallyConsistent)
-        commit.noteWritten(10, file: disk.file)
-        let a = Background { try commit.waitDurable(upTo: 10) }
-        Self.waitUntil { disk.gate.holding.load(ordering: .sequentiallyConsistent) }
+        let (commit, a) = Self.heldSync(on: disk, failing: true)
         commit.noteWritten(20, file: disk.file)
         let waiters = (0..<3).map { _ in Background { try commit.waitDurable(upTo: 20) } }
         usleep(50_000)
@@ -181,12 +186,7 @@ import Testing
     /// cover leads the next sync.
     @Test func waitersLookingForARunningSyncReturnOnlyOnceItCoversThem() throws {
         let disk = try Disk()
-        let commit = GroupCommit(what: "segment", gatherLimit: .seconds(20), lookLimit: .seconds(20))
-        commit.begin(unsyncedBytes: 0, file: disk.file)
-        disk.gate.hold.store(true, ordering: .sequentiallyConsistent)
-        commit.noteWritten(10, file: disk.file)
-        let a = Background { try commit.waitDurable(upTo: 10) }
-        Self.waitUntil { disk.gate.holding.load(ordering: .sequentiallyConsistent) }
+        let (commit, a) = Self.heldSync(on: disk, lookLimit: .seconds(20))
         let covered = (0..<3).map { _ in Background { try commit.waitDurable(upTo: 10) } }
         commit.noteWritten(20, file: disk.file)  // during the sync
         let late = Background { try commit.waitDurable(upTo: 20) }
@@ -205,13 +205,7 @@ import Testing
     /// failure (they do not take the end of the sync for durability).
     @Test func waitersLookingForARunningSyncGetItsFailure() throws {
         let disk = try Disk()
-        let commit = GroupCommit(what: "segment", gatherLimit: .seconds(20), lookLimit: .seconds(20))
-        commit.begin(unsyncedBytes: 0, file: disk.file)
-        disk.gate.hold.store(true, ordering: .sequentiallyConsistent)
-        disk.gate.failNext.store(true, ordering: .sequentiallyConsistent)
-        commit.noteWritten(10, file: disk.file)
-        let a = Background { try commit.waitDurable(upTo: 10) }
-        Self.waitUntil { disk.gate.holding.load(ordering: .sequentiallyConsistent) }
+        let (commit, a) = Self.heldSync(on: disk, lookLimit: .seconds(20), failing: true)
         let lookers = (0..<3).map { _ in Background { try commit.waitDurable(upTo: 10) } }
         usleep(50_000)
         disk.gate.hold.store(false, ordering: .sequentiallyConsistent)
