@@ -110,7 +110,7 @@ final class GroupCommit: @unchecked Sendable {
     private let inFlight = Atomic<Int>(0)
     /// Appenders between `enter()` and `passedWriter()`: writing right now.
     private let arriving = Atomic<Int>(0)
-    /// A leader is gathering: `noteWritten` and `leave()` wake it.
+    /// A leader is gathering: `noteWritten` and `leave()` wake it once no one is left to wait for.
     private let gathering = Atomic<Bool>(false)
     /// When the last sync was led (`ContinuousClock` nanoseconds since the
     /// group commit was made; 0: none yet): background copies yield to
@@ -269,11 +269,19 @@ final class GroupCommit: @unchecked Sendable {
     /// Wakes the waiters whose writes are durable now (all of them after a
     /// failure), and, when no sync runs, the first of the others to lead
     /// the next one. Called under `condition`'s lock after `durable`,
-    /// `failure` or `syncing` changed.
-    private func wakeWaiters() {
+    /// `failure` or `syncing` changed; with `outsideTheLock`, the lock is
+    /// let go while they are signalled (and held again on return), so that
+    /// appenders writing meanwhile take it (`noteWritten`) without waiting
+    /// behind the wake-ups. Their list's storage is kept for the next time
+    /// (`spareWoken`).
+    private func wakeWaiters(outsideTheLock: Bool = false) {
         var woken = takeWoken()
-        for waiter in woken { waiter.semaphore.signal() }
-        woken.removeAll(keepingCapacity: true)
+        if !woken.isEmpty {
+            if outsideTheLock { condition.unlock() }
+            for waiter in woken { waiter.semaphore.signal() }
+            woken.removeAll(keepingCapacity: true)
+            if outsideTheLock { condition.lock() }
+        }
         spareWoken = woken
     }
 
@@ -460,15 +468,7 @@ final class GroupCommit: @unchecked Sendable {
             }
             return
         }
-        // Woken after the lock is let go: appenders that write meanwhile
-        // take it (`noteWritten`) without waiting behind the wake-ups.
-        var woken = takeWoken()
-        guard !woken.isEmpty else { return }
-        condition.unlock()
-        for waiter in woken { waiter.semaphore.signal() }
-        woken.removeAll(keepingCapacity: true)
-        condition.lock()
-        spareWoken = woken
+        wakeWaiters(outsideTheLock: true)
     }
 
     /// Waits up to `seconds` for a broadcast (the flusher's sleep, cut short
