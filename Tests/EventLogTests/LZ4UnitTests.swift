@@ -353,6 +353,63 @@ import Testing
         for p in [3, 6, 36, 6, 0] { #expect(try second.event(at: UInt64(p)).data == events[p].data) }
     }
 
+    /// A walk that runs out of decompressed bytes guesses again from the
+    /// record it stopped at: that record's own end when its length field
+    /// was decompressed (one more decompression reads it), and the rest
+    /// at the unit's mean size. Two large records in a row among small ones
+    /// leave the second past both guesses (checked here on the stored
+    /// unit): the whole unit is then decompressed, and every record still
+    /// reads whole and right, in any order.
+    @Test func aRecordPastBothPrefixGuessesStillReads() throws {
+        let dir = TemporaryDirectory()
+        var options = Self.options()
+        options.compressionUnitBytes = 32 << 10  // the whole batch in one unit
+        let log = try Log.open(at: dir.path, options: options)
+        let sizes = [Int](repeating: 60, count: 6) + [3000, 3000] + [Int](repeating: 60, count: 28)
+        let events = sizes.enumerated().map { Self.event($0.offset, size: $0.element) }
+        try log.append(events)
+        try log.close()
+
+        let segment = try #require(Fixtures.segments(dir).first)
+        let batch = try #require(Fixtures.batches(in: segment).first)
+        let bytes = Damage.read(segment)
+        try bytes.withUnsafeBytes { raw throws in
+            let header = BatchHeader.load(raw.baseAddress! + batch.offset)
+            let stored = UnsafeRawBufferPointer(rebasing: raw[(batch.offset + BatchHeader.size)..<(batch.offset + batch.length)])
+            let table = try LZ4Units.Table(stored, recordCount: Int(header.recordCount), recordsLength: Int(header.recordsLength))
+            let unit = table.unit(holding: 7)
+            #expect(unit.firstRecord == 0 && unit.records == sizes.count)
+            var area = [UInt8](repeating: 0, count: unit.length)
+            try area.withUnsafeMutableBytes { try table.decompress(unit, into: $0.baseAddress!) }
+            try area.withUnsafeBytes { area throws in
+                var ends: [Int] = []
+                var at = 0
+                for _ in 0...7 {
+                    try Record.skip(area, at: &at)
+                    ends.append(at)
+                }
+                // Record 6: the first guess falls short; the second, from its length field, is its end.
+                let first6 = unit.prefixGuess(forRecord: 6)
+                #expect(first6 < ends[6])
+                let second6 = unit.prefixGuess(forRecord: 6, stoppedAt: 6, offset: ends[5], in: UnsafeRawBufferPointer(rebasing: area[0..<first6]))
+                #expect(second6 == ends[6])
+                // Record 7: both guesses fall short.
+                let first7 = unit.prefixGuess(forRecord: 7)
+                #expect(first7 < ends[6])
+                let second7 = unit.prefixGuess(forRecord: 7, stoppedAt: 6, offset: ends[5], in: UnsafeRawBufferPointer(rebasing: area[0..<first7]))
+                #expect(second7 > first7 && second7 < ends[7], "\(second7) against \(ends)")
+                // A record that was all there and still failed: the whole unit.
+                #expect(unit.prefixGuess(forRecord: 6, stoppedAt: 6, offset: ends[5], in: UnsafeRawBufferPointer(rebasing: area[0..<ends[6]])) == unit.length)
+            }
+        }
+
+        for order in [Array(0..<sizes.count), Array((0..<sizes.count).reversed()), [7, 6, 8, 7, 0, 35]] {
+            let reader = try Log.open(at: dir.path, options: LogOptions(readOnly: true))
+            defer { try? reader.close() }
+            for p in order { #expect(try reader.event(at: UInt64(p)).data == events[p].data, "position \(p) in \(order)") }
+        }
+    }
+
     /// The unit sizes of `segment`'s LZ4 batches: per batch, each unit's
     /// records length.
     static func unitLengths(in segment: String) throws -> [[Int]] {

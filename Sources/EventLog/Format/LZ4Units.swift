@@ -38,6 +38,14 @@ enum LZ4Units {
     static let dictionaryTargetBytes = 1 << 10
     /// One table entry: records, stored bytes, bytes (u32 each).
     static let entrySize = 12
+    /// How far past a record's guessed end a point read decompresses
+    /// (`Unit.prefixGuess`): records of one workload differ in size, and a
+    /// guess that falls short costs a second decompression of the prefix.
+    static let prefixSlack = 64
+    /// How many times a point read guesses how much of a unit to
+    /// decompress (the first guess, then one from where its walk stopped)
+    /// before it decompresses the whole unit.
+    static let prefixGuesses = 2
 
     /// One unit, located: its records `firstRecord..<firstRecord+records`,
     /// its LZ4 block at `storedOffset` in the stored area, its bytes at
@@ -51,12 +59,36 @@ enum LZ4Units {
         var length: Int
 
         /// How many bytes of this unit a point read of record `index` (of
-        /// the batch) decompresses first: a little past where that record
-        /// would end if the unit's records were all one size. A read that
-        /// finds the record runs past them decompresses the whole unit.
+        /// the batch) decompresses first: `prefixSlack` past where that
+        /// record would end if the unit's records were all one size. A read
+        /// whose walk runs out of decompressed bytes guesses again from
+        /// where it stopped (`prefixGuess(forRecord:stoppedAt:offset:in:)`).
         func prefixGuess(forRecord index: Int) -> Int {
-            let ahead = index - firstRecord + 2
-            return ahead >= records ? length : min(length, ahead * (length / records) + 512)
+            let ahead = index - firstRecord + 1
+            return ahead >= records ? length : min(length, ahead * (length / records) + LZ4Units.prefixSlack)
+        }
+
+        /// The next guess, after a walk of the first `decoded.count` bytes
+        /// of this unit stopped at record `stopped` (of the batch), which
+        /// starts at `offset`: where record `index` ends when `stopped` is
+        /// it and its length field was decompressed, else where it would
+        /// end counting from `stopped`'s end (known from its length field,
+        /// or guessed) with the records after it all of the unit's mean
+        /// size, plus `prefixSlack`. Always more than `decoded.count`: a
+        /// guess that would not be (a record that was all there and still
+        /// failed) is the whole unit, so that only a defect of the whole
+        /// unit is reported.
+        func prefixGuess(forRecord index: Int, stoppedAt stopped: Int, offset: Int, in decoded: UnsafeRawBufferPointer) -> Int {
+            let mean = length / records
+            var head = offset
+            var guess: Int
+            if let body = Varint.read(decoded, &head), body <= UInt64(length) {
+                guess = head + Int(body)
+                if stopped < index { guess += (index - stopped) * mean + LZ4Units.prefixSlack }
+            } else {
+                guess = offset + (index - stopped + 1) * mean + LZ4Units.prefixSlack
+            }
+            return guess > decoded.count ? min(length, guess) : length
         }
     }
 

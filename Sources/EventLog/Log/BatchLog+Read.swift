@@ -623,9 +623,12 @@ struct LogReader: ~Copyable {
         }
         guard let output = unitBytes else { throw .corruption(file: segment.path, offset: Int64(batchOffset), reason: "no room for a unit") }
         // Decompression stops at the unit's prefix guess; a walk that runs
-        // out of bytes (or a record cut short) decompresses the whole unit
-        // and walks again, so only a defect of the whole unit is reported.
+        // out of bytes (or a record cut short) guesses again from the record
+        // it stopped at and decompresses that much, the whole unit after
+        // `prefixGuesses` guesses, and walks again, so only a defect of the
+        // whole unit is reported.
         var estimate = found.prefixGuess(forRecord: index)
+        var guesses = 1
         while true {
             if unitDecoded < estimate {
                 do { unitDecoded = try table.decompress(found, prefix: estimate, into: output) } catch {
@@ -635,15 +638,24 @@ struct LogReader: ~Copyable {
             }
             let area = UnsafeRawBufferPointer(start: output, count: unitDecoded)
             var at = 0
+            var walked = found.firstRecord
+            var recordStart = 0
             do {
-                for _ in found.firstRecord..<index { try Record.skip(area, at: &at) }
+                while walked < index {
+                    recordStart = at
+                    try Record.skip(area, at: &at)
+                    walked += 1
+                }
+                recordStart = at
                 return try Record.decode(
                     area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: true, types: .none)
             } catch {
                 guard unitDecoded < found.length else {
                     throw corruption(error, header: header, batchOffset: batchOffset, segment: segment)
                 }
-                estimate = found.length
+                guesses += 1
+                estimate = guesses <= LZ4Units.prefixGuesses
+                    ? found.prefixGuess(forRecord: index, stoppedAt: walked, offset: recordStart, in: area) : found.length
             }
         }
     }
