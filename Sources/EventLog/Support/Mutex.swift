@@ -61,6 +61,29 @@ struct Mutex<Value: ~Copyable>: ~Copyable, @unchecked Sendable {
         return try body(&value.pointee)
     }
 
+    /// `withLock`, except that a thread finding the lock held first yields
+    /// its core and tries again, up to `tries` times, and only then sleeps
+    /// on it: for a lock that many threads take for a few microseconds each
+    /// on few cores, where being woken from a sleep costs more than the
+    /// wait (the writer lock of appenders waiting for group commit,
+    /// `BatchLog.writerLockYields`). A holder that is not running gets the
+    /// core at each yield, which spinning without yielding would keep from it.
+    borrowing func withLock<Result: ~Copyable, E: Error>(
+        yieldingUpTo tries: Int, _ body: (inout sending Value) throws(E) -> sending Result
+    ) throws(E) -> sending Result {
+        var taken = false
+        for _ in 0..<tries {
+            if pthread_mutex_trylock(lock) == 0 {
+                taken = true
+                break
+            }
+            sched_yield()
+        }
+        if !taken { pthread_mutex_lock(lock) }
+        defer { pthread_mutex_unlock(lock) }
+        return try body(&value.pointee)
+    }
+
     /// Runs `body` with the value if the lock is free now; nil otherwise.
     borrowing func withLockIfAvailable<Result: ~Copyable, E: Error>(
         _ body: (inout sending Value) throws(E) -> sending Result
