@@ -39,11 +39,13 @@ cd "$(dirname "$0")/.."
 # - GroupCommitTests: leaders, gatherers, sleeping waiters and waiters that
 #   look for a running sync's end without the lock, on one group commit.
 # - MutexTests: the lock taken after yielding (the writer lock under group commit).
+# - LZ4DictionaryTests/concurrentPointReads: point readers on several threads
+#   borrowing and giving back the segments' staged dictionary copies.
 # Left out: suites that start child processes (CrossProcessWakeTests, the CLI
 # and crash tests): under TSan a fork takes long enough for the child to hold
 # a copy of another test's writer lock, and those tests fail for that alone;
 # and the tests that fail at every step of a run (single-threaded, long).
-filter="${1:-\\.(ConcurrentLoadTests|ConcurrencyTests|ConsumerTests|DurabilityTests|AsyncLogTests|AsyncSurfaceTests|CompactionPriorityTests|MetricsTests|LogServiceTests)/|\\.StreamTests/racingWriters|\\.RetentionTests/backgroundRetention|\\.ScavengingTests/closeDuringABackgroundPass|\\.BatchCacheTests/concurrentReadersThroughASmallCache|\\.ScanReadAheadTests/(aLongScan|aFiltered|aScanStopped|damageIs)|\\.ParallelUnitCompressorTests/|\\.GroupCommitTests/|\\.MutexTests/}"
+filter="${1:-\\.(ConcurrentLoadTests|ConcurrencyTests|ConsumerTests|DurabilityTests|AsyncLogTests|AsyncSurfaceTests|CompactionPriorityTests|MetricsTests|LogServiceTests)/|\\.StreamTests/racingWriters|\\.RetentionTests/backgroundRetention|\\.ScavengingTests/closeDuringABackgroundPass|\\.BatchCacheTests/concurrentReadersThroughASmallCache|\\.ScanReadAheadTests/(aLongScan|aFiltered|aScanStopped|damageIs)|\\.ParallelUnitCompressorTests/|\\.GroupCommitTests/|\\.MutexTests/|\\.LZ4DictionaryTests/concurrentPointReads}"
 
 # The backtracer trips sanitizers (and `swift test` then hangs).
 export SWIFT_BACKTRACE=enable=no

@@ -49,6 +49,61 @@ import Testing
         }
     }
 
+    /// Point reads of codec 3 units decompress into a staged copy of the
+    /// segment's dictionary that the segment lends (`SegmentDictionary.lendCopy`):
+    /// readers on several threads, each moving between segments, read what
+    /// was appended, so no two of them were ever lent the same copy; the
+    /// segment keeps at most `spareCopies` copies once they are given back.
+    @Test func concurrentPointReadsAcrossSegmentsShareNoStagedCopy() throws {
+        let dir = TemporaryDirectory()
+        let log = try Log.open(at: dir.path, options: Self.options())
+        try Self.append(log, 0..<1500)
+        let expected = Self.events(0..<1500)
+        #expect(Fixtures.segments(dir).count >= 4)
+        let failures = Mutex<[String]>([])
+        let group = DispatchGroup()
+        for t in 0..<4 {
+            group.enter()
+            Thread {
+                var state = UInt64(t + 1)
+                for _ in 0..<2000 {
+                    state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                    let p = Int(state >> 33) % expected.count
+                    do {
+                        let data = try log.withEvent(at: UInt64(p)) { Array($0.data) }
+                        if data != expected[p].data { failures.withLock { $0.append("position \(p): other bytes") } }
+                    } catch {
+                        failures.withLock { $0.append("position \(p): \(error)") }
+                    }
+                }
+                group.leave()
+            }.start()
+        }
+        group.wait()
+        #expect(failures.withLock { $0 }.isEmpty, "\(failures.withLock { $0.prefix(5) })")
+
+        // One segment's lender: nothing to lend before its dictionary is read;
+        // copies lent together are distinct, hold the dictionary, and at most
+        // `spareCopies` given back are kept.
+        let lender = SegmentDictionary()
+        #expect(lender.lendCopy() == nil)
+        let segment = try #require(Fixtures.segments(dir).sorted().first)
+        let bytes = Damage.read(segment)
+        let dictionary = try bytes.withUnsafeBytes { try lender.dictionary(in: $0, path: segment, forBatchAt: nil) }
+        let copies = (0..<(SegmentDictionary.spareCopies + 2)).compactMap { _ in lender.lendCopy() }
+        #expect(copies.count == SegmentDictionary.spareCopies + 2)
+        #expect(Set(copies.map { ObjectIdentifier($0) }).count == copies.count)
+        for copy in copies {
+            #expect(Array(copy.dictionary.bytes) == Array(dictionary.bytes) && copy.dictionary.checksum == dictionary.checksum)
+            #expect(copy.output == UnsafeMutableRawPointer(mutating: copy.dictionary.bytes.baseAddress!) + dictionary.bytes.count)
+        }
+        for copy in copies { lender.takeBack(copy) }
+        let again = (0..<(SegmentDictionary.spareCopies + 1)).compactMap { _ in lender.lendCopy() }
+        let kept = again.filter { copy in copies.contains { $0 === copy } }.count
+        #expect(kept == SegmentDictionary.spareCopies)
+        try log.close()
+    }
+
     @Test func everyBatchButASegmentsFirstUsesItsDictionary() throws {
         let dir = TemporaryDirectory()
         let log = try Log.open(at: dir.path, options: Self.options())

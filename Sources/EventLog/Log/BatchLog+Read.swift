@@ -75,6 +75,11 @@ struct LogReader: ~Copyable {
     /// The copy of the last segment dictionary read against, with room
     /// after it (`LZ4DictionaryStage`).
     private var stage = LZ4DictionaryStage()
+    /// The staged copy of a segment's dictionary that segment lent this
+    /// reader (`SegmentDictionary.lendCopy`) for its point reads of codec 3
+    /// units: given back when the reader moves to another segment's units,
+    /// or ends.
+    private var lent: (lender: SegmentDictionary, copy: StagedDictionaryCopy)?
 
     /// The seal group a point read opened last (`sealedRecord`), which one,
     /// and its plaintext (nil: its key was forgotten): the next read of a
@@ -123,6 +128,7 @@ struct LogReader: ~Copyable {
     }
 
     deinit {
+        if let lent { lent.lender.takeBack(lent.copy) }
         readAhead?.finish()
         if lentEvents > 0, let tally { tally.add(events: lentEvents, bytes: lentBytes) }
         if let lease, let cache { cache.release(lease) }
@@ -606,7 +612,10 @@ struct LogReader: ~Copyable {
             guard MappedBytes.touch(bytes, blockStart..<(blockStart + found.storedLength)) else {
                 throw .corruption(file: segment.path, offset: Int64(blockStart), reason: MappedBytes.unreadableReason)
             }
-            if let dictionary {
+            if dictionary != nil, let copy = lentCopy(of: segment, room: found.length) {
+                table = table.staged(against: copy.dictionary)
+                unitBytes = copy.output
+            } else if let dictionary {
                 let (copy, output) = stage.prepare(dictionary, room: found.length)
                 table = table.staged(against: copy)
                 unitBytes = output
@@ -618,8 +627,12 @@ struct LogReader: ~Copyable {
             unitDecoded = 0
             unitKey = key
         } else if let dictionary {
-            // The same unit, after the same staged copy (`prepare` makes none).
-            table = table.staged(against: stage.prepare(dictionary, room: found.length).dictionary)
+            // The same unit, after the same staged copy (the lent one, or `prepare` makes none).
+            if let lent, lent.lender === segment.dictionaryLender, found.length <= StagedDictionaryCopy.room {
+                table = table.staged(against: lent.copy.dictionary)
+            } else {
+                table = table.staged(against: stage.prepare(dictionary, room: found.length).dictionary)
+            }
         }
         guard let output = unitBytes else { throw .corruption(file: segment.path, offset: Int64(batchOffset), reason: "no room for a unit") }
         // Decompression stops at the unit's prefix guess; a walk that runs
@@ -658,6 +671,19 @@ struct LogReader: ~Copyable {
                     ? found.prefixGuess(forRecord: index, stoppedAt: walked, offset: recordStart, in: area) : found.length
             }
         }
+    }
+
+    /// The staged copy of `segment`'s dictionary this reader holds, lent
+    /// by the segment (giving back the one of another segment first); nil
+    /// for a unit of more than `StagedDictionaryCopy.room` bytes, or when
+    /// none can be lent (the reader stages its own copy then).
+    private mutating func lentCopy(of segment: Segment, room: Int) -> StagedDictionaryCopy? {
+        guard room <= StagedDictionaryCopy.room else { return nil }
+        let lender = segment.dictionaryLender
+        if let lent, lent.lender === lender { return lent.copy }
+        if let lent { lent.lender.takeBack(lent.copy) }
+        lent = lender.lendCopy().map { (lender, $0) }
+        return lent?.copy
     }
 
     /// The record at `position` of a cached batch's records `area`, found

@@ -135,6 +135,10 @@ struct Segment: Sendable {
         return try fixed.dictionary.dictionary(in: bytes, path: path, forBatchAt: offset)
     }
 
+    /// Who lends staged copies of this segment's dictionary to point reads
+    /// (`SegmentDictionary.lendCopy`); shared by every copy of this value.
+    var dictionaryLender: SegmentDictionary { fixed.dictionary }
+
     /// The byte offset of a batch at or before the one holding `position`:
     /// where a scan for `position` starts.
     @inline(__always) func batchOffset(atOrBefore position: UInt64) -> Int {

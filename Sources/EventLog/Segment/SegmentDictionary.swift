@@ -14,11 +14,32 @@ final class SegmentDictionary: Sendable {
     }
 
     private let loaded = Mutex<Loaded?>(nil)
+    /// Staged copies readers gave back (`lendCopy`), at most `spareCopies`.
+    private let spares = Mutex<[StagedDictionaryCopy]>([])
+    /// How many given-back copies are kept for the next readers.
+    static let spareCopies = 4
 
     init() {}
 
     deinit {
         loaded.withLock { UnsafeMutableRawPointer(mutating: $0?.dictionary.bytes.baseAddress)?.deallocate() }
+    }
+
+    /// A copy of this segment's dictionary with room after it for a unit of
+    /// up to `StagedDictionaryCopy.room` bytes (`LZ4DictionaryStage`'s
+    /// layout), lent to one reader until it gives it back (`takeBack`): a
+    /// point read, which a reader of its own makes, finds one already made
+    /// instead of copying the dictionary (16 KiB) for its one unit. Nil
+    /// before the dictionary was read (`dictionary(in:path:forBatchAt:)`).
+    func lendCopy() -> StagedDictionaryCopy? {
+        if let spare = spares.withLock({ $0.popLast() }) { return spare }
+        guard let known = loaded.withLock({ $0 }) else { return nil }
+        return StagedDictionaryCopy(of: known.dictionary)
+    }
+
+    /// Takes back a copy `lendCopy` lent (kept for the next reader, up to `spareCopies`).
+    func takeBack(_ copy: StagedDictionaryCopy) {
+        spares.withLock { if $0.count < Self.spareCopies { $0.append(copy) } }
     }
 
     /// The dictionary of the segment whose published bytes are `bytes`
@@ -77,4 +98,29 @@ final class SegmentDictionary: Sendable {
         }
         return Loaded(dictionary: LZ4Dictionary(bytes: UnsafeRawBufferPointer(start: copy, count: length)))
     }
+}
+
+/// A copy of a segment's dictionary with room for one unit right after it,
+/// so that the unit decompresses with the dictionary as its prefix (as in
+/// `LZ4DictionaryStage`), made once by its segment's `SegmentDictionary`
+/// and lent to one reader at a time.
+///
+/// Not thread-safe: the reader it is lent to alone uses its room.
+final class StagedDictionaryCopy: @unchecked Sendable {
+    /// The largest unit it has room for (a point read of a larger one stages its own copy).
+    static let room = 16 << 10
+    /// The copy, at the start of the allocation.
+    let dictionary: LZ4Dictionary
+    /// The room after it.
+    let output: UnsafeMutableRawPointer
+
+    fileprivate init(of original: LZ4Dictionary) {
+        let length = original.bytes.count
+        let base = UnsafeMutableRawPointer.allocate(byteCount: length + Self.room, alignment: 16)
+        if let source = original.bytes.baseAddress, length > 0 { base.copyMemory(from: source, byteCount: length) }
+        dictionary = LZ4Dictionary(bytes: UnsafeRawBufferPointer(start: base, count: length), checksum: original.checksum)
+        output = base + length
+    }
+
+    deinit { UnsafeMutableRawPointer(mutating: dictionary.bytes.baseAddress)?.deallocate() }
 }
