@@ -318,31 +318,10 @@ import Testing
     /// still read whole and right, first in a reader and after a read of a
     /// small record of the same unit left only a prefix decompressed.
     @Test func aRecordThatEndsPastThePrefixGuessStillReads() throws {
-        let dir = TemporaryDirectory()
-        var options = Self.options()
-        options.compressionUnitBytes = 32 << 10  // the whole batch in one unit
-        let log = try Log.open(at: dir.path, options: options)
         let sizes = [Int](repeating: 60, count: 6) + [6000] + [Int](repeating: 60, count: 30)
-        let events = sizes.enumerated().map { Self.event($0.offset, size: $0.element) }
-        try log.append(events)
-        try log.close()
-
-        let segment = try #require(Fixtures.segments(dir).first)
-        let batch = try #require(Fixtures.batches(in: segment).first)
-        let bytes = Damage.read(segment)
-        let (guess, largeEnd) = try bytes.withUnsafeBytes { raw throws -> (Int, Int) in
-            let header = BatchHeader.load(raw.baseAddress! + batch.offset)
-            #expect(header.holdsLZ4Units)
-            let stored = UnsafeRawBufferPointer(rebasing: raw[(batch.offset + BatchHeader.size)..<(batch.offset + batch.length)])
-            let table = try LZ4Units.Table(stored, recordCount: Int(header.recordCount), recordsLength: Int(header.recordsLength))
-            let unit = table.unit(holding: 6)
-            #expect(unit.firstRecord == 0 && unit.records == sizes.count)
-            var area = [UInt8](repeating: 0, count: unit.length)
-            try area.withUnsafeMutableBytes { try table.decompress(unit, into: $0.baseAddress!) }
-            var at = 0
-            try area.withUnsafeBytes { for _ in 0...6 { try Record.skip($0, at: &at) } }
-            return (unit.prefixGuess(forRecord: 6), at)
-        }
+        let (dir, events, unit, area) = try Self.oneUnitLog(sizes)
+        let largeEnd = try Self.recordEnds(area, count: 7)[6]
+        let guess = unit.prefixGuess(forRecord: 6)
         #expect(guess < largeEnd, "the guess (\(guess)) must fall short of the large record's end (\(largeEnd))")
 
         let first = try Log.open(at: dir.path, options: LogOptions(readOnly: true))
@@ -361,11 +340,41 @@ import Testing
     /// unit): the whole unit is then decompressed, and every record still
     /// reads whole and right, in any order.
     @Test func aRecordPastBothPrefixGuessesStillReads() throws {
+        let sizes = [Int](repeating: 60, count: 6) + [3000, 3000] + [Int](repeating: 60, count: 28)
+        let (dir, events, unit, area) = try Self.oneUnitLog(sizes)
+        let ends = try Self.recordEnds(area, count: 8)
+        try area.withUnsafeBytes { area throws in
+            // Record 6: the first guess falls short; the second, from its length field, is its end.
+            let first6 = unit.prefixGuess(forRecord: 6)
+            #expect(first6 < ends[6])
+            let second6 = unit.prefixGuess(forRecord: 6, stoppedAt: 6, offset: ends[5], in: UnsafeRawBufferPointer(rebasing: area[0..<first6]))
+            #expect(second6 == ends[6])
+            // Record 7: both guesses fall short.
+            let first7 = unit.prefixGuess(forRecord: 7)
+            #expect(first7 < ends[6])
+            let second7 = unit.prefixGuess(forRecord: 7, stoppedAt: 6, offset: ends[5], in: UnsafeRawBufferPointer(rebasing: area[0..<first7]))
+            #expect(second7 > first7 && second7 < ends[7], "\(second7) against \(ends)")
+            // A record that was all there and still failed: the whole unit.
+            #expect(unit.prefixGuess(forRecord: 6, stoppedAt: 6, offset: ends[5], in: UnsafeRawBufferPointer(rebasing: area[0..<ends[6]])) == unit.length)
+        }
+
+        for order in [Array(0..<sizes.count), Array((0..<sizes.count).reversed()), [7, 6, 8, 7, 0, 35]] {
+            let reader = try Log.open(at: dir.path, options: LogOptions(readOnly: true))
+            defer { try? reader.close() }
+            for p in order { #expect(try reader.event(at: UInt64(p)).data == events[p].data, "position \(p) in \(order)") }
+        }
+    }
+
+    /// A log of one batch of events of `sizes` bytes, stored in one LZ4
+    /// unit (codec 2): its directory, the events, the unit as its table
+    /// gives it, and the unit decompressed.
+    static func oneUnitLog(
+        _ sizes: [Int]
+    ) throws -> (dir: TemporaryDirectory, events: [NewEvent], unit: LZ4Units.Unit, area: [UInt8]) {
         let dir = TemporaryDirectory()
         var options = Self.options()
         options.compressionUnitBytes = 32 << 10  // the whole batch in one unit
         let log = try Log.open(at: dir.path, options: options)
-        let sizes = [Int](repeating: 60, count: 6) + [3000, 3000] + [Int](repeating: 60, count: 28)
         let events = sizes.enumerated().map { Self.event($0.offset, size: $0.element) }
         try log.append(events)
         try log.close()
@@ -373,40 +382,30 @@ import Testing
         let segment = try #require(Fixtures.segments(dir).first)
         let batch = try #require(Fixtures.batches(in: segment).first)
         let bytes = Damage.read(segment)
-        try bytes.withUnsafeBytes { raw throws in
+        let (unit, area) = try bytes.withUnsafeBytes { raw throws -> (LZ4Units.Unit, [UInt8]) in
             let header = BatchHeader.load(raw.baseAddress! + batch.offset)
+            #expect(header.holdsLZ4Units)
             let stored = UnsafeRawBufferPointer(rebasing: raw[(batch.offset + BatchHeader.size)..<(batch.offset + batch.length)])
             let table = try LZ4Units.Table(stored, recordCount: Int(header.recordCount), recordsLength: Int(header.recordsLength))
-            let unit = table.unit(holding: 7)
-            #expect(unit.firstRecord == 0 && unit.records == sizes.count)
+            let unit = table.unit(holding: 0)
             var area = [UInt8](repeating: 0, count: unit.length)
             try area.withUnsafeMutableBytes { try table.decompress(unit, into: $0.baseAddress!) }
-            try area.withUnsafeBytes { area throws in
-                var ends: [Int] = []
-                var at = 0
-                for _ in 0...7 {
-                    try Record.skip(area, at: &at)
-                    ends.append(at)
-                }
-                // Record 6: the first guess falls short; the second, from its length field, is its end.
-                let first6 = unit.prefixGuess(forRecord: 6)
-                #expect(first6 < ends[6])
-                let second6 = unit.prefixGuess(forRecord: 6, stoppedAt: 6, offset: ends[5], in: UnsafeRawBufferPointer(rebasing: area[0..<first6]))
-                #expect(second6 == ends[6])
-                // Record 7: both guesses fall short.
-                let first7 = unit.prefixGuess(forRecord: 7)
-                #expect(first7 < ends[6])
-                let second7 = unit.prefixGuess(forRecord: 7, stoppedAt: 6, offset: ends[5], in: UnsafeRawBufferPointer(rebasing: area[0..<first7]))
-                #expect(second7 > first7 && second7 < ends[7], "\(second7) against \(ends)")
-                // A record that was all there and still failed: the whole unit.
-                #expect(unit.prefixGuess(forRecord: 6, stoppedAt: 6, offset: ends[5], in: UnsafeRawBufferPointer(rebasing: area[0..<ends[6]])) == unit.length)
-            }
+            return (unit, area)
         }
+        #expect(unit.firstRecord == 0 && unit.records == sizes.count)
+        return (dir, events, unit, area)
+    }
 
-        for order in [Array(0..<sizes.count), Array((0..<sizes.count).reversed()), [7, 6, 8, 7, 0, 35]] {
-            let reader = try Log.open(at: dir.path, options: LogOptions(readOnly: true))
-            defer { try? reader.close() }
-            for p in order { #expect(try reader.event(at: UInt64(p)).data == events[p].data, "position \(p) in \(order)") }
+    /// Where each of the first `count` records of a decompressed `area` ends.
+    static func recordEnds(_ area: [UInt8], count: Int) throws -> [Int] {
+        try area.withUnsafeBytes { area throws -> [Int] in
+            var ends: [Int] = []
+            var at = 0
+            for _ in 0..<count {
+                try Record.skip(area, at: &at)
+                ends.append(at)
+            }
+            return ends
         }
     }
 
