@@ -104,6 +104,46 @@ import Testing
         try log.close()
     }
 
+    /// An import compresses as a writer does (Format.md §5.4): each
+    /// segment's first batch alone, every batch after it against the
+    /// dictionary that first batch gives; the imported log reads back
+    /// by scan, position and stream, and `verify` finds nothing.
+    @Test func anImportCompressesAgainstEachSegmentsDictionary() throws {
+        let source = TemporaryDirectory()
+        let log = try Log.open(at: source.path, options: Self.options())
+        try Self.append(log, 0..<1500)
+        let exported = try log.events(from: 0)
+        try log.close()
+
+        let dir = TemporaryDirectory()
+        let importer = try LogImporter(at: dir.path, logID: UUID(), startPosition: 0, options: Self.options())
+        for first in stride(from: 0, to: exported.count, by: 40) {
+            try importer.beginBatch(at: exported[first].position, firstTimestamp: exported[first].timestamp)
+            for event in exported[first..<min(first + 40, exported.count)] { try importer.appendRecord(event, isMarker: false) }
+            try importer.endBatch()
+        }
+        try importer.finish(endPosition: UInt64(exported.count), streams: nil)
+
+        let segments = Fixtures.segments(dir).sorted()
+        #expect(segments.count >= 4)
+        var dictionaryBatches = 0
+        for segment in segments {
+            let headers = Self.headers(segment)
+            guard let first = headers.first else { continue }
+            #expect(!first.header.usesSegmentDictionary && first.header.holdsLZ4Units, "\(segment): the first batch gives the dictionary")
+            for (offset, header) in headers.dropFirst() {
+                #expect(header.usesSegmentDictionary, "\(segment) at \(offset)")
+                dictionaryBatches += 1
+            }
+        }
+        #expect(dictionaryBatches > 20)
+        let imported = try Log.open(at: dir.path, options: Self.options())
+        try Self.expectReads(imported, Self.events(0..<1500))
+        try imported.close()
+        let report = try Log.verify(at: dir.path)
+        #expect(report.problems.isEmpty, "\(report.problems)")
+    }
+
     @Test func everyBatchButASegmentsFirstUsesItsDictionary() throws {
         let dir = TemporaryDirectory()
         let log = try Log.open(at: dir.path, options: Self.options())

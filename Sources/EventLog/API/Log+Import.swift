@@ -182,7 +182,7 @@ public final class LogImporter {
         }
         writer = LogImportWriter(
             directory: directory, logID: logIDBytes, startPosition: startPosition, segmentBytes: options.segmentBytes,
-            compression: options.compression, unitBytes: options.compressionUnitBytes)
+            compression: options.compression, unitBytes: options.compressionUnitBytes, dictionaryUnitBytes: options.dictionaryUnitBytes)
     }
 
     /// Where the next batch may start: after the last batch given (the start position first).

@@ -28,8 +28,12 @@ struct LogImportWriter: ~Copyable {
     let logID: [UInt8]
     let segmentBytes: Int
     let compression: Compression
-    /// The LZ4 unit size of the batches it compresses (`LogOptions.compressionUnitBytes`).
+    /// The LZ4 unit size of a segment's first batch (`LogOptions.compressionUnitBytes`).
     let unitBytes: Int
+    /// The LZ4 unit size of the batches after it, compressed against the
+    /// segment's dictionary (`LogOptions.dictionaryUnitBytes`, Format.md
+    /// §5.4); 0: every batch in units of `unitBytes`, alone.
+    let dictionaryUnitBytes: Int
     let createdAt: Timestamp
 
     /// The base of the segment being filled: the end of the one before (the log start for the first).
@@ -55,10 +59,11 @@ struct LogImportWriter: ~Copyable {
 
     init(
         directory: DirectoryOperations, logID: [UInt8], startPosition: UInt64, segmentBytes: Int, compression: Compression,
-        unitBytes: Int
+        unitBytes: Int, dictionaryUnitBytes: Int
     ) {
         self.directory = directory
         self.unitBytes = unitBytes
+        self.dictionaryUnitBytes = dictionaryUnitBytes
         self.logID = logID
         self.segmentBytes = segmentBytes
         self.compression = compression
@@ -193,9 +198,14 @@ struct LogImportWriter: ~Copyable {
             }
             header.encode().withUnsafeBytes { pending.append($0) }
             var previousCRC = header.checksum
-            for batch in batches {
+            // The segment's dictionary (Format.md §5.4): its first batch's
+            // records give it, as a writer's do; the batches after it are
+            // compressed against it.
+            var dictionary: LZ4DictionaryCompressor?
+            for (i, batch) in batches.enumerated() {
                 let records = UnsafeRawBufferPointer(start: areas.base + batch.areaStart, count: batch.areaEnd - batch.areaStart)
-                previousCRC = emit(batch, records: records, previousCRC: previousCRC, into: &pending)
+                previousCRC = emit(batch, records: records, previousCRC: previousCRC, dictionary: dictionary, into: &pending)
+                if i == 0, compression == .lz4, dictionaryUnitBytes > 0 { dictionary = LZ4DictionaryCompressor(records: records) }
                 if pending.count >= 1 << 20 { try flush(&pending) }
             }
             try flush(&pending)
@@ -233,10 +243,11 @@ struct LogImportWriter: ~Copyable {
     }
 
     /// Appends `batch`'s frame to `out` (compressed when the log compresses
-    /// and LZ4 saves at least 1/16, Format.md §5), made in place: its records
-    /// copied once; returns its CRC.
+    /// and LZ4 saves at least 1/16, Format.md §5: against `dictionary` when
+    /// there is one, §5.4), made in place: its records copied once; returns its CRC.
     private mutating func emit(
-        _ batch: PendingBatch, records: UnsafeRawBufferPointer, previousCRC: UInt32, into out: inout ByteBuffer
+        _ batch: PendingBatch, records: UnsafeRawBufferPointer, previousCRC: UInt32, dictionary: LZ4DictionaryCompressor?,
+        into out: inout ByteBuffer
     ) -> UInt32 {
         var made = BatchHeader(
             length: 0, crc: 0, basePosition: batch.basePosition, firstTimestamp: batch.firstTimestamp,
@@ -245,7 +256,10 @@ struct LogImportWriter: ~Copyable {
         let start = out.count
         out.reserve(BatchHeader.size + records.count)
         out.count = start + BatchHeader.size
-        if compression == .lz4, LZ4Units.compress(records, recordCount: Int(batch.recordCount), appendingTo: &out, unitBytes: unitBytes) {
+        if compression == .lz4, let dictionary, LZ4Units.compress(
+            records, recordCount: Int(batch.recordCount), appendingTo: &out, unitBytes: dictionaryUnitBytes, dictionary: dictionary) {
+            made.attributes = LZ4Units.dictionaryCodec
+        } else if compression == .lz4, LZ4Units.compress(records, recordCount: Int(batch.recordCount), appendingTo: &out, unitBytes: unitBytes) {
             made.attributes = LZ4Units.codec
         } else {
             out.append(records)
