@@ -104,9 +104,41 @@ import Testing
         try log.close()
     }
 
+    /// Checks that every segment of `dir` (4 or more) has its first batch
+    /// in LZ4 units alone and every later batch against the dictionary that
+    /// first batch gives, recording that dictionary's checksum (the first
+    /// 16 KiB of its records, decompressed); returns how many later batches.
+    static func expectDictionaryLayout(_ dir: TemporaryDirectory, sourceLocation: SourceLocation = #_sourceLocation) throws -> Int {
+        let segments = Fixtures.segments(dir).sorted()
+        #expect(segments.count >= 4, sourceLocation: sourceLocation)
+        var dictionaryBatches = 0
+        for segment in segments {
+            let headers = Self.headers(segment)
+            guard let first = headers.first else { continue }
+            #expect(!first.header.usesSegmentDictionary, "\(segment): the first batch gives the dictionary", sourceLocation: sourceLocation)
+            #expect(first.header.holdsLZ4Units, sourceLocation: sourceLocation)
+            // The checksum each later batch records is that of the first
+            // 16 KiB of the first batch's records, decompressed.
+            let bytes = Damage.read(segment)
+            let expected: UInt32 = try bytes.withUnsafeBytes { raw in
+                let stored = UnsafeRawBufferPointer(
+                    rebasing: raw[(first.offset + BatchHeader.size)..<(first.offset + Int(first.header.length))])
+                var area = [UInt8](repeating: 0, count: Int(first.header.recordsLength))
+                try area.withUnsafeMutableBytes { try LZ4Units.decompress(stored, of: first.header, into: $0.baseAddress!) }
+                return CRC32C.checksum(Array(area.prefix(LZ4Dictionary.maxBytes)))
+            }
+            for (offset, header) in headers.dropFirst() {
+                #expect(header.usesSegmentDictionary, "\(segment) at \(offset)", sourceLocation: sourceLocation)
+                #expect(bytes.withUnsafeBytes { $0.loadLE(at: offset + BatchHeader.size, as: UInt32.self) } == expected, sourceLocation: sourceLocation)
+                dictionaryBatches += 1
+            }
+        }
+        return dictionaryBatches
+    }
+
     /// An import compresses as a writer does (Format.md §5.4): each
     /// segment's first batch alone, every batch after it against the
-    /// dictionary that first batch gives; the imported log reads back
+    /// dictionary that first batch gives, with its checksum; the imported log reads back
     /// by scan, position and stream, and `verify` finds nothing.
     @Test func anImportCompressesAgainstEachSegmentsDictionary() throws {
         let source = TemporaryDirectory()
@@ -124,19 +156,7 @@ import Testing
         }
         try importer.finish(endPosition: UInt64(exported.count), streams: nil)
 
-        let segments = Fixtures.segments(dir).sorted()
-        #expect(segments.count >= 4)
-        var dictionaryBatches = 0
-        for segment in segments {
-            let headers = Self.headers(segment)
-            guard let first = headers.first else { continue }
-            #expect(!first.header.usesSegmentDictionary && first.header.holdsLZ4Units, "\(segment): the first batch gives the dictionary")
-            for (offset, header) in headers.dropFirst() {
-                #expect(header.usesSegmentDictionary, "\(segment) at \(offset)")
-                dictionaryBatches += 1
-            }
-        }
-        #expect(dictionaryBatches > 20)
+        #expect(try Self.expectDictionaryLayout(dir) > 20)
         let imported = try Log.open(at: dir.path, options: Self.options())
         try Self.expectReads(imported, Self.events(0..<1500))
         try imported.close()
@@ -151,31 +171,7 @@ import Testing
         try Self.expectReads(log, Self.events(0..<1500))
         try log.close()
 
-        let segments = Fixtures.segments(dir).sorted()
-        #expect(segments.count >= 4)
-        var dictionaryBatches = 0
-        for segment in segments {
-            let headers = Self.headers(segment)
-            guard let first = headers.first else { continue }
-            #expect(!first.header.usesSegmentDictionary, "\(segment): the first batch gives the dictionary")
-            #expect(first.header.holdsLZ4Units)
-            // The checksum each later batch records is that of the first
-            // 16 KiB of the first batch's records, decompressed.
-            let bytes = Damage.read(segment)
-            let expected: UInt32 = try bytes.withUnsafeBytes { raw in
-                let stored = UnsafeRawBufferPointer(
-                    rebasing: raw[(first.offset + BatchHeader.size)..<(first.offset + Int(first.header.length))])
-                var area = [UInt8](repeating: 0, count: Int(first.header.recordsLength))
-                try area.withUnsafeMutableBytes { try LZ4Units.decompress(stored, of: first.header, into: $0.baseAddress!) }
-                return CRC32C.checksum(Array(area.prefix(LZ4Dictionary.maxBytes)))
-            }
-            for (offset, header) in headers.dropFirst() {
-                #expect(header.usesSegmentDictionary, "\(segment) at \(offset)")
-                #expect(bytes.withUnsafeBytes { $0.loadLE(at: offset + BatchHeader.size, as: UInt32.self) } == expected)
-                dictionaryBatches += 1
-            }
-        }
-        #expect(dictionaryBatches > 10)
+        #expect(try Self.expectDictionaryLayout(dir) > 10)
 
         // Reopened: reads, and a writer that loads the active segment's
         // dictionary from its first batch and goes on with it.
