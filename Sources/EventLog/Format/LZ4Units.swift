@@ -194,6 +194,22 @@ enum LZ4Units {
         return true
     }
 
+    /// Compresses a batch after a segment's first (Format.md §5.4) into
+    /// `buffer` as `compress(_:recordCount:appendingTo:unitBytes:dictionary:)`
+    /// does: against `dictionary`, in units of `dictionaryUnitBytes`, when
+    /// there is one and that saves enough; else alone, in units of
+    /// `unitBytes`. Returns the codec written (`dictionaryCodec` or
+    /// `codec`); nil when the batch is to be stored as is.
+    static func compress(
+        _ records: UnsafeRawBufferPointer, recordCount: Int, appendingTo buffer: inout ByteBuffer, unitBytes: Int,
+        dictionaryUnitBytes: Int, against dictionary: LZ4DictionaryCompressor?
+    ) -> UInt16? {
+        if let dictionary, compress(records, recordCount: recordCount, appendingTo: &buffer, unitBytes: dictionaryUnitBytes, dictionary: dictionary) {
+            return dictionaryCodec
+        }
+        return compress(records, recordCount: recordCount, appendingTo: &buffer, unitBytes: unitBytes) ? codec : nil
+    }
+
     // MARK: Reading
 
     /// Decompresses the stored records area of a compressed batch (codec 1,

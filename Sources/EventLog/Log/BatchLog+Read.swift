@@ -612,11 +612,8 @@ struct LogReader: ~Copyable {
             guard MappedBytes.touch(bytes, blockStart..<(blockStart + found.storedLength)) else {
                 throw .corruption(file: segment.path, offset: Int64(blockStart), reason: MappedBytes.unreadableReason)
             }
-            if dictionary != nil, let copy = lentCopy(of: segment, room: found.length) {
-                table = table.staged(against: copy.dictionary)
-                unitBytes = copy.output
-            } else if let dictionary {
-                let (copy, output) = stage.prepare(dictionary, room: found.length)
+            if let dictionary {
+                let (copy, output) = staged(dictionary, of: segment, room: found.length)
                 table = table.staged(against: copy)
                 unitBytes = output
             } else {
@@ -627,12 +624,8 @@ struct LogReader: ~Copyable {
             unitDecoded = 0
             unitKey = key
         } else if let dictionary {
-            // The same unit, after the same staged copy (the lent one, or `prepare` makes none).
-            if let lent, lent.lender === segment.dictionaryLender, found.length <= StagedDictionaryCopy.room {
-                table = table.staged(against: lent.copy.dictionary)
-            } else {
-                table = table.staged(against: stage.prepare(dictionary, room: found.length).dictionary)
-            }
+            // The same unit, after the same staged copy (`staged` makes none).
+            table = table.staged(against: staged(dictionary, of: segment, room: found.length).dictionary)
         }
         guard let output = unitBytes else { throw .corruption(file: segment.path, offset: Int64(batchOffset), reason: "no room for a unit") }
         // Decompression stops at the unit's prefix guess; a walk that runs
@@ -673,17 +666,22 @@ struct LogReader: ~Copyable {
         }
     }
 
-    /// The staged copy of `segment`'s dictionary this reader holds, lent
-    /// by the segment (giving back the one of another segment first); nil
-    /// for a unit of more than `StagedDictionaryCopy.room` bytes, or when
-    /// none can be lent (the reader stages its own copy then).
-    private mutating func lentCopy(of segment: Segment, room: Int) -> StagedDictionaryCopy? {
-        guard room <= StagedDictionaryCopy.room else { return nil }
-        let lender = segment.dictionaryLender
-        if let lent, lent.lender === lender { return lent.copy }
-        if let lent { lent.lender.takeBack(lent.copy) }
-        lent = lender.lendCopy().map { (lender, $0) }
-        return lent?.copy
+    /// A copy of `segment`'s `dictionary` with room for a unit of `room`
+    /// bytes right after it (its output): the copy this reader holds, lent
+    /// by the segment (giving back the one of another segment first); for a
+    /// larger unit, or when none can be lent, the reader's own `stage`.
+    /// Asked again for the same segment and room, the same copy, unchanged.
+    private mutating func staged(
+        _ dictionary: LZ4Dictionary, of segment: Segment, room: Int
+    ) -> (dictionary: LZ4Dictionary, output: UnsafeMutableRawPointer) {
+        if room <= StagedDictionaryCopy.room {
+            let lender = segment.dictionaryLender
+            if let lent, lent.lender === lender { return (lent.copy.dictionary, lent.copy.output) }
+            if let lent { lent.lender.takeBack(lent.copy) }
+            lent = lender.lendCopy().map { (lender, $0) }
+            if let lent { return (lent.copy.dictionary, lent.copy.output) }
+        }
+        return stage.prepare(dictionary, room: room)
     }
 
     /// The record at `position` of a cached batch's records `area`, found

@@ -256,11 +256,10 @@ struct LogImportWriter: ~Copyable {
         let start = out.count
         out.reserve(BatchHeader.size + records.count)
         out.count = start + BatchHeader.size
-        if compression == .lz4, let dictionary, LZ4Units.compress(
-            records, recordCount: Int(batch.recordCount), appendingTo: &out, unitBytes: dictionaryUnitBytes, dictionary: dictionary) {
-            made.attributes = LZ4Units.dictionaryCodec
-        } else if compression == .lz4, LZ4Units.compress(records, recordCount: Int(batch.recordCount), appendingTo: &out, unitBytes: unitBytes) {
-            made.attributes = LZ4Units.codec
+        if compression == .lz4, let codec = LZ4Units.compress(
+            records, recordCount: Int(batch.recordCount), appendingTo: &out, unitBytes: unitBytes,
+            dictionaryUnitBytes: dictionaryUnitBytes, against: dictionary) {
+            made.attributes = codec
         } else {
             out.append(records)
         }

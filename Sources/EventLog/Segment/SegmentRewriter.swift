@@ -276,11 +276,10 @@ enum SegmentRewriter {
             frame.append(types.bytes)
             let first = at == SegmentHeader.size
             let against = batch.isSealed ? nil : dictionary
-            if batch.codecValue != 0, let against, LZ4Units.compress(
-                records, recordCount: Int(run.count), appendingTo: &frame, unitBytes: dictionaryUnitBytes, dictionary: against) {
-                made.attributes = LZ4Units.dictionaryCodec
-            } else if batch.codecValue != 0, LZ4Units.compress(records, recordCount: Int(run.count), appendingTo: &frame, unitBytes: unitBytes) {
-                made.attributes = LZ4Units.codec
+            if batch.codecValue != 0, let codec = LZ4Units.compress(
+                records, recordCount: Int(run.count), appendingTo: &frame, unitBytes: unitBytes,
+                dictionaryUnitBytes: dictionaryUnitBytes, against: against) {
+                made.attributes = codec
             } else {
                 frame.append(records)
             }
