@@ -122,6 +122,33 @@ import Testing
         commit.leave()
     }
 
+    /// The appender that ends a gathering wakes its leader once, and its
+    /// other calls after that (`passedWriter`, `leave`) leave no signal
+    /// behind: the next gathering still waits for its own appender in flight.
+    @Test func aGatheringEndedByAnAppenderLeavesNoSignalForTheNext() throws {
+        let disk = try Disk()
+        let commit = GroupCommit(what: "segment", gatherLimit: .seconds(20))
+        commit.begin(unsyncedBytes: 0, file: disk.file)
+        for (first, second) in [(UInt64(10), UInt64(20)), (30, 40), (50, 60)] {
+            let syncsBefore = disk.count
+            commit.enter()  // A
+            commit.enter()  // B: in flight, not written yet
+            commit.noteWritten(first, file: disk.file)
+            commit.passedWriter()
+            let a = Background { try commit.waitDurable(upTo: first) }
+            usleep(100_000)
+            // A leads and gathers for B (no signal left from the round before ended it).
+            #expect(disk.count == syncsBefore)
+            commit.noteWritten(second, file: disk.file)  // B writes: the gathering ends
+            commit.passedWriter()
+            #expect(a.wait() == nil)
+            #expect(disk.count == syncsBefore + 1)
+            #expect(commit.durableSequence == second)
+            commit.leave()
+            commit.leave()
+        }
+    }
+
     /// One appender in flight that is not writing (covered by the last sync,
     /// on its way back) is not waited for: the sync starts at once.
     @Test func aLoneAppenderOnItsWayBackIsNotWaitedFor() throws {

@@ -65,9 +65,14 @@ final class GroupCommit: @unchecked Sendable {
 
     private let condition = NSCondition()
     /// Where a gathering leader waits (without `condition`'s lock): the
-    /// last of the appenders it waits for signals it, and only it, when it
-    /// writes or leaves. A signal left over from an earlier gathering only
-    /// makes a leader look once more.
+    /// appender that ends the gathering (`gathering` from true to false:
+    /// the last it waits for, when that one writes or leaves) signals it,
+    /// once. A leader whose wait timed out ends the gathering itself, or,
+    /// when an appender ended it first, takes that appender's signal: none
+    /// is left for the next gathering. (Waiting for leftovers with a timeout
+    /// of now slept: a timed wait sleeps the thread's timer slack, 50 µs by
+    /// default, however short its timeout; the leader then started each
+    /// sync ~50–70 µs after the last write.)
     private let gatherSignal = DispatchSemaphore(value: 0)
     /// An appender waiting for a sync: its semaphore is signalled once, by
     /// whoever removes it from `waiters`.
@@ -110,7 +115,10 @@ final class GroupCommit: @unchecked Sendable {
     private let inFlight = Atomic<Int>(0)
     /// Appenders between `enter()` and `passedWriter()`: writing right now.
     private let arriving = Atomic<Int>(0)
-    /// A leader is gathering: `noteWritten` and `leave()` wake it once no one is left to wait for.
+    /// A leader is gathering: true from its start until the leader or an
+    /// appender ends it (`endGathering`); an appender that ends it (in
+    /// `noteWritten`, `passedWriter` or `leave()`, once no one is left to
+    /// wait for) signals the leader.
     private let gathering = Atomic<Bool>(false)
     /// When the last sync was led (`ContinuousClock` nanoseconds since the
     /// group commit was made; 0: none yet): background copies yield to
@@ -262,7 +270,7 @@ final class GroupCommit: @unchecked Sendable {
     /// after sees the change (and a semaphore keeps a signal given before
     /// its wait).
     private func wakeGatherer() {
-        guard gathering.load(ordering: .sequentiallyConsistent), !worthGathering else { return }
+        guard gathering.load(ordering: .sequentiallyConsistent), !worthGathering, endGathering() else { return }
         gatherSignal.signal()
     }
 
@@ -310,17 +318,29 @@ final class GroupCommit: @unchecked Sendable {
         return woken
     }
 
+    /// Ends the gathering: true for the one caller that does (the leader or
+    /// one appender), who owns the signal that goes with it.
+    private func endGathering() -> Bool {
+        gathering.compareExchange(expected: true, desired: false, ordering: .sequentiallyConsistent).exchanged
+    }
+
     /// Waits (without `condition`'s lock) while appenders in flight have not
     /// written since the last sync started, as long as waiting is likely to
     /// pay (see the type's comment); `lastSync`: the last sync's duration.
+    /// Returns with the gathering ended and its signal, if one was given, taken.
     private func gather(lastSync: Duration) {
         let start = ContinuousClock.now
         let limit = fixedGatherLimit ?? lastSync.clamped(to: Self.gatherRange)
-        while gatherSignal.wait(timeout: .now()) == .success {}  // signals left from an earlier gathering
         gathering.store(true, ordering: .sequentiallyConsistent)
+        var signalled = false
+        defer {
+            // An appender ended it first: its signal is given, or about to be.
+            if !signalled && !endGathering() { gatherSignal.wait() }
+        }
         var seen = writesSinceSync.load(ordering: .sequentiallyConsistent)
         var lastArrival = start
-        while worthGathering {
+        // Until no one is left to wait for, or an appender saw that first.
+        while worthGathering && gathering.load(ordering: .sequentiallyConsistent) {
             let now = ContinuousClock.now
             let writes = writesSinceSync.load(ordering: .sequentiallyConsistent)
             if writes != seen {
@@ -333,9 +353,11 @@ final class GroupCommit: @unchecked Sendable {
                 deadline = min(deadline, lastArrival + patience)
             }
             guard now < deadline else { break }
-            _ = gatherSignal.wait(timeout: .now() + .nanoseconds(Int((deadline - now).wholeNanoseconds)))
+            if gatherSignal.wait(timeout: .now() + .nanoseconds(Int((deadline - now).wholeNanoseconds))) == .success {
+                signalled = true  // an appender ended the gathering and gave this signal
+                return
+            }
         }
-        gathering.store(false, ordering: .sequentiallyConsistent)
     }
 
     /// Returns once every byte up to `sequence` is on disk.
