@@ -116,16 +116,17 @@ import Testing
         usleep(50_000)
         commit.leave()  // B fails before writing, say
         #expect(a.wait(seconds: 10) == nil)
-        // Well before the 20 s limit: leaving woke the leader.
+        // Well before the 20 s limit: the leader saw B leave.
         #expect(ContinuousClock.now - started < .seconds(10))
         #expect(disk.count == 1)
         commit.leave()
     }
 
-    /// The appender that ends a gathering wakes its leader once, and its
-    /// other calls after that (`passedWriter`, `leave`) leave no signal
-    /// behind: the next gathering still waits for its own appender in flight.
-    @Test func aGatheringEndedByAnAppenderLeavesNoSignalForTheNext() throws {
+    /// Gatherings one after another: each is ended by its own second
+    /// appender's write, and nothing of the one before (its appenders'
+    /// `passedWriter` and `leave` after the write that ended it) ends the
+    /// next one early.
+    @Test func eachGatheringOfSeveralInARowWaitsForItsOwnAppender() throws {
         let disk = try Disk()
         let commit = GroupCommit(what: "segment", gatherLimit: .seconds(20))
         commit.begin(unsyncedBytes: 0, file: disk.file)
@@ -137,7 +138,7 @@ import Testing
             commit.passedWriter()
             let a = Background { try commit.waitDurable(upTo: first) }
             usleep(100_000)
-            // A leads and gathers for B (no signal left from the round before ended it).
+            // A leads and gathers for B (nothing left from the round before ended it).
             #expect(disk.count == syncsBefore)
             commit.noteWritten(second, file: disk.file)  // B writes: the gathering ends
             commit.passedWriter()
