@@ -130,8 +130,9 @@ import Testing
         }
         try expectRetry(log, "in the current generation")
 
-        // Past a checkpoint: the states are written in a run and leave memory.
-        try Self.fill(log, batches: 40, random: &random)
+        // Past two checkpoints: the states are written in a run and, unchanged
+        // for a whole generation, no longer inherited: they leave memory.
+        try Self.fill(log, batches: 80, random: &random)
         log.batches.segments.waitForIndexWrites()
         try Self.fill(log, batches: 1, random: &random)
         #expect(!Self.inMemory(log, "order-7") && !Self.inMemory(log, "outbox"))

@@ -3,7 +3,7 @@ import Testing
 @testable import EventLog
 
 /// The stream table as a log-structured merge (Format.md §14): states in
-/// memory only for the streams changed since the last checkpoint, the rest
+/// memory only for the streams changed since about the checkpoint before the last, the rest
 /// in stream table runs, merged in the background, found again by an open
 /// from their names, and replayed from the log where they stop.
 @Suite struct StreamTableTests {
@@ -103,8 +103,10 @@ import Testing
                 try Self.appendRandom(log, &model, rng: &rng, streams: streams, batches: 150)
                 // The current generation never outgrows its share of memory by more than one batch.
                 #expect(log.streams.table.current.memoryBytes <= (1 << 20) / 2 + 20 * 256)
-                // The active segment's entries in memory start at its last checkpoint file
-                // (32 KiB of log: a few hundred events), once the writer's next batch sees it.
+                // The active segment's entries in memory start at its last checkpoint file,
+                // once the writer's next batch sees it: a file at most
+                // `activeFileLagCheckpoints` (4) checkpoints of 32 KiB behind the data, plus
+                // the one taken since (a few hundred events each).
                 log.batches.segments.waitForIndexWrites()
                 try Self.appendRandom(log, &model, rng: &rng, streams: streams, batches: 1)
                 let active = try #require(log.batches.snapshot().active)
@@ -112,7 +114,10 @@ import Testing
                     Issue.record("the active segment has no entries in memory")
                     return
                 }
-                #expect(entries.writtenCount < 1500, "\(entries.writtenCount) entries in memory")
+                #expect(entries.writtenCount < 5 * 1500, "\(entries.writtenCount) entries in memory")
+                let fileEnd = entries.base.map { Int($0.view.header.dataEnd) } ?? SegmentHeader.size
+                #expect(active.dataEnd - fileEnd <= (StreamIndex.activeFileLagCheckpoints + 1) * (32 << 10) + 20 * 256,
+                        "the file covers up to \(fileEnd) of \(active.dataEnd)")
                 for _ in 0..<50 { try model.expect(log, "aggregate-\(rng.below(streams))") }
                 if crash {
                     log.batches.segments.waitForIndexWrites()
@@ -122,7 +127,7 @@ import Testing
             }
         }
         let log = try Log.open(at: dir.path, options: Self.options())
-        #expect(log.recovery.replayedRecords > 0 && log.recovery.replayedRecords < 3000, "only the tail since the last checkpoint")
+        #expect(log.recovery.replayedRecords > 0 && log.recovery.replayedRecords < 5 * 3000, "only the tail since the last checkpoints")
         for k in 0..<streams { try model.expect(log, "aggregate-\(k)") }
         // Merged: far fewer runs than checkpoints.
         let runs = Self.runNames(dir)
@@ -190,6 +195,96 @@ import Testing
         #expect(Self.runNames(dir) == runs)
         let report = try Log.verify(at: dir.path)
         #expect(report.isSound, "\(report.problems)")
+    }
+
+    /// At a checkpoint the new generation inherits the states the frozen
+    /// one changed, unchanged (the writer then finds them in memory); a run
+    /// holds only the states its generation changed; a state no record
+    /// changed for a whole generation is not inherited again.
+    @Test func aNewGenerationInheritsTheStatesTheLastOneChanged() throws {
+        let dir = TemporaryDirectory()
+        var options = Self.options()
+        options.checkpointBytes = 4096
+        options.maintenanceInterval = nil
+        func inMemory(_ log: Log, _ stream: String) -> Bool {
+            var name = stream
+            return name.withUTF8 { log.streams.table.current.find(UnsafeRawBufferPointer($0), hash: StreamHash.hash(stream)) } != nil
+        }
+        let large = [UInt8](repeating: 7, count: 5000)  // more than a checkpoint: one after each such append
+        do {
+            let log = try Log.open(at: dir.path, options: options)
+            try log.append(NewEvent(stream: "a", type: "T", data: [1]))
+            try log.append(NewEvent(stream: "c", type: "T", data: [1]))
+            try log.append(NewEvent(stream: "b", type: "T", data: large))
+            // Checkpoint 1 froze {a, b, c}: all inherited, none changed yet.
+            #expect(inMemory(log, "a") && inMemory(log, "b") && inMemory(log, "c"))
+            #expect(log.streams.table.current.count == 3 && log.streams.table.current.changedCount == 0)
+            try log.append(NewEvent(stream: "b", type: "T", data: large))
+            // Checkpoint 2 froze {b changed, a and c inherited}: only b is inherited again.
+            #expect(!inMemory(log, "a") && inMemory(log, "b") && !inMemory(log, "c"))
+            log.batches.segments.waitForIndexWrites()
+            // (3 rows and 1: more than a factor of two apart, so not merged, RunMergePolicy.)
+            let directory = DirectoryOperations(path: dir.path, faults: nil)
+            let rows = StreamTableRunChain.select(in: directory, end: .max).map(\.rowCount)
+            #expect(rows == [3, 1], "each run holds the states its generation changed: \(rows)")
+            try log.append(NewEvent(stream: "a", type: "T", data: [2]))  // from a run, into memory again
+            #expect(try log.events(inStream: "a").map(\.data) == [[1], [2]])
+            #expect(try log.streamInfo("b")?.currentVersion == 1)
+            try log.close()
+        }
+        let log = try Log.open(at: dir.path, options: options)
+        #expect(log.recovery.replayedRecords == 0)
+        #expect(try log.streamInfo("a")?.currentVersion == 1 && log.streamInfo("b")?.currentVersion == 1)
+        #expect(try Log.verify(at: dir.path).isSound)
+    }
+
+    /// A periodic checkpoint rewrites the active segment's stream index
+    /// file only once the data since the last one is as much as it covers,
+    /// or 4 checkpoints' worth; a crash then replays at most that much.
+    @Test func theActiveStreamIndexFileIsRewrittenWhenItWouldAboutDouble() throws {
+        let h = SegmentHeader.size
+        let mib = 1 << 20
+        #expect(StreamIndex.rewritesActiveFile(fileEnd: h, dataEnd: h + 16 * mib, checkpointBytes: 16 * mib), "no file yet")
+        #expect(StreamIndex.rewritesActiveFile(fileEnd: h + 16 * mib, dataEnd: h + 32 * mib, checkpointBytes: 16 * mib))
+        #expect(!StreamIndex.rewritesActiveFile(fileEnd: h + 32 * mib, dataEnd: h + 48 * mib, checkpointBytes: 16 * mib))
+        #expect(StreamIndex.rewritesActiveFile(fileEnd: h + 32 * mib, dataEnd: h + 64 * mib, checkpointBytes: 16 * mib))
+        #expect(!StreamIndex.rewritesActiveFile(fileEnd: h + 64 * mib, dataEnd: h + 112 * mib, checkpointBytes: 16 * mib))
+        // Past 4 checkpoints' worth, whatever the file covers.
+        #expect(!StreamIndex.rewritesActiveFile(fileEnd: h + 100 * mib, dataEnd: h + 163 * mib, checkpointBytes: 16 * mib))
+        #expect(StreamIndex.rewritesActiveFile(fileEnd: h + 100 * mib, dataEnd: h + 164 * mib, checkpointBytes: 16 * mib))
+
+        // In a log: every file written at a checkpoint covers about twice the one before.
+        let dir = TemporaryDirectory()
+        var options = Self.options()
+        options.segmentBytes = 4 << 20
+        options.checkpointBytes = 16 << 10
+        options.maintenanceInterval = nil
+        var model = Model()
+        var rng = SplitMix64(seed: 31)
+        var covered: [Int] = []
+        do {
+            let log = try Log.open(at: dir.path, options: options)
+            let file = dir.path + "/" + FileNames.streamIndex(0)
+            for _ in 0..<120 {
+                try Self.appendRandom(log, &model, rng: &rng, streams: 300, batches: 4)
+                log.batches.segments.waitForIndexWrites()
+                guard let view = StreamIndexView.open(path: file, faults: nil) else { continue }
+                let end = Int(view.header.dataEnd) - h
+                if covered.last != end { covered.append(end) }
+            }
+            let checkpoints = (try #require(log.batches.snapshot().active).dataEnd - h) / options.checkpointBytes
+            #expect(covered.count >= 4 && covered.count < checkpoints / 2, "\(covered) in \(checkpoints) checkpoints")
+            for (before, after) in zip(covered, covered.dropFirst()) {
+                #expect(after - before >= min(before, 4 * options.checkpointBytes), "\(covered)")
+            }
+            log.batches.segments.waitForIndexWrites()
+            // No close: a crash, as far as the files are concerned.
+        }
+        // The open replays the entries since the last file, and every stream reads right.
+        let reopened = try Log.open(at: dir.path, options: options)
+        #expect(reopened.recovery.replayedRecords > 0)
+        for k in 0..<300 { try model.expect(reopened, "aggregate-\(k)") }
+        try reopened.close()
     }
 
     @Test func theChainIsFoundFromTheNames() throws {

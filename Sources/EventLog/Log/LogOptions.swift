@@ -32,6 +32,9 @@ public struct LogOptions: Sendable {
     /// The active segment's index files are written in the background every
     /// this many bytes of log: the checkpoint from which recovery after a
     /// crash scans, so its work is bounded by this, not by the segment size.
+    /// Its stream index file is rewritten whole, so only when the log since
+    /// the last one is as much as that one covers, or 4 × this (Format.md
+    /// §13.2): recovery replays the stream entries of at most that much.
     public var checkpointBytes: Int = 16 << 20
     /// Memory for stream states (Format.md §14): the states the writer
     /// changed since the last stream table run, and those waiting to be

@@ -18,7 +18,10 @@ protocol SegmentIndexing: AnyObject, Sendable {
     /// value shows it (a sealed segment, or a checkpoint of the active one),
     /// taken under the writer lock, when `segment` is current; it runs on the
     /// index writer's queue after the segment's offset and time index files.
-    func indexFileWriter(for segment: Segment) -> (@Sendable () throws(IOError) -> Void)?
+    /// `periodic`: a checkpoint of the active segment the writer takes every
+    /// `checkpointBytes`, which this layer may skip (nil) when its file is
+    /// recent enough; at a seal and at `close()` the file is always written.
+    func indexFileWriter(for segment: Segment, periodic: Bool) -> (@Sendable () throws(IOError) -> Void)?
 
     /// A checkpoint of the state this layer persists beside the segments
     /// (the stream table) as of `position`, taken now under the writer lock
@@ -201,7 +204,7 @@ final class SegmentSet: Sendable {
     /// checkpoint is then evidence, for recovery, that its data was synced
     /// (Format.md §10).
     func scheduleIndexWrite(_ segment: Segment, durableAt sequence: UInt64?, commit: GroupCommit?) {
-        let upper = indexing?.indexFileWriter(for: segment)
+        let upper = indexing?.indexFileWriter(for: segment, periodic: sequence != nil)
         let lockHold = self.lockHold
         // Weak: a log released without close() (a crash, as far as the files
         // are concerned) must not be kept alive by this; its lock is, until
@@ -228,7 +231,7 @@ final class SegmentSet: Sendable {
     /// (the writer, under its lock).
     func writeIndexFiles(_ segment: Segment) throws(IOError) {
         try ActiveSegment.writeIndexFiles(segment, directory: directory)
-        try indexing?.indexFileWriter(for: segment)?()
+        try indexing?.indexFileWriter(for: segment, periodic: false)?()
     }
 
     /// Runs `work` (a checkpoint of the layer above) on the index writer's

@@ -1,7 +1,8 @@
 import CSystemCalls
 
-/// The stream states one generation of the stream table changed, by name
-/// (Format.md §14): an in-memory table with a hash index, the "memtable" of
+/// The stream states one generation of the stream table changed, by name,
+/// and unchanged copies of those the generation before it changed
+/// (`inheriting(_:)`, Format.md §14): an in-memory table with a hash index, the "memtable" of
 /// the stream table's log-structured merge. Stream ids index `streams`;
 /// they never change or get reused within the generation, and mean nothing
 /// outside it.
@@ -11,9 +12,43 @@ struct StreamGeneration: Sendable {
     private var byHash = HashIndex()
     /// What the states take in memory, about (`StreamState.memoryBytes`).
     private(set) var memoryBytes = 0
+    /// Per id: false for a state this generation inherited from the one
+    /// before (`inheriting(_:)`) and has not changed since; true for one it
+    /// changed, created or loaded from an older level. Only changed states
+    /// go into the generation's run.
+    private var changed: ContiguousArray<Bool> = []
+    /// How many states are changed.
+    private(set) var changedCount = 0
 
     var count: Int { streams.count }
     var isEmpty: Bool { streams.isEmpty }
+
+    /// A new generation starting where `previous` ended, holding copies of
+    /// its states, none of them changed yet: the writer finds the streams it
+    /// keeps appending to here instead of loading each again from the
+    /// levels on its first append after every checkpoint (with thousands of
+    /// streams in use, a miss and a copy per stream per checkpoint). The
+    /// copies take memory, but are never written again unless changed.
+    /// When `previous` holds states it did not change itself (inherited,
+    /// untouched for a whole generation), only its changed ones are copied,
+    /// so a stream is kept in memory one generation past its last change.
+    static func inheriting(_ previous: StreamGeneration) -> StreamGeneration {
+        var next: StreamGeneration
+        if previous.changedCount == previous.count {
+            // All of them: the storage is shared until the writer's next change.
+            next = previous
+        } else {
+            next = StreamGeneration()
+            for id in previous.streams.indices where previous.changed[id] {
+                var state = previous.streams[id]
+                state.collisionNext = 0
+                _ = next.insert(state)
+            }
+        }
+        next.changed = ContiguousArray(repeating: false, count: next.streams.count)
+        next.changedCount = 0
+        return next
+    }
 
     @inline(__always) subscript(id: UInt32) -> StreamState { streams[Int(id)] }
 
@@ -70,17 +105,23 @@ struct StreamGeneration: Sendable {
         memoryBytes += state.memoryBytes
         let hash = state.hash
         streams.append(state)
+        changed.append(true)
+        changedCount += 1
         byHash.set(hash, id)
         return id
     }
 
     mutating func update(_ id: UInt32, _ change: (inout StreamState) -> Void) {
+        if !changed[Int(id)] {
+            changed[Int(id)] = true
+            changedCount += 1
+        }
         change(&streams[Int(id)])
     }
 
-    /// The ids in the order of a stream table run: by (hash, name bytes).
+    /// The ids of the changed states in the order of a stream table run: by (hash, name bytes).
     func idsInRunOrder() -> [UInt32] {
-        var ids = (0..<UInt32(streams.count)).map { $0 }
+        var ids = (0..<UInt32(streams.count)).filter { changed[Int($0)] }
         streams.withUnsafeBufferPointer { states in
             ids.sort { a, b in
                 let x = states[Int(a)], y = states[Int(b)]

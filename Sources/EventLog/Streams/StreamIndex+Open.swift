@@ -72,7 +72,7 @@ extension StreamIndex {
         // events after it in memory.
         guard let last = segments.last else {
             return StreamIndex(
-                table: table, directory: directory, memoryBytes: options.streamMemoryBytes,
+                table: table, directory: directory, memoryBytes: options.streamMemoryBytes, checkpointBytes: options.checkpointBytes,
                 sealed: sealed, active: nil, indexedEnd: end, logger: options.logger)
         }
         var entries = SegmentStreamEntries()
@@ -91,7 +91,7 @@ extension StreamIndex {
                 keys: readOnly ? nil : opened.keys)
         }
         return StreamIndex(
-            table: table, directory: directory, memoryBytes: options.streamMemoryBytes,
+            table: table, directory: directory, memoryBytes: options.streamMemoryBytes, checkpointBytes: options.checkpointBytes,
             sealed: sealed, active: (last.id, last.basePosition, entries), indexedEnd: end, logger: options.logger)
     }
 }

@@ -29,6 +29,8 @@ final class StreamIndex: SegmentIndexing {
     let directory: DirectoryOperations
     /// The current generation is checkpointed early once its states take more than this.
     let generationBytes: Int
+    /// `LogOptions.checkpointBytes`: the writer's checkpoints come this far apart.
+    let checkpointBytes: Int
     private let indexes: Mutex<Indexes>
     /// Reused scratch of the batch builder's streams (writer only).
     let batchScratch = Mutex<BatchStreams>(BatchStreams())
@@ -68,7 +70,7 @@ final class StreamIndex: SegmentIndexing {
     }
 
     init(
-        table: StreamTable, directory: DirectoryOperations, memoryBytes: Int,
+        table: StreamTable, directory: DirectoryOperations, memoryBytes: Int, checkpointBytes: Int,
         sealed: [SegmentID: SegmentStreamIndex], active: (id: SegmentID, base: UInt64, entries: SegmentStreamEntries)?,
         indexedEnd: UInt64, logger: Logger = Logger(label: "EventLog")
     ) {
@@ -76,6 +78,7 @@ final class StreamIndex: SegmentIndexing {
         self.table = table
         self.directory = directory
         self.generationBytes = max(memoryBytes / 2, 1)
+        self.checkpointBytes = checkpointBytes
         var indexes = Indexes(sealed: sealed, indexedEnd: indexedEnd)
         if let active { indexes.active = (active.id, active.base, active.entries, active.entries.writtenCount) }
         self.indexes = Mutex(indexes)
@@ -172,8 +175,12 @@ final class StreamIndex: SegmentIndexing {
         }
     }
 
-    func indexFileWriter(for segment: Segment) -> (@Sendable () throws(IOError) -> Void)? {
+    func indexFileWriter(for segment: Segment, periodic: Bool) -> (@Sendable () throws(IOError) -> Void)? {
         guard case .entries(let entries, let count)? = index(of: segment) else { return nil }
+        if periodic && !segment.isSealed {
+            let fileEnd = entries.base.map { Int($0.view.header.dataEnd) } ?? SegmentHeader.size
+            guard Self.rewritesActiveFile(fileEnd: fileEnd, dataEnd: segment.dataEnd, checkpointBytes: checkpointBytes) else { return nil }
+        }
         let directory = self.directory
         if !segment.isSealed { newestCheckpoint.store(segment.endPosition, ordering: .relaxed) }
         return { [weak self] () throws(IOError) in
@@ -196,6 +203,33 @@ final class StreamIndex: SegmentIndexing {
         }
     }
 
+    /// How far the active segment's stream index file may lag behind its
+    /// data, in `checkpointBytes`: a periodic checkpoint rewrites the file
+    /// (`rewritesActiveFile`) once the data written since it is as much as
+    /// the file covers, or this many times `checkpointBytes`.
+    static let activeFileLagCheckpoints = 4
+
+    /// Whether a periodic checkpoint of the active segment rewrites its
+    /// stream index file, which covers the segment's data up to `fileEnd`
+    /// (its header's data end; the segment header's size when there is no
+    /// file yet), now that the data reaches `dataEnd`: when the data since
+    /// is at least what the file covers, or at least
+    /// `activeFileLagCheckpoints` × `checkpointBytes`.
+    ///
+    /// Each rewrite copies the whole file (the previous one and the entries
+    /// since): at every checkpoint, a segment of n checkpoints cost about
+    /// n²/2 checkpoints' worth of entries written, encoded and verified, in
+    /// the background but on the appenders' machine. Doubling costs about 2n
+    /// (128 MiB segments, 16 MiB checkpoints: files at 16, 32 and 64 MiB, and
+    /// at the seal). The price: the entries since the file stay in memory
+    /// (32 bytes an event), and recovery replays them from the records, up
+    /// to `activeFileLagCheckpoints` × `checkpointBytes` of log.
+    static func rewritesActiveFile(fileEnd: Int, dataEnd: Int, checkpointBytes: Int) -> Bool {
+        let covered = fileEnd - SegmentHeader.size
+        let since = dataEnd - fileEnd
+        return covered <= 0 || since >= min(covered, activeFileLagCheckpoints * checkpointBytes)
+    }
+
     /// True when the current generation outgrew its share of
     /// `LogOptions.streamMemoryBytes`: the writer checkpoints now. Writer only.
     var wantsCheckpoint: Bool { table.current.memoryBytes >= generationBytes }
@@ -203,7 +237,9 @@ final class StreamIndex: SegmentIndexing {
     func checkpoint(covering position: UInt64, writtenBytes: UInt64, force: Bool) -> (@Sendable () throws(IOError) -> Void)? {
         // Under the writer lock: every record before `position` is applied.
         let pending = table.mutate { t in
-            _ = t.freeze(at: position)
+            // Inherited while they take at most half the generation's share:
+            // room for the streams the next generation adds.
+            _ = t.freeze(at: position, inheritingUpTo: force ? 0 : generationBytes / 2)
             return !t.table.levels.frozen.isEmpty
         }
         guard pending else { return nil }
@@ -224,7 +260,7 @@ final class StreamIndex: SegmentIndexing {
             let name = FileNames.streamTableRun(from: frozen.from, to: frozen.to)
             try StreamTableRunWriter.write(
                 rows: generation.idsInRunOrder().lazy.map { (generation[$0].hash, generation[$0].row) },
-                to: name, in: directory, from: frozen.from, to: frozen.to, expectedRows: generation.count)
+                to: name, in: directory, from: frozen.from, to: frozen.to, expectedRows: generation.changedCount)
             guard let run = StreamTableRunView.open(path: directory.file(name), faults: directory.faults) else {
                 throw IOError(operation: "open", path: directory.file(name), errno: 5)  // EIO: just written, unreadable
             }

@@ -1,12 +1,13 @@
 import Synchronization
 
 /// Every stream's state (Format.md §14), as a log-structured merge: the
-/// current generation in memory holds the streams changed since `from`;
+/// current generation in memory holds the streams changed since `from`
+/// (and unchanged copies of those the generation before changed);
 /// below it, `levels`: frozen generations waiting to be written, then
 /// stream table runs on disk, each newer level overriding older ones.
 ///
 /// Memory holds the current and frozen generations only, so it is bounded
-/// by how many streams change between two checkpoints (and the writer
+/// by how many streams change within two checkpoints (and the writer
 /// checkpoints early when the current generation outgrows
 /// `LogOptions.streamMemoryBytes`), not by how many streams the log has.
 ///
@@ -123,20 +124,24 @@ final class StreamTable: @unchecked Sendable {
         }
 
         /// Ends the current generation at `position` (every record before it
-        /// applied): it becomes the newest frozen level, and a new, empty
-        /// generation starts there. Nil when the current one is empty, or
-        /// when no record came since it began: its states are then unchanged
-        /// copies of older levels' (loaded by appends that failed or were
-        /// retries), dropped, and a run of no positions is no run (§14.1).
-        func freeze(at position: UInt64) -> FrozenGeneration? {
-            guard !table.current.isEmpty, position > table.from else {
+        /// applied): it becomes the newest frozen level, and a new generation
+        /// starts there, inheriting the frozen one's states
+        /// (`StreamGeneration.inheriting`) when they take at most
+        /// `inheritingUpTo` bytes, else empty. Nil when the current one
+        /// changed no state, or when no record came since it began: its
+        /// states are then copies of older levels' (inherited, or loaded by
+        /// appends that failed or were retries), dropped, and a run of no
+        /// positions is no run (§14.1).
+        func freeze(at position: UInt64, inheritingUpTo inheritBytes: Int) -> FrozenGeneration? {
+            guard table.current.changedCount > 0, position > table.from else {
                 if !table.current.isEmpty { table.current = StreamGeneration() }
                 table.from = max(table.from, position)
                 return nil
             }
             let frozen = FrozenGeneration(table.current, from: table.from, to: position)
             table.levels.frozen.append(frozen)
-            table.current = StreamGeneration()
+            table.current = table.current.memoryBytes <= inheritBytes
+                ? StreamGeneration.inheriting(table.current) : StreamGeneration()
             table.from = position
             return frozen
         }
