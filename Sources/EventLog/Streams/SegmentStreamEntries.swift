@@ -15,8 +15,9 @@ import Synchronization
 /// checkpoint without loading it.
 ///
 /// When a checkpoint file is written, the writer starts a new value on it
-/// (`rebased`): memory holds only the entries since the last checkpoint,
-/// and each checkpoint costs the size of the last one plus those entries.
+/// (`rebased`): memory holds only the entries since the last file, and each
+/// file costs the size of the last one plus those entries (so a checkpoint
+/// writes one only when it would about double, `StreamIndex.rewritesActiveFile`).
 ///
 /// ## Concurrency
 /// One writer appends (under the writer lock), then publishes a count (the
@@ -122,7 +123,7 @@ final class SegmentStreamEntries: @unchecked Sendable {
     /// streams share a hash, an event joins the first group of its hash
     /// ending at the version before its own. Groups are in file order,
     /// (hash, first relative position). Allocates a few arrays in all, none
-    /// per stream or entry (this runs for every checkpoint and seal).
+    /// per stream or entry (this runs for every checkpoint file and seal).
     func fileBytes(_ header: IndexFileHeader, count: Int) -> [UInt8] {
         let block = file(header, count: count)
         return withExtendedLifetime(block) { [UInt8](UnsafeRawBufferPointer(start: block.base, count: block.byteCount)) }

@@ -38,7 +38,7 @@ struct StreamEntry: Sendable, Equatable {
 /// allocated as needed), and chunks of 65,536 entries (allocated as needed,
 /// each a mapped `PageBlock` of 2 MiB: only the pages its entries reach
 /// become resident, and all go back to the kernel when the entries are
-/// dropped, at each checkpoint).
+/// dropped, at each stream index file of the segment).
 ///
 /// One of the few audited types that hold raw pointers.
 final class StreamEntries: @unchecked Sendable {

@@ -133,7 +133,7 @@ final class StreamIndex: SegmentIndexing {
 
     /// The active segment's entries, for the writer: started again on the
     /// last checkpoint file when one was written since (so memory holds only
-    /// the entries since the last checkpoint).
+    /// the entries since the last stream index file, `rewritesActiveFile`).
     func activeEntries(for segment: Segment) -> SegmentStreamEntries? {
         indexes.withLock { indexes in
             guard let active = indexes.active, active.id == segment.id else { return nil }
