@@ -51,15 +51,6 @@ import Testing
         return (stream == nil || named == stream) && (words == nil || reason.contains(words ?? ""))
     }
 
-    static func runNames(_ dir: TemporaryDirectory) -> [String] {
-        dir.files().filter { FileNames.streamTableRunRange($0) != nil }.sorted()
-    }
-
-    /// True when the stream's state is in the table's current generation (in memory).
-    static func inMemory(_ log: Log, _ stream: String) -> Bool {
-        var name = stream
-        return name.withUTF8 { log.streams.table.current.find(UnsafeRawBufferPointer($0), hash: StreamHash.hash(stream)) } != nil
-    }
 
     // MARK: The digest
 
@@ -135,8 +126,8 @@ import Testing
         try Self.fill(log, batches: 80, random: &random)
         log.batches.segments.waitForIndexWrites()
         try Self.fill(log, batches: 1, random: &random)
-        #expect(!Self.inMemory(log, "order-7") && !Self.inMemory(log, "outbox"))
-        let firstRun = try #require(Self.runNames(dir).first)
+        #expect(!Fixtures.inCurrentGeneration(log, "order-7") && !Fixtures.inCurrentGeneration(log, "outbox"))
+        let firstRun = try #require(Fixtures.streamTableRunNames(dir).first)
         try expectRetry(log, "in a run")
         // Past many more: runs merge in the background.
         try Self.fill(log, batches: 200, random: &random)
@@ -155,7 +146,7 @@ import Testing
         let mergedName = FileNames.streamTableRun(from: 0, to: last.to)
         let merged = chain.count == 1 ? last : try StreamTableRunMerge.merge(chain, into: mergedName, in: directory)
         for run in chain where run.path != merged.path { try directory.remove(FileNames.streamTableRun(from: run.from, to: run.to)) }
-        #expect(Self.runNames(dir) == [mergedName] && mergedName != firstRun, "\(Self.runNames(dir)) \(chain.map(\.path)) \(firstRun)")
+        #expect(Fixtures.streamTableRunNames(dir) == [mergedName] && mergedName != firstRun, "\(Fixtures.streamTableRunNames(dir)) \(chain.map(\.path)) \(firstRun)")
         let row = try #require(try merged.lookup(hash: StreamHash.hash("outbox"), name: "outbox"))
         #expect(row.lastAppendIDDigest == EventIDDigest.of([outboxID]) && row.lastAppendRecordCount == 4 && row.lastAppendBatch == 1)
 
@@ -310,7 +301,7 @@ import Testing
     /// Replaces every run of the (closed) log in `dir` by its version 2
     /// form, as a build before format version 4 wrote it.
     static func downgradeRuns(_ dir: TemporaryDirectory) throws {
-        let names = runNames(dir)
+        let names = Fixtures.streamTableRunNames(dir)
         try #require(!names.isEmpty)
         for name in names {
             Damage.write(dir.sub(name), StreamTableRunTests.version2(of: Damage.read(dir.sub(name))))

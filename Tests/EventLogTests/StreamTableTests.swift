@@ -15,10 +15,6 @@ import Testing
         return options
     }
 
-    static func runNames(_ dir: TemporaryDirectory) -> [String] {
-        dir.files().filter { FileNames.streamTableRunRange($0) != nil }.sorted()
-    }
-
     /// What the log must say of each stream: its events' payloads, in version order.
     struct Model {
         var events: [String: [String]] = [:]
@@ -130,7 +126,7 @@ import Testing
         #expect(log.recovery.replayedRecords > 0 && log.recovery.replayedRecords < 5 * 3000, "only the tail since the last checkpoints")
         for k in 0..<streams { try model.expect(log, "aggregate-\(k)") }
         // Merged: far fewer runs than checkpoints.
-        let runs = Self.runNames(dir)
+        let runs = Fixtures.streamTableRunNames(dir)
         #expect(runs.count >= 1 && runs.count <= RunMergePolicy.maxRuns, "\(runs)")
         #expect(try Log.verify(at: dir.path).isSound)
         try log.close()
@@ -186,13 +182,13 @@ import Testing
             try log.append([event], expecting: ["order-1": .noStream])
             try log.close()
         }
-        let runs = Self.runNames(dir)
+        let runs = Fixtures.streamTableRunNames(dir)
         let log = try Log.open(at: dir.path, options: Self.options())
         #expect(throws: EventLogError.self) { try log.append([NewEvent(stream: "order-1", type: "T", data: [])], expecting: ["order-1": .noStream]) }
         #expect(try log.append([event], expecting: ["order-1": .noStream]).wasRetry)
         #expect(log.streams.table.count == 1, "loaded, unchanged")
         try log.close()
-        #expect(Self.runNames(dir) == runs)
+        #expect(Fixtures.streamTableRunNames(dir) == runs)
         let report = try Log.verify(at: dir.path)
         #expect(report.isSound, "\(report.problems)")
     }
@@ -206,10 +202,6 @@ import Testing
         var options = Self.options()
         options.checkpointBytes = 4096
         options.maintenanceInterval = nil
-        func inMemory(_ log: Log, _ stream: String) -> Bool {
-            var name = stream
-            return name.withUTF8 { log.streams.table.current.find(UnsafeRawBufferPointer($0), hash: StreamHash.hash(stream)) } != nil
-        }
         let large = [UInt8](repeating: 7, count: 5000)  // more than a checkpoint: one after each such append
         do {
             let log = try Log.open(at: dir.path, options: options)
@@ -217,11 +209,11 @@ import Testing
             try log.append(NewEvent(stream: "c", type: "T", data: [1]))
             try log.append(NewEvent(stream: "b", type: "T", data: large))
             // Checkpoint 1 froze {a, b, c}: all inherited, none changed yet.
-            #expect(inMemory(log, "a") && inMemory(log, "b") && inMemory(log, "c"))
+            #expect(Fixtures.inCurrentGeneration(log, "a") && Fixtures.inCurrentGeneration(log, "b") && Fixtures.inCurrentGeneration(log, "c"))
             #expect(log.streams.table.current.count == 3 && log.streams.table.current.changedCount == 0)
             try log.append(NewEvent(stream: "b", type: "T", data: large))
             // Checkpoint 2 froze {b changed, a and c inherited}: only b is inherited again.
-            #expect(!inMemory(log, "a") && inMemory(log, "b") && !inMemory(log, "c"))
+            #expect(!Fixtures.inCurrentGeneration(log, "a") && Fixtures.inCurrentGeneration(log, "b") && !Fixtures.inCurrentGeneration(log, "c"))
             log.batches.segments.waitForIndexWrites()
             // (3 rows and 1: more than a factor of two apart, so not merged, RunMergePolicy.)
             let directory = DirectoryOperations(path: dir.path, faults: nil)
@@ -297,7 +289,7 @@ import Testing
             try Self.appendRandom(log, &model, rng: &rng, streams: 500, batches: 60)
             try log.close()
         }
-        var runs = Self.runNames(dir)
+        var runs = Fixtures.streamTableRunNames(dir)
         try #require(runs.count >= 1)
         // Split the first run into two "inputs" that a merge left behind:
         // a copy of it under a name ending before its own end.
@@ -313,7 +305,7 @@ import Testing
             try log.close()
         }
         // A run lost from the middle of the chain: the records after it are replayed.
-        runs = Self.runNames(dir)
+        runs = Fixtures.streamTableRunNames(dir)
         try #require(!runs.isEmpty)
         Damage.remove(dir.sub(runs[runs.count - 1]))
         let log = try Log.open(at: dir.path, options: options)
@@ -392,7 +384,7 @@ import Testing
             try Self.appendRandom(log, &model, rng: &rng, streams: 400, batches: 40)
             try log.close()
         }
-        let runs = Self.runNames(dir)
+        let runs = Fixtures.streamTableRunNames(dir)
         try #require(runs.count >= 1)
         let run = dir.sub(runs[0])
         Damage.overwrite(run, at: 64 + 40, with: [0xFF, 0xFE])

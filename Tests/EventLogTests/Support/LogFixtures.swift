@@ -3,6 +3,17 @@ import Foundation
 
 /// Builders for logs with a known content.
 enum Fixtures {
+    /// The stream table runs in `dir`, by name.
+    static func streamTableRunNames(_ dir: TemporaryDirectory) -> [String] {
+        dir.files().filter { FileNames.streamTableRunRange($0) != nil }.sorted()
+    }
+
+    /// True when the stream's state is in the stream table's current generation (in memory).
+    static func inCurrentGeneration(_ log: Log, _ stream: String) -> Bool {
+        var name = stream
+        return name.withUTF8 { log.streams.table.current.find(UnsafeRawBufferPointer($0), hash: StreamHash.hash(stream)) } != nil
+    }
+
     /// Event `i` of the standard test content: its data names its position,
     /// so any misplaced or altered event is detected.
     static func event(_ i: Int, size: Int = 40) -> NewEvent {
