@@ -15,16 +15,23 @@
 # fails the run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Each step's start, with the seconds since the run began, so a slow run shows where its time went.
+step() { echo "== test.sh +${SECONDS}s ($(date -u +%T)): $*" >&2; }
+step "dependencies"
 bash scripts/install-dependencies.sh
 bash Benchmarks/scripts/install-peers.sh
+step "the harness: build and tests"
 swift test --package-path Benchmarks
 quick=$(mktemp -d "${TMPDIR:-/tmp}/eventlog-quick.XXXXXX")
 trap 'rm -rf "$quick"' EXIT
 # The quick mode runs the debug build its tests just made: a release build of the harness would take minutes
 # more, and the fuzz build below compiles the library optimized anyway.
+step "the harness: quick mode"
 swift run --package-path Benchmarks eventlog-bench --quick --json "$quick/quick.json"
 grep -q '"results"' "$quick/quick.json"
+step "the library and the CLI: build"
 swift build --build-tests
+step "the library and the CLI: tests"
 swift test --skip-build
 # The ClientCheck target (built above with the tests) compiles every Swift snippet of README.md and the DocC
 # articles as a user would (in functions and as top-level code); here the snippets must match their sources.
@@ -33,11 +40,16 @@ python3 scripts/readme-snippets.py
 # .build): built, and its tests run, which start the binary on a loopback port, drive it over HTTP and kill -9 it
 # mid-run. EVENTLOG_SKIP_EXAMPLE_SERVICE=1 leaves it out (its clean build takes minutes on 2 cores).
 if [ "${EVENTLOG_SKIP_EXAMPLE_SERVICE:-0}" != 1 ]; then
+    step "the example service: build and tests"
     swift build --package-path Examples/OrderService --build-tests
     swift test --package-path Examples/OrderService --skip-build
 fi
 # The DocC documentation builds with no warning (scripts/docs.sh).
+step "documentation"
 bash scripts/docs.sh
 # The suites that run threads against one log, under ThreadSanitizer (any report fails the run).
+step "ThreadSanitizer: build and suites"
 bash scripts/tsan.sh
+step "fuzzing: build and targets"
 bash scripts/fuzz.sh all "${EVENTLOG_FUZZ_SECONDS:-8}"
+step "done"
