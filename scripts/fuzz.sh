@@ -2,7 +2,10 @@
 # libFuzzer over every decoder of on-disk bytes and every line of `eventlog
 # append` / `eventlog import` input (Fuzz/, issue 16).
 #
-#   bash scripts/fuzz.sh [TARGET|all] [SECONDS]   run one target, or each in turn, SECONDS each (default 10)
+#   bash scripts/fuzz.sh [TARGET|all] [SECONDS]   run one target, or each (EVENTLOG_FUZZ_JOBS at a time, default one
+#                                                 per CPU), SECONDS each (default 10)
+#   bash scripts/fuzz.sh --build                  build only
+#   bash scripts/fuzz.sh --no-build [TARGET|all] [SECONDS]   run without building first
 #   bash scripts/fuzz.sh --list                   the targets
 #   bash scripts/fuzz.sh --seeds                  rewrite the committed seed corpus Fuzz/Corpus from real logs
 #
@@ -38,7 +41,18 @@ build() {
         -Xcc -fsanitize=address -Xswiftc -enable-testing --scratch-path "$scratch" --product EventLogFuzz
 }
 
+# --no-build: run what an earlier `--build` (or run) built, without looking at the sources again.
+builds=1
+if [ "${1:-}" = --no-build ]; then
+    builds=0
+    shift
+fi
+
 case "${1:-all}" in
+--build)
+    build
+    exit 0
+    ;;
 --list)
     printf '%s\n' "${targets[@]}"
     exit 0
@@ -64,40 +78,66 @@ all) selected=("${targets[@]}") ;;
 esac
 seconds="${2:-10}"
 
-build
+if [ "$builds" = 1 ]; then build; fi
 mkdir -p "$scratch/crashes"
 # The whole-log target's directory lives here, not in the caller's TMPDIR.
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/eventlog-fuzz.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-failed=()
-printf '%-18s %10s %8s %10s %s\n' target executions units bytes result
-for target in "${selected[@]}"; do
-    work="$scratch/corpus/$target"
+# One target's run: its log in $scratch/fuzz-<target>.log, its table row in $scratch/fuzz-<target>.row.
+run_target() {
+    local target=$1
+    local work="$scratch/corpus/$target"
     mkdir -p "$work" "Fuzz/Corpus/$target"
     # Inputs that once failed (Fuzz/Regressions/<target>, kept by hand) run first, as seeds.
-    regressions=()
+    local regressions=()
     [ -d "Fuzz/Regressions/$target" ] && regressions=("Fuzz/Regressions/$target")
-    log="$scratch/fuzz-$target.log"
+    local log="$scratch/fuzz-$target.log"
     # A JSON line longer than a few KiB explores nothing new and slows every execution.
+    local max_len
     case "$target" in *-json) max_len=8192 ;; *) max_len=65536 ;; esac
-    status=0
+    local status=0
     # SWIFT_BACKTRACE: a trap goes straight to libFuzzer's handler (which saves
-    # the input) instead of to Swift's backtracer first.
-    SWIFT_BACKTRACE=enable=no TMPDIR="$tmp" ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}" EVENTLOG_FUZZ_TARGET="$target" \
+    # the input) instead of to Swift's backtracer first. Each target its own
+    # TMPDIR: two may run at once.
+    mkdir -p "$tmp/$target"
+    SWIFT_BACKTRACE=enable=no TMPDIR="$tmp/$target" ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}" EVENTLOG_FUZZ_TARGET="$target" \
         "$binary" "$work" "Fuzz/Corpus/$target" "${regressions[@]}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
         -malloc_limit_mb="${EVENTLOG_FUZZ_MALLOC_MB:-64}" -max_len="$max_len" -detect_leaks=0 -print_final_stats=1 \
         -artifact_prefix="$scratch/crashes/$target-" ${EVENTLOG_FUZZ_FLAGS:-} >"$log" 2>&1 || status=$?
+    local runs units bytes result
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     units=$(find "$work" -type f | wc -l)
     bytes=$(find "$work" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
-    if [ "$status" -eq 0 ]; then
-        result=ok
-    else
-        result="FAILED (exit $status; log $log)"
-        failed+=("$target")
-        grep -E '^==[0-9]+==ERROR|^SUMMARY|deadly signal|Fatal error|Test unit written|timeout after|out-of-memory' "$log" | head -8 >&2 || true
+    if [ "$status" -eq 0 ]; then result=ok; else result="FAILED (exit $status; log $log)"; fi
+    printf '%-18s %10s %8s %10s %s\n' "$target" "${runs:-?}" "$units" "$bytes" "$result" >"$scratch/fuzz-$target.row"
+}
+
+# Targets run EVENTLOG_FUZZ_JOBS at a time (default: one per CPU; each is one
+# process on one core), each for SECONDS: the same budget a target, in less time.
+jobs="${EVENTLOG_FUZZ_JOBS:-$(nproc)}"
+running=0
+for target in "${selected[@]}"; do
+    rm -f "$scratch/fuzz-$target.row"
+    if [ "$running" -ge "$jobs" ]; then
+        wait -n || true
+        running=$((running - 1))
     fi
-    printf '%-18s %10s %8s %10s %s\n' "$target" "${runs:-?}" "$units" "$bytes" "$result"
+    run_target "$target" &
+    running=$((running + 1))
+done
+wait
+failed=()
+printf '%-18s %10s %8s %10s %s\n' target executions units bytes result
+for target in "${selected[@]}"; do
+    row=$(cat "$scratch/fuzz-$target.row" 2>/dev/null || echo "$target ? ? ? FAILED (no result)")
+    echo "$row"
+    case "$row" in
+    *FAILED*)
+        failed+=("$target")
+        grep -E '^==[0-9]+==ERROR|^SUMMARY|deadly signal|Fatal error|Test unit written|timeout after|out-of-memory' \
+            "$scratch/fuzz-$target.log" | head -8 >&2 || true
+        ;;
+    esac
 done
 if [ "${#failed[@]}" -gt 0 ]; then
     echo "fuzzing failed: ${failed[*]} (inputs in $scratch/crashes/)" >&2
