@@ -3,8 +3,6 @@
 #
 #   bash scripts/tsan.sh            build into .build-tsan/ and run the suites below
 #   bash scripts/tsan.sh FILTER     the same with another `swift test --filter` regex
-#   bash scripts/tsan.sh --build    build only
-#   bash scripts/tsan.sh --no-build [FILTER]   run what an earlier build made
 #
 # The library locks with Support/Mutex.swift, a `Mutex` over
 # pthread_mutex_t that TSan intercepts (the standard library's Mutex hands
@@ -17,11 +15,6 @@
 # which the tests may not look at).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mode=all
-case "${1:-}" in
---build) mode=build; shift ;;
---no-build) mode=run; shift ;;
-esac
 
 # The suites, and why each: every one runs threads against one log in this
 # process (about 2 minutes here under TSan, which is 5-15 times slower):
@@ -59,8 +52,7 @@ export SWIFT_BACKTRACE=enable=no
 export TSAN_OPTIONS="${TSAN_OPTIONS:-second_deadlock_stack=1 history_size=4}"
 flags=(--scratch-path .build-tsan --sanitize=thread)
 
-if [ "$mode" != run ]; then swift build --build-tests "${flags[@]}"; fi
-if [ "$mode" = build ]; then exit 0; fi
+swift build --build-tests "${flags[@]}"
 output=$(mktemp "${TMPDIR:-/tmp}/eventlog-tsan.XXXXXX")
 trap 'rm -f "$output"' EXIT
 status=0
