@@ -4,8 +4,6 @@
 #
 #   bash scripts/fuzz.sh [TARGET|all] [SECONDS]   run one target, or each (EVENTLOG_FUZZ_JOBS at a time, default one
 #                                                 per CPU), SECONDS each (default 10)
-#   bash scripts/fuzz.sh --build                  build only
-#   bash scripts/fuzz.sh --no-build [TARGET|all] [SECONDS]   run without building first
 #   bash scripts/fuzz.sh --list                   the targets
 #   bash scripts/fuzz.sh --seeds                  rewrite the committed seed corpus Fuzz/Corpus from real logs
 #
@@ -41,18 +39,7 @@ build() {
         -Xcc -fsanitize=address -Xswiftc -enable-testing --scratch-path "$scratch" --product EventLogFuzz
 }
 
-# --no-build: run what an earlier `--build` (or run) built, without looking at the sources again.
-builds=1
-if [ "${1:-}" = --no-build ]; then
-    builds=0
-    shift
-fi
-
 case "${1:-all}" in
---build)
-    build
-    exit 0
-    ;;
 --list)
     printf '%s\n' "${targets[@]}"
     exit 0
@@ -78,7 +65,7 @@ all) selected=("${targets[@]}") ;;
 esac
 seconds="${2:-10}"
 
-if [ "$builds" = 1 ]; then build; fi
+build
 mkdir -p "$scratch/crashes"
 # The whole-log target's directory lives here, not in the caller's TMPDIR.
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/eventlog-fuzz.XXXXXX")
@@ -98,7 +85,7 @@ run_target() {
     local status=0
     # SWIFT_BACKTRACE: a trap goes straight to libFuzzer's handler (which saves
     # the input) instead of to Swift's backtracer first. Each target its own
-    # TMPDIR: two may run at once.
+    # TMPDIR: several may run at once.
     mkdir -p "$tmp/$target"
     SWIFT_BACKTRACE=enable=no TMPDIR="$tmp/$target" ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}" EVENTLOG_FUZZ_TARGET="$target" \
         "$binary" "$work" "Fuzz/Corpus/$target" "${regressions[@]}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \

@@ -11,8 +11,8 @@
 # warning fails the run; scripts/docs.sh), runs the suites that run threads
 # against one log under ThreadSanitizer (scripts/tsan.sh; any report fails the
 # run), and last every fuzz target for a bounded time (scripts/fuzz.sh;
-# EVENTLOG_FUZZ_SECONDS each, default 8, one target per CPU at a time; any crash, hang or memory error
-# fails the run).
+# EVENTLOG_FUZZ_SECONDS each, default 8, one target per CPU at a time; any
+# crash, hang or memory error fails the run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Each step's start, with the seconds since the run began, so a slow run shows where its time went.
@@ -51,5 +51,5 @@ bash scripts/docs.sh
 step "ThreadSanitizer: build and suites"
 bash scripts/tsan.sh
 step "fuzzing: build and targets"
-bash scripts/fuzz.sh all "${EVENTLOG_FUZZ_SECONDS:-8}"  # one target per CPU at a time
+bash scripts/fuzz.sh all "${EVENTLOG_FUZZ_SECONDS:-8}"
 step "done"
