@@ -59,7 +59,7 @@ struct TypeTable {
     /// it is looked up (`type(_:)`). `guarded`: the table is read under the
     /// SIGBUS guard first (a point or stream read reaches the mapping here),
     /// except the bytes on the page of the batch header, which the reader
-    /// read under it already (`LogReader.batchHeader(holding:)`).
+    /// read under it already (`Segment.batchHeader(holding:from:bytes:)`).
     /// Defects name offset 0 of the records area.
     @inline(__always)
     static func read(_ area: UnsafeRawBufferPointer, of header: BatchHeader, guarded: Bool) throws(RecordDefect) -> TypeTable {

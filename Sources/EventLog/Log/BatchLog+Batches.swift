@@ -33,7 +33,7 @@ extension LogReader {
         of header: BatchHeader, at offset: Int, in segment: Segment, from position: UInt64, to body: (EventView) throws -> Void
     ) throws {
         let area = try records(of: header, at: offset, in: segment)
-        let types = try typeTable(of: header, in: area, batchOffset: offset, segment: segment, guarded: false)
+        let types = try segment.typeTable(of: header, in: area, batchOffset: offset, guarded: false)
         var at = types.length
         var p = header.basePosition
         while p < header.endPosition {

@@ -12,8 +12,20 @@ extension BatchLog {
 
     /// `Log.withEvent(at:_:)`.
     func withEvent<R>(at position: UInt64, _ body: (EventView) throws -> R) throws -> R {
+        // A record of a plain batch is read from its segment alone: no
+        // snapshot copied, no reader (whose scratch space serves compressed
+        // and sealed batches).
+        let segment = try segments.segment(holding: position)
+        guard let batch = try segment.pointReadBatch(holding: position) else {
+            throw EventLogError.positionRemoved(position: position, start: snapshot().startPosition)
+        }
+        if batch.header.isStoredAsIs {
+            let view = try segment.record(at: position, of: batch, in: try segment.storedArea(of: batch.header, at: batch.offset))
+            readTally.add(events: 1, bytes: view.data.count)
+            return try body(view)
+        }
         var reader = LogReader(snapshot: snapshot(), tally: readTally, cache: batchCache)
-        return try reader.withEvent(at: position, body)
+        return try reader.withEvent(at: position, in: segment, batch: batch, counted: true, body)
     }
 
     /// `Log.event(at:)`.
@@ -149,9 +161,7 @@ struct LogReader: ~Copyable {
     mutating func records(
         of header: BatchHeader, at offset: Int, in segment: Segment, opening: Bool = true
     ) throws(EventLogError) -> UnsafeRawBufferPointer {
-        guard let stored = segment.mapping.bytes(at: offset + BatchHeader.size, count: header.storedLength) else {
-            throw .corruption(file: segment.path, offset: Int64(offset), reason: "batch runs past the end of the file")
-        }
+        let stored = try segment.storedArea(of: header, at: offset)
         if header.isStoredAsIs || (header.codecValue == 0 && !opening) { return stored }
         let length = Int(header.recordsLength)
         scratch.count = 0
@@ -255,13 +265,13 @@ struct LogReader: ~Copyable {
                 defer { offset += Int(header.length) }
                 if header.endPosition <= next { continue }
                 let area = try records(of: header, at: offset, in: segment)
-                let types = try typeTable(of: header, in: area, batchOffset: offset, segment: segment, guarded: false)
+                let types = try segment.typeTable(of: header, in: area, batchOffset: offset, guarded: false)
                 var at = types.length
                 var position = header.basePosition
                 while position < header.endPosition && remaining > 0 {
                     if position < next {
                         do { try Record.skip(area, at: &at) } catch {
-                            throw corruption(error, header: header, batchOffset: offset, segment: segment)
+                            throw segment.corruption(error, header: header, batchOffset: offset)
                         }
                     } else {
                         let view: EventView
@@ -269,7 +279,7 @@ struct LogReader: ~Copyable {
                             view = try Record.decode(
                                 area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: false, types: types)
                         } catch {
-                            throw corruption(error, header: header, batchOffset: offset, segment: segment)
+                            throw segment.corruption(error, header: header, batchOffset: offset)
                         }
                         dataBytes &+= view.data.count
                         remaining -= 1
@@ -305,98 +315,41 @@ struct LogReader: ~Copyable {
     /// checksum. `counted`: the event reaches a caller (`ReadTally`); a
     /// stream read that finds its record here counts it itself.
     mutating func withEvent<R>(at position: UInt64, counted: Bool = true, _ body: (EventView) throws -> R) throws -> R {
-        let start = snapshot.startPosition
-        let end = snapshot.endPosition
-        if position < start { throw EventLogError.positionRemoved(position: position, start: start) }
-        guard position < end, let segmentIndex = snapshot.segmentIndex(for: position) else {
-            throw EventLogError.positionOutOfRange(position: position, start: start, end: end)
+        let segment = try snapshot.segment(holding: position).get()
+        guard let batch = try segment.pointReadBatch(holding: position) else {
+            throw EventLogError.positionRemoved(position: position, start: snapshot.startPosition)
         }
-        let segment = snapshot[segmentIndex]
-        guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd) else {
-            throw EventLogError.corruption(file: segment.path, offset: 0, reason: "segment is shorter than its published data")
-        }
-        let entry = segment.indexEntry(atOrBefore: position)
-        let searchFrom = entry.map { segment.offsetIndex[Int($0.batchEntry)].byteOffset } ?? SegmentHeader.size
-        // An in-batch entry names the record the walk will start from, often
-        // on another page than its batch's header: ask for both at once, so
-        // their two misses (page table and memory) overlap instead of
-        // following each other. A prefetch never faults.
-        if let entry, entry.isInBatch, entry.byteOffset < segment.dataEnd, let base = bytes.baseAddress {
-            eventlog_prefetch(base + entry.byteOffset, 128)
-            // The batch's header and type table (Format.md §5.3), read next.
-            if searchFrom < segment.dataEnd { eventlog_prefetch(base + searchFrom, BatchHeader.size + TypeTable.typicalBytes) }
-        }
-        guard let (header, offset) = try batchHeader(holding: position, from: searchFrom, in: segment, bytes: bytes) else {
-            throw EventLogError.positionRemoved(position: position, start: start)
-        }
+        return try withEvent(at: position, in: segment, batch: batch, counted: counted, body)
+    }
+
+    /// `withEvent(at:counted:_:)` once the batch holding `position` was found in `segment`.
+    mutating func withEvent<R>(
+        at position: UInt64, in segment: Segment, batch: Segment.PointReadBatch, counted: Bool, _ body: (EventView) throws -> R
+    ) throws -> R {
+        let header = batch.header
+        let offset = batch.offset
         if header.holdsLZ4Units || header.holdsSealGroups {
             let view = header.holdsLZ4Units
-                ? try unitRecord(at: position, header: header, batchOffset: offset, segment: segment, bytes: bytes)
-                : try sealedRecord(at: position, header: header, batchOffset: offset, segment: segment, bytes: bytes)
+                ? try unitRecord(at: position, header: header, batchOffset: offset, segment: segment, bytes: batch.bytes)
+                : try sealedRecord(at: position, header: header, batchOffset: offset, segment: segment, bytes: batch.bytes)
             if counted { countLent(view) }
             return try body(view)
         }
         if !header.isStoredAsIs {
             // Compressed or sealed: through the cache when it holds, or takes, the
             // batch: its record offsets lead straight to the record.
-            if let (area, lease) = try cachedRecords(of: header, at: offset, in: segment, bytes: bytes) {
+            if let (area, lease) = try cachedRecords(of: header, at: offset, in: segment, bytes: batch.bytes) {
                 let view = try cachedRecord(at: position, in: area, lease: lease, header: header, batchOffset: offset, segment: segment)
                 if counted { countLent(view) }
                 return try body(view)
             }
             // The frame checksum is verified (under the SIGBUS guard)
             // before decompressing.
-            try verifyFrame(at: offset, in: segment, bytes: bytes)
+            try verifyFrame(at: offset, in: segment, bytes: batch.bytes)
         }
-        let area = try records(of: header, at: offset, in: segment)
-        // A plain batch's type table, read under the guard (the record's
-        // checksum covers the type it names); an opened sealed area has none.
-        let types = try typeTable(of: header, in: area, batchOffset: offset, segment: segment, guarded: header.isStoredAsIs)
-        var at = types.length
-        var p = header.basePosition
-        // Start from an in-batch index entry when one points into this batch.
-        if let entry, entry.isInBatch, header.isStoredAsIs {
-            let entryPosition = segment.basePosition &+ UInt64(entry.relativePosition)
-            let entryAt = entry.byteOffset - offset - BatchHeader.size
-            if entryPosition > p, entryPosition <= position, entryAt >= at, entryAt < area.count {
-                at = entryAt
-                p = entryPosition
-            }
-        }
-        // The records to skip are read one after another, each length
-        // deciding the next address: fetch the span ahead of the walk.
-        let distance = Int(position - p)
-        var estimate = Record.maxHeadBytes
-        if distance > 0 {
-            estimate = min(area.count - at, (distance + 1) * max(1, area.count / Int(header.recordCount)) + 256)
-            eventlog_prefetch(area.baseAddress! + at, estimate)
-        }
-        // The walk reads each record's length in the mapping: a page at a
-        // time is first read under the SIGBUS guard (the target's checksum
-        // then runs under it too). A decompressed area is ours: no guard.
-        // (First the span the walk is expected to cover: no page beyond it.)
-        let mapped = header.isStoredAsIs
-        var guardedTo = mapped ? try guardArea(area, from: at, count: estimate, batchOffset: offset, segment: segment) : area.count
-        do {
-            while p < position {
-                if at + Record.maxHeadBytes > guardedTo {
-                    guardedTo = try guardArea(area, from: at, count: 4096, batchOffset: offset, segment: segment)
-                }
-                try Record.skip(area, at: &at)
-                p += 1
-            }
-            if at + Record.maxHeadBytes > guardedTo {
-                _ = try guardArea(area, from: at, count: Record.maxHeadBytes, batchOffset: offset, segment: segment)
-            }
-            // An opened sealed area holds plaintext: its frame checksum (and
-            // each group's tag) vouched for it instead.
-            let view = try Record.decode(
-                area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: !header.isSealed, types: types)
-            if counted { countLent(view) }
-            return try body(view)
-        } catch let defect as RecordDefect {
-            throw corruption(defect, header: header, batchOffset: offset, segment: segment)
-        }
+        let view = try segment.record(at: position, of: batch, in: try records(of: header, at: offset, in: segment))
+        if counted { countLent(view) }
+        return try body(view)
     }
 
     /// The record at `position` in the compressed or sealed batch at
@@ -479,7 +432,7 @@ struct LogReader: ~Copyable {
                 records, at: &check, position: position, firstTimestamp: header.firstTimestamp, verify: true, types: .none)
             if targetField < 0 { return stored }
         } catch {
-            throw corruption(error, header: header, batchOffset: batchOffset, segment: segment)
+            throw segment.corruption(error, header: header, batchOffset: batchOffset)
         }
         let group = Int(records.loadLE(at: targetField, as: UInt32.self))
         guard group < table.count else {
@@ -531,7 +484,7 @@ struct LogReader: ~Copyable {
                 sealedRecordCopy.bytes, at: &copyAt, position: position, firstTimestamp: header.firstTimestamp, verify: false,
                 types: .none)
         } catch {
-            throw corruption(error, header: header, batchOffset: batchOffset, segment: segment)
+            throw segment.corruption(error, header: header, batchOffset: batchOffset)
         }
     }
 
@@ -657,7 +610,7 @@ struct LogReader: ~Copyable {
                     area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: true, types: .none)
             } catch {
                 guard unitDecoded < found.length else {
-                    throw corruption(error, header: header, batchOffset: batchOffset, segment: segment)
+                    throw segment.corruption(error, header: header, batchOffset: batchOffset)
                 }
                 guesses += 1
                 estimate = guesses <= LZ4Units.prefixGuesses
@@ -695,7 +648,7 @@ struct LogReader: ~Copyable {
             return try Record.decode(
                 area, at: &at, position: position, firstTimestamp: header.firstTimestamp, verify: !header.isSealed, types: .none)
         } catch {
-            throw corruption(error, header: header, batchOffset: batchOffset, segment: segment)
+            throw segment.corruption(error, header: header, batchOffset: batchOffset)
         }
     }
 
@@ -750,9 +703,7 @@ struct LogReader: ~Copyable {
         _ room: BatchCache.Reservation, header: BatchHeader, at offset: Int, in segment: Segment, bytes: UnsafeRawBufferPointer
     ) throws(EventLogError) {
         try verifyFrame(at: offset, in: segment, bytes: bytes)
-        guard let stored = segment.mapping.bytes(at: offset + BatchHeader.size, count: header.storedLength) else {
-            throw .corruption(file: segment.path, offset: Int64(offset), reason: "batch runs past the end of the file")
-        }
+        let stored = try segment.storedArea(of: header, at: offset)
         let length = room.recordsLength
         if header.usesSegmentDictionary { unitKey = nil }  // the stage is reused: a staged unit is gone
         try Self.unpack(stored, into: room.destination, length: length, header: header, at: offset, in: segment, stage: &stage)
@@ -765,57 +716,8 @@ struct LogReader: ~Copyable {
         for i in 0..<room.recordCount {
             (table + i &* 4).storeBytes(of: UInt32(truncatingIfNeeded: at), as: UInt32.self)
             do { try Record.skip(area, at: &at) } catch {
-                throw corruption(error, header: header, batchOffset: offset, segment: segment)
+                throw segment.corruption(error, header: header, batchOffset: offset)
             }
-        }
-    }
-
-    /// Reads the pages of `count` bytes of a mapped records area from `at`
-    /// under the SIGBUS guard; returns where the guarded span ends.
-    private func guardArea(
-        _ area: UnsafeRawBufferPointer, from at: Int, count: Int, batchOffset: Int, segment: Segment
-    ) throws(EventLogError) -> Int {
-        let end = min(area.count, at + count)
-        guard at < end else { return end }
-        guard MappedBytes.touch(area, at..<end) else {
-            throw .corruption(file: segment.path, offset: Int64(batchOffset + BatchHeader.size + at), reason: MappedBytes.unreadableReason)
-        }
-        return end
-    }
-
-    /// The header and offset of the batch holding `position`, walking batch
-    /// headers from `offset`; nil when `position` lies in a gap of a
-    /// rewritten segment (scavenging removed it). Headers are not verified
-    /// here: the record's own checksum, seeded with its position and its
-    /// batch's first timestamp, catches a wrong turn.
-    func batchHeader(
-        holding position: UInt64, from offset: Int, in segment: Segment, bytes: UnsafeRawBufferPointer
-    ) throws(EventLogError) -> (BatchHeader, Int)? {
-        var offset = offset
-        while true {
-            guard offset + BatchHeader.size <= segment.dataEnd, let base = bytes.baseAddress else {
-                if segment.declaredEnd != nil { return nil }
-                throw .corruption(file: segment.path, offset: Int64(offset), reason: "no batch holds position \(position)")
-            }
-            // Under the SIGBUS guard: point and stream reads reach the
-            // mapping here first.
-            guard MappedBytes.touch(bytes, offset..<(offset + BatchHeader.size)) else {
-                throw .corruption(file: segment.path, offset: Int64(offset), reason: MappedBytes.unreadableReason)
-            }
-            let header = BatchHeader.load(base + offset)
-            if segment.declaredEnd != nil && header.basePosition > position {
-                // Past `position` already: a gap, if this header is sound (checked
-                // whole, so that damage never reads as a removed position).
-                guard case .valid = BatchHeader.check(bytes, at: offset, end: segment.dataEnd, previousCRC: nil, expectedBase: nil) else {
-                    throw .corruption(file: segment.path, offset: Int64(offset), reason: "batch header is damaged")
-                }
-                return nil
-            }
-            guard Int(header.length) >= BatchHeader.size, Int(header.length) <= segment.dataEnd - offset,
-                  header.basePosition <= position
-            else { throw .corruption(file: segment.path, offset: Int64(offset), reason: "batch header is damaged") }
-            if header.endPosition > position { return (header, offset) }
-            offset += Int(header.length)
         }
     }
 
@@ -834,7 +736,7 @@ struct LogReader: ~Copyable {
             }
             if header.maxTimestamp >= timestamp {
                 let area = try records(of: header, at: offset, in: segment, opening: false)
-                let types = try typeTable(of: header, in: area, batchOffset: offset, segment: segment, guarded: false)
+                let types = try segment.typeTable(of: header, in: area, batchOffset: offset, guarded: false)
                 var at = types.length
                 var p = header.basePosition
                 while p < header.endPosition {
@@ -843,7 +745,7 @@ struct LogReader: ~Copyable {
                             area, at: &at, position: p, firstTimestamp: header.firstTimestamp, verify: false, types: types)
                         if view.timestamp >= timestamp { return p }
                     } catch {
-                        throw corruption(error, header: header, batchOffset: offset, segment: segment)
+                        throw segment.corruption(error, header: header, batchOffset: offset)
                     }
                     p += 1
                 }
@@ -851,24 +753,5 @@ struct LogReader: ~Copyable {
             offset += Int(header.length)
         }
         return segment.endPosition
-    }
-
-    /// The type table of the batch at `batchOffset` (Format.md §5.3; `.none`
-    /// when it has none), from its records `area`: read under the SIGBUS
-    /// guard when `guarded` (a point or stream read, in the mapping; a scan
-    /// verified the whole frame under it). A defect is corruption at the
-    /// area's start.
-    @inline(__always)
-    func typeTable(
-        of header: BatchHeader, in area: UnsafeRawBufferPointer, batchOffset: Int, segment: Segment, guarded: Bool
-    ) throws(EventLogError) -> TypeTable {
-        do { return try TypeTable.read(area, of: header, guarded: guarded) } catch {
-            throw corruption(error, header: header, batchOffset: batchOffset, segment: segment)
-        }
-    }
-
-    private func corruption(_ defect: RecordDefect, header: BatchHeader, batchOffset: Int, segment: Segment) -> EventLogError {
-        let offset = header.isStoredAsIs ? batchOffset + BatchHeader.size + defect.offset : batchOffset
-        return .corruption(file: segment.path, offset: Int64(offset), reason: defect.reason)
     }
 }

@@ -134,6 +134,12 @@ final class SegmentSet: Sendable {
         published.withLock { $0 }
     }
 
+    /// `LogSnapshot.segment(holding:)` of the published snapshot: one
+    /// segment copied out of it, not the whole snapshot (a point read).
+    @inline(__always) func segment(holding position: UInt64) throws(EventLogError) -> Segment {
+        try published.withLock { $0.segment(holding: position) }.get()
+    }
+
     /// Publishes the active segment as `segment` shows it, unless readers
     /// already see a later state (under `.always` sync leaders publish out
     /// of the writer lock, in any order); wakes subscribers when it is new.

@@ -23,8 +23,10 @@ struct LogSnapshot: Sendable {
     var first: Segment? { sealed.first ?? active }
     var last: Segment? { active ?? sealed.last }
 
-    var startPosition: UInt64 { first?.basePosition ?? 0 }
-    var endPosition: UInt64 { last?.endPosition ?? 0 }
+    // The positions are read in place: a point read asks for them, and a
+    // copy of a segment costs a reference count update each way.
+    var startPosition: UInt64 { sealed.isEmpty ? active?.basePosition ?? 0 : sealed[0].basePosition }
+    var endPosition: UInt64 { active?.endPosition ?? (sealed.isEmpty ? 0 : sealed[sealed.count - 1].endPosition) }
 
     /// The index of the segment holding `position` (the last whose base ≤ position).
     @inline(__always) func segmentIndex(for position: UInt64) -> Int? {
@@ -32,8 +34,21 @@ struct LogSnapshot: Sendable {
         var high = count
         while low < high {
             let mid = (low + high) / 2
-            if self[mid].basePosition <= position { low = mid + 1 } else { high = mid }
+            let base = mid < sealed.count ? sealed[mid].basePosition : active?.basePosition ?? 0
+            if base <= position { low = mid + 1 } else { high = mid }
         }
         return low == 0 ? nil : low - 1
+    }
+
+    /// The segment holding `position`, for a point read; `positionRemoved`
+    /// before the start, `positionOutOfRange` at or past the end.
+    func segment(holding position: UInt64) -> Result<Segment, EventLogError> {
+        let start = startPosition
+        let end = endPosition
+        if position < start { return .failure(.positionRemoved(position: position, start: start)) }
+        guard position < end, let index = segmentIndex(for: position) else {
+            return .failure(.positionOutOfRange(position: position, start: start, end: end))
+        }
+        return .success(self[index])
     }
 }

@@ -279,7 +279,7 @@ enum StreamIndexBuilder {
             defer { offset += Int(header.length) }
             if header.endPosition <= from { continue }
             let area = try reader.records(of: header, at: offset, in: segment, opening: keys != nil)
-            let types = try reader.typeTable(of: header, in: area, batchOffset: offset, segment: segment, guarded: false)
+            let types = try segment.typeTable(of: header, in: area, batchOffset: offset, guarded: false)
             var at = types.length
             for position in header.basePosition..<header.endPosition {
                 let recordStart = at

@@ -289,8 +289,8 @@ extension LogReader {
             throw EventLogError.corruption(file: segment.path, offset: 0, reason: "segment is shorter than its published data")
         }
         // The batch header (for its first timestamp): the offset index finds the batch.
-        guard let (header, batchOffset) = try batchHeader(
-            holding: position, from: batchHint ?? segment.batchOffset(atOrBefore: position), in: segment, bytes: bytes)
+        guard let (header, batchOffset) = try segment.batchHeader(
+            holding: position, from: batchHint ?? segment.batchOffset(atOrBefore: position), bytes: bytes)
         else {
             throw EventLogError.corruption(
                 file: segment.path, offset: Int64(offset), reason: "a stream index entry names position \(position), which the segment does not hold")
@@ -302,7 +302,7 @@ extension LogReader {
         }
         let area = UnsafeRawBufferPointer(rebasing: bytes[areaStart..<(batchOffset + Int(header.length))])
         // The batch's type table (Format.md §5.3): the record's checksum covers the type it names.
-        let types = try typeTable(of: header, in: area, batchOffset: batchOffset, segment: segment, guarded: true)
+        let types = try segment.typeTable(of: header, in: area, batchOffset: batchOffset, guarded: true)
         guard recordAt >= types.length else {
             throw EventLogError.corruption(file: segment.path, offset: Int64(offset), reason: "stream index entry points inside its batch's type table")
         }
@@ -339,7 +339,7 @@ extension LogReader {
             }
             var result: [(String, UUID?, UInt64)] = []
             let area = try records(of: header, at: offset, in: segment)
-            let types = try typeTable(of: header, in: area, batchOffset: offset, segment: segment, guarded: false)
+            let types = try segment.typeTable(of: header, in: area, batchOffset: offset, guarded: false)
             var at = types.length
             for p in header.basePosition..<header.endPosition {
                 let view = try Record.decode(
