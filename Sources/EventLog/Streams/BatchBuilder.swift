@@ -1,3 +1,4 @@
+import CSystemCalls
 /// Builds one batch inside `Log.appendBatch`: each `append` encodes an event
 /// straight into the writer's reused buffer, so building a batch allocates
 /// nothing per event.
@@ -134,14 +135,16 @@ public struct BatchBuilder: ~Copyable {
     ///     }
     public mutating func prefetchStreams(count: Int, _ name: (Int) -> UnsafeRawBufferPointer) {
         let table = self.table
-        streams.prefetch(count: max(0, count), table: table) { table.hash(name($0)) }
+        // The names themselves first: hashing them then waits on none.
+        for i in 0..<max(0, count) { if let base = name(i).baseAddress { eventlog_prefetch(base, 1) } }
+        streams.prefetch(count: max(0, count), table: table, firstRecord: Int(self.count)) { table.hash(name($0)) }
     }
 
     /// `prefetchStreams(count:_:)` of the streams of `events`.
     mutating func prefetchStreams(of events: [NewEvent]) {
         guard events.count > 1 else { return }
         let table = self.table
-        streams.prefetch(count: events.count, table: table) { table.hash(events[$0].stream) }
+        streams.prefetch(count: events.count, table: table, firstRecord: Int(count)) { table.hash(events[$0].stream) }
     }
 
     /// The position the next appended event will get.
@@ -227,7 +230,7 @@ public struct BatchBuilder: ~Copyable {
         guard written + recordBound <= Limits.maxBatchBytes else {
             throw .limitExceeded(limit: "batch bytes", value: written + recordBound, maximum: Limits.maxBatchBytes)
         }
-        let slot = try streams.slot(for: stream, table: table)
+        let slot = try streams.slot(for: stream, table: table, record: Int(count))
         if streams.slots[slot].deletion == .hard {
             throw .streamDeleted(stream: streams.name(of: slot, table: table))
         }

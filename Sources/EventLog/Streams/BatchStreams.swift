@@ -53,14 +53,18 @@ struct BatchStreams: Sendable {
     /// The length of the last type table written: the room the next
     /// batch keeps for its own (kept across batches).
     var lastTableLength = 0
-    /// The hashes `prefetch` is working on (scratch, reused).
+    /// The hashes the last `prefetch` of this batch computed, of the
+    /// streams of the records it was told come next, from record
+    /// `prefetchFirstRecord` of the batch on (reused).
     private var prefetchHashes: [UInt64] = []
+    private var prefetchFirstRecord = 0
 
     mutating func reset() {
         slots.removeAll(keepingCapacity: true)
         slotByHash.removeAll()
         items.removeAll(keepingCapacity: true)
         types.reset()
+        prefetchHashes.removeAll(keepingCapacity: true)
     }
 
     /// Starts loading what `slot(for:table:)` will read of the `count`
@@ -69,9 +73,13 @@ struct BatchStreams: Sendable {
     /// Done for a batch's streams before their events are appended, the
     /// lookups then wait on memory about once in all instead of twice per
     /// stream. Changes nothing the batch holds.
-    mutating func prefetch(count: Int, table: StreamTable, hashOf: (Int) -> UInt64) {
+    /// `firstRecord`: the index in the batch of the record the first of
+    /// them is for (the hashes are then hints for those records' lookups,
+    /// `slot(for:table:record:)`).
+    mutating func prefetch(count: Int, table: StreamTable, firstRecord: Int, hashOf: (Int) -> UInt64) {
         prefetchHashes.removeAll(keepingCapacity: true)
         prefetchHashes.reserveCapacity(count)
+        prefetchFirstRecord = firstRecord
         for i in 0..<count { prefetchHashes.append(hashOf(i)) }
         prefetchHashes.withUnsafeBufferPointer { table.prefetch($0) }
     }
@@ -79,22 +87,31 @@ struct BatchStreams: Sendable {
     /// The slot of the stream named `name`, created from the table's state
     /// when new to the batch (a stream only an older level of the table has
     /// is loaded into its current generation: the batch will change it).
+    ///
+    /// `record`: the index in the batch of the record the lookup is for.
+    /// When a `prefetch` hashed that record's stream, its hash is tried
+    /// first: a slot or a state found under it has this very name (names
+    /// are compared), so it is the stream's whatever the caller's bytes
+    /// were at the prefetch; when it finds none, the name is hashed again,
+    /// and a new slot or state only ever takes that hash.
     mutating func slot(
-        for name: UnsafeRawBufferPointer, table: StreamTable
+        for name: UnsafeRawBufferPointer, table: StreamTable, record: Int? = nil
     ) throws(EventLogError) -> Int {
-        let hash = table.hash(name)
-        if let first = slotByHash[hash] {
-            var candidate = Int(first) + 1
-            while candidate != 0 {
-                let index = candidate - 1
-                if slotName(index, table: table, equals: name) { return index }
-                candidate = slots[index].sameHash
+        let hint = record.flatMap(prefetchedHash(forRecord:))
+        var hash = hint ?? table.hash(name)
+        if let index = existingSlot(name, hash: hash, table: table) { return index }
+        var fields = table.appendFields(name, hash: hash)
+        if fields == nil, hint != nil {
+            let named = table.hash(name)
+            if named != hash {
+                hash = named
+                if let index = existingSlot(name, hash: hash, table: table) { return index }
+                fields = table.appendFields(name, hash: hash)
             }
         }
         var slot: Slot
         // Read in place; a stream only an older level has is loaded into the
         // current generation first, and read there.
-        var fields = table.appendFields(name, hash: hash)
         if fields == nil, try table.mutate({ (t) throws(EventLogError) in try t.findOrLoad(name, hash: hash) }) != nil {
             fields = table.appendFields(name, hash: hash)
         }
@@ -112,6 +129,25 @@ struct BatchStreams: Sendable {
         slots.append(slot)
         slotByHash.set(hash, UInt32(slots.count - 1))
         return slots.count - 1
+    }
+
+    /// The hash `prefetch` computed for the stream of the batch's record
+    /// `record`, if it computed one.
+    @inline(__always) private func prefetchedHash(forRecord record: Int) -> UInt64? {
+        let i = record &- prefetchFirstRecord
+        return i >= 0 && i < prefetchHashes.count ? prefetchHashes[i] : nil
+    }
+
+    /// The slot of this batch named `name` among those with `hash`, if any.
+    @inline(__always) private func existingSlot(_ name: UnsafeRawBufferPointer, hash: UInt64, table: StreamTable) -> Int? {
+        guard let first = slotByHash[hash] else { return nil }
+        var candidate = Int(first) + 1
+        while candidate != 0 {
+            let index = candidate - 1
+            if slotName(index, table: table, equals: name) { return index }
+            candidate = slots[index].sameHash
+        }
+        return nil
     }
 
     private func slotName(_ index: Int, table: StreamTable, equals name: UnsafeRawBufferPointer) -> Bool {
