@@ -123,9 +123,12 @@ public struct BatchBuilder: ~Copyable {
     /// Optional, and changes nothing in the batch: with many streams in the
     /// log, each append otherwise waits on memory twice (its stream's hash
     /// slot, then its state), one stream after another; asked for ahead,
-    /// those waits overlap. `Log.append(_:)` of an array does it itself;
-    /// worth it in `appendBatch` for batches of tens of events or more over
-    /// thousands of streams.
+    /// those waits overlap. The names are hashed here once: the next
+    /// `count` appends, in the same order, use those hashes instead of
+    /// hashing again (appends in another order, or to other streams, are
+    /// as correct, and only as fast as without a prefetch). `Log.append(_:)`
+    /// of an array does it itself; worth it in `appendBatch` for batches of
+    /// tens of events or more over thousands of streams.
     ///
     ///     // `events`: the application's events as borrowed bytes
     ///     // (`stream`, `type`, `data`: `UnsafeRawBufferPointer`s).
