@@ -236,9 +236,7 @@ struct LogReader: ~Copyable {
         }
         while segmentIndex < snapshot.count && remaining > 0 {
             let segment = snapshot[segmentIndex]
-            guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd) else {
-                throw EventLogError.corruption(file: segment.path, offset: 0, reason: "segment is shorter than its published data")
-            }
+            let bytes = try segment.publishedBytes()
             var offset = segment.walkStart(for: next)
             while offset < segment.dataEnd && remaining > 0 {
                 if let readAhead, segmentIndex >= readAheadFirstSegment {
@@ -726,9 +724,7 @@ struct LogReader: ~Copyable {
         while i < snapshot.count && snapshot[i].maxTimestamp < timestamp { i += 1 }
         guard i < snapshot.count else { return snapshot.endPosition }
         let segment = snapshot[i]
-        guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd) else {
-            throw .corruption(file: segment.path, offset: 0, reason: "segment is shorter than its published data")
-        }
+        let bytes = try segment.publishedBytes()
         var offset = segment.batchOffset(forTimestamp: timestamp)
         while offset < segment.dataEnd {
             guard case .valid(let header) = BatchHeader.check(bytes, at: offset, end: segment.dataEnd, previousCRC: nil, expectedBase: nil) else {

@@ -22,9 +22,7 @@ extension Segment {
     /// header, read under the SIGBUS guard; nil when `position` lies in a gap
     /// of a rewritten segment (scavenging removed it).
     func pointReadBatch(holding position: UInt64) throws(EventLogError) -> PointReadBatch? {
-        guard let bytes = mapping.bytes(at: 0, count: dataEnd) else {
-            throw .corruption(file: path, offset: 0, reason: "segment is shorter than its published data")
-        }
+        let bytes = try publishedBytes()
         let entry = indexEntry(atOrBefore: position)
         let searchFrom = entry.map { offsetIndex[Int($0.batchEntry)].byteOffset } ?? SegmentHeader.size
         // An in-batch entry names the record the walk will start from, often

@@ -129,10 +129,16 @@ struct Segment: Sendable {
     /// Valid while this segment is. (Nil `offset`: the dictionary any batch
     /// after the first would use, for a writer.)
     @inline(__always) func lz4Dictionary(forBatchAt offset: Int?) throws(EventLogError) -> LZ4Dictionary {
+        try fixed.dictionary.dictionary(in: publishedBytes(), path: path, forBatchAt: offset)
+    }
+
+    /// The segment's published data (from byte 0 to `dataEnd`), mapped;
+    /// corruption at byte 0 when the mapping is shorter.
+    @inline(__always) func publishedBytes() throws(EventLogError) -> UnsafeRawBufferPointer {
         guard let bytes = mapping.bytes(at: 0, count: dataEnd) else {
             throw .corruption(file: path, offset: 0, reason: "segment is shorter than its published data")
         }
-        return try fixed.dictionary.dictionary(in: bytes, path: path, forBatchAt: offset)
+        return bytes
     }
 
     /// Who lends staged copies of this segment's dictionary to point reads

@@ -285,9 +285,7 @@ extension LogReader {
             if let view = try compressedEvent(at: position, batchOffset: batchOffset, in: segment) { return view }
             return try withEvent(at: position, counted: false) { $0 }
         }
-        guard let bytes = segment.mapping.bytes(at: 0, count: segment.dataEnd) else {
-            throw EventLogError.corruption(file: segment.path, offset: 0, reason: "segment is shorter than its published data")
-        }
+        let bytes = try segment.publishedBytes()
         // The batch header (for its first timestamp): the offset index finds the batch.
         guard let (header, batchOffset) = try segment.batchHeader(
             holding: position, from: batchHint ?? segment.batchOffset(atOrBefore: position), bytes: bytes)
