@@ -4,15 +4,15 @@
 # benchmark harness: the workload generator's check values, every phase of
 # EventLog and of each peer at a tiny N checked against the generator, the
 # JSON output), then runs the benchmark's quick mode once as a smoke test
-# (debug build, no time thresholds), checks that the ClientCheck target (built with the
-# tests; Tests/ClientCheck) holds README's and the DocC articles' snippets,
-# builds and tests the example
-# service (Examples/OrderService), builds the DocC documentation (any
-# warning fails the run; scripts/docs.sh), runs the suites that run threads
-# against one log under ThreadSanitizer (scripts/tsan.sh; any report fails the
-# run), and last every fuzz target for a bounded time (scripts/fuzz.sh;
-# EVENTLOG_FUZZ_SECONDS each, default 8, one target per CPU at a time; any
-# crash, hang or memory error fails the run).
+# (debug build, no time thresholds), checks that the ClientCheck target
+# (built with the tests; Tests/ClientCheck) holds README's and the DocC
+# articles' snippets, builds and tests the example service
+# (Examples/OrderService), builds the DocC documentation (any warning fails
+# the run; scripts/docs.sh), runs the suites that run threads against one log
+# under ThreadSanitizer (scripts/tsan.sh; any report fails the run), and last
+# every fuzz target for a bounded time (scripts/fuzz.sh; EVENTLOG_FUZZ_SECONDS
+# each, default 8, one target per CPU at a time; any crash, hang or memory
+# error fails the run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Each step's start, with the seconds since the run began, so a slow run shows where its time went.
