@@ -84,16 +84,16 @@ enum IndexFile {
         let (header, count, r) = try decodeContainer(bytes, magic: Magic.offsetIndex, entrySize: 8)
         var entries: [OffsetIndexEntry] = []
         entries.reserveCapacity(count)
-        var batchEntry: UInt32 = 0
+        var batchOffset: UInt32 = 0
         for i in 0..<count {
             let at = IndexFileHeader.size + i * 8
             let offset = r.le(at + 4, UInt32.self)
             if offset & OffsetIndexEntry.inBatchFlag == 0 {
-                batchEntry = UInt32(i)
+                batchOffset = offset
             } else if i == 0 {
                 throw Unusable(reason: "the first entry is inside a batch", offset: Int64(at + 4))
             }
-            entries.append(OffsetIndexEntry(relativePosition: r.le(at, UInt32.self), offset: offset, batchEntry: batchEntry))
+            entries.append(OffsetIndexEntry(relativePosition: r.le(at, UInt32.self), offset: offset, batchOffset: batchOffset))
         }
         return (header, entries)
     }
@@ -145,12 +145,16 @@ struct OffsetIndexEntry: Sendable, Equatable {
     var relativePosition: UInt32
     /// As stored: the byte offset, with bit 31 set for an in-batch entry.
     var offset: UInt32
-    /// In memory only: the index of the batch entry of the batch this entry
-    /// points into (its own index for a batch entry). Derived on load.
-    var batchEntry: UInt32
+    /// In memory only: the byte offset of the batch this entry points into
+    /// (its own offset for a batch entry), so that a search that lands on
+    /// an in-batch entry reads no second entry to find its batch. Derived
+    /// on load.
+    var batchOffset: UInt32
 
     var isInBatch: Bool { offset & Self.inBatchFlag != 0 }
     var byteOffset: Int { Int(offset & ~Self.inBatchFlag) }
+    /// `batchOffset` as an offset in the file.
+    var batchByteOffset: Int { Int(batchOffset) }
 }
 
 /// A time-index entry: every event before the batch at `offset` (in this

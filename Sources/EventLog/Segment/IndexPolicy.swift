@@ -47,8 +47,8 @@ struct IndexPolicy: Sendable {
             bytesSinceOffsetEntry &+= length
             return
         }
-        let batchEntry = UInt32(offsetIndex.writtenCount)
-        offsetIndex.append(OffsetIndexEntry(relativePosition: relative, offset: UInt32(offset), batchEntry: batchEntry))
+        let batchOffset = UInt32(offset)
+        offsetIndex.append(OffsetIndexEntry(relativePosition: relative, offset: batchOffset, batchOffset: batchOffset))
         guard entriesInside, let records else {
             bytesSinceOffsetEntry = length
             return
@@ -62,7 +62,7 @@ struct IndexPolicy: Sendable {
         while position < end && at < records.count {
             if since >= interval && position != relative {
                 let recordOffset = UInt32(offset + BatchHeader.size + at) | OffsetIndexEntry.inBatchFlag
-                offsetIndex.append(OffsetIndexEntry(relativePosition: position, offset: recordOffset, batchEntry: batchEntry))
+                offsetIndex.append(OffsetIndexEntry(relativePosition: position, offset: recordOffset, batchOffset: batchOffset))
                 since = 0
             }
             let start = at

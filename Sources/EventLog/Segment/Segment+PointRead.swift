@@ -24,7 +24,7 @@ extension Segment {
     func pointReadBatch(holding position: UInt64) throws(EventLogError) -> PointReadBatch? {
         let bytes = try publishedBytes()
         let entry = indexEntry(atOrBefore: position)
-        let searchFrom = entry.map { offsetIndex[Int($0.batchEntry)].byteOffset } ?? SegmentHeader.size
+        let searchFrom = entry?.batchByteOffset ?? SegmentHeader.size
         // An in-batch entry names the record the walk will start from, often
         // on another page than its batch's header: ask for both at once, so
         // their two misses (page table and memory) overlap instead of

@@ -149,7 +149,7 @@ struct Segment: Sendable {
     /// where a scan for `position` starts.
     @inline(__always) func batchOffset(atOrBefore position: UInt64) -> Int {
         guard let entry = indexEntry(atOrBefore: position) else { return SegmentHeader.size }
-        return offsetIndex[Int(entry.batchEntry)].byteOffset
+        return entry.batchByteOffset
     }
 
     /// Where a walk of this segment's batches for `position` and after
