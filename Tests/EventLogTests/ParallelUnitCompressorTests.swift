@@ -128,4 +128,173 @@ import Testing
         #expect(frames[0].count == 20)
         #expect(frames[0] == frames[1])
     }
+
+    /// The units fed one record at a time, as the builder does
+    /// (`UnitFeed`), into a buffer that starts small and moves as it grows
+    /// (the helper let go first): the same bytes as one thread, at two unit
+    /// sizes; and the helper took part.
+    @Test func aFedStreamGivesTheSameBytesAsOneThread() throws {
+        let areas = try Self.recordsAreas(Self.events(count: 3_000, seed: 21))
+        try #require(areas.count >= 20)
+        let compressor = try #require(ParallelUnitCompressor.start())
+        defer { compressor.stop() }
+        let dictionary = try #require(areas[0].0.withUnsafeBytes { LZ4DictionaryCompressor(records: $0) })
+        let before = compressor.helperUnits.load(ordering: .relaxed)
+        var moves = 0
+        for unitBytes in [256, 1024] {
+            for (area, count) in areas {
+                var one = ByteBuffer(capacity: 0)
+                let a = area.withUnsafeBytes {
+                    LZ4Units.compress($0, recordCount: count, appendingTo: &one, unitBytes: unitBytes, dictionary: dictionary)
+                }
+                var feed = UnitFeed(compressor: compressor, unitBytes: unitBytes, dictionary: dictionary)
+                var building = ByteBuffer(capacity: 512)
+                try area.withUnsafeBytes { records in
+                    var at = 0
+                    for _ in 0..<count {
+                        let start = at
+                        try Record.skip(records, at: &at)
+                        if building.count + (at - start) > building.capacity {
+                            feed.willMove()
+                            building.reserve(at - start)
+                            feed.moved(to: building.base)
+                            moves += 1
+                        }
+                        building.append(UnsafeRawBufferPointer(rebasing: records[start..<at]))
+                        feed.recordEncoded(area: building.base, length: building.count)
+                    }
+                }
+                var two = ByteBuffer(capacity: 0)
+                let b = compressor.finish(
+                    building.bytes, recordCount: count, appendingTo: &two, unitBytes: unitBytes, dictionary: dictionary)
+                #expect(b == a)
+                #expect(Array(one.bytes) == Array(two.bytes), "unit bytes \(unitBytes)")
+            }
+        }
+        #expect(moves >= 40)
+        #expect(compressor.helperUnits.load(ordering: .relaxed) > before)
+    }
+
+    /// A stream that is not of the records written (another dictionary,
+    /// another unit size, records that moved unannounced, a cancel) is not
+    /// finished: `finish` answers nil, and the compressor goes on serving
+    /// whole areas right.
+    @Test func aStreamOfOtherRecordsIsNotFinished() throws {
+        let areas = try Self.recordsAreas(Self.events(count: 1_000, seed: 5))
+        let compressor = try #require(ParallelUnitCompressor.start())
+        defer { compressor.stop() }
+        let dictionary = try #require(areas[0].0.withUnsafeBytes { LZ4DictionaryCompressor(records: $0) })
+        let other = try #require(areas[1].0.withUnsafeBytes { LZ4DictionaryCompressor(records: $0) })
+        let (area, count) = areas[2]
+        func feed(_ records: UnsafeRawBufferPointer) {
+            var feed = UnitFeed(compressor: compressor, unitBytes: 512, dictionary: dictionary)
+            var at = 0
+            for _ in 0..<count {
+                try? Record.skip(records, at: &at)
+                feed.recordEncoded(area: records.baseAddress!, length: at)
+            }
+        }
+        try area.withUnsafeBytes { records in
+            var out = ByteBuffer(capacity: 0)
+            feed(records)
+            #expect(compressor.finish(records, recordCount: count, appendingTo: &out, unitBytes: 512, dictionary: other) == nil)
+            feed(records)
+            #expect(compressor.finish(records, recordCount: count, appendingTo: &out, unitBytes: 1024, dictionary: dictionary) == nil)
+            feed(records)
+            let copy = try #require(UnsafeMutableRawBufferPointer.allocate(byteCount: records.count, alignment: 16) as UnsafeMutableRawBufferPointer?)
+            defer { copy.deallocate() }
+            copy.copyMemory(from: records)
+            #expect(compressor.finish(UnsafeRawBufferPointer(copy), recordCount: count, appendingTo: &out, unitBytes: 512, dictionary: dictionary) == nil)
+            feed(records)
+            compressor.cancel()
+            #expect(compressor.finish(records, recordCount: count, appendingTo: &out, unitBytes: 512, dictionary: dictionary) == nil)
+            #expect(out.count == 0)
+            // And then a whole area, as one thread gives it.
+            var one = ByteBuffer(capacity: 0)
+            _ = LZ4Units.compress(records, recordCount: count, appendingTo: &one, unitBytes: 512, dictionary: dictionary)
+            #expect(compressor.compress(records, recordCount: count, appendingTo: &out, unitBytes: 512, dictionary: dictionary))
+            #expect(Array(out.bytes) == Array(one.bytes))
+        }
+    }
+
+    /// Through the writer, builds that the feed serves and some it must let
+    /// go of: a build that throws after units were fed, a batch whose
+    /// expectation fails, an event of 2 MiB that moves the writer's buffer
+    /// mid-batch, batches that roll the segment (the first batch of a
+    /// segment has no dictionary): the same stored batches with and without
+    /// the helper, every event read back, the log sound.
+    @Test func aLogFedUnitsWhileBuildingIsTheSameLog() throws {
+        struct Stop: Error {}
+        let events = Self.events(count: 3_000, seed: 31)
+        var big = Array(repeating: UInt8(ascii: "a"), count: 2 << 20)
+        for i in stride(from: 0, to: big.count, by: 97) { big[i] = UInt8(truncatingIfNeeded: i) }
+        var frames: [[[UInt8]]] = []
+        for parallel in [false, true] {
+            let dir = TemporaryDirectory()
+            var options = LogOptions(durability: .none, compression: .lz4)
+            options.parallelCompression = parallel
+            options.dictionaryUnitBytes = 512
+            options.segmentBytes = 256 << 10
+            let log = try Log.open(at: dir.path, options: options)
+            var written: [NewEvent] = []
+            var writtenBatches = 0
+            var batch = 0
+            for start in stride(from: 0, to: events.count, by: 100) {
+                let slice = Array(events[start..<(start + 100)])
+                batch += 1
+                if batch % 7 == 3 {
+                    // Throws after 60 events (units fed): nothing of it is written.
+                    #expect(throws: Stop.self) {
+                        try log.appendBatch { builder in
+                            for event in slice.prefix(60) { _ = try builder.append(event) }
+                            throw Stop()
+                        }
+                    }
+                } else if batch % 7 == 5 {
+                    #expect(throws: EventLogError.self) {
+                        try log.appendBatch { builder in
+                            try builder.expect("order-1", .exact(999_999))
+                            for event in slice { _ = try builder.append(event) }
+                        }
+                    }
+                } else if batch == 13 {
+                    let large = NewEvent(stream: "large", type: "Blob", data: big, timestamp: 1_700_000_000_000_000)
+                    try log.appendBatch { builder in
+                        for event in slice.prefix(50) { _ = try builder.append(event) }
+                        _ = try builder.append(large)
+                        for event in slice.suffix(50) { _ = try builder.append(event) }
+                    }
+                    written += slice.prefix(50) + [large] + slice.suffix(50)
+                    writtenBatches += 1
+                } else {
+                    try log.append(slice)
+                    written += slice
+                    writtenBatches += 1
+                }
+            }
+            #expect(try log.events(from: 0).map(\.data) == written.map(\.data))
+            if parallel {
+                // Every batch written was laid out from the units fed while it was built, but
+                // the log's first (no dictionary yet); a segment's first is compressed again
+                // without one after the roll.
+                let finished = try #require(log.batches.unitCompressor).finishedStreams.load(ordering: .relaxed)
+                #expect(finished == writtenBatches - 1)
+            }
+            try log.close()
+            var stored: [[UInt8]] = []
+            for segment in Fixtures.segments(dir) {
+                let bytes = Damage.read(segment)
+                for batch in Fixtures.batches(in: segment) {
+                    stored.append(Array(bytes[(batch.offset + BatchHeader.size)..<(batch.offset + batch.length)]))
+                }
+            }
+            frames.append(stored)
+            #expect(try Log.verify(at: dir.path).isSound)
+            let reopened = try Log.open(at: dir.path, options: options)
+            #expect(try reopened.events(from: 0).map(\.data) == written.map(\.data))
+            try reopened.close()
+        }
+        #expect(frames[0].count >= 20)
+        #expect(frames[0] == frames[1])
+    }
 }

@@ -238,9 +238,30 @@ extension BatchLog {
         let records = UnsafeRawBufferPointer(rebasing: frame[BatchHeader.size...])
         let unitBytes = dictionary == nil ? options.compressionUnitBytes : options.dictionaryUnitBytes
         if let unitCompressor {
+            // The units the builder fed the helper (`UnitFeed`), when they are of these records.
+            if let done = unitCompressor.finish(records, recordCount: count, appendingTo: &output, unitBytes: unitBytes, dictionary: dictionary) {
+                return done
+            }
             return unitCompressor.compress(records, recordCount: count, appendingTo: &output, unitBytes: unitBytes, dictionary: dictionary)
         }
         return LZ4Units.compress(records, recordCount: count, appendingTo: &output, unitBytes: unitBytes, dictionary: dictionary)
+    }
+
+    /// A `UnitFeed` for the batch about to be built: when the log
+    /// compresses against the active segment's dictionary on two cores
+    /// (nil otherwise, and for a sealed log). Its stream ends with the
+    /// batch's write (`compress(records:count:into:dictionary:)`), or with
+    /// `endUnitFeed`, which every append calls before it reuses the buffer.
+    func unitFeed(_ state: inout WriterState) -> UnitFeed? {
+        guard options.compression == .lz4, keyRing == nil, let unitCompressor, let dictionary = activeDictionary(&state) else { return nil }
+        return UnitFeed(compressor: unitCompressor, unitBytes: options.dictionaryUnitBytes, dictionary: dictionary)
+    }
+
+    /// Cancels the units a builder fed the helper and the batch's write did
+    /// not take (a build that threw, a batch not written, a retry): the
+    /// helper lets go of the buffer before this returns.
+    func endUnitFeed() {
+        unitCompressor?.cancel()
     }
 
     /// The active segment's LZ4 dictionary (Format.md §5.4), loaded from its

@@ -37,12 +37,16 @@ public struct BatchBuilder: ~Copyable {
     /// types of a log's batches seldom change, so the table usually fits
     /// the room exactly and the records never move).
     let recordsStart: Int
+    /// Hands each complete LZ4 unit to the writer's helper thread while the
+    /// batch is built (`UnitFeed`); nil when the log does not compress so.
+    var unitFeed: UnitFeed?
 
     init(
         buffer: consuming ByteBuffer, streams: consuming BatchStreams, table: StreamTable, basePosition: UInt64, now: Timestamp,
-        sealer: BatchSealer? = nil, usesTypeTable: Bool = false
+        sealer: BatchSealer? = nil, usesTypeTable: Bool = false, unitFeed: UnitFeed? = nil
     ) {
         self.sealer = sealer
+        self.unitFeed = sealer == nil ? unitFeed : nil
         self.usesTypeTable = usesTypeTable && sealer == nil
         self.buffer = buffer
         self.streams = streams  // reset by the writer after its last batch
@@ -265,11 +269,18 @@ public struct BatchBuilder: ~Copyable {
             sealer = sealing
         } else {
             let typeIndex = indexesType ? streams.types.index(of: type) : nil
+            if unitFeed != nil, buffer.count + recordBound > buffer.capacity {
+                // The records written so far move: the helper lets go of them first.
+                unitFeed?.willMove()
+                buffer.reserve(recordBound)
+                unitFeed?.moved(to: buffer.base + recordsStart)
+            }
             Record.encode(
                 into: &buffer, position: position, firstTimestamp: firstTimestamp, timestamp: time, version: version,
                 isMarker: marker != nil, stream: stream, type: type, metadata: storedMetadata,
                 metadataLength: metadataLength, data: data, key: key, isTombstone: isTombstone,
                 typeIndex: typeIndex)
+            unitFeed?.recordEncoded(area: buffer.base + recordsStart, length: buffer.count - recordsStart)
         }
         count += 1
         return position

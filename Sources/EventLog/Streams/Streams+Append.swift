@@ -140,7 +140,8 @@ extension Streams {
         }
         var builder = BatchBuilder(
             buffer: buffer, streams: consume scratch, table: table, basePosition: base, now: currentTimestamp(),
-            sealer: log.keyRing.map { BatchSealer(ring: $0) }, usesTypeTable: log.options.compression == .none && log.options.typeTables)
+            sealer: log.keyRing.map { BatchSealer(ring: $0) }, usesTypeTable: log.options.compression == .none && log.options.typeTables,
+            unitFeed: log.unitFeed(&state))
         var buildError: EventLogError?
         do { try build(&builder) } catch { buildError = error }
         // Sealed only when it will be written (new data keys are synced here).
@@ -186,6 +187,8 @@ extension Streams {
                 result = .failure(error)
             }
         }
+        // Before the buffer is trimmed or reused: the helper lets go of units it was fed and the write did not take.
+        log.endUnitFeed()
         encoded.count = 0
         encoded.trim(to: 4 << 20)
         state.encodeBuffer = consume encoded
