@@ -168,6 +168,8 @@ final class ParallelUnitCompressor: @unchecked Sendable {
     let helperUnits = Atomic<Int>(0)
     /// Streams laid out by `finish` (the units fed while a batch was built; tests; relaxed).
     let finishedStreams = Atomic<Int>(0)
+    /// Units of the open stream claimed so far (tests: before `finish`, only the helper claims).
+    var claimedUnits: Int { claimed.load(ordering: .relaxed) }
 
     // MARK: The writer's side
 
