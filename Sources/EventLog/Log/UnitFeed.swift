@@ -42,7 +42,8 @@ struct UnitFeed {
             compressor.begin(source: area, unitBytes: unitBytes, dictionary: dictionary)
             opened = true
         } else if compressor.streamSource != area {
-            // Moved without `willMove` (never by the builder): the units published are done already.
+            // Moved without `willMove`: the builder reserves room before each record, so this is
+            // not reached; if it were, take the job back and go on from the new place.
             compressor.pause()
             compressor.resume(source: area)
         }
