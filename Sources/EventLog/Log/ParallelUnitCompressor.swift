@@ -180,8 +180,10 @@ final class ParallelUnitCompressor: @unchecked Sendable {
         _ records: UnsafeRawBufferPointer, recordCount: Int, appendingTo buffer: inout ByteBuffer, unitBytes: Int,
         dictionary: LZ4DictionaryCompressor?
     ) -> Bool {
-        cancel()
-        guard records.count > 64, recordCount > 0, let source = records.baseAddress else { return false }
+        guard records.count > 64, recordCount > 0, let source = records.baseAddress else {
+            cancel()
+            return false
+        }
         // The units, as `LZ4Units.compress` cuts them, published before the job is offered.
         begin(source: source, unitBytes: unitBytes, dictionary: dictionary, offering: false)
         var record = 0
@@ -216,7 +218,6 @@ final class ParallelUnitCompressor: @unchecked Sendable {
         slotRoom = 0
         published.store(0, ordering: .relaxed)
         claimed.store(0, ordering: .relaxed)
-        closed.store(false, ordering: .relaxed)
         isOpen = true
         if offering { offerJob() }
     }
@@ -264,9 +265,6 @@ final class ParallelUnitCompressor: @unchecked Sendable {
         offerJob()
     }
 
-    /// Where the current stream's records area is (nil when none is open).
-    var streamSource: UnsafeRawPointer? { isOpen ? source : nil }
-
     /// Ends the stream over `records` (`recordCount` records): publishes
     /// the last unit, compresses what is left on both threads, and appends
     /// the layout of `LZ4Units.compress` to `buffer`; true then, false when
@@ -289,7 +287,7 @@ final class ParallelUnitCompressor: @unchecked Sendable {
         dictionary: LZ4DictionaryCompressor?
     ) -> Bool? {
         guard isOpen, records.baseAddress == source, unitBytes == self.unitBytes, dictionary === self.dictionary,
-              records.count >= publishedEnd, recordCount > 0
+              records.count >= publishedEnd, records.count > 64, recordCount > 0
         else {
             cancel()
             return nil
@@ -305,7 +303,7 @@ final class ParallelUnitCompressor: @unchecked Sendable {
             slotBase = slots.base
         }
         let units = count
-        guard records.count > 64, units > 0, ends[units - 1] == records.count, recordEnds[units - 1] == recordCount else { return nil }
+        guard units > 0, ends[units - 1] == records.count, recordEnds[units - 1] == recordCount else { return nil }
 
         // The layout of `LZ4Units.compress`: checksum (codec 3), count, table, blocks.
         let limit = LZ4Units.storedLimit(records.count)
@@ -463,21 +461,16 @@ final class ParallelUnitCompressor: @unchecked Sendable {
         var waitingSince: ContinuousClock.Instant?
         var spins = 0
         while true {
+            // Read before the claim: a close seen here came after every unit it ends, so a
+            // claim that then finds none left means the job is done.
+            let isClosed = closed.load(ordering: .acquiring)
             if let unit = claim() {
                 compressUnit(unit, dictionary: against)
                 done += 1
                 waitingSince = nil
                 continue
             }
-            if closed.load(ordering: .acquiring) {
-                // Published before the close: the writer claims what is left, but look once more.
-                if let unit = claim() {
-                    compressUnit(unit, dictionary: against)
-                    done += 1
-                    continue
-                }
-                return done
-            }
+            if isClosed { return done }
             if stopping.load(ordering: .relaxed) { return done }
             // The writer is still building: look for its next unit.
             let now = ContinuousClock.now

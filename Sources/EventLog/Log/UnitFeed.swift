@@ -41,11 +41,6 @@ struct UnitFeed {
         if !opened {
             compressor.begin(source: area, unitBytes: unitBytes, dictionary: dictionary)
             opened = true
-        } else if compressor.streamSource != area {
-            // Moved without `willMove`: the builder reserves room before each record, so this is
-            // not reached; if it were, take the job back and go on from the new place.
-            compressor.pause()
-            compressor.resume(source: area)
         }
         compressor.publish(end: length, recordEnd: records)
         unitStart = length
