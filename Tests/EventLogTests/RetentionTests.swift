@@ -237,16 +237,19 @@ import Testing
     /// background writes (index files, runs, merges) are done: a writer
     /// opened next in the same process never races them (before, its
     /// removal of leftover `.tmp` files could pull one from under a
-    /// background rename, and the open failed).
+    /// background rename, and the open failed). That writer waits for them
+    /// (`ReleasedWriterLocks`), beyond the 100 ms an open gives a lock held
+    /// elsewhere: before, it failed as locked by another process.
     @Test func aReleasedLogHoldsItsLockUntilItsBackgroundWritesAreDone() throws {
         let dir = TemporaryDirectory("eventlog-release", preferMemory: true)
         let slow = Mutex(false)
         let held = Mutex(true)
         let waiting = Mutex(false)
+        let renamesHeld = Mutex(0)
         var options = Self.options()
         // Once armed, background renames into place wait until the test lets
-        // them go (after it tried to open the log): however slowly the test
-        // itself runs, they are still under way when it tries.
+        // them go (300 ms after it released the log): however slowly the test
+        // itself runs, they are still under way when it opens the log again.
         options.storageFaults = StorageFaults { operation, path in
             if operation == .rename, path.hasSuffix(".tmp"), slow.withLock({ $0 }) {
                 waiting.withLock { $0 = true }
@@ -255,6 +258,7 @@ import Testing
                     usleep(1000)
                     waited += 1
                 }
+                renamesHeld.withLock { $0 += 1 }
             }
             return nil
         }
@@ -273,23 +277,35 @@ import Testing
         }
         #expect(waiting.withLock { $0 }, "no background rename started")
         log = nil  // released, no close: its background writes are still under way
-        #expect {
-            _ = try Log.open(at: dir.path, options: Self.options())
-        } throws: { error in
-            guard case .locked? = error as? EventLogError else { return false }
-            return true
+        let release = Thread {
+            usleep(300_000)
+            held.withLock { $0 = false }
         }
-        held.withLock { $0 = false }
-        // Once they are done, the lock is free and nothing was lost.
-        var reopened: Log?
-        var waited = 0
-        while reopened == nil && waited < 5000 {
-            reopened = try? Log.open(at: dir.path, options: Self.options())
-            if reopened == nil { usleep(1000) }
-            waited += 1
-        }
-        #expect(reopened?.endPosition == 400)
-        try reopened?.close()
+        release.start()
+        let start = ContinuousClock.now
+        let reopened = try Log.open(at: dir.path, options: Self.options())
+        let took = ContinuousClock.now - start
+        // It waited for the held rename to be let go and done, past the 100
+        // ms of retries that would have refused the log as locked.
+        #expect(took >= .milliseconds(250), "the open took \(took)")
+        #expect(renamesHeld.withLock { $0 } >= 1)
+        // Nothing was lost.
+        #expect(reopened.endPosition == 400)
+        try reopened.close()
+        #expect(try Log.verify(at: dir.path).isSound)
+    }
+
+    /// The table of released logs' locks holds a lock only while its file
+    /// handle lives (its descriptor open: the lock held).
+    @Test func aReleasedLockCountsOnlyWhileItsHandleLives() throws {
+        let dir = TemporaryDirectory()
+        var handle: EventLog.FileHandle? = try EventLog.FileHandle.open(dir.sub("eventlog.lock"), create: .ownerOnly, faults: nil)
+        let identity = try #require(try handle?.identity())
+        #expect(!ReleasedWriterLocks.holds(identity))
+        if let handle { ReleasedWriterLocks.noteReleased(handle) }
+        #expect(ReleasedWriterLocks.holds(identity))
+        handle = nil
+        #expect(!ReleasedWriterLocks.holds(identity))
     }
 
     @Test func aReadOnlyProcessLetsGoOfRemovedSegments() throws {

@@ -62,7 +62,9 @@ public final class Log: Sendable {
 
     /// Released without `close()`: background merges stop soon, so the
     /// writer lock they hold is let go (the background writes that remain
-    /// are small; the next open recovers as after a crash).
+    /// are small; the next open recovers as after a crash). An open of the
+    /// same log in this process meanwhile waits for them to end
+    /// (`ReleasedWriterLocks`) instead of refusing the log as locked.
     deinit {
         streams.index.requestStopMerging()
         consumers.executor.shutdown()

@@ -286,7 +286,7 @@ private func systemOpen(_ path: String, _ flags: Int32, _ mode: mode_t) -> Int32
 private func systemClose(_ fd: Int32) -> Int32 { close(fd) }
 
 /// A file's device and inode.
-struct FileIdentity: Equatable, Sendable {
+struct FileIdentity: Hashable, Sendable {
     var device: UInt64
     var inode: UInt64
 

@@ -91,6 +91,9 @@ final class BatchLog: Sendable {
         unitCompressor?.stop()
         flusher.state.withLock { if $0 == .running { $0 = .stopping } }
         groupCommit.wakeAll()  // the flusher, if sleeping, leaves at once
+        // Background work under way keeps the writer lock until it ends: an
+        // open in this process waits for it (ReleasedWriterLocks).
+        if let lockFile, !isClosed { ReleasedWriterLocks.noteReleased(lockFile) }
     }
 
     /// The snapshot readers work on.

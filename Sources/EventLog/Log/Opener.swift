@@ -266,11 +266,18 @@ struct Opener {
         let lock = try FileHandle.open(directory.file(FileNames.lock), create: directory.modes, faults: directory.faults)
         // A lock can be held for a moment by a child process this one is
         // spawning (it shares our file descriptions until its exec closes
-        // them), so a refusal is retried for up to 100 ms before it counts.
+        // them), so a refusal is retried for up to 100 ms before it counts;
+        // for longer while a log this process released without close() still
+        // holds it (its background work ends by itself: ReleasedWriterLocks).
+        let start = ContinuousClock.now
         var attempts = 0
         while try !lock.tryLockExclusive() {
             attempts += 1
-            guard attempts < 50 else { throw EventLogError.locked(path: directory.path) }
+            if attempts >= 50 {
+                guard ReleasedWriterLocks.holds(try lock.identity()),
+                    ContinuousClock.now - start < ReleasedWriterLocks.maximumWait
+                else { throw EventLogError.locked(path: directory.path) }
+            }
             usleep(2000)
         }
         return lock

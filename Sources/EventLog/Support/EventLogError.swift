@@ -31,7 +31,9 @@ public enum EventLogError: Error, Sendable, Equatable, CustomStringConvertible {
     case writerStopped(reason: String)
     /// The log is closed.
     case closed
-    /// Another process (or another `Log` in this one) has the log open for writing.
+    /// Another process (or another `Log` in this one) has the log open for
+    /// writing. A `Log` this process released without `close()` is waited
+    /// for (its background writes, at most 30 s) before an open refuses.
     case locked(path: String)
     /// No log exists at the path (opening read-only, or without `create`).
     case notFound(path: String)
