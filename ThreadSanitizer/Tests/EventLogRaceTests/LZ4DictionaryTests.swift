@@ -1,0 +1,1 @@
+../../../Tests/EventLogTests/LZ4DictionaryTests.swift

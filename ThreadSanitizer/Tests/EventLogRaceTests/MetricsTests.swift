@@ -1,0 +1,1 @@
+../../../Tests/EventLogTests/MetricsTests.swift
