@@ -144,9 +144,16 @@ import Testing
         #expect(try Self.units(Damage.read(segment), at: batch.offset).count == 2)
     }
 
-    @Test func pointStreamAndWholeReadsReturnWhatWasAppended() throws {
+    /// With codec 2 throughout (dictionary units 0), and with units of 128
+    /// bytes against each segment's dictionary (codec 3), many of whose
+    /// tables are larger than the `LogReader.typicalUnitTableBytes` a stream
+    /// read asks for ahead of each entry.
+    @Test(arguments: [0, 128])
+    func pointStreamAndWholeReadsReturnWhatWasAppended(dictionaryUnitBytes: Int) throws {
         let dir = TemporaryDirectory()
-        let log = try Log.open(at: dir.path, options: Self.options(segmentBytes: 256 << 10))
+        var options = Self.options(segmentBytes: 256 << 10)
+        options.dictionaryUnitBytes = dictionaryUnitBytes
+        let log = try Log.open(at: dir.path, options: options)
         var sizes: [Int] = []
         var random = SplitMix64(seed: 11)
         for b in 0..<60 {
@@ -186,17 +193,25 @@ import Testing
         try check(log)
         try log.close()
 
-        // Every batch is stored in units; most hold several.
+        // Every batch is stored in units; most hold several. With the
+        // dictionary, every batch but each segment's first uses it, and many
+        // tables outgrow the typical one.
         var multi = 0
+        var large = 0
         for path in Fixtures.segments(dir) {
             let bytes = Damage.read(path)
-            for batch in Fixtures.batches(in: path) {
-                let codec = bytes.withUnsafeBytes { BatchHeader.load($0.baseAddress! + batch.offset) }.codecValue
-                #expect(codec == LZ4Units.codec, "\(path) at \(batch.offset)")
-                if try Self.units(bytes, at: batch.offset).count > 1 { multi += 1 }
+            for (i, batch) in Fixtures.batches(in: path).enumerated() {
+                let header = bytes.withUnsafeBytes { BatchHeader.load($0.baseAddress! + batch.offset) }
+                let codec = dictionaryUnitBytes > 0 && i > 0 ? LZ4Units.dictionaryCodec : LZ4Units.codec
+                #expect(header.codecValue == codec, "\(path) at \(batch.offset)")
+                let tableStart = header.usesSegmentDictionary ? LZ4Units.dictionaryFieldSize : 0
+                let count = bytes.withUnsafeBytes { $0.loadLE(at: batch.offset + BatchHeader.size + tableStart, as: UInt32.self) }
+                if count > 1 { multi += 1 }
+                if tableStart + 4 + Int(count) * LZ4Units.entrySize > LogReader.typicalUnitTableBytes { large += 1 }
             }
         }
         #expect(multi > 30)
+        #expect(dictionaryUnitBytes == 0 || large > 20)
         let reopened = try Log.open(at: dir.path, options: LogOptions(readOnly: true))
         try check(reopened)
         try reopened.close()
