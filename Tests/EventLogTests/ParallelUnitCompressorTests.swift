@@ -155,42 +155,43 @@ import Testing
         let dictionary = try #require(areas[0].0.withUnsafeBytes { LZ4DictionaryCompressor(records: $0) })
         let before = compressor.helperUnits.load(ordering: .relaxed)
         var moves = 0
+        // One batch fed record by record, then finished: the same bytes as one thread.
+        func checkFed(_ area: [UInt8], count: Int, unitBytes: Int) throws {
+            var one = ByteBuffer(capacity: 0)
+            let a = area.withUnsafeBytes {
+                LZ4Units.compress($0, recordCount: count, appendingTo: &one, unitBytes: unitBytes, dictionary: dictionary)
+            }
+            var feed = UnitFeed(compressor: compressor, unitBytes: unitBytes, dictionary: dictionary)
+            var building = ByteBuffer(capacity: 512)
+            try area.withUnsafeBytes { records in
+                var at = 0
+                for _ in 0..<count {
+                    let start = at
+                    try Record.skip(records, at: &at)
+                    if building.count + (at - start) > building.capacity {
+                        feed.willMove()
+                        building.reserve(at - start)
+                        feed.moved(to: building.base)
+                        moves += 1
+                    }
+                    building.append(UnsafeRawBufferPointer(rebasing: records[start..<at]))
+                    feed.recordEncoded(area: building.base, length: building.count)
+                }
+            }
+            // Give the helper a chance (whatever else runs on the machine), at most two
+            // seconds: until a unit is claimed (by the helper, or by the writer when the
+            // buffer moved).
+            let deadline = ContinuousClock.now + .seconds(2)
+            while compressor.claimedUnits == 0 && ContinuousClock.now < deadline { sched_yield() }
+            var two = ByteBuffer(capacity: 0)
+            let b = compressor.finish(building.bytes, recordCount: count, appendingTo: &two, unitBytes: unitBytes, dictionary: dictionary)
+            #expect(b == a)
+            #expect(Array(one.bytes) == Array(two.bytes), "unit bytes \(unitBytes)")
+        }
         let passDeadline = ContinuousClock.now + .seconds(30)
         repeat {
             for unitBytes in [256, 1024] {
-                for (area, count) in areas {
-                    var one = ByteBuffer(capacity: 0)
-                    let a = area.withUnsafeBytes {
-                        LZ4Units.compress($0, recordCount: count, appendingTo: &one, unitBytes: unitBytes, dictionary: dictionary)
-                    }
-                    var feed = UnitFeed(compressor: compressor, unitBytes: unitBytes, dictionary: dictionary)
-                    var building = ByteBuffer(capacity: 512)
-                    try area.withUnsafeBytes { records in
-                        var at = 0
-                        for _ in 0..<count {
-                            let start = at
-                            try Record.skip(records, at: &at)
-                            if building.count + (at - start) > building.capacity {
-                                feed.willMove()
-                                building.reserve(at - start)
-                                feed.moved(to: building.base)
-                                moves += 1
-                            }
-                            building.append(UnsafeRawBufferPointer(rebasing: records[start..<at]))
-                            feed.recordEncoded(area: building.base, length: building.count)
-                        }
-                    }
-                    // Give the helper a chance (whatever else runs on the machine), at most two
-                    // seconds: until a unit is claimed (by the helper, or by the writer when the
-                    // buffer moved).
-                    let deadline = ContinuousClock.now + .seconds(2)
-                    while compressor.claimedUnits == 0 && ContinuousClock.now < deadline { sched_yield() }
-                    var two = ByteBuffer(capacity: 0)
-                    let b = compressor.finish(
-                        building.bytes, recordCount: count, appendingTo: &two, unitBytes: unitBytes, dictionary: dictionary)
-                    #expect(b == a)
-                    #expect(Array(one.bytes) == Array(two.bytes), "unit bytes \(unitBytes)")
-                }
+                for (area, count) in areas { try checkFed(area, count: count, unitBytes: unitBytes) }
             }
         } while compressor.helperUnits.load(ordering: .relaxed) == before && ContinuousClock.now < passDeadline
         #expect(moves >= 40)
