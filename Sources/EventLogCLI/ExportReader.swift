@@ -47,6 +47,8 @@ struct ExportReader {
         var key: Text?
         var isTombstone = false
         var isMarker = false
+        /// Its data key was forgotten in the exported log (its data and metadata are empty).
+        var isForgotten = false
     }
 
     private(set) var record = Record()
@@ -104,9 +106,9 @@ struct ExportReader {
             case "key": bit = 128; r.key = try Self.text(member.value, name, line)
             case "tombstone": bit = 256; r.isTombstone = try Self.bool(member.value, name, line)
             case "marker": bit = 512; r.isMarker = try Self.bool(member.value, name, line)
-            // A forgotten event (its data key destroyed) is imported as it was
-            // exported: its data and metadata empty, for good.
-            case "forgotten": bit = 1024; _ = try Self.bool(member.value, name, line)
+            // A forgotten event (its data key destroyed): its data and metadata
+            // are empty; an encrypted log imports it forgotten (LogImporter).
+            case "forgotten": bit = 1024; r.isForgotten = try Self.bool(member.value, name, line)
             default: throw Malformed(reason: "unknown key \"\(name)\" in a record line")
             }
             guard seen & bit == 0 else { throw Malformed(reason: "duplicate key \"\(name)\"") }
@@ -694,6 +696,7 @@ extension ExportReader {
                 r.key = .raw(key)
             }
             if c.literal(",\"tombstone\":true") { r.isTombstone = true }
+            if c.literal(",\"forgotten\":true") { r.isForgotten = true }
             if c.literal(",\"marker\":true") { r.isMarker = true }
             guard c.literal("}"), c.atEnd else { return false }
             record = r

@@ -24,7 +24,11 @@ struct ImportCommand: ParsableCommand {
             carries every stream's state, which the new log takes as it is, and its cursors (position \
             and when each was last set) and consumer groups' parked events, which go into the new log's \
             cursor journal; a partial one (export --from/--to) has its records replayed into the stream \
-            table, so it knows no stream before its start, and has no cursors.
+            table, so it knows no stream before its start, and has no cursors. With a master key in the \
+            environment (EVENTLOG_MASTER_KEY_FILE or EVENTLOG_MASTER_KEY; the scope from \
+            EVENTLOG_DATA_KEY_SCOPE) the new log is encrypted: every event sealed, and the events the \
+            export marks "forgotten" sealed under a key the new key store records as forgotten, so they \
+            stay forgotten.
 
             With --append, DIR must hold a log, and the export's events are appended after its end: \
             each exported batch is one atomic append, with the events' streams, types, data, timestamps, \

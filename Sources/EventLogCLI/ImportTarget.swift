@@ -64,7 +64,8 @@ struct NewLogImport: ImportTarget {
         try library {
             try importer.appendRecord(
                 stream: stream, type: type, data: data, metadata: record.metadata, timestamp: record.timestamp,
-                version: record.version, key: key, isTombstone: record.isTombstone, isMarker: record.isMarker)
+                version: record.version, key: key, isTombstone: record.isTombstone, isMarker: record.isMarker,
+                isForgotten: record.isForgotten)
         }
     }
 

@@ -125,6 +125,12 @@ public struct ConsumerSnapshot: Sendable, Hashable {
 /// import again). `finish` then opens the log once as a writer and closes
 /// it, which builds its index files and writes the clean-shutdown marker.
 ///
+/// With `LogOptions.encryption`, the new log is encrypted (Format.md §5.1,
+/// §16): its key store is created first, with the scope the options name,
+/// and every event is sealed as a writer seals it, under the data keys of
+/// its scope (created as they are first needed); events given as forgotten
+/// stay forgotten. The master key must be the one the log is opened with.
+///
 /// One owner, not thread-safe; every call may block on the disk.
 public final class LogImporter {
     /// The directory of the log being built.
@@ -151,11 +157,6 @@ public final class LogImporter {
         at path: String, logID: UUID, startPosition: UInt64, settings: LogSettings? = nil, options: LogOptions = LogOptions()
     ) throws {
         try options.validate()
-        if options.encryption != nil {
-            // It writes records as they were exported, unsealed.
-            throw EventLogError.invalidArgument(
-                "an import into a new encrypted log is not supported: create the encrypted log, then append the export to it (eventlog import --append)")
-        }
         if let settings { try settings.validate() }
         self.path = path
         self.options = options
@@ -164,7 +165,9 @@ public final class LogImporter {
         let directory = DirectoryOperations(path: path, faults: options.storageFaults, modes: options.createModes)
         self.directory = directory
         var id = logID.uuid
-        logIDBytes = withUnsafeBytes(of: &id) { Array($0) }
+        let idBytes = withUnsafeBytes(of: &id) { Array($0) }
+        logIDBytes = idBytes
+        var ring: KeyRing?
         do {
             try DirectoryOperations.createIfMissing(path, modes: directory.modes)
             if let (path, mode) = directory.writableByOthers(among: []) {
@@ -177,12 +180,17 @@ public final class LogImporter {
                 throw EventLogError.invalidArgument(
                     "\(path) already holds a log (or an import that did not finish): import creates a new log")
             }
+            // An encrypted log's key store comes first (Format.md §16), replacing any an unfinished import left.
+            if let encryption = options.encryption {
+                ring = try KeyRing.create(in: directory, logID: idBytes, encryption: encryption)
+            }
         } catch {
             throw EventLogError.wrapping(error)
         }
         writer = LogImportWriter(
-            directory: directory, logID: logIDBytes, startPosition: startPosition, segmentBytes: options.segmentBytes,
-            compression: options.compression, unitBytes: options.compressionUnitBytes, dictionaryUnitBytes: options.dictionaryUnitBytes)
+            directory: directory, logID: idBytes, startPosition: startPosition, segmentBytes: options.segmentBytes,
+            compression: options.compression, unitBytes: options.compressionUnitBytes, dictionaryUnitBytes: options.dictionaryUnitBytes,
+            ring: ring)
     }
 
     /// Where the next batch may start: after the last batch given (the start position first).
@@ -204,11 +212,23 @@ public final class LogImporter {
     /// (checked as an append checks it: names, type, key, limits) or, with
     /// `isMarker`, a stream marker (its type and data must be one Format.md
     /// §13.1 defines). Its version is stored as given.
+    ///
+    /// `isForgotten`: an event whose data key was forgotten in the exported
+    /// log (`Event.isForgotten`; it has no data and no metadata). An
+    /// encrypted log seals it under a data key its key store records as
+    /// forgotten, so it reads as forgotten here too; a plain log stores it
+    /// with its data and metadata empty (it cannot mark it forgotten).
     public func appendRecord(
         stream: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer, metadata: EventMetadata?,
-        timestamp: Timestamp, version: UInt64, key: UnsafeRawBufferPointer? = nil, isTombstone: Bool = false, isMarker: Bool = false
+        timestamp: Timestamp, version: UInt64, key: UnsafeRawBufferPointer? = nil, isTombstone: Bool = false, isMarker: Bool = false,
+        isForgotten: Bool = false
     ) throws {
         try checkOpen()
+        if isForgotten {
+            guard !isMarker, data.isEmpty, metadata == nil || metadata?.isEmpty == true else {
+                throw EventLogError.invalidArgument("a forgotten event has no data and no metadata, and is not a stream marker")
+            }
+        }
         try BatchBuilder.checkStreamName(stream)
         if let key {
             guard key.count >= 1, key.count <= Limits.maxKeyBytes else {
@@ -233,12 +253,12 @@ public final class LogImporter {
         }
         try writer.appendRecord(
             timestamp: timestamp, version: version, isMarker: isMarker, stream: stream, type: type, metadata: metadata,
-            data: data, key: key, isTombstone: isTombstone)
+            data: data, key: key, isTombstone: isTombstone, isForgotten: isForgotten)
         recordCount += 1
     }
 
-    /// `appendRecord(stream:type:data:metadata:timestamp:version:key:isTombstone:isMarker:)` of an `Event`
-    /// (its position must be the open batch's next one).
+    /// `appendRecord(stream:type:data:metadata:timestamp:version:key:isTombstone:isMarker:isForgotten:)` of an `Event`
+    /// (its position must be the open batch's next one; a forgotten event stays forgotten).
     public func appendRecord(_ event: Event, isMarker: Bool = false) throws {
         guard event.position == writer.nextPosition else {
             throw EventLogError.invalidArgument("event at position \(event.position) where the batch's next position is \(writer.nextPosition.map(String.init) ?? "none")")
@@ -254,8 +274,9 @@ public final class LogImporter {
                         do {
                             try appendRecord(
                                 stream: UnsafeRawBufferPointer(s), type: UnsafeRawBufferPointer(t), data: d,
-                                metadata: isMarker ? nil : event.metadata, timestamp: event.timestamp, version: event.version,
-                                key: k, isTombstone: event.isTombstone, isMarker: isMarker)
+                                metadata: isMarker || event.isForgotten ? nil : event.metadata, timestamp: event.timestamp,
+                                version: event.version, key: k, isTombstone: event.isTombstone, isMarker: isMarker,
+                                isForgotten: event.isForgotten)
                         } catch {
                             result = .failure(.wrapping(error))
                         }

@@ -30,6 +30,11 @@ struct BatchSealer {
     private var groupBytes: [Int] = []
     /// The open group of each name (by its index in `names`): where its next record goes.
     private var openGroup: [UInt32] = []
+    /// The key of the records sealed as forgotten (`forgottenGroup`), and
+    /// their open group; `nameOfGroup` names them `Self.forgottenName`.
+    private var shredded: (id: UInt32, key: SymmetricKey)?
+    private var openForgottenGroup: UInt32?
+    private static let forgottenName = -1
     /// The sealed records of the batch, in order.
     private var records: [(parts: Record.SealedParts, position: UInt64, group: UInt32)] = []
 
@@ -63,6 +68,19 @@ struct BatchSealer {
         return openGroup[nameIndex]
     }
 
+    /// The seal group of the next record to be sealed as forgotten, under
+    /// `key` (a key the key store records as forgotten and does not hold:
+    /// `KeyRing.shreddedKey()`): what an import gives the events an export
+    /// calls forgotten, so they read as forgotten again. Every such record
+    /// of a batch takes the same key.
+    mutating func forgottenGroup(under key: (id: UInt32, key: SymmetricKey)) -> UInt32 {
+        shredded = key
+        if let open = openForgottenGroup, groupBytes[Int(open)] < Self.groupTargetBytes { return open }
+        let group = newGroup(name: Self.forgottenName)
+        openForgottenGroup = group
+        return group
+    }
+
     private mutating func newGroup(name: Int) -> UInt32 {
         nameOfGroup.append(name)
         groupBytes.append(0)
@@ -90,7 +108,11 @@ struct BatchSealer {
         var plaintext: [UInt8] = []
         plaintext.reserveCapacity(groupBytes.max() ?? 0)
         for group in nameOfGroup.indices {
-            let (keyID, key) = keys[nameOfGroup[group]]
+            let name = nameOfGroup[group]
+            guard let groupKey = name == Self.forgottenName ? shredded : keys[name] else {
+                throw .invalidArgument("a seal group of forgotten records has no key")
+            }
+            let (keyID, key) = groupKey
             plaintext.removeAll(keepingCapacity: true)
             for i in records.indices where records[i].group == UInt32(group) {
                 let parts = records[i].parts

@@ -239,6 +239,26 @@ final class KeyRing: SealKeys, Sendable {
         }
     }
 
+    /// A data key forgotten from the start: a new key id, recorded as
+    /// forgotten (a kind 2 entry alone, appended and synced, as a rotation
+    /// writes for every forgotten key), and a random key that is never
+    /// stored. What an import seals the events an export calls forgotten
+    /// under, so that they read as forgotten again (`LogImporter`).
+    func shreddedKey() throws(EventLogError) -> (id: UInt32, key: SymmetricKey) {
+        try state.withLock { (state) throws(EventLogError) -> (id: UInt32, key: SymmetricKey) in
+            guard state.file != nil else { throw .readOnly }
+            if let failure = state.failure { throw .writerStopped(reason: failure) }
+            let id = state.nextID
+            let entry = KeyStoreFile.Entry(kind: KeyStoreFile.kindForgetting, keyID: id, scopeName: [], wrappedKey: []).encode()
+            try Self.write(&state, entry, at: state.end)
+            state.end += entry.count
+            state.nextID &+= 1
+            state.forgotten.insert(id)
+            forgettings.add(1, ordering: .releasing)
+            return (id, SymmetricKey(size: .bits256))
+        }
+    }
+
     /// Forgets the current data key of scope `name` and any earlier ones
     /// of it: a forgetting entry each (synced), then their wrapped bytes
     /// zeroed (synced). Returns the key ids forgotten (empty: the scope had none).

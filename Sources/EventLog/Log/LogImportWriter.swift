@@ -1,3 +1,5 @@
+import Crypto
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -21,6 +23,14 @@ import Musl
 /// table are left to the open that follows (`Log.open` rebuilds missing ones
 /// from the segments), except the run the caller may write.
 ///
+/// For an encrypted log (`ring`), every event is sealed as a writer seals
+/// it (Format.md §5.1: each batch with events is a sealed batch, under the
+/// data keys of its events' scopes, which the key ring creates and syncs
+/// before the batch is written); an event the export calls forgotten is
+/// sealed under a key the key store records as forgotten
+/// (`KeyRing.shreddedKey()`), so it reads as forgotten again. Stream
+/// markers are not sealed.
+///
 /// One owner, not thread-safe. Nothing here checks the records' streams
 /// against each other: the caller gives versions as they are to be stored.
 struct LogImportWriter: ~Copyable {
@@ -34,6 +44,8 @@ struct LogImportWriter: ~Copyable {
     /// segment's dictionary (`LogOptions.dictionaryUnitBytes`, Format.md
     /// §5.4); 0: every batch in units of `unitBytes`, alone.
     let dictionaryUnitBytes: Int
+    /// An encrypted log's key ring: events are sealed under its data keys; nil for a plain log.
+    let ring: KeyRing?
     let createdAt: Timestamp
 
     /// The base of the segment being filled: the end of the one before (the log start for the first).
@@ -45,6 +57,10 @@ struct LogImportWriter: ~Copyable {
     private var areas = ByteBuffer(capacity: 0)
     /// The batch being built: its records from `batchStart` in `areas`.
     private var open: PendingBatch?
+    /// The open batch's sealer (an encrypted log's).
+    private var sealer: BatchSealer?
+    /// The key forgotten events are sealed under (made with the first of them).
+    private var shredded: (id: UInt32, key: SymmetricKey)?
     private(set) var segmentsWritten = 0
     private(set) var bytesWritten = 0
 
@@ -55,13 +71,16 @@ struct LogImportWriter: ~Copyable {
         var recordCount: UInt32 = 0
         var areaStart: Int
         var areaEnd: Int
+        /// Its records are sealed (Format.md §5.1).
+        var isSealed = false
     }
 
     init(
         directory: DirectoryOperations, logID: [UInt8], startPosition: UInt64, segmentBytes: Int, compression: Compression,
-        unitBytes: Int, dictionaryUnitBytes: Int
+        unitBytes: Int, dictionaryUnitBytes: Int, ring: KeyRing? = nil
     ) {
         self.directory = directory
+        self.ring = ring
         self.unitBytes = unitBytes
         self.dictionaryUnitBytes = dictionaryUnitBytes
         self.logID = logID
@@ -82,16 +101,21 @@ struct LogImportWriter: ~Copyable {
             throw .invalidArgument("a batch at position \(basePosition) is below the log's end \(end): positions only grow")
         }
         open = PendingBatch(basePosition: basePosition, firstTimestamp: firstTimestamp, areaStart: areas.count, areaEnd: areas.count)
+        sealer = ring.map { BatchSealer(ring: $0) }
     }
 
     /// The position the next record of the open batch gets.
     var nextPosition: UInt64? { open.map { $0.basePosition &+ UInt64($0.recordCount) } }
 
-    /// Encodes one record into the open batch (its position is the next one).
-    /// The caller checked the names, the key, the type and the marker (`Record`'s rules, Format.md §6).
+    /// Encodes one record into the open batch (its position is the next one):
+    /// sealed, in an encrypted log, unless it is a stream marker; a
+    /// forgotten event (no data, no metadata) sealed under the forgotten
+    /// key. The caller checked the names, the key, the type and the marker
+    /// (`Record`'s rules, Format.md §6).
     mutating func appendRecord(
         timestamp: Timestamp, version: UInt64, isMarker: Bool, stream: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer,
-        metadata: EventMetadata?, data: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer?, isTombstone: Bool
+        metadata: EventMetadata?, data: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer?, isTombstone: Bool,
+        isForgotten: Bool = false
     ) throws(EventLogError) {
         guard var batch = open else { throw .invalidArgument("no batch is open for a record") }
         guard Int(batch.recordCount) < Limits.maxBatchRecords else {
@@ -103,15 +127,44 @@ struct LogImportWriter: ~Copyable {
             metadataLength = try MetadataCoding.encodedLength(metadata)
             stored = metadata
         }
+        let sealed = sealer != nil && !isMarker
         let bound = try Record.checkedBound(
             streamBytes: stream.count, typeBytes: type.count, metadataLength: metadataLength, dataBytes: data.count, keyBytes: key?.count)
+            + (sealed ? Record.sealedExtraBytes + SealTable.groupBytes + SealTable.countBytes : 0)
         guard BatchHeader.size + (batch.areaEnd - batch.areaStart) + bound <= Limits.maxBatchBytes else {
             throw .limitExceeded(limit: "batch bytes", value: BatchHeader.size + batch.areaEnd - batch.areaStart + bound, maximum: Limits.maxBatchBytes)
         }
-        Record.encode(
-            into: &areas, position: batch.basePosition &+ UInt64(batch.recordCount), firstTimestamp: batch.firstTimestamp,
-            timestamp: timestamp, version: version, isMarker: isMarker, stream: stream, type: type, metadata: stored,
-            metadataLength: metadataLength, data: data, key: key, isTombstone: isTombstone)
+        let position = batch.basePosition &+ UInt64(batch.recordCount)
+        if sealed, var sealing = sealer.take() {
+            let group: UInt32
+            if isForgotten {
+                let forgotten: (id: UInt32, key: SymmetricKey)
+                if let shredded {
+                    forgotten = shredded
+                } else {
+                    do { forgotten = try sealing.ring.shreddedKey() } catch {
+                        sealer = sealing
+                        throw error
+                    }
+                    shredded = forgotten
+                }
+                group = sealing.forgottenGroup(under: forgotten)
+            } else {
+                group = sealing.group(forStream: stream)
+            }
+            let parts = Record.encodeSealed(
+                into: &areas, firstTimestamp: batch.firstTimestamp, timestamp: timestamp, version: version, stream: stream,
+                type: type, metadata: stored, metadataLength: metadataLength, data: data, key: key, isTombstone: isTombstone,
+                group: group)
+            sealing.add(parts, position: position, group: group)
+            sealer = sealing
+            batch.isSealed = true
+        } else {
+            Record.encode(
+                into: &areas, position: position, firstTimestamp: batch.firstTimestamp,
+                timestamp: timestamp, version: version, isMarker: isMarker, stream: stream, type: type, metadata: stored,
+                metadataLength: metadataLength, data: data, key: key, isTombstone: isTombstone)
+        }
         batch.recordCount += 1
         batch.maxTimestamp = max(batch.maxTimestamp, timestamp)
         batch.areaEnd = areas.count
@@ -121,9 +174,18 @@ struct LogImportWriter: ~Copyable {
     /// Ends the open batch: it joins the segment being filled, or, when it
     /// does not fit there, starts the next segment (the full one is written).
     mutating func endBatch() throws(EventLogError) {
-        guard let batch = open else { throw .invalidArgument("no batch is open") }
+        guard var batch = open else { throw .invalidArgument("no batch is open") }
         open = nil
         guard batch.recordCount > 0 else { throw .invalidArgument("a batch holds no record (a batch holds 1 or more)") }
+        if batch.isSealed, var sealing = sealer.take() {
+            // Data keys it needs and does not have yet are created and synced here, before the batch is written.
+            try sealing.seal(&areas, basePosition: batch.basePosition, recordCount: batch.recordCount, firstTimestamp: batch.firstTimestamp)
+            batch.areaEnd = areas.count
+            guard BatchHeader.size + batch.areaEnd - batch.areaStart <= Limits.maxBatchBytes else {
+                throw .limitExceeded(limit: "batch bytes", value: BatchHeader.size + batch.areaEnd - batch.areaStart, maximum: Limits.maxBatchBytes)
+            }
+        }
+        sealer = nil
         let frameBound = BatchHeader.size + batch.areaEnd - batch.areaStart
         let filled = SegmentHeader.size + BatchHeader.size * batches.count + areas.count - (batch.areaEnd - batch.areaStart)
         // Positions within a segment are u32 relative to its base (Format.md §9).
@@ -205,7 +267,10 @@ struct LogImportWriter: ~Copyable {
             for (i, batch) in batches.enumerated() {
                 let records = UnsafeRawBufferPointer(start: areas.base + batch.areaStart, count: batch.areaEnd - batch.areaStart)
                 previousCRC = emit(batch, records: records, previousCRC: previousCRC, dictionary: dictionary, into: &pending)
-                if i == 0, compression == .lz4, dictionaryUnitBytes > 0 { dictionary = LZ4DictionaryCompressor(records: records) }
+                // A sealed first batch gives no dictionary (Format.md §5.4).
+                if i == 0, compression == .lz4, dictionaryUnitBytes > 0, !batch.isSealed {
+                    dictionary = LZ4DictionaryCompressor(records: records)
+                }
                 if pending.count >= 1 << 20 { try flush(&pending) }
             }
             try flush(&pending)
@@ -253,16 +318,18 @@ struct LogImportWriter: ~Copyable {
             length: 0, crc: 0, basePosition: batch.basePosition, firstTimestamp: batch.firstTimestamp,
             maxTimestamp: batch.maxTimestamp, recordCount: batch.recordCount, previousCRC: previousCRC,
             recordsLength: UInt32(records.count), attributes: 0, syncedLag: 0)
+        // A sealed batch's units are compressed alone: its bytes are ciphertext (Format.md §5.4).
         let start = out.count
         out.reserve(BatchHeader.size + records.count)
         out.count = start + BatchHeader.size
         if compression == .lz4, let codec = LZ4Units.compress(
             records, recordCount: Int(batch.recordCount), appendingTo: &out, unitBytes: unitBytes,
-            dictionaryUnitBytes: dictionaryUnitBytes, against: dictionary) {
+            dictionaryUnitBytes: dictionaryUnitBytes, against: batch.isSealed ? nil : dictionary) {
             made.attributes = codec
         } else {
             out.append(records)
         }
+        if batch.isSealed { made.attributes |= BatchHeader.sealedFlag }
         let frameBase = out.base + start
         let frameCount = out.count - start
         made.length = UInt32(frameCount)
