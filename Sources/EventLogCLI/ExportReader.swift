@@ -60,6 +60,13 @@ struct ExportReader {
     mutating func parse(_ line: [UInt8]) throws(Malformed) -> Line {
         // A record line as export writes it, the bulk of an export, in one pass; any other through the general path.
         if line.count > 12, line[2] == UInt8(ascii: "p"), parseCanonicalRecord(line) { return .record }
+        return try parseGeneral(line)
+    }
+
+    /// Any line, through the JSON scanner: what `parse` does with a line
+    /// `parseCanonicalRecord` does not take (the fuzz target `import-json`
+    /// checks that the two read a line both take the same way).
+    mutating func parseGeneral(_ line: [UInt8]) throws(Malformed) -> Line {
         let top: JSONValue
         let members: [JSONMember]
         do {
@@ -515,6 +522,14 @@ struct ExportReader {
 }
 
 extension ExportReader.Text {
+    /// The text's bytes (a copy).
+    func bytes(in line: [UInt8]) -> [UInt8] {
+        switch self {
+        case .raw(let range): return Array(line[range])
+        case .decoded(let bytes): return bytes
+        }
+    }
+
     /// Lends the text's bytes (from `line` when it held no escape).
     func withBytes<R>(in line: [UInt8], _ body: (UnsafeRawBufferPointer) throws(EventLogError) -> R) throws(EventLogError) -> R {
         switch self {

@@ -276,9 +276,32 @@ enum AppendJSONTarget {
 enum ImportJSONTarget {
     static func run(_ input: [UInt8]) {
         var reader = ExportReader()
-        for line in input.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) {
-            guard let parsed = try? reader.parse(Array(line)) else { continue }
+        for slice in input.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) {
+            let line = Array(slice)
+            var canonical = ExportReader()
+            if canonical.parseCanonicalRecord(line) { checkSameRecord(canonical, line) }
+            guard let parsed = try? reader.parse(line) else { continue }
             if case .record = parsed { _ = (reader.record, reader.data.count) }
+        }
+    }
+
+    /// A record line the one-pass reader took (`parseCanonicalRecord`) must
+    /// be one the general path reads the same way: every field, the data and
+    /// the metadata. A difference is a finding (the trap saves the input).
+    static func checkSameRecord(_ canonical: ExportReader, _ line: [UInt8]) {
+        var general = ExportReader()
+        guard case .record? = try? general.parseGeneral(line) else {
+            fatalError("the one-pass reader took a record line the general path refuses: \(String(decoding: line, as: UTF8.self))")
+        }
+        let a = canonical.record
+        let b = general.record
+        let same = a.position == b.position && a.version == b.version && a.timestamp == b.timestamp
+            && a.stream.bytes(in: line) == b.stream.bytes(in: line) && a.type.bytes(in: line) == b.type.bytes(in: line)
+            && a.key?.bytes(in: line) == b.key?.bytes(in: line) && a.metadata == b.metadata
+            && a.isTombstone == b.isTombstone && a.isMarker == b.isMarker && a.isForgotten == b.isForgotten
+            && canonical.data == general.data
+        if !same {
+            fatalError("the one-pass reader and the general path read a record line differently: \(String(decoding: line, as: UTF8.self))")
         }
     }
 }
