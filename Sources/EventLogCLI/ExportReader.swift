@@ -63,6 +63,20 @@ struct ExportReader {
         return try parseGeneral(line)
     }
 
+    /// True when `other` read the same record from `line` as this reader
+    /// did: every field, the data and the metadata. How the one pass and the
+    /// general path are checked against each other (the fuzz target
+    /// `import-json`, `ExportReaderPathsTests`).
+    func readTheSameRecord(as other: ExportReader, from line: [UInt8]) -> Bool {
+        let a = record
+        let b = other.record
+        return a.position == b.position && a.version == b.version && a.timestamp == b.timestamp
+            && a.stream.bytes(in: line) == b.stream.bytes(in: line) && a.type.bytes(in: line) == b.type.bytes(in: line)
+            && a.key?.bytes(in: line) == b.key?.bytes(in: line) && a.metadata == b.metadata
+            && a.isTombstone == b.isTombstone && a.isMarker == b.isMarker && a.isForgotten == b.isForgotten
+            && data == other.data
+    }
+
     /// Any line, through the JSON scanner: what `parse` does with a line
     /// `parseCanonicalRecord` does not take (the fuzz target `import-json`
     /// checks that the two read a line both take the same way).

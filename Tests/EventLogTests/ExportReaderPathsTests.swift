@@ -22,15 +22,7 @@ import Testing
                 Issue.record("not a record: \(text)", sourceLocation: sourceLocation)
                 continue
             }
-            let a = canonical.record
-            let b = general.record
-            #expect(a.position == b.position && a.version == b.version && a.timestamp == b.timestamp, sourceLocation: sourceLocation)
-            #expect(a.stream.bytes(in: line) == b.stream.bytes(in: line) && a.type.bytes(in: line) == b.type.bytes(in: line),
-                    sourceLocation: sourceLocation)
-            #expect(a.key?.bytes(in: line) == b.key?.bytes(in: line) && a.metadata == b.metadata, "\(text)", sourceLocation: sourceLocation)
-            #expect(a.isTombstone == b.isTombstone && a.isMarker == b.isMarker && a.isForgotten == b.isForgotten, "\(text)",
-                    sourceLocation: sourceLocation)
-            #expect(canonical.data == general.data, "\(text)", sourceLocation: sourceLocation)
+            #expect(canonical.readTheSameRecord(as: general, from: line), "\(text)", sourceLocation: sourceLocation)
             records += 1
         }
         return records

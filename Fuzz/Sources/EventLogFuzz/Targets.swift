@@ -293,14 +293,7 @@ enum ImportJSONTarget {
         guard case .record? = try? general.parseGeneral(line) else {
             fatalError("the one-pass reader took a record line the general path refuses: \(String(decoding: line, as: UTF8.self))")
         }
-        let a = canonical.record
-        let b = general.record
-        let same = a.position == b.position && a.version == b.version && a.timestamp == b.timestamp
-            && a.stream.bytes(in: line) == b.stream.bytes(in: line) && a.type.bytes(in: line) == b.type.bytes(in: line)
-            && a.key?.bytes(in: line) == b.key?.bytes(in: line) && a.metadata == b.metadata
-            && a.isTombstone == b.isTombstone && a.isMarker == b.isMarker && a.isForgotten == b.isForgotten
-            && canonical.data == general.data
-        if !same {
+        if !canonical.readTheSameRecord(as: general, from: line) {
             fatalError("the one-pass reader and the general path read a record line differently: \(String(decoding: line, as: UTF8.self))")
         }
     }

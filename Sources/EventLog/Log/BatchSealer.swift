@@ -20,6 +20,10 @@ import struct Foundation.Data
 struct BatchSealer {
     /// A group is closed once its payloads reach this many bytes.
     static let groupTargetBytes = 4096
+    /// The most bytes sealing one record can add to its batch beyond
+    /// `Record.checkedBound`: its seal group field, a group of the seal
+    /// table, and the table's count.
+    static let recordBoundExtra = Record.sealedExtraBytes + SealTable.groupBytes + SealTable.countBytes
 
     let ring: KeyRing
     /// The distinct scope names of the batch, in order of first use.

@@ -130,28 +130,14 @@ struct LogImportWriter: ~Copyable {
         let sealed = sealer != nil && !isMarker
         let bound = try Record.checkedBound(
             streamBytes: stream.count, typeBytes: type.count, metadataLength: metadataLength, dataBytes: data.count, keyBytes: key?.count)
-            + (sealed ? Record.sealedExtraBytes + SealTable.groupBytes + SealTable.countBytes : 0)
+            + (sealed ? BatchSealer.recordBoundExtra : 0)
         guard BatchHeader.size + (batch.areaEnd - batch.areaStart) + bound <= Limits.maxBatchBytes else {
             throw .limitExceeded(limit: "batch bytes", value: BatchHeader.size + batch.areaEnd - batch.areaStart + bound, maximum: Limits.maxBatchBytes)
         }
         let position = batch.basePosition &+ UInt64(batch.recordCount)
+        let forgottenKey = sealed && isForgotten ? try self.forgottenKey() : nil
         if sealed, var sealing = sealer.take() {
-            let group: UInt32
-            if isForgotten {
-                let forgotten: (id: UInt32, key: SymmetricKey)
-                if let shredded {
-                    forgotten = shredded
-                } else {
-                    do { forgotten = try sealing.ring.shreddedKey() } catch {
-                        sealer = sealing
-                        throw error
-                    }
-                    shredded = forgotten
-                }
-                group = sealing.forgottenGroup(under: forgotten)
-            } else {
-                group = sealing.group(forStream: stream)
-            }
+            let group = forgottenKey.map { sealing.forgottenGroup(under: $0) } ?? sealing.group(forStream: stream)
             let parts = Record.encodeSealed(
                 into: &areas, firstTimestamp: batch.firstTimestamp, timestamp: timestamp, version: version, stream: stream,
                 type: type, metadata: stored, metadataLength: metadataLength, data: data, key: key, isTombstone: isTombstone,
@@ -169,6 +155,16 @@ struct LogImportWriter: ~Copyable {
         batch.maxTimestamp = max(batch.maxTimestamp, timestamp)
         batch.areaEnd = areas.count
         open = batch
+    }
+
+    /// The key forgotten events are sealed under: made (and recorded as
+    /// forgotten in the key store) for the first of them, then the same.
+    private mutating func forgottenKey() throws(EventLogError) -> (id: UInt32, key: SymmetricKey) {
+        if let shredded { return shredded }
+        guard let ring else { throw .invalidArgument("a plain log seals nothing") }
+        let key = try ring.shreddedKey()
+        shredded = key
+        return key
     }
 
     /// Ends the open batch: it joins the segment being filled, or, when it

@@ -230,7 +230,7 @@ public struct BatchBuilder: ~Copyable {
         let indexesType = usesTypeTable && marker == nil
         let recordBound = try Record.checkedBound(
             streamBytes: stream.count, typeBytes: type.count, metadataLength: metadataLength, dataBytes: data.count, keyBytes: key?.count)
-            + (sealed ? Record.sealedExtraBytes + SealTable.groupBytes + SealTable.countBytes : 0)
+            + (sealed ? BatchSealer.recordBoundExtra : 0)
             + (indexesType ? streams.types.encodedLength + TypeTableBuilder.growthBound(type) : 0)
         // (The room kept for the type table is not part of the batch: the table's length is, in the bound.)
         let written = buffer.count - (recordsStart - BatchHeader.size)
